@@ -1,0 +1,94 @@
+"""One exception tree for the whole of foureyes.
+
+Every error foureyes raises on purpose is a `FoureyesError`. Each class carries the HTTP status
+the API answers with and a problem type slug; the message is a one-line human diagnosis, safe to
+show to the person who caused it (it never contains a secret). Routes and the CLI map these in one
+place each; operations only raise them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class FoureyesError(Exception):
+    """Base of every deliberate foureyes error."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInput(FoureyesError):
+    """Input that foureyes cannot accept: malformed, unknown names, failing a schema."""
+
+    status = 422
+    slug = "bad-input"
+
+
+class PolicyError(BadInput):
+    """A policy (or staff directory) that does not load; names the file, line and field."""
+
+    slug = "invalid-policy"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        **details: Any,
+    ) -> None:
+        where = ""
+        if file is not None:
+            where = file if line is None else f"{file}:{line}"
+        if field:
+            where = f"{where}: {field}" if where else field
+        super().__init__(f"{where}: {message}" if where else message, **details)
+        self.file = file
+        self.line = line
+        self.field = field
+        self.reason = message
+
+
+class NotFound(FoureyesError):
+    """A named thing (staff member, account, action, request) does not exist."""
+
+    status = 404
+    slug = "not-found"
+
+
+class Unauthenticated(FoureyesError):
+    """No credential, or one that does not verify."""
+
+    status = 401
+    slug = "unauthenticated"
+
+
+class Forbidden(FoureyesError):
+    """The caller is known but may not do this (including a policy denial)."""
+
+    status = 403
+    slug = "forbidden"
+
+
+class Conflict(FoureyesError):
+    """The thing changed under the caller: a stale state, a digest mismatch, a double review."""
+
+    status = 409
+    slug = "conflict"
+
+
+class InvariantViolation(FoureyesError):
+    """A policy would make possible what one of its invariants says must never be."""
+
+    status = 422
+    slug = "invariant-violated"
