@@ -1,9 +1,194 @@
-"""The `foureyes` command."""
+"""The `foureyes` command. Thin: parse arguments, call one operation, render the result.
+
+Any `FoureyesError` becomes a one-line diagnosis on stderr and exit code 2; nothing is changed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from foureyes.errors import FoureyesError
+from foureyes import textview
+from foureyes.policy.analysis import check_invariants, diff_policies
+from foureyes.policy.catalog import Catalog
+from foureyes.policy.compiler import Policy, load_policy
+from foureyes.policy.schema import policy_json_schema
+from foureyes.policy.testing import run_policy_tests
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="foureyes: four-eyes approval, policy and tamper-evident audit for admin tools.",
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and compare policies.")
+app.add_typer(policy_app, name="policy")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def main() -> None:
-    app()
+def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn a FoureyesError into a one-line diagnosis and exit code 2."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except FoureyesError as exc:
+            err.print(f"foureyes: {exc.message}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+def _catalog(connector: str) -> Catalog:
+    # The connector registry arrives with the lifecycle; until then the demo platform's catalog
+    # is the one policies are checked against.
+    from foureyes.connectors.demo_catalog import demo_catalog
+
+    if connector != "demo":
+        raise FoureyesError(f"unknown connector {connector!r} (known: demo)")
+    return demo_catalog()
+
+
+PolicyArg = Annotated[Path, typer.Argument(help="The policy file (YAML).")]
+ConnectorOpt = Annotated[
+    str, typer.Option("--connector", help="Check action names against this connector's catalog.")
+]
+StaffFileOpt = Annotated[
+    Path | None, typer.Option("--staff", help="The staff directory (YAML or CSV).")
+]
+
+
+def _load(path: Path, connector: str) -> Policy:
+    return load_policy(path, _catalog(connector))
+
+
+@policy_app.command("schema")
+def policy_schema() -> None:
+    """Print the JSON Schema of the policy language."""
+    sys.stdout.write(policy_json_schema() + "\n")
+
+
+@policy_app.command("check")
+@diagnosed
+def policy_check(
+    policy: PolicyArg,
+    staff: StaffFileOpt = None,
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Validate, compile and prove the policy's invariants (exit 1 on a violation)."""
+    from foureyes.directory import load_directory
+
+    compiled = _load(policy, connector)
+    directory = load_directory(staff) if staff is not None else None
+    violations = check_invariants(compiled, directory)
+    out.print(
+        f"{policy}: {len(compiled.rules)} rules, {len(compiled.tiers)} tiers, "
+        f"{len(compiled.invariants)} invariants (policy {compiled.version})"
+    )
+    if violations:
+        for violation in violations:
+            out.print(f"[red]FAIL[/red] {violation.describe()}")
+        raise typer.Exit(1)
+    for invariant in compiled.invariants:
+        out.print(f"[green]ok[/green]   invariant {invariant.spec.id}")
+
+
+@policy_app.command("test")
+@diagnosed
+def policy_test(
+    policy: PolicyArg,
+    staff: StaffFileOpt = None,
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Run the tests embedded in the policy (exit 1 if any fails)."""
+    from foureyes.directory import load_directory
+
+    compiled = _load(policy, connector)
+    directory = load_directory(staff) if staff is not None else None
+    results = run_policy_tests(compiled, directory=directory)
+    for result in results:
+        mark = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
+        out.print(f"{mark} {result.name}")
+        for failure in result.failures:
+            out.print(f"       {failure}", markup=False)
+    failed = sum(not r.passed for r in results)
+    summary = f"{len(results) - failed} passed, {failed} failed"
+    out.print(f"[bold]{summary}[/bold]")
+    if failed:
+        raise typer.Exit(1)
+
+
+@policy_app.command("explain")
+@diagnosed
+def policy_explain(
+    policy: PolicyArg,
+    staff_id: Annotated[str, typer.Option("--staff", help="The requester's staff id.")],
+    action: Annotated[str, typer.Option("--action", help="The action, e.g. account.deactivate.")],
+    account: Annotated[str, typer.Option("--account", help="The account, e.g. chirp:president.")],
+    staff_file: Annotated[
+        Path, typer.Option("--staff-file", help="The staff directory (YAML or CSV).")
+    ] = Path("examples/staff.yaml"),
+    accounts: Annotated[
+        Path | None,
+        typer.Option("--accounts", help="A YAML file with `accounts:` (default: the staff file)."),
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Decide as of this time (RFC 3339); default now.")
+    ] = None,
+    break_glass: Annotated[bool, typer.Option("--break-glass", help="Ask for break-glass.")] = False,
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Print the decision for one request and every reason for it."""
+    from foureyes.policy.explain import explain
+
+    now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
+    compiled = _load(policy, connector)
+    decision, status = explain(
+        compiled,
+        staff_file=staff_file,
+        accounts_file=accounts or staff_file,
+        staff_id=staff_id,
+        action=action,
+        account_ref=account,
+        now=now,
+        break_glass=break_glass,
+    )
+    textview.decision(out, decision, status)
+
+
+@policy_app.command("diff")
+@diagnosed
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="The policy in force.")],
+    new: Annotated[Path, typer.Argument(help="The proposed policy.")],
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Show which (kind of requester, action, tier) decisions change between two policies."""
+    before, after = _load(old, connector), _load(new, connector)
+    differences = diff_policies(before, after)
+    if not differences:
+        out.print("No decision changes.")
+        return
+    table = Table("requester", "action", "tier", "before", "after", "cases")
+    for row in differences:
+        table.add_row(row.staff, row.action, row.tier, row.before, row.after, str(row.cases))
+    out.print(table)
+    out.print(f"{len(differences)} kinds of request change.")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return app(args=argv)

@@ -25,7 +25,9 @@ class CelType:
 
 @dataclass(frozen=True)
 class Primitive(CelType):
-    name: str
+    # `field()`: without it the inherited class attribute `name = "dyn"` would become this
+    # field's default, and `_sample` (no default) could not follow it.
+    name: str = field()
     _sample: object = field(compare=False, repr=False)
 
     def sample(self) -> object:

@@ -1,0 +1,1 @@
+"""Connectors: adapters that look up accounts and execute actions on one platform each."""

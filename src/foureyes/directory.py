@@ -1,0 +1,161 @@
+"""The staff directory file: what an HR export gives (YAML as in examples/staff.yaml, or CSV).
+
+Loading checks everything a directory must get right for approvals to be counted per person: ids
+are unique, and no login identity belongs to two people.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from foureyes.errors import PolicyError
+from foureyes.model import Employment, Staff, StaffStatus
+from foureyes.policy.yamlsource import SourceDocument, load_yaml, parse_yaml
+
+
+class StaffEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+    name: str = ""
+    email: str = ""
+    groups: list[str] = Field(default_factory=list)
+    employment: Employment
+    vendor: str | None = None
+    region: str | None = None
+    manager: str | None = None
+    starts: date | None = None
+    ends: date | None = None
+    status: StaffStatus = StaffStatus.ACTIVE
+    identities: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    def to_staff(self) -> Staff:
+        return Staff(
+            id=self.id,
+            name=self.name,
+            email=self.email,
+            groups=tuple(self.groups),
+            employment=self.employment.value,
+            vendor=self.vendor,
+            region=self.region,
+            manager=self.manager,
+            starts=self.starts,
+            ends=self.ends,
+            status=self.status.value,
+            identities=tuple(self.identities) or (self.id,),
+            attributes=dict(self.attributes),
+        )
+
+
+class AccountEntry(BaseModel):
+    """A demo-platform account in the directory file (`accounts:`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1, max_length=100)
+
+
+class DirectoryDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    staff: list[StaffEntry] = Field(min_length=1)
+    accounts: list[AccountEntry] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Staff by id (and the demo accounts the file may carry)."""
+
+    staff: Mapping[str, Staff]
+    accounts: tuple[Mapping[str, Any], ...] = ()
+
+    def person(self, staff_id: str) -> Staff:
+        return self.staff[staff_id]
+
+    def by_identity(self, identity: str) -> Staff | None:
+        for person in self.staff.values():
+            if identity in person.identities or identity == person.id:
+                return person
+        return None
+
+
+def load_directory(path: Path | str) -> Directory:
+    """Read a YAML or CSV staff directory; raise PolicyError naming file, line and field."""
+    name = str(path)
+    if name.endswith(".csv"):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"cannot read: {exc}", file=name) from exc
+        return parse_csv_directory(text, name)
+    return directory_from_source(load_yaml(path))
+
+
+def parse_directory(text: str, file: str = "<staff>") -> Directory:
+    return directory_from_source(parse_yaml(text, file))
+
+
+def directory_from_source(source: SourceDocument) -> Directory:
+    if not isinstance(source.data, dict):
+        raise source.error((), "a staff directory is a YAML mapping with a `staff:` list")
+    try:
+        document = DirectoryDocument.model_validate(source.data)
+    except ValidationError as exc:
+        raise source.validation_error(exc) from exc
+    return _checked(document, source)
+
+
+_LIST_COLUMNS = ("groups", "identities")
+
+
+def parse_csv_directory(text: str, file: str) -> Directory:
+    """CSV with the YAML's columns; list columns (groups, identities) are `;`-separated."""
+    reader = csv.DictReader(io.StringIO(text))
+    rows: list[dict[str, Any]] = []
+    lines: dict[tuple[str | int, ...], int] = {}
+    for index, row in enumerate(reader):
+        if None in row:
+            raise PolicyError("more cells than columns", file=file, line=reader.line_num)
+        entry: dict[str, Any] = {}
+        for key, value in row.items():
+            value = (value or "").strip()
+            if key in _LIST_COLUMNS:
+                entry[key] = [part.strip() for part in value.split(";") if part.strip()]
+            elif value:
+                entry[key] = value
+        rows.append(entry)
+        lines[("staff", index)] = reader.line_num
+    source = SourceDocument(file=file, data={"staff": rows}, lines=lines)
+    try:
+        document = DirectoryDocument.model_validate({"staff": rows})
+    except ValidationError as exc:
+        raise source.validation_error(exc) from exc
+    return _checked(document, source)
+
+
+def _checked(document: DirectoryDocument, source: SourceDocument) -> Directory:
+    staff: dict[str, Staff] = {}
+    owner: dict[str, str] = {}
+    for index, entry in enumerate(document.staff):
+        if entry.id in staff:
+            raise source.error(("staff", index, "id"), f"duplicate staff id {entry.id!r}")
+        person = entry.to_staff()
+        for identity in {person.id, *person.identities}:
+            if identity in owner and owner[identity] != person.id:
+                raise source.error(
+                    ("staff", index, "identities"),
+                    f"identity {identity!r} already belongs to {owner[identity]}",
+                )
+            owner[identity] = person.id
+        staff[person.id] = person
+    accounts = tuple(entry.model_dump() for entry in document.accounts)
+    return Directory(staff=staff, accounts=accounts)

@@ -1,0 +1,309 @@
+"""Compile a policy document against a catalog into what the engine runs.
+
+Everything that can be wrong with a policy is found here, before it is used: unknown actions,
+conditions that do not compile or name attributes that do not exist, type errors (each condition
+is also evaluated once on a fully populated sample), bad regexes and durations, invariants over
+unknown tiers. Each problem is one `PolicyError` naming the file, line and field.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from foureyes.errors import PolicyError
+from foureyes.model import Effect, parse_duration
+from foureyes.policy.catalog import Catalog, VariableTypes, variable_types
+from foureyes.policy.celtypes import CelType, parse_type
+from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
+from foureyes.policy.schema import (
+    InvariantSpec,
+    PolicyDocument,
+    PolicyTestSpec,
+    QuotaSpec,
+    RuleSpec,
+    TierSpec,
+)
+from foureyes.policy.yamlsource import Loc, SourceDocument, load_yaml, parse_yaml
+
+DEFAULT_EXPIRES = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class CompiledTier:
+    spec: TierSpec
+    condition: Condition
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class CompiledBreakGlass:
+    allowed_when: Condition
+    review: int
+    within: timedelta
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledRule:
+    """A rule ready to run. Compared by identity: a rule is one place in one policy."""
+
+    spec: RuleSpec
+    position: int
+    actions: frozenset[str]
+    condition: Condition
+    approvers: Condition | None
+    justification_pattern: re.Pattern[str] | None
+    expires: timedelta | None
+    delay: timedelta | None
+    break_glass: CompiledBreakGlass | None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def effect(self) -> Effect:
+        return self.spec.effect
+
+
+@dataclass(frozen=True)
+class CompiledInvariant:
+    spec: InvariantSpec
+    actions: frozenset[str]
+    staff: Condition | None
+
+
+@dataclass(frozen=True, eq=False)
+class Policy:
+    """A compiled policy. Immutable; `digest` identifies its content."""
+
+    document: PolicyDocument
+    catalog: Catalog
+    types: VariableTypes
+    tiers: tuple[CompiledTier, ...]
+    rules: tuple[CompiledRule, ...]
+    invariants: tuple[CompiledInvariant, ...]
+    quotas: tuple[QuotaSpec, ...]
+    tests: tuple[PolicyTestSpec, ...]
+    digest: str
+    source_file: str | None = None
+    # For each action, its rules split by effect, in policy order (the engine's index).
+    by_action: Mapping[str, tuple[tuple[CompiledRule, ...], ...]] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """A short, stable name for this exact policy content."""
+        return self.digest[:12]
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+
+def load_policy(path: Path | str, catalog: Catalog) -> Policy:
+    """Read, validate and compile a policy file. Raises PolicyError; nothing is half-loaded."""
+    return compile_policy(load_yaml(path), catalog)
+
+
+def parse_policy(text: str, catalog: Catalog, file: str = "<policy>") -> Policy:
+    return compile_policy(parse_yaml(text, file), catalog)
+
+
+def compile_policy(source: SourceDocument, catalog: Catalog) -> Policy:
+    if not isinstance(source.data, dict):
+        raise source.error((), "a policy is a YAML mapping (with version, tiers, rules, ...)")
+    try:
+        document = PolicyDocument.model_validate(source.data)
+    except ValidationError as exc:
+        raise source.validation_error(exc) from exc
+    return _Compiler(source, document, catalog).compile()
+
+
+class _Compiler:
+    def __init__(self, source: SourceDocument, document: PolicyDocument, catalog: Catalog):
+        self.source = source
+        self.document = document
+        self.catalog = catalog
+
+    def fail(self, loc: Loc, message: str) -> PolicyError:
+        return self.source.error(loc, message)
+
+    def compile(self) -> Policy:
+        document = self.document
+        types = self._types()
+        tiers = self._tiers(types)
+        rules = tuple(self._rule(i, spec, types) for i, spec in enumerate(document.rules))
+        self._unique([r.id for r in document.rules], "rules", "rule id")
+        self._unique([q.id for q in document.quotas], "quotas", "quota id")
+        self._unique([i.id for i in document.invariants], "invariants", "invariant id")
+        for i, quota in enumerate(document.quotas):
+            self._expand(quota.actions, ("quotas", i, "actions"))
+            self._duration(quota.window, ("quotas", i, "window"))
+        tier_names = {tier.name for tier in tiers}
+        invariants = tuple(
+            self._invariant(i, spec, types, tier_names) for i, spec in enumerate(document.invariants)
+        )
+        for i, test in enumerate(document.tests):
+            if test.action not in self.catalog.actions:
+                raise self.fail(("tests", i, "action"), f"unknown action {test.action!r}")
+        by_action: dict[str, tuple[tuple[CompiledRule, ...], ...]] = {}
+        for action in self.catalog.actions:
+            matching = [rule for rule in rules if action in rule.actions]
+            by_action[action] = tuple(
+                tuple(rule for rule in matching if rule.effect == effect) for effect in Effect
+            )
+        digest = hashlib.sha256(
+            json.dumps(document.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+        return Policy(
+            document=document,
+            catalog=self.catalog,
+            types=types,
+            tiers=tiers,
+            rules=rules,
+            invariants=invariants,
+            quotas=tuple(document.quotas),
+            tests=tuple(document.tests),
+            digest=digest,
+            source_file=self.source.file,
+            by_action=by_action,
+        )
+
+    def _types(self) -> VariableTypes:
+        declared = self.document.attributes
+
+        def parse_all(kind: str, specs: Mapping[str, str]) -> dict[str, CelType]:
+            out: dict[str, CelType] = {}
+            for name, spec in specs.items():
+                if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                    raise self.fail(("attributes", kind, name), "attribute names are snake_case")
+                try:
+                    out[name] = parse_type(spec)
+                except ValueError as exc:
+                    raise self.fail(("attributes", kind, name), str(exc)) from exc
+            return out
+
+        try:
+            return variable_types(
+                self.catalog,
+                parse_all("staff", declared.staff),
+                parse_all("account", declared.account),
+                parse_all("context", declared.context),
+            )
+        except ValueError as exc:
+            raise self.fail(("attributes",), str(exc)) from exc
+
+    def _condition(self, source: str, variables: Mapping[str, CelType], loc: Loc) -> Condition:
+        try:
+            return compile_condition(source, variables)
+        except ConditionCompileError as exc:
+            raise self.fail(loc, f"condition does not compile: {exc.message}") from exc
+
+    def _tiers(self, types: VariableTypes) -> tuple[CompiledTier, ...]:
+        tiers = tuple(
+            CompiledTier(spec, self._condition(spec.when, types.tier, ("tiers", i, "when")))
+            for i, spec in enumerate(self.document.tiers)
+        )
+        self._unique([tier.name for tier in tiers], "tiers", "tier name")
+        # Every account must get a tier: a policy whose tiers can all miss would leave rules
+        # like `account.tier != "vit"` deciding on an account nobody classified.
+        last = self.document.tiers[-1]
+        if last.when.strip() != "true":
+            raise self.fail(
+                ("tiers", len(tiers) - 1, "when"),
+                'the last tier must be a catch-all (`when: "true"`) so every account has a tier',
+            )
+        return tiers
+
+    def _rule(self, index: int, spec: RuleSpec, types: VariableTypes) -> CompiledRule:
+        loc: Loc = ("rules", index)
+        actions = self._expand(spec.actions, (*loc, "actions"))
+        condition = self._condition(spec.when, types.rule, (*loc, "when"))
+        approvers = (
+            self._condition(spec.approvers, types.approvers, (*loc, "approvers"))
+            if spec.approvers is not None
+            else None
+        )
+        pattern = None
+        if spec.justification is not None and spec.justification.pattern is not None:
+            try:
+                pattern = re.compile(spec.justification.pattern)
+            except re.error as exc:
+                raise self.fail(
+                    (*loc, "justification", "pattern"), f"regular expression does not compile: {exc}"
+                ) from exc
+        break_glass = None
+        if spec.break_glass is not None:
+            if spec.effect != Effect.REQUIRE:
+                raise self.fail((*loc, "break_glass"), "break_glass belongs to require rules")
+            break_glass = CompiledBreakGlass(
+                allowed_when=self._condition(
+                    spec.break_glass.allowed_when,
+                    types.rule,
+                    (*loc, "break_glass", "allowed_when"),
+                ),
+                review=spec.break_glass.review,
+                within=self._duration(spec.break_glass.within, (*loc, "break_glass", "within")),
+            )
+        return CompiledRule(
+            spec=spec,
+            position=index,
+            actions=actions,
+            condition=condition,
+            approvers=approvers,
+            justification_pattern=pattern,
+            expires=self._duration(spec.expires, (*loc, "expires")) if spec.expires else None,
+            delay=self._duration(spec.delay, (*loc, "delay")) if spec.delay else None,
+            break_glass=break_glass,
+        )
+
+    def _invariant(
+        self, index: int, spec: InvariantSpec, types: VariableTypes, tier_names: set[str]
+    ) -> CompiledInvariant:
+        loc: Loc = ("invariants", index)
+        if spec.tier is not None and spec.tier not in tier_names:
+            raise self.fail(
+                (*loc, "tier"), f"unknown tier {spec.tier!r} (tiers: {', '.join(sorted(tier_names))})"
+            )
+        staff = (
+            self._condition(spec.staff, types.invariant_staff, (*loc, "staff"))
+            if spec.staff is not None
+            else None
+        )
+        return CompiledInvariant(spec, self._expand(spec.actions, (*loc, "actions")), staff)
+
+    def _expand(self, patterns: Sequence[str], loc: Loc) -> frozenset[str]:
+        """The catalog actions these patterns name; a pattern naming none is an error."""
+        names: set[str] = set()
+        for i, pattern in enumerate(patterns):
+            found = {name for name in self.catalog.actions if fnmatch.fnmatchcase(name, pattern)}
+            if not found:
+                raise self.fail((*loc, i), f"unknown action {pattern!r}: no action matches it")
+            names |= found
+        return frozenset(names)
+
+    def _duration(self, text: str, loc: Loc) -> timedelta:
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            raise self.fail(loc, str(exc)) from exc
+
+    def _unique(self, names: Sequence[str], section: str, what: str) -> None:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise self.fail((section, i), f"duplicate {what} {name!r}")
+            seen.add(name)

@@ -1,0 +1,51 @@
+"""`foureyes policy explain`: decide one request from the directory and account files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from foureyes.directory import load_directory
+from foureyes.errors import NotFound
+from foureyes.model import Account, DecisionRequest, RequestContext
+from foureyes.policy.compiler import Policy
+from foureyes.policy.decision import Decision, FactorStatus
+from foureyes.policy.engine import decide, satisfied
+from foureyes.policy.subjects import account_from
+
+
+def explain(
+    policy: Policy,
+    *,
+    staff_file: Path,
+    accounts_file: Path,
+    staff_id: str,
+    action: str,
+    account_ref: str,
+    now: datetime,
+    break_glass: bool = False,
+) -> tuple[Decision, FactorStatus]:
+    """The decision, and (for a pending one) who in the directory could approve each factor."""
+    directory = load_directory(staff_file)
+    person = directory.by_identity(staff_id)
+    if person is None:
+        raise NotFound(f"no staff member or identity {staff_id!r} in {staff_file}")
+    try:
+        platform, account_id = Account.split_ref(account_ref)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from exc
+    known = load_directory(accounts_file).accounts if accounts_file != staff_file else directory.accounts
+    found = next((dict(a) for a in known if a.get("id") == account_id), None)
+    if found is None:
+        raise NotFound(f"no account {account_ref!r} in {accounts_file}")
+    account = account_from(policy, found, platform)
+    request = DecisionRequest(
+        staff=person,
+        action=action,
+        account=account,
+        context=RequestContext(now=now),
+        break_glass=break_glass,
+    )
+    decision = decide(policy, request)
+    status = satisfied(decision, (), candidates=directory.staff.values(), today=now.date())
+    return decision, status

@@ -1,0 +1,73 @@
+"""Run the unit tests a policy carries in its `tests:` section (`foureyes policy test`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from foureyes.directory import Directory
+from foureyes.model import DecisionRequest, parse_duration
+from foureyes.policy.compiler import Policy
+from foureyes.policy.decision import Decision
+from foureyes.policy.engine import decide
+from foureyes.policy.schema import PolicyTestSpec
+from foureyes.policy.subjects import account_from, context_from, staff_from
+
+DEFAULT_TEST_PLATFORM = "chirp"
+
+
+@dataclass(frozen=True)
+class PolicyTestResult:
+    name: str
+    failures: tuple[str, ...]
+    decision: Decision | None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def run_policy_test(
+    policy: Policy,
+    test: PolicyTestSpec,
+    *,
+    directory: Directory | None = None,
+    now: datetime | None = None,
+    platform: str = DEFAULT_TEST_PLATFORM,
+) -> PolicyTestResult:
+    """Decide the test's request and compare with what it expects; never raises on its data."""
+    moment = now or datetime.now(UTC)
+    try:
+        context = context_from(policy, test.context, moment)
+        request = DecisionRequest(
+            staff=staff_from(test.staff, context.now.date(), directory),
+            action=test.action,
+            account=account_from(policy, test.account, platform),
+            context=context,
+            params=test.params,
+            justification=test.justification,
+            break_glass=test.break_glass,
+        )
+    except (ValueError, TypeError) as exc:
+        return PolicyTestResult(test.name, (f"cannot build the request: {exc}",), None)
+    decision = decide(policy, request)
+    expect = test.expect
+    failures = []
+    if decision.outcome != expect.outcome:
+        failures.append(f"outcome: expected {expect.outcome.value}, got {decision.outcome.value}")
+    if expect.rule is not None and expect.rule not in decision.matched_ids:
+        matched = ", ".join(decision.matched_ids) or "none"
+        failures.append(f"rule: expected {expect.rule} to match; matched: {matched}")
+    if expect.min_people is not None and decision.min_people != expect.min_people:
+        failures.append(f"min_people: expected {expect.min_people}, got {decision.min_people}")
+    if expect.step_up is not None and decision.options.step_up != expect.step_up:
+        failures.append(f"step_up: expected {expect.step_up}, got {decision.options.step_up}")
+    if expect.delay is not None and decision.options.delay != parse_duration(expect.delay):
+        failures.append(f"delay: expected {expect.delay}, got {decision.options.delay}")
+    return PolicyTestResult(test.name, tuple(failures), decision)
+
+
+def run_policy_tests(
+    policy: Policy, *, directory: Directory | None = None, now: datetime | None = None
+) -> list[PolicyTestResult]:
+    return [run_policy_test(policy, t, directory=directory, now=now) for t in policy.tests]

@@ -1,0 +1,118 @@
+"""Load YAML while remembering where every value came from.
+
+Policies and staff directories are security configuration: an error must name the file, line and
+field, and YAML's quieter habits are refused rather than guessed at (a duplicate key, which a
+plain loader resolves by silently keeping the last one, is an error here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from foureyes.errors import PolicyError
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A parsed YAML document with the line (1-based) of every mapping key and sequence item."""
+
+    file: str
+    data: Any
+    lines: dict[Loc, int]
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of `loc`, or of its nearest enclosing value that has one."""
+        probe = tuple(loc)
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe]
+            probe = probe[:-1]
+        return self.lines.get((), None)
+
+    def error(self, loc: Loc, message: str) -> PolicyError:
+        return PolicyError(message, file=self.file, line=self.line_of(loc), field=dotted(loc))
+
+    def validation_error(self, exc: ValidationError) -> PolicyError:
+        """The first Pydantic error, located in the source."""
+        first = exc.errors()[0]
+        loc = tuple(part for part in first["loc"] if isinstance(part, str | int))
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown field"
+        return self.error(loc, message)
+
+
+def dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def load_yaml(path: Path | str) -> SourceDocument:
+    """Read and parse a YAML file; raise PolicyError (with file and line) on any problem."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read: {exc.strerror or exc}", file=name) from exc
+    return parse_yaml(text, name)
+
+
+def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
+    """Parse YAML text (one document) into plain data plus line numbers."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[Loc, int] = {}
+        data = _build(loader, node, (), lines, file) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise PolicyError(f"malformed YAML: {problem}", file=file, line=line) from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"malformed YAML: {exc}", file=file) from exc
+    finally:
+        loader.dispose()
+    return SourceDocument(file=file, data=data, lines=lines)
+
+
+def _build(
+    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str
+) -> Any:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise PolicyError(
+                    "YAML merge keys (<<) are not allowed",
+                    file=file,
+                    line=key_node.start_mark.line + 1,
+                )
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | bool) or key is None:
+                raise PolicyError(
+                    "mapping keys must be plain strings", file=file, line=key_node.start_mark.line + 1
+                )
+            key = str(key) if not isinstance(key, str) else key
+            if key in result:
+                raise PolicyError(
+                    f"duplicate key {key!r}", file=file, line=key_node.start_mark.line + 1
+                )
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            result[key] = _build(loader, value_node, (*loc, key), lines, file)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(loader, item, (*loc, index), lines, file) for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
