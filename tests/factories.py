@@ -8,7 +8,6 @@ from typing import Any
 from foureyes.connectors.demo_catalog import demo_catalog
 from foureyes.model import Account, DecisionRequest, RequestContext, Review, ReviewDecision, Staff
 from foureyes.policy.compiler import Policy, load_policy, parse_policy
-
 from tests.conftest import EXAMPLES
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

@@ -16,11 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from foureyes.errors import FoureyesError
 from foureyes import textview
+from foureyes.connectors.demo_catalog import demo_catalog
+from foureyes.directory import load_directory
+from foureyes.errors import FoureyesError
 from foureyes.policy.analysis import check_invariants, diff_policies
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
+from foureyes.policy.explain import explain
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import run_policy_tests
 
@@ -56,7 +59,6 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
 def _catalog(connector: str) -> Catalog:
     # The connector registry arrives with the lifecycle; until then the demo platform's catalog
     # is the one policies are checked against.
-    from foureyes.connectors.demo_catalog import demo_catalog
 
     if connector != "demo":
         raise FoureyesError(f"unknown connector {connector!r} (known: demo)")
@@ -90,7 +92,6 @@ def policy_check(
     connector: ConnectorOpt = "demo",
 ) -> None:
     """Validate, compile and prove the policy's invariants (exit 1 on a violation)."""
-    from foureyes.directory import load_directory
 
     compiled = _load(policy, connector)
     directory = load_directory(staff) if staff is not None else None
@@ -115,7 +116,6 @@ def policy_test(
     connector: ConnectorOpt = "demo",
 ) -> None:
     """Run the tests embedded in the policy (exit 1 if any fails)."""
-    from foureyes.directory import load_directory
 
     compiled = _load(policy, connector)
     directory = load_directory(staff) if staff is not None else None
@@ -149,11 +149,12 @@ def policy_explain(
     at: Annotated[
         str | None, typer.Option("--at", help="Decide as of this time (RFC 3339); default now.")
     ] = None,
-    break_glass: Annotated[bool, typer.Option("--break-glass", help="Ask for break-glass.")] = False,
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Ask for break-glass.")
+    ] = False,
     connector: ConnectorOpt = "demo",
 ) -> None:
     """Print the decision for one request and every reason for it."""
-    from foureyes.policy.explain import explain
 
     now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
     compiled = _load(policy, connector)

@@ -126,8 +126,8 @@ def parse_csv_directory(text: str, file: str) -> Directory:
         if None in row:
             raise PolicyError("more cells than columns", file=file, line=reader.line_num)
         entry: dict[str, Any] = {}
-        for key, value in row.items():
-            value = (value or "").strip()
+        for key, cell in row.items():
+            value = (cell or "").strip()
             if key in _LIST_COLUMNS:
                 entry[key] = [part.strip() for part in value.split(";") if part.strip()]
             elif value:

@@ -48,7 +48,7 @@ def decision(out: Console, decision: Decision, status: FactorStatus | None = Non
     if options.notify:
         extras.append(f"notifies {', '.join(options.notify)}")
     for extra in extras:
-        out.print(f"  – {extra}", markup=False)
+        out.print(f"  - {extra}", markup=False)
     for failure in decision.errors:
         out.print(
             f"  [red]! {failure.where}: {failure.error} ({failure.consequence})[/]",

@@ -57,7 +57,12 @@ DEMO_ACTIONS: tuple[ActionSpec, ...] = (
         reveals_private=True,
     ),
     _action("account.read_dms", R, "Read the account's private messages.", reveals_private=True),
-    _action("account.lock", W, "Lock the account until its owner verifies.", reversible_by="account.unlock"),
+    _action(
+        "account.lock",
+        W,
+        "Lock the account until its owner verifies.",
+        reversible_by="account.unlock",
+    ),
     _action("account.unlock", W, "Unlock a locked account.", reversible_by="account.lock"),
     _action(
         "account.suspend",
@@ -73,7 +78,12 @@ DEMO_ACTIONS: tuple[ActionSpec, ...] = (
         "Deactivate the account: it disappears from the platform.",
         reversible_by="account.reactivate",
     ),
-    _action("account.reactivate", W, "Reactivate a deactivated account.", reversible_by="account.deactivate"),
+    _action(
+        "account.reactivate",
+        W,
+        "Reactivate a deactivated account.",
+        reversible_by="account.deactivate",
+    ),
     _action(
         "account.delete",
         W,

@@ -18,7 +18,15 @@ from typing import Any
 
 from foureyes.directory import Directory
 from foureyes.errors import BadInput
-from foureyes.model import NO_END_DAYS_LEFT, WEEKDAYS, Account, DecisionRequest, Outcome, RequestContext, Staff
+from foureyes.model import (
+    NO_END_DAYS_LEFT,
+    WEEKDAYS,
+    Account,
+    DecisionRequest,
+    Outcome,
+    RequestContext,
+    Staff,
+)
 from foureyes.policy.celtypes import BOOL, CelType, ListType, Nullable
 from foureyes.policy.compiler import CompiledInvariant, Policy
 from foureyes.policy.decision import Decision
@@ -129,7 +137,7 @@ class Enumeration:
         self.account_axes = self._axes(base.types.account_without_tier.fields, mentions, "account")
         self.context_axes = self._axes(base.types.context.fields, mentions, "context")
         params = {path[1]: values for path, values in mentions.items() if path[0] == "params"}
-        self.params_axes = [(name, sorted(v, key=repr) + [None]) for name, v in params.items()]
+        self.params_axes = [(name, [*sorted(v, key=repr), None]) for name, v in params.items()]
 
     def _axes(
         self, fields: Mapping[str, CelType], mentions: Mapping[tuple[str, ...], set[Any]], kind: str
@@ -205,6 +213,11 @@ def _describe_staff(person: Staff, today: date) -> str:
     return "anyone with " + ", ".join(parts)
 
 
+def _describe_group(person: Staff) -> str:
+    groups = ", ".join(person.groups) or "no groups"
+    return f"{person.employment} in {groups}"
+
+
 def check_invariants(
     policy: Policy,
     directory: Directory | None = None,
@@ -275,7 +288,7 @@ def _check_one(
 def _holds(fn: Any, activation: Mapping[str, Any]) -> bool:
     try:
         return fn(activation) is True
-    except Exception:  # noqa: BLE001 - an invariant's scope that errors is taken to include the case
+    except Exception:
         return True
 
 
@@ -285,8 +298,10 @@ def _violates(invariant: CompiledInvariant, decision: Decision) -> bool:
     if invariant.spec.never:
         return True
     people = decision.min_people
-    return people is not None and invariant.spec.min_people is not None and (
-        people < invariant.spec.min_people
+    return (
+        people is not None
+        and invariant.spec.min_people is not None
+        and (people < invariant.spec.min_people)
     )
 
 
@@ -316,7 +331,6 @@ def diff_policies(
     people = list(enumeration.staff())
     accounts_old = list(enumeration.accounts(old, platform))
     contexts = list(enumeration.contexts())
-    today = enumeration.today
     for action in actions:
         for person in people:
             for account, tier_old in accounts_old:
@@ -326,7 +340,7 @@ def diff_policies(
                     if (before.outcome, before.min_people) == (after.outcome, after.min_people):
                         continue
                     tier = tier_old if tier_old == after.tier else f"{tier_old}→{after.tier}"
-                    who = _describe_staff(person, today)
+                    who = _describe_group(person)
                     counts[(who, action, tier, _summary(before), _summary(after))] += 1
     return [
         Difference(staff, action, tier, before, after, n)

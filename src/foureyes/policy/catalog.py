@@ -114,11 +114,10 @@ class Catalog:
             mine = self.account_attributes.get(name)
             if mine is not None and mine != kind:
                 raise ValueError(f"account attribute {name!r} has two types: {mine} and {kind}")
-        merged = Catalog.of(
+        return Catalog.of(
             list(self.actions.values()) + list(other.actions.values()),
             {**self.account_attributes, **other.account_attributes},
         )
-        return merged
 
 
 @dataclass(frozen=True)

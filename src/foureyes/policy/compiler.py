@@ -154,7 +154,8 @@ class _Compiler:
             self._duration(quota.window, ("quotas", i, "window"))
         tier_names = {tier.name for tier in tiers}
         invariants = tuple(
-            self._invariant(i, spec, types, tier_names) for i, spec in enumerate(document.invariants)
+            self._invariant(i, spec, types, tier_names)
+            for i, spec in enumerate(document.invariants)
         )
         for i, test in enumerate(document.tests):
             if test.action not in self.catalog.actions:
@@ -243,7 +244,8 @@ class _Compiler:
                 pattern = re.compile(spec.justification.pattern)
             except re.error as exc:
                 raise self.fail(
-                    (*loc, "justification", "pattern"), f"regular expression does not compile: {exc}"
+                    (*loc, "justification", "pattern"),
+                    f"regular expression does not compile: {exc}",
                 ) from exc
         break_glass = None
         if spec.break_glass is not None:
@@ -276,7 +278,8 @@ class _Compiler:
         loc: Loc = ("invariants", index)
         if spec.tier is not None and spec.tier not in tier_names:
             raise self.fail(
-                (*loc, "tier"), f"unknown tier {spec.tier!r} (tiers: {', '.join(sorted(tier_names))})"
+                (*loc, "tier"),
+                f"unknown tier {spec.tier!r} (tiers: {', '.join(sorted(tier_names))})",
             )
         staff = (
             self._condition(spec.staff, types.invariant_staff, (*loc, "staff"))

@@ -56,7 +56,7 @@ def _run(condition_fn: Any, activation: Mapping[str, Any]) -> tuple[bool | None,
     """Evaluate; (result, None) or (None, error). A non-bool result is an error."""
     try:
         result = condition_fn(activation)
-    except Exception as exc:  # noqa: BLE001 - any failure of a condition is a recorded error
+    except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
     if result is True or result is False:
         return result, None
@@ -132,7 +132,9 @@ def decide(policy: Policy, request: DecisionRequest) -> Decision:
                     ConditionFailure(
                         where=f"rule {rule.id}",
                         error=error,
-                        consequence="treated as matching" if fails_closed else "treated as not matching",
+                        consequence="treated as matching"
+                        if fails_closed
+                        else "treated as not matching",
                     )
                 )
                 result = fails_closed
@@ -141,8 +143,8 @@ def decide(policy: Policy, request: DecisionRequest) -> Decision:
                 (matched_deny if rule.effect == Effect.DENY else matched_other).append(rule)
 
     if matched_deny:
-        reasons = tuple(f"denied by rule {rule.id}" for rule in matched_deny)
-        return _denied(policy, request, account_ref, tier, matched, errors, *reasons)
+        vetoes = (f"denied by rule {rule.id}" for rule in matched_deny)
+        return _denied(policy, request, account_ref, tier, matched, errors, *vetoes)
     if not matched_other:
         return _denied(
             policy,
@@ -201,7 +203,8 @@ def decide(policy: Policy, request: DecisionRequest) -> Decision:
 
 
 def _factor(rule: CompiledRule) -> Factor:
-    assert rule.spec.approvals is not None and rule.spec.approvers is not None
+    assert rule.spec.approvals is not None
+    assert rule.spec.approvers is not None
     return Factor(
         rule=rule.id,
         approvals=rule.spec.approvals,

@@ -34,7 +34,11 @@ def explain(
         platform, account_id = Account.split_ref(account_ref)
     except ValueError as exc:
         raise NotFound(str(exc)) from exc
-    known = load_directory(accounts_file).accounts if accounts_file != staff_file else directory.accounts
+    known = (
+        load_directory(accounts_file).accounts
+        if accounts_file != staff_file
+        else directory.accounts
+    )
     found = next((dict(a) for a in known if a.get("id") == account_id), None)
     if found is None:
         raise NotFound(f"no account {account_ref!r} in {accounts_file}")

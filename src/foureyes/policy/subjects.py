@@ -48,14 +48,15 @@ def empty_value(kind: CelType) -> object:
         return []
     if isinstance(kind, MapType):
         return {}
-    return {
+    zeros: dict[CelType, object] = {
         STRING: "",
         INT: 0,
         DOUBLE: 0.0,
         BOOL: False,
         TIMESTAMP: datetime(1970, 1, 1, tzinfo=UTC),
         DURATION: timedelta(0),
-    }.get(kind, "")
+    }
+    return zeros.get(kind, "")
 
 
 def staff_from(

@@ -62,7 +62,8 @@ def load_yaml(path: Path | str) -> SourceDocument:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"cannot read: {exc.strerror or exc}", file=name) from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PolicyError(f"cannot read: {reason}", file=name) from exc
     return parse_yaml(text, name)
 
 
@@ -101,7 +102,9 @@ def _build(
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | bool) or key is None:
                 raise PolicyError(
-                    "mapping keys must be plain strings", file=file, line=key_node.start_mark.line + 1
+                    "mapping keys must be plain strings",
+                    file=file,
+                    line=key_node.start_mark.line + 1,
                 )
             key = str(key) if not isinstance(key, str) else key
             if key in result:
@@ -113,6 +116,7 @@ def _build(
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(loader, item, (*loc, index), lines, file) for index, item in enumerate(node.value)
+            _build(loader, item, (*loc, index), lines, file)
+            for index, item in enumerate(node.value)
         ]
     return loader.construct_object(node, deep=True)

@@ -47,24 +47,49 @@ RULE = STANDARD_TIERS + "rules:\n  - id: r\n    effect: allow\n    actions: [acc
         (STANDARD_TIERS + "bogus: 1\n", 7, "bogus", "unknown field"),
         (RULE.replace("account.lock", "account.nuke"), 10, "rules[0].actions[0]", "unknown action"),
         (RULE + "    when: 'staff.grups == 1'\n", 11, "rules[0].when", "grups"),
-        (RULE + "    when: '\"a\" in account.followers'\n", 11, "rules[0].when", "does not compile"),
+        (
+            RULE + "    when: '\"a\" in account.followers'\n",
+            11,
+            "rules[0].when",
+            "does not compile",
+        ),
         (RULE + "    when: 'staff.groups &&'\n", 11, "rules[0].when", "does not compile"),
         (RULE + "    when: 'account.followers'\n", 11, "rules[0].when", "does not compile"),
-        (RULE + "    justification: {pattern: '(['}\n", 11, "rules[0].justification.pattern",
-         "regular expression does not compile"),
+        (
+            RULE + "    justification: {pattern: '(['}\n",
+            11,
+            "rules[0].justification.pattern",
+            "regular expression does not compile",
+        ),
         (RULE + "    delay: soon\n", 11, "rules[0].delay", "String should match pattern"),
         (RULE + "    approvals: 2\n", 8, "rules[0]", "belong to require rules"),
         (RULE.replace("effect: allow", "effect: maybe"), 9, "rules[0].effect", "Input should be"),
-        (STANDARD_TIERS.replace('when: "true"', "when: account.verified"), 6, "tiers[2].when",
-         "catch-all"),
-        (STANDARD_TIERS + "invariants:\n  - {id: i, actions: [account.lock], tier: gold, min_people: 2}\n",
-         8, "invariants[0].tier", "unknown tier"),
-        (STANDARD_TIERS + "invariants:\n  - {id: i, actions: [account.lock]}\n", 8,
-         "invariants[0]", "exactly one of"),
-        (STANDARD_TIERS + "attributes: {staff: {groups: string}}\n", 7, "attributes",
-         "built in"),
-        (STANDARD_TIERS + "attributes: {staff: {team: strng}}\n", 7, "attributes.staff.team",
-         "unknown type"),
+        (
+            STANDARD_TIERS.replace('when: "true"', "when: account.verified"),
+            6,
+            "tiers[2].when",
+            "catch-all",
+        ),
+        (
+            STANDARD_TIERS
+            + "invariants:\n  - {id: i, actions: [account.lock], tier: gold, min_people: 2}\n",
+            8,
+            "invariants[0].tier",
+            "unknown tier",
+        ),
+        (
+            STANDARD_TIERS + "invariants:\n  - {id: i, actions: [account.lock]}\n",
+            8,
+            "invariants[0]",
+            "exactly one of",
+        ),
+        (STANDARD_TIERS + "attributes: {staff: {groups: string}}\n", 7, "attributes", "built in"),
+        (
+            STANDARD_TIERS + "attributes: {staff: {team: strng}}\n",
+            7,
+            "attributes.staff.team",
+            "unknown type",
+        ),
     ],
 )
 def test_bad_policies_are_one_located_error(
@@ -85,13 +110,16 @@ def test_an_unknown_variable_is_refused() -> None:
 
 
 def test_approvers_see_only_their_own_variables() -> None:
-    text = STANDARD_TIERS + """rules:
+    text = (
+        STANDARD_TIERS
+        + """rules:
   - id: r
     effect: require
     actions: [account.lock]
     approvals: 1
     approvers: 'staff.id != approver.id'
 """
+    )
     error = load_error(text)
     assert error.field == "rules[0].approvers"
 

@@ -9,6 +9,7 @@ import pytest
 from foureyes.model import Outcome
 from foureyes.policy.engine import decide, satisfied
 from tests.factories import (
+    STANDARD_TIERS,
     TODAY,
     account,
     approve,
@@ -17,12 +18,17 @@ from tests.factories import (
     policy_from,
     request,
     staff,
-    STANDARD_TIERS,
 )
 
 POLICY = example_policy()
-KIM = staff("c-1001", groups=("support",), employment="contractor", days_left=30, manager="e-3001",
-            identities=("kim", "kim.vendor"))
+KIM = staff(
+    "c-1001",
+    groups=("support",),
+    employment="contractor",
+    days_left=30,
+    manager="e-3001",
+    identities=("kim", "kim.vendor"),
+)
 ANA = staff("e-2001", groups=("support",), manager="e-3001")
 TOMAS = staff("e-3001", groups=("trust-safety",), manager="e-9001")
 MEI = staff("e-3002", groups=("trust-safety",), manager="e-9001")
@@ -64,7 +70,10 @@ def test_deny_wins_even_when_require_rules_also_match() -> None:
     last_day = staff("c-1", groups=("support",), employment="contractor", days_left=1)
     decision = decide(POLICY, request(last_day, "account.change_email", PRESIDENT))
     assert decision.outcome == Outcome.DENIED
-    assert set(decision.matched_ids) >= {"departing-contractors-read-only", "vit-significant-changes"}
+    assert set(decision.matched_ids) >= {
+        "departing-contractors-read-only",
+        "vit-significant-changes",
+    }
 
 
 def test_default_deny_when_no_rule_matches() -> None:
@@ -125,19 +134,25 @@ class TestSatisfied:
         return decide(POLICY, request(KIM, "account.deactivate", PRESIDENT))
 
     def test_two_trust_safety_and_one_security_satisfy(self) -> None:
-        status = satisfied(self.decision(), [approve(MEI), approve(SAM), approve(INES)], today=TODAY)
+        status = satisfied(
+            self.decision(), [approve(MEI), approve(SAM), approve(INES)], today=TODAY
+        )
         assert status.satisfied
         assert status.factors[0].approved_by == ("e-3002", "e-3003")
         assert status.factors[1].approved_by == ("e-4001",)
 
     def test_the_requesters_manager_is_not_eligible(self) -> None:
-        status = satisfied(self.decision(), [approve(TOMAS), approve(SAM), approve(INES)], today=TODAY)
+        status = satisfied(
+            self.decision(), [approve(TOMAS), approve(SAM), approve(INES)], today=TODAY
+        )
         assert not status.satisfied
         assert status.factors[0].missing == 1
         assert ("e-3001", "not an eligible approver for any factor") in status.ignored
 
     def test_contractors_are_not_eligible_for_the_employee_factor(self) -> None:
-        status = satisfied(self.decision(), [approve(LEE), approve(SAM), approve(INES)], today=TODAY)
+        status = satisfied(
+            self.decision(), [approve(LEE), approve(SAM), approve(INES)], today=TODAY
+        )
         assert not status.satisfied
 
     def test_the_requester_never_counts_even_through_another_identity(self) -> None:
@@ -164,17 +179,28 @@ class TestSatisfied:
 
     def test_a_deny_from_an_eligible_approver_vetoes(self) -> None:
         status = satisfied(
-            self.decision(), [approve(MEI), approve(SAM), approve(INES), deny(staff("e-3009", groups=("trust-safety",)))], today=TODAY
+            self.decision(),
+            [
+                approve(MEI),
+                approve(SAM),
+                approve(INES),
+                deny(staff("e-3009", groups=("trust-safety",))),
+            ],
+            today=TODAY,
         )
         assert status.vetoed_by == ("e-3009",)
         assert not status.satisfied
 
     def test_a_deny_from_an_ineligible_person_is_ignored(self) -> None:
-        status = satisfied(self.decision(), [approve(MEI), approve(SAM), approve(INES), deny(ANA)], today=TODAY)
+        status = satisfied(
+            self.decision(), [approve(MEI), approve(SAM), approve(INES), deny(ANA)], today=TODAY
+        )
         assert status.satisfied
 
     def test_deny_veto_false_lets_a_deny_pass(self) -> None:
-        text = STANDARD_TIERS + """
+        text = (
+            STANDARD_TIERS
+            + """
 rules:
   - id: r
     effect: require
@@ -183,14 +209,19 @@ rules:
     approvers: '"support" in approver.groups'
     deny_veto: false
 """
+        )
         decision = decide(policy_from(text), request(KIM, "account.lock", ALICE))
-        status = satisfied(decision, [approve(ANA), deny(staff("e-8", groups=("support",)))], today=TODAY)
+        status = satisfied(
+            decision, [approve(ANA), deny(staff("e-8", groups=("support",)))], today=TODAY
+        )
         assert status.satisfied
         assert ("e-8", "deny without veto (deny_veto: false)") in status.ignored
 
     def test_approvers_are_rechecked_as_given(self) -> None:
         gone = staff("e-3002", groups=("trust-safety",), status="terminated")
-        status = satisfied(self.decision(), [approve(gone), approve(SAM), approve(INES)], today=TODAY)
+        status = satisfied(
+            self.decision(), [approve(gone), approve(SAM), approve(INES)], today=TODAY
+        )
         assert not status.satisfied
         assert ("e-3002", "staff e-3002 is terminated") in status.ignored
 
@@ -207,7 +238,9 @@ rules:
 
 
 class TestFailClosed:
-    POLICY_TEXT = STANDARD_TIERS + """
+    POLICY_TEXT = (
+        STANDARD_TIERS
+        + """
 attributes:
   context: {risk: int}
 rules:
@@ -220,16 +253,21 @@ rules:
     actions: [account.unlock]
     when: '100 / context.risk > 3'
 """
+    )
 
     def test_an_erroring_deny_condition_matches(self) -> None:
-        decision = decide(policy_from(self.POLICY_TEXT), request(ANA, "account.lock", ALICE, risk=0))
+        decision = decide(
+            policy_from(self.POLICY_TEXT), request(ANA, "account.lock", ALICE, risk=0)
+        )
         assert decision.outcome == Outcome.DENIED
         assert decision.matched_ids == ("deny-when-risky",)
         assert decision.errors[0].where == "rule deny-when-risky"
         assert decision.errors[0].consequence == "treated as matching"
 
     def test_an_erroring_allow_condition_does_not_match(self) -> None:
-        decision = decide(policy_from(self.POLICY_TEXT), request(ANA, "account.unlock", ALICE, risk=0))
+        decision = decide(
+            policy_from(self.POLICY_TEXT), request(ANA, "account.unlock", ALICE, risk=0)
+        )
         assert decision.outcome == Outcome.DENIED
         assert decision.errors[0].consequence == "treated as not matching"
 
@@ -256,13 +294,16 @@ class TestBreakGlass:
 
 class TestSelfGoverningFloor:
     def test_an_allowed_policy_update_still_needs_another_person(self) -> None:
-        text = STANDARD_TIERS + """
+        text = (
+            STANDARD_TIERS
+            + """
 rules:
   - id: leads-edit-policy
     effect: allow
     actions: [foureyes.policy.update]
     when: '"leads" in staff.groups'
 """
+        )
         lead = staff("e-9001", groups=("trust-safety", "leads"))
         target = account("policy")
         decision = decide(policy_from(text), request(lead, "foureyes.policy.update", target))

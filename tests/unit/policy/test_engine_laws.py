@@ -127,7 +127,8 @@ def test_adding_a_require_rule_never_lowers_the_people_needed(
     after = decide(compile_rules([*base, extra]), req)
     if before.outcome != Outcome.DENIED:
         assert after.outcome != Outcome.ALLOWED or before.outcome == Outcome.ALLOWED
-        assert after.min_people is not None and before.min_people is not None
+        assert after.min_people is not None
+        assert before.min_people is not None
         assert after.min_people >= before.min_people
     elif any(match.effect.value == "deny" for match in before.matched):
         assert after.outcome == Outcome.DENIED
@@ -149,7 +150,9 @@ def test_removing_an_approval_never_satisfies(
 
 
 @settings(settings.get_profile("engine"))
-@given(st.lists(rules("r", ["require"]), min_size=1, max_size=3), requests, review_lists, st.booleans())
+@given(
+    st.lists(rules("r", ["require"]), min_size=1, max_size=3), requests, review_lists, st.booleans()
+)
 def test_the_requesters_review_never_counts(
     base: list[dict[str, Any]], req: Any, reviews: list[Review], approves: bool
 ) -> None:
@@ -164,7 +167,9 @@ def test_the_requesters_review_never_counts(
 
 
 @settings(settings.get_profile("engine"))
-@given(st.lists(rules("r", ["require"]), min_size=1, max_size=3), requests, review_lists, st.randoms())
+@given(
+    st.lists(rules("r", ["require"]), min_size=1, max_size=3), requests, review_lists, st.randoms()
+)
 def test_matching_is_order_independent(
     base: list[dict[str, Any]], req: Any, reviews: list[Review], rng: Any
 ) -> None:
