@@ -92,3 +92,21 @@ class InvariantViolation(FoureyesError):
 
     status = 422
     slug = "invariant-violated"
+
+
+class Unavailable(FoureyesError):
+    """Something foureyes depends on (the database, a platform) cannot serve now; nothing changed."""
+
+    status = 503
+    slug = "unavailable"
+
+
+class ConnectorError(FoureyesError):
+    """A platform call failed. `transient` errors may be retried; the others may not."""
+
+    status = 502
+    slug = "connector-error"
+
+    def __init__(self, message: str, *, transient: bool, **details: object) -> None:
+        super().__init__(message, **details)
+        self.transient = transient

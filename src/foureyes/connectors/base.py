@@ -1,0 +1,128 @@
+"""The connector contract: how foureyes looks up accounts and carries out actions on a platform.
+
+A connector never sees the policy and never decides anything: it describes its actions, reports
+an account's attributes, executes an action it is told to (with the request id as idempotency
+key), and says whether an action's effect is present (for reconciliation after a crash).
+Vendor errors are translated into `ConnectorError(transient=…)` or `NotFound` in the connector,
+in one place each.
+
+Connectors are registered through the `foureyes.connectors` entry-point group: each entry point
+names a factory `(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
+Connector`. The built-ins are registered the same way (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+from foureyes.errors import BadInput
+from foureyes.model import Account, ActionSpec
+from foureyes.policy.catalog import Catalog
+from foureyes.policy.celtypes import CelType
+
+ENTRY_POINT_GROUP = "foureyes.connectors"
+
+
+@dataclass(frozen=True)
+class ExecutionOrder:
+    """What a connector is told to do. `idempotency_key` is the request id: a platform that
+    sees the same key twice must not apply the action twice."""
+
+    action: str
+    account_id: str
+    params: Mapping[str, Any]
+    idempotency_key: str
+    approvers: tuple[str, ...] = ()
+    requester: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What happened. `data` is returned to the requester (for reads) and never stored;
+    `summary` is stored and may go into the audit log, so it holds no private data."""
+
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Whether an action's effect is present on the platform now (None: cannot tell)."""
+
+    applied: bool | None
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Connector(abc.ABC):
+    """One platform. Implementations must be safe to call from several threads."""
+
+    platform: str
+
+    @abc.abstractmethod
+    def actions(self) -> tuple[ActionSpec, ...]:
+        """Every action this platform offers."""
+
+    @abc.abstractmethod
+    def account_attributes(self) -> Mapping[str, CelType]:
+        """The attributes `lookup` reports, with their types (what tier rules may use)."""
+
+    @abc.abstractmethod
+    def lookup(self, account_id: str) -> Account | None:
+        """The account's current attributes, or None when it does not exist."""
+
+    @abc.abstractmethod
+    def execute(self, order: ExecutionOrder) -> ExecutionResult:
+        """Carry out one action exactly once per idempotency key; raise ConnectorError."""
+
+    @abc.abstractmethod
+    def reconcile(self, order: ExecutionOrder) -> Reconciliation:
+        """Whether `order`'s effect is present now (after a crash during `execute`)."""
+
+    def preview(self, order: ExecutionOrder) -> Mapping[str, Any]:
+        """What the action would change, as {attribute: [before, after]}; empty if unknown."""
+        del order
+        return {}
+
+    def catalog(self) -> Catalog:
+        return Catalog.of(self.actions(), self.account_attributes())
+
+    def action(self, name: str) -> ActionSpec:
+        for spec in self.actions():
+            if spec.name == name:
+                return spec
+        raise BadInput(f"platform {self.platform} has no action {name!r}")
+
+    def close(self) -> None:
+        """Release resources (connections); the default has none."""
+
+
+class ConnectorContext(Protocol):
+    """What foureyes hands a connector factory (the database, for built-ins with tables)."""
+
+    @property
+    def database(self) -> Any: ...
+
+
+class ConnectorFactory(Protocol):
+    def __call__(
+        self, name: str, settings: Mapping[str, Any], context: ConnectorContext
+    ) -> Connector: ...
+
+
+def available_kinds() -> dict[str, ConnectorFactory]:
+    """Connector kinds registered through entry points, by name."""
+    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def make_connector(
+    kind: str, name: str, settings: Mapping[str, Any], context: ConnectorContext
+) -> Connector:
+    kinds = available_kinds()
+    if kind not in kinds:
+        known = ", ".join(sorted(kinds)) or "none"
+        raise BadInput(f"unknown connector kind {kind!r} (installed: {known})")
+    return kinds[kind](name, settings, context)

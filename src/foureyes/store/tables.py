@@ -1,0 +1,241 @@
+"""The database tables (SQLAlchemy 2). The schema itself is owned by the Alembic migrations in
+`foureyes/store/migrations`; these declarations must match them (`alembic check` in the tests).
+
+Times are stored as timezone-aware UTC. JSON columns hold plain JSON values only.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Stamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: Stamp}
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+class StaffRow(Base):
+    """A person, as the HR directory (or an approved staff change) describes them."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    groups: Mapped[list[Any]] = mapped_column(default=list)
+    employment: Mapped[str] = mapped_column(String(20))
+    vendor: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(50))
+    manager: Mapped[str | None] = mapped_column(String(100))
+    starts: Mapped[date | None] = mapped_column(Date)
+    ends: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Set when an import gives this person a group that some `approvers` condition names, so
+    # the detectors can flag fresh approval power.
+    gained_approver_groups: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime]
+
+
+class IdentityRow(Base):
+    """A login name that belongs to one person. Approvals are counted per person."""
+
+    __tablename__ = "staff_identities"
+
+    identity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+
+
+class TokenRow(Base):
+    """A local bearer token. Only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "staff_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    identity: Mapped[str] = mapped_column(String(200))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+# --- policy and pins -----------------------------------------------------------------------
+
+
+class PolicyVersionRow(Base):
+    """Every policy ever in force; the highest version is the one in force."""
+
+    __tablename__ = "policy_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    digest: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+
+
+class PinRow(Base):
+    """foureyes' own marks on an account (`protected`, `watchlist`, ...)."""
+
+    __tablename__ = "account_pins"
+
+    account_ref: Mapped[str] = mapped_column(String(300), primary_key=True)
+    pin: Mapped[str] = mapped_column(String(50), primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+class RequestRow(Base):
+    """One exact action on one account by one person, and where it is in its lifecycle."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    requester_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    requester_identity: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(200))
+    account_ref: Mapped[str] = mapped_column(String(300), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    justification: Mapped[str | None] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
+    reverts_id: Mapped[str | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    not_before: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    post_review_due: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    client: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_requests_state_not_before", "state", "not_before"),)
+
+
+class ReviewRow(Base):
+    """An approve or deny by one person on one request digest (or a break-glass sign-off)."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    reviewer_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    identity: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # "review" or "post_review"
+    decision: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(64))
+    step_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("request_id", "reviewer_id", "kind"),)
+
+
+class ExecutionRow(Base):
+    """One attempt to carry out a request on its platform (idempotency key = request id)."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("request_id", "attempt"),)
+
+
+# --- audit log -----------------------------------------------------------------------------
+
+
+class EventRow(Base):
+    """One audit event: a leaf of the Merkle tree. Append-only (a trigger on PostgreSQL)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(50))
+    actor: Mapped[str | None] = mapped_column(String(100), index=True)
+    account_ref: Mapped[str | None] = mapped_column(String(300))
+    request_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # the RFC 8785 canonical JSON
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+    __table_args__ = (
+        Index("ix_audit_events_account_ref_seq", "account_ref", "seq"),
+        Index("ix_audit_events_actor_seq", "actor", "seq"),
+    )
+
+
+class NodeRow(Base):
+    """The hash of a complete perfect subtree: leaves [index·2^level, (index+1)·2^level)."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class CheckpointRow(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AuditHeadRow(Base):
+    """A single row holding the log's size: appends lock it, so writers are serialised."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
