@@ -1,13 +1,18 @@
-"""The catalog of "chirp", the built-in demo microblog: its admin actions and account attributes.
+"""The catalog of "chirp", the built-in demo microblog: its admin actions, account attributes
+and account status model.
 
 Kept apart from the connector itself so that policies can be checked against it without a
-database.
+database, and so that the in-memory fake (`foureyes.connectors.memory`) follows the same model as
+the demo platform (`foureyes.connectors.demo`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from foureyes.errors import ConnectorError
 from foureyes.model import ActionKind, ActionSpec
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.celtypes import BOOL, INT, STRING, CelType
@@ -71,7 +76,13 @@ DEMO_ACTIONS: tuple[ActionSpec, ...] = (
         reversible_by="account.unsuspend",
         params=_params({"reason": {"type": "string", "maxLength": 500}}, []),
     ),
-    _action("account.unsuspend", W, "Lift a suspension.", reversible_by="account.suspend"),
+    _action(
+        "account.unsuspend",
+        W,
+        "Lift a suspension.",
+        reversible_by="account.suspend",
+        params=_params({"reason": {"type": "string", "maxLength": 500}}, []),
+    ),
     _action(
         "account.deactivate",
         W,
@@ -127,3 +138,143 @@ DEMO_ACCOUNT_ATTRIBUTES: dict[str, CelType] = {
 
 def demo_catalog() -> Catalog:
     return Catalog.of(DEMO_ACTIONS, DEMO_ACCOUNT_ATTRIBUTES)
+
+
+# --- the status model ------------------------------------------------------------------------
+#
+# An account has one status. Lock, suspend and deactivate take an *active* account to that status
+# and their undo takes it back to active, so an undo restores exactly what was there (no stack of
+# earlier statuses to get wrong). Delete takes any account that is not yet deleted to `deleted`.
+
+ACTIVE, LOCKED, SUSPENDED, DEACTIVATED, DELETED = (
+    "active",
+    "locked",
+    "suspended",
+    "deactivated",
+    "deleted",
+)
+ACCOUNT_STATUSES: tuple[str, ...] = (ACTIVE, LOCKED, SUSPENDED, DEACTIVATED, DELETED)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A write that moves an account from one of `sources` to `target`."""
+
+    sources: frozenset[str]
+    target: str
+
+
+STATUS_CHANGES: Mapping[str, StatusChange] = {
+    "account.lock": StatusChange(frozenset({ACTIVE}), LOCKED),
+    "account.unlock": StatusChange(frozenset({LOCKED}), ACTIVE),
+    "account.suspend": StatusChange(frozenset({ACTIVE}), SUSPENDED),
+    "account.unsuspend": StatusChange(frozenset({SUSPENDED}), ACTIVE),
+    "account.deactivate": StatusChange(frozenset({ACTIVE}), DEACTIVATED),
+    "account.reactivate": StatusChange(frozenset({DEACTIVATED}), ACTIVE),
+    "account.delete": StatusChange(frozenset(ACCOUNT_STATUSES) - {DELETED}, DELETED),
+}
+
+# Writes that are not status changes, and the statuses they refuse.
+_NOT_ON: Mapping[str, frozenset[str]] = {
+    "account.change_email": frozenset({DELETED}),
+    "account.reset_password": frozenset({DELETED}),
+    "account.login_as": frozenset(ACCOUNT_STATUSES) - {ACTIVE},
+}
+
+# Attributes whose values are private: diffs and summaries show them only redacted.
+PRIVATE_ATTRIBUTES = frozenset({"email", "phone"})
+
+
+def plan_change(
+    action: str, account: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, list[Any]]:
+    """What a chirp write would change on an account in this state, as {attribute: [before,
+    after]} with values in the clear; reads change nothing (`{}`).
+
+    `account` holds at least `id`, `status` and `email`, and for a password reset
+    `password_set` and `password_reset_pending`. The keys of the answer are account attributes
+    (`status`, `email`, `password_reset_pending`) or the effects `password` and
+    `impersonation_session`, which the connector carries out in its own way.
+
+    Raises ConnectorError(transient=False) when the action makes no sense in this state (unlock
+    an account that is not locked, reactivate an active one, …): the connector then changes
+    nothing.
+    """
+    status = str(account["status"])
+    who = account.get("id", "the account")
+    change = STATUS_CHANGES.get(action)
+    if change is not None:
+        if status not in change.sources:
+            allowed = " or ".join(sorted(change.sources))
+            raise ConnectorError(
+                f"cannot {action.removeprefix('account.')} {who}: it is {status}, not {allowed}",
+                transient=False,
+            )
+        return {"status": [status, change.target]}
+    refused = _NOT_ON.get(action)
+    if refused is None:
+        return {}
+    if status in refused:
+        raise ConnectorError(
+            f"cannot {action.removeprefix('account.')} {who}: it is {status}", transient=False
+        )
+    problem = params_problem(action, params)
+    if problem:
+        raise ConnectorError(problem, transient=False)
+    if action == "account.change_email":
+        new = str(params["email"])
+        if new.casefold() == str(account["email"]).casefold():
+            raise ConnectorError(f"{who} already has this email address", transient=False)
+        return {"email": [account["email"], new]}
+    if action == "account.reset_password":
+        return {
+            "password": ["set" if account.get("password_set") else "unset", "invalidated"],
+            "password_reset_pending": [bool(account.get("password_reset_pending")), True],
+        }
+    return {"impersonation_session": [None, "opened"]}
+
+
+def params_problem(action: str, params: Mapping[str, Any]) -> str | None:
+    """What is wrong with parameters that fit the action's JSON schema but still make no sense
+    (a new email that is not an address), or None."""
+    if action == "account.change_email":
+        new = params.get("email")
+        if not isinstance(new, str) or not _looks_like_email(new):
+            return f"not an email address: {redact_email(str(new))}"
+    return None
+
+
+def redacted(diff: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """`diff` with private values (email, phone) redacted, fit for a summary or a preview."""
+    out: dict[str, list[Any]] = {}
+    for key, values in diff.items():
+        if key == "email":
+            out[key] = [None if v is None else redact_email(str(v)) for v in values]
+        elif key == "phone":
+            out[key] = [None if v is None else redact_phone(str(v)) for v in values]
+        else:
+            out[key] = list(values)
+    return out
+
+
+def redact_email(address: str) -> str:
+    """`kim@mail.example` → `k***@mail.example`: enough to recognise, not to use."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def redact_phone(number: str) -> str:
+    """`+1 555 0100 42` → `***42`."""
+    digits = [c for c in number if c.isdigit()]
+    return "***" + "".join(digits[-2:]) if digits else ""
+
+
+def _looks_like_email(text: str) -> bool:
+    local, at, domain = text.rpartition("@")
+    return (
+        bool(at and local and "." in domain)
+        and 3 <= len(text) <= 254
+        and not any(c.isspace() for c in text)
+    )

@@ -1,0 +1,530 @@
+"""The `demo` connector: "chirp", a small microblog platform built into foureyes.
+
+Its data lives in foureyes' database, in the `chirp_` tables (`demo_tables`), so the demo needs no
+other service; foureyes still reaches it only through the connector contract, as it would a real
+platform. Its actions, attributes and status model are in `demo_catalog`.
+
+Exactly-once: a write inserts its idempotency key into `chirp_applied` in the same transaction as
+the change. A second execution with the same key finds it and answers the stored summary without
+changing anything; a refused or failed execution rolls back and leaves neither. Reads change
+nothing and record nothing, so reading again is always safe (and reconciling a read answers
+False: it must be done again to get its data).
+
+Private values (email, phone, messages, session tokens) go only into `ExecutionResult.data`;
+summaries and previews show email and phone redacted (`k***@mail.example`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import zlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from foureyes.connectors.base import (
+    Connector,
+    ConnectorContext,
+    ExecutionOrder,
+    ExecutionResult,
+    Reconciliation,
+)
+from foureyes.connectors.demo_catalog import (
+    ACCOUNT_STATUSES,
+    ACTIVE,
+    DELETED,
+    DEMO_ACCOUNT_ATTRIBUTES,
+    DEMO_ACTIONS,
+    PLATFORM,
+    STATUS_CHANGES,
+    plan_change,
+    redacted,
+)
+from foureyes.connectors.demo_tables import (
+    ChirpAccountRow,
+    ChirpAppliedRow,
+    ChirpMessageRow,
+    ChirpPostRow,
+    ChirpSessionRow,
+)
+from foureyes.connectors.memory import (
+    Clock,
+    FailureInjector,
+    bool_setting,
+    check_params,
+    int_setting,
+    settings_problem,
+    validate_order,
+)
+from foureyes.errors import BadInput, ConnectorError, NotFound, Unavailable
+from foureyes.model import Account, ActionKind, ActionSpec, parse_duration, utcnow
+from foureyes.policy.celtypes import CelType
+from foureyes.store.database import Database
+
+RECENT_POSTS = 20
+RECENT_SIGN_INS = 10
+RECENT_MESSAGES = 100
+
+
+class DemoConnector(Connector):
+    """The chirp platform on a foureyes `Database`. Safe to call from several threads: every
+    call runs in its own short transaction, and writes lock the account row."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        name: str = PLATFORM,
+        session_ttl: timedelta = timedelta(hours=1),
+        fail_next: int = 0,
+        fail_transient: bool = True,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.name = name
+        self.database = database
+        self.session_ttl = session_ttl
+        self.failures = FailureInjector(fail_next, transient=fail_transient)
+        self._clock = clock
+
+    # --- the contract --------------------------------------------------------------------------
+
+    def actions(self) -> tuple[ActionSpec, ...]:
+        return DEMO_ACTIONS
+
+    def account_attributes(self) -> Mapping[str, CelType]:
+        return DEMO_ACCOUNT_ATTRIBUTES
+
+    def lookup(self, account_id: str) -> Account | None:
+        with self.database.transaction() as session:
+            row = session.get(ChirpAccountRow, account_id)
+            return None if row is None else _account(row)
+
+    def execute(self, order: ExecutionOrder) -> ExecutionResult:
+        """Carry out `order` once per idempotency key. Raises NotFound for an unknown account,
+        ConnectorError(transient=False) for bad parameters or an action that makes no sense in
+        the account's state (nothing changes), and injected failures before anything happens.
+
+        Replaying a `login_as` answers its summary but not the session token: the token exists
+        only in the answer to the call that opened the session."""
+        spec = self.action(order.action)
+        self.failures.check(self.platform)
+        check_params(spec, order.params)
+        try:
+            with self.database.transaction() as session:
+                if spec.kind is ActionKind.READ:
+                    return self._read(session, order)
+                return self._write(session, order)
+        except Unavailable as exc:
+            # The platform's store failed; the transaction rolled back (or, if the commit
+            # itself was lost, `reconcile` tells).
+            raise ConnectorError(f"{self.platform} is unavailable: {exc}", transient=True) from exc
+        except IntegrityError:
+            # Another call with the same key committed between our check and our insert
+            # (PostgreSQL, when the two orders name different accounts): answer what it did.
+            with self.database.transaction() as session:
+                done = session.get(ChirpAppliedRow, order.idempotency_key)
+                if done is None:
+                    raise ConnectorError(
+                        f"{self.platform}: conflicting write, try again", transient=True
+                    ) from None
+                return _replay(done, order)
+
+    def validate(self, order: ExecutionOrder) -> None:
+        """BadInput for an unknown action or parameters that can never work (a new email that
+        is not an address); the account's state is checked only when the order executes."""
+        validate_order(self.action(order.action), order, chirp=True)
+
+    def reconcile(self, order: ExecutionOrder) -> Reconciliation:
+        """True when the order's key was applied; else whether the account's state shows the
+        effect anyway (deactivate → status deactivated, …). Reads: False (do them again)."""
+        spec = self.action(order.action)
+        with self.database.transaction() as session:
+            row = session.get(ChirpAccountRow, order.account_id)
+            if row is None:
+                return Reconciliation(applied=False)
+            state = {"status": row.status}
+            if spec.kind is ActionKind.READ:
+                return Reconciliation(applied=False, state=state)
+            if session.get(ChirpAppliedRow, order.idempotency_key) is not None:
+                return Reconciliation(applied=True, state=state)
+            return Reconciliation(applied=_present(session, row, order), state=state)
+
+    def preview(self, order: ExecutionOrder) -> Mapping[str, Any]:
+        """{attribute: [before, after]} with email and phone redacted; empty for reads and for a
+        write that would be refused in the account's current state. NotFound for an unknown
+        account."""
+        spec = self.action(order.action)
+        with self.database.transaction() as session:
+            row = self._row(session, order.account_id)
+            if spec.kind is ActionKind.READ:
+                return {}
+            try:
+                return redacted(plan_change(order.action, _view(row), order.params))
+            except ConnectorError:
+                return {}
+
+    # --- test and demo hooks -------------------------------------------------------------------
+
+    def inject_failures(self, count: int, *, transient: bool = True) -> None:
+        """Make the next `count` executions fail before they change anything."""
+        self.failures.inject(count, transient=transient)
+
+    def seed(self, accounts: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Create the accounts that do not exist yet (the `accounts:` of examples/staff.yaml:
+        `id`, `followers`, `verified`, optionally `handle`, `email`, `phone`, `status`), each
+        with a few posts, sign-ins and private messages with its neighbours in the list.
+        Accounts that exist are left as they are, so seeding again changes nothing. Answers
+        the ids created."""
+        entries = [_seed_entry(entry) for entry in accounts]
+        ids = [entry["id"] for entry in entries]
+        if len(set(ids)) != len(ids):
+            raise BadInput("seed accounts: an id appears twice")
+        now = self._clock()
+        with self.database.transaction() as session:
+            existing = set(
+                session.scalars(select(ChirpAccountRow.id).where(ChirpAccountRow.id.in_(ids)))
+            )
+            created = [entry for entry in entries if entry["id"] not in existing]
+            for entry in created:
+                session.add(ChirpAccountRow(**entry, created_at=now - timedelta(days=400)))
+            session.flush()
+            for entry in created:
+                self._seed_content(session, entry["id"], ids, now)
+        return [entry["id"] for entry in created]
+
+    def purge(self, older_than: datetime) -> list[str]:
+        """Remove for good the content (posts, messages, sessions) and private data of accounts
+        deleted before `older_than`. The account row stays, status `deleted`, so that lookups
+        still answer. Answers the ids purged (each account is purged once)."""
+        now = self._clock()
+        with self.database.transaction() as session:
+            rows = session.scalars(
+                select(ChirpAccountRow)
+                .where(
+                    ChirpAccountRow.status == DELETED,
+                    ChirpAccountRow.deleted_at < _utc(older_than),
+                    ChirpAccountRow.purged_at.is_(None),
+                )
+                .with_for_update()
+            ).all()
+            ids = [row.id for row in rows]
+            if not ids:
+                return []
+            session.execute(delete(ChirpPostRow).where(ChirpPostRow.account_id.in_(ids)))
+            session.execute(
+                delete(ChirpMessageRow).where(
+                    or_(ChirpMessageRow.sender_id.in_(ids), ChirpMessageRow.recipient_id.in_(ids))
+                )
+            )
+            session.execute(delete(ChirpSessionRow).where(ChirpSessionRow.account_id.in_(ids)))
+            for row in rows:
+                row.email = ""
+                row.phone = ""
+                row.password_hash = None
+                row.purged_at = now
+            return ids
+
+    # --- inside --------------------------------------------------------------------------------
+
+    def _row(self, session: Session, account_id: str, *, lock: bool = False) -> ChirpAccountRow:
+        query = select(ChirpAccountRow).where(ChirpAccountRow.id == account_id)
+        row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+        if row is None:
+            raise NotFound(f"{self.platform} has no account {account_id!r}")
+        return row
+
+    def _read(self, session: Session, order: ExecutionOrder) -> ExecutionResult:
+        row = self._row(session, order.account_id)
+        summary: dict[str, Any] = {"action": order.action, "account": row.id}
+        if order.action == "account.view_private":
+            sign_ins = session.scalars(
+                select(ChirpSessionRow)
+                .where(
+                    ChirpSessionRow.account_id == row.id,
+                    ChirpSessionRow.impersonated_by.is_(None),
+                )
+                .order_by(ChirpSessionRow.created_at.desc())
+                .limit(RECENT_SIGN_INS)
+            ).all()
+            summary["revealed"] = ["email", "phone", "sign_ins"]
+            data: dict[str, Any] = {
+                "email": row.email,
+                "phone": row.phone,
+                "sign_ins": [{"at": _iso(s.created_at), "address": s.address} for s in sign_ins],
+            }
+        elif order.action == "account.read_dms":
+            messages = session.scalars(
+                select(ChirpMessageRow)
+                .where(
+                    or_(ChirpMessageRow.sender_id == row.id, ChirpMessageRow.recipient_id == row.id)
+                )
+                .order_by(ChirpMessageRow.sent_at.desc(), ChirpMessageRow.id.desc())
+                .limit(RECENT_MESSAGES)
+            ).all()
+            summary["messages"] = len(messages)
+            data = {
+                "messages": [
+                    {
+                        "id": m.id,
+                        "from": m.sender_id,
+                        "to": m.recipient_id,
+                        "body": m.body,
+                        "sent_at": _iso(m.sent_at),
+                    }
+                    for m in messages
+                ]
+            }
+        else:
+            posts = session.scalars(
+                select(ChirpPostRow)
+                .where(ChirpPostRow.account_id == row.id)
+                .order_by(ChirpPostRow.posted_at.desc(), ChirpPostRow.id.desc())
+                .limit(RECENT_POSTS)
+            ).all()
+            data = {
+                "handle": row.handle,
+                "followers": row.followers,
+                "verified": row.verified,
+                "status": row.status,
+                "posts": [
+                    {"id": p.id, "body": p.body, "posted_at": _iso(p.posted_at)} for p in posts
+                ],
+            }
+        return ExecutionResult(summary=summary, data=data)
+
+    def _write(self, session: Session, order: ExecutionOrder) -> ExecutionResult:
+        # Lock the account first: a concurrent call with the same key waits here and then sees
+        # the key below (PostgreSQL reads committed rows afresh in each statement).
+        row = self._row(session, order.account_id, lock=True)
+        done = session.get(ChirpAppliedRow, order.idempotency_key)
+        if done is not None:
+            return _replay(done, order)
+        diff = plan_change(order.action, _view(row), order.params)
+        now = self._clock()
+        summary: dict[str, Any] = {
+            "action": order.action,
+            "account": row.id,
+            "changes": redacted(diff),
+        }
+        data: dict[str, Any] | None = None
+        if "status" in diff:
+            row.status = diff["status"][1]
+            row.status_reason = order.params.get("reason")
+            if row.status == DELETED:
+                row.deleted_at = now
+                summary["sessions_revoked"] = _revoke_sessions(session, row.id, now)
+        if "email" in diff:
+            row.email = diff["email"][1]
+        if "password" in diff:
+            row.password_hash = None
+            row.password_reset_pending = True
+            summary["sessions_revoked"] = _revoke_sessions(session, row.id, now)
+        if "impersonation_session" in diff:
+            data = self._open_session(session, row.id, order, now)
+            summary["session_id"] = data["session_id"]
+            summary["expires_at"] = data["expires_at"]
+        session.add(
+            ChirpAppliedRow(
+                idempotency_key=order.idempotency_key,
+                action=order.action,
+                account_id=row.id,
+                applied_at=now,
+                summary=summary,
+            )
+        )
+        session.flush()
+        return ExecutionResult(summary=summary, data=data)
+
+    def _open_session(
+        self, session: Session, account_id: str, order: ExecutionOrder, now: datetime
+    ) -> dict[str, Any]:
+        token = secrets.token_urlsafe(32)
+        row = ChirpSessionRow(
+            id=secrets.token_hex(16),
+            account_id=account_id,
+            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+            address="",
+            impersonated_by=order.requester or "foureyes",
+            request_key=order.idempotency_key,
+            created_at=now,
+            expires_at=now + self.session_ttl,
+        )
+        session.add(row)
+        return {
+            "session_id": row.id,
+            "session_token": token,
+            "expires_at": _iso(row.expires_at),
+        }
+
+    def _seed_content(
+        self, session: Session, account_id: str, ids: list[str], now: datetime
+    ) -> None:
+        for n in range(3):
+            session.add(
+                ChirpPostRow(
+                    account_id=account_id,
+                    body=f"Post {n + 1} from @{account_id}.",
+                    posted_at=now - timedelta(days=30 - n),
+                )
+            )
+        for n in range(2):
+            session.add(
+                ChirpSessionRow(
+                    id=secrets.token_hex(16),
+                    account_id=account_id,
+                    token_sha256=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+                    address=f"198.51.100.{zlib.crc32(account_id.encode()) % 200 + n + 1}",
+                    created_at=now - timedelta(days=2 - n, hours=3),
+                    expires_at=now - timedelta(days=1 - n),
+                )
+            )
+        # Private messages with the next account in the list (or a note to self when alone).
+        peer = ids[(ids.index(account_id) + 1) % len(ids)]
+        exchange = [
+            (account_id, peer, f"Hi @{peer}, it's @{account_id}. Can we talk in private?"),
+            (peer, account_id, f"Sure @{account_id}, this is between us."),
+            (account_id, peer, "My new phone number is in my profile; don't share it."),
+        ]
+        for n, (sender, recipient, body) in enumerate(exchange):
+            session.add(
+                ChirpMessageRow(
+                    sender_id=sender,
+                    recipient_id=recipient,
+                    body=body,
+                    sent_at=now - timedelta(hours=10 - n),
+                )
+            )
+
+
+def _replay(done: ChirpAppliedRow, order: ExecutionOrder) -> ExecutionResult:
+    if (done.action, done.account_id) != (order.action, order.account_id):
+        raise ConnectorError(
+            f"idempotency key {order.idempotency_key} was used for {done.action} on "
+            f"{done.account_id}",
+            transient=False,
+        )
+    return ExecutionResult(summary=dict(done.summary))
+
+
+def _present(session: Session, row: ChirpAccountRow, order: ExecutionOrder) -> bool:
+    """Whether a write's effect shows in the account's state (its key not being applied)."""
+    change = STATUS_CHANGES.get(order.action)
+    if change is not None:
+        return row.status == change.target
+    if order.action == "account.change_email":
+        return row.email.casefold() == str(order.params.get("email", "")).casefold()
+    if order.action == "account.reset_password":
+        return row.password_reset_pending and row.password_hash is None
+    found = session.scalars(
+        select(ChirpSessionRow.id).where(ChirpSessionRow.request_key == order.idempotency_key)
+    ).first()
+    return found is not None
+
+
+def _revoke_sessions(session: Session, account_id: str, now: datetime) -> int:
+    result = session.execute(
+        update(ChirpSessionRow)
+        .where(
+            ChirpSessionRow.account_id == account_id,
+            ChirpSessionRow.revoked_at.is_(None),
+            ChirpSessionRow.expires_at > now,
+        )
+        .values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _view(row: ChirpAccountRow) -> dict[str, Any]:
+    """What the status model needs to know about an account."""
+    return {
+        "id": row.id,
+        "status": row.status,
+        "email": row.email,
+        "password_set": row.password_hash is not None,
+        "password_reset_pending": row.password_reset_pending,
+    }
+
+
+def _account(row: ChirpAccountRow) -> Account:
+    return Account(
+        platform=PLATFORM,
+        id=row.id,
+        attributes={
+            "handle": row.handle,
+            "followers": int(row.followers),
+            "verified": bool(row.verified),
+            "status": row.status,
+            "email": row.email,
+            "phone": row.phone,
+        },
+    )
+
+
+def _seed_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    known = {"id", "handle", "followers", "verified", "email", "phone", "status"}
+    problem = settings_problem(entry, known)
+    account_id = entry.get("id")
+    if not isinstance(account_id, str) or not account_id:
+        raise BadInput("seed accounts: every account needs an id (a non-empty string)")
+    if problem:
+        raise BadInput(f"seed account {account_id!r}: {problem}")
+    followers = entry.get("followers", 0)
+    if isinstance(followers, bool) or not isinstance(followers, int) or followers < 0:
+        raise BadInput(f"seed account {account_id!r}: followers must be a whole number ≥ 0")
+    status = entry.get("status", ACTIVE)
+    if status not in ACCOUNT_STATUSES:
+        raise BadInput(f"seed account {account_id!r}: unknown status {status!r}")
+    digits = zlib.crc32(account_id.encode()) % 10_000
+    return {
+        "id": account_id,
+        "handle": str(entry.get("handle", account_id)),
+        "followers": followers,
+        "verified": bool(entry.get("verified", False)),
+        "email": str(entry.get("email", f"{account_id}@mail.example")),
+        "phone": str(entry.get("phone", f"+1 555 01{digits:04d}")),
+        "status": status,
+        # The demo's users never sign in with a password; any valid hash will do.
+        "password_hash": "sha256$" + hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+    }
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    """SQLite hands times back without their zone; they are UTC (stored so)."""
+    return _utc(moment).isoformat()
+
+
+_SETTINGS = ("fail_next", "fail_transient", "session_ttl")
+
+
+def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) -> DemoConnector:
+    """The `demo` entry point. `context.database` is the foureyes `Database` (the chirp tables
+    must exist in it: migrations, or `Base.metadata.create_all`). Settings (all optional):
+    `fail_next` (fail the next n executions), `fail_transient`, `session_ttl` (`1h`)."""
+    problem = settings_problem(settings, _SETTINGS)
+    if problem:
+        raise BadInput(f"connector {name}: {problem}")
+    database = context.database
+    if not isinstance(database, Database):
+        raise BadInput(f"connector {name}: the demo platform needs foureyes' database")
+    try:
+        ttl = parse_duration(str(settings.get("session_ttl", "1h")))
+    except ValueError as exc:
+        raise BadInput(f"connector {name}: session_ttl: {exc}") from None
+    return DemoConnector(
+        database,
+        name=name,
+        session_ttl=ttl,
+        fail_next=int_setting(settings, "fail_next"),
+        fail_transient=bool_setting(settings, "fail_transient", True),
+    )
