@@ -8,9 +8,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,8 +17,15 @@ from rich.table import Table
 
 from foureyes import textview
 from foureyes.connectors.demo_catalog import demo_catalog
+from foureyes.store.database import Database
 from foureyes.directory import load_directory
+from foureyes.commands import lifecycle
+from foureyes.commands.common import DataDirOpt, diagnosed, services_for
+from foureyes.commands.staff import staff_app
+from foureyes.config import Settings
 from foureyes.errors import FoureyesError
+from foureyes.init import initialize
+from foureyes.workflow import operations
 from foureyes.policy.analysis import check_invariants, diff_policies
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
@@ -34,27 +40,10 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and compare policies.")
 app.add_typer(policy_app, name="policy")
+app.add_typer(staff_app, name="staff")
+lifecycle.register(app)
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn a FoureyesError into a one-line diagnosis and exit code 2."""
-
-    @wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except FoureyesError as exc:
-            err.print(f"foureyes: {exc.message}", markup=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return run
-
 
 def _catalog(connector: str) -> Catalog:
     # The connector registry arrives with the lifecycle; until then the demo platform's catalog
@@ -189,6 +178,48 @@ def policy_diff(
         table.add_row(row.staff, row.action, row.tier, row.before, row.after, str(row.cases))
     out.print(table)
     out.print(f"{len(differences)} kinds of request change.")
+
+
+@app.command("init")
+@diagnosed
+def init_cmd(
+    data_dir: DataDirOpt = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="The first policy (default: the demo's).")
+    ] = None,
+    staff: Annotated[
+        Path | None, typer.Option("--staff", help="The first staff directory (default: the demo's).")
+    ] = None,
+) -> None:
+    """Create the data directory, keys and database, and load the first policy and staff
+    directory (the only time they load without approval: on an empty database)."""
+    import os
+
+    root = data_dir or Path(os.environ.get("FOUREYES_DATA_DIR", "foureyes-data"))
+
+    def seed(database: Database) -> None:
+        settings = Settings.load(root)
+        services = services_for(settings)
+        directory = load_directory(settings.staff_file or root / "staff.yaml")
+        operations.seed(
+            services,
+            policy_text=Path(settings.policy_file or root / "policy.yaml").read_text(),
+            directory=directory,
+            demo_accounts=list(directory.accounts),
+        )
+
+    report = initialize(
+        root,
+        policy_file=policy,
+        staff_file=staff,
+        database_url=os.environ.get("FOUREYES_DATABASE_URL"),
+        seed=seed,
+    )
+    out.print(f"foureyes initialised in {report.data_dir}")
+    out.print(f"  database: {report.database_url}", markup=False)
+    out.print(f"  policy:   {report.policy_file}")
+    out.print(f"  staff:    {report.staff_file}")
+    out.print(f"  log key:  {report.verifier_key}", markup=False)
 
 
 def main(argv: list[str] | None = None) -> Any:

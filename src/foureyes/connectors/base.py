@@ -82,6 +82,11 @@ class Connector(abc.ABC):
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
         """Whether `order`'s effect is present now (after a crash during `execute`)."""
 
+    def validate(self, order: ExecutionOrder) -> None:
+        """Refuse (BadInput) an order that could never execute, before it is submitted.
+        The default accepts everything the params schema accepts."""
+        del order
+
     def preview(self, order: ExecutionOrder) -> Mapping[str, Any]:
         """What the action would change, as {attribute: [before, after]}; empty if unknown."""
         del order

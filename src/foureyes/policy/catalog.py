@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from foureyes.model import ActionKind, ActionSpec
 from foureyes.policy.celtypes import (
@@ -28,22 +29,54 @@ from foureyes.policy.celtypes import (
 # pseudo-accounts of the `foureyes` platform: `foureyes:policy`, `foureyes:staff/ID`, and the
 # account being pinned for `foureyes.account.pin`.
 FOUREYES_PLATFORM = "foureyes"
+_SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
+    "foureyes.policy.update": {
+        "type": "object",
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 1_000_000}},
+        "required": ["text"],
+        "additionalProperties": False,
+    },
+    "foureyes.account.pin": {
+        "type": "object",
+        "properties": {
+            "account": {"type": "string", "pattern": "^[^:]+:.+$"},
+            "pin": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,49}$"},
+            "present": {"type": "boolean"},
+        },
+        "required": ["account", "pin", "present"],
+        "additionalProperties": False,
+    },
+    "foureyes.staff.update": {
+        "type": "object",
+        "properties": {
+            "staff": {"type": "string"},
+            "status": {"enum": ["active", "suspended", "terminated"]},
+            "groups": {"type": "array", "items": {"type": "string"}},
+            "ends": {"type": ["string", "null"], "format": "date"},
+        },
+        "required": ["staff"],
+        "additionalProperties": False,
+    },
+}
 SELF_GOVERNING_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="foureyes.policy.update",
         kind=ActionKind.WRITE,
+        params_schema=_SELF_GOVERNING_PARAMS["foureyes.policy.update"],
         reversible_by="foureyes.policy.update",
         description="Replace the policy in force with a new version.",
     ),
     ActionSpec(
         name="foureyes.staff.update",
         kind=ActionKind.WRITE,
+        params_schema=_SELF_GOVERNING_PARAMS["foureyes.staff.update"],
         reversible_by="foureyes.staff.update",
         description="Change a staff member's record outside the HR import.",
     ),
     ActionSpec(
         name="foureyes.account.pin",
         kind=ActionKind.WRITE,
+        params_schema=_SELF_GOVERNING_PARAMS["foureyes.account.pin"],
         reversible_by="foureyes.account.pin",
         description="Set or clear an account's pins (watchlist, protected).",
     ),

@@ -6,7 +6,7 @@ Times are stored as timezone-aware UTC. JSON columns hold plain JSON values only
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,7 +35,28 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-Stamp = DateTime(timezone=True)
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps no zone: it is added back
+    on read, so comparisons with aware times never mix naive and aware values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store: use UTC-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Stamp = UTCDateTime()
 
 
 class Base(DeclarativeBase):
@@ -92,6 +114,18 @@ class TokenRow(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class StepUpKeyRow(Base):
+    """A public key enrolled for step-up confirmation of reviews."""
+
+    __tablename__ = "staff_step_up_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 # --- policy and pins -----------------------------------------------------------------------
 
 
@@ -138,6 +172,9 @@ class RequestRow(Base):
     digest: Mapped[str] = mapped_column(String(64))
     policy_version: Mapped[int] = mapped_column(Integer)
     decision: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The account's attributes when the request was made: re-decisions during review use them
+    # (the platform is asked again right before execution).
+    account_snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
     break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
     reverts_id: Mapped[str | None] = mapped_column(ForeignKey("requests.id"), index=True)
     not_before: Mapped[datetime | None]
@@ -212,7 +249,10 @@ class EventRow(Base):
 
 
 class NodeRow(Base):
-    """The hash of a complete perfect subtree: leaves [index·2^level, (index+1)·2^level)."""
+    """The hash of a complete perfect subtree: leaves [index·2^level, (index+1)·2^level).
+
+    Only levels >= 1: a level-0 node is a leaf hash, kept once, in `EventRow.leaf_hash`.
+    """
 
     __tablename__ = "audit_nodes"
 

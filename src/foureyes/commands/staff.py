@@ -1,0 +1,109 @@
+"""`foureyes staff import|list|token|enroll-key`: the operator's side of the staff directory.
+
+These need direct access to the database (they run where foureyes runs): the HR import is the
+source of truth for who works here, and tokens and step-up keys are handed to people by the
+operator. Each is an audit event.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.console import Console
+from rich.table import Table
+
+from foureyes.commands.common import DataDirOpt, diagnosed, services_for
+from foureyes.config import Settings
+from foureyes.directory import load_directory
+from foureyes.errors import BadInput
+from foureyes.workflow import operations
+from foureyes.workflow.records import record
+from foureyes.workflow.stepup import enroll_key
+
+out = Console(highlight=False)
+staff_app = typer.Typer(no_args_is_help=True, help="The staff directory, tokens and step-up keys.")
+
+
+@staff_app.command("import")
+@diagnosed
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="The HR export (YAML or CSV).")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Apply an HR export: add, change, and terminate who is missing."""
+    services = services_for(Settings.load(data_dir))
+    report = operations.import_directory(services, load_directory(file))
+    if report.unchanged:
+        out.print("No changes.")
+    for staff_id in report.added:
+        out.print(f"[green]+[/] {staff_id}")
+    for staff_id, changes in report.changed.items():
+        fields = ", ".join(f"{k}: {before!r} → {after!r}" for k, (before, after) in changes.items())
+        out.print(f"[yellow]~[/] {staff_id}: {fields}", markup=True)
+    for staff_id in report.terminated:
+        out.print(f"[red]-[/] {staff_id} terminated")
+    for request_id in report.cancelled_requests:
+        out.print(f"  cancelled request {request_id}")
+
+
+@staff_app.command("list")
+@diagnosed
+def list_cmd(data_dir: DataDirOpt = None) -> None:
+    """Everyone in the directory."""
+    services = services_for(Settings.load(data_dir))
+    table = Table("id", "name", "groups", "employment", "status", "ends", "identities")
+    for person in operations.list_staff(services):
+        table.add_row(
+            person.id,
+            person.name,
+            ", ".join(person.groups),
+            person.employment,
+            person.status,
+            person.ends.isoformat() if person.ends else "",
+            ", ".join(person.identities),
+        )
+    out.print(table)
+
+
+@staff_app.command("token")
+@diagnosed
+def token_cmd(
+    staff_id: str,
+    identity: Annotated[str | None, typer.Option("--identity")] = None,
+    label: Annotated[str, typer.Option("--label")] = "",
+    days: Annotated[int, typer.Option("--days", min=1, max=366)] = 90,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Issue a bearer token for one person (printed once, stored hashed)."""
+    from datetime import timedelta
+
+    services = services_for(Settings.load(data_dir))
+    token = operations.issue_token(
+        services, staff_id, identity=identity, label=label, lifetime=timedelta(days=days)
+    )
+    typer.echo(token)
+
+
+@staff_app.command("enroll-key")
+@diagnosed
+def enroll_cmd(
+    staff_id: str,
+    public_key: Annotated[Path, typer.Argument(help="An Ed25519 public key (PEM).")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Enrol a step-up key for one person."""
+    key = load_pem_public_key(public_key.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise BadInput("a step-up key must be an Ed25519 public key")
+    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    services = services_for(Settings.load(data_dir))
+    with services.database.transaction() as session:
+        services.staff(session, staff_id)
+        key_id = enroll_key(session, staff_id, raw, services.clock())
+        record(services, session, kind="staff.step_up_key", actor=None, row=None,
+               payload={"staff": staff_id, "key_id": key_id}, now=services.clock())
+    out.print(f"enrolled key {key_id} for {staff_id}")

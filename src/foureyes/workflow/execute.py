@@ -1,0 +1,305 @@
+"""Carrying out approved requests exactly once, and reconciling after a crash.
+
+Execution is three steps. (1) The claim, in one transaction: lock the row, check it is
+`approved` (or `scheduled` and due), re-check the requester and every counted approver under the
+policy in force (cancel, with the reason, if that no longer holds), move to `executing` and record
+the attempt. (2) The platform call, outside any transaction, carrying the request id as
+idempotency key. (3) The outcome, in a second transaction: `executed`, `failed`, or back to
+`approved` with a back-off for a transient error. A process that dies between (1) and (3) leaves
+`executing`; `reconcile` asks the platform whether the effect is present and finishes the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from foureyes.connectors.base import ExecutionOrder, ExecutionResult
+from foureyes.errors import ConnectorError, Conflict, Forbidden, FoureyesError, NotFound
+from foureyes.model import Account, ActionKind, Outcome, RequestState
+from foureyes.policy.engine import satisfied
+from foureyes.store.tables import ExecutionRow, RequestRow
+from foureyes.workflow.records import (
+    engine_reviews,
+    expect_state,
+    lock_request,
+    move,
+    record,
+    review_rows,
+)
+from foureyes.workflow.services import Actor, Services, json_safe
+from foureyes.workflow.subject import redecide
+
+MAX_ATTEMPTS = 5
+BACKOFF = timedelta(seconds=5)
+# An `executing` row untouched for this long belongs to a process that died mid-call.
+STALE_AFTER = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """What `execute` did: the final state, and any data a read returned (never stored)."""
+
+    state: RequestState
+    data: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+def _order(row: RequestRow, approvers: tuple[str, ...]) -> ExecutionOrder:
+    _, account_id = Account.split_ref(row.account_ref)
+    return ExecutionOrder(
+        action=row.action,
+        account_id=account_id,
+        params=dict(row.params),
+        idempotency_key=row.id,
+        approvers=approvers,
+        requester=row.requester_id,
+    )
+
+
+def execute(
+    services: Services,
+    request_id: str,
+    *,
+    actor: Actor | None = None,
+    worker: str = "inline",
+    skip_locked: bool = False,
+) -> ExecutionOutcome | None:
+    """Execute one approved (or due scheduled) request. Reads run only for their requester,
+    who gets the data back once; writes run for the worker or whoever calls. With
+    `skip_locked`, a row another process holds is left to it (returns None)."""
+    account_ref = _account_of(services, request_id)
+    connector = services.connector(account_ref.partition(":")[0])
+    # The account as the platform sees it now, looked up before we take the lock.
+    fresh = services.resolve_account(account_ref)
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id, skip_locked=skip_locked)
+        if row is None:
+            return None
+        state = expect_state(row, RequestState.APPROVED, RequestState.SCHEDULED)
+        if state == RequestState.SCHEDULED and row.not_before is not None and row.not_before > now:
+            raise Conflict(f"request {row.id} is scheduled for {row.not_before.isoformat()}")
+        spec = connector.action(row.action)
+        if spec.kind == ActionKind.READ and (actor is None or actor.id != row.requester_id):
+            raise Forbidden("a read is carried out only for its requester, who sees the result")
+        approvers, problem = _recheck(services, session, row, now, fresh)
+        if problem is not None:
+            move(
+                services,
+                session,
+                row,
+                RequestState.CANCELLED,
+                actor=None,
+                kind="request.cancelled",
+                now=now,
+                reason=f"re-check at execution failed: {problem}",
+            )
+            return ExecutionOutcome(RequestState.CANCELLED, reason=row.reason)
+        attempt = _next_attempt(session, row.id)
+        session.add(ExecutionRow(request_id=row.id, attempt=attempt, started_at=now))
+        move(
+            services,
+            session,
+            row,
+            RequestState.EXECUTING,
+            actor=actor.id if actor else None,
+            kind="request.executing",
+            now=now,
+            details={"attempt": attempt, "worker": worker, "approvers": list(approvers)},
+        )
+        order = _order(row, approvers)
+    try:
+        result = connector.execute(order)
+    except ConnectorError as exc:
+        return _failed(services, request_id, attempt, exc)
+    except FoureyesError as exc:
+        return _failed(services, request_id, attempt, ConnectorError(str(exc), transient=False))
+    return _succeeded(services, request_id, attempt, result)
+
+
+def _account_of(services: Services, request_id: str) -> str:
+    with services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise NotFound(f"no request {request_id!r}")
+        return row.account_ref
+
+
+def _recheck(
+    services: Services, session: Any, row: RequestRow, now: datetime, account: Account
+) -> tuple[tuple[str, ...], str | None]:
+    """Who approved, and why execution must not go ahead (None when it may)."""
+    decision = redecide(services, session, row, now, account=account)
+    if decision.outcome == Outcome.DENIED:
+        return (), "; ".join(decision.reasons)
+    if decision.outcome == Outcome.ALLOWED:
+        return (), None
+    status = satisfied(
+        decision, engine_reviews(services, session, review_rows(session, row.id)), today=now.date()
+    )
+    if not status.satisfied:
+        return (), "; ".join(status.reasons)
+    approvers = tuple(sorted(p for f in status.factors for p in f.approved_by))
+    return approvers, None
+
+
+def _next_attempt(session: Any, request_id: str) -> int:
+    last = session.scalar(
+        select(func.max(ExecutionRow.attempt)).where(ExecutionRow.request_id == request_id)
+    )
+    return int(last or 0) + 1
+
+
+def _attempt_row(session: Any, request_id: str, attempt: int) -> ExecutionRow:
+    row = session.scalar(
+        select(ExecutionRow).where(
+            ExecutionRow.request_id == request_id, ExecutionRow.attempt == attempt
+        )
+    )
+    assert row is not None
+    return row
+
+
+def _succeeded(
+    services: Services, request_id: str, attempt: int, result: ExecutionResult
+) -> ExecutionOutcome:
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        execution = _attempt_row(session, request_id, attempt)
+        execution.finished_at, execution.outcome = now, "executed"
+        execution.detail = json_safe(dict(result.summary))
+        row.result = json_safe(dict(result.summary))
+        move(
+            services,
+            session,
+            row,
+            RequestState.EXECUTED,
+            actor=None,
+            kind="request.executed",
+            now=now,
+            details={"attempt": attempt, "summary": dict(result.summary)},
+        )
+        _mark_reverted(services, session, row, now)
+    data = dict(result.data) if result.data is not None else None
+    return ExecutionOutcome(RequestState.EXECUTED, data=data)
+
+
+def _failed(services: Services, request_id: str, attempt: int, exc: ConnectorError) -> ExecutionOutcome:
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        execution = _attempt_row(session, request_id, attempt)
+        execution.finished_at, execution.outcome = now, "error"
+        execution.detail = {"error": exc.message, "transient": exc.transient}
+        if exc.transient and attempt < MAX_ATTEMPTS:
+            row.not_before = now + BACKOFF * (2 ** (attempt - 1))
+            move(
+                services,
+                session,
+                row,
+                RequestState.APPROVED,
+                actor=None,
+                kind="execution.retry",
+                now=now,
+                reason=f"attempt {attempt} failed (transient): {exc.message}",
+                details={"attempt": attempt, "retry_at": row.not_before},
+            )
+            return ExecutionOutcome(RequestState.APPROVED, reason=row.reason)
+        why = "transient, out of retries" if exc.transient else "refused by the platform"
+        move(
+            services,
+            session,
+            row,
+            RequestState.FAILED,
+            actor=None,
+            kind="request.failed",
+            now=now,
+            reason=f"{exc.message} ({why})",
+            details={"attempt": attempt},
+        )
+        return ExecutionOutcome(RequestState.FAILED, reason=row.reason)
+
+
+def _mark_reverted(services: Services, session: Any, row: RequestRow, now: datetime) -> None:
+    """An executed undo reverts the request it undoes."""
+    if row.reverts_id is None:
+        return
+    original = lock_request(session, row.reverts_id)
+    if original.state == RequestState.EXECUTED.value:
+        move(
+            services,
+            session,
+            original,
+            RequestState.REVERTED,
+            actor=row.requester_id,
+            kind="request.reverted",
+            now=now,
+            reason=f"undone by request {row.id}",
+            details={"undo": row.id},
+        )
+
+
+def reconcile(services: Services, request_id: str) -> RequestState:
+    """Finish a request left `executing` by a process that died during the platform call."""
+    with services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise NotFound(f"no request {request_id!r}")
+        expect_state(row, RequestState.EXECUTING)
+        attempt = _next_attempt(session, row.id) - 1
+        order = _order(row, ())
+        connector = services.connector(row.account_ref.partition(":")[0])
+    verdict = connector.reconcile(order)
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        expect_state(row, RequestState.EXECUTING)
+        execution = _attempt_row(session, request_id, attempt)
+        execution.finished_at = now
+        if verdict.applied:
+            execution.outcome = "reconciled"
+            row.result = {"reconciled": True}
+            move(
+                services,
+                session,
+                row,
+                RequestState.EXECUTED,
+                actor=None,
+                kind="request.reconciled",
+                now=now,
+                reason="the platform shows the action applied",
+                details={"state": json_safe(dict(verdict.state))},
+            )
+            _mark_reverted(services, session, row, now)
+        elif verdict.applied is False:
+            execution.outcome = "interrupted"
+            row.not_before = now
+            move(
+                services,
+                session,
+                row,
+                RequestState.APPROVED,
+                actor=None,
+                kind="request.reconciled",
+                now=now,
+                reason="interrupted before the platform applied it; will run again",
+                details={"state": json_safe(dict(verdict.state))},
+            )
+        else:
+            execution.outcome = "unknown"
+            move(
+                services,
+                session,
+                row,
+                RequestState.FAILED,
+                actor=None,
+                kind="request.reconciled",
+                now=now,
+                reason="interrupted; the platform cannot say whether it applied: check by hand",
+            )
+        return RequestState(row.state)

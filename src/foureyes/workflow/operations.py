@@ -1,0 +1,114 @@
+"""The lifecycle's operations in one place, and how a running foureyes is assembled.
+
+Routes, console views, the CLI and the `Guard` library API call these and nothing deeper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from foureyes.audit.log import AuditLog
+from foureyes.connectors.base import Connector, make_connector
+from foureyes.connectors.governance import GovernanceConnector, install_first_policy
+from foureyes.directory import Directory
+from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
+from foureyes.store.database import Database
+from foureyes.workflow.execute import ExecutionOutcome, execute, reconcile
+from foureyes.workflow.records import record
+from foureyes.workflow.review import ReviewInput, cancel, post_review, review
+from foureyes.workflow.services import Actor, Services, utc_now
+from foureyes.workflow.staff import authenticate, import_directory, issue_token, list_staff
+from foureyes.workflow.submit import Denied, Submission, dry_run, submit
+from foureyes.workflow.undo import undo
+from foureyes.workflow.views import ListFilter, list_requests, request_view
+from foureyes.workflow.worker import Tick, run_once
+
+DEFAULT_ORIGIN = "foureyes.local/log"
+
+
+class _Context:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+
+def build_services(
+    database: Database,
+    *,
+    connectors: Mapping[str, tuple[str, Mapping[str, Any]]],
+    clock: Callable[[], datetime] = utc_now,
+    origin: str = DEFAULT_ORIGIN,
+) -> Services:
+    """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings)."""
+    made: dict[str, Connector] = {}
+    for name, (kind, settings) in connectors.items():
+        connector = make_connector(kind, name, settings, _Context(database))
+        made[connector.platform] = connector
+    catalog = Catalog.of(())
+    for connector in made.values():
+        catalog = catalog.merged(connector.catalog())
+    made[FOUREYES_PLATFORM] = GovernanceConnector(database, catalog)
+    return Services(database=database, connectors=made, audit=AuditLog(origin), clock=clock)
+
+
+def seed(
+    services: Services,
+    *,
+    policy_text: str,
+    directory: Directory,
+    demo_accounts: list[dict[str, Any]] | None = None,
+) -> None:
+    """First start on an empty database: the initial policy and staff directory (the one time
+    they load without approval) and, for the demo, the chirp platform's accounts."""
+    with services.database.transaction() as session:
+        policy = install_first_policy(session, policy_text, services.catalog(), "foureyes init")
+        record(
+            services,
+            session,
+            kind="policy.installed",
+            actor=None,
+            row=None,
+            payload={"version": 1, "digest": policy.digest, "how": "foureyes init"},
+            now=services.clock(),
+            account_ref="foureyes:policy",
+        )
+    import_directory(services, directory, actor="foureyes init")
+    if demo_accounts is not None:
+        demo = services.connectors.get("chirp")
+        seeder = getattr(demo, "seed", None)
+        if seeder is not None:
+            seeder(demo_accounts)
+
+
+def show(services: Services, request_id: str) -> dict[str, Any]:
+    return request_view(services, request_id)
+
+
+__all__ = [
+    "Actor",
+    "Denied",
+    "ExecutionOutcome",
+    "ListFilter",
+    "ReviewInput",
+    "Services",
+    "Submission",
+    "Tick",
+    "authenticate",
+    "build_services",
+    "cancel",
+    "dry_run",
+    "execute",
+    "import_directory",
+    "issue_token",
+    "list_requests",
+    "list_staff",
+    "post_review",
+    "reconcile",
+    "review",
+    "run_once",
+    "seed",
+    "show",
+    "submit",
+    "undo",
+]

@@ -1,0 +1,180 @@
+"""Shared pieces of the lifecycle: locking a request, moving it between states (with its audit
+event in the same transaction), the request digest, and loading reviews for the engine."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, overload
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.audit.canonical import canonical_json
+from foureyes.errors import Conflict, NotFound
+from foureyes.model import RequestState, Review, ReviewDecision
+from foureyes.store.tables import RequestRow, ReviewRow
+from foureyes.workflow.services import Services, json_safe
+
+REVIEW = "review"
+POST_REVIEW = "post_review"
+
+# The lifecycle (DESIGN "Request lifecycle"): which states each state may move to.
+TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = {
+    RequestState.PENDING: frozenset(
+        {
+            RequestState.APPROVED,
+            RequestState.SCHEDULED,
+            RequestState.DENIED,
+            RequestState.EXPIRED,
+            RequestState.CANCELLED,
+        }
+    ),
+    RequestState.APPROVED: frozenset(
+        {RequestState.EXECUTING, RequestState.CANCELLED, RequestState.EXPIRED}
+    ),
+    RequestState.SCHEDULED: frozenset(
+        {RequestState.EXECUTING, RequestState.CANCELLED, RequestState.APPROVED}
+    ),
+    RequestState.EXECUTING: frozenset(
+        {RequestState.EXECUTED, RequestState.FAILED, RequestState.APPROVED}
+    ),
+    RequestState.EXECUTED: frozenset({RequestState.REVERTED}),
+}
+
+
+def request_digest(
+    *, action: str, account: str, params: Mapping[str, Any], justification: str | None, policy_version: int
+) -> str:
+    """SHA-256 of the canonical JSON of what reviewers approve: exactly this action, on exactly
+    this account, with exactly these parameters, for this reason, under this policy."""
+    body = {
+        "action": action,
+        "account": account,
+        "params": json_safe(dict(params)),
+        "justification": justification,
+        "policy_version": policy_version,
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+@overload
+def lock_request(session: Session, request_id: str) -> RequestRow: ...
+@overload
+def lock_request(session: Session, request_id: str, *, skip_locked: bool) -> RequestRow | None: ...
+def lock_request(session: Session, request_id: str, *, skip_locked: bool = False) -> RequestRow | None:
+    """The request row, locked for this transaction (FOR UPDATE; SQLite holds the write lock).
+    With `skip_locked`, None when another transaction holds it (PostgreSQL's SKIP LOCKED)."""
+    query = (
+        select(RequestRow)
+        .where(RequestRow.id == request_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+    row = session.scalar(query)
+    if row is None:
+        if skip_locked and session.get(RequestRow, request_id) is not None:
+            return None
+        raise NotFound(f"no request {request_id!r}")
+    return row
+
+
+def expect_state(row: RequestRow, *allowed: RequestState) -> RequestState:
+    state = RequestState(row.state)
+    if state not in allowed:
+        wanted = " or ".join(s.value for s in allowed)
+        raise Conflict(
+            f"request {row.id} is {state.value}, not {wanted}",
+            request_id=row.id,
+            state=state.value,
+        )
+    return state
+
+
+def move(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    to: RequestState,
+    *,
+    actor: str | None,
+    kind: str,
+    now: datetime,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Change the state and write its audit event, in the caller's transaction."""
+    current = RequestState(row.state)
+    if to not in TRANSITIONS.get(current, frozenset()):
+        raise Conflict(
+            f"request {row.id} cannot go from {current.value} to {to.value}",
+            request_id=row.id,
+            state=current.value,
+        )
+    row.state = to.value
+    row.updated_at = now
+    if reason is not None:
+        row.reason = reason
+    if to.final:
+        row.finished_at = now
+    record(
+        services,
+        session,
+        kind=kind,
+        actor=actor,
+        row=row,
+        payload={"from": current.value, "to": to.value, "reason": reason, **(details or {})},
+        now=now,
+    )
+
+
+def record(
+    services: Services,
+    session: Session,
+    *,
+    kind: str,
+    actor: str | None,
+    row: RequestRow | None,
+    payload: Mapping[str, Any],
+    now: datetime,
+    account_ref: str | None = None,
+) -> None:
+    """Append one audit event in the caller's transaction (no event, no change)."""
+    body = dict(json_safe(dict(payload)))
+    if row is not None:
+        body.setdefault("action", row.action)
+        body.setdefault("digest", row.digest)
+    services.audit.append(
+        session,
+        kind=kind,
+        actor=actor,
+        account_ref=account_ref or (row.account_ref if row is not None else None),
+        request_id=row.id if row is not None else None,
+        payload=body,
+        at=now,
+    )
+
+
+def review_rows(session: Session, request_id: str, kind: str = REVIEW) -> list[ReviewRow]:
+    return list(
+        session.scalars(
+            select(ReviewRow)
+            .where(ReviewRow.request_id == request_id, ReviewRow.kind == kind)
+            .order_by(ReviewRow.id)
+        )
+    )
+
+
+def engine_reviews(services: Services, session: Session, rows: Iterable[ReviewRow]) -> list[Review]:
+    """Reviews with each reviewer's *current* record, so approvals are re-checked as of now."""
+    return [
+        Review(
+            reviewer=services.staff(session, row.reviewer_id),
+            decision=ReviewDecision(row.decision),
+            identity=row.identity,
+            comment=row.comment,
+            at=row.created_at,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,266 @@
+"""Reviews, cancellation and break-glass post-reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from foureyes.errors import BadInput, Conflict, Forbidden
+from foureyes.model import Outcome, RequestState, Review, ReviewDecision
+from foureyes.policy.decision import Decision, FactorStatus
+from foureyes.policy.engine import satisfied
+from foureyes.store.tables import RequestRow, ReviewRow
+from foureyes.workflow.records import (
+    POST_REVIEW,
+    REVIEW,
+    engine_reviews,
+    expect_state,
+    lock_request,
+    move,
+    record,
+    review_rows,
+)
+from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.subject import redecide
+
+MAX_COMMENT = 2000
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    decision: ReviewDecision
+    digest: str
+    comment: str = ""
+    step_up: Mapping[str, Any] | None = None
+
+
+def review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
+    """Record one approve/deny on a pending request and move it on when that settles it.
+
+    Refused (nothing changes): a request that is not pending (Conflict), a digest other than
+    the request's (Conflict: the reviewer saw something else), the requester reviewing their own
+    request, a second review by the same person, a reviewer eligible for no factor, a missing or
+    failing step-up where a rule asks for it (Forbidden). Returns the request's new state.
+    """
+    if len(given.comment) > MAX_COMMENT:
+        raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        expect_state(row, RequestState.PENDING)
+        if given.digest != row.digest:
+            raise Conflict(
+                "the request you reviewed is not this one (digest mismatch): reload it",
+                request_id=row.id,
+            )
+        if actor.id == row.requester_id:
+            raise Forbidden("the requester cannot review their own request")
+        if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
+            raise Conflict(f"{actor.id} has already reviewed this request", request_id=row.id)
+        floor = actor.staff.floor_problem(now.date())
+        if floor is not None:
+            raise Forbidden(floor)
+        decision = redecide(services, session, row, now)
+        trial = satisfied(
+            decision,
+            [
+                *engine_reviews(services, session, review_rows(session, row.id)),
+                _as_review(actor, given),
+            ],
+            today=now.date(),
+        )
+        if any(who == actor.id for who, _ in trial.ignored):
+            reason = next(why for who, why in trial.ignored if who == actor.id)
+            raise Forbidden(f"your review would not count: {reason}")
+        evidence = None
+        if decision.options.step_up:
+            evidence = services.step_up.verify(
+                session,
+                reviewer_id=actor.id,
+                digest=row.digest,
+                decision=given.decision.value,
+                assertion=given.step_up,
+            )
+        session.add(
+            ReviewRow(
+                request_id=row.id,
+                reviewer_id=actor.id,
+                identity=actor.identity,
+                kind=REVIEW,
+                decision=given.decision.value,
+                comment=given.comment,
+                digest=given.digest,
+                step_up=evidence,
+                created_at=now,
+            )
+        )
+        record(
+            services,
+            session,
+            kind="review.recorded",
+            actor=actor.id,
+            row=row,
+            payload={
+                "identity": actor.identity,
+                "decision": given.decision.value,
+                "comment": given.comment,
+                "step_up": evidence,
+            },
+            now=now,
+        )
+        settle(services, session, row, decision, trial, now, actor=actor.id)
+        return row.state
+
+
+def _as_review(actor: Actor, given: ReviewInput) -> Review:
+    return Review(reviewer=actor.staff, decision=given.decision, identity=actor.identity)
+
+
+def settle(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    decision: Decision,
+    status: FactorStatus,
+    now: datetime,
+    *,
+    actor: str | None,
+) -> None:
+    """Move a pending request on if the reviews (or a changed policy) decide it: vetoed or now
+    denied by the policy → denied; every factor satisfied → approved (or scheduled while the
+    delay runs)."""
+    if decision.outcome == Outcome.DENIED:
+        move(
+            services,
+            session,
+            row,
+            RequestState.DENIED,
+            actor=actor,
+            kind="request.denied",
+            now=now,
+            reason="the policy in force now denies it: " + "; ".join(decision.reasons),
+        )
+        return
+    if status.vetoed:
+        move(
+            services,
+            session,
+            row,
+            RequestState.DENIED,
+            actor=actor,
+            kind="request.vetoed",
+            now=now,
+            reason=f"vetoed by {', '.join(status.vetoed_by)}",
+        )
+        return
+    if not status.satisfied:
+        return
+    details = {"approved_by": [list(f.approved_by) for f in status.factors]}
+    if decision.options.delay:
+        row.not_before = now + decision.options.delay
+        move(
+            services,
+            session,
+            row,
+            RequestState.SCHEDULED,
+            actor=actor,
+            kind="request.approved",
+            now=now,
+            details={**details, "not_before": row.not_before},
+        )
+    else:
+        move(
+            services,
+            session,
+            row,
+            RequestState.APPROVED,
+            actor=actor,
+            kind="request.approved",
+            now=now,
+            details=details,
+        )
+
+
+def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") -> str:
+    """Cancel a request that has not started executing.
+
+    The requester may cancel their own pending, approved or scheduled request; while a delay
+    runs (scheduled), anyone eligible to review it may cancel it too (DESIGN item 8).
+    """
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        state = expect_state(
+            row, RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED
+        )
+        if actor.id != row.requester_id:
+            if state != RequestState.SCHEDULED:
+                raise Forbidden("only the requester may cancel a request that is not scheduled")
+            decision = redecide(services, session, row, now)
+            candidate = _as_review(actor, ReviewInput(ReviewDecision.APPROVE, ""))
+            probe = satisfied(decision, [candidate], today=now.date())
+            if any(who == actor.id for who, _ in probe.ignored):
+                raise Forbidden("only the requester or an eligible reviewer may cancel it")
+        move(
+            services,
+            session,
+            row,
+            RequestState.CANCELLED,
+            actor=actor.id,
+            kind="request.cancelled",
+            now=now,
+            reason=reason or f"cancelled by {actor.id}",
+        )
+        return row.state
+
+
+def post_review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> int:
+    """Sign off (or object to) a break-glass execution; returns how many sign-offs it has.
+
+    Post-reviewers must be eligible approvers under the rules the break-glass skipped, and
+    not the requester.
+    """
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        if not row.break_glass:
+            raise Conflict("this request was not a break-glass request", request_id=row.id)
+        if given.digest != row.digest:
+            raise Conflict("digest mismatch: reload the request", request_id=row.id)
+        if actor.id == row.requester_id:
+            raise Forbidden("the requester cannot post-review their own break-glass")
+        existing = review_rows(session, row.id, POST_REVIEW)
+        if any(r.reviewer_id == actor.id for r in existing):
+            raise Conflict(f"{actor.id} has already post-reviewed this request")
+        normal = redecide(services, session, row, now, break_glass=False)
+        if normal.outcome == Outcome.PENDING:
+            probe = satisfied(normal, [_as_review(actor, given)], today=now.date())
+            if any(who == actor.id for who, _ in probe.ignored):
+                raise Forbidden("you are not an eligible reviewer for this action")
+        session.add(
+            ReviewRow(
+                request_id=row.id,
+                reviewer_id=actor.id,
+                identity=actor.identity,
+                kind=POST_REVIEW,
+                decision=given.decision.value,
+                comment=given.comment,
+                digest=given.digest,
+                step_up=None,
+                created_at=now,
+            )
+        )
+        record(
+            services,
+            session,
+            kind="break_glass.post_review",
+            actor=actor.id,
+            row=row,
+            payload={"decision": given.decision.value, "comment": given.comment},
+            now=now,
+        )
+        return len(existing) + 1

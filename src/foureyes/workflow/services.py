@@ -1,0 +1,133 @@
+"""What every operation needs: the store, the connectors, the audit log, the clock, and the
+policy in force (compiled once per version and cached)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from foureyes.audit.log import AuditLog
+from foureyes.connectors.base import Connector
+from foureyes.errors import BadInput, NotFound, Unavailable
+from foureyes.model import Account, Staff
+from foureyes.policy.catalog import Catalog
+from foureyes.policy.compiler import Policy, parse_policy
+from foureyes.store.database import Database
+from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpVerifier
+from foureyes.store.queries import staff_from_row
+from foureyes.store.tables import IdentityRow, PinRow, PolicyVersionRow, StaffRow
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated person, and the identity (login) they used."""
+
+    staff: Staff
+    identity: str
+
+    @property
+    def id(self) -> str:
+        return self.staff.id
+
+
+@dataclass
+class Services:
+    database: Database
+    connectors: Mapping[str, Connector]
+    audit: AuditLog
+    clock: Callable[[], datetime] = utc_now
+    step_up: StepUpVerifier = field(default_factory=DeviceKeyStepUp)
+    _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def catalog(self) -> Catalog:
+        """Every connector's actions and account attributes, plus foureyes' own actions."""
+        catalog = Catalog.of(())
+        for connector in self.connectors.values():
+            catalog = catalog.merged(connector.catalog())
+        return catalog
+
+    def connector(self, platform: str) -> Connector:
+        found = self.connectors.get(platform)
+        if found is None:
+            known = ", ".join(sorted(self.connectors)) or "none"
+            raise NotFound(f"no platform {platform!r} is connected (connected: {known})")
+        return found
+
+    # --- policy ---------------------------------------------------------------------------
+
+    def policy_in_force(self, session: Session) -> tuple[int, Policy]:
+        """The highest policy version, compiled (cached per version)."""
+        version = session.scalar(select(func.max(PolicyVersionRow.version)))
+        if version is None:
+            raise Unavailable("no policy is loaded: run `foureyes init` first")
+        return version, self.policy_version(session, version)
+
+    def policy_version(self, session: Session, version: int) -> Policy:
+        with self._lock:
+            cached = self._policies.get(version)
+        if cached is not None:
+            return cached
+        row = session.get(PolicyVersionRow, version)
+        if row is None:
+            raise NotFound(f"no policy version {version}")
+        policy = parse_policy(row.text, self.catalog(), file=f"policy v{version}")
+        with self._lock:
+            self._policies[version] = policy
+        return policy
+
+    # --- people and accounts ---------------------------------------------------------------
+
+    def staff(self, session: Session, staff_id: str) -> Staff:
+        row = session.get(StaffRow, staff_id)
+        if row is None:
+            raise NotFound(f"no staff member {staff_id!r}")
+        return staff_from_row(session, row)
+
+    def person_of(self, session: Session, identity: str) -> Staff | None:
+        link = session.get(IdentityRow, identity)
+        if link is None:
+            return None
+        return self.staff(session, link.staff_id)
+
+    def pins(self, session: Session, account_ref: str) -> frozenset[str]:
+        rows = session.scalars(select(PinRow.pin).where(PinRow.account_ref == account_ref))
+        return frozenset(rows)
+
+    def resolve_account(self, account_ref: str) -> Account:
+        """Look the account up on its platform (outside any transaction). NotFound if absent."""
+        try:
+            platform, account_id = Account.split_ref(account_ref)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
+        account = self.connector(platform).lookup(account_id)
+        if account is None:
+            raise NotFound(f"no account {account_ref!r} on {platform}")
+        return account
+
+
+def with_pins(account: Account, pins: frozenset[str]) -> Account:
+    return Account(account.platform, account.id, account.attributes, account.pins | pins)
+
+
+def json_safe(value: Any) -> Any:
+    """Dates and times as ISO strings, tuples as lists: what canonical JSON can hold."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value

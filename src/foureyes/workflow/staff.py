@@ -1,0 +1,229 @@
+"""The staff directory in the store: HR imports, local tokens, and authentication.
+
+The HR export is the source of truth for who works here: `import_directory` applies it (every
+change an audit event); people missing from it are marked `terminated`, never deleted, and their
+open requests are cancelled. Tokens are random secrets of which only the SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from foureyes.directory import Directory
+from foureyes.errors import BadInput, NotFound, Unauthenticated
+from foureyes.model import RequestState, Staff, StaffStatus
+from foureyes.store.tables import IdentityRow, RequestRow, StaffRow, TokenRow
+from foureyes.workflow.records import move, record
+from foureyes.store.queries import staff_from_row
+from foureyes.workflow.services import Actor, Services
+
+TOKEN_PREFIX = "fey"
+OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)
+
+
+@dataclass
+class ImportReport:
+    added: list[str] = field(default_factory=list)
+    changed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    terminated: list[str] = field(default_factory=list)
+    cancelled_requests: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.added or self.changed or self.terminated)
+
+
+def approver_groups(services: Services, session: Session) -> frozenset[str]:
+    """Groups that some `approvers` condition of the policy in force names."""
+    try:
+        _, policy = services.policy_in_force(session)
+    except Exception:  # noqa: BLE001 - before the first policy there are no approver groups
+        return frozenset()
+    groups: set[str] = set()
+    for rule in policy.rules:
+        if rule.approvers is None:
+            continue
+        for path, values in rule.approvers.mentions.items():
+            if path[-1] == "groups":
+                groups.update(str(v) for v in values)
+    return frozenset(groups)
+
+
+def import_directory(
+    services: Services, directory: Directory, *, actor: str = "hr-import"
+) -> ImportReport:
+    """Apply an HR export: add, change, terminate. Idempotent; one transaction."""
+    report = ImportReport()
+    with services.database.transaction() as session:
+        now = services.clock()
+        watched = approver_groups(services, session)
+        existing = {row.id: row for row in session.scalars(select(StaffRow))}
+        for person in directory.staff.values():
+            row = existing.get(person.id)
+            values = _values(person)
+            if row is None:
+                row = StaffRow(id=person.id, updated_at=now, gained_approver_groups=[], **values)
+                session.add(row)
+                report.added.append(person.id)
+                session.flush()
+                _set_identities(session, person)
+                record(services, session, kind="staff.added", actor=actor, row=None,
+                       payload={"staff": person.id, **values}, now=now)
+                continue
+            diff = {k: [getattr(row, k), v] for k, v in values.items() if getattr(row, k) != v}
+            if diff:
+                gained = sorted((set(person.groups) - set(row.groups)) & watched)
+                for key, (_, new) in diff.items():
+                    setattr(row, key, new)
+                row.updated_at = now
+                if gained:
+                    row.gained_approver_groups = sorted(set(row.gained_approver_groups) | set(gained))
+                report.changed[person.id] = diff
+                record(services, session, kind="staff.changed", actor=actor, row=None,
+                       payload={"staff": person.id, "changes": diff, "gained_approver_groups": gained},
+                       now=now)
+            _set_identities(session, person)
+        for staff_id, row in existing.items():
+            if staff_id in directory.staff or row.status == StaffStatus.TERMINATED.value:
+                continue
+            row.status = StaffStatus.TERMINATED.value
+            row.updated_at = now
+            report.terminated.append(staff_id)
+            record(services, session, kind="staff.terminated", actor=actor, row=None,
+                   payload={"staff": staff_id, "reason": "missing from the HR export"}, now=now)
+            report.cancelled_requests += cancel_open_requests(services, session, staff_id, now)
+    return report
+
+
+def cancel_open_requests(
+    services: Services, session: Session, staff_id: str, now: datetime
+) -> list[str]:
+    """Cancel every request of someone who no longer works here."""
+    rows = session.scalars(
+        select(RequestRow)
+        .where(
+            RequestRow.requester_id == staff_id,
+            RequestRow.state.in_([s.value for s in OPEN_STATES]),
+        )
+        .with_for_update()
+    )
+    cancelled = []
+    for row in rows:
+        move(services, session, row, RequestState.CANCELLED, actor=None,
+             kind="request.cancelled", now=now, reason=f"requester {staff_id} was terminated")
+        cancelled.append(row.id)
+    return cancelled
+
+
+def _values(person: Staff) -> dict[str, Any]:
+    return {
+        "name": person.name,
+        "email": person.email,
+        "groups": list(person.groups),
+        "employment": person.employment,
+        "vendor": person.vendor,
+        "region": person.region,
+        "manager": person.manager,
+        "starts": person.starts,
+        "ends": person.ends,
+        "status": person.status,
+        "attributes": dict(person.attributes),
+    }
+
+
+def _set_identities(session: Session, person: Staff) -> None:
+    wanted = set(person.identities) | {person.id}
+    current = set(session.scalars(select(IdentityRow.identity).where(IdentityRow.staff_id == person.id)))
+    for identity in wanted - current:
+        other = session.get(IdentityRow, identity)
+        if other is not None:
+            raise BadInput(f"identity {identity!r} already belongs to {other.staff_id}")
+        session.add(IdentityRow(identity=identity, staff_id=person.id))
+    if current - wanted:
+        session.execute(
+            delete(IdentityRow).where(
+                IdentityRow.staff_id == person.id, IdentityRow.identity.in_(current - wanted)
+            )
+        )
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(
+    services: Services,
+    staff_id: str,
+    *,
+    identity: str | None = None,
+    label: str = "",
+    lifetime: timedelta | None = timedelta(days=90),
+) -> str:
+    """A new bearer token for one person (returned once, stored hashed)."""
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = session.get(StaffRow, staff_id)
+        if row is None:
+            raise NotFound(f"no staff member {staff_id!r}")
+        login = identity or staff_id
+        link = session.get(IdentityRow, login)
+        if link is None or link.staff_id != staff_id:
+            raise BadInput(f"{login!r} is not an identity of {staff_id}")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        session.add(
+            TokenRow(
+                id=token_id,
+                staff_id=staff_id,
+                identity=login,
+                secret_sha256=_sha256(secret),
+                label=label,
+                created_at=now,
+                expires_at=now + lifetime if lifetime else None,
+            )
+        )
+        record(services, session, kind="token.issued", actor=None, row=None,
+               payload={"staff": staff_id, "identity": login, "token_id": token_id, "label": label},
+               now=now)
+    return f"{TOKEN_PREFIX}_{token_id}_{secret}"
+
+
+def authenticate(services: Services, token: str) -> Actor:
+    """The person behind a bearer token; Unauthenticated unless it is valid and they may act."""
+    prefix, _, rest = token.strip().partition("_")
+    token_id, _, secret = rest.partition("_")
+    if prefix != TOKEN_PREFIX or not token_id or not secret:
+        raise Unauthenticated("malformed token")
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = session.get(TokenRow, token_id)
+        if row is None or not hmac.compare_digest(row.secret_sha256, _sha256(secret)):
+            raise Unauthenticated("unknown token")
+        if row.revoked_at is not None:
+            raise Unauthenticated("this token was revoked")
+        if row.expires_at is not None and row.expires_at <= now:
+            raise Unauthenticated("this token has expired")
+        staff_row = session.get(StaffRow, row.staff_id)
+        assert staff_row is not None
+        person = staff_from_row(session, staff_row)
+        problem = person.floor_problem(now.date())
+        if problem is not None:
+            raise Unauthenticated(f"this credential no longer works: {problem}")
+        return Actor(staff=person, identity=row.identity)
+
+
+def list_staff(services: Services) -> list[Staff]:
+    with services.database.transaction() as session:
+        return [staff_from_row(session, row) for row in session.scalars(select(StaffRow).order_by(StaffRow.id))]
+

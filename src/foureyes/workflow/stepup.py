@@ -1,0 +1,100 @@
+"""Step-up for reviews: the reviewer proves possession of an enrolled key for *this* review.
+
+The challenge is derived from the request digest, the reviewer and the verdict, so a captured
+assertion approves that one request and nothing else. `DeviceKeyStepUp` verifies Ed25519
+signatures from keys enrolled per person (a hardware-backed key or a platform authenticator's
+key); the console's WebAuthn flow is another verifier of the same shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.errors import BadInput, Forbidden
+from foureyes.store.tables import StepUpKeyRow
+
+
+def challenge(digest: str, reviewer_id: str, decision: str) -> bytes:
+    """The bytes a reviewer's key signs for one review."""
+    text = f"foureyes step-up v1\nrequest {digest}\nreviewer {reviewer_id}\ndecision {decision}\n"
+    return hashlib.sha256(text.encode()).digest()
+
+
+class StepUpVerifier(Protocol):
+    def verify(
+        self,
+        session: Session,
+        *,
+        reviewer_id: str,
+        digest: str,
+        decision: str,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Check the assertion; return the evidence to record. Raise Forbidden if it fails."""
+        ...
+
+
+class DeviceKeyStepUp:
+    """Ed25519 signatures over `challenge(...)` by a key enrolled for the reviewer."""
+
+    def verify(
+        self,
+        session: Session,
+        *,
+        reviewer_id: str,
+        digest: str,
+        decision: str,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        if not assertion:
+            raise Forbidden("this review needs step-up: confirm it with your security key")
+        key_id = str(assertion.get("key_id", ""))
+        row = session.scalar(
+            select(StepUpKeyRow).where(
+                StepUpKeyRow.id == key_id, StepUpKeyRow.staff_id == reviewer_id
+            )
+        )
+        if row is None or row.revoked_at is not None:
+            raise Forbidden("step-up failed: that key is not enrolled for you")
+        try:
+            signature = base64.b64decode(str(assertion.get("signature", "")), validate=True)
+            Ed25519PublicKey.from_public_bytes(row.public_key).verify(
+                signature, challenge(digest, reviewer_id, decision)
+            )
+        except (InvalidSignature, binascii.Error, ValueError) as exc:
+            raise Forbidden("step-up failed: the signature does not confirm this review") from exc
+        return {"method": "device-key", "key_id": key_id}
+
+
+def key_id_of(key: Ed25519PrivateKey | bytes) -> str:
+    """The id of a step-up key: the first 16 hex digits of SHA-256 of its public key."""
+    public = key if isinstance(key, bytes) else key.public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw
+    )
+    return hashlib.sha256(public).hexdigest()[:16]
+
+
+def enroll_key(session: Session, staff_id: str, public_key: bytes, now: datetime) -> str:
+    """Enrol an Ed25519 public key for step-up; returns its key id."""
+    if len(public_key) != 32:
+        raise BadInput("a step-up key is a 32-byte Ed25519 public key")
+    key_id = key_id_of(public_key)
+    if session.get(StepUpKeyRow, key_id) is None:
+        session.add(
+            StepUpKeyRow(id=key_id, staff_id=staff_id, public_key=public_key, created_at=now)
+        )
+    return key_id

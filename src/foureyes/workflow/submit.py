@@ -1,0 +1,183 @@
+"""Submitting a request, and the dry run (`decisions`) that changes nothing."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+
+from foureyes.connectors.base import ExecutionOrder
+from foureyes.errors import BadInput, Forbidden
+from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
+from foureyes.policy.decision import Decision
+from foureyes.policy.engine import decide
+from foureyes.store.tables import RequestRow
+from foureyes.workflow.records import record, request_digest
+from foureyes.workflow.services import Actor, Services, json_safe, with_pins
+
+MAX_JUSTIFICATION = 500
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a staff member asks for."""
+
+    action: str
+    account: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    justification: str | None = None
+    break_glass: bool = False
+    client: str | None = None
+    reverts: str | None = None
+
+
+class Denied(Forbidden):
+    """The policy denied the request. It is recorded (state `denied`); the error carries the
+    request id and the decision so the caller sees why."""
+
+    slug = "denied-by-policy"
+
+
+def _check_params(services: Services, submission: Submission) -> None:
+    """Unknown platform or action, params failing the action's schema, or an order the
+    platform says could never execute: BadInput (or NotFound), before anything is recorded."""
+    platform, _, account_id = submission.account.partition(":")
+    connector = services.connector(platform)
+    spec = connector.action(submission.action)
+    try:
+        jsonschema.validate(dict(submission.params), dict(spec.params_schema))
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "params"
+        raise BadInput(f"params do not fit {submission.action}: {where}: {exc.message}") from exc
+    connector.validate(
+        ExecutionOrder(submission.action, account_id, dict(submission.params), idempotency_key="")
+    )
+
+
+def _check_justification(decision: Decision, justification: str | None) -> None:
+    options = decision.options
+    text = (justification or "").strip()
+    if len(text) > MAX_JUSTIFICATION:
+        raise BadInput(f"the justification is longer than {MAX_JUSTIFICATION} characters")
+    if options.justification_required and not text:
+        raise BadInput("this request needs a justification")
+    for pattern in options.justification_patterns:
+        if not re.fullmatch(pattern, text):
+            raise BadInput(f"the justification must match {pattern} (e.g. a ticket id)")
+
+
+def dry_run(services: Services, actor: Actor, submission: Submission) -> Decision:
+    """The decision a submission would get now, with its reasons. Changes nothing."""
+    _check_params(services, submission)
+    account = services.resolve_account(submission.account)
+    with services.database.transaction() as session:
+        account = with_pins(account, services.pins(session, submission.account))
+        _, policy = services.policy_in_force(session)
+        request = _decision_request(actor, submission, account, services.clock())
+        return decide(policy, request)
+
+
+def _decision_request(
+    actor: Actor, submission: Submission, account: Account, now: datetime
+) -> DecisionRequest:
+    return DecisionRequest(
+        staff=actor.staff,
+        action=submission.action,
+        account=account,
+        context=RequestContext(now=now, client=submission.client),
+        params=submission.params,
+        justification=submission.justification,
+        break_glass=submission.break_glass,
+    )
+
+
+def submit(services: Services, actor: Actor, submission: Submission) -> str:
+    """Record a request and its decision; return its id.
+
+    Bad input (unknown action or account, params failing the schema, a missing or malformed
+    justification) raises and records nothing. A request the policy denies is recorded as
+    `denied` and then raises `Denied`. Allowed requests are `approved` (or `scheduled` when a
+    rule sets a delay) and left for `execute`; break-glass ones are approved at once too.
+    """
+    _check_params(services, submission)
+    account = services.resolve_account(submission.account)  # the platform, outside our lock
+    with services.database.transaction() as session:
+        now = services.clock()
+        account = with_pins(account, services.pins(session, submission.account))
+        version, policy = services.policy_in_force(session)
+        decision = decide(policy, _decision_request(actor, submission, account, now))
+        if decision.outcome != Outcome.DENIED:
+            _check_justification(decision, submission.justification)
+        state = {
+            Outcome.DENIED: RequestState.DENIED,
+            Outcome.PENDING: RequestState.PENDING,
+            Outcome.ALLOWED: RequestState.APPROVED,
+        }[decision.outcome]
+        not_before = None
+        if decision.outcome == Outcome.ALLOWED and decision.options.delay and not decision.break_glass:
+            state, not_before = RequestState.SCHEDULED, now + decision.options.delay
+        glass = decision.options.break_glass
+        row = RequestRow(
+            id=str(uuid.uuid4()),
+            state=state.value,
+            requester_id=actor.id,
+            requester_identity=actor.identity,
+            action=submission.action,
+            account_ref=submission.account,
+            params=dict(submission.params),
+            justification=submission.justification,
+            digest=request_digest(
+                action=submission.action,
+                account=submission.account,
+                params=submission.params,
+                justification=submission.justification,
+                policy_version=version,
+            ),
+            policy_version=version,
+            decision=decision.to_dict(),
+            account_snapshot=json_safe(dict(account.attributes)),
+            break_glass=decision.break_glass,
+            reverts_id=submission.reverts,
+            not_before=not_before,
+            expires_at=now + decision.options.expires,
+            post_review_due=now + glass.within if glass is not None else None,
+            created_at=now,
+            updated_at=now,
+            finished_at=now if state.final else None,
+            client=submission.client,
+        )
+        session.add(row)
+        session.flush()
+        record(
+            services,
+            session,
+            kind="request.submitted",
+            actor=actor.id,
+            row=row,
+            payload={
+                "identity": actor.identity,
+                "state": state.value,
+                "params": dict(submission.params),
+                "justification": submission.justification,
+                "policy_version": version,
+                "decision": decision.to_dict(),
+                "client": submission.client,
+                "reverts": submission.reverts,
+            },
+            now=now,
+        )
+        request_id = row.id
+    if decision.outcome == Outcome.DENIED:
+        raise Denied(
+            "; ".join(decision.reasons),
+            request_id=request_id,
+            decision=decision.to_dict(),
+        )
+    return request_id
+
+

@@ -1,0 +1,164 @@
+"""Read-only views of requests: one request with its timeline and what it still needs, and
+filtered lists. These are what the API, the console and the CLI show."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.errors import NotFound
+from foureyes.model import Outcome, RequestState, Review, ReviewDecision
+from foureyes.policy.engine import satisfied
+from foureyes.store.tables import EventRow, RequestRow, StaffRow
+from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
+from foureyes.store.queries import staff_from_row
+from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.subject import redecide
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def request_view(services: Services, request_id: str) -> dict[str, Any]:
+    with services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise NotFound(f"no request {request_id!r}")
+        return _view(services, session, row, timeline=True)
+
+
+def _view(services: Services, session: Session, row: RequestRow, *, timeline: bool) -> dict[str, Any]:
+    decision = dict(row.decision)
+    factors = [dict(f, approved_by=[], missing=f["approvals"]) for f in decision.get("factors", [])]
+    reviews = review_rows(session, row.id)
+    if row.state == RequestState.PENDING.value:
+        now = services.clock()
+        current = redecide(services, session, row, now)
+        if current.outcome == Outcome.PENDING:
+            candidates = [staff_from_row(session, s) for s in session.scalars(select(StaffRow))]
+            status = satisfied(
+                current,
+                engine_reviews(services, session, reviews),
+                candidates=candidates,
+                today=now.date(),
+            )
+            factors = [
+                {**factor.to_dict(), **progress.to_dict()}
+                for factor, progress in zip(current.factors, status.factors, strict=True)
+            ]
+    decision["factors"] = factors
+    view: dict[str, Any] = {
+        "id": row.id,
+        "state": row.state,
+        "digest": row.digest,
+        "requester": row.requester_id,
+        "requester_identity": row.requester_identity,
+        "action": row.action,
+        "account": row.account_ref,
+        "params": row.params,
+        "justification": row.justification,
+        "break_glass": row.break_glass,
+        "decision": decision,
+        "reviews": [
+            {
+                "reviewer": r.reviewer_id,
+                "identity": r.identity,
+                "kind": r.kind,
+                "decision": r.decision,
+                "comment": r.comment,
+                "step_up": r.step_up is not None,
+                "at": _iso(r.created_at),
+            }
+            for r in [*reviews, *review_rows(session, row.id, POST_REVIEW)]
+        ],
+        "reverts": row.reverts_id,
+        "not_before": _iso(row.not_before),
+        "expires_at": _iso(row.expires_at),
+        "post_review_due": _iso(row.post_review_due),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "finished_at": _iso(row.finished_at),
+        "reason": row.reason,
+        "result": row.result,
+    }
+    if timeline:
+        view["timeline"] = _timeline(session, row.id)
+    return view
+
+
+def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
+    events = session.scalars(
+        select(EventRow).where(EventRow.request_id == request_id).order_by(EventRow.seq)
+    )
+    out = []
+    for event in events:
+        body = json.loads(event.body)
+        out.append(
+            {
+                "seq": event.seq,
+                "at": _iso(event.at),
+                "kind": event.kind,
+                "actor": event.actor,
+                "event": body,
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    state: str | None = None
+    mine: bool = False
+    reviewable: bool = False
+    account: str | None = None
+    limit: int = 50
+    before: str | None = None  # cursor: created_at|id of the last item seen
+
+
+def list_requests(services: Services, actor: Actor, filters: ListFilter) -> tuple[list[dict[str, Any]], str | None]:
+    """Requests newest first; `reviewable` keeps pending ones the actor may approve."""
+    limit = max(1, min(filters.limit, 200))
+    with services.database.transaction() as session:
+        query = select(RequestRow).order_by(RequestRow.created_at.desc(), RequestRow.id.desc())
+        if filters.state:
+            query = query.where(RequestRow.state == filters.state)
+        if filters.mine:
+            query = query.where(RequestRow.requester_id == actor.id)
+        if filters.account:
+            query = query.where(RequestRow.account_ref == filters.account)
+        if filters.reviewable:
+            query = query.where(
+                RequestRow.state == RequestState.PENDING.value,
+                RequestRow.requester_id != actor.id,
+            )
+        if filters.before:
+            stamp, _, last_id = filters.before.partition("|")
+            when = datetime.fromisoformat(stamp)
+            query = query.where(
+                (RequestRow.created_at < when)
+                | ((RequestRow.created_at == when) & (RequestRow.id < last_id))
+            )
+        items: list[dict[str, Any]] = []
+        cursor = None
+        for row in session.scalars(query.limit(limit * 4 if filters.reviewable else limit + 1)):
+            if len(items) == limit:
+                cursor = f"{row.created_at.isoformat()}|{row.id}"
+                break
+            if filters.reviewable and not _can_review(services, session, row, actor):
+                continue
+            items.append(_view(services, session, row, timeline=False))
+        return items, cursor
+
+
+def _can_review(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
+    if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
+        return False
+    decision = redecide(services, session, row, services.clock())
+    probe = satisfied(decision, [Review(actor.staff, ReviewDecision.APPROVE)])
+    return decision.outcome == Outcome.PENDING and not any(w == actor.id for w, _ in probe.ignored)

@@ -1,0 +1,168 @@
+"""Background work: expiry, due executions, reconciliation, overdue break-glass post-reviews.
+
+Safe with several processes on one PostgreSQL: every item is claimed with a row lock (SKIP LOCKED
+where a claim could collide) and a state check, so each is done once; a loser gets a Conflict
+and moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, or_, select
+
+from foureyes.errors import Conflict, FoureyesError
+from foureyes.model import ActionKind, RequestState
+from foureyes.store.tables import RequestRow, ReviewRow
+from foureyes.workflow.execute import STALE_AFTER, execute, reconcile
+from foureyes.workflow.records import POST_REVIEW, lock_request, move, record
+from foureyes.workflow.services import Services
+
+log = logging.getLogger(__name__)
+BATCH = 100
+
+
+@dataclass
+class Tick:
+    """What one pass of the worker did."""
+
+    expired: list[str] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+    reconciled: list[str] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def run_once(services: Services, worker: str = "worker") -> Tick:
+    """Do everything that is due now, once."""
+    tick = Tick()
+    _expire(services, tick)
+    _execute_due(services, worker, tick)
+    _reconcile_stale(services, tick)
+    _flag_overdue_post_reviews(services, tick)
+    return tick
+
+
+def _ids(services: Services, query: object) -> list[str]:
+    with services.database.transaction() as session:
+        return list(session.scalars(query))  # type: ignore[call-overload]
+
+
+def _expire(services: Services, tick: Tick) -> None:
+    now = services.clock()
+    due = _ids(
+        services,
+        select(RequestRow.id)
+        .where(
+            RequestRow.state.in_([RequestState.PENDING.value, RequestState.APPROVED.value]),
+            RequestRow.expires_at <= now,
+        )
+        .limit(BATCH),
+    )
+    for request_id in due:
+        with services.database.transaction() as session:
+            row = lock_request(session, request_id, skip_locked=True)
+            if row is None or row.state not in (RequestState.PENDING, RequestState.APPROVED):
+                continue
+            if row.state == RequestState.APPROVED and not _is_read(services, row):
+                continue  # an approved write is executed, not expired
+            move(
+                services,
+                session,
+                row,
+                RequestState.EXPIRED,
+                actor=None,
+                kind="request.expired",
+                now=now,
+                reason=f"not carried out before {row.expires_at}",
+            )
+            tick.expired.append(request_id)
+
+
+def _is_read(services: Services, row: RequestRow) -> bool:
+    connector = services.connector(row.account_ref.partition(":")[0])
+    return connector.action(row.action).kind == ActionKind.READ
+
+
+def _execute_due(services: Services, worker: str, tick: Tick) -> None:
+    now = services.clock()
+    due = _ids(
+        services,
+        select(RequestRow.id)
+        .where(
+            RequestRow.state.in_([RequestState.APPROVED.value, RequestState.SCHEDULED.value]),
+            or_(RequestRow.not_before.is_(None), RequestRow.not_before <= now),
+        )
+        .order_by(RequestRow.not_before)
+        .limit(BATCH),
+    )
+    for request_id in due:
+        with services.database.transaction() as session:
+            row = session.get(RequestRow, request_id)
+            if row is None or _is_read(services, row):
+                continue  # reads wait for their requester
+        try:
+            outcome = execute(services, request_id, worker=worker, skip_locked=True)
+        except Conflict:
+            continue  # another worker got there first
+        except FoureyesError as exc:
+            log.warning("request %s could not be executed: %s", request_id, exc.message)
+            tick.failed.append(request_id)
+            continue
+        if outcome is not None:
+            tick.executed.append(request_id)
+
+
+def _reconcile_stale(services: Services, tick: Tick) -> None:
+    cutoff = services.clock() - STALE_AFTER
+    stale = _ids(
+        services,
+        select(RequestRow.id)
+        .where(RequestRow.state == RequestState.EXECUTING.value, RequestRow.updated_at <= cutoff)
+        .limit(BATCH),
+    )
+    for request_id in stale:
+        try:
+            reconcile(services, request_id)
+        except Conflict:
+            continue
+        tick.reconciled.append(request_id)
+
+
+def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
+    now = services.clock()
+    due = _ids(
+        services,
+        select(RequestRow.id)
+        .where(RequestRow.break_glass.is_(True), RequestRow.post_review_due <= now)
+        .limit(BATCH),
+    )
+    for request_id in due:
+        with services.database.transaction() as session:
+            row = lock_request(session, request_id, skip_locked=True)
+            if row is None or row.post_review_due is None:
+                continue
+            needed = int((row.decision.get("options", {}).get("break_glass") or {}).get("reviewers", 1))
+            approvals = session.scalar(
+                select(func.count()).where(
+                    ReviewRow.request_id == row.id,
+                    ReviewRow.kind == POST_REVIEW,
+                    ReviewRow.decision == "approve",
+                )
+            )
+            due_at = row.post_review_due
+            row.post_review_due = None  # flagged once; the event keeps the deadline
+            if int(approvals or 0) >= needed:
+                continue
+            record(
+                services,
+                session,
+                kind="break_glass.overdue",
+                actor=None,
+                row=row,
+                payload={"due": due_at, "needed": needed, "signed_off": int(approvals or 0)},
+                now=now,
+            )
+            tick.overdue.append(request_id)
+
