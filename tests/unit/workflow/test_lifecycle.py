@@ -146,7 +146,7 @@ class TestStaffImport:
 class TestTokens:
     def test_tokens_are_stored_hashed_and_checked(self, world: World) -> None:
         token = operations.issue_token(world.services, "e-3002")
-        secret = token.rsplit("_", 1)[1]
+        secret = token.split("_", 2)[2]
         with world.services.database.transaction() as session:
             stored = list(session.scalars(select(TokenRow.secret_sha256)))
         assert stored == [hashlib.sha256(secret.encode()).hexdigest()]

@@ -1,0 +1,318 @@
+"""Settings: `FOUREYES_*` environment variables over `foureyes.toml` in the data directory.
+
+Where each setting comes from, strongest first: the environment (`FOUREYES_DATABASE_URL`, …),
+then `<data_dir>/foureyes.toml`, then the defaults below. The data directory itself is the
+`data_dir` argument, else `FOUREYES_DATA_DIR`, else `./foureyes-data`; it cannot be set in the
+file that lives inside it.
+
+| setting | environment | default |
+|---|---|---|
+| `data_dir` | `FOUREYES_DATA_DIR` | `./foureyes-data` |
+| `database_url` | `FOUREYES_DATABASE_URL` | `sqlite:///<data_dir>/foureyes.db` |
+| `log_origin` | `FOUREYES_LOG_ORIGIN` | `foureyes.local/log` |
+| `signing_key_file` | `FOUREYES_SIGNING_KEY_FILE` | `<data_dir>/keys/log.key` |
+| `witness_dir` | `FOUREYES_WITNESS_DIR` | `<data_dir>/witness` |
+| `policy_file` | `FOUREYES_POLICY_FILE` | none (used by `foureyes init`) |
+| `staff_file` | `FOUREYES_STAFF_FILE` | none (used by `foureyes init`) |
+| `connectors` | (file only) | none |
+
+Relative paths in the file are relative to the data directory (so the directory can move);
+relative paths in the environment are relative to the working directory. A relative SQLite path
+in the file's `database_url` is relative to the data directory too.
+
+Connectors are tables of the file, one per platform name, with a `kind` and the connector's own
+options, which that connector validates:
+
+    [connectors.chirp]
+    kind = "demo"
+
+    [connectors.matrix]
+    kind = "synapse"
+    url = "https://matrix.example.org"
+    token_file = "secrets/synapse-token"     # or token_env = "SYNAPSE_ADMIN_TOKEN"
+
+A secret option `<name>` may be given as `<name>_file` (a file holding it) or `<name>_env` (an
+environment variable holding it), so it never has to be written into the file;
+`ConnectorSettings.resolved()` reads them when the connector is built. So an option ending in
+`_file` or `_env` always names where a value is, never a value: a connector wanting a plain path
+names it otherwise (`ca_path`). Any other unknown key in the file is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from foureyes.audit.checkpoint import Signer
+from foureyes.errors import BadInput
+
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_LOG_ORIGIN",
+    "ENV_PREFIX",
+    "ConnectorSettings",
+    "Settings",
+    "anchor_sqlite",
+    "safe_url",
+]
+
+CONFIG_FILE = "foureyes.toml"
+ENV_PREFIX = "FOUREYES_"
+DEFAULT_DATA_DIR = Path("foureyes-data")
+DEFAULT_LOG_ORIGIN = "foureyes.local/log"
+
+# Settings that the environment may set, and whether each is a path.
+_ENV_SETTINGS: dict[str, bool] = {
+    "database_url": False,
+    "log_origin": False,
+    "signing_key_file": True,
+    "witness_dir": True,
+    "policy_file": True,
+    "staff_file": True,
+}
+_PATH_SETTINGS = frozenset(name for name, is_path in _ENV_SETTINGS.items() if is_path)
+_SECRET_SUFFIXES = ("_file", "_env")
+
+
+class ConnectorSettings(BaseModel):
+    """One `[connectors.<name>]` table: the connector `kind` and its own options."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str = Field(min_length=1)
+    # Everything in the table but `kind`. Hidden from repr: it may hold an inline secret.
+    options: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_options(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or (
+            set(data) <= {"kind", "options"} and isinstance(data.get("options"), Mapping)
+        ):
+            return data  # already split (built in code, or re-validated)
+        split: dict[str, Any] = {"options": {k: v for k, v in data.items() if k != "kind"}}
+        if "kind" in data:
+            split["kind"] = data["kind"]
+        return split
+
+    def secret(self, name: str, env: Mapping[str, str] | None = None) -> str | None:
+        """The secret option `name`, from `name`, `name_file` or `name_env`; None if none is set.
+
+        Raises BadInput if more than one is set or the file or variable cannot be read. The
+        message never contains the secret.
+        """
+        env = os.environ if env is None else env
+        given = [key for key in (name, f"{name}_file", f"{name}_env") if key in self.options]
+        if not given:
+            return None
+        if len(given) > 1:
+            raise BadInput(f"connector option {name}: set only one of {', '.join(given)}")
+        key = given[0]
+        value = self.options[key]
+        if not isinstance(value, str) or not value:
+            raise BadInput(f"connector option {key}: must be a non-empty string")
+        if key == name:
+            return value
+        if key.endswith("_env"):
+            secret = env.get(value)
+            if not secret:
+                raise BadInput(f"connector option {key}: environment variable {value} is not set")
+            return secret
+        try:
+            secret = Path(value).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInput(f"connector option {key}: cannot read {value}: {exc.strerror}") from exc
+        if not secret:
+            raise BadInput(f"connector option {key}: {value} is empty")
+        return secret
+
+    def resolved(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The options with every `<name>_file` / `<name>_env` replaced by `<name>`'s value.
+
+        This is what the connector factory receives.
+        """
+        names: list[str] = []
+        options: dict[str, Any] = {}
+        for key, value in self.options.items():
+            base = _secret_base(key)
+            if base is None:
+                options[key] = value
+            else:
+                names.append(base)
+        for base in names:
+            options[base] = self.secret(base, env)
+        return options
+
+
+def _secret_base(key: str) -> str | None:
+    for suffix in _SECRET_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            return key[: -len(suffix)]
+    return None
+
+
+class Settings(BaseModel):
+    """Everything foureyes needs to know to run. Build it with `Settings.load`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path
+    # Hidden from repr: a PostgreSQL URL may carry a password (see `safe_database_url`).
+    database_url: str = Field(min_length=1, repr=False)
+    log_origin: str = DEFAULT_LOG_ORIGIN
+    signing_key_file: Path
+    witness_dir: Path
+    connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
+    policy_file: Path | None = None
+    staff_file: Path | None = None
+
+    @field_validator("log_origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        # The origin is also the signing key's name, which signed-note restricts.
+        if not value or "+" in value or any(ch.isspace() for ch in value):
+            raise ValueError("must be non-empty, without spaces or '+' (e.g. example.org/log)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError as exc:
+            raise ValueError("is not a database URL") from exc
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"names {backend}; foureyes supports sqlite and postgresql")
+        return value
+
+    @field_validator("connectors")
+    @classmethod
+    def _names(cls, value: dict[str, ConnectorSettings]) -> dict[str, ConnectorSettings]:
+        for name in value:
+            if not name or ":" in name or any(ch.isspace() for ch in name):
+                raise ValueError(f"connector name {name!r} has ':' or spaces, or is empty")
+        return value
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL with any password masked, for logs and reports."""
+        return safe_url(self.database_url)
+
+    @classmethod
+    def load(
+        cls, data_dir: Path | str | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read `<data_dir>/foureyes.toml` (if it exists) and the environment.
+
+        Raises BadInput naming the file or variable and the key for anything wrong.
+        """
+        env = os.environ if env is None else env
+        if data_dir is None:
+            data_dir = env.get(f"{ENV_PREFIX}DATA_DIR") or DEFAULT_DATA_DIR
+        root = Path(data_dir).expanduser().absolute()
+        config_file = root / CONFIG_FILE
+        values = _read_file(config_file, root)
+        from_env: set[str] = set()
+        for name, is_path in _ENV_SETTINGS.items():
+            raw = env.get(f"{ENV_PREFIX}{name.upper()}")
+            if raw:
+                values[name] = Path(raw).expanduser().absolute() if is_path else raw
+                from_env.add(name)
+        values["data_dir"] = root
+        values.setdefault("database_url", f"sqlite:///{root / 'foureyes.db'}")
+        values.setdefault("signing_key_file", root / "keys" / "log.key")
+        values.setdefault("witness_dir", root / "witness")
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise _diagnosis(exc, config_file, from_env) from None
+
+    def signer(self) -> Signer:
+        """The log's signing key, read from `signing_key_file` (BadInput if it is missing)."""
+        try:
+            text = self.signing_key_file.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise BadInput(
+                f"no log signing key at {self.signing_key_file} (run `foureyes init`)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read the log signing key {self.signing_key_file}") from exc
+        return Signer.parse(text)
+
+
+def safe_url(url: str) -> str:
+    """`url` with its password, if any, replaced by `***`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def _read_file(config_file: Path, root: Path) -> dict[str, Any]:
+    try:
+        with config_file.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{config_file}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise BadInput(f"{config_file}: cannot read: {exc.strerror}") from exc
+    if "data_dir" in data:
+        raise BadInput(
+            f"{config_file}: data_dir cannot be set in the file inside it "
+            f"(use --data-dir or {ENV_PREFIX}DATA_DIR)"
+        )
+    for name in _PATH_SETTINGS:
+        value = data.get(name)
+        if isinstance(value, str):
+            data[name] = root / Path(value).expanduser()
+    url = data.get("database_url")
+    if isinstance(url, str):
+        data["database_url"] = anchor_sqlite(url, root)
+    connectors = data.get("connectors")
+    if isinstance(connectors, dict):
+        for table in connectors.values():
+            if isinstance(table, dict):
+                for key, value in table.items():
+                    if key.endswith("_file") and isinstance(value, str):
+                        table[key] = str(root / Path(value).expanduser())
+    return data
+
+
+def anchor_sqlite(url: str, root: Path) -> str:
+    """`url` with a relative SQLite file path made absolute against `root`; others unchanged."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # the validator reports it
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(root / database)).render_as_string(hide_password=False)
+
+
+def _diagnosis(exc: ValidationError, config_file: Path, from_env: set[str]) -> BadInput:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    if loc and loc[0] == "connectors" and len(loc) >= 3 and loc[2] == "options":
+        loc = loc[:2] + loc[3:]  # options are the table's own keys
+    key = ".".join(loc)
+    where = f"{ENV_PREFIX}{loc[0].upper()}" if loc and loc[0] in from_env else str(config_file)
+    if error["type"] == "extra_forbidden":
+        return BadInput(f"{where}: unknown key {key!r}", key=key)
+    return BadInput(f"{where}: {key}: {error['msg']}", key=key)

@@ -1,0 +1,1 @@
+"""The Alembic migrations of the foureyes schema; `foureyes.store.migrate` runs them."""

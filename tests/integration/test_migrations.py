@@ -1,0 +1,326 @@
+"""The migrations against real SQLite and PostgreSQL: one head, upgrade from empty, `alembic check`,
+down to base and up again, concurrent upgrades, and the append-only audit tables."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, Integer, Table, delete, insert, inspect, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from foureyes.errors import Unavailable
+from foureyes.store import migrate
+from foureyes.store.database import Database
+from foureyes.store.tables import AuditHeadRow, Base, CheckpointRow, EventRow, NodeRow
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "pg"], ids=["sqlite", "pg"])
+def empty_database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A database with nothing in it, not even the schema."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{request.getfixturevalue('tmp_path') / 'empty.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+def model_tables() -> set[str]:
+    return set(migrate.model_metadata().tables)
+
+
+def schema_tables(database: Database) -> set[str]:
+    return set(inspect(database.engine).get_table_names())
+
+
+def pg_functions(database: Database) -> set[str]:
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = 'public'"
+            )
+        )
+        return {row[0] for row in rows}
+
+
+def triggers(database: Database) -> set[str]:
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        if database.is_sqlite
+        else "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    )
+    with database.engine.connect() as connection:
+        return {row[0] for row in connection.execute(text(query))}
+
+
+# --- the migration scripts -------------------------------------------------------------------
+
+
+def test_there_is_one_head_and_it_is_the_initial_migration() -> None:
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    assert scripts.get_heads() == ["0001"]
+    assert migrate.head() == "0001"
+    initial = scripts.get_revision("0001")
+    assert initial is not None
+    assert initial.down_revision is None
+    assert Path(initial.path).name == "0001_initial.py"
+
+
+def test_migrations_do_not_import_the_application() -> None:
+    # A migration is frozen once written; the models it came from keep changing.
+    for script in (migrate.MIGRATIONS_DIR / "versions").glob("*.py"):
+        assert not re.search(r"\bfoureyes\.|import foureyes", script.read_text("utf-8")), (
+            script.name
+        )
+
+
+def test_the_migrations_ship_inside_the_package() -> None:
+    assert migrate.MIGRATIONS_DIR.is_relative_to(ROOT / "src" / "foureyes")
+    assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
+    assert (migrate.MIGRATIONS_DIR / "script.py.mako").is_file()
+
+
+def test_every_registered_table_module_is_part_of_the_schema() -> None:
+    tables = model_tables()
+    assert {"staff", "requests", "reviews", "audit_events", "audit_head"} <= tables
+    demo = pytest.importorskip("foureyes.connectors.demo_tables", reason="no demo tables yet")
+    demo_tables = {t.name for t in Base.metadata.tables.values() if t.name.startswith("chirp_")}
+    assert demo is not None
+    assert demo_tables
+    assert demo_tables <= tables
+
+
+# --- upgrade, check, downgrade on both databases ---------------------------------------------
+
+
+def test_upgrade_head_on_an_empty_database_builds_every_table(empty_database: Database) -> None:
+    assert migrate.current(empty_database) is None
+    assert schema_tables(empty_database) == set()
+
+    migrate.upgrade(empty_database)
+
+    assert migrate.current(empty_database) == migrate.head()
+    assert schema_tables(empty_database) == model_tables() | {"alembic_version"}
+
+
+def test_upgrading_a_current_database_changes_nothing(empty_database: Database) -> None:
+    migrate.upgrade(empty_database)
+    with empty_database.transaction() as session:
+        session.execute(insert(NodeRow).values(level=0, index=0, hash=b"\x01" * 32))
+
+    migrate.upgrade(empty_database)
+
+    assert migrate.current(empty_database) == migrate.head()
+    with empty_database.transaction() as session:
+        assert session.scalars(select(NodeRow.hash)).all() == [b"\x01" * 32]
+
+
+def test_alembic_check_finds_no_difference_between_models_and_schema(
+    empty_database: Database,
+) -> None:
+    migrate.upgrade(empty_database)
+    migrate.check(empty_database)  # raises SchemaMismatch on any difference
+
+
+def test_alembic_check_notices_a_table_the_migrations_lack(empty_database: Database) -> None:
+    migrate.upgrade(empty_database)
+    probe = Table("zz_probe", Base.metadata, Column("id", Integer, primary_key=True))
+    try:
+        with pytest.raises(migrate.SchemaMismatch, match="zz_probe"):
+            migrate.check(empty_database)
+    finally:
+        Base.metadata.remove(probe)
+    migrate.check(empty_database)
+
+
+def test_downgrade_to_base_drops_everything_and_upgrade_rebuilds_it(
+    empty_database: Database,
+) -> None:
+    migrate.upgrade(empty_database)
+    migrate.downgrade(empty_database, "base")
+
+    assert migrate.current(empty_database) is None
+    assert schema_tables(empty_database) == {"alembic_version"}  # Alembic's own, now empty
+    assert triggers(empty_database) == set()
+    if not empty_database.is_sqlite:
+        assert "foureyes_refuse_audit_change" not in pg_functions(empty_database)
+
+    migrate.upgrade(empty_database)
+
+    assert migrate.current(empty_database) == migrate.head()
+    assert schema_tables(empty_database) == model_tables() | {"alembic_version"}
+    migrate.check(empty_database)
+    assert len(triggers(empty_database)) == (6 if empty_database.is_sqlite else 3)
+
+
+def test_a_failing_migration_leaves_nothing_behind(empty_database: Database) -> None:
+    # The whole upgrade is one transaction: make a late step fail (its table is already
+    # there), and none of the tables created before it may remain.
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE reviews (x INTEGER)"))
+
+    with pytest.raises(DBAPIError, match="reviews"):
+        migrate.upgrade(empty_database)
+
+    assert schema_tables(empty_database) == {"reviews"}
+    assert migrate.current(empty_database) is None
+
+
+def test_a_database_from_a_newer_foureyes_is_refused(empty_database: Database) -> None:
+    migrate.upgrade(empty_database)
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+
+    with pytest.raises(migrate.SchemaMismatch, match="9999"):
+        migrate.upgrade(empty_database)
+    assert migrate.current(empty_database) == "9999"
+
+
+def test_an_unreachable_database_is_unavailable(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    with pytest.raises(Unavailable, match="cannot be reached"):
+        migrate.upgrade(database)
+    with pytest.raises(Unavailable, match="cannot be reached"):
+        migrate.current(database)
+
+
+@pytest.mark.pg_only
+def test_concurrent_upgrades_migrate_once_and_all_succeed(pg_url: str) -> None:
+    # Several `foureyes serve` processes may start together on one PostgreSQL.
+    databases = [Database(pg_url) for _ in range(4)]
+    start = threading.Barrier(len(databases))
+    errors: list[BaseException] = []
+
+    def run(database: Database) -> None:
+        start.wait()
+        try:
+            migrate.upgrade(database)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(database,)) for database in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        assert migrate.current(databases[0]) == migrate.head()
+        migrate.check(databases[0])
+    finally:
+        for database in databases:
+            database.dispose()
+
+
+# --- the developer entry points ----------------------------------------------------------------
+
+
+def test_alembic_ini_drives_the_same_migrations(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dev.db'}"
+    config = Config(str(ROOT / "alembic.ini"), stdout=io.StringIO())
+    config.attributes["configure_logger"] = False
+    config.set_main_option("sqlalchemy.url", url)
+
+    command.upgrade(config, "head")
+
+    database = Database(url)
+    try:
+        assert migrate.current(database) == migrate.head()
+        migrate.check(database)
+    finally:
+        database.dispose()
+
+
+def test_offline_mode_writes_the_postgresql_script_with_its_triggers() -> None:
+    buffer = io.StringIO()
+    config = migrate.alembic_config()
+    config.output_buffer = buffer
+    config.set_main_option("sqlalchemy.url", "postgresql://")
+
+    command.upgrade(config, "head", sql=True)
+
+    script = buffer.getvalue()
+    assert "CREATE TABLE audit_events" in script
+    assert "CREATE FUNCTION foureyes_refuse_audit_change()" in script
+    assert "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE" in script
+
+
+# --- the audit tables are append-only ----------------------------------------------------------
+
+AUDIT_ROWS = [
+    (
+        EventRow,
+        {
+            "seq": 0,
+            "at": NOW,
+            "kind": "test",
+            "body": b"{}",
+            "leaf_hash": b"\x00" * 32,
+        },
+        {"kind": "tampered"},
+    ),
+    (NodeRow, {"level": 0, "index": 0, "hash": b"\x00" * 32}, {"hash": b"\xff" * 32}),
+    (
+        CheckpointRow,
+        {"size": 1, "root_hash": b"\x00" * 32, "note": "note\n", "created_at": NOW},
+        {"note": "forged\n"},
+    ),
+]
+AUDIT_IDS = [row[0].__tablename__ for row in AUDIT_ROWS]
+
+
+@pytest.mark.parametrize(("table", "values", "change"), AUDIT_ROWS, ids=AUDIT_IDS)
+def test_the_database_refuses_to_update_an_audit_row(
+    database: Database, table: type[Base], values: dict[str, object], change: dict[str, object]
+) -> None:
+    with database.transaction() as session:
+        session.execute(insert(table).values(**values))
+
+    with pytest.raises(IntegrityError, match="audit log is append-only"):  # noqa: SIM117
+        with database.transaction() as session:
+            session.execute(update(table).values(**change))
+
+    with database.transaction() as session:
+        row = session.execute(select(table.__table__)).one()._asdict()
+    assert {key: row[key] for key in change} == {key: values[key] for key in change}
+
+
+@pytest.mark.parametrize(("table", "values", "change"), AUDIT_ROWS, ids=AUDIT_IDS)
+def test_the_database_refuses_to_delete_an_audit_row(
+    database: Database, table: type[Base], values: dict[str, object], change: dict[str, object]
+) -> None:
+    del change
+    with database.transaction() as session:
+        session.execute(insert(table).values(**values))
+
+    with pytest.raises(IntegrityError, match="audit log is append-only"):  # noqa: SIM117
+        with database.transaction() as session:
+            session.execute(delete(table))
+
+    with database.transaction() as session:
+        assert len(session.execute(select(table.__table__)).all()) == 1
+
+
+def test_other_tables_stay_writable(database: Database) -> None:
+    # The audit head row is updated on every append; only the log itself is append-only.
+    with database.transaction() as session:
+        session.execute(insert(AuditHeadRow).values(id=1, size=0))
+    with database.transaction() as session:
+        session.execute(update(AuditHeadRow).values(size=5))
+    with database.transaction() as session:
+        assert session.scalar(select(AuditHeadRow.size)) == 5
+        session.execute(delete(AuditHeadRow))
