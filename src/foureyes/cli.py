@@ -5,8 +5,8 @@ Any `FoureyesError` becomes a one-line diagnosis on stderr and exit code 2; noth
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,22 +16,22 @@ from rich.console import Console
 from rich.table import Table
 
 from foureyes import textview
-from foureyes.connectors.demo_catalog import demo_catalog
-from foureyes.store.database import Database
-from foureyes.directory import load_directory
 from foureyes.commands import lifecycle
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.commands.staff import staff_app
 from foureyes.config import Settings
+from foureyes.connectors.demo_catalog import demo_catalog
+from foureyes.directory import load_directory
 from foureyes.errors import FoureyesError
 from foureyes.init import initialize
-from foureyes.workflow import operations
 from foureyes.policy.analysis import check_invariants, diff_policies
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
 from foureyes.policy.explain import explain
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import run_policy_tests
+from foureyes.store.database import Database
+from foureyes.workflow import operations
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -44,6 +44,7 @@ app.add_typer(staff_app, name="staff")
 lifecycle.register(app)
 
 out = Console(highlight=False)
+
 
 def _catalog(connector: str) -> Catalog:
     # The connector registry arrives with the lifecycle; until then the demo platform's catalog
@@ -188,13 +189,12 @@ def init_cmd(
         Path | None, typer.Option("--policy", help="The first policy (default: the demo's).")
     ] = None,
     staff: Annotated[
-        Path | None, typer.Option("--staff", help="The first staff directory (default: the demo's).")
+        Path | None,
+        typer.Option("--staff", help="The first staff directory (default: the demo's)."),
     ] = None,
 ) -> None:
     """Create the data directory, keys and database, and load the first policy and staff
     directory (the only time they load without approval: on an empty database)."""
-    import os
-
     root = data_dir or Path(os.environ.get("FOUREYES_DATA_DIR", "foureyes-data"))
 
     def seed(database: Database) -> None:

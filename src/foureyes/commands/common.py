@@ -23,11 +23,18 @@ R = TypeVar("R")
 
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="The data directory (default: $FOUREYES_DATA_DIR or ./foureyes-data)."),
+    typer.Option(
+        "--data-dir", help="The data directory (default: $FOUREYES_DATA_DIR or ./foureyes-data)."
+    ),
 ]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", envvar="FOUREYES_TOKEN", help="Your own token (or FOUREYES_TOKEN).", show_default=False),
+    typer.Option(
+        "--token",
+        envvar="FOUREYES_TOKEN",
+        help="Your own token (or FOUREYES_TOKEN).",
+        show_default=False,
+    ),
 ]
 
 
@@ -48,7 +55,8 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
 def services_for(settings: Settings) -> Services:
     database = Database(settings.database_url)
     connectors = {
-        name: (connector.kind, connector.resolved()) for name, connector in settings.connectors.items()
+        name: (connector.kind, connector.resolved())
+        for name, connector in settings.connectors.items()
     }
     return operations.build_services(database, connectors=connectors, origin=settings.log_origin)
 

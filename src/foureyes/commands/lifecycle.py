@@ -67,147 +67,166 @@ def _print_request(view: dict[str, Any]) -> None:
     if view.get("reason"):
         out.print(f"  why: {view['reason']}", markup=False)
     for event in view.get("timeline", []):
-        out.print(f"  {event['at']}  #{event['seq']} {event['kind']}  {event['actor'] or ''}", markup=False)
+        out.print(
+            f"  {event['at']}  #{event['seq']} {event['kind']}  {event['actor'] or ''}",
+            markup=False,
+        )
+
+
+def request_cmd(
+    action: Annotated[str, typer.Argument(help="e.g. account.deactivate")],
+    account: Annotated[str, typer.Argument(help="e.g. chirp:president")],
+    token: TokenOpt = None,
+    param: Annotated[list[str], typer.Option("--param", help="key=value")] = [],  # noqa: B006
+    params_json: Annotated[str | None, typer.Option("--params-json")] = None,
+    justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
+    break_glass: Annotated[bool, typer.Option("--break-glass")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Ask for one action on one account."""
+    services, actor = open_services(data_dir, token)
+    submission = Submission(
+        action, account, _params(param, params_json), justification, break_glass
+    )
+    request_id = operations.submit(services, actor, submission)
+    data = None
+    if operations.show(services, request_id)["state"] == "approved":
+        outcome = operations.execute(services, request_id, actor=actor)
+        data = outcome.data if outcome is not None else None
+    _print_request(operations.show(services, request_id))
+    if data is not None:
+        out.print_json(json.dumps(data, default=str))
+
+
+def review_cmd(
+    request_id: str,
+    verdict: Annotated[ReviewDecision, typer.Argument(help="approve or deny")],
+    token: TokenOpt = None,
+    digest: Annotated[
+        str | None, typer.Option("--digest", help="The digest you reviewed (else asked).")
+    ] = None,
+    comment: Annotated[str, typer.Option("--comment", "-m")] = "",
+    step_up_key: Annotated[
+        Path | None, typer.Option("--step-up-key", help="Your enrolled Ed25519 key (PEM).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Approve or deny a request, bound to the digest you were shown."""
+    services, actor = open_services(data_dir, token)
+    view = operations.show(services, request_id)
+    if digest is None:
+        _print_request(view)
+        typer.confirm(f"{verdict.value} exactly this request?", abort=True)
+        digest = view["digest"]
+    assertion = None
+    if step_up_key is not None:
+        key = load_pem_private_key(step_up_key.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise BadInput("the step-up key must be an Ed25519 private key")
+        signature = key.sign(challenge(digest, actor.id, verdict.value))
+        assertion = {
+            "key_id": key_id_of(key),
+            "signature": base64.b64encode(signature).decode(),
+        }
+    state = operations.review(
+        services, actor, request_id, ReviewInput(verdict, digest, comment, assertion)
+    )
+    out.print(f"{request_id}: {state}")
+
+
+def cancel_cmd(
+    request_id: str,
+    token: TokenOpt = None,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Cancel a request that has not started."""
+    services, actor = open_services(data_dir, token)
+    out.print(f"{request_id}: {operations.cancel(services, actor, request_id, reason)}")
+
+
+def undo_cmd(
+    request_id: str,
+    token: TokenOpt = None,
+    justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
+    param: Annotated[list[str], typer.Option("--param", help="key=value")] = [],  # noqa: B006
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Ask for the reverse of an executed request."""
+    services, actor = open_services(data_dir, token)
+    new_id = operations.undo(services, actor, request_id, justification, _params(param, None))
+    _print_request(operations.show(services, new_id))
+
+
+def execute_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Carry out your approved request now (reads return their data here, once)."""
+    services, actor = open_services(data_dir, token)
+    outcome = operations.execute(services, request_id, actor=actor)
+    assert outcome is not None
+    out.print(
+        f"{request_id}: {outcome.state.value}" + (f" ({outcome.reason})" if outcome.reason else "")
+    )
+    if outcome.data is not None:
+        out.print_json(json.dumps(outcome.data, default=str))
+
+
+def show_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
+    """A request, its decision, what it still needs, and its timeline."""
+    services, _ = open_services(data_dir, token)
+    _print_request(operations.show(services, request_id))
+
+
+def list_cmd(
+    token: TokenOpt = None,
+    state: Annotated[str | None, typer.Option("--state")] = None,
+    mine: Annotated[bool, typer.Option("--mine")] = False,
+    reviewable: Annotated[bool, typer.Option("--reviewable", help="What waits for me.")] = False,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Requests, newest first."""
+    services, actor = open_services(data_dir, token)
+    items, _ = operations.list_requests(
+        services, actor, operations.ListFilter(state, mine, reviewable, None, limit)
+    )
+    table = Table("id", "state", "requester", "action", "account", "created")
+    for item in items:
+        table.add_row(
+            item["id"],
+            item["state"],
+            item["requester"],
+            item["action"],
+            item["account"],
+            item["created_at"],
+        )
+    out.print(table)
+
+
+def worker_cmd(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    interval: Annotated[float, typer.Option("--interval")] = 5.0,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run due work: expiry, delayed executions, reconciliation, overdue post-reviews."""
+    services, _ = open_services(data_dir, None, authenticate=False)
+    while True:
+        tick = operations.run_once(services, worker="cli-worker")
+        out.print(
+            f"expired {len(tick.expired)}, executed {len(tick.executed)}, "
+            f"reconciled {len(tick.reconciled)}, overdue {len(tick.overdue)}"
+        )
+        if once:
+            return
+        time.sleep(interval)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("request")
-    @diagnosed
-    def request_cmd(
-        action: Annotated[str, typer.Argument(help="e.g. account.deactivate")],
-        account: Annotated[str, typer.Argument(help="e.g. chirp:president")],
-        token: TokenOpt = None,
-        param: Annotated[list[str], typer.Option("--param", help="key=value")] = [],  # noqa: B006
-        params_json: Annotated[str | None, typer.Option("--params-json")] = None,
-        justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
-        break_glass: Annotated[bool, typer.Option("--break-glass")] = False,
-        data_dir: DataDirOpt = None,
-    ) -> None:
-        """Ask for one action on one account."""
-        services, actor = open_services(data_dir, token)
-        submission = Submission(action, account, _params(param, params_json), justification, break_glass)
-        request_id = operations.submit(services, actor, submission)
-        data = None
-        if operations.show(services, request_id)["state"] == "approved":
-            outcome = operations.execute(services, request_id, actor=actor)
-            data = outcome.data if outcome is not None else None
-        _print_request(operations.show(services, request_id))
-        if data is not None:
-            out.print_json(json.dumps(data, default=str))
-
-    @app.command("review")
-    @diagnosed
-    def review_cmd(
-        request_id: str,
-        verdict: Annotated[ReviewDecision, typer.Argument(help="approve or deny")],
-        token: TokenOpt = None,
-        digest: Annotated[
-            str | None, typer.Option("--digest", help="The digest you reviewed (else asked).")
-        ] = None,
-        comment: Annotated[str, typer.Option("--comment", "-m")] = "",
-        step_up_key: Annotated[
-            Path | None, typer.Option("--step-up-key", help="Your enrolled Ed25519 key (PEM).")
-        ] = None,
-        data_dir: DataDirOpt = None,
-    ) -> None:
-        """Approve or deny a request, bound to the digest you were shown."""
-        services, actor = open_services(data_dir, token)
-        view = operations.show(services, request_id)
-        if digest is None:
-            _print_request(view)
-            typer.confirm(f"{verdict.value} exactly this request?", abort=True)
-            digest = view["digest"]
-        assertion = None
-        if step_up_key is not None:
-            key = load_pem_private_key(step_up_key.read_bytes(), password=None)
-            if not isinstance(key, Ed25519PrivateKey):
-                raise BadInput("the step-up key must be an Ed25519 private key")
-            signature = key.sign(challenge(digest, actor.id, verdict.value))
-            assertion = {"key_id": key_id_of(key), "signature": base64.b64encode(signature).decode()}
-        state = operations.review(
-            services, actor, request_id, ReviewInput(verdict, digest, comment, assertion)
-        )
-        out.print(f"{request_id}: {state}")
-
-    @app.command("cancel")
-    @diagnosed
-    def cancel_cmd(
-        request_id: str,
-        token: TokenOpt = None,
-        reason: Annotated[str, typer.Option("--reason")] = "",
-        data_dir: DataDirOpt = None,
-    ) -> None:
-        """Cancel a request that has not started."""
-        services, actor = open_services(data_dir, token)
-        out.print(f"{request_id}: {operations.cancel(services, actor, request_id, reason)}")
-
-    @app.command("undo")
-    @diagnosed
-    def undo_cmd(
-        request_id: str,
-        token: TokenOpt = None,
-        justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
-        param: Annotated[list[str], typer.Option("--param", help="key=value")] = [],  # noqa: B006
-        data_dir: DataDirOpt = None,
-    ) -> None:
-        """Ask for the reverse of an executed request."""
-        services, actor = open_services(data_dir, token)
-        new_id = operations.undo(services, actor, request_id, justification, _params(param, None))
-        _print_request(operations.show(services, new_id))
-
-    @app.command("execute")
-    @diagnosed
-    def execute_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
-        """Carry out your approved request now (reads return their data here, once)."""
-        services, actor = open_services(data_dir, token)
-        outcome = operations.execute(services, request_id, actor=actor)
-        assert outcome is not None
-        out.print(f"{request_id}: {outcome.state.value}" + (f" ({outcome.reason})" if outcome.reason else ""))
-        if outcome.data is not None:
-            out.print_json(json.dumps(outcome.data, default=str))
-
-    @app.command("show")
-    @diagnosed
-    def show_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
-        """A request, its decision, what it still needs, and its timeline."""
-        services, _ = open_services(data_dir, token)
-        _print_request(operations.show(services, request_id))
-
-    @app.command("list")
-    @diagnosed
-    def list_cmd(
-        token: TokenOpt = None,
-        state: Annotated[str | None, typer.Option("--state")] = None,
-        mine: Annotated[bool, typer.Option("--mine")] = False,
-        reviewable: Annotated[bool, typer.Option("--reviewable", help="What waits for me.")] = False,
-        limit: Annotated[int, typer.Option("--limit")] = 50,
-        data_dir: DataDirOpt = None,
-    ) -> None:
-        """Requests, newest first."""
-        services, actor = open_services(data_dir, token)
-        items, _ = operations.list_requests(
-            services, actor, operations.ListFilter(state, mine, reviewable, None, limit)
-        )
-        table = Table("id", "state", "requester", "action", "account", "created")
-        for item in items:
-            table.add_row(item["id"], item["state"], item["requester"], item["action"], item["account"], item["created_at"])
-        out.print(table)
-
-    @app.command("worker")
-    @diagnosed
-    def worker_cmd(
-        once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
-        interval: Annotated[float, typer.Option("--interval")] = 5.0,
-        data_dir: DataDirOpt = None,
-    ) -> None:
-        """Run due work: expiry, delayed executions, reconciliation, overdue post-reviews."""
-        services, _ = open_services(data_dir, None, authenticate=False)
-        while True:
-            tick = operations.run_once(services, worker="cli-worker")
-            out.print(
-                f"expired {len(tick.expired)}, executed {len(tick.executed)}, "
-                f"reconciled {len(tick.reconciled)}, overdue {len(tick.overdue)}"
-            )
-            if once:
-                return
-            time.sleep(interval)
+    """Mount the lifecycle commands on the main app."""
+    app.command("request")(diagnosed(request_cmd))
+    app.command("review")(diagnosed(review_cmd))
+    app.command("cancel")(diagnosed(cancel_cmd))
+    app.command("undo")(diagnosed(undo_cmd))
+    app.command("execute")(diagnosed(execute_cmd))
+    app.command("show")(diagnosed(show_cmd))
+    app.command("list")(diagnosed(list_cmd))
+    app.command("worker")(diagnosed(worker_cmd))

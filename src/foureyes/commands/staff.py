@@ -7,12 +7,13 @@ operator. Each is an audit event.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from rich.console import Console
 from rich.table import Table
 
@@ -79,8 +80,6 @@ def token_cmd(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Issue a bearer token for one person (printed once, stored hashed)."""
-    from datetime import timedelta
-
     services = services_for(Settings.load(data_dir))
     token = operations.issue_token(
         services, staff_id, identity=identity, label=label, lifetime=timedelta(days=days)
@@ -104,6 +103,13 @@ def enroll_cmd(
     with services.database.transaction() as session:
         services.staff(session, staff_id)
         key_id = enroll_key(session, staff_id, raw, services.clock())
-        record(services, session, kind="staff.step_up_key", actor=None, row=None,
-               payload={"staff": staff_id, "key_id": key_id}, now=services.clock())
+        record(
+            services,
+            session,
+            kind="staff.step_up_key",
+            actor=None,
+            row=None,
+            payload={"staff": staff_id, "key_id": key_id},
+            now=services.clock(),
+        )
     out.print(f"enrolled key {key_id} for {staff_id}")

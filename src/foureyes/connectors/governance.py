@@ -16,17 +16,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
+from foureyes.directory import Directory
 from foureyes.errors import BadInput, ConnectorError
 from foureyes.model import Account, ActionSpec
 from foureyes.policy.analysis import check_invariants
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Catalog
 from foureyes.policy.celtypes import CelType
 from foureyes.policy.compiler import Policy, parse_policy
-from foureyes.directory import Directory
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import PinRow, PolicyVersionRow, StaffRow
-from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
 
 ACCOUNTS = {"policy", "pins", "staff"}
 
@@ -61,8 +61,7 @@ class GovernanceConnector(Connector):
         policy = parse_policy(text, self.policy_catalog, file="proposed policy")
         with self.database.transaction() as session:
             people = {
-                row.id: staff_from_row(session, row)
-                for row in session.scalars(select(StaffRow))
+                row.id: staff_from_row(session, row) for row in session.scalars(select(StaffRow))
             }
         violations = check_invariants(policy, Directory(staff=people))
         if violations:
@@ -168,4 +167,3 @@ def install_first_policy(session: Session, text: str, catalog: Catalog, author: 
         )
     )
     return policy
-

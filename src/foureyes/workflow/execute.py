@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
-from foureyes.errors import ConnectorError, Conflict, Forbidden, FoureyesError, NotFound
+from foureyes.errors import Conflict, ConnectorError, Forbidden, FoureyesError, NotFound
 from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
@@ -27,7 +28,6 @@ from foureyes.workflow.records import (
     expect_state,
     lock_request,
     move,
-    record,
     review_rows,
 )
 from foureyes.workflow.services import Actor, Services, json_safe
@@ -130,7 +130,7 @@ def _account_of(services: Services, request_id: str) -> str:
 
 
 def _recheck(
-    services: Services, session: Any, row: RequestRow, now: datetime, account: Account
+    services: Services, session: Session, row: RequestRow, now: datetime, account: Account
 ) -> tuple[tuple[str, ...], str | None]:
     """Who approved, and why execution must not go ahead (None when it may)."""
     decision = redecide(services, session, row, now, account=account)
@@ -147,20 +147,21 @@ def _recheck(
     return approvers, None
 
 
-def _next_attempt(session: Any, request_id: str) -> int:
+def _next_attempt(session: Session, request_id: str) -> int:
     last = session.scalar(
         select(func.max(ExecutionRow.attempt)).where(ExecutionRow.request_id == request_id)
     )
     return int(last or 0) + 1
 
 
-def _attempt_row(session: Any, request_id: str, attempt: int) -> ExecutionRow:
+def _attempt_row(session: Session, request_id: str, attempt: int) -> ExecutionRow:
     row = session.scalar(
         select(ExecutionRow).where(
             ExecutionRow.request_id == request_id, ExecutionRow.attempt == attempt
         )
     )
-    assert row is not None
+    if row is None:
+        raise NotFound(f"no execution attempt {attempt} of request {request_id}")
     return row
 
 
@@ -189,7 +190,9 @@ def _succeeded(
     return ExecutionOutcome(RequestState.EXECUTED, data=data)
 
 
-def _failed(services: Services, request_id: str, attempt: int, exc: ConnectorError) -> ExecutionOutcome:
+def _failed(
+    services: Services, request_id: str, attempt: int, exc: ConnectorError
+) -> ExecutionOutcome:
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id)
@@ -225,7 +228,7 @@ def _failed(services: Services, request_id: str, attempt: int, exc: ConnectorErr
         return ExecutionOutcome(RequestState.FAILED, reason=row.reason)
 
 
-def _mark_reverted(services: Services, session: Any, row: RequestRow, now: datetime) -> None:
+def _mark_reverted(services: Services, session: Session, row: RequestRow, now: datetime) -> None:
     """An executed undo reverts the request it undoes."""
     if row.reverts_id is None:
         return

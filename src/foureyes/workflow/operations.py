@@ -5,7 +5,7 @@ Routes, console views, the CLI and the `Guard` library API call these and nothin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,7 +57,7 @@ def seed(
     *,
     policy_text: str,
     directory: Directory,
-    demo_accounts: list[dict[str, Any]] | None = None,
+    demo_accounts: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """First start on an empty database: the initial policy and staff directory (the one time
     they load without approval) and, for the demo, the chirp platform's accounts."""

@@ -45,7 +45,12 @@ TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = {
 
 
 def request_digest(
-    *, action: str, account: str, params: Mapping[str, Any], justification: str | None, policy_version: int
+    *,
+    action: str,
+    account: str,
+    params: Mapping[str, Any],
+    justification: str | None,
+    policy_version: int,
 ) -> str:
     """SHA-256 of the canonical JSON of what reviewers approve: exactly this action, on exactly
     this account, with exactly these parameters, for this reason, under this policy."""
@@ -63,7 +68,9 @@ def request_digest(
 def lock_request(session: Session, request_id: str) -> RequestRow: ...
 @overload
 def lock_request(session: Session, request_id: str, *, skip_locked: bool) -> RequestRow | None: ...
-def lock_request(session: Session, request_id: str, *, skip_locked: bool = False) -> RequestRow | None:
+def lock_request(
+    session: Session, request_id: str, *, skip_locked: bool = False
+) -> RequestRow | None:
     """The request row, locked for this transaction (FOR UPDATE; SQLite holds the write lock).
     With `skip_locked`, None when another transaction holds it (PostgreSQL's SKIP LOCKED)."""
     query = (

@@ -19,9 +19,9 @@ from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store.database import Database
-from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpVerifier
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import IdentityRow, PinRow, PolicyVersionRow, StaffRow
+from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpVerifier
 
 
 def utc_now() -> datetime:

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from foureyes.directory import Directory
 from foureyes.errors import BadInput, NotFound, Unauthenticated
 from foureyes.model import RequestState, Staff, StaffStatus
+from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import IdentityRow, RequestRow, StaffRow, TokenRow
 from foureyes.workflow.records import move, record
-from foureyes.store.queries import staff_from_row
 from foureyes.workflow.services import Actor, Services
 
-TOKEN_PREFIX = "fey"
+TOKEN_PREFIX = "fey"  # noqa: S105 - a token prefix, not a secret
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)
 
 
@@ -45,7 +45,7 @@ def approver_groups(services: Services, session: Session) -> frozenset[str]:
     """Groups that some `approvers` condition of the policy in force names."""
     try:
         _, policy = services.policy_in_force(session)
-    except Exception:  # noqa: BLE001 - before the first policy there are no approver groups
+    except Exception:
         return frozenset()
     groups: set[str] = set()
     for rule in policy.rules:
@@ -75,8 +75,15 @@ def import_directory(
                 report.added.append(person.id)
                 session.flush()
                 _set_identities(session, person)
-                record(services, session, kind="staff.added", actor=actor, row=None,
-                       payload={"staff": person.id, **values}, now=now)
+                record(
+                    services,
+                    session,
+                    kind="staff.added",
+                    actor=actor,
+                    row=None,
+                    payload={"staff": person.id, **values},
+                    now=now,
+                )
                 continue
             diff = {k: [getattr(row, k), v] for k, v in values.items() if getattr(row, k) != v}
             if diff:
@@ -85,11 +92,19 @@ def import_directory(
                     setattr(row, key, new)
                 row.updated_at = now
                 if gained:
-                    row.gained_approver_groups = sorted(set(row.gained_approver_groups) | set(gained))
+                    row.gained_approver_groups = sorted(
+                        set(row.gained_approver_groups) | set(gained)
+                    )
                 report.changed[person.id] = diff
-                record(services, session, kind="staff.changed", actor=actor, row=None,
-                       payload={"staff": person.id, "changes": diff, "gained_approver_groups": gained},
-                       now=now)
+                record(
+                    services,
+                    session,
+                    kind="staff.changed",
+                    actor=actor,
+                    row=None,
+                    payload={"staff": person.id, "changes": diff, "gained_approver_groups": gained},
+                    now=now,
+                )
             _set_identities(session, person)
         for staff_id, row in existing.items():
             if staff_id in directory.staff or row.status == StaffStatus.TERMINATED.value:
@@ -97,8 +112,15 @@ def import_directory(
             row.status = StaffStatus.TERMINATED.value
             row.updated_at = now
             report.terminated.append(staff_id)
-            record(services, session, kind="staff.terminated", actor=actor, row=None,
-                   payload={"staff": staff_id, "reason": "missing from the HR export"}, now=now)
+            record(
+                services,
+                session,
+                kind="staff.terminated",
+                actor=actor,
+                row=None,
+                payload={"staff": staff_id, "reason": "missing from the HR export"},
+                now=now,
+            )
             report.cancelled_requests += cancel_open_requests(services, session, staff_id, now)
     return report
 
@@ -117,8 +139,16 @@ def cancel_open_requests(
     )
     cancelled = []
     for row in rows:
-        move(services, session, row, RequestState.CANCELLED, actor=None,
-             kind="request.cancelled", now=now, reason=f"requester {staff_id} was terminated")
+        move(
+            services,
+            session,
+            row,
+            RequestState.CANCELLED,
+            actor=None,
+            kind="request.cancelled",
+            now=now,
+            reason=f"requester {staff_id} was terminated",
+        )
         cancelled.append(row.id)
     return cancelled
 
@@ -141,7 +171,9 @@ def _values(person: Staff) -> dict[str, Any]:
 
 def _set_identities(session: Session, person: Staff) -> None:
     wanted = set(person.identities) | {person.id}
-    current = set(session.scalars(select(IdentityRow.identity).where(IdentityRow.staff_id == person.id)))
+    current = set(
+        session.scalars(select(IdentityRow.identity).where(IdentityRow.staff_id == person.id))
+    )
     for identity in wanted - current:
         other = session.get(IdentityRow, identity)
         if other is not None:
@@ -193,9 +225,15 @@ def issue_token(
                 expires_at=now + lifetime if lifetime else None,
             )
         )
-        record(services, session, kind="token.issued", actor=None, row=None,
-               payload={"staff": staff_id, "identity": login, "token_id": token_id, "label": label},
-               now=now)
+        record(
+            services,
+            session,
+            kind="token.issued",
+            actor=None,
+            row=None,
+            payload={"staff": staff_id, "identity": login, "token_id": token_id, "label": label},
+            now=now,
+        )
     return f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
 
@@ -225,5 +263,7 @@ def authenticate(services: Services, token: str) -> Actor:
 
 def list_staff(services: Services) -> list[Staff]:
     with services.database.transaction() as session:
-        return [staff_from_row(session, row) for row in session.scalars(select(StaffRow).order_by(StaffRow.id))]
-
+        return [
+            staff_from_row(session, row)
+            for row in session.scalars(select(StaffRow).order_by(StaffRow.id))
+        ]

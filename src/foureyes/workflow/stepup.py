@@ -82,8 +82,10 @@ class DeviceKeyStepUp:
 
 def key_id_of(key: Ed25519PrivateKey | bytes) -> str:
     """The id of a step-up key: the first 16 hex digits of SHA-256 of its public key."""
-    public = key if isinstance(key, bytes) else key.public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw
+    public = (
+        key
+        if isinstance(key, bytes)
+        else key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     )
     return hashlib.sha256(public).hexdigest()[:16]
 

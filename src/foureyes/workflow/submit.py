@@ -119,7 +119,11 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
             Outcome.ALLOWED: RequestState.APPROVED,
         }[decision.outcome]
         not_before = None
-        if decision.outcome == Outcome.ALLOWED and decision.options.delay and not decision.break_glass:
+        if (
+            decision.outcome == Outcome.ALLOWED
+            and decision.options.delay
+            and not decision.break_glass
+        ):
             state, not_before = RequestState.SCHEDULED, now + decision.options.delay
         glass = decision.options.break_glass
         row = RequestRow(
@@ -179,5 +183,3 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
             decision=decision.to_dict(),
         )
     return request_id
-
-

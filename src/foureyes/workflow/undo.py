@@ -48,4 +48,3 @@ def undo(
             reverts=request_id,
         ),
     )
-

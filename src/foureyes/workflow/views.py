@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from foureyes.errors import NotFound
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.policy.engine import satisfied
+from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import EventRow, RequestRow, StaffRow
 from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
-from foureyes.store.queries import staff_from_row
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.subject import redecide
 
@@ -33,7 +33,9 @@ def request_view(services: Services, request_id: str) -> dict[str, Any]:
         return _view(services, session, row, timeline=True)
 
 
-def _view(services: Services, session: Session, row: RequestRow, *, timeline: bool) -> dict[str, Any]:
+def _view(
+    services: Services, session: Session, row: RequestRow, *, timeline: bool
+) -> dict[str, Any]:
     decision = dict(row.decision)
     factors = [dict(f, approved_by=[], missing=f["approvals"]) for f in decision.get("factors", [])]
     reviews = review_rows(session, row.id)
@@ -121,7 +123,9 @@ class ListFilter:
     before: str | None = None  # cursor: created_at|id of the last item seen
 
 
-def list_requests(services: Services, actor: Actor, filters: ListFilter) -> tuple[list[dict[str, Any]], str | None]:
+def list_requests(
+    services: Services, actor: Actor, filters: ListFilter
+) -> tuple[list[dict[str, Any]], str | None]:
     """Requests newest first; `reviewable` keeps pending ones the actor may approve."""
     limit = max(1, min(filters.limit, 200))
     with services.database.transaction() as session:

@@ -143,7 +143,9 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
             row = lock_request(session, request_id, skip_locked=True)
             if row is None or row.post_review_due is None:
                 continue
-            needed = int((row.decision.get("options", {}).get("break_glass") or {}).get("reviewers", 1))
+            needed = int(
+                (row.decision.get("options", {}).get("break_glass") or {}).get("reviewers", 1)
+            )
             approvals = session.scalar(
                 select(func.count()).where(
                     ReviewRow.request_id == row.id,
@@ -165,4 +167,3 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
                 now=now,
             )
             tick.overdue.append(request_id)
-

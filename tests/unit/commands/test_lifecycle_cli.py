@@ -48,7 +48,9 @@ def step_up_key(data_dir: Path, tmp_path: Path, staff_id: str) -> Path:
     private = tmp_path / f"{staff_id}.pem"
     private.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     public = tmp_path / f"{staff_id}.pub"
-    public.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(
+        key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
     code, _, err = run(data_dir, "staff", "enroll-key", staff_id, str(public))
     assert code == 0, err
     return private
@@ -82,8 +84,15 @@ def test_the_2017_request_from_the_command_line(data_dir: Path, tmp_path: Path) 
     for staff_id in ("e-3002", "e-3003", "e-4001"):
         key = step_up_key(data_dir, tmp_path, staff_id)
         code, out, err = run(
-            data_dir, "review", request_id, "approve", "--digest", digest,
-            "--step-up-key", str(key), token=token(data_dir, staff_id),
+            data_dir,
+            "review",
+            request_id,
+            "approve",
+            "--digest",
+            digest,
+            "--step-up-key",
+            str(key),
+            token=token(data_dir, staff_id),
         )
         assert code == 0, err
     assert out.strip() == f"{request_id}: scheduled"
@@ -101,7 +110,13 @@ def test_a_review_without_the_step_up_key_is_refused(data_dir: Path) -> None:
     request_id = out.split()[0]
     digest = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("digest"))
     code, _, err = run(
-        data_dir, "review", request_id, "approve", "--digest", digest, token=token(data_dir, "e-3002")
+        data_dir,
+        "review",
+        request_id,
+        "approve",
+        "--digest",
+        digest,
+        token=token(data_dir, "e-3002"),
     )
     assert code == 2
     assert "needs step-up" in err

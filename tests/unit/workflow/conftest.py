@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from tests.conftest import EXAMPLES
 
 from foureyes.directory import load_directory
 from foureyes.model import ReviewDecision
@@ -19,7 +20,6 @@ from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.stepup import challenge, enroll_key
-from tests.conftest import EXAMPLES
 
 START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.unit.workflow.conftest import World, challenge_signature
 
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
+from foureyes.store.tables import EventRow, RequestRow, ReviewRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
-from foureyes.store.tables import EventRow, RequestRow, ReviewRow
-from tests.unit.workflow.conftest import World, challenge_signature
 
 
 def counts(world: World) -> tuple[int, int, int]:
@@ -30,7 +30,11 @@ def counts(world: World) -> tuple[int, int, int]:
         (Submission("account.lock", "chirp:nobody"), NotFound, "no account 'chirp:nobody'"),
         (Submission("account.lock", "mastodon:bob"), NotFound, "no platform 'mastodon'"),
         (Submission("account.lock", "bob"), NotFound, "no platform"),
-        (Submission("account.change_email", "chirp:bob", {"email": 5}), BadInput, "params do not fit"),
+        (
+            Submission("account.change_email", "chirp:bob", {"email": 5}),
+            BadInput,
+            "params do not fit",
+        ),
         (Submission("account.change_email", "chirp:bob", {}), BadInput, "'email' is a required"),
         (Submission("account.lock", "chirp:bob", {"extra": 1}), BadInput, "params do not fit"),
         (
@@ -64,7 +68,9 @@ def pending(world: World) -> str:
     )
 
 
-def review_fails(world: World, error: type[Exception], message: str, *args: Any, **kwargs: Any) -> None:
+def review_fails(
+    world: World, error: type[Exception], message: str, *args: Any, **kwargs: Any
+) -> None:
     before = counts(world)
     with pytest.raises(error) as caught:
         world.review(*args, **kwargs)
@@ -89,7 +95,9 @@ def test_a_review_by_an_ineligible_person_is_refused(world: World, pending: str)
     review_fails(world, Forbidden, "would not count", "e-2001", pending)  # support
 
 
-def test_a_review_without_step_up_is_refused_where_the_rule_asks(world: World, pending: str) -> None:
+def test_a_review_without_step_up_is_refused_where_the_rule_asks(
+    world: World, pending: str
+) -> None:
     review_fails(world, Forbidden, "needs step-up", "e-3002", pending, step_up=False)
 
 

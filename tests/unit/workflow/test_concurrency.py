@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.unit.workflow.conftest import World
 
 from foureyes.errors import Conflict
 from foureyes.store.tables import ExecutionRow, ReviewRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
-from tests.unit.workflow.conftest import World
 
 pytestmark = pytest.mark.pg_only
 
@@ -27,7 +27,7 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
         barrier.wait()
         try:
             results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each racer got
+        except Exception as exc:
             results[index] = exc
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
@@ -47,9 +47,9 @@ def deletion(world: World) -> str:
 
 def executions(world: World, request_id: str) -> int:
     with world.services.database.transaction() as session:
-        return session.scalar(
-            select(func.count()).where(ExecutionRow.request_id == request_id)
-        ) or 0
+        return (
+            session.scalar(select(func.count()).where(ExecutionRow.request_id == request_id)) or 0
+        )
 
 
 def test_two_approvals_at_once_are_both_kept(world: World) -> None:
@@ -89,7 +89,10 @@ def test_two_worker_passes_at_once_execute_each_item_once(world: World) -> None:
         )
         for who in ("bob", "alice")
     ]
-    race(lambda: operations.run_once(world.services, "w1"), lambda: operations.run_once(world.services, "w2"))
+    race(
+        lambda: operations.run_once(world.services, "w1"),
+        lambda: operations.run_once(world.services, "w2"),
+    )
     for request_id in ids:
         assert executions(world, request_id) == 1
         assert operations.show(world.services, request_id)["state"] == "executed"

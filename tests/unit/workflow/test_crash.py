@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.unit.workflow.conftest import World
 
 from foureyes.connectors.demo_tables import ChirpAppliedRow as AppliedRow
 from foureyes.workflow import operations
 from foureyes.workflow.execute import STALE_AFTER
 from foureyes.workflow.submit import Submission
-from tests.unit.workflow.conftest import World
 
 pytestmark = pytest.mark.pg_only
 
@@ -61,9 +61,14 @@ def run_and_kill(world: World, request_id: str, when: str) -> None:
 
 def applied(world: World, request_id: str) -> int:
     with world.services.database.transaction() as session:
-        return session.scalar(
-            select(func.count()).select_from(AppliedRow).where(AppliedRow.idempotency_key == request_id)
-        ) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(AppliedRow)
+                .where(AppliedRow.idempotency_key == request_id)
+            )
+            or 0
+        )
 
 
 @pytest.mark.parametrize("when", ["after", "before"])

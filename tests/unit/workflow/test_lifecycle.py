@@ -9,16 +9,16 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from tests.conftest import EXAMPLES
+from tests.unit.workflow.conftest import World
 
 from foureyes.directory import load_directory, parse_csv_directory
 from foureyes.errors import BadInput, Forbidden, Unauthenticated
+from foureyes.model import ReviewDecision
 from foureyes.store.tables import StaffRow, TokenRow
 from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
-from foureyes.model import ReviewDecision
 from foureyes.workflow.submit import Denied, Submission
-from tests.conftest import EXAMPLES
-from tests.unit.workflow.conftest import World
 
 
 def kinds(world: World, request_id: str) -> list[str]:
@@ -26,10 +26,14 @@ def kinds(world: World, request_id: str) -> list[str]:
 
 
 class TestBreakGlass:
-    def test_allowed_break_glass_executes_at_once_and_owes_a_post_review(self, world: World) -> None:
+    def test_allowed_break_glass_executes_at_once_and_owes_a_post_review(
+        self, world: World
+    ) -> None:
         tomas = world.actor("e-3001")
         request_id = operations.submit(
-            world.services, tomas, Submission("account.suspend", "chirp:president", break_glass=True)
+            world.services,
+            tomas,
+            Submission("account.suspend", "chirp:president", break_glass=True),
         )
         outcome = operations.execute(world.services, request_id, actor=tomas)
         assert outcome is not None
@@ -43,7 +47,9 @@ class TestBreakGlass:
         signed = ReviewInput(ReviewDecision.APPROVE, digest, "saw the incident")
         with pytest.raises(Forbidden):
             operations.post_review(world.services, tomas, request_id, signed)
-        assert operations.post_review(world.services, world.actor("e-3002"), request_id, signed) == 1
+        assert (
+            operations.post_review(world.services, world.actor("e-3002"), request_id, signed) == 1
+        )
 
         world.clock.advance(hours=25)
         tick = operations.run_once(world.services)
@@ -116,7 +122,9 @@ def test_a_terminated_requester_loses_open_requests_and_tokens(world: World) -> 
 
 class TestStaffImport:
     def test_an_import_is_idempotent(self, world: World) -> None:
-        report = operations.import_directory(world.services, load_directory(EXAMPLES / "staff.yaml"))
+        report = operations.import_directory(
+            world.services, load_directory(EXAMPLES / "staff.yaml")
+        )
         assert report.unchanged
 
     def test_a_new_approver_group_is_flagged(self, world: World) -> None:
@@ -126,7 +134,9 @@ class TestStaffImport:
         report = operations.import_directory(world.services, replace(directory, staff=staff))
         assert report.changed["e-2001"]["groups"] == [["support"], ["support", "security"]]
         with world.services.database.transaction() as session:
-            flagged = session.scalar(select(StaffRow.gained_approver_groups).where(StaffRow.id == "e-2001"))
+            flagged = session.scalar(
+                select(StaffRow.gained_approver_groups).where(StaffRow.id == "e-2001")
+            )
         assert flagged == ["security"]
 
     def test_csv_with_the_same_columns(self, world: World) -> None:
@@ -189,8 +199,12 @@ class TestGovernance:
         assert policy.quotas[0].limit == 40
 
     def test_a_policy_update_that_breaks_an_invariant_is_refused(self, world: World) -> None:
-        weak = (EXAMPLES / "policy.yaml").read_text().replace(
-            "    approvals: 2\n    approvers: >-", "    approvals: 1\n    approvers: >-", 1
+        weak = (
+            (EXAMPLES / "policy.yaml")
+            .read_text()
+            .replace(
+                "    approvals: 2\n    approvers: >-", "    approvals: 1\n    approvers: >-", 1
+            )
         )
         with pytest.raises(BadInput, match="breaks an invariant"):
             operations.submit(
@@ -203,10 +217,14 @@ class TestGovernance:
         request_id = operations.submit(
             world.services, world.actor("e-3001"), Submission("account.delete", "chirp:bob")
         )
-        stricter = (EXAMPLES / "policy.yaml").read_text().replace(
-            "  - id: deletion\n    effect: require",
-            "  - id: no-deletion\n    effect: deny\n    actions: [account.delete]\n"
-            "  - id: deletion\n    effect: require",
+        stricter = (
+            (EXAMPLES / "policy.yaml")
+            .read_text()
+            .replace(
+                "  - id: deletion\n    effect: require",
+                "  - id: no-deletion\n    effect: deny\n    actions: [account.delete]\n"
+                "  - id: deletion\n    effect: require",
+            )
         )
         update = operations.submit(
             world.services,
@@ -216,4 +234,6 @@ class TestGovernance:
         world.review("e-4001", update, step_up=False)
         operations.run_once(world.services)
         assert world.review("e-3002", request_id, step_up=False) == "denied"
-        assert "policy in force now denies it" in operations.show(world.services, request_id)["reason"]
+        assert (
+            "policy in force now denies it" in operations.show(world.services, request_id)["reason"]
+        )

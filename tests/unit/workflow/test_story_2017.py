@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from tests.unit.workflow.conftest import World
 
 from foureyes.model import RequestState
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Denied, Submission
-from tests.unit.workflow.conftest import World
 
 DEACTIVATE = Submission("account.deactivate", "chirp:president", justification="CASE-1234")
 
