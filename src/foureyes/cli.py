@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foureyes import textview
-from foureyes.commands import lifecycle
+from foureyes.commands import lifecycle, serve
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.commands.staff import staff_app
 from foureyes.config import Settings
@@ -42,6 +42,7 @@ policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and co
 app.add_typer(policy_app, name="policy")
 app.add_typer(staff_app, name="staff")
 lifecycle.register(app)
+serve.register(app)
 
 out = Console(highlight=False)
 

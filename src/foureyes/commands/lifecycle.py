@@ -88,11 +88,8 @@ def request_cmd(
     submission = Submission(
         action, account, _params(param, params_json), justification, break_glass
     )
-    request_id = operations.submit(services, actor, submission)
-    data = None
-    if operations.show(services, request_id)["state"] == "approved":
-        outcome = operations.execute(services, request_id, actor=actor)
-        data = outcome.data if outcome is not None else None
+    request_id, outcome = operations.submit_and_run(services, actor, submission)
+    data = outcome.data if outcome is not None else None
     _print_request(operations.show(services, request_id))
     if data is not None:
         out.print_json(json.dumps(data, default=str))
@@ -155,6 +152,7 @@ def undo_cmd(
     """Ask for the reverse of an executed request."""
     services, actor = open_services(data_dir, token)
     new_id = operations.undo(services, actor, request_id, justification, _params(param, None))
+    operations.run_if_allowed(services, actor, new_id)
     _print_request(operations.show(services, new_id))
 
 

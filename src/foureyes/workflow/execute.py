@@ -73,8 +73,17 @@ def execute(
     `skip_locked`, a row another process holds is left to it (returns None)."""
     account_ref = _account_of(services, request_id)
     connector = services.connector(account_ref.partition(":")[0])
-    # The account as the platform sees it now, looked up before we take the lock.
-    fresh = services.resolve_account(account_ref)
+    # The account as the platform sees it now, looked up before we take the lock. A platform
+    # that cannot answer makes this attempt fail like the call itself would (retried while
+    # transient), so a request never waits forever on a platform that is down.
+    fresh: Account | None = None
+    lookup_error: ConnectorError | None = None
+    try:
+        fresh = services.resolve_account(account_ref)
+    except ConnectorError as exc:
+        lookup_error = exc
+    except NotFound as exc:
+        lookup_error = ConnectorError(exc.message, transient=False)
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id, skip_locked=skip_locked)
@@ -86,7 +95,10 @@ def execute(
         spec = connector.action(row.action)
         if spec.kind == ActionKind.READ and (actor is None or actor.id != row.requester_id):
             raise Forbidden("a read is carried out only for its requester, who sees the result")
-        approvers, problem = _recheck(services, session, row, now, fresh)
+        approvers: tuple[str, ...] = ()
+        problem = None
+        if fresh is not None:
+            approvers, problem = _recheck(services, session, row, now, fresh)
         if problem is not None:
             move(
                 services,
@@ -112,6 +124,8 @@ def execute(
             details={"attempt": attempt, "worker": worker, "approvers": list(approvers)},
         )
         order = _order(row, approvers)
+    if lookup_error is not None:
+        return _failed(services, request_id, attempt, lookup_error)
     try:
         result = connector.execute(order)
     except ConnectorError as exc:

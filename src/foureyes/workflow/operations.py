@@ -81,6 +81,23 @@ def seed(
             seeder(demo_accounts)
 
 
+def submit_and_run(
+    services: Services, actor: Actor, submission: Submission
+) -> tuple[str, ExecutionOutcome | None]:
+    """Submit, and carry out at once what the policy allows at once (DESIGN: "allowed:
+    executed at once"): approved writes, break-glass, and the requester's own approved reads,
+    whose data comes back here once. Scheduled and pending requests wait."""
+    request_id = submit(services, actor, submission)
+    return request_id, run_if_allowed(services, actor, request_id)
+
+
+def run_if_allowed(services: Services, actor: Actor, request_id: str) -> ExecutionOutcome | None:
+    """Carry out a request the policy allowed at once (state `approved`); None otherwise."""
+    if request_view(services, request_id)["state"] != "approved":
+        return None
+    return execute(services, request_id, actor=actor)
+
+
 def show(services: Services, request_id: str) -> dict[str, Any]:
     return request_view(services, request_id)
 
@@ -106,9 +123,11 @@ __all__ = [
     "post_review",
     "reconcile",
     "review",
+    "run_if_allowed",
     "run_once",
     "seed",
     "show",
     "submit",
+    "submit_and_run",
     "undo",
 ]

@@ -46,7 +46,10 @@ class Denied(Forbidden):
 def _check_params(services: Services, submission: Submission) -> None:
     """Unknown platform or action, params failing the action's schema, or an order the
     platform says could never execute: BadInput (or NotFound), before anything is recorded."""
-    platform, _, account_id = submission.account.partition(":")
+    try:
+        platform, account_id = Account.split_ref(submission.account)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
     connector = services.connector(platform)
     spec = connector.action(submission.action)
     try:

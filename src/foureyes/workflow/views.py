@@ -149,14 +149,19 @@ def list_requests(
                 | ((RequestRow.created_at == when) & (RequestRow.id < last_id))
             )
         items: list[dict[str, Any]] = []
-        cursor = None
-        for row in session.scalars(query.limit(limit * 4 if filters.reviewable else limit + 1)):
+        last: RequestRow | None = None
+        more = False
+        # Read in pages until `limit` items pass the filter; `reviewable` filters in Python
+        # (eligibility is a policy question), so a page may yield fewer than it reads.
+        for row in session.scalars(query.execution_options(yield_per=limit + 1)):
             if len(items) == limit:
-                cursor = f"{row.created_at.isoformat()}|{row.id}"
+                more = True
                 break
             if filters.reviewable and not _can_review(services, session, row, actor):
                 continue
             items.append(_view(services, session, row, timeline=False))
+            last = row
+        cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
         return items, cursor
 
 

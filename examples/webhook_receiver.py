@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""A reference receiver for foureyes' `http` connector, on the standard library alone.
+
+It shows what a platform has to do to take foureyes' approved actions over a webhook:
+
+1. verify every request's `Foureyes-Signature` (HMAC-SHA256 of `t + "." + body`, with a replay
+   window) before reading anything in it: `foureyes.webhook.verify` (a receiver without foureyes
+   installed copies src/foureyes/webhook.py, which needs only the standard library);
+2. apply each action at most once per idempotency key, and answer a repeat of the key with the
+   first answer (foureyes retries, and a retry must not apply twice); refuse a key reused for a
+   different order (409);
+3. answer `GET /accounts/{id}` with the account's attributes, which is what foureyes' policy
+   sees (tiers) and what it reconciles against.
+
+Its accounts live in memory: this is a reference and a test double, not a platform. Run it:
+
+    FOUREYES_WEBHOOK_SECRET=… python examples/webhook_receiver.py --port 8088 \
+        --account alice --account president:41700000
+
+and connect foureyes to it in foureyes.toml:
+
+    [connectors.shop]
+    kind = "http"
+    url = "http://127.0.0.1:8088"
+    secret_env = "FOUREYES_WEBHOOK_SECRET"
+    actions = ["account.view", "account.lock", "account.unlock", "account.suspend",
+               "account.unsuspend", "account.deactivate", "account.reactivate"]
+    attributes = {status = "string", followers = "int"}
+
+    [connectors.shop.effects]
+    "account.lock" = {status = "locked"}
+    "account.unlock" = {status = "active"}
+    "account.suspend" = {status = "suspended"}
+    "account.unsuspend" = {status = "active"}
+    "account.deactivate" = {status = "deactivated"}
+    "account.reactivate" = {status = "active"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from foureyes.webhook import DEFAULT_TOLERANCE, IDEMPOTENCY_HEADER, SignatureError, verify
+
+MAX_BODY = 1_000_000
+
+# action → (the status it applies to, the status it leaves)
+STATUS_CHANGES: dict[str, tuple[str, str]] = {
+    "account.lock": ("active", "locked"),
+    "account.unlock": ("locked", "active"),
+    "account.suspend": ("active", "suspended"),
+    "account.unsuspend": ("suspended", "active"),
+    "account.deactivate": ("active", "deactivated"),
+    "account.reactivate": ("deactivated", "active"),
+}
+READS = {"account.view"}
+
+
+@dataclass
+class _Applied:
+    order: tuple[str, str, str]  # action, account, canonical params: what the key was used for
+    status: int
+    answer: dict[str, Any]
+
+
+@dataclass
+class Receiver:
+    """The receiver: `start()` serves it on a thread, `stop()` ends it. Thread-safe."""
+
+    secret: str
+    accounts: dict[str, dict[str, Any]]
+    host: str = "127.0.0.1"
+    port: int = 0
+    tolerance: int = DEFAULT_TOLERANCE
+    # Answer 500 to every action without applying it, to rehearse an outage.
+    broken: bool = False
+    applied: dict[str, _Applied] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)  # why each refused signature failed
+    calls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the receiver first"
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> Receiver:
+        self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # --- what a platform does ------------------------------------------------------------------
+
+    def account(self, account_id: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            found = self.accounts.get(account_id)
+            if found is None:
+                return 404, {"error": f"no account {account_id}"}
+            return 200, {"id": account_id, "attributes": dict(found)}
+
+    def act(self, order: Mapping[str, Any], header_key: str | None) -> tuple[int, dict[str, Any]]:
+        """Apply one order once per idempotency key; a repeat gets the first answer."""
+        key = order.get("idempotency_key")
+        action, account_id = order.get("action"), order.get("account")
+        if not isinstance(key, str) or not key or (header_key and header_key != key):
+            return 400, {"error": "missing or inconsistent idempotency key"}
+        if not isinstance(action, str) or not isinstance(account_id, str):
+            return 400, {"error": "an order names an action and an account"}
+        params = json.dumps(order.get("params", {}), sort_keys=True)
+        fingerprint = (action, account_id, params)
+        with self._lock:
+            self.calls += 1
+            done = self.applied.get(key)
+            if done is not None:
+                if done.order != fingerprint:
+                    return 409, {"error": "this idempotency key was used for another order"}
+                return done.status, done.answer
+            if self.broken:
+                return 500, {"error": "the receiver is broken (rehearsing an outage)"}
+            status, answer = self._apply(action, account_id)
+            if status < 500:  # a server error may go better next time: not remembered
+                self.applied[key] = _Applied(fingerprint, status, answer)
+            return status, answer
+
+    def _apply(self, action: str, account_id: str) -> tuple[int, dict[str, Any]]:
+        account = self.accounts.get(account_id)
+        if account is None:
+            return 404, {"error": f"no account {account_id}"}
+        summary: dict[str, Any] = {"action": action, "account": account_id}
+        if action in READS:
+            return 200, {"summary": summary, "data": dict(account)}
+        change = STATUS_CHANGES.get(action)
+        if change is None:
+            return 422, {"error": f"this platform does not know {action}"}
+        before, after = change
+        if account.get("status") != before:
+            return 409, {"error": f"cannot {action}: the account is {account.get('status')}"}
+        account["status"] = after
+        summary["changes"] = {"status": [before, after]}
+        return 200, {"summary": summary}
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "foureyes-reference-receiver"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            if os.environ.get("RECEIVER_LOG"):
+                super().log_message(format, *args)
+
+        def _answer(self, status: int, body: Mapping[str, Any]) -> None:
+            content = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def _verified_body(self) -> bytes | None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._answer(413, {"error": "too large"})
+                return None
+            body = self.rfile.read(length) if length else b""
+            try:
+                verify(self.headers, body, receiver.secret, tolerance=receiver.tolerance)
+            except SignatureError as exc:
+                with receiver._lock:
+                    receiver.rejected.append(str(exc))
+                self._answer(401, {"error": f"bad signature: {exc}"})
+                return None
+            return body
+
+        def do_GET(self) -> None:
+            if self._verified_body() is None:
+                return
+            path = urlsplit(self.path).path
+            if not path.startswith("/accounts/"):
+                self._answer(404, {"error": "not found"})
+                return
+            self._answer(*receiver.account(unquote(path.removeprefix("/accounts/"))))
+
+        def do_POST(self) -> None:
+            body = self._verified_body()
+            if body is None:
+                return
+            if urlsplit(self.path).path != "/actions":
+                self._answer(404, {"error": "not found"})
+                return
+            try:
+                order = json.loads(body)
+            except ValueError:
+                self._answer(400, {"error": "the body is not JSON"})
+                return
+            if not isinstance(order, dict):
+                self._answer(400, {"error": "the body is not a JSON object"})
+                return
+            self._answer(*receiver.act(order, self.headers.get(IDEMPOTENCY_HEADER)))
+
+    return Handler
+
+
+def _accounts(specs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    accounts = {}
+    for spec in specs:
+        name, _, followers = spec.partition(":")
+        accounts[name] = {"status": "active", "followers": int(followers or 0)}
+    return accounts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8088)
+    parser.add_argument("--secret-env", default="FOUREYES_WEBHOOK_SECRET")
+    parser.add_argument(
+        "--account", action="append", default=[], help="an account, `id` or `id:followers`"
+    )
+    args = parser.parse_args(argv)
+    secret = os.environ.get(args.secret_env)
+    if not secret:
+        print(f"set {args.secret_env} to the secret shared with foureyes", file=sys.stderr)
+        return 2
+    receiver = Receiver(secret, _accounts(args.account), host=args.host, port=args.port).start()
+    print(f"receiving foureyes' actions at {receiver.url} (Ctrl-C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        receiver.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

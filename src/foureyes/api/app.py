@@ -1,0 +1,83 @@
+"""The HTTP API as a FastAPI app, assembled around a running foureyes.
+
+`create_app(services, settings)` makes an app that acts on `services` (built with
+`operations.build_services`); `settings` give it the log signing key and the witness
+directory. The app does no background work: `foureyes.api.server` runs it with the worker.
+
+Layers, outermost first: metrics (count and time every answer), the catch-all (any unhandled
+exception is a 500 problem), the body limit (64 KiB, else 413), then FastAPI's routing with the
+problem handlers of `foureyes.api.problems`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from foureyes import __version__ as _version
+from foureyes.api.metrics import HttpMetrics, Metrics
+from foureyes.api.problems import (
+    MAX_BODY_BYTES,
+    PROBLEM_JSON,
+    BodyLimit,
+    CatchAll,
+    install_problem_handlers,
+)
+from foureyes.api.routers import accounts, audit, decisions, health, requests
+from foureyes.config import Settings
+from foureyes.workflow.services import Services
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+foureyes puts the four-eyes principle in front of the admin tools of an online platform.
+
+Every `/v1` route needs a bearer token (`Authorization: Bearer fey_…`) and acts as the person it
+belongs to. Errors are RFC 9457 problems (`application/problem+json`). Lists answer
+`{"items": [...], "next": cursor}`; pass `cursor=<next>` for the following page.
+"""
+
+
+def create_app(services: Services, settings: Settings) -> FastAPI:
+    """The API over `services`; `settings` name the log signing key and witness directory."""
+    app = FastAPI(
+        title="foureyes",
+        version=_version,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    app.state.metrics = Metrics(services)
+    install_problem_handlers(app)
+    for module in (requests, decisions, accounts, audit, health):
+        app.include_router(module.router)
+    # add_middleware wraps what is there: the last added is the outermost.
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(CatchAll)
+    app.add_middleware(HttpMetrics, metrics=app.state.metrics)
+    _describe_problems_as_problem_json(app)
+    return app
+
+
+def _describe_problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI documents a response model under `application/json`; problems are answered as
+    `application/problem+json`, so the OpenAPI document says that instead."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if PROBLEM_JSON in content and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,194 @@
+"""`/v1/requests`: submit, list, show, review, cancel, undo and execute requests.
+
+Each route parses its input, calls one lifecycle operation as the token's owner, and answers
+the request as `foureyes.workflow.views` shows it. Routes are plain `def`: the operations block
+on the store, so FastAPI runs them in its thread pool.
+
+Carrying out. An approved *write* is carried out by the background worker within a few seconds
+(or once its delay has run); its requester may `POST …/execute` to carry it out now. An approved
+*read* is carried out only when its requester asks, with `POST …/execute`: the answer holds the
+data (`data`) that one time, and foureyes never stores it, so it cannot be fetched again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+
+from foureyes.api.auth import ActorDep, ServicesDep
+from foureyes.api.schemas import (
+    CancelBody,
+    RequestBody,
+    ReviewBody,
+    UndoBody,
+    problem_responses,
+)
+from foureyes.errors import BadInput
+from foureyes.model import RequestState
+from foureyes.workflow import operations
+
+router = APIRouter(
+    prefix="/v1/requests", tags=["requests"], responses=problem_responses(401, 422, 503)
+)
+
+RequestId = Annotated[str, Path(min_length=1, max_length=100, description="The request's id.")]
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address, as the server saw it (recorded with the request)."""
+    return request.client.host if request.client is not None else None
+
+
+def _encode_cursor(position: str | None) -> str | None:
+    if position is None:
+        return None
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    """The list's position from an opaque cursor; BadInput for one this server did not give."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, sep, last_id = raw.partition("|")
+        datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadInput("the cursor is not one this server gave out") from None
+    if not sep or not last_id:
+        raise BadInput("the cursor is not one this server gave out")
+    return raw
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Ask for one action on one account",
+    responses=problem_responses(403, 404),
+)
+def submit_request(
+    body: RequestBody, request: Request, services: ServicesDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Record the request and its decision and answer it (201). `pending` waits for reviews;
+    what the policy allows at once is carried out at once (a read's `data` comes back here,
+    once). A request the policy denies is recorded too and answered 403 with its `request_id`
+    and `decision`."""
+    submission = body.submission(client_address(request))
+    request_id, outcome = operations.submit_and_run(services, actor, submission)
+    view = operations.show(services, request_id)
+    view["data"] = outcome.data if outcome is not None else None
+    return view
+
+
+@router.get("", summary="Requests, newest first")
+def list_requests(
+    services: ServicesDep,
+    actor: ActorDep,
+    state: Annotated[RequestState | None, Query(description="Only requests in this state.")] = None,
+    reviewable: Annotated[
+        bool, Query(description="Only pending requests you may still review.")
+    ] = False,
+    mine: Annotated[bool, Query(description="Only your own requests.")] = False,
+    account: Annotated[
+        str | None, Query(max_length=300, description="Only requests on this account.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next` of the previous page.")
+    ] = None,
+) -> dict[str, Any]:
+    """`{"items": [...], "next": cursor}`; `next` is null on the last page."""
+    filters = operations.ListFilter(
+        state=None if state is None else state.value,
+        mine=mine,
+        reviewable=reviewable,
+        account=account,
+        limit=limit,
+        before=_decode_cursor(cursor),
+    )
+    items, position = operations.list_requests(services, actor, filters)
+    return {"items": items, "next": _encode_cursor(position)}
+
+
+@router.get("/{request_id}", summary="One request", responses=problem_responses(404))
+def show_request(request_id: RequestId, services: ServicesDep, actor: ActorDep) -> dict[str, Any]:
+    """The request, its decision with what each factor still needs, reviews and timeline."""
+    del actor  # any member of staff may see a request; acting on it is checked by each action
+    return operations.show(services, request_id)
+
+
+@router.post(
+    "/{request_id}/reviews",
+    summary="Approve or deny a request",
+    responses=problem_responses(403, 404, 409),
+)
+def review_request(
+    request_id: RequestId, body: ReviewBody, services: ServicesDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Bound to the `digest` you were shown (another digest is 409: reload the request). Where
+    a rule asks for step-up, `step_up` carries your enrolled key's signature over this review's
+    challenge. Answers the updated request."""
+    operations.review(services, actor, request_id, body.review_input())
+    return operations.show(services, request_id)
+
+
+@router.post(
+    "/{request_id}/cancel",
+    summary="Cancel a request that has not started",
+    responses=problem_responses(403, 404, 409, 413),
+)
+def cancel_request(
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ActorDep,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> dict[str, Any]:
+    """The requester may cancel their own pending, approved or scheduled request; while a
+    delay runs anyone eligible to review it may too. Answers the updated request."""
+    reason = body.reason if body is not None else ""
+    operations.cancel(services, actor, request_id, reason)
+    return operations.show(services, request_id)
+
+
+@router.post(
+    "/{request_id}/undo",
+    status_code=201,
+    summary="Ask for the reverse of an executed request",
+    responses=problem_responses(403, 404, 409),
+)
+def undo_request(
+    request_id: RequestId, body: UndoBody, services: ServicesDep, actor: ActorDep
+) -> dict[str, Any]:
+    """A new request for the reverse action, linked to this one (`reverts`) and decided by the
+    same policy; once it executes, this one becomes `reverted`. Answers the new request (201),
+    or 403 with its `request_id` if the policy denies it."""
+    new_id = operations.undo(services, actor, request_id, body.justification, body.params)
+    outcome = operations.run_if_allowed(services, actor, new_id)
+    view = operations.show(services, new_id)
+    view["data"] = outcome.data if outcome is not None else None
+    return view
+
+
+@router.post(
+    "/{request_id}/execute",
+    summary="Carry out an approved request now",
+    responses=problem_responses(403, 404, 409),
+)
+def execute_request(
+    request_id: RequestId, services: ServicesDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Carry out an approved (or scheduled and due) request now and answer the updated request.
+
+    A read is carried out only for its requester, and its answer has the platform's data in
+    `data` — this one time: foureyes does not keep it, and the request is then `executed`, so
+    the data cannot be fetched again. For a write `data` is null (the worker would have carried
+    it out within seconds anyway). A request that is not approved, or is scheduled for later,
+    is 409."""
+    outcome = operations.execute(services, request_id, actor=actor)
+    view = operations.show(services, request_id)
+    view["data"] = None if outcome is None else outcome.data
+    return view

@@ -1,0 +1,137 @@
+"""Running foureyes: the API under uvicorn, and the background worker beside it.
+
+The worker is a thread that calls `operations.run_once` every `interval` seconds (expiry, due
+executions, reconciliation, overdue post-reviews). It is safe to run one in each of several
+processes sharing one PostgreSQL: `run_once` claims each item with a row lock.
+
+Shutdown. SIGTERM or SIGINT (Ctrl-C) makes uvicorn stop accepting connections and finish the
+requests in flight; then the worker is told to stop and is waited for (it finishes the item in
+hand, so a platform call is never cut off by us), the store's connections are closed, and the
+process exits 0. uvicorn re-raises the signal once it is done; the handlers installed here take
+it, so the re-raise does not kill the process before the worker has stopped. A second signal
+while the worker finishes its pass ends the process at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from foureyes.api.metrics import Metrics
+from foureyes.workflow import operations
+from foureyes.workflow.services import Services
+
+__all__ = ["DEFAULT_WORKER_INTERVAL", "Worker", "run"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKER_INTERVAL = 5.0
+WORKER_STOP_TIMEOUT = 60.0
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class Worker:
+    """The background worker thread. `start`, then `stop` (which waits for the pass in hand)."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        interval: float = DEFAULT_WORKER_INTERVAL,
+        metrics: Metrics | None = None,
+        name: str | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("the worker interval must be positive")
+        self.services = services
+        self.interval = interval
+        self.metrics = metrics
+        # Recorded in execution events: which process carried a request out.
+        self.name = name or f"serve@{socket.gethostname()}:{os.getpid()}"
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="foureyes-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = WORKER_STOP_TIMEOUT) -> bool:
+        """Ask the worker to stop and wait; False if it was still busy after `timeout`."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self.tick()
+            self._stopping.wait(self.interval)
+
+    def tick(self) -> None:
+        """One pass; a failure is logged and counted, and the next pass tries again."""
+        try:
+            done = operations.run_once(self.services, worker=self.name)
+        except Exception:
+            log.exception("the worker's pass failed; retrying in %.1f s", self.interval)
+            if self.metrics is not None:
+                self.metrics.worker_errors.inc()
+            return
+        if self.metrics is not None:
+            self.metrics.record_tick(done)
+        if done.executed or done.expired or done.reconciled or done.overdue or done.failed:
+            log.info(
+                "worker: executed %d, expired %d, reconciled %d, overdue %d, failed %d",
+                len(done.executed),
+                len(done.expired),
+                len(done.reconciled),
+                len(done.overdue),
+                len(done.failed),
+            )
+
+
+def run(
+    app: FastAPI,
+    services: Services,
+    *,
+    host: str,
+    port: int,
+    worker_interval: float = DEFAULT_WORKER_INTERVAL,
+    log_level: str = "info",
+) -> None:
+    """Serve `app` on host:port with the worker beside it until SIGTERM or SIGINT; returns
+    once everything has stopped and the store's connections are closed."""
+    signals: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        signals.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    metrics: Metrics | None = getattr(app.state, "metrics", None)
+    worker = Worker(services, interval=worker_interval, metrics=metrics)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    worker.start()
+    try:
+        if not signals:  # a signal before uvicorn took over means: do not start at all
+            server.run()
+    finally:
+        # From here a second Ctrl-C or SIGTERM acts as usual: it cuts the wait short.
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not worker.stop():
+            log.warning("the worker was still busy after %.0f s; leaving it", WORKER_STOP_TIMEOUT)
+        services.database.dispose()
+    log.info("foureyes stopped")

@@ -1,0 +1,313 @@
+"""`foureyes audit …`: verify, prove, checkpoint, search and export the audit log.
+
+`audit_app` is a Typer sub-app the main CLI mounts. Each command parses its options, calls one
+operation of `foureyes.audit` and renders the result. A log that fails verification exits 1 with
+the diagnosis; any other `FoureyesError` exits 2 with its message; nothing is changed by either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from foureyes.audit.checkpoint import Signer, Verifier
+from foureyes.audit.export import AuditVerificationError, Tamper, verify_export
+from foureyes.audit.log import AuditLog
+from foureyes.audit.merkle import verify_inclusion
+from foureyes.audit.verify import export_log, verify_log
+from foureyes.errors import BadInput, FoureyesError
+from foureyes.store.database import Database
+
+__all__ = ["audit_app"]
+
+audit_app = typer.Typer(
+    no_args_is_help=True, help="Verify, prove, checkpoint, search and export the audit log."
+)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_ORIGIN = "foureyes.local/log"
+
+DatabaseUrl = Annotated[
+    str,
+    typer.Option("--database-url", envvar="FOUREYES_DATABASE_URL", help="The store's URL."),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        envvar="FOUREYES_SIGNING_KEY_FILE",
+        help="The log's signing key file (PRIVATE+KEY+…); its public half verifies.",
+    ),
+]
+VkeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--vkey", help="A trusted verifier key (<name>+<id>+<key>) or a file holding one."
+    ),
+]
+WitnessOpt = Annotated[
+    Path | None,
+    typer.Option("--witness", envvar="FOUREYES_WITNESS_DIR", help="The witness directory."),
+]
+OriginOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--origin", envvar="FOUREYES_LOG_ORIGIN", help="The log's name in its checkpoints."
+    ),
+]
+
+
+def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
+    """A failed verification exits 1 with its diagnosis; another FoureyesError exits 2."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except AuditVerificationError as exc:
+            err.print(f"foureyes: TAMPERED: {exc.message}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except FoureyesError as exc:
+            err.print(f"foureyes: {exc.message}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+@contextmanager
+def _database(url: str) -> Iterator[Database]:
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _signer(key: Path | None) -> Signer:
+    if key is None:
+        raise BadInput("give the log's signing key with --key (or FOUREYES_SIGNING_KEY_FILE)")
+    try:
+        text = key.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise BadInput(f"cannot read the signing key {key}: {exc.strerror}") from exc
+    return Signer.parse(text)
+
+
+def _verifiers(key: Path | None, vkeys: list[str] | None) -> list[Verifier]:
+    found = [_signer(key).verifier()] if key is not None else []
+    for value in vkeys or []:
+        path = Path(value)
+        text = path.read_text(encoding="ascii").strip() if path.is_file() else value.strip()
+        found.append(Verifier.parse(text))
+    if not found:
+        raise BadInput("give a trusted key with --vkey or --key to check checkpoints against")
+    return found
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"{option} {text!r} is not an ISO 8601 time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _print_json(value: object) -> None:
+    out.print(json.dumps(value, indent=2, sort_keys=True), markup=False, soft_wrap=True)
+
+
+@audit_app.command("verify")
+@diagnosed
+def verify_command(
+    database_url: DatabaseUrl,
+    witness: WitnessOpt = None,
+    key: KeyOpt = None,
+    vkey: VkeyOpt = None,
+    origin: OriginOpt = None,
+) -> None:
+    """Recompute the whole log and check every checkpoint; name the first bad entry."""
+    verifiers = _verifiers(key, vkey)
+    columns = (
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with (
+        _database(database_url) as database,
+        Progress(*columns, console=err, transient=True) as bar,
+    ):
+        task = bar.add_task("verify", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = verify_log(
+            database,
+            verifiers,
+            origin=origin,
+            witness_dir=witness,
+            progress=advance,
+        )
+    latest = "none" if report.latest_checkpoint is None else f"size {report.latest_checkpoint}"
+    out.print(
+        f"ok: {report.size} events, root {report.root_hash.hex()}; "
+        f"{report.checkpoints} checkpoints (latest {latest}), "
+        f"{report.witnessed} witnessed; {report.events_per_second:,.0f} events/s",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@audit_app.command("prove")
+@diagnosed
+def prove_command(
+    seq: Annotated[int, typer.Argument(help="The event's sequence number.")],
+    database_url: DatabaseUrl,
+    size: Annotated[
+        int | None, typer.Option("--size", help="The tree size (default: the whole log).")
+    ] = None,
+    origin: OriginOpt = None,
+) -> None:
+    """Print the RFC 9162 inclusion proof of one event, with the checkpoint of that size."""
+    log = AuditLog(origin or DEFAULT_ORIGIN)
+    with _database(database_url) as database, database.transaction() as session:
+        proof = log.inclusion(session, seq, size)
+        checkpoint = log.checkpoint_at(session, proof.tree_size)
+        event = log.event(session, seq)
+    verify_inclusion(
+        proof.leaf_index, proof.tree_size, proof.leaf_hash, proof.inclusion_path, proof.root_hash
+    )
+    if checkpoint is not None and checkpoint.checkpoint.root_hash != proof.root_hash:
+        raise AuditVerificationError(
+            Tamper.REPLACED,
+            f"the stored tree does not have the root of the checkpoint of size {proof.tree_size}",
+            size=proof.tree_size,
+        )
+    shown = proof.to_json()
+    shown["event"] = event.body.decode()
+    shown["checkpoint"] = None if checkpoint is None else checkpoint.note.decode()
+    _print_json(shown)
+
+
+@audit_app.command("checkpoint")
+@diagnosed
+def checkpoint_command(
+    database_url: DatabaseUrl,
+    key: KeyOpt = None,
+    witness: WitnessOpt = None,
+    origin: OriginOpt = None,
+) -> None:
+    """Sign a checkpoint of the log's current size, store it and hand it to the witness."""
+    signer = _signer(key)
+    log = AuditLog(origin or signer.name)
+    with _database(database_url) as database:
+        signed = log.checkpoint(database, signer, witness)
+    out.print(signed.note.decode(), markup=False, end="", soft_wrap=True)
+
+
+@audit_app.command("log")
+@diagnosed
+def log_command(
+    database_url: DatabaseUrl,
+    account: Annotated[str | None, typer.Option("--account", help="platform:id")] = None,
+    staff: Annotated[str | None, typer.Option("--staff", help="The actor's staff id.")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="e.g. account.deactivate")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO 8601, exclusive.")] = None,
+    after: Annotated[
+        int | None, typer.Option("--after", help="Only events after this seq.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many events.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One event body per line.")] = False,
+) -> None:
+    """List events: one account's timeline, one person's actions, one action's uses."""
+    log = AuditLog(DEFAULT_ORIGIN)
+    with _database(database_url) as database, database.transaction() as session:
+        events = log.events(
+            session,
+            account=account,
+            actor=staff,
+            action=action,
+            since=_when(since, "--since"),
+            until=_when(until, "--until"),
+            after_seq=after,
+            limit=limit,
+        )
+    if as_json:
+        for item in events:
+            out.print(item.body.decode(), markup=False, soft_wrap=True)
+        return
+    table = Table("seq", "at", "kind", "actor", "account", "details")
+    for item in events:
+        data = item.data()
+        details = {k: v for k, v in data.items() if k not in ("seq", "at", "kind", "actor")}
+        details.pop("account", None)
+        table.add_row(
+            str(item.seq),
+            item.at.strftime("%Y-%m-%d %H:%M:%S"),
+            item.kind,
+            item.actor or "",
+            item.account_ref or "",
+            json.dumps(details, sort_keys=True, separators=(",", ":")),
+        )
+    out.print(table)
+
+
+@audit_app.command("export")
+@diagnosed
+def export_command(
+    directory: Annotated[Path, typer.Argument(help="Where to write the export.")],
+    database_url: DatabaseUrl,
+    key: KeyOpt = None,
+    vkey: VkeyOpt = None,
+    witness: WitnessOpt = None,
+    origin: OriginOpt = None,
+) -> None:
+    """Write the events, the latest checkpoint and the verifier key for offline checking.
+
+    With --key a fresh checkpoint of the current size is made first; with only --vkey the latest
+    stored checkpoint is exported.
+    """
+    with _database(database_url) as database:
+        if key is not None:
+            signer = _signer(key)
+            AuditLog(origin or signer.name).checkpoint(database, signer, witness)
+            verifier = signer.verifier()
+        else:
+            verifier = _verifiers(None, vkey)[0]
+        signed = export_log(database, directory, verifier)
+    out.print(f"exported {signed.size} events to {directory}", markup=False, soft_wrap=True)
+
+
+@audit_app.command("verify-export")
+@diagnosed
+def verify_export_command(
+    directory: Annotated[Path, typer.Argument(help="An export directory.")],
+    vkey: VkeyOpt = None,
+    key: KeyOpt = None,
+    origin: OriginOpt = None,
+) -> None:
+    """Check an export against a trusted key, with no database."""
+    verifiers = _verifiers(key, vkey)
+    report = verify_export(directory, verifiers, origin=origin)
+    out.print(
+        f"ok: {report.size} events, root {report.root_hash.hex()}", markup=False, soft_wrap=True
+    )

@@ -1,0 +1,658 @@
+"""The audit log on the store: append in the caller's transaction, prove, checkpoint, search.
+
+Tables (`foureyes.store.tables`): ``audit_events`` holds one row per event (its RFC 8785 body and
+leaf hash ``SHA-256(0x00 || body)``); ``audit_nodes`` holds every *complete perfect subtree of
+level >= 1* (level 0 is the leaf hash column of ``audit_events``, not stored twice);
+``audit_checkpoints`` the signed checkpoints; ``audit_head`` one row (id 1) with the log's size.
+
+Appending. `AuditLog.append` runs inside the caller's transaction, so the caller's state change and
+its event commit together or not at all. It locks the head row (``SELECT … FOR UPDATE`` on
+PostgreSQL; on SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises writers), takes
+``seq = size``, reads the O(log n) right-edge subtrees in one query, writes the event and the
+subtrees it completes (about one per event on average), and bumps the head. Writers therefore never
+fork the tree: two appends can only follow one another.
+
+Proofs and roots for any size up to the head are composed from stored subtrees with one query
+(`foureyes.audit.merkle`). Checkpoints are C2SP signed notes (`foureyes.audit.checkpoint`),
+stored and, if a witness directory is given, copied there after the commit.
+
+Verification and export are in `foureyes.audit.verify`; the diagnoses in `foureyes.audit.export`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from foureyes.audit.canonical import JsonValue, canonical_json
+from foureyes.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Signer,
+    sign_checkpoint,
+)
+from foureyes.audit.export import (
+    WITNESS_LATEST,
+    AuditVerificationError,
+    Tamper,
+    note_checkpoint,
+    write_witness,
+)
+from foureyes.audit.merkle import (
+    CompactRange,
+    MerkleVerificationError,
+    NodeId,
+    consistency_proof,
+    inclusion_proof,
+    tree_root,
+    verify_consistency,
+)
+from foureyes.errors import BadInput, Conflict, NotFound
+from foureyes.store.database import Database
+from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow, RequestRow
+
+__all__ = [
+    "RESERVED_KEYS",
+    "AuditLog",
+    "ConsistencyProof",
+    "Event",
+    "InclusionProof",
+    "NewEvent",
+    "SignedCheckpoint",
+    "SubtreeTable",
+    "driver_rows",
+]
+
+RESERVED_KEYS = frozenset({"seq", "at", "kind", "actor", "account", "request"})
+"""Top-level body keys the log writes itself; a payload may not use them."""
+
+_HEAD_ID = 1
+_LIMITS = {"kind": 50, "actor": 100, "account_ref": 300, "request_id": 36}
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _stamp(at: datetime) -> str:
+    """RFC 3339 UTC with microseconds, as event bodies carry it."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _utc(at: datetime) -> datetime:
+    """Times come back naive from SQLite; every stored time is UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append: who did what to whom, plus kind-specific `payload` fields.
+
+    The payload's keys become top-level keys of the body next to the log's own (`RESERVED_KEYS`).
+    """
+
+    kind: str
+    actor: str | None = None
+    account_ref: str | None = None
+    request_id: str | None = None
+    payload: Mapping[str, JsonValue] = field(default_factory=dict)
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One appended event: its row, and its canonical body (the bytes the tree commits to)."""
+
+    seq: int
+    at: datetime
+    kind: str
+    actor: str | None
+    account_ref: str | None
+    request_id: str | None
+    body: bytes = field(repr=False)
+    leaf_hash: bytes = field(repr=False)
+
+    def data(self) -> dict[str, Any]:
+        """The body as a JSON object."""
+        value: dict[str, Any] = json.loads(self.body)
+        return value
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint and the signed note that carries it."""
+
+    checkpoint: Checkpoint
+    note: bytes
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """RFC 9162 inclusion proof of leaf `leaf_index` in the tree of `tree_size` leaves."""
+
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    inclusion_path: tuple[bytes, ...]
+    root_hash: bytes
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """The proof with hashes in base64, named as RFC 9162 names them."""
+        return {
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "leaf_hash": _b64(self.leaf_hash),
+            "inclusion_path": [_b64(h) for h in self.inclusion_path],
+            "root_hash": _b64(self.root_hash),
+        }
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """RFC 9162 consistency proof between the trees of `tree_size_1` and `tree_size_2` leaves."""
+
+    tree_size_1: int
+    tree_size_2: int
+    consistency_path: tuple[bytes, ...]
+    root_hash_1: bytes
+    root_hash_2: bytes
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """The proof with hashes in base64, named as RFC 9162 names them."""
+        return {
+            "tree_size_1": self.tree_size_1,
+            "tree_size_2": self.tree_size_2,
+            "consistency_path": [_b64(h) for h in self.consistency_path],
+            "root_hash_1": _b64(self.root_hash_1),
+            "root_hash_2": _b64(self.root_hash_2),
+        }
+
+
+# --- the subtree store on the tables ---------------------------------------------------------
+
+
+def driver_rows(
+    session: Session, sql: str, params: Sequence[object] | None = None
+) -> list[tuple[Any, ...]]:
+    """Run `sql` on the session's connection, in its transaction, and return plain tuples.
+
+    The hot paths (proofs, verification) go to the driver directly: SQLAlchemy's result
+    machinery costs more than these queries do. Text in `sql` must be built from integers only,
+    never from text a caller gave; `params` use the driver's own placeholders. Byte columns
+    come back as `bytes` on both databases.
+    """
+    driver = session.connection().connection.driver_connection
+    if driver is None:  # pragma: no cover - only for a detached connection
+        raise RuntimeError("the session has no database connection")
+    binary = {"binary": True} if _dialect(session) == "postgresql" else {}
+    cursor = driver.cursor(**binary)
+    try:
+        if params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows
+
+
+# One statement text whatever the nodes, so that psycopg prepares it once per connection and
+# PostgreSQL skips parsing and planning on every later proof.
+_PG_NODES = (
+    "SELECT 0, seq, leaf_hash FROM audit_events WHERE seq = ANY(%s) UNION ALL "
+    'SELECT n.level, n."index", n.hash FROM unnest(%s::int[], %s::bigint[]) AS w(level, idx) '
+    'JOIN audit_nodes n ON n.level = w.level AND n."index" = w.idx'
+)
+
+
+def _ints(values: Iterable[int]) -> str:
+    return ", ".join(str(int(v)) for v in values)
+
+
+class SubtreeTable:
+    """`SubtreeStore` over the tables: level 0 from ``audit_events``, the rest from ``audit_nodes``.
+
+    Every `get_many` is one query; a node that is not stored raises `KeyError`.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get_many(self, ids: Sequence[NodeId]) -> list[bytes]:
+        if not ids:
+            return []
+        leaves = [index for level, index in ids if level == 0]
+        if _dialect(self._session) == "postgresql":
+            above = [node for node in ids if node[0]]
+            params = (leaves, [level for level, _ in above], [index for _, index in above])
+            rows = driver_rows(self._session, _PG_NODES, params)
+            found = {(level, index): bytes(h) for level, index, h in rows}
+            return [found[node] for node in ids]
+        by_level: dict[int, list[int]] = {}
+        for level, index in ids:
+            if level:
+                by_level.setdefault(level, []).append(index)
+        parts = []
+        if leaves:
+            parts.append(  # integers only (see driver_rows)
+                f"SELECT 0, seq, leaf_hash FROM audit_events WHERE seq IN ({_ints(leaves)})"  # noqa: S608
+            )
+        if by_level:
+            where = " OR ".join(
+                f'(level = {int(level)} AND "index" IN ({_ints(indexes)}))'
+                for level, indexes in sorted(by_level.items())
+            )
+            parts.append(f'SELECT level, "index", hash FROM audit_nodes WHERE {where}')  # noqa: S608
+        rows = driver_rows(self._session, " UNION ALL ".join(parts))
+        found = {(level, index): bytes(h) for level, index, h in rows}
+        return [found[node] for node in ids]
+
+
+class _Prefetch:
+    """Reads the nodes of several roots and proofs in the first query, then serves from memory."""
+
+    def __init__(self, store: SubtreeTable, extra: Sequence[NodeId]) -> None:
+        self._store = store
+        self._extra = list(extra)
+        self._cache: dict[NodeId, bytes] = {}
+
+    def get_many(self, ids: Sequence[NodeId]) -> list[bytes]:
+        missing = [node for node in ids if node not in self._cache]
+        if missing:
+            wanted = list(dict.fromkeys([*missing, *self._extra]))
+            self._extra = []
+            self._cache.update(zip(wanted, self._store.get_many(wanted), strict=True))
+        return [self._cache[node] for node in ids]
+
+
+def _edge(size: int) -> list[NodeId]:
+    """The perfect subtrees that make up ``[0, size)``, largest first (the root's pieces)."""
+    ids: list[NodeId] = []
+    pos = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            ids.append((level, pos >> level))
+            pos += 1 << level
+    return ids
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """The audit log in a SQLite or PostgreSQL store, named `origin`.
+
+    `origin` is the first line of every checkpoint; by C2SP convention it is also the name of
+    the log's signing key. Methods taking a `Session` run in the caller's transaction.
+    """
+
+    def __init__(self, origin: str) -> None:
+        if not origin or "\n" in origin:
+            raise BadInput("the log origin must be one non-empty line")
+        self.origin = origin
+
+    # --- head ---
+
+    def ensure_head(self, session: Session) -> None:
+        """Create the head row (size 0) if it is missing; safe when several writers race."""
+        module = postgresql if _dialect(session) == "postgresql" else sqlite
+        session.execute(
+            module.insert(AuditHeadRow).values(id=_HEAD_ID, size=0).on_conflict_do_nothing()
+        )
+
+    def _lock_head(self, session: Session) -> int:
+        query = select(AuditHeadRow.size).where(AuditHeadRow.id == _HEAD_ID)
+        if _dialect(session) == "postgresql":
+            query = query.with_for_update()
+        size = session.execute(query).scalar_one_or_none()
+        if size is None:
+            self.ensure_head(session)
+            size = session.execute(query).scalar_one()
+            if size == 0 and session.execute(select(func.max(EventRow.seq))).scalar() is not None:
+                raise Conflict("the audit head row is missing but events exist: run audit verify")
+        return size
+
+    def size(self, session: Session) -> int:
+        """The number of events (0 before the first append)."""
+        query = select(AuditHeadRow.size).where(AuditHeadRow.id == _HEAD_ID)
+        return session.execute(query).scalar_one_or_none() or 0
+
+    # --- appending ---
+
+    def append(
+        self,
+        session: Session,
+        *,
+        kind: str,
+        actor: str | None,
+        account_ref: str | None,
+        request_id: str | None,
+        payload: Mapping[str, JsonValue] | None = None,
+        at: datetime | None = None,
+    ) -> Event:
+        """Append one event in the caller's transaction and return it.
+
+        Raises `BadInput` for a payload key in `RESERVED_KEYS`, a value canonical JSON cannot
+        carry, a naive `at`, or a field longer than its column.
+        """
+        new = NewEvent(kind, actor, account_ref, request_id, payload or {}, at)
+        return self.append_many(session, [new])[0]
+
+    def append_many(self, session: Session, events: Sequence[NewEvent]) -> list[Event]:
+        """Append several events in order in the caller's transaction (one head lock, one
+        frontier read, batched inserts): the group commit of a busy writer."""
+        if not events:
+            return []
+        now = datetime.now(UTC)
+        size = self._lock_head(session)
+        compact = CompactRange.from_store(size, SubtreeTable(session))
+        made: list[Event] = []
+        node_rows: list[dict[str, Any]] = []
+        for offset, new in enumerate(events):
+            item = self._event(size + offset, new, now)
+            for node in compact.append(item.leaf_hash)[1:]:
+                node_rows.append({"level": node.level, "index": node.index, "hash": node.hash})
+            made.append(item)
+        session.execute(
+            insert(EventRow),
+            [
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "account_ref": e.account_ref,
+                    "request_id": e.request_id,
+                    "body": e.body,
+                    "leaf_hash": e.leaf_hash,
+                }
+                for e in made
+            ],
+        )
+        if node_rows:
+            session.execute(insert(NodeRow), node_rows)
+        session.execute(
+            update(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID).values(size=size + len(events))
+        )
+        return made
+
+    def _event(self, seq: int, new: NewEvent, now: datetime) -> Event:
+        if not new.kind:
+            raise BadInput("an event needs a kind")
+        clash = RESERVED_KEYS.intersection(new.payload)
+        if clash:
+            raise BadInput(f"payload keys {sorted(clash)} are reserved for the log itself")
+        at = now if new.at is None else new.at
+        if at.tzinfo is None:
+            raise BadInput("event times must be timezone-aware")
+        at = at.astimezone(UTC)
+        values = {
+            "kind": new.kind,
+            "actor": new.actor,
+            "account_ref": new.account_ref,
+            "request_id": new.request_id,
+        }
+        for name, value in values.items():
+            if value is not None and len(value) > _LIMITS[name]:
+                raise BadInput(f"event {name} is longer than {_LIMITS[name]} characters")
+        body = canonical_json(
+            {
+                "seq": seq,
+                "at": _stamp(at),
+                "kind": new.kind,
+                "actor": new.actor,
+                "account": new.account_ref,
+                "request": new.request_id,
+                **new.payload,
+            }
+        )
+        leaf = hashlib.sha256(b"\x00" + body).digest()
+        return Event(seq, at, new.kind, new.actor, new.account_ref, new.request_id, body, leaf)
+
+    # --- roots and proofs ---
+
+    def _size_or_head(self, session: Session, size: int | None) -> int:
+        return self.size(session) if size is None else size
+
+    def root(self, session: Session, size: int | None = None) -> bytes:
+        """The root hash at `size` events (default: now)."""
+        size = self._size_or_head(session, size)
+        try:
+            return tree_root(size, SubtreeTable(session))
+        except LookupError:
+            raise NotFound(f"the audit log has fewer than {size} events") from None
+
+    def inclusion(self, session: Session, seq: int, size: int | None = None) -> InclusionProof:
+        """The RFC 9162 inclusion proof of event `seq` in the tree of `size` events (default: now).
+
+        One query reads the proof's nodes, the leaf and the root's pieces.
+        """
+        size = self._size_or_head(session, size)
+        if not 0 <= seq < size:
+            raise BadInput(f"event {seq} is not in a log of {size} events")
+        store = _Prefetch(SubtreeTable(session), [(0, seq), *_edge(size)])
+        try:
+            path = inclusion_proof(seq, size, store)
+            leaf = store.get_many([(0, seq)])[0]
+            root = tree_root(size, store)
+        except LookupError:
+            raise NotFound(f"the audit log has fewer than {size} events") from None
+        return InclusionProof(seq, size, leaf, tuple(path), root)
+
+    def consistency(
+        self, session: Session, size1: int, size2: int | None = None
+    ) -> ConsistencyProof:
+        """The RFC 9162 consistency proof from `size1` to `size2` events (default: now)."""
+        size2 = self._size_or_head(session, size2)
+        if not 0 <= size1 <= size2:
+            raise BadInput(f"no consistency proof from size {size1} to size {size2}")
+        store = _Prefetch(SubtreeTable(session), [*_edge(size1), *_edge(size2)])
+        try:
+            path = consistency_proof(size1, size2, store)
+            root1, root2 = tree_root(size1, store), tree_root(size2, store)
+        except LookupError:
+            raise NotFound(f"the audit log has fewer than {size2} events") from None
+        return ConsistencyProof(size1, size2, tuple(path), root1, root2)
+
+    # --- checkpoints ---
+
+    def checkpoint_at(self, session: Session, size: int) -> SignedCheckpoint | None:
+        """The stored checkpoint of `size`, if there is one (its signature is not checked)."""
+        row = session.get(CheckpointRow, size)
+        return None if row is None else _signed(row.note)
+
+    def latest_checkpoint(self, session: Session) -> SignedCheckpoint | None:
+        """The stored checkpoint of the largest size (its signature is not checked)."""
+        query = select(CheckpointRow.note).order_by(CheckpointRow.size.desc()).limit(1)
+        note = session.execute(query).scalar_one_or_none()
+        return None if note is None else _signed(note)
+
+    def store_checkpoint(
+        self, session: Session, signer: Signer, *, witness_dir: Path | None = None
+    ) -> SignedCheckpoint:
+        """Sign and store a checkpoint of the current size in the caller's transaction.
+
+        With `witness_dir`, first checks that the witness's latest checkpoint is consistent with
+        this one (an RFC 9162 proof from the stored nodes); if not, raises
+        `AuditVerificationError` (``rolled-back``) and stores nothing. Returns the existing
+        checkpoint if this size has one.
+        """
+        size = self._lock_head(session)
+        store = SubtreeTable(session)
+        stored = session.get(CheckpointRow, size)
+        if stored is not None:
+            signed = _signed(stored.note)
+        else:
+            checkpoint = Checkpoint(self.origin, size, tree_root(size, store))
+            signed = SignedCheckpoint(checkpoint, sign_checkpoint(checkpoint, [signer]))
+        if witness_dir is not None:
+            self._check_witness(store, witness_dir, signed.checkpoint)
+        if stored is None:
+            session.execute(
+                insert(CheckpointRow).values(
+                    size=size,
+                    root_hash=signed.checkpoint.root_hash,
+                    note=signed.note.decode(),
+                    created_at=datetime.now(UTC),
+                )
+            )
+        return signed
+
+    def _check_witness(self, store: SubtreeTable, witness_dir: Path, new: Checkpoint) -> None:
+        try:
+            held = note_checkpoint((witness_dir / WITNESS_LATEST).read_bytes())
+        except FileNotFoundError:
+            return
+        except CheckpointError as exc:
+            raise BadInput(f"the witness's latest checkpoint does not parse: {exc}") from exc
+        if held.origin != new.origin:
+            raise BadInput(f"the witness directory belongs to the log {held.origin!r}")
+        if held.size > new.size:
+            raise AuditVerificationError(
+                Tamper.ROLLED_BACK,
+                f"the witness holds a checkpoint of size {held.size}; the log has {new.size}",
+                seq=new.size,
+                size=held.size,
+            )
+        if held.size == 0:
+            return
+        try:
+            proof = consistency_proof(held.size, new.size, store)
+            verify_consistency(held.size, new.size, held.root_hash, new.root_hash, proof)
+        except (MerkleVerificationError, LookupError) as exc:
+            raise AuditVerificationError(
+                Tamper.ROLLED_BACK,
+                f"the log is not consistent with the witness's checkpoint of size {held.size}",
+                size=held.size,
+            ) from exc
+
+    def checkpoint(
+        self, target: Database | Session, signer: Signer, witness_dir: Path | None = None
+    ) -> SignedCheckpoint:
+        """Sign, store and publish a checkpoint of the current size.
+
+        With a `Database`, runs its own transaction; with a `Session`, joins the caller's. The
+        witness copy is written only once the checkpoint has committed (`write_witness`), so a
+        witness never holds a checkpoint the log lost to a rollback.
+        """
+        if isinstance(target, Session):
+            signed = self.store_checkpoint(target, signer, witness_dir=witness_dir)
+            if witness_dir is not None:
+                _publish_after_commit(target, witness_dir, signed.note)
+            return signed
+        with target.transaction() as session:
+            signed = self.store_checkpoint(session, signer, witness_dir=witness_dir)
+        if witness_dir is not None:
+            write_witness(witness_dir, signed.note)
+        return signed
+
+    # --- reading ---
+
+    def event(self, session: Session, seq: int) -> Event:
+        """The event `seq`; `NotFound` if there is none."""
+        row = session.get(EventRow, seq)
+        if row is None:
+            raise NotFound(f"there is no audit event {seq}")
+        return _from_row(row)
+
+    def events(
+        self,
+        session: Session,
+        *,
+        account: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        kind: str | None = None,
+        request: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        """Events matching every given filter, in seq order, at most `limit`, after `after_seq`.
+
+        `action` selects the events of requests for that action (e.g. ``account.deactivate``).
+        `since` is inclusive, `until` exclusive. An account or actor filter walks the
+        ``(account_ref, seq)`` or ``(actor, seq)`` index, so a timeline costs the rows it
+        returns, not the size of the log.
+        """
+        if not 0 < limit <= 10_000:
+            raise BadInput("limit must be between 1 and 10000")
+        query = select(EventRow)
+        for column, value in (
+            (EventRow.account_ref, account),
+            (EventRow.actor, actor),
+            (EventRow.kind, kind),
+            (EventRow.request_id, request),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if action is not None:
+            requests = select(RequestRow.id).where(RequestRow.action == action)
+            query = query.where(EventRow.request_id.in_(requests))
+        for bound in (since, until):
+            if bound is not None and bound.tzinfo is None:
+                raise BadInput("time bounds must be timezone-aware")
+        if since is not None:
+            query = query.where(EventRow.at >= since.astimezone(UTC))
+        if until is not None:
+            query = query.where(EventRow.at < until.astimezone(UTC))
+        if after_seq is not None:
+            query = query.where(EventRow.seq > after_seq)
+        query = query.order_by(EventRow.seq).limit(limit)
+        return [_from_row(row) for row in session.execute(query).scalars()]
+
+
+def _dialect(session: Session) -> str:
+    name = session.get_bind().dialect.name
+    if name not in ("sqlite", "postgresql"):
+        raise BadInput(f"the audit log runs on sqlite or postgresql, not {name}")
+    return name
+
+
+def _signed(note: str | bytes) -> SignedCheckpoint:
+    raw = note.encode() if isinstance(note, str) else note
+    return SignedCheckpoint(note_checkpoint(raw), raw)
+
+
+def _from_row(row: EventRow) -> Event:
+    return Event(
+        row.seq,
+        _utc(row.at),
+        row.kind,
+        row.actor,
+        row.account_ref,
+        row.request_id,
+        bytes(row.body),
+        bytes(row.leaf_hash),
+    )
+
+
+def _publish_after_commit(session: Session, witness_dir: Path, note: bytes) -> None:
+    def committed(_session: Session) -> None:
+        event.remove(session, "after_soft_rollback", rolled_back)
+        write_witness(witness_dir, note)
+
+    def rolled_back(_session: Session, _previous: Any) -> None:
+        event.remove(session, "after_commit", committed)
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_soft_rollback", rolled_back, once=True)

@@ -1,0 +1,383 @@
+"""Verifying the log in the database, and exporting it for verification elsewhere.
+
+`verify_log` recomputes everything in one streaming pass and names the first bad entry; the
+diagnoses are listed in `foureyes.audit.export`. `export_log` writes the log up to its latest
+checkpoint in the format `foureyes.audit.export.verify_export` checks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from foureyes.audit.checkpoint import Checkpoint, CheckpointError, Verifier, verify_checkpoint
+from foureyes.audit.export import (
+    BATCH_LEVEL,
+    AuditVerificationError,
+    RowFinding,
+    Tamper,
+    TreeRebuild,
+    VerifyReport,
+    WitnessedCheckpoint,
+    check_rows,
+    read_witness,
+    write_export,
+)
+from foureyes.audit.log import SignedCheckpoint, driver_rows
+from foureyes.audit.merkle import EMPTY_ROOT, Subtree
+from foureyes.errors import BadInput
+from foureyes.store.database import Database
+from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow
+
+__all__ = ["Progress", "export_log", "verify_log"]
+
+_HEAD_ID = 1
+_MAX_LEVEL = 63
+
+Progress = Callable[[int, int], None]
+"""Called with (events done, events in all) as verification goes."""
+
+
+@dataclass(frozen=True)
+class _Census:
+    head: int | None
+    min_seq: int | None
+    max_seq: int | None
+    top_level: int | None
+    level_max: tuple[int | None, ...]  # level_max[k - 1]: largest stored index at level k
+
+    def nodes_beyond(self, size: int) -> bool:
+        if self.top_level is not None and self.top_level > _MAX_LEVEL:
+            return True
+        return any(m is not None and m >= size >> k for k, m in enumerate(self.level_max, 1))
+
+
+def _census(session: Session) -> _Census:
+    """Head, seq range and the largest node index of every level, in one statement."""
+    one = select(AuditHeadRow.size).where(AuditHeadRow.id == _HEAD_ID).scalar_subquery()
+    parts = [
+        one,
+        select(func.min(EventRow.seq)).scalar_subquery(),
+        select(func.max(EventRow.seq)).scalar_subquery(),
+        select(func.max(NodeRow.level)).scalar_subquery(),
+        *(
+            select(func.max(NodeRow.index)).where(NodeRow.level == k).scalar_subquery()
+            for k in range(1, _MAX_LEVEL + 1)
+        ),
+    ]
+    head, min_seq, max_seq, top, *levels = session.execute(select(*parts)).one()
+    return _Census(head, min_seq, max_seq, top, tuple(levels))
+
+
+def _stored_checkpoints(
+    session: Session, verifiers: Sequence[Verifier], origin: str | None
+) -> dict[int, Checkpoint]:
+    checked: dict[int, Checkpoint] = {}
+    rows = session.execute(select(CheckpointRow).order_by(CheckpointRow.size)).scalars()
+    for row in rows:
+        try:
+            cp = verify_checkpoint(row.note, verifiers, origin=origin)
+        except CheckpointError as exc:
+            raise AuditVerificationError(
+                Tamper.FORGED_CHECKPOINT,
+                f"stored checkpoint of size {row.size}: {exc.reason}",
+                size=row.size,
+            ) from exc
+        if cp.size != row.size or cp.root_hash != bytes(row.root_hash):
+            raise AuditVerificationError(
+                Tamper.FORGED_CHECKPOINT,
+                f"stored checkpoint of size {row.size}: its columns differ from its signed note",
+                size=row.size,
+            )
+        checked[row.size] = cp
+    return checked
+
+
+def _level_agrees(
+    session: Session, pg: bool, level: int, first: int, computed: list[bytes]
+) -> bool:
+    """Whether nodes ``(level, first …)`` are all stored, in order, with exactly these hashes.
+
+    The primary key makes ``count == len(computed)`` over the index range mean "all present";
+    PostgreSQL hands the hashes back as one string, SQLite row by row (both cheaply).
+    """
+    # Integers only in the SQL (see driver_rows).
+    where = f'level = {level} AND "index" >= {first} AND "index" < {first + len(computed)}'
+    if pg:
+        hashes = "string_agg(hash, ''::bytea ORDER BY \"index\")"
+        sql = f"SELECT {hashes}, count(*) FROM audit_nodes WHERE {where}"  # noqa: S608
+    else:
+        # SQLite concatenates in the subquery's order in practice; were it not to, the
+        # comparison would fail and the caller would look at the nodes one by one.
+        ordered = f'SELECT hash FROM audit_nodes WHERE {where} ORDER BY "index"'  # noqa: S608
+        sql = f"SELECT CAST(group_concat(hash, '') AS BLOB), count(*) FROM ({ordered})"  # noqa: S608
+    ((blob, count),) = driver_rows(session, sql)
+    return bool(count == len(computed) and blob == b"".join(computed))
+
+
+def _compare_nodes(
+    session: Session, rebuild: TreeRebuild, upper: Sequence[Subtree]
+) -> RowFinding | None:
+    """Compare the current batch's recomputed subtrees (and `upper`) with the stored ones.
+
+    A changed leaf makes every node above it differ; the diagnosis names the lowest one, whose
+    children still agree, that starts first.
+    """
+    bad: dict[tuple[int, int], str] = {}
+    start = rebuild.start
+    pg = session.get_bind().dialect.name == "postgresql"
+    for level in range(1, len(rebuild.levels)):
+        computed = rebuild.levels[level]
+        first = start >> level
+        if _level_agrees(session, pg, level, first, computed):
+            continue
+        query = select(NodeRow.index, NodeRow.hash).where(
+            NodeRow.level == level,
+            NodeRow.index >= first,
+            NodeRow.index < first + len(computed),
+        )
+        by_index = {index: _raw(h) for index, h in session.execute(query)}
+        for j, h in enumerate(computed):
+            held = by_index.get(first + j)
+            if held != h:
+                bad[level, first + j] = "is missing" if held is None else "differs"
+    for node in upper:
+        one = select(NodeRow.hash).where(NodeRow.level == node.level, NodeRow.index == node.index)
+        held_hash = session.execute(one).scalar_one_or_none()
+        if held_hash is None or _raw(held_hash) != node.hash:
+            bad[node.level, node.index] = "is missing" if held_hash is None else "differs"
+    if not bad:
+        return None
+    lowest = [
+        (level, index)
+        for level, index in bad
+        if (level - 1, 2 * index) not in bad and (level - 1, 2 * index + 1) not in bad
+    ]
+    level, index = min(lowest, key=lambda node: (node[1] << node[0], node[0]))
+    first_leaf = index << level
+    reason = (
+        f"events [{first_leaf}, {first_leaf + (1 << level)}) do not hash to the stored tree: "
+        f"node ({level}, {index}) {bad[level, index]} (a body was changed with its leaf hash)"
+    )
+    return RowFinding(first_leaf, AuditVerificationError(Tamper.MODIFIED, reason, seq=first_leaf))
+
+
+class _CheckpointJudge:
+    """Compares the recomputed root at each checkpointed size with the stored and witnessed
+    checkpoints of that size, and keeps the last size at which everything agreed."""
+
+    def __init__(self, stored: dict[int, Checkpoint], witnessed: list[WitnessedCheckpoint]) -> None:
+        self.stored = stored
+        self.witnessed: dict[int, list[WitnessedCheckpoint]] = {}
+        for w in witnessed:
+            self.witnessed.setdefault(w.checkpoint.size, []).append(w)
+        self.sizes = sorted(set(stored) | set(self.witnessed))
+        self.agreed = 0
+
+    def judge(self, size: int, root: bytes) -> AuditVerificationError | None:
+        mine = self.stored.get(size)
+        theirs = self.witnessed.get(size, [])
+        if mine is not None and mine.root_hash != root:
+            return AuditVerificationError(
+                Tamper.REPLACED,
+                f"the events up to size {size} do not hash to the log's own signed checkpoint "
+                f"of that size; the last size that agrees is {self.agreed}",
+                seq=self.agreed,
+                size=size,
+            )
+        if any(w.checkpoint.root_hash != root for w in theirs):
+            # The log's own signed history going past this size means it was re-grown after a
+            # rollback (a fork); otherwise the events were rewritten.
+            forked = mine is not None or any(s > size for s in self.stored)
+            kind = Tamper.ROLLED_BACK if forked else Tamper.REPLACED
+            return AuditVerificationError(
+                kind,
+                f"the events up to size {size} do not hash to the witness's checkpoint of that "
+                f"size; the last size that agrees is {self.agreed}",
+                seq=self.agreed,
+                size=size,
+            )
+        self.agreed = size
+        return None
+
+
+def verify_log(
+    database: Database,
+    verifiers: Sequence[Verifier],
+    *,
+    origin: str | None = None,
+    witness_dir: Path | None = None,
+    progress: Progress | None = None,
+    batch_level: int = BATCH_LEVEL,
+) -> VerifyReport:
+    """Recompute the whole log and check it against itself, its checkpoints and a witness.
+
+    In one streaming pass over the events in seq order (batches of ``2**batch_level`` rows, each in
+    its own short transaction, so writers are never held up for long): the seqs are dense, each
+    body's own seq is its row's, each body hashes to its stored leaf, every stored subtree equals
+    the recomputed one, and at every checkpointed size the recomputed root equals the root of
+    every stored and witnessed checkpoint of that size. Checkpoint signatures (with `verifiers`,
+    and `origin` if given) are checked first. Roots that all agree with one recomputed tree are
+    consistent with each other by construction.
+
+    Returns a `VerifyReport`; raises `AuditVerificationError` naming the first bad entry.
+    Events appended while it runs are left for the next run.
+    """
+    started = time.perf_counter()
+    with database.transaction() as session:
+        stored = _stored_checkpoints(session, verifiers, origin)
+        census = _census(session)
+    witnessed = read_witness(witness_dir, verifiers, origin=origin) if witness_dir else []
+    if census.head is not None:
+        size = census.head
+    else:
+        size = 0 if census.max_seq is None else census.max_seq + 1
+    last_seq = -1 if census.max_seq is None else census.max_seq
+    judge = _CheckpointJudge(stored, witnessed)
+    if judge.sizes and judge.sizes[0] == 0:
+        error = judge.judge(0, EMPTY_ROOT)
+        if error is not None:
+            raise error
+    rebuild = TreeRebuild(batch_level)
+    for start in range(0, size, rebuild.batch):
+        end = min(start + rebuild.batch, size)
+        with database.transaction() as session:
+            rows = driver_rows(
+                session,
+                "SELECT seq, body, leaf_hash FROM audit_events "  # noqa: S608 - integers only
+                f"WHERE seq >= {start} AND seq < {end} ORDER BY seq",
+            )
+            seqs, bodies, stored_leaves = _columns(rows)
+            try:
+                leaves, row_finding = check_rows(
+                    start, end, seqs, bodies, stored_leaves, last_seq=last_seq
+                )
+            except TypeError:  # a value that is not bytes: SQLite stores whatever it is given
+                bodies, stored_leaves = [_raw(b) for b in bodies], [_raw(h) for h in stored_leaves]
+                leaves, row_finding = check_rows(
+                    start, end, seqs, bodies, stored_leaves, last_seq=last_seq
+                )
+            node_finding = None
+            findings: list[tuple[int, int, AuditVerificationError]] = []
+            if leaves:
+                upper = rebuild.add(leaves)
+                node_finding = _compare_nodes(session, rebuild, upper)
+                first = bisect.bisect_right(judge.sizes, start)
+                last = bisect.bisect_right(judge.sizes, rebuild.size)
+                for cp_size in judge.sizes[first:last]:
+                    error = judge.judge(cp_size, rebuild.root(cp_size))
+                    if error is not None:
+                        findings.append((cp_size - 1, 1, error))
+                        break
+            if node_finding is not None:
+                findings.append((node_finding.position, 0, node_finding.error))
+            if row_finding is not None:
+                findings.append((row_finding.position, 2, row_finding.error))
+            if findings:
+                raise min(findings, key=lambda f: f[:2])[2]
+        if progress is not None:
+            progress(end, size)
+    _check_tail(census, size, stored, witnessed)
+    root = rebuild.root(size) if size else EMPTY_ROOT
+    return VerifyReport(
+        size=size,
+        root_hash=root,
+        checkpoints=len(stored),
+        witnessed=len(witnessed),
+        latest_checkpoint=judge.sizes[-1] if judge.sizes else None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[bytes], list[bytes]]:
+    if not rows:
+        return [], [], []
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def _raw(value: object) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return b"" if value is None else str(value).encode()
+
+
+def _check_tail(
+    census: _Census,
+    size: int,
+    stored: dict[int, Checkpoint],
+    witnessed: list[WitnessedCheckpoint],
+) -> None:
+    """What can only be judged at the end: rows, nodes and checkpoints beyond the log's size."""
+    if census.max_seq is not None and census.max_seq >= size:
+        raise AuditVerificationError(
+            Tamper.INSERTED, f"there are events beyond the log's head ({size} events)", seq=size
+        )
+    if census.min_seq is not None and census.min_seq < 0:
+        raise AuditVerificationError(
+            Tamper.INSERTED, "there is an event with a negative seq", seq=census.min_seq
+        )
+    beyond = [s for s in stored if s > size]
+    if beyond:
+        raise AuditVerificationError(
+            Tamper.TRUNCATED,
+            f"the log has {size} events but its own checkpoint says {min(beyond)}",
+            seq=size,
+            size=min(beyond),
+        )
+    if census.nodes_beyond(size):
+        raise AuditVerificationError(
+            Tamper.TRUNCATED, f"the tree has nodes beyond the log's {size} events", seq=size
+        )
+    ahead = [w.checkpoint.size for w in witnessed if w.checkpoint.size > size]
+    if ahead:
+        raise AuditVerificationError(
+            Tamper.ROLLED_BACK,
+            f"the witness holds a checkpoint of size {max(ahead)}; the log has {size} events",
+            seq=size,
+            size=max(ahead),
+        )
+    if census.head is None and size:
+        raise AuditVerificationError(Tamper.MODIFIED, "the audit_head row is missing")
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def export_log(database: Database, directory: Path, verifier: Verifier) -> SignedCheckpoint:
+    """Write the log up to its latest checkpoint to `directory` (see `foureyes.audit.export`).
+
+    The checkpoint must verify with `verifier`, whose key is exported beside it. Reads in
+    batches, one short transaction each. Returns the exported checkpoint.
+    """
+    with database.transaction() as session:
+        note = session.execute(
+            select(CheckpointRow.note).order_by(CheckpointRow.size.desc()).limit(1)
+        ).scalar_one_or_none()
+    if note is None:
+        raise BadInput("the audit log has no checkpoint to export: make one first")
+    try:
+        checkpoint = verify_checkpoint(note, [verifier])
+    except CheckpointError as exc:
+        raise BadInput(f"the latest checkpoint does not verify with the key given: {exc}") from exc
+
+    def bodies() -> Iterator[bytes]:
+        step = 1 << BATCH_LEVEL
+        for start in range(0, checkpoint.size, step):
+            with database.transaction() as session:
+                query = (
+                    select(EventRow.body)
+                    .where(EventRow.seq >= start, EventRow.seq < min(start + step, checkpoint.size))
+                    .order_by(EventRow.seq)
+                )
+                batch = [bytes(b) for b in session.execute(query).scalars()]
+            yield from batch
+
+    write_export(directory, bodies(), note.encode(), verifier)
+    return SignedCheckpoint(checkpoint, note.encode())

@@ -1,0 +1,222 @@
+"""`foureyes serve [--demo]`: the API and the background worker in one process.
+
+Without `--demo` it serves the data directory's foureyes (`foureyes init` first): loads the
+settings, migrates the store, checks that a policy is loaded and the log signing key reads,
+then serves until SIGTERM or Ctrl-C.
+
+With `--demo` it needs nothing set up: the first time, it initialises a data directory
+(`./foureyes-demo` unless `--data-dir`) with the packaged example policy and staff and the chirp
+demo platform, and a step-up key per person (private keys in `<data-dir>/demo-keys/`, for
+`foureyes review --step-up-key`). Every start then prints the base URL and a fresh sign-in token
+per demo staff member. It refuses a data directory that `serve --demo` did not make, so it never
+hands out tokens for real people.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from sqlalchemy import exists, select
+
+from foureyes.api import create_app
+from foureyes.api.server import DEFAULT_WORKER_INTERVAL, run
+from foureyes.commands.common import DataDirOpt, diagnosed, services_for
+from foureyes.config import CONFIG_FILE, Settings
+from foureyes.directory import load_directory
+from foureyes.errors import BadInput
+from foureyes.init import initialize
+from foureyes.model import StaffStatus
+from foureyes.store import migrate
+from foureyes.store.database import Database
+from foureyes.store.tables import PolicyVersionRow
+from foureyes.workflow import operations
+from foureyes.workflow.records import record
+from foureyes.workflow.services import Services
+from foureyes.workflow.stepup import enroll_key
+
+__all__ = ["DEMO_DATA_DIR", "DEMO_MARKER", "register"]
+
+DEMO_DATA_DIR = Path("foureyes-demo")
+DEMO_MARKER = "DEMO"  # a file in the data directory: made by `serve --demo`, holds demo people
+DEMO_KEYS = "demo-keys"
+DEMO_TOKEN_LIFETIME = timedelta(days=7)
+
+out = Console(highlight=False)
+
+
+def _has_policy(database: Database) -> bool:
+    with database.transaction() as session:
+        return bool(session.scalar(select(exists().select_from(PolicyVersionRow))))
+
+
+def _enroll_demo_keys(services: Services, root: Path) -> None:
+    """A step-up key per person: the public half enrolled, the private half in demo-keys/."""
+    keys = root / DEMO_KEYS
+    keys.mkdir(mode=0o700, exist_ok=True)
+    with services.database.transaction() as session:
+        now = services.clock()
+        for person in operations.list_staff(services):
+            key = Ed25519PrivateKey.generate()
+            public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            key_id = enroll_key(session, person.id, public, now)
+            record(
+                services,
+                session,
+                kind="staff.step_up_key",
+                actor=None,
+                row=None,
+                payload={"staff": person.id, "key_id": key_id, "how": "serve --demo"},
+                now=now,
+            )
+            pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            path = keys / f"{person.id}.pem"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+
+
+def _prepare_demo(root: Path) -> None:
+    """Initialise the demo data directory unless `serve --demo` already did."""
+    marker = root / DEMO_MARKER
+    if (root / CONFIG_FILE).exists():
+        database = Database(Settings.load(root).database_url)
+        try:
+            migrate.upgrade(database)
+            ready = _has_policy(database)
+        finally:
+            database.dispose()
+        if ready and marker.exists():
+            return
+        if ready:
+            raise BadInput(
+                f"{root} was not made by `foureyes serve --demo`: serve it without --demo "
+                "(the demo hands out tokens for everyone in the directory)"
+            )
+
+    def seed(database: Database) -> None:
+        settings = Settings.load(root)
+        connectors = {
+            name: (connector.kind, connector.resolved())
+            for name, connector in settings.connectors.items()
+        }
+        services = operations.build_services(
+            database, connectors=connectors, origin=settings.log_origin
+        )
+        directory = load_directory(settings.staff_file or root / "staff.yaml")
+        operations.seed(
+            services,
+            policy_text=Path(settings.policy_file or root / "policy.yaml").read_text(),
+            directory=directory,
+            demo_accounts=list(directory.accounts),
+        )
+        _enroll_demo_keys(services, root)
+        marker.write_text(
+            "Made by `foureyes serve --demo`: demo people, tokens and keys. Not for real use.\n",
+            encoding="utf-8",
+        )
+
+    initialize(root, database_url=os.environ.get("FOUREYES_DATABASE_URL"), seed=seed)
+    out.print(f"Initialised the demo in {root}")
+
+
+def _login(identities: tuple[str, ...], staff_id: str) -> str:
+    """The identity a demo token is for: the person's first login name other than their id."""
+    return next((i for i in identities if i != staff_id), staff_id)
+
+
+def _print_tokens(services: Services, root: Path) -> None:
+    table = Table("staff", "name", "groups", "identity", "token", title="Demo sign-in tokens")
+    for person in operations.list_staff(services):
+        if person.status != StaffStatus.ACTIVE.value:
+            continue
+        identity = _login(person.identities, person.id)
+        token = operations.issue_token(
+            services,
+            person.id,
+            identity=identity,
+            label="serve --demo",
+            lifetime=DEMO_TOKEN_LIFETIME,
+        )
+        table.add_row(person.id, person.name, ", ".join(person.groups), identity, token)
+    table.columns[4].no_wrap = True
+    console = out
+    needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    if needed > out.width:  # never fold or cut a token: print wider than the terminal instead
+        console = Console(highlight=False, width=needed, file=out.file)
+    console.print(table)
+    console.print(
+        f"Step-up keys (for reviews that ask for them): {root / DEMO_KEYS}/<staff>.pem",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve` to the `foureyes` command."""
+
+    @app.command("serve")
+    @diagnosed
+    def serve_cmd(
+        demo: Annotated[
+            bool,
+            typer.Option("--demo", help="Set up and serve the demo platform, staff and policy."),
+        ] = False,
+        host: Annotated[str, typer.Option("--host", help="The address to listen on.")] = (
+            "127.0.0.1"
+        ),
+        port: Annotated[
+            int, typer.Option("--port", min=0, max=65535, help="The port to listen on.")
+        ] = 8400,
+        data_dir: DataDirOpt = None,
+        worker_interval: Annotated[
+            float,
+            typer.Option("--worker-interval", min=0.1, help="Seconds between the worker's passes."),
+        ] = DEFAULT_WORKER_INTERVAL,
+    ) -> None:
+        """Serve the API and run the background worker (Ctrl-C or SIGTERM stops both)."""
+        logging.basicConfig(
+            level=logging.WARNING, format="%(levelname)s:     %(name)s: %(message)s"
+        )
+        logging.getLogger("foureyes").setLevel(logging.INFO)
+        root = data_dir
+        if demo:
+            root = (data_dir or DEMO_DATA_DIR).expanduser().absolute()
+            _prepare_demo(root)
+        settings = Settings.load(root)
+        settings.signer()  # refuse to start without the log signing key
+        services = services_for(settings)
+        try:
+            migrate.upgrade(services.database)
+            with services.database.transaction() as session:
+                services.policy_in_force(session)  # Unavailable until `foureyes init`
+            if demo:
+                _print_tokens(services, settings.data_dir)
+        except BaseException:
+            services.database.dispose()
+            raise
+        shown = f"[{host}]" if ":" in host else host
+        out.print(f"foureyes is serving at http://{shown}:{port}  (API docs: /docs)")
+        sys.stdout.flush()
+        run(
+            create_app(services, settings),
+            services,
+            host=host,
+            port=port,
+            worker_interval=worker_interval,
+        )

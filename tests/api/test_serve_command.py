@@ -1,0 +1,125 @@
+"""`foureyes serve` in process, with the server itself replaced: set-up, tokens, refusals."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from foureyes.audit.checkpoint import Signer
+from foureyes.commands import serve
+from foureyes.config import Settings
+from foureyes.workflow import operations
+
+runner = CliRunner()
+TOKEN = re.compile(r"fey_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> tuple[typer.Typer, list[dict[str, Any]]]:
+    """A `foureyes` with only `serve`, whose server records how it was called and returns."""
+    calls: list[dict[str, Any]] = []
+
+    def fake_run(app: Any, services: Any, **kwargs: Any) -> None:
+        calls.append({"app": app, "services": services, **kwargs})
+        services.database.dispose()
+
+    monkeypatch.setattr(serve, "run", fake_run)
+    monkeypatch.setattr(serve, "out", Console(file=io.StringIO(), width=80, highlight=False))
+    typer_app = typer.Typer()
+    serve.register(typer_app)
+
+    @typer_app.command("other")
+    def other() -> None:  # a second command, so `serve` is a subcommand as in `foureyes`
+        """Nothing."""
+
+    return typer_app, calls
+
+
+def _printed() -> str:
+    file = serve.out.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def test_demo_sets_up_from_nothing_and_prints_a_token_per_person(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typer_app, calls = app
+    monkeypatch.delenv("FOUREYES_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(typer_app, ["serve", "--demo", "--port", "8999"])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "foureyes-demo"
+    assert (root / serve.DEMO_MARKER).is_file()
+    assert sorted(p.name for p in (root / "demo-keys").iterdir())[:2] == [
+        "c-1001.pem",
+        "c-3004.pem",
+    ]
+    printed = _printed()
+    rows = [line for line in printed.splitlines() if TOKEN.search(line)]
+    assert len(rows) == 9  # everyone in the example directory, at 80 columns, uncut
+    assert any("e-3002" in row and "Mei Chen" in row and "mei" in row for row in rows)
+    assert "foureyes is serving at http://127.0.0.1:8999" in printed
+    assert calls[0]["port"] == 8999
+    assert calls[0]["host"] == "127.0.0.1"
+
+    # Tokens work, and a second start keeps the data and prints fresh ones.
+    services = calls[0]["services"]
+    token = TOKEN.search(rows[0])
+    assert token is not None
+    assert operations.authenticate(services, token.group(0)).id == "c-1001"
+    again = runner.invoke(typer_app, ["serve", "--demo", "--data-dir", str(root)])
+    assert again.exit_code == 0, again.output
+    assert len(calls) == 2
+    tokens = TOKEN.findall(_printed())
+    assert len(tokens) == 18
+    assert len(set(tokens)) == 18
+    assert "Initialised" not in _printed().split("foureyes is serving")[1]
+
+
+def test_demo_refuses_a_data_directory_it_did_not_make(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    typer_app, calls = app
+    root = tmp_path / "demo"
+    assert runner.invoke(typer_app, ["serve", "--demo", "--data-dir", str(root)]).exit_code == 0
+    (root / serve.DEMO_MARKER).unlink()
+    result = runner.invoke(typer_app, ["serve", "--demo", "--data-dir", str(root)])
+    assert result.exit_code == 2
+    assert "not made by `foureyes serve --demo`" in result.output
+    assert len(calls) == 1
+    # Without --demo it serves that directory, printing no tokens.
+    before = len(TOKEN.findall(_printed()))
+    assert runner.invoke(typer_app, ["serve", "--data-dir", str(root)]).exit_code == 0
+    assert len(TOKEN.findall(_printed())) == before
+    assert len(calls) == 2
+
+
+def test_serve_refuses_a_data_directory_that_was_never_initialised(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    typer_app, calls = app
+    result = runner.invoke(typer_app, ["serve", "--data-dir", str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    assert "foureyes init" in result.output
+    assert calls == []
+
+
+def test_serve_refuses_a_store_without_a_policy(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    typer_app, calls = app
+    settings = Settings.load(tmp_path, env={})
+    settings.signing_key_file.parent.mkdir(parents=True)
+    settings.signing_key_file.write_text(Signer.generate(settings.log_origin).to_skey() + "\n")
+    result = runner.invoke(typer_app, ["serve", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no policy is loaded" in result.output
+    assert calls == []

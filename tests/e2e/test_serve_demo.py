@@ -1,0 +1,205 @@
+"""`foureyes serve --demo` as a user runs it: a real process on a loopback port, driven over HTTP
+with the tokens it prints, then stopped with SIGTERM, which must end it cleanly (exit 0)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from foureyes.workflow.stepup import challenge, key_id_of
+
+FOUREYES = Path(sys.executable).parent / "foureyes"
+TOKEN_ROW = re.compile(r"^\W*([a-z]-\d{4})\b.*\b(fey_[0-9a-f]{16}_[A-Za-z0-9_-]{43})\b")
+SERVING = re.compile(r"foureyes is serving at (http://\S+)")
+START_TIMEOUT = 60.0  # generous: a loaded CI machine imports slowly; it takes ~3 s when idle
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    stderr: Path | None = None
+
+    def wait_for(self, predicate: Callable[[], Any], what: str, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = predicate()
+            if found:
+                return found
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"foureyes serve exited ({self.process.returncode}) before {what}:\n"
+                    + self.output()
+                )
+            time.sleep(0.1)
+        pytest.fail(f"timed out waiting for {what}:\n" + self.output())
+
+    def output(self) -> str:
+        err = self.stderr.read_text() if self.stderr and self.stderr.exists() else ""
+        return "".join(self.lines) + "\n--- stderr ---\n" + err
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOUREYES_")}
+    env.update(PYTHONUNBUFFERED="1", COLUMNS="80")
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("w") as errors:
+        process = subprocess.Popen(
+            [
+                str(FOUREYES),
+                "serve",
+                "--demo",
+                "--data-dir",
+                str(tmp_path / "demo"),
+                "--port",
+                str(_free_port()),
+                "--worker-interval",
+                "0.3",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    served = Served(process, stderr=stderr)
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    def read() -> None:
+        for line in stdout:
+            served.lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        reader.join(5)
+
+
+def _request(client: httpx.Client, token: str, method: str, path: str, **kw: Any) -> Any:
+    response = client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
+    assert response.status_code < 400, response.text
+    return response.json()
+
+
+def test_serve_demo_from_nothing(served: Served, tmp_path: Path) -> None:
+    base_url = served.wait_for(
+        lambda: next((m.group(1) for line in served.lines if (m := SERVING.search(line))), None),
+        "the base URL",
+        START_TIMEOUT,
+    )
+    tokens = {m.group(1): m.group(2) for line in served.lines if (m := TOKEN_ROW.search(line))}
+    assert set(tokens) >= {"e-2001", "e-3002", "e-3003", "e-4001", "c-1001"}, served.output()
+
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+
+        def healthy() -> bool:
+            try:
+                return client.get("/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        served.wait_for(healthy, "/healthz", START_TIMEOUT)
+        assert client.get("/healthz").json()["database"] == "ok"
+        assert client.get("/v1/requests").status_code == 401
+
+        ana, mei, sam = tokens["e-2001"], tokens["e-3002"], tokens["e-3003"]
+        # Dry run: deactivating the president needs four people.
+        dry = _request(
+            client,
+            ana,
+            "POST",
+            "/v1/decisions",
+            json={"action": "account.deactivate", "account": "chirp:president"},
+        )
+        assert (dry["outcome"], dry["min_people"]) == ("pending", 4)
+
+        # Suspending it needs two trust & safety approvals, then the worker carries it out.
+        request = _request(
+            client,
+            ana,
+            "POST",
+            "/v1/requests",
+            json={"action": "account.suspend", "account": "chirp:president"},
+        )
+        assert request["state"] == "pending"
+        inbox = _request(client, mei, "GET", "/v1/requests", params={"reviewable": "true"})
+        assert [item["id"] for item in inbox["items"]] == [request["id"]]
+        review = {"decision": "approve", "digest": request["digest"]}
+        path = f"/v1/requests/{request['id']}/reviews"
+        assert _request(client, mei, "POST", path, json=review)["state"] == "pending"
+        assert _request(client, sam, "POST", path, json=review)["state"] == "approved"
+        served.wait_for(
+            lambda: (
+                _request(client, ana, "GET", f"/v1/requests/{request['id']}")["state"] == "executed"
+            ),
+            "the worker to carry the suspension out",
+            20,
+        )
+        account = _request(client, ana, "GET", "/v1/accounts/chirp:president")
+        assert (account["tier"], account["attributes"]["status"]) == ("vit", "suspended")
+
+        # Reviews that ask for step-up work with the demo's keys.
+        vit = _request(
+            client,
+            tokens["c-1001"],
+            "POST",
+            "/v1/requests",
+            json={
+                "action": "account.deactivate",
+                "account": "chirp:chirp",
+                "justification": "CASE-78",
+            },
+        )
+        pem = (tmp_path / "demo" / "demo-keys" / "e-3002.pem").read_bytes()
+        key = load_pem_private_key(pem, password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        signature = key.sign(challenge(vit["digest"], "e-3002", "approve"))
+        step_up = {"key_id": key_id_of(key), "signature": base64.b64encode(signature).decode()}
+        reviewed = _request(
+            client,
+            mei,
+            "POST",
+            f"/v1/requests/{vit['id']}/reviews",
+            json={"decision": "approve", "digest": vit["digest"], "step_up": step_up},
+        )
+        assert reviewed["reviews"][0]["step_up"] is True
+
+        checkpoint = _request(client, ana, "GET", "/v1/audit/checkpoint")
+        assert checkpoint["size"] > 0
+        metrics = client.get("/metrics").text
+        assert 'foureyes_requests{state="executed"} 1.0' in metrics
+        assert "foureyes_worker_ticks_total" in metrics
+
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0, served.output()
+    assert "foureyes stopped" in served.output()

@@ -1,0 +1,590 @@
+"""The `http` connector: signed webhooks, bounded retries, one place translating answers; and
+the reference receiver (examples/webhook_receiver.py), against which foureyes' lifecycle runs
+for real over loopback HTTP."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+from foureyes.connectors.base import ExecutionOrder, make_connector
+from foureyes.connectors.demo_catalog import DEMO_ACTIONS
+from foureyes.connectors.http import HttpConnector, RetryPolicy, create, send
+from foureyes.directory import load_directory
+from foureyes.errors import BadInput, ConnectorError, NotFound
+from foureyes.model import ActionSpec, ReviewDecision
+from foureyes.policy.celtypes import INT, STRING, TIMESTAMP, Nullable
+from foureyes.store.database import Database
+from foureyes.webhook import SIGNATURE_HEADER, sign, verify
+from foureyes.workflow import operations
+from foureyes.workflow.execute import MAX_ATTEMPTS
+from foureyes.workflow.review import ReviewInput
+from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.submit import Submission
+from tests.conftest import EXAMPLES
+
+SECRET = "webhook-secret-0123456789"
+SUSPEND = ExecutionOrder("account.suspend", "alice", {}, idempotency_key="req-1", requester="e-1")
+
+
+def _load_receiver() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "webhook_receiver", EXAMPLES / "webhook_receiver.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["webhook_receiver"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+receiver_module = _load_receiver()
+
+
+# --- against a scripted transport ----------------------------------------------------------------
+
+
+@dataclass
+class Script:
+    """Answers requests from a list (the last one repeats) and records them."""
+
+    answers: list[httpx.Response | Exception]
+    requests: list[httpx.Request] = field(default_factory=list)
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def connector(self, **kwargs: Any) -> HttpConnector:
+        options: dict[str, Any] = {
+            "platform": "shop",
+            "actions": [create_spec("account.suspend"), create_spec("account.view")],
+            "attributes": {"status": STRING, "followers": INT},
+            "effects": {"account.suspend": {"status": "suspended"}},
+        }
+        options.update(kwargs)
+        return HttpConnector(
+            "http://shop.test/hooks/",
+            SECRET,
+            transport=httpx.MockTransport(self),
+            sleep=self.sleeps.append,
+            **options,
+        )
+
+
+def create_spec(name: str) -> ActionSpec:
+    return next(spec for spec in DEMO_ACTIONS if spec.name == name)
+
+
+@dataclass
+class _Context:
+    database: Any = None
+
+
+def ok(body: dict[str, Any] | None = None, status: int = 200) -> httpx.Response:
+    return httpx.Response(status, json=body if body is not None else {})
+
+
+def test_an_order_is_posted_signed_with_its_idempotency_key() -> None:
+    script = Script([ok({"summary": {"changes": {"status": ["active", "suspended"]}}})])
+    order = ExecutionOrder(
+        "account.suspend",
+        "alice",
+        {"reason": "spam"},
+        idempotency_key="req-7",
+        approvers=("e-3002", "e-3003"),
+        requester="c-1001",
+    )
+    result = script.connector().execute(order)
+    assert result.summary == {"changes": {"status": ["active", "suspended"]}}
+    assert result.data is None
+    (request,) = script.requests
+    assert request.method == "POST"
+    assert str(request.url) == "http://shop.test/hooks/actions"
+    assert request.headers["Idempotency-Key"] == "req-7"
+    assert verify(request.headers, request.content, SECRET) <= time.time()
+    assert json.loads(request.content) == {
+        "idempotency_key": "req-7",
+        "platform": "shop",
+        "action": "account.suspend",
+        "account": "alice",
+        "params": {"reason": "spam"},
+        "approvers": ["e-3002", "e-3003"],
+        "requester": "c-1001",
+    }
+
+
+def test_a_lookup_is_a_signed_get_with_the_declared_attributes_typed() -> None:
+    script = Script([ok({"attributes": {"status": "active", "followers": 12, "extra": "x"}})])
+    account = script.connector().lookup("al ice/1")
+    assert account is not None
+    assert account.ref == "shop:al ice/1"
+    assert dict(account.attributes) == {"status": "active", "followers": 12}
+    (request,) = script.requests
+    assert request.method == "GET"
+    assert request.url.raw_path == b"/hooks/accounts/al%20ice%2F1"
+    assert verify(request.headers, b"", SECRET) > 0
+
+
+def test_a_missing_account_is_none_on_lookup_and_not_found_on_execute() -> None:
+    script = Script([httpx.Response(404, json={"error": "no account"})])
+    assert script.connector().lookup("ghost") is None
+    with pytest.raises(NotFound, match="shop has no account 'ghost'"):
+        script.connector().execute(
+            ExecutionOrder("account.suspend", "ghost", {}, idempotency_key="k")
+        )
+
+
+@pytest.mark.parametrize(
+    ("reported", "problem"),
+    [
+        ({"status": "active"}, "did not report the declared attribute 'followers'"),
+        ({"status": "active", "followers": "12"}, "'followers' as str, not int"),
+        ({"status": "active", "followers": True}, "'followers' as bool, not int"),
+        ({"status": 1, "followers": 1}, "'status' as int, not string"),
+    ],
+)
+def test_attributes_of_the_wrong_shape_are_refused(reported: dict[str, Any], problem: str) -> None:
+    script = Script([ok({"attributes": reported})])
+    with pytest.raises(ConnectorError, match=problem) as refused:
+        script.connector().lookup("alice")
+    assert not refused.value.transient
+
+
+def test_timestamps_and_nullable_attributes() -> None:
+    script = Script([ok({"attributes": {"created": "2020-05-01T10:00:00+00:00", "vendor": None}})])
+    connector = script.connector(
+        attributes={"created": TIMESTAMP, "vendor": Nullable(STRING)}, effects={}
+    )
+    account = connector.lookup("alice")
+    assert account is not None
+    assert account.attributes == {"created": datetime(2020, 5, 1, 10, tzinfo=UTC), "vendor": None}
+
+
+def test_transient_failures_are_retried_with_a_short_doubling_backoff() -> None:
+    script = Script([httpx.Response(503), httpx.Response(502), ok({"summary": {"n": 1}})])
+    result = script.connector().execute(SUSPEND)
+    assert result.summary == {"n": 1}
+    assert len(script.requests) == 3
+    assert script.sleeps == [0.25, 0.5]
+    # every try is signed afresh and carries the same key
+    assert {r.headers["Idempotency-Key"] for r in script.requests} == {"req-1"}
+
+
+def test_retries_are_bounded_and_the_failure_is_transient() -> None:
+    script = Script([httpx.Response(500, json={"error": "database is down"})])
+    with pytest.raises(ConnectorError, match=r"failed on .* \(500\): database is down") as failed:
+        script.connector(retry=RetryPolicy(tries=4, backoff=0.1, max_delay=0.3)).execute(SUSPEND)
+    assert failed.value.transient
+    assert len(script.requests) == 4
+    assert script.sleeps == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ConnectError("[Errno 111] Connection refused"),
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+    ],
+)
+def test_network_failures_are_transient_after_the_retries(error: Exception) -> None:
+    script = Script([error])
+    with pytest.raises(ConnectorError) as failed:
+        script.connector().execute(SUSPEND)
+    assert failed.value.transient
+    assert "shop (shop.test)" in failed.value.message
+    assert len(script.requests) == 3
+
+
+def test_429_honours_retry_after_up_to_the_cap() -> None:
+    script = Script([httpx.Response(429, headers={"Retry-After": "30"}), ok()])
+    script.connector().execute(SUSPEND)
+    assert script.sleeps == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, r"refused account.suspend on alice \(400\): no such reason"),
+        (409, r"refused account.suspend on alice \(409\): no such reason"),
+        (422, r"\(422\): no such reason"),
+        (401, "refused foureyes' signature"),
+        (403, "refused foureyes' signature"),
+    ],
+)
+def test_other_4xx_are_refusals_and_never_retried(status: int, message: str) -> None:
+    script = Script([httpx.Response(status, json={"error": "no such reason"})])
+    with pytest.raises(ConnectorError, match=message) as refused:
+        script.connector().execute(SUSPEND)
+    assert not refused.value.transient
+    assert len(script.requests) == 1
+
+
+def test_a_2xx_without_json_is_applied_with_an_empty_summary() -> None:
+    script = Script([httpx.Response(204), httpx.Response(200, text="done")])
+    assert script.connector().execute(SUSPEND).summary == {}
+    assert script.connector().execute(SUSPEND).summary == {}
+
+
+def test_a_non_idempotent_request_is_retried_only_when_it_cannot_have_arrived() -> None:
+    client = httpx.Client(transport=httpx.MockTransport(Script([httpx.ReadTimeout("t")])))
+    sleeps: list[float] = []
+    with pytest.raises(ConnectorError, match="did not answer in time"):
+        send(client, "POST", "http://x/", who="x", retry=RetryPolicy(), idempotent=False,
+             sleep=sleeps.append)  # fmt: skip
+    assert sleeps == []
+    refused = Script([httpx.ConnectError("refused"), httpx.Response(503), ok()])
+    client = httpx.Client(transport=httpx.MockTransport(refused))
+    answer = send(client, "POST", "http://x/", who="x", retry=RetryPolicy(), idempotent=False,
+                  sleep=sleeps.append)  # fmt: skip
+    assert answer.status_code == 503  # connection refused: retried; 503: handed back
+    assert len(refused.requests) == 2
+
+
+def test_the_secret_is_in_no_repr_and_no_error() -> None:
+    script = Script([httpx.Response(401, json={"error": "bad signature"})])
+    connector = script.connector()
+    assert SECRET not in repr(connector)
+    assert SECRET not in repr(vars(connector))
+    with pytest.raises(ConnectorError) as refused:
+        connector.execute(SUSPEND)
+    assert SECRET not in str(refused.value)
+
+
+def test_reconcile_and_preview_follow_the_declared_effects() -> None:
+    suspended = ok({"attributes": {"status": "suspended", "followers": 1}})
+    active = ok({"attributes": {"status": "active", "followers": 1}})
+    connector = Script([suspended]).connector()
+    assert connector.reconcile(SUSPEND).applied is True
+    assert Script([active]).connector().reconcile(SUSPEND).applied is False
+    assert Script([active]).connector().preview(SUSPEND) == {"status": ["active", "suspended"]}
+    assert Script([suspended]).connector().preview(SUSPEND) == {}
+    # without declared effects: send it again under the same key
+    plain = Script([suspended]).connector(effects={})
+    assert plain.reconcile(SUSPEND).applied is False
+    view = ExecutionOrder("account.view", "alice", {}, idempotency_key="r")
+    assert Script([suspended]).connector().reconcile(view).applied is False
+
+
+def test_validate_checks_the_params_schema() -> None:
+    connector = Script([ok()]).connector()
+    connector.validate(SUSPEND)
+    with pytest.raises(BadInput, match=r"bad parameters for account\.suspend"):
+        connector.validate(ExecutionOrder("account.suspend", "a", {"bogus": 1}, idempotency_key=""))
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+BASE = {"url": "https://hooks.shop.test/foureyes/", "secret": SECRET, "actions": ["account.view"]}
+
+
+def test_create_from_settings() -> None:
+    connector = create(
+        "shop",
+        {
+            **BASE,
+            "actions": [
+                "account.suspend",
+                {"name": "shop.refund", "kind": "write", "irreversible": True},
+            ],
+            "attributes": {"status": "string", "followers": "int"},
+            "effects": {"account.suspend": {"status": "suspended"}},
+            "tries": 5,
+            "backoff": 0.5,
+            "timeout": 3,
+        },
+        _Context(),
+    )
+    assert connector.platform == "shop"
+    assert connector.url == "https://hooks.shop.test/foureyes"
+    assert [a.name for a in connector.actions()] == ["account.suspend", "shop.refund"]
+    assert connector.account_attributes() == {"status": STRING, "followers": INT}
+    assert connector.retry == RetryPolicy(tries=5, backoff=0.5)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"secret": SECRET, "actions": ["account.view"]}, "url is required"),
+        ({**BASE, "url": "ftp://x"}, "must be an http or https URL"),
+        ({**BASE, "url": "https://user:pw@x"}, "must not carry credentials"),
+        ({k: v for k, v in BASE.items() if k != "secret"}, "give secret_file or secret_env"),
+        ({**BASE, "actions": []}, "at least one action"),
+        ({**BASE, "actions": ["account.frobnicate"]}, "not a standard action"),
+        ({**BASE, "attributes": {"n": "integer"}}, "unknown type"),
+        ({**BASE, "effects": {"account.lock": {}}}, "unknown action 'account.lock'"),
+        ({**BASE, "effects": {"account.view": {"n": 1}}}, "undeclared attribute 'n'"),
+        ({**BASE, "tries": 0}, "tries must be"),
+        ({**BASE, "backoff": -1}, "backoff must be"),
+        ({**BASE, "retries": 3}, "unknown setting 'retries'"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_reason(settings: dict[str, Any], problem: str) -> None:
+    with pytest.raises(BadInput, match=problem) as refused:
+        create("shop", settings, _Context())
+    assert SECRET not in str(refused.value)
+
+
+def test_the_entry_point_builds_it() -> None:
+    assert isinstance(make_connector("http", "shop", BASE, _Context()), HttpConnector)
+
+
+# --- against the reference receiver --------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    running = receiver_module.Receiver(
+        SECRET,
+        {
+            "alice": {"status": "active", "followers": 120},
+            "president": {"status": "active", "followers": 41_700_000},
+        },
+    ).start()
+    yield running
+    running.stop()
+
+
+SHOP_SETTINGS: dict[str, Any] = {
+    "actions": [
+        "account.view",
+        "account.suspend",
+        "account.unsuspend",
+        "account.deactivate",
+        "account.reactivate",
+    ],
+    "attributes": {"status": "string", "followers": "int"},
+    "effects": {
+        "account.suspend": {"status": "suspended"},
+        "account.unsuspend": {"status": "active"},
+        "account.deactivate": {"status": "deactivated"},
+        "account.reactivate": {"status": "active"},
+    },
+    "backoff": 0.01,
+}
+
+
+def shop(receiver: Any, **overrides: Any) -> HttpConnector:
+    settings = {**SHOP_SETTINGS, "url": receiver.url, "secret": SECRET, **overrides}
+    return create("shop", settings, _Context())
+
+
+def test_the_receiver_applies_an_order_once_per_key(receiver: Any) -> None:
+    connector = shop(receiver)
+    first = connector.execute(SUSPEND)
+    again = connector.execute(SUSPEND)
+    assert (
+        first.summary
+        == again.summary
+        == {
+            "action": "account.suspend",
+            "account": "alice",
+            "changes": {"status": ["active", "suspended"]},
+        }
+    )
+    assert receiver.accounts["alice"]["status"] == "suspended"
+    assert list(receiver.applied) == ["req-1"]
+    account = connector.lookup("alice")
+    assert account is not None
+    assert account.attributes == {"status": "suspended", "followers": 120}
+    assert connector.reconcile(SUSPEND).applied is True
+    assert connector.lookup("nobody") is None
+
+
+def test_the_receiver_refuses_a_key_reused_for_another_order(receiver: Any) -> None:
+    connector = shop(receiver)
+    connector.execute(SUSPEND)
+    other = ExecutionOrder("account.suspend", "president", {}, idempotency_key="req-1")
+    with pytest.raises(ConnectorError, match=r"\(409\): this idempotency key was used") as refused:
+        connector.execute(other)
+    assert not refused.value.transient
+    assert receiver.accounts["president"]["status"] == "active"
+
+
+def test_a_wrong_secret_is_rejected_by_the_receiver(receiver: Any) -> None:
+    forger = shop(receiver, secret="not-the-shared-secret")
+    with pytest.raises(ConnectorError, match="refused foureyes' signature") as refused:
+        forger.execute(SUSPEND)
+    assert not refused.value.transient
+    with pytest.raises(ConnectorError, match="refused foureyes' signature"):
+        forger.lookup("alice")
+    assert receiver.accounts["alice"]["status"] == "active"
+    assert receiver.applied == {}
+    assert receiver.rejected == ["the signature does not match"] * 2
+
+
+def _post(receiver: Any, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{receiver.url}/actions", content=body, headers=headers)
+
+
+def test_the_receiver_rejects_unsigned_tampered_and_replayed_requests(receiver: Any) -> None:
+    body = json.dumps(
+        {"idempotency_key": "k1", "action": "account.suspend", "account": "alice", "params": {}}
+    ).encode()
+    assert _post(receiver, body, {}).status_code == 401
+    signed = {SIGNATURE_HEADER: sign(body, SECRET), "Idempotency-Key": "k1"}
+    tampered = body.replace(b"alice", b"president")
+    assert _post(receiver, tampered, signed).status_code == 401
+    stale = {SIGNATURE_HEADER: sign(body, SECRET, timestamp=int(time.time()) - 301)}
+    assert _post(receiver, body, stale).status_code == 401
+    assert receiver.accounts["president"]["status"] == "active"
+    assert receiver.accounts["alice"]["status"] == "active"
+    assert len(receiver.rejected) == 3
+    # the genuine request, and a replay of it inside the window: applied once
+    assert _post(receiver, body, signed).status_code == 200
+    replay = _post(receiver, body, signed)
+    assert replay.status_code == 200
+    assert replay.json()["summary"]["changes"] == {"status": ["active", "suspended"]}
+    assert list(receiver.applied) == ["k1"]
+
+
+# --- the lifecycle, on the reference receiver ----------------------------------------------------
+
+SHOP_POLICY = """
+version: 1
+tiers:
+  - {name: vit, when: 'account.followers >= 1000000'}
+  - {name: standard, when: "true"}
+rules:
+  - id: support-suspends-standard-accounts
+    effect: allow
+    actions: [account.view, account.suspend, account.unsuspend]
+    when: '"support" in staff.groups && account.tier == "standard"'
+  - id: vit-deactivation
+    effect: require
+    actions: [account.deactivate]
+    when: 'account.tier == "vit"'
+    approvals: 2
+    approvers: '"trust-safety" in approver.groups && approver.employment == "employee"'
+  - id: restore
+    effect: require
+    actions: [account.reactivate]
+    when: '"trust-safety" in staff.groups'
+    approvals: 1
+    approvers: '"trust-safety" in approver.groups && approver.employment == "employee"'
+"""
+
+
+@dataclass
+class Clock:
+    now: datetime = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Shop:
+    services: Services
+    clock: Clock
+
+    def actor(self, staff_id: str) -> Actor:
+        with self.services.database.transaction() as session:
+            person = self.services.staff(session, staff_id)
+        return Actor(person, person.identities[0])
+
+    def approve(self, staff_id: str, request_id: str) -> str:
+        digest = operations.show(self.services, request_id)["digest"]
+        return operations.review(
+            self.services,
+            self.actor(staff_id),
+            request_id,
+            ReviewInput(ReviewDecision.APPROVE, digest),
+        )
+
+    def run_until_settled(self, request_id: str, step: Callable[[], None]) -> dict[str, Any]:
+        for _ in range(MAX_ATTEMPTS + 2):
+            operations.run_once(self.services)
+            view = operations.show(self.services, request_id)
+            if view["state"] not in ("approved", "executing"):
+                return view
+            step()
+        raise AssertionError("the request never settled")
+
+
+def make_shop(database: Database, receiver: Any, **overrides: Any) -> Shop:
+    clock = Clock()
+    settings = {**SHOP_SETTINGS, "url": receiver.url, "secret": SECRET, **overrides}
+    services = operations.build_services(
+        database, connectors={"shop": ("http", settings)}, clock=clock
+    )
+    operations.seed(
+        services, policy_text=SHOP_POLICY, directory=load_directory(EXAMPLES / "staff.yaml")
+    )
+    return Shop(services, clock)
+
+
+def test_a_vit_deactivation_runs_through_the_webhook_and_is_undone(
+    database: Database, receiver: Any
+) -> None:
+    world = make_shop(database, receiver)
+    kim = world.actor("c-1001")
+    request_id = operations.submit(
+        world.services, kim, Submission("account.deactivate", "shop:president")
+    )
+    assert world.approve("e-3002", request_id) == "pending"
+    assert world.approve("e-3003", request_id) == "approved"
+    assert operations.run_once(world.services).executed == [request_id]
+    assert receiver.accounts["president"]["status"] == "deactivated"
+    order = json.loads(json.dumps(receiver.applied[request_id].order))
+    assert order[:2] == ["account.deactivate", "president"]
+
+    undo_id = operations.undo(world.services, world.actor("e-3001"), request_id, "CASE-1")
+    assert world.approve("e-3002", undo_id) == "approved"
+    operations.run_once(world.services)
+    assert receiver.accounts["president"]["status"] == "active"
+    assert operations.show(world.services, request_id)["state"] == "reverted"
+
+
+def test_a_receiver_answering_500_ends_failed_after_bounded_retries(
+    database: Database, receiver: Any
+) -> None:
+    world = make_shop(database, receiver)
+    receiver.broken = True
+    ana = world.actor("e-2001")
+    request_id = operations.submit(world.services, ana, Submission("account.suspend", "shop:alice"))
+
+    def later() -> None:
+        world.clock.now += timedelta(hours=1)  # past any back-off
+
+    view = world.run_until_settled(request_id, later)
+    assert view["state"] == "failed"
+    assert "(500)" in view["reason"]
+    assert "transient, out of retries" in view["reason"]
+    kinds = [event["kind"] for event in view["timeline"]]
+    assert kinds.count("execution.retry") == MAX_ATTEMPTS - 1
+    assert "request.executed" not in kinds
+    assert receiver.calls == MAX_ATTEMPTS * 3  # each attempt: the connector's three tries
+    assert receiver.accounts["alice"]["status"] == "active"
+    assert receiver.applied == {}
+
+
+def test_a_bad_signature_refuses_the_request_before_anything_is_recorded(
+    database: Database, receiver: Any
+) -> None:
+    world = make_shop(database, receiver)
+    receiver.secret = "rotated-on-the-receiver-only"  # foureyes' signatures no longer verify
+    ana = world.actor("e-2001")
+    with pytest.raises(ConnectorError, match="refused foureyes' signature"):
+        operations.submit(world.services, ana, Submission("account.suspend", "shop:alice"))
+    items, _ = operations.list_requests(world.services, ana, operations.ListFilter())
+    assert items == []
+    assert receiver.applied == {}
+    assert receiver.rejected == ["the signature does not match"]

@@ -1,0 +1,122 @@
+"""Signing and verifying webhooks (`foureyes.webhook`), as a receiver uses it."""
+
+from __future__ import annotations
+
+import email.message
+import hashlib
+import hmac
+import subprocess
+import sys
+
+import pytest
+
+from foureyes.webhook import SIGNATURE_HEADER, SignatureError, sign, signature, verify
+
+SECRET = "s3cret-shared-with-the-receiver"
+BODY = b'{"action":"account.suspend","account":"alice"}'
+NOW = 1_764_082_800
+
+
+def headers(value: str) -> dict[str, str]:
+    return {SIGNATURE_HEADER: value}
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
+    expected = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
+    assert signature(BODY, SECRET, NOW) == expected
+    assert sign(BODY, SECRET, timestamp=NOW) == f"t={NOW},v1={expected}"
+
+
+def test_a_signed_request_verifies_and_answers_its_timestamp() -> None:
+    value = sign(BODY, SECRET, timestamp=NOW)
+    assert verify(headers(value), BODY, SECRET, now=NOW + 10) == NOW
+    assert verify(headers(value), BODY, SECRET.encode(), now=NOW - 10) == NOW
+
+
+def test_header_names_are_matched_without_case() -> None:
+    value = sign(BODY, SECRET, timestamp=NOW)
+    assert verify({"foureyes-signature": value}, BODY, SECRET, now=NOW) == NOW
+    message = email.message.Message()  # what http.server hands a handler as self.headers
+    message["FOUREYES-SIGNATURE"] = value
+    assert verify(message, BODY, SECRET, now=NOW) == NOW
+
+
+@pytest.mark.parametrize(
+    ("body", "secret"),
+    [(BODY + b" ", SECRET), (b"", SECRET), (BODY, SECRET + "x"), (BODY, "another")],
+    ids=["body-changed", "body-dropped", "secret-longer", "other-secret"],
+)
+def test_a_changed_body_or_another_secret_is_refused(body: bytes, secret: str) -> None:
+    value = sign(BODY, SECRET, timestamp=NOW)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers(value), body, secret, now=NOW)
+
+
+def test_a_replay_outside_the_window_is_refused_in_both_directions() -> None:
+    value = sign(BODY, SECRET, timestamp=NOW)
+    assert verify(headers(value), BODY, SECRET, now=NOW + 300) == NOW
+    with pytest.raises(SignatureError, match="tolerance 300 s"):
+        verify(headers(value), BODY, SECRET, now=NOW + 301)
+    with pytest.raises(SignatureError, match="away from now"):
+        verify(headers(value), BODY, SECRET, now=NOW - 301)
+    assert verify(headers(value), BODY, SECRET, now=NOW + 3600, tolerance=3600) == NOW
+
+
+def test_a_moved_timestamp_breaks_the_signature() -> None:
+    value = sign(BODY, SECRET, timestamp=NOW).replace(f"t={NOW}", f"t={NOW + 1000}")
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers(value), BODY, SECRET, now=NOW + 1000)
+
+
+def test_one_matching_v1_among_several_is_enough() -> None:
+    good = signature(BODY, SECRET, NOW)
+    stale = signature(BODY, "the-old-secret", NOW)
+    value = f"t={NOW},v1={stale},v1={good},v0=ignored"
+    assert verify(headers(value), BODY, SECRET, now=NOW) == NOW
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("", "malformed"),
+        ("v1=" + "a" * 64, "no timestamp"),
+        (f"t={NOW}", "no v1 signature"),
+        (f"t=soon,v1={'a' * 64}", "malformed timestamp"),
+        (f"t=\uff11\uff12\uff13,v1={'a' * 64}", "malformed timestamp"),  # fullwidth digits
+        (f"t={NOW},t={NOW},v1={'a' * 64}", "malformed timestamp"),
+        (f"t={NOW},v1=XYZ", "malformed v1"),
+        (f"t={NOW},v1={'A' * 64}", "malformed v1"),
+        (f"t={NOW},v1={'a' * 64}," + "x=y," * 2000, "too long"),
+    ],
+)
+def test_malformed_headers_are_refused(value: str, why: str) -> None:
+    with pytest.raises(SignatureError, match=why):
+        verify(headers(value), BODY, SECRET, now=NOW)
+
+
+def test_a_missing_header_or_secret_is_refused() -> None:
+    with pytest.raises(SignatureError, match="no Foureyes-Signature header"):
+        verify({}, BODY, SECRET, now=NOW)
+    with pytest.raises(SignatureError, match="no secret"):
+        verify(headers(sign(BODY, "", timestamp=NOW)), BODY, "", now=NOW)
+
+
+def test_errors_never_echo_the_secret_or_the_expected_signature() -> None:
+    value = sign(BODY, "wrong", timestamp=NOW)
+    with pytest.raises(SignatureError) as refused:
+        verify(headers(value), BODY, SECRET, now=NOW)
+    assert SECRET not in str(refused.value)
+    assert signature(BODY, SECRET, NOW) not in str(refused.value)
+
+
+def test_the_module_needs_only_the_standard_library() -> None:
+    """A receiver may copy webhook.py: importing it must pull in nothing but the stdlib."""
+    probe = (
+        "import sys; before = set(sys.modules); import foureyes.webhook; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "print(sorted(new - set(sys.stdlib_module_names) - {'foureyes'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
