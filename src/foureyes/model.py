@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, overload
 
 # `staff.days_left` for someone with no end date: far enough away that no `days_left <= N` rule
 # ever fires, yet an ordinary int, so conditions over it never error for permanent staff.
@@ -82,6 +82,29 @@ _FINAL_STATES = frozenset(
 )
 
 
+class _EngineMemo:
+    """`engine_memo` on Staff and Account: a dict of each instance's own, made on first use and
+    kept in the instance's `__dict__`, so that later reads are plain attribute reads. Like
+    `cached_property`, without its lock, which costs more than the dict: should two threads make
+    it at once, one dict is lost with what was remembered in it, which is then worked out again."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _EngineMemo: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> dict[str, Any]: ...
+    def __get__(
+        self, instance: object | None, owner: type | None = None
+    ) -> dict[str, Any] | _EngineMemo:
+        if instance is None:
+            return self
+        memo: dict[str, Any] = {}
+        instance.__dict__[self.name] = memo
+        return memo
+
+
 def _midnight(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(0, 0), tzinfo=UTC)
 
@@ -146,10 +169,19 @@ class Staff:
         view["days_left"] = self.days_left(today)
         return view
 
+    # Where the policy engine remembers what it derived from this person alone (the floor and
+    # the view for the last day asked). Not part of the value: not compared, not shown.
+    engine_memo = _EngineMemo()
+
 
 @dataclass(frozen=True)
 class Account:
-    """An end-user account on a connected platform, as its connector reported it."""
+    """An end-user account on a connected platform, as its connector reported it.
+
+    A value, like the others here: the mapping given as `attributes` must not be changed once the
+    account is in use (the engine takes its condition view and its tier from it once, see
+    `engine_memo`); an account whose attributes changed is a new Account (`dataclasses.replace`).
+    """
 
     platform: str
     id: str
@@ -159,6 +191,11 @@ class Account:
     @property
     def ref(self) -> str:
         return f"{self.platform}:{self.id}"
+
+    # Where the policy engine remembers what it derived from this account alone under one policy
+    # (its view with the tier, keyed by `Policy.key`). Not part of the value: not compared, not
+    # shown.
+    engine_memo = _EngineMemo()
 
     @staticmethod
     def split_ref(ref: str) -> tuple[str, str]:

@@ -12,15 +12,16 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from foureyes.errors import PolicyError
-from foureyes.model import Effect, parse_duration
+from foureyes.model import ActionSpec, Effect, parse_duration
 from foureyes.policy.catalog import Catalog, VariableTypes, variable_types
 from foureyes.policy.celtypes import CelType, parse_type
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
@@ -85,6 +86,28 @@ class CompiledInvariant:
 
 
 @dataclass(frozen=True, eq=False)
+class ActionPlan:
+    """What `decide` runs for one action, prepared once per Policy (from its `by_action`).
+
+    `rules` are the rules naming the action in the order they are evaluated (the deny rules, then
+    allow, then require, each in policy order); `conditions` pairs each one's bit (`1 << i` for
+    `rules[i]`, to note which matched in one int) with its condition function, in the same order.
+    `view` is the action's condition view (`action.*`).
+
+    `verdicts` is the engine's memo of what follows from one set of matching rules on one tier
+    (see `foureyes.policy.engine`). It starts empty and only `decide` fills it; what it holds is
+    derived from this plan alone (the action and its compiled rules, which never change), so it
+    stays valid as long as the plan.
+    """
+
+    spec: ActionSpec
+    view: Mapping[str, Any]
+    rules: tuple[CompiledRule, ...]
+    conditions: tuple[tuple[int, Callable[[Mapping[str, object]], object]], ...]
+    verdicts: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, eq=False)
 class Policy:
     """A compiled policy. Immutable; `digest` identifies its content."""
 
@@ -100,6 +123,23 @@ class Policy:
     source_file: str | None = None
     # For each action, its rules split by effect, in policy order (the engine's index).
     by_action: Mapping[str, tuple[tuple[CompiledRule, ...], ...]] = field(default_factory=dict)
+    # Derived, never passed (so `dataclasses.replace` derives them afresh too): for each action
+    # in `by_action`, its rules as `decide` runs them; and a plain object that stands for this
+    # Policy where the engine remembers something per account (its tier). Compared by identity, a
+    # key cannot be mistaken for another policy's; it keeps nothing alive and pickles.
+    plans: Mapping[str, ActionPlan] = field(init=False, repr=False)
+    key: object = field(init=False, repr=False, default_factory=object)
+
+    def __post_init__(self) -> None:
+        plans = {}
+        for action, groups in self.by_action.items():
+            spec = self.catalog.actions.get(action)
+            if spec is None:
+                continue  # a hand-made index naming an unknown action: the floor denies it
+            rules = tuple(rule for group in groups for rule in group)
+            conditions = tuple((1 << i, rule.condition.fn) for i, rule in enumerate(rules))
+            plans[action] = ActionPlan(spec, spec.cel, rules, conditions)
+        object.__setattr__(self, "plans", plans)
 
     @property
     def version(self) -> str:

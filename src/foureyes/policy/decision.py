@@ -2,15 +2,75 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from foureyes.model import Effect, Outcome
 from foureyes.policy.compiler import CompiledRule
 
+_T = TypeVar("_T")
 
+
+class _Factory:
+    """The default of a parameter whose field has a default factory (shown as dataclass does)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def _one_write_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen dataclass an `__init__` that stores all its fields with one write of the
+    instance's `__dict__`.
+
+    The `__init__` that `dataclass(frozen=True)` writes sets each field with its own
+    `object.__setattr__` call, which makes a Decision (15 fields) slow to build. This one takes the
+    same parameters (names, order, defaults, default factories) and leaves the same instance; it
+    is generated from the fields like the dataclass's own. Only for plain frozen dataclasses: no
+    `__post_init__` (nor so `InitVar`), no keyword-only or `init=False` field.
+    """
+    assert not hasattr(cls, "__post_init__")
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    params: list[str] = []
+    items: list[str] = []
+    namespace: dict[str, Any] = {
+        "__name__": cls.__module__,
+        "_set": object.__setattr__,
+        "_FACTORY": _FACTORY,
+    }
+    for f in fields:
+        assert f.init, f"{cls.__name__}.{f.name}"
+        assert not f.kw_only, f"{cls.__name__}.{f.name}"
+        name = f.name
+        if f.default is not dataclasses.MISSING:
+            namespace[f"_default_{name}"] = f.default
+            params.append(f"{name}=_default_{name}")
+            items.append(f"{name!r}: {name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            namespace[f"_factory_{name}"] = f.default_factory
+            params.append(f"{name}=_FACTORY")
+            items.append(f"{name!r}: _factory_{name}() if {name} is _FACTORY else {name}")
+        else:
+            params.append(name)
+            items.append(f"{name!r}: {name}")
+    source = (
+        f"def __init__(self, {', '.join(params)}):\n"
+        f"    _set(self, '__dict__', {{{', '.join(items)}}})\n"
+    )
+    exec(source, namespace)  # noqa: S102 - generated from the class's own fields, as dataclass does
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+@_one_write_init
 @dataclass(frozen=True)
 class RuleMatch:
     rule: str
@@ -26,6 +86,7 @@ class ConditionFailure:
     consequence: str
 
 
+@_one_write_init
 @dataclass(frozen=True)
 class Factor:
     """One approval requirement: `approvals` distinct people satisfying `approvers`."""
@@ -52,6 +113,7 @@ class BreakGlassTerms:
     within: timedelta
 
 
+@_one_write_init
 @dataclass(frozen=True)
 class Options:
     """Rule options combined over all matching rules, strictest first (DESIGN item 8)."""
@@ -81,6 +143,7 @@ class Options:
         }
 
 
+@_one_write_init
 @dataclass(frozen=True)
 class Decision:
     """What the policy says about one request, and why. Pure data; JSON via `to_dict`."""

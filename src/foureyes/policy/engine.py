@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from foureyes.model import DecisionRequest, Effect, Outcome, Review, ReviewDecision, Staff
 from foureyes.policy.catalog import SELF_GOVERNING_NAMES
@@ -94,8 +94,180 @@ def account_view(request: DecisionRequest) -> dict[str, Any]:
     return view
 
 
+class _Verdict(NamedTuple):
+    """What follows from the rules that matched, given the action and the tier: every part of
+    the decision except who asked, when, the condition views and the condition errors."""
+
+    outcome: Outcome
+    matched: tuple[RuleMatch, ...]
+    factors: tuple[Factor, ...]
+    options: Options
+    reasons: tuple[str, ...]
+    factor_rules: tuple[CompiledRule, ...]  # the require rules behind `factors`
+
+
+# One ActionPlan's memo of verdicts holds at most this many (matched rules, tier) pairs; past it,
+# verdicts are still computed, just not kept. Real policies reach a few dozen.
+_VERDICTS_PER_ACTION = 4096
+_NO_OPTIONS = Options()
+_DENIED = Outcome.DENIED
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
 def decide(policy: Policy, request: DecisionRequest) -> Decision:
-    """What the policy says about `request`, with every reason. Never raises on request data."""
+    """What the policy says about `request`, with every reason. Never raises on request data.
+
+    This is the common case made fast: a requester the floor lets through, a known action, an
+    account that resolved, no break-glass, and conditions that all give a bool. Anything else,
+    including any exception on the way, goes to `_decide_carefully`, which is the evaluation
+    order above written out and gives the same decision (conditions are pure: evaluating them
+    again there changes nothing). Three things are remembered between calls, each a function of
+    immutable values only, so never stale: the requester's floor and view for a day (on the
+    Staff), the account's view with its tier under this policy (on the Account, keyed by
+    `Policy.key`), and what follows from each set of matched rules on each tier (on the action's
+    plan). The views a decision holds are copies: what one decision holds is its own.
+    """
+    plan = policy.plans.get(request.action)
+    staff, account, context = request.staff, request.account, request.context
+    now = context.now
+    today = now.date()
+    if plan is None or account is None or request.break_glass:
+        return _decide_carefully(policy, request)
+    # What the requester is on `today`, remembered on the Staff for the last day asked: whether
+    # the floor lets them act, and their view (`staff.cel(today)`); both are functions of the
+    # immutable Staff and the day.
+    remembered = staff.engine_memo.get("day")
+    if remembered is None or remembered[0] != today:
+        in_force = staff.floor_problem(today) is None
+        remembered = staff.engine_memo["day"] = (today, in_force, staff.cel(today))
+    if not remembered[1]:
+        return _decide_carefully(policy, request)
+    staff_view = remembered[2]
+
+    # The account's view with its tier under this policy, remembered on the Account: the tier is
+    # a function of the account's view and of the policy's tiers, both immutable.
+    remembered = account.engine_memo.get("view")
+    if remembered is None or remembered[0] is not policy.key:
+        base = account_view(request)
+        tier, failure = tier_of(policy.tiers, base)
+        if failure is not None:
+            return _decide_carefully(policy, request)  # to record the failure, every time
+        base["tier"] = tier
+        remembered = account.engine_memo["view"] = (policy.key, base)
+    view = remembered[1]
+    tier = view["tier"]
+    # The remembered views, and the params if a dict, go into the activation as they are: only
+    # the conditions see it, and they only read (CEL changes no value; macros bind their variable
+    # in a copy of the top level, which is this decision's own anyway). A decision's subject,
+    # which its caller gets, is made of copies instead (below).
+    params = request.params
+    activation = {
+        "staff": staff_view,
+        "account": view,
+        "action": plan.view,
+        "params": params if type(params) is dict else dict(params),
+        "context": context.cel(),
+    }
+    matched = 0  # bit i set: plan.rules[i] matched
+    try:
+        for bit, condition in plan.conditions:
+            result = condition(activation)
+            if result is True:
+                matched |= bit
+            elif result is not False:
+                return _decide_carefully(policy, request)
+    except Exception:
+        return _decide_carefully(policy, request)
+
+    # What follows from the matched rules depends on nothing but them, the action (one plan
+    # each) and the tier, and is made of immutable values. The memo keeps it as the fields of the
+    # decision, all but the four set here; each decision starts from a copy.
+    key = (matched, tier)
+    fixed = plan.verdicts.get(key)
+    if fixed is None:
+        rules = [rule for i, rule in enumerate(plan.rules) if matched >> i & 1]
+        fixed = _fixed_fields(policy, request.action, tier, _verdict(request.action, rules, tier))
+        if len(plan.verdicts) < _VERDICTS_PER_ACTION:
+            plan.verdicts[key] = fixed
+    fields = fixed.copy()
+    fields["requester"] = staff.id
+    fields["account"] = view["ref"]  # account.ref, already computed
+    fields["decided_at"] = now
+    if fields["outcome"] is not _DENIED:
+        own_view = view.copy()
+        own_view["pins"] = view["pins"].copy()
+        fields["subject"] = {
+            "requester": staff_view.copy(),
+            "account": own_view,
+            "action": plan.view,
+        }
+    else:
+        fields["subject"] = {}
+    # What Decision(**fields) does (decision.py gives it a one-write __init__), minus the call.
+    decision = _new_object(Decision)
+    _set_attribute(decision, "__dict__", fields)
+    return decision
+
+
+def _fixed_fields(policy: Policy, action: str, tier: str, verdict: _Verdict) -> dict[str, Any]:
+    """Every field of a Decision, in order, with those that `decide` sets per request as None."""
+    return {
+        "outcome": verdict.outcome,
+        "policy_version": policy.version,
+        "requester": None,
+        "action": action,
+        "account": None,
+        "tier": tier,
+        "matched": verdict.matched,
+        "factors": verdict.factors,
+        "options": verdict.options,
+        "reasons": verdict.reasons,
+        "errors": (),
+        "break_glass": False,
+        "decided_at": None,
+        "subject": None,
+        "factor_rules": verdict.factor_rules,
+    }
+
+
+def _verdict(action: str, matched: Sequence[CompiledRule], tier: str) -> _Verdict:
+    """Steps 3 to 6 of the evaluation order, given the rules that matched (in evaluation order:
+    deny, allow, require) for `action` on an account of `tier`."""
+    matches = tuple(RuleMatch(rule.id, rule.effect) for rule in matched)
+    denies = [rule for rule in matched if rule.effect == Effect.DENY]
+    if denies:
+        vetoes = tuple(f"denied by rule {rule.id}" for rule in denies)
+        return _Verdict(Outcome.DENIED, matches, (), _NO_OPTIONS, vetoes, ())
+    if not matched:
+        reason = (
+            f"denied by default: no allow or require rule matches {action} "
+            f"on a {tier} account for this requester"
+        )
+        return _Verdict(Outcome.DENIED, matches, (), _NO_OPTIONS, (reason,), ())
+
+    require_rules = tuple(rule for rule in matched if rule.effect == Effect.REQUIRE)
+    factors = tuple(_factor(rule) for rule in require_rules)
+    reasons = [
+        f"rule {rule.id} requires {rule.spec.approvals} approval"
+        f"{'s' if (rule.spec.approvals or 0) > 1 else ''} from: {rule.spec.approvers}"
+        for rule in require_rules
+    ]
+    if not require_rules:
+        reasons = [f"allowed by rule {rule.id}" for rule in matched]
+    options = _combine(matched)
+    outcome = Outcome.PENDING if require_rules else Outcome.ALLOWED
+
+    if action in SELF_GOVERNING_NAMES and outcome == Outcome.ALLOWED:
+        outcome, factors = Outcome.PENDING, (_FLOOR_FACTOR,)
+        reasons.append(
+            "held by the floor: a change to who may do what needs one approval by another person"
+        )
+    return _Verdict(outcome, matches, factors, options, tuple(reasons), require_rules)
+
+
+def _decide_carefully(policy: Policy, request: DecisionRequest) -> Decision:
+    """`decide`, step by step: every case, every condition error recorded, break-glass."""
     staff = request.staff
     today = request.context.now.date()
     account_ref = request.account.ref if request.account is not None else None
@@ -119,11 +291,8 @@ def decide(policy: Policy, request: DecisionRequest) -> Decision:
         "params": dict(request.params),
         "context": request.context.cel(),
     }
-    denies, allows, requires = policy.by_action[request.action]
-    matched: list[RuleMatch] = []
-    matched_deny: list[CompiledRule] = []
-    matched_other: list[CompiledRule] = []
-    for group in (denies, allows, requires):
+    matched: list[CompiledRule] = []
+    for group in policy.by_action[request.action]:
         for rule in group:
             result, error = _run(rule.condition.fn, activation)
             if error is not None:
@@ -139,67 +308,37 @@ def decide(policy: Policy, request: DecisionRequest) -> Decision:
                 )
                 result = fails_closed
             if result:
-                matched.append(RuleMatch(rule.id, rule.effect))
-                (matched_deny if rule.effect == Effect.DENY else matched_other).append(rule)
+                matched.append(rule)
 
-    if matched_deny:
-        vetoes = (f"denied by rule {rule.id}" for rule in matched_deny)
-        return _denied(policy, request, account_ref, tier, matched, errors, *vetoes)
-    if not matched_other:
+    verdict = _verdict(request.action, matched, tier)
+    if verdict.outcome == Outcome.DENIED:
         return _denied(
-            policy,
-            request,
-            account_ref,
-            tier,
-            matched,
-            errors,
-            f"denied by default: no allow or require rule matches {request.action} "
-            f"on a {tier} account for this requester",
+            policy, request, account_ref, tier, verdict.matched, errors, *verdict.reasons
         )
-
-    require_rules = tuple(rule for rule in matched_other if rule.effect == Effect.REQUIRE)
-    factors = tuple(_factor(rule) for rule in require_rules)
-    reasons = [
-        f"rule {rule.id} requires {rule.spec.approvals} approval"
-        f"{'s' if (rule.spec.approvals or 0) > 1 else ''} from: {rule.spec.approvers}"
-        for rule in require_rules
-    ]
-    if not require_rules:
-        reasons = [f"allowed by rule {rule.id}" for rule in matched_other]
-    options = _combine(matched_other)
-    outcome = Outcome.PENDING if require_rules else Outcome.ALLOWED
-    factor_rules: tuple[CompiledRule, ...] = require_rules
-
-    if request.action in SELF_GOVERNING_NAMES and outcome == Outcome.ALLOWED:
-        outcome, factors = Outcome.PENDING, (_FLOOR_FACTOR,)
-        reasons.append(
-            "held by the floor: a change to who may do what needs one approval by another person"
-        )
-
     subject = {
         "requester": activation["staff"],
         "account": account,
         "action": spec.cel,
     }
     base = Decision(
-        outcome=outcome,
+        outcome=verdict.outcome,
         policy_version=policy.version,
         requester=staff.id,
         action=request.action,
         account=account_ref,
         tier=tier,
-        matched=tuple(matched),
-        factors=factors,
-        options=options,
-        reasons=tuple(reasons),
+        matched=verdict.matched,
+        factors=verdict.factors,
+        options=verdict.options,
+        reasons=verdict.reasons,
         errors=tuple(errors),
         decided_at=request.context.now,
         subject=subject,
-        factor_rules=factor_rules,
+        factor_rules=verdict.factor_rules,
     )
-    if not request.break_glass or outcome == Outcome.ALLOWED:
+    if not request.break_glass or verdict.outcome == Outcome.ALLOWED:
         return base
-    return _break_glass(base, require_rules, activation, errors)
+    return _break_glass(base, verdict.factor_rules, activation, errors)
 
 
 def _factor(rule: CompiledRule) -> Factor:
