@@ -95,7 +95,8 @@ class InvariantViolation(FoureyesError):
 
 
 class Unavailable(FoureyesError):
-    """Something foureyes depends on (the database, a platform) cannot serve now; nothing changed."""
+    """Something foureyes depends on (the database, a platform) cannot serve now; nothing
+    changed."""
 
     status = 503
     slug = "unavailable"

@@ -101,7 +101,7 @@ class Connector(abc.ABC):
                 return spec
         raise BadInput(f"platform {self.platform} has no action {name!r}")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most connectors hold nothing
         """Release resources (connections); the default has none."""
 
 

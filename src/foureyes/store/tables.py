@@ -7,7 +7,7 @@ Times are stored as timezone-aware UTC. JSON columns hold plain JSON values only
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -61,7 +61,11 @@ Stamp = UTCDateTime()
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: Stamp}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: Stamp,
+    }
 
 
 # --- staff ---------------------------------------------------------------------------------

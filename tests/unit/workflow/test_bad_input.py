@@ -29,7 +29,7 @@ def counts(world: World) -> tuple[int, int, int]:
         (Submission("account.nuke", "chirp:bob"), BadInput, "no action 'account.nuke'"),
         (Submission("account.lock", "chirp:nobody"), NotFound, "no account 'chirp:nobody'"),
         (Submission("account.lock", "mastodon:bob"), NotFound, "no platform 'mastodon'"),
-        (Submission("account.lock", "bob"), NotFound, "no platform"),
+        (Submission("account.lock", "bob"), BadInput, "not of the form platform:id"),
         (
             Submission("account.change_email", "chirp:bob", {"email": 5}),
             BadInput,
