@@ -11,19 +11,14 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 
 from foureyes.api import create_app
 from foureyes.audit.checkpoint import Signer
 from foureyes.config import Settings
-from foureyes.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.workflow import operations
-from foureyes.workflow.stepup import enroll_key
-from tests.conftest import EXAMPLES
-from tests.unit.workflow.conftest import Clock, World, challenge_signature
+from tests.worlds import World, challenge_signature, make_world
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -97,23 +92,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def world(database: Database) -> World:
-    clock = Clock()
-    services = operations.build_services(database, connectors={"chirp": ("demo", {})}, clock=clock)
-    directory = load_directory(EXAMPLES / "staff.yaml")
-    operations.seed(
-        services,
-        policy_text=(EXAMPLES / "policy.yaml").read_text(),
-        directory=directory,
-        demo_accounts=list(directory.accounts),
-    )
-    world = World(services, clock)
-    with database.transaction() as session:
-        for staff_id in directory.staff:
-            key = Ed25519PrivateKey.generate()
-            public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-            world.keys[staff_id] = key
-            world.key_ids[staff_id] = enroll_key(session, staff_id, public, clock.now)
-    return world
+    return make_world(database)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
-from tests.unit.workflow.conftest import challenge_signature
+from tests.worlds import challenge_signature
 
 DEACTIVATE = {
     "action": "account.deactivate",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,25 +30,14 @@ from foureyes.workflow.submit import Denied, Submission
 from tests.conftest import EXAMPLES
 from tests.synapse.harness import Synapse, User
 from tests.synapse.proxy import Proxy
+from tests.worlds import Clock
 
 pytest_plugins = ["tests.synapse.fixtures"]
 pytestmark = (
     pytest.mark.pg_only
 )  # the lifecycle runs on both stores elsewhere; Synapse is the point
 
-START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 VIT_ROOMS = 10  # examples/matrix-policy.yaml: `account.joined_rooms >= 10` makes an account vit
-
-
-@dataclass
-class Clock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

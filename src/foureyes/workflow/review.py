@@ -85,35 +85,49 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
                 decision=given.decision.value,
                 assertion=given.step_up,
             )
-        session.add(
-            ReviewRow(
-                request_id=row.id,
-                reviewer_id=actor.id,
-                identity=actor.identity,
-                kind=REVIEW,
-                decision=given.decision.value,
-                comment=given.comment,
-                digest=given.digest,
-                step_up=evidence,
-                created_at=now,
-            )
-        )
-        record(
-            services,
-            session,
-            kind="review.recorded",
-            actor=actor.id,
-            row=row,
-            payload={
-                "identity": actor.identity,
-                "decision": given.decision.value,
-                "comment": given.comment,
-                "step_up": evidence,
-            },
-            now=now,
-        )
+        _store_review(services, session, row, actor, given, REVIEW, evidence, now)
         settle(services, session, row, decision, trial, now, actor=actor.id)
         return row.state
+
+
+def _store_review(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    actor: Actor,
+    given: ReviewInput,
+    kind: str,
+    evidence: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    """The review row and its audit event, in the caller's transaction."""
+    session.add(
+        ReviewRow(
+            request_id=row.id,
+            reviewer_id=actor.id,
+            identity=actor.identity,
+            kind=kind,
+            decision=given.decision.value,
+            comment=given.comment,
+            digest=given.digest,
+            step_up=evidence,
+            created_at=now,
+        )
+    )
+    record(
+        services,
+        session,
+        kind="review.recorded" if kind == REVIEW else "break_glass.post_review",
+        actor=actor.id,
+        row=row,
+        payload={
+            "identity": actor.identity,
+            "decision": given.decision.value,
+            "comment": given.comment,
+            "step_up": evidence,
+        },
+        now=now,
+    )
 
 
 def _as_review(actor: Actor, given: ReviewInput) -> Review:
@@ -241,26 +255,5 @@ def post_review(services: Services, actor: Actor, request_id: str, given: Review
             probe = satisfied(normal, [_as_review(actor, given)], today=now.date())
             if any(who == actor.id for who, _ in probe.ignored):
                 raise Forbidden("you are not an eligible reviewer for this action")
-        session.add(
-            ReviewRow(
-                request_id=row.id,
-                reviewer_id=actor.id,
-                identity=actor.identity,
-                kind=POST_REVIEW,
-                decision=given.decision.value,
-                comment=given.comment,
-                digest=given.digest,
-                step_up=None,
-                created_at=now,
-            )
-        )
-        record(
-            services,
-            session,
-            kind="break_glass.post_review",
-            actor=actor.id,
-            row=row,
-            payload={"decision": given.decision.value, "comment": given.comment},
-            now=now,
-        )
+        _store_review(services, session, row, actor, given, POST_REVIEW, None, now)
         return len(existing) + 1

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.unit.workflow.conftest import World, challenge_signature
+from tests.worlds import World, challenge_signature
 
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.store.tables import EventRow, RequestRow, ReviewRow

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.unit.workflow.conftest import World
+from tests.worlds import World
 
 from foureyes.errors import Conflict
 from foureyes.store.tables import ExecutionRow, ReviewRow

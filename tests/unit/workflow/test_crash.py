@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from tests.unit.workflow.conftest import World
+from tests.worlds import World
 
 from foureyes.connectors.demo_tables import ChirpAppliedRow as AppliedRow
 from foureyes.workflow import operations

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 from tests.conftest import EXAMPLES
-from tests.unit.workflow.conftest import World
+from tests.worlds import World
 
 from foureyes.directory import load_directory, parse_csv_directory
 from foureyes.errors import BadInput, Forbidden, Unauthenticated

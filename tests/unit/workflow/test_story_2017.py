@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tests.unit.workflow.conftest import World
+from tests.worlds import World
 
 from foureyes.model import RequestState
 from foureyes.workflow import operations

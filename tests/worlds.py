@@ -1,0 +1,104 @@
+"""A running foureyes on the demo platform for tests: the chirp accounts, the example staff and
+policy, a clock the test moves, and a step-up key enrolled for every person."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from foureyes.directory import load_directory
+from foureyes.model import ReviewDecision
+from foureyes.store.database import Database
+from foureyes.workflow import operations
+from foureyes.workflow.review import ReviewInput
+from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.stepup import challenge, enroll_key
+from tests.conftest import EXAMPLES
+
+START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class World:
+    services: Services
+    clock: Clock
+    keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+
+    def actor(self, staff_id: str, identity: str | None = None) -> Actor:
+        with self.services.database.transaction() as session:
+            person = self.services.staff(session, staff_id)
+        return Actor(person, identity or person.identities[0])
+
+    def review(
+        self,
+        staff_id: str,
+        request_id: str,
+        decision: str = "approve",
+        *,
+        digest: str | None = None,
+        step_up: bool = True,
+        comment: str = "",
+        assertion: dict[str, Any] | None = None,
+    ) -> str:
+        view = operations.show(self.services, request_id)
+        digest = digest or view["digest"]
+        if step_up and assertion is None:
+            assertion = challenge_signature(self, staff_id, digest, decision)
+        return operations.review(
+            self.services,
+            self.actor(staff_id),
+            request_id,
+            ReviewInput(ReviewDecision(decision), digest, comment, assertion),
+        )
+
+    key_ids: dict[str, str] = field(default_factory=dict)
+
+    def chirp(self, account_id: str) -> dict[str, Any]:
+        account = self.services.connector("chirp").lookup(account_id)
+        assert account is not None
+        return dict(account.attributes)
+
+
+def challenge_signature(
+    world: World, staff_id: str, digest: str, decision: str = "approve"
+) -> dict[str, Any]:
+    """What the reviewer's security key produces for this review."""
+    signature = world.keys[staff_id].sign(challenge(digest, staff_id, decision))
+    return {"key_id": world.key_ids[staff_id], "signature": base64.b64encode(signature).decode()}
+
+
+def make_world(database: Database) -> World:
+    """Seed `database` with the demo and return the running foureyes around it."""
+    clock = Clock()
+    services = operations.build_services(database, connectors={"chirp": ("demo", {})}, clock=clock)
+    directory = load_directory(EXAMPLES / "staff.yaml")
+    operations.seed(
+        services,
+        policy_text=(EXAMPLES / "policy.yaml").read_text(),
+        directory=directory,
+        demo_accounts=list(directory.accounts),
+    )
+    world = World(services, clock)
+    with database.transaction() as session:
+        for staff_id in directory.staff:
+            key = Ed25519PrivateKey.generate()
+            public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            world.keys[staff_id] = key
+            world.key_ids[staff_id] = enroll_key(session, staff_id, public, clock.now)
+    return world
