@@ -237,3 +237,37 @@ class TestGovernance:
         assert (
             "policy in force now denies it" in operations.show(world.services, request_id)["reason"]
         )
+
+
+def test_a_pin_goes_through_the_engine_and_changes_the_tier(world: World) -> None:
+    pin = Submission(
+        "foureyes.account.pin",
+        "foureyes:pins",
+        {"account": "chirp:bob", "pin": "protected", "present": True},
+        "INC-4",
+    )
+    request_id = operations.submit(world.services, world.actor("e-9001"), pin)
+    assert operations.show(world.services, request_id)["state"] == "pending"
+    assert world.review("e-4001", request_id, step_up=False) == "approved"
+    operations.run_once(world.services)
+    # Bob (87 followers) is now a very important account: deactivating him needs four people.
+    held = operations.dry_run(
+        world.services,
+        world.actor("e-3001"),
+        Submission("account.deactivate", "chirp:bob", justification="CASE-5"),
+    )
+    assert held.tier == "vit"
+    assert held.min_people == 4
+
+
+def test_an_eligible_reviewer_may_cancel_during_the_delay(world: World) -> None:
+    request_id = operations.submit(
+        world.services, world.actor("e-3001"), Submission("account.delete", "chirp:bob")
+    )
+    world.review("e-3002", request_id, step_up=False)
+    world.review("e-3003", request_id, step_up=False)
+    with pytest.raises(Forbidden):  # support is not eligible for this rule
+        operations.cancel(world.services, world.actor("e-2001"), request_id)
+    state = operations.cancel(world.services, world.actor("e-9001"), request_id, "second thoughts")
+    assert state == "cancelled"
+    assert world.chirp("bob")["status"] == "active"

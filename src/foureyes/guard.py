@@ -1,0 +1,128 @@
+"""`Guard`: foureyes embedded in an existing admin tool, with the same semantics as the server.
+
+A Guard wraps the lifecycle operations around one database and set of connectors. Staff act
+only through their own credential: pass the bearer token a person presented (`authenticate`),
+or an `Actor` your tool already authenticated the same way.
+
+    guard = Guard.open("sqlite:///foureyes.db", connectors={"chirp": ("demo", {})})
+    kim = guard.authenticate(token_from_the_request)
+    request = guard.submit(kim, Submission("account.deactivate", "chirp:president",
+                                           justification="CASE-1234"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from foureyes.audit.checkpoint import Verifier
+from foureyes.audit.export import VerifyReport
+from foureyes.audit.verify import verify_log
+from foureyes.model import ReviewDecision
+from foureyes.policy.decision import Decision
+from foureyes.store import migrate
+from foureyes.store.database import Database
+from foureyes.workflow import operations
+from foureyes.workflow.execute import ExecutionOutcome
+from foureyes.workflow.review import ReviewInput
+from foureyes.workflow.services import Actor, Services, utc_now
+from foureyes.workflow.submit import Submission
+from foureyes.workflow.views import ListFilter
+from foureyes.workflow.worker import Tick
+
+
+class Guard:
+    """decide, submit, review, cancel, undo, execute, verify: one object for an admin tool."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str,
+        *,
+        connectors: Mapping[str, tuple[str, Mapping[str, Any]]],
+        clock: Callable[[], datetime] = utc_now,
+        migrate_schema: bool = True,
+    ) -> Guard:
+        """Connect to the store (migrating it unless told not to) and the platforms."""
+        database = Database(database_url)
+        if migrate_schema:
+            migrate.upgrade(database)
+        return cls(operations.build_services(database, connectors=connectors, clock=clock))
+
+    def authenticate(self, token: str) -> Actor:
+        return operations.authenticate(self.services, token)
+
+    def decide(self, actor: Actor, submission: Submission) -> Decision:
+        """What would happen and why; changes nothing."""
+        return operations.dry_run(self.services, actor, submission)
+
+    def submit(self, actor: Actor, submission: Submission) -> dict[str, Any]:
+        """Record the request; carry it out at once if the policy allows it at once. Raises
+        `Denied` (recorded) when the policy denies it. Returns the request view, with `data`
+        for a read carried out now."""
+        request_id, outcome = operations.submit_and_run(self.services, actor, submission)
+        view = operations.show(self.services, request_id)
+        view["data"] = outcome.data if outcome is not None else None
+        return view
+
+    def review(
+        self,
+        actor: Actor,
+        request_id: str,
+        decision: ReviewDecision | str,
+        *,
+        digest: str,
+        comment: str = "",
+        step_up: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Approve or deny the request with this digest (the one the reviewer was shown)."""
+        given = ReviewInput(ReviewDecision(decision), digest, comment, step_up)
+        operations.review(self.services, actor, request_id, given)
+        return operations.show(self.services, request_id)
+
+    def cancel(self, actor: Actor, request_id: str, reason: str = "") -> dict[str, Any]:
+        operations.cancel(self.services, actor, request_id, reason)
+        return operations.show(self.services, request_id)
+
+    def undo(
+        self,
+        actor: Actor,
+        request_id: str,
+        justification: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        new_id = operations.undo(self.services, actor, request_id, justification, params)
+        operations.run_if_allowed(self.services, actor, new_id)
+        return operations.show(self.services, new_id)
+
+    def execute(self, actor: Actor, request_id: str) -> ExecutionOutcome | None:
+        """Carry out an approved request now (a read, for its requester, returns its data)."""
+        return operations.execute(self.services, request_id, actor=actor)
+
+    def request(self, request_id: str) -> dict[str, Any]:
+        return operations.show(self.services, request_id)
+
+    def requests(
+        self, actor: Actor, filters: ListFilter | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        return operations.list_requests(self.services, actor, filters or ListFilter())
+
+    def run_due(self) -> Tick:
+        """One pass of background work (what `foureyes worker` runs in a loop)."""
+        return operations.run_once(self.services, worker="guard")
+
+    def verify(
+        self, verifiers: Sequence[Verifier], witness_dir: Path | None = None
+    ) -> VerifyReport:
+        """Recompute and check the whole audit log; raises on the first bad entry."""
+        return verify_log(self.services.database, verifiers, witness_dir=witness_dir)
+
+    def close(self) -> None:
+        for connector in self.services.connectors.values():
+            connector.close()
+        self.services.database.dispose()

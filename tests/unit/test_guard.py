@@ -1,0 +1,51 @@
+"""`Guard`: foureyes embedded in an admin tool, through its public API only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from foureyes import Denied, Guard, Submission
+from foureyes.directory import load_directory
+from foureyes.workflow import operations
+from tests.conftest import EXAMPLES
+
+
+@pytest.fixture
+def guard(tmp_path: Path) -> Guard:
+    guard = Guard.open(f"sqlite:///{tmp_path / 'fe.db'}", connectors={"chirp": ("demo", {})})
+    directory = load_directory(EXAMPLES / "staff.yaml")
+    operations.seed(
+        guard.services,
+        policy_text=(EXAMPLES / "policy.yaml").read_text(),
+        directory=directory,
+        demo_accounts=list(directory.accounts),
+    )
+    return guard
+
+
+def test_an_admin_tool_runs_requests_through_the_guard(guard: Guard) -> None:
+    ana = guard.authenticate(operations.issue_token(guard.services, "e-2001"))
+    tomas = guard.authenticate(operations.issue_token(guard.services, "e-3001"))
+    mei = guard.authenticate(operations.issue_token(guard.services, "e-3002"))
+    sam = guard.authenticate(operations.issue_token(guard.services, "e-3003"))
+
+    assert guard.decide(ana, Submission("account.lock", "chirp:bob")).outcome.value == "allowed"
+    assert guard.submit(ana, Submission("account.lock", "chirp:bob"))["state"] == "executed"
+    read = guard.submit(ana, Submission("account.view", "chirp:alice"))
+    assert read["data"]  # the read's data, once
+
+    deletion = guard.submit(tomas, Submission("account.delete", "chirp:bob"))
+    assert deletion["state"] == "pending"
+    guard.review(mei, deletion["id"], "approve", digest=deletion["digest"])
+    view = guard.review(sam, deletion["id"], "approve", digest=deletion["digest"])
+    assert view["state"] == "scheduled"
+    assert guard.cancel(tomas, deletion["id"], "not needed")["state"] == "cancelled"
+
+    with pytest.raises(Denied):
+        guard.submit(ana, Submission("account.read_dms", "chirp:alice"))
+    assert guard.run_due().executed == []
+    report = guard.verify([])
+    assert report.size > 0
+    guard.close()
