@@ -14,7 +14,7 @@ def test_an_invariant_that_cannot_be_evaluated_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(analysis, "MAX_CASES", 10)
-    with pytest.raises(BadInput, match="cannot be evaluated: .* cases to check"):
+    with pytest.raises(BadInput, match=r"cannot be evaluated: .* cases to check"):
         check_invariants(example_policy())
 
 
