@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,13 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from foureyes import textview
+from foureyes.audit.cli import audit_app
 from foureyes.commands import lifecycle, serve
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.commands.staff import staff_app
 from foureyes.config import Settings
 from foureyes.connectors.demo_catalog import demo_catalog
+from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTIONS
 from foureyes.directory import load_directory
-from foureyes.errors import FoureyesError
+from foureyes.errors import BadInput
 from foureyes.init import initialize
 from foureyes.policy.analysis import check_invariants, diff_policies
 from foureyes.policy.catalog import Catalog
@@ -41,24 +44,42 @@ app = typer.Typer(
 policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and compare policies.")
 app.add_typer(policy_app, name="policy")
 app.add_typer(staff_app, name="staff")
+app.add_typer(audit_app, name="audit")
 lifecycle.register(app)
 serve.register(app)
 
 out = Console(highlight=False)
 
 
-def _catalog(connector: str) -> Catalog:
-    # The connector registry arrives with the lifecycle; until then the demo platform's catalog
-    # is the one policies are checked against.
+def _synapse_catalog() -> Catalog:
+    return Catalog.of(SYNAPSE_ACTIONS, SYNAPSE_ACCOUNT_ATTRIBUTES)
 
-    if connector != "demo":
-        raise FoureyesError(f"unknown connector {connector!r} (known: demo)")
-    return demo_catalog()
+
+# Catalogs known without a running platform, so a policy can be checked anywhere.
+_STATIC_CATALOGS: dict[str, Callable[[], Catalog]] = {
+    "demo": demo_catalog,
+    "synapse": _synapse_catalog,
+}
+
+
+def _catalog(connectors: str) -> Catalog:
+    """The merged catalog of the named connector kinds (`demo`, `synapse`, `demo,synapse`)."""
+    catalog = Catalog.of(())
+    for kind in (part.strip() for part in connectors.split(",")):
+        if kind not in _STATIC_CATALOGS:
+            known = ", ".join(sorted(_STATIC_CATALOGS))
+            raise BadInput(f"no catalog for connector {kind!r} (known: {known})")
+        catalog = catalog.merged(_STATIC_CATALOGS[kind]())
+    return catalog
 
 
 PolicyArg = Annotated[Path, typer.Argument(help="The policy file (YAML).")]
 ConnectorOpt = Annotated[
-    str, typer.Option("--connector", help="Check action names against this connector's catalog.")
+    str,
+    typer.Option(
+        "--connector",
+        help="Check against these connectors' catalogs (demo, synapse; comma-separated).",
+    ),
 ]
 StaffFileOpt = Annotated[
     Path | None, typer.Option("--staff", help="The staff directory (YAML or CSV).")

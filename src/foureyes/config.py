@@ -15,6 +15,7 @@ file that lives inside it.
 | `policy_file` | `FOUREYES_POLICY_FILE` | none (used by `foureyes init`) |
 | `staff_file` | `FOUREYES_STAFF_FILE` | none (used by `foureyes init`) |
 | `connectors` | (file only) | none |
+| `notify` | (file only) | none (see below) |
 
 Relative paths in the file are relative to the data directory (so the directory can move);
 relative paths in the environment are relative to the working directory. A relative SQLite path
@@ -36,6 +37,31 @@ environment variable holding it), so it never has to be written into the file;
 `ConnectorSettings.resolved()` reads them when the connector is built. So an option ending in
 `_file` or `_env` always names where a value is, never a value: a connector wanting a plain path
 names it otherwise (`ca_path`). Any other unknown key in the file is an error naming the key.
+
+Notification channels are tables `[notify.<channel>]`, named as the policy's `notify: [...]`
+names them (docs/notifications.md):
+
+    [notify.security]
+    kind = "webhook"                          # JSON, signed like the http connector's webhooks
+    url = "https://siem.example.org/foureyes"
+    secret_file = "secrets/notify-hmac"       # or secret_env = "…", or secret = "…"
+
+    [notify.ops]
+    kind = "slack"                            # a Slack-compatible incoming webhook
+    url_env = "SLACK_WEBHOOK_URL"             # the URL is the secret: url, url_file or url_env
+
+    [notify.mail]
+    kind = "email"
+    smtp_host = "smtp.example.org"
+    smtp_port = 587
+    smtp_from = "foureyes@example.org"
+    smtp_to = ["security@example.org"]        # who a message to the channel goes to
+    starttls = true
+    username = "foureyes"
+    password_env = "SMTP_PASSWORD"
+    people = true     # messages to staff go through this channel (to their directory email)
+
+`base_url` (any kind) is the console's address, to make the links in messages absolute.
 """
 
 from __future__ import annotations
@@ -44,7 +70,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
@@ -59,6 +85,7 @@ __all__ = [
     "DEFAULT_LOG_ORIGIN",
     "ENV_PREFIX",
     "ConnectorSettings",
+    "NotifySettings",
     "Settings",
     "anchor_sqlite",
     "safe_url",
@@ -159,6 +186,61 @@ def _secret_base(key: str) -> str | None:
     return None
 
 
+class NotifySettings(BaseModel):
+    """One `[notify.<channel>]` table: how to reach one notification channel.
+
+    Secrets (`secret` of a webhook, the `url` of a Slack hook, the SMTP `password`) may be given
+    as `<name>_file` or `<name>_env`; `resolved_secret` reads them when the channel is built.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["webhook", "slack", "email"]
+    url: str | None = Field(default=None, repr=False)
+    url_file: str | None = None
+    url_env: str | None = None
+    secret: str | None = Field(default=None, repr=False)
+    secret_file: str | None = None
+    secret_env: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str | None = None
+    smtp_to: list[str] = Field(default_factory=list)
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    password_file: str | None = None
+    password_env: str | None = None
+    people: bool = False
+    base_url: str | None = None
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _complete(self) -> NotifySettings:
+        if self.kind in ("webhook", "slack") and not (self.url or self.url_file or self.url_env):
+            raise ValueError(f"a {self.kind} channel needs url (or url_file / url_env)")
+        if self.kind == "webhook" and not (self.secret or self.secret_file or self.secret_env):
+            raise ValueError("a webhook channel needs secret_file or secret_env (to sign with)")
+        if self.kind == "email" and not (self.smtp_host and self.smtp_from):
+            raise ValueError("an email channel needs smtp_host and smtp_from")
+        if self.people and self.kind != "email":
+            raise ValueError("only an email channel can carry messages to people (people = true)")
+        return self
+
+    def resolved_secret(self, name: str, env: Mapping[str, str] | None = None) -> str | None:
+        """The secret option `name` (`url`, `secret`, `password`) from the value itself, its
+        `_file` or its `_env`; None if none is set. BadInput (never echoing the secret) if more
+        than one is set or the file or variable cannot be read."""
+        options = {
+            key: value
+            for key in (name, f"{name}_file", f"{name}_env")
+            if (value := getattr(self, key)) is not None
+        }
+        if not options:
+            return None
+        return ConnectorSettings(kind=self.kind, options=options).secret(name, env)
+
+
 class Settings(BaseModel):
     """Everything foureyes needs to know to run. Build it with `Settings.load`."""
 
@@ -171,6 +253,7 @@ class Settings(BaseModel):
     signing_key_file: Path
     witness_dir: Path
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
+    notify: dict[str, NotifySettings] = Field(default_factory=dict)
     policy_file: Path | None = None
     staff_file: Path | None = None
 
@@ -199,6 +282,16 @@ class Settings(BaseModel):
         for name in value:
             if not name or ":" in name or any(ch.isspace() for ch in name):
                 raise ValueError(f"connector name {name!r} has ':' or spaces, or is empty")
+        return value
+
+    @field_validator("notify")
+    @classmethod
+    def _channels(cls, value: dict[str, NotifySettings]) -> dict[str, NotifySettings]:
+        for name in value:
+            if not name or any(ch.isspace() for ch in name):
+                raise ValueError(f"channel name {name!r} has spaces, or is empty")
+        if sum(1 for channel in value.values() if channel.people) > 1:
+            raise ValueError("only one channel may set people = true")
         return value
 
     @property
@@ -282,9 +375,11 @@ def _read_file(config_file: Path, root: Path) -> dict[str, Any]:
     url = data.get("database_url")
     if isinstance(url, str):
         data["database_url"] = anchor_sqlite(url, root)
-    connectors = data.get("connectors")
-    if isinstance(connectors, dict):
-        for table in connectors.values():
+    for section in ("connectors", "notify"):
+        tables = data.get(section)
+        if not isinstance(tables, dict):
+            continue
+        for table in tables.values():
             if isinstance(table, dict):
                 for key, value in table.items():
                     if key.endswith("_file") and isinstance(value, str):

@@ -161,3 +161,18 @@ def test_a_missing_file_is_a_diagnosis() -> None:
     code, _, err = run("policy", "check", "/nonexistent/policy.yaml")
     assert code == 2
     assert "cannot read" in err
+
+
+def test_the_matrix_policy_checks_against_the_synapse_catalog() -> None:
+    matrix = str(EXAMPLES / "matrix-policy.yaml")
+    code, out, _ = run("policy", "check", matrix, "--connector", "synapse")
+    assert code == 0
+    assert "ok   invariant no-lone-vit-deactivation" in out
+    code, out, _ = run("policy", "test", matrix, "--connector", "synapse")
+    assert code == 0
+    code, _, err = run("policy", "check", matrix)  # chirp accounts have no Matrix attributes
+    assert code == 2
+    assert "matrix-policy.yaml:" in err
+    code, _, err = run("policy", "check", matrix, "--connector", "mastodon")
+    assert code == 2
+    assert "no catalog for connector 'mastodon'" in err

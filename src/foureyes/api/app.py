@@ -24,7 +24,7 @@ from foureyes.api.problems import (
     CatchAll,
     install_problem_handlers,
 )
-from foureyes.api.routers import accounts, audit, decisions, health, requests
+from foureyes.api.routers import accounts, alerts, audit, decisions, health, requests
 from foureyes.config import Settings
 from foureyes.workflow.services import Services
 
@@ -55,6 +55,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     for module in (requests, decisions, accounts, audit, health):
         app.include_router(module.router)
+    app.include_router(alerts.router)  # foureyes.detect: /v1/alerts
     # add_middleware wraps what is there: the last added is the outermost.
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(CatchAll)

@@ -25,6 +25,7 @@ from foureyes.audit.export import AuditVerificationError, Tamper, verify_export
 from foureyes.audit.log import AuditLog
 from foureyes.audit.merkle import verify_inclusion
 from foureyes.audit.verify import export_log, verify_log
+from foureyes.config import Settings
 from foureyes.errors import BadInput, FoureyesError
 from foureyes.store.database import Database
 
@@ -43,8 +44,12 @@ R = TypeVar("R")
 DEFAULT_ORIGIN = "foureyes.local/log"
 
 DatabaseUrl = Annotated[
-    str,
-    typer.Option("--database-url", envvar="FOUREYES_DATABASE_URL", help="The store's URL."),
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="FOUREYES_DATABASE_URL",
+        help="The store's URL (default: the data directory's settings).",
+    ),
 ]
 KeyOpt = Annotated[
     Path | None,
@@ -89,9 +94,19 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+def _settings() -> Settings:
+    """The data directory's settings ($FOUREYES_DATA_DIR): where options were not given."""
+    return Settings.load()
+
+
+def _configured_witness() -> Path | None:
+    witness = _settings().witness_dir
+    return witness if witness.is_dir() else None
+
+
 @contextmanager
-def _database(url: str) -> Iterator[Database]:
-    database = Database(url)
+def _database(url: str | None) -> Iterator[Database]:
+    database = Database(url or _settings().database_url)
     try:
         yield database
     finally:
@@ -100,6 +115,8 @@ def _database(url: str) -> Iterator[Database]:
 
 def _signer(key: Path | None) -> Signer:
     if key is None:
+        key = _settings().signing_key_file
+    if not key.is_file():
         raise BadInput("give the log's signing key with --key (or FOUREYES_SIGNING_KEY_FILE)")
     try:
         text = key.read_text(encoding="ascii").strip()
@@ -109,6 +126,8 @@ def _signer(key: Path | None) -> Signer:
 
 
 def _verifiers(key: Path | None, vkeys: list[str] | None) -> list[Verifier]:
+    if key is None and not vkeys and _settings().signing_key_file.is_file():
+        key = _settings().signing_key_file  # the local log's own key, from the settings
     found = [_signer(key).verifier()] if key is not None else []
     for value in vkeys or []:
         path = Path(value)
@@ -136,7 +155,7 @@ def _print_json(value: object) -> None:
 @audit_app.command("verify")
 @diagnosed
 def verify_command(
-    database_url: DatabaseUrl,
+    database_url: DatabaseUrl = None,
     witness: WitnessOpt = None,
     key: KeyOpt = None,
     vkey: VkeyOpt = None,
@@ -163,7 +182,7 @@ def verify_command(
             database,
             verifiers,
             origin=origin,
-            witness_dir=witness,
+            witness_dir=witness or _configured_witness(),
             progress=advance,
         )
     latest = "none" if report.latest_checkpoint is None else f"size {report.latest_checkpoint}"
@@ -180,7 +199,7 @@ def verify_command(
 @diagnosed
 def prove_command(
     seq: Annotated[int, typer.Argument(help="The event's sequence number.")],
-    database_url: DatabaseUrl,
+    database_url: DatabaseUrl = None,
     size: Annotated[
         int | None, typer.Option("--size", help="The tree size (default: the whole log).")
     ] = None,
@@ -210,7 +229,7 @@ def prove_command(
 @audit_app.command("checkpoint")
 @diagnosed
 def checkpoint_command(
-    database_url: DatabaseUrl,
+    database_url: DatabaseUrl = None,
     key: KeyOpt = None,
     witness: WitnessOpt = None,
     origin: OriginOpt = None,
@@ -226,7 +245,7 @@ def checkpoint_command(
 @audit_app.command("log")
 @diagnosed
 def log_command(
-    database_url: DatabaseUrl,
+    database_url: DatabaseUrl = None,
     account: Annotated[str | None, typer.Option("--account", help="platform:id")] = None,
     staff: Annotated[str | None, typer.Option("--staff", help="The actor's staff id.")] = None,
     action: Annotated[str | None, typer.Option("--action", help="e.g. account.deactivate")] = None,
@@ -275,7 +294,7 @@ def log_command(
 @diagnosed
 def export_command(
     directory: Annotated[Path, typer.Argument(help="Where to write the export.")],
-    database_url: DatabaseUrl,
+    database_url: DatabaseUrl = None,
     key: KeyOpt = None,
     vkey: VkeyOpt = None,
     witness: WitnessOpt = None,

@@ -55,7 +55,7 @@ from pathlib import Path
 
 from foureyes.audit.checkpoint import Checkpoint, CheckpointError, Verifier, verify_checkpoint
 from foureyes.audit.merkle import EMPTY_ROOT, MemoryTree, Subtree
-from foureyes.errors import FoureyesError
+from foureyes.errors import BadInput, FoureyesError
 
 __all__ = [
     "BATCH_LEVEL",
@@ -379,12 +379,11 @@ def read_witness(
     """Read and check every checkpoint in a witness directory, ordered by size.
 
     Raises `AuditVerificationError` (``forged-checkpoint``) for a file that does not verify
-    with `verifiers`, or whose name gives another size than its checkpoint.
+    with `verifiers`, or whose name gives another size than its checkpoint; `BadInput` if the
+    directory does not exist.
     """
     if not witness_dir.is_dir():
-        raise AuditVerificationError(
-            Tamper.ROLLED_BACK, f"the witness directory {witness_dir} does not exist"
-        )
+        raise BadInput(f"the witness directory {witness_dir} does not exist")
     found: list[WitnessedCheckpoint] = []
     for path in sorted(witness_dir.iterdir()):
         named = path.name.removeprefix(_WITNESS_PREFIX)

@@ -10,6 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from foureyes import notify
 from foureyes.config import Settings
 from foureyes.errors import FoureyesError, Unauthenticated
 from foureyes.store.database import Database
@@ -53,6 +54,8 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def services_for(settings: Settings) -> Services:
+    """Assemble foureyes from its settings (connectors, notification channels)."""
+    notify.configure(notify.channels_from_settings(settings.notify))
     database = Database(settings.database_url)
     connectors = {
         name: (connector.kind, connector.resolved())

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from rich.console import Console
 from rich.table import Table
 
+from foureyes.commands import staff_review
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.config import Settings
 from foureyes.directory import load_directory
@@ -113,3 +114,6 @@ def enroll_cmd(
             now=services.clock(),
         )
     out.print(f"enrolled key {key_id} for {staff_id}")
+
+
+staff_app.command("review")(staff_review.review)

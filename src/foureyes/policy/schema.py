@@ -8,9 +8,19 @@ by `foureyes.policy.loader` when the policy is compiled against a catalog.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
 
 from foureyes.model import Effect, Outcome
 
@@ -94,6 +104,153 @@ class QuotaSpec(_Strict):
     description: str = ""
 
 
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class DetectorSettings(_Strict):
+    """Settings every detector has. Detectors are on unless `enabled: false`."""
+
+    enabled: bool = True
+    severity: Severity = "medium"
+    notify: list[str] = Field(
+        default_factory=lambda: ["security"], description="notification channels for its alerts"
+    )
+
+
+class ProtectedTouchedSpec(DetectorSettings):
+    """Any request on an account of these tiers or with these pins."""
+
+    severity: Severity = "high"
+    tiers: list[str] = Field(default_factory=lambda: ["vit"])
+    pins: list[str] = Field(default_factory=lambda: ["watchlist", "protected"])
+
+
+class DepartingStaffSpec(DetectorSettings):
+    """Write requests by staff within `days` of their `ends`, or no longer active."""
+
+    severity: Severity = "high"
+    days: int = Field(default=14, ge=0, le=365)
+
+
+class VelocitySpec(DetectorSettings):
+    """More than `writes` write requests, or more than `private_reads` reads of private data, by
+    one person in `window`; more than `account_staff` different people on one account."""
+
+    writes: int = Field(default=20, ge=1)
+    private_reads: int = Field(default=20, ge=1)
+    account_staff: int = Field(default=3, ge=1)
+    window: DurationText = "1h"
+
+
+class DenialBurstSpec(DetectorSettings):
+    """At least `denials` denied requests by one person in `window`."""
+
+    denials: int = Field(default=3, ge=1)
+    window: DurationText = "1h"
+
+
+class PairAffinitySpec(DetectorSettings):
+    """One approver gave at least `share` of a requester's approvals (at least `min_requests`
+    approved requests) in `window`."""
+
+    min_requests: int = Field(default=5, ge=2)
+    share: float = Field(default=0.8, gt=0, le=1)
+    window: DurationText = "30d"
+
+
+class FastApprovalSpec(DetectorSettings):
+    """An approval within `seconds` of the request being created."""
+
+    seconds: int = Field(default=30, ge=1)
+
+
+class WorkingHours(_Strict):
+    start: int = Field(default=7, ge=0, le=23, description="first hour of work (local)")
+    end: int = Field(default=20, ge=1, le=24, description="hour work ends (local)")
+    timezone: str = Field(default="UTC", description="an IANA zone, e.g. Europe/Berlin")
+    weekdays: list[int] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday ... 6 = Sunday"
+    )
+
+    @model_validator(mode="after")
+    def _sensible(self) -> WorkingHours:
+        if self.start >= self.end:
+            raise ValueError("working hours need start < end")
+        if any(not 0 <= day <= 6 for day in self.weekdays):
+            raise ValueError("weekdays are 0 (Monday) to 6 (Sunday)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        return self
+
+
+class OffHoursSpec(DetectorSettings):
+    """Requests and reviews outside working hours: `default`, or the staff's `regions` entry."""
+
+    severity: Severity = "low"
+    default: WorkingHours = Field(default_factory=WorkingHours)
+    regions: dict[str, WorkingHours] = Field(default_factory=dict)
+
+
+class BreakGlassAlertSpec(DetectorSettings):
+    """Every break-glass use, and every overdue post-review."""
+
+    severity: Severity = "critical"
+
+
+class GenericJustificationSpec(DetectorSettings):
+    """A justification with no ticket id (`pattern`, searched), or the same text used
+    `repeats` times by one person in `window`. `missing: true` also flags write requests
+    without any justification."""
+
+    severity: Severity = "low"
+    pattern: str = r"\b[A-Z][A-Z0-9]*-[0-9]+\b"
+    repeats: int = Field(default=3, ge=2)
+    window: DurationText = "7d"
+    missing: bool = False
+
+    @model_validator(mode="after")
+    def _pattern_compiles(self) -> GenericJustificationSpec:
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern is not a regular expression: {exc}") from exc
+        return self
+
+
+class DetectorSilenceSpec(DetectorSettings):
+    """The detector pipeline itself: an alert when it has not run for longer than `gap`."""
+
+    severity: Severity = "high"
+    gap: DurationText = "15m"
+
+
+class DetectorsSpec(_Strict):
+    """`detectors: {name: {settings}}`. Every detector runs with its defaults unless it is
+    listed with `enabled: false`."""
+
+    protected_touched: ProtectedTouchedSpec = Field(default_factory=ProtectedTouchedSpec)
+    departing_staff: DepartingStaffSpec = Field(default_factory=DepartingStaffSpec)
+    velocity: VelocitySpec = Field(default_factory=VelocitySpec)
+    denial_burst: DenialBurstSpec = Field(default_factory=DenialBurstSpec)
+    pair_affinity: PairAffinitySpec = Field(default_factory=PairAffinitySpec)
+    fast_approval: FastApprovalSpec = Field(default_factory=FastApprovalSpec)
+    off_hours: OffHoursSpec = Field(default_factory=OffHoursSpec)
+    break_glass: BreakGlassAlertSpec = Field(default_factory=BreakGlassAlertSpec)
+    generic_justification: GenericJustificationSpec = Field(
+        default_factory=GenericJustificationSpec
+    )
+    detector_silence: DetectorSilenceSpec = Field(default_factory=DetectorSilenceSpec)
+
+    @model_serializer(mode="wrap")
+    def _only_what_was_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Serialise only the detectors the file configured, so the policy digest of a file
+        # without `detectors:` is what it was before detectors had a schema.
+        data: dict[str, Any] = handler(self)
+        return {name: value for name, value in data.items() if name in self.model_fields_set}
+
+
 class InvariantSpec(_Strict):
     """A statement of what must never become possible, proved by `foureyes policy check`."""
 
@@ -153,7 +310,7 @@ class PolicyDocument(_Strict):
     tiers: list[TierSpec] = Field(min_length=1)
     rules: list[RuleSpec] = Field(default_factory=list)
     quotas: list[QuotaSpec] = Field(default_factory=list)
-    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    detectors: DetectorsSpec = Field(default_factory=DetectorsSpec)
     invariants: list[InvariantSpec] = Field(default_factory=list)
     tests: list[PolicyTestSpec] = Field(default_factory=list)
 

@@ -283,3 +283,102 @@ class AuditHeadRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     size: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- quotas and detectors ------------------------------------------------------------------
+
+
+class QuotaUsageRow(Base):
+    """One request counted against one quota: `key` is the staff id (`per: staff`) or the
+    account (`per: account`). Written in the submit transaction, under a lock on (quota, key)."""
+
+    __tablename__ = "quota_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    quota_id: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(300))
+    staff_id: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_quota_usage_quota_id_key_at", "quota_id", "key", "at"),)
+
+
+class QuotaLockRow(Base):
+    """One row per (quota, key), locked FOR UPDATE while a submission counts its usage (SQLite
+    needs none: BEGIN IMMEDIATE already serialises writers)."""
+
+    __tablename__ = "quota_locks"
+
+    quota_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+
+
+class AlertRow(Base):
+    """Something a detector flagged for humans."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    detector: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(10))
+    staff_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    account_ref: Mapped[str | None] = mapped_column(String(300))
+    request_id: Mapped[str | None] = mapped_column(String(36))
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The audit event that raised it (None for scheduled checks): a rescan never repeats it.
+    event_seq: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_alerts_acknowledged_at_id", "acknowledged_at", "id"),
+        Index("ix_alerts_detector_created_at", "detector", "created_at"),
+    )
+
+
+class DetectorStateRow(Base):
+    """The detector pipeline's progress: the last audit event it read and when it last ran
+    (its heartbeat, watched by `detector_silence`). One row, id 1."""
+
+    __tablename__ = "detector_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    heartbeat_at: Mapped[datetime | None]
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+class OutboxRow(Base):
+    """One notification to deliver, written in the transaction of the event it tells about and
+    delivered later by the worker (`foureyes.notify`), retried with backoff until it goes out.
+
+    Addressed to a configured channel (`channel`), to a person (`to_staff`, by email through the
+    people's channel), or to a person through a given channel (both). Never deleted by foureyes:
+    a delivered row keeps `delivered_at`, an undeliverable one its `last_error`.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str | None] = mapped_column(String(100))
+    to_staff: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(50))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # None: due at once (so a row written with the wall clock is never "in the future" for a
+    # worker running on another clock). Also the claim: a worker sets it to the end of its lease.
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_outbox_delivered_at_next_attempt_at", "delivered_at", "next_attempt_at"),
+    )

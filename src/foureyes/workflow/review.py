@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.errors import BadInput, Conflict, Forbidden
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
+from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
@@ -158,8 +159,7 @@ def settle(
             now=now,
             reason="the policy in force now denies it: " + "; ".join(decision.reasons),
         )
-        return
-    if status.vetoed:
+    elif status.vetoed:
         move(
             services,
             session,
@@ -170,9 +170,25 @@ def settle(
             now=now,
             reason=f"vetoed by {', '.join(status.vetoed_by)}",
         )
+    elif not status.satisfied:
         return
-    if not status.satisfied:
-        return
+    else:
+        _approve(services, session, row, decision, status, now, actor=actor)
+    # Notifications: the requester (and the policy's `notify` channels) hear that it was
+    # decided, through the outbox, in this same transaction (delivered later by the worker).
+    notify_hooks.request_settled(session, row, decision, now)
+
+
+def _approve(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    decision: Decision,
+    status: FactorStatus,
+    now: datetime,
+    *,
+    actor: str | None,
+) -> None:
     details = {"approved_by": [list(f.approved_by) for f in status.factors]}
     if decision.options.delay:
         row.not_before = now + decision.options.delay

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Mapping
@@ -14,9 +15,11 @@ import jsonschema
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.errors import BadInput, Forbidden
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
+from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide
 from foureyes.store.tables import RequestRow
+from foureyes.workflow import quota
 from foureyes.workflow.records import record, request_digest
 from foureyes.workflow.services import Actor, Services, json_safe, with_pins
 
@@ -114,8 +117,26 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
         account = with_pins(account, services.pins(session, submission.account))
         version, policy = services.policy_in_force(session)
         decision = decide(policy, _decision_request(actor, submission, account, now))
+        usage: quota.QuotaCheck | None = None
         if decision.outcome != Outcome.DENIED:
             _check_justification(decision, submission.justification)
+            # Quotas are part of the decision (workflow/quota.py): locked and counted here, in
+            # this transaction; over quota is a denial naming the quota and when it resets.
+            usage = quota.check(
+                session,
+                policy.quotas,
+                staff_id=actor.id,
+                action=submission.action,
+                account_ref=submission.account,
+                now=now,
+            )
+            if usage.exceeded is not None:
+                decision = dataclasses.replace(
+                    decision,
+                    outcome=Outcome.DENIED,
+                    reasons=(*decision.reasons, usage.exceeded.reason),
+                )
+                usage = None
         state = {
             Outcome.DENIED: RequestState.DENIED,
             Outcome.PENDING: RequestState.PENDING,
@@ -160,6 +181,8 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
         )
         session.add(row)
         session.flush()
+        if usage is not None:
+            usage.count(session, row.id, now)  # quota usage, in the request's own transaction
         record(
             services,
             session,
@@ -178,6 +201,9 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
             },
             now=now,
         )
+        # Notifications: the reviewers it needs (and the policy's `notify` channels) hear of
+        # it through the outbox, in this same transaction (delivered later by the worker).
+        notify_hooks.request_submitted(session, row, decision, now)
         request_id = row.id
     if decision.outcome == Outcome.DENIED:
         raise Denied(

@@ -8,12 +8,15 @@ and moves on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
 
+from foureyes import detect
 from foureyes.errors import Conflict, FoureyesError
 from foureyes.model import ActionKind, RequestState
+from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import RequestRow, ReviewRow
 from foureyes.workflow.execute import STALE_AFTER, execute, reconcile
 from foureyes.workflow.records import POST_REVIEW, lock_request, move, record
@@ -32,16 +35,46 @@ class Tick:
     reconciled: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Outbox ids: notifications sent in this pass, and those that failed (retried later).
+    notified: list[str] = field(default_factory=list)
+    undelivered: list[str] = field(default_factory=list)
 
 
-def run_once(services: Services, worker: str = "worker") -> Tick:
-    """Do everything that is due now, once."""
+def run_once(
+    services: Services,
+    worker: str = "worker",
+    *,
+    channels: Mapping[str, Channel] | None = None,
+) -> Tick:
+    """Do everything that is due now, once. Notifications go through `channels` (default: the
+    process's, `foureyes.notify.configure`)."""
     tick = Tick()
     _expire(services, tick)
     _execute_due(services, worker, tick)
     _reconcile_stale(services, tick)
     _flag_overdue_post_reviews(services, tick)
+    _detect(services)  # before delivery, so this pass's alerts go out in this pass
+    _deliver_notifications(services, tick, channels)
     return tick
+
+
+def _detect(services: Services) -> None:
+    """The detector pass over the audit events since the last one (foureyes.detect). A failure
+    never stops the worker's own work: it is logged, the heartbeat stays old, and the
+    `detector_silence` alert fires once the pipeline runs again (or a health check looks)."""
+    try:
+        detect.run(services)
+    except Exception:
+        log.exception("the detector pass failed")
+
+
+def _deliver_notifications(
+    services: Services, tick: Tick, channels: Mapping[str, Channel] | None
+) -> None:
+    # Last, and outside any business transaction: a slow receiver delays only notifications.
+    delivery = deliver_due(services.database, services.clock, channels)
+    tick.notified.extend(str(i) for i in delivery.delivered)
+    tick.undelivered.extend(str(i) for i in delivery.failed)
 
 
 def _ids(services: Services, query: object) -> list[str]:

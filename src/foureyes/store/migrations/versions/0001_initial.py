@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 13:45:52.598699
+Create Date: 2026-11-25 14:46:42.153316
 """
 
 from __future__ import annotations
@@ -67,6 +67,31 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("account_ref", "pin", name=op.f("pk_account_pins")),
     )
+    op.create_table(
+        "alerts",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("detector", sa.String(length=50), nullable=False),
+        sa.Column("severity", sa.String(length=10), nullable=False),
+        sa.Column("staff_id", sa.String(length=100), nullable=True),
+        sa.Column("account_ref", sa.String(length=300), nullable=True),
+        sa.Column("request_id", sa.String(length=36), nullable=True),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("event_seq", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_by", sa.String(length=100), nullable=True),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
+    )
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_alerts_acknowledged_at_id", ["acknowledged_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_alerts_detector_created_at", ["detector", "created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_alerts_staff_id"), ["staff_id"], unique=False)
+
     op.create_table(
         "audit_checkpoints",
         sa.Column("size", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -143,6 +168,36 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "detector_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("cursor", sa.BigInteger(), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_detector_state")),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("channel", sa.String(length=100), nullable=True),
+        sa.Column("to_staff", sa.String(length=100), nullable=True),
+        sa.Column("kind", sa.String(length=50), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("link", sa.String(length=1000), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_delivered_at_next_attempt_at",
+            ["delivered_at", "next_attempt_at"],
+            unique=False,
+        )
+
+    op.create_table(
         "policy_versions",
         sa.Column("version", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
@@ -152,6 +207,27 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("version", name=op.f("pk_policy_versions")),
     )
+    op.create_table(
+        "quota_locks",
+        sa.Column("quota_id", sa.String(length=100), nullable=False),
+        sa.Column("key", sa.String(length=300), nullable=False),
+        sa.PrimaryKeyConstraint("quota_id", "key", name=op.f("pk_quota_locks")),
+    )
+    op.create_table(
+        "quota_usage",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("quota_id", sa.String(length=100), nullable=False),
+        sa.Column("key", sa.String(length=300), nullable=False),
+        sa.Column("staff_id", sa.String(length=100), nullable=False),
+        sa.Column("request_id", sa.String(length=36), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_usage")),
+    )
+    with op.batch_alter_table("quota_usage", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_quota_usage_quota_id_key_at", ["quota_id", "key", "at"], unique=False
+        )
+
     op.create_table(
         "staff",
         sa.Column("id", sa.String(length=100), nullable=False),
@@ -419,7 +495,17 @@ def downgrade() -> None:
 
     op.drop_table("chirp_messages")
     op.drop_table("staff")
+    with op.batch_alter_table("quota_usage", schema=None) as batch_op:
+        batch_op.drop_index("ix_quota_usage_quota_id_key_at")
+
+    op.drop_table("quota_usage")
+    op.drop_table("quota_locks")
     op.drop_table("policy_versions")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_delivered_at_next_attempt_at")
+
+    op.drop_table("outbox")
+    op.drop_table("detector_state")
     with op.batch_alter_table("chirp_applied", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_chirp_applied_account_id"))
 
@@ -435,5 +521,11 @@ def downgrade() -> None:
 
     op.drop_table("audit_events")
     op.drop_table("audit_checkpoints")
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alerts_staff_id"))
+        batch_op.drop_index("ix_alerts_detector_created_at")
+        batch_op.drop_index("ix_alerts_acknowledged_at_id")
+
+    op.drop_table("alerts")
     op.drop_table("account_pins")
     # ### end Alembic commands ###

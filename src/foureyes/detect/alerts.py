@@ -1,0 +1,209 @@
+"""Alerts: raising one (stored, and handed to the notifiers in the same transaction), listing
+them, and acknowledging one (an audit event).
+
+Who sees alerts: staff in `security` or `leads` (alerts name colleagues). Nobody acknowledges an
+alert about themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
+from foureyes.notify import enqueue
+from foureyes.store.tables import AlertRow
+from foureyes.workflow.records import record
+from foureyes.workflow.services import Actor, Services, json_safe
+
+ALERT_GROUPS = frozenset({"security", "leads"})
+MAX_PAGE = 200
+State = Literal["open", "acknowledged", "all"]
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    detector: str
+    severity: str
+    summary: str
+    staff: str | None = None
+    account: str | None = None
+    request: str | None = None
+    details: Mapping[str, Any] | None = None
+
+
+def raise_alert(
+    session: Session,
+    alert: NewAlert,
+    *,
+    now: datetime,
+    channels: Sequence[str] = (),
+    event_seq: int | None = None,
+    dedupe: timedelta | None = None,
+) -> AlertRow | None:
+    """Store an alert and notify `channels`, in the caller's transaction. With `dedupe`, None
+    (and nothing stored) when this detector already flagged the same person and account
+    within that time."""
+    if dedupe is not None and _recent(session, alert, now - dedupe):
+        return None
+    row = AlertRow(
+        detector=alert.detector,
+        severity=alert.severity,
+        staff_id=alert.staff,
+        account_ref=alert.account,
+        request_id=alert.request,
+        summary=alert.summary,
+        details=json_safe(dict(alert.details or {})),
+        event_seq=event_seq,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    for channel in channels:
+        _notify(session, channel, row)
+    return row
+
+
+def _recent(session: Session, alert: NewAlert, since: datetime) -> bool:
+    query = select(AlertRow.id).where(
+        AlertRow.detector == alert.detector,
+        AlertRow.created_at > since,
+        AlertRow.staff_id.is_(None) if alert.staff is None else AlertRow.staff_id == alert.staff,
+        AlertRow.account_ref.is_(None)
+        if alert.account is None
+        else AlertRow.account_ref == alert.account,
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def _notify(session: Session, channel: str, row: AlertRow) -> None:
+    """The one call site of the notifiers: an outbox row in this transaction, delivered by the
+    worker (foureyes.notify)."""
+    enqueue(
+        session,
+        channel=channel,
+        kind=f"alert.{row.detector}",
+        subject=f"[{row.severity}] {row.summary}",
+        body=_body(row),
+        link=f"/v1/alerts/{row.id}",
+        now=row.created_at,
+    )
+
+
+def _body(row: AlertRow) -> str:
+    lines = [row.summary, "", f"detector: {row.detector}", f"severity: {row.severity}"]
+    for label, value in (
+        ("staff", row.staff_id),
+        ("account", row.account_ref),
+        ("request", row.request_id),
+    ):
+        if value:
+            lines.append(f"{label}: {value}")
+    return "\n".join(lines)
+
+
+def alert_view(row: AlertRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "detector": row.detector,
+        "severity": row.severity,
+        "staff": row.staff_id,
+        "account": row.account_ref,
+        "request": row.request_id,
+        "summary": row.summary,
+        "details": row.details,
+        "state": "open" if row.acknowledged_at is None else "acknowledged",
+        "created_at": row.created_at.isoformat(),
+        "acknowledged_by": row.acknowledged_by,
+        "acknowledged_at": None if row.acknowledged_at is None else row.acknowledged_at.isoformat(),
+    }
+
+
+def _may_see(actor: Actor) -> None:
+    if not ALERT_GROUPS & set(actor.staff.groups):
+        groups = " or ".join(sorted(ALERT_GROUPS))
+        raise Forbidden(f"alerts are for staff in {groups}")
+
+
+def list_alerts(
+    services: Services,
+    actor: Actor,
+    *,
+    state: State = "open",
+    detector: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Alerts, newest first; and the id to pass as `before` for the next page (or None)."""
+    _may_see(actor)
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
+    query = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit + 1)
+    if state == "open":
+        query = query.where(AlertRow.acknowledged_at.is_(None))
+    elif state == "acknowledged":
+        query = query.where(AlertRow.acknowledged_at.is_not(None))
+    if detector is not None:
+        query = query.where(AlertRow.detector == detector)
+    if before is not None:
+        query = query.where(AlertRow.id < before)
+    with services.database.transaction() as session:
+        rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [alert_view(r) for r in rows], (rows[-1].id if more else None)
+
+
+def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any]:
+    _may_see(actor)
+    with services.database.transaction() as session:
+        row = session.get(AlertRow, alert_id)
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        return alert_view(row)
+
+
+def acknowledge(
+    services: Services, actor: Actor, alert_id: int, comment: str = ""
+) -> dict[str, Any]:
+    """Mark an alert as seen and handled, with an `alert.acknowledged` audit event in the same
+    transaction. Conflict if it already is; Forbidden for an alert about yourself."""
+    _may_see(actor)
+    with services.database.transaction() as session:
+        row = session.scalar(select(AlertRow).where(AlertRow.id == alert_id).with_for_update())
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        if row.staff_id == actor.id:
+            raise Forbidden("an alert about you is acknowledged by someone else")
+        if row.acknowledged_at is not None:
+            raise Conflict(
+                f"alert {alert_id} was acknowledged by {row.acknowledged_by}",
+                alert_id=alert_id,
+            )
+        now = services.clock()
+        row.acknowledged_by = actor.id
+        row.acknowledged_at = now
+        record(
+            services,
+            session,
+            kind="alert.acknowledged",
+            actor=actor.id,
+            row=None,
+            payload={
+                "alert": row.id,
+                "detector": row.detector,
+                "severity": row.severity,
+                "staff": row.staff_id,
+                "summary": row.summary,
+                "comment": comment,
+                "identity": actor.identity,
+            },
+            now=now,
+            account_ref=row.account_ref,
+        )
+        return alert_view(row)

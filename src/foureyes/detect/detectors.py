@@ -1,0 +1,463 @@
+"""The detectors: each looks at one new audit event (and, through cheap indexed queries, at
+the recent requests and reviews around it) and raises alerts. They never change a request.
+
+Each detector is a function `(seen) -> None` registered for the event kinds it reads;
+`docs/detectors.md` describes each one, its settings and their defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.errors import NotFound
+from foureyes.model import ActionKind, Staff, parse_duration
+from foureyes.policy.catalog import Catalog
+from foureyes.policy.schema import DetectorSettings, DetectorsSpec, WorkingHours
+from foureyes.store.tables import EventRow, PinRow, RequestRow, ReviewRow
+from foureyes.workflow.services import Services
+
+SUBMITTED = "request.submitted"
+REVIEWED = "review.recorded"
+OVERDUE = "break_glass.overdue"
+
+
+@dataclass
+class Seen:
+    """One audit event being looked at, and what detectors need around it."""
+
+    services: Services
+    session: Session
+    settings: DetectorsSpec
+    event: EventRow
+    body: dict[str, Any]
+    now: datetime
+    catalog: Catalog  # once per pass: merging the connectors' catalogs is not free
+    raised: list[int] = field(default_factory=list)
+    _request: RequestRow | None = None
+
+    @property
+    def at(self) -> datetime:
+        """When the event happened: windows are counted back from here."""
+        return self.event.at
+
+    def request(self) -> RequestRow | None:
+        if self._request is None and self.event.request_id is not None:
+            self._request = self.session.get(RequestRow, self.event.request_id)
+        return self._request
+
+    def staff(self, staff_id: str) -> Staff | None:
+        try:
+            return self.services.staff(self.session, staff_id)
+        except NotFound:  # no longer in the directory: the detector does without
+            return None
+
+    def kind_of(self, action: str) -> tuple[ActionKind | None, bool]:
+        """The action's kind and whether it reveals private data (None: unknown action)."""
+        spec = self.catalog.actions.get(action)
+        if spec is None:
+            return None, False
+        return spec.kind, spec.reveals_private
+
+    def alert(
+        self,
+        spec: DetectorSettings,
+        detector: str,
+        summary: str,
+        *,
+        staff: str | None = None,
+        account: str | None = None,
+        request: str | None = None,
+        details: dict[str, Any] | None = None,
+        dedupe: timedelta | None = None,
+    ) -> None:
+        row = raise_alert(
+            self.session,
+            NewAlert(detector, spec.severity, summary, staff, account, request, details),
+            now=self.now,
+            channels=spec.notify,
+            event_seq=self.event.seq,
+            dedupe=dedupe,
+        )
+        if row is not None:
+            self.raised.append(row.id)
+
+
+def _window(text: str) -> timedelta:
+    return parse_duration(text)
+
+
+# --- detectors on submissions --------------------------------------------------------------
+
+
+def protected_touched(seen: Seen) -> None:
+    spec = seen.settings.protected_touched
+    row = seen.request()
+    if row is None:
+        return
+    tier = (row.decision or {}).get("tier")
+    pins = set(
+        seen.session.scalars(select(PinRow.pin).where(PinRow.account_ref == row.account_ref))
+    )
+    hit_pins = sorted(pins & set(spec.pins))
+    if tier not in spec.tiers and not hit_pins:
+        return
+    why = f"tier {tier}" if tier in spec.tiers else "pinned " + ", ".join(hit_pins)
+    seen.alert(
+        spec,
+        "protected_touched",
+        f"{row.requester_id} asked for {row.action} on {row.account_ref} ({why}): {row.state}",
+        staff=row.requester_id,
+        account=row.account_ref,
+        request=row.id,
+        details={"tier": tier, "pins": hit_pins, "state": row.state},
+    )
+
+
+def departing_staff(seen: Seen) -> None:
+    spec = seen.settings.departing_staff
+    row = seen.request()
+    if row is None or seen.kind_of(row.action)[0] != ActionKind.WRITE:
+        return
+    person = seen.staff(row.requester_id)
+    if person is None:
+        return
+    days_left = person.days_left(seen.at.date())
+    if person.status == "active" and days_left > spec.days:
+        return
+    why = (
+        f"is {person.status}"
+        if person.status != "active"
+        else (f"ended {-days_left} days ago" if days_left < 0 else f"leaves in {days_left} days")
+    )
+    seen.alert(
+        spec,
+        "departing_staff",
+        f"{row.requester_id} ({why}) asked for {row.action} on {row.account_ref}: {row.state}",
+        staff=row.requester_id,
+        account=row.account_ref,
+        request=row.id,
+        details={
+            "status": person.status,
+            "ends": person.ends,
+            "days_left": days_left if person.ends is not None else None,
+            "employment": person.employment,
+        },
+    )
+
+
+def velocity(seen: Seen) -> None:
+    spec = seen.settings.velocity
+    row = seen.request()
+    if row is None:
+        return
+    kind, private = seen.kind_of(row.action)
+    window = _window(spec.window)
+    since = seen.at - window
+    catalog = seen.catalog.actions
+    if kind == ActionKind.WRITE or private:
+        if kind == ActionKind.WRITE:
+            what, limit = "write requests", spec.writes
+            names = [n for n, a in catalog.items() if a.kind == ActionKind.WRITE]
+        else:
+            what, limit = "private-data reads", spec.private_reads
+            names = [
+                n for n, a in catalog.items() if a.reveals_private and a.kind == ActionKind.READ
+            ]
+        count = seen.session.scalar(
+            select(func.count()).where(
+                RequestRow.requester_id == row.requester_id,
+                RequestRow.created_at > since,
+                RequestRow.created_at <= seen.at,
+                RequestRow.action.in_(names),
+            )
+        )
+        if int(count or 0) > limit:
+            seen.alert(
+                spec,
+                "velocity",
+                f"{row.requester_id} made {count} {what} in {spec.window} (limit {limit})",
+                staff=row.requester_id,
+                request=row.id,
+                details={"count": count, "limit": limit, "window": spec.window, "what": what},
+                dedupe=window,
+            )
+    people = list(
+        seen.session.scalars(
+            select(RequestRow.requester_id)
+            .where(
+                RequestRow.account_ref == row.account_ref,
+                RequestRow.created_at > since,
+                RequestRow.created_at <= seen.at,
+            )
+            .distinct()
+        )
+    )
+    if len(people) > spec.account_staff:
+        seen.alert(
+            spec,
+            "velocity",
+            f"{len(people)} people made requests on {row.account_ref} in {spec.window} "
+            f"(limit {spec.account_staff})",
+            account=row.account_ref,
+            request=row.id,
+            details={"staff": sorted(people), "limit": spec.account_staff, "window": spec.window},
+            dedupe=window,
+        )
+
+
+def denial_burst(seen: Seen) -> None:
+    spec = seen.settings.denial_burst
+    row = seen.request()
+    if row is None or row.state != "denied" or seen.body.get("state") != "denied":
+        return
+    window = _window(spec.window)
+    count = int(
+        seen.session.scalar(
+            select(func.count()).where(
+                RequestRow.requester_id == row.requester_id,
+                RequestRow.created_at > seen.at - window,
+                RequestRow.created_at <= seen.at,
+                RequestRow.state == "denied",
+                RequestRow.finished_at == RequestRow.created_at,  # denied at submission
+            )
+        )
+        or 0
+    )
+    if count >= spec.denials:
+        seen.alert(
+            spec,
+            "denial_burst",
+            f"{row.requester_id} was denied {count} times in {spec.window}",
+            staff=row.requester_id,
+            request=row.id,
+            details={"count": count, "window": spec.window, "last_reason": row.reason},
+            dedupe=window,
+        )
+
+
+def break_glass(seen: Seen) -> None:
+    spec = seen.settings.break_glass
+    row = seen.request()
+    if row is None:
+        return
+    if seen.event.kind == SUBMITTED and row.break_glass:
+        summary = f"{row.requester_id} broke the glass: {row.action} on {row.account_ref}"
+    elif seen.event.kind == OVERDUE:
+        summary = (
+            f"break-glass {row.action} on {row.account_ref} by {row.requester_id} was not "
+            f"signed off in time ({seen.body.get('signed_off')} of {seen.body.get('needed')})"
+        )
+    else:
+        return
+    seen.alert(
+        spec,
+        "break_glass",
+        summary,
+        staff=row.requester_id,
+        account=row.account_ref,
+        request=row.id,
+        details={"event": seen.event.kind, "justification": row.justification},
+    )
+
+
+def generic_justification(seen: Seen) -> None:
+    spec = seen.settings.generic_justification
+    row = seen.request()
+    if row is None or row.state == "denied":
+        return
+    text = (row.justification or "").strip()
+    if not text:
+        if spec.missing and seen.kind_of(row.action)[0] == ActionKind.WRITE:
+            seen.alert(
+                spec,
+                "generic_justification",
+                f"{row.requester_id} gave no justification for {row.action} on {row.account_ref}",
+                staff=row.requester_id,
+                account=row.account_ref,
+                request=row.id,
+            )
+        return
+    if not re.search(spec.pattern, text):
+        seen.alert(
+            spec,
+            "generic_justification",
+            f"{row.requester_id} justified {row.action} on {row.account_ref} without a ticket: "
+            f"{text[:80]!r}",
+            staff=row.requester_id,
+            account=row.account_ref,
+            request=row.id,
+            details={"justification": text},
+        )
+        return
+    window = _window(spec.window)
+    repeats = int(
+        seen.session.scalar(
+            select(func.count()).where(
+                RequestRow.requester_id == row.requester_id,
+                RequestRow.justification == row.justification,
+                RequestRow.created_at > seen.at - window,
+                RequestRow.created_at <= seen.at,
+            )
+        )
+        or 0
+    )
+    if repeats >= spec.repeats:
+        seen.alert(
+            spec,
+            "generic_justification",
+            f"{row.requester_id} used the same justification {repeats} times in {spec.window}: "
+            f"{text[:80]!r}",
+            staff=row.requester_id,
+            request=row.id,
+            details={"justification": text, "count": repeats},
+            dedupe=window,
+        )
+
+
+# --- detectors on reviews ------------------------------------------------------------------
+
+
+def _approval(seen: Seen) -> tuple[RequestRow, ReviewRow] | None:
+    if seen.body.get("decision") != "approve" or seen.event.actor is None:
+        return None
+    row = seen.request()
+    if row is None:
+        return None
+    review = seen.session.scalar(
+        select(ReviewRow).where(
+            ReviewRow.request_id == row.id, ReviewRow.reviewer_id == seen.event.actor
+        )
+    )
+    return None if review is None else (row, review)
+
+
+def fast_approval(seen: Seen) -> None:
+    spec = seen.settings.fast_approval
+    found = _approval(seen)
+    if found is None:
+        return
+    row, review = found
+    took = (review.created_at - row.created_at).total_seconds()
+    if took >= spec.seconds:
+        return
+    seen.alert(
+        spec,
+        "fast_approval",
+        f"{review.reviewer_id} approved {row.action} on {row.account_ref} by {row.requester_id} "
+        f"{int(took)}s after it was made",
+        staff=review.reviewer_id,
+        account=row.account_ref,
+        request=row.id,
+        details={"seconds": took, "requester": row.requester_id, "kind": review.kind},
+    )
+
+
+def pair_affinity(seen: Seen) -> None:
+    spec = seen.settings.pair_affinity
+    found = _approval(seen)
+    if found is None:
+        return
+    row, review = found
+    window = _window(spec.window)
+    approved = (
+        select(ReviewRow.request_id, ReviewRow.reviewer_id)
+        .join(RequestRow, RequestRow.id == ReviewRow.request_id)
+        .where(
+            RequestRow.requester_id == row.requester_id,
+            RequestRow.created_at > seen.at - window,
+            RequestRow.created_at <= seen.at,
+            ReviewRow.decision == "approve",
+        )
+    )
+    pairs = [(request_id, who) for request_id, who in seen.session.execute(approved)]
+    requests = {request_id for request_id, _ in pairs}
+    by_approver = {request_id for request_id, who in pairs if who == review.reviewer_id}
+    if len(requests) < spec.min_requests:
+        return
+    share = len(by_approver) / len(requests)
+    if share < spec.share:
+        return
+    seen.alert(
+        spec,
+        "pair_affinity",
+        f"{review.reviewer_id} approved {len(by_approver)} of {len(requests)} approved "
+        f"requests by {row.requester_id} in {spec.window}",
+        staff=review.reviewer_id,
+        request=row.id,
+        details={"requester": row.requester_id, "share": round(share, 3)},
+        dedupe=window,
+    )
+
+
+# --- on submissions and reviews ------------------------------------------------------------
+
+
+def _hours(spec_hours: WorkingHours, at: datetime) -> bool:
+    try:
+        zone = ZoneInfo(spec_hours.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = at.astimezone(zone)
+    return (
+        local.weekday() in spec_hours.weekdays and spec_hours.start <= local.hour < spec_hours.end
+    )
+
+
+def off_hours(seen: Seen) -> None:
+    spec = seen.settings.off_hours
+    if seen.event.kind == REVIEWED and seen.body.get("decision") != "approve":
+        return
+    who = seen.event.actor
+    row = seen.request()
+    if who is None or row is None:
+        return
+    person = seen.staff(who)
+    hours = spec.regions.get(person.region or "", spec.default) if person else spec.default
+    if _hours(hours, seen.at):
+        return
+    doing = "approved" if seen.event.kind == REVIEWED else "asked for"
+    seen.alert(
+        spec,
+        "off_hours",
+        f"{who} {doing} {row.action} on {row.account_ref} at {seen.at.isoformat()} "
+        f"(outside {hours.start}:00-{hours.end}:00 {hours.timezone})",
+        staff=who,
+        account=row.account_ref,
+        request=row.id,
+        details={"region": person.region if person else None, "event": seen.event.kind},
+    )
+
+
+Detector = Callable[[Seen], None]
+
+# Which detectors read which event kinds, in the order they run.
+BY_KIND: dict[str, tuple[tuple[str, Detector], ...]] = {
+    SUBMITTED: (
+        ("protected_touched", protected_touched),
+        ("departing_staff", departing_staff),
+        ("velocity", velocity),
+        ("denial_burst", denial_burst),
+        ("off_hours", off_hours),
+        ("break_glass", break_glass),
+        ("generic_justification", generic_justification),
+    ),
+    REVIEWED: (
+        ("fast_approval", fast_approval),
+        ("pair_affinity", pair_affinity),
+        ("off_hours", off_hours),
+    ),
+    OVERDUE: (("break_glass", break_glass),),
+}
+
+NAMES = tuple(DetectorsSpec.model_fields)
+
+__all__ = ["BY_KIND", "NAMES", "Seen"]

@@ -1,0 +1,147 @@
+"""The detector pipeline: a pass over the audit events written since the last pass (by `seq`
+cursor), run by the worker on every tick, plus the heartbeat `detector_silence` watches.
+
+One pass is one transaction: the alerts it raises and the cursor move commit together, so an
+event is looked at once, even with several workers (the state row is claimed with SKIP LOCKED;
+a worker that finds it taken leaves the pass to the other).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.detect.detectors import BY_KIND, Seen
+from foureyes.errors import Unavailable
+from foureyes.model import parse_duration
+from foureyes.policy.schema import DetectorsSpec
+from foureyes.store.tables import AlertRow, DetectorStateRow, EventRow
+from foureyes.workflow.services import Services
+
+log = logging.getLogger(__name__)
+
+STATE_ID = 1
+BATCH = 500
+
+
+def run(services: Services, *, batch: int = BATCH) -> list[int]:
+    """Look at every audit event since the last pass; return the ids of the alerts raised.
+
+    Also beats the heartbeat and, if the previous beat is older than `detector_silence.gap`,
+    raises that alert first. If the pass fails, nothing of it is kept (the cursor stays, the
+    heartbeat stays old) and the silence check runs on its own, so a pipeline that keeps failing
+    raises `detector_silence` once the gap has passed; the error is raised again.
+    """
+    try:
+        return _pass(services, batch)
+    except Exception:
+        try:
+            check_silence(services)
+        except Exception:  # the database itself is failing: the caller logs the first error
+            log.exception("the detector silence check failed too")
+        raise
+
+
+def _pass(services: Services, batch: int) -> list[int]:
+    with services.database.transaction() as session:
+        state = _claim(session)
+        if state is None:
+            return []  # another worker is in a pass right now
+        now = services.clock()
+        try:
+            _, policy = services.policy_in_force(session)
+        except Unavailable:
+            return []
+        settings = policy.document.detectors
+        raised = _silence(session, settings, state.heartbeat_at, now)
+        events = session.scalars(
+            select(EventRow).where(EventRow.seq > state.cursor).order_by(EventRow.seq).limit(batch)
+        ).all()
+        catalog = services.catalog()
+        for event in events:
+            detectors = BY_KIND.get(event.kind, ())
+            if detectors:
+                body = json.loads(event.body)
+                seen = Seen(services, session, settings, event, body, now, catalog)
+                for name, detector in detectors:
+                    if getattr(settings, name).enabled:
+                        detector(seen)
+                raised.extend(seen.raised)
+            state.cursor = event.seq
+        state.heartbeat_at = now
+        return raised
+
+
+def check_silence(services: Services) -> int | None:
+    """For a health check: raise the `detector_silence` alert if the pipeline has not run for
+    longer than its `gap` (once per silence); the alert's id, or None."""
+    with services.database.transaction() as session:
+        state = session.get(DetectorStateRow, STATE_ID)
+        try:
+            _, policy = services.policy_in_force(session)
+        except Unavailable:
+            return None
+        raised = _silence(
+            session,
+            policy.document.detectors,
+            None if state is None else state.heartbeat_at,
+            services.clock(),
+        )
+        return raised[0] if raised else None
+
+
+def _claim(session: Session) -> DetectorStateRow | None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            pg_insert(DetectorStateRow)
+            .values(id=STATE_ID, cursor=0)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+    elif session.get(DetectorStateRow, STATE_ID) is None:
+        session.add(DetectorStateRow(id=STATE_ID, cursor=0))
+        session.flush()
+    return session.scalar(
+        select(DetectorStateRow)
+        .where(DetectorStateRow.id == STATE_ID)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _silence(
+    session: Session, settings: DetectorsSpec, last: datetime | None, now: datetime
+) -> list[int]:
+    spec = settings.detector_silence
+    if not spec.enabled or last is None:
+        return []
+    gap = now - last
+    if gap <= parse_duration(spec.gap):
+        return []
+    # Once per silence: the alert names the last heartbeat it saw.
+    already = session.scalar(
+        select(AlertRow.id)
+        .where(AlertRow.detector == "detector_silence", AlertRow.created_at > last)
+        .limit(1)
+    )
+    if already is not None:
+        return []
+    row = raise_alert(
+        session,
+        NewAlert(
+            "detector_silence",
+            spec.severity,
+            f"the detectors did not run from {last.isoformat()} to {now.isoformat()} "
+            f"({int(gap.total_seconds())}s, more than {spec.gap}): events in between "
+            "are looked at only now",
+            details={"last_heartbeat": last, "gap_seconds": int(gap.total_seconds())},
+        ),
+        now=now,
+        channels=spec.notify,
+    )
+    return [] if row is None else [row.id]

@@ -1,0 +1,262 @@
+"""The channels a notification can go out through: a signed JSON webhook, a Slack-compatible
+incoming webhook, and email over SMTP. Each `send` either delivers or raises `DeliveryError`
+with a message fit for `outbox.last_error` (never a secret: no webhook URL, no password)."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any, Protocol
+
+import httpx
+
+from foureyes.config import NotifySettings
+from foureyes.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
+
+__all__ = [
+    "Channel",
+    "DeliveryError",
+    "EmailChannel",
+    "Notification",
+    "SlackChannel",
+    "WebhookChannel",
+    "channels_from_settings",
+]
+
+USER_AGENT = "foureyes-notify/1"
+
+
+class DeliveryError(Exception):
+    """This attempt did not deliver; the message says why (it goes into `last_error`)."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One outbox row as a channel sees it. `to_email` is set for a message to a person."""
+
+    id: int
+    kind: str
+    subject: str
+    body: str
+    link: str | None
+    channel: str | None
+    to_staff: str | None
+    to_email: str | None
+    created_at: datetime
+
+    def to_json(self, link: str | None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "subject": self.subject,
+            "body": self.body,
+            "link": link,
+            "channel": self.channel,
+            "to_staff": self.to_staff,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class Channel(Protocol):
+    """Somewhere notifications go. `people`: this channel carries messages to staff members."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def people(self) -> bool: ...
+
+    def send(self, message: Notification) -> None: ...
+
+
+def absolute(link: str | None, base_url: str | None) -> str | None:
+    """`link` made absolute against the console's `base_url` when it is a path."""
+    if link is None or base_url is None or not link.startswith("/"):
+        return link
+    return base_url.rstrip("/") + link
+
+
+def _post(kind: str, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> None:
+    try:
+        answer = httpx.post(
+            url,
+            content=body,
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        # The exception text may hold the URL, which for Slack is the secret: name the type.
+        raise DeliveryError(
+            f"{kind}: could not reach the receiver ({type(exc).__name__})"
+        ) from None
+    if not 200 <= answer.status_code < 300:
+        raise DeliveryError(f"{kind}: the receiver answered HTTP {answer.status_code}")
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    """POSTs the notification as JSON, signed with HMAC-SHA256 (`Foureyes-Signature`, verified
+    with `foureyes.webhook.verify`); `Idempotency-Key: notify-<id>` is the same on retries."""
+
+    name: str
+    url: str
+    secret: str
+    base_url: str | None = None
+    timeout: float = 10.0
+    kind: str = "webhook"
+    people: bool = False
+
+    def send(self, message: Notification) -> None:
+        body = json.dumps(message.to_json(absolute(message.link, self.base_url))).encode()
+        headers = {
+            SIGNATURE_HEADER: sign(body, self.secret),
+            IDEMPOTENCY_HEADER: f"notify-{message.id}",
+        }
+        _post("webhook", self.url, body, headers, self.timeout)
+
+
+def _mrkdwn(text: str) -> str:
+    """Slack's three escapes, so text from a request cannot make links or mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@dataclass(frozen=True)
+class SlackChannel:
+    """A Slack-compatible incoming webhook: a Block Kit message with a button to the request."""
+
+    name: str
+    url: str
+    base_url: str | None = None
+    timeout: float = 10.0
+    kind: str = "slack"
+    people: bool = False
+
+    def payload(self, message: Notification) -> dict[str, Any]:
+        link = absolute(message.link, self.base_url)
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": message.subject[:150]}},
+        ]
+        if message.body:
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": _mrkdwn(message.body)[:3000]},
+                }
+            )
+        if link and link.startswith(("https://", "http://")):
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Open in foureyes"},
+                            "url": link,
+                        }
+                    ],
+                }
+            )
+        elif link:
+            blocks.append(
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn(link)}]}
+            )
+        text = message.subject if not link else f"{message.subject} ({link})"
+        return {"text": text, "blocks": blocks}
+
+    def send(self, message: Notification) -> None:
+        _post("slack", self.url, json.dumps(self.payload(message)).encode(), {}, self.timeout)
+
+
+@dataclass(frozen=True)
+class EmailChannel:
+    """Email over SMTP (stdlib smtplib): to the person for a message to staff, else `to`."""
+
+    name: str
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...] = ()
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    base_url: str | None = None
+    timeout: float = 10.0
+    kind: str = "email"
+    people: bool = False
+
+    def message(self, message: Notification) -> EmailMessage:
+        recipients = [message.to_email] if message.to_email else list(self.to)
+        if not recipients:
+            raise DeliveryError(f"email channel {self.name} has no smtp_to to send to")
+        mail = EmailMessage()
+        mail["Subject"] = message.subject
+        mail["From"] = self.sender
+        mail["To"] = ", ".join(recipients)
+        mail["Date"] = format_datetime(message.created_at)
+        mail["Message-ID"] = make_msgid(f"notify-{message.id}")
+        link = absolute(message.link, self.base_url)
+        mail.set_content(message.body + (f"\n\n{link}\n" if link else "\n"))
+        return mail
+
+    def send(self, message: Notification) -> None:
+        mail = self.message(message)
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(mail)
+        except smtplib.SMTPException as exc:
+            raise DeliveryError(f"email: the SMTP server refused: {exc}") from None
+        except OSError as exc:
+            raise DeliveryError(
+                f"email: cannot reach {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
+
+
+def channels_from_settings(
+    settings: Mapping[str, NotifySettings], env: Mapping[str, str] | None = None
+) -> dict[str, Channel]:
+    """The channels of `Settings.notify`, secrets read from their files or variables.
+    Raises BadInput for a secret that cannot be read."""
+    made: dict[str, Channel] = {}
+    for name, given in settings.items():
+        channel: Channel
+        if given.kind == "webhook":
+            channel = WebhookChannel(
+                name,
+                url=given.resolved_secret("url", env) or "",
+                secret=given.resolved_secret("secret", env) or "",
+                base_url=given.base_url,
+                timeout=given.timeout,
+            )
+        elif given.kind == "slack":
+            channel = SlackChannel(
+                name,
+                url=given.resolved_secret("url", env) or "",
+                base_url=given.base_url,
+                timeout=given.timeout,
+            )
+        else:
+            channel = EmailChannel(
+                name,
+                host=given.smtp_host or "",
+                port=given.smtp_port,
+                sender=given.smtp_from or "",
+                to=tuple(given.smtp_to),
+                starttls=given.starttls,
+                username=given.username,
+                password=given.resolved_secret("password", env),
+                base_url=given.base_url,
+                timeout=given.timeout,
+                people=given.people,
+            )
+        made[name] = channel
+    return made

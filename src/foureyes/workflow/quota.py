@@ -1,0 +1,169 @@
+"""Quotas: how many requests one person (or how many people on one account) may make in a window.
+
+A policy's `quotas` are part of the decision: a submission over quota is denied like a policy
+denial, with a reason naming the quota and when it resets. Counting is exact with several
+servers on one PostgreSQL: inside the submit transaction each matching (quota, key) has a row in
+`quota_locks` locked FOR UPDATE (created on first use with ON CONFLICT DO NOTHING), and only then
+are the usage rows of the window counted; the new usage row is written in the same transaction,
+so the next submission for that key, waiting on the lock, sees it once this one commits. On
+SQLite every transaction already holds the database's write lock (BEGIN IMMEDIATE).
+
+`per: staff` counts the person's requests for the quota's actions; `per: account` counts the
+distinct people who made such requests on the account ("no more than N staff may view this
+account's private data per day"), so a person already counted may go on.
+
+Denied requests are not counted; pending ones are (a quota limits what people ask for).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from foureyes.model import parse_duration
+from foureyes.policy.schema import QuotaSpec
+from foureyes.store.tables import QuotaLockRow, QuotaUsageRow
+
+
+@dataclass(frozen=True)
+class QuotaExceeded:
+    """Why a submission is over one quota."""
+
+    quota: str
+    per: str
+    key: str
+    limit: int
+    used: int
+    window: str
+    resets_at: datetime
+
+    @property
+    def reason(self) -> str:
+        counted = "requests" if self.per == "staff" else "people"
+        return (
+            f"quota {self.quota}: at most {self.limit} {counted} per {self.per} in {self.window} "
+            f"({self.key} has {self.used}); it resets at {self.resets_at.isoformat()}"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "quota": self.quota,
+            "per": self.per,
+            "key": self.key,
+            "limit": self.limit,
+            "used": self.used,
+            "window": self.window,
+            "resets_at": self.resets_at.isoformat(),
+        }
+
+
+@dataclass
+class QuotaCheck:
+    """The quotas one submission falls under, checked (with their locks held) and ready to be
+    counted once the request has its id."""
+
+    staff_id: str
+    matched: list[tuple[QuotaSpec, str]] = field(default_factory=list)
+    exceeded: QuotaExceeded | None = None
+
+    def count(self, session: Session, request_id: str, now: datetime) -> None:
+        """Write the usage rows (in the submit transaction, under the locks `check` took)."""
+        for spec, key in self.matched:
+            session.add(
+                QuotaUsageRow(
+                    quota_id=spec.id,
+                    key=key,
+                    staff_id=self.staff_id,
+                    request_id=request_id,
+                    at=now,
+                )
+            )
+
+
+def matches(spec: QuotaSpec, action: str) -> bool:
+    return any(fnmatch.fnmatchcase(action, pattern) for pattern in spec.actions)
+
+
+def check(
+    session: Session,
+    quotas: Sequence[QuotaSpec],
+    *,
+    staff_id: str,
+    action: str,
+    account_ref: str,
+    now: datetime,
+) -> QuotaCheck:
+    """Lock and count every quota `action` falls under; `exceeded` names the first one over."""
+    result = QuotaCheck(staff_id)
+    keyed = sorted(
+        ((spec, staff_id if spec.per == "staff" else account_ref) for spec in quotas),
+        key=lambda item: (item[0].id, item[1]),  # one lock order for everyone: no deadlocks
+    )
+    for spec, key in keyed:
+        if not matches(spec, action):
+            continue
+        _lock(session, spec.id, key)
+        result.matched.append((spec, key))
+        if result.exceeded is None:
+            result.exceeded = _over(session, spec, key, staff_id, now)
+    return result
+
+
+def _lock(session: Session, quota_id: str, key: str) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already serialises every writer
+    session.execute(
+        pg_insert(QuotaLockRow)
+        .values(quota_id=quota_id, key=key)
+        .on_conflict_do_nothing(index_elements=["quota_id", "key"])
+    )
+    session.execute(
+        select(QuotaLockRow.quota_id)
+        .where(QuotaLockRow.quota_id == quota_id, QuotaLockRow.key == key)
+        .with_for_update()
+    )
+
+
+def _over(
+    session: Session, spec: QuotaSpec, key: str, staff_id: str, now: datetime
+) -> QuotaExceeded | None:
+    window = parse_duration(spec.window)
+    since = now - window
+    in_window = (
+        QuotaUsageRow.quota_id == spec.id,
+        QuotaUsageRow.key == key,
+        QuotaUsageRow.at > since,
+    )
+    if spec.per == "staff":
+        times = list(
+            session.scalars(select(QuotaUsageRow.at).where(*in_window).order_by(QuotaUsageRow.at))
+        )
+    else:
+        latest: dict[str, datetime] = {}
+        for person, at in session.execute(
+            select(QuotaUsageRow.staff_id, func.max(QuotaUsageRow.at))
+            .where(*in_window)
+            .group_by(QuotaUsageRow.staff_id)
+        ):
+            latest[person] = at
+        if staff_id in latest:
+            return None  # already one of the people counted on this account
+        times = sorted(latest.values())
+    if len(times) < spec.limit:
+        return None
+    # The slot frees when enough of the oldest uses have left the window.
+    resets_at = _aware(times[len(times) - spec.limit]) + window
+    return QuotaExceeded(spec.id, spec.per, key, spec.limit, len(times), spec.window, resets_at)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+__all__ = ["QuotaCheck", "QuotaExceeded", "check", "matches"]

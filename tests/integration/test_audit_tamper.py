@@ -1,0 +1,401 @@
+"""Tampering with the audit log as a database administrator would, on SQLite and PostgreSQL, and
+`verify_log` naming what was done and where.
+
+The "attacker" has the database but not the log's signing key, nor the witness directory. On
+PostgreSQL a superuser first switches the append-only triggers off for their session
+(`session_replication_role = replica`); on SQLite they drop the triggers and put them back
+afterwards. Then plain SQL.
+
+The log in every test: events 0..19, checkpoints of sizes 4, 12 and 20 stored and witnessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from foureyes.audit.canonical import canonical_json
+from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint
+from foureyes.audit.export import AuditVerificationError, Tamper, witness_file
+from foureyes.audit.log import AuditLog, NewEvent
+from foureyes.audit.merkle import MemoryTree
+from foureyes.audit.verify import verify_log
+from foureyes.store.database import Database
+
+ORIGIN = "example.com/audit"
+SIGNER = Signer(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+VERIFIERS = [SIGNER.verifier()]
+ATTACKER = Signer(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes(range(100, 132))))
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SIZE = 20
+CHECKPOINTS = (4, 12, 20)
+
+
+def event(i: int, tag: str = "") -> NewEvent:
+    return NewEvent(
+        kind="account.viewed",
+        actor=f"e-{i % 3}",
+        account_ref=f"chirp:user{i % 4}",
+        request_id=None,
+        payload={"n": i, "ticket": f"CASE-{i}{tag}"},
+        at=T0 + timedelta(minutes=i),
+    )
+
+
+def append(database: Database, log: AuditLog, start: int, stop: int, tag: str = "") -> None:
+    for i in range(start, stop):
+        with database.transaction() as session:
+            log.append_many(session, [event(i, tag)])
+
+
+@pytest.fixture
+def witness(tmp_path: Path) -> Path:
+    return tmp_path / "witness"
+
+
+@pytest.fixture
+def log(database: Database, witness: Path) -> AuditLog:
+    log = AuditLog(ORIGIN)
+    done = 0
+    for size in CHECKPOINTS:
+        append(database, log, done, size)
+        log.checkpoint(database, SIGNER, witness)
+        done = size
+    return log
+
+
+def diagnose(database: Database, witness: Path | None = None) -> tuple[Tamper, int | None]:
+    with pytest.raises(AuditVerificationError) as caught:
+        verify_log(database, VERIFIERS, origin=ORIGIN, witness_dir=witness, batch_level=3)
+    return caught.value.kind, caught.value.seq
+
+
+@contextmanager
+def dba(database: Database) -> Iterator[Connection]:
+    """A connection with the append-only triggers out of the way, as a DBA can arrange."""
+    with database.engine.begin() as connection:
+        triggers: list[Any] = []
+        if database.dialect == "postgresql":
+            connection.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            triggers = list(
+                connection.execute(
+                    text(
+                        "SELECT name, sql FROM sqlite_master "
+                        "WHERE type = 'trigger' AND tbl_name LIKE 'audit%'"
+                    )
+                )
+            )
+            for name, _ in triggers:
+                connection.execute(text(f'DROP TRIGGER "{name}"'))
+        yield connection
+        for _, sql in triggers:
+            connection.execute(text(sql))
+
+
+def body(connection: Connection, seq: int) -> bytes:
+    raw = connection.execute(text("SELECT body FROM audit_events WHERE seq = :s"), {"s": seq})
+    return bytes(raw.scalar_one())
+
+
+def leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def shift(connection: Connection, first: int, by: int) -> None:
+    """Renumber the rows from `first` on by `by`, through negative numbers to dodge the key."""
+    connection.execute(
+        text("UPDATE audit_events SET seq = -(seq + :by) - 1 WHERE seq >= :first"),
+        {"by": by, "first": first},
+    )
+    connection.execute(text("UPDATE audit_events SET seq = -seq - 1 WHERE seq < 0"))
+
+
+def test_the_untouched_log_verifies(database: Database, log: AuditLog, witness: Path) -> None:
+    report = verify_log(database, VERIFIERS, origin=ORIGIN, witness_dir=witness, batch_level=3)
+    assert (report.size, report.checkpoints, report.witnessed) == (SIZE, 3, 4)
+
+
+def test_without_a_dba_the_database_itself_refuses(database: Database, log: AuditLog) -> None:
+    for statement in (
+        "UPDATE audit_events SET kind = 'x' WHERE seq = 1",
+        "DELETE FROM audit_events WHERE seq = 1",
+        "DELETE FROM audit_nodes",
+        "DELETE FROM audit_checkpoints",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), database.engine.begin() as sql:
+            sql.execute(text(statement))
+
+
+# --- one event -------------------------------------------------------------------------------
+
+
+def test_an_edited_event(database: Database, log: AuditLog, witness: Path) -> None:
+    with dba(database) as sql:
+        edited = body(sql, 5).replace(b"CASE-5", b"CASE-6")
+        sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = 5"), {"b": edited})
+    assert diagnose(database, witness) == (Tamper.MODIFIED, 5)
+
+
+def test_an_event_edited_as_text(database: Database, log: AuditLog) -> None:
+    # From the sqlite3 shell a string goes in as TEXT; on PostgreSQL it stays bytea.
+    with dba(database) as sql:
+        edited = body(sql, 11).replace(b"CASE-11", b"CASE-12")
+        value: bytes | str = edited.decode() if database.is_sqlite else edited
+        sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = 11"), {"b": value})
+    assert diagnose(database) == (Tamper.MODIFIED, 11)
+
+
+def test_an_edited_event_with_its_leaf_hash(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        edited = body(sql, 6).replace(b'"e-0"', b'"e-2"')
+        sql.execute(
+            text("UPDATE audit_events SET body = :b, leaf_hash = :h WHERE seq = 6"),
+            {"b": edited, "h": leaf(edited)},
+        )
+    # Leaves 6 and 7 no longer hash to the stored node above them.
+    assert diagnose(database) == (Tamper.MODIFIED, 6)
+
+
+def test_a_deleted_event(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        sql.execute(text("DELETE FROM audit_events WHERE seq = 7"))
+    assert diagnose(database) == (Tamper.DELETED, 7)
+
+
+def test_a_deleted_event_with_the_gap_closed(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        sql.execute(text("DELETE FROM audit_events WHERE seq = 7"))
+        shift(sql, 8, -1)
+        sql.execute(text("UPDATE audit_head SET size = size - 1"))
+    assert diagnose(database) == (Tamper.DELETED, 7)
+
+
+def test_two_swapped_events(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        sql.execute(text("UPDATE audit_events SET seq = -1 WHERE seq = 3"))
+        sql.execute(text("UPDATE audit_events SET seq = 3 WHERE seq = 9"))
+        sql.execute(text("UPDATE audit_events SET seq = 9 WHERE seq = -1"))
+    assert diagnose(database) == (Tamper.REORDERED, 3)
+
+
+def _forged_row(sql: Connection, seq: int) -> None:
+    forged = canonical_json(
+        {
+            "seq": seq,
+            "at": "2026-11-25T12:30:00.000000Z",
+            "kind": "account.viewed",
+            "actor": "e-1",
+            "account": "chirp:user0",
+            "request": None,
+            "n": seq,
+            "ticket": "CASE-FORGED",
+        }
+    )
+    sql.execute(
+        text(
+            "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, body, "
+            "leaf_hash) VALUES (:seq, :at, 'account.viewed', 'e-1', 'chirp:user0', NULL, :b, :h)"
+        ),
+        {"seq": seq, "at": T0, "b": forged, "h": leaf(forged)},
+    )
+
+
+def test_a_forged_event_at_the_end(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        _forged_row(sql, SIZE)
+    assert diagnose(database) == (Tamper.INSERTED, SIZE)
+
+
+def test_a_forged_event_pushed_in_between(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        shift(sql, 9, 1)
+        _forged_row(sql, 9)
+        sql.execute(text("UPDATE audit_head SET size = size + 1"))
+    assert diagnose(database) == (Tamper.INSERTED, 9)
+
+
+# --- the tail --------------------------------------------------------------------------------
+
+
+def test_a_truncated_tail(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        sql.execute(text("DELETE FROM audit_events WHERE seq >= 15"))
+    assert diagnose(database) == (Tamper.TRUNCATED, 15)
+
+
+def test_a_truncated_tail_with_the_head_moved_back(database: Database, log: AuditLog) -> None:
+    with dba(database) as sql:
+        sql.execute(text("DELETE FROM audit_events WHERE seq >= 15"))
+        sql.execute(text("UPDATE audit_head SET size = 15"))
+    # The log's own checkpoint of size 20 (and the tree's nodes) remember more.
+    assert diagnose(database) == (Tamper.TRUNCATED, 15)
+
+
+def test_a_truncated_tail_with_every_trace_removed(
+    database: Database, log: AuditLog, witness: Path
+) -> None:
+    with dba(database) as sql:
+        sql.execute(text("DELETE FROM audit_events WHERE seq >= 15"))
+        sql.execute(text('DELETE FROM audit_nodes WHERE ("index" + 1) << level > 15'))
+        sql.execute(text("DELETE FROM audit_checkpoints WHERE size > 15"))
+        sql.execute(text("UPDATE audit_head SET size = 15"))
+    # The database alone now looks like a sound log of 15 events ...
+    assert verify_log(database, VERIFIERS, batch_level=3).size == 15
+    # ... which is what an earlier state of the log looks like: only the witness knows better.
+    assert diagnose(database, witness) == (Tamper.ROLLED_BACK, 15)
+
+
+# --- the whole log ---------------------------------------------------------------------------
+
+
+def _rewrite(sql: Connection, change: int) -> None:
+    """Recompute the whole tree over the events with event `change` edited, as a careful
+    attacker would, and put it in place of the real one."""
+    rows = sql.execute(text("SELECT seq, body FROM audit_events ORDER BY seq")).all()
+    bodies = [bytes(b) for _, b in rows]
+    bodies[change] = bodies[change].replace(b"CASE-", b"CASE-X")
+    tree = MemoryTree()
+    nodes = []
+    for seq, data in enumerate(bodies):
+        h = leaf(data)
+        nodes += [s for s in tree.append(h) if s.level]
+        sql.execute(
+            text("UPDATE audit_events SET body = :b, leaf_hash = :h WHERE seq = :s"),
+            {"b": data, "h": h, "s": seq},
+        )
+    sql.execute(text("DELETE FROM audit_nodes"))
+    for s in nodes:
+        sql.execute(
+            text('INSERT INTO audit_nodes (level, "index", hash) VALUES (:l, :i, :h)'),
+            {"l": s.level, "i": s.index, "h": s.hash},
+        )
+
+
+def test_a_recomputed_tree_against_the_logs_own_checkpoints(
+    database: Database, log: AuditLog
+) -> None:
+    with dba(database) as sql:
+        _rewrite(sql, 6)
+    # The checkpoint of size 4 still agrees; the one of 12 cannot be re-signed.
+    assert diagnose(database) == (Tamper.REPLACED, 4)
+
+
+def test_a_recomputed_tree_with_the_checkpoints_gone(
+    database: Database, log: AuditLog, witness: Path
+) -> None:
+    with dba(database) as sql:
+        _rewrite(sql, 6)
+        sql.execute(text("DELETE FROM audit_checkpoints"))
+    # Self-consistent, so the database alone cannot tell ...
+    assert verify_log(database, VERIFIERS, batch_level=3).size == SIZE
+    # ... the witness can.
+    assert diagnose(database, witness) == (Tamper.REPLACED, 4)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def test_a_checkpoint_forged_with_another_key(database: Database, log: AuditLog) -> None:
+    # The attacker's own key, under the log's name, vouching for a tree of their choosing.
+    root = hashlib.sha256(b"whatever the attacker likes").digest()
+    note = sign_checkpoint(Checkpoint(ORIGIN, 10, root), [ATTACKER]).decode()
+    with dba(database) as sql:
+        sql.execute(
+            text(
+                "INSERT INTO audit_checkpoints (size, root_hash, note, created_at) "
+                "VALUES (10, :r, :n, :at)"
+            ),
+            {"r": root, "n": note, "at": T0},
+        )
+    with pytest.raises(AuditVerificationError) as caught:
+        verify_log(database, VERIFIERS)
+    assert (caught.value.kind, caught.value.seq, caught.value.size) == (
+        Tamper.FORGED_CHECKPOINT,
+        None,
+        10,
+    )
+
+
+def test_a_checkpoint_replaced_by_one_with_a_forged_signature(
+    database: Database, log: AuditLog
+) -> None:
+    with dba(database) as sql:
+        note = sql.execute(text("SELECT note FROM audit_checkpoints WHERE size = 12")).scalar_one()
+        text_part, signature = note.split("\n\n")
+        forged = text_part + "\n\n" + signature[:-8] + "AAAAAAA=\n"
+        sql.execute(text("UPDATE audit_checkpoints SET note = :n WHERE size = 12"), {"n": forged})
+    assert diagnose(database) == (Tamper.FORGED_CHECKPOINT, None)
+
+
+def test_a_forged_checkpoint_in_the_witness(
+    database: Database, log: AuditLog, witness: Path
+) -> None:
+    fake = sign_checkpoint(Checkpoint(ORIGIN, 25, b"\x07" * 32), [ATTACKER])
+    witness_file(witness, 25).write_bytes(fake)
+    assert diagnose(database, witness) == (Tamper.FORGED_CHECKPOINT, None)
+
+
+# --- rollback --------------------------------------------------------------------------------
+
+AUDIT_TABLES = ("audit_events", "audit_nodes", "audit_checkpoints", "audit_head")
+
+
+def _snapshot(database: Database) -> dict[str, list[dict[str, Any]]]:
+    with database.engine.connect() as connection:
+        return {
+            table: [dict(r._mapping) for r in connection.execute(text(f"SELECT * FROM {table}"))]
+            for table in AUDIT_TABLES
+        }
+
+
+def _restore(database: Database, saved: dict[str, list[dict[str, Any]]]) -> None:
+    """Put back an earlier copy of the audit tables, as restoring a backup would."""
+    with dba(database) as sql:
+        for table in AUDIT_TABLES:
+            sql.execute(text(f"DELETE FROM {table}"))
+            for row in saved[table]:
+                columns = ", ".join(f'"{c}"' for c in row)
+                values = ", ".join(f":{c}" for c in row)
+                sql.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+
+
+def test_a_log_rolled_back_to_an_earlier_state(
+    database: Database, log: AuditLog, witness: Path
+) -> None:
+    backup = _snapshot(database)  # 20 events, checkpoints 4, 12, 20
+    append(database, log, SIZE, 30)
+    log.checkpoint(database, SIGNER, witness)  # the witness now holds 30
+    _restore(database, backup)
+    # Sound in itself: a backup is a log, just an old one.
+    assert verify_log(database, VERIFIERS, batch_level=3).size == SIZE
+    assert diagnose(database, witness) == (Tamper.ROLLED_BACK, SIZE)
+    # The log itself refuses to hand the witness a checkpoint that goes backwards.
+    with pytest.raises(AuditVerificationError) as caught:
+        log.checkpoint(database, SIGNER, witness)
+    assert caught.value.kind is Tamper.ROLLED_BACK
+
+
+def test_a_log_rolled_back_and_grown_again(
+    database: Database, log: AuditLog, witness: Path
+) -> None:
+    backup = _snapshot(database)
+    append(database, log, SIZE, 30)
+    log.checkpoint(database, SIGNER, witness)
+    _restore(database, backup)
+    append(database, log, SIZE, 35, tag="-again")  # different events from 20 on: a fork
+    log.checkpoint(database, SIGNER)  # signed by the log, so it looks sound without the witness
+    assert verify_log(database, VERIFIERS, batch_level=3).size == 35
+    assert diagnose(database, witness) == (Tamper.ROLLED_BACK, SIZE)
+    with pytest.raises(AuditVerificationError) as caught:
+        log.checkpoint(database, SIGNER, witness)
+    assert caught.value.kind is Tamper.ROLLED_BACK

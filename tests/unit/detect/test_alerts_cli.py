@@ -1,0 +1,58 @@
+"""`foureyes alerts list|ack` (mounted here as the lead will mount it in foureyes.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from foureyes import detect
+from foureyes.cli import app as foureyes_app
+from foureyes.commands.alerts import alerts_app
+from foureyes.commands.common import services_for
+from foureyes.config import Settings
+
+runner = CliRunner()
+alerts_cli = typer.Typer()
+alerts_cli.add_typer(alerts_app, name="alerts")
+
+
+def run(app: typer.Typer, data_dir: Path, *args: str, token: str = "") -> tuple[int, str, str]:
+    env = {"COLUMNS": "250", "FOUREYES_DATA_DIR": str(data_dir), "FOUREYES_TOKEN": token}
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_list_and_acknowledge_from_the_command_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(foureyes_app, data, "init")[0] == 0
+    tokens = {}
+    for staff_id in ("e-3001", "e-4001", "e-2001"):
+        code, out, err = run(foureyes_app, data, "staff", "token", staff_id)
+        assert code == 0, err
+        tokens[staff_id] = out.strip()
+    code, _, err = run(
+        foureyes_app, data, "request", "account.suspend", "chirp:president", token=tokens["e-3001"]
+    )
+    assert code == 0, err
+    services = services_for(Settings.load(data))
+    [alert_id] = detect.run(services)
+    services.database.dispose()
+
+    code, out, err = run(alerts_cli, data, "alerts", "list", token=tokens["e-4001"])
+    assert code == 0, err
+    assert "protected_touched" in out
+    assert "chirp:president" in out
+
+    code, _, err = run(alerts_cli, data, "alerts", "list", token=tokens["e-2001"])
+    assert code == 2
+    assert "alerts are for staff in leads or security" in err
+
+    code, out, err = run(
+        alerts_cli, data, "alerts", "ack", str(alert_id), "-m", "seen", token=tokens["e-4001"]
+    )
+    assert code == 0, err
+    assert f"Alert {alert_id} acknowledged by e-4001." in out
+    code, out, _ = run(alerts_cli, data, "alerts", "list", token=tokens["e-4001"])
+    assert "No open alerts." in out

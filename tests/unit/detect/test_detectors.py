@@ -1,0 +1,306 @@
+"""Each detector, triggered by real requests through the operations, and quiet on normal work.
+
+The detector pass (`detect.run`, which the worker runs each tick) reads the audit events since
+the last pass; `scan` runs it and answers the alerts one detector raised.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from foureyes import detect
+from foureyes.detect.detectors import BY_KIND
+from foureyes.store.tables import AlertRow, OutboxRow, PinRow
+from foureyes.workflow import operations
+from foureyes.workflow.submit import Denied, Submission
+from tests.unit.detect.policies import use_policy
+from tests.worlds import World
+
+
+def scan(world: World, detector: str) -> list[AlertRow]:
+    detect.run(world.services)
+    with world.services.database.transaction() as session:
+        return list(
+            session.scalars(
+                select(AlertRow).where(AlertRow.detector == detector).order_by(AlertRow.id)
+            )
+        )
+
+
+def submit(world: World, staff_id: str, action: str, account: str, **kwargs: Any) -> str:
+    submission = Submission(action, f"chirp:{account}", **kwargs)
+    return operations.submit(world.services, world.actor(staff_id), submission)
+
+
+# --- protected_touched ---------------------------------------------------------------------
+
+
+def test_protected_touched_flags_any_request_on_a_vit_account(world: World) -> None:
+    request_id = submit(world, "e-3001", "account.suspend", "president")
+    [alert] = scan(world, "protected_touched")
+    assert alert.severity == "high"
+    assert alert.staff_id == "e-3001"
+    assert alert.account_ref == "chirp:president"
+    assert alert.request_id == request_id
+    assert "tier vit" in alert.summary
+    # ... and it went to the notifiers (the outbox), in the same transaction.
+    with world.services.database.transaction() as session:
+        kinds = list(session.scalars(select(OutboxRow.kind)))
+    assert "alert.protected_touched" in kinds
+
+
+def test_protected_touched_flags_a_watchlisted_account(world: World) -> None:
+    with world.services.database.transaction() as session:
+        session.add(PinRow(account_ref="chirp:alice", pin="watchlist", created_at=world.clock.now))
+    submit(world, "e-2001", "account.view", "alice")
+    [alert] = scan(world, "protected_touched")
+    assert "pinned watchlist" in alert.summary
+
+
+def test_protected_touched_is_quiet_on_ordinary_accounts(world: World) -> None:
+    submit(world, "e-2001", "account.lock", "bob")
+    submit(world, "e-3001", "account.suspend", "newsdesk")
+    assert scan(world, "protected_touched") == []
+
+
+# --- departing_staff -----------------------------------------------------------------------
+
+
+def test_departing_staff_flags_writes_near_the_end_of_a_contract(world: World) -> None:
+    world.clock.now = datetime(2027, 6, 25, 12, tzinfo=UTC)  # Kim's contract ends 2027-06-30
+    submit(world, "c-1001", "account.lock", "bob")
+    [alert] = scan(world, "departing_staff")
+    assert alert.staff_id == "c-1001"
+    assert "leaves in 5 days" in alert.summary
+    assert alert.details["ends"] == "2027-06-30"
+
+
+def test_departing_staff_is_quiet_on_reads_and_on_staff_who_stay(world: World) -> None:
+    world.clock.now = datetime(2027, 6, 25, 12, tzinfo=UTC)
+    submit(world, "c-1001", "account.view", "bob")  # a read
+    submit(world, "e-2001", "account.lock", "bob")  # no end date
+    assert scan(world, "departing_staff") == []
+
+
+# --- velocity ------------------------------------------------------------------------------
+
+
+def test_velocity_flags_a_burst_of_writes_once(world: World) -> None:
+    use_policy(world, detectors={"velocity": {"writes": 3, "window": "1h"}})
+    for action in ["account.lock", "account.unlock"] * 3:
+        submit(world, "e-2001", action, "bob")
+        world.clock.advance(minutes=1)
+    [alert] = scan(world, "velocity")
+    assert alert.staff_id == "e-2001"
+    assert "4 write requests in 1h (limit 3)" in alert.summary
+
+
+def test_velocity_flags_many_people_on_one_account(world: World) -> None:
+    use_policy(world, detectors={"velocity": {"account_staff": 2}})
+    for staff_id in ("e-2001", "c-1001", "e-3001"):
+        submit(world, staff_id, "account.view", "bob")
+    [alert] = scan(world, "velocity")
+    assert alert.account_ref == "chirp:bob"
+    assert alert.details["staff"] == ["c-1001", "e-2001", "e-3001"]
+
+
+def test_velocity_is_quiet_on_a_normal_pace(world: World) -> None:
+    use_policy(world, detectors={"velocity": {"writes": 3, "window": "1h"}})
+    for action in ["account.lock", "account.unlock"] * 3:
+        submit(world, "e-2001", action, "bob")
+        world.clock.advance(minutes=25)
+    submit(world, "c-1001", "account.view", "bob")
+    assert scan(world, "velocity") == []
+
+
+# --- denial_burst --------------------------------------------------------------------------
+
+
+def test_denial_burst_flags_repeated_denials(world: World) -> None:
+    for _ in range(3):
+        with pytest.raises(Denied):
+            submit(world, "c-1001", "account.read_dms", "bob")
+    [alert] = scan(world, "denial_burst")
+    assert alert.staff_id == "c-1001"
+    assert "denied 3 times" in alert.summary
+
+
+def test_denial_burst_is_quiet_on_an_occasional_denial(world: World) -> None:
+    for _ in range(2):
+        with pytest.raises(Denied):
+            submit(world, "c-1001", "account.read_dms", "bob")
+        world.clock.advance(minutes=45)
+    assert scan(world, "denial_burst") == []
+
+
+# --- fast_approval and pair_affinity -------------------------------------------------------
+
+
+def test_fast_approval_flags_an_approval_right_after_the_request(world: World) -> None:
+    request_id = submit(world, "e-3001", "account.suspend", "president")
+    world.clock.advance(seconds=5)
+    world.review("e-3002", request_id)
+    [alert] = scan(world, "fast_approval")
+    assert alert.staff_id == "e-3002"
+    assert alert.details["requester"] == "e-3001"
+    assert "5s after" in alert.summary
+
+
+def test_fast_approval_is_quiet_when_the_reviewer_took_time(world: World) -> None:
+    request_id = submit(world, "e-3001", "account.suspend", "president")
+    world.clock.advance(minutes=5)
+    world.review("e-3002", request_id)
+    assert scan(world, "fast_approval") == []
+
+
+def _approve_three(world: World, pairs: list[tuple[str, str]]) -> None:
+    use_policy(world, detectors={"pair_affinity": {"min_requests": 3, "share": 0.8}})
+    for account, (first, second) in zip(["president", "chirp", "president"], pairs, strict=True):
+        request_id = submit(world, "e-3001", "account.suspend", account)
+        world.clock.advance(minutes=5)
+        world.review(first, request_id)
+        world.review(second, request_id)
+
+
+def test_pair_affinity_flags_an_approver_who_approves_everything_of_one_requester(
+    world: World,
+) -> None:
+    _approve_three(world, [("e-3002", "e-3003"), ("e-3002", "c-3004"), ("e-3002", "e-9001")])
+    [alert] = scan(world, "pair_affinity")
+    assert alert.staff_id == "e-3002"
+    assert alert.details == {"requester": "e-3001", "share": 1.0}
+
+
+def test_pair_affinity_is_quiet_when_approvals_are_spread(world: World) -> None:
+    _approve_three(world, [("e-3002", "e-3003"), ("c-3004", "e-9001"), ("e-3002", "c-3004")])
+    assert scan(world, "pair_affinity") == []
+
+
+# --- off_hours -----------------------------------------------------------------------------
+
+
+def test_off_hours_flags_work_at_night_in_the_staff_members_region(world: World) -> None:
+    use_policy(
+        world,
+        detectors={
+            "off_hours": {"regions": {"eu": {"start": 8, "end": 18, "timezone": "Europe/Berlin"}}}
+        },
+    )
+    world.clock.now = datetime(2026, 11, 25, 18, 30, tzinfo=UTC)  # 19:30 in Berlin
+    submit(world, "c-1001", "account.lock", "bob")  # region eu
+    submit(world, "e-2001", "account.lock", "alice")  # region us: the default, 07-20 UTC
+    [alert] = scan(world, "off_hours")
+    assert alert.staff_id == "c-1001"
+    assert "Europe/Berlin" in alert.summary
+
+
+def test_off_hours_flags_weekends_and_is_quiet_in_working_hours(world: World) -> None:
+    submit(world, "e-2001", "account.lock", "bob")  # Wednesday 15:00 UTC
+    assert scan(world, "off_hours") == []
+    world.clock.now = datetime(2026, 11, 28, 12, tzinfo=UTC)  # a Saturday
+    submit(world, "e-2001", "account.unlock", "bob")
+    [alert] = scan(world, "off_hours")
+    assert alert.staff_id == "e-2001"
+
+
+# --- break_glass ---------------------------------------------------------------------------
+
+
+def test_break_glass_flags_every_use_and_an_overdue_sign_off(world: World) -> None:
+    request_id = submit(world, "e-3001", "account.suspend", "president", break_glass=True)
+    [use] = scan(world, "break_glass")
+    assert use.severity == "critical"
+    assert use.request_id == request_id
+    assert "broke the glass" in use.summary
+    operations.run_once(world.services)  # carries it out
+    world.clock.advance(hours=25)
+    operations.run_once(world.services)  # flags the post-review overdue, and detects it
+    _, overdue = scan(world, "break_glass")
+    assert overdue.request_id == request_id
+    assert "not signed off in time (0 of 2)" in overdue.summary
+
+
+def test_break_glass_is_quiet_on_the_ordinary_path(world: World) -> None:
+    submit(world, "e-3001", "account.suspend", "president")
+    assert scan(world, "break_glass") == []
+
+
+# --- generic_justification -----------------------------------------------------------------
+
+
+def test_generic_justification_flags_text_without_a_ticket(world: World) -> None:
+    submit(world, "e-2001", "account.lock", "bob", justification="as discussed")
+    [alert] = scan(world, "generic_justification")
+    assert alert.staff_id == "e-2001"
+    assert "without a ticket" in alert.summary
+
+
+def test_generic_justification_flags_the_same_ticket_over_and_over(world: World) -> None:
+    for action in ("account.lock", "account.unlock", "account.lock"):
+        submit(world, "e-2001", action, "bob", justification="CASE-7")
+    [alert] = scan(world, "generic_justification")
+    assert "the same justification 3 times" in alert.summary
+
+
+def test_generic_justification_is_quiet_on_distinct_tickets(world: World) -> None:
+    submit(world, "e-2001", "account.lock", "bob", justification="CASE-101")
+    submit(world, "e-2001", "account.unlock", "bob", justification="INC-102: owner verified")
+    submit(world, "e-2001", "account.view", "alice")  # none given, none required
+    assert scan(world, "generic_justification") == []
+
+
+# --- detector_silence ----------------------------------------------------------------------
+
+
+def test_detector_silence_fires_once_when_the_pipeline_stopped(world: World) -> None:
+    assert scan(world, "detector_silence") == []  # the first heartbeat
+    world.clock.advance(minutes=20)
+    assert detect.check_silence(world.services) is not None  # a health check notices
+    [alert] = scan(world, "detector_silence")  # and the next pass does not repeat it
+    assert "did not run" in alert.summary
+    assert alert.details["gap_seconds"] == 1200
+
+
+def test_detector_silence_is_quiet_while_the_pipeline_runs(world: World) -> None:
+    for _ in range(4):
+        operations.run_once(world.services)
+        world.clock.advance(minutes=10)
+    assert detect.check_silence(world.services) is None
+    assert scan(world, "detector_silence") == []
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def test_a_detector_can_be_turned_off(world: World) -> None:
+    use_policy(world, detectors={"protected_touched": {"enabled": False}})
+    submit(world, "e-3001", "account.suspend", "president")
+    assert scan(world, "protected_touched") == []
+
+
+def test_each_event_is_looked_at_once(world: World) -> None:
+    submit(world, "e-3001", "account.suspend", "president")
+    assert len(scan(world, "protected_touched")) == 1
+    assert len(scan(world, "protected_touched")) == 1
+
+
+def test_a_failing_pipeline_raises_detector_silence_on_its_own(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operations.run_once(world.services)  # a heartbeat
+
+    def broken(seen: object) -> None:
+        raise RuntimeError("a bug in a detector")
+
+    monkeypatch.setitem(BY_KIND, "request.submitted", (("protected_touched", broken),))
+    submit(world, "e-3001", "account.suspend", "president")
+    for _ in range(3):
+        world.clock.advance(minutes=10)
+        operations.run_once(world.services)  # logs the failure, does its other work
+    with world.services.database.transaction() as session:
+        alerts = list(session.scalars(select(AlertRow.detector)))
+    assert alerts == ["detector_silence"]
