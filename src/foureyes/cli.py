@@ -19,6 +19,7 @@ from rich.table import Table
 from foureyes import textview
 from foureyes.audit.cli import audit_app
 from foureyes.commands import lifecycle, serve
+from foureyes.commands.alerts import alerts_app
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.commands.staff import staff_app
 from foureyes.config import Settings
@@ -45,6 +46,7 @@ policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and co
 app.add_typer(policy_app, name="policy")
 app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
+app.add_typer(alerts_app, name="alerts")
 lifecycle.register(app)
 serve.register(app)
 

@@ -12,9 +12,23 @@ from tests.api.conftest import Api, assert_problem
 
 
 def test_healthz_checks_the_store_and_the_policy(api: Api) -> None:
+    operations.run_once(api.world.services)  # the detector pipeline has run: a heartbeat
     response = api.client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "policy_version": 1}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "policy_version": 1,
+        "detectors": "ok",
+    }
+
+
+def test_healthz_raises_the_silence_alert_when_detectors_stop(api: Api) -> None:
+    operations.run_once(api.world.services)
+    api.world.clock.advance(days=2)  # no worker pass since: the pipeline has gone quiet
+    assert api.client.get("/healthz").json()["detectors"] == "silent"
+    alerts = api.get("e-4001", "/v1/alerts").json()["items"]
+    assert [a["detector"] for a in alerts] == ["detector_silence"]
 
 
 def test_healthz_is_503_without_a_policy(database: Database, settings: Settings) -> None:

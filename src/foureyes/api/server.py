@@ -19,12 +19,17 @@ import os
 import signal
 import socket
 import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
 from foureyes.api.metrics import Metrics
+from foureyes.audit.checkpoint import Signer
+from foureyes.errors import FoureyesError
 from foureyes.workflow import operations
 from foureyes.workflow.services import Services
 
@@ -33,8 +38,34 @@ __all__ = ["DEFAULT_WORKER_INTERVAL", "Worker", "run"]
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKER_INTERVAL = 5.0
+DEFAULT_CHECKPOINT_INTERVAL = 300.0  # seconds between scheduled checkpoints (when the log grew)
 WORKER_STOP_TIMEOUT = 60.0
 GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+@dataclass
+class Checkpoints:
+    """Signs a checkpoint on a schedule (when the log has grown) and publishes it to the
+    witness directory, so a later rollback or rewrite is evident against it."""
+
+    signer: Signer
+    witness_dir: Path | None
+    every: float = DEFAULT_CHECKPOINT_INTERVAL
+    _last: float = field(default=0.0, repr=False)
+
+    def maybe_sign(self, services: Services) -> None:
+        now = time.monotonic()
+        if self._last and now - self._last < self.every:
+            return
+        self._last = now
+        try:
+            with services.database.transaction() as session:
+                size = services.audit.size(session)
+                latest = services.audit.latest_checkpoint(session)
+            if size and (latest is None or latest.size < size):
+                services.audit.checkpoint(services.database, self.signer, self.witness_dir)
+        except FoureyesError as exc:  # e.g. the witness is ahead: loud, and the log is not signed
+            log.error("no checkpoint signed: %s", exc.message)
 
 
 class Worker:
@@ -47,6 +78,7 @@ class Worker:
         interval: float = DEFAULT_WORKER_INTERVAL,
         metrics: Metrics | None = None,
         name: str | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("the worker interval must be positive")
@@ -55,6 +87,7 @@ class Worker:
         self.metrics = metrics
         # Recorded in execution events: which process carried a request out.
         self.name = name or f"serve@{socket.gethostname()}:{os.getpid()}"
+        self.checkpoints = checkpoints
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="foureyes-worker", daemon=True)
 
@@ -84,6 +117,8 @@ class Worker:
             return
         if self.metrics is not None:
             self.metrics.record_tick(done)
+        if self.checkpoints is not None:
+            self.checkpoints.maybe_sign(self.services)
         if done.executed or done.expired or done.reconciled or done.overdue or done.failed:
             log.info(
                 "worker: executed %d, expired %d, reconciled %d, overdue %d, failed %d",
@@ -103,6 +138,7 @@ def run(
     port: int,
     worker_interval: float = DEFAULT_WORKER_INTERVAL,
     log_level: str = "info",
+    checkpoints: Checkpoints | None = None,
 ) -> None:
     """Serve `app` on host:port with the worker beside it until SIGTERM or SIGINT; returns
     once everything has stopped and the store's connections are closed."""
@@ -113,7 +149,7 @@ def run(
 
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
     metrics: Metrics | None = getattr(app.state, "metrics", None)
-    worker = Worker(services, interval=worker_interval, metrics=metrics)
+    worker = Worker(services, interval=worker_interval, metrics=metrics, checkpoints=checkpoints)
     config = uvicorn.Config(
         app,
         host=host,

@@ -35,7 +35,7 @@ from rich.table import Table
 from sqlalchemy import exists, select
 
 from foureyes.api import create_app
-from foureyes.api.server import DEFAULT_WORKER_INTERVAL, run
+from foureyes.api.server import DEFAULT_WORKER_INTERVAL, Checkpoints, run
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.config import CONFIG_FILE, Settings
 from foureyes.directory import load_directory
@@ -219,4 +219,5 @@ def register(app: typer.Typer) -> None:
             host=host,
             port=port,
             worker_interval=worker_interval,
+            checkpoints=Checkpoints(settings.signer(), settings.witness_dir),
         )

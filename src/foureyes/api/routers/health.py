@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
+from foureyes import detect
 from foureyes.api.auth import ServicesDep
 from foureyes.api.metrics import CONTENT_TYPE, Metrics
 from foureyes.api.schemas import problem_responses
@@ -36,7 +37,15 @@ def healthz(services: ServicesDep) -> dict[str, Any]:
         raise Unavailable(
             "foureyes cannot serve: the store or the policy is not available"
         ) from None
-    return {"status": "ok", "database": "ok", "policy_version": version}
+    # A heartbeat check outside the worker: if the detector pipeline stopped (the worker died,
+    # someone switched it off), the next health probe raises the `detector_silence` alert.
+    silence_alert = detect.check_silence(services)
+    return {
+        "status": "ok",
+        "database": "ok",
+        "policy_version": version,
+        "detectors": "silent" if silence_alert is not None else "ok",
+    }
 
 
 @router.get(
