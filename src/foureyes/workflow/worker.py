@@ -15,12 +15,13 @@ from sqlalchemy import func, or_, select
 
 from foureyes import detect
 from foureyes.errors import Conflict, FoureyesError
-from foureyes.model import ActionKind, RequestState
+from foureyes.model import ActionKind, RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
-from foureyes.store.tables import RequestRow, ReviewRow
+from foureyes.store.tables import RequestRow, ReviewRow, StaffRow
 from foureyes.workflow.execute import STALE_AFTER, execute, reconcile
 from foureyes.workflow.records import POST_REVIEW, lock_request, move, record
 from foureyes.workflow.services import Services
+from foureyes.workflow.staff import OPEN_STATES
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -35,6 +36,8 @@ class Tick:
     reconciled: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Requests cancelled because their requester may no longer act (contract over, suspended).
+    cancelled: list[str] = field(default_factory=list)
     # Outbox ids: notifications sent in this pass, and those that failed (retried later).
     notified: list[str] = field(default_factory=list)
     undelivered: list[str] = field(default_factory=list)
@@ -49,6 +52,7 @@ def run_once(
     """Do everything that is due now, once. Notifications go through `channels` (default: the
     process's, `foureyes.notify.configure`)."""
     tick = Tick()
+    _cancel_for_departed(services, tick)
     _expire(services, tick)
     _execute_due(services, worker, tick)
     _reconcile_stale(services, tick)
@@ -56,6 +60,42 @@ def run_once(
     _detect(services)  # before delivery, so this pass's alerts go out in this pass
     _deliver_notifications(services, tick, channels)
     return tick
+
+
+def _cancel_for_departed(services: Services, tick: Tick) -> None:
+    """Open requests of people who may no longer act — their contract ended, or the directory
+    suspended or terminated them — are cancelled at once, with the reason in the log (an HR
+    import does the same for the people it terminates)."""
+    now = services.clock()
+    candidates = _ids(
+        services,
+        select(RequestRow.id)
+        .join(StaffRow, StaffRow.id == RequestRow.requester_id)
+        .where(
+            RequestRow.state.in_([s.value for s in OPEN_STATES]),
+            or_(StaffRow.status != StaffStatus.ACTIVE.value, StaffRow.ends < now.date()),
+        )
+        .limit(BATCH),
+    )
+    for request_id in candidates:
+        with services.database.transaction() as session:
+            row = lock_request(session, request_id, skip_locked=True)
+            if row is None or RequestState(row.state) not in OPEN_STATES:
+                continue
+            problem = services.staff(session, row.requester_id).floor_problem(now.date())
+            if problem is None:
+                continue
+            move(
+                services,
+                session,
+                row,
+                RequestState.CANCELLED,
+                actor=None,
+                kind="request.cancelled",
+                now=now,
+                reason=f"the requester may no longer act: {problem}",
+            )
+            tick.cancelled.append(request_id)
 
 
 def _detect(services: Services) -> None:

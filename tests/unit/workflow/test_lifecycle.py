@@ -271,3 +271,17 @@ def test_an_eligible_reviewer_may_cancel_during_the_delay(world: World) -> None:
     state = operations.cancel(world.services, world.actor("e-9001"), request_id, "second thoughts")
     assert state == "cancelled"
     assert world.chirp("bob")["status"] == "active"
+
+
+def test_open_requests_are_cancelled_when_the_contract_ends(world: World) -> None:
+    request_id = operations.submit(
+        world.services,
+        world.actor("c-1001"),
+        Submission("account.deactivate", "chirp:president", justification="CASE-6"),
+    )
+    world.clock.now = world.clock.now.replace(year=2027, month=7, day=1)  # Kim's contract ended
+    assert operations.run_once(world.services).cancelled == [request_id]
+    view = operations.show(world.services, request_id)
+    assert view["state"] == "cancelled"
+    assert "may no longer act: staff c-1001 ended on 2027-06-30" in view["reason"]
+    assert view["timeline"][-1]["kind"] == "request.cancelled"
