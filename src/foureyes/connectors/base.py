@@ -20,11 +20,36 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from foureyes.errors import BadInput
-from foureyes.model import Account, ActionSpec
+from foureyes.model import Account, ActionKind, ActionSpec
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.celtypes import CelType
 
 ENTRY_POINT_GROUP = "foureyes.connectors"
+
+
+NO_PARAMS: Mapping[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+def action_spec(
+    name: str,
+    kind: ActionKind,
+    description: str,
+    *,
+    reversible_by: str | None = None,
+    irreversible: bool = False,
+    reveals_private: bool = False,
+    params: Mapping[str, Any] | None = None,
+) -> ActionSpec:
+    """An action declaration as connectors write them (no params unless given)."""
+    return ActionSpec(
+        name=name,
+        kind=kind,
+        reversible_by=reversible_by,
+        irreversible=irreversible,
+        reveals_private=reveals_private,
+        params_schema=params or NO_PARAMS,
+        description=description,
+    )
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from foureyes.connectors.base import action_spec
 from foureyes.errors import ConnectorError
 from foureyes.model import ActionKind, ActionSpec
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.celtypes import BOOL, INT, STRING, CelType
 
 PLATFORM = "chirp"
-
-_NO_PARAMS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
 
 def _params(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -31,77 +30,58 @@ def _params(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     }
 
 
-def _action(
-    name: str,
-    kind: ActionKind,
-    description: str,
-    *,
-    reversible_by: str | None = None,
-    irreversible: bool = False,
-    reveals_private: bool = False,
-    params: dict[str, Any] | None = None,
-) -> ActionSpec:
-    return ActionSpec(
-        name=name,
-        kind=kind,
-        reversible_by=reversible_by,
-        irreversible=irreversible,
-        reveals_private=reveals_private,
-        params_schema=params or _NO_PARAMS,
-        description=description,
-    )
-
-
 R, W = ActionKind.READ, ActionKind.WRITE
 DEMO_ACTIONS: tuple[ActionSpec, ...] = (
-    _action("account.view", R, "See the public profile and account status."),
-    _action(
+    action_spec("account.view", R, "See the public profile and account status."),
+    action_spec(
         "account.view_private",
         R,
         "See the account's email, phone and sign-in history.",
         reveals_private=True,
     ),
-    _action("account.read_dms", R, "Read the account's private messages.", reveals_private=True),
-    _action(
+    action_spec(
+        "account.read_dms", R, "Read the account's private messages.", reveals_private=True
+    ),
+    action_spec(
         "account.lock",
         W,
         "Lock the account until its owner verifies.",
         reversible_by="account.unlock",
     ),
-    _action("account.unlock", W, "Unlock a locked account.", reversible_by="account.lock"),
-    _action(
+    action_spec("account.unlock", W, "Unlock a locked account.", reversible_by="account.lock"),
+    action_spec(
         "account.suspend",
         W,
         "Suspend the account: it cannot post or sign in.",
         reversible_by="account.unsuspend",
         params=_params({"reason": {"type": "string", "maxLength": 500}}, []),
     ),
-    _action(
+    action_spec(
         "account.unsuspend",
         W,
         "Lift a suspension.",
         reversible_by="account.suspend",
         params=_params({"reason": {"type": "string", "maxLength": 500}}, []),
     ),
-    _action(
+    action_spec(
         "account.deactivate",
         W,
         "Deactivate the account: it disappears from the platform.",
         reversible_by="account.reactivate",
     ),
-    _action(
+    action_spec(
         "account.reactivate",
         W,
         "Reactivate a deactivated account.",
         reversible_by="account.deactivate",
     ),
-    _action(
+    action_spec(
         "account.delete",
         W,
         "Delete the account and its content (purged once the delay has run).",
         irreversible=True,
     ),
-    _action(
+    action_spec(
         "account.change_email",
         W,
         "Change the account's email address (and so where password resets go).",
@@ -111,13 +91,13 @@ DEMO_ACTIONS: tuple[ActionSpec, ...] = (
             ["email"],
         ),
     ),
-    _action(
+    action_spec(
         "account.reset_password",
         W,
         "Invalidate the password and send a reset link to the account's email.",
         irreversible=True,
     ),
-    _action(
+    action_spec(
         "account.login_as",
         W,
         "Act as the user: a session on their account.",

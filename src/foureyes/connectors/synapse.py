@@ -55,6 +55,7 @@ from foureyes.connectors.base import (
     ExecutionOrder,
     ExecutionResult,
     Reconciliation,
+    action_spec,
 )
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.http import (
@@ -106,37 +107,15 @@ _SHARED = {spec.name: spec for spec in DEMO_ACTIONS}
 R, W = ActionKind.READ, ActionKind.WRITE
 
 
-def _spec(
-    name: str,
-    kind: ActionKind,
-    description: str,
-    *,
-    reversible_by: str | None = None,
-    irreversible: bool = False,
-    reveals_private: bool = False,
-    params: dict[str, Any] | None = None,
-) -> ActionSpec:
-    schema = params or {"type": "object", "properties": {}, "additionalProperties": False}
-    return ActionSpec(
-        name=name,
-        kind=kind,
-        reversible_by=reversible_by,
-        irreversible=irreversible,
-        reveals_private=reveals_private,
-        params_schema=schema,
-        description=description,
-    )
-
-
 SYNAPSE_ACTIONS: tuple[ActionSpec, ...] = (
     _SHARED["account.view"],
-    _spec(
+    action_spec(
         "account.list_rooms",
         R,
         "List the rooms the account has joined (who is in which room is private).",
         reveals_private=True,
     ),
-    _spec(
+    action_spec(
         "account.read_room_messages",
         R,
         "Read the latest messages of one room the account is or was in.",
@@ -157,38 +136,38 @@ SYNAPSE_ACTIONS: tuple[ActionSpec, ...] = (
     _SHARED["account.unsuspend"],
     _SHARED["account.deactivate"],
     _SHARED["account.reactivate"],
-    _spec(
+    action_spec(
         "account.erase",
         W,
         "Deactivate the account and erase it: its profile goes and its messages are hidden "
         "from whoever joins its rooms later. Cannot be undone.",
         irreversible=True,
     ),
-    _spec(
+    action_spec(
         "account.shadow_ban",
         W,
         "Shadow-ban the account: its messages silently reach nobody.",
         reversible_by="account.unshadow_ban",
     ),
-    _spec(
+    action_spec(
         "account.unshadow_ban",
         W,
         "Lift a shadow-ban.",
         reversible_by="account.shadow_ban",
     ),
-    _spec(
+    action_spec(
         "account.make_admin",
         W,
         "Make the account an administrator of the homeserver.",
         reversible_by="account.revoke_admin",
     ),
-    _spec(
+    action_spec(
         "account.revoke_admin",
         W,
         "Take the homeserver administrator right away from the account.",
         reversible_by="account.make_admin",
     ),
-    _spec(
+    action_spec(
         "account.logout_all",
         W,
         "Sign the account out of every device.",
