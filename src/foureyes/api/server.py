@@ -119,15 +119,16 @@ class Worker:
             self.metrics.record_tick(done)
         if self.checkpoints is not None:
             self.checkpoints.maybe_sign(self.services)
-        if done.executed or done.expired or done.reconciled or done.overdue or done.failed:
-            log.info(
-                "worker: executed %d, expired %d, reconciled %d, overdue %d, failed %d",
-                len(done.executed),
-                len(done.expired),
-                len(done.reconciled),
-                len(done.overdue),
-                len(done.failed),
-            )
+        counts = {
+            "executed": len(done.executed),
+            "cancelled": len(done.cancelled),
+            "failed": len(done.failed),
+            "expired": len(done.expired),
+            "reconciled": len(done.reconciled),
+            "overdue": len(done.overdue),
+        }
+        if any(counts.values()):
+            log.info("worker: %s", ", ".join(f"{name} {n}" for name, n in counts.items()))
 
 
 def run(

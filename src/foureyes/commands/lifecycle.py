@@ -210,7 +210,8 @@ def worker_cmd(
     while True:
         tick = operations.run_once(services, worker="cli-worker")
         out.print(
-            f"expired {len(tick.expired)}, executed {len(tick.executed)}, "
+            f"executed {len(tick.executed)}, cancelled {len(tick.cancelled)}, "
+            f"failed {len(tick.failed)}, expired {len(tick.expired)}, "
             f"reconciled {len(tick.reconciled)}, overdue {len(tick.overdue)}"
         )
         if once:

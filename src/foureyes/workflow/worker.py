@@ -183,8 +183,16 @@ def _execute_due(services: Services, worker: str, tick: Tick) -> None:
             log.warning("request %s could not be executed: %s", request_id, exc.message)
             tick.failed.append(request_id)
             continue
-        if outcome is not None:
+        if outcome is None:
+            continue
+        # Report what happened, not what was tried: the re-check may have cancelled it, the
+        # platform may have refused it, or a transient error put it back for a retry.
+        if outcome.state == RequestState.EXECUTED:
             tick.executed.append(request_id)
+        elif outcome.state == RequestState.CANCELLED:
+            tick.cancelled.append(request_id)
+        elif outcome.state == RequestState.FAILED:
+            tick.failed.append(request_id)
 
 
 def _reconcile_stale(services: Services, tick: Tick) -> None:
