@@ -423,3 +423,20 @@ def test_an_undo_the_policy_denies_is_403_with_its_id(api: Api) -> None:
         "account.reactivate",
     )
     assert api.show("e-2001", original)["state"] == "executed"
+
+
+def test_a_break_glass_is_signed_off_over_http(api: Api) -> None:
+    glass = api.submitted(
+        "e-3001", action="account.suspend", account="chirp:president", break_glass=True
+    )
+    assert glass["state"] == "executed"
+    path = f"/v1/requests/{glass['id']}/post-reviews"
+    body = {"decision": "approve", "digest": glass["digest"], "comment": "saw the incident"}
+    assert_problem(api.post("e-3001", path, body), 403, "forbidden")  # not one's own
+    assert_problem(api.post("e-3002", path, {**body, "digest": "0" * 64}), 409, "conflict")
+    signed = api.post("e-3002", path, body)
+    assert signed.status_code == 200, signed.text
+    assert [(r["reviewer"], r["kind"]) for r in signed.json()["reviews"]] == [
+        ("e-3002", "post_review")
+    ]
+    assert_problem(api.post("e-3002", path, body), 409, "conflict")  # only once

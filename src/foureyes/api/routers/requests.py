@@ -137,6 +137,21 @@ def review_request(
 
 
 @router.post(
+    "/{request_id}/post-reviews",
+    summary="Sign off (or object to) a break-glass execution",
+    responses=problem_responses(403, 404, 409),
+)
+def post_review_request(
+    request_id: RequestId, body: ReviewBody, services: ServicesDep, actor: ActorDep
+) -> dict[str, Any]:
+    """A break-glass request executes at once and owes a post-review by eligible colleagues
+    within the rule's window. Bound to the `digest` like a review; the requester cannot sign
+    off their own. Answers the request (its `reviews` list the sign-offs)."""
+    operations.post_review(services, actor, request_id, body.review_input())
+    return operations.show(services, request_id)
+
+
+@router.post(
     "/{request_id}/cancel",
     summary="Cancel a request that has not started",
     responses=problem_responses(403, 404, 409, 413),
