@@ -1,4 +1,5 @@
-"""`foureyes request|review|cancel|undo|execute|show|list|worker`: clients of the lifecycle.
+"""Clients of the lifecycle: `foureyes request|review|post-review|cancel|undo|execute|show|list|
+worker`.
 
 Until the HTTP API serves them, these act on the local database named by the settings. They act
 as a staff member only with that member's own token (`--token` or FOUREYES_TOKEN), never by
@@ -24,6 +25,7 @@ from foureyes.errors import BadInput
 from foureyes.model import ReviewDecision
 from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
+from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.stepup import challenge, key_id_of
 from foureyes.workflow.submit import Submission
 
@@ -95,26 +97,32 @@ def request_cmd(
         out.print_json(json.dumps(data, default=str))
 
 
-def review_cmd(
+VerdictArg = Annotated[ReviewDecision, typer.Argument(help="approve or deny")]
+DigestOpt = Annotated[
+    str | None, typer.Option("--digest", help="The digest you reviewed (else asked).")
+]
+CommentOpt = Annotated[str, typer.Option("--comment", "-m")]
+StepUpKeyOpt = Annotated[
+    Path | None, typer.Option("--step-up-key", help="Your enrolled Ed25519 key (PEM).")
+]
+
+
+def _review_input(
+    services: Services,
+    actor: Actor,
     request_id: str,
-    verdict: Annotated[ReviewDecision, typer.Argument(help="approve or deny")],
-    token: TokenOpt = None,
-    digest: Annotated[
-        str | None, typer.Option("--digest", help="The digest you reviewed (else asked).")
-    ] = None,
-    comment: Annotated[str, typer.Option("--comment", "-m")] = "",
-    step_up_key: Annotated[
-        Path | None, typer.Option("--step-up-key", help="Your enrolled Ed25519 key (PEM).")
-    ] = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Approve or deny a request, bound to the digest you were shown."""
-    services, actor = open_services(data_dir, token)
-    view = operations.show(services, request_id)
+    verdict: ReviewDecision,
+    digest: str | None,
+    comment: str,
+    step_up_key: Path | None,
+) -> ReviewInput:
+    """What the reviewer confirms: the digest they were shown (asked for interactively when not
+    given), and, with a key, the step-up signature over exactly this review."""
     if digest is None:
+        view = operations.show(services, request_id)
         _print_request(view)
         typer.confirm(f"{verdict.value} exactly this request?", abort=True)
-        digest = view["digest"]
+        digest = str(view["digest"])
     assertion = None
     if step_up_key is not None:
         key = load_pem_private_key(step_up_key.read_bytes(), password=None)
@@ -125,10 +133,39 @@ def review_cmd(
             "key_id": key_id_of(key),
             "signature": base64.b64encode(signature).decode(),
         }
-    state = operations.review(
-        services, actor, request_id, ReviewInput(verdict, digest, comment, assertion)
-    )
+    return ReviewInput(verdict, digest, comment, assertion)
+
+
+def review_cmd(
+    request_id: str,
+    verdict: VerdictArg,
+    token: TokenOpt = None,
+    digest: DigestOpt = None,
+    comment: CommentOpt = "",
+    step_up_key: StepUpKeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Approve or deny a request, bound to the digest you were shown."""
+    services, actor = open_services(data_dir, token)
+    given = _review_input(services, actor, request_id, verdict, digest, comment, step_up_key)
+    state = operations.review(services, actor, request_id, given)
     out.print(f"{request_id}: {state}")
+
+
+def post_review_cmd(
+    request_id: str,
+    verdict: VerdictArg,
+    token: TokenOpt = None,
+    digest: DigestOpt = None,
+    comment: CommentOpt = "",
+    step_up_key: StepUpKeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Sign off (approve) or object to (deny) a break-glass execution after the fact."""
+    services, actor = open_services(data_dir, token)
+    given = _review_input(services, actor, request_id, verdict, digest, comment, step_up_key)
+    count = operations.post_review(services, actor, request_id, given)
+    out.print(f"{request_id}: {count} post-review(s)")
 
 
 def cancel_cmd(
@@ -223,6 +260,7 @@ def register(app: typer.Typer) -> None:
     """Mount the lifecycle commands on the main app."""
     app.command("request")(diagnosed(request_cmd))
     app.command("review")(diagnosed(review_cmd))
+    app.command("post-review")(diagnosed(post_review_cmd))
     app.command("cancel")(diagnosed(cancel_cmd))
     app.command("undo")(diagnosed(undo_cmd))
     app.command("execute")(diagnosed(execute_cmd))

@@ -127,3 +127,56 @@ def test_an_allowed_request_executes_at_once(data_dir: Path) -> None:
     code, out, err = run(data_dir, "request", "account.lock", "chirp:bob", token=ana)
     assert code == 0, err
     assert "EXECUTED" in out
+
+
+def test_a_break_glass_is_signed_off_from_the_command_line(data_dir: Path) -> None:
+    """`foureyes post-review`: the requester cannot sign off their own break-glass; two
+    trust & safety colleagues can, each bound to the digest."""
+    tomas = token(data_dir, "e-3001")
+    code, out, err = run(
+        data_dir,
+        "request",
+        "account.suspend",
+        "chirp:president",
+        "-j",
+        "INC-7",
+        "--break-glass",
+        token=tomas,
+    )
+    assert code == 0, err
+    assert "EXECUTED" in out
+    request_id = out.split()[0]
+    digest = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("digest"))
+
+    code, _, err = run(
+        data_dir, "post-review", request_id, "approve", "--digest", digest, token=tomas
+    )
+    assert code == 2
+    assert "cannot post-review their own" in err
+
+    for count, staff_id in enumerate(("e-3002", "e-3003"), start=1):
+        code, out, err = run(
+            data_dir,
+            "post-review",
+            request_id,
+            "approve",
+            "--digest",
+            digest,
+            "-m",
+            "checked the incident",
+            token=token(data_dir, staff_id),
+        )
+        assert code == 0, err
+        assert out.strip() == f"{request_id}: {count} post-review(s)"
+
+    code, _, err = run(
+        data_dir,
+        "post-review",
+        request_id,
+        "approve",
+        "--digest",
+        "0" * 64,
+        token=token(data_dir, "e-9001"),
+    )
+    assert code == 2
+    assert "digest mismatch" in err
