@@ -130,6 +130,28 @@ class StepUpKeyRow(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class WebAuthnCredentialRow(Base):
+    """A security key or passkey enrolled for step-up (WebAuthn). `id` is the key id shown to
+    people and recorded in review evidence: the first 32 hex digits of SHA-256 of the
+    credential id. Revoked keys are kept (their evidence must stay verifiable)."""
+
+    __tablename__ = "staff_webauthn_credentials"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key, as the authenticator sent
+    # The authenticator's signature counter (unsigned 32-bit): an assertion that does not move
+    # it forward (when it is in use) means a cloned authenticator.
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[list[Any]] = mapped_column(default=list)
+    aaguid: Mapped[str] = mapped_column(String(36), default="")
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 # --- policy and pins -----------------------------------------------------------------------
 
 
