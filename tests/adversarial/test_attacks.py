@@ -301,42 +301,49 @@ def test_a_burst_of_email_changes_is_stopped_by_the_quota_and_flagged(api: Api) 
 def test_a_policy_administrator_cannot_weaken_the_policy_and_act_alone(api: Api) -> None:
     """Jo (e-9001, trust & safety lead, policy author) tries to weaken the policy, then act. A
     version that cuts the VIT approvals to one breaks the invariant and is refused at submission
-    (422; no request is left behind, the policy in force stays version 1). A version that drops
-    the VIT tier passes the invariants (they hold vacuously when no account is VIT) but only
-    waits for another person: Jo's own approval is refused (403) and nothing is recorded.
-    Meanwhile Jo's deactivation of chirp:president is decided under the policy in force:
-    pending, needing 2 + 1 approvals."""
+    (422; no request is left behind, the policy in force stays version 1). So is a version that
+    empties the VIT tier, and one that also deletes the invariant: the invariants in force bind
+    every update, over the accounts the in-force tiers call VIT. A harmless update only waits
+    for another person: Jo's own approval is refused (403) and nothing is recorded. Meanwhile
+    Jo's deactivation of chirp:president is decided under the policy in force: pending, needing
+    2 + 1 approvals."""
     text = (EXAMPLES / "policy.yaml").read_text()
     weak = text.replace(
         "    approvals: 2\n    approvers: >-", "    approvals: 1\n    approvers: >-", 1
     )
-    assert weak != text
-    refused = api.submit(
-        "e-9001",
-        action="foureyes.policy.update",
-        account="foureyes:policy",
-        params={"text": weak},
-        justification="INC-9",
-    )
-    problem = assert_problem(refused, 422, "bad-input")
-    assert "breaks an invariant" in problem["detail"]
-    assert "no-lone-vit-deactivation" in problem["detail"]
-
-    # Dropping the VIT tier (its condition can no longer hold) leaves the invariant vacuous, so it
-    # is not refused at submission; but it is only proposed: it waits for security, and Jo's own
-    # approval of it is refused and changes nothing.
     vit_tier = '    when: account.followers >= 1000000 || "protected" in account.pins\n'
-    assert vit_tier in text
     no_vit = text.replace(vit_tier, "    when: 'false'\n", 1)
-    dropped = api.submit(
+    invariant = text[
+        text.index("  - id: no-lone-vit-deactivation") : text.index(
+            "  - id: nobody-in-support-reads-dms"
+        )
+    ]
+    weak_without_invariant = weak.replace(invariant, "", 1)
+    for proposal in (weak, no_vit, weak_without_invariant):
+        assert proposal != text
+        refused = api.submit(
+            "e-9001",
+            action="foureyes.policy.update",
+            account="foureyes:policy",
+            params={"text": proposal},
+            justification="INC-9",
+        )
+        problem = assert_problem(refused, 422, "bad-input")
+        assert "breaks an invariant" in problem["detail"]
+        assert "no-lone-vit-deactivation" in problem["detail"]
+
+    # A harmless update (a comment) is only proposed: it waits for security, and Jo's own
+    # approval of it is refused and changes nothing.
+    harmless = text + "# reviewed 2026-11\n"
+    proposed = api.submit(
         "e-9001",
         action="foureyes.policy.update",
         account="foureyes:policy",
-        params={"text": no_vit},
+        params={"text": harmless},
         justification="INC-10",
     )
-    assert dropped.status_code == 201, dropped.text
-    update = dropped.json()
+    assert proposed.status_code == 201, proposed.text
+    update = proposed.json()
     assert update["state"] == "pending"
     assert [f["candidates"] for f in update["decision"]["factors"]] == [["e-4001"]]
     own = api.review("e-9001", update["id"])

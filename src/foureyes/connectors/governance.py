@@ -4,7 +4,9 @@
 (account `foureyes:pins`, params `{account, pin, present}`) and `foureyes.staff.update`
 (account `foureyes:staff`, params `{staff: {...}}`) go through the same engine as everything else,
 with the floor of one approval by another person. A policy update that does not compile or that
-breaks one of its own invariants is refused when it is submitted, and again at execution.
+breaks one of its own invariants, or an invariant of the policy in force (classified by the
+in-force tiers, so dropping a tier cannot empty an invariant), is refused when it is submitted,
+and again at execution.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult,
 from foureyes.directory import Directory
 from foureyes.errors import BadInput, ConnectorError
 from foureyes.model import Account, ActionSpec
-from foureyes.policy.analysis import check_invariants
+from foureyes.policy.analysis import check_invariants, check_update
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Catalog
 from foureyes.policy.celtypes import CelType
 from foureyes.policy.compiler import Policy, parse_policy
@@ -57,13 +59,24 @@ class GovernanceConnector(Connector):
             self.checked_policy(str(order.params["text"]))
 
     def checked_policy(self, text: str) -> Policy:
-        """The compiled policy, or BadInput if it does not load or breaks an invariant."""
+        """The compiled policy, or BadInput if it does not load, breaks one of its invariants
+        or breaks an invariant of the policy in force (see `check_update`)."""
         policy = parse_policy(text, self.policy_catalog, file="proposed policy")
         with self.database.transaction() as session:
             people = {
                 row.id: staff_from_row(session, row) for row in session.scalars(select(StaffRow))
             }
-        violations = check_invariants(policy, Directory(staff=people))
+            latest = session.scalar(
+                select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
+            )
+            in_force_text = None if latest is None else (latest.version, latest.text)
+        directory = Directory(staff=people)
+        if in_force_text is None:
+            violations = check_invariants(policy, directory)
+        else:
+            version, current = in_force_text
+            in_force = parse_policy(current, self.policy_catalog, file=f"policy v{version}")
+            violations = check_update(policy, in_force, directory)
         if violations:
             raise BadInput(f"the proposed policy breaks an invariant: {violations[0].describe()}")
         return policy

@@ -230,7 +230,29 @@ def check_invariants(
     enumeration = Enumeration([policy], now)
     violations = []
     for invariant in policy.invariants:
-        found = _check_one(policy, invariant, enumeration, directory, platform)
+        found = _check_one(policy, invariant, enumeration, directory, platform, policy)
+        if found is not None:
+            violations.append(found)
+    return violations
+
+
+def check_update(
+    proposed: Policy,
+    in_force: Policy,
+    directory: Directory | None = None,
+    *,
+    now: datetime | None = None,
+    platform: str = "chirp",
+) -> list[Violation]:
+    """A proposed policy's own invariants, then every invariant of the policy in force, checked
+    on the proposed policy's decisions. For the invariants in force, accounts are classified by
+    the in-force tiers: an update that redefines or drops a tier cannot make "VIT accounts need
+    four people" hold vacuously, because the accounts that are VIT today stay covered. So an
+    update may add and tighten invariants but never break one in force, even by deleting it."""
+    violations = check_invariants(proposed, directory, now=now, platform=platform)
+    enumeration = Enumeration([proposed, in_force], now)
+    for invariant in in_force.invariants:
+        found = _check_one(proposed, invariant, enumeration, directory, platform, in_force)
         if found is not None:
             violations.append(found)
     return violations
@@ -242,7 +264,10 @@ def _check_one(
     enumeration: Enumeration,
     directory: Directory | None,
     platform: str,
+    classifier: Policy,
 ) -> Violation | None:
+    """The first decision of `policy` that breaks `invariant`, over accounts whose tier is
+    given by `classifier`'s tiers (the policy the invariant belongs to)."""
     cases = enumeration.count(len(invariant.actions))
     if cases > MAX_CASES:
         raise BadInput(
@@ -257,7 +282,7 @@ def _check_one(
         people = [p for p in people if _holds(condition.fn, {"staff": p.cel(today)})]
     accounts = [
         (account, tier)
-        for account, tier in enumeration.accounts(policy, platform)
+        for account, tier in enumeration.accounts(classifier, platform)
         if invariant.spec.tier is None or tier == invariant.spec.tier
     ]
     contexts = list(enumeration.contexts())
