@@ -28,7 +28,7 @@ from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTI
 from foureyes.directory import load_directory
 from foureyes.errors import BadInput
 from foureyes.init import initialize
-from foureyes.policy.analysis import check_invariants, diff_policies
+from foureyes.policy.analysis import check_invariants, check_update, diff_policies
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
 from foureyes.policy.explain import explain
@@ -192,9 +192,12 @@ def policy_diff(
     new: Annotated[Path, typer.Argument(help="The proposed policy.")],
     connector: ConnectorOpt = "demo",
 ) -> None:
-    """Show which (kind of requester, action, tier) decisions change between two policies."""
+    """Show which (kind of requester, action, tier) decisions change between two policies, and
+    any invariant of the old policy that the new one breaks (foureyes would refuse it)."""
     before, after = _load(old, connector), _load(new, connector)
     differences = diff_policies(before, after)
+    for violation in check_update(after, before):
+        out.print(f"[red]refused:[/red] {violation.describe()}")
     if not differences:
         out.print("No decision changes.")
         return

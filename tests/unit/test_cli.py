@@ -118,12 +118,14 @@ def test_diff_names_what_changes(tmp_path: Path) -> None:
     assert "account.deactivate" in out
     assert "pending (4 people)" in out
     assert "pending (2 people)" in out
+    assert "refused: invariant no-lone-vit-deactivation violated" in out
 
 
 def test_diff_of_a_policy_with_itself_is_empty() -> None:
     code, out, _ = run("policy", "diff", POLICY, POLICY)
     assert code == 0
     assert "No decision changes." in out
+    assert "refused" not in out
 
 
 def test_schema_is_json() -> None:
