@@ -16,6 +16,7 @@ file that lives inside it.
 | `staff_file` | `FOUREYES_STAFF_FILE` | none (used by `foureyes init`) |
 | `connectors` | (file only) | none |
 | `notify` | (file only) | none (see below) |
+| `webauthn` | (file only) | rp_id `localhost`, origin `http://localhost:8400` (see below) |
 
 Relative paths in the file are relative to the data directory (so the directory can move);
 relative paths in the environment are relative to the working directory. A relative SQLite path
@@ -62,6 +63,14 @@ names them (docs/notifications.md):
     people = true     # messages to staff go through this channel (to their directory email)
 
 `base_url` (any kind) is the console's address, to make the links in messages absolute.
+
+Security keys and passkeys (step-up for reviews) are bound to one relying party, the console's
+domain; the defaults suit `foureyes serve --demo` opened at http://localhost:8400:
+
+    [webauthn]
+    rp_id = "foureyes.example.org"
+    rp_name = "foureyes"
+    origins = ["https://foureyes.example.org"]
 """
 
 from __future__ import annotations
@@ -87,6 +96,7 @@ __all__ = [
     "ConnectorSettings",
     "NotifySettings",
     "Settings",
+    "WebAuthnSettings",
     "anchor_sqlite",
     "safe_url",
 ]
@@ -241,6 +251,37 @@ class NotifySettings(BaseModel):
         return ConnectorSettings(kind=self.kind, options=options).secret(name, env)
 
 
+class WebAuthnSettings(BaseModel):
+    """The `[webauthn]` table: the relying party that security keys and passkeys are bound to.
+
+    `rp_id` is a domain (the console's host or a parent of it); every origin in `origins` must
+    be on it, over https (plain http only for localhost). A browser signs the origin it is on,
+    and an assertion from any origin not listed here is refused.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rp_id: str = Field(default="localhost", min_length=1, max_length=253)
+    rp_name: str = Field(default="foureyes", min_length=1, max_length=100)
+    origins: list[str] = Field(default_factory=lambda: ["http://localhost:8400"], min_length=1)
+
+    @model_validator(mode="after")
+    def _origins_on_rp_id(self) -> WebAuthnSettings:
+        rp_id = self.rp_id.lower()
+        if rp_id != self.rp_id or "/" in rp_id or ":" in rp_id or rp_id.startswith("."):
+            raise ValueError(f"rp_id {self.rp_id!r} must be a lower-case domain, e.g. example.org")
+        for origin in self.origins:
+            scheme, _, rest = origin.partition("://")
+            host = rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
+            if not rest or "/" in rest or not host:
+                raise ValueError(f"origin {origin!r} must be scheme://host[:port], no path")
+            if scheme != "https" and not (scheme == "http" and host == "localhost"):
+                raise ValueError(f"origin {origin!r} must use https (http only for localhost)")
+            if host != rp_id and not host.endswith("." + rp_id):
+                raise ValueError(f"origin {origin!r} is not on rp_id {rp_id!r}")
+        return self
+
+
 class Settings(BaseModel):
     """Everything foureyes needs to know to run. Build it with `Settings.load`."""
 
@@ -254,6 +295,7 @@ class Settings(BaseModel):
     witness_dir: Path
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
     notify: dict[str, NotifySettings] = Field(default_factory=dict)
+    webauthn: WebAuthnSettings = Field(default_factory=WebAuthnSettings)
     policy_file: Path | None = None
     staff_file: Path | None = None
 
