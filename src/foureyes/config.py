@@ -12,6 +12,7 @@ file that lives inside it.
 | `log_origin` | `FOUREYES_LOG_ORIGIN` | `foureyes.local/log` |
 | `signing_key_file` | `FOUREYES_SIGNING_KEY_FILE` | `<data_dir>/keys/log.key` |
 | `witness_dir` | `FOUREYES_WITNESS_DIR` | `<data_dir>/witness` |
+| `console_key_file` | `FOUREYES_CONSOLE_KEY_FILE` | `<data_dir>/keys/console.key` |
 | `policy_file` | `FOUREYES_POLICY_FILE` | none (used by `foureyes init`) |
 | `staff_file` | `FOUREYES_STAFF_FILE` | none (used by `foureyes init`) |
 | `connectors` | (file only) | none |
@@ -112,6 +113,7 @@ _ENV_SETTINGS: dict[str, bool] = {
     "log_origin": False,
     "signing_key_file": True,
     "witness_dir": True,
+    "console_key_file": True,
     "policy_file": True,
     "staff_file": True,
 }
@@ -293,6 +295,8 @@ class Settings(BaseModel):
     log_origin: str = DEFAULT_LOG_ORIGIN
     signing_key_file: Path
     witness_dir: Path
+    # The console's cookie-signing secret (made by init, or on first serve; never logged).
+    console_key_file: Path
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
     notify: dict[str, NotifySettings] = Field(default_factory=dict)
     webauthn: WebAuthnSettings = Field(default_factory=WebAuthnSettings)
@@ -369,6 +373,7 @@ class Settings(BaseModel):
         values.setdefault("database_url", f"sqlite:///{root / 'foureyes.db'}")
         values.setdefault("signing_key_file", root / "keys" / "log.key")
         values.setdefault("witness_dir", root / "witness")
+        values.setdefault("console_key_file", root / "keys" / "console.key")
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

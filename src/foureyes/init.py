@@ -24,6 +24,7 @@ from sqlalchemy import exists, select
 
 from foureyes.audit.checkpoint import Signer
 from foureyes.config import CONFIG_FILE, DEFAULT_LOG_ORIGIN, Settings, anchor_sqlite, safe_url
+from foureyes.console.keyfile import console_key
 from foureyes.errors import BadInput
 from foureyes.store import migrate
 from foureyes.store.database import Database
@@ -111,6 +112,9 @@ def initialize(
             created.append(config_file)
             settings = Settings.load(root, env={})
         signer = _signing_key(settings, created)
+        if not settings.console_key_file.exists():
+            console_key(settings.console_key_file)  # the console's cookie key, mode 0600
+            created.append(settings.console_key_file)
         if seed is not None:
             seed(database)
         revision = migrate.current(database) or ""

@@ -26,6 +26,7 @@ from foureyes.api.problems import (
 )
 from foureyes.api.routers import accounts, alerts, audit, decisions, health, requests
 from foureyes.config import Settings
+from foureyes.console import mount_console
 from foureyes.workflow.services import Services
 
 __all__ = ["create_app"]
@@ -56,6 +57,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     for module in (requests, decisions, accounts, audit, health):
         app.include_router(module.router)
     app.include_router(alerts.router)  # foureyes.detect: /v1/alerts
+    mount_console(app, services, settings)  # /console: the web console (HTML)
     # add_middleware wraps what is there: the last added is the outermost.
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(CatchAll)

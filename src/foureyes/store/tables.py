@@ -404,3 +404,38 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_delivered_at_next_attempt_at", "delivered_at", "next_attempt_at"),
     )
+
+
+# --- the console ---------------------------------------------------------------------------
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console session. The browser holds a random secret in a cookie; only its
+    SHA-256 (`id`) is stored, so a copy of the database opens no session. `token_id` is the
+    local token it was opened with (the session ends when that token is revoked or expires)."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    identity: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(20))
+    token_id: Mapped[str | None] = mapped_column(String(16))
+    client: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginFailureRow(Base):
+    """One failed console sign-in, counted for throttling by client address and by identity
+    (`key` is ``address:<ip>`` or ``identity:<login>``), in the database so every server
+    shares the count. Old rows are deleted as they age out of the window."""
+
+    __tablename__ = "console_login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_console_login_failures_key_at", "key", "at"),)

@@ -1,0 +1,56 @@
+"""The web console: server-rendered pages under `/console` over the same operations as the API.
+
+`mount_console(app, services, settings)` adds it to an app made by `foureyes.api.create_app`:
+the console's key (signing the login-state cookie, deriving CSRF tokens), the login-state
+session middleware, static files at `/console/static/`, HTML error pages on console paths, and
+the routers: sign-in (local token; OIDC in `oidc_routes`), security keys (`webauthn_routes`),
+and the pages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from foureyes.config import Settings
+from foureyes.workflow.services import Services
+
+__all__ = ["LOGIN_STATE_COOKIE", "mount_console"]
+
+LOGIN_STATE_COOKIE = "foureyes_login"
+LOGIN_STATE_MAX_AGE = 600  # seconds: long enough to sign in at the identity provider
+STATIC = Path(__file__).parent / "static"
+
+
+def mount_console(app: FastAPI, services: Services, settings: Settings) -> None:
+    """Add the console to `app` (after the problem handlers are installed)."""
+    # Imported here, not at the top: the routes import foureyes.api, whose app imports this
+    # package, and `foureyes.console.keyfile` must stay importable by `foureyes init` alone.
+    from foureyes.console import (  # noqa: PLC0415
+        auth_routes,
+        oidc_routes,
+        pages,
+        webauthn_routes,
+    )
+    from foureyes.console.errors import install_console_errors  # noqa: PLC0415
+    from foureyes.console.keyfile import console_key  # noqa: PLC0415
+
+    key = console_key(settings.console_key_file)
+    app.state.console_key = key
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=key.hex(),
+        session_cookie=LOGIN_STATE_COOKIE,
+        max_age=LOGIN_STATE_MAX_AGE,
+        path="/console",
+        same_site="lax",
+        https_only=True,
+    )
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    install_console_errors(app)
+    # The console is for browsers: its routes stay out of the API's OpenAPI document.
+    for module in (auth_routes, oidc_routes, webauthn_routes, pages):
+        app.include_router(module.router, include_in_schema=False)
