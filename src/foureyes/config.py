@@ -18,6 +18,7 @@ file that lives inside it.
 | `connectors` | (file only) | none |
 | `notify` | (file only) | none (see below) |
 | `webauthn` | (file only) | rp_id `localhost`, origin `http://localhost:8400` (see below) |
+| `oidc` | (file only) | none: sign-in only with local tokens (`foureyes.signin.settings`) |
 
 Relative paths in the file are relative to the data directory (so the directory can move);
 relative paths in the environment are relative to the working directory. A relative SQLite path
@@ -88,6 +89,7 @@ from sqlalchemy.exc import ArgumentError
 
 from foureyes.audit.checkpoint import Signer
 from foureyes.errors import BadInput
+from foureyes.signin.settings import OidcSettings
 
 __all__ = [
     "CONFIG_FILE",
@@ -300,6 +302,7 @@ class Settings(BaseModel):
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
     notify: dict[str, NotifySettings] = Field(default_factory=dict)
     webauthn: WebAuthnSettings = Field(default_factory=WebAuthnSettings)
+    oidc: OidcSettings | None = None  # the `[oidc]` table: staff sign in with the company's IdP
     policy_file: Path | None = None
     staff_file: Path | None = None
 
@@ -431,6 +434,9 @@ def _read_file(config_file: Path, root: Path) -> dict[str, Any]:
                 for key, value in table.items():
                     if key.endswith("_file") and isinstance(value, str):
                         table[key] = str(root / Path(value).expanduser())
+    oidc = data.get("oidc")
+    if isinstance(oidc, dict) and isinstance(oidc.get("client_secret_file"), str):
+        oidc["client_secret_file"] = str(root / Path(oidc["client_secret_file"]).expanduser())
     return data
 
 

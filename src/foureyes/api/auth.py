@@ -1,29 +1,44 @@
 """Bearer tokens: every `/v1` route acts as the person whose token it is, and only as them.
 
+Two kinds of bearer token are accepted:
+
+- a local token (`fey_…`, issued by `foureyes staff token`, stored hashed);
+- when an `[oidc]` provider is configured, a JWT it signed (see `foureyes.signin.oidc`), whose
+  identity claim names a login of the staff directory.
+
 A missing, malformed, unknown, revoked or expired token, or the token of someone who may no
 longer act (terminated, suspended, outside their contract), is a 401 problem with a
-``WWW-Authenticate: Bearer`` challenge. There is no way to name another person: the actor is
-whoever the token belongs to.
+``WWW-Authenticate: Bearer`` challenge; an identity provider that cannot be reached (and whose
+keys foureyes does not hold) is a 503 problem. There is no way to name another person: the
+actor is whoever the token belongs to.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from foureyes.config import Settings
 from foureyes.errors import Unauthenticated
+from foureyes.signin.oidc import OidcProvider
 from foureyes.workflow import operations
 from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.staff import TOKEN_PREFIX
 
-__all__ = ["ActorDep", "ServicesDep", "current_actor", "services_of"]
+__all__ = ["ActorDep", "ServicesDep", "current_actor", "oidc_provider", "services_of"]
 
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="A foureyes token (`fey_…`), issued with `foureyes staff token`.",
+    description=(
+        "A foureyes token (`fey_…`), issued with `foureyes staff token`, or, when an OpenID "
+        "provider is configured, a JWT it signed for foureyes' audience."
+    ),
 )
+_provider_lock = threading.Lock()
 
 
 def services_of(request: Request) -> Services:
@@ -35,14 +50,42 @@ def services_of(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
+def oidc_provider(request: Request) -> OidcProvider | None:
+    """The app's OpenID provider (made once, on first use, from `settings.oidc`); None when
+    none is configured."""
+    state = request.app.state
+    with _provider_lock:
+        provider: OidcProvider | None = getattr(state, "oidc_provider", None)
+        if provider is None:
+            settings: Settings = state.settings
+            if settings.oidc is None:
+                return None
+            services: Services = state.services
+            provider = OidcProvider(settings.oidc, clock=services.clock)
+            state.oidc_provider = provider
+        return provider
+
+
 def current_actor(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
     """The person behind the request's bearer token (401 unless it verifies)."""
     if credentials is None:
         raise Unauthenticated("this needs your token: Authorization: Bearer <token>")
-    return operations.authenticate(services, credentials.credentials)
+    token = credentials.credentials
+    if token.startswith(f"{TOKEN_PREFIX}_"):
+        return operations.authenticate(services, token)
+    provider = oidc_provider(request)
+    if provider is not None:
+        return operations.authenticate_oidc(services, provider, token)
+    if token.count(".") == 2:
+        raise Unauthenticated(
+            "this foureyes accepts no identity-provider tokens (no [oidc] is configured): "
+            "use a foureyes token (fey_...)"
+        )
+    return operations.authenticate(services, token)  # "malformed token"
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

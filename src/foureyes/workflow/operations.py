@@ -14,12 +14,19 @@ from foureyes.connectors.base import Connector, make_connector
 from foureyes.connectors.governance import GovernanceConnector, install_first_policy
 from foureyes.directory import Directory
 from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
+from foureyes.signin.oidc import OidcProvider
 from foureyes.store.database import Database
 from foureyes.workflow.execute import ExecutionOutcome, execute, reconcile
 from foureyes.workflow.records import record
 from foureyes.workflow.review import ReviewInput, cancel, post_review, review
 from foureyes.workflow.services import Actor, Services, utc_now
-from foureyes.workflow.staff import authenticate, import_directory, issue_token, list_staff
+from foureyes.workflow.staff import (
+    authenticate,
+    authenticate_identity,
+    import_directory,
+    issue_token,
+    list_staff,
+)
 from foureyes.workflow.submit import Denied, Submission, dry_run, submit
 from foureyes.workflow.undo import undo
 from foureyes.workflow.views import ListFilter, list_requests, request_view
@@ -102,6 +109,22 @@ def show(services: Services, request_id: str) -> dict[str, Any]:
     return request_view(services, request_id)
 
 
+def authenticate_oidc(
+    services: Services,
+    provider: OidcProvider,
+    token: str,
+    *,
+    audience: str | None = None,
+    nonce: str | None = None,
+) -> Actor:
+    """The person a JWT of the company's identity provider names: the token verified
+    (`OidcProvider.verify`: signature, issuer, audience, times, and `nonce` for an ID token),
+    its identity claim mapped to a login of the staff directory, and that person held to the
+    same floor as a local token's (`authenticate_identity`)."""
+    claims = provider.verify(token, audience=audience, nonce=nonce)
+    return authenticate_identity(services, provider.identity(claims))
+
+
 __all__ = [
     "Actor",
     "Denied",
@@ -112,6 +135,8 @@ __all__ = [
     "Submission",
     "Tick",
     "authenticate",
+    "authenticate_identity",
+    "authenticate_oidc",
     "build_services",
     "cancel",
     "dry_run",

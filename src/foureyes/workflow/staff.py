@@ -255,10 +255,28 @@ def authenticate(services: Services, token: str) -> Actor:
         staff_row = session.get(StaffRow, row.staff_id)
         assert staff_row is not None
         person = staff_from_row(session, staff_row)
-        problem = person.floor_problem(now.date())
-        if problem is not None:
-            raise Unauthenticated(f"this credential no longer works: {problem}")
+        _check_may_act(person, now)
         return Actor(staff=person, identity=row.identity)
+
+
+def authenticate_identity(services: Services, identity: str) -> Actor:
+    """The person whose login name `identity` is, once an identity provider has vouched for it
+    (a verified OIDC token's claim). Unauthenticated unless the staff directory knows the name
+    and the person may act now: the same floor as `authenticate`."""
+    with services.database.transaction() as session:
+        now = services.clock()
+        person = services.person_of(session, identity)
+        if person is None:
+            raise Unauthenticated(f"{identity!r} is not the identity of anyone on the staff")
+        _check_may_act(person, now)
+        return Actor(staff=person, identity=identity)
+
+
+def _check_may_act(person: Staff, now: datetime) -> None:
+    """Terminated, suspended or outside their contract: no credential of theirs works."""
+    problem = person.floor_problem(now.date())
+    if problem is not None:
+        raise Unauthenticated(f"this credential no longer works: {problem}")
 
 
 def list_staff(services: Services) -> list[Staff]:
