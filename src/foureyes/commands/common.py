@@ -16,6 +16,7 @@ from foureyes.errors import FoureyesError, Unauthenticated
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.webauthn import RelyingParty
 
 err = Console(stderr=True, highlight=False)
 
@@ -61,7 +62,12 @@ def services_for(settings: Settings) -> Services:
         name: (connector.kind, connector.resolved())
         for name, connector in settings.connectors.items()
     }
-    return operations.build_services(database, connectors=connectors, origin=settings.log_origin)
+    return operations.build_services(
+        database,
+        connectors=connectors,
+        origin=settings.log_origin,
+        relying_party=RelyingParty.from_settings(settings.webauthn),
+    )
 
 
 def open_services(

@@ -30,6 +30,7 @@ from foureyes.workflow.staff import (
 from foureyes.workflow.submit import Denied, Submission, dry_run, submit
 from foureyes.workflow.undo import undo
 from foureyes.workflow.views import ListFilter, list_requests, request_view
+from foureyes.workflow.webauthn import DEMO_RELYING_PARTY, RelyingParty, step_up_verifier
 from foureyes.workflow.worker import Tick, run_once
 
 DEFAULT_ORIGIN = "foureyes.local/log"
@@ -46,8 +47,10 @@ def build_services(
     connectors: Mapping[str, tuple[str, Mapping[str, Any]]],
     clock: Callable[[], datetime] = utc_now,
     origin: str = DEFAULT_ORIGIN,
+    relying_party: RelyingParty = DEMO_RELYING_PARTY,
 ) -> Services:
-    """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings)."""
+    """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
+    `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`)."""
     made: dict[str, Connector] = {}
     for name, (kind, settings) in connectors.items():
         connector = make_connector(kind, name, settings, _Context(database))
@@ -56,7 +59,13 @@ def build_services(
     for connector in made.values():
         catalog = catalog.merged(connector.catalog())
     made[FOUREYES_PLATFORM] = GovernanceConnector(database, catalog)
-    return Services(database=database, connectors=made, audit=AuditLog(origin), clock=clock)
+    return Services(
+        database=database,
+        connectors=made,
+        audit=AuditLog(origin),
+        clock=clock,
+        step_up=step_up_verifier(relying_party, clock),
+    )
 
 
 def seed(

@@ -21,7 +21,8 @@ from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import IdentityRow, PinRow, PolicyVersionRow, StaffRow
-from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpVerifier
+from foureyes.workflow.stepup import StepUpVerifier
+from foureyes.workflow.webauthn import step_up_verifier
 
 
 def utc_now() -> datetime:
@@ -46,7 +47,8 @@ class Services:
     connectors: Mapping[str, Connector]
     audit: AuditLog
     clock: Callable[[], datetime] = utc_now
-    step_up: StepUpVerifier = field(default_factory=DeviceKeyStepUp)
+    # WebAuthn (security keys, passkeys) or device-key signatures, by the assertion's method.
+    step_up: StepUpVerifier = field(default_factory=step_up_verifier)
     _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -2,8 +2,9 @@
 
 The challenge is derived from the request digest, the reviewer and the verdict, so a captured
 assertion approves that one request and nothing else. `DeviceKeyStepUp` verifies Ed25519
-signatures from keys enrolled per person (a hardware-backed key or a platform authenticator's
-key); the console's WebAuthn flow is another verifier of the same shape.
+signatures from keys enrolled per person (the CLI's and API clients' keys);
+`foureyes.workflow.webauthn.WebAuthnStepUp` verifies security keys and passkeys, and
+`StepUpByMethod` picks between them by the assertion's `method`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,37 @@ class DeviceKeyStepUp:
         except (InvalidSignature, binascii.Error, ValueError) as exc:
             raise Forbidden("step-up failed: the signature does not confirm this review") from exc
         return {"method": "device-key", "key_id": key_id}
+
+
+class StepUpByMethod:
+    """Chooses the verifier by the assertion's `method` (`{"method": "webauthn", ...}`); an
+    assertion without one goes to `default` (the device-key form, `{"key_id", "signature"}`,
+    which the CLI and API clients send). An unknown method is refused, never defaulted."""
+
+    def __init__(self, by_method: Mapping[str, StepUpVerifier], default: StepUpVerifier) -> None:
+        self.by_method = dict(by_method)
+        self.default = default
+
+    def verify(
+        self,
+        session: Session,
+        *,
+        reviewer_id: str,
+        digest: str,
+        decision: str,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        verifier = self.default
+        if assertion and "method" in assertion:
+            method = assertion["method"]
+            found = self.by_method.get(method) if isinstance(method, str) else None
+            if found is None:
+                known = ", ".join(sorted(self.by_method))
+                raise BadInput(f"unknown step-up method {method!r} (known: {known})")
+            verifier = found
+        return verifier.verify(
+            session, reviewer_id=reviewer_id, digest=digest, decision=decision, assertion=assertion
+        )
 
 
 def key_id_of(key: Ed25519PrivateKey | bytes) -> str:

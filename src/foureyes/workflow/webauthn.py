@@ -1,0 +1,515 @@
+"""Security keys and passkeys (WebAuthn) for step-up: enrolment, revocation, and confirming one
+review.
+
+A review that a rule marks `step_up` is confirmed with an assertion whose challenge is
+`stepup.challenge(digest, reviewer, decision)`: the server computes it from the request it holds,
+never from the client, so an assertion approves exactly that request, by that person, with that
+verdict, and nothing else. What was signed is kept in the review event (`WebAuthnStepUp`), with
+the key id whose public key the enrolment event carries, so an auditor can check it offline
+(`evidence_confirms`).
+
+User verification is *required* (a PIN or biometric on the key, not only a touch): step-up
+exists so that a stolen laptop session plus a key lying next to it is not enough, and keys
+without a PIN cannot be enrolled. Attestation is "none": foureyes trusts the person's signed-in
+console session to say whose key it is, not the vendor's certificate.
+
+Enrolment is two steps: `registration_options` gives the browser options and a
+`PendingRegistration` that the console keeps in its signed session cookie (bound to the person,
+expiring after five minutes); `enrol` checks the authenticator's response against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    options_to_json,
+    parse_authentication_credential_json,
+    parse_client_data_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from foureyes.config import WebAuthnSettings
+from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
+from foureyes.model import RequestState, ReviewDecision
+from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
+from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
+
+if TYPE_CHECKING:
+    from foureyes.workflow.services import Actor, Services
+
+METHOD = "webauthn"
+TIMEOUT_MS = 120_000
+REGISTRATION_LIFETIME = timedelta(minutes=5)
+MAX_NAME = 100
+ENROLLED = "staff.security_key_enrolled"
+REVOKED = "staff.security_key_revoked"
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """Who security keys are bound to: the RP ID (a domain) and the origins allowed to sign."""
+
+    id: str
+    name: str
+    origins: tuple[str, ...]
+
+    @classmethod
+    def from_settings(cls, settings: WebAuthnSettings) -> RelyingParty:
+        return cls(settings.rp_id, settings.rp_name, tuple(settings.origins))
+
+
+DEMO_RELYING_PARTY = RelyingParty.from_settings(WebAuthnSettings())
+
+
+def key_id_of(credential_id: bytes) -> str:
+    """The id foureyes shows and records for a credential: SHA-256 of its id, 32 hex digits."""
+    return hashlib.sha256(credential_id).hexdigest()[:32]
+
+
+def user_handle(staff_id: str) -> bytes:
+    """The WebAuthn user handle of a person: stable, and not their id in clear (the spec asks
+    that it carry no personal information; authenticators may show or sync it)."""
+    return hashlib.sha256(f"foureyes webauthn user\n{staff_id}".encode()).digest()
+
+
+@dataclass(frozen=True)
+class KeyView:
+    id: str
+    name: str
+    transports: tuple[str, ...]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PendingRegistration:
+    """An enrolment in progress: the challenge the browser was given, for whom, until when."""
+
+    staff_id: str
+    challenge: bytes
+    expires_at: datetime
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "staff_id": self.staff_id,
+            "challenge": bytes_to_base64url(self.challenge),
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> PendingRegistration:
+        """BadInput for anything that is not what `to_json` made."""
+        try:
+            return cls(
+                str(data["staff_id"]),
+                base64url_to_bytes(str(data["challenge"])),
+                datetime.fromisoformat(str(data["expires_at"])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput("no security key enrolment is in progress: start again") from exc
+
+
+# --- enrolment -----------------------------------------------------------------------------
+
+
+def _active_descriptors(session: Session, staff_id: str) -> list[PublicKeyCredentialDescriptor]:
+    rows = session.scalars(
+        select(WebAuthnCredentialRow)
+        .where(
+            WebAuthnCredentialRow.staff_id == staff_id,
+            WebAuthnCredentialRow.revoked_at.is_(None),
+        )
+        .order_by(WebAuthnCredentialRow.created_at)
+    )
+    return [
+        PublicKeyCredentialDescriptor(
+            id=row.credential_id,
+            transports=[AuthenticatorTransport(t) for t in row.transports],
+        )
+        for row in rows
+    ]
+
+
+def registration_options(
+    services: Services, actor: Actor, rp: RelyingParty
+) -> tuple[dict[str, Any], PendingRegistration]:
+    """Options for `navigator.credentials.create()` (JSON, base64url bytes) for the actor's own
+    new key, excluding the keys they already have, and the pending registration to keep."""
+    with services.database.transaction() as session:
+        now = services.clock()
+        _may_act(actor, now)
+        exclude = _active_descriptors(session, actor.id)
+    options = generate_registration_options(
+        rp_id=rp.id,
+        rp_name=rp.name,
+        user_name=actor.identity,
+        user_id=user_handle(actor.id),
+        user_display_name=actor.staff.name or actor.identity,
+        timeout=TIMEOUT_MS,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.DISCOURAGED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+        exclude_credentials=exclude,
+    )
+    pending = PendingRegistration(actor.id, options.challenge, now + REGISTRATION_LIFETIME)
+    return json.loads(options_to_json(options)), pending
+
+
+def enrol(
+    services: Services,
+    actor: Actor,
+    rp: RelyingParty,
+    pending: PendingRegistration,
+    *,
+    name: str,
+    credential: Mapping[str, Any],
+) -> str:
+    """Verify the browser's registration response and store the key; returns its key id.
+
+    Refused, nothing stored: a pending registration for someone else or expired (BadInput), a
+    response that does not verify for this challenge, origin and RP ID, or without user
+    verification (Forbidden), a key already enrolled (Conflict). The `staff.security_key_enrolled`
+    event, with the public key, is written in the same transaction.
+    """
+    label = " ".join(name.split())
+    if not label or len(label) > MAX_NAME:
+        raise BadInput(f"name the key (1 to {MAX_NAME} characters), e.g. 'blue YubiKey'")
+    now = services.clock()
+    if pending.staff_id != actor.id or now >= pending.expires_at:
+        raise BadInput("this security key enrolment has expired or is not yours: start again")
+    try:
+        parsed = parse_registration_credential_json(dict(credential))
+        verified = verify_registration_response(
+            credential=parsed,
+            expected_challenge=pending.challenge,
+            expected_rp_id=rp.id,
+            expected_origin=list(rp.origins),
+            require_user_verification=True,
+        )
+        cross_origin = parse_client_data_json(parsed.response.client_data_json).cross_origin
+    except (WebAuthnException, ValueError, TypeError) as exc:
+        raise Forbidden(f"the security key's response was refused: {exc}") from None
+    if cross_origin:
+        raise Forbidden("the security key's response came from an embedded (cross-origin) page")
+    transports = sorted({t.value for t in parsed.response.transports or ()})
+    key_id = key_id_of(verified.credential_id)
+    try:
+        with services.database.transaction() as session:
+            _may_act(actor, now)
+            taken = session.scalar(
+                select(WebAuthnCredentialRow.id).where(
+                    WebAuthnCredentialRow.credential_id == verified.credential_id
+                )
+            )
+            if taken is not None:
+                raise Conflict("this security key is already enrolled", key_id=key_id)
+            session.add(
+                WebAuthnCredentialRow(
+                    id=key_id,
+                    credential_id=verified.credential_id,
+                    staff_id=actor.id,
+                    name=label,
+                    public_key=verified.credential_public_key,
+                    sign_count=verified.sign_count,
+                    transports=transports,
+                    aaguid=verified.aaguid,
+                    created_at=now,
+                )
+            )
+            services.audit.append(
+                session,
+                kind=ENROLLED,
+                actor=actor.id,
+                account_ref=None,
+                request_id=None,
+                payload={
+                    "staff": actor.id,
+                    "identity": actor.identity,
+                    "key_id": key_id,
+                    "name": label,
+                    "credential_id": bytes_to_base64url(verified.credential_id),
+                    "public_key": bytes_to_base64url(verified.credential_public_key),
+                    "aaguid": verified.aaguid,
+                    "transports": transports,
+                    "sign_count": verified.sign_count,
+                    "rp_id": rp.id,
+                },
+                at=now,
+            )
+    except IntegrityError as exc:  # enrolled by a concurrent request between check and insert
+        raise Conflict("this security key is already enrolled", key_id=key_id) from exc
+    return key_id
+
+
+def revoke(services: Services, actor: Actor, key_id: str) -> None:
+    """Revoke one of the actor's own keys (kept, so past evidence stays verifiable).
+
+    NotFound for a key that is not theirs (whose it is, is not told); Conflict if already
+    revoked. The `staff.security_key_revoked` event is written in the same transaction.
+    """
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = session.scalar(
+            select(WebAuthnCredentialRow)
+            .where(WebAuthnCredentialRow.id == key_id, WebAuthnCredentialRow.staff_id == actor.id)
+            .with_for_update()
+        )
+        if row is None:
+            raise NotFound(f"you have no security key {key_id!r}")
+        if row.revoked_at is not None:
+            raise Conflict(f"security key {row.name!r} is already revoked", key_id=key_id)
+        row.revoked_at = now
+        services.audit.append(
+            session,
+            kind=REVOKED,
+            actor=actor.id,
+            account_ref=None,
+            request_id=None,
+            payload={"staff": actor.id, "identity": actor.identity, "key_id": key_id},
+            at=now,
+        )
+
+
+def list_keys(services: Services, staff_id: str) -> list[KeyView]:
+    """A person's security keys, oldest first, revoked ones included."""
+    with services.database.transaction() as session:
+        rows = session.scalars(
+            select(WebAuthnCredentialRow)
+            .where(WebAuthnCredentialRow.staff_id == staff_id)
+            .order_by(WebAuthnCredentialRow.created_at, WebAuthnCredentialRow.id)
+        )
+        return [
+            KeyView(
+                row.id,
+                row.name,
+                tuple(row.transports),
+                row.created_at,
+                row.last_used_at,
+                row.revoked_at,
+            )
+            for row in rows
+        ]
+
+
+# --- confirming a review -------------------------------------------------------------------
+
+
+def assertion_options(
+    services: Services, actor: Actor, rp: RelyingParty, request_id: str, decision: str
+) -> dict[str, Any]:
+    """Options for `navigator.credentials.get()` that confirm the actor's `decision` on one
+    pending request: the challenge is computed here from the request's digest.
+
+    NotFound for no such request; Conflict when it is no longer pending or the actor has no
+    active security key; BadInput for a decision other than approve or deny.
+    """
+    try:
+        verdict = ReviewDecision(decision).value
+    except ValueError:
+        raise BadInput("decision must be 'approve' or 'deny'") from None
+    with services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise NotFound(f"no request {request_id!r}")
+        if row.state != RequestState.PENDING:
+            raise Conflict(f"the request is {row.state}, not pending", request_id=row.id)
+        allowed = _active_descriptors(session, actor.id)
+        digest = row.digest
+    if not allowed:
+        raise Conflict("you have no security key enrolled: add one on the Security keys page")
+    options = generate_authentication_options(
+        rp_id=rp.id,
+        challenge=challenge(digest, actor.id, verdict),
+        timeout=TIMEOUT_MS,
+        allow_credentials=allowed,
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    result: dict[str, Any] = json.loads(options_to_json(options))
+    return result
+
+
+class WebAuthnStepUp:
+    """Verifies `{"method": "webauthn", "credential": <PublicKeyCredential JSON>}` for one review.
+
+    Refused (Forbidden): a key that is not the reviewer's or is revoked; a challenge other than
+    this review's (another request, verdict or reviewer: a replay); an origin or RP ID not ours;
+    no user verification; a signature counter that did not move forward (a cloned
+    authenticator); a bad signature. On success the key's counter and last use are updated in
+    the review's transaction and the evidence to record is returned.
+    """
+
+    def __init__(self, rp: RelyingParty, clock: Callable[[], datetime] | None = None) -> None:
+        self.relying_party = rp
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def verify(
+        self,
+        session: Session,
+        *,
+        reviewer_id: str,
+        digest: str,
+        decision: str,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        if not assertion:
+            raise Forbidden("this review needs step-up: confirm it with your security key")
+        credential = _parse_assertion(assertion.get("credential"))
+        row = session.scalar(
+            select(WebAuthnCredentialRow)
+            .where(WebAuthnCredentialRow.credential_id == credential.raw_id)
+            .with_for_update()
+        )
+        if row is None or row.staff_id != reviewer_id:
+            raise Forbidden("step-up failed: that security key is not enrolled for you")
+        if row.revoked_at is not None:
+            raise Forbidden(f"step-up failed: security key {row.name!r} was revoked")
+        handle = credential.response.user_handle
+        if handle is not None and handle != user_handle(reviewer_id):
+            raise Forbidden("step-up failed: the security key answered for another person")
+        rp = self.relying_party
+        try:
+            verified = verify_authentication_response(
+                credential=credential,
+                expected_challenge=challenge(digest, reviewer_id, decision),
+                expected_rp_id=rp.id,
+                expected_origin=list(rp.origins),
+                credential_public_key=row.public_key,
+                credential_current_sign_count=row.sign_count,
+                require_user_verification=True,
+            )
+            client = parse_client_data_json(credential.response.client_data_json)
+        except (WebAuthnException, ValueError, TypeError) as exc:
+            raise Forbidden(_why(str(exc))) from None
+        if client.cross_origin:
+            raise Forbidden("step-up failed: the assertion came from an embedded page")
+        row.sign_count = verified.new_sign_count
+        row.last_used_at = self._clock()
+        response = credential.response
+        return {
+            "method": METHOD,
+            "key_id": row.id,
+            "credential_id": bytes_to_base64url(credential.raw_id),
+            "authenticator_data": bytes_to_base64url(response.authenticator_data),
+            "client_data_json": bytes_to_base64url(response.client_data_json),
+            "signature": bytes_to_base64url(response.signature),
+            "user_handle": bytes_to_base64url(handle) if handle is not None else None,
+            "sign_count": verified.new_sign_count,
+            "user_verified": verified.user_verified,
+            "rp_id": rp.id,
+        }
+
+
+def _parse_assertion(value: Any) -> AuthenticationCredential:
+    if not isinstance(value, Mapping):
+        raise BadInput("a WebAuthn step-up needs `credential`: the browser's PublicKeyCredential")
+    try:
+        return parse_authentication_credential_json(dict(value))
+    except (WebAuthnException, ValueError, TypeError) as exc:
+        raise BadInput(f"the WebAuthn assertion is malformed: {exc}") from None
+
+
+def _why(message: str) -> str:
+    """The library's reason, in the reviewer's terms where it matters."""
+    if "challenge" in message:
+        return "step-up failed: the security key confirmed another review, not this one"
+    if "sign count" in message:
+        return (
+            "step-up failed: the security key's signature counter went backwards "
+            "(a cloned authenticator?); use another key and tell security"
+        )
+    if "User verification" in message:
+        return "step-up failed: the security key did not verify you (PIN or biometric)"
+    return f"step-up failed: {message}"
+
+
+def evidence_confirms(
+    evidence: Mapping[str, Any],
+    *,
+    public_key: bytes,
+    digest: str,
+    reviewer_id: str,
+    decision: str,
+    rp_id: str,
+    origins: list[str],
+) -> bool:
+    """Whether recorded evidence (a review event's `step_up`) is a valid user-verified assertion
+    by `public_key` (from the key's enrolment event) for exactly this review: what an auditor
+    runs offline. The signature counter is not judged here (it needs the history)."""
+    try:
+        credential_id = str(evidence["credential_id"])
+        credential = {
+            "id": credential_id,
+            "rawId": credential_id,
+            "type": "public-key",
+            "response": {
+                "authenticatorData": str(evidence["authenticator_data"]),
+                "clientDataJSON": str(evidence["client_data_json"]),
+                "signature": str(evidence["signature"]),
+            },
+        }
+        verify_authentication_response(
+            credential=credential,
+            expected_challenge=challenge(digest, reviewer_id, decision),
+            expected_rp_id=rp_id,
+            expected_origin=origins,
+            credential_public_key=public_key,
+            credential_current_sign_count=0,
+            require_user_verification=True,
+        )
+    except (KeyError, WebAuthnException, ValueError, TypeError):
+        return False
+    return evidence.get("key_id") == key_id_of(base64url_to_bytes(credential_id))
+
+
+def step_up_verifier(
+    rp: RelyingParty = DEMO_RELYING_PARTY, clock: Callable[[], datetime] | None = None
+) -> StepUpByMethod:
+    """The step-up foureyes uses: WebAuthn for `{"method": "webauthn", ...}`, device-key
+    signatures (the CLI and API clients' Ed25519 keys) otherwise."""
+    device = DeviceKeyStepUp()
+    return StepUpByMethod({METHOD: WebAuthnStepUp(rp, clock), "device-key": device}, device)
+
+
+def relying_party(services: Services) -> RelyingParty:
+    """The relying party the services verify WebAuthn step-up against (so options and
+    verification always agree)."""
+    verifier = services.step_up
+    if isinstance(verifier, StepUpByMethod):
+        webauthn = verifier.by_method.get(METHOD)
+        if isinstance(webauthn, WebAuthnStepUp):
+            return webauthn.relying_party
+    raise NotFound("security keys (WebAuthn) are not configured on this server")
+
+
+def _may_act(actor: Actor, now: datetime) -> None:
+    problem = actor.staff.floor_problem(now.date())
+    if problem is not None:
+        raise Forbidden(problem)
