@@ -66,21 +66,41 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     return app
 
 
+# Problems any operation that takes a body may answer before its route runs (see BodyLimit and
+# FastAPI's body parsing); schemathesis found them answered but undocumented.
+_BODY_PROBLEMS = {
+    "400": "The body could not be read: not UTF-8 JSON",
+    "413": f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB",
+}
+
+
 def _describe_problems_as_problem_json(app: FastAPI) -> None:
     """FastAPI documents a response model under `application/json`; problems are answered as
-    `application/problem+json`, so the OpenAPI document says that instead."""
+    `application/problem+json`, so the OpenAPI document says that instead. Operations with a
+    body also list the 400 and 413 problems the layers before their route may answer."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = generate()
+        problem_schema = {"$ref": "#/components/schemas/Problem"}
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
-                for response in operation.get("responses", {}).values():
+                responses = operation.setdefault("responses", {})
+                for response in responses.values():
                     content = response.get("content", {})
                     if PROBLEM_JSON in content and "application/json" in content:
                         content[PROBLEM_JSON] = content.pop("application/json")
+                if "requestBody" in operation:
+                    for status, description in _BODY_PROBLEMS.items():
+                        responses.setdefault(
+                            status,
+                            {
+                                "description": description,
+                                "content": {PROBLEM_JSON: {"schema": problem_schema}},
+                            },
+                        )
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
