@@ -140,9 +140,11 @@ def run(
     worker_interval: float = DEFAULT_WORKER_INTERVAL,
     log_level: str = "info",
     checkpoints: Checkpoints | None = None,
+    worker: bool = True,
 ) -> None:
-    """Serve `app` on host:port with the worker beside it until SIGTERM or SIGINT; returns
-    once everything has stopped and the store's connections are closed."""
+    """Serve `app` on host:port with the worker beside it (unless `worker` is False: then
+    another process runs `foureyes worker`) until SIGTERM or SIGINT; returns once everything
+    has stopped and the store's connections are closed."""
     signals: list[int] = []
 
     def note(signum: int, _frame: FrameType | None) -> None:
@@ -150,7 +152,11 @@ def run(
 
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
     metrics: Metrics | None = getattr(app.state, "metrics", None)
-    worker = Worker(services, interval=worker_interval, metrics=metrics, checkpoints=checkpoints)
+    background = (
+        Worker(services, interval=worker_interval, metrics=metrics, checkpoints=checkpoints)
+        if worker
+        else None
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -160,7 +166,8 @@ def run(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = uvicorn.Server(config)
-    worker.start()
+    if background is not None:
+        background.start()
     try:
         if not signals:  # a signal before uvicorn took over means: do not start at all
             server.run()
@@ -168,7 +175,7 @@ def run(
         # From here a second Ctrl-C or SIGTERM acts as usual: it cuts the wait short.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if not worker.stop():
+        if background is not None and not background.stop():
             log.warning("the worker was still busy after %.0f s; leaving it", WORKER_STOP_TIMEOUT)
         services.database.dispose()
     log.info("foureyes stopped")

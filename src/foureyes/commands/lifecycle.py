@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from rich.console import Console
 from rich.table import Table
 
-from foureyes.commands.common import DataDirOpt, TokenOpt, diagnosed, open_services
-from foureyes.errors import BadInput
+from foureyes.commands.common import DataDirOpt, TokenOpt, diagnosed, err, open_services
+from foureyes.errors import BadInput, Unavailable
 from foureyes.model import ReviewDecision
 from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
@@ -245,7 +245,15 @@ def worker_cmd(
     """Run due work: expiry, delayed executions, reconciliation, overdue post-reviews."""
     services, _ = open_services(data_dir, None, authenticate=False)
     while True:
-        tick = operations.run_once(services, worker="cli-worker")
+        try:
+            tick = operations.run_once(services, worker="cli-worker")
+        except Unavailable as exc:
+            if once:
+                raise
+            # The database or a platform is down: nothing was changed; the next pass retries.
+            err.print(f"foureyes worker: {exc.message}; retrying", markup=False, soft_wrap=True)
+            time.sleep(interval)
+            continue
         out.print(
             f"executed {len(tick.executed)}, cancelled {len(tick.cancelled)}, "
             f"failed {len(tick.failed)}, expired {len(tick.expired)}, "

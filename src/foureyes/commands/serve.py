@@ -188,6 +188,14 @@ def register(app: typer.Typer) -> None:
             float,
             typer.Option("--worker-interval", min=0.1, help="Seconds between the worker's passes."),
         ] = DEFAULT_WORKER_INTERVAL,
+        no_worker: Annotated[
+            bool,
+            typer.Option(
+                "--no-worker",
+                help="Serve the API only; run `foureyes worker` elsewhere (several servers, "
+                "one worker).",
+            ),
+        ] = False,
     ) -> None:
         """Serve the API and run the background worker (Ctrl-C or SIGTERM stops both)."""
         logging.basicConfig(
@@ -220,4 +228,5 @@ def register(app: typer.Typer) -> None:
             port=port,
             worker_interval=worker_interval,
             checkpoints=Checkpoints(settings.signer(), settings.witness_dir),
+            worker=not no_worker,
         )
