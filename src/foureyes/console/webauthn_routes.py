@@ -1,5 +1,129 @@
-"""Console routes for security keys (WebAuthn enrolment, revocation, assertion options)."""
+"""Console routes for security keys and passkeys (WebAuthn): the Security keys page (list,
+enrol, revoke) and the JSON endpoints `webauthn.js` calls.
 
-from fastapi import APIRouter
+- `POST /console/webauthn/registration/options` → creation options for a new key of the
+  signed-in person; the pending registration (challenge, person, expiry) is kept in the signed
+  login-state cookie (`request.session`), never trusted from the page.
+- `POST /console/webauthn/registration` `{"name", "credential"}` → enrols the key.
+- `POST /console/webauthn/assertion/options` `{"request_id", "decision"}` → request options for
+  confirming that review; the server computes the challenge from the request it holds.
+
+Every POST needs the CSRF token (`X-CSRF-Token` from the page's meta tag, or the form field).
+The JSON endpoints answer errors as problem+json (the page shows `detail`); the page routes as
+the console's HTML error pages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from foureyes.api.auth import ServicesDep
+from foureyes.api.problems import problem
+from foureyes.console.csrf import CsrfDep
+from foureyes.console.sessions import ConsoleActorDep
+from foureyes.console.templating import render
+from foureyes.errors import FoureyesError
+from foureyes.workflow import webauthn
 
 router = APIRouter()
+
+PAGE = "/console/security-keys"
+PENDING = "webauthn_registration"  # the request.session key of an enrolment in progress
+KeyId = Annotated[str, Path(min_length=1, max_length=32, pattern="^[0-9a-f]+$")]
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistrationBody(BaseModel):
+    model_config = _STRICT
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=webauthn.MAX_NAME)]
+    credential: dict[str, Any]
+
+
+class AssertionOptionsBody(BaseModel):
+    model_config = _STRICT
+
+    request_id: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    decision: Annotated[StrictStr, Field(pattern="^(approve|deny)$")]
+
+
+def _problem(exc: FoureyesError) -> Response:
+    return problem(exc.status, exc.slug, exc.message)
+
+
+@router.get(PAGE)
+def security_keys(
+    request: Request, services: ServicesDep, actor: ConsoleActorDep, done: str = ""
+) -> Response:
+    """The signed-in person's keys, a form to enrol one, and a button to revoke each."""
+    notices = {"enrolled": "Security key added.", "revoked": "Security key revoked."}
+    return render(
+        request,
+        "security_keys.html",
+        {
+            "keys": webauthn.list_keys(services, actor.id),
+            "notice": notices.get(done),
+            "rp_id": webauthn.relying_party(services).id,
+        },
+    )
+
+
+@router.post(PAGE + "/{key_id}/revoke")
+def revoke_key(
+    key_id: KeyId, services: ServicesDep, actor: ConsoleActorDep, _csrf: CsrfDep
+) -> Response:
+    webauthn.revoke(services, actor, key_id)
+    return RedirectResponse(PAGE + "?done=revoked", status_code=303)
+
+
+@router.post("/console/webauthn/registration/options")
+def registration_options(
+    request: Request, services: ServicesDep, actor: ConsoleActorDep, _csrf: CsrfDep
+) -> Response:
+    try:
+        rp = webauthn.relying_party(services)
+        options, pending = webauthn.registration_options(services, actor, rp)
+    except FoureyesError as exc:
+        return _problem(exc)
+    request.session[PENDING] = pending.to_json()
+    return JSONResponse(options, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/console/webauthn/registration")
+def register(
+    request: Request,
+    body: Annotated[RegistrationBody, Body()],
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+) -> Response:
+    # One attempt per challenge: the pending registration is used up whatever the outcome.
+    saved = request.session.pop(PENDING, None)
+    try:
+        pending = webauthn.PendingRegistration.from_json(saved)
+        rp = webauthn.relying_party(services)
+        key_id = webauthn.enrol(
+            services, actor, rp, pending, name=body.name, credential=body.credential
+        )
+    except FoureyesError as exc:
+        return _problem(exc)
+    return JSONResponse({"key_id": key_id, "next": PAGE + "?done=enrolled"}, status_code=201)
+
+
+@router.post("/console/webauthn/assertion/options")
+def assertion_options(
+    body: Annotated[AssertionOptionsBody, Body()],
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+) -> Response:
+    try:
+        rp = webauthn.relying_party(services)
+        options = webauthn.assertion_options(services, actor, rp, body.request_id, body.decision)
+    except FoureyesError as exc:
+        return _problem(exc)
+    return JSONResponse(options, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,225 @@
+// Security keys and passkeys in the foureyes console (no libraries, no build step).
+//
+// - On the Security keys page (form[data-webauthn-enrol]): asks the server for creation options,
+//   lets the browser create a credential, sends it back to be verified and stored.
+// - On a review form that needs step-up (form[data-step-up="1"]): intercepts the submission,
+//   asks the server for request options for this request and verdict (the server computes the
+//   challenge from the request's digest), gets an assertion from the key, puts it as JSON into
+//   the hidden `step_up` field and submits the form. The server verifies it.
+(function () {
+  "use strict";
+
+  function toBase64url(buffer) {
+    var bytes = new Uint8Array(buffer);
+    var text = "";
+    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function fromBase64url(value) {
+    var base64 = value.replace(/-/g, "+").replace(/_/g, "/");
+    while (base64.length % 4) base64 += "=";
+    var text = atob(base64);
+    var bytes = new Uint8Array(text.length);
+    for (var i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  async function postJSON(url, body) {
+    var response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "X-CSRF-Token": csrfToken(),
+      },
+      body: JSON.stringify(body),
+    });
+    var data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (!response.ok) {
+      var detail = data && data.detail ? data.detail : "the server answered " + response.status;
+      throw new Error(detail);
+    }
+    return data;
+  }
+
+  function descriptors(list) {
+    return (list || []).map(function (c) {
+      var d = { type: c.type, id: fromBase64url(c.id) };
+      if (c.transports) d.transports = c.transports;
+      return d;
+    });
+  }
+
+  function creationOptions(o) {
+    var options = Object.assign({}, o);
+    options.challenge = fromBase64url(o.challenge);
+    options.user = Object.assign({}, o.user, { id: fromBase64url(o.user.id) });
+    options.excludeCredentials = descriptors(o.excludeCredentials);
+    return options;
+  }
+
+  function requestOptions(o) {
+    var options = Object.assign({}, o);
+    options.challenge = fromBase64url(o.challenge);
+    options.allowCredentials = descriptors(o.allowCredentials);
+    return options;
+  }
+
+  function registrationJSON(credential) {
+    var r = credential.response;
+    return {
+      id: credential.id,
+      rawId: toBase64url(credential.rawId),
+      type: credential.type,
+      response: {
+        clientDataJSON: toBase64url(r.clientDataJSON),
+        attestationObject: toBase64url(r.attestationObject),
+        transports: typeof r.getTransports === "function" ? r.getTransports() : [],
+      },
+      clientExtensionResults: credential.getClientExtensionResults(),
+      authenticatorAttachment: credential.authenticatorAttachment || null,
+    };
+  }
+
+  function assertionJSON(credential) {
+    var r = credential.response;
+    return {
+      id: credential.id,
+      rawId: toBase64url(credential.rawId),
+      type: credential.type,
+      response: {
+        clientDataJSON: toBase64url(r.clientDataJSON),
+        authenticatorData: toBase64url(r.authenticatorData),
+        signature: toBase64url(r.signature),
+        userHandle: r.userHandle ? toBase64url(r.userHandle) : null,
+      },
+      clientExtensionResults: credential.getClientExtensionResults(),
+      authenticatorAttachment: credential.authenticatorAttachment || null,
+    };
+  }
+
+  function supported() {
+    return typeof window.PublicKeyCredential !== "undefined" && !!navigator.credentials;
+  }
+
+  function why(error) {
+    if (error && error.name === "NotAllowedError") {
+      return "The security key did not answer (cancelled or timed out). Try again.";
+    }
+    if (error && error.name === "InvalidStateError") {
+      return "This security key is already added.";
+    }
+    return (error && error.message) || String(error);
+  }
+
+  // --- enrolment ------------------------------------------------------------------------------
+
+  function statusBox(form) {
+    var box = document.getElementById("webauthn-status");
+    if (!box) {
+      box = form.querySelector(".webauthn-status");
+    }
+    if (!box) {
+      box = document.createElement("p");
+      box.className = "error webauthn-status";
+      box.setAttribute("role", "alert");
+      form.insertBefore(box, form.firstChild);
+    }
+    return box;
+  }
+
+  function show(form, message) {
+    var box = statusBox(form);
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  function setUpEnrolment(form) {
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var button = form.querySelector('button[type="submit"]');
+      if (!supported()) {
+        show(form, "This browser cannot use security keys.");
+        return;
+      }
+      show(form, "");
+      if (button) button.disabled = true;
+      try {
+        var options = await postJSON("/console/webauthn/registration/options", {});
+        var credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
+        var done = await postJSON("/console/webauthn/registration", {
+          name: form.elements.name.value,
+          credential: registrationJSON(credential),
+        });
+        window.location.assign(done.next);
+      } catch (error) {
+        show(form, why(error));
+      } finally {
+        if (button) button.disabled = false;
+      }
+    });
+  }
+
+  // --- step-up for a review ------------------------------------------------------------------
+
+  function setUpReview(form) {
+    form.addEventListener("submit", async function (event) {
+      if (form.dataset.stepUpReady === "1") return; // the assertion is in: let it go
+      event.preventDefault();
+      var submitter = event.submitter || form.querySelector("button[data-decision]");
+      var decision = submitter ? submitter.getAttribute("data-decision") : "";
+      if (decision !== "approve" && decision !== "deny") return;
+      if (!supported()) {
+        show(form, "This review needs a security key, and this browser cannot use one.");
+        return;
+      }
+      show(form, "");
+      var buttons = form.querySelectorAll("button[data-decision]");
+      buttons.forEach(function (b) { b.disabled = true; });
+      try {
+        var options = await postJSON("/console/webauthn/assertion/options", {
+          request_id: form.getAttribute("data-request-id"),
+          decision: decision,
+        });
+        var credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
+        form.elements.step_up.value = JSON.stringify({
+          method: "webauthn",
+          credential: assertionJSON(credential),
+        });
+        // form.submit() sends no submitter: the verdict goes in the hidden `decision` field.
+        var hidden = form.querySelector('input[type="hidden"][name="decision"]');
+        if (!hidden) {
+          hidden = document.createElement("input");
+          hidden.type = "hidden";
+          hidden.name = "decision";
+          form.appendChild(hidden);
+        }
+        hidden.value = decision;
+        form.dataset.stepUpReady = "1";
+        form.submit();
+      } catch (error) {
+        show(form, why(error));
+        buttons.forEach(function (b) { b.disabled = false; });
+      }
+    });
+  }
+
+  function start() {
+    document.querySelectorAll("form[data-webauthn-enrol]").forEach(setUpEnrolment);
+    document.querySelectorAll('form[data-step-up="1"]').forEach(setUpReview);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
