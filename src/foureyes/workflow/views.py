@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foureyes.connectors.base import ExecutionOrder
 from foureyes.errors import NotFound
-from foureyes.model import Outcome, RequestState, Review, ReviewDecision
+from foureyes.model import Account, Outcome, RequestState, Review, ReviewDecision, Staff
 from foureyes.policy.engine import satisfied
 from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import EventRow, RequestRow, StaffRow
+from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, StaffRow
 from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.subject import redecide
@@ -171,3 +172,48 @@ def _can_review(services: Services, session: Session, row: RequestRow, actor: Ac
     decision = redecide(services, session, row, services.clock())
     probe = satisfied(decision, [Review(actor.staff, ReviewDecision.APPROVE)])
     return decision.outcome == Outcome.PENDING and not any(w == actor.id for w, _ in probe.ignored)
+
+
+# --- what the console shows besides requests -----------------------------------------------
+
+
+def can_review(services: Services, actor: Actor, request_id: str) -> bool:
+    """Whether `actor` may still approve this request now (pending, not theirs, not yet
+    reviewed by them, and their approval would count for some factor)."""
+    with services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise NotFound(f"no request {request_id!r}")
+        if row.state != RequestState.PENDING.value or row.requester_id == actor.id:
+            return False
+        return _can_review(services, session, row, actor)
+
+
+def person(services: Services, staff_id: str) -> Staff:
+    """One member of staff as the directory has them (NotFound if unknown)."""
+    with services.database.transaction() as session:
+        return services.staff(session, staff_id)
+
+
+def preview(
+    services: Services, action: str, account_ref: str, params: dict[str, Any]
+) -> dict[str, list[Any]]:
+    """What `action` would change on the account now, as {attribute: [before, after]}
+    (private values redacted by the connector); empty when the connector cannot tell."""
+    try:
+        platform, account_id = Account.split_ref(account_ref)
+    except ValueError:
+        return {}
+    connector = services.connector(platform)
+    order = ExecutionOrder(action, account_id, dict(params), idempotency_key="")
+    return {str(k): list(v) for k, v in connector.preview(order).items()}
+
+
+def policy_source(services: Services) -> tuple[int, str, str]:
+    """The policy in force: (version, digest, its YAML text)."""
+    with services.database.transaction() as session:
+        version = session.scalar(select(func.max(PolicyVersionRow.version)))
+        row = None if version is None else session.get(PolicyVersionRow, version)
+        if row is None:
+            raise NotFound("no policy is loaded")
+        return row.version, row.digest, row.text

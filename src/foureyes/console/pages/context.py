@@ -1,0 +1,91 @@
+"""What the console shows around a request: the people, the account, what the action would
+change, and what a review of it needs. Read-only; built from the workflow's views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from foureyes.api.routers.accounts import account_view
+from foureyes.errors import FoureyesError
+from foureyes.model import Account, ActionKind, ActionSpec, Staff
+from foureyes.workflow import views
+from foureyes.workflow.services import Actor, Services
+
+__all__ = [
+    "action_spec",
+    "destructive",
+    "person_card",
+    "request_context",
+    "safe_account",
+]
+
+
+def person_card(services: Services, staff_id: str) -> dict[str, Any]:
+    """Who someone is, as a reviewer needs it: name, groups, employment, vendor, days left."""
+    try:
+        person: Staff = views.person(services, staff_id)
+    except FoureyesError:
+        return {"id": staff_id, "name": staff_id, "known": False}
+    today = services.clock().date()
+    return {
+        "id": person.id,
+        "name": person.name or person.id,
+        "known": True,
+        "groups": list(person.groups),
+        "employment": person.employment,
+        "vendor": person.vendor,
+        "region": person.region,
+        "manager": person.manager,
+        "ends": person.ends,
+        "days_left": None if person.ends is None else person.days_left(today),
+        "status": person.status,
+    }
+
+
+def safe_account(services: Services, ref: str) -> dict[str, Any]:
+    """The account view, or {"ref", "error"} when the platform cannot show it now."""
+    try:
+        return account_view(services, ref)
+    except FoureyesError as exc:
+        return {"ref": ref, "error": exc.message}
+
+
+def action_spec(services: Services, account_ref: str, action: str) -> ActionSpec | None:
+    try:
+        platform, _ = Account.split_ref(account_ref)
+        return services.connector(platform).action(action)
+    except (ValueError, FoureyesError):
+        return services.catalog().actions.get(action)
+
+
+def destructive(spec: ActionSpec | None, change: dict[str, list[Any]]) -> bool:
+    """Whether approving needs the account's handle typed: a write that cannot be undone, or
+    one that changes whether the account works at all (its status)."""
+    if spec is None:
+        return True  # unknown: ask for the extra care
+    if spec.kind is ActionKind.READ:
+        return False
+    return spec.irreversible or "status" in change
+
+
+def request_context(services: Services, actor: Actor, view: dict[str, Any]) -> dict[str, Any]:
+    """Everything the request and inbox pages show about one request view."""
+    spec = action_spec(services, view["account"], view["action"])
+    try:
+        change = views.preview(services, view["action"], view["account"], view["params"])
+    except FoureyesError:
+        change = {}
+    reviewable = view["state"] == "pending" and views.can_review(services, actor, view["id"])
+    _, _, account_id = view["account"].partition(":")
+    return {
+        "view": view,
+        "spec": spec,
+        "requester": person_card(services, view["requester"]),
+        "account": safe_account(services, view["account"]),
+        "account_id": account_id,
+        "change": change,
+        "destructive": destructive(spec, change),
+        "step_up": bool(view["decision"].get("options", {}).get("step_up")),
+        "reviewable": reviewable,
+        "reviewers": {r["reviewer"]: person_card(services, r["reviewer"]) for r in view["reviews"]},
+    }

@@ -1,0 +1,298 @@
+"""Requests in the console: asking for an action (with a dry run first), one request's page
+(its context, timeline and the review form), my requests (cancel, undo), and the inbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from foureyes.api.auth import ServicesDep
+from foureyes.console import schemaform
+from foureyes.console.csrf import CsrfDep
+from foureyes.console.pages.context import action_spec, request_context, safe_account
+from foureyes.console.pages.forms import FormDep
+from foureyes.console.sessions import ConsoleActorDep, client_address
+from foureyes.console.templating import render
+from foureyes.errors import BadInput, FoureyesError
+from foureyes.model import Account, ActionSpec, ReviewDecision
+from foureyes.workflow import operations, views
+from foureyes.workflow.services import Actor, Services
+
+router = APIRouter()
+
+RequestId = Annotated[str, Path(min_length=1, max_length=100)]
+OPEN_STATES = ("pending", "approved", "scheduled")
+
+
+# --- asking ----------------------------------------------------------------------------------
+
+
+def _actions(services: Services, account_ref: str) -> list[ActionSpec]:
+    """The actions the account's platform offers (all platforms' when it is not known yet)."""
+    try:
+        platform, _ = Account.split_ref(account_ref)
+        specs = services.connector(platform).actions()
+    except (ValueError, FoureyesError):
+        specs = tuple(services.catalog().actions.values())
+    return sorted(specs, key=lambda spec: spec.name)
+
+
+def _new_page(
+    request: Request,
+    services: Services,
+    *,
+    account: str,
+    action: str,
+    params: Mapping[str, Any] | None = None,
+    justification: str = "",
+    break_glass: bool = False,
+    decision: dict[str, Any] | None = None,
+    change: dict[str, list[Any]] | None = None,
+    error: str | None = None,
+    refused: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    spec = action_spec(services, account, action) if account and action else None
+    return render(
+        request,
+        "request_new.html",
+        {
+            "account": account,
+            "action": action,
+            "actions": _actions(services, account),
+            "spec": spec,
+            "fields": schemaform.fields(spec.params_schema, params) if spec else [],
+            "justification": justification,
+            "break_glass": break_glass,
+            "decision": decision,
+            "change": change or {},
+            "error": error,
+            "refused": refused,
+            "account_view": safe_account(services, account) if account else None,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/console/requests/new")
+def new_request(
+    request: Request,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    account: Annotated[str, Query(max_length=300)] = "",
+    action: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    del actor
+    return _new_page(request, services, account=account.strip(), action=action.strip())
+
+
+@router.post("/console/requests/new")
+def ask(
+    request: Request, services: ServicesDep, actor: ConsoleActorDep, _csrf: CsrfDep, form: FormDep
+) -> Response:
+    """`do=check`: re-render with the dry run's decision and the change it would make;
+    `do=submit`: submit, then show the request (or, if the policy refuses, why)."""
+    account = form.get("account", "").strip()
+    action = form.get("action", "").strip()
+    justification = form.get("justification", "").strip()
+    break_glass = form.get("break_glass") == "on"
+    spec = action_spec(services, account, action)
+    values: dict[str, Any] = {}
+    page: dict[str, Any] = {
+        "account": account,
+        "action": action,
+        "justification": justification,
+        "break_glass": break_glass,
+    }
+    try:
+        if spec is None:
+            raise BadInput(f"{action!r} is not an action of {account or 'this platform'}")
+        values = schemaform.parse(spec.params_schema, form)
+        submission = operations.Submission(
+            action=action,
+            account=account,
+            params=values,
+            justification=justification or None,
+            break_glass=break_glass,
+            client=client_address(request),
+        )
+        if form.get("do") == "submit":
+            request_id, _ = operations.submit_and_run(services, actor, submission)
+            return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
+        decision = operations.dry_run(services, actor, submission).to_dict()
+    except operations.Denied as exc:
+        return _new_page(
+            request, services, params=values, refused=exc.details, status_code=403, **page
+        )
+    except FoureyesError as exc:
+        return _new_page(
+            request, services, params=values, error=exc.message, status_code=exc.status, **page
+        )
+    change = operations_preview(services, action, account, values)
+    return _new_page(request, services, params=values, decision=decision, change=change, **page)
+
+
+def operations_preview(
+    services: Services, action: str, account: str, params: dict[str, Any]
+) -> dict[str, list[Any]]:
+    try:
+        return views.preview(services, action, account, params)
+    except FoureyesError:
+        return {}
+
+
+# --- one request -----------------------------------------------------------------------------
+
+
+def _request_page(
+    request: Request, services: Services, actor: Actor, request_id: str, **extra: Any
+) -> Response:
+    view = operations.show(services, request_id)
+    context = request_context(services, actor, view)
+    context["card"] = dict(context)
+    context.update(extra)
+    # The requester cancels an open request; during a delay anyone eligible may (the
+    # operation decides who is).
+    context["may_cancel"] = view["state"] == "scheduled" or (
+        view["state"] in OPEN_STATES and view["requester"] == actor.id
+    )
+    context["may_undo"] = view["state"] == "executed" and bool(
+        context["spec"] is not None and context["spec"].reversible_by
+    )
+    return render(request, "request.html", context, status_code=extra.pop("status_code", 200))
+
+
+@router.get("/console/requests/{request_id}")
+def show_request(
+    request: Request, request_id: RequestId, services: ServicesDep, actor: ConsoleActorDep
+) -> Response:
+    return _request_page(request, services, actor, request_id)
+
+
+def _step_up(raw: str) -> dict[str, Any] | None:
+    if not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise BadInput("the security key's answer could not be read: try again") from None
+    if not isinstance(value, dict):
+        raise BadInput("the security key's answer could not be read: try again")
+    return value
+
+
+@router.post("/console/requests/{request_id}/review")
+def review(
+    request: Request,
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+    form: FormDep,
+) -> Response:
+    """Approve or deny. A destructive approval needs the account's handle typed (checked here,
+    on the server); the operation checks the digest, eligibility and any step-up."""
+    try:
+        decision = ReviewDecision(form.get("decision", ""))
+    except ValueError:
+        raise BadInput("choose approve or deny") from None
+    view = operations.show(services, request_id)
+    context = request_context(services, actor, view)
+    if decision is ReviewDecision.APPROVE and context["destructive"]:
+        typed = form.get("confirm_handle", "").strip().removeprefix("@")
+        if typed != context["account_id"]:
+            return _request_page(
+                request,
+                services,
+                actor,
+                request_id,
+                review_error="To approve, type the account's handle exactly "
+                f"({context['account_id']}).",
+                comment=form.get("comment", ""),
+                status_code=422,
+            )
+    given = operations.ReviewInput(
+        decision=decision,
+        digest=form.get("digest", ""),
+        comment=form.get("comment", "").strip(),
+        step_up=_step_up(form.get("step_up", "")),
+    )
+    try:
+        operations.review(services, actor, request_id, given)
+    except FoureyesError as exc:
+        if exc.status >= 500:
+            raise
+        return _request_page(
+            request,
+            services,
+            actor,
+            request_id,
+            review_error=exc.message,
+            comment=given.comment,
+            status_code=exc.status,
+        )
+    return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
+
+
+@router.post("/console/requests/{request_id}/cancel")
+def cancel(
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+    form: FormDep,
+) -> Response:
+    reason = form.get("reason", "").strip() or "cancelled in the console"
+    operations.cancel(services, actor, request_id, reason)
+    return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
+
+
+@router.post("/console/requests/{request_id}/undo")
+def undo(
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+    form: FormDep,
+) -> Response:
+    justification = form.get("justification", "").strip() or None
+    new_id = operations.undo(services, actor, request_id, justification)
+    operations.run_if_allowed(services, actor, new_id)
+    return RedirectResponse(f"/console/requests/{new_id}", status_code=303)
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+@router.get("/console/requests")
+def my_requests(
+    request: Request,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    state: Annotated[str, Query(max_length=20)] = "",
+    before: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    items, cursor = operations.list_requests(
+        services,
+        actor,
+        operations.ListFilter(state=state or None, mine=True, limit=25, before=before or None),
+    )
+    return render(
+        request,
+        "requests.html",
+        {"items": items, "cursor": cursor, "state": state, "open_states": OPEN_STATES},
+    )
+
+
+@router.get("/console/inbox")
+def inbox(request: Request, services: ServicesDep, actor: ConsoleActorDep) -> Response:
+    """What waits for my review, each with its full context and a review form."""
+    items, cursor = operations.list_requests(
+        services, actor, operations.ListFilter(reviewable=True, limit=20)
+    )
+    cards = [request_context(services, actor, item) for item in items]
+    return render(request, "inbox.html", {"cards": cards, "more": cursor is not None})
