@@ -220,6 +220,16 @@ def register(app: typer.Typer) -> None:
             raise
         shown = f"[{host}]" if ":" in host else host
         out.print(f"foureyes is serving at http://{shown}:{port}  (API docs: /docs)")
+        # Browsers only allow security keys (WebAuthn) on a secure origin, and http://localhost
+        # is one where 127.0.0.1 may not match the relying party: name the console by it.
+        local = host in ("127.0.0.1", "localhost", "0.0.0.0", "::1", "::")  # noqa: S104
+        console_host = "localhost" if local else shown
+        out.print(
+            f"Console: http://{console_host}:{port}/console/"
+            + ("  (sign in with a token above)" if demo else ""),
+            markup=False,
+            soft_wrap=True,
+        )
         sys.stdout.flush()
         run(
             create_app(services, settings),
