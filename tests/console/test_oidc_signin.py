@@ -1,0 +1,164 @@
+"""Console sign-in through a real OpenID provider (oidc-provider-mock): the browser's redirects
+followed by hand, from the console to the provider's authorization page and back."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+
+from foureyes.api import create_app
+from foureyes.console import throttle
+from foureyes.console.sessions import COOKIE
+from foureyes.directory import load_directory
+from foureyes.store.database import Database
+from foureyes.workflow import operations
+from tests.api.conftest import make_settings
+from tests.conftest import EXAMPLES
+from tests.oidc_provider import CLIENT_ID, OidcServer, oidc_server  # noqa: F401 (a fixture)
+from tests.worlds import World, make_world
+
+BASE = "https://testserver"
+CALLBACK = f"{BASE}/console/auth/callback"
+
+
+@dataclass
+class Console:
+    client: TestClient
+    world: World
+    provider: OidcServer
+
+    def start(self, next_url: str = "/console/") -> str:
+        """Click "Sign in with Test SSO": the provider's authorization URL we are sent to."""
+        response = self.client.get("/console/login/oidc", params={"next": next_url})
+        assert response.status_code == 302, response.text
+        location: str = response.headers["location"]
+        return location
+
+    def callback(self, url: str) -> httpx2.Response:
+        """The browser arriving back at the console from the provider."""
+        assert url.startswith(CALLBACK), url
+        return self.client.get(url.removeprefix(BASE))
+
+    def sign_in(self, sub: str, next_url: str = "/console/") -> httpx2.Response:
+        return self.callback(self.provider.authorize(self.start(next_url), sub))
+
+
+@pytest.fixture
+def sso(
+    database: Database,
+    tmp_path: Path,
+    oidc_server: OidcServer,  # noqa: F811
+) -> Iterator[Console]:
+    world = make_world(database)
+    world.clock.now = datetime.now(UTC)  # the provider stamps its tokens with the real time
+    settings = make_settings(tmp_path / "data").model_copy(update={"oidc": oidc_server.settings()})
+    app = create_app(world.services, settings)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        yield Console(client, world, oidc_server)
+
+
+def query(url: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+def assert_refused(response: httpx2.Response, reason: str, status: int = 401) -> None:
+    """The sign-in page again, saying why; no session cookie."""
+    assert response.status_code == status, response.text
+    alert = re.search(r'<p class="error" role="alert">([^<]*)</p>', response.text)
+    assert alert is not None, response.text
+    message = html.unescape(alert.group(1))
+    assert message.startswith("Signing in with your identity provider did not work: ")
+    assert reason in message
+    assert COOKIE not in response.cookies
+
+
+def test_the_login_page_offers_the_provider(sso: Console) -> None:
+    page = sso.client.get("/console/login")
+    assert page.status_code == 200
+    assert "Sign in with Test SSO" in page.text
+
+
+def test_signing_in_through_the_provider_opens_a_session(sso: Console) -> None:
+    authorize = sso.start("/console/")
+    params = query(authorize)
+    assert authorize.startswith(f"{sso.provider.issuer}/oauth2/authorize?")
+    assert params["client_id"] == CLIENT_ID
+    assert params["redirect_uri"] == CALLBACK
+    assert params["response_type"] == "code"
+    assert params["code_challenge_method"] == "S256"
+    assert params["code_challenge"]
+    assert params["state"]
+    assert params["nonce"]
+    assert set(params["scope"].split()) == {"openid", "profile", "email"}
+    back = sso.provider.authorize(authorize, "sub-mei")
+    assert query(back)["state"] == params["state"]
+    response = sso.callback(back)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/console/"
+    assert COOKIE in response.cookies
+    home = sso.client.get("/console/")
+    assert home.status_code == 200
+    assert "Mei Chen" in home.text
+    services = sso.world.services
+    with services.database.transaction() as session:
+        [event] = services.audit.events(session, kind="console.signed_in")
+    assert event.actor == "e-3002"
+    assert event.data()["method"] == "oidc", event.data()
+
+
+def test_a_callback_with_a_state_this_browser_was_not_given_is_refused(sso: Console) -> None:
+    back = sso.provider.authorize(sso.start(), "sub-mei")
+    params = query(back)
+    forged = f"{CALLBACK}?{urlencode({**params, 'state': 'not-the-state'})}"
+    assert_refused(sso.callback(forged), "state mismatch")
+    # The genuine answer still works once; replayed, its state is spent.
+    assert sso.callback(back).status_code == 303
+    assert_refused(sso.callback(back), "state mismatch")
+
+
+def test_a_callback_in_another_browser_is_refused(sso: Console) -> None:
+    """An attacker's own code and state, planted in the victim's browser (login CSRF)."""
+    back = sso.provider.authorize(sso.start(), "sub-tomas")
+    sso.client.cookies.clear()  # the victim's browser never started this sign-in
+    assert_refused(sso.callback(back), "state mismatch")
+
+
+def test_the_provider_refusing_is_shown(sso: Console) -> None:
+    authorize = sso.start()
+    with httpx2.Client(timeout=10) as http:
+        denied = http.post(authorize, data={"action": "deny"})
+    assert denied.status_code == 302
+    assert_refused(sso.callback(denied.headers["location"]), "Test SSO said: The resource")
+
+
+def test_someone_not_on_the_staff_gets_no_session(sso: Console) -> None:
+    assert_refused(sso.sign_in("sub-mallory"), "is not the identity of anyone on the staff")
+
+
+def test_a_terminated_person_gets_no_session(sso: Console) -> None:
+    directory = load_directory(EXAMPLES / "staff.yaml")
+    without_mei = {k: v for k, v in directory.staff.items() if k != "e-3002"}
+    operations.import_directory(
+        sso.world.services, dataclasses.replace(directory, staff=without_mei)
+    )
+    assert_refused(sso.sign_in("sub-mei"), "staff e-3002 is terminated")
+
+
+def test_failed_callbacks_count_toward_the_login_throttle(sso: Console) -> None:
+    for _ in range(throttle.ADDRESS_LIMIT):
+        bogus = sso.client.get("/console/auth/callback", params={"code": "x", "state": "y"})
+        assert_refused(bogus, "state mismatch")
+    throttled = sso.client.get("/console/login/oidc")
+    assert throttled.status_code == 429
+    assert "too many failed sign-in attempts" in throttled.text
+    assert "Retry-After" in throttled.headers
