@@ -5,7 +5,6 @@ and the client only sends Secure cookies to https."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,9 @@ class Browser:
     def csrf(self, path: str = "/console/login") -> str:
         return csrf_of(self.client.get(path).text)
 
-    def post(self, path: str, data: dict[str, str], *, csrf_from: str = "/console/") -> httpx.Response:
+    def post(
+        self, path: str, data: dict[str, str], *, csrf_from: str = "/console/"
+    ) -> httpx.Response:
         """Post a form with the CSRF token of the page at `csrf_from`; redirects not followed."""
         form = {"csrf": self.csrf(csrf_from), **data}
         return self.client.post(path, data=form, follow_redirects=False)
@@ -85,5 +86,5 @@ def world(database: Database) -> World:
 
 
 @pytest.fixture
-def console(world: World, tmp_path: Path) -> Iterator[Console]:
-    yield console_for(world, tmp_path / "data")
+def console(world: World, tmp_path: Path) -> Console:
+    return console_for(world, tmp_path / "data")
