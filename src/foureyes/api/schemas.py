@@ -18,6 +18,7 @@ __all__ = [
     "ReviewBody",
     "StepUpAssertion",
     "UndoBody",
+    "WebAuthnStepUp",
     "problem_responses",
 ]
 
@@ -68,6 +69,45 @@ class StepUpAssertion(BaseModel):
     signature: Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
+# base64url without padding, as WebAuthn's JSON forms carry bytes (a COSE signature, an
+# authenticatorData or a clientDataJSON are far below this bound).
+Base64Url = Annotated[StrictStr, Field(min_length=1, max_length=4096, pattern="^[A-Za-z0-9_-]+$")]
+
+
+class WebAuthnAssertionResponse(BaseModel):
+    """The `response` of a PublicKeyCredential from `navigator.credentials.get()`."""
+
+    model_config = _STRICT
+
+    clientDataJSON: Base64Url  # noqa: N815 (WebAuthn's JSON names)
+    authenticatorData: Base64Url  # noqa: N815
+    signature: Base64Url
+    userHandle: Base64Url | None = None  # noqa: N815
+
+
+class WebAuthnCredential(BaseModel):
+    """A PublicKeyCredential from `navigator.credentials.get()`, as JSON (base64url bytes)."""
+
+    model_config = _STRICT
+
+    id: Base64Url
+    rawId: Base64Url  # noqa: N815
+    type: Literal["public-key"]
+    response: WebAuthnAssertionResponse
+    clientExtensionResults: dict[str, Any] = Field(default_factory=dict)  # noqa: N815
+    authenticatorAttachment: Literal["platform", "cross-platform"] | None = None  # noqa: N815
+
+
+class WebAuthnStepUp(BaseModel):
+    """A security key's or passkey's assertion over the options of
+    `GET /v1/requests/{id}/step-up?decision=…` (challenge = this review's challenge)."""
+
+    model_config = _STRICT
+
+    method: Literal["webauthn"]
+    credential: WebAuthnCredential
+
+
 class ReviewBody(BaseModel):
     """`POST /v1/requests/{id}/reviews`: a verdict bound to the digest the reviewer was shown."""
 
@@ -76,14 +116,14 @@ class ReviewBody(BaseModel):
     decision: Literal["approve", "deny"]
     digest: Annotated[StrictStr, Field(min_length=1, max_length=128)]
     comment: Annotated[StrictStr, Field(max_length=MAX_COMMENT)] = ""
-    step_up: StepUpAssertion | None = None
+    step_up: StepUpAssertion | WebAuthnStepUp | None = None
 
     def review_input(self) -> ReviewInput:
         return ReviewInput(
             decision=ReviewDecision(self.decision),
             digest=self.digest,
             comment=self.comment,
-            step_up=None if self.step_up is None else self.step_up.model_dump(),
+            step_up=None if self.step_up is None else self.step_up.model_dump(exclude_none=True),
         )
 
 

@@ -27,7 +27,7 @@ from foureyes.console.csrf import CsrfDep
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.errors import FoureyesError
-from foureyes.workflow import webauthn
+from foureyes.workflow import operations, webauthn
 
 router = APIRouter()
 
@@ -65,7 +65,7 @@ def security_keys(
         request,
         "security_keys.html",
         {
-            "keys": webauthn.list_keys(services, actor.id),
+            "keys": operations.security_keys(services, actor.id),
             "notice": notices.get(done),
             "rp_id": webauthn.relying_party(services).id,
         },
@@ -76,7 +76,7 @@ def security_keys(
 def revoke_key(
     key_id: KeyId, services: ServicesDep, actor: ConsoleActorDep, _csrf: CsrfDep
 ) -> Response:
-    webauthn.revoke(services, actor, key_id)
+    operations.revoke_security_key(services, actor, key_id)
     return RedirectResponse(PAGE + "?done=revoked", status_code=303)
 
 
@@ -85,8 +85,7 @@ def registration_options(
     request: Request, services: ServicesDep, actor: ConsoleActorDep, _csrf: CsrfDep
 ) -> Response:
     try:
-        rp = webauthn.relying_party(services)
-        options, pending = webauthn.registration_options(services, actor, rp)
+        options, pending = operations.security_key_options(services, actor)
     except FoureyesError as exc:
         return _problem(exc)
     request.session[PENDING] = pending.to_json()
@@ -105,9 +104,8 @@ def register(
     saved = request.session.pop(PENDING, None)
     try:
         pending = webauthn.PendingRegistration.from_json(saved)
-        rp = webauthn.relying_party(services)
-        key_id = webauthn.enrol(
-            services, actor, rp, pending, name=body.name, credential=body.credential
+        key_id = operations.enrol_security_key(
+            services, actor, pending, name=body.name, credential=body.credential
         )
     except FoureyesError as exc:
         return _problem(exc)
@@ -122,8 +120,7 @@ def assertion_options(
     _csrf: CsrfDep,
 ) -> Response:
     try:
-        rp = webauthn.relying_party(services)
-        options = webauthn.assertion_options(services, actor, rp, body.request_id, body.decision)
+        options = operations.step_up_options(services, actor, body.request_id, body.decision)
     except FoureyesError as exc:
         return _problem(exc)
     return JSONResponse(options, headers={"Cache-Control": "no-store"})

@@ -30,7 +30,16 @@ from foureyes.workflow.staff import (
 from foureyes.workflow.submit import Denied, Submission, dry_run, submit
 from foureyes.workflow.undo import undo
 from foureyes.workflow.views import ListFilter, list_requests, request_view
-from foureyes.workflow.webauthn import DEMO_RELYING_PARTY, RelyingParty, step_up_verifier
+from foureyes.workflow.webauthn import (
+    DEMO_RELYING_PARTY,
+    RelyingParty,
+    step_up_verifier,
+)
+from foureyes.workflow.webauthn import assertion_options as step_up_options
+from foureyes.workflow.webauthn import enrol as enrol_security_key
+from foureyes.workflow.webauthn import list_keys as security_keys
+from foureyes.workflow.webauthn import registration_options as security_key_options
+from foureyes.workflow.webauthn import revoke as revoke_security_key
 from foureyes.workflow.worker import Tick, run_once
 
 DEFAULT_ORIGIN = "foureyes.local/log"
@@ -149,6 +158,7 @@ __all__ = [
     "build_services",
     "cancel",
     "dry_run",
+    "enrol_security_key",
     "execute",
     "import_directory",
     "issue_token",
@@ -157,10 +167,14 @@ __all__ = [
     "post_review",
     "reconcile",
     "review",
+    "revoke_security_key",
     "run_if_allowed",
     "run_once",
+    "security_key_options",
+    "security_keys",
     "seed",
     "show",
+    "step_up_options",
     "submit",
     "submit_and_run",
     "undo",

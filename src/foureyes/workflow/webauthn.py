@@ -158,10 +158,11 @@ def _active_descriptors(session: Session, staff_id: str) -> list[PublicKeyCreden
 
 
 def registration_options(
-    services: Services, actor: Actor, rp: RelyingParty
+    services: Services, actor: Actor
 ) -> tuple[dict[str, Any], PendingRegistration]:
     """Options for `navigator.credentials.create()` (JSON, base64url bytes) for the actor's own
     new key, excluding the keys they already have, and the pending registration to keep."""
+    rp = relying_party(services)
     with services.database.transaction() as session:
         now = services.clock()
         _may_act(actor, now)
@@ -186,7 +187,6 @@ def registration_options(
 def enrol(
     services: Services,
     actor: Actor,
-    rp: RelyingParty,
     pending: PendingRegistration,
     *,
     name: str,
@@ -199,6 +199,7 @@ def enrol(
     verification (Forbidden), a key already enrolled (Conflict). The `staff.security_key_enrolled`
     event, with the public key, is written in the same transaction.
     """
+    rp = relying_party(services)
     label = " ".join(name.split())
     if not label or len(label) > MAX_NAME:
         raise BadInput(f"name the key (1 to {MAX_NAME} characters), e.g. 'blue YubiKey'")
@@ -323,7 +324,7 @@ def list_keys(services: Services, staff_id: str) -> list[KeyView]:
 
 
 def assertion_options(
-    services: Services, actor: Actor, rp: RelyingParty, request_id: str, decision: str
+    services: Services, actor: Actor, request_id: str, decision: str
 ) -> dict[str, Any]:
     """Options for `navigator.credentials.get()` that confirm the actor's `decision` on one
     pending request: the challenge is computed here from the request's digest.
@@ -345,6 +346,7 @@ def assertion_options(
         digest = row.digest
     if not allowed:
         raise Conflict("you have no security key enrolled: add one on the Security keys page")
+    rp = relying_party(services)
     options = generate_authentication_options(
         rp_id=rp.id,
         challenge=challenge(digest, actor.id, verdict),

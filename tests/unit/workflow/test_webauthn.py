@@ -29,8 +29,8 @@ KIM, MEI, SAM = "c-1001", "e-3002", "e-3003"  # requester; two trust & safety re
 def enrol(world: World, staff_id: str, name: str = "blue key") -> SoftAuthenticator:
     key = SoftAuthenticator(RP.id, RP.origins[0])
     actor = world.actor(staff_id)
-    options, pending = webauthn.registration_options(world.services, actor, RP)
-    webauthn.enrol(world.services, actor, RP, pending, name=name, credential=key.create(options))
+    options, pending = webauthn.registration_options(world.services, actor)
+    webauthn.enrol(world.services, actor, pending, name=name, credential=key.create(options))
     return key
 
 
@@ -38,7 +38,7 @@ def assertion(
     world: World, key: SoftAuthenticator, staff_id: str, request_id: str, decision: str, **how: Any
 ) -> dict[str, Any]:
     actor = world.actor(staff_id)
-    options = webauthn.assertion_options(world.services, actor, RP, request_id, decision)
+    options = webauthn.assertion_options(world.services, actor, request_id, decision)
     return {"method": "webauthn", "credential": key.get(options, **how)}
 
 
@@ -190,7 +190,7 @@ def test_a_revoked_key_confirms_nothing(world: World) -> None:
     with pytest.raises(Forbidden, match="revoked"):
         review(world, MEI, request_id, made_before)
     with pytest.raises(Conflict, match="no security key"):
-        webauthn.assertion_options(world.services, world.actor(MEI), RP, request_id, "approve")
+        webauthn.assertion_options(world.services, world.actor(MEI), request_id, "approve")
     assert review_count(world) == 0
 
 
@@ -198,7 +198,7 @@ def test_enrolment_checks_the_response_against_its_challenge_person_and_origin(
     world: World,
 ) -> None:
     mei = world.actor(MEI)
-    options, pending = webauthn.registration_options(world.services, mei, RP)
+    options, pending = webauthn.registration_options(world.services, mei)
     assert options["authenticatorSelection"]["userVerification"] == "required"
     key = SoftAuthenticator(RP.id, RP.origins[0])
 
@@ -206,30 +206,28 @@ def test_enrolment_checks_the_response_against_its_challenge_person_and_origin(
         actor, use = how.pop("actor", mei), how.pop("pending", pending)
         with pytest.raises(error, match=match):
             webauthn.enrol(
-                world.services, actor, RP, use, name="k", credential=key.create(options, **how)
+                world.services, actor, use, name="k", credential=key.create(options, **how)
             )
 
     refused(Forbidden, "origin", origin="https://evil.example")
     refused(Forbidden, "RP ID", rp_id="evil.example")
     refused(Forbidden, "verif", user_verified=False)
     refused(BadInput, "not yours", actor=world.actor(SAM))
-    _, other = webauthn.registration_options(world.services, mei, RP)
+    _, other = webauthn.registration_options(world.services, mei)
     refused(Forbidden, "challenge", pending=other)
     world.clock.advance(minutes=6)
     refused(BadInput, "expired")
     world.clock.now -= timedelta(minutes=6)
     with pytest.raises(BadInput, match="name the key"):
-        webauthn.enrol(world.services, mei, RP, pending, name=" ", credential=key.create(options))
+        webauthn.enrol(world.services, mei, pending, name=" ", credential=key.create(options))
     assert webauthn.list_keys(world.services, MEI) == []
     assert events(world, webauthn.ENROLLED) == []
 
     webauthn.enrol(
-        world.services, mei, RP, pending, name="  blue   key ", credential=key.create(options)
+        world.services, mei, pending, name="  blue   key ", credential=key.create(options)
     )
     assert [k.name for k in webauthn.list_keys(world.services, MEI)] == ["blue key"]
     with pytest.raises(Conflict, match="already enrolled"):
-        webauthn.enrol(
-            world.services, mei, RP, pending, name="again", credential=key.create(options)
-        )
-    again, _ = webauthn.registration_options(world.services, mei, RP)
+        webauthn.enrol(world.services, mei, pending, name="again", credential=key.create(options))
+    again, _ = webauthn.registration_options(world.services, mei)
     assert [c["id"] for c in again["excludeCredentials"]] == [b64url(key.credential_id)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
@@ -130,10 +130,30 @@ def review_request(
     request_id: RequestId, body: ReviewBody, services: ServicesDep, actor: ActorDep
 ) -> dict[str, Any]:
     """Bound to the `digest` you were shown (another digest is 409: reload the request). Where
-    a rule asks for step-up, `step_up` carries your enrolled key's signature over this review's
-    challenge. Answers the updated request."""
+    a rule asks for step-up, `step_up` carries your enrolled device key's signature over this
+    review's challenge, or a security key's WebAuthn assertion (see `GET …/step-up`). Answers
+    the updated request."""
     operations.review(services, actor, request_id, body.review_input())
     return operations.show(services, request_id)
+
+
+@router.get(
+    "/{request_id}/step-up",
+    summary="WebAuthn options to confirm your review with a security key",
+    responses=problem_responses(404, 409),
+)
+def step_up_options(
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ActorDep,
+    decision: Annotated[Literal["approve", "deny"], Query(description="Your verdict.")],
+) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptions (JSON, base64url bytes) for `navigator.credentials.get()`
+    or a CTAP client: your active security keys, user verification required, and the challenge
+    of this review (the request's digest, you, and `decision`), computed here. Send the result as
+    `step_up: {"method": "webauthn", "credential": <the PublicKeyCredential JSON>}` with the same
+    decision. 409 when the request is not pending or you have no security key."""
+    return operations.step_up_options(services, actor, request_id, decision)
 
 
 @router.post(
