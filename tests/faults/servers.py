@@ -150,18 +150,9 @@ class Server(Process):
         return self
 
 
-def start_server(
-    name: str,
-    data_dir: Path,
-    logs: Path,
-    *,
-    database_url: str | None,
-    worker: bool = False,
-    fault: dict[str, str] | None = None,
-) -> Server:
-    """`foureyes serve --demo` on a free port (through `hooked.py` when `fault` is given: its
-    FAULT_* variables), ready to answer."""
-    launcher = [sys.executable, str(HOOKED)] if fault is not None else [str(FOUREYES)]
+def server_argv(data_dir: Path, *, worker: bool, hooked: bool = False) -> list[str]:
+    """`foureyes serve --demo` on a free loopback port (through `hooked.py` if `hooked`)."""
+    launcher = [sys.executable, str(HOOKED)] if hooked else [str(FOUREYES)]
     argv = [
         *launcher,
         "serve",
@@ -173,8 +164,21 @@ def start_server(
         "--worker-interval",
         "0.2",
     ]
-    if not worker:
-        argv.append("--no-worker")
+    return argv if worker else [*argv, "--no-worker"]
+
+
+def start_server(
+    name: str,
+    data_dir: Path,
+    logs: Path,
+    *,
+    database_url: str | None,
+    worker: bool = False,
+    fault: dict[str, str] | None = None,
+) -> Server:
+    """`foureyes serve --demo` on a free port (through `hooked.py` when `fault` is given: its
+    FAULT_* variables), ready to answer."""
+    argv = server_argv(data_dir, worker=worker, hooked=fault is not None)
     env = child_env(database_url, **(fault or {}))
     return Server.start(name, argv, env, logs).wait_ready()
 
