@@ -1,0 +1,257 @@
+"""The console's pages over the demo world: asking (dry run first), the inbox and reviews,
+my requests, accounts, the audit explorer, alerts, the policy, and errors as HTML pages."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from html import unescape
+
+from sqlalchemy import func, select
+
+from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
+from foureyes.workflow import operations
+from tests.console.conftest import Browser, Console
+
+DEACTIVATE = {
+    "account": "chirp:president",
+    "action": "account.deactivate",
+    "justification": "CASE-1234",
+}
+SUSPEND = {"account": "chirp:president", "action": "account.suspend", "justification": "CASE-7"}
+
+
+def _submit(browser: Browser, form: dict[str, str]) -> str:
+    response = browser.post("/console/requests/new", {**form, "do": "submit"})
+    assert response.status_code == 303, response.text
+    location: str = response.headers["location"]
+    assert location.startswith("/console/requests/")
+    return location.rsplit("/", 1)[1]
+
+
+def _count(console: Console, table: type[RequestRow] | type[ReviewRow]) -> int:
+    with console.world.services.database.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def _text(html: str) -> str:
+    """The page's text, tags dropped and spaces collapsed, to assert on what a person reads."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_asking_shows_the_decision_and_the_change_before_anything_is_submitted(
+    console: Console,
+) -> None:
+    tomas = console.signed_in("e-3001")
+    page = tomas.get("/console/requests/new?account=chirp:president&action=account.deactivate")
+    assert page.status_code == 200
+    assert 'name="justification"' in page.text
+    checked = tomas.post("/console/requests/new", {**DEACTIVATE, "do": "check"})
+    assert checked.status_code == 200
+    assert 'data-outcome="pending"' in checked.text
+    text = _text(checked.text)
+    assert "it takes at least 4 people in all, counting whoever asks" in text
+    assert "rule vit-significant-changes : 2 approvals" in text
+    assert "Approvals need a security key." in text
+    assert "status active deactivated" in text  # the before/after table
+    assert _count(console, RequestRow) == 0
+    request_id = _submit(tomas, DEACTIVATE)
+    shown = _text(tomas.get(f"/console/requests/{request_id}").text)
+    assert "account.deactivate on chirp:president pending" in shown
+    assert "request submitted by e-3001" in shown
+
+
+def test_a_refusal_shows_the_policy_s_reasons_and_links_the_recorded_request(
+    console: Console,
+) -> None:
+    console.world.clock.now = datetime(2027, 6, 30, 9, 0, tzinfo=UTC)  # Kim's last day
+    kim = console.signed_in("c-1001")
+    refused = kim.post("/console/requests/new", {**DEACTIVATE, "do": "submit"})
+    assert refused.status_code == 403
+    assert 'data-refused="1"' in refused.text
+    assert "departing-contractors-read-only" in refused.text
+    link = re.search(r'href="/console/requests/([0-9a-f-]{36})"', refused.text)
+    assert link is not None
+    recorded = kim.get(f"/console/requests/{link.group(1)}")
+    assert "denied" in _text(recorded.text)
+
+
+def test_parameters_are_inputs_built_from_the_action_s_schema(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    page = tomas.get("/console/requests/new?account=chirp:alice&action=account.change_email")
+    assert re.search(
+        r'<input id="param.email" name="param.email" type="email"[^>]* required', page.text
+    )
+    suspend = tomas.get("/console/requests/new?account=chirp:alice&action=account.suspend")
+    assert 'name="param.reason" type="text" value="" maxlength="500"' in suspend.text
+    unknown = tomas.post(
+        "/console/requests/new",
+        {"account": "chirp:alice", "action": "account.lock", "param.evil": "1", "do": "check"},
+    )
+    assert unknown.status_code == 422
+    assert "&#39;evil&#39; is not a parameter of this action" in unknown.text
+
+
+def test_the_inbox_shows_who_asks_the_account_the_change_and_the_step_up_form(
+    console: Console,
+) -> None:
+    kim = console.signed_in("c-1001")
+    request_id = _submit(kim, DEACTIVATE)
+    mei = console.signed_in("e-3002")
+    inbox = mei.get("/console/inbox")
+    text = _text(inbox.text)
+    assert "Kim Varga (c-1001) contractor via Outsourcing Co" in text
+    assert "217 days left on contract (ends 2027-06-30)" in text
+    assert "Tier vit" in text
+    assert "CASE-1234" in text
+    assert "status active deactivated" in text
+    assert "Who else approved Nobody yet." in text
+    form = re.search(r"<form [^>]*review-form[^>]*>", inbox.text)
+    assert form is not None
+    assert f'data-step-up="1" data-request-id="{request_id}"' in form.group(0)
+    assert '<script src="/console/static/webauthn.js"></script>' in inbox.text
+    for field in ("csrf", "digest", "step_up", "comment", "confirm_handle", "decision"):
+        assert f'name="{field}"' in inbox.text
+    assert 'data-decision="approve"' in inbox.text
+    assert 'data-decision="deny"' in inbox.text
+    # Without the security key's answer the review is refused, and nothing is recorded.
+    digest = re.search(r'name="digest" value="([0-9a-f]+)"', inbox.text)
+    assert digest is not None
+    refused = mei.post(
+        f"/console/requests/{request_id}/review",
+        {"decision": "approve", "digest": digest.group(1), "confirm_handle": "president"},
+    )
+    assert refused.status_code == 403
+    assert "needs step-up" in refused.text
+    assert _count(console, ReviewRow) == 0
+    # Kim's own inbox is empty: nobody reviews their own request.
+    assert 'data-empty="1"' in kim.get("/console/inbox").text
+
+
+def test_a_destructive_approval_needs_the_account_handle_typed(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    request_id = _submit(tomas, SUSPEND)
+    mei = console.signed_in("e-3002")
+    page = mei.get(f"/console/requests/{request_id}").text
+    digest = re.search(r'name="digest" value="([0-9a-f]+)"', page)
+    assert digest is not None
+    base = {"decision": "approve", "digest": digest.group(1), "comment": "seen the case"}
+    for typed in ("", "presidnt", "chirp:president"):
+        refused = mei.post(
+            f"/console/requests/{request_id}/review", {**base, "confirm_handle": typed}
+        )
+        assert refused.status_code == 422
+        assert "type the account&#39;s handle exactly (president)" in refused.text
+    assert _count(console, ReviewRow) == 0
+    approved = mei.post(
+        f"/console/requests/{request_id}/review", {**base, "confirm_handle": "@president"}
+    )
+    assert approved.status_code == 303
+    shown = _text(mei.get(approved.headers["location"]).text)
+    assert "Your review is recorded." in shown
+    assert "Mei Chen approve seen the case" in shown
+    # A denial needs no handle.
+    sam = console.signed_in("e-3003")
+    denied = sam.post(
+        f"/console/requests/{request_id}/review", {**base, "decision": "deny", "comment": "no"}
+    )
+    assert denied.status_code == 303
+    assert operations.show(console.world.services, request_id)["state"] == "denied"
+
+
+def test_my_requests_cancel_and_undo(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    pending = _submit(tomas, SUSPEND)
+    mine = _text(tomas.get("/console/requests").text)
+    assert "account.suspend chirp:president pending 2 approval(s)" in mine
+    assert (
+        tomas.post(f"/console/requests/{pending}/cancel", {"reason": "wrong account"}).status_code
+        == 303
+    )
+    assert operations.show(console.world.services, pending)["state"] == "cancelled"
+
+    ana = console.signed_in("e-2001")
+    locked = _submit(ana, {"account": "chirp:alice", "action": "account.lock", "justification": ""})
+    assert console.world.chirp("alice")["status"] == "locked"
+    assert "Undo (account.unlock)" in ana.get(f"/console/requests/{locked}").text
+    undone = ana.post(f"/console/requests/{locked}/undo", {"justification": "mistake"})
+    assert undone.status_code == 303
+    assert console.world.chirp("alice")["status"] == "active"
+
+
+def test_finding_an_account_by_handle_shows_its_tier_pins_and_history(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    found = tomas.get("/console/accounts?q=@president", follow_redirects=False)
+    assert found.headers["location"] == "/console/accounts/chirp:president"
+    request_id = _submit(tomas, SUSPEND)
+    page = tomas.get("/console/accounts/chirp:president").text
+    text = _text(page)
+    assert "Tier vit" in text
+    assert "followers 41700000" in text
+    assert f'href="/console/requests/{request_id}"' in page
+    assert "request submitted by e-3001" in text
+    missing = tomas.get("/console/accounts?q=nobody-at-all")
+    assert "No account nobody-at-all on any connected platform." in _text(missing.text)
+
+
+def test_the_audit_explorer_filters_and_proves_each_event(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    _submit(tomas, SUSPEND)
+    listed = tomas.get("/console/audit?account=chirp:president&staff=e-3001").text
+    seqs = re.findall(r'<a href="/console/audit/events/(\d+)"', listed)
+    assert len(seqs) == 1
+    proof = tomas.get(f"/console/audit/events/{seqs[0]}").text
+    assert 'data-verified="1"' in proof
+    assert "request submitted" in _text(proof)
+    bad = tomas.get("/console/audit?since=yesterday")
+    assert bad.status_code == 422
+    assert "since: &#39;yesterday&#39; is not a date or time" in bad.text
+
+
+def test_alerts_are_listed_and_acknowledged_by_security_only(console: Console) -> None:
+    services = console.world.services
+    with services.database.transaction() as session:
+        row = raise_alert(
+            session,
+            NewAlert("burst", "high", "e-3001 asked for 9 deactivations in an hour", "e-3001"),
+            now=services.clock(),
+        )
+        assert row is not None
+        alert_id = row.id
+    tomas = console.signed_in("e-3001")
+    assert tomas.get("/console/alerts").status_code == 403
+    ines = console.signed_in("e-4001")
+    page = ines.get("/console/alerts").text
+    assert "e-3001 asked for 9 deactivations in an hour" in page
+    done = ines.post(f"/console/alerts/{alert_id}/ack", {"comment": "spoke to Tomas"})
+    assert done.status_code == 303
+    with services.database.transaction() as session:
+        acked = session.get(AlertRow, alert_id)
+        assert acked is not None
+        assert acked.acknowledged_by == "e-4001"
+
+
+def test_the_policy_page_shows_rules_and_answers_a_dry_run(console: Console) -> None:
+    ana = console.signed_in("e-2001")
+    page = ana.get(
+        "/console/policy?action=account.read_dms&account=chirp:alice&justification="
+    ).text
+    text = _text(page)
+    assert "vit-significant-changes require" in text
+    assert 'data-outcome="denied"' in page
+    assert "no-dms-or-impersonation-for-support" in text
+
+
+def test_errors_are_pages_on_the_console_and_problems_on_the_api(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    missing = tomas.get("/console/requests/no-such-request")
+    assert missing.status_code == 404
+    assert "text/html" in missing.headers["content-type"]
+    assert "no request &#39;no-such-request&#39;" in missing.text
+    api = tomas.client.get(
+        "/v1/requests/no-such-request",
+        headers={"Authorization": f"Bearer {console.token('e-3001')}"},
+    )
+    assert (api.status_code, api.headers["content-type"]) == (404, "application/problem+json")
+    assert tomas.get("/console/nowhere").status_code == 404
