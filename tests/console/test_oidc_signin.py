@@ -138,7 +138,16 @@ def test_the_provider_refusing_is_shown(sso: Console) -> None:
     with httpx2.Client(timeout=10) as http:
         denied = http.post(authorize, data={"action": "deny"})
     assert denied.status_code == 302
-    assert_refused(sso.callback(denied.headers["location"]), "Test SSO said: The resource")
+    assert_refused(sso.callback(denied.headers["location"]), "Test SSO answered access_denied")
+
+
+def test_an_error_link_does_not_put_words_in_foureyes_mouth(sso: Console) -> None:
+    text = "Your account is locked: call +1 555 0100"
+    response = sso.client.get(
+        "/console/auth/callback", params={"error": text, "error_description": text}
+    )
+    assert_refused(response, "Test SSO answered an error")
+    assert "555" not in response.text
 
 
 def test_someone_not_on_the_staff_gets_no_session(sso: Console) -> None:

@@ -18,6 +18,7 @@ address for the console's login throttle.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -115,7 +116,7 @@ async def login_oidc(request: Request, services: ServicesDep, next: str = "/cons
     await run_in_threadpool(throttle.check, services, address=client_address(request))
     client = _client(request, oidc)
     redirect_uri = oidc.callback_url(str(request.base_url))
-    request.session[_NEXT] = safe_next(next)
+    request.session[_NEXT] = safe_next(next) if len(next) <= 2000 else "/console/"
     try:
         response: Response = await client.authorize_redirect(request, redirect_uri)
     except (httpx.HTTPError, OAuthError, ValueError, KeyError) as exc:
@@ -132,8 +133,11 @@ async def oidc_callback(request: Request, services: ServicesDep) -> Response:
     await run_in_threadpool(throttle.check, services, address=client_address(request))
     params = request.query_params
     if params.get("error"):
-        described = params.get("error_description") or params["error"]
-        return await _failed(request, services, f"{oidc.provider_name} said: {described[:200]}")
+        # Only the error code, and only if it is one: the description is free text anyone can
+        # put in a link to this page, and the page must not repeat it as if foureyes said it.
+        error = params["error"]
+        code = error if re.fullmatch(r"[a-z_]{1,40}", error) else "an error"
+        return await _failed(request, services, f"{oidc.provider_name} answered {code}")
     code, state = params.get("code"), params.get("state")
     if not code or not state:
         return await _failed(request, services, "the answer carries no code or no state")

@@ -165,11 +165,11 @@ class OidcProvider:
         allowed = self.settings.algorithms
         if alg not in allowed:
             raise Unauthenticated(
-                f"tokens signed with {alg!r} are refused (accepted: {', '.join(allowed)})"
+                f"tokens signed with {_shown(alg)} are refused (accepted: {', '.join(allowed)})"
             )
         typ = header.get("typ")
         if typ is not None and (not isinstance(typ, str) or typ.lower() not in _JWT_TYPES):
-            raise Unauthenticated(f"a token of type {typ!r} is not a sign-in token")
+            raise Unauthenticated(f"a token of type {_shown(typ)} is not a sign-in token")
         key = self._key_for(header, alg)
         try:
             valid = jws.validate_compact(signed, key, algorithms=[alg])
@@ -205,12 +205,12 @@ class OidcProvider:
         settings = self.settings
         if claims.get("iss") != settings.issuer:
             raise Unauthenticated(
-                f"the token was issued by {claims.get('iss')!r}, not by {settings.issuer!r}"
+                f"the token was issued by {_shown(claims.get('iss'))}, not by {settings.issuer!r}"
             )
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or audience not in audiences:
-            raise Unauthenticated(f"the token is meant for {aud!r}, not for {audience!r}")
+            raise Unauthenticated(f"the token is meant for {_shown(aud)}, not for {audience!r}")
         now = self._clock().timestamp()
         leeway = settings.leeway_seconds
         exp = _time_claim(claims, "exp", required=True)
@@ -228,7 +228,7 @@ class OidcProvider:
                 raise Unauthenticated("the ID token's nonce does not match this sign-in")
             azp = claims.get("azp")
             if azp is not None and azp != settings.client_id:
-                raise Unauthenticated(f"the ID token was issued to another client ({azp!r})")
+                raise Unauthenticated(f"the ID token was issued to another client ({_shown(azp)})")
 
     def identity(self, claims: Mapping[str, Any]) -> str:
         """The login name the configured claim gives: a person's identity in the directory."""
@@ -242,6 +242,13 @@ class OidcProvider:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _shown(value: object) -> str:
+    """A value from a token, for a message: ASCII only (messages also go into the
+    WWW-Authenticate header, which is Latin-1) and short (the token is the caller's input)."""
+    text = ascii(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _age(now: datetime, then: datetime) -> float:

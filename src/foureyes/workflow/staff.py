@@ -267,7 +267,9 @@ def authenticate_identity(services: Services, identity: str) -> Actor:
         now = services.clock()
         person = services.person_of(session, identity)
         if person is None:
-            raise Unauthenticated(f"{identity!r} is not the identity of anyone on the staff")
+            # ascii(): the name comes from a token, and the message goes into a Latin-1 header.
+            shown = ascii(identity[:100])
+            raise Unauthenticated(f"{shown} is not the identity of anyone on the staff")
         _check_may_act(person, now)
         return Actor(staff=person, identity=identity)
 
