@@ -136,8 +136,8 @@ async def oidc_callback(request: Request, services: ServicesDep) -> Response:
         # Only the error code, and only if it is one: the description is free text anyone can
         # put in a link to this page, and the page must not repeat it as if foureyes said it.
         error = params["error"]
-        code = error if re.fullmatch(r"[a-z_]{1,40}", error) else "an error"
-        return await _failed(request, services, f"{oidc.provider_name} answered {code}")
+        shown = error if re.fullmatch(r"[a-z_]{1,40}", error) else "an error"
+        return await _failed(request, services, f"{oidc.provider_name} answered {shown}")
     code, state = params.get("code"), params.get("state")
     if not code or not state:
         return await _failed(request, services, "the answer carries no code or no state")
