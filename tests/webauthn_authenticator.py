@@ -62,9 +62,16 @@ def _head(major: int, n: int) -> bytes:
 class SoftAuthenticator:
     """One credential on one authenticator, bound to `rp_id`, used from `origin`."""
 
-    def __init__(self, rp_id: str = "localhost", origin: str = "http://localhost:8400") -> None:
+    def __init__(
+        self,
+        rp_id: str = "localhost",
+        origin: str = "http://localhost:8400",
+        *,
+        counter: bool = True,
+    ) -> None:
         self.rp_id = rp_id
         self.origin = origin
+        self.counter = counter  # False: always 0, as many passkeys (synced ones) report
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.credential_id = os.urandom(32)
         self.sign_count = 0
@@ -138,11 +145,13 @@ class SoftAuthenticator:
         rp_id: str | None = None,
         user_verified: bool = True,
     ) -> dict[str, Any]:
-        """The AuthenticationResponseJSON for request `options`; the counter moves on by one."""
+        """The AuthenticationResponseJSON for request `options`; the counter (if it keeps one)
+        moves on by one."""
         allowed = {unb64url(c["id"]) for c in options.get("allowCredentials", [])}
         if allowed and self.credential_id not in allowed:
             raise ValueError("NotAllowedError: no allowed credential on this authenticator")
-        self.sign_count += 1
+        if self.counter:
+            self.sign_count += 1
         auth_data = self._auth_data(rp_id, FLAG_UP | (FLAG_UV if user_verified else 0))
         client_data = self._client_data("webauthn.get", options["challenge"], origin or self.origin)
         signature = self.key.sign(

@@ -57,7 +57,7 @@ from webauthn.helpers.structs import (
 from foureyes.config import WebAuthnSettings
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.model import RequestState, ReviewDecision
-from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
+from foureyes.store.tables import RequestRow, ReviewRow, WebAuthnCredentialRow
 from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
 
 if TYPE_CHECKING:
@@ -364,8 +364,9 @@ class WebAuthnStepUp:
     Refused (Forbidden): a key that is not the reviewer's or is revoked; a challenge other than
     this review's (another request, verdict or reviewer: a replay); an origin or RP ID not ours;
     no user verification; a signature counter that did not move forward (a cloned
-    authenticator); a bad signature. On success the key's counter and last use are updated in
-    the review's transaction and the evidence to record is returned.
+    authenticator), or a counter-less key that already confirmed an identical request (same
+    digest: a replay cannot be told apart); a bad signature. On success the key's counter and
+    last use are updated in the review's transaction and the evidence to record is returned.
     """
 
     def __init__(self, rp: RelyingParty, clock: Callable[[], datetime] | None = None) -> None:
@@ -412,6 +413,14 @@ class WebAuthnStepUp:
             raise Forbidden(_why(str(exc))) from None
         if client.cross_origin:
             raise Forbidden("step-up failed: the assertion came from an embedded page")
+        if verified.new_sign_count == 0 and _confirmed_before(
+            session, row.id, reviewer_id, digest, decision
+        ):
+            raise Forbidden(
+                "step-up failed: you already confirmed an identical request with this key, and "
+                "it keeps no signature counter, so a second confirmation cannot be told from a "
+                "replay; ask the requester to cancel the duplicate"
+            )
         row.sign_count = verified.new_sign_count
         row.last_used_at = self._clock()
         response = credential.response
@@ -427,6 +436,23 @@ class WebAuthnStepUp:
             "user_verified": verified.user_verified,
             "rp_id": rp.id,
         }
+
+
+def _confirmed_before(
+    session: Session, key_id: str, reviewer_id: str, digest: str, decision: str
+) -> bool:
+    """Whether this key already confirmed this reviewer's `decision` on a request with this
+    digest. Two requests for exactly the same thing share a digest, hence a challenge: a key
+    whose counter moves refuses a replayed assertion by its counter, one without a counter
+    (many passkeys) only by this."""
+    earlier = session.scalars(
+        select(ReviewRow.step_up).where(
+            ReviewRow.reviewer_id == reviewer_id,
+            ReviewRow.digest == digest,
+            ReviewRow.decision == decision,
+        )
+    )
+    return any(isinstance(e, dict) and e.get("key_id") == key_id for e in earlier)
 
 
 def _parse_assertion(value: Any) -> AuthenticationCredential:

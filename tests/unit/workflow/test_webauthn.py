@@ -231,3 +231,21 @@ def test_enrolment_checks_the_response_against_its_challenge_person_and_origin(
         webauthn.enrol(world.services, mei, pending, name="again", credential=key.create(options))
     again, _ = webauthn.registration_options(world.services, mei)
     assert [c["id"] for c in again["excludeCredentials"]] == [b64url(key.credential_id)]
+
+
+def test_a_key_without_a_counter_cannot_confirm_an_identical_request_twice(world: World) -> None:
+    """Two requests for exactly the same thing share a digest, hence a challenge; a passkey that
+    reports no counter gives no way to tell a replayed assertion from a new one."""
+    key = enrol(world, MEI)
+    key.counter = False
+    first = operations.submit(world.services, world.actor(KIM), DEACTIVATE)
+    duplicate = operations.submit(world.services, world.actor(KIM), DEACTIVATE)
+    made = assertion(world, key, MEI, first, "approve")
+    assert review(world, MEI, first, made) == "pending"
+
+    with pytest.raises(Forbidden, match="identical request"):
+        review(world, MEI, duplicate, made)  # replayed
+    with pytest.raises(Forbidden, match="identical request"):
+        review(world, MEI, duplicate, assertion(world, key, MEI, duplicate, "approve"))
+    deny = assertion(world, key, MEI, duplicate, "deny")  # another verdict: another challenge
+    assert review(world, MEI, duplicate, deny, decision="deny") == "denied"
