@@ -9,16 +9,19 @@ PostgreSQL rows are locked with `SELECT … FOR UPDATE`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from foureyes.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -46,13 +49,28 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One atomic unit of work. Raises Unavailable if the database fails."""
+        """One atomic unit of work. Raises Unavailable if the database fails or the connection
+        to it is lost: before the COMMIT nothing was changed (the server rolls back); during
+        the COMMIT the outcome is unknown, and the message says so. The driver's message goes
+        to the log only (it can name hosts and ports)."""
         session = self._sessions()
+        committing = False
         try:
             with session.begin():
                 yield session
-        except OperationalError as exc:
-            raise Unavailable(f"the database failed: {exc.orig or exc}") from exc
+                committing = True  # the block is done: leaving `begin()` commits
+        except (OperationalError, InterfaceError) as exc:
+            text = str(exc.orig or exc).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            log.warning("database failure%s: %s", " during COMMIT" if committing else "", reason)
+            if committing:
+                raise Unavailable(
+                    "the connection to the database was lost during the commit: the change may "
+                    "have been made; reload before trying again"
+                ) from exc
+            raise Unavailable(
+                "the database is unavailable (nothing was changed); try again"
+            ) from exc
         finally:
             session.close()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 
 from foureyes import detect
-from foureyes.errors import Conflict, FoureyesError
+from foureyes.errors import Conflict, FoureyesError, Unavailable
 from foureyes.model import ActionKind, RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import RequestRow, ReviewRow, StaffRow
@@ -179,6 +179,12 @@ def _execute_due(services: Services, worker: str, tick: Tick) -> None:
             outcome = execute(services, request_id, worker=worker, skip_locked=True)
         except Conflict:
             continue  # another worker got there first
+        except Unavailable as exc:
+            # The store failed: nothing was recorded as failed, and nothing is reported as
+            # such; what state the request is in (approved, or executing until reconciled)
+            # is what the store says.
+            log.warning("request %s: %s", request_id, exc.message)
+            continue
         except FoureyesError as exc:
             log.warning("request %s could not be executed: %s", request_id, exc.message)
             tick.failed.append(request_id)

@@ -71,7 +71,7 @@ def test_times_come_back_as_the_same_instant(database: Database) -> None:
 def test_a_database_that_cannot_be_reached_is_unavailable(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'missing-dir' / 'foureyes.db'}")
     with (
-        pytest.raises(Unavailable, match="the database failed"),
+        pytest.raises(Unavailable, match="the database is unavailable"),
         database.transaction() as session,
     ):
         session.execute(text("SELECT 1"))
