@@ -1,7 +1,8 @@
 """Security keys in a real browser: headless Chromium (Debian's, driven by Playwright) with the
 DevTools protocol's virtual authenticator (a CTAP2 key with a PIN that is always entered), against
 foureyes served on a loopback port. A reviewer signs in, adds the key on the Security keys page,
-and approves a step-up request from the inbox; the review event holds the key's assertion."""
+approves a step-up request from the inbox (the review event holds the key's assertion), then
+revokes the key."""
 
 from __future__ import annotations
 
@@ -164,4 +165,11 @@ def test_a_reviewer_adds_a_security_key_and_approves_with_it(
     client = json.loads(webauthn.base64url_to_bytes(evidence["client_data_json"]))
     assert client["origin"] == served.base
     assert client["type"] == "webauthn.get"
+
+    page.goto(f"{served.base}/console/security-keys")
+    page.get_by_role("button", name="Revoke virtual key").click()
+    page.wait_for_url("**/console/security-keys?done=revoked")
+    expect(page.locator(f'tr[data-key-id="{enrolled.id}"]')).to_contain_text("revoked")
+    [revoked] = webauthn.list_keys(served.world.services, MEI)
+    assert revoked.revoked_at is not None
     context.close()
