@@ -53,6 +53,61 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+# Event fields shown elsewhere on the page (or the log's own bookkeeping): not repeated.
+_EVENT_SKIP = frozenset(
+    {"v", "seq", "kind", "actor", "at", "account", "request", "origin", "prev", "digest"}
+)
+_LONG = 120
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _LONG else text[: _LONG - 1] + "…"
+
+
+def _changes(value: Any) -> str | None:
+    """{attr: [before, after]} as 'status: active → deactivated'."""
+    if not isinstance(value, dict) or not value:
+        return None
+    parts = []
+    for name, pair in sorted(value.items()):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            return None
+        parts.append(f"{name}: {_value(pair[0])} → {_value(pair[1])}")
+    return "; ".join(parts)
+
+
+def _field(name: str, value: Any) -> str:
+    """One event field in words: decisions by outcome and rules, step-up evidence by key,
+    changes as before → after, other objects as 'key: value' pairs; long text shortened."""
+    if name == "decision" and isinstance(value, dict):
+        rules = ", ".join(str(r.get("id")) for r in value.get("rules", []) if isinstance(r, dict))
+        text = str(value.get("outcome", "?"))
+        return f"{text} (rules: {rules})" if rules else text
+    if name == "step_up" and isinstance(value, dict):
+        key = value.get("key_id") or value.get("credential_id") or "?"
+        method = "security key" if value.get("method") == "webauthn" else "device key"
+        verified = ", user verified" if value.get("user_verified") else ""
+        return f"{method} {_short(str(key))}{verified}"
+    changes = _changes(value.get("changes") if isinstance(value, dict) else None)
+    if changes is not None:
+        return changes
+    if isinstance(value, dict):
+        inner = "; ".join(
+            f"{_words(str(k))}: {_short(_value(v))}" for k, v in sorted(value.items())
+        )
+        return _short(inner) if inner else "—"
+    return _short(_value(value))
+
+
+def _event_fields(event: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An audit event's own fields as (label, text) pairs a person can read."""
+    return [
+        (_words(name), _field(name, value))
+        for name, value in sorted(event.items())
+        if name not in _EVENT_SKIP and value not in (None, "", [], {})
+    ]
+
+
 def _words(value: str) -> str:
     """'request.approved' -> 'request approved'; 'break_glass' -> 'break glass'."""
     return str(value).replace("_", " ").replace(".", " ")
@@ -69,6 +124,7 @@ def _make() -> Environment:
     env.filters["when"] = _when
     env.filters["value"] = _value
     env.filters["words"] = _words
+    env.filters["event_fields"] = _event_fields
     return env
 
 

@@ -1,0 +1,227 @@
+"""The 2017 story clicked through in the console, in a real headless Chromium (Debian's, driven by
+Playwright), each person in their own browser context against foureyes served by uvicorn on a
+loopback port (the console at http://localhost:<port>, the WebAuthn relying party `localhost`).
+
+On her contract's last day, contractor Kim asks to deactivate `president` and the console shows
+the policy's refusal. Tomas, a trust & safety employee, asks for the same with a case number,
+after checking what would happen. The policy wants two trust & safety employees and one person
+from security, each confirming with a security key (Chromium's virtual authenticator, enrolled on
+the Security keys page): Mei, Sam and Ines approve from their inboxes, typing the account's
+handle. The request waits out its ten-minute delay and the worker carries it out.
+
+Screenshots of an inbox and of the timeline go to test-artifacts/console/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from foureyes.api import create_app
+from foureyes.config import WebAuthnSettings
+from foureyes.store import migrate
+from foureyes.store.database import Database
+from foureyes.workflow import operations, webauthn
+from tests.api.conftest import make_settings
+from tests.conftest import ROOT
+from tests.worlds import World, make_world
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+KIMS_LAST_DAY = datetime(2027, 6, 30, 9, 0, tzinfo=UTC)
+KIM, TOMAS, MEI, SAM, INES = "c-1001", "e-3001", "e-3002", "e-3003", "e-4001"
+
+
+@dataclass
+class Served:
+    world: World
+    base: str
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """The demo world on SQLite, served in a thread; its clock on Kim's last day."""
+    database = Database(f"sqlite:///{tmp_path / 'story.db'}")
+    migrate.upgrade(database)
+    world = make_world(database)
+    world.clock.now = KIMS_LAST_DAY
+    port = _free_port()
+    base = f"http://localhost:{port}"
+    relying = WebAuthnSettings(rp_id="localhost", origins=[base])
+    settings = make_settings(tmp_path / "data").model_copy(update={"webauthn": relying})
+    world.services.step_up = webauthn.step_up_verifier(
+        webauthn.RelyingParty.from_settings(relying), world.clock
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(world.services, settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while thread.is_alive() and not server.started:
+        time.sleep(0.02)
+    assert server.started, "the server did not start"
+    yield Served(world, base)
+    server.should_exit = True
+    thread.join()
+    database.dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless. Missing, the test fails: CI installs it (scripts/test)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/test to install it"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def person(browser: Browser, served: Served, staff_id: str) -> Page:
+    """A new browser context for `staff_id`, signed in with a token pasted on the login page."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    token = operations.issue_token(served.world.services, staff_id)
+    page.goto(f"{served.base}/console/")
+    expect(page).to_have_url(f"{served.base}/console/login?next=/console/")
+    page.get_by_label("Your token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
+    return page
+
+
+def enrol_security_key(page: Page, served: Served) -> None:
+    """Plug Chromium's virtual authenticator in and add it on the Security keys page."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    page.get_by_role("link", name="Security keys").click()
+    page.get_by_label("Name it").fill("virtual key")
+    page.get_by_role("button", name="Add a security key").click()
+    expect(page.get_by_role("status")).to_have_text("Security key added.")
+
+
+def ask_for_deactivation(page: Page) -> None:
+    page.get_by_role("link", name="Request an action").first.click()
+    page.get_by_label("Account (platform:id)").fill("chirp:president")
+    page.get_by_label("Action").select_option("account.deactivate")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Justification").fill("CASE-1234")
+    page.get_by_role("button", name="Check").click()
+
+
+def approve_from_inbox(page: Page, served: Served, comment: str, screenshot: str = "") -> None:
+    page.get_by_role("link", name="Inbox").click()
+    item = page.locator("article.inbox-item")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text("Tomas Berg")
+    expect(item).to_contain_text("CASE-1234")
+    expect(item.locator("table.change")).to_contain_text("deactivated")
+    if screenshot:
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    item.get_by_label("Comment").fill(comment)
+    item.get_by_label("To approve, type the account's handle").fill("president")
+    item.get_by_role("button", name="Approve").click()  # webauthn.js asks the key, then posts
+    expect(page.get_by_role("status")).to_have_text("Your review is recorded.")
+
+
+def test_the_2017_story_clicked_through_by_everyone_involved(
+    served: Served, browser: Browser
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    world = served.world
+
+    # Kim, on her last day, is refused, and sees why.
+    kim = person(browser, served, KIM)
+    ask_for_deactivation(kim)
+    expect(kim.locator(".decision")).to_have_attribute("data-outcome", "denied")
+    kim.get_by_role("button", name="Submit request").click()
+    refusal = kim.locator("[data-refused]")
+    expect(refusal).to_contain_text("The policy refuses this request.")
+    expect(refusal).to_contain_text("departing-contractors-read-only")
+
+    # Tomas checks first: pending, three approvals with security keys, what changes; submits.
+    tomas = person(browser, served, TOMAS)
+    ask_for_deactivation(tomas)
+    decision = tomas.locator(".decision")
+    expect(decision).to_have_attribute("data-outcome", "pending")
+    expect(decision).to_contain_text("Approvals need a security key.")
+    expect(tomas.locator("table.change")).to_contain_text("active")
+    tomas.get_by_role("button", name="Submit request").click()
+    expect(tomas.get_by_role("heading", level=1)).to_contain_text("pending")
+    request_id = tomas.url.rsplit("/", 1)[1]
+
+    # Two trust & safety employees and one person from security approve, each with their key.
+    for staff_id, comment, shot in (
+        (MEI, "Checked CASE-1234.", "inbox.png"),
+        (SAM, "Agree.", ""),
+        (INES, "Security sign-off.", ""),
+    ):
+        reviewer = person(browser, served, staff_id)
+        enrol_security_key(reviewer, served)
+        approve_from_inbox(reviewer, served, comment, shot)
+    tomas.reload()
+    expect(tomas.get_by_role("heading", level=1)).to_contain_text("scheduled")
+
+    # Nothing happens during the delay; after it, the worker carries it out.
+    assert operations.run_once(world.services).executed == []
+    assert world.chirp("president")["status"] == "active"
+    world.clock.advance(minutes=11)
+    assert operations.run_once(world.services).executed == [request_id]
+    assert world.chirp("president")["status"] == "deactivated"
+    tomas.reload()
+    expect(tomas.get_by_role("heading", level=1)).to_contain_text("executed")
+    timeline = tomas.locator("ol.timeline > li")
+    expect(timeline).to_have_count(7)
+    expect(timeline.last).to_contain_text("request executed")
+    reviews = tomas.locator("table.responsive tbody tr")
+    expect(reviews).to_have_count(3)
+    for row in range(3):
+        expect(reviews.nth(row)).to_contain_text("yes")  # confirmed with a security key
+    tomas.screenshot(path=str(ARTIFACTS / "timeline.png"), full_page=True)
+    print(f"\nscreenshots: {ARTIFACTS}")
+    view = operations.show(world.services, request_id)
+    assert [r["reviewer"] for r in view["reviews"]] == [MEI, SAM, INES]
+    assert all(r["step_up"] for r in view["reviews"])
