@@ -1,0 +1,120 @@
+"""The console's security-key routes over HTTP (the console fixture's TestClient, signed in
+with a token), with the software authenticator: enrolment through the JSON endpoints, one
+attempt per challenge, CSRF on every POST, assertion options computed by the server, revocation
+of one's own keys only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2 as httpx
+
+from foureyes.workflow import operations, webauthn
+from foureyes.workflow.stepup import challenge
+from foureyes.workflow.submit import Submission
+from tests.console.conftest import Browser, Console
+from tests.webauthn_authenticator import SoftAuthenticator, b64url
+
+RP = webauthn.DEMO_RELYING_PARTY
+KIM, MEI, SAM = "c-1001", "e-3002", "e-3003"
+PROBLEM_JSON = "application/problem+json"
+
+
+def post_json(browser: Browser, path: str, body: Any, *, csrf: bool = True) -> httpx.Response:
+    headers = {"X-CSRF-Token": browser.csrf("/console/security-keys")} if csrf else {}
+    return browser.client.post(path, json=body, headers=headers, follow_redirects=False)
+
+
+def enrol(browser: Browser, key: SoftAuthenticator, name: str = "blue key") -> httpx.Response:
+    options = post_json(browser, "/console/webauthn/registration/options", {})
+    assert options.status_code == 200, options.text
+    return post_json(
+        browser,
+        "/console/webauthn/registration",
+        {"name": name, "credential": key.create(options.json())},
+    )
+
+
+def test_a_key_is_enrolled_through_the_console_once_per_challenge(console: Console) -> None:
+    mei = console.signed_in(MEI)
+    key = SoftAuthenticator(RP.id, RP.origins[0])
+    options = post_json(mei, "/console/webauthn/registration/options", {}).json()
+    assert options["user"]["displayName"] == "Mei Chen"
+    assert options["authenticatorSelection"]["userVerification"] == "required"
+    response = key.create(options)
+
+    done = post_json(
+        mei, "/console/webauthn/registration", {"name": "blue", "credential": response}
+    )
+    assert done.status_code == 201, done.text
+    [view] = webauthn.list_keys(console.world.services, MEI)
+    assert done.json() == {"key_id": view.id, "next": "/console/security-keys?done=enrolled"}
+    again = post_json(
+        mei, "/console/webauthn/registration", {"name": "blue", "credential": response}
+    )
+    assert again.status_code == 422
+    assert again.headers["content-type"] == PROBLEM_JSON
+    assert "no security key enrolment is in progress" in again.json()["detail"]
+
+    page = mei.get("/console/security-keys?done=enrolled")
+    assert page.status_code == 200
+    assert "Security key added." in page.text
+    assert f'data-key-id="{view.id}"' in page.text
+    assert '<script src="/console/static/webauthn.js"></script>' in page.text
+
+
+def test_a_refused_registration_is_a_problem_and_stores_nothing(console: Console) -> None:
+    mei = console.signed_in(MEI)
+    key = SoftAuthenticator(RP.id, "https://evil.example")
+    refused = enrol(mei, key)
+    assert refused.status_code == 403
+    assert "origin" in refused.json()["detail"]
+    assert webauthn.list_keys(console.world.services, MEI) == []
+
+
+def test_every_post_needs_the_csrf_token(console: Console) -> None:
+    mei = console.signed_in(MEI)
+    path = "/console/webauthn/registration/options"
+    assert post_json(mei, path, {}, csrf=False).status_code == 403
+    wrong = mei.client.post(path, json={}, headers={"X-CSRF-Token": "forged"})
+    assert wrong.status_code == 403
+    assert console.browser().post(path, {}).status_code == 303  # signed out: to the login page
+
+
+def test_assertion_options_carry_the_challenge_of_that_review(console: Console) -> None:
+    mei = console.signed_in(MEI)
+    key = SoftAuthenticator(RP.id, RP.origins[0])
+    assert enrol(mei, key).status_code == 201
+    request_id = operations.submit(
+        console.world.services,
+        console.world.actor(KIM),
+        Submission("account.deactivate", "chirp:president", justification="CASE-1234"),
+    )
+    digest = operations.show(console.world.services, request_id)["digest"]
+    path = "/console/webauthn/assertion/options"
+
+    options = post_json(mei, path, {"request_id": request_id, "decision": "deny"})
+    assert options.status_code == 200, options.text
+    assert options.json()["challenge"] == b64url(challenge(digest, MEI, "deny"))
+    assert [c["id"] for c in options.json()["allowCredentials"]] == [b64url(key.credential_id)]
+    unknown = post_json(mei, path, {"request_id": "nope", "decision": "approve"})
+    assert unknown.status_code == 404
+    sam = console.signed_in(SAM)  # no key
+    assert post_json(sam, path, {"request_id": request_id, "decision": "approve"}).status_code == (
+        409
+    )
+    supplied = {"request_id": request_id, "decision": "approve", "challenge": "AAAA"}
+    assert post_json(mei, path, supplied).status_code == 422  # the client never names it
+
+
+def test_only_the_owner_revokes_a_key(console: Console) -> None:
+    mei, sam = console.signed_in(MEI), console.signed_in(SAM)
+    assert enrol(mei, SoftAuthenticator(RP.id, RP.origins[0])).status_code == 201
+    [view] = webauthn.list_keys(console.world.services, MEI)
+    path = f"/console/security-keys/{view.id}/revoke"
+    assert sam.post(path, {}, csrf_from="/console/security-keys").status_code == 404
+    revoked = mei.post(path, {}, csrf_from="/console/security-keys")
+    assert revoked.status_code == 303
+    assert revoked.headers["location"] == "/console/security-keys?done=revoked"
+    [after] = webauthn.list_keys(console.world.services, MEI)
+    assert after.revoked_at is not None
