@@ -132,6 +132,7 @@ def test_a_reviewer_adds_a_security_key_and_approves_with_it(
     sign_in(page, served, MEI)
 
     page.goto(f"{served.base}/console/security-keys")
+    expect(page.locator("[data-wrong-address]")).to_have_count(0)
     page.get_by_label("Name it").fill("virtual key")
     page.get_by_role("button", name="Add a security key").click()
     page.wait_for_url("**/console/security-keys?done=enrolled")

@@ -61,6 +61,9 @@ def test_a_key_is_enrolled_through_the_console_once_per_challenge(console: Conso
     assert "Security key added." in page.text
     assert f'data-key-id="{view.id}"' in page.text
     assert '<script src="/console/static/webauthn.js"></script>' in page.text
+    # The page is at https://testserver, not on the RP ID: it says where keys work.
+    assert 'data-wrong-address="1"' in page.text
+    assert 'href="http://localhost:8400/console/security-keys"' in page.text
 
 
 def test_a_refused_registration_is_a_problem_and_stores_nothing(console: Console) -> None:

@@ -61,13 +61,19 @@ def security_keys(
 ) -> Response:
     """The signed-in person's keys, a form to enrol one, and a button to revoke each."""
     notices = {"enrolled": "Security key added.", "revoked": "Security key revoked."}
+    rp = webauthn.relying_party(services)
+    host = request.url.hostname or ""
+    # A browser refuses keys for an RP ID the page is not on (e.g. the demo opened at
+    # 127.0.0.1 instead of localhost): say where to go instead of letting the key fail.
+    elsewhere = host != rp.id and not host.endswith("." + rp.id)
     return render(
         request,
         "security_keys.html",
         {
             "keys": operations.security_keys(services, actor.id),
             "notice": notices.get(done),
-            "rp_id": webauthn.relying_party(services).id,
+            "rp_id": rp.id,
+            "go_to": rp.origins[0] + PAGE if elsewhere else None,
         },
     )
 

@@ -110,7 +110,11 @@
     return typeof window.PublicKeyCredential !== "undefined" && !!navigator.credentials;
   }
 
-  function why(error) {
+  function why(error, rpId) {
+    if (error && error.name === "SecurityError") {
+      return "Security keys are bound to " + rpId + ", and this page is not on it: " +
+        "open the console at its address on " + rpId + ".";
+    }
     if (error && error.name === "NotAllowedError") {
       return "The security key did not answer (cancelled or timed out). Try again.";
     }
@@ -152,8 +156,10 @@
       }
       show(form, "");
       if (button) button.disabled = true;
+      var rpId = "";
       try {
         var options = await postJSON("/console/webauthn/registration/options", {});
+        rpId = options.rp.id;
         var credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
         var done = await postJSON("/console/webauthn/registration", {
           name: form.elements.name.value,
@@ -161,7 +167,7 @@
         });
         window.location.assign(done.next);
       } catch (error) {
-        show(form, why(error));
+        show(form, why(error, rpId));
       } finally {
         if (button) button.disabled = false;
       }
@@ -184,11 +190,13 @@
       show(form, "");
       var buttons = form.querySelectorAll("button[data-decision]");
       buttons.forEach(function (b) { b.disabled = true; });
+      var rpId = "";
       try {
         var options = await postJSON("/console/webauthn/assertion/options", {
           request_id: form.getAttribute("data-request-id"),
           decision: decision,
         });
+        rpId = options.rpId;
         var credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
         form.elements.step_up.value = JSON.stringify({
           method: "webauthn",
@@ -206,7 +214,7 @@
         form.dataset.stepUpReady = "1";
         form.submit();
       } catch (error) {
-        show(form, why(error));
+        show(form, why(error, rpId));
         buttons.forEach(function (b) { b.disabled = false; });
       }
     });
