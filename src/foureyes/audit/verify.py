@@ -1,13 +1,41 @@
 """Verifying the log in the database, and exporting it for verification elsewhere.
 
-`verify_log` recomputes everything in one streaming pass and names the first bad entry; the
-diagnoses are listed in `foureyes.audit.export`. `export_log` writes the log up to its latest
-checkpoint in the format `foureyes.audit.export.verify_export` checks.
+What `verify_log` proves, given keys the caller trusts, for a log of ``size`` events (its head):
+
+1. Every stored and witnessed checkpoint carries a valid signature by a trusted key (and names
+   `origin`), and a stored checkpoint's columns say what its signed note says.
+2. The rows are exactly seqs ``0 … size - 1``; each body names its own seq; each body hashes,
+   ``SHA-256(0x00 || body)`` computed here, to the leaf hash stored beside it.
+3. Every perfect subtree of the tree over those leaves is stored, as 32 bytes, and equals the
+   hash recomputed from the bodies; so every root and proof the log serves from its stored
+   subtrees is the one the bodies determine.
+4. At every checkpointed size the root recomputed from the bodies equals the root of every stored
+   and witnessed checkpoint of that size (so all those checkpoints are consistent with each
+   other and with the bodies).
+5. Nothing lies beyond the head: no rows, no subtrees, no checkpoint of a larger size, no
+   witnessed checkpoint the log cannot reach.
+
+Consequently any change to a body, a leaf hash, a subtree, a checkpoint or the order of rows is
+reported; up to the latest checkpoint a witness holds, even a change made together with a
+consistent recomputation of everything after it. What it does not prove: bodies are checked as
+the bytes the tree commits to, not re-parsed or re-canonicalised (the hash is the tamper check;
+a body foureyes wrote is canonical by construction, and an edited one fails its hash whatever its
+form); the indexed copies of body fields in other columns (``kind``, ``actor``, ``account_ref``,
+``request_id``, ``at``) are not compared with the bodies. All hashing and comparison happens in
+this process: the database only hands back stored bytes, never a hash it computed.
+
+How. The fast path (`foureyes.audit.ranges`) checks aligned ranges of leaves apart, in worker
+processes on a long log, and answers only "everything holds". If anything does not, the careful
+pass (`_verify_carefully`: one sequential pass in batches) runs and raises
+`AuditVerificationError` naming the first bad entry; the diagnoses are listed in
+`foureyes.audit.export`. `export_log` writes the log up to its latest checkpoint in the format
+`foureyes.audit.export.verify_export` checks.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +59,8 @@ from foureyes.audit.export import (
     write_export,
 )
 from foureyes.audit.log import SignedCheckpoint, driver_rows
-from foureyes.audit.merkle import EMPTY_ROOT, Subtree
+from foureyes.audit.merkle import EMPTY_ROOT, MemoryTree, Subtree
+from foureyes.audit.ranges import Range, available_cores, check_range, checked_ranges, fold
 from foureyes.errors import BadInput
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow
@@ -40,6 +69,10 @@ __all__ = ["Progress", "export_log", "verify_log"]
 
 _HEAD_ID = 1
 _MAX_LEVEL = 63
+_POOL_MIN = 1 << 16
+"""Logs shorter than this are checked in this process: starting workers would cost more."""
+_MIN_LEVEL = 12
+"""Smallest range a worker is given: 4,096 events, so the two queries per range stay cheap."""
 
 Progress = Callable[[int, int], None]
 """Called with (events done, events in all) as verification goes."""
@@ -106,20 +139,23 @@ def _level_agrees(
     """Whether nodes ``(level, first …)`` are all stored, in order, with exactly these hashes.
 
     The primary key makes ``count == len(computed)`` over the index range mean "all present";
-    PostgreSQL hands the hashes back as one string, SQLite row by row (both cheaply).
+    every one must be 32 bytes, so that two neighbours cannot trade bytes and still concatenate
+    to the same string. Both databases hand the hashes back as one string.
     """
     # Integers only in the SQL (see driver_rows).
     where = f'level = {level} AND "index" >= {first} AND "index" < {first + len(computed)}'
     if pg:
         hashes = "string_agg(hash, ''::bytea ORDER BY \"index\")"
-        sql = f"SELECT {hashes}, count(*) FROM audit_nodes WHERE {where}"  # noqa: S608
+        exact = "count(*) FILTER (WHERE length(hash) = 32)"
+        sql = f"SELECT {hashes}, count(*), {exact} FROM audit_nodes WHERE {where}"  # noqa: S608
     else:
         # SQLite concatenates in the subquery's order in practice; were it not to, the
         # comparison would fail and the caller would look at the nodes one by one.
         ordered = f'SELECT hash FROM audit_nodes WHERE {where} ORDER BY "index"'  # noqa: S608
-        sql = f"SELECT CAST(group_concat(hash, '') AS BLOB), count(*) FROM ({ordered})"  # noqa: S608
-    ((blob, count),) = driver_rows(session, sql)
-    return bool(count == len(computed) and blob == b"".join(computed))
+        exact = "sum(typeof(hash) = 'blob' AND length(hash) = 32)"
+        sql = f"SELECT CAST(group_concat(hash, '') AS BLOB), count(*), {exact} FROM ({ordered})"  # noqa: S608
+    ((blob, count, exact_count),) = driver_rows(session, sql)
+    return bool(count == exact_count == len(computed) and blob == b"".join(computed))
 
 
 def _compare_nodes(
@@ -216,19 +252,21 @@ def verify_log(
     witness_dir: Path | None = None,
     progress: Progress | None = None,
     batch_level: int = BATCH_LEVEL,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Recompute the whole log and check it against itself, its checkpoints and a witness.
 
-    In one streaming pass over the events in seq order (batches of ``2**batch_level`` rows, each in
-    its own short transaction, so writers are never held up for long): the seqs are dense, each
-    body's own seq is its row's, each body hashes to its stored leaf, every stored subtree equals
-    the recomputed one, and at every checkpointed size the recomputed root equals the root of
-    every stored and witnessed checkpoint of that size. Checkpoint signatures (with `verifiers`,
-    and `origin` if given) are checked first. Roots that all agree with one recomputed tree are
-    consistent with each other by construction.
+    Checks (see the module docstring for what they prove): checkpoint signatures (with
+    `verifiers`, and `origin` if given) first; then every row, leaf and stored subtree, and at
+    every checkpointed size the recomputed root against every stored and witnessed checkpoint
+    of that size; then what lies beyond the log's head. Roots that all agree with one recomputed
+    tree are consistent with each other by construction.
 
-    Returns a `VerifyReport`; raises `AuditVerificationError` naming the first bad entry.
-    Events appended while it runs are left for the next run.
+    `workers`: processes for the fast path (default: one per core on a long log, none on a short
+    one). `batch_level`: rows are read in aligned batches of ``2**batch_level``, each in its own
+    short transaction, so writers are never held up for long. Returns a `VerifyReport`; raises
+    `AuditVerificationError` naming the first bad entry. Events appended while it runs are left
+    for the next run.
     """
     started = time.perf_counter()
     with database.transaction() as session:
@@ -245,6 +283,131 @@ def verify_log(
         error = judge.judge(0, EMPTY_ROOT)
         if error is not None:
             raise error
+    root = _sweep(database, judge, size, last_seq, batch_level, workers, progress)
+    if root is None:
+        # Something is off: the careful pass finds the first bad entry and says what it is.
+        judge = _CheckpointJudge(stored, witnessed)
+        root = _verify_carefully(database, judge, size, last_seq, batch_level, progress)
+    _check_tail(census, size, stored, witnessed)
+    return VerifyReport(
+        size=size,
+        root_hash=root,
+        checkpoints=len(stored),
+        witnessed=len(witnessed),
+        latest_checkpoint=judge.sizes[-1] if judge.sizes else None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _sweep(
+    database: Database,
+    judge: _CheckpointJudge,
+    size: int,
+    last_seq: int,
+    batch_level: int,
+    workers: int | None,
+    progress: Progress | None,
+) -> bytes | None:
+    """The fast path (`foureyes.audit.ranges`): the root at `size` if everything holds, else None.
+
+    Ranges are checked apart, in worker processes on a long log; here their results are taken in
+    order: the tree above the ranges is rebuilt from their roots, every checkpointed size is
+    judged, and the stored subtrees above the ranges are compared at the end.
+    """
+    if size == 0:
+        return EMPTY_ROOT
+    cores = available_cores() if workers is None else workers
+    connect = _worker_connect(database)
+    pooled = cores >= 2 and connect is not None and (workers is not None or size >= _POOL_MIN)
+    level = batch_level
+    if pooled:
+        # Enough ranges to keep every worker busy to the end, none smaller than 2**_MIN_LEVEL.
+        level = min(batch_level, max(_MIN_LEVEL, (size // (4 * cores)).bit_length() - 1))
+        database.engine.dispose()  # no pooled connection is carried into the workers
+    step = 1 << level
+    # Ranges inside the largest checkpointed size are pinned by its root (see ranges.py).
+    pin = max((s for s in judge.sizes if s <= size), default=0)
+    tasks = []
+    for start in range(0, size, step):
+        end = min(start + step, size)
+        lo, hi = bisect.bisect_right(judge.sizes, start), bisect.bisect_right(judge.sizes, end)
+        sizes = (*[s for s in judge.sizes[lo:hi] if s != end], end)
+        tasks.append(Range(start, end, sizes, pinned=end <= pin))
+    pg = database.dialect == "postgresql"
+
+    def local(task: Range) -> tuple[bytes, ...] | None:
+        with database.transaction() as session:
+            return check_range(lambda sql: driver_rows(session, sql), pg, task, last_seq=last_seq)
+
+    upper = MemoryTree()  # over the roots of the full ranges
+    made: list[Subtree] = []
+    root = EMPTY_ROOT
+    results = checked_ranges(
+        tasks, last_seq=last_seq, workers=cores if pooled else 1, connect=connect, local=local
+    )
+    with contextlib.closing(results):
+        for task, folds in results:
+            if folds is None:
+                return None
+            before = [  # the perfect subtrees of [0, start), largest first
+                upper.get(k - level, (task.start >> k) - 1)
+                for k in range(task.start.bit_length() - 1, level - 1, -1)
+                if task.start >> k & 1
+            ]
+            for cp_size, piece in zip(task.sizes, folds, strict=True):
+                root = fold([*before, piece])
+                checkpointed = cp_size in judge.witnessed or cp_size in judge.stored
+                if checkpointed and judge.judge(cp_size, root) is not None:
+                    return None
+            if task.end - task.start == step:
+                made += [
+                    Subtree(s.level + level, s.index, s.hash)
+                    for s in upper.append(folds[-1])
+                    if s.level
+                ]
+            if progress is not None:
+                progress(task.end, size)
+    if made:
+        with database.transaction() as session:
+            held = {
+                (k, i): _raw(h)
+                for k, i, h in driver_rows(
+                    session,  # integers only
+                    f'SELECT level, "index", hash FROM audit_nodes WHERE level > {level}',  # noqa: S608
+                )
+            }
+        if any(held.get((s.level, s.index)) != s.hash for s in made):
+            return None
+    return root
+
+
+def _worker_connect(database: Database) -> tuple[str, Sequence[Any], dict[str, Any]] | None:
+    """How a worker process opens its own connection: (dialect, driver args, keywords); None if
+    it cannot (an in-memory SQLite database lives in this process only)."""
+    engine = database.engine
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs = {k: v for k, v in kwargs.items() if k != "context"}  # SQLAlchemy's own adapters
+    if database.dialect == "sqlite":
+        name = str(args[0]) if args else ""
+        if name in ("", ":memory:") or "mode=memory" in name:
+            return None
+        kwargs.setdefault("timeout", 30)
+    return database.dialect, list(args), kwargs
+
+
+def _verify_carefully(
+    database: Database,
+    judge: _CheckpointJudge,
+    size: int,
+    last_seq: int,
+    batch_level: int,
+    progress: Progress | None,
+) -> bytes:
+    """One sequential pass in batches of ``2**batch_level`` that names the first bad entry.
+
+    Raises `AuditVerificationError` for the first batch with a finding (the earliest finding in
+    it); returns the root at `size` if there is none.
+    """
     rebuild = TreeRebuild(batch_level)
     for start in range(0, size, rebuild.batch):
         end = min(start + rebuild.batch, size)
@@ -284,16 +447,7 @@ def verify_log(
                 raise min(findings, key=lambda f: f[:2])[2]
         if progress is not None:
             progress(end, size)
-    _check_tail(census, size, stored, witnessed)
-    root = rebuild.root(size) if size else EMPTY_ROOT
-    return VerifyReport(
-        size=size,
-        root_hash=root,
-        checkpoints=len(stored),
-        witnessed=len(witnessed),
-        latest_checkpoint=judge.sizes[-1] if judge.sizes else None,
-        seconds=time.perf_counter() - started,
-    )
+    return rebuild.root(size) if size else EMPTY_ROOT
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[bytes], list[bytes]]:
