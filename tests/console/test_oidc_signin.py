@@ -171,3 +171,18 @@ def test_failed_callbacks_count_toward_the_login_throttle(sso: Console) -> None:
     assert throttled.status_code == 429
     assert "too many failed sign-in attempts" in throttled.text
     assert "Retry-After" in throttled.headers
+
+
+def test_an_unreachable_provider_is_a_503_page_and_no_redirect(
+    database: Database,
+    tmp_path: Path,
+    oidc_server: OidcServer,  # noqa: F811
+) -> None:
+    world = make_world(database)
+    settings = make_settings(tmp_path / "data").model_copy(
+        update={"oidc": oidc_server.settings(issuer="http://localhost:9")}  # nothing listens
+    )
+    with TestClient(create_app(world.services, settings), base_url=BASE) as client:
+        response = client.get("/console/login/oidc", follow_redirects=False)
+    assert response.status_code == 503
+    assert "Test SSO cannot be reached to sign in" in response.text

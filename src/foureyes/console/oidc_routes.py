@@ -18,6 +18,8 @@ address for the console's login throttle.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import re
 import threading
 from typing import Any
@@ -49,6 +51,18 @@ CALLBACK = "/console/auth/callback"
 _CLIENT = "foureyes"  # Authlib's name for the client: its keys in the session start with it
 _NEXT = "oidc_next"
 _client_lock = threading.Lock()
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """What Authlib's client raises when the provider cannot be reached: it speaks httpx2 when
+    that is installed (the test dependencies bring it), else httpx."""
+    errors: list[type[Exception]] = [httpx.HTTPError]
+    with contextlib.suppress(ImportError):
+        errors.append(importlib.import_module("httpx2").HTTPError)
+    return tuple(errors)
+
+
+_NETWORK_ERRORS = _network_errors()
 
 
 def _settings(request: Request) -> OidcSettings:
@@ -119,7 +133,7 @@ async def login_oidc(request: Request, services: ServicesDep, next: str = "/cons
     request.session[_NEXT] = safe_next(next) if len(next) <= 2000 else "/console/"
     try:
         response: Response = await client.authorize_redirect(request, redirect_uri)
-    except (httpx.HTTPError, OAuthError, ValueError, KeyError) as exc:
+    except (*_NETWORK_ERRORS, OAuthError, ValueError, KeyError) as exc:
         raise Unavailable(
             f"{oidc.provider_name} cannot be reached to sign in ({type(exc).__name__})"
         ) from exc
@@ -155,7 +169,7 @@ async def oidc_callback(request: Request, services: ServicesDep) -> Response:
         token = await client.fetch_access_token(
             code=code, redirect_uri=data["redirect_uri"], code_verifier=data["code_verifier"]
         )
-    except (httpx.HTTPError, OAuthError) as exc:
+    except (*_NETWORK_ERRORS, OAuthError) as exc:
         return await _failed(
             request,
             services,
