@@ -125,6 +125,9 @@ class OidcSettings(BaseModel):
     def _one_secret(self) -> OidcSettings:
         if self.client_secret_file is not None and self.client_secret_env is not None:
             raise ValueError("set only one of client_secret_file and client_secret_env")
+        if self.refetch_seconds > self.cache_seconds:
+            # Stale keys could then not be replaced until the re-fetch pause ends.
+            raise ValueError("refetch_seconds must not be longer than cache_seconds")
         return self
 
     @property

@@ -60,6 +60,13 @@ def test_the_secret_may_come_from_the_environment(tmp_path: Path) -> None:
         (('client_id = "foureyes"', 'client_id = "foureyes"\nscopes = ["email"]'), "openid"),
         (('client_id = "foureyes"', 'client_id = "foureyes"\nclient_secret_env = "X"'), "only one"),
         (('client_id = "foureyes"', 'client_id = "foureyes"\nissuers = []'), "issuers"),
+        (
+            (
+                'client_id = "foureyes"',
+                'client_id = "foureyes"\ncache_seconds = 60\nrefetch_seconds = 90',
+            ),
+            "refetch_seconds",
+        ),
     ],
 )
 def test_a_bad_table_is_refused_naming_the_problem(
