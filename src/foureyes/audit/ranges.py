@@ -42,8 +42,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from foureyes.audit.export import check_rows
+from foureyes.store.database import Database
 
-__all__ = ["Range", "Rows", "available_cores", "check_range", "checked_ranges", "fold"]
+__all__ = [
+    "Connect",
+    "Range",
+    "Rows",
+    "available_cores",
+    "check_range",
+    "checked_ranges",
+    "fold",
+    "worker_connect",
+]
 
 _sha256 = hashlib.sha256
 
@@ -183,6 +193,24 @@ def _run(task: Range, last_seq: int) -> tuple[bytes, ...] | None:
         connection.rollback() if pg else connection.execute("ROLLBACK")
 
 
+Connect = tuple[str, Sequence[Any], dict[str, Any]]
+"""How a worker process opens its own connection: dialect, driver arguments and keywords."""
+
+
+def worker_connect(database: Database) -> Connect | None:
+    """`Connect` for `database`; None if a worker cannot reach it (an in-memory SQLite database
+    lives in one process only)."""
+    engine = database.engine
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs = {k: v for k, v in kwargs.items() if k != "context"}  # SQLAlchemy's own adapters
+    if database.dialect == "sqlite":
+        name = str(args[0]) if args else ""
+        if name in ("", ":memory:") or "mode=memory" in name:
+            return None
+        kwargs.setdefault("timeout", 30)
+    return database.dialect, list(args), kwargs
+
+
 def _context() -> Any:
     # fork: a worker is ready at once, with everything imported; the parent has closed its
     # pooled connections first (see `checked_ranges`) so none is carried across, and the child
@@ -204,7 +232,7 @@ def checked_ranges(
     *,
     last_seq: int,
     workers: int,
-    connect: tuple[str, Sequence[Any], dict[str, Any]] | None,
+    connect: Connect | None,
     local: Callable[[Range], tuple[bytes, ...] | None],
 ) -> Generator[tuple[Range, tuple[bytes, ...] | None], None, None]:
     """Check `tasks`, yielding each with its result, in order.

@@ -60,7 +60,14 @@ from foureyes.audit.export import (
 )
 from foureyes.audit.log import SignedCheckpoint, driver_rows
 from foureyes.audit.merkle import EMPTY_ROOT, MemoryTree, Subtree
-from foureyes.audit.ranges import Range, available_cores, check_range, checked_ranges, fold
+from foureyes.audit.ranges import (
+    Range,
+    available_cores,
+    check_range,
+    checked_ranges,
+    fold,
+    worker_connect,
+)
 from foureyes.errors import BadInput
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow
@@ -317,7 +324,7 @@ def _sweep(
     if size == 0:
         return EMPTY_ROOT
     cores = available_cores() if workers is None else workers
-    connect = _worker_connect(database)
+    connect = worker_connect(database)
     pooled = cores >= 2 and connect is not None and (workers is not None or size >= _POOL_MIN)
     level = batch_level
     if pooled:
@@ -379,20 +386,6 @@ def _sweep(
         if any(held.get((s.level, s.index)) != s.hash for s in made):
             return None
     return root
-
-
-def _worker_connect(database: Database) -> tuple[str, Sequence[Any], dict[str, Any]] | None:
-    """How a worker process opens its own connection: (dialect, driver args, keywords); None if
-    it cannot (an in-memory SQLite database lives in this process only)."""
-    engine = database.engine
-    args, kwargs = engine.dialect.create_connect_args(engine.url)
-    kwargs = {k: v for k, v in kwargs.items() if k != "context"}  # SQLAlchemy's own adapters
-    if database.dialect == "sqlite":
-        name = str(args[0]) if args else ""
-        if name in ("", ":memory:") or "mode=memory" in name:
-            return None
-        kwargs.setdefault("timeout", 30)
-    return database.dialect, list(args), kwargs
 
 
 def _verify_carefully(
