@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from sqlalchemy import func, select
 from tests.webauthn_authenticator import SoftAuthenticator, b64url, unb64url
 from tests.worlds import World
 
+from foureyes.commands.common import services_for
+from foureyes.config import Settings
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.model import ReviewDecision
 from foureyes.store.tables import EventRow, ReviewRow, WebAuthnCredentialRow
@@ -249,3 +252,26 @@ def test_a_key_without_a_counter_cannot_confirm_an_identical_request_twice(world
         review(world, MEI, duplicate, assertion(world, key, MEI, duplicate, "approve"))
     deny = assertion(world, key, MEI, duplicate, "deny")  # another verdict: another challenge
     assert review(world, MEI, duplicate, deny, decision="deny") == "denied"
+
+
+def test_the_relying_party_comes_from_the_settings(tmp_path: Path) -> None:
+    (tmp_path / "foureyes.toml").write_text(
+        '[webauthn]\nrp_id = "example.org"\norigins = ["https://foureyes.example.org"]\n'
+    )
+    settings = Settings.load(tmp_path, env={})
+    services = services_for(settings)
+    try:
+        assert webauthn.relying_party(services) == webauthn.RelyingParty(
+            "example.org", "foureyes", ("https://foureyes.example.org",)
+        )
+    finally:
+        services.database.dispose()
+    for wrong, why in [
+        ('origins = ["http://foureyes.example.org"]', "must use https"),
+        ('origins = ["https://evil.example"]', "is not on rp_id"),
+        ('origins = ["https://example.org/console"]', "no path"),
+        ("origins = []", "at least 1"),
+    ]:
+        (tmp_path / "foureyes.toml").write_text(f'[webauthn]\nrp_id = "example.org"\n{wrong}\n')
+        with pytest.raises(BadInput, match=why):
+            Settings.load(tmp_path, env={})
