@@ -45,6 +45,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
+# How long a page may take to show what is expected: generous, for a loaded CI machine (it is
+# well under a second when idle). Not a timing assertion: nothing waits longer than it must.
+PATIENCE_MS = 30_000
 KIMS_LAST_DAY = datetime(2027, 6, 30, 9, 0, tzinfo=UTC)
 KIM, TOMAS, MEI, SAM, INES = "c-1001", "e-3001", "e-3002", "e-3003", "e-4001"
 
@@ -111,6 +114,7 @@ def browser() -> Iterator[Browser]:
 def person(browser: Browser, served: Served, staff_id: str) -> Page:
     """A new browser context for `staff_id`, signed in with a token pasted on the login page."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(PATIENCE_MS)
     token = operations.issue_token(served.world.services, staff_id)
     page.goto(f"{served.base}/console/")
     expect(page).to_have_url(f"{served.base}/console/login?next=/console/")
@@ -171,6 +175,7 @@ def test_the_2017_story_clicked_through_by_everyone_involved(
     served: Served, browser: Browser
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=PATIENCE_MS)
     world = served.world
 
     # Kim, on her last day, is refused, and sees why.

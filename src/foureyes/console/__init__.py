@@ -10,10 +10,12 @@ and the pages.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from foureyes.config import Settings
 from foureyes.workflow.services import Services
@@ -23,6 +25,22 @@ __all__ = ["LOGIN_STATE_COOKIE", "mount_console"]
 LOGIN_STATE_COOKIE = "foureyes_login"
 LOGIN_STATE_MAX_AGE = 600  # seconds: long enough to sign in at the identity provider
 STATIC = Path(__file__).parent / "static"
+
+
+class _ConsoleOnly:
+    """Starlette's SessionMiddleware (the signed login-state cookie), for console paths only:
+    the API's hot paths pass straight through."""
+
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        self.app = app
+        self.sessions = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/console" or path.startswith("/console/")):
+            await self.sessions(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def mount_console(app: FastAPI, services: Services, settings: Settings) -> None:
@@ -41,7 +59,7 @@ def mount_console(app: FastAPI, services: Services, settings: Settings) -> None:
     key = console_key(settings.console_key_file)
     app.state.console_key = key
     app.add_middleware(
-        SessionMiddleware,
+        _ConsoleOnly,
         secret_key=key.hex(),
         session_cookie=LOGIN_STATE_COOKIE,
         max_age=LOGIN_STATE_MAX_AGE,

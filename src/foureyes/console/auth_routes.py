@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from foureyes.api.auth import ServicesDep
+from foureyes.config import Settings
 from foureyes.console import throttle
 from foureyes.console.csrf import CsrfDep
 from foureyes.console.sessions import MaybeActorDep, client_address, safe_next, sign_in, sign_out
@@ -37,9 +38,9 @@ def _token_id(token: str) -> str | None:
 def _login_page(
     request: Request, *, next_url: str, error: str | None = None, status_code: int = 200
 ) -> Response:
-    settings = request.app.state.settings
-    oidc = getattr(settings, "oidc", None)
-    provider = getattr(oidc, "name", None) or getattr(oidc, "provider_name", None) or "your SSO"
+    settings: Settings = request.app.state.settings
+    oidc = settings.oidc
+    provider = oidc.provider_name if oidc is not None else ""
     return render(
         request,
         "login.html",

@@ -208,6 +208,13 @@ def sign_in(
         now = services.clock()
         if old:
             session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.id == _sha256(old)))
+        # Sessions that can no longer be used go now (nothing else would delete them).
+        session.execute(
+            delete(ConsoleSessionRow).where(
+                (ConsoleSessionRow.expires_at <= now)
+                | (ConsoleSessionRow.last_seen_at <= now - IDLE_TIMEOUT)
+            )
+        )
         session.add(
             ConsoleSessionRow(
                 id=_sha256(secret),
