@@ -123,6 +123,9 @@ def sign_in(page: Page, served: Served, staff_id: str) -> None:
     page.wait_for_url(f"{served.base}/console/**")
 
 
+# The store's part is tested on both databases in tests/unit/workflow/test_webauthn.py; this one
+# is about the browser and the key, so it runs once, on SQLite.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_a_reviewer_adds_a_security_key_and_approves_with_it(
     served: Served, browser: Browser
 ) -> None:
