@@ -28,6 +28,8 @@ from tests.oidc_provider import CLIENT_ID, OidcServer, oidc_server  # noqa: F401
 from tests.worlds import World, make_world
 
 BASE = "https://testserver"
+# Tests refused before the database matters run once (on PostgreSQL); the rest run on both.
+NO_DATABASE_IN_PLAY = pytest.mark.pg_only
 CALLBACK = f"{BASE}/console/auth/callback"
 
 
@@ -82,6 +84,7 @@ def assert_refused(response: httpx2.Response, reason: str, status: int = 401) ->
     assert COOKIE not in response.cookies
 
 
+@NO_DATABASE_IN_PLAY
 def test_the_login_page_offers_the_provider(sso: Console) -> None:
     page = sso.client.get("/console/login")
     assert page.status_code == 200
@@ -126,6 +129,7 @@ def test_a_callback_with_a_state_this_browser_was_not_given_is_refused(sso: Cons
     assert_refused(sso.callback(back), "state mismatch")
 
 
+@NO_DATABASE_IN_PLAY
 def test_a_callback_in_another_browser_is_refused(sso: Console) -> None:
     """An attacker's own code and state, planted in the victim's browser (login CSRF)."""
     back = sso.provider.authorize(sso.start(), "sub-tomas")
@@ -133,6 +137,7 @@ def test_a_callback_in_another_browser_is_refused(sso: Console) -> None:
     assert_refused(sso.callback(back), "state mismatch")
 
 
+@NO_DATABASE_IN_PLAY
 def test_the_provider_refusing_is_shown(sso: Console) -> None:
     authorize = sso.start()
     with httpx2.Client(timeout=10) as http:
@@ -141,6 +146,7 @@ def test_the_provider_refusing_is_shown(sso: Console) -> None:
     assert_refused(sso.callback(denied.headers["location"]), "Test SSO answered access_denied")
 
 
+@NO_DATABASE_IN_PLAY
 def test_an_error_link_does_not_put_words_in_foureyes_mouth(sso: Console) -> None:
     text = "Your account is locked: call +1 555 0100"
     response = sso.client.get(
@@ -173,6 +179,7 @@ def test_failed_callbacks_count_toward_the_login_throttle(sso: Console) -> None:
     assert "Retry-After" in throttled.headers
 
 
+@NO_DATABASE_IN_PLAY
 def test_an_unreachable_provider_is_a_503_page_and_no_redirect(
     database: Database,
     tmp_path: Path,
