@@ -14,16 +14,16 @@ platform before it starts):
 - *at once*: support locks or unlocks a standard account, carried out by the server itself.
 
 Then the worker drains what is approved, and: every request is in exactly one final state, with
-a chain of state events from its submission to it; the platform's own record of applied writes
-(`chirp_applied`) holds exactly the executed requests; `audit verify` passes and the log's size
-is the number of event rows; no response was a 5xx, and none was unexpected. The throughput is
+a chain of state events from its submission to it and enough approvals before it ran
+(`checks.lifecycle_problems`); the platform's own record of applied writes (`chirp_applied`)
+holds exactly the executed requests; `audit verify` passes and the log's size is the number of
+event rows; no response was a 5xx, and none was unexpected. The throughput is
 printed (the README's benchmark section quotes a run).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import threading
 import time
@@ -39,6 +39,7 @@ from sqlalchemy import select
 from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.model import RequestState
 from foureyes.store.tables import EventRow, RequestRow
+from tests.faults.checks import lifecycle_problems
 from tests.faults.servers import (
     FOUREYES,
     Process,
@@ -61,7 +62,6 @@ DRAIN_SECONDS = 60.0
 
 TRUST_SAFETY = ["e-3001", "e-3002", "e-3003", "e-9001"]  # employees: may restore a VIT account
 SUPPORT = ["e-2001", "c-1001"]
-FINAL = {state.value for state in RequestState if state.final}
 
 
 @dataclass
@@ -222,33 +222,6 @@ def _run_load(servers: list[Server]) -> tuple[Tally, float]:
     return tally, elapsed
 
 
-def _state_chains(rows: list[RequestRow], events: list[EventRow]) -> list[str]:
-    """Problems with any request's events: each state change must follow from the one before,
-    starting at the state of its submission, ending at the row's state, reaching a final state
-    exactly once."""
-    by_request: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        if event.request_id is not None:
-            by_request.setdefault(event.request_id, []).append(json.loads(event.body))
-    problems = []
-    for row in rows:
-        bodies = by_request.get(row.id, [])
-        if not bodies or bodies[0]["kind"] != "request.submitted":
-            problems.append(f"{row.id}: does not start with its submission")
-            continue
-        state = bodies[0]["state"]
-        finals = int(state in FINAL)  # denied at submission
-        for body in bodies[1:]:
-            if "to" in body and "from" in body:
-                if body["from"] != state:
-                    problems.append(f"{row.id}: {body['kind']} from {body['from']}, was {state}")
-                state = body["to"]
-                finals += state in FINAL
-        if state != row.state or finals != 1:
-            problems.append(f"{row.id}: ends {state} with {finals} final events; row {row.state}")
-    return problems
-
-
 def test_two_servers_and_a_worker_on_one_postgresql(tmp_path: Path, pg_url: str) -> None:
     data = tmp_path / "demo"
     processes: list[Process] = []
@@ -311,8 +284,9 @@ def test_two_servers_and_a_worker_on_one_postgresql(tmp_path: Path, pg_url: str)
         assert tally.unexpected == []
         assert tally.submitted == len(rows) > 0
         assert all(RequestState(row.state).final for row in rows), states
-        assert _state_chains(rows, events) == []
-        assert applied == executed  # the platform applied exactly what foureyes says it executed
+        with services.database.transaction() as session:
+            assert lifecycle_problems(session) == []  # includes: platform applied == executed
+        assert applied == executed
         assert states[RequestState.EXECUTED.value] > 0
         assert states[RequestState.DENIED.value] > 0
         assert verify_audit(data, services).size == len(events)
