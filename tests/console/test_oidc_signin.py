@@ -193,3 +193,21 @@ def test_an_unreachable_provider_is_a_503_page_and_no_redirect(
         response = client.get("/console/login/oidc", follow_redirects=False)
     assert response.status_code == 503
     assert "Test SSO cannot be reached to sign in" in response.text
+
+
+@NO_DATABASE_IN_PLAY
+def test_a_missing_client_secret_is_logged_not_shown(
+    database: Database,
+    tmp_path: Path,
+    oidc_server: OidcServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = make_world(database)
+    oidc = oidc_server.settings(client_secret_env="FOUREYES_TEST_UNSET_SECRET")
+    settings = make_settings(tmp_path / "data").model_copy(update={"oidc": oidc})
+    with TestClient(create_app(world.services, settings), base_url=BASE) as client:
+        response = client.get("/console/login/oidc", follow_redirects=False)
+    assert response.status_code == 503
+    assert "not set up correctly" in response.text
+    assert "FOUREYES_TEST_UNSET_SECRET" not in response.text
+    assert "FOUREYES_TEST_UNSET_SECRET is not set" in caplog.text

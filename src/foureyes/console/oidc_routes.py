@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import re
 import threading
 from typing import Any
@@ -36,7 +37,7 @@ from foureyes.config import Settings
 from foureyes.console import throttle
 from foureyes.console.auth_routes import _login_page
 from foureyes.console.sessions import client_address, safe_next, sign_in
-from foureyes.errors import NotFound, Unauthenticated, Unavailable
+from foureyes.errors import BadInput, NotFound, Unauthenticated, Unavailable
 from foureyes.signin.oidc import OidcProvider
 from foureyes.signin.settings import OidcSettings
 from foureyes.workflow import operations
@@ -45,6 +46,7 @@ from foureyes.workflow.services import Services
 __all__ = ["CALLBACK", "LOGIN", "router"]
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 LOGIN = "/console/login/oidc"
 CALLBACK = "/console/auth/callback"
@@ -79,7 +81,15 @@ def _client(request: Request, oidc: OidcSettings) -> Any:
     with _client_lock:
         client = getattr(state, "oidc_client", None)
         if client is None:
-            secret = oidc.client_secret()
+            try:
+                secret = oidc.client_secret()
+            except BadInput as exc:
+                # The reason names files and variables: for the operator's log, not a visitor.
+                log.error("console sign-in with the identity provider: %s", exc.message)
+                raise Unavailable(
+                    f"sign-in with {oidc.provider_name} is not set up correctly here; "
+                    "the operator will find why in foureyes' log"
+                ) from None
             oauth = OAuth()
             oauth.register(
                 name=_CLIENT,
