@@ -100,6 +100,8 @@ def user_handle(staff_id: str) -> bytes:
 
 @dataclass(frozen=True)
 class KeyView:
+    """One security key as its owner sees it (no key material)."""
+
     id: str
     name: str
     transports: tuple[str, ...]
@@ -127,13 +129,16 @@ class PendingRegistration:
     def from_json(cls, data: Any) -> PendingRegistration:
         """BadInput for anything that is not what `to_json` made."""
         try:
-            return cls(
+            pending = cls(
                 str(data["staff_id"]),
                 base64url_to_bytes(str(data["challenge"])),
                 datetime.fromisoformat(str(data["expires_at"])),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadInput("no security key enrolment is in progress: start again") from exc
+        if pending.expires_at.tzinfo is None:
+            raise BadInput("no security key enrolment is in progress: start again")
+        return pending
 
 
 # --- enrolment -----------------------------------------------------------------------------
