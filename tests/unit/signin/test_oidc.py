@@ -115,3 +115,18 @@ def test_only_published_public_signing_keys_are_used(
     with pytest.raises(Unauthenticated, match="names no key"):
         verifier.verify(token(leaked, "RS256"))  # no kid, and no usable RSA key
     verifier.close()
+
+
+def test_an_email_claim_names_someone_only_once_verified() -> None:
+    settings = OidcSettings(
+        issuer="https://login.example.org", client_id="foureyes", identity_claim="email"
+    )
+    verifier = OidcProvider(settings, clock=Clock())
+    assert verifier.identity({"email": "mei@chirp.example", "email_verified": True}) == (
+        "mei@chirp.example"
+    )
+    with pytest.raises(Unauthenticated, match="not verified this email"):
+        verifier.identity({"email": "mei@chirp.example", "email_verified": False})
+    with pytest.raises(Unauthenticated, match="no 'email' claim"):
+        verifier.identity({"preferred_username": "mei"})
+    verifier.close()
