@@ -70,10 +70,12 @@ def triggers(database: Database) -> set[str]:
 # --- the migration scripts -------------------------------------------------------------------
 
 
-def test_there_is_one_head_and_it_is_the_initial_migration() -> None:
+def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0001"]
-    assert migrate.head() == "0001"
+    assert scripts.get_heads() == ["0003_console"]
+    assert migrate.head() == "0003_console"
+    chain = [script.revision for script in scripts.walk_revisions()]
+    assert chain == ["0003_console", "0002_webauthn", "0001"]
     initial = scripts.get_revision("0001")
     assert initial is not None
     assert initial.down_revision is None

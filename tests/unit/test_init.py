@@ -83,12 +83,18 @@ def test_init_sets_up_a_fresh_data_directory(
     finally:
         database.dispose()
     assert report.database_url == settings.database_url
+    # The console's cookie key, the owner's alone too.
+    console_key = data_dir / "keys" / "console.key"
+    assert settings.console_key_file == console_key
+    assert mode(console_key) == 0o600
+    assert len(bytes.fromhex(console_key.read_text(encoding="ascii").strip())) == 32
     assert set(report.created) == {
         data_dir,
         settings.config_file,
         report.policy_file,
         report.staff_file,
         key_file,
+        console_key,
     }
     assert report.seeded is False
     # The secret is never printed nor part of the report.
