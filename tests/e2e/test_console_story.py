@@ -165,6 +165,12 @@ def approve_from_inbox(page: Page, served: Served, comment: str, screenshot: str
     expect(item.locator("table.change")).to_contain_text("deactivated")
     if screenshot:
         page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+        # On a phone the same page reflows: nothing wider than the screen.
+        page.set_viewport_size({"width": 390, "height": 844})
+        fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(ARTIFACTS / screenshot.replace(".png", "-phone.png")))
+        page.set_viewport_size({"width": 1280, "height": 900})
+        assert fits, "the inbox is wider than a phone's screen"
     item.get_by_label("Comment").fill(comment)
     item.get_by_label("To approve, type the account's handle").fill("president")
     item.get_by_role("button", name="Approve").click()  # webauthn.js asks the key, then posts
