@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -79,7 +80,11 @@ _MAX_LEVEL = 63
 _POOL_MIN = 1 << 16
 """Logs shorter than this are checked in this process: starting workers would cost more."""
 _MIN_LEVEL = 12
-"""Smallest range a worker is given: 4,096 events, so the two queries per range stay cheap."""
+"""Smallest range a worker is given: 4,096 events, so the queries per range stay cheap."""
+_MAX_WORKERS = 8
+"""At most this many worker processes (and database connections) by default."""
+
+_log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 """Called with (events done, events in all) as verification goes."""
@@ -319,11 +324,12 @@ def _sweep(
 
     Ranges are checked apart, in worker processes on a long log; here their results are taken in
     order: the tree above the ranges is rebuilt from their roots, every checkpointed size is
-    judged, and the stored subtrees above the ranges are compared at the end.
+    judged, and the stored subtrees above the ranges are compared at the end. Whatever stops it
+    (a worker that dies, a connection it cannot open) leaves the verdict to the careful pass.
     """
     if size == 0:
         return EMPTY_ROOT
-    cores = available_cores() if workers is None else workers
+    cores = min(available_cores(), _MAX_WORKERS) if workers is None else workers
     connect = worker_connect(database)
     pooled = cores >= 2 and connect is not None and (workers is not None or size >= _POOL_MIN)
     level = batch_level
@@ -331,8 +337,32 @@ def _sweep(
         # Enough ranges to keep every worker busy to the end, none smaller than 2**_MIN_LEVEL.
         level = min(batch_level, max(_MIN_LEVEL, (size // (4 * cores)).bit_length() - 1))
         database.engine.dispose()  # no pooled connection is carried into the workers
+    pg = database.dialect == "postgresql"
+
+    def local(task: Range) -> tuple[bytes, ...] | None:
+        with database.transaction() as session:
+            return check_range(lambda sql: driver_rows(session, sql), pg, task, last_seq=last_seq)
+
+    results = checked_ranges(
+        _plan(judge, size, level),
+        last_seq=last_seq,
+        workers=cores if pooled else 1,
+        connect=connect,
+        local=local,
+    )
+    try:
+        with contextlib.closing(results):
+            return _combine(database, judge, size, level, results, progress)
+    except Exception as exc:  # an optimisation failing is no verdict: the careful pass decides
+        _log.warning("fast verification stopped (%s); verifying carefully", type(exc).__name__)
+        return None
+
+
+def _plan(judge: _CheckpointJudge, size: int, level: int) -> list[Range]:
+    """Aligned ranges of ``2**level`` over ``[0, size)``, each naming the sizes whose roots are
+    wanted (checkpointed sizes and its end); those inside the largest checkpointed size are
+    pinned by its root (see `foureyes.audit.ranges`)."""
     step = 1 << level
-    # Ranges inside the largest checkpointed size are pinned by its root (see ranges.py).
     pin = max((s for s in judge.sizes if s <= size), default=0)
     tasks = []
     for start in range(0, size, step):
@@ -340,40 +370,42 @@ def _sweep(
         lo, hi = bisect.bisect_right(judge.sizes, start), bisect.bisect_right(judge.sizes, end)
         sizes = (*[s for s in judge.sizes[lo:hi] if s != end], end)
         tasks.append(Range(start, end, sizes, pinned=end <= pin))
-    pg = database.dialect == "postgresql"
+    return tasks
 
-    def local(task: Range) -> tuple[bytes, ...] | None:
-        with database.transaction() as session:
-            return check_range(lambda sql: driver_rows(session, sql), pg, task, last_seq=last_seq)
 
+def _combine(
+    database: Database,
+    judge: _CheckpointJudge,
+    size: int,
+    level: int,
+    results: Iterator[tuple[Range, tuple[bytes, ...] | None]],
+    progress: Progress | None,
+) -> bytes | None:
+    """Compose the ranges' results, in order, into every checkpointed root and the final one."""
     upper = MemoryTree()  # over the roots of the full ranges
     made: list[Subtree] = []
     root = EMPTY_ROOT
-    results = checked_ranges(
-        tasks, last_seq=last_seq, workers=cores if pooled else 1, connect=connect, local=local
-    )
-    with contextlib.closing(results):
-        for task, folds in results:
-            if folds is None:
+    for task, folds in results:
+        if folds is None:
+            return None
+        before = [  # the perfect subtrees of [0, start), largest first
+            upper.get(k - level, (task.start >> k) - 1)
+            for k in range(task.start.bit_length() - 1, level - 1, -1)
+            if task.start >> k & 1
+        ]
+        for cp_size, piece in zip(task.sizes, folds, strict=True):
+            root = fold([*before, piece])
+            checkpointed = cp_size in judge.witnessed or cp_size in judge.stored
+            if checkpointed and judge.judge(cp_size, root) is not None:
                 return None
-            before = [  # the perfect subtrees of [0, start), largest first
-                upper.get(k - level, (task.start >> k) - 1)
-                for k in range(task.start.bit_length() - 1, level - 1, -1)
-                if task.start >> k & 1
+        if task.end - task.start == 1 << level:
+            made += [
+                Subtree(s.level + level, s.index, s.hash)
+                for s in upper.append(folds[-1])
+                if s.level
             ]
-            for cp_size, piece in zip(task.sizes, folds, strict=True):
-                root = fold([*before, piece])
-                checkpointed = cp_size in judge.witnessed or cp_size in judge.stored
-                if checkpointed and judge.judge(cp_size, root) is not None:
-                    return None
-            if task.end - task.start == step:
-                made += [
-                    Subtree(s.level + level, s.index, s.hash)
-                    for s in upper.append(folds[-1])
-                    if s.level
-                ]
-            if progress is not None:
-                progress(task.end, size)
+        if progress is not None:
+            progress(task.end, size)
     if made:
         with database.transaction() as session:
             held = {
