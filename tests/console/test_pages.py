@@ -125,8 +125,10 @@ def test_the_inbox_shows_who_asks_the_account_the_change_and_the_step_up_form(
     assert refused.status_code == 403
     assert "needs step-up" in refused.text
     assert _count(console, ReviewRow) == 0
-    # Kim's own inbox is empty: nobody reviews their own request.
+    # Kim's own inbox is empty: nobody reviews their own request; her home lists it as open.
     assert 'data-empty="1"' in kim.get("/console/inbox").text
+    assert "account.deactivate on chirp:president pending" in _text(kim.get("/console/").text)
+    assert "1 request waits for your review." in _text(mei.get("/console/").text)
 
 
 def test_a_destructive_approval_needs_the_account_handle_typed(console: Console) -> None:
@@ -191,6 +193,7 @@ def test_finding_an_account_by_handle_shows_its_tier_pins_and_history(console: C
     assert "followers 41700000" in text
     assert f'href="/console/requests/{request_id}"' in page
     assert "request submitted by e-3001" in text
+    assert "History (latest first)" in text
     missing = tomas.get("/console/accounts?q=nobody-at-all")
     assert "No account nobody-at-all on any connected platform." in _text(missing.text)
 
@@ -255,3 +258,7 @@ def test_errors_are_pages_on_the_console_and_problems_on_the_api(console: Consol
     )
     assert (api.status_code, api.headers["content-type"]) == (404, "application/problem+json")
     assert tomas.get("/console/nowhere").status_code == 404
+    # The console is for browsers: none of it is in the API's OpenAPI document.
+    paths = tomas.client.get("/openapi.json").json()["paths"]
+    assert paths
+    assert not [path for path in paths if path.startswith("/console")]

@@ -217,3 +217,24 @@ def policy_source(services: Services) -> tuple[int, str, str]:
         if row is None:
             raise NotFound("no policy is loaded")
         return row.version, row.digest, row.text
+
+
+def account_history(services: Services, account_ref: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest `limit` audit events about one account, newest first."""
+    with services.database.transaction() as session:
+        rows = session.scalars(
+            select(EventRow)
+            .where(EventRow.account_ref == account_ref)
+            .order_by(EventRow.seq.desc())
+            .limit(max(1, min(limit, 500)))
+        )
+        return [
+            {
+                "seq": row.seq,
+                "at": _iso(row.at),
+                "kind": row.kind,
+                "actor": row.actor,
+                "event": json.loads(row.body),
+            }
+            for row in rows
+        ]

@@ -13,7 +13,7 @@ from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.errors import FoureyesError
 from foureyes.policy.catalog import FOUREYES_PLATFORM
-from foureyes.workflow import operations
+from foureyes.workflow import operations, views
 from foureyes.workflow.services import Services
 
 router = APIRouter()
@@ -73,12 +73,7 @@ def show_account(
     requests, _ = operations.list_requests(
         services, actor, operations.ListFilter(account=ref, limit=20)
     )
-    with services.database.transaction() as session:
-        events = services.audit.events(session, account=ref, limit=HISTORY)
-    history = [
-        {"seq": e.seq, "at": e.at, "kind": e.kind, "actor": e.actor, "event": e.data()}
-        for e in reversed(events)
-    ]
+    history = views.account_history(services, ref, HISTORY)
     return render(
         request,
         "account.html",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from foureyes.api.auth import ServicesDep
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
+from foureyes.workflow import operations
 
 router = APIRouter()
 
@@ -17,5 +19,19 @@ def bare() -> Response:
 
 
 @router.get("/console/")
-def home(request: Request, actor: ConsoleActorDep) -> Response:
-    return render(request, "home.html", {})
+def home(request: Request, services: ServicesDep, actor: ConsoleActorDep) -> Response:
+    waiting, more = operations.list_requests(
+        services, actor, operations.ListFilter(reviewable=True, limit=20)
+    )
+    mine = [
+        item
+        for state in ("pending", "scheduled")
+        for item in operations.list_requests(
+            services, actor, operations.ListFilter(state=state, mine=True, limit=20)
+        )[0]
+    ]
+    return render(
+        request,
+        "home.html",
+        {"waiting": len(waiting), "more": more is not None, "open_requests": mine},
+    )
