@@ -119,7 +119,22 @@ _LIST_COLUMNS = ("groups", "identities")
 
 def parse_csv_directory(text: str, file: str) -> Directory:
     """CSV with the YAML's columns; list columns (groups, identities) are `;`-separated."""
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows, lines = _csv_rows(reader, file)
+    except csv.Error as exc:  # e.g. a stray quote or a NUL: the file is not CSV
+        raise PolicyError(f"malformed CSV: {exc}", file=file, line=reader.line_num) from exc
+    source = SourceDocument(file=file, data={"staff": rows}, lines=lines)
+    try:
+        document = DirectoryDocument.model_validate({"staff": rows})
+    except ValidationError as exc:
+        raise source.validation_error(exc) from exc
+    return _checked(document, source)
+
+
+def _csv_rows(
+    reader: csv.DictReader[str], file: str
+) -> tuple[list[dict[str, Any]], dict[tuple[str | int, ...], int]]:
     rows: list[dict[str, Any]] = []
     lines: dict[tuple[str | int, ...], int] = {}
     for index, row in enumerate(reader):
@@ -134,12 +149,7 @@ def parse_csv_directory(text: str, file: str) -> Directory:
                 entry[key] = value
         rows.append(entry)
         lines[("staff", index)] = reader.line_num
-    source = SourceDocument(file=file, data={"staff": rows}, lines=lines)
-    try:
-        document = DirectoryDocument.model_validate({"staff": rows})
-    except ValidationError as exc:
-        raise source.validation_error(exc) from exc
-    return _checked(document, source)
+    return rows, lines
 
 
 def _checked(document: DirectoryDocument, source: SourceDocument) -> Directory:

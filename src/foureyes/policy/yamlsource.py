@@ -69,7 +69,14 @@ def load_yaml(path: Path | str) -> SourceDocument:
 
 def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
     """Parse YAML text (one document) into plain data plus line numbers."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses control characters up front
+    except yaml.reader.ReaderError as exc:
+        raise PolicyError(
+            f"malformed YAML: character #x{exc.character:04x} at position {exc.position} "
+            "is not allowed",
+            file=file,
+        ) from exc
     try:
         node = loader.get_single_node()
         lines: dict[Loc, int] = {}
@@ -99,7 +106,7 @@ def _build(
                     file=file,
                     line=key_node.start_mark.line + 1,
                 )
-            key = loader.construct_object(key_node, deep=True)
+            key = _construct(loader, key_node, file)
             if not isinstance(key, str | int | bool) or key is None:
                 raise PolicyError(
                     "mapping keys must be plain strings",
@@ -119,4 +126,19 @@ def _build(
             _build(loader, item, (*loc, index), lines, file)
             for index, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    return _construct(loader, node, file)
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, file: str) -> Any:
+    """A scalar's value; a PolicyError (with the line) for one YAML cannot build, such as a
+    date that does not exist (``2027-02-30``, ``0000-01-01``)."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        raise PolicyError(
+            f"{node.value!r} is not a valid value: {exc}"
+            if isinstance(node, yaml.ScalarNode)
+            else f"not a valid value: {exc}",
+            file=file,
+            line=node.start_mark.line + 1,
+        ) from exc
