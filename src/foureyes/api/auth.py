@@ -41,8 +41,9 @@ _bearer = HTTPBearer(
 _provider_lock = threading.Lock()
 
 
-def services_of(request: Request) -> Services:
-    """The running foureyes the app was created with."""
+async def services_of(request: Request) -> Services:
+    """The running foureyes the app was created with. (`async`: FastAPI runs a plain `def`
+    dependency in its thread pool, a hop per request for one attribute read.)"""
     services: Services = request.app.state.services
     return services
 

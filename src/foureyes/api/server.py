@@ -20,26 +20,40 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors.multiprocess import Multiprocess
 
+from foureyes.api.app import create_app
 from foureyes.api.metrics import Metrics
 from foureyes.audit.checkpoint import Signer
+from foureyes.commands.common import services_for
+from foureyes.config import Settings
 from foureyes.errors import FoureyesError
 from foureyes.workflow import operations
 from foureyes.workflow.services import Services
 
-__all__ = ["DEFAULT_WORKER_INTERVAL", "Worker", "run"]
+__all__ = [
+    "APP_FACTORY",
+    "DEFAULT_WORKER_INTERVAL",
+    "Worker",
+    "app_from_environment",
+    "configure_logging",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKER_INTERVAL = 5.0
 DEFAULT_CHECKPOINT_INTERVAL = 300.0  # seconds between scheduled checkpoints (when the log grew)
 WORKER_STOP_TIMEOUT = 60.0
+APP_FACTORY = f"{__name__}:app_from_environment"
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
@@ -131,6 +145,21 @@ class Worker:
             log.info("worker: %s", ", ".join(f"{name} {n}" for name, n in counts.items()))
 
 
+def app_from_environment() -> FastAPI:
+    """The app each process of `run(..., processes=N)` serves, made in that process (uvicorn
+    starts them afresh) from the settings `serve` was started with: the data directory is in
+    FOUREYES_DATA_DIR, the rest of the environment is inherited."""
+    configure_logging()
+    settings = Settings.load()
+    return create_app(services_for(settings), settings)
+
+
+def configure_logging() -> None:
+    """What a serving process logs: warnings, and foureyes' own news (the worker's passes)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("foureyes").setLevel(logging.INFO)
+
+
 def run(
     app: FastAPI,
     services: Services,
@@ -141,36 +170,58 @@ def run(
     log_level: str = "info",
     checkpoints: Checkpoints | None = None,
     worker: bool = True,
+    processes: int = 1,
+    access_log: bool = False,
 ) -> None:
     """Serve `app` on host:port with the worker beside it (unless `worker` is False: then
     another process runs `foureyes worker`) until SIGTERM or SIGINT; returns once everything
-    has stopped and the store's connections are closed."""
+    has stopped and the store's connections are closed.
+
+    With `processes` > 1, uvicorn's supervisor serves the port from that many processes, each
+    with its own copy of the app (`app_from_environment`: set FOUREYES_DATA_DIR first) and
+    its own connections; this process supervises them and runs the one worker and the
+    checkpoint schedule, so those stay single. `app` then only lends its metrics to nothing:
+    each serving process counts its own HTTP traffic at its own `/metrics`.
+
+    uvicorn runs on uvloop and httptools (both dependencies). `access_log` adds a line per
+    request to the output (off by default: it costs throughput, and the audit log, not the
+    access log, is the record of what was done)."""
+    if processes < 1:
+        raise ValueError("processes must be at least 1")
     signals: list[int] = []
 
     def note(signum: int, _frame: FrameType | None) -> None:
         signals.append(signum)
 
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-    metrics: Metrics | None = getattr(app.state, "metrics", None)
+    metrics: Metrics | None = getattr(app.state, "metrics", None) if processes == 1 else None
     background = (
         Worker(services, interval=worker_interval, metrics=metrics, checkpoints=checkpoints)
         if worker
         else None
     )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
-    server = uvicorn.Server(config)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "server_header": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": access_log,
+    }
+    serve: Callable[[], None]
+    if processes == 1:
+        serve = uvicorn.Server(uvicorn.Config(app, **options)).run
+    else:
+        config = uvicorn.Config(APP_FACTORY, factory=True, workers=processes, **options)
+        # Installs its own SIGINT/SIGTERM handlers: they stop the serving processes.
+        serve = Multiprocess(config, sockets=[config.bind_socket()]).run
     if background is not None:
         background.start()
     try:
         if not signals:  # a signal before uvicorn took over means: do not start at all
-            server.run()
+            serve()
     finally:
         # From here a second Ctrl-C or SIGTERM acts as usual: it cuts the wait short.
         for sig, handler in previous.items():

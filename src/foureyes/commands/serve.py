@@ -14,7 +14,6 @@ hands out tokens for real people.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from datetime import timedelta
@@ -35,7 +34,7 @@ from rich.table import Table
 from sqlalchemy import exists, select
 
 from foureyes.api import create_app
-from foureyes.api.server import DEFAULT_WORKER_INTERVAL, Checkpoints, run
+from foureyes.api.server import DEFAULT_WORKER_INTERVAL, Checkpoints, configure_logging, run
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.config import CONFIG_FILE, Settings
 from foureyes.directory import load_directory
@@ -196,12 +195,21 @@ def register(app: typer.Typer) -> None:
                 "one worker).",
             ),
         ] = False,
+        workers: Annotated[
+            int,
+            typer.Option(
+                "--workers",
+                min=1,
+                max=64,
+                help="Processes serving the port (e.g. one per core); the worker stays one.",
+            ),
+        ] = 1,
+        access_log: Annotated[
+            bool, typer.Option("--access-log", help="Log a line per HTTP request.")
+        ] = False,
     ) -> None:
         """Serve the API and run the background worker (Ctrl-C or SIGTERM stops both)."""
-        logging.basicConfig(
-            level=logging.WARNING, format="%(levelname)s:     %(name)s: %(message)s"
-        )
-        logging.getLogger("foureyes").setLevel(logging.INFO)
+        configure_logging()
         root = data_dir
         if demo:
             root = (data_dir or DEMO_DATA_DIR).expanduser().absolute()
@@ -231,6 +239,9 @@ def register(app: typer.Typer) -> None:
             soft_wrap=True,
         )
         sys.stdout.flush()
+        # The serving processes of --workers load the same settings: the same data directory,
+        # and the environment they inherit.
+        os.environ["FOUREYES_DATA_DIR"] = str(settings.data_dir)
         run(
             create_app(services, settings),
             services,
@@ -238,5 +249,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             worker_interval=worker_interval,
             checkpoints=Checkpoints(settings.signer(), settings.witness_dir),
+            processes=workers,
+            access_log=access_log,
             worker=not no_worker,
         )

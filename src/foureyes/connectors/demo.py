@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Row, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -102,8 +102,9 @@ class DemoConnector(Connector):
         return DEMO_ACCOUNT_ATTRIBUTES
 
     def lookup(self, account_id: str) -> Account | None:
-        with self.database.transaction() as session:
-            row = session.get(ChirpAccountRow, account_id)
+        # Read-only and on the connection (no ORM object): every decision looks its account up.
+        with self.database.read() as session:
+            row = session.connection().execute(_LOOKUP, {"id": account_id}).one_or_none()
             return None if row is None else _account(row)
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
@@ -452,7 +453,18 @@ def _view(row: ChirpAccountRow) -> dict[str, Any]:
     }
 
 
-def _account(row: ChirpAccountRow) -> Account:
+_LOOKUP = select(
+    ChirpAccountRow.id,
+    ChirpAccountRow.handle,
+    ChirpAccountRow.followers,
+    ChirpAccountRow.verified,
+    ChirpAccountRow.status,
+    ChirpAccountRow.email,
+    ChirpAccountRow.phone,
+).where(ChirpAccountRow.id == bindparam("id"))
+
+
+def _account(row: ChirpAccountRow | Row[*tuple[Any, ...]]) -> Account:
     return Account(
         platform=PLATFORM,
         id=row.id,

@@ -23,6 +23,8 @@ from foureyes.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
+_READ_ONLY = "foureyes_read_only"  # an execution option: see `Database.read`
+
 
 class Database:
     """An engine plus the transaction discipline above."""
@@ -42,6 +44,9 @@ class Database:
         if self.dialect == "sqlite":
             _sqlite_discipline(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool; the option tells `_on_begin` (SQLite) that this transaction only reads.
+        reader = self.engine.execution_options(**{_READ_ONLY: True})
+        self._reads = sessionmaker(reader, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -53,7 +58,22 @@ class Database:
         to it is lost: before the COMMIT nothing was changed (the server rolls back); during
         the COMMIT the outcome is unknown, and the message says so. The driver's message goes
         to the log only (it can name hosts and ports)."""
-        session = self._sessions()
+        with self._unit(self._sessions()) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction that only reads (the hot paths: a token's check, a dry run's inputs).
+        On SQLite it starts with a plain (deferred) `BEGIN`: in WAL mode it reads one
+        consistent snapshot of everything committed before its first read, without taking
+        or waiting for the write lock that `transaction()` takes up front (threads and
+        processes waiting on one another for reads was the API's bottleneck). Writing in it
+        is a mistake: on SQLite it may fail as Unavailable. Elsewhere as `transaction()`."""
+        with self._unit(self._reads()) as session:
+            yield session
+
+    @contextmanager
+    def _unit(self, session: Session) -> Iterator[Session]:
         committing = False
         try:
             with session.begin():
@@ -92,4 +112,5 @@ def _sqlite_discipline(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

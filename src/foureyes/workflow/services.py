@@ -69,8 +69,9 @@ class Services:
     # --- policy ---------------------------------------------------------------------------
 
     def policy_in_force(self, session: Session) -> tuple[int, Policy]:
-        """The highest policy version, compiled (cached per version)."""
-        version = session.scalar(select(func.max(PolicyVersionRow.version)))
+        """The highest policy version, compiled (cached per version). Read on every call (a
+        new version counts at once), on the session's connection: no ORM work for one int."""
+        version = session.connection().scalar(select(func.max(PolicyVersionRow.version)))
         if version is None:
             raise Unavailable("no policy is loaded: run `foureyes init` first")
         return version, self.policy_version(session, version)
@@ -103,8 +104,8 @@ class Services:
         return self.staff(session, link.staff_id)
 
     def pins(self, session: Session, account_ref: str) -> frozenset[str]:
-        rows = session.scalars(select(PinRow.pin).where(PinRow.account_ref == account_ref))
-        return frozenset(rows)
+        query = select(PinRow.pin).where(PinRow.account_ref == account_ref)
+        return frozenset(session.connection().scalars(query))  # Core: on every decision
 
     def resolve_account(self, account_ref: str) -> Account:
         """Look the account up on its platform (outside any transaction). NotFound if absent."""

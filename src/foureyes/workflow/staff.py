@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from foureyes.directory import Directory
@@ -243,20 +243,65 @@ def authenticate(services: Services, token: str) -> Actor:
     token_id, _, secret = rest.partition("_")
     if prefix != TOKEN_PREFIX or not token_id or not secret:
         raise Unauthenticated("malformed token")
-    with services.database.transaction() as session:
+    # Every call reads the token and its person afresh (no cache: a revocation, termination
+    # or suspension counts from the next request), in one read-only transaction of two
+    # queries run on the connection: this is on every API call, and loading ORM objects
+    # instead cost three times as much.
+    with services.database.read() as session:
         now = services.clock()
-        row = session.get(TokenRow, token_id)
+        connection = session.connection()
+        row = connection.execute(_TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
         if row is None or not hmac.compare_digest(row.secret_sha256, _sha256(secret)):
             raise Unauthenticated("unknown token")
         if row.revoked_at is not None:
             raise Unauthenticated("this token was revoked")
         if row.expires_at is not None and row.expires_at <= now:
             raise Unauthenticated("this token has expired")
-        staff_row = session.get(StaffRow, row.staff_id)
-        assert staff_row is not None
-        person = staff_from_row(session, staff_row)
+        identities = connection.scalars(_IDENTITIES, {"staff_id": row.id}).all()
+        person = Staff(
+            id=row.id,
+            name=row.name,
+            email=row.email,
+            groups=tuple(row.groups),
+            employment=row.employment,
+            vendor=row.vendor,
+            region=row.region,
+            manager=row.manager,
+            starts=row.starts,
+            ends=row.ends,
+            status=row.status,
+            identities=tuple(sorted(identities)),
+            attributes=dict(row.attributes),
+        )
         _check_may_act(person, now)
-        return Actor(staff=person, identity=row.identity)
+        return Actor(staff=person, identity=row.token_identity)
+
+
+# The token with its person's directory record (what `staff_from_row` reads), and their
+# identities: the queries of `authenticate`, built once.
+_TOKEN_AND_PERSON = (
+    select(
+        TokenRow.secret_sha256,
+        TokenRow.revoked_at,
+        TokenRow.expires_at,
+        TokenRow.identity.label("token_identity"),
+        StaffRow.id,
+        StaffRow.name,
+        StaffRow.email,
+        StaffRow.groups,
+        StaffRow.employment,
+        StaffRow.vendor,
+        StaffRow.region,
+        StaffRow.manager,
+        StaffRow.starts,
+        StaffRow.ends,
+        StaffRow.status,
+        StaffRow.attributes,
+    )
+    .join(StaffRow, StaffRow.id == TokenRow.staff_id)
+    .where(TokenRow.id == bindparam("token_id"))
+)
+_IDENTITIES = select(IdentityRow.identity).where(IdentityRow.staff_id == bindparam("staff_id"))
 
 
 def authenticate_identity(services: Services, identity: str) -> Actor:

@@ -104,7 +104,7 @@ def dry_run(services: Services, actor: Actor, submission: Submission) -> Decisio
     """The decision a submission would get now, with its reasons. Changes nothing."""
     _check_params(services, submission)
     account = services.resolve_account(submission.account)
-    with services.database.transaction() as session:
+    with services.database.read() as session:
         account = with_pins(account, services.pins(session, submission.account))
         _, policy = services.policy_in_force(session)
         request = _decision_request(actor, submission, account, services.clock())
