@@ -115,6 +115,8 @@ def record_failure(
     keys = _keys(address, identity)
     if not keys:
         return
+    # Never the credential itself: the address, the identity tried and why it failed.
+    log.info("console sign-in failed from %s (%s): %s", address, identity, reason[:200])
     with services.database.transaction() as session:
         now = services.clock()
         session.execute(delete(LoginFailureRow).where(LoginFailureRow.at <= now - WINDOW))
