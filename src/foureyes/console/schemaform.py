@@ -1,7 +1,8 @@
 """Form inputs from an action's parameter schema (JSON Schema), and the form back to params.
 
-Supported: an object schema whose properties are strings (with `enum`, `format: email`,
-`maxLength`, `minLength`, `pattern`), integers, numbers and booleans. The connector's schema is
+Supported: an object schema whose properties are strings (with `enum`, `format: email` or
+`date`, `maxLength`, `minLength`, `pattern`; long ones as a text area), integers, numbers,
+booleans and arrays of strings (comma-separated). The connector's schema is
 checked again when the request is submitted (`submit._check_params`), so this only turns text
 into the right JSON types; anything it cannot turn is a BadInput naming the field.
 """
@@ -25,7 +26,7 @@ class Field:
 
     name: str
     label: str
-    kind: str  # text | email | number | checkbox | select
+    kind: str  # text | email | date | number | checkbox | select | textarea | list
     required: bool
     value: str
     description: str = ""
@@ -34,6 +35,18 @@ class Field:
     max_length: int | None = None
     pattern: str | None = None
     step: str = "any"
+
+
+LONG_TEXT = 500  # strings that may be longer than this get a text area
+
+
+def _type(spec: Mapping[str, Any]) -> str | None:
+    """The property's JSON type; of a union with null (`["string", "null"]`), the other one."""
+    typ = spec.get("type")
+    if isinstance(typ, list):
+        others = [t for t in typ if t != "null"]
+        return str(others[0]) if len(others) == 1 else None
+    return None if typ is None else str(typ)
 
 
 def _properties(schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -52,16 +65,27 @@ def fields(schema: Mapping[str, Any], values: Mapping[str, Any] | None = None) -
         kind = "text"
         options: tuple[str, ...] = ()
         step = "any"
-        typ = spec.get("type")
+        typ = _type(spec)
         if "enum" in spec:
-            kind, options = "select", tuple(str(v) for v in spec["enum"])
+            kind, options = "select", tuple(str(v) for v in spec["enum"] if v is not None)
         elif typ == "boolean":
             kind = "checkbox"
         elif typ in ("integer", "number"):
             kind, step = "number", "1" if typ == "integer" else "any"
-        elif spec.get("format") == "email":
-            kind = "email"
-        text = "" if given is None else ("on" if given is True else str(given))
+        elif typ == "array":
+            kind = "list"
+        elif spec.get("format") in ("email", "date"):
+            kind = str(spec["format"])
+        elif int(spec.get("maxLength", 0) or 0) > LONG_TEXT:
+            kind = "textarea"
+        if given is None:
+            text = ""
+        elif given is True:
+            text = "on"
+        elif isinstance(given, list | tuple):
+            text = ", ".join(str(v) for v in given)
+        else:
+            text = str(given)
         out.append(
             Field(
                 name=PREFIX + prop,
@@ -91,14 +115,17 @@ def parse(schema: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
     for prop, given_spec in props.items():
         spec = given_spec if isinstance(given_spec, Mapping) else {}
         raw = form.get(PREFIX + prop)
-        typ = spec.get("type")
+        typ = _type(spec)
         if typ == "boolean":
             params[prop] = raw in ("on", "true", "1")
             continue
         if raw is None or raw.strip() == "":
             continue
-        raw = raw.strip()
-        if typ == "integer":
+        if "\n" not in raw:  # a text area's lines (a policy) are kept as written
+            raw = raw.strip()
+        if typ == "array":
+            params[prop] = [item.strip() for item in raw.split(",") if item.strip()]
+        elif typ == "integer":
             try:
                 params[prop] = int(raw)
             except ValueError:

@@ -11,7 +11,7 @@ from foureyes.errors import BadInput
 __all__ = ["FormDep", "form_fields"]
 
 MAX_FIELDS = 100
-MAX_VALUE = 5000
+MAX_VALUE = 60_000  # a policy's text; the app's body limit (64 KiB) bounds the whole form
 
 
 async def form_fields(request: Request) -> dict[str, str]:
