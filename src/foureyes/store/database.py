@@ -56,8 +56,9 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One atomic unit of work. Raises Unavailable if the database fails or the connection
         to it is lost: before the COMMIT nothing was changed (the server rolls back); during
-        the COMMIT the outcome is unknown, and the message says so. The driver's message goes
-        to the log only (it can name hosts and ports)."""
+        the COMMIT the outcome is unknown, and the message says so. (Either message only
+        speaks for this transaction: a call made of several may have committed an earlier one,
+        hence "reload".) The driver's message goes to the log only (it can name hosts)."""
         with self._unit(self._sessions()) as session:
             yield session
 
@@ -88,9 +89,7 @@ class Database:
                     "the connection to the database was lost during the commit: the change may "
                     "have been made; reload before trying again"
                 ) from exc
-            raise Unavailable(
-                "the database is unavailable (nothing was changed); try again"
-            ) from exc
+            raise Unavailable("the database is unavailable; reload and try again") from exc
         finally:
             session.close()
 
