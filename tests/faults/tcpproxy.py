@@ -45,6 +45,7 @@ class TcpProxy:
         self.port: int = self._listener.getsockname()[1]
         self._open: set[socket.socket] = set()
         self._closed = False
+        self._refusing = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def cut(self, pattern: bytes, mode: str = "before", *, after: bytes | None = None) -> None:
@@ -55,6 +56,18 @@ class TcpProxy:
             raise ValueError(mode)
         with self._lock:
             self._cut = _Cut(re.compile(pattern), mode, re.compile(after) if after else None)
+
+    def down(self) -> None:
+        """The database is gone: every open connection is cut, new ones are closed at once."""
+        with self._lock:
+            self._refusing = True
+            for sock in list(self._open):
+                _shut(sock)
+            self._open.clear()
+
+    def up(self) -> None:
+        with self._lock:
+            self._refusing = False
 
     def armed(self) -> bool:
         with self._lock:
@@ -73,6 +86,11 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                refusing = self._refusing
+            if refusing:
+                _shut(client)
+                continue
             try:
                 server = socket.create_connection(self.upstream)
             except OSError:

@@ -128,7 +128,11 @@ def _review_input(
         key = load_pem_private_key(step_up_key.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise BadInput("the step-up key must be an Ed25519 private key")
-        signature = key.sign(challenge(digest, actor.id, verdict.value))
+        signature = key.sign(
+            challenge(
+                request_id=request_id, digest=digest, reviewer_id=actor.id, decision=verdict.value
+            )
+        )
         assertion = {
             "key_id": key_id_of(key),
             "signature": base64.b64encode(signature).decode(),
@@ -251,7 +255,11 @@ def worker_cmd(
             if once:
                 raise
             # The database or a platform is down: nothing was changed; the next pass retries.
-            err.print(f"foureyes worker: {exc.message}; retrying", markup=False, soft_wrap=True)
+            err.print(
+                f"foureyes worker: this pass failed ({exc.message}); next pass in {interval:g} s",
+                markup=False,
+                soft_wrap=True,
+            )
             time.sleep(interval)
             continue
         out.print(
