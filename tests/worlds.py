@@ -59,7 +59,7 @@ class World:
         view = operations.show(self.services, request_id)
         digest = digest or view["digest"]
         if step_up and assertion is None:
-            assertion = challenge_signature(self, staff_id, digest, decision)
+            assertion = challenge_signature(self, staff_id, request_id, digest, decision)
         return operations.review(
             self.services,
             self.actor(staff_id),
@@ -76,10 +76,12 @@ class World:
 
 
 def challenge_signature(
-    world: World, staff_id: str, digest: str, decision: str = "approve"
+    world: World, staff_id: str, request_id: str, digest: str, decision: str = "approve"
 ) -> dict[str, Any]:
     """What the reviewer's security key produces for this review."""
-    signature = world.keys[staff_id].sign(challenge(digest, staff_id, decision))
+    signature = world.keys[staff_id].sign(
+        challenge(request_id=request_id, digest=digest, reviewer_id=staff_id, decision=decision)
+    )
     return {"key_id": world.key_ids[staff_id], "signature": base64.b64encode(signature).decode()}
 
 

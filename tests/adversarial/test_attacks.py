@@ -194,7 +194,7 @@ def test_a_captured_approval_does_not_count_twice_or_elsewhere(api: Api) -> None
     account = {"action": "account.deactivate", "params": {}}
     a = api.submitted("c-1001", account="chirp:president", justification="CASE-1", **account)
     b = api.submitted("c-1001", account="chirp:chirp", justification="CASE-2", **account)
-    captured = challenge_signature(api.world, "e-3002", a["digest"])
+    captured = challenge_signature(api.world, "e-3002", a["id"], a["digest"])
     # A's assertion on B, with A's digest and with B's digest.
     replay = {"decision": "approve", "digest": b["digest"], "comment": "", "step_up": captured}
     problem = assert_problem(

@@ -73,7 +73,9 @@ class Api:
             digest = self.show(staff_id, request_id)["digest"]
         body: dict[str, Any] = {"decision": decision, "digest": digest, "comment": comment}
         if step_up:
-            body["step_up"] = challenge_signature(self.world, staff_id, digest, decision)
+            body["step_up"] = challenge_signature(
+                self.world, staff_id, request_id, digest, decision
+            )
         return self.post(staff_id, f"/v1/requests/{request_id}/reviews", body)
 
 

@@ -254,7 +254,7 @@ def test_step_up_is_needed_where_the_policy_asks_for_it(api: Api) -> None:
     missing = assert_problem(api.review("e-3002", request_id), 403, "forbidden")
     assert "step-up" in missing["detail"]
     digest = api.show("e-3002", request_id)["digest"]
-    sams = challenge_signature(api.world, "e-3003", digest)
+    sams = challenge_signature(api.world, "e-3003", request_id, digest)
     with_sams_key = {"decision": "approve", "digest": digest, "step_up": sams}
     response = api.post("e-3002", path, with_sams_key)
     assert "not enrolled for you" in assert_problem(response, 403, "forbidden")["detail"]
@@ -262,7 +262,7 @@ def test_step_up_is_needed_where_the_policy_asks_for_it(api: Api) -> None:
     response = api.post("e-3002", path, {"decision": "approve", "digest": digest, "step_up": bad})
     assert "signature" in assert_problem(response, 403, "forbidden")["detail"]
     # A signature over "approve" does not confirm a deny.
-    approve = challenge_signature(api.world, "e-3002", digest)
+    approve = challenge_signature(api.world, "e-3002", request_id, digest)
     response = api.post("e-3002", path, {"decision": "deny", "digest": digest, "step_up": approve})
     assert_problem(response, 403, "forbidden")
     assert api.show("e-3002", request_id)["reviews"] == []

@@ -39,7 +39,9 @@ def test_an_api_client_confirms_a_review_with_a_security_key(api: Api) -> None:
     options: dict[str, Any] = response.json()
     assert options["rpId"] == RP.id
     assert options["userVerification"] == "required"
-    expected = challenge(view["digest"], MEI, "approve")
+    expected = challenge(
+        request_id=view["id"], digest=view["digest"], reviewer_id=MEI, decision="approve"
+    )
     assert options["challenge"] == b64url(expected)
     assert [c["id"] for c in options["allowCredentials"]] == [b64url(key.credential_id)]
 

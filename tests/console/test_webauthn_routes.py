@@ -98,7 +98,8 @@ def test_assertion_options_carry_the_challenge_of_that_review(console: Console) 
 
     options = post_json(mei, path, {"request_id": request_id, "decision": "deny"})
     assert options.status_code == 200, options.text
-    assert options.json()["challenge"] == b64url(challenge(digest, MEI, "deny"))
+    expected = challenge(request_id=request_id, digest=digest, reviewer_id=MEI, decision="deny")
+    assert options.json()["challenge"] == b64url(expected)
     assert [c["id"] for c in options.json()["allowCredentials"]] == [b64url(key.credential_id)]
     unknown = post_json(mei, path, {"request_id": "nope", "decision": "approve"})
     assert unknown.status_code == 404

@@ -183,7 +183,11 @@ def test_serve_demo_from_nothing(served: Served, tmp_path: Path) -> None:
         pem = (tmp_path / "demo" / "demo-keys" / "e-3002.pem").read_bytes()
         key = load_pem_private_key(pem, password=None)
         assert isinstance(key, Ed25519PrivateKey)
-        signature = key.sign(challenge(vit["digest"], "e-3002", "approve"))
+        signature = key.sign(
+            challenge(
+                request_id=vit["id"], digest=vit["digest"], reviewer_id="e-3002", decision="approve"
+            )
+        )
         step_up = {"key_id": key_id_of(key), "signature": base64.b64encode(signature).decode()}
         reviewed = _request(
             client,

@@ -81,6 +81,7 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
         if decision.options.step_up:
             evidence = services.step_up.verify(
                 session,
+                request_id=row.id,
                 reviewer_id=actor.id,
                 digest=row.digest,
                 decision=given.decision.value,

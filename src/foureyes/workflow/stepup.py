@@ -29,9 +29,14 @@ from foureyes.errors import BadInput, Forbidden
 from foureyes.store.tables import StepUpKeyRow
 
 
-def challenge(digest: str, reviewer_id: str, decision: str) -> bytes:
-    """The bytes a reviewer's key signs for one review."""
-    text = f"foureyes step-up v1\nrequest {digest}\nreviewer {reviewer_id}\ndecision {decision}\n"
+def challenge(*, request_id: str, digest: str, reviewer_id: str, decision: str) -> bytes:
+    """The bytes a reviewer's key signs for one review: this request (its id, so that two
+    requests with identical content do not accept each other's assertions), exactly what it
+    asks (its digest), this reviewer and this verdict."""
+    text = (
+        f"foureyes step-up v2\nrequest-id {request_id}\nrequest {digest}\n"
+        f"reviewer {reviewer_id}\ndecision {decision}\n"
+    )
     return hashlib.sha256(text.encode()).digest()
 
 
@@ -40,6 +45,7 @@ class StepUpVerifier(Protocol):
         self,
         session: Session,
         *,
+        request_id: str,
         reviewer_id: str,
         digest: str,
         decision: str,
@@ -56,6 +62,7 @@ class DeviceKeyStepUp:
         self,
         session: Session,
         *,
+        request_id: str,
         reviewer_id: str,
         digest: str,
         decision: str,
@@ -74,7 +81,10 @@ class DeviceKeyStepUp:
         try:
             signature = base64.b64decode(str(assertion.get("signature", "")), validate=True)
             Ed25519PublicKey.from_public_bytes(row.public_key).verify(
-                signature, challenge(digest, reviewer_id, decision)
+                signature,
+                challenge(
+                    request_id=request_id, digest=digest, reviewer_id=reviewer_id, decision=decision
+                ),
             )
         except (InvalidSignature, binascii.Error, ValueError) as exc:
             raise Forbidden("step-up failed: the signature does not confirm this review") from exc
@@ -94,6 +104,7 @@ class StepUpByMethod:
         self,
         session: Session,
         *,
+        request_id: str,
         reviewer_id: str,
         digest: str,
         decision: str,
@@ -108,7 +119,12 @@ class StepUpByMethod:
                 raise BadInput(f"unknown step-up method {method!r} (known: {known})")
             verifier = found
         return verifier.verify(
-            session, reviewer_id=reviewer_id, digest=digest, decision=decision, assertion=assertion
+            session,
+            request_id=request_id,
+            reviewer_id=reviewer_id,
+            digest=digest,
+            decision=decision,
+            assertion=assertion,
         )
 
 

@@ -2,11 +2,11 @@
 review.
 
 A review that a rule marks `step_up` is confirmed with an assertion whose challenge is
-`stepup.challenge(digest, reviewer, decision)`: the server computes it from the request it holds,
-never from the client, so an assertion approves exactly that request, by that person, with that
-verdict, and nothing else. What was signed is kept in the review event (`WebAuthnStepUp`), with
-the key id whose public key the enrolment event carries, so an auditor can check it offline
-(`evidence_confirms`).
+`stepup.challenge(request_id=, digest=, reviewer_id=, decision=)`: the server computes it from the
+request it holds, never from the client, so an assertion approves exactly that request (by id and
+content), by that person, with that verdict, and nothing else. What was signed is kept in the
+review event (`WebAuthnStepUp`), with the key id whose public key the enrolment event carries, so
+an auditor can check it offline (`evidence_confirms`).
 
 User verification is *required* (a PIN or biometric on the key, not only a touch): step-up
 exists so that a stolen laptop session plus a key lying next to it is not enough, and keys
@@ -57,7 +57,7 @@ from webauthn.helpers.structs import (
 from foureyes.config import WebAuthnSettings
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.model import RequestState, ReviewDecision
-from foureyes.store.tables import RequestRow, ReviewRow, WebAuthnCredentialRow
+from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
 from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
 
 if TYPE_CHECKING:
@@ -354,7 +354,9 @@ def assertion_options(
     rp = relying_party(services)
     options = generate_authentication_options(
         rp_id=rp.id,
-        challenge=challenge(digest, actor.id, verdict),
+        challenge=challenge(
+            request_id=request_id, digest=digest, reviewer_id=actor.id, decision=verdict
+        ),
         timeout=TIMEOUT_MS,
         allow_credentials=allowed,
         user_verification=UserVerificationRequirement.REQUIRED,
@@ -369,9 +371,10 @@ class WebAuthnStepUp:
     Refused (Forbidden): a key that is not the reviewer's or is revoked; a challenge other than
     this review's (another request, verdict or reviewer: a replay); an origin or RP ID not ours;
     no user verification; a signature counter that did not move forward (a cloned
-    authenticator), or a counter-less key that already confirmed an identical request (same
-    digest: a replay cannot be told apart); a bad signature. On success the key's counter and
-    last use are updated in the review's transaction and the evidence to record is returned.
+    authenticator); a bad signature. The challenge names the request's id, so even a key that
+    keeps no counter cannot carry an assertion over to an identical request. On success the
+    key's counter and last use are updated in the review's transaction and the evidence to
+    record is returned.
     """
 
     def __init__(self, rp: RelyingParty, clock: Callable[[], datetime] | None = None) -> None:
@@ -382,6 +385,7 @@ class WebAuthnStepUp:
         self,
         session: Session,
         *,
+        request_id: str,
         reviewer_id: str,
         digest: str,
         decision: str,
@@ -406,7 +410,12 @@ class WebAuthnStepUp:
         try:
             verified = verify_authentication_response(
                 credential=credential,
-                expected_challenge=challenge(digest, reviewer_id, decision),
+                expected_challenge=challenge(
+                    request_id=request_id,
+                    digest=digest,
+                    reviewer_id=reviewer_id,
+                    decision=decision,
+                ),
                 expected_rp_id=rp.id,
                 expected_origin=list(rp.origins),
                 credential_public_key=row.public_key,
@@ -418,14 +427,6 @@ class WebAuthnStepUp:
             raise Forbidden(_why(str(exc))) from None
         if client.cross_origin:
             raise Forbidden("step-up failed: the assertion came from an embedded page")
-        if verified.new_sign_count == 0 and _confirmed_before(
-            session, row.id, reviewer_id, digest, decision
-        ):
-            raise Forbidden(
-                "step-up failed: you already confirmed an identical request with this key, and "
-                "it keeps no signature counter, so a second confirmation cannot be told from a "
-                "replay; ask the requester to cancel the duplicate"
-            )
         row.sign_count = verified.new_sign_count
         row.last_used_at = self._clock()
         response = credential.response
@@ -441,23 +442,6 @@ class WebAuthnStepUp:
             "user_verified": verified.user_verified,
             "rp_id": rp.id,
         }
-
-
-def _confirmed_before(
-    session: Session, key_id: str, reviewer_id: str, digest: str, decision: str
-) -> bool:
-    """Whether this key already confirmed this reviewer's `decision` on a request with this
-    digest. Two requests for exactly the same thing share a digest, hence a challenge: a key
-    whose counter moves refuses a replayed assertion by its counter, one without a counter
-    (many passkeys) only by this."""
-    earlier = session.scalars(
-        select(ReviewRow.step_up).where(
-            ReviewRow.reviewer_id == reviewer_id,
-            ReviewRow.digest == digest,
-            ReviewRow.decision == decision,
-        )
-    )
-    return any(isinstance(e, dict) and e.get("key_id") == key_id for e in earlier)
 
 
 def _parse_assertion(value: Any) -> AuthenticationCredential:
@@ -487,6 +471,7 @@ def evidence_confirms(
     evidence: Mapping[str, Any],
     *,
     public_key: bytes,
+    request_id: str,
     digest: str,
     reviewer_id: str,
     decision: str,
@@ -510,7 +495,9 @@ def evidence_confirms(
         }
         verify_authentication_response(
             credential=credential,
-            expected_challenge=challenge(digest, reviewer_id, decision),
+            expected_challenge=challenge(
+                request_id=request_id, digest=digest, reviewer_id=reviewer_id, decision=decision
+            ),
             expected_rp_id=rp_id,
             expected_origin=origins,
             credential_public_key=public_key,

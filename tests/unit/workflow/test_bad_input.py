@@ -109,7 +109,7 @@ def test_a_step_up_for_another_request_does_not_count(world: World, pending: str
     )
     stolen_digest = operations.show(world.services, other)["digest"]
     # Signed for `other`, presented on `pending` with pending's digest: the signature fails.
-    assertion = challenge_signature(world, "e-3002", stolen_digest)
+    assertion = challenge_signature(world, "e-3002", other, stolen_digest)
     with pytest.raises(Forbidden, match="does not confirm this review"):
         world.review("e-3002", pending, assertion=assertion)
 
