@@ -54,6 +54,10 @@ DEFAULT_WORKER_INTERVAL = 5.0
 DEFAULT_CHECKPOINT_INTERVAL = 300.0  # seconds between scheduled checkpoints (when the log grew)
 WORKER_STOP_TIMEOUT = 60.0
 APP_FACTORY = f"{__name__}:app_from_environment"
+# How long a serving process may take to answer its supervisor's first ping: it imports the
+# `foureyes` command before anything else (uvicorn's default, 5 s, killed them in a loop on a
+# loaded 2-core machine, where that import took 12 s).
+PROCESS_START_SECONDS = 60
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
@@ -214,7 +218,13 @@ def run(
     if processes == 1:
         serve = uvicorn.Server(uvicorn.Config(app, **options)).run
     else:
-        config = uvicorn.Config(APP_FACTORY, factory=True, workers=processes, **options)
+        config = uvicorn.Config(
+            APP_FACTORY,
+            factory=True,
+            workers=processes,
+            timeout_worker_healthcheck=PROCESS_START_SECONDS,
+            **options,
+        )
         # Installs its own SIGINT/SIGTERM handlers: they stop the serving processes.
         serve = Multiprocess(config, sockets=[config.bind_socket()]).run
     if background is not None:
