@@ -27,6 +27,29 @@ def test_pages_send_a_stranger_to_the_login_page_and_back(console: Console) -> N
     assert "<h1>Inbox</h1>" in browser.get("/console/inbox").text
 
 
+def test_a_form_posted_after_the_session_ended_comes_back_to_its_page(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    token = tomas.csrf("/console/")
+    console.world.clock.advance(minutes=31)
+    response = tomas.client.post(
+        "/console/requests/new",
+        data={"csrf": token, "account": "chirp:alice", "action": "account.lock"},
+        headers={"Referer": "https://testserver/console/requests/new?account=chirp:alice"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == (
+        "/console/login?next=/console/requests/new%3Faccount%3Dchirp%3Aalice"
+    )
+    elsewhere = tomas.client.post(
+        "/console/requests/new",
+        data={"csrf": token},
+        headers={"Referer": "https://evil.example/console/x"},
+        follow_redirects=False,
+    )
+    assert elsewhere.headers["location"] == "/console/login?next=/console/"
+
+
 def test_the_cookie_is_secure_httponly_lax_and_only_its_hash_is_stored(console: Console) -> None:
     browser = console.browser()
     response = browser.post(

@@ -115,6 +115,14 @@ def safe_next(next_url: str | None) -> str:
 
 
 def _here(request: Request) -> str:
+    """Where to come back to after signing in: this page; for a form post (which cannot be
+    replayed by a redirect), the page the form was on."""
+    if request.method not in ("GET", "HEAD"):
+        referer = urlsplit(request.headers.get("referer", ""))
+        if referer.netloc == request.url.netloc:
+            back = f"{referer.path}?{referer.query}" if referer.query else referer.path
+            return safe_next(back)
+        return "/console/"
     path = request.url.path
     return f"{path}?{request.url.query}" if request.url.query else path
 
