@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foureyes.audit.log import AuditLog
 from foureyes.connectors.base import Connector, make_connector
 from foureyes.connectors.governance import GovernanceConnector, install_first_policy
 from foureyes.directory import Directory
 from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
-from foureyes.signin.oidc import OidcProvider
 from foureyes.store.database import Database
 from foureyes.workflow.execute import ExecutionOutcome, execute, reconcile
 from foureyes.workflow.records import record
@@ -41,6 +40,9 @@ from foureyes.workflow.webauthn import list_keys as security_keys
 from foureyes.workflow.webauthn import registration_options as security_key_options
 from foureyes.workflow.webauthn import revoke as revoke_security_key
 from foureyes.workflow.worker import Tick, run_once
+
+if TYPE_CHECKING:  # a type only: the workflow loads the OIDC verifier only where it is used
+    from foureyes.signin.oidc import OidcProvider
 
 DEFAULT_ORIGIN = "foureyes.local/log"
 
