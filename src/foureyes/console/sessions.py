@@ -44,6 +44,7 @@ __all__ = [
     "console_actor",
     "csrf_for",
     "current_session",
+    "login_url",
     "maybe_actor",
     "safe_next",
     "sign_in",
@@ -190,12 +191,6 @@ ConsoleActorDep = Annotated[Actor, Depends(console_actor)]
 MaybeActorDep = Annotated[Actor | None, Depends(maybe_actor)]
 
 
-def _cookie_secure(request: Request) -> bool:
-    # Always Secure: browsers accept Secure cookies from http://localhost, and anywhere else
-    # the console must be served over https.
-    return True
-
-
 def sign_in(
     request: Request,
     services: Services,
@@ -258,7 +253,9 @@ def sign_in(
         secret,
         max_age=int(MAX_AGE.total_seconds()),
         path="/",
-        secure=_cookie_secure(request),
+        # Always Secure: browsers accept Secure cookies from http://localhost, and anywhere
+        # else the console must be served over https.
+        secure=True,
         httponly=True,
         samesite="lax",
     )
@@ -292,4 +289,5 @@ def sign_out(request: Request, services: Services) -> Response:
 
 
 def login_url(next_url: str) -> str:
+    """The login page, sending the browser on to `next_url` (if safe) afterwards."""
     return f"/console/login?next={quote(safe_next(next_url), safe='/')}"
