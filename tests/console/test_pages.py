@@ -182,6 +182,42 @@ def test_my_requests_cancel_and_undo(console: Console) -> None:
     assert console.world.chirp("alice")["status"] == "active"
 
 
+def test_a_read_shows_its_answer_once(console: Console) -> None:
+    ana = console.signed_in("e-2001")
+    view = {"account": "chirp:alice", "action": "account.view", "justification": "", "do": "submit"}
+    shown = ana.post("/console/requests/new", view)
+    assert shown.status_code == 200
+    text = _text(shown.text)
+    assert "What the platform answered Shown this once" in text
+    assert "followers 1200" in text
+    link = re.search(r"<code>([0-9a-f-]{36})</code>", shown.text)
+    assert link is not None
+    again = _text(ana.get(f"/console/requests/{link.group(1)}").text)
+    assert "executed" in again
+    assert "What the platform answered" not in again
+
+
+def test_an_approved_read_is_carried_out_when_its_requester_asks(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    dms = {"account": "chirp:alice", "action": "account.read_dms", "justification": "LEGAL-7"}
+    request_id = _submit(tomas, dms)
+    ravi = console.signed_in("e-5001")
+    page = ravi.get(f"/console/requests/{request_id}").text
+    digest = re.search(r'name="digest" value="([0-9a-f]+)"', page)
+    assert digest is not None
+    reviewed = ravi.post(
+        f"/console/requests/{request_id}/review",
+        {"decision": "approve", "digest": digest.group(1), "comment": "court order"},
+    )
+    assert reviewed.status_code == 303
+    assert "Carry it out now" not in ravi.get(f"/console/requests/{request_id}").text
+    assert "Carry it out now" in tomas.get(f"/console/requests/{request_id}").text
+    shown = tomas.post(f"/console/requests/{request_id}/execute", {})
+    assert shown.status_code == 200
+    assert "What the platform answered Shown this once" in _text(shown.text)
+    assert operations.show(console.world.services, request_id)["state"] == "executed"
+
+
 def test_finding_an_account_by_handle_shows_its_tier_pins_and_history(console: Console) -> None:
     tomas = console.signed_in("e-3001")
     found = tomas.get("/console/accounts?q=@president", follow_redirects=False)

@@ -121,7 +121,10 @@ def ask(
             client=client_address(request),
         )
         if form.get("do") == "submit":
-            request_id, _ = operations.submit_and_run(services, actor, submission)
+            request_id, outcome = operations.submit_and_run(services, actor, submission)
+            if outcome is not None and outcome.data is not None:
+                # A read carried out at once: its data is shown this once, never stored.
+                return _request_page(request, services, actor, request_id, data=outcome.data)
             return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
         decision = operations.dry_run(services, actor, submission).to_dict()
     except operations.Denied as exc:
@@ -160,6 +163,7 @@ def _request_page(
     context["may_cancel"] = view["state"] == "scheduled" or (
         view["state"] in OPEN_STATES and view["requester"] == actor.id
     )
+    context["may_carry_out"] = view["state"] == "approved" and view["requester"] == actor.id
     context["may_undo"] = view["state"] == "executed" and bool(
         context["spec"] is not None and context["spec"].reversible_by
     )
@@ -236,6 +240,21 @@ def review(
             status_code=exc.status,
         )
     return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
+
+
+@router.post("/console/requests/{request_id}/execute")
+def carry_out(
+    request: Request,
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+) -> Response:
+    """The requester carries out their approved request now; a read's data is shown once."""
+    outcome = operations.execute(services, request_id, actor=actor)
+    if outcome is not None and outcome.data is not None:
+        return _request_page(request, services, actor, request_id, data=outcome.data)
+    return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
 
 
 @router.post("/console/requests/{request_id}/cancel")
