@@ -80,6 +80,12 @@ class Forbidden(FoureyesError):
     slug = "forbidden"
 
 
+class StepUpFailed(Forbidden):
+    """A step-up assertion was presented and did not confirm this review (another review's,
+    another person's key, a bad signature, a cloned key). Unlike a missing step-up, it is a
+    sign of an attack, so foureyes raises an alert as well as refusing."""
+
+
 class Conflict(FoureyesError):
     """The thing changed under the caller: a stale state, a digest mismatch, a double review."""
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from foureyes.errors import BadInput, Conflict, Forbidden
+from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.errors import BadInput, Conflict, Forbidden, StepUpFailed
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
@@ -45,10 +46,42 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
     Refused (nothing changes): a request that is not pending (Conflict), a digest other than
     the request's (Conflict: the reviewer saw something else), the requester reviewing their own
     request, a second review by the same person, a reviewer eligible for no factor, a missing or
-    failing step-up where a rule asks for it (Forbidden). Returns the request's new state.
+    failing step-up where a rule asks for it (Forbidden). A step-up that was presented and
+    failed is also an alert (`step_up_failed`), raised after the refusal rolled back. Returns
+    the request's new state.
     """
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
+    try:
+        return _review(services, actor, request_id, given)
+    except StepUpFailed as exc:
+        _flag_failed_step_up(services, actor, request_id, exc)
+        raise
+
+
+def _flag_failed_step_up(
+    services: Services, actor: Actor, request_id: str, exc: StepUpFailed
+) -> None:
+    """A failed step-up is a sign that someone holds a reviewer's session but not their key,
+    or a copy of the key (a counter that went backwards): security hears of it."""
+    with services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        raise_alert(
+            session,
+            NewAlert(
+                detector="step_up_failed",
+                severity="high",
+                summary=f"{actor.id} ({actor.identity}) presented a step-up that failed",
+                staff=actor.id,
+                account=row.account_ref if row is not None else None,
+                request=request_id,
+                details={"reason": exc.message, "identity": actor.identity},
+            ),
+            now=services.clock(),
+        )
+
+
+def _review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id)

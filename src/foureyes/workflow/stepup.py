@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foureyes.errors import BadInput, Forbidden
+from foureyes.errors import BadInput, Forbidden, StepUpFailed
 from foureyes.store.tables import StepUpKeyRow
 
 
@@ -77,7 +77,7 @@ class DeviceKeyStepUp:
             )
         )
         if row is None or row.revoked_at is not None:
-            raise Forbidden("step-up failed: that key is not enrolled for you")
+            raise StepUpFailed("step-up failed: that key is not enrolled for you")
         try:
             signature = base64.b64decode(str(assertion.get("signature", "")), validate=True)
             Ed25519PublicKey.from_public_bytes(row.public_key).verify(
@@ -87,7 +87,9 @@ class DeviceKeyStepUp:
                 ),
             )
         except (InvalidSignature, binascii.Error, ValueError) as exc:
-            raise Forbidden("step-up failed: the signature does not confirm this review") from exc
+            raise StepUpFailed(
+                "step-up failed: the signature does not confirm this review"
+            ) from exc
         return {"method": "device-key", "key_id": key_id}
 
 

@@ -55,7 +55,7 @@ from webauthn.helpers.structs import (
 )
 
 from foureyes.config import WebAuthnSettings
-from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
+from foureyes.errors import BadInput, Conflict, Forbidden, NotFound, StepUpFailed
 from foureyes.model import RequestState, ReviewDecision
 from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
 from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
@@ -400,12 +400,12 @@ class WebAuthnStepUp:
             .with_for_update()
         )
         if row is None or row.staff_id != reviewer_id:
-            raise Forbidden("step-up failed: that security key is not enrolled for you")
+            raise StepUpFailed("step-up failed: that security key is not enrolled for you")
         if row.revoked_at is not None:
-            raise Forbidden(f"step-up failed: security key {row.name!r} was revoked")
+            raise StepUpFailed(f"step-up failed: security key {row.name!r} was revoked")
         handle = credential.response.user_handle
         if handle is not None and handle != user_handle(reviewer_id):
-            raise Forbidden("step-up failed: the security key answered for another person")
+            raise StepUpFailed("step-up failed: the security key answered for another person")
         rp = self.relying_party
         try:
             verified = verify_authentication_response(
@@ -424,9 +424,9 @@ class WebAuthnStepUp:
             )
             client = parse_client_data_json(credential.response.client_data_json)
         except (WebAuthnException, ValueError, TypeError) as exc:
-            raise Forbidden(_why(str(exc))) from None
+            raise StepUpFailed(_why(str(exc))) from None
         if client.cross_origin:
-            raise Forbidden("step-up failed: the assertion came from an embedded page")
+            raise StepUpFailed("step-up failed: the assertion came from an embedded page")
         row.sign_count = verified.new_sign_count
         row.last_used_at = self._clock()
         response = credential.response

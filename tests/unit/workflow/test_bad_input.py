@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from tests.worlds import World, challenge_signature
 
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
-from foureyes.store.tables import EventRow, RequestRow, ReviewRow
+from foureyes.store.tables import AlertRow, EventRow, RequestRow, ReviewRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 
@@ -112,6 +112,12 @@ def test_a_step_up_for_another_request_does_not_count(world: World, pending: str
     assertion = challenge_signature(world, "e-3002", other, stolen_digest)
     with pytest.raises(Forbidden, match="does not confirm this review"):
         world.review("e-3002", pending, assertion=assertion)
+    # A presented step-up that fails is an alert; a missing one (above) is not.
+    with world.services.database.transaction() as session:
+        alerts = session.scalars(select(AlertRow)).all()
+        assert [(a.detector, a.staff_id, a.request_id) for a in alerts] == [
+            ("step_up_failed", "e-3002", pending)
+        ]
 
 
 def test_a_review_on_a_finished_request_is_a_conflict(world: World, pending: str) -> None:

@@ -19,7 +19,7 @@ from foureyes.commands.common import services_for
 from foureyes.config import Settings
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.model import ReviewDecision
-from foureyes.store.tables import EventRow, ReviewRow, WebAuthnCredentialRow
+from foureyes.store.tables import AlertRow, EventRow, ReviewRow, WebAuthnCredentialRow
 from foureyes.workflow import operations, webauthn
 from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.submit import Submission
@@ -177,6 +177,15 @@ def test_a_cloned_authenticator_is_refused_when_its_counter_goes_backwards(world
     with pytest.raises(Forbidden, match="counter went backwards"):
         review(world, MEI, second, assertion(world, key, MEI, second, "approve"))
     assert review_count(world) == 1
+    # Refused, and security hears of it: the refusal rolled back, the alert did not.
+    with world.services.database.transaction() as session:
+        [alert] = session.scalars(select(AlertRow)).all()
+        assert (alert.detector, alert.staff_id, alert.request_id) == (
+            "step_up_failed",
+            MEI,
+            second,
+        )
+        assert "counter went backwards" in alert.details["reason"]
 
 
 def test_a_revoked_key_confirms_nothing(world: World) -> None:
