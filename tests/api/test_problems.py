@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.requests import Request
 
 from foureyes.api import create_app
-from foureyes.api.problems import MAX_BODY_BYTES
-from foureyes.errors import Conflict, FoureyesError
+from foureyes.api.problems import MAX_BODY_BYTES, install_problem_handlers
+from foureyes.errors import Conflict, FoureyesError, Unauthenticated
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 
@@ -118,3 +121,24 @@ def test_the_openapi_document_lists_the_v1_routes(api: Api) -> None:
         assert path in paths
     assert "token" in document["components"]["securitySchemes"]
     assert "Problem" in document["components"]["schemas"]
+
+
+def test_the_bearer_challenge_carries_only_what_rfc_6750_allows() -> None:
+    """A 401's message may name what a token claimed (any Unicode, even a newline): the
+    `WWW-Authenticate` header keeps printable ASCII only, so it is neither a 500 nor a second
+    header."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    handler = app.exception_handlers[FoureyesError]
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/x",
+        "headers": [(b"authorization", b"Bearer eyJ...")],
+    }
+    error = Unauthenticated('no staff member "Zo\u00eb"\r\nX-Evil: 1 \\')
+    response = asyncio.run(handler(Request(scope), error))
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="foureyes", error="invalid_token", '
+        "error_description=\"no staff member 'Zo?'??X-Evil: 1 \""
+    )

@@ -104,7 +104,12 @@ def problem(
 def _www_authenticate(request: Request, exc: FoureyesError) -> dict[str, str]:
     challenge = 'Bearer realm="foureyes"'
     if request.headers.get("authorization"):
-        message = exc.message.replace("\\", "").replace('"', "'")
+        # RFC 6750 allows only printable ASCII without '"' and '\\' here; anything else (a
+        # name taken from a token, a newline) would be a 500 or a header injection.
+        message = "".join(
+            ch if " " <= ch <= "~" else "?"
+            for ch in exc.message.replace("\\", "").replace('"', "'")
+        )
         challenge += f', error="invalid_token", error_description="{message}"'
     return {"WWW-Authenticate": challenge}
 
