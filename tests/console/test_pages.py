@@ -218,6 +218,28 @@ def test_an_approved_read_is_carried_out_when_its_requester_asks(console: Consol
     assert operations.show(console.world.services, request_id)["state"] == "executed"
 
 
+def test_a_break_glass_is_signed_off_from_the_inbox(console: Console) -> None:
+    tomas = console.signed_in("e-3001")
+    request_id = _submit(tomas, {**SUSPEND, "break_glass": "on"})
+    assert console.world.chirp("president")["status"] == "suspended"
+    mei = console.signed_in("e-3002")
+    inbox = mei.get("/console/inbox").text
+    assert "Break-glass sign-offs" in inbox
+    assert f'href="/console/requests/{request_id}"' in inbox
+    page = mei.get(f"/console/requests/{request_id}").text
+    assert "Sign off this break-glass" in page
+    digest = re.search(r'name="digest" value="([0-9a-f]+)"', page)
+    assert digest is not None
+    signed = mei.post(
+        f"/console/requests/{request_id}/post-review",
+        {"decision": "approve", "digest": digest.group(1), "comment": "right call"},
+    )
+    assert signed.status_code == 303
+    assert "Sign off this break-glass" not in mei.get(f"/console/requests/{request_id}").text
+    kinds = [r["kind"] for r in operations.show(console.world.services, request_id)["reviews"]]
+    assert kinds == ["post_review"]
+
+
 def test_finding_an_account_by_handle_shows_its_tier_pins_and_history(console: Console) -> None:
     tomas = console.signed_in("e-3001")
     found = tomas.get("/console/accounts?q=@president", follow_redirects=False)

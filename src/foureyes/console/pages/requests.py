@@ -163,6 +163,7 @@ def _request_page(
     context["may_cancel"] = view["state"] == "scheduled" or (
         view["state"] in OPEN_STATES and view["requester"] == actor.id
     )
+    context["may_sign_off"] = _may_sign_off(view, actor)
     context["may_carry_out"] = view["state"] == "approved" and view["requester"] == actor.id
     context["may_undo"] = view["state"] == "executed" and bool(
         context["spec"] is not None and context["spec"].reversible_by
@@ -175,6 +176,18 @@ def show_request(
     request: Request, request_id: RequestId, services: ServicesDep, actor: ConsoleActorDep
 ) -> Response:
     return _request_page(request, services, actor, request_id)
+
+
+def _may_sign_off(view: dict[str, Any], actor: Actor) -> bool:
+    """A break-glass that ran and still wants sign-offs, not asked by me nor signed by me
+    (whether I am eligible the operation decides)."""
+    return (
+        bool(view["break_glass"])
+        and view["post_review_due"] is not None
+        and view["state"] in ("executed", "failed", "reverted")
+        and view["requester"] != actor.id
+        and not any(r["reviewer"] == actor.id and r["kind"] != "review" for r in view["reviews"])
+    )
 
 
 def _step_up(raw: str) -> dict[str, Any] | None:
@@ -237,6 +250,42 @@ def review(
             request_id,
             review_error=exc.message,
             comment=given.comment,
+            status_code=exc.status,
+        )
+    return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
+
+
+@router.post("/console/requests/{request_id}/post-review")
+def sign_off(
+    request: Request,
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+    form: FormDep,
+) -> Response:
+    """Sign off (or object to) a break-glass that ran without approval."""
+    try:
+        decision = ReviewDecision(form.get("decision", ""))
+    except ValueError:
+        raise BadInput("choose approve or deny") from None
+    given = operations.ReviewInput(
+        decision=decision,
+        digest=form.get("digest", ""),
+        comment=form.get("comment", "").strip(),
+        step_up=_step_up(form.get("step_up", "")),
+    )
+    try:
+        operations.post_review(services, actor, request_id, given)
+    except FoureyesError as exc:
+        if exc.status >= 500:
+            raise
+        return _request_page(
+            request,
+            services,
+            actor,
+            request_id,
+            review_error=exc.message,
             status_code=exc.status,
         )
     return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
@@ -314,4 +363,12 @@ def inbox(request: Request, services: ServicesDep, actor: ConsoleActorDep) -> Re
         services, actor, operations.ListFilter(reviewable=True, limit=20)
     )
     cards = [request_context(services, actor, item) for item in items]
-    return render(request, "inbox.html", {"cards": cards, "more": cursor is not None})
+    recent, _ = operations.list_requests(
+        services, actor, operations.ListFilter(state="executed", limit=50)
+    )
+    sign_offs = [item for item in recent if _may_sign_off(item, actor)]
+    return render(
+        request,
+        "inbox.html",
+        {"cards": cards, "more": cursor is not None, "sign_offs": sign_offs},
+    )
