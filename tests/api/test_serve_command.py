@@ -123,3 +123,21 @@ def test_serve_refuses_a_store_without_a_policy(
     assert result.exit_code == 2
     assert "no policy is loaded" in result.output
     assert calls == []
+
+
+def test_serve_refuses_an_oidc_client_secret_it_cannot_read(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Found at start, not at the first sign-in: the diagnosis names the setting, not a secret."""
+    typer_app, calls = app
+    root = tmp_path / "demo"
+    assert runner.invoke(typer_app, ["serve", "--demo", "--data-dir", str(root)]).exit_code == 0
+    (root / "foureyes.toml").write_text(
+        (root / "foureyes.toml").read_text()
+        + '\n[oidc]\nissuer = "https://idp.example"\nclient_id = "foureyes"\n'
+        'client_secret_file = "missing-secret"\n'
+    )
+    result = runner.invoke(typer_app, ["serve", "--data-dir", str(root)])
+    assert result.exit_code == 2
+    assert "oidc.client_secret_file: cannot read" in result.output
+    assert len(calls) == 1  # only the first, before the secret went missing

@@ -216,6 +216,8 @@ def register(app: typer.Typer) -> None:
             _prepare_demo(root)
         settings = Settings.load(root)
         settings.signer()  # refuse to start without the log signing key
+        if settings.oidc is not None:
+            settings.oidc.client_secret()  # ... or with an OIDC client secret it cannot read
         services = services_for(settings)
         try:
             migrate.upgrade(services.database)
