@@ -39,7 +39,7 @@ def _when(value: Any) -> str:
 
 def _value(value: Any) -> str:
     """An attribute or parameter value in one line: strings bare, lists comma-separated,
-    anything else as compact JSON."""
+    objects as 'key: value' pairs; anything else as compact JSON."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -50,6 +50,9 @@ def _value(value: Any) -> str:
         return ", ".join(_value(v) for v in value) or "—"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, Mapping):
+        pairs = "; ".join(f"{_words(str(k))}: {_value(v)}" for k, v in sorted(value.items()))
+        return pairs or "—"
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
