@@ -2,7 +2,8 @@
 
 Execution is three steps. (1) The claim, in one transaction: lock the row, check it is
 `approved` (or `scheduled` and due), re-check the requester and every counted approver under the
-policy in force (cancel, with the reason, if that no longer holds), move to `executing` and record
+policy in force (cancel, with the reason, if that no longer holds, or if a counted review has no
+audit event: a row written behind foureyes' back), move to `executing` and record
 the attempt. (2) The platform call, outside any transaction, carrying the request id as
 idempotency key. (3) The outcome, in a second transaction: `executed`, `failed`, or back to
 `approved` with a back-off for a transient error. A process that dies between (1) and (3) leaves
@@ -11,6 +12,7 @@ idempotency key. (3) The outcome, in a second transaction: `executed`, `failed`,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,7 @@ from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.errors import Conflict, ConnectorError, Forbidden, FoureyesError, NotFound
 from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.engine import satisfied
-from foureyes.store.tables import ExecutionRow, RequestRow
+from foureyes.store.tables import EventRow, ExecutionRow, RequestRow, ReviewRow
 from foureyes.workflow.records import (
     engine_reviews,
     expect_state,
@@ -152,13 +154,34 @@ def _recheck(
         return (), "; ".join(decision.reasons)
     if decision.outcome == Outcome.ALLOWED:
         return (), None
-    status = satisfied(
-        decision, engine_reviews(services, session, review_rows(session, row.id)), today=now.date()
-    )
+    reviews = review_rows(session, row.id)
+    unlogged = _without_event(session, row.id, reviews)
+    if unlogged:
+        # A review row no `review.recorded` event stands for was written behind foureyes' back
+        # (every review is stored with its event, in one transaction): fail closed.
+        return (), (
+            f"review(s) by {', '.join(unlogged)} have no audit event: the store was altered"
+        )
+    status = satisfied(decision, engine_reviews(services, session, reviews), today=now.date())
     if not status.satisfied:
         return (), "; ".join(status.reasons)
     approvers = tuple(sorted(p for f in status.factors for p in f.approved_by))
     return approvers, None
+
+
+def _without_event(session: Session, request_id: str, reviews: list[ReviewRow]) -> list[str]:
+    """The reviewers of `reviews` whose verdict has no `review.recorded` event in the log."""
+    if not reviews:
+        return []
+    logged = {
+        (actor, json.loads(body).get("decision"))
+        for actor, body in session.execute(
+            select(EventRow.actor, EventRow.body).where(
+                EventRow.request_id == request_id, EventRow.kind == "review.recorded"
+            )
+        )
+    }
+    return sorted({r.reviewer_id for r in reviews if (r.reviewer_id, r.decision) not in logged})
 
 
 def _next_attempt(session: Session, request_id: str) -> int:
