@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -235,6 +236,29 @@ def free_port() -> int:
         return port
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) so far of the live processes in process group `pgid`: a
+    server started in its own session, with the processes it serves from."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+        if int(fields[2]) == pgid:  # field 5: the process group
+            ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children (each wrk run, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Server:
     """A server subprocess, its output in a log file; stopped with SIGTERM (then SIGKILL)."""
 
@@ -377,6 +401,8 @@ class Row:
     database: str
     connections: int
     result: WrkResult
+    server_cpu_ms: float  # CPU time of the server's processes per request answered
+    wrk_cpu_ms: float  # wrk's own CPU time per request
 
 
 @dataclass
@@ -393,6 +419,7 @@ class Plan:
 
     def measure(
         self,
+        server: Server,
         label: str,
         database: str,
         url: str,
@@ -413,6 +440,8 @@ class Plan:
                     workdir=self.workdir,
                 )
             note(f"  {label} on {database}, {count} connections, {self.seconds:.0f} s")
+            server_before = group_cpu_seconds(server.process.pid)
+            wrk_before = children_cpu_seconds()
             result = run_wrk(
                 self.wrk,
                 url,
@@ -426,7 +455,10 @@ class Plan:
                 f"    {result.rps:,.0f} req/s, p50 {result.percentiles_ms[50]:.2f} ms, "
                 f"p99 {result.percentiles_ms[99]:.2f} ms, errors {result.errors}"
             )
-            self.rows.append(Row(label, database, count, result))
+            answered = max(1, result.requests)
+            server_ms = (group_cpu_seconds(server.process.pid) - server_before) * 1e3 / answered
+            wrk_ms = (children_cpu_seconds() - wrk_before) * 1e3 / answered
+            self.rows.append(Row(label, database, count, result, server_ms, wrk_ms))
 
 
 def check_answers(base: str, headers: Mapping[str, str]) -> None:
@@ -459,8 +491,10 @@ def bench_foureyes(plan: Plan, database: str, pg_url: str | None, request_connec
         token = issue_token(data_dir, env, REQUESTER)
         headers = {"Authorization": f"Bearer {token}"}
         check_answers(base, headers)
-        plan.measure("POST /v1/decisions", database, f"{base}/v1/decisions", DECISION_BODY, headers)
+        decisions = f"{base}/v1/decisions"
+        plan.measure(server, "POST /v1/decisions", database, decisions, DECISION_BODY, headers)
         plan.measure(
+            server,
             "POST /v1/requests (account.view, executed)",
             database,
             f"{base}/v1/requests",
@@ -484,6 +518,7 @@ def bench_ceiling(plan: Plan) -> None:
         server.wait_until(f"{base}{CEILING_PATH}", expect=422, method="POST")
         headers = {"Authorization": "Bearer fey_0_0"}
         plan.measure(
+            server,
             "ceiling: FastAPI, parse the body only",
             "-",
             base + CEILING_PATH,
@@ -501,15 +536,24 @@ def report(plan: Plan, started: str) -> None:
         "uvloop, httptools, no access log"
     )
     print()
-    print("| endpoint | database | connections | req/s | p50 ms | p90 ms | p99 ms | errors |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|")
+    print(
+        "| endpoint | database | connections | req/s | p50 ms | p90 ms | p99 ms | errors "
+        "| server CPU ms/req | wrk CPU ms/req |"
+    )
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for row in plan.rows:
         r = row.result
         p = r.percentiles_ms
         print(
             f"| {row.label} | {row.database} | {row.connections} | {r.rps:,.0f} | "
-            f"{p[50]:.2f} | {p[90]:.2f} | {p[99]:.2f} | {r.errors} |"
+            f"{p[50]:.2f} | {p[90]:.2f} | {p[99]:.2f} | {r.errors} | "
+            f"{row.server_cpu_ms:.3f} | {row.wrk_cpu_ms:.3f} |"
         )
+    print(
+        "\nserver CPU ms/req: user + system time of the server's processes during the run, per "
+        "request answered (PostgreSQL's own processes not included); on a machine shared "
+        "with other work it is the steadier figure. wrk CPU ms/req: the load generator's."
+    )
     decisions = [row for row in plan.rows if row.label == "POST /v1/decisions"]
     for row in decisions:
         met = row.result.rps >= TARGET_RPS and row.result.percentiles_ms[99] < TARGET_P99_MS
