@@ -64,6 +64,15 @@ def request_digest(
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+def params_digest(params: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a request's parameters: what its audit event carries
+    instead of them. Parameters can be personal data (a new email address) and the log is
+    append-only and exported to auditors, so it commits to them without disclosing them; the
+    request row holds them, and anyone holding them can check them against the log (and
+    against `digest`, which covers them too)."""
+    return hashlib.sha256(canonical_json(json_safe(dict(params)))).hexdigest()
+
+
 @overload
 def lock_request(session: Session, request_id: str) -> RequestRow: ...
 @overload

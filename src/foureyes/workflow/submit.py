@@ -21,7 +21,7 @@ from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide
 from foureyes.store.tables import RequestRow
 from foureyes.workflow import quota
-from foureyes.workflow.records import record, request_digest
+from foureyes.workflow.records import params_digest, record, request_digest
 from foureyes.workflow.services import Actor, Services, json_safe, with_pins
 
 MAX_JUSTIFICATION = 500
@@ -215,7 +215,7 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
             payload={
                 "identity": actor.identity,
                 "state": state.value,
-                "params": dict(submission.params),
+                "params_sha256": params_digest(submission.params),
                 "justification": submission.justification,
                 "policy_version": version,
                 "decision": decision.to_dict(),
