@@ -101,8 +101,8 @@ class InvariantViolation(FoureyesError):
 
 
 class Unavailable(FoureyesError):
-    """Something foureyes depends on (the database, a platform) cannot serve now; nothing
-    changed."""
+    """Something foureyes depends on (the database, a platform) cannot serve now. Nothing
+    changed, unless the message says the outcome of a COMMIT is unknown: then reload."""
 
     status = 503
     slug = "unavailable"

@@ -25,6 +25,15 @@ log = logging.getLogger(__name__)
 
 _READ_ONLY = "foureyes_read_only"  # an execution option: see `Database.read`
 
+PG_CONNECT_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # milliseconds
+}
+
 
 class Database:
     """An engine plus the transaction discipline above."""
@@ -40,6 +49,12 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+            # A peer that vanishes without closing the connection (a partition, a dead host)
+            # must fail the call, not hang it while holding row locks: bounded connects, TCP
+            # keepalives and a bound on unacknowledged sends. The URL's own values win.
+            kwargs["connect_args"] = {
+                key: value for key, value in PG_CONNECT_DEFAULTS.items() if key not in parsed.query
+            }
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_discipline(self.engine)

@@ -164,3 +164,20 @@ def test_pg_url_is_an_empty_database_of_its_own(pg_url: str) -> None:
         migrate.upgrade(database)  # leaves tables behind; the next user still gets it empty
     finally:
         database.dispose()
+
+
+@pytest.mark.pg_only
+def test_postgresql_connections_do_not_hang_on_a_vanished_peer(pg_url: str) -> None:
+    """Bounded connects and TCP keepalives on every connection; the URL's own values win."""
+    database = Database(pg_url + ("&" if "?" in pg_url else "?") + "keepalives_idle=5")
+    try:
+        with database.engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            params = raw.info.get_parameters()  # type: ignore[attr-defined]
+            assert params["connect_timeout"] == "10"
+            assert params["keepalives"] == "1"
+            assert params["keepalives_idle"] == "5"
+            assert params["tcp_user_timeout"] == "60000"
+    finally:
+        database.dispose()
