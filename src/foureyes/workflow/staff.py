@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from foureyes.directory import Directory
 from foureyes.errors import BadInput, NotFound, Unauthenticated
 from foureyes.model import RequestState, Staff, StaffStatus
-from foureyes.store.queries import staff_from_row
+from foureyes.store.queries import staff_from_record, staff_from_row
 from foureyes.store.tables import IdentityRow, RequestRow, StaffRow, TokenRow
 from foureyes.workflow.records import move, record
 from foureyes.workflow.services import Actor, Services
@@ -258,21 +258,7 @@ def authenticate(services: Services, token: str) -> Actor:
         if row.expires_at is not None and row.expires_at <= now:
             raise Unauthenticated("this token has expired")
         identities = connection.scalars(_IDENTITIES, {"staff_id": row.id}).all()
-        person = Staff(
-            id=row.id,
-            name=row.name,
-            email=row.email,
-            groups=tuple(row.groups),
-            employment=row.employment,
-            vendor=row.vendor,
-            region=row.region,
-            manager=row.manager,
-            starts=row.starts,
-            ends=row.ends,
-            status=row.status,
-            identities=tuple(sorted(identities)),
-            attributes=dict(row.attributes),
-        )
+        person = staff_from_record(row, identities)
         _check_may_act(person, now)
         return Actor(staff=person, identity=row.token_identity)
 
