@@ -19,6 +19,7 @@ from foureyes.config import Settings
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 from tests.api.conftest import make_settings
+from tests.browser import browser  # noqa: F401 (a fixture: Debian's Chromium, headless)
 from tests.worlds import World, make_world
 
 BASE_URL = "https://testserver"
@@ -66,13 +67,13 @@ class Console:
         return operations.issue_token(self.world.services, staff_id)
 
     def signed_in(self, staff_id: str) -> Browser:
-        browser = self.browser()
-        response = browser.post(
+        person = self.browser()
+        response = person.post(
             "/console/login", {"token": self.token(staff_id)}, csrf_from="/console/login"
         )
         assert response.status_code == 303, response.text
-        browser.staff_id = staff_id
-        return browser
+        person.staff_id = staff_id
+        return person
 
 
 def console_for(world: World, settings_root: Path) -> Console:

@@ -6,47 +6,18 @@ directory does not know lands back on the sign-in page with the reason."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
-from foureyes.api import create_app
 from foureyes.console.sessions import COOKIE
 from foureyes.store.database import Database
-from tests.api.conftest import make_settings
+from tests.browser import Served, serving
 from tests.oidc_provider import OidcServer, oidc_server  # noqa: F401 (a fixture)
-from tests.worlds import World, make_world
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@dataclass
-class Served:
-    world: World
-    base: str  # http://localhost:<port>: Secure cookies work on localhost without TLS
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.worlds import make_world
 
 
 @pytest.fixture
@@ -58,35 +29,8 @@ def served(
     """foureyes (the demo world, `[oidc]` pointing at the test provider) served by uvicorn."""
     world = make_world(database)
     world.clock.now = datetime.now(UTC)  # the provider stamps its tokens with the real time
-    port = _free_port()
-    settings = make_settings(tmp_path / "data").model_copy(update={"oidc": oidc_server.settings()})
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(world.services, settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while thread.is_alive() and not server.started:
-        time.sleep(0.02)
-    assert server.started, "the server did not start"
-    yield Served(world, f"http://localhost:{port}")
-    server.should_exit = True
-    thread.join()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    with serving(world, tmp_path / "data", oidc=oidc_server.settings()) as served:
+        yield served
 
 
 def _offline(route: Route) -> None:

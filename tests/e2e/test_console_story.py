@@ -14,55 +14,32 @@ Screenshots of an inbox and of the timeline go to test-artifacts/console/ (git-i
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from foureyes.api import create_app
-from foureyes.config import WebAuthnSettings
 from foureyes.store import migrate
 from foureyes.store.database import Database
-from foureyes.workflow import operations, webauthn
-from tests.api.conftest import make_settings
+from foureyes.workflow import operations
+from tests.browser import (
+    Served,
+    add_security_key,
+    plug_in_security_key,
+    serving,
+    sign_in_with_token,
+)
 from tests.conftest import ROOT
-from tests.worlds import World, make_world
+from tests.worlds import make_world
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 # How long a page may take to show what is expected: generous, for a loaded CI machine (it is
 # well under a second when idle). Not a timing assertion: nothing waits longer than it must.
 PATIENCE_MS = 30_000
 KIMS_LAST_DAY = datetime(2027, 6, 30, 9, 0, tzinfo=UTC)
 KIM, TOMAS, MEI, SAM, INES = "c-1001", "e-3001", "e-3002", "e-3003", "e-4001"
-
-
-@dataclass
-class Served:
-    world: World
-    base: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -72,78 +49,27 @@ def served(tmp_path: Path) -> Iterator[Served]:
     migrate.upgrade(database)
     world = make_world(database)
     world.clock.now = KIMS_LAST_DAY
-    port = _free_port()
-    base = f"http://localhost:{port}"
-    relying = WebAuthnSettings(rp_id="localhost", origins=[base])
-    settings = make_settings(tmp_path / "data").model_copy(update={"webauthn": relying})
-    world.services.step_up = webauthn.step_up_verifier(
-        webauthn.RelyingParty.from_settings(relying), world.clock
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(world.services, settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while thread.is_alive() and not server.started:
-        time.sleep(0.02)
-    assert server.started, "the server did not start"
-    yield Served(world, base)
-    server.should_exit = True
-    thread.join()
+    with serving(world, tmp_path / "data", security_keys=True) as served:
+        yield served
     database.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless. Missing, the test fails: CI installs it (scripts/test)."""
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/test to install it"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 def person(browser: Browser, served: Served, staff_id: str) -> Page:
     """A new browser context for `staff_id`, signed in with a token pasted on the login page."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.set_default_timeout(PATIENCE_MS)
-    token = operations.issue_token(served.world.services, staff_id)
     page.goto(f"{served.base}/console/")
     expect(page).to_have_url(f"{served.base}/console/login?next=/console/")
-    page.get_by_label("Your token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_with_token(page, served, staff_id)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
     return page
 
 
 def enrol_security_key(page: Page, served: Served) -> None:
     """Plug Chromium's virtual authenticator in and add it on the Security keys page."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable", {"enableUI": False})
-    cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "usb",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )
+    plug_in_security_key(page)
     page.get_by_role("link", name="Security keys").click()
-    page.get_by_label("Name it").fill("virtual key")
-    page.get_by_role("button", name="Add a security key").click()
+    add_security_key(page, "virtual key")
     expect(page.get_by_role("status")).to_have_text("Security key added.")
 
 

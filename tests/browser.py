@@ -1,0 +1,150 @@
+"""The harness of the browser tests (tests/console/test_*_browser.py and
+tests/e2e/test_console_story.py): foureyes served for real by uvicorn in a thread on a loopback
+port, Debian's Chromium driven by Playwright, Chromium's virtual security key, and signing in with
+a token.
+
+The console is addressed as http://localhost:<port>, never 127.0.0.1: "localhost" is the WebAuthn
+relying party's ID, and browsers send Secure cookies to localhost without TLS.
+
+`browser` is a fixture; a conftest imports it (`from tests.browser import browser  # noqa: F401`).
+Each test module keeps its own `served` fixture (what is served differs), built with `serving`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, CDPSession, Page, sync_playwright
+
+from foureyes.api import create_app
+from foureyes.config import WebAuthnSettings
+from foureyes.signin.settings import OidcSettings
+from foureyes.workflow import operations, webauthn
+from tests.api.conftest import make_settings
+from tests.worlds import World
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (a moment ago)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    world: World
+    base: str  # http://localhost:<port>
+
+
+@contextmanager
+def serving(
+    world: World,
+    data_dir: Path,
+    *,
+    security_keys: bool = False,
+    oidc: OidcSettings | None = None,
+) -> Iterator[Served]:
+    """`world` served by uvicorn in a thread until the block ends, with settings for a data
+    directory `data_dir` holding a log signing key. With `security_keys`, step-up is WebAuthn
+    with the relying party `localhost` at this port's origin; with `oidc`, those `[oidc]`
+    settings."""
+    port = free_port()
+    base = f"http://localhost:{port}"
+    update: dict[str, Any] = {}
+    if security_keys:
+        relying = WebAuthnSettings(rp_id="localhost", origins=[base])
+        update["webauthn"] = relying
+        world.services.step_up = webauthn.step_up_verifier(
+            webauthn.RelyingParty.from_settings(relying), world.clock
+        )
+    if oidc is not None:
+        update["oidc"] = oidc
+    settings = make_settings(data_dir).model_copy(update=update)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(world.services, settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while thread.is_alive() and not server.started:
+        time.sleep(0.02)
+    try:
+        assert server.started, "the server did not start"
+        yield Served(world, base)
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless. Missing, the test fails: CI installs it (scripts/test)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/test to install it"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def plug_in_security_key(page: Page) -> tuple[CDPSession, str]:
+    """Plug a virtual CTAP2 security key (with a PIN that is always entered) into the page's
+    browser context; the DevTools session that controls it, and the authenticator's id."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return cdp, str(added["authenticatorId"])
+
+
+def sign_in_with_token(page: Page, served: Served, staff_id: str) -> None:
+    """On the console's sign-in page: paste a fresh token for `staff_id` and sign in (the caller
+    checks where that lands)."""
+    token = operations.issue_token(served.world.services, staff_id)
+    page.get_by_label("Your token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def add_security_key(page: Page, name: str = "virtual key") -> None:
+    """On the Security keys page: add the plugged-in key as `name` (the caller checks that it
+    was added)."""
+    page.get_by_label("Name it").fill(name)
+    page.get_by_role("button", name="Add a security key").click()
