@@ -4,16 +4,9 @@ with the tokens it prints, then stopped with SIGTERM, which must end it cleanly 
 from __future__ import annotations
 
 import base64
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,86 +16,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from foureyes.workflow.stepup import challenge, key_id_of
+from tests.e2e.demo import START_TIMEOUT, Demo, serve_demo
 
-FOUREYES = Path(sys.executable).parent / "foureyes"
 TOKEN_ROW = re.compile(r"^\W*([a-z]-\d{4})\b.*\b(fey_[0-9a-f]{16}_[A-Za-z0-9_-]{43})\b")
 SERVING = re.compile(r"foureyes is serving at (http://\S+)")
-START_TIMEOUT = 60.0  # generous: a loaded CI machine imports slowly; it takes ~3 s when idle
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    stderr: Path | None = None
-
-    def wait_for(self, predicate: Callable[[], Any], what: str, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = predicate()
-            if found:
-                return found
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"foureyes serve exited ({self.process.returncode}) before {what}:\n"
-                    + self.output()
-                )
-            time.sleep(0.1)
-        pytest.fail(f"timed out waiting for {what}:\n" + self.output())
-
-    def output(self) -> str:
-        err = self.stderr.read_text() if self.stderr and self.stderr.exists() else ""
-        return "".join(self.lines) + "\n--- stderr ---\n" + err
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOUREYES_")}
-    env.update(PYTHONUNBUFFERED="1", COLUMNS="80")
-    stderr = tmp_path / "stderr.log"
-    with stderr.open("w") as errors:
-        process = subprocess.Popen(
-            [
-                str(FOUREYES),
-                "serve",
-                "--demo",
-                "--data-dir",
-                str(tmp_path / "demo"),
-                "--port",
-                str(_free_port()),
-                "--worker-interval",
-                "0.3",
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-    served = Served(process, stderr=stderr)
-    assert process.stdout is not None
-    stdout = process.stdout
-
-    def read() -> None:
-        for line in stdout:
-            served.lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        yield served
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        reader.join(5)
+def served(tmp_path: Path) -> Iterator[Demo]:
+    with serve_demo(tmp_path, "--worker-interval", "0.3") as demo:
+        yield demo
 
 
 def _request(client: httpx.Client, token: str, method: str, path: str, **kw: Any) -> Any:
@@ -111,7 +34,7 @@ def _request(client: httpx.Client, token: str, method: str, path: str, **kw: Any
     return response.json()
 
 
-def test_serve_demo_from_nothing(served: Served, tmp_path: Path) -> None:
+def test_serve_demo_from_nothing(served: Demo, tmp_path: Path) -> None:
     base_url = served.wait_for(
         lambda: next((m.group(1) for line in served.lines if (m := SERVING.search(line))), None),
         "the base URL",
