@@ -1,12 +1,17 @@
-"""Hypothesis strategies for fuzzing loaders: random YAML-able structures, and mutations of an
-example document (as data, and as text)."""
+"""Fuzzing loaders: Hypothesis strategies (random YAML-able structures, and mutations of an example
+document, as data and as text), the settings of a fuzz test, and the property every loader keeps
+(`loads_or_refuses`)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+from foureyes.errors import BadInput
 
 _SCALARS = (
     st.none()
@@ -17,6 +22,26 @@ _SCALARS = (
     | st.dates()
 )
 _YAML_CHARS = ":{}[]&*!|>'\"#%@`,-?\n\t \\"
+
+
+def fuzz(max_examples: int) -> settings:
+    """Hypothesis settings for a loader's fuzz test: `max_examples` inputs, and no deadline (a
+    loaded machine is slow, not wrong)."""
+    return settings(
+        max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+
+
+def loads_or_refuses(load: Callable[[str], object], text: str) -> None:
+    """`load(text)` either returns or raises `BadInput` with a message; any other exception
+    propagates, and fails the test."""
+    try:
+        load(text)
+    except BadInput as exc:
+        message = exc.message
+    else:
+        return
+    assert message.strip(), "a refusal says why"
 
 
 def yaml_documents() -> st.SearchStrategy[Any]:
