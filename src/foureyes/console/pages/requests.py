@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -202,6 +202,57 @@ def _step_up(raw: str) -> dict[str, Any] | None:
     return value
 
 
+def _decision(form: Mapping[str, str]) -> ReviewDecision:
+    try:
+        return ReviewDecision(form.get("decision", ""))
+    except ValueError:
+        raise BadInput("choose approve or deny") from None
+
+
+# A review's operation: operations.review (of a pending request) or operations.post_review (a
+# break-glass sign-off).
+Record = Callable[[Services, Actor, str, operations.ReviewInput], object]
+
+
+def _record(
+    request: Request,
+    services: Services,
+    actor: Actor,
+    request_id: str,
+    form: Mapping[str, str],
+    decision: ReviewDecision,
+    record: Record,
+    *,
+    keep_comment: bool = False,
+) -> Response:
+    """Record `decision` with the form's digest, comment and security key's answer through
+    `record`, then back to the request (`?reviewed=1`). A refusal re-renders the request page
+    with why (and, with `keep_comment`, the comment typed, back in the review form); a server
+    error (5xx) propagates to the error page."""
+    given = operations.ReviewInput(
+        decision=decision,
+        digest=form.get("digest", ""),
+        comment=form.get("comment", "").strip(),
+        step_up=_step_up(form.get("step_up", "")),
+    )
+    try:
+        record(services, actor, request_id, given)
+    except FoureyesError as exc:
+        if exc.status >= 500:
+            raise
+        kept = {"comment": given.comment} if keep_comment else {}
+        return _request_page(
+            request,
+            services,
+            actor,
+            request_id,
+            review_error=exc.message,
+            status_code=exc.status,
+            **kept,
+        )
+    return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
+
+
 @router.post("/console/requests/{request_id}/review")
 def review(
     request: Request,
@@ -213,10 +264,7 @@ def review(
 ) -> Response:
     """Approve or deny. A destructive approval needs the account's handle typed (checked here,
     on the server); the operation checks the digest, eligibility and any step-up."""
-    try:
-        decision = ReviewDecision(form.get("decision", ""))
-    except ValueError:
-        raise BadInput("choose approve or deny") from None
+    decision = _decision(form)
     view = operations.show(services, request_id)
     context = request_context(services, actor, view)
     if decision is ReviewDecision.APPROVE and context["destructive"]:
@@ -232,27 +280,9 @@ def review(
                 comment=form.get("comment", ""),
                 status_code=422,
             )
-    given = operations.ReviewInput(
-        decision=decision,
-        digest=form.get("digest", ""),
-        comment=form.get("comment", "").strip(),
-        step_up=_step_up(form.get("step_up", "")),
+    return _record(
+        request, services, actor, request_id, form, decision, operations.review, keep_comment=True
     )
-    try:
-        operations.review(services, actor, request_id, given)
-    except FoureyesError as exc:
-        if exc.status >= 500:
-            raise
-        return _request_page(
-            request,
-            services,
-            actor,
-            request_id,
-            review_error=exc.message,
-            comment=given.comment,
-            status_code=exc.status,
-        )
-    return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
 
 
 @router.post("/console/requests/{request_id}/post-review")
@@ -265,30 +295,9 @@ def sign_off(
     form: FormDep,
 ) -> Response:
     """Sign off (or object to) a break-glass that ran without approval."""
-    try:
-        decision = ReviewDecision(form.get("decision", ""))
-    except ValueError:
-        raise BadInput("choose approve or deny") from None
-    given = operations.ReviewInput(
-        decision=decision,
-        digest=form.get("digest", ""),
-        comment=form.get("comment", "").strip(),
-        step_up=_step_up(form.get("step_up", "")),
+    return _record(
+        request, services, actor, request_id, form, _decision(form), operations.post_review
     )
-    try:
-        operations.post_review(services, actor, request_id, given)
-    except FoureyesError as exc:
-        if exc.status >= 500:
-            raise
-        return _request_page(
-            request,
-            services,
-            actor,
-            request_id,
-            review_error=exc.message,
-            status_code=exc.status,
-        )
-    return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
 
 
 @router.post("/console/requests/{request_id}/execute")
