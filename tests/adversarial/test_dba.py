@@ -32,15 +32,39 @@ def _audit_kinds(api: Api, request_id: str) -> list[str]:
     return [event["kind"] for event in response.json()["items"]]
 
 
+def _write_as_the_dba(api: Api, view: dict[str, Any], *forged: tuple[str, str]) -> None:
+    """In one transaction of plain SQL: an approving review row with the request's digest for
+    each (staff id, identity) in `forged`, and the request's state set to `approved`."""
+    with api.world.services.database.transaction() as session:
+        if forged:
+            session.execute(
+                insert(ReviewRow),
+                [
+                    {
+                        "request_id": view["id"],
+                        "reviewer_id": reviewer,
+                        "identity": identity,
+                        "kind": "review",
+                        "decision": "approve",
+                        "comment": "",
+                        "digest": view["digest"],
+                        "step_up": None,
+                        "created_at": api.world.clock.now,
+                    }
+                    for reviewer, identity in forged
+                ],
+            )
+        session.execute(
+            update(RequestRow).where(RequestRow.id == view["id"]).values(state="approved")
+        )
+
+
 def test_a_request_set_to_approved_in_the_database_is_cancelled_at_execution(api: Api) -> None:
     """The DBA flips a pending request to `approved` with an UPDATE. The worker picks it up, the
     re-check at execution finds the approvals missing, and cancels it with that reason; the
     account is untouched, and the log shows the submission and the cancellation only."""
     view = _pending_suspension(api)
-    with api.world.services.database.transaction() as session:
-        session.execute(
-            update(RequestRow).where(RequestRow.id == view["id"]).values(state="approved")
-        )
+    _write_as_the_dba(api, view)
     shown = _run_worker_and_show(api, view["id"])
     assert shown["state"] == "cancelled"
     assert "2 more approval(s) needed" in shown["reason"]
@@ -54,27 +78,7 @@ def test_approvals_written_into_the_database_do_not_count(api: Api) -> None:
     the re-check at execution finds two reviews the log never recorded, and cancels the
     request naming them; the account is untouched."""
     view = _pending_suspension(api)
-    with api.world.services.database.transaction() as session:
-        session.execute(
-            insert(ReviewRow),
-            [
-                {
-                    "request_id": view["id"],
-                    "reviewer_id": reviewer,
-                    "identity": identity,
-                    "kind": "review",
-                    "decision": "approve",
-                    "comment": "",
-                    "digest": view["digest"],
-                    "step_up": None,
-                    "created_at": api.world.clock.now,
-                }
-                for reviewer, identity in (("e-3002", "mei"), ("e-3003", "sam"))
-            ],
-        )
-        session.execute(
-            update(RequestRow).where(RequestRow.id == view["id"]).values(state="approved")
-        )
+    _write_as_the_dba(api, view, ("e-3002", "mei"), ("e-3003", "sam"))
     shown = _run_worker_and_show(api, view["id"])
     assert shown["state"] == "cancelled"
     assert "e-3002, e-3003 have no audit event: the store was altered" in shown["reason"]
@@ -87,23 +91,7 @@ def test_a_real_approval_plus_a_forged_one_does_not_count_either(api: Api) -> No
     forged review is named; the request is cancelled all the same."""
     view = _pending_suspension(api)
     assert api.review("e-3002", view["id"], digest=view["digest"]).status_code == 200
-    with api.world.services.database.transaction() as session:
-        session.execute(
-            insert(ReviewRow).values(
-                request_id=view["id"],
-                reviewer_id="e-3003",
-                identity="sam",
-                kind="review",
-                decision="approve",
-                comment="",
-                digest=view["digest"],
-                step_up=None,
-                created_at=api.world.clock.now,
-            )
-        )
-        session.execute(
-            update(RequestRow).where(RequestRow.id == view["id"]).values(state="approved")
-        )
+    _write_as_the_dba(api, view, ("e-3003", "sam"))
     shown = _run_worker_and_show(api, view["id"])
     assert shown["state"] == "cancelled"
     assert "review(s) by e-3003 have no audit event" in shown["reason"]

@@ -35,6 +35,13 @@ def _count(console: Console, table: type[RequestRow] | type[ReviewRow]) -> int:
         return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
 
+def _digest(html: str) -> str:
+    """The request digest in the page's (first) review or sign-off form."""
+    found = re.search(r'name="digest" value="([0-9a-f]+)"', html)
+    assert found is not None, "no digest on the page"
+    return found.group(1)
+
+
 def _text(html: str) -> str:
     """The page's text, tags dropped and spaces collapsed, to assert on what a person reads."""
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
@@ -116,11 +123,10 @@ def test_the_inbox_shows_who_asks_the_account_the_change_and_the_step_up_form(
     assert 'data-decision="approve"' in inbox.text
     assert 'data-decision="deny"' in inbox.text
     # Without the security key's answer the review is refused, and nothing is recorded.
-    digest = re.search(r'name="digest" value="([0-9a-f]+)"', inbox.text)
-    assert digest is not None
+    digest = _digest(inbox.text)
     refused = mei.post(
         f"/console/requests/{request_id}/review",
-        {"decision": "approve", "digest": digest.group(1), "confirm_handle": "president"},
+        {"decision": "approve", "digest": digest, "confirm_handle": "president"},
     )
     assert refused.status_code == 403
     assert "needs step-up" in refused.text
@@ -136,9 +142,8 @@ def test_a_destructive_approval_needs_the_account_handle_typed(console: Console)
     request_id = _submit(tomas, SUSPEND)
     mei = console.signed_in("e-3002")
     page = mei.get(f"/console/requests/{request_id}").text
-    digest = re.search(r'name="digest" value="([0-9a-f]+)"', page)
-    assert digest is not None
-    base = {"decision": "approve", "digest": digest.group(1), "comment": "seen the case"}
+    digest = _digest(page)
+    base = {"decision": "approve", "digest": digest, "comment": "seen the case"}
     for typed in ("", "presidnt", "chirp:president"):
         refused = mei.post(
             f"/console/requests/{request_id}/review", {**base, "confirm_handle": typed}
@@ -203,11 +208,10 @@ def test_an_approved_read_is_carried_out_when_its_requester_asks(console: Consol
     request_id = _submit(tomas, dms)
     ravi = console.signed_in("e-5001")
     page = ravi.get(f"/console/requests/{request_id}").text
-    digest = re.search(r'name="digest" value="([0-9a-f]+)"', page)
-    assert digest is not None
+    digest = _digest(page)
     reviewed = ravi.post(
         f"/console/requests/{request_id}/review",
-        {"decision": "approve", "digest": digest.group(1), "comment": "court order"},
+        {"decision": "approve", "digest": digest, "comment": "court order"},
     )
     assert reviewed.status_code == 303
     assert "Carry it out now" not in ravi.get(f"/console/requests/{request_id}").text
@@ -228,11 +232,10 @@ def test_a_break_glass_is_signed_off_from_the_inbox(console: Console) -> None:
     assert f'href="/console/requests/{request_id}"' in inbox
     page = mei.get(f"/console/requests/{request_id}").text
     assert "Sign off this break-glass" in page
-    digest = re.search(r'name="digest" value="([0-9a-f]+)"', page)
-    assert digest is not None
+    digest = _digest(page)
     signed = mei.post(
         f"/console/requests/{request_id}/post-review",
-        {"decision": "approve", "digest": digest.group(1), "comment": "right call"},
+        {"decision": "approve", "digest": digest, "comment": "right call"},
     )
     assert signed.status_code == 303
     assert "Sign off this break-glass" not in mei.get(f"/console/requests/{request_id}").text
