@@ -124,18 +124,13 @@ class SoftAuthenticator:
         client_data = self._client_data(
             "webauthn.create", options["challenge"], origin or self.origin
         )
-        return {
-            "id": b64url(self.credential_id),
-            "rawId": b64url(self.credential_id),
-            "type": "public-key",
-            "response": {
+        return self._credential_json(
+            {
                 "clientDataJSON": b64url(client_data),
                 "attestationObject": b64url(attestation),
                 "transports": ["usb"],
-            },
-            "clientExtensionResults": {},
-            "authenticatorAttachment": "cross-platform",
-        }
+            }
+        )
 
     def get(
         self,
@@ -164,6 +159,11 @@ class SoftAuthenticator:
         }
         if self.user_handle is not None:
             response["userHandle"] = b64url(self.user_handle)
+        return self._credential_json(response)
+
+    def _credential_json(self, response: dict[str, Any]) -> dict[str, Any]:
+        """This key's PublicKeyCredential as JSON around `response` (an attestation or an
+        assertion), as a browser posts it."""
         return {
             "id": b64url(self.credential_id),
             "rawId": b64url(self.credential_id),

@@ -73,37 +73,35 @@
     return options;
   }
 
-  function registrationJSON(credential) {
-    var r = credential.response;
+  // A PublicKeyCredential as JSON, around its `response` (an attestation or an assertion).
+  function credentialJSON(credential, response) {
     return {
       id: credential.id,
       rawId: toBase64url(credential.rawId),
       type: credential.type,
-      response: {
-        clientDataJSON: toBase64url(r.clientDataJSON),
-        attestationObject: toBase64url(r.attestationObject),
-        transports: typeof r.getTransports === "function" ? r.getTransports() : [],
-      },
+      response: response,
       clientExtensionResults: credential.getClientExtensionResults(),
       authenticatorAttachment: credential.authenticatorAttachment || null,
     };
   }
 
+  function registrationJSON(credential) {
+    var r = credential.response;
+    return credentialJSON(credential, {
+      clientDataJSON: toBase64url(r.clientDataJSON),
+      attestationObject: toBase64url(r.attestationObject),
+      transports: typeof r.getTransports === "function" ? r.getTransports() : [],
+    });
+  }
+
   function assertionJSON(credential) {
     var r = credential.response;
-    return {
-      id: credential.id,
-      rawId: toBase64url(credential.rawId),
-      type: credential.type,
-      response: {
-        clientDataJSON: toBase64url(r.clientDataJSON),
-        authenticatorData: toBase64url(r.authenticatorData),
-        signature: toBase64url(r.signature),
-        userHandle: r.userHandle ? toBase64url(r.userHandle) : null,
-      },
-      clientExtensionResults: credential.getClientExtensionResults(),
-      authenticatorAttachment: credential.authenticatorAttachment || null,
-    };
+    return credentialJSON(credential, {
+      clientDataJSON: toBase64url(r.clientDataJSON),
+      authenticatorData: toBase64url(r.authenticatorData),
+      signature: toBase64url(r.signature),
+      userHandle: r.userHandle ? toBase64url(r.userHandle) : null,
+    });
   }
 
   function supported() {
