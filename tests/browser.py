@@ -6,7 +6,8 @@ a token.
 The console is addressed as http://localhost:<port>, never 127.0.0.1: "localhost" is the WebAuthn
 relying party's ID, and browsers send Secure cookies to localhost without TLS.
 
-`browser` is a fixture; a conftest imports it (`from tests.browser import browser  # noqa: F401`).
+`browser` and `page` are fixtures; a conftest imports them
+(`from tests.browser import browser, page  # noqa: F401`).
 Each test module keeps its own `served` fixture (what is served differs), built with `serving`.
 """
 
@@ -112,6 +113,14 @@ def browser() -> Iterator[Browser]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a browser context of its own (its own cookies), closed after the test."""
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
 
 
 def plug_in_security_key(page: Page) -> tuple[CDPSession, str]:

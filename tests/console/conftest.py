@@ -19,7 +19,7 @@ from foureyes.config import Settings
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 from tests.api.conftest import make_settings
-from tests.browser import browser  # noqa: F401 (a fixture: Debian's Chromium, headless)
+from tests.browser import browser, page  # noqa: F401 (fixtures: Chromium, a page in a context)
 from tests.worlds import World, make_world
 
 BASE_URL = "https://testserver"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from foureyes.console.sessions import COOKIE
 from foureyes.store.database import Database
@@ -49,32 +49,26 @@ def sign_in_at_the_provider(page: Page, served: Served, provider: OidcServer, su
 @pytest.mark.pg_only  # the browser adds nothing per database; the flow tests run on both
 def test_a_person_signs_in_through_the_provider(
     served: Served,
-    browser: Browser,
+    page: Page,
     oidc_server: OidcServer,  # noqa: F811
 ) -> None:
-    context = browser.new_context()
-    page = context.new_page()
     sign_in_at_the_provider(page, served, oidc_server, "sub-mei")
     page.wait_for_url(f"{served.base}/console/")
     expect(page.locator("body")).to_contain_text("Mei Chen")
-    [session] = [cookie for cookie in context.cookies() if cookie["name"] == COOKIE]
+    [session] = [cookie for cookie in page.context.cookies() if cookie["name"] == COOKIE]
     assert session["httpOnly"]
     assert session["secure"]
-    context.close()
 
 
 @pytest.mark.pg_only
 def test_someone_the_directory_does_not_know_is_sent_back_with_the_reason(
     served: Served,
-    browser: Browser,
+    page: Page,
     oidc_server: OidcServer,  # noqa: F811
 ) -> None:
-    context = browser.new_context()
-    page = context.new_page()
     sign_in_at_the_provider(page, served, oidc_server, "sub-mallory")
     page.wait_for_url(f"{served.base}/console/auth/callback?**")
     expect(page.get_by_role("alert")).to_contain_text(
         "'mallory' is not the identity of anyone on the staff"
     )
-    assert COOKIE not in [cookie["name"] for cookie in context.cookies()]
-    context.close()
+    assert COOKIE not in [cookie["name"] for cookie in page.context.cookies()]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from foureyes.store.database import Database
@@ -40,11 +40,7 @@ def served(database: Database, tmp_path: Path) -> Iterator[Served]:
 # The store's part is tested on both databases in tests/unit/workflow/test_webauthn.py; this one
 # is about the browser and the key, so it runs once, on SQLite.
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-def test_a_reviewer_adds_a_security_key_and_approves_with_it(
-    served: Served, browser: Browser
-) -> None:
-    context = browser.new_context()
-    page = context.new_page()
+def test_a_reviewer_adds_a_security_key_and_approves_with_it(served: Served, page: Page) -> None:
     cdp, authenticator = plug_in_security_key(page)
     page.goto(f"{served.base}/console/login")
     sign_in_with_token(page, served, MEI)
@@ -91,4 +87,3 @@ def test_a_reviewer_adds_a_security_key_and_approves_with_it(
     expect(page.locator(f'tr[data-key-id="{enrolled.id}"]')).to_contain_text("revoked")
     [revoked] = webauthn.list_keys(served.world.services, MEI)
     assert revoked.revoked_at is not None
-    context.close()
