@@ -281,3 +281,19 @@ def test_a_recomputed_tree_against_the_witness(
         sql.execute(text("DELETE FROM audit_checkpoints"))
     assert verify(database).size == SIZE  # consistent in itself
     assert diagnose(database, witness) == (Tamper.REPLACED, 0)
+
+
+@pytest.mark.pg_only
+def test_a_seq_column_altered_to_hold_fractions(database: Database, log: AuditLog) -> None:
+    # Row 7 renumbered 6.5: still 40 rows, in order, each body where the tree wants it; only the
+    # seq column says one is missing. The fast path counts on bigint, so it leaves this to the
+    # careful pass.
+    with dba(database) as sql:
+        sql.execute(text("ALTER TABLE audit_events ALTER COLUMN seq TYPE numeric"))
+        sql.execute(text("UPDATE audit_events SET seq = 6.5 WHERE seq = 7"))
+    try:
+        assert diagnose(database) == (Tamper.DELETED, 7)
+    finally:
+        with dba(database) as sql:
+            sql.execute(text("UPDATE audit_events SET seq = 7 WHERE seq = 6.5"))
+            sql.execute(text("ALTER TABLE audit_events ALTER COLUMN seq TYPE bigint"))
