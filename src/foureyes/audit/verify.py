@@ -274,8 +274,11 @@ def verify_log(
     of that size; then what lies beyond the log's head. Roots that all agree with one recomputed
     tree are consistent with each other by construction.
 
-    `workers`: processes for the fast path (default: one per core on a long log, none on a short
-    one). `batch_level`: rows are read in aligned batches of ``2**batch_level``, each in its own
+    `workers`: processes for the fast path (default: one per core, at most 8, on a log of 65,536
+    events or more; none on a shorter one). Workers are forked, so a caller with other threads
+    should pass ``workers=1`` unless it knows they hold no lock a worker needs (the CLI's only
+    other thread draws the progress bar). `batch_level`: rows are read in aligned batches of
+    ``2**batch_level`` (the fast path's ranges are at most that long), each in its own
     short transaction, so writers are never held up for long. Returns a `VerifyReport`; raises
     `AuditVerificationError` naming the first bad entry. Events appended while it runs are left
     for the next run.
