@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from foureyes.errors import Unavailable
+from foureyes.errors import BadInput, Unavailable
 from foureyes.store import migrate
 from foureyes.store.database import Database
 from foureyes.store.tables import IdentityRow, PolicyVersionRow, StaffRow
@@ -50,6 +50,28 @@ def test_a_transaction_rolls_back_everything_on_an_exception(database: Database)
     with pytest.raises(RuntimeError, match="boom"):
         fail_after_writing()
     assert count(database, StaffRow) == 0
+
+
+@pytest.mark.pg_only
+def test_a_value_the_database_cannot_hold_is_bad_input(database: Database) -> None:
+    """A NUL in PostgreSQL text (schemathesis sent one in a filter): a 422, not a 500, and the
+    transaction's earlier writes are gone too."""
+
+    def write_then_filter_on_a_nul() -> None:
+        with database.transaction() as session:
+            session.add(StaffRow(id="e-1", employment="employee", status="active", updated_at=NOW))
+            session.flush()
+            session.execute(select(StaffRow).where(StaffRow.name == "A\x00B")).all()
+
+    def read_a_nul() -> None:
+        with database.read() as session:
+            session.execute(select(StaffRow).where(StaffRow.id == "\x00")).all()
+
+    with pytest.raises(BadInput, match="cannot be stored"):
+        write_then_filter_on_a_nul()
+    assert count(database, StaffRow) == 0
+    with pytest.raises(BadInput):
+        read_a_nul()
 
 
 def test_foreign_keys_are_enforced(database: Database) -> None:
