@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from foureyes.errors import Unavailable
+from foureyes.errors import BadInput, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,13 @@ class Database:
                     "have been made; reload before trying again"
                 ) from exc
             raise Unavailable("the database is unavailable; reload and try again") from exc
+        except DataError as exc:
+            # A value the database cannot hold (a NUL in PostgreSQL text, a number out of
+            # range) came from the caller: refused like any bad input, and nothing was written.
+            log.info("database refused a value: %s", str(exc.orig or exc).splitlines()[0])
+            raise BadInput(
+                "a value cannot be stored (a NUL character, or a number out of range)"
+            ) from exc
         finally:
             session.close()
 
