@@ -119,8 +119,10 @@ class Guard:
     def verify(
         self, verifiers: Sequence[Verifier], witness_dir: Path | None = None
     ) -> VerifyReport:
-        """Recompute and check the whole audit log; raises on the first bad entry."""
-        return verify_log(self.services.database, verifiers, witness_dir=witness_dir)
+        """Recompute and check the whole audit log; raises on the first bad entry. Runs in
+        this process: forking worker processes from a host application's threads could
+        deadlock on a lock another thread holds (`foureyes audit verify` uses both cores)."""
+        return verify_log(self.services.database, verifiers, witness_dir=witness_dir, workers=1)
 
     def close(self) -> None:
         for connector in self.services.connectors.values():
