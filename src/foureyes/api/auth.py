@@ -28,7 +28,16 @@ from foureyes.workflow import operations
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.staff import TOKEN_PREFIX
 
-__all__ = ["ActorDep", "ServicesDep", "current_actor", "oidc_provider", "services_of"]
+__all__ = [
+    "ActorDep",
+    "BearerDep",
+    "ServicesDep",
+    "actor_of",
+    "bearer_token",
+    "current_actor",
+    "oidc_provider",
+    "services_of",
+]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -67,15 +76,27 @@ def oidc_provider(request: Request) -> OidcProvider | None:
         return provider
 
 
-def current_actor(
-    request: Request,
-    services: ServicesDep,
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Actor:
-    """The person behind the request's bearer token (401 unless it verifies)."""
+) -> str:
+    """The request's bearer token, not yet checked (401 if there is none). For a route that
+    checks it with `actor_of` in the same thread-pool call as its own work."""
     if credentials is None:
         raise Unauthenticated("this needs your token: Authorization: Bearer <token>")
-    token = credentials.credentials
+    return credentials.credentials
+
+
+BearerDep = Annotated[str, Depends(bearer_token)]
+
+
+def current_actor(request: Request, services: ServicesDep, token: BearerDep) -> Actor:
+    """The person behind the request's bearer token (401 unless it verifies)."""
+    return actor_of(request, services, token)
+
+
+def actor_of(request: Request, services: Services, token: str) -> Actor:
+    """The person behind `token` (401 unless it verifies), read from the store now: blocking,
+    so called from the thread pool."""
     if token.startswith(f"{TOKEN_PREFIX}_"):
         return operations.authenticate(services, token)
     provider = oidc_provider(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -24,6 +25,10 @@ from foureyes.errors import BadInput, Unavailable
 log = logging.getLogger(__name__)
 
 _READ_ONLY = "foureyes_read_only"  # an execution option: see `Database.read`
+# The read transaction open in this context (thread, or task), per database: see `read`.
+_open_read: ContextVar[tuple[Database, Session] | None] = ContextVar(
+    "foureyes_open_read", default=None
+)
 
 PG_CONNECT_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10,
@@ -84,9 +89,26 @@ class Database:
         consistent snapshot of everything committed before its first read, without taking
         or waiting for the write lock that `transaction()` takes up front (threads and
         processes waiting on one another for reads was the API's bottleneck). Writing in it
-        is a mistake: on SQLite it may fail as Unavailable. Elsewhere as `transaction()`."""
+        is a mistake: on SQLite it may fail as Unavailable. Elsewhere as `transaction()`.
+
+        A `read()` opened while another `read()` of this database is open in the same context
+        (thread or task) joins it: the same session, the same snapshot, no second connection
+        or BEGIN. A dry run's token check, account lookup (the demo platform lives in this
+        database), pins and policy are one transaction that way. `transaction()` never joins:
+        a write always has its own."""
+        current = _open_read.get()
+        if current is not None and current[0] is self:
+            try:
+                yield current[1]
+            except (OperationalError, InterfaceError) as exc:
+                raise _unavailable(exc, committing=False) from exc
+            return
         with self._unit(self._reads()) as session:
-            yield session
+            token = _open_read.set((self, session))
+            try:
+                yield session
+            finally:
+                _open_read.reset(token)
 
     @contextmanager
     def _unit(self, session: Session) -> Iterator[Session]:
@@ -96,15 +118,7 @@ class Database:
                 yield session
                 committing = True  # the block is done: leaving `begin()` commits
         except (OperationalError, InterfaceError) as exc:
-            text = str(exc.orig or exc).strip()
-            reason = text.splitlines()[0] if text else type(exc).__name__
-            log.warning("database failure%s: %s", " during COMMIT" if committing else "", reason)
-            if committing:
-                raise Unavailable(
-                    "the connection to the database was lost during the commit: the change may "
-                    "have been made; reload before trying again"
-                ) from exc
-            raise Unavailable("the database is unavailable; reload and try again") from exc
+            raise _unavailable(exc, committing=committing) from exc
         except DataError as exc:
             # A value the database cannot hold (a NUL in PostgreSQL text, a number out of
             # range) came from the caller: refused like any bad input, and nothing was written.
@@ -117,6 +131,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _unavailable(exc: OperationalError | InterfaceError, *, committing: bool) -> Unavailable:
+    """The Unavailable a driver failure becomes (its message goes to the log only)."""
+    text = str(exc.orig or exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    log.warning("database failure%s: %s", " during COMMIT" if committing else "", reason)
+    if committing:
+        return Unavailable(
+            "the connection to the database was lost during the commit: the change may "
+            "have been made; reload before trying again"
+        )
+    return Unavailable("the database is unavailable; reload and try again")
 
 
 def _sqlite_discipline(engine: Engine) -> None:

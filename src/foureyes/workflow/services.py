@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import AuditLog
@@ -71,7 +71,7 @@ class Services:
     def policy_in_force(self, session: Session) -> tuple[int, Policy]:
         """The highest policy version, compiled (cached per version). Read on every call (a
         new version counts at once), on the session's connection: no ORM work for one int."""
-        version = session.connection().scalar(select(func.max(PolicyVersionRow.version)))
+        version = session.connection().scalar(_POLICY_IN_FORCE)
         if version is None:
             raise Unavailable("no policy is loaded: run `foureyes init` first")
         return version, self.policy_version(session, version)
@@ -104,8 +104,16 @@ class Services:
         return self.staff(session, link.staff_id)
 
     def pins(self, session: Session, account_ref: str) -> frozenset[str]:
-        query = select(PinRow.pin).where(PinRow.account_ref == account_ref)
-        return frozenset(session.connection().scalars(query))  # Core: on every decision
+        # Core, on the connection: on every decision.
+        return frozenset(session.connection().scalars(_PINS, {"account_ref": account_ref}))
+
+    def stored_here(self, account_ref: str) -> bool:
+        """Whether the account's platform keeps its data in foureyes' own database (the demo
+        platform, foureyes' own governance): then a lookup may run inside a read transaction
+        of ours (it joins it); any other platform is called outside our transactions."""
+        platform, _, _ = account_ref.partition(":")
+        connector = self.connectors.get(platform)
+        return connector is not None and getattr(connector, "database", None) is self.database
 
     def resolve_account(self, account_ref: str) -> Account:
         """Look the account up on its platform (outside any transaction). NotFound if absent."""
@@ -117,6 +125,11 @@ class Services:
         if account is None:
             raise NotFound(f"no account {account_ref!r} on {platform}")
         return account
+
+
+# The queries of every decision, built once (building one costs more than running it).
+_POLICY_IN_FORCE = select(func.max(PolicyVersionRow.version))
+_PINS = select(PinRow.pin).where(PinRow.account_ref == bindparam("account_ref"))
 
 
 def with_pins(account: Account, pins: frozenset[str]) -> Account:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -100,15 +100,30 @@ def _check_justification(decision: Decision, justification: str | None) -> None:
             raise BadInput(f"the justification must match {pattern} (e.g. a ticket id)")
 
 
-def dry_run(services: Services, actor: Actor, submission: Submission) -> Decision:
-    """The decision a submission would get now, with its reasons. Changes nothing."""
-    _check_params(services, submission)
-    account = services.resolve_account(submission.account)
+def dry_run(
+    services: Services, actor: Actor | Callable[[], Actor], submission: Submission
+) -> Decision:
+    """The decision a submission would get now, with its reasons. Changes nothing.
+
+    `actor` may be the check that finds the caller (the API's token check): it runs first, in
+    the read-only transaction that reads the pins and the policy (its own read joins it), so
+    nothing else happens for a caller it refuses. A platform kept in foureyes' database (the
+    demo) is read in that transaction too (one snapshot, one transaction per dry run); any
+    other platform is looked up after it, outside our transactions (a slow platform must not
+    hold a connection and a snapshot open)."""
+    ref = submission.account
+    account: Account | None = None
     with services.database.read() as session:
-        account = with_pins(account, services.pins(session, submission.account))
+        caller = actor() if callable(actor) else actor
+        _check_params(services, submission)
+        pins = services.pins(session, ref)
         _, policy = services.policy_in_force(session)
-        request = _decision_request(actor, submission, account, services.clock())
-        return decide(policy, request)
+        now = services.clock()
+        if services.stored_here(ref):
+            account = services.resolve_account(ref)
+    if account is None:
+        account = services.resolve_account(ref)
+    return decide(policy, _decision_request(caller, submission, with_pins(account, pins), now))
 
 
 def _decision_request(
