@@ -242,8 +242,10 @@ def register(app: typer.Typer) -> None:
         )
         sys.stdout.flush()
         # The serving processes of --workers load the same settings: the same data directory,
-        # and the environment they inherit.
-        os.environ["FOUREYES_DATA_DIR"] = str(settings.data_dir)
+        # and the environment they inherit. (Only then: the process's environment is not ours
+        # to change otherwise, e.g. when `serve` runs inside another program or a test.)
+        if workers > 1:
+            os.environ["FOUREYES_DATA_DIR"] = str(settings.data_dir)
         run(
             create_app(services, settings),
             services,
