@@ -54,7 +54,8 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics(services)
     install_problem_handlers(app)
-    for module in (requests, decisions, accounts, audit, health):
+    # Routes are matched in the order they are added: the dry run, the hottest, first.
+    for module in (decisions, requests, accounts, audit, health):
         app.include_router(module.router)
     app.include_router(alerts.router)  # foureyes.detect: /v1/alerts
     mount_console(app, services, settings)  # /console: the web console (HTML)
