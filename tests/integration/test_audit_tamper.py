@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from foureyes.audit.canonical import canonical_json
 from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint
+from foureyes.audit.copies import check_copies
 from foureyes.audit.export import AuditVerificationError, Tamper, witness_file
 from foureyes.audit.log import AuditLog, NewEvent
 from foureyes.audit.merkle import MemoryTree
@@ -399,3 +400,36 @@ def test_a_log_rolled_back_and_grown_again(
     with pytest.raises(AuditVerificationError) as caught:
         log.checkpoint(database, SIGNER, witness)
     assert caught.value.kind is Tamper.ROLLED_BACK
+
+
+# --- the indexed copies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "column"),
+    [
+        ("UPDATE audit_events SET account_ref = 'chirp:elsewhere' WHERE seq = 7", "account_ref"),
+        ("UPDATE audit_events SET actor = NULL WHERE seq = 7", "actor"),
+        ("UPDATE audit_events SET kind = 'noise' WHERE seq = 7", "kind"),
+        ("UPDATE audit_events SET request_id = 'x' WHERE seq = 7", "request_id"),
+        (
+            "UPDATE audit_events SET at = (SELECT at FROM audit_events WHERE seq = 8) "
+            "WHERE seq = 7",
+            "time",
+        ),
+    ],
+)
+def test_an_indexed_copy_moved_out_of_an_investigations_view(
+    database: Database, log: AuditLog, witness: Path, statement: str, column: str
+) -> None:
+    """A DBA edits the column an investigation filters on (the event vanishes from "everything
+    that happened to chirp:user3"); the body, hence the tree, is untouched, so `verify_log`
+    passes; `check_copies` (`audit verify --copies`) names the event and the column."""
+    assert check_copies(database) == SIZE
+    with dba(database) as sql:
+        sql.execute(text(statement))
+    verify_log(database, VERIFIERS, origin=ORIGIN, witness_dir=witness, batch_level=3)
+    with pytest.raises(AuditVerificationError) as caught:
+        check_copies(database)
+    assert (caught.value.kind, caught.value.seq) == (Tamper.MODIFIED, 7)
+    assert column in caught.value.reason

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from foureyes.audit.checkpoint import Signer, Verifier
+from foureyes.audit.copies import check_copies
 from foureyes.audit.export import AuditVerificationError, Tamper, verify_export
 from foureyes.audit.log import AuditLog
 from foureyes.audit.merkle import verify_inclusion
@@ -160,6 +161,14 @@ def verify_command(
     key: KeyOpt = None,
     vkey: VkeyOpt = None,
     origin: OriginOpt = None,
+    copies: Annotated[
+        bool,
+        typer.Option(
+            "--copies",
+            help="Also compare each event's indexed columns (account, actor, kind, request, "
+            "time) with the event itself: what investigations filter on (slower).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute the whole log and check every checkpoint; name the first bad entry."""
     verifiers = _verifiers(key, vkey)
@@ -185,11 +194,15 @@ def verify_command(
             witness_dir=witness or _configured_witness(),
             progress=advance,
         )
+        if copies:
+            bar.update(task, description="copies", completed=0, total=report.size)
+            check_copies(database, lambda done: bar.update(task, completed=done))
     latest = "none" if report.latest_checkpoint is None else f"size {report.latest_checkpoint}"
     out.print(
         f"ok: {report.size} events, root {report.root_hash.hex()}; "
         f"{report.checkpoints} checkpoints (latest {latest}), "
-        f"{report.witnessed} witnessed; {report.events_per_second:,.0f} events/s",
+        f"{report.witnessed} witnessed; {report.events_per_second:,.0f} events/s"
+        + ("; indexed copies match" if copies else ""),
         markup=False,
         soft_wrap=True,
     )

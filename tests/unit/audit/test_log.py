@@ -723,6 +723,10 @@ def test_the_cli(database: Database, log: AuditLog, tmp_path: Path, key_file: Pa
     )
     assert result.exit_code == 0, result.output
     assert "ok: 9 events" in result.output
+    assert "indexed copies" not in result.output
+    result = runner.invoke(audit_app, ["verify", *url, "--vkey", VERIFIER.to_vkey(), "--copies"])
+    assert result.exit_code == 0, result.output
+    assert "indexed copies match" in result.output
     result = runner.invoke(audit_app, ["prove", "4", *url])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
