@@ -12,8 +12,6 @@ The log in every test: events 0..19, checkpoints of sizes 4, 12 and 20 stored an
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from foureyes.audit.log import AuditLog, NewEvent
 from foureyes.audit.merkle import MemoryTree
 from foureyes.audit.verify import verify_log
 from foureyes.store.database import Database
+from tests.dba import dba
 
 ORIGIN = "example.com/audit"
 SIGNER = Signer(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
@@ -78,29 +77,6 @@ def diagnose(database: Database, witness: Path | None = None) -> tuple[Tamper, i
     with pytest.raises(AuditVerificationError) as caught:
         verify_log(database, VERIFIERS, origin=ORIGIN, witness_dir=witness, batch_level=3)
     return caught.value.kind, caught.value.seq
-
-
-@contextmanager
-def dba(database: Database) -> Iterator[Connection]:
-    """A connection with the append-only triggers out of the way, as a DBA can arrange."""
-    with database.engine.begin() as connection:
-        triggers: list[Any] = []
-        if database.dialect == "postgresql":
-            connection.execute(text("SET LOCAL session_replication_role = replica"))
-        else:
-            triggers = list(
-                connection.execute(
-                    text(
-                        "SELECT name, sql FROM sqlite_master "
-                        "WHERE type = 'trigger' AND tbl_name LIKE 'audit%'"
-                    )
-                )
-            )
-            for name, _ in triggers:
-                connection.execute(text(f'DROP TRIGGER "{name}"'))
-        yield connection
-        for _, sql in triggers:
-            connection.execute(text(sql))
 
 
 def body(connection: Connection, seq: int) -> bytes:

@@ -10,8 +10,6 @@ ranges of 4 events (``batch_level=2``) in 2 worker processes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from foureyes.audit.merkle import MemoryTree
 from foureyes.audit.ranges import Range, check_range, checked_ranges, worker_connect
 from foureyes.audit.verify import VerifyReport, verify_log
 from foureyes.store.database import Database
+from tests.dba import dba
 
 ORIGIN = "example.com/audit"
 SIGNER = Signer(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
@@ -83,26 +82,6 @@ def reference(database: Database) -> MemoryTree:
     with database.engine.connect() as sql:
         bodies = sql.execute(text("SELECT body FROM audit_events ORDER BY seq")).scalars()
         return MemoryTree(leaf(bytes(b)) for b in bodies)
-
-
-@contextmanager
-def dba(database: Database) -> Iterator[Connection]:
-    """A connection with the append-only triggers out of the way, as a DBA can arrange."""
-    with database.engine.begin() as connection:
-        triggers: list[Any] = []
-        if database.dialect == "postgresql":
-            connection.execute(text("SET LOCAL session_replication_role = replica"))
-        else:
-            triggers = list(
-                connection.execute(
-                    text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
-                )
-            )
-            for name, _ in triggers:
-                connection.execute(text(f'DROP TRIGGER "{name}"'))
-        yield connection
-        for _, sql in triggers:
-            connection.execute(text(sql))
 
 
 def rebuild_tree(sql: Connection, bodies: dict[int, bytes]) -> None:
