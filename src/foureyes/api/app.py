@@ -11,6 +11,8 @@ problem handlers of `foureyes.api.problems`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +29,7 @@ from foureyes.api.problems import (
 from foureyes.api.routers import accounts, alerts, audit, decisions, health, requests
 from foureyes.config import Settings
 from foureyes.console import mount_console
+from foureyes.store.dry_run_reads import DryRunReader
 from foureyes.workflow.services import Services
 
 __all__ = ["create_app"]
@@ -49,8 +52,10 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.services = services
+    app.state.dry_run_reader = DryRunReader(services.database)
     app.state.settings = settings
     app.state.metrics = Metrics(services)
     install_problem_handlers(app)
@@ -65,6 +70,14 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     _describe_problems_as_problem_json(app)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Closes the dry runs' connection pool (opened on first use) when the server stops."""
+    yield
+    reader: DryRunReader = app.state.dry_run_reader
+    await reader.close()
 
 
 # Problems any operation that takes a body may answer before its route runs (see BodyLimit and

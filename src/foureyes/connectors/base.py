@@ -14,10 +14,12 @@ Connector`. The built-ins are registered the same way (see pyproject.toml).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
+
+from sqlalchemy import Select
 
 from foureyes.errors import BadInput
 from foureyes.model import Account, ActionKind, ActionSpec
@@ -82,6 +84,21 @@ class Reconciliation:
     state: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LocalLookup:
+    """How foureyes may read an account of a platform kept in its own database (the demo)
+    as part of its own statements: the dry run reads the token, the pins, the policy version
+    and the account in one statement, one round trip to PostgreSQL.
+
+    `query` selects the account's columns by the bind parameter `account_id` (no row: no such
+    account); foureyes reads them as one JSON object, so each column must be a string, a
+    number, a boolean or null. `account` makes the Account from that object, exactly as
+    `lookup` would from the row."""
+
+    query: Select[*tuple[Any, ...]]
+    account: Callable[[Mapping[Any, Any]], Account]
+
+
 class Connector(abc.ABC):
     """One platform. Implementations must be safe to call from several threads."""
 
@@ -116,6 +133,11 @@ class Connector(abc.ABC):
         """What the action would change, as {attribute: [before, after]}; empty if unknown."""
         del order
         return {}
+
+    def local_lookup(self) -> LocalLookup | None:
+        """For a platform whose accounts live in foureyes' own database: its lookup as a
+        query (see LocalLookup). None (the default): `lookup` is called instead."""
+        return None
 
     def catalog(self) -> Catalog:
         return Catalog.of(self.actions(), self.account_attributes())

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from foureyes.connectors.base import (
     ConnectorContext,
     ExecutionOrder,
     ExecutionResult,
+    LocalLookup,
     Reconciliation,
 )
 from foureyes.connectors.demo_catalog import (
@@ -104,8 +105,11 @@ class DemoConnector(Connector):
     def lookup(self, account_id: str) -> Account | None:
         # Read-only and on the connection (no ORM object): every decision looks its account up.
         with self.database.read() as session:
-            row = session.connection().execute(_LOOKUP, {"id": account_id}).one_or_none()
-            return None if row is None else _account(row)
+            row = session.connection().execute(_LOOKUP, {"account_id": account_id}).one_or_none()
+            return None if row is None else _account(row._mapping)
+
+    def local_lookup(self) -> LocalLookup:
+        return LocalLookup(query=_LOOKUP, account=_account)
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         """Carry out `order` once per idempotency key. Raises NotFound for an unknown account,
@@ -461,20 +465,22 @@ _LOOKUP = select(
     ChirpAccountRow.status,
     ChirpAccountRow.email,
     ChirpAccountRow.phone,
-).where(ChirpAccountRow.id == bindparam("id"))
+).where(ChirpAccountRow.id == bindparam("account_id"))
 
 
-def _account(row: ChirpAccountRow | Row[*tuple[Any, ...]]) -> Account:
+def _account(row: Mapping[Any, Any]) -> Account:
+    """The account from its `_LOOKUP` columns (a row's mapping, or the same as JSON: SQLite
+    gives `verified` as 0 or 1 there)."""
     return Account(
         platform=PLATFORM,
-        id=row.id,
+        id=row["id"],
         attributes={
-            "handle": row.handle,
-            "followers": int(row.followers),
-            "verified": bool(row.verified),
-            "status": row.status,
-            "email": row.email,
-            "phone": row.phone,
+            "handle": row["handle"],
+            "followers": int(row["followers"]),
+            "verified": bool(row["verified"]),
+            "status": row["status"],
+            "email": row["email"],
+            "phone": row["phone"],
         },
     )
 

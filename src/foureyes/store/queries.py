@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from foureyes.model import Staff
-from foureyes.store.tables import IdentityRow, StaffRow
+from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
 
 
 def staff_from_row(session: Session, row: StaffRow) -> Staff:
@@ -35,3 +35,31 @@ def staff_from_record(record: Any, identities: Iterable[str]) -> Staff:
         identities=tuple(sorted(identities)),
         attributes=dict(record.attributes),
     )
+
+
+# A token with its person's directory record (the columns `staff_from_record` reads), by the
+# bind parameter `token_id`; and a person's identities, by `staff_id`. Built once: every API
+# call checks a token, and building a statement costs more than running it.
+TOKEN_AND_PERSON = (
+    select(
+        TokenRow.secret_sha256,
+        TokenRow.revoked_at,
+        TokenRow.expires_at,
+        TokenRow.identity.label("token_identity"),
+        StaffRow.id,
+        StaffRow.name,
+        StaffRow.email,
+        StaffRow.groups,
+        StaffRow.employment,
+        StaffRow.vendor,
+        StaffRow.region,
+        StaffRow.manager,
+        StaffRow.starts,
+        StaffRow.ends,
+        StaffRow.status,
+        StaffRow.attributes,
+    )
+    .join(StaffRow, StaffRow.id == TokenRow.staff_id)
+    .where(TokenRow.id == bindparam("token_id"))
+)
+IDENTITIES_OF = select(IdentityRow.identity).where(IdentityRow.staff_id == bindparam("staff_id"))

@@ -76,9 +76,13 @@ class Services:
             raise Unavailable("no policy is loaded: run `foureyes init` first")
         return version, self.policy_version(session, version)
 
-    def policy_version(self, session: Session, version: int) -> Policy:
+    def compiled_policy(self, version: int) -> Policy | None:
+        """Policy `version` if it was compiled already (by `policy_version`), else None."""
         with self._lock:
-            cached = self._policies.get(version)
+            return self._policies.get(version)
+
+    def policy_version(self, session: Session, version: int) -> Policy:
+        cached = self.compiled_policy(version)
         if cached is not None:
             return cached
         row = session.get(PolicyVersionRow, version)

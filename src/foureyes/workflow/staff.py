@@ -10,17 +10,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from foureyes.directory import Directory
 from foureyes.errors import BadInput, NotFound, Unauthenticated
 from foureyes.model import RequestState, Staff, StaffStatus
-from foureyes.store.queries import staff_from_record, staff_from_row
+from foureyes.store.queries import (
+    IDENTITIES_OF,
+    TOKEN_AND_PERSON,
+    staff_from_record,
+    staff_from_row,
+)
 from foureyes.store.tables import IdentityRow, RequestRow, StaffRow, TokenRow
 from foureyes.workflow.records import move, record
 from foureyes.workflow.services import Actor, Services
@@ -237,12 +243,18 @@ def issue_token(
     return f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
 
-def authenticate(services: Services, token: str) -> Actor:
-    """The person behind a bearer token; Unauthenticated unless it is valid and they may act."""
+def split_token(token: str) -> tuple[str, str]:
+    """A local token's id and secret; Unauthenticated("malformed token") for anything else."""
     prefix, _, rest = token.strip().partition("_")
     token_id, _, secret = rest.partition("_")
     if prefix != TOKEN_PREFIX or not token_id or not secret:
         raise Unauthenticated("malformed token")
+    return token_id, secret
+
+
+def authenticate(services: Services, token: str) -> Actor:
+    """The person behind a bearer token; Unauthenticated unless it is valid and they may act."""
+    token_id, secret = split_token(token)
     # Every call reads the token and its person afresh (no cache: a revocation, termination
     # or suspension counts from the next request), in one read-only transaction of two
     # queries run on the connection: this is on every API call, and loading ORM objects
@@ -250,44 +262,24 @@ def authenticate(services: Services, token: str) -> Actor:
     with services.database.read() as session:
         now = services.clock()
         connection = session.connection()
-        row = connection.execute(_TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
-        if row is None or not hmac.compare_digest(row.secret_sha256, _sha256(secret)):
-            raise Unauthenticated("unknown token")
-        if row.revoked_at is not None:
-            raise Unauthenticated("this token was revoked")
-        if row.expires_at is not None and row.expires_at <= now:
-            raise Unauthenticated("this token has expired")
-        identities = connection.scalars(_IDENTITIES, {"staff_id": row.id}).all()
-        person = staff_from_record(row, identities)
-        _check_may_act(person, now)
-        return Actor(staff=person, identity=row.token_identity)
+        row = connection.execute(TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
+        identities = () if row is None else connection.scalars(IDENTITIES_OF, {"staff_id": row.id})
+        return actor_from_record(row, identities, secret, now)
 
 
-# The token with its person's directory record (what `staff_from_row` reads), and their
-# identities: the queries of `authenticate`, built once.
-_TOKEN_AND_PERSON = (
-    select(
-        TokenRow.secret_sha256,
-        TokenRow.revoked_at,
-        TokenRow.expires_at,
-        TokenRow.identity.label("token_identity"),
-        StaffRow.id,
-        StaffRow.name,
-        StaffRow.email,
-        StaffRow.groups,
-        StaffRow.employment,
-        StaffRow.vendor,
-        StaffRow.region,
-        StaffRow.manager,
-        StaffRow.starts,
-        StaffRow.ends,
-        StaffRow.status,
-        StaffRow.attributes,
-    )
-    .join(StaffRow, StaffRow.id == TokenRow.staff_id)
-    .where(TokenRow.id == bindparam("token_id"))
-)
-_IDENTITIES = select(IdentityRow.identity).where(IdentityRow.staff_id == bindparam("staff_id"))
+def actor_from_record(record: Any, identities: Iterable[str], secret: str, now: datetime) -> Actor:
+    """The person a token record (a `TOKEN_AND_PERSON` row, or None when no token has that id)
+    vouches for, given the token's secret: Unauthenticated unless the secret matches, the
+    token is neither revoked nor expired at `now`, and the person may act."""
+    if record is None or not hmac.compare_digest(record.secret_sha256, _sha256(secret)):
+        raise Unauthenticated("unknown token")
+    if record.revoked_at is not None:
+        raise Unauthenticated("this token was revoked")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise Unauthenticated("this token has expired")
+    person = staff_from_record(record, identities)
+    _check_may_act(person, now)
+    return Actor(staff=person, identity=record.token_identity)
 
 
 def authenticate_identity(services: Services, identity: str) -> Actor:

@@ -69,7 +69,7 @@ def _params_validator(schema: Mapping[str, Any]) -> Validator:
     return validator
 
 
-def _check_params(services: Services, submission: Submission) -> None:
+def check_params(services: Services, submission: Submission) -> None:
     """Unknown platform or action, params failing the action's schema, or an order the
     platform says could never execute: BadInput (or NotFound), before anything is recorded."""
     try:
@@ -115,7 +115,7 @@ def dry_run(
     account: Account | None = None
     with services.database.read() as session:
         caller = actor() if callable(actor) else actor
-        _check_params(services, submission)
+        check_params(services, submission)
         pins = services.pins(session, ref)
         _, policy = services.policy_in_force(session)
         now = services.clock()
@@ -123,10 +123,10 @@ def dry_run(
             account = services.resolve_account(ref)
     if account is None:
         account = services.resolve_account(ref)
-    return decide(policy, _decision_request(caller, submission, with_pins(account, pins), now))
+    return decide(policy, decision_request(caller, submission, with_pins(account, pins), now))
 
 
-def _decision_request(
+def decision_request(
     actor: Actor, submission: Submission, account: Account, now: datetime
 ) -> DecisionRequest:
     return DecisionRequest(
@@ -148,13 +148,13 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
     `denied` and then raises `Denied`. Allowed requests are `approved` (or `scheduled` when a
     rule sets a delay) and left for `execute`; break-glass ones are approved at once too.
     """
-    _check_params(services, submission)
+    check_params(services, submission)
     account = services.resolve_account(submission.account)  # the platform, outside our lock
     with services.database.transaction() as session:
         now = services.clock()
         account = with_pins(account, services.pins(session, submission.account))
         version, policy = services.policy_in_force(session)
-        decision = decide(policy, _decision_request(actor, submission, account, now))
+        decision = decide(policy, decision_request(actor, submission, account, now))
         usage: quota.QuotaCheck | None = None
         if decision.outcome != Outcome.DENIED:
             _check_justification(decision, submission.justification)

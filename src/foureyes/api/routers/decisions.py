@@ -2,11 +2,12 @@
 why, for the caller as requester; nothing is recorded and nothing changes.
 
 The hottest route of the API (admin tools ask it before every action), so it is written for
-cost: the token check and the dry run run in one thread-pool call (FastAPI would spend a
-thread hop on each), the token read in the dry run's read-only transaction, at most
-CPU_BOUND_DRY_RUNS at once per process when the platform is local, and the answer is encoded
-once, without validating it against a response model. What it checks and answers is
-what any other route does: the token is read afresh from the store on every call."""
+cost. With a local token (`fey_…`) the dry run runs on the event loop (`workflow.dry_run`):
+everything it reads from the store in one statement, awaited on PostgreSQL, then the check and
+the decision. With an identity provider's token, the token check and the dry run run in one
+thread-pool call (`submit.dry_run`). Either way the answer is encoded once, without validating
+it against a response model. What it checks and answers is what any other route does: the
+token is read afresh from the store on every call."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import functools
 import json
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -22,15 +22,13 @@ from starlette.responses import Response
 from foureyes.api.auth import BearerDep, ServicesDep, actor_of
 from foureyes.api.routers.requests import client_address
 from foureyes.api.schemas import RequestBody, problem_responses
+from foureyes.policy.decision import Decision
+from foureyes.store.dry_run_reads import DryRunReader
 from foureyes.workflow import operations
+from foureyes.workflow.dry_run import dry_run_for_token
 from foureyes.workflow.services import Services
+from foureyes.workflow.staff import TOKEN_PREFIX
 from foureyes.workflow.submit import Submission
-
-# A dry run on a platform kept in foureyes' database is CPU work from end to end (no wait
-# but the local store): more of them in threads at once than this only queue on the GIL and
-# starve the event loop, which was the p99 (120 ms at 16 connections, 17-38 ms with 2). A dry
-# run on another platform waits on it, so it takes the shared thread pool instead.
-CPU_BOUND_DRY_RUNS = 2
 
 router = APIRouter(
     prefix="/v1/decisions",
@@ -53,22 +51,15 @@ async def dry_run(
     input (an unknown action or account, params failing the schema) is a problem, as it would
     be for the request itself."""
     submission = body.submission(client_address(request))
-    work = functools.partial(_decide, request, services, token, submission)
-    if services.stored_here(submission.account):
-        view = await to_thread.run_sync(work, limiter=_cpu_limiter(request))
+    if token.startswith(f"{TOKEN_PREFIX}_"):
+        reader: DryRunReader = request.app.state.dry_run_reader
+        decision = await dry_run_for_token(services, reader, token, submission)
+        view = _view(decision)
     else:
+        work = functools.partial(_decide, request, services, token, submission)
         view = await run_in_threadpool(work)
     content = json.dumps(view, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return Response(content.encode("utf-8"), media_type="application/json")
-
-
-def _cpu_limiter(request: Request) -> CapacityLimiter:
-    """The app's limit on dry runs in threads at once (made on first use, on the loop)."""
-    state = request.app.state
-    limiter: CapacityLimiter | None = getattr(state, "dry_run_limiter", None)
-    if limiter is None:
-        limiter = state.dry_run_limiter = CapacityLimiter(CPU_BOUND_DRY_RUNS)
-    return limiter
 
 
 def _decide(
@@ -79,6 +70,10 @@ def _decide(
     decision = operations.dry_run(
         services, functools.partial(actor_of, request, services, token), submission
     )
+    return _view(decision)
+
+
+def _view(decision: Decision) -> dict[str, Any]:
     view = decision.to_dict()
     view["factors"] = [
         {**factor, "approved_by": [], "missing": factor["approvals"]} for factor in view["factors"]
