@@ -79,6 +79,26 @@ def test_an_expired_token_is_refused(api: Api) -> None:
     assert assert_problem(response, 401, "unauthenticated")["detail"] == "this token has expired"
 
 
+def test_a_revoked_token_is_refused_from_the_next_request(api: Api) -> None:
+    """Both ways a token is checked: `authenticate` (GET /v1/requests) and the dry run's own
+    one-statement read (POST /v1/decisions)."""
+    token = operations.issue_token(api.world.services, "e-2001", label="phished")
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"action": "account.lock", "account": "chirp:bob"}
+    assert api.client.get("/v1/requests", headers=headers).status_code == 200
+    assert api.client.post("/v1/decisions", headers=headers, json=body).status_code == 200
+    operations.revoke_token(api.world.services, token.split("_")[1])
+    for response in (
+        api.client.get("/v1/requests", headers=headers),
+        api.client.post("/v1/decisions", headers=headers, json=body),
+    ):
+        problem = assert_problem(response, 401, "unauthenticated")
+        assert problem["detail"] == "this token was revoked"
+        assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    # The person's other token is untouched.
+    assert api.get("e-2001", "/v1/requests").status_code == 200
+
+
 def test_a_terminated_persons_token_stops_working(api: Api) -> None:
     assert api.get("c-1001", "/v1/requests").status_code == 200
     directory = load_directory(EXAMPLES / "staff.yaml")

@@ -1,4 +1,5 @@
-"""`foureyes staff import|list|token|enroll-key`: the operator's side of the staff directory.
+"""`foureyes staff import|list|token|tokens|revoke-token|enroll-key`: the operator's side of the
+staff directory.
 
 These need direct access to the database (they run where foureyes runs): the HR import is the
 source of truth for who works here, and tokens and step-up keys are handed to people by the
@@ -7,7 +8,8 @@ operator. Each is an audit event.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +26,7 @@ from foureyes.directory import load_directory
 from foureyes.errors import BadInput
 from foureyes.workflow import operations
 from foureyes.workflow.records import record
+from foureyes.workflow.staff import TOKEN_PREFIX
 from foureyes.workflow.stepup import enroll_key
 
 out = Console(highlight=False)
@@ -86,6 +89,65 @@ def token_cmd(
         services, staff_id, identity=identity, label=label, lifetime=timedelta(days=days)
     )
     typer.echo(token)
+
+
+# What `issue_token` makes: `fey_<id>_<secret>`, the id hex. Anything longer than an id is not
+# echoed back (it may be a pasted secret).
+TOKEN_ID = re.compile(r"[0-9A-Za-z-]{1,32}")
+
+
+def token_id_of(text: str) -> str:
+    """The token id in `text`: a bare id, or the id part of a whole `fey_<id>_<secret>` token
+    (the secret is dropped here and goes no further). BadInput, without repeating `text`,
+    for anything else."""
+    text = text.strip()
+    prefix, sep, rest = text.partition("_")
+    token_id = rest.partition("_")[0] if sep and prefix == TOKEN_PREFIX else text
+    if not TOKEN_ID.fullmatch(token_id):
+        raise BadInput(
+            "give a token id (as `foureyes staff tokens` shows it) or a whole fey_ token"
+        )
+    return token_id
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="minutes") if moment is not None else ""
+
+
+@staff_app.command("tokens")
+@diagnosed
+def tokens_cmd(
+    staff_id: Annotated[str | None, typer.Argument(help="Only this person's tokens.")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Local tokens (never their secrets): whose, when issued, until when, and their state."""
+    services = services_for(Settings.load(data_dir))
+    now = services.clock()
+    table = Table("id", "staff", "identity", "label", "created", "expires", "state")
+    for token in operations.list_tokens(services, staff_id):
+        table.add_row(
+            token.id,
+            token.staff_id,
+            token.identity,
+            token.label,
+            _when(token.created_at),
+            _when(token.expires_at),
+            token.state(now),
+        )
+    out.print(table)
+
+
+@staff_app.command("revoke-token")
+@diagnosed
+def revoke_token_cmd(
+    token: Annotated[str, typer.Argument(help="The token's id, or the whole fey_ token.")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke a local token at once (API calls and console sessions with it stop working)."""
+    services = services_for(Settings.load(data_dir))
+    revoked = operations.revoke_token(services, token_id_of(token))
+    label = f" ({revoked.label})" if revoked.label else ""
+    out.print(f"revoked token {revoked.id}{label} of {revoked.staff_id}", markup=False)
 
 
 @staff_app.command("enroll-key")

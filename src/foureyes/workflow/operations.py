@@ -25,6 +25,8 @@ from foureyes.workflow.staff import (
     import_directory,
     issue_token,
     list_staff,
+    list_tokens,
+    revoke_token,
 )
 from foureyes.workflow.submit import Denied, Submission, dry_run, submit
 from foureyes.workflow.undo import undo
@@ -166,10 +168,12 @@ __all__ = [
     "issue_token",
     "list_requests",
     "list_staff",
+    "list_tokens",
     "post_review",
     "reconcile",
     "review",
     "revoke_security_key",
+    "revoke_token",
     "run_if_allowed",
     "run_once",
     "security_key_options",

@@ -2,7 +2,8 @@
 
 The HR export is the source of truth for who works here: `import_directory` applies it (every
 change an audit event); people missing from it are marked `terminated`, never deleted, and their
-open requests are cancelled. Tokens are random secrets of which only the SHA-256 is stored.
+open requests are cancelled. Tokens are random secrets of which only the SHA-256 is stored; the
+operator lists them and revokes one at once (`list_tokens`, `revoke_token`).
 """
 
 from __future__ import annotations
@@ -241,6 +242,87 @@ def issue_token(
             now=now,
         )
     return f"{TOKEN_PREFIX}_{token_id}_{secret}"
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """One local token as the operator sees it: never its secret, nor the secret's hash."""
+
+    id: str
+    staff_id: str
+    identity: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """The token's state at `now`: revoked, expired or active (revoked wins over expired:
+        it is what someone did about it)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def _token_view(row: TokenRow) -> TokenView:
+    return TokenView(
+        id=row.id,
+        staff_id=row.staff_id,
+        identity=row.identity,
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def list_tokens(services: Services, staff_id: str | None = None) -> list[TokenView]:
+    """Every local token (or one person's), by person then oldest first, expired and revoked
+    ones included. NotFound when `staff_id` names no one on the staff."""
+    with services.database.read() as session:
+        query = select(TokenRow).order_by(TokenRow.staff_id, TokenRow.created_at, TokenRow.id)
+        if staff_id is not None:
+            if session.get(StaffRow, staff_id) is None:
+                raise NotFound(f"no staff member {staff_id!r}")
+            query = query.where(TokenRow.staff_id == staff_id)
+        return [_token_view(row) for row in session.scalars(query)]
+
+
+def revoke_token(services: Services, token_id: str) -> TokenView:
+    """Revoke a local token at once: `revoked_at` is set to now and the `token.revoked` event
+    written in the same transaction; from the next request on, the API refuses the token
+    ("this token was revoked") and console sessions opened with it end. The revoked token's
+    record is returned.
+
+    NotFound for no token with that id; BadInput if it is already revoked (nothing changes and
+    no event is written, so the log holds one revocation per token).
+    """
+    with services.database.transaction() as session:
+        now = services.clock()
+        # Locked, so two operators revoking the same token at once write one event, not two.
+        row = session.scalar(select(TokenRow).where(TokenRow.id == token_id).with_for_update())
+        if row is None:
+            raise NotFound(f"no token {token_id!r}")
+        if row.revoked_at is not None:
+            raise BadInput(f"token {token_id} was already revoked at {row.revoked_at.isoformat()}")
+        row.revoked_at = now
+        record(
+            services,
+            session,
+            kind="token.revoked",
+            actor=None,
+            row=None,
+            payload={
+                "staff": row.staff_id,
+                "identity": row.identity,
+                "token_id": row.id,
+                "label": row.label,
+            },
+            now=now,
+        )
+        return _token_view(row)
 
 
 def split_token(token: str) -> tuple[str, str]:
