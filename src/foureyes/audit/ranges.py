@@ -123,6 +123,24 @@ def _rows_hold(rows: Rows, pg: bool, task: Range, last_seq: int) -> list[bytes] 
     return leaves if finding is None and len(leaves) == end - start else None
 
 
+def _level_holds(rows: Rows, pg: bool, level: int, first: int, want: list[bytes]) -> bool:
+    """Whether nodes ``(level, first …)`` are all stored, in order, exactly `want`."""
+    where = f'level = {level} AND "index" >= {first} AND "index" < {first + len(want)}'
+    ordered = f'SELECT hash FROM audit_nodes WHERE {where} ORDER BY "index"'  # noqa: S608
+    if not pg:
+        return [r[0] for r in rows(ordered)] == want  # each present, in order, these 32 bytes
+    # On PostgreSQL as one row (a third less CPU, server and client): the hashes concatenated
+    # in index order, and counts that make the concatenation unambiguous (every index present,
+    # every hash exactly 32 bytes). SQL leaves an aggregate's input order to the engine; were
+    # it ever not the subquery's, the comparison fails and the careful pass runs (a false
+    # alarm costs time, never a false pass).
+    ((count, sound, held),) = rows(
+        "SELECT count(*), count(*) FILTER (WHERE length(hash) = 32), "  # noqa: S608
+        f"string_agg(hash, ''::bytea) FROM ({ordered}) AS n"
+    )
+    return bool(count == sound == len(want) and held == b"".join(want))
+
+
 def check_range(rows: Rows, pg: bool, task: Range, *, last_seq: int) -> tuple[bytes, ...] | None:
     """Check the range `task` (see the module docstring); the hash of ``[start, s)`` for each of
     ``task.sizes``, or None if anything does not hold."""
@@ -132,13 +150,7 @@ def check_range(rows: Rows, pg: bool, task: Range, *, last_seq: int) -> tuple[by
     start = task.start
     levels = _levels(leaves)
     for k in range(1, len(levels)):
-        want = levels[k]
-        first = start >> k
-        held = rows(
-            f'SELECT hash FROM audit_nodes WHERE level = {k} AND "index" >= {first} '  # noqa: S608
-            f'AND "index" < {first + len(want)} ORDER BY "index"'
-        )
-        if [r[0] for r in held] != want:  # each present, in order, exactly these 32 bytes
+        if not _level_holds(rows, pg, k, start >> k, levels[k]):
             return None
     folds = []
     for size in task.sizes:
