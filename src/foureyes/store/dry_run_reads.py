@@ -131,7 +131,11 @@ class DryRunReader:
             int, tuple[Select[*tuple[Any, ...]] | None, Select[*tuple[Any, ...]], str]
         ] = {}
         self._pool: AsyncConnectionPool[Any] | None = None
-        self._opening = asyncio.Lock()
+        # The loop the pool lives on, and its lock: a server runs one loop per process, but
+        # an app driven from several loops in turn (a test client without its context) must
+        # not reach for a pool whose loop is gone; it gets a pool of its own.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Lock | None = None
 
     @property
     def awaits(self) -> bool:
@@ -191,9 +195,9 @@ class DryRunReader:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
             await self._pool.close()
-            self._pool = None
+        self._pool = None
 
     def _statement(
         self, lookup: Select[*tuple[Any, ...]] | None
@@ -207,8 +211,12 @@ class DryRunReader:
         return cached[1], cached[2]
 
     async def _open_pool(self) -> AsyncConnectionPool[Any]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._opening, self._pool = loop, asyncio.Lock(), None
         if self._pool is not None:
             return self._pool
+        assert self._opening is not None  # set with the loop
         async with self._opening:
             if self._pool is None:
                 url = make_url(self.database.url).set(drivername="postgresql")

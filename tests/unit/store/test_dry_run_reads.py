@@ -180,3 +180,18 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_a_reader_driven_from_a_new_loop_opens_a_pool_there(world: World) -> None:
+    token_id = operations.issue_token(world.services, "e-2001").split("_")[1]
+    lookup = _lookup(world)
+    reader = DryRunReader(world.services.database)
+
+    async def read() -> DryRunReads:
+        return await reader.read_async(token_id, "chirp:alice", "alice", lookup)
+
+    first = asyncio.run(read())  # its loop closes with its pool still open
+    second = asyncio.run(read())
+    asyncio.run(reader.close())
+    assert first == second
+    assert first.record is not None
