@@ -16,6 +16,10 @@ class FoureyesError(Exception):
 
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal-error"
+    # True when this error repeats the answer to an earlier call: a submit retried with the
+    # idempotency key of one the policy denied answers that denial again. The API adds
+    # `Idempotent-Replayed: true` to such a problem.
+    replayed: bool = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -31,6 +35,14 @@ class BadInput(FoureyesError):
 
     status = 422
     slug = "bad-input"
+
+
+class IdempotencyKeyReused(BadInput):
+    """A submit carries the idempotency key of an earlier request of the same person that asked
+    for something else (another action, account, params, justification or break-glass). Nothing
+    is recorded; a new request needs a new key. Carries the earlier `request_id`."""
+
+    slug = "idempotency-key-reused"
 
 
 class PolicyError(BadInput):

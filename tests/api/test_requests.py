@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2 as httpx
 import pytest
+from sqlalchemy import func, select
 
+from foureyes.store.tables import EventRow, ExecutionRow, RequestRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
@@ -157,6 +160,168 @@ def test_a_body_that_is_not_json_is_a_422_problem(api: Api) -> None:
     response = api.client.post("/v1/requests", content=b'{"action": "x"}', headers=plain)
     assert_problem(response, 422, "bad-input")
     assert_problem(api.post("c-1001", "/v1/requests"), 422, "bad-input")
+
+
+# --- submit with an Idempotency-Key ---------------------------------------------------------
+
+
+def submit_keyed(api: Api, staff_id: str, key: str | bytes, **body: Any) -> httpx.Response:
+    headers = {**api.auth(staff_id), "Idempotency-Key": key}
+    return api.client.post("/v1/requests", headers=headers, json=body)
+
+
+def recorded(api: Api) -> tuple[int, int]:
+    """How many requests and audit events the store holds."""
+    with api.world.services.database.read() as session:
+        requests = session.scalar(select(func.count()).select_from(RequestRow)) or 0
+        events = session.scalar(select(func.count()).select_from(EventRow)) or 0
+    return requests, events
+
+
+def test_a_retry_with_the_same_key_answers_the_first_request_and_records_nothing(
+    api: Api,
+) -> None:
+    first = submit_keyed(api, "c-1001", "8e03978e-40d5-43e8-bc93-6894a57f9324", **DEACTIVATE)
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    before = recorded(api)
+
+    again = submit_keyed(api, "c-1001", "8e03978e-40d5-43e8-bc93-6894a57f9324", **DEACTIVATE)
+
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["content-type"] == "application/json"
+    assert again.json() == first.json()
+    assert recorded(api) == before
+    assert [item["id"] for item in api.get("c-1001", "/v1/requests").json()["items"]] == [
+        first.json()["id"]
+    ]
+
+
+def test_a_replay_answers_the_request_as_it_is_now(api: Api) -> None:
+    request_id = submit_keyed(api, "c-1001", "k-1", **DEACTIVATE).json()["id"]
+    assert api.post("c-1001", f"/v1/requests/{request_id}/cancel").status_code == 200
+
+    again = submit_keyed(api, "c-1001", "k-1", **DEACTIVATE)
+
+    assert again.status_code == 200
+    assert (again.json()["id"], again.json()["state"]) == (request_id, "cancelled")
+
+
+def test_a_replayed_allowed_write_is_not_carried_out_again(api: Api) -> None:
+    body = {"action": "account.lock", "account": "chirp:bob"}
+    first = submit_keyed(api, "e-2001", "lock-bob", **body).json()
+    assert first["state"] == "executed"
+    before = recorded(api)
+
+    again = submit_keyed(api, "e-2001", "lock-bob", **body)
+
+    assert again.status_code == 200
+    assert (again.json()["id"], again.json()["state"]) == (first["id"], "executed")
+    assert again.json()["data"] is None
+    assert recorded(api) == before
+    with api.world.services.database.read() as session:
+        runs = session.scalar(select(func.count()).where(ExecutionRow.request_id == first["id"]))
+    assert runs == 1
+
+
+def test_a_replayed_read_does_not_return_its_data_again(api: Api) -> None:
+    body = {"action": "account.view", "account": "chirp:bob"}
+    assert submit_keyed(api, "e-2001", "view-bob", **body).json()["data"]
+
+    again = submit_keyed(api, "e-2001", "view-bob", **body)
+
+    assert again.status_code == 200
+    assert (again.json()["state"], again.json()["data"]) == ("executed", None)
+
+
+def test_a_replay_of_a_policy_denial_is_the_same_403(api: Api) -> None:
+    # The first answer was a 403 problem carrying the recorded request: the retry gets it again.
+    body = {"action": "account.read_dms", "account": "chirp:alice"}
+    first = submit_keyed(api, "e-2001", "dms", **body)
+    problem = assert_problem(first, 403, "denied-by-policy")
+    assert "idempotent-replayed" not in first.headers
+    before = recorded(api)
+
+    again = submit_keyed(api, "e-2001", "dms", **body)
+
+    assert assert_problem(again, 403, "denied-by-policy") == problem
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert recorded(api) == before
+
+
+def test_a_replay_of_a_request_vetoed_later_is_200(api: Api) -> None:
+    # Its submit was answered 201; that it is `denied` now (a reviewer's veto) is its state.
+    request_id = submit_keyed(api, "c-1001", "veto", **DEACTIVATE).json()["id"]
+    assert api.review("e-4001", request_id, "deny", step_up=True).status_code == 200
+
+    again = submit_keyed(api, "c-1001", "veto", **DEACTIVATE)
+
+    assert again.status_code == 200
+    assert (again.json()["id"], again.json()["state"]) == (request_id, "denied")
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {**DEACTIVATE, "justification": "CASE-1235"},
+        {**DEACTIVATE, "account": "chirp:bob"},
+        {**DEACTIVATE, "action": "account.lock"},
+        {**DEACTIVATE, "break_glass": True},
+        {**DEACTIVATE, "params": {"reason": "spam"}},
+    ],
+)
+def test_the_same_key_with_another_body_is_422_and_records_nothing(
+    api: Api, other: dict[str, Any]
+) -> None:
+    request_id = submit_keyed(api, "c-1001", "k-1", **DEACTIVATE).json()["id"]
+    before = recorded(api)
+
+    problem = assert_problem(
+        submit_keyed(api, "c-1001", "k-1", **other), 422, "idempotency-key-reused"
+    )
+
+    assert problem["request_id"] == request_id
+    assert recorded(api) == before
+
+
+def test_keys_belong_to_their_requester(api: Api) -> None:
+    mine = submit_keyed(api, "c-1001", "shared", **DEACTIVATE)
+    theirs = submit_keyed(api, "e-2001", "shared", **DEACTIVATE)
+
+    assert (mine.status_code, theirs.status_code) == (201, 201), theirs.text
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+def test_without_a_key_every_submit_is_a_new_request(api: Api) -> None:
+    first = api.submitted("c-1001", **DEACTIVATE)["id"]
+    second = api.submitted("c-1001", **DEACTIVATE)["id"]
+    assert first != second
+
+
+def test_a_refused_submit_leaves_its_key_unused(api: Api) -> None:
+    no_ticket = {k: v for k, v in DEACTIVATE.items() if k != "justification"}
+    assert_problem(submit_keyed(api, "c-1001", "k-1", **no_ticket), 422, "bad-input")
+
+    assert submit_keyed(api, "c-1001", "k-1", **DEACTIVATE).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "x" * 201, "caf\xc3\xa9".encode("latin-1"), b"tab\there", b"\x7f"],
+    ids=["empty", "too-long", "not-ascii", "tab", "del"],
+)
+def test_a_malformed_key_is_a_422_problem_and_records_nothing(api: Api, key: str | bytes) -> None:
+    problem = assert_problem(submit_keyed(api, "c-1001", key, **DEACTIVATE), 422, "bad-input")
+
+    assert "header.Idempotency-Key" in [error["location"] for error in problem["errors"]]
+    assert recorded(api)[0] == 0
+
+
+@pytest.mark.parametrize("key", ["x" * 200, "a key with spaces", '"quoted"', "~!@#$%^&*()"])
+def test_any_printable_ascii_key_up_to_200_characters(api: Api, key: str) -> None:
+    assert submit_keyed(api, "c-1001", key, **DEACTIVATE).status_code == 201
+    assert submit_keyed(api, "c-1001", key, **DEACTIVATE).status_code == 200
 
 
 # --- show and list ---------------------------------------------------------------------------

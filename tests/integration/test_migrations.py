@@ -72,10 +72,10 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0003_console"]
-    assert migrate.head() == "0003_console"
+    assert scripts.get_heads() == ["0004_idempotency"]
+    assert migrate.head() == "0004_idempotency"
     chain = [script.revision for script in scripts.walk_revisions()]
-    assert chain == ["0003_console", "0002_webauthn", "0001"]
+    assert chain == ["0004_idempotency", "0003_console", "0002_webauthn", "0001"]
     initial = scripts.get_revision("0001")
     assert initial is not None
     assert initial.down_revision is None
@@ -198,6 +198,74 @@ def test_an_unreachable_database_is_unavailable(tmp_path: Path) -> None:
         migrate.upgrade(database)
     with pytest.raises(Unavailable, match="cannot be reached"):
         migrate.current(database)
+
+
+# Rows as 0003_console knows them: a person, a request, a review of it (which refers to it).
+_STAFF_0003 = {"id": "e-1", "employment": "employee", "status": "active", "updated_at": NOW}
+_REQUEST_0003 = {
+    "state": "pending",
+    "requester_id": "e-1",
+    "requester_identity": "e-1",
+    "action": "account.lock",
+    "account_ref": "chirp:bob",
+    "params": {},
+    "digest": "0" * 64,
+    "policy_version": 1,
+    "decision": {},
+    "account_snapshot": {},
+    "break_glass": False,
+    "created_at": NOW,
+    "updated_at": NOW,
+}
+
+
+def test_0004_adds_idempotency_keys_beside_existing_requests_and_drops_them_again(
+    empty_database: Database,
+) -> None:
+    requests = Base.metadata.tables["requests"]
+    migrate.upgrade(empty_database, "0003_console")
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(Base.metadata.tables["staff"]).values(**_STAFF_0003))
+        connection.execute(insert(requests).values(id="r-old", **_REQUEST_0003))
+        connection.execute(
+            insert(Base.metadata.tables["reviews"]).values(
+                request_id="r-old",
+                reviewer_id="e-1",
+                identity="e-1",
+                kind="review",
+                decision="approve",
+                comment="",
+                digest="0" * 64,
+                created_at=NOW,
+            )
+        )
+
+    migrate.upgrade(empty_database)
+
+    migrate.check(empty_database)
+    with empty_database.engine.begin() as connection:
+        old = connection.execute(select(requests).where(requests.c.id == "r-old")).one()
+        assert (old.idempotency_key, old.idempotency_digest) == (None, None)
+        # No key never clashes; a key is unique per requester.
+        connection.execute(insert(requests).values(id="r-nokey", **_REQUEST_0003))
+        connection.execute(
+            insert(requests).values(id="r-key", idempotency_key="k-1", **_REQUEST_0003)
+        )
+    with pytest.raises(IntegrityError), empty_database.engine.begin() as connection:
+        connection.execute(
+            insert(requests).values(id="r-again", idempotency_key="k-1", **_REQUEST_0003)
+        )
+
+    migrate.downgrade(empty_database, "0003_console")
+
+    assert migrate.current(empty_database) == "0003_console"
+    columns = {column["name"] for column in inspect(empty_database.engine).get_columns("requests")}
+    assert not columns & {"idempotency_key", "idempotency_digest"}
+    with empty_database.engine.begin() as connection:
+        kept = connection.execute(text("SELECT id FROM requests ORDER BY id")).scalars().all()
+        reviews = connection.execute(text("SELECT request_id FROM reviews")).scalars().all()
+    assert kept == ["r-key", "r-nokey", "r-old"]
+    assert reviews == ["r-old"]
 
 
 @pytest.mark.pg_only

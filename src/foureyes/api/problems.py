@@ -14,7 +14,9 @@ plus extension members:
   traceback, and nothing of it reaches the caller.
 
 A 401 carries ``WWW-Authenticate: Bearer realm="foureyes"`` (RFC 6750), with
-``error="invalid_token"`` when a token was given and did not verify.
+``error="invalid_token"`` when a token was given and did not verify. An error that repeats the
+answer to an earlier call (`FoureyesError.replayed`: a submit retried with the idempotency key
+of one the policy denied) carries ``Idempotent-Replayed: true``, as a replayed success does.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from foureyes.errors import FoureyesError, Unauthenticated
 from foureyes.workflow.services import json_safe
 
 __all__ = [
+    "IDEMPOTENT_REPLAYED",
     "MAX_BODY_BYTES",
     "PROBLEM_JSON",
     "TYPE_PREFIX",
@@ -48,6 +51,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# The header of an answer that repeats an earlier one (an idempotent submit's replay).
+IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
 TYPE_PREFIX = "urn:foureyes:problem:"
 MAX_BODY_BYTES = 64 * 1024
 # Members a problem object defines itself; an error's details never overwrite them.
@@ -116,7 +121,9 @@ def _www_authenticate(request: Request, exc: FoureyesError) -> dict[str, str]:
 
 async def _foureyes_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FoureyesError)
-    headers = _www_authenticate(request, exc) if isinstance(exc, Unauthenticated) else None
+    headers = _www_authenticate(request, exc) if isinstance(exc, Unauthenticated) else {}
+    if exc.replayed:
+        headers[IDEMPOTENT_REPLAYED] = "true"
     if exc.status >= 500:
         log.error("%s %s: %s (%s)", request.method, request.url.path, exc.message, exc.slug)
     return problem(exc.status, exc.slug, exc.message, extensions=exc.details, headers=headers)

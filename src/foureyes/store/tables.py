@@ -212,8 +212,23 @@ class RequestRow(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
     client: Mapped[str | None] = mapped_column(String(100))
+    # The submit's idempotency key (if the client sent one) and the SHA-256 of what it asked
+    # for: a retry with the key answers this request (`foureyes.workflow.idempotency`).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    idempotency_digest: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_requests_state_not_before", "state", "not_before"),)
+    __table_args__ = (
+        Index("ix_requests_state_not_before", "state", "not_before"),
+        # A key is unique per requester; NULLs (no key) never clash. The index, not a lookup,
+        # decides between two submits racing with one key. A unique index rather than a
+        # UNIQUE constraint: SQLite adds it without rebuilding the table.
+        Index(
+            "uq_requests_requester_id_idempotency_key",
+            "requester_id",
+            "idempotency_key",
+            unique=True,
+        ),
+    )
 
 
 class ReviewRow(Base):

@@ -28,7 +28,14 @@ from foureyes.workflow.staff import (
     list_tokens,
     revoke_token,
 )
-from foureyes.workflow.submit import Denied, Submission, dry_run, submit
+from foureyes.workflow.submit import (
+    Denied,
+    Submission,
+    Submitted,
+    dry_run,
+    submit,
+    submit_or_replay,
+)
 from foureyes.workflow.undo import undo
 from foureyes.workflow.views import ListFilter, list_requests, request_view
 from foureyes.workflow.webauthn import (
@@ -115,9 +122,24 @@ def submit_and_run(
 ) -> tuple[str, ExecutionOutcome | None]:
     """Submit, and carry out at once what the policy allows at once (DESIGN: "allowed:
     executed at once"): approved writes, break-glass, and the requester's own approved reads,
-    whose data comes back here once. Scheduled and pending requests wait."""
-    request_id = submit(services, actor, submission)
-    return request_id, run_if_allowed(services, actor, request_id)
+    whose data comes back here once. Scheduled and pending requests wait. With an
+    idempotency key, as `submit_run_or_replay` (a replay answers the earlier id)."""
+    submitted, outcome = submit_run_or_replay(services, actor, submission)
+    return submitted.request_id, outcome
+
+
+def submit_run_or_replay(
+    services: Services, actor: Actor, submission: Submission
+) -> tuple[Submitted, ExecutionOutcome | None]:
+    """`submit_and_run`, telling a replay apart: a submission whose idempotency key names an
+    earlier request asking for the same (`submit_or_replay`) changes nothing and carries
+    nothing out — that request is answered as it is now (`replayed`), and the outcome is None.
+    (An approved write is the worker's to carry out; an approved read its requester's, with
+    `execute`; a read's data that was returned once is not returned again.)"""
+    submitted = submit_or_replay(services, actor, submission)
+    if submitted.replayed:
+        return submitted, None
+    return submitted, run_if_allowed(services, actor, submitted.request_id)
 
 
 def run_if_allowed(services: Services, actor: Actor, request_id: str) -> ExecutionOutcome | None:
@@ -155,6 +177,7 @@ __all__ = [
     "ReviewInput",
     "Services",
     "Submission",
+    "Submitted",
     "Tick",
     "authenticate",
     "authenticate_identity",
@@ -183,5 +206,6 @@ __all__ = [
     "step_up_options",
     "submit",
     "submit_and_run",
+    "submit_run_or_replay",
     "undo",
 ]

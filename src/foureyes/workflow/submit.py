@@ -12,15 +12,16 @@ from typing import Any
 
 import jsonschema
 from jsonschema.protocols import Validator
+from sqlalchemy.exc import IntegrityError
 
 from foureyes.connectors.base import ExecutionOrder
-from foureyes.errors import BadInput, Forbidden
+from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import quota
+from foureyes.workflow import idempotency, quota
 from foureyes.workflow.records import params_digest, record, request_digest
 from foureyes.workflow.services import Actor, Services, json_safe, with_pins
 
@@ -38,6 +39,29 @@ class Submission:
     break_glass: bool = False
     client: str | None = None
     reverts: str | None = None
+    # The client's key for this submit: a retry with the same key asks for this request again
+    # instead of a second one (see `submit_or_replay` and `foureyes.workflow.idempotency`).
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """What this asks for, as `idempotency.fingerprint` digests it."""
+        return idempotency.fingerprint(
+            action=self.action,
+            account=self.account,
+            params=self.params,
+            justification=self.justification,
+            break_glass=self.break_glass,
+            reverts=self.reverts,
+        )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A submit's answer: the request's id, and whether it is an earlier request that the
+    submission's idempotency key named (`replayed`: nothing was recorded now)."""
+
+    request_id: str
+    replayed: bool = False
 
 
 class Denied(Forbidden):
@@ -147,7 +171,77 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
     justification) raises and records nothing. A request the policy denies is recorded as
     `denied` and then raises `Denied`. Allowed requests are `approved` (or `scheduled` when a
     rule sets a delay) and left for `execute`; break-glass ones are approved at once too.
+    With an idempotency key, as `submit_or_replay` (a replay returns the earlier id).
     """
+    return submit_or_replay(services, actor, submission).request_id
+
+
+def submit_or_replay(services: Services, actor: Actor, submission: Submission) -> Submitted:
+    """`submit`, keeping the promise of the submission's idempotency key.
+
+    Without a key, every call records a new request. With one (1 to 200 printable ASCII
+    characters, else BadInput), scoped to the requester (the person, whichever identity):
+
+    - the key unused: the request is recorded with it, as `submit` does;
+    - the key used by an earlier request that asked for the same (`Submission.fingerprint`):
+      nothing is recorded and nothing is decided or looked up again; the answer is the earlier
+      one: `Submitted(id, replayed=True)`, or, if the policy denied that request at submit,
+      `Denied` again with the same message, id and decision, marked `replayed`;
+    - the key used for something else: `IdempotencyKeyReused`, nothing recorded.
+
+    Two submits racing with one key: the unique index on (requester_id, idempotency_key)
+    lets one insert; the other's transaction fails and it answers the winner's request as a
+    replay (or `IdempotencyKeyReused` if they asked for different things).
+    """
+    key = submission.idempotency_key
+    if key is None:
+        return Submitted(_record(services, actor, submission, None))
+    idempotency.check_key(key)
+    asked = submission.fingerprint()
+    # Looked up first, so that a replay neither asks the platform again nor takes the lock.
+    with services.database.read() as session:
+        earlier = idempotency.find(session, actor.id, key)
+    if earlier is not None:
+        return _replay(earlier, asked)
+    try:
+        return Submitted(_record(services, actor, submission, (key, asked)))
+    except IntegrityError:
+        # Another submit with this key committed between the look-up and our insert (on
+        # PostgreSQL the insert waited for it; SQLite's write lock orders them the same way).
+        with services.database.read() as session:
+            earlier = idempotency.find(session, actor.id, key)
+        if earlier is None:
+            raise  # not the key's index: some other integrity error
+        return _replay(earlier, asked)
+
+
+def _replay(earlier: idempotency.Earlier, asked: str) -> Submitted:
+    """The answer to a submit whose key made `earlier`, as it was answered the first time."""
+    if earlier.fingerprint != asked:
+        raise IdempotencyKeyReused(
+            "this idempotency key was used for another request "
+            f"({earlier.request_id}): a new request needs a new key",
+            request_id=earlier.request_id,
+        )
+    if earlier.denied_by_policy:
+        denied = Denied(
+            "; ".join(str(reason) for reason in earlier.decision.get("reasons", ())),
+            request_id=earlier.request_id,
+            decision=dict(earlier.decision),
+        )
+        denied.replayed = True
+        raise denied
+    return Submitted(earlier.request_id, replayed=True)
+
+
+def _record(
+    services: Services,
+    actor: Actor,
+    submission: Submission,
+    keyed: tuple[str, str] | None,
+) -> str:
+    """Decide and record the submission (as `submit` describes); `keyed` is its idempotency
+    key and fingerprint, stored with it. The id, or Denied after recording a denial."""
     check_params(services, submission)
     account = services.resolve_account(submission.account)  # the platform, outside our lock
     with services.database.transaction() as session:
@@ -216,6 +310,8 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
             updated_at=now,
             finished_at=now if state.final else None,
             client=submission.client,
+            idempotency_key=None if keyed is None else keyed[0],
+            idempotency_digest=None if keyed is None else keyed[1],
         )
         session.add(row)
         session.flush()

@@ -8,18 +8,25 @@ Carrying out. An approved *write* is carried out by the background worker within
 (or once its delay has run); its requester may `POST …/execute` to carry it out now. An approved
 *read* is carried out only when its requester asks, with `POST …/execute`: the answer holds the
 data (`data`) that one time, and foureyes never stores it, so it cannot be fetched again.
+
+Retrying a submit. A submit sent with an `Idempotency-Key` header can be retried safely (after a
+503, a timeout, a dropped connection): a retry with the same key and body answers the request
+the first call made (200 and `Idempotent-Replayed: true`, or the same 403 if the policy denied
+it) and records nothing; the key with another body is 422 `idempotency-key-reused`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
 from foureyes.api.auth import ActorDep, ServicesDep
+from foureyes.api.problems import IDEMPOTENT_REPLAYED
 from foureyes.api.schemas import (
     CancelBody,
     RequestBody,
@@ -30,12 +37,55 @@ from foureyes.api.schemas import (
 from foureyes.errors import BadInput
 from foureyes.model import RequestState
 from foureyes.workflow import operations
+from foureyes.workflow.idempotency import KEY_PATTERN, MAX_KEY
 
 router = APIRouter(
     prefix="/v1/requests", tags=["requests"], responses=problem_responses(401, 422, 503)
 )
 
 RequestId = Annotated[str, Path(min_length=1, max_length=100, description="The request's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY,
+        pattern=KEY_PATTERN,
+        description=(
+            "Your key for this submit (1 to 200 printable ASCII characters, e.g. a UUID), so "
+            "that it can be retried safely: a retry with the same key and the same body "
+            "answers the request the first call made and records nothing; the same key with "
+            "another body is 422 `idempotency-key-reused`. Keys are yours alone (another "
+            "person's equal key is another key) and never expire."
+        ),
+    ),
+]
+_REPLAYED_HEADER = {
+    IDEMPOTENT_REPLAYED: {
+        "description": "`true`: this answers an earlier submit with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def _submit_responses() -> dict[int | str, dict[str, Any]]:
+    """The submit's answers beyond 201: a replay's 200, and its 403 with the replay header."""
+    problems = problem_responses(403, 404)
+    return {
+        200: {
+            "model": dict[str, Any],
+            "description": (
+                "A retry with the Idempotency-Key of an earlier submit and the same body: "
+                "that request as it is now (`data` is null). Nothing was recorded."
+            ),
+            "headers": {k: {**v, "required": True} for k, v in _REPLAYED_HEADER.items()},
+        },
+        **problems,
+        403: {
+            **problems[403],
+            "headers": {k: {**v, "required": False} for k, v in _REPLAYED_HEADER.items()},
+        },
+    }
 
 
 def client_address(request: Request) -> str | None:
@@ -68,19 +118,34 @@ def _decode_cursor(cursor: str | None) -> str | None:
     "",
     status_code=201,
     summary="Ask for one action on one account",
-    responses=problem_responses(403, 404),
+    responses=_submit_responses(),
 )
 def submit_request(
-    body: RequestBody, request: Request, services: ServicesDep, actor: ActorDep
+    body: RequestBody,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Record the request and its decision and answer it (201). `pending` waits for reviews;
     what the policy allows at once is carried out at once (a read's `data` comes back here,
     once). A request the policy denies is recorded too and answered 403 with its `request_id`
-    and `decision`."""
-    submission = body.submission(client_address(request))
-    request_id, outcome = operations.submit_and_run(services, actor, submission)
-    view = operations.show(services, request_id)
+    and `decision`.
+
+    With `Idempotency-Key`, a retry of this call (same key, same body) records nothing and
+    carries nothing out: it answers the request the first call made, as it is now, with 200
+    and `Idempotent-Replayed: true` (`data` null: a read's data is returned once only), or,
+    if the policy denied it, the same 403 problem as the first time, with that header."""
+    submission = dataclasses.replace(
+        body.submission(client_address(request)), idempotency_key=idempotency_key
+    )
+    submitted, outcome = operations.submit_run_or_replay(services, actor, submission)
+    view = operations.show(services, submitted.request_id)
     view["data"] = outcome.data if outcome is not None else None
+    if submitted.replayed:
+        response.status_code = 200
+        response.headers[IDEMPOTENT_REPLAYED] = "true"
     return view
 
 
