@@ -21,6 +21,7 @@ from foureyes.console.sessions import MaybeActorDep, client_address, safe_next, 
 from foureyes.console.templating import render
 from foureyes.errors import Unauthenticated
 from foureyes.workflow import operations
+from foureyes.workflow.staff import split_token
 
 router = APIRouter()
 
@@ -29,10 +30,12 @@ MAX_TOKEN = 200
 
 def _token_id(token: str) -> str | None:
     """The id part of a `fey_<id>_<secret>` token (what throttling counts per identity: the
-    person it names is not known until the token verifies)."""
-    prefix, _, rest = token.strip().partition("_")
-    token_id, _, _ = rest.partition("_")
-    return f"token:{token_id}" if prefix == "fey" and token_id else None
+    person it names is not known until the token verifies); None for what is no local token."""
+    try:
+        token_id, _ = split_token(token)
+    except Unauthenticated:
+        return None
+    return f"token:{token_id}"
 
 
 def _login_page(
