@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -12,28 +11,8 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from typer.testing import CliRunner
 
-from foureyes.cli import app
-
-runner = CliRunner()
-
-
-def run(data_dir: Path, *args: str, token: str | None = None) -> tuple[int, str, str]:
-    env = {"COLUMNS": "200", "FOUREYES_DATA_DIR": str(data_dir)}
-    if token:
-        env["FOUREYES_TOKEN"] = token
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    code, out, err = run(root, "init")
-    assert code == 0, err
-    assert "foureyes initialised" in out
-    return root
+from tests.unit.commands.cli import run
 
 
 def token(data_dir: Path, staff_id: str, identity: str | None = None) -> str:

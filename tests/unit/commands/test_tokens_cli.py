@@ -6,29 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from foureyes.cli import app
 from foureyes.commands.staff import token_id_of
 from foureyes.errors import BadInput
-
-runner = CliRunner()
-
-
-def run(data_dir: Path, *args: str, token: str | None = None) -> tuple[int, str, str]:
-    env = {"COLUMNS": "250", "FOUREYES_DATA_DIR": str(data_dir)}
-    if token:
-        env["FOUREYES_TOKEN"] = token
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    code, _, err = run(root, "init")
-    assert code == 0, err
-    return root
+from tests.unit.commands.cli import run
 
 
 def issue(data_dir: Path, *args: str) -> str:

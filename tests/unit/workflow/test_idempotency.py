@@ -3,13 +3,12 @@ the key with another request is refused; racing submits with one key make one re
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.races import race
 from tests.worlds import World
 
 from foureyes.errors import BadInput, IdempotencyKeyReused
@@ -217,30 +216,10 @@ def test_a_loser_asking_for_something_else_is_refused(
     assert stored(world) == before
 
 
-def race(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run the calls at the same moment in threads; each result or raised exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        barrier.wait()
-        try:
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 @pytest.mark.pg_only
 def test_racing_submits_with_one_key_make_one_request(world: World) -> None:
     actor = world.actor("c-1001")
-    results = race([lambda: submit_or_replay(world.services, actor, DEACTIVATE)] * 6)
+    results = race(*[lambda: submit_or_replay(world.services, actor, DEACTIVATE)] * 6)
 
     assert all(isinstance(result, Submitted) for result in results), results
     assert len({result.request_id for result in results}) == 1
@@ -254,7 +233,7 @@ def test_racing_submits_with_one_key_make_one_request(world: World) -> None:
 @pytest.mark.pg_only
 def test_racing_denied_submits_with_one_key_record_one_denial(world: World) -> None:
     actor = world.actor("e-2001")
-    results = race([lambda: submit_or_replay(world.services, actor, DMS)] * 4)
+    results = race(*[lambda: submit_or_replay(world.services, actor, DMS)] * 4)
 
     assert all(isinstance(result, Denied) for result in results), results
     assert len({result.details["request_id"] for result in results}) == 1
@@ -267,10 +246,8 @@ def test_racing_submits_of_different_requests_with_one_key_make_one(world: World
     actor = world.actor("c-1001")
     other = Submission("account.lock", "chirp:bob", idempotency_key="k-1")
     results = race(
-        [
-            lambda: submit_or_replay(world.services, actor, DEACTIVATE),
-            lambda: submit_or_replay(world.services, actor, other),
-        ]
+        lambda: submit_or_replay(world.services, actor, DEACTIVATE),
+        lambda: submit_or_replay(world.services, actor, other),
     )
 
     made = [result for result in results if isinstance(result, Submitted)]
