@@ -149,6 +149,8 @@ class DryRunReader:
         account_id: str,
         lookup: Select[*tuple[Any, ...]] | None,
     ) -> DryRunReads:
+        """The reads for token `token_id` and account `account_ref` (`account_id` on its
+        platform, read by `lookup` when given), blocking, in a `Database.read`."""
         statement, _ = self._statement(lookup)
         with self.database.read() as session:
             row = (
