@@ -19,6 +19,7 @@ file that lives inside it.
 | `notify` | (file only) | none (see below) |
 | `webauthn` | (file only) | rp_id `localhost`, origin `http://localhost:8400` (see below) |
 | `oidc` | (file only) | none: sign-in only with local tokens (`foureyes.signin.settings`) |
+| `access` | (file only) | oversight_groups `["security", "leads"]` (see below) |
 
 Relative paths in the file are relative to the data directory (so the directory can move);
 relative paths in the environment are relative to the working directory. A relative SQLite path
@@ -73,6 +74,13 @@ domain; the defaults suit `foureyes serve --demo` opened at http://localhost:840
     rp_id = "foureyes.example.org"
     rp_name = "foureyes"
     origins = ["https://foureyes.example.org"]
+
+Reads are need-to-know (`foureyes.workflow.access`): staff see the requests they take part in
+or may act on. Oversight staff — members of any of `oversight_groups` — see every request, the
+audit log's events and alerts:
+
+    [access]
+    oversight_groups = ["security", "leads"]
 """
 
 from __future__ import annotations
@@ -96,6 +104,8 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_LOG_ORIGIN",
     "ENV_PREFIX",
+    "OVERSIGHT_GROUPS",
+    "AccessSettings",
     "ConnectorSettings",
     "NotifySettings",
     "Settings",
@@ -108,6 +118,9 @@ CONFIG_FILE = "foureyes.toml"
 ENV_PREFIX = "FOUREYES_"
 DEFAULT_DATA_DIR = Path("foureyes-data")
 DEFAULT_LOG_ORIGIN = "foureyes.local/log"
+# Oversight staff by default: the groups that read everything (every request, the audit log's
+# events, alerts) to watch the others. The one definition: `Services.oversight_groups`.
+OVERSIGHT_GROUPS = frozenset({"security", "leads"})
 
 # Settings that the environment may set, and whether each is a path.
 _ENV_SETTINGS: dict[str, bool] = {
@@ -286,6 +299,26 @@ class WebAuthnSettings(BaseModel):
         return self
 
 
+class AccessSettings(BaseModel):
+    """The `[access]` table: who oversees. Staff in any of `oversight_groups` (group names of
+    the staff directory) read every request, the audit log's events and alerts; everyone else
+    reads only what they take part in. At least one group: someone must watch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    oversight_groups: list[str] = Field(
+        default_factory=lambda: sorted(OVERSIGHT_GROUPS), min_length=1
+    )
+
+    @field_validator("oversight_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not group or group != group.strip() or any(ch.isspace() for ch in group):
+                raise ValueError(f"group name {group!r} is empty or has spaces")
+        return value
+
+
 class Settings(BaseModel):
     """Everything foureyes needs to know to run. Build it with `Settings.load`."""
 
@@ -303,6 +336,7 @@ class Settings(BaseModel):
     notify: dict[str, NotifySettings] = Field(default_factory=dict)
     webauthn: WebAuthnSettings = Field(default_factory=WebAuthnSettings)
     oidc: OidcSettings | None = None  # the `[oidc]` table: staff sign in with the company's IdP
+    access: AccessSettings = Field(default_factory=AccessSettings)
     policy_file: Path | None = None
     staff_file: Path | None = None
 

@@ -20,6 +20,7 @@ from typing import Any
 from foureyes.audit.checkpoint import Verifier
 from foureyes.audit.export import VerifyReport
 from foureyes.audit.verify import verify_log
+from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.model import ReviewDecision
 from foureyes.policy.decision import Decision
 from foureyes.store import migrate
@@ -47,12 +48,18 @@ class Guard:
         connectors: Mapping[str, tuple[str, Mapping[str, Any]]],
         clock: Callable[[], datetime] = utc_now,
         migrate_schema: bool = True,
+        oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
     ) -> Guard:
-        """Connect to the store (migrating it unless told not to) and the platforms."""
+        """Connect to the store (migrating it unless told not to) and the platforms. Staff in
+        `oversight_groups` read every request; others what they take part in."""
         database = Database(database_url)
         if migrate_schema:
             migrate.upgrade(database)
-        return cls(operations.build_services(database, connectors=connectors, clock=clock))
+        return cls(
+            operations.build_services(
+                database, connectors=connectors, clock=clock, oversight_groups=oversight_groups
+            )
+        )
 
     def authenticate(self, token: str) -> Actor:
         return operations.authenticate(self.services, token)
@@ -66,7 +73,7 @@ class Guard:
         `Denied` (recorded) when the policy denies it. Returns the request view, with `data`
         for a read carried out now."""
         request_id, outcome = operations.submit_and_run(self.services, actor, submission)
-        view = operations.show(self.services, request_id)
+        view = operations.show_to(self.services, actor, request_id)
         view["data"] = outcome.data if outcome is not None else None
         return view
 
@@ -83,11 +90,11 @@ class Guard:
         """Approve or deny the request with this digest (the one the reviewer was shown)."""
         given = ReviewInput(ReviewDecision(decision), digest, comment, step_up)
         operations.review(self.services, actor, request_id, given)
-        return operations.show(self.services, request_id)
+        return operations.show_to(self.services, actor, request_id)
 
     def cancel(self, actor: Actor, request_id: str, reason: str = "") -> dict[str, Any]:
         operations.cancel(self.services, actor, request_id, reason)
-        return operations.show(self.services, request_id)
+        return operations.show_to(self.services, actor, request_id)
 
     def undo(
         self,
@@ -98,14 +105,16 @@ class Guard:
     ) -> dict[str, Any]:
         new_id = operations.undo(self.services, actor, request_id, justification, params)
         operations.run_if_allowed(self.services, actor, new_id)
-        return operations.show(self.services, new_id)
+        return operations.show_to(self.services, actor, new_id)
 
     def execute(self, actor: Actor, request_id: str) -> ExecutionOutcome | None:
         """Carry out an approved request now (a read, for its requester, returns its data)."""
         return operations.execute(self.services, request_id, actor=actor)
 
-    def request(self, request_id: str) -> dict[str, Any]:
-        return operations.show(self.services, request_id)
+    def request(self, actor: Actor, request_id: str) -> dict[str, Any]:
+        """The request as `actor` may see it (NotFound, as an unknown id, when they may not:
+        `foureyes.workflow.access`)."""
+        return operations.show_to(self.services, actor, request_id)
 
     def requests(
         self, actor: Actor, filters: ListFilter | None = None

@@ -140,9 +140,12 @@ def test_someone_elses_token_cannot_cancel_a_pending_request(api: Api) -> None:
     view = api.submitted(
         "c-1001", action="account.deactivate", account="chirp:president", justification="CASE-1"
     )
-    response = api.post("e-2001", f"/v1/requests/{view['id']}/cancel")
+    # Mei may review it (so she sees it), but only the requester cancels a pending request;
+    # to a stranger it does not exist (tests/api/test_need_to_know.py).
+    response = api.post("e-3002", f"/v1/requests/{view['id']}/cancel")
     body = assert_problem(response, 403, "forbidden")
     assert "only the requester" in body["detail"]
+    assert_problem(api.post("e-2001", f"/v1/requests/{view['id']}/cancel"), 404, "not-found")
     assert api.show("c-1001", view["id"])["state"] == "pending"
 
 
@@ -152,7 +155,8 @@ def test_someone_else_cannot_carry_out_a_read(api: Api) -> None:
         api.world.services, api.world.actor("e-2001"), Submission("account.view", "chirp:bob")
     )
     assert api.show("e-2001", request_id)["state"] == "approved"
-    response = api.post("e-3002", f"/v1/requests/{request_id}/execute")
+    # Ines oversees (she sees every request) and still may not carry out Ana's read.
+    response = api.post("e-4001", f"/v1/requests/{request_id}/execute")
     assert_problem(response, 403, "forbidden")
     assert api.show("e-2001", request_id)["state"] == "approved"
 

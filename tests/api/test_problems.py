@@ -63,7 +63,7 @@ def test_a_domain_errors_details_become_extension_members(
     def conflicted(*_args: object, **_kwargs: object) -> None:
         raise Conflict("it moved", request_id="r-1", type="not me", status=999)
 
-    monkeypatch.setattr(operations, "show", conflicted)
+    monkeypatch.setattr(operations, "show_to", conflicted)
     body = assert_problem(api.get("e-2001", "/v1/requests/r-1"), 409, "conflict")
     assert body == {
         "type": "urn:foureyes:problem:conflict",
@@ -80,7 +80,7 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("password=hunter2 at /srv/secret/path")
 
-    monkeypatch.setattr(operations, "show", broken)
+    monkeypatch.setattr(operations, "show_to", broken)
     app = create_app(api.world.services, api.settings)
     with TestClient(app, raise_server_exceptions=True) as client:
         response = client.get("/v1/requests/x", headers=api.auth("e-2001"))
@@ -95,7 +95,7 @@ def test_a_deliberate_500_error_keeps_its_slug(api: Api, monkeypatch: pytest.Mon
     def failing(*_args: object, **_kwargs: object) -> None:
         raise FoureyesError("something foureyes knows about")
 
-    monkeypatch.setattr(operations, "show", failing)
+    monkeypatch.setattr(operations, "show_to", failing)
     assert_problem(api.get("e-2001", "/v1/requests/x"), 500, "internal-error")
 
 

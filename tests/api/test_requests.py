@@ -360,9 +360,10 @@ def test_lists_filter_by_state_mine_account_and_what_i_may_review(api: Api) -> N
         assert response.status_code == 200, response.text
         return [item["id"] for item in response.json()["items"]]
 
-    assert ids("e-3002") == [allowed, pending]
-    assert ids("e-3002", state="pending") == [pending]
-    assert ids("e-3002", state="executed") == [allowed]
+    assert ids("e-4001") == [allowed, pending]  # Ines oversees: she sees every request
+    assert ids("e-4001", state="pending") == [pending]
+    assert ids("e-4001", state="executed") == [allowed]
+    assert ids("e-3002") == [pending]  # Mei sees what she may review, not Ana's lock
     assert ids("e-2001", mine="true") == [allowed]
     assert ids("e-3002", account="chirp:president") == [pending]
     assert ids("e-3002", reviewable="true") == [pending]  # trust & safety, not Kim's manager
@@ -434,16 +435,23 @@ def test_step_up_is_needed_where_the_policy_asks_for_it(api: Api) -> None:
 
 
 def test_an_approver_not_eligible_for_any_factor_is_403(api: Api) -> None:
-    request_id = api.submitted("c-1001", **DEACTIVATE)["id"]
-    response = api.review("e-2001", request_id, step_up=True)
+    # Jo oversees (so he sees the request) but is Tomas's manager: his approval would not
+    # count. To Ana, who may not see it, the same review is the 404 of an unknown id.
+    request_id = api.submitted("e-3001", **DEACTIVATE)["id"]
+    response = api.review("e-9001", request_id, step_up=True)
     assert "would not count" in assert_problem(response, 403, "forbidden")["detail"]
+    digest = api.show("e-3001", request_id)["digest"]
+    stranger = api.post(
+        "e-2001", f"/v1/requests/{request_id}/reviews", {"decision": "approve", "digest": digest}
+    )
+    assert_problem(stranger, 404, "not-found")
 
 
 def test_a_deny_vetoes(api: Api) -> None:
     request_id = api.submitted("c-1001", **DEACTIVATE)["id"]
     response = api.review("e-4001", request_id, "deny", step_up=True, comment="no ticket")
     assert response.json()["state"] == "denied"
-    assert_problem(api.review("e-3002", request_id, step_up=True), 409, "conflict")
+    assert_problem(api.review("e-9001", request_id, step_up=True), 409, "conflict")
 
 
 @pytest.mark.parametrize(
@@ -490,7 +498,8 @@ def test_an_eligible_reviewer_may_cancel_while_the_delay_runs(api: Api) -> None:
     for reviewer in ("e-3002", "e-3003", "e-4001"):
         assert api.review(reviewer, request_id, step_up=True).status_code == 200
     assert api.show("e-9001", request_id)["state"] == "scheduled"
-    assert_problem(api.post("e-2001", f"/v1/requests/{request_id}/cancel"), 403, "forbidden")
+    # Ana may not review it, so to her it does not exist; Jo may review it, so he may cancel.
+    assert_problem(api.post("e-2001", f"/v1/requests/{request_id}/cancel"), 404, "not-found")
     view = api.post("e-9001", f"/v1/requests/{request_id}/cancel", {"reason": "stop"}).json()
     assert view["state"] == "cancelled"
 
@@ -587,7 +596,7 @@ def test_an_undo_the_policy_denies_is_403_with_its_id(api: Api) -> None:
         original,
         "account.reactivate",
     )
-    assert api.show("e-2001", original)["state"] == "executed"
+    assert api.show("e-3002", original)["state"] == "executed"
 
 
 def test_a_break_glass_is_signed_off_over_http(api: Api) -> None:

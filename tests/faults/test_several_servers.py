@@ -185,9 +185,11 @@ class Client:
                 if codes != [200, 409]:
                     self.tally.unexpected.append(f"double review of {view['id']}: {codes}")
             return
-        # cancel race: the deciding approval and the requester's cancel, at once
+        # cancel race: the deciding approval and the requester's cancel, at once. A reviewer
+        # who loses to the cancel may no longer act on it and never took part: to them it no
+        # longer exists (404, foureyes.workflow.access); else the loser is a conflict.
         path = f"/v1/requests/{view['id']}/cancel"
-        review = self.pool.submit(self._review, side, deciding, view, "approve", {200, 409})
+        review = self.pool.submit(self._review, side, deciding, view, "approve", {200, 404, 409})
         cancel = self.pool.submit(
             self._send, side + 1, requester, "POST", path, {"reason": "race"}, {200, 409}
         )

@@ -283,3 +283,29 @@ def test_the_signer_is_read_from_the_key_file(tmp_path: Path) -> None:
 def test_a_missing_key_file_says_to_run_init(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="run `foureyes init`"):
         Settings.load(tmp_path, env={}).signer()
+
+
+# --- who oversees ----------------------------------------------------------------------------
+
+
+def test_oversight_groups_default_to_security_and_leads(tmp_path: Path) -> None:
+    settings = Settings.load(tmp_path, env={})
+    assert settings.access.oversight_groups == ["leads", "security"]
+
+
+def test_oversight_groups_come_from_the_access_table(tmp_path: Path) -> None:
+    write_toml(tmp_path, '[access]\noversight_groups = ["internal-audit", "security"]\n')
+    settings = Settings.load(tmp_path, env={})
+    assert settings.access.oversight_groups == ["internal-audit", "security"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("[]", "at least 1"), ('["a b"]', "has spaces"), ('[""]', "is empty")],
+)
+def test_oversight_groups_must_name_at_least_one_group(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    write_toml(tmp_path, f"[access]\noversight_groups = {value}\n")
+    with pytest.raises(BadInput, match=rf"access.oversight_groups: .*{message}"):
+        Settings.load(tmp_path, env={})

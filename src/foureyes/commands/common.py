@@ -55,7 +55,7 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def services_for(settings: Settings) -> Services:
-    """Assemble foureyes from its settings (connectors, notification channels)."""
+    """Assemble foureyes from its settings (connectors, notification channels, who oversees)."""
     notify.configure(notify.channels_from_settings(settings.notify))
     database = Database(settings.database_url)
     connectors = {
@@ -67,6 +67,7 @@ def services_for(settings: Settings) -> Services:
         connectors=connectors,
         origin=settings.log_origin,
         relying_party=RelyingParty.from_settings(settings.webauthn),
+        oversight_groups=frozenset(settings.access.oversight_groups),
     )
 
 

@@ -92,7 +92,7 @@ def request_cmd(
     )
     request_id, outcome = operations.submit_and_run(services, actor, submission)
     data = outcome.data if outcome is not None else None
-    _print_request(operations.show(services, request_id))
+    _print_request(operations.show_to(services, actor, request_id))
     if data is not None:
         out.print_json(json.dumps(data, default=str))
 
@@ -119,7 +119,7 @@ def _review_input(
     """What the reviewer confirms: the digest they were shown (asked for interactively when not
     given), and, with a key, the step-up signature over exactly this review."""
     if digest is None:
-        view = operations.show(services, request_id)
+        view = operations.show_to(services, actor, request_id)
         _print_request(view)
         typer.confirm(f"{verdict.value} exactly this request?", abort=True)
         digest = str(view["digest"])
@@ -194,7 +194,7 @@ def undo_cmd(
     services, actor = open_services(data_dir, token)
     new_id = operations.undo(services, actor, request_id, justification, _params(param, None))
     operations.run_if_allowed(services, actor, new_id)
-    _print_request(operations.show(services, new_id))
+    _print_request(operations.show_to(services, actor, new_id))
 
 
 def execute_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
@@ -211,8 +211,8 @@ def execute_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = 
 
 def show_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
     """A request, its decision, what it still needs, and its timeline."""
-    services, _ = open_services(data_dir, token)
-    _print_request(operations.show(services, request_id))
+    services, actor = open_services(data_dir, token)
+    _print_request(operations.show_to(services, actor, request_id))
 
 
 def list_cmd(

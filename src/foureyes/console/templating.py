@@ -1,6 +1,7 @@
 """Jinja2 rendering for the console: one environment, autoescaping on, templates in
 `foureyes/console/templates`. Every page extends `base.html`; the context always has `actor`
-(the signed-in Actor or None) and `csrf_token`."""
+(the signed-in Actor or None), `oversight` (whether they oversee: the audit explorer and alerts
+are theirs) and `csrf_token`."""
 
 from __future__ import annotations
 
@@ -141,12 +142,13 @@ def render(
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """Render `template` with `context` plus `request`, `actor` and `csrf_token`."""
+    """Render `template` with `context` plus `request`, `actor`, `oversight`, `csrf_token`."""
     services: Services = request.app.state.services
     found = current_session(request, services)
     values: dict[str, Any] = {
         "request": request,
         "actor": None if found is None else found.actor,
+        "oversight": found is not None and services.oversees(found.actor.staff),
         "csrf_token": csrf_token(request, services),
         "path": request.url.path,
     }

@@ -10,7 +10,6 @@ Quotas, which are part of the decision rather than alerts, live in `foureyes.wor
 from __future__ import annotations
 
 from foureyes.detect.alerts import (
-    ALERT_GROUPS,
     NewAlert,
     acknowledge,
     alert_view,
@@ -21,7 +20,6 @@ from foureyes.detect.alerts import (
 from foureyes.detect.pipeline import check_silence, run
 
 __all__ = [
-    "ALERT_GROUPS",
     "NewAlert",
     "acknowledge",
     "alert_view",

@@ -1,8 +1,8 @@
 """Alerts: raising one (stored, and handed to the notifiers in the same transaction), listing
 them, and acknowledging one (an audit event).
 
-Who sees alerts: staff in `security` or `leads` (alerts name colleagues). Nobody acknowledges an
-alert about themselves.
+Who sees alerts: oversight staff (`Services.oversight_groups`, by default `security` and
+`leads`; alerts name colleagues). Nobody acknowledges an alert about themselves.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.notify import enqueue
 from foureyes.store.tables import AlertRow
+from foureyes.workflow.access import require_oversight
 from foureyes.workflow.records import record
 from foureyes.workflow.services import Actor, Services, json_safe
 
-ALERT_GROUPS = frozenset({"security", "leads"})
 MAX_PAGE = 200
 State = Literal["open", "acknowledged", "all"]
 
@@ -124,10 +124,8 @@ def alert_view(row: AlertRow) -> dict[str, Any]:
     }
 
 
-def _may_see(actor: Actor) -> None:
-    if not ALERT_GROUPS & set(actor.staff.groups):
-        groups = " or ".join(sorted(ALERT_GROUPS))
-        raise Forbidden(f"alerts are for staff in {groups}")
+def _may_see(services: Services, actor: Actor) -> None:
+    require_oversight(services, actor, "alerts")
 
 
 def list_alerts(
@@ -140,7 +138,7 @@ def list_alerts(
     limit: int = 50,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Alerts, newest first; and the id to pass as `before` for the next page (or None)."""
-    _may_see(actor)
+    _may_see(services, actor)
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
     query = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit + 1)
@@ -160,7 +158,7 @@ def list_alerts(
 
 
 def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any]:
-    _may_see(actor)
+    _may_see(services, actor)
     with services.database.transaction() as session:
         row = session.get(AlertRow, alert_id)
         if row is None:
@@ -173,7 +171,7 @@ def acknowledge(
 ) -> dict[str, Any]:
     """Mark an alert as seen and handled, with an `alert.acknowledged` audit event in the same
     transaction. Conflict if it already is; Forbidden for an alert about yourself."""
-    _may_see(actor)
+    _may_see(services, actor)
     with services.database.transaction() as session:
         row = session.scalar(select(AlertRow).where(AlertRow.id == alert_id).with_for_update())
         if row is None:

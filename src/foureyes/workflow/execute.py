@@ -25,6 +25,7 @@ from foureyes.errors import Conflict, ConnectorError, Forbidden, FoureyesError, 
 from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import EventRow, ExecutionRow, RequestRow, ReviewRow
+from foureyes.workflow.access import visible_request
 from foureyes.workflow.records import (
     engine_reviews,
     expect_state,
@@ -71,7 +72,8 @@ def execute(
     skip_locked: bool = False,
 ) -> ExecutionOutcome | None:
     """Execute one approved (or due scheduled) request. Reads run only for their requester,
-    who gets the data back once; writes run for the worker or whoever calls. With
+    who gets the data back once; writes run for the worker or whoever calls and may see the
+    request (to anyone else it is NotFound, as an unknown id: `access.may_see`). With
     `skip_locked`, a row another process holds is left to it (returns None)."""
     account_ref = _account_of(services, request_id)
     connector = services.connector(account_ref.partition(":")[0])
@@ -91,6 +93,8 @@ def execute(
         row = lock_request(session, request_id, skip_locked=skip_locked)
         if row is None:
             return None
+        if actor is not None:
+            visible_request(services, session, row, request_id, actor)
         state = expect_state(row, RequestState.APPROVED, RequestState.SCHEDULED)
         if state == RequestState.SCHEDULED and row.not_before is not None and row.not_before > now:
             raise Conflict(f"request {row.id} is scheduled for {row.not_before.isoformat()}")

@@ -10,11 +10,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from foureyes.audit.log import AuditLog
+from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector, make_connector
 from foureyes.connectors.governance import GovernanceConnector, install_first_policy
 from foureyes.directory import Directory
 from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
 from foureyes.store.database import Database
+from foureyes.store.tables import RequestRow
+from foureyes.workflow.access import visible_request
+from foureyes.workflow.audit_reads import EventFilter, audit_event, audit_events
 from foureyes.workflow.execute import ExecutionOutcome, execute, reconcile
 from foureyes.workflow.records import record
 from foureyes.workflow.review import ReviewInput, cancel, post_review, review
@@ -37,13 +41,13 @@ from foureyes.workflow.submit import (
     submit_or_replay,
 )
 from foureyes.workflow.undo import undo
-from foureyes.workflow.views import ListFilter, list_requests, request_view
+from foureyes.workflow.views import ListFilter, list_requests, request_view, visible_view
 from foureyes.workflow.webauthn import (
     DEMO_RELYING_PARTY,
     RelyingParty,
+    assertion_options,
     step_up_verifier,
 )
-from foureyes.workflow.webauthn import assertion_options as step_up_options
 from foureyes.workflow.webauthn import enrol as enrol_security_key
 from foureyes.workflow.webauthn import list_keys as security_keys
 from foureyes.workflow.webauthn import registration_options as security_key_options
@@ -68,9 +72,11 @@ def build_services(
     clock: Callable[[], datetime] = utc_now,
     origin: str = DEFAULT_ORIGIN,
     relying_party: RelyingParty = DEMO_RELYING_PARTY,
+    oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
 ) -> Services:
     """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
-    `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`)."""
+    `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`);
+    `oversight_groups` are the groups whose staff read everything (settings' `[access]`)."""
     made: dict[str, Connector] = {}
     for name, (kind, settings) in connectors.items():
         connector = make_connector(kind, name, settings, _Context(database))
@@ -85,6 +91,7 @@ def build_services(
         audit=AuditLog(origin),
         clock=clock,
         step_up=step_up_verifier(relying_party, clock),
+        oversight_groups=frozenset(oversight_groups),
     )
 
 
@@ -150,7 +157,25 @@ def run_if_allowed(services: Services, actor: Actor, request_id: str) -> Executi
 
 
 def show(services: Services, request_id: str) -> dict[str, Any]:
+    """The request as the system sees it, unchecked: for the worker, the operator's tools and
+    tests. What a person reads goes through `show_to`."""
     return request_view(services, request_id)
+
+
+def show_to(services: Services, actor: Actor, request_id: str) -> dict[str, Any]:
+    """The request as `actor` may see it: NotFound, exactly as for an unknown id, unless they
+    oversee, asked for it, took part in it or may act on it now (`foureyes.workflow.access`)."""
+    return visible_view(services, actor, request_id)
+
+
+def step_up_options(
+    services: Services, actor: Actor, request_id: str, decision: str
+) -> dict[str, Any]:
+    """WebAuthn options to confirm `actor`'s review (`webauthn.assertion_options`); NotFound
+    for a request they may not see, as for an unknown id."""
+    with services.database.transaction() as session:
+        visible_request(services, session, session.get(RequestRow, request_id), request_id, actor)
+    return assertion_options(services, actor, request_id, decision)
 
 
 def authenticate_oidc(
@@ -172,6 +197,7 @@ def authenticate_oidc(
 __all__ = [
     "Actor",
     "Denied",
+    "EventFilter",
     "ExecutionOutcome",
     "ListFilter",
     "ReviewInput",
@@ -179,6 +205,8 @@ __all__ = [
     "Submission",
     "Submitted",
     "Tick",
+    "audit_event",
+    "audit_events",
     "authenticate",
     "authenticate_identity",
     "authenticate_oidc",
@@ -203,6 +231,7 @@ __all__ = [
     "security_keys",
     "seed",
     "show",
+    "show_to",
     "step_up_options",
     "submit",
     "submit_and_run",

@@ -16,6 +16,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
+from foureyes.workflow.access import visible_request
 from foureyes.workflow.records import (
     POST_REVIEW,
     REVIEW,
@@ -43,7 +44,8 @@ class ReviewInput:
 def review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
     """Record one approve/deny on a pending request and move it on when that settles it.
 
-    Refused (nothing changes): a request that is not pending (Conflict), a digest other than
+    Refused (nothing changes): a request the actor may not see (NotFound, as for an unknown
+    id: `access.may_see`), a request that is not pending (Conflict), a digest other than
     the request's (Conflict: the reviewer saw something else), the requester reviewing their own
     request, a second review by the same person, a reviewer eligible for no factor, a missing or
     failing step-up where a rule asks for it (Forbidden). A step-up that was presented and
@@ -84,7 +86,9 @@ def _flag_failed_step_up(
 def _review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
     with services.database.transaction() as session:
         now = services.clock()
-        row = lock_request(session, request_id)
+        row = visible_request(
+            services, session, lock_request(session, request_id), request_id, actor
+        )
         expect_state(row, RequestState.PENDING)
         if given.digest != row.digest:
             raise Conflict(
@@ -253,11 +257,14 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
     """Cancel a request that has not started executing.
 
     The requester may cancel their own pending, approved or scheduled request; while a delay
-    runs (scheduled), anyone eligible to review it may cancel it too (DESIGN item 8).
+    runs (scheduled), anyone eligible to review it may cancel it too (DESIGN item 8). To
+    anyone who may not see the request (`access.may_see`) it is NotFound, as an unknown id.
     """
     with services.database.transaction() as session:
         now = services.clock()
-        row = lock_request(session, request_id)
+        row = visible_request(
+            services, session, lock_request(session, request_id), request_id, actor
+        )
         state = expect_state(
             row, RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED
         )
@@ -286,11 +293,14 @@ def post_review(services: Services, actor: Actor, request_id: str, given: Review
     """Sign off (or object to) a break-glass execution; returns how many sign-offs it has.
 
     Post-reviewers must be eligible approvers under the rules the break-glass skipped, and
-    not the requester.
+    not the requester. To anyone who may not see the request (`access.may_see`: eligible
+    post-reviewers may) it is NotFound, as an unknown id.
     """
     with services.database.transaction() as session:
         now = services.clock()
-        row = lock_request(session, request_id)
+        row = visible_request(
+            services, session, lock_request(session, request_id), request_id, actor
+        )
         if not row.break_glass:
             raise Conflict("this request was not a break-glass request", request_id=row.id)
         if given.digest != row.digest:

@@ -1,5 +1,6 @@
-"""What every operation needs: the store, the connectors, the audit log, the clock, and the
-policy in force (compiled once per version and cached)."""
+"""What every operation needs: the store, the connectors, the audit log, the clock, who
+oversees (reads every request, the audit log's events and alerts), and the policy in force
+(compiled once per version and cached)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import AuditLog
+from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
 from foureyes.errors import BadInput, NotFound, Unavailable
 from foureyes.model import Account, Staff
@@ -49,8 +51,15 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     # WebAuthn (security keys, passkeys) or device-key signatures, by the assertion's method.
     step_up: StepUpVerifier = field(default_factory=step_up_verifier)
+    # Staff in any of these groups oversee: they may read every request, the audit log's
+    # events and alerts. Everyone else reads only what they take part in (workflow.access).
+    oversight_groups: frozenset[str] = OVERSIGHT_GROUPS
     _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def oversees(self, staff: Staff) -> bool:
+        """Whether `staff` is oversight staff: in one of `oversight_groups`."""
+        return not self.oversight_groups.isdisjoint(staff.groups)
 
     def catalog(self) -> Catalog:
         """Every connector's actions and account attributes, plus foureyes' own actions."""

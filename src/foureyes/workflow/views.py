@@ -1,5 +1,9 @@
 """Read-only views of requests: one request with its timeline and what it still needs, and
-filtered lists. These are what the API, the console and the CLI show."""
+filtered lists. These are what the API, the console and the CLI show.
+
+A person reads only what `foureyes.workflow.access` lets them see (`visible_view`,
+`list_requests`, `account_history`); `request_view` is the system's own unchecked view (the
+worker, the operator's tools, tests) and is never answered to a person as such."""
 
 from __future__ import annotations
 
@@ -13,10 +17,17 @@ from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.errors import NotFound
-from foureyes.model import Account, Outcome, RequestState, Review, ReviewDecision, Staff
+from foureyes.model import Account, Outcome, RequestState, Staff
 from foureyes.policy.engine import satisfied
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, StaffRow
+from foureyes.workflow.access import (
+    may_review_now,
+    may_see,
+    unknown_request,
+    visible_clause,
+    visible_request,
+)
 from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.subject import redecide
@@ -27,10 +38,21 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def request_view(services: Services, request_id: str) -> dict[str, Any]:
+    """The request as the system sees it, unchecked: NotFound if it does not exist."""
     with services.database.transaction() as session:
         row = session.get(RequestRow, request_id)
         if row is None:
-            raise NotFound(f"no request {request_id!r}")
+            raise unknown_request(request_id)
+        return _view(services, session, row, timeline=True)
+
+
+def visible_view(services: Services, actor: Actor, request_id: str) -> dict[str, Any]:
+    """The request as `actor` may see it; NotFound, exactly as for an unknown id, when they
+    may not see it (`access.may_see`)."""
+    with services.database.transaction() as session:
+        row = visible_request(
+            services, session, session.get(RequestRow, request_id), request_id, actor
+        )
         return _view(services, session, row, timeline=True)
 
 
@@ -127,10 +149,20 @@ class ListFilter:
 def list_requests(
     services: Services, actor: Actor, filters: ListFilter
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Requests newest first; `reviewable` keeps pending ones the actor may approve."""
+    """The requests `actor` may see (`access.may_see`), newest first, and the cursor of the
+    next page (None on the last); `reviewable` keeps pending ones the actor may approve.
+
+    What SQL can decide is filtered there (the filters; for staff who do not oversee, requests
+    they took part in or might act on); whether someone may act on a request is a policy
+    question, asked here row by row. A page holds up to `limit` items; `more` is known by
+    finding one more item that passes, so the cursor never points past a hidden row that the
+    next page would show."""
     limit = max(1, min(filters.limit, 200))
     with services.database.transaction() as session:
         query = select(RequestRow).order_by(RequestRow.created_at.desc(), RequestRow.id.desc())
+        visible = visible_clause(services, actor)
+        if visible is not None:
+            query = query.where(visible)
         if filters.state:
             query = query.where(RequestRow.state == filters.state)
         if filters.mine:
@@ -152,26 +184,21 @@ def list_requests(
         items: list[dict[str, Any]] = []
         last: RequestRow | None = None
         more = False
-        # Read in pages until `limit` items pass the filter; `reviewable` filters in Python
+        # Read in pages until `limit` items pass: `reviewable` and visibility filter in Python
         # (eligibility is a policy question), so a page may yield fewer than it reads.
         for row in session.scalars(query.execution_options(yield_per=limit + 1)):
+            if filters.reviewable:
+                if not may_review_now(services, session, row, actor):
+                    continue
+            elif visible is not None and not may_see(services, session, row, actor):
+                continue
             if len(items) == limit:
                 more = True
                 break
-            if filters.reviewable and not _can_review(services, session, row, actor):
-                continue
             items.append(_view(services, session, row, timeline=False))
             last = row
         cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
         return items, cursor
-
-
-def _can_review(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
-    if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
-        return False
-    decision = redecide(services, session, row, services.clock())
-    probe = satisfied(decision, [Review(actor.staff, ReviewDecision.APPROVE)])
-    return decision.outcome == Outcome.PENDING and not any(w == actor.id for w, _ in probe.ignored)
 
 
 # --- what the console shows besides requests -----------------------------------------------
@@ -179,14 +206,13 @@ def _can_review(services: Services, session: Session, row: RequestRow, actor: Ac
 
 def can_review(services: Services, actor: Actor, request_id: str) -> bool:
     """Whether `actor` may still approve this request now (pending, not theirs, not yet
-    reviewed by them, and their approval would count for some factor)."""
+    reviewed by them, and their approval would count for some factor). NotFound for a
+    request they may not see."""
     with services.database.transaction() as session:
-        row = session.get(RequestRow, request_id)
-        if row is None:
-            raise NotFound(f"no request {request_id!r}")
-        if row.state != RequestState.PENDING.value or row.requester_id == actor.id:
-            return False
-        return _can_review(services, session, row, actor)
+        row = visible_request(
+            services, session, session.get(RequestRow, request_id), request_id, actor
+        )
+        return may_review_now(services, session, row, actor)
 
 
 def person(services: Services, staff_id: str) -> Staff:
@@ -219,8 +245,16 @@ def policy_source(services: Services) -> tuple[int, str, str]:
         return row.version, row.digest, row.text
 
 
-def account_history(services: Services, account_ref: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The latest `limit` audit events about one account, newest first."""
+def account_history(
+    services: Services, actor: Actor, account_ref: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The latest `limit` audit events about one account, newest first, as `actor` may read
+    them. Oversight staff read each event whole. Everyone else reads only *that* something
+    happened — seq, time, kind and the action it was about (`account.deactivate`) — with
+    `actor` None and `redacted` True: no who, no justification, comment, parameters or
+    decision. Support staff need to know that an account was recently acted on (and escalate
+    to oversight staff); they need not browse who did what and why."""
+    whole = services.oversees(actor.staff)
     with services.database.transaction() as session:
         rows = session.scalars(
             select(EventRow)
@@ -228,13 +262,26 @@ def account_history(services: Services, account_ref: str, limit: int = 50) -> li
             .order_by(EventRow.seq.desc())
             .limit(max(1, min(limit, 500)))
         )
-        return [
-            {
-                "seq": row.seq,
-                "at": _iso(row.at),
-                "kind": row.kind,
-                "actor": row.actor,
-                "event": json.loads(row.body),
-            }
-            for row in rows
-        ]
+        return [_history_item(row, whole=whole) for row in rows]
+
+
+def _history_item(row: EventRow, *, whole: bool) -> dict[str, Any]:
+    body = json.loads(row.body)
+    if not whole:
+        action = body.get("action")
+        return {
+            "seq": row.seq,
+            "at": _iso(row.at),
+            "kind": row.kind,
+            "actor": None,
+            "event": {"action": action} if isinstance(action, str) else {},
+            "redacted": True,
+        }
+    return {
+        "seq": row.seq,
+        "at": _iso(row.at),
+        "kind": row.kind,
+        "actor": row.actor,
+        "event": body,
+        "redacted": False,
+    }

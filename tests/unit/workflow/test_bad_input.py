@@ -92,7 +92,15 @@ def test_a_review_of_another_digest_is_refused(world: World, pending: str) -> No
 
 
 def test_a_review_by_an_ineligible_person_is_refused(world: World, pending: str) -> None:
-    review_fails(world, Forbidden, "would not count", "e-2001", pending)  # support
+    # Ana (support) may not review it, so to her it does not exist (workflow.access) ...
+    review_fails(world, NotFound, f"no request {pending!r}", "e-2001", pending)
+    # ... and Jo, who oversees (so sees it), is told why: he is the manager of Tomas, who asks.
+    tomas = operations.submit(
+        world.services,
+        world.actor("e-3001"),
+        Submission("account.deactivate", "chirp:president", justification="CASE-9"),
+    )
+    review_fails(world, Forbidden, "would not count", "e-9001", tomas)
 
 
 def test_a_review_without_step_up_is_refused_where_the_rule_asks(
@@ -122,7 +130,9 @@ def test_a_step_up_for_another_request_does_not_count(world: World, pending: str
 
 def test_a_review_on_a_finished_request_is_a_conflict(world: World, pending: str) -> None:
     operations.cancel(world.services, world.actor("c-1001"), pending, "changed my mind")
-    review_fails(world, Conflict, "is cancelled, not pending", "e-3002", pending)
+    # Ines oversees, so she still sees it (Mei, who may no longer review it, does not).
+    review_fails(world, Conflict, "is cancelled, not pending", "e-4001", pending)
+    review_fails(world, NotFound, "no request", "e-3002", pending)
 
 
 def test_cancel_twice_is_a_conflict(world: World, pending: str) -> None:

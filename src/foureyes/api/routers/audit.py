@@ -4,6 +4,10 @@ Hashes are base64 (standard, padded), as in checkpoints. An event's `body` is it
 canonical JSON (RFC 8785): a verifier hashes ``0x00 || body`` (UTF-8) to get `leaf_hash`, checks
 an inclusion proof against a checkpoint's root, and checks checkpoints against each other with
 consistency proofs — trusting nothing but the log's public key.
+
+Who reads what: the checkpoint and the proofs (hashes only) are open to all staff, so that
+anyone can verify the log; the events themselves (who did what to whom, and why) are for
+oversight staff (settings' `[access] oversight_groups`; 403 for anyone else).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from foureyes.api.schemas import problem_responses
 from foureyes.audit.checkpoint import Signer
 from foureyes.audit.log import Event
 from foureyes.errors import BadInput, FoureyesError, Unavailable
+from foureyes.workflow import operations
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=problem_responses(401, 422, 503))
 
@@ -87,7 +92,9 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-@router.get("/events", summary="Events, oldest first")
+@router.get(
+    "/events", summary="Events, oldest first (oversight staff)", responses=problem_responses(403)
+)
 def events(
     services: ServicesDep,
     actor: ActorDep,
@@ -113,16 +120,16 @@ def events(
 ) -> dict[str, Any]:
     """Events matching every filter given, in log order: `{"items": [...], "next": cursor}`.
     Each item has the event's fields, its exact canonical `body`, its `leaf_hash` and the body
-    parsed (`event`). Times without a zone are UTC."""
-    del actor
+    parsed (`event`). Times without a zone are UTC. For oversight staff only (403 otherwise)."""
     after: int | None = None
     if cursor is not None:
         if not cursor.isdigit():
             raise BadInput("the cursor is not one this server gave out")
         after = int(cursor)
-    with services.database.transaction() as session:
-        found = services.audit.events(
-            session,
+    found = operations.audit_events(
+        services,
+        actor,
+        operations.EventFilter(
             account=account,
             actor=by,
             action=action,
@@ -132,7 +139,8 @@ def events(
             until=_aware(until),
             after_seq=after,
             limit=limit,
-        )
+        ),
+    )
     following = str(found[-1].seq) if len(found) == limit else None
     return {"items": [_event(e) for e in found], "next": following}
 

@@ -1,8 +1,12 @@
 """`/v1/requests`: submit, list, show, review, cancel, undo and execute requests.
 
 Each route parses its input, calls one lifecycle operation as the token's owner, and answers
-the request as `foureyes.workflow.views` shows it. Routes are plain `def`: the operations block
-on the store, so FastAPI runs them in its thread pool.
+the request as that person may see it (`operations.show_to`). Reads are need-to-know
+(`foureyes.workflow.access`): a request is visible to its requester, to whoever took part in it
+(reviewed, cancelled, executed it) or may act on it now (review it, cancel it while its delay
+runs, post-review a break-glass), and to oversight staff. To anyone else it is 404, exactly as
+an unknown id — on reads and on every action — and lists leave it out. Routes are plain `def`:
+the operations block on the store, so FastAPI runs them in its thread pool.
 
 Carrying out. An approved *write* is carried out by the background worker within a few seconds
 (or once its delay has run); its requester may `POST …/execute` to carry it out now. An approved
@@ -141,7 +145,7 @@ def submit_request(
         body.submission(client_address(request)), idempotency_key=idempotency_key
     )
     submitted, outcome = operations.submit_run_or_replay(services, actor, submission)
-    view = operations.show(services, submitted.request_id)
+    view = operations.show_to(services, actor, submitted.request_id)
     view["data"] = outcome.data if outcome is not None else None
     if submitted.replayed:
         response.status_code = 200
@@ -166,7 +170,8 @@ def list_requests(
         str | None, Query(max_length=500, description="`next` of the previous page.")
     ] = None,
 ) -> dict[str, Any]:
-    """`{"items": [...], "next": cursor}`; `next` is null on the last page."""
+    """The requests you may see: `{"items": [...], "next": cursor}`; `next` is null on the
+    last page."""
     filters = operations.ListFilter(
         state=None if state is None else state.value,
         mine=mine,
@@ -181,9 +186,9 @@ def list_requests(
 
 @router.get("/{request_id}", summary="One request", responses=problem_responses(404))
 def show_request(request_id: RequestId, services: ServicesDep, actor: ActorDep) -> dict[str, Any]:
-    """The request, its decision with what each factor still needs, reviews and timeline."""
-    del actor  # any member of staff may see a request; acting on it is checked by each action
-    return operations.show(services, request_id)
+    """The request, its decision with what each factor still needs, reviews and timeline.
+    404, as for an unknown id, for a request you may not see."""
+    return operations.show_to(services, actor, request_id)
 
 
 @router.post(
@@ -199,7 +204,7 @@ def review_request(
     review's challenge, or a security key's WebAuthn assertion (see `GET …/step-up`). Answers
     the updated request."""
     operations.review(services, actor, request_id, body.review_input())
-    return operations.show(services, request_id)
+    return operations.show_to(services, actor, request_id)
 
 
 @router.get(
@@ -233,7 +238,7 @@ def post_review_request(
     within the rule's window. Bound to the `digest` like a review; the requester cannot sign
     off their own. Answers the request (its `reviews` list the sign-offs)."""
     operations.post_review(services, actor, request_id, body.review_input())
-    return operations.show(services, request_id)
+    return operations.show_to(services, actor, request_id)
 
 
 @router.post(
@@ -251,7 +256,7 @@ def cancel_request(
     delay runs anyone eligible to review it may too. Answers the updated request."""
     reason = body.reason if body is not None else ""
     operations.cancel(services, actor, request_id, reason)
-    return operations.show(services, request_id)
+    return operations.show_to(services, actor, request_id)
 
 
 @router.post(
@@ -268,7 +273,7 @@ def undo_request(
     or 403 with its `request_id` if the policy denies it."""
     new_id = operations.undo(services, actor, request_id, body.justification, body.params)
     outcome = operations.run_if_allowed(services, actor, new_id)
-    view = operations.show(services, new_id)
+    view = operations.show_to(services, actor, new_id)
     view["data"] = outcome.data if outcome is not None else None
     return view
 
@@ -289,6 +294,6 @@ def execute_request(
     it out within seconds anyway). A request that is not approved, or is scheduled for later,
     is 409."""
     outcome = operations.execute(services, request_id, actor=actor)
-    view = operations.show(services, request_id)
+    view = operations.show_to(services, actor, request_id)
     view["data"] = None if outcome is None else outcome.data
     return view

@@ -73,9 +73,14 @@ def show_account(
     requests, _ = operations.list_requests(
         services, actor, operations.ListFilter(account=ref, limit=20)
     )
-    history = views.account_history(services, ref, HISTORY)
+    history = views.account_history(services, actor, ref, HISTORY)
     return render(
         request,
         "account.html",
-        {"account": account, "requests": requests, "history": history},
+        {
+            "account": account,
+            "requests": requests,
+            "history": history,
+            "oversight_groups": " or ".join(sorted(services.oversight_groups)),
+        },
     )

@@ -1,5 +1,6 @@
 """The audit explorer: events filtered as `foureyes audit log` filters them, and one event with
-its inclusion proof, checked here and shown step by step."""
+its inclusion proof, checked here and shown step by step. For oversight staff only (the
+operations answer 403 to anyone else, as `GET /v1/audit/events` does)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from foureyes.api.auth import ServicesDep
 from foureyes.audit.merkle import MerkleVerificationError, leaf_hash, verify_inclusion
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
-from foureyes.errors import BadInput, NotFound
+from foureyes.errors import BadInput
+from foureyes.workflow import operations
 
 router = APIRouter()
 
@@ -50,7 +52,6 @@ def explorer(
     until: Annotated[str, Query(max_length=40)] = "",
     after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> Response:
-    del actor
     filters = {
         "account": account.strip(),
         "staff": staff.strip(),
@@ -59,9 +60,10 @@ def explorer(
         "since": since.strip(),
         "until": until.strip(),
     }
-    with services.database.transaction() as session:
-        events = services.audit.events(
-            session,
+    events = operations.audit_events(
+        services,
+        actor,
+        operations.EventFilter(
             account=filters["account"] or None,
             actor=filters["staff"] or None,
             action=filters["action"] or None,
@@ -70,7 +72,8 @@ def explorer(
             until=_time(until, "until"),
             after_seq=after,
             limit=PAGE,
-        )
+        ),
+    )
     items = [
         {
             "seq": e.seq,
@@ -98,13 +101,7 @@ def event(
 ) -> Response:
     """One event, and the proof that the log holds it: the leaf hash recomputed from the
     event's exact bytes, and the path from it to the root of the log as it is now."""
-    del actor
-    with services.database.transaction() as session:
-        found = services.audit.events(session, after_seq=seq - 1, limit=1)
-        if not found or found[0].seq != seq:
-            raise NotFound(f"no event {seq} in the audit log")
-        proof = services.audit.inclusion(session, seq)
-    item = found[0]
+    item, proof = operations.audit_event(services, actor, seq)
     recomputed = leaf_hash(item.body)
     checked: dict[str, Any] = {"leaf": recomputed == proof.leaf_hash, "path": True, "error": ""}
     try:

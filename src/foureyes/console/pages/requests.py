@@ -154,7 +154,7 @@ def operations_preview(
 def _request_page(
     request: Request, services: Services, actor: Actor, request_id: str, **extra: Any
 ) -> Response:
-    view = operations.show(services, request_id)
+    view = operations.show_to(services, actor, request_id)
     context = request_context(services, actor, view)
     context["card"] = dict(context)
     context.update(extra)
@@ -265,7 +265,7 @@ def review(
     """Approve or deny. A destructive approval needs the account's handle typed (checked here,
     on the server); the operation checks the digest, eligibility and any step-up."""
     decision = _decision(form)
-    view = operations.show(services, request_id)
+    view = operations.show_to(services, actor, request_id)
     context = request_context(services, actor, view)
     if decision is ReviewDecision.APPROVE and context["destructive"]:
         typed = form.get("confirm_handle", "").strip().removeprefix("@")

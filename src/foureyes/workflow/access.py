@@ -1,0 +1,148 @@
+"""Need-to-know reads: who may see a request, and who may read the audit log's events.
+
+The threat is the malicious insider (a bribed contractor; support staff phished for their
+login): staff see what they take part in, and oversight staff watch everyone.
+
+A request is **visible** to a person when, checked in this order:
+
+1. they oversee (`Services.oversees`: in one of the settings' `oversight_groups`);
+2. they asked for it (the requester);
+3. they took part in it: an audit event of the request names them as its actor (a review, a
+   post-review, a cancellation, an execution they asked for);
+4. they may act on it now as a colleague: review it (pending, and their approval would count
+   for a factor), cancel it while its delay runs (scheduled, and eligible to review it), or
+   sign off a break-glass execution (eligible under the rules the break-glass skipped).
+
+To anyone else a request does not exist: reading it, and every action on it, answers the same
+NotFound as an unknown id (`visible_request`), so that no refusal gives away that it exists,
+its state or its action. Rule 4 holds only while it lasts: a colleague who never took part
+stops seeing a request once it moves on (a reviewer who loses a race to the requester's cancel
+is answered 404, not 409). The audit log's *events* (who did what to whom, with justifications
+and parameters' digests) are for oversight staff (`require_oversight`); its checkpoints and
+proofs are hashes, open to all staff so that anyone can verify the log.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.orm import Session
+
+from foureyes.config import OVERSIGHT_GROUPS
+from foureyes.errors import Forbidden, NotFound
+from foureyes.model import Outcome, RequestState, Review, ReviewDecision
+from foureyes.policy.decision import Decision
+from foureyes.policy.engine import satisfied
+from foureyes.store.tables import EventRow, RequestRow
+from foureyes.workflow.records import review_rows
+from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.subject import redecide
+
+__all__ = [
+    "OVERSIGHT_GROUPS",
+    "may_review_now",
+    "may_see",
+    "require_oversight",
+    "took_part",
+    "unknown_request",
+    "visible_clause",
+    "visible_request",
+]
+
+# States in which a colleague who has not taken part may still act on a request (review it;
+# cancel it while its delay runs). A break-glass request may be post-reviewed in any state.
+_ACTIONABLE = (RequestState.PENDING.value, RequestState.SCHEDULED.value)
+
+
+def require_oversight(services: Services, actor: Actor, what: str) -> None:
+    """Forbidden (naming the groups) unless `actor` oversees; `what` names what they asked
+    for, e.g. "alerts" → "alerts are for staff in leads or security"."""
+    if not services.oversees(actor.staff):
+        groups = " or ".join(sorted(services.oversight_groups))
+        raise Forbidden(f"{what} are for staff in {groups}")
+
+
+def unknown_request(request_id: str) -> NotFound:
+    """The one answer for a request that does not exist *or* that the reader may not see."""
+    return NotFound(f"no request {request_id!r}")
+
+
+def took_part(actor: Actor) -> ColumnElement[bool]:
+    """SQL: the actor asked for the request, or an event of it names them as its actor."""
+    return or_(
+        RequestRow.requester_id == actor.id,
+        exists(
+            select(EventRow.seq).where(
+                EventRow.request_id == RequestRow.id, EventRow.actor == actor.id
+            )
+        ),
+    )
+
+
+def visible_clause(services: Services, actor: Actor) -> ColumnElement[bool] | None:
+    """SQL that keeps every request `actor` may see and, besides, only requests they might be
+    able to act on (to be checked with `may_see`); None when they oversee (no filter). Rows
+    this clause keeps because they are actionable still need `may_see`, a policy question."""
+    if services.oversees(actor.staff):
+        return None
+    return or_(
+        took_part(actor),
+        RequestRow.state.in_(_ACTIONABLE),
+        RequestRow.break_glass.is_(True),
+    )
+
+
+def may_see(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
+    """Whether `actor` may see the request (the rules in this module's docstring)."""
+    if services.oversees(actor.staff) or row.requester_id == actor.id:
+        return True
+    if _has_event_by(session, row.id, actor.id):
+        return True
+    return _may_act_now(services, session, row, actor)
+
+
+def visible_request(
+    services: Services, session: Session, row: RequestRow | None, request_id: str, actor: Actor
+) -> RequestRow:
+    """`row` if `actor` may see it; otherwise the same NotFound as for an unknown id."""
+    if row is None or not may_see(services, session, row, actor):
+        raise unknown_request(request_id)
+    return row
+
+
+def may_review_now(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
+    """Whether `actor` may still approve this request now: pending, not theirs, not yet
+    reviewed by them, and their approval would count for some factor."""
+    if row.state != RequestState.PENDING.value or row.requester_id == actor.id:
+        return False
+    if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
+        return False
+    decision = redecide(services, session, row, services.clock())
+    return decision.outcome == Outcome.PENDING and _counts(decision, actor)
+
+
+def _may_act_now(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
+    if row.state == RequestState.PENDING.value:
+        return may_review_now(services, session, row, actor)
+    if row.state == RequestState.SCHEDULED.value:
+        # While the delay runs anyone eligible to review it may cancel it (review.cancel).
+        return _counts(redecide(services, session, row, services.clock()), actor)
+    if row.break_glass:
+        # Post-reviewers are eligible approvers under the rules the break-glass skipped.
+        normal = redecide(services, session, row, services.clock(), break_glass=False)
+        return normal.outcome == Outcome.PENDING and _counts(normal, actor)
+    return False
+
+
+def _counts(decision: Decision, actor: Actor) -> bool:
+    """Whether an approval by `actor` would count for some factor of `decision`."""
+    probe = satisfied(decision, [Review(actor.staff, ReviewDecision.APPROVE)])
+    return not any(who == actor.id for who, _ in probe.ignored)
+
+
+def _has_event_by(session: Session, request_id: str, staff_id: str) -> bool:
+    found = session.scalar(
+        select(EventRow.seq)
+        .where(EventRow.request_id == request_id, EventRow.actor == staff_id)
+        .limit(1)
+    )
+    return found is not None
