@@ -286,3 +286,21 @@ def test_open_requests_are_cancelled_when_the_contract_ends(world: World) -> Non
     assert view["state"] == "cancelled"
     assert "may no longer act: staff c-1001 ended on 2027-06-30" in view["reason"]
     assert view["timeline"][-1]["kind"] == "request.cancelled"
+
+
+def test_a_submit_whose_request_the_worker_claimed_first_is_answered_not_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actor = world.actor("e-2001")
+    request_id = operations.submit(world.services, actor, Submission("account.lock", "chirp:bob"))
+    operations.run_once(world.services, worker="test")  # the worker's claim came first
+    assert operations.show(world.services, request_id)["state"] == "executed"
+    # What `submit_and_run` saw just before that claim: the request still approved.
+    seen = operations.request_view
+    monkeypatch.setattr(
+        operations,
+        "request_view",
+        lambda services, rid: {**seen(services, rid), "state": "approved"},
+    )
+    assert operations.run_if_allowed(world.services, actor, request_id) is None
+    assert seen(world.services, request_id)["state"] == "executed"
