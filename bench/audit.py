@@ -7,17 +7,17 @@ beside hashlib's raw SHA-256 rate on the same event bodies:
 - **append**: durable commits through `AuditLog.append` (one event per transaction, one writer),
   group commit through `AuditLog.append_many` (batches of ``--group`` events per transaction),
   and on PostgreSQL ``--writers`` threads appending one event per transaction at once;
-- **verify**: `verify_log` over the whole log, exactly as ``foureyes audit verify`` runs it (reads
-  every row and node, recomputes everything, one worker process per core): once before the log
-  has a checkpoint (every body's own seq is tested) and once after one covers it all (the
-  checkpoint's root vouches for the seqs); with the CPU time it took in this process and its
-  workers (the database server's is not counted), and beside it the hashing side alone on one
-  core (body checks, leaf and node hashes on bodies in memory);
+- **verify**: `verify_log` over the whole log, exactly as ``foureyes audit verify`` runs it
+  (reads every row and stored subtree, recomputes everything, one worker process per core): once
+  before the log has a checkpoint (every body's own seq is tested) and once after one covers it
+  all (the checkpoint's root vouches for the seqs); with the CPU time it took in this process
+  and its workers (the database server's is not counted), and beside it the hashing side alone
+  on one core (body checks, leaf and node hashes on bodies in memory);
 - **inclusion proof**: `AuditLog.inclusion` for random events at the full size, p50 and p99;
 - **timeline**: `AuditLog.events(account=…, limit=100)` for random accounts, p50 and p99.
 
 The log of ``--events`` events (default 200,000) is **bulk-loaded**, not appended: bodies,
-leaf hashes and every subtree node are computed in Python (with foureyes' own `TreeRebuild`)
+leaf hashes and the stored subtrees are computed in Python (with foureyes' own `TreeRebuild`)
 and inserted with COPY (PostgreSQL) or executemany (SQLite), then the head is set. That is how
 a 10M-event log is built in minutes (``--events 10000000``); the appends are then measured on
 top of it. Each account has about 100 events. Everything is deleted at the end.
@@ -55,6 +55,7 @@ from psycopg import sql
 
 from foureyes.audit.checkpoint import Signer
 from foureyes.audit.export import TreeRebuild, check_rows
+from foureyes.audit.layout import STEP, is_stored
 from foureyes.audit.log import AuditLog, NewEvent
 from foureyes.audit.ranges import available_cores
 from foureyes.audit.verify import verify_log
@@ -137,7 +138,6 @@ def hashing_rate(bodies: list[bytes]) -> float:
             start + len(chunk),
             range(start, start + len(chunk)),
             chunk,
-            None,
             last_seq=len(bodies) - 1,
         )
         assert finding is None
@@ -197,7 +197,7 @@ def pg_settings(database: Database) -> str:
 
 
 def bulk_load(database: Database, events: int, accounts: int) -> None:
-    """Insert `events` events and all their subtree nodes directly, then set the head."""
+    """Insert `events` events and their stored subtrees directly, then set the head."""
     rebuild = TreeRebuild(BATCH_LEVEL)
     raw = database.engine.raw_connection()
     try:
@@ -213,9 +213,9 @@ def bulk_load(database: Database, events: int, accounts: int) -> None:
             upper = rebuild.add(leaves)
             nodes = [
                 (level, (start >> level) + j, h)
-                for level in range(1, len(rebuild.levels))
+                for level in range(STEP, len(rebuild.levels), STEP)
                 for j, h in enumerate(rebuild.levels[level])
-            ] + [(s.level, s.index, s.hash) for s in upper]
+            ] + [(s.level, s.index, s.hash) for s in upper if is_stored(s.level)]
             rows = [
                 (
                     seq,
@@ -225,15 +225,14 @@ def bulk_load(database: Database, events: int, accounts: int) -> None:
                     f"chirp:user{seq % accounts}",
                     f"{seq:08x}-0000-4000-8000-000000000000",
                     b,
-                    h,
                 )
-                for seq, b, h in zip(seqs, bodies, leaves, strict=True)
+                for seq, b in zip(seqs, bodies, strict=True)
             ]
             if pg:
                 with driver.cursor() as cursor:
                     copy_sql = (
                         "COPY audit_events (seq, at, kind, actor, account_ref, request_id, "
-                        "body, leaf_hash) FROM STDIN"
+                        "body) FROM STDIN"
                     )
                     with cursor.copy(copy_sql) as copy:
                         for row in rows:
@@ -245,7 +244,7 @@ def bulk_load(database: Database, events: int, accounts: int) -> None:
             else:
                 driver.executemany(
                     "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, "
-                    "body, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "body) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(r[0], r[1].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[2:]) for r in rows],
                 )
                 driver.executemany(

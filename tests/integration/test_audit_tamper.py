@@ -25,8 +25,9 @@ from foureyes.audit.canonical import canonical_json
 from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint
 from foureyes.audit.copies import check_copies
 from foureyes.audit.export import AuditVerificationError, Tamper, witness_file
+from foureyes.audit.layout import is_stored
 from foureyes.audit.log import AuditLog, NewEvent
-from foureyes.audit.merkle import MemoryTree
+from foureyes.audit.merkle import MemoryTree, MerkleVerificationError, verify_inclusion
 from foureyes.audit.verify import verify_log
 from foureyes.store.database import Database
 from tests.dba import dba
@@ -120,7 +121,11 @@ def test_an_edited_event(database: Database, log: AuditLog, witness: Path) -> No
     with dba(database) as sql:
         edited = body(sql, 5).replace(b"CASE-5", b"CASE-6")
         sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = 5"), {"b": edited})
-    assert diagnose(database, witness) == (Tamper.MODIFIED, 5)
+    # No leaf hash is stored: what is named is the 16 events under the stored subtree (4, 0),
+    # which no longer hash to it.
+    with pytest.raises(AuditVerificationError, match=r"events \[0, 16\) do not hash") as caught:
+        verify_log(database, VERIFIERS, origin=ORIGIN, witness_dir=witness, batch_level=3)
+    assert (caught.value.kind, caught.value.seq) == (Tamper.MODIFIED, 0)
 
 
 def test_an_event_edited_as_text(database: Database, log: AuditLog) -> None:
@@ -129,18 +134,26 @@ def test_an_event_edited_as_text(database: Database, log: AuditLog) -> None:
         edited = body(sql, 11).replace(b"CASE-11", b"CASE-12")
         value: bytes | str = edited.decode() if database.is_sqlite else edited
         sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = 11"), {"b": value})
-    assert diagnose(database) == (Tamper.MODIFIED, 11)
-
-
-def test_an_edited_event_with_its_leaf_hash(database: Database, log: AuditLog) -> None:
-    with dba(database) as sql:
-        edited = body(sql, 6).replace(b'"e-0"', b'"e-2"')
-        sql.execute(
-            text("UPDATE audit_events SET body = :b, leaf_hash = :h WHERE seq = 6"),
-            {"b": edited, "h": leaf(edited)},
+    assert diagnose(database) == (Tamper.MODIFIED, 0)
+    # A proof of it is served from the edited body, and does not check against the checkpoint.
+    with database.transaction() as session:
+        proof = log.inclusion(session, 11, SIZE)
+        signed = log.checkpoint_at(session, SIZE)
+    assert signed is not None
+    with pytest.raises(MerkleVerificationError):
+        verify_inclusion(
+            11, SIZE, proof.leaf_hash, proof.inclusion_path, signed.checkpoint.root_hash
         )
-    # Leaves 6 and 7 no longer hash to the stored node above them.
-    assert diagnose(database) == (Tamper.MODIFIED, 6)
+
+
+def test_an_edited_event_after_the_last_stored_subtree(database: Database, log: AuditLog) -> None:
+    # Events 16..19 are under no stored subtree yet: the checkpoint of size 20 tells.
+    with dba(database) as sql:
+        edited = body(sql, 17).replace(b"CASE-17", b"CASE-18")
+        sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = 17"), {"b": edited})
+    with pytest.raises(AuditVerificationError, match="last size that agrees is 12") as caught:
+        verify_log(database, VERIFIERS, origin=ORIGIN, batch_level=3)
+    assert (caught.value.kind, caught.value.seq) == (Tamper.REPLACED, 12)
 
 
 def test_a_deleted_event(database: Database, log: AuditLog) -> None:
@@ -180,10 +193,10 @@ def _forged_row(sql: Connection, seq: int) -> None:
     )
     sql.execute(
         text(
-            "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, body, "
-            "leaf_hash) VALUES (:seq, :at, 'account.viewed', 'e-1', 'chirp:user0', NULL, :b, :h)"
+            "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, body) "
+            "VALUES (:seq, :at, 'account.viewed', 'e-1', 'chirp:user0', NULL, :b)"
         ),
-        {"seq": seq, "at": T0, "b": forged, "h": leaf(forged)},
+        {"seq": seq, "at": T0, "b": forged},
     )
 
 
@@ -244,12 +257,8 @@ def _rewrite(sql: Connection, change: int) -> None:
     tree = MemoryTree()
     nodes = []
     for seq, data in enumerate(bodies):
-        h = leaf(data)
-        nodes += [s for s in tree.append(h) if s.level]
-        sql.execute(
-            text("UPDATE audit_events SET body = :b, leaf_hash = :h WHERE seq = :s"),
-            {"b": data, "h": h, "s": seq},
-        )
+        nodes += [s for s in tree.append(leaf(data)) if is_stored(s.level)]
+        sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = :s"), {"b": data, "s": seq})
     sql.execute(text("DELETE FROM audit_nodes"))
     for s in nodes:
         sql.execute(

@@ -3,6 +3,7 @@ down to base and up again, concurrent upgrades, and the append-only audit tables
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import threading
@@ -17,6 +18,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, Table, delete, insert, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from foureyes.audit.checkpoint import Signer
+from foureyes.audit.log import AuditLog
+from foureyes.audit.merkle import MemoryTree
+from foureyes.audit.verify import verify_log
 from foureyes.errors import Unavailable
 from foureyes.store import migrate
 from foureyes.store.database import Database
@@ -72,10 +77,16 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0004_idempotency"]
-    assert migrate.head() == "0004_idempotency"
+    assert scripts.get_heads() == ["0005_stored_levels"]
+    assert migrate.head() == "0005_stored_levels"
     chain = [script.revision for script in scripts.walk_revisions()]
-    assert chain == ["0004_idempotency", "0003_console", "0002_webauthn", "0001"]
+    assert chain == [
+        "0005_stored_levels",
+        "0004_idempotency",
+        "0003_console",
+        "0002_webauthn",
+        "0001",
+    ]
     initial = scripts.get_revision("0001")
     assert initial is not None
     assert initial.down_revision is None
@@ -268,6 +279,62 @@ def test_0004_adds_idempotency_keys_beside_existing_requests_and_drops_them_agai
     assert reviews == ["r-old"]
 
 
+def _nodes(database: Database) -> dict[tuple[int, int], bytes]:
+    with database.engine.connect() as connection:
+        rows = connection.execute(text('SELECT level, "index", hash FROM audit_nodes'))
+        return {(level, index): bytes(h) for level, index, h in rows}
+
+
+def test_0005_keeps_the_stored_levels_and_its_downgrade_recomputes_the_rest(
+    empty_database: Database,
+) -> None:
+    migrate.upgrade(empty_database)
+    guards = triggers(empty_database)
+    log, signer = AuditLog("migrations.example/log"), Signer.generate("migrations.example/log")
+    with empty_database.transaction() as session:
+        for i in range(300):
+            log.append(session, kind="test", actor=f"e-{i % 7}", account_ref=None, request_id=None)
+    log.checkpoint(empty_database, signer)
+    with empty_database.engine.connect() as connection:
+        bodies = [
+            bytes(b)
+            for b in connection.execute(
+                text("SELECT body FROM audit_events ORDER BY seq")
+            ).scalars()
+        ]
+    tree = MemoryTree(hashlib.sha256(b"\x00" + b).digest() for b in bodies)
+    every = {
+        (level, index): tree.get(level, index)
+        for level in range(1, 9)
+        for index in range(300 >> level)
+    }
+    assert _nodes(empty_database) == {node: h for node, h in every.items() if node[0] % 4 == 0}
+
+    migrate.downgrade(empty_database, "0004_idempotency")
+
+    # The 0004 schema again, with every leaf hash and every subtree of level >= 1.
+    with empty_database.engine.connect() as connection:
+        stored_leaves = connection.execute(
+            text("SELECT leaf_hash FROM audit_events ORDER BY seq")
+        ).scalars()
+        assert [bytes(h) for h in stored_leaves] == [tree.get(0, i) for i in range(300)]
+    assert _nodes(empty_database) == every
+
+    migrate.upgrade(empty_database)
+
+    migrate.check(empty_database)
+    assert "leaf_hash" not in {
+        c["name"] for c in inspect(empty_database.engine).get_columns("audit_events")
+    }
+    assert _nodes(empty_database) == {node: h for node, h in every.items() if node[0] % 4 == 0}
+    assert triggers(empty_database) == guards
+    report = verify_log(empty_database, [signer.verifier()], workers=1)
+    assert (report.size, report.root_hash) == (300, tree.root())
+    with pytest.raises(IntegrityError, match="audit log is append-only"):  # noqa: SIM117
+        with empty_database.transaction() as session:
+            session.execute(delete(NodeRow))
+
+
 @pytest.mark.pg_only
 def test_concurrent_upgrades_migrate_once_and_all_succeed(pg_url: str) -> None:
     # Several `foureyes serve` processes may start together on one PostgreSQL.
@@ -339,11 +406,10 @@ AUDIT_ROWS = [
             "at": NOW,
             "kind": "test",
             "body": b"{}",
-            "leaf_hash": b"\x00" * 32,
         },
         {"kind": "tampered"},
     ),
-    (NodeRow, {"level": 0, "index": 0, "hash": b"\x00" * 32}, {"hash": b"\xff" * 32}),
+    (NodeRow, {"level": 4, "index": 0, "hash": b"\x00" * 32}, {"hash": b"\xff" * 32}),
     (
         CheckpointRow,
         {"size": 1, "root_hash": b"\x00" * 32, "note": "note\n", "created_at": NOW},

@@ -23,8 +23,8 @@ one size is refused (`write_witness`).
 ========================  =======================================================================
 kind                      evidence
 ========================  =======================================================================
-``modified``              an event's body does not hash to its leaf, or leaves do not hash to the
-                          stored tree (``seq`` is the first leaf of the smallest bad subtree)
+``modified``              an event's body has no seq, or the bodies do not hash to the stored
+                          tree (``seq`` is the first leaf of the smallest bad stored subtree)
 ``deleted``               a gap in the sequence numbers, or rows renumbered to close one
 ``reordered``             a row holds the body of another sequence number (swapped rows)
 ``inserted``              an extra row: beyond the log's head, or pushed in before others
@@ -224,16 +224,14 @@ def check_rows(
     end: int,
     seqs: Sequence[int],
     bodies: Sequence[bytes],
-    stored_leaves: Sequence[bytes] | None,
     *,
     last_seq: int,
 ) -> tuple[list[bytes], RowFinding | None]:
     """Check one batch of rows, given in seq order, that should hold exactly seqs start..end-1.
 
     Returns the leaf hashes recomputed from the bodies of the good prefix, and the first bad
-    row (None if all are good). `stored_leaves` are the leaf hashes stored beside the bodies, if
-    the source keeps them; `last_seq` is the largest seq that exists at all (a gap after it is
-    a truncation, before it a deletion).
+    row (None if all are good). `last_seq` is the largest seq that exists at all (a gap after it
+    is a truncation, before it a deletion).
     """
     good = len(seqs)
     gap: RowFinding | None = None
@@ -254,13 +252,6 @@ def check_rows(
     if bad_body is not None:
         following = body_seq(bodies[bad_body + 1]) if bad_body + 1 < len(bodies) else None
         finding = _classify(start + bad_body, body_seq(bodies[bad_body]), following)
-    if stored_leaves is not None and leaves != list(stored_leaves[:good]):
-        i = next(i for i, (a, b) in enumerate(zip(leaves, stored_leaves, strict=False)) if a != b)
-        if finding is None or start + i < finding.position:
-            reason = "the event body does not hash to its stored leaf hash"
-            finding = RowFinding(
-                start + i, AuditVerificationError(Tamper.MODIFIED, reason, seq=start + i)
-            )
     if finding is None:
         finding = gap
     if finding is not None:
@@ -567,9 +558,7 @@ def verify_export(
         # Only the events the checkpoint covers are hashed; any beyond it are extra.
         covered = batch[: size - start]
         seqs = list(range(start, start + len(covered)))
-        leaves, finding = check_rows(
-            start, start + len(covered), seqs, covered, None, last_seq=size - 1
-        )
+        leaves, finding = check_rows(start, start + len(covered), seqs, covered, last_seq=size - 1)
         if finding is not None:
             raise finding.error
         rebuild.add(leaves)

@@ -1,16 +1,17 @@
 """The audit log on the store: append in the caller's transaction, prove, checkpoint, search.
 
-Tables (`foureyes.store.tables`): ``audit_events`` holds one row per event (its RFC 8785 body and
-leaf hash ``SHA-256(0x00 || body)``); ``audit_nodes`` holds every *complete perfect subtree of
-level >= 1* (level 0 is the leaf hash column of ``audit_events``, not stored twice);
-``audit_checkpoints`` the signed checkpoints; ``audit_head`` one row (id 1) with the log's size.
+Tables (`foureyes.store.tables`): ``audit_events`` holds one row per event (its RFC 8785 body,
+whose leaf hash ``SHA-256(0x00 || body)`` is recomputed when needed); ``audit_nodes`` holds the
+*complete perfect subtrees of levels 4, 8, 12, …* (`foureyes.audit.layout`: the levels between
+are recomputed from at most 8 rows); ``audit_checkpoints`` the signed checkpoints;
+``audit_head`` one row (id 1) with the log's size.
 
 Appending. `AuditLog.append` runs inside the caller's transaction, so the caller's state change and
 its event commit together or not at all. It locks the head row (``SELECT … FOR UPDATE`` on
 PostgreSQL; on SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises writers), takes
 ``seq = size``, reads the O(log n) right-edge subtrees in one query, writes the event and the
-subtrees it completes (about one per event on average), and bumps the head. Writers therefore never
-fork the tree: two appends can only follow one another.
+stored subtrees it completes (one per 15 events on average), and bumps the head. Writers
+therefore never fork the tree: two appends can only follow one another.
 
 Proofs and roots for any size up to the head are composed from stored subtrees with one query
 (`foureyes.audit.merkle`). Checkpoints are C2SP signed notes (`foureyes.audit.checkpoint`),
@@ -48,6 +49,7 @@ from foureyes.audit.export import (
     note_checkpoint,
     write_witness,
 )
+from foureyes.audit.layout import compose, is_stored, stored_ids
 from foureyes.audit.merkle import (
     CompactRange,
     MerkleVerificationError,
@@ -123,7 +125,11 @@ class Event:
     account_ref: str | None
     request_id: str | None
     body: bytes = field(repr=False)
-    leaf_hash: bytes = field(repr=False)
+
+    @property
+    def leaf_hash(self) -> bytes:
+        """``SHA-256(0x00 || body)``: the event's leaf in the tree (recomputed, not stored)."""
+        return _leaf(self.body)
 
     def data(self) -> dict[str, Any]:
         """The body as a JSON object."""
@@ -217,7 +223,7 @@ def driver_rows(
 # One statement text whatever the nodes, so that psycopg prepares it once per connection and
 # PostgreSQL skips parsing and planning on every later proof.
 _PG_NODES = (
-    "SELECT 0, seq, leaf_hash FROM audit_events WHERE seq = ANY(%s) UNION ALL "
+    "SELECT 0, seq, body FROM audit_events WHERE seq = ANY(%s) UNION ALL "
     'SELECT n.level, n."index", n.hash FROM unnest(%s::int[], %s::bigint[]) AS w(level, idx) '
     'JOIN audit_nodes n ON n.level = w.level AND n."index" = w.idx'
 )
@@ -228,9 +234,11 @@ def _ints(values: Iterable[int]) -> str:
 
 
 class SubtreeTable:
-    """`SubtreeStore` over the tables: level 0 from ``audit_events``, the rest from ``audit_nodes``.
+    """`SubtreeStore` over the tables (`foureyes.audit.layout`): leaf hashes from the bodies in
+    ``audit_events``, stored subtrees from ``audit_nodes``, the levels between recomputed.
 
-    Every `get_many` is one query; a node that is not stored raises `KeyError`.
+    Every `get_many` is one query; a node that cannot be had (a body or subtree it needs is not
+    stored) raises `KeyError`.
     """
 
     def __init__(self, session: Session) -> None:
@@ -239,31 +247,50 @@ class SubtreeTable:
     def get_many(self, ids: Sequence[NodeId]) -> list[bytes]:
         if not ids:
             return []
-        leaves = [index for level, index in ids if level == 0]
+        seqs, subtrees = stored_ids(ids)
         if _dialect(self._session) == "postgresql":
-            above = [node for node in ids if node[0]]
-            params = (leaves, [level for level, _ in above], [index for _, index in above])
+            params = (
+                sorted(seqs),
+                [level for level, _ in subtrees],
+                [index for _, index in subtrees],
+            )
             rows = driver_rows(self._session, _PG_NODES, params)
-            found = {(level, index): bytes(h) for level, index, h in rows}
-            return [found[node] for node in ids]
-        by_level: dict[int, list[int]] = {}
-        for level, index in ids:
-            if level:
-                by_level.setdefault(level, []).append(index)
-        parts = []
-        if leaves:
-            parts.append(  # integers only (see driver_rows)
-                f"SELECT 0, seq, leaf_hash FROM audit_events WHERE seq IN ({_ints(leaves)})"  # noqa: S608
-            )
-        if by_level:
-            where = " OR ".join(
-                f'(level = {int(level)} AND "index" IN ({_ints(indexes)}))'
-                for level, indexes in sorted(by_level.items())
-            )
-            parts.append(f'SELECT level, "index", hash FROM audit_nodes WHERE {where}')  # noqa: S608
-        rows = driver_rows(self._session, " UNION ALL ".join(parts))
-        found = {(level, index): bytes(h) for level, index, h in rows}
-        return [found[node] for node in ids]
+        else:
+            rows = driver_rows(self._session, _sqlite_nodes(seqs, subtrees))
+        held = {
+            (level, index): _leaf(_raw(h)) if level == 0 else _raw(h) for level, index, h in rows
+        }
+        return [compose(node, held) for node in ids]
+
+
+def _leaf(body: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + body).digest()
+
+
+def _raw(value: object) -> bytes:
+    # SQLite hands back what it was given: a value a DBA wrote as text (or a number) is hashed
+    # as its UTF-8, so a proof over tampered rows is simply wrong (and fails its checks), never
+    # a crash.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode()
+
+
+def _sqlite_nodes(seqs: set[int], subtrees: set[NodeId]) -> str:
+    """One statement reading these bodies and stored subtrees (integers only, see driver_rows)."""
+    by_level: dict[int, list[int]] = {}
+    for level, index in sorted(subtrees):
+        by_level.setdefault(level, []).append(index)
+    parts = []
+    if seqs:
+        parts.append(f"SELECT 0, seq, body FROM audit_events WHERE seq IN ({_ints(sorted(seqs))})")  # noqa: S608
+    if by_level:
+        where = " OR ".join(
+            f'(level = {int(level)} AND "index" IN ({_ints(indexes)}))'
+            for level, indexes in by_level.items()
+        )
+        parts.append(f'SELECT level, "index", hash FROM audit_nodes WHERE {where}')  # noqa: S608
+    return " UNION ALL ".join(parts)
 
 
 class _Prefetch:
@@ -368,8 +395,9 @@ class AuditLog:
         node_rows: list[dict[str, Any]] = []
         for offset, new in enumerate(events):
             item = self._event(size + offset, new, now)
-            for node in compact.append(item.leaf_hash)[1:]:
-                node_rows.append({"level": node.level, "index": node.index, "hash": node.hash})
+            for node in compact.append(item.leaf_hash):
+                if is_stored(node.level):
+                    node_rows.append({"level": node.level, "index": node.index, "hash": node.hash})
             made.append(item)
         session.execute(
             insert(EventRow),
@@ -382,7 +410,6 @@ class AuditLog:
                     "account_ref": e.account_ref,
                     "request_id": e.request_id,
                     "body": e.body,
-                    "leaf_hash": e.leaf_hash,
                 }
                 for e in made
             ],
@@ -424,8 +451,7 @@ class AuditLog:
                 **new.payload,
             }
         )
-        leaf = hashlib.sha256(b"\x00" + body).digest()
-        return Event(seq, at, new.kind, new.actor, new.account_ref, new.request_id, body, leaf)
+        return Event(seq, at, new.kind, new.actor, new.account_ref, new.request_id, body)
 
     # --- roots and proofs ---
 
@@ -642,7 +668,6 @@ def _from_row(row: EventRow) -> Event:
         row.account_ref,
         row.request_id,
         bytes(row.body),
-        bytes(row.leaf_hash),
     )
 
 

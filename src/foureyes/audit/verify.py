@@ -4,22 +4,25 @@ What `verify_log` proves, given keys the caller trusts, for a log of ``size`` ev
 
 1. Every stored and witnessed checkpoint carries a valid signature by a trusted key (and names
    `origin`), and a stored checkpoint's columns say what its signed note says.
-2. The rows are exactly seqs ``0 … size - 1``; each body names its own seq; each body hashes,
-   ``SHA-256(0x00 || body)`` computed here, to the leaf hash stored beside it.
-3. Every perfect subtree of the tree over those leaves is stored, as 32 bytes, and equals the
-   hash recomputed from the bodies; so every root and proof the log serves from its stored
-   subtrees is the one the bodies determine.
+2. The rows are exactly seqs ``0 … size - 1``; each body names its own seq; each body's leaf
+   hash, ``SHA-256(0x00 || body)``, is computed here.
+3. Every perfect subtree of a stored level (4, 8, 12, …; `foureyes.audit.layout`) is stored, as
+   32 bytes, and equals the hash recomputed from the bodies, and no subtree of another level is
+   stored; so every root and proof the log serves (from its bodies and stored subtrees) is the
+   one the bodies determine.
 4. At every checkpointed size the root recomputed from the bodies equals the root of every stored
    and witnessed checkpoint of that size (so all those checkpoints are consistent with each
    other and with the bodies).
 5. Nothing lies beyond the head: no rows, no subtrees, no checkpoint of a larger size, no
    witnessed checkpoint the log cannot reach.
 
-Consequently any change to a body, a leaf hash, a subtree, a checkpoint or the order of rows is
-reported; up to the latest checkpoint a witness holds, even a change made together with a
-consistent recomputation of everything after it. What it does not prove: bodies are checked as
-the bytes the tree commits to, not re-parsed or re-canonicalised (the hash is the tamper check;
-a body foureyes wrote is canonical by construction, and an edited one fails its hash whatever its
+Consequently any change to a body, a subtree, a checkpoint or the order of rows is reported; up
+to the latest checkpoint a witness holds, even a change made together with a consistent
+recomputation of everything after it. A body changed without its subtree is named by the 16
+events under the smallest stored subtree that differs: leaf hashes are not stored, so nothing
+closer can tell which of them changed. What it does not prove: bodies are checked as the bytes
+the tree commits to, not re-parsed or re-canonicalised (the hash is the tamper check; a body
+foureyes wrote is canonical by construction, and an edited one fails its hash whatever its
 form); the indexed copies of body fields in other columns (``kind``, ``actor``, ``account_ref``,
 ``request_id``, ``at``) are not compared with the bodies. All hashing and comparison happens in
 this process: the database only hands back stored bytes, never a hash it computed.
@@ -41,9 +44,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.checkpoint import Checkpoint, CheckpointError, Verifier, verify_checkpoint
@@ -59,6 +61,7 @@ from foureyes.audit.export import (
     read_witness,
     write_export,
 )
+from foureyes.audit.layout import STEP, is_stored
 from foureyes.audit.log import SignedCheckpoint, driver_rows
 from foureyes.audit.merkle import EMPTY_ROOT, MemoryTree, Subtree
 from foureyes.audit.ranges import (
@@ -97,6 +100,7 @@ class _Census:
     max_seq: int | None
     top_level: int | None
     level_max: tuple[int | None, ...]  # level_max[k - 1]: largest stored index at level k
+    unstored: int  # rows of levels the log does not store
 
     def nodes_beyond(self, size: int) -> bool:
         if self.top_level is not None and self.top_level > _MAX_LEVEL:
@@ -117,8 +121,10 @@ def _census(session: Session) -> _Census:
             for k in range(1, _MAX_LEVEL + 1)
         ),
     ]
-    head, min_seq, max_seq, top, *levels = session.execute(select(*parts)).one()
-    return _Census(head, min_seq, max_seq, top, tuple(levels))
+    foreign = or_(NodeRow.level <= 0, NodeRow.level % STEP != 0)
+    parts.append(select(func.count()).where(foreign).scalar_subquery())
+    head, min_seq, max_seq, top, *levels, unstored = session.execute(select(*parts)).one()
+    return _Census(head, min_seq, max_seq, top, tuple(levels), unstored)
 
 
 def _stored_checkpoints(
@@ -181,7 +187,7 @@ def _compare_nodes(
     bad: dict[tuple[int, int], str] = {}
     start = rebuild.start
     pg = session.get_bind().dialect.name == "postgresql"
-    for level in range(1, len(rebuild.levels)):
+    for level in range(STEP, len(rebuild.levels), STEP):
         computed = rebuild.levels[level]
         first = start >> level
         if _level_agrees(session, pg, level, first, computed):
@@ -196,7 +202,7 @@ def _compare_nodes(
             held = by_index.get(first + j)
             if held != h:
                 bad[level, first + j] = "is missing" if held is None else "differs"
-    for node in upper:
+    for node in (s for s in upper if is_stored(s.level)):
         one = select(NodeRow.hash).where(NodeRow.level == node.level, NodeRow.index == node.index)
         held_hash = session.execute(one).scalar_one_or_none()
         if held_hash is None or _raw(held_hash) != node.hash:
@@ -206,13 +212,14 @@ def _compare_nodes(
     lowest = [
         (level, index)
         for level, index in bad
-        if (level - 1, 2 * index) not in bad and (level - 1, 2 * index + 1) not in bad
+        if not any((level - STEP, j) in bad for j in range(index << STEP, (index + 1) << STEP))
     ]
     level, index = min(lowest, key=lambda node: (node[1] << node[0], node[0]))
     first_leaf = index << level
     reason = (
         f"events [{first_leaf}, {first_leaf + (1 << level)}) do not hash to the stored tree: "
-        f"node ({level}, {index}) {bad[level, index]} (a body was changed with its leaf hash)"
+        f"subtree ({level}, {index}) {bad[level, index]} (one of those bodies was changed, "
+        "or the subtree itself)"
     )
     return RowFinding(first_leaf, AuditVerificationError(Tamper.MODIFIED, reason, seq=first_leaf))
 
@@ -418,7 +425,7 @@ def _combine(
             made += [
                 Subtree(s.level + level, s.index, s.hash)
                 for s in upper.append(folds[-1])
-                if s.level
+                if s.level and is_stored(s.level + level)
             ]
         if progress is not None:
             progress(task.end, size)
@@ -455,19 +462,15 @@ def _verify_carefully(
         with database.transaction() as session:
             rows = driver_rows(
                 session,
-                "SELECT seq, body, leaf_hash FROM audit_events "  # noqa: S608 - integers only
+                "SELECT seq, body FROM audit_events "  # noqa: S608 - integers only
                 f"WHERE seq >= {start} AND seq < {end} ORDER BY seq",
             )
-            seqs, bodies, stored_leaves = _columns(rows)
+            seqs, bodies = [r[0] for r in rows], [r[1] for r in rows]
             try:
-                leaves, row_finding = check_rows(
-                    start, end, seqs, bodies, stored_leaves, last_seq=last_seq
-                )
+                leaves, row_finding = check_rows(start, end, seqs, bodies, last_seq=last_seq)
             except TypeError:  # a value that is not bytes: SQLite stores whatever it is given
-                bodies, stored_leaves = [_raw(b) for b in bodies], [_raw(h) for h in stored_leaves]
-                leaves, row_finding = check_rows(
-                    start, end, seqs, bodies, stored_leaves, last_seq=last_seq
-                )
+                bodies = [_raw(b) for b in bodies]
+                leaves, row_finding = check_rows(start, end, seqs, bodies, last_seq=last_seq)
             node_finding = None
             findings: list[tuple[int, int, AuditVerificationError]] = []
             if leaves:
@@ -489,12 +492,6 @@ def _verify_carefully(
         if progress is not None:
             progress(end, size)
     return rebuild.root(size) if size else EMPTY_ROOT
-
-
-def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[bytes], list[bytes]]:
-    if not rows:
-        return [], [], []
-    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def _raw(value: object) -> bytes:
@@ -525,6 +522,12 @@ def _check_tail(
             f"the log has {size} events but its own checkpoint says {min(beyond)}",
             seq=size,
             size=min(beyond),
+        )
+    if census.unstored:
+        raise AuditVerificationError(
+            Tamper.INSERTED,
+            f"the tree holds {census.unstored} subtree rows of levels the log does not store",
+            seq=0,
         )
     if census.nodes_beyond(size):
         raise AuditVerificationError(

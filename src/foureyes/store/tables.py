@@ -281,7 +281,6 @@ class EventRow(Base):
     account_ref: Mapped[str | None] = mapped_column(String(300))
     request_id: Mapped[str | None] = mapped_column(String(36), index=True)
     body: Mapped[bytes] = mapped_column(LargeBinary)  # the RFC 8785 canonical JSON
-    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
     __table_args__ = (
         Index("ix_audit_events_account_ref_seq", "account_ref", "seq"),
@@ -292,7 +291,7 @@ class EventRow(Base):
 class NodeRow(Base):
     """The hash of a complete perfect subtree: leaves [index·2^level, (index+1)·2^level).
 
-    Only levels >= 1: a level-0 node is a leaf hash, kept once, in `EventRow.leaf_hash`.
+    Only levels 4, 8, 12, …: the others are recomputed (`foureyes.audit.layout`).
     """
 
     __tablename__ = "audit_nodes"

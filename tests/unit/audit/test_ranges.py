@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from foureyes.audit import verify as verify_module
 from foureyes.audit.checkpoint import Signer
 from foureyes.audit.export import AuditVerificationError, Tamper
+from foureyes.audit.layout import is_stored
 from foureyes.audit.log import AuditLog, NewEvent, driver_rows
 from foureyes.audit.merkle import MemoryTree
 from foureyes.audit.ranges import Range, check_range, checked_ranges, worker_connect
@@ -85,15 +86,12 @@ def reference(database: Database) -> MemoryTree:
 
 
 def rebuild_tree(sql: Connection, bodies: dict[int, bytes]) -> None:
-    """Put `bodies` in place and recompute every leaf hash and node, as a careful attacker would."""
+    """Put `bodies` in place and recompute every stored subtree, as a careful attacker would."""
     for seq, body in bodies.items():
-        sql.execute(
-            text("UPDATE audit_events SET body = :b, leaf_hash = :h WHERE seq = :s"),
-            {"b": body, "h": leaf(body), "s": seq},
-        )
+        sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = :s"), {"b": body, "s": seq})
     stored = sql.execute(text("SELECT body FROM audit_events ORDER BY seq")).scalars()
     tree = MemoryTree()
-    nodes = [s for b in stored for s in tree.append(leaf(bytes(b))) if s.level]
+    nodes = [s for b in stored for s in tree.append(leaf(bytes(b))) if is_stored(s.level)]
     sql.execute(text("DELETE FROM audit_nodes"))
     sql.execute(
         text('INSERT INTO audit_nodes (level, "index", hash) VALUES (:l, :i, :h)'),
@@ -198,10 +196,13 @@ def test_beyond_the_last_checkpoint_the_bodies_seqs_are_checked(
 
 
 def test_an_edited_event(database: Database, log: AuditLog, witness: Path) -> None:
+    # No leaf hash is stored: the 16 events under the stored subtree (4, 0) are named.
     with dba(database) as sql:
         edited = body(sql, 5).replace(b"CASE-5", b"CASE-6")
         sql.execute(text("UPDATE audit_events SET body = :b WHERE seq = 5"), {"b": edited})
-    assert diagnose(database, witness) == (Tamper.MODIFIED, 5)
+    with pytest.raises(AuditVerificationError, match=r"events \[0, 16\) do not hash") as caught:
+        verify(database, witness)
+    assert (caught.value.kind, caught.value.seq) == (Tamper.MODIFIED, 0)
 
 
 def test_a_deleted_event(database: Database, log: AuditLog) -> None:
@@ -210,37 +211,36 @@ def test_a_deleted_event(database: Database, log: AuditLog) -> None:
     assert diagnose(database) == (Tamper.DELETED, 21)
 
 
-def test_two_leaf_hashes_that_trade_a_byte(database: Database, log: AuditLog) -> None:
-    with dba(database) as sql:
-        held = {
-            s: bytes(h)
-            for s, h in sql.execute(
-                text("SELECT seq, leaf_hash FROM audit_events WHERE seq IN (9, 10)")
-            )
-        }
-        for seq, value in ((9, held[9][:31]), (10, held[9][31:] + held[10])):
-            sql.execute(
-                text("UPDATE audit_events SET leaf_hash = :h WHERE seq = :s"),
-                {"h": value, "s": seq},
-            )
-    assert diagnose(database) == (Tamper.MODIFIED, 9)
-
-
 def test_two_nodes_that_trade_a_byte(database: Database, log: AuditLog) -> None:
-    # Concatenated, the level-1 nodes 2 and 3 still read the same; one by one they do not.
+    # Concatenated, the level-4 nodes 0 and 1 still read the same; one by one they do not. Both
+    # lie in one range of 32 events, whose stored subtrees are compared one level at a time.
     with dba(database) as sql:
         held = {
             i: bytes(h)
             for i, h in sql.execute(
-                text('SELECT "index", hash FROM audit_nodes WHERE level = 1 AND "index" IN (2, 3)')
+                text('SELECT "index", hash FROM audit_nodes WHERE level = 4 AND "index" IN (0, 1)')
             )
         }
-        for index, value in ((2, held[2][:31]), (3, held[2][31:] + held[3])):
+        for index, value in ((0, held[0][:31]), (1, held[0][31:] + held[1])):
             sql.execute(
-                text('UPDATE audit_nodes SET hash = :h WHERE level = 1 AND "index" = :i'),
+                text('UPDATE audit_nodes SET hash = :h WHERE level = 4 AND "index" = :i'),
                 {"h": value, "i": index},
             )
-    assert diagnose(database) == (Tamper.MODIFIED, 4)
+    with pytest.raises(AuditVerificationError) as caught:
+        verify(database, batch_level=5)
+    assert (caught.value.kind, caught.value.seq) == (Tamper.MODIFIED, 0)
+
+
+def test_a_subtree_of_a_level_the_log_does_not_store(database: Database, log: AuditLog) -> None:
+    # Nothing reads it, but it is not the log's: verification says so.
+    with dba(database) as sql:
+        sql.execute(
+            text('INSERT INTO audit_nodes (level, "index", hash) VALUES (1, 0, :h)'),
+            {"h": b"\x07" * 32},
+        )
+    with pytest.raises(AuditVerificationError, match="levels the log does not store") as caught:
+        verify(database)
+    assert caught.value.kind == Tamper.INSERTED
 
 
 def test_a_node_above_the_ranges(database: Database, log: AuditLog) -> None:
