@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +49,7 @@ from foureyes.audit.export import (
     note_checkpoint,
     write_witness,
 )
-from foureyes.audit.layout import compose, is_stored, stored_ids
+from foureyes.audit.layout import Run, compose, is_stored, runs_for
 from foureyes.audit.merkle import (
     CompactRange,
     MerkleVerificationError,
@@ -221,16 +221,19 @@ def driver_rows(
 
 
 # One statement text whatever the nodes, so that psycopg prepares it once per connection and
-# PostgreSQL skips parsing and planning on every later proof.
-_PG_NODES = (
-    "SELECT 0, seq, body FROM audit_events WHERE seq = ANY(%s) UNION ALL "
-    'SELECT n.level, n."index", n.hash FROM unnest(%s::int[], %s::bigint[]) AS w(level, idx) '
-    'JOIN audit_nodes n ON n.level = w.level AND n."index" = w.idx'
+# PostgreSQL skips parsing and planning on every later proof. Each run is one index range scan:
+# LATERAL with ORDER BY and LIMIT (a run's length: the key is unique) keeps the planner from a
+# hash join over a whole table, which it prefers on a large log when it cannot see the runs.
+_PG_RUNS = (
+    "SELECT 0, e.seq, e.body FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi) "
+    "CROSS JOIN LATERAL (SELECT seq, body FROM audit_events "
+    "WHERE seq >= r.lo AND seq < r.hi ORDER BY seq LIMIT r.hi - r.lo) AS e UNION ALL "
+    'SELECT r.level, n."index", n.hash '
+    "FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS r(level, lo, hi) "
+    'CROSS JOIN LATERAL (SELECT "index", hash FROM audit_nodes '
+    'WHERE level = r.level AND "index" >= r.lo AND "index" < r.hi '
+    'ORDER BY "index" LIMIT r.hi - r.lo) AS n'
 )
-
-
-def _ints(values: Iterable[int]) -> str:
-    return ", ".join(str(int(v)) for v in values)
 
 
 class SubtreeTable:
@@ -247,19 +250,22 @@ class SubtreeTable:
     def get_many(self, ids: Sequence[NodeId]) -> list[bytes]:
         if not ids:
             return []
-        seqs, subtrees = stored_ids(ids)
+        runs = runs_for(ids)
         if _dialect(self._session) == "postgresql":
+            bodies = [run for run in runs if run[0] == 0]
+            subtrees = [run for run in runs if run[0]]
             params = (
-                sorted(seqs),
-                [level for level, _ in subtrees],
-                [index for _, index in subtrees],
+                [lo for _, lo, _ in bodies],
+                [hi for _, _, hi in bodies],
+                [level for level, _, _ in subtrees],
+                [lo for _, lo, _ in subtrees],
+                [hi for _, _, hi in subtrees],
             )
-            rows = driver_rows(self._session, _PG_NODES, params)
+            rows = driver_rows(self._session, _PG_RUNS, params)  # bytea: always bytes
         else:
-            rows = driver_rows(self._session, _sqlite_nodes(seqs, subtrees))
-        held = {
-            (level, index): _leaf(_raw(h)) if level == 0 else _raw(h) for level, index, h in rows
-        }
+            rows = [(lv, i, _raw(h)) for lv, i, h in driver_rows(self._session, _sqlite_runs(runs))]
+        leaf = _leaf
+        held = {(lv, i): leaf(h) if lv == 0 else h for lv, i, h in rows}
         return [compose(node, held) for node in ids]
 
 
@@ -276,20 +282,16 @@ def _raw(value: object) -> bytes:
     return str(value).encode()
 
 
-def _sqlite_nodes(seqs: set[int], subtrees: set[NodeId]) -> str:
-    """One statement reading these bodies and stored subtrees (integers only, see driver_rows)."""
-    by_level: dict[int, list[int]] = {}
-    for level, index in sorted(subtrees):
-        by_level.setdefault(level, []).append(index)
+def _sqlite_runs(runs: Sequence[Run]) -> str:
+    """One statement reading these runs, one range scan each (integers only, see driver_rows)."""
     parts = []
-    if seqs:
-        parts.append(f"SELECT 0, seq, body FROM audit_events WHERE seq IN ({_ints(sorted(seqs))})")  # noqa: S608
-    if by_level:
-        where = " OR ".join(
-            f'(level = {int(level)} AND "index" IN ({_ints(indexes)}))'
-            for level, indexes in by_level.items()
-        )
-        parts.append(f'SELECT level, "index", hash FROM audit_nodes WHERE {where}')  # noqa: S608
+    for level, lo, hi in runs:
+        if level == 0:
+            where = f"seq >= {int(lo)} AND seq < {int(hi)}"
+            parts.append(f"SELECT 0, seq, body FROM audit_events WHERE {where}")  # noqa: S608
+        else:
+            where = f'level = {int(level)} AND "index" >= {int(lo)} AND "index" < {int(hi)}'
+            parts.append(f'SELECT level, "index", hash FROM audit_nodes WHERE {where}')  # noqa: S608
     return " UNION ALL ".join(parts)
 
 
