@@ -73,6 +73,7 @@ __all__ = [
     "SignedCheckpoint",
     "SubtreeTable",
     "driver_rows",
+    "stored_bytes",
 ]
 
 RESERVED_KEYS = frozenset({"seq", "at", "kind", "actor", "account", "request"})
@@ -263,7 +264,10 @@ class SubtreeTable:
             )
             rows = driver_rows(self._session, _PG_RUNS, params)  # bytea: always bytes
         else:
-            rows = [(lv, i, _raw(h)) for lv, i, h in driver_rows(self._session, _sqlite_runs(runs))]
+            rows = [
+                (lv, i, stored_bytes(h))
+                for lv, i, h in driver_rows(self._session, _sqlite_runs(runs))
+            ]
         leaf = _leaf
         held = {(lv, i): leaf(h) if lv == 0 else h for lv, i, h in rows}
         return [compose(node, held) for node in ids]
@@ -273,13 +277,13 @@ def _leaf(body: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + body).digest()
 
 
-def _raw(value: object) -> bytes:
-    # SQLite hands back what it was given: a value a DBA wrote as text (or a number) is hashed
-    # as its UTF-8, so a proof over tampered rows is simply wrong (and fails its checks), never
-    # a crash.
+def stored_bytes(value: object) -> bytes:
+    """A hash or body column's value as bytes. SQLite hands back what it was given: a value a
+    DBA wrote as text (or a number) is taken as its UTF-8, and NULL as empty, so a proof or a
+    verification over tampered rows is simply wrong (and fails its checks), never a crash."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    return str(value).encode()
+    return b"" if value is None else str(value).encode()
 
 
 def _sqlite_runs(runs: Sequence[Run]) -> str:

@@ -62,7 +62,7 @@ from foureyes.audit.export import (
     write_export,
 )
 from foureyes.audit.layout import STEP, is_stored
-from foureyes.audit.log import SignedCheckpoint, driver_rows
+from foureyes.audit.log import SignedCheckpoint, driver_rows, stored_bytes
 from foureyes.audit.merkle import EMPTY_ROOT, MemoryTree, Subtree
 from foureyes.audit.ranges import (
     Range,
@@ -197,7 +197,7 @@ def _compare_nodes(
             NodeRow.index >= first,
             NodeRow.index < first + len(computed),
         )
-        by_index = {index: _raw(h) for index, h in session.execute(query)}
+        by_index = {index: stored_bytes(h) for index, h in session.execute(query)}
         for j, h in enumerate(computed):
             held = by_index.get(first + j)
             if held != h:
@@ -205,7 +205,7 @@ def _compare_nodes(
     for node in (s for s in upper if is_stored(s.level)):
         one = select(NodeRow.hash).where(NodeRow.level == node.level, NodeRow.index == node.index)
         held_hash = session.execute(one).scalar_one_or_none()
-        if held_hash is None or _raw(held_hash) != node.hash:
+        if held_hash is None or stored_bytes(held_hash) != node.hash:
             bad[node.level, node.index] = "is missing" if held_hash is None else "differs"
     if not bad:
         return None
@@ -432,7 +432,7 @@ def _combine(
     if made:
         with database.transaction() as session:
             held = {
-                (k, i): _raw(h)
+                (k, i): stored_bytes(h)
                 for k, i, h in driver_rows(
                     session,  # integers only
                     f'SELECT level, "index", hash FROM audit_nodes WHERE level > {level}',  # noqa: S608
@@ -469,7 +469,7 @@ def _verify_carefully(
             try:
                 leaves, row_finding = check_rows(start, end, seqs, bodies, last_seq=last_seq)
             except TypeError:  # a value that is not bytes: SQLite stores whatever it is given
-                bodies = [_raw(b) for b in bodies]
+                bodies = [stored_bytes(b) for b in bodies]
                 leaves, row_finding = check_rows(start, end, seqs, bodies, last_seq=last_seq)
             node_finding = None
             findings: list[tuple[int, int, AuditVerificationError]] = []
@@ -492,12 +492,6 @@ def _verify_carefully(
         if progress is not None:
             progress(end, size)
     return rebuild.root(size) if size else EMPTY_ROOT
-
-
-def _raw(value: object) -> bytes:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    return b"" if value is None else str(value).encode()
 
 
 def _check_tail(
