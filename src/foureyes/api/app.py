@@ -26,7 +26,7 @@ from foureyes.api.problems import (
     CatchAll,
     install_problem_handlers,
 )
-from foureyes.api.routers import accounts, alerts, audit, decisions, health, requests
+from foureyes.api.routers import accounts, alerts, audit, decisions, health, me, requests
 from foureyes.config import Settings
 from foureyes.console import mount_console
 from foureyes.store.dry_run_reads import DryRunReader
@@ -60,7 +60,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.state.metrics = Metrics(services)
     install_problem_handlers(app)
     # Routes are matched in the order they are added: the dry run, the hottest, first.
-    for module in (decisions, requests, accounts, audit, health):
+    for module in (decisions, requests, accounts, audit, me, health):
         app.include_router(module.router)
     app.include_router(alerts.router)  # foureyes.detect: /v1/alerts
     mount_console(app, services, settings)  # /console: the web console (HTML)

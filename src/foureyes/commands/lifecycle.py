@@ -1,9 +1,11 @@
-"""Clients of the lifecycle: `foureyes request|review|post-review|cancel|undo|execute|show|list|
-worker`.
+"""The staff's commands: `foureyes request|review|post-review|cancel|undo|execute|show|list`,
+clients of a foureyes server's HTTP API (`foureyes.commands.api_client`); and `foureyes worker`.
 
-Until the HTTP API serves them, these act on the local database named by the settings. They act
-as a staff member only with that member's own token (`--token` or FOUREYES_TOKEN), never by
-naming them.
+The clients never open the database: a staff member holds only their own token (`--token` or
+FOUREYES_TOKEN) and the server's address (`--server` or FOUREYES_SERVER), never the credentials
+behind foureyes. They act as that person only, never by naming them. `foureyes worker` is a
+service process that operators run beside the server: it acts on the database named by the
+settings.
 """
 
 from __future__ import annotations
@@ -20,16 +22,23 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from rich.console import Console
 from rich.table import Table
 
+from foureyes.commands.api_client import (
+    DEFAULT_SERVER,
+    Client,
+    InsecureHttpOpt,
+    ServerOpt,
+    connect,
+)
 from foureyes.commands.common import DataDirOpt, TokenOpt, diagnosed, err, open_services
 from foureyes.errors import BadInput, Unavailable
 from foureyes.model import ReviewDecision
 from foureyes.workflow import operations
-from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.records import POST_REVIEW
 from foureyes.workflow.stepup import challenge, key_id_of
-from foureyes.workflow.submit import Submission
 
 out = Console(highlight=False)
+# The API's largest page; `list --limit` above it follows the cursor.
+_PAGE = 200
 
 
 def _params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
@@ -75,6 +84,12 @@ def _print_request(view: dict[str, Any]) -> None:
         )
 
 
+def _print_data(view: dict[str, Any]) -> None:
+    """A read's answer: the server gives it this once and keeps no copy."""
+    if view.get("data") is not None:
+        out.print_json(json.dumps(view["data"], default=str))
+
+
 def request_cmd(
     action: Annotated[str, typer.Argument(help="e.g. account.deactivate")],
     account: Annotated[str, typer.Argument(help="e.g. chirp:president")],
@@ -83,18 +98,28 @@ def request_cmd(
     params_json: Annotated[str | None, typer.Option("--params-json")] = None,
     justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
     break_glass: Annotated[bool, typer.Option("--break-glass")] = False,
-    data_dir: DataDirOpt = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Send this Idempotency-Key (to retry a submit safely); else a fresh one.",
+        ),
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Ask for one action on one account."""
-    services, actor = open_services(data_dir, token)
-    submission = Submission(
-        action, account, _params(param, params_json), justification, break_glass
-    )
-    request_id, outcome = operations.submit_and_run(services, actor, submission)
-    data = outcome.data if outcome is not None else None
-    _print_request(operations.show_to(services, actor, request_id))
-    if data is not None:
-        out.print_json(json.dumps(data, default=str))
+    body = {
+        "action": action,
+        "account": account,
+        "params": _params(param, params_json),
+        "justification": justification,
+        "break_glass": break_glass,
+    }
+    with connect(server, token, insecure_http=insecure_http) as client:
+        view = client.submit(body, idempotency_key=idempotency_key)
+    _print_request(view)
+    _print_data(view)
 
 
 VerdictArg = Annotated[ReviewDecision, typer.Argument(help="approve or deny")]
@@ -107,37 +132,49 @@ StepUpKeyOpt = Annotated[
 ]
 
 
-def _review_input(
-    services: Services,
-    actor: Actor,
+def _step_up_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise BadInput(f"cannot read the step-up key {path}: {exc.strerror}") from None
+    except (ValueError, TypeError):
+        raise BadInput(f"{path} is not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise BadInput("the step-up key must be an Ed25519 private key")
+    return key
+
+
+def _review_body(
+    client: Client,
     request_id: str,
     verdict: ReviewDecision,
     digest: str | None,
     comment: str,
     step_up_key: Path | None,
-) -> ReviewInput:
+) -> dict[str, Any]:
     """What the reviewer confirms: the digest they were shown (asked for interactively when not
-    given), and, with a key, the step-up signature over exactly this review."""
+    given), and, with a key, the step-up signature over exactly this review — made here, so the
+    key never leaves this machine."""
+    key = None if step_up_key is None else _step_up_key(step_up_key)
     if digest is None:
-        view = operations.show_to(services, actor, request_id)
+        view = client.show(request_id)
         _print_request(view)
         typer.confirm(f"{verdict.value} exactly this request?", abort=True)
         digest = str(view["digest"])
-    assertion = None
-    if step_up_key is not None:
-        key = load_pem_private_key(step_up_key.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise BadInput("the step-up key must be an Ed25519 private key")
+    body: dict[str, Any] = {"decision": verdict.value, "digest": digest, "comment": comment}
+    if key is not None:
+        # The challenge names the reviewer by staff id: the server says whose token this is.
+        reviewer = str(client.me()["id"])
         signature = key.sign(
             challenge(
-                request_id=request_id, digest=digest, reviewer_id=actor.id, decision=verdict.value
+                request_id=request_id, digest=digest, reviewer_id=reviewer, decision=verdict.value
             )
         )
-        assertion = {
+        body["step_up"] = {
             "key_id": key_id_of(key),
             "signature": base64.b64encode(signature).decode(),
         }
-    return ReviewInput(verdict, digest, comment, assertion)
+    return body
 
 
 def review_cmd(
@@ -147,13 +184,14 @@ def review_cmd(
     digest: DigestOpt = None,
     comment: CommentOpt = "",
     step_up_key: StepUpKeyOpt = None,
-    data_dir: DataDirOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Approve or deny a request, bound to the digest you were shown."""
-    services, actor = open_services(data_dir, token)
-    given = _review_input(services, actor, request_id, verdict, digest, comment, step_up_key)
-    state = operations.review(services, actor, request_id, given)
-    out.print(f"{request_id}: {state}")
+    with connect(server, token, insecure_http=insecure_http) as client:
+        body = _review_body(client, request_id, verdict, digest, comment, step_up_key)
+        view = client.review(request_id, body)
+    out.print(f"{request_id}: {view['state']}")
 
 
 def post_review_cmd(
@@ -163,12 +201,14 @@ def post_review_cmd(
     digest: DigestOpt = None,
     comment: CommentOpt = "",
     step_up_key: StepUpKeyOpt = None,
-    data_dir: DataDirOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Sign off (approve) or object to (deny) a break-glass execution after the fact."""
-    services, actor = open_services(data_dir, token)
-    given = _review_input(services, actor, request_id, verdict, digest, comment, step_up_key)
-    count = operations.post_review(services, actor, request_id, given)
+    with connect(server, token, insecure_http=insecure_http) as client:
+        body = _review_body(client, request_id, verdict, digest, comment, step_up_key)
+        view = client.post_review(request_id, body)
+    count = sum(1 for review in view.get("reviews", []) if review.get("kind") == POST_REVIEW)
     out.print(f"{request_id}: {count} post-review(s)")
 
 
@@ -176,11 +216,13 @@ def cancel_cmd(
     request_id: str,
     token: TokenOpt = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
-    data_dir: DataDirOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Cancel a request that has not started."""
-    services, actor = open_services(data_dir, token)
-    out.print(f"{request_id}: {operations.cancel(services, actor, request_id, reason)}")
+    with connect(server, token, insecure_http=insecure_http) as client:
+        view = client.cancel(request_id, reason)
+    out.print(f"{request_id}: {view['state']}")
 
 
 def undo_cmd(
@@ -188,31 +230,41 @@ def undo_cmd(
     token: TokenOpt = None,
     justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
     param: Annotated[list[str], typer.Option("--param", help="key=value")] = [],  # noqa: B006
-    data_dir: DataDirOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Ask for the reverse of an executed request."""
-    services, actor = open_services(data_dir, token)
-    new_id = operations.undo(services, actor, request_id, justification, _params(param, None))
-    operations.run_if_allowed(services, actor, new_id)
-    _print_request(operations.show_to(services, actor, new_id))
+    body = {"justification": justification, "params": _params(param, None)}
+    with connect(server, token, insecure_http=insecure_http) as client:
+        view = client.undo(request_id, body)
+    _print_request(view)
+    _print_data(view)
 
 
-def execute_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
+def execute_cmd(
+    request_id: str,
+    token: TokenOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
+) -> None:
     """Carry out your approved request now (reads return their data here, once)."""
-    services, actor = open_services(data_dir, token)
-    outcome = operations.execute(services, request_id, actor=actor)
-    assert outcome is not None
-    out.print(
-        f"{request_id}: {outcome.state.value}" + (f" ({outcome.reason})" if outcome.reason else "")
-    )
-    if outcome.data is not None:
-        out.print_json(json.dumps(outcome.data, default=str))
+    with connect(server, token, insecure_http=insecure_http) as client:
+        view = client.execute(request_id)
+    reason = view.get("reason")
+    out.print(f"{request_id}: {view['state']}" + (f" ({reason})" if reason else ""))
+    _print_data(view)
 
 
-def show_cmd(request_id: str, token: TokenOpt = None, data_dir: DataDirOpt = None) -> None:
+def show_cmd(
+    request_id: str,
+    token: TokenOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
+) -> None:
     """A request, its decision, what it still needs, and its timeline."""
-    services, actor = open_services(data_dir, token)
-    _print_request(operations.show_to(services, actor, request_id))
+    with connect(server, token, insecure_http=insecure_http) as client:
+        view = client.show(request_id)
+    _print_request(view)
 
 
 def list_cmd(
@@ -220,16 +272,33 @@ def list_cmd(
     state: Annotated[str | None, typer.Option("--state")] = None,
     mine: Annotated[bool, typer.Option("--mine")] = False,
     reviewable: Annotated[bool, typer.Option("--reviewable", help="What waits for me.")] = False,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
-    data_dir: DataDirOpt = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only requests on this account.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Requests, newest first."""
-    services, actor = open_services(data_dir, token)
-    items, _ = operations.list_requests(
-        services, actor, operations.ListFilter(state, mine, reviewable, None, limit)
-    )
+    query: dict[str, Any] = {"mine": mine, "reviewable": reviewable}
+    if state is not None:
+        query["state"] = state
+    if account is not None:
+        query["account"] = account
+    items: list[dict[str, Any]] = []
+    with connect(server, token, insecure_http=insecure_http) as client:
+        cursor = None
+        while len(items) < limit:
+            page = client.list_requests(
+                {**query, "limit": min(_PAGE, limit - len(items))}
+                | ({"cursor": cursor} if cursor else {})
+            )
+            items.extend(page.get("items", []))
+            cursor = page.get("next")
+            if not cursor:
+                break
     table = Table("id", "state", "requester", "action", "account", "created")
-    for item in items:
+    for item in items[:limit]:
         table.add_row(
             item["id"],
             item["state"],

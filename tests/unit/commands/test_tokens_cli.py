@@ -9,7 +9,7 @@ import pytest
 
 from foureyes.commands.staff import token_id_of
 from foureyes.errors import BadInput
-from tests.unit.commands.cli import run
+from tests.unit.commands.cli import run, run_client, serving_data_dir
 
 
 def issue(data_dir: Path, *args: str) -> str:
@@ -52,23 +52,26 @@ def test_tokens_lists_every_token_and_its_state_without_secrets(data_dir: Path) 
 
 
 def test_revoke_token_takes_the_id_or_the_whole_token_and_the_token_stops_working(
-    data_dir: Path,
+    data_dir: Path, tmp_path: Path
 ) -> None:
     kim = issue(data_dir, "c-1001", "--identity", "kim.vendor", "--label", "phished")
     mei = issue(data_dir, "e-3002")
     kim_id, mei_id = kim.split("_")[1], mei.split("_")[1]
-    assert run(data_dir, "list", token=kim)[0] == 0
+    nowhere = tmp_path / "client"  # the staff's CLI holds no database setting
+    nowhere.mkdir()
+    with serving_data_dir(data_dir) as server:
+        assert run_client(server, nowhere, "list", token=kim)[0] == 0
 
-    code, out, err = run(data_dir, "staff", "revoke-token", kim)  # the whole token
-    assert code == 0, err
-    assert out.strip() == f"revoked token {kim_id} (phished) of c-1001"
-    assert kim.split("_", 2)[2] not in out + err
+        code, out, err = run(data_dir, "staff", "revoke-token", kim)  # the whole token
+        assert code == 0, err
+        assert out.strip() == f"revoked token {kim_id} (phished) of c-1001"
+        assert kim.split("_", 2)[2] not in out + err
 
-    code, out, err = run(data_dir, "staff", "revoke-token", mei_id)  # the bare id
-    assert code == 0, err
-    assert out.strip() == f"revoked token {mei_id} of e-3002"
+        code, out, err = run(data_dir, "staff", "revoke-token", mei_id)  # the bare id
+        assert code == 0, err
+        assert out.strip() == f"revoked token {mei_id} of e-3002"
 
-    code, _, err = run(data_dir, "list", token=kim)
+        code, _, err = run_client(server, nowhere, "list", token=kim)
     assert code == 2
     assert "this token was revoked" in err
     code, out, _ = run(data_dir, "staff", "tokens")

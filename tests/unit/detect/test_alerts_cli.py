@@ -12,6 +12,7 @@ from foureyes.cli import app as foureyes_app
 from foureyes.commands.alerts import alerts_app
 from foureyes.commands.common import services_for
 from foureyes.config import Settings
+from tests.unit.commands.cli import serving_data_dir
 
 runner = CliRunner()
 alerts_cli = typer.Typer()
@@ -32,10 +33,13 @@ def test_list_and_acknowledge_from_the_command_line(tmp_path: Path) -> None:
         code, out, err = run(foureyes_app, data, "staff", "token", staff_id)
         assert code == 0, err
         tokens[staff_id] = out.strip()
-    code, _, err = run(
-        foureyes_app, data, "request", "account.suspend", "chirp:president", token=tokens["e-3001"]
-    )
-    assert code == 0, err
+    with serving_data_dir(data) as server:  # the staff's CLI is a client of the API
+        result = runner.invoke(
+            foureyes_app,
+            ["request", "account.suspend", "chirp:president", "--server", server],
+            env={"FOUREYES_TOKEN": tokens["e-3001"]},
+        )
+    assert result.exit_code == 0, result.stderr
     services = services_for(Settings.load(data))
     # off_hours may also fire, depending on when the suite runs: every alert raised is acked below
     alert_ids = detect.run(services)
