@@ -285,6 +285,7 @@ def test_alerts_are_listed_and_acknowledged_by_security_only(console: Console) -
     services = console.world.services
     with services.database.transaction() as session:
         row = raise_alert(
+            services,
             session,
             NewAlert("burst", "high", "e-3001 asked for 9 deactivations in an hour", "e-3001"),
             now=services.clock(),

@@ -127,6 +127,7 @@ def record_failure(
         if reached:
             log.warning("console sign-in throttled: %s", ", ".join(reached))
             raise_alert(
+                services,
                 session,
                 NewAlert(
                     detector=ALERT_DETECTOR,

@@ -1,5 +1,5 @@
-"""Alerts: raising one (stored, and handed to the notifiers in the same transaction), listing
-them, and acknowledging one (an audit event).
+"""Alerts: raising one (stored, with an `alert.raised` audit event, and handed to the notifiers,
+all in the same transaction), listing them, and acknowledging one (an audit event).
 
 Who sees alerts: oversight staff (`Services.oversight_groups`, by default `security` and
 `leads`; alerts name colleagues). Nobody acknowledges an alert about themselves.
@@ -38,6 +38,7 @@ class NewAlert:
 
 
 def raise_alert(
+    services: Services,
     session: Session,
     alert: NewAlert,
     *,
@@ -46,9 +47,12 @@ def raise_alert(
     event_seq: int | None = None,
     dedupe: timedelta | None = None,
 ) -> AlertRow | None:
-    """Store an alert and notify `channels`, in the caller's transaction. With `dedupe`, None
-    (and nothing stored) when this detector already flagged the same person and account
-    within that time."""
+    """Store an alert, append its `alert.raised` event and notify `channels`, in the caller's
+    transaction. With `dedupe`, None (and nothing stored) when this detector already flagged
+    the same person and account within that time.
+
+    The event is why an alert cannot quietly disappear: someone who deletes or edits the alert
+    row (a DBA covering a colleague) leaves the log saying what was raised, when and about whom."""
     if dedupe is not None and _recent(session, alert, now - dedupe):
         return None
     row = AlertRow(
@@ -64,6 +68,28 @@ def raise_alert(
     )
     session.add(row)
     session.flush()
+    # The account and request go in the body, not in the event's account and request columns:
+    # those put an event in a request's timeline and an account's history, which people other
+    # than oversight staff read, and alerts are for oversight staff only.
+    services.audit.append(
+        session,
+        kind="alert.raised",
+        actor=None,
+        account_ref=None,
+        request_id=None,
+        payload={
+            "alert": row.id,
+            "detector": row.detector,
+            "severity": row.severity,
+            "staff": row.staff_id,
+            "alert_account": row.account_ref,
+            "alert_request": row.request_id,
+            "summary": row.summary,
+            "details": row.details,
+            "event_seq": event_seq,
+        },
+        at=now,
+    )
     for channel in channels:
         _notify(session, channel, row)
     return row
@@ -197,11 +223,11 @@ def acknowledge(
                 "detector": row.detector,
                 "severity": row.severity,
                 "staff": row.staff_id,
+                "alert_account": row.account_ref,
                 "summary": row.summary,
                 "comment": comment,
                 "identity": actor.identity,
             },
             now=now,
-            account_ref=row.account_ref,
         )
         return alert_view(row)

@@ -80,6 +80,7 @@ class Seen:
         dedupe: timedelta | None = None,
     ) -> None:
         row = raise_alert(
+            self.services,
             self.session,
             NewAlert(detector, spec.severity, summary, staff, account, request, details),
             now=self.now,

@@ -59,7 +59,7 @@ def _pass(services: Services, batch: int) -> list[int]:
         except Unavailable:
             return []
         settings = policy.document.detectors
-        raised = _silence(session, settings, state.heartbeat_at, now)
+        raised = _silence(services, session, settings, state.heartbeat_at, now)
         events = session.scalars(
             select(EventRow).where(EventRow.seq > state.cursor).order_by(EventRow.seq).limit(batch)
         ).all()
@@ -88,6 +88,7 @@ def check_silence(services: Services) -> int | None:
         except Unavailable:
             return None
         raised = _silence(
+            services,
             session,
             policy.document.detectors,
             None if state is None else state.heartbeat_at,
@@ -115,7 +116,11 @@ def _claim(session: Session) -> DetectorStateRow | None:
 
 
 def _silence(
-    session: Session, settings: DetectorsSpec, last: datetime | None, now: datetime
+    services: Services,
+    session: Session,
+    settings: DetectorsSpec,
+    last: datetime | None,
+    now: datetime,
 ) -> list[int]:
     spec = settings.detector_silence
     if not spec.enabled or last is None:
@@ -132,6 +137,7 @@ def _silence(
     if already is not None:
         return []
     row = raise_alert(
+        services,
         session,
         NewAlert(
             "detector_silence",

@@ -69,6 +69,7 @@ def _flag_failed_step_up(
     with services.database.transaction() as session:
         row = session.get(RequestRow, request_id)
         raise_alert(
+            services,
             session,
             NewAlert(
                 detector="step_up_failed",

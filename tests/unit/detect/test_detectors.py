@@ -6,6 +6,7 @@ the last pass; `scan` runs it and answers the alerts one detector raised.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from foureyes import detect
 from foureyes.detect.detectors import BY_KIND
-from foureyes.store.tables import AlertRow, OutboxRow, PinRow
+from foureyes.store.tables import AlertRow, EventRow, OutboxRow, PinRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Denied, Submission
 from tests.unit.detect.policies import use_policy
@@ -51,6 +52,41 @@ def test_protected_touched_flags_any_request_on_a_vit_account(world: World) -> N
     with world.services.database.transaction() as session:
         kinds = list(session.scalars(select(OutboxRow.kind)))
     assert "alert.protected_touched" in kinds
+
+
+def test_a_raised_alert_is_an_audit_event_in_the_same_transaction(world: World) -> None:
+    request_id = submit(world, "e-3001", "account.suspend", "president")
+    [alert] = scan(world, "protected_touched")
+    with world.services.database.transaction() as session:
+        [event] = session.scalars(select(EventRow).where(EventRow.kind == "alert.raised")).all()
+        submitted = session.scalar(
+            select(EventRow.seq).where(
+                EventRow.kind == "request.submitted", EventRow.request_id == request_id
+            )
+        )
+    body = json.loads(event.body)
+    assert event.actor is None  # foureyes itself raised it
+    # Alerts are for oversight staff: the event stays out of the request's timeline and the
+    # account's history, which others read; what it is about is in its body.
+    assert (event.account_ref, event.request_id) == (None, None)
+    assert (body["alert_account"], body["alert_request"]) == ("chirp:president", request_id)
+    timeline = operations.show(world.services, request_id)["timeline"]
+    assert "alert.raised" not in [e["kind"] for e in timeline]
+    assert body["alert"] == alert.id
+    assert (body["detector"], body["severity"], body["staff"]) == (
+        "protected_touched",
+        "high",
+        "e-3001",
+    )
+    assert body["summary"] == alert.summary
+    assert body["event_seq"] == submitted  # the event that set it off
+    # Deleting the alert row afterwards leaves the log saying it was raised.
+    with world.services.database.transaction() as session:
+        session.delete(session.get(AlertRow, alert.id))
+    events = operations.audit_events(
+        world.services, world.actor("e-4001"), operations.EventFilter(kind="alert.raised")
+    )
+    assert [json.loads(e.body)["alert"] for e in events] == [alert.id]
 
 
 def test_protected_touched_flags_a_watchlisted_account(world: World) -> None:
