@@ -1,5 +1,6 @@
-"""`foureyes alerts list|ack`: what the detectors flagged (a client of the same operations as
-`/v1/alerts`, acting as the owner of `--token`)."""
+"""`foureyes alerts list|ack`: what the detectors flagged, as clients of a foureyes server's
+`/v1/alerts` acting as the owner of `--token` (like the request commands, they never open the
+database)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from foureyes import detect
-from foureyes.commands.common import DataDirOpt, TokenOpt, diagnosed, open_services
+from foureyes.commands.api_client import DEFAULT_SERVER, InsecureHttpOpt, ServerOpt, connect
+from foureyes.commands.common import TokenOpt, diagnosed
 
 out = Console(highlight=False)
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts the detectors raised.")
@@ -23,19 +24,17 @@ def list_cmd(
     detector: Annotated[str | None, typer.Option("--detector")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
     token: TokenOpt = None,
-    data_dir: DataDirOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Alerts, newest first."""
     if state not in ("open", "acknowledged", "all"):
         raise typer.BadParameter("--state is open, acknowledged or all")
-    services, actor = open_services(data_dir, token)
-    items, _ = detect.list_alerts(
-        services,
-        actor,
-        state=state,  # type: ignore[arg-type]  # checked above
-        detector=detector,
-        limit=limit,
-    )
+    params: dict[str, str | int] = {"state": state, "limit": limit}
+    if detector is not None:
+        params["detector"] = detector
+    with connect(server, token, insecure_http=insecure_http) as client:
+        items = client.list_alerts(params)["items"]
     if not items:
         out.print(f"No {state} alerts." if state != "all" else "No alerts.")
         return
@@ -60,9 +59,10 @@ def ack_cmd(
     alert_id: Annotated[int, typer.Argument(min=1)],
     comment: Annotated[str, typer.Option("--comment", "-m")] = "",
     token: TokenOpt = None,
-    data_dir: DataDirOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Acknowledge an alert (an audit event)."""
-    services, actor = open_services(data_dir, token)
-    view = detect.acknowledge(services, actor, alert_id, comment)
+    with connect(server, token, insecure_http=insecure_http) as client:
+        view = client.acknowledge_alert(alert_id, comment)
     out.print(f"Alert {view['id']} acknowledged by {view['acknowledged_by']}.")

@@ -154,6 +154,14 @@ class Client:
         """`POST /v1/requests/{id}/execute`: the request, with a read's `data` this once."""
         return self._call("POST", f"/v1/requests/{_segment(request_id)}/execute")
 
+    def list_alerts(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`GET /v1/alerts`: one page, `{"items", "next"}`."""
+        return self._call("GET", "/v1/alerts", params=params)
+
+    def acknowledge_alert(self, alert_id: int, comment: str) -> dict[str, Any]:
+        """`POST /v1/alerts/{id}/ack`: the alert, acknowledged."""
+        return self._call("POST", f"/v1/alerts/{alert_id}/ack", json={"comment": comment})
+
     # --- the one place answers and failures are read ----------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
