@@ -22,6 +22,28 @@ from tests.conftest import EXAMPLES
 
 START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
+# Trust & safety may act as a user with one approval from security, security alone; the example
+# policy has no rule that lets anyone do it.
+IMPERSONATION_POLICY = """\
+version: 1
+tiers:
+  - name: standard
+    when: "true"
+rules:
+  - id: impersonation-needs-security
+    effect: require
+    actions: [account.login_as]
+    when: '"trust-safety" in staff.groups'
+    approvals: 1
+    approvers: '"security" in approver.groups'
+    justification: {required: true}
+    expires: 4h
+  - id: security-acts-alone
+    effect: allow
+    actions: [account.login_as]
+    when: '"security" in staff.groups'
+"""
+
 
 @dataclass
 class Clock:
@@ -85,14 +107,15 @@ def challenge_signature(
     return {"key_id": world.key_ids[staff_id], "signature": base64.b64encode(signature).decode()}
 
 
-def make_world(database: Database) -> World:
-    """Seed `database` with the demo and return the running foureyes around it."""
+def make_world(database: Database, policy_text: str | None = None) -> World:
+    """Seed `database` with the demo (and `policy_text` instead of the example policy) and
+    return the running foureyes around it."""
     clock = Clock()
     services = operations.build_services(database, connectors={"chirp": ("demo", {})}, clock=clock)
     directory = load_directory(EXAMPLES / "staff.yaml")
     operations.seed(
         services,
-        policy_text=(EXAMPLES / "policy.yaml").read_text(),
+        policy_text=policy_text or (EXAMPLES / "policy.yaml").read_text(),
         directory=directory,
         demo_accounts=list(directory.accounts),
     )

@@ -108,7 +108,9 @@ class Guard:
         return operations.show_to(self.services, actor, new_id)
 
     def execute(self, actor: Actor, request_id: str) -> ExecutionOutcome | None:
-        """Carry out an approved request now (a read, for its requester, returns its data)."""
+        """Carry out an approved request now. An action whose answer is for its requester alone
+        (`ActionSpec.for_requester_only`: a read, a login_as) runs only for them, and returns its
+        data once."""
         return operations.execute(self.services, request_id, actor=actor)
 
     def request(self, actor: Actor, request_id: str) -> dict[str, Any]:

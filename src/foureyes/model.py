@@ -220,6 +220,15 @@ class ActionSpec:
     )
     description: str = ""
 
+    @property
+    def for_requester_only(self) -> bool:
+        """Whether the answer is for the requester alone: a read, or any action that reveals
+        private data (such as `account.login_as`, whose answer is a session on the account).
+        Such an action is carried out only when its requester asks (never by the worker, nor
+        for anyone else, approver or oversight), and its answer is handed to them once and
+        never stored; approved and never asked for, it expires."""
+        return self.kind is ActionKind.READ or self.reveals_private
+
     @cached_property
     def cel(self) -> dict[str, Any]:
         return {

@@ -6,13 +6,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from html import unescape
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
 from foureyes.workflow import operations
-from tests.console.conftest import Browser, Console
+from foureyes.workflow.submit import Submission
+from tests.console.conftest import Browser, Console, console_for
+from tests.worlds import IMPERSONATION_POLICY, make_world
 
 DEACTIVATE = {
     "account": "chirp:president",
@@ -220,6 +224,41 @@ def test_an_approved_read_is_carried_out_when_its_requester_asks(console: Consol
     assert shown.status_code == 200
     assert "What the platform answered Shown this once" in _text(shown.text)
     assert operations.show(console.world.services, request_id)["state"] == "executed"
+
+
+def test_an_approved_login_as_is_carried_out_from_its_page_by_its_requester_alone(
+    database: Database, tmp_path: Path
+) -> None:
+    # Its answer, a session token on the account, is for the requester alone.
+    console = console_for(make_world(database, IMPERSONATION_POLICY), tmp_path / "data")
+    world = console.world
+    request_id = operations.submit(
+        world.services,
+        world.actor("e-3001"),
+        Submission("account.login_as", "chirp:alice", justification="CASE-77"),
+    )
+    ines = console.signed_in("e-4001")
+    digest = _digest(ines.get(f"/console/requests/{request_id}").text)
+    approved = ines.post(  # irreversible: the account's handle is typed
+        f"/console/requests/{request_id}/review",
+        {"decision": "approve", "digest": digest, "confirm_handle": "alice"},
+    )
+    assert approved.status_code == 303
+    assert operations.run_once(world.services).executed == []
+    seen_by_ines = _text(ines.get(f"/console/requests/{request_id}").text)
+    assert "Carried out only when its requester asks" in seen_by_ines
+    assert "Carry it out now" not in seen_by_ines
+    tomas = console.signed_in("e-3001")
+    page = _text(tomas.get(f"/console/requests/{request_id}").text)
+    assert "Its answer is for you alone: it is carried out only when you ask" in page
+    assert "Carry it out now" in page
+    shown = tomas.post(f"/console/requests/{request_id}/execute", {})
+    assert shown.status_code == 200
+    text = _text(shown.text)
+    assert "What the platform answered Shown this once" in text
+    assert "session token" in text
+    assert operations.show(world.services, request_id)["state"] == "executed"
+    assert "What the platform answered" not in tomas.get(f"/console/requests/{request_id}").text
 
 
 def test_a_break_glass_is_signed_off_from_the_inbox(console: Console) -> None:

@@ -85,7 +85,8 @@ def _print_request(view: dict[str, Any]) -> None:
 
 
 def _print_data(view: dict[str, Any]) -> None:
-    """A read's answer: the server gives it this once and keeps no copy."""
+    """An answer for the requester alone (a read's data, a login_as session token): the server
+    gives it this once and keeps no copy."""
     if view.get("data") is not None:
         out.print_json(json.dumps(view["data"], default=str))
 
@@ -247,7 +248,7 @@ def execute_cmd(
     server: ServerOpt = DEFAULT_SERVER,
     insecure_http: InsecureHttpOpt = False,
 ) -> None:
-    """Carry out your approved request now (reads return their data here, once)."""
+    """Carry out your approved request now (reads and login_as return their data here, once)."""
     with connect(server, token, insecure_http=insecure_http) as client:
         view = client.execute(request_id)
     reason = view.get("reason")

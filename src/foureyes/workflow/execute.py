@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.errors import Conflict, ConnectorError, Forbidden, FoureyesError, NotFound
-from foureyes.model import Account, ActionKind, Outcome, RequestState
+from foureyes.model import Account, Outcome, RequestState
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import EventRow, ExecutionRow, RequestRow, ReviewRow
 from foureyes.workflow.access import visible_request
@@ -44,7 +44,8 @@ STALE_AFTER = timedelta(minutes=2)
 
 @dataclass(frozen=True)
 class ExecutionOutcome:
-    """What `execute` did: the final state, and any data a read returned (never stored)."""
+    """What `execute` did: the final state, and any data the action returned for its
+    requester (a read's answer, a `login_as` session token; never stored)."""
 
     state: RequestState
     data: dict[str, Any] | None = None
@@ -71,10 +72,12 @@ def execute(
     worker: str = "inline",
     skip_locked: bool = False,
 ) -> ExecutionOutcome | None:
-    """Execute one approved (or due scheduled) request. Reads run only for their requester,
-    who gets the data back once; writes run for the worker or whoever calls and may see the
-    request (to anyone else it is NotFound, as an unknown id: `access.may_see`). With
-    `skip_locked`, a row another process holds is left to it (returns None)."""
+    """Execute one approved (or due scheduled) request. An action whose answer is for the
+    requester alone (`ActionSpec.for_requester_only`: reads, and actions that reveal private
+    data such as `account.login_as`) runs only for its requester, who gets the data back once;
+    other writes run for the worker or whoever calls and may see the request (to anyone else
+    it is NotFound, as an unknown id: `access.may_see`). With `skip_locked`, a row another
+    process holds is left to it (returns None)."""
     account_ref = _account_of(services, request_id)
     connector = services.connector(account_ref.partition(":")[0])
     # The account as the platform sees it now, looked up before we take the lock. A platform
@@ -99,8 +102,10 @@ def execute(
         if state == RequestState.SCHEDULED and row.not_before is not None and row.not_before > now:
             raise Conflict(f"request {row.id} is scheduled for {row.not_before.isoformat()}")
         spec = connector.action(row.action)
-        if spec.kind == ActionKind.READ and (actor is None or actor.id != row.requester_id):
-            raise Forbidden("a read is carried out only for its requester, who sees the result")
+        if spec.for_requester_only and (actor is None or actor.id != row.requester_id):
+            raise Forbidden(
+                f"{row.action} is carried out only for its requester, who alone gets its answer"
+            )
         approvers: tuple[str, ...] = ()
         problem = None
         if fresh is not None:

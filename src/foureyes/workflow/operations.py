@@ -130,8 +130,9 @@ def submit_and_run(
     services: Services, actor: Actor, submission: Submission
 ) -> tuple[str, ExecutionOutcome | None]:
     """Submit, and carry out at once what the policy allows at once (DESIGN: "allowed:
-    executed at once"): approved writes, break-glass, and the requester's own approved reads,
-    whose data comes back here once. Scheduled and pending requests wait. With an
+    executed at once"): approved writes, break-glass, and the requester's own approved reads
+    and actions that reveal private data (`ActionSpec.for_requester_only`, e.g. a `login_as`
+    session token), whose data comes back here once. Scheduled and pending requests wait. With an
     idempotency key, as `submit_run_or_replay` (a replay answers the earlier id)."""
     submitted, outcome = submit_run_or_replay(services, actor, submission)
     return submitted.request_id, outcome
@@ -143,8 +144,9 @@ def submit_run_or_replay(
     """`submit_and_run`, telling a replay apart: a submission whose idempotency key names an
     earlier request asking for the same (`submit_or_replay`) changes nothing and carries
     nothing out — that request is answered as it is now (`replayed`), and the outcome is None.
-    (An approved write is the worker's to carry out; an approved read its requester's, with
-    `execute`; a read's data that was returned once is not returned again.)"""
+    (An approved write is the worker's to carry out; an approved read, or an action that
+    reveals private data, its requester's, with `execute`; data that was returned once is not
+    returned again.)"""
     submitted = submit_or_replay(services, actor, submission)
     if submitted.replayed:
         return submitted, None

@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select
 
 from foureyes import detect
 from foureyes.errors import Conflict, FoureyesError, Unavailable
-from foureyes.model import ActionKind, RequestState, StaffStatus
+from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import RequestRow, ReviewRow, StaffRow
 from foureyes.workflow.execute import STALE_AFTER, execute, reconcile
@@ -138,8 +138,8 @@ def _expire(services: Services, tick: Tick) -> None:
             row = lock_request(session, request_id, skip_locked=True)
             if row is None or row.state not in (RequestState.PENDING, RequestState.APPROVED):
                 continue
-            if row.state == RequestState.APPROVED and not _is_read(services, row):
-                continue  # an approved write is executed, not expired
+            if row.state == RequestState.APPROVED and not _for_requester_only(services, row):
+                continue  # the worker executes it; only what waits for its requester expires
             move(
                 services,
                 session,
@@ -153,9 +153,10 @@ def _expire(services: Services, tick: Tick) -> None:
             tick.expired.append(request_id)
 
 
-def _is_read(services: Services, row: RequestRow) -> bool:
+def _for_requester_only(services: Services, row: RequestRow) -> bool:
+    """Whether it waits for its requester to carry it out (`ActionSpec.for_requester_only`)."""
     connector = services.connector(row.account_ref.partition(":")[0])
-    return connector.action(row.action).kind == ActionKind.READ
+    return connector.action(row.action).for_requester_only
 
 
 def _execute_due(services: Services, worker: str, tick: Tick) -> None:
@@ -173,8 +174,8 @@ def _execute_due(services: Services, worker: str, tick: Tick) -> None:
     for request_id in due:
         with services.database.transaction() as session:
             row = session.get(RequestRow, request_id)
-            if row is None or _is_read(services, row):
-                continue  # reads wait for their requester
+            if row is None or _for_requester_only(services, row):
+                continue  # its answer is for its requester, who carries it out
         try:
             outcome = execute(services, request_id, worker=worker, skip_locked=True)
         except Conflict:

@@ -10,8 +10,11 @@ the operations block on the store, so FastAPI runs them in its thread pool.
 
 Carrying out. An approved *write* is carried out by the background worker within a few seconds
 (or once its delay has run); its requester may `POST …/execute` to carry it out now. An approved
-*read* is carried out only when its requester asks, with `POST …/execute`: the answer holds the
-data (`data`) that one time, and foureyes never stores it, so it cannot be fetched again.
+action whose answer is for its requester alone — a *read*, or any action that reveals private
+data, such as `account.login_as` and its session token (`ActionSpec.for_requester_only`) — is
+carried out only when its requester asks, with `POST …/execute`: the answer holds the data
+(`data`) that one time, and foureyes never stores it, so it cannot be fetched again. The worker
+never carries it out, nobody else may (403), and one its requester never asks for expires.
 
 Retrying a submit. A submit sent with an `Idempotency-Key` header can be retried safely (after a
 503, a timeout, a dropped connection): a retry with the same key and body answers the request
@@ -288,11 +291,12 @@ def execute_request(
 ) -> dict[str, Any]:
     """Carry out an approved (or scheduled and due) request now and answer the updated request.
 
-    A read is carried out only for its requester, and its answer has the platform's data in
-    `data` — this one time: foureyes does not keep it, and the request is then `executed`, so
-    the data cannot be fetched again. For a write `data` is null (the worker would have carried
-    it out within seconds anyway). A request that is not approved, or is scheduled for later,
-    is 409."""
+    A read, or an action that reveals private data (`account.login_as`: a session token), is
+    carried out only for its requester (anyone else is 403), and its answer has the platform's
+    data in `data` — this one time: foureyes does not keep it, and the request is then
+    `executed`, so the data cannot be fetched again. For another write `data` is null (the
+    worker would have carried it out within seconds anyway). A request that is not approved,
+    or is scheduled for later, is 409."""
     outcome = operations.execute(services, request_id, actor=actor)
     view = operations.show_to(services, actor, request_id)
     view["data"] = None if outcome is None else outcome.data

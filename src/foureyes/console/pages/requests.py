@@ -123,7 +123,8 @@ def ask(
         if form.get("do") == "submit":
             request_id, outcome = operations.submit_and_run(services, actor, submission)
             if outcome is not None and outcome.data is not None:
-                # A read carried out at once: its data is shown this once, never stored.
+                # Carried out at once for its requester (a read, a login_as): the answer is
+                # shown this once, never stored.
                 return _request_page(request, services, actor, request_id, data=outcome.data)
             return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
         decision = operations.dry_run(services, actor, submission).to_dict()
@@ -308,7 +309,8 @@ def carry_out(
     actor: ConsoleActorDep,
     _csrf: CsrfDep,
 ) -> Response:
-    """The requester carries out their approved request now; a read's data is shown once."""
+    """The requester carries out their approved request now; an answer for them alone (a
+    read's data, a login_as session: `ActionSpec.for_requester_only`) is shown once."""
     outcome = operations.execute(services, request_id, actor=actor)
     if outcome is not None and outcome.data is not None:
         return _request_page(request, services, actor, request_id, data=outcome.data)
