@@ -77,10 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0005_stored_levels"]
-    assert migrate.head() == "0005_stored_levels"
+    assert scripts.get_heads() == ["0006_undo_params"]
+    assert migrate.head() == "0006_undo_params"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0006_undo_params",
         "0005_stored_levels",
         "0004_idempotency",
         "0003_console",
@@ -333,6 +334,57 @@ def test_0005_keeps_the_stored_levels_and_its_downgrade_recomputes_the_rest(
     with pytest.raises(IntegrityError, match="audit log is append-only"):  # noqa: SIM117
         with empty_database.transaction() as session:
             session.execute(delete(NodeRow))
+
+
+def test_0006_adds_undo_params_beside_existing_rows_and_drops_them_again(
+    empty_database: Database,
+) -> None:
+    requests = Base.metadata.tables["requests"]
+    applied = Base.metadata.tables["chirp_applied"]
+    old_applied = {"action": "account.lock", "account_id": "bob", "applied_at": NOW, "summary": {}}
+    migrate.upgrade(empty_database, "0005_stored_levels")
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(Base.metadata.tables["staff"]).values(**_STAFF_0003))
+        connection.execute(
+            insert(requests).values(id="r-old", **{**_REQUEST_0003, "state": "executed"})
+        )
+        connection.execute(insert(applied).values(idempotency_key="r-old", **old_applied))
+
+    migrate.upgrade(empty_database)
+
+    migrate.check(empty_database)
+    undo = {"email": "old@mail.example"}
+    with empty_database.engine.begin() as connection:
+        assert (
+            connection.execute(
+                select(requests.c.undo_params).where(requests.c.id == "r-old")
+            ).scalar_one()
+            is None
+        )
+        assert connection.execute(select(applied.c.undo_params)).scalar_one() is None
+        connection.execute(insert(requests).values(id="r-new", undo_params=undo, **_REQUEST_0003))
+        connection.execute(
+            insert(applied).values(idempotency_key="r-new", undo_params=undo, **old_applied)
+        )
+        assert (
+            connection.execute(
+                select(requests.c.undo_params).where(requests.c.id == "r-new")
+            ).scalar_one()
+            == undo
+        )
+
+    migrate.downgrade(empty_database, "0005_stored_levels")
+
+    assert migrate.current(empty_database) == "0005_stored_levels"
+    for table in ("requests", "chirp_applied"):
+        columns = {c["name"] for c in inspect(empty_database.engine).get_columns(table)}
+        assert "undo_params" not in columns
+    with empty_database.engine.begin() as connection:
+        kept = connection.execute(text("SELECT id FROM requests ORDER BY id")).scalars().all()
+        keys = connection.execute(text("SELECT idempotency_key FROM chirp_applied")).scalars()
+        assert (kept, sorted(keys)) == (["r-new", "r-old"], ["r-new", "r-old"])
+    migrate.upgrade(empty_database)
+    migrate.check(empty_database)
 
 
 @pytest.mark.pg_only

@@ -70,18 +70,28 @@ class ExecutionOrder:
 @dataclass(frozen=True)
 class ExecutionResult:
     """What happened. `data` is returned to the requester (for reads) and never stored;
-    `summary` is stored and may go into the audit log, so it holds no private data."""
+    `summary` is stored and may go into the audit log, so it holds no private data.
+
+    `undo_params`: the parameters of the reverse action (`reversible_by`) that restore what was
+    there before (a changed email: the previous address), or None when the reverse needs none
+    or the connector cannot tell. Private like `data`: foureyes stores it with the request, for
+    an undo only, and never shows it nor puts it in the audit log. A replay of the same
+    idempotency key should answer it again."""
 
     summary: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] | None = None
+    undo_params: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Whether an action's effect is present on the platform now (None: cannot tell)."""
+    """Whether an action's effect is present on the platform now (None: cannot tell), and when
+    it is, the undo parameters its execution answered, if the platform still has them (see
+    `ExecutionResult.undo_params`)."""
 
     applied: bool | None
     state: Mapping[str, Any] = field(default_factory=dict)
+    undo_params: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ other service; foureyes still reaches it only through the connector contract, as
 platform. Its actions, attributes and status model are in `demo_catalog`.
 
 Exactly-once: a write inserts its idempotency key into `chirp_applied` in the same transaction as
-the change. A second execution with the same key finds it and answers the stored summary without
-changing anything; a refused or failed execution rolls back and leaves neither. Reads change
-nothing and record nothing, so reading again is always safe (and reconciling a read answers
-False: it must be done again to get its data).
+the change. A second execution with the same key finds it and answers the stored summary (and
+undo parameters) without changing anything; a refused or failed execution rolls back and leaves
+neither. Reads change nothing and record nothing, so reading again is always safe (and
+reconciling a read answers False: it must be done again to get its data).
 
-Private values (email, phone, messages, session tokens) go only into `ExecutionResult.data`;
+Private values (email, phone, messages, session tokens) go only into `ExecutionResult.data`
+(and a changed email's previous address into `ExecutionResult.undo_params`, for its undo);
 summaries and previews show email and phone redacted (`k***@mail.example`).
 """
 
@@ -45,6 +46,7 @@ from foureyes.connectors.demo_catalog import (
     STATUS_CHANGES,
     plan_change,
     redacted,
+    undo_params,
 )
 from foureyes.connectors.demo_tables import (
     ChirpAccountRow,
@@ -157,8 +159,10 @@ class DemoConnector(Connector):
             state = {"status": row.status}
             if spec.kind is ActionKind.READ:
                 return Reconciliation(applied=False, state=state)
-            if session.get(ChirpAppliedRow, order.idempotency_key) is not None:
-                return Reconciliation(applied=True, state=state)
+            done = session.get(ChirpAppliedRow, order.idempotency_key)
+            if done is not None:
+                undo = None if done.undo_params is None else dict(done.undo_params)
+                return Reconciliation(applied=True, state=state, undo_params=undo)
             return Reconciliation(applied=_present(session, row, order), state=state)
 
     def preview(self, order: ExecutionOrder) -> Mapping[str, Any]:
@@ -319,6 +323,7 @@ class DemoConnector(Connector):
             "changes": redacted(diff),
         }
         data: dict[str, Any] | None = None
+        undo = undo_params(order.action, diff)
         if "status" in diff:
             row.status = diff["status"][1]
             row.status_reason = order.params.get("reason")
@@ -342,10 +347,11 @@ class DemoConnector(Connector):
                 account_id=row.id,
                 applied_at=now,
                 summary=summary,
+                undo_params=undo,
             )
         )
         session.flush()
-        return ExecutionResult(summary=summary, data=data)
+        return ExecutionResult(summary=summary, data=data, undo_params=undo)
 
     def _open_session(
         self, session: Session, account_id: str, order: ExecutionOrder, now: datetime
@@ -415,7 +421,8 @@ def _replay(done: ChirpAppliedRow, order: ExecutionOrder) -> ExecutionResult:
             f"{done.account_id}",
             transient=False,
         )
-    return ExecutionResult(summary=dict(done.summary))
+    undo = None if done.undo_params is None else dict(done.undo_params)
+    return ExecutionResult(summary=dict(done.summary), undo_params=undo)
 
 
 def _present(session: Session, row: ChirpAccountRow, order: ExecutionOrder) -> bool:

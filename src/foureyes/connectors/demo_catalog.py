@@ -214,6 +214,14 @@ def plan_change(
     return {"impersonation_session": [None, "opened"]}
 
 
+def undo_params(action: str, diff: Mapping[str, list[Any]]) -> dict[str, Any] | None:
+    """The parameters of `action`'s reverse that restore the state before `diff` (from
+    `plan_change`), in the clear; None when the reverse takes none."""
+    if action == "account.change_email" and "email" in diff:
+        return {"email": diff["email"][0]}
+    return None
+
+
 def params_problem(action: str, params: Mapping[str, Any]) -> str | None:
     """What is wrong with parameters that fit the action's JSON schema but still make no sense
     (a new email that is not an address), or None."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foureyes.store.tables import Base
@@ -84,7 +84,8 @@ class ChirpSessionRow(Base):
 class ChirpAppliedRow(Base):
     """One executed write, by idempotency key (the foureyes request id). Inserted in the same
     transaction as the change itself, so a key is here exactly when its change happened: a second
-    execution with the same key answers `summary` and changes nothing."""
+    execution with the same key answers `summary` (and `undo_params`, private: what the reverse
+    action needs to restore the state before, e.g. the previous email) and changes nothing."""
 
     __tablename__ = "chirp_applied"
 
@@ -93,3 +94,4 @@ class ChirpAppliedRow(Base):
     account_id: Mapped[str] = mapped_column(String(100), index=True)
     applied_at: Mapped[datetime]
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    undo_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)

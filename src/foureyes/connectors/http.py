@@ -6,10 +6,12 @@ receives foureyes' approved actions over HTTP:
 - `POST {url}/actions` with the JSON body `{"idempotency_key", "platform", "action", "account",
   "params", "approvers", "requester"}`: the request id is the idempotency key (also sent as the
   `Idempotency-Key` header). The receiver applies the action once per key, and answers a repeat
-  with its first answer; it answers 2xx with `{"summary": {...}, "data": {...}}` (both optional:
-  `summary` is stored in foureyes' audit log and so must hold no private data, `data` goes to the
-  requester of a read once and is never stored), 404 for an unknown account, another 4xx to
-  refuse.
+  with its first answer; it answers 2xx with `{"summary": {...}, "data": {...}, "undo_params":
+  {...}}` (all optional: `summary` is stored in foureyes' audit log and so must hold no private
+  data, `data` goes to the requester of a read once and is never stored, `undo_params` are the
+  parameters of the action's reverse that restore what was there before, e.g. a changed email's
+  previous address: stored with the request for its undo, never shown nor logged), 404 for an
+  unknown account, another 4xx to refuse.
 - `GET {url}/accounts/{id}` answers `{"attributes": {...}}` with the account's current
   attributes (those declared in the settings, which are what tier rules see), or 404.
 
@@ -334,13 +336,20 @@ class HttpConnector(Connector):
             raise NotFound(f"{self.platform} has no account {order.account_id!r}")
         summary = answer.get("summary", {})
         data = answer.get("data")
-        if not isinstance(summary, Mapping) or not (data is None or isinstance(data, Mapping)):
+        undo = answer.get("undo_params")
+        if not isinstance(summary, Mapping) or not all(
+            v is None or isinstance(v, Mapping) for v in (data, undo)
+        ):
             raise ConnectorError(
-                f"{self._who} answered {order.action} with a summary or data that is not a "
-                "JSON object (it was applied: check the platform)",
+                f"{self._who} answered {order.action} with a summary, data or undo_params that "
+                "is not a JSON object (it was applied: check the platform)",
                 transient=False,
             )
-        return ExecutionResult(summary=dict(summary), data=None if data is None else dict(data))
+        return ExecutionResult(
+            summary=dict(summary),
+            data=None if data is None else dict(data),
+            undo_params=None if undo is None else dict(undo),
+        )
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
         """Reads: not applied (do them again). Writes with declared effects: applied when the

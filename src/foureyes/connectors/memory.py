@@ -42,6 +42,7 @@ from foureyes.connectors.demo_catalog import (
     params_problem,
     plan_change,
     redacted,
+    undo_params,
 )
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind, ActionSpec, utcnow
@@ -171,6 +172,7 @@ class _Applied:
     action: str
     account_id: str
     summary: Mapping[str, Any]
+    undo_params: Mapping[str, Any] | None = None
 
 
 _CHIRP_EXTRAS = ("messages", "sign_ins")
@@ -335,8 +337,10 @@ class MemoryConnector(Connector):
             if spec.kind is ActionKind.READ or state is None:
                 return Reconciliation(applied=False)
             current = {"status": state.attributes.get("status")} if self.chirp else {}
-            if order.idempotency_key in self._applied:
-                return Reconciliation(applied=True, state=current)
+            done = self._applied.get(order.idempotency_key)
+            if done is not None:
+                undo = None if done.undo_params is None else dict(done.undo_params)
+                return Reconciliation(applied=True, state=current, undo_params=undo)
             if not self.chirp:
                 effect = self._generic_effect(order)
                 if not effect:
@@ -373,13 +377,16 @@ class MemoryConnector(Connector):
                     f"{done.account_id}",
                     transient=False,
                 )
-            return ExecutionResult(summary=dict(done.summary)), "replayed"
+            again = None if done.undo_params is None else dict(done.undo_params)
+            return ExecutionResult(summary=dict(done.summary), undo_params=again), "replayed"
         state = self._account(order.account_id)
         if spec.kind is ActionKind.READ:
             return self._read(order, state), "read"
         data: dict[str, Any] | None = None
+        undo: dict[str, Any] | None = None
         if self.chirp:
             diff = plan_change(order.action, self._chirp_view(order), order.params)
+            undo = undo_params(order.action, diff)
             data = self._apply_chirp(order, state, diff)
         else:
             effect = self._generic_effect(order)
@@ -392,8 +399,10 @@ class MemoryConnector(Connector):
         }
         if data is not None:
             summary["session_id"] = data["session_id"]
-        self._applied[order.idempotency_key] = _Applied(order.action, order.account_id, summary)
-        return ExecutionResult(summary=summary, data=data), "applied"
+        self._applied[order.idempotency_key] = _Applied(
+            order.action, order.account_id, summary, undo
+        )
+        return ExecutionResult(summary=summary, data=data, undo_params=undo), "applied"
 
     def _apply_chirp(
         self, order: ExecutionOrder, state: _Account, diff: Mapping[str, list[Any]]

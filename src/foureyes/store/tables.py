@@ -216,6 +216,10 @@ class RequestRow(Base):
     # for: a retry with the key answers this request (`foureyes.workflow.idempotency`).
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     idempotency_digest: Mapped[str | None] = mapped_column(String(64))
+    # What the platform said the reverse action needs to restore the state before this request
+    # executed (a changed email: the previous address). Private: read only by `undo`, never in
+    # a view or an audit event.
+    undo_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_requests_state_not_before", "state", "not_before"),

@@ -221,6 +221,9 @@ def _succeeded(
         execution.finished_at, execution.outcome = now, "executed"
         execution.detail = json_safe(dict(result.summary))
         row.result = json_safe(dict(result.summary))
+        # Private, for `undo` alone: never in the event below nor in any view.
+        if result.undo_params is not None:
+            row.undo_params = json_safe(dict(result.undo_params))
         move(
             services,
             session,
@@ -313,6 +316,8 @@ def reconcile(services: Services, request_id: str) -> RequestState:
         if verdict.applied:
             execution.outcome = "reconciled"
             row.result = {"reconciled": True}
+            if verdict.undo_params is not None:
+                row.undo_params = json_safe(dict(verdict.undo_params))
             move(
                 services,
                 session,

@@ -42,7 +42,7 @@ from foureyes.workflow.submit import (
     submit,
     submit_or_replay,
 )
-from foureyes.workflow.undo import undo
+from foureyes.workflow.undo import undo, undo_asks_for
 from foureyes.workflow.views import ListFilter, list_requests, request_view, visible_view
 from foureyes.workflow.webauthn import (
     DEMO_RELYING_PARTY,
@@ -250,4 +250,5 @@ __all__ = [
     "submit_and_run",
     "submit_run_or_replay",
     "undo",
+    "undo_asks_for",
 ]

@@ -424,6 +424,19 @@ def test_the_same_key_twice_applies_once(chirp: DemoConnector) -> None:
     assert status(chirp) == "active"
 
 
+def test_an_email_change_answers_the_old_address_for_its_undo_on_every_replay(
+    chirp: DemoConnector,
+) -> None:
+    the_order = order("change_email", email="new@mail.example")
+    first = chirp.execute(the_order)
+    assert first.undo_params == {"email": "alice@mail.example"}
+    assert "alice@mail.example" not in json.dumps(first.summary)
+    assert chirp.execute(the_order).undo_params == first.undo_params  # replayed, not re-applied
+    assert chirp.reconcile(the_order).undo_params == first.undo_params
+    # Writes whose reverse takes no params answer none.
+    assert chirp.execute(order("lock")).undo_params is None
+
+
 def test_a_key_is_bound_to_its_action_and_account(chirp: DemoConnector) -> None:
     chirp.execute(order("lock", key="req-1"))
     with pytest.raises(ConnectorError, match="req-1") as raised:

@@ -236,6 +236,16 @@ def test_other_4xx_are_refusals_and_never_retried(status: int, message: str) -> 
     assert len(script.requests) == 1
 
 
+def test_the_answer_may_carry_undo_params_and_they_must_be_an_object() -> None:
+    script = Script([ok({"summary": {}, "undo_params": {"email": "old@shop.example"}})])
+    assert script.connector().execute(SUSPEND).undo_params == {"email": "old@shop.example"}
+    assert Script([ok({"summary": {}})]).connector().execute(SUSPEND).undo_params is None
+    wrong = Script([ok({"summary": {}, "undo_params": ["old@shop.example"]})])
+    with pytest.raises(ConnectorError, match="undo_params") as raised:
+        wrong.connector().execute(SUSPEND)
+    assert raised.value.transient is False
+
+
 def test_a_2xx_without_json_is_applied_with_an_empty_summary() -> None:
     script = Script([httpx.Response(204), httpx.Response(200, text="done")])
     assert script.connector().execute(SUSPEND).summary == {}

@@ -160,6 +160,19 @@ def test_the_same_key_twice_applies_once(fake: MemoryConnector) -> None:
         fake.execute(order("unlock", key=the_order.idempotency_key))
 
 
+def test_an_email_change_answers_the_old_address_for_its_undo_on_every_replay(
+    fake: MemoryConnector,
+) -> None:
+    the_order = order("change_email", email="new@mail.example")
+    first = fake.execute(the_order)
+    assert first.undo_params == {"email": "alice@mail.example"}
+    assert "alice@mail.example" not in json.dumps(first.summary)
+    assert fake.execute(the_order).undo_params == first.undo_params
+    assert outcomes(fake) == ["applied", "replayed"]
+    assert fake.reconcile(the_order).undo_params == first.undo_params
+    assert fake.execute(order("lock")).undo_params is None
+
+
 def test_reconcile_before_and_after(fake: MemoryConnector) -> None:
     the_order = order("deactivate")
     assert fake.reconcile(the_order).applied is False

@@ -169,6 +169,15 @@ def _request_page(
     context["may_undo"] = view["state"] == "executed" and bool(
         context["spec"] is not None and context["spec"].reversible_by
     )
+    # The reverse's inputs only when foureyes cannot fill its params in (an email change
+    # executed before it kept the previous address): otherwise nothing to type.
+    reverse: ActionSpec | None = None
+    if context["may_undo"]:
+        try:
+            reverse = operations.undo_asks_for(services, actor, request_id)
+        except FoureyesError:  # the platform's connector is gone: the undo itself will say
+            reverse = None
+    context["undo_fields"] = schemaform.fields(reverse.params_schema) if reverse else []
     return render(request, "request.html", context, status_code=extra.pop("status_code", 200))
 
 
@@ -339,7 +348,11 @@ def undo(
     form: FormDep,
 ) -> Response:
     justification = form.get("justification", "").strip() or None
-    new_id = operations.undo(services, actor, request_id, justification)
+    params: dict[str, Any] | None = None
+    if any(key.startswith(schemaform.PREFIX) for key in form):
+        reverse = operations.undo_asks_for(services, actor, request_id)
+        params = schemaform.parse(reverse.params_schema, form) if reverse else None
+    new_id = operations.undo(services, actor, request_id, justification, params)
     operations.run_if_allowed(services, actor, new_id)
     return RedirectResponse(f"/console/requests/{new_id}", status_code=303)
 
