@@ -69,7 +69,8 @@ class ExecutionOrder:
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """What happened. `data` is returned to the requester (for reads) and never stored;
+    """What happened. `data` is returned to the requester (of a read, or of an action that
+    reveals private data: `ActionSpec.for_requester_only`) and never stored;
     `summary` is stored and may go into the audit log, so it holds no private data.
 
     `undo_params`: the parameters of the reverse action (`reversible_by`) that restore what was

@@ -8,10 +8,10 @@ receives foureyes' approved actions over HTTP:
   `Idempotency-Key` header). The receiver applies the action once per key, and answers a repeat
   with its first answer; it answers 2xx with `{"summary": {...}, "data": {...}, "undo_params":
   {...}}` (all optional: `summary` is stored in foureyes' audit log and so must hold no private
-  data, `data` goes to the requester of a read once and is never stored, `undo_params` are the
-  parameters of the action's reverse that restore what was there before, e.g. a changed email's
-  previous address: stored with the request for its undo, never shown nor logged), 404 for an
-  unknown account, another 4xx to refuse.
+  data, `data` goes once to the requester of a read or of an action declared `reveals_private`
+  and is never stored, `undo_params` are the parameters of the action's reverse that restore
+  what was there before, e.g. a changed email's previous address: stored with the request for
+  its undo, never shown nor logged), 404 for an unknown account, another 4xx to refuse.
 - `GET {url}/accounts/{id}` answers `{"attributes": {...}}` with the account's current
   attributes (those declared in the settings, which are what tier rules see), or 404.
 
