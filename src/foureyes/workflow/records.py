@@ -35,7 +35,12 @@ TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = {
         {RequestState.EXECUTING, RequestState.CANCELLED, RequestState.EXPIRED}
     ),
     RequestState.SCHEDULED: frozenset(
-        {RequestState.EXECUTING, RequestState.CANCELLED, RequestState.APPROVED}
+        {
+            RequestState.EXECUTING,
+            RequestState.CANCELLED,
+            RequestState.APPROVED,
+            RequestState.EXPIRED,  # only what waits for its requester (worker._expire)
+        }
     ),
     RequestState.EXECUTING: frozenset(
         {RequestState.EXECUTED, RequestState.FAILED, RequestState.APPROVED}

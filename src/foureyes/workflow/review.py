@@ -231,6 +231,11 @@ def _approve(
     details = {"approved_by": [list(f.approved_by) for f in status.factors]}
     if decision.options.delay:
         row.not_before = now + decision.options.delay
+        # A delay stops the clock: a request that waits for its requester once the delay has
+        # run (a read, a login_as: `ActionSpec.for_requester_only`) keeps the time it had left
+        # to be carried out, instead of expiring during, or right after, the delay.
+        if row.expires_at is not None:
+            row.expires_at = row.expires_at + decision.options.delay
         move(
             services,
             session,

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -26,6 +26,7 @@ from foureyes.workflow.records import params_digest, record, request_digest
 from foureyes.workflow.services import Actor, Services, json_safe, with_pins
 
 MAX_JUSTIFICATION = 500
+_NO_TIME = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,9 @@ def _record(
             and not decision.break_glass
         ):
             state, not_before = RequestState.SCHEDULED, now + decision.options.delay
+        # A delay stops the clock: what waits for its requester once the delay has run (a
+        # read, a login_as) keeps the whole `expires` window (as in `review._approve`).
+        expires_at = now + decision.options.expires + (not_before - now if not_before else _NO_TIME)
         glass = decision.options.break_glass
         row = RequestRow(
             id=str(uuid.uuid4()),
@@ -304,7 +308,7 @@ def _record(
             break_glass=decision.break_glass,
             reverts_id=submission.reverts,
             not_before=not_before,
-            expires_at=now + decision.options.expires,
+            expires_at=expires_at,
             post_review_due=now + glass.within if glass is not None else None,
             created_at=now,
             updated_at=now,

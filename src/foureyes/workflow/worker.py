@@ -128,17 +128,23 @@ def _expire(services: Services, tick: Tick) -> None:
         services,
         select(RequestRow.id)
         .where(
-            RequestRow.state.in_([RequestState.PENDING.value, RequestState.APPROVED.value]),
+            RequestRow.state.in_(
+                [s.value for s in (RequestState.PENDING, *_RUNNABLE)],
+            ),
             RequestRow.expires_at <= now,
+            # A scheduled request expires only after its delay (its deadline was moved back
+            # by the delay); before that it is not a candidate, so it cannot crowd the batch.
+            or_(RequestRow.state != RequestState.SCHEDULED.value, RequestRow.not_before <= now),
         )
+        .order_by(RequestRow.expires_at)
         .limit(BATCH),
     )
     for request_id in due:
         with services.database.transaction() as session:
             row = lock_request(session, request_id, skip_locked=True)
-            if row is None or row.state not in (RequestState.PENDING, RequestState.APPROVED):
+            if row is None or row.state not in (RequestState.PENDING, *_RUNNABLE):
                 continue
-            if row.state == RequestState.APPROVED and not _for_requester_only(services, row):
+            if row.state != RequestState.PENDING and not _for_requester_only(services, row):
                 continue  # the worker executes it; only what waits for its requester expires
             move(
                 services,
@@ -151,6 +157,11 @@ def _expire(services: Services, tick: Tick) -> None:
                 reason=f"not carried out before {row.expires_at}",
             )
             tick.expired.append(request_id)
+
+
+# Approved, or scheduled with its delay run: a write is the worker's to carry out, and what
+# waits for its requester expires if they never ask.
+_RUNNABLE = (RequestState.APPROVED, RequestState.SCHEDULED)
 
 
 def _for_requester_only(services: Services, row: RequestRow) -> bool:

@@ -123,3 +123,71 @@ def test_allowed_at_once_it_is_carried_out_for_the_requester_at_once(world: Worl
     [opened] = impersonations(world)
     assert opened.token_sha256 == hashlib.sha256(outcome.data["session_token"].encode()).hexdigest()
     assert (opened.impersonated_by, opened.request_key) == ("e-4001", request_id)
+
+
+# --- with a delay: it waits for its requester once the delay has run -----------------------
+
+DELAYED_POLICY = IMPERSONATION_POLICY.replace(
+    "    expires: 4h\n", "    expires: 4h\n    delay: 1h\n"
+)
+
+
+@pytest.fixture
+def delayed(database: Database) -> World:
+    return make_world(database, DELAYED_POLICY)
+
+
+def scheduled_login_as(world: World, *, approved_after_hours: float) -> str:
+    request_id = operations.submit(world.services, world.actor(REQUESTER), LOGIN_AS)
+    world.clock.advance(hours=approved_after_hours)
+    world.review(APPROVER, request_id, step_up=False)
+    assert operations.show(world.services, request_id)["state"] == "scheduled"
+    return request_id
+
+
+def test_a_delay_stops_the_clock_the_requester_keeps_their_time_to_carry_it_out(
+    delayed: World,
+) -> None:
+    # Approved 3 hours in, with 1 hour left of its 4: the delay runs to 4 hours in, past the
+    # request's first deadline; the requester still has the hour they had left.
+    request_id = scheduled_login_as(delayed, approved_after_hours=3)
+    delayed.clock.advance(hours=1, minutes=30)  # the delay has run; 4h30 since submission
+    tick = operations.run_once(delayed.services)
+    assert request_id not in tick.executed + tick.expired  # the worker leaves it to Tomas
+    outcome = operations.execute(delayed.services, request_id, actor=delayed.actor(REQUESTER))
+    assert outcome is not None
+    assert outcome.data is not None
+    assert "session_token" in outcome.data
+
+
+def test_a_scheduled_login_as_never_asked_for_expires_after_its_delay(delayed: World) -> None:
+    request_id = scheduled_login_as(delayed, approved_after_hours=3)
+    delayed.clock.advance(hours=1, minutes=59)  # delay run, 59 of the 60 minutes left gone
+    assert request_id not in operations.run_once(delayed.services).expired
+    delayed.clock.advance(minutes=1, seconds=1)
+    assert operations.run_once(delayed.services).expired == [request_id]
+    view = operations.show(delayed.services, request_id)
+    assert view["state"] == "expired"
+    assert view["timeline"][-1]["kind"] == "request.expired"
+    with pytest.raises(Conflict):
+        operations.execute(delayed.services, request_id, actor=delayed.actor(REQUESTER))
+    assert impersonations(delayed) == []
+
+
+def test_a_scheduled_write_is_carried_out_not_expired_whatever_its_deadline(
+    database: Database,
+) -> None:
+    # The example policy's deletion: a 24-hour delay and the default 24-hour expiry.
+    delayed_delete = make_world(database)
+    request_id = operations.submit(
+        delayed_delete.services,
+        delayed_delete.actor("e-3001"),
+        Submission("account.delete", "chirp:alice", justification="CASE-9"),
+    )
+    for approver in ("e-3002", "e-3003"):
+        delayed_delete.review(approver, request_id, step_up=False)
+    assert operations.show(delayed_delete.services, request_id)["state"] == "scheduled"
+    delayed_delete.clock.advance(hours=30)
+    tick = operations.run_once(delayed_delete.services)
+    assert tick.expired == []
+    assert tick.executed == [request_id]
