@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from foureyes.audit.log import AuditLog
 from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector, make_connector
@@ -157,7 +159,10 @@ def run_if_allowed(services: Services, actor: Actor, request_id: str) -> Executi
     """Carry out a request the policy allowed at once (state `approved`); None otherwise, and
     None when the worker (another process, or this one's thread) claimed it first: then it is
     the worker's to carry out, and the request was made all the same."""
-    if request_view(services, request_id)["state"] != "approved":
+    # Only its state: the whole view (with its timeline) cost a tenth of a submit's CPU.
+    with services.database.read() as session:
+        state = session.scalar(select(RequestRow.state).where(RequestRow.id == request_id))
+    if state != RequestState.APPROVED.value:
         return None
     try:
         return execute(services, request_id, actor=actor)
