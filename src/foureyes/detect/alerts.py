@@ -46,14 +46,16 @@ def raise_alert(
     channels: Sequence[str] = (),
     event_seq: int | None = None,
     dedupe: timedelta | None = None,
+    dedupe_any_account: bool = False,
 ) -> AlertRow | None:
     """Store an alert, append its `alert.raised` event and notify `channels`, in the caller's
     transaction. With `dedupe`, None (and nothing stored) when this detector already flagged
-    the same person and account within that time.
+    the same person and account within that time (with `dedupe_any_account`, the same person
+    on any account).
 
     The event is why an alert cannot quietly disappear: someone who deletes or edits the alert
     row (a DBA covering a colleague) leaves the log saying what was raised, when and about whom."""
-    if dedupe is not None and _recent(session, alert, now - dedupe):
+    if dedupe is not None and _recent(session, alert, now - dedupe, dedupe_any_account):
         return None
     row = AlertRow(
         detector=alert.detector,
@@ -95,15 +97,18 @@ def raise_alert(
     return row
 
 
-def _recent(session: Session, alert: NewAlert, since: datetime) -> bool:
+def _recent(session: Session, alert: NewAlert, since: datetime, any_account: bool) -> bool:
     query = select(AlertRow.id).where(
         AlertRow.detector == alert.detector,
         AlertRow.created_at > since,
         AlertRow.staff_id.is_(None) if alert.staff is None else AlertRow.staff_id == alert.staff,
-        AlertRow.account_ref.is_(None)
-        if alert.account is None
-        else AlertRow.account_ref == alert.account,
     )
+    if not any_account:
+        query = query.where(
+            AlertRow.account_ref.is_(None)
+            if alert.account is None
+            else AlertRow.account_ref == alert.account
+        )
     return session.scalar(query.limit(1)) is not None
 
 

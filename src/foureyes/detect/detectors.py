@@ -78,6 +78,7 @@ class Seen:
         request: str | None = None,
         details: dict[str, Any] | None = None,
         dedupe: timedelta | None = None,
+        dedupe_any_account: bool = False,
     ) -> None:
         row = raise_alert(
             self.services,
@@ -87,6 +88,7 @@ class Seen:
             channels=spec.notify,
             event_seq=self.event.seq,
             dedupe=dedupe,
+            dedupe_any_account=dedupe_any_account,
         )
         if row is not None:
             self.raised.append(row.id)
@@ -435,6 +437,10 @@ def off_hours(seen: Seen) -> None:
         account=row.account_ref,
         request=row.id,
         details={"region": person.region if person else None, "event": seen.event.kind},
+        # One alert per person per window of work out of hours, not one per request: a night
+        # shift of a few hundred requests was a few hundred alerts (and notifications).
+        dedupe=_window(spec.window),
+        dedupe_any_account=True,
     )
 
 

@@ -186,11 +186,13 @@ class WorkingHours(_Strict):
 
 
 class OffHoursSpec(DetectorSettings):
-    """Requests and reviews outside working hours: `default`, or the staff's `regions` entry."""
+    """Requests and reviews outside working hours: `default`, or the staff's `regions` entry;
+    at most one alert per person per `window`."""
 
     severity: Severity = "low"
     default: WorkingHours = Field(default_factory=WorkingHours)
     regions: dict[str, WorkingHours] = Field(default_factory=dict)
+    window: DurationText = "1h"
 
 
 class BreakGlassAlertSpec(DetectorSettings):

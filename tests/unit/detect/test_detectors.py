@@ -243,6 +243,23 @@ def test_off_hours_flags_weekends_and_is_quiet_in_working_hours(world: World) ->
     assert alert.staff_id == "e-2001"
 
 
+def test_off_hours_flags_a_person_once_per_window_whatever_the_accounts(world: World) -> None:
+    world.clock.now = datetime(2026, 11, 25, 23, tzinfo=UTC)  # Wednesday night, UTC
+    first = submit(world, "e-2001", "account.lock", "bob")
+    submit(world, "e-2001", "account.lock", "alice")  # another account, same night: no second
+    world.clock.advance(minutes=30)
+    submit(world, "e-2001", "account.unlock", "bob")
+    submit(world, "e-3001", "account.suspend", "bob")  # another person: their own alert
+    alerts = scan(world, "off_hours")
+    assert [(a.staff_id, a.request_id) for a in alerts if a.staff_id == "e-2001"] == [
+        ("e-2001", first)
+    ]
+    assert sorted(a.staff_id for a in alerts) == ["e-2001", "e-3001"]
+    world.clock.advance(hours=1)  # the window (1h by default) has run: the next one counts
+    again = submit(world, "e-2001", "account.unlock", "alice")
+    assert [a.request_id for a in scan(world, "off_hours")][-1] == again
+
+
 # --- break_glass ---------------------------------------------------------------------------
 
 
