@@ -80,13 +80,8 @@ def raise_alert(
         account_ref=None,
         request_id=None,
         payload={
-            "alert": row.id,
-            "detector": row.detector,
-            "severity": row.severity,
-            "staff": row.staff_id,
-            "alert_account": row.account_ref,
+            **_about(row),
             "alert_request": row.request_id,
-            "summary": row.summary,
             "details": row.details,
             "event_seq": event_seq,
         },
@@ -95,6 +90,19 @@ def raise_alert(
     for channel in channels:
         _notify(session, channel, row)
     return row
+
+
+def _about(row: AlertRow) -> dict[str, Any]:
+    """What an alert's audit events say it is. The account goes in the body as
+    `alert_account`, not in the event's account field (see `raise_alert`)."""
+    return {
+        "alert": row.id,
+        "detector": row.detector,
+        "severity": row.severity,
+        "staff": row.staff_id,
+        "alert_account": row.account_ref,
+        "summary": row.summary,
+    }
 
 
 def _recent(session: Session, alert: NewAlert, since: datetime, any_account: bool) -> bool:
@@ -223,16 +231,7 @@ def acknowledge(
             kind="alert.acknowledged",
             actor=actor.id,
             row=None,
-            payload={
-                "alert": row.id,
-                "detector": row.detector,
-                "severity": row.severity,
-                "staff": row.staff_id,
-                "alert_account": row.account_ref,
-                "summary": row.summary,
-                "comment": comment,
-                "identity": actor.identity,
-            },
+            payload={**_about(row), "comment": comment, "identity": actor.identity},
             now=now,
         )
         return alert_view(row)
