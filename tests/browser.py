@@ -13,9 +13,6 @@ Each test module keeps its own `served` fixture (what is served differs), built 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, CDPSession, Page, sync_playwright
 
 from foureyes.api import create_app
@@ -31,6 +27,7 @@ from foureyes.config import WebAuthnSettings
 from foureyes.signin.settings import OidcSettings
 from foureyes.workflow import operations, webauthn
 from tests.api.conftest import make_settings
+from tests.http_server import free_port, serving_app
 from tests.worlds import World
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,14 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on (a moment ago)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -82,25 +71,8 @@ def serving(
     if oidc is not None:
         update["oidc"] = oidc
     settings = make_settings(data_dir).model_copy(update=update)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(world.services, settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while thread.is_alive() and not server.started:
-        time.sleep(0.02)
-    try:
-        assert server.started, "the server did not start"
+    with serving_app(create_app(world.services, settings), port):
         yield Served(world, base)
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """An ASGI app served for real by uvicorn in a thread on a free loopback port, for tests whose
-client must cross a real socket (the CLI's API client)."""
+client must cross a real socket (the CLI's API client, the browser tests)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving_app(app: Any) -> Iterator[str]:
-    """`app` served at http://127.0.0.1:<port> until the block ends; yields that base URL."""
-    port = free_port()
+def serving_app(app: Any, port: int | None = None) -> Iterator[str]:
+    """`app` served at http://127.0.0.1:<port> (`port`, or a free one) until the block ends;
+    yields that base URL."""
+    port = free_port() if port is None else port
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

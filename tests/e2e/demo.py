@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import free_port
+from tests.http_server import free_port
 
 FOUREYES = Path(sys.executable).parent / "foureyes"
 START_TIMEOUT = 60.0  # generous: a loaded CI machine imports slowly; it takes ~3 s when idle
