@@ -115,6 +115,9 @@ def test_the_openapi_document_lists_the_v1_routes(api: Api) -> None:
         "/v1/audit/events",
         "/v1/audit/proofs/inclusion",
         "/v1/audit/proofs/consistency",
+        "/v1/alerts",
+        "/v1/alerts/{alert_id}/ack",
+        "/v1/me",
         "/healthz",
         "/metrics",
     ):
