@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
 from foureyes.api import create_app
@@ -53,6 +53,13 @@ def api(database: Database, proxy: TcpProxy, tmp_path: Path) -> Iterator[Api]:
         .set(host="127.0.0.1", port=proxy.port)
         .render_as_string(hide_password=False)
     )
+
+    # The proxy finds its moment by the SQL text on the wire; psycopg sends a statement's text
+    # only until it prepares it (after 5 uses on a connection), so no server-side prepares here.
+    @event.listens_for(proxied.engine, "connect")
+    def _unprepared(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.prepare_threshold = None
+
     world = make_world(proxied)
     settings = make_settings(tmp_path / "data")
     try:
