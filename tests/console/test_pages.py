@@ -261,6 +261,33 @@ def test_an_approved_login_as_is_carried_out_from_its_page_by_its_requester_alon
     assert "What the platform answered" not in tomas.get(f"/console/requests/{request_id}").text
 
 
+def test_a_login_as_scheduled_by_a_delay_is_offered_to_its_requester_once_the_delay_ran(
+    database: Database, tmp_path: Path
+) -> None:
+    delayed = IMPERSONATION_POLICY.replace("    expires: 4h\n", "    expires: 4h\n    delay: 1h\n")
+    console = console_for(make_world(database, delayed), tmp_path / "data")
+    world = console.world
+    request_id = operations.submit(
+        world.services,
+        world.actor("e-3001"),
+        Submission("account.login_as", "chirp:alice", justification="CASE-78"),
+    )
+    world.review("e-4001", request_id, step_up=False)
+    assert operations.show(world.services, request_id)["state"] == "scheduled"
+    during = console.signed_in("e-3001")
+    assert "Carry it out now" not in during.get(f"/console/requests/{request_id}").text
+    world.clock.advance(hours=1, seconds=1)  # the delay has run: it waits for Tomas
+    assert operations.run_once(world.services).executed == []
+    tomas = console.signed_in("e-3001")  # (an hour idle ended the first session)
+    assert "Carry it out now" in tomas.get(f"/console/requests/{request_id}").text
+    ines = console.signed_in("e-4001")
+    assert "Carry it out now" not in ines.get(f"/console/requests/{request_id}").text
+    shown = tomas.post(f"/console/requests/{request_id}/execute", {})
+    assert shown.status_code == 200
+    assert "session token" in _text(shown.text)
+    assert operations.show(world.services, request_id)["state"] == "executed"
+
+
 def test_a_break_glass_is_signed_off_from_the_inbox(console: Console) -> None:
     tomas = console.signed_in("e-3001")
     request_id = _submit(tomas, {**SUSPEND, "break_glass": "on"})

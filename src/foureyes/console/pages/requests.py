@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -152,6 +153,14 @@ def operations_preview(
 # --- one request -----------------------------------------------------------------------------
 
 
+def _delay_has_run(services: Services, view: Mapping[str, Any]) -> bool:
+    """A scheduled request whose delay is over: the worker carries out a write at its next
+    pass; a read (or a login_as) waits for its requester, who may carry it out now."""
+    if view["state"] != "scheduled" or not view.get("not_before"):
+        return False
+    return datetime.fromisoformat(str(view["not_before"])) <= services.clock()
+
+
 def _request_page(
     request: Request, services: Services, actor: Actor, request_id: str, **extra: Any
 ) -> Response:
@@ -165,7 +174,9 @@ def _request_page(
         view["state"] in OPEN_STATES and view["requester"] == actor.id
     )
     context["may_sign_off"] = _may_sign_off(view, actor)
-    context["may_carry_out"] = view["state"] == "approved" and view["requester"] == actor.id
+    context["may_carry_out"] = view["requester"] == actor.id and (
+        view["state"] == "approved" or _delay_has_run(services, view)
+    )
     context["may_undo"] = view["state"] == "executed" and bool(
         context["spec"] is not None and context["spec"].reversible_by
     )
