@@ -1,6 +1,6 @@
-"""Decision benchmark: foureyes' engine against its baselines on the shared 40-rule workload.
+"""Decision benchmark: foureyes' engine against its baselines on the 40-rule workload.
 
-Runs the 10,000 requests of `../shared/bench/requests10k.jsonl` (rules in `policy40.json`)
+Runs the 10,000 requests of `bench/workload/requests10k.jsonl` (rules in `policy40.json`)
 through, in one process and one thread:
 
 - foureyes: `decide(policy, request)` on the translation of the 40 rules in `bench/policy40.yaml`;
@@ -57,7 +57,7 @@ from foureyes.policy.engine import decide
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "bench"
+DEFAULT_DATA = ROOT / "bench" / "workload"
 DEFAULT_POLICY = BENCH_DIR / "policy40.yaml"
 PLATFORM = "bench"
 SHOW_DISAGREEMENTS = 5
@@ -180,7 +180,7 @@ def _flow(mapping: Mapping[str, str]) -> str:
     return "{" + ", ".join(f"{key}: {value}" for key, value in mapping.items()) + "}"
 
 
-def translate_policy(workload: Workload, source: str = "../shared/bench/policy40.json") -> str:
+def translate_policy(workload: Workload, source: str = "bench/workload/policy40.json") -> str:
     """The 40 rules as a foureyes policy (YAML text); `policy_document` is the same as data."""
     lines = [
         f"# Generated from {source} by `uv run python bench/decisions.py --write-policy`.",

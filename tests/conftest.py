@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the repository's examples and to ../shared, and test databases.
+"""Shared fixtures: paths to the repository's examples and test data, and test databases.
 
 Databases
 ---------
@@ -47,7 +47,6 @@ from foureyes.store.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-SHARED = ROOT.parent / "shared"
 
 PG_ENV = "FOUREYES_TEST_PG_URL"
 PG_HOST = "127.0.0.1:5432"
@@ -79,10 +78,9 @@ def examples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"../shared is missing next to the checkout ({SHARED})")
-    return SHARED
+def bench_workload_dir() -> Path:
+    """The decision benchmark's workload, kept in the repository (bench/workload/)."""
+    return ROOT / "bench" / "workload"
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

@@ -35,8 +35,8 @@ bench = _load_bench()
 
 
 @pytest.fixture(scope="module")
-def workload(shared_dir: Path) -> Any:
-    return bench.load_workload(shared_dir / "bench", limit=REQUESTS)
+def workload(bench_workload_dir: Path) -> Any:
+    return bench.load_workload(bench_workload_dir, limit=REQUESTS)
 
 
 def test_the_translation_loads(workload: Any) -> None:

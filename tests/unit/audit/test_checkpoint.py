@@ -27,7 +27,7 @@ from foureyes.audit.checkpoint import (
 from foureyes.audit.merkle import leaf_hash
 from foureyes.errors import FoureyesError
 
-NOTES = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "notes"
+NOTES = Path(__file__).resolve().parents[2] / "data" / "vectors" / "notes"
 
 
 def _load(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""RFC 6962 / RFC 9162 Merkle tree: every published vector in ../shared/vectors, plus properties.
+"""RFC 6962 / RFC 9162 Merkle tree: every published vector in tests/data/vectors, plus properties.
 
 The vectors README fixes the edge-case rules followed here (see its "Formats" section).
 """
@@ -41,8 +41,8 @@ from foureyes.audit.merkle import (
 )
 from foureyes.errors import BadInput, FoureyesError
 
-# The repository root is three levels up; CI clones shared/ beside it.
-VECTORS = Path(__file__).resolve().parents[3].parent / "shared" / "vectors"
+# The project's own copy of the vectors (tests/data/vectors/README.md gives their provenance).
+VECTORS = Path(__file__).resolve().parents[2] / "data" / "vectors"
 TDM = VECTORS / "transparency-dev-merkle"
 TESTDATA = TDM / "testdata"
 
