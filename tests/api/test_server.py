@@ -61,10 +61,9 @@ def test_the_worker_thread_runs_until_stopped(api: Api, monkeypatch: pytest.Monk
     monkeypatch.setattr(operations, "run_once", counted)
     worker = Worker(api.world.services, interval=0.05)
     worker.start()
-    deadline = time.monotonic() + 5
-    while len(passes) < 3 and time.monotonic() < deadline:
+    while len(passes) < 3:  # on readiness: however slow the machine, passes come
         time.sleep(0.01)
-    assert worker.stop(timeout=5)
+    assert worker.stop(timeout=60)
     stopped = len(passes)
     time.sleep(0.15)
     assert len(passes) == stopped >= 3

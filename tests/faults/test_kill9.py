@@ -153,7 +153,7 @@ def test_kill_9_mid_review_loses_nothing_and_runs_nothing_twice(
             outcome: dict[str, Any] = {}
             review = threading.Thread(target=_catch, args=(outcome, server, killed, view))
             review.start()
-            wait_until(ready.exists, f"the server to stop at {point.moment!r}", 60)
+            wait_until(ready.exists, f"the server to stop at {point.moment!r}")
             server.kill9()
             review.join(60)
             assert isinstance(outcome["result"], httpx.TransportError), (point, outcome)

@@ -55,7 +55,7 @@ def run_and_kill(world: World, request_id: str, when: str) -> None:
     line = process.stdout.readline()
     assert line.strip() == "IN CALL", line
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    process.wait(timeout=300)
     assert process.returncode == -signal.SIGKILL
 
 
