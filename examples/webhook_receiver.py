@@ -3,12 +3,14 @@
 
 It shows what a platform has to do to take foureyes' approved actions over a webhook:
 
-1. verify every request's `Foureyes-Signature` (HMAC-SHA256 of `t + "." + body`, with a replay
-   window) before reading anything in it: `foureyes.webhook.verify` (a receiver without foureyes
-   installed copies src/foureyes/webhook.py, which needs only the standard library);
-2. apply each action at most once per idempotency key, and answer a repeat of the key with the
-   first answer (foureyes retries, and a retry must not apply twice); refuse a key reused for a
-   different order (409);
+1. verify every request's `Foureyes-Signature` (HMAC-SHA256 over the timestamp, the method, the
+   request target and the body, with a replay window) before reading anything in it:
+   `foureyes.webhook.verify` (a receiver without foureyes installed copies
+   src/foureyes/webhook.py, which needs only the standard library);
+2. apply each action at most once per idempotency key, kept across restarts (`--state`), and
+   answer a repeat of the key with the first answer (foureyes retries, and a retry must not
+   apply twice; an order replayed within the signature's window is such a repeat); refuse a
+   key reused for a different order (409);
 3. answer `GET /accounts/{id}` with the account's attributes, which is what foureyes' policy
    sees (tiers) and what it reconciles against.
 
@@ -46,6 +48,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -84,6 +87,9 @@ class Receiver:
     # Answer 500 to every action without applying it, to rehearse an outage.
     broken: bool = False
     applied: dict[str, _Applied] = field(default_factory=dict)
+    # Where the applied idempotency keys are kept across restarts (None: in memory only, for
+    # tests). A receiver that forgets them on restart would apply a replayed order again.
+    state: Path | None = None
     rejected: list[str] = field(default_factory=list)  # why each refused signature failed
     calls: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -95,6 +101,12 @@ class Receiver:
         return f"http://{self.host}:{self._server.server_address[1]}"
 
     def start(self) -> Receiver:
+        if self.state is not None and self.state.exists():
+            saved = json.loads(self.state.read_text(encoding="utf-8"))
+            self.applied = {
+                key: _Applied(tuple(entry["order"]), entry["status"], entry["answer"])  # type: ignore[arg-type]
+                for key, entry in saved["applied"].items()
+            }
         self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
         self._server.daemon_threads = True
         threading.Thread(
@@ -138,7 +150,24 @@ class Receiver:
             status, answer = self._apply(action, account_id)
             if status < 500:  # a server error may go better next time: not remembered
                 self.applied[key] = _Applied(fingerprint, status, answer)
+                self._save()
             return status, answer
+
+    def _save(self) -> None:
+        """Write the applied keys to `state` (atomically: a crash leaves the old or the new
+        file, never half of one) before answering, so a restart still knows them."""
+        if self.state is None:
+            return
+        entries = {
+            key: {"order": list(done.order), "status": done.status, "answer": done.answer}
+            for key, done in self.applied.items()
+        }
+        partial = self.state.with_suffix(".tmp")
+        with partial.open("w", encoding="utf-8") as out:
+            json.dump({"applied": entries}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, self.state)
 
     def _apply(self, action: str, account_id: str) -> tuple[int, dict[str, Any]]:
         account = self.accounts.get(account_id)
@@ -181,7 +210,14 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 return None
             body = self.rfile.read(length) if length else b""
             try:
-                verify(self.headers, body, receiver.secret, tolerance=receiver.tolerance)
+                verify(
+                    self.headers,
+                    self.command,
+                    self.path,
+                    body,
+                    receiver.secret,
+                    tolerance=receiver.tolerance,
+                )
             except SignatureError as exc:
                 with receiver._lock:
                     receiver.rejected.append(str(exc))
@@ -232,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument("--secret-env", default="FOUREYES_WEBHOOK_SECRET")
     parser.add_argument(
+        "--state",
+        type=Path,
+        default=Path("webhook-receiver-state.json"),
+        help="where applied idempotency keys are kept across restarts",
+    )
+    parser.add_argument(
         "--account", action="append", default=[], help="an account, `id` or `id:followers`"
     )
     args = parser.parse_args(argv)
@@ -239,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         print(f"set {args.secret_env} to the secret shared with foureyes", file=sys.stderr)
         return 2
-    receiver = Receiver(secret, _accounts(args.account), host=args.host, port=args.port).start()
+    receiver = Receiver(
+        secret, _accounts(args.account), host=args.host, port=args.port, state=args.state
+    ).start()
     print(f"receiving foureyes' actions at {receiver.url} (Ctrl-C to stop)")
     try:
         threading.Event().wait()

@@ -4,18 +4,21 @@ foureyes signs every request it sends to a webhook receiver (the approved action
 and the account look-ups, GETs with an empty body) with HMAC-SHA256 under a secret shared with
 the receiver, in one header:
 
-    Foureyes-Signature: t=1764082800,v1=<64 lowercase hex digits>
+    Foureyes-Signature: t=1764082800,v2=<64 lowercase hex digits>
 
-`t` is the Unix time of signing; `v1` is the lowercase hex HMAC-SHA256 of `t + "." + body` (the
-body's exact bytes). A header may carry several `v1` values (for instance while a secret is
-being rotated); one matching is enough.
+`t` is the Unix time of signing; `v2` is the lowercase hex HMAC-SHA256 of
+`t + "." + METHOD + "." + target + "." + body`: the request method in capitals, the request
+target exactly as it is on the request line (path and query, percent-encoded as sent) and the
+body's exact bytes. So a signature holds for one method on one path with one body: a captured
+`GET /accounts/alice` does not verify as `GET /accounts/president`. A header may carry several
+`v2` values (for instance while a secret is being rotated); one matching is enough. (`v1`,
+which covered only the body, is no longer sent nor accepted.)
 
-A receiver calls `verify(headers, body, secret)` before it trusts anything in the request. It
-checks the signature in constant time and refuses a timestamp more than `tolerance` seconds away
-from its own clock, so a captured request cannot be replayed later. Within that window a replay
-of an action carries the same idempotency key (`Idempotency-Key` header and `idempotency_key`
-in the body): a receiver must remember the keys it has applied and answer a repeat with the
-first answer, which also makes foureyes' retries safe.
+A receiver calls `verify(headers, method, target, body, secret)` before it trusts anything in
+the request. It checks the signature in constant time and refuses a timestamp more than
+`tolerance` seconds away from its own clock. Within that window the same request can be
+replayed; docs/webhooks.md says what a receiver keeps (durably, so a restart does not reopen
+the window) to refuse that.
 
 This module needs only the standard library: a receiver may copy it instead of installing
 foureyes (see examples/webhook_receiver.py).
@@ -43,7 +46,7 @@ __all__ = [
 SIGNATURE_HEADER = "Foureyes-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TOLERANCE = 300
-_SCHEME = "v1"
+_SCHEME = "v2"
 _MAX_HEADER = 4096
 
 
@@ -58,36 +61,55 @@ class HeaderSource(Protocol):
     def items(self) -> Iterable[tuple[str, Any]]: ...
 
 
-def signature(body: bytes, secret: str | bytes, timestamp: int) -> str:
-    """The hex HMAC-SHA256 of `timestamp + "." + body` under `secret`."""
+def signature(method: str, target: str, body: bytes, secret: str | bytes, timestamp: int) -> str:
+    """The hex HMAC-SHA256 of `timestamp.METHOD.target.body` under `secret`."""
     key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    message = str(int(timestamp)).encode("ascii") + b"." + body
+    message = b".".join(
+        (
+            str(int(timestamp)).encode("ascii"),
+            method.upper().encode("ascii"),
+            target.encode("ascii"),
+            body,
+        )
+    )
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def sign(body: bytes, secret: str | bytes, *, timestamp: int | None = None) -> str:
-    """The `Foureyes-Signature` header value for `body`, signed now (or at `timestamp`)."""
+def sign(
+    method: str, target: str, body: bytes, secret: str | bytes, *, timestamp: int | None = None
+) -> str:
+    """The `Foureyes-Signature` header value for `METHOD target` with `body`, signed now (or
+    at `timestamp`). `target` is the request line's path and query, as sent."""
+    _check_target(target)
     moment = int(time.time()) if timestamp is None else int(timestamp)
-    return f"t={moment},{_SCHEME}={signature(body, secret, moment)}"
+    return f"t={moment},{_SCHEME}={signature(method, target, body, secret, moment)}"
 
 
 def verify(
     headers: HeaderSource,
+    method: str,
+    target: str,
     body: bytes,
     secret: str | bytes,
     *,
     tolerance: int = DEFAULT_TOLERANCE,
     now: float | None = None,
 ) -> int:
-    """Check the `Foureyes-Signature` header of a request whose body is `body`.
+    """Check the `Foureyes-Signature` header of the request `METHOD target` whose body is `body`
+    (`target`: the request line's path and query, exactly as received, not decoded).
 
     Returns the signed timestamp. Raises SignatureError when the header is missing or
-    malformed, when no `v1` signature matches (compared in constant time), or when the
+    malformed, when no `v2` signature matches (compared in constant time), or when the
     timestamp is more than `tolerance` seconds before or after `now` (default: the clock).
     Header names are matched without regard to case.
     """
     if not secret:
         raise SignatureError("no secret to verify with")
+    try:
+        _check_target(target)
+        method.encode("ascii")
+    except (ValueError, UnicodeEncodeError):
+        raise SignatureError("the request target is not a plain ASCII path") from None
     values = [
         str(value) for name, value in headers.items() if name.lower() == SIGNATURE_HEADER.lower()
     ]
@@ -97,7 +119,7 @@ def verify(
     if len(header) > _MAX_HEADER:
         raise SignatureError(f"the {SIGNATURE_HEADER} header is too long")
     timestamp, candidates = _parse(header)
-    expected = signature(body, secret, timestamp)
+    expected = signature(method, target, body, secret, timestamp)
     matched = False
     for candidate in candidates:
         # Compare every candidate: how many there are is public, which one matched is not.
@@ -111,6 +133,12 @@ def verify(
             f"(tolerance {tolerance} s): a replay, or a clock that is off"
         )
     return timestamp
+
+
+def _check_target(target: str) -> None:
+    """A request target is an origin-form path (`/…`), ASCII as on the wire."""
+    if not target.startswith("/") or not target.isascii() or any(c in target for c in " \r\n"):
+        raise ValueError(f"not an origin-form request target: {target[:80]!r}")
 
 
 def _parse(header: str) -> tuple[int, list[str]]:
@@ -132,7 +160,7 @@ def _parse(header: str) -> tuple[int, list[str]]:
             if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
                 raise SignatureError(f"malformed {_SCHEME} signature")
             candidates.append(value)
-        # Other schemes are ignored, so that a new one can be added alongside v1.
+        # Other schemes (v1 too) are ignored, so that a new one can be added alongside v2.
     if timestamp is None:
         raise SignatureError(f"no timestamp in the {SIGNATURE_HEADER} header")
     if not candidates:

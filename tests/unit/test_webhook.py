@@ -21,24 +21,49 @@ def headers(value: str) -> dict[str, str]:
     return {SIGNATURE_HEADER: value}
 
 
-def test_the_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
-    expected = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
-    assert signature(BODY, SECRET, NOW) == expected
-    assert sign(BODY, SECRET, timestamp=NOW) == f"t={NOW},v1={expected}"
+def test_the_signature_covers_timestamp_method_target_and_body() -> None:
+    message = f"{NOW}.POST./actions.".encode() + BODY
+    expected = hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
+    assert signature("POST", "/actions", BODY, SECRET, NOW) == expected
+    assert sign("POST", "/actions", BODY, SECRET, timestamp=NOW) == f"t={NOW},v2={expected}"
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body"),
+    [
+        ("GET", "/actions", BODY),
+        ("POST", "/accounts/president", BODY),
+        ("POST", "/actions?dry=1", BODY),
+        ("POST", "/Actions", BODY),
+        ("POST", "/actions", BODY + b" "),
+    ],
+)
+def test_a_signature_holds_for_one_method_target_and_body(
+    method: str, target: str, body: bytes
+) -> None:
+    value = sign("POST", "/actions", BODY, SECRET, timestamp=NOW)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers(value), method, target, body, SECRET, now=NOW)
+
+
+def test_a_body_only_v1_signature_is_no_longer_accepted() -> None:
+    v1 = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
+    with pytest.raises(SignatureError, match="no v2 signature"):
+        verify(headers(f"t={NOW},v1={v1}"), "POST", "/actions", BODY, SECRET, now=NOW)
 
 
 def test_a_signed_request_verifies_and_answers_its_timestamp() -> None:
-    value = sign(BODY, SECRET, timestamp=NOW)
-    assert verify(headers(value), BODY, SECRET, now=NOW + 10) == NOW
-    assert verify(headers(value), BODY, SECRET.encode(), now=NOW - 10) == NOW
+    value = sign("POST", "/actions", BODY, SECRET, timestamp=NOW)
+    assert verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW + 10) == NOW
+    assert verify(headers(value), "POST", "/actions", BODY, SECRET.encode(), now=NOW - 10) == NOW
 
 
 def test_header_names_are_matched_without_case() -> None:
-    value = sign(BODY, SECRET, timestamp=NOW)
-    assert verify({"foureyes-signature": value}, BODY, SECRET, now=NOW) == NOW
+    value = sign("POST", "/actions", BODY, SECRET, timestamp=NOW)
+    assert verify({"foureyes-signature": value}, "POST", "/actions", BODY, SECRET, now=NOW) == NOW
     message = email.message.Message()  # what http.server hands a handler as self.headers
     message["FOUREYES-SIGNATURE"] = value
-    assert verify(message, BODY, SECRET, now=NOW) == NOW
+    assert verify(message, "POST", "/actions", BODY, SECRET, now=NOW) == NOW
 
 
 @pytest.mark.parametrize(
@@ -47,66 +72,78 @@ def test_header_names_are_matched_without_case() -> None:
     ids=["body-changed", "body-dropped", "secret-longer", "other-secret"],
 )
 def test_a_changed_body_or_another_secret_is_refused(body: bytes, secret: str) -> None:
-    value = sign(BODY, SECRET, timestamp=NOW)
+    value = sign("POST", "/actions", BODY, SECRET, timestamp=NOW)
     with pytest.raises(SignatureError, match="does not match"):
-        verify(headers(value), body, secret, now=NOW)
+        verify(headers(value), "POST", "/actions", body, secret, now=NOW)
 
 
 def test_a_replay_outside_the_window_is_refused_in_both_directions() -> None:
-    value = sign(BODY, SECRET, timestamp=NOW)
-    assert verify(headers(value), BODY, SECRET, now=NOW + 300) == NOW
+    value = sign("POST", "/actions", BODY, SECRET, timestamp=NOW)
+    assert verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW + 300) == NOW
     with pytest.raises(SignatureError, match="tolerance 300 s"):
-        verify(headers(value), BODY, SECRET, now=NOW + 301)
+        verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW + 301)
     with pytest.raises(SignatureError, match="away from now"):
-        verify(headers(value), BODY, SECRET, now=NOW - 301)
-    assert verify(headers(value), BODY, SECRET, now=NOW + 3600, tolerance=3600) == NOW
+        verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW - 301)
+    assert (
+        verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW + 3600, tolerance=3600)
+        == NOW
+    )
 
 
 def test_a_moved_timestamp_breaks_the_signature() -> None:
-    value = sign(BODY, SECRET, timestamp=NOW).replace(f"t={NOW}", f"t={NOW + 1000}")
+    value = sign("POST", "/actions", BODY, SECRET, timestamp=NOW).replace(
+        f"t={NOW}", f"t={NOW + 1000}"
+    )
     with pytest.raises(SignatureError, match="does not match"):
-        verify(headers(value), BODY, SECRET, now=NOW + 1000)
+        verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW + 1000)
 
 
-def test_one_matching_v1_among_several_is_enough() -> None:
-    good = signature(BODY, SECRET, NOW)
-    stale = signature(BODY, "the-old-secret", NOW)
-    value = f"t={NOW},v1={stale},v1={good},v0=ignored"
-    assert verify(headers(value), BODY, SECRET, now=NOW) == NOW
+def test_one_matching_v2_among_several_is_enough() -> None:
+    good = signature("POST", "/actions", BODY, SECRET, NOW)
+    stale = signature("POST", "/actions", BODY, "the-old-secret", NOW)
+    value = f"t={NOW},v2={stale},v2={good},v0=ignored"
+    assert verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW) == NOW
 
 
 @pytest.mark.parametrize(
     ("value", "why"),
     [
         ("", "malformed"),
-        ("v1=" + "a" * 64, "no timestamp"),
-        (f"t={NOW}", "no v1 signature"),
-        (f"t=soon,v1={'a' * 64}", "malformed timestamp"),
-        (f"t=\uff11\uff12\uff13,v1={'a' * 64}", "malformed timestamp"),  # fullwidth digits
-        (f"t={NOW},t={NOW},v1={'a' * 64}", "malformed timestamp"),
-        (f"t={NOW},v1=XYZ", "malformed v1"),
-        (f"t={NOW},v1={'A' * 64}", "malformed v1"),
-        (f"t={NOW},v1={'a' * 64}," + "x=y," * 2000, "too long"),
+        ("v2=" + "a" * 64, "no timestamp"),
+        (f"t={NOW}", "no v2 signature"),
+        (f"t=soon,v2={'a' * 64}", "malformed timestamp"),
+        (f"t=\uff11\uff12\uff13,v2={'a' * 64}", "malformed timestamp"),  # fullwidth digits
+        (f"t={NOW},t={NOW},v2={'a' * 64}", "malformed timestamp"),
+        (f"t={NOW},v2=XYZ", "malformed v2"),
+        (f"t={NOW},v2={'A' * 64}", "malformed v2"),
+        (f"t={NOW},v2={'a' * 64}," + "x=y," * 2000, "too long"),
     ],
 )
 def test_malformed_headers_are_refused(value: str, why: str) -> None:
     with pytest.raises(SignatureError, match=why):
-        verify(headers(value), BODY, SECRET, now=NOW)
+        verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW)
 
 
 def test_a_missing_header_or_secret_is_refused() -> None:
     with pytest.raises(SignatureError, match="no Foureyes-Signature header"):
-        verify({}, BODY, SECRET, now=NOW)
+        verify({}, "POST", "/actions", BODY, SECRET, now=NOW)
     with pytest.raises(SignatureError, match="no secret"):
-        verify(headers(sign(BODY, "", timestamp=NOW)), BODY, "", now=NOW)
+        verify(
+            headers(sign("POST", "/actions", BODY, "", timestamp=NOW)),
+            "POST",
+            "/actions",
+            BODY,
+            "",
+            now=NOW,
+        )
 
 
 def test_errors_never_echo_the_secret_or_the_expected_signature() -> None:
-    value = sign(BODY, "wrong", timestamp=NOW)
+    value = sign("POST", "/actions", BODY, "wrong", timestamp=NOW)
     with pytest.raises(SignatureError) as refused:
-        verify(headers(value), BODY, SECRET, now=NOW)
+        verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW)
     assert SECRET not in str(refused.value)
-    assert signature(BODY, SECRET, NOW) not in str(refused.value)
+    assert signature("POST", "/actions", BODY, SECRET, NOW) not in str(refused.value)
 
 
 def test_the_module_needs_only_the_standard_library() -> None:

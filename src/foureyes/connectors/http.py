@@ -15,9 +15,10 @@ receives foureyes' approved actions over HTTP:
 - `GET {url}/accounts/{id}` answers `{"attributes": {...}}` with the account's current
   attributes (those declared in the settings, which are what tier rules see), or 404.
 
-Every request carries `Foureyes-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of t + "." +
-body>` under the shared secret (GETs sign the empty body); receivers check it with
-`foureyes.webhook.verify` (see examples/webhook_receiver.py).
+Every request carries `Foureyes-Signature: t=<unix time>,v2=<hex HMAC-SHA256 of t.METHOD.target.
+body>` under the shared secret, covering the method, the path and the body (GETs sign the empty
+body); receivers check it with `foureyes.webhook.verify` (see examples/webhook_receiver.py and
+docs/webhooks.md, which also says how a receiver refuses replays across restarts).
 
 Failures: timeouts, connection errors, 5xx and 429 are transient and retried a few times with
 a short, doubling back-off (`tries`, `backoff`) before foureyes' own lifecycle takes over; any
@@ -271,8 +272,8 @@ class HttpConnector(Connector):
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self._sleep = sleep
-        self._sign: Callable[[bytes], str] = lambda body: sign(
-            body, secret, timestamp=int(self._clock())
+        self._sign: Callable[[str, str, bytes], str] = lambda method, url, body: sign(
+            method, _target(url), body, secret, timestamp=int(self._clock())
         )
         self._client = httpx.Client(
             timeout=timeout,
@@ -317,16 +318,17 @@ class HttpConnector(Connector):
                 "requester": order.requester,
             }
         )
+        url = f"{self.url}/actions"
         response = send(
             self._client,
             "POST",
-            f"{self.url}/actions",
+            url,
             who=self._who,
             retry=self.retry,
             sleep=self._sleep,
             content=body,
             headers=lambda: {
-                SIGNATURE_HEADER: self._sign(body),
+                SIGNATURE_HEADER: self._sign("POST", url, body),
                 IDEMPOTENCY_HEADER: order.idempotency_key,
                 "Content-Type": "application/json",
             },
@@ -398,14 +400,15 @@ class HttpConnector(Connector):
         return f"{self.platform} ({urlsplit(self.url).netloc})"
 
     def _get_attributes(self, account_id: str) -> dict[str, Any] | None:
+        url = f"{self.url}/accounts/{quote(account_id, safe='')}"
         response = send(
             self._client,
             "GET",
-            f"{self.url}/accounts/{quote(account_id, safe='')}",
+            url,
             who=self._who,
             retry=self.retry,
             sleep=self._sleep,
-            headers=lambda: {SIGNATURE_HEADER: self._sign(b"")},
+            headers=lambda: {SIGNATURE_HEADER: self._sign("GET", url, b"")},
         )
         answer = self._answer(response, f"the account {account_id}")
         if answer is None:
@@ -565,3 +568,9 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
         timeout=number_setting(settings, name, "timeout", 10.0, low=0.1),
         retry=retry_setting(settings, name),
     )
+
+
+def _target(url: str) -> str:
+    """The request target httpx puts on the request line for `url` (path and query, encoded as
+    sent), which is what the receiver sees and verifies."""
+    return httpx.URL(url).raw_path.decode("ascii")

@@ -115,7 +115,7 @@ class WebhookChannel:
     def send(self, message: Notification) -> None:
         body = json.dumps(message.to_json(absolute(message.link, self.base_url))).encode()
         headers = {
-            SIGNATURE_HEADER: sign(body, self.secret),
+            SIGNATURE_HEADER: sign("POST", _target(self.url), body, self.secret),
             IDEMPOTENCY_HEADER: f"notify-{message.id}",
         }
         _post("webhook", self.url, body, headers, self.timeout)
@@ -260,3 +260,9 @@ def channels_from_settings(
             )
         made[name] = channel
     return made
+
+
+def _target(url: str) -> str:
+    """The request target (path and query, as sent) that the receiver verifies the signature
+    against: the one httpx puts on the request line for `url`."""
+    return httpx.URL(url).raw_path.decode("ascii")

@@ -236,7 +236,9 @@ class OidcProvider:
         value = claims.get(name)
         if not isinstance(value, str) or not value or len(value) > 255:
             raise Unauthenticated(f"the token has no {name!r} claim to name you by")
-        if name == "email" and claims.get("email_verified") is False:
+        # Only the JSON true counts: a provider that omits the claim, or sends "true"/"false"
+        # as a string, has not told us the address is the person's.
+        if name == "email" and claims.get("email_verified") is not True:
             raise Unauthenticated("the identity provider has not verified this email address")
         return value
 

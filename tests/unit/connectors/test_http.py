@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,7 +26,7 @@ from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import ActionSpec, ReviewDecision
 from foureyes.policy.celtypes import INT, STRING, TIMESTAMP, Nullable
 from foureyes.store.database import Database
-from foureyes.webhook import SIGNATURE_HEADER, sign, verify
+from foureyes.webhook import SIGNATURE_HEADER, SignatureError, sign, verify
 from foureyes.workflow import operations
 from foureyes.workflow.execute import MAX_ATTEMPTS
 from foureyes.workflow.review import ReviewInput
@@ -117,7 +118,7 @@ def test_an_order_is_posted_signed_with_its_idempotency_key() -> None:
     assert request.method == "POST"
     assert str(request.url) == "http://shop.test/hooks/actions"
     assert request.headers["Idempotency-Key"] == "req-7"
-    assert verify(request.headers, request.content, SECRET) <= time.time()
+    assert verify(request.headers, "POST", "/hooks/actions", request.content, SECRET) <= time.time()
     assert json.loads(request.content) == {
         "idempotency_key": "req-7",
         "platform": "shop",
@@ -138,7 +139,11 @@ def test_a_lookup_is_a_signed_get_with_the_declared_attributes_typed() -> None:
     (request,) = script.requests
     assert request.method == "GET"
     assert request.url.raw_path == b"/hooks/accounts/al%20ice%2F1"
-    assert verify(request.headers, b"", SECRET) > 0
+    assert verify(request.headers, "GET", "/hooks/accounts/al%20ice%2F1", b"", SECRET) > 0
+    # The signature is for that method on that path only: replayed elsewhere it fails.
+    for method, target in (("GET", "/hooks/accounts/president"), ("POST", "/hooks/actions")):
+        with pytest.raises(SignatureError, match="does not match"):
+            verify(request.headers, method, target, b"", SECRET)
 
 
 def test_a_missing_account_is_none_on_lookup_and_not_found_on_execute() -> None:
@@ -449,10 +454,12 @@ def test_the_receiver_rejects_unsigned_tampered_and_replayed_requests(receiver: 
         {"idempotency_key": "k1", "action": "account.suspend", "account": "alice", "params": {}}
     ).encode()
     assert _post(receiver, body, {}).status_code == 401
-    signed = {SIGNATURE_HEADER: sign(body, SECRET), "Idempotency-Key": "k1"}
+    signed = {SIGNATURE_HEADER: sign("POST", "/actions", body, SECRET), "Idempotency-Key": "k1"}
     tampered = body.replace(b"alice", b"president")
     assert _post(receiver, tampered, signed).status_code == 401
-    stale = {SIGNATURE_HEADER: sign(body, SECRET, timestamp=int(time.time()) - 301)}
+    stale = {
+        SIGNATURE_HEADER: sign("POST", "/actions", body, SECRET, timestamp=int(time.time()) - 301)
+    }
     assert _post(receiver, body, stale).status_code == 401
     assert receiver.accounts["president"]["status"] == "active"
     assert receiver.accounts["alice"]["status"] == "active"
@@ -463,6 +470,43 @@ def test_the_receiver_rejects_unsigned_tampered_and_replayed_requests(receiver: 
     assert replay.status_code == 200
     assert replay.json()["summary"]["changes"] == {"status": ["active", "suspended"]}
     assert list(receiver.applied) == ["k1"]
+
+
+def test_a_captured_signed_lookup_does_not_verify_on_another_path(receiver: Any) -> None:
+    """An attacker who captured foureyes' signed `GET /accounts/alice` replays its header,
+    within the window, on the president's account and on the actions endpoint."""
+    captured = {SIGNATURE_HEADER: sign("GET", "/accounts/alice", b"", SECRET)}
+    assert httpx.get(f"{receiver.url}/accounts/alice", headers=captured).status_code == 200
+    assert httpx.get(f"{receiver.url}/accounts/president", headers=captured).status_code == 401
+    assert httpx.get(f"{receiver.url}/accounts/alice?x=1", headers=captured).status_code == 401
+    assert _post(receiver, b"", captured).status_code == 401
+    assert receiver.rejected == ["the signature does not match"] * 3
+
+
+def test_the_receiver_keeps_applied_keys_across_a_restart(tmp_path: Path) -> None:
+    """A signed order replayed within its window after the receiver restarted is answered
+    from the kept keys, not applied again."""
+    state = tmp_path / "receiver.json"
+    accounts = {"alice": {"status": "active", "followers": 1}}
+    body = json.dumps(
+        {"idempotency_key": "k9", "action": "account.suspend", "account": "alice", "params": {}}
+    ).encode()
+    signed = {SIGNATURE_HEADER: sign("POST", "/actions", body, SECRET), "Idempotency-Key": "k9"}
+    first = receiver_module.Receiver(SECRET, accounts, state=state).start()
+    try:
+        assert _post(first, body, signed).status_code == 200
+    finally:
+        first.stop()
+    accounts["alice"]["status"] = "active"  # the platform reopened the account meanwhile
+    second = receiver_module.Receiver(SECRET, accounts, state=state).start()
+    try:
+        replay = _post(second, body, signed)
+    finally:
+        second.stop()
+    assert replay.status_code == 200
+    assert accounts["alice"]["status"] == "active"  # not suspended a second time
+    assert second.calls == 1
+    assert list(second.applied) == ["k9"]
 
 
 # --- the lifecycle, on the reference receiver ----------------------------------------------------

@@ -43,16 +43,16 @@ class TestWebhook:
         channel = WebhookChannel("security", receiver.url, SECRET, base_url="https://fe.example/")
         channel.send(note())
         [(headers, body)] = receiver.posts
-        verify(headers, body, SECRET)  # raises if the signature does not hold
+        verify(headers, "POST", "/hook", body, SECRET)  # raises if the signature does not hold
         payload = json.loads(body)
         assert payload["id"] == 7
         assert payload["kind"] == "review.needed"
         assert payload["link"] == "https://fe.example/v1/requests/abc"
         assert headers["Idempotency-Key"] == "notify-7"
         with pytest.raises(SignatureError):
-            verify(headers, body, "another secret")
+            verify(headers, "POST", "/hook", body, "another secret")
         with pytest.raises(SignatureError):
-            verify(headers, body + b" ", SECRET)
+            verify(headers, "POST", "/hook", body + b" ", SECRET)
 
     def test_a_failing_receiver_is_a_delivery_error(self, receiver: Receiver) -> None:
         receiver.statuses = [503]

@@ -91,7 +91,7 @@ def test_the_worker_pass_delivers_them(world: World, smtp: Mailbox, receiver: Re
     [(headers, body)] = [
         (h, b) for h, b in receiver.posts if json.loads(b)["kind"] == "request.pending"
     ]
-    verify(headers, body, SECRET)
+    verify(headers, "POST", "/hook", body, SECRET)
     assert json.loads(body)["link"] == f"https://foureyes.example/v1/requests/{request_id}"
     assert operations.run_once(world.services, channels=channels).notified == []
 

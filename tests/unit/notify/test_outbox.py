@@ -84,7 +84,7 @@ def test_a_webhook_notification_is_delivered_once_and_verifiable(
     assert row.attempts == 1
     assert row.last_error is None
     [(headers, body)] = receiver.posts
-    verify(headers, body, SECRET)
+    verify(headers, "POST", "/hook", body, SECRET)
     assert json.loads(body)["subject"] == "Something to look at"
     assert deliver_due(database, clock, channels).delivered == []  # delivered once
     assert len(receiver.posts) == 1
@@ -124,7 +124,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_delivered(
     # Each attempt carried the same idempotency key and a valid signature.
     assert {h["Idempotency-Key"] for h, _ in receiver.posts} == {f"notify-{row.id}"}
     for headers, body in receiver.posts:
-        verify(headers, body, SECRET)
+        verify(headers, "POST", "/hook", body, SECRET)
 
 
 def test_an_unconfigured_channel_keeps_the_row_and_says_why(

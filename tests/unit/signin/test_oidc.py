@@ -125,8 +125,11 @@ def test_an_email_claim_names_someone_only_once_verified() -> None:
     assert verifier.identity({"email": "mei@chirp.example", "email_verified": True}) == (
         "mei@chirp.example"
     )
+    for unverified in (False, "false", "true", 1, None, "yes"):
+        with pytest.raises(Unauthenticated, match="not verified this email"):
+            verifier.identity({"email": "mei@chirp.example", "email_verified": unverified})
     with pytest.raises(Unauthenticated, match="not verified this email"):
-        verifier.identity({"email": "mei@chirp.example", "email_verified": False})
+        verifier.identity({"email": "mei@chirp.example"})  # the claim absent
     with pytest.raises(Unauthenticated, match="no 'email' claim"):
         verifier.identity({"preferred_username": "mei"})
     verifier.close()
