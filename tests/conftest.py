@@ -42,6 +42,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from foureyes import notify
 from foureyes.store import migrate
 from foureyes.store.database import Database
 
@@ -70,6 +71,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _notification_channels_unset() -> Iterator[None]:
+    """Every test starts with the process's notification channels unset (everything is
+    queued): a command run in-process (`services_for`) sets them for the whole process, and
+    `enqueue` then writes only what they can carry."""
+    notify.configure(None)
+    yield
+    notify.configure(None)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""What a database administrator can do that foureyes' own connections cannot: write to the
-append-only audit tables. The tamper tests use it to play the attacker."""
+"""What a database administrator can do that foureyes' own connections cannot: get past the
+triggers that guard the store (the append-only audit tables, the immutable parts of requests
+and reviews). The tamper tests use it to play the attacker."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from foureyes.store.database import Database
 
 @contextmanager
 def dba(database: Database) -> Iterator[Connection]:
-    """A connection with the append-only triggers out of the way, as a DBA can arrange: on
+    """A connection with foureyes' triggers out of the way, as a DBA can arrange: on
     PostgreSQL a superuser switches them off for the transaction; on SQLite they are dropped
     and put back afterwards."""
     with database.engine.begin() as connection:
@@ -24,10 +25,7 @@ def dba(database: Database) -> Iterator[Connection]:
         else:
             triggers = list(
                 connection.execute(
-                    text(
-                        "SELECT name, sql FROM sqlite_master "
-                        "WHERE type = 'trigger' AND tbl_name LIKE 'audit%'"
-                    )
+                    text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
                 )
             )
             for name, _ in triggers:
@@ -35,3 +33,9 @@ def dba(database: Database) -> Iterator[Connection]:
         yield connection
         for _, sql in triggers:
             connection.execute(text(sql))
+
+
+def tamper(database: Database, sql: str, **params: Any) -> int:
+    """Run one statement as the DBA (triggers out of the way); the number of rows it changed."""
+    with dba(database) as connection:
+        return connection.execute(text(sql), params).rowcount

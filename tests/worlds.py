@@ -1,5 +1,6 @@
 """A running foureyes on the demo platform for tests: the chirp accounts, the example staff and
-policy, a clock the test moves, and a step-up key enrolled for every person."""
+policy, a clock the test moves, and a step-up key for every person, enrolled as `serve --demo`
+does at init (they count at once)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from foureyes.directory import load_directory
 from foureyes.model import ReviewDecision
 from foureyes.store.database import Database
-from foureyes.workflow import operations
+from foureyes.workflow import credentials, operations, webauthn
 from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.services import Actor, Services
-from foureyes.workflow.stepup import challenge, enroll_key
+from foureyes.workflow.stepup import bootstrap_key, challenge
+from foureyes.workflow.webauthn import DEMO_RELYING_PARTY
 from tests.conftest import EXAMPLES
+from tests.webauthn_authenticator import SoftAuthenticator
 
 START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -125,5 +128,25 @@ def make_world(database: Database, policy_text: str | None = None) -> World:
             key = Ed25519PrivateKey.generate()
             public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
             world.keys[staff_id] = key
-            world.key_ids[staff_id] = enroll_key(session, staff_id, public, clock.now)
+            world.key_ids[staff_id] = bootstrap_key(session, staff_id, public, clock.now)
     return world
+
+
+def bootstrap_security_key(
+    world: World, staff_id: str, name: str = "blue key", key: SoftAuthenticator | None = None
+) -> SoftAuthenticator:
+    """A software security key (`key`, else a new one) stored for `staff_id` as the operator's
+    bootstrap stores keys (counting at once, with its enrolment event): for tests about using
+    keys, not about adding them (tests/adversarial/test_enrolment.py is about that)."""
+    services = world.services
+    key = key or SoftAuthenticator(DEMO_RELYING_PARTY.id, DEMO_RELYING_PARTY.origins[0])
+    new = credentials.NewCredential(
+        staff_id, credentials.WEBAUTHN, key.cose_public_key(), name, key.credential_id
+    )
+    with services.database.transaction() as session:
+        now = services.clock()
+        credentials.insert(session, new, now=now, counts_from=now)
+        webauthn.enrolment_event(
+            services, session, new, {"how": "tests bootstrap"}, actor=None, now=now
+        )
+    return key

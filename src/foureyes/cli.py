@@ -18,7 +18,7 @@ from rich.table import Table
 
 from foureyes import textview
 from foureyes.audit.cli import audit_app
-from foureyes.commands import lifecycle, serve
+from foureyes.commands import lifecycle, migration, serve
 from foureyes.commands.alerts import alerts_app
 from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.commands.staff import staff_app
@@ -49,6 +49,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(alerts_app, name="alerts")
 lifecycle.register(app)
 serve.register(app)
+migration.register(app)
 
 out = Console(highlight=False)
 
@@ -109,14 +110,18 @@ def policy_check(
 
     compiled = _load(policy, connector)
     directory = load_directory(staff) if staff is not None else None
-    violations = check_invariants(compiled, directory)
+    try:
+        violations = check_invariants(compiled, directory)
+    except BadInput as exc:  # the analysis cannot prove it: no "ok" without a proof
+        out.print(f"FAIL {exc.message}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     out.print(
         f"{policy}: {len(compiled.rules)} rules, {len(compiled.tiers)} tiers, "
         f"{len(compiled.invariants)} invariants (policy {compiled.version})"
     )
     if violations:
         for violation in violations:
-            out.print(f"[red]FAIL[/red] {violation.describe()}")
+            out.print(f"FAIL {violation.describe()}", markup=False, soft_wrap=True)
         raise typer.Exit(1)
     for invariant in compiled.invariants:
         out.print(f"[green]ok[/green]   invariant {invariant.spec.id}")
@@ -192,20 +197,35 @@ def policy_diff(
     new: Annotated[Path, typer.Argument(help="The proposed policy.")],
     connector: ConnectorOpt = "demo",
 ) -> None:
-    """Show which (kind of requester, action, tier) decisions change between two policies, and
-    any invariant of the old policy that the new one breaks (foureyes would refuse it)."""
+    """Show which decisions change between two policies (outcome, people, approvers, options,
+    break-glass), and any invariant of the old policy that the new one breaks (foureyes would
+    refuse it). Exit 1 when some action could not be compared or an invariant not proven."""
     before, after = _load(old, connector), _load(new, connector)
-    differences = diff_policies(before, after)
-    for violation in check_update(after, before):
-        out.print(f"[red]refused:[/red] {violation.describe()}")
-    if not differences:
+    comparison = diff_policies(before, after)
+    unproven = False
+    try:
+        for violation in check_update(after, before):
+            out.print(f"refused: {violation.describe()}", markup=False, soft_wrap=True)
+    except BadInput as exc:
+        out.print(f"refused: {exc.message}", markup=False, soft_wrap=True)
+        unproven = True
+    for reason in comparison.unknown:
+        out.print(f"unknown: {reason}", markup=False, soft_wrap=True)
+    differences = comparison.differences
+    if not differences and not comparison.unknown:
         out.print("No decision changes.")
-        return
-    table = Table("requester", "action", "tier", "before", "after", "cases")
-    for row in differences:
-        table.add_row(row.staff, row.action, row.tier, row.before, row.after, str(row.cases))
-    out.print(table)
-    out.print(f"{len(differences)} kinds of request change.")
+    elif differences:
+        table = Table("requester (e.g.)", "action", "tier", "before", "after", "cases", "account")
+        for row in differences:
+            table.add_row(
+                row.staff, row.action, row.tier, row.before, row.after, str(row.cases), row.example
+            )
+        out.print(table)
+        out.print(f"{len(differences)} kinds of request change.")
+    else:
+        out.print("No decision changes among the actions compared.")
+    if comparison.unknown or unproven:
+        raise typer.Exit(1)
 
 
 @app.command("init")
@@ -240,6 +260,7 @@ def init_cmd(
         policy_file=policy,
         staff_file=staff,
         database_url=os.environ.get("FOUREYES_DATABASE_URL"),
+        owner_database_url=os.environ.get("FOUREYES_OWNER_DATABASE_URL") or None,
         seed=seed,
     )
     out.print(f"foureyes initialised in {report.data_dir}")
@@ -247,6 +268,8 @@ def init_cmd(
     out.print(f"  policy:   {report.policy_file}")
     out.print(f"  staff:    {report.staff_file}")
     out.print(f"  log key:  {report.verifier_key}", markup=False)
+    if report.roles:
+        out.print(f"  roles:    {report.roles}", markup=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -9,21 +9,35 @@ file that lives inside it.
 |---|---|---|
 | `data_dir` | `FOUREYES_DATA_DIR` | `./foureyes-data` |
 | `database_url` | `FOUREYES_DATABASE_URL` | `sqlite:///<data_dir>/foureyes.db` |
+| `owner_database_url` | `FOUREYES_OWNER_DATABASE_URL` | none: `database_url` (see below) |
 | `log_origin` | `FOUREYES_LOG_ORIGIN` | `foureyes.local/log` |
 | `signing_key_file` | `FOUREYES_SIGNING_KEY_FILE` | `<data_dir>/keys/log.key` |
 | `witness_dir` | `FOUREYES_WITNESS_DIR` | `<data_dir>/witness` |
+| `checkpoint_interval` | `FOUREYES_CHECKPOINT_INTERVAL` | 300 (seconds between checkpoints) |
+| `checkpoint_stale_after` | `FOUREYES_CHECKPOINT_STALE_AFTER` | 3 x `checkpoint_interval` (s) |
 | `console_key_file` | `FOUREYES_CONSOLE_KEY_FILE` | `<data_dir>/keys/console.key` |
 | `policy_file` | `FOUREYES_POLICY_FILE` | none (used by `foureyes init`) |
 | `staff_file` | `FOUREYES_STAFF_FILE` | none (used by `foureyes init`) |
 | `connectors` | (file only) | none |
 | `notify` | (file only) | none (see below) |
 | `webauthn` | (file only) | rp_id `localhost`, origin `http://localhost:8400` (see below) |
+| `step_up` | (file only) | cooldown `24h`: how long a new step-up credential waits (see below) |
 | `oidc` | (file only) | none: sign-in only with local tokens (`foureyes.signin.settings`) |
 | `access` | (file only) | oversight_groups `["security", "leads"]` (see below) |
+| `policy_check` | (file only) | 20 s CPU, 1024 MiB, 60 s wall time per policy check (see below) |
+| `trusted_proxies` | (file only) | none: `X-Forwarded-*` headers are ignored from every peer |
+| `metrics_token_file` | `FOUREYES_METRICS_TOKEN_FILE` | none: `/metrics` answers 401 to everyone |
+| `metrics_token_env` | (file only) | none (names the variable holding the metrics token) |
 
 Relative paths in the file are relative to the data directory (so the directory can move);
 relative paths in the environment are relative to the working directory. A relative SQLite path
 in the file's `database_url` is relative to the data directory too.
+
+On PostgreSQL, `database_url` is the *runtime* role's URL (`serve`, `worker` and the other
+commands), and `owner_database_url` the schema owner's, which only `foureyes init` and
+`foureyes migrate` use: give it in the environment when running them, never in the file the
+server reads. `serve` and `worker` refuse a role that owns anything or could rewrite the audit
+log (`foureyes.store.roles`). SQLite has no roles: leave it unset there.
 
 Connectors are tables of the file, one per platform name, with a `kind` and the connector's own
 options, which that connector validates:
@@ -75,28 +89,59 @@ domain; the defaults suit `foureyes serve --demo` opened at http://localhost:840
     rp_name = "foureyes"
     origins = ["https://foureyes.example.org"]
 
+A step-up credential added after `foureyes init` (a security key, a device key) counts for
+approvals only once its cool-down has passed, so that its owner, who is told of it, can revoke
+it first if it was not them (a stolen sign-in adding its own key). A positive duration:
+
+    [step_up]
+    cooldown = "24h"
+
 Reads are need-to-know (`foureyes.workflow.access`): staff see the requests they take part in
 or may act on. Oversight staff — members of any of `oversight_groups` — see every request, the
 audit log's events and alerts:
 
     [access]
     oversight_groups = ["security", "leads"]
+
+A proposed policy (`foureyes.policy.update`) is compiled and analysed in a child process
+(`foureyes.policy.sandbox`) with a budget; one that needs more is refused, saying so:
+
+    [policy_check]
+    cpu_seconds = 20        # CPU time of the check, the child's start (about 1 s) included
+    memory_mib = 1024       # the child's address space
+    wall_seconds = 60       # how long the server waits for it before killing it
+
+`/metrics` (Prometheus) is served only to the bearer token in `metrics_token_file` (a file
+holding it) or in the environment variable `metrics_token_env` names: at least 32 characters
+(`openssl rand -hex 32`), read at start-up. Prometheus sends it with `authorization:
+{credentials_file: ...}`. Without one, `/metrics` answers 401 to everyone.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from foureyes.audit.checkpoint import Signer
 from foureyes.errors import BadInput
+from foureyes.model import parse_duration
 from foureyes.signin.settings import OidcSettings
 
 __all__ = [
@@ -104,11 +149,14 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_LOG_ORIGIN",
     "ENV_PREFIX",
+    "MIN_METRICS_TOKEN",
     "OVERSIGHT_GROUPS",
     "AccessSettings",
     "ConnectorSettings",
     "NotifySettings",
+    "PolicyCheckSettings",
     "Settings",
+    "StepUpSettings",
     "WebAuthnSettings",
     "anchor_sqlite",
     "safe_url",
@@ -121,16 +169,21 @@ DEFAULT_LOG_ORIGIN = "foureyes.local/log"
 # Oversight staff by default: the groups that read everything (every request, the audit log's
 # events, alerts) to watch the others. The one definition: `Services.oversight_groups`.
 OVERSIGHT_GROUPS = frozenset({"security", "leads"})
+MIN_METRICS_TOKEN = 32  # characters: 128 bits as hex, beyond guessing over HTTP
 
 # Settings that the environment may set, and whether each is a path.
 _ENV_SETTINGS: dict[str, bool] = {
     "database_url": False,
+    "owner_database_url": False,
     "log_origin": False,
     "signing_key_file": True,
     "witness_dir": True,
+    "checkpoint_interval": False,
+    "checkpoint_stale_after": False,
     "console_key_file": True,
     "policy_file": True,
     "staff_file": True,
+    "metrics_token_file": True,
 }
 _PATH_SETTINGS = frozenset(name for name, is_path in _ENV_SETTINGS.items() if is_path)
 _SECRET_SUFFIXES = ("_file", "_env")
@@ -299,6 +352,26 @@ class WebAuthnSettings(BaseModel):
         return self
 
 
+class StepUpSettings(BaseModel):
+    """The `[step_up]` table: `cooldown`, how long after it is added a step-up credential
+    starts to count for approvals (e.g. `24h`, `2d`; always positive: there is no way to turn
+    it off, only to shorten it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cooldown: str = "24h"
+
+    @field_validator("cooldown")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)  # ValueError names the accepted forms
+        return value
+
+    @property
+    def cooldown_delta(self) -> timedelta:
+        return parse_duration(self.cooldown)
+
+
 class AccessSettings(BaseModel):
     """The `[access]` table: who oversees. Staff in any of `oversight_groups` (group names of
     the staff directory) read every request, the audit log's events and alerts; everyone else
@@ -319,6 +392,23 @@ class AccessSettings(BaseModel):
         return value
 
 
+class PolicyCheckSettings(BaseModel):
+    """The `[policy_check]` table: what checking one proposed policy may cost (see
+    `foureyes.policy.sandbox.Budget`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu_seconds: int = Field(default=20, ge=1, le=3600)
+    memory_mib: int = Field(default=1024, ge=256, le=65536)
+    wall_seconds: float = Field(default=60.0, gt=0, le=7200)
+
+    @model_validator(mode="after")
+    def _wall_covers_cpu(self) -> PolicyCheckSettings:
+        if self.wall_seconds < self.cpu_seconds:
+            raise ValueError("wall_seconds must be at least cpu_seconds")
+        return self
+
+
 class Settings(BaseModel):
     """Everything foureyes needs to know to run. Build it with `Settings.load`."""
 
@@ -327,18 +417,50 @@ class Settings(BaseModel):
     data_dir: Path
     # Hidden from repr: a PostgreSQL URL may carry a password (see `safe_database_url`).
     database_url: str = Field(min_length=1, repr=False)
+    # The schema owner's URL, for `init` and `migrate` only (None: `database_url` owns it).
+    owner_database_url: str | None = Field(default=None, min_length=1, repr=False)
     log_origin: str = DEFAULT_LOG_ORIGIN
     signing_key_file: Path
     witness_dir: Path
+    # Every worker signs a checkpoint this often (when the log grew) and hands it to the
+    # witness; events left unsigned for longer than `checkpoint_deadline` raise an alert.
+    checkpoint_interval: float = Field(default=300.0, gt=0)
+    checkpoint_stale_after: float | None = Field(default=None, gt=0)
     # The console's cookie-signing secret (made by init, or on first serve; never logged).
     console_key_file: Path
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
     notify: dict[str, NotifySettings] = Field(default_factory=dict)
     webauthn: WebAuthnSettings = Field(default_factory=WebAuthnSettings)
+    step_up: StepUpSettings = Field(default_factory=StepUpSettings)
     oidc: OidcSettings | None = None  # the `[oidc]` table: staff sign in with the company's IdP
     access: AccessSettings = Field(default_factory=AccessSettings)
+    policy_check: PolicyCheckSettings = Field(default_factory=PolicyCheckSettings)
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses or networks). From
+    # anyone else they are ignored: a caller on this host could otherwise forge the address
+    # recorded in sign-in events and spread failed sign-ins over invented addresses.
+    trusted_proxies: tuple[str, ...] = ()
     policy_file: Path | None = None
     staff_file: Path | None = None
+    # Where the bearer token for /metrics is (a file, or the variable named): an operator
+    # credential, not a person's. Neither set: /metrics answers 401 to everyone.
+    metrics_token_file: Path | None = None
+    metrics_token_env: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_metrics_token(self) -> Settings:
+        if self.metrics_token_file is not None and self.metrics_token_env is not None:
+            raise ValueError("set only one of metrics_token_file and metrics_token_env")
+        return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
     @field_validator("log_origin")
     @classmethod
@@ -358,6 +480,29 @@ class Settings(BaseModel):
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"names {backend}; foureyes supports sqlite and postgresql")
         return value
+
+    @field_validator("owner_database_url")
+    @classmethod
+    def _owner_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The owner's URL must name the database the runtime URL names, on PostgreSQL: else
+        # `init` would migrate one database and `serve` use another.
+        runtime = info.data.get("database_url")
+        if value is None or runtime is None:
+            return value
+        try:
+            mine, theirs = make_url(runtime), make_url(value)
+        except ArgumentError as exc:
+            raise ValueError("is not a database URL") from exc
+        if mine.get_backend_name() != "postgresql" or theirs.get_backend_name() != "postgresql":
+            raise ValueError("is for PostgreSQL only (SQLite has no roles: unset it)")
+        if (mine.host, mine.port, mine.database) != (theirs.host, theirs.port, theirs.database):
+            raise ValueError("must name the same server and database as database_url")
+        return value
+
+    @property
+    def migration_database_url(self) -> str:
+        """The URL migrations and `init` connect with: the owner's, else `database_url`."""
+        return self.owner_database_url or self.database_url
 
     @field_validator("connectors")
     @classmethod
@@ -380,6 +525,12 @@ class Settings(BaseModel):
     @property
     def config_file(self) -> Path:
         return self.data_dir / CONFIG_FILE
+
+    @property
+    def checkpoint_deadline(self) -> timedelta:
+        """How long an event may wait for a signed checkpoint before `checkpoint_stale`."""
+        seconds = self.checkpoint_stale_after or 3 * self.checkpoint_interval
+        return timedelta(seconds=seconds)
 
     @property
     def safe_database_url(self) -> str:
@@ -428,6 +579,30 @@ class Settings(BaseModel):
             raise BadInput(f"cannot read the log signing key {self.signing_key_file}") from exc
         return Signer.parse(text)
 
+    def metrics_token(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The bearer token `/metrics` answers to, read now from `metrics_token_file` or the
+        variable `metrics_token_env` names; None if neither is set. BadInput (never showing the
+        token) if it cannot be read or is shorter than `MIN_METRICS_TOKEN` characters."""
+        env = os.environ if env is None else env
+        if self.metrics_token_file is not None:
+            where = f"metrics_token_file: {self.metrics_token_file}"
+            try:
+                token = self.metrics_token_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+                raise BadInput(f"{where}: cannot read it: {reason}") from None
+        elif self.metrics_token_env is not None:
+            where = f"metrics_token_env: the variable {self.metrics_token_env}"
+            token = env.get(self.metrics_token_env, "").strip()
+        else:
+            return None
+        if len(token) < MIN_METRICS_TOKEN:
+            raise BadInput(
+                f"{where}: the metrics token must have at least {MIN_METRICS_TOKEN} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        return token
+
 
 def safe_url(url: str) -> str:
     """`url` with its password, if any, replaced by `***`."""
@@ -456,9 +631,10 @@ def _read_file(config_file: Path, root: Path) -> dict[str, Any]:
         value = data.get(name)
         if isinstance(value, str):
             data[name] = root / Path(value).expanduser()
-    url = data.get("database_url")
-    if isinstance(url, str):
-        data["database_url"] = anchor_sqlite(url, root)
+    for key in ("database_url", "owner_database_url"):
+        url = data.get(key)
+        if isinstance(url, str):
+            data[key] = anchor_sqlite(url, root)
     for section in ("connectors", "notify"):
         tables = data.get(section)
         if not isinstance(tables, dict):

@@ -85,6 +85,19 @@ class Unauthenticated(FoureyesError):
     slug = "unauthenticated"
 
 
+class DeadCredential(Unauthenticated):
+    """A known person's own credential that no longer works (revoked, expired, or its owner
+    terminated, suspended or outside their contract): the same 401 to the caller, and evidence
+    for oversight (`foureyes.workflow.dead_credentials`). What it is about is kept in attributes,
+    never in `details`, which the API would show the caller."""
+
+    def __init__(self, message: str, *, staff: str, credential: str, reason: str) -> None:
+        super().__init__(message)
+        self.staff = staff
+        self.credential = credential  # e.g. "token:<id>", "oidc:<login>"
+        self.reason = reason  # "revoked", "expired", or the person's floor problem
+
+
 class Forbidden(FoureyesError):
     """The caller is known but may not do this (including a policy denial)."""
 

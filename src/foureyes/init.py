@@ -9,6 +9,11 @@ when the arguments contradict the settings file.
 Order: inputs are checked, the directory made, the database migrated and found empty, and only
 then are files written, so a refused run leaves no files behind; `seed` (the lifecycle's loading
 of the first policy and staff directory) runs last.
+
+On PostgreSQL with an `owner_database_url` (the schema owner), the migrations run as the owner,
+which then grants the runtime role of `database_url` what `serve` and `worker` need, and the
+runtime role is checked as they will check it (`foureyes.store.roles`). Without one, the one
+URL's role owns the schema, and `serve` and `worker` will refuse it (a demo excepted).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from foureyes.audit.checkpoint import Signer
 from foureyes.config import CONFIG_FILE, DEFAULT_LOG_ORIGIN, Settings, anchor_sqlite, safe_url
 from foureyes.console.keyfile import console_key
 from foureyes.errors import BadInput
-from foureyes.store import migrate
+from foureyes.store import migrate, roles
 from foureyes.store.database import Database
 from foureyes.store.tables import PolicyVersionRow, StaffRow
 
@@ -54,6 +59,8 @@ class InitReport:
     verifier_key: str
     created: tuple[Path, ...]
     seeded: bool
+    # On PostgreSQL: the runtime role granted and checked, or what is wrong with the set-up.
+    roles: str = ""
 
 
 def initialize(
@@ -62,6 +69,7 @@ def initialize(
     policy_file: Path | str | None = None,
     staff_file: Path | str | None = None,
     database_url: str | None = None,
+    owner_database_url: str | None = None,
     seed: Seed | None = None,
 ) -> InitReport:
     """Set up `data_dir` and its database; return what was done.
@@ -69,7 +77,9 @@ def initialize(
     `policy_file` / `staff_file` default to copies of the packaged examples in `data_dir`; given
     files are referred to where they are. `database_url` defaults to SQLite in `data_dir` and is
     written to the settings file when given. The environment is not read: the caller passes
-    what it wants (the CLI passes `FOUREYES_DATABASE_URL`). `seed`, if given, is called with the
+    what it wants (the CLI passes `FOUREYES_DATABASE_URL`). `owner_database_url` (PostgreSQL;
+    never written to the settings file) is the schema owner's, who migrates and grants the
+    runtime role of `database_url` its privileges. `seed`, if given, is called with the
     migrated, empty database. Raises BadInput for a non-empty database or conflicting input.
     """
     root = Path(data_dir).expanduser().absolute()
@@ -98,11 +108,13 @@ def initialize(
         settings = Settings.load(root, env=env)
         policy = given_policy or root / EXAMPLE_POLICY
         staff = given_staff or root / EXAMPLE_STAFF
+    settings = _with_owner(root, settings, owner_database_url)
 
-    database = Database(settings.database_url)
+    database = Database(settings.migration_database_url)
     try:
         migrate.upgrade(database)
         _refuse_unless_empty(database)
+        role_report = _runtime_role(database, settings.database_url)
         if existing is None:
             if given_policy is None:
                 _copy_example(EXAMPLE_POLICY, policy, created)
@@ -131,7 +143,38 @@ def initialize(
         verifier_key=signer.verifier().to_vkey(),
         created=tuple(created),
         seeded=seed is not None,
+        roles=role_report,
     )
+
+
+def _with_owner(root: Path, settings: Settings, owner_url: str | None) -> Settings:
+    """`settings` with the owner's URL, validated against the runtime URL as `Settings` does."""
+    if owner_url is None:
+        return settings
+    env = {"FOUREYES_DATABASE_URL": settings.database_url, "FOUREYES_OWNER_DATABASE_URL": owner_url}
+    return Settings.load(root, env=env)
+
+
+def _runtime_role(owner: Database, runtime_url: str) -> str:
+    """Grant and check the runtime role (PostgreSQL, when it is not the owner); what to report."""
+    if owner.is_sqlite:
+        return ""
+    role = roles.role_in_url(runtime_url)
+    if owner.url == runtime_url or role is None or role == roles.role_in_url(owner.url):
+        return (
+            "one role owns the schema and would serve: `foureyes serve` and `foureyes worker` "
+            "refuse it; set FOUREYES_DATABASE_URL to a role that owns nothing and run "
+            "`foureyes migrate` with FOUREYES_OWNER_DATABASE_URL set to this one"
+        )
+    roles.grant_runtime(owner, role)
+    runtime = Database(runtime_url)
+    try:
+        problem = roles.check_runtime(runtime)
+    finally:
+        runtime.dispose()
+    if problem is not None:
+        raise BadInput(f"the runtime role is not safe to serve with: {problem}")
+    return f"runtime role {role}: granted, owns nothing, appends to the audit log only"
 
 
 def _given_file(path: Path | str | None, what: str) -> Path | None:
@@ -197,6 +240,10 @@ def _write_config(
         "# foureyes settings, written by `foureyes init`. FOUREYES_* environment variables",
         "# override them; relative paths are relative to this directory.",
         "",
+    ]
+    lines += [
+        "# PostgreSQL: database_url is the runtime role's (it owns nothing); the owner's URL goes",
+        "# in FOUREYES_OWNER_DATABASE_URL for `foureyes init` and `foureyes migrate` only.",
     ]
     if database_url is not None:
         lines.append(f"database_url = {_toml_string(database_url)}")

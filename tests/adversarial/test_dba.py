@@ -4,13 +4,21 @@ and refuses, with the reason in the log, and the platform is never asked."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import insert, update
+import pytest
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
-from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow import operations
-from tests.api.conftest import Api
+from foureyes.audit.verify import verify_log
+from foureyes.connectors.demo_tables import ChirpAppliedRow
+from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
+from foureyes.workflow import integrity, operations
+from foureyes.workflow.execute import STALE_AFTER
+from foureyes.workflow.records import request_digest
+from tests.api.conftest import Api, assert_problem
+from tests.dba import tamper
 
 
 def _pending_suspension(api: Api) -> dict[str, Any]:
@@ -96,3 +104,418 @@ def test_a_real_approval_plus_a_forged_one_does_not_count_either(api: Api) -> No
     assert shown["state"] == "cancelled"
     assert "review(s) by e-3003 have no audit event" in shown["reason"]
     assert api.world.chirp("president")["status"] == "active"
+
+
+# --- what was approved is what runs: the DBA edits an approved request ---------------------
+#
+# Each attack is the DBA's: plain SQL on the store, with foureyes' triggers out of the way
+# (`tests.dba`: dropped on SQLite, switched off on PostgreSQL), so that the re-check alone
+# stands between the edit and the platform. Each ends the same way: nothing reached the
+# platform, the request is cancelled naming what differs, a high alert is raised, and the audit
+# log still verifies (the DBA touched no event).
+
+PRESIDENT_EMAIL = "president@mail.example"
+APPROVED_EMAIL = "new-president@chirp.example"
+DBA_EMAIL = "dba-owns-it@evil.example"
+
+
+def _approved(api: Api, action: str, account: str, **body: Any) -> dict[str, Any]:
+    """Tomas asks; Mei and Sam (trust & safety) and, where the rule asks, Ines (security)
+    approve with their keys: the request is scheduled (a VIT change: 10-minute delay) or
+    approved."""
+    view = api.submitted("e-3001", action=action, account=account, **body)
+    reviewers = ("e-3002", "e-3003", "e-4001")
+    for reviewer in reviewers:
+        if api.show("e-3001", view["id"])["state"] != "pending":
+            break
+        response = api.review(reviewer, view["id"], digest=view["digest"], step_up=True)
+        assert response.status_code == 200, response.text
+    shown = api.show("e-3001", view["id"])
+    assert shown["state"] in {"scheduled", "approved"}
+    return shown
+
+
+def _email_change(api: Api) -> dict[str, Any]:
+    view = _approved(
+        api,
+        "account.change_email",
+        "chirp:president",
+        params={"email": APPROVED_EMAIL},
+        justification="CASE-2017",
+    )
+    assert view["state"] == "scheduled"
+    return view
+
+
+def _deactivation(api: Api, account: str = "chirp:chirp") -> dict[str, Any]:
+    return _approved(api, "account.deactivate", account, justification="CASE-2017")
+
+
+def _row(api: Api, request_id: str) -> RequestRow:
+    with api.world.services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        assert row is not None
+        return row
+
+
+def _tamper(api: Api, sql: str, **params: Any) -> None:
+    assert tamper(api.world.services.database, sql, **params) >= 1
+
+
+def _when_due(api: Api, request_id: str) -> dict[str, Any]:
+    """The delay runs out and the worker passes: it must not execute the request."""
+    api.world.clock.advance(minutes=11)
+    tick = operations.run_once(api.world.services)
+    assert request_id not in tick.executed
+    return api.show("e-4001", request_id)
+
+
+def _high_alerts(api: Api, request_id: str) -> list[AlertRow]:
+    with api.world.services.database.transaction() as session:
+        return list(
+            session.scalars(
+                select(AlertRow).where(
+                    AlertRow.request_id == request_id,
+                    AlertRow.detector == integrity.DETECTOR,
+                    AlertRow.severity == "high",
+                )
+            )
+        )
+
+
+def _stopped(api: Api, request_id: str, *altered: str) -> dict[str, Any]:
+    """Cancelled naming `altered`, one high alert, and the log still verifies."""
+    shown = api.show("e-4001", request_id)
+    assert shown["state"] == "cancelled", shown
+    assert "re-check at" in shown["reason"]
+    for part in altered:
+        assert part in shown["reason"], shown["reason"]
+    alerts = _high_alerts(api, request_id)
+    assert len(alerts) == 1
+    assert all(part in alerts[0].summary for part in altered)
+    assert shown["timeline"][-1]["kind"] == "request.cancelled"
+    assert verify_log(api.world.services.database, [], workers=1).size > 0
+    return shown
+
+
+def _untouched(api: Api) -> None:
+    """The demo platform's tables: no account changed."""
+    president = api.world.chirp("president")
+    assert (president["email"], president["status"]) == (PRESIDENT_EMAIL, "active")
+    for account in ("chirp", "newsdesk"):
+        assert api.world.chirp(account)["status"] == "active"
+    with api.world.services.database.transaction() as session:
+        assert session.scalars(select(ChirpAppliedRow.idempotency_key)).all() == []
+
+
+def test_params_edited_after_approval_are_not_carried_out(api: Api) -> None:
+    """The verified attack: the president's approved email change gets the DBA's address."""
+    view = _email_change(api)
+    _tamper(
+        api,
+        "UPDATE requests SET params = :params WHERE id = :id",
+        params=json.dumps({"email": DBA_EMAIL}),
+        id=view["id"],
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "params")
+    _untouched(api)
+
+
+def test_an_account_retargeted_after_approval_is_not_acted_on(api: Api) -> None:
+    """The verified attack: an approved deactivation of chirp:chirp, pointed at the president."""
+    view = _deactivation(api)
+    _tamper(
+        api, "UPDATE requests SET account_ref = 'chirp:president' WHERE id = :id", id=view["id"]
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "account_ref")
+    _untouched(api)
+
+
+def test_a_retargeted_approved_request_is_not_carried_out_through_the_api(api: Api) -> None:
+    """No delay this time (a VIT suspension: two approvals): the requester carries it out
+    through the API after the DBA points it at the president. The answer is the cancellation."""
+    view = _approved(api, "account.suspend", "chirp:chirp")
+    assert view["state"] == "approved"
+    _tamper(
+        api, "UPDATE requests SET account_ref = 'chirp:president' WHERE id = :id", id=view["id"]
+    )
+    response = api.post("e-3001", f"/v1/requests/{view['id']}/execute")
+    assert response.json()["state"] == "cancelled", response.text
+    _stopped(api, view["id"], "account_ref")
+    _untouched(api)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [
+        ("justification", "CASE-1", "justification"),
+        ("action", "account.delete", "action"),
+        ("action", "account.reset_password", "action"),
+        ("requester_id", "e-9001", "requester"),
+        ("policy_version", 2, "policy_version"),
+    ],
+)
+def test_other_fields_edited_after_approval_are_caught(
+    api: Api, column: str, value: object, named: str
+) -> None:
+    """The approved deactivation of the president becomes a deletion, a password reset, has
+    another reason or another requester: each is caught by name."""
+    view = _deactivation(api, "chirp:president")
+    _tamper(
+        api, f"UPDATE requests SET {column} = :value WHERE id = :id", value=value, id=view["id"]
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], named)
+    _untouched(api)
+
+
+def test_break_glass_switched_on_in_the_database_does_not_skip_the_approvals(api: Api) -> None:
+    """A pending VIT suspension (two approvals, or break glass) is marked break-glass and
+    approved by the DBA: the policy would allow that at once; the log says it was not."""
+    view = _pending_suspension(api)
+    _tamper(
+        api,
+        "UPDATE requests SET break_glass = :yes, state = 'approved' WHERE id = :id",
+        yes=True,
+        id=view["id"],
+    )
+    _run_worker_and_show(api, view["id"])
+    _stopped(api, view["id"], "break_glass")
+    _untouched(api)
+
+
+def test_a_digest_rewritten_to_match_is_caught_by_the_audit_event(api: Api) -> None:
+    """The careful DBA edits the params, recomputes the digest for them and writes it into the
+    request and into every review: the tables agree with each other, but not with the
+    request.submitted event, which the DBA cannot rewrite without `audit verify` failing."""
+    view = _email_change(api)
+    forged = request_digest(
+        action="account.change_email",
+        account="chirp:president",
+        params={"email": DBA_EMAIL},
+        justification="CASE-2017",
+        policy_version=_row(api, view["id"]).policy_version,
+        requester="e-3001",
+        break_glass=False,
+        reverts=None,
+    )
+    _tamper(
+        api,
+        "UPDATE requests SET params = :params, digest = :digest WHERE id = :id",
+        params=json.dumps({"email": DBA_EMAIL}),
+        digest=forged,
+        id=view["id"],
+    )
+    _tamper(
+        api,
+        "UPDATE reviews SET digest = :digest WHERE request_id = :id",
+        digest=forged,
+        id=view["id"],
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "params", "digest")
+    _untouched(api)
+
+
+def test_a_review_whose_digest_was_rewritten_does_not_count(api: Api) -> None:
+    """A review row that no longer carries the digest its reviewer signed: the store was
+    altered, so nothing runs (even though the request itself is intact)."""
+    view = _email_change(api)
+    _tamper(
+        api,
+        "UPDATE reviews SET digest = :digest WHERE request_id = :id AND reviewer_id = 'e-3003'",
+        digest="f" * 64,
+        id=view["id"],
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "e-3003", "do not carry the submitted digest")
+    _untouched(api)
+
+
+@pytest.mark.parametrize("rewrite_digest", [False, True], ids=["params", "params-and-digest"])
+def test_a_review_of_a_tampered_request_is_refused_and_the_request_cancelled(
+    api: Api, rewrite_digest: bool
+) -> None:
+    """The DBA edits a pending request before the reviews (and, the second time, rewrites its
+    digest so that what reviewers are shown is consistent): the first review is refused, the
+    request cancelled, and no review is recorded."""
+    view = api.submitted(
+        "e-3001",
+        action="account.change_email",
+        account="chirp:president",
+        params={"email": APPROVED_EMAIL},
+        justification="CASE-2017",
+    )
+    sets = "params = :params" + (", digest = :digest" if rewrite_digest else "")
+    _tamper(
+        api,
+        f"UPDATE requests SET {sets} WHERE id = :id",
+        params=json.dumps({"email": DBA_EMAIL}),
+        digest="e" * 64,
+        id=view["id"],
+    )
+    shown = api.show("e-3002", view["id"])
+    response = api.review("e-3002", view["id"], digest=shown["digest"], step_up=True)
+    assert_problem(response, 409, "conflict")
+    assert "your review was not recorded" in response.json()["detail"]
+    after = _stopped(api, view["id"], "params")
+    assert after["reviews"] == []
+    assert _audit_kinds(api, view["id"]) == ["request.submitted", "request.cancelled"]
+    _untouched(api)
+
+
+def test_a_tampered_request_left_executing_is_not_reconciled(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies during the platform call (the platform never applied it); the DBA then
+    points the request elsewhere. Reconciliation asks the platform nothing about the altered
+    order: the request fails for a person to check, with a high alert."""
+    view = _approved(api, "account.suspend", "chirp:chirp")
+    chirp = api.world.services.connectors["chirp"]
+
+    def dies(order: object) -> None:
+        raise SystemExit("killed during the platform call")
+
+    def must_not_ask(order: object) -> None:
+        raise AssertionError("the platform was asked about an altered order")
+
+    monkeypatch.setattr(chirp, "execute", dies)
+    with pytest.raises(SystemExit):
+        operations.execute(api.world.services, view["id"], worker="doomed")
+    assert api.show("e-4001", view["id"])["state"] == "executing"
+    _tamper(
+        api, "UPDATE requests SET account_ref = 'chirp:president' WHERE id = :id", id=view["id"]
+    )
+    monkeypatch.setattr(chirp, "reconcile", must_not_ask)
+    api.world.clock.advance(seconds=STALE_AFTER.total_seconds() + 5)
+    assert view["id"] in operations.run_once(api.world.services).reconciled
+    shown = api.show("e-4001", view["id"])
+    assert shown["state"] == "failed"
+    assert "account_ref" in shown["reason"]
+    assert "check the platform by hand" in shown["reason"]
+    assert len(_high_alerts(api, view["id"])) == 1
+    _untouched(api)
+
+
+def test_an_executed_request_altered_afterwards_cannot_be_undone_elsewhere(api: Api) -> None:
+    """The deactivation of chirp:chirp ran; the DBA points it at the newsdesk, so that its undo
+    (a reactivation) would act there. The undo is refused and security alerted."""
+    view = _deactivation(api)
+    api.world.clock.advance(minutes=11)
+    assert view["id"] in operations.run_once(api.world.services).executed
+    _tamper(api, "UPDATE requests SET account_ref = 'chirp:newsdesk' WHERE id = :id", id=view["id"])
+    response = api.post("e-3001", f"/v1/requests/{view['id']}/undo", {"justification": "CASE-1"})
+    assert_problem(response, 409, "conflict")
+    assert "account_ref" in response.json()["detail"]
+    assert len(_high_alerts(api, view["id"])) == 1
+    assert api.show("e-3001", view["id"])["state"] == "executed"
+    with api.world.services.database.transaction() as session:
+        assert (
+            session.scalars(select(RequestRow.id).where(RequestRow.reverts_id.is_not(None))).all()
+            == []
+        )
+
+
+def test_undo_params_rewritten_after_execution_are_not_used(api: Api) -> None:
+    """The president's email change ran; foureyes kept the previous address for its undo. The
+    DBA replaces it with their own, so that whoever undoes the change (the values filled in
+    are private: nobody sees them) would hand the account over. The undo is refused, since
+    the execution's event vouches for other values, and security is alerted."""
+    view = _email_change(api)
+    api.world.clock.advance(minutes=11)
+    assert view["id"] in operations.run_once(api.world.services).executed
+    assert api.world.chirp("president")["email"] == APPROVED_EMAIL
+    _tamper(
+        api,
+        "UPDATE requests SET undo_params = :undo WHERE id = :id",
+        undo=json.dumps({"email": DBA_EMAIL}),
+        id=view["id"],
+    )
+    response = api.post("e-3001", f"/v1/requests/{view['id']}/undo", {"justification": "CASE-1"})
+    assert_problem(response, 409, "conflict")
+    assert "undo params" in response.json()["detail"]
+    assert len(_high_alerts(api, view["id"])) == 1
+    assert api.world.chirp("president")["email"] == APPROVED_EMAIL
+    with api.world.services.database.transaction() as session:
+        undos = select(RequestRow.id).where(RequestRow.reverts_id.is_not(None))
+        assert session.scalars(undos).all() == []
+
+
+# --- the triggers: the same edits, without dropping them, are refused by the store ------------
+
+
+@pytest.mark.parametrize(
+    ("table", "sets", "message"),
+    [
+        (
+            "requests",
+            'params = \'{"email": "x@evil.example"}\'',
+            "what a request asks for is immutable",
+        ),
+        ("requests", "account_ref = 'chirp:alice'", "what a request asks for is immutable"),
+        ("requests", "digest = 'ffff'", "what a request asks for is immutable"),
+        ("requests", "requester_id = 'e-9001'", "what a request asks for is immutable"),
+        ("reviews", "digest = 'ffff'", "reviews are immutable"),
+    ],
+)
+def test_the_store_refuses_edits_to_what_was_approved(
+    api: Api, table: str, sets: str, message: str
+) -> None:
+    view = _email_change(api)
+    column = "id" if table == "requests" else "request_id"
+    with pytest.raises(IntegrityError, match=message):  # noqa: SIM117
+        with api.world.services.database.engine.begin() as connection:
+            connection.execute(
+                text(f"UPDATE {table} SET {sets} WHERE {column} = :id"), {"id": view["id"]}
+            )
+    # Nothing changed, and the request runs as approved.
+    assert api.show("e-4001", view["id"])["digest"] == view["digest"]
+    api.world.clock.advance(minutes=11)
+    assert operations.run_once(api.world.services).executed == [view["id"]]
+    assert api.world.chirp("president")["email"] == APPROVED_EMAIL
+    assert _high_alerts(api, view["id"]) == []
+
+
+def test_a_post_review_of_an_altered_break_glass_is_refused(api: Api) -> None:
+    """Tomas breaks the glass on the president's suspension (carried out at once); the DBA then
+    rewrites its justification before the colleagues sign it off. The sign-off is refused,
+    nothing is recorded for it, and security is alerted."""
+    view = api.submitted(
+        "e-3001",
+        action="account.suspend",
+        account="chirp:president",
+        break_glass=True,
+        justification="INC-1",
+    )
+    assert view["state"] == "executed"
+    _tamper(api, "UPDATE requests SET justification = 'INC-2' WHERE id = :id", id=view["id"])
+    response = api.post(
+        "e-3002",
+        f"/v1/requests/{view['id']}/post-reviews",
+        {"decision": "approve", "digest": view["digest"]},
+    )
+    assert_problem(response, 409, "conflict")
+    assert "justification" in response.json()["detail"]
+    assert len(_high_alerts(api, view["id"])) == 1
+    assert api.show("e-4001", view["id"])["reviews"] == []
+
+
+def test_the_digest_covers_who_asked_break_glass_and_the_request_undone(api: Api) -> None:
+    """What reviewers sign (and a step-up key signs) binds the requester, break-glass and the
+    request an undo reverts, besides the action, account, params, reason and policy."""
+    view = _pending_suspension(api)
+    fields: dict[str, Any] = {
+        "action": "account.suspend",
+        "account": "chirp:president",
+        "params": {},
+        "justification": None,
+        "policy_version": _row(api, view["id"]).policy_version,
+        "requester": "e-3001",
+        "break_glass": False,
+        "reverts": None,
+    }
+    assert request_digest(**fields) == view["digest"]
+    for name, other in (("requester", "e-9001"), ("break_glass", True), ("reverts", "r-1")):
+        assert request_digest(**{**fields, name: other}) != view["digest"]

@@ -1,4 +1,5 @@
-"""`POST /v1/decisions`: the dry run answers the decision alone and changes nothing."""
+"""`POST /v1/decisions`: the dry run answers the decision alone and changes nothing (a denial
+leaves its evidence in the audit log)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def test_the_dry_run_answers_the_decision_and_changes_nothing(
     for factor in decision["factors"]:
         assert factor["approved_by"] == []
         assert factor["missing"] == factor["approvals"]
-    assert _state(api) == before
+    size, requests = _state(api)
+    # A denial leaves evidence (one audit event, rate-limited per person); nothing else.
+    assert (size, requests) == (before[0] + (outcome == "denied"), before[1])
 
 
 def test_a_pending_dry_run_names_its_factors_and_options(api: Api) -> None:

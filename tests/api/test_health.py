@@ -1,10 +1,13 @@
-"""`/healthz` and `/metrics`, which need no token."""
+"""`/healthz`, which needs no token. (`/metrics`: tests/api/test_metrics.py.)"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi.testclient import TestClient
 
 from foureyes.api import create_app
+from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.config import Settings
 from foureyes.store.database import Database
 from foureyes.workflow import operations
@@ -20,11 +23,12 @@ def test_healthz_checks_the_store_and_the_policy(api: Api) -> None:
         "database": "ok",
         "policy_version": 1,
         "detectors": "ok",
+        "checkpoints": "ok",
     }
 
 
 def test_healthz_raises_the_silence_alert_when_detectors_stop(api: Api) -> None:
-    operations.run_once(api.world.services)
+    operations.run_once(api.world.services, checkpoints=_schedule(api))  # signed: not stale
     api.world.clock.advance(days=2)  # no worker pass since: the pipeline has gone quiet
     assert api.client.get("/healthz").json()["detectors"] == "silent"
     alerts = api.get("e-4001", "/v1/alerts").json()["items"]
@@ -38,25 +42,38 @@ def test_healthz_is_503_without_a_policy(database: Database, settings: Settings)
     assert "init" not in body["detail"]  # no internals for an unauthenticated caller
 
 
-def test_metrics_count_traffic_and_requests_by_state(api: Api) -> None:
-    api.submitted(
-        "c-1001", action="account.deactivate", account="chirp:president", justification="CASE-1"
+def _schedule(api: Api) -> CheckpointSchedule:
+    return CheckpointSchedule(
+        api.settings.signer(), api.settings.witness_dir, deadline=api.settings.checkpoint_deadline
     )
-    api.client.get("/nope")
-    api.client.get("/v1/requests")
-    response = api.client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
-    assert (
-        'foureyes_http_requests_total{method="POST",route="/v1/requests",status="201"} 1.0' in text
-    )
-    assert 'foureyes_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
-    assert (
-        'foureyes_http_requests_total{method="GET",route="/v1/requests",status="401"} 1.0' in text
-    )
-    assert 'foureyes_requests{state="pending"} 1.0' in text
-    assert 'foureyes_requests{state="executed"} 0.0' in text
-    assert "foureyes_database_up 1.0" in text
-    assert "foureyes_audit_events " in text
-    assert "foureyes_http_request_duration_seconds_bucket" in text
+
+
+def _stale_alerts(api: Api) -> list[dict[str, Any]]:
+    response = api.get("e-4001", "/v1/alerts", params={"detector": "checkpoint_stale"})
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def test_healthz_raises_checkpoint_stale_when_nothing_signs(api: Api) -> None:
+    """The deployment runs no worker that signs (the finding: `serve --no-worker` and a worker
+    that never signed): once an event has waited longer than the deadline, the probe says so
+    and raises `checkpoint_stale`, once; a worker pass that signs puts it right."""
+    services = api.world.services
+    operations.run_once(services)  # a heartbeat, so that only checkpoints are late
+    assert api.client.get("/healthz").json()["checkpoints"] == "ok"
+    api.world.clock.advance(seconds=api.settings.checkpoint_deadline.total_seconds() + 1)
+    operations.run_once(services)  # the detectors keep running; nothing signs
+    for _ in range(2):
+        assert api.client.get("/healthz").json()["checkpoints"] == "stale"
+    (alert,) = _stale_alerts(api)
+    assert alert["severity"] == "high"
+    assert "no signed checkpoint" in alert["summary"]
+
+    tick = operations.run_once(services, checkpoints=_schedule(api))
+    with services.database.transaction() as session:
+        size = services.audit.size(session)
+    assert tick.checkpoint == size
+    latest = (api.settings.witness_dir / "latest").read_text()
+    assert latest.splitlines()[1] == str(size)
+    assert api.client.get("/healthz").json()["checkpoints"] == "ok"
+    assert len(_stale_alerts(api)) == 1

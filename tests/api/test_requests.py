@@ -587,10 +587,11 @@ def test_an_irreversible_action_cannot_be_undone(api: Api) -> None:
 def test_an_undo_the_policy_denies_is_403_with_its_id(api: Api) -> None:
     original = api.submitted("e-3002", action="account.deactivate", account="chirp:bob")["id"]
     assert api.show("e-3002", original)["state"] == "executed"
-    # Support may not reactivate accounts: the undo is recorded, and denied by default.
-    refused = api.post("e-2001", f"/v1/requests/{original}/undo", {"justification": "oops"})
+    # Ines (security) sees it (oversight) but may not reactivate accounts: the undo is
+    # recorded, and denied by default. (Someone who may not see the original gets its 404.)
+    refused = api.post("e-4001", f"/v1/requests/{original}/undo", {"justification": "oops"})
     body = assert_problem(refused, 403, "denied-by-policy")
-    undo = api.show("e-2001", body["request_id"])
+    undo = api.show("e-4001", body["request_id"])
     assert (undo["state"], undo["reverts"], undo["action"]) == (
         "denied",
         original,

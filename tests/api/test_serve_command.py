@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from foureyes.api import server
 from foureyes.audit.checkpoint import Signer
 from foureyes.commands import serve
 from foureyes.config import Settings
@@ -29,8 +31,11 @@ def app(monkeypatch: pytest.MonkeyPatch) -> tuple[typer.Typer, list[dict[str, An
     def fake_run(app: Any, services: Any, **kwargs: Any) -> None:
         calls.append({"app": app, "services": services, **kwargs})
         services.database.dispose()
+        kwargs["sock"].close()
 
     monkeypatch.setattr(serve, "run", fake_run)
+    # No port is taken (tests run side by side, a developer's server may hold 8400).
+    monkeypatch.setattr(serve, "listen", lambda host, port: socket.socket())
     monkeypatch.setattr(serve, "out", Console(file=io.StringIO(), width=80, highlight=False))
     typer_app = typer.Typer()
     serve.register(typer_app)
@@ -69,6 +74,7 @@ def test_demo_sets_up_from_nothing_and_prints_a_token_per_person(
     assert "foureyes is serving at http://127.0.0.1:8999" in printed
     assert calls[0]["port"] == 8999
     assert calls[0]["host"] == "127.0.0.1"
+    assert calls[0]["trusted_proxies"] == ()  # forwarded headers believed from nobody
 
     # Tokens work, and a second start keeps the data and prints fresh ones.
     services = calls[0]["services"]
@@ -141,3 +147,57 @@ def test_serve_refuses_an_oidc_client_secret_it_cannot_read(
     assert result.exit_code == 2
     assert "oidc.client_secret_file: cannot read" in result.output
     assert len(calls) == 1  # only the first, before the secret went missing
+
+
+def test_a_busy_port_is_one_line_and_exit_1_before_anything_says_serving(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finding: a restart printed "serving at" (and fresh demo tokens) before failing on
+    the port its predecessor's processes still held. Now the port is bound first."""
+    typer_app, calls = app
+    monkeypatch.setattr(serve, "listen", server.listen)  # the real one
+    root = tmp_path / "demo"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = runner.invoke(
+            typer_app, ["serve", "--demo", "--data-dir", str(root), "--port", str(port)]
+        )
+    assert result.exit_code == 1, result.output
+    [diagnosis] = [line for line in result.output.splitlines() if line.strip()]
+    assert diagnosis == (
+        f"foureyes: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(is another server using it?)"
+    )
+    assert "serving at" not in _printed()
+    assert TOKEN.search(_printed()) is None  # no tokens handed out for a server that never ran
+    assert calls == []
+
+
+def test_port_0_serves_on_the_port_the_system_chose(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typer_app, calls = app
+    monkeypatch.setattr(serve, "listen", server.listen)
+    root = tmp_path / "demo"
+    result = runner.invoke(typer_app, ["serve", "--demo", "--data-dir", str(root), "--port", "0"])
+    assert result.exit_code == 0, result.output
+    [call] = calls
+    match = re.search(r"serving at http://127\.0\.0\.1:(\d+)", _printed())
+    assert match is not None
+    assert int(match.group(1)) > 0
+    assert call["port"] == int(match.group(1))
+
+
+def test_serve_refuses_a_metrics_token_it_cannot_read(
+    app: tuple[typer.Typer, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    typer_app, calls = app
+    root = tmp_path / "demo"
+    assert runner.invoke(typer_app, ["serve", "--demo", "--data-dir", str(root)]).exit_code == 0
+    with (root / "foureyes.toml").open("a") as config:
+        config.write('\nmetrics_token_file = "missing-token"\n')
+    result = runner.invoke(typer_app, ["serve", "--data-dir", str(root)])
+    assert result.exit_code == 2
+    assert "metrics_token_file" in result.output
+    assert "serving at" not in _printed().split("Console:")[-1]
+    assert len(calls) == 1

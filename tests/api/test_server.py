@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
+from foureyes import notify
 from foureyes.api.metrics import Metrics
 from foureyes.api.server import Worker
+from foureyes.errors import Unavailable
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api
@@ -72,3 +78,77 @@ def test_the_worker_thread_runs_until_stopped(api: Api, monkeypatch: pytest.Monk
 def test_the_interval_must_be_positive(api: Api) -> None:
     with pytest.raises(ValueError, match="positive"):
         Worker(api.world.services, interval=0)
+
+
+def test_a_pass_failing_for_the_store_is_one_line_without_a_traceback(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def down(*_args: object, **_kwargs: object) -> None:
+        try:
+            raise OSError("connection refused")
+        except OSError as exc:  # chained, as a driver failure is
+            raise Unavailable("the database is unavailable; reload and try again") from exc
+
+    monkeypatch.setattr(operations, "run_once", down)
+    worker = Worker(api.world.services, interval=60, metrics=Metrics(api.world.services))
+    worker.tick()
+    [record] = [r for r in caplog.records if r.name == "foureyes.api.server"]
+    assert record.getMessage() == (
+        "the worker's pass failed: the database is unavailable; reload and try again; "
+        "retrying in 60.0 s"
+    )
+    assert record.exc_info is None
+    assert "Traceback" not in caplog.text
+
+
+def test_the_worker_says_where_notifications_go_once_when_it_starts(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    notify.configure({})  # a foureyes.toml without [notify]
+    worker = Worker(api.world.services, interval=0.05)
+    with caplog.at_level(logging.INFO, logger="foureyes"):
+        worker.start()
+        assert worker.stop(timeout=60)
+    notices = [r.getMessage() for r in caplog.records if r.name.startswith("foureyes.notify")]
+    assert notices == [
+        "notifications: no channel is configured, so none are queued or sent (add "
+        "[notify.<name>] tables to foureyes.toml; see docs/notifications.md)"
+    ]
+
+
+_SUPERVISED = """
+import ctypes, multiprocessing, signal, sys
+from types import SimpleNamespace
+from foureyes.api import server
+multiprocessing.parent_process = lambda: SimpleNamespace(pid=int(sys.argv[1]))
+server._die_with_supervisor()
+asked = ctypes.c_int()
+ctypes.CDLL(None).prctl(2, ctypes.byref(asked), 0, 0, 0)  # PR_GET_PDEATHSIG
+print(signal.Signals(asked.value).name)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_serving_process_asks_to_end_with_its_supervisor() -> None:
+    """In a child process (the test is its supervisor): SIGTERM when the supervisor ends."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SUPERVISED, str(os.getpid())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "SIGTERM"), done.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_serving_process_whose_supervisor_is_already_gone_does_not_serve() -> None:
+    """The race: the supervisor died before the child asked; its parent is someone else now."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SUPERVISED, str(os.getpid() + 1_000_000)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip() == "foureyes: the supervising process is gone; not serving"

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from foureyes.store.database import Database
-from foureyes.store.tables import EventRow, RequestRow
+from foureyes.store.tables import EventRow
 from tests.api.conftest import Api, assert_problem
+from tests.dba import tamper
 from tests.unit.workflow.test_undo_params import NEW, OLD, policy_with_email_rule
 from tests.worlds import World, make_world
 
@@ -68,10 +69,12 @@ def test_explicit_params_win(api: Api) -> None:
 
 def test_without_stored_params_the_problem_says_what_to_give(api: Api) -> None:
     original = change_email(api)
-    with api.world.services.database.transaction() as session:
-        session.execute(
-            update(RequestRow).where(RequestRow.id == original).values(undo_params=None)
-        )
+    # An original from before foureyes kept them (undo_params is write-once: as the DBA).
+    tamper(
+        api.world.services.database,
+        "UPDATE requests SET undo_params = NULL WHERE id = :id",
+        id=original,
+    )
     response = api.post("e-3002", f"/v1/requests/{original}/undo", {})
     detail = assert_problem(response, 422, "bad-input")["detail"]
     assert "needs email" in detail

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from foureyes.workflow import operations, webauthn
+from foureyes.workflow import webauthn
 from foureyes.workflow.stepup import challenge
 from tests.api.conftest import Api, assert_problem
 from tests.webauthn_authenticator import SoftAuthenticator, b64url
+from tests.worlds import bootstrap_security_key
 
 RP = webauthn.DEMO_RELYING_PARTY
 KIM, MEI, SAM = "c-1001", "e-3002", "e-3003"
@@ -20,13 +21,8 @@ DEACTIVATE = {
 
 
 def enrol(api: Api, staff_id: str) -> SoftAuthenticator:
-    key = SoftAuthenticator(RP.id, RP.origins[0])
-    actor = api.world.actor(staff_id)
-    options, pending = operations.security_key_options(api.world.services, actor)
-    operations.enrol_security_key(
-        api.world.services, actor, pending, name="key", credential=key.create(options)
-    )
-    return key
+    """A key stored as the bootstrap stores them (adding keys: tests/adversarial)."""
+    return bootstrap_security_key(api.world, staff_id, "key")
 
 
 def test_an_api_client_confirms_a_review_with_a_security_key(api: Api) -> None:

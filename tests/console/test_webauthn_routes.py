@@ -1,10 +1,11 @@
 """The console's security-key routes over HTTP (the console fixture's TestClient, signed in
-with a token), with the software authenticator: enrolment through the JSON endpoints, one
-attempt per challenge, CSRF on every POST, assertion options computed by the server, revocation
-of one's own keys only."""
+with a token), with the software authenticator: enrolment through the JSON endpoints (a
+request for approval without a proof, a cooling key with one), one attempt per challenge, CSRF
+on every POST, assertion options computed by the server, revocation of one's own keys only."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -14,6 +15,7 @@ from foureyes.workflow.stepup import challenge
 from foureyes.workflow.submit import Submission
 from tests.console.conftest import Browser, Console
 from tests.webauthn_authenticator import SoftAuthenticator, b64url
+from tests.worlds import bootstrap_security_key
 
 RP = webauthn.DEMO_RELYING_PARTY
 KIM, MEI, SAM = "c-1001", "e-3002", "e-3003"
@@ -35,35 +37,71 @@ def enrol(browser: Browser, key: SoftAuthenticator, name: str = "blue key") -> h
     )
 
 
-def test_a_key_is_enrolled_through_the_console_once_per_challenge(console: Console) -> None:
+def test_a_key_added_through_the_console_without_a_proof_waits_for_approval(
+    console: Console,
+) -> None:
+    """Mei has no security key that counts: her new key becomes a request for security's
+    approval (202), not a key; the pending registration is used up either way."""
     mei = console.signed_in(MEI)
     key = SoftAuthenticator(RP.id, RP.origins[0])
     options = post_json(mei, "/console/webauthn/registration/options", {}).json()
     assert options["user"]["displayName"] == "Mei Chen"
     assert options["authenticatorSelection"]["userVerification"] == "required"
     response = key.create(options)
+    body = {"name": "blue", "credential": response}
+    # No key of hers counts, so none can vouch for this one.
+    none = post_json(mei, "/console/webauthn/registration/proof-options", body)
+    assert none.status_code == 409
+    assert none.headers["content-type"] == PROBLEM_JSON
 
-    done = post_json(
-        mei, "/console/webauthn/registration", {"name": "blue", "credential": response}
-    )
-    assert done.status_code == 201, done.text
-    [view] = webauthn.list_keys(console.world.services, MEI)
-    assert done.json() == {"key_id": view.id, "next": "/console/security-keys?done=enrolled"}
-    again = post_json(
-        mei, "/console/webauthn/registration", {"name": "blue", "credential": response}
-    )
+    done = post_json(mei, "/console/webauthn/registration", body)
+    assert done.status_code == 202, done.text
+    request_id = done.json()["request_id"]
+    assert done.json() == {
+        "key_id": webauthn.key_id_of(key.credential_id),
+        "request_id": request_id,
+        "next": f"/console/requests/{request_id}",
+    }
+    assert webauthn.list_keys(console.world.services, MEI) == []
+    view = operations.show(console.world.services, request_id)
+    assert (view["action"], view["state"]) == ("foureyes.staff.enrol_credential", "pending")
+    again = post_json(mei, "/console/webauthn/registration", body)
     assert again.status_code == 422
     assert again.headers["content-type"] == PROBLEM_JSON
     assert "no security key enrolment is in progress" in again.json()["detail"]
 
-    page = mei.get("/console/security-keys?done=enrolled")
+    page = mei.get("/console/security-keys")
     assert page.status_code == 200
-    assert "Security key added." in page.text
-    assert f'data-key-id="{view.id}"' in page.text
+    assert "You have no security key yet." in page.text
     assert '<script src="/console/static/webauthn.js"></script>' in page.text
     # The page is at https://testserver, not on the RP ID: it says where keys work.
     assert 'data-wrong-address="1"' in page.text
     assert 'href="http://localhost:8400/console/security-keys"' in page.text
+
+
+def test_a_key_vouched_for_by_a_counting_key_is_added_and_cools_down(console: Console) -> None:
+    """With a key that counts, Mei confirms the new one with it (201); the new key is listed,
+    still in its cool-down, and the page says from when it counts."""
+    mei = console.signed_in(MEI)
+    old = bootstrap_security_key(console.world, MEI, "old key")
+    new = SoftAuthenticator(RP.id, RP.origins[0])
+    options = post_json(mei, "/console/webauthn/registration/options", {}).json()
+    assert [c["id"] for c in options["excludeCredentials"]] == [b64url(old.credential_id)]
+    body: dict[str, Any] = {"name": "new key", "credential": new.create(options)}
+    proof = post_json(mei, "/console/webauthn/registration/proof-options", body)
+    assert proof.status_code == 200, proof.text
+    assert [c["id"] for c in proof.json()["allowCredentials"]] == [b64url(old.credential_id)]
+    body["proof"] = {"method": "webauthn", "credential": old.get(proof.json())}
+
+    done = post_json(mei, "/console/webauthn/registration", body)
+    assert done.status_code == 201, done.text
+    assert done.json()["next"] == "/console/security-keys?done=enrolled"
+    views = {v.name: v for v in webauthn.list_keys(console.world.services, MEI)}
+    assert views["new key"].counts_from == console.world.clock.now + timedelta(hours=24)
+    page = mei.get("/console/security-keys?done=enrolled")
+    assert "Security key added." in page.text
+    assert f'data-key-id="{views["new key"].id}"' in page.text
+    assert 'data-cooling="1"' in page.text
 
 
 def test_a_refused_registration_is_a_problem_and_stores_nothing(console: Console) -> None:
@@ -86,8 +124,7 @@ def test_every_post_needs_the_csrf_token(console: Console) -> None:
 
 def test_assertion_options_carry_the_challenge_of_that_review(console: Console) -> None:
     mei = console.signed_in(MEI)
-    key = SoftAuthenticator(RP.id, RP.origins[0])
-    assert enrol(mei, key).status_code == 201
+    key = bootstrap_security_key(console.world, MEI)
     request_id = operations.submit(
         console.world.services,
         console.world.actor(KIM),
@@ -113,7 +150,7 @@ def test_assertion_options_carry_the_challenge_of_that_review(console: Console) 
 
 def test_only_the_owner_revokes_a_key(console: Console) -> None:
     mei, sam = console.signed_in(MEI), console.signed_in(SAM)
-    assert enrol(mei, SoftAuthenticator(RP.id, RP.origins[0])).status_code == 201
+    bootstrap_security_key(console.world, MEI)
     [view] = webauthn.list_keys(console.world.services, MEI)
     path = f"/console/security-keys/{view.id}/revoke"
     assert sam.post(path, {}, csrf_from="/console/security-keys").status_code == 404

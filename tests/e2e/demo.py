@@ -57,12 +57,12 @@ class Demo:
 
 
 @contextmanager
-def serve_demo(tmp_path: Path, *options: str) -> Iterator[Demo]:
+def serve_demo(tmp_path: Path, *options: str, **variables: str) -> Iterator[Demo]:
     """`foureyes serve --demo --data-dir <tmp_path>/demo --port <free> <options>` until the block
-    ends (killed then if it still runs)."""
+    ends (killed then if it still runs); `variables` are added to its environment."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOUREYES_")}
-    env.update(PYTHONUNBUFFERED="1", COLUMNS="80")
+    env.update(PYTHONUNBUFFERED="1", COLUMNS="80", **variables)
     stderr = tmp_path / "stderr.log"
     argv = [str(FOUREYES), "serve", "--demo", "--data-dir", str(tmp_path / "demo")]
     with stderr.open("w") as errors:

@@ -138,11 +138,12 @@ def test_the_2017_story_on_matrix(matrix: Matrix) -> None:
     assert len(synapse.requests(f"POST /_synapse/admin/v1/deactivate/{_q(president)}")) == 1
 
     # Undo: a new request for the reverse action, decided by the same policy.
+    # Mei, who approved the deactivation, asks (an undo is for those who may see the request).
     undo_id = operations.undo(
-        matrix.services, matrix.actor("e-3001"), request_id, "CASE-2017 restore"
+        matrix.services, matrix.actor("e-3002"), request_id, "CASE-2017 restore"
     )
     assert matrix.show(undo_id)["state"] == "pending"
-    assert matrix.review("e-3002", undo_id) == "approved"
+    assert matrix.review("e-3003", undo_id) == "approved"
     assert operations.run_once(matrix.services).executed == [undo_id]
     assert matrix.show(undo_id)["state"] == "executed"
     assert matrix.show(request_id)["state"] == "reverted"

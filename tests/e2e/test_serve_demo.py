@@ -22,9 +22,18 @@ TOKEN_ROW = re.compile(r"^\W*([a-z]-\d{4})\b.*\b(fey_[0-9a-f]{16}_[A-Za-z0-9_-]{
 SERVING = re.compile(r"foureyes is serving at (http://\S+)")
 
 
+METRICS_TOKEN = "feedface" * 6
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Demo]:
-    with serve_demo(tmp_path, "--worker-interval", "0.3") as demo:
+    (tmp_path / "metrics-token").write_text(METRICS_TOKEN + "\n")
+    with serve_demo(
+        tmp_path,
+        "--worker-interval",
+        "0.3",
+        FOUREYES_METRICS_TOKEN_FILE=str(tmp_path / "metrics-token"),
+    ) as demo:
         yield demo
 
 
@@ -123,7 +132,9 @@ def test_serve_demo_from_nothing(served: Demo, tmp_path: Path) -> None:
 
         checkpoint = _request(client, ana, "GET", "/v1/audit/checkpoint")
         assert checkpoint["size"] > 0
-        metrics = client.get("/metrics").text
+        assert client.get("/metrics").status_code == 401  # for the operator's token only
+        scraper = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        metrics = client.get("/metrics", headers=scraper).text
         assert 'foureyes_requests{state="executed"} 1.0' in metrics
         assert "foureyes_worker_ticks_total" in metrics
 

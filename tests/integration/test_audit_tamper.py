@@ -20,15 +20,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner, Result
 
 from foureyes.audit.canonical import canonical_json
 from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint
+from foureyes.audit.cli import audit_app
 from foureyes.audit.copies import check_copies
 from foureyes.audit.export import AuditVerificationError, Tamper, witness_file
 from foureyes.audit.layout import is_stored
 from foureyes.audit.log import AuditLog, NewEvent
 from foureyes.audit.merkle import MemoryTree, MerkleVerificationError, verify_inclusion
-from foureyes.audit.verify import verify_log
+from foureyes.audit.verify import export_log, verify_log
 from foureyes.store.database import Database
 from tests.dba import dba
 
@@ -418,3 +420,220 @@ def test_an_indexed_copy_moved_out_of_an_investigations_view(
         check_copies(database)
     assert (caught.value.kind, caught.value.seq) == (Tamper.MODIFIED, 7)
     assert column in caught.value.reason
+
+
+# --- the commands that sign and export, against the configured witness -----------------------
+
+
+def _cli(database: Database, tmp_path: Path, witness: Path, *args: str) -> Result:
+    """`foureyes audit …` as an operator runs it on the host: the key and the witness are the
+    data directory's settings (its foureyes.toml), not options."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    key = tmp_path / "log.key"
+    key.write_text(SIGNER.to_skey() + "\n")
+    (data / "foureyes.toml").write_text(
+        f'log_origin = "{ORIGIN}"\nsigning_key_file = "{key}"\nwitness_dir = "{witness}"\n'
+    )
+    env = {"FOUREYES_DATA_DIR": str(data), "FOUREYES_DATABASE_URL": database.url}
+    return CliRunner().invoke(audit_app, list(args), env=env)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    if not directory.exists():
+        return {}
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def _roll_back(database: Database, to: int) -> None:
+    """A DBA rolls the log back to `to` events and removes every trace in the database."""
+    with dba(database) as sql:
+        sql.execute(text("DELETE FROM audit_events WHERE seq >= :n"), {"n": to})
+        sql.execute(text("DELETE FROM audit_checkpoints WHERE size > :n"), {"n": to})
+        sql.execute(text('DELETE FROM audit_nodes WHERE ("index" + 1) << level > :n'), {"n": to})
+        sql.execute(text("UPDATE audit_head SET size = :n"), {"n": to})
+
+
+@pytest.mark.parametrize(
+    ("to", "regrow"),
+    [(8, 0), (12, 0), (8, 40)],
+    ids=["rolled-back", "rolled-back-to-a-checkpoint", "rolled-back-and-regrown"],
+)
+def test_a_rolled_back_log_is_neither_signed_nor_exported(
+    database: Database, log: AuditLog, witness: Path, tmp_path: Path, to: int, regrow: int
+) -> None:
+    """The DBA rolls the log back (and, in one variant, lets it grow again with other events):
+    every command that signs or exports refuses, with a one-line diagnosis and exit 1, using
+    the witness the settings name; nothing is signed, stored, witnessed or exported."""
+    append(database, log, SIZE, 28)
+    log.checkpoint(database, SIGNER, witness)  # the witness holds 28
+    _roll_back(database, to)
+    if regrow:
+        append(database, log, to, regrow, tag="-again")
+    stored = _snapshot(database)["audit_checkpoints"]
+    witnessed = _files(witness)
+
+    verified = _cli(database, tmp_path, witness, "verify")
+    assert verified.exit_code == 1, verified.output
+    assert "TAMPERED: audit log" in verified.output  # rolled back, or replaced when regrown
+
+    signed = _cli(database, tmp_path, witness, "checkpoint")
+    assert signed.exit_code == 1, signed.output
+    assert signed.output.startswith("foureyes: TAMPERED: audit log rolled-back")
+    assert len(signed.output.strip().splitlines()) == 1
+
+    for how in (["--key", str(tmp_path / "log.key")], ["--vkey", VERIFIERS[0].to_vkey()]):
+        out = tmp_path / f"export{len(how[1])}"
+        exported = _cli(database, tmp_path, witness, "export", str(out), *how)
+        assert exported.exit_code == 1, exported.output
+        assert "TAMPERED: audit log rolled-back" in exported.output
+        assert _files(out) == {}
+
+    assert _snapshot(database)["audit_checkpoints"] == stored
+    assert _files(witness) == witnessed
+
+
+def test_a_missing_witness_directory_fails_instead_of_being_skipped(
+    database: Database, log: AuditLog, tmp_path: Path
+) -> None:
+    """The settings name a witness directory that is not there (unmounted, mistyped): the log
+    has checkpoints, so verifying, signing and exporting fail rather than check nothing."""
+    missing = tmp_path / "unmounted" / "witness"
+    stored = _snapshot(database)["audit_checkpoints"]
+    append(database, log, SIZE, 25)
+    export = ["export", str(tmp_path / "out"), "--key", str(tmp_path / "log.key")]
+    for args in (["verify"], ["checkpoint"], export):
+        done = _cli(database, tmp_path, missing, *args)
+        assert done.exit_code == 2, (args, done.output)
+        assert f"the witness directory {missing} is missing" in done.output
+    assert _snapshot(database)["audit_checkpoints"] == stored
+    assert not missing.exists()
+    assert _files(tmp_path / "out") == {}
+    # Checking the database alone is still possible, when asked for in so many words.
+    alone = _cli(database, tmp_path, missing, "verify", "--no-witness")
+    assert alone.exit_code == 0, alone.output
+    assert "witness not checked" in alone.output
+
+
+def test_a_fresh_log_starts_its_witness(database: Database, tmp_path: Path) -> None:
+    """Before the first checkpoint nothing was witnessed: a missing directory is where the
+    witness starts, not an error."""
+    witness = tmp_path / "witness"
+    log = AuditLog(ORIGIN)
+    append(database, log, 0, 3)
+    assert _cli(database, tmp_path, witness, "verify").exit_code == 0
+    signed = _cli(database, tmp_path, witness, "checkpoint")
+    assert signed.exit_code == 0, signed.output
+    assert witness_file(witness, 3).read_bytes().decode() == signed.output
+
+
+def test_verify_export_against_an_earlier_checkpoint_shows_a_fork(
+    database: Database, log: AuditLog, witness: Path, tmp_path: Path
+) -> None:
+    """An auditor keeps each export's checkpoint. The log is later rolled back to 12 and grown
+    again with other events, and a checkpoint of the fork is signed by a worker that was not
+    given the witness: the new export verifies on its own, but not against the old checkpoint;
+    nor does an export of the rolled-back log; an honest later export does."""
+    vkey = ["--vkey", VERIFIERS[0].to_vkey()]
+    first = tmp_path / "q1"
+    export_log(database, first, VERIFIERS[0], witness_dir=witness)  # size 20
+    backup = _snapshot(database)
+
+    append(database, log, SIZE, 30)
+    log.checkpoint(database, SIGNER, witness)
+    honest = tmp_path / "q2-honest"
+    export_log(database, honest, VERIFIERS[0], witness_dir=witness)
+    done = _cli(
+        database,
+        tmp_path,
+        witness,
+        "verify-export",
+        str(honest),
+        *vkey,
+        "--against",
+        str(first / "checkpoint"),
+    )
+    assert done.exit_code == 0, done.output
+    assert "extends 1 earlier checkpoints" in done.output
+
+    _restore(database, backup)
+    _roll_back(database, 12)
+    rolled = tmp_path / "q2-rolled-back"
+    export_log(database, rolled, VERIFIERS[0])  # its latest checkpoint: 12, genuinely signed
+    append(database, log, 12, 35, tag="-fork")
+    log.checkpoint(database, SIGNER)  # no witness given: signed, but a fork
+    forked = tmp_path / "q2-forked"
+    export_log(database, forked, VERIFIERS[0])
+
+    for export in (rolled, forked):
+        alone = _cli(database, tmp_path, witness, "verify-export", str(export), *vkey)
+        assert alone.exit_code == 0, alone.output  # each is sound in itself
+        against = _cli(
+            database,
+            tmp_path,
+            witness,
+            "verify-export",
+            str(export),
+            *vkey,
+            "--against",
+            str(first / "checkpoint"),
+        )
+        assert against.exit_code == 1, against.output
+        assert "TAMPERED: audit log rolled-back" in against.output
+    assert "forked" in against.output
+
+    # A checkpoint the log never signed is no evidence either way: it is refused.
+    fake = tmp_path / "fake.checkpoint"
+    fake.write_bytes(sign_checkpoint(Checkpoint(ORIGIN, 10, b"\x07" * 32), [ATTACKER]))
+    done = _cli(
+        database, tmp_path, witness, "verify-export", str(honest), *vkey, "--against", str(fake)
+    )
+    assert done.exit_code == 1
+    assert "forged-checkpoint" in done.output
+
+
+# --- the time column as the time filters see it ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "2026-11-26 12:06:00.000000+23:59",  # the same instant, a day later as text
+        "2026-11-26 04:06:00.000000+15:59",  # the same, in an offset PostgreSQL accepts
+        "2026-11-25T12:07:00.000000+00:00",  # the same instant, a 'T' that sorts after ' '
+        "2026-11-25 12:07:00+00:00",  # the same instant, without its microseconds
+    ],
+    ids=["offset", "pg-offset", "separator", "precision"],
+)
+def test_an_event_moved_out_of_a_time_window_by_another_spelling_of_its_time(
+    database: Database, log: AuditLog, witness: Path, stored: str
+) -> None:
+    """The DBA rewrites event 7's `at` as the same instant spelled otherwise. On SQLite the
+    column is text and `audit log --since/--until` compares text: the event leaves the window
+    around its own time, and `verify --copies` must say so. On PostgreSQL the column is an
+    instant: the event stays in the window and the copies still match."""
+    at = T0 + timedelta(minutes=7)
+
+    def in_window() -> list[int]:
+        with database.transaction() as session:
+            found = log.events(session, since=at, until=at + timedelta(microseconds=1))
+        return [e.seq for e in found]
+
+    assert in_window() == [7]
+    rewrite = text(f"UPDATE audit_events SET at = '{stored}' WHERE seq = 7")
+    if not database.is_sqlite and stored.endswith("+23:59"):
+        with pytest.raises(DBAPIError, match="out of range"), dba(database) as sql:
+            sql.execute(rewrite)  # PostgreSQL's offsets end at ±15:59
+        return
+    with dba(database) as sql:
+        sql.execute(rewrite)
+    verify_log(database, VERIFIERS, origin=ORIGIN, witness_dir=witness, batch_level=3)
+    if database.is_sqlite:
+        assert in_window() == []
+        with pytest.raises(AuditVerificationError) as caught:
+            check_copies(database)
+        assert (caught.value.kind, caught.value.seq) == (Tamper.MODIFIED, 7)
+        assert "time window" in caught.value.reason
+    else:
+        assert in_window() == [7]
+        assert check_copies(database) == SIZE

@@ -77,10 +77,12 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0006_undo_params"]
-    assert migrate.head() == "0006_undo_params"
+    assert scripts.get_heads() == ["0008_credential_cooldown"]
+    assert migrate.head() == "0008_credential_cooldown"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0008_credential_cooldown",
+        "0007_immutable_requests",
         "0006_undo_params",
         "0005_stored_levels",
         "0004_idempotency",
@@ -171,14 +173,19 @@ def test_downgrade_to_base_drops_everything_and_upgrade_rebuilds_it(
     assert schema_tables(empty_database) == {"alembic_version"}  # Alembic's own, now empty
     assert triggers(empty_database) == set()
     if not empty_database.is_sqlite:
-        assert "foureyes_refuse_audit_change" not in pg_functions(empty_database)
+        assert not {
+            "foureyes_refuse_audit_change",
+            "foureyes_refuse_request_change",
+            "foureyes_refuse_review_change",
+        } & pg_functions(empty_database)
 
     migrate.upgrade(empty_database)
 
     assert migrate.current(empty_database) == migrate.head()
     assert schema_tables(empty_database) == model_tables() | {"alembic_version"}
     migrate.check(empty_database)
-    assert len(triggers(empty_database)) == (6 if empty_database.is_sqlite else 3)
+    # The audit tables' append-only triggers, and requests' and reviews' (0007).
+    assert len(triggers(empty_database)) == (8 if empty_database.is_sqlite else 5)
 
 
 def test_a_failing_migration_leaves_nothing_behind(empty_database: Database) -> None:
@@ -385,6 +392,76 @@ def test_0006_adds_undo_params_beside_existing_rows_and_drops_them_again(
         assert (kept, sorted(keys)) == (["r-new", "r-old"], ["r-new", "r-old"])
     migrate.upgrade(empty_database)
     migrate.check(empty_database)
+
+
+def _refused(database: Database, statement: str, message: str) -> None:
+    with pytest.raises(IntegrityError, match=message), database.engine.begin() as connection:
+        connection.execute(text(statement))
+
+
+def test_0007_makes_requests_and_reviews_immutable_and_its_downgrade_lifts_it(
+    empty_database: Database,
+) -> None:
+    requests, reviews = Base.metadata.tables["requests"], Base.metadata.tables["reviews"]
+    migrate.upgrade(empty_database, "0006_undo_params")
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(Base.metadata.tables["staff"]).values(**_STAFF_0003))
+        connection.execute(insert(requests).values(id="r-old", **_REQUEST_0003))
+        connection.execute(
+            insert(reviews).values(
+                request_id="r-old",
+                reviewer_id="e-1",
+                identity="e-1",
+                kind="review",
+                decision="approve",
+                comment="",
+                digest="0" * 64,
+                created_at=NOW,
+            )
+        )
+
+    migrate.upgrade(empty_database)
+
+    migrate.check(empty_database)
+    assert {"requests_immutable", "reviews_immutable"} <= triggers(empty_database)
+    # Its lifecycle still moves, and undo_params is written once.
+    with empty_database.engine.begin() as connection:
+        connection.execute(
+            update(requests)
+            .where(requests.c.id == "r-old")
+            .values(state="executed", finished_at=NOW, reason="done", undo_params={"a": 1})
+        )
+    immutable = "what a request asks for is immutable"
+    for change in (
+        'params = \'{"email": "x@evil.example"}\'',
+        "account_ref = 'chirp:president'",
+        "action = 'account.delete'",
+        "justification = 'CASE-1'",
+        "digest = 'ff'",
+        "requester_id = 'e-2'",
+        "break_glass = TRUE",
+        "reverts_id = 'r-old'",
+        "policy_version = 2",
+        "undo_params = '{\"a\": 2}'",
+    ):
+        _refused(empty_database, f"UPDATE requests SET {change} WHERE id = 'r-old'", immutable)
+    _refused(empty_database, "UPDATE reviews SET digest = 'ff'", "reviews are immutable")
+    _refused(empty_database, "UPDATE reviews SET decision = 'deny'", "reviews are immutable")
+
+    migrate.downgrade(empty_database, "0006_undo_params")
+
+    assert not {"requests_immutable", "reviews_immutable"} & triggers(empty_database)
+    if not empty_database.is_sqlite:
+        assert not {
+            "foureyes_refuse_request_change",
+            "foureyes_refuse_review_change",
+        } & pg_functions(empty_database)
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE requests SET account_ref = 'chirp:alice'"))
+        connection.execute(text("UPDATE reviews SET comment = 'edited'"))
+    migrate.upgrade(empty_database)
+    migrate.check(empty_database)
+    _refused(empty_database, "UPDATE requests SET account_ref = 'chirp:bob'", immutable)
 
 
 @pytest.mark.pg_only

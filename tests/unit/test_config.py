@@ -179,6 +179,25 @@ def test_the_database_password_stays_out_of_repr(tmp_path: Path) -> None:
     assert safe_url("::") == "<invalid URL>"
 
 
+def test_the_owner_url_is_for_migrations_only_and_names_the_same_database(
+    tmp_path: Path,
+) -> None:
+    runtime = "postgresql://foureyes_app:s3cret@db.example/foureyes"
+    owner = "postgresql://foureyes_owner:hunter2@db.example/foureyes"
+    env = {"FOUREYES_DATABASE_URL": runtime, "FOUREYES_OWNER_DATABASE_URL": owner}
+    settings = Settings.load(tmp_path, env=env)
+    assert (settings.database_url, settings.migration_database_url) == (runtime, owner)
+    assert "hunter2" not in repr(settings)
+    assert Settings.load(
+        tmp_path, env={"FOUREYES_DATABASE_URL": runtime}
+    ).migration_database_url == (runtime)
+    elsewhere = {**env, "FOUREYES_OWNER_DATABASE_URL": "postgresql://o@db.example/other"}
+    with pytest.raises(BadInput, match="must name the same server and database"):
+        Settings.load(tmp_path, env=elsewhere)
+    with pytest.raises(BadInput, match="SQLite has no roles"):
+        Settings.load(tmp_path, env={"FOUREYES_OWNER_DATABASE_URL": owner})
+
+
 def test_anchor_sqlite_leaves_other_urls_alone(tmp_path: Path) -> None:
     assert anchor_sqlite("sqlite://", tmp_path) == "sqlite://"
     assert anchor_sqlite("sqlite:///:memory:", tmp_path) == "sqlite:///:memory:"
@@ -309,3 +328,48 @@ def test_oversight_groups_must_name_at_least_one_group(
     write_toml(tmp_path, f"[access]\noversight_groups = {value}\n")
     with pytest.raises(BadInput, match=rf"access.oversight_groups: .*{message}"):
         Settings.load(tmp_path, env={})
+
+
+def test_the_step_up_cooldown_is_a_positive_duration(tmp_path: Path) -> None:
+    """`[step_up] cooldown`: 24 hours by default, any positive duration, never zero (a new
+    step-up credential always waits before it counts)."""
+    assert Settings.load(tmp_path, env={}).step_up.cooldown_delta.total_seconds() == 86_400
+    write_toml(tmp_path, '[step_up]\ncooldown = "2d"\n')
+    assert Settings.load(tmp_path, env={}).step_up.cooldown_delta.days == 2
+    for refused in ('"0s"', '"soon"'):
+        write_toml(tmp_path, f"[step_up]\ncooldown = {refused}\n")
+        with pytest.raises(BadInput, match="step_up"):
+            Settings.load(tmp_path, env={})
+
+
+# --- the metrics token -------------------------------------------------------------------------
+
+METRICS_TOKEN = "0123456789abcdef" * 2
+
+
+def test_the_metrics_token_comes_from_a_file_relative_to_the_data_dir(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'metrics_token_file = "secrets/metrics"\n')
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "metrics").write_text(METRICS_TOKEN + "\n")
+    settings = Settings.load(tmp_path, env={})
+    assert settings.metrics_token_file == tmp_path / "secrets" / "metrics"
+    assert settings.metrics_token() == METRICS_TOKEN
+    assert METRICS_TOKEN not in repr(settings)
+
+
+def test_the_metrics_token_file_can_be_named_in_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(METRICS_TOKEN)
+    env = {"FOUREYES_METRICS_TOKEN_FILE": str(tmp_path / "token")}
+    assert Settings.load(tmp_path / "data", env=env).metrics_token() == METRICS_TOKEN
+    assert Settings.load(tmp_path / "data", env={}).metrics_token() is None
+
+
+def test_the_metrics_token_is_set_one_way_and_long_enough(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'metrics_token_file = "t"\nmetrics_token_env = "T"\n')
+    with pytest.raises(BadInput, match="only one of metrics_token_file and metrics_token_env"):
+        Settings.load(tmp_path, env={})
+    write_toml(tmp_path, 'metrics_token_file = "t"\n')
+    (tmp_path / "t").write_text("short-secret\n")
+    with pytest.raises(BadInput, match="at least 32 characters") as refused:
+        Settings.load(tmp_path, env={}).metrics_token()
+    assert "short-secret" not in refused.value.message

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from foureyes import __version__ as _version
+from foureyes.api import metrics
 from foureyes.api.metrics import HttpMetrics, Metrics
 from foureyes.api.problems import (
     MAX_BODY_BYTES,
@@ -59,9 +60,11 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.state.dry_run_reader = DryRunReader(services.database)
     app.state.settings = settings
     app.state.metrics = Metrics(services)
+    # Read once: /metrics answers only this operator token (BadInput at start if unreadable).
+    app.state.metrics_token = metrics.token_digest(settings.metrics_token())
     install_problem_handlers(app)
     # Routes are matched in the order they are added: the dry run, the hottest, first.
-    for module in (decisions, requests, accounts, audit, me, health):
+    for module in (decisions, requests, accounts, audit, me, health, metrics):
         app.include_router(module.router)
     app.include_router(alerts.router)  # foureyes.detect: /v1/alerts
     mount_console(app, services, settings)  # /console: the web console (HTML)

@@ -10,7 +10,9 @@ A missing, malformed, unknown, revoked or expired token, or the token of someone
 longer act (terminated, suspended, outside their contract), is a 401 problem with a
 ``WWW-Authenticate: Bearer`` challenge; an identity provider that cannot be reached (and whose
 keys foureyes does not hold) is a 503 problem. There is no way to name another person: the
-actor is whoever the token belongs to.
+actor is whoever the token belongs to. A known person's token (or identity) that no longer
+works gets the same 401, and raises an alert with its audit event, at most one per credential
+per hour (`foureyes.workflow.dead_credentials`); garbage is only counted.
 """
 
 from __future__ import annotations
@@ -97,11 +99,12 @@ def current_actor(request: Request, services: ServicesDep, token: BearerDep) -> 
 def actor_of(request: Request, services: Services, token: str) -> Actor:
     """The person behind `token` (401 unless it verifies), read from the store now: blocking,
     so called from the thread pool."""
+    client = request.client.host if request.client is not None else ""
     if token.startswith(f"{TOKEN_PREFIX}_"):
-        return operations.authenticate(services, token)
+        return operations.authenticate(services, token, where="api", client=client)
     provider = oidc_provider(request)
     if provider is not None:
-        return operations.authenticate_oidc(services, provider, token)
+        return operations.authenticate_oidc(services, provider, token, where="api", client=client)
     if token.count(".") == 2:
         raise Unauthenticated(
             "this foureyes accepts no identity-provider tokens (no [oidc] is configured): "

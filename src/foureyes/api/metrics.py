@@ -2,27 +2,40 @@
 time) requests by state and the audit log's size.
 
 Each app has its own registry, so several apps in one process (tests) never collide.
+
+`GET /metrics` is for the operator's scraper only: it answers the bearer token of the
+`metrics_token_file` / `metrics_token_env` setting (compared in constant time, as SHA-256
+digests), and everyone else, staff tokens included, gets the 401 problem. The numbers are not
+for staff or strangers: per-route traffic tells who is doing what just now (a step-up key was
+just enrolled, a review was just given). Without a configured token it answers 401 to all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Iterator
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from foureyes.errors import FoureyesError
+from foureyes.api.schemas import problem_responses
+from foureyes.errors import FoureyesError, Unauthenticated
 from foureyes.model import RequestState
 from foureyes.store.tables import RequestRow
 from foureyes.workflow.services import Services
 from foureyes.workflow.worker import Tick
 
-__all__ = ["CONTENT_TYPE", "HttpMetrics", "Metrics"]
+__all__ = ["CONTENT_TYPE", "HttpMetrics", "Metrics", "router", "token_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +162,44 @@ class HttpMetrics:
             self.metrics.http_duration.labels(method, template).observe(
                 time.perf_counter() - started
             )
+
+
+def token_digest(token: str | None) -> bytes | None:
+    """What the app keeps of the metrics token (`app.state.metrics_token`): its SHA-256."""
+    return None if token is None else hashlib.sha256(token.encode("utf-8")).digest()
+
+
+_scraper = HTTPBearer(
+    auto_error=False,
+    scheme_name="metrics_token",
+    description="The operator's metrics token (`metrics_token_file` or `metrics_token_env`).",
+)
+
+
+async def _operator(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scraper)],
+) -> None:
+    """401 unless the request carries the configured metrics token. (`async`: no I/O.)"""
+    expected: bytes | None = getattr(request.app.state, "metrics_token", None)
+    given = token_digest(credentials.credentials) if credentials is not None else None
+    # Digests of equal length, compared in constant time: the time taken tells nothing of
+    # the token (only whether one is configured and whether one was sent, which are no secret).
+    if expected is None or given is None or not hmac.compare_digest(given, expected):
+        raise Unauthenticated("/metrics needs the metrics token: Authorization: Bearer <token>")
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (for the operator's metrics token)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}}, **problem_responses(401)},
+    dependencies=[Depends(_operator)],
+)
+def metrics(request: Request) -> Response:
+    """HTTP traffic by route, the worker's passes, requests by state, the log's size."""
+    registry: Metrics = request.app.state.metrics
+    return Response(content=registry.exposition(), media_type=CONTENT_TYPE)

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from foureyes.model import ReviewDecision
+from foureyes.workflow.decide import MAX_JUSTIFICATION
 from foureyes.workflow.review import MAX_COMMENT, ReviewInput
-from foureyes.workflow.submit import MAX_JUSTIFICATION, Submission
+from foureyes.workflow.submit import Submission
 
 __all__ = [
     "CancelBody",

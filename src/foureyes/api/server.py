@@ -10,19 +10,24 @@ hand, so a platform call is never cut off by us), the store's connections are cl
 process exits 0. uvicorn re-raises the signal once it is done; the handlers installed here take
 it, so the re-raise does not kill the process before the worker has stopped. A second signal
 while the worker finishes its pass ends the process at once.
+
+The port. `listen` binds it before anything says "serving" (`serve` prints its banner only
+then; a busy port is a one-line diagnosis), and `run` serves on that socket. With several
+processes, each serving process asks Linux to send it SIGTERM when its supervisor ends,
+however that ends (SIGKILL included), so none is left holding the port (`_die_with_supervisor`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -32,10 +37,11 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from foureyes.api.app import create_app
 from foureyes.api.metrics import Metrics
-from foureyes.audit.checkpoint import Signer
+from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.commands.common import services_for
 from foureyes.config import Settings
 from foureyes.errors import FoureyesError
+from foureyes.notify import announce
 from foureyes.workflow import operations
 from foureyes.workflow.services import Services
 
@@ -45,13 +51,13 @@ __all__ = [
     "Worker",
     "app_from_environment",
     "configure_logging",
+    "listen",
     "run",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKER_INTERVAL = 5.0
-DEFAULT_CHECKPOINT_INTERVAL = 300.0  # seconds between scheduled checkpoints (when the log grew)
 WORKER_STOP_TIMEOUT = 60.0
 APP_FACTORY = f"{__name__}:app_from_environment"
 # How long a serving process may take to answer its supervisor's first ping: it imports the
@@ -59,31 +65,12 @@ APP_FACTORY = f"{__name__}:app_from_environment"
 # loaded 2-core machine, where that import took 12 s).
 PROCESS_START_SECONDS = 60
 GRACEFUL_SHUTDOWN_SECONDS = 10
+BACKLOG = 2048  # uvicorn's default
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-@dataclass
-class Checkpoints:
-    """Signs a checkpoint on a schedule (when the log has grown) and publishes it to the
-    witness directory, so a later rollback or rewrite is evident against it."""
-
-    signer: Signer
-    witness_dir: Path | None
-    every: float = DEFAULT_CHECKPOINT_INTERVAL
-    _last: float = field(default=0.0, repr=False)
-
-    def maybe_sign(self, services: Services) -> None:
-        now = time.monotonic()
-        if self._last and now - self._last < self.every:
-            return
-        self._last = now
-        try:
-            with services.database.transaction() as session:
-                size = services.audit.size(session)
-                latest = services.audit.latest_checkpoint(session)
-            if size and (latest is None or latest.size < size):
-                services.audit.checkpoint(services.database, self.signer, self.witness_dir)
-        except FoureyesError as exc:  # e.g. the witness is ahead: loud, and the log is not signed
-            log.error("no checkpoint signed: %s", exc.message)
+# Every worker process signs checkpoints: the schedule lives with the log (foureyes.audit).
+Checkpoints = CheckpointSchedule
 
 
 class Worker:
@@ -110,6 +97,7 @@ class Worker:
         self._thread = threading.Thread(target=self._loop, name="foureyes-worker", daemon=True)
 
     def start(self) -> None:
+        announce(self.services.database)  # where notifications go: said once, not per pass
         self._thread.start()
 
     def stop(self, timeout: float = WORKER_STOP_TIMEOUT) -> bool:
@@ -127,16 +115,19 @@ class Worker:
     def tick(self) -> None:
         """One pass; a failure is logged and counted, and the next pass tries again."""
         try:
-            done = operations.run_once(self.services, worker=self.name)
-        except Exception:
-            log.exception("the worker's pass failed; retrying in %.1f s", self.interval)
+            done = operations.run_once(
+                self.services, worker=self.name, checkpoints=self.checkpoints
+            )
+        except Exception as exc:
+            if isinstance(exc, FoureyesError):  # the store is down...: expected, one line
+                log.error("the worker's pass failed: %s; retrying in %.1f s", exc, self.interval)
+            else:  # a bug: its traceback
+                log.exception("the worker's pass failed; retrying in %.1f s", self.interval)
             if self.metrics is not None:
                 self.metrics.worker_errors.inc()
             return
         if self.metrics is not None:
             self.metrics.record_tick(done)
-        if self.checkpoints is not None:
-            self.checkpoints.maybe_sign(self.services)
         counts = {
             "executed": len(done.executed),
             "cancelled": len(done.cancelled),
@@ -152,10 +143,45 @@ class Worker:
 def app_from_environment() -> FastAPI:
     """The app each process of `run(..., processes=N)` serves, made in that process (uvicorn
     starts them afresh) from the settings `serve` was started with: the data directory is in
-    FOUREYES_DATA_DIR, the rest of the environment is inherited."""
+    FOUREYES_DATA_DIR, the rest of the environment is inherited. It ends with its
+    supervisor (`_die_with_supervisor`)."""
+    _die_with_supervisor()
     configure_logging()
     settings = Settings.load()
     return create_app(services_for(settings), settings)
+
+
+def _die_with_supervisor() -> None:
+    """In a process the supervisor spawned: have Linux send SIGTERM (a graceful stop) when the
+    supervisor ends, even by SIGKILL. If it ended before the request took effect, this process
+    already has another parent: it exits at once. Elsewhere (not a spawned child, not Linux)
+    nothing is done."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != supervisor.pid:  # it died before prctl: nobody would signal us
+        raise SystemExit("foureyes: the supervising process is gone; not serving")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port and listening (port 0: any free port). OSError (e.g.
+    EADDRINUSE) if it cannot be had: nothing has been started then."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a restart need not wait out TIME_WAIT. (Linux still refuses a
+        # port another socket listens on.)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def configure_logging() -> None:
@@ -176,8 +202,11 @@ def run(
     worker: bool = True,
     processes: int = 1,
     access_log: bool = False,
+    trusted_proxies: tuple[str, ...] = (),
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve `app` on host:port with the worker beside it (unless `worker` is False: then
+    """Serve `app` on `sock` (`listen(host, port)`; bound here if not given, and closed
+    here either way) with the worker beside it (unless `worker` is False: then
     another process runs `foureyes worker`) until SIGTERM or SIGINT; returns once everything
     has stopped and the store's connections are closed.
 
@@ -187,11 +216,15 @@ def run(
     checkpoint schedule, so those stay single. `app` then only lends its metrics to nothing:
     each serving process counts its own HTTP traffic at its own `/metrics`.
 
+    `X-Forwarded-For` is believed only from `trusted_proxies`.
     uvicorn runs on uvloop and httptools (both dependencies). `access_log` adds a line per
     request to the output (off by default: it costs throughput, and the audit log, not the
     access log, is the record of what was done)."""
     if processes < 1:
         raise ValueError("processes must be at least 1")
+    if worker_interval <= 0:
+        raise ValueError("the worker interval must be positive")
+    listening = listen(host, port) if sock is None else sock
     signals: list[int] = []
 
     def note(signum: int, _frame: FrameType | None) -> None:
@@ -213,10 +246,18 @@ def run(
         "loop": "uvloop",
         "http": "httptools",
         "access_log": access_log,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; foureyes only from the
+        # proxies the operator names (none: the peer's own address is the client's).
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": list(trusted_proxies),
     }
     serve: Callable[[], None]
     if processes == 1:
-        serve = uvicorn.Server(uvicorn.Config(app, **options)).run
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+
+        def serve() -> None:
+            server.run(sockets=[listening])
+
     else:
         config = uvicorn.Config(
             APP_FACTORY,
@@ -226,7 +267,7 @@ def run(
             **options,
         )
         # Installs its own SIGINT/SIGTERM handlers: they stop the serving processes.
-        serve = Multiprocess(config, sockets=[config.bind_socket()]).run
+        serve = Multiprocess(config, sockets=[listening]).run
     if background is not None:
         background.start()
     try:
@@ -239,4 +280,5 @@ def run(
         if background is not None and not background.stop():
             log.warning("the worker was still busy after %.0f s; leaving it", WORKER_STOP_TIMEOUT)
         services.database.dispose()
+        listening.close()
     log.info("foureyes stopped")

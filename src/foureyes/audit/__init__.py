@@ -5,6 +5,8 @@
 - `canonical` — RFC 8785 canonical JSON;
 - `log` — `AuditLog`: append in the caller's transaction, proofs, checkpoints, search;
 - `verify` — `verify_log` (recompute and check everything in the database), `export_log`;
+- `copies` — `check_copies`: the indexed columns against the events, as filters see them;
+- `schedule` — `CheckpointSchedule`: every worker signs and witnesses checkpoints;
 - `export` — the diagnoses, witness directories, the export format and `verify_export`, which
   needs no database.
 

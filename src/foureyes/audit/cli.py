@@ -100,9 +100,10 @@ def _settings() -> Settings:
     return Settings.load()
 
 
-def _configured_witness() -> Path | None:
-    witness = _settings().witness_dir
-    return witness if witness.is_dir() else None
+def _witness(given: Path | None) -> Path:
+    """The witness directory: --witness, else the settings' `witness_dir`. Never skipped
+    quietly: one that is missing while the log has checkpoints fails the command."""
+    return given if given is not None else _settings().witness_dir
 
 
 @contextmanager
@@ -169,6 +170,14 @@ def verify_command(
             "time) with the event itself: what investigations filter on (slower).",
         ),
     ] = False,
+    no_witness: Annotated[
+        bool,
+        typer.Option(
+            "--no-witness",
+            help="Check the database alone, e.g. a copy away from its witness (a rollback "
+            "then goes unseen; the output says so).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute the whole log and check every checkpoint; name the first bad entry."""
     verifiers = _verifiers(key, vkey)
@@ -191,7 +200,7 @@ def verify_command(
             database,
             verifiers,
             origin=origin,
-            witness_dir=witness or _configured_witness(),
+            witness_dir=None if no_witness else _witness(witness),
             progress=advance,
         )
         if copies:
@@ -201,7 +210,9 @@ def verify_command(
     out.print(
         f"ok: {report.size} events, root {report.root_hash.hex()}; "
         f"{report.checkpoints} checkpoints (latest {latest}), "
-        f"{report.witnessed} witnessed; {report.events_per_second:,.0f} events/s"
+        f"{report.witnessed} witnessed"
+        + (" (witness not checked: --no-witness)" if no_witness else "")
+        + f"; {report.events_per_second:,.0f} events/s"
         + ("; indexed copies match" if copies else ""),
         markup=False,
         soft_wrap=True,
@@ -247,11 +258,14 @@ def checkpoint_command(
     witness: WitnessOpt = None,
     origin: OriginOpt = None,
 ) -> None:
-    """Sign a checkpoint of the log's current size, store it and hand it to the witness."""
+    """Sign a checkpoint of the log's current size, store it and hand it to the witness.
+
+    Refuses (exit 1) a log that is not consistent with the witness's latest checkpoint.
+    """
     signer = _signer(key)
     log = AuditLog(origin or signer.name)
     with _database(database_url) as database:
-        signed = log.checkpoint(database, signer, witness)
+        signed = log.checkpoint(database, signer, _witness(witness))
     out.print(signed.note.decode(), markup=False, end="", soft_wrap=True)
 
 
@@ -316,16 +330,18 @@ def export_command(
     """Write the events, the latest checkpoint and the verifier key for offline checking.
 
     With --key a fresh checkpoint of the current size is made first; with only --vkey the latest
-    stored checkpoint is exported.
+    stored checkpoint is exported. Either way it must be consistent with the witness's latest
+    checkpoint: a rolled-back log is refused (exit 1) and nothing is written.
     """
+    witness_dir = _witness(witness)
     with _database(database_url) as database:
         if key is not None:
             signer = _signer(key)
-            AuditLog(origin or signer.name).checkpoint(database, signer, witness)
+            AuditLog(origin or signer.name).checkpoint(database, signer, witness_dir)
             verifier = signer.verifier()
         else:
             verifier = _verifiers(None, vkey)[0]
-        signed = export_log(database, directory, verifier)
+        signed = export_log(database, directory, verifier, witness_dir=witness_dir)
     out.print(f"exported {signed.size} events to {directory}", markup=False, soft_wrap=True)
 
 
@@ -336,10 +352,31 @@ def verify_export_command(
     vkey: VkeyOpt = None,
     key: KeyOpt = None,
     origin: OriginOpt = None,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            help="A signed checkpoint seen earlier (an earlier export's `checkpoint` file, a "
+            "witness's file): the export must extend it. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Check an export against a trusted key, with no database."""
+    """Check an export against a trusted key, with no database.
+
+    With --against, also that the export extends each checkpoint given: a fork or a rollback
+    between two exports is reported (exit 1).
+    """
     verifiers = _verifiers(key, vkey)
-    report = verify_export(directory, verifiers, origin=origin)
+    earlier = []
+    for path in against or []:
+        try:
+            earlier.append(path.read_bytes())
+        except OSError as exc:
+            raise BadInput(f"cannot read the checkpoint {path}: {exc.strerror}") from exc
+    report = verify_export(directory, verifiers, origin=origin, against=earlier)
+    extends = f"; extends {len(earlier)} earlier checkpoints" if earlier else ""
     out.print(
-        f"ok: {report.size} events, root {report.root_hash.hex()}", markup=False, soft_wrap=True
+        f"ok: {report.size} events, root {report.root_hash.hex()}{extends}",
+        markup=False,
+        soft_wrap=True,
     )

@@ -7,14 +7,25 @@ copies: a database administrator who rewrites an event's `account_ref` hides it 
 that happened to chirp:president" while the log still verifies. `check_copies` parses every body
 and compares; it costs a JSON parse per event (a few µs), which is why it is a separate check
 (`foureyes audit verify --copies`) rather than part of every verification.
+
+Times are compared as the time filters compare them (`AuditLog.events` ``since``/``until``):
+on SQLite the column is text and a filter compares text, so the stored text must be exactly
+the text foureyes writes for the body's instant (``'…+23:59'``, a ``T`` separator or dropped
+microseconds name the same instant yet sort elsewhere, moving the event out of a window); on
+PostgreSQL the column is a ``timestamptz`` and a filter compares instants, so the instants must
+be equal (and finite).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, case, func, select, type_coerce
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ColumnElement
 
 from foureyes.audit.export import AuditVerificationError, Tamper
 from foureyes.audit.log import _stamp  # how bodies write `at`: one definition
@@ -24,6 +35,7 @@ from foureyes.store.tables import EventRow
 __all__ = ["check_copies"]
 
 BATCH = 5_000
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # how bodies write `at` (`_stamp`)
 # column → the body's key for the same value
 _FIELDS = (
     ("kind", "kind"),
@@ -40,10 +52,19 @@ def check_copies(database: Database, progress: Callable[[int], None] | None = No
     event whose copy differs from what its body says, or whose body does not parse.
     """
     checked = 0
-    columns = (EventRow.seq, EventRow.at, EventRow.kind, EventRow.actor, EventRow.account_ref)
-    query = select(*columns, EventRow.request_id, EventRow.body).order_by(EventRow.seq)
     with database.read() as session:
-        for row in session.execute(query.execution_options(yield_per=BATCH)):
+        dialect = session.get_bind().dialect
+        time_key = _time_key(dialect)
+        at: ColumnElement[Any]
+        if dialect.name == "postgresql":
+            # 'infinity' would not load as a datetime: read it as NULL, which matches nothing.
+            at = case((func.isfinite(EventRow.at), EventRow.at), else_=None)
+        else:
+            at = type_coerce(EventRow.at, String)  # the stored text, as filters compare it
+        columns = (EventRow.seq, at.label("at"), EventRow.kind, EventRow.actor)
+        query = select(*columns, EventRow.account_ref, EventRow.request_id, EventRow.body)
+        query = query.order_by(EventRow.seq).execution_options(yield_per=BATCH)
+        for row in session.execute(query):
             try:
                 body = json.loads(bytes(row.body))
             except ValueError:
@@ -54,10 +75,13 @@ def check_copies(database: Database, progress: Callable[[int], None] | None = No
                 raise AuditVerificationError(
                     Tamper.MODIFIED, "the event does not carry its own seq", seq=row.seq
                 )
-            if body.get("at") != _stamp(row.at):
+            stamp = body.get("at")
+            instant = _instant(stamp)
+            if instant is None or row.at is None or row.at != time_key(instant):
                 raise AuditVerificationError(
                     Tamper.MODIFIED,
-                    f"the indexed time {_stamp(row.at)} is not the event's {body.get('at')}",
+                    f"the indexed time {row.at!r} is not the event's {stamp!r} as time filters "
+                    "see it (an event moved out of an investigation's time window)",
                     seq=row.seq,
                 )
             for column, key in _FIELDS:
@@ -72,3 +96,24 @@ def check_copies(database: Database, progress: Callable[[int], None] | None = No
             if progress is not None and checked % BATCH == 0:
                 progress(checked)
     return checked
+
+
+def _instant(stamp: object) -> datetime | None:
+    """The body's `at` as an aware UTC time, or None unless it is in the one form bodies use."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        instant = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return instant if _stamp(instant) == stamp else None
+
+
+def _time_key(dialect: Dialect) -> Callable[[datetime], object]:
+    """What a time filter's bound becomes for this database: the column type's own bind
+    processing (UTC text on SQLite), so the check compares exactly what the filters compare."""
+    if dialect.name == "postgresql":
+        return lambda instant: instant
+    column_type = EventRow.__table__.c.at.type.dialect_impl(dialect)
+    bind = column_type.bind_processor(dialect)
+    return (lambda instant: instant) if bind is None else bind

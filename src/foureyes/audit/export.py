@@ -519,6 +519,7 @@ def verify_export(
     vkey: str | Verifier | Sequence[Verifier],
     *,
     origin: str | None = None,
+    against: Sequence[bytes] = (),
     batch_level: int = BATCH_LEVEL,
 ) -> VerifyReport:
     """Check an export: the checkpoint's signature with `vkey`, then every event against it.
@@ -529,6 +530,12 @@ def verify_export(
     place; ``truncated`` or ``inserted`` if there are fewer or more events than the checkpoint
     says; ``modified`` (no single seq) if the events do not hash to its root. Reads
     ``2**batch_level`` events at a time.
+
+    `against`: signed checkpoints seen earlier (an earlier export's, a witness's), each of
+    which must verify with `vkey` (``forged-checkpoint``), name the export's origin, and be
+    consistent with the export: no larger than it, and the root of its size recomputed from the
+    exported events equal to its root. Otherwise ``rolled-back``: two signed checkpoints that
+    cannot both be true (a fork), or a log that shrank since.
     """
     started = time.perf_counter()
     if isinstance(vkey, str):
@@ -546,6 +553,8 @@ def verify_export(
             Tamper.FORGED_CHECKPOINT, f"the exported checkpoint: {exc.reason}"
         ) from exc
     size = checkpoint.size
+    earlier = _earlier_checkpoints(against, verifiers, checkpoint)
+    _judge_earlier(earlier, 0, EMPTY_ROOT)
     rebuild = TreeRebuild(batch_level)
     count = 0
     for batch in _batches(directory / EVENTS_FILE, rebuild.batch):
@@ -562,6 +571,9 @@ def verify_export(
         if finding is not None:
             raise finding.error
         rebuild.add(leaves)
+        for cp in earlier:
+            if start < cp.size <= rebuild.size:
+                _judge_earlier([cp], cp.size, rebuild.root(cp.size))
     if count < size:
         raise AuditVerificationError(
             Tamper.TRUNCATED, f"there are {count} events; the checkpoint says {size}", seq=count
@@ -578,8 +590,45 @@ def verify_export(
     return VerifyReport(
         size=size,
         root_hash=root,
-        checkpoints=1,
+        checkpoints=1 + len(earlier),
         witnessed=0,
         latest_checkpoint=size,
         seconds=time.perf_counter() - started,
     )
+
+
+def _earlier_checkpoints(
+    notes: Sequence[bytes], verifiers: Sequence[Verifier], exported: Checkpoint
+) -> list[Checkpoint]:
+    """The checkpoints an export is checked against: signed by a trusted key, for its log, and
+    not beyond it (a later checkpoint than the export means the log shrank since)."""
+    found: list[Checkpoint] = []
+    for number, note in enumerate(notes, 1):
+        try:
+            earlier = verify_checkpoint(note, verifiers, origin=exported.origin)
+        except CheckpointError as exc:
+            raise AuditVerificationError(
+                Tamper.FORGED_CHECKPOINT, f"earlier checkpoint {number}: {exc.reason}"
+            ) from exc
+        if earlier.size > exported.size:
+            raise AuditVerificationError(
+                Tamper.ROLLED_BACK,
+                f"the export has {exported.size} events, fewer than the {earlier.size} of a "
+                "checkpoint the log signed before (the log was rolled back, or this export is "
+                "older than that checkpoint)",
+                seq=exported.size,
+                size=earlier.size,
+            )
+        found.append(earlier)
+    return found
+
+
+def _judge_earlier(earlier: Sequence[Checkpoint], size: int, root: bytes) -> None:
+    for cp in earlier:
+        if cp.size == size and cp.root_hash != root:
+            raise AuditVerificationError(
+                Tamper.ROLLED_BACK,
+                f"the exported events up to size {size} do not hash to the root of the earlier "
+                "checkpoint of that size: the log forked (both are signed, and cannot both hold)",
+                size=size,
+            )

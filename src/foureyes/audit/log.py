@@ -59,7 +59,7 @@ from foureyes.audit.merkle import (
     tree_root,
     verify_consistency,
 )
-from foureyes.errors import BadInput, Conflict, NotFound
+from foureyes.errors import BadInput, Conflict, NotFound, Unavailable
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow, RequestRow
 
@@ -540,7 +540,7 @@ class AuditLog:
             checkpoint = Checkpoint(self.origin, size, tree_root(size, store))
             signed = SignedCheckpoint(checkpoint, sign_checkpoint(checkpoint, [signer]))
         if witness_dir is not None:
-            self._check_witness(store, witness_dir, signed.checkpoint)
+            self._check_witness(session, store, witness_dir, signed.checkpoint)
         if stored is None:
             session.execute(
                 insert(CheckpointRow).values(
@@ -552,7 +552,29 @@ class AuditLog:
             )
         return signed
 
-    def _check_witness(self, store: SubtreeTable, witness_dir: Path, new: Checkpoint) -> None:
+    def check_witness(self, session: Session, witness_dir: Path, checkpoint: Checkpoint) -> None:
+        """Raise unless `checkpoint` (one this log signed) is consistent with the witness's latest.
+
+        Consistent: the witness's checkpoint is no larger, and an RFC 9162 consistency proof
+        from it to `checkpoint`, made from the stored tree, verifies against both roots. Raises
+        `AuditVerificationError` (``rolled-back``) if not; `Unavailable` if `witness_dir` is
+        missing while the log has stored checkpoints (each was handed to the witness, so a
+        missing witness is no fresh start: an empty directory is); `BadInput` if the witness's
+        latest checkpoint does not parse or is another log's.
+        """
+        self._check_witness(session, SubtreeTable(session), witness_dir, checkpoint)
+
+    def _check_witness(
+        self, session: Session, store: SubtreeTable, witness_dir: Path, new: Checkpoint
+    ) -> None:
+        if not witness_dir.is_dir():
+            if session.execute(select(CheckpointRow.size).limit(1)).first() is None:
+                return  # the log's first checkpoint: the witness starts with it
+            raise Unavailable(
+                f"the witness directory {witness_dir} is missing, yet the log has signed "
+                "checkpoints: nothing can be checked against it (restore or mount it; an empty "
+                "directory starts a new witness)"
+            )
         try:
             held = note_checkpoint((witness_dir / WITNESS_LATEST).read_bytes())
         except FileNotFoundError:

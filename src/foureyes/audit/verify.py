@@ -62,7 +62,7 @@ from foureyes.audit.export import (
     write_export,
 )
 from foureyes.audit.layout import STEP, is_stored
-from foureyes.audit.log import SignedCheckpoint, driver_rows, stored_bytes
+from foureyes.audit.log import AuditLog, SignedCheckpoint, driver_rows, stored_bytes
 from foureyes.audit.merkle import EMPTY_ROOT, MemoryTree, Subtree
 from foureyes.audit.ranges import (
     Range,
@@ -72,7 +72,7 @@ from foureyes.audit.ranges import (
     fold,
     worker_connect,
 )
-from foureyes.errors import BadInput
+from foureyes.errors import BadInput, Unavailable
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow
 
@@ -279,7 +279,8 @@ def verify_log(
     `verifiers`, and `origin` if given) first; then every row, leaf and stored subtree, and at
     every checkpointed size the recomputed root against every stored and witnessed checkpoint
     of that size; then what lies beyond the log's head. Roots that all agree with one recomputed
-    tree are consistent with each other by construction.
+    tree are consistent with each other by construction. A `witness_dir` that does not exist
+    raises `Unavailable` once the log has stored checkpoints (never a quiet "nothing to check").
 
     `workers`: processes for the fast path (default: one per core, at most 8, on a log of 65,536
     events or more; none on a shorter one). Workers are forked, so a caller with other threads
@@ -294,7 +295,7 @@ def verify_log(
     with database.transaction() as session:
         stored = _stored_checkpoints(session, verifiers, origin)
         census = _census(session)
-    witnessed = read_witness(witness_dir, verifiers, origin=origin) if witness_dir else []
+    witnessed = _read_witness(witness_dir, verifiers, origin, stored)
     if census.head is not None:
         size = census.head
     else:
@@ -319,6 +320,26 @@ def verify_log(
         latest_checkpoint=judge.sizes[-1] if judge.sizes else None,
         seconds=time.perf_counter() - started,
     )
+
+
+def _read_witness(
+    witness_dir: Path | None,
+    verifiers: Sequence[Verifier],
+    origin: str | None,
+    stored: dict[int, Checkpoint],
+) -> list[WitnessedCheckpoint]:
+    """The witness's checkpoints. A missing directory is an error once the log has signed
+    checkpoints (each went to the witness): checking nothing is never reported as success."""
+    if witness_dir is None:
+        return []
+    if not witness_dir.is_dir():
+        if stored:
+            raise Unavailable(
+                f"the witness directory {witness_dir} is missing, yet the log has "
+                f"{len(stored)} signed checkpoints: nothing can be checked against it"
+            )
+        return []  # no checkpoint yet: nothing was witnessed
+    return read_witness(witness_dir, verifiers, origin=origin)
 
 
 def _sweep(
@@ -542,22 +563,30 @@ def _check_tail(
 # --- export ----------------------------------------------------------------------------------
 
 
-def export_log(database: Database, directory: Path, verifier: Verifier) -> SignedCheckpoint:
+def export_log(
+    database: Database, directory: Path, verifier: Verifier, *, witness_dir: Path | None = None
+) -> SignedCheckpoint:
     """Write the log up to its latest checkpoint to `directory` (see `foureyes.audit.export`).
 
-    The checkpoint must verify with `verifier`, whose key is exported beside it. Reads in
+    The checkpoint must verify with `verifier`, whose key is exported beside it; with
+    `witness_dir`, it must be consistent with the witness's latest checkpoint
+    (`AuditLog.check_witness`: a rolled-back log is refused, nothing is written). Reads in
     batches, one short transaction each. Returns the exported checkpoint.
     """
     with database.transaction() as session:
         note = session.execute(
             select(CheckpointRow.note).order_by(CheckpointRow.size.desc()).limit(1)
         ).scalar_one_or_none()
-    if note is None:
-        raise BadInput("the audit log has no checkpoint to export: make one first")
-    try:
-        checkpoint = verify_checkpoint(note, [verifier])
-    except CheckpointError as exc:
-        raise BadInput(f"the latest checkpoint does not verify with the key given: {exc}") from exc
+        if note is None:
+            raise BadInput("the audit log has no checkpoint to export: make one first")
+        try:
+            checkpoint = verify_checkpoint(note, [verifier])
+        except CheckpointError as exc:
+            raise BadInput(
+                f"the latest checkpoint does not verify with the key given: {exc}"
+            ) from exc
+        if witness_dir is not None:
+            AuditLog(checkpoint.origin).check_witness(session, witness_dir, checkpoint)
 
     def bodies() -> Iterator[bytes]:
         step = 1 << BATCH_LEVEL

@@ -13,6 +13,7 @@ from rich.console import Console
 from foureyes import notify
 from foureyes.config import Settings
 from foureyes.errors import FoureyesError, Unauthenticated
+from foureyes.policy.sandbox import Budget
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 from foureyes.workflow.services import Actor, Services
@@ -68,6 +69,8 @@ def services_for(settings: Settings) -> Services:
         origin=settings.log_origin,
         relying_party=RelyingParty.from_settings(settings.webauthn),
         oversight_groups=frozenset(settings.access.oversight_groups),
+        credential_cooldown=settings.step_up.cooldown_delta,
+        policy_check=Budget(**settings.policy_check.model_dump()),
     )
 
 

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from rich.console import Console
 from rich.table import Table
 
+from foureyes import notify
+from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.commands.api_client import (
     DEFAULT_SERVER,
     Client,
@@ -30,10 +32,14 @@ from foureyes.commands.api_client import (
     connect,
 )
 from foureyes.commands.common import DataDirOpt, TokenOpt, diagnosed, err, open_services
+from foureyes.commands.serve import DEMO_MARKER
+from foureyes.config import Settings
 from foureyes.errors import BadInput, Unavailable
 from foureyes.model import ReviewDecision
+from foureyes.store import roles
 from foureyes.workflow import operations
 from foureyes.workflow.records import POST_REVIEW
+from foureyes.workflow.services import Services
 from foureyes.workflow.stepup import challenge, key_id_of
 
 out = Console(highlight=False)
@@ -311,16 +317,53 @@ def list_cmd(
     out.print(table)
 
 
+def _check_role(services: Services, data_dir: Path | None, *, once: bool, interval: float) -> None:
+    """Fail closed unless the worker's database role owns nothing (`foureyes.store.roles`; a
+    demo data directory may run as the owner). While the database is down, wait for it."""
+    demo = (Settings.load(data_dir).data_dir / DEMO_MARKER).exists()
+    while True:
+        try:
+            if roles.prepare_runtime(services.database, allow_owner=demo) == "owner":
+                err.print(roles.owner_warning(services.database), markup=False, soft_wrap=True)
+            return
+        except Unavailable as exc:
+            if once:
+                raise
+            err.print(
+                f"foureyes worker: cannot check the database ({exc.message}); "
+                f"next try in {interval:g} s",
+                markup=False,
+                soft_wrap=True,
+            )
+            time.sleep(interval)
+
+
+def _checkpoint_schedule(data_dir: Path | None) -> CheckpointSchedule:
+    """Every worker signs checkpoints and hands them to the witness: it refuses to start
+    without the log's signing key, as `serve` does."""
+    settings = Settings.load(data_dir)
+    return CheckpointSchedule(
+        settings.signer(),
+        settings.witness_dir,
+        every=settings.checkpoint_interval,
+        deadline=settings.checkpoint_deadline,
+    )
+
+
 def worker_cmd(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     interval: Annotated[float, typer.Option("--interval")] = 5.0,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Run due work: expiry, delayed executions, reconciliation, overdue post-reviews."""
+    """Run due work: expiry, delayed executions, reconciliation, overdue post-reviews, and
+    the log's checkpoints (signed and handed to the witness on the settings' schedule)."""
     services, _ = open_services(data_dir, None, authenticate=False)
+    checkpoints = _checkpoint_schedule(data_dir)
+    _check_role(services, data_dir, once=once, interval=interval)
+    notify.announce(services.database)  # where notifications go: once, not on every pass
     while True:
         try:
-            tick = operations.run_once(services, worker="cli-worker")
+            tick = operations.run_once(services, worker="cli-worker", checkpoints=checkpoints)
         except Unavailable as exc:
             if once:
                 raise
@@ -336,6 +379,7 @@ def worker_cmd(
             f"executed {len(tick.executed)}, cancelled {len(tick.cancelled)}, "
             f"failed {len(tick.failed)}, expired {len(tick.expired)}, "
             f"reconciled {len(tick.reconciled)}, overdue {len(tick.overdue)}"
+            + ("" if tick.checkpoint is None else f", checkpoint {tick.checkpoint}")
         )
         if once:
             return

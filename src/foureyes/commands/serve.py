@@ -1,8 +1,11 @@
 """`foureyes serve [--demo]`: the API and the background worker in one process.
 
 Without `--demo` it serves the data directory's foureyes (`foureyes init` first): loads the
-settings, migrates the store, checks that a policy is loaded and the log signing key reads,
-then serves until SIGTERM or Ctrl-C.
+settings, migrates the store (SQLite) or, on PostgreSQL, refuses to start unless its role owns
+nothing and cannot rewrite the audit log and the schema is current (`foureyes.store.roles`),
+checks that a policy is loaded and the log signing key reads, then serves until SIGTERM or
+Ctrl-C. It binds the port before it says it is serving: a port in use is a one-line diagnosis
+and exit status 1.
 
 With `--demo` it needs nothing set up: the first time, it initialises a data directory
 (`./foureyes-demo` unless `--data-dir`) with the packaged example policy and staff and the chirp
@@ -14,7 +17,9 @@ hands out tokens for real people.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -34,20 +39,26 @@ from rich.table import Table
 from sqlalchemy import exists, select
 
 from foureyes.api import create_app
-from foureyes.api.server import DEFAULT_WORKER_INTERVAL, Checkpoints, configure_logging, run
-from foureyes.commands.common import DataDirOpt, diagnosed, services_for
+from foureyes.api.server import (
+    DEFAULT_WORKER_INTERVAL,
+    Checkpoints,
+    configure_logging,
+    listen,
+    run,
+)
+from foureyes.commands.common import DataDirOpt, diagnosed, err, services_for
 from foureyes.config import CONFIG_FILE, Settings
 from foureyes.directory import load_directory
 from foureyes.errors import BadInput
 from foureyes.init import initialize
 from foureyes.model import StaffStatus
-from foureyes.store import migrate
+from foureyes.store import migrate, roles
 from foureyes.store.database import Database
 from foureyes.store.tables import PolicyVersionRow
 from foureyes.workflow import operations
 from foureyes.workflow.records import record
 from foureyes.workflow.services import Services
-from foureyes.workflow.stepup import enroll_key
+from foureyes.workflow.stepup import bootstrap_key
 
 __all__ = ["DEMO_DATA_DIR", "DEMO_MARKER", "register"]
 
@@ -65,7 +76,9 @@ def _has_policy(database: Database) -> bool:
 
 
 def _enroll_demo_keys(services: Services, root: Path) -> None:
-    """A step-up key per person: the public half enrolled, the private half in demo-keys/."""
+    """A step-up key per person: the public half enrolled, the private half in demo-keys/.
+    They count at once: this is the operator's bootstrap, before anyone can sign in (every
+    later key waits out the cool-down and needs a key of the person's or an approval)."""
     keys = root / DEMO_KEYS
     keys.mkdir(mode=0o700, exist_ok=True)
     with services.database.transaction() as session:
@@ -73,14 +86,19 @@ def _enroll_demo_keys(services: Services, root: Path) -> None:
         for person in operations.list_staff(services):
             key = Ed25519PrivateKey.generate()
             public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-            key_id = enroll_key(session, person.id, public, now)
+            key_id = bootstrap_key(session, person.id, public, now)
             record(
                 services,
                 session,
                 kind="staff.step_up_key",
                 actor=None,
                 row=None,
-                payload={"staff": person.id, "key_id": key_id, "how": "serve --demo"},
+                payload={
+                    "staff": person.id,
+                    "key_id": key_id,
+                    "how": "serve --demo",
+                    "counts_from": now.isoformat(),
+                },
                 now=now,
             )
             pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
@@ -166,6 +184,22 @@ def _print_tokens(services: Services, root: Path) -> None:
     )
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or a one-line diagnosis and exit status 1 (nothing started)."""
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        shown = f"[{host}]" if ":" in host else host
+        reason = exc.strerror or str(exc)
+        err.print(
+            f"foureyes: cannot listen on {shown}:{port}: {reason}"
+            + (" (is another server using it?)" if exc.errno == errno.EADDRINUSE else ""),
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
 def register(app: typer.Typer) -> None:
     """Add `serve` to the `foureyes` command."""
 
@@ -218,17 +252,32 @@ def register(app: typer.Typer) -> None:
         settings.signer()  # refuse to start without the log signing key
         if settings.oidc is not None:
             settings.oidc.client_secret()  # ... or with an OIDC client secret it cannot read
-        services = services_for(settings)
+        settings.metrics_token()  # ... or with a metrics token it cannot read
+        sock = _bind(host, port)  # before anything says "serving", and before tokens are made
         try:
-            migrate.upgrade(services.database)
+            services = services_for(settings)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            # Fail closed on PostgreSQL unless the role owns nothing (`foureyes.store.roles`);
+            # only a demo may run as the owner. A runtime role cannot migrate: it checks.
+            role = roles.prepare_runtime(services.database, allow_owner=demo)
+            if role != "runtime":
+                migrate.upgrade(services.database)
+            if role == "owner":
+                out.print(roles.owner_warning(services.database), markup=False, soft_wrap=True)
             with services.database.transaction() as session:
                 services.policy_in_force(session)  # Unavailable until `foureyes init`
             if demo:
                 _print_tokens(services, settings.data_dir)
+            app = create_app(services, settings)
         except BaseException:
             services.database.dispose()
+            sock.close()
             raise
         shown = f"[{host}]" if ":" in host else host
+        port = port or sock.getsockname()[1]  # --port 0: the one the system chose
         out.print(f"foureyes is serving at http://{shown}:{port}  (API docs: /docs)")
         # Browsers only allow security keys (WebAuthn) on a secure origin, and http://localhost
         # is one where 127.0.0.1 may not match the relying party: name the console by it.
@@ -247,13 +296,20 @@ def register(app: typer.Typer) -> None:
         if workers > 1:
             os.environ["FOUREYES_DATA_DIR"] = str(settings.data_dir)
         run(
-            create_app(services, settings),
+            app,
             services,
             host=host,
             port=port,
             worker_interval=worker_interval,
-            checkpoints=Checkpoints(settings.signer(), settings.witness_dir),
+            checkpoints=Checkpoints(
+                settings.signer(),
+                settings.witness_dir,
+                every=settings.checkpoint_interval,
+                deadline=settings.checkpoint_deadline,
+            ),
             processes=workers,
             access_log=access_log,
             worker=not no_worker,
+            trusted_proxies=settings.trusted_proxies,
+            sock=sock,
         )

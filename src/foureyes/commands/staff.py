@@ -2,8 +2,10 @@
 staff directory.
 
 These need direct access to the database (they run where foureyes runs): the HR import is the
-source of truth for who works here, and tokens and step-up keys are handed to people by the
-operator. Each is an audit event.
+source of truth for who works here, and tokens are handed to people by the operator. Each is an
+audit event. A step-up key is not the operator's to hand out alone: `enroll-key` asks for it in
+the person's name (`foureyes.staff.enrol_credential`), and it is stored once security approved
+it, counting after the cool-down, like any key added after init (`foureyes.workflow.enrolment`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from foureyes.commands.common import DataDirOpt, diagnosed, services_for
 from foureyes.config import Settings
 from foureyes.directory import load_directory
 from foureyes.errors import BadInput
-from foureyes.workflow import operations
-from foureyes.workflow.records import record
+from foureyes.workflow import enrolment, operations
+from foureyes.workflow.credentials import DEVICE_KEY, NewCredential
+from foureyes.workflow.services import Actor
 from foureyes.workflow.staff import TOKEN_PREFIX
-from foureyes.workflow.stepup import enroll_key
 
 out = Console(highlight=False)
 staff_app = typer.Typer(no_args_is_help=True, help="The staff directory, tokens and step-up keys.")
@@ -155,27 +157,33 @@ def revoke_token_cmd(
 def enroll_cmd(
     staff_id: str,
     public_key: Annotated[Path, typer.Argument(help="An Ed25519 public key (PEM).")],
+    name: Annotated[str, typer.Option("--name", help="What the person calls the key.")] = (
+        "device key"
+    ),
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Enrol a step-up key for one person."""
+    """Ask, in the person's name, for a step-up key to be added: it is stored once security
+    approves the request, and counts for approvals after the cool-down."""
     key = load_pem_public_key(public_key.read_bytes())
     if not isinstance(key, Ed25519PublicKey):
         raise BadInput("a step-up key must be an Ed25519 public key")
     raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     services = services_for(Settings.load(data_dir))
     with services.database.transaction() as session:
-        services.staff(session, staff_id)
-        key_id = enroll_key(session, staff_id, raw, services.clock())
-        record(
-            services,
-            session,
-            kind="staff.step_up_key",
-            actor=None,
-            row=None,
-            payload={"staff": staff_id, "key_id": key_id},
-            now=services.clock(),
-        )
-    out.print(f"enrolled key {key_id} for {staff_id}")
+        person = services.staff(session, staff_id)
+    credential = NewCredential(staff_id, DEVICE_KEY, raw, name=" ".join(name.split()))
+    # In the person's name: they can never approve it themselves (the requester never counts).
+    as_person = Actor(person, person.identities[0] if person.identities else person.id)
+    request_id = enrolment.request_enrolment(
+        services, as_person, credential, client="foureyes staff enroll-key"
+    )
+    out.print(
+        f"asked for key {credential.key_id} for {staff_id}: request {request_id} waits for "
+        "approval (by security, per the policy); the key counts for approvals "
+        f"{services.credential_cooldown} after it is carried out",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 staff_app.command("review")(staff_review.review)

@@ -1,34 +1,40 @@
 """The `foureyes` platform: foureyes' own actions, which change who may do what.
 
 `foureyes.policy.update` (account `foureyes:policy`, params `{text}`), `foureyes.account.pin`
-(account `foureyes:pins`, params `{account, pin, present}`) and `foureyes.staff.update`
-(account `foureyes:staff`, params `{staff: {...}}`) go through the same engine as everything else,
+(account `foureyes:pins`, params `{account, pin, present}`), `foureyes.staff.update`
+(account `foureyes:staff`, params `{staff: {...}}`) and `foureyes.staff.enrol_credential`
+(account `foureyes:staff`, params: the person, the kind and the public material of a step-up
+credential; `foureyes.workflow.enrolment`) go through the same engine as everything else,
 with the floor of one approval by another person. A policy update that does not compile or that
 breaks one of its own invariants, or an invariant of the policy in force (classified by the
 in-force tiers, so dropping a tier cannot empty an invariant), is refused when it is submitted,
-and again at execution.
+and again at execution; both checks run in a budgeted child process (`foureyes.policy.sandbox`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
-from foureyes.directory import Directory
-from foureyes.errors import BadInput, ConnectorError
+from foureyes.errors import BadInput, ConnectorError, Unavailable
 from foureyes.model import Account, ActionSpec
-from foureyes.policy.analysis import check_invariants, check_update
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Catalog
 from foureyes.policy.celtypes import CelType
 from foureyes.policy.compiler import Policy, parse_policy
+from foureyes.policy.sandbox import Budget, check_policy
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import PinRow, PolicyVersionRow, StaffRow
+from foureyes.workflow import enrolment
+from foureyes.workflow.credentials import ENROL_ACTION, NewCredential, stored
+
+if TYPE_CHECKING:
+    from foureyes.workflow.services import Services
 
 ACCOUNTS = {"policy", "pins", "staff"}
 
@@ -38,10 +44,15 @@ class GovernanceConnector(Connector):
 
     platform = FOUREYES_PLATFORM
 
-    def __init__(self, database: Database, catalog: Catalog) -> None:
+    def __init__(self, database: Database, catalog: Catalog, budget: Budget | None = None) -> None:
         self.database = database
         # The catalog a new policy is compiled against (every connector's actions).
         self.policy_catalog = catalog
+        # Set by `build_services`: storing a step-up credential writes its audit event and
+        # alert and tells its owner (`foureyes.workflow.enrolment.carry_out`).
+        self.services: Services | None = None
+        # What checking one proposed policy may cost (settings' `[policy_check]`).
+        self.budget = Budget() if budget is None else budget
 
     def actions(self) -> tuple[ActionSpec, ...]:
         return SELF_GOVERNING_ACTIONS
@@ -56,30 +67,33 @@ class GovernanceConnector(Connector):
 
     def validate(self, order: ExecutionOrder) -> None:
         if order.action == "foureyes.policy.update":
-            self.checked_policy(str(order.params["text"]))
+            self.check_policy(str(order.params["text"]))
 
-    def checked_policy(self, text: str) -> Policy:
-        """The compiled policy, or BadInput if it does not load, breaks one of its invariants
-        or breaks an invariant of the policy in force (see `check_update`)."""
-        policy = parse_policy(text, self.policy_catalog, file="proposed policy")
+    def check_policy(self, text: str) -> None:
+        """Refuse (BadInput) a proposed policy that does not load, breaks one of its invariants
+        or an invariant of the policy in force (see `check_update`), or cannot be checked within
+        `budget`. The check runs in a budgeted child process (`foureyes.policy.sandbox`), never
+        here: this process only reads the inputs and waits. Blocks the calling thread for up
+        to the budget's wall-clock time, so call it off the event loop."""
         with self.database.transaction() as session:
-            people = {
-                row.id: staff_from_row(session, row) for row in session.scalars(select(StaffRow))
-            }
+            people = [staff_from_row(session, row) for row in session.scalars(select(StaffRow))]
             latest = session.scalar(
                 select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
             )
-            in_force_text = None if latest is None else (latest.version, latest.text)
-        directory = Directory(staff=people)
-        if in_force_text is None:
-            violations = check_invariants(policy, directory)
-        else:
-            version, current = in_force_text
-            in_force = parse_policy(current, self.policy_catalog, file=f"policy v{version}")
-            violations = check_update(policy, in_force, directory)
+            in_force = None if latest is None else (latest.version, latest.text)
+        violations = check_policy(text, in_force, people, self.policy_catalog, self.budget)
         if violations:
-            raise BadInput(f"the proposed policy breaks an invariant: {violations[0].describe()}")
-        return policy
+            raise BadInput(f"the proposed policy breaks an invariant: {violations[0]}")
+
+    def checked_policy(self, text: str) -> Policy:
+        """At execution: the compiled policy, once `check_policy` has passed it (so compiling
+        it here is known to load, within the budget). Too many checks running at once is
+        transient: the execution is tried again."""
+        try:
+            self.check_policy(text)
+        except Unavailable as exc:
+            raise ConnectorError(exc.message, transient=True) from exc
+        return parse_policy(text, self.policy_catalog, file="proposed policy")
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         try:
@@ -87,6 +101,8 @@ class GovernanceConnector(Connector):
                 return self._update_policy(order)
             if order.action == "foureyes.account.pin":
                 return self._pin(order)
+            if order.action == ENROL_ACTION:
+                return self._enrol_credential(order)
             return self._update_staff(order)
         except BadInput as exc:
             raise ConnectorError(exc.message, transient=False) from exc
@@ -131,6 +147,18 @@ class GovernanceConnector(Connector):
                 session.delete(row)
         return ExecutionResult({"account": account, "pin": pin, "present": present})
 
+    def _enrol_credential(self, order: ExecutionOrder) -> ExecutionResult:
+        if self.services is None:
+            raise ConnectorError("credential enrolment is not set up here", transient=False)
+        summary = enrolment.carry_out(
+            self.services,
+            order.params,
+            requester=order.requester,
+            approvers=order.approvers,
+            request_id=order.idempotency_key,
+        )
+        return ExecutionResult(summary)
+
     def _update_staff(self, order: ExecutionOrder) -> ExecutionResult:
         staff_id = str(order.params["staff"])
         with self.database.transaction() as session:
@@ -160,6 +188,12 @@ class GovernanceConnector(Connector):
             if order.action == "foureyes.account.pin":
                 row = session.get(PinRow, (order.params["account"], order.params["pin"]))
                 return Reconciliation((row is not None) == bool(order.params["present"]))
+            if order.action == ENROL_ACTION:
+                try:
+                    credential = NewCredential.from_params(order.params)
+                except BadInput:
+                    return Reconciliation(False)
+                return Reconciliation(stored(session, credential) is not None)
         return Reconciliation(None)
 
 

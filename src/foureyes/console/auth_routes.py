@@ -77,8 +77,8 @@ def login_with_token(
     identity = _token_id(token)
     throttle.check(services, address=address, identity=identity)
     try:
-        actor = operations.authenticate(services, token)
-    except Unauthenticated as exc:
+        actor = operations.authenticate(services, token, where="console sign-in", client=address)
+    except Unauthenticated as exc:  # a dead credential is also noted (an alert): same answer
         throttle.record_failure(services, address=address, identity=identity, reason=exc.message)
         return _login_page(
             request,

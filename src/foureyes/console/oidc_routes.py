@@ -197,6 +197,8 @@ async def oidc_callback(request: Request, services: ServicesDep) -> Response:
             id_token,
             audience=oidc.client_id,
             nonce=data["nonce"],
+            where="console sign-in",
+            client=client_address(request),
         )
     except Unauthenticated as exc:
         return await _failed(request, services, exc.message)

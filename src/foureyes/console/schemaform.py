@@ -3,7 +3,7 @@
 Supported: an object schema whose properties are strings (with `enum`, `format: email` or
 `date`, `maxLength`, `minLength`, `pattern`; long ones as a text area), integers, numbers,
 booleans and arrays of strings (comma-separated). The connector's schema is
-checked again when the request is submitted (`submit.check_params`), so this only turns text
+checked again when the request is decided (`decide.check_payload`), so this only turns text
 into the right JSON types; anything it cannot turn is a BadInput naming the field.
 """
 

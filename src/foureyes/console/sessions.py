@@ -5,7 +5,11 @@ SameSite=Lax, path /); the store keeps only its SHA-256, the person, the identit
 signed in. Every request re-checks that the session is known, not expired (idle for
 `IDLE_TIMEOUT` or older than `MAX_AGE`), that the person may still act today (terminated,
 suspended or outside their contract ends it) and, for a token sign-in, that the token is still
-valid; otherwise the session row is deleted and the browser is sent to sign in again.
+valid; otherwise the session row is deleted and the browser is sent to sign in again. A session
+ended because its person may no longer act or its token was revoked is a dead credential in
+use: in the same transaction it raises an alert with its audit event, at most once per
+credential per hour (`foureyes.workflow.dead_credentials`). Expiry and idleness do not: they
+are a browser left open, not evidence.
 
 Signing in and out are audit events (`console.signed_in`, `console.signed_out`): the log says who
 acted, and a session is how they acted. Failed sign-ins are counted by `throttle` instead.
@@ -27,9 +31,10 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from foureyes.api.auth import ServicesDep
-from foureyes.errors import FoureyesError
+from foureyes.errors import DeadCredential, FoureyesError
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import ConsoleSessionRow, StaffRow, TokenRow
+from foureyes.workflow import dead_credentials
 from foureyes.workflow.records import record
 from foureyes.workflow.services import Actor, Services
 
@@ -142,9 +147,14 @@ def current_session(request: Request, services: Services) -> ConsoleSession | No
         row = session.get(ConsoleSessionRow, _sha256(secret))
         if row is None:
             return None
-        actor = _still_valid(session, row, now)
+        actor, dead = _still_valid(session, row, now)
         if actor is None:
             session.delete(row)
+            if dead is not None:
+                where, client = "console session", client_address(request)
+                dead_credentials.note_in(
+                    services, session, dead, now=now, where=where, client=client
+                )
             return None
         if now - row.last_seen_at >= TOUCH_EVERY:
             row.last_seen_at = now
@@ -153,24 +163,32 @@ def current_session(request: Request, services: Services) -> ConsoleSession | No
     return found
 
 
-def _still_valid(session: Session, row: ConsoleSessionRow, now: datetime) -> Actor | None:
+def _still_valid(
+    session: Session, row: ConsoleSessionRow, now: datetime
+) -> tuple[Actor | None, DeadCredential | None]:
+    """The session's person if it is still good; else None, with the dead credential when the
+    reason is evidence (its person may not act, its token was revoked)."""
     if row.expires_at <= now or now - row.last_seen_at >= IDLE_TIMEOUT:
-        return None
+        return None, None
     staff_row = session.get(StaffRow, row.staff_id)
     if staff_row is None:
-        return None
+        return None, None
     person = staff_from_row(session, staff_row)
-    if person.floor_problem(now.date()) is not None:
-        return None
+    # The credential the session stands for: the token it was opened with, else the login.
+    credential = f"token:{row.token_id}" if row.token_id else f"{row.method}:{row.identity}"
+    problem = person.floor_problem(now.date())
+    if problem is not None:
+        return None, DeadCredential(problem, staff=person.id, credential=credential, reason=problem)
     if row.token_id is not None:
         token = session.get(TokenRow, row.token_id)
-        if (
-            token is None
-            or token.revoked_at is not None
-            or (token.expires_at is not None and token.expires_at <= now)
-        ):
-            return None
-    return Actor(staff=person, identity=row.identity)
+        if token is not None and token.revoked_at is not None:
+            dead = DeadCredential(
+                "revoked", staff=person.id, credential=credential, reason="revoked"
+            )
+            return None, dead
+        if token is None or (token.expires_at is not None and token.expires_at <= now):
+            return None, None
+    return Actor(staff=person, identity=row.identity), None
 
 
 def console_actor(request: Request, services: ServicesDep) -> Actor:

@@ -4,7 +4,13 @@ enrol, revoke) and the JSON endpoints `webauthn.js` calls.
 - `POST /console/webauthn/registration/options` → creation options for a new key of the
   signed-in person; the pending registration (challenge, person, expiry) is kept in the signed
   login-state cookie (`request.session`), never trusted from the page.
-- `POST /console/webauthn/registration` `{"name", "credential"}` → enrols the key.
+- `POST /console/webauthn/registration/proof-options` `{"name", "credential"}` → request options
+  for one of the person's security keys that count now to vouch for the new one (409 if they
+  have none); the pending registration stays.
+- `POST /console/webauthn/registration` `{"name", "credential", "proof"?}` → with a proof
+  (`{"method": "webauthn", "credential": <assertion>}`), the key is stored and counts after the
+  cool-down (201); without one, security is asked to approve it (202, with the request id):
+  the signed-in session alone never adds a key that counts (`foureyes.workflow.enrolment`).
 - `POST /console/webauthn/assertion/options` `{"request_id", "decision"}` → request options for
   confirming that review; the server computes the challenge from the request it holds.
 
@@ -37,11 +43,15 @@ KeyId = Annotated[str, Path(min_length=1, max_length=32, pattern="^[0-9a-f]+$")]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
-class RegistrationBody(BaseModel):
+class ProofOptionsBody(BaseModel):
     model_config = _STRICT
 
     name: Annotated[StrictStr, Field(min_length=1, max_length=webauthn.MAX_NAME)]
     credential: dict[str, Any]
+
+
+class RegistrationBody(ProofOptionsBody):
+    proof: dict[str, Any] | None = None
 
 
 class AssertionOptionsBody(BaseModel):
@@ -60,7 +70,10 @@ def security_keys(
     request: Request, services: ServicesDep, actor: ConsoleActorDep, done: str = ""
 ) -> Response:
     """The signed-in person's keys, a form to enrol one, and a button to revoke each."""
-    notices = {"enrolled": "Security key added.", "revoked": "Security key revoked."}
+    notices = {
+        "enrolled": "Security key added. It counts for approvals once its cool-down is over.",
+        "revoked": "Security key revoked.",
+    }
     rp = webauthn.relying_party(services)
     host = request.url.hostname or ""
     # A browser refuses keys for an RP ID the page is not on (e.g. the demo opened at
@@ -71,6 +84,7 @@ def security_keys(
         "security_keys.html",
         {
             "keys": operations.security_keys(services, actor.id),
+            "now": services.clock(),
             "notice": notices.get(done),
             "rp_id": rp.id,
             "go_to": rp.origins[0] + PAGE if elsewhere else None,
@@ -98,6 +112,24 @@ def registration_options(
     return JSONResponse(options, headers={"Cache-Control": "no-store"})
 
 
+@router.post("/console/webauthn/registration/proof-options")
+def proof_options(
+    request: Request,
+    body: Annotated[ProofOptionsBody, Body()],
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    _csrf: CsrfDep,
+) -> Response:
+    try:
+        pending = webauthn.PendingRegistration.from_json(request.session.get(PENDING))
+        options = operations.security_key_proof_options(
+            services, actor, pending, name=body.name, credential=body.credential
+        )
+    except FoureyesError as exc:
+        return _problem(exc)
+    return JSONResponse(options, headers={"Cache-Control": "no-store"})
+
+
 @router.post("/console/webauthn/registration")
 def register(
     request: Request,
@@ -110,12 +142,29 @@ def register(
     saved = request.session.pop(PENDING, None)
     try:
         pending = webauthn.PendingRegistration.from_json(saved)
-        key_id = operations.enrol_security_key(
-            services, actor, pending, name=body.name, credential=body.credential
+        done = operations.enrol_security_key(
+            services, actor, pending, name=body.name, credential=body.credential, proof=body.proof
         )
     except FoureyesError as exc:
         return _problem(exc)
-    return JSONResponse({"key_id": key_id, "next": PAGE + "?done=enrolled"}, status_code=201)
+    if done.request_id is not None:
+        return JSONResponse(
+            {
+                "key_id": done.key_id,
+                "request_id": done.request_id,
+                "next": f"/console/requests/{done.request_id}",
+            },
+            status_code=202,
+        )
+    assert done.counts_from is not None
+    return JSONResponse(
+        {
+            "key_id": done.key_id,
+            "counts_from": done.counts_from.isoformat(),
+            "next": PAGE + "?done=enrolled",
+        },
+        status_code=201,
+    )
 
 
 @router.post("/console/webauthn/assertion/options")

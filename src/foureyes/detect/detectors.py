@@ -7,7 +7,7 @@ Each detector is a function `(seen) -> None` registered for the event kinds it r
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,11 +21,14 @@ from foureyes.detect.alerts import NewAlert, raise_alert
 from foureyes.errors import NotFound
 from foureyes.model import ActionKind, Staff, parse_duration
 from foureyes.policy.catalog import Catalog
+from foureyes.policy.regex import searches
 from foureyes.policy.schema import DetectorSettings, DetectorsSpec, WorkingHours
 from foureyes.store.tables import EventRow, PinRow, RequestRow, ReviewRow
 from foureyes.workflow.services import Services
 
 SUBMITTED = "request.submitted"
+REFUSED = "request.refused"  # foureyes.workflow.denials
+DRY_RUN_DENIED = "decision.denied"
 REVIEWED = "review.recorded"
 OVERDUE = "break_glass.overdue"
 
@@ -218,15 +221,29 @@ def velocity(seen: Seen) -> None:
 
 
 def denial_burst(seen: Seen) -> None:
+    """Attempts denied or refused at submission (a request denied by the rules or a quota, a
+    `request.refused` event) against `denials`, and denied dry runs (`decision.denied` events,
+    each standing for its `count`: they are rate-limited) against `dry_runs`, in `window`."""
     spec = seen.settings.denial_burst
-    row = seen.request()
-    if row is None or row.state != "denied" or seen.body.get("state") != "denied":
-        return
+    person: str | None
+    if seen.event.kind == SUBMITTED:
+        row = seen.request()
+        if row is None or row.state != "denied" or seen.body.get("state") != "denied":
+            return
+        person, request_id, last_reason = row.requester_id, row.id, row.reason
+    else:
+        person, request_id = seen.event.actor, None
+        reasons = seen.body.get("reasons")
+        last_reason = seen.body.get("reason") or (
+            "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else None
+        )
+        if person is None:
+            return
     window = _window(spec.window)
-    count = int(
+    denied = int(
         seen.session.scalar(
             select(func.count()).where(
-                RequestRow.requester_id == row.requester_id,
+                RequestRow.requester_id == person,
                 RequestRow.created_at > seen.at - window,
                 RequestRow.created_at <= seen.at,
                 RequestRow.state == "denied",
@@ -235,16 +252,57 @@ def denial_burst(seen: Seen) -> None:
         )
         or 0
     )
-    if count >= spec.denials:
-        seen.alert(
-            spec,
-            "denial_burst",
-            f"{row.requester_id} was denied {count} times in {spec.window}",
-            staff=row.requester_id,
-            request=row.id,
-            details={"count": count, "window": spec.window, "last_reason": row.reason},
-            dedupe=window,
+    refused, dry_runs = _evidence(seen, person, seen.at - window)
+    attempts = denied + refused
+    if attempts < spec.denials and dry_runs < spec.dry_runs:
+        return
+    if not dry_runs:
+        summary = f"{person} was denied {attempts} times in {spec.window}"
+    elif not attempts:
+        summary = f"{person} had {dry_runs} dry runs denied in {spec.window}"
+    else:
+        summary = f"{person} was denied {attempts} times and {dry_runs} dry runs in {spec.window}"
+    seen.alert(
+        spec,
+        "denial_burst",
+        summary,
+        staff=person,
+        request=request_id,
+        details={
+            "count": attempts,
+            "refused": refused,
+            "dry_runs": dry_runs,
+            "window": spec.window,
+            "last_reason": last_reason,
+        },
+        dedupe=window,
+    )
+
+
+_MAX_EVIDENCE = 1000  # events read per look: far above any threshold worth setting
+
+
+def _evidence(seen: Seen, person: str, since: datetime) -> tuple[int, int]:
+    """`person`'s refused submissions and denied dry runs (the sum of the events' counts)
+    from `since` up to the event being looked at (`foureyes.workflow.denials`)."""
+    refused = dry_runs = 0
+    for kind, body in seen.session.execute(
+        select(EventRow.kind, EventRow.body)
+        .where(
+            EventRow.actor == person,
+            EventRow.kind.in_((REFUSED, DRY_RUN_DENIED)),
+            EventRow.seq <= seen.event.seq,
+            EventRow.at > since,
         )
+        .order_by(EventRow.seq.desc())
+        .limit(_MAX_EVIDENCE)
+    ):
+        if kind == REFUSED:
+            refused += 1
+            continue
+        count = json.loads(body).get("count")
+        dry_runs += count if isinstance(count, int) and count > 0 else 1
+    return refused, dry_runs
 
 
 def break_glass(seen: Seen) -> None:
@@ -289,7 +347,7 @@ def generic_justification(seen: Seen) -> None:
                 request=row.id,
             )
         return
-    if not re.search(spec.pattern, text):
+    if not searches(spec.pattern, text):  # RE2, as the setting was checked
         seen.alert(
             spec,
             "generic_justification",
@@ -463,6 +521,8 @@ BY_KIND: dict[str, tuple[tuple[str, Detector], ...]] = {
         ("off_hours", off_hours),
     ),
     OVERDUE: (("break_glass", break_glass),),
+    REFUSED: (("denial_burst", denial_burst),),
+    DRY_RUN_DENIED: (("denial_burst", denial_burst),),
 }
 
 NAMES = tuple(DetectorsSpec.model_fields)

@@ -12,6 +12,8 @@ from foureyes.notify.channels import (
 )
 from foureyes.notify.outbox import (
     Delivery,
+    accepts,
+    announce,
     backoff,
     configure,
     configured_channels,
@@ -27,6 +29,8 @@ __all__ = [
     "Notification",
     "SlackChannel",
     "WebhookChannel",
+    "accepts",
+    "announce",
     "backoff",
     "channels_from_settings",
     "configure",

@@ -4,6 +4,9 @@
   approval (`satisfied(..., candidates=...)` over the active staff) gets a message.
 - A request that is decided (approved, scheduled, denied, vetoed): its requester gets one.
 - Both: every channel the policy's `notify` option names for the request gets one too.
+
+What has nowhere to go (a channel that is not configured, people when no channel carries
+messages to them) is not written at all (`foureyes.notify.outbox.accepts`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.model import Outcome
-from foureyes.notify.outbox import enqueue
+from foureyes.notify.outbox import accepts, enqueue
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.queries import staff_from_row
@@ -74,6 +77,8 @@ def request_submitted(session: Session, row: RequestRow, decision: Decision, now
 def request_needs_review(
     session: Session, row: RequestRow, decision: Decision, now: datetime
 ) -> None:
+    if not accepts(to_staff=row.requester_id):
+        return  # no channel carries messages to people: no need to work out who they are
     for person in reviewers_for(session, decision, now):
         if person == row.requester_id:
             continue

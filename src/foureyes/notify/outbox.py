@@ -5,8 +5,15 @@ notification exists exactly when its event does, and writing it never waits on a
 `deliver_due` (one pass of the worker) claims due rows, sends them outside any transaction and
 records the outcome: delivered (`delivered_at`), or another attempt later with exponential
 backoff (`attempts`, `next_attempt_at`, `last_error`). Rows are never dropped: one that cannot
-be delivered (an unconfigured channel, a person without an email address, a receiver that keeps
-failing) stays with its reason in `last_error` and is retried, and each pass reports it.
+be delivered (a person without an email address, a receiver that keeps failing) stays with its
+reason in `last_error` and is retried, and each pass reports it.
+
+Only what has somewhere to go is queued. Once the process's channels are set (`configure`, at
+start-up: `serve`, `worker` and every command do), `enqueue` writes nothing for a channel that
+is not configured, nor for a person when no channel carries messages to people; a worker says
+so once when it starts (`announce`), not per notification. Rows queued before (by an older
+foureyes, or while a channel was configured) wait untouched, not claimed by any pass, until
+their channel is configured again.
 
 Several workers may share one PostgreSQL: the claim is `FOR UPDATE SKIP LOCKED` and moves
 `next_attempt_at` to the end of a lease, so each row is sent by one worker at a time; a worker
@@ -23,9 +30,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from foureyes.errors import FoureyesError
 from foureyes.notify.channels import Channel, DeliveryError, Notification
 from foureyes.store.database import Database
 from foureyes.store.tables import OutboxRow, StaffRow
@@ -35,6 +43,8 @@ __all__ = [
     "BACKOFF_CAP",
     "LEASE",
     "Delivery",
+    "accepts",
+    "announce",
     "backoff",
     "configure",
     "configured_channels",
@@ -52,20 +62,42 @@ BUDGET_SECONDS = 30.0
 MAX_ERROR = 2000
 
 _lock = threading.Lock()
-_configured: dict[str, Channel] = {}
 
 
-def configure(channels: Mapping[str, Channel]) -> None:
-    """Set the process's channels (from `channels_from_settings(settings.notify)`), used by
-    `deliver_due` when it is given none. Called once at start-up by whoever builds the worker."""
+@dataclass
+class _Process:
+    # None until the process says which channels it has: till then everything is queued
+    # (foureyes used as a library, tests of what the lifecycle writes), and nothing delivered.
+    channels: dict[str, Channel] | None = None
+
+
+_configured = _Process()
+
+
+def configure(channels: Mapping[str, Channel] | None) -> None:
+    """Set the process's channels (from `channels_from_settings(settings.notify)`): `enqueue`
+    queues only for them, and `deliver_due` sends through them when it is given none. Called at
+    start-up (`services_for`). None forgets them: everything is queued again."""
     with _lock:
-        _configured.clear()
-        _configured.update(channels)
+        _configured.channels = None if channels is None else dict(channels)
 
 
 def configured_channels() -> dict[str, Channel]:
     with _lock:
-        return dict(_configured)
+        return dict(_configured.channels or {})
+
+
+def accepts(*, channel: str | None = None, to_staff: str | None = None) -> bool:
+    """Whether a notification to `channel` (or, without one, to the person `to_staff`) would
+    be queued: its channel is configured, or a channel carries messages to people. True while
+    the process has not said which channels it has."""
+    with _lock:
+        configured = _configured.channels
+    if configured is None:
+        return True
+    if channel is not None:
+        return channel in configured
+    return to_staff is not None and _people_channel(configured) is not None
 
 
 def enqueue(
@@ -78,16 +110,19 @@ def enqueue(
     body: str,
     link: str | None = None,
     now: datetime | None = None,
-) -> None:
-    """Write one notification to the outbox in the caller's transaction.
+) -> bool:
+    """Write one notification to the outbox in the caller's transaction; whether it was.
 
     To a channel by name (`channel`), to a person (`to_staff`: by email, through the channel
     that carries messages to people), or to a person through a given channel (both). `link` is
     a path in foureyes (made absolute with the channel's `base_url`) or a full URL. Raises
-    ValueError when neither channel nor person is given. Nothing is sent here.
+    ValueError when neither channel nor person is given. Nothing is sent here, and nothing is
+    written when it has nowhere to go (`accepts`).
     """
     if channel is None and to_staff is None:
         raise ValueError("a notification needs a channel or a staff member to go to")
+    if not accepts(channel=channel, to_staff=to_staff):
+        return False
     session.add(
         OutboxRow(
             channel=channel,
@@ -101,6 +136,66 @@ def enqueue(
             next_attempt_at=None,
         )
     )
+    return True
+
+
+def announce(database: Database, channels: Mapping[str, Channel] | None = None) -> None:
+    """Say, once (a worker calls it when it starts), where notifications go: to which
+    channels, what is not queued for lack of one, and how many older rows wait for a channel
+    that is not configured (they are left alone, never claimed). Never raises: a store that
+    cannot be read now only shortens the message."""
+    if channels is None:
+        with _lock:
+            unset = _configured.channels is None
+        if unset:
+            log.warning("notifications: this process's channels are not set: none are sent")
+            return
+        channels = configured_channels()
+    if not channels:
+        log.warning(
+            "notifications: no channel is configured, so none are queued or sent (add "
+            "[notify.<name>] tables to foureyes.toml; see docs/notifications.md)"
+        )
+    else:
+        log.info("notifications go to the channels %s", ", ".join(sorted(channels)))
+        if _people_channel(channels) is None:
+            log.warning(
+                "notifications: no channel carries messages to people (an email channel with "
+                "people = true), so reviewers and requesters are not messaged"
+            )
+    try:
+        with database.transaction() as session:
+            queued = session.execute(
+                select(OutboxRow.channel, func.count())
+                .where(OutboxRow.delivered_at.is_(None))
+                .group_by(OutboxRow.channel)
+            ).all()
+    except FoureyesError as exc:
+        log.warning("notifications: the outbox could not be read: %s", exc.message)
+        return
+    people = _people_channel(channels) is not None
+    waiting = [
+        (channel, count)
+        for channel, count in queued
+        if (channel not in channels if channel is not None else not people)
+    ]
+    if waiting:
+        names = sorted(channel or "(people)" for channel, _ in waiting)
+        log.warning(
+            "notifications: %d in the outbox wait for channels that are not configured (%s); "
+            "they are kept, and go out once their channel is configured",
+            sum(int(count) for _, count in waiting),
+            ", ".join(names),
+        )
+
+
+def _routed(channels: Mapping[str, Channel]) -> ColumnElement[bool]:
+    """The outbox rows `channels` can carry: to one of them, or to a person when one carries
+    messages to people."""
+    routes: list[ColumnElement[bool]] = [OutboxRow.channel.in_(sorted(channels))]
+    if _people_channel(channels) is not None:
+        routes.append(OutboxRow.channel.is_(None))
+    return or_(*routes)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -132,7 +227,8 @@ def deliver_due(
     limit: int = BATCH,
     budget: float = BUDGET_SECONDS,
 ) -> Delivery:
-    """Send every due notification once (up to `limit`); see the module docstring.
+    """Send every due notification once (up to `limit`); see the module docstring. Rows for a
+    channel not in `channels` (or to people, when none carries them) are left alone.
 
     A pass spends at most about `budget` seconds sending, and a channel that fails is not tried
     again in the same pass (its other rows wait `BACKOFF_BASE`, their attempts unchanged), so
@@ -140,6 +236,8 @@ def deliver_due(
     """
     channels = configured_channels() if channels is None else channels
     report = Delivery()
+    if not channels:
+        return report  # nothing can be sent: not even a query
     started = time.monotonic()
     failing: dict[str, str] = {}
     for claimed in _claim(database, clock(), channels, limit):
@@ -196,6 +294,7 @@ def _claim(
             .where(
                 OutboxRow.delivered_at.is_(None),
                 or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
+                _routed(channels),
             )
             .order_by(OutboxRow.id)
             .limit(limit)
@@ -209,24 +308,11 @@ def _claim(
 
 
 def _resolve(session: Session, row: OutboxRow, channels: Mapping[str, Channel]) -> _Claimed:
-    channel: Channel | None
+    # Only rows `_routed(channels)` are claimed: each has its channel.
+    channel = channels.get(row.channel) if row.channel is not None else _people_channel(channels)
     problem = None
-    if row.channel is not None:
-        channel = channels.get(row.channel)
-        if channel is None:
-            problem = (
-                f"no notification channel {row.channel!r} is configured "
-                f"(add [notify.{row.channel}] to foureyes.toml)"
-            )
-    else:
-        channel = _people_channel(channels)
-        if channel is None:
-            problem = (
-                "no channel for messages to people is configured "
-                "(an email channel with people = true)"
-            )
     email = None
-    if row.to_staff is not None and problem is None:
+    if row.to_staff is not None:
         person = session.get(StaffRow, row.to_staff)
         email = person.email if person is not None else None
         if not email and channel is not None and channel.kind == "email":

@@ -1,18 +1,28 @@
 """Prove invariants and compare policies by enumerating every case the policy distinguishes.
 
-The conditions say which attribute values matter (`Condition.mentions`: `"support" in
-staff.groups`, `account.followers >= 1000000`, ...). Enumerating every combination of those
-values (with boundary values on each side of a numeric comparison, and one value no condition
-names) covers every way the policy's conditions can come out, so an invariant that holds over the
-enumeration holds for every request. Real people from the staff directory are checked as well.
+Soundness rests on `foureyes.policy.enumerable`: every condition a decision depends on (the rules
+naming the action, their break-glass conditions, the tiers when a rule or the invariant reads the
+tier, an invariant's `staff`) must be a boolean combination of atoms that each depend on one
+attribute and change only where a literal cuts its values. Each attribute then takes one value
+from every region its literals cut (each literal and its neighbours, a value between two
+literals, a value no literal names, null, absent, every subset of the values tested with `in`),
+so the enumeration reaches every combination of atom outcomes, and each case is decided by the
+engine itself (`decide`). An invariant that holds over the enumeration holds for every requester,
+account and context, including people and accounts that do not exist yet. A condition outside
+that grammar, or more cases than MAX_CASES, is refused (BadInput): "cannot prove", never "ok".
+
+Approvers conditions are not enumerated: they decide who may approve, never how many people a
+decision needs (`min_people` = requester + every factor's approvals; each person counts for at
+most one factor and the requester for none), so they cannot weaken an invariant.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -27,15 +37,28 @@ from foureyes.model import (
     RequestContext,
     Staff,
 )
-from foureyes.policy.celtypes import BOOL, CelType, ListType, Nullable
+from foureyes.policy.catalog import STAFF_BUILTIN_TYPES
+from foureyes.policy.celtypes import BOOL, DOUBLE, DYN, INT, STRING, CelType, ListType, Nullable
 from foureyes.policy.compiler import CompiledInvariant, Policy
+from foureyes.policy.conditions import Condition
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide, tier_of
+from foureyes.policy.enumerable import Atoms, Literal, NotEnumerable, Path, classify
 from foureyes.policy.subjects import empty_value
 
 MAX_CASES = 2_000_000
-_OTHER = "<other>"  # a value no condition names
-_POWERSET_LIMIT = 10  # beyond this many list values, take subsets of size <= 2 (and all of them)
+_OTHER = "<other>"  # a string no condition names
+_LENIENT_POWERSET = 10  # lenient enumeration (reviews, not proofs) caps subsets beyond this
+
+
+class _Absent:
+    """An attribute missing from the record (a declared attribute nobody filled in)."""
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+ABSENT = _Absent()
 
 
 @dataclass(frozen=True)
@@ -49,14 +72,16 @@ class Violation:
     outcome: Outcome
     min_people: int | None
     rules: tuple[str, ...]
+    context: str = ""
 
     def describe(self) -> str:
         how = "with break-glass " if self.break_glass else ""
         people = "" if self.min_people is None else f" by {self.min_people} people"
         rules = ", ".join(self.rules) or "no rule"
+        when = f" ({self.context})" if self.context else ""
         return (
             f"invariant {self.invariant} violated: {self.staff} can {self.action} {how}"
-            f"a {self.tier} account ({self.account}): {self.outcome.value}{people} "
+            f"a {self.tier} account ({self.account}){when}: {self.outcome.value}{people} "
             f"(rules: {rules})"
         )
 
@@ -69,153 +94,440 @@ class Difference:
     before: str
     after: str
     cases: int
+    example: str = ""  # one account (and context) where it happens
 
 
-def _mentions(policy: Policy) -> dict[tuple[str, ...], set[Any]]:
-    """Every literal each attribute is compared with, across all conditions, keyed by
-    (variable kind, attribute) with `requester`/`approver` folded into `staff`."""
-    found: dict[tuple[str, ...], set[Any]] = {}
-    conditions = [tier.condition for tier in policy.tiers]
+@dataclass(frozen=True)
+class Comparison:
+    """What `diff_policies` found: the decision changes, and the actions it could not compare
+    (each with the reason); a comparison with `unknown` entries proves nothing about those."""
+
+    differences: list[Difference] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+# --- which conditions a decision depends on ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    where: str
+    condition: Condition
+    variables: Mapping[str, CelType]
+
+
+def _where(policy: Policy, what: str, loc: tuple[str | int, ...]) -> str:
+    file = policy.source_file or "<policy>"
+    line = policy.lines.get(loc)
+    return f"{what} ({file}:{line})" if line is not None else f"{what} ({file})"
+
+
+def _reads_tier(condition: Condition) -> bool:
+    return ("account", "tier") in condition.paths or ("account",) in condition.paths
+
+
+def _rule_sources(policy: Policy, actions: frozenset[str]) -> list[_Source]:
+    found = []
     for rule in policy.rules:
-        conditions.append(rule.condition)
-        if rule.approvers is not None:
-            conditions.append(rule.approvers)
+        if not rule.actions & actions:
+            continue
+        loc = ("rules", rule.position)
+        found.append(
+            _Source(
+                _where(policy, f"rule {rule.id}", (*loc, "when")),
+                rule.condition,
+                _rule_vars(policy),
+            )
+        )
         if rule.break_glass is not None:
-            conditions.append(rule.break_glass.allowed_when)
-    conditions += [inv.staff for inv in policy.invariants if inv.staff is not None]
-    for condition in conditions:
-        for path in condition.paths:
-            found.setdefault(_fold(path), set())
-        for path, values in condition.mentions.items():
-            found.setdefault(_fold(path), set()).update(values)
+            found.append(
+                _Source(
+                    _where(policy, f"break_glass of rule {rule.id}", (*loc, "break_glass")),
+                    rule.break_glass.allowed_when,
+                    _rule_vars(policy),
+                )
+            )
     return found
 
 
-def _fold(path: tuple[str, ...]) -> tuple[str, ...]:
-    head = "staff" if path[0] in {"requester", "approver"} else path[0]
-    return (head, *path[1:2])
+def _rule_vars(policy: Policy) -> Mapping[str, CelType]:
+    return policy.types.rule
 
 
-def _domain(kind: CelType, mentioned: set[Any] | None) -> list[Any]:
-    if mentioned is None:
-        return [empty_value(kind)]
-    if isinstance(kind, ListType):
-        items = sorted(mentioned, key=repr)
-        if len(items) <= _POWERSET_LIMIT:
-            sizes: Iterable[int] = range(len(items) + 1)
-        else:
-            sizes = (0, 1, 2)
-        subsets = [list(c) for n in sizes for c in itertools.combinations(items, n)]
-        if len(items) > _POWERSET_LIMIT:
-            subsets.append(items)
-        return subsets
-    if kind == BOOL:
-        return [False, True]
-    values = sorted(mentioned, key=repr)
-    inner = kind.inner if isinstance(kind, Nullable) else kind
-    if inner.name == "string":
-        values.append(_OTHER)
-    elif not values:
-        values.append(empty_value(inner))
-    if isinstance(kind, Nullable):
-        values.append(None)
+def _tier_sources(policy: Policy) -> list[_Source]:
+    return [
+        _Source(
+            _where(policy, f"tier {tier.name}", ("tiers", i, "when")),
+            tier.condition,
+            policy.types.tier,
+        )
+        for i, tier in enumerate(policy.tiers)
+    ]
+
+
+def _atoms(sources: Sequence[_Source], refusal: str) -> Atoms:
+    """The literals of every source, or BadInput naming the first it cannot enumerate."""
+    atoms = Atoms()
+    for source in sources:
+        try:
+            classify(source.condition.source, source.variables, atoms)
+        except NotEnumerable as exc:
+            raise BadInput(
+                f"{refusal}: {source.where} {exc}, which the analysis cannot enumerate"
+            ) from None
+    return atoms
+
+
+def _decision_sources(policies: Sequence[Policy], actions: frozenset[str]) -> list[_Source]:
+    """The rules of `policies` naming `actions`, and their tiers if those rules read the tier."""
+    sources: list[_Source] = []
+    for policy in policies:
+        rules = _rule_sources(policy, actions)
+        sources += rules
+        if any(_reads_tier(source.condition) for source in rules):
+            sources += _tier_sources(policy)
+    return sources
+
+
+def _lenient_atoms(policies: Sequence[Policy]) -> Atoms:
+    """Every literal any condition compares an attribute with (no refusal): for reviews that
+    enumerate as well as they can, not for proofs."""
+    atoms = Atoms()
+    kinds = {str: "string", bool: "bool", int: "int", float: "double", type(None): "null"}
+    for policy in policies:
+        conditions = [tier.condition for tier in policy.tiers]
+        for rule in policy.rules:
+            conditions.append(rule.condition)
+            if rule.break_glass is not None:
+                conditions.append(rule.break_glass.allowed_when)
+        conditions += [inv.staff for inv in policy.invariants if inv.staff is not None]
+        for condition in conditions:
+            for path in condition.paths:
+                if len(path) == 2:
+                    atoms.add(path)
+            for path, values in condition.mentions.items():
+                if len(path) == 2:
+                    typed = [(kinds[type(v)], v) for v in values if type(v) in kinds]
+                    atoms.add(path, *typed)
+    return atoms
+
+
+# --- the values each attribute takes -----------------------------------------------------------
+
+
+def _numbers(literals: set[Literal]) -> list[float]:
+    found = []
+    for kind, value in literals:
+        if kind in ("int", "double") and isinstance(value, int | float) and math.isfinite(value):
+            found.append(value)
+    return found
+
+
+def _ints(literals: set[Literal]) -> list[int]:
+    """Each literal, its neighbours, and so a value below, between and above them all."""
+    values = {0}
+    for number in _numbers(literals):
+        low, high = math.floor(number), math.ceil(number)
+        values |= {low - 1, low, high, high + 1}
+    return sorted(values)
+
+
+def _doubles(literals: set[Literal]) -> list[float]:
+    numbers = sorted({float(n) for n in _numbers(literals)})
+    if not numbers:
+        return [0.0, math.nan]
+    values = set(numbers)
+    values |= {math.nextafter(numbers[0], -math.inf), numbers[0] - 1.0, numbers[-1] + 1.0}
+    values.add(math.nextafter(numbers[-1], math.inf))
+    for a, b in itertools.pairwise(numbers):
+        values.add(a + (b - a) / 2)
+    return [*sorted(v for v in values if math.isfinite(v)), math.nan]
+
+
+def _strings(literals: set[Literal], other: str = _OTHER) -> list[str]:
+    values = sorted({str(v) for kind, v in literals if kind == "string"})
+    while other in values:
+        other += "~"
+    return [*values, other]
+
+
+def _dyn(literals: set[Literal]) -> list[object]:
+    """A `params` value: each literal, and one value of every type that is none of them."""
+    numbers = _numbers(literals)
+    top = math.ceil(max(numbers)) + 1 if numbers else 0
+    candidates: list[object] = [value for _, value in sorted(literals, key=repr)]
+    candidates += [
+        _strings(literals)[-1],
+        top,
+        top + 0.5,
+        True,
+        False,
+        None,
+        [],
+        {},
+        ABSENT,
+    ]
+    seen: set[tuple[str, str]] = set()
+    values = []
+    for value in candidates:
+        key = (type(value).__name__, repr(value))
+        if key not in seen:
+            seen.add(key)
+            values.append(value)
     return values
 
 
-class Enumeration:
-    """Every distinguishable requester, account and context for one policy (or two)."""
+@dataclass(frozen=True)
+class _Axis:
+    """One attribute: its type, the literals conditions compare it with (None: not read)."""
 
-    def __init__(self, policies: Sequence[Policy], now: datetime | None = None) -> None:
+    name: str
+    kind: CelType
+    literals: frozenset[Literal] | None
+    custom: bool = False  # declared by the policy: a record may lack it
+    other: str = _OTHER  # the string standing for every value no literal names
+    capped: bool = False  # lenient: a long list of literals gives subsets of up to 2 only
+
+    def elements(self) -> list[object]:
+        assert self.literals is not None
+        base = _strip(self.kind)
+        elem = base.elem if isinstance(base, ListType) else DYN
+        kinds: dict[CelType, str] = {STRING: "string", INT: "int", DOUBLE: "double", BOOL: "bool"}
+        wanted = kinds.get(_strip(elem))
+        return sorted({v for k, v in self.literals if wanted is None or k == wanted}, key=repr)
+
+    def size(self) -> int:
+        if self.literals is not None and isinstance(_strip(self.kind), ListType):
+            n = len(self.elements())
+            subsets = 1 + n + n * (n - 1) // 2 + 1 if self._capped(n) else int(2**n)
+            return subsets + isinstance(self.kind, Nullable) + self.custom
+        return len(self.values())
+
+    def _capped(self, n: int) -> bool:
+        return self.capped and n > _LENIENT_POWERSET
+
+    def values(self) -> list[object]:
+        if self.literals is None:
+            return [self.other if self.other != _OTHER else empty_value(self.kind)]
+        literals = set(self.literals)
+        base = _strip(self.kind)
+        values: list[object]
+        if isinstance(base, ListType):
+            items = self.elements()
+            sizes = (0, 1, 2) if self._capped(len(items)) else range(len(items) + 1)
+            values = [list(subset) for n in sizes for subset in itertools.combinations(items, n)]
+            if self._capped(len(items)):
+                values.append(items)
+        elif base == STRING:
+            values = list(_strings(literals, self.other))
+        elif base == INT:
+            values = list(_ints(literals))
+        elif base == DOUBLE:
+            values = list(_doubles(literals))
+        elif base == BOOL:
+            values = [False, True]
+        elif base == DYN:
+            return _dyn(literals)
+        else:  # a type only lenient enumeration lets through (dates): one value
+            values = [empty_value(base)]
+        if isinstance(self.kind, Nullable):
+            values.append(None)
+        if self.custom:
+            values.append(ABSENT)
+        return values
+
+
+def _strip(kind: CelType) -> CelType:
+    while isinstance(kind, Nullable):
+        kind = kind.inner
+    return kind
+
+
+class Enumeration:
+    """Every distinguishable requester, account and context for the conditions in `atoms`
+    (by default: every literal of every condition of `policies`, without any guarantee)."""
+
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        now: datetime | None = None,
+        atoms: Atoms | None = None,
+        *,
+        platform: str = "chirp",
+    ) -> None:
         self.now = now or datetime.now(UTC)
         self.today = self.now.date()
-        base = policies[0]
-        mentions: dict[tuple[str, ...], set[Any]] = {}
-        for policy in policies:
-            for key, values in _mentions(policy).items():
-                mentions.setdefault(key, set()).update(values)
-        self.staff_axes = self._axes(base.types.staff.fields, mentions, "staff")
-        self.account_axes = self._axes(base.types.account_without_tier.fields, mentions, "account")
-        self.context_axes = self._axes(base.types.context.fields, mentions, "context")
-        params = {path[1]: values for path, values in mentions.items() if path[0] == "params"}
-        self.params_axes = [(name, [*sorted(v, key=repr), None]) for name, v in params.items()]
+        self.platform = platform
+        found = (atoms if atoms is not None else _lenient_atoms(policies)).literals
+        self.read: set[Path] = set(found)
+        custom: dict[str, set[str]] = {kind: set() for kind in ("staff", "account", "context")}
+        fields: dict[str, dict[str, CelType]] = {"staff": {}, "account": {}, "context": {}}
+        for policy in reversed(policies):
+            declared = policy.document.attributes
+            custom["staff"] |= set(declared.staff)
+            custom["account"] |= set(declared.account)
+            custom["context"] |= set(declared.context)
+            fields["staff"].update(policy.types.staff.fields)
+            fields["account"].update(policy.types.account_without_tier.fields)
+            fields["context"].update(policy.types.context.fields)
+        refs = found.get(("account", "ref"), set())
+        for _, ref in refs:  # `p:i` is the account `i` on platform `p`, for every colon
+            text = str(ref)
+            for at in (i for i, c in enumerate(text) if c == ":"):
+                found.setdefault(("account", "platform"), set()).add(("string", text[:at]))
+                found.setdefault(("account", "id"), set()).add(("string", text[at + 1 :]))
 
-    def _axes(
-        self, fields: Mapping[str, CelType], mentions: Mapping[tuple[str, ...], set[Any]], kind: str
-    ) -> list[tuple[str, list[Any]]]:
-        axes = []
-        for name, field_type in fields.items():
-            if kind == "staff" and name in {"status", "starts", "ends", "id", "identities"}:
-                continue  # the floor decides these: only active people inside their dates act
-            if kind == "account" and name in {"id", "ref", "platform"}:
-                continue
-            if kind == "context" and name in {"now", "client"} and (kind, name) not in mentions:
-                continue
-            mentioned = mentions.get((kind, name))
-            if kind == "staff" and name == "days_left":
-                values = {v for v in (mentioned or set()) if isinstance(v, int) and v >= 0}
-                axes.append((name, sorted(values | {0, NO_END_DAYS_LEFT})))
-                continue
-            axes.append((name, _domain(field_type, mentioned)))
-        return axes
+        others = {
+            ("staff", "id"): "anyone",
+            ("account", "id"): "any-account",
+            ("account", "platform"): platform,
+        }
+
+        def axes(kind: str, skip: set[str]) -> list[_Axis]:
+            out = []
+            for name, cel_type in fields[kind].items():
+                if name in skip:
+                    continue
+                literals = found.get((kind, name))
+                out.append(
+                    _Axis(
+                        name,
+                        cel_type,
+                        None if literals is None else frozenset(literals),
+                        custom=name in custom[kind],
+                        other=others.get((kind, name), _OTHER),
+                        capped=atoms is None,
+                    )
+                )
+            return out
+
+        self.staff_axes = axes("staff", {"starts", "ends", "status", "days_left"})
+        self.account_axes = axes("account", {"ref"})
+        self.context_axes = axes("context", {"now", "hour", "weekday"})
+        self.days_left = self._days_left(found.get(("staff", "days_left")))
+        self.hours = self._hours(found.get(("context", "hour")))
+        self.weekdays: list[str | None] = (
+            list(WEEKDAYS) if ("context", "weekday") in found else [None]
+        )
+        params = sorted(name for kind, name in found if kind == "params")
+        self.params_axes = [_Axis(name, DYN, frozenset(found[("params", name)])) for name in params]
+
+    def _days_left(self, literals: set[Literal] | None) -> list[int]:
+        if literals is None:
+            return [NO_END_DAYS_LEFT]
+        limit = (date.max - self.today).days - 7  # further is no date
+        values = {v for v in _ints(literals) if 0 <= v <= limit}
+        return sorted(values | {0, NO_END_DAYS_LEFT})
 
     @staticmethod
-    def _product(axes: Sequence[tuple[str, list[Any]]]) -> Iterator[dict[str, Any]]:
-        names = [name for name, _ in axes]
-        for values in itertools.product(*(vals for _, vals in axes)):
-            yield dict(zip(names, values, strict=True))
+    def _hours(literals: set[Literal] | None) -> list[int | None]:
+        if literals is None:
+            return [None]
+        return [*sorted({v for v in _ints(literals) if 0 <= v <= 23} | {0, 23})]
 
-    def count(self, actions: int) -> int:
-        total = actions * 2
-        for axes in (self.staff_axes, self.account_axes, self.context_axes, self.params_axes):
-            for _, values in axes:
-                total *= len(values)
+    def count(self, actions: int, people: int = 0) -> int:
+        """How many decisions checking `actions` over this enumeration takes (`people`: how
+        many real people are checked besides)."""
+        staff = len(self.days_left)
+        for axis in self.staff_axes:
+            staff *= axis.size()
+        total = actions * 2 * (staff + people) * len(self.hours) * len(self.weekdays)
+        for axis in (*self.account_axes, *self.context_axes, *self.params_axes):
+            total *= axis.size()
         return total
 
-    def staff(self) -> Iterator[Staff]:
-        for number, values in enumerate(self._product(self.staff_axes)):
-            days_left = values.pop("days_left")
-            ends = None if days_left == NO_END_DAYS_LEFT else self.today + timedelta(days=days_left)
-            builtin = {k: values.pop(k) for k in list(values) if k in Staff.__dataclass_fields__}
-            if "groups" in builtin:
-                builtin["groups"] = tuple(builtin["groups"])
-            yield Staff(id=f"anyone-{number}", ends=ends, attributes=values, **builtin)
+    @staticmethod
+    def _product(axes: Sequence[_Axis]) -> Iterator[dict[str, Any]]:
+        names = [axis.name for axis in axes]
+        for values in itertools.product(*(axis.values() for axis in axes)):
+            yield dict(zip(names, values, strict=True))
 
-    def accounts(self, policy: Policy, platform: str) -> Iterator[tuple[Account, str]]:
+    def staff(self, today: date | None = None) -> Iterator[tuple[Staff, str]]:
+        """Every kind of active person on `today`, with a description of what is read."""
+        day = today or self.today
+        builtin = set(STAFF_BUILTIN_TYPES)
+        for values in self._product(self.staff_axes):
+            for days_left in self.days_left:
+                ends = None if days_left == NO_END_DAYS_LEFT else day + timedelta(days=days_left)
+                fields = {k: v for k, v in values.items() if k in builtin}
+                fields.setdefault("id", "anyone")
+                for key in ("groups", "identities"):
+                    if key in fields:
+                        fields[key] = tuple(fields[key])
+                extra = {k: v for k, v in values.items() if k not in builtin and v is not ABSENT}
+                person = Staff(ends=ends, attributes=extra, **fields)
+                shown = {k: v for k, v in values.items() if ("staff", k) in self.read}
+                if ("staff", "days_left") in self.read:
+                    shown["days_left"] = days_left
+                yield person, _describe("anyone", shown)
+
+    def accounts(
+        self, policy: Policy, platform: str | None = None
+    ) -> Iterator[tuple[Account, str]]:
+        """Every kind of account, with its tier under `policy`."""
+        for classified, _ in self.described_accounts(policy, platform):
+            yield classified
+
+    def described_accounts(
+        self, policy: Policy, platform: str | None = None
+    ) -> Iterator[tuple[tuple[Account, str], str]]:
+        default_platform = platform or self.platform
         for values in self._product(self.account_axes):
             pins = frozenset(values.pop("pins", ()))
-            account = Account(platform, "any-account", values, pins)
-            view = {**values, "id": account.id, "ref": account.ref, "platform": platform}
+            account_id = str(values.pop("id"))
+            on = str(values.pop("platform"))
+            if ("account", "platform") not in self.read:
+                on = default_platform
+            attributes = {k: v for k, v in values.items() if v is not ABSENT}
+            account = Account(on, account_id, attributes, pins)
+            view = {**attributes, "id": account.id, "ref": account.ref, "platform": on}
             view["pins"] = sorted(pins)
             tier, _ = tier_of(policy.tiers, view)
-            yield account, tier
+            shown = {k: v for k, v in values.items() if ("account", k) in self.read}
+            if self.read & {("account", "id"), ("account", "ref"), ("account", "platform")}:
+                shown = {"ref": account.ref, **shown}
+            if ("account", "pins") in self.read:
+                shown["pins"] = sorted(pins)
+            yield (account, tier), _describe("", shown) or "no notable attributes"
 
     def contexts(self) -> Iterator[tuple[RequestContext, dict[str, Any]]]:
+        for context, params, _ in self.described_contexts():
+            yield context, params
+
+    def described_contexts(self) -> Iterator[tuple[RequestContext, dict[str, Any], str]]:
         for values in self._product(self.context_axes):
-            moment = self.now
-            if "hour" in values:
-                moment = moment.replace(hour=values.pop("hour") % 24)
-            weekday = values.pop("weekday", None)
-            if weekday in WEEKDAYS:  # weekday follows from `now`: move to that day
-                moment += timedelta(days=(WEEKDAYS.index(weekday) - moment.weekday()) % 7)
-            for params in self._product(self.params_axes):
-                clean = {k: v for k, v in params.items() if v is not None}
-                yield RequestContext(now=moment, extra=values), clean
+            client = values.pop("client", None)
+            extra = {k: v for k, v in values.items() if v is not ABSENT}
+            for hour in self.hours:
+                for weekday in self.weekdays:
+                    moment = self.now if hour is None else self.now.replace(hour=hour)
+                    if weekday is not None:  # weekday follows from `now`: move to that day
+                        shift = (WEEKDAYS.index(weekday) - moment.weekday()) % 7
+                        moment += timedelta(days=shift)
+                    for params in self._product(self.params_axes):
+                        clean = {k: v for k, v in params.items() if v is not ABSENT}
+                        shown: dict[str, Any] = {
+                            k: v for k, v in values.items() if ("context", k) in self.read
+                        }
+                        if client is not None and ("context", "client") in self.read:
+                            shown["client"] = client
+                        if hour is not None:
+                            shown["hour"] = hour
+                        if weekday is not None:
+                            shown["weekday"] = weekday
+                        shown |= {f"params.{k}": v for k, v in params.items()}
+                        context = RequestContext(now=moment, client=client, extra=extra)
+                        yield context, clean, _describe("", shown)
 
 
-def _describe_staff(person: Staff, today: date) -> str:
-    if not person.id.startswith("anyone-"):
-        return f"staff {person.id}"
-    parts = [f"groups={list(person.groups)}", f"employment={person.employment}"]
-    days = person.days_left(today)
-    if days != NO_END_DAYS_LEFT:
-        parts.append(f"days_left={days}")
-    parts += [f"{k}={v!r}" for k, v in sorted(person.attributes.items())]
-    return "anyone with " + ", ".join(parts)
+def _describe(prefix: str, shown: Mapping[str, Any]) -> str:
+    parts = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    if not prefix:
+        return parts
+    return f"{prefix} with {parts}" if parts else prefix
 
 
-def _describe_group(person: Staff) -> str:
-    groups = ", ".join(person.groups) or "no groups"
-    return f"{person.employment} in {groups}"
+# --- invariants ---------------------------------------------------------------------------------
 
 
 def check_invariants(
@@ -226,11 +538,11 @@ def check_invariants(
     platform: str = "chirp",
 ) -> list[Violation]:
     """Every invariant checked over the directory's people and the enumeration; one violation
-    (the first found) per invariant. Raises BadInput when the enumeration is too large."""
-    enumeration = Enumeration([policy], now)
+    (the first found) per invariant. Raises BadInput ("cannot prove ...") when a condition the
+    invariant depends on cannot be enumerated exactly, or there are too many cases."""
     violations = []
     for invariant in policy.invariants:
-        found = _check_one(policy, invariant, enumeration, directory, platform, policy)
+        found = _check_one(policy, invariant, policy, directory, now, platform)
         if found is not None:
             violations.append(found)
     return violations
@@ -248,12 +560,12 @@ def check_update(
     on the proposed policy's decisions. For the invariants in force, accounts are classified by
     the in-force tiers: an update that redefines or drops a tier cannot make "VIT accounts need
     four people" hold vacuously, because the accounts that are VIT today stay covered. So an
-    update may add and tighten invariants but never break one in force, even by deleting it."""
+    update may add and tighten invariants but never break one in force, even by deleting it.
+    Raises BadInput when either cannot be proven (see `check_invariants`)."""
     violations = check_invariants(proposed, directory, now=now, platform=platform)
-    enumeration = Enumeration([proposed, in_force], now)
     for invariant in in_force.invariants:
-        found = _check_one(proposed, invariant, enumeration, directory, platform, in_force)
-        if found is not None:
+        found = _check_one(proposed, invariant, in_force, directory, now, platform)
+        if found is not None and found not in violations:
             violations.append(found)
     return violations
 
@@ -261,58 +573,80 @@ def check_update(
 def _check_one(
     policy: Policy,
     invariant: CompiledInvariant,
-    enumeration: Enumeration,
-    directory: Directory | None,
-    platform: str,
     classifier: Policy,
+    directory: Directory | None,
+    now: datetime | None,
+    platform: str,
 ) -> Violation | None:
     """The first decision of `policy` that breaks `invariant`, over accounts whose tier is
     given by `classifier`'s tiers (the policy the invariant belongs to)."""
-    cases = enumeration.count(len(invariant.actions))
+    name = invariant.spec.id
+    sources = _decision_sources([policy], invariant.actions)
+    if invariant.spec.tier is not None:
+        sources += _tier_sources(classifier)
+    if invariant.staff is not None:
+        index = classifier.invariants.index(invariant)
+        where = _where(
+            classifier, f"the staff condition of invariant {name}", ("invariants", index, "staff")
+        )
+        sources.append(_Source(where, invariant.staff, classifier.types.invariant_staff))
+    atoms = _atoms(sources, f"cannot prove {name}")
+    enumeration = Enumeration([policy, classifier], now, atoms, platform=platform)
+    real = [] if directory is None else list(directory.staff.values())
+    cases = enumeration.count(len(invariant.actions), len(real))
     if cases > MAX_CASES:
         raise BadInput(
-            f"invariant {invariant.spec.id} cannot be evaluated: {cases} cases to check "
-            f"(more than {MAX_CASES}); mention fewer distinct values in conditions"
+            f"cannot prove {name}: {cases} cases to check (more than {MAX_CASES}); "
+            "mention fewer distinct values in the conditions it depends on"
         )
-    today = enumeration.today
-    people = list(directory.staff.values()) if directory else []
-    people = [p for p in people if p.floor_problem(today) is None] + list(enumeration.staff())
-    if invariant.staff is not None:
-        condition = invariant.staff
-        people = [p for p in people if _holds(condition.fn, {"staff": p.cel(today)})]
     accounts = [
-        (account, tier)
-        for account, tier in enumeration.accounts(classifier, platform)
+        (account, tier, shown)
+        for (account, tier), shown in enumeration.described_accounts(classifier)
         if invariant.spec.tier is None or tier == invariant.spec.tier
     ]
-    contexts = list(enumeration.contexts())
+    contexts = list(enumeration.described_contexts())
+    invented: dict[date, list[tuple[Staff, str]]] = {}
     for action in sorted(invariant.actions):
-        for person in people:
-            for account, tier in accounts:
-                for context, params in contexts:
+        for context, params, when in contexts:
+            today = context.now.date()
+            if today not in invented:
+                invented[today] = list(enumeration.staff(today))
+            people = [(p, f"staff {p.id}") for p in real if p.floor_problem(today) is None]
+            people += invented[today]
+            if invariant.staff is not None:
+                condition = invariant.staff
+                people = [
+                    (p, shown)
+                    for p, shown in people
+                    if _holds(condition.fn, {"staff": p.cel(today)})
+                ]
+            for person, who in people:
+                for account, tier, what in accounts:
                     for glass in (False, True):
-                        decision = decide(
-                            policy,
-                            DecisionRequest(person, action, account, context, params, None, glass),
+                        request = DecisionRequest(
+                            person, action, account, context, params, None, glass
                         )
+                        decision = decide(policy, request)
                         if _violates(invariant, decision):
                             return Violation(
-                                invariant=invariant.spec.id,
-                                staff=_describe_staff(person, today),
+                                invariant=name,
+                                staff=who,
                                 action=action,
-                                account=_describe_account(account),
+                                account=what,
                                 tier=tier,
                                 break_glass=glass,
                                 outcome=decision.outcome,
                                 min_people=decision.min_people,
                                 rules=decision.matched_ids,
+                                context=when,
                             )
     return None
 
 
 def _holds(fn: Any, activation: Mapping[str, Any]) -> bool:
+    """An invariant's `staff` condition; one that errors covers the person (fail closed)."""
     try:
-        return fn(activation) is True
+        return fn(activation) is not False
     except Exception:
         return True
 
@@ -330,44 +664,122 @@ def _violates(invariant: CompiledInvariant, decision: Decision) -> bool:
     )
 
 
-def _describe_account(account: Account) -> str:
-    parts = [f"{k}={v!r}" for k, v in sorted(account.attributes.items()) if v not in ("", None)]
-    if account.pins:
-        parts.append(f"pins={sorted(account.pins)}")
-    return ", ".join(parts) or "no notable attributes"
+# --- comparing two policies ---------------------------------------------------------------------
 
 
-def _summary(decision: Decision) -> str:
+def _shape(decision: Decision) -> dict[str, object]:
+    """Everything about a decision that changes who may do what, and how (a denial is only
+    a denial: its options bind nobody)."""
+    if decision.outcome == Outcome.DENIED:
+        return {"outcome": decision.outcome.value}
+    options = decision.options
+    glass = options.break_glass
+    return {
+        "outcome": decision.outcome.value,
+        "people": decision.min_people,
+        "approvers": tuple(
+            sorted((f.approvals, f.approvers, f.deny_veto) for f in decision.factors)
+        ),
+        "justification": (
+            options.justification_required,
+            tuple(sorted(options.justification_patterns)),
+        ),
+        "expires": options.expires,
+        "delay": options.delay,
+        "step_up": options.step_up,
+        "notify": options.notify,
+        "break-glass review": None if glass is None else (glass.reviewers, glass.within),
+    }
+
+
+def _summary(decision: Decision, glass: bool, changed: Sequence[str]) -> str:
+    """The outcome, and what else changed when the outcome did not."""
+    head = decision.outcome.value
     if decision.outcome == Outcome.PENDING:
-        return f"pending ({decision.min_people} people)"
-    return decision.outcome.value
+        head = f"pending ({decision.min_people} people)"
+    if glass:
+        head = f"with break-glass: {head}"
+    if "outcome" in changed or "people" in changed:
+        return head
+    shape = _shape(decision)
+    details = []
+    for key in changed:
+        if key == "approvers":
+            factors = "; ".join(f"{f.approvals} of {f.approvers!r}" for f in decision.factors)
+            details.append(f"approvers: {factors}")
+        else:
+            details.append(f"{key}: {shape[key]}")
+    return "; ".join([head, *details])
 
 
 def diff_policies(
     old: Policy, new: Policy, *, now: datetime | None = None, platform: str = "chirp"
+) -> Comparison:
+    """Which decisions differ between two policies, per (kind of requester, action, tier), and
+    which actions could not be compared (a condition outside the enumerable grammar, or too
+    many cases). Compared: outcome, people, factors (approvals and approvers text), options
+    (justification, expiry, delay, step-up, notify) and break-glass, asked for and not."""
+    comparison = Comparison()
+    for action in sorted(set(old.catalog.actions) & set(new.catalog.actions)):
+        if _same_rules(old, new, action):
+            continue  # the same rules (and tiers) decide the same way: nothing to enumerate
+        try:
+            comparison.differences.extend(_diff_action(old, new, action, now, platform))
+        except BadInput as exc:
+            comparison.unknown.append(exc.message)
+    return comparison
+
+
+def _same_rules(old: Policy, new: Policy, action: str) -> bool:
+    """Whether both policies run the same rules, in the same order, for `action`, on the same
+    tiers if a rule reads the tier, so that every decision on it is the same."""
+    before = [rule for group in old.by_action.get(action, ()) for rule in group]
+    after = [rule for group in new.by_action.get(action, ()) for rule in group]
+    if [rule.spec for rule in before] != [rule.spec for rule in after]:
+        return False
+    if old.catalog.actions.get(action) != new.catalog.actions.get(action) or old.types != new.types:
+        return False
+    reads_tier = any(_reads_tier(rule.condition) for rule in before)
+    return not reads_tier or old.document.tiers == new.document.tiers
+
+
+def _diff_action(
+    old: Policy, new: Policy, action: str, now: datetime | None, platform: str
 ) -> list[Difference]:
-    """Which (kind of requester, action, tier) decisions differ between two policies."""
-    enumeration = Enumeration([old, new], now)
-    actions = sorted(set(old.catalog.actions) & set(new.catalog.actions))
-    cases = enumeration.count(len(actions))
+    sources = _decision_sources([old, new], frozenset({action}))
+    atoms = _atoms(sources, f"cannot compare {action}")
+    enumeration = Enumeration([old, new], now, atoms, platform=platform)
+    cases = enumeration.count(1)
     if cases > MAX_CASES:
-        raise BadInput(f"too many cases to compare ({cases}); mention fewer distinct values")
-    counts: Counter[tuple[str, str, str, str, str]] = Counter()
-    people = list(enumeration.staff())
-    accounts_old = list(enumeration.accounts(old, platform))
-    contexts = list(enumeration.contexts())
-    for action in actions:
-        for person in people:
-            for account, tier_old in accounts_old:
-                for context, params in contexts:
-                    request = DecisionRequest(person, action, account, context, params)
+        raise BadInput(
+            f"cannot compare {action}: {cases} cases (more than {MAX_CASES}); "
+            "mention fewer distinct values in its conditions"
+        )
+    counts: Counter[tuple[str, str, str]] = Counter()
+    examples: dict[tuple[str, str, str], tuple[str, str]] = {}
+    accounts = list(enumeration.described_accounts(old))
+    invented: dict[date, list[tuple[Staff, str]]] = {}
+    for context, params, when in enumeration.described_contexts():
+        today = context.now.date()
+        if today not in invented:
+            invented[today] = list(enumeration.staff(today))
+        for person, who in invented[today]:
+            for (account, tier_old), what in accounts:
+                for glass in (False, True):
+                    request = DecisionRequest(person, action, account, context, params, None, glass)
                     before, after = decide(old, request), decide(new, request)
-                    if (before.outcome, before.min_people) == (after.outcome, after.min_people):
+                    shape_before, shape_after = _shape(before), _shape(after)
+                    if shape_before == shape_after:
                         continue
-                    tier = tier_old if tier_old == after.tier else f"{tier_old}→{after.tier}"
-                    who = _describe_group(person)
-                    counts[(who, action, tier, _summary(before), _summary(after))] += 1
+                    keys = [*shape_before, *(k for k in shape_after if k not in shape_before)]
+                    changed = [k for k in keys if shape_before.get(k) != shape_after.get(k)]
+                    tier_new = after.tier or tier_old
+                    tier = tier_old if tier_old == tier_new else f"{tier_old}→{tier_new}"
+                    key = (tier, _summary(before, glass, changed), _summary(after, glass, changed))
+                    counts[key] += 1
+                    examples.setdefault(key, (who, ", ".join(p for p in (what, when) if p)))
     return [
-        Difference(staff, action, tier, before, after, n)
-        for (staff, action, tier, before, after), n in sorted(counts.items())
+        Difference(examples[key][0], action, tier, before, after, n, examples[key][1])
+        for key, n in sorted(counts.items())
+        for tier, before, after in [key]
     ]

@@ -57,6 +57,28 @@ _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
         "required": ["staff"],
         "additionalProperties": False,
     },
+    # A step-up credential (public material only) for one person: the console's security keys
+    # and the CLI's device keys when no credential of theirs vouches for it
+    # (foureyes.workflow.enrolment).
+    "foureyes.staff.enrol_credential": {
+        "type": "object",
+        "properties": {
+            "staff": {"type": "string", "minLength": 1, "maxLength": 64},
+            "kind": {"enum": ["webauthn", "device-key"]},
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "public_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,4096}$"},
+            "credential_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,1400}$"},
+            "transports": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 32},
+                "maxItems": 10,
+            },
+            "aaguid": {"type": "string", "maxLength": 36},
+            "sign_count": {"type": "integer", "minimum": 0, "maximum": 4294967295},
+        },
+        "required": ["staff", "kind", "name", "public_key"],
+        "additionalProperties": False,
+    },
 }
 SELF_GOVERNING_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
@@ -72,6 +94,12 @@ SELF_GOVERNING_ACTIONS: tuple[ActionSpec, ...] = (
         params_schema=_SELF_GOVERNING_PARAMS["foureyes.staff.update"],
         reversible_by="foureyes.staff.update",
         description="Change a staff member's record outside the HR import.",
+    ),
+    ActionSpec(
+        name="foureyes.staff.enrol_credential",
+        kind=ActionKind.WRITE,
+        params_schema=_SELF_GOVERNING_PARAMS["foureyes.staff.enrol_credential"],
+        description="Add a step-up credential (security key, device key) for a person.",
     ),
     ActionSpec(
         name="foureyes.account.pin",

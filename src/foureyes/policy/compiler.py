@@ -2,8 +2,9 @@
 
 Everything that can be wrong with a policy is found here, before it is used: unknown actions,
 conditions that do not compile or name attributes that do not exist, type errors (each condition
-is also evaluated once on a fully populated sample), bad regexes and durations, invariants over
-unknown tiers. Each problem is one `PolicyError` naming the file, line and field.
+is also evaluated once on a fully populated sample), regular expressions RE2 refuses, bad
+durations, invariants over unknown tiers. Each problem is one `PolicyError` naming the file,
+line and field.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from foureyes.model import ActionSpec, Effect, parse_duration
 from foureyes.policy.catalog import Catalog, VariableTypes, variable_types
 from foureyes.policy.celtypes import CelType, parse_type
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
+from foureyes.policy.regex import Regex, RegexError, compile_re2
 from foureyes.policy.schema import (
     InvariantSpec,
     PolicyDocument,
@@ -64,7 +66,7 @@ class CompiledRule:
     actions: frozenset[str]
     condition: Condition
     approvers: Condition | None
-    justification_pattern: re.Pattern[str] | None
+    justification_pattern: Regex | None  # RE2: linear time in the justification
     expires: timedelta | None
     delay: timedelta | None
     break_glass: CompiledBreakGlass | None
@@ -123,6 +125,9 @@ class Policy:
     source_file: str | None = None
     # For each action, its rules split by effect, in policy order (the engine's index).
     by_action: Mapping[str, tuple[tuple[CompiledRule, ...], ...]] = field(default_factory=dict)
+    # The line of each field in the source (`("rules", 3, "when")` → 41), so that the analysis
+    # can say where a condition it cannot prove anything about is.
+    lines: Mapping[Loc, int] = field(default_factory=dict, compare=False, repr=False)
     # Derived, never passed (so `dataclasses.replace` derives them afresh too): for each action
     # in `by_action`, its rules as `decide` runs them; and a plain object that stands for this
     # Policy where the engine remembers something per account (its tier). Compared by identity, a
@@ -221,6 +226,7 @@ class _Compiler:
             digest=digest,
             source_file=self.source.file,
             by_action=by_action,
+            lines=dict(self.source.lines),
         )
 
     def _types(self) -> VariableTypes:
@@ -281,12 +287,12 @@ class _Compiler:
         pattern = None
         if spec.justification is not None and spec.justification.pattern is not None:
             try:
-                pattern = re.compile(spec.justification.pattern)
-            except re.error as exc:
+                pattern = compile_re2(spec.justification.pattern)
+            except RegexError as exc:
                 raise self.fail(
                     (*loc, "justification", "pattern"),
-                    f"regular expression does not compile: {exc}",
-                ) from exc
+                    f"regular expression does not compile (RE2 syntax): {exc}",
+                ) from None
         break_glass = None
         if spec.break_glass is not None:
             if spec.effect != Effect.REQUIRE:

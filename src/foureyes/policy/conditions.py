@@ -190,6 +190,8 @@ def _checked_on_sample(
     for fn in (condition.fn, binding_fn) if condition.native else (binding_fn,):
         try:
             outcomes.append((True, fn(sample)))
+        except MemoryError:
+            raise  # not the condition's failure but the budget's (foureyes.policy.sandbox)
         except Exception as exc:
             if not dynamic:
                 raise ConditionCompileError(

@@ -8,7 +8,6 @@ by `foureyes.policy.loader` when the policy is compiled against a catalog.
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from foureyes.model import Effect, Outcome
+from foureyes.policy.regex import RegexError, compile_re2
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 ActionPattern = Annotated[
@@ -95,12 +95,24 @@ class RuleSpec(_Strict):
         return self
 
 
+QuotaOutcome = Literal["allowed", "pending"]
+QUOTA_OUTCOMES: tuple[QuotaOutcome, ...] = ("allowed", "pending")
+
+
 class QuotaSpec(_Strict):
     id: RuleId
     actions: list[ActionPattern] = Field(min_length=1)
     per: Literal["staff", "account"]
     limit: int = Field(ge=1)
     window: DurationText
+    # Which submissions it counts, by what the rules decide: `pending` ones (they ask
+    # approvers: a quota on them keeps one person from flooding the reviewers), `allowed` ones
+    # (carried out without review), or both (the default).
+    outcomes: list[QuotaOutcome] = Field(
+        default_factory=lambda: list(QUOTA_OUTCOMES),
+        min_length=1,
+        description="the rules' outcomes it counts: allowed, pending, or both (the default)",
+    )
     description: str = ""
 
 
@@ -143,9 +155,12 @@ class VelocitySpec(DetectorSettings):
 
 
 class DenialBurstSpec(DetectorSettings):
-    """At least `denials` denied requests by one person in `window`."""
+    """At least `denials` requests by one person denied or refused at submission in `window`,
+    or at least `dry_runs` of their dry runs denied (a dry run is a question, not an attempt:
+    a higher bar)."""
 
     denials: int = Field(default=3, ge=1)
+    dry_runs: int = Field(default=10, ge=1)
     window: DurationText = "1h"
 
 
@@ -215,9 +230,9 @@ class GenericJustificationSpec(DetectorSettings):
     @model_validator(mode="after")
     def _pattern_compiles(self) -> GenericJustificationSpec:
         try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"pattern is not a regular expression: {exc}") from exc
+            compile_re2(self.pattern)  # searched in justifications with RE2: linear time
+        except RegexError as exc:
+            raise ValueError(f"pattern is not a regular expression (RE2 syntax): {exc}") from None
         return self
 
 

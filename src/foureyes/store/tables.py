@@ -127,6 +127,8 @@ class StepUpKeyRow(Base):
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+    # From when its signatures count for approvals (`foureyes.workflow.credentials`).
+    counts_from: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
 
@@ -148,6 +150,8 @@ class WebAuthnCredentialRow(Base):
     transports: Mapped[list[Any]] = mapped_column(default=list)
     aaguid: Mapped[str] = mapped_column(String(36), default="")
     created_at: Mapped[datetime]
+    # From when its assertions count for approvals (`foureyes.workflow.credentials`).
+    counts_from: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 

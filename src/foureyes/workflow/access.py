@@ -12,6 +12,10 @@ A request is **visible** to a person when, checked in this order:
 4. they may act on it now as a colleague: review it (pending, and their approval would count
    for a factor), cancel it while its delay runs (scheduled, and eligible to review it), or
    sign off a break-glass execution (eligible under the rules the break-glass skipped).
+   "Eligible" is always under a `require` rule that matches the request *now*
+   (`eligible_approver`): a decision that is not pending has no approvers at all, so a
+   request an `allow` rule schedules with a `delay`, or one the policy in force now denies,
+   is for nobody under rule 4 (the requester and oversight staff still see it).
 
 To anyone else a request does not exist: reading it, and every action on it, answers the same
 NotFound as an unknown id (`visible_request`), so that no refusal gives away that it exists,
@@ -39,6 +43,7 @@ from foureyes.workflow.subject import redecide
 
 __all__ = [
     "OVERSIGHT_GROUPS",
+    "eligible_approver",
     "may_review_now",
     "may_see",
     "require_oversight",
@@ -117,7 +122,7 @@ def may_review_now(services: Services, session: Session, row: RequestRow, actor:
     if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
         return False
     decision = redecide(services, session, row, services.clock())
-    return decision.outcome == Outcome.PENDING and _counts(decision, actor)
+    return eligible_approver(decision, actor)
 
 
 def _may_act_now(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
@@ -125,16 +130,20 @@ def _may_act_now(services: Services, session: Session, row: RequestRow, actor: A
         return may_review_now(services, session, row, actor)
     if row.state == RequestState.SCHEDULED.value:
         # While the delay runs anyone eligible to review it may cancel it (review.cancel).
-        return _counts(redecide(services, session, row, services.clock()), actor)
+        return eligible_approver(redecide(services, session, row, services.clock()), actor)
     if row.break_glass:
         # Post-reviewers are eligible approvers under the rules the break-glass skipped.
         normal = redecide(services, session, row, services.clock(), break_glass=False)
-        return normal.outcome == Outcome.PENDING and _counts(normal, actor)
+        return eligible_approver(normal, actor)
     return False
 
 
-def _counts(decision: Decision, actor: Actor) -> bool:
-    """Whether an approval by `actor` would count for some factor of `decision`."""
+def eligible_approver(decision: Decision, actor: Actor) -> bool:
+    """Whether an approval by `actor` would count for some factor of `decision`: False for a
+    decision that is not pending. `satisfied` ignores nobody when there are no factors (an
+    allowed or denied decision), so "not ignored" alone would make everyone eligible."""
+    if decision.outcome != Outcome.PENDING:
+        return False
     probe = satisfied(decision, [Review(actor.staff, ReviewDecision.APPROVE)])
     return not any(who == actor.id for who, _ in probe.ignored)
 

@@ -1,12 +1,14 @@
 """The dry run for a caller with a local token (`fey_…`), as the API's hot path runs it.
 
-The same decision as `submit.dry_run`, from the same inputs, checked in the same order (the
-token, then the action and its params, then the policy in force and the account), but read in
-one statement (`store.dry_run_reads`) and awaited on the event loop: no thread hop and, on
-PostgreSQL, one round trip instead of seven. What is left of a dry run (the token's hash, the
-params' schema, the policy's evaluation) is CPU work of a fraction of a millisecond, done on
-the loop; the rare slow parts go to the thread pool: compiling a policy version this process
-has not seen yet, and looking the account up on a platform outside foureyes' database.
+The same decision as `submit.dry_run` (`decide.rule`), from the same inputs, checked in the
+same order (the token, then the action, then the policy in force and the account, then the
+rules, and only if they let the person ask the justification, the params and the quotas), but
+read in one statement (`store.dry_run_reads`) and awaited on the event loop: no thread hop and,
+on PostgreSQL, one round trip instead of seven. What is left of most dry runs (the token's
+hash, the policy's evaluation, the params' schema) is CPU work of a fraction of a millisecond,
+done on the loop; what may block goes to the thread pool: compiling a policy version this
+process has not seen yet, looking the account up on a platform outside foureyes' database,
+counting quotas, checking a proposed policy (foureyes' own platform), recording a denial.
 
 Callers with an identity provider's token take `submit.dry_run` (their token check may fetch
 the provider's keys).
@@ -14,16 +16,20 @@ the provider's keys).
 
 from __future__ import annotations
 
+import functools
+
 from starlette.concurrency import run_in_threadpool
 
-from foureyes.errors import NotFound, Unavailable
+from foureyes.errors import DeadCredential, NotFound, Unavailable
+from foureyes.model import Outcome
+from foureyes.policy.catalog import FOUREYES_PLATFORM
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
-from foureyes.policy.engine import decide
 from foureyes.store.dry_run_reads import DryRunReader
+from foureyes.workflow import dead_credentials, decide, denials, quota
 from foureyes.workflow.services import Services, with_pins
 from foureyes.workflow.staff import actor_from_record, split_token
-from foureyes.workflow.submit import Submission, check_params, decision_request
+from foureyes.workflow.submit import Submission, attempt, decision_request, payload_check
 
 
 async def dry_run_for_token(
@@ -31,7 +37,8 @@ async def dry_run_for_token(
 ) -> Decision:
     """The decision `submission` would get now, for the holder of local token `token`.
     Unauthenticated (401) unless the token verifies and its person may act; then as
-    `submit.dry_run`. Changes nothing."""
+    `submit.dry_run` (`decide.rule`: the rules, the justification and payload, the quotas).
+    Changes nothing; a denial leaves rate-limited evidence (`foureyes.workflow.denials`)."""
     token_id, secret = split_token(token)
     ref = submission.account
     platform, _, account_id = ref.partition(":")
@@ -41,8 +48,12 @@ async def dry_run_for_token(
         token_id, ref, account_id, None if lookup is None else lookup.query
     )
     now = services.clock()
-    actor = actor_from_record(reads.record, reads.identities, secret, now)
-    check_params(services, submission)  # the account ref's form, the platform, the action
+    try:
+        actor = actor_from_record(reads.record, reads.identities, secret, now, token_id=token_id)
+    except DeadCredential as exc:  # evidence, noted off the loop; the caller still gets a 401
+        await run_in_threadpool(dead_credentials.note, services, exc, where="api")
+        raise
+    decide.check_target(services, submission.action, ref)  # the ref's form, platform, action
     if reads.policy_version is None:
         raise Unavailable("no policy is loaded: run `foureyes init` first")
     policy = services.compiled_policy(reads.policy_version)
@@ -54,7 +65,35 @@ async def dry_run_for_token(
         raise NotFound(f"no account {ref!r} on {platform}")
     else:
         account = lookup.account(reads.account)
-    return decide(policy, decision_request(actor, submission, with_pins(account, reads.pins), now))
+    request = decision_request(actor, submission, with_pins(account, reads.pins), now)
+    rule = functools.partial(
+        decide.rule,
+        policy,
+        request,
+        check_payload=functools.partial(payload_check, services, submission),
+        count_quotas=decide.peek_quotas(services, policy, request),
+        dry_run=True,
+    )
+    # The rules, the justification and a platform's own check of the params are CPU work of
+    # a fraction of a millisecond: on the loop. What may block goes to the thread pool: the
+    # quotas' count (a read of the store), and foureyes' own platform, whose check of a
+    # proposed policy parses it and proves its invariants (only once the rules let the person
+    # ask: `decide.rule`).
+    if platform == FOUREYES_PLATFORM or quota.any_matches(policy.quotas, submission.action):
+        ruling = await run_in_threadpool(rule)
+    else:
+        ruling = rule()
+    if ruling.refused is not None:
+        raise ruling.refused
+    decision = ruling.decision
+    if decision.outcome == Outcome.DENIED:  # its evidence, as `submit.dry_run_answer` leaves it
+        count = denials.dry_run_denied(services, actor.id, now)
+        if count is not None:  # a write to the store (rate-limited): in the thread pool
+            evidence = attempt(actor, submission)
+            await run_in_threadpool(
+                denials.record_dry_run_denial, services, evidence, decision, count
+            )
+    return decision
 
 
 def _compile(services: Services, version: int) -> Policy:

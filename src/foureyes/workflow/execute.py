@@ -12,7 +12,6 @@ idempotency key. (3) The outcome, in a second transaction: `executed`, `failed`,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +23,8 @@ from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.errors import Conflict, ConnectorError, Forbidden, FoureyesError, NotFound
 from foureyes.model import Account, Outcome, RequestState
 from foureyes.policy.engine import satisfied
-from foureyes.store.tables import EventRow, ExecutionRow, RequestRow, ReviewRow
+from foureyes.store.tables import ExecutionRow, RequestRow
+from foureyes.workflow import integrity
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.records import (
     engine_reviews,
@@ -101,6 +101,21 @@ def execute(
         state = expect_state(row, RequestState.APPROVED, RequestState.SCHEDULED)
         if state == RequestState.SCHEDULED and row.not_before is not None and row.not_before > now:
             raise Conflict(f"request {row.id} is scheduled for {row.not_before.isoformat()}")
+        # Before anything else reads the row: is it what was submitted and approved?
+        found = integrity.trail(session, row.id)
+        altered = found.request_problem(row)
+        if altered is not None:
+            reason = integrity.refuse(
+                services,
+                session,
+                row,
+                found,
+                altered,
+                now,
+                actor=_who(actor, worker),
+                during="execution",
+            )
+            return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
         spec = connector.action(row.action)
         if spec.for_requester_only and (actor is None or actor.id != row.requester_id):
             raise Forbidden(
@@ -109,7 +124,19 @@ def execute(
         approvers: tuple[str, ...] = ()
         problem = None
         if fresh is not None:
-            approvers, problem = _recheck(services, session, row, now, fresh)
+            approvers, problem, forged = _recheck(services, session, row, now, fresh, found)
+            if forged:
+                reason = integrity.refuse(
+                    services,
+                    session,
+                    row,
+                    found,
+                    problem or "",
+                    now,
+                    actor=_who(actor, worker),
+                    during="execution",
+                )
+                return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
         if problem is not None:
             move(
                 services,
@@ -154,43 +181,36 @@ def _account_of(services: Services, request_id: str) -> str:
         return row.account_ref
 
 
+def _who(actor: Actor | None, worker: str) -> str:
+    return actor.id if actor is not None else worker
+
+
 def _recheck(
-    services: Services, session: Session, row: RequestRow, now: datetime, account: Account
-) -> tuple[tuple[str, ...], str | None]:
-    """Who approved, and why execution must not go ahead (None when it may)."""
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    now: datetime,
+    account: Account,
+    found: integrity.Trail,
+) -> tuple[tuple[str, ...], str | None, bool]:
+    """Who approved, why execution must not go ahead (None when it may), and whether that is
+    because the reviews in the store are not the ones the log recorded."""
     decision = redecide(services, session, row, now, account=account)
     if decision.outcome == Outcome.DENIED:
-        return (), "; ".join(decision.reasons)
+        return (), "; ".join(decision.reasons), False
     if decision.outcome == Outcome.ALLOWED:
-        return (), None
+        return (), None, False
     reviews = review_rows(session, row.id)
-    unlogged = _without_event(session, row.id, reviews)
-    if unlogged:
-        # A review row no `review.recorded` event stands for was written behind foureyes' back
-        # (every review is stored with its event, in one transaction): fail closed.
-        return (), (
-            f"review(s) by {', '.join(unlogged)} have no audit event: the store was altered"
-        )
+    # A review row the log does not stand for, or signed on another digest, was written behind
+    # foureyes' back (every review is stored with its event, in one transaction): fail closed.
+    forged = found.review_problem(reviews)
+    if forged is not None:
+        return (), forged, True
     status = satisfied(decision, engine_reviews(services, session, reviews), today=now.date())
     if not status.satisfied:
-        return (), "; ".join(status.reasons)
+        return (), "; ".join(status.reasons), False
     approvers = tuple(sorted(p for f in status.factors for p in f.approved_by))
-    return approvers, None
-
-
-def _without_event(session: Session, request_id: str, reviews: list[ReviewRow]) -> list[str]:
-    """The reviewers of `reviews` whose verdict has no `review.recorded` event in the log."""
-    if not reviews:
-        return []
-    logged = {
-        (actor, json.loads(body).get("decision"))
-        for actor, body in session.execute(
-            select(EventRow.actor, EventRow.body).where(
-                EventRow.request_id == request_id, EventRow.kind == "review.recorded"
-            )
-        )
-    }
-    return sorted({r.reviewer_id for r in reviews if (r.reviewer_id, r.decision) not in logged})
+    return approvers, None, False
 
 
 def _next_attempt(session: Session, request_id: str) -> int:
@@ -232,7 +252,11 @@ def _succeeded(
             actor=None,
             kind="request.executed",
             now=now,
-            details={"attempt": attempt, "summary": dict(result.summary)},
+            details={
+                "attempt": attempt,
+                "summary": dict(result.summary),
+                **integrity.vouch_for_undo_params(row.undo_params),
+            },
         )
         _mark_reverted(services, session, row, now)
     data = dict(result.data) if result.data is not None else None
@@ -299,11 +323,27 @@ def _mark_reverted(services: Services, session: Session, row: RequestRow, now: d
 def reconcile(services: Services, request_id: str) -> RequestState:
     """Finish a request left `executing` by a process that died during the platform call."""
     with services.database.transaction() as session:
-        row = session.get(RequestRow, request_id)
-        if row is None:
-            raise NotFound(f"no request {request_id!r}")
+        row = lock_request(session, request_id)
         expect_state(row, RequestState.EXECUTING)
         attempt = _next_attempt(session, row.id) - 1
+        # The platform is asked about the order built from the row: only if it is the one
+        # that was approved. Otherwise it is failed, for a person to check the platform.
+        found = integrity.trail(session, row.id)
+        altered = found.request_problem(row)
+        if altered is not None:
+            execution = _attempt_row(session, request_id, attempt)
+            execution.finished_at, execution.outcome = services.clock(), "unknown"
+            integrity.refuse(
+                services,
+                session,
+                row,
+                found,
+                altered,
+                services.clock(),
+                actor=None,
+                during="reconciliation",
+            )
+            return RequestState(row.state)
         order = _order(row, ())
         connector = services.connector(row.account_ref.partition(":")[0])
     verdict = connector.reconcile(order)
@@ -327,7 +367,10 @@ def reconcile(services: Services, request_id: str) -> RequestState:
                 kind="request.reconciled",
                 now=now,
                 reason="the platform shows the action applied",
-                details={"state": json_safe(dict(verdict.state))},
+                details={
+                    "state": json_safe(dict(verdict.state)),
+                    **integrity.vouch_for_undo_params(row.undo_params),
+                },
             )
             _mark_reverted(services, session, row, now)
         elif verdict.applied is False:

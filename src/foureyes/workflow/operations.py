@@ -6,7 +6,7 @@ Routes, console views, the CLI and the `Guard` library API call these and nothin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -19,10 +19,17 @@ from foureyes.directory import Directory
 from foureyes.errors import Conflict
 from foureyes.model import RequestState
 from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
+from foureyes.policy.sandbox import Budget
 from foureyes.store.database import Database
 from foureyes.store.tables import RequestRow
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.audit_reads import EventFilter, audit_event, audit_events
+from foureyes.workflow.credentials import DEFAULT_COOLDOWN
+from foureyes.workflow.enrolment import (
+    Enrolled,
+    enrol_security_key,
+    security_key_proof_options,
+)
 from foureyes.workflow.execute import ExecutionOutcome, execute, reconcile
 from foureyes.workflow.records import record
 from foureyes.workflow.review import ReviewInput, cancel, post_review, review
@@ -52,7 +59,6 @@ from foureyes.workflow.webauthn import (
     assertion_options,
     step_up_verifier,
 )
-from foureyes.workflow.webauthn import enrol as enrol_security_key
 from foureyes.workflow.webauthn import list_keys as security_keys
 from foureyes.workflow.webauthn import registration_options as security_key_options
 from foureyes.workflow.webauthn import revoke as revoke_security_key
@@ -77,10 +83,14 @@ def build_services(
     origin: str = DEFAULT_ORIGIN,
     relying_party: RelyingParty = DEMO_RELYING_PARTY,
     oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
+    credential_cooldown: timedelta = DEFAULT_COOLDOWN,
+    policy_check: Budget | None = None,
 ) -> Services:
     """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
     `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`);
-    `oversight_groups` are the groups whose staff read everything (settings' `[access]`)."""
+    `oversight_groups` are the groups whose staff read everything (settings' `[access]`);
+    `credential_cooldown` is how long a new step-up credential waits (settings' `[step_up]`);
+    `policy_check` is what checking a proposed policy may cost (settings' `[policy_check]`)."""
     made: dict[str, Connector] = {}
     for name, (kind, settings) in connectors.items():
         connector = make_connector(kind, name, settings, _Context(database))
@@ -88,15 +98,19 @@ def build_services(
     catalog = Catalog.of(())
     for connector in made.values():
         catalog = catalog.merged(connector.catalog())
-    made[FOUREYES_PLATFORM] = GovernanceConnector(database, catalog)
-    return Services(
+    governance = GovernanceConnector(database, catalog, policy_check)
+    made[FOUREYES_PLATFORM] = governance
+    services = Services(
         database=database,
         connectors=made,
         audit=AuditLog(origin),
         clock=clock,
         step_up=step_up_verifier(relying_party, clock),
         oversight_groups=frozenset(oversight_groups),
+        credential_cooldown=credential_cooldown,
     )
+    governance.services = services  # it stores credentials with their events and alerts
+    return services
 
 
 def seed(
@@ -203,18 +217,22 @@ def authenticate_oidc(
     *,
     audience: str | None = None,
     nonce: str | None = None,
+    where: str = "api",
+    client: str = "",
 ) -> Actor:
     """The person a JWT of the company's identity provider names: the token verified
     (`OidcProvider.verify`: signature, issuer, audience, times, and `nonce` for an ID token),
     its identity claim mapped to a login of the staff directory, and that person held to the
-    same floor as a local token's (`authenticate_identity`)."""
+    same floor as a local token's (`authenticate_identity`, which notes a dead one as tried
+    at `where` from `client`)."""
     claims = provider.verify(token, audience=audience, nonce=nonce)
-    return authenticate_identity(services, provider.identity(claims))
+    return authenticate_identity(services, provider.identity(claims), where=where, client=client)
 
 
 __all__ = [
     "Actor",
     "Denied",
+    "Enrolled",
     "EventFilter",
     "ExecutionOutcome",
     "ListFilter",
@@ -246,6 +264,7 @@ __all__ = [
     "run_if_allowed",
     "run_once",
     "security_key_options",
+    "security_key_proof_options",
     "security_keys",
     "seed",
     "show",

@@ -12,7 +12,13 @@ SQLite every transaction already holds the database's write lock (BEGIN IMMEDIAT
 distinct people who made such requests on the account ("no more than N staff may view this
 account's private data per day"), so a person already counted may go on.
 
-Denied requests are not counted; pending ones are (a quota limits what people ask for).
+Denied requests are not counted; pending ones are (a quota limits what people ask for). A
+quota's `outcomes` say which it counts, by what the rules decided: `[pending]` limits only
+requests that ask approvers (one person cannot flood the reviewers), leaving work the rules
+allow at once alone; the default counts both.
+
+A dry run asks `check(..., lock=False)`: the same count, without locks or usage, so it answers
+the denial a submit would get now (`foureyes.workflow.decide`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from foureyes.model import parse_duration
+from foureyes.model import Outcome, parse_duration
 from foureyes.policy.schema import QuotaSpec
 from foureyes.store.tables import QuotaLockRow, QuotaUsageRow
 
@@ -86,8 +92,17 @@ class QuotaCheck:
             )
 
 
-def matches(spec: QuotaSpec, action: str) -> bool:
+def matches(spec: QuotaSpec, action: str, outcome: Outcome | None = None) -> bool:
+    """Whether `spec` counts a request for `action` that the rules decided `outcome` (None:
+    whatever they decided)."""
+    if outcome is not None and outcome.value not in spec.outcomes:
+        return False
     return any(fnmatch.fnmatchcase(action, pattern) for pattern in spec.actions)
+
+
+def any_matches(quotas: Sequence[QuotaSpec], action: str) -> bool:
+    """Whether any quota may count a request for `action` (whatever the rules decide)."""
+    return any(matches(spec, action) for spec in quotas)
 
 
 def check(
@@ -97,18 +112,23 @@ def check(
     staff_id: str,
     action: str,
     account_ref: str,
+    outcome: Outcome,
     now: datetime,
+    lock: bool = True,
 ) -> QuotaCheck:
-    """Lock and count every quota `action` falls under; `exceeded` names the first one over."""
+    """Count every quota a request for `action`, decided `outcome` by the rules, falls under
+    (locking each (quota, key) first unless `lock` is False: a dry run's count, which uses
+    nothing); `exceeded` names the first one over."""
     result = QuotaCheck(staff_id)
     keyed = sorted(
         ((spec, staff_id if spec.per == "staff" else account_ref) for spec in quotas),
         key=lambda item: (item[0].id, item[1]),  # one lock order for everyone: no deadlocks
     )
     for spec, key in keyed:
-        if not matches(spec, action):
+        if not matches(spec, action, outcome):
             continue
-        _lock(session, spec.id, key)
+        if lock:
+            _lock(session, spec.id, key)
         result.matched.append((spec, key))
         if result.exceeded is None:
             result.exceeded = _over(session, spec, key, staff_id, now)
@@ -166,4 +186,4 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-__all__ = ["QuotaCheck", "QuotaExceeded", "check", "matches"]
+__all__ = ["QuotaCheck", "QuotaExceeded", "any_matches", "check", "matches"]

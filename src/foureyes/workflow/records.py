@@ -56,9 +56,38 @@ def request_digest(
     params: Mapping[str, Any],
     justification: str | None,
     policy_version: int,
+    requester: str,
+    break_glass: bool,
+    reverts: str | None,
 ) -> str:
     """SHA-256 of the canonical JSON of what reviewers approve: exactly this action, on exactly
-    this account, with exactly these parameters, for this reason, under this policy."""
+    this account, with exactly these parameters, for this reason, under this policy, asked by
+    this person, break-glass or not, undoing this request (or none). What a step-up signs, and
+    what `foureyes.workflow.integrity` recomputes from the stored row before acting on it."""
+    body = {
+        "v": 2,
+        "action": action,
+        "account": account,
+        "params": json_safe(dict(params)),
+        "justification": justification,
+        "policy_version": policy_version,
+        "requester": requester,
+        "break_glass": break_glass,
+        "reverts": reverts,
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def legacy_request_digest(
+    *,
+    action: str,
+    account: str,
+    params: Mapping[str, Any],
+    justification: str | None,
+    policy_version: int,
+) -> str:
+    """The digest of requests submitted before it covered the requester, break-glass and the
+    request undone (those fields of such a request are checked against its audit event)."""
     body = {
         "action": action,
         "account": account,

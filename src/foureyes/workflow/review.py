@@ -16,7 +16,8 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow.access import visible_request
+from foureyes.workflow import integrity
+from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.records import (
     POST_REVIEW,
     REVIEW,
@@ -91,43 +92,67 @@ def _review(services: Services, actor: Actor, request_id: str, given: ReviewInpu
             services, session, lock_request(session, request_id), request_id, actor
         )
         expect_state(row, RequestState.PENDING)
-        if given.digest != row.digest:
-            raise Conflict(
-                "the request you reviewed is not this one (digest mismatch): reload it",
-                request_id=row.id,
-            )
-        if actor.id == row.requester_id:
-            raise Forbidden("the requester cannot review their own request")
-        if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
-            raise Conflict(f"{actor.id} has already reviewed this request", request_id=row.id)
-        floor = actor.staff.floor_problem(now.date())
-        if floor is not None:
-            raise Forbidden(floor)
-        decision = redecide(services, session, row, now)
-        trial = satisfied(
-            decision,
-            [
-                *engine_reviews(services, session, review_rows(session, row.id)),
-                _as_review(actor, given),
-            ],
-            today=now.date(),
+        # Nothing is recorded on a request the store altered: it is cancelled (committed
+        # here), and the review refused below.
+        found = integrity.trail(session, row.id)
+        reviews = review_rows(session, row.id)
+        altered = found.problem(row, reviews)
+        if altered is None:
+            return _record_review(services, session, row, reviews, actor, given, now)
+        reason = integrity.refuse(
+            services, session, row, found, altered, now, actor=actor.id, during="review"
         )
-        if any(who == actor.id for who, _ in trial.ignored):
-            reason = next(why for who, why in trial.ignored if who == actor.id)
-            raise Forbidden(f"your review would not count: {reason}")
-        evidence = None
-        if decision.options.step_up:
-            evidence = services.step_up.verify(
-                session,
-                request_id=row.id,
-                reviewer_id=actor.id,
-                digest=row.digest,
-                decision=given.decision.value,
-                assertion=given.step_up,
-            )
-        _store_review(services, session, row, actor, given, REVIEW, evidence, now)
-        settle(services, session, row, decision, trial, now, actor=actor.id)
-        return row.state
+    raise Conflict(f"your review was not recorded: {reason}", request_id=request_id)
+
+
+def _record_review(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    reviews: list[ReviewRow],
+    actor: Actor,
+    given: ReviewInput,
+    now: datetime,
+) -> str:
+    """The checks and the recording of one review on a pending request that is intact
+    (`reviews`: its reviews so far)."""
+    if given.digest != row.digest:
+        raise Conflict(
+            "the request you reviewed is not this one (digest mismatch): reload it",
+            request_id=row.id,
+        )
+    if actor.id == row.requester_id:
+        raise Forbidden("the requester cannot review their own request")
+    if any(r.reviewer_id == actor.id for r in reviews):
+        raise Conflict(f"{actor.id} has already reviewed this request", request_id=row.id)
+    floor = actor.staff.floor_problem(now.date())
+    if floor is not None:
+        raise Forbidden(floor)
+    decision = redecide(services, session, row, now)
+    trial = satisfied(
+        decision,
+        [
+            *engine_reviews(services, session, reviews),
+            _as_review(actor, given),
+        ],
+        today=now.date(),
+    )
+    if any(who == actor.id for who, _ in trial.ignored):
+        reason = next(why for who, why in trial.ignored if who == actor.id)
+        raise Forbidden(f"your review would not count: {reason}")
+    evidence = None
+    if decision.options.step_up:
+        evidence = services.step_up.verify(
+            session,
+            request_id=row.id,
+            reviewer_id=actor.id,
+            digest=row.digest,
+            decision=given.decision.value,
+            assertion=given.step_up,
+        )
+    _store_review(services, session, row, actor, given, REVIEW, evidence, now)
+    settle(services, session, row, decision, trial, now, actor=actor.id)
+    return row.state
 
 
 def _store_review(
@@ -277,10 +302,9 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
         if actor.id != row.requester_id:
             if state != RequestState.SCHEDULED:
                 raise Forbidden("only the requester may cancel a request that is not scheduled")
-            decision = redecide(services, session, row, now)
-            candidate = _as_review(actor, ReviewInput(ReviewDecision.APPROVE, ""))
-            probe = satisfied(decision, [candidate], today=now.date())
-            if any(who == actor.id for who, _ in probe.ignored):
+            # Eligible under a rule that requires approvals now: an allow rule's delay, or a
+            # request the policy now denies, has no eligible reviewers (access.eligible_approver).
+            if not eligible_approver(redecide(services, session, row, now), actor):
                 raise Forbidden("only the requester or an eligible reviewer may cancel it")
         move(
             services,
@@ -307,19 +331,39 @@ def post_review(services: Services, actor: Actor, request_id: str, given: Review
         row = visible_request(
             services, session, lock_request(session, request_id), request_id, actor
         )
-        if not row.break_glass:
-            raise Conflict("this request was not a break-glass request", request_id=row.id)
-        if given.digest != row.digest:
-            raise Conflict("digest mismatch: reload the request", request_id=row.id)
-        if actor.id == row.requester_id:
-            raise Forbidden("the requester cannot post-review their own break-glass")
         existing = review_rows(session, row.id, POST_REVIEW)
-        if any(r.reviewer_id == actor.id for r in existing):
-            raise Conflict(f"{actor.id} has already post-reviewed this request")
-        normal = redecide(services, session, row, now, break_glass=False)
-        if normal.outcome == Outcome.PENDING:
-            probe = satisfied(normal, [_as_review(actor, given)], today=now.date())
-            if any(who == actor.id for who, _ in probe.ignored):
-                raise Forbidden("you are not an eligible reviewer for this action")
-        _store_review(services, session, row, actor, given, POST_REVIEW, None, now)
-        return len(existing) + 1
+        found = integrity.trail(session, row.id)
+        altered = found.problem(row, existing)
+        if altered is None:
+            return _record_post_review(services, session, row, existing, actor, given, now)
+        reason = integrity.refuse(
+            services, session, row, found, altered, now, actor=actor.id, during="post-review"
+        )
+    raise Conflict(f"your post-review was not recorded: {reason}", request_id=request_id)
+
+
+def _record_post_review(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    existing: list[ReviewRow],
+    actor: Actor,
+    given: ReviewInput,
+    now: datetime,
+) -> int:
+    """The checks and the recording of one post-review of an intact request."""
+    if not row.break_glass:
+        raise Conflict("this request was not a break-glass request", request_id=row.id)
+    if given.digest != row.digest:
+        raise Conflict("digest mismatch: reload the request", request_id=row.id)
+    if actor.id == row.requester_id:
+        raise Forbidden("the requester cannot post-review their own break-glass")
+    if any(r.reviewer_id == actor.id for r in existing):
+        raise Conflict(f"{actor.id} has already post-reviewed this request")
+    # Eligible under the rules the break-glass skipped, as they are now: when none requires
+    # approvals any more (allowed, or denied now), nobody is (access.eligible_approver).
+    normal = redecide(services, session, row, now, break_glass=False)
+    if not eligible_approver(normal, actor):
+        raise Forbidden("you are not an eligible reviewer for this action")
+    _store_review(services, session, row, actor, given, POST_REVIEW, None, now)
+    return len(existing) + 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -23,6 +23,7 @@ from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import IdentityRow, PinRow, PolicyVersionRow, StaffRow
+from foureyes.workflow.credentials import DEFAULT_COOLDOWN
 from foureyes.workflow.stepup import StepUpVerifier
 from foureyes.workflow.webauthn import step_up_verifier
 
@@ -54,6 +55,9 @@ class Services:
     # Staff in any of these groups oversee: they may read every request, the audit log's
     # events and alerts. Everyone else reads only what they take part in (workflow.access).
     oversight_groups: frozenset[str] = OVERSIGHT_GROUPS
+    # How long a step-up credential added after init waits before it counts (settings'
+    # `[step_up] cooldown`; foureyes.workflow.enrolment).
+    credential_cooldown: timedelta = DEFAULT_COOLDOWN
     _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from foureyes.directory import Directory
-from foureyes.errors import BadInput, NotFound, Unauthenticated
+from foureyes.errors import BadInput, DeadCredential, NotFound, Unauthenticated
 from foureyes.model import RequestState, Staff, StaffStatus
 from foureyes.store.queries import (
     IDENTITIES_OF,
@@ -29,6 +29,7 @@ from foureyes.store.queries import (
     staff_from_row,
 )
 from foureyes.store.tables import IdentityRow, RequestRow, StaffRow, TokenRow
+from foureyes.workflow import dead_credentials
 from foureyes.workflow.records import move, record
 from foureyes.workflow.services import Actor, Services
 
@@ -334,8 +335,18 @@ def split_token(token: str) -> tuple[str, str]:
     return token_id, secret
 
 
-def authenticate(services: Services, token: str) -> Actor:
-    """The person behind a bearer token; Unauthenticated unless it is valid and they may act."""
+def authenticate(services: Services, token: str, *, where: str = "api", client: str = "") -> Actor:
+    """The person behind a bearer token; Unauthenticated unless it is valid and they may act.
+    A known person's token that no longer works is also noted (`dead_credentials`: an alert,
+    at most one per token per hour) as tried at `where` from `client`: same 401 to the caller."""
+    try:
+        return _authenticate(services, token)
+    except DeadCredential as exc:
+        dead_credentials.note(services, exc, where=where, client=client)
+        raise
+
+
+def _authenticate(services: Services, token: str) -> Actor:
     token_id, secret = split_token(token)
     # Every call reads the token and its person afresh (no cache: a revocation, termination
     # or suspension counts from the next request), in one read-only transaction of two
@@ -346,28 +357,47 @@ def authenticate(services: Services, token: str) -> Actor:
         connection = session.connection()
         row = connection.execute(TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
         identities = () if row is None else connection.scalars(IDENTITIES_OF, {"staff_id": row.id})
-        return actor_from_record(row, identities, secret, now)
+        return actor_from_record(row, identities, secret, now, token_id=token_id)
 
 
-def actor_from_record(record: Any, identities: Iterable[str], secret: str, now: datetime) -> Actor:
+def actor_from_record(
+    record: Any, identities: Iterable[str], secret: str, now: datetime, *, token_id: str
+) -> Actor:
     """The person a token record (a `TOKEN_AND_PERSON` row, or None when no token has that id)
     vouches for, given the token's secret: Unauthenticated unless the secret matches, the
-    token is neither revoked nor expired at `now`, and the person may act."""
+    token is neither revoked nor expired at `now`, and the person may act. Once the secret
+    matches, a refusal is a DeadCredential (the caller notes it: `dead_credentials.note`)."""
     if record is None or not hmac.compare_digest(record.secret_sha256, _sha256(secret)):
-        raise Unauthenticated("unknown token")
+        raise Unauthenticated("unknown token")  # garbage: nobody's credential
+    credential = f"token:{token_id}"
     if record.revoked_at is not None:
-        raise Unauthenticated("this token was revoked")
+        raise DeadCredential(
+            "this token was revoked", staff=record.id, credential=credential, reason="revoked"
+        )
     if record.expires_at is not None and record.expires_at <= now:
-        raise Unauthenticated("this token has expired")
+        raise DeadCredential(
+            "this token has expired", staff=record.id, credential=credential, reason="expired"
+        )
     person = staff_from_record(record, identities)
-    _check_may_act(person, now)
+    _check_may_act(person, now, credential)
     return Actor(staff=person, identity=record.token_identity)
 
 
-def authenticate_identity(services: Services, identity: str) -> Actor:
+def authenticate_identity(
+    services: Services, identity: str, *, where: str = "api", client: str = ""
+) -> Actor:
     """The person whose login name `identity` is, once an identity provider has vouched for it
     (a verified OIDC token's claim). Unauthenticated unless the staff directory knows the name
-    and the person may act now: the same floor as `authenticate`."""
+    and the person may act now: the same floor as `authenticate`, and a known person who may
+    not act is noted as `authenticate` notes it."""
+    try:
+        return _authenticate_identity(services, identity)
+    except DeadCredential as exc:
+        dead_credentials.note(services, exc, where=where, client=client)
+        raise
+
+
+def _authenticate_identity(services: Services, identity: str) -> Actor:
     with services.database.transaction() as session:
         now = services.clock()
         person = services.person_of(session, identity)
@@ -375,15 +405,20 @@ def authenticate_identity(services: Services, identity: str) -> Actor:
             # ascii(): the name comes from a token, and the message goes into a Latin-1 header.
             shown = ascii(identity[:100])
             raise Unauthenticated(f"{shown} is not the identity of anyone on the staff")
-        _check_may_act(person, now)
+        _check_may_act(person, now, f"oidc:{identity[:100]}")
         return Actor(staff=person, identity=identity)
 
 
-def _check_may_act(person: Staff, now: datetime) -> None:
+def _check_may_act(person: Staff, now: datetime, credential: str) -> None:
     """Terminated, suspended or outside their contract: no credential of theirs works."""
     problem = person.floor_problem(now.date())
     if problem is not None:
-        raise Unauthenticated(f"this credential no longer works: {problem}")
+        raise DeadCredential(
+            f"this credential no longer works: {problem}",
+            staff=person.id,
+            credential=credential,
+            reason=problem,
+        )
 
 
 def list_staff(services: Services) -> list[Staff]:

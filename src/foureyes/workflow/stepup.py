@@ -4,7 +4,10 @@ The challenge is derived from the request digest, the reviewer and the verdict, 
 assertion approves that one request and nothing else. `DeviceKeyStepUp` verifies Ed25519
 signatures from keys enrolled per person (the CLI's and API clients' keys);
 `foureyes.workflow.webauthn.WebAuthnStepUp` verifies security keys and passkeys, and
-`StepUpByMethod` picks between them by the assertion's `method`.
+`StepUpByMethod` picks between them by the assertion's `method`. Only a credential that counts
+signs anything that counts: not revoked and past its cool-down (`foureyes.workflow.credentials`).
+Each verifier also `confirm`s a challenge the server computed for something other than a review
+(an existing credential vouching for a new one of the same person).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +30,13 @@ from sqlalchemy.orm import Session
 
 from foureyes.errors import BadInput, Forbidden, StepUpFailed
 from foureyes.store.tables import StepUpKeyRow
+from foureyes.workflow.credentials import (
+    DEVICE_KEY,
+    NewCredential,
+    check_counts,
+    device_key_id,
+    insert,
+)
 
 
 def challenge(*, request_id: str, digest: str, reviewer_id: str, decision: str) -> bytes:
@@ -54,9 +64,25 @@ class StepUpVerifier(Protocol):
         """Check the assertion; return the evidence to record. Raise Forbidden if it fails."""
         ...
 
+    def confirm(
+        self,
+        session: Session,
+        *,
+        staff_id: str,
+        expected: bytes,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Check that a credential of `staff_id` that counts now signed `expected` (a challenge
+        the server computed); return the evidence to record. StepUpFailed if not."""
+        ...
+
 
 class DeviceKeyStepUp:
-    """Ed25519 signatures over `challenge(...)` by a key enrolled for the reviewer."""
+    """Ed25519 signatures over a challenge by a key enrolled for the person that counts now
+    (not revoked, past its cool-down)."""
+
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def verify(
         self,
@@ -70,27 +96,44 @@ class DeviceKeyStepUp:
     ) -> dict[str, Any]:
         if not assertion:
             raise Forbidden("this review needs step-up: confirm it with your security key")
+        expected = challenge(
+            request_id=request_id, digest=digest, reviewer_id=reviewer_id, decision=decision
+        )
+        evidence = self._check(session, reviewer_id, expected, assertion, "this review")
+        return {"method": evidence["method"], "key_id": evidence["key_id"]}
+
+    def confirm(
+        self,
+        session: Session,
+        *,
+        staff_id: str,
+        expected: bytes,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        return self._check(session, staff_id, expected, assertion or {}, "this enrolment")
+
+    def _check(
+        self,
+        session: Session,
+        staff_id: str,
+        expected: bytes,
+        assertion: Mapping[str, Any],
+        what: str,
+    ) -> dict[str, Any]:
         key_id = str(assertion.get("key_id", ""))
         row = session.scalar(
-            select(StepUpKeyRow).where(
-                StepUpKeyRow.id == key_id, StepUpKeyRow.staff_id == reviewer_id
-            )
+            select(StepUpKeyRow).where(StepUpKeyRow.id == key_id, StepUpKeyRow.staff_id == staff_id)
         )
-        if row is None or row.revoked_at is not None:
+        if row is None:
             raise StepUpFailed("step-up failed: that key is not enrolled for you")
+        check_counts(row, self._clock(), f"step-up key {key_id}")
+        encoded = str(assertion.get("signature", ""))
         try:
-            signature = base64.b64decode(str(assertion.get("signature", "")), validate=True)
-            Ed25519PublicKey.from_public_bytes(row.public_key).verify(
-                signature,
-                challenge(
-                    request_id=request_id, digest=digest, reviewer_id=reviewer_id, decision=decision
-                ),
-            )
+            signature = base64.b64decode(encoded, validate=True)
+            Ed25519PublicKey.from_public_bytes(row.public_key).verify(signature, expected)
         except (InvalidSignature, binascii.Error, ValueError) as exc:
-            raise StepUpFailed(
-                "step-up failed: the signature does not confirm this review"
-            ) from exc
-        return {"method": "device-key", "key_id": key_id}
+            raise StepUpFailed(f"step-up failed: the signature does not confirm {what}") from exc
+        return {"method": "device-key", "key_id": key_id, "signature": encoded}
 
 
 class StepUpByMethod:
@@ -112,15 +155,7 @@ class StepUpByMethod:
         decision: str,
         assertion: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        verifier = self.default
-        if assertion and "method" in assertion:
-            method = assertion["method"]
-            found = self.by_method.get(method) if isinstance(method, str) else None
-            if found is None:
-                known = ", ".join(sorted(self.by_method))
-                raise BadInput(f"unknown step-up method {method!r} (known: {known})")
-            verifier = found
-        return verifier.verify(
+        return self._by(assertion).verify(
             session,
             request_id=request_id,
             reviewer_id=reviewer_id,
@@ -128,6 +163,28 @@ class StepUpByMethod:
             decision=decision,
             assertion=assertion,
         )
+
+    def confirm(
+        self,
+        session: Session,
+        *,
+        staff_id: str,
+        expected: bytes,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        return self._by(assertion).confirm(
+            session, staff_id=staff_id, expected=expected, assertion=assertion
+        )
+
+    def _by(self, assertion: Mapping[str, Any] | None) -> StepUpVerifier:
+        if assertion and "method" in assertion:
+            method = assertion["method"]
+            found = self.by_method.get(method) if isinstance(method, str) else None
+            if found is None:
+                known = ", ".join(sorted(self.by_method))
+                raise BadInput(f"unknown step-up method {method!r} (known: {known})")
+            return found
+        return self.default
 
 
 def key_id_of(key: Ed25519PrivateKey | bytes) -> str:
@@ -137,16 +194,16 @@ def key_id_of(key: Ed25519PrivateKey | bytes) -> str:
         if isinstance(key, bytes)
         else key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     )
-    return hashlib.sha256(public).hexdigest()[:16]
+    return device_key_id(public)
 
 
-def enroll_key(session: Session, staff_id: str, public_key: bytes, now: datetime) -> str:
-    """Enrol an Ed25519 public key for step-up; returns its key id."""
-    if len(public_key) != 32:
-        raise BadInput("a step-up key is a 32-byte Ed25519 public key")
-    key_id = key_id_of(public_key)
-    if session.get(StepUpKeyRow, key_id) is None:
-        session.add(
-            StepUpKeyRow(id=key_id, staff_id=staff_id, public_key=public_key, created_at=now)
-        )
-    return key_id
+def bootstrap_key(session: Session, staff_id: str, public_key: bytes, now: datetime) -> str:
+    """Enrol an Ed25519 public key that counts at once; returns its key id. Only for the
+    operator's bootstrap before anyone can act (`foureyes serve --demo` initialising its data
+    directory): every later key goes through `foureyes.workflow.enrolment`. The caller writes
+    the audit event in the same transaction."""
+    credential = NewCredential(staff_id, DEVICE_KEY, public_key, name="device key")
+    credential.check()
+    if session.get(StepUpKeyRow, credential.key_id) is None:
+        insert(session, credential, now=now, counts_from=now)
+    return credential.key_id

@@ -1,31 +1,27 @@
-"""Submitting a request, and the dry run (`decisions`) that changes nothing."""
+"""Submitting a request, and the dry run (`decisions`) that changes nothing. Both decide with
+`foureyes.workflow.decide.rule`."""
 
 from __future__ import annotations
 
-import dataclasses
-import re
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import jsonschema
-from jsonschema.protocols import Validator
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from foureyes.connectors.base import ExecutionOrder
-from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused
+from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused, Unavailable
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
-from foureyes.policy.engine import decide
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import idempotency, quota
+from foureyes.workflow import decide, denials, idempotency, quota
 from foureyes.workflow.records import params_digest, record, request_digest
 from foureyes.workflow.services import Actor, Services, json_safe, with_pins
 
-MAX_JUSTIFICATION = 500
 _NO_TIME = timedelta(0)
 
 
@@ -72,75 +68,29 @@ class Denied(Forbidden):
     slug = "denied-by-policy"
 
 
-# Validators by the id of their schema (each kept beside it, so a reused id is noticed). The
-# schema is checked against its meta-schema once, when its validator is made: checking it on
-# every call, as `jsonschema.validate` does, cost about 2 ms per request.
-_validators: dict[int, tuple[Mapping[str, Any], Validator]] = {}
-_MAX_VALIDATORS = 4096
-
-
-def _params_validator(schema: Mapping[str, Any]) -> Validator:
-    """The validator of an action's params schema (SchemaError if it is no JSON schema)."""
-    cached = _validators.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    plain = dict(schema)
-    kind = jsonschema.validators.validator_for(plain)
-    kind.check_schema(plain)
-    validator = kind(plain)
-    if len(_validators) >= _MAX_VALIDATORS:  # catalogs are fixed; this only bounds a leak
-        _validators.clear()
-    _validators[id(schema)] = (schema, validator)
-    return validator
-
-
-def check_params(services: Services, submission: Submission) -> None:
-    """Unknown platform or action, params failing the action's schema, or an order the
-    platform says could never execute: BadInput (or NotFound), before anything is recorded."""
-    try:
-        platform, account_id = Account.split_ref(submission.account)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from exc
-    connector = services.connector(platform)
-    spec = connector.action(submission.action)
-    validator = _params_validator(spec.params_schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(submission.params)))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "params"
-        raise BadInput(f"params do not fit {submission.action}: {where}: {error.message}")
-    connector.validate(
-        ExecutionOrder(submission.action, account_id, dict(submission.params), idempotency_key="")
-    )
-
-
-def _check_justification(decision: Decision, justification: str | None) -> None:
-    options = decision.options
-    text = (justification or "").strip()
-    if len(text) > MAX_JUSTIFICATION:
-        raise BadInput(f"the justification is longer than {MAX_JUSTIFICATION} characters")
-    if options.justification_required and not text:
-        raise BadInput("this request needs a justification")
-    for pattern in options.justification_patterns:
-        if not re.fullmatch(pattern, text):
-            raise BadInput(f"the justification must match {pattern} (e.g. a ticket id)")
+class _PayloadUnchecked(Exception):
+    """The submit transaction's decision lets the person ask, but the first look's did not, so
+    the payload was not checked (the policy in force changed in between): look again."""
 
 
 def dry_run(
     services: Services, actor: Actor | Callable[[], Actor], submission: Submission
 ) -> Decision:
-    """The decision a submission would get now, with its reasons. Changes nothing.
+    """The decision a submission would get now, with its reasons (`decide.rule`: the rules,
+    then the justification and the payload, then the quotas, counted but not used). Changes
+    nothing; a denial leaves rate-limited evidence (`foureyes.workflow.denials`).
 
     `actor` may be the check that finds the caller (the API's token check): it runs first, in
     the read-only transaction that reads the pins and the policy (its own read joins it), so
     nothing else happens for a caller it refuses. A platform kept in foureyes' database (the
     demo) is read in that transaction too (one snapshot, one transaction per dry run); any
     other platform is looked up after it, outside our transactions (a slow platform must not
-    hold a connection and a snapshot open)."""
+    hold a connection and a snapshot open), as the payload's check and the quotas' count are."""
     ref = submission.account
     account: Account | None = None
     with services.database.read() as session:
         caller = actor() if callable(actor) else actor
-        check_params(services, submission)
+        decide.check_target(services, submission.action, ref)
         pins = services.pins(session, ref)
         _, policy = services.policy_in_force(session)
         now = services.clock()
@@ -148,7 +98,37 @@ def dry_run(
             account = services.resolve_account(ref)
     if account is None:
         account = services.resolve_account(ref)
-    return decide(policy, decision_request(caller, submission, with_pins(account, pins), now))
+    request = decision_request(caller, submission, with_pins(account, pins), now)
+    ruling = decide.rule(
+        policy,
+        request,
+        check_payload=functools.partial(payload_check, services, submission),
+        count_quotas=decide.peek_quotas(services, policy, request),
+        dry_run=True,
+    )
+    return dry_run_answer(services, caller, submission, ruling)
+
+
+def dry_run_answer(
+    services: Services, actor: Actor, submission: Submission, ruling: decide.Ruling
+) -> Decision:
+    """A dry run's answer to `ruling`: its decision, or its refusal raised; a denial leaves its
+    evidence first."""
+    if ruling.refused is not None:
+        raise ruling.refused
+    denials.after_dry_run(services, attempt(actor, submission), ruling.decision)
+    return ruling.decision
+
+
+def payload_check(services: Services, submission: Submission) -> None:
+    """`decide.check_payload` for `submission`."""
+    decide.check_payload(services, submission.action, submission.account, submission.params)
+
+
+def attempt(actor: Actor, submission: Submission) -> denials.Attempt:
+    return denials.Attempt(
+        actor, submission.action, submission.account, submission.params, submission.client
+    )
 
 
 def decision_request(
@@ -168,10 +148,13 @@ def decision_request(
 def submit(services: Services, actor: Actor, submission: Submission) -> str:
     """Record a request and its decision; return its id.
 
-    Bad input (unknown action or account, params failing the schema, a missing or malformed
-    justification) raises and records nothing. A request the policy denies is recorded as
-    `denied` and then raises `Denied`. Allowed requests are `approved` (or `scheduled` when a
-    rule sets a delay) and left for `execute`; break-glass ones are approved at once too.
+    Decided by `decide.rule`: an unknown action or account raises and records nothing. A
+    request the policy (or a quota) denies is recorded as `denied` and then raises `Denied`,
+    its params never looked at. For someone the policy lets ask, params failing the schema or
+    the platform's check, or a missing or malformed justification, raise BadInput: no request
+    is recorded, only the refusal's `request.refused` audit event. Allowed requests are
+    `approved` (or `scheduled` when a rule sets a delay) and left for `execute`; break-glass
+    ones are approved at once too.
     With an idempotency key, as `submit_or_replay` (a replay returns the earlier id).
     """
     return submit_or_replay(services, actor, submission).request_id
@@ -242,107 +225,114 @@ def _record(
     keyed: tuple[str, str] | None,
 ) -> str:
     """Decide and record the submission (as `submit` describes); `keyed` is its idempotency
-    key and fingerprint, stored with it. The id, or Denied after recording a denial."""
-    check_params(services, submission)
+    key and fingerprint, stored with it. The id, or Denied after recording a denial.
+
+    `decide.rule` decides, twice: a first look (in a read transaction) says whether the rules
+    let this person ask at all and, only if they do, checks the justification and the payload
+    outside our transactions (the platform's `validate` may call it, or parse and analyse a
+    proposed policy); then the submit transaction decides again on what is in force then,
+    counts the quotas under their locks and records the request. A refused justification or
+    payload records no request but leaves a `request.refused` event."""
+    decide.check_target(services, submission.action, submission.account)
+    params_digest(submission.params)  # BadInput for params JSON cannot hold, before anything
     account = services.resolve_account(submission.account)  # the platform, outside our lock
+    for _ in range(_LOOKS):
+        checked = _first_look(services, actor, submission, account)
+        try:
+            return _decide_and_record(services, actor, submission, keyed, account, checked)
+        except _PayloadUnchecked:
+            continue  # the policy in force changed between the two looks: look again
+    raise Unavailable("the policy in force changed while this was submitted: submit it again")
+
+
+_LOOKS = 3
+
+
+def _first_look(services: Services, actor: Actor, submission: Submission, account: Account) -> bool:
+    """Whether the rules in force let `actor` ask (then the justification and the payload
+    were checked: BadInput, with its evidence, when they do not fit)."""
+    with services.database.read() as session:
+        pins = services.pins(session, submission.account)
+        version, policy = services.policy_in_force(session)
+        now = services.clock()
+    ruling = decide.rule(
+        policy,
+        decision_request(actor, submission, with_pins(account, pins), now),
+        check_payload=functools.partial(payload_check, services, submission),
+        count_quotas=decide.no_quotas,
+    )
+    if ruling.refused is not None:
+        denials.refused(
+            services,
+            attempt(actor, submission),
+            reason=ruling.refused.message,
+            outcome=ruling.decision.outcome,
+            policy_version=version,
+        )
+        raise ruling.refused
+    return ruling.decision.outcome != Outcome.DENIED
+
+
+def _decide_and_record(
+    services: Services,
+    actor: Actor,
+    submission: Submission,
+    keyed: tuple[str, str] | None,
+    account: Account,
+    checked: bool,
+) -> str:
+    """The submit transaction: decide (`decide.rule`, the quotas locked and counted) and
+    record. `checked`: the payload was checked; if it was not and the rules in force now let
+    the person ask, _PayloadUnchecked (nothing recorded)."""
+    refused: BadInput | None = None
     with services.database.transaction() as session:
         now = services.clock()
         account = with_pins(account, services.pins(session, submission.account))
         version, policy = services.policy_in_force(session)
-        decision = decide(policy, decision_request(actor, submission, account, now))
-        usage: quota.QuotaCheck | None = None
-        if decision.outcome != Outcome.DENIED:
-            _check_justification(decision, submission.justification)
+
+        def payload_checked() -> None:
+            if not checked:
+                raise _PayloadUnchecked
+
+        def count_quotas(outcome: Outcome) -> quota.QuotaCheck:
             # Quotas are part of the decision (workflow/quota.py): locked and counted here, in
             # this transaction; over quota is a denial naming the quota and when it resets.
-            usage = quota.check(
+            return quota.check(
                 session,
                 policy.quotas,
                 staff_id=actor.id,
                 action=submission.action,
                 account_ref=submission.account,
+                outcome=outcome,
                 now=now,
             )
-            if usage.exceeded is not None:
-                decision = dataclasses.replace(
-                    decision,
-                    outcome=Outcome.DENIED,
-                    reasons=(*decision.reasons, usage.exceeded.reason),
-                )
-                usage = None
-        state = {
-            Outcome.DENIED: RequestState.DENIED,
-            Outcome.PENDING: RequestState.PENDING,
-            Outcome.ALLOWED: RequestState.APPROVED,
-        }[decision.outcome]
-        not_before = None
-        if (
-            decision.outcome == Outcome.ALLOWED
-            and decision.options.delay
-            and not decision.break_glass
-        ):
-            state, not_before = RequestState.SCHEDULED, now + decision.options.delay
-        # A delay stops the clock: what waits for its requester once the delay has run (a
-        # read, a login_as) keeps the whole `expires` window (as in `review._approve`).
-        expires_at = now + decision.options.expires + (not_before - now if not_before else _NO_TIME)
-        glass = decision.options.break_glass
-        row = RequestRow(
-            id=str(uuid.uuid4()),
-            state=state.value,
-            requester_id=actor.id,
-            requester_identity=actor.identity,
-            action=submission.action,
-            account_ref=submission.account,
-            params=dict(submission.params),
-            justification=submission.justification,
-            digest=request_digest(
-                action=submission.action,
-                account=submission.account,
-                params=submission.params,
-                justification=submission.justification,
+
+        ruling = decide.rule(
+            policy,
+            decision_request(actor, submission, account, now),
+            check_payload=payload_checked,
+            count_quotas=count_quotas,
+        )
+        decision = ruling.decision
+        if ruling.refused is not None:
+            # A justification the policy in force now asks for (it changed since the first
+            # look): refused as there, its evidence in this transaction.
+            refused = ruling.refused
+            denials.record_refusal(
+                services,
+                session,
+                attempt(actor, submission),
+                reason=refused.message,
+                outcome=decision.outcome,
                 policy_version=version,
-            ),
-            policy_version=version,
-            decision=decision.to_dict(),
-            account_snapshot=json_safe(dict(account.attributes)),
-            break_glass=decision.break_glass,
-            reverts_id=submission.reverts,
-            not_before=not_before,
-            expires_at=expires_at,
-            post_review_due=now + glass.within if glass is not None else None,
-            created_at=now,
-            updated_at=now,
-            finished_at=now if state.final else None,
-            client=submission.client,
-            idempotency_key=None if keyed is None else keyed[0],
-            idempotency_digest=None if keyed is None else keyed[1],
-        )
-        session.add(row)
-        session.flush()
-        if usage is not None:
-            usage.count(session, row.id, now)  # quota usage, in the request's own transaction
-        record(
-            services,
-            session,
-            kind="request.submitted",
-            actor=actor.id,
-            row=row,
-            payload={
-                "identity": actor.identity,
-                "state": state.value,
-                "params_sha256": params_digest(submission.params),
-                "justification": submission.justification,
-                "policy_version": version,
-                "decision": decision.to_dict(),
-                "client": submission.client,
-                "reverts": submission.reverts,
-            },
-            now=now,
-        )
-        # Notifications: the reviewers it needs (and the policy's `notify` channels) hear of
-        # it through the outbox, in this same transaction (delivered later by the worker).
-        notify_hooks.request_submitted(session, row, decision, now)
-        request_id = row.id
+                now=now,
+            )
+        else:
+            request_id = _insert(
+                services, session, actor, submission, keyed, (version, account, now), ruling
+            )
+    if refused is not None:
+        raise refused
     if decision.outcome == Outcome.DENIED:
         raise Denied(
             "; ".join(decision.reasons),
@@ -350,3 +340,90 @@ def _record(
             decision=decision.to_dict(),
         )
     return request_id
+
+
+def _insert(
+    services: Services,
+    session: Session,
+    actor: Actor,
+    submission: Submission,
+    keyed: tuple[str, str] | None,
+    decided: tuple[int, Account, datetime],
+    ruling: decide.Ruling,
+) -> str:
+    """Record the request `ruling` decided (policy `version`, on `account`, at `now`), its
+    quota usage, its audit event and its notifications, in the submit transaction."""
+    version, account, now = decided
+    decision = ruling.decision
+    state = {
+        Outcome.DENIED: RequestState.DENIED,
+        Outcome.PENDING: RequestState.PENDING,
+        Outcome.ALLOWED: RequestState.APPROVED,
+    }[decision.outcome]
+    not_before = None
+    if decision.outcome == Outcome.ALLOWED and decision.options.delay and not decision.break_glass:
+        state, not_before = RequestState.SCHEDULED, now + decision.options.delay
+    # A delay stops the clock: what waits for its requester once the delay has run (a
+    # read, a login_as) keeps the whole `expires` window (as in `review._approve`).
+    expires_at = now + decision.options.expires + (not_before - now if not_before else _NO_TIME)
+    glass = decision.options.break_glass
+    row = RequestRow(
+        id=str(uuid.uuid4()),
+        state=state.value,
+        requester_id=actor.id,
+        requester_identity=actor.identity,
+        action=submission.action,
+        account_ref=submission.account,
+        params=dict(submission.params),
+        justification=submission.justification,
+        digest=request_digest(
+            action=submission.action,
+            account=submission.account,
+            params=submission.params,
+            justification=submission.justification,
+            policy_version=version,
+            requester=actor.id,
+            break_glass=decision.break_glass,
+            reverts=submission.reverts,
+        ),
+        policy_version=version,
+        decision=decision.to_dict(),
+        account_snapshot=json_safe(dict(account.attributes)),
+        break_glass=decision.break_glass,
+        reverts_id=submission.reverts,
+        not_before=not_before,
+        expires_at=expires_at,
+        post_review_due=now + glass.within if glass is not None else None,
+        created_at=now,
+        updated_at=now,
+        finished_at=now if state.final else None,
+        client=submission.client,
+        idempotency_key=None if keyed is None else keyed[0],
+        idempotency_digest=None if keyed is None else keyed[1],
+    )
+    session.add(row)
+    session.flush()
+    if ruling.usage is not None:
+        ruling.usage.count(session, row.id, now)  # quota usage, in the request's own transaction
+    record(
+        services,
+        session,
+        kind="request.submitted",
+        actor=actor.id,
+        row=row,
+        payload={
+            "identity": actor.identity,
+            "state": state.value,
+            "params_sha256": params_digest(submission.params),
+            "justification": submission.justification,
+            "policy_version": version,
+            "decision": decision.to_dict(),
+            "client": submission.client,
+            "reverts": submission.reverts,
+        },
+        now=now,
+    )
+    # Notifications: the reviewers it needs (and the policy's `notify` channels) hear of
+    # it through the outbox, in this same transaction (delivered later by the worker).
+    notify_hooks.request_submitted(session, row, decision, now)
+    return row.id

@@ -8,6 +8,7 @@ from typing import Any
 from foureyes.errors import BadInput, Conflict
 from foureyes.model import ActionSpec, RequestState
 from foureyes.store.tables import RequestRow
+from foureyes.workflow import integrity
 from foureyes.workflow.access import may_see, unknown_request
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.submit import Submission, submit
@@ -25,39 +26,42 @@ def undo(
     email address to restore); most reverse actions take none. Given none, the ones the
     platform reported when the original executed (`ExecutionResult.undo_params`: a changed
     email's previous address) are used, so that whoever undoes need not know what was there
-    before; given some, they win. Only someone who may see the original gets them filled in:
-    they become the new request's params, which its requester sees.
+    before; given some, they win. Values filled in that way are private: every view of the
+    new request shows them redacted (`redaction.shown_params`); only the platform gets them.
 
-    Any member of staff may ask for an undo (whoever notices the harm; the undo is decided
-    by the policy like any request, and recorded in their name). But to someone who may not
-    see the original (`access.may_see`) every refusal about the original (not executed, not
-    reversible) is the NotFound of an unknown id, so that trying ids teaches nothing about
-    requests they may not see."""
+    Only someone who may see the original (`access.may_see`) may undo it. To anyone else the
+    original does not exist: the NotFound of an unknown id, checked before anything else (the
+    state, whether it is reversible, the params), and nothing is recorded, so that trying ids
+    teaches nothing (which action a request was, that it is executed) and files nothing."""
     with services.database.transaction() as session:
         original = session.get(RequestRow, request_id)
-        if original is None:
+        if original is None or not may_see(services, session, original, actor):
             raise unknown_request(request_id)
-        hidden = not may_see(services, session, original, actor)
         if original.state != RequestState.EXECUTED.value:
-            if hidden:
-                raise unknown_request(request_id)
             raise Conflict(
                 f"only an executed request can be undone; this one is {original.state}",
                 request_id=request_id,
             )
-        platform = original.account_ref.partition(":")[0]
-        spec = services.connector(platform).action(original.action)
-        if spec.reversible_by is None:
-            if hidden:
-                raise unknown_request(request_id)
-            raise Conflict(f"{original.action} cannot be undone", request_id=request_id)
-        reverse = spec.reversible_by
-        account = original.account_ref
-        if not params:
-            stored = None if hidden else original.undo_params
-            params = stored if stored is not None else {}
-            if not params:
-                _check_needs_none(services, platform, reverse, request_id)
+        # The reverse acts on the original's account with its stored undo params: only if the
+        # original is what was submitted (else security is alerted, committed, and it fails).
+        found = integrity.trail(session, original.id)
+        altered = found.problem(original) or found.undo_params_problem(original)
+        refused = None
+        if altered is not None:
+            refused = integrity.refuse(
+                services,
+                session,
+                original,
+                found,
+                altered,
+                services.clock(),
+                actor=actor.id,
+                during="undo",
+            )
+        else:
+            reverse, account, params = _reverse(services, original, params)
+    if refused is not None:
+        raise Conflict(f"it cannot be undone: {refused}", request_id=request_id)
     return submit(
         services,
         actor,
@@ -69,6 +73,23 @@ def undo(
             reverts=request_id,
         ),
     )
+
+
+def _reverse(
+    services: Services, original: RequestRow, params: Mapping[str, Any] | None
+) -> tuple[str, str, Mapping[str, Any]]:
+    """The reverse action of an executed, intact `original`, its account and its params."""
+    request_id = original.id
+    platform = original.account_ref.partition(":")[0]
+    spec = services.connector(platform).action(original.action)
+    if spec.reversible_by is None:
+        raise Conflict(f"{original.action} cannot be undone", request_id=request_id)
+    reverse = spec.reversible_by
+    if not params:
+        params = original.undo_params or {}
+        if not params:
+            _check_needs_none(services, platform, reverse, request_id)
+    return reverse, original.account_ref, params
 
 
 def _check_needs_none(services: Services, platform: str, reverse: str, request_id: str) -> None:

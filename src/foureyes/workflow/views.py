@@ -3,7 +3,8 @@ filtered lists. These are what the API, the console and the CLI show.
 
 A person reads only what `foureyes.workflow.access` lets them see (`visible_view`,
 `list_requests`, `account_history`); `request_view` is the system's own unchecked view (the
-worker, the operator's tools, tests) and is never answered to a person as such."""
+worker, the operator's tools, tests) and is never answered to a person as such. Every view
+shows the params an undo restores redacted (`foureyes.workflow.redaction`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from foureyes.workflow.access import (
     visible_request,
 )
 from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
+from foureyes.workflow.redaction import shown_params
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.subject import redecide
 
@@ -86,7 +88,7 @@ def _view(
         "requester_identity": row.requester_identity,
         "action": row.action,
         "account": row.account_ref,
-        "params": row.params,
+        "params": shown_params(session, row),
         "justification": row.justification,
         "break_glass": row.break_glass,
         "decision": decision,
@@ -233,6 +235,18 @@ def preview(
     connector = services.connector(platform)
     order = ExecutionOrder(action, account_id, dict(params), idempotency_key="")
     return {str(k): list(v) for k, v in connector.preview(order).items()}
+
+
+def visible_preview(services: Services, actor: Actor, request_id: str) -> dict[str, list[Any]]:
+    """`preview` of the request as stored (its views may redact params it restores: see
+    `redaction.shown_params`; the connector redacts the preview's private values itself).
+    NotFound, as for an unknown id, for a request `actor` may not see."""
+    with services.database.read() as session:
+        row = visible_request(
+            services, session, session.get(RequestRow, request_id), request_id, actor
+        )
+        action, account_ref, params = row.action, row.account_ref, dict(row.params)
+    return preview(services, action, account_ref, params)
 
 
 def policy_source(services: Services) -> tuple[int, str, str]:

@@ -15,20 +15,22 @@ console session to say whose key it is, not the vendor's certificate.
 
 Enrolment is two steps: `registration_options` gives the browser options and a
 `PendingRegistration` that the console keeps in its signed session cookie (bound to the person,
-expiring after five minutes); `enrol` checks the authenticator's response against it.
+expiring after five minutes); `verified_registration` checks the authenticator's response
+against it. Whether the key is then stored, and from when it counts, is not decided here: the
+signed-in session is not enough (`foureyes.workflow.enrolment`). `proof_options` are the request
+options for an existing key of the person to vouch for the new one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from webauthn import (
     generate_authentication_options,
@@ -58,6 +60,14 @@ from foureyes.config import WebAuthnSettings
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound, StepUpFailed
 from foureyes.model import RequestState, ReviewDecision
 from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
+from foureyes.workflow.credentials import (
+    WEBAUTHN,
+    NewCredential,
+    check_counts,
+    counting_webauthn,
+    enrolment_challenge,
+    webauthn_key_id,
+)
 from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
 
 if TYPE_CHECKING:
@@ -87,9 +97,7 @@ class RelyingParty:
 DEMO_RELYING_PARTY = RelyingParty.from_settings(WebAuthnSettings())
 
 
-def key_id_of(credential_id: bytes) -> str:
-    """The id foureyes shows and records for a credential: SHA-256 of its id, 32 hex digits."""
-    return hashlib.sha256(credential_id).hexdigest()[:32]
+key_id_of = webauthn_key_id  # SHA-256 of the credential id, 32 hex digits
 
 
 def user_handle(staff_id: str) -> bytes:
@@ -108,6 +116,7 @@ class KeyView:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    counts_from: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,7 @@ class PendingRegistration:
 
 
 def _active_descriptors(session: Session, staff_id: str) -> list[PublicKeyCredentialDescriptor]:
+    """Every key of the person's that is not revoked (counting or still cooling down)."""
     rows = session.scalars(
         select(WebAuthnCredentialRow)
         .where(
@@ -153,6 +163,10 @@ def _active_descriptors(session: Session, staff_id: str) -> list[PublicKeyCreden
         )
         .order_by(WebAuthnCredentialRow.created_at)
     )
+    return _descriptors(rows)
+
+
+def _descriptors(rows: Iterable[WebAuthnCredentialRow]) -> list[PublicKeyCredentialDescriptor]:
     return [
         PublicKeyCredentialDescriptor(
             id=row.credential_id,
@@ -189,20 +203,19 @@ def registration_options(
     return json.loads(options_to_json(options)), pending
 
 
-def enrol(
+def verified_registration(
     services: Services,
     actor: Actor,
     pending: PendingRegistration,
     *,
     name: str,
     credential: Mapping[str, Any],
-) -> str:
-    """Verify the browser's registration response and store the key; returns its key id.
+) -> NewCredential:
+    """The new key the browser's registration response describes, verified; nothing stored.
 
-    Refused, nothing stored: a pending registration for someone else or expired (BadInput), a
+    Refused: a pending registration for someone else or expired, a bad name (BadInput); a
     response that does not verify for this challenge, origin and RP ID, or without user
-    verification (Forbidden), a key already enrolled (Conflict). The `staff.security_key_enrolled`
-    event, with the public key, is written in the same transaction.
+    verification, or from an embedded page (Forbidden).
     """
     rp = relying_party(services)
     label = " ".join(name.split())
@@ -225,54 +238,72 @@ def enrol(
         raise Forbidden(f"the security key's response was refused: {exc}") from None
     if cross_origin:
         raise Forbidden("the security key's response came from an embedded (cross-origin) page")
-    transports = sorted({t.value for t in parsed.response.transports or ()})
-    key_id = key_id_of(verified.credential_id)
-    try:
-        with services.database.transaction() as session:
-            _may_act(actor, now)
-            taken = session.scalar(
-                select(WebAuthnCredentialRow.id).where(
-                    WebAuthnCredentialRow.credential_id == verified.credential_id
-                )
-            )
-            if taken is not None:
-                raise Conflict("this security key is already enrolled", key_id=key_id)
-            session.add(
-                WebAuthnCredentialRow(
-                    id=key_id,
-                    credential_id=verified.credential_id,
-                    staff_id=actor.id,
-                    name=label,
-                    public_key=verified.credential_public_key,
-                    sign_count=verified.sign_count,
-                    transports=transports,
-                    aaguid=verified.aaguid,
-                    created_at=now,
-                )
-            )
-            services.audit.append(
-                session,
-                kind=ENROLLED,
-                actor=actor.id,
-                account_ref=None,
-                request_id=None,
-                payload={
-                    "staff": actor.id,
-                    "identity": actor.identity,
-                    "key_id": key_id,
-                    "name": label,
-                    "credential_id": bytes_to_base64url(verified.credential_id),
-                    "public_key": bytes_to_base64url(verified.credential_public_key),
-                    "aaguid": verified.aaguid,
-                    "transports": transports,
-                    "sign_count": verified.sign_count,
-                    "rp_id": rp.id,
-                },
-                at=now,
-            )
-    except IntegrityError as exc:  # enrolled by a concurrent request between check and insert
-        raise Conflict("this security key is already enrolled", key_id=key_id) from exc
-    return key_id
+    return NewCredential(
+        staff_id=actor.id,
+        kind=WEBAUTHN,
+        public_key=verified.credential_public_key,
+        name=label,
+        credential_id=verified.credential_id,
+        transports=tuple(sorted({t.value for t in parsed.response.transports or ()})),
+        aaguid=verified.aaguid,
+        sign_count=verified.sign_count,
+    )
+
+
+def proof_options(services: Services, actor: Actor, new: NewCredential) -> dict[str, Any]:
+    """Options for `navigator.credentials.get()` by which one of the actor's security keys that
+    count now vouches for adding `new` (the challenge is `enrolment_challenge(new)`). Conflict
+    when they have none: the new key then needs security's approval instead."""
+    with services.database.transaction() as session:
+        allowed = _descriptors(counting_webauthn(session, actor.id, services.clock()))
+    if not allowed:
+        raise Conflict(
+            "none of your security keys counts yet: adding this one needs security's approval"
+        )
+    rp = relying_party(services)
+    options = generate_authentication_options(
+        rp_id=rp.id,
+        challenge=enrolment_challenge(new),
+        timeout=TIMEOUT_MS,
+        allow_credentials=allowed,
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    result: dict[str, Any] = json.loads(options_to_json(options))
+    return result
+
+
+def enrolment_event(
+    services: Services,
+    session: Session,
+    credential: NewCredential,
+    payload: Mapping[str, Any],
+    *,
+    actor: str | None,
+    now: datetime,
+) -> None:
+    """The `staff.security_key_enrolled` event of a stored key, with its public key (what an
+    auditor checks review evidence against), in the caller's transaction."""
+    rp = relying_party(services)
+    services.audit.append(
+        session,
+        kind=ENROLLED,
+        actor=actor,
+        account_ref=None,
+        request_id=None,
+        payload={
+            "staff": credential.staff_id,
+            "key_id": credential.key_id,
+            "name": credential.name,
+            "credential_id": bytes_to_base64url(credential.credential_id),
+            "public_key": bytes_to_base64url(credential.public_key),
+            "aaguid": credential.aaguid,
+            "transports": list(credential.transports),
+            "sign_count": credential.sign_count,
+            "rp_id": rp.id,
+            **payload,
+        },
+        at=now,
+    )
 
 
 def revoke(services: Services, actor: Actor, key_id: str) -> None:
@@ -320,6 +351,7 @@ def list_keys(services: Services, staff_id: str) -> list[KeyView]:
                 row.created_at,
                 row.last_used_at,
                 row.revoked_at,
+                row.counts_from,
             )
             for row in rows
         ]
@@ -335,7 +367,8 @@ def assertion_options(
     pending request: the challenge is computed here from the request's digest.
 
     NotFound for no such request; Conflict when it is no longer pending or the actor has no
-    active security key; BadInput for a decision other than approve or deny.
+    security key that counts now (none, or only ones in their cool-down); BadInput for a
+    decision other than approve or deny.
     """
     try:
         verdict = ReviewDecision(decision).value
@@ -347,8 +380,14 @@ def assertion_options(
             raise NotFound(f"no request {request_id!r}")
         if row.state != RequestState.PENDING:
             raise Conflict(f"the request is {row.state}, not pending", request_id=row.id)
-        allowed = _active_descriptors(session, actor.id)
+        allowed = _descriptors(counting_webauthn(session, actor.id, services.clock()))
+        cooling = not allowed and bool(_active_descriptors(session, actor.id))
         digest = row.digest
+    if cooling:
+        raise Conflict(
+            "your security key is still in its cool-down after being added: it counts for "
+            "approvals later (see the Security keys page)"
+        )
     if not allowed:
         raise Conflict("you have no security key enrolled: add one on the Security keys page")
     rp = relying_party(services)
@@ -366,9 +405,11 @@ def assertion_options(
 
 
 class WebAuthnStepUp:
-    """Verifies `{"method": "webauthn", "credential": <PublicKeyCredential JSON>}` for one review.
+    """Verifies `{"method": "webauthn", "credential": <PublicKeyCredential JSON>}` for one review
+    (`verify`), or over a challenge the server computed for something else (`confirm`).
 
-    Refused (Forbidden): a key that is not the reviewer's or is revoked; a challenge other than
+    Refused (Forbidden): a key that is not the reviewer's, is revoked, or is still in its
+    cool-down (`credentials.check_counts`, which says from when it counts); a challenge other than
     this review's (another request, verdict or reviewer: a replay); an origin or RP ID not ours;
     no user verification; a signature counter that did not move forward (a cloned
     authenticator); a bad signature. The challenge names the request's id, so even a key that
@@ -393,6 +434,29 @@ class WebAuthnStepUp:
     ) -> dict[str, Any]:
         if not assertion:
             raise Forbidden("this review needs step-up: confirm it with your security key")
+        expected = challenge(
+            request_id=request_id, digest=digest, reviewer_id=reviewer_id, decision=decision
+        )
+        return self._check(session, reviewer_id, expected, assertion, "review")
+
+    def confirm(
+        self,
+        session: Session,
+        *,
+        staff_id: str,
+        expected: bytes,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        return self._check(session, staff_id, expected, assertion or {}, "enrolment")
+
+    def _check(
+        self,
+        session: Session,
+        reviewer_id: str,
+        expected: bytes,
+        assertion: Mapping[str, Any],
+        what: str,
+    ) -> dict[str, Any]:
         credential = _parse_assertion(assertion.get("credential"))
         row = session.scalar(
             select(WebAuthnCredentialRow)
@@ -401,8 +465,8 @@ class WebAuthnStepUp:
         )
         if row is None or row.staff_id != reviewer_id:
             raise StepUpFailed("step-up failed: that security key is not enrolled for you")
-        if row.revoked_at is not None:
-            raise StepUpFailed(f"step-up failed: security key {row.name!r} was revoked")
+        now = self._clock()
+        check_counts(row, now, f"security key {row.name!r}")
         handle = credential.response.user_handle
         if handle is not None and handle != user_handle(reviewer_id):
             raise StepUpFailed("step-up failed: the security key answered for another person")
@@ -410,12 +474,7 @@ class WebAuthnStepUp:
         try:
             verified = verify_authentication_response(
                 credential=credential,
-                expected_challenge=challenge(
-                    request_id=request_id,
-                    digest=digest,
-                    reviewer_id=reviewer_id,
-                    decision=decision,
-                ),
+                expected_challenge=expected,
                 expected_rp_id=rp.id,
                 expected_origin=list(rp.origins),
                 credential_public_key=row.public_key,
@@ -424,11 +483,11 @@ class WebAuthnStepUp:
             )
             client = parse_client_data_json(credential.response.client_data_json)
         except (WebAuthnException, ValueError, TypeError) as exc:
-            raise StepUpFailed(_why(str(exc))) from None
+            raise StepUpFailed(_why(str(exc), what)) from None
         if client.cross_origin:
             raise StepUpFailed("step-up failed: the assertion came from an embedded page")
         row.sign_count = verified.new_sign_count
-        row.last_used_at = self._clock()
+        row.last_used_at = now
         response = credential.response
         return {
             "method": METHOD,
@@ -453,10 +512,10 @@ def _parse_assertion(value: Any) -> AuthenticationCredential:
         raise BadInput(f"the WebAuthn assertion is malformed: {exc}") from None
 
 
-def _why(message: str) -> str:
+def _why(message: str, what: str = "review") -> str:
     """The library's reason, in the reviewer's terms where it matters."""
     if "challenge" in message:
-        return "step-up failed: the security key confirmed another review, not this one"
+        return f"step-up failed: the security key confirmed another {what}, not this one"
     if "sign count" in message:
         return (
             "step-up failed: the security key's signature counter went backwards "
@@ -514,7 +573,7 @@ def step_up_verifier(
 ) -> StepUpByMethod:
     """The step-up foureyes uses: WebAuthn for `{"method": "webauthn", ...}`, device-key
     signatures (the CLI and API clients' Ed25519 keys) otherwise."""
-    device = DeviceKeyStepUp()
+    device = DeviceKeyStepUp(clock)
     return StepUpByMethod({METHOD: WebAuthnStepUp(rp, clock), "device-key": device}, device)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 
 from foureyes import detect
+from foureyes.audit.export import AuditVerificationError
+from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.errors import Conflict, FoureyesError, Unavailable
 from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
@@ -41,6 +43,8 @@ class Tick:
     # Outbox ids: notifications sent in this pass, and those that failed (retried later).
     notified: list[str] = field(default_factory=list)
     undelivered: list[str] = field(default_factory=list)
+    # The size of the checkpoint signed in this pass, if one was.
+    checkpoint: int | None = None
 
 
 def run_once(
@@ -48,9 +52,11 @@ def run_once(
     worker: str = "worker",
     *,
     channels: Mapping[str, Channel] | None = None,
+    checkpoints: CheckpointSchedule | None = None,
 ) -> Tick:
     """Do everything that is due now, once. Notifications go through `channels` (default: the
-    process's, `foureyes.notify.configure`)."""
+    process's, `foureyes.notify.configure`). With `checkpoints` (every worker process has one),
+    a checkpoint is signed and witnessed when due (`_checkpoint`)."""
     tick = Tick()
     _cancel_for_departed(services, tick)
     _expire(services, tick)
@@ -58,8 +64,32 @@ def run_once(
     _reconcile_stale(services, tick)
     _flag_overdue_post_reviews(services, tick)
     _detect(services)  # before delivery, so this pass's alerts go out in this pass
+    if checkpoints is not None:
+        _checkpoint(services, checkpoints, tick)
     _deliver_notifications(services, tick, channels)
     return tick
+
+
+def _checkpoint(services: Services, checkpoints: CheckpointSchedule, tick: Tick) -> None:
+    """Sign a checkpoint when one is due; then the `checkpoint_stale` check, which alerts at once
+    if the log was refused as inconsistent with its witness, and otherwise once events have
+    waited too long. Neither failing stops the pass: each is logged."""
+    refused = None
+    try:
+        signed = checkpoints.maybe_sign(services.database, services.audit)
+    except AuditVerificationError as exc:
+        log.error("no checkpoint signed: %s", exc.message)
+        refused = exc.message
+    except Exception as exc:  # the witness is missing or unwritable, the store is down
+        log.error("no checkpoint signed: %s", getattr(exc, "message", repr(exc)))
+    else:
+        tick.checkpoint = None if signed is None else signed.size
+    try:
+        detect.check_checkpoints(services, checkpoints.stale_after, refused=refused)
+    except FoureyesError as exc:  # the store is down...: expected, one line
+        log.error("the checkpoint check failed: %s", exc.message)
+    except Exception:  # a bug: its traceback
+        log.exception("the checkpoint check failed")
 
 
 def _cancel_for_departed(services: Services, tick: Tick) -> None:
@@ -104,7 +134,9 @@ def _detect(services: Services) -> None:
     `detector_silence` alert fires once the pipeline runs again (or a health check looks)."""
     try:
         detect.run(services)
-    except Exception:
+    except FoureyesError as exc:  # the store is down...: expected, one line (no traceback)
+        log.error("the detector pass failed: %s", exc.message)
+    except Exception:  # a bug: its traceback
         log.exception("the detector pass failed")
 
 

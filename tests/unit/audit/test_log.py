@@ -743,7 +743,10 @@ def test_the_cli(database: Database, log: AuditLog, tmp_path: Path, key_file: Pa
     assert result.exit_code == 0, result.output
     assert "ok: 9 events" in result.output
     assert "indexed copies" not in result.output
-    result = runner.invoke(audit_app, ["verify", *url, "--vkey", VERIFIER.to_vkey(), "--copies"])
+    result = runner.invoke(
+        audit_app,
+        ["verify", *url, "--vkey", VERIFIER.to_vkey(), "--copies", "--witness", str(witness)],
+    )
     assert result.exit_code == 0, result.output
     assert "indexed copies match" in result.output
     result = runner.invoke(audit_app, ["prove", "4", *url])
@@ -760,7 +763,9 @@ def test_the_cli(database: Database, log: AuditLog, tmp_path: Path, key_file: Pa
     assert result.exit_code == 0, result.output
     assert "chirp:user0" in result.output
     out = tmp_path / "export"
-    result = runner.invoke(audit_app, ["export", str(out), *url, "--key", str(key_file)])
+    result = runner.invoke(
+        audit_app, ["export", str(out), *url, "--key", str(key_file), "--witness", str(witness)]
+    )
     assert result.exit_code == 0, result.output
     vkey_file = tmp_path / "log.vkey"
     vkey_file.write_text(VERIFIER.to_vkey())

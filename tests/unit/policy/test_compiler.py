@@ -14,7 +14,7 @@ from tests.factories import STANDARD_TIERS, example_policy, policy_from
 def test_the_example_policy_loads() -> None:
     policy = example_policy()
     assert [tier.name for tier in policy.tiers] == ["vit", "verified", "standard"]
-    assert len(policy.rules) == 11
+    assert len(policy.rules) == 13
     assert policy.rule("vit-significant-changes").actions == {
         "account.deactivate",
         "account.change_email",

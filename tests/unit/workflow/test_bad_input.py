@@ -1,7 +1,10 @@
-"""Bad input is a clear error that changes nothing (no request, no review, no event)."""
+"""Bad input is a clear error that changes nothing (no request, no review, no event); bad params
+or a bad justification from someone the policy lets ask leave one `request.refused` event."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -30,23 +33,6 @@ def counts(world: World) -> tuple[int, int, int]:
         (Submission("account.lock", "chirp:nobody"), NotFound, "no account 'chirp:nobody'"),
         (Submission("account.lock", "mastodon:bob"), NotFound, "no platform 'mastodon'"),
         (Submission("account.lock", "bob"), BadInput, "not of the form platform:id"),
-        (
-            Submission("account.change_email", "chirp:bob", {"email": 5}),
-            BadInput,
-            "params do not fit",
-        ),
-        (Submission("account.change_email", "chirp:bob", {}), BadInput, "'email' is a required"),
-        (Submission("account.lock", "chirp:bob", {"extra": 1}), BadInput, "params do not fit"),
-        (
-            Submission("account.deactivate", "chirp:president"),
-            BadInput,
-            "needs a justification",
-        ),
-        (
-            Submission("account.deactivate", "chirp:president", justification="because"),
-            BadInput,
-            "must match ^(CASE|INC)-[0-9]+$",
-        ),
     ],
 )
 def test_bad_submissions_change_nothing(
@@ -57,6 +43,46 @@ def test_bad_submissions_change_nothing(
         operations.submit(world.services, world.actor("c-1001"), submission)
     assert message in str(caught.value)
     assert counts(world) == before
+
+
+CHANGE_EMAIL = Submission("account.change_email", "chirp:president", justification="CASE-1")
+
+
+@pytest.mark.parametrize(
+    ("submission", "message"),
+    [
+        (dataclasses.replace(CHANGE_EMAIL, params={"email": 5}), "params do not fit"),
+        (CHANGE_EMAIL, "'email' is a required"),
+        (Submission("account.lock", "chirp:bob", {"extra": 1}), "params do not fit"),
+        (Submission("account.deactivate", "chirp:president"), "needs a justification"),
+        (
+            Submission("account.deactivate", "chirp:president", justification="because"),
+            "must match ^(CASE|INC)-[0-9]+$",
+        ),
+    ],
+)
+def test_a_refused_submission_makes_no_request_but_leaves_evidence(
+    world: World, submission: Submission, message: str
+) -> None:
+    """Bad params or justification from someone the policy lets ask: BadInput, no request, no
+    review; one `request.refused` event says who tried what, and why it was refused."""
+    requests, reviews, events = counts(world)
+    with pytest.raises(BadInput) as caught:
+        operations.submit(world.services, world.actor("c-1001"), submission)
+    assert message in str(caught.value)
+    assert counts(world) == (requests, reviews, events + 1)
+    with world.services.database.transaction() as session:
+        event = session.scalars(select(EventRow).order_by(EventRow.seq.desc()).limit(1)).one()
+        body = json.loads(event.body)
+    assert (event.kind, event.actor, event.account_ref) == (
+        "request.refused",
+        "c-1001",
+        submission.account,
+    )
+    assert body["action"] == submission.action
+    assert message in body["reason"]
+    assert "params" not in body  # the params' digest only: they may be personal data
+    assert len(body["params_sha256"]) == 64
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from tests.conftest import EXAMPLES
+from tests.dba import tamper
 from tests.worlds import World, make_world
 
 from foureyes.connectors.base import ExecutionOrder
@@ -163,10 +164,12 @@ def test_without_stored_params_the_undo_says_what_to_give(world: World) -> None:
     # report them).
     mei = world.actor("e-3002")
     original = change_email(world, mei, "chirp:alice", NEW)
-    with world.services.database.transaction() as session:
-        session.execute(
-            update(RequestRow).where(RequestRow.id == original).values(undo_params=None)
-        )
+    # An original from before foureyes kept them (undo_params is write-once: as the DBA).
+    tamper(
+        world.services.database,
+        "UPDATE requests SET undo_params = NULL WHERE id = :id",
+        id=original,
+    )
     with pytest.raises(BadInput, match=r"needs email.*give email with the undo"):
         operations.undo(world.services, mei, original, "CASE-2020")
     undo_id = operations.undo(world.services, mei, original, "CASE-2020", {"email": OLD})

@@ -45,11 +45,16 @@ router = APIRouter(
 async def dry_run(
     body: RequestBody, request: Request, services: ServicesDep, token: BearerDep
 ) -> Response:
-    """Takes the same body as `POST /v1/requests` and answers the decision alone: `outcome`
-    (`allowed`, `pending` or `denied`), the policy version, the matching rules, the factors
-    (with nobody's approval yet), `min_people`, the combined options and every reason. Bad
-    input (an unknown action or account, params failing the schema) is a problem, as it would
-    be for the request itself."""
+    """Takes the same body as `POST /v1/requests` and answers the decision a submit of it
+    would get now: `outcome` (`allowed`, `pending` or `denied`), the policy version, the
+    matching rules, the factors (with nobody's approval yet), `min_people`, the combined
+    options and every reason. Quotas are counted as the submit counts them (not used): over
+    one is `denied`, naming it. Bad input (an unknown action or account; for someone the
+    policy lets ask, params failing the schema or a justification that does not fit) is a
+    problem, as it would be for the request itself; someone the policy denies is answered
+    `denied` without their params being looked at. A body without a justification is answered
+    as if a fitting one were given (`options` say what a submit needs). A denial is recorded
+    as evidence (a `decision.denied` audit event, rate-limited per person)."""
     submission = body.submission(client_address(request))
     if token.startswith(f"{TOKEN_PREFIX}_"):
         reader: DryRunReader = request.app.state.dry_run_reader

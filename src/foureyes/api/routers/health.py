@@ -1,8 +1,10 @@
-"""`/healthz` and `/metrics`: for load balancers and Prometheus, without a token.
+"""`/healthz`: for load balancers, without a token. (`/metrics`, for the operator's metrics
+token only, is `foureyes.api.metrics`.)
 
-Neither tells more than whether foureyes can serve and how busy it is: `/healthz` answers 200
-when the store answers and a policy is loaded, else a 503 problem whose detail names no host,
-path or error text (those go to the log); `/metrics` is the Prometheus text format.
+It tells no more than whether foureyes can serve: 200 when the store answers and a policy is
+loaded, else a 503 problem whose detail names no host, path or error text (those go to the
+log), and whether the detectors ran and checkpoints were signed recently (raising
+`detector_silence` or `checkpoint_stale` if not).
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from sqlalchemy import text
 
 from foureyes import detect
 from foureyes.api.auth import ServicesDep
-from foureyes.api.metrics import CONTENT_TYPE, Metrics
 from foureyes.api.schemas import problem_responses
 from foureyes.errors import FoureyesError, Unavailable
 
@@ -26,8 +26,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="Whether foureyes can serve", responses=problem_responses(503))
-def healthz(services: ServicesDep) -> dict[str, Any]:
-    """`{"status": "ok"}` when the store answers and a policy is in force."""
+def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
+    """`{"status": "ok"}` when the store answers and a policy is in force; `detectors` and
+    `checkpoints` say whether the detectors and the log's checkpoints are keeping up."""
     try:
         with services.database.transaction() as session:
             session.execute(text("SELECT 1"))
@@ -40,21 +41,14 @@ def healthz(services: ServicesDep) -> dict[str, Any]:
     # A heartbeat check outside the worker: if the detector pipeline stopped (the worker died,
     # someone switched it off), the next health probe raises the `detector_silence` alert.
     silence_alert = detect.check_silence(services)
+    # Likewise for checkpoints: where no worker signs them (none runs, it lacks the key, the
+    # witness refuses the log), the probe raises `checkpoint_stale`. One indexed query while
+    # all is well. Still 200: a stale log is for people to look at, not a reason to stop serving.
+    checkpoints = detect.check_checkpoints(services, request.app.state.settings.checkpoint_deadline)
     return {
         "status": "ok",
         "database": "ok",
         "policy_version": version,
         "detectors": "silent" if silence_alert is not None else "ok",
+        "checkpoints": "stale" if checkpoints.stale else "ok",
     }
-
-
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics",
-    response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}}},
-)
-def metrics(request: Request) -> Response:
-    """HTTP traffic by route, the worker's passes, requests by state, the log's size."""
-    registry: Metrics = request.app.state.metrics
-    return Response(content=registry.exposition(), media_type=CONTENT_TYPE)

@@ -273,7 +273,9 @@ def undo_request(
 ) -> dict[str, Any]:
     """A new request for the reverse action, linked to this one (`reverts`) and decided by the
     same policy; once it executes, this one becomes `reverted`. Answers the new request (201),
-    or 403 with its `request_id` if the policy denies it."""
+    or 403 with its `request_id` if the policy denies it. Values foureyes fills in to restore
+    (a changed email's previous address) are private: every view shows them redacted. 404, as
+    for an unknown id, for a request you may not see: checked first, and nothing recorded."""
     new_id = operations.undo(services, actor, request_id, body.justification, body.params)
     outcome = operations.run_if_allowed(services, actor, new_id)
     view = operations.show_to(services, actor, new_id)

@@ -72,7 +72,9 @@ def request_context(services: Services, actor: Actor, view: dict[str, Any]) -> d
     """Everything the request and inbox pages show about one request view."""
     spec = action_spec(services, view["account"], view["action"])
     try:
-        change = views.preview(services, view["action"], view["account"], view["params"])
+        # From the request as stored: the view's params may be redacted (an undo's restored
+        # values), and the connector redacts its preview itself.
+        change = views.visible_preview(services, actor, view["id"])
     except FoureyesError:
         change = {}
     reviewable = view["state"] == "pending" and views.can_review(services, actor, view["id"])

@@ -95,7 +95,8 @@ def new_request(
 def ask(
     request: Request, services: ServicesDep, actor: ConsoleActorDep, _csrf: CsrfDep, form: FormDep
 ) -> Response:
-    """`do=check`: re-render with the dry run's decision and the change it would make;
+    """`do=check`: re-render with the dry run's decision (`decide.rule`, as a submit would get
+    it: quotas and the payload's check included) and the change it would make;
     `do=submit`: submit, then show the request (or, if the policy refuses, why)."""
     account = form.get("account", "").strip()
     action = form.get("action", "").strip()
@@ -137,7 +138,13 @@ def ask(
         return _new_page(
             request, services, params=values, error=exc.message, status_code=exc.status, **page
         )
-    change = operations_preview(services, action, account, values)
+    # What it would change, only for someone the policy lets ask: the platform is not asked
+    # (nor the params looked at) for a person it denies.
+    change = (
+        {}
+        if decision["outcome"] == "denied"
+        else operations_preview(services, action, account, values)
+    )
     return _new_page(request, services, params=values, decision=decision, change=change, **page)
 
 

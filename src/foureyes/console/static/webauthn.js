@@ -1,7 +1,9 @@
 // Security keys and passkeys in the foureyes console (no libraries, no build step).
 //
 // - On the Security keys page (form[data-webauthn-enrol]): asks the server for creation options,
-//   lets the browser create a credential, sends it back to be verified and stored.
+//   lets the browser create a credential, then asks for options by which a key the person
+//   already has (one that counts) vouches for the new one and gets that key's assertion; sends
+//   both back. Without such a key the server asks security to approve the new one instead.
 // - On a review form that needs step-up (form[data-step-up="1"]): intercepts the submission,
 //   asks the server for request options for this request and verdict (the server computes the
 //   challenge from the request's digest), gets an assertion from the key, puts it as JSON into
@@ -30,6 +32,16 @@
     return meta ? meta.getAttribute("content") : "";
   }
 
+  // As postJSON, but a 409 (nothing to do that way) answers null instead of failing.
+  async function postJSONUnlessConflict(url, body) {
+    try {
+      return await postJSON(url, body);
+    } catch (error) {
+      if (error && error.status === 409) return null;
+      throw error;
+    }
+  }
+
   async function postJSON(url, body) {
     var response = await fetch(url, {
       method: "POST",
@@ -45,7 +57,9 @@
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
       var detail = data && data.detail ? data.detail : "the server answered " + response.status;
-      throw new Error(detail);
+      var failure = new Error(detail);
+      failure.status = response.status;
+      throw failure;
     }
     return data;
   }
@@ -159,10 +173,15 @@
         var options = await postJSON("/console/webauthn/registration/options", {});
         rpId = options.rp.id;
         var credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
-        var done = await postJSON("/console/webauthn/registration", {
-          name: form.elements.name.value,
-          credential: registrationJSON(credential),
-        });
+        var body = { name: form.elements.name.value, credential: registrationJSON(credential) };
+        var proof = await postJSONUnlessConflict(
+          "/console/webauthn/registration/proof-options", body);
+        if (proof) {
+          show(form, "Now confirm with a security key you already have.");
+          var vouching = await navigator.credentials.get({ publicKey: requestOptions(proof) });
+          body.proof = { method: "webauthn", credential: assertionJSON(vouching) };
+        }
+        var done = await postJSON("/console/webauthn/registration", body);
         window.location.assign(done.next);
       } catch (error) {
         show(form, why(error, rpId));

@@ -43,6 +43,7 @@ from foureyes.policy.celtypes import (
     Nullable,
     ObjectType,
 )
+from foureyes.policy.regex import RegexError, compile_re2
 
 
 class CelTypeError(Exception):
@@ -465,10 +466,15 @@ class _Checker:
         raise CelTypeError(f"unknown function '{name}'", node.pos)
 
     def _regex(self, pattern: Node) -> None:
+        """A literal pattern must be one RE2 accepts (and the binding too); a computed one is
+        checked when it is used (`runtime.regex_matches`)."""
         if not (isinstance(pattern, Lit) and pattern.kind == "string"):
-            self.fallback.append("matches() with a computed pattern")
             return
         text = str(pattern.value)
+        try:
+            compile_re2(text)
+        except RegexError as exc:
+            raise CelTypeError(f"invalid regular expression: {exc}", pattern.pos) from None
         try:
             delegate("x.matches(y)", x="", y=text)
         except Exception as exc:

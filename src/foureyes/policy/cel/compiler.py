@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from foureyes.policy.cel import runtime as rt
 from foureyes.policy.cel.ast import (
@@ -72,6 +71,7 @@ from foureyes.policy.celtypes import (
     MapType,
     ObjectType,
 )
+from foureyes.policy.regex import Regex
 
 Fn = Callable[[Any], Any]
 
@@ -546,9 +546,14 @@ class _Compiler:
             target, arg = self.compile(subject), self.compile(argument)
             return lambda a: helper(target(a), arg(a))
         if name == "matches":
-            pattern = self.constants[node.args[0]]
-            assert isinstance(pattern, re.Pattern)
-            search = rt.regex_search(pattern)
+            argument = node.args[0]
+            pattern = self.constants.get(argument)
+            if pattern is None:  # computed at run time: compiled (by RE2) when used
+                target, arg = self.compile(subject), self.compile(argument)
+                matches = rt.regex_matches
+                return lambda a: matches(target(a), arg(a))
+            assert isinstance(argument, Lit)
+            search = rt.regex_search(cast(Regex, pattern), str(argument.value))
             return self.apply(subject, search)
         if name == "int":
             return self.apply(subject, rt.to_int)

@@ -32,9 +32,12 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import cel
+
+from foureyes.policy.regex import Regex, RegexError, compile_re2
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -408,24 +411,51 @@ def string_method(name: str) -> Callable[[Any, Any], bool]:
     return call
 
 
-def regex_search(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+def regex_search(pattern: Regex, source: str) -> Callable[[Any], bool]:
+    """`x.matches(source)` for a literal pattern, `pattern` being `portable_regex(source)`."""
+
     def call(x: Any) -> bool:
         if type(x) is str:
             return pattern.search(x) is not None
         if _unusual(x):
-            return bool(delegate("x.matches(y)", x=x, y=pattern.pattern))
+            return bool(delegate("x.matches(y)", x=x, y=source))
         raise NoSuchOverload(f"no such overload: {type_name(x)}.matches(string)")
 
     return call
 
 
-# A regular expression the native compiler accepts must mean the same to Python's `re` and to
-# the Rust `regex` crate the binding uses. This is a conservative common subset: literal
-# characters, `.`, `^` at the very start, `$` at the very end (translated to `\Z`: Python's `$`
-# also matches before a final newline), groups, alternation, greedy or lazy quantifiers, and
-# bracket classes of plain characters and ranges. Escapes only quote metacharacters: `\d`, `\w`,
-# `\s` and `\b` differ in Unicode detail between the engines, `[[:alpha:]]`, `&&` and `--` in
-# classes mean something else to Rust, and `(?...)` flags and named groups are left out.
+def regex_matches(x: Any, y: Any) -> bool:
+    """`x.matches(y)` for a pattern computed at run time (from an attribute or a param).
+
+    A pattern RE2 refuses is an error (so the condition fails closed), even where the binding's
+    engine would take it: policy regular expressions are RE2's dialect. A portable one runs on
+    RE2; any other pattern, and any operand that is not a plain string, goes to the binding,
+    whose engine (Rust's `regex`) is linear-time too and gives the reference semantics and
+    errors."""
+    if type(x) is str and type(y) is str:
+        compiled = _computed_regex(y)
+        if compiled is not None:
+            return compiled.search(x) is not None
+    return bool(delegate("x.matches(y)", x=x, y=y))
+
+
+@lru_cache(maxsize=256)
+def _computed_regex(pattern: str) -> Regex | None:
+    try:
+        compile_re2(pattern)
+    except RegexError as exc:
+        raise CelEvalError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return portable_regex(pattern)
+
+
+# A regular expression the native compiler runs (on RE2, linear-time) must mean the same to RE2
+# and to the Rust `regex` crate the binding uses. This is a conservative common subset: literal
+# characters, `.`, `^` at the very start, `$` at the very end (written `\z` for RE2), groups,
+# alternation, greedy or lazy quantifiers, and bracket classes of plain characters and ranges.
+# Escapes only quote metacharacters: `\d`, `\w`, `\s` and `\b` differ in Unicode detail
+# between the engines, `[[:alpha:]]`, `&&` and `--` in classes mean something else to Rust, and
+# `(?...)` flags and named groups are left out. (The tokenizer below is Python's `re` on our own
+# fixed expression, whose alternatives cannot overlap: it does not backtrack.)
 _CLASS_CHAR = r"a-zA-Z0-9 _@.,:/+*?(){}|$#%!=<>'\";"
 _REGEX_TOKEN = re.compile(
     rf"""
@@ -444,14 +474,15 @@ _REGEX_TOKEN = re.compile(
 _REPEATABLE = frozenset({"cls", "escape", "close", "literal"})
 
 
-def portable_regex(pattern: str) -> re.Pattern[str] | None:
-    """The pattern compiled for Python, or None when it is outside the common subset."""
+def portable_regex(pattern: str) -> Regex | None:
+    """The pattern compiled by RE2, or None when it is outside the common subset (or RE2
+    refuses it)."""
     translated = _translate_regex(pattern)
     if translated is None:
         return None
     try:
-        return re.compile(translated)
-    except re.error:
+        return compile_re2(translated)
+    except RegexError:
         return None
 
 
@@ -484,7 +515,7 @@ def _translate_regex(pattern: str) -> str | None:
             if high and int(high) < int(low):
                 return None
         if kind == "end":
-            text = r"\Z"
+            text = r"\z"
         elif kind == "literal" and text != ".":
             text = re.escape(text)
         out.append(text)

@@ -1,0 +1,82 @@
+"""The child side of `foureyes.policy.sandbox`: compile and analyse one proposed policy.
+
+Run as `python -m foureyes.policy.check_worker CPU_SECONDS MEMORY_BYTES` by the sandbox, never
+by hand. It first caps its own CPU time (RLIMIT_CPU: SIGXCPU at the budget, SIGKILL a second
+later) and address space (RLIMIT_AS), and forbids core dumps, before it reads anything; then
+reads one JSON request from stdin (the proposed policy text, the policy in force, the staff
+directory and the catalog, all as data) and writes one JSON verdict to stdout:
+
+    {"ok": true}
+    {"ok": false, "violations": ["invariant ... violated: ...", ...]}
+    {"ok": false, "error": {"reason": "...", "file": "...", "line": 3, "field": "..."}}
+    {"ok": false, "budget": true}          (it ran out of memory or recursion depth)
+
+It has no database, no settings and no credentials: only what is on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from typing import Any
+
+MAX_VIOLATIONS = 20
+
+
+def _limit(cpu_seconds: int, memory_bytes: int) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _check(request: dict[str, Any]) -> dict[str, Any]:
+    # Imported after the limits are set: the imports are ours, the input is not, but the
+    # budget is simplest to reason about when it covers everything the child does.
+    from foureyes.directory import Directory  # noqa: PLC0415
+    from foureyes.errors import FoureyesError, PolicyError  # noqa: PLC0415
+    from foureyes.policy.analysis import check_invariants, check_update  # noqa: PLC0415
+    from foureyes.policy.compiler import parse_policy  # noqa: PLC0415
+    from foureyes.policy.sandbox import catalog_from_data, staff_from_data  # noqa: PLC0415
+
+    try:
+        catalog = catalog_from_data(request["catalog"])
+        people = [staff_from_data(item) for item in request["staff"]]
+        directory = Directory(staff={person.id: person for person in people})
+        proposed = parse_policy(request["proposed"], catalog, file="proposed policy")
+        in_force = request["in_force"]
+        if in_force is None:
+            violations = check_invariants(proposed, directory)
+        else:
+            current = parse_policy(in_force["text"], catalog, file=f"policy v{in_force['version']}")
+            violations = check_update(proposed, current, directory)
+    except PolicyError as exc:
+        return {
+            "ok": False,
+            "error": {"reason": exc.reason, "file": exc.file, "line": exc.line, "field": exc.field},
+        }
+    except FoureyesError as exc:
+        return {"ok": False, "error": {"reason": exc.message}}
+    if violations:
+        return {
+            "ok": False,
+            "violations": [violation.describe() for violation in violations[:MAX_VIOLATIONS]],
+        }
+    return {"ok": True}
+
+
+def main(argv: list[str]) -> int:
+    cpu_seconds, memory_bytes = int(argv[0]), int(argv[1])
+    _limit(cpu_seconds, memory_bytes)
+    try:
+        request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+        verdict = _check(request)
+    except (MemoryError, RecursionError):
+        verdict = {"ok": False, "budget": True}
+    sys.stdout.buffer.write(json.dumps(verdict).encode("utf-8"))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
