@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
 
 from foureyes.store.database import Database
-from foureyes.store.tables import RequestRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.console.conftest import Console, console_for
+from tests.dba import tamper
 from tests.unit.workflow.test_undo_params import NEW, OLD, policy_with_email_rule
 from tests.worlds import World, make_world
 
@@ -57,10 +56,12 @@ def test_the_undo_form_needs_nothing_but_the_justification(console: Console) -> 
 
 def test_without_stored_params_the_form_asks_for_them(console: Console) -> None:
     original = change_email(console)
-    with console.world.services.database.transaction() as session:
-        session.execute(
-            update(RequestRow).where(RequestRow.id == original).values(undo_params=None)
-        )
+    # An original from before foureyes kept them (undo_params is write-once: as the DBA).
+    tamper(
+        console.world.services.database,
+        "UPDATE requests SET undo_params = NULL WHERE id = :id",
+        id=original,
+    )
     mei = console.signed_in("e-3002")
     page = mei.get(f"/console/requests/{original}")
     assert 'name="param.email"' in page.text

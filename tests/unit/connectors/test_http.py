@@ -600,8 +600,9 @@ def test_a_vit_deactivation_runs_through_the_webhook_and_is_undone(
     order = json.loads(json.dumps(receiver.applied[request_id].order))
     assert order[:2] == ["account.deactivate", "president"]
 
-    undo_id = operations.undo(world.services, world.actor("e-3001"), request_id, "CASE-1")
-    assert world.approve("e-3002", undo_id) == "approved"
+    # Mei, who approved it, undoes it (an undo is for those who may see the request).
+    undo_id = operations.undo(world.services, world.actor("e-3002"), request_id, "CASE-1")
+    assert world.approve("e-3003", undo_id) == "approved"
     operations.run_once(world.services)
     assert receiver.accounts["president"]["status"] == "active"
     assert operations.show(world.services, request_id)["state"] == "reverted"
