@@ -85,7 +85,9 @@ def _email(n: int) -> dict[str, Any]:
 def _events(api: Api, kind: str, actor: str) -> list[dict[str, Any]]:
     with api.world.services.database.transaction() as session:
         rows = session.scalars(
-            select(EventRow).where(EventRow.kind == kind, EventRow.actor == actor)
+            select(EventRow)
+            .where(EventRow.kind == kind, EventRow.actor == actor)
+            .order_by(EventRow.seq)  # the log's order (PostgreSQL returns rows in any order)
         ).all()
         return [json.loads(row.body) for row in rows]
 

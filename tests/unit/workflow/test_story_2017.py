@@ -35,10 +35,11 @@ def test_the_2017_story(world: World) -> None:
     assert operations.show(world.services, request_id)["state"] == "executed"
     assert world.chirp("president")["status"] == "deactivated"
 
-    tomas = world.actor("e-3001")
-    undo_id = operations.undo(world.services, tomas, request_id, "CASE-1234 restore")
+    # Mei, who approved it, undoes it (an undo is for those who may see the request).
+    mei = world.actor("e-3002")
+    undo_id = operations.undo(world.services, mei, request_id, "CASE-1234 restore")
     assert operations.show(world.services, undo_id)["state"] == "pending"
-    assert world.review("e-3002", undo_id, step_up=False) == "approved"
+    assert world.review("e-3003", undo_id, step_up=False) == "approved"
     operations.run_once(world.services)
     assert world.chirp("president")["status"] == "active"
     assert operations.show(world.services, undo_id)["state"] == "executed"
