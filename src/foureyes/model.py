@@ -18,6 +18,11 @@ from typing import Any, overload
 NO_END_DAYS_LEFT = 100_000
 
 
+# The largest id or sequence number the store holds (64-bit signed integers): a larger one in a
+# path or query is refused as bad input instead of overflowing the database driver.
+MAX_SQL_INT = 2**63 - 1
+
+
 class Employment(StrEnum):
     EMPLOYEE = "employee"
     CONTRACTOR = "contractor"
@@ -146,7 +151,10 @@ class Staff:
     @cached_property
     def cel_base(self) -> dict[str, Any]:
         """The condition view of this person, without the date-dependent `days_left`."""
-        view: dict[str, Any] = {
+        # The record's own attributes first: one named like a built-in (`groups`) must not
+        # replace it with a value of another type than the policy analysis assumes.
+        view: dict[str, Any] = dict(self.attributes)
+        view |= {
             "id": self.id,
             "name": self.name,
             "email": self.email,
@@ -160,7 +168,6 @@ class Staff:
             "status": self.status,
             "identities": list(self.identities),
         }
-        view.update(self.attributes)
         return view
 
     def cel(self, today: date) -> dict[str, Any]:

@@ -47,6 +47,8 @@ def canonical_json(value: JsonValue) -> bytes:
         raise BadInput(f"value cannot be canonicalised as JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadInput("value is nested too deeply to canonicalise as JSON") from exc
+    except UnicodeError as exc:
+        raise BadInput("value holds text that is not valid Unicode") from exc
 
 
 def sha256_hex(data: bytes) -> str:
@@ -70,6 +72,11 @@ def _check(value: object, path: str, depth: int = 0) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise BadInput(f"{path}: object key {key!r} is not a string")
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate: not text, and RFC 8785 sorts keys by their UTF-16 units.
+                raise BadInput(f"{path}: object key {key!a} is not valid Unicode") from None
             _check(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):

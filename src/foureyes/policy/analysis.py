@@ -267,6 +267,11 @@ def _dyn(literals: set[Literal]) -> list[object]:
         {},
         ABSENT,
     ]
+    return _distinct(candidates)
+
+
+def _distinct(candidates: Sequence[object]) -> list[object]:
+    """`candidates` without repeats (1, 1.0 and true stay apart)."""
     seen: set[tuple[str, str]] = set()
     values = []
     for value in candidates:
@@ -284,7 +289,10 @@ class _Axis:
     name: str
     kind: CelType
     literals: frozenset[Literal] | None
-    custom: bool = False  # declared by the policy: a record may lack it
+    custom: bool = False  # a record may lack it (declared by the policy, or by one connector)
+    # Nothing checks its values against the declared type (declared by the policy: staff records,
+    # context extras): it may hold a value of any type, which makes comparisons err.
+    untyped: bool = False
     other: str = _OTHER  # the string standing for every value no literal names
     capped: bool = False  # lenient: a long list of literals gives subsets of up to 2 only
 
@@ -300,7 +308,8 @@ class _Axis:
         if self.literals is not None and isinstance(_strip(self.kind), ListType):
             n = len(self.elements())
             subsets = 1 + n + n * (n - 1) // 2 + 1 if self._capped(n) else int(2**n)
-            return subsets + isinstance(self.kind, Nullable) + self.custom
+            extra = len(_dyn(set(self.literals))) if self.untyped else 0
+            return subsets + isinstance(self.kind, Nullable) + self.custom + extra
         return len(self.values())
 
     def _capped(self, n: int) -> bool:
@@ -334,6 +343,8 @@ class _Axis:
             values.append(None)
         if self.custom:
             values.append(ABSENT)
+        if self.untyped:
+            values = _distinct([*values, *_dyn(literals)])
         return values
 
 
@@ -362,11 +373,13 @@ class Enumeration:
         self.read: set[Path] = set(found)
         custom: dict[str, set[str]] = {kind: set() for kind in ("staff", "account", "context")}
         fields: dict[str, dict[str, CelType]] = {"staff": {}, "account": {}, "context": {}}
+        reported: set[str] = set()  # account attributes a connector reports
         for policy in reversed(policies):
             declared = policy.document.attributes
             custom["staff"] |= set(declared.staff)
             custom["account"] |= set(declared.account)
             custom["context"] |= set(declared.context)
+            reported |= set(policy.catalog.account_attributes)
             fields["staff"].update(policy.types.staff.fields)
             fields["account"].update(policy.types.account_without_tier.fields)
             fields["context"].update(policy.types.context.fields)
@@ -389,14 +402,23 @@ class Enumeration:
                 if name in skip:
                     continue
                 literals = found.get((kind, name))
+                declared = name in custom[kind]
+                # A proof assumes only what the engine is sure to get. An attribute a policy
+                # declares may be missing and of any type (no connector reports it, and nothing
+                # checks staff records against the declared types); one a connector reports may
+                # be missing (accounts of the other platforms, foureyes' own, lack it).
+                # Reviews (no atoms) enumerate the declared types only, as before.
+                strict = atoms is not None
+                absent = declared or (strict and kind == "account" and name in reported)
                 out.append(
                     _Axis(
                         name,
                         cel_type,
                         None if literals is None else frozenset(literals),
-                        custom=name in custom[kind],
+                        custom=absent,
                         other=others.get((kind, name), _OTHER),
                         capped=atoms is None,
+                        untyped=strict and declared,
                     )
                 )
             return out

@@ -243,6 +243,25 @@ class _Compiler:
                     raise self.fail(("attributes", kind, name), str(exc)) from exc
             return out
 
+        # What a connector reports is what the engine gets: a policy that gave one of its
+        # attributes another type would be proven (and type-checked) against values the engine
+        # never sees (`handle: int` while chirp reports strings).
+        for name, spec in declared.account.items():
+            reported = self.catalog.account_attributes.get(name)
+            if reported is None:
+                continue
+            try:
+                mine = parse_type(spec)
+            except ValueError:
+                continue  # parse_all below names the problem
+            if mine != reported:
+                raise self.fail(
+                    ("attributes", "account", name),
+                    f"account attribute {name!r} is reported by a connector as {reported}; "
+                    f"a policy may not declare it as {mine} (declare it as {reported}, "
+                    "or not at all)",
+                )
+
         try:
             return variable_types(
                 self.catalog,

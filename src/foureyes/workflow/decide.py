@@ -28,6 +28,7 @@ checked as a submit checks it.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,9 @@ from foureyes.workflow import quota
 from foureyes.workflow.services import Services
 
 MAX_JUSTIFICATION = 500
+# Unicode categories a justification may not hold: controls (newlines, tabs, NUL), format
+# characters (zero-width, bidi overrides) and the line and paragraph separators.
+_UNSEEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 # How a caller counts the quotas of a request the rules decided `outcome` (see `rule`).
 QuotaCount = Callable[[Outcome], quota.QuotaCheck]
@@ -145,6 +149,12 @@ def check_justification(decision: Decision, justification: str | None) -> None:
     """Step 3: BadInput when the justification is too long, missing while the matched rules
     require one, or not matching their patterns."""
     options = decision.options
+    if justification is not None and any(
+        unicodedata.category(char) in _UNSEEN for char in justification
+    ):
+        # Line breaks, controls and invisible characters are refused rather than stripped: the
+        # text reviewers read and the log keeps is the text that was checked.
+        raise BadInput("the justification holds line breaks, control or invisible characters")
     text = (justification or "").strip()
     if len(text) > MAX_JUSTIFICATION:
         raise BadInput(f"the justification is longer than {MAX_JUSTIFICATION} characters")

@@ -93,3 +93,9 @@ json_values = st.recursive(
 def test_canonical_form_is_a_fixed_point_of_parsing(value: JsonValue) -> None:
     once = canonical_json(value)
     assert canonical_json(json.loads(once)) == once
+
+
+def test_a_lone_surrogate_in_a_key_is_bad_input_naming_where() -> None:
+    """RFC 8785 sorts keys by their UTF-16 code units; a lone surrogate is not text at all."""
+    with pytest.raises(BadInput, match=r"\$\.a: object key 'b\\udfff' is not valid Unicode"):
+        canonical_json({"a": {"b\udfff": 1}})

@@ -14,18 +14,19 @@ from foureyes import detect
 from foureyes.api.auth import ActorDep, ServicesDep
 from foureyes.api.schemas import problem_responses
 from foureyes.errors import BadInput
+from foureyes.model import MAX_SQL_INT
 
 router = APIRouter(
     prefix="/v1/alerts", tags=["alerts"], responses=problem_responses(401, 403, 422, 503)
 )
 
-AlertId = Annotated[int, Path(ge=1, description="The alert's id.")]
+AlertId = Annotated[int, Path(ge=1, le=MAX_SQL_INT, description="The alert's id.")]
 
 
 def _decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_SQL_INT:
         raise BadInput("the cursor is not one this server gave out")
     return int(cursor)
 

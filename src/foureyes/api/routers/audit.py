@@ -24,6 +24,7 @@ from foureyes.api.schemas import problem_responses
 from foureyes.audit.checkpoint import Signer
 from foureyes.audit.log import Event
 from foureyes.errors import BadInput, FoureyesError, Unavailable
+from foureyes.model import MAX_SQL_INT
 from foureyes.workflow import operations
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=problem_responses(401, 422, 503))
@@ -123,7 +124,7 @@ def events(
     parsed (`event`). Times without a zone are UTC. For oversight staff only (403 otherwise)."""
     after: int | None = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_SQL_INT:
             raise BadInput("the cursor is not one this server gave out")
         after = int(cursor)
     found = operations.audit_events(
@@ -153,9 +154,12 @@ def events(
 def inclusion(
     services: ServicesDep,
     actor: ActorDep,
-    seq: Annotated[int, Query(ge=0, description="The event's seq (its leaf index).")],
+    seq: Annotated[
+        int, Query(ge=0, le=MAX_SQL_INT, description="The event's seq (its leaf index).")
+    ],
     size: Annotated[
-        int | None, Query(ge=1, description="The tree size (a checkpoint's); default now.")
+        int | None,
+        Query(ge=1, le=MAX_SQL_INT, description="The tree size (a checkpoint's); default now."),
     ] = None,
 ) -> dict[str, Any]:
     """`leaf_index`, `tree_size`, `leaf_hash`, `inclusion_path` and `root_hash`."""
@@ -173,9 +177,9 @@ def inclusion(
 def consistency(
     services: ServicesDep,
     actor: ActorDep,
-    first: Annotated[int, Query(ge=0, description="The older tree size.")],
+    first: Annotated[int, Query(ge=0, le=MAX_SQL_INT, description="The older tree size.")],
     second: Annotated[
-        int | None, Query(ge=0, description="The newer tree size; default now.")
+        int | None, Query(ge=0, le=MAX_SQL_INT, description="The newer tree size; default now.")
     ] = None,
 ) -> dict[str, Any]:
     """`tree_size_1`, `tree_size_2`, `consistency_path`, `root_hash_1` and `root_hash_2`."""

@@ -113,10 +113,10 @@ def _decode_cursor(cursor: str | None) -> str | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, sep, last_id = raw.partition("|")
-        datetime.fromisoformat(stamp)
+        aware = datetime.fromisoformat(stamp).tzinfo is not None  # the server's are UTC
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadInput("the cursor is not one this server gave out") from None
-    if not sep or not last_id:
+    if not sep or not last_id or not aware:
         raise BadInput("the cursor is not one this server gave out")
     return raw
 

@@ -13,6 +13,7 @@ from foureyes.console.csrf import CsrfDep
 from foureyes.console.pages.forms import FormDep
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
+from foureyes.model import MAX_SQL_INT
 
 router = APIRouter()
 
@@ -23,7 +24,7 @@ def alerts(
     services: ServicesDep,
     actor: ConsoleActorDep,
     state: Annotated[Literal["open", "acknowledged", "all"], Query()] = "open",
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_SQL_INT)] = None,
 ) -> Response:
     items, last = detect.list_alerts(services, actor, state=state, before=before, limit=50)
     return render(request, "alerts.html", {"items": items, "state": state, "last": last})
@@ -31,7 +32,7 @@ def alerts(
 
 @router.post("/console/alerts/{alert_id}/ack")
 def acknowledge(
-    alert_id: Annotated[int, Path(ge=1)],
+    alert_id: Annotated[int, Path(ge=1, le=MAX_SQL_INT)],
     services: ServicesDep,
     actor: ConsoleActorDep,
     _csrf: CsrfDep,

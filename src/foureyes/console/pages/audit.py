@@ -16,6 +16,7 @@ from foureyes.audit.merkle import MerkleVerificationError, leaf_hash, verify_inc
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.errors import BadInput
+from foureyes.model import MAX_SQL_INT
 from foureyes.workflow import operations
 
 router = APIRouter()
@@ -50,7 +51,7 @@ def explorer(
     kind: Annotated[str, Query(max_length=50)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
-    after: Annotated[int | None, Query(ge=-1)] = None,
+    after: Annotated[int | None, Query(ge=-1, le=MAX_SQL_INT)] = None,
 ) -> Response:
     filters = {
         "account": account.strip(),
@@ -95,7 +96,7 @@ def explorer(
 @router.get("/console/audit/events/{seq}")
 def event(
     request: Request,
-    seq: Annotated[int, Path(ge=0)],
+    seq: Annotated[int, Path(ge=0, le=MAX_SQL_INT)],
     services: ServicesDep,
     actor: ConsoleActorDep,
 ) -> Response:
