@@ -11,11 +11,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy.orm import Session
 
 from foureyes.directory import load_directory
 from foureyes.model import ReviewDecision
+from foureyes.policy.compiler import parse_policy
 from foureyes.store.database import Database
+from foureyes.store.tables import PolicyVersionRow
 from foureyes.workflow import credentials, operations, webauthn
+from foureyes.workflow.records import record
 from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.stepup import bootstrap_key, challenge
@@ -150,3 +154,32 @@ def bootstrap_security_key(
             services, session, new, {"how": "tests bootstrap"}, actor=None, now=now
         )
     return key
+
+
+def install_policy_version(
+    services: Services, session: Session, version: int, text: str, now: datetime
+) -> None:
+    """A test shortcut for an approved `foureyes.policy.update`: policy `version` in the store,
+    with the `policy.installed` event the audit log keeps for it (as `foureyes init` writes for
+    the first), since foureyes decides under no policy text the log does not vouch for."""
+    policy = parse_policy(text, services.catalog(), file=f"test policy v{version}")
+    session.add(
+        PolicyVersionRow(
+            version=version,
+            digest=policy.digest,
+            text=text,
+            author="tests",
+            request_id=None,
+            created_at=now,
+        )
+    )
+    record(
+        services,
+        session,
+        kind="policy.installed",
+        actor=None,
+        row=None,
+        payload={"version": version, "digest": policy.digest, "how": "tests"},
+        now=now,
+        account_ref="foureyes:policy",
+    )

@@ -3,18 +3,16 @@ that foureyes refuses it (or flags it), and that the attempt is in the audit tra
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
 from foureyes.directory import parse_directory
-from foureyes.store.tables import PolicyVersionRow
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES
-from tests.worlds import challenge_signature
+from tests.worlds import challenge_signature, install_policy_version
 
 
 def _kinds(view: dict[str, Any]) -> list[str]:
@@ -53,16 +51,7 @@ def _install_policy(api: Api, document: dict[str, Any]) -> None:
     services = api.world.services
     with services.database.transaction() as session:
         version, _ = services.policy_in_force(session)
-        session.add(
-            PolicyVersionRow(
-                version=version + 1,
-                digest=hashlib.sha256(text.encode()).hexdigest(),
-                text=text,
-                author="tests",
-                request_id=None,
-                created_at=api.world.clock.now,
-            )
-        )
+        install_policy_version(services, session, version + 1, text, api.world.clock.now)
 
 
 def test_departing_contractor_on_the_last_day_is_refused_each_time(api: Api) -> None:

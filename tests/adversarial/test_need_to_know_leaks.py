@@ -21,7 +21,6 @@ Sam e-3003 (trust & safety employees), Lee c-3004 (trust & safety contractor), I
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any
@@ -32,12 +31,12 @@ from sqlalchemy import func, select, update
 from foureyes.connectors.demo_catalog import redact_email
 from foureyes.model import RequestState
 from foureyes.store.database import Database
-from foureyes.store.tables import EventRow, OutboxRow, PolicyVersionRow, RequestRow
+from foureyes.store.tables import EventRow, OutboxRow, RequestRow
 from tests.api.conftest import Api, assert_problem
 from tests.api.test_need_to_know import assert_unknown, listed
 from tests.conftest import EXAMPLES
 from tests.unit.workflow.test_undo_params import CHANGE_EMAIL_RULE, NEW
-from tests.worlds import World, make_world
+from tests.worlds import World, install_policy_version, make_world
 
 EVERYONE = (
     "c-1001",
@@ -89,16 +88,7 @@ def _install_policy(api: Api, text: str) -> None:
     services = api.world.services
     with services.database.transaction() as session:
         version, _ = services.policy_in_force(session)
-        session.add(
-            PolicyVersionRow(
-                version=version + 1,
-                digest=hashlib.sha256(text.encode()).hexdigest(),
-                text=text,
-                author="tests",
-                request_id=None,
-                created_at=api.world.clock.now,
-            )
-        )
+        install_policy_version(services, session, version + 1, text, api.world.clock.now)
 
 
 def _force_state(api: Api, request_id: str, state: str) -> None:

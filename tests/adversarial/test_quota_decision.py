@@ -13,7 +13,6 @@ SQLite and PostgreSQL) and the console:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,13 @@ from foureyes import detect
 from foureyes.cli import app
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.connectors.governance import GovernanceConnector
-from foureyes.store.tables import AlertRow, EventRow, PolicyVersionRow, RequestRow
+from foureyes.store.tables import AlertRow, EventRow, RequestRow
 from foureyes.workflow import denials, operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES
 from tests.console.conftest import console_for
+from tests.worlds import install_policy_version
 
 POLICY_TEXT = (EXAMPLES / "policy.yaml").read_text()
 NEW_EMAIL = {"action": "account.change_email", "account": "chirp:bob"}
@@ -44,16 +44,7 @@ def _install(api: Api, document: dict[str, Any]) -> None:
     services = api.world.services
     with services.database.transaction() as session:
         version, _ = services.policy_in_force(session)
-        session.add(
-            PolicyVersionRow(
-                version=version + 1,
-                digest=hashlib.sha256(text.encode()).hexdigest(),
-                text=text,
-                author="tests",
-                request_id=None,
-                created_at=api.world.clock.now,
-            )
-        )
+        install_policy_version(services, session, version + 1, text, api.world.clock.now)
 
 
 def _support_changes_emails_twice_an_hour(api: Api) -> None:

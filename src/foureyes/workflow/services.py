@@ -4,6 +4,7 @@ oversees (reads every request, the audit log's events and alerts), and the polic
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from foureyes.audit.log import AuditLog
+from foureyes.audit.log import AuditLog, stored_bytes
 from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
 from foureyes.errors import BadInput, NotFound, Unavailable
@@ -22,7 +23,7 @@ from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import IdentityRow, PinRow, PolicyVersionRow, StaffRow
+from foureyes.store.tables import EventRow, IdentityRow, PinRow, PolicyVersionRow, StaffRow
 from foureyes.workflow.credentials import DEFAULT_COOLDOWN
 from foureyes.workflow.stepup import StepUpVerifier
 from foureyes.workflow.webauthn import step_up_verifier
@@ -102,6 +103,12 @@ class Services:
         if row is None:
             raise NotFound(f"no policy version {version}")
         policy = parse_policy(row.text, self.catalog(), file=f"policy v{version}")
+        if not _logged_as_installed(session, row, policy.digest):
+            raise Unavailable(
+                f"policy version {version} is not the one the audit log says was installed "
+                "(its stored text was changed outside foureyes): nothing is decided under it "
+                "until it is restored"
+            )
         with self._lock:
             self._policies[version] = policy
         return policy
@@ -146,6 +153,33 @@ class Services:
 
 # The queries of every decision, built once (building one costs more than running it).
 _POLICY_IN_FORCE = select(func.max(PolicyVersionRow.version))
+# Where the log says which policy each version is: `foureyes init`'s `policy.installed` event,
+# or the execution of the approved `foureyes.policy.update` request that made it.
+_INSTALLED_KINDS = ("policy.installed", "request.executed", "request.reconciled")
+
+
+def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -> bool:
+    """Whether an audit event records policy version `row.version` with this `digest`: the
+    policy text is a store row a database administrator could edit, the log is not."""
+    found = select(EventRow.body)
+    if row.request_id is None:
+        found = found.where(EventRow.kind == "policy.installed")
+    else:
+        found = found.where(
+            EventRow.request_id == row.request_id, EventRow.kind.in_(_INSTALLED_KINDS)
+        )
+    for body in session.scalars(found):
+        event = json.loads(stored_bytes(body))
+        recorded = event.get("summary") if event.get("kind") != "policy.installed" else event
+        if (
+            isinstance(recorded, dict)
+            and recorded.get("version") == row.version
+            and recorded.get("digest") == digest
+        ):
+            return True
+    return False
+
+
 _PINS = select(PinRow.pin).where(PinRow.account_ref == bindparam("account_ref"))
 
 

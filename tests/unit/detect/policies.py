@@ -7,14 +7,12 @@ an approved `foureyes.policy.update`).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import yaml
 
-from foureyes.store.tables import PolicyVersionRow
 from tests.conftest import EXAMPLES
-from tests.worlds import World
+from tests.worlds import World, install_policy_version
 
 SUPPORT_PRIVATE_VIEWS = {
     "id": "support-private-views-on-standard",
@@ -40,13 +38,4 @@ def use_policy(
     services = world.services
     with services.database.transaction() as session:
         version, _ = services.policy_in_force(session)
-        session.add(
-            PolicyVersionRow(
-                version=version + 1,
-                digest=hashlib.sha256(text.encode()).hexdigest(),
-                text=text,
-                author="tests",
-                request_id=None,
-                created_at=world.clock.now,
-            )
-        )
+        install_policy_version(services, session, version + 1, text, world.clock.now)

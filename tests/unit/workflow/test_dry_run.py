@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 from tests.conftest import EXAMPLES
-from tests.worlds import World
+from tests.worlds import World, install_policy_version
 
 from foureyes.directory import load_directory
 from foureyes.errors import FoureyesError
 from foureyes.store.dry_run_reads import DryRunReader
-from foureyes.store.tables import PinRow, PolicyVersionRow, StaffRow, TokenRow
+from foureyes.store.tables import PinRow, StaffRow, TokenRow
 from foureyes.workflow import operations
 from foureyes.workflow.dry_run import dry_run_for_token
 from foureyes.workflow.submit import Submission, dry_run
@@ -190,15 +190,7 @@ def test_a_new_policy_version_counts_at_once_on_both_paths(world: World) -> None
     # As the governance connector installs an approved update (it is tested there).
     text = (EXAMPLES / "policy.yaml").read_text().replace("support-standard", "support-plain")
     with world.services.database.transaction() as session:
-        session.add(
-            PolicyVersionRow(
-                version=2,
-                digest="0" * 64,
-                text=text,
-                author="e-9001",
-                created_at=world.clock(),
-            )
-        )
+        install_policy_version(world.services, session, 2, text, world.clock())
     after = _agree(world, token, SUSPEND_ALICE)
     assert after["policy_version"] != before["policy_version"]
     assert after["rules"] != before["rules"]
