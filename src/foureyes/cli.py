@@ -211,8 +211,20 @@ def policy_diff(
         unproven = True
     for reason in comparison.unknown:
         out.print(f"unknown: {reason}", markup=False, soft_wrap=True)
+    for change in comparison.invariants:
+        refusal = " (foureyes refuses this update)" if change.refused else ""
+        out.print(f"invariant: {change.describe()}{refusal}", markup=False, soft_wrap=True)
+    for moved in comparison.tiers:
+        out.print(
+            f"tier: {moved.before}→{moved.after} for {moved.cases} kinds of account, "
+            f"e.g. {moved.example}",
+            markup=False,
+            soft_wrap=True,
+        )
     differences = comparison.differences
-    if not differences and not comparison.unknown:
+    if not differences and (comparison.invariants or comparison.tiers):
+        out.print("No decision changes among the actions compared; invariants or tiers change.")
+    elif not differences and not comparison.unknown:
         out.print("No decision changes.")
     elif differences:
         table = Table("requester (e.g.)", "action", "tier", "before", "after", "cases", "account")

@@ -5,6 +5,7 @@ and refuses, with the reason in the log, and the platform is never asked."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -69,13 +70,15 @@ def _write_as_the_dba(api: Api, view: dict[str, Any], *forged: tuple[str, str]) 
 
 def test_a_request_set_to_approved_in_the_database_is_cancelled_at_execution(api: Api) -> None:
     """The DBA flips a pending request to `approved` with an UPDATE. The worker picks it up, the
-    re-check at execution finds the approvals missing, and cancels it with that reason; the
-    account is untouched, and the log shows the submission and the cancellation only."""
+    re-check at execution finds a state its audit events never recorded, and cancels it with
+    that reason, as tampering (a high alert); the account is untouched, and the log shows the
+    submission and the cancellation only."""
     view = _pending_suspension(api)
     _write_as_the_dba(api, view)
     shown = _run_worker_and_show(api, view["id"])
     assert shown["state"] == "cancelled"
-    assert "2 more approval(s) needed" in shown["reason"]
+    assert "its state is approved, but its audit events say it is pending" in shown["reason"]
+    assert len(_high_alerts(api, view["id"])) == 1
     assert api.world.chirp("president")["status"] == "active"
     assert _audit_kinds(api, view["id"]) == ["request.submitted", "request.cancelled"]
 
@@ -519,3 +522,199 @@ def test_the_digest_covers_who_asked_break_glass_and_the_request_undone(api: Api
     assert request_digest(**fields) == view["digest"]
     for name, other in (("requester", "e-9001"), ("break_glass", True), ("reverts", "r-1")):
         assert request_digest(**{**fields, name: other}) != view["digest"]
+
+
+# --- what the log last recorded stands: a deleted veto, a state flipped back, a delay cut ------
+#
+# The DBA cannot forge an event, so every review the log recorded must still have its row, the
+# row's state must be the one the request's last state-change event recorded, and a scheduled
+# (or retried) request may not run before the time its events set.
+
+
+def _vetoed_by_sam(api: Api) -> dict[str, Any]:
+    """Kim asks to suspend the president (two trust & safety approvals); Sam denies it."""
+    view = api.submitted("c-1001", action="account.suspend", account="chirp:president")
+    assert view["state"] == "pending"
+    response = api.review("e-3003", view["id"], "deny", digest=view["digest"], step_up=True)
+    assert response.status_code == 200, response.text
+    shown = api.show("c-1001", view["id"])
+    assert (shown["state"], shown["reason"]) == ("denied", "vetoed by e-3003")
+    return shown
+
+
+_UNDO_THE_VETO = {
+    "deleted": "DELETE FROM reviews WHERE request_id = :id",
+    "turned-into-an-approval": "UPDATE reviews SET decision = 'approve' WHERE request_id = :id",
+}
+
+
+@pytest.mark.parametrize("veto", list(_UNDO_THE_VETO), ids=list(_UNDO_THE_VETO))
+def test_a_deleted_veto_does_not_let_later_approvals_through(api: Api, veto: str) -> None:
+    """The verified attack: Sam's veto is deleted (or rewritten as an approval) and the request
+    set back to `pending`; Tomas and Mei then approve through the API and the worker passes.
+    Tomas's approval is refused (the log says denied, and has Sam's deny that the store lost),
+    the request is cancelled as tampered with, and nothing reaches the platform."""
+    view = _vetoed_by_sam(api)
+    _tamper(api, _UNDO_THE_VETO[veto], id=view["id"])
+    _tamper(
+        api, "UPDATE requests SET state = 'pending', reason = NULL WHERE id = :id", id=view["id"]
+    )
+    response = api.review("e-3001", view["id"], digest=view["digest"], step_up=True)
+    assert_problem(response, 409, "conflict")
+    detail = response.json()["detail"]
+    assert "your review was not recorded" in detail
+    assert "its audit events say it is denied" in detail
+    # Mei's comes too late: the request is cancelled (and no longer hers to see).
+    response = api.review("e-3002", view["id"], digest=view["digest"], step_up=True)
+    assert response.status_code in (404, 409), response.text
+    _run_worker_and_show(api, view["id"])
+    shown = _stopped(api, view["id"], "its state is pending", "e-3003 (deny)")
+    assert [r["reviewer"] for r in shown["reviews"]] in ([], ["e-3003"])
+    assert _audit_kinds(api, view["id"]) == [
+        "request.submitted",
+        "review.recorded",
+        "request.vetoed",
+        "request.cancelled",
+    ]
+    _untouched(api)
+
+
+def test_a_deleted_veto_with_the_request_set_to_approved_is_not_carried_out(api: Api) -> None:
+    """The same, without waiting for approvals: the veto deleted and the request `approved`."""
+    view = _vetoed_by_sam(api)
+    _tamper(api, "DELETE FROM reviews WHERE request_id = :id", id=view["id"])
+    _tamper(api, "UPDATE requests SET state = 'approved' WHERE id = :id", id=view["id"])
+    _run_worker_and_show(api, view["id"])
+    _stopped(api, view["id"], "its state is approved, but its audit events say it is denied")
+    _untouched(api)
+
+
+def test_a_deleted_approval_is_caught_at_the_next_review(api: Api) -> None:
+    """Mei approved the president's email change; the DBA deletes her review (say, to let a
+    stand-in approve in her place). Sam's review is refused, naming hers as missing."""
+    view = api.submitted(
+        "e-3001",
+        action="account.change_email",
+        account="chirp:president",
+        params={"email": APPROVED_EMAIL},
+        justification="CASE-2017",
+    )
+    assert api.review("e-3002", view["id"], digest=view["digest"], step_up=True).status_code == 200
+    _tamper(api, "DELETE FROM reviews WHERE request_id = :id", id=view["id"])
+    response = api.review("e-3003", view["id"], digest=view["digest"], step_up=True)
+    assert_problem(response, 409, "conflict")
+    _stopped(api, view["id"], "e-3002 (approve) in the audit log are missing from the store")
+    _untouched(api)
+
+
+def test_a_deleted_approval_is_caught_at_execution(api: Api) -> None:
+    """The email change is scheduled; the DBA deletes Ines's approval and, so that the policy
+    is still met, forges nothing: the re-check at execution names the missing review as
+    tampering (not merely "an approval is missing")."""
+    view = _email_change(api)
+    _tamper(
+        api, "DELETE FROM reviews WHERE request_id = :id AND reviewer_id = 'e-4001'", id=view["id"]
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "e-4001 (approve) in the audit log are missing from the store")
+    _untouched(api)
+
+
+def _cancelled(api: Api) -> dict[str, Any]:
+    view = _pending_suspension(api)
+    response = api.post("e-3001", f"/v1/requests/{view['id']}/cancel", {"reason": "not needed"})
+    assert response.status_code == 200, response.text
+    return view
+
+
+def _expired(api: Api) -> dict[str, Any]:
+    view = _pending_suspension(api)
+    api.world.clock.advance(hours=25)
+    assert view["id"] in operations.run_once(api.world.services).expired
+    return view
+
+
+def _denied(api: Api) -> dict[str, Any]:
+    view = _pending_suspension(api)
+    assert api.review("e-3003", view["id"], "deny", step_up=True).status_code == 200
+    return view
+
+
+_FINISHED = {"cancelled": _cancelled, "expired": _expired, "denied": _denied}
+
+
+@pytest.mark.parametrize("to", ["pending", "approved"])
+@pytest.mark.parametrize("was", list(_FINISHED))
+def test_a_finished_request_set_back_to_open_is_not_acted_on(api: Api, was: str, to: str) -> None:
+    """A cancelled, expired or denied suspension of the president is set back to `pending`
+    (then Mei's approval is refused) or `approved` (then the worker refuses it): the log says
+    it is finished. It is cancelled as tampered with, with a high alert."""
+    view = _FINISHED[was](api)
+    assert api.show("e-4001", view["id"])["state"] == was
+    _tamper(api, "UPDATE requests SET state = :to WHERE id = :id", to=to, id=view["id"])
+    if to == "pending":
+        response = api.review("e-3002", view["id"], digest=view["digest"], step_up=True)
+        assert_problem(response, 409, "conflict")
+    else:
+        _run_worker_and_show(api, view["id"])
+    _stopped(api, view["id"], f"its state is {to}, but its audit events say it is {was}")
+    _untouched(api)
+
+
+def test_an_executed_request_set_back_to_approved_is_not_carried_out_again(api: Api) -> None:
+    """The deactivation of chirp:chirp ran and was undone by hand on the platform; the DBA sets
+    the request back to `approved` so that the worker deactivates the account again."""
+    view = _deactivation(api)
+    api.world.clock.advance(minutes=11)
+    assert view["id"] in operations.run_once(api.world.services).executed
+    _tamper(api, "UPDATE requests SET state = 'approved' WHERE id = :id", id=view["id"])
+    _run_worker_and_show(api, view["id"])
+    _stopped(api, view["id"], "its state is approved, but its audit events say it is executed")
+    with api.world.services.database.transaction() as session:
+        applied = session.scalars(select(ChirpAppliedRow.idempotency_key)).all()
+    assert applied == [view["id"]]
+
+
+def test_a_delay_cut_short_in_the_database_is_caught(api: Api) -> None:
+    """The approved email change waits 10 minutes in which anyone eligible may still cancel it;
+    the DBA moves `not_before` to now. The worker passes a minute later: the change is not
+    made, and the request is cancelled as tampered with."""
+    view = _email_change(api)
+    _tamper(
+        api,
+        "UPDATE requests SET not_before = :now WHERE id = :id",
+        now=api.world.clock.now,
+        id=view["id"],
+    )
+    api.world.clock.advance(minutes=1)
+    _run_worker_and_show(api, view["id"])
+    _stopped(api, view["id"], "but its audit events say not before")
+    _untouched(api)
+
+
+def test_a_delay_left_alone_runs_on_time(api: Api) -> None:
+    """The comparison is exact, not a guess: untouched, the change runs once the delay is over,
+    on both stores (each keeps times to the microsecond), with no alert."""
+    view = _email_change(api)
+    api.world.clock.now = _row(api, view["id"]).not_before or api.world.clock.now
+    assert operations.run_once(api.world.services).executed == [view["id"]]
+    assert _high_alerts(api, view["id"]) == []
+
+
+def test_a_retry_brought_forward_in_the_database_is_caught(api: Api) -> None:
+    """The platform failed transiently; the retry waits its back-off. The DBA moves it to an
+    hour ago: the worker refuses it."""
+    view = _approved(api, "account.suspend", "chirp:chirp")
+    chirp = api.world.services.connectors["chirp"]
+    chirp.inject_failures(1)  # type: ignore[attr-defined]
+    operations.run_once(api.world.services)
+    assert api.show("e-4001", view["id"])["state"] == "approved"
+    _tamper(
+        api,
+        "UPDATE requests SET not_before = :then WHERE id = :id",
+        then=api.world.clock.now - timedelta(hours=1),
+        id=view["id"],
+    )
+    _run_worker_and_show(api, view["id"])
+    _stopped(api, view["id"], "but its audit events say not before")
+    _untouched(api)

@@ -13,6 +13,7 @@ operator CLI are no way around it either.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from starlette.testclient import TestClient
 from foureyes.commands.common import services_for
 from foureyes.config import Settings
 from foureyes.store.tables import (
+    EventRow,
     OutboxRow,
     RequestRow,
     ReviewRow,
@@ -34,7 +36,7 @@ from foureyes.store.tables import (
     WebAuthnCredentialRow,
 )
 from foureyes.workflow import credentials, operations, webauthn
-from foureyes.workflow.stepup import challenge
+from foureyes.workflow.stepup import bootstrap_key, challenge
 from tests.api.conftest import Api, assert_problem
 from tests.console.conftest import BASE_URL, Browser
 from tests.unit.commands.cli import initialised, run
@@ -290,7 +292,9 @@ def test_a_first_key_is_approved_by_security_and_counts_after_the_cooldown(api: 
     assert asked.status_code == 202, asked.text
     request_id = asked.json()["request_id"]
     assert_problem(api.review(MEI, request_id), 403, "forbidden")  # never herself
-    assert api.review(INES, request_id).status_code == 200  # security approves
+    # Security approves, confirming with their own key (a phished sign-in alone cannot).
+    assert_problem(api.review(INES, request_id), 403, "forbidden")
+    assert api.review(INES, request_id, step_up=True).status_code == 200
     assert operations.run_once(api.world.services).executed == [request_id]
     assert api.show(INES, request_id)["state"] == "executed"
     now = api.world.clock.now
@@ -360,8 +364,8 @@ def test_a_key_vouched_for_cools_down_then_counts_and_revoking_is_immediate(api:
 
 def test_the_person_never_approves_their_own_credential(api: Api) -> None:
     """Jo (a lead) asks for a device key for Ines (security). Ines's approval would satisfy
-    the rule, but a credential approved by its own holder is never stored: the execution
-    fails and no key exists."""
+    the rule, but nobody approves their own credential: her review is refused up front (403,
+    nothing recorded), even confirmed with her key; a deny of hers is hers to give."""
     public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     params = credentials.NewCredential(INES, credentials.DEVICE_KEY, public, "new key").to_params()
     asked = api.submit(
@@ -369,14 +373,16 @@ def test_the_person_never_approves_their_own_credential(api: Api) -> None:
     )
     assert asked.status_code == 201, asked.text
     request_id = asked.json()["id"]
-    assert api.review(INES, request_id).status_code == 200
-    operations.run_once(api.world.services)
-    view = api.show(INES, request_id)
-    assert view["state"] == "failed"
-    assert "cannot approve their own step-up credential" in (view["reason"] or "")
+    for step_up in (False, True):
+        refused = api.review(INES, request_id, step_up=step_up)
+        assert "your own step-up credential" in assert_problem(refused, 403, "forbidden")["detail"]
+    assert reviews_of(api.world, request_id) == []
+    assert api.show(INES, request_id)["state"] == "pending"
+    assert operations.run_once(api.world.services).executed == []
     with api.world.services.database.transaction() as session:
         owned = session.scalars(select(StepUpKeyRow.id).where(StepUpKeyRow.staff_id == INES))
         assert list(owned) == [api.world.key_ids[INES]]  # only her bootstrap key
+    assert api.review(INES, request_id, "deny", step_up=True).status_code == 200
 
 
 def test_the_operator_cli_asks_for_approval_instead_of_enrolling(tmp_path: Path) -> None:
@@ -401,5 +407,258 @@ def test_the_operator_cli_asks_for_approval_instead_of_enrolling(tmp_path: Path)
             )
             assert (asked.requester_id, asked.state) == (MEI, "pending")
             assert asked.params["kind"] == credentials.DEVICE_KEY
+    finally:
+        services.database.dispose()
+
+
+# --- revoking takes back what a key approved ---------------------------------------------------
+
+
+def revoke_in_console(api: Api, staff_id: str, key_id: str) -> httpx.Response:
+    browser = console_with(api, api.tokens[staff_id])
+    return browser.post(
+        f"/console/security-keys/{key_id}/revoke", {}, csrf_from="/console/security-keys"
+    )
+
+
+def approve_with_device_key(api: Api, staff_id: str, request_id: str) -> httpx.Response:
+    return api.review(staff_id, request_id, step_up=True)
+
+
+def state_of(api: Api, request_id: str) -> str:
+    state: str = api.show(INES, request_id)["state"]
+    return state
+
+
+def president_active(api: Api) -> bool:
+    return api.world.chirp("president")["status"] == "active"
+
+
+def test_an_approval_made_with_a_key_revoked_since_no_longer_counts(api: Api) -> None:
+    """The attack: Mei approves a vit deactivation with her security key B, revokes B in the
+    console (it was stolen, say), then Sam and Ines approve. Before the fix: approved,
+    scheduled, executed. Now Mei's approval does not count: two others are still needed, and
+    the request stays pending; nothing runs."""
+    key_b = bootstrap_security_key(api.world, MEI, "key B")
+    vit = api.submitted(KIM, **DEACTIVATE)["id"]
+    assert approve_with(api, MEI, key_b, vit).status_code == 200
+    assert approved_by(api, vit) == [MEI]
+    [b] = [k for k in operations.security_keys(api.world.services, MEI) if k.name == "key B"]
+    assert revoke_in_console(api, MEI, b.id).status_code == 303
+
+    assert approved_by(api, vit) == []  # taken back at once
+    assert approve_with_device_key(api, SAM, vit).status_code == 200
+    assert approve_with_device_key(api, INES, vit).status_code == 200
+    assert state_of(api, vit) == "pending"
+    assert approved_by(api, vit) == [SAM, INES]
+    api.world.clock.advance(minutes=11)
+    assert operations.run_once(api.world.services).executed == []
+    assert state_of(api, vit) == "pending"
+    assert president_active(api)
+
+
+def test_revoking_after_approval_cancels_at_execution(api: Api) -> None:
+    """Variants: the request was already approved (scheduled, in its delay) when the key is
+    revoked, with a security key and with a device key: the re-check at execution no longer
+    counts that approval, so the request is cancelled with the reason, and nothing runs."""
+    key_b = bootstrap_security_key(api.world, MEI, "key B")
+    by_security_key = api.submitted(KIM, **DEACTIVATE)["id"]
+    assert approve_with(api, MEI, key_b, by_security_key).status_code == 200
+    by_device_key = api.submitted(KIM, **DEACTIVATE)["id"]
+    assert approve_with_device_key(api, MEI, by_device_key).status_code == 200
+    for request_id in (by_security_key, by_device_key):
+        assert approve_with_device_key(api, SAM, request_id).status_code == 200
+        assert approve_with_device_key(api, INES, request_id).status_code == 200
+        assert state_of(api, request_id) == "scheduled"
+
+    [b] = [k for k in operations.security_keys(api.world.services, MEI) if k.name == "key B"]
+    assert revoke_in_console(api, MEI, b.id).status_code == 303
+    assert revoke_in_console(api, MEI, api.world.key_ids[MEI]).status_code == 303
+
+    api.world.clock.advance(minutes=11)
+    assert operations.run_once(api.world.services).executed == []
+    for request_id, key_id in ((by_security_key, b.id), (by_device_key, api.world.key_ids[MEI])):
+        view = api.show(INES, request_id)
+        assert view["state"] == "cancelled"
+        assert "re-check at execution failed" in view["reason"]
+        assert f"step-up credential {key_id}, revoked" in view["reason"]
+    assert president_active(api)
+
+
+# --- device keys: seen and revoked by their owner, and by the operator -------------------------
+
+
+def test_the_owner_sees_and_revokes_a_device_key_enrolled_by_request(api: Api) -> None:
+    """After an approved device-key enrolment, Mei's Security keys page lists the key and
+    revokes it (audit event `staff.step_up_key_revoked`); it then signs nothing that counts.
+    Nobody else can revoke it from their page."""
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    new = credentials.NewCredential(MEI, credentials.DEVICE_KEY, public, "laptop")
+    asked = api.submit(
+        MEI,
+        action=credentials.ENROL_ACTION,
+        account=credentials.STAFF_ACCOUNT,
+        params=new.to_params(),
+    )
+    assert asked.status_code == 201, asked.text
+    request_id = asked.json()["id"]
+    assert api.review(INES, request_id, step_up=True).status_code == 200
+    assert operations.run_once(api.world.services).executed == [request_id]
+
+    mei = console_with(api, api.tokens[MEI])
+    page = mei.get("/console/security-keys")
+    assert f'data-key-id="{new.key_id}"' in page.text
+    assert 'id="device-keys"' in page.text
+
+    sams = revoke_in_console(api, SAM, new.key_id)
+    assert sams.status_code == 404
+    revoked = revoke_in_console(api, MEI, new.key_id)
+    assert revoked.status_code == 303
+    with api.world.services.database.transaction() as session:
+        row = session.get(StepUpKeyRow, new.key_id)
+        assert row is not None
+        assert row.revoked_at is not None
+    [event] = audit_events(api, "staff.step_up_key_revoked")
+    assert (event["actor"], event["payload"]["key_id"]) == (MEI, new.key_id)
+    again = revoke_in_console(api, MEI, new.key_id)
+    assert again.status_code == 409
+
+    pass_cooldown(api)
+    vit = api.submitted(KIM, **DEACTIVATE)["id"]
+    digest = api.show(MEI, vit)["digest"]
+    signature = private.sign(
+        challenge(request_id=vit, digest=digest, reviewer_id=MEI, decision="approve")
+    )
+    body = {
+        "decision": "approve",
+        "digest": digest,
+        "step_up": {"key_id": new.key_id, "signature": base64.b64encode(signature).decode()},
+    }
+    refused = api.post(MEI, f"/v1/requests/{vit}/reviews", body)
+    assert "revoked" in assert_problem(refused, 403, "forbidden")["detail"]
+
+
+def audit_events(api: Api, kind: str) -> list[dict[str, Any]]:
+    with api.world.services.database.transaction() as session:
+        return [
+            {"actor": row.actor, "payload": json.loads(row.body)}
+            for row in session.scalars(select(EventRow).where(EventRow.kind == kind))
+        ]
+
+
+def test_the_operator_revokes_any_key_with_the_cli(tmp_path: Path) -> None:
+    """`foureyes staff revoke-key KEY_ID` opens the database and revokes a device key or a
+    security key of anyone's at once, with an audit event; an unknown or revoked key, or
+    something that is no key id, is a one-line diagnosis (exit 2)."""
+    data_dir = initialised(tmp_path)
+    services = services_for(Settings.load(data_dir))
+    try:
+        public = Ed25519PrivateKey.generate().public_key()
+        raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        with services.database.transaction() as session:
+            device_id = bootstrap_key(session, MEI, raw, services.clock())
+        key = SoftAuthenticator(RP.id, RP.origins[0])
+        security = credentials.NewCredential(
+            SAM, credentials.WEBAUTHN, key.cose_public_key(), "blue key", key.credential_id
+        )
+        with services.database.transaction() as session:
+            credentials.insert(
+                session, security, now=services.clock(), counts_from=services.clock()
+            )
+    finally:
+        services.database.dispose()
+
+    code, out, err = run(data_dir, "staff", "revoke-key", device_id)
+    assert code == 0, err
+    assert f"revoked device key {device_id} of {MEI}" in out
+    code, out, err = run(data_dir, "staff", "revoke-key", security.key_id)
+    assert code == 0, err
+    assert f"revoked security key {security.key_id} of {SAM}" in out
+    for bad in (device_id, "0" * 16, "not-a-key"):
+        code, out, err = run(data_dir, "staff", "revoke-key", bad)
+        assert code == 2
+        assert err.startswith("foureyes: ")
+        assert "Traceback" not in err + out
+
+    services = services_for(Settings.load(data_dir))
+    try:
+        with services.database.transaction() as session:
+            rows = [
+                session.get(StepUpKeyRow, device_id),
+                session.get(WebAuthnCredentialRow, security.key_id),
+            ]
+            assert all(row is not None and row.revoked_at is not None for row in rows)
+            kinds = list(
+                session.scalars(
+                    select(EventRow.kind).where(
+                        EventRow.kind.in_(
+                            ["staff.step_up_key_revoked", "staff.security_key_revoked"]
+                        )
+                    )
+                )
+            )
+            assert sorted(kinds) == ["staff.security_key_revoked", "staff.step_up_key_revoked"]
+    finally:
+        services.database.dispose()
+
+
+# --- bad enrolments are refused when they are asked for --------------------------------------
+
+
+def test_an_enrolment_that_could_never_be_carried_out_is_refused_at_submit(api: Api) -> None:
+    """Garbage public keys, an unknown person, a security key without a credential id or with
+    a public key that is no COSE key, a credential enrolled already: 422, and no request."""
+    sams = SoftAuthenticator(RP.id, RP.origins[0])
+    bootstrap_security_key(api.world, SAM, "Sam's key", sams)
+    fresh = SoftAuthenticator(RP.id, RP.origins[0])
+    good = new_key(MEI, fresh, "fine").to_params()
+    enrolled_public = api.world.keys[MEI].public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    device = credentials.NewCredential(
+        MEI, credentials.DEVICE_KEY, enrolled_public, "again"
+    ).to_params()
+    bad: list[dict[str, Any]] = [
+        {**device, "public_key": "AAAA"},  # 3 bytes
+        {**device, "public_key": b64url(b"x" * 33)},
+        {**good, "staff": "nobody"},
+        {key: value for key, value in good.items() if key != "credential_id"},
+        {**good, "public_key": b64url(b"not cbor at all")},
+        device,  # Mei's device key, enrolled at init
+        {**good, "credential_id": b64url(sams.credential_id)},  # Sam's key's id
+        {**good, "public_key": b64url(sams.cose_public_key())},  # Sam's key's public key
+    ]
+    for params in bad:
+        answer = api.submit(
+            JO, action=credentials.ENROL_ACTION, account=credentials.STAFF_ACCOUNT, params=params
+        )
+        assert_problem(answer, 422, "bad-input")
+    assert enrolment_requests(api.world) == []
+    fine = api.submit(
+        JO, action=credentials.ENROL_ACTION, account=credentials.STAFF_ACCOUNT, params=good
+    )
+    assert fine.status_code == 201, fine.text
+
+
+def test_enroll_key_with_a_bad_file_is_one_line(tmp_path: Path) -> None:
+    """Not PEM, an empty file, a missing path, a directory, another kind of key: a one-line
+    diagnosis and exit 2, never a traceback, and no request."""
+    data_dir = initialised(tmp_path)
+    junk = tmp_path / "junk.pub"
+    junk.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI nobody@example\n")
+    empty = tmp_path / "empty.pub"
+    empty.write_bytes(b"")
+    for path in (junk, empty, tmp_path / "missing.pub", tmp_path):
+        code, out, err = run(data_dir, "staff", "enroll-key", KIM, str(path))
+        assert code == 2, (path, out, err)
+        assert err.startswith("foureyes: ")
+        assert len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in out + err
+    services = services_for(Settings.load(data_dir))
+    try:
+        with services.database.transaction() as session:
+            asked = session.scalars(
+                select(RequestRow).where(RequestRow.action == credentials.ENROL_ACTION)
+            )
+            assert list(asked) == []
     finally:
         services.database.dispose()

@@ -223,3 +223,291 @@ def test_a_changed_approvers_condition_is_a_decision_change(tmp_path: Path) -> N
     assert "No decision changes" not in out
     assert "approvers:" in out
     assert "leads" in out
+
+
+# --- the second report: retyped attributes, deleted invariants, carved tiers -------------------
+#
+# The attacker's own policies (README and server only), each once accepted through a normal
+# foureyes.policy.update (lead proposes, security approves), after which one person alone changed
+# chirp:president's email and deactivated it:
+#   h3.yaml      declares chirp's `handle` as an int: the prover enumerated ints, the engine got
+#                "president", `account.handle >= 0` erred and the VIT require rules did not match;
+#   noinv.yaml   `invariants: []` (nothing else changed), then weak2.yaml weakens freely;
+#   carve1.yaml  a first tier `head` (president) that the VIT rules also cover, then carve2.yaml
+#                drops it from them and allows it alone: no invariant in force names `head`.
+
+ATTACKS = Path(__file__).parent / "prover_attacks"
+H3 = (ATTACKS / "h3.yaml").read_text()
+HANDLE_DECLARED = "attributes:\n  account:\n    handle: int\n"
+HANDLE_TEST = "account.handle >= 0 || account.handle < 0"
+
+
+def attack(name: str) -> str:
+    return (ATTACKS / f"{name}.yaml").read_text()
+
+
+def retyped(declaration: str, attribute: str) -> str:
+    """h3.yaml with another declaration, and its conditions reading `attribute` instead."""
+    assert H3.count(HANDLE_DECLARED) == 1
+    text = H3.replace(HANDLE_DECLARED, f"attributes:\n{declaration}")
+    return text.replace("account.handle", attribute)
+
+
+def propose(api: Api, text: str) -> dict[str, object]:
+    """Jo (a lead) proposes `text` as the next policy; the refusal's problem document."""
+    refused = api.submit(
+        "e-9001",
+        action="foureyes.policy.update",
+        account="foureyes:policy",
+        params={"text": text},
+        justification="CASE-1 policy change",
+    )
+    assert refused.status_code == 422, refused.text
+    problem: dict[str, object] = refused.json()
+    return problem
+
+
+def assert_president_needs_four_people(api: Api) -> None:
+    """Nothing changed: the policy in force is still the example, and Tomas alone is held."""
+    for action in ("account.deactivate", "account.change_email"):
+        act = api.submitted(
+            "e-3001",
+            action=action,
+            account="chirp:president",
+            params={"email": "tomas@evil.example"} if action == "account.change_email" else {},
+            justification="CASE-11",
+        )
+        assert act["state"] == "pending", act
+        assert act["decision"]["min_people"] == 4
+    president = api.world.chirp("president")
+    assert president["status"] == "active"
+    assert president["email"] != "tomas@evil.example"
+
+
+def test_retyping_a_connector_attribute_is_refused_by_check_and_diff(tmp_path: Path) -> None:
+    code, out = check(tmp_path, H3)
+    assert code != 0, out
+    assert "ok   invariant" not in out
+    assert "weak.yaml:277" in out  # the line of `handle: int`
+    assert "attributes.account.handle" in out
+    assert "reported by a connector as string" in out
+
+    code, out = diff(tmp_path, H3)  # the diff agrees with the check: it does not load
+    assert code != 0, out
+    assert "No decision changes" not in out
+    assert "reported by a connector as string" in out
+
+
+@pytest.mark.parametrize(
+    ("declaration", "attribute", "refusal"),
+    [
+        ("  account:\n    followers: double\n", "account.followers", "reported by a connector"),
+        ("  account:\n    handle: string?\n", "account.handle", "reported by a connector"),
+        ("  account:\n    pins: string\n", "account.pins", "is built in and cannot be declared"),
+        ("  staff:\n    groups: string\n", "staff.groups", "is built in and cannot be declared"),
+    ],
+    ids=["followers as double", "handle as nullable", "pins", "staff.groups"],
+)
+def test_retyping_any_attribute_the_engine_gets_elsewhere_is_refused(
+    tmp_path: Path, declaration: str, attribute: str, refusal: str
+) -> None:
+    code, out = check(tmp_path, retyped(declaration, attribute))
+    assert code != 0, out
+    assert refusal in out, out
+    assert "ok   invariant" not in out
+
+
+def test_declaring_a_connector_attribute_with_its_own_type_is_fine(tmp_path: Path) -> None:
+    text = TEXT.replace("\ntiers:", "\nattributes:\n  account:\n    handle: string\n\ntiers:", 1)
+    code, out = check(tmp_path, text)
+    assert code == 0, out
+    assert "ok   invariant no-lone-vit-deactivation" in out
+
+
+def test_a_staff_attribute_of_another_type_than_declared_is_assumed(tmp_path: Path) -> None:
+    """Nothing checks staff records against the policy's declared types (a later policy may
+    declare what an earlier import filled differently), so the prover assumes any value: a
+    record with `level: "x"` makes `staff.level >= 0` err and the VIT rules not match."""
+    text = retyped("  staff:\n    level: int\n", "staff.level")
+    code, out = check(tmp_path, text)
+    assert code == 1, out
+    assert "FAIL invariant no-lone-vit-deactivation violated" in out, out
+    assert "ok   invariant no-lone-vit-deactivation" not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [H3, retyped("  account:\n    followers: double\n", "account.followers")],
+    ids=["h3", "followers as double"],
+)
+def test_a_retyped_attribute_is_refused_as_an_update(api: Api, text: str) -> None:
+    problem = propose(api, text)
+    assert problem["type"].endswith("invalid-policy"), problem  # type: ignore[union-attr]
+    assert "reported by a connector" in str(problem["detail"])
+    assert_president_needs_four_people(api)
+
+
+def test_a_staff_attribute_retyping_is_refused_as_an_update(api: Api) -> None:
+    problem = propose(api, retyped("  staff:\n    level: int\n", "staff.level"))
+    assert "no-lone-vit-deactivation" in str(problem["detail"]), problem
+    assert_president_needs_four_people(api)
+
+
+# Invariants are a ratchet: each variant claims less than the example's invariants.
+LONE_DEACTIVATION = (
+    "  - id: no-lone-vit-deactivation\n    actions: [account.deactivate, account.change_email]\n"
+    "    tier: vit\n    min_people: 4"
+)
+DMS_NEVER = (
+    "  - id: nobody-in-support-reads-dms\n    actions: [account.read_dms]\n"
+    "    staff: '\"support\" in staff.groups'\n    never: true\n"
+)
+WEAKER_INVARIANTS = {
+    "dropping one of two": (
+        TEXT.replace(LONE_DEACTIVATION, "", 1),
+        "removes invariant no-lone-vit-deactivation",
+    ),
+    "lowering min_people": (
+        TEXT.replace(LONE_DEACTIVATION, LONE_DEACTIVATION.replace(": 4", ": 3"), 1),
+        "weakened invariant no-lone-vit-deactivation: lowers min_people from 4 to 3",
+    ),
+    "narrowing actions": (
+        TEXT.replace(
+            LONE_DEACTIVATION,
+            LONE_DEACTIVATION.replace(
+                "[account.deactivate, account.change_email]", "[account.deactivate]"
+            ),
+            1,
+        ),
+        "weakened invariant no-lone-vit-deactivation: no longer covers account.change_email",
+    ),
+    "renaming": (
+        TEXT.replace(LONE_DEACTIVATION, LONE_DEACTIVATION.replace("no-lone", "no-single"), 1),
+        "removes invariant no-lone-vit-deactivation",
+    ),
+    "another tier": (
+        TEXT.replace(
+            LONE_DEACTIVATION, LONE_DEACTIVATION.replace("tier: vit", "tier: verified"), 1
+        ),
+        "weakened invariant no-lone-vit-deactivation: names tier verified instead of vit",
+    ),
+    "fewer requesters": (
+        TEXT.replace(
+            LONE_DEACTIVATION,
+            LONE_DEACTIVATION + "\n    staff: '\"support\" in staff.groups'",
+            1,
+        ),
+        "weakened invariant no-lone-vit-deactivation: now covers only requesters matching",
+    ),
+    "never to min_people": (
+        TEXT.replace(DMS_NEVER, DMS_NEVER.replace("never: true", "min_people: 2"), 1),
+        "weakened invariant nobody-in-support-reads-dms: says min_people 2 instead of never",
+    ),
+}
+
+
+def test_deleting_the_invariants_is_refused_by_diff(tmp_path: Path) -> None:
+    code, out = diff(tmp_path, attack("noinv"))
+    assert code == 1, out
+    assert "No decision changes." not in out
+    assert "refused: the proposed policy removes invariant no-lone-vit-deactivation" in out
+    for name in ("no-lone-vit-deactivation", "no-lone-vit-destruction", "nobody-in-support"):
+        assert f"invariant: removes invariant {name}" in out, out
+    assert "(foureyes refuses this update)" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"), list(WEAKER_INVARIANTS.values()), ids=list(WEAKER_INVARIANTS)
+)
+def test_a_weaker_invariant_is_refused(tmp_path: Path, text: str, refusal: str) -> None:
+    assert text != TEXT
+    code, out = diff(tmp_path, text)
+    assert code == 1, out
+    assert f"refused: the proposed policy {refusal}" in out, out
+    assert "No decision changes." not in out
+
+
+def test_a_stricter_or_new_invariant_is_accepted_and_listed(tmp_path: Path) -> None:
+    new = (
+        "  - id: no-lone-vit-restore\n    actions: [account.reactivate]\n"
+        "    tier: vit\n    min_people: 2\n"
+    )
+    text = TEXT.replace(DMS_NEVER, DMS_NEVER + new, 1)
+    code, out = diff(tmp_path, text)
+    assert code == 0, out
+    assert "invariant: adds invariant no-lone-vit-restore" in out
+    assert "refused" not in out
+
+
+@pytest.mark.parametrize(
+    "name", ["noinv", "weak2", *WEAKER_INVARIANTS], ids=["noinv", "weak2", *WEAKER_INVARIANTS]
+)
+def test_a_weaker_invariant_is_refused_as_an_update(api: Api, name: str) -> None:
+    text, refusal = (
+        WEAKER_INVARIANTS[name]
+        if name in WEAKER_INVARIANTS
+        else (attack(name), "removes invariant no-lone-vit-deactivation")
+    )
+    problem = propose(api, text)
+    assert refusal in str(problem["detail"]), problem
+    assert_president_needs_four_people(api)
+
+
+# Tiers an invariant names only grow: each variant moves a VIT account out of `vit`.
+VIT_TIER = '    when: account.followers >= 1000000 || "protected" in account.pins\n'
+CARVED = {
+    "carve1 (the president)": (attack("carve1"), "ref='chirp:president'", "head"),
+    "carve2 (the president)": (attack("carve2"), "ref='chirp:president'", "head"),
+    "by pins": (
+        TEXT.replace(
+            "  - name: vit ",
+            "  - name: head\n    when: '\"head\" in account.pins'\n  - name: vit ",
+            1,
+        ),
+        "'head'",
+        "head",
+    ),
+    "by followers": (
+        TEXT.replace(VIT_TIER, VIT_TIER.replace("1000000", "2000000"), 1),
+        "followers=1000000",
+        "verified",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "example", "tier"), list(CARVED.values()), ids=list(CARVED))
+def test_carving_accounts_out_of_a_protected_tier_is_refused(
+    tmp_path: Path, text: str, example: str, tier: str
+) -> None:
+    assert text != TEXT
+    code, out = diff(tmp_path, text)
+    assert code == 1, out
+    assert "No decision changes." not in out
+    assert (
+        "refused: the proposed policy moves accounts out of tier vit, which invariant "
+        "no-lone-vit-deactivation in force names" in out
+    ), out
+    assert example in out
+    assert f"tier: vit→{tier}" in out, out
+
+
+@pytest.mark.parametrize("name", list(CARVED), ids=list(CARVED))
+def test_carving_is_refused_as_an_update(api: Api, name: str) -> None:
+    text, example, _ = CARVED[name]
+    problem = propose(api, text)
+    detail = str(problem["detail"])
+    assert "moves accounts out of tier vit" in detail, problem
+    assert "no-lone-vit-deactivation" in detail
+    assert example in detail
+    assert_president_needs_four_people(api)
+
+
+def test_growing_a_protected_tier_is_accepted_and_the_diff_shows_who_moves(
+    tmp_path: Path,
+) -> None:
+    text = TEXT.replace(VIT_TIER, VIT_TIER.replace("1000000", "500000"), 1)
+    code, out = diff(tmp_path, text)
+    assert code == 0, out
+    assert "refused" not in out
+    assert "tier: standard→vit" in out, out
+    assert "tier: verified→vit" in out, out

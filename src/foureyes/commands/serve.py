@@ -47,7 +47,7 @@ from foureyes.api.server import (
     run,
 )
 from foureyes.commands.common import DataDirOpt, diagnosed, err, services_for
-from foureyes.config import CONFIG_FILE, Settings
+from foureyes.config import CONFIG_FILE, Settings, WebAuthnSettings
 from foureyes.directory import load_directory
 from foureyes.errors import BadInput
 from foureyes.init import initialize
@@ -184,6 +184,19 @@ def _print_tokens(services: Services, root: Path) -> None:
     )
 
 
+def _demo_relying_party(settings: Settings, port: int) -> Settings:
+    """The demo's settings with security keys bound to http://localhost:<the port it serves
+    on>, unless its settings file names a `[webauthn]` relying party itself (then that one
+    stands). The default origin is port 8400's: on another port no key would work."""
+    if "webauthn" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(
+        update={
+            "webauthn": WebAuthnSettings(rp_id="localhost", origins=[f"http://localhost:{port}"])
+        }
+    )
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """The listening socket, or a one-line diagnosis and exit status 1 (nothing started)."""
     try:
@@ -254,6 +267,8 @@ def register(app: typer.Typer) -> None:
             settings.oidc.client_secret()  # ... or with an OIDC client secret it cannot read
         settings.metrics_token()  # ... or with a metrics token it cannot read
         sock = _bind(host, port)  # before anything says "serving", and before tokens are made
+        if demo:
+            settings = _demo_relying_party(settings, sock.getsockname()[1])
         try:
             services = services_for(settings)
         except BaseException:

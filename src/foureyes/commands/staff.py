@@ -1,11 +1,12 @@
-"""`foureyes staff import|list|token|tokens|revoke-token|enroll-key`: the operator's side of the
-staff directory.
+"""`foureyes staff import|list|token|tokens|revoke-token|enroll-key|revoke-key`: the operator's
+side of the staff directory.
 
 These need direct access to the database (they run where foureyes runs): the HR import is the
 source of truth for who works here, and tokens are handed to people by the operator. Each is an
 audit event. A step-up key is not the operator's to hand out alone: `enroll-key` asks for it in
 the person's name (`foureyes.staff.enrol_credential`), and it is stored once security approved
 it, counting after the cool-down, like any key added after init (`foureyes.workflow.enrolment`).
+Revoking one (`revoke-key`) is the operator's at once, like revoking a token.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from rich.console import Console
@@ -27,7 +29,7 @@ from foureyes.config import Settings
 from foureyes.directory import load_directory
 from foureyes.errors import BadInput
 from foureyes.workflow import enrolment, operations
-from foureyes.workflow.credentials import DEVICE_KEY, NewCredential
+from foureyes.workflow.credentials import DEVICE_KEY, WEBAUTHN, NewCredential
 from foureyes.workflow.services import Actor
 from foureyes.workflow.staff import TOKEN_PREFIX
 
@@ -152,6 +154,22 @@ def revoke_token_cmd(
     out.print(f"revoked token {revoked.id}{label} of {revoked.staff_id}", markup=False)
 
 
+def read_public_key(path: Path) -> bytes:
+    """The raw Ed25519 public key in a PEM file; BadInput (a one-line diagnosis) for a file
+    that cannot be read or holds anything else."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        key = load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise BadInput(f"{path} is not a PEM public key (-----BEGIN PUBLIC KEY-----)") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise BadInput("a step-up key must be an Ed25519 public key")
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
 @staff_app.command("enroll-key")
 @diagnosed
 def enroll_cmd(
@@ -164,10 +182,7 @@ def enroll_cmd(
 ) -> None:
     """Ask, in the person's name, for a step-up key to be added: it is stored once security
     approves the request, and counts for approvals after the cool-down."""
-    key = load_pem_public_key(public_key.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise BadInput("a step-up key must be an Ed25519 public key")
-    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    raw = read_public_key(public_key)
     services = services_for(Settings.load(data_dir))
     with services.database.transaction() as session:
         person = services.staff(session, staff_id)
@@ -184,6 +199,27 @@ def enroll_cmd(
         markup=False,
         soft_wrap=True,
     )
+
+
+# A device key's id is 16 hex digits, a security key's 32 (`foureyes.workflow.credentials`).
+KEY_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
+
+
+@staff_app.command("revoke-key")
+@diagnosed
+def revoke_key_cmd(
+    key_id: Annotated[str, typer.Argument(help="The key id (a security key's or a device key's).")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke anyone's step-up key at once: it signs nothing that counts from now, and
+    approvals it confirmed that are not carried out yet no longer count."""
+    key_id = key_id.strip().lower()
+    if not KEY_ID.fullmatch(key_id):
+        raise BadInput("give a key id: 16 or 32 hex digits")
+    services = services_for(Settings.load(data_dir))
+    owner, kind = operations.revoke_key(services, key_id, by=None)
+    what = "security key" if kind == WEBAUTHN else "device key"
+    out.print(f"revoked {what} {key_id} of {owner}", markup=False)
 
 
 staff_app.command("review")(staff_review.review)

@@ -29,9 +29,9 @@ from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.policy.sandbox import Budget, check_policy
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import PinRow, PolicyVersionRow, StaffRow
+from foureyes.store.tables import PinRow, PolicyVersionRow, StaffRow, WebAuthnCredentialRow
 from foureyes.workflow import enrolment
-from foureyes.workflow.credentials import ENROL_ACTION, NewCredential, stored
+from foureyes.workflow.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 
 if TYPE_CHECKING:
     from foureyes.workflow.services import Services
@@ -68,6 +68,28 @@ class GovernanceConnector(Connector):
     def validate(self, order: ExecutionOrder) -> None:
         if order.action == "foureyes.policy.update":
             self.check_policy(str(order.params["text"]))
+        elif order.action == ENROL_ACTION:
+            self.check_credential(order.params)
+
+    def check_credential(self, params: Mapping[str, Any]) -> None:
+        """Refuse (BadInput) an enrolment that could never be carried out: material that is no
+        credential of its kind, a person not in the directory, a credential id or public key
+        enrolled already (for anyone). Checked again when it is carried out
+        (`enrolment.carry_out`), since the store may change in between."""
+        credential = NewCredential.from_params(params)
+        with self.database.transaction() as session:
+            if session.get(StaffRow, credential.staff_id) is None:
+                raise BadInput(f"no staff member {credential.staff_id!r}")
+            if stored(session, credential) is not None or (
+                credential.kind == WEBAUTHN
+                and session.scalar(
+                    select(WebAuthnCredentialRow.id).where(
+                        WebAuthnCredentialRow.public_key == credential.public_key
+                    )
+                )
+                is not None
+            ):
+                raise BadInput(f"this credential is already enrolled ({credential.key_id})")
 
     def check_policy(self, text: str) -> None:
         """Refuse (BadInput) a proposed policy that does not load, breaks one of its invariants

@@ -1,5 +1,6 @@
 """Console routes for security keys and passkeys (WebAuthn): the Security keys page (list,
-enrol, revoke) and the JSON endpoints `webauthn.js` calls.
+enrol, revoke; the person's device keys are listed and revoked there too) and the JSON
+endpoints `webauthn.js` calls.
 
 - `POST /console/webauthn/registration/options` → creation options for a new key of the
   signed-in person; the pending registration (challenge, person, expiry) is kept in the signed
@@ -69,10 +70,14 @@ def _problem(exc: FoureyesError) -> Response:
 def security_keys(
     request: Request, services: ServicesDep, actor: ConsoleActorDep, done: str = ""
 ) -> Response:
-    """The signed-in person's keys, a form to enrol one, and a button to revoke each."""
+    """The signed-in person's keys (security keys and device keys), a form to enrol a security
+    key, and a button to revoke each."""
     notices = {
         "enrolled": "Security key added. It counts for approvals once its cool-down is over.",
-        "revoked": "Security key revoked.",
+        "revoked": (
+            "Key revoked. Approvals you confirmed with it no longer count, unless already "
+            "carried out."
+        ),
     }
     rp = webauthn.relying_party(services)
     host = request.url.hostname or ""

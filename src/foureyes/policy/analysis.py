@@ -104,6 +104,8 @@ class Comparison:
 
     differences: list[Difference] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    invariants: list[InvariantChange] = field(default_factory=list)
+    tiers: list[TierChange] = field(default_factory=list)
 
 
 # --- which conditions a decision depends on ----------------------------------------------------
@@ -493,6 +495,14 @@ class Enumeration:
     def described_accounts(
         self, policy: Policy, platform: str | None = None
     ) -> Iterator[tuple[tuple[Account, str], str]]:
+        for account, view, shown in self.account_views(platform):
+            tier, _ = tier_of(policy.tiers, view)
+            yield (account, tier), shown
+
+    def account_views(
+        self, platform: str | None = None
+    ) -> Iterator[tuple[Account, dict[str, Any], str]]:
+        """Every kind of account, with its view for tier conditions and its description."""
         default_platform = platform or self.platform
         for values in self._product(self.account_axes):
             pins = frozenset(values.pop("pins", ()))
@@ -504,13 +514,18 @@ class Enumeration:
             account = Account(on, account_id, attributes, pins)
             view = {**attributes, "id": account.id, "ref": account.ref, "platform": on}
             view["pins"] = sorted(pins)
-            tier, _ = tier_of(policy.tiers, view)
             shown = {k: v for k, v in values.items() if ("account", k) in self.read}
             if self.read & {("account", "id"), ("account", "ref"), ("account", "platform")}:
                 shown = {"ref": account.ref, **shown}
             if ("account", "pins") in self.read:
                 shown["pins"] = sorted(pins)
-            yield (account, tier), _describe("", shown) or "no notable attributes"
+            yield account, view, _describe("", shown) or "no notable attributes"
+
+    def count_accounts(self) -> int:
+        total = 1
+        for axis in self.account_axes:
+            total *= axis.size()
+        return total
 
     def contexts(self) -> Iterator[tuple[RequestContext, dict[str, Any]]]:
         for context, params, _ in self.described_contexts():
@@ -583,7 +598,25 @@ def check_update(
     the in-force tiers: an update that redefines or drops a tier cannot make "VIT accounts need
     four people" hold vacuously, because the accounts that are VIT today stay covered. So an
     update may add and tighten invariants but never break one in force, even by deleting it.
-    Raises BadInput when either cannot be proven (see `check_invariants`)."""
+
+    Invariants are a ratchet, and so is what they protect: raises BadInput when the proposed
+    policy drops or weakens an invariant in force (`invariant_changes`), when its tiers take an
+    account out of a tier an invariant in force names (`tier_changes`), or when either policy
+    cannot be proven (see `check_invariants`)."""
+    refused = [change for change in invariant_changes(in_force, proposed) if change.refused]
+    if refused:
+        raise BadInput(
+            f"the proposed policy {refused[0].describe()}; an update must keep every invariant "
+            "in force, with the same id, at least as strict"
+        )
+    for change in tier_changes(in_force, proposed, now=now, platform=platform):
+        guarding = [inv.spec.id for inv in in_force.invariants if inv.spec.tier == change.before]
+        if guarding:
+            raise BadInput(
+                f"the proposed policy moves accounts out of tier {change.before}, which "
+                f"invariant {guarding[0]} in force names: an account with {change.example} would "
+                f"be in tier {change.after}; an update may not take an account out of such a tier"
+            )
     violations = check_invariants(proposed, directory, now=now, platform=platform)
     for invariant in in_force.invariants:
         found = _check_one(proposed, invariant, in_force, directory, now, platform)
@@ -739,9 +772,15 @@ def diff_policies(
 ) -> Comparison:
     """Which decisions differ between two policies, per (kind of requester, action, tier), and
     which actions could not be compared (a condition outside the enumerable grammar, or too
-    many cases). Compared: outcome, people, factors (approvals and approvers text), options
-    (justification, expiry, delay, step-up, notify) and break-glass, asked for and not."""
-    comparison = Comparison()
+    many cases); also every invariant added, removed or changed (those foureyes refuses marked)
+    and every kind of account that changes tier. Compared: outcome, people, factors (approvals
+    and approvers text), options (justification, expiry, delay, step-up, notify) and
+    break-glass, asked for and not."""
+    comparison = Comparison(invariants=invariant_changes(old, new))
+    try:
+        comparison.tiers.extend(tier_changes(old, new, now=now, platform=platform))
+    except BadInput as exc:
+        comparison.unknown.append(exc.message)
     for action in sorted(set(old.catalog.actions) & set(new.catalog.actions)):
         if _same_rules(old, new, action):
             continue  # the same rules (and tiers) decide the same way: nothing to enumerate
@@ -804,4 +843,132 @@ def _diff_action(
         Difference(examples[key][0], action, tier, before, after, n, examples[key][1])
         for key, n in sorted(counts.items())
         for tier, before, after in [key]
+    ]
+
+
+# --- what an update may change: invariants and the tiers they name --------------------------------
+
+
+@dataclass(frozen=True)
+class InvariantChange:
+    """An invariant added, removed or changed by an update; `refused` when the update weakens
+    one in force (foureyes refuses such an update)."""
+
+    invariant: str
+    change: str  # "added", "removed", "tightened", "weakened"
+    detail: str
+    refused: bool
+
+    def describe(self) -> str:
+        if self.change == "added":
+            return f"adds invariant {self.invariant}"
+        if self.change == "removed":
+            return f"removes invariant {self.invariant}"
+        return f"{self.change} invariant {self.invariant}: {self.detail}"
+
+
+def _text(condition: str | None) -> str | None:
+    return None if condition is None else " ".join(condition.split())
+
+
+def _weakened(old: CompiledInvariant, new: CompiledInvariant) -> list[str]:
+    """How `new` claims less than `old` (empty: at least as strict). At least as strict means:
+    every action of `old`, the same tier, the same staff condition (or none: every requester),
+    and `never` kept, or `min_people` not lowered (or turned into `never`)."""
+    was, now = old.spec, new.spec
+    why = []
+    lost = sorted(old.actions - new.actions)
+    if lost:
+        why.append(f"no longer covers {', '.join(lost)}")
+    if was.tier != now.tier:
+        why.append(f"names tier {now.tier or '(any)'} instead of {was.tier or '(any)'}")
+    if was.staff is None and now.staff is not None:
+        why.append(f"now covers only requesters matching {now.staff!r}")
+    elif was.staff is not None and now.staff is not None and _text(was.staff) != _text(now.staff):
+        why.append(f"covers requesters matching {now.staff!r} instead of {was.staff!r}")
+    if was.never and not now.never:
+        why.append(f"says min_people {now.min_people} instead of never")
+    elif not was.never and not now.never:
+        assert was.min_people is not None
+        assert now.min_people is not None
+        if now.min_people < was.min_people:
+            why.append(f"lowers min_people from {was.min_people} to {now.min_people}")
+    return why
+
+
+def invariant_changes(old: Policy, new: Policy) -> list[InvariantChange]:
+    """The invariants `new` adds, removes or changes compared with `old` (the one in force).
+    Removing one, or changing it to claim less (`_weakened`; a renamed one is removed), is
+    refused; adding or tightening is not."""
+    before = {inv.spec.id: inv for inv in old.invariants}
+    after = {inv.spec.id: inv for inv in new.invariants}
+    changes = []
+    for name, inv in before.items():
+        if name not in after:
+            changes.append(InvariantChange(name, "removed", "", refused=True))
+            continue
+        mine = after[name]
+        why = _weakened(inv, mine)
+        if why:
+            changes.append(InvariantChange(name, "weakened", "; ".join(why), refused=True))
+        elif inv.spec.model_dump(exclude={"description"}) != mine.spec.model_dump(
+            exclude={"description"}
+        ) or (inv.actions != mine.actions):
+            changes.append(InvariantChange(name, "tightened", _tightening(inv, mine), False))
+    for name in after:
+        if name not in before:
+            changes.append(InvariantChange(name, "added", "", refused=False))
+    return changes
+
+
+def _tightening(old: CompiledInvariant, new: CompiledInvariant) -> str:
+    parts = []
+    gained = sorted(new.actions - old.actions)
+    if gained:
+        parts.append(f"also covers {', '.join(gained)}")
+    if old.spec.staff is not None and new.spec.staff is None:
+        parts.append("covers every requester")
+    if new.spec.never and not old.spec.never:
+        parts.append("says never")
+    elif new.spec.min_people != old.spec.min_people:
+        parts.append(f"raises min_people from {old.spec.min_people} to {new.spec.min_people}")
+    return "; ".join(parts) or "rewritten, no weaker"
+
+
+@dataclass(frozen=True)
+class TierChange:
+    """Accounts the old policy puts in tier `before` and the new one in tier `after`."""
+
+    before: str
+    after: str
+    cases: int
+    example: str  # one such account
+
+
+def tier_changes(
+    old: Policy, new: Policy, *, now: datetime | None = None, platform: str = "chirp"
+) -> list[TierChange]:
+    """Every change of tier between `old` and `new`, over the exact enumeration of accounts
+    the tier conditions of both distinguish. Raises BadInput when a tier condition cannot be
+    enumerated or there are too many kinds of account."""
+    sources = _tier_sources(old) + _tier_sources(new)
+    atoms = _atoms(sources, "cannot compare the tiers")
+    enumeration = Enumeration([new, old], now, atoms, platform=platform)
+    cases = enumeration.count_accounts()
+    if cases > MAX_CASES:
+        raise BadInput(
+            f"cannot compare the tiers: {cases} kinds of account (more than {MAX_CASES}); "
+            "mention fewer distinct values in the tier conditions"
+        )
+    counts: Counter[tuple[str, str]] = Counter()
+    examples: dict[tuple[str, str], str] = {}
+    for _, view, shown in enumeration.account_views():
+        before, _ = tier_of(old.tiers, view)
+        after, _ = tier_of(new.tiers, view)
+        if before != after:
+            counts[(before, after)] += 1
+            examples.setdefault((before, after), shown)
+    return [
+        TierChange(before, after, n, examples[(before, after)])
+        for (before, after), n in sorted(counts.items())
     ]

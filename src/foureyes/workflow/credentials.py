@@ -11,8 +11,10 @@ counts. A credential is stored in one of three ways (`foureyes.workflow.enrolmen
 - bootstrap: `foureyes serve --demo` (and the tests' worlds) before anyone can act.
 
 Every credential has `counts_from`: the first two count only after the cool-down
-(`[step_up] cooldown`, fixed when stored), bootstrap ones at once. Revocation is immediate.
-This module holds only what needs no other workflow module (the verifiers import it).
+(`[step_up] cooldown`, fixed when stored), bootstrap ones at once. Revocation is immediate,
+and reaches back: an approval confirmed with a credential revoked since no longer counts
+(`withdrawn`), at review and at the re-check before execution. This module holds only what
+needs no other workflow module (the verifiers import it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from webauthn.helpers import decode_credential_public_key
 
-from foureyes.errors import BadInput, Conflict, StepUpFailed
+from foureyes.errors import BadInput, Conflict, Forbidden, StepUpFailed
 from foureyes.store.tables import StepUpKeyRow, WebAuthnCredentialRow
 
 ENROL_ACTION = "foureyes.staff.enrol_credential"
@@ -212,6 +214,41 @@ def stored(
             | (WebAuthnCredentialRow.id == credential.key_id)
         )
     )
+
+
+def row_of(session: Session, key_id: str) -> StepUpKeyRow | WebAuthnCredentialRow | None:
+    """The credential with this key id, of either kind (their ids differ in length: 16 hex
+    digits for a device key, 32 for a security key)."""
+    if len(key_id) == 32:
+        return session.get(WebAuthnCredentialRow, key_id)
+    return session.get(StepUpKeyRow, key_id)
+
+
+def withdrawn(session: Session, reviewer_id: str, evidence: Mapping[str, Any] | None) -> str | None:
+    """Why an approval confirmed with `evidence` (a review's recorded step-up) no longer
+    counts: the credential it names was revoked, or is not the reviewer's (fail closed: a
+    recorded step-up whose credential cannot be found proves nothing now). None for a review
+    without step-up, or one whose credential still stands."""
+    if evidence is None:
+        return None
+    key_id = str(evidence.get("key_id", ""))
+    row = row_of(session, key_id) if key_id else None
+    if row is None or row.staff_id != reviewer_id:
+        return f"{reviewer_id}'s approval was confirmed with a credential that is not theirs"
+    if row.revoked_at is not None:
+        return (
+            f"{reviewer_id}'s approval was confirmed with step-up credential {key_id}, "
+            f"revoked on {_when(row.revoked_at)}"
+        )
+    return None
+
+
+def refuse_holder_approval(action: str, params: Mapping[str, Any], reviewer_id: str) -> None:
+    """Forbidden for the person a credential enrolment names approving it: nobody approves
+    their own step-up credential (refused before anything is recorded; `carry_out` checks it
+    again)."""
+    if action == ENROL_ACTION and str(params.get("staff", "")) == reviewer_id:
+        raise Forbidden("you cannot approve the enrolment of your own step-up credential")
 
 
 def refuse_if_stored(session: Session, credential: NewCredential) -> None:

@@ -2,12 +2,13 @@
 
 Execution is three steps. (1) The claim, in one transaction: lock the row, check it is
 `approved` (or `scheduled` and due), re-check the requester and every counted approver under the
-policy in force (cancel, with the reason, if that no longer holds, or if a counted review has no
-audit event: a row written behind foureyes' back), move to `executing` and record
-the attempt. (2) The platform call, outside any transaction, carrying the request id as
-idempotency key. (3) The outcome, in a second transaction: `executed`, `failed`, or back to
-`approved` with a back-off for a transient error. A process that dies between (1) and (3) leaves
-`executing`; `reconcile` asks the platform whether the effect is present and finishes the row.
+policy in force (cancel, with the reason, if that no longer holds; and as tampering, with an
+alert, if a review row and the review events differ, or the state or `not_before` is not what
+the log recorded: `integrity`), move to `executing` and record the attempt. (2) The platform
+call, outside any transaction, carrying the request id as idempotency key. (3) The outcome,
+in a second transaction: `executed`, `failed`, or back to `approved` with a back-off for a
+transient error. A process that dies between (1) and (3) leaves `executing`; `reconcile` asks
+the platform whether the effect is present and finishes the row.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from foureyes.workflow.records import (
     lock_request,
     move,
     review_rows,
+    withdrawn_approvals,
 )
 from foureyes.workflow.services import Actor, Services, json_safe
 from foureyes.workflow.subject import redecide
@@ -137,6 +139,22 @@ def execute(
                     during="execution",
                 )
                 return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
+        # After the reviews (a forgery names who), before any plain cancellation: a state or
+        # a schedule the log never recorded (a deleted veto flipped back to pending, then
+        # approved; an earlier `not_before`) is tampering, whatever the policy says now.
+        unlogged = found.lifecycle_problem(row)
+        if unlogged is not None:
+            reason = integrity.refuse(
+                services,
+                session,
+                row,
+                found,
+                unlogged,
+                now,
+                actor=_who(actor, worker),
+                during="execution",
+            )
+            return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
         if problem is not None:
             move(
                 services,
@@ -208,7 +226,10 @@ def _recheck(
         return (), forged, True
     status = satisfied(decision, engine_reviews(services, session, reviews), today=now.date())
     if not status.satisfied:
-        return (), "; ".join(status.reasons), False
+        # An approval taken back by revoking its step-up credential is named, so the
+        # cancellation says why an approved request lost an approval.
+        taken_back = withdrawn_approvals(session, reviews).values()
+        return (), "; ".join([*taken_back, *status.reasons]), False
     approvers = tuple(sorted(p for f in status.factors for p in f.approved_by))
     return approvers, None, False
 
@@ -329,7 +350,7 @@ def reconcile(services: Services, request_id: str) -> RequestState:
         # The platform is asked about the order built from the row: only if it is the one
         # that was approved. Otherwise it is failed, for a person to check the platform.
         found = integrity.trail(session, row.id)
-        altered = found.request_problem(row)
+        altered = found.request_problem(row) or found.lifecycle_problem(row)
         if altered is not None:
             execution = _attempt_row(session, request_id, attempt)
             execution.finished_at, execution.outcome = services.clock(), "unknown"

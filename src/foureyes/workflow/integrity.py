@@ -5,13 +5,19 @@ audit event (a Merkle leaf, which `audit verify` and the copies outside the data
 what was asked for, and each review's event what was approved. Before anything acts on a stored
 request (a review or post-review, an execution by anyone or the worker, a reconciliation, an
 undo of it), `Trail.problem` recomputes the digest from the row and compares the row with the
-submitted event, and every counted review (row and event) with that digest. A difference means
-the store was changed behind foureyes' back (the triggers of migration 0007 refuse it, but a DBA
-can drop them): `refuse` cancels the request (fails it if it was executing), raises a high alert
-(an audit event, in the caller's transaction), and nothing is carried out.
+submitted event, and every counted review (row and event) with that digest; the review rows
+with the review events both ways (a deleted veto is missing, a forged approval unlogged); and
+the row's state, and when a scheduled or retried request may run (`not_before`), with what its
+state-change events say. A difference means the store was changed behind foureyes' back (the
+triggers of migration 0007 refuse it, but a DBA can drop them): `refuse` cancels the request
+(fails it if it was executing), raises a high alert (an audit event, in the caller's
+transaction), and nothing is carried out.
 
-Cost: one indexed query (`audit_events.request_id`) for the request's few submitted and review
-events, and two SHA-256 of small canonical JSON.
+Every state change is written by `records.move` with its event; `_MOVES` names their kinds. A
+kind missing there fails closed (the log's state lags, so the request is refused), never open.
+
+Cost: one indexed query (`audit_events.request_id`) for the request's few submitted, review and
+state-change events, and two SHA-256 of small canonical JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -45,7 +51,20 @@ _VERDICT_KIND = {REVIEW: "review.recorded", POST_REVIEW: "break_glass.post_revie
 # The events that finish an execution: they vouch for the undo params stored with it.
 _OUTCOMES = ("request.executed", "request.reconciled")
 _UNDO_PARAMS = "undo_params_sha256"
-_KINDS = (SUBMITTED, *_VERDICT_KIND.values(), *_OUTCOMES)
+# Every kind `records.move` is called with: each body says `from` and `to`.
+_MOVES = (
+    "request.approved",
+    "request.denied",
+    "request.vetoed",
+    "request.cancelled",
+    "request.expired",
+    "request.executing",
+    "request.failed",
+    "request.reverted",
+    "execution.retry",
+    *_OUTCOMES,
+)
+_KINDS = (SUBMITTED, *_VERDICT_KIND.values(), *_MOVES)
 # Built once, run on the transaction's connection (as the audit log's appends are): building
 # the statement cost more than running it.
 _TRAIL = select(EventRow.body).where(
@@ -55,13 +74,18 @@ _TRAIL = select(EventRow.body).where(
 
 @dataclass(frozen=True)
 class Trail:
-    """A request's submitted event and review events, as the log holds them (bodies only: the
-    columns beside them are not covered by the tree's hashes, so they only find the rows)."""
+    """A request's submitted, review and state-change events (`moves`, in log order), as the
+    log holds them (bodies only: the columns beside them are not covered by the tree's hashes,
+    so they only find the rows)."""
 
     request_id: str
     submitted: tuple[Mapping[str, Any], ...]
     verdicts: tuple[Mapping[str, Any], ...]
-    outcomes: tuple[Mapping[str, Any], ...] = ()
+    moves: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def outcomes(self) -> tuple[Mapping[str, Any], ...]:
+        return tuple(e for e in self.moves if e.get("kind") in _OUTCOMES)
 
     @property
     def digest(self) -> str | None:
@@ -71,10 +95,18 @@ class Trail:
         value = self.submitted[0].get("digest")
         return value if isinstance(value, str) else None
 
-    def problem(self, row: RequestRow, reviews: Iterable[ReviewRow] = ()) -> str | None:
-        """Why `row` (with `reviews`, the ones that count) is not what was submitted and
-        approved, or None when it is."""
-        return self.request_problem(row) or self.review_problem(reviews)
+    def problem(
+        self, row: RequestRow, reviews: Iterable[ReviewRow] | None = None, kind: str = REVIEW
+    ) -> str | None:
+        """Why `row` is not what was submitted and approved, or not in the state the log says
+        (with `reviews`, all its review rows of `kind`: why those are not the ones the log
+        recorded), or None when all is intact. Every problem found is named."""
+        found = [
+            self.request_problem(row),
+            None if reviews is None else self.review_problem(reviews, kind),
+            self.lifecycle_problem(row),
+        ]
+        return "; ".join(p for p in found if p is not None) or None
 
     def request_problem(self, row: RequestRow) -> str | None:
         if not self.submitted:
@@ -103,11 +135,55 @@ class Trail:
             return "its stored undo params are not the ones its execution recorded"
         return None
 
-    def review_problem(self, reviews: Iterable[ReviewRow]) -> str | None:
-        """Each review must have its audit event, and both must carry the submitted digest."""
+    def lifecycle_problem(self, row: RequestRow) -> str | None:
+        """The row's state must be the one its events last recorded (a request the log says
+        was denied, cancelled, expired or executed is not pending or approved again), and an
+        approved or scheduled request may not run earlier than they said (`not_before`)."""
+        if len(self.submitted) != 1:
+            return None  # `request_problem` names that
+        last: Mapping[str, Any] = self.moves[-1] if self.moves else self.submitted[0]
+        logged = last.get("to") if self.moves else last.get("state")
+        if row.state != logged:
+            return f"its state is {row.state}, but its audit events say it is {logged}"
+        if row.state not in (RequestState.APPROVED.value, RequestState.SCHEDULED.value):
+            return None
+        try:
+            earliest = self._earliest(last)
+        except (KeyError, TypeError, ValueError):
+            return "its audit events do not say when it may run"
+        if earliest is not None and (row.not_before is None or row.not_before < earliest):
+            shown = "now" if row.not_before is None else row.not_before.isoformat()
+            return (
+                f"it may run from {shown}, but its audit events say not before "
+                f"{earliest.isoformat()}"
+            )
+        return None
+
+    def _earliest(self, last: Mapping[str, Any]) -> datetime | None:
+        """When the event that made the request runnable (`last`) said it may run: the delay
+        from its submission, the approval's or a retry's `not_before`, or a reconciliation's
+        time. Raises KeyError/TypeError/ValueError for an event that does not say it as foureyes
+        writes it."""
+        if last.get("kind") == SUBMITTED:
+            if last.get("state") != RequestState.SCHEDULED.value:
+                return None
+            delay = last["decision"]["options"]["delay_seconds"]
+            return _when(last["at"]) + timedelta(seconds=int(delay))
+        for key in ("not_before", "retry_at"):
+            if last.get(key) is not None:
+                return _when(last[key])
+        if last.get("kind") == "request.reconciled":
+            return _when(last["at"])
+        return None
+
+    def review_problem(self, reviews: Iterable[ReviewRow], kind: str = REVIEW) -> str | None:
+        """`reviews` are all the request's review rows of `kind`. Each must have its audit
+        event, each such event its row (a deleted veto would let approvals settle it), and both
+        must carry the submitted digest."""
+        rows = list(reviews)
         unlogged: set[str] = set()
         resigned: set[str] = set()
-        for review in reviews:
+        for review in rows:
             events = [
                 e
                 for e in self.verdicts
@@ -121,6 +197,19 @@ class Trail:
                 e.get("digest") != self.digest for e in events
             ):
                 resigned.add(review.reviewer_id)
+        kept = {(r.reviewer_id, r.decision) for r in rows if r.kind == kind}
+        missing = {
+            f"{e.get('actor')} ({e.get('decision')})"
+            for e in self.verdicts
+            if e.get("kind") == _VERDICT_KIND.get(kind)
+            and (e.get("actor"), e.get("decision")) not in kept
+        }
+        if missing:
+            # Rows are never deleted: a logged review without one was removed behind our back.
+            return (
+                f"review(s) by {', '.join(sorted(missing))} in the audit log are missing "
+                "from the store: the store was altered"
+            )
         if unlogged:
             # Every review is stored with its event, in one transaction.
             return (
@@ -136,10 +225,11 @@ class Trail:
 
 
 def trail(session: Session, request_id: str) -> Trail:
-    """The request's submitted and review events: one query on the request_id index."""
+    """The request's submitted, review and state-change events: one query on the request_id
+    index."""
     submitted: list[Mapping[str, Any]] = []
     verdicts: list[Mapping[str, Any]] = []
-    outcomes: list[Mapping[str, Any]] = []
+    moves: list[Mapping[str, Any]] = []
     bodies = session.connection().execute(_TRAIL, {"request_id": request_id}).scalars()
     for raw in bodies:
         body = json.loads(bytes(raw))
@@ -149,11 +239,28 @@ def trail(session: Session, request_id: str) -> Trail:
             continue
         if body.get("kind") == SUBMITTED:
             submitted.append(body)
-        elif body.get("kind") in _OUTCOMES:
-            outcomes.append(body)
+        elif body.get("kind") in _MOVES:
+            moves.append(body)
         elif body.get("kind") in _KINDS:
             verdicts.append(body)
-    return Trail(request_id, tuple(submitted), tuple(verdicts), tuple(outcomes))
+    # In log order (the body's seq, which the tree's hashes cover), so the last move is the last.
+    moves.sort(key=_seq)
+    return Trail(request_id, tuple(submitted), tuple(verdicts), tuple(moves))
+
+
+def _seq(event: Mapping[str, Any]) -> int:
+    seq = event.get("seq")
+    return seq if isinstance(seq, int) else -1
+
+
+def _when(value: object) -> datetime:
+    """A time as an event body writes it (ISO 8601, UTC)."""
+    if not isinstance(value, str):
+        raise TypeError("not a time")
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ValueError("a time without its zone")
+    return when
 
 
 def vouch_for_undo_params(undo_params: Mapping[str, Any] | None) -> dict[str, str]:

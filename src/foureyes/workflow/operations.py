@@ -31,6 +31,9 @@ from foureyes.workflow.enrolment import (
     security_key_proof_options,
 )
 from foureyes.workflow.execute import ExecutionOutcome, execute, reconcile
+from foureyes.workflow.keys import list_credentials as security_keys
+from foureyes.workflow.keys import revoke as revoke_key
+from foureyes.workflow.keys import revoke_own as revoke_security_key
 from foureyes.workflow.records import record
 from foureyes.workflow.review import ReviewInput, cancel, post_review, review
 from foureyes.workflow.services import Actor, Services, utc_now
@@ -59,9 +62,7 @@ from foureyes.workflow.webauthn import (
     assertion_options,
     step_up_verifier,
 )
-from foureyes.workflow.webauthn import list_keys as security_keys
 from foureyes.workflow.webauthn import registration_options as security_key_options
-from foureyes.workflow.webauthn import revoke as revoke_security_key
 from foureyes.workflow.worker import Tick, run_once
 
 if TYPE_CHECKING:  # a type only: the workflow loads the OIDC verifier only where it is used
@@ -259,6 +260,7 @@ __all__ = [
     "post_review",
     "reconcile",
     "review",
+    "revoke_key",
     "revoke_security_key",
     "revoke_token",
     "run_if_allowed",

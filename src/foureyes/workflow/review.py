@@ -18,6 +18,7 @@ from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
 from foureyes.workflow import integrity
 from foureyes.workflow.access import eligible_approver, visible_request
+from foureyes.workflow.credentials import refuse_holder_approval
 from foureyes.workflow.records import (
     POST_REVIEW,
     REVIEW,
@@ -48,7 +49,8 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
     Refused (nothing changes): a request the actor may not see (NotFound, as for an unknown
     id: `access.may_see`), a request that is not pending (Conflict), a digest other than
     the request's (Conflict: the reviewer saw something else), the requester reviewing their own
-    request, a second review by the same person, a reviewer eligible for no factor, a missing or
+    request, the person a credential enrolment names approving it, a second review by the
+    same person, a reviewer eligible for no factor, a missing or
     failing step-up where a rule asks for it (Forbidden). A step-up that was presented and
     failed is also an alert (`step_up_failed`), raised after the refusal rolled back. Returns
     the request's new state.
@@ -123,6 +125,8 @@ def _record_review(
         )
     if actor.id == row.requester_id:
         raise Forbidden("the requester cannot review their own request")
+    if given.decision == ReviewDecision.APPROVE:
+        refuse_holder_approval(row.action, row.params, actor.id)
     if any(r.reviewer_id == actor.id for r in reviews):
         raise Conflict(f"{actor.id} has already reviewed this request", request_id=row.id)
     floor = actor.staff.floor_problem(now.date())
@@ -333,7 +337,7 @@ def post_review(services: Services, actor: Actor, request_id: str, given: Review
         )
         existing = review_rows(session, row.id, POST_REVIEW)
         found = integrity.trail(session, row.id)
-        altered = found.problem(row, existing)
+        altered = found.problem(row, existing, POST_REVIEW)
         if altered is None:
             return _record_post_review(services, session, row, existing, actor, given, now)
         reason = integrity.refuse(

@@ -108,7 +108,7 @@ def user_handle(staff_id: str) -> bytes:
 
 @dataclass(frozen=True)
 class KeyView:
-    """One security key as its owner sees it (no key material)."""
+    """One step-up key as its owner sees it (no key material)."""
 
     id: str
     name: str
@@ -117,6 +117,7 @@ class KeyView:
     last_used_at: datetime | None
     revoked_at: datetime | None
     counts_from: datetime | None = None
+    kind: str = "webauthn"  # or "device-key" (`foureyes.workflow.keys.list_credentials`)
 
 
 @dataclass(frozen=True)

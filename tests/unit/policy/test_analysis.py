@@ -40,30 +40,43 @@ def test_an_update_that_keeps_the_invariants_passes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "proposal"),
+    ("name", "proposal", "refusal"),
     [
-        # Nothing is VIT under the proposal, so its own invariant holds vacuously ...
-        ("empties the VIT tier", EXAMPLE_TEXT.replace(VIT_TIER, "    when: 'false'\n", 1)),
-        # ... and without the invariant there is nothing of its own to break.
+        # Nothing is VIT under the proposal, so its own invariant would hold vacuously ...
+        (
+            "empties the VIT tier",
+            EXAMPLE_TEXT.replace(VIT_TIER, "    when: 'false'\n", 1),
+            "moves accounts out of tier vit, which invariant no-lone-vit-deactivation in force",
+        ),
+        # ... and without the invariant there would be nothing of its own to break.
         (
             "drops the invariant and an approval",
             EXAMPLE_TEXT.replace(LONE_VIT, "", 1).replace(
                 "    approvals: 2\n    approvers: >-", "    approvals: 1\n    approvers: >-", 1
             ),
+            "removes invariant no-lone-vit-deactivation",
         ),
     ],
 )
-def test_an_update_cannot_break_an_invariant_in_force(name: str, proposal: str) -> None:
+def test_an_update_cannot_break_an_invariant_in_force(
+    name: str, proposal: str, refusal: str
+) -> None:
     proposed = policy_from(proposal)
     assert check_invariants(proposed) == [], name  # it would pass on its own terms
-    violations = check_update(proposed, example_policy())
-    # Deleting (and resetting a password on) a VIT account takes as many people as
-    # deactivating it: both invariants in force are broken.
+    with pytest.raises(BadInput, match=re.escape(refusal)):
+        check_update(proposed, example_policy())
+
+
+def test_the_invariants_in_force_still_judge_the_proposed_decisions() -> None:
+    """Invariants and tiers kept, a VIT approval dropped: the invariant in force finds it."""
+    proposal = EXAMPLE_TEXT.replace(
+        "    approvals: 2\n    approvers: >-", "    approvals: 1\n    approvers: >-", 1
+    )
+    violations = check_update(policy_from(proposal), example_policy())
     assert [v.invariant for v in violations] == [
         "no-lone-vit-deactivation",
         "no-lone-vit-destruction",
-    ], name
-    # The broken case is an account the policy in force calls VIT.
+    ]
     assert violations[0].tier == "vit"
 
 
