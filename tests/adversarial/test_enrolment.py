@@ -26,6 +26,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from foureyes.commands.common import services_for
+from foureyes.commands.serve import _demo_relying_party
 from foureyes.config import Settings
 from foureyes.store.tables import (
     EventRow,
@@ -431,7 +432,7 @@ def state_of(api: Api, request_id: str) -> str:
 
 
 def president_active(api: Api) -> bool:
-    return api.world.chirp("president")["status"] == "active"
+    return bool(api.world.chirp("president")["status"] == "active")
 
 
 def test_an_approval_made_with_a_key_revoked_since_no_longer_counts(api: Api) -> None:
@@ -662,3 +663,17 @@ def test_enroll_key_with_a_bad_file_is_one_line(tmp_path: Path) -> None:
             assert list(asked) == []
     finally:
         services.database.dispose()
+
+
+def test_the_demo_binds_security_keys_to_the_port_it_serves_on(tmp_path: Path) -> None:
+    """`serve --demo --port N`: keys are bound to http://localhost:N, unless the demo's
+    settings file names a relying party itself (then it stands)."""
+    default = Settings.load(tmp_path / "none")
+    assert _demo_relying_party(default, 8123).webauthn.origins == ["http://localhost:8123"]
+    root = tmp_path / "chosen"
+    root.mkdir()
+    (root / "foureyes.toml").write_text(
+        '[webauthn]\nrp_id = "localhost"\norigins = ["http://localhost:9000"]\n'
+    )
+    chosen = Settings.load(root)
+    assert _demo_relying_party(chosen, 8123).webauthn.origins == ["http://localhost:9000"]

@@ -7,8 +7,10 @@
 credential; `foureyes.workflow.enrolment`) go through the same engine as everything else,
 with the floor of one approval by another person. A policy update that does not compile or that
 breaks one of its own invariants, or an invariant of the policy in force (classified by the
-in-force tiers, so dropping a tier cannot empty an invariant), is refused when it is submitted,
-and again at execution; both checks run in a budgeted child process (`foureyes.policy.sandbox`).
+in-force tiers, so dropping a tier cannot empty an invariant), or that drops or weakens an
+invariant in force or moves an account out of a tier one names (`analysis.check_update`), is
+refused when it is submitted, and again at execution; both checks run in a budgeted child
+process (`foureyes.policy.sandbox`).
 """
 
 from __future__ import annotations

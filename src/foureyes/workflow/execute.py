@@ -125,31 +125,20 @@ def execute(
             )
         approvers: tuple[str, ...] = ()
         problem = None
+        forged = False
         if fresh is not None:
             approvers, problem, forged = _recheck(services, session, row, now, fresh, found)
-            if forged:
-                reason = integrity.refuse(
-                    services,
-                    session,
-                    row,
-                    found,
-                    problem or "",
-                    now,
-                    actor=_who(actor, worker),
-                    during="execution",
-                )
-                return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
-        # After the reviews (a forgery names who), before any plain cancellation: a state or
-        # a schedule the log never recorded (a deleted veto flipped back to pending, then
-        # approved; an earlier `not_before`) is tampering, whatever the policy says now.
-        unlogged = found.lifecycle_problem(row)
-        if unlogged is not None:
+        # Reviews the log does not stand for, and a state or schedule it never recorded (a
+        # deleted veto, a request set back to approved, an earlier `not_before`), are
+        # tampering whatever the policy says now; every one found is named.
+        tampered = [p for p in (problem if forged else None, found.lifecycle_problem(row)) if p]
+        if tampered:
             reason = integrity.refuse(
                 services,
                 session,
                 row,
                 found,
-                unlogged,
+                "; ".join(tampered),
                 now,
                 actor=_who(actor, worker),
                 during="execution",

@@ -245,5 +245,5 @@ def engine_reviews(services: Services, session: Session, rows: Iterable[ReviewRo
             at=row.created_at,
         )
         for row in rows
-        if row.id not in withdrawn_ids or True
+        if row.id not in withdrawn_ids
     ]
