@@ -14,12 +14,15 @@ from sqlalchemy.exc import IntegrityError
 
 from foureyes.audit.verify import verify_log
 from foureyes.connectors.demo_tables import ChirpAppliedRow
+from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
 from foureyes.workflow import integrity, operations
 from foureyes.workflow.execute import STALE_AFTER
 from foureyes.workflow.records import request_digest
+from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
 from tests.dba import tamper
+from tests.worlds import make_world
 
 
 def _pending_suspension(api: Api) -> dict[str, Any]:
@@ -718,3 +721,53 @@ def test_a_retry_brought_forward_in_the_database_is_caught(api: Api) -> None:
     _run_worker_and_show(api, view["id"])
     _stopped(api, view["id"], "but its audit events say not before")
     _untouched(api)
+
+
+# An allow rule with a delay: the request is scheduled at submission, with no review at all.
+ALLOWED_AFTER_AN_HOUR = """\
+version: 1
+tiers:
+  - name: standard
+    when: "true"
+rules:
+  - id: suspend-after-an-hour
+    effect: allow
+    actions: [account.suspend]
+    when: '"trust-safety" in staff.groups'
+    delay: 1h
+"""
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["left-alone", "cut-short"])
+def test_a_delay_set_at_submission_cannot_be_cut_short(database: Database, cut: bool) -> None:
+    """Scheduled when submitted (its event says when: the submission's time plus the rule's
+    delay): untouched, the worker suspends the account the moment the hour is over; with
+    `not_before` moved to now by the DBA, it refuses a minute later, and security is told."""
+    world = make_world(database, ALLOWED_AFTER_AN_HOUR)
+    request_id = operations.submit(
+        world.services, world.actor("e-3001"), Submission("account.suspend", "chirp:alice")
+    )
+    assert operations.show(world.services, request_id)["state"] == "scheduled"
+    if cut:
+        tamper(
+            database,
+            "UPDATE requests SET not_before = :now WHERE id = :id",
+            now=world.clock.now,
+            id=request_id,
+        )
+        world.clock.advance(minutes=1)
+    else:
+        world.clock.advance(hours=1)
+    executed = operations.run_once(world.services).executed
+    view = operations.show(world.services, request_id)
+    with database.transaction() as session:
+        alerts = session.scalars(
+            select(AlertRow.summary).where(AlertRow.detector == integrity.DETECTOR)
+        ).all()
+    if not cut:
+        assert (executed, view["state"], alerts) == ([request_id], "executed", [])
+        return
+    assert (executed, view["state"]) == ([], "cancelled")
+    assert "but its audit events say not before" in view["reason"]
+    assert len(alerts) == 1
+    assert world.chirp("alice")["status"] == "active"
