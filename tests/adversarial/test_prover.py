@@ -369,7 +369,7 @@ WEAKER_INVARIANTS = {
     ),
     "lowering min_people": (
         TEXT.replace(LONE_DEACTIVATION, LONE_DEACTIVATION.replace(": 4", ": 3"), 1),
-        "weakened invariant no-lone-vit-deactivation: lowers min_people from 4 to 3",
+        "weakens invariant no-lone-vit-deactivation: lowers min_people from 4 to 3",
     ),
     "narrowing actions": (
         TEXT.replace(
@@ -379,7 +379,7 @@ WEAKER_INVARIANTS = {
             ),
             1,
         ),
-        "weakened invariant no-lone-vit-deactivation: no longer covers account.change_email",
+        "weakens invariant no-lone-vit-deactivation: no longer covers account.change_email",
     ),
     "renaming": (
         TEXT.replace(LONE_DEACTIVATION, LONE_DEACTIVATION.replace("no-lone", "no-single"), 1),
@@ -389,7 +389,7 @@ WEAKER_INVARIANTS = {
         TEXT.replace(
             LONE_DEACTIVATION, LONE_DEACTIVATION.replace("tier: vit", "tier: verified"), 1
         ),
-        "weakened invariant no-lone-vit-deactivation: names tier verified instead of vit",
+        "weakens invariant no-lone-vit-deactivation: names tier verified instead of vit",
     ),
     "fewer requesters": (
         TEXT.replace(
@@ -397,11 +397,11 @@ WEAKER_INVARIANTS = {
             LONE_DEACTIVATION + "\n    staff: '\"support\" in staff.groups'",
             1,
         ),
-        "weakened invariant no-lone-vit-deactivation: now covers only requesters matching",
+        "weakens invariant no-lone-vit-deactivation: now covers only requesters matching",
     ),
     "never to min_people": (
         TEXT.replace(DMS_NEVER, DMS_NEVER.replace("never: true", "min_people: 2"), 1),
-        "weakened invariant nobody-in-support-reads-dms: says min_people 2 instead of never",
+        "weakens invariant nobody-in-support-reads-dms: says min_people 2 instead of never",
     ),
 }
 
@@ -410,7 +410,7 @@ def test_deleting_the_invariants_is_refused_by_diff(tmp_path: Path) -> None:
     code, out = diff(tmp_path, attack("noinv"))
     assert code == 1, out
     assert "No decision changes." not in out
-    assert "refused: the proposed policy removes invariant no-lone-vit-deactivation" in out
+    assert "refused: the proposed policy breaks an invariant in force: it removes invariant" in out
     for name in ("no-lone-vit-deactivation", "no-lone-vit-destruction", "nobody-in-support"):
         assert f"invariant: removes invariant {name}" in out, out
     assert "(foureyes refuses this update)" in out
@@ -423,7 +423,7 @@ def test_a_weaker_invariant_is_refused(tmp_path: Path, text: str, refusal: str) 
     assert text != TEXT
     code, out = diff(tmp_path, text)
     assert code == 1, out
-    assert f"refused: the proposed policy {refusal}" in out, out
+    assert f"refused: the proposed policy breaks an invariant in force: it {refusal}" in out, out
     assert "No decision changes." not in out
 
 
@@ -484,8 +484,8 @@ def test_carving_accounts_out_of_a_protected_tier_is_refused(
     assert code == 1, out
     assert "No decision changes." not in out
     assert (
-        "refused: the proposed policy moves accounts out of tier vit, which invariant "
-        "no-lone-vit-deactivation in force names" in out
+        "refused: the proposed policy breaks an invariant in force: it moves accounts out of "
+        "tier vit, which invariant no-lone-vit-deactivation names" in out
     ), out
     assert example in out
     assert f"tier: vit→{tier}" in out, out
@@ -496,7 +496,7 @@ def test_carving_is_refused_as_an_update(api: Api, name: str) -> None:
     text, example, _ = CARVED[name]
     problem = propose(api, text)
     detail = str(problem["detail"])
-    assert "moves accounts out of tier vit" in detail, problem
+    assert "breaks an invariant in force: it moves accounts out of tier vit" in detail, problem
     assert "no-lone-vit-deactivation" in detail
     assert example in detail
     assert_president_needs_four_people(api)

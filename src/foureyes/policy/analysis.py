@@ -606,16 +606,17 @@ def check_update(
     refused = [change for change in invariant_changes(in_force, proposed) if change.refused]
     if refused:
         raise BadInput(
-            f"the proposed policy {refused[0].describe()}; an update must keep every invariant "
-            "in force, with the same id, at least as strict"
+            f"the proposed policy breaks an invariant in force: it {refused[0].describe()}; an "
+            "update must keep every invariant in force, with the same id, at least as strict"
         )
     for change in tier_changes(in_force, proposed, now=now, platform=platform):
         guarding = [inv.spec.id for inv in in_force.invariants if inv.spec.tier == change.before]
         if guarding:
             raise BadInput(
-                f"the proposed policy moves accounts out of tier {change.before}, which "
-                f"invariant {guarding[0]} in force names: an account with {change.example} would "
-                f"be in tier {change.after}; an update may not take an account out of such a tier"
+                f"the proposed policy breaks an invariant in force: it moves accounts out of "
+                f"tier {change.before}, which invariant {guarding[0]} names: an account with "
+                f"{change.example} would be in tier {change.after}; an update may not take an "
+                "account out of such a tier"
             )
     violations = check_invariants(proposed, directory, now=now, platform=platform)
     for invariant in in_force.invariants:
@@ -864,7 +865,8 @@ class InvariantChange:
             return f"adds invariant {self.invariant}"
         if self.change == "removed":
             return f"removes invariant {self.invariant}"
-        return f"{self.change} invariant {self.invariant}: {self.detail}"
+        verb = "weakens" if self.change == "weakened" else "tightens"
+        return f"{verb} invariant {self.invariant}: {self.detail}"
 
 
 def _text(condition: str | None) -> str | None:

@@ -46,7 +46,7 @@ def test_an_update_that_keeps_the_invariants_passes() -> None:
         (
             "empties the VIT tier",
             EXAMPLE_TEXT.replace(VIT_TIER, "    when: 'false'\n", 1),
-            "moves accounts out of tier vit, which invariant no-lone-vit-deactivation in force",
+            "moves accounts out of tier vit, which invariant no-lone-vit-deactivation names",
         ),
         # ... and without the invariant there would be nothing of its own to break.
         (
