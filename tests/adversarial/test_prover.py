@@ -511,3 +511,26 @@ def test_growing_a_protected_tier_is_accepted_and_the_diff_shows_who_moves(
     assert "refused" not in out
     assert "tier: standard→vit" in out, out
     assert "tier: verified→vit" in out, out
+
+
+# The second attack run: a policy-declared `int` attribute read between two literals
+# (`staff.clearance > 0 && staff.clearance < 1`) gated break-glass on the VIT rules, or lifted
+# the deny on DMs for support; a staff or account record holding 0.5 then got through alone,
+# while the prover, trying whole numbers only, said ok. Nothing checks those records against
+# the declared type, so the prover tries the doubles' regions too.
+@pytest.mark.parametrize(
+    ("name", "invariant"),
+    [
+        ("between_ints_staff", "no-lone-vit-deactivation"),
+        ("between_ints_account", "no-lone-vit-deactivation"),
+        ("between_ints_context", "no-lone-vit-deactivation"),
+        ("between_ints_dms", "nobody-in-support-reads-dms"),
+    ],
+)
+def test_a_value_between_two_int_literals_is_tried(
+    tmp_path: Path, name: str, invariant: str
+) -> None:
+    code, out = check(tmp_path, attack(name))
+    assert code == 1, out
+    assert f"FAIL invariant {invariant} violated" in out
+    assert f"ok   invariant {invariant}" not in out

@@ -346,7 +346,11 @@ class _Axis:
         if self.custom:
             values.append(ABSENT)
         if self.untyped:
-            values = _distinct([*values, *_dyn(literals)])
+            # Any type means any number too: a record may hold 0.5 where `int` is declared, and
+            # CEL compares int and double by value, so the doubles' regions (between and beyond
+            # the literals) are cut as well as the ints'.
+            numeric = [*_ints(literals), *_doubles(literals)] if _numbers(literals) else []
+            values = _distinct([*values, *_dyn(literals), *numeric])
         return values
 
 
