@@ -56,7 +56,7 @@ def test_a_reviewer_adds_a_security_key_and_approves_with_it(served: Served, pag
     assert webauthn.list_keys(served.world.services, MEI) == []
     stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert len(stored["credentials"]) == 1
-    served.world.review(INES, enrolment, step_up=False)
+    served.world.review(INES, enrolment)  # with her device key: the rule asks for step-up
     assert operations.run_once(served.world.services).executed == [enrolment]
     [enrolled] = webauthn.list_keys(served.world.services, MEI)
     assert enrolled.name == "virtual key"
