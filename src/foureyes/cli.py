@@ -199,13 +199,15 @@ def policy_diff(
 ) -> None:
     """Show which decisions change between two policies (outcome, people, approvers, options,
     break-glass), and any invariant of the old policy that the new one breaks (foureyes would
-    refuse it). Exit 1 when some action could not be compared or an invariant not proven."""
+    refuse it). Exit 1 when foureyes would refuse the update, or when some action could not be
+    compared or an invariant not proven: the exit status can gate a change."""
     before, after = _load(old, connector), _load(new, connector)
     comparison = diff_policies(before, after)
-    unproven = False
+    unproven = refused = False
     try:
         for violation in check_update(after, before):
             out.print(f"refused: {violation.describe()}", markup=False, soft_wrap=True)
+            refused = True
     except BadInput as exc:
         out.print(f"refused: {exc.message}", markup=False, soft_wrap=True)
         unproven = True
@@ -213,6 +215,7 @@ def policy_diff(
         out.print(f"unknown: {reason}", markup=False, soft_wrap=True)
     for change in comparison.invariants:
         refusal = " (foureyes refuses this update)" if change.refused else ""
+        refused = refused or change.refused
         out.print(f"invariant: {change.describe()}{refusal}", markup=False, soft_wrap=True)
     for moved in comparison.tiers:
         out.print(
@@ -236,7 +239,7 @@ def policy_diff(
         out.print(f"{len(differences)} kinds of request change.")
     else:
         out.print("No decision changes among the actions compared.")
-    if comparison.unknown or unproven:
+    if comparison.unknown or unproven or refused:
         raise typer.Exit(1)
 
 

@@ -534,3 +534,12 @@ def test_a_value_between_two_int_literals_is_tried(
     assert code == 1, out
     assert f"FAIL invariant {invariant} violated" in out
     assert f"ok   invariant {invariant}" not in out
+
+
+def test_a_diff_foureyes_would_refuse_exits_1(tmp_path: Path) -> None:
+    """The second attack run: `policy diff` printed `refused:` lines and exited 0, so a CI gate
+    on its exit status would have passed an update foureyes refuses (here: break-glass for
+    anyone on the VIT rules)."""
+    code, out = diff(tmp_path, attack("break_glass_for_all"))
+    assert "refused:" in out
+    assert code == 1, out

@@ -114,7 +114,7 @@ def test_explain_finds_people_by_any_identity() -> None:
 
 def test_diff_names_what_changes(tmp_path: Path) -> None:
     code, out, _ = run("policy", "diff", POLICY, str(weakened(tmp_path)))
-    assert code == 0
+    assert code == 1  # an update foureyes would refuse: the exit status can gate it
     assert "account.deactivate" in out
     assert "pending (4 people)" in out
     assert "pending (2 people)" in out
