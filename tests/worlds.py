@@ -183,3 +183,10 @@ def install_policy_version(
         now=now,
         account_ref="foureyes:policy",
     )
+
+
+def install_next_policy(services: Services, text: str, now: datetime) -> None:
+    """`install_policy_version` of the version after the one in force, in its own transaction."""
+    with services.database.transaction() as session:
+        version, _ = services.policy_in_force(session)
+        install_policy_version(services, session, version + 1, text, now)

@@ -12,7 +12,7 @@ from foureyes.directory import parse_directory
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES
-from tests.worlds import challenge_signature, install_policy_version
+from tests.worlds import challenge_signature, install_next_policy
 
 
 def _kinds(view: dict[str, Any]) -> list[str]:
@@ -48,10 +48,7 @@ def _reissue_tokens_except(api: Api, gone: str) -> None:
 def _install_policy(api: Api, document: dict[str, Any]) -> None:
     """A test shortcut for an approved `foureyes.policy.update`: the next version, in the store."""
     text = yaml.safe_dump(document, sort_keys=False)
-    services = api.world.services
-    with services.database.transaction() as session:
-        version, _ = services.policy_in_force(session)
-        install_policy_version(services, session, version + 1, text, api.world.clock.now)
+    install_next_policy(api.world.services, text, api.world.clock.now)
 
 
 def test_departing_contractor_on_the_last_day_is_refused_each_time(api: Api) -> None:

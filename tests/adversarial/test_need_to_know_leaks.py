@@ -36,7 +36,7 @@ from tests.api.conftest import Api, assert_problem
 from tests.api.test_need_to_know import assert_unknown, listed
 from tests.conftest import EXAMPLES
 from tests.unit.workflow.test_undo_params import CHANGE_EMAIL_RULE, NEW
-from tests.worlds import World, install_policy_version, make_world
+from tests.worlds import World, install_next_policy, make_world
 
 EVERYONE = (
     "c-1001",
@@ -85,10 +85,7 @@ def world(database: Database) -> World:
 
 def _install_policy(api: Api, text: str) -> None:
     """A test shortcut for an approved `foureyes.policy.update`: the next version, in the store."""
-    services = api.world.services
-    with services.database.transaction() as session:
-        version, _ = services.policy_in_force(session)
-        install_policy_version(services, session, version + 1, text, api.world.clock.now)
+    install_next_policy(api.world.services, text, api.world.clock.now)
 
 
 def _force_state(api: Api, request_id: str, state: str) -> None:

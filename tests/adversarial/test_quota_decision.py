@@ -32,7 +32,7 @@ from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES
 from tests.console.conftest import console_for
-from tests.worlds import install_policy_version
+from tests.worlds import install_next_policy
 
 POLICY_TEXT = (EXAMPLES / "policy.yaml").read_text()
 NEW_EMAIL = {"action": "account.change_email", "account": "chirp:bob"}
@@ -41,10 +41,7 @@ NEW_EMAIL = {"action": "account.change_email", "account": "chirp:bob"}
 def _install(api: Api, document: dict[str, Any]) -> None:
     """A test shortcut for an approved `foureyes.policy.update`: the next version, in the store."""
     text = yaml.safe_dump(document, sort_keys=False)
-    services = api.world.services
-    with services.database.transaction() as session:
-        version, _ = services.policy_in_force(session)
-        install_policy_version(services, session, version + 1, text, api.world.clock.now)
+    install_next_policy(api.world.services, text, api.world.clock.now)
 
 
 def _support_changes_emails_twice_an_hour(api: Api) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import EXAMPLES
-from tests.worlds import World, install_policy_version
+from tests.worlds import World, install_next_policy
 
 SUPPORT_PRIVATE_VIEWS = {
     "id": "support-private-views-on-standard",
@@ -35,7 +35,4 @@ def use_policy(
     if detectors is not None:
         document["detectors"] = detectors
     text = yaml.safe_dump(document, sort_keys=False)
-    services = world.services
-    with services.database.transaction() as session:
-        version, _ = services.policy_in_force(session)
-        install_policy_version(services, session, version + 1, text, world.clock.now)
+    install_next_policy(world.services, text, world.clock.now)
