@@ -1,7 +1,11 @@
 """Value types shared by every part of foureyes: staff, accounts, actions, decisions, states.
 
 All are frozen dataclasses: a value handed to the engine cannot change under it. The policy engine
-sees these and nothing else (no database rows, no HTTP objects).
+sees these and nothing else (no database rows, no HTTP objects). They are plain values and carry no
+cache: what the engine derives from a Staff or an Account is remembered by the compiled policy
+(`foureyes.policy.cache`), which relies on these values never changing once made. So `Staff` and
+`Account` keep their own copy of the `attributes` mapping they are given; the values inside it
+(lists, say) are shared with the caller and must not be changed either.
 """
 
 from __future__ import annotations
@@ -10,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cached_property
-from typing import Any, overload
+from typing import Any
 
 # `staff.days_left` for someone with no end date: far enough away that no `days_left <= N` rule
 # ever fires, yet an ordinary int, so conditions over it never error for permanent staff.
@@ -87,29 +90,6 @@ _FINAL_STATES = frozenset(
 )
 
 
-class _EngineMemo:
-    """`engine_memo` on Staff and Account: a dict of each instance's own, made on first use and
-    kept in the instance's `__dict__`, so that later reads are plain attribute reads. Like
-    `cached_property`, without its lock, which costs more than the dict: should two threads make
-    it at once, one dict is lost with what was remembered in it, which is then worked out again."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, instance: None, owner: type) -> _EngineMemo: ...
-    @overload
-    def __get__(self, instance: object, owner: type | None = None) -> dict[str, Any]: ...
-    def __get__(
-        self, instance: object | None, owner: type | None = None
-    ) -> dict[str, Any] | _EngineMemo:
-        if instance is None:
-            return self
-        memo: dict[str, Any] = {}
-        instance.__dict__[self.name] = memo
-        return memo
-
-
 def _midnight(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(0, 0), tzinfo=UTC)
 
@@ -132,6 +112,10 @@ class Staff:
     identities: tuple[str, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Its own copy: a caller that changes the mapping it passed cannot change this value.
+        object.__setattr__(self, "attributes", dict(self.attributes))
+
     def days_left(self, today: date) -> int:
         """Whole days from `today` to the last day (`ends`): 0 on the last day, negative after."""
         if self.ends is None:
@@ -148,9 +132,8 @@ class Staff:
             return f"staff {self.id} ended on {self.ends.isoformat()}"
         return None
 
-    @cached_property
-    def cel_base(self) -> dict[str, Any]:
-        """The condition view of this person, without the date-dependent `days_left`."""
+    def cel(self, today: date) -> dict[str, Any]:
+        """The condition view of this person on `today`: a new dict (and new lists) each call."""
         # The record's own attributes first: one named like a built-in (`groups`) must not
         # replace it with a value of another type than the policy analysis assumes.
         view: dict[str, Any] = dict(self.attributes)
@@ -167,27 +150,17 @@ class Staff:
             "ends": _midnight(self.ends),
             "status": self.status,
             "identities": list(self.identities),
+            "days_left": self.days_left(today),
         }
         return view
-
-    def cel(self, today: date) -> dict[str, Any]:
-        """The condition view of this person on `today` (with `days_left`)."""
-        view = dict(self.cel_base)
-        view["days_left"] = self.days_left(today)
-        return view
-
-    # Where the policy engine remembers what it derived from this person alone (the floor and
-    # the view for the last day asked). Not part of the value: not compared, not shown.
-    engine_memo = _EngineMemo()
 
 
 @dataclass(frozen=True)
 class Account:
     """An end-user account on a connected platform, as its connector reported it.
 
-    A value, like the others here: the mapping given as `attributes` must not be changed once the
-    account is in use (the engine takes its condition view and its tier from it once, see
-    `engine_memo`); an account whose attributes changed is a new Account (`dataclasses.replace`).
+    A value, like the others here: an account whose attributes changed is a new Account
+    (`dataclasses.replace`).
     """
 
     platform: str
@@ -195,14 +168,13 @@ class Account:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     pins: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        # Its own copy: a caller that changes the mapping it passed cannot change this value.
+        object.__setattr__(self, "attributes", dict(self.attributes))
+
     @property
     def ref(self) -> str:
         return f"{self.platform}:{self.id}"
-
-    # Where the policy engine remembers what it derived from this account alone under one policy
-    # (its view with the tier, keyed by `Policy.key`). Not part of the value: not compared, not
-    # shown.
-    engine_memo = _EngineMemo()
 
     @staticmethod
     def split_ref(ref: str) -> tuple[str, str]:
@@ -236,8 +208,9 @@ class ActionSpec:
         never stored; approved and never asked for, it expires."""
         return self.kind is ActionKind.READ or self.reveals_private
 
-    @cached_property
+    @property
     def cel(self) -> dict[str, Any]:
+        """The condition view of this action (`action.*`): a new dict each time."""
         return {
             "name": self.name,
             "kind": self.kind.value,
@@ -256,14 +229,16 @@ class RequestContext:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def cel(self) -> dict[str, Any]:
-        view: dict[str, Any] = {
-            "now": self.now,
-            "hour": self.now.hour,
-            "weekday": WEEKDAYS[self.now.weekday()],
+        """The condition view of the moment (`context.*`): a new dict each call, the extras
+        after the built-ins."""
+        now = self.now
+        return {
+            "now": now,
+            "hour": now.hour,
+            "weekday": WEEKDAYS[now.weekday()],
             "client": self.client or "",
+            **self.extra,
         }
-        view.update(self.extra)
-        return view
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

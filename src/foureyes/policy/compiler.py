@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from foureyes.errors import PolicyError
 from foureyes.model import ActionSpec, Effect, parse_duration
+from foureyes.policy.cache import DecisionCache
 from foureyes.policy.catalog import Catalog, VariableTypes, variable_types
 from foureyes.policy.celtypes import CelType, parse_type
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
@@ -94,19 +95,13 @@ class ActionPlan:
     `rules` are the rules naming the action in the order they are evaluated (the deny rules, then
     allow, then require, each in policy order); `conditions` pairs each one's bit (`1 << i` for
     `rules[i]`, to note which matched in one int) with its condition function, in the same order.
-    `view` is the action's condition view (`action.*`).
-
-    `verdicts` is the engine's memo of what follows from one set of matching rules on one tier
-    (see `foureyes.policy.engine`). It starts empty and only `decide` fills it; what it holds is
-    derived from this plan alone (the action and its compiled rules, which never change), so it
-    stays valid as long as the plan.
+    `view` is the action's condition view (`action.*`), which conditions only read.
     """
 
     spec: ActionSpec
-    view: Mapping[str, Any]
+    view: dict[str, Any]
     rules: tuple[CompiledRule, ...]
     conditions: tuple[tuple[int, Callable[[Mapping[str, object]], object]], ...]
-    verdicts: dict[Any, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,11 +124,10 @@ class Policy:
     # can say where a condition it cannot prove anything about is.
     lines: Mapping[Loc, int] = field(default_factory=dict, compare=False, repr=False)
     # Derived, never passed (so `dataclasses.replace` derives them afresh too): for each action
-    # in `by_action`, its rules as `decide` runs them; and a plain object that stands for this
-    # Policy where the engine remembers something per account (its tier). Compared by identity, a
-    # key cannot be mistaken for another policy's; it keeps nothing alive and pickles.
+    # in `by_action`, its rules as `decide` runs them; and what `decide` remembers between calls
+    # under this Policy, which no other Policy (no other version) ever sees.
     plans: Mapping[str, ActionPlan] = field(init=False, repr=False)
-    key: object = field(init=False, repr=False, default_factory=object)
+    cache: DecisionCache = field(init=False, repr=False, default_factory=DecisionCache)
 
     def __post_init__(self) -> None:
         plans = {}
