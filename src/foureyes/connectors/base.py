@@ -2,7 +2,9 @@
 
 A connector never sees the policy and never decides anything: it describes its actions, reports
 an account's attributes, executes an action it is told to (with the request id as idempotency
-key), and says whether an action's effect is present (for reconciliation after a crash).
+key), and, for reconciliation after an execution was interrupted, says what the platform's own
+record of that idempotency key shows (never what the account's state happens to look like:
+docs/reconciliation.md).
 Vendor errors are translated into `ConnectorError(transient=…)` or `NotFound` in the connector,
 in one place each.
 
@@ -23,8 +25,7 @@ from sqlalchemy import Select
 
 from foureyes.errors import BadInput
 from foureyes.model import Account, ActionKind, ActionSpec
-from foureyes.policy.catalog import Catalog
-from foureyes.policy.celtypes import CelType
+from foureyes.policy.catalog import UNDECLARED, Attribute, Catalog, declared
 
 ENTRY_POINT_GROUP = "foureyes.connectors"
 
@@ -86,13 +87,29 @@ class ExecutionResult:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Whether an action's effect is present on the platform now (None: cannot tell), and when
-    it is, the undo parameters its execution answered, if the platform still has them (see
-    `ExecutionResult.undo_params`)."""
+    """What the platform's record of one order's idempotency key says, after an execution of
+    it was interrupted (its executor died or stopped renewing its lease mid-call).
+
+    `applied` is decided from that record alone, never from the account's state (another request
+    may have made the same change in the meantime):
+
+    - True: the platform recorded this key as applied. `summary` and `undo_params` are what
+      that execution answered, if the platform kept them (see `ExecutionResult`).
+    - False: the platform keeps a record of every key it applies, durably and in the same
+      transaction as the change, and has none for this one: it was not applied (a read is
+      always False: it changed nothing, and is done again to get its answer). The request goes
+      back to `approved` and runs again, under the same key.
+    - None: the platform cannot say: it keeps no such record, or the record could not be read.
+      `why` says which. The request ends `failed` with that reason and an alert, for a person to
+      check the platform; it is never marked `executed` by coincidence.
+
+    `state` is the account's state now, for the log only: it never decides anything."""
 
     applied: bool | None
     state: Mapping[str, Any] = field(default_factory=dict)
     undo_params: Mapping[str, Any] | None = None
+    summary: Mapping[str, Any] | None = None
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,8 +137,12 @@ class Connector(abc.ABC):
         """Every action this platform offers."""
 
     @abc.abstractmethod
-    def account_attributes(self) -> Mapping[str, CelType]:
-        """The attributes `lookup` reports, with their types (what tier rules may use)."""
+    def account_attributes(self) -> Mapping[str, Attribute]:
+        """Every attribute `lookup` reports, declared with its type (what tier rules may use)
+        and its sensitivity (`public(STRING)`, `private(STRING, RedactedAs.EMAIL)`): foureyes
+        shows and records a private value only redacted, under this name wherever it appears
+        (account pages, previews, summaries and states in the audit log, notifications).
+        An attribute declared by its type alone, or not declared at all, counts as private."""
 
     @abc.abstractmethod
     def lookup(self, account_id: str) -> Account | None:
@@ -133,7 +154,10 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
-        """Whether `order`'s effect is present now (after a crash during `execute`)."""
+        """What the platform's record of `order.idempotency_key` says (see Reconciliation):
+        called after an execution of `order` was interrupted. Must not change anything.
+        Raise ConnectorError(transient=True) when the platform cannot be asked now (it is asked
+        again later); any other error counts as "cannot tell"."""
 
     def validate(self, order: ExecutionOrder) -> None:
         """Refuse (BadInput) an order that could never execute, before it is submitted.
@@ -152,6 +176,12 @@ class Connector(abc.ABC):
 
     def catalog(self) -> Catalog:
         return Catalog.of(self.actions(), self.account_attributes())
+
+    def attribute(self, name: str) -> Attribute:
+        """How attribute `name` is declared; one this platform does not declare is private
+        (failing closed: `UNDECLARED`)."""
+        entry = self.account_attributes().get(name)
+        return UNDECLARED if entry is None else declared(entry)
 
     def action(self, name: str) -> ActionSpec:
         for spec in self.actions():

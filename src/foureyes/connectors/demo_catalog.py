@@ -15,8 +15,38 @@ from typing import Any
 from foureyes.connectors.base import action_spec
 from foureyes.errors import ConnectorError
 from foureyes.model import ActionKind, ActionSpec
-from foureyes.policy.catalog import Catalog
-from foureyes.policy.celtypes import BOOL, INT, STRING, CelType
+from foureyes.policy.catalog import (
+    Attribute,
+    Catalog,
+    RedactedAs,
+    private,
+    public,
+    redact_email,
+    redact_phone,
+)
+from foureyes.policy.celtypes import BOOL, INT, STRING
+
+__all__ = [
+    "ACCOUNT_STATUSES",
+    "ACTIVE",
+    "DEACTIVATED",
+    "DELETED",
+    "DEMO_ACCOUNT_ATTRIBUTES",
+    "DEMO_ACTIONS",
+    "LOCKED",
+    "PLATFORM",
+    "PRIVATE_ATTRIBUTES",
+    "STATUS_CHANGES",
+    "SUSPENDED",
+    "StatusChange",
+    "demo_catalog",
+    "params_problem",
+    "plan_change",
+    "redact_email",  # the redacted forms live in the catalog; kept here for callers
+    "redact_phone",
+    "redacted",
+    "undo_params",
+]
 
 PLATFORM = "chirp"
 
@@ -106,13 +136,13 @@ DEMO_ACTIONS: tuple[ActionSpec, ...] = (
     ),
 )
 
-DEMO_ACCOUNT_ATTRIBUTES: dict[str, CelType] = {
-    "handle": STRING,
-    "followers": INT,
-    "verified": BOOL,
-    "status": STRING,
-    "email": STRING,
-    "phone": STRING,
+DEMO_ACCOUNT_ATTRIBUTES: dict[str, Attribute] = {
+    "handle": public(STRING),
+    "followers": public(INT),
+    "verified": public(BOOL),
+    "status": public(STRING),
+    "email": private(STRING, RedactedAs.EMAIL),
+    "phone": private(STRING, RedactedAs.PHONE),
 }
 
 
@@ -162,7 +192,7 @@ _NOT_ON: Mapping[str, frozenset[str]] = {
 }
 
 # Attributes whose values are private: diffs and summaries show them only redacted.
-PRIVATE_ATTRIBUTES = frozenset({"email", "phone"})
+PRIVATE_ATTRIBUTES = frozenset(name for name, a in DEMO_ACCOUNT_ATTRIBUTES.items() if a.private)
 
 
 def plan_change(
@@ -233,30 +263,15 @@ def params_problem(action: str, params: Mapping[str, Any]) -> str | None:
 
 
 def redacted(diff: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
-    """`diff` with private values (email, phone) redacted, fit for a summary or a preview."""
+    """`diff` with the values of private attributes (email, phone) redacted as they are
+    declared, fit for a summary or a preview. (foureyes redacts summaries and previews by the
+    declarations again, `foureyes.workflow.redaction`; the connector does not rely on it.)"""
     out: dict[str, list[Any]] = {}
     for key, values in diff.items():
-        if key == "email":
-            out[key] = [None if v is None else redact_email(str(v)) for v in values]
-        elif key == "phone":
-            out[key] = [None if v is None else redact_phone(str(v)) for v in values]
-        else:
-            out[key] = list(values)
+        attribute = DEMO_ACCOUNT_ATTRIBUTES.get(key)
+        shown = attribute.shown if attribute is not None else (lambda value: value)
+        out[key] = [shown(v) for v in values]
     return out
-
-
-def redact_email(address: str) -> str:
-    """`kim@mail.example` → `k***@mail.example`: enough to recognise, not to use."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
-
-
-def redact_phone(number: str) -> str:
-    """`+1 555 0100 42` → `***42`."""
-    digits = [c for c in number if c.isdigit()]
-    return "***" + "".join(digits[-2:]) if digits else ""
 
 
 def _looks_like_email(text: str) -> bool:

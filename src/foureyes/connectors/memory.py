@@ -1,10 +1,11 @@
 """An in-memory fake platform, shipped in the library for tests (like httpx's `MockTransport`).
 
 `MemoryConnector` keeps the full connector contract: it looks up accounts, executes each
-idempotency key at most once, reconciles and previews. On top of that it has the hooks tests need
-to exercise foureyes' lifecycle for real, without a mock: it records every execution
-(`executions`), fails the next executions on demand (`inject_failures`) and holds an execution
-until the test releases it (`block_next`, for crash and race tests).
+idempotency key at most once, reconciles (from the keys it applied, never from an account's
+state) and previews. On top of that it has the hooks tests need to exercise foureyes' lifecycle
+for real, without a mock: it records every execution (`executions`), fails the next executions
+on demand (`inject_failures`) and holds an execution until the test releases it (`block_next`,
+for crash and race tests).
 
 By default it is a copy of the demo platform "chirp": the same actions, account attributes and
 status model (`foureyes.connectors.demo_catalog`). Given its own catalog (`actions`, a list of
@@ -38,7 +39,6 @@ from foureyes.connectors.demo_catalog import (
     ACTIVE,
     DEMO_ACCOUNT_ATTRIBUTES,
     DEMO_ACTIONS,
-    STATUS_CHANGES,
     params_problem,
     plan_change,
     redacted,
@@ -46,7 +46,8 @@ from foureyes.connectors.demo_catalog import (
 )
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind, ActionSpec, utcnow
-from foureyes.policy.celtypes import BOOL, DOUBLE, INT, STRING, CelType, parse_type
+from foureyes.policy.catalog import Attribute, declared, parse_attribute, private
+from foureyes.policy.celtypes import BOOL, DOUBLE, INT, STRING, CelType
 
 Clock = Callable[[], datetime]
 
@@ -187,7 +188,7 @@ class MemoryConnector(Connector):
         *,
         accounts: Iterable[Mapping[str, Any]] = (),
         actions: Iterable[ActionSpec] | None = None,
-        attributes: Mapping[str, CelType] | None = None,
+        attributes: Mapping[str, Attribute | CelType] | None = None,
         effects: Mapping[str, Mapping[str, Any]] | None = None,
         fail_next: int = 0,
         fail_transient: bool = True,
@@ -202,13 +203,14 @@ class MemoryConnector(Connector):
             if self.chirp or name not in self._by_name:
                 raise BadInput(f"effects name {name!r}, which is not an action of this catalog")
         entries = [dict(a) for a in accounts]
-        self._attributes: dict[str, CelType]
+        # Declared by type alone (or inferred from the accounts), an attribute is private.
+        self._attributes: dict[str, Attribute]
         if self.chirp:
             self._attributes = dict(DEMO_ACCOUNT_ATTRIBUTES)
         elif attributes is not None:
-            self._attributes = dict(attributes)
+            self._attributes = {name: declared(entry) for name, entry in attributes.items()}
         else:
-            self._attributes = _infer_types(entries)
+            self._attributes = {name: private(t) for name, t in _infer_types(entries).items()}
         self._clock = clock
         self._lock = threading.RLock()
         self._accounts: dict[str, _Account] = {}
@@ -296,7 +298,7 @@ class MemoryConnector(Connector):
     def actions(self) -> tuple[ActionSpec, ...]:
         return self._actions
 
-    def account_attributes(self) -> Mapping[str, CelType]:
+    def account_attributes(self) -> Mapping[str, Attribute]:
         return dict(self._attributes)
 
     def lookup(self, account_id: str) -> Account | None:
@@ -331,23 +333,28 @@ class MemoryConnector(Connector):
         validate_order(self.action(order.action), order, chirp=self.chirp)
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
+        """From the keys it applied alone (kept for as long as this object lives), as the demo
+        platform does: True with what that execution answered, False otherwise, and for reads.
+        Never from the account's state."""
         spec = self.action(order.action)
         with self._lock:
             state = self._accounts.get(order.account_id)
-            if spec.kind is ActionKind.READ or state is None:
-                return Reconciliation(applied=False)
-            current = {"status": state.attributes.get("status")} if self.chirp else {}
+            current = {"status": state.attributes.get("status")} if self.chirp and state else {}
+            if spec.kind is ActionKind.READ:
+                return Reconciliation(applied=False, state=current)
             done = self._applied.get(order.idempotency_key)
-            if done is not None:
-                undo = None if done.undo_params is None else dict(done.undo_params)
-                return Reconciliation(applied=True, state=current, undo_params=undo)
-            if not self.chirp:
-                effect = self._generic_effect(order)
-                if not effect:
-                    return Reconciliation(applied=None)
-                present = all(state.attributes.get(k) == v for k, v in effect.items())
-                return Reconciliation(applied=present, state=current)
-            return Reconciliation(applied=_chirp_present(order, state), state=current)
+            if done is None:
+                return Reconciliation(applied=False, state=current)
+            if (done.action, done.account_id) != (order.action, order.account_id):
+                return Reconciliation(
+                    applied=None,
+                    state=current,
+                    why=f"idempotency key {order.idempotency_key} was used for another order",
+                )
+            undo = None if done.undo_params is None else dict(done.undo_params)
+            return Reconciliation(
+                applied=True, state=current, undo_params=undo, summary=dict(done.summary)
+            )
 
     def preview(self, order: ExecutionOrder) -> Mapping[str, Any]:
         """{attribute: [before, after]} (email and phone redacted); empty for reads and for a
@@ -476,7 +483,7 @@ class MemoryConnector(Connector):
                 "phone": "",
             }
         zero: dict[CelType, Any] = {STRING: "", INT: 0, BOOL: False, DOUBLE: 0.0}
-        return {name: zero.get(kind) for name, kind in self._attributes.items()}
+        return {name: zero.get(entry.type) for name, entry in self._attributes.items()}
 
     def _record(self, order: ExecutionOrder, outcome: str, error: str | None = None) -> None:
         with self._lock:
@@ -488,19 +495,6 @@ class MemoryConnector(Connector):
             raise ConnectorError(
                 f"{self.platform}: a blocked execution was not released in time", transient=True
             )
-
-
-def _chirp_present(order: ExecutionOrder, state: _Account) -> bool:
-    """Whether a chirp write's effect shows in the account's state (its key not being known)."""
-    change = STATUS_CHANGES.get(order.action)
-    if change is not None:
-        return bool(state.attributes.get("status") == change.target)
-    if order.action == "account.change_email":
-        wanted = str(order.params.get("email", ""))
-        return str(state.attributes.get("email", "")).casefold() == wanted.casefold()
-    if order.action == "account.reset_password":
-        return state.password_reset_pending
-    return any(s["request_key"] == order.idempotency_key for s in state.sessions)
 
 
 def _infer_types(accounts: Iterable[Mapping[str, Any]]) -> dict[str, CelType]:
@@ -569,7 +563,8 @@ _SETTINGS = (
 def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) -> MemoryConnector:
     """The `memory` entry point. Settings (all optional): `platform` (default: the connector's
     name), `accounts` (list of {id, attribute: value}), `actions` (list of ActionSpec dicts;
-    default: the chirp catalog), `attributes` ({name: type}, e.g. `int`), `effects` ({action:
+    default: the chirp catalog), `attributes` ({name: type, e.g. `int`, or {type, sensitivity,
+    redacted_as}}: private unless declared public, `parse_attribute`), `effects` ({action:
     {attribute: value}}), `fail_next` (fail the next n executions), `fail_transient`."""
     del context  # the fake keeps everything in memory
     problem = settings_problem(settings, _SETTINGS)
@@ -578,7 +573,9 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
     actions = settings.get("actions")
     attributes = settings.get("attributes")
     try:
-        types = None if attributes is None else {k: parse_type(v) for k, v in attributes.items()}
+        types = (
+            None if attributes is None else {k: parse_attribute(v) for k, v in attributes.items()}
+        )
     except (ValueError, AttributeError) as exc:
         raise BadInput(f"connector {name}: attributes: {exc}") from None
     return MemoryConnector(

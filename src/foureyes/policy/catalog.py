@@ -3,12 +3,18 @@
 The catalog comes from the connectors (each declares its actions and the attributes of its
 accounts) plus foureyes' own actions. The variable types built here are the *only* variables and
 attributes a condition may name; anything else is refused when the policy loads.
+
+Each account attribute is declared with its sensitivity too (`Attribute`): `public` values are
+shown to every member of staff, `private` ones (personal data) only redacted, wherever foureyes
+shows or records them (`foureyes.workflow.redaction`). An attribute declared without one is
+private: a connector that forgets to say fails closed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from foureyes.model import ActionKind, ActionSpec
@@ -23,6 +29,7 @@ from foureyes.policy.celtypes import (
     MapType,
     Nullable,
     ObjectType,
+    parse_type,
 )
 
 # Changing who may do what is itself an action (DESIGN, decision semantics item 9). These act on
@@ -149,6 +156,127 @@ CONTEXT_BUILTIN_TYPES: Mapping[str, CelType] = {
 }
 PARAMS_TYPE = MapType(STRING, DYN)
 
+# --- attributes and their sensitivity ----------------------------------------------------------
+
+MASK = "***"
+
+
+class Sensitivity(StrEnum):
+    """Who may see an attribute's value."""
+
+    PUBLIC = "public"
+    """Any member of staff: account pages, previews, the audit log, notifications."""
+    PRIVATE = "private"
+    """Personal data: shown to people and recorded only redacted. In the clear only through
+    an action that reveals private data (`account.view_private`), to its requester, once."""
+
+
+class RedactedAs(StrEnum):
+    """How a private value is shown: enough to recognise, not to use."""
+
+    HIDDEN = "hidden"  # `***`, whatever the value
+    EMAIL = "email"  # `k***@mail.example` (a value that is no address: `***`)
+    PHONE = "phone"  # `***42`: the last two digits
+
+
+def redact_email(address: str) -> str:
+    """`kim@mail.example` → `k***@mail.example`: enough to recognise, not to use."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return MASK
+    return f"{local[:1]}{MASK}@{domain}"
+
+
+def redact_phone(number: str) -> str:
+    """`+1 555 0100 42` → `***42`."""
+    digits = [c for c in number if c.isdigit()]
+    return MASK + "".join(digits[-2:]) if digits else ""
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One account attribute as a connector declares it: its type (what conditions may do with
+    it) and its sensitivity (who may see its value). Declared without a sensitivity it is
+    private, and a private value is shown `redacted_as` says."""
+
+    type: CelType
+    sensitivity: Sensitivity = Sensitivity.PRIVATE
+    redacted_as: RedactedAs = RedactedAs.HIDDEN
+
+    @property
+    def private(self) -> bool:
+        return self.sensitivity is not Sensitivity.PUBLIC
+
+    def shown(self, value: Any) -> Any:
+        """`value` as people are shown it: as it is when public, else `redacted`."""
+        return self.redacted(value) if self.private else value
+
+    def redacted(self, value: Any) -> Any:
+        """`value` redacted, whatever the sensitivity (for a value held for another purpose,
+        such as what an undo restores): None stays None, a list is redacted item by item, an
+        email or phone as `redacted_as` says, anything else wholly (`***`)."""
+        if value is None:
+            return None
+        if isinstance(value, list | tuple):
+            return [self.redacted(item) for item in value]
+        if isinstance(value, str) and self.redacted_as is RedactedAs.EMAIL:
+            return redact_email(value)
+        if isinstance(value, str) and self.redacted_as is RedactedAs.PHONE:
+            return redact_phone(value)
+        return MASK
+
+
+def public(kind: CelType) -> Attribute:
+    """A declaration of an attribute any member of staff may see."""
+    return Attribute(kind, Sensitivity.PUBLIC)
+
+
+def private(kind: CelType, redacted_as: RedactedAs = RedactedAs.HIDDEN) -> Attribute:
+    """A declaration of an attribute whose values are personal data."""
+    return Attribute(kind, Sensitivity.PRIVATE, redacted_as)
+
+
+UNDECLARED = private(DYN)
+"""What foureyes assumes of an attribute no connector declared: private, shown as `***`."""
+
+
+def declared(entry: Attribute | CelType) -> Attribute:
+    """`entry` as a declaration: a bare type (as connectors wrote them before sensitivity was
+    declared) is a private attribute of that type."""
+    return entry if isinstance(entry, Attribute) else private(entry)
+
+
+def attribute_types(entries: Mapping[str, Attribute | CelType]) -> dict[str, CelType]:
+    """The types of declared attributes (what the policy compiler sees)."""
+    return {name: declared(entry).type for name, entry in entries.items()}
+
+
+def parse_attribute(spec: Any) -> Attribute:
+    """An attribute declaration as written in a configuration file: a type name alone
+    (`"int"`: private, since nothing says otherwise) or a table `{type = "string",
+    sensitivity = "public" | "private", redacted_as = "hidden" | "email" | "phone"}`.
+    Raises ValueError naming what is wrong."""
+    if isinstance(spec, str):
+        return private(parse_type(spec))
+    if not isinstance(spec, Mapping):
+        raise ValueError("each attribute is a type name or a table {type, sensitivity}")
+    unknown = sorted(set(spec) - {"type", "sensitivity", "redacted_as"})
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} (known: type, sensitivity, redacted_as)")
+    kind = spec.get("type")
+    if not isinstance(kind, str):
+        raise ValueError('an attribute table needs a type, e.g. type = "string"')
+    try:
+        sensitivity = Sensitivity(spec.get("sensitivity", Sensitivity.PRIVATE.value))
+        shown_as = RedactedAs(spec.get("redacted_as", RedactedAs.HIDDEN.value))
+    except ValueError:
+        raise ValueError(
+            "sensitivity is public or private; redacted_as is hidden, email or phone"
+        ) from None
+    if sensitivity is Sensitivity.PUBLIC and "redacted_as" in spec:
+        raise ValueError("redacted_as applies to private attributes only")
+    return Attribute(parse_type(kind), sensitivity, shown_as)
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -159,15 +287,18 @@ class Catalog:
 
     @classmethod
     def of(
-        cls, actions: Iterable[ActionSpec], account_attributes: Mapping[str, CelType] | None = None
+        cls,
+        actions: Iterable[ActionSpec],
+        account_attributes: Mapping[str, Attribute | CelType] | None = None,
     ) -> Catalog:
-        """A catalog of these actions plus foureyes' own self-governing actions."""
+        """A catalog of these actions plus foureyes' own self-governing actions, and the types
+        of these attributes (declarations or bare types: a policy sees types only)."""
         by_name = {spec.name: spec for spec in SELF_GOVERNING_ACTIONS}
         for spec in actions:
             if spec.name in by_name and by_name[spec.name] != spec:
                 raise ValueError(f"action {spec.name!r} is declared twice, differently")
             by_name[spec.name] = spec
-        return cls(actions=by_name, account_attributes=dict(account_attributes or {}))
+        return cls(actions=by_name, account_attributes=attribute_types(account_attributes or {}))
 
     def merged(self, other: Catalog) -> Catalog:
         """Both catalogs' actions and attributes; a name declared twice must agree."""

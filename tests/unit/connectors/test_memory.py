@@ -15,6 +15,7 @@ from foureyes.connectors.demo_catalog import DEMO_ACCOUNT_ATTRIBUTES, DEMO_ACTIO
 from foureyes.connectors.memory import MemoryConnector, action_spec, create
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind
+from foureyes.policy.catalog import private
 from foureyes.policy.celtypes import INT, STRING
 
 
@@ -180,11 +181,18 @@ def test_reconcile_before_and_after(fake: MemoryConnector) -> None:
     found = fake.reconcile(the_order)
     assert found.applied is True
     assert found.state == {"status": "deactivated"}
-    # By state, when the key is unknown (changed outside foureyes).
+    assert found.summary == fake.execute(the_order).summary
+    # Never by state: an account locked outside this order (or by another) is not its doing.
     fake.update_account("president", status="locked")
-    assert fake.reconcile(order("lock", "president")).applied is True
+    assert fake.reconcile(order("lock", "president")).applied is False
+    other, mine = order("reactivate"), order("reactivate")
+    fake.execute(other)
+    assert fake.reconcile(mine).applied is False
     assert fake.reconcile(order("view", "president")).applied is False
     assert fake.reconcile(order("lock", "nobody")).applied is False
+    reused = fake.reconcile(order("unlock", "president", key=the_order.idempotency_key))
+    assert reused.applied is None
+    assert "another order" in reused.why
 
 
 def test_preview(fake: MemoryConnector) -> None:
@@ -292,7 +300,7 @@ def test_a_generic_catalog_from_settings() -> None:
         Context(),
     )
     assert fake.platform == "forum"
-    assert fake.account_attributes() == {"karma": INT, "state": STRING}
+    assert fake.account_attributes() == {"karma": private(INT), "state": private(STRING)}
     assert fake.action("user.show").kind is ActionKind.READ
     ban = order("user.ban", "u1")
     assert fake.preview(ban) == {"state": ["ok", "banned"]}
@@ -303,7 +311,7 @@ def test_a_generic_catalog_from_settings() -> None:
     fake.execute(order("user.set_karma", "u1", karma=3))
     assert fake.execute(order("user.show", "u1")).data == {"karma": 3, "state": "banned"}
     poke = order("user.poke", "u1")
-    assert fake.reconcile(poke).applied is None  # no known effect: cannot tell
+    assert fake.reconcile(poke).applied is False  # its key is the record, effects or not
     fake.execute(poke)
     assert fake.reconcile(poke).applied is True
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from foureyes.api.routers.accounts import account_view
 from foureyes.errors import FoureyesError
 from foureyes.model import Account, ActionKind, ActionSpec, Staff
 from foureyes.workflow import views
+from foureyes.workflow.accounts import account_view
 from foureyes.workflow.services import Actor, Services
 
 __all__ = [
