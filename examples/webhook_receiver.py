@@ -12,7 +12,11 @@ It shows what a platform has to do to take foureyes' approved actions over a web
    apply twice; an order replayed within the signature's window is such a repeat); refuse a
    key reused for a different order (409);
 3. answer `GET /accounts/{id}` with the account's attributes, which is what foureyes' policy
-   sees (tiers) and what it reconciles against.
+   sees (tiers);
+4. answer `GET /actions/{idempotency_key}` from the kept keys, `{"idempotency_key": …,
+   "applied": true|false}` (with the first answer's `summary` and `undo_params` when true),
+   which is how foureyes reconciles an execution that was interrupted mid-call: from this
+   record alone, never from what the account looks like (docs/reconciliation.md).
 
 Its accounts live in memory: this is a reference and a test double, not a platform. Run it:
 
@@ -27,9 +31,12 @@ and connect foureyes to it in foureyes.toml:
     secret_env = "FOUREYES_WEBHOOK_SECRET"
     actions = ["account.view", "account.lock", "account.unlock", "account.suspend",
                "account.unsuspend", "account.deactivate", "account.reactivate"]
-    attributes = {status = "string", followers = "int"}
 
-    [connectors.shop.effects]
+    [connectors.shop.attributes]   # a type alone would be private: shown to staff redacted
+    status = {type = "string", sensitivity = "public"}
+    followers = {type = "int", sensitivity = "public"}
+
+    [connectors.shop.effects]   # for previews: what each action would change
     "account.lock" = {status = "locked"}
     "account.unlock" = {status = "active"}
     "account.suspend" = {status = "suspended"}
@@ -127,6 +134,18 @@ class Receiver:
             if found is None:
                 return 404, {"error": f"no account {account_id}"}
             return 200, {"id": account_id, "attributes": dict(found)}
+
+    def record(self, key: str) -> tuple[int, dict[str, Any]]:
+        """What the kept keys say of `key`: applied (a 2xx was answered for it) or not. Only a
+        receiver that keeps every applied key (`state`) may answer "not applied" for good; this
+        one answers from what it has, as a reference."""
+        with self._lock:
+            done = self.applied.get(key)
+            if done is None or not 200 <= done.status < 300:
+                return 200, {"idempotency_key": key, "applied": False}
+            answer = {"idempotency_key": key, "applied": True}
+            answer.update({k: v for k, v in done.answer.items() if k in ("summary", "undo_params")})
+            return 200, answer
 
     def act(self, order: Mapping[str, Any], header_key: str | None) -> tuple[int, dict[str, Any]]:
         """Apply one order once per idempotency key; a repeat gets the first answer."""
@@ -229,6 +248,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if self._verified_body() is None:
                 return
             path = urlsplit(self.path).path
+            if path.startswith("/actions/"):
+                self._answer(*receiver.record(unquote(path.removeprefix("/actions/"))))
+                return
             if not path.startswith("/accounts/"):
                 self._answer(404, {"error": "not found"})
                 return

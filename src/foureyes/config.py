@@ -15,6 +15,7 @@ file that lives inside it.
 | `witness_dir` | `FOUREYES_WITNESS_DIR` | `<data_dir>/witness` |
 | `checkpoint_interval` | `FOUREYES_CHECKPOINT_INTERVAL` | 300 (seconds between checkpoints) |
 | `checkpoint_stale_after` | `FOUREYES_CHECKPOINT_STALE_AFTER` | 3 x `checkpoint_interval` (s) |
+| `execution_lease` | `FOUREYES_EXECUTION_LEASE` | 120 (seconds; see below) |
 | `console_key_file` | `FOUREYES_CONSOLE_KEY_FILE` | `<data_dir>/keys/console.key` |
 | `policy_file` | `FOUREYES_POLICY_FILE` | none (used by `foureyes init`) |
 | `staff_file` | `FOUREYES_STAFF_FILE` | none (used by `foureyes init`) |
@@ -111,6 +112,11 @@ A proposed policy (`foureyes.policy.update`) is compiled and analysed in a child
     memory_mib = 1024       # the child's address space
     wall_seconds = 60       # how long the server waits for it before killing it
 
+`execution_lease` (seconds, at least 1): a process carrying out a request holds it for this long
+and renews the hold every third of it while the platform call runs; only a request whose hold
+has lapsed (its process died, hung, or lost the database for that long) is reconciled by
+another process (docs/reconciliation.md). The servers' clocks must agree to well within it.
+
 `/metrics` (Prometheus) is served only to the bearer token in `metrics_token_file` (a file
 holding it) or in the environment variable `metrics_token_env` names: at least 32 characters
 (`openssl rand -hex 32`), read at start-up. Prometheus sends it with `authorization:
@@ -147,6 +153,7 @@ from foureyes.signin.settings import OidcSettings
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_DATA_DIR",
+    "DEFAULT_EXECUTION_LEASE",
     "DEFAULT_LOG_ORIGIN",
     "ENV_PREFIX",
     "MIN_METRICS_TOKEN",
@@ -170,6 +177,7 @@ DEFAULT_LOG_ORIGIN = "foureyes.local/log"
 # events, alerts) to watch the others. The one definition: `Services.oversight_groups`.
 OVERSIGHT_GROUPS = frozenset({"security", "leads"})
 MIN_METRICS_TOKEN = 32  # characters: 128 bits as hex, beyond guessing over HTTP
+DEFAULT_EXECUTION_LEASE = 120.0  # seconds: `Settings.execution_lease`
 
 # Settings that the environment may set, and whether each is a path.
 _ENV_SETTINGS: dict[str, bool] = {
@@ -180,6 +188,7 @@ _ENV_SETTINGS: dict[str, bool] = {
     "witness_dir": True,
     "checkpoint_interval": False,
     "checkpoint_stale_after": False,
+    "execution_lease": False,
     "console_key_file": True,
     "policy_file": True,
     "staff_file": True,
@@ -426,6 +435,9 @@ class Settings(BaseModel):
     # witness; events left unsigned for longer than `checkpoint_deadline` raise an alert.
     checkpoint_interval: float = Field(default=300.0, gt=0)
     checkpoint_stale_after: float | None = Field(default=None, gt=0)
+    # How long a process carrying out a request holds it without renewing (it renews every
+    # third of it while the platform call runs); a lapsed hold is reconciled by another.
+    execution_lease: float = Field(default=DEFAULT_EXECUTION_LEASE, ge=1)
     # The console's cookie-signing secret (made by init, or on first serve; never logged).
     console_key_file: Path
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
@@ -531,6 +543,10 @@ class Settings(BaseModel):
         """How long an event may wait for a signed checkpoint before `checkpoint_stale`."""
         seconds = self.checkpoint_stale_after or 3 * self.checkpoint_interval
         return timedelta(seconds=seconds)
+
+    @property
+    def execution_lease_delta(self) -> timedelta:
+        return timedelta(seconds=self.execution_lease)
 
     @property
     def safe_database_url(self) -> str:

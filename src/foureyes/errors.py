@@ -126,11 +126,45 @@ class InvariantViolation(FoureyesError):
 
 
 class Unavailable(FoureyesError):
-    """Something foureyes depends on (the database, a platform) cannot serve now. Nothing
-    changed, unless the message says the outcome of a COMMIT is unknown: then reload."""
+    """Something foureyes depends on (the database, a platform) cannot serve now, and nothing
+    changed. (When something did, or may have, it is the subclass `OutcomeUnknown`.)"""
 
     status = 503
     slug = "unavailable"
+
+
+class OutcomeUnknown(Unavailable):
+    """A call that changed something, or may have, failed before it could say what it did:
+    the database failed during a COMMIT, or after the request was recorded (while carrying it
+    out, or reading it back). Never an answer that nothing changed. Carries `outcome:
+    "unknown"` and, whenever one is concerned, the `request_id` to look up; a submit is
+    retried safely only with the same idempotency key (a retry without one records a second
+    request)."""
+
+    slug = "outcome-unknown"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **{**details, "outcome": "unknown"})
+
+
+class RecordAltered(Unavailable):
+    """A store record that decisions or sign-ins read (a person's directory record, a token, a
+    console session, a step-up credential, an account's pins) is not what the audit log last
+    sealed for it: it was written outside foureyes (`foureyes.store.seals`). Nothing is decided
+    or signed in on it until it is restored, and security is alerted (`record_tampered`). What
+    it is about is kept in attributes (`record`, `staff`, `found`, `sealed`: digests), not in
+    `details`, which the API would show the caller."""
+
+    slug = "record-altered"
+
+    def __init__(
+        self, message: str, *, record: str, staff: str | None, found: str | None, sealed: str | None
+    ) -> None:
+        super().__init__(message)
+        self.record = record  # e.g. "foureyes:staff/e-3002"
+        self.staff = staff
+        self.found = found
+        self.sealed = sealed
 
 
 class ConnectorError(FoureyesError):

@@ -55,11 +55,12 @@ class Guard:
         database = Database(database_url)
         if migrate_schema:
             migrate.upgrade(database)
-        return cls(
-            operations.build_services(
-                database, connectors=connectors, clock=clock, oversight_groups=oversight_groups
-            )
+        services = operations.build_services(
+            database, connectors=connectors, clock=clock, oversight_groups=oversight_groups
         )
+        if migrate_schema:
+            operations.seal_records(services)  # once, on a store upgraded from before seals
+        return cls(services)
 
     def authenticate(self, token: str) -> Actor:
         return operations.authenticate(self.services, token)
@@ -71,9 +72,13 @@ class Guard:
     def submit(self, actor: Actor, submission: Submission) -> dict[str, Any]:
         """Record the request; carry it out at once if the policy allows it at once. Raises
         `Denied` (recorded) when the policy denies it. Returns the request view, with `data`
-        for a read carried out now."""
+        for a read carried out now. Once the request is recorded, a failure raises
+        `OutcomeUnknown` naming it: retry only with the same `Submission.idempotency_key`
+        (docs/idempotency.md)."""
         request_id, outcome = operations.submit_and_run(self.services, actor, submission)
-        view = operations.show_to(self.services, actor, request_id)
+        view = operations.show_after(
+            self.services, actor, request_id, f"request {request_id} was recorded"
+        )
         view["data"] = outcome.data if outcome is not None else None
         return view
 
@@ -90,11 +95,13 @@ class Guard:
         """Approve or deny the request with this digest (the one the reviewer was shown)."""
         given = ReviewInput(ReviewDecision(decision), digest, comment, step_up)
         operations.review(self.services, actor, request_id, given)
-        return operations.show_to(self.services, actor, request_id)
+        done = f"your review of request {request_id} was recorded"
+        return operations.show_after(self.services, actor, request_id, done)
 
     def cancel(self, actor: Actor, request_id: str, reason: str = "") -> dict[str, Any]:
         operations.cancel(self.services, actor, request_id, reason)
-        return operations.show_to(self.services, actor, request_id)
+        done = f"request {request_id} was cancelled"
+        return operations.show_after(self.services, actor, request_id, done)
 
     def undo(
         self,
@@ -102,10 +109,21 @@ class Guard:
         request_id: str,
         justification: str | None = None,
         params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        new_id = operations.undo(self.services, actor, request_id, justification, params)
-        operations.run_if_allowed(self.services, actor, new_id)
-        return operations.show_to(self.services, actor, new_id)
+        """Ask for the reverse of an executed request (as `submit`; with `idempotency_key`, a
+        retry answers the undo the first call made)."""
+        submitted, _ = operations.undo_run_or_replay(
+            self.services,
+            actor,
+            request_id,
+            justification,
+            params,
+            idempotency_key=idempotency_key,
+        )
+        new_id = submitted.request_id
+        return operations.show_after(self.services, actor, new_id, f"request {new_id} was recorded")
 
     def execute(self, actor: Actor, request_id: str) -> ExecutionOutcome | None:
         """Carry out an approved request now. An action whose answer is for its requester alone

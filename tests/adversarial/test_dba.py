@@ -17,7 +17,6 @@ from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
 from foureyes.workflow import integrity, operations
-from foureyes.workflow.execute import STALE_AFTER
 from foureyes.workflow.records import request_digest
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
@@ -395,7 +394,7 @@ def test_a_tampered_request_left_executing_is_not_reconciled(
         api, "UPDATE requests SET account_ref = 'chirp:president' WHERE id = :id", id=view["id"]
     )
     monkeypatch.setattr(chirp, "reconcile", must_not_ask)
-    api.world.clock.advance(seconds=STALE_AFTER.total_seconds() + 5)
+    api.world.clock.advance(seconds=api.world.services.execution_lease.total_seconds() + 5)
     assert view["id"] in operations.run_once(api.world.services).reconciled
     shown = api.show("e-4001", view["id"])
     assert shown["state"] == "failed"

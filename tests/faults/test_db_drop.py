@@ -3,9 +3,10 @@ and the server cuts it at an exact statement): the API answers a 503 `unavailabl
 500, not a hang), nothing is half-written (no state change without its event, no event without
 its change, `audit verify` passes), and the same call, retried, works.
 
-Cut points: the statement is never sent (the server rolls the transaction back), or the COMMIT is
-sent and its answer lost (it committed; the client cannot know, and is told so); the execution's
-result lost after the platform applied it (the request stays `executing` until reconciliation
+Cut points: the statement is never sent (the server rolls the transaction back: `unavailable`,
+nothing changed), or the COMMIT is sent and its answer lost (it committed; the client cannot
+know, and is told so: `outcome-unknown`, naming the request); the execution's result lost after
+the platform applied it (`outcome-unknown`: the request stays `executing` until reconciliation
 finds it done).
 """
 
@@ -26,7 +27,6 @@ from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, EventRow, RequestRow, ReviewRow
 from foureyes.workflow import operations
-from foureyes.workflow.execute import STALE_AFTER
 from tests.api.conftest import Api, assert_problem, make_settings
 from tests.faults.tcpproxy import TcpProxy
 from tests.worlds import make_world
@@ -86,8 +86,8 @@ def _snapshot(database: Database) -> dict[str, Any]:
     return {"counts": counts, "states": states}
 
 
-def _dropped(response: Any) -> None:
-    body = assert_problem(response, 503, "unavailable")
+def _dropped(response: Any, slug: str = "unavailable") -> None:
+    body = assert_problem(response, 503, slug)
     assert "Traceback" not in body["detail"]
 
 
@@ -114,21 +114,29 @@ def test_submit_cut_mid_transaction(
 
 
 @pytest.mark.parametrize(
-    ("cut", "mode", "after"),
+    ("cut", "mode", "after", "slug"),
     [
-        (rb"INSERT INTO reviews", "before", None),
-        (rb"INSERT INTO audit_events", "before", None),
-        (rb"COMMIT\x00", "before", rb"INSERT INTO reviews"),
+        (rb"INSERT INTO reviews", "before", None, "unavailable"),
+        (rb"INSERT INTO audit_events", "before", None, "unavailable"),
+        # The COMMIT never reached the server, but foureyes cannot know that: it lost the
+        # connection while committing, so the answer says the outcome is unknown.
+        (rb"COMMIT\x00", "before", rb"INSERT INTO reviews", "outcome-unknown"),
     ],
 )
 def test_review_cut_before_commit_changes_nothing(
-    api: Api, proxy: TcpProxy, database: Database, cut: bytes, mode: str, after: bytes | None
+    api: Api,
+    proxy: TcpProxy,
+    database: Database,
+    cut: bytes,
+    mode: str,
+    after: bytes | None,
+    slug: str,
 ) -> None:
     view = _pending(api)
     assert api.review(MEI, view["id"]).status_code == 200
     before = _snapshot(database)
     proxy.cut(cut, mode, after=after)
-    _dropped(api.review(SAM, view["id"], digest=view["digest"]))
+    _dropped(api.review(SAM, view["id"], digest=view["digest"]), slug)
     assert proxy.cuts == 1
     assert _snapshot(database) == before
     retried = api.review(SAM, view["id"], digest=view["digest"])
@@ -138,14 +146,17 @@ def test_review_cut_before_commit_changes_nothing(
 
 def test_review_whose_commit_answer_is_lost(api: Api, proxy: TcpProxy, database: Database) -> None:
     """The COMMIT reached the server and committed; its answer did not come back. The caller is
-    told the outcome is unknown (503); the review and its events are all there; a retry is
-    refused as a second review (409), and the request is approved once."""
+    told the outcome is unknown (503 `outcome-unknown`, naming the request); the review and its
+    events are all there; a retry is refused as a second review (409), and the request is
+    approved once."""
     view = _pending(api)
     assert api.review(MEI, view["id"]).status_code == 200
     before = _snapshot(database)
     proxy.cut(rb"COMMIT\x00", "reply", after=rb"INSERT INTO reviews")
-    body = assert_problem(api.review(SAM, view["id"], digest=view["digest"]), 503, "unavailable")
+    response = api.review(SAM, view["id"], digest=view["digest"])
+    body = assert_problem(response, 503, "outcome-unknown")
     assert "may have" in body["detail"]
+    assert body["request_id"] == view["id"]
     after = _snapshot(database)
     assert after["counts"]["reviews"] == before["counts"]["reviews"] + 1
     assert after["states"][view["id"]] == "approved"
@@ -165,13 +176,14 @@ def test_execution_result_lost_is_reconciled_once(
     world.review(MEI, view["id"])
     world.review(SAM, view["id"])
     proxy.cut(rb"UPDATE executions", "before")
-    _dropped(api.post(TOMAS, f"/v1/requests/{view['id']}/execute"))
+    lost = api.post(TOMAS, f"/v1/requests/{view['id']}/execute")
+    assert assert_problem(lost, 503, "outcome-unknown")["request_id"] == view["id"]
     assert proxy.cuts == 1
     assert operations.show(world.services, view["id"])["state"] == "executing"
     _snapshot(database)
     assert_problem(api.post(TOMAS, f"/v1/requests/{view['id']}/execute"), 409, "conflict")
 
-    world.clock.advance(seconds=(STALE_AFTER.total_seconds() + 5))
+    world.clock.advance(seconds=world.services.execution_lease.total_seconds() + 5)
     assert operations.run_once(world.services).reconciled == [view["id"]]
     assert operations.show(world.services, view["id"])["state"] == "executed"
     with database.transaction() as session:

@@ -1,8 +1,9 @@
 """The case `Idempotency-Key` exists for: a submit's COMMIT reaches PostgreSQL and commits, and
-its answer is lost (a TCP proxy drops it). The client is told the outcome is unknown (503); its
-retry with the same key answers the request that was made (200, `Idempotent-Replayed`) instead
-of making a second one. When the cut comes before the COMMIT, nothing was made and the retry
-makes the request (201)."""
+its answer is lost (a TCP proxy drops it). The client is told the outcome is unknown (503
+`outcome-unknown`, naming the request it may have recorded); its retry with the same key answers
+the request that was made (200, `Idempotent-Replayed`) instead of making a second one. When the
+COMMIT never reaches the server, foureyes cannot tell that either (the same answer); nothing was
+made (the id it named is 404), and the retry makes the request (201)."""
 
 # The proxied `api` and its `proxy` are test_db_drop's fixtures, imported here and passed to the
 # tests by name: ruff would call that a redefinition.
@@ -42,9 +43,10 @@ def test_a_retry_after_a_lost_commit_answer_finds_the_request(
     before = counts(database)
     proxy.cut(rb"COMMIT\x00", "reply", after=rb"INSERT INTO requests")
 
-    lost = assert_problem(submit_keyed(api, "retry-1"), 503, "unavailable")
+    lost = assert_problem(submit_keyed(api, "retry-1"), 503, "outcome-unknown")
 
-    assert "may have" in lost["detail"]
+    assert "may have been recorded" in lost["detail"]
+    assert lost["outcome"] == "unknown"
     assert proxy.cuts == 1
     made = counts(database)
     assert made[0] == before[0] + 1  # it did commit
@@ -52,6 +54,7 @@ def test_a_retry_after_a_lost_commit_answer_finds_the_request(
     assert retried.status_code == 200, retried.text
     assert retried.headers["Idempotent-Replayed"] == "true"
     assert retried.json()["state"] == "pending"
+    assert retried.json()["id"] == lost["request_id"]  # the one the answer named
     assert counts(database) == made  # and the retry made nothing more
 
 
@@ -61,9 +64,11 @@ def test_a_retry_after_a_cut_before_the_commit_makes_the_request(
     before = counts(database)
     proxy.cut(rb"COMMIT\x00", "before", after=rb"INSERT INTO requests")
 
-    assert_problem(submit_keyed(api, "retry-2"), 503, "unavailable")
+    # foureyes lost the connection while committing: it cannot know the COMMIT never arrived.
+    lost = assert_problem(submit_keyed(api, "retry-2"), 503, "outcome-unknown")
 
     assert counts(database) == before
+    assert api.get(TOMAS, f"/v1/requests/{lost['request_id']}").status_code == 404  # not made
     retried = submit_keyed(api, "retry-2")
     assert retried.status_code == 201, retried.text
     assert counts(database)[0] == before[0] + 1

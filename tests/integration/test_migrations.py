@@ -77,10 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0008_credential_cooldown"]
-    assert migrate.head() == "0008_credential_cooldown"
+    assert scripts.get_heads() == ["0009_execution_lease"]
+    assert migrate.head() == "0009_execution_lease"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0009_execution_lease",
         "0008_credential_cooldown",
         "0007_immutable_requests",
         "0006_undo_params",

@@ -94,6 +94,7 @@ def test_lookup_reports_the_declared_attributes(
         "user_type": "",
         "joined_rooms": 2,
         "devices": 2,
+        "threepids": [],
     }
 
 
@@ -121,7 +122,8 @@ def test_each_toggle_applies_once_and_its_undo_restores(
     user = synapse.fresh_user("toggle").user_id
     do = order(action, user)
     assert connector.preview(do) == {attribute: [False, True]}
-    assert connector.reconcile(do).applied is False
+    # Synapse keeps no record of which call changed a user: never credited by state.
+    assert connector.reconcile(do).applied is None
     done = connector.execute(do)
     assert done.summary == {
         "action": action,
@@ -129,7 +131,9 @@ def test_each_toggle_applies_once_and_its_undo_restores(
         "changes": {attribute: [False, True]},
     }
     assert synapse.user(user)[attribute] is True
-    assert connector.reconcile(do).applied is True
+    found = connector.reconcile(do)
+    assert found.applied is None  # the attribute shows it, but whose doing is it?
+    assert found.state[attribute] is True
     assert connector.preview(do) == {}
     # the same order again (a retry) applies nothing and says so
     again = connector.execute(do)
@@ -168,7 +172,7 @@ def test_deactivation_and_reactivation(synapse: Synapse, connector: SynapseConne
 
     reactivate = order("account.reactivate", dave.user_id)
     connector.execute(reactivate)
-    assert connector.reconcile(reactivate).applied is True
+    assert connector.reconcile(reactivate).applied is None
     assert synapse.user(dave.user_id)["deactivated"] is False
     # Synapse removed the password at deactivation; reactivation does not bring it back.
     assert synapse.login(dave.user_id, dave.password).status_code == 403
@@ -190,7 +194,7 @@ def test_erase_is_deactivation_with_erasure(synapse: Synapse, connector: Synapse
     assert connector.preview(erase) == {"erased": [False, True]}
     connector.execute(erase)
     assert synapse.user(erin)["erased"] is True
-    assert connector.reconcile(erase).applied is True
+    assert connector.reconcile(erase).applied is None
     assert connector.execute(erase).summary["already_applied"] is True
 
 
@@ -200,7 +204,7 @@ def test_logout_all_and_reset_password(synapse: Synapse, connector: SynapseConne
     logout = order("account.logout_all", frank.user_id)
     assert connector.preview(logout) == {"devices": [2, 0]}
     assert connector.execute(logout).summary["devices"] == 2
-    assert connector.reconcile(logout).applied is True
+    assert connector.reconcile(logout).applied is None
     assert connector.execute(logout).summary == {
         "action": "account.logout_all",
         "account": frank.user_id,
@@ -233,7 +237,7 @@ def test_login_as_returns_a_working_token_only_in_the_answer(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert whoami.json()["user_id"] == grace
-    assert connector.reconcile(impersonate).applied is None  # each call mints a new token
+    assert connector.reconcile(impersonate).applied is None
 
 
 def test_the_reads(synapse: Synapse, connector: SynapseConnector) -> None:
@@ -247,6 +251,7 @@ def test_the_reads(synapse: Synapse, connector: SynapseConnector) -> None:
     assert view.data is not None
     assert view.data["joined_rooms"] == 1
     assert view.data["displayname"] == heidi.user_id[1:].split(":")[0]
+    assert "threepids" not in view.data  # private: account.view reveals none
 
     rooms = connector.execute(order("account.list_rooms", heidi.user_id))
     assert rooms.summary["rooms"] == 1

@@ -164,7 +164,12 @@ _PROBLEM_DESCRIPTIONS = {
     409: "It changed under you: a stale state, a digest mismatch, a second review",
     413: "The request body is larger than 64 KiB",
     422: "Input foureyes cannot accept (unknown fields, a failing schema, a bad justification)",
-    503: "The store (or a platform) cannot serve now; nothing changed",
+    503: (
+        "`unavailable`: the store (or a platform) cannot serve now, and nothing changed; "
+        "`outcome-unknown`: something changed, or may have, before a failure (a request "
+        'recorded, a lost COMMIT): it carries `request_id` and `outcome: "unknown"`; look '
+        "the request up, or retry a submit with the same Idempotency-Key"
+    ),
 }
 
 

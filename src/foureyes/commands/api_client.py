@@ -3,9 +3,15 @@
 The staff commands (`foureyes request|review|…`) act only through the API, with the person's own
 token: they never hold the database or the credentials behind foureyes. Every failure becomes
 a `ServerError` (a `FoureyesError`, so `diagnosed` prints it as one line and exits 2): a
-problem+json answer as its title and detail (and, for a policy denial, the request and its
-rules), a connection error, a timeout or an answer that is not JSON as what happened and where.
-The token goes only into the `Authorization` header: never into a message.
+problem+json answer as its title and detail (and the request it names, and for a policy denial
+its rules), a connection error, a timeout or an answer that is not JSON as what happened and
+where. The token goes only into the `Authorization` header: never into a message.
+
+Every call that makes a request (a submit, an undo) sends an `Idempotency-Key`: the one given
+(`--idempotency-key`) or a fresh one. When its outcome is not known — no answer (a timeout, a
+dropped connection) or a 5xx (`outcome-unknown`: the request may be recorded) — the message
+says how to try again safely: the same command with `--idempotency-key <that key>`, which
+answers the request the first call made instead of making a second (docs/idempotency.md).
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ InsecureHttpOpt = Annotated[
 
 
 class ServerError(FoureyesError):
-    """The server refused the call, could not be reached, or answered something unreadable."""
+    """The server refused the call, could not be reached, or answered something unreadable.
+    `details["answered"]` is the HTTP status when the server answered (absent when it did not)."""
 
 
 def _one_line(text: str) -> str:
@@ -122,8 +129,7 @@ class Client:
 
     def submit(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         """`POST /v1/requests` with an `Idempotency-Key` (a fresh one unless given)."""
-        key = idempotency_key or str(uuid.uuid4())
-        return self._call("POST", "/v1/requests", json=body, headers={"Idempotency-Key": key})
+        return self._keyed("/v1/requests", body, idempotency_key)
 
     def list_requests(self, params: dict[str, Any]) -> dict[str, Any]:
         """`GET /v1/requests`: one page, `{"items", "next"}`."""
@@ -146,9 +152,12 @@ class Client:
         path = f"/v1/requests/{_segment(request_id)}/cancel"
         return self._call("POST", path, json={"reason": reason})
 
-    def undo(self, request_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """`POST /v1/requests/{id}/undo`: the new, reverse request."""
-        return self._call("POST", f"/v1/requests/{_segment(request_id)}/undo", json=body)
+    def undo(
+        self, request_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /v1/requests/{id}/undo` with an `Idempotency-Key` (a fresh one unless given):
+        the new, reverse request."""
+        return self._keyed(f"/v1/requests/{_segment(request_id)}/undo", body, idempotency_key)
 
     def execute(self, request_id: str) -> dict[str, Any]:
         """`POST /v1/requests/{id}/execute`: the request, with a read's `data` this once."""
@@ -163,6 +172,23 @@ class Client:
         return self._call("POST", f"/v1/alerts/{alert_id}/ack", json={"comment": comment})
 
     # --- the one place answers and failures are read ----------------------------------------
+
+    def _keyed(self, path: str, body: dict[str, Any], key: str | None) -> dict[str, Any]:
+        """POST `body` to `path` with an `Idempotency-Key` (`key`, or a fresh one); a failure
+        whose outcome is unknown says how to retry it safely, with that key."""
+        key = key or str(uuid.uuid4())
+        try:
+            return self._call("POST", path, json=body, headers={"Idempotency-Key": key})
+        except ServerError as exc:
+            answered = exc.details.get("answered")
+            if isinstance(answered, int) and answered < 500:
+                raise  # refused: nothing was made (or a denial, recorded and named)
+            raise ServerError(
+                f"{exc.message}; to try again safely, repeat the command with "
+                f"--idempotency-key {key} (it answers the request this call may have made "
+                "instead of making a second)",
+                **exc.details,
+            ) from None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -184,7 +210,8 @@ class Client:
             kind = response.headers.get("content-type", "no content type")
             raise ServerError(
                 f"the server at {self.where} answered {response.status_code} with {kind}, "
-                "not JSON: is it a foureyes server?"
+                "not JSON: is it a foureyes server?",
+                answered=response.status_code,
             ) from None
         if response.is_success and isinstance(body, dict):
             return body
@@ -200,22 +227,28 @@ def _diagnosis(status: int, body: Any, where: str) -> FoureyesError:
     """The error of a non-2xx answer: its problem's title and detail, and for a policy denial
     the recorded request and its rules."""
     if not isinstance(body, dict) or "detail" not in body:
-        return ServerError(f"the server at {where} answered {status} without a problem+json body")
+        return ServerError(
+            f"the server at {where} answered {status} without a problem+json body",
+            answered=status,
+        )
     title = _one_line(str(body.get("title") or status))
     detail = _one_line(str(body.get("detail")))
     message = f"{title}: {detail}"
+    request_id = body.get("request_id")
+    # The request the problem is about (a denial's, an outcome-unknown's), unless the detail
+    # already names it.
+    extra = [f"request {request_id}"] if request_id and str(request_id) not in detail else []
     decision = body.get("decision")
     if isinstance(decision, dict):
         rules = ", ".join(
             str(rule.get("id")) for rule in decision.get("rules", []) if isinstance(rule, dict)
         )
-        extra = [f"request {body['request_id']}"] if body.get("request_id") else []
         extra += [f"rules: {rules}"] if rules else []
-        if extra:
-            message += f" ({'; '.join(extra)})"
+    if extra:
+        message += f" ({'; '.join(extra)})"
     if status == 401:
         return Unauthenticated(message)
-    return ServerError(message)
+    return ServerError(message, answered=status)
 
 
 def connect(server: str, token: str | None, *, insecure_http: bool = False) -> Client:

@@ -71,6 +71,7 @@ def services_for(settings: Settings) -> Services:
         oversight_groups=frozenset(settings.access.oversight_groups),
         credential_cooldown=settings.step_up.cooldown_delta,
         policy_check=Budget(**settings.policy_check.model_dump()),
+        execution_lease=settings.execution_lease_delta,
     )
 
 

@@ -97,6 +97,20 @@ def _print_data(view: dict[str, Any]) -> None:
         out.print_json(json.dumps(view["data"], default=str))
 
 
+# Every submit and undo sends an Idempotency-Key; a failure whose outcome is unknown prints the
+# one it sent, to be given here on the retry (`foureyes.commands.api_client`).
+IdempotencyKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        help=(
+            "Send this Idempotency-Key (to retry a call safely: the one a failed call "
+            "printed); else a fresh one."
+        ),
+    ),
+]
+
+
 def request_cmd(
     action: Annotated[str, typer.Argument(help="e.g. account.deactivate")],
     account: Annotated[str, typer.Argument(help="e.g. chirp:president")],
@@ -105,13 +119,7 @@ def request_cmd(
     params_json: Annotated[str | None, typer.Option("--params-json")] = None,
     justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
     break_glass: Annotated[bool, typer.Option("--break-glass")] = False,
-    idempotency_key: Annotated[
-        str | None,
-        typer.Option(
-            "--idempotency-key",
-            help="Send this Idempotency-Key (to retry a submit safely); else a fresh one.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     insecure_http: InsecureHttpOpt = False,
 ) -> None:
@@ -237,13 +245,14 @@ def undo_cmd(
     token: TokenOpt = None,
     justification: Annotated[str | None, typer.Option("--justification", "-j")] = None,
     param: Annotated[list[str], typer.Option("--param", help="key=value")] = [],  # noqa: B006
+    idempotency_key: IdempotencyKeyOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Ask for the reverse of an executed request."""
     body = {"justification": justification, "params": _params(param, None)}
     with connect(server, token, insecure_http=insecure_http) as client:
-        view = client.undo(request_id, body)
+        view = client.undo(request_id, body, idempotency_key=idempotency_key)
     _print_request(view)
     _print_data(view)
 
@@ -360,6 +369,7 @@ def worker_cmd(
     services, _ = open_services(data_dir, None, authenticate=False)
     checkpoints = _checkpoint_schedule(data_dir)
     _check_role(services, data_dir, once=once, interval=interval)
+    operations.seal_records(services)  # once, on a store upgraded from before seals
     notify.announce(services.database)  # where notifications go: once, not on every pass
     while True:
         try:

@@ -284,6 +284,7 @@ def register(app: typer.Typer) -> None:
                 out.print(roles.owner_warning(services.database), markup=False, soft_wrap=True)
             with services.database.transaction() as session:
                 services.policy_in_force(session)  # Unavailable until `foureyes init`
+            operations.seal_records(services)  # once, on a store upgraded from before seals
             if demo:
                 _print_tokens(services, settings.data_dir)
             app = create_app(services, settings)

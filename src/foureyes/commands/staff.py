@@ -32,6 +32,7 @@ from foureyes.workflow import enrolment, operations
 from foureyes.workflow.credentials import DEVICE_KEY, WEBAUTHN, NewCredential
 from foureyes.workflow.services import Actor
 from foureyes.workflow.staff import TOKEN_PREFIX
+from foureyes.workflow.staff_import import ImportReport
 
 out = Console(highlight=False)
 staff_app = typer.Typer(no_args_is_help=True, help="The staff directory, tokens and step-up keys.")
@@ -43,20 +44,51 @@ def import_cmd(
     file: Annotated[Path, typer.Argument(help="The HR export (YAML or CSV).")],
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Apply an HR export: add, change, and terminate who is missing."""
+    """Apply an HR export: add, change, and terminate who is missing. Every change is shown,
+    logins moved between people and approving power gained are flagged (`!`)."""
     services = services_for(Settings.load(data_dir))
     report = operations.import_directory(services, load_directory(file))
+    for line in describe_import(report):
+        out.print(line, style=_STYLES.get(line[:1]), markup=False, soft_wrap=True)
+
+
+_STYLES = {"+": "green", "~": "yellow", "!": "bold red", "-": "red"}
+
+
+def describe_import(report: ImportReport) -> list[str]:
+    """What an import did, one line per change: `+` added, `~` changed (each field, logins
+    included, before → after), `!` a login moved to someone else or approving power gained,
+    `-` terminated; indented, the credentials ended and requests cancelled as a consequence."""
     if report.unchanged:
-        out.print("No changes.")
-    for staff_id in report.added:
-        out.print(f"[green]+[/] {staff_id}")
+        return ["No changes."]
+    lines = [f"+ {staff_id}" for staff_id in report.added]
     for staff_id, changes in report.changed.items():
         fields = ", ".join(f"{k}: {before!r} → {after!r}" for k, (before, after) in changes.items())
-        out.print(f"[yellow]~[/] {staff_id}: {fields}", markup=True)
-    for staff_id in report.terminated:
-        out.print(f"[red]-[/] {staff_id} terminated")
-    for request_id in report.cancelled_requests:
-        out.print(f"  cancelled request {request_id}")
+        lines.append(f"~ {staff_id}: {fields}")
+    for moved in report.moved:
+        groups = ", ".join(moved.gained_approver_groups)
+        power = f"approves as {moved.target} ({groups})" if groups else f"acts as {moved.target}"
+        lines.append(
+            f"! login {moved.identity} moved from {moved.source} to {moved.target}: whoever "
+            f"signs in as {moved.identity} now {power}"
+        )
+    for staff_id, gained in report.gained_approver.items():
+        lines.append(
+            f"! {staff_id} gained approving power ({', '.join(gained)}): "
+            "flagged to security (alert approver_gained)"
+        )
+    lines += [f"- {staff_id} terminated" for staff_id in report.terminated]
+    lines += [
+        f"  revoked token {token_id} (its login moved or was removed)"
+        for token_id in report.revoked_tokens
+    ]
+    if report.ended_sessions:
+        lines.append(
+            f"  ended {report.ended_sessions} console session(s) signed in with a login that "
+            "moved or was removed"
+        )
+    lines += [f"  cancelled request {request_id}" for request_id in report.cancelled_requests]
+    return lines
 
 
 @staff_app.command("list")

@@ -10,6 +10,10 @@ undo parameters) without changing anything; a refused or failed execution rolls 
 neither. Reads change nothing and record nothing, so reading again is always safe (and
 reconciling a read answers False: it must be done again to get its data).
 
+Reconciliation reads `chirp_applied` alone: the key's row is there exactly when its write
+committed, so its absence means "not applied", whatever the account looks like now (another
+request may have made the same change: docs/reconciliation.md).
+
 Private values (email, phone, messages, session tokens) go only into `ExecutionResult.data`
 (and a changed email's previous address into `ExecutionResult.undo_params`, for its undo);
 summaries and previews show email and phone redacted (`k***@mail.example`).
@@ -43,7 +47,6 @@ from foureyes.connectors.demo_catalog import (
     DEMO_ACCOUNT_ATTRIBUTES,
     DEMO_ACTIONS,
     PLATFORM,
-    STATUS_CHANGES,
     plan_change,
     redacted,
     undo_params,
@@ -66,7 +69,7 @@ from foureyes.connectors.memory import (
 )
 from foureyes.errors import BadInput, ConnectorError, NotFound, Unavailable
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration, utcnow
-from foureyes.policy.celtypes import CelType
+from foureyes.policy.catalog import Attribute
 from foureyes.store.database import Database
 
 RECENT_POSTS = 20
@@ -101,7 +104,7 @@ class DemoConnector(Connector):
     def actions(self) -> tuple[ActionSpec, ...]:
         return DEMO_ACTIONS
 
-    def account_attributes(self) -> Mapping[str, CelType]:
+    def account_attributes(self) -> Mapping[str, Attribute]:
         return DEMO_ACCOUNT_ATTRIBUTES
 
     def lookup(self, account_id: str) -> Account | None:
@@ -149,21 +152,32 @@ class DemoConnector(Connector):
         validate_order(self.action(order.action), order, chirp=True)
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
-        """True when the order's key was applied; else whether the account's state shows the
-        effect anyway (deactivate → status deactivated, …). Reads: False (do them again)."""
+        """From `chirp_applied` alone: True when the order's key was applied (with the summary
+        and undo parameters it answered), False when it was not. Never from the account's state:
+        an account locked by another request does not make this one applied. Reads: False (do
+        them again). A key recorded for another order: cannot tell (None)."""
         spec = self.action(order.action)
         with self.database.transaction() as session:
             row = session.get(ChirpAccountRow, order.account_id)
-            if row is None:
-                return Reconciliation(applied=False)
-            state = {"status": row.status}
+            state = {} if row is None else {"status": row.status}
             if spec.kind is ActionKind.READ:
                 return Reconciliation(applied=False, state=state)
             done = session.get(ChirpAppliedRow, order.idempotency_key)
-            if done is not None:
-                undo = None if done.undo_params is None else dict(done.undo_params)
-                return Reconciliation(applied=True, state=state, undo_params=undo)
-            return Reconciliation(applied=_present(session, row, order), state=state)
+            if done is None:
+                return Reconciliation(applied=False, state=state)
+            if (done.action, done.account_id) != (order.action, order.account_id):
+                return Reconciliation(
+                    applied=None,
+                    state=state,
+                    why=(
+                        f"{self.platform} recorded idempotency key {order.idempotency_key} for "
+                        f"{done.action} on {done.account_id}, not for this order"
+                    ),
+                )
+            undo = None if done.undo_params is None else dict(done.undo_params)
+            return Reconciliation(
+                applied=True, state=state, undo_params=undo, summary=dict(done.summary)
+            )
 
     def preview(self, order: ExecutionOrder) -> Mapping[str, Any]:
         """{attribute: [before, after]} with email and phone redacted; empty for reads and for a
@@ -423,21 +437,6 @@ def _replay(done: ChirpAppliedRow, order: ExecutionOrder) -> ExecutionResult:
         )
     undo = None if done.undo_params is None else dict(done.undo_params)
     return ExecutionResult(summary=dict(done.summary), undo_params=undo)
-
-
-def _present(session: Session, row: ChirpAccountRow, order: ExecutionOrder) -> bool:
-    """Whether a write's effect shows in the account's state (its key not being applied)."""
-    change = STATUS_CHANGES.get(order.action)
-    if change is not None:
-        return row.status == change.target
-    if order.action == "account.change_email":
-        return row.email.casefold() == str(order.params.get("email", "")).casefold()
-    if order.action == "account.reset_password":
-        return row.password_reset_pending and row.password_hash is None
-    found = session.scalars(
-        select(ChirpSessionRow.id).where(ChirpSessionRow.request_key == order.idempotency_key)
-    ).first()
-    return found is not None
 
 
 def _revoke_sessions(session: Session, account_id: str, now: datetime) -> int:

@@ -11,6 +11,13 @@ in-force tiers, so dropping a tier cannot empty an invariant), or that drops or 
 invariant in force or moves an account out of a tier one names (`analysis.check_update`), is
 refused when it is submitted, and again at execution; both checks run in a budgeted child
 process (`foureyes.policy.sandbox`).
+
+Exactly once, and reconciliation: each change is made in one transaction with a
+`governance_applied` row for its idempotency key (the request id). A repeat of the key answers
+that row's summary and changes nothing; reconciling a key answers from that row alone (and, for
+policy updates, the policy version the request made), never from whether a pin or a staff
+attribute happens to look changed: another request may have changed it
+(docs/reconciliation.md).
 """
 
 from __future__ import annotations
@@ -20,18 +27,24 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
 from foureyes.errors import BadInput, ConnectorError, Unavailable
 from foureyes.model import Account, ActionSpec
-from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Catalog
-from foureyes.policy.celtypes import CelType
+from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.policy.sandbox import Budget, check_policy
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import PinRow, PolicyVersionRow, StaffRow, WebAuthnCredentialRow
+from foureyes.store.tables import (
+    GovernanceAppliedRow,
+    PinRow,
+    PolicyVersionRow,
+    StaffRow,
+    WebAuthnCredentialRow,
+)
 from foureyes.workflow import enrolment
 from foureyes.workflow.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 
@@ -59,7 +72,9 @@ class GovernanceConnector(Connector):
     def actions(self) -> tuple[ActionSpec, ...]:
         return SELF_GOVERNING_ACTIONS
 
-    def account_attributes(self) -> Mapping[str, CelType]:
+    def account_attributes(self) -> Mapping[str, Attribute]:
+        # Its accounts (`foureyes:policy`, `foureyes:staff`, …) have no attributes; the values
+        # its actions carry are foureyes' own (policy texts, staff records, public keys).
         return {}
 
     def lookup(self, account_id: str) -> Account | None:
@@ -100,11 +115,18 @@ class GovernanceConnector(Connector):
         here: this process only reads the inputs and waits. Blocks the calling thread for up
         to the budget's wall-clock time, so call it off the event loop."""
         with self.database.transaction() as session:
-            people = [staff_from_row(session, row) for row in session.scalars(select(StaffRow))]
-            latest = session.scalar(
-                select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
-            )
-            in_force = None if latest is None else (latest.version, latest.text)
+            if self.services is not None:
+                # The people and the policy in force as the audit log sealed and installed
+                # them: the proof must not count people, or keep to invariants, that a
+                # database administrator wrote in (RecordAltered, Unavailable otherwise).
+                people = self.services.everyone(session)
+                in_force = self.services.policy_text_in_force(session)
+            else:
+                people = [staff_from_row(session, row) for row in session.scalars(select(StaffRow))]
+                latest = session.scalar(
+                    select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
+                )
+                in_force = None if latest is None else (latest.version, latest.text)
         violations = check_policy(text, in_force, people, self.policy_catalog, self.budget)
         if violations:
             raise BadInput(f"the proposed policy breaks an invariant: {violations[0]}")
@@ -120,6 +142,22 @@ class GovernanceConnector(Connector):
         return parse_policy(text, self.policy_catalog, file="proposed policy")
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
+        with self.database.transaction() as session:
+            done = session.get(GovernanceAppliedRow, order.idempotency_key)
+            if done is not None:
+                return _replay(done, order)
+        try:
+            return self._carry_out(order)
+        except IntegrityError:
+            # Another execution under the same key committed first (its record's key is
+            # unique): answer what it did; this one rolled back whole.
+            with self.database.transaction() as session:
+                done = session.get(GovernanceAppliedRow, order.idempotency_key)
+                if done is None:
+                    raise ConnectorError("conflicting change, try again", transient=True) from None
+                return _replay(done, order)
+
+    def _carry_out(self, order: ExecutionOrder) -> ExecutionResult:
         try:
             if order.action == "foureyes.policy.update":
                 return self._update_policy(order)
@@ -151,7 +189,9 @@ class GovernanceConnector(Connector):
                     created_at=datetime.now(UTC),
                 )
             )
-        return ExecutionResult({"version": version, "digest": policy.digest})
+            summary = {"version": version, "digest": policy.digest}
+            _record(session, order, summary)
+        return ExecutionResult(summary)
 
     def _pin(self, order: ExecutionOrder) -> ExecutionResult:
         account, pin = str(order.params["account"]), str(order.params["pin"])
@@ -169,7 +209,9 @@ class GovernanceConnector(Connector):
                 )
             elif not present and row is not None:
                 session.delete(row)
-        return ExecutionResult({"account": account, "pin": pin, "present": present})
+            summary = {"account": account, "pin": pin, "present": present}
+            _record(session, order, summary)
+        return ExecutionResult(summary)
 
     def _enrol_credential(self, order: ExecutionOrder) -> ExecutionResult:
         if self.services is None:
@@ -180,6 +222,7 @@ class GovernanceConnector(Connector):
             requester=order.requester,
             approvers=order.approvers,
             request_id=order.idempotency_key,
+            then=lambda session, summary: _record(session, order, summary),
         )
         return ExecutionResult(summary)
 
@@ -198,27 +241,52 @@ class GovernanceConnector(Connector):
                     before[key] = str(getattr(row, key))
                     setattr(row, key, value)
             row.updated_at = datetime.now(UTC)
-        return ExecutionResult({"staff": staff_id, "before": before})
+            summary = {"staff": staff_id, "before": before}
+            _record(session, order, summary)
+        return ExecutionResult(summary)
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
+        """From the record of the key alone (see the module docstring): True with the summary
+        it kept, False when there is none. A policy update is also found by the version it
+        made (versions carry their request id: those made before the record existed)."""
         with self.database.transaction() as session:
+            done = session.get(GovernanceAppliedRow, order.idempotency_key)
+            if done is not None:
+                if done.action != order.action:
+                    return Reconciliation(
+                        None, why=f"the key {done.idempotency_key} was used for {done.action}"
+                    )
+                return Reconciliation(True, summary=dict(done.summary))
             if order.action == "foureyes.policy.update":
-                found = session.scalar(
-                    select(PolicyVersionRow.version).where(
+                version = session.scalar(
+                    select(PolicyVersionRow).where(
                         PolicyVersionRow.request_id == order.idempotency_key
                     )
                 )
-                return Reconciliation(found is not None, {"version": found})
-            if order.action == "foureyes.account.pin":
-                row = session.get(PinRow, (order.params["account"], order.params["pin"]))
-                return Reconciliation((row is not None) == bool(order.params["present"]))
-            if order.action == ENROL_ACTION:
-                try:
-                    credential = NewCredential.from_params(order.params)
-                except BadInput:
-                    return Reconciliation(False)
-                return Reconciliation(stored(session, credential) is not None)
-        return Reconciliation(None)
+                if version is not None:
+                    summary = {"version": version.version, "digest": version.digest}
+                    return Reconciliation(True, summary=summary)
+        return Reconciliation(False)
+
+
+def _record(session: Session, order: ExecutionOrder, summary: Mapping[str, Any]) -> None:
+    """The key's record, in the transaction of its change."""
+    session.add(
+        GovernanceAppliedRow(
+            idempotency_key=order.idempotency_key,
+            action=order.action,
+            applied_at=datetime.now(UTC),
+            summary=dict(summary),
+        )
+    )
+
+
+def _replay(done: GovernanceAppliedRow, order: ExecutionOrder) -> ExecutionResult:
+    if done.action != order.action:
+        raise ConnectorError(
+            f"idempotency key {order.idempotency_key} was used for {done.action}", transient=False
+        )
+    return ExecutionResult(dict(done.summary))
 
 
 def install_first_policy(session: Session, text: str, catalog: Catalog, author: str) -> Policy:

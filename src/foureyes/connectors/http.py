@@ -24,9 +24,13 @@ Failures: timeouts, connection errors, 5xx and 429 are transient and retried a f
 a short, doubling back-off (`tries`, `backoff`) before foureyes' own lifecycle takes over; any
 other 4xx is a refusal and is never retried. Retrying a POST is safe because of the key.
 
-Reconciliation (after a crash during a call): an action with declared `effects` is applied when
-the account's attributes show them; otherwise the answer is "not applied", and the action is
-sent again under the same idempotency key, which the receiver answers without applying twice.
+Reconciliation (after an execution was interrupted mid-call) asks the receiver about the key,
+never the account: `GET {url}/actions/{idempotency_key}` answers `{"idempotency_key": …,
+"applied": true|false}` (with the first answer's `summary` and `undo_params` when true). Only
+that explicit answer counts; a receiver that does not answer it (404 from a receiver that has no
+such route, anything else) leaves the outcome unknown, and the request ends `failed` with the
+reason and an alert. Declared `effects` serve previews only: an account that shows them may
+show another request's change (docs/reconciliation.md, docs/webhooks.md).
 
 The HTTP plumbing here (`RetryPolicy`, `send`) is shared with the `synapse` connector.
 """
@@ -56,6 +60,7 @@ from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.memory import action_spec, check_params, settings_problem
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind, ActionSpec
+from foureyes.policy.catalog import Attribute, declared, parse_attribute
 from foureyes.policy.celtypes import (
     BOOL,
     DOUBLE,
@@ -67,7 +72,6 @@ from foureyes.policy.celtypes import (
     ListType,
     MapType,
     Nullable,
-    parse_type,
 )
 from foureyes.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
@@ -230,6 +234,10 @@ def secret_setting(settings: Mapping[str, Any], connector: str, key: str) -> str
 
 
 _STANDARD_ACTIONS = {spec.name: spec for spec in DEMO_ACTIONS}
+_NO_KEY_RECORD = (
+    "keeps no record of idempotency keys that foureyes can ask (GET /actions/{key} answered "
+    "404), so whether this request was applied cannot be told"
+)
 
 
 class HttpConnector(Connector):
@@ -244,7 +252,7 @@ class HttpConnector(Connector):
         *,
         platform: str,
         actions: Sequence[ActionSpec],
-        attributes: Mapping[str, CelType],
+        attributes: Mapping[str, Attribute | CelType],
         effects: Mapping[str, Mapping[str, Any]] | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
@@ -258,7 +266,8 @@ class HttpConnector(Connector):
         self._by_name = {spec.name: spec for spec in self._actions}
         if len(self._by_name) != len(self._actions):
             raise BadInput(f"connector {platform}: an action is declared twice")
-        self._attributes = dict(attributes)
+        # A bare type declares a private attribute (fail closed: `declared`).
+        self._attributes = {name: declared(entry) for name, entry in attributes.items()}
         self._effects = {name: dict(values) for name, values in (effects or {}).items()}
         for name, values in self._effects.items():
             if name not in self._by_name:
@@ -290,7 +299,7 @@ class HttpConnector(Connector):
     def actions(self) -> tuple[ActionSpec, ...]:
         return self._actions
 
-    def account_attributes(self) -> Mapping[str, CelType]:
+    def account_attributes(self) -> Mapping[str, Attribute]:
         return self._attributes
 
     def lookup(self, account_id: str) -> Account | None:
@@ -354,21 +363,49 @@ class HttpConnector(Connector):
         )
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
-        """Reads: not applied (do them again). Writes with declared effects: applied when the
-        account shows them. Other writes: not applied, so the order is sent again under the
-        same idempotency key, which the receiver answers without applying it twice."""
+        """Reads: not applied (do them again). Writes: what the receiver's record of the key
+        says, `GET {url}/actions/{key}` (see the module docstring): True or False only from its
+        explicit `applied`, else cannot tell (None, saying why). ConnectorError(transient=True)
+        when it cannot be asked now."""
         spec = self.action(order.action)
         if spec.kind is ActionKind.READ:
             return Reconciliation(applied=False)
-        attributes = self._get_attributes(order.account_id)
-        if attributes is None:
+        key = order.idempotency_key
+        url = f"{self.url}/actions/{quote(key, safe='')}"
+        response = send(
+            self._client,
+            "GET",
+            url,
+            who=self._who,
+            retry=self.retry,
+            sleep=self._sleep,
+            headers=lambda: {SIGNATURE_HEADER: self._sign("GET", url, b"")},
+        )
+        try:
+            answer = self._answer(response, f"the record of idempotency key {key}")
+        except ConnectorError as exc:
+            if exc.transient:
+                raise
+            return Reconciliation(applied=None, why=exc.message)
+        if answer is None:
+            return Reconciliation(applied=None, why=f"{self._who} {_NO_KEY_RECORD}")
+        applied = answer.get("applied")
+        if answer.get("idempotency_key") != key or not isinstance(applied, bool):
+            return Reconciliation(
+                applied=None,
+                why=(
+                    f"{self._who} answered GET /actions/{{key}} without "
+                    '{"idempotency_key": <this key>, "applied": true|false}'
+                ),
+            )
+        if not applied:
             return Reconciliation(applied=False)
-        state = dict(attributes)
-        effects = self._effects.get(order.action)
-        if not effects:
-            return Reconciliation(applied=False, state=state)
-        present = all(attributes.get(key) == value for key, value in effects.items())
-        return Reconciliation(applied=present, state=state)
+        summary, undo = answer.get("summary"), answer.get("undo_params")
+        return Reconciliation(
+            applied=True,
+            summary=dict(summary) if isinstance(summary, Mapping) else None,
+            undo_params=dict(undo) if isinstance(undo, Mapping) else None,
+        )
 
     def validate(self, order: ExecutionOrder) -> None:
         try:
@@ -420,14 +457,14 @@ class HttpConnector(Connector):
                 transient=False,
             )
         attributes: dict[str, Any] = {}
-        for name, kind in self._attributes.items():
+        for name, declaration in self._attributes.items():
             if name not in reported:
                 raise ConnectorError(
                     f"{self._who} did not report the declared attribute {name!r}",
                     transient=False,
                 )
             try:
-                attributes[name] = coerce(reported[name], kind)
+                attributes[name] = coerce(reported[name], declaration.type)
             except (TypeError, ValueError) as exc:
                 raise ConnectorError(
                     f"{self._who} reported attribute {name!r} as {exc}", transient=False
@@ -535,8 +572,10 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
     `secret_file` or `secret_env`), `actions` (each the name of a standard action, e.g.
     `"account.suspend"`, with the same meaning as on the demo platform, or a table {name, kind,
     reversible_by, irreversible, reveals_private, params, description}), `attributes` ({name:
-    type}, e.g. `followers = "int"`), and optionally `effects` ({action: {attribute: value}}),
-    `timeout` (seconds, 10), `tries` (3), `backoff` (seconds, 0.25), `max_delay` (2)."""
+    type or {type, sensitivity, redacted_as}}, e.g. `followers = {type = "int", sensitivity =
+    "public"}`; one whose sensitivity is not declared is private: `parse_attribute`), and
+    optionally `effects` ({action: {attribute: value}}, for previews), `timeout` (seconds, 10),
+    `tries` (3), `backoff` (seconds, 0.25), `max_delay` (2)."""
     del context  # everything is on the other side of the webhook
     problem = settings_problem(settings, _SETTINGS)
     if problem:
@@ -544,11 +583,11 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
     entries = settings.get("actions")
     if not isinstance(entries, list) or not entries:
         raise BadInput(f"connector {name}: actions must list at least one action")
-    declared = settings.get("attributes", {})
-    if not isinstance(declared, Mapping):
+    written = settings.get("attributes", {})
+    if not isinstance(written, Mapping):
         raise BadInput(f"connector {name}: attributes must be a table of name = type")
     try:
-        attributes = {str(key): parse_type(str(kind)) for key, kind in declared.items()}
+        attributes = {str(key): parse_attribute(spec) for key, spec in written.items()}
     except ValueError as exc:
         raise BadInput(f"connector {name}: attributes: {exc}") from None
     effects = settings.get("effects")

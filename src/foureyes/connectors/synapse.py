@@ -18,8 +18,12 @@ without calling Synapse again. A retried call (ours after a timeout, or the life
 the same request id) therefore never applies twice. Three writes have no such state: a password
 reset sets another random password and signs out every device again (the same effect, so
 repeating it is harmless); signing out everywhere finds no devices left; `account.login_as` mints
-a new token on every call, so it is retried only when the call cannot have reached Synapse, and
-reconciling it answers "cannot tell".
+a new token on every call, so it is retried only when the call cannot have reached Synapse.
+
+Reconciliation: Synapse keeps no record of which call made a change, so after an interrupted
+write foureyes cannot tell whether *this* request applied it (the user's state may be another
+request's doing): every write reconciles as "cannot tell", and the request ends `failed` with
+that reason and an alert, for a person to check the homeserver (docs/reconciliation.md).
 
 Errors are translated in one place (`_translate`): 404 / `M_NOT_FOUND` → NotFound; 429
 (`M_LIMIT_EXCEEDED`), 5xx, timeouts and connection failures → transient, retried a few times
@@ -73,7 +77,8 @@ from foureyes.connectors.http import (
 from foureyes.connectors.memory import check_params, int_setting, settings_problem
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration
-from foureyes.policy.celtypes import BOOL, INT, STRING, TIMESTAMP, CelType
+from foureyes.policy.catalog import Attribute, RedactedAs, private, public
+from foureyes.policy.celtypes import BOOL, INT, STRING, TIMESTAMP, ListType
 
 PLATFORM = "matrix"
 ADMIN = "/_synapse/admin"
@@ -84,19 +89,26 @@ _MXID = re.compile(r"^@[^:\s/]+:[^\s/]+$")
 _ROOM_ID = r"^![!-~]+$"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NOBODY_KNOWS = "replaced by a random one nobody knows"
+# Why an interrupted write cannot be reconciled (the failed request's reason says it).
+NO_RECORD = (
+    "Synapse keeps no record of which request made a change (its admin API takes no "
+    "idempotency key), so the user's state cannot tell whether this request was applied"
+)
 _WAS_IN = frozenset({"join", "leave", "ban"})
 
-SYNAPSE_ACCOUNT_ATTRIBUTES: dict[str, CelType] = {
-    "deactivated": BOOL,
-    "erased": BOOL,
-    "locked": BOOL,
-    "suspended": BOOL,
-    "shadow_banned": BOOL,
-    "admin": BOOL,
-    "user_type": STRING,  # "" for an ordinary user; else Synapse's type (`bot`, `support`)
-    "creation_ts": TIMESTAMP,
-    "joined_rooms": INT,
-    "devices": INT,
+SYNAPSE_ACCOUNT_ATTRIBUTES: dict[str, Attribute] = {
+    "deactivated": public(BOOL),
+    "erased": public(BOOL),
+    "locked": public(BOOL),
+    "suspended": public(BOOL),
+    "shadow_banned": public(BOOL),
+    "admin": public(BOOL),
+    "user_type": public(STRING),  # "" for an ordinary user; else Synapse's type (`bot`, …)
+    "creation_ts": public(TIMESTAMP),
+    "joined_rooms": public(INT),
+    "devices": public(INT),
+    # The user's third-party ids (email addresses, phone numbers): personal data.
+    "threepids": private(ListType(STRING), RedactedAs.EMAIL),
 }
 
 # --- the catalog -------------------------------------------------------------------------------
@@ -267,7 +279,7 @@ class SynapseConnector(Connector):
     def actions(self) -> tuple[ActionSpec, ...]:
         return SYNAPSE_ACTIONS
 
-    def account_attributes(self) -> Mapping[str, CelType]:
+    def account_attributes(self) -> Mapping[str, Attribute]:
         return SYNAPSE_ACCOUNT_ATTRIBUTES
 
     def lookup(self, account_id: str) -> Account | None:
@@ -300,22 +312,23 @@ class SynapseConnector(Connector):
         return self._login_as(order, user)
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
-        """Whether the order's effect shows in the user's state now. Reads, and password
-        resets (repeating one is harmless): not applied, so they run again. `login_as`:
-        cannot tell (None: each call mints a new token)."""
+        """Reads: not applied (they changed nothing; they run again). Writes: cannot tell
+        (None). Synapse keeps no record of foureyes' idempotency keys, and the user's state
+        says nothing about which call made it: a user locked now may have been locked by another
+        request, by an admin in another tool, or by a module, and a password reset or a
+        sign-out everywhere leaves no trace of who did it. The state is read for the log only
+        (left out if the homeserver cannot answer: it decides nothing)."""
         spec = self.action(order.action)
-        user = self._user(order.account_id) if self._is_local(order.account_id) else None
-        if user is None:
+        if spec.kind is ActionKind.READ:
             return Reconciliation(applied=False)
-        state = self._attributes(user)
-        toggle = _WRITES.get(order.action)
-        if toggle is not None:
-            return Reconciliation(applied=state[toggle.attribute] is toggle.target, state=state)
-        if order.action == "account.logout_all":
-            return Reconciliation(applied=state["devices"] == 0, state=state)
-        if spec.kind is ActionKind.READ or order.action == "account.reset_password":
-            return Reconciliation(applied=False, state=state)
-        return Reconciliation(applied=None, state=state)
+        state: dict[str, Any] = {}
+        try:
+            user = self._user(order.account_id) if self._is_local(order.account_id) else None
+        except (ConnectorError, NotFound):
+            user = None
+        if user is not None:
+            state = self._attributes(user)
+        return Reconciliation(applied=None, state=state, why=NO_RECORD)
 
     def validate(self, order: ExecutionOrder) -> None:
         """BadInput for an unknown action, parameters that do not fit its schema, or an account
@@ -381,7 +394,8 @@ class SynapseConnector(Connector):
             "displayname": user.get("displayname"),
             "avatar_url": user.get("avatar_url"),
             "is_guest": bool(user.get("is_guest")),
-            **state,
+            # The profile and status: `account.view` reveals no private attribute (threepids).
+            **{k: v for k, v in state.items() if not SYNAPSE_ACCOUNT_ATTRIBUTES[k].private},
             "creation_ts": state["creation_ts"].isoformat(),
         }
         return ExecutionResult(summary=summary, data=data)
@@ -553,6 +567,7 @@ class SynapseConnector(Connector):
             "creation_ts": _timestamp(user.get("creation_ts")),
             "joined_rooms": len(self._joined_rooms(account_id)),
             "devices": int(devices.get("total", len(devices.get("devices", [])))),
+            "threepids": _threepids(user.get("threepids")),
         }
 
     # --- the one place that talks to Synapse -----------------------------------------------------
@@ -637,6 +652,17 @@ def _timestamp(value: Any, *, millis: bool = False) -> datetime:
         return _EPOCH
     seconds = value / 1000 if millis or value > 100_000_000_000 else value
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _threepids(value: Any) -> list[str]:
+    """The addresses of Synapse's `threepids` (`[{"medium": "email", "address": …}, …]`)."""
+    if not isinstance(value, list):
+        return []
+    return [
+        str(entry["address"])
+        for entry in value
+        if isinstance(entry, Mapping) and isinstance(entry.get("address"), str)
+    ]
 
 
 _SETTINGS = (

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from foureyes.console.sessions import SignInRequired, login_url
 from foureyes.console.templating import render
-from foureyes.errors import FoureyesError
+from foureyes.errors import FoureyesError, OutcomeUnknown
 
 __all__ = ["install_console_errors", "is_console"]
 
@@ -38,11 +38,20 @@ def _title(status: int) -> str:
         return "Error"
 
 
-def error_page(request: Request, status: int, detail: str, *, slug: str = "") -> Response:
+def error_page(
+    request: Request, status: int, detail: str, *, slug: str = "", request_id: str | None = None
+) -> Response:
+    """The error page; `request_id` (an outcome-unknown's request) is linked."""
     return render(
         request,
         "error.html",
-        {"status": status, "title": _title(status), "detail": detail, "slug": slug},
+        {
+            "status": status,
+            "title": _title(status),
+            "detail": detail,
+            "slug": slug,
+            "request_id": request_id,
+        },
         status_code=status,
     )
 
@@ -54,7 +63,15 @@ def _foureyes(original: Handler) -> Handler:
         if isinstance(exc, SignInRequired):
             return RedirectResponse(login_url(exc.next_url), status_code=303)
         assert isinstance(exc, FoureyesError)
-        response = error_page(request, exc.status, exc.message, slug=exc.slug)
+        # The request an outcome-unknown is about is linked: look there before trying again.
+        request_id = exc.details.get("request_id") if isinstance(exc, OutcomeUnknown) else None
+        response = error_page(
+            request,
+            exc.status,
+            exc.message,
+            slug=exc.slug,
+            request_id=request_id if isinstance(request_id, str) else None,
+        )
         retry = exc.details.get("retry_after")
         if isinstance(retry, int):
             response.headers["Retry-After"] = str(retry)

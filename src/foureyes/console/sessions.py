@@ -4,9 +4,11 @@ The browser holds a random secret in the cookie `foureyes_session` (HttpOnly, Se
 SameSite=Lax, path /); the store keeps only its SHA-256, the person, the identity and how they
 signed in. Every request re-checks that the session is known, not expired (idle for
 `IDLE_TIMEOUT` or older than `MAX_AGE`), that the person may still act today (terminated,
-suspended or outside their contract ends it) and, for a token sign-in, that the token is still
-valid; otherwise the session row is deleted and the browser is sent to sign in again. A session
-ended because its person may no longer act or its token was revoked is a dead credential in
+suspended or outside their contract ends it), that the login it signed in as is still theirs
+(an HR import that moves or removes a login ends its sessions at once, and this catches one
+opened meanwhile) and, for a token sign-in, that the token is still valid; otherwise the session
+row is deleted and the browser is sent to sign in again. A session ended because its person may
+no longer act, its login is no longer theirs or its token was revoked is a dead credential in
 use: in the same transaction it raises an alert with its audit event, at most once per
 credential per hour (`foureyes.workflow.dead_credentials`). Expiry and idleness do not: they
 are a browser left open, not evidence.
@@ -22,18 +24,18 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import delete
+from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from foureyes.api.auth import ServicesDep
-from foureyes.errors import DeadCredential, FoureyesError
-from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import ConsoleSessionRow, StaffRow, TokenRow
+from foureyes.errors import DeadCredential, FoureyesError, NotFound, RecordAltered
+from foureyes.store import seals
+from foureyes.store.tables import ConsoleSessionRow, TokenRow
 from foureyes.workflow import dead_credentials
 from foureyes.workflow.records import record
 from foureyes.workflow.services import Actor, Services
@@ -144,10 +146,14 @@ def current_session(request: Request, services: Services) -> ConsoleSession | No
         return None
     with services.database.transaction() as session:
         now = services.clock()
-        row = session.get(ConsoleSessionRow, _sha256(secret))
-        if row is None:
+        read = session.execute(_SESSION, {"id": _sha256(secret)}).one_or_none()
+        if read is None:
             return None
-        actor, dead = _still_valid(session, row, now)
+        row = read[0]
+        try:
+            actor, dead = _still_valid(services, session, read, now)
+        except RecordAltered:  # the session, its person or its token: not as the log sealed
+            actor, dead = None, None  # (reported by `services.checked`: an alert follows)
         if actor is None:
             session.delete(row)
             if dead is not None:
@@ -163,24 +169,48 @@ def current_session(request: Request, services: Services) -> ConsoleSession | No
     return found
 
 
+# A session with its latest seal, and a token with its own (`foureyes.store.seals`): each
+# read in one statement, so one snapshot on PostgreSQL too.
+_SESSION = select(ConsoleSessionRow, seals.session_seal(ConsoleSessionRow.id).label("seal")).where(
+    ConsoleSessionRow.id == bindparam("id")
+)
+_TOKEN = select(TokenRow, seals.token_seal(TokenRow.id).label("seal")).where(
+    TokenRow.id == bindparam("id")
+)
+
+
 def _still_valid(
-    session: Session, row: ConsoleSessionRow, now: datetime
+    services: Services, session: Session, found: Row[Any], now: datetime
 ) -> tuple[Actor | None, DeadCredential | None]:
     """The session's person if it is still good; else None, with the dead credential when the
-    reason is evidence (its person may not act, its token was revoked)."""
+    reason is evidence (its person may not act, its token was revoked). RecordAltered when the
+    session, its person's record or its token is not what the audit log last sealed."""
+    row: ConsoleSessionRow = found[0]
+    services.checked(
+        seals.ref(seals.SESSION, row.id),
+        seals.session_digest(row),
+        found.seal,
+        staff=row.staff_id,
+        what="this console session",
+    )
     if row.expires_at <= now or now - row.last_seen_at >= IDLE_TIMEOUT:
         return None, None
-    staff_row = session.get(StaffRow, row.staff_id)
-    if staff_row is None:
+    try:
+        person = services.staff(session, row.staff_id)
+    except NotFound:
         return None, None
-    person = staff_from_row(session, staff_row)
     # The credential the session stands for: the token it was opened with, else the login.
     credential = f"token:{row.token_id}" if row.token_id else f"{row.method}:{row.identity}"
     problem = person.floor_problem(now.date())
     if problem is not None:
         return None, DeadCredential(problem, staff=person.id, credential=credential, reason=problem)
+    if row.identity not in person.identities:
+        # The login it signed in as was moved or removed (the import ended the session; this
+        # holds for one opened while the import ran, or a login row changed behind its back).
+        reason = "login no longer theirs"
+        return None, DeadCredential(reason, staff=person.id, credential=credential, reason=reason)
     if row.token_id is not None:
-        token = session.get(TokenRow, row.token_id)
+        token = _sealed_token(services, session, row.token_id)
         if token is not None and token.revoked_at is not None:
             dead = DeadCredential(
                 "revoked", staff=person.id, credential=credential, reason="revoked"
@@ -188,7 +218,30 @@ def _still_valid(
             return None, dead
         if token is None or (token.expires_at is not None and token.expires_at <= now):
             return None, None
-    return Actor(staff=person, identity=row.identity), None
+    return Actor(staff=person, identity=row.identity, credential=credential), None
+
+
+def _sealed_token(services: Services, session: Session, token_id: str) -> TokenRow | None:
+    """The token a session was opened with, checked against its seal (None if it is gone)."""
+    found = session.execute(_TOKEN, {"id": token_id}).one_or_none()
+    if found is None:
+        return None
+    token: TokenRow = found[0]
+    services.checked(
+        seals.ref(seals.TOKEN, token.id),
+        seals.token_digest(
+            token.id,
+            staff=token.staff_id,
+            identity=token.identity,
+            secret_sha256=token.secret_sha256,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+        ),
+        found.seal,
+        staff=token.staff_id,
+        what=f"token {token.id}",
+    )
+    return token
 
 
 def console_actor(request: Request, services: ServicesDep) -> Actor:

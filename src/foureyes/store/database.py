@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from foureyes.errors import BadInput, Unavailable
+from foureyes.errors import BadInput, OutcomeUnknown, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,12 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One atomic unit of work. Raises Unavailable if the database fails or the connection
-        to it is lost: before the COMMIT nothing was changed (the server rolls back); during
-        the COMMIT the outcome is unknown, and the message says so. (Either message only
-        speaks for this transaction: a call made of several may have committed an earlier one,
-        hence "reload".) The driver's message goes to the log only (it can name hosts)."""
+        to it is lost before the COMMIT (nothing was changed: the server rolls back), and its
+        subclass OutcomeUnknown if that happens during the COMMIT (it may have committed).
+        Either speaks for this transaction only: a call made of several, which committed an
+        earlier one, must answer a later failure as OutcomeUnknown itself
+        (`foureyes.workflow.outcome`). The driver's message goes to the log only (it can
+        name hosts)."""
         with self._unit(self._sessions()) as session:
             yield session
 
@@ -149,7 +151,7 @@ def _unavailable(exc: OperationalError | InterfaceError, *, committing: bool) ->
     reason = text.splitlines()[0] if text else type(exc).__name__
     log.warning("database failure%s: %s", " during COMMIT" if committing else "", reason)
     if committing:
-        return Unavailable(
+        return OutcomeUnknown(
             "the connection to the database was lost during the commit: the change may "
             "have been made; reload before trying again"
         )

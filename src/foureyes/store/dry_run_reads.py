@@ -30,9 +30,10 @@ from sqlalchemy import type_coerce as as_json_of
 from sqlalchemy.engine import make_url
 
 from foureyes.errors import BadInput, Unavailable
+from foureyes.store import seals
 from foureyes.store.database import PG_CONNECT_DEFAULTS, Database
 from foureyes.store.queries import TOKEN_AND_PERSON
-from foureyes.store.tables import IdentityRow, PinRow, PolicyVersionRow, StaffRow
+from foureyes.store.tables import PolicyVersionRow
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class DryRunReads:
     pins: frozenset[str]
     policy_version: int | None
     account: Mapping[str, Any] | None
+    # The pins' latest seal (`foureyes.store.seals`), read with them.
+    pins_seal: Any = None
 
 
 def dry_run_statement(
@@ -66,21 +69,12 @@ def dry_run_statement(
     JSON, aggregated by the database (`json_agg`/`json_build_object` on PostgreSQL,
     `json_group_array`/`json_object` on SQLite)."""
     postgres = dialect == "postgresql"
-    aggregate = func.json_agg if postgres else func.json_group_array
-    identities = (
-        select(as_json_of(aggregate(IdentityRow.identity), JSON))
-        .where(IdentityRow.staff_id == StaffRow.id)
-        .scalar_subquery()
-    )
-    pins = (
-        select(as_json_of(aggregate(PinRow.pin), JSON))
-        .where(PinRow.account_ref == bindparam("account_ref"))
-        .scalar_subquery()
-    )
+    # The token, its person and their identities, with the seals of both: TOKEN_AND_PERSON.
+    pins, pins_seal = seals.pins_columns(bindparam("account_ref"))
     version = select(func.max(PolicyVersionRow.version)).scalar_subquery()
     columns: list[ColumnElement[Any]] = [
-        identities.label("identities"),
         pins.label("pins"),
+        pins_seal.label("pins_seal"),
         version.label("policy_version"),
     ]
     if lookup is not None:
@@ -107,6 +101,7 @@ def reads_of(row: Any | None) -> DryRunReads:
         pins=frozenset(row.pins or ()),
         policy_version=row.policy_version,
         account=account,
+        pins_seal=row.pins_seal,
     )
 
 

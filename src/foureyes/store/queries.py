@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from foureyes.model import Staff
+from foureyes.store import seals
 from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
 
 
@@ -37,27 +38,21 @@ def staff_from_record(record: Any, identities: Iterable[str]) -> Staff:
     )
 
 
-# A token with its person's directory record (the columns `staff_from_record` reads), by the
-# bind parameter `token_id`; and a person's identities, by `staff_id`. Built once: every API
-# call checks a token, and building a statement costs more than running it.
+# A token with its person's directory record (the columns `staff_from_record` reads), the
+# person's identities (a JSON array) and the latest seals of both (`foureyes.store.seals`), by
+# the bind parameter `token_id`: one statement, so one snapshot on PostgreSQL too. And a
+# person's identities, by `staff_id`. Built once: every API call checks a token, and building
+# a statement costs more than running it.
 TOKEN_AND_PERSON = (
     select(
         TokenRow.secret_sha256,
         TokenRow.revoked_at,
         TokenRow.expires_at,
         TokenRow.identity.label("token_identity"),
-        StaffRow.id,
-        StaffRow.name,
-        StaffRow.email,
-        StaffRow.groups,
-        StaffRow.employment,
-        StaffRow.vendor,
-        StaffRow.region,
-        StaffRow.manager,
-        StaffRow.starts,
-        StaffRow.ends,
-        StaffRow.status,
-        StaffRow.attributes,
+        *seals.PERSON_COLUMNS,
+        seals.identities_of_person().label("identities"),
+        seals.token_seal(TokenRow.id).label("token_seal"),
+        seals.staff_seal().label("staff_seal"),
     )
     .join(StaffRow, StaffRow.id == TokenRow.staff_id)
     .where(TokenRow.id == bindparam("token_id"))

@@ -172,6 +172,20 @@ class PolicyVersionRow(Base):
     created_at: Mapped[datetime]
 
 
+class GovernanceAppliedRow(Base):
+    """One carried-out foureyes action (`foureyes.policy.update`, `.account.pin`,
+    `.staff.update`, `.staff.enrol_credential`) by idempotency key (the request id), inserted
+    in the same transaction as the change: the governance connector's record, which answers a
+    repeat and reconciliation (`connectors.governance`)."""
+
+    __tablename__ = "governance_applied"
+
+    idempotency_key: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action: Mapped[str] = mapped_column(String(100))
+    applied_at: Mapped[datetime]
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class PinRow(Base):
     """foureyes' own marks on an account (`protected`, `watchlist`, ...)."""
 
@@ -259,7 +273,12 @@ class ReviewRow(Base):
 
 
 class ExecutionRow(Base):
-    """One attempt to carry out a request on its platform (idempotency key = request id)."""
+    """One attempt to carry out a request on its platform (idempotency key = request id).
+
+    `lease_until`: while the attempt is unfinished, the process carrying it out holds it until
+    then, and renews it while the platform call runs (`workflow.lease`); only once it has
+    lapsed may reconciliation take the attempt over (`outcome` "taken_over", and the lease is
+    the reconciler's)."""
 
     __tablename__ = "executions"
 
@@ -270,6 +289,7 @@ class ExecutionRow(Base):
     finished_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    lease_until: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("request_id", "attempt"),)
 

@@ -29,10 +29,11 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from webauthn.helpers import decode_credential_public_key
 
 from foureyes.errors import BadInput, Conflict, Forbidden, StepUpFailed
+from foureyes.store import seals
 from foureyes.store.tables import StepUpKeyRow, WebAuthnCredentialRow
 
 ENROL_ACTION = "foureyes.staff.enrol_credential"
@@ -150,9 +151,32 @@ def enrolment_challenge(credential: NewCredential) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+def altered(row: StepUpKeyRow | WebAuthnCredentialRow) -> bool:
+    """Whether the credential's row is not what the audit log last sealed for it (a key
+    written in, un-revoked, given another owner or an earlier `counts_from` behind foureyes'
+    back: `foureyes.store.seals`). Read again once before saying so: a revocation may have
+    committed between reading the row and its seal."""
+    session = object_session(row)
+    if session is None:
+        return True
+    subject = seals.credential_ref(row)
+    for attempt in (1, 2):
+        if seals.sealed_now(session, subject) == seals.credential_digest(row):
+            return False
+        if attempt == 1:
+            session.refresh(row)
+    return True
+
+
 def check_counts(row: StepUpKeyRow | WebAuthnCredentialRow, now: datetime, label: str) -> None:
-    """StepUpFailed for a revoked credential, or one still in its cool-down (with when it
-    counts and why it waits)."""
+    """StepUpFailed for a credential whose row the audit log does not vouch for (`altered`),
+    a revoked credential, or one still in its cool-down (with when it counts and why it
+    waits)."""
+    if altered(row):
+        raise StepUpFailed(
+            f"step-up failed: {label} is not what the audit log recorded for it (its record "
+            "was changed outside foureyes)"
+        )
     if row.revoked_at is not None:
         raise StepUpFailed(f"step-up failed: {label} was revoked")
     if now < row.counts_from:
@@ -235,6 +259,11 @@ def withdrawn(session: Session, reviewer_id: str, evidence: Mapping[str, Any] | 
     row = row_of(session, key_id) if key_id else None
     if row is None or row.staff_id != reviewer_id:
         return f"{reviewer_id}'s approval was confirmed with a credential that is not theirs"
+    if altered(row):
+        return (
+            f"{reviewer_id}'s approval was confirmed with step-up credential {key_id}, whose "
+            "record was changed outside foureyes"
+        )
     if row.revoked_at is not None:
         return (
             f"{reviewer_id}'s approval was confirmed with step-up credential {key_id}, "

@@ -20,11 +20,12 @@ import functools
 
 from starlette.concurrency import run_in_threadpool
 
-from foureyes.errors import DeadCredential, NotFound, Unavailable
+from foureyes.errors import DeadCredential, NotFound, RecordAltered, Unauthenticated, Unavailable
 from foureyes.model import Outcome
 from foureyes.policy.catalog import FOUREYES_PLATFORM
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
+from foureyes.store import seals
 from foureyes.store.dry_run_reads import DryRunReader
 from foureyes.workflow import dead_credentials, decide, denials, quota
 from foureyes.workflow.services import Services, with_pins
@@ -50,9 +51,23 @@ async def dry_run_for_token(
     now = services.clock()
     try:
         actor = actor_from_record(reads.record, reads.identities, secret, now, token_id=token_id)
+        # The pins as the log last sealed them (a pin deleted behind foureyes' back would
+        # take the account out of a protected tier).
+        seals.check(
+            seals.ref(seals.PINS_KIND, ref),
+            seals.pins_digest(ref, reads.pins),
+            reads.pins_seal,
+            staff=None,
+            what=f"the pins of {ref}",
+        )
     except DeadCredential as exc:  # evidence, noted off the loop; the caller still gets a 401
         await run_in_threadpool(dead_credentials.note, services, exc, where="api")
         raise
+    except RecordAltered as exc:  # a row written outside foureyes: alerted off the loop
+        await run_in_threadpool(services.report_altered, exc)
+        if exc.record.startswith(seals.ref(seals.PINS_KIND, "")):
+            raise
+        raise Unauthenticated(exc.message) from exc  # the token, or its person
     decide.check_target(services, submission.action, ref)  # the ref's form, platform, action
     if reads.policy_version is None:
         raise Unavailable("no policy is loaded: run `foureyes init` first")

@@ -16,7 +16,7 @@ so that the real owner hears of a credential they did not add while it cannot ye
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -188,12 +188,14 @@ def carry_out(
     requester: str,
     approvers: Sequence[str],
     request_id: str,
+    then: Callable[[Session, Mapping[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Store the credential an approved `foureyes.staff.enrol_credential` request names (the
     governance connector's execution); returns the summary to keep. BadInput (the execution
     fails, nothing stored): no approver, the person among the approvers, a person the floor
     stops, material that is no credential, a credential stored already for another key. A
-    replay of a request that stored it already answers the same."""
+    replay of a request that stored it already answers the same. `then(session, summary)`
+    runs in the same transaction (the connector records the request's key there)."""
     credential = NewCredential.from_params(params)
     if not approvers:
         raise BadInput("a credential enrolment needs an approval by another person")
@@ -226,12 +228,15 @@ def carry_out(
                     "approvers": list(approvers),
                 },
             )
-    return {
-        "staff": credential.staff_id,
-        "kind": credential.kind,
-        "key_id": credential.key_id,
-        "counts_from": counts_from.isoformat(),
-    }
+        summary = {
+            "staff": credential.staff_id,
+            "kind": credential.kind,
+            "key_id": credential.key_id,
+            "counts_from": counts_from.isoformat(),
+        }
+        if then is not None:
+            then(session, summary)
+    return summary
 
 
 def activate(

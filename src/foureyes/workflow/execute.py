@@ -1,14 +1,15 @@
-"""Carrying out approved requests exactly once, and reconciling after a crash.
+"""Carrying out approved requests exactly once.
 
 Execution is three steps. (1) The claim, in one transaction: lock the row, check it is
 `approved` (or `scheduled` and due), re-check the requester and every counted approver under the
 policy in force (cancel, with the reason, if that no longer holds; and as tampering, with an
 alert, if a review row and the review events differ, or the state or `not_before` is not what
-the log recorded: `integrity`), move to `executing` and record the attempt. (2) The platform
-call, outside any transaction, carrying the request id as idempotency key. (3) The outcome,
-in a second transaction: `executed`, `failed`, or back to `approved` with a back-off for a
-transient error. A process that dies between (1) and (3) leaves `executing`; `reconcile` asks
-the platform whether the effect is present and finishes the row.
+the log recorded: `integrity`), move to `executing` and record the attempt with its lease
+(`lease`). (2) The platform call, outside any transaction, carrying the request id as
+idempotency key, while a heartbeat renews the lease. (3) The outcome, in a second transaction:
+`executed`, `failed`, or back to `approved` with a back-off for a transient error — only if the
+attempt still holds the request. A process that dies between (1) and (3) leaves `executing`
+with a lease that lapses; `workflow.reconcile` then asks the platform's record of the key.
 """
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
-from foureyes.errors import Conflict, ConnectorError, Forbidden, FoureyesError, NotFound
-from foureyes.model import Account, Outcome, RequestState
+from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.errors import (
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    FoureyesError,
+    NotFound,
+    RecordAltered,
+)
+from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
-from foureyes.workflow import integrity
+from foureyes.workflow import integrity, lease
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.records import (
     engine_reviews,
@@ -40,8 +49,6 @@ from foureyes.workflow.subject import redecide
 
 MAX_ATTEMPTS = 5
 BACKOFF = timedelta(seconds=5)
-# An `executing` row untouched for this long belongs to a process that died mid-call.
-STALE_AFTER = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class ExecutionOutcome:
     reason: str | None = None
 
 
-def _order(row: RequestRow, approvers: tuple[str, ...]) -> ExecutionOrder:
+def order_of(row: RequestRow, approvers: tuple[str, ...]) -> ExecutionOrder:
+    """What the platform is told to do for `row` (its id is the idempotency key)."""
     _, account_id = Account.split_ref(row.account_ref)
     return ExecutionOrder(
         action=row.action,
@@ -157,7 +165,14 @@ def execute(
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=row.reason)
         attempt = _next_attempt(session, row.id)
-        session.add(ExecutionRow(request_id=row.id, attempt=attempt, started_at=now))
+        session.add(
+            ExecutionRow(
+                request_id=row.id,
+                attempt=attempt,
+                started_at=now,
+                lease_until=now + services.execution_lease,
+            )
+        )
         move(
             services,
             session,
@@ -168,11 +183,12 @@ def execute(
             now=now,
             details={"attempt": attempt, "worker": worker, "approvers": list(approvers)},
         )
-        order = _order(row, approvers)
+        order = order_of(row, approvers)
     if lookup_error is not None:
         return _failed(services, request_id, attempt, lookup_error)
     try:
-        result = connector.execute(order)
+        with lease.Heartbeat(services, request_id, attempt):
+            result = connector.execute(order)
     except ConnectorError as exc:
         return _failed(services, request_id, attempt, exc)
     except FoureyesError as exc:
@@ -202,6 +218,23 @@ def _recheck(
 ) -> tuple[tuple[str, ...], str | None, bool]:
     """Who approved, why execution must not go ahead (None when it may), and whether that is
     because the reviews in the store are not the ones the log recorded."""
+    try:
+        return _recheck_sealed(services, session, row, now, account, found)
+    except RecordAltered as exc:
+        # A record the decision reads (the requester's, an approver's, the account's pins) is
+        # not what the log sealed: nothing is carried out on it, and the request is cancelled
+        # saying so (security is alerted: `sealing.report`).
+        return (), exc.message, False
+
+
+def _recheck_sealed(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    now: datetime,
+    account: Account,
+    found: integrity.Trail,
+) -> tuple[tuple[str, ...], str | None, bool]:
     decision = redecide(services, session, row, now, account=account)
     if decision.outcome == Outcome.DENIED:
         return (), "; ".join(decision.reasons), False
@@ -248,6 +281,8 @@ def _succeeded(
         now = services.clock()
         row = lock_request(session, request_id)
         execution = _attempt_row(session, request_id, attempt)
+        if not lease.holds(row, execution):
+            return _late(services, session, row, execution, now, result=result)
         execution.finished_at, execution.outcome = now, "executed"
         execution.detail = json_safe(dict(result.summary))
         row.result = json_safe(dict(result.summary))
@@ -268,7 +303,7 @@ def _succeeded(
                 **integrity.vouch_for_undo_params(row.undo_params),
             },
         )
-        _mark_reverted(services, session, row, now)
+        mark_reverted(services, session, row, now)
     data = dict(result.data) if result.data is not None else None
     return ExecutionOutcome(RequestState.EXECUTED, data=data)
 
@@ -280,6 +315,8 @@ def _failed(
         now = services.clock()
         row = lock_request(session, request_id)
         execution = _attempt_row(session, request_id, attempt)
+        if not lease.holds(row, execution):
+            return _late(services, session, row, execution, now, error=exc)
         execution.finished_at, execution.outcome = now, "error"
         execution.detail = {"error": exc.message, "transient": exc.transient}
         if exc.transient and attempt < MAX_ATTEMPTS:
@@ -311,7 +348,57 @@ def _failed(
         return ExecutionOutcome(RequestState.FAILED, reason=row.reason)
 
 
-def _mark_reverted(services: Services, session: Session, row: RequestRow, now: datetime) -> None:
+def _late(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    execution: ExecutionRow,
+    now: datetime,
+    *,
+    result: ExecutionResult | None = None,
+    error: ConnectorError | None = None,
+) -> ExecutionOutcome:
+    """The outcome of a platform call whose attempt no longer holds the request: its lease
+    lapsed and reconciliation took it over (and may have finished it, or sent it back to run
+    again). It is kept on the attempt and moves nothing. A call that came back applied while the
+    request is neither `executed` nor being carried out again (whose run would find the key
+    applied) raises the high `execution_interrupted` alert: reconciliation could not tell and
+    failed it, or sent it back to a run that may yet be cancelled, and the platform has it
+    (a read changed nothing: no alert)."""
+    execution.finished_at = now
+    if result is None:
+        assert error is not None
+        execution.outcome = "late_error"
+        execution.detail = {"error": error.message, "transient": error.transient}
+        return ExecutionOutcome(RequestState(row.state), reason=row.reason)
+    execution.outcome = "late_executed"
+    execution.detail = json_safe(dict(result.summary))
+    state = RequestState(row.state)
+    spec = services.connector(row.account_ref.partition(":")[0]).action(row.action)
+    settled = (RequestState.EXECUTED, RequestState.REVERTED, RequestState.EXECUTING)
+    if spec.kind is ActionKind.WRITE and state not in settled:
+        raise_alert(
+            services,
+            session,
+            NewAlert(
+                detector=lease.INTERRUPTED_ALERT,
+                severity="high",
+                summary=(
+                    f"request {row.id} ({row.action} on {row.account_ref}) was applied by a "
+                    f"platform call that outlived its lease; the request is {state.value}: "
+                    "check the platform"
+                ),
+                account=row.account_ref,
+                request=row.id,
+                details={"attempt": execution.attempt, "state": state.value},
+            ),
+            now=now,
+        )
+    # The answer of a call that no longer held the request goes to nobody.
+    return ExecutionOutcome(state, reason=row.reason)
+
+
+def mark_reverted(services: Services, session: Session, row: RequestRow, now: datetime) -> None:
     """An executed undo reverts the request it undoes."""
     if row.reverts_id is None:
         return
@@ -328,85 +415,3 @@ def _mark_reverted(services: Services, session: Session, row: RequestRow, now: d
             reason=f"undone by request {row.id}",
             details={"undo": row.id},
         )
-
-
-def reconcile(services: Services, request_id: str) -> RequestState:
-    """Finish a request left `executing` by a process that died during the platform call."""
-    with services.database.transaction() as session:
-        row = lock_request(session, request_id)
-        expect_state(row, RequestState.EXECUTING)
-        attempt = _next_attempt(session, row.id) - 1
-        # The platform is asked about the order built from the row: only if it is the one
-        # that was approved. Otherwise it is failed, for a person to check the platform.
-        found = integrity.trail(session, row.id)
-        altered = found.request_problem(row) or found.lifecycle_problem(row)
-        if altered is not None:
-            execution = _attempt_row(session, request_id, attempt)
-            execution.finished_at, execution.outcome = services.clock(), "unknown"
-            integrity.refuse(
-                services,
-                session,
-                row,
-                found,
-                altered,
-                services.clock(),
-                actor=None,
-                during="reconciliation",
-            )
-            return RequestState(row.state)
-        order = _order(row, ())
-        connector = services.connector(row.account_ref.partition(":")[0])
-    verdict = connector.reconcile(order)
-    with services.database.transaction() as session:
-        now = services.clock()
-        row = lock_request(session, request_id)
-        expect_state(row, RequestState.EXECUTING)
-        execution = _attempt_row(session, request_id, attempt)
-        execution.finished_at = now
-        if verdict.applied:
-            execution.outcome = "reconciled"
-            row.result = {"reconciled": True}
-            if verdict.undo_params is not None:
-                row.undo_params = json_safe(dict(verdict.undo_params))
-            move(
-                services,
-                session,
-                row,
-                RequestState.EXECUTED,
-                actor=None,
-                kind="request.reconciled",
-                now=now,
-                reason="the platform shows the action applied",
-                details={
-                    "state": json_safe(dict(verdict.state)),
-                    **integrity.vouch_for_undo_params(row.undo_params),
-                },
-            )
-            _mark_reverted(services, session, row, now)
-        elif verdict.applied is False:
-            execution.outcome = "interrupted"
-            row.not_before = now
-            move(
-                services,
-                session,
-                row,
-                RequestState.APPROVED,
-                actor=None,
-                kind="request.reconciled",
-                now=now,
-                reason="interrupted before the platform applied it; will run again",
-                details={"state": json_safe(dict(verdict.state))},
-            )
-        else:
-            execution.outcome = "unknown"
-            move(
-                services,
-                session,
-                row,
-                RequestState.FAILED,
-                actor=None,
-                kind="request.reconciled",
-                now=now,
-                reason="interrupted; the platform cannot say whether it applied: check by hand",
-            )
-        return RequestState(row.state)

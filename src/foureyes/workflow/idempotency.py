@@ -1,8 +1,10 @@
-"""Idempotency keys of submits: a retried `POST /v1/requests` asks for one request, not two.
+"""Idempotency keys of submits: a retried `POST /v1/requests` (or `…/undo`) asks for one
+request, not two.
 
-A client whose submit got no usable answer (a dropped connection, or a 503 saying the COMMIT's
-outcome is unknown) cannot tell whether its request was recorded. If it sent an idempotency key
-(the `Idempotency-Key` header, after the IETF httpapi draft), it retries with the same key:
+A client whose submit got no usable answer (a dropped connection, a timeout, or a 503
+`outcome-unknown`: the COMMIT's answer was lost, or the request was recorded and a later step
+failed) cannot tell what was recorded. If it sent an idempotency key (the `Idempotency-Key`
+header, after the IETF httpapi draft), it retries with the same key:
 
 - The key is stored with the request, unique per requester (person, not login identity), with
   the `fingerprint` of what was asked for. The database's unique index on
@@ -12,7 +14,10 @@ outcome is unknown) cannot tell whether its request was recorded. If it sent an 
 - Asking for something else under a used key is `IdempotencyKeyReused`, and records nothing.
 - Keys of different people never meet: the same string from someone else is another key.
 
-Keys do not expire: a key is as permanent as the request it made.
+Keys do not expire: a key is as permanent as the request it made. An undo's key stands for
+the undo as its client asked for it (`undo_fingerprint`: which request, the justification, the
+params given), not for the reverse request foureyes made of it. docs/idempotency.md is the
+contract as clients see it.
 """
 
 from __future__ import annotations
@@ -64,6 +69,20 @@ def fingerprint(
         "justification": justification,
         "break_glass": break_glass,
         "reverts": reverts,
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def undo_fingerprint(
+    *, reverts: str, justification: str | None, params: Mapping[str, Any] | None
+) -> str:
+    """SHA-256 of the canonical JSON of an undo as its client asked for it: the request to
+    undo, the justification and the params given (none: foureyes fills them in). Distinct
+    from every `fingerprint` (its own member names), so a submit's key never replays an undo."""
+    body = {
+        "undo": reverts,
+        "justification": justification,
+        "params": json_safe(dict(params or {})),
     }
     return hashlib.sha256(canonical_json(body)).hexdigest()
 

@@ -22,6 +22,8 @@ from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
 from foureyes.policy.sandbox import Budget
 from foureyes.store.database import Database
 from foureyes.store.tables import RequestRow
+from foureyes.workflow import outcome, sealing
+from foureyes.workflow import review as reviews
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.audit_reads import EventFilter, audit_event, audit_events
 from foureyes.workflow.credentials import DEFAULT_COOLDOWN
@@ -30,22 +32,24 @@ from foureyes.workflow.enrolment import (
     enrol_security_key,
     security_key_proof_options,
 )
-from foureyes.workflow.execute import ExecutionOutcome, execute, reconcile
+from foureyes.workflow.execute import ExecutionOutcome
+from foureyes.workflow.execute import execute as execute_once
 from foureyes.workflow.keys import list_credentials as security_keys
 from foureyes.workflow.keys import revoke as revoke_key
 from foureyes.workflow.keys import revoke_own as revoke_security_key
+from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.records import record
-from foureyes.workflow.review import ReviewInput, cancel, post_review, review
+from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.services import Actor, Services, utc_now
 from foureyes.workflow.staff import (
     authenticate,
     authenticate_identity,
-    import_directory,
     issue_token,
     list_staff,
     list_tokens,
     revoke_token,
 )
+from foureyes.workflow.staff_import import import_directory
 from foureyes.workflow.submit import (
     Denied,
     Submission,
@@ -54,7 +58,7 @@ from foureyes.workflow.submit import (
     submit,
     submit_or_replay,
 )
-from foureyes.workflow.undo import undo, undo_asks_for
+from foureyes.workflow.undo import undo, undo_asks_for, undo_or_replay
 from foureyes.workflow.views import ListFilter, list_requests, request_view, visible_view
 from foureyes.workflow.webauthn import (
     DEMO_RELYING_PARTY,
@@ -86,12 +90,15 @@ def build_services(
     oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
     credential_cooldown: timedelta = DEFAULT_COOLDOWN,
     policy_check: Budget | None = None,
+    execution_lease: timedelta | None = None,
 ) -> Services:
     """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
     `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`);
     `oversight_groups` are the groups whose staff read everything (settings' `[access]`);
     `credential_cooldown` is how long a new step-up credential waits (settings' `[step_up]`);
-    `policy_check` is what checking a proposed policy may cost (settings' `[policy_check]`)."""
+    `policy_check` is what checking a proposed policy may cost (settings' `[policy_check]`);
+    `execution_lease` how long an executing process holds a request unrenewed (settings'
+    `execution_lease`, default 2 minutes)."""
     made: dict[str, Connector] = {}
     for name, (kind, settings) in connectors.items():
         connector = make_connector(kind, name, settings, _Context(database))
@@ -110,8 +117,20 @@ def build_services(
         oversight_groups=frozenset(oversight_groups),
         credential_cooldown=credential_cooldown,
     )
+    if execution_lease is not None:
+        services.execution_lease = execution_lease
     governance.services = services  # it stores credentials with their events and alerts
+    # Every change foureyes makes to a record decisions or sign-ins read is sealed in the log,
+    # in its transaction (`foureyes.workflow.sealing`; the reads check it: `store.seals`).
+    sealing.watch(database, services.audit, clock)
     return services
+
+
+def seal_records(services: Services) -> int | None:
+    """Seal the records of a store that has never been sealed (a store upgraded from before
+    seals), as they are found, once: `serve` and `worker` call it at start. How many records
+    were sealed; None when the store was sealed already (`sealing.baseline`)."""
+    return sealing.baseline(services.database, services.audit, services.clock())
 
 
 def seed(
@@ -123,6 +142,8 @@ def seed(
 ) -> None:
     """First start on an empty database: the initial policy and staff directory (the one time
     they load without approval) and, for the demo, the chirp platform's accounts."""
+    # The store's records are sealed from the first: none was ever written outside foureyes.
+    sealing.baseline(services.database, services.audit, services.clock())
     with services.database.transaction() as session:
         policy = install_first_policy(session, policy_text, services.catalog(), "foureyes init")
         record(
@@ -163,11 +184,40 @@ def submit_run_or_replay(
     nothing out — that request is answered as it is now (`replayed`), and the outcome is None.
     (An approved write is the worker's to carry out; an approved read, or an action that
     reveals private data, its requester's, with `execute`; data that was returned once is not
-    returned again.)"""
+    returned again.)
+
+    Once the request is recorded, a failure of what follows (carrying it out: further
+    transactions, and a platform call) is OutcomeUnknown naming it (`outcome.after`), never
+    an error that says nothing changed."""
     submitted = submit_or_replay(services, actor, submission)
+    return submitted, _run_unless_replayed(services, actor, submitted)
+
+
+def undo_run_or_replay(
+    services: Services,
+    actor: Actor,
+    request_id: str,
+    justification: str | None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> tuple[Submitted, ExecutionOutcome | None]:
+    """Undo request `request_id` (`undo_or_replay`), and carry out at once what the policy
+    allows at once, as `submit_run_or_replay` does (a replay carries nothing out; a failure
+    after the undo is recorded is OutcomeUnknown naming it)."""
+    submitted = undo_or_replay(
+        services, actor, request_id, justification, params, idempotency_key=idempotency_key
+    )
+    return submitted, _run_unless_replayed(services, actor, submitted)
+
+
+def _run_unless_replayed(
+    services: Services, actor: Actor, submitted: Submitted
+) -> ExecutionOutcome | None:
     if submitted.replayed:
-        return submitted, None
-    return submitted, run_if_allowed(services, actor, submitted.request_id)
+        return None
+    with outcome.after(submitted.request_id, f"request {submitted.request_id} was recorded"):
+        return run_if_allowed(services, actor, submitted.request_id)
 
 
 def run_if_allowed(services: Services, actor: Actor, request_id: str) -> ExecutionOutcome | None:
@@ -180,7 +230,7 @@ def run_if_allowed(services: Services, actor: Actor, request_id: str) -> Executi
     if state != RequestState.APPROVED.value:
         return None
     try:
-        return execute(services, request_id, actor=actor)
+        return execute_once(services, request_id, actor=actor)
     except Conflict as exc:
         # Between the look above and our claim, someone else moved it on (the several-servers
         # test caught a submit answered 409 for a request the worker was already executing).
@@ -199,6 +249,52 @@ def show_to(services: Services, actor: Actor, request_id: str) -> dict[str, Any]
     """The request as `actor` may see it: NotFound, exactly as for an unknown id, unless they
     oversee, asked for it, took part in it or may act on it now (`foureyes.workflow.access`)."""
     return visible_view(services, actor, request_id)
+
+
+def show_after(services: Services, actor: Actor, request_id: str, done: str) -> dict[str, Any]:
+    """`show_to`, as the answer of a call that has just changed something (`done` says what,
+    e.g. "your review of request X was recorded"): if the request cannot be read back, the
+    answer is OutcomeUnknown naming it and saying what was done, not an error that says
+    nothing changed."""
+    with outcome.after(request_id, done):
+        return visible_view(services, actor, request_id)
+
+
+def review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
+    """`review.review`; a COMMIT whose answer is lost is OutcomeUnknown naming the request."""
+    with outcome.naming(request_id, f"your review of request {request_id}"):
+        return reviews.review(services, actor, request_id, given)
+
+
+def post_review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> int:
+    """`review.post_review`; a COMMIT whose answer is lost is OutcomeUnknown naming the
+    request."""
+    with outcome.naming(request_id, f"your post-review of request {request_id}"):
+        return reviews.post_review(services, actor, request_id, given)
+
+
+def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") -> str:
+    """`review.cancel`; a COMMIT whose answer is lost is OutcomeUnknown naming the request."""
+    with outcome.naming(request_id, f"the cancellation of request {request_id}"):
+        return reviews.cancel(services, actor, request_id, reason)
+
+
+def execute(
+    services: Services,
+    request_id: str,
+    *,
+    actor: Actor | None = None,
+    worker: str = "inline",
+    skip_locked: bool = False,
+) -> ExecutionOutcome | None:
+    """`execute.execute` (a claim, the platform call, the result: three steps), answering a
+    database failure or a bug in any of them as OutcomeUnknown naming the request
+    (`outcome.carrying_out`): the claim may have committed, or the platform acted. Refusals
+    (not approved, not yours, scheduled for later) are raised as they are."""
+    with outcome.carrying_out(request_id):
+        return execute_once(
+            services, request_id, actor=actor, worker=worker, skip_locked=skip_locked
+        )
 
 
 def step_up_options(
@@ -265,11 +361,13 @@ __all__ = [
     "revoke_token",
     "run_if_allowed",
     "run_once",
+    "seal_records",
     "security_key_options",
     "security_key_proof_options",
     "security_keys",
     "seed",
     "show",
+    "show_after",
     "show_to",
     "step_up_options",
     "submit",
@@ -277,4 +375,6 @@ __all__ = [
     "submit_run_or_replay",
     "undo",
     "undo_asks_for",
+    "undo_or_replay",
+    "undo_run_or_replay",
 ]

@@ -16,6 +16,7 @@ from foureyes.errors import Conflict, NotFound
 from foureyes.model import RequestState, Review, ReviewDecision
 from foureyes.store.tables import RequestRow, ReviewRow
 from foureyes.workflow.credentials import withdrawn
+from foureyes.workflow.redaction import event_payload
 from foureyes.workflow.services import Services, json_safe
 
 REVIEW = "review"
@@ -191,8 +192,12 @@ def record(
     now: datetime,
     account_ref: str | None = None,
 ) -> None:
-    """Append one audit event in the caller's transaction (no event, no change)."""
-    body = dict(json_safe(dict(payload)))
+    """Append one audit event in the caller's transaction (no event, no change). Values of
+    the account's private attributes in the payload (an execution's summary, reconciliation's
+    state) are redacted first (`redaction.event_payload`): the log is append-only and copied,
+    and holds no private value."""
+    account_ref = account_ref or (row.account_ref if row is not None else None)
+    body = dict(json_safe(event_payload(services, account_ref, payload)))
     if row is not None:
         body.setdefault("action", row.action)
         body.setdefault("digest", row.digest)
@@ -200,7 +205,7 @@ def record(
         session,
         kind=kind,
         actor=actor,
-        account_ref=account_ref or (row.account_ref if row is not None else None),
+        account_ref=account_ref,
         request_id=row.id if row is not None else None,
         payload=body,
         at=now,

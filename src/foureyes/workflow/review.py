@@ -16,7 +16,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow import integrity
+from foureyes.workflow import integrity, redaction
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.credentials import refuse_holder_approval
 from foureyes.workflow.records import (
@@ -191,6 +191,8 @@ def _store_review(
         row=row,
         payload={
             "identity": actor.identity,
+            # Which credential decided (`token:<id>`, `oidc:<login>`; never a secret).
+            "credential": actor.credential,
             "decision": given.decision.value,
             "comment": given.comment,
             "step_up": evidence,
@@ -244,7 +246,9 @@ def settle(
         _approve(services, session, row, decision, status, now, actor=actor)
     # Notifications: the requester (and the policy's `notify` channels) hear that it was
     # decided, through the outbox, in this same transaction (delivered later by the worker).
-    notify_hooks.request_settled(session, row, decision, now)
+    notify_hooks.request_settled(
+        session, row, decision, now, params=redaction.notified_params(services, session, row)
+    )
 
 
 def _approve(

@@ -11,19 +11,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import AuditLog, stored_bytes
-from foureyes.config import OVERSIGHT_GROUPS
+from foureyes.config import DEFAULT_EXECUTION_LEASE, OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
-from foureyes.errors import BadInput, NotFound, Unavailable
+from foureyes.errors import BadInput, NotFound, RecordAltered, Unavailable
 from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
+from foureyes.store import seals
 from foureyes.store.database import Database
-from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import EventRow, IdentityRow, PinRow, PolicyVersionRow, StaffRow
+from foureyes.store.queries import staff_from_record
+from foureyes.store.tables import EventRow, IdentityRow, PolicyVersionRow
 from foureyes.workflow.credentials import DEFAULT_COOLDOWN
 from foureyes.workflow.stepup import StepUpVerifier
 from foureyes.workflow.webauthn import step_up_verifier
@@ -35,10 +36,13 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Actor:
-    """An authenticated person, and the identity (login) they used."""
+    """An authenticated person, the identity (login) they used, and the credential they acted
+    with, as the audit log names it (`token:<id>`, `oidc:<login>`; None where no credential was
+    shown: the operator's tools, the library)."""
 
     staff: Staff
     identity: str
+    credential: str | None = None
 
     @property
     def id(self) -> str:
@@ -59,6 +63,9 @@ class Services:
     # How long a step-up credential added after init waits before it counts (settings'
     # `[step_up] cooldown`; foureyes.workflow.enrolment).
     credential_cooldown: timedelta = DEFAULT_COOLDOWN
+    # How long a process carrying out a request holds it without renewing (settings'
+    # `execution_lease`; foureyes.workflow.lease).
+    execution_lease: timedelta = timedelta(seconds=DEFAULT_EXECUTION_LEASE)
     _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -90,6 +97,24 @@ class Services:
             raise Unavailable("no policy is loaded: run `foureyes init` first")
         return version, self.policy_version(session, version)
 
+    def policy_text_in_force(self, session: Session) -> tuple[int, str] | None:
+        """The version and text of the policy in force as the audit log vouches for them (the
+        text is read and compared afresh, never taken from the cache of compiled versions):
+        Unavailable for a text the log does not vouch for; None before `foureyes init`."""
+        row = session.scalar(
+            select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
+        )
+        if row is None:
+            return None
+        policy = parse_policy(row.text, self.catalog(), file=f"policy v{row.version}")
+        if not _logged_as_installed(session, row, policy.digest):
+            raise Unavailable(
+                f"policy version {row.version} is not the one the audit log says was installed "
+                "(its stored text was changed outside foureyes): nothing is decided under it "
+                "until it is restored"
+            )
+        return row.version, row.text
+
     def compiled_policy(self, version: int) -> Policy | None:
         """Policy `version` if it was compiled already (by `policy_version`), else None."""
         with self._lock:
@@ -116,20 +141,82 @@ class Services:
     # --- people and accounts ---------------------------------------------------------------
 
     def staff(self, session: Session, staff_id: str) -> Staff:
-        row = session.get(StaffRow, staff_id)
-        if row is None:
+        """A person's directory record with their identities, as the audit log last sealed it
+        (`foureyes.store.seals`): NotFound if there is none, RecordAltered (and the
+        `record_tampered` alert) if the store no longer holds what was sealed. One statement
+        on the connection (one snapshot): it is read for every requester and reviewer."""
+        found = session.connection().execute(seals.PERSON, {"staff_id": staff_id}).one_or_none()
+        if found is None:
             raise NotFound(f"no staff member {staff_id!r}")
-        return staff_from_row(session, row)
+        identities = found.identities or ()
+        self.checked(
+            seals.ref(seals.STAFF, staff_id),
+            seals.staff_digest(found, identities),
+            found.staff_seal,
+            staff=staff_id,
+            what=f"the directory record of {staff_id}",
+        )
+        return staff_from_record(found, identities)
+
+    def everyone(self, session: Session) -> list[Staff]:
+        """Every person of the directory, each checked as `staff` (for the invariants' proof,
+        which counts who could act and approve), by id."""
+        people = []
+        for found in session.connection().execute(seals.EVERYONE):
+            identities = found.identities or ()
+            self.checked(
+                seals.ref(seals.STAFF, found.id),
+                seals.staff_digest(found, identities),
+                found.staff_seal,
+                staff=found.id,
+                what=f"the directory record of {found.id}",
+            )
+            people.append(staff_from_record(found, identities))
+        return people
 
     def person_of(self, session: Session, identity: str) -> Staff | None:
+        """The person whose login `identity` is (None if nobody's), checked as `staff`."""
         link = session.get(IdentityRow, identity)
         if link is None:
             return None
-        return self.staff(session, link.staff_id)
+        person = self.staff(session, link.staff_id)
+        # The sealed record must list the login too (it does, unless the login changed hands
+        # between the two reads).
+        return person if identity in person.identities else None
 
     def pins(self, session: Session, account_ref: str) -> frozenset[str]:
-        # Core, on the connection: on every decision.
-        return frozenset(session.connection().scalars(_PINS, {"account_ref": account_ref}))
+        """The account's pins as the audit log last sealed them: RecordAltered (and the
+        alert) for a pin added or removed behind foureyes' back. Core, on the connection, one
+        statement: on every decision."""
+        found = session.connection().execute(seals.PINS, {"account_ref": account_ref}).one()
+        pins = frozenset(found.pins or ())
+        self.checked(
+            seals.ref(seals.PINS_KIND, account_ref),
+            seals.pins_digest(account_ref, pins),
+            found.pins_seal,
+            staff=None,
+            what=f"the pins of {account_ref}",
+        )
+        return pins
+
+    def checked(
+        self, subject: str, digest: str, seal: object, *, staff: str | None, what: str
+    ) -> None:
+        """`seals.check`, reporting an altered record (`sealing.report`: the alert, once this
+        thread's transactions are over) before raising RecordAltered."""
+        try:
+            seals.check(subject, digest, seal, staff=staff, what=what)
+        except RecordAltered as exc:
+            self.report_altered(exc)
+            raise
+
+    def report_altered(self, altered: RecordAltered) -> None:
+        """Raise the `record_tampered` alert about `altered` once no transaction of this
+        thread or task is open (at most once per record per hour)."""
+        # Imported here: sealing raises alerts, and the alerts module imports this one.
+        from foureyes.workflow import sealing  # noqa: PLC0415
+
+        sealing.report(self, altered)
 
     def stored_here(self, account_ref: str) -> bool:
         """Whether the account's platform keeps its data in foureyes' own database (the demo
@@ -178,9 +265,6 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
         ):
             return True
     return False
-
-
-_PINS = select(PinRow.pin).where(PinRow.account_ref == bindparam("account_ref"))
 
 
 def with_pins(account: Account, pins: frozenset[str]) -> Account:

@@ -1,9 +1,10 @@
-"""The staff directory in the store: HR imports, local tokens, and authentication.
+"""The staff directory in the store: local tokens, and authentication. (The HR import that
+fills it is `foureyes.workflow.staff_import`.)
 
-The HR export is the source of truth for who works here: `import_directory` applies it (every
-change an audit event); people missing from it are marked `terminated`, never deleted, and their
-open requests are cancelled. Tokens are random secrets of which only the SHA-256 is stored; the
-operator lists them and revokes one at once (`list_tokens`, `revoke_token`).
+Tokens are random secrets of which only the SHA-256 is stored; the operator lists them and
+revokes one at once (`list_tokens`, `revoke_token`). A token is bound to one login identity of
+its person; it works only while that login is still theirs (an import that moves or removes the
+login also revokes the token, in its transaction).
 """
 
 from __future__ import annotations
@@ -12,187 +13,28 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from foureyes.directory import Directory
-from foureyes.errors import BadInput, DeadCredential, NotFound, Unauthenticated
-from foureyes.model import RequestState, Staff, StaffStatus
+from foureyes.errors import BadInput, DeadCredential, NotFound, RecordAltered, Unauthenticated
+from foureyes.model import RequestState, Staff
+from foureyes.store import seals
 from foureyes.store.queries import (
-    IDENTITIES_OF,
     TOKEN_AND_PERSON,
     staff_from_record,
     staff_from_row,
 )
-from foureyes.store.tables import IdentityRow, RequestRow, StaffRow, TokenRow
+from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
 from foureyes.workflow import dead_credentials
-from foureyes.workflow.records import move, record
+from foureyes.workflow.records import record
 from foureyes.workflow.services import Actor, Services
 
 TOKEN_PREFIX = "fey"  # noqa: S105 - a token prefix, not a secret
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)
-
-
-@dataclass
-class ImportReport:
-    added: list[str] = field(default_factory=list)
-    changed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    terminated: list[str] = field(default_factory=list)
-    cancelled_requests: list[str] = field(default_factory=list)
-
-    @property
-    def unchanged(self) -> bool:
-        return not (self.added or self.changed or self.terminated)
-
-
-def approver_groups(services: Services, session: Session) -> frozenset[str]:
-    """Groups that some `approvers` condition of the policy in force names."""
-    try:
-        _, policy = services.policy_in_force(session)
-    except Exception:
-        return frozenset()
-    groups: set[str] = set()
-    for rule in policy.rules:
-        if rule.approvers is None:
-            continue
-        for path, values in rule.approvers.mentions.items():
-            if path[-1] == "groups":
-                groups.update(str(v) for v in values)
-    return frozenset(groups)
-
-
-def import_directory(
-    services: Services, directory: Directory, *, actor: str = "hr-import"
-) -> ImportReport:
-    """Apply an HR export: add, change, terminate. Idempotent; one transaction."""
-    report = ImportReport()
-    with services.database.transaction() as session:
-        now = services.clock()
-        watched = approver_groups(services, session)
-        existing = {row.id: row for row in session.scalars(select(StaffRow))}
-        for person in directory.staff.values():
-            row = existing.get(person.id)
-            values = _values(person)
-            if row is None:
-                row = StaffRow(id=person.id, updated_at=now, gained_approver_groups=[], **values)
-                session.add(row)
-                report.added.append(person.id)
-                session.flush()
-                _set_identities(session, person)
-                record(
-                    services,
-                    session,
-                    kind="staff.added",
-                    actor=actor,
-                    row=None,
-                    payload={"staff": person.id, **values},
-                    now=now,
-                )
-                continue
-            diff = {k: [getattr(row, k), v] for k, v in values.items() if getattr(row, k) != v}
-            if diff:
-                gained = sorted((set(person.groups) - set(row.groups)) & watched)
-                for key, (_, new) in diff.items():
-                    setattr(row, key, new)
-                row.updated_at = now
-                if gained:
-                    row.gained_approver_groups = sorted(
-                        set(row.gained_approver_groups) | set(gained)
-                    )
-                report.changed[person.id] = diff
-                record(
-                    services,
-                    session,
-                    kind="staff.changed",
-                    actor=actor,
-                    row=None,
-                    payload={"staff": person.id, "changes": diff, "gained_approver_groups": gained},
-                    now=now,
-                )
-            _set_identities(session, person)
-        for staff_id, row in existing.items():
-            if staff_id in directory.staff or row.status == StaffStatus.TERMINATED.value:
-                continue
-            row.status = StaffStatus.TERMINATED.value
-            row.updated_at = now
-            report.terminated.append(staff_id)
-            record(
-                services,
-                session,
-                kind="staff.terminated",
-                actor=actor,
-                row=None,
-                payload={"staff": staff_id, "reason": "missing from the HR export"},
-                now=now,
-            )
-            report.cancelled_requests += cancel_open_requests(services, session, staff_id, now)
-    return report
-
-
-def cancel_open_requests(
-    services: Services, session: Session, staff_id: str, now: datetime
-) -> list[str]:
-    """Cancel every request of someone who no longer works here."""
-    rows = session.scalars(
-        select(RequestRow)
-        .where(
-            RequestRow.requester_id == staff_id,
-            RequestRow.state.in_([s.value for s in OPEN_STATES]),
-        )
-        .with_for_update()
-    )
-    cancelled = []
-    for row in rows:
-        move(
-            services,
-            session,
-            row,
-            RequestState.CANCELLED,
-            actor=None,
-            kind="request.cancelled",
-            now=now,
-            reason=f"requester {staff_id} was terminated",
-        )
-        cancelled.append(row.id)
-    return cancelled
-
-
-def _values(person: Staff) -> dict[str, Any]:
-    return {
-        "name": person.name,
-        "email": person.email,
-        "groups": list(person.groups),
-        "employment": person.employment,
-        "vendor": person.vendor,
-        "region": person.region,
-        "manager": person.manager,
-        "starts": person.starts,
-        "ends": person.ends,
-        "status": person.status,
-        "attributes": dict(person.attributes),
-    }
-
-
-def _set_identities(session: Session, person: Staff) -> None:
-    wanted = set(person.identities) | {person.id}
-    current = set(
-        session.scalars(select(IdentityRow.identity).where(IdentityRow.staff_id == person.id))
-    )
-    for identity in wanted - current:
-        other = session.get(IdentityRow, identity)
-        if other is not None:
-            raise BadInput(f"identity {identity!r} already belongs to {other.staff_id}")
-        session.add(IdentityRow(identity=identity, staff_id=person.id))
-    if current - wanted:
-        session.execute(
-            delete(IdentityRow).where(
-                IdentityRow.staff_id == person.id, IdentityRow.identity.in_(current - wanted)
-            )
-        )
+LOGIN_GONE = "this credential no longer works: its login is no longer this person's"
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -344,6 +186,9 @@ def authenticate(services: Services, token: str, *, where: str = "api", client: 
     except DeadCredential as exc:
         dead_credentials.note(services, exc, where=where, client=client)
         raise
+    except RecordAltered as exc:  # its row or its person's, written outside foureyes
+        services.report_altered(exc)
+        raise Unauthenticated(exc.message) from exc
 
 
 def _authenticate(services: Services, token: str) -> Actor:
@@ -356,7 +201,7 @@ def _authenticate(services: Services, token: str) -> Actor:
         now = services.clock()
         connection = session.connection()
         row = connection.execute(TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
-        identities = () if row is None else connection.scalars(IDENTITIES_OF, {"staff_id": row.id})
+        identities = () if row is None else (row.identities or ())
         return actor_from_record(row, identities, secret, now, token_id=token_id)
 
 
@@ -365,10 +210,13 @@ def actor_from_record(
 ) -> Actor:
     """The person a token record (a `TOKEN_AND_PERSON` row, or None when no token has that id)
     vouches for, given the token's secret: Unauthenticated unless the secret matches, the
-    token is neither revoked nor expired at `now`, and the person may act. Once the secret
-    matches, a refusal is a DeadCredential (the caller notes it: `dead_credentials.note`)."""
+    token is neither revoked nor expired at `now`, its login is still one of the person's
+    `identities`, and the person may act. Once the secret matches, a refusal is a
+    DeadCredential (the caller notes it: `dead_credentials.note`)."""
     if record is None or not hmac.compare_digest(record.secret_sha256, _sha256(secret)):
         raise Unauthenticated("unknown token")  # garbage: nobody's credential
+    identities = tuple(identities)
+    seals.check_token_record(record, identities, token_id)  # RecordAltered: not as sealed
     credential = f"token:{token_id}"
     if record.revoked_at is not None:
         raise DeadCredential(
@@ -379,8 +227,14 @@ def actor_from_record(
             "this token has expired", staff=record.id, credential=credential, reason="expired"
         )
     person = staff_from_record(record, identities)
+    if record.token_identity not in person.identities:
+        # The import that moved or removed the login revoked the token; this also holds for
+        # one issued while that import ran, or a login row changed behind foureyes' back.
+        raise DeadCredential(
+            LOGIN_GONE, staff=person.id, credential=credential, reason="login no longer theirs"
+        )
     _check_may_act(person, now, credential)
-    return Actor(staff=person, identity=record.token_identity)
+    return Actor(staff=person, identity=record.token_identity, credential=credential)
 
 
 def authenticate_identity(
@@ -395,6 +249,8 @@ def authenticate_identity(
     except DeadCredential as exc:
         dead_credentials.note(services, exc, where=where, client=client)
         raise
+    except RecordAltered as exc:  # the person's record or logins, written outside foureyes
+        raise Unauthenticated(exc.message) from exc
 
 
 def _authenticate_identity(services: Services, identity: str) -> Actor:
@@ -405,8 +261,9 @@ def _authenticate_identity(services: Services, identity: str) -> Actor:
             # ascii(): the name comes from a token, and the message goes into a Latin-1 header.
             shown = ascii(identity[:100])
             raise Unauthenticated(f"{shown} is not the identity of anyone on the staff")
-        _check_may_act(person, now, f"oidc:{identity[:100]}")
-        return Actor(staff=person, identity=identity)
+        credential = f"oidc:{identity[:100]}"
+        _check_may_act(person, now, credential)
+        return Actor(staff=person, identity=identity, credential=credential)
 
 
 def _check_may_act(person: Staff, now: datetime, credential: str) -> None:

@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused, Unavailable
+from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused, OutcomeUnknown, Unavailable
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import decide, denials, idempotency, quota
+from foureyes.workflow import decide, denials, idempotency, quota, redaction
+from foureyes.workflow.outcome import lost_commit
 from foureyes.workflow.records import params_digest, record, request_digest
 from foureyes.workflow.services import Actor, Services, json_safe, with_pins
 
@@ -160,7 +161,9 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
     return submit_or_replay(services, actor, submission).request_id
 
 
-def submit_or_replay(services: Services, actor: Actor, submission: Submission) -> Submitted:
+def submit_or_replay(
+    services: Services, actor: Actor, submission: Submission, *, asked: str | None = None
+) -> Submitted:
     """`submit`, keeping the promise of the submission's idempotency key.
 
     Without a key, every call records a new request. With one (1 to 200 printable ASCII
@@ -176,17 +179,21 @@ def submit_or_replay(services: Services, actor: Actor, submission: Submission) -
     Two submits racing with one key: the unique index on (requester_id, idempotency_key)
     lets one insert; the other's transaction fails and it answers the winner's request as a
     replay (or `IdempotencyKeyReused` if they asked for different things).
+
+    `asked` replaces the submission's own fingerprint where the client asked in other words
+    (an undo: `idempotency.undo_fingerprint`). A submit whose COMMIT's answer is lost raises
+    OutcomeUnknown naming the request it may have recorded (`foureyes.workflow.outcome`).
     """
     key = submission.idempotency_key
     if key is None:
         return Submitted(_record(services, actor, submission, None))
     idempotency.check_key(key)
-    asked = submission.fingerprint()
+    asked = submission.fingerprint() if asked is None else asked
     # Looked up first, so that a replay neither asks the platform again nor takes the lock.
     with services.database.read() as session:
         earlier = idempotency.find(session, actor.id, key)
     if earlier is not None:
-        return _replay(earlier, asked)
+        return replay(earlier, asked)
     try:
         return Submitted(_record(services, actor, submission, (key, asked)))
     except IntegrityError:
@@ -196,10 +203,10 @@ def submit_or_replay(services: Services, actor: Actor, submission: Submission) -
             earlier = idempotency.find(session, actor.id, key)
         if earlier is None:
             raise  # not the key's index: some other integrity error
-        return _replay(earlier, asked)
+        return replay(earlier, asked)
 
 
-def _replay(earlier: idempotency.Earlier, asked: str) -> Submitted:
+def replay(earlier: idempotency.Earlier, asked: str) -> Submitted:
     """The answer to a submit whose key made `earlier`, as it was answered the first time."""
     if earlier.fingerprint != asked:
         raise IdempotencyKeyReused(
@@ -236,10 +243,15 @@ def _record(
     decide.check_target(services, submission.action, submission.account)
     params_digest(submission.params)  # BadInput for params JSON cannot hold, before anything
     account = services.resolve_account(submission.account)  # the platform, outside our lock
+    # The id is chosen before the submit transaction, so that a COMMIT whose answer is lost
+    # can name the request it may have recorded.
+    request_id = str(uuid.uuid4())
     for _ in range(_LOOKS):
         checked = _first_look(services, actor, submission, account)
         try:
-            return _decide_and_record(services, actor, submission, keyed, account, checked)
+            return _decide_and_record(
+                services, actor, submission, keyed, (request_id, account), checked
+            )
         except _PayloadUnchecked:
             continue  # the policy in force changed between the two looks: look again
     raise Unavailable("the policy in force changed while this was submitted: submit it again")
@@ -278,59 +290,74 @@ def _decide_and_record(
     actor: Actor,
     submission: Submission,
     keyed: tuple[str, str] | None,
-    account: Account,
+    target: tuple[str, Account],
     checked: bool,
 ) -> str:
     """The submit transaction: decide (`decide.rule`, the quotas locked and counted) and
-    record. `checked`: the payload was checked; if it was not and the rules in force now let
-    the person ask, _PayloadUnchecked (nothing recorded)."""
+    record the request under the id `target` names, on its account. `checked`: the payload
+    was checked; if it was not and the rules in force now let the person ask,
+    _PayloadUnchecked (nothing recorded). The COMMIT of a request whose answer is lost is
+    OutcomeUnknown naming it."""
+    request_id, account = target
     refused: BadInput | None = None
-    with services.database.transaction() as session:
-        now = services.clock()
-        account = with_pins(account, services.pins(session, submission.account))
-        version, policy = services.policy_in_force(session)
+    try:
+        with services.database.transaction() as session:
+            now = services.clock()
+            account = with_pins(account, services.pins(session, submission.account))
+            version, policy = services.policy_in_force(session)
 
-        def payload_checked() -> None:
-            if not checked:
-                raise _PayloadUnchecked
+            def payload_checked() -> None:
+                if not checked:
+                    raise _PayloadUnchecked
 
-        def count_quotas(outcome: Outcome) -> quota.QuotaCheck:
-            # Quotas are part of the decision (workflow/quota.py): locked and counted here, in
-            # this transaction; over quota is a denial naming the quota and when it resets.
-            return quota.check(
-                session,
-                policy.quotas,
-                staff_id=actor.id,
-                action=submission.action,
-                account_ref=submission.account,
-                outcome=outcome,
-                now=now,
-            )
+            def count_quotas(outcome: Outcome) -> quota.QuotaCheck:
+                # Quotas are part of the decision (workflow/quota.py): locked and counted
+                # here, in this transaction; over quota is a denial naming the quota and when
+                # it resets.
+                return quota.check(
+                    session,
+                    policy.quotas,
+                    staff_id=actor.id,
+                    action=submission.action,
+                    account_ref=submission.account,
+                    outcome=outcome,
+                    now=now,
+                )
 
-        ruling = decide.rule(
-            policy,
-            decision_request(actor, submission, account, now),
-            check_payload=payload_checked,
-            count_quotas=count_quotas,
-        )
-        decision = ruling.decision
-        if ruling.refused is not None:
-            # A justification the policy in force now asks for (it changed since the first
-            # look): refused as there, its evidence in this transaction.
-            refused = ruling.refused
-            denials.record_refusal(
-                services,
-                session,
-                attempt(actor, submission),
-                reason=refused.message,
-                outcome=decision.outcome,
-                policy_version=version,
-                now=now,
+            ruling = decide.rule(
+                policy,
+                decision_request(actor, submission, account, now),
+                check_payload=payload_checked,
+                count_quotas=count_quotas,
             )
-        else:
-            request_id = _insert(
-                services, session, actor, submission, keyed, (version, account, now), ruling
-            )
+            decision = ruling.decision
+            if ruling.refused is not None:
+                # A justification the policy in force now asks for (it changed since the
+                # first look): refused as there, its evidence in this transaction.
+                refused = ruling.refused
+                denials.record_refusal(
+                    services,
+                    session,
+                    attempt(actor, submission),
+                    reason=refused.message,
+                    outcome=decision.outcome,
+                    policy_version=version,
+                    now=now,
+                )
+            else:
+                _insert(
+                    services,
+                    session,
+                    actor,
+                    submission,
+                    keyed,
+                    (request_id, version, account, now),
+                    ruling,
+                )
+    except OutcomeUnknown as exc:
+        if refused is not None:
+            raise  # no request was being recorded, only the refusal's evidence
+        raise lost_commit(request_id, f"request {request_id}") from exc
     if refused is not None:
         raise refused
     if decision.outcome == Outcome.DENIED:
@@ -348,12 +375,13 @@ def _insert(
     actor: Actor,
     submission: Submission,
     keyed: tuple[str, str] | None,
-    decided: tuple[int, Account, datetime],
+    decided: tuple[str, int, Account, datetime],
     ruling: decide.Ruling,
-) -> str:
-    """Record the request `ruling` decided (policy `version`, on `account`, at `now`), its
-    quota usage, its audit event and its notifications, in the submit transaction."""
-    version, account, now = decided
+) -> None:
+    """Record the request `ruling` decided (under `request_id`, by policy `version`, on
+    `account`, at `now`), its quota usage, its audit event and its notifications, in the
+    submit transaction."""
+    request_id, version, account, now = decided
     decision = ruling.decision
     state = {
         Outcome.DENIED: RequestState.DENIED,
@@ -368,7 +396,7 @@ def _insert(
     expires_at = now + decision.options.expires + (not_before - now if not_before else _NO_TIME)
     glass = decision.options.break_glass
     row = RequestRow(
-        id=str(uuid.uuid4()),
+        id=request_id,
         state=state.value,
         requester_id=actor.id,
         requester_identity=actor.identity,
@@ -413,6 +441,8 @@ def _insert(
         row=row,
         payload={
             "identity": actor.identity,
+            # Which credential asked (`token:<id>`, `oidc:<login>`; never a secret).
+            "credential": actor.credential,
             "state": state.value,
             "params_sha256": params_digest(submission.params),
             "justification": submission.justification,
@@ -425,5 +455,6 @@ def _insert(
     )
     # Notifications: the reviewers it needs (and the policy's `notify` channels) hear of
     # it through the outbox, in this same transaction (delivered later by the worker).
-    notify_hooks.request_submitted(session, row, decision, now)
-    return row.id
+    notify_hooks.request_submitted(
+        session, row, decision, now, params=redaction.notified_params(services, session, row)
+    )

@@ -8,10 +8,10 @@ from typing import Any
 from foureyes.errors import BadInput, Conflict
 from foureyes.model import ActionSpec, RequestState
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import integrity
+from foureyes.workflow import idempotency, integrity
 from foureyes.workflow.access import may_see, unknown_request
 from foureyes.workflow.services import Actor, Services
-from foureyes.workflow.submit import Submission, submit
+from foureyes.workflow.submit import Submission, Submitted, replay, submit_or_replay
 
 
 def undo(
@@ -20,10 +20,27 @@ def undo(
     request_id: str,
     justification: str | None,
     params: Mapping[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> str:
-    """Submit the reverse of an executed request; returns the new request's id. Once the undo
-    executes, the original becomes `reverted`. `params` are the reverse action's own (e.g. the
-    email address to restore); most reverse actions take none. Given none, the ones the
+    """`undo_or_replay`'s request id."""
+    return undo_or_replay(
+        services, actor, request_id, justification, params, idempotency_key=idempotency_key
+    ).request_id
+
+
+def undo_or_replay(
+    services: Services,
+    actor: Actor,
+    request_id: str,
+    justification: str | None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Submit the reverse of an executed request; returns the new request (`Submitted`). Once
+    the undo executes, the original becomes `reverted`. `params` are the reverse action's own
+    (e.g. the email address to restore); most reverse actions take none. Given none, the ones the
     platform reported when the original executed (`ExecutionResult.undo_params`: a changed
     email's previous address) are used, so that whoever undoes need not know what was there
     before; given some, they win. Values filled in that way are private: every view of the
@@ -32,7 +49,24 @@ def undo(
     Only someone who may see the original (`access.may_see`) may undo it. To anyone else the
     original does not exist: the NotFound of an unknown id, checked before anything else (the
     state, whether it is reversible, the params), and nothing is recorded, so that trying ids
-    teaches nothing (which action a request was, that it is executed) and files nothing."""
+    teaches nothing (which action a request was, that it is executed) and files nothing.
+
+    With an idempotency key, as `submit_or_replay`, the key standing for the undo as asked
+    (`idempotency.undo_fingerprint`): a retry with the key and the same request, justification
+    and params answers the undo the first call made (`replayed`) — looked up before anything
+    else, since the original is `reverted` once that undo executed — and the key with anything
+    else is IdempotencyKeyReused. (The key names the caller's own request only: a replay
+    tells nothing about the original.)"""
+    asked = None
+    if idempotency_key is not None:
+        idempotency.check_key(idempotency_key)
+        asked = idempotency.undo_fingerprint(
+            reverts=request_id, justification=justification, params=params
+        )
+        with services.database.read() as session:
+            earlier = idempotency.find(session, actor.id, idempotency_key)
+        if earlier is not None:
+            return replay(earlier, asked)
     with services.database.transaction() as session:
         original = session.get(RequestRow, request_id)
         if original is None or not may_see(services, session, original, actor):
@@ -62,7 +96,7 @@ def undo(
             reverse, account, params = _reverse(services, original, params)
     if refused is not None:
         raise Conflict(f"it cannot be undone: {refused}", request_id=request_id)
-    return submit(
+    return submit_or_replay(
         services,
         actor,
         Submission(
@@ -71,7 +105,9 @@ def undo(
             params=dict(params or {}),
             justification=justification,
             reverts=request_id,
+            idempotency_key=idempotency_key,
         ),
+        asked=asked,
     )
 
 

@@ -4,7 +4,8 @@ filtered lists. These are what the API, the console and the CLI show.
 A person reads only what `foureyes.workflow.access` lets them see (`visible_view`,
 `list_requests`, `account_history`); `request_view` is the system's own unchecked view (the
 worker, the operator's tools, tests) and is never answered to a person as such. Every view
-shows the params an undo restores redacted (`foureyes.workflow.redaction`)."""
+shows the params an undo restores redacted, and what an action would change or answered with
+the values of the platform's private attributes redacted (`foureyes.workflow.redaction`)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from foureyes.workflow.access import (
     visible_request,
 )
 from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
-from foureyes.workflow.redaction import shown_params
+from foureyes.workflow.redaction import shown_fields, shown_params
 from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.subject import redecide
 
@@ -88,7 +89,7 @@ def _view(
         "requester_identity": row.requester_identity,
         "action": row.action,
         "account": row.account_ref,
-        "params": shown_params(session, row),
+        "params": shown_params(services, session, row),
         "justification": row.justification,
         "break_glass": row.break_glass,
         "decision": decision,
@@ -112,7 +113,9 @@ def _view(
         "updated_at": _iso(row.updated_at),
         "finished_at": _iso(row.finished_at),
         "reason": row.reason,
-        "result": row.result,
+        "result": None
+        if row.result is None
+        else shown_fields(services, row.account_ref.partition(":")[0], row.result),
     }
     if timeline:
         view["timeline"] = _timeline(session, row.id)
@@ -226,20 +229,22 @@ def person(services: Services, staff_id: str) -> Staff:
 def preview(
     services: Services, action: str, account_ref: str, params: dict[str, Any]
 ) -> dict[str, list[Any]]:
-    """What `action` would change on the account now, as {attribute: [before, after]}
-    (private values redacted by the connector); empty when the connector cannot tell."""
+    """What `action` would change on the account now, as {attribute: [before, after]}, the
+    values of private attributes redacted (`redaction.shown_fields`, whatever the connector
+    did); empty when the connector cannot tell."""
     try:
         platform, account_id = Account.split_ref(account_ref)
     except ValueError:
         return {}
     connector = services.connector(platform)
     order = ExecutionOrder(action, account_id, dict(params), idempotency_key="")
-    return {str(k): list(v) for k, v in connector.preview(order).items()}
+    change = shown_fields(services, platform, connector.preview(order))
+    return {str(k): list(v) for k, v in change.items()}
 
 
 def visible_preview(services: Services, actor: Actor, request_id: str) -> dict[str, list[Any]]:
     """`preview` of the request as stored (its views may redact params it restores: see
-    `redaction.shown_params`; the connector redacts the preview's private values itself).
+    `redaction.shown_params`; `preview` redacts the values of private attributes).
     NotFound, as for an unknown id, for a request `actor` may not see."""
     with services.database.read() as session:
         row = visible_request(

@@ -16,11 +16,13 @@ from sqlalchemy import func, or_, select
 from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.schedule import CheckpointSchedule
-from foureyes.errors import Conflict, FoureyesError, Unavailable
+from foureyes.errors import Conflict, FoureyesError, RecordAltered, Unavailable
 from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import RequestRow, ReviewRow, StaffRow
-from foureyes.workflow.execute import STALE_AFTER, execute, reconcile
+from foureyes.workflow import lease
+from foureyes.workflow.execute import execute
+from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.records import POST_REVIEW, lock_request, move, record
 from foureyes.workflow.services import Services
 from foureyes.workflow.staff import OPEN_STATES
@@ -61,7 +63,7 @@ def run_once(
     _cancel_for_departed(services, tick)
     _expire(services, tick)
     _execute_due(services, worker, tick)
-    _reconcile_stale(services, tick)
+    _reconcile_abandoned(services, tick)
     _flag_overdue_post_reviews(services, tick)
     _detect(services)  # before delivery, so this pass's alerts go out in this pass
     if checkpoints is not None:
@@ -112,7 +114,10 @@ def _cancel_for_departed(services: Services, tick: Tick) -> None:
             row = lock_request(session, request_id, skip_locked=True)
             if row is None or RequestState(row.state) not in OPEN_STATES:
                 continue
-            problem = services.staff(session, row.requester_id).floor_problem(now.date())
+            try:
+                problem = services.staff(session, row.requester_id).floor_problem(now.date())
+            except RecordAltered:
+                continue  # nothing is decided on an altered record (security is alerted)
             if problem is None:
                 continue
             move(
@@ -245,20 +250,23 @@ def _execute_due(services: Services, worker: str, tick: Tick) -> None:
             tick.failed.append(request_id)
 
 
-def _reconcile_stale(services: Services, tick: Tick) -> None:
-    cutoff = services.clock() - STALE_AFTER
-    stale = _ids(
+def _reconcile_abandoned(services: Services, tick: Tick) -> None:
+    """Reconcile the `executing` requests whose execution lease has lapsed (`workflow.lease`):
+    never one whose process is still renewing it, however long its platform call takes."""
+    abandoned = _ids(
         services,
-        select(RequestRow.id)
-        .where(RequestRow.state == RequestState.EXECUTING.value, RequestRow.updated_at <= cutoff)
-        .limit(BATCH),
+        select(RequestRow.id).where(lease.lapsed(services.clock())).limit(BATCH),
     )
-    for request_id in stale:
+    for request_id in abandoned:
         try:
-            reconcile(services, request_id)
+            state = reconcile(services, request_id)
         except Conflict:
+            continue  # renewed meanwhile, or another worker has it
+        except FoureyesError as exc:
+            log.warning("request %s could not be reconciled: %s", request_id, exc.message)
             continue
-        tick.reconciled.append(request_id)
+        if state != RequestState.EXECUTING:  # else the platform could not be asked: later
+            tick.reconciled.append(request_id)
 
 
 def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:

@@ -512,21 +512,44 @@ def test_one_key_racing_on_two_accounts_applies_on_one(chirp: DemoConnector) -> 
 # --- reconciliation ----------------------------------------------------------------------------
 
 
-def test_reconcile_reads_the_state_when_the_key_is_unknown(chirp: DemoConnector) -> None:
+def test_reconcile_answers_from_the_key_alone_never_from_the_state(chirp: DemoConnector) -> None:
+    """Issue #15 item 4: an account already in the order's target state (another request, or
+    the platform's own staff, made the same change) does not make this order applied; only
+    the `chirp_applied` row of its own key does."""
     deactivate = order("deactivate")
-    set_status(chirp, "deactivated")  # done outside foureyes
+    set_status(chirp, "deactivated")  # done outside this order
     found = chirp.reconcile(deactivate)
-    assert found.applied is True
-    assert found.state == {"status": "deactivated"}
+    assert found.applied is False
+    assert found.state == {"status": "deactivated"}  # shown, for the log; decides nothing
     email = order("change_email", email="new@mail.example")
-    assert chirp.reconcile(email).applied is False
     with chirp.database.transaction() as session:
         row = session.get(ChirpAccountRow, "alice")
         assert row is not None
         row.email = "New@mail.example"
-    assert chirp.reconcile(email).applied is True
+    assert chirp.reconcile(email).applied is False
     assert chirp.reconcile(order("reset_password")).applied is False
     assert chirp.reconcile(order("login_as")).applied is False
+    # Another order's key applied the same change: still not this one.
+    set_status(chirp, "active")
+    other, mine = order("lock"), order("lock")
+    chirp.execute(other)
+    assert status(chirp) == "locked"
+    assert chirp.reconcile(mine).applied is False
+    applied = chirp.reconcile(other)
+    assert applied.applied is True
+    assert applied.summary == {
+        "action": "account.lock",
+        "account": "alice",
+        "changes": {"status": ["active", "locked"]},
+    }
+
+
+def test_reconcile_of_a_key_used_for_another_order_cannot_tell(chirp: DemoConnector) -> None:
+    chirp.execute(order("lock", key="k-1"))
+    found = chirp.reconcile(order("suspend", key="k-1"))
+    assert found.applied is None
+    assert "k-1" in found.why
+    assert "account.lock" in found.why
 
 
 # --- failure injection -------------------------------------------------------------------------

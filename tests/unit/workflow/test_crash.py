@@ -16,7 +16,6 @@ from tests.worlds import World
 
 from foureyes.connectors.demo_tables import ChirpAppliedRow as AppliedRow
 from foureyes.workflow import operations
-from foureyes.workflow.execute import STALE_AFTER
 from foureyes.workflow.submit import Submission
 
 pytestmark = pytest.mark.pg_only
@@ -82,7 +81,7 @@ def test_a_kill_during_the_platform_call_is_reconciled(world: World, when: str) 
 
     # The doomed process claimed the request by the real clock, after its own (possibly slow)
     # start: the restarted worker looks from that moment on, once the claim has gone stale.
-    world.clock.now = datetime.now(UTC) + STALE_AFTER + timedelta(seconds=5)
+    world.clock.now = datetime.now(UTC) + world.services.execution_lease + timedelta(seconds=5)
     tick = operations.run_once(world.services)  # the restarted worker
     assert tick.reconciled == [request_id]
     if when == "before":  # not applied: it is simply run again, once

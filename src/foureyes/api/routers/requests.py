@@ -16,10 +16,17 @@ carried out only when its requester asks, with `POST …/execute`: the answer ho
 (`data`) that one time, and foureyes never stores it, so it cannot be fetched again. The worker
 never carries it out, nobody else may (403), and one its requester never asks for expires.
 
-Retrying a submit. A submit sent with an `Idempotency-Key` header can be retried safely (after a
-503, a timeout, a dropped connection): a retry with the same key and body answers the request
-the first call made (200 and `Idempotent-Replayed: true`, or the same 403 if the policy denied
-it) and records nothing; the key with another body is 422 `idempotency-key-reused`.
+Retrying a submit. A submit (or an undo) sent with an `Idempotency-Key` header can be retried
+safely (after a 503, a timeout, a dropped connection): a retry with the same key and body answers
+the request the first call made (200 and `Idempotent-Replayed: true`, or the same 403 if the
+policy denied it) and records nothing; the key with another body is 422
+`idempotency-key-reused` (docs/idempotency.md).
+
+An answer never says nothing changed when something did. `503 unavailable` means nothing
+changed. Once a call has changed something (a request recorded, a review, a cancellation, an
+execution claimed), or may have (a COMMIT whose answer was lost), a failure after that is `503
+outcome-unknown` with the `request_id` and `outcome: "unknown"`: look the request up, or retry
+a submit with the same key (`foureyes.workflow.outcome`).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from foureyes.errors import BadInput
 from foureyes.model import RequestState
 from foureyes.workflow import operations
 from foureyes.workflow.idempotency import KEY_PATTERN, MAX_KEY
+from foureyes.workflow.services import Actor, Services
 
 router = APIRouter(
     prefix="/v1/requests", tags=["requests"], responses=problem_responses(401, 422, 503)
@@ -63,7 +71,8 @@ IdempotencyKey = Annotated[
             "that it can be retried safely: a retry with the same key and the same body "
             "answers the request the first call made and records nothing; the same key with "
             "another body is 422 `idempotency-key-reused`. Keys are yours alone (another "
-            "person's equal key is another key) and never expire."
+            "person's equal key is another key) and never expire. Send one with every call: "
+            "after a 503 `outcome-unknown` it is the only safe way to try again."
         ),
     ),
 ]
@@ -75,9 +84,9 @@ _REPLAYED_HEADER = {
 }
 
 
-def _submit_responses() -> dict[int | str, dict[str, Any]]:
+def _submit_responses(*more: int) -> dict[int | str, dict[str, Any]]:
     """The submit's answers beyond 201: a replay's 200, and its 403 with the replay header."""
-    problems = problem_responses(403, 404)
+    problems = problem_responses(403, 404, *more)
     return {
         200: {
             "model": dict[str, Any],
@@ -143,12 +152,28 @@ def submit_request(
     With `Idempotency-Key`, a retry of this call (same key, same body) records nothing and
     carries nothing out: it answers the request the first call made, as it is now, with 200
     and `Idempotent-Replayed: true` (`data` null: a read's data is returned once only), or,
-    if the policy denied it, the same 403 problem as the first time, with that header."""
+    if the policy denied it, the same 403 problem as the first time, with that header.
+
+    Once the request is recorded, a failure (carrying it out, reading it back) is 503
+    `outcome-unknown` with its `request_id`, never a 503 that says nothing changed."""
     submission = dataclasses.replace(
         body.submission(client_address(request)), idempotency_key=idempotency_key
     )
     submitted, outcome = operations.submit_run_or_replay(services, actor, submission)
-    view = operations.show_to(services, actor, submitted.request_id)
+    return _answer_submitted(services, actor, response, submitted, outcome)
+
+
+def _answer_submitted(
+    services: Services,
+    actor: Actor,
+    response: Response,
+    submitted: operations.Submitted,
+    outcome: operations.ExecutionOutcome | None,
+) -> dict[str, Any]:
+    """The view of a request a submit (or an undo) recorded or replayed, with `data` once."""
+    request_id = submitted.request_id
+    done = f"request {request_id} was {'found' if submitted.replayed else 'recorded'}"
+    view = operations.show_after(services, actor, request_id, done)
     view["data"] = outcome.data if outcome is not None else None
     if submitted.replayed:
         response.status_code = 200
@@ -205,9 +230,11 @@ def review_request(
     """Bound to the `digest` you were shown (another digest is 409: reload the request). Where
     a rule asks for step-up, `step_up` carries your enrolled device key's signature over this
     review's challenge, or a security key's WebAuthn assertion (see `GET …/step-up`). Answers
-    the updated request."""
+    the updated request (once your review is recorded, a failure to read it back is 503
+    `outcome-unknown`)."""
     operations.review(services, actor, request_id, body.review_input())
-    return operations.show_to(services, actor, request_id)
+    done = f"your review of request {request_id} was recorded"
+    return operations.show_after(services, actor, request_id, done)
 
 
 @router.get(
@@ -241,7 +268,8 @@ def post_review_request(
     within the rule's window. Bound to the `digest` like a review; the requester cannot sign
     off their own. Answers the request (its `reviews` list the sign-offs)."""
     operations.post_review(services, actor, request_id, body.review_input())
-    return operations.show_to(services, actor, request_id)
+    done = f"your post-review of request {request_id} was recorded"
+    return operations.show_after(services, actor, request_id, done)
 
 
 @router.post(
@@ -259,28 +287,42 @@ def cancel_request(
     delay runs anyone eligible to review it may too. Answers the updated request."""
     reason = body.reason if body is not None else ""
     operations.cancel(services, actor, request_id, reason)
-    return operations.show_to(services, actor, request_id)
+    return operations.show_after(services, actor, request_id, f"request {request_id} was cancelled")
 
 
 @router.post(
     "/{request_id}/undo",
     status_code=201,
     summary="Ask for the reverse of an executed request",
-    responses=problem_responses(403, 404, 409),
+    responses=_submit_responses(409),
 )
 def undo_request(
-    request_id: RequestId, body: UndoBody, services: ServicesDep, actor: ActorDep
+    request_id: RequestId,
+    body: UndoBody,
+    response: Response,
+    services: ServicesDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """A new request for the reverse action, linked to this one (`reverts`) and decided by the
     same policy; once it executes, this one becomes `reverted`. Answers the new request (201),
     or 403 with its `request_id` if the policy denies it. Values foureyes fills in to restore
     (a changed email's previous address) are private: every view shows them redacted. 404, as
-    for an unknown id, for a request you may not see: checked first, and nothing recorded."""
-    new_id = operations.undo(services, actor, request_id, body.justification, body.params)
-    outcome = operations.run_if_allowed(services, actor, new_id)
-    view = operations.show_to(services, actor, new_id)
-    view["data"] = outcome.data if outcome is not None else None
-    return view
+    for an unknown id, for a request you may not see: checked first, and nothing recorded.
+
+    With `Idempotency-Key`, as a submit: a retry (same key, same justification and params)
+    answers the undo the first call made with 200 and `Idempotent-Replayed: true`, and records
+    nothing. Once the undo is recorded, a failure is 503 `outcome-unknown` with its
+    `request_id`."""
+    submitted, outcome = operations.undo_run_or_replay(
+        services,
+        actor,
+        request_id,
+        body.justification,
+        body.params,
+        idempotency_key=idempotency_key,
+    )
+    return _answer_submitted(services, actor, response, submitted, outcome)
 
 
 @router.post(
@@ -298,8 +340,14 @@ def execute_request(
     data in `data` — this one time: foureyes does not keep it, and the request is then
     `executed`, so the data cannot be fetched again. For another write `data` is null (the
     worker would have carried it out within seconds anyway). A request that is not approved,
-    or is scheduled for later, is 409."""
+    or is scheduled for later, is 409. A database failure while it is carried out is 503
+    `outcome-unknown` (it may have been carried out; never twice)."""
     outcome = operations.execute(services, request_id, actor=actor)
-    view = operations.show_to(services, actor, request_id)
+    done = (
+        f"request {request_id} is being carried out by another process"
+        if outcome is None
+        else f"request {request_id} is now {outcome.state.value}"
+    )
+    view = operations.show_after(services, actor, request_id, done)
     view["data"] = None if outcome is None else outcome.data
     return view

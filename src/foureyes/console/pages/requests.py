@@ -1,9 +1,15 @@
 """Requests in the console: asking for an action (with a dry run first), one request's page
-(its context, timeline and the review form), my requests (cancel, undo), and the inbox."""
+(its context, timeline and the review form), my requests (cancel, undo), and the inbox.
+
+The forms that make a request (asking, undoing) carry an idempotency key in a hidden field,
+new with each page that shows the form: the same form posted twice (a double click, a reload
+that re-posts) answers the request the first post made, never a second one; and after an
+outcome-unknown answer, posting it again is safe (docs/idempotency.md)."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,7 +24,7 @@ from foureyes.console.pages.context import action_spec, request_context, safe_ac
 from foureyes.console.pages.forms import FormDep
 from foureyes.console.sessions import ConsoleActorDep, client_address
 from foureyes.console.templating import render
-from foureyes.errors import BadInput, FoureyesError
+from foureyes.errors import BadInput, FoureyesError, IdempotencyKeyReused, OutcomeUnknown
 from foureyes.model import Account, ActionSpec, ReviewDecision
 from foureyes.workflow import operations, views
 from foureyes.workflow.services import Actor, Services
@@ -27,6 +33,18 @@ router = APIRouter()
 
 RequestId = Annotated[str, Path(min_length=1, max_length=100)]
 OPEN_STATES = ("pending", "approved", "scheduled")
+# The hidden field of a form's idempotency key.
+KEY_FIELD = "idempotency_key"
+
+
+def new_key() -> str:
+    """A fresh idempotency key for a form that makes a request."""
+    return str(uuid.uuid4())
+
+
+def form_key(form: Mapping[str, str]) -> str | None:
+    """The posted form's idempotency key (None for a form without one: posted by hand)."""
+    return form.get(KEY_FIELD, "").strip() or None
 
 
 # --- asking ----------------------------------------------------------------------------------
@@ -55,8 +73,11 @@ def _new_page(
     change: dict[str, list[Any]] | None = None,
     error: str | None = None,
     refused: dict[str, Any] | None = None,
+    unknown: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    """The asking page; its form carries `idempotency_key` (a fresh one when None)."""
     spec = action_spec(services, account, action) if account and action else None
     return render(
         request,
@@ -73,6 +94,8 @@ def _new_page(
             "change": change or {},
             "error": error,
             "refused": refused,
+            "unknown": unknown,
+            "idempotency_key": idempotency_key or new_key(),
             "account_view": safe_account(services, account) if account else None,
         },
         status_code=status_code,
@@ -97,11 +120,15 @@ def ask(
 ) -> Response:
     """`do=check`: re-render with the dry run's decision (`decide.rule`, as a submit would get
     it: quotas and the payload's check included) and the change it would make;
-    `do=submit`: submit, then show the request (or, if the policy refuses, why)."""
+    `do=submit`: submit with the form's idempotency key, then show the request (or, if the
+    policy refuses, why). A page shown again keeps the form's key while it made no request
+    (a check, a refusal, an outcome-unknown: posting it again asks for the same request) and
+    gets a new one once it did (a policy denial: the next post is a new request)."""
     account = form.get("account", "").strip()
     action = form.get("action", "").strip()
     justification = form.get("justification", "").strip()
     break_glass = form.get("break_glass") == "on"
+    key = form_key(form)
     spec = action_spec(services, account, action)
     values: dict[str, Any] = {}
     page: dict[str, Any] = {
@@ -109,6 +136,7 @@ def ask(
         "action": action,
         "justification": justification,
         "break_glass": break_glass,
+        "idempotency_key": key,
     }
     try:
         if spec is None:
@@ -121,20 +149,41 @@ def ask(
             justification=justification or None,
             break_glass=break_glass,
             client=client_address(request),
+            idempotency_key=key,
         )
         if form.get("do") == "submit":
             request_id, outcome = operations.submit_and_run(services, actor, submission)
             if outcome is not None and outcome.data is not None:
                 # Carried out at once for its requester (a read, a login_as): the answer is
                 # shown this once, never stored.
-                return _request_page(request, services, actor, request_id, data=outcome.data)
+                return _request_page(
+                    request,
+                    services,
+                    actor,
+                    request_id,
+                    done=f"request {request_id} was recorded",
+                    data=outcome.data,
+                )
             return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
         decision = operations.dry_run(services, actor, submission).to_dict()
     except operations.Denied as exc:
+        page["idempotency_key"] = None  # the key made this request: the next post is another
         return _new_page(
             request, services, params=values, refused=exc.details, status_code=403, **page
         )
+    except OutcomeUnknown as exc:
+        return _new_page(
+            request,
+            services,
+            params=values,
+            unknown=exc.details | {"message": exc.message},
+            status_code=exc.status,
+            **page,
+        )
     except FoureyesError as exc:
+        if isinstance(exc, IdempotencyKeyReused):
+            page["idempotency_key"] = None
+
         return _new_page(
             request, services, params=values, error=exc.message, status_code=exc.status, **page
         )
@@ -169,9 +218,21 @@ def _delay_has_run(services: Services, view: Mapping[str, Any]) -> bool:
 
 
 def _request_page(
-    request: Request, services: Services, actor: Actor, request_id: str, **extra: Any
+    request: Request,
+    services: Services,
+    actor: Actor,
+    request_id: str,
+    *,
+    done: str | None = None,
+    **extra: Any,
 ) -> Response:
-    view = operations.show_to(services, actor, request_id)
+    """One request's page; `done` says what this call just changed, if anything (then a
+    failure to read the request back is OutcomeUnknown: `operations.show_after`)."""
+    view = (
+        operations.show_to(services, actor, request_id)
+        if done is None
+        else operations.show_after(services, actor, request_id, done)
+    )
     context = request_context(services, actor, view)
     context["card"] = dict(context)
     context.update(extra)
@@ -196,6 +257,7 @@ def _request_page(
         except FoureyesError:  # the platform's connector is gone: the undo itself will say
             reverse = None
     context["undo_fields"] = schemaform.fields(reverse.params_schema) if reverse else []
+    context["undo_key"] = new_key()
     return render(request, "request.html", context, status_code=extra.pop("status_code", 200))
 
 
@@ -370,9 +432,11 @@ def undo(
     if any(key.startswith(schemaform.PREFIX) for key in form):
         reverse = operations.undo_asks_for(services, actor, request_id)
         params = schemaform.parse(reverse.params_schema, form) if reverse else None
-    new_id = operations.undo(services, actor, request_id, justification, params)
-    operations.run_if_allowed(services, actor, new_id)
-    return RedirectResponse(f"/console/requests/{new_id}", status_code=303)
+    # The form's key: posted twice, it answers the first post's undo (a replay).
+    submitted, _ = operations.undo_run_or_replay(
+        services, actor, request_id, justification, params, idempotency_key=form_key(form)
+    )
+    return RedirectResponse(f"/console/requests/{submitted.request_id}", status_code=303)
 
 
 # --- lists -----------------------------------------------------------------------------------

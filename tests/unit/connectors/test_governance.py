@@ -1,0 +1,129 @@
+"""The governance connector (foureyes' own actions): each change is recorded under its
+idempotency key in the same transaction, a repeat answers the record, and reconciliation asks
+the record alone, never whether a pin or a staff attribute happens to look changed (issue #15
+item 4). On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from foureyes.connectors.base import ExecutionOrder
+from foureyes.connectors.governance import GovernanceConnector
+from foureyes.errors import ConnectorError
+from foureyes.store.database import Database
+from foureyes.store.tables import GovernanceAppliedRow, PinRow, PolicyVersionRow, StaffRow
+from tests.worlds import World, make_world
+
+
+@pytest.fixture
+def world(database: Database) -> World:
+    return make_world(database)
+
+
+@pytest.fixture
+def governance(world: World) -> GovernanceConnector:
+    connector = world.services.connectors["foureyes"]
+    assert isinstance(connector, GovernanceConnector)
+    return connector
+
+
+def pin(key: str, present: bool = True, account: str = "chirp:bob") -> ExecutionOrder:
+    return ExecutionOrder(
+        "foureyes.account.pin",
+        "pins",
+        {"account": account, "pin": "watchlist", "present": present},
+        idempotency_key=key,
+        approvers=("e-4001",),
+        requester="e-9001",
+    )
+
+
+def pins(world: World, account: str = "chirp:bob") -> set[str]:
+    with world.services.database.transaction() as session:
+        return set(session.scalars(select(PinRow.pin).where(PinRow.account_ref == account)))
+
+
+def test_a_pin_someone_else_set_is_not_this_request_applied(
+    world: World, governance: GovernanceConnector
+) -> None:
+    mine, other = pin("req-mine"), pin("req-other")
+    assert governance.reconcile(mine).applied is False
+    governance.execute(other)
+    assert pins(world) == {"watchlist"}
+    assert governance.reconcile(mine).applied is False  # the pin is there: not by this request
+    found = governance.reconcile(other)
+    assert found.applied is True
+    assert found.summary == {"account": "chirp:bob", "pin": "watchlist", "present": True}
+
+
+def test_a_repeat_answers_the_record_and_changes_nothing(
+    world: World, governance: GovernanceConnector
+) -> None:
+    first = governance.execute(pin("req-1"))
+    governance.execute(pin("req-2", present=False))  # another request removes it
+    assert pins(world) == set()
+    assert governance.execute(pin("req-1")).summary == first.summary
+    assert pins(world) == set()  # the repeat did not pin it again
+    with pytest.raises(ConnectorError, match=r"was used for foureyes\.account\.pin"):
+        governance.execute(
+            ExecutionOrder("foureyes.staff.update", "staff", {"staff": "e-3001"}, "req-1")
+        )
+    reused = governance.reconcile(
+        ExecutionOrder("foureyes.staff.update", "staff", {"staff": "e-3001"}, "req-1")
+    )
+    assert reused.applied is None
+    assert "req-1" in reused.why
+
+
+def test_a_staff_update_is_reconciled_from_its_record(
+    world: World, governance: GovernanceConnector
+) -> None:
+    update = ExecutionOrder(
+        "foureyes.staff.update",
+        "staff",
+        {"staff": "c-1001", "status": "suspended"},
+        idempotency_key="req-staff",
+        approvers=("e-4001",),
+        requester="e-9001",
+    )
+    with world.services.database.transaction() as session:
+        row = session.get(StaffRow, "c-1001")
+        assert row is not None
+        row.status = "suspended"  # the HR import got there first
+    assert governance.reconcile(update).applied is False
+    governance.execute(update)
+    found = governance.reconcile(update)
+    assert found.applied is True
+    assert found.summary == {"staff": "c-1001", "before": {"status": "suspended"}}
+    with world.services.database.transaction() as session:
+        kept = session.get(GovernanceAppliedRow, "req-staff")
+        assert kept is not None
+        assert kept.action == "foureyes.staff.update"
+
+
+def test_a_policy_version_made_by_the_request_counts_as_its_record(
+    world: World, governance: GovernanceConnector
+) -> None:
+    """Versions carry the request that made them; those made before `governance_applied`
+    existed are found that way."""
+    update = ExecutionOrder(
+        "foureyes.policy.update", "policy", {"text": "version: 1"}, idempotency_key="req-policy"
+    )
+    assert governance.reconcile(update).applied is False
+    with world.services.database.transaction() as session:
+        first = session.get(PolicyVersionRow, 1)
+        assert first is not None
+        session.add(
+            PolicyVersionRow(
+                version=2,
+                digest=first.digest,
+                text=first.text,
+                author="e-9001",
+                request_id="req-policy",
+                created_at=world.clock.now,
+            )
+        )
+    found = governance.reconcile(update)
+    assert found.applied is True
+    assert found.summary == {"version": 2, "digest": first.digest}
