@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from foureyes import notify
+from foureyes import notify, worker
 from foureyes.api.metrics import Metrics
-from foureyes.api.server import Worker
 from foureyes.errors import Unavailable
+from foureyes.server import Worker
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api
@@ -60,7 +60,7 @@ def test_the_worker_thread_runs_until_stopped(api: Api, monkeypatch: pytest.Monk
     passes: list[float] = []
     real = operations.run_once
 
-    def counted(*args: object, **kwargs: object) -> operations.Tick:
+    def counted(*args: object, **kwargs: object) -> worker.Tick:
         passes.append(time.monotonic())
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -92,7 +92,7 @@ def test_a_pass_failing_for_the_store_is_one_line_without_a_traceback(
     monkeypatch.setattr(operations, "run_once", down)
     worker = Worker(api.world.services, interval=60, metrics=Metrics(api.world.services))
     worker.tick()
-    [record] = [r for r in caplog.records if r.name == "foureyes.api.server"]
+    [record] = [r for r in caplog.records if r.name == "foureyes.server"]
     assert record.getMessage() == (
         "the worker's pass failed: the database is unavailable; reload and try again; "
         "retrying in 60.0 s"
@@ -119,7 +119,7 @@ def test_the_worker_says_where_notifications_go_once_when_it_starts(
 _SUPERVISED = """
 import ctypes, multiprocessing, signal, sys
 from types import SimpleNamespace
-from foureyes.api import server
+from foureyes import server
 multiprocessing.parent_process = lambda: SimpleNamespace(pid=int(sys.argv[1]))
 server._die_with_supervisor()
 asked = ctypes.c_int()

@@ -19,9 +19,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from foureyes.directory import Directory
+from foureyes.auth import dead_credentials
+from foureyes.core.events import move, record
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, DeadCredential, NotFound, Unauthenticated
 from foureyes.model import RequestState, Staff, StaffStatus
+from foureyes.policy.directory import Directory
 from foureyes.store.queries import (
     IDENTITIES_OF,
     TOKEN_AND_PERSON,
@@ -29,9 +32,6 @@ from foureyes.store.queries import (
     staff_from_row,
 )
 from foureyes.store.tables import IdentityRow, RequestRow, StaffRow, TokenRow
-from foureyes.workflow import dead_credentials
-from foureyes.workflow.records import move, record
-from foureyes.workflow.services import Actor, Services
 
 TOKEN_PREFIX = "fey"  # noqa: S105 - a token prefix, not a secret
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)

@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder
+from foureyes.core.events import POST_REVIEW
+from foureyes.core.services import Actor, Services
 from foureyes.errors import NotFound
 from foureyes.model import Account, Outcome, RequestState, Staff
 from foureyes.policy.engine import satisfied
@@ -29,9 +31,8 @@ from foureyes.workflow.access import (
     visible_clause,
     visible_request,
 )
-from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
+from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.redaction import shown_params
-from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.subject import redecide
 
 

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from foureyes.api.auth import ActorDep, ServicesDep
+from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import problem_responses
 from foureyes.connectors.demo_catalog import redact_email, redact_phone
+from foureyes.core.services import Services, json_safe
 from foureyes.policy.engine import tier_of
-from foureyes.workflow.services import Services, json_safe
+from foureyes.web.deps import ServicesDep
 
 router = APIRouter(
     prefix="/v1/accounts",

@@ -32,8 +32,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
-from foureyes.api.auth import ActorDep, ServicesDep
-from foureyes.api.problems import IDEMPOTENT_REPLAYED
+from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import (
     CancelBody,
     RequestBody,
@@ -43,6 +42,8 @@ from foureyes.api.schemas import (
 )
 from foureyes.errors import BadInput
 from foureyes.model import RequestState
+from foureyes.web.deps import ServicesDep
+from foureyes.web.problems import IDEMPOTENT_REPLAYED
 from foureyes.workflow import operations
 from foureyes.workflow.idempotency import KEY_PATTERN, MAX_KEY
 

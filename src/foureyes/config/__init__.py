@@ -22,7 +22,7 @@ file that lives inside it.
 | `notify` | (file only) | none (see below) |
 | `webauthn` | (file only) | rp_id `localhost`, origin `http://localhost:8400` (see below) |
 | `step_up` | (file only) | cooldown `24h`: how long a new step-up credential waits (see below) |
-| `oidc` | (file only) | none: sign-in only with local tokens (`foureyes.signin.settings`) |
+| `oidc` | (file only) | none: sign-in only with local tokens (`foureyes.config.oidc`) |
 | `access` | (file only) | oversight_groups `["security", "leads"]` (see below) |
 | `policy_check` | (file only) | 20 s CPU, 1024 MiB, 60 s wall time per policy check (see below) |
 | `trusted_proxies` | (file only) | none: `X-Forwarded-*` headers are ignored from every peer |
@@ -139,10 +139,9 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from foureyes.audit.checkpoint import Signer
+from foureyes.config.oidc import OidcSettings
 from foureyes.errors import BadInput
 from foureyes.model import parse_duration
-from foureyes.signin.settings import OidcSettings
 
 __all__ = [
     "CONFIG_FILE",
@@ -566,18 +565,6 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise _diagnosis(exc, config_file, from_env) from None
-
-    def signer(self) -> Signer:
-        """The log's signing key, read from `signing_key_file` (BadInput if it is missing)."""
-        try:
-            text = self.signing_key_file.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            raise BadInput(
-                f"no log signing key at {self.signing_key_file} (run `foureyes init`)"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"cannot read the log signing key {self.signing_key_file}") from exc
-        return Signer.parse(text)
 
     def metrics_token(self, env: Mapping[str, str] | None = None) -> str | None:
         """The bearer token `/metrics` answers to, read now from `metrics_token_file` or the

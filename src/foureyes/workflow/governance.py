@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foureyes.auth.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
 from foureyes.errors import BadInput, ConnectorError, Unavailable
 from foureyes.model import Account, ActionSpec
@@ -33,10 +34,9 @@ from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import PinRow, PolicyVersionRow, StaffRow, WebAuthnCredentialRow
 from foureyes.workflow import enrolment
-from foureyes.workflow.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 
 if TYPE_CHECKING:
-    from foureyes.workflow.services import Services
+    from foureyes.core.services import Services
 
 ACCOUNTS = {"policy", "pins", "staff"}
 
