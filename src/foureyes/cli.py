@@ -20,7 +20,7 @@ from foureyes.bootstrap import services_for
 from foureyes.commands import lifecycle, migration, serve, textview
 from foureyes.commands.alerts import alerts_app
 from foureyes.commands.audit import audit_app
-from foureyes.commands.common import DataDirOpt, diagnosed
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.commands.staff import staff_app
 from foureyes.config import Settings
 from foureyes.connectors.demo_catalog import demo_catalog

@@ -1,6 +1,6 @@
 """Running foureyes: the API under uvicorn, and the background worker beside it.
 
-The worker is a thread that calls `operations.run_once` every `interval` seconds (expiry, due
+The worker is a thread that calls `foureyes.worker.run_once` every `interval` seconds (expiry, due
 executions, reconciliation, overdue post-reviews). It is safe to run one in each of several
 processes sharing one PostgreSQL: `run_once` claims each item with a row lock.
 

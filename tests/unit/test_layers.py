@@ -10,7 +10,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # `lint-imports`, run by this interpreter (the console script is not on every PATH).
-_COMMAND = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+_COMMAND = (
+    "import sys; from importlinter.cli import lint_imports_command; "
+    "sys.exit(lint_imports_command())"
+)
 
 
 def _lint_imports() -> subprocess.CompletedProcess[str]:

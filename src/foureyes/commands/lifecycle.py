@@ -33,7 +33,7 @@ from foureyes.commands.api_client import (
     ServerOpt,
     connect,
 )
-from foureyes.commands.common import DataDirOpt, TokenOpt, diagnosed, err, open_services
+from foureyes.commands.options import DataDirOpt, TokenOpt, diagnosed, err, open_services
 from foureyes.commands.serve import DEMO_MARKER
 from foureyes.config import Settings
 from foureyes.core.events import POST_REVIEW

@@ -42,7 +42,7 @@ from foureyes import bootstrap
 from foureyes.audit.checkpoint import signer_from_file
 from foureyes.auth.stepup import bootstrap_key
 from foureyes.bootstrap import create_app, services_for
-from foureyes.commands.common import DataDirOpt, diagnosed, err
+from foureyes.commands.options import DataDirOpt, diagnosed, err
 from foureyes.config import CONFIG_FILE, Settings, WebAuthnSettings
 from foureyes.core.events import record
 from foureyes.core.services import Services

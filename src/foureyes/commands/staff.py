@@ -26,7 +26,7 @@ from rich.table import Table
 from foureyes.auth.credentials import DEVICE_KEY, WEBAUTHN, NewCredential
 from foureyes.bootstrap import services_for
 from foureyes.commands import staff_review
-from foureyes.commands.common import DataDirOpt, diagnosed
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.config import Settings
 from foureyes.core.services import Actor
 from foureyes.errors import BadInput

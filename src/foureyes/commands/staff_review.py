@@ -25,7 +25,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from foureyes.bootstrap import services_for
-from foureyes.commands.common import DataDirOpt, diagnosed
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.config import Settings
 from foureyes.core.services import Services
 from foureyes.errors import BadInput

@@ -1,4 +1,5 @@
-"""What every command shares: the error-to-diagnosis wrapper and opening a running foureyes."""
+"""What every command shares: its options (`--data-dir`, `--token`), the error-to-diagnosis
+wrapper, and opening the data directory an operator command names."""
 
 from __future__ import annotations
 
