@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, CDPSession, Page, sync_playwright
 
-from foureyes.api import create_app
+from foureyes.auth import webauthn
+from foureyes.bootstrap import create_app
 from foureyes.config import WebAuthnSettings
-from foureyes.signin.settings import OidcSettings
-from foureyes.workflow import operations, webauthn
+from foureyes.config.oidc import OidcSettings
+from foureyes.workflow import operations
 from tests.api.conftest import make_settings
 from tests.http_server import free_port, serving_app
 from tests.worlds import World

@@ -43,9 +43,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from foureyes import notify
+from foureyes.core import sealing
 from foureyes.store import migrate
 from foureyes.store.database import Database
-from foureyes.workflow import sealing
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -86,7 +86,7 @@ def _notification_channels_unset() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _no_database_sealed() -> None:
-    """Every test starts with no database watched for sealing (`foureyes.workflow.sealing`):
+    """Every test starts with no database watched for sealing (`foureyes.core.sealing`):
     the PostgreSQL tests share one `Database`, and a test that builds no services of its own
     must not have its writes sealed as an earlier test's services did."""
     sealing.unwatch_all()

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from foureyes.signin.settings import OidcSettings
+from foureyes.config.oidc import OidcSettings
 
 # The provider refuses plain http unless told otherwise; it only ever listens on localhost.
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")

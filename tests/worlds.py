@@ -13,17 +13,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.orm import Session
 
-from foureyes.directory import load_directory
+from foureyes import bootstrap
+from foureyes.auth import credentials, webauthn
+from foureyes.auth.stepup import bootstrap_key, challenge
+from foureyes.auth.webauthn import DEMO_RELYING_PARTY
+from foureyes.core.events import record
+from foureyes.core.services import Actor, Services
 from foureyes.model import ReviewDecision
 from foureyes.policy.compiler import parse_policy
+from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.store.tables import PolicyVersionRow
-from foureyes.workflow import credentials, operations, webauthn
-from foureyes.workflow.records import record
+from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.services import Actor, Services
-from foureyes.workflow.stepup import bootstrap_key, challenge
-from foureyes.workflow.webauthn import DEMO_RELYING_PARTY
 from tests.conftest import EXAMPLES
 from tests.webauthn_authenticator import SoftAuthenticator
 
@@ -118,7 +120,7 @@ def make_world(database: Database, policy_text: str | None = None) -> World:
     """Seed `database` with the demo (and `policy_text` instead of the example policy) and
     return the running foureyes around it."""
     clock = Clock()
-    services = operations.build_services(database, connectors={"chirp": ("demo", {})}, clock=clock)
+    services = bootstrap.build_services(database, connectors={"chirp": ("demo", {})}, clock=clock)
     directory = load_directory(EXAMPLES / "staff.yaml")
     operations.seed(
         services,

@@ -16,21 +16,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from foureyes import textview
-from foureyes.audit.cli import audit_app
-from foureyes.commands import lifecycle, migration, serve
+from foureyes.bootstrap import services_for
+from foureyes.commands import lifecycle, migration, serve, textview
 from foureyes.commands.alerts import alerts_app
-from foureyes.commands.common import DataDirOpt, diagnosed, services_for
+from foureyes.commands.audit import audit_app
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.commands.staff import staff_app
 from foureyes.config import Settings
 from foureyes.connectors.demo_catalog import demo_catalog
 from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTIONS
-from foureyes.directory import load_directory
+from foureyes.datadir import initialize
 from foureyes.errors import BadInput
-from foureyes.init import initialize
 from foureyes.policy.analysis import check_invariants, check_update, diff_policies
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
+from foureyes.policy.directory import load_directory
 from foureyes.policy.explain import explain
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import run_policy_tests

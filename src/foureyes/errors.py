@@ -88,7 +88,7 @@ class Unauthenticated(FoureyesError):
 class DeadCredential(Unauthenticated):
     """A known person's own credential that no longer works (revoked, expired, or its owner
     terminated, suspended or outside their contract): the same 401 to the caller, and evidence
-    for oversight (`foureyes.workflow.dead_credentials`). What it is about is kept in attributes,
+    for oversight (`foureyes.auth.dead_credentials`). What it is about is kept in attributes,
     never in `details`, which the API would show the caller."""
 
     def __init__(self, message: str, *, staff: str, credential: str, reason: str) -> None:

@@ -17,21 +17,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from foureyes import bootstrap, worker
 from foureyes.audit.checkpoint import Verifier
 from foureyes.audit.export import VerifyReport
 from foureyes.audit.verify import verify_log
 from foureyes.config import OVERSIGHT_GROUPS
+from foureyes.core.services import Actor, Services, utc_now
 from foureyes.model import ReviewDecision
 from foureyes.policy.decision import Decision
 from foureyes.store import migrate
 from foureyes.store.database import Database
+from foureyes.worker import Tick
 from foureyes.workflow import operations
 from foureyes.workflow.execute import ExecutionOutcome
 from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.services import Actor, Services, utc_now
 from foureyes.workflow.submit import Submission
 from foureyes.workflow.views import ListFilter
-from foureyes.workflow.worker import Tick
 
 
 class Guard:
@@ -55,7 +56,7 @@ class Guard:
         database = Database(database_url)
         if migrate_schema:
             migrate.upgrade(database)
-        services = operations.build_services(
+        services = bootstrap.build_services(
             database, connectors=connectors, clock=clock, oversight_groups=oversight_groups
         )
         if migrate_schema:
@@ -143,7 +144,7 @@ class Guard:
 
     def run_due(self) -> Tick:
         """One pass of background work (what `foureyes worker` runs in a loop)."""
-        return operations.run_once(self.services, worker="guard")
+        return worker.run_once(self.services, worker="guard")
 
     def verify(
         self, verifiers: Sequence[Verifier], witness_dir: Path | None = None

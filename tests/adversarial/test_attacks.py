@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from foureyes.directory import parse_directory
+from foureyes import worker
+from foureyes.policy.directory import parse_directory
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES
@@ -81,7 +82,7 @@ def test_departing_contractor_on_the_last_day_is_refused_each_time(api: Api) -> 
         denied_ids.append(body["request_id"])
     assert len(set(denied_ids)) == 3
 
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     departing = _alerts(api, "departing_staff")
     assert {a["request"] for a in departing} >= set(denied_ids)
     assert all(a["staff"] == "c-1001" for a in departing)
@@ -126,7 +127,7 @@ def test_approved_request_of_a_requester_terminated_before_it_runs_is_cancelled(
 
     clock.advance(hours=26)
     _reissue_tokens_except(api, "e-3001")
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     view = api.show("e-3002", request_id)
     assert view["state"] == "cancelled"
     assert "e-3001" in view["reason"]
@@ -275,7 +276,7 @@ def test_a_burst_of_email_changes_is_stopped_by_the_quota_and_flagged(api: Api) 
     changed = [i for i in range(30) if api.world.chirp(f"user{i}")["email"].startswith("attacker+")]
     assert changed == list(range(10))
 
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     # The detectors run with their defaults: more than 20 writes by one person in an hour.
     [velocity] = _alerts(api, "velocity")
     assert velocity["staff"] == "e-2001"
@@ -341,7 +342,7 @@ def test_a_policy_administrator_cannot_weaken_the_policy_and_act_alone(api: Api)
     assert [f["missing"] for f in view["decision"]["factors"]] == [1]
     assert "review.recorded" not in _kinds(view)
     assert _audit(api, update["id"]) == _kinds(view)
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     assert api.show("e-9001", update["id"])["state"] == "pending"
 
     act = api.submitted(
@@ -399,7 +400,7 @@ def test_break_glass_by_the_unentitled_is_refused_and_unreviewed_use_is_flagged(
     assert api.show("e-4001", request_id)["reviews"] == []
 
     api.world.clock.advance(hours=25)
-    tick = operations.run_once(api.world.services)
+    tick = worker.run_once(api.world.services)
     assert request_id in tick.overdue
     view = api.show("e-4001", request_id)
     assert "break_glass.overdue" in _kinds(view)
@@ -410,7 +411,7 @@ def test_break_glass_by_the_unentitled_is_refused_and_unreviewed_use_is_flagged(
     assert overdue["summary"].endswith("was not signed off in time (0 of 2)")
     assert overdue["staff"] == "e-3001"
     # A later pass neither flags it again nor raises a second alert.
-    assert operations.run_once(api.world.services).overdue == []
+    assert worker.run_once(api.world.services).overdue == []
     assert len([a for a in _alerts(api, "break_glass") if a["request"] == request_id]) == 2
     assert not [a for a in _alerts(api, "break_glass") if a["request"] == refused["request_id"]]
 
@@ -441,7 +442,7 @@ def test_a_terminated_approver_no_longer_counts_when_the_request_runs(api: Api) 
     every counted approver: Tomas's approval no longer counts, so the request is cancelled with
     the reason in its timeline and the audit log, and alice still exists."""
     request_id = _approved_then_approver_terminated(api)
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     view = api.show("e-9001", request_id)
     assert view["state"] == "cancelled"
     assert view["reason"].startswith("re-check at execution failed")
@@ -460,7 +461,7 @@ def test_the_worker_reports_a_request_cancelled_at_execution_as_cancelled(api: A
     """Same story as above; the worker's own report of the pass must not say it executed the
     deletion it actually cancelled (operators read it: `foureyes worker`, the server's log)."""
     request_id = _approved_then_approver_terminated(api)
-    tick = operations.run_once(api.world.services)
+    tick = worker.run_once(api.world.services)
     assert api.show("e-9001", request_id)["state"] == "cancelled"
     assert request_id not in tick.executed
     assert request_id in tick.cancelled

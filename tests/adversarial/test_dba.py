@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from foureyes import worker
 from foureyes.audit.verify import verify_log
 from foureyes.connectors.demo_tables import ChirpAppliedRow
+from foureyes.core.events import request_digest
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
 from foureyes.workflow import integrity, operations
-from foureyes.workflow.records import request_digest
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
 from tests.dba import tamper
@@ -32,7 +33,7 @@ def _pending_suspension(api: Api) -> dict[str, Any]:
 
 
 def _run_worker_and_show(api: Api, request_id: str) -> dict[str, Any]:
-    tick = operations.run_once(api.world.services)
+    tick = worker.run_once(api.world.services)
     assert request_id not in tick.executed
     return api.show("e-4001", request_id)
 
@@ -170,7 +171,7 @@ def _tamper(api: Api, sql: str, **params: Any) -> None:
 def _when_due(api: Api, request_id: str) -> dict[str, Any]:
     """The delay runs out and the worker passes: it must not execute the request."""
     api.world.clock.advance(minutes=11)
-    tick = operations.run_once(api.world.services)
+    tick = worker.run_once(api.world.services)
     assert request_id not in tick.executed
     return api.show("e-4001", request_id)
 
@@ -395,7 +396,7 @@ def test_a_tampered_request_left_executing_is_not_reconciled(
     )
     monkeypatch.setattr(chirp, "reconcile", must_not_ask)
     api.world.clock.advance(seconds=api.world.services.execution_lease.total_seconds() + 5)
-    assert view["id"] in operations.run_once(api.world.services).reconciled
+    assert view["id"] in worker.run_once(api.world.services).reconciled
     shown = api.show("e-4001", view["id"])
     assert shown["state"] == "failed"
     assert "account_ref" in shown["reason"]
@@ -409,7 +410,7 @@ def test_an_executed_request_altered_afterwards_cannot_be_undone_elsewhere(api: 
     (a reactivation) would act there. The undo is refused and security alerted."""
     view = _deactivation(api)
     api.world.clock.advance(minutes=11)
-    assert view["id"] in operations.run_once(api.world.services).executed
+    assert view["id"] in worker.run_once(api.world.services).executed
     _tamper(api, "UPDATE requests SET account_ref = 'chirp:newsdesk' WHERE id = :id", id=view["id"])
     response = api.post("e-3001", f"/v1/requests/{view['id']}/undo", {"justification": "CASE-1"})
     assert_problem(response, 409, "conflict")
@@ -430,7 +431,7 @@ def test_undo_params_rewritten_after_execution_are_not_used(api: Api) -> None:
     the execution's event vouches for other values, and security is alerted."""
     view = _email_change(api)
     api.world.clock.advance(minutes=11)
-    assert view["id"] in operations.run_once(api.world.services).executed
+    assert view["id"] in worker.run_once(api.world.services).executed
     assert api.world.chirp("president")["email"] == APPROVED_EMAIL
     _tamper(
         api,
@@ -478,7 +479,7 @@ def test_the_store_refuses_edits_to_what_was_approved(
     # Nothing changed, and the request runs as approved.
     assert api.show("e-4001", view["id"])["digest"] == view["digest"]
     api.world.clock.advance(minutes=11)
-    assert operations.run_once(api.world.services).executed == [view["id"]]
+    assert worker.run_once(api.world.services).executed == [view["id"]]
     assert api.world.chirp("president")["email"] == APPROVED_EMAIL
     assert _high_alerts(api, view["id"]) == []
 
@@ -632,7 +633,7 @@ def _cancelled(api: Api) -> dict[str, Any]:
 def _expired(api: Api) -> dict[str, Any]:
     view = _pending_suspension(api)
     api.world.clock.advance(hours=25)
-    assert view["id"] in operations.run_once(api.world.services).expired
+    assert view["id"] in worker.run_once(api.world.services).expired
     return view
 
 
@@ -668,7 +669,7 @@ def test_an_executed_request_set_back_to_approved_is_not_carried_out_again(api: 
     the request back to `approved` so that the worker deactivates the account again."""
     view = _deactivation(api)
     api.world.clock.advance(minutes=11)
-    assert view["id"] in operations.run_once(api.world.services).executed
+    assert view["id"] in worker.run_once(api.world.services).executed
     _tamper(api, "UPDATE requests SET state = 'approved' WHERE id = :id", id=view["id"])
     _run_worker_and_show(api, view["id"])
     _stopped(api, view["id"], "its state is approved, but its audit events say it is executed")
@@ -699,7 +700,7 @@ def test_a_delay_left_alone_runs_on_time(api: Api) -> None:
     on both stores (each keeps times to the microsecond), with no alert."""
     view = _email_change(api)
     api.world.clock.now = _row(api, view["id"]).not_before or api.world.clock.now
-    assert operations.run_once(api.world.services).executed == [view["id"]]
+    assert worker.run_once(api.world.services).executed == [view["id"]]
     assert _high_alerts(api, view["id"]) == []
 
 
@@ -709,7 +710,7 @@ def test_a_retry_brought_forward_in_the_database_is_caught(api: Api) -> None:
     view = _approved(api, "account.suspend", "chirp:chirp")
     chirp = api.world.services.connectors["chirp"]
     chirp.inject_failures(1)  # type: ignore[attr-defined]
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     assert api.show("e-4001", view["id"])["state"] == "approved"
     _tamper(
         api,
@@ -757,7 +758,7 @@ def test_a_delay_set_at_submission_cannot_be_cut_short(database: Database, cut: 
         world.clock.advance(minutes=1)
     else:
         world.clock.advance(hours=1)
-    executed = operations.run_once(world.services).executed
+    executed = worker.run_once(world.services).executed
     view = operations.show(world.services, request_id)
     with database.transaction() as session:
         alerts = session.scalars(

@@ -30,17 +30,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from foureyes import bootstrap, worker
 from foureyes.audit.verify import verify_log
+from foureyes.auth.stepup import challenge
 from foureyes.cli import app
 from foureyes.config import Settings
 from foureyes.console.sessions import COOKIE
-from foureyes.directory import load_directory
+from foureyes.core import sealing
 from foureyes.errors import StepUpFailed, Unauthenticated
+from foureyes.policy.directory import load_directory
 from foureyes.store import seals
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, EventRow, TokenRow
-from foureyes.workflow import operations, sealing
-from foureyes.workflow.stepup import challenge
+from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES
 from tests.console.conftest import console_for
@@ -113,7 +115,7 @@ def _pin(api: Api, account: str, pin: str = "protected") -> None:
     )
     assert view["state"] == "pending"
     assert api.review(INES, view["id"], digest=view["digest"]).status_code == 200
-    assert view["id"] in operations.run_once(api.world.services).executed
+    assert view["id"] in worker.run_once(api.world.services).executed
 
 
 SUSPEND_ALICE = {"action": "account.suspend", "account": "chirp:alice"}
@@ -169,7 +171,7 @@ def test_a_request_approved_under_a_pin_is_not_carried_out_once_it_is_deleted(ap
         assert api.review(reviewer, view["id"], digest=view["digest"]).status_code == 200
     assert api.show(TOMAS, view["id"])["state"] == "approved"
     _tamper(api, "DELETE FROM account_pins WHERE account_ref = 'chirp:alice'")
-    tick = operations.run_once(api.world.services)
+    tick = worker.run_once(api.world.services)
     assert view["id"] not in tick.executed
     shown = api.show(INES, view["id"])
     assert shown["state"] == "cancelled"
@@ -247,7 +249,7 @@ def test_an_approver_reactivated_after_approving_does_not_count_at_execution(api
     assert api.show(TOMAS, view["id"])["state"] == "approved"
     _terminate(api, MEI)
     _tamper(api, "UPDATE staff SET status = 'active' WHERE id = :id", id=MEI)
-    tick = operations.run_once(api.world.services)
+    tick = worker.run_once(api.world.services)
     assert view["id"] not in tick.executed
     shown = api.show(INES, view["id"])
     assert shown["state"] == "cancelled"
@@ -551,7 +553,7 @@ def test_whoever_holds_the_runtime_role_cannot_write_a_sign_in_or_a_group(
     settings = Settings.load(root, env={"FOUREYES_DATABASE_URL": made.runtime_url})
     database = Database(settings.database_url)
     try:
-        services = operations.build_services(
+        services = bootstrap.build_services(
             database, connectors={"chirp": ("demo", {})}, origin=settings.log_origin
         )
         kims = operations.issue_token(services, KIM)

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from foureyes.directory import load_directory
+from foureyes.auth import dead_credentials
+from foureyes.policy.directory import load_directory
 from foureyes.store.tables import AlertRow, EventRow
-from foureyes.workflow import dead_credentials, operations
+from foureyes.workflow import operations
 from tests.api.conftest import Api
 from tests.conftest import EXAMPLES
 from tests.console.conftest import Console, console_for

@@ -25,7 +25,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from foureyes.commands.common import services_for
+from foureyes import worker
+from foureyes.auth import credentials, webauthn
+from foureyes.auth.stepup import bootstrap_key, challenge
+from foureyes.bootstrap import services_for
 from foureyes.commands.serve import _demo_relying_party
 from foureyes.config import Settings
 from foureyes.store.tables import (
@@ -36,8 +39,7 @@ from foureyes.store.tables import (
     StepUpKeyRow,
     WebAuthnCredentialRow,
 )
-from foureyes.workflow import credentials, operations, webauthn
-from foureyes.workflow.stepup import bootstrap_key, challenge
+from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 from tests.console.conftest import BASE_URL, Browser
 from tests.unit.commands.cli import initialised, run
@@ -231,7 +233,7 @@ def test_a_stolen_token_cannot_enrol_a_key_that_approves(api: Api) -> None:
     assert asked.params["staff"] == MEI
     assert asked.params["credential_id"] == b64url(key.credential_id)
     assert_problem(api.review(MEI, asked.id), 403, "forbidden")
-    assert operations.run_once(api.world.services).executed == []
+    assert worker.run_once(api.world.services).executed == []
     assert keys_of(api.world, MEI) == []
     # ... and Mei hears that a key was asked for in her name.
     assert outbox(api.world, "credential.requested") == [(None, MEI)]
@@ -296,7 +298,7 @@ def test_a_first_key_is_approved_by_security_and_counts_after_the_cooldown(api: 
     # Security approves, confirming with their own key (a phished sign-in alone cannot).
     assert_problem(api.review(INES, request_id), 403, "forbidden")
     assert api.review(INES, request_id, step_up=True).status_code == 200
-    assert operations.run_once(api.world.services).executed == [request_id]
+    assert worker.run_once(api.world.services).executed == [request_id]
     assert api.show(INES, request_id)["state"] == "executed"
     now = api.world.clock.now
     assert keys_of(api.world, MEI) == [("blue key", now + COOLDOWN)]
@@ -379,7 +381,7 @@ def test_the_person_never_approves_their_own_credential(api: Api) -> None:
         assert "your own step-up credential" in assert_problem(refused, 403, "forbidden")["detail"]
     assert reviews_of(api.world, request_id) == []
     assert api.show(INES, request_id)["state"] == "pending"
-    assert operations.run_once(api.world.services).executed == []
+    assert worker.run_once(api.world.services).executed == []
     with api.world.services.database.transaction() as session:
         owned = session.scalars(select(StepUpKeyRow.id).where(StepUpKeyRow.staff_id == INES))
         assert list(owned) == [api.world.key_ids[INES]]  # only her bootstrap key
@@ -453,7 +455,7 @@ def test_an_approval_made_with_a_key_revoked_since_no_longer_counts(api: Api) ->
     assert state_of(api, vit) == "pending"
     assert approved_by(api, vit) == [SAM, INES]
     api.world.clock.advance(minutes=11)
-    assert operations.run_once(api.world.services).executed == []
+    assert worker.run_once(api.world.services).executed == []
     assert state_of(api, vit) == "pending"
     assert president_active(api)
 
@@ -477,7 +479,7 @@ def test_revoking_after_approval_cancels_at_execution(api: Api) -> None:
     assert revoke_in_console(api, MEI, api.world.key_ids[MEI]).status_code == 303
 
     api.world.clock.advance(minutes=11)
-    assert operations.run_once(api.world.services).executed == []
+    assert worker.run_once(api.world.services).executed == []
     for request_id, key_id in ((by_security_key, b.id), (by_device_key, api.world.key_ids[MEI])):
         view = api.show(INES, request_id)
         assert view["state"] == "cancelled"
@@ -505,7 +507,7 @@ def test_the_owner_sees_and_revokes_a_device_key_enrolled_by_request(api: Api) -
     assert asked.status_code == 201, asked.text
     request_id = asked.json()["id"]
     assert api.review(INES, request_id, step_up=True).status_code == 200
-    assert operations.run_once(api.world.services).executed == [request_id]
+    assert worker.run_once(api.world.services).executed == [request_id]
 
     mei = console_with(api, api.tokens[MEI])
     page = mei.get("/console/security-keys")

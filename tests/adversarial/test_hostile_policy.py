@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from foureyes.api import create_app
+from foureyes.bootstrap import create_app
 from foureyes.policy.catalog import FOUREYES_PLATFORM
 from foureyes.policy.sandbox import Budget
 from foureyes.store.database import Database

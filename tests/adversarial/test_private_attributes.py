@@ -1,7 +1,7 @@
 """Private attributes under any name, attacked through every place foureyes shows account values.
 
 Connectors declare each attribute's sensitivity (`Connector.account_attributes`: `public` or
-`private`); one redaction function (`foureyes.workflow.redaction`) serves the API's account
+`private`); one redaction function (`foureyes.core.redaction`) serves the API's account
 view, the console's account page, the audit log's events and notifications. Before, the account
 view redacted a hard-coded `email`/`phone` list with the demo connector's helpers, so an
 attribute under another name was shown in the clear to every member of staff: an `http`
@@ -40,10 +40,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from foureyes.api import create_app
+from foureyes import bootstrap, worker
+from foureyes.bootstrap import create_app
 from foureyes.connectors.base import Connector
 from foureyes.connectors.synapse import SynapseConnector
-from foureyes.directory import load_directory
+from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow, OutboxRow
 from foureyes.workflow import operations
@@ -188,7 +189,7 @@ def platforms(database: Database, tmp_path: Path) -> Iterator[Platforms]:
     receiver = ShopReceiver(SECRET, accounts).start()
     clock = Clock()
     settings = {**SHOP_SETTINGS, "url": receiver.url, "secret": SECRET}
-    services = operations.build_services(
+    services = bootstrap.build_services(
         database, connectors={"shop": ("http", settings)}, clock=clock
     )
     matrix = SynapseConnector(
@@ -297,7 +298,7 @@ def test_notifications_and_the_audit_log_never_hold_a_private_value(
     # Mei may review it: she sees the exact value she is asked to approve (need-to-know).
     assert api.show("e-3002", change["id"])["params"] == {"contact_address": NEW}
     assert api.review("e-3002", change["id"]).status_code == 200
-    tick = operations.run_once(platforms.services)
+    tick = worker.run_once(platforms.services)
     assert change["id"] in tick.executed
     assert platforms.receiver.accounts["alice"]["contact_address"] == NEW
 

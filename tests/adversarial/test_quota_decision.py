@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 from foureyes import detect
 from foureyes.cli import app
 from foureyes.connectors.base import ExecutionOrder
-from foureyes.connectors.governance import GovernanceConnector
 from foureyes.store.tables import AlertRow, EventRow, RequestRow
 from foureyes.workflow import denials, operations
+from foureyes.workflow.governance import GovernanceConnector
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES

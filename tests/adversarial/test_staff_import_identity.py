@@ -25,11 +25,11 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from foureyes.api import create_app
+from foureyes.bootstrap import create_app
 from foureyes.commands.staff import describe_import
 from foureyes.console.sessions import COOKIE
-from foureyes.directory import Directory, load_directory
 from foureyes.errors import BadInput
+from foureyes.policy.directory import Directory, load_directory
 from foureyes.store.database import Database
 from foureyes.store.tables import (
     AlertRow,

@@ -13,8 +13,8 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from foureyes.api import create_app
 from foureyes.audit.checkpoint import Signer
+from foureyes.bootstrap import create_app
 from foureyes.config import Settings
 from foureyes.store.database import Database
 from foureyes.workflow import operations

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from foureyes.audit.checkpoint import verify_checkpoint
+from foureyes.audit.checkpoint import signer_from_file, verify_checkpoint
 from foureyes.audit.merkle import verify_consistency, verify_inclusion
 from tests.api.conftest import Api, assert_problem
 
@@ -27,7 +27,7 @@ def _checkpoint(api: Api) -> dict[str, Any]:
 
 def test_the_checkpoint_is_signed_by_the_logs_key(api: Api) -> None:
     body = _checkpoint(api)
-    verifier = api.settings.signer().verifier()
+    verifier = signer_from_file(api.settings.signing_key_file).verifier()
     checkpoint = verify_checkpoint(body["note"], [verifier], origin=body["origin"])
     assert checkpoint.size == body["size"] > 0
     assert checkpoint.root_hash == _b64(body["root_hash"])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from foureyes.directory import load_directory
+from foureyes.policy.directory import load_directory
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem

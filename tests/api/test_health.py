@@ -6,16 +6,17 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from foureyes.api import create_app
+from foureyes import bootstrap, worker
+from foureyes.audit.checkpoint import signer_from_file
 from foureyes.audit.schedule import CheckpointSchedule
+from foureyes.bootstrap import create_app
 from foureyes.config import Settings
 from foureyes.store.database import Database
-from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 
 
 def test_healthz_checks_the_store_and_the_policy(api: Api) -> None:
-    operations.run_once(api.world.services)  # the detector pipeline has run: a heartbeat
+    worker.run_once(api.world.services)  # the detector pipeline has run: a heartbeat
     response = api.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {
@@ -28,7 +29,7 @@ def test_healthz_checks_the_store_and_the_policy(api: Api) -> None:
 
 
 def test_healthz_raises_the_silence_alert_when_detectors_stop(api: Api) -> None:
-    operations.run_once(api.world.services, checkpoints=_schedule(api))  # signed: not stale
+    worker.run_once(api.world.services, checkpoints=_schedule(api))  # signed: not stale
     api.world.clock.advance(days=2)  # no worker pass since: the pipeline has gone quiet
     assert api.client.get("/healthz").json()["detectors"] == "silent"
     alerts = api.get("e-4001", "/v1/alerts").json()["items"]
@@ -36,7 +37,7 @@ def test_healthz_raises_the_silence_alert_when_detectors_stop(api: Api) -> None:
 
 
 def test_healthz_is_503_without_a_policy(database: Database, settings: Settings) -> None:
-    services = operations.build_services(database, connectors={"chirp": ("demo", {})})
+    services = bootstrap.build_services(database, connectors={"chirp": ("demo", {})})
     with TestClient(create_app(services, settings)) as client:
         body = assert_problem(client.get("/healthz"), 503, "unavailable")
     assert "init" not in body["detail"]  # no internals for an unauthenticated caller
@@ -44,7 +45,9 @@ def test_healthz_is_503_without_a_policy(database: Database, settings: Settings)
 
 def _schedule(api: Api) -> CheckpointSchedule:
     return CheckpointSchedule(
-        api.settings.signer(), api.settings.witness_dir, deadline=api.settings.checkpoint_deadline
+        signer_from_file(api.settings.signing_key_file),
+        api.settings.witness_dir,
+        deadline=api.settings.checkpoint_deadline,
     )
 
 
@@ -59,17 +62,17 @@ def test_healthz_raises_checkpoint_stale_when_nothing_signs(api: Api) -> None:
     that never signed): once an event has waited longer than the deadline, the probe says so
     and raises `checkpoint_stale`, once; a worker pass that signs puts it right."""
     services = api.world.services
-    operations.run_once(services)  # a heartbeat, so that only checkpoints are late
+    worker.run_once(services)  # a heartbeat, so that only checkpoints are late
     assert api.client.get("/healthz").json()["checkpoints"] == "ok"
     api.world.clock.advance(seconds=api.settings.checkpoint_deadline.total_seconds() + 1)
-    operations.run_once(services)  # the detectors keep running; nothing signs
+    worker.run_once(services)  # the detectors keep running; nothing signs
     for _ in range(2):
         assert api.client.get("/healthz").json()["checkpoints"] == "stale"
     (alert,) = _stale_alerts(api)
     assert alert["severity"] == "high"
     assert "no signed checkpoint" in alert["summary"]
 
-    tick = operations.run_once(services, checkpoints=_schedule(api))
+    tick = worker.run_once(services, checkpoints=_schedule(api))
     with services.database.transaction() as session:
         size = services.audit.size(session)
     assert tick.checkpoint == size

@@ -10,10 +10,10 @@ from datetime import UTC
 import pytest
 from sqlalchemy import select
 
+from foureyes import worker
 from foureyes.connectors.demo import DemoConnector
 from foureyes.connectors.demo_tables import ChirpSessionRow
 from foureyes.store.database import Database
-from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 from tests.worlds import IMPERSONATION_POLICY, World, make_world
 
@@ -37,7 +37,7 @@ def session_for(api: Api, token: str) -> ChirpSessionRow | None:
 def test_the_requester_gets_the_approved_session_token_once(api: Api) -> None:
     request_id = api.submitted("e-3001", **LOGIN_AS)["id"]
     assert api.review("e-4001", request_id).json()["state"] == "approved"
-    assert request_id not in operations.run_once(api.world.services).executed
+    assert request_id not in worker.run_once(api.world.services).executed
     assert api.show("e-3001", request_id)["state"] == "approved"
     # The approver sees it and may not carry it out; nor may oversight.
     for other in ("e-4001", "e-9001"):
@@ -70,6 +70,6 @@ def test_an_approved_login_as_its_requester_never_carries_out_expires(api: Api) 
     request_id = api.submitted("e-3001", **LOGIN_AS)["id"]
     api.review("e-4001", request_id)
     api.world.clock.advance(hours=4, seconds=1)
-    assert operations.run_once(api.world.services).expired == [request_id]
+    assert worker.run_once(api.world.services).expired == [request_id]
     assert api.show("e-3001", request_id)["state"] == "expired"
     assert_problem(api.post("e-3001", f"/v1/requests/{request_id}/execute"), 409, "conflict")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from foureyes.api import create_app
+from foureyes.bootstrap import create_app
 from foureyes.config import Settings
 from foureyes.errors import BadInput
 from foureyes.workflow import operations

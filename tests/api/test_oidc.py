@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from foureyes.api import create_app
-from foureyes.directory import load_directory
-from foureyes.signin.oidc import OidcProvider
+from foureyes.auth.oidc import OidcProvider
+from foureyes.bootstrap import create_app
+from foureyes.policy.directory import load_directory
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem, make_settings
 from tests.conftest import EXAMPLES

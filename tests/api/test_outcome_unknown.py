@@ -13,6 +13,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select
 
+from foureyes import worker
 from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.store.tables import ExecutionRow, RequestRow, ReviewRow
 from foureyes.workflow import operations
@@ -85,8 +86,8 @@ def test_a_submit_recorded_before_the_database_stops_answers_its_id(
     assert count(api, RequestRow) == 1
     # The worker finishes it (reconciling an interrupted claim first), once.
     api.world.clock.advance(hours=1)
-    operations.run_once(api.world.services)
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
+    worker.run_once(api.world.services)
     assert api.show(SUPPORT, request_id)["state"] == "executed"
     assert count(api, ChirpAppliedRow, idempotency_key=request_id) == 1
     assert api.world.chirp("bob")["status"] == "locked"
@@ -156,7 +157,7 @@ def test_an_undo_recorded_before_the_database_stops(api: Api, outage: Outage) ->
     retried = undo()
     assert (retried.status_code, retried.json()["id"]) == (200, undo_id), retried.text
     assert retried.headers["Idempotent-Replayed"] == "true"
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     assert api.show(SUPPORT, original)["state"] == "reverted"
     again = undo()  # the original is reverted now: the key still answers the same undo
     assert (again.status_code, again.json()["id"]) == (200, undo_id), again.text

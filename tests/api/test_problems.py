@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from foureyes.api import create_app
-from foureyes.api.problems import MAX_BODY_BYTES, install_problem_handlers
+from foureyes.bootstrap import create_app
 from foureyes.errors import Conflict, FoureyesError, Unauthenticated
+from foureyes.web.problems import MAX_BODY_BYTES, install_problem_handlers
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 

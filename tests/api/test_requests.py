@@ -8,6 +8,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select
 
+from foureyes import worker
 from foureyes.store.tables import EventRow, ExecutionRow, RequestRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
@@ -70,7 +71,7 @@ def test_an_allowed_write_is_carried_out_at_once(api: Api) -> None:
     assert view["state"] == "executed"
     assert view["decision"]["outcome"] == "allowed"
     assert view["data"] is None
-    assert operations.run_once(api.world.services).executed == []
+    assert worker.run_once(api.world.services).executed == []
     assert api.world.chirp("bob")["status"] == "locked"
 
 
@@ -513,7 +514,7 @@ def test_the_requester_gets_an_approved_reads_data_once(api: Api) -> None:
     )["id"]
     assert_problem(api.post("e-3002", f"/v1/requests/{request_id}/execute"), 409, "conflict")
     assert api.review("e-5001", request_id).json()["state"] == "approved"
-    assert operations.run_once(api.world.services).executed == []  # reads wait for the requester
+    assert worker.run_once(api.world.services).executed == []  # reads wait for the requester
     response = api.post("e-3002", f"/v1/requests/{request_id}/execute")
     assert response.status_code == 200, response.text
     view = response.json()
@@ -539,7 +540,7 @@ def test_executing_an_approved_write_now(api: Api) -> None:
     view = api.post("e-2001", f"/v1/requests/{request_id}/execute").json()
     assert (view["state"], view["data"]) == ("executed", None)
     assert api.world.chirp("alice")["status"] == "locked"
-    assert operations.run_once(api.world.services).executed == []
+    assert worker.run_once(api.world.services).executed == []
 
 
 def test_a_scheduled_request_cannot_be_executed_before_its_time(api: Api) -> None:
@@ -579,7 +580,7 @@ def test_an_irreversible_action_cannot_be_undone(api: Api) -> None:
     for reviewer in ("e-3003", "e-9001"):
         assert api.review(reviewer, request_id).status_code == 200
     api.world.clock.advance(hours=25)
-    assert operations.run_once(api.world.services).executed == [request_id]
+    assert worker.run_once(api.world.services).executed == [request_id]
     response = api.post("e-3002", f"/v1/requests/{request_id}/undo", {})
     assert "cannot be undone" in assert_problem(response, 409, "conflict")["detail"]
 

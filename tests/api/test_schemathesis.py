@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from foureyes.directory import load_directory
+from foureyes.policy.directory import load_directory
 from tests.api.conftest import Api
 from tests.conftest import EXAMPLES
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from foureyes.api import server
+from foureyes import server
 from foureyes.audit.checkpoint import Signer
 from foureyes.commands import serve
 from foureyes.config import Settings

@@ -11,9 +11,10 @@ import time
 import pytest
 
 from foureyes import notify
+from foureyes import worker as background
 from foureyes.api.metrics import Metrics
-from foureyes.api.server import Worker
 from foureyes.errors import Unavailable
+from foureyes.server import Worker
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api
@@ -48,7 +49,7 @@ def test_a_failing_pass_is_logged_counted_and_survived(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("the store fell over")
 
-    monkeypatch.setattr(operations, "run_once", broken)
+    monkeypatch.setattr(background, "run_once", broken)
     metrics = Metrics(api.world.services)
     worker = Worker(api.world.services, interval=60, metrics=metrics)
     worker.tick()
@@ -58,13 +59,13 @@ def test_a_failing_pass_is_logged_counted_and_survived(
 
 def test_the_worker_thread_runs_until_stopped(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     passes: list[float] = []
-    real = operations.run_once
+    real = background.run_once
 
-    def counted(*args: object, **kwargs: object) -> operations.Tick:
+    def counted(*args: object, **kwargs: object) -> background.Tick:
         passes.append(time.monotonic())
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(operations, "run_once", counted)
+    monkeypatch.setattr(background, "run_once", counted)
     worker = Worker(api.world.services, interval=0.05)
     worker.start()
     while len(passes) < 3:  # on readiness: however slow the machine, passes come
@@ -89,10 +90,10 @@ def test_a_pass_failing_for_the_store_is_one_line_without_a_traceback(
         except OSError as exc:  # chained, as a driver failure is
             raise Unavailable("the database is unavailable; reload and try again") from exc
 
-    monkeypatch.setattr(operations, "run_once", down)
+    monkeypatch.setattr(background, "run_once", down)
     worker = Worker(api.world.services, interval=60, metrics=Metrics(api.world.services))
     worker.tick()
-    [record] = [r for r in caplog.records if r.name == "foureyes.api.server"]
+    [record] = [r for r in caplog.records if r.name == "foureyes.server"]
     assert record.getMessage() == (
         "the worker's pass failed: the database is unavailable; reload and try again; "
         "retrying in 60.0 s"
@@ -119,7 +120,7 @@ def test_the_worker_says_where_notifications_go_once_when_it_starts(
 _SUPERVISED = """
 import ctypes, multiprocessing, signal, sys
 from types import SimpleNamespace
-from foureyes.api import server
+from foureyes import server
 multiprocessing.parent_process = lambda: SimpleNamespace(pid=int(sys.argv[1]))
 server._die_with_supervisor()
 asked = ctypes.c_int()

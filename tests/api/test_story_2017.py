@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from foureyes import worker
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 
@@ -42,11 +43,11 @@ def test_the_2017_story_through_the_api(api: Api) -> None:
     assert after_ines["not_before"] == "2026-11-25T15:10:00+00:00"
 
     # The ten-minute delay runs: nothing happens yet, and it cannot be forced.
-    assert operations.run_once(api.world.services).executed == []
+    assert worker.run_once(api.world.services).executed == []
     assert_problem(api.post("c-1001", f"/v1/requests/{request_id}/execute"), 409, "conflict")
     assert api.world.chirp("president")["status"] == "active"
     api.world.clock.advance(minutes=11)
-    assert operations.run_once(api.world.services).executed == [request_id]
+    assert worker.run_once(api.world.services).executed == [request_id]
     executed = api.show("c-1001", request_id)
     assert executed["state"] == "executed"
     assert api.world.chirp("president")["status"] == "deactivated"
@@ -60,7 +61,7 @@ def test_the_2017_story_through_the_api(api: Api) -> None:
     undo_id = undo.json()["id"]
     assert (undo.json()["state"], undo.json()["reverts"]) == ("pending", request_id)
     assert api.review("e-3003", undo_id).json()["state"] == "approved"
-    operations.run_once(api.world.services)
+    worker.run_once(api.world.services)
     assert api.world.chirp("president")["status"] == "active"
     assert api.show("e-3002", undo_id)["state"] == "executed"
     final = api.show("c-1001", request_id)

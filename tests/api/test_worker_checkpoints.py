@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint
+from foureyes import worker
+from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint, signer_from_file
 from foureyes.audit.export import note_checkpoint, write_witness
 from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.store.tables import CheckpointRow
-from foureyes.workflow import operations
 from tests.api.conftest import Api
 from tests.dba import dba
 
@@ -28,7 +28,10 @@ class Ticks:
 
 def _schedule(api: Api, ticks: Ticks) -> CheckpointSchedule:
     return CheckpointSchedule(
-        api.settings.signer(), api.settings.witness_dir, every=60, clock=ticks
+        signer_from_file(api.settings.signing_key_file),
+        api.settings.witness_dir,
+        every=60,
+        clock=ticks,
     )
 
 
@@ -55,24 +58,24 @@ def _stale_alerts(api: Api) -> list[dict[str, Any]]:
 def test_a_worker_pass_signs_on_schedule_and_witnesses(api: Api) -> None:
     services, ticks = api.world.services, Ticks()
     schedule = _schedule(api, ticks)
-    first = operations.run_once(services, checkpoints=schedule)
+    first = worker.run_once(services, checkpoints=schedule)
     assert first.checkpoint == _size(api) == _witnessed(api)
     api.submitted(
         "c-1001", action="account.deactivate", account="chirp:president", justification="CASE-1"
     )
-    assert operations.run_once(services, checkpoints=schedule).checkpoint is None  # not due
+    assert worker.run_once(services, checkpoints=schedule).checkpoint is None  # not due
     ticks.now += 60
-    second = operations.run_once(services, checkpoints=schedule)
+    second = worker.run_once(services, checkpoints=schedule)
     assert second.checkpoint == _size(api) == _witnessed(api) > (first.checkpoint or 0)
     ticks.now += 60
-    assert operations.run_once(services, checkpoints=schedule).checkpoint is None  # no growth
+    assert worker.run_once(services, checkpoints=schedule).checkpoint is None  # no growth
     assert _stale_alerts(api) == []
 
 
 def test_a_worker_refuses_a_rolled_back_log_and_alerts_at_once(api: Api) -> None:
     services, ticks = api.world.services, Ticks()
     schedule = _schedule(api, ticks)
-    operations.run_once(services, checkpoints=schedule)
+    worker.run_once(services, checkpoints=schedule)
     signed = _size(api)
     for n in range(3):
         api.submitted(
@@ -82,7 +85,7 @@ def test_a_worker_refuses_a_rolled_back_log_and_alerts_at_once(api: Api) -> None
             justification=f"CASE-{n + 10}",
         )
     ticks.now += 60
-    operations.run_once(services, checkpoints=schedule)
+    worker.run_once(services, checkpoints=schedule)
     witnessed = _witnessed(api)
     assert witnessed > signed
     # The DBA rolls the log back to the first checkpoint and removes every trace of the rest.
@@ -98,14 +101,14 @@ def test_a_worker_refuses_a_rolled_back_log_and_alerts_at_once(api: Api) -> None
     )
     before = _checkpoints(api)
     ticks.now += 60
-    tick = operations.run_once(services, checkpoints=schedule)
+    tick = worker.run_once(services, checkpoints=schedule)
     assert tick.checkpoint is None
     assert _checkpoints(api) == before
     assert _witnessed(api) == witnessed
     (alert,) = _stale_alerts(api)  # at once: no waiting for the deadline
     assert "rolled-back" in alert["summary"]
     ticks.now += 60
-    operations.run_once(services, checkpoints=schedule)
+    worker.run_once(services, checkpoints=schedule)
     assert len(_stale_alerts(api)) == 1  # once per stretch
     with services.database.transaction() as session:
         assert session.scalar(select(func.count()).select_from(CheckpointRow)) == len(before)
@@ -116,7 +119,7 @@ def test_a_worker_signs_nothing_when_the_witness_holds_another_log(api: Api) -> 
     stranger = Signer.generate("other.example/log")
     note = sign_checkpoint(Checkpoint(stranger.name, 1, b"\x00" * 32), [stranger])
     write_witness(api.settings.witness_dir, note)
-    tick = operations.run_once(api.world.services, checkpoints=_schedule(api, Ticks()))
+    tick = worker.run_once(api.world.services, checkpoints=_schedule(api, Ticks()))
     assert tick.checkpoint is None
     assert _checkpoints(api) == []
     assert (api.settings.witness_dir / "latest").read_bytes() == note

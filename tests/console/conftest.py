@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from foureyes.api import create_app
+from foureyes.bootstrap import create_app
 from foureyes.config import Settings
 from foureyes.store.database import Database
 from foureyes.workflow import operations

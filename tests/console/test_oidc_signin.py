@@ -16,10 +16,10 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from foureyes.api import create_app
+from foureyes.bootstrap import create_app
 from foureyes.console import throttle
 from foureyes.console.sessions import COOKIE
-from foureyes.directory import load_directory
+from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 from tests.api.conftest import make_settings

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes import worker
+from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
 from foureyes.workflow import operations
@@ -244,7 +245,7 @@ def test_an_approved_login_as_is_carried_out_from_its_page_by_its_requester_alon
         {"decision": "approve", "digest": digest, "confirm_handle": "alice"},
     )
     assert approved.status_code == 303
-    assert operations.run_once(world.services).executed == []
+    assert worker.run_once(world.services).executed == []
     seen_by_ines = _text(ines.get(f"/console/requests/{request_id}").text)
     assert "Carried out only when its requester asks" in seen_by_ines
     assert "Carry it out now" not in seen_by_ines
@@ -277,7 +278,7 @@ def test_a_login_as_scheduled_by_a_delay_is_offered_to_its_requester_once_the_de
     during = console.signed_in("e-3001")
     assert "Carry it out now" not in during.get(f"/console/requests/{request_id}").text
     world.clock.advance(hours=1, seconds=1)  # the delay has run: it waits for Tomas
-    assert operations.run_once(world.services).executed == []
+    assert worker.run_once(world.services).executed == []
     tomas = console.signed_in("e-3001")  # (an hour idle ended the first session)
     assert "Carry it out now" in tomas.get(f"/console/requests/{request_id}").text
     ines = console.signed_in("e-4001")

@@ -15,9 +15,11 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 
+from foureyes import worker
+from foureyes.auth import webauthn
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow
-from foureyes.workflow import operations, webauthn
+from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.browser import (
     Served,
@@ -57,7 +59,7 @@ def test_a_reviewer_adds_a_security_key_and_approves_with_it(served: Served, pag
     stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert len(stored["credentials"]) == 1
     served.world.review(INES, enrolment)  # with her device key: the rule asks for step-up
-    assert operations.run_once(served.world.services).executed == [enrolment]
+    assert worker.run_once(served.world.services).executed == [enrolment]
     [enrolled] = webauthn.list_keys(served.world.services, MEI)
     assert enrolled.name == "virtual key"
     page.goto(f"{served.base}/console/security-keys")

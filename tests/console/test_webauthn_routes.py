@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx2 as httpx
 
-from foureyes.workflow import operations, webauthn
-from foureyes.workflow.stepup import challenge
+from foureyes.auth import webauthn
+from foureyes.auth.stepup import challenge
+from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.console.conftest import Browser, Console
 from tests.webauthn_authenticator import SoftAuthenticator, b64url

@@ -16,16 +16,17 @@ from urllib.parse import quote
 
 import pytest
 
+from foureyes import bootstrap, worker
 from foureyes.audit.verify import verify_log
 from foureyes.config import ConnectorSettings
-from foureyes.directory import load_directory
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
 from foureyes.model import ReviewDecision
+from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 from foureyes.workflow.execute import MAX_ATTEMPTS
 from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.submit import Denied, Submission
 from tests.conftest import EXAMPLES
 from tests.synapse.harness import Synapse, User
@@ -85,7 +86,7 @@ def matrix(
         server_name=synapse.server_name,
         backoff=0.01,
     )
-    services = operations.build_services(
+    services = bootstrap.build_services(
         database, connectors={"matrix": ("synapse", settings.resolved())}, clock=clock
     )
     operations.seed(
@@ -127,10 +128,10 @@ def test_the_2017_story_on_matrix(matrix: Matrix) -> None:
     assert matrix.review("e-3002", request_id) == "pending"  # Mei
     assert matrix.review("e-3003", request_id) == "pending"  # Sam
     assert matrix.review("e-4001", request_id) == "scheduled"  # Ines, security
-    assert operations.run_once(matrix.services).executed == []
+    assert worker.run_once(matrix.services).executed == []
     assert synapse.user(president.user_id)["deactivated"] is False
     matrix.clock.advance(minutes=11)
-    assert operations.run_once(matrix.services).executed == [request_id]
+    assert worker.run_once(matrix.services).executed == [request_id]
     assert matrix.show(request_id)["state"] == "executed"
     assert synapse.user(president.user_id)["deactivated"] is True
     refused = synapse.login(president.user_id, president.password)  # a real /login
@@ -144,7 +145,7 @@ def test_the_2017_story_on_matrix(matrix: Matrix) -> None:
     )
     assert matrix.show(undo_id)["state"] == "pending"
     assert matrix.review("e-3003", undo_id) == "approved"
-    assert operations.run_once(matrix.services).executed == [undo_id]
+    assert worker.run_once(matrix.services).executed == [undo_id]
     assert matrix.show(undo_id)["state"] == "executed"
     assert matrix.show(request_id)["state"] == "reverted"
     assert synapse.user(president.user_id)["deactivated"] is False
@@ -270,7 +271,7 @@ def test_impersonation_is_denied_to_support(matrix: Matrix) -> None:
 def _drive_until_settled(matrix: Matrix, request_id: str) -> dict[str, Any]:
     """Run the worker, moving the clock past each retry's back-off, until the request settles."""
     for _ in range(MAX_ATTEMPTS + 2):
-        operations.run_once(matrix.services)
+        worker.run_once(matrix.services)
         view = matrix.show(request_id)
         if view["state"] not in ("approved", "executing"):
             return view

@@ -26,11 +26,12 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select
 
+from foureyes.audit.checkpoint import signer_from_file
 from foureyes.audit.verify import VerifyReport, verify_log
-from foureyes.commands.common import services_for
+from foureyes.bootstrap import services_for
 from foureyes.config import Settings
+from foureyes.core.services import Services
 from foureyes.store.tables import AuditHeadRow, EventRow
-from foureyes.workflow.services import Services
 
 FOUREYES = Path(sys.executable).parent / "foureyes"
 HOOKED = Path(__file__).with_name("hooked.py")
@@ -200,7 +201,7 @@ def verify_audit(data_dir: Path, services: Services) -> VerifyReport:
     settings = Settings.load(data_dir, env={})
     report = verify_log(
         services.database,
-        [settings.signer().verifier()],
+        [signer_from_file(settings.signing_key_file).verifier()],
         origin=settings.log_origin,
         witness_dir=settings.witness_dir if settings.witness_dir.is_dir() else None,
     )

@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
-from foureyes.api import create_app
+from foureyes import worker
 from foureyes.audit.verify import verify_log
+from foureyes.bootstrap import create_app
 from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, EventRow, RequestRow, ReviewRow
@@ -184,7 +185,7 @@ def test_execution_result_lost_is_reconciled_once(
     assert_problem(api.post(TOMAS, f"/v1/requests/{view['id']}/execute"), 409, "conflict")
 
     world.clock.advance(seconds=world.services.execution_lease.total_seconds() + 5)
-    assert operations.run_once(world.services).reconciled == [view["id"]]
+    assert worker.run_once(world.services).reconciled == [view["id"]]
     assert operations.show(world.services, view["id"])["state"] == "executed"
     with database.transaction() as session:
         applied = session.scalar(
@@ -204,9 +205,9 @@ def test_worker_pass_cut_is_retried(api: Api, proxy: TcpProxy, database: Databas
     world.review(MEI, view["id"])
     world.review(SAM, view["id"])
     proxy.cut(rb"INSERT INTO executions", "before")
-    tick = operations.run_once(world.services)
+    tick = worker.run_once(world.services)
     assert proxy.cuts == 1
     assert view["id"] not in tick.executed + tick.failed
     assert operations.show(world.services, view["id"])["state"] == "approved"
-    assert operations.run_once(world.services).executed == [view["id"]]
+    assert worker.run_once(world.services).executed == [view["id"]]
     _snapshot(database)

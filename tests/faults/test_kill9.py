@@ -25,9 +25,10 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select
 
+from foureyes import worker
 from foureyes.connectors.demo_tables import ChirpAppliedRow
+from foureyes.core.services import Services
 from foureyes.workflow import operations
-from foureyes.workflow.services import Services
 from tests.faults.servers import (
     Server,
     call,
@@ -181,7 +182,7 @@ def test_kill_9_mid_review_loses_nothing_and_runs_nothing_twice(
 
             # The worker carries it out, once (in the test's process: what is under test here
             # is the server's kill and restart).
-            assert operations.run_once(services, worker="after-restart").executed == [view["id"]]
+            assert worker.run_once(services, worker="after-restart").executed == [view["id"]]
             assert operations.show(services, view["id"])["state"] == "executed", point
             assert _applied(services, view["id"]) == 1, point
             reviewed = ["review.recorded"] * len(point.approvers)
@@ -192,7 +193,7 @@ def test_kill_9_mid_review_loses_nothing_and_runs_nothing_twice(
                 "request.executing",
                 "request.executed",
             ], point
-        assert operations.run_once(services).executed == []  # nothing left to run again
+        assert worker.run_once(services).executed == []  # nothing left to run again
         statuses = {
             account: services.connector("chirp").lookup(account.partition(":")[2])
             for account in {point.account for point in points}

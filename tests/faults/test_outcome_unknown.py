@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from foureyes import worker
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.store.database import Database
 from foureyes.store.tables import ExecutionRow, RequestRow
-from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem
 from tests.faults.tcpproxy import TcpProxy
 from tests.faults.test_db_drop import api, proxy  # noqa: F401
@@ -84,7 +84,7 @@ def test_the_connection_drops_right_after_the_request_is_committed(
     assert retried.headers["Idempotent-Replayed"] == "true"
     assert (retried.json()["id"], retried.json()["state"]) == (request_id, "approved")
     assert stored(database, request_id) == (1, 0, 0)  # the retry made and ran nothing
-    assert operations.run_once(api.world.services).executed == [request_id]
+    assert worker.run_once(api.world.services).executed == [request_id]
     assert submit_keyed(api, "lock-1").json()["state"] == "executed"
     assert stored(database, request_id) == (1, 1, 1)
 
@@ -116,7 +116,7 @@ def test_postgresql_stops_during_the_platform_call(
     assert retried.status_code == 200, retried.text
     assert (retried.json()["id"], retried.json()["state"]) == (request_id, "executing")
     api.world.clock.advance(hours=1)  # well past any execution lease
-    assert request_id in operations.run_once(api.world.services).reconciled
+    assert request_id in worker.run_once(api.world.services).reconciled
     assert state(database, request_id) == "executed"
     assert submit_keyed(api, "lock-2").json()["state"] == "executed"
     assert stored(database, request_id) == (1, 1, 1)  # one request, carried out once

@@ -18,11 +18,11 @@ from foureyes.audit.export import note_checkpoint
 from foureyes.cli import app
 from foureyes.config import Settings
 from foureyes.connectors.demo_tables import ChirpAppliedRow
+from foureyes.core.services import Services
 from foureyes.model import ReviewDecision
 from foureyes.store.tables import AlertRow
 from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.services import Services
 from foureyes.workflow.submit import Submission
 from tests.faults.servers import (
     FOUREYES,

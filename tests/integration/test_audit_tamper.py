@@ -24,13 +24,13 @@ from typer.testing import CliRunner, Result
 
 from foureyes.audit.canonical import canonical_json
 from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint
-from foureyes.audit.cli import audit_app
 from foureyes.audit.copies import check_copies
 from foureyes.audit.export import AuditVerificationError, Tamper, witness_file
 from foureyes.audit.layout import is_stored
 from foureyes.audit.log import AuditLog, NewEvent
 from foureyes.audit.merkle import MemoryTree, MerkleVerificationError, verify_inclusion
 from foureyes.audit.verify import export_log, verify_log
+from foureyes.commands.audit import audit_app
 from foureyes.store.database import Database
 from tests.dba import dba
 

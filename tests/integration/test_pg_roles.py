@@ -18,6 +18,9 @@ import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
+from foureyes import bootstrap
+from foureyes import worker as background
+from foureyes.audit.checkpoint import signer_from_file
 from foureyes.cli import app
 from foureyes.commands import serve as serve_command
 from foureyes.config import Settings
@@ -88,8 +91,8 @@ def test_the_runtime_role_cannot_switch_off_or_go_around_the_append_only_trigger
     database = Database(settings.database_url)
     try:
         # A checkpoint, so the nodes and checkpoints tables have rows to attack too.
-        services = operations.build_services(database, connectors={}, origin=settings.log_origin)
-        services.audit.checkpoint(database, settings.signer())
+        services = bootstrap.build_services(database, connectors={}, origin=settings.log_origin)
+        services.audit.checkpoint(database, signer_from_file(settings.signing_key_file))
     finally:
         database.dispose()
     before = _log_state(two_roles.admin_url)
@@ -138,7 +141,7 @@ def test_the_runtime_role_runs_foureyes(data: Path, two_roles: PgRoles) -> None:
     database = Database(settings.database_url)
     try:
         assert roles.prepare_runtime(database) == "runtime"
-        services = operations.build_services(
+        services = bootstrap.build_services(
             database, connectors={"chirp": ("demo", {})}, origin=settings.log_origin
         )
         with database.transaction() as session:
@@ -155,9 +158,9 @@ def test_the_runtime_role_runs_foureyes(data: Path, two_roles: PgRoles) -> None:
                 request_id,
                 ReviewInput(ReviewDecision.APPROVE, digest),
             )
-        operations.run_once(services, worker="test")
+        background.run_once(services, worker="test")
         assert operations.show(services, request_id)["state"] == "executed"
-        services.audit.checkpoint(database, settings.signer())
+        services.audit.checkpoint(database, signer_from_file(settings.signing_key_file))
     finally:
         database.dispose()
     worker = CliRunner().invoke(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from foureyes.audit.checkpoint import Signer
+from foureyes.audit.checkpoint import Signer, signer_from_file
 from foureyes.config import ConnectorSettings, Settings, anchor_sqlite, safe_url
 from foureyes.errors import BadInput
 
@@ -295,13 +295,13 @@ def test_the_signer_is_read_from_the_key_file(tmp_path: Path) -> None:
     signer = Signer.generate("foureyes.local/log")
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "log.key").write_text(signer.to_skey() + "\n", encoding="ascii")
-    loaded = Settings.load(tmp_path, env={}).signer()
+    loaded = signer_from_file(Settings.load(tmp_path, env={}).signing_key_file)
     assert loaded.to_skey() == signer.to_skey()
 
 
 def test_a_missing_key_file_says_to_run_init(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="run `foureyes init`"):
-        Settings.load(tmp_path, env={}).signer()
+        signer_from_file(Settings.load(tmp_path, env={}).signing_key_file)
 
 
 # --- who oversees ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foureyes.directory import parse_csv_directory, parse_directory
+from foureyes.policy.directory import parse_csv_directory, parse_directory
 from tests.conftest import EXAMPLES
 from tests.fuzzing import fuzz, loads_or_refuses, mutated_document, mutated_text, yaml_documents
 

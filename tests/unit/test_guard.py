@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from foureyes import Denied, Guard, Submission
-from foureyes.directory import load_directory
+from foureyes.policy.directory import load_directory
 from foureyes.workflow import operations
 from tests.conftest import EXAMPLES
 

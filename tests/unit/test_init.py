@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from foureyes.audit.checkpoint import Signer, Verifier
 from foureyes.config import Settings
 from foureyes.connectors.demo_catalog import demo_catalog
-from foureyes.directory import load_directory
+from foureyes.datadir import initialize
 from foureyes.errors import BadInput
-from foureyes.init import initialize
 from foureyes.policy.compiler import load_policy
+from foureyes.policy.directory import load_directory
 from foureyes.store import migrate
 from foureyes.store.database import Database
 from foureyes.store.tables import PolicyVersionRow, StaffRow

@@ -1,12 +1,12 @@
 """The HTTP API as a FastAPI app, assembled around a running foureyes.
 
 `create_app(services, settings)` makes an app that acts on `services` (built with
-`operations.build_services`); `settings` give it the log signing key and the witness
-directory. The app does no background work: `foureyes.api.server` runs it with the worker.
+`bootstrap.build_services`); `settings` give it the log signing key and the witness
+directory. The app does no background work: `foureyes.server` runs it with the worker.
 
 Layers, outermost first: metrics (count and time every answer), the catch-all (any unhandled
 exception is a 500 problem), the body limit (64 KiB, else 413), then FastAPI's routing with the
-problem handlers of `foureyes.api.problems`.
+problem handlers of `foureyes.web.problems`.
 """
 
 from __future__ import annotations
@@ -21,20 +21,19 @@ from fastapi import FastAPI
 from foureyes import __version__ as _version
 from foureyes.api import metrics
 from foureyes.api.metrics import HttpMetrics, Metrics
-from foureyes.api.problems import (
+from foureyes.api.routers import accounts, alerts, audit, decisions, health, me, requests
+from foureyes.config import Settings
+from foureyes.core.services import Services
+from foureyes.store.dry_run_reads import DryRunReader
+from foureyes.web.problems import (
     MAX_BODY_BYTES,
     PROBLEM_JSON,
     BodyLimit,
     CatchAll,
     install_problem_handlers,
 )
-from foureyes.api.routers import accounts, alerts, audit, decisions, health, me, requests
-from foureyes.config import Settings
-from foureyes.console import mount_console
-from foureyes.store.dry_run_reads import DryRunReader
-from foureyes.workflow.services import Services
 
-__all__ = ["create_app"]
+__all__ = ["add_middleware", "create_api"]
 
 DESCRIPTION = """\
 foureyes puts the four-eyes principle in front of the admin tools of an online platform.
@@ -45,8 +44,9 @@ belongs to. Errors are RFC 9457 problems (`application/problem+json`). Lists ans
 """
 
 
-def create_app(services: Services, settings: Settings) -> FastAPI:
-    """The API over `services`; `settings` name the log signing key and witness directory."""
+def create_api(services: Services, settings: Settings) -> FastAPI:
+    """The API over `services` (without the console and the outer middleware: the whole app is
+    `foureyes.bootstrap.create_app`); `settings` name the log signing key and witness directory."""
     app = FastAPI(
         title="foureyes",
         version=_version,
@@ -66,14 +66,17 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     # Routes are matched in the order they are added: the dry run, the hottest, first.
     for module in (decisions, requests, accounts, audit, me, health, metrics):
         app.include_router(module.router)
-    app.include_router(alerts.router)  # foureyes.detect: /v1/alerts
-    mount_console(app, services, settings)  # /console: the web console (HTML)
-    # add_middleware wraps what is there: the last added is the outermost.
+    app.include_router(alerts.router)  # foureyes.workflow.alerts: /v1/alerts
+    return app
+
+
+def add_middleware(app: FastAPI) -> None:
+    """The layers around every route, added last (foureyes.bootstrap): add_middleware wraps
+    what is there, so the last added is the outermost."""
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(CatchAll)
     app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     _describe_problems_as_problem_json(app)
-    return app
 
 
 @asynccontextmanager

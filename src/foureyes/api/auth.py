@@ -3,7 +3,7 @@
 Two kinds of bearer token are accepted:
 
 - a local token (`fey_…`, issued by `foureyes staff token`, stored hashed);
-- when an `[oidc]` provider is configured, a JWT it signed (see `foureyes.signin.oidc`), whose
+- when an `[oidc]` provider is configured, a JWT it signed (see `foureyes.auth.oidc`), whose
   identity claim names a login of the staff directory.
 
 A missing, malformed, unknown, revoked or expired token, or the token of someone who may no
@@ -12,34 +12,23 @@ longer act (terminated, suspended, outside their contract), is a 401 problem wit
 keys foureyes does not hold) is a 503 problem. There is no way to name another person: the
 actor is whoever the token belongs to. A known person's token (or identity) that no longer
 works gets the same 401, and raises an alert with its audit event, at most one per credential
-per hour (`foureyes.workflow.dead_credentials`); garbage is only counted.
+per hour (`foureyes.auth.dead_credentials`); garbage is only counted.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from foureyes.config import Settings
+from foureyes.core.services import Actor, Services
 from foureyes.errors import Unauthenticated
-from foureyes.signin.oidc import OidcProvider
+from foureyes.web.deps import ServicesDep, oidc_provider
 from foureyes.workflow import operations
-from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.staff import TOKEN_PREFIX
 
-__all__ = [
-    "ActorDep",
-    "BearerDep",
-    "ServicesDep",
-    "actor_of",
-    "bearer_token",
-    "current_actor",
-    "oidc_provider",
-    "services_of",
-]
+__all__ = ["ActorDep", "BearerDep", "actor_of", "bearer_token", "current_actor"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -49,33 +38,6 @@ _bearer = HTTPBearer(
         "provider is configured, a JWT it signed for foureyes' audience."
     ),
 )
-_provider_lock = threading.Lock()
-
-
-async def services_of(request: Request) -> Services:
-    """The running foureyes the app was created with. (`async`: FastAPI runs a plain `def`
-    dependency in its thread pool, a hop per request for one attribute read.)"""
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(services_of)]
-
-
-def oidc_provider(request: Request) -> OidcProvider | None:
-    """The app's OpenID provider (made once, on first use, from `settings.oidc`); None when
-    none is configured."""
-    state = request.app.state
-    with _provider_lock:
-        provider: OidcProvider | None = getattr(state, "oidc_provider", None)
-        if provider is None:
-            settings: Settings = state.settings
-            if settings.oidc is None:
-                return None
-            services: Services = state.services
-            provider = OidcProvider(settings.oidc, clock=services.clock)
-            state.oidc_provider = provider
-        return provider
 
 
 async def bearer_token(

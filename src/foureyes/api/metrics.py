@@ -29,11 +29,11 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foureyes.api.schemas import problem_responses
+from foureyes.core.services import Services
 from foureyes.errors import FoureyesError, Unauthenticated
 from foureyes.model import RequestState
 from foureyes.store.tables import RequestRow
-from foureyes.workflow.services import Services
-from foureyes.workflow.worker import Tick
+from foureyes.worker import Tick
 
 __all__ = ["CONTENT_TYPE", "HttpMetrics", "Metrics", "router", "token_digest"]
 

@@ -62,7 +62,7 @@ class RequestBody(BaseModel):
 
 class StepUpAssertion(BaseModel):
     """A device-key step-up: the enrolled key's id and its Ed25519 signature (base64) over
-    `foureyes.workflow.stepup.challenge(request_id=, digest=, reviewer_id=, decision=)`."""
+    `foureyes.auth.stepup.challenge(request_id=, digest=, reviewer_id=, decision=)`."""
 
     model_config = _STRICT
 

@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeAlias
 
 from cryptography.exceptions import InvalidSignature
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from foureyes.errors import FoureyesError
+from foureyes.errors import BadInput, FoureyesError
 
 __all__ = [
     "MAX_SIGNATURES",
@@ -435,3 +436,15 @@ def verify_checkpoint(
     if origin is not None and checkpoint.origin != origin:
         raise CheckpointError(f"checkpoint is for origin {checkpoint.origin!r}, not {origin!r}")
     return checkpoint
+
+
+def signer_from_file(path: Path) -> Signer:
+    """The log's signing key, read from `path` (settings' `signing_key_file`; BadInput if it
+    is missing or unreadable)."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise BadInput(f"no log signing key at {path} (run `foureyes init`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the log signing key {path}") from exc
+    return Signer.parse(text)

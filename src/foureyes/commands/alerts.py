@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foureyes.commands.api_client import DEFAULT_SERVER, InsecureHttpOpt, ServerOpt, connect
-from foureyes.commands.common import TokenOpt, diagnosed
+from foureyes.commands.options import TokenOpt, diagnosed
 
 out = Console(highlight=False)
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts the detectors raised.")

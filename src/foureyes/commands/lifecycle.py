@@ -22,8 +22,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from rich.console import Console
 from rich.table import Table
 
-from foureyes import notify
+from foureyes import notify, worker
+from foureyes.audit.checkpoint import signer_from_file
 from foureyes.audit.schedule import CheckpointSchedule
+from foureyes.auth.stepup import challenge, key_id_of
 from foureyes.commands.api_client import (
     DEFAULT_SERVER,
     Client,
@@ -31,16 +33,15 @@ from foureyes.commands.api_client import (
     ServerOpt,
     connect,
 )
-from foureyes.commands.common import DataDirOpt, TokenOpt, diagnosed, err, open_services
+from foureyes.commands.options import DataDirOpt, TokenOpt, diagnosed, err, open_services
 from foureyes.commands.serve import DEMO_MARKER
 from foureyes.config import Settings
+from foureyes.core.events import POST_REVIEW
+from foureyes.core.services import Services
 from foureyes.errors import BadInput, Unavailable
 from foureyes.model import ReviewDecision
 from foureyes.store import roles
 from foureyes.workflow import operations
-from foureyes.workflow.records import POST_REVIEW
-from foureyes.workflow.services import Services
-from foureyes.workflow.stepup import challenge, key_id_of
 
 out = Console(highlight=False)
 # The API's largest page; `list --limit` above it follows the cursor.
@@ -352,7 +353,7 @@ def _checkpoint_schedule(data_dir: Path | None) -> CheckpointSchedule:
     without the log's signing key, as `serve` does."""
     settings = Settings.load(data_dir)
     return CheckpointSchedule(
-        settings.signer(),
+        signer_from_file(settings.signing_key_file),
         settings.witness_dir,
         every=settings.checkpoint_interval,
         deadline=settings.checkpoint_deadline,
@@ -373,7 +374,7 @@ def worker_cmd(
     notify.announce(services.database)  # where notifications go: once, not on every pass
     while True:
         try:
-            tick = operations.run_once(services, worker="cli-worker", checkpoints=checkpoints)
+            tick = worker.run_once(services, worker="cli-worker", checkpoints=checkpoints)
         except Unavailable as exc:
             if once:
                 raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from foureyes.commands.common import DataDirOpt, diagnosed
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.config import Settings, safe_url
 from foureyes.errors import BadInput
 from foureyes.store import migrate, roles

@@ -38,27 +38,29 @@ from rich.measure import Measurement
 from rich.table import Table
 from sqlalchemy import exists, select
 
-from foureyes.api import create_app
-from foureyes.api.server import (
+from foureyes import bootstrap
+from foureyes.audit.checkpoint import signer_from_file
+from foureyes.auth.stepup import bootstrap_key
+from foureyes.bootstrap import create_app, services_for
+from foureyes.commands.options import DataDirOpt, diagnosed, err
+from foureyes.config import CONFIG_FILE, Settings, WebAuthnSettings
+from foureyes.core.events import record
+from foureyes.core.services import Services
+from foureyes.datadir import initialize
+from foureyes.errors import BadInput
+from foureyes.model import StaffStatus
+from foureyes.policy.directory import load_directory
+from foureyes.server import (
     DEFAULT_WORKER_INTERVAL,
     Checkpoints,
     configure_logging,
     listen,
     run,
 )
-from foureyes.commands.common import DataDirOpt, diagnosed, err, services_for
-from foureyes.config import CONFIG_FILE, Settings, WebAuthnSettings
-from foureyes.directory import load_directory
-from foureyes.errors import BadInput
-from foureyes.init import initialize
-from foureyes.model import StaffStatus
 from foureyes.store import migrate, roles
 from foureyes.store.database import Database
 from foureyes.store.tables import PolicyVersionRow
 from foureyes.workflow import operations
-from foureyes.workflow.records import record
-from foureyes.workflow.services import Services
-from foureyes.workflow.stepup import bootstrap_key
 
 __all__ = ["DEMO_DATA_DIR", "DEMO_MARKER", "register"]
 
@@ -132,7 +134,7 @@ def _prepare_demo(root: Path) -> None:
             name: (connector.kind, connector.resolved())
             for name, connector in settings.connectors.items()
         }
-        services = operations.build_services(
+        services = bootstrap.build_services(
             database, connectors=connectors, origin=settings.log_origin
         )
         directory = load_directory(settings.staff_file or root / "staff.yaml")
@@ -262,7 +264,7 @@ def register(app: typer.Typer) -> None:
             root = (data_dir or DEMO_DATA_DIR).expanduser().absolute()
             _prepare_demo(root)
         settings = Settings.load(root)
-        settings.signer()  # refuse to start without the log signing key
+        signer_from_file(settings.signing_key_file)  # refuse to start without the log signing key
         if settings.oidc is not None:
             settings.oidc.client_secret()  # ... or with an OIDC client secret it cannot read
         settings.metrics_token()  # ... or with a metrics token it cannot read
@@ -318,7 +320,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             worker_interval=worker_interval,
             checkpoints=Checkpoints(
-                settings.signer(),
+                signer_from_file(settings.signing_key_file),
                 settings.witness_dir,
                 every=settings.checkpoint_interval,
                 deadline=settings.checkpoint_deadline,

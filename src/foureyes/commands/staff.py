@@ -23,14 +23,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from rich.console import Console
 from rich.table import Table
 
+from foureyes.auth.credentials import DEVICE_KEY, WEBAUTHN, NewCredential
+from foureyes.bootstrap import services_for
 from foureyes.commands import staff_review
-from foureyes.commands.common import DataDirOpt, diagnosed, services_for
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.config import Settings
-from foureyes.directory import load_directory
+from foureyes.core.services import Actor
 from foureyes.errors import BadInput
+from foureyes.policy.directory import load_directory
 from foureyes.workflow import enrolment, operations
-from foureyes.workflow.credentials import DEVICE_KEY, WEBAUTHN, NewCredential
-from foureyes.workflow.services import Actor
 from foureyes.workflow.staff import TOKEN_PREFIX
 from foureyes.workflow.staff_import import ImportReport
 
@@ -233,7 +234,7 @@ def enroll_cmd(
     )
 
 
-# A device key's id is 16 hex digits, a security key's 32 (`foureyes.workflow.credentials`).
+# A device key's id is 16 hex digits, a security key's 32 (`foureyes.auth.credentials`).
 KEY_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
 
 

@@ -24,8 +24,10 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from foureyes.commands.common import DataDirOpt, diagnosed, services_for
+from foureyes.bootstrap import services_for
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.config import Settings
+from foureyes.core.services import Services
 from foureyes.errors import BadInput
 from foureyes.model import DecisionRequest, Outcome, Staff
 from foureyes.policy.analysis import MAX_CASES, Enumeration
@@ -33,7 +35,6 @@ from foureyes.policy.catalog import FOUREYES_PLATFORM
 from foureyes.policy.engine import decide
 from foureyes.store.tables import RequestRow, ReviewRow
 from foureyes.workflow import operations
-from foureyes.workflow.services import Services
 
 __all__ = ["AccessReview", "Capability", "PersonReview", "access_review", "review"]
 

@@ -265,7 +265,7 @@ def params_problem(action: str, params: Mapping[str, Any]) -> str | None:
 def redacted(diff: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
     """`diff` with the values of private attributes (email, phone) redacted as they are
     declared, fit for a summary or a preview. (foureyes redacts summaries and previews by the
-    declarations again, `foureyes.workflow.redaction`; the connector does not rely on it.)"""
+    declarations again, `foureyes.core.redaction`; the connector does not rely on it.)"""
     out: dict[str, list[Any]] = {}
     for key, values in diff.items():
         attribute = DEMO_ACCOUNT_ATTRIBUTES.get(key)

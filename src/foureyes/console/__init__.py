@@ -18,7 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from foureyes.config import Settings
-from foureyes.workflow.services import Services
+from foureyes.core.services import Services
 
 __all__ = ["LOGIN_STATE_COOKIE", "mount_console"]
 
@@ -46,7 +46,8 @@ class _ConsoleOnly:
 def mount_console(app: FastAPI, services: Services, settings: Settings) -> None:
     """Add the console to `app` (after the problem handlers are installed)."""
     # Imported here, not at the top: the routes import foureyes.api, whose app imports this
-    # package, and `foureyes.console.keyfile` must stay importable by `foureyes init` alone.
+    # package, and `foureyes.auth.keyfile` must stay importable by `foureyes init` alone.
+    from foureyes.auth.keyfile import console_key  # noqa: PLC0415
     from foureyes.console import (  # noqa: PLC0415
         auth_routes,
         oidc_routes,
@@ -54,7 +55,6 @@ def mount_console(app: FastAPI, services: Services, settings: Settings) -> None:
         webauthn_routes,
     )
     from foureyes.console.errors import install_console_errors  # noqa: PLC0415
-    from foureyes.console.keyfile import console_key  # noqa: PLC0415
 
     key = console_key(settings.console_key_file)
     app.state.console_key = key

@@ -13,13 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from foureyes.api.auth import ServicesDep
 from foureyes.config import Settings
 from foureyes.console import throttle
 from foureyes.console.csrf import CsrfDep
 from foureyes.console.sessions import MaybeActorDep, client_address, safe_next, sign_in, sign_out
 from foureyes.console.templating import render
 from foureyes.errors import Unauthenticated
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations
 from foureyes.workflow.staff import split_token
 

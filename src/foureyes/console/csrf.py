@@ -15,10 +15,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from foureyes.api.auth import ServicesDep
 from foureyes.console.sessions import current_session
+from foureyes.core.services import Services
 from foureyes.errors import Forbidden
-from foureyes.workflow.services import Services
+from foureyes.web.deps import ServicesDep
 
 __all__ = ["CsrfDep", "CsrfFailed", "csrf_token", "require_csrf"]
 

@@ -5,7 +5,7 @@ the `state`, the `nonce` and the PKCE verifier and keeps them in the signed logi
 (`request.session`, installed by the console). `GET /console/auth/callback` takes the browser
 back: the `state` must be one this browser was given, the code is exchanged (with the PKCE
 verifier) at the provider's token endpoint, and the ID token is verified by foureyes itself
-(`foureyes.signin.oidc`: signature against the provider's JWKS, issuer, audience = our client,
+(`foureyes.auth.oidc`: signature against the provider's JWKS, issuer, audience = our client,
 nonce, expiry by foureyes' clock); its identity claim names the person, who must be able to act
 now, exactly as for an API bearer token. Only then is a console session opened
 (`sessions.sign_in(..., method="oidc")`).
@@ -32,16 +32,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from foureyes.api.auth import ServicesDep, oidc_provider
+from foureyes.auth.oidc import OidcProvider
 from foureyes.config import Settings
+from foureyes.config.oidc import OidcSettings
 from foureyes.console import throttle
 from foureyes.console.auth_routes import _login_page
 from foureyes.console.sessions import client_address, safe_next, sign_in
+from foureyes.core.services import Services
 from foureyes.errors import BadInput, NotFound, Unauthenticated, Unavailable
-from foureyes.signin.oidc import OidcProvider
-from foureyes.signin.settings import OidcSettings
+from foureyes.web.deps import ServicesDep, oidc_provider
 from foureyes.workflow import operations
-from foureyes.workflow.services import Services
 
 __all__ = ["CALLBACK", "LOGIN", "router"]
 

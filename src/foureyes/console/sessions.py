@@ -10,7 +10,7 @@ opened meanwhile) and, for a token sign-in, that the token is still valid; other
 row is deleted and the browser is sent to sign in again. A session ended because its person may
 no longer act, its login is no longer theirs or its token was revoked is a dead credential in
 use: in the same transaction it raises an alert with its audit event, at most once per
-credential per hour (`foureyes.workflow.dead_credentials`). Expiry and idleness do not: they
+credential per hour (`foureyes.auth.dead_credentials`). Expiry and idleness do not: they
 are a browser left open, not evidence.
 
 Signing in and out are audit events (`console.signed_in`, `console.signed_out`): the log says who
@@ -32,13 +32,13 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from foureyes.api.auth import ServicesDep
+from foureyes.auth import dead_credentials
+from foureyes.core.events import record
+from foureyes.core.services import Actor, Services
 from foureyes.errors import DeadCredential, FoureyesError, NotFound, RecordAltered
 from foureyes.store import seals
 from foureyes.store.tables import ConsoleSessionRow, TokenRow
-from foureyes.workflow import dead_credentials
-from foureyes.workflow.records import record
-from foureyes.workflow.services import Actor, Services
+from foureyes.web.deps import ServicesDep
 
 __all__ = [
     "COOKIE",

@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from foureyes.console.csrf import csrf_token
 from foureyes.console.sessions import current_session
-from foureyes.workflow.services import Services
+from foureyes.core.services import Services
 
 __all__ = ["environment", "render"]
 

@@ -22,10 +22,10 @@ from math import ceil
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
 from foureyes.store.tables import LoginFailureRow
-from foureyes.workflow.services import Services
 
 __all__ = [
     "ADDRESS_LIMIT",

@@ -28,13 +28,14 @@ from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from foureyes.api.auth import ServicesDep
-from foureyes.api.problems import problem
+from foureyes.auth import webauthn
 from foureyes.console.csrf import CsrfDep
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.errors import FoureyesError
-from foureyes.workflow import operations, webauthn
+from foureyes.web.deps import ServicesDep
+from foureyes.web.problems import problem
+from foureyes.workflow import operations
 
 router = APIRouter()
 

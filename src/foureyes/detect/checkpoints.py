@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.services import Services
 from foureyes.errors import Unavailable
 from foureyes.store.tables import AlertRow, AuditHeadRow, CheckpointRow, EventRow
-from foureyes.workflow.services import Services
 
 __all__ = ["DETECTOR", "CheckpointLag", "CheckpointStatus", "check_checkpoints", "checkpoint_lag"]
 

@@ -17,14 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.services import Services
 from foureyes.errors import NotFound
 from foureyes.model import ActionKind, Staff, parse_duration
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.regex import searches
 from foureyes.policy.schema import DetectorSettings, DetectorsSpec, WorkingHours
 from foureyes.store.tables import EventRow, PinRow, RequestRow, ReviewRow
-from foureyes.workflow.services import Services
 
 SUBMITTED = "request.submitted"
 REFUSED = "request.refused"  # foureyes.workflow.denials

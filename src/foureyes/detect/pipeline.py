@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.services import Services
 from foureyes.detect.detectors import BY_KIND, Seen
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.model import parse_duration
 from foureyes.policy.schema import DetectorsSpec
 from foureyes.store.tables import AlertRow, DetectorStateRow, EventRow
-from foureyes.workflow.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ messages to them) is not written at all (`foureyes.notify.outbox.accepts`).
 
 A message names the request's params as its caller hands them (`params`), already as
 notifications may show them: they leave foureyes for mailboxes and chat channels, so the
-lifecycle passes them through `foureyes.workflow.redaction.notified_params` (private values
+lifecycle passes them through `foureyes.core.redaction.notified_params` (private values
 redacted, anything not declared public hidden). Without them a message names none.
 """
 

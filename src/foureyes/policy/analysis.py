@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from foureyes.directory import Directory
 from foureyes.errors import BadInput
 from foureyes.model import (
     NO_END_DAYS_LEFT,
@@ -42,6 +41,7 @@ from foureyes.policy.celtypes import BOOL, DOUBLE, DYN, INT, STRING, CelType, Li
 from foureyes.policy.compiler import CompiledInvariant, Policy
 from foureyes.policy.conditions import Condition
 from foureyes.policy.decision import Decision
+from foureyes.policy.directory import Directory
 from foureyes.policy.engine import decide, tier_of
 from foureyes.policy.enumerable import Atoms, Literal, NotEnumerable, Path, classify
 from foureyes.policy.subjects import empty_value

@@ -6,7 +6,7 @@ attributes a condition may name; anything else is refused when the policy loads.
 
 Each account attribute is declared with its sensitivity too (`Attribute`): `public` values are
 shown to every member of staff, `private` ones (personal data) only redacted, wherever foureyes
-shows or records them (`foureyes.workflow.redaction`). An attribute declared without one is
+shows or records them (`foureyes.core.redaction`). An attribute declared without one is
 private: a connector that forgets to say fails closed.
 """
 

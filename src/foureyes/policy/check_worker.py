@@ -33,10 +33,10 @@ def _limit(cpu_seconds: int, memory_bytes: int) -> None:
 def _check(request: dict[str, Any]) -> dict[str, Any]:
     # Imported after the limits are set: the imports are ours, the input is not, but the
     # budget is simplest to reason about when it covers everything the child does.
-    from foureyes.directory import Directory  # noqa: PLC0415
     from foureyes.errors import FoureyesError, PolicyError  # noqa: PLC0415
     from foureyes.policy.analysis import check_invariants, check_update  # noqa: PLC0415
     from foureyes.policy.compiler import parse_policy  # noqa: PLC0415
+    from foureyes.policy.directory import Directory  # noqa: PLC0415
     from foureyes.policy.sandbox import catalog_from_data, staff_from_data  # noqa: PLC0415
 
     try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from foureyes.directory import load_directory
 from foureyes.errors import NotFound
 from foureyes.model import Account, DecisionRequest, RequestContext
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision, FactorStatus
+from foureyes.policy.directory import load_directory
 from foureyes.policy.engine import decide, satisfied
 from foureyes.policy.subjects import account_from
 

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from foureyes.directory import Directory
 from foureyes.model import Account, RequestContext, Staff
 from foureyes.policy.celtypes import (
     BOOL,
@@ -23,6 +22,7 @@ from foureyes.policy.celtypes import (
     Nullable,
 )
 from foureyes.policy.compiler import Policy
+from foureyes.policy.directory import Directory
 
 _STAFF_FIELDS = {
     "id",

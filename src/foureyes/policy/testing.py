@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from foureyes.directory import Directory
 from foureyes.model import DecisionRequest, parse_duration
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
+from foureyes.policy.directory import Directory
 from foureyes.policy.engine import decide
 from foureyes.policy.schema import PolicyTestSpec
 from foureyes.policy.subjects import account_from, context_from, staff_from

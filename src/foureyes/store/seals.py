@@ -7,7 +7,7 @@ administrator can edit. Each is a *subject*, named like an account of foureyes' 
 `foureyes:session/<id>`, `foureyes:step-up-key/<id>`, `foureyes:security-key/<id>`). Every
 change foureyes makes to a subject appends, in the same transaction, a `row.sealed` audit event
 about it (the event's account is the subject) carrying the SHA-256 of the subject's fields as
-they are now (`sha256`; null once it is gone): its *seal* (`foureyes.workflow.sealing` writes
+they are now (`sha256`; null once it is gone): its *seal* (`foureyes.core.sealing` writes
 them). The row is a cache; the log says what it must hold.
 
 Wherever a subject is read for a decision or a sign-in, the read also fetches the subject's
@@ -87,7 +87,7 @@ __all__ = [
 
 SEALED = "row.sealed"
 # The event that says a store's records are sealed from here on (`foureyes init`, or the first
-# start after the upgrade that brought seals: `foureyes.workflow.sealing.baseline`).
+# start after the upgrade that brought seals: `foureyes.core.sealing.baseline`).
 BASELINE = "seals.baseline"
 BASELINE_REF = "foureyes:seals"
 

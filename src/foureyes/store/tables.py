@@ -127,7 +127,7 @@ class StepUpKeyRow(Base):
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
-    # From when its signatures count for approvals (`foureyes.workflow.credentials`).
+    # From when its signatures count for approvals (`foureyes.auth.credentials`).
     counts_from: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
@@ -150,7 +150,7 @@ class WebAuthnCredentialRow(Base):
     transports: Mapped[list[Any]] = mapped_column(default=list)
     aaguid: Mapped[str] = mapped_column(String(36), default="")
     created_at: Mapped[datetime]
-    # From when its assertions count for approvals (`foureyes.workflow.credentials`).
+    # From when its assertions count for approvals (`foureyes.auth.credentials`).
     counts_from: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

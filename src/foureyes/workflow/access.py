@@ -32,13 +32,13 @@ from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from foureyes.config import OVERSIGHT_GROUPS
+from foureyes.core.services import Actor, Services
 from foureyes.errors import Forbidden, NotFound
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import EventRow, RequestRow
-from foureyes.workflow.records import review_rows
-from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.approvals import review_rows
 from foureyes.workflow.subject import redecide
 
 __all__ = [

@@ -2,7 +2,7 @@
 and the console's account page shows.
 
 Its platform's attributes as the platform reports them now, the private ones redacted
-(`foureyes.workflow.redaction.shown_attributes`: by what the connector declares, undeclared
+(`foureyes.core.redaction.shown_attributes`: by what the connector declares, undeclared
 ones private), its pins, and its tier under the policy in force. Any member of staff may look an
 account up; seeing its private values in the clear is the action `account.view_private`, which
 goes through the policy like any other.
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from foureyes.core.redaction import shown_attributes
+from foureyes.core.services import Services, json_safe
 from foureyes.policy.engine import tier_of
-from foureyes.workflow.redaction import shown_attributes
-from foureyes.workflow.services import Services, json_safe
 
 __all__ = ["account_view"]
 

@@ -15,10 +15,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import Event, InclusionProof
+from foureyes.core.services import Actor, Services
 from foureyes.errors import NotFound
 from foureyes.store.tables import RequestRow
 from foureyes.workflow.access import may_see, require_oversight
-from foureyes.workflow.services import Actor, Services
 
 EVENTS = "the audit log's events"
 

@@ -37,6 +37,7 @@ import jsonschema
 from jsonschema.protocols import Validator
 
 from foureyes.connectors.base import ExecutionOrder
+from foureyes.core.services import Services
 from foureyes.errors import BadInput
 from foureyes.model import Account, DecisionRequest, Outcome
 from foureyes.policy.compiler import Policy
@@ -44,7 +45,6 @@ from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide
 from foureyes.policy.regex import fullmatches
 from foureyes.workflow import quota
-from foureyes.workflow.services import Services
 
 MAX_JUSTIFICATION = 500
 # Unicode categories a justification may not hold: controls (newlines, tabs, NUL), format

@@ -28,11 +28,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import AuditLog
+from foureyes.core.events import params_digest, record
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput
 from foureyes.model import Outcome
 from foureyes.policy.decision import Decision
-from foureyes.workflow.records import params_digest, record
-from foureyes.workflow.services import Actor, Services
 
 REFUSED = "request.refused"
 DRY_RUN_DENIED = "decision.denied"

@@ -17,9 +17,13 @@ the provider's keys).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
+from anyio.to_thread import run_sync
 
+from foureyes.auth import dead_credentials
+from foureyes.core.services import Services, with_pins
 from foureyes.errors import DeadCredential, NotFound, RecordAltered, Unauthenticated, Unavailable
 from foureyes.model import Outcome
 from foureyes.policy.catalog import FOUREYES_PLATFORM
@@ -27,10 +31,17 @@ from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.store import seals
 from foureyes.store.dry_run_reads import DryRunReader
-from foureyes.workflow import dead_credentials, decide, denials, quota
-from foureyes.workflow.services import Services, with_pins
+from foureyes.workflow import decide, denials, quota
 from foureyes.workflow.staff import actor_from_record, split_token
 from foureyes.workflow.submit import Submission, attempt, decision_request, payload_check
+
+T = TypeVar("T")
+
+
+async def _in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function` on anyio's worker threads (the pool the web server's sync routes use), so a
+    blocking read never stalls the event loop."""
+    return await run_sync(functools.partial(function, *args, **kwargs))
 
 
 async def dry_run_for_token(
@@ -61,10 +72,10 @@ async def dry_run_for_token(
             what=f"the pins of {ref}",
         )
     except DeadCredential as exc:  # evidence, noted off the loop; the caller still gets a 401
-        await run_in_threadpool(dead_credentials.note, services, exc, where="api")
+        await _in_thread(dead_credentials.note, services, exc, where="api")
         raise
     except RecordAltered as exc:  # a row written outside foureyes: alerted off the loop
-        await run_in_threadpool(services.report_altered, exc)
+        await _in_thread(services.report_altered, exc)
         if exc.record.startswith(seals.ref(seals.PINS_KIND, "")):
             raise
         raise Unauthenticated(exc.message) from exc  # the token, or its person
@@ -73,9 +84,9 @@ async def dry_run_for_token(
         raise Unavailable("no policy is loaded: run `foureyes init` first")
     policy = services.compiled_policy(reads.policy_version)
     if policy is None:
-        policy = await run_in_threadpool(_compile, services, reads.policy_version)
+        policy = await _in_thread(_compile, services, reads.policy_version)
     if lookup is None:
-        account = await run_in_threadpool(services.resolve_account, ref)
+        account = await _in_thread(services.resolve_account, ref)
     elif reads.account is None:
         raise NotFound(f"no account {ref!r} on {platform}")
     else:
@@ -95,7 +106,7 @@ async def dry_run_for_token(
     # proposed policy parses it and proves its invariants (only once the rules let the person
     # ask: `decide.rule`).
     if platform == FOUREYES_PLATFORM or quota.any_matches(policy.quotas, submission.action):
-        ruling = await run_in_threadpool(rule)
+        ruling = await _in_thread(rule)
     else:
         ruling = rule()
     if ruling.refused is not None:
@@ -105,9 +116,7 @@ async def dry_run_for_token(
         count = denials.dry_run_denied(services, actor.id, now)
         if count is not None:  # a write to the store (rate-limited): in the thread pool
             evidence = attempt(actor, submission)
-            await run_in_threadpool(
-                denials.record_dry_run_denial, services, evidence, decision, count
-            )
+            await _in_thread(denials.record_dry_run_denial, services, evidence, decision, count)
     return decision
 
 

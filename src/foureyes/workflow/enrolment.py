@@ -23,11 +23,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
-from foureyes.errors import BadInput, Forbidden, StepUpFailed
-from foureyes.notify import enqueue
-from foureyes.workflow import webauthn
-from foureyes.workflow.credentials import (
+from foureyes.auth import webauthn
+from foureyes.auth.credentials import (
     ENROL_ACTION,
     STAFF_ACCOUNT,
     WEBAUTHN,
@@ -39,8 +36,11 @@ from foureyes.workflow.credentials import (
     refuse_if_stored,
     stored,
 )
-from foureyes.workflow.records import record
-from foureyes.workflow.services import Actor, Services
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.events import record
+from foureyes.core.services import Actor, Services
+from foureyes.errors import BadInput, Forbidden, StepUpFailed
+from foureyes.notify import enqueue
 from foureyes.workflow.submit import Submission, submit
 
 ALERT = "credential_enrolled"

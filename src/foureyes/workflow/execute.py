@@ -22,7 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.events import expect_state, lock_request, move
+from foureyes.core.services import Actor, Services, json_safe
 from foureyes.errors import (
     Conflict,
     ConnectorError,
@@ -36,15 +38,7 @@ from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
 from foureyes.workflow import integrity, lease
 from foureyes.workflow.access import visible_request
-from foureyes.workflow.records import (
-    engine_reviews,
-    expect_state,
-    lock_request,
-    move,
-    review_rows,
-    withdrawn_approvals,
-)
-from foureyes.workflow.services import Actor, Services, json_safe
+from foureyes.workflow.approvals import engine_reviews, review_rows, withdrawn_approvals
 from foureyes.workflow.subject import redecide
 
 MAX_ATTEMPTS = 5

@@ -32,9 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.canonical import canonical_json
+from foureyes.core.services import json_safe
 from foureyes.errors import BadInput
 from foureyes.store.tables import RequestRow
-from foureyes.workflow.services import json_safe
 
 MAX_KEY = 200
 # Printable ASCII (space to tilde), 1 to MAX_KEY characters: what an HTTP header carries

@@ -31,10 +31,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
-from foureyes.model import RequestState
-from foureyes.store.tables import EventRow, RequestRow, ReviewRow
-from foureyes.workflow.records import (
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.events import (
     POST_REVIEW,
     REVIEW,
     TRANSITIONS,
@@ -43,7 +41,9 @@ from foureyes.workflow.records import (
     params_digest,
     request_digest,
 )
-from foureyes.workflow.services import Services
+from foureyes.core.services import Services
+from foureyes.model import RequestState
+from foureyes.store.tables import EventRow, RequestRow, ReviewRow
 
 DETECTOR = "request_tampered"
 SUBMITTED = "request.submitted"

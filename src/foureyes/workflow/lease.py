@@ -26,10 +26,10 @@ from types import TracebackType
 from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import Session
 
+from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
 from foureyes.model import RequestState
 from foureyes.store.tables import ExecutionRow, RequestRow
-from foureyes.workflow.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -1,32 +1,31 @@
-"""The lifecycle's operations in one place, and how a running foureyes is assembled.
+"""The lifecycle's operations in one place (assembly is `foureyes.bootstrap`).
 
 Routes, console views, the CLI and the `Guard` library API call these and nothing deeper.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from foureyes.audit.log import AuditLog
-from foureyes.config import OVERSIGHT_GROUPS
-from foureyes.connectors.base import Connector, make_connector
-from foureyes.connectors.governance import GovernanceConnector, install_first_policy
-from foureyes.directory import Directory
+from foureyes.auth.keys import list_credentials as security_keys
+from foureyes.auth.keys import revoke as revoke_key
+from foureyes.auth.keys import revoke_own as revoke_security_key
+from foureyes.auth.webauthn import (
+    assertion_options,
+)
+from foureyes.auth.webauthn import registration_options as security_key_options
+from foureyes.core import sealing
+from foureyes.core.services import Actor, Services
 from foureyes.errors import Conflict
 from foureyes.model import RequestState
-from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
-from foureyes.policy.sandbox import Budget
-from foureyes.store.database import Database
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import outcome, sealing
+from foureyes.workflow import outcome
 from foureyes.workflow import review as reviews
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.audit_reads import EventFilter, audit_event, audit_events
-from foureyes.workflow.credentials import DEFAULT_COOLDOWN
 from foureyes.workflow.enrolment import (
     Enrolled,
     enrol_security_key,
@@ -34,13 +33,9 @@ from foureyes.workflow.enrolment import (
 )
 from foureyes.workflow.execute import ExecutionOutcome
 from foureyes.workflow.execute import execute as execute_once
-from foureyes.workflow.keys import list_credentials as security_keys
-from foureyes.workflow.keys import revoke as revoke_key
-from foureyes.workflow.keys import revoke_own as revoke_security_key
+from foureyes.workflow.first_start import seed
 from foureyes.workflow.reconcile import reconcile
-from foureyes.workflow.records import record
 from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.services import Actor, Services, utc_now
 from foureyes.workflow.staff import (
     authenticate,
     authenticate_identity,
@@ -60,70 +55,9 @@ from foureyes.workflow.submit import (
 )
 from foureyes.workflow.undo import undo, undo_asks_for, undo_or_replay
 from foureyes.workflow.views import ListFilter, list_requests, request_view, visible_view
-from foureyes.workflow.webauthn import (
-    DEMO_RELYING_PARTY,
-    RelyingParty,
-    assertion_options,
-    step_up_verifier,
-)
-from foureyes.workflow.webauthn import registration_options as security_key_options
-from foureyes.workflow.worker import Tick, run_once
 
 if TYPE_CHECKING:  # a type only: the workflow loads the OIDC verifier only where it is used
-    from foureyes.signin.oidc import OidcProvider
-
-DEFAULT_ORIGIN = "foureyes.local/log"
-
-
-class _Context:
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-
-def build_services(
-    database: Database,
-    *,
-    connectors: Mapping[str, tuple[str, Mapping[str, Any]]],
-    clock: Callable[[], datetime] = utc_now,
-    origin: str = DEFAULT_ORIGIN,
-    relying_party: RelyingParty = DEMO_RELYING_PARTY,
-    oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
-    credential_cooldown: timedelta = DEFAULT_COOLDOWN,
-    policy_check: Budget | None = None,
-    execution_lease: timedelta | None = None,
-) -> Services:
-    """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
-    `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`);
-    `oversight_groups` are the groups whose staff read everything (settings' `[access]`);
-    `credential_cooldown` is how long a new step-up credential waits (settings' `[step_up]`);
-    `policy_check` is what checking a proposed policy may cost (settings' `[policy_check]`);
-    `execution_lease` how long an executing process holds a request unrenewed (settings'
-    `execution_lease`, default 2 minutes)."""
-    made: dict[str, Connector] = {}
-    for name, (kind, settings) in connectors.items():
-        connector = make_connector(kind, name, settings, _Context(database))
-        made[connector.platform] = connector
-    catalog = Catalog.of(())
-    for connector in made.values():
-        catalog = catalog.merged(connector.catalog())
-    governance = GovernanceConnector(database, catalog, policy_check)
-    made[FOUREYES_PLATFORM] = governance
-    services = Services(
-        database=database,
-        connectors=made,
-        audit=AuditLog(origin),
-        clock=clock,
-        step_up=step_up_verifier(relying_party, clock),
-        oversight_groups=frozenset(oversight_groups),
-        credential_cooldown=credential_cooldown,
-    )
-    if execution_lease is not None:
-        services.execution_lease = execution_lease
-    governance.services = services  # it stores credentials with their events and alerts
-    # Every change foureyes makes to a record decisions or sign-ins read is sealed in the log,
-    # in its transaction (`foureyes.workflow.sealing`; the reads check it: `store.seals`).
-    sealing.watch(database, services.audit, clock)
-    return services
+    from foureyes.auth.oidc import OidcProvider
 
 
 def seal_records(services: Services) -> int | None:
@@ -131,37 +65,6 @@ def seal_records(services: Services) -> int | None:
     seals), as they are found, once: `serve` and `worker` call it at start. How many records
     were sealed; None when the store was sealed already (`sealing.baseline`)."""
     return sealing.baseline(services.database, services.audit, services.clock())
-
-
-def seed(
-    services: Services,
-    *,
-    policy_text: str,
-    directory: Directory,
-    demo_accounts: Sequence[Mapping[str, Any]] | None = None,
-) -> None:
-    """First start on an empty database: the initial policy and staff directory (the one time
-    they load without approval) and, for the demo, the chirp platform's accounts."""
-    # The store's records are sealed from the first: none was ever written outside foureyes.
-    sealing.baseline(services.database, services.audit, services.clock())
-    with services.database.transaction() as session:
-        policy = install_first_policy(session, policy_text, services.catalog(), "foureyes init")
-        record(
-            services,
-            session,
-            kind="policy.installed",
-            actor=None,
-            row=None,
-            payload={"version": 1, "digest": policy.digest, "how": "foureyes init"},
-            now=services.clock(),
-            account_ref="foureyes:policy",
-        )
-    import_directory(services, directory, actor="foureyes init")
-    if demo_accounts is not None:
-        demo = services.connectors.get("chirp")
-        seeder = getattr(demo, "seed", None)
-        if seeder is not None:
-            seeder(demo_accounts)
 
 
 def submit_and_run(
@@ -337,13 +240,11 @@ __all__ = [
     "Services",
     "Submission",
     "Submitted",
-    "Tick",
     "audit_event",
     "audit_events",
     "authenticate",
     "authenticate_identity",
     "authenticate_oidc",
-    "build_services",
     "cancel",
     "dry_run",
     "enrol_security_key",
@@ -360,7 +261,6 @@ __all__ = [
     "revoke_security_key",
     "revoke_token",
     "run_if_allowed",
-    "run_once",
     "seal_records",
     "security_key_options",
     "security_key_proof_options",

@@ -26,13 +26,13 @@ import logging
 from typing import Any
 
 from foureyes.connectors.base import Connector, ExecutionOrder, Reconciliation
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.events import expect_state, lock_request, move
+from foureyes.core.services import Services, json_safe
 from foureyes.errors import Conflict, ConnectorError, FoureyesError, NotFound
 from foureyes.model import RequestState
 from foureyes.workflow import integrity, lease
 from foureyes.workflow.execute import mark_reverted, order_of
-from foureyes.workflow.records import expect_state, lock_request, move
-from foureyes.workflow.services import Services, json_safe
 
 log = logging.getLogger(__name__)
 

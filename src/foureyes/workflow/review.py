@@ -9,27 +9,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.auth.credentials import refuse_holder_approval
+from foureyes.core import redaction
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.events import POST_REVIEW, REVIEW, expect_state, lock_request, move, record
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden, StepUpFailed
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow import integrity, redaction
+from foureyes.workflow import integrity
 from foureyes.workflow.access import eligible_approver, visible_request
-from foureyes.workflow.credentials import refuse_holder_approval
-from foureyes.workflow.records import (
-    POST_REVIEW,
-    REVIEW,
-    engine_reviews,
-    expect_state,
-    lock_request,
-    move,
-    record,
-    review_rows,
-)
-from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.subject import redecide
 
 MAX_COMMENT = 2000

@@ -19,6 +19,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from foureyes.auth import dead_credentials
+from foureyes.core.events import record
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, DeadCredential, NotFound, RecordAltered, Unauthenticated
 from foureyes.model import RequestState, Staff
 from foureyes.store import seals
@@ -28,9 +31,6 @@ from foureyes.store.queries import (
     staff_from_row,
 )
 from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
-from foureyes.workflow import dead_credentials
-from foureyes.workflow.records import record
-from foureyes.workflow.services import Actor, Services
 
 TOKEN_PREFIX = "fey"  # noqa: S105 - a token prefix, not a secret
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)

@@ -39,10 +39,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
-from foureyes.directory import Directory
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.events import move, record
+from foureyes.core.services import Services
 from foureyes.errors import BadInput, Unavailable
 from foureyes.model import RequestState, Staff, StaffStatus
+from foureyes.policy.directory import Directory
 from foureyes.store.tables import (
     ConsoleSessionRow,
     IdentityRow,
@@ -50,8 +52,6 @@ from foureyes.store.tables import (
     StaffRow,
     TokenRow,
 )
-from foureyes.workflow.records import move, record
-from foureyes.workflow.services import Services
 from foureyes.workflow.staff import OPEN_STATES
 
 __all__ = [

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from foureyes.core.services import Services
 from foureyes.model import Account, DecisionRequest, RequestContext
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide
 from foureyes.store.tables import RequestRow
-from foureyes.workflow.services import Services
 
 
 def stored_account(services: Services, session: Session, row: RequestRow) -> Account:

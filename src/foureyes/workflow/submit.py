@@ -13,15 +13,16 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from foureyes.core import redaction
+from foureyes.core.events import params_digest, record, request_digest
+from foureyes.core.services import Actor, Services, json_safe, with_pins
 from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused, OutcomeUnknown, Unavailable
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import decide, denials, idempotency, quota, redaction
+from foureyes.workflow import decide, denials, idempotency, quota
 from foureyes.workflow.outcome import lost_commit
-from foureyes.workflow.records import params_digest, record, request_digest
-from foureyes.workflow.services import Actor, Services, json_safe, with_pins
 
 _NO_TIME = timedelta(0)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
 from foureyes.model import ActionSpec, RequestState
 from foureyes.store.tables import RequestRow
 from foureyes.workflow import idempotency, integrity
 from foureyes.workflow.access import may_see, unknown_request
-from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.submit import Submission, Submitted, replay, submit_or_replay
 
 

@@ -5,7 +5,7 @@ A person reads only what `foureyes.workflow.access` lets them see (`visible_view
 `list_requests`, `account_history`); `request_view` is the system's own unchecked view (the
 worker, the operator's tools, tests) and is never answered to a person as such. Every view
 shows the params an undo restores redacted, and what an action would change or answered with
-the values of the platform's private attributes redacted (`foureyes.workflow.redaction`)."""
+the values of the platform's private attributes redacted (`foureyes.core.redaction`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder
+from foureyes.core.events import POST_REVIEW
+from foureyes.core.redaction import shown_fields, shown_params
+from foureyes.core.services import Actor, Services
 from foureyes.errors import NotFound
 from foureyes.model import Account, Outcome, RequestState, Staff
 from foureyes.policy.engine import satisfied
@@ -30,9 +33,7 @@ from foureyes.workflow.access import (
     visible_clause,
     visible_request,
 )
-from foureyes.workflow.records import POST_REVIEW, engine_reviews, review_rows
-from foureyes.workflow.redaction import shown_fields, shown_params
-from foureyes.workflow.services import Actor, Services
+from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.subject import redecide
 
 

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from foureyes.audit import log as audit_log
 from foureyes.audit.canonical import canonical_json
 from foureyes.audit.checkpoint import Checkpoint, Signer, sign_checkpoint, verify_checkpoint
-from foureyes.audit.cli import audit_app
 from foureyes.audit.export import (
     CHECKPOINT_FILE,
     EVENTS_FILE,
@@ -45,6 +44,7 @@ from foureyes.audit.merkle import (
     verify_inclusion,
 )
 from foureyes.audit.verify import export_log, verify_log
+from foureyes.commands.audit import audit_app
 from foureyes.errors import BadInput, NotFound
 from foureyes.store.database import Database
 from foureyes.store.tables import (

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from foureyes.api import create_app
+from foureyes.bootstrap import create_app, services_for
 from foureyes.cli import app
-from foureyes.commands.common import services_for
 from foureyes.config import Settings
 from tests.http_server import serving_app
 

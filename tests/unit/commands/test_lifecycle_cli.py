@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from foureyes.api import create_app
+from foureyes.bootstrap import create_app
 from foureyes.commands.api_client import check_server_url
 from foureyes.errors import BadInput
 from foureyes.store.database import Database

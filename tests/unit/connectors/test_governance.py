@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from foureyes.connectors.base import ExecutionOrder
-from foureyes.connectors.governance import GovernanceConnector
 from foureyes.errors import ConnectorError
 from foureyes.store.database import Database
 from foureyes.store.tables import GovernanceAppliedRow, PinRow, PolicyVersionRow, StaffRow
+from foureyes.workflow.governance import GovernanceConnector
 from tests.worlds import World, make_world
 
 

@@ -19,21 +19,22 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from foureyes import bootstrap, worker
 from foureyes.connectors.base import ExecutionOrder, make_connector
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.http import HttpConnector, RetryPolicy, create, send
-from foureyes.directory import load_directory
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import ActionSpec, ReviewDecision
 from foureyes.policy.catalog import private
 from foureyes.policy.celtypes import INT, STRING, TIMESTAMP, Nullable
+from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow
 from foureyes.webhook import SIGNATURE_HEADER, SignatureError, sign, verify
 from foureyes.workflow import operations
 from foureyes.workflow.execute import MAX_ATTEMPTS
 from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.services import Actor, Services
 from foureyes.workflow.submit import Submission
 from tests.conftest import EXAMPLES
 
@@ -630,7 +631,7 @@ class Shop:
 
     def run_until_settled(self, request_id: str, step: Callable[[], None]) -> dict[str, Any]:
         for _ in range(MAX_ATTEMPTS + 2):
-            operations.run_once(self.services)
+            worker.run_once(self.services)
             view = operations.show(self.services, request_id)
             if view["state"] not in ("approved", "executing"):
                 return view
@@ -641,7 +642,7 @@ class Shop:
 def make_shop(database: Database, receiver: Any, **overrides: Any) -> Shop:
     clock = Clock()
     settings = {**SHOP_SETTINGS, "url": receiver.url, "secret": SECRET, **overrides}
-    services = operations.build_services(
+    services = bootstrap.build_services(
         database, connectors={"shop": ("http", settings)}, clock=clock
     )
     operations.seed(
@@ -660,7 +661,7 @@ def test_a_vit_deactivation_runs_through_the_webhook_and_is_undone(
     )
     assert world.approve("e-3002", request_id) == "pending"
     assert world.approve("e-3003", request_id) == "approved"
-    assert operations.run_once(world.services).executed == [request_id]
+    assert worker.run_once(world.services).executed == [request_id]
     assert receiver.accounts["president"]["status"] == "deactivated"
     order = json.loads(json.dumps(receiver.applied[request_id].order))
     assert order[:2] == ["account.deactivate", "president"]
@@ -668,7 +669,7 @@ def test_a_vit_deactivation_runs_through_the_webhook_and_is_undone(
     # Mei, who approved it, undoes it (an undo is for those who may see the request).
     undo_id = operations.undo(world.services, world.actor("e-3002"), request_id, "CASE-1")
     assert world.approve("e-3003", undo_id) == "approved"
-    operations.run_once(world.services)
+    worker.run_once(world.services)
     assert receiver.accounts["president"]["status"] == "active"
     assert operations.show(world.services, request_id)["state"] == "reverted"
 
@@ -734,14 +735,14 @@ def test_an_interrupted_order_is_never_credited_with_another_requests_change(
         with pytest.raises(SystemExit):
             operations.execute(world.services, first, worker="doomed")
     second = operations.submit(world.services, kim, Submission("account.suspend", "shop:alice"))
-    assert operations.run_once(world.services).executed == [second]
+    assert worker.run_once(world.services).executed == [second]
     assert receiver.accounts["alice"]["status"] == "suspended"
 
     world.clock.now += world.services.execution_lease + timedelta(seconds=1)
-    assert operations.run_once(world.services).reconciled == [first]
+    assert worker.run_once(world.services).reconciled == [first]
     if asks_the_record:
         assert operations.show(world.services, first)["state"] == "approved"
-        operations.run_once(world.services)
+        worker.run_once(world.services)
     view = operations.show(world.services, first)
     assert view["state"] == "failed"
     if asks_the_record:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from foureyes import detect
+from foureyes.bootstrap import services_for
 from foureyes.cli import app as foureyes_app
-from foureyes.commands.common import services_for
 from foureyes.config import Settings
 from tests.unit.commands.cli import run_client, serving_data_dir
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from foureyes import detect
+from foureyes import detect, worker
 from foureyes.detect.detectors import BY_KIND
 from foureyes.store.tables import AlertRow, EventRow, OutboxRow, PinRow
 from foureyes.workflow import operations
@@ -269,9 +269,9 @@ def test_break_glass_flags_every_use_and_an_overdue_sign_off(world: World) -> No
     assert use.severity == "critical"
     assert use.request_id == request_id
     assert "broke the glass" in use.summary
-    operations.run_once(world.services)  # carries it out
+    worker.run_once(world.services)  # carries it out
     world.clock.advance(hours=25)
-    operations.run_once(world.services)  # flags the post-review overdue, and detects it
+    worker.run_once(world.services)  # flags the post-review overdue, and detects it
     _, overdue = scan(world, "break_glass")
     assert overdue.request_id == request_id
     assert "not signed off in time (0 of 2)" in overdue.summary
@@ -320,7 +320,7 @@ def test_detector_silence_fires_once_when_the_pipeline_stopped(world: World) -> 
 
 def test_detector_silence_is_quiet_while_the_pipeline_runs(world: World) -> None:
     for _ in range(4):
-        operations.run_once(world.services)
+        worker.run_once(world.services)
         world.clock.advance(minutes=10)
     assert detect.check_silence(world.services) is None
     assert scan(world, "detector_silence") == []
@@ -344,7 +344,7 @@ def test_each_event_is_looked_at_once(world: World) -> None:
 def test_a_failing_pipeline_raises_detector_silence_on_its_own(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    operations.run_once(world.services)  # a heartbeat
+    worker.run_once(world.services)  # a heartbeat
 
     def broken(seen: object) -> None:
         raise RuntimeError("a bug in a detector")
@@ -353,7 +353,7 @@ def test_a_failing_pipeline_raises_detector_silence_on_its_own(
     submit(world, "e-3001", "account.suspend", "president")
     for _ in range(3):
         world.clock.advance(minutes=10)
-        operations.run_once(world.services)  # logs the failure, does its other work
+        worker.run_once(world.services)  # logs the failure, does its other work
     with world.services.database.transaction() as session:
         alerts = list(session.scalars(select(AlertRow.detector)))
     assert alerts == ["detector_silence"]

@@ -10,6 +10,7 @@ from email import message_from_bytes
 import pytest
 from sqlalchemy import select
 
+from foureyes import worker
 from foureyes.notify import Channel, EmailChannel, WebhookChannel, announce, configure
 from foureyes.store.tables import OutboxRow
 from foureyes.webhook import verify
@@ -77,7 +78,7 @@ def test_the_worker_pass_delivers_them(world: World, smtp: Mailbox, receiver: Re
             "security", receiver.url, SECRET, base_url="https://foureyes.example"
         ),
     }
-    tick = operations.run_once(world.services, channels=channels)
+    tick = worker.run_once(world.services, channels=channels)
     # (The detectors' alerts may go out in the same pass: count only the request's own.)
     assert len(tick.notified) >= 5
     assert tick.undelivered == []
@@ -95,7 +96,7 @@ def test_the_worker_pass_delivers_them(world: World, smtp: Mailbox, receiver: Re
     ]
     verify(headers, "POST", "/hook", body, SECRET)
     assert json.loads(body)["link"] == f"https://foureyes.example/v1/requests/{request_id}"
-    assert operations.run_once(world.services, channels=channels).notified == []
+    assert worker.run_once(world.services, channels=channels).notified == []
 
 
 def _notices(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -114,7 +115,7 @@ def test_without_channels_nothing_is_queued_and_the_worker_says_so_once(
     with caplog.at_level(logging.INFO, logger="foureyes"):
         announce(world.services.database)  # a worker's start
         for _ in range(3):
-            tick = operations.run_once(world.services)  # detectors raise alerts too
+            tick = worker.run_once(world.services)  # detectors raise alerts too
             assert (tick.notified, tick.undelivered) == ([], [])
     assert outbox(world) == []
     [notice] = _notices(caplog)
@@ -142,7 +143,7 @@ def test_rows_queued_before_wait_for_their_channel_and_are_counted_once(
     with caplog.at_level(logging.INFO, logger="foureyes"):
         announce(world.services.database)
         for _ in range(3):
-            assert operations.run_once(world.services).undelivered == []
+            assert worker.run_once(world.services).undelivered == []
     notices = _notices(caplog)
     assert len(notices) == 2
     assert f"{queued} in the outbox wait for channels that are not configured" in notices[1]
@@ -152,6 +153,6 @@ def test_rows_queued_before_wait_for_their_channel_and_are_counted_once(
     assert set(untouched) == {0}
 
     channels: dict[str, Channel] = {"security": WebhookChannel("security", receiver.url, SECRET)}
-    tick = operations.run_once(world.services, channels=channels)
+    tick = worker.run_once(world.services, channels=channels)
     assert len(tick.notified) == 1  # the policy's channel; the reviewers' rows still wait
     assert tick.undelivered == []

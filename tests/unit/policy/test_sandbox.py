@@ -10,8 +10,8 @@ import pytest
 
 from foureyes.config import Settings
 from foureyes.connectors.demo_catalog import demo_catalog
-from foureyes.directory import load_directory
 from foureyes.errors import BadInput, PolicyError
+from foureyes.policy.directory import load_directory
 from foureyes.policy.sandbox import (
     Budget,
     catalog_data,

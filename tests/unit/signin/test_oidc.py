@@ -16,9 +16,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 from oidc_provider_mock import run_server_in_thread
 
+from foureyes.auth.oidc import OidcProvider
+from foureyes.config.oidc import OidcSettings
 from foureyes.errors import Unauthenticated, Unavailable
-from foureyes.signin.oidc import OidcProvider
-from foureyes.signin.settings import OidcSettings
 from tests.oidc_provider import OidcServer
 from tests.worlds import Clock
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from tests.worlds import World
 
-from foureyes.commands.common import services_for
+from foureyes import worker
+from foureyes.bootstrap import services_for
 from foureyes.config import Settings
-from foureyes.detect import list_alerts
 from foureyes.errors import Forbidden, NotFound
 from foureyes.model import ReviewDecision
 from foureyes.workflow import operations, views
+from foureyes.workflow.alerts import list_alerts
 from foureyes.workflow.submit import Submission
 
 VIT = Submission("account.deactivate", "chirp:president", justification="CASE-1234")
@@ -71,7 +72,7 @@ def test_while_the_delay_runs_whoever_may_cancel_sees_it_and_afterwards_only_tho
     assert visible(world, "e-3003", request_id)
     assert listed(world, "e-3003") == [request_id]
     world.clock.advance(minutes=11)
-    operations.run_once(world.services)
+    worker.run_once(world.services)
     assert operations.show(world.services, request_id)["state"] == "executed"
     assert not visible(world, "e-3003", request_id)
     assert listed(world, "e-3003") == []

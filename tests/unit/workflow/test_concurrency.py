@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from tests.races import race
 from tests.worlds import World
 
+from foureyes import worker
 from foureyes.errors import Conflict
 from foureyes.store.tables import ExecutionRow, ReviewRow
 from foureyes.workflow import operations
@@ -67,8 +68,8 @@ def test_two_worker_passes_at_once_execute_each_item_once(world: World) -> None:
         for who in ("bob", "alice")
     ]
     race(
-        lambda: operations.run_once(world.services, "w1"),
-        lambda: operations.run_once(world.services, "w2"),
+        lambda: worker.run_once(world.services, "w1"),
+        lambda: worker.run_once(world.services, "w2"),
     )
     for request_id in ids:
         assert executions(world, request_id) == 1

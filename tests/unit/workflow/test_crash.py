@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from tests.worlds import World
 
+from foureyes import worker
 from foureyes.connectors.demo_tables import ChirpAppliedRow as AppliedRow
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
@@ -24,10 +25,11 @@ DOOMED = textwrap.dedent(
     """
     import sys, time
     from foureyes.store.database import Database
+    from foureyes import bootstrap
     from foureyes.workflow import operations
 
     url, request_id, when = sys.argv[1], sys.argv[2], sys.argv[3]
-    services = operations.build_services(Database(url), connectors={"chirp": ("demo", {})})
+    services = bootstrap.build_services(Database(url), connectors={"chirp": ("demo", {})})
     demo = services.connectors["chirp"]
     real_execute = demo.execute
 
@@ -82,10 +84,10 @@ def test_a_kill_during_the_platform_call_is_reconciled(world: World, when: str) 
     # The doomed process claimed the request by the real clock, after its own (possibly slow)
     # start: the restarted worker looks from that moment on, once the claim has gone stale.
     world.clock.now = datetime.now(UTC) + world.services.execution_lease + timedelta(seconds=5)
-    tick = operations.run_once(world.services)  # the restarted worker
+    tick = worker.run_once(world.services)  # the restarted worker
     assert tick.reconciled == [request_id]
     if when == "before":  # not applied: it is simply run again, once
-        assert operations.run_once(world.services).executed == [request_id]
+        assert worker.run_once(world.services).executed == [request_id]
     view = operations.show(world.services, request_id)
     assert view["state"] == "executed"
     assert world.chirp("bob")["status"] == "locked"

@@ -17,8 +17,8 @@ from sqlalchemy import update
 from tests.conftest import EXAMPLES
 from tests.worlds import World, install_policy_version
 
-from foureyes.directory import load_directory
 from foureyes.errors import FoureyesError
+from foureyes.policy.directory import load_directory
 from foureyes.store.dry_run_reads import DryRunReader
 from foureyes.store.tables import PinRow, StaffRow, TokenRow
 from foureyes.workflow import operations

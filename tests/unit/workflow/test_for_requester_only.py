@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from tests.worlds import IMPERSONATION_POLICY, World, make_world
 
+from foureyes import worker
 from foureyes.connectors.demo import DemoConnector
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.demo_tables import ChirpSessionRow
@@ -61,7 +62,7 @@ def test_reads_and_actions_that_reveal_private_data_are_for_their_requester_only
 def test_the_worker_never_carries_out_an_approved_login_as(world: World) -> None:
     request_id = approved_login_as(world)
     for _ in range(2):
-        tick = operations.run_once(world.services)
+        tick = worker.run_once(world.services)
         assert request_id not in tick.executed
         world.clock.advance(minutes=30)
     assert operations.show(world.services, request_id)["state"] == "approved"
@@ -106,9 +107,9 @@ def test_the_requester_carries_it_out_and_gets_a_working_session_once(world: Wor
 def test_an_approved_login_as_never_asked_for_expires(world: World) -> None:
     request_id = approved_login_as(world)
     world.clock.advance(hours=3)
-    assert request_id not in operations.run_once(world.services).expired
+    assert request_id not in worker.run_once(world.services).expired
     world.clock.advance(hours=1, seconds=1)
-    assert operations.run_once(world.services).expired == [request_id]
+    assert worker.run_once(world.services).expired == [request_id]
     assert operations.show(world.services, request_id)["state"] == "expired"
     with pytest.raises(Conflict):
         operations.execute(world.services, request_id, actor=world.actor(REQUESTER))
@@ -152,7 +153,7 @@ def test_a_delay_stops_the_clock_the_requester_keeps_their_time_to_carry_it_out(
     # request's first deadline; the requester still has the hour they had left.
     request_id = scheduled_login_as(delayed, approved_after_hours=3)
     delayed.clock.advance(hours=1, minutes=30)  # the delay has run; 4h30 since submission
-    tick = operations.run_once(delayed.services)
+    tick = worker.run_once(delayed.services)
     assert request_id not in tick.executed + tick.expired  # the worker leaves it to Tomas
     outcome = operations.execute(delayed.services, request_id, actor=delayed.actor(REQUESTER))
     assert outcome is not None
@@ -163,9 +164,9 @@ def test_a_delay_stops_the_clock_the_requester_keeps_their_time_to_carry_it_out(
 def test_a_scheduled_login_as_never_asked_for_expires_after_its_delay(delayed: World) -> None:
     request_id = scheduled_login_as(delayed, approved_after_hours=3)
     delayed.clock.advance(hours=1, minutes=59)  # delay run, 59 of the 60 minutes left gone
-    assert request_id not in operations.run_once(delayed.services).expired
+    assert request_id not in worker.run_once(delayed.services).expired
     delayed.clock.advance(minutes=1, seconds=1)
-    assert operations.run_once(delayed.services).expired == [request_id]
+    assert worker.run_once(delayed.services).expired == [request_id]
     view = operations.show(delayed.services, request_id)
     assert view["state"] == "expired"
     assert view["timeline"][-1]["kind"] == "request.expired"
@@ -188,6 +189,6 @@ def test_a_scheduled_write_is_carried_out_not_expired_whatever_its_deadline(
         delayed_delete.review(approver, request_id, step_up=False)
     assert operations.show(delayed_delete.services, request_id)["state"] == "scheduled"
     delayed_delete.clock.advance(hours=30)
-    tick = operations.run_once(delayed_delete.services)
+    tick = worker.run_once(delayed_delete.services)
     assert tick.expired == []
     assert tick.executed == [request_id]

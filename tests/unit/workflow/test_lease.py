@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import func, select
 from tests.worlds import World
 
-from foureyes.commands.common import services_for
+from foureyes import worker
+from foureyes.commands.options import services_for
 from foureyes.config import Settings
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.connectors.demo_tables import ChirpAppliedRow
@@ -148,7 +149,7 @@ def test_a_platform_call_longer_than_the_lease_is_not_reconciled_while_it_runs(
         "the heartbeat to renew the lease",
         lambda: (until := lease_until(world, request_id)) is not None and until > world.clock.now,
     )
-    tick = operations.run_once(world.services)
+    tick = worker.run_once(world.services)
     assert request_id not in tick.reconciled
     assert state(world, request_id) == "executing"
     with pytest.raises(Conflict, match="is being carried out"):
@@ -185,11 +186,11 @@ def test_an_execution_whose_process_died_is_reconciled_once_its_lease_lapses(
     assert state(world, request_id) == "executing"
 
     world.clock.advance(minutes=4)  # within the lease: maybe only slow
-    assert request_id not in operations.run_once(world.services).reconciled
+    assert request_id not in worker.run_once(world.services).reconciled
     assert state(world, request_id) == "executing"
 
     world.clock.advance(minutes=2)
-    assert operations.run_once(world.services).reconciled == [request_id]
+    assert worker.run_once(world.services).reconciled == [request_id]
     view = operations.show(world.services, request_id)
     assert view["state"] == "approved"
     assert "no record of its idempotency key" in view["reason"]
@@ -197,7 +198,7 @@ def test_an_execution_whose_process_died_is_reconciled_once_its_lease_lapses(
     assert alert.severity == "medium"
     assert [a.outcome for a in attempts(world, request_id)] == ["interrupted"]
 
-    assert operations.run_once(world.services).executed == [request_id]
+    assert worker.run_once(world.services).executed == [request_id]
     assert state(world, request_id) == "executed"
     assert world.chirp("bob")["status"] == "locked"
     assert applied(world, request_id) == 1
@@ -218,7 +219,7 @@ def test_a_call_that_outlives_its_lease_finishes_nothing_it_no_longer_holds(
     thread, box = in_thread(world, request_id)
     assert slow.entered.wait(HANG_GUARD)
     world.clock.advance(minutes=3)
-    assert operations.run_once(world.services).reconciled == [request_id]
+    assert worker.run_once(world.services).reconciled == [request_id]
     assert state(world, request_id) == "approved"
     assert [a.outcome for a in attempts(world, request_id)] == ["interrupted"]
 
@@ -228,9 +229,9 @@ def test_a_call_that_outlives_its_lease_finishes_nothing_it_no_longer_holds(
         assert isinstance(box[0], ExecutionOutcome)
         assert box[0].state.value == "approved"  # it moved nothing
         assert [a.severity for a in alerts(world, request_id)] == ["medium", "high"]
-        assert operations.run_once(world.services).executed == [request_id]  # replays
+        assert worker.run_once(world.services).executed == [request_id]  # replays
     else:
-        assert operations.run_once(world.services).executed == [request_id]
+        assert worker.run_once(world.services).executed == [request_id]
         slow.release.set()  # it finds the key applied, and replays
         thread.join(HANG_GUARD)
         assert isinstance(box[0], ExecutionOutcome)

@@ -12,9 +12,10 @@ from sqlalchemy import select
 from tests.conftest import EXAMPLES
 from tests.worlds import World
 
-from foureyes.directory import load_directory, parse_csv_directory
+from foureyes import worker
 from foureyes.errors import BadInput, Forbidden, NotFound, Unauthenticated
 from foureyes.model import ReviewDecision
+from foureyes.policy.directory import load_directory, parse_csv_directory
 from foureyes.store.tables import StaffRow, TokenRow
 from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
@@ -52,10 +53,10 @@ class TestBreakGlass:
         )
 
         world.clock.advance(hours=25)
-        tick = operations.run_once(world.services)
+        tick = worker.run_once(world.services)
         assert tick.overdue == [request_id]  # one sign-off of the two required
         assert kinds(world, request_id)[-1] == "break_glass.overdue"
-        assert operations.run_once(world.services).overdue == []  # flagged once
+        assert worker.run_once(world.services).overdue == []  # flagged once
 
     def test_break_glass_by_someone_not_allowed_is_denied_and_recorded(self, world: World) -> None:
         with pytest.raises(Denied) as denied:
@@ -75,9 +76,9 @@ def test_pending_requests_expire(world: World) -> None:
         Submission("account.deactivate", "chirp:president", justification="CASE-1"),
     )
     world.clock.advance(hours=3)
-    assert operations.run_once(world.services).expired == []
+    assert worker.run_once(world.services).expired == []
     world.clock.advance(hours=2)  # the rule's 4h expiry has passed
-    assert operations.run_once(world.services).expired == [request_id]
+    assert worker.run_once(world.services).expired == [request_id]
     assert operations.show(world.services, request_id)["state"] == "expired"
 
 
@@ -92,7 +93,7 @@ def test_an_approver_who_leaves_before_execution_no_longer_counts(world: World) 
     del staff["e-3003"]  # Sam leaves the company during the 24h delay
     operations.import_directory(world.services, replace(directory, staff=staff))
     world.clock.advance(hours=25)
-    operations.run_once(world.services)
+    worker.run_once(world.services)
     view = operations.show(world.services, request_id)
     assert view["state"] == "cancelled"
     assert "re-check at execution failed" in view["reason"]
@@ -191,7 +192,7 @@ class TestGovernance:
         with pytest.raises(Forbidden):
             world.review("e-9001", request_id, step_up=False)
         assert world.review("e-4001", request_id, step_up=False) == "approved"
-        operations.run_once(world.services)
+        worker.run_once(world.services)
         assert operations.show(world.services, request_id)["state"] == "executed"
         with world.services.database.transaction() as session:
             version, policy = world.services.policy_in_force(session)
@@ -232,7 +233,7 @@ class TestGovernance:
             Submission("foureyes.policy.update", "foureyes:policy", {"text": stricter}, "INC-3"),
         )
         world.review("e-4001", update, step_up=False)
-        operations.run_once(world.services)
+        worker.run_once(world.services)
         # Ines oversees: she still sees it, though the new policy leaves nobody to review it.
         assert world.review("e-4001", request_id, step_up=False) == "denied"
         assert (
@@ -250,7 +251,7 @@ def test_a_pin_goes_through_the_engine_and_changes_the_tier(world: World) -> Non
     request_id = operations.submit(world.services, world.actor("e-9001"), pin)
     assert operations.show(world.services, request_id)["state"] == "pending"
     assert world.review("e-4001", request_id, step_up=False) == "approved"
-    operations.run_once(world.services)
+    worker.run_once(world.services)
     # Bob (87 followers) is now a very important account: deactivating him needs four people.
     held = operations.dry_run(
         world.services,
@@ -281,7 +282,7 @@ def test_open_requests_are_cancelled_when_the_contract_ends(world: World) -> Non
         Submission("account.deactivate", "chirp:president", justification="CASE-6"),
     )
     world.clock.now = world.clock.now.replace(year=2027, month=7, day=1)  # Kim's contract ended
-    assert operations.run_once(world.services).cancelled == [request_id]
+    assert worker.run_once(world.services).cancelled == [request_id]
     view = operations.show(world.services, request_id)
     assert view["state"] == "cancelled"
     assert "may no longer act: staff c-1001 ended on 2027-06-30" in view["reason"]
@@ -293,7 +294,7 @@ def test_a_submit_whose_request_the_worker_claimed_first_is_answered_not_refused
 ) -> None:
     actor = world.actor("e-2001")
     request_id = operations.submit(world.services, actor, Submission("account.lock", "chirp:bob"))
-    operations.run_once(world.services, worker="test")  # the worker's claim came first
+    worker.run_once(world.services, worker="test")  # the worker's claim came first
     assert operations.show(world.services, request_id)["state"] == "executed"
     # What `submit_and_run` saw just before that claim: the request still approved.
     seen = operations.request_view

@@ -34,6 +34,7 @@ from tests.conftest import _empty_pg, _PgSession
 from tests.faults.checks import lifecycle_problems
 from tests.worlds import World, make_world
 
+from foureyes import worker
 from foureyes.audit.verify import verify_log
 from foureyes.errors import FoureyesError
 from foureyes.model import RequestState
@@ -162,7 +163,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule()
     def worker(self) -> None:
-        operations.run_once(self.services)
+        worker.run_once(self.services)
 
     @rule(hours=st.sampled_from([0.05, 0.5, 3, 30, 24 * 40]))
     def time_passes(self, hours: float) -> None:

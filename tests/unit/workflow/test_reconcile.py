@@ -10,6 +10,7 @@ from sqlalchemy import select
 from tests.conftest import EXAMPLES
 from tests.worlds import World
 
+from foureyes import worker
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult, Reconciliation
 from foureyes.errors import ConnectorError
 from foureyes.store.tables import AlertRow
@@ -64,7 +65,7 @@ def test_a_policy_update_applied_before_the_crash_is_in_force_after_reconciliati
     )
     assert world.review("e-4001", request_id, step_up=False) == "approved"
     interrupted(world, monkeypatch, request_id, "foureyes", after=True)
-    assert operations.run_once(world.services).reconciled == [request_id]
+    assert worker.run_once(world.services).reconciled == [request_id]
     view = operations.show(world.services, request_id)
     assert view["state"] == "executed"
     assert "shows it applied" in view["reason"]
@@ -94,13 +95,13 @@ def test_a_platform_that_cannot_be_asked_now_is_asked_again_later(
         return real(order)
 
     monkeypatch.setattr(chirp, "reconcile", down_once)
-    assert operations.run_once(world.services).reconciled == []
+    assert worker.run_once(world.services).reconciled == []
     assert operations.show(world.services, request_id)["state"] == "executing"
     assert interrupted_alerts(world, request_id) == []
     # The reconciler held the attempt for a lease while it asked; once that lapses, again.
-    assert operations.run_once(world.services).reconciled == []
+    assert worker.run_once(world.services).reconciled == []
     world.clock.advance(seconds=world.services.execution_lease.total_seconds() + 1)
-    assert operations.run_once(world.services).reconciled == [request_id]
+    assert worker.run_once(world.services).reconciled == [request_id]
     assert calls == [request_id, request_id]
     assert operations.show(world.services, request_id)["state"] == "executed"
     assert len(interrupted_alerts(world, request_id)) == 1

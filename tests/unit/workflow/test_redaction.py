@@ -1,5 +1,5 @@
 """Attribute sensitivity (connectors' declarations) and the one redaction function built on it
-(`foureyes.workflow.redaction`). The attacks through the API, the console, the audit log and
+(`foureyes.core.redaction`). The attacks through the API, the console, the audit log and
 notifications are in tests/adversarial/test_private_attributes.py."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from foureyes.connectors.demo_catalog import DEMO_ACCOUNT_ATTRIBUTES
 from foureyes.connectors.http import create as create_http
 from foureyes.connectors.memory import MemoryConnector
 from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES
+from foureyes.core import redaction
 from foureyes.errors import BadInput
 from foureyes.policy.catalog import (
     MASK,
@@ -26,7 +27,6 @@ from foureyes.policy.catalog import (
 )
 from foureyes.policy.celtypes import INT, STRING, ListType
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import redaction
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The sealing of records (`foureyes.workflow.sealing`): what foureyes writes is sealed in the
+"""The sealing of records (`foureyes.core.sealing`): what foureyes writes is sealed in the
 same transaction, in the order the transactions commit, and only when something a decision
 reads changed."""
 

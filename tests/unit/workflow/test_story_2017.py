@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from tests.worlds import World
 
+from foureyes import worker
 from foureyes.model import RequestState
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Denied, Submission
@@ -28,10 +29,10 @@ def test_the_2017_story(world: World) -> None:
     assert world.review("e-3003", request_id) == "pending"  # Sam, trust & safety
     assert world.review("e-4001", request_id) == "scheduled"  # Ines, security
 
-    assert operations.run_once(world.services).executed == []  # the 10-minute delay runs
+    assert worker.run_once(world.services).executed == []  # the 10-minute delay runs
     assert world.chirp("president")["status"] == "active"
     world.clock.advance(minutes=11)
-    assert operations.run_once(world.services).executed == [request_id]
+    assert worker.run_once(world.services).executed == [request_id]
     assert operations.show(world.services, request_id)["state"] == "executed"
     assert world.chirp("president")["status"] == "deactivated"
 
@@ -40,7 +41,7 @@ def test_the_2017_story(world: World) -> None:
     undo_id = operations.undo(world.services, mei, request_id, "CASE-1234 restore")
     assert operations.show(world.services, undo_id)["state"] == "pending"
     assert world.review("e-3003", undo_id, step_up=False) == "approved"
-    operations.run_once(world.services)
+    worker.run_once(world.services)
     assert world.chirp("president")["status"] == "active"
     assert operations.show(world.services, undo_id)["state"] == "executed"
     assert operations.show(world.services, request_id)["state"] == "reverted"

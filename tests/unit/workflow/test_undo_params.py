@@ -14,13 +14,14 @@ from tests.conftest import EXAMPLES
 from tests.dba import tamper
 from tests.worlds import World, make_world
 
+from foureyes import worker
 from foureyes.connectors.base import ExecutionOrder
+from foureyes.core.services import Actor
 from foureyes.errors import BadInput
 from foureyes.model import RequestState
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow, RequestRow
 from foureyes.workflow import operations
-from foureyes.workflow.services import Actor
 from foureyes.workflow.submit import Submission
 
 OLD = "alice@mail.example"  # the seeded address (examples/staff.yaml has none for alice)
@@ -200,7 +201,7 @@ def test_the_2020_takeover_is_one_approved_undo_away_from_reverted(world: World)
     for reviewer in ("e-3002", "e-3003", "e-4001"):
         world.review(reviewer, original)
     world.clock.advance(minutes=11)
-    assert operations.run_once(world.services).executed == [original]
+    assert worker.run_once(world.services).executed == [original]
     assert world.chirp("president")["email"] == NEW
 
     undo_id = operations.undo(world.services, tomas, original, "INC-2020")
@@ -214,7 +215,7 @@ def test_the_2020_takeover_is_one_approved_undo_away_from_reverted(world: World)
     for reviewer in ("e-3002", "e-3003", "e-4001"):
         world.review(reviewer, undo_id)
     world.clock.advance(minutes=11)
-    assert operations.run_once(world.services).executed == [undo_id]
+    assert worker.run_once(world.services).executed == [undo_id]
 
     assert world.chirp("president")["email"] == old
     assert operations.show(world.services, original)["state"] == "reverted"

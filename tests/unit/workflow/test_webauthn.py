@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from tests.webauthn_authenticator import SoftAuthenticator, unb64url
 from tests.worlds import World, bootstrap_security_key
 
-from foureyes.commands.common import services_for
+from foureyes.auth import webauthn
+from foureyes.bootstrap import services_for
 from foureyes.config import Settings
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.model import ReviewDecision
 from foureyes.store.tables import AlertRow, EventRow, ReviewRow, WebAuthnCredentialRow
-from foureyes.workflow import operations, webauthn
+from foureyes.workflow import operations
 from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.submit import Submission
 

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from foureyes.api.auth import ActorDep, ServicesDep
+from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import problem_responses
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow.accounts import account_view
 
 router = APIRouter(

@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 
-from foureyes import detect
-from foureyes.api.auth import ActorDep, ServicesDep
+from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import problem_responses
 from foureyes.errors import BadInput
 from foureyes.model import MAX_SQL_INT
+from foureyes.web.deps import ServicesDep
+from foureyes.workflow import alerts
 
 router = APIRouter(
     prefix="/v1/alerts", tags=["alerts"], responses=problem_responses(401, 403, 422, 503)
@@ -47,7 +48,7 @@ def list_alerts(
     ] = None,
 ) -> dict[str, Any]:
     """`{"items": [...], "next": cursor}`; `next` is null on the last page."""
-    items, last = detect.list_alerts(
+    items, last = alerts.list_alerts(
         services,
         actor,
         state=state,
@@ -60,7 +61,7 @@ def list_alerts(
 
 @router.get("/{alert_id}", summary="One alert", responses=problem_responses(404))
 def show_alert(alert_id: AlertId, services: ServicesDep, actor: ActorDep) -> dict[str, Any]:
-    return detect.show_alert(services, actor, alert_id)
+    return alerts.show_alert(services, actor, alert_id)
 
 
 @router.post(
@@ -76,4 +77,4 @@ def acknowledge_alert(
 ) -> dict[str, Any]:
     """Mark the alert handled (an `alert.acknowledged` audit event). 409 if it already is; 403
     for an alert about yourself. Answers the alert."""
-    return detect.acknowledge(services, actor, alert_id, comment)
+    return alerts.acknowledge(services, actor, alert_id, comment)

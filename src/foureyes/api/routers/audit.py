@@ -19,12 +19,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from foureyes.api.auth import ActorDep, ServicesDep
+from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import problem_responses
-from foureyes.audit.checkpoint import Signer
+from foureyes.audit.checkpoint import Signer, signer_from_file
 from foureyes.audit.log import Event
 from foureyes.errors import BadInput, FoureyesError, Unavailable
 from foureyes.model import MAX_SQL_INT
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=problem_responses(401, 422, 503))
@@ -42,7 +43,7 @@ def _signer(request: Request) -> Signer:
     signer: Signer | None = getattr(state, "signer", None)
     if signer is None:
         try:
-            signer = state.settings.signer()
+            signer = signer_from_file(state.settings.signing_key_file)
         except FoureyesError as exc:
             raise Unavailable(f"checkpoints cannot be signed: {exc.message}") from exc
         state.signer = signer

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from foureyes import detect
-from foureyes.api.auth import ServicesDep
 from foureyes.api.schemas import problem_responses
 from foureyes.errors import FoureyesError, Unavailable
+from foureyes.web.deps import ServicesDep
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`/v1/me`: who the bearer token belongs to.
 
 An API client needs the person's staff id for what it computes itself: the device-key step-up
-signs `foureyes.workflow.stepup.challenge(...)`, which names the reviewer. It tells the caller
+signs `foureyes.auth.stepup.challenge(...)`, which names the reviewer. It tells the caller
 only about themselves.
 """
 

@@ -39,8 +39,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
-from foureyes.api.auth import ActorDep, ServicesDep
-from foureyes.api.problems import IDEMPOTENT_REPLAYED
+from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import (
     CancelBody,
     RequestBody,
@@ -48,11 +47,13 @@ from foureyes.api.schemas import (
     UndoBody,
     problem_responses,
 )
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput
 from foureyes.model import RequestState
+from foureyes.web.deps import ServicesDep
+from foureyes.web.problems import IDEMPOTENT_REPLAYED
 from foureyes.workflow import operations
 from foureyes.workflow.idempotency import KEY_PATTERN, MAX_KEY
-from foureyes.workflow.services import Actor, Services
 
 router = APIRouter(
     prefix="/v1/requests", tags=["requests"], responses=problem_responses(401, 422, 503)

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from foureyes.api.auth import ServicesDep
 from foureyes.console.pages.context import safe_account
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
+from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
 from foureyes.policy.catalog import FOUREYES_PLATFORM
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations, views
-from foureyes.workflow.services import Services
 
 router = APIRouter()
 

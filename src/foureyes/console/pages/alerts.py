@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from foureyes import detect
-from foureyes.api.auth import ServicesDep
 from foureyes.console.csrf import CsrfDep
 from foureyes.console.pages.forms import FormDep
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.model import MAX_SQL_INT
+from foureyes.web.deps import ServicesDep
+from foureyes.workflow import alerts as alert_ops
 
 router = APIRouter()
 
@@ -26,7 +26,7 @@ def alerts(
     state: Annotated[Literal["open", "acknowledged", "all"], Query()] = "open",
     before: Annotated[int | None, Query(ge=1, le=MAX_SQL_INT)] = None,
 ) -> Response:
-    items, last = detect.list_alerts(services, actor, state=state, before=before, limit=50)
+    items, last = alert_ops.list_alerts(services, actor, state=state, before=before, limit=50)
     return render(request, "alerts.html", {"items": items, "state": state, "last": last})
 
 
@@ -38,5 +38,5 @@ def acknowledge(
     _csrf: CsrfDep,
     form: FormDep,
 ) -> Response:
-    detect.acknowledge(services, actor, alert_id, form.get("comment", "").strip()[:2000])
+    alert_ops.acknowledge(services, actor, alert_id, form.get("comment", "").strip()[:2000])
     return RedirectResponse("/console/alerts?acknowledged=1", status_code=303)

@@ -11,12 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from foureyes.api.auth import ServicesDep
 from foureyes.audit.merkle import MerkleVerificationError, leaf_hash, verify_inclusion
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.errors import BadInput
 from foureyes.model import MAX_SQL_INT
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations
 
 router = APIRouter()

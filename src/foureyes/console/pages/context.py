@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from foureyes.core.services import Actor, Services
 from foureyes.errors import FoureyesError
 from foureyes.model import Account, ActionKind, ActionSpec, Staff
 from foureyes.workflow import views
 from foureyes.workflow.accounts import account_view
-from foureyes.workflow.services import Actor, Services
 
 __all__ = [
     "action_spec",

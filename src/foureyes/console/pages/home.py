@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from foureyes.api.auth import ServicesDep
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations
 
 router = APIRouter()

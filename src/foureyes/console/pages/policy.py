@@ -9,10 +9,10 @@ import yaml
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from foureyes.api.auth import ServicesDep
 from foureyes.console.sessions import ConsoleActorDep, client_address
 from foureyes.console.templating import render
 from foureyes.errors import FoureyesError
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations, views
 
 router = APIRouter()

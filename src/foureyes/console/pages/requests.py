@@ -17,17 +17,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from foureyes.api.auth import ServicesDep
 from foureyes.console import schemaform
 from foureyes.console.csrf import CsrfDep
 from foureyes.console.pages.context import action_spec, request_context, safe_account
 from foureyes.console.pages.forms import FormDep
 from foureyes.console.sessions import ConsoleActorDep, client_address
 from foureyes.console.templating import render
+from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, FoureyesError, IdempotencyKeyReused, OutcomeUnknown
 from foureyes.model import Account, ActionSpec, ReviewDecision
+from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations, views
-from foureyes.workflow.services import Actor, Services
 
 router = APIRouter()
 

@@ -25,11 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.services import Services
 from foureyes.errors import DeadCredential, FoureyesError
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, StaffRow
-from foureyes.workflow.services import Services
 
 __all__ = ["DETECTOR", "WINDOW", "note", "note_in"]
 

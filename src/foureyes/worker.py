@@ -16,6 +16,8 @@ from sqlalchemy import func, or_, select
 from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.schedule import CheckpointSchedule
+from foureyes.core.events import POST_REVIEW, lock_request, move, record
+from foureyes.core.services import Services
 from foureyes.errors import Conflict, FoureyesError, RecordAltered, Unavailable
 from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
@@ -23,8 +25,6 @@ from foureyes.store.tables import RequestRow, ReviewRow, StaffRow
 from foureyes.workflow import lease
 from foureyes.workflow.execute import execute
 from foureyes.workflow.reconcile import reconcile
-from foureyes.workflow.records import POST_REVIEW, lock_request, move, record
-from foureyes.workflow.services import Services
 from foureyes.workflow.staff import OPEN_STATES
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""What every command shares: the error-to-diagnosis wrapper and opening a running foureyes."""
+"""What every command shares: its options (`--data-dir`, `--token`), the error-to-diagnosis
+wrapper, and opening the data directory an operator command names."""
 
 from __future__ import annotations
 
@@ -10,14 +11,11 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from foureyes import notify
+from foureyes.bootstrap import services_for
 from foureyes.config import Settings
+from foureyes.core.services import Actor, Services
 from foureyes.errors import FoureyesError, Unauthenticated
-from foureyes.policy.sandbox import Budget
-from foureyes.store.database import Database
 from foureyes.workflow import operations
-from foureyes.workflow.services import Actor, Services
-from foureyes.workflow.webauthn import RelyingParty
 
 err = Console(stderr=True, highlight=False)
 
@@ -53,26 +51,6 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
 
     return run
-
-
-def services_for(settings: Settings) -> Services:
-    """Assemble foureyes from its settings (connectors, notification channels, who oversees)."""
-    notify.configure(notify.channels_from_settings(settings.notify))
-    database = Database(settings.database_url)
-    connectors = {
-        name: (connector.kind, connector.resolved())
-        for name, connector in settings.connectors.items()
-    }
-    return operations.build_services(
-        database,
-        connectors=connectors,
-        origin=settings.log_origin,
-        relying_party=RelyingParty.from_settings(settings.webauthn),
-        oversight_groups=frozenset(settings.access.oversight_groups),
-        credential_cooldown=settings.step_up.cooldown_delta,
-        policy_check=Budget(**settings.policy_check.model_dump()),
-        execution_lease=settings.execution_lease_delta,
-    )
 
 
 def open_services(

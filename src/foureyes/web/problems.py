@@ -33,8 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from foureyes.core.services import json_safe
 from foureyes.errors import FoureyesError, Unauthenticated
-from foureyes.workflow.services import json_safe
 
 __all__ = [
     "IDEMPOTENT_REPLAYED",

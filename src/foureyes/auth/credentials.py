@@ -24,7 +24,7 @@ import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -41,7 +41,6 @@ STAFF_ACCOUNT = "foureyes:staff"
 WEBAUTHN = "webauthn"
 DEVICE_KEY = "device-key"
 KINDS = (WEBAUTHN, DEVICE_KEY)
-DEFAULT_COOLDOWN = timedelta(hours=24)
 MAX_NAME = 100
 
 

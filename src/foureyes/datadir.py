@@ -27,9 +27,9 @@ from pathlib import Path
 
 from sqlalchemy import exists, select
 
-from foureyes.audit.checkpoint import Signer
+from foureyes.audit.checkpoint import Signer, signer_from_file
+from foureyes.auth.keyfile import console_key
 from foureyes.config import CONFIG_FILE, DEFAULT_LOG_ORIGIN, Settings, anchor_sqlite, safe_url
-from foureyes.console.keyfile import console_key
 from foureyes.errors import BadInput
 from foureyes.store import migrate, roles
 from foureyes.store.database import Database
@@ -270,7 +270,7 @@ def _signing_key(settings: Settings, created: list[Path]) -> Signer:
     """Load the log signing key, or generate it (Ed25519, file mode 0600) if there is none."""
     path = settings.signing_key_file
     if path.exists():
-        return settings.signer()
+        return signer_from_file(settings.signing_key_file)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     signer = Signer.generate(settings.log_origin)
     _write_new(path, signer.to_skey() + "\n", 0o600)

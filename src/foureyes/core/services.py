@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from foureyes.audit.log import AuditLog, stored_bytes
 from foureyes.config import DEFAULT_EXECUTION_LEASE, OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
-from foureyes.errors import BadInput, NotFound, RecordAltered, Unavailable
+from foureyes.errors import BadInput, NotFound, RecordAltered, StepUpFailed, Unavailable
 from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
@@ -25,9 +25,49 @@ from foureyes.store import seals
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_record
 from foureyes.store.tables import EventRow, IdentityRow, PolicyVersionRow
-from foureyes.workflow.credentials import DEFAULT_COOLDOWN
-from foureyes.workflow.stepup import StepUpVerifier
-from foureyes.workflow.webauthn import step_up_verifier
+
+# How long a step-up credential added after init waits before it counts (`[step_up] cooldown`).
+DEFAULT_COOLDOWN = timedelta(hours=24)
+
+
+class StepUpVerifier(Protocol):
+    """Checks the step-up assertion that confirms a review or vouches for a new credential.
+    `foureyes.auth.stepup` and `foureyes.auth.webauthn` implement it; bootstrap picks one."""
+
+    def verify(
+        self,
+        session: Session,
+        *,
+        request_id: str,
+        reviewer_id: str,
+        digest: str,
+        decision: str,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Check the assertion; return the evidence to record. Raise Forbidden if it fails."""
+        ...
+
+    def confirm(
+        self,
+        session: Session,
+        *,
+        staff_id: str,
+        expected: bytes,
+        assertion: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Check that a credential of `staff_id` that counts now signed `expected` (a challenge
+        the server computed); return the evidence to record. StepUpFailed if not."""
+        ...
+
+
+class NoStepUp:
+    """The verifier of Services assembled without one: every assertion fails (fail closed)."""
+
+    def verify(self, session: Session, **_: Any) -> dict[str, Any]:
+        raise StepUpFailed("no step-up verifier is configured")
+
+    def confirm(self, session: Session, **_: Any) -> dict[str, Any]:
+        raise StepUpFailed("no step-up verifier is configured")
 
 
 def utc_now() -> datetime:
@@ -56,7 +96,7 @@ class Services:
     audit: AuditLog
     clock: Callable[[], datetime] = utc_now
     # WebAuthn (security keys, passkeys) or device-key signatures, by the assertion's method.
-    step_up: StepUpVerifier = field(default_factory=step_up_verifier)
+    step_up: StepUpVerifier = field(default_factory=NoStepUp)
     # Staff in any of these groups oversee: they may read every request, the audit log's
     # events and alerts. Everyone else reads only what they take part in (workflow.access).
     oversight_groups: frozenset[str] = OVERSIGHT_GROUPS
@@ -214,7 +254,7 @@ class Services:
         """Raise the `record_tampered` alert about `altered` once no transaction of this
         thread or task is open (at most once per record per hour)."""
         # Imported here: sealing raises alerts, and the alerts module imports this one.
-        from foureyes.workflow import sealing  # noqa: PLC0415
+        from foureyes.core import sealing  # noqa: PLC0415
 
         sealing.report(self, altered)
 

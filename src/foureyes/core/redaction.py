@@ -38,9 +38,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from foureyes.core.services import Services
 from foureyes.policy.catalog import MASK, UNDECLARED, Attribute, declared
 from foureyes.store.tables import RequestRow
-from foureyes.workflow.services import Services
 
 __all__ = [
     "ATTRIBUTE_FIELDS",

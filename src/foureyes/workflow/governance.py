@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from foureyes.auth.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
 from foureyes.errors import BadInput, ConnectorError, Unavailable
 from foureyes.model import Account, ActionSpec
@@ -46,10 +47,9 @@ from foureyes.store.tables import (
     WebAuthnCredentialRow,
 )
 from foureyes.workflow import enrolment
-from foureyes.workflow.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 
 if TYPE_CHECKING:
-    from foureyes.workflow.services import Services
+    from foureyes.core.services import Services
 
 ACCOUNTS = {"policy", "pins", "staff"}
 

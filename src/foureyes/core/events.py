@@ -4,7 +4,7 @@ event in the same transaction), the request digest, and loading reviews for the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, overload
 
@@ -12,12 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.canonical import canonical_json
+from foureyes.core.redaction import event_payload
+from foureyes.core.services import Services, json_safe
 from foureyes.errors import Conflict, NotFound
-from foureyes.model import RequestState, Review, ReviewDecision
-from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow.credentials import withdrawn
-from foureyes.workflow.redaction import event_payload
-from foureyes.workflow.services import Services, json_safe
+from foureyes.model import RequestState
+from foureyes.store.tables import RequestRow
 
 REVIEW = "review"
 POST_REVIEW = "post_review"
@@ -210,45 +209,3 @@ def record(
         payload=body,
         at=now,
     )
-
-
-def review_rows(session: Session, request_id: str, kind: str = REVIEW) -> list[ReviewRow]:
-    return list(
-        session.scalars(
-            select(ReviewRow)
-            .where(ReviewRow.request_id == request_id, ReviewRow.kind == kind)
-            .order_by(ReviewRow.id)
-        )
-    )
-
-
-def withdrawn_approvals(session: Session, rows: Iterable[ReviewRow]) -> dict[int, str]:
-    """The approvals among `rows` that no longer count, by review id, with why: each was
-    confirmed with a step-up credential revoked since (`credentials.withdrawn`). Revoking a
-    stolen key also takes back what was approved with it."""
-    found: dict[int, str] = {}
-    for row in rows:
-        if row.decision != ReviewDecision.APPROVE.value:
-            continue  # a deny or veto stands (failing closed)
-        why = withdrawn(session, row.reviewer_id, row.step_up)
-        if why is not None:
-            found[row.id] = why
-    return found
-
-
-def engine_reviews(services: Services, session: Session, rows: Iterable[ReviewRow]) -> list[Review]:
-    """Reviews with each reviewer's *current* record, so approvals are re-checked as of now;
-    approvals confirmed with a credential revoked since are left out (`withdrawn_approvals`)."""
-    rows = list(rows)
-    withdrawn_ids = withdrawn_approvals(session, rows)
-    return [
-        Review(
-            reviewer=services.staff(session, row.reviewer_id),
-            decision=ReviewDecision(row.decision),
-            identity=row.identity,
-            comment=row.comment,
-            at=row.created_at,
-        )
-        for row in rows
-        if row.id not in withdrawn_ids
-    ]

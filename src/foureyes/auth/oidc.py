@@ -33,8 +33,8 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key, KeySet
 
+from foureyes.config.oidc import OidcSettings
 from foureyes.errors import Unauthenticated, Unavailable
-from foureyes.signin.settings import OidcSettings
 
 __all__ = ["MAX_TOKEN_LENGTH", "OidcProvider"]
 

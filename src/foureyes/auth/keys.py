@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from foureyes.auth.credentials import DEVICE_KEY, WEBAUTHN, row_of
+from foureyes.auth.webauthn import REVOKED, KeyView
+from foureyes.core.events import record
+from foureyes.core.services import Actor, Services
 from foureyes.errors import Conflict, NotFound
 from foureyes.store.tables import StepUpKeyRow, WebAuthnCredentialRow
-from foureyes.workflow.credentials import DEVICE_KEY, WEBAUTHN, row_of
-from foureyes.workflow.records import record
-from foureyes.workflow.services import Actor, Services
-from foureyes.workflow.webauthn import REVOKED, KeyView
 
 DEVICE_KEY_REVOKED = "staff.step_up_key_revoked"
 DEVICE_KEY_NAME = "device key"  # device keys carry no name of their own

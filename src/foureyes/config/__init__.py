@@ -1,126 +1,7 @@
 """Settings: `FOUREYES_*` environment variables over `foureyes.toml` in the data directory.
 
-Where each setting comes from, strongest first: the environment (`FOUREYES_DATABASE_URL`, …),
-then `<data_dir>/foureyes.toml`, then the defaults below. The data directory itself is the
-`data_dir` argument, else `FOUREYES_DATA_DIR`, else `./foureyes-data`; it cannot be set in the
-file that lives inside it.
-
-| setting | environment | default |
-|---|---|---|
-| `data_dir` | `FOUREYES_DATA_DIR` | `./foureyes-data` |
-| `database_url` | `FOUREYES_DATABASE_URL` | `sqlite:///<data_dir>/foureyes.db` |
-| `owner_database_url` | `FOUREYES_OWNER_DATABASE_URL` | none: `database_url` (see below) |
-| `log_origin` | `FOUREYES_LOG_ORIGIN` | `foureyes.local/log` |
-| `signing_key_file` | `FOUREYES_SIGNING_KEY_FILE` | `<data_dir>/keys/log.key` |
-| `witness_dir` | `FOUREYES_WITNESS_DIR` | `<data_dir>/witness` |
-| `checkpoint_interval` | `FOUREYES_CHECKPOINT_INTERVAL` | 300 (seconds between checkpoints) |
-| `checkpoint_stale_after` | `FOUREYES_CHECKPOINT_STALE_AFTER` | 3 x `checkpoint_interval` (s) |
-| `execution_lease` | `FOUREYES_EXECUTION_LEASE` | 120 (seconds; see below) |
-| `console_key_file` | `FOUREYES_CONSOLE_KEY_FILE` | `<data_dir>/keys/console.key` |
-| `policy_file` | `FOUREYES_POLICY_FILE` | none (used by `foureyes init`) |
-| `staff_file` | `FOUREYES_STAFF_FILE` | none (used by `foureyes init`) |
-| `connectors` | (file only) | none |
-| `notify` | (file only) | none (see below) |
-| `webauthn` | (file only) | rp_id `localhost`, origin `http://localhost:8400` (see below) |
-| `step_up` | (file only) | cooldown `24h`: how long a new step-up credential waits (see below) |
-| `oidc` | (file only) | none: sign-in only with local tokens (`foureyes.signin.settings`) |
-| `access` | (file only) | oversight_groups `["security", "leads"]` (see below) |
-| `policy_check` | (file only) | 20 s CPU, 1024 MiB, 60 s wall time per policy check (see below) |
-| `trusted_proxies` | (file only) | none: `X-Forwarded-*` headers are ignored from every peer |
-| `metrics_token_file` | `FOUREYES_METRICS_TOKEN_FILE` | none: `/metrics` answers 401 to everyone |
-| `metrics_token_env` | (file only) | none (names the variable holding the metrics token) |
-
-Relative paths in the file are relative to the data directory (so the directory can move);
-relative paths in the environment are relative to the working directory. A relative SQLite path
-in the file's `database_url` is relative to the data directory too.
-
-On PostgreSQL, `database_url` is the *runtime* role's URL (`serve`, `worker` and the other
-commands), and `owner_database_url` the schema owner's, which only `foureyes init` and
-`foureyes migrate` use: give it in the environment when running them, never in the file the
-server reads. `serve` and `worker` refuse a role that owns anything or could rewrite the audit
-log (`foureyes.store.roles`). SQLite has no roles: leave it unset there.
-
-Connectors are tables of the file, one per platform name, with a `kind` and the connector's own
-options, which that connector validates:
-
-    [connectors.chirp]
-    kind = "demo"
-
-    [connectors.matrix]
-    kind = "synapse"
-    url = "https://matrix.example.org"
-    token_file = "secrets/synapse-token"     # or token_env = "SYNAPSE_ADMIN_TOKEN"
-
-A secret option `<name>` may be given as `<name>_file` (a file holding it) or `<name>_env` (an
-environment variable holding it), so it never has to be written into the file;
-`ConnectorSettings.resolved()` reads them when the connector is built. So an option ending in
-`_file` or `_env` always names where a value is, never a value: a connector wanting a plain path
-names it otherwise (`ca_path`). Any other unknown key in the file is an error naming the key.
-
-Notification channels are tables `[notify.<channel>]`, named as the policy's `notify: [...]`
-names them (docs/notifications.md):
-
-    [notify.security]
-    kind = "webhook"                          # JSON, signed like the http connector's webhooks
-    url = "https://siem.example.org/foureyes"
-    secret_file = "secrets/notify-hmac"       # or secret_env = "…", or secret = "…"
-
-    [notify.ops]
-    kind = "slack"                            # a Slack-compatible incoming webhook
-    url_env = "SLACK_WEBHOOK_URL"             # the URL is the secret: url, url_file or url_env
-
-    [notify.mail]
-    kind = "email"
-    smtp_host = "smtp.example.org"
-    smtp_port = 587
-    smtp_from = "foureyes@example.org"
-    smtp_to = ["security@example.org"]        # who a message to the channel goes to
-    starttls = true
-    username = "foureyes"
-    password_env = "SMTP_PASSWORD"
-    people = true     # messages to staff go through this channel (to their directory email)
-
-`base_url` (any kind) is the console's address, to make the links in messages absolute.
-
-Security keys and passkeys (step-up for reviews) are bound to one relying party, the console's
-domain; the defaults suit `foureyes serve --demo` opened at http://localhost:8400:
-
-    [webauthn]
-    rp_id = "foureyes.example.org"
-    rp_name = "foureyes"
-    origins = ["https://foureyes.example.org"]
-
-A step-up credential added after `foureyes init` (a security key, a device key) counts for
-approvals only once its cool-down has passed, so that its owner, who is told of it, can revoke
-it first if it was not them (a stolen sign-in adding its own key). A positive duration:
-
-    [step_up]
-    cooldown = "24h"
-
-Reads are need-to-know (`foureyes.workflow.access`): staff see the requests they take part in
-or may act on. Oversight staff — members of any of `oversight_groups` — see every request, the
-audit log's events and alerts:
-
-    [access]
-    oversight_groups = ["security", "leads"]
-
-A proposed policy (`foureyes.policy.update`) is compiled and analysed in a child process
-(`foureyes.policy.sandbox`) with a budget; one that needs more is refused, saying so:
-
-    [policy_check]
-    cpu_seconds = 20        # CPU time of the check, the child's start (about 1 s) included
-    memory_mib = 1024       # the child's address space
-    wall_seconds = 60       # how long the server waits for it before killing it
-
-`execution_lease` (seconds, at least 1): a process carrying out a request holds it for this long
-and renews the hold every third of it while the platform call runs; only a request whose hold
-has lapsed (its process died, hung, or lost the database for that long) is reconciled by
-another process (docs/reconciliation.md). The servers' clocks must agree to well within it.
-
-`/metrics` (Prometheus) is served only to the bearer token in `metrics_token_file` (a file
-holding it) or in the environment variable `metrics_token_env` names: at least 32 characters
-(`openssl rand -hex 32`), read at start-up. Prometheus sends it with `authorization:
-{credentials_file: ...}`. Without one, `/metrics` answers 401 to everyone.
+`Settings.load(data_dir)` reads them, strongest first: the environment, the file, the defaults.
+Every setting, its variable, default and meaning: docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -145,10 +26,9 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from foureyes.audit.checkpoint import Signer
+from foureyes.config.oidc import OidcSettings
 from foureyes.errors import BadInput
 from foureyes.model import parse_duration
-from foureyes.signin.settings import OidcSettings
 
 __all__ = [
     "CONFIG_FILE",
@@ -582,18 +462,6 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise _diagnosis(exc, config_file, from_env) from None
-
-    def signer(self) -> Signer:
-        """The log's signing key, read from `signing_key_file` (BadInput if it is missing)."""
-        try:
-            text = self.signing_key_file.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            raise BadInput(
-                f"no log signing key at {self.signing_key_file} (run `foureyes init`)"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"cannot read the log signing key {self.signing_key_file}") from exc
-        return Signer.parse(text)
 
     def metrics_token(self, env: Mapping[str, str] | None = None) -> str | None:
         """The bearer token `/metrics` answers to, read now from `metrics_token_file` or the

@@ -3,9 +3,9 @@
 The challenge is derived from the request digest, the reviewer and the verdict, so a captured
 assertion approves that one request and nothing else. `DeviceKeyStepUp` verifies Ed25519
 signatures from keys enrolled per person (the CLI's and API clients' keys);
-`foureyes.workflow.webauthn.WebAuthnStepUp` verifies security keys and passkeys, and
+`foureyes.auth.webauthn.WebAuthnStepUp` verifies security keys and passkeys, and
 `StepUpByMethod` picks between them by the assertion's `method`. Only a credential that counts
-signs anything that counts: not revoked and past its cool-down (`foureyes.workflow.credentials`).
+signs anything that counts: not revoked and past its cool-down (`foureyes.auth.credentials`).
 Each verifier also `confirm`s a challenge the server computed for something other than a review
 (an existing credential vouching for a new one of the same person).
 """
@@ -17,7 +17,7 @@ import binascii
 import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -28,15 +28,16 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foureyes.errors import BadInput, Forbidden, StepUpFailed
-from foureyes.store.tables import StepUpKeyRow
-from foureyes.workflow.credentials import (
+from foureyes.auth.credentials import (
     DEVICE_KEY,
     NewCredential,
     check_counts,
     device_key_id,
     insert,
 )
+from foureyes.core.services import StepUpVerifier
+from foureyes.errors import BadInput, Forbidden, StepUpFailed
+from foureyes.store.tables import StepUpKeyRow
 
 
 def challenge(*, request_id: str, digest: str, reviewer_id: str, decision: str) -> bytes:
@@ -48,33 +49,6 @@ def challenge(*, request_id: str, digest: str, reviewer_id: str, decision: str) 
         f"reviewer {reviewer_id}\ndecision {decision}\n"
     )
     return hashlib.sha256(text.encode()).digest()
-
-
-class StepUpVerifier(Protocol):
-    def verify(
-        self,
-        session: Session,
-        *,
-        request_id: str,
-        reviewer_id: str,
-        digest: str,
-        decision: str,
-        assertion: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        """Check the assertion; return the evidence to record. Raise Forbidden if it fails."""
-        ...
-
-    def confirm(
-        self,
-        session: Session,
-        *,
-        staff_id: str,
-        expected: bytes,
-        assertion: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        """Check that a credential of `staff_id` that counts now signed `expected` (a challenge
-        the server computed); return the evidence to record. StepUpFailed if not."""
-        ...
 
 
 class DeviceKeyStepUp:

@@ -56,11 +56,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from foureyes.config import WebAuthnSettings
-from foureyes.errors import BadInput, Conflict, Forbidden, NotFound, StepUpFailed
-from foureyes.model import RequestState, ReviewDecision
-from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
-from foureyes.workflow.credentials import (
+from foureyes.auth.credentials import (
     WEBAUTHN,
     NewCredential,
     check_counts,
@@ -68,10 +64,14 @@ from foureyes.workflow.credentials import (
     enrolment_challenge,
     webauthn_key_id,
 )
-from foureyes.workflow.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
+from foureyes.auth.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
+from foureyes.config import WebAuthnSettings
+from foureyes.errors import BadInput, Conflict, Forbidden, NotFound, StepUpFailed
+from foureyes.model import RequestState, ReviewDecision
+from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
 
 if TYPE_CHECKING:
-    from foureyes.workflow.services import Actor, Services
+    from foureyes.core.services import Actor, Services
 
 METHOD = "webauthn"
 TIMEOUT_MS = 120_000
@@ -117,7 +117,7 @@ class KeyView:
     last_used_at: datetime | None
     revoked_at: datetime | None
     counts_from: datetime | None = None
-    kind: str = "webauthn"  # or "device-key" (`foureyes.workflow.keys.list_credentials`)
+    kind: str = "webauthn"  # or "device-key" (`foureyes.auth.keys.list_credentials`)
 
 
 @dataclass(frozen=True)

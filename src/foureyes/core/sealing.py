@@ -45,7 +45,7 @@ from sqlalchemy import Engine, event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from foureyes.audit.log import AuditLog, NewEvent
-from foureyes.detect.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.errors import RecordAltered
 from foureyes.store import seals
 from foureyes.store.database import Database
@@ -62,7 +62,7 @@ from foureyes.store.tables import (
 )
 
 if TYPE_CHECKING:
-    from foureyes.workflow.services import Services
+    from foureyes.core.services import Services
 
 __all__ = [
     "DETECTOR",

@@ -1,6 +1,6 @@
 """Running foureyes: the API under uvicorn, and the background worker beside it.
 
-The worker is a thread that calls `operations.run_once` every `interval` seconds (expiry, due
+The worker is a thread that calls `foureyes.worker.run_once` every `interval` seconds (expiry, due
 executions, reconciliation, overdue post-reviews). It is safe to run one in each of several
 processes sharing one PostgreSQL: `run_once` claims each item with a row lock.
 
@@ -35,15 +35,14 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from foureyes.api.app import create_app
+from foureyes import worker
 from foureyes.api.metrics import Metrics
 from foureyes.audit.schedule import CheckpointSchedule
-from foureyes.commands.common import services_for
+from foureyes.bootstrap import create_app, services_for
 from foureyes.config import Settings
+from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
 from foureyes.notify import announce
-from foureyes.workflow import operations
-from foureyes.workflow.services import Services
 
 __all__ = [
     "APP_FACTORY",
@@ -115,9 +114,7 @@ class Worker:
     def tick(self) -> None:
         """One pass; a failure is logged and counted, and the next pass tries again."""
         try:
-            done = operations.run_once(
-                self.services, worker=self.name, checkpoints=self.checkpoints
-            )
+            done = worker.run_once(self.services, worker=self.name, checkpoints=self.checkpoints)
         except Exception as exc:
             if isinstance(exc, FoureyesError):  # the store is down...: expected, one line
                 log.error("the worker's pass failed: %s; retrying in %.1f s", exc, self.interval)

@@ -1,0 +1,112 @@
+"""Assembly in one place: settings → services → the FastAPI app (API and console).
+
+Everything that turns configuration into running objects lives here, so the layers below never
+reach up for it: `services_for(settings)` for commands and servers, `build_services(...)` for the
+library and tests, `create_app(services, settings)` for `serve` and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+
+from foureyes import notify
+from foureyes.api.app import add_middleware, create_api
+from foureyes.audit.log import AuditLog
+from foureyes.auth.webauthn import DEMO_RELYING_PARTY, RelyingParty, step_up_verifier
+from foureyes.config import OVERSIGHT_GROUPS, Settings
+from foureyes.connectors.base import Connector, make_connector
+from foureyes.console import mount_console
+from foureyes.core import sealing
+from foureyes.core.services import DEFAULT_COOLDOWN, Services, utc_now
+from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
+from foureyes.policy.sandbox import Budget
+from foureyes.store.database import Database
+from foureyes.workflow.governance import GovernanceConnector
+
+__all__ = ["DEFAULT_ORIGIN", "build_services", "create_app", "services_for"]
+
+DEFAULT_ORIGIN = "foureyes.local/log"
+
+
+class _Context:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+
+def build_services(
+    database: Database,
+    *,
+    connectors: Mapping[str, tuple[str, Mapping[str, Any]]],
+    clock: Callable[[], datetime] = utc_now,
+    origin: str = DEFAULT_ORIGIN,
+    relying_party: RelyingParty = DEMO_RELYING_PARTY,
+    oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
+    credential_cooldown: timedelta = DEFAULT_COOLDOWN,
+    policy_check: Budget | None = None,
+    execution_lease: timedelta | None = None,
+) -> Services:
+    """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
+    `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`);
+    `oversight_groups` are the groups whose staff read everything (settings' `[access]`);
+    `credential_cooldown` is how long a new step-up credential waits (settings' `[step_up]`);
+    `policy_check` is what checking a proposed policy may cost (settings' `[policy_check]`);
+    `execution_lease` how long an executing process holds a request unrenewed (settings'
+    `execution_lease`, default 2 minutes)."""
+    made: dict[str, Connector] = {}
+    for name, (kind, settings) in connectors.items():
+        connector = make_connector(kind, name, settings, _Context(database))
+        made[connector.platform] = connector
+    catalog = Catalog.of(())
+    for connector in made.values():
+        catalog = catalog.merged(connector.catalog())
+    governance = GovernanceConnector(database, catalog, policy_check)
+    made[FOUREYES_PLATFORM] = governance
+    services = Services(
+        database=database,
+        connectors=made,
+        audit=AuditLog(origin),
+        clock=clock,
+        step_up=step_up_verifier(relying_party, clock),
+        oversight_groups=frozenset(oversight_groups),
+        credential_cooldown=credential_cooldown,
+    )
+    if execution_lease is not None:
+        services.execution_lease = execution_lease
+    governance.services = services  # it stores credentials with their events and alerts
+    # Every change foureyes makes to a record decisions or sign-ins read is sealed in the log,
+    # in its transaction (`foureyes.core.sealing`; the reads check it: `store.seals`).
+    sealing.watch(database, services.audit, clock)
+    return services
+
+
+def services_for(settings: Settings) -> Services:
+    """Assemble foureyes from its settings (connectors, notification channels, who oversees)."""
+    notify.configure(notify.channels_from_settings(settings.notify))
+    database = Database(settings.database_url)
+    connectors = {
+        name: (connector.kind, connector.resolved())
+        for name, connector in settings.connectors.items()
+    }
+    return build_services(
+        database,
+        connectors=connectors,
+        origin=settings.log_origin,
+        relying_party=RelyingParty.from_settings(settings.webauthn),
+        oversight_groups=frozenset(settings.access.oversight_groups),
+        credential_cooldown=settings.step_up.cooldown_delta,
+        policy_check=Budget(**settings.policy_check.model_dump()),
+        execution_lease=settings.execution_lease_delta,
+    )
+
+
+def create_app(services: Services, settings: Settings) -> FastAPI:
+    """The whole app over `services`: the API (`/v1`, `/healthz`, `/metrics`), the console
+    (`/console`) and the layers around them."""
+    app = create_api(services, settings)
+    mount_console(app, services, settings)  # /console: the web console (HTML)
+    add_middleware(app)
+    return app

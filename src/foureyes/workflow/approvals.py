@@ -1,0 +1,57 @@
+"""The reviews that count: a request's review rows, the approvals taken back because the step-up
+credential that confirmed them was revoked since, and the reviews as the engine weighs them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.auth.credentials import withdrawn
+from foureyes.core.events import REVIEW
+from foureyes.core.services import Services
+from foureyes.model import Review, ReviewDecision
+from foureyes.store.tables import ReviewRow
+
+
+def review_rows(session: Session, request_id: str, kind: str = REVIEW) -> list[ReviewRow]:
+    return list(
+        session.scalars(
+            select(ReviewRow)
+            .where(ReviewRow.request_id == request_id, ReviewRow.kind == kind)
+            .order_by(ReviewRow.id)
+        )
+    )
+
+
+def withdrawn_approvals(session: Session, rows: Iterable[ReviewRow]) -> dict[int, str]:
+    """The approvals among `rows` that no longer count, by review id, with why: each was
+    confirmed with a step-up credential revoked since (`credentials.withdrawn`). Revoking a
+    stolen key also takes back what was approved with it."""
+    found: dict[int, str] = {}
+    for row in rows:
+        if row.decision != ReviewDecision.APPROVE.value:
+            continue  # a deny or veto stands (failing closed)
+        why = withdrawn(session, row.reviewer_id, row.step_up)
+        if why is not None:
+            found[row.id] = why
+    return found
+
+
+def engine_reviews(services: Services, session: Session, rows: Iterable[ReviewRow]) -> list[Review]:
+    """Reviews with each reviewer's *current* record, so approvals are re-checked as of now;
+    approvals confirmed with a credential revoked since are left out (`withdrawn_approvals`)."""
+    rows = list(rows)
+    withdrawn_ids = withdrawn_approvals(session, rows)
+    return [
+        Review(
+            reviewer=services.staff(session, row.reviewer_id),
+            decision=ReviewDecision(row.decision),
+            identity=row.identity,
+            comment=row.comment,
+            at=row.created_at,
+        )
+        for row in rows
+        if row.id not in withdrawn_ids
+    ]
