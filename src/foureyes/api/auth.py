@@ -26,7 +26,6 @@ from foureyes.core.services import Actor, Services
 from foureyes.errors import Unauthenticated
 from foureyes.web.deps import ServicesDep, oidc_provider
 from foureyes.workflow import operations
-from foureyes.workflow.staff import TOKEN_PREFIX
 
 __all__ = ["ActorDep", "BearerDep", "actor_of", "bearer_token", "current_actor"]
 
@@ -62,17 +61,9 @@ def actor_of(request: Request, services: Services, token: str) -> Actor:
     """The person behind `token` (401 unless it verifies), read from the store now: blocking,
     so called from the thread pool."""
     client = request.client.host if request.client is not None else ""
-    if token.startswith(f"{TOKEN_PREFIX}_"):
-        return operations.authenticate(services, token, where="api", client=client)
-    provider = oidc_provider(request)
-    if provider is not None:
-        return operations.authenticate_oidc(services, provider, token, where="api", client=client)
-    if token.count(".") == 2:
-        raise Unauthenticated(
-            "this foureyes accepts no identity-provider tokens (no [oidc] is configured): "
-            "use a foureyes token (fey_...)"
-        )
-    return operations.authenticate(services, token)  # "malformed token"
+    return operations.authenticate_bearer(
+        services, token, oidc_provider(request), where="api", client=client
+    )
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

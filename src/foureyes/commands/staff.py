@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foureyes.auth.credentials import DEVICE_KEY, WEBAUTHN, NewCredential
+from foureyes.auth.tokens import TOKEN_PREFIX
 from foureyes.bootstrap import services_for
 from foureyes.commands import staff_review
 from foureyes.commands.options import DataDirOpt, diagnosed
@@ -32,8 +33,7 @@ from foureyes.core.services import Actor
 from foureyes.errors import BadInput
 from foureyes.policy.directory import load_directory
 from foureyes.workflow import enrolment, operations
-from foureyes.workflow.staff import TOKEN_PREFIX
-from foureyes.workflow.staff_import import ImportReport
+from foureyes.workflow.staff import ImportReport
 
 out = Console(highlight=False)
 staff_app = typer.Typer(no_args_is_help=True, help="The staff directory, tokens and step-up keys.")

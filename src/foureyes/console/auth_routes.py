@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from foureyes.auth.tokens import split_token
 from foureyes.config import Settings
 from foureyes.console import throttle
 from foureyes.console.csrf import CsrfDep
@@ -21,7 +22,6 @@ from foureyes.console.templating import render
 from foureyes.errors import Unauthenticated
 from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations
-from foureyes.workflow.staff import split_token
 
 router = APIRouter()
 

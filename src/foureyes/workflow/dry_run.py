@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from anyio.to_thread import run_sync
 
 from foureyes.auth import dead_credentials
+from foureyes.auth.tokens import actor_from_record, split_token
 from foureyes.core.services import Services, with_pins
 from foureyes.errors import DeadCredential, NotFound, RecordAltered, Unauthenticated, Unavailable
 from foureyes.model import Outcome
@@ -32,7 +33,6 @@ from foureyes.policy.decision import Decision
 from foureyes.store import seals
 from foureyes.store.dry_run_reads import DryRunReader
 from foureyes.workflow import decide, denials, quota
-from foureyes.workflow.staff import actor_from_record, split_token
 from foureyes.workflow.submit import Submission, attempt, decision_request, payload_check
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from foureyes.core.events import record
 from foureyes.core.services import Services
 from foureyes.policy.directory import Directory
 from foureyes.workflow.governance import install_first_policy
-from foureyes.workflow.staff_import import import_directory
+from foureyes.workflow.staff import import_directory
 
 
 def seed(

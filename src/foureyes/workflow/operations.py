@@ -10,9 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from foureyes.auth.bearer import authenticate_bearer, authenticate_oidc
 from foureyes.auth.keys import list_credentials as security_keys
 from foureyes.auth.keys import revoke as revoke_key
 from foureyes.auth.keys import revoke_own as revoke_security_key
+from foureyes.auth.tokens import (
+    authenticate,
+    authenticate_identity,
+    issue_token,
+    list_tokens,
+    revoke_token,
+)
 from foureyes.auth.webauthn import (
     assertion_options,
 )
@@ -36,15 +44,7 @@ from foureyes.workflow.execute import execute as execute_once
 from foureyes.workflow.first_start import seed
 from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.review import ReviewInput
-from foureyes.workflow.staff import (
-    authenticate,
-    authenticate_identity,
-    issue_token,
-    list_staff,
-    list_tokens,
-    revoke_token,
-)
-from foureyes.workflow.staff_import import import_directory
+from foureyes.workflow.staff import import_directory, list_staff
 from foureyes.workflow.submit import (
     Denied,
     Submission,
@@ -57,7 +57,7 @@ from foureyes.workflow.undo import undo, undo_asks_for, undo_or_replay
 from foureyes.workflow.views import ListFilter, list_requests, request_view, visible_view
 
 if TYPE_CHECKING:  # a type only: the workflow loads the OIDC verifier only where it is used
-    from foureyes.auth.oidc import OidcProvider
+    pass
 
 
 def seal_records(services: Services) -> int | None:
@@ -210,25 +210,6 @@ def step_up_options(
     return assertion_options(services, actor, request_id, decision)
 
 
-def authenticate_oidc(
-    services: Services,
-    provider: OidcProvider,
-    token: str,
-    *,
-    audience: str | None = None,
-    nonce: str | None = None,
-    where: str = "api",
-    client: str = "",
-) -> Actor:
-    """The person a JWT of the company's identity provider names: the token verified
-    (`OidcProvider.verify`: signature, issuer, audience, times, and `nonce` for an ID token),
-    its identity claim mapped to a login of the staff directory, and that person held to the
-    same floor as a local token's (`authenticate_identity`, which notes a dead one as tried
-    at `where` from `client`)."""
-    claims = provider.verify(token, audience=audience, nonce=nonce)
-    return authenticate_identity(services, provider.identity(claims), where=where, client=client)
-
-
 __all__ = [
     "Actor",
     "Denied",
@@ -243,6 +224,7 @@ __all__ = [
     "audit_event",
     "audit_events",
     "authenticate",
+    "authenticate_bearer",
     "authenticate_identity",
     "authenticate_oidc",
     "cancel",

@@ -1,156 +1,374 @@
-"""The staff directory in the store: local tokens, and authentication. (The HR import that
-fills it is `foureyes.workflow.staff_import`.)
+"""The HR import: a staff directory file applied to the store, every change shown and logged.
 
-Tokens are random secrets of which only the SHA-256 is stored; the operator lists them and
-revokes one at once (`list_tokens`, `revoke_token`). A token is bound to one login identity of
-its person; it works only while that login is still theirs (an import that moves or removes the
-login also revokes the token, in its transaction).
+The HR export is the source of truth for who works here. `import_directory` applies one in a
+single transaction, each change with its audit event in that transaction:
+
+- a new person: `staff.added`, with their login identities;
+- a changed record: `staff.changed`, every changed field as `[before, after]`, the login
+  identities included (as sorted lists, the staff id among them: it is always a login);
+- someone missing from the export: `staff.terminated` (never deleted), and their open requests
+  cancelled (as they are for someone the export itself marks `terminated`);
+- a login identity that changes hands (named on another person's record than before):
+  `staff.identity_moved`. Whoever signs in with it is that other person from now on, so the
+  old holder's credentials bound to it end at once, as they do for a login removed from a
+  record: every local token issued for it is revoked (`token.revoked`, with the reason) and
+  every console session signed in with it, by token or through the identity provider, ends
+  (`console.session_ended`).
+
+A login named on two people's records is refused and nothing changes (which person it is would
+depend on the order of the file).
+
+**Gained approving power** is flagged on the person's record (`gained_approver_groups`), in the
+event (`gained_approver_groups`), and as an `approver_gained` alert to the `security` channel,
+for the groups that some `approvers` condition of the policy in force names (`approver_groups`):
+when a person gains such a group; when a login is moved onto someone in such groups (high:
+whoever holds that login now approves as them, and approves as someone other than its old
+holder, whose own requests they can then approve) or added to their record; when someone in
+such groups may act again (status back to `active`, or dates that now include today); and when
+someone in such groups is added to a directory that already had staff (the first import, at
+`foureyes init`, is the baseline and flags nobody).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from foureyes.auth import dead_credentials
-from foureyes.core.events import record
-from foureyes.core.services import Actor, Services
-from foureyes.errors import BadInput, DeadCredential, NotFound, RecordAltered, Unauthenticated
-from foureyes.model import RequestState, Staff
-from foureyes.store import seals
-from foureyes.store.queries import (
-    TOKEN_AND_PERSON,
-    staff_from_record,
-    staff_from_row,
+from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.events import move, record
+from foureyes.core.services import Services
+from foureyes.errors import BadInput, Unavailable
+from foureyes.model import RequestState, Staff, StaffStatus
+from foureyes.policy.directory import Directory
+from foureyes.store.queries import staff_from_row
+from foureyes.store.tables import (
+    ConsoleSessionRow,
+    IdentityRow,
+    RequestRow,
+    StaffRow,
+    TokenRow,
 )
-from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
 
-TOKEN_PREFIX = "fey"  # noqa: S105 - a token prefix, not a secret
+# A request in one of these states is still open: it can be decided or carried out.
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)
-LOGIN_GONE = "this credential no longer works: its login is no longer this person's"
 
+__all__ = [
+    "ALERT",
+    "IdentityMove",
+    "ImportReport",
+    "approver_groups",
+    "cancel_open_requests",
+    "import_directory",
+]
 
-# --- tokens --------------------------------------------------------------------------------
-
-
-def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def issue_token(
-    services: Services,
-    staff_id: str,
-    *,
-    identity: str | None = None,
-    label: str = "",
-    lifetime: timedelta | None = timedelta(days=90),
-) -> str:
-    """A new bearer token for one person (returned once, stored hashed)."""
-    with services.database.transaction() as session:
-        now = services.clock()
-        row = session.get(StaffRow, staff_id)
-        if row is None:
-            raise NotFound(f"no staff member {staff_id!r}")
-        login = identity or staff_id
-        link = session.get(IdentityRow, login)
-        if link is None or link.staff_id != staff_id:
-            raise BadInput(f"{login!r} is not an identity of {staff_id}")
-        token_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
-        session.add(
-            TokenRow(
-                id=token_id,
-                staff_id=staff_id,
-                identity=login,
-                secret_sha256=_sha256(secret),
-                label=label,
-                created_at=now,
-                expires_at=now + lifetime if lifetime else None,
-            )
-        )
-        record(
-            services,
-            session,
-            kind="token.issued",
-            actor=None,
-            row=None,
-            payload={"staff": staff_id, "identity": login, "token_id": token_id, "label": label},
-            now=now,
-        )
-    return f"{TOKEN_PREFIX}_{token_id}_{secret}"
+ALERT = "approver_gained"
+TERMINATED = StaffStatus.TERMINATED.value
+CHANNELS = ("security",)
 
 
 @dataclass(frozen=True)
-class TokenView:
-    """One local token as the operator sees it: never its secret, nor the secret's hash."""
+class IdentityMove:
+    """A login that was on `source`'s record and is now on `target`'s."""
 
-    id: str
-    staff_id: str
     identity: str
-    label: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-    def state(self, now: datetime) -> str:
-        """The token's state at `now`: revoked, expired or active (revoked wins over expired:
-        it is what someone did about it)."""
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
+    source: str
+    target: str
+    gained_approver_groups: tuple[str, ...]
 
 
-def _token_view(row: TokenRow) -> TokenView:
-    return TokenView(
+@dataclass
+class ImportReport:
+    """What an import changed: people added, changed (`{field: [before, after]}`, login
+    identities included) and terminated; logins moved between people; who gained approving
+    power (staff id → the approver groups); the tokens revoked and console sessions ended
+    because their login was moved or removed; the requests cancelled."""
+
+    added: list[str] = field(default_factory=list)
+    changed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    terminated: list[str] = field(default_factory=list)
+    moved: list[IdentityMove] = field(default_factory=list)
+    gained_approver: dict[str, list[str]] = field(default_factory=dict)
+    revoked_tokens: list[str] = field(default_factory=list)
+    ended_sessions: int = 0
+    cancelled_requests: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.added or self.changed or self.terminated or self.moved)
+
+
+def approver_groups(services: Services, session: Session) -> frozenset[str]:
+    """Groups that some `approvers` condition of the policy in force names (none while no
+    policy is loaded; any other failure to read the policy is raised, not taken for none)."""
+    try:
+        _, policy = services.policy_in_force(session)
+    except Unavailable:
+        return frozenset()
+    groups: set[str] = set()
+    for rule in policy.rules:
+        if rule.approvers is None:
+            continue
+        for path, values in rule.approvers.mentions.items():
+            if path[-1] == "groups":
+                groups.update(str(v) for v in values)
+    return frozenset(groups)
+
+
+def logins(person: Staff) -> frozenset[str]:
+    """Everything `person` signs in as: their identities and their staff id."""
+    return frozenset(person.identities) | {person.id}
+
+
+def owners(directory: Directory) -> dict[str, str]:
+    """Each login of the directory → the one person it belongs to; BadInput for a login on
+    two people's records (`load_directory` refuses such a file; this holds for a `Directory`
+    built any other way too)."""
+    owner: dict[str, str] = {}
+    for person in directory.staff.values():
+        for identity in sorted(logins(person)):
+            other = owner.setdefault(identity, person.id)
+            if other != person.id:
+                raise BadInput(
+                    f"identity {identity!r} is on the records of both {other} and {person.id}: "
+                    "a login belongs to one person; nothing was imported"
+                )
+    return owner
+
+
+def import_directory(
+    services: Services, directory: Directory, *, actor: str = "hr-import"
+) -> ImportReport:
+    """Apply an HR export: add, change, terminate, move logins (see the module docstring).
+    Idempotent; one transaction, so a refusal changes nothing."""
+    wanted = owners(directory)
+    report = ImportReport()
+    with services.database.transaction() as session:
+        now = services.clock()
+        today = now.date()
+        watched = approver_groups(services, session)
+        # FOR NO KEY UPDATE: two imports run one after the other (each diff is against what the
+        # other committed), while tokens and sessions may still be written for these people.
+        existing = {
+            row.id: row for row in session.scalars(select(StaffRow).with_for_update(key_share=True))
+        }
+        held = {row.identity: row for row in session.scalars(select(IdentityRow))}
+        before = _logins_held(held)
+        gained: dict[str, set[str]] = {}
+        for person in directory.staff.values():
+            row = existing.get(person.id)
+            if row is None:
+                _add(services, session, person, report, actor=actor, now=now)
+                if existing:  # the first import is the baseline: nobody "gains" there
+                    _flag(gained, person.id, set(person.groups) & watched)
+                continue
+            old = _person(row, before.get(person.id, frozenset()))
+            groups = set(person.groups) & watched
+            _flag(gained, person.id, groups - set(old.groups))
+            if old.floor_problem(today) is not None and person.floor_problem(today) is None:
+                _flag(gained, person.id, groups)  # may act (and approve) again
+            if logins(person) - logins(old):
+                _flag(gained, person.id, groups)  # a new login approves as them
+            flagged = sorted(gained.get(person.id, ()))
+            _change(services, session, row, old, person, report, flagged, actor=actor, now=now)
+            if person.status == TERMINATED and old.status != TERMINATED:
+                # Marked terminated in the export itself: as for someone missing from it.
+                report.cancelled_requests += cancel_open_requests(services, session, row.id, now)
+        session.flush()  # new people exist before logins are moved onto them
+        _apply_logins(services, session, held, wanted, directory, report, watched, now=now)
+        for staff_id, row in existing.items():
+            if staff_id in directory.staff or row.status == TERMINATED:
+                continue
+            row.status = TERMINATED
+            row.updated_at = now
+            report.terminated.append(staff_id)
+            record(
+                services,
+                session,
+                kind="staff.terminated",
+                actor=actor,
+                row=None,
+                payload={"staff": staff_id, "reason": "missing from the HR export"},
+                now=now,
+            )
+            report.cancelled_requests += cancel_open_requests(services, session, staff_id, now)
+        _raise_gained(services, session, gained, report, now=now)
+    return report
+
+
+def _logins_held(held: Mapping[str, IdentityRow]) -> dict[str, frozenset[str]]:
+    by_person: dict[str, set[str]] = {}
+    for identity, row in held.items():
+        by_person.setdefault(row.staff_id, set()).add(identity)
+    return {staff_id: frozenset(found) for staff_id, found in by_person.items()}
+
+
+def _person(row: StaffRow, identities: frozenset[str]) -> Staff:
+    return Staff(
         id=row.id,
-        staff_id=row.staff_id,
-        identity=row.identity,
-        label=row.label,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
+        name=row.name,
+        email=row.email,
+        groups=tuple(row.groups),
+        employment=row.employment,
+        vendor=row.vendor,
+        region=row.region,
+        manager=row.manager,
+        starts=row.starts,
+        ends=row.ends,
+        status=row.status,
+        identities=tuple(sorted(identities)),
+        attributes=dict(row.attributes),
     )
 
 
-def list_tokens(services: Services, staff_id: str | None = None) -> list[TokenView]:
-    """Every local token (or one person's), by person then oldest first, expired and revoked
-    ones included. NotFound when `staff_id` names no one on the staff."""
-    with services.database.read() as session:
-        query = select(TokenRow).order_by(TokenRow.staff_id, TokenRow.created_at, TokenRow.id)
-        if staff_id is not None:
-            if session.get(StaffRow, staff_id) is None:
-                raise NotFound(f"no staff member {staff_id!r}")
-            query = query.where(TokenRow.staff_id == staff_id)
-        return [_token_view(row) for row in session.scalars(query)]
+def _values(person: Staff) -> dict[str, Any]:
+    return {
+        "name": person.name,
+        "email": person.email,
+        "groups": list(person.groups),
+        "employment": person.employment,
+        "vendor": person.vendor,
+        "region": person.region,
+        "manager": person.manager,
+        "starts": person.starts,
+        "ends": person.ends,
+        "status": person.status,
+        "attributes": dict(person.attributes),
+    }
 
 
-def revoke_token(services: Services, token_id: str) -> TokenView:
-    """Revoke a local token at once: `revoked_at` is set to now and the `token.revoked` event
-    written in the same transaction; from the next request on, the API refuses the token
-    ("this token was revoked") and console sessions opened with it end. The revoked token's
-    record is returned.
+def _add(
+    services: Services,
+    session: Session,
+    person: Staff,
+    report: ImportReport,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    values = _values(person)
+    session.add(StaffRow(id=person.id, updated_at=now, gained_approver_groups=[], **values))
+    report.added.append(person.id)
+    payload = {"staff": person.id, **values, "identities": sorted(logins(person))}
+    record(services, session, kind="staff.added", actor=actor, row=None, payload=payload, now=now)
 
-    NotFound for no token with that id; BadInput if it is already revoked (nothing changes and
-    no event is written, so the log holds one revocation per token).
-    """
-    with services.database.transaction() as session:
-        now = services.clock()
-        # Locked, so two operators revoking the same token at once write one event, not two.
-        row = session.scalar(select(TokenRow).where(TokenRow.id == token_id).with_for_update())
+
+def _change(
+    services: Services,
+    session: Session,
+    row: StaffRow,
+    old: Staff,
+    person: Staff,
+    report: ImportReport,
+    gained: list[str],
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    values = _values(person)
+    diff: dict[str, list[Any]] = {
+        k: [getattr(row, k), v] for k, v in values.items() if getattr(row, k) != v
+    }
+    if logins(old) != logins(person):
+        diff["identities"] = [sorted(logins(old)), sorted(logins(person))]
+    if not diff:
+        return
+    for key, new in values.items():
+        if key in diff:
+            setattr(row, key, new)
+    row.updated_at = now
+    report.changed[person.id] = diff
+    record(
+        services,
+        session,
+        kind="staff.changed",
+        actor=actor,
+        row=None,
+        payload={"staff": person.id, "changes": diff, "gained_approver_groups": gained},
+        now=now,
+    )
+
+
+def _flag(gained: dict[str, set[str]], staff_id: str, groups: set[str]) -> None:
+    if groups:
+        gained.setdefault(staff_id, set()).update(groups)
+
+
+def _apply_logins(
+    services: Services,
+    session: Session,
+    held: Mapping[str, IdentityRow],
+    wanted: Mapping[str, str],
+    directory: Directory,
+    report: ImportReport,
+    watched: frozenset[str],
+    *,
+    now: datetime,
+) -> None:
+    """Make the identity rows what the directory says: add, move, remove (a login of someone
+    missing from the export stays theirs, unless the export puts it on someone else's record);
+    for each login moved or removed, end its old holder's credentials."""
+    for identity, target in sorted(wanted.items()):
+        row = held.get(identity)
         if row is None:
-            raise NotFound(f"no token {token_id!r}")
-        if row.revoked_at is not None:
-            raise BadInput(f"token {token_id} was already revoked at {row.revoked_at.isoformat()}")
-        row.revoked_at = now
+            session.add(IdentityRow(identity=identity, staff_id=target))
+            continue
+        if row.staff_id == target:
+            continue
+        source = row.staff_id
+        row.staff_id = target
+        groups = tuple(sorted(set(directory.staff[target].groups) & watched))
+        report.moved.append(IdentityMove(identity, source, target, groups))
+        record(
+            services,
+            session,
+            kind="staff.identity_moved",
+            actor=None,
+            row=None,
+            payload={
+                "identity": identity,
+                "from": source,
+                "to": target,
+                "gained_approver_groups": list(groups),
+            },
+            now=now,
+        )
+        _end_credentials(services, session, identity, report, now=now, reason=f"moved to {target}")
+    for identity, row in sorted(held.items()):
+        if identity in wanted or row.staff_id not in directory.staff:
+            continue
+        source = row.staff_id
+        session.delete(row)
+        reason = f"removed from {source}'s record"
+        _end_credentials(services, session, identity, report, now=now, reason=reason)
+
+
+def _end_credentials(
+    services: Services,
+    session: Session,
+    identity: str,
+    report: ImportReport,
+    *,
+    now: datetime,
+    reason: str,
+) -> None:
+    """Revoke every token issued for `identity` and end every console session signed in as
+    it, each with its event: they were their holder's as that login, and it is no longer
+    theirs. (Whoever holds the login now signs in afresh.)"""
+    tokens = session.scalars(
+        select(TokenRow)
+        .where(TokenRow.identity == identity, TokenRow.revoked_at.is_(None))
+        .order_by(TokenRow.id)
+        .with_for_update()
+    )
+    revoked: list[str] = []
+    for token in tokens:
+        token.revoked_at = now
+        revoked.append(token.id)
         record(
             services,
             session,
@@ -158,124 +376,113 @@ def revoke_token(services: Services, token_id: str) -> TokenView:
             actor=None,
             row=None,
             payload={
-                "staff": row.staff_id,
-                "identity": row.identity,
-                "token_id": row.id,
-                "label": row.label,
+                "staff": token.staff_id,
+                "identity": token.identity,
+                "token_id": token.id,
+                "label": token.label,
+                "reason": f"identity {identity} {reason}",
             },
             now=now,
         )
-        return _token_view(row)
-
-
-def split_token(token: str) -> tuple[str, str]:
-    """A local token's id and secret; Unauthenticated("malformed token") for anything else."""
-    prefix, _, rest = token.strip().partition("_")
-    token_id, _, secret = rest.partition("_")
-    if prefix != TOKEN_PREFIX or not token_id or not secret:
-        raise Unauthenticated("malformed token")
-    return token_id, secret
-
-
-def authenticate(services: Services, token: str, *, where: str = "api", client: str = "") -> Actor:
-    """The person behind a bearer token; Unauthenticated unless it is valid and they may act.
-    A known person's token that no longer works is also noted (`dead_credentials`: an alert,
-    at most one per token per hour) as tried at `where` from `client`: same 401 to the caller."""
-    try:
-        return _authenticate(services, token)
-    except DeadCredential as exc:
-        dead_credentials.note(services, exc, where=where, client=client)
-        raise
-    except RecordAltered as exc:  # its row or its person's, written outside foureyes
-        services.report_altered(exc)
-        raise Unauthenticated(exc.message) from exc
-
-
-def _authenticate(services: Services, token: str) -> Actor:
-    token_id, secret = split_token(token)
-    # Every call reads the token and its person afresh (no cache: a revocation, termination
-    # or suspension counts from the next request), in one read-only transaction of two
-    # queries run on the connection: this is on every API call, and loading ORM objects
-    # instead cost three times as much.
-    with services.database.read() as session:
-        now = services.clock()
-        connection = session.connection()
-        row = connection.execute(TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
-        identities = () if row is None else (row.identities or ())
-        return actor_from_record(row, identities, secret, now, token_id=token_id)
-
-
-def actor_from_record(
-    record: Any, identities: Iterable[str], secret: str, now: datetime, *, token_id: str
-) -> Actor:
-    """The person a token record (a `TOKEN_AND_PERSON` row, or None when no token has that id)
-    vouches for, given the token's secret: Unauthenticated unless the secret matches, the
-    token is neither revoked nor expired at `now`, its login is still one of the person's
-    `identities`, and the person may act. Once the secret matches, a refusal is a
-    DeadCredential (the caller notes it: `dead_credentials.note`)."""
-    if record is None or not hmac.compare_digest(record.secret_sha256, _sha256(secret)):
-        raise Unauthenticated("unknown token")  # garbage: nobody's credential
-    identities = tuple(identities)
-    seals.check_token_record(record, identities, token_id)  # RecordAltered: not as sealed
-    credential = f"token:{token_id}"
-    if record.revoked_at is not None:
-        raise DeadCredential(
-            "this token was revoked", staff=record.id, credential=credential, reason="revoked"
+    report.revoked_tokens += revoked
+    bound = ConsoleSessionRow.identity == identity
+    if revoked:
+        bound = bound | ConsoleSessionRow.token_id.in_(revoked)
+    sessions = session.scalars(
+        select(ConsoleSessionRow)
+        .where(bound)
+        .order_by(ConsoleSessionRow.created_at, ConsoleSessionRow.id)
+        .with_for_update()
+    )
+    for found in sessions:
+        session.delete(found)
+        report.ended_sessions += 1
+        record(
+            services,
+            session,
+            kind="console.session_ended",
+            actor=None,
+            row=None,
+            payload={
+                "staff": found.staff_id,
+                "identity": found.identity,
+                "method": found.method,
+                "token_id": found.token_id,
+                "reason": f"identity {identity} {reason}",
+            },
+            now=now,
         )
-    if record.expires_at is not None and record.expires_at <= now:
-        raise DeadCredential(
-            "this token has expired", staff=record.id, credential=credential, reason="expired"
+
+
+def _raise_gained(
+    services: Services,
+    session: Session,
+    gained: Mapping[str, set[str]],
+    report: ImportReport,
+    *,
+    now: datetime,
+) -> None:
+    """Flag each person who gained approving power: their record, an `approver_gained` alert
+    (with its event) naming the groups and, for logins moved onto them, whose they were."""
+    moved_onto: dict[str, list[IdentityMove]] = {}
+    for move_ in report.moved:
+        moved_onto.setdefault(move_.target, []).append(move_)
+    for staff_id in sorted(gained):
+        groups = sorted(gained[staff_id])
+        report.gained_approver[staff_id] = groups
+        row = session.get(StaffRow, staff_id)
+        if row is not None:
+            row.gained_approver_groups = sorted(set(row.gained_approver_groups) | set(groups))
+        logins_moved = {m.identity: m.source for m in moved_onto.get(staff_id, [])}
+        summary = f"the HR import gave {staff_id} approving power (groups {', '.join(groups)})"
+        if logins_moved:
+            which = ", ".join(f"{i} (until now {s}'s)" for i, s in logins_moved.items())
+            summary += f": whoever signs in as {which} now approves as {staff_id}"
+        raise_alert(
+            services,
+            session,
+            NewAlert(
+                detector=ALERT,
+                severity="high" if logins_moved else "medium",
+                summary=summary,
+                staff=staff_id,
+                details={
+                    "groups": groups,
+                    "moved_logins": logins_moved,
+                    "changes": report.changed.get(staff_id, {}),
+                },
+            ),
+            now=now,
+            channels=CHANNELS,
         )
-    person = staff_from_record(record, identities)
-    if record.token_identity not in person.identities:
-        # The import that moved or removed the login revoked the token; this also holds for
-        # one issued while that import ran, or a login row changed behind foureyes' back.
-        raise DeadCredential(
-            LOGIN_GONE, staff=person.id, credential=credential, reason="login no longer theirs"
+
+
+def cancel_open_requests(
+    services: Services, session: Session, staff_id: str, now: datetime
+) -> list[str]:
+    """Cancel every request of someone who no longer works here."""
+    rows = session.scalars(
+        select(RequestRow)
+        .where(
+            RequestRow.requester_id == staff_id,
+            RequestRow.state.in_([s.value for s in OPEN_STATES]),
         )
-    _check_may_act(person, now, credential)
-    return Actor(staff=person, identity=record.token_identity, credential=credential)
-
-
-def authenticate_identity(
-    services: Services, identity: str, *, where: str = "api", client: str = ""
-) -> Actor:
-    """The person whose login name `identity` is, once an identity provider has vouched for it
-    (a verified OIDC token's claim). Unauthenticated unless the staff directory knows the name
-    and the person may act now: the same floor as `authenticate`, and a known person who may
-    not act is noted as `authenticate` notes it."""
-    try:
-        return _authenticate_identity(services, identity)
-    except DeadCredential as exc:
-        dead_credentials.note(services, exc, where=where, client=client)
-        raise
-    except RecordAltered as exc:  # the person's record or logins, written outside foureyes
-        raise Unauthenticated(exc.message) from exc
-
-
-def _authenticate_identity(services: Services, identity: str) -> Actor:
-    with services.database.transaction() as session:
-        now = services.clock()
-        person = services.person_of(session, identity)
-        if person is None:
-            # ascii(): the name comes from a token, and the message goes into a Latin-1 header.
-            shown = ascii(identity[:100])
-            raise Unauthenticated(f"{shown} is not the identity of anyone on the staff")
-        credential = f"oidc:{identity[:100]}"
-        _check_may_act(person, now, credential)
-        return Actor(staff=person, identity=identity, credential=credential)
-
-
-def _check_may_act(person: Staff, now: datetime, credential: str) -> None:
-    """Terminated, suspended or outside their contract: no credential of theirs works."""
-    problem = person.floor_problem(now.date())
-    if problem is not None:
-        raise DeadCredential(
-            f"this credential no longer works: {problem}",
-            staff=person.id,
-            credential=credential,
-            reason=problem,
+        .with_for_update()
+    )
+    cancelled = []
+    for row in rows:
+        move(
+            services,
+            session,
+            row,
+            RequestState.CANCELLED,
+            actor=None,
+            kind="request.cancelled",
+            now=now,
+            reason=f"requester {staff_id} was terminated",
         )
+        cancelled.append(row.id)
+    return cancelled
 
 
 def list_staff(services: Services) -> list[Staff]:

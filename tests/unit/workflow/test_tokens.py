@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from tests.worlds import World
 
+from foureyes.auth.tokens import split_token
 from foureyes.errors import BadInput, NotFound, Unauthenticated
 from foureyes.store.tables import EventRow
 from foureyes.workflow import operations
-from foureyes.workflow.staff import split_token
 
 
 def events(world: World, kind: str) -> list[dict[str, Any]]:

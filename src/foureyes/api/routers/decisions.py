@@ -22,13 +22,13 @@ from starlette.responses import Response
 from foureyes.api.auth import BearerDep, actor_of
 from foureyes.api.routers.requests import client_address
 from foureyes.api.schemas import RequestBody, problem_responses
+from foureyes.auth.tokens import TOKEN_PREFIX
 from foureyes.core.services import Services
 from foureyes.policy.decision import Decision
 from foureyes.store.dry_run_reads import DryRunReader
 from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations
 from foureyes.workflow.dry_run import dry_run_for_token
-from foureyes.workflow.staff import TOKEN_PREFIX
 from foureyes.workflow.submit import Submission
 
 router = APIRouter(

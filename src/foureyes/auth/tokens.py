@@ -1,0 +1,276 @@
+"""The staff directory in the store: local tokens, and authentication. (The HR import that
+fills it is `foureyes.workflow.staff`.)
+
+Tokens are random secrets of which only the SHA-256 is stored; the operator lists them and
+revokes one at once (`list_tokens`, `revoke_token`). A token is bound to one login identity of
+its person; it works only while that login is still theirs (an import that moves or removes the
+login also revokes the token, in its transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from foureyes.auth import dead_credentials
+from foureyes.core.events import record
+from foureyes.core.services import Actor, Services
+from foureyes.errors import BadInput, DeadCredential, NotFound, RecordAltered, Unauthenticated
+from foureyes.model import Staff
+from foureyes.store import seals
+from foureyes.store.queries import (
+    TOKEN_AND_PERSON,
+    staff_from_record,
+)
+from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
+
+TOKEN_PREFIX = "fey"  # noqa: S105 - a token prefix, not a secret
+LOGIN_GONE = "this credential no longer works: its login is no longer this person's"
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(
+    services: Services,
+    staff_id: str,
+    *,
+    identity: str | None = None,
+    label: str = "",
+    lifetime: timedelta | None = timedelta(days=90),
+) -> str:
+    """A new bearer token for one person (returned once, stored hashed)."""
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = session.get(StaffRow, staff_id)
+        if row is None:
+            raise NotFound(f"no staff member {staff_id!r}")
+        login = identity or staff_id
+        link = session.get(IdentityRow, login)
+        if link is None or link.staff_id != staff_id:
+            raise BadInput(f"{login!r} is not an identity of {staff_id}")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        session.add(
+            TokenRow(
+                id=token_id,
+                staff_id=staff_id,
+                identity=login,
+                secret_sha256=_sha256(secret),
+                label=label,
+                created_at=now,
+                expires_at=now + lifetime if lifetime else None,
+            )
+        )
+        record(
+            services,
+            session,
+            kind="token.issued",
+            actor=None,
+            row=None,
+            payload={"staff": staff_id, "identity": login, "token_id": token_id, "label": label},
+            now=now,
+        )
+    return f"{TOKEN_PREFIX}_{token_id}_{secret}"
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """One local token as the operator sees it: never its secret, nor the secret's hash."""
+
+    id: str
+    staff_id: str
+    identity: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """The token's state at `now`: revoked, expired or active (revoked wins over expired:
+        it is what someone did about it)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def _token_view(row: TokenRow) -> TokenView:
+    return TokenView(
+        id=row.id,
+        staff_id=row.staff_id,
+        identity=row.identity,
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def list_tokens(services: Services, staff_id: str | None = None) -> list[TokenView]:
+    """Every local token (or one person's), by person then oldest first, expired and revoked
+    ones included. NotFound when `staff_id` names no one on the staff."""
+    with services.database.read() as session:
+        query = select(TokenRow).order_by(TokenRow.staff_id, TokenRow.created_at, TokenRow.id)
+        if staff_id is not None:
+            if session.get(StaffRow, staff_id) is None:
+                raise NotFound(f"no staff member {staff_id!r}")
+            query = query.where(TokenRow.staff_id == staff_id)
+        return [_token_view(row) for row in session.scalars(query)]
+
+
+def revoke_token(services: Services, token_id: str) -> TokenView:
+    """Revoke a local token at once: `revoked_at` is set to now and the `token.revoked` event
+    written in the same transaction; from the next request on, the API refuses the token
+    ("this token was revoked") and console sessions opened with it end. The revoked token's
+    record is returned.
+
+    NotFound for no token with that id; BadInput if it is already revoked (nothing changes and
+    no event is written, so the log holds one revocation per token).
+    """
+    with services.database.transaction() as session:
+        now = services.clock()
+        # Locked, so two operators revoking the same token at once write one event, not two.
+        row = session.scalar(select(TokenRow).where(TokenRow.id == token_id).with_for_update())
+        if row is None:
+            raise NotFound(f"no token {token_id!r}")
+        if row.revoked_at is not None:
+            raise BadInput(f"token {token_id} was already revoked at {row.revoked_at.isoformat()}")
+        row.revoked_at = now
+        record(
+            services,
+            session,
+            kind="token.revoked",
+            actor=None,
+            row=None,
+            payload={
+                "staff": row.staff_id,
+                "identity": row.identity,
+                "token_id": row.id,
+                "label": row.label,
+            },
+            now=now,
+        )
+        return _token_view(row)
+
+
+def split_token(token: str) -> tuple[str, str]:
+    """A local token's id and secret; Unauthenticated("malformed token") for anything else."""
+    prefix, _, rest = token.strip().partition("_")
+    token_id, _, secret = rest.partition("_")
+    if prefix != TOKEN_PREFIX or not token_id or not secret:
+        raise Unauthenticated("malformed token")
+    return token_id, secret
+
+
+def authenticate(services: Services, token: str, *, where: str = "api", client: str = "") -> Actor:
+    """The person behind a bearer token; Unauthenticated unless it is valid and they may act.
+    A known person's token that no longer works is also noted (`dead_credentials`: an alert,
+    at most one per token per hour) as tried at `where` from `client`: same 401 to the caller."""
+    try:
+        return _authenticate(services, token)
+    except DeadCredential as exc:
+        dead_credentials.note(services, exc, where=where, client=client)
+        raise
+    except RecordAltered as exc:  # its row or its person's, written outside foureyes
+        services.report_altered(exc)
+        raise Unauthenticated(exc.message) from exc
+
+
+def _authenticate(services: Services, token: str) -> Actor:
+    token_id, secret = split_token(token)
+    # Every call reads the token and its person afresh (no cache: a revocation, termination
+    # or suspension counts from the next request), in one read-only transaction of two
+    # queries run on the connection: this is on every API call, and loading ORM objects
+    # instead cost three times as much.
+    with services.database.read() as session:
+        now = services.clock()
+        connection = session.connection()
+        row = connection.execute(TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
+        identities = () if row is None else (row.identities or ())
+        return actor_from_record(row, identities, secret, now, token_id=token_id)
+
+
+def actor_from_record(
+    record: Any, identities: Iterable[str], secret: str, now: datetime, *, token_id: str
+) -> Actor:
+    """The person a token record (a `TOKEN_AND_PERSON` row, or None when no token has that id)
+    vouches for, given the token's secret: Unauthenticated unless the secret matches, the
+    token is neither revoked nor expired at `now`, its login is still one of the person's
+    `identities`, and the person may act. Once the secret matches, a refusal is a
+    DeadCredential (the caller notes it: `dead_credentials.note`)."""
+    if record is None or not hmac.compare_digest(record.secret_sha256, _sha256(secret)):
+        raise Unauthenticated("unknown token")  # garbage: nobody's credential
+    identities = tuple(identities)
+    seals.check_token_record(record, identities, token_id)  # RecordAltered: not as sealed
+    credential = f"token:{token_id}"
+    if record.revoked_at is not None:
+        raise DeadCredential(
+            "this token was revoked", staff=record.id, credential=credential, reason="revoked"
+        )
+    if record.expires_at is not None and record.expires_at <= now:
+        raise DeadCredential(
+            "this token has expired", staff=record.id, credential=credential, reason="expired"
+        )
+    person = staff_from_record(record, identities)
+    if record.token_identity not in person.identities:
+        # The import that moved or removed the login revoked the token; this also holds for
+        # one issued while that import ran, or a login row changed behind foureyes' back.
+        raise DeadCredential(
+            LOGIN_GONE, staff=person.id, credential=credential, reason="login no longer theirs"
+        )
+    _check_may_act(person, now, credential)
+    return Actor(staff=person, identity=record.token_identity, credential=credential)
+
+
+def authenticate_identity(
+    services: Services, identity: str, *, where: str = "api", client: str = ""
+) -> Actor:
+    """The person whose login name `identity` is, once an identity provider has vouched for it
+    (a verified OIDC token's claim). Unauthenticated unless the staff directory knows the name
+    and the person may act now: the same floor as `authenticate`, and a known person who may
+    not act is noted as `authenticate` notes it."""
+    try:
+        return _authenticate_identity(services, identity)
+    except DeadCredential as exc:
+        dead_credentials.note(services, exc, where=where, client=client)
+        raise
+    except RecordAltered as exc:  # the person's record or logins, written outside foureyes
+        raise Unauthenticated(exc.message) from exc
+
+
+def _authenticate_identity(services: Services, identity: str) -> Actor:
+    with services.database.transaction() as session:
+        now = services.clock()
+        person = services.person_of(session, identity)
+        if person is None:
+            # ascii(): the name comes from a token, and the message goes into a Latin-1 header.
+            shown = ascii(identity[:100])
+            raise Unauthenticated(f"{shown} is not the identity of anyone on the staff")
+        credential = f"oidc:{identity[:100]}"
+        _check_may_act(person, now, credential)
+        return Actor(staff=person, identity=identity, credential=credential)
+
+
+def _check_may_act(person: Staff, now: datetime, credential: str) -> None:
+    """Terminated, suspended or outside their contract: no credential of theirs works."""
+    problem = person.floor_problem(now.date())
+    if problem is not None:
+        raise DeadCredential(
+            f"this credential no longer works: {problem}",
+            staff=person.id,
+            credential=credential,
+            reason=problem,
+        )
