@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from foureyes import worker
 from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.store.tables import ExecutionRow, RequestRow, ReviewRow
-from foureyes.workflow import operations
+from foureyes.workflow import answered
 from tests.api.conftest import Api, assert_problem
 from tests.outage import Outage
 
@@ -216,7 +216,7 @@ def test_a_bug_after_the_request_is_recorded_names_it_without_internals(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("password=hunter2 at /srv/secret/path")
 
-    monkeypatch.setattr(operations, "run_if_allowed", broken)
+    monkeypatch.setattr(answered, "run_if_allowed", broken)
 
     problem = unknown(submit(api, SUPPORT, LOCK, "lock-bob"))
 

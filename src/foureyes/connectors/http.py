@@ -1,38 +1,10 @@
 """The `http` connector: a platform that foureyes reaches through a signed webhook.
 
-For a platform without a connector of its own, the platform (or a small service beside it)
-receives foureyes' approved actions over HTTP:
-
-- `POST {url}/actions` with the JSON body `{"idempotency_key", "platform", "action", "account",
-  "params", "approvers", "requester"}`: the request id is the idempotency key (also sent as the
-  `Idempotency-Key` header). The receiver applies the action once per key, and answers a repeat
-  with its first answer; it answers 2xx with `{"summary": {...}, "data": {...}, "undo_params":
-  {...}}` (all optional: `summary` is stored in foureyes' audit log and so must hold no private
-  data, `data` goes once to the requester of a read or of an action declared `reveals_private`
-  and is never stored, `undo_params` are the parameters of the action's reverse that restore
-  what was there before, e.g. a changed email's previous address: stored with the request for
-  its undo, never shown nor logged), 404 for an unknown account, another 4xx to refuse.
-- `GET {url}/accounts/{id}` answers `{"attributes": {...}}` with the account's current
-  attributes (those declared in the settings, which are what tier rules see), or 404.
-
-Every request carries `Foureyes-Signature: t=<unix time>,v2=<hex HMAC-SHA256 of t.METHOD.target.
-body>` under the shared secret, covering the method, the path and the body (GETs sign the empty
-body); receivers check it with `foureyes.webhook.verify` (see examples/webhook_receiver.py and
-docs/webhooks.md, which also says how a receiver refuses replays across restarts).
-
-Failures: timeouts, connection errors, 5xx and 429 are transient and retried a few times with
-a short, doubling back-off (`tries`, `backoff`) before foureyes' own lifecycle takes over; any
-other 4xx is a refusal and is never retried. Retrying a POST is safe because of the key.
-
-Reconciliation (after an execution was interrupted mid-call) asks the receiver about the key,
-never the account: `GET {url}/actions/{idempotency_key}` answers `{"idempotency_key": …,
-"applied": true|false}` (with the first answer's `summary` and `undo_params` when true). Only
-that explicit answer counts; a receiver that does not answer it (404 from a receiver that has no
-such route, anything else) leaves the outcome unknown, and the request ends `failed` with the
-reason and an alert. Declared `effects` serve previews only: an account that shows them may
-show another request's change (docs/reconciliation.md, docs/webhooks.md).
-
-The HTTP plumbing here (`RetryPolicy`, `send`) is shared with the `synapse` connector.
+`POST {url}/actions` carries an approved action under its idempotency key, `GET
+{url}/accounts/{id}` looks an account up, and `GET {url}/actions/{key}` tells reconciliation
+whether a key was applied; every request is signed (`foureyes.webhook`). The protocol, the
+answers and the retry rules: docs/webhooks.md. The HTTP plumbing here (`RetryPolicy`, `send`)
+is shared with the `synapse` connector.
 """
 
 from __future__ import annotations
