@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from foureyes.auth import dead_credentials
 from foureyes.core.events import record
@@ -148,22 +149,25 @@ def revoke_token(services: Services, token_id: str) -> TokenView:
             raise NotFound(f"no token {token_id!r}")
         if row.revoked_at is not None:
             raise BadInput(f"token {token_id} was already revoked at {row.revoked_at.isoformat()}")
-        row.revoked_at = now
-        record(
-            services,
-            session,
-            kind="token.revoked",
-            actor=None,
-            row=None,
-            payload={
-                "staff": row.staff_id,
-                "identity": row.identity,
-                "token_id": row.id,
-                "label": row.label,
-            },
-            now=now,
-        )
+        revoke_row(services, session, row, now)
         return _token_view(row)
+
+
+def revoke_row(
+    services: Services, session: Session, row: TokenRow, now: datetime, reason: str | None = None
+) -> None:
+    """Revoke the locked token `row` at `now` with its `token.revoked` event (and `reason`), in
+    the caller's transaction."""
+    row.revoked_at = now
+    payload: dict[str, Any] = {
+        "staff": row.staff_id,
+        "identity": row.identity,
+        "token_id": row.id,
+        "label": row.label,
+    }
+    if reason is not None:
+        payload["reason"] = reason
+    record(services, session, kind="token.revoked", actor=None, row=None, payload=payload, now=now)
 
 
 def split_token(token: str) -> tuple[str, str]:

@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.auth.tokens import revoke_row
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import move, record
 from foureyes.core.services import Services
@@ -367,23 +368,8 @@ def _end_credentials(
     )
     revoked: list[str] = []
     for token in tokens:
-        token.revoked_at = now
         revoked.append(token.id)
-        record(
-            services,
-            session,
-            kind="token.revoked",
-            actor=None,
-            row=None,
-            payload={
-                "staff": token.staff_id,
-                "identity": token.identity,
-                "token_id": token.id,
-                "label": token.label,
-                "reason": f"identity {identity} {reason}",
-            },
-            now=now,
-        )
+        revoke_row(services, session, token, now, reason=f"identity {identity} {reason}")
     report.revoked_tokens += revoked
     bound = ConsoleSessionRow.identity == identity
     if revoked:
