@@ -9,8 +9,8 @@ stops every way in at once:
   (`tokens`) or a JWT of the company's identity provider (`oidc`);
 - `tokens.authenticate_identity`: a login the identity provider vouched for (the console's
   OIDC callback);
-- console sessions (`foureyes.console.sessions`, the cookie side) remember which token or
-  login signed in and re-check it here on every page;
+- `sessions`: console sessions (the store side; the cookie is `foureyes.console.sessions`)
+  remember which token or login signed in and re-check it on every page;
 - step-up, which confirms a review or vouches for a new key: device keys (`stepup`), security
   keys and passkeys (`webauthn`), the rules every step-up credential follows (`credentials`),
   listing and revoking them (`keys`); a credential that no longer works is noted

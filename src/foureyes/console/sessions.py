@@ -1,43 +1,28 @@
-"""Console sessions: server-side, one row per signed-in browser.
+"""Console sessions, the browser side: the cookie, CSRF tokens, and FastAPI dependencies for the
+signed-in person.
 
 The browser holds a random secret in the cookie `foureyes_session` (HttpOnly, Secure,
-SameSite=Lax, path /); the store keeps only its SHA-256, the person, the identity and how they
-signed in. Every request re-checks that the session is known, not expired (idle for
-`IDLE_TIMEOUT` or older than `MAX_AGE`), that the person may still act today (terminated,
-suspended or outside their contract ends it), that the login it signed in as is still theirs
-(an HR import that moves or removes a login ends its sessions at once, and this catches one
-opened meanwhile) and, for a token sign-in, that the token is still valid; otherwise the session
-row is deleted and the browser is sent to sign in again. A session ended because its person may
-no longer act, its login is no longer theirs or its token was revoked is a dead credential in
-use: in the same transaction it raises an alert with its audit event, at most once per
-credential per hour (`foureyes.auth.dead_credentials`). Expiry and idleness do not: they
-are a browser left open, not evidence.
-
-Signing in and out are audit events (`console.signed_in`, `console.signed_out`): the log says who
-acted, and a session is how they acted. Failed sign-ins are counted by `throttle` instead.
+SameSite=Lax, path /); the store keeps only its SHA-256 and re-checks the session on every
+request (`foureyes.auth.sessions`: expiry, the person may still act, the login is still theirs,
+the token still valid, the records as the log sealed them). A session that fails sends the
+browser to sign in again. Failed sign-ins are counted by `throttle`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Row, bindparam, delete, select
-from sqlalchemy.orm import Session
 
-from foureyes.auth import dead_credentials
-from foureyes.core.events import record
+from foureyes.auth import sessions
+from foureyes.auth.sessions import IDLE_TIMEOUT, MAX_AGE
 from foureyes.core.services import Actor, Services
-from foureyes.errors import DeadCredential, FoureyesError, NotFound, RecordAltered
-from foureyes.store import seals
-from foureyes.store.tables import ConsoleSessionRow, TokenRow
+from foureyes.errors import FoureyesError
 from foureyes.web.deps import ServicesDep
 
 __all__ = [
@@ -59,11 +44,6 @@ __all__ = [
 ]
 
 COOKIE = "foureyes_session"
-IDLE_TIMEOUT = timedelta(minutes=30)
-MAX_AGE = timedelta(hours=12)
-# last_seen_at is written at most this often, so reading pages does not write on every click.
-TOUCH_EVERY = timedelta(minutes=1)
-METHODS = frozenset({"token", "oidc"})
 
 
 class SignInRequired(FoureyesError):
@@ -82,10 +62,6 @@ class ConsoleSession:
     actor: Actor
     csrf: str
     method: str
-
-
-def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _key(request: Request) -> bytes:
@@ -136,112 +112,20 @@ def _here(request: Request) -> str:
 
 
 def current_session(request: Request, services: Services) -> ConsoleSession | None:
-    """The session of this request's cookie if it is still good; None (and the row deleted
-    when it exists but is no longer good) otherwise."""
+    """The session of this request's cookie if it is still good (`auth.sessions.session_actor`);
+    None otherwise."""
     cached: ConsoleSession | None = getattr(request.state, "console_session", None)
     if cached is not None:
         return cached
     secret = request.cookies.get(COOKIE)
-    if not secret or len(secret) > 200:
+    if not secret:
         return None
-    with services.database.transaction() as session:
-        now = services.clock()
-        read = session.execute(_SESSION, {"id": _sha256(secret)}).one_or_none()
-        if read is None:
-            return None
-        row = read[0]
-        try:
-            actor, dead = _still_valid(services, session, read, now)
-        except RecordAltered:  # the session, its person or its token: not as the log sealed
-            actor, dead = None, None  # (reported by `services.checked`: an alert follows)
-        if actor is None:
-            session.delete(row)
-            if dead is not None:
-                where, client = "console session", client_address(request)
-                dead_credentials.note_in(
-                    services, session, dead, now=now, where=where, client=client
-                )
-            return None
-        if now - row.last_seen_at >= TOUCH_EVERY:
-            row.last_seen_at = now
-    found = ConsoleSession(actor=actor, csrf=csrf_for(request, secret), method=row.method)
+    use = sessions.session_actor(services, secret, client=client_address(request))
+    if use is None:
+        return None
+    found = ConsoleSession(actor=use.actor, csrf=csrf_for(request, secret), method=use.method)
     request.state.console_session = found
     return found
-
-
-# A session with its latest seal, and a token with its own (`foureyes.store.seals`): each
-# read in one statement, so one snapshot on PostgreSQL too.
-_SESSION = select(ConsoleSessionRow, seals.session_seal(ConsoleSessionRow.id).label("seal")).where(
-    ConsoleSessionRow.id == bindparam("id")
-)
-_TOKEN = select(TokenRow, seals.token_seal(TokenRow.id).label("seal")).where(
-    TokenRow.id == bindparam("id")
-)
-
-
-def _still_valid(
-    services: Services, session: Session, found: Row[Any], now: datetime
-) -> tuple[Actor | None, DeadCredential | None]:
-    """The session's person if it is still good; else None, with the dead credential when the
-    reason is evidence (its person may not act, its token was revoked). RecordAltered when the
-    session, its person's record or its token is not what the audit log last sealed."""
-    row: ConsoleSessionRow = found[0]
-    services.checked(
-        seals.ref(seals.SESSION, row.id),
-        seals.session_digest(row),
-        found.seal,
-        staff=row.staff_id,
-        what="this console session",
-    )
-    if row.expires_at <= now or now - row.last_seen_at >= IDLE_TIMEOUT:
-        return None, None
-    try:
-        person = services.staff(session, row.staff_id)
-    except NotFound:
-        return None, None
-    # The credential the session stands for: the token it was opened with, else the login.
-    credential = f"token:{row.token_id}" if row.token_id else f"{row.method}:{row.identity}"
-    problem = person.floor_problem(now.date())
-    if problem is not None:
-        return None, DeadCredential(problem, staff=person.id, credential=credential, reason=problem)
-    if row.identity not in person.identities:
-        # The login it signed in as was moved or removed (the import ended the session; this
-        # holds for one opened while the import ran, or a login row changed behind its back).
-        reason = "login no longer theirs"
-        return None, DeadCredential(reason, staff=person.id, credential=credential, reason=reason)
-    if row.token_id is not None:
-        token = _sealed_token(services, session, row.token_id)
-        if token is not None and token.revoked_at is not None:
-            dead = DeadCredential(
-                "revoked", staff=person.id, credential=credential, reason="revoked"
-            )
-            return None, dead
-        if token is None or (token.expires_at is not None and token.expires_at <= now):
-            return None, None
-    return Actor(staff=person, identity=row.identity, credential=credential), None
-
-
-def _sealed_token(services: Services, session: Session, token_id: str) -> TokenRow | None:
-    """The token a session was opened with, checked against its seal (None if it is gone)."""
-    found = session.execute(_TOKEN, {"id": token_id}).one_or_none()
-    if found is None:
-        return None
-    token: TokenRow = found[0]
-    services.checked(
-        seals.ref(seals.TOKEN, token.id),
-        seals.token_digest(
-            token.id,
-            staff=token.staff_id,
-            identity=token.identity,
-            secret_sha256=token.secret_sha256,
-            expires_at=token.expires_at,
-            revoked_at=token.revoked_at,
-        ),
-        found.seal,
-        staff=token.staff_id,
-        what=f"token {token.id}",
-    )
-    return token
 
 
 def console_actor(request: Request, services: ServicesDep) -> Actor:
@@ -274,48 +158,14 @@ def sign_in(
     """Open a session for `actor` (who has just proved who they are by `method`, "token" or
     "oidc"), set its cookie, and answer 303 to `next_url` if it is a console path (else the
     console's home). Any session this browser had is ended first. An audit event records it."""
-    if method not in METHODS:
-        raise ValueError(f"unknown sign-in method {method!r}")
-    secret = secrets.token_urlsafe(32)
-    old = request.cookies.get(COOKIE)
-    with services.database.transaction() as session:
-        now = services.clock()
-        if old:
-            session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.id == _sha256(old)))
-        # Sessions that can no longer be used go now (nothing else would delete them).
-        session.execute(
-            delete(ConsoleSessionRow).where(
-                (ConsoleSessionRow.expires_at <= now)
-                | (ConsoleSessionRow.last_seen_at <= now - IDLE_TIMEOUT)
-            )
-        )
-        session.add(
-            ConsoleSessionRow(
-                id=_sha256(secret),
-                staff_id=actor.id,
-                identity=actor.identity,
-                method=method,
-                token_id=token_id,
-                client=client_address(request)[:100],
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + MAX_AGE,
-            )
-        )
-        record(
-            services,
-            session,
-            kind="console.signed_in",
-            actor=actor.id,
-            row=None,
-            payload={
-                "staff": actor.id,
-                "identity": actor.identity,
-                "method": method,
-                "client": client_address(request),
-            },
-            now=now,
-        )
+    secret = sessions.open_session(
+        services,
+        actor,
+        method=method,
+        client=client_address(request),
+        token_id=token_id,
+        replacing=request.cookies.get(COOKIE),
+    )
     # The login state (OIDC state/nonce, the anonymous CSRF token) is spent: start afresh.
     request.session.clear()
     response = RedirectResponse(safe_next(next_url), status_code=303)
@@ -339,20 +189,7 @@ def sign_out(request: Request, services: Services) -> Response:
     secret = request.cookies.get(COOKIE)
     found = current_session(request, services)
     if secret:
-        with services.database.transaction() as session:
-            deleted = session.execute(
-                delete(ConsoleSessionRow).where(ConsoleSessionRow.id == _sha256(secret))
-            )
-            if found is not None and int(getattr(deleted, "rowcount", 0) or 0) > 0:
-                record(
-                    services,
-                    session,
-                    kind="console.signed_out",
-                    actor=found.actor.id,
-                    row=None,
-                    payload={"staff": found.actor.id, "identity": found.actor.identity},
-                    now=services.clock(),
-                )
+        sessions.end_session(services, secret, None if found is None else found.actor)
     request.session.clear()
     response = RedirectResponse("/console/login?signed_out=1", status_code=303)
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
