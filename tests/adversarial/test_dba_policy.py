@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from foureyes.store.tables import PolicyVersionRow
+from foureyes.core.events import record
+from foureyes.policy.compiler import parse_policy
+from foureyes.store.tables import PolicyVersionRow, RequestRow
 from tests.api.conftest import Api, assert_problem
 from tests.dba import tamper
+from tests.worlds import install_next_policy
 
 DEACTIVATE = {
     "action": "account.deactivate",
@@ -60,3 +63,75 @@ def test_an_edited_policy_text_is_not_decided_under(api: Api) -> None:
     )
     _restart(api)
     assert api.post("c-1001", "/v1/decisions", DEACTIVATE).json()["outcome"] == "pending"
+
+
+def _weakened(api: Api) -> str:
+    with api.world.services.database.transaction() as session:
+        text = session.scalar(select(PolicyVersionRow.text).where(PolicyVersionRow.version == 1))
+    assert text is not None
+    return text.replace(
+        "actions: [account.view, account.lock, account.unlock, account.suspend, account.unsuspend]",
+        "actions: [account.view, account.lock, account.unlock, account.suspend, "
+        "account.unsuspend, account.deactivate]",
+    ).replace('account.tier == "standard"\'', "true'")
+
+
+def test_a_version_vouched_for_by_another_requests_summary_is_not_decided_under(
+    api: Api,
+) -> None:
+    """The second attack run: a DBA pre-wrote a platform's "applied" record so that an ordinary
+    request's execution event said `{version, digest}`, then inserted a policy version naming
+    that request. Only the approved policy update asking for exactly that text vouches."""
+    text = _weakened(api)
+    services = api.world.services
+    lock = api.post(
+        "c-1001", "/v1/requests", {"action": "account.lock", "account": "chirp:bob"}
+    ).json()
+    assert lock["state"] == "executed"
+    digest = parse_policy(text, services.catalog(), file="evil").digest
+    with services.database.transaction() as session:
+        # What the execution event says once the platform's record was forged: the summary.
+        record(
+            services,
+            session,
+            kind="request.executed",
+            actor=None,
+            row=session.get(RequestRow, lock["id"]),
+            payload={"summary": {"version": 2, "digest": digest}},
+            now=services.clock(),
+        )
+    tamper(
+        services.database,
+        "INSERT INTO policy_versions (version, digest, text, author, request_id, created_at) "
+        "VALUES (2, :digest, :text, 'dba', :request, CURRENT_TIMESTAMP)",
+        digest=digest,
+        text=text,
+        request=lock["id"],
+    )
+    _restart(api)
+    problem = assert_problem(api.post("c-1001", "/v1/requests", DEACTIVATE), 503, "unavailable")
+    assert "not the one the audit log says was installed" in problem["detail"]
+    assert api.world.chirp("president")["status"] == "active"
+
+
+def test_a_policy_rolled_back_by_deleting_its_latest_version_is_not_decided_under(
+    api: Api,
+) -> None:
+    """Deleting the newest version would put the previous one (which the log also vouches for)
+    back in force: the log's latest installed version is what must be in force."""
+    services = api.world.services
+    install_next_policy(services, _version_one(api), services.clock())
+    assert api.post("c-1001", "/v1/decisions", DEACTIVATE).json()["outcome"] == "pending"
+    tamper(services.database, "DELETE FROM policy_versions WHERE version = 2")
+    _restart(api)
+    services._checked_in_force = None  # a process started after the deletion
+    problem = assert_problem(api.post("c-1001", "/v1/decisions", DEACTIVATE), 503, "unavailable")
+    assert "a later version was removed outside foureyes" in problem["detail"]
+
+
+def _version_one(api: Api) -> str:
+    """The text of version 1 (installed again as version 2: the log names version 2 then)."""
+    with api.world.services.database.transaction() as session:
+        text = session.scalar(select(PolicyVersionRow.text).where(PolicyVersionRow.version == 1))
+    assert text is not None
+    return text

@@ -435,7 +435,11 @@ class MemoryConnector(Connector):
         summary: dict[str, Any] = {"action": order.action, "account": order.account_id}
         attrs = state.attributes
         if not self.chirp:
-            return ExecutionResult(summary=summary, data=dict(attrs))
+            # Private attributes only for the read that is about them (as on chirp): any
+            # other read, `account.view` say, is no way around `account.view_private`.
+            everything = order.action == "account.view_private"
+            data = {k: v for k, v in attrs.items() if everything or not self.attribute(k).private}
+            return ExecutionResult(summary=summary, data=data)
         if order.action == "account.view_private":
             summary["revealed"] = ["email", "phone", "sign_ins"]
             data = {

@@ -95,16 +95,35 @@ def shown_fields(services: Services, platform: str, values: Mapping[str, Any]) -
 def _redact_names(
     values: Mapping[str, Any], declared_here: Mapping[str, Attribute]
 ) -> dict[str, Any]:
+    """`values` with the value under any private attribute's name redacted, at any depth
+    (mappings and the items of lists alike). Names are matched as `_spelling` folds them, so
+    a receiver's `Contact_Address` is `contact_address`."""
+    folded = {_spelling(name): attribute for name, attribute in declared_here.items()}
+    return _redact_mapping(values, folded)
+
+
+def _spelling(name: str) -> str:
+    """A name as matched against the declarations: case and separators folded away."""
+    return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+
+def _redact_mapping(values: Mapping[str, Any], folded: Mapping[str, Attribute]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
-        attribute = declared_here.get(str(key))
+        attribute = folded.get(_spelling(str(key)))
         if attribute is not None and attribute.private:
             out[key] = attribute.redacted(value)
-        elif isinstance(value, Mapping):
-            out[key] = _redact_names(value, declared_here)
         else:
-            out[key] = value
+            out[key] = _redact_value(value, folded)
     return out
+
+
+def _redact_value(value: Any, folded: Mapping[str, Attribute]) -> Any:
+    if isinstance(value, Mapping):
+        return _redact_mapping(value, folded)
+    if isinstance(value, list | tuple):
+        return [_redact_value(item, folded) for item in value]
+    return value
 
 
 def event_payload(
@@ -113,13 +132,13 @@ def event_payload(
     """An audit event's payload as the log may hold it: in its `ATTRIBUTE_FIELDS`, the values
     of the account's private attributes redacted (`shown_fields`)."""
     if account_ref is None or not any(
-        isinstance(payload.get(name), Mapping) for name in ATTRIBUTE_FIELDS
+        isinstance(payload.get(name), Mapping | list) for name in ATTRIBUTE_FIELDS
     ):
         return dict(payload)
     declared_here = declarations(services, _platform(account_ref))
     return {
-        key: _redact_names(value, declared_here)
-        if key in ATTRIBUTE_FIELDS and isinstance(value, Mapping)
+        key: _redact_value(value, {_spelling(n): a for n, a in declared_here.items()})
+        if key in ATTRIBUTE_FIELDS and isinstance(value, Mapping | list)
         else value
         for key, value in payload.items()
     }

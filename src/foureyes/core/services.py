@@ -4,6 +4,7 @@ oversees (reads every request, the audit log's events and alerts), and the polic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.canonical import canonical_json
 from foureyes.audit.log import AuditLog, stored_bytes
 from foureyes.config import DEFAULT_EXECUTION_LEASE, OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
@@ -108,6 +110,8 @@ class Services:
     execution_lease: timedelta = timedelta(seconds=DEFAULT_EXECUTION_LEASE)
     _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The store's latest policy version last found not behind the log (`refuse_rollback`).
+    _checked_in_force: int | None = field(default=None, repr=False)
 
     def oversees(self, staff: Staff) -> bool:
         """Whether `staff` is oversight staff: in one of `oversight_groups`."""
@@ -135,7 +139,30 @@ class Services:
         version = session.connection().scalar(_POLICY_IN_FORCE)
         if version is None:
             raise Unavailable("no policy is loaded: run `foureyes init` first")
+        self.refuse_rollback(session, version)
         return version, self.policy_version(session, version)
+
+    def rollback_checked(self, version: int) -> bool:
+        """Whether `version` was found not behind the log already (`refuse_rollback`)."""
+        with self._lock:
+            return self._checked_in_force == version
+
+    def refuse_rollback(self, session: Session, version: int) -> None:
+        """Unavailable when the log installed a later version than the store's latest (its row
+        was deleted: a rollback to an older text the log also vouches for). Read once per
+        version the store shows in this process, then only when the store shows another."""
+        with self._lock:
+            if self._checked_in_force == version:
+                return
+        latest = latest_logged_version(session)
+        if latest is not None and latest > version:
+            raise Unavailable(
+                f"the audit log installed policy version {latest}, but the store's latest is "
+                f"{version} (a later version was removed outside foureyes): nothing is decided "
+                "until it is restored"
+            )
+        with self._lock:
+            self._checked_in_force = version
 
     def policy_text_in_force(self, session: Session) -> tuple[int, str] | None:
         """The version and text of the policy in force as the audit log vouches for them (the
@@ -146,6 +173,7 @@ class Services:
         )
         if row is None:
             return None
+        self.refuse_rollback(session, row.version)
         policy = parse_policy(row.text, self.catalog(), file=f"policy v{row.version}")
         if not _logged_as_installed(session, row, policy.digest):
             raise Unavailable(
@@ -280,31 +308,74 @@ class Services:
 
 # The queries of every decision, built once (building one costs more than running it).
 _POLICY_IN_FORCE = select(func.max(PolicyVersionRow.version))
+POLICY_UPDATE = "foureyes.policy.update"
+POLICY_ACCOUNT = "foureyes:policy"
 # Where the log says which policy each version is: `foureyes init`'s `policy.installed` event,
 # or the execution of the approved `foureyes.policy.update` request that made it.
 _INSTALLED_KINDS = ("policy.installed", "request.executed", "request.reconciled")
 
 
 def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -> bool:
-    """Whether an audit event records policy version `row.version` with this `digest`: the
-    policy text is a store row a database administrator could edit, the log is not."""
-    found = select(EventRow.body)
+    """Whether the audit log vouches for policy version `row.version` with this `digest`: the
+    policy text is a store row a database administrator could edit, the log is not.
+
+    `foureyes init`'s version: a `policy.installed` event naming it. Any later version: the
+    approved `foureyes.policy.update` request that made it (`row.request_id`) — its
+    `request.submitted` event must be that action on `foureyes:policy` asking for exactly this
+    text, and its execution (or reconciliation) event must name this version and digest. So a
+    summary some other request's platform record holds cannot vouch for a text nobody approved."""
     if row.request_id is None:
-        found = found.where(EventRow.kind == "policy.installed")
-    else:
-        found = found.where(
-            EventRow.request_id == row.request_id, EventRow.kind.in_(_INSTALLED_KINDS)
+        for body in session.scalars(
+            select(EventRow.body).where(EventRow.kind == "policy.installed")
+        ):
+            event = json.loads(stored_bytes(body))
+            if event.get("version") == row.version and event.get("digest") == digest:
+                return True
+        return False
+    asked = done = False
+    # The submitted event commits to the params by their SHA-256 (`events.params_digest`); a
+    # policy update's params are exactly {"text": ...} (its schema allows nothing else).
+    text_sha256 = hashlib.sha256(canonical_json({"text": row.text})).hexdigest()
+    for kind, account_ref, body in session.execute(
+        select(EventRow.kind, EventRow.account_ref, EventRow.body).where(
+            EventRow.request_id == row.request_id,
+            EventRow.kind.in_(("request.submitted", *_INSTALLED_KINDS)),
         )
-    for body in session.scalars(found):
+    ):
         event = json.loads(stored_bytes(body))
-        recorded = event.get("summary") if event.get("kind") != "policy.installed" else event
+        if kind == "request.submitted":
+            asked = (
+                event.get("action") == POLICY_UPDATE
+                and account_ref == POLICY_ACCOUNT
+                and event.get("params_sha256") == text_sha256
+            )
+            continue
+        recorded = event.get("summary")
         if (
             isinstance(recorded, dict)
             and recorded.get("version") == row.version
             and recorded.get("digest") == digest
         ):
-            return True
-    return False
+            done = True
+    return asked and done
+
+
+def latest_logged_version(session: Session) -> int | None:
+    """The highest policy version the audit log says was installed (`foureyes init`'s, or one an
+    executed policy update names), so a version deleted from the store (a rollback to an older
+    text the log also vouches for) is noticed."""
+    latest: int | None = None
+    for kind, body in session.execute(
+        select(EventRow.kind, EventRow.body).where(
+            EventRow.account_ref == POLICY_ACCOUNT, EventRow.kind.in_(_INSTALLED_KINDS)
+        )
+    ):
+        event = json.loads(stored_bytes(body))
+        recorded = event if kind == "policy.installed" else event.get("summary")
+        if isinstance(recorded, dict) and isinstance(recorded.get("version"), int):
+            version = recorded["version"]
+            latest = version if latest is None else max(latest, version)
+    return latest
 
 
 def with_pins(account: Account, pins: frozenset[str]) -> Account:

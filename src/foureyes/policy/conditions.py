@@ -148,13 +148,30 @@ def _compile_native(
     return Condition(source, native, True, paths, mentions), checked.dynamic
 
 
+# A quoted literal in an evaluator's message ('B-77-SECRET', "k@x.example"): usually the value
+# that failed, which may be an account's private attribute.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def without_values(text: str) -> str:
+    """`text` with every quoted literal replaced by `'…'`: an evaluation error is shown to
+    whoever sees the decision (dry runs, account views, the audit log), so it must not quote
+    the value it failed on."""
+    return _QUOTED.sub("'…'", text)
+
+
 def describe_error(exc: BaseException) -> str:
-    """A one-line reason for an evaluation error from either evaluator."""
-    if isinstance(exc, CelEvalError):
-        return str(exc)
-    if isinstance(exc, KeyError):
+    """A one-line reason for an evaluation error from either evaluator, without the values it
+    quoted (`without_values`)."""
+    if isinstance(exc, KeyError):  # a key is a name the condition used, not a value
         key = exc.args[0] if exc.args else "?"
         return f"no such key: {key!r}"
+    return without_values(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CelEvalError):
+        return str(exc)
     if isinstance(exc, TypeError | AttributeError) and "'NoneType'" in str(exc):
         return "no such overload: an operand is null"
     text = str(exc).strip().split("\n", 1)[0]
@@ -194,9 +211,7 @@ def _checked_on_sample(
             raise  # not the condition's failure but the budget's (foureyes.policy.sandbox)
         except Exception as exc:
             if not dynamic:
-                raise ConditionCompileError(
-                    f"fails on sample values: {describe_error(exc)}"
-                ) from None
+                raise ConditionCompileError(f"fails on sample values: {_describe(exc)}") from None
             outcomes.append((False, type(exc)))
     ok, result = outcomes[-1]
     if ok and result is not True and result is not False and not dynamic:

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from foureyes.model import DecisionRequest, Effect, Outcome
 from foureyes.policy.catalog import SELF_GOVERNING_NAMES
 from foureyes.policy.compiler import DEFAULT_EXPIRES, CompiledRule, CompiledTier, Policy
+from foureyes.policy.conditions import without_values
 from foureyes.policy.decision import (
     BreakGlassTerms,
     ConditionFailure,
@@ -51,7 +52,7 @@ def run(condition_fn: Any, activation: Mapping[str, Any]) -> tuple[bool | None, 
     try:
         result = condition_fn(activation)
     except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, without_values(f"{type(exc).__name__}: {exc}")
     if result is True or result is False:
         return result, None
     return None, f"condition gave {type(result).__name__}, not bool"

@@ -178,9 +178,21 @@ def check_payload(
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(params)))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "params"
-        raise BadInput(f"params do not fit {action}: {where}: {error.message}")
+        # Which rule failed, never the value that failed it: the value may be one foureyes
+        # filled in (an undo's restored address) and the message goes to the caller and into
+        # the `request.refused` event.
+        rule = f"{error.validator}" + (
+            f" {error.validator_value!r}"
+            if isinstance(error.validator_value, str | int | float | bool)
+            else ""
+        )
+        # These messages quote the names of params, not their values.
+        said = error.message if error.validator in _NAMES_ONLY else f"fails the schema's {rule}"
+        raise BadInput(f"params do not fit {action}: {where}: {said}")
     connector.validate(ExecutionOrder(action, account_id, dict(params), idempotency_key=""))
 
+
+_NAMES_ONLY = frozenset({"required", "additionalProperties", "dependentRequired"})
 
 # Validators by the id of their schema (each kept beside it, so a reused id is noticed). The
 # schema is checked against its meta-schema once, when its validator is made: checking it on

@@ -82,6 +82,8 @@ async def dry_run_for_token(
     decide.check_target(services, submission.action, ref)  # the ref's form, platform, action
     if reads.policy_version is None:
         raise Unavailable("no policy is loaded: run `foureyes init` first")
+    if not services.rollback_checked(reads.policy_version):
+        await _in_thread(_refuse_rollback, services, reads.policy_version)
     policy = services.compiled_policy(reads.policy_version)
     if policy is None:
         policy = await _in_thread(_compile, services, reads.policy_version)
@@ -118,6 +120,11 @@ async def dry_run_for_token(
             evidence = attempt(actor, submission)
             await _in_thread(denials.record_dry_run_denial, services, evidence, decision, count)
     return decision
+
+
+def _refuse_rollback(services: Services, version: int) -> None:
+    with services.database.read() as session:
+        services.refuse_rollback(session, version)
 
 
 def _compile(services: Services, version: int) -> Policy:

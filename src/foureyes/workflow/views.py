@@ -10,6 +10,7 @@ the values of the platform's private attributes redacted (`foureyes.core.redacti
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.core.events import POST_REVIEW
-from foureyes.core.redaction import shown_fields, shown_params
+from foureyes.core.redaction import declarations, shown_fields, shown_params
 from foureyes.core.services import Actor, Services
 from foureyes.errors import NotFound
 from foureyes.model import Account, Outcome, RequestState, Staff
+from foureyes.policy.catalog import MASK
 from foureyes.policy.engine import satisfied
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, StaffRow
@@ -240,7 +242,29 @@ def preview(
     connector = services.connector(platform)
     order = ExecutionOrder(action, account_id, dict(params), idempotency_key="")
     change = shown_fields(services, platform, connector.preview(order))
-    return {str(k): list(v) for k, v in change.items()}
+    shown = {str(k): list(v) for k, v in change.items()}
+    return _without_private_oracle(services, platform, params, shown)
+
+
+def _without_private_oracle(
+    services: Services, platform: str, params: Mapping[str, Any], shown: dict[str, list[Any]]
+) -> dict[str, list[Any]]:
+    """A preview whose shape does not depend on a private value: whether a row for a private
+    attribute appears (a connector leaves out what would not change) would tell anyone who may
+    ask for a preview whether their guess of it is right (`change_email` to the address the
+    account already has). So private rows go, and every param that names a private attribute
+    shows one row, the same whatever the account holds: [hidden, the param redacted]."""
+    declared_here = declarations(services, platform)
+    out = {
+        name: row
+        for name, row in shown.items()
+        if not (declared_here.get(name) is not None and declared_here[name].private)
+    }
+    for name, value in params.items():
+        attribute = declared_here.get(name)
+        if attribute is not None and attribute.private:
+            out[name] = [MASK, attribute.redacted(value)]
+    return out
 
 
 def visible_preview(services: Services, actor: Actor, request_id: str) -> dict[str, list[Any]]:

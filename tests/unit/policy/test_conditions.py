@@ -466,7 +466,8 @@ def test_binding_errors_are_one_line_too() -> None:
     with pytest.raises(ConditionRuntimeError) as caught:
         condition.evaluate({"params": {"n": "x"}})
     assert "\n" not in caught.value.reason
-    assert caught.value.reason.startswith("RuntimeError: Function 'uint' error")
+    # Quoted literals are left out (they may be an account's private value).
+    assert caught.value.reason.startswith("RuntimeError: Function '…' error")
     with pytest.raises(ConditionRuntimeError, match="no such key: 'n'"):
         condition.evaluate({"params": {}})
 
@@ -540,7 +541,7 @@ def test_logical_operators_absorb_errors_like_cel(source: str, expected: bool) -
         ("params.n && true", {"n": 1}, "expected a bool, got int"),
         ("params.xs[2] == 1", {"xs": [1]}, "index 2 out of range for a list of size 1"),
         ("params.d < 1.0", {"d": math.nan}, "no such overload: ordering with NaN"),
-        ("int(params.s) == 1", {"s": "1.5"}, "int() cannot parse '1.5'"),
+        ("int(params.s) == 1", {"s": "1.5"}, "int() cannot parse '…'"),
         ("params.xs.exists(x, x)", {"xs": [1]}, "expected a bool, got int"),
     ],
 )
