@@ -344,15 +344,7 @@ class HttpConnector(Connector):
             return Reconciliation(applied=False)
         key = order.idempotency_key
         url = f"{self.url}/actions/{quote(key, safe='')}"
-        response = send(
-            self._client,
-            "GET",
-            url,
-            who=self._who,
-            retry=self.retry,
-            sleep=self._sleep,
-            headers=lambda: {SIGNATURE_HEADER: self._sign("GET", url, b"")},
-        )
+        response = self._signed_get(url)
         try:
             answer = self._answer(response, f"the record of idempotency key {key}")
         except ConnectorError as exc:
@@ -404,13 +396,9 @@ class HttpConnector(Connector):
 
     # --- inside --------------------------------------------------------------------------------
 
-    @property
-    def _who(self) -> str:
-        return f"{self.platform} ({urlsplit(self.url).netloc})"
-
-    def _get_attributes(self, account_id: str) -> dict[str, Any] | None:
-        url = f"{self.url}/accounts/{quote(account_id, safe='')}"
-        response = send(
+    def _signed_get(self, url: str) -> httpx.Response:
+        """GET `url` signed (an empty body), retried as every call is (`send`)."""
+        return send(
             self._client,
             "GET",
             url,
@@ -419,6 +407,14 @@ class HttpConnector(Connector):
             sleep=self._sleep,
             headers=lambda: {SIGNATURE_HEADER: self._sign("GET", url, b"")},
         )
+
+    @property
+    def _who(self) -> str:
+        return f"{self.platform} ({urlsplit(self.url).netloc})"
+
+    def _get_attributes(self, account_id: str) -> dict[str, Any] | None:
+        url = f"{self.url}/accounts/{quote(account_id, safe='')}"
+        response = self._signed_get(url)
         answer = self._answer(response, f"the account {account_id}")
         if answer is None:
             return None
