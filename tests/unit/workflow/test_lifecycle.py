@@ -17,7 +17,7 @@ from foureyes.errors import BadInput, Forbidden, NotFound, Unauthenticated
 from foureyes.model import ReviewDecision
 from foureyes.policy.directory import load_directory, parse_csv_directory
 from foureyes.store.tables import StaffRow, TokenRow
-from foureyes.workflow import operations
+from foureyes.workflow import answered, operations
 from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.submit import Denied, Submission
 
@@ -297,9 +297,9 @@ def test_a_submit_whose_request_the_worker_claimed_first_is_answered_not_refused
     worker.run_once(world.services, worker="test")  # the worker's claim came first
     assert operations.show(world.services, request_id)["state"] == "executed"
     # What `submit_and_run` saw just before that claim: the request still approved.
-    seen = operations.request_view
+    seen = answered.request_view
     monkeypatch.setattr(
-        operations,
+        answered,
         "request_view",
         lambda services, rid: {**seen(services, rid), "state": "approved"},
     )
