@@ -296,3 +296,24 @@ def test_staff_import_prints_the_move_and_the_flag(tmp_path: Path) -> None:
     assert f"! {JO} gained approving power (trust-safety)" in out
     code, out, err = run(data_dir, "staff", "import", str(move_kims_login_to_jo(tmp_path)))
     assert (code, out.strip()) == (0, "No changes."), err
+
+
+def test_a_person_rehired_by_a_later_export_does_not_get_their_old_tokens_back(
+    api: Api, tmp_path: Path
+) -> None:
+    """The attack run: Kim left out of one export (terminated), back in the next: her token from
+    before worked again. Terminating someone revokes their tokens, each with its event."""
+    services = api.world.services
+    kims_token = operations.issue_token(services, KIM, identity="kim")
+    document = yaml.safe_load((EXAMPLES / "staff.yaml").read_text())
+    document["staff"] = [p for p in document["staff"] if p["id"] != KIM]
+    without_kim = tmp_path / "without-kim.yaml"
+    without_kim.write_text(yaml.safe_dump(document, sort_keys=False))
+    report = operations.import_directory(services, load_directory(without_kim))
+    assert KIM in report.terminated
+    assert kims_token.split("_")[1] in report.revoked_tokens
+    assert me(api, kims_token).status_code == 401
+    operations.import_directory(services, load_directory(EXAMPLES / "staff.yaml"))  # rehired
+    assert me(api, kims_token).status_code == 401
+    revoked = [e for e in events(api.world, "token.revoked") if e.get("staff") == KIM]
+    assert any("terminated" in str(e.get("reason")) for e in revoked)

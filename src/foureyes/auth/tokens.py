@@ -220,6 +220,10 @@ def actor_from_record(
     identities = tuple(identities)
     seals.check_token_record(record, identities, token_id)  # RecordAltered: not as sealed
     credential = f"token:{token_id}"
+    person = staff_from_record(record, identities)
+    # The person first: a terminated person's tokens are revoked with them (the HR import), and
+    # the evidence a dead credential leaves should say why they no longer work.
+    _check_may_act(person, now, credential)
     if record.revoked_at is not None:
         raise DeadCredential(
             "this token was revoked", staff=record.id, credential=credential, reason="revoked"
@@ -228,14 +232,12 @@ def actor_from_record(
         raise DeadCredential(
             "this token has expired", staff=record.id, credential=credential, reason="expired"
         )
-    person = staff_from_record(record, identities)
     if record.token_identity not in person.identities:
         # The import that moved or removed the login revoked the token; this also holds for
         # one issued while that import ran, or a login row changed behind foureyes' back.
         raise DeadCredential(
             LOGIN_GONE, staff=person.id, credential=credential, reason="login no longer theirs"
         )
-    _check_may_act(person, now, credential)
     return Actor(staff=person, identity=record.token_identity, credential=credential)
 
 

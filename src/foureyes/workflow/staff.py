@@ -179,6 +179,7 @@ def import_directory(
             if person.status == TERMINATED and old.status != TERMINATED:
                 # Marked terminated in the export itself: as for someone missing from it.
                 report.cancelled_requests += cancel_open_requests(services, session, row.id, now)
+                report.revoked_tokens += _revoke_all_tokens(services, session, row.id, now)
         session.flush()  # new people exist before logins are moved onto them
         _apply_logins(services, session, held, wanted, directory, report, watched, now=now)
         for staff_id, row in existing.items():
@@ -197,6 +198,7 @@ def import_directory(
                 now=now,
             )
             report.cancelled_requests += cancel_open_requests(services, session, staff_id, now)
+            report.revoked_tokens += _revoke_all_tokens(services, session, staff_id, now)
         _raise_gained(services, session, gained, report, now=now)
     return report
 
@@ -441,6 +443,24 @@ def _raise_gained(
             now=now,
             channels=CHANNELS,
         )
+
+
+def _revoke_all_tokens(
+    services: Services, session: Session, staff_id: str, now: datetime
+) -> list[str]:
+    """Revoke every live token of someone the import terminates, each with its event: a later
+    export that brings them back (a rehire, or a partial export followed by a full one) must
+    not bring back the tokens they had, or one that was stolen meanwhile."""
+    revoked: list[str] = []
+    for token in session.scalars(
+        select(TokenRow)
+        .where(TokenRow.staff_id == staff_id, TokenRow.revoked_at.is_(None))
+        .order_by(TokenRow.id)
+        .with_for_update()
+    ):
+        revoke_row(services, session, token, now, reason=f"{staff_id} was terminated")
+        revoked.append(token.id)
+    return revoked
 
 
 def cancel_open_requests(
