@@ -17,7 +17,7 @@ from foureyes import notify
 from foureyes.api.app import add_middleware, create_api
 from foureyes.audit.log import AuditLog
 from foureyes.auth.webauthn import DEMO_RELYING_PARTY, RelyingParty, step_up_verifier
-from foureyes.config import OVERSIGHT_GROUPS, Settings
+from foureyes.config import DEFAULT_LOG_ORIGIN, OVERSIGHT_GROUPS, Settings
 from foureyes.connectors.base import Connector, make_connector
 from foureyes.console import mount_console
 from foureyes.core import sealing
@@ -29,7 +29,7 @@ from foureyes.workflow.governance import GovernanceConnector
 
 __all__ = ["DEFAULT_ORIGIN", "build_services", "create_app", "services_for"]
 
-DEFAULT_ORIGIN = "foureyes.local/log"
+DEFAULT_ORIGIN = DEFAULT_LOG_ORIGIN  # settings' default `log_origin`
 
 
 class _Context:

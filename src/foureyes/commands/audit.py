@@ -26,7 +26,7 @@ from foureyes.audit.export import AuditVerificationError, Tamper, verify_export
 from foureyes.audit.log import AuditLog
 from foureyes.audit.merkle import verify_inclusion
 from foureyes.audit.verify import export_log, verify_log
-from foureyes.config import Settings
+from foureyes.config import DEFAULT_LOG_ORIGIN, Settings
 from foureyes.errors import BadInput, FoureyesError
 from foureyes.store.database import Database
 
@@ -42,7 +42,7 @@ err = Console(stderr=True, highlight=False)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_ORIGIN = "foureyes.local/log"
+DEFAULT_ORIGIN = DEFAULT_LOG_ORIGIN  # settings' default `log_origin`
 
 DatabaseUrl = Annotated[
     str | None,

@@ -98,8 +98,11 @@ def _redact_names(
     """`values` with the value under any private attribute's name redacted, at any depth
     (mappings and the items of lists alike). Names are matched as `_spelling` folds them, so
     a receiver's `Contact_Address` is `contact_address`."""
-    folded = {_spelling(name): attribute for name, attribute in declared_here.items()}
-    return _redact_mapping(values, folded)
+    return _redact_mapping(values, _folded(declared_here))
+
+
+def _folded(declared_here: Mapping[str, Attribute]) -> dict[str, Attribute]:
+    return {_spelling(name): attribute for name, attribute in declared_here.items()}
 
 
 def _spelling(name: str) -> str:
@@ -135,9 +138,9 @@ def event_payload(
         isinstance(payload.get(name), Mapping | list) for name in ATTRIBUTE_FIELDS
     ):
         return dict(payload)
-    declared_here = declarations(services, _platform(account_ref))
+    folded = _folded(declarations(services, _platform(account_ref)))
     return {
-        key: _redact_value(value, {_spelling(n): a for n, a in declared_here.items()})
+        key: _redact_value(value, folded)
         if key in ATTRIBUTE_FIELDS and isinstance(value, Mapping | list)
         else value
         for key, value in payload.items()

@@ -143,17 +143,16 @@ class Services:
         return version, self.policy_version(session, version)
 
     def rollback_checked(self, version: int) -> bool:
-        """Whether `version` was found not behind the log already (`refuse_rollback`)."""
-        with self._lock:
-            return self._checked_in_force == version
+        """Whether `version` was found not behind the log already (`refuse_rollback`). Read
+        without the lock: it is one attribute, and a stale answer only means one more check."""
+        return self._checked_in_force == version
 
     def refuse_rollback(self, session: Session, version: int) -> None:
         """Unavailable when the log installed a later version than the store's latest (its row
         was deleted: a rollback to an older text the log also vouches for). Read once per
         version the store shows in this process, then only when the store shows another."""
-        with self._lock:
-            if self._checked_in_force == version:
-                return
+        if self.rollback_checked(version):
+            return
         latest = latest_logged_version(session)
         if latest is not None and latest > version:
             raise Unavailable(
@@ -161,8 +160,7 @@ class Services:
                 f"{version} (a later version was removed outside foureyes): nothing is decided "
                 "until it is restored"
             )
-        with self._lock:
-            self._checked_in_force = version
+        self._checked_in_force = version
 
     def policy_text_in_force(self, session: Session) -> tuple[int, str] | None:
         """The version and text of the policy in force as the audit log vouches for them (the
