@@ -224,3 +224,25 @@ def test_a_bug_after_the_request_is_recorded_names_it_without_internals(
     assert "hunter2" not in str(problem)
     assert "hunter2" in caplog.text  # the operator sees it in the log
     assert row(api, problem["request_id"]) is not None
+
+
+def test_a_key_enrolment_asked_for_before_the_database_stops_answers_its_id(
+    api: Api, outage: Outage
+) -> None:
+    """Registering a first security key records a `foureyes.staff.enrol_credential` request,
+    then queues the notice to its owner in a second transaction. The database stopping between
+    the two is answered with that request's id: it stands, and security will see it."""
+    from tests.adversarial.test_enrolment import console_with, register
+    from tests.webauthn_authenticator import SoftAuthenticator
+
+    browser = console_with(api, api.tokens[MEI])
+    outage.after(r"INSERT INTO requests")
+
+    answer = register(browser, SoftAuthenticator())
+
+    assert outage.failed
+    problem = unknown(answer)
+    outage.end()
+    recorded = row(api, problem["request_id"])
+    assert recorded is not None
+    assert (recorded.action, recorded.requester_id) == ("foureyes.staff.enrol_credential", MEI)

@@ -64,7 +64,8 @@ class AssertionOptionsBody(BaseModel):
 
 
 def _problem(exc: FoureyesError) -> Response:
-    return problem(exc.status, exc.slug, exc.message)
+    # With its details, as the API answers: an outcome-unknown names the request it recorded.
+    return problem(exc.status, exc.slug, exc.message, extensions=exc.details)
 
 
 @router.get(PAGE)

@@ -41,6 +41,7 @@ from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Forbidden, StepUpFailed
 from foureyes.notify import enqueue
+from foureyes.workflow import outcome
 from foureyes.workflow.submit import Submission, submit
 
 ALERT = "credential_enrolled"
@@ -151,7 +152,9 @@ def request_enrolment(
 ) -> str:
     """Submit `foureyes.staff.enrol_credential` for `credential` as `requester` and tell the
     person it is for; returns the request id. The policy decides who approves (never the
-    requester, never the person: `carry_out`)."""
+    requester, never the person: `carry_out`). Once the request is recorded, a failure of the
+    notice is OutcomeUnknown naming it (the request stands), never an error saying nothing
+    changed."""
     what = _label(credential)
     request_id = submit(
         services,
@@ -164,7 +167,10 @@ def request_enrolment(
             client=client,
         ),
     )
-    with services.database.transaction() as session:
+    with (
+        outcome.after(request_id, f"request {request_id} was recorded"),
+        services.database.transaction() as session,
+    ):
         enqueue(
             session,
             to_staff=credential.staff_id,
