@@ -32,6 +32,7 @@ from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
 from foureyes.policy.directory import load_directory
 from foureyes.policy.explain import explain
+from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import run_policy_tests
 from foureyes.store.database import Database
@@ -110,6 +111,8 @@ def policy_check(
 
     compiled = _load(policy, connector)
     directory = load_directory(staff) if staff is not None else None
+    for read in private_reads(compiled):  # whether or not the invariants hold
+        out.print(f"warn {read.describe()}", markup=False, soft_wrap=True)
     try:
         violations = check_invariants(compiled, directory)
     except BadInput as exc:  # the analysis cannot prove it: no "ok" without a proof

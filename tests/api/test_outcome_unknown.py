@@ -17,8 +17,10 @@ from foureyes import worker
 from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.store.tables import ExecutionRow, RequestRow, ReviewRow
 from foureyes.workflow import answered
+from tests.adversarial.test_enrolment import console_with, register
 from tests.api.conftest import Api, assert_problem
 from tests.outage import Outage
+from tests.webauthn_authenticator import SoftAuthenticator
 
 TOMAS, MEI, SAM, SUPPORT = "e-3001", "e-3002", "e-3003", "e-2001"
 LOCK = {"action": "account.lock", "account": "chirp:bob"}  # support may, alone: run at once
@@ -232,9 +234,6 @@ def test_a_key_enrolment_asked_for_before_the_database_stops_answers_its_id(
     """Registering a first security key records a `foureyes.staff.enrol_credential` request,
     then queues the notice to its owner in a second transaction. The database stopping between
     the two is answered with that request's id: it stands, and security will see it."""
-    from tests.adversarial.test_enrolment import console_with, register
-    from tests.webauthn_authenticator import SoftAuthenticator
-
     browser = console_with(api, api.tokens[MEI])
     outage.after(r"INSERT INTO requests")
 

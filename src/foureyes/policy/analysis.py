@@ -119,9 +119,7 @@ class _Source:
 
 
 def _where(policy: Policy, what: str, loc: tuple[str | int, ...]) -> str:
-    file = policy.source_file or "<policy>"
-    line = policy.lines.get(loc)
-    return f"{what} ({file}:{line})" if line is not None else f"{what} ({file})"
+    return policy.located(what, loc)
 
 
 def _reads_tier(condition: Condition) -> bool:

@@ -13,7 +13,7 @@ private: a connector that forgets to say fails closed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -284,6 +284,8 @@ class Catalog:
 
     actions: Mapping[str, ActionSpec]
     account_attributes: Mapping[str, CelType] = field(default_factory=dict)
+    # The attributes connectors declared `public`; every other one is private (fails closed).
+    public_attributes: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -298,7 +300,14 @@ class Catalog:
             if spec.name in by_name and by_name[spec.name] != spec:
                 raise ValueError(f"action {spec.name!r} is declared twice, differently")
             by_name[spec.name] = spec
-        return cls(actions=by_name, account_attributes=attribute_types(account_attributes or {}))
+        entries = account_attributes or {}
+        return cls(
+            actions=by_name,
+            account_attributes=attribute_types(entries),
+            public_attributes=frozenset(
+                name for name, entry in entries.items() if not declared(entry).private
+            ),
+        )
 
     def merged(self, other: Catalog) -> Catalog:
         """Both catalogs' actions and attributes; a name declared twice must agree."""
@@ -306,10 +315,16 @@ class Catalog:
             mine = self.account_attributes.get(name)
             if mine is not None and mine != kind:
                 raise ValueError(f"account attribute {name!r} has two types: {mine} and {kind}")
-        return Catalog.of(
+        merged = Catalog.of(
             list(self.actions.values()) + list(other.actions.values()),
             {**self.account_attributes, **other.account_attributes},
         )
+        # Public only where every catalog declaring it says so.
+        public = (self.public_attributes | other.public_attributes) - (
+            (set(self.account_attributes) - self.public_attributes)
+            | (set(other.account_attributes) - other.public_attributes)
+        )
+        return replace(merged, public_attributes=frozenset(public))
 
 
 @dataclass(frozen=True)

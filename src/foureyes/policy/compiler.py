@@ -145,6 +145,12 @@ class Policy:
         """A short, stable name for this exact policy content."""
         return self.digest[:12]
 
+    def located(self, what: str, loc: Loc) -> str:
+        """`what` with the file and line of `loc` in the source, e.g. "rule x (p.yaml:12)"."""
+        file = self.source_file or "<policy>"
+        line = self.lines.get(loc)
+        return f"{what} ({file}:{line})" if line is not None else f"{what} ({file})"
+
     def rule(self, rule_id: str) -> CompiledRule:
         for rule in self.rules:
             if rule.id == rule_id:

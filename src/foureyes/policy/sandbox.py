@@ -280,6 +280,7 @@ def catalog_data(catalog: Catalog) -> dict[str, Any]:
         "account_attributes": {
             name: _type_data(kind) for name, kind in catalog.account_attributes.items()
         },
+        "public_attributes": sorted(catalog.public_attributes),
     }
 
 
@@ -297,7 +298,11 @@ def catalog_from_data(data: Mapping[str, Any]) -> Catalog:
         for item in data["actions"]
     }
     attributes = {name: _type_from(kind) for name, kind in data["account_attributes"].items()}
-    return Catalog(actions=actions, account_attributes=attributes)
+    return Catalog(
+        actions=actions,
+        account_attributes=attributes,
+        public_attributes=frozenset(data["public_attributes"]),
+    )
 
 
 def _type_data(kind: CelType) -> Any:
