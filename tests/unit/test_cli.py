@@ -112,6 +112,32 @@ def test_explain_finds_people_by_any_identity() -> None:
     assert "ALLOWED" in out
 
 
+def explain_president(accounts: Path) -> tuple[int, str, str]:
+    return run(
+        "policy", "explain", POLICY, "--staff", "e-3001", "--action", "account.deactivate",
+        "--account", "chirp:president", "--staff-file", STAFF, "--accounts", str(accounts),
+    )  # fmt: skip
+
+
+def test_explain_reads_a_file_of_accounts_alone(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("accounts:\n  - {id: president, followers: 5}\n")
+    code, out, _ = explain_president(accounts)
+    assert code == 0
+    assert "tier standard" in out  # 5 followers: not the head of state we know
+
+
+def test_explain_names_an_attribute_the_policy_does_not_know(tmp_path: Path) -> None:
+    """Nested `attributes:` (as a policy test would write them) was a traceback."""
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("accounts:\n  - id: president\n    attributes: {followers: 5}\n")
+    code, out, err = explain_president(accounts)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"foureyes: {accounts}: account 'president': unknown account ")
+    assert "Traceback" not in err
+    assert "followers" in err  # what it knows, so the fix is obvious
+
+
 def test_diff_names_what_changes(tmp_path: Path) -> None:
     code, out, _ = run("policy", "diff", POLICY, str(weakened(tmp_path)))
     assert code == 1  # an update foureyes would refuse: the exit status can gate it

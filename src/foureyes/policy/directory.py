@@ -100,6 +100,27 @@ def load_directory(path: Path | str) -> Directory:
     return directory_from_source(load_yaml(path))
 
 
+class AccountsDocument(BaseModel):
+    """A file of accounts alone (`policy explain --accounts`); other keys (a staff list
+    beside them) are allowed and ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    accounts: list[AccountEntry] = Field(min_length=1)
+
+
+def load_accounts(path: Path | str) -> tuple[Mapping[str, Any], ...]:
+    """The `accounts:` of a YAML file; PolicyError naming file, line and field."""
+    source = load_yaml(path)
+    if not isinstance(source.data, dict):
+        raise source.error((), "an accounts file is a YAML mapping with an `accounts:` list")
+    try:
+        document = AccountsDocument.model_validate(source.data)
+    except ValidationError as exc:
+        raise source.validation_error(exc) from exc
+    return tuple(entry.model_dump() for entry in document.accounts)
+
+
 def parse_directory(text: str, file: str = "<staff>") -> Directory:
     return directory_from_source(parse_yaml(text, file))
 

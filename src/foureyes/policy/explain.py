@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from foureyes.errors import NotFound
+from foureyes.errors import BadInput, NotFound
 from foureyes.model import Account, DecisionRequest, RequestContext
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision, FactorStatus
-from foureyes.policy.directory import load_directory
+from foureyes.policy.directory import load_accounts, load_directory
 from foureyes.policy.engine import decide, satisfied
 from foureyes.policy.subjects import account_from
 
@@ -34,15 +34,14 @@ def explain(
         platform, account_id = Account.split_ref(account_ref)
     except ValueError as exc:
         raise NotFound(str(exc)) from exc
-    known = (
-        load_directory(accounts_file).accounts
-        if accounts_file != staff_file
-        else directory.accounts
-    )
+    known = load_accounts(accounts_file) if accounts_file != staff_file else directory.accounts
     found = next((dict(a) for a in known if a.get("id") == account_id), None)
     if found is None:
         raise NotFound(f"no account {account_ref!r} in {accounts_file}")
-    account = account_from(policy, found, platform)
+    try:
+        account = account_from(policy, found, platform)
+    except ValueError as exc:  # an attribute the policy does not know, named
+        raise BadInput(f"{accounts_file}: account {account_id!r}: {exc}") from exc
     request = DecisionRequest(
         staff=person,
         action=action,

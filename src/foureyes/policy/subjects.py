@@ -96,7 +96,11 @@ def account_from(policy: Policy, description: Mapping[str, Any], platform: str) 
     known = policy.types.account_without_tier.fields
     unknown = sorted(set(fields) - set(known))
     if unknown:
-        raise ValueError(f"unknown account attribute {unknown[0]!r}")
+        names = ", ".join(sorted(set(known) - {"id", "ref", "platform", "pins"}))
+        raise ValueError(
+            f"unknown account attribute {unknown[0]!r} (attributes are given flat, e.g. "
+            f"`followers: 5`; the policy knows: {names}, and id, platform, pins)"
+        )
     attributes = {
         name: fields.get(name, empty_value(kind))
         for name, kind in known.items()
