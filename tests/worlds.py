@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from foureyes import bootstrap
 from foureyes.auth import credentials, webauthn
-from foureyes.auth.stepup import bootstrap_key, challenge
+from foureyes.auth.messages import challenge
+from foureyes.auth.stepup import bootstrap_key
 from foureyes.auth.webauthn import DEMO_RELYING_PARTY
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services

@@ -1,293 +1,149 @@
-"""The `foureyes` command. Thin: parse arguments, call one operation, render the result.
+"""The `foureyes` command: a table of its commands, each module imported only when it runs.
+
+Staff run `foureyes request|review|show|list` many times a day; importing the server, the
+database layer and the policy compiler for each took two seconds. So the root group knows its
+commands by name and one line of help (`COMMANDS`), lists them from that table, and imports a
+command's module only to run it (or to show its own `--help`). `tests/unit/commands/
+test_cli_imports.py` holds that the table's help is each command's own, and that the staff
+commands import neither the web framework, nor the database layer, nor the policy compiler.
 
 Any `FoureyesError` becomes a one-line diagnosis on stderr and exit code 2; nothing is changed.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
-from foureyes.bootstrap import services_for
-from foureyes.commands import lifecycle, migration, serve, textview
-from foureyes.commands.alerts import alerts_app
-from foureyes.commands.audit import audit_app
-from foureyes.commands.options import DataDirOpt, diagnosed
-from foureyes.commands.staff import staff_app
-from foureyes.config import Settings
-from foureyes.connectors.demo_catalog import demo_catalog
-from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTIONS
-from foureyes.datadir import initialize
-from foureyes.errors import BadInput
-from foureyes.policy.analysis import check_invariants, check_update, diff_policies
-from foureyes.policy.catalog import Catalog
-from foureyes.policy.compiler import Policy, load_policy
-from foureyes.policy.directory import load_directory
-from foureyes.policy.explain import explain
-from foureyes.policy.oracles import private_reads
-from foureyes.policy.schema import policy_json_schema
-from foureyes.policy.testing import run_policy_tests
-from foureyes.store.database import Database
-from foureyes.workflow import operations
+if TYPE_CHECKING:  # typer's own copy of click (typer 0.29 vendors it)
+    from typer._click.core import Command, Context
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="foureyes: four-eyes approval, policy and tamper-evident audit for admin tools.",
-    pretty_exceptions_enable=False,
-)
-policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and compare policies.")
-app.add_typer(policy_app, name="policy")
-app.add_typer(staff_app, name="staff")
-app.add_typer(audit_app, name="audit")
-app.add_typer(alerts_app, name="alerts")
-lifecycle.register(app)
-serve.register(app)
-migration.register(app)
-
-out = Console(highlight=False)
+__all__ = ["COMMANDS", "app", "load", "main"]
 
 
-def _synapse_catalog() -> Catalog:
-    return Catalog.of(SYNAPSE_ACTIONS, SYNAPSE_ACCOUNT_ATTRIBUTES)
+@dataclass(frozen=True)
+class Entry:
+    """Where a command lives: `attribute` of `module` is a Typer app (a group of commands,
+    e.g. `policy`) or a `register(app)` function that mounts it; and its one line of help."""
+
+    module: str
+    attribute: str
+    help: str
 
 
-# Catalogs known without a running platform, so a policy can be checked anywhere.
-_STATIC_CATALOGS: dict[str, Callable[[], Catalog]] = {
-    "demo": demo_catalog,
-    "synapse": _synapse_catalog,
+_CLIENT = "foureyes.commands.client"
+COMMANDS: dict[str, Entry] = {
+    "request": Entry(_CLIENT, "register", "Ask for one action on one account."),
+    "review": Entry(
+        _CLIENT, "register", "Approve or deny a request, bound to the digest you were shown."
+    ),
+    "post-review": Entry(
+        _CLIENT,
+        "register",
+        "Sign off (approve) or object to (deny) a break-glass execution after the fact.",
+    ),
+    "cancel": Entry(_CLIENT, "register", "Cancel a request that has not started."),
+    "undo": Entry(_CLIENT, "register", "Ask for the reverse of an executed request."),
+    "execute": Entry(
+        _CLIENT,
+        "register",
+        "Carry out your approved request now (reads and login_as return their data here, once).",
+    ),
+    "show": Entry(
+        _CLIENT, "register", "A request, its decision, what it still needs, and its timeline."
+    ),
+    "list": Entry(_CLIENT, "register", "Requests, newest first."),
+    "worker": Entry(
+        "foureyes.commands.worker",
+        "register",
+        "Run due work: expiry, delayed executions, reconciliation, overdue post-reviews, and "
+        "the log's checkpoints (signed and handed to the witness on the settings' schedule).",
+    ),
+    "serve": Entry(
+        "foureyes.commands.serve",
+        "register",
+        "Serve the API and run the background worker (Ctrl-C or SIGTERM stops both).",
+    ),
+    "migrate": Entry(
+        "foureyes.commands.migration",
+        "register",
+        "Migrate the database (as the owner: FOUREYES_OWNER_DATABASE_URL) and grant the "
+        "runtime role (FOUREYES_DATABASE_URL) its privileges.",
+    ),
+    "init": Entry(
+        "foureyes.commands.init",
+        "register",
+        "Create the data directory, keys and database, and load the first policy and staff "
+        "directory (the only time they load without approval: on an empty database).",
+    ),
+    "policy": Entry(
+        "foureyes.commands.policy", "policy_app", "Check, test, explain and compare policies."
+    ),
+    "staff": Entry(
+        "foureyes.commands.staff", "staff_app", "The staff directory, tokens and step-up keys."
+    ),
+    "audit": Entry(
+        "foureyes.commands.audit",
+        "audit_app",
+        "Verify, prove, checkpoint, search and export the audit log.",
+    ),
+    "alerts": Entry("foureyes.commands.alerts", "alerts_app", "Alerts the detectors raised."),
 }
 
 
-def _catalog(connectors: str) -> Catalog:
-    """The merged catalog of the named connector kinds (`demo`, `synapse`, `demo,synapse`)."""
-    catalog = Catalog.of(())
-    for kind in (part.strip() for part in connectors.split(",")):
-        if kind not in _STATIC_CATALOGS:
-            known = ", ".join(sorted(_STATIC_CATALOGS))
-            raise BadInput(f"no catalog for connector {kind!r} (known: {known})")
-        catalog = catalog.merged(_STATIC_CATALOGS[kind]())
-    return catalog
+def load(name: str) -> Command:
+    """The command `name` as its module defines it (importing that module)."""
+    entry = COMMANDS[name]
+    found = getattr(importlib.import_module(entry.module), entry.attribute)
+    if isinstance(found, typer.Typer):
+        group = typer.main.get_command(found)
+        group.name = name
+        return group
+    holder = typer.Typer()
+    holder.callback()(lambda: None)  # a group, even where `register` mounts one command
+    found(holder)
+    holding = typer.main.get_command(holder)
+    assert isinstance(holding, TyperGroup)
+    command = holding.get_command(typer.Context(holding), name)
+    assert command is not None, f"{entry.module}.{entry.attribute} mounts no {name!r}"
+    return command
 
 
-PolicyArg = Annotated[Path, typer.Argument(help="The policy file (YAML).")]
-ConnectorOpt = Annotated[
-    str,
-    typer.Option(
-        "--connector",
-        help="Check against these connectors' catalogs (demo, synapse; comma-separated).",
-    ),
-]
-StaffFileOpt = Annotated[
-    Path | None, typer.Option("--staff", help="The staff directory (YAML or CSV).")
-]
+class _Commands(TyperGroup):
+    """The root group: lists `COMMANDS` from the table, loads one only to run it."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        # For the root's help: the table's line, without importing the command's module.
+        entry = COMMANDS.get(cmd_name)
+        return None if entry is None else TyperCommand(cmd_name, help=entry.help)
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name = args[0] if args else None
+        if name in COMMANDS:
+            return name, load(name), args[1:]
+        return super().resolve_command(ctx, args)  # unknown: click's "No such command"
 
 
-def _load(path: Path, connector: str) -> Policy:
-    return load_policy(path, _catalog(connector))
+app = typer.Typer(
+    cls=_Commands,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 
-@policy_app.command("schema")
-def policy_schema() -> None:
-    """Print the JSON Schema of the policy language."""
-    sys.stdout.write(policy_json_schema() + "\n")
-
-
-@policy_app.command("check")
-@diagnosed
-def policy_check(
-    policy: PolicyArg,
-    staff: StaffFileOpt = None,
-    connector: ConnectorOpt = "demo",
-) -> None:
-    """Validate, compile and prove the policy's invariants (exit 1 on a violation)."""
-
-    compiled = _load(policy, connector)
-    directory = load_directory(staff) if staff is not None else None
-    for read in private_reads(compiled):  # whether or not the invariants hold
-        out.print(f"warn {read.describe()}", markup=False, soft_wrap=True)
-    try:
-        violations = check_invariants(compiled, directory)
-    except BadInput as exc:  # the analysis cannot prove it: no "ok" without a proof
-        out.print(f"FAIL {exc.message}", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    out.print(
-        f"{policy}: {len(compiled.rules)} rules, {len(compiled.tiers)} tiers, "
-        f"{len(compiled.invariants)} invariants (policy {compiled.version})"
-    )
-    if violations:
-        for violation in violations:
-            out.print(f"FAIL {violation.describe()}", markup=False, soft_wrap=True)
-        raise typer.Exit(1)
-    for invariant in compiled.invariants:
-        out.print(f"[green]ok[/green]   invariant {invariant.spec.id}")
-
-
-@policy_app.command("test")
-@diagnosed
-def policy_test(
-    policy: PolicyArg,
-    staff: StaffFileOpt = None,
-    connector: ConnectorOpt = "demo",
-) -> None:
-    """Run the tests embedded in the policy (exit 1 if any fails)."""
-
-    compiled = _load(policy, connector)
-    directory = load_directory(staff) if staff is not None else None
-    results = run_policy_tests(compiled, directory=directory)
-    for result in results:
-        mark = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
-        out.print(f"{mark} {result.name}")
-        for failure in result.failures:
-            out.print(f"       {failure}", markup=False)
-    failed = sum(not r.passed for r in results)
-    summary = f"{len(results) - failed} passed, {failed} failed"
-    out.print(f"[bold]{summary}[/bold]")
-    if failed:
-        raise typer.Exit(1)
-
-
-@policy_app.command("explain")
-@diagnosed
-def policy_explain(
-    policy: PolicyArg,
-    staff_id: Annotated[str, typer.Option("--staff", help="The requester's staff id.")],
-    action: Annotated[str, typer.Option("--action", help="The action, e.g. account.deactivate.")],
-    account: Annotated[str, typer.Option("--account", help="The account, e.g. chirp:president.")],
-    staff_file: Annotated[
-        Path, typer.Option("--staff-file", help="The staff directory (YAML or CSV).")
-    ] = Path("examples/staff.yaml"),
-    accounts: Annotated[
-        Path | None,
-        typer.Option("--accounts", help="A YAML file with `accounts:` (default: the staff file)."),
-    ] = None,
-    at: Annotated[
-        str | None, typer.Option("--at", help="Decide as of this time (RFC 3339); default now.")
-    ] = None,
-    break_glass: Annotated[
-        bool, typer.Option("--break-glass", help="Ask for break-glass.")
-    ] = False,
-    connector: ConnectorOpt = "demo",
-) -> None:
-    """Print the decision for one request and every reason for it."""
-
-    now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
-    compiled = _load(policy, connector)
-    decision, status = explain(
-        compiled,
-        staff_file=staff_file,
-        accounts_file=accounts or staff_file,
-        staff_id=staff_id,
-        action=action,
-        account_ref=account,
-        now=now,
-        break_glass=break_glass,
-    )
-    textview.decision(out, decision, status)
-
-
-@policy_app.command("diff")
-@diagnosed
-def policy_diff(
-    old: Annotated[Path, typer.Argument(help="The policy in force.")],
-    new: Annotated[Path, typer.Argument(help="The proposed policy.")],
-    connector: ConnectorOpt = "demo",
-) -> None:
-    """Show which decisions change between two policies (outcome, people, approvers, options,
-    break-glass), and any invariant of the old policy that the new one breaks (foureyes would
-    refuse it). Exit 1 when foureyes would refuse the update, or when some action could not be
-    compared or an invariant not proven: the exit status can gate a change."""
-    before, after = _load(old, connector), _load(new, connector)
-    comparison = diff_policies(before, after)
-    unproven = refused = False
-    try:
-        for violation in check_update(after, before):
-            out.print(f"refused: {violation.describe()}", markup=False, soft_wrap=True)
-            refused = True
-    except BadInput as exc:
-        out.print(f"refused: {exc.message}", markup=False, soft_wrap=True)
-        unproven = True
-    for reason in comparison.unknown:
-        out.print(f"unknown: {reason}", markup=False, soft_wrap=True)
-    for change in comparison.invariants:
-        refusal = " (foureyes refuses this update)" if change.refused else ""
-        refused = refused or change.refused
-        out.print(f"invariant: {change.describe()}{refusal}", markup=False, soft_wrap=True)
-    for moved in comparison.tiers:
-        out.print(
-            f"tier: {moved.before}→{moved.after} for {moved.cases} kinds of account, "
-            f"e.g. {moved.example}",
-            markup=False,
-            soft_wrap=True,
-        )
-    differences = comparison.differences
-    if not differences and (comparison.invariants or comparison.tiers):
-        out.print("No decision changes among the actions compared; invariants or tiers change.")
-    elif not differences and not comparison.unknown:
-        out.print("No decision changes.")
-    elif differences:
-        table = Table("requester (e.g.)", "action", "tier", "before", "after", "cases", "account")
-        for row in differences:
-            table.add_row(
-                row.staff, row.action, row.tier, row.before, row.after, str(row.cases), row.example
-            )
-        out.print(table)
-        out.print(f"{len(differences)} kinds of request change.")
-    else:
-        out.print("No decision changes among the actions compared.")
-    if comparison.unknown or unproven or refused:
-        raise typer.Exit(1)
-
-
-@app.command("init")
-@diagnosed
-def init_cmd(
-    data_dir: DataDirOpt = None,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="The first policy (default: the demo's).")
-    ] = None,
-    staff: Annotated[
-        Path | None,
-        typer.Option("--staff", help="The first staff directory (default: the demo's)."),
-    ] = None,
-) -> None:
-    """Create the data directory, keys and database, and load the first policy and staff
-    directory (the only time they load without approval: on an empty database)."""
-    root = data_dir or Path(os.environ.get("FOUREYES_DATA_DIR", "foureyes-data"))
-
-    def seed(database: Database) -> None:
-        settings = Settings.load(root)
-        services = services_for(settings)
-        directory = load_directory(settings.staff_file or root / "staff.yaml")
-        operations.seed(
-            services,
-            policy_text=Path(settings.policy_file or root / "policy.yaml").read_text(),
-            directory=directory,
-            demo_accounts=list(directory.accounts),
-        )
-
-    report = initialize(
-        root,
-        policy_file=policy,
-        staff_file=staff,
-        database_url=os.environ.get("FOUREYES_DATABASE_URL"),
-        owner_database_url=os.environ.get("FOUREYES_OWNER_DATABASE_URL") or None,
-        seed=seed,
-    )
-    out.print(f"foureyes initialised in {report.data_dir}")
-    out.print(f"  database: {report.database_url}", markup=False)
-    out.print(f"  policy:   {report.policy_file}")
-    out.print(f"  staff:    {report.staff_file}")
-    out.print(f"  log key:  {report.verifier_key}", markup=False)
-    if report.roles:
-        out.print(f"  roles:    {report.roles}", markup=False, soft_wrap=True)
+@app.callback()
+def _root() -> None:
+    """foureyes: four-eyes approval, policy and tamper-evident audit for admin tools."""
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from foureyes import bootstrap, worker
 from foureyes.audit.verify import verify_log
-from foureyes.auth.stepup import challenge
+from foureyes.auth.messages import challenge
 from foureyes.cli import app
 from foureyes.config import Settings
 from foureyes.console.sessions import COOKIE
@@ -495,7 +495,7 @@ def test_an_upgraded_store_is_sealed_once_as_found(
     """A store from before seals (records, no seals, no baseline): `seal_records` (`serve` and
     `worker` at start) seals every record once, as found; one written in after that is not."""
     # An older foureyes: nothing sealed its writes.
-    monkeypatch.setattr(sealing, "watch", lambda *args: None)
+    monkeypatch.setattr(sealing, "watch", lambda *args, **kwargs: None)
     monkeypatch.setattr(sealing, "baseline", lambda *args: None)
     monkeypatch.delitem(sealing._watched, database.engine, raising=False)
     world = make_world(database)

@@ -27,7 +27,8 @@ from starlette.testclient import TestClient
 
 from foureyes import worker
 from foureyes.auth import credentials, webauthn
-from foureyes.auth.stepup import bootstrap_key, challenge
+from foureyes.auth.messages import challenge
+from foureyes.auth.stepup import bootstrap_key
 from foureyes.bootstrap import services_for
 from foureyes.commands.serve import _demo_relying_party
 from foureyes.config import Settings

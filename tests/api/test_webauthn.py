@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from foureyes.auth import webauthn
-from foureyes.auth.stepup import challenge
+from foureyes.auth.messages import challenge
 from tests.api.conftest import Api, assert_problem
 from tests.webauthn_authenticator import SoftAuthenticator, b64url
 from tests.worlds import bootstrap_security_key

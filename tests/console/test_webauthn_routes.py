@@ -11,7 +11,7 @@ from typing import Any
 import httpx2 as httpx
 
 from foureyes.auth import webauthn
-from foureyes.auth.stepup import challenge
+from foureyes.auth.messages import challenge
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.console.conftest import Browser, Console

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from foureyes.auth.stepup import challenge, key_id_of
+from foureyes.auth.messages import challenge, key_id_of
 from tests.e2e.demo import START_TIMEOUT, Demo, serve_demo
 
 TOKEN_ROW = re.compile(r"^\W*([a-z]-\d{4})\b.*\b(fey_[0-9a-f]{16}_[A-Za-z0-9_-]{43})\b")

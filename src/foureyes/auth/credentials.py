@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 from webauthn.helpers import decode_credential_public_key
 
+from foureyes.auth.messages import device_key_id
 from foureyes.errors import BadInput, Conflict, Forbidden, StepUpFailed
 from foureyes.store import seals
 from foureyes.store.tables import StepUpKeyRow, WebAuthnCredentialRow
@@ -60,11 +61,6 @@ def webauthn_key_id(credential_id: bytes) -> str:
     """The id foureyes shows and records for a security key: SHA-256 of its credential id,
     32 hex digits."""
     return hashlib.sha256(credential_id).hexdigest()[:32]
-
-
-def device_key_id(public_key: bytes) -> str:
-    """The id of a device key: the first 16 hex digits of SHA-256 of its public key."""
-    return hashlib.sha256(public_key).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

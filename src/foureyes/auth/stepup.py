@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,23 +29,12 @@ from foureyes.auth.credentials import (
     DEVICE_KEY,
     NewCredential,
     check_counts,
-    device_key_id,
     insert,
 )
+from foureyes.auth.messages import challenge
 from foureyes.core.services import StepUpVerifier
 from foureyes.errors import BadInput, Forbidden, StepUpFailed
 from foureyes.store.tables import StepUpKeyRow
-
-
-def challenge(*, request_id: str, digest: str, reviewer_id: str, decision: str) -> bytes:
-    """The bytes a reviewer's key signs for one review: this request (its id, so that two
-    requests with identical content do not accept each other's assertions), exactly what it
-    asks (its digest), this reviewer and this verdict."""
-    text = (
-        f"foureyes step-up v2\nrequest-id {request_id}\nrequest {digest}\n"
-        f"reviewer {reviewer_id}\ndecision {decision}\n"
-    )
-    return hashlib.sha256(text.encode()).digest()
 
 
 class DeviceKeyStepUp:
@@ -159,16 +145,6 @@ class StepUpByMethod:
                 raise BadInput(f"unknown step-up method {method!r} (known: {known})")
             return found
         return self.default
-
-
-def key_id_of(key: Ed25519PrivateKey | bytes) -> str:
-    """The id of a step-up key: the first 16 hex digits of SHA-256 of its public key."""
-    public = (
-        key
-        if isinstance(key, bytes)
-        else key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    )
-    return device_key_id(public)
 
 
 def bootstrap_key(session: Session, staff_id: str, public_key: bytes, now: datetime) -> str:

@@ -64,7 +64,8 @@ from foureyes.auth.credentials import (
     enrolment_challenge,
     webauthn_key_id,
 )
-from foureyes.auth.stepup import DeviceKeyStepUp, StepUpByMethod, challenge
+from foureyes.auth.messages import challenge
+from foureyes.auth.stepup import DeviceKeyStepUp, StepUpByMethod
 from foureyes.config import WebAuthnSettings
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound, StepUpFailed
 from foureyes.model import RequestState, ReviewDecision

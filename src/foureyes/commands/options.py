@@ -1,5 +1,5 @@
-"""What every command shares: its options (`--data-dir`, `--token`), the error-to-diagnosis
-wrapper, and opening the data directory an operator command names."""
+"""What every command shares: its options (`--data-dir`, `--token`) and the error-to-diagnosis
+wrapper. Nothing heavy: the staff's HTTP commands import it and must start at once."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from foureyes.bootstrap import services_for
-from foureyes.config import Settings
-from foureyes.core.services import Actor, Services
-from foureyes.errors import FoureyesError, Unauthenticated
-from foureyes.workflow import operations
+from foureyes.commands.safe_text import printable
+from foureyes.errors import FoureyesError
 
 err = Console(stderr=True, highlight=False)
 
@@ -47,19 +44,8 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except FoureyesError as exc:
-            err.print(f"foureyes: {exc.message}", markup=False, soft_wrap=True)
+            # Escaped: a message may quote a file name, a login or a value from outside.
+            err.print(f"foureyes: {printable(exc.message)}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return run
-
-
-def open_services(
-    data_dir: Path | None, token: str | None, *, authenticate: bool = True
-) -> tuple[Services, Actor]:
-    """The services for the data directory, and the person the token belongs to."""
-    services = services_for(Settings.load(data_dir))
-    if not authenticate:
-        return services, None  # type: ignore[return-value]
-    if not token:
-        raise Unauthenticated("give your token with --token or FOUREYES_TOKEN")
-    return services, operations.authenticate(services, token)

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from tests.worlds import World
 
 from foureyes import worker
-from foureyes.commands.options import services_for
+from foureyes.bootstrap import services_for
 from foureyes.config import Settings
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.connectors.demo_tables import ChirpAppliedRow

@@ -1,18 +1,17 @@
 """The staff's commands: `foureyes request|review|post-review|cancel|undo|execute|show|list`,
-clients of a foureyes server's HTTP API (`foureyes.commands.api_client`); and `foureyes worker`.
+clients of a foureyes server's HTTP API (`foureyes.commands.api_client`).
 
-The clients never open the database: a staff member holds only their own token (`--token` or
+They never open the database: a staff member holds only their own token (`--token` or
 FOUREYES_TOKEN) and the server's address (`--server` or FOUREYES_SERVER), never the credentials
-behind foureyes. They act as that person only, never by naming them. `foureyes worker` is a
-service process that operators run beside the server: it acts on the database named by the
-settings.
+behind foureyes. They act as that person only, never by naming them. So that they start at
+once, this module imports neither the web framework, nor the database layer, nor the policy
+compiler (`tests/unit/commands/test_cli_imports.py` holds it).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,10 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from rich.console import Console
 from rich.table import Table
 
-from foureyes import notify, worker
-from foureyes.audit.checkpoint import signer_from_file
-from foureyes.audit.schedule import CheckpointSchedule
-from foureyes.auth.stepup import challenge, key_id_of
+from foureyes.auth.messages import challenge, key_id_of
 from foureyes.commands.api_client import (
     DEFAULT_SERVER,
     Client,
@@ -33,15 +29,14 @@ from foureyes.commands.api_client import (
     ServerOpt,
     connect,
 )
-from foureyes.commands.options import DataDirOpt, TokenOpt, diagnosed, err, open_services
-from foureyes.commands.serve import DEMO_MARKER
-from foureyes.config import Settings
-from foureyes.core.events import POST_REVIEW
-from foureyes.core.services import Services
-from foureyes.errors import BadInput, Unavailable
+from foureyes.commands.options import TokenOpt, diagnosed
+from foureyes.errors import BadInput
 from foureyes.model import ReviewDecision
-from foureyes.store import roles
-from foureyes.workflow import operations
+
+__all__ = ["register"]
+
+# The `kind` the API gives a post-review in a request's `reviews` (part of the HTTP contract).
+POST_REVIEW = "post_review"
 
 out = Console(highlight=False)
 # The API's largest page; `list --limit` above it follows the cursor.
@@ -327,78 +322,8 @@ def list_cmd(
     out.print(table)
 
 
-def _check_role(services: Services, data_dir: Path | None, *, once: bool, interval: float) -> None:
-    """Fail closed unless the worker's database role owns nothing (`foureyes.store.roles`; a
-    demo data directory may run as the owner). While the database is down, wait for it."""
-    demo = (Settings.load(data_dir).data_dir / DEMO_MARKER).exists()
-    while True:
-        try:
-            if roles.prepare_runtime(services.database, allow_owner=demo) == "owner":
-                err.print(roles.owner_warning(services.database), markup=False, soft_wrap=True)
-            return
-        except Unavailable as exc:
-            if once:
-                raise
-            err.print(
-                f"foureyes worker: cannot check the database ({exc.message}); "
-                f"next try in {interval:g} s",
-                markup=False,
-                soft_wrap=True,
-            )
-            time.sleep(interval)
-
-
-def _checkpoint_schedule(data_dir: Path | None) -> CheckpointSchedule:
-    """Every worker signs checkpoints and hands them to the witness: it refuses to start
-    without the log's signing key, as `serve` does."""
-    settings = Settings.load(data_dir)
-    return CheckpointSchedule(
-        signer_from_file(settings.signing_key_file),
-        settings.witness_dir,
-        every=settings.checkpoint_interval,
-        deadline=settings.checkpoint_deadline,
-    )
-
-
-def worker_cmd(
-    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
-    interval: Annotated[float, typer.Option("--interval")] = 5.0,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Run due work: expiry, delayed executions, reconciliation, overdue post-reviews, and
-    the log's checkpoints (signed and handed to the witness on the settings' schedule)."""
-    services, _ = open_services(data_dir, None, authenticate=False)
-    checkpoints = _checkpoint_schedule(data_dir)
-    _check_role(services, data_dir, once=once, interval=interval)
-    operations.seal_records(services)  # once, on a store upgraded from before seals
-    notify.announce(services.database)  # where notifications go: once, not on every pass
-    while True:
-        try:
-            tick = worker.run_once(services, worker="cli-worker", checkpoints=checkpoints)
-        except Unavailable as exc:
-            if once:
-                raise
-            # The database or a platform is down: nothing was changed; the next pass retries.
-            err.print(
-                f"foureyes worker: this pass failed ({exc.message}); next pass in {interval:g} s",
-                markup=False,
-                soft_wrap=True,
-            )
-            time.sleep(interval)
-            continue
-        out.print(
-            f"executed {len(tick.executed)}, cancelled {len(tick.cancelled)}, "
-            f"failed {len(tick.failed)}, expired {len(tick.expired)}, "
-            f"reconciled {len(tick.reconciled)}, overdue {len(tick.overdue)}"
-            + ("" if tick.checkpoint is None else f", checkpoint {tick.checkpoint}")
-        )
-        if once:
-            return
-        time.sleep(interval)
-
-
 def register(app: typer.Typer) -> None:
-    """Mount the lifecycle commands on the main app."""
+    """Mount the staff's client commands on the main app."""
     app.command("request")(diagnosed(request_cmd))
     app.command("review")(diagnosed(review_cmd))
     app.command("post-review")(diagnosed(post_review_cmd))
@@ -407,4 +332,3 @@ def register(app: typer.Typer) -> None:
     app.command("execute")(diagnosed(execute_cmd))
     app.command("show")(diagnosed(show_cmd))
     app.command("list")(diagnosed(list_cmd))
-    app.command("worker")(diagnosed(worker_cmd))

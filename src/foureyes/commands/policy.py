@@ -1,0 +1,224 @@
+"""`foureyes policy …`: check, test, explain and compare policy files, offline (no server, no
+database): what a policy author runs before proposing an update."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from foureyes.commands import textview
+from foureyes.commands.options import diagnosed
+from foureyes.connectors.demo_catalog import demo_catalog
+from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTIONS
+from foureyes.errors import BadInput
+from foureyes.policy.analysis import check_invariants, check_update, diff_policies
+from foureyes.policy.catalog import Catalog
+from foureyes.policy.compiler import Policy, load_policy
+from foureyes.policy.directory import load_directory
+from foureyes.policy.explain import explain
+from foureyes.policy.oracles import private_reads
+from foureyes.policy.schema import policy_json_schema
+from foureyes.policy.testing import run_policy_tests
+
+__all__ = ["policy_app"]
+
+policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and compare policies.")
+out = Console(highlight=False)
+
+
+def _synapse_catalog() -> Catalog:
+    return Catalog.of(SYNAPSE_ACTIONS, SYNAPSE_ACCOUNT_ATTRIBUTES)
+
+
+# Catalogs known without a running platform, so a policy can be checked anywhere.
+_STATIC_CATALOGS: dict[str, Callable[[], Catalog]] = {
+    "demo": demo_catalog,
+    "synapse": _synapse_catalog,
+}
+
+
+def _catalog(connectors: str) -> Catalog:
+    """The merged catalog of the named connector kinds (`demo`, `synapse`, `demo,synapse`)."""
+    catalog = Catalog.of(())
+    for kind in (part.strip() for part in connectors.split(",")):
+        if kind not in _STATIC_CATALOGS:
+            known = ", ".join(sorted(_STATIC_CATALOGS))
+            raise BadInput(f"no catalog for connector {kind!r} (known: {known})")
+        catalog = catalog.merged(_STATIC_CATALOGS[kind]())
+    return catalog
+
+
+PolicyArg = Annotated[Path, typer.Argument(help="The policy file (YAML).")]
+ConnectorOpt = Annotated[
+    str,
+    typer.Option(
+        "--connector",
+        help="Check against these connectors' catalogs (demo, synapse; comma-separated).",
+    ),
+]
+StaffFileOpt = Annotated[
+    Path | None, typer.Option("--staff", help="The staff directory (YAML or CSV).")
+]
+
+
+def _load(path: Path, connector: str) -> Policy:
+    return load_policy(path, _catalog(connector))
+
+
+@policy_app.command("schema")
+def policy_schema() -> None:
+    """Print the JSON Schema of the policy language."""
+    sys.stdout.write(policy_json_schema() + "\n")
+
+
+@policy_app.command("check")
+@diagnosed
+def policy_check(
+    policy: PolicyArg,
+    staff: StaffFileOpt = None,
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Validate, compile and prove the policy's invariants (exit 1 on a violation)."""
+
+    compiled = _load(policy, connector)
+    directory = load_directory(staff) if staff is not None else None
+    for read in private_reads(compiled):  # whether or not the invariants hold
+        out.print(f"warn {read.describe()}", markup=False, soft_wrap=True)
+    try:
+        violations = check_invariants(compiled, directory)
+    except BadInput as exc:  # the analysis cannot prove it: no "ok" without a proof
+        out.print(f"FAIL {exc.message}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    out.print(
+        f"{policy}: {len(compiled.rules)} rules, {len(compiled.tiers)} tiers, "
+        f"{len(compiled.invariants)} invariants (policy {compiled.version})"
+    )
+    if violations:
+        for violation in violations:
+            out.print(f"FAIL {violation.describe()}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    for invariant in compiled.invariants:
+        out.print(f"[green]ok[/green]   invariant {invariant.spec.id}")
+
+
+@policy_app.command("test")
+@diagnosed
+def policy_test(
+    policy: PolicyArg,
+    staff: StaffFileOpt = None,
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Run the tests embedded in the policy (exit 1 if any fails)."""
+
+    compiled = _load(policy, connector)
+    directory = load_directory(staff) if staff is not None else None
+    results = run_policy_tests(compiled, directory=directory)
+    for result in results:
+        mark = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
+        out.print(f"{mark} {result.name}")
+        for failure in result.failures:
+            out.print(f"       {failure}", markup=False)
+    failed = sum(not r.passed for r in results)
+    summary = f"{len(results) - failed} passed, {failed} failed"
+    out.print(f"[bold]{summary}[/bold]")
+    if failed:
+        raise typer.Exit(1)
+
+
+@policy_app.command("explain")
+@diagnosed
+def policy_explain(
+    policy: PolicyArg,
+    staff_id: Annotated[str, typer.Option("--staff", help="The requester's staff id.")],
+    action: Annotated[str, typer.Option("--action", help="The action, e.g. account.deactivate.")],
+    account: Annotated[str, typer.Option("--account", help="The account, e.g. chirp:president.")],
+    staff_file: Annotated[
+        Path, typer.Option("--staff-file", help="The staff directory (YAML or CSV).")
+    ] = Path("examples/staff.yaml"),
+    accounts: Annotated[
+        Path | None,
+        typer.Option("--accounts", help="A YAML file with `accounts:` (default: the staff file)."),
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Decide as of this time (RFC 3339); default now.")
+    ] = None,
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Ask for break-glass.")
+    ] = False,
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Print the decision for one request and every reason for it."""
+
+    now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
+    compiled = _load(policy, connector)
+    decision, status = explain(
+        compiled,
+        staff_file=staff_file,
+        accounts_file=accounts or staff_file,
+        staff_id=staff_id,
+        action=action,
+        account_ref=account,
+        now=now,
+        break_glass=break_glass,
+    )
+    textview.decision(out, decision, status)
+
+
+@policy_app.command("diff")
+@diagnosed
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="The policy in force.")],
+    new: Annotated[Path, typer.Argument(help="The proposed policy.")],
+    connector: ConnectorOpt = "demo",
+) -> None:
+    """Show which decisions change between two policies (outcome, people, approvers, options,
+    break-glass), and any invariant of the old policy that the new one breaks (foureyes would
+    refuse it). Exit 1 when foureyes would refuse the update, or when some action could not be
+    compared or an invariant not proven: the exit status can gate a change."""
+    before, after = _load(old, connector), _load(new, connector)
+    comparison = diff_policies(before, after)
+    unproven = refused = False
+    try:
+        for violation in check_update(after, before):
+            out.print(f"refused: {violation.describe()}", markup=False, soft_wrap=True)
+            refused = True
+    except BadInput as exc:
+        out.print(f"refused: {exc.message}", markup=False, soft_wrap=True)
+        unproven = True
+    for reason in comparison.unknown:
+        out.print(f"unknown: {reason}", markup=False, soft_wrap=True)
+    for change in comparison.invariants:
+        refusal = " (foureyes refuses this update)" if change.refused else ""
+        refused = refused or change.refused
+        out.print(f"invariant: {change.describe()}{refusal}", markup=False, soft_wrap=True)
+    for moved in comparison.tiers:
+        out.print(
+            f"tier: {moved.before}→{moved.after} for {moved.cases} kinds of account, "
+            f"e.g. {moved.example}",
+            markup=False,
+            soft_wrap=True,
+        )
+    differences = comparison.differences
+    if not differences and (comparison.invariants or comparison.tiers):
+        out.print("No decision changes among the actions compared; invariants or tiers change.")
+    elif not differences and not comparison.unknown:
+        out.print("No decision changes.")
+    elif differences:
+        table = Table("requester (e.g.)", "action", "tier", "before", "after", "cases", "account")
+        for row in differences:
+            table.add_row(
+                row.staff, row.action, row.tier, row.before, row.after, str(row.cases), row.example
+            )
+        out.print(table)
+        out.print(f"{len(differences)} kinds of request change.")
+    else:
+        out.print("No decision changes among the actions compared.")
+    if comparison.unknown or unproven or refused:
+        raise typer.Exit(1)

@@ -1,0 +1,97 @@
+"""The `foureyes` command loads only what the command run needs (`foureyes.cli`): the staff's
+HTTP commands never import the web framework, the database layer or the policy compiler, and
+the root's table of commands says what each command says of itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from foureyes.cli import COMMANDS, app, load
+
+# What a staff command has no use for: the server's framework, the database, the compiler.
+HEAVY = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "foureyes.bootstrap",
+    "foureyes.store",
+    "foureyes.policy.compiler",
+    "foureyes.policy.engine",
+    "foureyes.workflow",
+)
+UNREACHABLE = ["--server", "http://127.0.0.1:9", "--token", "fey_not-a-real-token"]
+
+
+def _under(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in HEAVY)
+
+
+_PROBE = """
+import json, sys
+from foureyes.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def modules_after(*argv: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `foureyes argv…`."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, check=False
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["show", "r-1", *UNREACHABLE],
+        ["list", *UNREACHABLE],
+        ["request", "account.lock", "chirp:bob", "-j", "CASE-1", *UNREACHABLE],
+        ["review", "r-1", "approve", "--digest", "d", *UNREACHABLE],
+        ["cancel", "r-1", *UNREACHABLE],
+        ["show", "--help"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_the_staff_commands_import_no_server_database_or_compiler(argv: list[str]) -> None:
+    loaded = modules_after(*argv)
+    assert "foureyes.cli" in loaded  # the probe did run the command
+    heavy = sorted(
+        name
+        for name in loaded
+        for prefix in HEAVY
+        if name == prefix or name.startswith(prefix + ".")
+    )
+    assert heavy == []
+
+
+def test_an_operator_command_still_loads_what_it_needs() -> None:
+    """Not vacuous: `policy check` does import the compiler (so the probe would see it)."""
+    assert "foureyes.policy.compiler" in modules_after("policy", "check", "--help")
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_the_root_table_says_what_each_command_says_of_itself(name: str) -> None:
+    command = load(name)
+    assert command.name == name
+    own = command.get_short_help_str(limit=10_000)
+    assert COMMANDS[name].help == own
+
+
+def test_an_unknown_command_is_clicks_one_line_error() -> None:
+    result = CliRunner().invoke(app, ["bogus"])
+    assert result.exit_code == 2
+    assert "No such command 'bogus'" in result.output
+    assert isinstance(app, typer.Typer)
