@@ -13,7 +13,7 @@ or an `Actor` your tool already authenticated the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.core.services import Actor, Services, utc_now
 from foureyes.model import ReviewDecision
 from foureyes.policy.decision import Decision
-from foureyes.store import migrate
+from foureyes.store import migrate, roles
 from foureyes.store.database import Database
 from foureyes.worker import Tick
 from foureyes.workflow import operations
@@ -50,14 +50,33 @@ class Guard:
         clock: Callable[[], datetime] = utc_now,
         migrate_schema: bool = True,
         oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
+        execution_lease: timedelta | None = None,
+        allow_owner_role: bool = False,
     ) -> Guard:
-        """Connect to the store (migrating it unless told not to) and the platforms. Staff in
-        `oversight_groups` read every request; others what they take part in."""
+        """Connect to the store and the platforms, as `foureyes serve` does. Staff in
+        `oversight_groups` read every request; others what they take part in.
+        `execution_lease` is the setting of that name.
+
+        On PostgreSQL the role must be a runtime role that owns nothing (`foureyes init` /
+        `foureyes migrate` set one up; it cannot switch off the log's append-only triggers),
+        and the schema must be current: BadInput, one line, otherwise. `allow_owner_role` lets
+        the owner (or a superuser) run it — then whoever holds the application's database
+        credentials can rewrite the log, as on SQLite — and `migrate_schema` migrates only
+        then, or on SQLite."""
         database = Database(database_url)
-        if migrate_schema:
-            migrate.upgrade(database)
+        try:
+            role = roles.prepare_runtime(database, allow_owner=allow_owner_role)
+            if migrate_schema and role != "runtime":
+                migrate.upgrade(database)
+        except BaseException:
+            database.dispose()
+            raise
         services = bootstrap.build_services(
-            database, connectors=connectors, clock=clock, oversight_groups=oversight_groups
+            database,
+            connectors=connectors,
+            clock=clock,
+            oversight_groups=oversight_groups,
+            execution_lease=execution_lease,
         )
         if migrate_schema:
             operations.seal_records(services)  # once, on a store upgraded from before seals
