@@ -20,7 +20,7 @@ from foureyes.auth.webauthn import DEMO_RELYING_PARTY, RelyingParty, step_up_ver
 from foureyes.config import DEFAULT_LOG_ORIGIN, OVERSIGHT_GROUPS, Settings
 from foureyes.connectors.base import Connector, make_connector
 from foureyes.console import mount_console
-from foureyes.core import sealing
+from foureyes.core import logstate, sealing
 from foureyes.core.services import DEFAULT_COOLDOWN, Services, utc_now
 from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
 from foureyes.policy.sandbox import Budget
@@ -33,8 +33,10 @@ DEFAULT_ORIGIN = DEFAULT_LOG_ORIGIN  # settings' default `log_origin`
 
 
 class _Context:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, call_deadline: float | None) -> None:
         self.database = database
+        # The overall deadline of one platform call (`connectors.base.call_deadline`).
+        self.call_deadline = call_deadline
 
 
 def build_services(
@@ -48,6 +50,7 @@ def build_services(
     credential_cooldown: timedelta = DEFAULT_COOLDOWN,
     policy_check: Budget | None = None,
     execution_lease: timedelta | None = None,
+    platform_call_deadline: float | None = None,
 ) -> Services:
     """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
     `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`);
@@ -55,10 +58,12 @@ def build_services(
     `credential_cooldown` is how long a new step-up credential waits (settings' `[step_up]`);
     `policy_check` is what checking a proposed policy may cost (settings' `[policy_check]`);
     `execution_lease` how long an executing process holds a request unrenewed (settings'
-    `execution_lease`, default 2 minutes)."""
+    `execution_lease`, default 2 minutes); `platform_call_deadline` how long one platform call
+    may take in all before it is abandoned (settings', default 30 s)."""
     made: dict[str, Connector] = {}
     for name, (kind, settings) in connectors.items():
-        connector = make_connector(kind, name, settings, _Context(database))
+        context = _Context(database, platform_call_deadline)
+        connector = make_connector(kind, name, settings, context)
         made[connector.platform] = connector
     catalog = Catalog.of(())
     for connector in made.values():
@@ -79,7 +84,7 @@ def build_services(
     governance.services = services  # it stores credentials with their events and alerts
     # Every change foureyes makes to a record decisions or sign-ins read is sealed in the log,
     # in its transaction (`foureyes.core.sealing`; the reads check it: `store.seals`).
-    sealing.watch(database, services.audit, clock)
+    sealing.watch(database, services.audit, clock, report=services.report_altered)
     return services
 
 
@@ -91,7 +96,7 @@ def services_for(settings: Settings) -> Services:
         name: (connector.kind, connector.resolved())
         for name, connector in settings.connectors.items()
     }
-    return build_services(
+    services = build_services(
         database,
         connectors=connectors,
         origin=settings.log_origin,
@@ -100,12 +105,17 @@ def services_for(settings: Settings) -> Services:
         credential_cooldown=settings.step_up.cooldown_delta,
         policy_check=Budget(**settings.policy_check.model_dump()),
         execution_lease=settings.execution_lease_delta,
+        platform_call_deadline=settings.platform_call_deadline,
     )
+    # Nothing is submitted, reviewed or executed on a log its witness shows was rolled back.
+    logstate.attach(services, settings.witness_dir)
+    return services
 
 
 def create_app(services: Services, settings: Settings) -> FastAPI:
     """The whole app over `services`: the API (`/v1`, `/healthz`, `/metrics`), the console
     (`/console`) and the layers around them."""
+    logstate.attach(services, settings.witness_dir)  # as `services_for` does, if it did not
     app = create_api(services, settings)
     mount_console(app, services, settings)  # /console: the web console (HTML)
     add_middleware(app)

@@ -108,7 +108,24 @@ class Forbidden(FoureyesError):
 class StepUpFailed(Forbidden):
     """A step-up assertion was presented and did not confirm this review (another review's,
     another person's key, a bad signature, a cloned key). Unlike a missing step-up, it is a
-    sign of an attack, so foureyes raises an alert as well as refusing."""
+    sign of an attack, so foureyes raises an alert as well as refusing
+    (`foureyes.auth.step_up_failures`)."""
+
+    def __init__(self, message: str, *, key_id: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        # The presented credential when it is one of the person's own (its key id), else None:
+        # what the alert is limited per besides the person. An attribute, never in `details`,
+        # which the API would show.
+        self.key_id = key_id
+
+
+class TooManyAttempts(FoureyesError):
+    """Too many failed attempts within a window (console sign-ins from one address, step-ups
+    by one person: `foureyes.auth.attempts`): refused, whatever this attempt holds, until the
+    oldest failure leaves the window (`retry_after`, in seconds, in the details)."""
+
+    status = 429
+    slug = "too-many-attempts"
 
 
 class Conflict(FoureyesError):
@@ -167,12 +184,35 @@ class RecordAltered(Unavailable):
         self.sealed = sealed
 
 
+class LogHeadAltered(Unavailable):
+    """The audit log's head (the `audit_head` row: how many events the log holds, which every
+    append takes its place from) does not match the events: it was moved or deleted outside
+    foureyes. Nothing can be appended until it is restored, so every change is refused whole
+    (nothing is half-written); `foureyes audit verify` says more."""
+
+    slug = "log-head-altered"
+
+
+class LogRolledBack(Unavailable):
+    """The audit log is not consistent with its witness's latest checkpoint: events the witness
+    saw are gone or rewritten (a rollback). Nothing is submitted, reviewed or executed until an
+    operator restores the log or starts a new witness (`foureyes.core.logstate`)."""
+
+    slug = "log-rolled-back"
+
+
 class ConnectorError(FoureyesError):
-    """A platform call failed. `transient` errors may be retried; the others may not."""
+    """A platform call failed. `transient` errors may be retried; the others may not.
+    `outcome_unknown`: the call may have reached the platform and been applied (it was cut
+    short by its deadline, or its answer was lost or could not be believed): an execution
+    that fails so is reconciled from the platform's record, never retried nor failed blindly."""
 
     status = 502
     slug = "connector-error"
 
-    def __init__(self, message: str, *, transient: bool, **details: object) -> None:
+    def __init__(
+        self, message: str, *, transient: bool, outcome_unknown: bool = False, **details: object
+    ) -> None:
         super().__init__(message, **details)
         self.transient = transient
+        self.outcome_unknown = outcome_unknown

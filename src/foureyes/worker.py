@@ -11,18 +11,19 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.schedule import CheckpointSchedule
-from foureyes.core.events import POST_REVIEW, lock_request, move, record
+from foureyes.core import logstate
+from foureyes.core.events import lock_request, move, record
 from foureyes.core.services import Services
-from foureyes.errors import Conflict, FoureyesError, RecordAltered, Unavailable
+from foureyes.errors import Conflict, FoureyesError, LogHeadAltered, RecordAltered, Unavailable
 from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
-from foureyes.store.tables import RequestRow, ReviewRow, StaffRow
-from foureyes.workflow import lease
+from foureyes.store.tables import EventRow, RequestRow, StaffRow
+from foureyes.workflow import integrity, lease
 from foureyes.workflow.execute import execute
 from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.staff import OPEN_STATES
@@ -47,6 +48,9 @@ class Tick:
     undelivered: list[str] = field(default_factory=list)
     # The size of the checkpoint signed in this pass, if one was.
     checkpoint: int | None = None
+    # Why nothing was carried out or reconciled in this pass: the log was found rolled back
+    # or its head moved (`foureyes.core.logstate`).
+    held: str | None = None
 
 
 def run_once(
@@ -58,12 +62,22 @@ def run_once(
 ) -> Tick:
     """Do everything that is due now, once. Notifications go through `channels` (default: the
     process's, `foureyes.notify.configure`). With `checkpoints` (every worker process has one),
-    a checkpoint is signed and witnessed when due (`_checkpoint`)."""
+    a checkpoint is signed and witnessed when due (`_checkpoint`).
+
+    First the log is checked (`logstate.check`: its head, and its witness where there is one):
+    on a log found rolled back or with a moved head nothing is carried out or reconciled (a
+    high alert says why, and `Tick.held`); the rest of the pass goes on."""
     tick = Tick()
+    if checkpoints is not None:  # every worker process has one: its witness is the log's
+        logstate.attach(services, checkpoints.witness_dir)
+    finding = logstate.check(services)
     _cancel_for_departed(services, tick)
     _expire(services, tick)
-    _execute_due(services, worker, tick)
-    _reconcile_abandoned(services, tick)
+    if finding is None:
+        _execute_due(services, worker, tick)
+        _reconcile_abandoned(services, tick)
+    else:
+        tick.held = finding.message
     _flag_overdue_post_reviews(services, tick)
     _detect(services)  # before delivery, so this pass's alerts go out in this pass
     if checkpoints is not None:
@@ -82,6 +96,10 @@ def _checkpoint(services: Services, checkpoints: CheckpointSchedule, tick: Tick)
     except AuditVerificationError as exc:
         log.error("no checkpoint signed: %s", exc.message)
         refused = exc.message
+        logstate.found(services, logstate.rolled_back(exc))  # fail closed from now on
+    except LogHeadAltered as exc:
+        log.error("no checkpoint signed: %s", exc.message)
+        logstate.found(services, exc)
     except Exception as exc:  # the witness is missing or unwritable, the store is down
         log.error("no checkpoint signed: %s", getattr(exc, "message", repr(exc)))
     else:
@@ -183,6 +201,16 @@ def _expire(services: Services, tick: Tick) -> None:
                 continue
             if row.state != RequestState.PENDING and not _for_requester_only(services, row):
                 continue  # the worker executes it; only what waits for its requester expires
+            # Its `expires_at` found it here: it must be the one its log implies (a DBA's
+            # earlier one would end it before its time), and the request what was submitted.
+            found = integrity.trail(session, row.id)
+            altered = found.request_problem(row) or found.lifecycle_problem(row)
+            if altered is not None:
+                integrity.refuse(
+                    services, session, row, found, altered, now, actor=None, during="expiry"
+                )
+                tick.cancelled.append(request_id)
+                continue
             move(
                 services,
                 session,
@@ -270,39 +298,56 @@ def _reconcile_abandoned(services: Services, tick: Tick) -> None:
 
 
 def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
+    """Every break-glass request whose post-review the log does not say is settled is looked
+    at in each pass, whatever its stored `post_review_due` says: that deadline must be the one
+    its log implies (moved or cleared by a DBA, it is reported as tampering and put back,
+    `integrity.refuse`). Once it has passed, the sign-offs the log recorded (not the review
+    rows) are counted: too few, and `break_glass.overdue` flags it (the `break_glass` detector
+    alerts); enough, and `break_glass.signed_off` says so. Either settles it for good."""
     now = services.clock()
-    due = _ids(
+    settled = (
+        select(EventRow.seq)
+        .where(EventRow.request_id == RequestRow.id, EventRow.kind.in_(integrity.SETTLED))
+        .exists()
+    )
+    owed = _ids(
         services,
         select(RequestRow.id)
-        .where(RequestRow.break_glass.is_(True), RequestRow.post_review_due <= now)
+        .where(RequestRow.break_glass.is_(True), ~settled)
+        .order_by(RequestRow.created_at)
         .limit(BATCH),
     )
-    for request_id in due:
+    for request_id in owed:
         with services.database.transaction() as session:
             row = lock_request(session, request_id, skip_locked=True)
-            if row is None or row.post_review_due is None:
+            if row is None:
                 continue
-            needed = int(
-                (row.decision.get("options", {}).get("break_glass") or {}).get("reviewers", 1)
-            )
-            approvals = session.scalar(
-                select(func.count()).where(
-                    ReviewRow.request_id == row.id,
-                    ReviewRow.kind == POST_REVIEW,
-                    ReviewRow.decision == "approve",
+            found = integrity.trail(session, row.id)
+            altered = found.deadline_problem(row)
+            if altered is not None:
+                integrity.refuse(
+                    services, session, row, found, altered, now, actor=None, during="post-review"
                 )
-            )
-            due_at = row.post_review_due
-            row.post_review_due = None  # flagged once; the event keeps the deadline
-            if int(approvals or 0) >= needed:
+                continue  # its deadline is put back: a later pass flags it on time
+            try:
+                _, due_at, _ = found.deadlines()
+                terms = found.submitted[0]["decision"]["options"]["break_glass"]
+                needed = int(terms.get("reviewers", 1))
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                continue  # not a break-glass its log describes (`deadline_problem` said so)
+            if due_at is not None and due_at > now:
                 continue
+            signed = len(found.signed_off())
+            row.post_review_due = None  # settled once; the event keeps the deadline
+            kind = integrity.OVERDUE if signed < needed else integrity.SIGNED_OFF
             record(
                 services,
                 session,
-                kind="break_glass.overdue",
+                kind=kind,
                 actor=None,
                 row=row,
-                payload={"due": due_at, "needed": needed, "signed_off": int(approvals or 0)},
+                payload={"due": due_at, "needed": needed, "signed_off": signed},
                 now=now,
             )
-            tick.overdue.append(request_id)
+            if kind == integrity.OVERDUE:
+                tick.overdue.append(request_id)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from foureyes import worker
 from foureyes.audit.verify import verify_log
 from foureyes.connectors.demo_tables import ChirpAppliedRow
-from foureyes.core.events import request_digest
+from foureyes.core.events import request_digest, v2_request_digest
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
 from foureyes.workflow import integrity, operations
@@ -297,12 +297,15 @@ def test_a_digest_rewritten_to_match_is_caught_by_the_audit_event(api: Api) -> N
     request and into every review: the tables agree with each other, but not with the
     request.submitted event, which the DBA cannot rewrite without `audit verify` failing."""
     view = _email_change(api)
+    row = _row(api, view["id"])
+    assert row.salt is not None  # the DBA reads the salt from the row: the digest is theirs to make
     forged = request_digest(
+        salt=row.salt,
         action="account.change_email",
         account="chirp:president",
         params={"email": DBA_EMAIL},
         justification="CASE-2017",
-        policy_version=_row(api, view["id"]).policy_version,
+        policy_version=row.policy_version,
         requester="e-3001",
         break_glass=False,
         reverts=None,
@@ -322,6 +325,88 @@ def test_a_digest_rewritten_to_match_is_caught_by_the_audit_event(api: Api) -> N
     )
     _when_due(api, view["id"])
     _stopped(api, view["id"], "params", "digest")
+    _untouched(api)
+
+
+def test_a_salt_of_the_dbas_choosing_does_not_make_a_retargeted_request_match(api: Api) -> None:
+    """The digest is salted (docs/digests.md), and the salt is in the row the DBA edits: they
+    choose a salt of their own, recompute the digest for their params with it and write both
+    (and the reviews' digests). The submitted event binds the salt through its digest and its
+    params commitment: caught, cancelled, nothing reaches the platform."""
+    view = _email_change(api)
+    row = _row(api, view["id"])
+    salt = "0" * 64
+    forged = request_digest(
+        salt=salt,
+        action="account.change_email",
+        account="chirp:president",
+        params={"email": DBA_EMAIL},
+        justification="CASE-2017",
+        policy_version=row.policy_version,
+        requester="e-3001",
+        break_glass=False,
+        reverts=None,
+    )
+    _tamper(
+        api,
+        "UPDATE requests SET params = :params, digest = :digest, salt = :salt WHERE id = :id",
+        params=json.dumps({"email": DBA_EMAIL}),
+        digest=forged,
+        salt=salt,
+        id=view["id"],
+    )
+    _tamper(
+        api,
+        "UPDATE reviews SET digest = :digest WHERE request_id = :id",
+        digest=forged,
+        id=view["id"],
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "params", "digest")
+    _untouched(api)
+
+
+def test_a_salted_request_cannot_be_passed_off_as_an_unsalted_one(api: Api) -> None:
+    """The DBA removes the salt and writes the unsalted (version 2) digest of their params, as
+    requests from before salts have: the submitted event says the request is version 3, and it
+    is checked as such."""
+    view = _email_change(api)
+    row = _row(api, view["id"])
+    forged = v2_request_digest(
+        action="account.change_email",
+        account="chirp:president",
+        params={"email": DBA_EMAIL},
+        justification="CASE-2017",
+        policy_version=row.policy_version,
+        requester="e-3001",
+        break_glass=False,
+        reverts=None,
+    )
+    _tamper(
+        api,
+        "UPDATE requests SET params = :params, digest = :digest, salt = NULL WHERE id = :id",
+        params=json.dumps({"email": DBA_EMAIL}),
+        digest=forged,
+        id=view["id"],
+    )
+    _tamper(
+        api,
+        "UPDATE reviews SET digest = :digest WHERE request_id = :id",
+        digest=forged,
+        id=view["id"],
+    )
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "params", "digest")
+    _untouched(api)
+
+
+def test_a_salt_changed_alone_is_caught(api: Api) -> None:
+    """Only the salt changes (the params are the approved ones): the recomputed digest is no
+    longer the submitted one, so the store was altered and nothing runs."""
+    view = _email_change(api)
+    _tamper(api, "UPDATE requests SET salt = :salt WHERE id = :id", salt="f" * 64, id=view["id"])
+    _when_due(api, view["id"])
+    _stopped(api, view["id"], "params")
     _untouched(api)
 
 
@@ -510,9 +595,11 @@ def test_a_post_review_of_an_altered_break_glass_is_refused(api: Api) -> None:
 
 def test_the_digest_covers_who_asked_break_glass_and_the_request_undone(api: Api) -> None:
     """What reviewers sign (and a step-up key signs) binds the requester, break-glass and the
-    request an undo reverts, besides the action, account, params, reason and policy."""
+    request an undo reverts, besides the action, account, params, reason and policy; and the
+    request's salt (docs/digests.md)."""
     view = _pending_suspension(api)
     fields: dict[str, Any] = {
+        "salt": _row(api, view["id"]).salt,
         "action": "account.suspend",
         "account": "chirp:president",
         "params": {},
@@ -523,7 +610,13 @@ def test_the_digest_covers_who_asked_break_glass_and_the_request_undone(api: Api
         "reverts": None,
     }
     assert request_digest(**fields) == view["digest"]
-    for name, other in (("requester", "e-9001"), ("break_glass", True), ("reverts", "r-1")):
+    others = (
+        ("requester", "e-9001"),
+        ("break_glass", True),
+        ("reverts", "r-1"),
+        ("salt", "0" * 64),
+    )
+    for name, other in others:
         assert request_digest(**{**fields, name: other}) != view["digest"]
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from foureyes.auth import dead_credentials
+from foureyes.auth import evidence
 from foureyes.policy.directory import load_directory
-from foureyes.store.tables import AlertRow, EventRow
+from foureyes.store.tables import AlertRow, ConsoleSessionRow, EventRow
 from foureyes.workflow import operations
 from tests.api.conftest import Api
 from tests.conftest import EXAMPLES
@@ -101,7 +101,7 @@ def test_a_hundred_tries_leave_one_event_per_hour_across_processes(
     assert _log_size(api) == size + 1  # the one alert.raised event, nothing per try
 
     # Another process (nothing remembered in memory) finds the alert in the database.
-    monkeypatch.setattr(dead_credentials, "_memos", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(evidence, "_memos", weakref.WeakKeyDictionary())
     for _ in range(10):
         _plain_401(api.get(KIM, "/v1/requests"))
     assert len(_alerts(api)) == 1
@@ -176,28 +176,93 @@ def test_a_terminated_persons_token_at_the_console_sign_in(api: Api, console: Co
     assert _log_size(api) == size
 
 
-def test_a_console_session_outliving_its_person_or_token_raises_an_alert(
+def test_a_console_session_outliving_its_person_or_its_token_raises_an_alert(
     api: Api, console: Console
 ) -> None:
+    """Kim's session outlives her employment, Tomas's his token's lifetime: each next click
+    signs out and raises the alert the API raises for the same credential (`expired` as the
+    API answers an expired token), once."""
     kim = console.signed_in(KIM)
-    revoked = console.browser()
-    token = operations.issue_token(api.world.services, "e-3001", label="phished")
-    signed = revoked.post("/console/login", {"token": token}, csrf_from="/console/login")
+    expiring = operations.issue_token(api.world.services, "e-3001", lifetime=timedelta(hours=1))
+    tomas = console.browser()
+    signed = tomas.post("/console/login", {"token": expiring}, csrf_from="/console/login")
     assert signed.status_code == 303, signed.text
     _terminate(api, KIM)
-    operations.revoke_token(api.world.services, _token_id(token))
-    for browser in (kim, revoked, kim, revoked):
+    api.world.clock.now += timedelta(minutes=20)
+    for browser in (kim, kim):
         response = browser.get("/console/", follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/console/login")
+    assert tomas.get("/console/").status_code == 200  # still good: 40 minutes to go
+    api.world.clock.now += timedelta(minutes=25)
+    assert tomas.get("/console/").status_code == 200
+    api.world.clock.now += timedelta(minutes=16)  # the token expired a minute ago
+    for _ in range(2):
+        response = tomas.get("/console/", follow_redirects=False)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/console/login")
     found = {(a.staff_id, a.details["where"], a.details["reason"]) for a in _alerts(api)}
     assert found == {
         (KIM, "console session", f"staff {KIM} is terminated"),
-        ("e-3001", "console session", "revoked"),
+        ("e-3001", "console session", "expired"),
     }
-    # The revoked token at the API within the hour: the same credential, no second alert.
-    _plain_401(api.client.get("/v1/requests", headers={"Authorization": f"Bearer {token}"}))
+    [tomas_alert] = [a for a in _alerts(api) if a.staff_id == "e-3001"]
+    assert tomas_alert.details["credential"] == f"token:{_token_id(expiring)}"
+    assert tomas_alert.details["client"] == "testclient"
+    # The expired token at the API within the hour: the same credential, no second alert.
+    _plain_401(api.client.get("/v1/requests", headers={"Authorization": f"Bearer {expiring}"}))
     assert len(_alerts(api)) == 2
+
+
+def test_revoking_a_token_ends_its_console_sessions_at_once_and_raises_no_alert(
+    api: Api, console: Console
+) -> None:
+    """`foureyes staff revoke-token` (a routine rotation): the sessions opened with the token
+    end in the revocation's transaction, each with a `console.session_ended` event, so the
+    holder's next click finds no session and signs in again; no false `dead_credential`
+    alert. A session opened with another token of the same person stays."""
+    services = api.world.services
+    rotated = operations.issue_token(services, "e-3001", label="laptop")
+    laptop, phone = console.browser(), console.browser()
+    for browser in (laptop, phone):
+        signed = browser.post("/console/login", {"token": rotated}, csrf_from="/console/login")
+        assert signed.status_code == 303, signed.text
+    other = console.signed_in("e-3001")
+
+    operations.revoke_token(services, _token_id(rotated))
+
+    with services.database.transaction() as session:
+        left = list(session.scalars(select(ConsoleSessionRow.token_id)))
+        [revoked] = services.audit.events(session, kind="token.revoked")
+        ended = services.audit.events(session, kind="console.session_ended")
+    assert len(left) == 1  # the other token's session
+    assert _token_id(rotated) not in left
+    assert [e.data()["token_id"] for e in ended] == [_token_id(rotated)] * 2
+    assert {e.data()["reason"] for e in ended} == {f"token {_token_id(rotated)} revoked"}
+    # One transaction: the sessions' ends follow the revocation in the log, nothing between.
+    assert [e.seq for e in ended] == [revoked.seq + 1, revoked.seq + 2]
+    for browser in (laptop, phone):
+        response = browser.get("/console/", follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/console/login")
+    assert _alerts(api) == []
+    assert other.get("/console/").status_code == 200
+
+
+def test_a_dead_token_first_tried_at_the_dry_run_names_the_client(api: Api) -> None:
+    """`POST /v1/decisions` (its own token check, on the event loop) notes a dead token with
+    the caller's address like every other path, so the alert that silences the hour names it."""
+    services = api.world.services
+    token = operations.issue_token(services, "e-2001")
+    operations.revoke_token(services, _token_id(token))
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"action": "account.view", "account": "chirp:alice"}
+    _plain_401(api.client.post("/v1/decisions", json=body, headers=headers))
+    [alert] = _alerts(api)
+    assert (alert.details["where"], alert.details["client"]) == ("api", "testclient")
+    assert alert.details["reason"] == "revoked"
+    _plain_401(api.client.get("/v1/requests", headers=headers))  # later tries: the same one
+    assert len(_alerts(api)) == 1
 
 
 def test_an_expired_console_session_is_not_evidence(api: Api, console: Console) -> None:

@@ -110,7 +110,9 @@ def test_a_login_moved_onto_a_leads_record_is_shown_logged_flagged_and_kims_cred
         for line in shown
     ), shown
     assert any(line.startswith(f"! {JO} gained approving power") for line in shown), shown
-    assert report.gained_approver == {JO: ["trust-safety"]}
+    # Jo's groups that approve (trust-safety) and oversee (leads): whoever signs in as the
+    # login has both now.
+    assert report.gained_approver == {JO: ["leads", "trust-safety"]}
 
     # Logged in the import's transaction: both records, the move, the token, the session.
     changed = {e["staff"]: e["changes"] for e in events(world, "staff.changed")}
@@ -118,7 +120,7 @@ def test_a_login_moved_onto_a_leads_record_is_shown_logged_flagged_and_kims_cred
     assert changed[JO] == {"identities": [[JO, "jo"], [JO, "jo", LOGIN]]}
     [moved] = events(world, "staff.identity_moved")
     assert (moved["identity"], moved["from"], moved["to"]) == (LOGIN, KIM, JO)
-    assert moved["gained_approver_groups"] == ["trust-safety"]
+    assert moved["gained_approver_groups"] == ["leads", "trust-safety"]
     [revoked] = events(world, "token.revoked")
     assert revoked["token_id"] == kims_token.split("_")[1]
     assert revoked["staff"] == KIM
@@ -129,7 +131,7 @@ def test_a_login_moved_onto_a_leads_record_is_shown_logged_flagged_and_kims_cred
     # Flagged: on Jo's record, and as a high alert (with its event) for security.
     with services.database.transaction() as session:
         flagged = session.scalar(select(StaffRow.gained_approver_groups).where(StaffRow.id == JO))
-        assert flagged == ["trust-safety"]
+        assert flagged == ["leads", "trust-safety"]
         assert session.get(IdentityRow, LOGIN).staff_id == JO  # type: ignore[union-attr]
     [alert] = alerts(world, "approver_gained")
     assert (alert.staff_id, alert.severity) == (JO, "high")
@@ -205,7 +207,7 @@ def test_new_login_added_to_an_approver_is_flagged(api: Api, tmp_path: Path) -> 
         api.world.services, load_directory(edited_export(tmp_path, **{JO: ["jo", "jo.admin"]}))
     )
     assert report.moved == []
-    assert report.gained_approver == {JO: ["trust-safety"]}
+    assert report.gained_approver == {JO: ["leads", "trust-safety"]}
     [alert] = alerts(api.world, "approver_gained")
     assert (alert.staff_id, alert.severity) == (JO, "medium")
 
@@ -223,7 +225,16 @@ def test_someone_in_an_approver_group_who_may_act_again_is_flagged(
     assert operations.import_directory(services, load_directory(suspended)).gained_approver == {}
     report = operations.import_directory(services, load_directory(EXAMPLES / "staff.yaml"))
     assert report.changed[MEI] == {"status": ["suspended", "active"]}
-    assert report.gained_approver == {MEI: ["trust-safety"]}
+    # Her group, and every rule she may approve under again (for everyone's requests).
+    assert report.gained_approver == {
+        MEI: [
+            "rule:deletion",
+            "rule:vit-restore",
+            "rule:vit-significant-changes",
+            "rule:vit-suspension",
+            "trust-safety",
+        ]
+    }
     [alert] = alerts(api.world, "approver_gained")
     assert (alert.staff_id, alert.severity) == (MEI, "medium")
 
@@ -293,7 +304,7 @@ def test_staff_import_prints_the_move_and_the_flag(tmp_path: Path) -> None:
     assert code == 0, err
     assert "No changes." not in out
     assert f"! login {LOGIN} moved from {KIM} to {JO}" in out
-    assert f"! {JO} gained approving power (trust-safety)" in out
+    assert f"! {JO} gained approving power (leads, trust-safety)" in out
     code, out, err = run(data_dir, "staff", "import", str(move_kims_login_to_jo(tmp_path)))
     assert (code, out.strip()) == (0, "No changes."), err
 

@@ -96,9 +96,16 @@ def test_a_worker_refuses_a_rolled_back_log_and_alerts_at_once(api: Api) -> None
             text('DELETE FROM audit_nodes WHERE ("index" + 1) << level > :n'), {"n": signed}
         )
         sql.execute(text("UPDATE audit_head SET size = :n"), {"n": signed})
-    api.submitted(
-        "c-1001", action="account.deactivate", account="chirp:president", justification="CASE-99"
-    )
+    # The log grows again (foureyes refuses submits on it now: tests/adversarial/test_dba_log.py).
+    with services.database.transaction() as session:
+        services.audit.append(
+            session,
+            kind="test.regrown",
+            actor=None,
+            account_ref=None,
+            request_id=None,
+            at=services.clock(),
+        )
     before = _checkpoints(api)
     ticks.now += 60
     tick = worker.run_once(services, checkpoints=schedule)

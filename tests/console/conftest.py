@@ -60,8 +60,9 @@ class Console:
     world: World
     settings: Settings
 
-    def browser(self) -> Browser:
-        return Browser(TestClient(self.app, base_url=BASE_URL))
+    def browser(self, address: str = "testclient") -> Browser:
+        """A fresh browser (no cookies) at client `address`."""
+        return Browser(TestClient(self.app, base_url=BASE_URL, client=(address, 50000)))
 
     def token(self, staff_id: str) -> str:
         return operations.issue_token(self.world.services, staff_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +16,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from foureyes.bootstrap import create_app
 from foureyes.console import throttle
 from foureyes.console.sessions import COOKIE
 from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
+from foureyes.store.tables import AlertRow, LoginFailureRow
 from foureyes.workflow import operations
 from tests.api.conftest import make_settings
 from tests.conftest import EXAMPLES
@@ -169,14 +172,66 @@ def test_a_terminated_person_gets_no_session(sso: Console) -> None:
     assert_refused(sso.sign_in("sub-mei"), "staff e-3002 is terminated")
 
 
-def test_failed_callbacks_count_toward_the_login_throttle(sso: Console) -> None:
+def test_failed_answers_to_sign_ins_started_here_count_toward_the_login_throttle(
+    sso: Console,
+) -> None:
+    """A sign-in this browser started that fails (the provider vouches for nobody on the
+    staff) tried a credential: it counts, and `ADDRESS_LIMIT` of them lock the address."""
     for _ in range(throttle.ADDRESS_LIMIT):
-        bogus = sso.client.get("/console/auth/callback", params={"code": "x", "state": "y"})
-        assert_refused(bogus, "state mismatch")
+        assert_refused(sso.sign_in("sub-mallory"), "is not the identity of anyone on the staff")
     throttled = sso.client.get("/console/login/oidc")
     assert throttled.status_code == 429
     assert "too many failed sign-in attempts" in throttled.text
     assert "Retry-After" in throttled.headers
+    with sso.world.services.database.transaction() as session:
+        keys = list(session.scalars(select(LoginFailureRow.key)))
+    assert keys == ["address:testclient"] * throttle.ADDRESS_LIMIT
+
+
+def test_a_cross_site_callback_locks_nobody_out(
+    sso: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The attack: a page any staff member visits fires `<img src=".../console/auth/callback?
+    error=access_denied">` many times from their browser (no cookie goes with a cross-site
+    image, and none is needed). Each answers the sign-in page and counts nothing: it answers
+    no sign-in this browser started, so no credential was tried. The address stays open."""
+    caplog.set_level(logging.INFO, logger="foureyes.console.oidc_routes")
+    forged = (
+        {"error": "access_denied"},
+        {"error": "access_denied", "state": "made-up"},
+        {"code": "x", "state": "y"},
+        {},
+    )
+    page = TestClient(sso.client.app, base_url=BASE, follow_redirects=False)  # the same address
+    for _ in range(throttle.ADDRESS_LIMIT):
+        for params in forged:
+            page.cookies.clear()
+            answer = page.get("/console/auth/callback", params=params)
+            assert answer.status_code == 401
+            assert COOKIE not in answer.cookies
+    # Everyone at that address still signs in, with the provider or a token.
+    assert sso.sign_in("sub-mei").status_code == 303
+    assert sso.client.get("/console/").status_code == 200
+    # Nothing was counted or alerted; the log file says what happened.
+    with sso.world.services.database.transaction() as session:
+        assert session.scalars(select(LoginFailureRow)).all() == []
+        assert session.scalars(select(AlertRow)).all() == []
+    uncounted = [r for r in caplog.records if "(not counted)" in r.getMessage()]
+    assert len(uncounted) == throttle.ADDRESS_LIMIT * len(forged)
+    assert "answers no sign-in started in this browser" in uncounted[0].getMessage()
+
+
+@NO_DATABASE_IN_PLAY
+def test_the_providers_refusal_of_a_sign_in_started_here_counts_once(sso: Console) -> None:
+    """The provider's `error` with this browser's state is the answer to its sign-in: counted
+    once, and the state is spent (replaying the answer counts nothing more). (The test
+    provider's refusal leaves the state out; a provider sends it back, RFC 6749 4.1.2.1.)"""
+    state = query(sso.start())["state"]
+    denied = f"{CALLBACK}?{urlencode({'error': 'access_denied', 'state': state})}"
+    assert_refused(sso.callback(denied), "Test SSO answered access_denied")
+    assert_refused(sso.callback(denied), "Test SSO answered access_denied")
+    with sso.world.services.database.transaction() as session:
+        assert len(session.scalars(select(LoginFailureRow)).all()) == 1
 
 
 @NO_DATABASE_IN_PLAY

@@ -1,5 +1,5 @@
 """Revoking a token (`operations.revoke_token`, as `foureyes staff revoke-token` does) ends the
-console sessions opened with it on their next request, and only those."""
+console sessions opened with it at once, in the revocation's transaction, and only those."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from foureyes.workflow import operations
 from tests.console.conftest import Console
 
 
-def test_a_revoked_tokens_console_session_ends_on_the_next_request(console: Console) -> None:
+def test_a_revoked_tokens_console_session_ends_at_once(console: Console) -> None:
     services = console.world.services
     phished = operations.issue_token(services, "e-3001", label="phished")
     victim = console.browser()
@@ -22,6 +22,8 @@ def test_a_revoked_tokens_console_session_ends_on_the_next_request(console: Cons
     assert victim.get("/console/").status_code == 200
 
     operations.revoke_token(services, phished.split("_")[1])
+    with services.database.transaction() as session:  # before any request: gone already
+        assert len(list(session.scalars(select(ConsoleSessionRow)))) == 1
 
     ended = victim.get("/console/inbox", follow_redirects=False)
     assert ended.status_code == 303

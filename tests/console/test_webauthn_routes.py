@@ -5,13 +5,25 @@ on every POST, assertion options computed by the server, revocation of one's own
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any
 
 import httpx2 as httpx
+import pytest
+from sqlalchemy import select
 
-from foureyes.auth import webauthn
+from foureyes.auth import registrations, webauthn
 from foureyes.auth.messages import challenge
+from foureyes.console import LOGIN_STATE_COOKIE
+from foureyes.errors import BadInput
+from foureyes.store.tables import (
+    AlertRow,
+    LoginFailureRow,
+    PendingRegistrationRow,
+    RequestRow,
+)
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.console.conftest import Browser, Console
@@ -160,3 +172,85 @@ def test_only_the_owner_revokes_a_key(console: Console) -> None:
     assert revoked.headers["location"] == "/console/security-keys?done=revoked"
     [after] = webauthn.list_keys(console.world.services, MEI)
     assert after.revoked_at is not None
+
+
+def _login_state(browser: Browser) -> dict[str, Any]:
+    """What the browser's signed login-state cookie holds (Starlette's: base64 JSON, then the
+    signature)."""
+    value = browser.client.cookies.get(LOGIN_STATE_COOKIE)
+    if value is None:
+        return {}
+    payload = value.split(".")[0]
+    decoded: dict[str, Any] = json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
+
+
+def test_a_replayed_registration_brings_no_challenge_back(console: Console) -> None:
+    """`atk/s8.py`: one `registration/options` call, the cookies of that moment saved and
+    replayed with bogus proofs, then two other new keys sent against the same challenge. The
+    challenge lives on the server, under the console session, and the first response used it
+    up: every later one is refused before anything is verified, and leaves nothing."""
+    mei = console.signed_in(MEI)
+    options = post_json(mei, "/console/webauthn/registration/options", {})
+    assert options.status_code == 200, options.text
+    assert "webauthn" not in json.dumps(_login_state(mei))  # nothing of it in the browser
+    saved = list(mei.client.cookies.jar)  # every cookie as it is now, path and all
+    bogus = {"key_id": "0" * 16, "signature": "AAAA"}
+
+    def send(key: SoftAuthenticator, proof: dict[str, Any] | None) -> httpx.Response:
+        body: dict[str, Any] = {"name": "k", "credential": key.create(options.json())}
+        if proof is not None:
+            body["proof"] = proof
+        return post_json(mei, "/console/webauthn/registration", body)
+
+    first = send(SoftAuthenticator(RP.id, RP.origins[0]), bogus)
+    assert first.status_code == 403, first.text
+    for _ in range(15):
+        mei.client.cookies.clear()  # the cookies as they were after the options
+        for cookie in saved:
+            mei.client.cookies.jar.set_cookie(cookie)
+        again = send(SoftAuthenticator(RP.id, RP.origins[0]), bogus)
+        assert again.status_code == 422, again.text
+        assert "no security key enrolment is in progress" in again.json()["detail"]
+    for _ in range(2):  # two other new keys, no proof: no enrolment request either
+        assert send(SoftAuthenticator(RP.id, RP.origins[0]), None).status_code == 422
+
+    services = console.world.services
+    with services.database.transaction() as session:
+        assert session.scalars(select(PendingRegistrationRow)).all() == []
+        assert session.scalars(select(RequestRow)).all() == []
+        detectors = list(session.scalars(select(AlertRow.detector)))
+        failures = list(session.scalars(select(LoginFailureRow.key)))
+    assert detectors == ["step_up_failed"]  # the one response that was looked at
+    assert failures == [f"step-up:{MEI}"]
+    assert webauthn.list_keys(services, MEI) == []
+
+
+def test_an_enrolment_in_progress_ends_with_its_session(console: Console) -> None:
+    """Signing out deletes the pending registration with the session; signing in again
+    starts none."""
+    mei = console.signed_in(MEI)
+    options = post_json(mei, "/console/webauthn/registration/options", {}).json()
+    key = SoftAuthenticator(RP.id, RP.origins[0])
+    body = {"name": "k", "credential": key.create(options)}
+    with console.world.services.database.transaction() as session:
+        assert len(session.scalars(select(PendingRegistrationRow)).all()) == 1
+    assert mei.post("/console/logout", {}).status_code == 303
+    with console.world.services.database.transaction() as session:
+        assert session.scalars(select(PendingRegistrationRow)).all() == []
+    again = console.signed_in(MEI)
+    refused = post_json(again, "/console/webauthn/registration", body)
+    assert refused.status_code == 422
+    assert "no security key enrolment is in progress" in refused.json()["detail"]
+
+
+def test_an_enrolment_is_kept_only_for_a_session_that_exists(console: Console) -> None:
+    """The pending registration belongs to a console session in the store: none is kept for a
+    session that is gone (signed out in another tab meanwhile), and nothing is written."""
+    services = console.world.services
+    with pytest.raises(BadInput, match="this console session has ended"):
+        registrations.start(services, console.world.actor(MEI), "0" * 64)
+    with pytest.raises(BadInput, match="no security key enrolment is in progress"):
+        registrations.take(services, "0" * 64)
+    with services.database.transaction() as session:
+        assert session.scalars(select(PendingRegistrationRow)).all() == []

@@ -77,10 +77,13 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0009_execution_lease"]
-    assert migrate.head() == "0009_execution_lease"
+    assert scripts.get_heads() == ["0012_pending_registrations"]
+    assert migrate.head() == "0012_pending_registrations"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0012_pending_registrations",
+        "0011_login_bindings",
+        "0010_request_salt",
         "0009_execution_lease",
         "0008_credential_cooldown",
         "0007_immutable_requests",
@@ -463,6 +466,46 @@ def test_0007_makes_requests_and_reviews_immutable_and_its_downgrade_lifts_it(
     migrate.upgrade(empty_database)
     migrate.check(empty_database)
     _refused(empty_database, "UPDATE requests SET account_ref = 'chirp:bob'", immutable)
+
+
+def test_0013_gives_every_request_its_own_salt_written_once_and_its_downgrade_drops_it(
+    empty_database: Database,
+) -> None:
+    requests = Base.metadata.tables["requests"]
+    migrate.upgrade(empty_database, "0009_execution_lease")
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(Base.metadata.tables["staff"]).values(**_STAFF_0003))
+        for request_id in ("r-1", "r-2"):
+            connection.execute(insert(requests).values(id=request_id, **_REQUEST_0003))
+
+    migrate.upgrade(empty_database)
+
+    migrate.check(empty_database)
+    with empty_database.engine.begin() as connection:
+        salts = connection.execute(select(requests.c.salt).order_by(requests.c.id)).scalars().all()
+        # A row a process of the previous version inserts during the upgrade has none yet.
+        connection.execute(insert(requests).values(id="r-3", **_REQUEST_0003))
+        connection.execute(text("UPDATE requests SET salt = 'ab' WHERE id = 'r-3'"))
+    assert len(set(salts)) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{64}", str(salt)) for salt in salts)
+    immutable = "what a request asks for is immutable"
+    for request_id in ("r-1", "r-3"):
+        for value in ("'cd'", "NULL"):
+            _refused(
+                empty_database,
+                f"UPDATE requests SET salt = {value} WHERE id = '{request_id}'",
+                immutable,
+            )
+    _refused(empty_database, "UPDATE requests SET digest = 'ff' WHERE id = 'r-1'", immutable)
+
+    migrate.downgrade(empty_database, "0009_execution_lease")
+
+    columns = {c["name"] for c in inspect(empty_database.engine).get_columns("requests")}
+    assert "salt" not in columns
+    assert {"requests_immutable", "reviews_immutable"} <= triggers(empty_database)
+    _refused(empty_database, "UPDATE requests SET digest = 'ff' WHERE id = 'r-1'", immutable)
+    migrate.upgrade(empty_database)
+    migrate.check(empty_database)
 
 
 @pytest.mark.pg_only

@@ -411,12 +411,13 @@ def test_the_catalog_shares_names_and_declarations_with_the_demo_platform() -> N
     ("settings", "problem"),
     [
         ({"token": "t"}, "url is required"),
-        ({"url": "http://x"}, "give token_file or token_env"),
-        ({"url": "http://x", "token": "t", "tokn": "t"}, "unknown setting 'tokn'"),
-        ({"url": "http://x", "token": "t", "message_limit": 0}, "message_limit"),
-        ({"url": "http://x", "token": "t", "login_as_ttl": "soon"}, "login_as_ttl"),
-        ({"url": "http://x", "token": "t", "ca_path": "/nonexistent"}, "ca_path"),
-        ({"url": "http://x", "token": "t", "server_name": ""}, "server_name"),
+        ({"url": "https://x"}, "give token_file or token_env"),
+        ({"url": "https://x", "token": "t", "tokn": "t"}, "unknown setting 'tokn'"),
+        ({"url": "https://x", "token": "t", "message_limit": 0}, "message_limit"),
+        ({"url": "https://x", "token": "t", "login_as_ttl": "soon"}, "login_as_ttl"),
+        ({"url": "https://x", "token": "t", "ca_path": "/nonexistent"}, "ca_path"),
+        ({"url": "https://x", "token": "t", "server_name": ""}, "server_name"),
+        ({"url": "http://matrix.example.org", "token": "t"}, "url must be an https URL"),
     ],
 )
 def test_bad_settings_are_refused(settings: dict[str, Any], problem: str) -> None:

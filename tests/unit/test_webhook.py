@@ -10,7 +10,17 @@ import sys
 
 import pytest
 
-from foureyes.webhook import SIGNATURE_HEADER, SignatureError, sign, signature, verify
+from foureyes.webhook import (
+    ANSWER_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
+    SignatureError,
+    request_signature,
+    sign,
+    sign_answer,
+    signature,
+    verify,
+    verify_answer,
+)
 
 SECRET = "s3cret-shared-with-the-receiver"
 BODY = b'{"action":"account.suspend","account":"alice"}'
@@ -22,10 +32,28 @@ def headers(value: str) -> dict[str, str]:
 
 
 def test_the_signature_covers_timestamp_method_target_and_body() -> None:
-    message = f"{NOW}.POST./actions.".encode() + BODY
+    message = f"{NOW}\n\nPOST\n/actions\n".encode() + BODY
     expected = hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
     assert signature("POST", "/actions", BODY, SECRET, NOW) == expected
-    assert sign("POST", "/actions", BODY, SECRET, timestamp=NOW) == f"t={NOW},v2={expected}"
+    assert sign("POST", "/actions", BODY, SECRET, timestamp=NOW) == f"t={NOW},v3={expected}"
+
+
+def test_a_dot_in_the_target_or_body_cannot_move_the_boundary() -> None:
+    """The attack run read `GET /accounts/alice.smith` (empty body) as `GET /accounts/alice`
+    with body `smith.`: the v2 message joined its parts with dots, which both may hold."""
+    value = sign("GET", "/accounts/alice.smith", b"", SECRET, timestamp=NOW)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers(value), "GET", "/accounts/alice", b"smith.", SECRET, now=NOW)
+    void = sign("POST", "/actions/k.1/void", b"{}", SECRET, timestamp=NOW)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers(void), "POST", "/actions/k", b"1/void.{}", SECRET, now=NOW)
+
+
+def test_the_nonce_is_signed_too() -> None:
+    value = sign("POST", "/actions", BODY, SECRET, timestamp=NOW, nonce="aa" * 16)
+    swapped = value.replace("n=" + "aa" * 16, "n=" + "bb" * 16)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers(swapped), "POST", "/actions", BODY, SECRET, now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -46,10 +74,13 @@ def test_a_signature_holds_for_one_method_target_and_body(
         verify(headers(value), method, target, body, SECRET, now=NOW)
 
 
-def test_a_body_only_v1_signature_is_no_longer_accepted() -> None:
+def test_v1_and_v2_signatures_are_no_longer_accepted() -> None:
     v1 = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
-    with pytest.raises(SignatureError, match="no v2 signature"):
-        verify(headers(f"t={NOW},v1={v1}"), "POST", "/actions", BODY, SECRET, now=NOW)
+    dotted = f"{NOW}.POST./actions.".encode() + BODY
+    v2 = hmac.new(SECRET.encode(), dotted, hashlib.sha256).hexdigest()
+    for old in (f"v1={v1}", f"v2={v2}"):
+        with pytest.raises(SignatureError, match="no v3 signature"):
+            verify(headers(f"t={NOW},{old}"), "POST", "/actions", BODY, SECRET, now=NOW)
 
 
 def test_a_signed_request_verifies_and_answers_its_timestamp() -> None:
@@ -98,10 +129,10 @@ def test_a_moved_timestamp_breaks_the_signature() -> None:
         verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW + 1000)
 
 
-def test_one_matching_v2_among_several_is_enough() -> None:
+def test_one_matching_v3_among_several_is_enough() -> None:
     good = signature("POST", "/actions", BODY, SECRET, NOW)
     stale = signature("POST", "/actions", BODY, "the-old-secret", NOW)
-    value = f"t={NOW},v2={stale},v2={good},v0=ignored"
+    value = f"t={NOW},v3={stale},v3={good},v0=ignored"
     assert verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW) == NOW
 
 
@@ -109,14 +140,14 @@ def test_one_matching_v2_among_several_is_enough() -> None:
     ("value", "why"),
     [
         ("", "malformed"),
-        ("v2=" + "a" * 64, "no timestamp"),
-        (f"t={NOW}", "no v2 signature"),
-        (f"t=soon,v2={'a' * 64}", "malformed timestamp"),
-        (f"t=\uff11\uff12\uff13,v2={'a' * 64}", "malformed timestamp"),  # fullwidth digits
-        (f"t={NOW},t={NOW},v2={'a' * 64}", "malformed timestamp"),
-        (f"t={NOW},v2=XYZ", "malformed v2"),
-        (f"t={NOW},v2={'A' * 64}", "malformed v2"),
-        (f"t={NOW},v2={'a' * 64}," + "x=y," * 2000, "too long"),
+        ("v3=" + "a" * 64, "no timestamp"),
+        (f"t={NOW}", "no v3 signature"),
+        (f"t=soon,v3={'a' * 64}", "malformed timestamp"),
+        (f"t=\uff11\uff12\uff13,v3={'a' * 64}", "malformed timestamp"),  # fullwidth digits
+        (f"t={NOW},t={NOW},v3={'a' * 64}", "malformed timestamp"),
+        (f"t={NOW},v3=XYZ", "malformed v3"),
+        (f"t={NOW},v3={'A' * 64}", "malformed v3"),
+        (f"t={NOW},v3={'a' * 64}," + "x=y," * 2000, "too long"),
     ],
 )
 def test_malformed_headers_are_refused(value: str, why: str) -> None:
@@ -144,6 +175,46 @@ def test_errors_never_echo_the_secret_or_the_expected_signature() -> None:
         verify(headers(value), "POST", "/actions", BODY, SECRET, now=NOW)
     assert SECRET not in str(refused.value)
     assert signature("POST", "/actions", BODY, SECRET, NOW) not in str(refused.value)
+
+
+def test_a_nonce_goes_into_the_header_and_the_request_still_verifies() -> None:
+    header = sign("POST", "/actions", BODY, SECRET, timestamp=NOW, nonce="0a1b" * 8)
+    mac = signature("POST", "/actions", BODY, SECRET, NOW, "0a1b" * 8)
+    assert header == f"t={NOW},n={'0a1b' * 8},v3={mac}"
+    assert verify(headers(header), "POST", "/actions", BODY, SECRET, now=NOW) == NOW
+    with pytest.raises(ValueError, match="nonce"):
+        sign("POST", "/actions", BODY, SECRET, nonce="not hex")
+
+
+def test_an_answer_is_signed_for_its_status_body_and_the_request_it_answers() -> None:
+    request = headers(sign("POST", "/actions", BODY, SECRET, timestamp=NOW, nonce="ab" * 16))
+    seen = {
+        "method": "POST",
+        "target": "/actions",
+        "request_body": BODY,
+        "request_signature": request_signature(request),
+    }
+    answer = b'{"summary":{}}'
+    signed = {ANSWER_SIGNATURE_HEADER: sign_answer(200, answer, SECRET, timestamp=NOW, **seen)}
+    verify_answer(signed, 200, answer, SECRET, **seen)
+    # Not for another status, body or request (another nonce: the same order sent again).
+    again = sign("POST", "/actions", BODY, SECRET, timestamp=NOW, nonce="cd" * 16)
+    for status, body, changed in (
+        (201, answer, {}),
+        (200, b'{"summary":{"x":1}}', {}),
+        (200, answer, {"request_signature": again}),
+        (200, answer, {"request_body": BODY + b" "}),
+        (200, answer, {"target": "/actions/k/void"}),
+    ):
+        with pytest.raises(SignatureError, match="does not match"):
+            verify_answer(signed, status, body, SECRET, **{**seen, **changed})
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_answer(signed, 200, answer, "another-secret", **seen)
+    with pytest.raises(SignatureError, match=f"no {ANSWER_SIGNATURE_HEADER} header"):
+        verify_answer({}, 200, answer, SECRET, **seen)
+    # A request signature is no answer signature, even in the answer's header.
+    with pytest.raises(SignatureError):
+        verify_answer({ANSWER_SIGNATURE_HEADER: again}, 200, answer, SECRET, **seen)
 
 
 def test_the_module_needs_only_the_standard_library() -> None:

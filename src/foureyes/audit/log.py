@@ -11,7 +11,9 @@ its event commit together or not at all. It locks the head row (``SELECT … FOR
 PostgreSQL; on SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises writers), takes
 ``seq = size``, reads the O(log n) right-edge subtrees in one query, writes the event and the
 stored subtrees it completes (one per 15 events on average), and bumps the head. Writers
-therefore never fork the tree: two appends can only follow one another.
+therefore never fork the tree: two appends can only follow one another. A head moved outside
+foureyes (back, forward, deleted) makes the append fail whole as `LogHeadAltered`, never a
+half-written log; `head_problem` says how the head and the events disagree.
 
 Proofs and roots for any size up to the head are composed from stored subtrees with one query
 (`foureyes.audit.merkle`). Checkpoints are C2SP signed notes (`foureyes.audit.checkpoint`),
@@ -33,6 +35,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foureyes.audit.canonical import JsonValue, canonical_json
@@ -54,12 +57,13 @@ from foureyes.audit.merkle import (
     CompactRange,
     MerkleVerificationError,
     NodeId,
+    SubtreeStore,
     consistency_proof,
     inclusion_proof,
     tree_root,
     verify_consistency,
 )
-from foureyes.errors import BadInput, Conflict, NotFound, Unavailable
+from foureyes.errors import BadInput, LogHeadAltered, NotFound, Unavailable
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow, RequestRow
 
@@ -73,6 +77,7 @@ __all__ = [
     "SignedCheckpoint",
     "SubtreeTable",
     "driver_rows",
+    "head_altered",
     "stored_bytes",
 ]
 
@@ -366,8 +371,25 @@ class AuditLog:
             self.ensure_head(session)
             size = session.execute(query).scalar_one()
             if size == 0 and session.execute(select(func.max(EventRow.seq))).scalar() is not None:
-                raise Conflict("the audit head row is missing but events exist: run audit verify")
+                raise head_altered(
+                    "the log's head row (audit_head) is missing, but it holds events"
+                )
         return size
+
+    def head_problem(self, session: Session) -> str | None:
+        """Why the head row does not match the events (None when it does): its size must be
+        one more than the last event's seq. One statement (two index look-ups), for the checks
+        off the append path (`foureyes.core.logstate`, signing a checkpoint); an append finds
+        a moved head by failing (`append_many`)."""
+        head = select(AuditHeadRow.size).where(AuditHeadRow.id == _HEAD_ID).scalar_subquery()
+        last = select(func.max(EventRow.seq)).scalar_subquery()
+        size, last_seq = session.execute(select(head, last)).one()
+        held = 0 if last_seq is None else int(last_seq) + 1
+        if size is None and held:
+            return f"the log's head row (audit_head) is missing, but the log holds {held} events"
+        if size is not None and size != held:
+            return f"the log's head (audit_head) says {size} events, but the log holds {held}"
+        return None
 
     def size(self, session: Session) -> int:
         """The number of events (0 before the first append)."""
@@ -402,7 +424,13 @@ class AuditLog:
             return []
         now = datetime.now(UTC)
         size = self._lock_head(session)
-        compact = CompactRange.from_store(size, SubtreeTable(session))
+        try:
+            compact = CompactRange.from_store(size, SubtreeTable(session))
+        except LookupError:
+            raise head_altered(
+                f"the log's head (audit_head) says {size} events, but the log does not hold them "
+                "all (the head was moved forward, or events deleted)"
+            ) from None
         made: list[Event] = []
         node_rows: list[dict[str, Any]] = []
         for offset, new in enumerate(events):
@@ -424,10 +452,17 @@ class AuditLog:
             for e in made
         ]
         connection = session.connection()
-        # One event (the usual case) as a plain execute, several as one executemany.
-        connection.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
-        if node_rows:
-            connection.execute(_INSERT_NODES, node_rows)
+        try:
+            # One event (the usual case) as a plain execute, several as one executemany.
+            connection.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+            if node_rows:
+                connection.execute(_INSERT_NODES, node_rows)
+        except IntegrityError:
+            # Under the head lock the only rows in the way are ones beyond a head moved back.
+            raise head_altered(
+                f"the log's head (audit_head) says {size} events, but event {size} exists "
+                "already (the head was moved back)"
+            ) from None
         connection.execute(_MOVE_HEAD, {"new_size": size + len(events)})
         return made
 
@@ -532,6 +567,9 @@ class AuditLog:
         checkpoint if this size has one.
         """
         size = self._lock_head(session)
+        moved = self.head_problem(session)
+        if moved is not None:  # a checkpoint of a moved head would vouch for the wrong log
+            raise head_altered(moved)
         store = SubtreeTable(session)
         stored = session.get(CheckpointRow, size)
         if stored is not None:
@@ -564,8 +602,29 @@ class AuditLog:
         """
         self._check_witness(session, SubtreeTable(session), witness_dir, checkpoint)
 
+    def check_witness_at_head(self, session: Session, witness_dir: Path) -> int:
+        """`check_witness` for the log as it stands (its head's size and root, unsigned): the
+        check signing a checkpoint makes, for whoever must know whether the log was rolled
+        back before acting on it (`foureyes.core.logstate`). Returns the size checked. Raises
+        as `check_witness`, and `AuditVerificationError` (``rolled-back``) too when the log
+        cannot recompute its root (a subtree or event it needs is missing): it then cannot
+        be shown consistent with anything. Two queries and a small file read."""
+        size = self.size(session)
+        store = _Prefetch(SubtreeTable(session), _edge(size))
+        try:
+            root = tree_root(size, store)
+        except LookupError:
+            raise AuditVerificationError(
+                Tamper.ROLLED_BACK,
+                f"the log cannot recompute its root at its head ({size} events): an event or "
+                "subtree it needs is missing",
+                seq=size,
+            ) from None
+        self._check_witness(session, store, witness_dir, Checkpoint(self.origin, size, root))
+        return size
+
     def _check_witness(
-        self, session: Session, store: SubtreeTable, witness_dir: Path, new: Checkpoint
+        self, session: Session, store: SubtreeStore, witness_dir: Path, new: Checkpoint
     ) -> None:
         if not witness_dir.is_dir():
             if session.execute(select(CheckpointRow.size).limit(1)).first() is None:
@@ -677,6 +736,14 @@ class AuditLog:
             query = query.where(EventRow.seq > after_seq)
         query = query.order_by(EventRow.seq).limit(limit)
         return [_from_row(row) for row in session.execute(query).scalars()]
+
+
+def head_altered(problem: str) -> LogHeadAltered:
+    """The error of a head found moved (`problem` says how)."""
+    return LogHeadAltered(
+        f"{problem}: it was changed outside foureyes, and nothing is written to the log until "
+        "it is restored (`foureyes audit verify` says more)"
+    )
 
 
 def _dialect(session: Session) -> str:

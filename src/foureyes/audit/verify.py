@@ -524,7 +524,10 @@ def _check_tail(
     """What can only be judged at the end: rows, nodes and checkpoints beyond the log's size."""
     if census.max_seq is not None and census.max_seq >= size:
         raise AuditVerificationError(
-            Tamper.INSERTED, f"there are events beyond the log's head ({size} events)", seq=size
+            Tamper.INSERTED,
+            f"there are events beyond the log's head ({size} events): inserted, or the head "
+            "(audit_head) moved back",
+            seq=size,
         )
     if census.min_seq is not None and census.min_seq < 0:
         raise AuditVerificationError(

@@ -170,15 +170,17 @@ def check_counts(row: StepUpKeyRow | WebAuthnCredentialRow, now: datetime, label
     if altered(row):
         raise StepUpFailed(
             f"step-up failed: {label} is not what the audit log recorded for it (its record "
-            "was changed outside foureyes)"
+            "was changed outside foureyes)",
+            key_id=row.id,
         )
     if row.revoked_at is not None:
-        raise StepUpFailed(f"step-up failed: {label} was revoked")
+        raise StepUpFailed(f"step-up failed: {label} was revoked", key_id=row.id)
     if now < row.counts_from:
         raise StepUpFailed(
             f"step-up failed: {label} was added on {_when(row.created_at)} and counts for "
             f"approvals only from {_when(row.counts_from)} (a new credential waits so that its "
-            "owner, who was told of it, can revoke it if it was not them)"
+            "owner, who was told of it, can revoke it if it was not them)",
+            key_id=row.id,
         )
 
 

@@ -5,9 +5,11 @@ random secret that only the browser holds (the console's cookie: `foureyes.conso
 or older than `MAX_AGE`), its person may still act today, the login it signed in as is still
 theirs, its token (for a token sign-in) still valid, and the session, the person and the token
 as the audit log last sealed them. A session that fails is deleted; one ended because its
-person may no longer act, its login is no longer theirs or its token was revoked is a dead
-credential in use, noted in the same transaction (`dead_credentials`). Opening and ending one
-are audit events (`console.signed_in`, `console.signed_out`).
+person may no longer act, its login is no longer theirs or its token was revoked or has expired
+is a dead credential in use, noted in the same transaction (`dead_credentials`), as the API
+notes the token itself. Opening and ending one are audit events (`console.signed_in`,
+`console.signed_out`); revoking a token ends its sessions at once (`end_token_sessions`,
+`console.session_ended`), so a routine revocation raises no alert at its holder's next click.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from foureyes.auth import dead_credentials
 from foureyes.core.events import record
@@ -34,6 +37,7 @@ __all__ = [
     "METHODS",
     "SessionUse",
     "end_session",
+    "end_token_sessions",
     "open_session",
     "session_actor",
 ]
@@ -47,10 +51,12 @@ METHODS = frozenset({"token", "oidc"})
 
 @dataclass(frozen=True)
 class SessionUse:
-    """A session that is still good: who it is for, and how they signed in."""
+    """A session that is still good: who it is for, how they signed in, and its id in the
+    store (what server-side state of the session is kept under)."""
 
     actor: Actor
     method: str
+    session_id: str
 
 
 def _sha256(secret: str) -> str:
@@ -82,7 +88,7 @@ def session_actor(services: Services, secret: str, *, client: str) -> SessionUse
             return None
         if now - row.last_seen_at >= TOUCH_EVERY:
             row.last_seen_at = now
-        return SessionUse(actor=actor, method=row.method)
+        return SessionUse(actor=actor, method=row.method, session_id=row.id)
 
 
 def open_session(
@@ -144,6 +150,54 @@ def open_session(
     return secret
 
 
+def end_token_sessions(
+    services: Services, session: Session, token_id: str, now: datetime, reason: str
+) -> int:
+    """End every console session opened with token `token_id`, each with a
+    `console.session_ended` event (`reason`), in the caller's transaction (the token's
+    revocation): its holder's next click finds no session and signs in again, rather than
+    raising a dead credential alert for a routine rotation. Answers how many ended."""
+    return _end_where(services, session, ConsoleSessionRow.token_id == token_id, now, reason)
+
+
+def end_person_sessions(
+    services: Services, session: Session, staff_id: str, now: datetime, reason: str
+) -> int:
+    """End every console session of `staff_id` (by token or identity provider), as
+    `end_token_sessions` does: for a person who may no longer act."""
+    return _end_where(services, session, ConsoleSessionRow.staff_id == staff_id, now, reason)
+
+
+def _end_where(
+    services: Services, session: Session, which: ColumnElement[bool], now: datetime, reason: str
+) -> int:
+    ended = 0
+    for found in session.scalars(
+        select(ConsoleSessionRow)
+        .where(which)
+        .order_by(ConsoleSessionRow.created_at, ConsoleSessionRow.id)
+        .with_for_update()
+    ):
+        session.delete(found)
+        ended += 1
+        record(
+            services,
+            session,
+            kind="console.session_ended",
+            actor=None,
+            row=None,
+            payload={
+                "staff": found.staff_id,
+                "identity": found.identity,
+                "method": found.method,
+                "token_id": found.token_id,
+                "reason": reason,
+            },
+            now=now,
+        )
+    return ended
+
+
 def end_session(services: Services, secret: str, actor: Actor | None) -> None:
     """End the session whose secret is `secret`; a `console.signed_out` event when it was the
     good session of `actor`."""
@@ -177,8 +231,9 @@ def _still_valid(
     services: Services, session: Session, found: Row[Any], now: datetime
 ) -> tuple[Actor | None, DeadCredential | None]:
     """The session's person if it is still good; else None, with the dead credential when the
-    reason is evidence (its person may not act, its token was revoked). RecordAltered when the
-    session, its person's record or its token is not what the audit log last sealed."""
+    reason is evidence (its person may not act, its login is no longer theirs, its token was
+    revoked or has expired). RecordAltered when the session, its person's record or its token
+    is not what the audit log last sealed."""
     row: ConsoleSessionRow = found[0]
     services.checked(
         seals.ref(seals.SESSION, row.id),
@@ -205,13 +260,17 @@ def _still_valid(
         return None, DeadCredential(reason, staff=person.id, credential=credential, reason=reason)
     if row.token_id is not None:
         token = _sealed_token(services, session, row.token_id)
-        if token is not None and token.revoked_at is not None:
-            dead = DeadCredential(
-                "revoked", staff=person.id, credential=credential, reason="revoked"
-            )
-            return None, dead
-        if token is None or (token.expires_at is not None and token.expires_at <= now):
+        if token is None:
             return None, None
+        # As the API answers the token itself (`tokens.actor_from_record`): revoked, then
+        # expired, each a dead credential in use.
+        why: str | None = None
+        if token.revoked_at is not None:
+            why = "revoked"
+        elif token.expires_at is not None and token.expires_at <= now:
+            why = "expired"
+        if why is not None:
+            return None, DeadCredential(why, staff=person.id, credential=credential, reason=why)
     return Actor(staff=person, identity=row.identity, credential=credential), None
 
 

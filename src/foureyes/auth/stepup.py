@@ -92,7 +92,9 @@ class DeviceKeyStepUp:
             signature = base64.b64decode(encoded, validate=True)
             Ed25519PublicKey.from_public_bytes(row.public_key).verify(signature, expected)
         except (InvalidSignature, binascii.Error, ValueError) as exc:
-            raise StepUpFailed(f"step-up failed: the signature does not confirm {what}") from exc
+            raise StepUpFailed(
+                f"step-up failed: the signature does not confirm {what}", key_id=key_id
+            ) from exc
         return {"method": "device-key", "key_id": key_id, "signature": encoded}
 
 

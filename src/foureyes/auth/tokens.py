@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foureyes.auth import dead_credentials
+from foureyes.auth import dead_credentials, logins, sessions
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, DeadCredential, NotFound, RecordAltered, Unauthenticated
@@ -135,8 +135,9 @@ def list_tokens(services: Services, staff_id: str | None = None) -> list[TokenVi
 def revoke_token(services: Services, token_id: str) -> TokenView:
     """Revoke a local token at once: `revoked_at` is set to now and the `token.revoked` event
     written in the same transaction; from the next request on, the API refuses the token
-    ("this token was revoked") and console sessions opened with it end. The revoked token's
-    record is returned.
+    ("this token was revoked"), and the console sessions opened with it end in the same
+    transaction (`sessions.end_token_sessions`, a `console.session_ended` event each). The
+    revoked token's record is returned.
 
     NotFound for no token with that id; BadInput if it is already revoked (nothing changes and
     no event is written, so the log holds one revocation per token).
@@ -150,6 +151,7 @@ def revoke_token(services: Services, token_id: str) -> TokenView:
         if row.revoked_at is not None:
             raise BadInput(f"token {token_id} was already revoked at {row.revoked_at.isoformat()}")
         revoke_row(services, session, row, now)
+        sessions.end_token_sessions(services, session, row.id, now, f"token {row.id} revoked")
         return _token_view(row)
 
 
@@ -168,6 +170,27 @@ def revoke_row(
     if reason is not None:
         payload["reason"] = reason
     record(services, session, kind="token.revoked", actor=None, row=None, payload=payload, now=now)
+
+
+def end_credentials(
+    services: Services, session: Session, staff_id: str, now: datetime, reason: str
+) -> list[str]:
+    """For someone who may no longer act (terminated or suspended, by any route: the HR
+    import, an approved `foureyes.staff.update`): revoke every live token of theirs and end
+    every console session, each with its event, in the caller's transaction. Being allowed to
+    act again later (a rehire, an undo, the next export) must not bring back a credential they
+    had, or one stolen meanwhile. Answers the revoked token ids."""
+    revoked: list[str] = []
+    for token in session.scalars(
+        select(TokenRow)
+        .where(TokenRow.staff_id == staff_id, TokenRow.revoked_at.is_(None))
+        .order_by(TokenRow.id)
+        .with_for_update()
+    ):
+        revoke_row(services, session, token, now, reason=reason)
+        revoked.append(token.id)
+    sessions.end_person_sessions(services, session, staff_id, now, reason)
+    return revoked
 
 
 def split_token(token: str) -> tuple[str, str]:
@@ -242,14 +265,25 @@ def actor_from_record(
 
 
 def authenticate_identity(
-    services: Services, identity: str, *, where: str = "api", client: str = ""
+    services: Services,
+    identity: str,
+    *,
+    account: logins.ProviderAccount | None = None,
+    staff_id_is_login: bool = True,
+    where: str = "api",
+    client: str = "",
 ) -> Actor:
     """The person whose login name `identity` is, once an identity provider has vouched for it
-    (a verified OIDC token's claim). Unauthenticated unless the staff directory knows the name
-    and the person may act now: the same floor as `authenticate`, and a known person who may
-    not act is noted as `authenticate` notes it."""
+    (a verified OIDC token's claim, from the provider's `account`). Unauthenticated unless the
+    staff directory knows the name, the person may act now (the same floor as
+    `authenticate`) and the login accepts `account` (`logins.check_and_bind`: bound to it, or
+    bound to it now at its first sign-in; a token older than the login's last change of
+    hands is refused). Without `staff_id_is_login` a person's staff id is not one of their
+    logins here (`[oidc] staff_ids_are_logins`: a provider whose usernames people choose must
+    not sign anyone in as "e-9001"). A known person's refused credential is noted as
+    `authenticate` notes it."""
     try:
-        return _authenticate_identity(services, identity)
+        return _authenticate_identity(services, identity, account, staff_id_is_login)
     except DeadCredential as exc:
         dead_credentials.note(services, exc, where=where, client=client)
         raise
@@ -257,16 +291,24 @@ def authenticate_identity(
         raise Unauthenticated(exc.message) from exc
 
 
-def _authenticate_identity(services: Services, identity: str) -> Actor:
+def _authenticate_identity(
+    services: Services,
+    identity: str,
+    account: logins.ProviderAccount | None,
+    staff_id_is_login: bool,
+) -> Actor:
     with services.database.transaction() as session:
         now = services.clock()
         person = services.person_of(session, identity)
-        if person is None:
+        if person is None or (identity == person.id and not staff_id_is_login):
+            # Unknown, or a staff id, which this provider may not vouch for: the same answer.
             # ascii(): the name comes from a token, and the message goes into a Latin-1 header.
             shown = ascii(identity[:100])
             raise Unauthenticated(f"{shown} is not the identity of anyone on the staff")
         credential = f"oidc:{identity[:100]}"
         _check_may_act(person, now, credential)
+        if account is not None:
+            logins.check_and_bind(services, session, identity, person, account, now)
         return Actor(staff=person, identity=identity, credential=credential)
 
 

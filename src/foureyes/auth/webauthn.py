@@ -14,8 +14,9 @@ without a PIN cannot be enrolled. Attestation is "none": foureyes trusts the per
 console session to say whose key it is, not the vendor's certificate.
 
 Enrolment is two steps: `registration_options` gives the browser options and a
-`PendingRegistration` that the console keeps in its signed session cookie (bound to the person,
-expiring after five minutes); `verified_registration` checks the authenticator's response
+`PendingRegistration` (bound to the person, expiring after five minutes) that the console keeps
+on the server, under the console session, until one response is checked against it
+(`foureyes.auth.registrations`); `verified_registration` checks the authenticator's response
 against it. Whether the key is then stored, and from when it counts, is not decided here: the
 signed-in session is not enough (`foureyes.workflow.enrolment`). `proof_options` are the request
 options for an existing key of the person to vouch for the new one.
@@ -128,28 +129,6 @@ class PendingRegistration:
     staff_id: str
     challenge: bytes
     expires_at: datetime
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "staff_id": self.staff_id,
-            "challenge": bytes_to_base64url(self.challenge),
-            "expires_at": self.expires_at.isoformat(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> PendingRegistration:
-        """BadInput for anything that is not what `to_json` made."""
-        try:
-            pending = cls(
-                str(data["staff_id"]),
-                base64url_to_bytes(str(data["challenge"])),
-                datetime.fromisoformat(str(data["expires_at"])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadInput("no security key enrolment is in progress: start again") from exc
-        if pending.expires_at.tzinfo is None:
-            raise BadInput("no security key enrolment is in progress: start again")
-        return pending
 
 
 # --- enrolment -----------------------------------------------------------------------------
@@ -471,7 +450,9 @@ class WebAuthnStepUp:
         check_counts(row, now, f"security key {row.name!r}")
         handle = credential.response.user_handle
         if handle is not None and handle != user_handle(reviewer_id):
-            raise StepUpFailed("step-up failed: the security key answered for another person")
+            raise StepUpFailed(
+                "step-up failed: the security key answered for another person", key_id=row.id
+            )
         rp = self.relying_party
         try:
             verified = verify_authentication_response(
@@ -485,9 +466,11 @@ class WebAuthnStepUp:
             )
             client = parse_client_data_json(credential.response.client_data_json)
         except (WebAuthnException, ValueError, TypeError) as exc:
-            raise StepUpFailed(_why(str(exc), what)) from None
+            raise StepUpFailed(_why(str(exc), what), key_id=row.id) from None
         if client.cross_origin:
-            raise StepUpFailed("step-up failed: the assertion came from an embedded page")
+            raise StepUpFailed(
+                "step-up failed: the assertion came from an embedded page", key_id=row.id
+            )
         row.sign_count = verified.new_sign_count
         row.last_used_at = now
         response = credential.response

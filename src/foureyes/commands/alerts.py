@@ -12,6 +12,7 @@ from rich.table import Table
 
 from foureyes.commands.api_client import DEFAULT_SERVER, InsecureHttpOpt, ServerOpt, connect
 from foureyes.commands.options import TokenOpt, diagnosed
+from foureyes.commands.safe_text import cell
 
 out = Console(highlight=False)
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts the detectors raised.")
@@ -40,15 +41,21 @@ def list_cmd(
         return
     table = Table("id", "at", "severity", "detector", "staff", "account", "summary", "ack")
     for item in items:
+        # What alerts quote (names, account ids, summaries) came from outside: escaped.
         table.add_row(
-            str(item["id"]),
-            item["created_at"][:19],
-            item["severity"],
-            item["detector"],
-            item["staff"] or "",
-            item["account"] or "",
-            item["summary"],
-            item["acknowledged_by"] or "",
+            *(
+                cell(value or "")
+                for value in (
+                    str(item["id"]),
+                    item["created_at"][:19],
+                    item["severity"],
+                    item["detector"],
+                    item["staff"],
+                    item["account"],
+                    item["summary"],
+                    item["acknowledged_by"],
+                )
+            )
         )
     out.print(table)
 

@@ -30,6 +30,7 @@ from foureyes.commands.api_client import (
     connect,
 )
 from foureyes.commands.options import TokenOpt, diagnosed
+from foureyes.commands.safe_text import cell, printable
 from foureyes.errors import BadInput
 from foureyes.model import ReviewDecision
 
@@ -62,28 +63,30 @@ def _params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
 
 
 def _print_request(view: dict[str, Any]) -> None:
+    # Everything here came from the server, much of it from people (accounts, params,
+    # justifications, reasons quoting them): escaped, so that nothing can drive the terminal.
+    def say(text: str) -> None:
+        out.print(printable(text), markup=False)
+
     decision = view["decision"]
     out.print(
-        f"[bold]{view['id']}[/] {view['state'].upper()}  {view['requester']} → "
-        f"{view['action']} on {view['account']}"
+        f"[bold]{cell(view['id'])}[/] {cell(view['state'].upper())}  {cell(view['requester'])} → "
+        f"{cell(view['action'])} on {cell(view['account'])}"
     )
-    out.print(f"  digest {view['digest']}", markup=False)
+    say(f"  digest {view['digest']}")
     if view.get("justification"):
-        out.print(f"  justification: {view['justification']}", markup=False)
+        say(f"  justification: {view['justification']}")
     for reason in decision.get("reasons", []):
-        out.print(f"  • {reason}", markup=False)
+        say(f"  • {reason}")
     for factor in decision.get("factors", []):
         who = ", ".join(factor.get("approved_by", [])) or "nobody yet"
         could = ", ".join(factor.get("candidates", []))
         line = f"  factor {factor['rule']}: approved by {who}; {factor.get('missing', 0)} missing"
-        out.print(line + (f" (could approve: {could})" if could else ""), markup=False)
+        say(line + (f" (could approve: {could})" if could else ""))
     if view.get("reason"):
-        out.print(f"  why: {view['reason']}", markup=False)
+        say(f"  why: {view['reason']}")
     for event in view.get("timeline", []):
-        out.print(
-            f"  {event['at']}  #{event['seq']} {event['kind']}  {event['actor'] or ''}",
-            markup=False,
-        )
+        say(f"  {event['at']}  #{event['seq']} {event['kind']}  {event['actor'] or ''}")
 
 
 def _print_data(view: dict[str, Any]) -> None:
@@ -312,12 +315,10 @@ def list_cmd(
     table = Table("id", "state", "requester", "action", "account", "created")
     for item in items[:limit]:
         table.add_row(
-            item["id"],
-            item["state"],
-            item["requester"],
-            item["action"],
-            item["account"],
-            item["created_at"],
+            *(
+                cell(item[key])
+                for key in ("id", "state", "requester", "action", "account", "created_at")
+            )
         )
     out.print(table)
 

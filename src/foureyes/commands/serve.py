@@ -287,6 +287,9 @@ def register(app: typer.Typer) -> None:
             with services.database.transaction() as session:
                 services.policy_in_force(session)  # Unavailable until `foureyes init`
             operations.seal_records(services)  # once, on a store upgraded from before seals
+            finding = operations.check_log(services)  # serves, but refuses to act on such a log
+            if finding is not None:
+                err.print(f"foureyes serve: {finding.message}", markup=False, soft_wrap=True)
             if demo:
                 _print_tokens(services, settings.data_dir)
             app = create_app(services, settings)

@@ -1,5 +1,5 @@
-"""`foureyes staff import|list|token|tokens|revoke-token|enroll-key|revoke-key`: the operator's
-side of the staff directory.
+"""`foureyes staff import|list|token|tokens|revoke-token|enroll-key|revoke-key|unbind-login`:
+the operator's side of the staff directory.
 
 These need direct access to the database (they run where foureyes runs): the HR import is the
 source of truth for who works here, and tokens are handed to people by the operator. Each is an
@@ -28,12 +28,13 @@ from foureyes.auth.tokens import TOKEN_PREFIX
 from foureyes.bootstrap import services_for
 from foureyes.commands import staff_review
 from foureyes.commands.options import DataDirOpt, diagnosed
+from foureyes.commands.safe_text import cell, printable
 from foureyes.config import Settings
 from foureyes.core.services import Actor
 from foureyes.errors import BadInput
 from foureyes.policy.directory import load_directory
 from foureyes.workflow import enrolment, operations
-from foureyes.workflow.staff import ImportReport
+from foureyes.workflow.staff import ImportReport, describe_gain
 
 out = Console(highlight=False)
 staff_app = typer.Typer(no_args_is_help=True, help="The staff directory, tokens and step-up keys.")
@@ -59,28 +60,45 @@ _STYLES = {"+": "green", "~": "yellow", "!": "bold red", "-": "red"}
 def describe_import(report: ImportReport) -> list[str]:
     """What an import did, one line per change: `+` added, `~` changed (each field, logins
     included, before → after), `!` a login moved to someone else or approving power gained,
-    `-` terminated; indented, the credentials ended and requests cancelled as a consequence."""
-    if report.unchanged:
+    `-` terminated; indented, the credentials ended and requests cancelled as a consequence.
+    Every value from the export is shown escaped (`printable`, or `repr`: no control or
+    invisible character reaches the terminal)."""
+    if report.unchanged and not report.flagged:
         return ["No changes."]
-    lines = [f"+ {staff_id}" for staff_id in report.added]
+    lines = [f"+ {printable(staff_id)}" for staff_id in report.added]
     for staff_id, changes in report.changed.items():
-        fields = ", ".join(f"{k}: {before!r} → {after!r}" for k, (before, after) in changes.items())
-        lines.append(f"~ {staff_id}: {fields}")
+        # repr() escapes what is not printable (and the backslash) already.
+        fields = ", ".join(
+            f"{printable(k)}: {before!r} → {after!r}" for k, (before, after) in changes.items()
+        )
+        lines.append(f"~ {printable(staff_id)}: {fields}")
     for moved in report.moved:
         groups = ", ".join(moved.gained_approver_groups)
         power = f"approves as {moved.target} ({groups})" if groups else f"acts as {moved.target}"
-        lines.append(
-            f"! login {moved.identity} moved from {moved.source} to {moved.target}: whoever "
-            f"signs in as {moved.identity} now {power}"
+        earlier = (
+            f" (removed from {moved.source}'s record on {moved.released_at:%Y-%m-%d %H:%M} UTC)"
+            if moved.released_at is not None
+            else ""
         )
-    for staff_id, gained in report.gained_approver.items():
         lines.append(
-            f"! {staff_id} gained approving power ({', '.join(gained)}): "
-            "flagged to security (alert approver_gained)"
+            printable(
+                f"! login {moved.identity} moved from {moved.source} to {moved.target}{earlier}: "
+                f"whoever signs in as {moved.identity} now {power}"
+            )
         )
-    lines += [f"- {staff_id} terminated" for staff_id in report.terminated]
+    for staff_id in report.flagged:
+        what = describe_gain(
+            report.gained_approver.get(staff_id, []), report.gained_rules.get(staff_id, [])
+        )
+        lines.append(
+            printable(
+                f"! {staff_id} gained approving power ({what}): flagged to security "
+                "(alert approver_gained)"
+            )
+        )
+    lines += [f"- {printable(staff_id)} terminated" for staff_id in report.terminated]
     lines += [
-        f"  revoked token {token_id} (its login moved or was removed)"
+        f"  revoked token {printable(token_id)} (its login moved or was removed)"
         for token_id in report.revoked_tokens
     ]
     if report.ended_sessions:
@@ -88,7 +106,9 @@ def describe_import(report: ImportReport) -> list[str]:
             f"  ended {report.ended_sessions} console session(s) signed in with a login that "
             "moved or was removed"
         )
-    lines += [f"  cancelled request {request_id}" for request_id in report.cancelled_requests]
+    lines += [
+        f"  cancelled request {printable(request_id)}" for request_id in report.cancelled_requests
+    ]
     return lines
 
 
@@ -100,15 +120,34 @@ def list_cmd(data_dir: DataDirOpt = None) -> None:
     table = Table("id", "name", "groups", "employment", "status", "ends", "identities")
     for person in operations.list_staff(services):
         table.add_row(
-            person.id,
-            person.name,
-            ", ".join(person.groups),
-            person.employment,
-            person.status,
+            cell(person.id),
+            cell(person.name),
+            cell(", ".join(person.groups)),
+            cell(person.employment),
+            cell(person.status),
             person.ends.isoformat() if person.ends else "",
-            ", ".join(person.identities),
+            cell(", ".join(person.identities)),
         )
     out.print(table)
+
+
+@staff_app.command("unbind-login")
+@diagnosed
+def unbind_login_cmd(
+    login: Annotated[str, typer.Argument(help="The login, as the identity provider names it.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (goes into the audit event).")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Drop a login's binding to an identity provider's account (its person's account there was
+    replaced): the next sign-in through the provider binds it anew, and raises an alert."""
+    services = services_for(Settings.load(data_dir))
+    operations.unbind_login(services, login, reason=reason)
+    out.print(
+        f"login {printable(login)} is no longer bound: its next sign-in through the identity "
+        "provider binds it (security is alerted)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @staff_app.command("token")
@@ -163,10 +202,10 @@ def tokens_cmd(
     table = Table("id", "staff", "identity", "label", "created", "expires", "state")
     for token in operations.list_tokens(services, staff_id):
         table.add_row(
-            token.id,
-            token.staff_id,
-            token.identity,
-            token.label,
+            cell(token.id),
+            cell(token.staff_id),
+            cell(token.identity),
+            cell(token.label),
             _when(token.created_at),
             _when(token.expires_at),
             token.state(now),
@@ -184,7 +223,7 @@ def revoke_token_cmd(
     services = services_for(Settings.load(data_dir))
     revoked = operations.revoke_token(services, token_id_of(token))
     label = f" ({revoked.label})" if revoked.label else ""
-    out.print(f"revoked token {revoked.id}{label} of {revoked.staff_id}", markup=False)
+    out.print(printable(f"revoked token {revoked.id}{label} of {revoked.staff_id}"), markup=False)
 
 
 def read_public_key(path: Path) -> bytes:

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from foureyes.bootstrap import services_for
 from foureyes.commands.options import DataDirOpt, diagnosed
+from foureyes.commands.safe_text import cell
 from foureyes.config import Settings
 from foureyes.core.services import Services
 from foureyes.errors import BadInput
@@ -259,7 +260,7 @@ def render(report: AccessReview, console: Console) -> None:
         groups = ", ".join(staff.groups) or "no groups"
         console.print()
         console.rule(
-            escape(f"{staff.id} {staff.name} ({groups}; {staff.employment}; {staff.status})")
+            cell(f"{staff.id} {staff.name} ({groups}; {staff.employment}; {staff.status})")
         )
         if person.floor is not None:
             console.print(f"can do nothing: {person.floor}", markup=False)

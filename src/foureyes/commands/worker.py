@@ -90,6 +90,7 @@ def worker_cmd(
             f"failed {len(tick.failed)}, expired {len(tick.expired)}, "
             f"reconciled {len(tick.reconciled)}, overdue {len(tick.overdue)}"
             + ("" if tick.checkpoint is None else f", checkpoint {tick.checkpoint}")
+            + ("" if tick.held is None else f"; nothing carried out: {tick.held}")
         )
         if once:
             return

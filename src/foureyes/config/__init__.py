@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_EXECUTION_LEASE",
     "DEFAULT_LOG_ORIGIN",
+    "DEFAULT_PLATFORM_CALL_DEADLINE",
     "ENV_PREFIX",
     "MIN_METRICS_TOKEN",
     "OVERSIGHT_GROUPS",
@@ -58,6 +59,7 @@ DEFAULT_LOG_ORIGIN = "foureyes.local/log"
 OVERSIGHT_GROUPS = frozenset({"security", "leads"})
 MIN_METRICS_TOKEN = 32  # characters: 128 bits as hex, beyond guessing over HTTP
 DEFAULT_EXECUTION_LEASE = 120.0  # seconds: `Settings.execution_lease`
+DEFAULT_PLATFORM_CALL_DEADLINE = 30.0  # seconds: `Settings.platform_call_deadline`
 
 # Settings that the environment may set, and whether each is a path.
 _ENV_SETTINGS: dict[str, bool] = {
@@ -69,6 +71,7 @@ _ENV_SETTINGS: dict[str, bool] = {
     "checkpoint_interval": False,
     "checkpoint_stale_after": False,
     "execution_lease": False,
+    "platform_call_deadline": False,
     "console_key_file": True,
     "policy_file": True,
     "staff_file": True,
@@ -318,6 +321,11 @@ class Settings(BaseModel):
     # How long a process carrying out a request holds it without renewing (it renews every
     # third of it while the platform call runs); a lapsed hold is reconciled by another.
     execution_lease: float = Field(default=DEFAULT_EXECUTION_LEASE, ge=1)
+    # How long one platform call (a look-up, an execution, a reconciliation, with its retries)
+    # may take before it is abandoned; an execution abandoned so is reconciled (its outcome is
+    # unknown). Connectors that allow it (http, synapse) enforce it; a connector table's own
+    # `deadline` overrides it for that platform.
+    platform_call_deadline: float = Field(default=DEFAULT_PLATFORM_CALL_DEADLINE, gt=0, le=3600)
     # The console's cookie-signing secret (made by init, or on first serve; never logged).
     console_key_file: Path
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)

@@ -72,6 +72,9 @@ class OidcSettings(BaseModel):
     client_secret_env: str | None = None
     audience: str | None = Field(default=None, min_length=1)
     identity_claim: str = Field(default="preferred_username", min_length=1)
+    # Whether the claim may name a person by their staff id (always one of their logins for
+    # foureyes' own tokens). Off: only the `identities` the directory lists sign in.
+    staff_ids_are_logins: bool = False
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
     redirect_base: str | None = None
     provider_name: str = Field(default="your identity provider", min_length=1, max_length=80)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Select
 
+from foureyes.config import DEFAULT_PLATFORM_CALL_DEADLINE
 from foureyes.errors import BadInput
 from foureyes.model import Account, ActionKind, ActionSpec
 from foureyes.policy.catalog import UNDECLARED, Attribute, Catalog, declared
@@ -58,7 +59,10 @@ def action_spec(
 @dataclass(frozen=True)
 class ExecutionOrder:
     """What a connector is told to do. `idempotency_key` is the request id: a platform that
-    sees the same key twice must not apply the action twice."""
+    sees the same key twice must not apply the action twice. `attempt` numbers the executions
+    of that key (1, 2, …; 0 outside an execution): reconciliation of attempt N may void the
+    key's attempts up to N on a platform that fences (the `http` connector), so that a late
+    delivery of one of them is refused while attempt N+1 runs."""
 
     action: str
     account_id: str
@@ -66,6 +70,7 @@ class ExecutionOrder:
     idempotency_key: str
     approvers: tuple[str, ...] = ()
     requester: str = ""
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,10 +199,23 @@ class Connector(abc.ABC):
 
 
 class ConnectorContext(Protocol):
-    """What foureyes hands a connector factory (the database, for built-ins with tables)."""
+    """What foureyes hands a connector factory (the database, for built-ins with tables).
+    foureyes' own context also carries `call_deadline`, the overall deadline in seconds of one
+    platform call (settings' `platform_call_deadline`): read it with `call_deadline`."""
 
     @property
     def database(self) -> Any: ...
+
+
+def call_deadline(context: ConnectorContext | None) -> float:
+    """How long one platform call may take in all (a look-up, an execution or a reconciliation,
+    with its retries) before the connector abandons it: the context's `call_deadline`, else the
+    default (30 s). A connector that can cut its transport short enforces it; an execution so
+    abandoned raises `ConnectorError(outcome_unknown=True)` and is reconciled."""
+    value = getattr(context, "call_deadline", None)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_PLATFORM_CALL_DEADLINE
 
 
 class ConnectorFactory(Protocol):

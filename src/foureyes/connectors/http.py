@@ -1,32 +1,46 @@
 """The `http` connector: a platform that foureyes reaches through a signed webhook.
 
-`POST {url}/actions` carries an approved action under its idempotency key, `GET
-{url}/accounts/{id}` looks an account up, and `GET {url}/actions/{key}` tells reconciliation
-whether a key was applied; every request is signed (`foureyes.webhook`). The protocol, the
-answers and the retry rules: docs/webhooks.md. The HTTP plumbing here (`RetryPolicy`, `send`)
-is shared with the `synapse` connector.
+`POST {url}/actions` carries an approved action under its idempotency key and attempt number,
+`GET {url}/accounts/{id}` looks an account up, and `POST {url}/actions/{key}/void` reconciles an
+interrupted execution: the receiver answers "applied", or voids the key's attempts so far (a late
+delivery of one is then refused), or "in progress". Every request is signed, and so is every
+answer (`foureyes.webhook`): an answer without a valid signature is a platform failure, never a
+success. The protocol, the answers and the retry rules: docs/webhooks.md. The HTTP plumbing
+(`PlatformClient`, the deadline of every call) is in `connectors.calls`, shared with `synapse`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import ssl
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
+from foureyes.config import DEFAULT_PLATFORM_CALL_DEADLINE
 from foureyes.connectors.base import (
     Connector,
     ConnectorContext,
     ExecutionOrder,
     ExecutionResult,
     Reconciliation,
+    call_deadline,
+)
+from foureyes.connectors.calls import (
+    NotSent,
+    PlatformClient,
+    RetryPolicy,
+    Sleep,
+    deadline_setting,
+    number_setting,
+    retry_setting,
+    secret_setting,
+    transient_status,
+    url_setting,
 )
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.memory import action_spec, check_params, settings_problem
@@ -45,176 +59,36 @@ from foureyes.policy.celtypes import (
     MapType,
     Nullable,
 )
-from foureyes.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
+from foureyes.webhook import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    SignatureError,
+    sign,
+    verify_answer,
+)
 
-Sleep = Callable[[float], None]
-USER_AGENT = "foureyes"
+__all__ = ["HttpConnector", "RetryPolicy", "coerce", "create"]
+
 _MAX_MESSAGE = 300
-# Requests that failed before any byte reached the server: safe to retry whatever they do.
-_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-# --- shared HTTP plumbing ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries of transient failures inside one connector call: `tries` requests in
-    all, waiting `backoff` seconds before the second and twice as long before each next one,
-    never more than `max_delay` (a server's `Retry-After` is honoured up to that)."""
-
-    tries: int = 3
-    backoff: float = 0.25
-    max_delay: float = 2.0
-
-    def delay(self, attempt: int, hint: float | None = None) -> float:
-        wait = self.backoff * float(2 ** (attempt - 1))
-        if hint is not None:
-            wait = max(wait, hint)
-        return max(0.0, min(wait, self.max_delay))
-
-
-@functools.cache
-def default_tls() -> ssl.SSLContext:
-    """httpx's default TLS settings, built once: loading the CA bundle costs tens of
-    milliseconds, and one context serves every client and thread."""
-    return httpx.create_ssl_context()
-
-
-def transient_status(status: int) -> bool:
-    """A status that says "not now" rather than "no": 429 and every 5xx."""
-    return status == 429 or status >= 500
-
-
-def send(
-    client: httpx.Client,
-    method: str,
-    url: str,
-    *,
-    who: str,
-    retry: RetryPolicy,
-    idempotent: bool = True,
-    sleep: Sleep = time.sleep,
-    headers: Callable[[], Mapping[str, str]] | None = None,
-    content: bytes | None = None,
-    params: Mapping[str, str] | None = None,
-) -> httpx.Response:
-    """Send one request, retrying transient failures as `retry` allows. Answers the last
-    response, whatever its status (the caller translates it); raises ConnectorError for a
-    request that got no response.
-
-    A request that is not `idempotent` is retried only when it cannot have reached the server
-    (the connection failed) or the server said 429. `headers` is called for each try, so that
-    a signature carries the time it is sent. Messages name `who` and the failure, never a
-    header (they carry credentials).
-    """
-    for attempt in range(1, retry.tries + 1):
-        last = attempt == retry.tries
-        try:
-            response = client.request(
-                method,
-                url,
-                content=content,
-                params=params,
-                headers=dict(headers()) if headers is not None else None,
-            )
-        except httpx.HTTPError as exc:
-            error = transport_error(exc, who)
-            if last or not error.transient or not (idempotent or isinstance(exc, _UNSENT)):
-                raise error from None
-            sleep(retry.delay(attempt))
-            continue
-        status = response.status_code
-        if not last and transient_status(status) and (idempotent or status == 429):
-            sleep(retry.delay(attempt, _retry_after(response)))
-            continue
-        return response
-    raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
-
-
-def transport_error(exc: httpx.HTTPError, who: str) -> ConnectorError:
-    """A request that got no response, as a ConnectorError: transient unless retrying cannot
-    help (a URL with an unsupported scheme, redirect loops, an undecodable answer)."""
-    if isinstance(exc, httpx.TimeoutException):
-        return ConnectorError(
-            f"{who} did not answer in time ({type(exc).__name__})", transient=True
-        )
-    detail = _short(str(exc)) or type(exc).__name__
-    if isinstance(exc, _TRANSIENT):
-        return ConnectorError(f"{who} cannot be reached: {detail}", transient=True)
-    return ConnectorError(f"{who}: the request failed: {detail}", transient=False)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def url_setting(settings: Mapping[str, Any], connector: str, key: str = "url") -> str:
-    """An http(s) base URL from the settings, without a trailing slash."""
-    value = settings.get(key)
-    if not isinstance(value, str) or not value:
-        raise BadInput(f"connector {connector}: {key} is required (an http or https URL)")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadInput(f"connector {connector}: {key} must be an http or https URL")
-    if parts.username or parts.password:
-        raise BadInput(f"connector {connector}: {key} must not carry credentials")
-    return value.rstrip("/")
-
-
-def number_setting(
-    settings: Mapping[str, Any], connector: str, key: str, default: float, *, low: float = 0.0
-) -> float:
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-        raise BadInput(f"connector {connector}: {key} must be a number ≥ {low:g}")
-    return float(value)
-
-
-def retry_setting(settings: Mapping[str, Any], connector: str) -> RetryPolicy:
-    tries = settings.get("tries", RetryPolicy.tries)
-    if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= 10:
-        raise BadInput(f"connector {connector}: tries must be a whole number from 1 to 10")
-    return RetryPolicy(
-        tries=tries,
-        backoff=number_setting(settings, connector, "backoff", RetryPolicy.backoff),
-        max_delay=number_setting(settings, connector, "max_delay", RetryPolicy.max_delay),
-    )
-
-
-def secret_setting(settings: Mapping[str, Any], connector: str, key: str) -> str:
-    value = settings.get(key)
-    if not isinstance(value, str) or not value:
-        raise BadInput(
-            f"connector {connector}: {key} is required (give {key}_file or {key}_env, "
-            "so that it is not written in the configuration)"
-        )
-    return value
 
 
 # --- the webhook connector ---------------------------------------------------------------------
 
 
 _STANDARD_ACTIONS = {spec.name: spec for spec in DEMO_ACTIONS}
-_NO_KEY_RECORD = (
-    "keeps no record of idempotency keys that foureyes can ask (GET /actions/{key} answered "
-    "404), so whether this request was applied cannot be told"
+_NO_VOID = (
+    "does not answer POST /actions/{key}/void (404), so this request cannot be fenced: whether "
+    "it was applied, or still will be, cannot be told"
+)
+_VOID_SHAPE = (
+    'answered POST /actions/{key}/void without {"idempotency_key": <this key>, "outcome": '
+    '"applied" | "void" | "in_progress"} (and, for "void", the "attempt" voided through)'
 )
 
 
 class HttpConnector(Connector):
     """A platform behind a signed webhook. Safe to call from several threads (one pooled
-    `httpx.Client`). The secret lives only in this object's signing closure: it is in no
+    client). The secret lives only in this object's signing and checking closures: it is in no
     repr, log line or error message."""
 
     def __init__(
@@ -227,10 +101,11 @@ class HttpConnector(Connector):
         attributes: Mapping[str, Attribute | CelType],
         effects: Mapping[str, Mapping[str, Any]] | None = None,
         timeout: float = 10.0,
+        deadline: float = DEFAULT_PLATFORM_CALL_DEADLINE,
         retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> None:
         self.platform = platform
         self.url = url.rstrip("/")
@@ -252,15 +127,26 @@ class HttpConnector(Connector):
                 )
         self.retry = retry or RetryPolicy()
         self._clock = clock
-        self._sleep = sleep
+        # Each try is signed afresh, with a nonce of its own: the receiver's signed answer
+        # covers it, so an answer holds for that one request.
         self._sign: Callable[[str, str, bytes], str] = lambda method, url, body: sign(
-            method, _target(url), body, secret, timestamp=int(self._clock())
+            method,
+            _target(url),
+            body,
+            secret,
+            timestamp=int(self._clock()),
+            nonce=secrets.token_hex(16),
         )
-        self._client = httpx.Client(
+        self._check: Callable[[httpx.Response], None] = lambda response: _check_answer(
+            response, secret
+        )
+        self._http = PlatformClient(
+            who=self._who,
+            deadline=deadline,
             timeout=timeout,
-            verify=default_tls(),
             transport=transport,
-            headers={"User-Agent": USER_AGENT},
+            sleep=sleep,
+            headers={"User-Agent": "foureyes"},
         )
 
     def __repr__(self) -> str:
@@ -284,13 +170,17 @@ class HttpConnector(Connector):
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         """POST the order to {url}/actions. The receiver applies it once per idempotency key.
-        NotFound on 404; ConnectorError(transient=True) for 5xx, 429, timeouts and connection
-        failures once the retries are spent; ConnectorError(transient=False) for other 4xx."""
+        NotFound on 404; ConnectorError(transient=True) for 5xx and 429 once the retries are
+        spent, and when the connection could not be made; ConnectorError(transient=False) for
+        other 4xx. When the order may have reached the receiver and its answer is missing, late
+        (the deadline) or not signed, or the receiver says it is in progress:
+        ConnectorError(outcome_unknown=True), for reconciliation to settle."""
         spec = self.action(order.action)
         check_params(spec, order.params)
         body = _canonical(
             {
                 "idempotency_key": order.idempotency_key,
+                "attempt": order.attempt,
                 "platform": self.platform,
                 "action": order.action,
                 "account": order.account_id,
@@ -299,22 +189,20 @@ class HttpConnector(Connector):
                 "requester": order.requester,
             }
         )
-        url = f"{self.url}/actions"
-        response = send(
-            self._client,
-            "POST",
-            url,
-            who=self._who,
-            retry=self.retry,
-            sleep=self._sleep,
-            content=body,
-            headers=lambda: {
-                SIGNATURE_HEADER: self._sign("POST", url, body),
-                IDEMPOTENCY_HEADER: order.idempotency_key,
-                "Content-Type": "application/json",
-            },
-        )
-        answer = self._answer(response, f"{order.action} on {order.account_id}")
+        what = f"{order.action} on {order.account_id}"
+        try:
+            response = self._post(f"{self.url}/actions", body, key=order.idempotency_key)
+        except NotSent:
+            raise
+        except ConnectorError as exc:
+            if exc.outcome_unknown:
+                raise
+            raise ConnectorError(
+                f"{exc.message}; the order may have reached the receiver",
+                transient=True,
+                outcome_unknown=True,
+            ) from None
+        answer = self._answer(response, what, order=True)
         if answer is None:
             raise NotFound(f"{self.platform} has no account {order.account_id!r}")
         summary = answer.get("summary", {})
@@ -335,35 +223,53 @@ class HttpConnector(Connector):
         )
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
-        """Reads: not applied (do them again). Writes: what the receiver's record of the key
-        says, `GET {url}/actions/{key}` (see the module docstring): True or False only from its
-        explicit `applied`, else cannot tell (None, saying why). ConnectorError(transient=True)
-        when it cannot be asked now."""
+        """Reads: not applied (do them again). Writes: `POST {url}/actions/{key}/void` with the
+        attempt reconciled, which the receiver answers atomically: "applied" (True, with the
+        first answer's summary and undo parameters), or "void" (False: it records the key's
+        attempts through this one as void and will refuse any of them that arrives later), or
+        "in progress" (ConnectorError(transient=True): asked again later). Anything else,
+        a 404 (a receiver that cannot void) included, is None, saying why.
+        ConnectorError(transient=True) when it cannot be asked now (5xx, 429, no answer, an
+        answer without a valid signature)."""
         spec = self.action(order.action)
         if spec.kind is ActionKind.READ:
             return Reconciliation(applied=False)
         key = order.idempotency_key
-        url = f"{self.url}/actions/{quote(key, safe='')}"
-        response = self._signed_get(url)
+        body = _canonical({"idempotency_key": key, "attempt": order.attempt})
+        response = self._post(f"{self.url}/actions/{quote(key, safe='')}/void", body)
         try:
-            answer = self._answer(response, f"the record of idempotency key {key}")
+            answer = self._answer(response, f"the void of idempotency key {key}")
         except ConnectorError as exc:
             if exc.transient:
                 raise
             return Reconciliation(applied=None, why=exc.message)
         if answer is None:
-            return Reconciliation(applied=None, why=f"{self._who} {_NO_KEY_RECORD}")
-        applied = answer.get("applied")
-        if answer.get("idempotency_key") != key or not isinstance(applied, bool):
-            return Reconciliation(
-                applied=None,
-                why=(
-                    f"{self._who} answered GET /actions/{{key}} without "
-                    '{"idempotency_key": <this key>, "applied": true|false}'
-                ),
+            return Reconciliation(applied=None, why=f"{self._who} {_NO_VOID}")
+        outcome = answer.get("outcome")
+        voided = answer.get("attempt")
+        if answer.get("idempotency_key") != key or (
+            outcome == "void" and not (isinstance(voided, int) and not isinstance(voided, bool))
+        ):
+            return Reconciliation(applied=None, why=f"{self._who} {_VOID_SHAPE}")
+        if outcome == "in_progress":
+            raise ConnectorError(
+                f"{self._who}: the order with idempotency key {key} is still in progress at "
+                "the receiver",
+                transient=True,
             )
-        if not applied:
+        if outcome == "void":
+            assert isinstance(voided, int)
+            if voided < order.attempt:
+                return Reconciliation(
+                    applied=None,
+                    why=(
+                        f"{self._who} voided attempts through {voided} only, not attempt "
+                        f"{order.attempt}"
+                    ),
+                )
             return Reconciliation(applied=False)
+        if outcome != "applied":
+            return Reconciliation(applied=None, why=f"{self._who} {_VOID_SHAPE}")
         summary, undo = answer.get("summary"), answer.get("undo_params")
         return Reconciliation(
             applied=True,
@@ -392,21 +298,32 @@ class HttpConnector(Connector):
         }
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     # --- inside --------------------------------------------------------------------------------
 
     def _signed_get(self, url: str) -> httpx.Response:
-        """GET `url` signed (an empty body), retried as every call is (`send`)."""
-        return send(
-            self._client,
+        """GET `url` signed (an empty body), retried and bounded as every call is."""
+        return self._http.send(
             "GET",
             url,
-            who=self._who,
             retry=self.retry,
-            sleep=self._sleep,
             headers=lambda: {SIGNATURE_HEADER: self._sign("GET", url, b"")},
         )
+
+    def _post(self, url: str, body: bytes, *, key: str | None = None) -> httpx.Response:
+        """POST `body` (JSON) to `url` signed, with its idempotency key when it has one."""
+
+        def headers() -> dict[str, str]:
+            sent = {
+                SIGNATURE_HEADER: self._sign("POST", url, body),
+                "Content-Type": "application/json",
+            }
+            if key is not None:
+                sent[IDEMPOTENCY_HEADER] = key
+            return sent
+
+        return self._http.send("POST", url, retry=self.retry, content=body, headers=headers)
 
     @property
     def _who(self) -> str:
@@ -439,20 +356,37 @@ class HttpConnector(Connector):
                 ) from None
         return attributes
 
-    def _answer(self, response: httpx.Response, what: str) -> dict[str, Any] | None:
+    def _answer(
+        self, response: httpx.Response, what: str, *, order: bool = False
+    ) -> dict[str, Any] | None:
         """The one place where the receiver's answers are translated: the JSON object of a 2xx
-        (empty if there is none), None for 404, ConnectorError for everything else."""
+        (empty if there is none), None for 404, ConnectorError for everything else. Only a
+        signed answer is believed: one whose signature is missing or wrong is a failure
+        (transient; for an `order`, whose fate it leaves unknown, outcome-unknown too), and so
+        is an order the receiver says is in progress."""
         status = response.status_code
+        try:
+            self._check(response)
+        except SignatureError as exc:
+            raise ConnectorError(
+                f"{self._who} answered {what} ({status}) without a valid answer signature "
+                f"({exc}): not believed (do both sides hold the same secret?)",
+                transient=True,
+                outcome_unknown=order,
+            ) from None
         if 200 <= status < 300:
-            try:
-                decoded = response.json() if response.content else {}
-            except ValueError:
-                decoded = {}
+            decoded = _json(response)
             return decoded if isinstance(decoded, dict) else {}
         if status == 404:
             return None
         reason = _short(_error_text(response))
         suffix = f": {reason}" if reason else ""
+        if order and status == 409 and _json(response).get("in_progress") is True:
+            raise ConnectorError(
+                f"{self._who}: {what} is in progress at the receiver{suffix}",
+                transient=True,
+                outcome_unknown=True,
+            )
         if transient_status(status):
             raise ConnectorError(f"{self._who} failed on {what} ({status}){suffix}", transient=True)
         if status in (401, 403):
@@ -462,6 +396,36 @@ class HttpConnector(Connector):
                 transient=False,
             )
         raise ConnectorError(f"{self._who} refused {what} ({status}){suffix}", transient=False)
+
+
+def _check_answer(response: httpx.Response, secret: str) -> None:
+    """SignatureError unless `response` carries the receiver's signature of this answer to
+    this request (`foureyes.webhook.verify_answer`)."""
+    request = response.request
+    verify_answer(
+        response.headers,
+        response.status_code,
+        response.content,
+        secret,
+        method=request.method,
+        target=request.url.raw_path.decode("ascii"),
+        request_body=request.content,
+        request_signature=request.headers.get(SIGNATURE_HEADER, ""),
+    )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object; empty when it is none."""
+    try:
+        decoded = response.json() if response.content else {}
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -514,6 +478,7 @@ _SETTINGS = (
     "attributes",
     "effects",
     "timeout",
+    "deadline",
     "tries",
     "backoff",
     "max_delay",
@@ -542,9 +507,10 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
     reversible_by, irreversible, reveals_private, params, description}), `attributes` ({name:
     type or {type, sensitivity, redacted_as}}, e.g. `followers = {type = "int", sensitivity =
     "public"}`; one whose sensitivity is not declared is private: `parse_attribute`), and
-    optionally `effects` ({action: {attribute: value}}, for previews), `timeout` (seconds, 10),
-    `tries` (3), `backoff` (seconds, 0.25), `max_delay` (2)."""
-    del context  # everything is on the other side of the webhook
+    optionally `effects` ({action: {attribute: value}}, for previews), `timeout` (seconds per
+    read or write, 10), `deadline` (seconds per call in all, settings' `platform_call_deadline`),
+    `tries` (3), `backoff` (seconds, 0.25), `max_delay` (2). `url` is https (plain http only to
+    a loopback host)."""
     problem = settings_problem(settings, _SETTINGS)
     if problem:
         raise BadInput(f"connector {name}: {problem}")
@@ -573,6 +539,7 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
         attributes=attributes,
         effects=effects,
         timeout=number_setting(settings, name, "timeout", 10.0, low=0.1),
+        deadline=deadline_setting(settings, name, call_deadline(context)),
         retry=retry_setting(settings, name),
     )
 

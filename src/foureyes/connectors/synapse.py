@@ -44,7 +44,6 @@ import json
 import re
 import secrets
 import ssl
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +52,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from foureyes.config import DEFAULT_PLATFORM_CALL_DEADLINE
 from foureyes.connectors.base import (
     Connector,
     ConnectorContext,
@@ -60,20 +60,21 @@ from foureyes.connectors.base import (
     ExecutionResult,
     Reconciliation,
     action_spec,
+    call_deadline,
 )
-from foureyes.connectors.demo_catalog import DEMO_ACTIONS
-from foureyes.connectors.http import (
+from foureyes.connectors.calls import (
     USER_AGENT,
+    PlatformClient,
     RetryPolicy,
     Sleep,
-    default_tls,
+    deadline_setting,
     number_setting,
     retry_setting,
     secret_setting,
-    send,
     transient_status,
     url_setting,
 )
+from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.memory import check_params, int_setting, settings_problem
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration
@@ -245,12 +246,13 @@ class SynapseConnector(Connector):
         platform: str = PLATFORM,
         server_name: str | None = None,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_PLATFORM_CALL_DEADLINE,
         retry: RetryPolicy | None = None,
         message_limit: int = 50,
         login_as_ttl: timedelta = timedelta(hours=1),
         verify: ssl.SSLContext | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Sleep = time.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not token:
@@ -261,13 +263,16 @@ class SynapseConnector(Connector):
         self.retry = retry or RetryPolicy()
         self.message_limit = message_limit
         self.login_as_ttl = login_as_ttl
-        self._sleep = sleep
         self._clock = clock
-        # The token goes into the client's default headers and is kept nowhere else.
-        self._client = httpx.Client(
+        # The token goes into the client's default headers and is kept nowhere else. Each of
+        # the connector's calls (with its several admin API requests) runs under one deadline.
+        self._http = PlatformClient(
+            who=self._who,
+            deadline=deadline,
             timeout=timeout,
-            verify=verify or default_tls(),
+            verify=verify,
             transport=transport,
+            sleep=sleep,
             headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
         )
 
@@ -287,18 +292,25 @@ class SynapseConnector(Connector):
         homeserver. Three admin calls: the user, their joined rooms, their devices."""
         if not self._is_local(account_id):
             return None
-        user = self._user(account_id)
-        if user is None:
-            return None
-        return Account(platform=self.platform, id=account_id, attributes=self._attributes(user))
+        with self._http.call():
+            user = self._user(account_id)
+            if user is None:
+                return None
+            attributes = self._attributes(user)
+        return Account(platform=self.platform, id=account_id, attributes=attributes)
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         """Carry out `order` on the homeserver, reading the user's state first (see the module
         docstring on idempotency). NotFound for an unknown user; ConnectorError(transient=True)
         when the homeserver cannot be reached or fails (after the retries),
-        ConnectorError(transient=False) when it refuses or the action makes no sense now."""
+        ConnectorError(transient=False) when it refuses or the action makes no sense now; the
+        call's deadline passed: `DeadlineExceeded` (outcome unknown)."""
         spec = self.action(order.action)
         check_params(spec, order.params)
+        with self._http.call():
+            return self._execute(spec, order)
+
+    def _execute(self, spec: ActionSpec, order: ExecutionOrder) -> ExecutionResult:
         user = self._existing_user(order.account_id)
         if spec.kind is ActionKind.READ:
             return self._read(order, user)
@@ -323,11 +335,12 @@ class SynapseConnector(Connector):
             return Reconciliation(applied=False)
         state: dict[str, Any] = {}
         try:
-            user = self._user(order.account_id) if self._is_local(order.account_id) else None
+            with self._http.call():
+                user = self._user(order.account_id) if self._is_local(order.account_id) else None
+                if user is not None:
+                    state = self._attributes(user)
         except (ConnectorError, NotFound):
-            user = None
-        if user is not None:
-            state = self._attributes(user)
+            state = {}
         return Reconciliation(applied=None, state=state, why=NO_RECORD)
 
     def validate(self, order: ExecutionOrder) -> None:
@@ -351,7 +364,8 @@ class SynapseConnector(Connector):
         spec = self.action(order.action)
         if spec.kind is ActionKind.READ:
             return {}
-        state = self._attributes(self._existing_user(order.account_id))
+        with self._http.call():
+            state = self._attributes(self._existing_user(order.account_id))
         after: dict[str, Any] = {}
         toggle = _WRITES.get(order.action)
         if toggle is not None:
@@ -370,7 +384,7 @@ class SynapseConnector(Connector):
         return {key: [before[key], value] for key, value in after.items() if before[key] != value}
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -587,14 +601,11 @@ class SynapseConnector(Connector):
         idempotent: bool = True,
     ) -> dict[str, Any]:
         content = None if body is None else _json_bytes(body)
-        response = send(
-            self._client,
+        response = self._http.send(
             method,
             f"{self.url}{ADMIN}{path}",
-            who=self._who,
             retry=self.retry,
             idempotent=idempotent,
-            sleep=self._sleep,
             content=content,
             params=params,
             headers=(lambda: {"Content-Type": "application/json"}) if content else None,
@@ -670,6 +681,7 @@ _SETTINGS = (
     "token",
     "server_name",
     "timeout",
+    "deadline",
     "tries",
     "backoff",
     "max_delay",
@@ -683,10 +695,10 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
     """The `synapse` entry point. Settings: `url` (the homeserver's base URL, e.g.
     `https://matrix.example.org`), `token` (an admin access token: give it as `token_file` or
     `token_env`), and optionally `server_name` (refuse user ids of other servers up front),
-    `timeout` (seconds, 30), `tries` (3), `backoff` (seconds, 0.25), `max_delay` (2),
+    `timeout` (seconds per read or write, 30), `deadline` (seconds per call in all, settings'
+    `platform_call_deadline`), `tries` (3), `backoff` (seconds, 0.25), `max_delay` (2),
     `message_limit` (messages read by default, 50), `login_as_ttl` (`1h`), `ca_path` (a CA
     bundle for a homeserver behind a private certificate authority)."""
-    del context  # everything lives on the homeserver
     problem = settings_problem(settings, _SETTINGS)
     if problem:
         raise BadInput(f"connector {name}: {problem}")
@@ -713,6 +725,7 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
         platform=name,
         server_name=server_name,
         timeout=number_setting(settings, name, "timeout", 30.0, low=0.1),
+        deadline=deadline_setting(settings, name, call_deadline(context)),
         retry=retry_setting(settings, name),
         message_limit=limit,
         login_as_ttl=ttl,

@@ -3,7 +3,9 @@
 `GET /console/login` shows the token form (and "Sign in with <provider>" when OIDC is
 configured); `POST /console/login` checks the throttle, then the token, and opens a session;
 `POST /console/logout` ends it. Every failure looks the same to the browser ("that token did not
-work") apart from the throttle's answer, so the form tells a guesser nothing.
+work") apart from the throttle's answer, so the form tells a guesser nothing. The throttle counts
+per client address only, never per token id (`throttle`: an id is no secret, so a count per id
+would let anyone lock its holder out).
 """
 
 from __future__ import annotations
@@ -26,16 +28,6 @@ from foureyes.workflow import operations
 router = APIRouter()
 
 MAX_TOKEN = 200
-
-
-def _token_id(token: str) -> str | None:
-    """The id part of a `fey_<id>_<secret>` token (what throttling counts per identity: the
-    person it names is not known until the token verifies); None for what is no local token."""
-    try:
-        token_id, _ = split_token(token)
-    except Unauthenticated:
-        return None
-    return f"token:{token_id}"
 
 
 def _login_page(
@@ -74,12 +66,11 @@ def login_with_token(
     next: Annotated[str, Form(max_length=2000)] = "/console/",
 ) -> Response:
     address = client_address(request)
-    identity = _token_id(token)
-    throttle.check(services, address=address, identity=identity)
+    throttle.check(services, address=address)
     try:
         actor = operations.authenticate(services, token, where="console sign-in", client=address)
     except Unauthenticated as exc:  # a dead credential is also noted (an alert): same answer
-        throttle.record_failure(services, address=address, identity=identity, reason=exc.message)
+        throttle.record_failure(services, address=address, reason=exc.message)
         return _login_page(
             request,
             next_url=next,
@@ -87,16 +78,8 @@ def login_with_token(
             "may not act now.",
             status_code=401,
         )
-    assert identity is not None  # authenticate accepted the token's form
-    throttle.clear(services, identities=[identity])
-    return sign_in(
-        request,
-        services,
-        actor,
-        method="token",
-        next_url=next,
-        token_id=identity.removeprefix("token:"),
-    )
+    token_id, _ = split_token(token)  # authenticate accepted the token's form
+    return sign_in(request, services, actor, method="token", next_url=next, token_id=token_id)
 
 
 @router.post("/console/logout")

@@ -12,8 +12,11 @@ now, exactly as for an API bearer token. Only then is a console session opened
 
 Every failure (the provider's `error`, a state this browser does not hold, a token that does
 not verify, an identity nobody on the staff has, a person who may not act) shows the sign-in
-page with the reason, opens no session, and counts as a failed sign-in from the client's
-address for the console's login throttle.
+page with the reason and opens no session. It counts as a failed sign-in from the client's
+address for the console's login throttle only when it answers a sign-in this browser started
+(the `state` is one its login-state cookie holds, now spent): a callback anyone can make a
+browser fetch (an image on another site, `?error=access_denied`) tried no credential, and
+counting it would let any page lock its visitors' address out of the console.
 """
 
 from __future__ import annotations
@@ -116,14 +119,29 @@ def _provider(request: Request) -> OidcProvider:
 
 
 async def _failed(
-    request: Request, services: Services, reason: str, *, status_code: int = 401
+    request: Request,
+    services: Services,
+    reason: str,
+    *,
+    counted: bool = True,
+    status_code: int = 401,
 ) -> Response:
-    """The sign-in page with `reason`, no session, and one failure counted for the address."""
+    """The sign-in page with `reason` and no session; one failure counted for the address if
+    `counted` (the answer to a sign-in this browser started), else nothing but a log line."""
     address = client_address(request)
-    await run_in_threadpool(
-        throttle.record_failure, services, address=address, reason=f"oidc: {reason}"
-    )
-    next_url = request.session.pop(_NEXT, "/console/")
+    if counted:
+        await run_in_threadpool(
+            throttle.record_failure, services, address=address, reason=f"oidc: {reason}"
+        )
+        next_url = request.session.pop(_NEXT, "/console/")
+    else:
+        log.info(
+            "console sign-in callback from %s answers no sign-in started in this browser "
+            "(not counted): %s",
+            address,
+            reason[:200],
+        )
+        next_url = request.session.get(_NEXT, "/console/")  # a sign-in under way stays so
     return await run_in_threadpool(
         _login_page,
         request,
@@ -156,25 +174,36 @@ async def oidc_callback(request: Request, services: ServicesDep) -> Response:
     oidc = _settings(request)
     await run_in_threadpool(throttle.check, services, address=client_address(request))
     params = request.query_params
+    client = _client(request, oidc)
+    state = params.get("state")
+    data: dict[str, Any] = {}
+    if state:
+        found = await client.framework.get_state_data(request.session, state)
+        data = found if isinstance(found, dict) else {}
+    # The answer to a sign-in this browser started: its state, nonce and PKCE verifier are in
+    # the browser's login-state cookie.
+    started = bool(data.get("nonce") and data.get("code_verifier"))
+    if started:
+        await client.framework.clear_state_data(request.session, state)  # used once
     if params.get("error"):
         # Only the error code, and only if it is one: the description is free text anyone can
         # put in a link to this page, and the page must not repeat it as if foureyes said it.
         error = params["error"]
         shown = error if re.fullmatch(r"[a-z_]{1,40}", error) else "an error"
-        return await _failed(request, services, f"{oidc.provider_name} answered {shown}")
-    code, state = params.get("code"), params.get("state")
-    if not code or not state:
-        return await _failed(request, services, "the answer carries no code or no state")
-    client = _client(request, oidc)
-    data = await client.framework.get_state_data(request.session, state)
-    if not isinstance(data, dict) or not data.get("nonce") or not data.get("code_verifier"):
+        return await _failed(
+            request, services, f"{oidc.provider_name} answered {shown}", counted=started
+        )
+    if not started:
         return await _failed(
             request,
             services,
             "this sign-in was not started in this browser, or it took too long (state "
             "mismatch); please start again",
+            counted=False,
         )
-    await client.framework.clear_state_data(request.session, state)  # a state is used once
+    code = params.get("code")
+    if not code:
+        return await _failed(request, services, "the answer carries no code")
     try:
         token = await client.fetch_access_token(
             code=code, redirect_uri=data["redirect_uri"], code_verifier=data["code_verifier"]

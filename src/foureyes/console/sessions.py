@@ -30,10 +30,13 @@ __all__ = [
     "IDLE_TIMEOUT",
     "MAX_AGE",
     "ConsoleActorDep",
+    "ConsoleSession",
+    "ConsoleSessionDep",
     "MaybeActorDep",
     "SignInRequired",
     "client_address",
     "console_actor",
+    "console_session",
     "csrf_for",
     "current_session",
     "login_url",
@@ -62,6 +65,7 @@ class ConsoleSession:
     actor: Actor
     csrf: str
     method: str
+    session_id: str  # the session's id in the store (never the cookie's secret)
 
 
 def _key(request: Request) -> bytes:
@@ -123,17 +127,27 @@ def current_session(request: Request, services: Services) -> ConsoleSession | No
     use = sessions.session_actor(services, secret, client=client_address(request))
     if use is None:
         return None
-    found = ConsoleSession(actor=use.actor, csrf=csrf_for(request, secret), method=use.method)
+    found = ConsoleSession(
+        actor=use.actor,
+        csrf=csrf_for(request, secret),
+        method=use.method,
+        session_id=use.session_id,
+    )
     request.state.console_session = found
+    return found
+
+
+def console_session(request: Request, services: ServicesDep) -> ConsoleSession:
+    """The signed-in session; SignInRequired (a redirect to the login page) without one."""
+    found = current_session(request, services)
+    if found is None:
+        raise SignInRequired("please sign in", next_url=_here(request))
     return found
 
 
 def console_actor(request: Request, services: ServicesDep) -> Actor:
     """The signed-in person; SignInRequired (a redirect to the login page) without a session."""
-    found = current_session(request, services)
-    if found is None:
-        raise SignInRequired("please sign in", next_url=_here(request))
-    return found.actor
+    return console_session(request, services).actor
 
 
 def maybe_actor(request: Request, services: ServicesDep) -> Actor | None:
@@ -143,6 +157,7 @@ def maybe_actor(request: Request, services: ServicesDep) -> Actor | None:
 
 
 ConsoleActorDep = Annotated[Actor, Depends(console_actor)]
+ConsoleSessionDep = Annotated[ConsoleSession, Depends(console_session)]
 MaybeActorDep = Annotated[Actor | None, Depends(maybe_actor)]
 
 

@@ -3,12 +3,13 @@ enrol, revoke; the person's device keys are listed and revoked there too) and th
 endpoints `webauthn.js` calls.
 
 - `POST /console/webauthn/registration/options` → creation options for a new key of the
-  signed-in person; the pending registration (challenge, person, expiry) is kept in the signed
-  login-state cookie (`request.session`), never trusted from the page.
+  signed-in person; the pending registration (challenge, person, expiry) is kept on the server
+  under the console session (`foureyes.auth.registrations`), never in the browser.
 - `POST /console/webauthn/registration/proof-options` `{"name", "credential"}` → request options
   for one of the person's security keys that count now to vouch for the new one (409 if they
   have none); the pending registration stays.
-- `POST /console/webauthn/registration` `{"name", "credential", "proof"?}` → with a proof
+- `POST /console/webauthn/registration` `{"name", "credential", "proof"?}` → the pending
+  registration is used up first, whatever the outcome (one response per challenge); with a proof
   (`{"method": "webauthn", "credential": <assertion>}`), the key is stored and counts after the
   cool-down (201); without one, security is asked to approve it (202, with the request id):
   the signed-in session alone never adds a key that counts (`foureyes.workflow.enrolment`).
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from foureyes.auth import webauthn
 from foureyes.console.csrf import CsrfDep
-from foureyes.console.sessions import ConsoleActorDep
+from foureyes.console.sessions import ConsoleActorDep, ConsoleSessionDep
 from foureyes.console.templating import render
 from foureyes.errors import FoureyesError
 from foureyes.web.deps import ServicesDep
@@ -40,7 +41,6 @@ from foureyes.workflow import operations
 router = APIRouter()
 
 PAGE = "/console/security-keys"
-PENDING = "webauthn_registration"  # the request.session key of an enrolment in progress
 KeyId = Annotated[str, Path(min_length=1, max_length=32, pattern="^[0-9a-f]+$")]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,8 +64,11 @@ class AssertionOptionsBody(BaseModel):
 
 
 def _problem(exc: FoureyesError) -> Response:
-    # With its details, as the API answers: an outcome-unknown names the request it recorded.
-    return problem(exc.status, exc.slug, exc.message, extensions=exc.details)
+    # With its details, as the API answers: an outcome-unknown names the request it recorded,
+    # a throttle's 429 when to try again.
+    retry = exc.details.get("retry_after")
+    headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
+    return problem(exc.status, exc.slug, exc.message, extensions=exc.details, headers=headers)
 
 
 @router.get(PAGE)
@@ -109,28 +112,31 @@ def revoke_key(
 
 @router.post("/console/webauthn/registration/options")
 def registration_options(
-    request: Request, services: ServicesDep, actor: ConsoleActorDep, _csrf: CsrfDep
+    services: ServicesDep, signed_in: ConsoleSessionDep, _csrf: CsrfDep
 ) -> Response:
     try:
-        options, pending = operations.security_key_options(services, actor)
+        options = operations.start_security_key_enrolment(
+            services, signed_in.actor, signed_in.session_id
+        )
     except FoureyesError as exc:
         return _problem(exc)
-    request.session[PENDING] = pending.to_json()
     return JSONResponse(options, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/console/webauthn/registration/proof-options")
 def proof_options(
-    request: Request,
     body: Annotated[ProofOptionsBody, Body()],
     services: ServicesDep,
-    actor: ConsoleActorDep,
+    signed_in: ConsoleSessionDep,
     _csrf: CsrfDep,
 ) -> Response:
     try:
-        pending = webauthn.PendingRegistration.from_json(request.session.get(PENDING))
-        options = operations.security_key_proof_options(
-            services, actor, pending, name=body.name, credential=body.credential
+        options = operations.console_proof_options(
+            services,
+            signed_in.actor,
+            signed_in.session_id,
+            name=body.name,
+            credential=body.credential,
         )
     except FoureyesError as exc:
         return _problem(exc)
@@ -139,18 +145,19 @@ def proof_options(
 
 @router.post("/console/webauthn/registration")
 def register(
-    request: Request,
     body: Annotated[RegistrationBody, Body()],
     services: ServicesDep,
-    actor: ConsoleActorDep,
+    signed_in: ConsoleSessionDep,
     _csrf: CsrfDep,
 ) -> Response:
-    # One attempt per challenge: the pending registration is used up whatever the outcome.
-    saved = request.session.pop(PENDING, None)
     try:
-        pending = webauthn.PendingRegistration.from_json(saved)
-        done = operations.enrol_security_key(
-            services, actor, pending, name=body.name, credential=body.credential, proof=body.proof
+        done = operations.enrol_console_key(
+            services,
+            signed_in.actor,
+            signed_in.session_id,
+            name=body.name,
+            credential=body.credential,
+            proof=body.proof,
         )
     except FoureyesError as exc:
         return _problem(exc)

@@ -1,5 +1,6 @@
 """Shared pieces of the lifecycle: locking a request, moving it between states (with its audit
-event in the same transaction), the request digest, and loading reviews for the engine."""
+event in the same transaction), the request digest and the salted commitments to its values
+(`foureyes.core.commitments`), and loading reviews for the engine."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.canonical import canonical_json
+from foureyes.core import commitments
 from foureyes.core.redaction import event_payload
 from foureyes.core.services import Services, json_safe
 from foureyes.errors import Conflict, NotFound
@@ -52,6 +54,7 @@ TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = {
 
 def request_digest(
     *,
+    salt: str,
     action: str,
     account: str,
     params: Mapping[str, Any],
@@ -64,7 +67,41 @@ def request_digest(
     """SHA-256 of the canonical JSON of what reviewers approve: exactly this action, on exactly
     this account, with exactly these parameters, for this reason, under this policy, asked by
     this person, break-glass or not, undoing this request (or none). What a step-up signs, and
-    what `foureyes.workflow.integrity` recomputes from the stored row before acting on it."""
+    what `foureyes.workflow.integrity` recomputes from the stored row before acting on it.
+
+    Salted (version 3, docs/digests.md): the request's random `salt` is in the hashed body, so
+    whoever sees the digest but not the salt (reviewers, oversight, the log's readers) cannot
+    test a guess of a value the request holds and does not show them (the address an undo
+    restores). The salt is stored with the request, never shown nor logged; the submitted
+    event's digest binds it (another salt gives another digest)."""
+    body = {
+        "v": commitments.DIGEST_VERSION,
+        "salt": salt,
+        "action": action,
+        "account": account,
+        "params": json_safe(dict(params)),
+        "justification": justification,
+        "policy_version": policy_version,
+        "requester": requester,
+        "break_glass": break_glass,
+        "reverts": reverts,
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def v2_request_digest(
+    *,
+    action: str,
+    account: str,
+    params: Mapping[str, Any],
+    justification: str | None,
+    policy_version: int,
+    requester: str,
+    break_glass: bool,
+    reverts: str | None,
+) -> str:
+    """The unsalted digest of requests submitted before version 3 (their submitted event has
+    no `digest_version`): only to check those, never to make one."""
     body = {
         "v": 2,
         "action": action,
@@ -100,12 +137,21 @@ def legacy_request_digest(
 
 
 def params_digest(params: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a request's parameters: what its audit event carries
-    instead of them. Parameters can be personal data (a new email address) and the log is
-    append-only and exported to auditors, so it commits to them without disclosing them; the
-    request row holds them, and anyone holding them can check them against the log (and
-    against `digest`, which covers them too)."""
+    """SHA-256 of the canonical JSON of a request's parameters, unsalted: what the submitted
+    events of requests before digest version 3 carry (`params_sha256`), and what their undo
+    params were vouched for with. Only to check those; also BadInput for params that JSON
+    cannot hold. Anything new commits with `salted_digest` instead: an unsalted hash of a
+    private value lets whoever reads it test guesses of the value offline."""
     return hashlib.sha256(canonical_json(json_safe(dict(params)))).hexdigest()
+
+
+def salted_digest(salt: str, of: str, values: Mapping[str, Any]) -> str:
+    """The commitment an audit event carries to a request's `params` (`params_salted_sha256`)
+    or to the `undo_params` stored at its execution (`undo_params_salted_sha256`), instead of
+    the values, which can be personal data: `commitments.salted_sha256` of them with the
+    request's salt. Whoever holds the request row (the values and the salt) can check it
+    against the log; whoever holds the log alone cannot test a guess."""
+    return commitments.salted_sha256(salt, of, json_safe(dict(values)))
 
 
 @overload

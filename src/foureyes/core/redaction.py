@@ -149,10 +149,10 @@ def event_payload(
 
 def shown_params(services: Services, session: Session, row: RequestRow) -> dict[str, Any]:
     """The request's params as every person who may see it is shown them: those of an undo
-    that restore a private value (equal to the `undo_params` of the request it reverts)
-    redacted, the rest as they are. The same for a value the undoer typed who happened to know
-    it: the value is private all the same, and its reviewers have no more need to read it than
-    before."""
+    under a name whose private value it restores (a name in the `undo_params` of the request
+    it reverts) redacted, the rest as they are. Redacted whether the undoer left it to
+    foureyes or typed it: showing a typed value in the clear only when it differs from the
+    restored one would answer whether a guess is right."""
     params = dict(row.params)
     if row.reverts_id is None or not params:
         return params
@@ -162,9 +162,7 @@ def shown_params(services: Services, session: Session, row: RequestRow) -> dict[
         return params
     declared_here = declarations(services, _platform(row.account_ref))
     return {
-        name: declared_here.get(name, UNDECLARED).redacted(value)
-        if name in restored and restored[name] == value
-        else value
+        name: declared_here.get(name, UNDECLARED).redacted(value) if name in restored else value
         for name, value in params.items()
     }
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from foureyes.audit.canonical import canonical_json
 from foureyes.audit.log import AuditLog, stored_bytes
 from foureyes.config import DEFAULT_EXECUTION_LEASE, OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
+from foureyes.core.commitments import DIGEST_VERSION, PARAMS, salted_sha256
 from foureyes.errors import BadInput, NotFound, RecordAltered, StepUpFailed, Unavailable
 from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
@@ -26,7 +27,10 @@ from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store import seals
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_record
-from foureyes.store.tables import EventRow, IdentityRow, PolicyVersionRow
+from foureyes.store.tables import EventRow, IdentityRow, PolicyVersionRow, RequestRow
+
+if TYPE_CHECKING:
+    from foureyes.core.logstate import LogState
 
 # How long a step-up credential added after init waits before it counts (`[step_up] cooldown`).
 DEFAULT_COOLDOWN = timedelta(hours=24)
@@ -112,6 +116,9 @@ class Services:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # The store's latest policy version last found not behind the log (`refuse_rollback`).
     _checked_in_force: int | None = field(default=None, repr=False)
+    # Whether the audit log may be acted on (its head, its witness), as this process last found
+    # (`foureyes.core.logstate`; bootstrap sets it up from the settings' witness directory).
+    log_state: LogState | None = field(default=None, repr=False)
 
     def oversees(self, staff: Staff) -> bool:
         """Whether `staff` is oversight staff: in one of `oversight_groups`."""
@@ -331,9 +338,14 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
                 return True
         return False
     asked = done = False
-    # The submitted event commits to the params by their SHA-256 (`events.params_digest`); a
-    # policy update's params are exactly {"text": ...} (its schema allows nothing else).
-    text_sha256 = hashlib.sha256(canonical_json({"text": row.text})).hexdigest()
+    # The submitted event commits to the params, a policy update's being exactly {"text": ...}
+    # (its schema allows nothing else): salted with the request's salt (digest version 3,
+    # `commitments`), or by their plain SHA-256 for a request from before salts. A salt
+    # changed in the store matches no commitment: the text is then not vouched for.
+    text = {"text": row.text}
+    text_sha256 = hashlib.sha256(canonical_json(text)).hexdigest()
+    salt = session.scalar(select(RequestRow.salt).where(RequestRow.id == row.request_id))
+    salted = None if salt is None else salted_sha256(salt, PARAMS, text)
     for kind, account_ref, body in session.execute(
         select(EventRow.kind, EventRow.account_ref, EventRow.body).where(
             EventRow.request_id == row.request_id,
@@ -342,10 +354,13 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
     ):
         event = json.loads(stored_bytes(body))
         if kind == "request.submitted":
+            committed = (
+                salted is not None and event.get("params_salted_sha256") == salted
+                if event.get("digest_version") == DIGEST_VERSION
+                else event.get("params_sha256") == text_sha256
+            )
             asked = (
-                event.get("action") == POLICY_UPDATE
-                and account_ref == POLICY_ACCOUNT
-                and event.get("params_sha256") == text_sha256
+                event.get("action") == POLICY_UPDATE and account_ref == POLICY_ACCOUNT and committed
             )
             continue
         recorded = event.get("summary")

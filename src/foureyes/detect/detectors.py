@@ -24,7 +24,7 @@ from foureyes.model import ActionKind, Staff, parse_duration
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.regex import searches
 from foureyes.policy.schema import DetectorSettings, DetectorsSpec, WorkingHours
-from foureyes.store.tables import EventRow, PinRow, RequestRow, ReviewRow
+from foureyes.store.tables import AlertRow, EventRow, PinRow, RequestRow, ReviewRow
 
 SUBMITTED = "request.submitted"
 REFUSED = "request.refused"  # foureyes.workflow.denials
@@ -83,6 +83,11 @@ class Seen:
         dedupe: timedelta | None = None,
         dedupe_any_account: bool = False,
     ) -> None:
+        """Raise this detector's alert about the event, unless it was raised already: an alert
+        is keyed by detector, event and whom it is about (person, account, request), so events
+        looked at again (a pass reading on from where the log vouches for) repeat none."""
+        if self._raised_before(detector, staff, account, request):
+            return
         row = raise_alert(
             self.services,
             self.session,
@@ -95,6 +100,20 @@ class Seen:
         )
         if row is not None:
             self.raised.append(row.id)
+
+    def _raised_before(
+        self, detector: str, staff: str | None, account: str | None, request: str | None
+    ) -> bool:
+        query = select(AlertRow.id).where(
+            AlertRow.detector == detector, AlertRow.event_seq == self.event.seq
+        )
+        for column, value in (
+            (AlertRow.staff_id, staff),
+            (AlertRow.account_ref, account),
+            (AlertRow.request_id, request),
+        ):
+            query = query.where(column.is_(None) if value is None else column == value)
+        return self.session.scalar(query.limit(1)) is not None
 
 
 def _window(text: str) -> timedelta:

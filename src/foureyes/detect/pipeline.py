@@ -1,9 +1,12 @@
 """The detector pipeline: a pass over the audit events written since the last pass (by `seq`
 cursor), run by the worker on every tick, plus the heartbeat `detector_silence` watches.
 
-One pass is one transaction: the alerts it raises and the cursor move commit together, so an
-event is looked at once, even with several workers (the state row is claimed with SKIP LOCKED;
-a worker that finds it taken leaves the pass to the other).
+One pass is one transaction: the alerts it raises, the cursor move and the `detectors.read`
+event that vouches for it commit together, so an event is looked at once, even with several
+workers (the state row is claimed with SKIP LOCKED; a worker that finds it taken leaves the pass
+to the other). The cursor row is believed only where the log vouches for it
+(`foureyes.detect.cursor`): a row moved outside foureyes raises `detector_cursor_moved` and the
+pass reads on from where the log says.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
+from foureyes.detect import cursor
 from foureyes.detect.detectors import BY_KIND, Seen
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.model import parse_duration
@@ -63,11 +67,24 @@ def _pass(services: Services, batch: int) -> list[int]:
             return []
         settings = policy.document.detectors
         raised = _silence(services, session, settings, state.heartbeat_at, now)
+        vouched = cursor.Vouched.read(session)
+        start = state.cursor
+        moved = vouched.moved(start)
+        if moved is not None:
+            log.error("%s; reading on from event %d", moved.reason, moved.resume)
+            alert = cursor.moved_alert(services, session, settings, moved)
+            raised.extend([] if alert is None else [alert])
+            start = moved.resume
         events = session.scalars(
-            select(EventRow).where(EventRow.seq > state.cursor).order_by(EventRow.seq).limit(batch)
+            select(EventRow).where(EventRow.seq > start).order_by(EventRow.seq).limit(batch)
         ).all()
         catalog = services.catalog()
+        last, read = start, False
         for event in events:
+            last = event.seq
+            if event.account_ref == cursor.ACCOUNT:
+                continue  # the pipeline's own record of an earlier pass
+            read = True
             detectors = BY_KIND.get(event.kind, ())
             if detectors:
                 body = json.loads(event.body)
@@ -76,7 +93,20 @@ def _pass(services: Services, batch: int) -> list[int]:
                     if getattr(settings, name).enabled:
                         detector(seen)
                 raised.extend(seen.raised)
-            state.cursor = event.seq
+        if read or (vouched.cursor is None and start > 0):
+            # Where the row now stands, in the log: the next pass believes the row only there.
+            services.audit.append(
+                session,
+                kind=cursor.READ,
+                actor=None,
+                account_ref=cursor.ACCOUNT,
+                request_id=None,
+                payload={"cursor": last, "from": start},
+                at=now,
+            )
+            state.cursor = last
+        else:
+            state.cursor = start  # nothing but our own records: the row stays where vouched
         state.heartbeat_at = now
         return raised
 

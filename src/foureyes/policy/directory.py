@@ -2,23 +2,48 @@
 
 Loading checks everything a directory must get right for approvals to be counted per person: ids
 are unique, and no login identity belongs to two people.
+
+Logins are plain ASCII (`LOGIN_PATTERN`: letters, digits and `. _ @ + -`, starting with a
+letter or a digit), and two people's logins may not differ only in case. A login is what a
+person signs in as and what the import report, alerts and the audit log show; outside ASCII, a
+Cyrillic a (U+0430), a fullwidth k (U+FF4B) or a zero-width space makes a login that looks like
+another person's but is not, and control characters in it would rewrite the operator's
+terminal. Unicode's confusable skeletons (UTS #39) would allow more names, but need a table of
+look-alikes kept up to date (none is in the lock file) and still leave mixed-script names to
+judge; an identity provider's login names (usernames, email addresses, subject ids) are ASCII
+in practice, so the strict set costs little. An offending login is refused with file and line.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from foureyes.errors import PolicyError
 from foureyes.model import Employment, Staff, StaffStatus
 from foureyes.policy.yamlsource import SourceDocument, load_yaml, parse_yaml
+
+# What a login may be: plain ASCII, starting with a letter or digit (see the module docstring).
+LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
+LOGIN_CHARACTERS = "ASCII letters, digits and . _ @ + -, starting with a letter or a digit"
+
+
+def check_login(login: str) -> str | None:
+    """Why `login` is refused (shown escaped: it may hold anything), or None."""
+    if LOGIN_PATTERN.fullmatch(login):
+        return None
+    return (
+        f"login {login!a} is refused: a login is made of {LOGIN_CHARACTERS} (at most 200), "
+        "so that no login can look like another person's"
+    )
 
 
 class StaffEntry(BaseModel):
@@ -37,6 +62,15 @@ class StaffEntry(BaseModel):
     status: StaffStatus = StaffStatus.ACTIVE
     identities: list[str] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("identities")
+    @classmethod
+    def _safe_logins(cls, value: list[str]) -> list[str]:
+        for login in value:
+            problem = check_login(login)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     def to_staff(self) -> Staff:
         return Staff(
@@ -176,17 +210,25 @@ def _csv_rows(
 def _checked(document: DirectoryDocument, source: SourceDocument) -> Directory:
     staff: dict[str, Staff] = {}
     owner: dict[str, str] = {}
+    folded: dict[str, str] = {}  # a login in lower case -> the login as written
     for index, entry in enumerate(document.staff):
         if entry.id in staff:
             raise source.error(("staff", index, "id"), f"duplicate staff id {entry.id!r}")
         person = entry.to_staff()
-        for identity in {person.id, *person.identities}:
+        for identity in sorted({person.id, *person.identities}):
             if identity in owner and owner[identity] != person.id:
                 raise source.error(
                     ("staff", index, "identities"),
                     f"identity {identity!r} already belongs to {owner[identity]}",
                 )
             owner[identity] = person.id
+            like = folded.setdefault(identity.casefold(), identity)
+            if owner[like] != person.id:
+                raise source.error(
+                    ("staff", index, "identities"),
+                    f"login {identity!r} differs only in case from {like!r}, which belongs to "
+                    f"{owner[like]}: logins of different people must not look alike",
+                )
         staff[person.id] = person
     accounts = tuple(entry.model_dump() for entry in document.accounts)
     return Directory(staff=staff, accounts=accounts)

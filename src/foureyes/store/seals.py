@@ -4,7 +4,8 @@ A person's directory record (with their login identities), a local token, a cons
 a step-up credential and the set of an account's pins are store rows that a database
 administrator can edit. Each is a *subject*, named like an account of foureyes' own platform
 (`foureyes:staff/e-3002`, `foureyes:token/<id>`, `foureyes:pins/chirp:president`,
-`foureyes:session/<id>`, `foureyes:step-up-key/<id>`, `foureyes:security-key/<id>`). Every
+`foureyes:session/<id>`, `foureyes:step-up-key/<id>`, `foureyes:security-key/<id>`,
+`foureyes:login/<name>`). Every
 change foureyes makes to a subject appends, in the same transaction, a `row.sealed` audit event
 about it (the event's account is the subject) carrying the SHA-256 of the subject's fields as
 they are now (`sha256`; null once it is gone): its *seal* (`foureyes.core.sealing` writes
@@ -55,7 +56,9 @@ from foureyes.errors import RecordAltered
 from foureyes.store.tables import (
     ConsoleSessionRow,
     EventRow,
+    GovernanceAppliedRow,
     IdentityRow,
+    LoginRow,
     PinRow,
     StaffRow,
     StepUpKeyRow,
@@ -76,6 +79,7 @@ __all__ = [
     "json_list",
     "keys",
     "latest_seal",
+    "login_digest",
     "pins_digest",
     "ref",
     "sealed_digest",
@@ -97,7 +101,12 @@ PINS_KIND = "pins"
 SESSION = "session"
 STEP_UP_KEY = "step-up-key"
 SECURITY_KEY = "security-key"
-KINDS = (STAFF, TOKEN, PINS_KIND, SESSION, STEP_UP_KEY, SECURITY_KEY)
+LOGIN = "login"
+# foureyes' record that it carried out one of its own actions (`governance_applied`, by the
+# request id): a record written in would make an approved policy, staff or pin change, or a
+# credential enrolment, end `executed` without being applied (`foureyes.workflow.governance`).
+APPLIED = "applied"
+KINDS = (STAFF, TOKEN, PINS_KIND, SESSION, STEP_UP_KEY, SECURITY_KEY, LOGIN, APPLIED)
 _PREFIX = "foureyes:"
 _VERSION = 1
 
@@ -216,6 +225,17 @@ _TOKEN = select(
 _SESSION = select(ConsoleSessionRow).where(ConsoleSessionRow.id == bindparam("key"))
 _STEP_UP_KEY = select(StepUpKeyRow).where(StepUpKeyRow.id == bindparam("key"))
 _SECURITY_KEY = select(WebAuthnCredentialRow).where(WebAuthnCredentialRow.id == bindparam("key"))
+_LOGIN = select(LoginRow).where(LoginRow.identity == bindparam("key"))
+_APPLIED = select(GovernanceAppliedRow.action, GovernanceAppliedRow.summary).where(
+    GovernanceAppliedRow.idempotency_key == bindparam("key")
+)
+# foureyes' record of carrying out the action of request `key`, and its latest seal, one
+# snapshot: NULL action and summary when there is none.
+APPLIED_RECORD = select(
+    _APPLIED.with_only_columns(GovernanceAppliedRow.action).scalar_subquery().label("action"),
+    _APPLIED.with_only_columns(GovernanceAppliedRow.summary).scalar_subquery().label("summary"),
+    latest_seal(_ref_sql(APPLIED, bindparam("key"))).label("seal"),
+)
 
 
 def token_seal(token_id: Any) -> Any:
@@ -224,6 +244,10 @@ def token_seal(token_id: Any) -> Any:
 
 def session_seal(session_id: Any) -> Any:
     return latest_seal(_ref_sql(SESSION, session_id))
+
+
+def login_seal(identity: Any) -> Any:
+    return latest_seal(_ref_sql(LOGIN, identity))
 
 
 # --- digests ---------------------------------------------------------------------------------
@@ -313,19 +337,44 @@ def session_digest(row: ConsoleSessionRow) -> str:
     )
 
 
-def credential_digest(row: StepUpKeyRow | WebAuthnCredentialRow) -> str:
+def login_digest(row: LoginRow) -> str:
+    """A login's record: its last holder, when it left them, the identity provider's account
+    it is bound to, the earliest issue time of a provider token for it, the accounts retired."""
+    return _digest(
+        LOGIN,
+        row.identity,
+        {
+            "holder": row.holder,
+            "released_at": row.released_at,
+            "issuer": row.issuer,
+            "subject": row.subject,
+            "bound_at": row.bound_at,
+            "not_before": row.not_before,
+            "retired": list(row.retired or ()),
+        },
+    )
+
+
+def credential_digest(row: Any, kind: str | None = None) -> str:
     """A step-up credential: whose, its key (and a security key's credential id), from when it
-    counts, its revocation (not its signature counter or when it was last used)."""
+    counts, its revocation (not its signature counter or when it was last used). `row` is a
+    `StepUpKeyRow` or `WebAuthnCredentialRow`, or a plain row of either's columns with `kind`."""
     fields: dict[str, Any] = {
         "staff": row.staff_id,
         "public_key": row.public_key,
         "counts_from": row.counts_from,
         "revoked_at": row.revoked_at,
     }
-    if isinstance(row, WebAuthnCredentialRow):
+    if kind == SECURITY_KEY or (kind is None and isinstance(row, WebAuthnCredentialRow)):
         fields["credential_id"] = row.credential_id
         return _digest(SECURITY_KEY, row.id, fields)
     return _digest(STEP_UP_KEY, row.id, fields)
+
+
+def applied_digest(key: str, action: str, summary: Mapping[str, Any] | None) -> str:
+    """foureyes' record of carrying out request `key`'s action: the action and the summary
+    it keeps (what a repeat and reconciliation answer)."""
+    return _digest(APPLIED, key, {"action": action, "summary": dict(summary or {})})
 
 
 def credential_ref(row: StepUpKeyRow | WebAuthnCredentialRow) -> str:
@@ -449,12 +498,25 @@ def current_digest(session: Session, subject: str) -> str | None:
             expires_at=token.expires_at,
             revoked_at=token.revoked_at,
         )
+    # The rest as plain rows on the connection, never the session's objects: a row this
+    # transaction is about to change must be read as stored (`stored_state`, before a flush).
     if kind == SESSION:
-        found = session.scalar(_SESSION, {"key": key})
+        found = _stored(session, _SESSION, key)
         return None if found is None else session_digest(found)
+    if kind == LOGIN:
+        login = _stored(session, _LOGIN, key)
+        return None if login is None else login_digest(login)
+    if kind == APPLIED:
+        applied = _stored(session, _APPLIED, key)
+        return None if applied is None else applied_digest(key, applied.action, applied.summary)
     query = _STEP_UP_KEY if kind == STEP_UP_KEY else _SECURITY_KEY
-    credential = session.scalar(query, {"key": key})
-    return None if credential is None else credential_digest(credential)
+    credential = _stored(session, query, key)
+    return None if credential is None else credential_digest(credential, kind)
+
+
+def _stored(session: Session, query: Any, key: str) -> Any:
+    """The one row `query` finds for `key`, as the store holds it (None: none)."""
+    return session.connection().execute(query, {"key": key}).one_or_none()
 
 
 def keys(session: Session, kind: str) -> list[str]:
@@ -466,11 +528,150 @@ def keys(session: Session, kind: str) -> list[str]:
         SESSION: ConsoleSessionRow.id,
         STEP_UP_KEY: StepUpKeyRow.id,
         SECURITY_KEY: WebAuthnCredentialRow.id,
+        LOGIN: LoginRow.identity,
+        APPLIED: GovernanceAppliedRow.idempotency_key,
     }[kind]
-    return sorted({ref(kind, key) for key in session.scalars(select(column))})
+    return sorted({ref(kind, key) for key in session.connection().scalars(select(column))})
 
 
 def sealed_now(session: Session, subject: str) -> str | _Unsealed | None:
     """What the subject's latest seal says, read in the session's transaction."""
     body = session.connection().scalar(select(latest_seal(literal(subject))))
     return sealed_digest(body, subject)
+
+
+# --- a record as it was before this transaction changes it --------------------------------------
+
+# The row of a subject, to lock (on PostgreSQL) before reading it, so that nobody else changes
+# it until the COMMIT: FOR NO KEY UPDATE, which any UPDATE or DELETE of it waits for, while rows
+# that merely refer to it (a token of the person, a session with the token) are still written.
+# A person's logins and an account's pins are rows of their own, which may be inserted or moved
+# meanwhile: they are the subject's *members*, compared again at the COMMIT
+# (`foureyes.core.sealing`).
+_ROWS: dict[str, Any] = {
+    STAFF: StaffRow.id,
+    TOKEN: TokenRow.id,
+    SESSION: ConsoleSessionRow.id,
+    STEP_UP_KEY: StepUpKeyRow.id,
+    SECURITY_KEY: WebAuthnCredentialRow.id,
+    LOGIN: LoginRow.identity,
+    APPLIED: GovernanceAppliedRow.idempotency_key,
+}
+
+
+def stored_state(
+    session: Session, subject: str, *, lock: bool
+) -> tuple[str | None, str | _Unsealed | None, frozenset[str] | None]:
+    """The digest of `subject` as the store holds it (None: not there), what its latest seal
+    says, and its members (a person's logins, an account's pins; None for other kinds), read on
+    the session's connection, never from the session's objects: called before a flush, it reads
+    the record as it was before this transaction's pending change to it. With `lock`
+    (PostgreSQL), its row is locked first (`_ROWS`). A person and pins are read with their seal
+    in one statement (one snapshot); the other records are locked, so their seal cannot move
+    between the two reads."""
+    kind, key = split(subject)
+    connection = session.connection()
+    column = _ROWS.get(kind)
+    if lock and column is not None:
+        connection.execute(select(column).where(column == key).with_for_update(key_share=True))
+    if kind == STAFF:
+        person = connection.execute(PERSON, {"staff_id": key}).one_or_none()
+        if person is not None:
+            logins = frozenset(person.identities or ())
+            return (
+                staff_digest(person, logins),
+                sealed_digest(person.staff_seal, subject),
+                logins,
+            )
+        return None, sealed_now(session, subject), frozenset()
+    if kind == PINS_KIND:
+        found = connection.execute(PINS, {"account_ref": key}).one()
+        pins = frozenset(found.pins or ())
+        return pins_digest(key, pins), sealed_digest(found.pins_seal, subject), pins
+    return current_digest(session, subject), sealed_now(session, subject), None
+
+
+def current_state(session: Session, subject: str) -> tuple[str | None, frozenset[str] | None]:
+    """The digest of `subject` as the store holds it now and its members (None for kinds
+    without), from one statement."""
+    kind, key = split(subject)
+    connection = session.connection()
+    if kind == STAFF:
+        person = connection.execute(PERSON, {"staff_id": key}).one_or_none()
+        if person is None:
+            return None, frozenset()
+        logins = frozenset(person.identities or ())
+        return staff_digest(person, logins), logins
+    if kind == PINS_KIND:
+        pins = frozenset(connection.execute(PINS, {"account_ref": key}).one().pins or ())
+        return pins_digest(key, pins), pins
+    return current_digest(session, subject), None
+
+
+def describe(subject: str) -> str:
+    """A subject for people: "the directory record of e-3002", "token 3f…", ..."""
+    kind, key = split(subject)
+    return {
+        STAFF: f"the directory record of {key}",
+        TOKEN: f"token {key}",
+        PINS_KIND: f"the pins of {key}",
+        SESSION: f"console session {key[:12]}…",
+        STEP_UP_KEY: f"step-up key {key}",
+        SECURITY_KEY: f"security key {key}",
+        LOGIN: f"the record of login {key}",
+        APPLIED: f"foureyes' record of carrying out request {key}",
+    }.get(kind, subject)
+
+
+def check_state(
+    subject: str,
+    found: str | None,
+    sealed: str | _Unsealed | None,
+    *,
+    staff: str | None = None,
+    what: str | None = None,
+) -> None:
+    """RecordAltered unless `found` (the digest of the record as stored, None when it is not
+    there) is what the latest seal (`sealed`, from `sealed_digest`) says: a record never sealed
+    must not be there (an account never pinned has no pins), a record sealed as gone neither."""
+    expected: str | None
+    if isinstance(sealed, _Unsealed):
+        kind, key = split(subject)
+        expected = pins_digest(key, ()) if kind == PINS_KIND else None
+    else:
+        expected = sealed
+    if found == expected:
+        return
+    if expected is None and isinstance(sealed, _Unsealed):
+        why = "the audit log never recorded it"
+    elif found is None:
+        why = "it was removed, and the audit log last recorded it as there"
+    else:
+        why = "it is not what the audit log last recorded for it"
+    raise RecordAltered(
+        f"{what or describe(subject)} was changed outside foureyes ({why}): nothing is "
+        "decided on it until it is restored",
+        record=subject,
+        staff=staff if staff is not None else (key_of(subject, STAFF)),
+        found=found,
+        sealed=expected,
+    )
+
+
+def key_of(subject: str, kind: str) -> str | None:
+    """The key of `subject` if it is of `kind`, else None."""
+    found_kind, key = split(subject)
+    return key if found_kind == kind else None
+
+
+def check_applied(key: str, record: Any) -> tuple[str, dict[str, Any]] | None:
+    """foureyes' record of carrying out request `key` (an `APPLIED_RECORD` row) checked
+    against its seal: (action, summary) when foureyes wrote it, None when there is none and
+    the log never recorded one. RecordAltered for a record written in, changed, or deleted
+    behind foureyes' back."""
+    subject = ref(APPLIED, key)
+    found = None if record.action is None else applied_digest(key, record.action, record.summary)
+    check_state(subject, found, sealed_digest(record.seal, subject))
+    if record.action is None:
+        return None
+    return str(record.action), dict(record.summary or {})

@@ -103,6 +103,27 @@ class IdentityRow(Base):
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
 
 
+class LoginRow(Base):
+    """What foureyes remembers of a login name beyond whose it is now (`foureyes.auth.logins`):
+    who held it last (kept when an import removes it from their record, so that its arrival on
+    someone else's in a later import is a move), the identity provider's account it is bound to
+    (`issuer`, `subject`: set at its first sign-in through the provider), the earliest moment a
+    provider token for it may have been issued (`not_before`: the last time it changed hands),
+    and the provider accounts bound to it before it changed hands (`retired`: refused for
+    anyone but the person they were bound for)."""
+
+    __tablename__ = "staff_logins"
+
+    identity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    released_at: Mapped[datetime | None]
+    issuer: Mapped[str | None] = mapped_column(String(300))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    bound_at: Mapped[datetime | None]
+    not_before: Mapped[datetime | None]
+    retired: Mapped[list[Any]] = mapped_column(default=list)
+
+
 class TokenRow(Base):
     """A local bearer token. Only the SHA-256 of its secret is stored."""
 
@@ -238,6 +259,11 @@ class RequestRow(Base):
     # executed (a changed email: the previous address). Private: read only by `undo`, never in
     # a view or an audit event.
     undo_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The request's random salt (64 hex digits), in its digest (version 3) and in the log's
+    # commitments to its params and undo params (docs/digests.md). Secret like the values it
+    # hides: never in a view or an audit event. Set at submit (a request a previous version
+    # inserted without one gets one when its execution stores undo params); never changed.
+    salt: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_requests_state_not_before", "state", "not_before"),
@@ -470,9 +496,10 @@ class ConsoleSessionRow(Base):
 
 
 class LoginFailureRow(Base):
-    """One failed console sign-in, counted for throttling by client address and by identity
-    (`key` is ``address:<ip>`` or ``identity:<login>``), in the database so every server
-    shares the count. Old rows are deleted as they age out of the window."""
+    """One failed attempt, counted for throttling (`foureyes.auth.attempts`): a console sign-in
+    by client address (`key` ``address:<ip>``), a step-up by person (``step-up:<staff id>``), in
+    the database so every server shares the count. Old rows are deleted as they age out of the
+    window."""
 
     __tablename__ = "console_login_failures"
 
@@ -481,3 +508,19 @@ class LoginFailureRow(Base):
     at: Mapped[datetime]
 
     __table_args__ = (Index("ix_console_login_failures_key_at", "key", "at"),)
+
+
+class PendingRegistrationRow(Base):
+    """A security key enrolment in progress (`foureyes.auth.registrations`): the challenge the
+    console gave the browser of console session `session_id`, for whom, until when. One per
+    session, deleted with it, and consumed by the first registration response checked against
+    it (the browser holds nothing that brings it back)."""
+
+    __tablename__ = "webauthn_registrations"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("console_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    staff_id: Mapped[str] = mapped_column(String(100))
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

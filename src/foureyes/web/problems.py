@@ -16,7 +16,8 @@ plus extension members:
 A 401 carries ``WWW-Authenticate: Bearer realm="foureyes"`` (RFC 6750), with
 ``error="invalid_token"`` when a token was given and did not verify. An error that repeats the
 answer to an earlier call (`FoureyesError.replayed`: a submit retried with the idempotency key
-of one the policy denied) carries ``Idempotent-Replayed: true``, as a replayed success does.
+of one the policy denied) carries ``Idempotent-Replayed: true``, as a replayed success does. A
+throttle's 429 (`TooManyAttempts`) carries ``Retry-After`` (its `retry_after`, in seconds).
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ async def _foureyes_error(request: Request, exc: Exception) -> Response:
     headers = _www_authenticate(request, exc) if isinstance(exc, Unauthenticated) else {}
     if exc.replayed:
         headers[IDEMPOTENT_REPLAYED] = "true"
+    retry = exc.details.get("retry_after")
+    if isinstance(retry, int):  # a throttle's answer (TooManyAttempts): when to try again
+        headers["Retry-After"] = str(retry)
     if exc.status >= 500:
         log.error("%s %s: %s (%s)", request.method, request.url.path, exc.message, exc.slug)
     return problem(exc.status, exc.slug, exc.message, extensions=exc.details, headers=headers)

@@ -5,7 +5,10 @@ auditor reads.
   `request.submitted` event (`foureyes.workflow.submit`).
 - A submission refused after the rules let the person ask (a justification or params that do
   not fit: 422) makes no request; it leaves a `request.refused` event: who, which action on
-  which account, why, and the params' SHA-256 (never the params themselves).
+  which account, and why. Not the params, nor any hash of them: nothing is kept to check a
+  salted commitment against, and an unsalted hash would let the log's readers test guesses of
+  them (an undo refused for its justification carries the private address it would restore;
+  docs/digests.md).
 - A dry run the rules or a quota deny leaves a `decision.denied` event. Dry runs are the API's
   hot path, so these are rate-limited per person and per process: within a `WINDOW` (from a
   person's first denied dry run in it), the 1st, 2nd, 4th, 8th, … denied dry run is recorded,
@@ -28,9 +31,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import AuditLog
-from foureyes.core.events import params_digest, record
+from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
-from foureyes.errors import BadInput
 from foureyes.model import Outcome
 from foureyes.policy.decision import Decision
 
@@ -46,18 +48,12 @@ class Attempt:
     actor: Actor
     action: str
     account: str
-    params: Any
     client: str | None
 
     def payload(self) -> dict[str, Any]:
-        try:
-            digest: str | None = params_digest(self.params)
-        except BadInput:  # params JSON cannot hold: the refusal itself says so
-            digest = None
         return {
             "identity": self.actor.identity,
             "action": self.action,  # the account is the event's own `account`
-            "params_sha256": digest,
             "client": self.client,
         }
 

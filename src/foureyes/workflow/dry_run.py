@@ -72,7 +72,8 @@ async def dry_run_for_token(
             what=f"the pins of {ref}",
         )
     except DeadCredential as exc:  # evidence, noted off the loop; the caller still gets a 401
-        await _in_thread(dead_credentials.note, services, exc, where="api")
+        client = submission.client or ""  # the caller's address, as every other path notes it
+        await _in_thread(dead_credentials.note, services, exc, where="api", client=client)
         raise
     except RecordAltered as exc:  # a row written outside foureyes: alerted off the loop
         await _in_thread(services.report_altered, exc)

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from foureyes.auth import webauthn
+from foureyes.auth import registrations, step_up_failures, webauthn
 from foureyes.auth.credentials import (
     ENROL_ACTION,
     STAFF_ACCOUNT,
@@ -39,8 +39,9 @@ from foureyes.auth.credentials import (
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
-from foureyes.errors import BadInput, Forbidden, StepUpFailed
+from foureyes.errors import BadInput, Forbidden, RecordAltered, StepUpFailed
 from foureyes.notify import enqueue
+from foureyes.store import seals
 from foureyes.workflow import outcome
 from foureyes.workflow.submit import Submission, submit
 
@@ -73,7 +74,8 @@ def enrol(
     Refused, nothing stored: a credential for someone else (Forbidden), one already enrolled
     (Conflict), a person the floor stops (Forbidden), a proof that is not a valid assertion over
     this credential's challenge by a credential of theirs that counts now (StepUpFailed, also
-    raised as a `step_up_failed` alert). A governed request the policy denies is `Denied`.
+    counted and flagged: `step_up_failures`), any proof from someone who failed too many
+    step-ups lately (TooManyAttempts). A governed request the policy denies is `Denied`.
     """
     credential.check()
     if credential.staff_id != actor.id:
@@ -85,6 +87,7 @@ def enrol(
             now = services.clock()
             _may_act(actor, now)
             refuse_if_stored(session, credential)
+            step_up_failures.refuse_if_throttled(session, actor.id, now)
             evidence = services.step_up.confirm(
                 session,
                 staff_id=actor.id,
@@ -134,6 +137,38 @@ def security_key_proof_options(
     the registration response describes (Conflict if they have none that counts)."""
     new = webauthn.verified_registration(services, actor, pending, name=name, credential=credential)
     return webauthn.proof_options(services, actor, new)
+
+
+def console_proof_options(
+    services: Services,
+    actor: Actor,
+    console_session: str,
+    *,
+    name: str,
+    credential: Mapping[str, Any],
+) -> dict[str, Any]:
+    """`security_key_proof_options` for the enrolment in progress of a console session (the
+    session's id in the store), which stays in progress (`registrations.pending`)."""
+    pending = registrations.pending(services, console_session)
+    return security_key_proof_options(services, actor, pending, name=name, credential=credential)
+
+
+def enrol_console_key(
+    services: Services,
+    actor: Actor,
+    console_session: str,
+    *,
+    name: str,
+    credential: Mapping[str, Any],
+    proof: Mapping[str, Any] | None = None,
+) -> Enrolled:
+    """`enrol_security_key` against the enrolment in progress of a console session, used up
+    first whatever the outcome (`registrations.take`): one response per challenge, and no
+    copy of a request or cookie brings it back (BadInput: none in progress)."""
+    pending = registrations.take(services, console_session)
+    return enrol_security_key(
+        services, actor, pending, name=name, credential=credential, proof=proof
+    )
 
 
 def _ask(
@@ -215,6 +250,16 @@ def carry_out(
             raise BadInput(f"{credential.staff_id} cannot have a step-up credential: {problem}")
         existing = stored(session, credential)
         if existing is not None:
+            # Stored already counts as carried out only if foureyes stored it: a row a DBA
+            # wrote in ahead of the execution would end it `executed` with a key that never
+            # counts (RecordAltered: the execution fails, security is alerted).
+            subject = seals.credential_ref(existing)
+            try:
+                found, sealed, _ = seals.stored_state(session, subject, lock=False)
+                seals.check_state(subject, found, sealed)
+            except RecordAltered as exc:
+                services.report_altered(exc)
+                raise
             if (
                 existing.staff_id != credential.staff_id
                 or existing.public_key != credential.public_key
@@ -332,21 +377,16 @@ def _may_act(actor: Actor, now: datetime) -> None:
 def _flag_failed_proof(
     services: Services, actor: Actor, credential: NewCredential, exc: StepUpFailed
 ) -> None:
-    """A proof that fails is what someone holding a session but no key would send: security
-    hears of it (after the refusal rolled back)."""
-    with services.database.transaction() as session:
-        raise_alert(
-            services,
-            session,
-            NewAlert(
-                detector="step_up_failed",
-                severity="high",
-                summary=(
-                    f"{actor.id} ({actor.identity}) tried to add a step-up credential with a "
-                    "proof that failed"
-                ),
-                staff=actor.id,
-                details={"reason": exc.message, "key_id": credential.key_id},
-            ),
-            now=services.clock(),
-        )
+    """A proof that fails is what someone holding a session but no key would send: counted
+    against them, and security hears of it (after the refusal rolled back; at most once an
+    hour per person and credential: `step_up_failures`)."""
+    step_up_failures.note(
+        services,
+        actor,
+        exc,
+        summary=(
+            f"{actor.id} ({actor.identity}) tried to add a step-up credential with a "
+            "proof that failed"
+        ),
+        details={"key_id": credential.key_id, "where": "enrolment"},
+    )

@@ -9,7 +9,10 @@ the log recorded: `integrity`), move to `executing` and record the attempt with 
 idempotency key, while a heartbeat renews the lease. (3) The outcome, in a second transaction:
 `executed`, `failed`, or back to `approved` with a back-off for a transient error — only if the
 attempt still holds the request. A process that dies between (1) and (3) leaves `executing`
-with a lease that lapses; `workflow.reconcile` then asks the platform's record of the key.
+with a lease that lapses; `workflow.reconcile` then asks the platform's record of the key. So
+does a write whose call ended with its outcome unknown (cut short by the call's deadline, its
+answer lost or not believed: `ConnectorError.outcome_unknown`): its attempt gives up its hold at
+once (`abandoned`), and is never taken as executed, nor run again, by assumption.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
+from foureyes.core import logstate
 from foureyes.core.alerts import NewAlert, raise_alert
-from foureyes.core.events import expect_state, lock_request, move
+from foureyes.core.events import expect_state, lock_request, move, record
 from foureyes.core.services import Actor, Services, json_safe
 from foureyes.errors import (
     Conflict,
@@ -55,8 +59,9 @@ class ExecutionOutcome:
     reason: str | None = None
 
 
-def order_of(row: RequestRow, approvers: tuple[str, ...]) -> ExecutionOrder:
-    """What the platform is told to do for `row` (its id is the idempotency key)."""
+def order_of(row: RequestRow, approvers: tuple[str, ...], attempt: int = 0) -> ExecutionOrder:
+    """What the platform is told to do for `row` (its id is the idempotency key) in execution
+    attempt `attempt`."""
     _, account_id = Account.split_ref(row.account_ref)
     return ExecutionOrder(
         action=row.action,
@@ -65,6 +70,7 @@ def order_of(row: RequestRow, approvers: tuple[str, ...]) -> ExecutionOrder:
         idempotency_key=row.id,
         approvers=approvers,
         requester=row.requester_id,
+        attempt=attempt,
     )
 
 
@@ -177,13 +183,15 @@ def execute(
             now=now,
             details={"attempt": attempt, "worker": worker, "approvers": list(approvers)},
         )
-        order = order_of(row, approvers)
+        order = order_of(row, approvers, attempt)
     if lookup_error is not None:
         return _failed(services, request_id, attempt, lookup_error)
     try:
         with lease.Heartbeat(services, request_id, attempt):
             result = connector.execute(order)
     except ConnectorError as exc:
+        if exc.outcome_unknown and spec.kind is ActionKind.WRITE:
+            return _abandoned(services, request_id, attempt, exc)
         return _failed(services, request_id, attempt, exc)
     except FoureyesError as exc:
         return _failed(services, request_id, attempt, ConnectorError(str(exc), transient=False))
@@ -191,6 +199,9 @@ def execute(
 
 
 def _account_of(services: Services, request_id: str) -> str:
+    """The request's account, once the log may be acted on: nothing is carried out on a log
+    rolled back or with a moved head (`logstate.refuse`)."""
+    logstate.refuse(services)
     with services.database.transaction() as session:
         row = session.get(RequestRow, request_id)
         if row is None:
@@ -294,7 +305,7 @@ def _succeeded(
             details={
                 "attempt": attempt,
                 "summary": dict(result.summary),
-                **integrity.vouch_for_undo_params(row.undo_params),
+                **integrity.vouch_for_undo_params(row),
             },
         )
         mark_reverted(services, session, row, now)
@@ -340,6 +351,42 @@ def _failed(
             details={"attempt": attempt},
         )
         return ExecutionOutcome(RequestState.FAILED, reason=row.reason)
+
+
+def _abandoned(
+    services: Services, request_id: str, attempt: int, exc: ConnectorError
+) -> ExecutionOutcome:
+    """A write whose call ended without an outcome anyone can believe: cut short by its
+    deadline, its answer lost or not signed, or the platform saying it is still in progress.
+    The attempt gives up its hold now (`lease.ABANDONED`, its lease lapsed), so that
+    reconciliation settles it from the platform's record as after a crash; the request stays
+    `executing` meanwhile, and the caller (a worker) goes on with other requests."""
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        execution = _attempt_row(session, request_id, attempt)
+        if not lease.holds(row, execution):
+            return _late(services, session, row, execution, now, error=exc)
+        execution.outcome = lease.ABANDONED
+        execution.lease_until = now
+        execution.detail = {"error": exc.message, "outcome": "unknown"}
+        record(
+            services,
+            session,
+            kind="execution.abandoned",
+            actor=None,
+            row=row,
+            payload={
+                "attempt": attempt,
+                "error": exc.message,
+                "reason": "whether the platform applied it is unknown: it is reconciled",
+            },
+            now=now,
+        )
+    return ExecutionOutcome(
+        RequestState.EXECUTING,
+        reason=f"{exc.message}; whether it was applied is unknown: it is being reconciled",
+    )
 
 
 def _late(

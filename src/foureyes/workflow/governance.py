@@ -14,10 +14,17 @@ process (`foureyes.policy.sandbox`).
 
 Exactly once, and reconciliation: each change is made in one transaction with a
 `governance_applied` row for its idempotency key (the request id). A repeat of the key answers
-that row's summary and changes nothing; reconciling a key answers from that row alone (and, for
-policy updates, the policy version the request made), never from whether a pin or a staff
-attribute happens to look changed: another request may have changed it
-(docs/reconciliation.md).
+that row's summary and changes nothing; reconciling a key answers from that row alone, never
+from whether a pin, a staff attribute or a policy version happens to look changed: another
+request may have changed it (docs/reconciliation.md).
+
+That row says an approved action was applied, so it is believed only as foureyes wrote it: it
+is sealed in the log in its own transaction (`foureyes.core.sealing`, subject
+`foureyes:applied/<request id>`) and read with its seal (`seals.APPLIED_RECORD`). A record a
+DBA wrote in ahead of the execution (or changed, or deleted after it) is `RecordAltered`: the
+high `record_tampered` alert, the execution fails with the reason (reconciliation: "unknown",
+failed), nothing is claimed applied. So is a policy version naming the request without that
+record, and a credential an enrolment finds stored already that the log does not vouch for.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foureyes.auth.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
+from foureyes.auth.tokens import end_credentials
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
-from foureyes.errors import BadInput, ConnectorError, Unavailable
-from foureyes.model import Account, ActionSpec
+from foureyes.errors import BadInput, ConnectorError, RecordAltered, Unavailable
+from foureyes.model import Account, ActionSpec, StaffStatus
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.policy.sandbox import Budget, check_policy
+from foureyes.store import seals
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import (
@@ -143,7 +152,7 @@ class GovernanceConnector(Connector):
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         with self.database.transaction() as session:
-            done = session.get(GovernanceAppliedRow, order.idempotency_key)
+            done = self.applied(session, order.idempotency_key)
             if done is not None:
                 return _replay(done, order)
         try:
@@ -152,10 +161,43 @@ class GovernanceConnector(Connector):
             # Another execution under the same key committed first (its record's key is
             # unique): answer what it did; this one rolled back whole.
             with self.database.transaction() as session:
-                done = session.get(GovernanceAppliedRow, order.idempotency_key)
+                done = self.applied(session, order.idempotency_key)
                 if done is None:
                     raise ConnectorError("conflicting change, try again", transient=True) from None
                 return _replay(done, order)
+
+    def applied(self, session: Session, key: str) -> tuple[str, dict[str, Any]] | None:
+        """(action, summary) of foureyes' record of carrying out request `key`, None when
+        there is none; read with its seal, one statement. RecordAltered (and the
+        `record_tampered` alert) for a record the log does not vouch for: written in ahead of
+        the execution, changed, or removed after it."""
+        found = session.connection().execute(seals.APPLIED_RECORD, {"key": key}).one()
+        try:
+            return seals.check_applied(key, found)
+        except RecordAltered as exc:
+            self._report(exc)
+            raise
+
+    def _report(self, altered: RecordAltered) -> None:
+        if self.services is not None:
+            self.services.report_altered(altered)
+
+    def _not_applied_yet(self, key: str, version: int) -> RecordAltered:
+        """A policy version naming request `key` as the update that made it, while foureyes
+        has no record of carrying `key` out: written (or retargeted) outside foureyes, or
+        left by an interrupted update from before that record existed. Either way not this
+        request's doing as far as the log knows: reported, never taken for applied."""
+        altered = RecordAltered(
+            f"policy version {version} names request {key} as the update that made it, but "
+            f"foureyes has no record of carrying {key} out (the version row was written or "
+            "changed outside foureyes): it is not taken for applied; check the policy versions",
+            record=seals.ref(seals.APPLIED, key),
+            staff=None,
+            found=None,
+            sealed=None,
+        )
+        self._report(altered)
+        return altered
 
     def _carry_out(self, order: ExecutionOrder) -> ExecutionResult:
         try:
@@ -177,7 +219,12 @@ class GovernanceConnector(Connector):
                 select(PolicyVersionRow).where(PolicyVersionRow.request_id == order.idempotency_key)
             )
             if existing is not None:
-                return ExecutionResult({"version": existing.version, "digest": existing.digest})
+                # Another execution of the key committed it meanwhile, with its record; else it
+                # is not foureyes' doing.
+                done = self.applied(session, order.idempotency_key)
+                if done is None:
+                    raise self._not_applied_yet(order.idempotency_key, existing.version)
+                return _replay(done, order)
             version = int(session.scalar(select(func.max(PolicyVersionRow.version))) or 0) + 1
             session.add(
                 PolicyVersionRow(
@@ -241,31 +288,44 @@ class GovernanceConnector(Connector):
                     before[key] = str(getattr(row, key))
                     setattr(row, key, value)
             row.updated_at = datetime.now(UTC)
-            summary = {"staff": staff_id, "before": before}
+            summary: dict[str, Any] = {"staff": staff_id, "before": before}
+            if row.status != StaffStatus.ACTIVE.value and before.get("status") != row.status:
+                # As the HR import does: someone who may no longer act loses every token and
+                # console session, so being reinstated later brings none of them back.
+                if self.services is None:
+                    raise ConnectorError("staff updates are not set up here", transient=False)
+                summary["revoked_tokens"] = end_credentials(
+                    self.services,
+                    session,
+                    staff_id,
+                    self.services.clock(),
+                    f"{staff_id} became {row.status} ({order.idempotency_key})",
+                )
             _record(session, order, summary)
         return ExecutionResult(summary)
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
         """From the record of the key alone (see the module docstring): True with the summary
-        it kept, False when there is none. A policy update is also found by the version it
-        made (versions carry their request id: those made before the record existed)."""
+        it kept, False when there is none. RecordAltered (the request then fails, "unknown")
+        for a record the log does not vouch for, and for a policy version that names the
+        request without that record (versions carry their request id)."""
         with self.database.transaction() as session:
-            done = session.get(GovernanceAppliedRow, order.idempotency_key)
+            done = self.applied(session, order.idempotency_key)
             if done is not None:
-                if done.action != order.action:
+                action, summary = done
+                if action != order.action:
                     return Reconciliation(
-                        None, why=f"the key {done.idempotency_key} was used for {done.action}"
+                        None, why=f"the key {order.idempotency_key} was used for {action}"
                     )
-                return Reconciliation(True, summary=dict(done.summary))
+                return Reconciliation(True, summary=summary)
             if order.action == "foureyes.policy.update":
                 version = session.scalar(
-                    select(PolicyVersionRow).where(
+                    select(PolicyVersionRow.version).where(
                         PolicyVersionRow.request_id == order.idempotency_key
                     )
                 )
                 if version is not None:
-                    summary = {"version": version.version, "digest": version.digest}
-                    return Reconciliation(True, summary=summary)
+                    raise self._not_applied_yet(order.idempotency_key, version)
         return Reconciliation(False)
 
 
@@ -281,12 +341,13 @@ def _record(session: Session, order: ExecutionOrder, summary: Mapping[str, Any])
     )
 
 
-def _replay(done: GovernanceAppliedRow, order: ExecutionOrder) -> ExecutionResult:
-    if done.action != order.action:
+def _replay(done: tuple[str, dict[str, Any]], order: ExecutionOrder) -> ExecutionResult:
+    action, summary = done
+    if action != order.action:
         raise ConnectorError(
-            f"idempotency key {order.idempotency_key} was used for {done.action}", transient=False
+            f"idempotency key {order.idempotency_key} was used for {action}", transient=False
         )
-    return ExecutionResult(dict(done.summary))
+    return ExecutionResult(summary)
 
 
 def install_first_policy(session: Session, text: str, catalog: Catalog, author: str) -> Policy:

@@ -32,6 +32,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.commitments import DIGEST_VERSION, PARAMS, UNDO_PARAMS, new_salt
 from foureyes.core.events import (
     POST_REVIEW,
     REVIEW,
@@ -40,6 +41,8 @@ from foureyes.core.events import (
     move,
     params_digest,
     request_digest,
+    salted_digest,
+    v2_request_digest,
 )
 from foureyes.core.services import Services
 from foureyes.model import RequestState
@@ -50,7 +53,16 @@ SUBMITTED = "request.submitted"
 _VERDICT_KIND = {REVIEW: "review.recorded", POST_REVIEW: "break_glass.post_review"}
 # The events that finish an execution: they vouch for the undo params stored with it.
 _OUTCOMES = ("request.executed", "request.reconciled")
-_UNDO_PARAMS = "undo_params_sha256"
+# What an outcome event vouches for the stored undo params with: salted since digest version 3
+# (`events.salted_digest`), a plain SHA-256 before.
+_UNDO_SALTED = "undo_params_salted_sha256"
+_UNDO_PLAIN = "undo_params_sha256"
+_PARAMS_SALTED = "params_salted_sha256"
+_PARAMS_PLAIN = "params_sha256"
+# The submitted event's commitment to the account's attributes as the request stores them
+# (`account_snapshot`), salted like the params (`events.salted_digest` of `ACCOUNT_SNAPSHOT`).
+ACCOUNT_SNAPSHOT = "account_snapshot"
+_SNAPSHOT_SALTED = "account_snapshot_salted_sha256"
 # Every kind `records.move` is called with: each body says `from` and `to`.
 _MOVES = (
     "request.approved",
@@ -64,7 +76,12 @@ _MOVES = (
     "execution.retry",
     *_OUTCOMES,
 )
-_KINDS = (SUBMITTED, *_VERDICT_KIND.values(), *_MOVES)
+# The worker's flag of a break-glass post-review not signed off in time: after it (or enough
+# sign-offs) `post_review_due` is cleared (`Trail.deadlines`).
+OVERDUE = "break_glass.overdue"
+SIGNED_OFF = "break_glass.signed_off"
+SETTLED = (OVERDUE, SIGNED_OFF)  # either says the worker has settled a break-glass post-review
+_KINDS = (SUBMITTED, *_VERDICT_KIND.values(), *_MOVES, *SETTLED)
 # Built once, run on the transaction's connection (as the audit log's appends are): building
 # the statement cost more than running it.
 _TRAIL = select(EventRow.body).where(
@@ -120,18 +137,24 @@ class Trail:
                 "the stored request differs from its request.submitted audit event in "
                 + ", ".join(changed)
             )
-        if not _digest_matches(row, self.digest):
+        if not _digest_matches(row, event):
             return "its digest, recomputed from the stored request, is not the submitted one"
         return None
 
     def undo_params_problem(self, row: RequestRow) -> str | None:
-        """Stored undo params (private: no event holds them) must be the ones whose SHA-256
-        the execution's event recorded. Requests executed before foureyes recorded it have
-        none to compare with (the write-once trigger alone guards theirs)."""
+        """Stored undo params (private: no event holds them) must be the ones the execution's
+        event committed to: salted with the request's salt (`undo_params_salted_sha256`), or,
+        by an execution before salts, their plain SHA-256. Requests executed before foureyes
+        recorded either have none to compare with (the write-once trigger alone guards theirs)."""
         if row.undo_params is None:
             return None
-        vouched = {e[_UNDO_PARAMS] for e in self.outcomes if _UNDO_PARAMS in e}
-        if vouched and vouched != {params_digest(row.undo_params)}:
+        salted = {e[_UNDO_SALTED] for e in self.outcomes if _UNDO_SALTED in e}
+        plain = {e[_UNDO_PLAIN] for e in self.outcomes if _UNDO_PLAIN in e}
+        if salted and (
+            row.salt is None or salted != {salted_digest(row.salt, UNDO_PARAMS, row.undo_params)}
+        ):
+            return "its stored undo params (or salt) are not the ones its execution recorded"
+        if plain and plain != {params_digest(row.undo_params)}:
             return "its stored undo params are not the ones its execution recorded"
         return None
 
@@ -145,8 +168,12 @@ class Trail:
         logged = last.get("to") if self.moves else last.get("state")
         if row.state != logged:
             return f"its state is {row.state}, but its audit events say it is {logged}"
-        if row.state not in (RequestState.APPROVED.value, RequestState.SCHEDULED.value):
-            return None
+        found = [self.deadline_problem(row)]
+        if row.state in (RequestState.APPROVED.value, RequestState.SCHEDULED.value):
+            found.append(self._not_before_problem(row, last))
+        return "; ".join(p for p in found if p is not None) or None
+
+    def _not_before_problem(self, row: RequestRow, last: Mapping[str, Any]) -> str | None:
         try:
             earliest = self._earliest(last)
         except (KeyError, TypeError, ValueError):
@@ -158,6 +185,68 @@ class Trail:
                 f"{earliest.isoformat()}"
             )
         return None
+
+    def deadline_problem(self, row: RequestRow) -> str | None:
+        """`expires_at` and `post_review_due` must be what the log implies (`deadlines`): a
+        later expiry would let a pending request be approved, or a read be carried out, after
+        its time; an earlier one expire it before; a moved or cleared post-review deadline
+        would keep a break-glass without its sign-offs from being flagged."""
+        if len(self.submitted) != 1:
+            return None  # `request_problem` names that
+        try:
+            expires, due, clearable = self.deadlines()
+        except (KeyError, TypeError, ValueError):
+            return "its audit events do not say when it expires"
+        found = []
+        if expires is not None and row.expires_at != expires:
+            found.append(
+                f"it expires at {_shown(row.expires_at)}, but its audit events say at "
+                f"{_shown(expires)}"
+            )
+        if row.post_review_due != due and not (row.post_review_due is None and clearable):
+            found.append(
+                f"its post-review is due {_shown(row.post_review_due)}, but its audit events "
+                f"say {_shown(due)}"
+            )
+        return "; ".join(found) or None
+
+    def deadlines(self) -> tuple[datetime | None, datetime | None, bool]:
+        """What the log implies of the request's `expires_at` (None: an event of an older
+        foureyes that does not say), its `post_review_due`, and whether the worker may have
+        cleared the latter (a break-glass flagged overdue, or signed off by as many people as
+        its terms ask). As submit and review compute them: the submission's time plus its
+        decision's `expires_seconds`, plus the delay (`delay_seconds` when it was scheduled at
+        submission; an approval's `not_before` minus its time), and the submission's time plus
+        its break-glass terms' `within_seconds`. Raises KeyError/TypeError/ValueError for an
+        event that does not say it as foureyes writes it."""
+        event = self.submitted[0]
+        at = _when(event["at"])
+        options = event["decision"]["options"]
+        expires = None
+        if "expires_seconds" in options:
+            expires = at + timedelta(seconds=int(options["expires_seconds"]))
+            if event.get("state") == RequestState.SCHEDULED.value:
+                expires += timedelta(seconds=int(options["delay_seconds"]))
+            for move in self.moves:
+                if move.get("kind") == "request.approved" and move.get("not_before") is not None:
+                    expires += _when(move["not_before"]) - _when(move["at"])
+        terms = options.get("break_glass")
+        if terms is None:
+            return expires, None, False
+        due = at + timedelta(seconds=int(terms["within_seconds"]))
+        settled = any(e.get("kind") in SETTLED for e in self.verdicts)
+        cleared = bool(event["decision"].get("break_glass")) and (
+            settled or len(self.signed_off()) >= int(terms.get("reviewers", 1))
+        )
+        return expires, due, cleared
+
+    def signed_off(self) -> set[str]:
+        """Who signed off the break-glass in the log (each post-review approval's event)."""
+        return {
+            str(e.get("actor"))
+            for e in self.verdicts
+            if e.get("kind") == _VERDICT_KIND[POST_REVIEW] and e.get("decision") == "approve"
+        }
 
     def _earliest(self, last: Mapping[str, Any]) -> datetime | None:
         """When the event that made the request runnable (`last`) said it may run: the delay
@@ -179,10 +268,13 @@ class Trail:
     def review_problem(self, reviews: Iterable[ReviewRow], kind: str = REVIEW) -> str | None:
         """`reviews` are all the request's review rows of `kind`. Each must have its audit
         event, each such event its row (a deleted veto would let approvals settle it), and both
-        must carry the submitted digest."""
+        must carry the submitted digest; a row must carry the step-up evidence (and the login)
+        its event recorded: the evidence names the credential that confirmed it, which decides
+        whether the approval still counts once that credential is revoked."""
         rows = list(reviews)
         unlogged: set[str] = set()
         resigned: set[str] = set()
+        restepped: set[str] = set()
         for review in rows:
             events = [
                 e
@@ -197,6 +289,12 @@ class Trail:
                 e.get("digest") != self.digest for e in events
             ):
                 resigned.add(review.reviewer_id)
+            elif any(
+                ("step_up" in e and e["step_up"] != review.step_up)
+                or ("identity" in e and e["identity"] != review.identity)
+                for e in events
+            ):
+                restepped.add(review.reviewer_id)
         kept = {(r.reviewer_id, r.decision) for r in rows if r.kind == kind}
         missing = {
             f"{e.get('actor')} ({e.get('decision')})"
@@ -220,6 +318,11 @@ class Trail:
             return (
                 f"review(s) by {', '.join(sorted(resigned))} do not carry the submitted digest: "
                 "the store was altered"
+            )
+        if restepped:
+            return (
+                f"review(s) by {', '.join(sorted(restepped))} do not carry the step-up (or "
+                "login) their audit event recorded: the store was altered"
             )
         return None
 
@@ -248,6 +351,24 @@ def trail(session: Session, request_id: str) -> Trail:
     return Trail(request_id, tuple(submitted), tuple(verdicts), tuple(moves))
 
 
+def restore_deadlines(row: RequestRow, found: Trail) -> None:
+    """Put back in `row` the deadlines its log implies (`Trail.deadlines`), once their
+    difference was reported: the row is a cache of the log. A post-review deadline the worker
+    may have cleared stays cleared."""
+    try:
+        expires, due, clearable = found.deadlines()
+    except (KeyError, TypeError, ValueError, IndexError):
+        return
+    if expires is not None:
+        row.expires_at = expires
+    if not (row.post_review_due is None and clearable):
+        row.post_review_due = due
+
+
+def _shown(when: datetime | None) -> str:
+    return "none" if when is None else when.isoformat()
+
+
 def _seq(event: Mapping[str, Any]) -> int:
     seq = event.get("seq")
     return seq if isinstance(seq, int) else -1
@@ -263,10 +384,17 @@ def _when(value: object) -> datetime:
     return when
 
 
-def vouch_for_undo_params(undo_params: Mapping[str, Any] | None) -> dict[str, str]:
-    """What an execution's event says of the undo params stored with it: their SHA-256 (the
-    values are private, like params), so that `Trail.undo_params_problem` can check them."""
-    return {} if undo_params is None else {_UNDO_PARAMS: params_digest(undo_params)}
+def vouch_for_undo_params(row: RequestRow) -> dict[str, str]:
+    """What an execution's event says of the undo params stored with `row`: their salted
+    SHA-256 (`events.salted_digest`; the values are private, like params, and a plain hash
+    would let the event's readers test guesses of them), so that `Trail.undo_params_problem`
+    can check them. A row without a salt (inserted by a process of the previous version during
+    an upgrade) is given one now, in the caller's transaction (written once)."""
+    if row.undo_params is None:
+        return {}
+    if row.salt is None:
+        row.salt = new_salt()
+    return {_UNDO_SALTED: salted_digest(row.salt, UNDO_PARAMS, row.undo_params)}
 
 
 def _compared(row: RequestRow, event: Mapping[str, Any]) -> list[tuple[str, bool]]:
@@ -287,8 +415,27 @@ def _compared(row: RequestRow, event: Mapping[str, Any]) -> list[tuple[str, bool
             isinstance(decision, dict) and bool(row.break_glass) == decision.get("break_glass"),
         ),
     ]
-    if "params_sha256" in event:
-        pairs.append(("params", params_digest(row.params) == event["params_sha256"]))
+    if _salted(event):
+        # Version 3: the event commits to the params with the row's salt. A salt changed in the
+        # store (or removed) fails this and the digest alike: the event binds it.
+        committed = row.salt is not None and (
+            salted_digest(row.salt, PARAMS, row.params) == event.get(_PARAMS_SALTED)
+        )
+        pairs.append(("params", committed))
+    elif _PARAMS_PLAIN in event:
+        pairs.append(("params", params_digest(row.params) == event[_PARAMS_PLAIN]))
+    if _SNAPSHOT_SALTED in event:
+        # What the re-decisions before execution read of the account (review, who may see,
+        # cancel or sign off): committed to with the salt, like the params (it may hold private
+        # attributes). Execution itself re-decides on what the platform answers then.
+        pairs.append(
+            (
+                "account_snapshot",
+                row.salt is not None
+                and salted_digest(row.salt, ACCOUNT_SNAPSHOT, row.account_snapshot)
+                == event[_SNAPSHOT_SALTED],
+            )
+        )
     optional: list[tuple[str, str, Any]] = [
         ("identity", "requester_identity", row.requester_identity),
         ("reverts", "reverts_id", row.reverts_id),
@@ -298,10 +445,21 @@ def _compared(row: RequestRow, event: Mapping[str, Any]) -> list[tuple[str, bool
     return pairs
 
 
-def _digest_matches(row: RequestRow, expected: str | None) -> bool:
-    """Whether the row's digest, recomputed as submit computes it now (or, for a request
-    submitted before it covered the requester, break-glass and reverts, as it did then: those
-    are compared with the event either way), is `expected`."""
+def _salted(event: Mapping[str, Any]) -> bool:
+    """Whether a `request.submitted` event is of a request with a salted digest (version 3).
+    The event says which version to recompute, not the row: a DBA cannot make a salted request
+    checked as an unsalted one."""
+    return event.get("digest_version") == DIGEST_VERSION
+
+
+def _digest_matches(row: RequestRow, event: Mapping[str, Any]) -> bool:
+    """Whether the row's digest, recomputed from the row as the submitted `event` says it was
+    computed, is the event's: salted with the row's salt (version 3); else unsalted (version
+    2), or, for a request submitted before it covered the requester, break-glass and reverts,
+    as it was then (those are compared with the event either way)."""
+    expected = event.get("digest")
+    if not isinstance(expected, str):
+        return False
     core: dict[str, Any] = {
         "action": row.action,
         "account": row.account_ref,
@@ -309,17 +467,16 @@ def _digest_matches(row: RequestRow, expected: str | None) -> bool:
         "justification": row.justification,
         "policy_version": row.policy_version,
     }
-    if expected is None:
-        return False
-    if (
-        request_digest(
-            **core,
-            requester=row.requester_id,
-            break_glass=bool(row.break_glass),
-            reverts=row.reverts_id,
-        )
-        == expected
-    ):
+    rest: dict[str, Any] = {
+        "requester": row.requester_id,
+        "break_glass": bool(row.break_glass),
+        "reverts": row.reverts_id,
+    }
+    if _salted(event):
+        return row.salt is not None and request_digest(salt=row.salt, **core, **rest) == expected
+    if "digest_version" in event:
+        return False  # a version this foureyes does not know: fail closed
+    if v2_request_digest(**core, **rest) == expected:
         return True
     return legacy_request_digest(**core) == expected
 
@@ -377,6 +534,9 @@ def refuse(
         )
     else:
         reason += "; security has been alerted"
+        # It stays as it is (executed, ...): its deadlines go back to what the log says, so that
+        # a break-glass is still flagged if it is not signed off in time.
+        restore_deadlines(row, found)
     account = submitted.get("account")
     raise_alert(
         services,

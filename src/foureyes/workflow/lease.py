@@ -12,6 +12,9 @@ platform call runs, so that reconciliation takes over only an execution whose pr
   renews, and gives the reconciler the lease while it asks the platform.
 - An executor that comes back after that no longer holds the request: `holds` is False, its
   outcome is kept on its attempt and moves nothing (`execute`).
+- An executor whose platform call ended with its outcome unknown (cut short by the call's
+  deadline, its answer lost or not believed) does not wait for its lease to lapse: it marks the
+  attempt `abandoned` with its lease lapsed now, and the worker reconciles it at once.
 
 Times come from `Services.clock`: the servers' clocks must agree to well within a lease.
 """
@@ -34,6 +37,9 @@ from foureyes.store.tables import ExecutionRow, RequestRow
 log = logging.getLogger(__name__)
 
 TAKEN_OVER = "taken_over"  # an attempt reconciliation took over (its `outcome`)
+# An attempt whose platform call ended with its outcome unknown (`ConnectorError.
+# outcome_unknown`): its executor gave up the hold at once, for reconciliation to take over.
+ABANDONED = "abandoned"
 # The alert raised for every interrupted execution, and for a platform call that comes back
 # applied after its request was taken over (docs/detectors.md, "raised by the core").
 INTERRUPTED_ALERT = "execution_interrupted"

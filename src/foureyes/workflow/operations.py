@@ -9,6 +9,8 @@ from foureyes.auth.bearer import authenticate_bearer, authenticate_oidc
 from foureyes.auth.keys import list_credentials as security_keys
 from foureyes.auth.keys import revoke as revoke_key
 from foureyes.auth.keys import revoke_own as revoke_security_key
+from foureyes.auth.logins import unbind as unbind_login
+from foureyes.auth.registrations import start as start_security_key_enrolment
 from foureyes.auth.tokens import (
     authenticate,
     authenticate_identity,
@@ -17,6 +19,7 @@ from foureyes.auth.tokens import (
     revoke_token,
 )
 from foureyes.auth.webauthn import registration_options as security_key_options
+from foureyes.core.logstate import check as check_log
 from foureyes.core.services import Actor, Services
 from foureyes.workflow.answered import (
     cancel,
@@ -36,6 +39,8 @@ from foureyes.workflow.answered import (
 from foureyes.workflow.audit_reads import EventFilter, audit_event, audit_events
 from foureyes.workflow.enrolment import (
     Enrolled,
+    console_proof_options,
+    enrol_console_key,
     enrol_security_key,
     security_key_proof_options,
 )
@@ -72,7 +77,10 @@ __all__ = [
     "authenticate_identity",
     "authenticate_oidc",
     "cancel",
+    "check_log",
+    "console_proof_options",
     "dry_run",
+    "enrol_console_key",
     "enrol_security_key",
     "execute",
     "import_directory",
@@ -95,10 +103,12 @@ __all__ = [
     "show",
     "show_after",
     "show_to",
+    "start_security_key_enrolment",
     "step_up_options",
     "submit",
     "submit_and_run",
     "submit_run_or_replay",
+    "unbind_login",
     "undo",
     "undo_asks_for",
     "undo_or_replay",

@@ -16,13 +16,17 @@ must not be credited to this request (docs/reconciliation.md).
 
 Each raises the `execution_interrupted` alert (high when the outcome is unknown, medium
 otherwise): a process stopped in the middle of a platform call, and someone should know why.
-A platform that cannot be asked now (a transient error) leaves the request `executing`; the
-reconciler's lease lapses and a later pass asks again.
+A platform that cannot be asked now (a transient error, or an order it says is still in
+progress) leaves the request `executing` and is asked again after a back-off (30 s, doubling,
+at most an hour), `RECONCILE_TRIES` times in all; then the request ends `failed`, "outcome
+unknown: platform did not answer reconciliation", with a high alert. A platform that says "not
+applied" to the last execution attempt (`execute.MAX_ATTEMPTS`) ends it `failed` too.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from foureyes.connectors.base import Connector, ExecutionOrder, Reconciliation
@@ -32,9 +36,17 @@ from foureyes.core.services import Services, json_safe
 from foureyes.errors import Conflict, ConnectorError, FoureyesError, NotFound
 from foureyes.model import RequestState
 from foureyes.workflow import integrity, lease
-from foureyes.workflow.execute import mark_reverted, order_of
+from foureyes.workflow.execute import MAX_ATTEMPTS, mark_reverted, order_of
 
 log = logging.getLogger(__name__)
+
+# How often reconciliation asks a platform that cannot answer now (or whose order is still in
+# progress), and how long it waits between two tries: 30 s, doubling, at most an hour (about
+# an hour and four minutes from the first try to the last). docs/reconciliation.md says so.
+RECONCILE_TRIES = 8
+RECONCILE_BACKOFF = timedelta(seconds=30)
+RECONCILE_MAX_WAIT = timedelta(hours=1)
+UNANSWERED = "outcome unknown: platform did not answer reconciliation"
 
 
 def reconcile(services: Services, request_id: str) -> RequestState:
@@ -50,8 +62,7 @@ def reconcile(services: Services, request_id: str) -> RequestState:
         verdict = connector.reconcile(order)
     except ConnectorError as exc:
         if exc.transient:
-            log.warning("request %s: the platform cannot be asked now: %s", request_id, exc.message)
-            return RequestState.EXECUTING
+            return _ask_again_later(services, request_id, attempt, exc.message)
         verdict = Reconciliation(applied=None, why=exc.message)
     except FoureyesError as exc:  # NotFound, BadInput...: the platform cannot say
         verdict = Reconciliation(applied=None, why=exc.message)
@@ -91,14 +102,64 @@ def _take_over(
         attempt.outcome = lease.TAKEN_OVER
         attempt.lease_until = now + services.execution_lease
         return (
-            order_of(row, ()),
+            order_of(row, (), attempt.attempt),
             attempt.attempt,
             services.connector(row.account_ref.partition(":")[0]),
         )
 
 
+def backoff(tries: int) -> timedelta:
+    """How long reconciliation waits after its `tries`-th unanswered try."""
+    wait: timedelta = RECONCILE_BACKOFF * (2 ** (tries - 1))
+    return min(wait, RECONCILE_MAX_WAIT)
+
+
+def _ask_again_later(
+    services: Services, request_id: str, attempt_no: int, error: str
+) -> RequestState:
+    """The platform could not say now: count the try on the attempt and hold it (the
+    reconciler's lease) until the back-off has passed; after `RECONCILE_TRIES`, fail it."""
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = lock_request(session, request_id)
+        expect_state(row, RequestState.EXECUTING)
+        attempt = lease.latest_attempt(session, row.id, lock=True)
+        if attempt is None or attempt.attempt != attempt_no or attempt.outcome != lease.TAKEN_OVER:
+            raise Conflict(f"request {row.id} was finished meanwhile", request_id=row.id)
+        detail = dict(attempt.detail or {})
+        tries = int(detail.get("reconcile_tries", 0)) + 1
+        detail.update(reconcile_tries=tries, reconcile_error=error)
+        attempt.detail = detail
+        if tries < RECONCILE_TRIES:
+            attempt.lease_until = now + backoff(tries)
+            log.warning(
+                "request %s: the platform cannot say now (try %d of %d, next in %s): %s",
+                request_id,
+                tries,
+                RECONCILE_TRIES,
+                backoff(tries),
+                error,
+            )
+            return RequestState.EXECUTING
+    why = f"asked {tries} times over {_spent(tries)}; the last answer: {error}"
+    return _settle(
+        services, request_id, attempt_no, Reconciliation(applied=None, why=why), unanswered=True
+    )
+
+
+def _spent(tries: int) -> str:
+    total = sum((backoff(n) for n in range(1, tries)), timedelta())
+    minutes = int(total.total_seconds() // 60)
+    return f"{minutes} min" if minutes else f"{int(total.total_seconds())} s"
+
+
 def _settle(
-    services: Services, request_id: str, attempt_no: int, verdict: Reconciliation
+    services: Services,
+    request_id: str,
+    attempt_no: int,
+    verdict: Reconciliation,
+    *,
+    unanswered: bool = False,
 ) -> RequestState:
     with services.database.transaction() as session:
         now = services.clock()
@@ -132,11 +193,28 @@ def _settle(
                     "verdict": "applied",
                     **seen,
                     "summary": json_safe(summary),
-                    **integrity.vouch_for_undo_params(row.undo_params),
+                    **integrity.vouch_for_undo_params(row),
                 },
             )
             mark_reverted(services, session, row, now)
             severity, outcome = "medium", "the platform recorded it as applied: executed"
+        elif verdict.applied is False and attempt_no >= MAX_ATTEMPTS:
+            attempt.outcome = "interrupted"
+            move(
+                services,
+                session,
+                row,
+                RequestState.FAILED,
+                actor=None,
+                kind="request.reconciled",
+                now=now,
+                reason=(
+                    f"its execution was interrupted {attempt_no} times before the platform "
+                    f"applied it (the platform has no record of its {key}); out of attempts"
+                ),
+                details={"verdict": "not_applied", **seen},
+            )
+            severity, outcome = "medium", "the platform has no record of it: out of attempts"
         elif verdict.applied is False:
             attempt.outcome = "interrupted"
             row.not_before = now
@@ -158,6 +236,12 @@ def _settle(
         else:
             attempt.outcome = "unknown"
             why = verdict.why or "the platform cannot say"
+            reason = (
+                f"{UNANSWERED} ({why}). Check the platform by hand"
+                if unanswered
+                else "its execution was interrupted, and whether the platform applied it is "
+                f"unknown: {why}. Check the platform by hand"
+            )
             move(
                 services,
                 session,
@@ -166,13 +250,11 @@ def _settle(
                 actor=None,
                 kind="request.reconciled",
                 now=now,
-                reason=(
-                    "its execution was interrupted, and whether the platform applied it is "
-                    f"unknown: {why}. Check the platform by hand"
-                ),
+                reason=reason,
                 details={"verdict": "unknown", "why": why, **seen},
             )
-            severity, outcome = "high", f"whether it was applied is unknown ({why}): failed"
+            said = UNANSWERED if unanswered else "whether it was applied is unknown"
+            severity, outcome = "high", f"{said} ({why}): failed"
         raise_alert(
             services,
             session,

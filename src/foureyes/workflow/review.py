@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,12 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from foureyes.auth import step_up_failures
 from foureyes.auth.credentials import refuse_holder_approval
-from foureyes.core import redaction
-from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core import logstate, redaction
 from foureyes.core.events import POST_REVIEW, REVIEW, expect_state, lock_request, move, record
 from foureyes.core.services import Actor, Services
-from foureyes.errors import BadInput, Conflict, Forbidden, StepUpFailed
+from foureyes.errors import BadInput, Conflict, Forbidden, FoureyesError, StepUpFailed
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
@@ -44,12 +45,14 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
     the request's (Conflict: the reviewer saw something else), the requester reviewing their own
     request, the person a credential enrolment names approving it, a second review by the
     same person, a reviewer eligible for no factor, a missing or
-    failing step-up where a rule asks for it (Forbidden). A step-up that was presented and
-    failed is also an alert (`step_up_failed`), raised after the refusal rolled back. Returns
-    the request's new state.
+    failing step-up where a rule asks for it (Forbidden), a reviewer who failed too many
+    step-ups lately (TooManyAttempts). A step-up that was presented and failed is counted and
+    flagged (`step_up_failures`: a `step_up_failed` alert at most once an hour per person and
+    credential) after the refusal rolled back. Returns the request's new state.
     """
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
+    logstate.refuse(services)  # nothing is decided on a log rolled back or with a moved head
     try:
         return _review(services, actor, request_id, given)
     except StepUpFailed as exc:
@@ -61,23 +64,22 @@ def _flag_failed_step_up(
     services: Services, actor: Actor, request_id: str, exc: StepUpFailed
 ) -> None:
     """A failed step-up is a sign that someone holds a reviewer's session but not their key,
-    or a copy of the key (a counter that went backwards): security hears of it."""
-    with services.database.transaction() as session:
+    or a copy of the key (a counter that went backwards): counted against them, and security
+    hears of it (at most once an hour per person and credential: `step_up_failures`)."""
+    account = None
+    # The refusal stands whatever happens here; the alert names what it can.
+    with contextlib.suppress(FoureyesError), services.database.read() as session:
         row = session.get(RequestRow, request_id)
-        raise_alert(
-            services,
-            session,
-            NewAlert(
-                detector="step_up_failed",
-                severity="high",
-                summary=f"{actor.id} ({actor.identity}) presented a step-up that failed",
-                staff=actor.id,
-                account=row.account_ref if row is not None else None,
-                request=request_id,
-                details={"reason": exc.message, "identity": actor.identity},
-            ),
-            now=services.clock(),
-        )
+        account = row.account_ref if row is not None else None
+    step_up_failures.note(
+        services,
+        actor,
+        exc,
+        summary=f"{actor.id} ({actor.identity}) presented a step-up that failed",
+        details={"identity": actor.identity, "where": "review"},
+        account=account,
+        request=request_id,
+    )
 
 
 def _review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
@@ -139,6 +141,8 @@ def _record_review(
         raise Forbidden(f"your review would not count: {reason}")
     evidence = None
     if decision.options.step_up:
+        # Someone who failed too many step-ups waits before the next is even looked at.
+        step_up_failures.refuse_if_throttled(session, actor.id, now)
         evidence = services.step_up.verify(
             session,
             request_id=row.id,
@@ -327,6 +331,7 @@ def post_review(services: Services, actor: Actor, request_id: str, given: Review
     not the requester. To anyone who may not see the request (`access.may_see`: eligible
     post-reviewers may) it is NotFound, as an unknown id.
     """
+    logstate.refuse(services)
     with services.database.transaction() as session:
         now = services.clock()
         row = visible_request(

@@ -8,30 +8,43 @@ single transaction, each change with its audit event in that transaction:
   identities included (as sorted lists, the staff id among them: it is always a login);
 - someone missing from the export: `staff.terminated` (never deleted), and their open requests
   cancelled (as they are for someone the export itself marks `terminated`);
-- a login identity that changes hands (named on another person's record than before):
-  `staff.identity_moved`. Whoever signs in with it is that other person from now on, so the
-  old holder's credentials bound to it end at once, as they do for a login removed from a
-  record: every local token issued for it is revoked (`token.revoked`, with the reason) and
-  every console session signed in with it, by token or through the identity provider, ends
-  (`console.session_ended`).
+- a login identity that changes hands (named on another person's record than before, in this
+  import or after an earlier one removed it from its last holder's: who held a login last is
+  remembered, `foureyes.auth.logins`): `staff.identity_moved`. Whoever signs in with it is that
+  other person from now on, so the old holder's credentials bound to it end at once, as they
+  do for a login removed from a record: every local token issued for it is revoked
+  (`token.revoked`, with the reason), every console session signed in with it, by token or
+  through the identity provider, ends (`console.session_ended`), and its binding to an identity
+  provider's account is dropped, with every provider token for it issued before now refused
+  (`foureyes.auth.logins`).
 
-A login named on two people's records is refused and nothing changes (which person it is would
-depend on the order of the file).
+Refused, with nothing changed: a login named on two people's records (which person it is would
+depend on the order of the file), a login outside the safe characters
+(`foureyes.policy.directory.LOGIN_PATTERN`), and two logins of different people that differ
+only in case (`Kim.Vendor`, `kim.vendor`), counting the logins people missing from the export
+keep.
 
 **Gained approving power** is flagged on the person's record (`gained_approver_groups`), in the
-event (`gained_approver_groups`), and as an `approver_gained` alert to the `security` channel,
-for the groups that some `approvers` condition of the policy in force names (`approver_groups`):
-when a person gains such a group; when a login is moved onto someone in such groups (high:
-whoever holds that login now approves as them, and approves as someone other than its old
-holder, whose own requests they can then approve) or added to their record; when someone in
-such groups may act again (status back to `active`, or dates that now include today); and when
-someone in such groups is added to a directory that already had staff (the first import, at
-`foureyes init`, is the baseline and flags nobody).
+events, and as an `approver_gained` alert to the `security` channel. The groups that matter
+(`watched`) are those some `approvers` condition of the policy in force names and the oversight
+groups (`[access] oversight_groups`, which read every request and the audit log). Flagged:
+
+- a person who gains such a group; whom a login is moved onto or added to while in such groups
+  (high for a move: whoever holds that login now approves as them, and approves as someone
+  other than its old holder, whose own requests they can then approve); someone in such groups
+  who may act again (status back to `active`, or dates that now include today); someone in such
+  groups added to a directory that already had staff (the first import, at `foureyes init`, is
+  the baseline and flags nobody);
+- whoever may approve, under some rule, a request they could not approve before, whatever field
+  did it (employment, a manager on the requester's record, a region, an attribute): the
+  conditions are evaluated over the directory before and after (`foureyes.policy.approving`);
+  for a condition that also reads the account or the action, a change of a field it reads is
+  flagged instead. Such a gain goes on the record as `rule:<id>`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,61 +52,62 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foureyes.auth.tokens import revoke_row
+from foureyes.auth import logins as login_records
+from foureyes.auth.tokens import end_credentials
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import move, record
 from foureyes.core.services import Services
 from foureyes.errors import BadInput, Unavailable
 from foureyes.model import RequestState, Staff, StaffStatus
-from foureyes.policy.directory import Directory
+from foureyes.policy import approving
+from foureyes.policy.compiler import Policy
+from foureyes.policy.directory import Directory, check_login
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import (
-    ConsoleSessionRow,
     IdentityRow,
     RequestRow,
     StaffRow,
-    TokenRow,
 )
+from foureyes.workflow.login_moves import IdentityMove, LoginChanges, apply_logins
 
 # A request in one of these states is still open: it can be decided or carried out.
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)
 
 __all__ = [
     "ALERT",
+    "Gain",
     "IdentityMove",
     "ImportReport",
     "approver_groups",
     "cancel_open_requests",
+    "describe_gain",
     "import_directory",
 ]
 
 ALERT = "approver_gained"
 TERMINATED = StaffStatus.TERMINATED.value
+ACTIVE = StaffStatus.ACTIVE.value
 CHANNELS = ("security",)
 
 
-@dataclass(frozen=True)
-class IdentityMove:
-    """A login that was on `source`'s record and is now on `target`'s."""
-
-    identity: str
-    source: str
-    target: str
-    gained_approver_groups: tuple[str, ...]
+Gain = approving.Gain
 
 
 @dataclass
 class ImportReport:
     """What an import changed: people added, changed (`{field: [before, after]}`, login
     identities included) and terminated; logins moved between people; who gained approving
-    power (staff id → the approver groups); the tokens revoked and console sessions ended
-    because their login was moved or removed; the requests cancelled."""
+    power: through groups (`gained_approver`: staff id → the watched groups) and under rules
+    (`gained_rules`: staff id → what they may approve now and could not before); the tokens
+    revoked and console sessions ended because their login was moved or removed; the requests
+    cancelled."""
 
     added: list[str] = field(default_factory=list)
     changed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     terminated: list[str] = field(default_factory=list)
     moved: list[IdentityMove] = field(default_factory=list)
     gained_approver: dict[str, list[str]] = field(default_factory=dict)
+    gained_rules: dict[str, list[Gain]] = field(default_factory=dict)
     revoked_tokens: list[str] = field(default_factory=list)
     ended_sessions: int = 0
     cancelled_requests: list[str] = field(default_factory=list)
@@ -102,14 +116,34 @@ class ImportReport:
     def unchanged(self) -> bool:
         return not (self.added or self.changed or self.terminated or self.moved)
 
+    def took(self, changes: LoginChanges) -> None:
+        """Add what moving and removing logins did."""
+        self.moved += changes.moved
+        self.revoked_tokens += changes.revoked_tokens
+        self.ended_sessions += changes.ended_sessions
+
+    @property
+    def flagged(self) -> list[str]:
+        """Everyone who gained approving power, by id."""
+        return sorted(set(self.gained_approver) | set(self.gained_rules))
+
 
 def approver_groups(services: Services, session: Session) -> frozenset[str]:
     """Groups that some `approvers` condition of the policy in force names (none while no
     policy is loaded; any other failure to read the policy is raised, not taken for none)."""
+    policy = _policy_in_force(services, session)
+    return frozenset() if policy is None else _named_groups(policy)
+
+
+def _policy_in_force(services: Services, session: Session) -> Policy | None:
     try:
         _, policy = services.policy_in_force(session)
     except Unavailable:
-        return frozenset()
+        return None
+    return policy
+
+
+def _named_groups(policy: Policy) -> frozenset[str]:
     groups: set[str] = set()
     for rule in policy.rules:
         if rule.approvers is None:
@@ -125,18 +159,33 @@ def logins(person: Staff) -> frozenset[str]:
     return frozenset(person.identities) | {person.id}
 
 
-def owners(directory: Directory) -> dict[str, str]:
-    """Each login of the directory → the one person it belongs to; BadInput for a login on
-    two people's records (`load_directory` refuses such a file; this holds for a `Directory`
-    built any other way too)."""
+def owners(directory: Directory, kept: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each login of the directory → the one person it belongs to. BadInput for a login on
+    two people's records, one outside the safe characters, or one that differs only in case
+    from another person's (among them the logins `kept`: login → its holder, missing from the
+    export) — `load_directory` refuses such a file, naming the line; this holds for a
+    `Directory` built any other way too."""
     owner: dict[str, str] = {}
+    folded: dict[str, tuple[str, str]] = {
+        identity.casefold(): (identity, holder) for identity, holder in (kept or {}).items()
+    }
     for person in directory.staff.values():
         for identity in sorted(logins(person)):
+            problem = check_login(identity)
+            if problem is not None:
+                raise BadInput(f"{person.id}: {problem}; nothing was imported")
             other = owner.setdefault(identity, person.id)
             if other != person.id:
                 raise BadInput(
                     f"identity {identity!r} is on the records of both {other} and {person.id}: "
                     "a login belongs to one person; nothing was imported"
+                )
+            like, holder = folded.setdefault(identity.casefold(), (identity, person.id))
+            if holder != person.id:
+                raise BadInput(
+                    f"login {identity!r} of {person.id} differs only in case from {like!r}, "
+                    f"{holder}'s: logins of different people must not look alike; nothing was "
+                    "imported"
                 )
     return owner
 
@@ -146,20 +195,34 @@ def import_directory(
 ) -> ImportReport:
     """Apply an HR export: add, change, terminate, move logins (see the module docstring).
     Idempotent; one transaction, so a refusal changes nothing."""
-    wanted = owners(directory)
     report = ImportReport()
     with services.database.transaction() as session:
         now = services.clock()
         today = now.date()
-        watched = approver_groups(services, session)
+        policy = _policy_in_force(services, session)
+        named = frozenset() if policy is None else _named_groups(policy)
+        watched = named | services.oversight_groups
         # FOR NO KEY UPDATE: two imports run one after the other (each diff is against what the
         # other committed), while tokens and sessions may still be written for these people.
         existing = {
             row.id: row for row in session.scalars(select(StaffRow).with_for_update(key_share=True))
         }
         held = {row.identity: row for row in session.scalars(select(IdentityRow))}
+        kept = {i: row.staff_id for i, row in held.items() if row.staff_id not in directory.staff}
+        wanted = owners(directory, kept)
+        remembered = login_records.records(services, session)
+        remembered |= login_records.remember_from_log(
+            services, session, held.values(), remembered, now
+        )
         before = _logins_held(held)
+        old_people = {
+            sid: _person(row, before.get(sid, frozenset())) for sid, row in existing.items()
+        }
         gained: dict[str, set[str]] = {}
+        if existing and policy is not None:  # the first import is the baseline
+            report.gained_rules = approving.gains(policy, old_people, directory.staff, today)
+        for staff_id, found in report.gained_rules.items():
+            _flag(gained, staff_id, {f"rule:{gain.rule}" for gain in found})
         for person in directory.staff.values():
             row = existing.get(person.id)
             if row is None:
@@ -167,40 +230,65 @@ def import_directory(
                 if existing:  # the first import is the baseline: nobody "gains" there
                     _flag(gained, person.id, set(person.groups) & watched)
                 continue
-            old = _person(row, before.get(person.id, frozenset()))
+            old = old_people[person.id]
             groups = set(person.groups) & watched
             _flag(gained, person.id, groups - set(old.groups))
             if old.floor_problem(today) is not None and person.floor_problem(today) is None:
                 _flag(gained, person.id, groups)  # may act (and approve) again
             if logins(person) - logins(old):
                 _flag(gained, person.id, groups)  # a new login approves as them
+                if not groups and policy is not None:  # ... under rules naming no group
+                    rules = approving.approvable(policy, person, directory.staff, today)
+                    _flag(gained, person.id, {f"rule:{rule}" for rule in rules})
             flagged = sorted(gained.get(person.id, ()))
             _change(services, session, row, old, person, report, flagged, actor=actor, now=now)
             if person.status == TERMINATED and old.status != TERMINATED:
                 # Marked terminated in the export itself: as for someone missing from it.
                 report.cancelled_requests += cancel_open_requests(services, session, row.id, now)
-                report.revoked_tokens += _revoke_all_tokens(services, session, row.id, now)
+            if person.status not in (ACTIVE, old.status):
+                report.revoked_tokens += end_credentials(
+                    services, session, row.id, now, f"{row.id} became {person.status}"
+                )
         session.flush()  # new people exist before logins are moved onto them
-        _apply_logins(services, session, held, wanted, directory, report, watched, now=now)
+        changes = LoginChanges()
+        apply_logins(
+            services, session, held, remembered, wanted, directory, changes, watched, now=now
+        )
+        report.took(changes)
         for staff_id, row in existing.items():
-            if staff_id in directory.staff or row.status == TERMINATED:
-                continue
-            row.status = TERMINATED
-            row.updated_at = now
-            report.terminated.append(staff_id)
-            record(
-                services,
-                session,
-                kind="staff.terminated",
-                actor=actor,
-                row=None,
-                payload={"staff": staff_id, "reason": "missing from the HR export"},
-                now=now,
-            )
-            report.cancelled_requests += cancel_open_requests(services, session, staff_id, now)
-            report.revoked_tokens += _revoke_all_tokens(services, session, staff_id, now)
+            if staff_id not in directory.staff and row.status != TERMINATED:
+                _terminate(services, session, row, report, actor=actor, now=now)
         _raise_gained(services, session, gained, report, now=now)
     return report
+
+
+def _terminate(
+    services: Services,
+    session: Session,
+    row: StaffRow,
+    report: ImportReport,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Someone missing from the export: terminated (never deleted), their open requests
+    cancelled and their tokens revoked, each with its event."""
+    row.status = TERMINATED
+    row.updated_at = now
+    report.terminated.append(row.id)
+    record(
+        services,
+        session,
+        kind="staff.terminated",
+        actor=actor,
+        row=None,
+        payload={"staff": row.id, "reason": "missing from the HR export"},
+        now=now,
+    )
+    report.cancelled_requests += cancel_open_requests(services, session, row.id, now)
+    report.revoked_tokens += end_credentials(
+        services, session, row.id, now, f"{row.id} was terminated"
+    )
 
 
 def _logins_held(held: Mapping[str, IdentityRow]) -> dict[str, frozenset[str]]:
@@ -301,107 +389,6 @@ def _flag(gained: dict[str, set[str]], staff_id: str, groups: set[str]) -> None:
         gained.setdefault(staff_id, set()).update(groups)
 
 
-def _apply_logins(
-    services: Services,
-    session: Session,
-    held: Mapping[str, IdentityRow],
-    wanted: Mapping[str, str],
-    directory: Directory,
-    report: ImportReport,
-    watched: frozenset[str],
-    *,
-    now: datetime,
-) -> None:
-    """Make the identity rows what the directory says: add, move, remove (a login of someone
-    missing from the export stays theirs, unless the export puts it on someone else's record);
-    for each login moved or removed, end its old holder's credentials."""
-    for identity, target in sorted(wanted.items()):
-        row = held.get(identity)
-        if row is None:
-            session.add(IdentityRow(identity=identity, staff_id=target))
-            continue
-        if row.staff_id == target:
-            continue
-        source = row.staff_id
-        row.staff_id = target
-        groups = tuple(sorted(set(directory.staff[target].groups) & watched))
-        report.moved.append(IdentityMove(identity, source, target, groups))
-        record(
-            services,
-            session,
-            kind="staff.identity_moved",
-            actor=None,
-            row=None,
-            payload={
-                "identity": identity,
-                "from": source,
-                "to": target,
-                "gained_approver_groups": list(groups),
-            },
-            now=now,
-        )
-        _end_credentials(services, session, identity, report, now=now, reason=f"moved to {target}")
-    for identity, row in sorted(held.items()):
-        if identity in wanted or row.staff_id not in directory.staff:
-            continue
-        source = row.staff_id
-        session.delete(row)
-        reason = f"removed from {source}'s record"
-        _end_credentials(services, session, identity, report, now=now, reason=reason)
-
-
-def _end_credentials(
-    services: Services,
-    session: Session,
-    identity: str,
-    report: ImportReport,
-    *,
-    now: datetime,
-    reason: str,
-) -> None:
-    """Revoke every token issued for `identity` and end every console session signed in as
-    it, each with its event: they were their holder's as that login, and it is no longer
-    theirs. (Whoever holds the login now signs in afresh.)"""
-    tokens = session.scalars(
-        select(TokenRow)
-        .where(TokenRow.identity == identity, TokenRow.revoked_at.is_(None))
-        .order_by(TokenRow.id)
-        .with_for_update()
-    )
-    revoked: list[str] = []
-    for token in tokens:
-        revoked.append(token.id)
-        revoke_row(services, session, token, now, reason=f"identity {identity} {reason}")
-    report.revoked_tokens += revoked
-    bound = ConsoleSessionRow.identity == identity
-    if revoked:
-        bound = bound | ConsoleSessionRow.token_id.in_(revoked)
-    sessions = session.scalars(
-        select(ConsoleSessionRow)
-        .where(bound)
-        .order_by(ConsoleSessionRow.created_at, ConsoleSessionRow.id)
-        .with_for_update()
-    )
-    for found in sessions:
-        session.delete(found)
-        report.ended_sessions += 1
-        record(
-            services,
-            session,
-            kind="console.session_ended",
-            actor=None,
-            row=None,
-            payload={
-                "staff": found.staff_id,
-                "identity": found.identity,
-                "method": found.method,
-                "token_id": found.token_id,
-                "reason": f"identity {identity} {reason}",
-            },
-            now=now,
-        )
-
-
 def _raise_gained(
     services: Services,
     session: Session,
@@ -411,18 +398,20 @@ def _raise_gained(
     now: datetime,
 ) -> None:
     """Flag each person who gained approving power: their record, an `approver_gained` alert
-    (with its event) naming the groups and, for logins moved onto them, whose they were."""
+    (with its event) naming the groups, the rules and whose requests they may now approve,
+    and, for logins moved onto them, whose they were."""
     moved_onto: dict[str, list[IdentityMove]] = {}
     for move_ in report.moved:
         moved_onto.setdefault(move_.target, []).append(move_)
     for staff_id in sorted(gained):
-        groups = sorted(gained[staff_id])
-        report.gained_approver[staff_id] = groups
+        what = sorted(gained[staff_id])
+        report.gained_approver[staff_id] = what
         row = session.get(StaffRow, staff_id)
         if row is not None:
-            row.gained_approver_groups = sorted(set(row.gained_approver_groups) | set(groups))
+            row.gained_approver_groups = sorted(set(row.gained_approver_groups) | set(what))
         logins_moved = {m.identity: m.source for m in moved_onto.get(staff_id, [])}
-        summary = f"the HR import gave {staff_id} approving power (groups {', '.join(groups)})"
+        rules = report.gained_rules.get(staff_id, [])
+        summary = f"the HR import gave {staff_id} approving power ({describe_gain(what, rules)})"
         if logins_moved:
             which = ", ".join(f"{i} (until now {s}'s)" for i, s in logins_moved.items())
             summary += f": whoever signs in as {which} now approves as {staff_id}"
@@ -435,7 +424,14 @@ def _raise_gained(
                 summary=summary,
                 staff=staff_id,
                 details={
-                    "groups": groups,
+                    "groups": [w for w in what if not w.startswith("rule:")],
+                    "rules": {
+                        gain.rule: {
+                            "requesters": list(gain.requesters),
+                            "fields": list(gain.fields),
+                        }
+                        for gain in rules
+                    },
                     "moved_logins": logins_moved,
                     "changes": report.changed.get(staff_id, {}),
                 },
@@ -445,22 +441,29 @@ def _raise_gained(
         )
 
 
-def _revoke_all_tokens(
-    services: Services, session: Session, staff_id: str, now: datetime
-) -> list[str]:
-    """Revoke every live token of someone the import terminates, each with its event: a later
-    export that brings them back (a rehire, or a partial export followed by a full one) must
-    not bring back the tokens they had, or one that was stolen meanwhile."""
-    revoked: list[str] = []
-    for token in session.scalars(
-        select(TokenRow)
-        .where(TokenRow.staff_id == staff_id, TokenRow.revoked_at.is_(None))
-        .order_by(TokenRow.id)
-        .with_for_update()
-    ):
-        revoke_row(services, session, token, now, reason=f"{staff_id} was terminated")
-        revoked.append(token.id)
-    return revoked
+_SHOWN_REQUESTERS = 5
+
+
+def describe_gain(what: Sequence[str], rules: Sequence[Gain]) -> str:
+    """In words: the groups gained (or held when power came) and, per rule, whose requests
+    the person may now approve, or which changed fields the rule reads."""
+    groups = [w for w in what if not w.startswith("rule:")]
+    parts = [", ".join(groups)] if groups else []
+    detailed = {gain.rule for gain in rules}
+    for gain in rules:
+        if gain.requesters:
+            whom = ", ".join(gain.requesters[:_SHOWN_REQUESTERS])
+            more = len(gain.requesters) - _SHOWN_REQUESTERS
+            whom += f" and {more} more" if more > 0 else ""
+            parts.append(f"rule {gain.rule} for requests of {whom}")
+        else:
+            parts.append(f"rule {gain.rule}, which reads {', '.join(gain.fields)}")
+    parts += [
+        f"rule {w.removeprefix('rule:')}"
+        for w in what
+        if w.startswith("rule:") and w.removeprefix("rule:") not in detailed
+    ]
+    return "; ".join(parts)
 
 
 def cancel_open_requests(

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from foureyes.core import redaction
-from foureyes.core.events import params_digest, record, request_digest
+from foureyes.core import logstate, redaction
+from foureyes.core.commitments import DIGEST_VERSION, PARAMS, new_salt
+from foureyes.core.events import params_digest, record, request_digest, salted_digest
 from foureyes.core.services import Actor, Services, json_safe, with_pins
 from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused, OutcomeUnknown, Unavailable
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
@@ -22,6 +23,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
 from foureyes.workflow import decide, denials, idempotency, quota
+from foureyes.workflow.integrity import ACCOUNT_SNAPSHOT
 from foureyes.workflow.outcome import lost_commit
 
 _NO_TIME = timedelta(0)
@@ -128,9 +130,7 @@ def payload_check(services: Services, submission: Submission) -> None:
 
 
 def attempt(actor: Actor, submission: Submission) -> denials.Attempt:
-    return denials.Attempt(
-        actor, submission.action, submission.account, submission.params, submission.client
-    )
+    return denials.Attempt(actor, submission.action, submission.account, submission.client)
 
 
 def decision_request(
@@ -185,6 +185,7 @@ def submit_or_replay(
     (an undo: `idempotency.undo_fingerprint`). A submit whose COMMIT's answer is lost raises
     OutcomeUnknown naming the request it may have recorded (`foureyes.workflow.outcome`).
     """
+    logstate.refuse(services)  # nothing is asked for on a log rolled back or with a moved head
     key = submission.idempotency_key
     if key is None:
         return Submitted(_record(services, actor, submission, None))
@@ -396,6 +397,8 @@ def _insert(
     # read, a login_as) keeps the whole `expires` window (as in `review._approve`).
     expires_at = now + decision.options.expires + (not_before - now if not_before else _NO_TIME)
     glass = decision.options.break_glass
+    # Secret like the private values its hashes hide: in the row only (docs/digests.md).
+    salt = new_salt()
     row = RequestRow(
         id=request_id,
         state=state.value,
@@ -406,6 +409,7 @@ def _insert(
         params=dict(submission.params),
         justification=submission.justification,
         digest=request_digest(
+            salt=salt,
             action=submission.action,
             account=submission.account,
             params=submission.params,
@@ -429,6 +433,7 @@ def _insert(
         client=submission.client,
         idempotency_key=None if keyed is None else keyed[0],
         idempotency_digest=None if keyed is None else keyed[1],
+        salt=salt,
     )
     session.add(row)
     session.flush()
@@ -445,7 +450,14 @@ def _insert(
             # Which credential asked (`token:<id>`, `oidc:<login>`; never a secret).
             "credential": actor.credential,
             "state": state.value,
-            "params_sha256": params_digest(submission.params),
+            # The digest and this commitment are salted (the salt is not logged): the log's
+            # readers cannot test guesses of the params (`events.request_digest`).
+            "digest_version": DIGEST_VERSION,
+            "params_salted_sha256": salted_digest(salt, PARAMS, submission.params),
+            # ... and to the account's attributes the re-decisions during review read.
+            "account_snapshot_salted_sha256": salted_digest(
+                salt, ACCOUNT_SNAPSHOT, row.account_snapshot
+            ),
             "justification": submission.justification,
             "policy_version": version,
             "decision": decision.to_dict(),

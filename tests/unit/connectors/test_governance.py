@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from foureyes.connectors.base import ExecutionOrder
-from foureyes.errors import ConnectorError
+from foureyes.errors import ConnectorError, RecordAltered
 from foureyes.store.database import Database
 from foureyes.store.tables import GovernanceAppliedRow, PinRow, PolicyVersionRow, StaffRow
 from foureyes.workflow.governance import GovernanceConnector
@@ -102,11 +102,13 @@ def test_a_staff_update_is_reconciled_from_its_record(
         assert kept.action == "foureyes.staff.update"
 
 
-def test_a_policy_version_made_by_the_request_counts_as_its_record(
+def test_a_policy_version_naming_the_request_is_not_taken_for_its_record(
     world: World, governance: GovernanceConnector
 ) -> None:
-    """Versions carry the request that made them; those made before `governance_applied`
-    existed are found that way."""
+    """Versions carry the request that made them, but only foureyes' sealed record says that
+    it carried the request out: a version naming it without that record (written in, or an
+    old one retargeted) is reported, never answered as applied (nor is the request run on top
+    of it: tests/adversarial/test_dba_laundering.py)."""
     update = ExecutionOrder(
         "foureyes.policy.update", "policy", {"text": "version: 1"}, idempotency_key="req-policy"
     )
@@ -124,6 +126,7 @@ def test_a_policy_version_made_by_the_request_counts_as_its_record(
                 created_at=world.clock.now,
             )
         )
-    found = governance.reconcile(update)
-    assert found.applied is True
-    assert found.summary == {"version": 2, "digest": first.digest}
+    with pytest.raises(RecordAltered, match="no record of carrying req-policy out"):
+        governance.reconcile(update)
+    with world.services.database.transaction() as session:
+        assert session.get(GovernanceAppliedRow, "req-policy") is None

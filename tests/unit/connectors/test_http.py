@@ -4,6 +4,7 @@ for real over loopback HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import sys
@@ -21,8 +22,9 @@ from sqlalchemy import select
 
 from foureyes import bootstrap, worker
 from foureyes.connectors.base import ExecutionOrder, make_connector
+from foureyes.connectors.calls import RetryPolicy, send
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
-from foureyes.connectors.http import HttpConnector, RetryPolicy, create, send
+from foureyes.connectors.http import HttpConnector, create
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import ActionSpec, ReviewDecision
@@ -31,7 +33,15 @@ from foureyes.policy.celtypes import INT, STRING, TIMESTAMP, Nullable
 from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow
-from foureyes.webhook import SIGNATURE_HEADER, SignatureError, sign, verify
+from foureyes.webhook import (
+    ANSWER_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
+    SignatureError,
+    sign,
+    sign_answer,
+    verify,
+    verify_answer,
+)
 from foureyes.workflow import operations
 from foureyes.workflow.execute import MAX_ATTEMPTS
 from foureyes.workflow.review import ReviewInput
@@ -60,20 +70,37 @@ receiver_module = _load_receiver()
 # --- against a scripted transport ----------------------------------------------------------------
 
 
+def signed(request: httpx.Request, answer: httpx.Response, secret: str = SECRET) -> httpx.Response:
+    """`answer` to `request`, signed as a receiver holding `secret` signs it."""
+    header = sign_answer(
+        answer.status_code,
+        answer.content,
+        secret,
+        method=request.method,
+        target=request.url.raw_path.decode("ascii"),
+        request_body=request.content,
+        request_signature=request.headers.get(SIGNATURE_HEADER, ""),
+    )
+    headers = {**answer.headers, ANSWER_SIGNATURE_HEADER: header}
+    return httpx.Response(answer.status_code, headers=headers, content=answer.content)
+
+
 @dataclass
 class Script:
-    """Answers requests from a list (the last one repeats) and records them."""
+    """Answers requests from a list (the last one repeats), signed as the receiver signs them
+    (unless `signing` is off), and records them."""
 
     answers: list[httpx.Response | Exception]
     requests: list[httpx.Request] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
+    signing: bool = True
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return signed(request, answer) if self.signing else answer
 
     def connector(self, **kwargs: Any) -> HttpConnector:
         options: dict[str, Any] = {
@@ -125,6 +152,7 @@ def test_an_order_is_posted_signed_with_its_idempotency_key() -> None:
     assert verify(request.headers, "POST", "/hooks/actions", request.content, SECRET) <= time.time()
     assert json.loads(request.content) == {
         "idempotency_key": "req-7",
+        "attempt": 0,
         "platform": "shop",
         "action": "account.suspend",
         "account": "alice",
@@ -205,20 +233,28 @@ def test_retries_are_bounded_and_the_failure_is_transient() -> None:
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "may_have_arrived"),
     [
-        httpx.ConnectError("[Errno 111] Connection refused"),
-        httpx.ReadTimeout("timed out"),
-        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        (httpx.ConnectError("[Errno 111] Connection refused"), False),
+        (httpx.ReadTimeout("timed out"), True),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
     ],
 )
-def test_network_failures_are_transient_after_the_retries(error: Exception) -> None:
+def test_network_failures_are_transient_after_the_retries(
+    error: Exception, may_have_arrived: bool
+) -> None:
+    """An order whose answer was lost may have been applied: its outcome is unknown (it is
+    reconciled); one that never left was not."""
     script = Script([error])
     with pytest.raises(ConnectorError) as failed:
         script.connector().execute(SUSPEND)
     assert failed.value.transient
+    assert failed.value.outcome_unknown is may_have_arrived
     assert "shop (shop.test)" in failed.value.message
     assert len(script.requests) == 3
+    with pytest.raises(ConnectorError) as looked_up:
+        Script([error]).connector().lookup("alice")
+    assert looked_up.value.transient
 
 
 def test_429_honours_retry_after_up_to_the_cap() -> None:
@@ -262,16 +298,19 @@ def test_a_2xx_without_json_is_applied_with_an_empty_summary() -> None:
 
 
 def test_a_non_idempotent_request_is_retried_only_when_it_cannot_have_arrived() -> None:
-    client = httpx.Client(transport=httpx.MockTransport(Script([httpx.ReadTimeout("t")])))
     sleeps: list[float] = []
+
+    def post(script: Script) -> httpx.Response:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(script))
+        call = send(client, "POST", "http://x/", who="x", retry=RetryPolicy(), idempotent=False,
+                    sleep=sleeps.append)  # fmt: skip
+        return asyncio.run(call)
+
     with pytest.raises(ConnectorError, match="did not answer in time"):
-        send(client, "POST", "http://x/", who="x", retry=RetryPolicy(), idempotent=False,
-             sleep=sleeps.append)  # fmt: skip
+        post(Script([httpx.ReadTimeout("t")]))
     assert sleeps == []
-    refused = Script([httpx.ConnectError("refused"), httpx.Response(503), ok()])
-    client = httpx.Client(transport=httpx.MockTransport(refused))
-    answer = send(client, "POST", "http://x/", who="x", retry=RetryPolicy(), idempotent=False,
-                  sleep=sleeps.append)  # fmt: skip
+    refused = Script([httpx.ConnectError("refused"), httpx.Response(503), ok()], signing=False)
+    answer = post(refused)
     assert answer.status_code == 503  # connection refused: retried; 503: handed back
     assert len(refused.requests) == 2
 
@@ -293,47 +332,69 @@ def test_preview_follows_the_declared_effects() -> None:
     assert Script([suspended]).connector().preview(SUSPEND) == {}
 
 
-def record(applied: bool, key: str = "req-1", **rest: Any) -> httpx.Response:
-    return ok({"idempotency_key": key, "applied": applied, **rest})
+def voided(outcome: str, key: str = "req-1", **rest: Any) -> httpx.Response:
+    return ok({"idempotency_key": key, "outcome": outcome, **rest})
 
 
-def test_reconcile_asks_the_receiver_about_the_key_never_the_account() -> None:
-    """Issue #15 item 4: whether an interrupted order was applied comes from the receiver's
-    record of its idempotency key (`GET {url}/actions/{key}`), not from the account showing the
-    action's declared effects (another request may have suspended it)."""
-    script = Script([record(False)])
-    found = script.connector().reconcile(SUSPEND)
+INTERRUPTED = ExecutionOrder(
+    "account.suspend", "alice", {}, idempotency_key="req-1", requester="e-1", attempt=2
+)
+
+
+def test_reconcile_voids_the_key_at_the_receiver_never_asks_the_account() -> None:
+    """Whether an interrupted order was applied comes from the receiver's record of its
+    idempotency key, not from the account showing the action's effects (another request may
+    have suspended it); and asking fences: `POST {url}/actions/{key}/void` with the attempt
+    reconciled makes the receiver refuse that attempt (and earlier ones) if it arrives later."""
+    script = Script([voided("void", attempt=2)])
+    found = script.connector().reconcile(INTERRUPTED)
     assert found.applied is False
     (request,) = script.requests  # the account was not looked at
-    assert request.method == "GET"
-    assert str(request.url) == "http://shop.test/hooks/actions/req-1"
-    verify(request.headers, "GET", "/hooks/actions/req-1", b"", SECRET)
+    assert request.method == "POST"
+    assert str(request.url) == "http://shop.test/hooks/actions/req-1/void"
+    verify(request.headers, "POST", "/hooks/actions/req-1/void", request.content, SECRET)
+    assert json.loads(request.content) == {"idempotency_key": "req-1", "attempt": 2}
     applied = Script(
-        [record(True, summary={"changes": {"status": ["active", "suspended"]}}, undo_params={})]
+        [
+            voided(
+                "applied",
+                summary={"changes": {"status": ["active", "suspended"]}},
+                undo_params={},
+            )
+        ]
     ).connector()
-    found = applied.reconcile(SUSPEND)
+    found = applied.reconcile(INTERRUPTED)
     assert found.applied is True
     assert found.summary == {"changes": {"status": ["active", "suspended"]}}
     assert found.undo_params == {}
     view = ExecutionOrder("account.view", "alice", {}, idempotency_key="r")
-    reads = Script([record(True)])
+    reads = Script([voided("applied")])
     assert reads.connector().reconcile(view).applied is False  # a read runs again
     assert reads.requests == []
+
+
+def test_an_order_in_progress_at_the_receiver_is_asked_about_again_later() -> None:
+    with pytest.raises(ConnectorError, match="still in progress") as later:
+        Script([voided("in_progress")]).connector().reconcile(INTERRUPTED)
+    assert later.value.transient
 
 
 @pytest.mark.parametrize(
     ("answer", "why"),
     [
-        (httpx.Response(404, json={"error": "not found"}), "answered 404"),
-        (ok({"attributes": {"status": "suspended"}}), '"applied": true|false'),
-        (ok({"applied": True}), '"applied": true|false'),  # whose key?
-        (record(True, key="req-2"), '"applied": true|false'),
-        (ok({"idempotency_key": "req-1", "applied": "yes"}), '"applied": true|false'),
+        (httpx.Response(404, json={"error": "not found"}), "cannot be fenced"),
+        (ok({"attributes": {"status": "suspended"}}), '"outcome"'),
+        (ok({"outcome": "applied"}), '"outcome"'),  # whose key?
+        (voided("applied", key="req-2"), '"outcome"'),
+        (voided("yes"), '"outcome"'),
+        (voided("void"), '"outcome"'),  # voided through which attempt?
+        (voided("void", attempt=1), "voided attempts through 1 only, not attempt 2"),
+        (ok({"idempotency_key": "req-1", "applied": False}), '"outcome"'),  # only asked
         (httpx.Response(401, json={"error": "bad signature"}), "refused foureyes' signature"),
     ],
 )
 def test_reconcile_without_an_explicit_answer_cannot_tell(answer: httpx.Response, why: str) -> None:
-    found = Script([answer]).connector().reconcile(SUSPEND)
+    found = Script([answer]).connector().reconcile(INTERRUPTED)
     assert found.applied is None
     assert why in found.why
 
@@ -341,9 +402,80 @@ def test_reconcile_without_an_explicit_answer_cannot_tell(answer: httpx.Response
 def test_reconcile_when_the_receiver_is_down_is_asked_again_later() -> None:
     script = Script([httpx.Response(503)])
     with pytest.raises(ConnectorError) as failed:
-        script.connector().reconcile(SUSPEND)
+        script.connector().reconcile(INTERRUPTED)
     assert failed.value.transient
     assert len(script.requests) == RetryPolicy().tries
+
+
+# --- answers are signed --------------------------------------------------------------------------
+
+
+def test_an_unsigned_or_forged_answer_is_never_a_success() -> None:
+    """Someone between foureyes and the receiver (a proxy, or who can write to the connection)
+    answers in the receiver's name: an order's "done", a reconciliation's "applied" or "void",
+    an account's attributes. Unsigned, signed with another secret, or signed for another
+    request, none is believed: the order's outcome is unknown (reconciled), the
+    reconciliation is asked again later, the look-up fails."""
+    done = ok({"summary": {"changes": {"status": ["active", "suspended"]}}})
+
+    def forged(request: httpx.Request) -> httpx.Response:
+        return signed(request, done, secret="not-the-shared-secret")
+
+    captured: list[httpx.Response] = []
+
+    def replayed(request: httpx.Request) -> httpx.Response:
+        if not captured:  # the first answer is genuine, and captured
+            captured.append(signed(request, done))
+        return captured[0]
+
+    for transport in (Script([done], signing=False), forged, replayed):
+        connector = HttpConnector(
+            "http://shop.test/hooks/",
+            SECRET,
+            platform="shop",
+            actions=[create_spec("account.suspend")],
+            attributes={"status": STRING},
+            transport=httpx.MockTransport(transport),
+            sleep=lambda _: None,
+            retry=RetryPolicy(tries=1),
+        )
+        if transport is replayed:
+            connector.execute(SUSPEND)  # the genuine answer, to another request
+        with pytest.raises(ConnectorError, match="without a valid answer signature") as order:
+            connector.execute(SUSPEND)
+        assert order.value.transient
+        assert order.value.outcome_unknown
+        with pytest.raises(ConnectorError, match="without a valid answer signature") as asked:
+            connector.reconcile(INTERRUPTED)
+        assert asked.value.transient
+        with pytest.raises(ConnectorError, match="without a valid answer signature"):
+            connector.lookup("alice")
+
+
+def test_an_answer_signature_covers_the_status_the_request_and_the_body() -> None:
+    script = Script([ok({"summary": {}})])
+    script.connector().execute(SUSPEND)
+    (request,) = script.requests
+    answer = signed(request, ok({"summary": {}}))
+    seen = {
+        "method": "POST",
+        "target": "/hooks/actions",
+        "request_body": request.content,
+        "request_signature": request.headers[SIGNATURE_HEADER],
+    }
+    verify_answer(answer.headers, 200, answer.content, SECRET, **seen)
+    assert ",n=" in request.headers[SIGNATURE_HEADER]  # a fresh nonce in every request
+    for changed in (
+        {"status": 202},
+        {"body": b'{"summary":{"x":1}}'},
+        {"request_body": request.content.replace(b"alice", b"bob")},
+        {"target": "/hooks/actions/req-1/void"},
+        {"request_signature": sign("POST", "/hooks/actions", request.content, SECRET)},
+    ):
+        args = {"status": 200, "body": answer.content, **seen, **changed}
+        status, body = args.pop("status"), args.pop("body")
+        with pytest.raises(SignatureError, match="does not match"):
+            verify_answer(answer.headers, status, body, SECRET, **args)
 
 
 def test_validate_checks_the_params_schema() -> None:
@@ -399,12 +531,51 @@ def test_create_from_settings() -> None:
         ({**BASE, "tries": 0}, "tries must be"),
         ({**BASE, "backoff": -1}, "backoff must be"),
         ({**BASE, "retries": 3}, "unknown setting 'retries'"),
+        ({**BASE, "deadline": 0}, "deadline must be a number"),
+        ({**BASE, "deadline": 7200}, "deadline must be at most 3600"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(settings: dict[str, Any], problem: str) -> None:
     with pytest.raises(BadInput, match=problem) as refused:
         create("shop", settings, _Context())
     assert SECRET not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.shop.test/foureyes",
+        "http://10.0.0.7:8088",
+        "http://[fe80::1]:8088",
+        "http://localhost.shop.test",
+        "http://127.0.0.1.nip.io",
+    ],
+)
+def test_plain_http_to_another_host_is_refused_at_load_naming_the_setting(url: str) -> None:
+    """Orders, and the receiver's answers, would cross the network without TLS."""
+    with pytest.raises(BadInput, match=r"connector shop: url must be an https URL") as refused:
+        create("shop", {**BASE, "url": url}, _Context())
+    assert "loopback" in refused.value.message
+    assert SECRET not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8088", "http://127.3.2.1", "http://[::1]:8088", "http://localhost:8088/x"],
+)
+def test_plain_http_to_this_machine_is_allowed(url: str) -> None:
+    assert create("shop", {**BASE, "url": url}, _Context()).url == url.rstrip("/")
+
+
+def test_the_deadline_comes_from_the_settings_or_the_connector() -> None:
+    @dataclass
+    class Configured:
+        database: Any = None
+        call_deadline: float = 12.5
+
+    assert create("shop", BASE, _Context())._http.deadline == 30.0
+    assert create("shop", BASE, Configured())._http.deadline == 12.5
+    assert create("shop", {**BASE, "deadline": 3}, Configured())._http.deadline == 3.0
 
 
 def test_the_entry_point_builds_it() -> None:
@@ -500,11 +671,13 @@ def test_the_receiver_refuses_a_key_reused_for_another_order(receiver: Any) -> N
 
 
 def test_a_wrong_secret_is_rejected_by_the_receiver(receiver: Any) -> None:
+    """The receiver refuses the forger's requests; and its refusals, signed with the real
+    secret, do not verify for the forger either: nothing it says is believed."""
     forger = shop(receiver, secret="not-the-shared-secret")
-    with pytest.raises(ConnectorError, match="refused foureyes' signature") as refused:
+    with pytest.raises(ConnectorError, match="without a valid answer signature") as refused:
         forger.execute(SUSPEND)
-    assert not refused.value.transient
-    with pytest.raises(ConnectorError, match="refused foureyes' signature"):
+    assert refused.value.outcome_unknown
+    with pytest.raises(ConnectorError, match=r"\(401\) without a valid answer signature"):
         forger.lookup("alice")
     assert receiver.accounts["alice"]["status"] == "active"
     assert receiver.applied == {}
@@ -703,7 +876,7 @@ def test_a_bad_signature_refuses_the_request_before_anything_is_recorded(
     world = make_shop(database, receiver)
     receiver.secret = "rotated-on-the-receiver-only"  # foureyes' signatures no longer verify
     ana = world.actor("e-2001")
-    with pytest.raises(ConnectorError, match="refused foureyes' signature"):
+    with pytest.raises(ConnectorError, match=r"\(401\) without a valid answer signature"):
         operations.submit(world.services, ana, Submission("account.suspend", "shop:alice"))
     items, _ = operations.list_requests(world.services, ana, operations.ListFilter())
     assert items == []
@@ -717,12 +890,13 @@ def test_an_interrupted_order_is_never_credited_with_another_requests_change(
 ) -> None:
     """Issue #15 item 4, over the webhook: a suspension's process dies in the call before the
     receiver heard of it; another request suspends the same account; reconciliation must not
-    call the first one executed. A receiver that answers `GET /actions/{key}` says "not
-    applied": the request runs again and is refused (the account is suspended already). One
-    that does not (an older receiver) leaves it unknown: failed, with the reason. Both alert."""
+    call the first one executed. A receiver that answers `POST /actions/{key}/void` voids it
+    ("not applied", and a late delivery of it would be refused): the request runs again as
+    attempt 2 and is refused (the account is suspended already). One that does not (an older
+    receiver) leaves it unknown: failed, with the reason. Both alert."""
     world = make_shop(database, receiver)
     if not asks_the_record:
-        monkeypatch.setattr(receiver, "record", lambda key: (404, {"error": "not found"}))
+        monkeypatch.setattr(receiver, "void", lambda key, n: (404, {"error": "not found"}))
     shop_connector = world.services.connectors["shop"]
     ana, kim = world.actor("e-2001"), world.actor("c-1001")  # both support
     first = operations.submit(world.services, ana, Submission("account.suspend", "shop:alice"))
@@ -747,8 +921,9 @@ def test_an_interrupted_order_is_never_credited_with_another_requests_change(
     assert view["state"] == "failed"
     if asks_the_record:
         assert "cannot account.suspend: the account is suspended" in view["reason"]
+        assert receiver.voided == {first: 1}  # attempt 1 can never apply now
     else:
-        assert "keeps no record of idempotency keys" in view["reason"]
+        assert "cannot be fenced" in view["reason"]
         assert "Check the platform by hand" in view["reason"]
     kinds = [event["kind"] for event in view["timeline"]]
     assert "request.executed" not in kinds

@@ -138,7 +138,14 @@ class TestStaffImport:
             flagged = session.scalar(
                 select(StaffRow.gained_approver_groups).where(StaffRow.id == "e-2001")
             )
-        assert flagged == ["security"]
+        # The group, and the rules whose approvers it makes her one of (security signs off).
+        assert flagged == [
+            "rule:credential-enrolment",
+            "rule:governance-changes",
+            "rule:vit-deletion-sign-off",
+            "rule:vit-security-sign-off",
+            "security",
+        ]
 
     def test_csv_with_the_same_columns(self, world: World) -> None:
         text = (

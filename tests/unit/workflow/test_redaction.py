@@ -53,7 +53,7 @@ def test_an_attribute_declared_by_its_type_alone_or_not_at_all_is_private() -> N
 
 def test_the_http_configuration_declares_sensitivity_and_fails_closed() -> None:
     settings = {
-        "url": "http://shop.test",
+        "url": "https://shop.test",
         "secret": "s3cret-s3cret",
         "actions": ["account.view"],
         "attributes": {

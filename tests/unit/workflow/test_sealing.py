@@ -35,25 +35,25 @@ def _intact(database: Database, subject: str) -> bool:
 def test_two_transactions_changing_one_accounts_pins_at_once_seal_both(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two pins set on one account by two transactions, each having read the account's pins
-    (its own new pin, not the other's) before either commits: each reads them again once it
-    holds the log's head lock, so the last seal is the set both left, and the account is not
-    taken for tampered with."""
+    """Two pins set on one account by two transactions, each having checked the account's
+    pins as stored (without the other's pin) before either commits: each reads them again once
+    it holds the log's head lock, so the last seal is the set both left, and neither is taken
+    for a change made behind foureyes' back (the other's pin is sealed by then)."""
     world = make_world(database)
     now = world.clock.now
     subject = "foureyes:pins/chirp:bob"
     both_read = threading.Barrier(2, timeout=10)
     first_read = threading.local()
-    read = seals.current_digest
+    read = seals.stored_state
 
-    def current_digest(session: Session, of: str) -> str | None:
-        digest = read(session, of)
+    def stored_state(session: Session, of: str, *, lock: bool) -> tuple[object, object, object]:
+        found = read(session, of, lock=lock)
         if of == subject and not getattr(first_read, "done", False):
             first_read.done = True
             both_read.wait()  # both have read the set without the other's pin
-        return digest
+        return found
 
-    monkeypatch.setattr(seals, "current_digest", current_digest)
+    monkeypatch.setattr(seals, "stored_state", stored_state)
     errors: list[BaseException] = []
 
     def pin(name: str) -> None:

@@ -3,8 +3,11 @@ token only, is `foureyes.api.metrics`.)
 
 It tells no more than whether foureyes can serve: 200 when the store answers and a policy is
 loaded, else a 503 problem whose detail names no host, path or error text (those go to the
-log), and whether the detectors ran and checkpoints were signed recently (raising
-`detector_silence` or `checkpoint_stale` if not).
+log); a 503 `log-rolled-back` or `log-head-altered` when the audit log is not consistent with
+its witness or its head was moved (`foureyes.core.logstate`: nothing is submitted, reviewed or
+executed then), with the reason; and whether the detectors ran, read where the log says they
+did, and checkpoints were signed recently (raising `detector_silence` or `checkpoint_stale` if
+not). Any of those three not ok makes the status `degraded`, with the `reasons`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy import text
 
 from foureyes import detect
 from foureyes.api.schemas import problem_responses
+from foureyes.core import logstate
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.web.deps import ServicesDep
 
@@ -27,8 +31,9 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", summary="Whether foureyes can serve", responses=problem_responses(503))
 def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
-    """`{"status": "ok"}` when the store answers and a policy is in force; `detectors` and
-    `checkpoints` say whether the detectors and the log's checkpoints are keeping up."""
+    """`{"status": "ok"}` when the store answers, a policy is in force and the audit log may be
+    acted on; `detectors` and `checkpoints` say whether the detectors and the log's checkpoints
+    are keeping up (`"status": "degraded"` and `reasons` when not)."""
     try:
         with services.database.transaction() as session:
             session.execute(text("SELECT 1"))
@@ -38,6 +43,11 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
         raise Unavailable(
             "foureyes cannot serve: the store or the policy is not available"
         ) from None
+    # Checked afresh on every probe: a log rolled back or with a moved head takes this process
+    # out of service (its submits and reviews answer the same problem).
+    finding = logstate.check(services)
+    if finding is not None:
+        raise finding
     # A heartbeat check outside the worker: if the detector pipeline stopped (the worker died,
     # someone switched it off), the next health probe raises the `detector_silence` alert.
     silence_alert = detect.check_silence(services)
@@ -45,10 +55,22 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
     # witness refuses the log), the probe raises `checkpoint_stale`. One indexed query while
     # all is well. Still 200: a stale log is for people to look at, not a reason to stop serving.
     checkpoints = detect.check_checkpoints(services, request.app.state.settings.checkpoint_deadline)
-    return {
-        "status": "ok",
+    # The detectors' cursor where the log vouches for it (else they may have skipped events).
+    moved = detect.check_cursor(services)
+    reasons = [
+        *([] if silence_alert is None else ["the detectors have not run recently"]),
+        *([] if moved is None else [moved]),
+        *([] if not checkpoints.stale else ["events wait too long for a signed checkpoint"]),
+    ]
+    body: dict[str, Any] = {
+        "status": "degraded" if reasons else "ok",
         "database": "ok",
         "policy_version": version,
-        "detectors": "silent" if silence_alert is not None else "ok",
+        "detectors": "cursor-moved"
+        if moved is not None
+        else ("silent" if silence_alert is not None else "ok"),
         "checkpoints": "stale" if checkpoints.stale else "ok",
     }
+    if reasons:
+        body["reasons"] = reasons
+    return body

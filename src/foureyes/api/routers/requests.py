@@ -223,16 +223,17 @@ def show_request(request_id: RequestId, services: ServicesDep, actor: ActorDep) 
 @router.post(
     "/{request_id}/reviews",
     summary="Approve or deny a request",
-    responses=problem_responses(403, 404, 409),
+    responses=problem_responses(403, 404, 409, 429),
 )
 def review_request(
     request_id: RequestId, body: ReviewBody, services: ServicesDep, actor: ActorDep
 ) -> dict[str, Any]:
     """Bound to the `digest` you were shown (another digest is 409: reload the request). Where
     a rule asks for step-up, `step_up` carries your enrolled device key's signature over this
-    review's challenge, or a security key's WebAuthn assertion (see `GET …/step-up`). Answers
-    the updated request (once your review is recorded, a failure to read it back is 503
-    `outcome-unknown`)."""
+    review's challenge, or a security key's WebAuthn assertion (see `GET …/step-up`); after
+    10 failed step-ups within 15 minutes yours are refused unread for a while (429, with
+    `Retry-After`). Answers the updated request (once your review is recorded, a failure to
+    read it back is 503 `outcome-unknown`)."""
     operations.review(services, actor, request_id, body.review_input())
     done = f"your review of request {request_id} was recorded"
     return operations.show_after(services, actor, request_id, done)
