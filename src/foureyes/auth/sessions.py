@@ -157,7 +157,9 @@ def end_token_sessions(
     `console.session_ended` event (`reason`), in the caller's transaction (the token's
     revocation): its holder's next click finds no session and signs in again, rather than
     raising a dead credential alert for a routine rotation. Answers how many ended."""
-    return _end_where(services, session, ConsoleSessionRow.token_id == token_id, now, reason)
+    return end_sessions_where(
+        services, session, ConsoleSessionRow.token_id == token_id, now, reason
+    )
 
 
 def end_person_sessions(
@@ -165,12 +167,16 @@ def end_person_sessions(
 ) -> int:
     """End every console session of `staff_id` (by token or identity provider), as
     `end_token_sessions` does: for a person who may no longer act."""
-    return _end_where(services, session, ConsoleSessionRow.staff_id == staff_id, now, reason)
+    return end_sessions_where(
+        services, session, ConsoleSessionRow.staff_id == staff_id, now, reason
+    )
 
 
-def _end_where(
+def end_sessions_where(
     services: Services, session: Session, which: ColumnElement[bool], now: datetime, reason: str
 ) -> int:
+    """End every console session `which` selects, each with a `console.session_ended` event
+    (`reason`), in the caller's transaction; answers how many ended."""
     ended = 0
     for found in session.scalars(
         select(ConsoleSessionRow)

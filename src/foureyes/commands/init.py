@@ -13,12 +13,13 @@ from rich.console import Console
 from foureyes.bootstrap import services_for
 from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.config import Settings
+from foureyes.core.services import Services
 from foureyes.datadir import initialize
 from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 
-__all__ = ["register"]
+__all__ = ["register", "seed_from_files"]
 
 out = Console(highlight=False)
 
@@ -39,14 +40,7 @@ def init_cmd(
 
     def seed(database: Database) -> None:
         settings = Settings.load(root)
-        services = services_for(settings)
-        directory = load_directory(settings.staff_file or root / "staff.yaml")
-        operations.seed(
-            services,
-            policy_text=Path(settings.policy_file or root / "policy.yaml").read_text(),
-            directory=directory,
-            demo_accounts=list(directory.accounts),
-        )
+        seed_from_files(services_for(settings), settings, root)
 
     report = initialize(
         root,
@@ -63,6 +57,18 @@ def init_cmd(
     out.print(f"  log key:  {report.verifier_key}", markup=False)
     if report.roles:
         out.print(f"  roles:    {report.roles}", markup=False, soft_wrap=True)
+
+
+def seed_from_files(services: Services, settings: Settings, root: Path) -> None:
+    """Load the data directory's first policy and staff directory (and the demo accounts the
+    staff file carries) into an empty store."""
+    directory = load_directory(settings.staff_file or root / "staff.yaml")
+    operations.seed(
+        services,
+        policy_text=Path(settings.policy_file or root / "policy.yaml").read_text(),
+        directory=directory,
+        demo_accounts=list(directory.accounts),
+    )
 
 
 def register(app: typer.Typer) -> None:

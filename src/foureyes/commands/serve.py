@@ -42,6 +42,7 @@ from foureyes import bootstrap
 from foureyes.audit.checkpoint import signer_from_file
 from foureyes.auth.stepup import bootstrap_key
 from foureyes.bootstrap import create_app, services_for
+from foureyes.commands.init import seed_from_files
 from foureyes.commands.options import DataDirOpt, diagnosed, err
 from foureyes.config import CONFIG_FILE, Settings, WebAuthnSettings
 from foureyes.core.events import record
@@ -49,7 +50,6 @@ from foureyes.core.services import Services
 from foureyes.datadir import initialize
 from foureyes.errors import BadInput
 from foureyes.model import StaffStatus
-from foureyes.policy.directory import load_directory
 from foureyes.server import (
     DEFAULT_WORKER_INTERVAL,
     Checkpoints,
@@ -137,13 +137,7 @@ def _prepare_demo(root: Path) -> None:
         services = bootstrap.build_services(
             database, connectors=connectors, origin=settings.log_origin
         )
-        directory = load_directory(settings.staff_file or root / "staff.yaml")
-        operations.seed(
-            services,
-            policy_text=Path(settings.policy_file or root / "policy.yaml").read_text(),
-            directory=directory,
-            demo_accounts=list(directory.accounts),
-        )
+        seed_from_files(services, settings, root)
         _enroll_demo_keys(services, root)
         marker.write_text(
             "Made by `foureyes serve --demo`: demo people, tokens and keys. Not for real use.\n",

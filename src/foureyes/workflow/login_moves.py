@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.auth import logins as login_records
+from foureyes.auth.sessions import end_sessions_where
 from foureyes.auth.tokens import revoke_row
 from foureyes.core.events import record
 from foureyes.core.services import Services
@@ -151,27 +152,6 @@ def end_credentials(
     bound = ConsoleSessionRow.identity == identity
     if revoked:
         bound = bound | ConsoleSessionRow.token_id.in_(revoked)
-    sessions = session.scalars(
-        select(ConsoleSessionRow)
-        .where(bound)
-        .order_by(ConsoleSessionRow.created_at, ConsoleSessionRow.id)
-        .with_for_update()
+    report.ended_sessions += end_sessions_where(
+        services, session, bound, now, f"identity {identity} {reason}"
     )
-    for found in sessions:
-        session.delete(found)
-        report.ended_sessions += 1
-        record(
-            services,
-            session,
-            kind="console.session_ended",
-            actor=None,
-            row=None,
-            payload={
-                "staff": found.staff_id,
-                "identity": found.identity,
-                "method": found.method,
-                "token_id": found.token_id,
-                "reason": f"identity {identity} {reason}",
-            },
-            now=now,
-        )
