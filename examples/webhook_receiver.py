@@ -11,7 +11,10 @@ It shows what a platform has to do to take foureyes' approved actions over a web
    answer a repeat of the key with the first answer (foureyes retries, and a retry must not
    apply twice; an order replayed within the signature's window is such a repeat); refuse a
    key reused for a different order (409); answer a repeat that arrives while the first is
-   still being applied with 409 `{"in_progress": true}`;
+   still being applied with 409 `{"in_progress": true}`. The tries of one call carry the same
+   attempt and may arrive in any order (a slow first try after a retry): whichever comes first
+   is applied, the others get its answer. Answer 5xx or 429 only for an order that was not
+   applied and will not be (nothing of it kept to apply later);
 3. answer `GET /accounts/{id}` with the account's attributes, which is what foureyes' policy
    sees (tiers);
 4. answer `POST /actions/{idempotency_key}/void` (`{"idempotency_key", "attempt"}`), which is
@@ -89,6 +92,7 @@ STATUS_CHANGES: dict[str, tuple[str, str]] = {
     "account.reactivate": ("deactivated", "active"),
 }
 READS = {"account.view"}
+_OUTAGE = "the receiver is broken (rehearsing an outage)"
 
 
 @dataclass
@@ -107,8 +111,11 @@ class Receiver:
     host: str = "127.0.0.1"
     port: int = 0
     tolerance: int = DEFAULT_TOLERANCE
-    # Answer 500 to every action and void without doing it, to rehearse an outage.
+    # Answer `broken_status` (500, or 429 to rehearse rate limiting) to every action and void
+    # without doing it, to rehearse an outage. Such an answer means "not applied, and never
+    # will be": nothing of the order is kept to be applied later.
     broken: bool = False
+    broken_status: int = 500
     applied: dict[str, _Applied] = field(default_factory=dict)
     # The highest attempt voided, by idempotency key: an order of the key whose attempt is up
     # to it is refused. Kept in `state` with the applied keys.
@@ -209,7 +216,7 @@ class Receiver:
             if key in self.in_progress:
                 return 200, {"idempotency_key": key, "outcome": "in_progress"}
             if self.broken:
-                return 500, {"error": "the receiver is broken (rehearsing an outage)"}
+                return self.broken_status, {"error": _OUTAGE}
             fence = max(self.voided.get(key, 0), attempt)
             self.voided[key] = fence
             self._save()
@@ -250,7 +257,7 @@ class Receiver:
             if key in self.in_progress:
                 return 409, {"error": "an order with this key is in progress", "in_progress": True}
             if self.broken:
-                return 500, {"error": "the receiver is broken (rehearsing an outage)"}
+                return self.broken_status, {"error": _OUTAGE}
             self.in_progress[key] = attempt
         try:
             self._wait_at_gate()

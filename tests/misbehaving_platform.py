@@ -12,6 +12,9 @@ Each request is read whole, then `rule(method, target, body)` picks what happens
 - `FORGE`: answered by the proxy itself, in the receiver's name, with `forged` (status, JSON),
   never forwarded: what someone on the path would answer;
 - `BAD_GATEWAY`: answered 502 by the proxy itself, as a load balancer would, never forwarded.
+
+`refuse_connections()` stops listening (new connections are refused: nothing sent reaches
+anyone, as while a receiver restarts) until `accept_connections()`; a rule may call it.
 """
 
 from __future__ import annotations
@@ -64,9 +67,19 @@ class Platform:
     _open: set[socket.socket] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.port: int = 0
+        self.accept_connections()
+
+    def accept_connections(self) -> None:
+        """Listen (again, on the same port)."""
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def refuse_connections(self) -> None:
+        """Stop listening: a connection is refused until `accept_connections()`. The
+        connections already open are kept (a swallowed request stays swallowed)."""
+        _shut(self._listener)  # a shutdown wakes the thread blocked in accept(); close alone not
 
     @property
     def url(self) -> str:
@@ -100,10 +113,10 @@ class Platform:
 
     # --- inside --------------------------------------------------------------------------------
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         while not self._closing.is_set():
             try:
-                sock, _ = self._listener.accept()
+                sock, _ = listener.accept()
             except OSError:
                 return
             with self._changed:

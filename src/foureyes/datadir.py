@@ -71,6 +71,7 @@ def initialize(
     database_url: str | None = None,
     owner_database_url: str | None = None,
     seed: Seed | None = None,
+    migrating: migrate.Migrating | None = None,
 ) -> InitReport:
     """Set up `data_dir` and its database; return what was done.
 
@@ -80,7 +81,9 @@ def initialize(
     what it wants (the CLI passes `FOUREYES_DATABASE_URL`). `owner_database_url` (PostgreSQL;
     never written to the settings file) is the schema owner's, who migrates and grants the
     runtime role of `database_url` its privileges. `seed`, if given, is called with the
-    migrated, empty database. Raises BadInput for a non-empty database or conflicting input.
+    migrated, empty database; `migrating` is told what is migrated before it is
+    (`migrate.upgrade`'s `progress`). Raises BadInput for a non-empty database or conflicting
+    input.
     """
     root = Path(data_dir).expanduser().absolute()
     given_policy = _given_file(policy_file, "policy file")
@@ -112,7 +115,7 @@ def initialize(
 
     database = Database(settings.migration_database_url)
     try:
-        migrate.upgrade(database)
+        migrate.upgrade(database, progress=migrating)
         _refuse_unless_empty(database)
         role_report = _runtime_role(database, settings.database_url)
         if existing is None:

@@ -3,15 +3,26 @@
 Safe with several processes on one PostgreSQL: every item is claimed with a row lock (SKIP LOCKED
 where a claim could collide) and a state check, so each is done once; a loser gets a Conflict
 and moves on.
+
+No pass can be starved by rows it cannot act on (rows a database administrator wrote in,
+requests that wait for their requester, rows another worker holds, a platform that is not
+connected): each walks its whole backlog by keyset pagination (`_backlog`: pages in id order,
+each after the last id of the one before), not a fixed first page, and stops early only once
+it has acted on `BATCH` rows, each of which has then left its backlog. A row the log does not
+describe is named (`integrity.refuse`: the high `request_tampered` alert) and settled (cancelled
+or failed, or, for a break-glass the log knows nothing of, `break_glass.unfounded`), so it is not
+looked at again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
 
 from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
@@ -22,7 +33,8 @@ from foureyes.core.services import Services
 from foureyes.errors import Conflict, FoureyesError, LogHeadAltered, RecordAltered, Unavailable
 from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
-from foureyes.store.tables import EventRow, RequestRow, StaffRow
+from foureyes.store.tables import AlertRow, EventRow, RequestRow, StaffRow
+from foureyes.store.tree import in_tree
 from foureyes.workflow import integrity, lease
 from foureyes.workflow.execute import execute
 from foureyes.workflow.reconcile import reconcile
@@ -30,6 +42,7 @@ from foureyes.workflow.staff import OPEN_STATES
 
 log = logging.getLogger(__name__)
 BATCH = 100
+"""Rows read per page, and rows a pass acts on at most (the rest: in the next pass)."""
 
 
 @dataclass
@@ -117,20 +130,23 @@ def _cancel_for_departed(services: Services, tick: Tick) -> None:
     suspended or terminated them — are cancelled at once, with the reason in the log (an HR
     import does the same for the people it terminates)."""
     now = services.clock()
-    candidates = _ids(
-        services,
+    candidates = (
         select(RequestRow.id)
         .join(StaffRow, StaffRow.id == RequestRow.requester_id)
         .where(
             RequestRow.state.in_([s.value for s in OPEN_STATES]),
             or_(StaffRow.status != StaffStatus.ACTIVE.value, StaffRow.ends < now.date()),
         )
-        .limit(BATCH),
     )
-    for request_id in candidates:
+    acted: list[str] = []
+    for request_id in _backlog(services, candidates, acted):
         with services.database.transaction() as session:
             row = lock_request(session, request_id, skip_locked=True)
             if row is None or RequestState(row.state) not in OPEN_STATES:
+                continue
+            if _refused(services, session, row, now, during="cancellation"):
+                tick.cancelled.append(request_id)
+                acted.append(request_id)
                 continue
             try:
                 problem = services.staff(session, row.requester_id).floor_problem(now.date())
@@ -149,6 +165,7 @@ def _cancel_for_departed(services: Services, tick: Tick) -> None:
                 reason=f"the requester may no longer act: {problem}",
             )
             tick.cancelled.append(request_id)
+            acted.append(request_id)
 
 
 def _detect(services: Services) -> None:
@@ -177,40 +194,67 @@ def _ids(services: Services, query: object) -> list[str]:
         return list(session.scalars(query))  # type: ignore[call-overload]
 
 
+def _backlog(services: Services, query: Select[str], done: list[str]) -> Iterator[str]:
+    """The request ids `query` (a select of `RequestRow.id`) finds, page by page in id order:
+    each page starts after the last id of the one before (keyset pagination), so a pass reaches
+    every row of its backlog however many before it it cannot act on. Stops once `done` (what
+    the pass has acted on, each row then out of its backlog) holds `BATCH` more rows than when
+    it began: the rest waits for the next pass, which starts again from the first page. Each
+    page is read in a transaction of its own."""
+    budget = len(done) + BATCH
+    after: str | None = None
+    while True:
+        page = query if after is None else query.where(RequestRow.id > after)
+        ids = _ids(services, page.order_by(RequestRow.id).limit(BATCH))
+        for request_id in ids:
+            if len(done) >= budget:
+                return
+            yield request_id
+        if len(ids) < BATCH:
+            return
+        after = ids[-1]
+
+
+def _refused(
+    services: Services, session: Session, row: RequestRow, now: datetime, *, during: str
+) -> bool:
+    """Whether `row` (locked) is not what its log says it is (not submitted so, or not in the
+    state, or with the deadlines, its events say): then it is refused (`integrity.refuse`:
+    cancelled or failed where its state allows, and the high `request_tampered` alert), in the
+    caller's transaction, and no pass finds it again."""
+    found = integrity.trail(session, row.id)
+    altered = found.request_problem(row) or found.lifecycle_problem(row)
+    if altered is None:
+        return False
+    integrity.refuse(services, session, row, found, altered, now, actor=None, during=during)
+    return True
+
+
 def _expire(services: Services, tick: Tick) -> None:
     now = services.clock()
-    due = _ids(
-        services,
-        select(RequestRow.id)
-        .where(
-            RequestRow.state.in_(
-                [s.value for s in (RequestState.PENDING, *_RUNNABLE)],
-            ),
-            RequestRow.expires_at <= now,
-            # A scheduled request expires only after its delay (its deadline was moved back
-            # by the delay); before that it is not a candidate, so it cannot crowd the batch.
-            or_(RequestRow.state != RequestState.SCHEDULED.value, RequestRow.not_before <= now),
-        )
-        .order_by(RequestRow.expires_at)
-        .limit(BATCH),
+    due = select(RequestRow.id).where(
+        RequestRow.state.in_(
+            [s.value for s in (RequestState.PENDING, *_RUNNABLE)],
+        ),
+        RequestRow.expires_at <= now,
+        # A scheduled request expires only after its delay (its deadline was moved back
+        # by the delay); before that it is not a candidate.
+        or_(RequestRow.state != RequestState.SCHEDULED.value, RequestRow.not_before <= now),
     )
-    for request_id in due:
+    acted: list[str] = []
+    for request_id in _backlog(services, due, acted):
         with services.database.transaction() as session:
             row = lock_request(session, request_id, skip_locked=True)
             if row is None or row.state not in (RequestState.PENDING, *_RUNNABLE):
                 continue
-            if row.state != RequestState.PENDING and not _for_requester_only(services, row):
-                continue  # the worker executes it; only what waits for its requester expires
             # Its `expires_at` found it here: it must be the one its log implies (a DBA's
             # earlier one would end it before its time), and the request what was submitted.
-            found = integrity.trail(session, row.id)
-            altered = found.request_problem(row) or found.lifecycle_problem(row)
-            if altered is not None:
-                integrity.refuse(
-                    services, session, row, found, altered, now, actor=None, during="expiry"
-                )
+            if _refused(services, session, row, now, during="expiry"):
                 tick.cancelled.append(request_id)
+                acted.append(request_id)
                 continue
+            if row.state != RequestState.PENDING and not _for_requester_only(services, row):
+                continue  # the worker executes it; only what waits for its requester expires
             move(
                 services,
                 session,
@@ -222,6 +266,7 @@ def _expire(services: Services, tick: Tick) -> None:
                 reason=f"not carried out before {row.expires_at}",
             )
             tick.expired.append(request_id)
+            acted.append(request_id)
 
 
 # Approved, or scheduled with its delay run: a write is the worker's to carry out, and what
@@ -230,27 +275,45 @@ _RUNNABLE = (RequestState.APPROVED, RequestState.SCHEDULED)
 
 
 def _for_requester_only(services: Services, row: RequestRow) -> bool:
-    """Whether it waits for its requester to carry it out (`ActionSpec.for_requester_only`)."""
+    """Whether it waits for its requester to carry it out (`ActionSpec.for_requester_only`).
+    False for a platform or action foureyes does not know (`_connected`)."""
+    if not _connected(services, row):
+        return False
     connector = services.connector(row.account_ref.partition(":")[0])
     return connector.action(row.action).for_requester_only
 
 
+def _connected(services: Services, row: RequestRow) -> bool:
+    """Whether foureyes knows the request's platform and action (not so for a row a DBA wrote
+    in, or a platform no longer connected)."""
+    try:
+        services.connector(row.account_ref.partition(":")[0]).action(row.action)
+    except FoureyesError:
+        return False
+    return True
+
+
 def _execute_due(services: Services, worker: str, tick: Tick) -> None:
     now = services.clock()
-    due = _ids(
-        services,
-        select(RequestRow.id)
-        .where(
-            RequestRow.state.in_([RequestState.APPROVED.value, RequestState.SCHEDULED.value]),
-            or_(RequestRow.not_before.is_(None), RequestRow.not_before <= now),
-        )
-        .order_by(RequestRow.not_before)
-        .limit(BATCH),
+    due = select(RequestRow.id).where(
+        RequestRow.state.in_([RequestState.APPROVED.value, RequestState.SCHEDULED.value]),
+        or_(RequestRow.not_before.is_(None), RequestRow.not_before <= now),
     )
-    for request_id in due:
+    acted: list[str] = []
+    for request_id in _backlog(services, due, acted):
         with services.database.transaction() as session:
-            row = session.get(RequestRow, request_id)
-            if row is None or _for_requester_only(services, row):
+            row = lock_request(session, request_id, skip_locked=True)
+            if row is None or row.state not in _RUNNABLE:
+                continue
+            if not _connected(services, row) and _refused(
+                services, session, row, now, during="execution"
+            ):
+                # `execute` needs the platform before it can re-check the row: a row its log
+                # does not describe is refused here (one it does waits for its platform).
+                tick.cancelled.append(request_id)
+                acted.append(request_id)
+                continue
+            if _for_requester_only(services, row):
                 continue  # its answer is for its requester, who carries it out
         try:
             outcome = execute(services, request_id, worker=worker, skip_locked=True)
@@ -268,6 +331,7 @@ def _execute_due(services: Services, worker: str, tick: Tick) -> None:
             continue
         if outcome is None:
             continue
+        acted.append(request_id)  # out of the backlog, or waiting for its retry time
         # Report what happened, not what was tried: the re-check may have cancelled it, the
         # platform may have refused it, or a transient error put it back for a retry.
         if outcome.state == RequestState.EXECUTED:
@@ -281,11 +345,9 @@ def _execute_due(services: Services, worker: str, tick: Tick) -> None:
 def _reconcile_abandoned(services: Services, tick: Tick) -> None:
     """Reconcile the `executing` requests whose execution lease has lapsed (`workflow.lease`):
     never one whose process is still renewing it, however long its platform call takes."""
-    abandoned = _ids(
-        services,
-        select(RequestRow.id).where(lease.lapsed(services.clock())).limit(BATCH),
-    )
-    for request_id in abandoned:
+    abandoned = select(RequestRow.id).where(lease.lapsed(services.clock()))
+    acted: list[str] = []
+    for request_id in _backlog(services, abandoned, acted):
         try:
             state = reconcile(services, request_id)
         except Conflict:
@@ -293,6 +355,7 @@ def _reconcile_abandoned(services: Services, tick: Tick) -> None:
         except FoureyesError as exc:
             log.warning("request %s could not be reconciled: %s", request_id, exc.message)
             continue
+        acted.append(request_id)  # finished, failed, or held again for its back-off
         if state != RequestState.EXECUTING:  # else the platform could not be asked: later
             tick.reconciled.append(request_id)
 
@@ -303,39 +366,41 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
     its log implies (moved or cleared by a DBA, it is reported as tampering and put back,
     `integrity.refuse`). Once it has passed, the sign-offs the log recorded (not the review
     rows) are counted: too few, and `break_glass.overdue` flags it (the `break_glass` detector
-    alerts); enough, and `break_glass.signed_off` says so. Either settles it for good."""
+    alerts); enough, and `break_glass.signed_off` says so. Either settles it for good. A stored
+    break-glass its log does not describe as one (a row a DBA wrote in) is refused (the high
+    `request_tampered` alert) and settled too, by `break_glass.unfounded`: it is not looked at
+    again, and cannot hold up the others (`_backlog`)."""
     now = services.clock()
     settled = (
         select(EventRow.seq)
-        .where(EventRow.request_id == RequestRow.id, EventRow.kind.in_(integrity.SETTLED))
+        .where(
+            EventRow.request_id == RequestRow.id,
+            EventRow.kind.in_(integrity.SETTLED),
+            in_tree(),  # only an event of the log settles it
+        )
         .exists()
     )
-    owed = _ids(
-        services,
-        select(RequestRow.id)
-        .where(RequestRow.break_glass.is_(True), ~settled)
-        .order_by(RequestRow.created_at)
-        .limit(BATCH),
-    )
-    for request_id in owed:
+    owed = select(RequestRow.id).where(RequestRow.break_glass.is_(True), ~settled)
+    acted: list[str] = []
+    for request_id in _backlog(services, owed, acted):
         with services.database.transaction() as session:
             row = lock_request(session, request_id, skip_locked=True)
             if row is None:
                 continue
             found = integrity.trail(session, row.id)
+            terms = found.break_glass_terms()
+            if terms is None:
+                _unfounded(services, session, row, found, now)
+                acted.append(request_id)
+                continue
+            due_at, needed = terms
             altered = found.deadline_problem(row)
             if altered is not None:
                 integrity.refuse(
                     services, session, row, found, altered, now, actor=None, during="post-review"
                 )
                 continue  # its deadline is put back: a later pass flags it on time
-            try:
-                _, due_at, _ = found.deadlines()
-                terms = found.submitted[0]["decision"]["options"]["break_glass"]
-                needed = int(terms.get("reviewers", 1))
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-                continue  # not a break-glass its log describes (`deadline_problem` said so)
-            if due_at is not None and due_at > now:
+            if due_at > now:
                 continue
             signed = len(found.signed_off())
             row.post_review_due = None  # settled once; the event keeps the deadline
@@ -349,5 +414,37 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
                 payload={"due": due_at, "needed": needed, "signed_off": signed},
                 now=now,
             )
+            acted.append(request_id)
             if kind == integrity.OVERDUE:
                 tick.overdue.append(request_id)
+
+
+def _unfounded(
+    services: Services, session: Session, row: RequestRow, found: integrity.Trail, now: datetime
+) -> None:
+    """Settle a stored break-glass request whose log describes no break-glass post-review (no
+    `request.submitted` event, several, or one not of a break-glass): refused as altered (named
+    in the high `request_tampered` alert, unless an earlier re-check ended it and named it
+    already; cancelled if it is still open), and the `break_glass.unfounded` event, so that no
+    later pass looks at it again."""
+    problem = (
+        found.request_problem(row) or "its audit events do not describe it as a break-glass request"
+    )
+    named = session.scalar(
+        select(AlertRow.id)
+        .where(AlertRow.request_id == row.id, AlertRow.detector == integrity.DETECTOR)
+        .limit(1)
+    )
+    if named is None or not RequestState(row.state).final:
+        integrity.refuse(
+            services, session, row, found, problem, now, actor=None, during="post-review"
+        )
+    record(
+        services,
+        session,
+        kind=integrity.UNFOUNDED,
+        actor=None,
+        row=row,
+        payload={"problem": problem},
+        now=now,
+    )

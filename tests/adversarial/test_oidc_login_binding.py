@@ -19,6 +19,7 @@ import. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from foureyes.store.tables import AlertRow, LoginRow
 from foureyes.workflow import operations
 from tests.adversarial.test_staff_import_identity import JO, KIM, LOGIN, edited_export
 from tests.api.conftest import make_settings
+from tests.conftest import EXAMPLES
 from tests.dba import tamper
 from tests.oidc_provider import OidcServer, oidc_server  # noqa: F401 (a fixture)
 from tests.unit.commands.cli import initialised, run
@@ -259,3 +261,58 @@ def test_a_provider_username_equal_to_a_staff_id_signs_nobody_in(
             assert answer.status_code == status, answer.text
             if status == 401:
                 assert "is not the identity of anyone on the staff" in answer.json()["detail"]
+
+
+def test_an_issuer_change_brings_back_no_retired_account_and_binds_nothing_silently(
+    sso: Sso, tmp_path: Path
+) -> None:
+    """The second attack run: after the login moved to Jo and Jo bound it, the operator changed
+    `[oidc] issuer` (the same provider at another address, the same subjects): Kim's account
+    then signed in as Jo, and any account could take a login that never changed hands. Now a
+    binding passes to the new issuer for its own subject only, and a retired account stays
+    retired whatever the issuer."""
+    started = sso.world.clock.now
+    assert sso.me(sso.token(KIMS_ACCOUNT)).json()["id"] == KIM
+    # Each change minutes before the tokens that follow (the rule about tokens from before a
+    # change of hands out of the way: the bindings decide).
+    sso.at(started - timedelta(minutes=10))
+    sso.move_kims_login_to_jo(tmp_path)
+    sso.at(started + timedelta(minutes=1))
+    assert sso.me(sso.token(JOS_ACCOUNT)).json()["id"] == JO  # Jo binds it
+
+    moved = sso.provider.settings(issuer=f"http://127.0.0.1:{sso.provider.port}")
+    settings = make_settings(tmp_path / "moved").model_copy(update={"oidc": moved})
+    with TestClient(create_app(sso.world.services, settings)) as client:
+
+        def me(account: str) -> int:
+            token = sso.provider.id_token(account, host="127.0.0.1")
+            return client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+        assert me(KIMS_ACCOUNT) == 401  # retired, under either issuer
+        assert me(MALLORYS_ACCOUNT) == 401  # another subject: not until the operator unbinds
+        assert me(JOS_ACCOUNT) == 200  # the same subject: the binding follows the issuer
+    [rebound] = sso.events("staff.login_bound")[-1:]
+    assert (rebound["subject"], rebound["replaced_issuer"]) == (JOS_ACCOUNT, sso.provider.issuer)
+
+
+def test_a_provider_token_from_before_a_suspension_does_not_come_back(
+    sso: Sso, tmp_path: Path
+) -> None:
+    """The second attack run: Mei's provider token from before she was suspended worked again
+    once she was reinstated. Suspending or terminating someone refuses every provider token
+    for their logins issued before then."""
+    started = sso.world.clock.now
+    token = sso.token(KIMS_ACCOUNT)
+    assert sso.me(token).json()["id"] == KIM
+    directory = load_directory(EXAMPLES / "staff.yaml")
+    kim = directory.staff[KIM]
+    suspended = dataclasses.replace(
+        directory, staff={**directory.staff, KIM: dataclasses.replace(kim, status="suspended")}
+    )
+    sso.at(started + timedelta(minutes=1))
+    operations.import_directory(sso.world.services, suspended)
+    sso.at(started + timedelta(minutes=2))
+    operations.import_directory(sso.world.services, directory)  # reinstated
+    refused = sso.me(token)
+    assert refused.status_code == 401, refused.text
+    assert "issued before" in refused.json()["detail"]

@@ -25,10 +25,11 @@ from foureyes.config import Settings
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.connectors.calls import DeadlineExceeded
 from foureyes.connectors.synapse import SynapseConnector
-from foureyes.errors import BadInput
+from foureyes.errors import BadInput, Conflict
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, ExecutionRow
 from foureyes.workflow import operations
+from foureyes.workflow.execute import MAX_ATTEMPTS
 from foureyes.workflow.reconcile import RECONCILE_TRIES, UNANSWERED, backoff
 from foureyes.workflow.submit import Submission
 from tests.misbehaving_platform import BAD_GATEWAY, FORGE, PASS, SWALLOW, TRICKLE, Platform
@@ -336,7 +337,169 @@ def test_an_order_in_progress_at_the_receiver_is_waited_for_not_ended(
     assert receiver.accounts["alice"]["status"] == "suspended"
 
 
-# --- 4. answers in the receiver's name, and plain http -----------------------------------------
+# --- 4. a try left unanswered, then other answers to the later tries of the same call -----------
+
+# Reads time out after two seconds (the swallowed first try), the call's deadline is far off:
+# what ends the first try is its read timeout, and the later tries are made.
+RETRIED = {"deadline": 20, "timeout": 2, "backoff": 0.01}
+LATER_TRIES = ["signed 500", "signed 429", "connection refused"]
+
+
+def _first_order_swallowed(platform: Platform, later: str) -> Any:
+    """A rule: the first order is held on the way (kept, to be delivered late), and with
+    "connection refused" the proxy stops listening as it holds it (the later tries cannot
+    connect); everything else passes."""
+    first = [True]
+
+    def rule(method: str, target: str, body: bytes) -> str:
+        if method == "POST" and target == "/actions" and first[0]:
+            first[0] = False
+            if later == "connection refused":
+                platform.refuse_connections()
+            return SWALLOW
+        return PASS
+
+    return rule
+
+
+def _outage(receiver: Any, platform: Platform, later: str) -> None:
+    if later != "connection refused":  # the receiver's own, signed, "not now" to the rest
+        receiver.broken, receiver.broken_status = True, int(later.split()[1])
+
+
+def _recovered(receiver: Any, platform: Platform, later: str) -> None:
+    if later == "connection refused":
+        platform.accept_connections()
+    receiver.broken = False
+
+
+@pytest.mark.parametrize("later", LATER_TRIES)
+def test_a_try_left_unanswered_is_voided_whatever_the_later_tries_are_told(
+    database: Database, receiver: Any, platform: Platform, later: str
+) -> None:
+    """The attack (attack-p2 F1): alice's suspension is approved; its first try is held on the
+    way (a read timeout: it may still arrive), and the call's later tries are answered 500 or
+    429 by the receiver itself, or cannot connect. Those answers say nothing of the first try,
+    so the attempt's outcome is unknown: it is abandoned, the request stays `executing` (its
+    requester cannot cancel it) and is not run again until reconciliation has voided attempt 1
+    at the receiver. Then it is cancelled, the first try arrives late and is refused: the
+    platform and foureyes agree that nothing was done."""
+    platform.rule = _first_order_swallowed(platform, later)
+    world = make_shop(database, receiver, url=platform.url, **RETRIED)
+    alice = _suspend(world, "alice")
+    _outage(receiver, platform, later)
+
+    tick = worker.run_once(world.services)
+
+    platform.wait_for(SWALLOW)
+    assert tick.executed == tick.reconciled == []
+    assert operations.show(world.services, alice)["state"] == "executing"
+    assert _kinds(world, alice)[-1] == "execution.abandoned"
+    (attempt,) = _attempts(world, alice)
+    assert "try 1 of the order may have reached shop" in attempt.detail["error"]
+    assert attempt.detail["reconcile_tries"] == 1  # the void could not be made yet
+    with pytest.raises(Conflict):  # nothing ends it while attempt 1 may still apply
+        operations.cancel(world.services, world.actor(SUPPORT), alice, "not needed any more")
+    assert receiver.voided == {}
+
+    _recovered(receiver, platform, later)
+    world.clock.now += backoff(1)
+    assert worker.run_once(world.services).reconciled == [alice]
+    assert receiver.voided == {alice: 1}
+    assert operations.show(world.services, alice)["state"] == "approved"
+    operations.cancel(world.services, world.actor(SUPPORT), alice, "not needed any more")
+
+    (late,) = platform.deliver()
+
+    assert late == (409, {"error": _voided_error(1), "voided": True})
+    assert receiver.accounts["alice"]["status"] == "active"
+    assert alice not in receiver.applied
+    assert operations.show(world.services, alice)["state"] == "cancelled"
+    assert "request.executed" not in _kinds(world, alice)
+    assert [a.severity for a in _alerts(world, alice)] == ["medium"]
+
+
+def test_the_last_attempt_does_not_end_while_a_try_of_it_may_still_apply(
+    database: Database, receiver: Any, platform: Platform
+) -> None:
+    """The same on the last attempt (MAX_ATTEMPTS): attempts 1-4 are answered 500 (nothing
+    applied: run again later); attempt 5's first try is held on the way and its later tries
+    are answered 500. It does not end `failed` "out of retries" with that try still able to
+    apply: it ends only once reconciliation has voided it, and the late try is refused."""
+    world = make_shop(database, receiver, url=platform.url, **RETRIED)
+    alice = _suspend(world, "alice")
+    receiver.broken = True
+    for _ in range(MAX_ATTEMPTS - 1):
+        worker.run_once(world.services)
+        assert operations.show(world.services, alice)["state"] == "approved"
+        world.clock.now += timedelta(hours=1)  # past the back-off
+    platform.rule = _first_order_swallowed(platform, "signed 500")
+
+    worker.run_once(world.services)
+
+    assert operations.show(world.services, alice)["state"] == "executing"
+    assert _attempts(world, alice)[-1].attempt == MAX_ATTEMPTS
+    receiver.broken = False
+    world.clock.now += backoff(1)
+    assert worker.run_once(world.services).reconciled == [alice]
+    view = operations.show(world.services, alice)
+    assert view["state"] == "failed"
+    assert "out of attempts" in view["reason"]
+    assert receiver.voided == {alice: MAX_ATTEMPTS}
+    assert platform.deliver() == [(409, {"error": _voided_error(MAX_ATTEMPTS), "voided": True})]
+    assert receiver.accounts["alice"]["status"] == "active"
+    assert alice not in receiver.applied
+
+
+def test_a_try_left_unanswered_that_arrives_before_the_void_is_found_applied(
+    database: Database, receiver: Any, platform: Platform
+) -> None:
+    """The other order of events: the held first try reaches the receiver once it is back,
+    before reconciliation asks. The void finds the key applied: `executed`, as on the
+    platform, never run again nor ended."""
+    platform.rule = _first_order_swallowed(platform, "signed 500")
+    world = make_shop(database, receiver, url=platform.url, **RETRIED)
+    alice = _suspend(world, "alice")
+    _outage(receiver, platform, "signed 500")
+    worker.run_once(world.services)
+    assert operations.show(world.services, alice)["state"] == "executing"
+    _recovered(receiver, platform, "signed 500")
+
+    ((status, answer),) = platform.deliver()
+
+    assert status == 200
+    world.clock.now += backoff(1)
+    assert worker.run_once(world.services).reconciled == [alice]
+    view = operations.show(world.services, alice)
+    assert view["state"] == "executed"
+    assert view["timeline"][-1]["event"]["verdict"] == "applied"
+    assert list(view["result"]["changes"]) == list(answer["summary"]["changes"]) == ["status"]
+    assert receiver.accounts["alice"]["status"] == "suspended"
+    assert receiver.voided == {}
+
+
+def test_a_retried_try_and_the_late_one_are_the_same_order(
+    database: Database, receiver: Any, platform: Platform
+) -> None:
+    """Retrying an order within its call after a try left unanswered is safe: the tries carry
+    the same key and attempt, so the receiver applies whichever comes first and answers the
+    other with that first answer. Here the second try is applied and the call succeeds; the
+    first, delivered late, changes nothing."""
+    platform.rule = _first_order_swallowed(platform, "signed 500")
+    world = make_shop(database, receiver, url=platform.url, **RETRIED)
+    alice = _suspend(world, "alice")
+
+    assert worker.run_once(world.services).executed == [alice]
+    applied = receiver.applied[alice]
+
+    assert platform.deliver() == [(200, applied.answer)]
+    assert receiver.applied == {alice: applied}
+    assert receiver.accounts["alice"]["status"] == "suspended"
+    assert _kinds(world, alice).count("request.executed") == 1
+    assert "execution.abandoned" not in _kinds(world, alice)
+
+
+# --- 5. answers in the receiver's name, and plain http -----------------------------------------
 
 
 def test_answers_forged_on_the_path_are_not_believed(

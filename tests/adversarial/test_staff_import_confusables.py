@@ -9,7 +9,7 @@ in the HR export the way whoever edits it would:
   operator reads is not what was imported.
 
 What foureyes must do: refuse a login outside plain ASCII (letters, digits, `. _ @ + -`) and a
-login that differs only in case from another person's, naming the file and line, and changing
+login that looks like another person's, naming the file and line, and changing
 nothing; show every value from the export escaped in the report, `staff list` and the CLI's
 diagnostics. Before the fix the logins were imported and the report printed the sequences raw.
 """
@@ -73,7 +73,7 @@ def test_a_look_alike_login_is_refused_with_its_line(tmp_path: Path, kind: str) 
 
 def test_a_login_differing_only_in_case_from_another_persons_is_refused(tmp_path: Path) -> None:
     path = export_with(tmp_path, ["Kim.Vendor"])
-    with pytest.raises(PolicyError, match=r"differs only in case from 'kim\.vendor'") as refused:
+    with pytest.raises(PolicyError, match=r"looks like 'kim\.vendor'") as refused:
         load_directory(path)
     assert f"which belongs to {KIM}" in refused.value.message
     assert refused.value.line is not None
@@ -100,7 +100,7 @@ def test_the_import_refuses_them_in_a_directory_built_any_other_way(api: Api) ->
             operations.import_directory(services, dataclasses.replace(directory, staff=staff))
     without_kim = {k: v for k, v in directory.staff.items() if k != KIM}
     without_kim[JO] = dataclasses.replace(jo, identities=("jo", "KIM.VENDOR"))
-    with pytest.raises(BadInput, match=rf"differs only in case from '{LOGIN}', {KIM}'s"):
+    with pytest.raises(BadInput, match=rf"looks like '{LOGIN}', {KIM}'s"):
         operations.import_directory(services, dataclasses.replace(directory, staff=without_kim))
     unchanged = operations.import_directory(services, directory)
     assert unchanged.unchanged  # nothing of the refused imports was applied
@@ -136,3 +136,31 @@ def test_the_report_list_and_diagnostics_show_escapes_not_the_sequences(tmp_path
     assert ESC not in err
     assert "hr\\x1b[2J.yaml" in err
     assert "'kim.vend\\u043er'" in err
+
+
+@pytest.mark.parametrize("login", ["jo.", "jo-", "jo_", "jo+x", "j.o", "JO"])
+def test_a_login_that_looks_like_another_persons_is_refused(tmp_path: Path, login: str) -> None:
+    """The second attack run put `jo.`, `jo-`, `jo_` and `jo+x` on Kim's record while `jo` is
+    Jo's: plain ASCII, yet read as Jo's in a report or an alert."""
+    text = (EXAMPLES / "staff.yaml").read_text()
+    data = yaml.safe_load(text)
+    for person in data["staff"]:
+        if person["id"] == KIM:
+            person["identities"] = [*person.get("identities", []), login]
+    path = tmp_path / "hr.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyError, match="must not look alike") as refused:
+        load_directory(path)
+    assert "'jo'" in refused.value.message  # whichever of the two it met second is named
+    assert login in refused.value.message
+
+
+def test_a_login_that_is_another_persons_email_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "staff.yaml").read_text())
+    for person in data["staff"]:
+        if person["id"] == KIM:
+            person["identities"] = [*person.get("identities", []), "jo@chirp.example"]
+    path = tmp_path / "hr.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyError, match=f"is the email address of {JO}"):
+        load_directory(path)

@@ -25,10 +25,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from sqlalchemy import select
 
 from foureyes.commands.staff import describe_import
+from foureyes.errors import BadInput
 from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 from foureyes.store.tables import LoginRow, StaffRow
@@ -249,3 +251,20 @@ def test_the_example_export_changes_nothing_and_flags_nobody(api: Api) -> None:
     assert report.unchanged
     assert report.flagged == []
     assert yaml.safe_load((EXAMPLES / "staff.yaml").read_text())["staff"]
+
+
+def test_a_login_moved_in_two_imports_with_its_case_changed_is_refused(
+    api: Api, tmp_path: Path
+) -> None:
+    """The second attack run: removed from Kim's record, then `Kim.Vendor` added to Jo's in a
+    later export slipped past as a new login (no move, no fence), and Kim's provider account,
+    sending `Kim.Vendor`, acted as Jo. A login that looks like one someone held until an
+    earlier import removed it is refused, naming whose it was."""
+    services = api.world.services
+    operations.import_directory(services, load_directory(edited_export(tmp_path, **{KIM: ["kim"]})))
+    later = tmp_path / "later"
+    later.mkdir()
+    recased = edited_export(later, **{KIM: ["kim"], JO: ["jo", "Kim.Vendor"]})
+    with pytest.raises(BadInput, match=rf"looks like '{LOGIN}', {KIM}'s"):
+        operations.import_directory(services, load_directory(recased))
+    assert events(api.world, "staff.identity_moved") == []

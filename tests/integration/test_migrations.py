@@ -77,10 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0012_pending_registrations"]
-    assert migrate.head() == "0012_pending_registrations"
+    assert scripts.get_heads() == ["0013_rows_in_place"]
+    assert migrate.head() == "0013_rows_in_place"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0013_rows_in_place",
         "0012_pending_registrations",
         "0011_login_bindings",
         "0010_request_salt",
@@ -181,6 +182,7 @@ def test_downgrade_to_base_drops_everything_and_upgrade_rebuilds_it(
             "foureyes_refuse_audit_change",
             "foureyes_refuse_request_change",
             "foureyes_refuse_review_change",
+            "foureyes_refuse_delete",
         } & pg_functions(empty_database)
 
     migrate.upgrade(empty_database)
@@ -188,8 +190,10 @@ def test_downgrade_to_base_drops_everything_and_upgrade_rebuilds_it(
     assert migrate.current(empty_database) == migrate.head()
     assert schema_tables(empty_database) == model_tables() | {"alembic_version"}
     migrate.check(empty_database)
-    # The audit tables' append-only triggers, and requests' and reviews' (0007).
-    assert len(triggers(empty_database)) == (8 if empty_database.is_sqlite else 5)
+    # The audit tables' append-only triggers, requests' and reviews' (0007), and theirs against
+    # DELETE and the audit events' against a negative seq on SQLite (0013; on PostgreSQL, a
+    # CHECK constraint).
+    assert len(triggers(empty_database)) == (11 if empty_database.is_sqlite else 7)
 
 
 def test_a_failing_migration_leaves_nothing_behind(empty_database: Database) -> None:
@@ -506,6 +510,60 @@ def test_0013_gives_every_request_its_own_salt_written_once_and_its_downgrade_dr
     _refused(empty_database, "UPDATE requests SET digest = 'ff' WHERE id = 'r-1'", immutable)
     migrate.upgrade(empty_database)
     migrate.check(empty_database)
+
+
+def test_0013_refuses_negative_seqs_and_deleted_requests_and_its_downgrade_lifts_it(
+    empty_database: Database,
+) -> None:
+    """A negative seq written before the upgrade does not stop it (the head check names that
+    row: tests/adversarial/test_dba_round2.py); from then on one is refused, and so is a
+    DELETE of a request or a review (foureyes never deletes either)."""
+    requests, reviews = Base.metadata.tables["requests"], Base.metadata.tables["reviews"]
+    migrate.upgrade(empty_database, "0012_pending_registrations")
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(Base.metadata.tables["staff"]).values(**_STAFF_0003))
+        connection.execute(insert(requests).values(id="r-old", **_REQUEST_0003))
+        connection.execute(
+            insert(reviews).values(
+                request_id="r-old",
+                reviewer_id="e-1",
+                identity="e-1",
+                kind="review",
+                decision="approve",
+                comment="",
+                digest="0" * 64,
+                created_at=NOW,
+            )
+        )
+        connection.execute(insert(EventRow).values(seq=-5, at=NOW, kind="x", body=b"{}"))
+
+    migrate.upgrade(empty_database)
+
+    migrate.check(empty_database)
+    assert {"requests_undeletable", "reviews_undeletable"} <= triggers(empty_database)
+    _refused(
+        empty_database,
+        "INSERT INTO audit_events (seq, at, kind, body) VALUES (-1, '2026-11-25', 'x', 'e30=')",
+        "audit events start at seq 0" if empty_database.is_sqlite else "ck_audit_events_seq",
+    )
+    _refused(empty_database, "DELETE FROM reviews", "reviews are never deleted")
+    _refused(
+        empty_database, "DELETE FROM requests WHERE id = 'r-old'", "requests are never deleted"
+    )
+    with empty_database.engine.begin() as connection:
+        assert connection.scalar(select(EventRow.seq)) == -5  # kept: only the owner removes it
+        assert connection.scalar(select(reviews.c.request_id)) == "r-old"
+        connection.execute(insert(EventRow).values(seq=0, at=NOW, kind="x", body=b"{}"))
+
+    migrate.downgrade(empty_database, "0012_pending_registrations")
+
+    assert not {"requests_undeletable", "reviews_undeletable"} & triggers(empty_database)
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(EventRow).values(seq=-1, at=NOW, kind="x", body=b"{}"))
+        connection.execute(delete(reviews))
+    migrate.upgrade(empty_database)
+    migrate.check(empty_database)
+    _refused(empty_database, "DELETE FROM requests", "requests are never deleted")
 
 
 @pytest.mark.pg_only

@@ -135,6 +135,58 @@ def test_the_runtime_role_cannot_switch_off_or_go_around_the_append_only_trigger
     assert _log_state(two_roles.admin_url) == before
 
 
+def test_the_runtime_role_cannot_delete_requests_or_reviews_nor_write_events_outside_the_tree(
+    data: Path, two_roles: PgRoles
+) -> None:
+    """Migration 0013 against the role that serves: a request or review deleted (and put back
+    changed, around the immutability triggers; or while the detectors read its event) and an
+    audit event at a negative seq (outside the tree) are refused by the database; the role
+    cannot lift either. The owner can, which the log checks cover."""
+    attacker = two_roles.runtime_url
+    with psycopg.connect(attacker) as connection:
+        staff = connection.execute("SELECT id FROM staff ORDER BY id LIMIT 1").fetchone()
+        assert staff is not None
+        connection.execute(
+            "INSERT INTO requests (id, state, requester_id, requester_identity, action, "
+            "account_ref, params, digest, policy_version, decision, account_snapshot, "
+            "break_glass, created_at, updated_at) VALUES ('r-dba', 'pending', %(s)s, %(s)s, "
+            "'account.lock', 'chirp:bob', '{}', 'x', 1, '{}', '{}', false, now(), now())",
+            {"s": staff[0]},
+        )
+        connection.execute(
+            "INSERT INTO reviews (request_id, reviewer_id, identity, kind, decision, comment, "
+            "digest, created_at) VALUES ('r-dba', %(s)s, %(s)s, 'review', 'approve', '', 'x', "
+            "now())",
+            {"s": staff[0]},
+        )
+    before = _log_state(two_roles.admin_url)
+    for statement, refusal in (
+        ("DELETE FROM reviews WHERE request_id = 'r-dba'", "reviews are never deleted"),
+        ("DELETE FROM requests WHERE id = 'r-dba'", "requests are never deleted"),
+        (
+            "INSERT INTO audit_events (seq, at, kind, body) VALUES (-1, now(), "
+            "'review.recorded', '\\x7b7d')",
+            "ck_audit_events_seq_in_tree",
+        ),
+    ):
+        with psycopg.connect(attacker) as connection:
+            with pytest.raises(psycopg.errors.IntegrityError, match=refusal):
+                connection.execute(statement)
+            connection.rollback()
+    for table in ("requests", "reviews"):
+        _refused(attacker, f"ALTER TABLE {table} DISABLE TRIGGER {table}_undeletable")
+        _refused(attacker, f"DROP TRIGGER {table}_undeletable ON {table}")
+    _refused(attacker, "ALTER TABLE audit_events DROP CONSTRAINT ck_audit_events_seq_in_tree")
+    _refused(attacker, "DROP FUNCTION foureyes_refuse_delete() CASCADE")
+    assert _log_state(two_roles.admin_url) == before
+    with psycopg.connect(two_roles.admin_url) as connection:
+        counts = connection.execute(
+            "SELECT (SELECT count(*) FROM requests WHERE id = 'r-dba'), "
+            "(SELECT count(*) FROM reviews WHERE request_id = 'r-dba')"
+        ).fetchone()
+    assert counts == (1, 1)
+
+
 def test_the_runtime_role_runs_foureyes(data: Path, two_roles: PgRoles) -> None:
     """What the role may do is enough: requests, reviews, execution, appends, checkpoints."""
     settings = Settings.load(data, env={"FOUREYES_DATABASE_URL": two_roles.runtime_url})

@@ -48,7 +48,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -521,6 +521,7 @@ def verify_export(
     origin: str | None = None,
     against: Sequence[bytes] = (),
     batch_level: int = BATCH_LEVEL,
+    progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Check an export: the checkpoint's signature with `vkey`, then every event against it.
 
@@ -529,7 +530,8 @@ def verify_export(
     the checkpoint does not verify; ``deleted`` / ``inserted`` / ``reordered`` for events out of
     place; ``truncated`` or ``inserted`` if there are fewer or more events than the checkpoint
     says; ``modified`` (no single seq) if the events do not hash to its root. Reads
-    ``2**batch_level`` events at a time.
+    ``2**batch_level`` events at a time; `progress` is called with (events checked, the
+    checkpoint's size) once the signature holds and after each batch.
 
     `against`: signed checkpoints seen earlier (an earlier export's, a witness's), each of
     which must verify with `vkey` (``forged-checkpoint``), name the export's origin, and be
@@ -557,6 +559,8 @@ def verify_export(
     _judge_earlier(earlier, 0, EMPTY_ROOT)
     rebuild = TreeRebuild(batch_level)
     count = 0
+    if progress is not None:
+        progress(0, size)
     for batch in _batches(directory / EVENTS_FILE, rebuild.batch):
         start = count
         count += len(batch)
@@ -574,6 +578,8 @@ def verify_export(
         for cp in earlier:
             if start < cp.size <= rebuild.size:
                 _judge_earlier([cp], cp.size, rebuild.root(cp.size))
+        if progress is not None:
+            progress(rebuild.size, size)
     if count < size:
         raise AuditVerificationError(
             Tamper.TRUNCATED, f"there are {count} events; the checkpoint says {size}", seq=count

@@ -13,7 +13,9 @@ PostgreSQL; on SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises w
 stored subtrees it completes (one per 15 events on average), and bumps the head. Writers
 therefore never fork the tree: two appends can only follow one another. A head moved outside
 foureyes (back, forward, deleted) makes the append fail whole as `LogHeadAltered`, never a
-half-written log; `head_problem` says how the head and the events disagree.
+half-written log; `head_problem` says how the head and the events disagree, and names rows
+outside the tree (an event at a negative seq, a subtree written ahead of the log), which reads
+of events leave alone (`foureyes.store.tree`).
 
 Proofs and roots for any size up to the head are composed from stored subtrees with one query
 (`foureyes.audit.merkle`). Checkpoints are C2SP signed notes (`foureyes.audit.checkpoint`),
@@ -52,7 +54,7 @@ from foureyes.audit.export import (
     note_checkpoint,
     write_witness,
 )
-from foureyes.audit.layout import Run, compose, is_stored, runs_for
+from foureyes.audit.layout import STEP, Run, compose, is_stored, runs_for
 from foureyes.audit.merkle import (
     CompactRange,
     MerkleVerificationError,
@@ -66,6 +68,7 @@ from foureyes.audit.merkle import (
 from foureyes.errors import BadInput, LogHeadAltered, NotFound, Unavailable
 from foureyes.store.database import Database
 from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow, NodeRow, RequestRow
+from foureyes.store.tree import in_tree
 
 __all__ = [
     "RESERVED_KEYS",
@@ -89,7 +92,18 @@ _HEAD_ID = 1
 # the ORM's bulk-insert machinery (which cost most of an append's CPU).
 _EVENTS, _NODES, _HEAD = (cast(Table, row.__table__) for row in (EventRow, NodeRow, AuditHeadRow))
 _INSERT_EVENTS = insert(_EVENTS)
-_INSERT_NODES = insert(_NODES)
+# A stored subtree is written once, when the append that completes it runs: one already there
+# was written ahead of the log outside foureyes. Inserted without raising, so that the append
+# can name it (`append_many`) rather than fail on a constraint as if the head had moved.
+# RETURNING counts the rows written (a driver's rowcount of an executemany is not to be relied
+# on).
+_INSERT_NODES = {
+    "postgresql": postgresql.insert(_NODES).on_conflict_do_nothing().returning(_NODES.c.level),
+    "sqlite": sqlite.insert(_NODES).on_conflict_do_nothing().returning(_NODES.c.level),
+}
+# The stored levels (`layout.is_stored`) a log can reach: a size is a bigint.
+_STORED_LEVELS = tuple(range(STEP, 64, STEP))
+_REMOVE_NEGATIVE = "DELETE FROM audit_events WHERE seq < 0"  # said to a person, never run
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(size=bindparam("new_size"))
 _LIMITS = {"kind": 50, "actor": 100, "account_ref": 300, "request_id": 36}
 
@@ -376,20 +390,44 @@ class AuditLog:
                 )
         return size
 
-    def head_problem(self, session: Session) -> str | None:
-        """Why the head row does not match the events (None when it does): its size must be
-        one more than the last event's seq. One statement (two index look-ups), for the checks
-        off the append path (`foureyes.core.logstate`, signing a checkpoint); an append finds
-        a moved head by failing (`append_many`)."""
+    def head_problem(self, session: Session, *, strays: bool = True) -> str | None:
+        """Why the head row does not match the log (None when it does): its size must be one
+        more than the last event's seq; and, with `strays`, no row may lie outside the tree:
+        no event at a negative seq (no root covers it, yet a read by request or account would
+        find it), no stored subtree the log has not completed (the append that completes it
+        would collide with it). One statement of index look-ups only (the head, the first and
+        last seq, the last subtree of each stored level), for the checks off the append path
+        (`foureyes.core.logstate`: start-up, every worker pass, `/healthz`; signing a
+        checkpoint, without `strays`: they do not change the tree it signs); an append finds a
+        moved head by failing (`append_many`)."""
         head = select(AuditHeadRow.size).where(AuditHeadRow.id == _HEAD_ID).scalar_subquery()
-        last = select(func.max(EventRow.seq)).scalar_subquery()
-        size, last_seq = session.execute(select(head, last)).one()
+        parts = [
+            head,
+            select(func.max(EventRow.seq)).scalar_subquery(),
+            select(func.min(EventRow.seq)).scalar_subquery(),
+        ]
+        if strays:
+            parts.extend(
+                select(func.max(NodeRow.index)).where(NodeRow.level == level).scalar_subquery()
+                for level in _STORED_LEVELS
+            )
+        size, last_seq, first_seq, *last_nodes = session.execute(select(*parts)).one()
         held = 0 if last_seq is None else int(last_seq) + 1
         if size is None and held:
             return f"the log's head row (audit_head) is missing, but the log holds {held} events"
         if size is not None and size != held:
             return f"the log's head (audit_head) says {size} events, but the log holds {held}"
-        return None
+        if not strays:
+            return None
+        if first_seq is not None and int(first_seq) < 0:
+            return (
+                f"the log holds an event row at seq {int(first_seq)}, outside its tree (no "
+                "root, checkpoint or witness covers a negative seq, and nothing foureyes "
+                "decides reads it); only the database owner can remove it (the runtime role "
+                f"cannot delete audit rows): {_REMOVE_NEGATIVE}, with the append-only trigger "
+                "off for that statement"
+            )
+        return _nodes_ahead(size or 0, dict(zip(_STORED_LEVELS, last_nodes, strict=True)))
 
     def size(self, session: Session) -> int:
         """The number of events (0 before the first append)."""
@@ -455,16 +493,35 @@ class AuditLog:
         try:
             # One event (the usual case) as a plain execute, several as one executemany.
             connection.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
-            if node_rows:
-                connection.execute(_INSERT_NODES, node_rows)
         except IntegrityError:
-            # Under the head lock the only rows in the way are ones beyond a head moved back.
+            # Under the head lock the only rows in the way are ones beyond a head moved back
+            # (or inserted beyond it).
             raise head_altered(
                 f"the log's head (audit_head) says {size} events, but event {size} exists "
-                "already (the head was moved back)"
+                "already (the head was moved back, or an event inserted beyond it)"
             ) from None
+        if node_rows:
+            written = connection.execute(_INSERT_NODES[_dialect(session)], node_rows).all()
+            if len(written) != len(node_rows):
+                # Raised: the caller's transaction is rolled back, nothing of this append kept.
+                raise head_altered(self._collided(session, size, node_rows))
         connection.execute(_MOVE_HEAD, {"new_size": size + len(events)})
         return made
+
+    def _collided(self, session: Session, size: int, nodes: Sequence[Mapping[str, Any]]) -> str:
+        """What an append of a log of `size` events found in the way of the subtrees it
+        completes (`nodes`): rows already stored with other hashes, written ahead of the log."""
+        ahead: dict[int, int | None] = {}
+        for node in nodes:
+            stored = session.scalar(
+                select(NodeRow.hash).where(
+                    NodeRow.level == node["level"], NodeRow.index == node["index"]
+                )
+            )
+            if stored is not None and stored_bytes(stored) != node["hash"]:
+                ahead.setdefault(int(node["level"]), int(node["index"]))
+        found = _nodes_ahead(size, ahead)
+        return found or f"a subtree this append completes (log of {size} events) exists already"
 
     def _event(self, seq: int, new: NewEvent, now: datetime) -> Event:
         if not new.kind:
@@ -567,8 +624,10 @@ class AuditLog:
         checkpoint if this size has one.
         """
         size = self._lock_head(session)
-        moved = self.head_problem(session)
-        if moved is not None:  # a checkpoint of a moved head would vouch for the wrong log
+        # A checkpoint of a moved head would vouch for the wrong log (rows outside the tree
+        # change nothing it signs: `logstate` reports those).
+        moved = self.head_problem(session, strays=False)
+        if moved is not None:
             raise head_altered(moved)
         store = SubtreeTable(session)
         stored = session.get(CheckpointRow, size)
@@ -684,9 +743,9 @@ class AuditLog:
     # --- reading ---
 
     def event(self, session: Session, seq: int) -> Event:
-        """The event `seq`; `NotFound` if there is none."""
+        """The event `seq`; `NotFound` if there is none (a row outside the tree is none)."""
         row = session.get(EventRow, seq)
-        if row is None:
+        if row is None or not 0 <= seq < self.size(session):
             raise NotFound(f"there is no audit event {seq}")
         return _from_row(row)
 
@@ -713,7 +772,7 @@ class AuditLog:
         """
         if not 0 < limit <= 10_000:
             raise BadInput("limit must be between 1 and 10000")
-        query = select(EventRow)
+        query = select(EventRow).where(in_tree())  # rows outside the tree are no events
         for column, value in (
             (EventRow.account_ref, account),
             (EventRow.actor, actor),
@@ -736,6 +795,30 @@ class AuditLog:
             query = query.where(EventRow.seq > after_seq)
         query = query.order_by(EventRow.seq).limit(limit)
         return [_from_row(row) for row in session.execute(query).scalars()]
+
+
+def _nodes_ahead(size: int, last: Mapping[int, int | None]) -> str | None:
+    """Why stored subtrees lie beyond a log of `size` events (None: none does), given the last
+    stored index of each level (`last`), naming them and what the database owner must do."""
+    beyond = {
+        level: index
+        for level, index in sorted(last.items())
+        if index is not None and int(index) >= size >> level
+    }
+    if not beyond:
+        return None
+    level, index = next(iter(beyond.items()))
+    first, end = int(index) << level, (int(index) + 1) << level
+    where = " OR ".join(f'(level = {lv} AND "index" >= {size >> lv})' for lv in beyond)
+    remove = f"DELETE FROM audit_nodes WHERE {where}"  # noqa: S608 - said to a person, never run
+    return (
+        f"audit_nodes holds a subtree the log has not completed (level {level}, index "
+        f"{int(index)}: events {first} to {end - 1}; the log has {size} events), written ahead "
+        "of the log: the append that completes it would collide with it, so every append "
+        "would fail from then on. Only the database owner can remove it (the runtime role "
+        f"cannot delete audit rows): {remove}, with the append-only trigger off for that "
+        "statement"
+    )
 
 
 def head_altered(problem: str) -> LogHeadAltered:

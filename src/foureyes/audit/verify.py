@@ -567,14 +567,20 @@ def _check_tail(
 
 
 def export_log(
-    database: Database, directory: Path, verifier: Verifier, *, witness_dir: Path | None = None
+    database: Database,
+    directory: Path,
+    verifier: Verifier,
+    *,
+    witness_dir: Path | None = None,
+    progress: Progress | None = None,
 ) -> SignedCheckpoint:
     """Write the log up to its latest checkpoint to `directory` (see `foureyes.audit.export`).
 
     The checkpoint must verify with `verifier`, whose key is exported beside it; with
     `witness_dir`, it must be consistent with the witness's latest checkpoint
     (`AuditLog.check_witness`: a rolled-back log is refused, nothing is written). Reads in
-    batches, one short transaction each. Returns the exported checkpoint.
+    batches, one short transaction each; `progress` is called with (events written, events to
+    export) before the first batch and after each. Returns the exported checkpoint.
     """
     with database.transaction() as session:
         note = session.execute(
@@ -593,15 +599,20 @@ def export_log(
 
     def bodies() -> Iterator[bytes]:
         step = 1 << BATCH_LEVEL
+        if progress is not None:
+            progress(0, checkpoint.size)
         for start in range(0, checkpoint.size, step):
+            end = min(start + step, checkpoint.size)
             with database.transaction() as session:
                 query = (
                     select(EventRow.body)
-                    .where(EventRow.seq >= start, EventRow.seq < min(start + step, checkpoint.size))
+                    .where(EventRow.seq >= start, EventRow.seq < end)
                     .order_by(EventRow.seq)
                 )
                 batch = [bytes(b) for b in session.execute(query).scalars()]
             yield from batch
+            if progress is not None:  # the writer asked for the next body: this batch is written
+                progress(end, checkpoint.size)
 
     write_export(directory, bodies(), note.encode(), verifier)
     return SignedCheckpoint(checkpoint, note.encode())

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import CLOCK_SKEW, NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, StaffRow
@@ -96,13 +96,15 @@ def remember(services: Services, evidence: Evidence, raised: datetime) -> None:
 
 
 def latest(session: Session, evidence: Evidence, now: datetime) -> datetime | None:
-    """When the latest alert for `evidence` within `WINDOW` of `now` was raised, if any."""
+    """When the latest alert for `evidence` within `WINDOW` of `now` was raised, if any (one
+    dated in the future, a row written in, is none)."""
     detector, staff, limited_per = evidence.key
     rows = session.execute(
         select(AlertRow.created_at, AlertRow.details).where(
             AlertRow.detector == detector,
             AlertRow.staff_id == staff,
             AlertRow.created_at > now - WINDOW,
+            AlertRow.created_at <= now + CLOCK_SKEW,
         )
     )
     times = [at for at, details in rows if (details or {}).get("limited_per") == limited_per]

@@ -10,9 +10,10 @@ read) closes that:
   account that made it (`iss`, `sub`; a `staff.login_bound` event). From then on a token for
   that login from another account of the same issuer is refused: 401, and a high
   `dead_credential` alert naming the person the login is now. (A binding made under another
-  issuer, before the operator changed `[oidc] issuer`, is replaced by the next sign-in; the
-  operator drops one with `foureyes staff unbind-login` when a person's provider account is
-  replaced.)
+  issuer, before the operator changed `[oidc] issuer`, passes to the new issuer for the same
+  subject only; another subject is refused until the operator drops the binding with
+  `foureyes staff unbind-login`, as when a person's provider account is replaced. Retired
+  accounts are matched by subject, whatever the issuer.)
 - **Changing hands.** When an import moves a login to someone else or removes it from a record
   (`change_hands`, `release`), its binding is dropped, so that its new owner's first sign-in
   binds it anew (a medium `login_rebound` alert says which account did), and the account it was
@@ -45,6 +46,7 @@ from foureyes.errors import BadInput, DeadCredential, Unauthenticated
 from foureyes.model import Staff
 from foureyes.store import seals
 from foureyes.store.tables import EventRow, IdentityRow, LoginRow
+from foureyes.store.tree import in_tree
 
 __all__ = [
     "REBOUND",
@@ -53,6 +55,7 @@ __all__ = [
     "change_hands",
     "check_absent",
     "check_and_bind",
+    "fence_holder",
     "holders",
     "records",
     "release",
@@ -153,6 +156,17 @@ def release(row: LoginRow, now: datetime) -> None:
     row.not_before = now
 
 
+def fence_holder(session: Session, staff_id: str, now: datetime) -> None:
+    """`staff_id` may no longer act (terminated or suspended): every provider token for their
+    logins issued before `now` is refused from now on, so that being reinstated later does
+    not bring back a token issued before (as `not_before` does when a login changes hands).
+    In the caller's transaction; the records' seals follow (`core/sealing`)."""
+    for row in session.scalars(
+        select(LoginRow).where(LoginRow.holder == staff_id).with_for_update()
+    ):
+        row.not_before = now
+
+
 def unbind(services: Services, identity: str, *, reason: str) -> LoginRow:
     """Drop the binding of `identity` (the operator's `foureyes staff unbind-login`: its
     person's provider account was replaced), with a `staff.login_unbound` event: the account it
@@ -230,7 +244,9 @@ def _accepts(row: LoginRow, identity: str, person: Staff, account: ProviderAccou
                 reason="a provider token issued before its login last changed hands",
             )
     for entry in row.retired or []:
-        retired = (entry.get("iss"), entry.get("sub")) == (account.issuer, account.subject)
+        # By subject alone: after the operator changes `[oidc] issuer` (the same provider at a
+        # new address, its subjects unchanged) a retired account must stay retired.
+        retired = entry.get("sub") == account.subject
         holder = entry.get("staff")
         if retired and holder != person.id:
             if holder is not None:
@@ -245,8 +261,22 @@ def _accepts(row: LoginRow, identity: str, person: Staff, account: ProviderAccou
                 credential=credential,
                 reason=f"a provider account ({account.subject[:100]!a}) {why}",
             )
-    if row.subject is None or row.issuer != account.issuer:
+    if row.subject is None:
         return False
+    if row.issuer != account.issuer:
+        if row.subject == account.subject:
+            return False  # the same account, its provider at a new address: bound anew
+        # Bound under another issuer to another subject: which account of this one is the
+        # same person, foureyes cannot tell; an operator unbinds the login first.
+        raise DeadCredential(
+            f"this sign-in is refused: login {identity} is bound to an account of another "
+            "identity provider issuer; an operator must unbind it (foureyes staff unbind-login) "
+            "before it can be bound anew",
+            staff=person.id,
+            credential=credential,
+            reason=f"a provider token of issuer {account.issuer[:100]!a} for a login bound "
+            f"under {str(row.issuer)[:100]!a}",
+        )
     if row.subject != account.subject:
         raise DeadCredential(
             f"this sign-in is refused: login {identity} is bound to another account at the "
@@ -371,7 +401,7 @@ def remember_from_log(
         return {}
     query = (
         select(EventRow.at, EventRow.kind, EventRow.body)
-        .where(EventRow.kind.in_(_HISTORY))
+        .where(EventRow.kind.in_(_HISTORY), in_tree())
         .order_by(EventRow.seq)
         .execution_options(yield_per=1000)
     )

@@ -179,7 +179,8 @@ def end_credentials(
     import, an approved `foureyes.staff.update`): revoke every live token of theirs and end
     every console session, each with its event, in the caller's transaction. Being allowed to
     act again later (a rehire, an undo, the next export) must not bring back a credential they
-    had, or one stolen meanwhile. Answers the revoked token ids."""
+    had, or one stolen meanwhile; nor an identity provider's token issued before now
+    (`logins.fence_holder`). Answers the revoked token ids."""
     revoked: list[str] = []
     for token in session.scalars(
         select(TokenRow)
@@ -190,6 +191,7 @@ def end_credentials(
         revoke_row(services, session, token, now, reason=reason)
         revoked.append(token.id)
     sessions.end_person_sessions(services, session, staff_id, now, reason)
+    logins.fence_holder(session, staff_id, now)
     return revoked
 
 

@@ -17,7 +17,6 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from foureyes.audit.checkpoint import Signer, Verifier
@@ -26,6 +25,8 @@ from foureyes.audit.export import AuditVerificationError, Tamper, verify_export
 from foureyes.audit.log import AuditLog
 from foureyes.audit.merkle import verify_inclusion
 from foureyes.audit.verify import export_log, verify_log
+from foureyes.commands.progress import reporting
+from foureyes.commands.safe_text import cell
 from foureyes.config import DEFAULT_LOG_ORIGIN, Settings
 from foureyes.errors import BadInput, FoureyesError
 from foureyes.store.database import Database
@@ -181,31 +182,23 @@ def verify_command(
 ) -> None:
     """Recompute the whole log and check every checkpoint; name the first bad entry."""
     verifiers = _verifiers(key, vkey)
-    columns = (
-        TextColumn("verifying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
     with (
         _database(database_url) as database,
-        Progress(*columns, console=err, transient=True) as bar,
+        reporting("verifying", unit="events") as shown,
     ):
-        task = bar.add_task("verify", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
         report = verify_log(
             database,
             verifiers,
             origin=origin,
             witness_dir=None if no_witness else _witness(witness),
-            progress=advance,
+            progress=shown.advance,
         )
         if copies:
-            bar.update(task, description="copies", completed=0, total=report.size)
-            check_copies(database, lambda done: bar.update(task, completed=done))
+            shown.stage("checking indexed copies", unit="events")
+            # Events appended since the verification are checked too: the total grows with them.
+            shown.advance(0, report.size)
+            checked = check_copies(database, lambda n: shown.advance(n, max(n, report.size)))
+            shown.advance(checked, max(checked, report.size))
     latest = "none" if report.latest_checkpoint is None else f"size {report.latest_checkpoint}"
     out.print(
         f"ok: {report.size} events, root {report.root_hash.hex()}; "
@@ -306,13 +299,15 @@ def log_command(
         data = item.data()
         details = {k: v for k, v in data.items() if k not in ("seq", "at", "kind", "actor")}
         details.pop("account", None)
+        # Events quote what people wrote (names, comments, justifications): escaped, so that
+        # neither Rich markup (`[/]` crashed the listing) nor control characters get through.
         table.add_row(
             str(item.seq),
             item.at.strftime("%Y-%m-%d %H:%M:%S"),
-            item.kind,
-            item.actor or "",
-            item.account_ref or "",
-            json.dumps(details, sort_keys=True, separators=(",", ":")),
+            cell(item.kind),
+            cell(item.actor or ""),
+            cell(item.account_ref or ""),
+            cell(json.dumps(details, sort_keys=True, separators=(",", ":"))),
         )
     out.print(table)
 
@@ -341,7 +336,10 @@ def export_command(
             verifier = signer.verifier()
         else:
             verifier = _verifiers(None, vkey)[0]
-        signed = export_log(database, directory, verifier, witness_dir=witness_dir)
+        with reporting("exporting", unit="events") as shown:
+            signed = export_log(
+                database, directory, verifier, witness_dir=witness_dir, progress=shown.advance
+            )
     out.print(f"exported {signed.size} events to {directory}", markup=False, soft_wrap=True)
 
 
@@ -373,7 +371,10 @@ def verify_export_command(
             earlier.append(path.read_bytes())
         except OSError as exc:
             raise BadInput(f"cannot read the checkpoint {path}: {exc.strerror}") from exc
-    report = verify_export(directory, verifiers, origin=origin, against=earlier)
+    with reporting("verifying the export", unit="events") as shown:
+        report = verify_export(
+            directory, verifiers, origin=origin, against=earlier, progress=shown.advance
+        )
     extends = f"; extends {len(earlier)} earlier checkpoints" if earlier else ""
     out.print(
         f"ok: {report.size} events, root {report.root_hash.hex()}{extends}",

@@ -11,7 +11,9 @@ import typer
 from rich.console import Console
 
 from foureyes.bootstrap import services_for
+from foureyes.commands.migration import migrating
 from foureyes.commands.options import DataDirOpt, diagnosed
+from foureyes.commands.progress import reporting
 from foureyes.config import Settings
 from foureyes.core.services import Services
 from foureyes.datadir import initialize
@@ -38,18 +40,22 @@ def init_cmd(
     directory (the only time they load without approval: on an empty database)."""
     root = data_dir or Path(os.environ.get("FOUREYES_DATA_DIR", "foureyes-data"))
 
-    def seed(database: Database) -> None:
-        settings = Settings.load(root)
-        seed_from_files(services_for(settings), settings, root)
+    with reporting() as shown:
 
-    report = initialize(
-        root,
-        policy_file=policy,
-        staff_file=staff,
-        database_url=os.environ.get("FOUREYES_DATABASE_URL"),
-        owner_database_url=os.environ.get("FOUREYES_OWNER_DATABASE_URL") or None,
-        seed=seed,
-    )
+        def seed(database: Database) -> None:
+            shown.step("loading the first policy and staff directory…")
+            settings = Settings.load(root)
+            seed_from_files(services_for(settings), settings, root)
+
+        report = initialize(
+            root,
+            policy_file=policy,
+            staff_file=staff,
+            database_url=os.environ.get("FOUREYES_DATABASE_URL"),
+            owner_database_url=os.environ.get("FOUREYES_OWNER_DATABASE_URL") or None,
+            seed=seed,
+            migrating=lambda to, n: shown.step(migrating(to, n)),
+        )
     out.print(f"foureyes initialised in {report.data_dir}")
     out.print(f"  database: {report.database_url}", markup=False)
     out.print(f"  policy:   {report.policy_file}")

@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 
 from foureyes.commands.options import DataDirOpt, diagnosed
+from foureyes.commands.progress import reporting
 from foureyes.config import Settings, safe_url
 from foureyes.errors import BadInput
 from foureyes.store import migrate, roles
 from foureyes.store.database import Database
 
-__all__ = ["register"]
+__all__ = ["migrating", "register"]
 
 out = Console(highlight=False)
 
@@ -29,7 +30,8 @@ def migrate_cmd(data_dir: DataDirOpt = None) -> None:
     settings = Settings.load(data_dir)
     owner = Database(settings.migration_database_url)
     try:
-        migrate.upgrade(owner)
+        with reporting() as shown:
+            migrate.upgrade(owner, progress=lambda to, n: shown.step(migrating(to, n)))
         revision = migrate.current(owner)
         role = roles.role_in_url(settings.database_url)
         if settings.owner_database_url is not None and role is not None:
@@ -47,6 +49,12 @@ def migrate_cmd(data_dir: DataDirOpt = None) -> None:
     if problem is not None:
         raise BadInput(f"the runtime role is not safe to serve with: {problem}")
     out.print(f"runtime role {role}: granted, owns nothing, appends to the audit log only")
+
+
+def migrating(revision: str, migrations: int) -> str:
+    """The line announcing an upgrade (on stderr): the revision and how many migrations."""
+    plural = "" if migrations == 1 else "s"
+    return f"migrating the database to {revision} ({migrations} migration{plural})…"
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from foureyes.commands import textview
 from foureyes.commands.options import diagnosed
+from foureyes.commands.progress import reporting
 from foureyes.connectors.demo_catalog import demo_catalog
 from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTIONS
 from foureyes.errors import BadInput
@@ -92,7 +93,8 @@ def policy_check(
     for read in private_reads(compiled):  # whether or not the invariants hold
         out.print(f"warn {read.describe()}", markup=False, soft_wrap=True)
     try:
-        violations = check_invariants(compiled, directory)
+        with reporting("checking invariants", unit="invariants") as shown:
+            violations = check_invariants(compiled, directory, progress=shown.advance)
     except BadInput as exc:  # the analysis cannot prove it: no "ok" without a proof
         out.print(f"FAIL {exc.message}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -183,15 +185,19 @@ def policy_diff(
     refuse it). Exit 1 when foureyes would refuse the update, or when some action could not be
     compared or an invariant not proven: the exit status can gate a change."""
     before, after = _load(old, connector), _load(new, connector)
-    comparison = diff_policies(before, after)
-    unproven = refused = False
-    try:
-        for violation in check_update(after, before):
-            out.print(f"refused: {violation.describe()}", markup=False, soft_wrap=True)
-            refused = True
-    except BadInput as exc:
-        out.print(f"refused: {exc.message}", markup=False, soft_wrap=True)
-        unproven = True
+    unproven: BadInput | None = None
+    with reporting("comparing decisions", unit="actions") as shown:
+        comparison = diff_policies(before, after, progress=shown.advance)
+        shown.stage("checking invariants", unit="invariants")
+        try:
+            violations = check_update(after, before, progress=shown.advance)
+        except BadInput as exc:
+            violations, unproven = [], exc
+    refused = bool(violations)
+    for violation in violations:
+        out.print(f"refused: {violation.describe()}", markup=False, soft_wrap=True)
+    if unproven is not None:
+        out.print(f"refused: {unproven.message}", markup=False, soft_wrap=True)
     for reason in comparison.unknown:
         out.print(f"unknown: {reason}", markup=False, soft_wrap=True)
     for change in comparison.invariants:
@@ -220,5 +226,5 @@ def policy_diff(
         out.print(f"{len(differences)} kinds of request change.")
     else:
         out.print("No decision changes among the actions compared.")
-    if comparison.unknown or unproven or refused:
+    if comparison.unknown or unproven is not None or refused:
         raise typer.Exit(1)

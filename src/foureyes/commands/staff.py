@@ -28,6 +28,7 @@ from foureyes.auth.tokens import TOKEN_PREFIX
 from foureyes.bootstrap import services_for
 from foureyes.commands import staff_review
 from foureyes.commands.options import DataDirOpt, diagnosed
+from foureyes.commands.progress import reporting
 from foureyes.commands.safe_text import cell, printable
 from foureyes.config import Settings
 from foureyes.core.services import Actor
@@ -49,7 +50,9 @@ def import_cmd(
     """Apply an HR export: add, change, and terminate who is missing. Every change is shown,
     logins moved between people and approving power gained are flagged (`!`)."""
     services = services_for(Settings.load(data_dir))
-    report = operations.import_directory(services, load_directory(file))
+    directory = load_directory(file)
+    with reporting("applying the HR export", unit="people") as shown:
+        report = operations.import_directory(services, directory, progress=shown.advance)
     for line in describe_import(report):
         out.print(line, style=_STYLES.get(line[:1]), markup=False, soft_wrap=True)
 

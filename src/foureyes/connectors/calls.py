@@ -10,6 +10,10 @@ waiting for (the connection, TLS, the headers, the body): the connection is clos
 caller gets `DeadlineExceeded`, a transient `ConnectorError` whose outcome is unknown. An
 execution cut short is reconciled from the platform's record (`workflow.reconcile`), never taken
 as done or as not done; the worker goes on with other requests.
+
+An order's tries are settled together (`send(order=True)`): once one of them may have reached
+the platform unanswered, the call's outcome is unknown unless a later try is answered with a
+success, whatever else the later tries are told.
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ async def send(
     headers: Callable[[], Mapping[str, str]] | None = None,
     content: bytes | None = None,
     params: Mapping[str, str] | None = None,
+    order: bool = False,
+    doubt: Callable[[httpx.Response], str | None] | None = None,
 ) -> httpx.Response:
     """Send one request, retrying transient failures as `retry` allows. Answers the last
     response, whatever its status (the caller translates it); raises ConnectorError for a
@@ -115,7 +121,16 @@ async def send(
     (the connection failed) or the server said 429. `headers` is called for each try, so that
     a signature carries the time it is sent. Messages name `who` and the failure, never a
     header (they carry credentials). No deadline here: `PlatformClient.send` puts one around.
+
+    An `order` (a request that changes something) is settled by its tries together: once one
+    of them may have reached the server without an answer that can be believed (sent, then
+    the connection timed out or dropped; or answered with a response `doubt` gives a reason
+    not to believe, such as a missing signature), what that try did is unknown whatever a
+    later try is told: a 5xx, a 429, a refusal or a connection refused say nothing of it.
+    Only a believed 2xx then settles the call (the server applies a key once and answers a
+    repeat with its first answer); anything else raises ConnectorError(outcome_unknown=True).
     """
+    unanswered: tuple[int, str] | None = None  # the first try that may have arrived unanswered
     for attempt in range(1, retry.tries + 1):
         last = attempt == retry.tries
         try:
@@ -128,16 +143,46 @@ async def send(
             )
         except httpx.HTTPError as exc:
             error = transport_error(exc, who)
+            if unanswered is None and may_have_arrived(exc):
+                unanswered = (attempt, error.message)
             if last or not error.transient or not (idempotent or isinstance(error, NotSent)):
+                if order and unanswered is not None:
+                    raise _unknown(who, unanswered, attempt, error.message) from None
                 raise error from None
             await _pause(sleep, retry.delay(attempt))
             continue
         status = response.status_code
+        why_not = doubt(response) if doubt is not None else None
+        if why_not is not None and unanswered is None:
+            unanswered = (attempt, why_not)
         if not last and transient_status(status) and (idempotent or status == 429):
             await _pause(sleep, retry.delay(attempt, _retry_after(response)))
             continue
+        if order and unanswered is not None and (why_not is not None or not 200 <= status < 300):
+            raise _unknown(who, unanswered, attempt, why_not or f"{who} answered {status}")
         return response
     raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
+
+
+def may_have_arrived(exc: httpx.HTTPError) -> bool:
+    """Whether a request that failed with `exc` may have reached the server (and been acted
+    on): every failure but a connection that was never made, or a URL that cannot be sent."""
+    return not isinstance(exc, (*_UNSENT, httpx.UnsupportedProtocol))
+
+
+def _unknown(who: str, unanswered: tuple[int, str], tries: int, last: str) -> ConnectorError:
+    """An order whose outcome the call cannot tell (`send`): `unanswered` is the first try that
+    may have reached `who` unanswered (its number, what happened), `last` the last of `tries`."""
+    first, what = unanswered
+    if first == tries:
+        said = f"{what} (try {first}): the order may have reached it; whether it was applied"
+    else:
+        said = (
+            f"try {first} of the order may have reached {who} unanswered ({what}); the last, "
+            f"try {tries}: {last}. The later tries' answers say nothing of that one: whether "
+            "the order was applied"
+        )
+    return ConnectorError(f"{said} is unknown", transient=True, outcome_unknown=True)
 
 
 async def _pause(sleep: Sleep, seconds: float) -> None:
@@ -265,6 +310,8 @@ class PlatformClient:
         headers: Callable[[], Mapping[str, str]] | None = None,
         content: bytes | None = None,
         params: Mapping[str, str] | None = None,
+        order: bool = False,
+        doubt: Callable[[httpx.Response], str | None] | None = None,
     ) -> httpx.Response:
         """`send` (the module function) within the deadline: DeadlineExceeded once it has
         passed, the request cancelled and its connection closed."""
@@ -283,6 +330,8 @@ class PlatformClient:
             headers=headers,
             content=content,
             params=params,
+            order=order,
+            doubt=doubt,
         )
         try:
             return _the_loop().run(request, left)

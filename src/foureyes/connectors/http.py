@@ -169,12 +169,15 @@ class HttpConnector(Connector):
         return Account(platform=self.platform, id=account_id, attributes=attributes)
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
-        """POST the order to {url}/actions. The receiver applies it once per idempotency key.
-        NotFound on 404; ConnectorError(transient=True) for 5xx and 429 once the retries are
-        spent, and when the connection could not be made; ConnectorError(transient=False) for
-        other 4xx. When the order may have reached the receiver and its answer is missing, late
-        (the deadline) or not signed, or the receiver says it is in progress:
-        ConnectorError(outcome_unknown=True), for reconciliation to settle."""
+        """POST the order to {url}/actions. The receiver applies it once per idempotency key
+        and answers a repeat (a retry of this call's tries, all of the same attempt) with its
+        first answer. NotFound on 404; ConnectorError(transient=True) for 5xx and 429 once the
+        retries are spent, and when the connection could not be made;
+        ConnectorError(transient=False) for other 4xx. When the order may have reached the
+        receiver and its answer is missing, late (the deadline) or not signed — on any try, not
+        only the last: a later try's 5xx, 429, refusal or refused connection says nothing of an
+        earlier one that may still be applied (`calls.send`, `order`) — or the receiver says it
+        is in progress: ConnectorError(outcome_unknown=True), for reconciliation to void."""
         spec = self.action(order.action)
         check_params(spec, order.params)
         body = _canonical(
@@ -191,8 +194,10 @@ class HttpConnector(Connector):
         )
         what = f"{order.action} on {order.account_id}"
         try:
-            response = self._post(f"{self.url}/actions", body, key=order.idempotency_key)
-        except NotSent:
+            response = self._post(
+                f"{self.url}/actions", body, key=order.idempotency_key, order=True
+            )
+        except NotSent:  # no try of it reached the receiver (else `send` says unknown)
             raise
         except ConnectorError as exc:
             if exc.outcome_unknown:
@@ -211,10 +216,14 @@ class HttpConnector(Connector):
         if not isinstance(summary, Mapping) or not all(
             v is None or isinstance(v, Mapping) for v in (data, undo)
         ):
+            # A write it says it applied, in a shape that cannot be kept: settled from the
+            # receiver's record of the key (reconciliation), never ended `failed` while applied.
+            write = spec.kind is ActionKind.WRITE
             raise ConnectorError(
                 f"{self._who} answered {order.action} with a summary, data or undo_params that "
-                "is not a JSON object (it was applied: check the platform)",
-                transient=False,
+                "is not a JSON object" + (": it says it applied it" if write else ""),
+                transient=write,
+                outcome_unknown=write,
             )
         return ExecutionResult(
             summary=dict(summary),
@@ -311,8 +320,11 @@ class HttpConnector(Connector):
             headers=lambda: {SIGNATURE_HEADER: self._sign("GET", url, b"")},
         )
 
-    def _post(self, url: str, body: bytes, *, key: str | None = None) -> httpx.Response:
-        """POST `body` (JSON) to `url` signed, with its idempotency key when it has one."""
+    def _post(
+        self, url: str, body: bytes, *, key: str | None = None, order: bool = False
+    ) -> httpx.Response:
+        """POST `body` (JSON) to `url` signed, with its idempotency key when it has one. An
+        `order`'s tries are settled together, an unsigned answer counting as none (`_doubt`)."""
 
         def headers() -> dict[str, str]:
             sent = {
@@ -323,7 +335,27 @@ class HttpConnector(Connector):
                 sent[IDEMPOTENCY_HEADER] = key
             return sent
 
-        return self._http.send("POST", url, retry=self.retry, content=body, headers=headers)
+        return self._http.send(
+            "POST",
+            url,
+            retry=self.retry,
+            content=body,
+            headers=headers,
+            order=order,
+            doubt=self._doubt if order else None,
+        )
+
+    def _doubt(self, response: httpx.Response) -> str | None:
+        """Why `response` is not the receiver's own answer (its signature is missing or
+        wrong), or None when it is."""
+        try:
+            self._check(response)
+        except SignatureError as exc:
+            return (
+                f"{self._who} answered ({response.status_code}) without a valid answer "
+                f"signature ({exc}): not believed"
+            )
+        return None
 
     @property
     def _who(self) -> str:

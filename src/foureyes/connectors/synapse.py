@@ -606,6 +606,9 @@ class SynapseConnector(Connector):
             f"{self.url}{ADMIN}{path}",
             retry=self.retry,
             idempotent=idempotent,
+            # A write whose try may have reached Synapse unanswered is settled only by a later
+            # success: a 5xx after it is an unknown outcome, never "not applied".
+            order=method != "GET",
             content=content,
             params=params,
             headers=(lambda: {"Content-Type": "application/json"}) if content else None,

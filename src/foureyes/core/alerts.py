@@ -5,16 +5,21 @@ alerts (reading and acknowledging them is `foureyes.workflow.alerts`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from foureyes.core.services import Services, json_safe
 from foureyes.notify import enqueue
 from foureyes.store.tables import AlertRow
+
+CLOCK_SKEW = timedelta(minutes=1)
+"""How far ahead of this process's clock another process's alert may be dated and still be
+taken as raised now (the servers' clocks must agree to well within it). An `alerts` row dated
+later than that was not written by foureyes: it silences nothing, and is named."""
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,18 @@ def raise_alert(
     """Store an alert, append its `alert.raised` event and notify `channels`, in the caller's
     transaction. With `dedupe`, None (and nothing stored) when this detector already flagged
     the same person and account within that time (with `dedupe_any_account`, the same person
-    on any account).
+    on any account): an alert dated from `now - dedupe` up to `now` (give or take
+    `CLOCK_SKEW`). One dated later than that (a row written in) silences nothing: the alert is
+    raised, naming it.
 
     The event is why an alert cannot quietly disappear: someone who deletes or edits the alert
     row (a DBA covering a colleague) leaves the log saying what was raised, when and about whom."""
-    if dedupe is not None and _recent(session, alert, now - dedupe, dedupe_any_account):
-        return None
+    if dedupe is not None:
+        earlier = _earliest(session, alert, now - dedupe, now + CLOCK_SKEW, dedupe_any_account)
+        if earlier is not None and earlier[1]:
+            return None
+        if earlier is not None:
+            alert = _naming_future(alert, earlier[0], earlier[2])
     row = AlertRow(
         detector=alert.detector,
         severity=alert.severity,
@@ -96,8 +107,16 @@ def about(row: AlertRow) -> dict[str, Any]:
     }
 
 
-def _recent(session: Session, alert: NewAlert, since: datetime, any_account: bool) -> bool:
-    query = select(AlertRow.id).where(
+def _earliest(
+    session: Session, alert: NewAlert, since: datetime, until: datetime, any_account: bool
+) -> tuple[int, bool, str] | None:
+    """The earliest of this detector's alerts about the same person (and account) dated after
+    `since`, if any: its id, whether it is dated no later than `until`, and its time as stored.
+    Compared and shown by the database: a time a DBA wrote may be one the driver cannot read
+    (PostgreSQL's 'infinity')."""
+    query = select(
+        AlertRow.id, AlertRow.created_at <= until, cast(AlertRow.created_at, String)
+    ).where(
         AlertRow.detector == alert.detector,
         AlertRow.created_at > since,
         AlertRow.staff_id.is_(None) if alert.staff is None else AlertRow.staff_id == alert.staff,
@@ -108,7 +127,20 @@ def _recent(session: Session, alert: NewAlert, since: datetime, any_account: boo
             if alert.account is None
             else AlertRow.account_ref == alert.account
         )
-    return session.scalar(query.limit(1)) is not None
+    found = session.execute(query.order_by(AlertRow.created_at, AlertRow.id).limit(1)).first()
+    return None if found is None else (int(found[0]), bool(found[1]), str(found[2]))
+
+
+def _naming_future(alert: NewAlert, alert_id: int, shown: str) -> NewAlert:
+    """`alert`, saying that an alerts row dated in the future would have silenced it."""
+    return replace(
+        alert,
+        summary=(
+            f"{alert.summary} (alert {alert_id}, dated {shown}, in the future, would have "
+            "silenced this one: it was written outside foureyes)"
+        ),
+        details={**(alert.details or {}), "future_dated_alert": {"id": alert_id, "at": shown}},
+    )
 
 
 def _notify(session: Session, channel: str, row: AlertRow) -> None:

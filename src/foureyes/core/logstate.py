@@ -1,13 +1,16 @@
 """Whether the audit log may be acted on: its head matches its events, and it is consistent with
 its witness's latest checkpoint. When it is not, foureyes fails closed.
 
-**The check** (`check`) is two that exist already: the head row against the events
-(`AuditLog.head_problem`, one statement), then the log at its head against the witness's
-latest checkpoint (`AuditLog.check_witness_at_head`: the check signing a checkpoint makes, two
-queries and a small file read). A moved head is `LogHeadAltered`; a log the witness shows was
-rolled back (or rewritten) is `LogRolledBack`. A witness that cannot be read (missing, another
-log's) is no finding about the log: the worker's checkpoint attempts report it
-(`checkpoint_stale`).
+**The check** (`check`) is two that exist already: the head row against the events, and no
+row outside the tree (`AuditLog.head_problem`, one statement of index look-ups: no event at a
+negative seq, no stored subtree the log has not reached, which would make every append fail
+once the log got there), then the log at its head against the witness's latest checkpoint
+(`AuditLog.check_witness_at_head`: the check signing a checkpoint makes, two queries and a
+small file read). A moved head, or a row outside the tree, is `LogHeadAltered` (its message
+names the row, and what the database owner must do: the runtime role cannot delete audit
+rows); a log the witness shows was rolled back (or rewritten) is `LogRolledBack`. A witness
+that cannot be read (missing, another log's) is no finding about the log: the worker's
+checkpoint attempts report it (`checkpoint_stale`).
 
 **When.** At start-up (`serve`, `worker`), on every worker pass before anything is carried out,
 on every `/healthz` probe, and when the worker's checkpoint attempt is refused (`found`). On the

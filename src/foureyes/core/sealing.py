@@ -76,6 +76,7 @@ from foureyes.store.tables import (
     TokenRow,
     WebAuthnCredentialRow,
 )
+from foureyes.store.tree import in_tree
 
 if TYPE_CHECKING:
     from foureyes.core.services import Services
@@ -296,7 +297,9 @@ def _baselined(session: Session) -> bool:
         return True
     done = session.connection().scalar(
         select(EventRow.seq)
-        .where(EventRow.account_ref == seals.BASELINE_REF, EventRow.kind == seals.BASELINE)
+        .where(
+            EventRow.account_ref == seals.BASELINE_REF, EventRow.kind == seals.BASELINE, in_tree()
+        )
         .limit(1)
     )
     if done is not None and isinstance(bind, Engine):
@@ -493,7 +496,11 @@ def baseline(database: Database, audit: AuditLog, now: datetime) -> int | None:
         _lock_head(session, audit)
         done = session.scalar(
             select(EventRow.seq)
-            .where(EventRow.account_ref == seals.BASELINE_REF, EventRow.kind == seals.BASELINE)
+            .where(
+                EventRow.account_ref == seals.BASELINE_REF,
+                EventRow.kind == seals.BASELINE,
+                in_tree(),
+            )
             .limit(1)
         )
         if done is not None:

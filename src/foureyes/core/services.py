@@ -28,6 +28,7 @@ from foureyes.store import seals
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_record
 from foureyes.store.tables import EventRow, IdentityRow, PolicyVersionRow, RequestRow
+from foureyes.store.tree import in_tree
 
 if TYPE_CHECKING:
     from foureyes.core.logstate import LogState
@@ -331,7 +332,7 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
     summary some other request's platform record holds cannot vouch for a text nobody approved."""
     if row.request_id is None:
         for body in session.scalars(
-            select(EventRow.body).where(EventRow.kind == "policy.installed")
+            select(EventRow.body).where(EventRow.kind == "policy.installed", in_tree())
         ):
             event = json.loads(stored_bytes(body))
             if event.get("version") == row.version and event.get("digest") == digest:
@@ -350,6 +351,7 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
         select(EventRow.kind, EventRow.account_ref, EventRow.body).where(
             EventRow.request_id == row.request_id,
             EventRow.kind.in_(("request.submitted", *_INSTALLED_KINDS)),
+            in_tree(),
         )
     ):
         event = json.loads(stored_bytes(body))
@@ -380,7 +382,7 @@ def latest_logged_version(session: Session) -> int | None:
     latest: int | None = None
     for kind, body in session.execute(
         select(EventRow.kind, EventRow.body).where(
-            EventRow.account_ref == POLICY_ACCOUNT, EventRow.kind.in_(_INSTALLED_KINDS)
+            EventRow.account_ref == POLICY_ACCOUNT, EventRow.kind.in_(_INSTALLED_KINDS), in_tree()
         )
     ):
         event = json.loads(stored_bytes(body))

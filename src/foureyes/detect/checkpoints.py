@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.errors import Unavailable
-from foureyes.store.tables import AlertRow, AuditHeadRow, CheckpointRow, EventRow
+from foureyes.store.tables import AuditHeadRow, CheckpointRow, EventRow
 
 __all__ = ["DETECTOR", "CheckpointLag", "CheckpointStatus", "check_checkpoints", "checkpoint_lag"]
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 DETECTOR = "checkpoint_stale"
 SEVERITY = "high"
 _HEAD_ID = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)  # an alert raised at the stretch's very start counts
 
 
 @dataclass(frozen=True)
@@ -89,19 +91,16 @@ def check_checkpoints(
         if not stale and refused is None:
             return CheckpointStatus(False, None)
         # The stretch this alert is about began with the first unsigned event (or, when a
-        # refusal leaves none unsigned, with the latest checkpoint).
+        # refusal leaves none unsigned, with the latest checkpoint): one alert raised since
+        # then (not one dated in the future: `raise_alert` names that) is enough.
         since = lag.unsigned_since if lag.unsigned else lag.signed_at
-        already = select(AlertRow.id).where(AlertRow.detector == DETECTOR)
-        if since is not None:
-            already = already.where(AlertRow.created_at >= since)
-        if session.scalar(already.limit(1)) is not None:
-            return CheckpointStatus(stale, None)
         row = raise_alert(
             services,
             session,
             _alert(lag, now, deadline, refused),
             now=now,
             channels=_channels(services, session),
+            dedupe=max(now - _EPOCH if since is None else now - _utc(since), _TICK) + _TICK,
         )
         return CheckpointStatus(stale, None if row is None else row.id)
 
@@ -130,6 +129,10 @@ def _alert(lag: CheckpointLag, now: datetime, deadline: timedelta, refused: str 
             "refused": refused,
         },
     )
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _channels(services: Services, session: Session) -> list[str]:

@@ -35,6 +35,7 @@ from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.policy.schema import DetectorsSpec
 from foureyes.store.tables import AlertRow, AuditHeadRow, DetectorStateRow, EventRow
+from foureyes.store.tree import in_tree
 
 __all__ = ["ACCOUNT", "DETECTOR", "READ", "Moved", "Vouched", "check_cursor", "moved_alert"]
 
@@ -105,7 +106,7 @@ class Vouched:
 
 _LATEST = (
     select(EventRow.seq, EventRow.body)
-    .where(EventRow.account_ref == ACCOUNT, EventRow.kind == READ)
+    .where(EventRow.account_ref == ACCOUNT, EventRow.kind == READ, in_tree())
     .order_by(EventRow.seq.desc())
     .limit(1)
 )

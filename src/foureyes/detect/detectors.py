@@ -25,12 +25,16 @@ from foureyes.policy.catalog import Catalog
 from foureyes.policy.regex import searches
 from foureyes.policy.schema import DetectorSettings, DetectorsSpec, WorkingHours
 from foureyes.store.tables import AlertRow, EventRow, PinRow, RequestRow, ReviewRow
+from foureyes.store.tree import in_tree
 
 SUBMITTED = "request.submitted"
 REFUSED = "request.refused"  # foureyes.workflow.denials
 DRY_RUN_DENIED = "decision.denied"
 REVIEWED = "review.recorded"
 OVERDUE = "break_glass.overdue"
+# The alert for a request an event names that the store does not hold (`Seen.request`): the
+# same as a request found altered anywhere else (`workflow.integrity.DETECTOR`).
+MISSING = "request_tampered"
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Seen:
     catalog: Catalog  # once per pass: merging the connectors' catalogs is not free
     raised: list[int] = field(default_factory=list)
     _request: RequestRow | None = None
+    _missing: bool = False
 
     @property
     def at(self) -> datetime:
@@ -53,9 +58,42 @@ class Seen:
         return self.event.at
 
     def request(self) -> RequestRow | None:
-        if self._request is None and self.event.request_id is not None:
+        """The request the event is about (None: it names none). One it names that the store
+        does not hold was deleted behind foureyes' back (foureyes never deletes one, and the
+        database refuses the runtime role's DELETE): the detectors cannot look at it, so that
+        is the high `request_tampered` alert, once per event, rather than silence."""
+        if self._request is None and self.event.request_id is not None and not self._missing:
             self._request = self.session.get(RequestRow, self.event.request_id)
+            if self._request is None:
+                self._missing = True
+                self._missing_alert(self.event.request_id)
         return self._request
+
+    def _missing_alert(self, request_id: str) -> None:
+        account = self.body.get("account")
+        account = account if isinstance(account, str) else None
+        if self._raised_before(MISSING, None, account, request_id):
+            return
+        kind = self.event.kind
+        row = raise_alert(
+            self.services,
+            self.session,
+            NewAlert(
+                MISSING,
+                "high",
+                f"request {request_id} is missing from the store while the detectors read its "
+                f"{kind} event (seq {self.event.seq}): it was deleted outside foureyes, and "
+                "no detector could look at it",
+                account=account,
+                request=request_id,
+                details={"event": kind, "event_seq": self.event.seq, "found_during": "detectors"},
+            ),
+            now=self.now,
+            channels=self.settings.detector_silence.notify,
+            event_seq=self.event.seq,
+        )
+        if row is not None:
+            self.raised.append(row.id)
 
     def staff(self, staff_id: str) -> Staff | None:
         try:
@@ -312,6 +350,7 @@ def _evidence(seen: Seen, person: str, since: datetime) -> tuple[int, int]:
             EventRow.kind.in_((REFUSED, DRY_RUN_DENIED)),
             EventRow.seq <= seen.event.seq,
             EventRow.at > since,
+            in_tree(),
         )
         .order_by(EventRow.seq.desc())
         .limit(_MAX_EVIDENCE)

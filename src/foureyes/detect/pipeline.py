@@ -13,25 +13,29 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import String, case, cast, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
-from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.core.alerts import CLOCK_SKEW, NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.detect import cursor
 from foureyes.detect.detectors import BY_KIND, Seen
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.model import parse_duration
 from foureyes.policy.schema import DetectorsSpec
-from foureyes.store.tables import AlertRow, DetectorStateRow, EventRow
+from foureyes.store.tables import DetectorStateRow, EventRow
+from foureyes.store.tree import in_tree
 
 log = logging.getLogger(__name__)
 
 STATE_ID = 1
 BATCH = 500
+AHEAD_WINDOW = timedelta(hours=1)
+"""How often a heartbeat dated in the future is alerted about while it lasts."""
 
 
 def run(services: Services, *, batch: int = BATCH) -> list[int]:
@@ -66,7 +70,7 @@ def _pass(services: Services, batch: int) -> list[int]:
         except Unavailable:
             return []
         settings = policy.document.detectors
-        raised = _silence(services, session, settings, state.heartbeat_at, now)
+        raised = _silence(services, session, settings, now)
         vouched = cursor.Vouched.read(session)
         start = state.cursor
         moved = vouched.moved(start)
@@ -76,7 +80,10 @@ def _pass(services: Services, batch: int) -> list[int]:
             raised.extend([] if alert is None else [alert])
             start = moved.resume
         events = session.scalars(
-            select(EventRow).where(EventRow.seq > start).order_by(EventRow.seq).limit(batch)
+            select(EventRow)
+            .where(EventRow.seq > start, in_tree())
+            .order_by(EventRow.seq)
+            .limit(batch)
         ).all()
         catalog = services.catalog()
         last, read = start, False
@@ -111,23 +118,33 @@ def _pass(services: Services, batch: int) -> list[int]:
         return raised
 
 
-def check_silence(services: Services) -> int | None:
-    """For a health check: raise the `detector_silence` alert if the pipeline has not run for
-    longer than its `gap` (once per silence); the alert's id, or None."""
+@dataclass(frozen=True)
+class Silence:
+    """Why the detectors cannot be said to be running (`check_silence`)."""
+
+    reason: str
+    ahead: bool
+    """The heartbeat is dated in the future (written outside foureyes), not merely old."""
+    alert: int | None
+    """The `detector_silence` alert this check raised (None: raised before, or not at all)."""
+
+    @property
+    def status(self) -> str:
+        """What `/healthz` says of the detectors."""
+        return "heartbeat-ahead" if self.ahead else "silent"
+
+
+def check_silence(services: Services) -> Silence | None:
+    """For a health check, every time: whether the pipeline has gone without a pass for longer
+    than its `gap` (or its heartbeat is dated in the future), as long as that lasts; None
+    while it runs. Raises the `detector_silence` alert about it (once per silence; a future
+    heartbeat, once an hour)."""
     with services.database.transaction() as session:
-        state = session.get(DetectorStateRow, STATE_ID)
         try:
             _, policy = services.policy_in_force(session)
         except Unavailable:
             return None
-        raised = _silence(
-            services,
-            session,
-            policy.document.detectors,
-            None if state is None else state.heartbeat_at,
-            services.clock(),
-        )
-        return raised[0] if raised else None
+        return _silent(services, session, policy.document.detectors, services.clock())
 
 
 def _claim(session: Session) -> DetectorStateRow | None:
@@ -140,35 +157,83 @@ def _claim(session: Session) -> DetectorStateRow | None:
     elif session.get(DetectorStateRow, STATE_ID) is None:
         session.add(DetectorStateRow(id=STATE_ID, cursor=0))
         session.flush()
+    # The heartbeat is not loaded with the row (`_beat` reads it): a value a DBA wrote that
+    # the driver cannot turn into a time (PostgreSQL's 'infinity') must not stop every pass.
     return session.scalar(
         select(DetectorStateRow)
+        .options(defer(DetectorStateRow.heartbeat_at))
         .where(DetectorStateRow.id == STATE_ID)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
 
 
+@dataclass(frozen=True)
+class _Beat:
+    last: datetime | None
+    """The last heartbeat, when it is not in the future (None: no pass has run yet)."""
+    ahead: str | None
+    """The heartbeat as stored, when it is dated in the future."""
+
+
+_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _beat(session: Session, now: datetime) -> _Beat:
+    """The heartbeat, read so that any value a DBA wrote comes back: one dated later than `now`
+    (give or take `CLOCK_SKEW`) as its text, one before 1970 (or '-infinity') as 1970."""
+    beat = DetectorStateRow.heartbeat_at
+    ahead = beat > now + CLOCK_SKEW
+    found = session.execute(
+        select(
+            case((ahead, cast(beat, String)), else_=None),
+            type_coerce(
+                case((ahead, None), (beat < _FLOOR, literal(_FLOOR, beat.type)), else_=beat),
+                beat.type,
+            ),
+        ).where(DetectorStateRow.id == STATE_ID)
+    ).first()
+    return _Beat(None, None) if found is None else _Beat(found[1], found[0])
+
+
 def _silence(
-    services: Services,
-    session: Session,
-    settings: DetectorsSpec,
-    last: datetime | None,
-    now: datetime,
+    services: Services, session: Session, settings: DetectorsSpec, now: datetime
 ) -> list[int]:
+    found = _silent(services, session, settings, now)
+    return [] if found is None or found.alert is None else [found.alert]
+
+
+def _silent(
+    services: Services, session: Session, settings: DetectorsSpec, now: datetime
+) -> Silence | None:
+    """The silence the heartbeat shows at `now` (None: none), with its alert: raised once per
+    silence (an alert dated after the last heartbeat, up to now, is that silence's), and for a
+    heartbeat dated in the future, which would hide any silence, once an hour."""
     spec = settings.detector_silence
-    if not spec.enabled or last is None:
-        return []
+    beat = _beat(session, now)
+    if not spec.enabled:
+        return None
+    if beat.ahead is not None:
+        reason = (
+            f"the detectors' heartbeat is dated {beat.ahead}, in the future: it was written "
+            "outside foureyes, and whether the detectors run cannot be told until their next "
+            "pass"
+        )
+        alert = NewAlert("detector_silence", "high", reason, details={"heartbeat": beat.ahead})
+        row = raise_alert(
+            services, session, alert, now=now, channels=spec.notify, dedupe=AHEAD_WINDOW
+        )
+        return Silence(reason, True, None if row is None else row.id)
+    last = beat.last
+    if last is None:
+        return None
     gap = now - last
     if gap <= parse_duration(spec.gap):
-        return []
-    # Once per silence: the alert names the last heartbeat it saw.
-    already = session.scalar(
-        select(AlertRow.id)
-        .where(AlertRow.detector == "detector_silence", AlertRow.created_at > last)
-        .limit(1)
+        return None
+    reason = (
+        f"the detectors have not run since {last.isoformat()} "
+        f"({int(gap.total_seconds())}s, more than {spec.gap})"
     )
-    if already is not None:
-        return []
     row = raise_alert(
         services,
         session,
@@ -182,5 +247,6 @@ def _silence(
         ),
         now=now,
         channels=spec.notify,
+        dedupe=gap,  # once per silence: an alert raised since the last heartbeat is this one's
     )
-    return [] if row is None else [row.id]
+    return Silence(reason, False, None if row is None else row.id)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -47,6 +47,8 @@ from foureyes.policy.enumerable import Atoms, Literal, NotEnumerable, Path, clas
 from foureyes.policy.subjects import empty_value
 
 MAX_CASES = 2_000_000
+Progress = Callable[[int, int], None]
+"""Called with (done, total) as an analysis goes: invariants checked, actions compared."""
 _OTHER = "<other>"  # a string no condition names
 _LENIENT_POWERSET = 10  # lenient enumeration (reviews, not proofs) caps subsets beyond this
 
@@ -575,15 +577,22 @@ def check_invariants(
     *,
     now: datetime | None = None,
     platform: str = "chirp",
+    progress: Progress | None = None,
 ) -> list[Violation]:
     """Every invariant checked over the directory's people and the enumeration; one violation
     (the first found) per invariant. Raises BadInput ("cannot prove ...") when a condition the
-    invariant depends on cannot be enumerated exactly, or there are too many cases."""
+    invariant depends on cannot be enumerated exactly, or there are too many cases.
+    `progress`: called with (invariants checked, invariants), before the first and after each."""
     violations = []
-    for invariant in policy.invariants:
+    total = len(policy.invariants)
+    for checked, invariant in enumerate(policy.invariants):
+        if progress is not None:
+            progress(checked, total)
         found = _check_one(policy, invariant, policy, directory, now, platform)
         if found is not None:
             violations.append(found)
+    if progress is not None:
+        progress(total, total)
     return violations
 
 
@@ -594,6 +603,7 @@ def check_update(
     *,
     now: datetime | None = None,
     platform: str = "chirp",
+    progress: Progress | None = None,
 ) -> list[Violation]:
     """A proposed policy's own invariants, then every invariant of the policy in force, checked
     on the proposed policy's decisions. For the invariants in force, accounts are classified by
@@ -604,7 +614,8 @@ def check_update(
     Invariants are a ratchet, and so is what they protect: raises BadInput when the proposed
     policy drops or weakens an invariant in force (`invariant_changes`), when its tiers take an
     account out of a tier an invariant in force names (`tier_changes`), or when either policy
-    cannot be proven (see `check_invariants`)."""
+    cannot be proven (see `check_invariants`). `progress`: called with (invariants checked,
+    invariants of both policies), before the first and after each."""
     refused = [change for change in invariant_changes(in_force, proposed) if change.refused]
     if refused:
         raise BadInput(
@@ -620,11 +631,16 @@ def check_update(
                 f"{change.example} would be in tier {change.after}; an update may not take an "
                 "account out of such a tier"
             )
-    violations = check_invariants(proposed, directory, now=now, platform=platform)
-    for invariant in in_force.invariants:
+    own = len(proposed.invariants)
+    total = own + len(in_force.invariants)
+    counted = None if progress is None else lambda done, _: progress(done, total)
+    violations = check_invariants(proposed, directory, now=now, platform=platform, progress=counted)
+    for checked, invariant in enumerate(in_force.invariants, own + 1):
         found = _check_one(proposed, invariant, in_force, directory, now, platform)
         if found is not None and found not in violations:
             violations.append(found)
+        if progress is not None:
+            progress(checked, total)
     return violations
 
 
@@ -771,26 +787,37 @@ def _summary(decision: Decision, glass: bool, changed: Sequence[str]) -> str:
 
 
 def diff_policies(
-    old: Policy, new: Policy, *, now: datetime | None = None, platform: str = "chirp"
+    old: Policy,
+    new: Policy,
+    *,
+    now: datetime | None = None,
+    platform: str = "chirp",
+    progress: Progress | None = None,
 ) -> Comparison:
     """Which decisions differ between two policies, per (kind of requester, action, tier), and
     which actions could not be compared (a condition outside the enumerable grammar, or too
     many cases); also every invariant added, removed or changed (those foureyes refuses marked)
     and every kind of account that changes tier. Compared: outcome, people, factors (approvals
     and approvers text), options (justification, expiry, delay, step-up, notify) and
-    break-glass, asked for and not."""
+    break-glass, asked for and not. `progress`: called with (actions compared, actions both
+    policies know), before the first and after each."""
     comparison = Comparison(invariants=invariant_changes(old, new))
     try:
         comparison.tiers.extend(tier_changes(old, new, now=now, platform=platform))
     except BadInput as exc:
         comparison.unknown.append(exc.message)
-    for action in sorted(set(old.catalog.actions) & set(new.catalog.actions)):
+    actions = sorted(set(old.catalog.actions) & set(new.catalog.actions))
+    for compared, action in enumerate(actions):
+        if progress is not None:
+            progress(compared, len(actions))
         if _same_rules(old, new, action):
             continue  # the same rules (and tiers) decide the same way: nothing to enumerate
         try:
             comparison.differences.extend(_diff_action(old, new, action, now, platform))
         except BadInput as exc:
             comparison.unknown.append(exc.message)
+    if progress is not None:
+        progress(len(actions), len(actions))
     return comparison
 
 

@@ -4,7 +4,9 @@ Loading checks everything a directory must get right for approvals to be counted
 are unique, and no login identity belongs to two people.
 
 Logins are plain ASCII (`LOGIN_PATTERN`: letters, digits and `. _ @ + -`, starting with a
-letter or a digit), and two people's logins may not differ only in case. A login is what a
+letter or a digit), and two people's logins may not look alike (`login_skeleton`: the same
+but for case, the separators `. _ -`, a `+tag`, or an ending `@`), nor be another person's
+email address. A login is what a
 person signs in as and what the import report, alerts and the audit log show; outside ASCII, a
 Cyrillic a (U+0430), a fullwidth k (U+FF4B) or a zero-width space makes a login that looks like
 another person's but is not, and control characters in it would rewrite the operator's
@@ -34,6 +36,17 @@ from foureyes.policy.yamlsource import SourceDocument, load_yaml, parse_yaml
 # What a login may be: plain ASCII, starting with a letter or digit (see the module docstring).
 LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
 LOGIN_CHARACTERS = "ASCII letters, digits and . _ @ + -, starting with a letter or a digit"
+
+
+def login_skeleton(login: str) -> str:
+    """What a login looks like to a person: case, the separators `. _ -`, a `+tag` before any
+    `@`, and a trailing `@` left out (`Jo.`, `j-o`, `jo+x` and `jo@` all look like `jo`).
+    Two people's logins with one skeleton are refused."""
+    name, at, domain = login.casefold().partition("@")
+    name = name.split("+", 1)[0]
+    kept = "".join(c for c in name if c not in "._-")
+    domain = "".join(c for c in domain if c not in "._-")
+    return f"{kept}@{domain}" if at and domain else kept
 
 
 def check_login(login: str) -> str | None:
@@ -210,7 +223,7 @@ def _csv_rows(
 def _checked(document: DirectoryDocument, source: SourceDocument) -> Directory:
     staff: dict[str, Staff] = {}
     owner: dict[str, str] = {}
-    folded: dict[str, str] = {}  # a login in lower case -> the login as written
+    folded: dict[str, str] = {}  # a login's skeleton -> the login as written
     for index, entry in enumerate(document.staff):
         if entry.id in staff:
             raise source.error(("staff", index, "id"), f"duplicate staff id {entry.id!r}")
@@ -222,13 +235,23 @@ def _checked(document: DirectoryDocument, source: SourceDocument) -> Directory:
                     f"identity {identity!r} already belongs to {owner[identity]}",
                 )
             owner[identity] = person.id
-            like = folded.setdefault(identity.casefold(), identity)
+            like = folded.setdefault(login_skeleton(identity), identity)
             if owner[like] != person.id:
                 raise source.error(
                     ("staff", index, "identities"),
-                    f"login {identity!r} differs only in case from {like!r}, which belongs to "
+                    f"login {identity!r} looks like {like!r}, which belongs to "
                     f"{owner[like]}: logins of different people must not look alike",
                 )
         staff[person.id] = person
+    emails = {p.email.casefold(): p.id for p in staff.values() if p.email}
+    for index, entry in enumerate(document.staff):
+        for identity in entry.identities:
+            holder = emails.get(identity.casefold())
+            if holder is not None and holder != entry.id:
+                raise source.error(
+                    ("staff", index, "identities"),
+                    f"login {identity!r} is the email address of {holder}: a login must not "
+                    "look like another person",
+                )
     accounts = tuple(entry.model_dump() for entry in document.accounts)
     return Directory(staff=staff, accounts=accounts)

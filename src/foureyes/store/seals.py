@@ -65,6 +65,7 @@ from foureyes.store.tables import (
     TokenRow,
     WebAuthnCredentialRow,
 )
+from foureyes.store.tree import in_tree
 
 __all__ = [
     "BASELINE",
@@ -159,7 +160,11 @@ def latest_seal(subject: ColumnElement[str]) -> Any:
     subquery: one backward step on the `(account_ref, seq)` index."""
     return (
         select(EventRow.body)
-        .where(EventRow.account_ref == subject, EventRow.kind == literal_column(f"'{SEALED}'"))
+        .where(
+            EventRow.account_ref == subject,
+            EventRow.kind == literal_column(f"'{SEALED}'"),
+            in_tree(),
+        )
         .order_by(EventRow.seq.desc())
         .limit(literal_column("1", Integer))
         .scalar_subquery()

@@ -38,6 +38,7 @@ from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import EventRow, RequestRow
+from foureyes.store.tree import in_tree
 from foureyes.workflow.approvals import review_rows
 from foureyes.workflow.subject import redecide
 
@@ -77,7 +78,7 @@ def took_part(actor: Actor) -> ColumnElement[bool]:
         RequestRow.requester_id == actor.id,
         exists(
             select(EventRow.seq).where(
-                EventRow.request_id == RequestRow.id, EventRow.actor == actor.id
+                EventRow.request_id == RequestRow.id, EventRow.actor == actor.id, in_tree()
             )
         ),
     )
@@ -151,7 +152,7 @@ def eligible_approver(decision: Decision, actor: Actor) -> bool:
 def _has_event_by(session: Session, request_id: str, staff_id: str) -> bool:
     found = session.scalar(
         select(EventRow.seq)
-        .where(EventRow.request_id == request_id, EventRow.actor == staff_id)
+        .where(EventRow.request_id == request_id, EventRow.actor == staff_id, in_tree())
         .limit(1)
     )
     return found is not None

@@ -10,9 +10,12 @@ idempotency key, while a heartbeat renews the lease. (3) The outcome, in a secon
 `executed`, `failed`, or back to `approved` with a back-off for a transient error — only if the
 attempt still holds the request. A process that dies between (1) and (3) leaves `executing`
 with a lease that lapses; `workflow.reconcile` then asks the platform's record of the key. So
-does a write whose call ended with its outcome unknown (cut short by the call's deadline, its
-answer lost or not believed: `ConnectorError.outcome_unknown`): its attempt gives up its hold at
-once (`abandoned`), and is never taken as executed, nor run again, by assumption.
+does a write whose call ended with its outcome unknown (cut short by the call's deadline, the
+answer to any of its tries lost or not believed: `ConnectorError.outcome_unknown`): its attempt
+gives up its hold at once (`abandoned`), and is never taken as executed, nor run again, by
+assumption. Only an error that says nothing was applied, nor will be, sends a request back to
+`approved` or ends it (`_failed`): so a request that is cancelled, expires, is refused at the
+re-check or runs out of attempts has no earlier attempt left that could still apply.
 """
 
 from __future__ import annotations

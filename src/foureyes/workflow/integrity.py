@@ -47,6 +47,7 @@ from foureyes.core.events import (
 from foureyes.core.services import Services
 from foureyes.model import RequestState
 from foureyes.store.tables import EventRow, RequestRow, ReviewRow
+from foureyes.store.tree import in_tree
 
 DETECTOR = "request_tampered"
 SUBMITTED = "request.submitted"
@@ -80,12 +81,18 @@ _MOVES = (
 # sign-offs) `post_review_due` is cleared (`Trail.deadlines`).
 OVERDUE = "break_glass.overdue"
 SIGNED_OFF = "break_glass.signed_off"
-SETTLED = (OVERDUE, SIGNED_OFF)  # either says the worker has settled a break-glass post-review
+# The worker's word on a stored break-glass request whose log describes none (a row written in
+# behind foureyes' back): there is no post-review to wait for, and it is not looked at again.
+UNFOUNDED = "break_glass.unfounded"
+# Each says the worker has settled a break-glass post-review.
+SETTLED = (OVERDUE, SIGNED_OFF, UNFOUNDED)
 _KINDS = (SUBMITTED, *_VERDICT_KIND.values(), *_MOVES, *SETTLED)
 # Built once, run on the transaction's connection (as the audit log's appends are): building
 # the statement cost more than running it.
+# Only events the tree covers (`store.tree`): a row at a negative seq (or beyond the head) is
+# no event of the log, whatever its body says.
 _TRAIL = select(EventRow.body).where(
-    EventRow.request_id == bindparam("request_id"), EventRow.kind.in_(_KINDS)
+    EventRow.request_id == bindparam("request_id"), EventRow.kind.in_(_KINDS), in_tree()
 )
 
 
@@ -239,6 +246,20 @@ class Trail:
             settled or len(self.signed_off()) >= int(terms.get("reviewers", 1))
         )
         return expires, due, cleared
+
+    def break_glass_terms(self) -> tuple[datetime, int] | None:
+        """When the post-review of the break-glass its log describes is due, and how many must
+        sign it off; None when the log describes no break-glass (no single `request.submitted`
+        event, or one not of a break-glass, or not as foureyes writes it)."""
+        if len(self.submitted) != 1:
+            return None
+        try:
+            _, due, _ = self.deadlines()
+            terms = self.submitted[0]["decision"]["options"]["break_glass"]
+            needed = int(terms.get("reviewers", 1))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return None if due is None else (due, needed)
 
     def signed_off(self) -> set[str]:
         """Who signed off the break-glass in the log (each post-review approval's event)."""

@@ -33,7 +33,7 @@ from foureyes.connectors.base import Connector, ExecutionOrder, Reconciliation
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import expect_state, lock_request, move
 from foureyes.core.services import Services, json_safe
-from foureyes.errors import Conflict, ConnectorError, FoureyesError, NotFound
+from foureyes.errors import Conflict, ConnectorError, FoureyesError
 from foureyes.model import RequestState
 from foureyes.workflow import integrity, lease
 from foureyes.workflow.execute import MAX_ATTEMPTS, mark_reverted, order_of
@@ -75,14 +75,25 @@ def _take_over(
     """Lock the request and its last attempt; if the attempt's lease has lapsed, take it over
     (`lease.TAKEN_OVER`, the lease the reconciler's now) and answer the order to ask about.
     A request altered in the store is failed instead (`integrity.refuse`): the platform is asked
-    only about the order that was approved."""
+    only about the order that was approved. So is one without an execution attempt (every
+    execution writes one with its move to `executing`: a row written in, or an attempt deleted,
+    behind foureyes' back), so that it does not stay `executing` for every pass to trip on."""
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id)
         expect_state(row, RequestState.EXECUTING)
         attempt = lease.latest_attempt(session, row.id, lock=True)
         if attempt is None:
-            raise NotFound(f"request {row.id} is executing but has no execution attempt")
+            found = integrity.trail(session, row.id)
+            problem = (
+                found.request_problem(row)
+                or found.lifecycle_problem(row)
+                or "it is executing, but its execution attempt is missing from the store"
+            )
+            integrity.refuse(
+                services, session, row, found, problem, now, actor=None, during="reconciliation"
+            )
+            return RequestState(row.state)
         until = lease.held_until(attempt, now)
         if until is not None:
             raise Conflict(

@@ -44,7 +44,7 @@ groups (`[access] oversight_groups`, which read every request and the audit log)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,7 +61,7 @@ from foureyes.errors import BadInput, Unavailable
 from foureyes.model import RequestState, Staff, StaffStatus
 from foureyes.policy import approving
 from foureyes.policy.compiler import Policy
-from foureyes.policy.directory import Directory, check_login
+from foureyes.policy.directory import Directory, check_login, login_skeleton
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import (
     IdentityRow,
@@ -161,14 +161,16 @@ def logins(person: Staff) -> frozenset[str]:
 
 def owners(directory: Directory, kept: Mapping[str, str] | None = None) -> dict[str, str]:
     """Each login of the directory → the one person it belongs to. BadInput for a login on
-    two people's records, one outside the safe characters, or one that differs only in case
-    from another person's (among them the logins `kept`: login → its holder, missing from the
-    export) — `load_directory` refuses such a file, naming the line; this holds for a
-    `Directory` built any other way too."""
+    two people's records, one outside the safe characters, one that looks like another
+    person's (`login_skeleton`; among them the logins `kept`: login → its holder, missing from
+    the export, or held by someone else until an earlier import removed it), or one that is
+    another person's email address — `load_directory` refuses such a file, naming the line;
+    this holds for a `Directory` built any other way too."""
     owner: dict[str, str] = {}
     folded: dict[str, tuple[str, str]] = {
-        identity.casefold(): (identity, holder) for identity, holder in (kept or {}).items()
+        login_skeleton(identity): (identity, holder) for identity, holder in (kept or {}).items()
     }
+    emails = {p.email.casefold(): p.id for p in directory.staff.values() if p.email}
     for person in directory.staff.values():
         for identity in sorted(logins(person)):
             problem = check_login(identity)
@@ -180,21 +182,31 @@ def owners(directory: Directory, kept: Mapping[str, str] | None = None) -> dict[
                     f"identity {identity!r} is on the records of both {other} and {person.id}: "
                     "a login belongs to one person; nothing was imported"
                 )
-            like, holder = folded.setdefault(identity.casefold(), (identity, person.id))
-            if holder != person.id:
+            like, holder = folded.setdefault(login_skeleton(identity), (identity, person.id))
+            if holder != person.id and like != identity:  # the same login: a move
                 raise BadInput(
-                    f"login {identity!r} of {person.id} differs only in case from {like!r}, "
-                    f"{holder}'s: logins of different people must not look alike; nothing was "
-                    "imported"
+                    f"login {identity!r} of {person.id} looks like {like!r}, {holder}'s: logins "
+                    "of different people must not look alike; nothing was imported"
+                )
+            mailbox = emails.get(identity.casefold())
+            if mailbox is not None and mailbox != person.id:
+                raise BadInput(
+                    f"login {identity!r} of {person.id} is the email address of {mailbox}: a "
+                    "login must not look like another person; nothing was imported"
                 )
     return owner
 
 
 def import_directory(
-    services: Services, directory: Directory, *, actor: str = "hr-import"
+    services: Services,
+    directory: Directory,
+    *,
+    actor: str = "hr-import",
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Apply an HR export: add, change, terminate, move logins (see the module docstring).
-    Idempotent; one transaction, so a refusal changes nothing."""
+    Idempotent; one transaction, so a refusal changes nothing. `progress`, if given, is called
+    with (people of the export applied, people in it), before the first and after each."""
     report = ImportReport()
     with services.database.transaction() as session:
         now = services.clock()
@@ -209,11 +221,19 @@ def import_directory(
         }
         held = {row.identity: row for row in session.scalars(select(IdentityRow))}
         kept = {i: row.staff_id for i, row in held.items() if row.staff_id not in directory.staff}
-        wanted = owners(directory, kept)
         remembered = login_records.records(services, session)
         remembered |= login_records.remember_from_log(
             services, session, held.values(), remembered, now
         )
+        # A login someone held until an earlier import removed it stays theirs to look like:
+        # `Kim.Vendor` on another record is a move of `kim.vendor`, which must be refused
+        # rather than slip past as a new login.
+        released = {
+            identity: known.holder
+            for identity, known in remembered.items()
+            if known.released_at is not None and known.holder is not None
+        }
+        wanted = owners(directory, released | kept)
         before = _logins_held(held)
         old_people = {
             sid: _person(row, before.get(sid, frozenset())) for sid, row in existing.items()
@@ -223,7 +243,7 @@ def import_directory(
             report.gained_rules = approving.gains(policy, old_people, directory.staff, today)
         for staff_id, found in report.gained_rules.items():
             _flag(gained, staff_id, {f"rule:{gain.rule}" for gain in found})
-        for person in directory.staff.values():
+        for person in _counted(list(directory.staff.values()), progress):
             row = existing.get(person.id)
             if row is None:
                 _add(services, session, person, report, actor=actor, now=now)
@@ -260,6 +280,18 @@ def import_directory(
                 _terminate(services, session, row, report, actor=actor, now=now)
         _raise_gained(services, session, gained, report, now=now)
     return report
+
+
+def _counted(
+    people: Sequence[Staff], progress: Callable[[int, int], None] | None
+) -> Iterator[Staff]:
+    """`people` in turn, telling `progress` (done, total) before each and after the last."""
+    for done, person in enumerate(people):
+        if progress is not None:
+            progress(done, len(people))
+        yield person
+    if progress is not None:
+        progress(len(people), len(people))
 
 
 def _terminate(

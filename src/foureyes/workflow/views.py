@@ -28,6 +28,7 @@ from foureyes.policy.catalog import MASK
 from foureyes.policy.engine import satisfied
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, StaffRow
+from foureyes.store.tree import in_tree
 from foureyes.workflow.access import (
     may_review_now,
     may_see,
@@ -127,7 +128,7 @@ def _view(
 
 def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
     events = session.scalars(
-        select(EventRow).where(EventRow.request_id == request_id).order_by(EventRow.seq)
+        select(EventRow).where(EventRow.request_id == request_id, in_tree()).order_by(EventRow.seq)
     )
     out = []
     for event in events:
@@ -302,7 +303,7 @@ def account_history(
     with services.database.transaction() as session:
         rows = session.scalars(
             select(EventRow)
-            .where(EventRow.account_ref == account_ref)
+            .where(EventRow.account_ref == account_ref, in_tree())
             .order_by(EventRow.seq.desc())
             .limit(max(1, min(limit, 500)))
         )

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from foureyes import bootstrap, worker
 from foureyes.connectors.base import ExecutionOrder, make_connector
-from foureyes.connectors.calls import RetryPolicy, send
+from foureyes.connectors.calls import NotSent, RetryPolicy, send
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.http import HttpConnector, create
 from foureyes.core.services import Actor, Services
@@ -257,6 +257,126 @@ def test_network_failures_are_transient_after_the_retries(
     assert looked_up.value.transient
 
 
+LOST = httpx.ReadTimeout("timed out")  # a try that was sent and never answered
+REFUSED = httpx.ConnectError("[Errno 111] Connection refused")
+
+
+@pytest.mark.parametrize(
+    ("answers", "tries"),
+    [
+        ([LOST, httpx.Response(500, json={"error": "database is down"})], 3),
+        ([LOST, httpx.Response(429)], 3),
+        ([LOST, REFUSED], 3),
+        ([httpx.RemoteProtocolError("Server disconnected"), httpx.Response(503), REFUSED], 3),
+        ([httpx.Response(500), LOST, httpx.Response(500)], 3),
+        ([LOST, httpx.Response(409, json={"error": "cannot suspend: it is locked"})], 2),
+        ([LOST, httpx.Response(404, json={"error": "no account alice"})], 2),
+    ],
+    ids=[
+        "lost-then-500",
+        "lost-then-429",
+        "lost-then-refused",
+        "dropped-503-refused",
+        "500-lost-500",
+        "lost-then-refusal",
+        "lost-then-404",
+    ],
+)
+def test_a_try_that_may_have_arrived_leaves_the_order_unknown_whatever_later_tries_get(
+    answers: list[httpx.Response | Exception], tries: int
+) -> None:
+    """attack-p2 F1: a try sent and not answered may still be applied; a later try's 5xx,
+    429, refusal, 404 or refused connection says nothing of it. The order's outcome is
+    unknown (it is reconciled: voided), never a transient failure run again later as a fresh
+    attempt, nor a refusal that ends the request."""
+    script = Script(answers)
+    with pytest.raises(ConnectorError) as failed:
+        script.connector().execute(SUSPEND)
+    assert failed.value.outcome_unknown
+    assert failed.value.transient
+    assert not isinstance(failed.value, (NotSent, NotFound))
+    assert "of the order may have reached shop (shop.test) unanswered" in failed.value.message
+    assert len(script.requests) == tries  # a refusal ends the tries, as before
+    assert {r.headers["Idempotency-Key"] for r in script.requests} == {"req-1"}
+    assert {json.loads(r.content)["attempt"] for r in script.requests} == {SUSPEND.attempt}
+
+
+def test_an_unsigned_answer_to_an_earlier_try_leaves_the_order_unknown_too() -> None:
+    """A proxy's 502 (unsigned) may come after the receiver got the order: that try was not
+    answered either, whatever the receiver says to the next ones."""
+    calls: list[httpx.Request] = []
+
+    def proxy_then_receiver(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(502, text="<html>502 Bad Gateway</html>")
+        return signed(request, httpx.Response(500, json={"error": "database is down"}))
+
+    connector = HttpConnector(
+        "http://shop.test/hooks/",
+        SECRET,
+        platform="shop",
+        actions=[create_spec("account.suspend")],
+        attributes={},
+        transport=httpx.MockTransport(proxy_then_receiver),
+        sleep=lambda _: None,
+    )
+    with pytest.raises(ConnectorError, match="without a valid answer signature") as failed:
+        connector.execute(SUSPEND)
+    assert failed.value.outcome_unknown
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [LOST, ok({"summary": {"n": 1}})],  # the receiver's answer to a repeat: applied
+        [
+            httpx.RemoteProtocolError("Server disconnected"),
+            httpx.Response(503),
+            ok({"summary": {"n": 1}}),
+        ],
+    ],
+)
+def test_a_later_try_answered_with_success_settles_the_order(
+    answers: list[httpx.Response | Exception],
+) -> None:
+    """The tries carry the same key and attempt: the receiver applies one of them and answers
+    the others with that first answer, so a signed 2xx settles the call whatever came before."""
+    script = Script(answers)
+    assert script.connector().execute(SUSPEND).summary == {"n": 1}
+    assert len(script.requests) == len(answers)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [REFUSED, httpx.Response(500), REFUSED],
+        [httpx.Response(503), httpx.Response(429), httpx.Response(500)],
+    ],
+)
+def test_tries_that_could_not_have_arrived_or_were_answered_are_a_plain_failure(
+    answers: list[httpx.Response | Exception],
+) -> None:
+    """No try may have reached the receiver unanswered (each was refused at connection, or
+    answered "not now" by the receiver itself): nothing was applied, the attempt failed and is
+    run again later."""
+    script = Script(answers)
+    with pytest.raises(ConnectorError) as failed:
+        script.connector().execute(SUSPEND)
+    assert failed.value.transient
+    assert not failed.value.outcome_unknown
+
+
+def test_a_lookup_is_not_an_order() -> None:
+    """A look-up changes nothing: a lost try before a 500 is a plain transient failure."""
+    script = Script([LOST, httpx.Response(500)])
+    with pytest.raises(ConnectorError) as failed:
+        script.connector().lookup("alice")
+    assert failed.value.transient
+    assert not failed.value.outcome_unknown
+
+
 def test_429_honours_retry_after_up_to_the_cap() -> None:
     script = Script([httpx.Response(429, headers={"Retry-After": "30"}), ok()])
     script.connector().execute(SUSPEND)
@@ -288,7 +408,9 @@ def test_the_answer_may_carry_undo_params_and_they_must_be_an_object() -> None:
     wrong = Script([ok({"summary": {}, "undo_params": ["old@shop.example"]})])
     with pytest.raises(ConnectorError, match="undo_params") as raised:
         wrong.connector().execute(SUSPEND)
-    assert raised.value.transient is False
+    # applied, in a shape that cannot be kept: settled from the receiver's record of the key
+    # (reconciled), never ended `failed` while the platform has it
+    assert raised.value.outcome_unknown
 
 
 def test_a_2xx_without_json_is_applied_with_an_empty_summary() -> None:

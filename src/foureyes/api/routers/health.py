@@ -4,10 +4,12 @@ token only, is `foureyes.api.metrics`.)
 It tells no more than whether foureyes can serve: 200 when the store answers and a policy is
 loaded, else a 503 problem whose detail names no host, path or error text (those go to the
 log); a 503 `log-rolled-back` or `log-head-altered` when the audit log is not consistent with
-its witness or its head was moved (`foureyes.core.logstate`: nothing is submitted, reviewed or
-executed then), with the reason; and whether the detectors ran, read where the log says they
-did, and checkpoints were signed recently (raising `detector_silence` or `checkpoint_stale` if
-not). Any of those three not ok makes the status `degraded`, with the `reasons`.
+its witness, its head was moved or rows lie outside its tree (`foureyes.core.logstate`:
+nothing is submitted, reviewed or executed then), with the reason; and whether the detectors
+run (`silent` on every probe while their heartbeat is older than the policy's gap,
+`heartbeat-ahead` while it is dated in the future), read where the log says they did, and
+checkpoints were signed recently (raising `detector_silence` or `checkpoint_stale` if not).
+Any of those three not ok makes the status `degraded`, with the `reasons`.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
     finding = logstate.check(services)
     if finding is not None:
         raise finding
-    # A heartbeat check outside the worker: if the detector pipeline stopped (the worker died,
-    # someone switched it off), the next health probe raises the `detector_silence` alert.
-    silence_alert = detect.check_silence(services)
+    # A heartbeat check outside the worker, on every probe while it lasts: the detector
+    # pipeline stopped (the worker died, someone switched it off), or its heartbeat is dated
+    # in the future; the first probe to see it raises the `detector_silence` alert.
+    silence = detect.check_silence(services)
     # Likewise for checkpoints: where no worker signs them (none runs, it lacks the key, the
     # witness refuses the log), the probe raises `checkpoint_stale`. One indexed query while
     # all is well. Still 200: a stale log is for people to look at, not a reason to stop serving.
@@ -58,7 +61,7 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
     # The detectors' cursor where the log vouches for it (else they may have skipped events).
     moved = detect.check_cursor(services)
     reasons = [
-        *([] if silence_alert is None else ["the detectors have not run recently"]),
+        *([] if silence is None else [silence.reason]),
         *([] if moved is None else [moved]),
         *([] if not checkpoints.stale else ["events wait too long for a signed checkpoint"]),
     ]
@@ -68,7 +71,7 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
         "policy_version": version,
         "detectors": "cursor-moved"
         if moved is not None
-        else ("silent" if silence_alert is not None else "ok"),
+        else ("ok" if silence is None else silence.status),
         "checkpoints": "stale" if checkpoints.stale else "ok",
     }
     if reasons:
