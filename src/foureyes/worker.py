@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.core import logstate
+from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import lock_request, move, record
 from foureyes.core.services import Services
 from foureyes.errors import Conflict, FoureyesError, LogHeadAltered, RecordAltered, Unavailable
@@ -140,7 +142,10 @@ def _cancel_for_departed(services: Services, tick: Tick) -> None:
     )
     acted: list[str] = []
     for request_id in _backlog(services, candidates, acted):
-        with services.database.transaction() as session:
+        with (
+            _isolated(services, request_id, "cancellation"),
+            services.database.transaction() as session,
+        ):
             row = lock_request(session, request_id, skip_locked=True)
             if row is None or RequestState(row.state) not in OPEN_STATES:
                 continue
@@ -215,6 +220,46 @@ def _backlog(services: Services, query: Select[str], done: list[str]) -> Iterato
         after = ids[-1]
 
 
+@contextmanager
+def _isolated(services: Services, request_id: str, during: str) -> Iterator[None]:
+    """One row of a pass: whatever it raises (a row written so that handling it fails: a state
+    no code knows, a value the driver cannot read) is logged with its traceback and raised as
+    a high `worker_row_failed` alert (once a day per row), and the pass goes on to the next
+    row — one row must not stop the worker for every other request. The database being down
+    still stops the pass (`Unavailable`: the next pass retries)."""
+    try:
+        yield
+    except Unavailable as exc:
+        if not isinstance(exc, RecordAltered):  # the database is down, or the log is off
+            raise
+        _row_failed(services, request_id, during, exc)
+    except Exception as exc:
+        _row_failed(services, request_id, during, exc)
+
+
+def _row_failed(services: Services, request_id: str, during: str, exc: Exception) -> None:
+    log.error("the %s of request %s failed", during, request_id, exc_info=exc)
+    failure = getattr(exc, "message", None) or type(exc).__name__
+    try:
+        with services.database.transaction() as session:
+            raise_alert(
+                services,
+                session,
+                NewAlert(
+                    detector="worker_row_failed",
+                    severity="high",
+                    summary=f"the worker could not handle request {request_id} ({during}): "
+                    f"{failure}; it goes on with the others",
+                    request=request_id,
+                    details={"during": during, "error": failure},
+                ),
+                now=services.clock(),
+                dedupe=timedelta(days=1),
+            )
+    except Exception:  # the alert itself cannot be stored: logged, the pass goes on
+        log.exception("no alert for request %s", request_id)
+
+
 def _refused(
     services: Services, session: Session, row: RequestRow, now: datetime, *, during: str
 ) -> bool:
@@ -243,7 +288,7 @@ def _expire(services: Services, tick: Tick) -> None:
     )
     acted: list[str] = []
     for request_id in _backlog(services, due, acted):
-        with services.database.transaction() as session:
+        with _isolated(services, request_id, "expiry"), services.database.transaction() as session:
             row = lock_request(session, request_id, skip_locked=True)
             if row is None or row.state not in (RequestState.PENDING, *_RUNNABLE):
                 continue
@@ -301,45 +346,47 @@ def _execute_due(services: Services, worker: str, tick: Tick) -> None:
     )
     acted: list[str] = []
     for request_id in _backlog(services, due, acted):
-        with services.database.transaction() as session:
-            row = lock_request(session, request_id, skip_locked=True)
-            if row is None or row.state not in _RUNNABLE:
+        with _isolated(services, request_id, "execution"):
+            with services.database.transaction() as session:
+                row = lock_request(session, request_id, skip_locked=True)
+                if row is None or row.state not in _RUNNABLE:
+                    continue
+                if not _connected(services, row) and _refused(
+                    services, session, row, now, during="execution"
+                ):
+                    # `execute` needs the platform before it can re-check the row: a row its log
+                    # does not describe is refused here (one it does waits for its platform).
+                    tick.cancelled.append(request_id)
+                    acted.append(request_id)
+                    continue
+                if _for_requester_only(services, row):
+                    continue  # its answer is for its requester, who carries it out
+            # The platform call runs outside the transaction that chose the row.
+            try:
+                outcome = execute(services, request_id, worker=worker, skip_locked=True)
+            except Conflict:
+                continue  # another worker got there first
+            except Unavailable as exc:
+                # The store failed: nothing was recorded as failed, and nothing is reported as
+                # such; what state the request is in (approved, or executing until reconciled)
+                # is what the store says.
+                log.warning("request %s: %s", request_id, exc.message)
                 continue
-            if not _connected(services, row) and _refused(
-                services, session, row, now, during="execution"
-            ):
-                # `execute` needs the platform before it can re-check the row: a row its log
-                # does not describe is refused here (one it does waits for its platform).
+            except FoureyesError as exc:
+                log.warning("request %s could not be executed: %s", request_id, exc.message)
+                tick.failed.append(request_id)
+                continue
+            if outcome is None:
+                continue
+            acted.append(request_id)  # out of the backlog, or waiting for its retry time
+            # Report what happened, not what was tried: the re-check may have cancelled it, the
+            # platform may have refused it, or a transient error put it back for a retry.
+            if outcome.state == RequestState.EXECUTED:
+                tick.executed.append(request_id)
+            elif outcome.state == RequestState.CANCELLED:
                 tick.cancelled.append(request_id)
-                acted.append(request_id)
-                continue
-            if _for_requester_only(services, row):
-                continue  # its answer is for its requester, who carries it out
-        try:
-            outcome = execute(services, request_id, worker=worker, skip_locked=True)
-        except Conflict:
-            continue  # another worker got there first
-        except Unavailable as exc:
-            # The store failed: nothing was recorded as failed, and nothing is reported as
-            # such; what state the request is in (approved, or executing until reconciled)
-            # is what the store says.
-            log.warning("request %s: %s", request_id, exc.message)
-            continue
-        except FoureyesError as exc:
-            log.warning("request %s could not be executed: %s", request_id, exc.message)
-            tick.failed.append(request_id)
-            continue
-        if outcome is None:
-            continue
-        acted.append(request_id)  # out of the backlog, or waiting for its retry time
-        # Report what happened, not what was tried: the re-check may have cancelled it, the
-        # platform may have refused it, or a transient error put it back for a retry.
-        if outcome.state == RequestState.EXECUTED:
-            tick.executed.append(request_id)
-        elif outcome.state == RequestState.CANCELLED:
-            tick.cancelled.append(request_id)
-        elif outcome.state == RequestState.FAILED:
-            tick.failed.append(request_id)
+            elif outcome.state == RequestState.FAILED:
+                tick.failed.append(request_id)
 
 
 def _reconcile_abandoned(services: Services, tick: Tick) -> None:
@@ -348,16 +395,17 @@ def _reconcile_abandoned(services: Services, tick: Tick) -> None:
     abandoned = select(RequestRow.id).where(lease.lapsed(services.clock()))
     acted: list[str] = []
     for request_id in _backlog(services, abandoned, acted):
-        try:
-            state = reconcile(services, request_id)
-        except Conflict:
-            continue  # renewed meanwhile, or another worker has it
-        except FoureyesError as exc:
-            log.warning("request %s could not be reconciled: %s", request_id, exc.message)
-            continue
-        acted.append(request_id)  # finished, failed, or held again for its back-off
-        if state != RequestState.EXECUTING:  # else the platform could not be asked: later
-            tick.reconciled.append(request_id)
+        with _isolated(services, request_id, "reconciliation"):
+            try:
+                state = reconcile(services, request_id)
+            except Conflict:
+                continue  # renewed meanwhile, or another worker has it
+            except FoureyesError as exc:
+                log.warning("request %s could not be reconciled: %s", request_id, exc.message)
+                continue
+            acted.append(request_id)  # finished, failed, or held again for its back-off
+            if state != RequestState.EXECUTING:  # else the platform could not be asked: later
+                tick.reconciled.append(request_id)
 
 
 def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
@@ -383,7 +431,10 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
     owed = select(RequestRow.id).where(RequestRow.break_glass.is_(True), ~settled)
     acted: list[str] = []
     for request_id in _backlog(services, owed, acted):
-        with services.database.transaction() as session:
+        with (
+            _isolated(services, request_id, "post-review"),
+            services.database.transaction() as session,
+        ):
             row = lock_request(session, request_id, skip_locked=True)
             if row is None:
                 continue
@@ -397,7 +448,14 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
             altered = found.deadline_problem(row)
             if altered is not None:
                 integrity.refuse(
-                    services, session, row, found, altered, now, actor=None, during="post-review"
+                    services,
+                    session,
+                    row,
+                    found,
+                    altered,
+                    now,
+                    actor=None,
+                    during="post-review",
                 )
                 continue  # its deadline is put back: a later pass flags it on time
             if due_at > now:

@@ -589,3 +589,38 @@ def test_an_append_that_runs_into_a_subtree_written_ahead_names_it(api: Api) -> 
     assert f"level 4, index {index}" in refused.value.message
     assert "head was moved" not in refused.value.message
     assert _size(api) == before  # nothing of it was kept
+
+
+def test_a_row_that_makes_its_handling_fail_does_not_stop_the_worker(api: Api) -> None:
+    """The third attack run: one break-glass row with a state no code knows (`bogus`) made
+    every overdue pass raise, and the worker's whole pass failed from then on: nothing was
+    carried out, expired or detected. Now such a row is named (a high `worker_row_failed`
+    alert, once a day) and the pass goes on with the others."""
+    services = api.world.services
+    bogus = _write_in(api, 1, "bogus", break_glass=True)
+    pending = api.submitted(TOMAS, action="account.suspend", account="chirp:president")["id"]
+    assert _state(api, pending) == "pending"
+    api.world.clock.advance(days=30)  # past its expiry, and the break-glass window
+
+    for _ in range(2):
+        worker.run_once(services)  # raised on every pass before
+
+    failed = [a for a in _alerts(api, "worker_row_failed") if a.request_id in bogus]
+    assert len(failed) == 1  # once a day per row, however many passes meet it
+    assert failed[0].severity == "high"
+    assert _state(api, pending) == "expired"  # the other passes went on
+
+
+def test_a_heartbeat_cleared_does_not_hide_a_stopped_pipeline(api: Api) -> None:
+    """The third attack run: `UPDATE detector_state SET heartbeat_at = NULL` made the silence
+    check answer "no pass yet", and `/healthz` said ok for 49 hours of failing passes. A
+    missing heartbeat now counts from the log's first event."""
+    worker.run_once(api.world.services)
+    _sql(api, "UPDATE detector_state SET heartbeat_at = NULL")
+    api.world.clock.advance(hours=2)
+
+    probe = _health(api)
+
+    assert probe["detectors"] == "silent"
+    assert probe["status"] == "degraded"
+    assert len(_alerts(api, "detector_silence")) == 1

@@ -138,7 +138,7 @@ def test_the_report_list_and_diagnostics_show_escapes_not_the_sequences(tmp_path
     assert "'kim.vend\\u043er'" in err
 
 
-@pytest.mark.parametrize("login", ["jo.", "jo-", "jo_", "jo+x", "j.o", "JO"])
+@pytest.mark.parametrize("login", ["jo.", "jo-", "jo_", "jo+x", "j.o", "JO", "j0"])
 def test_a_login_that_looks_like_another_persons_is_refused(tmp_path: Path, login: str) -> None:
     """The second attack run put `jo.`, `jo-`, `jo_` and `jo+x` on Kim's record while `jo` is
     Jo's: plain ASCII, yet read as Jo's in a report or an alert."""
@@ -162,5 +162,37 @@ def test_a_login_that_is_another_persons_email_is_refused(tmp_path: Path) -> Non
             person["identities"] = [*person.get("identities", []), "jo@chirp.example"]
     path = tmp_path / "hr.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(PolicyError, match=f"is the email address of {JO}"):
+    with pytest.raises(PolicyError, match=f"looks like the email address of {JO}"):
+        load_directory(path)
+
+
+@pytest.mark.parametrize(
+    "login",
+    [
+        "kim+x@vendor.example",
+        "kim@vendor.example.",
+        "kim@vendor.example@",
+        "kim@@vendor.example",
+        "kim.@vendor.example",
+        "kim@vendor-example",
+        "kim@vendor.exampIe",
+        "kirn.vendor",
+        "kim.vend0r",
+        "k1m.vendor",
+        "c-100l",
+        "mei@chirp.exarnple",
+    ],
+)
+def test_the_third_runs_look_alikes_are_refused(tmp_path: Path, login: str) -> None:
+    """Each was accepted on Jo's record while looking like Kim's (or Mei's) email, login or
+    staff id: separators and `+tags` around an email, and letters people read as others."""
+    data = yaml.safe_load((EXAMPLES / "staff.yaml").read_text())
+    for person in data["staff"]:
+        if person["id"] == KIM:
+            person["email"] = "kim@vendor.example"
+        if person["id"] == JO:
+            person["identities"] = [*person.get("identities", []), login]
+    path = tmp_path / "hr.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyError, match="looks like"):
         load_directory(path)

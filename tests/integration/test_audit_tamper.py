@@ -92,12 +92,18 @@ def leaf(data: bytes) -> bytes:
 
 
 def shift(connection: Connection, first: int, by: int) -> None:
-    """Renumber the rows from `first` on by `by`, through negative numbers to dodge the key."""
+    """Renumber the rows from `first` on by `by`, parked far past the end to dodge the key
+    (not through negative numbers: the database refuses a seq outside the tree)."""
     connection.execute(
-        text("UPDATE audit_events SET seq = -(seq + :by) - 1 WHERE seq >= :first"),
-        {"by": by, "first": first},
+        text("UPDATE audit_events SET seq = seq + :by + :park WHERE seq >= :first"),
+        {"by": by, "first": first, "park": _PARK},
     )
-    connection.execute(text("UPDATE audit_events SET seq = -seq - 1 WHERE seq < 0"))
+    connection.execute(
+        text("UPDATE audit_events SET seq = seq - :park WHERE seq >= :park"), {"park": _PARK}
+    )
+
+
+_PARK = 10_000_000  # beyond any test log
 
 
 def test_the_untouched_log_verifies(database: Database, log: AuditLog, witness: Path) -> None:
@@ -174,9 +180,9 @@ def test_a_deleted_event_with_the_gap_closed(database: Database, log: AuditLog) 
 
 def test_two_swapped_events(database: Database, log: AuditLog) -> None:
     with dba(database) as sql:
-        sql.execute(text("UPDATE audit_events SET seq = -1 WHERE seq = 3"))
+        sql.execute(text("UPDATE audit_events SET seq = 10000000 WHERE seq = 3"))
         sql.execute(text("UPDATE audit_events SET seq = 3 WHERE seq = 9"))
-        sql.execute(text("UPDATE audit_events SET seq = 9 WHERE seq = -1"))
+        sql.execute(text("UPDATE audit_events SET seq = 9 WHERE seq = 10000000"))
     assert diagnose(database) == (Tamper.REORDERED, 3)
 
 

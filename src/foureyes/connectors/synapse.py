@@ -607,8 +607,11 @@ class SynapseConnector(Connector):
             retry=self.retry,
             idempotent=idempotent,
             # A write whose try may have reached Synapse unanswered is settled only by a later
-            # success: a 5xx after it is an unknown outcome, never "not applied".
+            # success: a 5xx after it is an unknown outcome, never "not applied". Synapse's
+            # answers are not signed, so a 5xx to a write is itself doubted: a proxy in front
+            # of it (a 502, a 504) may answer so after the write was applied.
             order=method != "GET",
+            doubt=_doubted if method != "GET" else None,
             content=content,
             params=params,
             headers=(lambda: {"Content-Type": "application/json"}) if content else None,
@@ -734,3 +737,11 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
         login_as_ttl=ttl,
         verify=verify,
     )
+
+
+def _doubted(response: httpx.Response) -> str | None:
+    """Why a write's answer says nothing of whether it was applied: any 5xx (Synapse's own, or
+    a proxy's after forwarding the write)."""
+    if response.status_code >= 500:
+        return f"an answer {response.status_code} to a write, which may have been applied"
+    return None

@@ -226,7 +226,11 @@ def _silent(
         return Silence(reason, True, None if row is None else row.id)
     last = beat.last
     if last is None:
-        return None
+        # No heartbeat: before the first pass, or one a DBA cleared to hide a stopped pipeline.
+        # Either way the detectors have not run since the log began.
+        last = session.scalar(select(EventRow.at).where(EventRow.seq == 0))
+        if last is None:
+            return None  # an empty log: nothing to detect yet
     gap = now - last
     if gap <= parse_duration(spec.gap):
         return None

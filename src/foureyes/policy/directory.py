@@ -38,15 +38,23 @@ LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
 LOGIN_CHARACTERS = "ASCII letters, digits and . _ @ + -, starting with a letter or a digit"
 
 
+# Characters people read as others (after case folding): digits as letters, `i` as `l`.
+_READ_AS = str.maketrans({"0": "o", "1": "l", "i": "l"})
+
+
 def login_skeleton(login: str) -> str:
-    """What a login looks like to a person: case, the separators `. _ -`, a `+tag` before any
-    `@`, and a trailing `@` left out (`Jo.`, `j-o`, `jo+x` and `jo@` all look like `jo`).
-    Two people's logins with one skeleton are refused."""
-    name, at, domain = login.casefold().partition("@")
+    """What a login looks like to a person: case, the separators `. _ -` and extra `@`, a
+    `+tag` before the first `@`, and look-alike letters left out (`rn` reads as `m`, `vv` as
+    `w`, `0` as `o`, `1` and `i` as `l`): `Jo.`, `j-o`, `jo+x` and `jo@` all look like `jo`,
+    `kirn.vend0r` like `kim.vendor`, `kim@vendor-example.` like `kim@vendor.example`. Two
+    people's logins with one skeleton, or a login with the skeleton of another person's email
+    address, are refused."""
+    text = login.casefold().replace("rn", "m").replace("vv", "w").translate(_READ_AS)
+    name, at, domain = text.partition("@")
     name = name.split("+", 1)[0]
-    kept = "".join(c for c in name if c not in "._-")
-    domain = "".join(c for c in domain if c not in "._-")
-    return f"{kept}@{domain}" if at and domain else kept
+    kept = "".join(c for c in name if c not in "._-@")
+    place = "".join(c for c in domain if c not in "._-@")
+    return f"{kept}@{place}" if at and place else kept
 
 
 def check_login(login: str) -> str | None:
@@ -243,15 +251,15 @@ def _checked(document: DirectoryDocument, source: SourceDocument) -> Directory:
                     f"{owner[like]}: logins of different people must not look alike",
                 )
         staff[person.id] = person
-    emails = {p.email.casefold(): p.id for p in staff.values() if p.email}
+    emails = {login_skeleton(p.email): p.id for p in staff.values() if p.email}
     for index, entry in enumerate(document.staff):
         for identity in entry.identities:
-            holder = emails.get(identity.casefold())
+            holder = emails.get(login_skeleton(identity))
             if holder is not None and holder != entry.id:
                 raise source.error(
                     ("staff", index, "identities"),
-                    f"login {identity!r} is the email address of {holder}: a login must not "
-                    "look like another person",
+                    f"login {identity!r} looks like the email address of {holder}: a login "
+                    "must not look like another person",
                 )
     accounts = tuple(entry.model_dump() for entry in document.accounts)
     return Directory(staff=staff, accounts=accounts)

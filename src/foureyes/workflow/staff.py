@@ -170,7 +170,7 @@ def owners(directory: Directory, kept: Mapping[str, str] | None = None) -> dict[
     folded: dict[str, tuple[str, str]] = {
         login_skeleton(identity): (identity, holder) for identity, holder in (kept or {}).items()
     }
-    emails = {p.email.casefold(): p.id for p in directory.staff.values() if p.email}
+    emails = {login_skeleton(p.email): p.id for p in directory.staff.values() if p.email}
     for person in directory.staff.values():
         for identity in sorted(logins(person)):
             problem = check_login(identity)
@@ -188,11 +188,11 @@ def owners(directory: Directory, kept: Mapping[str, str] | None = None) -> dict[
                     f"login {identity!r} of {person.id} looks like {like!r}, {holder}'s: logins "
                     "of different people must not look alike; nothing was imported"
                 )
-            mailbox = emails.get(identity.casefold())
+            mailbox = emails.get(login_skeleton(identity))
             if mailbox is not None and mailbox != person.id:
                 raise BadInput(
-                    f"login {identity!r} of {person.id} is the email address of {mailbox}: a "
-                    "login must not look like another person; nothing was imported"
+                    f"login {identity!r} of {person.id} looks like the email address of "
+                    f"{mailbox}: a login must not look like another person; nothing was imported"
                 )
     return owner
 

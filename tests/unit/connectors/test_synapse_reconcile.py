@@ -13,6 +13,7 @@ import pytest
 
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.connectors.synapse import NO_RECORD, SYNAPSE_ACTIONS, SynapseConnector
+from foureyes.errors import ConnectorError
 from foureyes.model import ActionKind
 
 ALICE = "@alice:example.org"
@@ -95,3 +96,61 @@ def test_a_homeserver_that_cannot_answer_leaves_the_state_out_not_the_verdict() 
     found = connector(Homeserver(status=502)).reconcile(order("account.lock"))
     assert found.applied is None
     assert found.state == {}
+
+
+# The same user before anything was done to them.
+NOTHING_SET = {
+    "locked": False,
+    "suspended": False,
+    "shadow_banned": False,
+    "deactivated": False,
+    "erased": False,
+    "admin": False,
+}
+
+
+class GatewayInFront:
+    """A proxy in front of Synapse: reads pass, a write reaches Synapse (applied), then the
+    proxy answers its own 502 or 504 (the third attack run's case)."""
+
+    def __init__(self, status: int, user: dict[str, Any]) -> None:
+        self.status = status
+        self.user = user
+        self.writes: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":  # the user as `user` says, with one device
+            path = request.url.path
+            if path.endswith("/joined_rooms"):
+                return httpx.Response(200, json={"joined_rooms": [], "total": 0})
+            if path.endswith("/devices"):
+                return httpx.Response(200, json={"devices": [{"device_id": "D"}], "total": 1})
+            return httpx.Response(200, json=self.user)
+        self.writes.append(f"{request.method} {request.url.path}")
+        return httpx.Response(self.status, text="<html>Gateway Time-out</html>")
+
+
+@pytest.mark.parametrize("status", [502, 504, 500])
+@pytest.mark.parametrize("action", WRITES)
+def test_a_5xx_to_a_write_is_an_unknown_outcome_never_not_applied(action: str, status: int) -> None:
+    """Before: every write ended `outcome_unknown=False` (retried, then `failed` with no
+    alert) though the proxy had passed it on and Synapse had applied it."""
+    for user in ({**EVERYTHING_SET, **NOTHING_SET}, EVERYTHING_SET):  # a toggle, or its undo
+        proxy = GatewayInFront(status, user)
+        failure: ConnectorError | None = None
+        try:
+            SynapseConnector(
+                "https://matrix.example.org",
+                "admin-token",
+                server_name="example.org",
+                transport=httpx.MockTransport(proxy),
+                sleep=lambda _: None,
+            ).execute(order(action))
+        except ConnectorError as failed:
+            failure = failed
+        if not proxy.writes:
+            continue  # nothing to do for this user: try the other
+        assert failure is not None, "a write answered 5xx was taken for done"
+        assert failure.outcome_unknown, (action, user)  # passed on: it may have been applied
+        return
+    raise AssertionError(f"{action} wrote nothing for either user")
