@@ -624,3 +624,20 @@ def test_a_heartbeat_cleared_does_not_hide_a_stopped_pipeline(api: Api) -> None:
     assert probe["detectors"] == "silent"
     assert probe["status"] == "degraded"
     assert len(_alerts(api, "detector_silence")) == 1
+
+
+def test_an_alert_dated_infinity_does_not_blind_the_alert_list(api: Api) -> None:
+    """The third attack run: on PostgreSQL one `alerts` row with `created_at = 'infinity'`
+    (which the driver could not read) made `/v1/alerts` fail for everyone: oversight blinded
+    by one row. Such times are read as the far future, and the list answers."""
+    # SQLite has no infinity: the far future instead.
+    far = "9999-12-31 23:59:59" if api.world.services.database.is_sqlite else "infinity"
+    _sql(
+        api,
+        "INSERT INTO alerts (detector, severity, summary, details, created_at) "
+        "VALUES ('velocity', 'high', 'written in', '{}', :at)",
+        at=far,
+    )
+    answer = api.get(INES, "/v1/alerts?state=all")
+    assert answer.status_code == 200, answer.text
+    assert any(item["summary"] == "written in" for item in answer.json()["items"])

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, InterfaceError, InvalidatePoolError, Opera
 from sqlalchemy.orm import Session, sessionmaker
 
 from foureyes.errors import BadInput, OutcomeUnknown, Unavailable
+from foureyes.store.pg_times import read_infinite_times
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Database:
             kwargs["connect_args"] = {
                 key: value for key, value in PG_CONNECT_DEFAULTS.items() if key not in parsed.query
             }
+        if self.dialect != "sqlite":
+            read_infinite_times()  # a row holding `infinity` must not break every query
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_discipline(self.engine)
