@@ -21,11 +21,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -65,6 +65,44 @@ def check_login(login: str) -> str | None:
         f"login {login!a} is refused: a login is made of {LOGIN_CHARACTERS} (at most 200), "
         "so that no login can look like another person's"
     )
+
+
+@dataclass(frozen=True)
+class LoginClash:
+    """Why `login` on `person`'s record is refused: it is `other`'s too (`kind` "same"), it
+    looks like `other`'s login `like` ("look-alike"), or like `other`'s email address
+    ("email")."""
+
+    kind: Literal["same", "look-alike", "email"]
+    person: str
+    login: str
+    other: str
+    like: str
+
+
+def first_login_clash(
+    people: Iterable[Staff], kept: Mapping[str, str] | None = None
+) -> LoginClash | None:
+    """The first login (a person's identities and staff id, in the order given) that belongs
+    to, or looks like a login or the email address of, someone else; `kept` are logins held
+    by people not among `people` (login → holder), which the same login may move from."""
+    people = list(people)
+    owner: dict[str, str] = {}
+    folded = {login_skeleton(login): (login, holder) for login, holder in (kept or {}).items()}
+    emails = {login_skeleton(p.email): p.id for p in people if p.email}
+    for person in people:
+        for login in sorted({person.id, *person.identities}):
+            other = owner.setdefault(login, person.id)
+            if other != person.id:
+                return LoginClash("same", person.id, login, other, login)
+            skeleton = login_skeleton(login)
+            like, holder = folded.setdefault(skeleton, (login, person.id))
+            if holder != person.id and like != login:  # the same login: a move
+                return LoginClash("look-alike", person.id, login, holder, like)
+            mailbox = emails.get(skeleton)
+            if mailbox is not None and mailbox != person.id:
+                return LoginClash("email", person.id, login, mailbox, login)
+    return None
 
 
 class StaffEntry(BaseModel):
@@ -230,36 +268,29 @@ def _csv_rows(
 
 def _checked(document: DirectoryDocument, source: SourceDocument) -> Directory:
     staff: dict[str, Staff] = {}
-    owner: dict[str, str] = {}
-    folded: dict[str, str] = {}  # a login's skeleton -> the login as written
+    index_of: dict[str, int] = {}
     for index, entry in enumerate(document.staff):
         if entry.id in staff:
             raise source.error(("staff", index, "id"), f"duplicate staff id {entry.id!r}")
-        person = entry.to_staff()
-        for identity in sorted({person.id, *person.identities}):
-            if identity in owner and owner[identity] != person.id:
-                raise source.error(
-                    ("staff", index, "identities"),
-                    f"identity {identity!r} already belongs to {owner[identity]}",
-                )
-            owner[identity] = person.id
-            like = folded.setdefault(login_skeleton(identity), identity)
-            if owner[like] != person.id:
-                raise source.error(
-                    ("staff", index, "identities"),
-                    f"login {identity!r} looks like {like!r}, which belongs to "
-                    f"{owner[like]}: logins of different people must not look alike",
-                )
-        staff[person.id] = person
-    emails = {login_skeleton(p.email): p.id for p in staff.values() if p.email}
-    for index, entry in enumerate(document.staff):
-        for identity in entry.identities:
-            holder = emails.get(login_skeleton(identity))
-            if holder is not None and holder != entry.id:
-                raise source.error(
-                    ("staff", index, "identities"),
-                    f"login {identity!r} looks like the email address of {holder}: a login "
-                    "must not look like another person",
-                )
+        staff[entry.id] = entry.to_staff()
+        index_of[entry.id] = index
+    clash = first_login_clash(staff.values())
+    if clash is not None:
+        where = ("staff", index_of[clash.person], "identities")
+        raise source.error(where, _described(clash))
     accounts = tuple(entry.model_dump() for entry in document.accounts)
     return Directory(staff=staff, accounts=accounts)
+
+
+def _described(clash: LoginClash) -> str:
+    if clash.kind == "same":
+        return f"identity {clash.login!r} already belongs to {clash.other}"
+    if clash.kind == "email":
+        return (
+            f"login {clash.login!r} looks like the email address of {clash.other}: a login "
+            "must not look like another person"
+        )
+    return (
+        f"login {clash.login!r} looks like {clash.like!r}, which belongs to {clash.other}: "
+        "logins of different people must not look alike"
+    )

@@ -20,7 +20,7 @@ from foureyes.core.services import Services
 from foureyes.policy.directory import Directory
 from foureyes.store.tables import ConsoleSessionRow, IdentityRow, LoginRow, TokenRow
 
-__all__ = ["IdentityMove", "LoginChanges", "apply_logins", "end_credentials"]
+__all__ = ["IdentityMove", "LoginChanges", "apply_logins", "end_login_credentials"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,9 @@ def apply_logins(
             payload=payload,
             now=now,
         )
-        end_credentials(services, session, identity, report, now=now, reason=f"moved to {target}")
+        end_login_credentials(
+            services, session, identity, report, now=now, reason=f"moved to {target}"
+        )
     for identity, row in sorted(held.items()):
         if identity in wanted or row.staff_id not in directory.staff:
             continue
@@ -123,10 +125,10 @@ def apply_logins(
         known.holder = source
         login_records.release(known, now)
         reason = f"removed from {source}'s record"
-        end_credentials(services, session, identity, report, now=now, reason=reason)
+        end_login_credentials(services, session, identity, report, now=now, reason=reason)
 
 
-def end_credentials(
+def end_login_credentials(
     services: Services,
     session: Session,
     identity: str,

@@ -61,7 +61,7 @@ from foureyes.errors import BadInput, Unavailable
 from foureyes.model import RequestState, Staff, StaffStatus
 from foureyes.policy import approving
 from foureyes.policy.compiler import Policy
-from foureyes.policy.directory import Directory, check_login, login_skeleton
+from foureyes.policy.directory import Directory, check_login, first_login_clash
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import (
     IdentityRow,
@@ -167,33 +167,30 @@ def owners(directory: Directory, kept: Mapping[str, str] | None = None) -> dict[
     another person's email address — `load_directory` refuses such a file, naming the line;
     this holds for a `Directory` built any other way too."""
     owner: dict[str, str] = {}
-    folded: dict[str, tuple[str, str]] = {
-        login_skeleton(identity): (identity, holder) for identity, holder in (kept or {}).items()
-    }
-    emails = {login_skeleton(p.email): p.id for p in directory.staff.values() if p.email}
     for person in directory.staff.values():
         for identity in sorted(logins(person)):
             problem = check_login(identity)
             if problem is not None:
                 raise BadInput(f"{person.id}: {problem}; nothing was imported")
-            other = owner.setdefault(identity, person.id)
-            if other != person.id:
-                raise BadInput(
-                    f"identity {identity!r} is on the records of both {other} and {person.id}: "
-                    "a login belongs to one person; nothing was imported"
-                )
-            like, holder = folded.setdefault(login_skeleton(identity), (identity, person.id))
-            if holder != person.id and like != identity:  # the same login: a move
-                raise BadInput(
-                    f"login {identity!r} of {person.id} looks like {like!r}, {holder}'s: logins "
-                    "of different people must not look alike; nothing was imported"
-                )
-            mailbox = emails.get(login_skeleton(identity))
-            if mailbox is not None and mailbox != person.id:
-                raise BadInput(
-                    f"login {identity!r} of {person.id} looks like the email address of "
-                    f"{mailbox}: a login must not look like another person; nothing was imported"
-                )
+            owner[identity] = person.id
+    clash = first_login_clash(directory.staff.values(), kept)
+    if clash is None:
+        return owner
+    login, who = clash.login, clash.person
+    if clash.kind == "same":
+        raise BadInput(
+            f"identity {login!r} is on the records of both {clash.other} and {who}: a login "
+            "belongs to one person; nothing was imported"
+        )
+    if clash.kind == "email":
+        raise BadInput(
+            f"login {login!r} of {who} looks like the email address of {clash.other}: a "
+            "login must not look like another person; nothing was imported"
+        )
+    raise BadInput(
+        f"login {login!r} of {who} looks like {clash.like!r}, {clash.other}'s: logins of "
+        "different people must not look alike; nothing was imported"
+    )
     return owner
 
 
