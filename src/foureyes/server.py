@@ -108,11 +108,12 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self.tick()
-            self._stopping.wait(self.interval)
+            if not self.tick():  # a full pass is followed at once by the next
+                self._stopping.wait(self.interval)
 
-    def tick(self) -> None:
-        """One pass; a failure is logged and counted, and the next pass tries again."""
+    def tick(self) -> bool:
+        """One pass; a failure is logged and counted, and the next pass tries again. Whether
+        the pass was full (`Tick.full`)."""
         try:
             done = worker.run_once(self.services, worker=self.name, checkpoints=self.checkpoints)
         except Exception as exc:
@@ -122,7 +123,7 @@ class Worker:
                 log.exception("the worker's pass failed; retrying in %.1f s", self.interval)
             if self.metrics is not None:
                 self.metrics.worker_errors.inc()
-            return
+            return False
         if self.metrics is not None:
             self.metrics.record_tick(done)
         counts = {
@@ -135,6 +136,7 @@ class Worker:
         }
         if any(counts.values()):
             log.info("worker: %s", ", ".join(f"{name} {n}" for name, n in counts.items()))
+        return done.full
 
 
 def app_from_environment() -> FastAPI:

@@ -67,6 +67,14 @@ class Tick:
     # or its head moved (`foureyes.core.logstate`).
     held: str | None = None
 
+    @property
+    def full(self) -> bool:
+        """Whether some part of the pass stopped at `BATCH` rows: more may be waiting, so the
+        next pass should start at once rather than after the interval (a backlog drains as
+        fast as it fills instead of `BATCH` rows per interval)."""
+        parts = (self.expired, self.executed, self.reconciled, self.overdue, self.cancelled)
+        return any(len(part) >= BATCH for part in parts)
+
 
 def run_once(
     services: Services,

@@ -184,6 +184,7 @@ def test_rows_written_in_do_not_starve_reconciliation(
         raise ConnectorError("the answer was lost", transient=True, outcome_unknown=True)
 
     monkeypatch.setattr(chirp, "execute", lost)
+    monkeypatch.setattr(chirp, "local_execution", lambda: None)  # called as a remote one is
     request_id = api.submit(SUPPORT, action="account.lock", account="chirp:bob").json()["id"]
     assert _state(api, request_id) == "executing"
 

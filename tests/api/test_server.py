@@ -76,6 +76,30 @@ def test_the_worker_thread_runs_until_stopped(api: Api, monkeypatch: pytest.Monk
     assert len(passes) == stopped >= 3
 
 
+def test_a_full_pass_is_followed_at_once_by_the_next(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog larger than a pass takes drains without waiting the interval between passes
+    (#17: under load the worker's backlog grew while it slept after each full pass)."""
+    monkeypatch.setattr(background, "BATCH", 1)
+    services = api.world.services
+    ids = [
+        operations.submit(services, api.world.actor("e-2001"), Submission("account.lock", ref))
+        for ref in ("chirp:bob", "chirp:alice")
+    ]
+    worker = Worker(services, interval=3600)  # an hour: only passes run back to back finish
+    worker.start()
+    guard = time.monotonic() + 300  # only keeps a broken worker from hanging the suite
+    try:
+        while any(api.show("e-2001", i)["state"] != "executed" for i in ids):
+            assert time.monotonic() < guard, "the worker slept its interval after a full pass"
+            time.sleep(0.05)  # on readiness
+    finally:
+        assert worker.stop(timeout=60)
+    assert background.Tick(executed=["a"]).full
+    assert not background.Tick().full
+
+
 def test_the_interval_must_be_positive(api: Api) -> None:
     with pytest.raises(ValueError, match="positive"):
         Worker(api.world.services, interval=0)

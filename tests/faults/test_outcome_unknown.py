@@ -105,6 +105,7 @@ def test_postgresql_stops_during_the_platform_call(
         return result
 
     monkeypatch.setattr(chirp, "execute", applied_then_stopped)
+    monkeypatch.setattr(chirp, "local_execution", lambda: None)  # called as a remote one is
 
     request_id = unknown(submit_keyed(api, "lock-2"))
 

@@ -94,7 +94,8 @@ def worker_cmd(
         )
         if once:
             return
-        time.sleep(interval)
+        if not tick.full:  # a full pass is followed at once by the next: the backlog drains
+            time.sleep(interval)
 
 
 def register(app: typer.Typer) -> None:

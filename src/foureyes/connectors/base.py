@@ -132,6 +132,16 @@ class LocalLookup:
     account: Callable[[Mapping[Any, Any]], Account]
 
 
+class LocalExecution(Protocol):
+    """`execute` for a platform kept in foureyes' own database (the demo), run in the session
+    of foureyes' transaction that claims the request and records its outcome: the platform's
+    change, the request's `executed` and their audit events commit together or not at all, so
+    no attempt is ever left with its outcome unknown. Same contract as `Connector.execute`
+    (ConnectorError when nothing was applied); it must not commit or end the session."""
+
+    def __call__(self, session: Any, order: ExecutionOrder) -> ExecutionResult: ...
+
+
 class Connector(abc.ABC):
     """One platform. Implementations must be safe to call from several threads."""
 
@@ -177,6 +187,12 @@ class Connector(abc.ABC):
     def local_lookup(self) -> LocalLookup | None:
         """For a platform whose accounts live in foureyes' own database: its lookup as a
         query (see LocalLookup). None (the default): `lookup` is called instead."""
+        return None
+
+    def local_execution(self) -> LocalExecution | None:
+        """For a platform whose data lives in foureyes' own database: `execute` as a step of
+        foureyes' own transaction (see LocalExecution). None (the default): `execute` is called
+        outside foureyes' transactions, with a lease and reconciliation."""
         return None
 
     def catalog(self) -> Catalog:

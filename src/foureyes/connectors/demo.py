@@ -37,6 +37,7 @@ from foureyes.connectors.base import (
     ConnectorContext,
     ExecutionOrder,
     ExecutionResult,
+    LocalExecution,
     LocalLookup,
     Reconciliation,
 )
@@ -115,6 +116,27 @@ class DemoConnector(Connector):
 
     def local_lookup(self) -> LocalLookup:
         return LocalLookup(query=_LOOKUP, account=_account)
+
+    def local_execution(self) -> LocalExecution:
+        return self._execute_in
+
+    def _execute_in(self, session: Session, order: ExecutionOrder) -> ExecutionResult:
+        """`execute` as a step of foureyes' transaction (`LocalExecution`), in a savepoint: a
+        refusal rolls back only what this call did."""
+        spec = self.action(order.action)
+        self.failures.check(self.platform)
+        check_params(spec, order.params)
+        try:
+            with session.begin_nested():
+                if spec.kind is ActionKind.READ:
+                    return self._read(session, order)
+                return self._write(session, order)
+        except IntegrityError:
+            # The key is the request's id and foureyes holds its row: only rows written behind
+            # foureyes' back get here. Nothing of this call is kept.
+            raise ConnectorError(
+                f"{self.platform}: conflicting write, try again", transient=True
+            ) from None
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         """Carry out `order` once per idempotency key. Raises NotFound for an unknown account,

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from foureyes.connectors.base import ExecutionOrder, ExecutionResult
+from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, LocalExecution
 from foureyes.core import logstate
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import expect_state, lock_request, move, record
@@ -96,14 +96,7 @@ def execute(
     # The account as the platform sees it now, looked up before we take the lock. A platform
     # that cannot answer makes this attempt fail like the call itself would (retried while
     # transient), so a request never waits forever on a platform that is down.
-    fresh: Account | None = None
-    lookup_error: ConnectorError | None = None
-    try:
-        fresh = services.resolve_account(account_ref)
-    except ConnectorError as exc:
-        lookup_error = exc
-    except NotFound as exc:
-        lookup_error = ConnectorError(exc.message, transient=False)
+    fresh, lookup_error = _look_up(services, account_ref)
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id, skip_locked=skip_locked)
@@ -167,26 +160,13 @@ def execute(
                 reason=f"re-check at execution failed: {problem}",
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=row.reason)
-        attempt = _next_attempt(session, row.id)
-        session.add(
-            ExecutionRow(
-                request_id=row.id,
-                attempt=attempt,
-                started_at=now,
-                lease_until=now + services.execution_lease,
-            )
-        )
-        move(
-            services,
-            session,
-            row,
-            RequestState.EXECUTING,
-            actor=actor.id if actor else None,
-            kind="request.executing",
-            now=now,
-            details={"attempt": attempt, "worker": worker, "approvers": list(approvers)},
-        )
+        by = (actor.id if actor else None, worker)
+        execution = _claim(services, session, (row, approvers), now, by=by)
+        attempt = execution.attempt
         order = order_of(row, approvers, attempt)
+        local = _local_execution(services, connector, row.account_ref)
+        if local is not None and lookup_error is None:
+            return _carry_out_here(services, session, (row, execution), now, local, order)
     if lookup_error is not None:
         return _failed(services, request_id, attempt, lookup_error)
     try:
@@ -199,6 +179,49 @@ def execute(
     except FoureyesError as exc:
         return _failed(services, request_id, attempt, ConnectorError(str(exc), transient=False))
     return _succeeded(services, request_id, attempt, result)
+
+
+def _look_up(services: Services, account_ref: str) -> tuple[Account | None, ConnectorError | None]:
+    """The account as its platform answers now, or why it could not be looked up."""
+    try:
+        return services.resolve_account(account_ref), None
+    except ConnectorError as exc:
+        return None, exc
+    except NotFound as exc:
+        return None, ConnectorError(exc.message, transient=False)
+
+
+def _claim(
+    services: Services,
+    session: Session,
+    approved: tuple[RequestRow, tuple[str, ...]],
+    now: datetime,
+    *,
+    by: tuple[str | None, str],
+) -> ExecutionRow:
+    """Step (1)'s change: the next attempt, with its lease, and the move to `executing` by
+    `by` (the person who asked, if any, and the worker's name)."""
+    row, approvers = approved
+    actor, worker = by
+    attempt = _next_attempt(session, row.id)
+    execution = ExecutionRow(
+        request_id=row.id,
+        attempt=attempt,
+        started_at=now,
+        lease_until=now + services.execution_lease,
+    )
+    session.add(execution)
+    move(
+        services,
+        session,
+        row,
+        RequestState.EXECUTING,
+        actor=actor,
+        kind="request.executing",
+        now=now,
+        details={"attempt": attempt, "worker": worker, "approvers": list(approvers)},
+    )
+    return execution
 
 
 def _account_of(services: Services, request_id: str) -> str:
@@ -282,6 +305,37 @@ def _attempt_row(session: Session, request_id: str, attempt: int) -> ExecutionRo
     return row
 
 
+def _local_execution(
+    services: Services, connector: Connector, account_ref: str
+) -> LocalExecution | None:
+    """The connector's in-transaction `execute`, for a platform kept in this very database
+    (`Services.stored_here`); None for every other platform."""
+    if not services.stored_here(account_ref):
+        return None
+    return connector.local_execution()
+
+
+def _carry_out_here(
+    services: Services,
+    session: Session,
+    claimed: tuple[RequestRow, ExecutionRow],
+    now: datetime,
+    local: LocalExecution,
+    order: ExecutionOrder,
+) -> ExecutionOutcome:
+    """Steps (2) and (3) in the claim's own transaction, for a platform kept in foureyes'
+    database: the platform's change, the outcome and their audit events commit with the claim
+    or not at all, so there is no lease to hold and nothing to reconcile."""
+    try:
+        result = local(session, order)
+    except ConnectorError as exc:
+        return _settle_failure(services, session, claimed, now, exc)
+    except FoureyesError as exc:
+        failure = ConnectorError(str(exc), transient=False)
+        return _settle_failure(services, session, claimed, now, failure)
+    return _settle_success(services, session, claimed, now, result)
+
+
 def _succeeded(
     services: Services, request_id: str, attempt: int, result: ExecutionResult
 ) -> ExecutionOutcome:
@@ -291,27 +345,40 @@ def _succeeded(
         execution = _attempt_row(session, request_id, attempt)
         if not lease.holds(row, execution):
             return _late(services, session, row, execution, now, result=result)
-        execution.finished_at, execution.outcome = now, "executed"
-        execution.detail = json_safe(dict(result.summary))
-        row.result = json_safe(dict(result.summary))
-        # Private, for `undo` alone: never in the event below nor in any view.
-        if result.undo_params is not None:
-            row.undo_params = json_safe(dict(result.undo_params))
-        move(
-            services,
-            session,
-            row,
-            RequestState.EXECUTED,
-            actor=None,
-            kind="request.executed",
-            now=now,
-            details={
-                "attempt": attempt,
-                "summary": dict(result.summary),
-                **integrity.vouch_for_undo_params(row),
-            },
-        )
-        mark_reverted(services, session, row, now)
+        return _settle_success(services, session, (row, execution), now, result)
+
+
+def _settle_success(
+    services: Services,
+    session: Session,
+    claimed: tuple[RequestRow, ExecutionRow],
+    now: datetime,
+    result: ExecutionResult,
+) -> ExecutionOutcome:
+    """Record the attempt that holds the request as executed, in the caller's transaction."""
+    row, execution = claimed
+    attempt = execution.attempt
+    execution.finished_at, execution.outcome = now, "executed"
+    execution.detail = json_safe(dict(result.summary))
+    row.result = json_safe(dict(result.summary))
+    # Private, for `undo` alone: never in the event below nor in any view.
+    if result.undo_params is not None:
+        row.undo_params = json_safe(dict(result.undo_params))
+    move(
+        services,
+        session,
+        row,
+        RequestState.EXECUTED,
+        actor=None,
+        kind="request.executed",
+        now=now,
+        details={
+            "attempt": attempt,
+            "summary": dict(result.summary),
+            **integrity.vouch_for_undo_params(row),
+        },
+    )
+    mark_reverted(services, session, row, now)
     data = dict(result.data) if result.data is not None else None
     return ExecutionOutcome(RequestState.EXECUTED, data=data)
 
@@ -325,35 +392,49 @@ def _failed(
         execution = _attempt_row(session, request_id, attempt)
         if not lease.holds(row, execution):
             return _late(services, session, row, execution, now, error=exc)
-        execution.finished_at, execution.outcome = now, "error"
-        execution.detail = {"error": exc.message, "transient": exc.transient}
-        if exc.transient and attempt < MAX_ATTEMPTS:
-            row.not_before = now + BACKOFF * (2 ** (attempt - 1))
-            move(
-                services,
-                session,
-                row,
-                RequestState.APPROVED,
-                actor=None,
-                kind="execution.retry",
-                now=now,
-                reason=f"attempt {attempt} failed (transient): {exc.message}",
-                details={"attempt": attempt, "retry_at": row.not_before},
-            )
-            return ExecutionOutcome(RequestState.APPROVED, reason=row.reason)
-        why = "transient, out of retries" if exc.transient else "refused by the platform"
+        return _settle_failure(services, session, (row, execution), now, exc)
+
+
+def _settle_failure(
+    services: Services,
+    session: Session,
+    claimed: tuple[RequestRow, ExecutionRow],
+    now: datetime,
+    exc: ConnectorError,
+) -> ExecutionOutcome:
+    """Record the failed attempt that holds the request, in the caller's transaction: back to
+    `approved` with a back-off while a transient error has attempts left, else `failed`."""
+    row, execution = claimed
+    attempt = execution.attempt
+    execution.finished_at, execution.outcome = now, "error"
+    execution.detail = {"error": exc.message, "transient": exc.transient}
+    if exc.transient and attempt < MAX_ATTEMPTS:
+        row.not_before = now + BACKOFF * (2 ** (attempt - 1))
         move(
             services,
             session,
             row,
-            RequestState.FAILED,
+            RequestState.APPROVED,
             actor=None,
-            kind="request.failed",
+            kind="execution.retry",
             now=now,
-            reason=f"{exc.message} ({why})",
-            details={"attempt": attempt},
+            reason=f"attempt {attempt} failed (transient): {exc.message}",
+            details={"attempt": attempt, "retry_at": row.not_before},
         )
-        return ExecutionOutcome(RequestState.FAILED, reason=row.reason)
+        return ExecutionOutcome(RequestState.APPROVED, reason=row.reason)
+    why = "transient, out of retries" if exc.transient else "refused by the platform"
+    move(
+        services,
+        session,
+        row,
+        RequestState.FAILED,
+        actor=None,
+        kind="request.failed",
+        now=now,
+        reason=f"{exc.message} ({why})",
+        details={"attempt": attempt},
+    )
+    return ExecutionOutcome(RequestState.FAILED, reason=row.reason)
 
 
 def _abandoned(

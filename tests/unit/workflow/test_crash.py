@@ -40,6 +40,7 @@ DOOMED = textwrap.dedent(
         time.sleep(600)                  # ... and the process is killed before it hears back
 
     demo.execute = dies_during_the_call
+    demo.local_execution = lambda: None  # called outside the transaction, as a remote one is
     operations.execute(services, request_id, worker="doomed")
     """
 )

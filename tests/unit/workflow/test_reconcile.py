@@ -34,6 +34,7 @@ def interrupted(
 
     with monkeypatch.context() as patched:
         patched.setattr(connector, "execute", dies)
+        patched.setattr(connector, "local_execution", lambda: None)  # as a remote one is
         with pytest.raises(SystemExit):
             operations.execute(world.services, request_id, worker="doomed")
     assert operations.show(world.services, request_id)["state"] == "executing"
