@@ -13,6 +13,7 @@ Each test module keeps its own `served` fixture (what is served differs), built 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,6 +116,46 @@ def plug_in_security_key(page: Page) -> tuple[CDPSession, str]:
         },
     )
     return cdp, str(added["authenticatorId"])
+
+
+def plug_in_passkey(page: Page) -> tuple[CDPSession, str]:
+    """Plug a virtual *platform* authenticator into the page's browser context: a passkey
+    provider built into the device (as Touch ID or Windows Hello are: transport `internal`,
+    discoverable credentials, the user verified). The DevTools session and its id."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return cdp, str(added["authenticatorId"])
+
+
+def artifacts_dir(kind: str = "console") -> Path:
+    """Where browser tests keep what they save (screenshots): `test-artifacts/<kind>/` at the
+    repository's root (git-ignored), or under $FOUREYES_TEST_ARTIFACTS when set (CI may collect
+    it elsewhere). Made if missing."""
+    root = os.environ.get("FOUREYES_TEST_ARTIFACTS")
+    base = Path(root) if root else Path(__file__).resolve().parent.parent / "test-artifacts"
+    where = base / kind
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+def screenshot(page: Page, name: str, kind: str = "console") -> Path:
+    """Save the whole page as `<artifacts_dir(kind)>/<name>.png`; its path."""
+    path = artifacts_dir(kind) / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
 
 
 def sign_in_with_token(page: Page, served: Served, staff_id: str) -> None:

@@ -17,11 +17,12 @@ from foureyes import notify
 from foureyes.api.app import add_middleware, create_api
 from foureyes.audit.log import AuditLog
 from foureyes.auth.webauthn import DEMO_RELYING_PARTY, RelyingParty, step_up_verifier
-from foureyes.config import DEFAULT_LOG_ORIGIN, OVERSIGHT_GROUPS, Settings
+from foureyes.config import DEFAULT_LOG_ORIGIN, OVERSIGHT_GROUPS, Settings, missing_data_dir
 from foureyes.connectors.base import Connector, make_connector
 from foureyes.console import mount_console
 from foureyes.core import logstate, sealing
 from foureyes.core.services import DEFAULT_COOLDOWN, Services, utc_now
+from foureyes.errors import BadInput
 from foureyes.policy.catalog import FOUREYES_PLATFORM, Catalog
 from foureyes.policy.sandbox import Budget
 from foureyes.store.database import Database
@@ -89,7 +90,11 @@ def build_services(
 
 
 def services_for(settings: Settings) -> Services:
-    """Assemble foureyes from its settings (connectors, notification channels, who oversees)."""
+    """Assemble foureyes from its settings (connectors, notification channels, who oversees).
+    BadInput naming the data directory when it does not exist and holds the database."""
+    missing = missing_data_dir(settings)
+    if missing is not None:
+        raise BadInput(missing)
     notify.configure(notify.channels_from_settings(settings.notify))
     database = Database(settings.database_url)
     connectors = {

@@ -57,6 +57,21 @@ COMMANDS: dict[str, Entry] = {
         _CLIENT, "register", "A request, its decision, what it still needs, and its timeline."
     ),
     "list": Entry(_CLIENT, "register", "Requests, newest first."),
+    "pin": Entry(
+        "foureyes.commands.pins",
+        "register",
+        "Ask to pin an account (protected, watchlist, …): a request others approve.",
+    ),
+    "unpin": Entry(
+        "foureyes.commands.pins",
+        "register",
+        "Ask to clear an account's pin: a request others approve.",
+    ),
+    "pins": Entry(
+        "foureyes.commands.pins",
+        "register",
+        "Pinned accounts and their pins (or one account's pins and tier).",
+    ),
     "worker": Entry(
         "foureyes.commands.worker",
         "register",
@@ -77,8 +92,9 @@ COMMANDS: dict[str, Entry] = {
     "init": Entry(
         "foureyes.commands.init",
         "register",
-        "Create the data directory, keys and database, and load the first policy and staff "
-        "directory (the only time they load without approval: on an empty database).",
+        "Create the data directory, keys and database, set up the platform's connector "
+        "(checked to answer), and load the first policy and staff directory (the only time "
+        "they load without approval: on an empty database).",
     ),
     "policy": Entry(
         "foureyes.commands.policy", "policy_app", "Check, test, explain and compare policies."

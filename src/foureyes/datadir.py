@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import exists, select
 
@@ -43,6 +45,7 @@ Seed = Callable[[Database], None]
 EXAMPLE_POLICY = "policy.yaml"
 EXAMPLE_STAFF = "staff.yaml"
 _DEMO_CONNECTOR = "chirp"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def initialize(
     owner_database_url: str | None = None,
     seed: Seed | None = None,
     migrating: migrate.Migrating | None = None,
+    connectors: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> InitReport:
     """Set up `data_dir` and its database; return what was done.
 
@@ -82,8 +86,9 @@ def initialize(
     never written to the settings file) is the schema owner's, who migrates and grants the
     runtime role of `database_url` its privileges. `seed`, if given, is called with the
     migrated, empty database; `migrating` is told what is migrated before it is
-    (`migrate.upgrade`'s `progress`). Raises BadInput for a non-empty database or conflicting
-    input.
+    (`migrate.upgrade`'s `progress`). `connectors` are the `[connectors.<name>]` tables to
+    write (secrets only as `<name>_file` / `<name>_env`: the caller sees to it); default: the
+    demo platform. Raises BadInput for a non-empty database or conflicting input.
     """
     root = Path(data_dir).expanduser().absolute()
     given_policy = _given_file(policy_file, "policy file")
@@ -123,7 +128,7 @@ def initialize(
                 _copy_example(EXAMPLE_POLICY, policy, created)
             if given_staff is None:
                 _copy_example(EXAMPLE_STAFF, staff, created)
-            _write_config(config_file, root, database_url, policy, staff)
+            _write_config(config_file, root, database_url, policy, staff, connectors)
             created.append(config_file)
             settings = Settings.load(root, env={})
         signer = _signing_key(settings, created)
@@ -236,8 +241,33 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _toml_value(value: Any) -> str:
+    """`value` (a string, number, boolean, list or table, as a connector option) in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        pairs = (f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    raise BadInput(f"cannot write {type(value).__name__} into {CONFIG_FILE}")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
 def _write_config(
-    config_file: Path, root: Path, database_url: str | None, policy: Path, staff: Path
+    config_file: Path,
+    root: Path,
+    database_url: str | None,
+    policy: Path,
+    staff: Path,
+    connectors: Mapping[str, Mapping[str, Any]] | None,
 ) -> None:
     lines = [
         "# foureyes settings, written by `foureyes init`. FOUREYES_* environment variables",
@@ -261,10 +291,12 @@ def _write_config(
         "",
         "# Platforms foureyes acts on: one table per platform name. Secrets go in",
         '# `token_file = "..."` or `token_env = "..."`, not in this file.',
-        f"[connectors.{_DEMO_CONNECTOR}]",
-        'kind = "demo"',
-        "",
     ]
+    tables = {_DEMO_CONNECTOR: {"kind": "demo"}} if connectors is None else connectors
+    for name, table in tables.items():
+        lines.append(f"[connectors.{_toml_key(name)}]")
+        lines += [f"{_toml_key(str(key))} = {_toml_value(value)}" for key, value in table.items()]
+        lines.append("")
     # 0600 from the start: the file may hold a database URL with a password.
     _write_new(config_file, "\n".join(lines), 0o600)
 

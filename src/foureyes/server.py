@@ -40,6 +40,8 @@ from foureyes.api.metrics import Metrics
 from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.bootstrap import create_app, services_for
 from foureyes.config import Settings
+from foureyes.config.served import SERVED_PORT_ENV, as_served
+from foureyes.core.demo import DemoMode
 from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
 from foureyes.notify import announce
@@ -47,9 +49,12 @@ from foureyes.notify import announce
 __all__ = [
     "APP_FACTORY",
     "DEFAULT_WORKER_INTERVAL",
+    "DEMO_APP_FACTORY",
+    "DEMO_ENV",
     "Worker",
     "app_from_environment",
     "configure_logging",
+    "demo_app_from_environment",
     "listen",
     "run",
 ]
@@ -59,6 +64,9 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKER_INTERVAL = 5.0
 WORKER_STOP_TIMEOUT = 60.0
 APP_FACTORY = f"{__name__}:app_from_environment"
+DEMO_APP_FACTORY = f"{__name__}:demo_app_from_environment"
+# How `serve --demo --workers N` hands its serving processes the demo (`DemoMode.to_json`).
+DEMO_ENV = "FOUREYES_SERVED_DEMO"
 # How long a serving process may take to answer its supervisor's first ping: it imports the
 # `foureyes` command before anything else (uvicorn's default, 5 s, killed them in a loop on a
 # loaded 2-core machine, where that import took 12 s).
@@ -142,12 +150,32 @@ class Worker:
 def app_from_environment() -> FastAPI:
     """The app each process of `run(..., processes=N)` serves, made in that process (uvicorn
     starts them afresh) from the settings `serve` was started with: the data directory is in
-    FOUREYES_DATA_DIR, the rest of the environment is inherited. It ends with its
-    supervisor (`_die_with_supervisor`)."""
+    FOUREYES_DATA_DIR, the port it bound in FOUREYES_SERVED_PORT (`config.served`), the rest of
+    the environment is inherited. It ends with its supervisor (`_die_with_supervisor`)."""
     _die_with_supervisor()
     configure_logging()
-    settings = Settings.load()
+    settings = _served_settings()
     return create_app(services_for(settings), settings)
+
+
+def demo_app_from_environment() -> FastAPI:
+    """As `app_from_environment`, for `serve --demo --workers N` alone (it names this factory;
+    nothing else does): the demo's `DemoMode` comes from FOUREYES_SERVED_DEMO, which that
+    command sets, and is checked again here (the data directory must be a demo's)."""
+    _die_with_supervisor()
+    configure_logging()
+    settings = _served_settings()
+    services = services_for(settings)
+    services.demo = DemoMode.from_json(os.environ[DEMO_ENV])
+    if services.demo.data_dir != settings.data_dir:
+        raise SystemExit("foureyes: the demo's data directory is not the one served")
+    return create_app(services, settings)
+
+
+def _served_settings() -> Settings:
+    settings = Settings.load()
+    port = os.environ.get(SERVED_PORT_ENV, "")
+    return as_served(settings, int(port)) if port.isdigit() else settings
 
 
 def _die_with_supervisor() -> None:
@@ -203,6 +231,7 @@ def run(
     access_log: bool = False,
     trusted_proxies: tuple[str, ...] = (),
     sock: socket.socket | None = None,
+    factory: str = APP_FACTORY,
 ) -> None:
     """Serve `app` on `sock` (`listen(host, port)`; bound here if not given, and closed
     here either way) with the worker beside it (unless `worker` is False: then
@@ -210,7 +239,8 @@ def run(
     has stopped and the store's connections are closed.
 
     With `processes` > 1, uvicorn's supervisor serves the port from that many processes, each
-    with its own copy of the app (`app_from_environment`: set FOUREYES_DATA_DIR first) and
+    with its own copy of the app (`factory`, by default `app_from_environment`: set
+    FOUREYES_DATA_DIR first) and
     its own connections; this process supervises them and runs the one worker and the
     checkpoint schedule, so those stay single. `app` then only lends its metrics to nothing:
     each serving process counts its own HTTP traffic at its own `/metrics`.
@@ -259,7 +289,7 @@ def run(
 
     else:
         config = uvicorn.Config(
-            APP_FACTORY,
+            factory,
             factory=True,
             workers=processes,
             timeout_worker_healthcheck=PROCESS_START_SECONDS,

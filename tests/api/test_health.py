@@ -11,6 +11,7 @@ from foureyes.audit.checkpoint import signer_from_file
 from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.bootstrap import create_app
 from foureyes.config import Settings
+from foureyes.errors import ConnectorError
 from foureyes.store.database import Database
 from tests.api.conftest import Api, assert_problem
 
@@ -25,7 +26,29 @@ def test_healthz_checks_the_store_and_the_policy(api: Api) -> None:
         "policy_version": 1,
         "detectors": "ok",
         "checkpoints": "ok",
+        "platforms": {"chirp": "ok"},
     }
+
+
+def test_healthz_says_which_platform_cannot_be_reached_and_nothing_more(api: Api) -> None:
+    """A platform down: `degraded` (still 200: foureyes serves), its name, never its address
+    or the error's words (the log has those)."""
+    worker.run_once(api.world.services)
+
+    def down() -> None:
+        raise ConnectorError(
+            "chirp (10.1.2.3:8448) cannot be reached: secret-ish words", transient=True
+        )
+
+    api.world.services.connectors["chirp"].probe = down  # type: ignore[method-assign]
+    response = api.client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["platforms"] == {"chirp": "unreachable"}
+    assert body["reasons"] == ["platform chirp cannot be reached"]
+    assert "10.1.2.3" not in response.text
+    assert "secret-ish" not in response.text
 
 
 def test_healthz_raises_the_silence_alert_when_detectors_stop(api: Api) -> None:

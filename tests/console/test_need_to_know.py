@@ -102,10 +102,10 @@ def test_an_accounts_history_tells_others_only_that_something_happened(
     history = _text(page).split("History (latest first)")[1]
     assert "request submitted" in history
     assert "account.deactivate" in history
-    for secret in ("c-1001", "CASE-1234"):
+    for secret in ("c-1001", "Kim Varga", "CASE-1234"):
         assert secret not in history
     assert 'href="/console/audit' not in page
     ines = console.signed_in("e-4001").get("/console/accounts/chirp:president").text
-    assert "request submitted by c-1001" in _text(ines)
+    assert "request submitted by Kim Varga" in _text(ines)
     assert "CASE-1234" in ines
     assert 'href="/console/audit?account=chirp%3Apresident"' in ines

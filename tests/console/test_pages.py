@@ -64,14 +64,18 @@ def test_asking_shows_the_decision_and_the_change_before_anything_is_submitted(
     assert 'data-outcome="pending"' in checked.text
     text = _text(checked.text)
     assert "it takes at least 4 people in all, counting whoever asks" in text
-    assert "rule vit-significant-changes : 2 approvals" in text
+    assert (
+        "2 approvals from people who are employees, in trust-safety and not the requester's "
+        "manager (rule vit-significant-changes)" in text
+    )
+    assert "Condition (CEL)" in text  # the rule's CEL, behind a disclosure
     assert "Approvals need a security key." in text
     assert "status active deactivated" in text  # the before/after table
     assert _count(console, RequestRow) == 0
     request_id = _submit(tomas, DEACTIVATE)
     shown = _text(tomas.get(f"/console/requests/{request_id}").text)
     assert "account.deactivate on chirp:president pending" in shown
-    assert "request submitted by e-3001" in shown
+    assert "request submitted by Tomas Berg" in shown
 
 
 def test_a_refusal_shows_the_policy_s_reasons_and_links_the_recorded_request(
@@ -118,7 +122,10 @@ def test_the_inbox_shows_who_asks_the_account_the_change_and_the_step_up_form(
     assert "Tier vit" in text
     assert "CASE-1234" in text
     assert "status active deactivated" in text
-    assert "Who else approved Nobody yet." in text
+    # Who must approve, by name: Tomas, Kim's manager, is not among them.
+    assert "Nobody has approved yet; still needs 2 from: Mei Chen, Sam Okafor, Jo Hart." in text
+    assert "still needs 1 from: Ines Duarte." in text
+    assert "expires in 4 h" in text
     form = re.search(r"<form [^>]*review-form[^>]*>", inbox.text)
     assert form is not None
     assert f'data-step-up="1" data-request-id="{request_id}"' in form.group(0)
@@ -176,7 +183,7 @@ def test_my_requests_cancel_and_undo(console: Console) -> None:
     tomas = console.signed_in("e-3001")
     pending = _submit(tomas, SUSPEND)
     mine = _text(tomas.get("/console/requests").text)
-    assert "account.suspend chirp:president pending 2 approval(s)" in mine
+    assert "account.suspend chirp:president vit pending 2 approval(s)" in mine
     assert (
         tomas.post(f"/console/requests/{pending}/cancel", {"reason": "wrong account"}).status_code
         == 303
@@ -200,7 +207,7 @@ def test_a_read_shows_its_answer_once(console: Console) -> None:
     text = _text(shown.text)
     assert "What the platform answered Shown this once" in text
     assert "followers 1200" in text
-    link = re.search(r"<code>([0-9a-f-]{36})</code>", shown.text)
+    link = re.search(r"<code[^>]*>([0-9a-f-]{36})</code>", shown.text)
     assert link is not None
     again = _text(ana.get(f"/console/requests/{link.group(1)}").text)
     assert "executed" in again
@@ -318,16 +325,18 @@ def test_finding_an_account_by_handle_shows_its_tier_pins_and_history(console: C
     page = tomas.get("/console/accounts/chirp:president").text
     text = _text(page)
     assert "Tier vit" in text
-    assert "followers 41700000" in text
+    assert "followers 41.7M" in text
+    assert 'title="41,700,000"' in page
     assert f'href="/console/requests/{request_id}"' in page
     # Tomas does not oversee: he reads that the account was acted on, not who did it or why.
     history = text.split("History (latest first)")[1]
-    assert "request submitted · 2026-11-25 15:00 UTC action account.suspend" in history
+    assert "request submitted · now Details action account.suspend" in history
+    assert 'title="2026-11-25 15:00 UTC"' in page
     assert "by e-3001" not in history
     assert "CASE-7" not in history
     assert "History (latest first)" in text
     ines = _text(console.signed_in("e-4001").get("/console/accounts/chirp:president").text)
-    assert "request submitted by e-3001" in ines
+    assert "request submitted by Tomas Berg" in ines
     assert "CASE-7" in ines
     missing = tomas.get("/console/accounts?q=nobody-at-all")
     assert "No account nobody-at-all on any connected platform." in _text(missing.text)

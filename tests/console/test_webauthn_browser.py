@@ -80,7 +80,7 @@ def test_a_reviewer_adds_a_security_key_and_approves_with_it(served: Served, pag
     expect(card.locator("form[data-step-up='1']")).to_be_visible()
     card.get_by_label("type the account's handle").fill("president")  # destructive: typed
     card.get_by_role("button", name="Approve").click()
-    page.wait_for_url(f"**/console/requests/{request_id}?reviewed=1")
+    page.wait_for_url(f"**/console/inbox?reviewed={request_id}")  # on to the next card
 
     view = operations.show(served.world.services, request_id)
     assert [r["reviewer"] for r in view["reviews"]] == [MEI]

@@ -77,10 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0013_rows_in_place"]
-    assert migrate.head() == "0013_rows_in_place"
+    assert scripts.get_heads() == ["0014_alert_notes"]
+    assert migrate.head() == "0014_alert_notes"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0014_alert_notes",
         "0013_rows_in_place",
         "0012_pending_registrations",
         "0011_login_bindings",

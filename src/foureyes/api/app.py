@@ -20,9 +20,11 @@ from fastapi import FastAPI
 
 from foureyes import __version__ as _version
 from foureyes.api import metrics
+from foureyes.api.docs import add_docs
 from foureyes.api.metrics import HttpMetrics, Metrics
-from foureyes.api.routers import accounts, alerts, audit, decisions, health, me, requests
+from foureyes.api.routers import accounts, alerts, audit, decisions, health, me, pins, requests
 from foureyes.config import Settings
+from foureyes.core.reachability import Reachability
 from foureyes.core.services import Services
 from foureyes.store.dry_run_reads import DryRunReader
 from foureyes.web.problems import (
@@ -52,7 +54,7 @@ def create_api(services: Services, settings: Settings) -> FastAPI:
         version=_version,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by foureyes.api.docs, without a CDN
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -60,13 +62,15 @@ def create_api(services: Services, settings: Settings) -> FastAPI:
     app.state.dry_run_reader = DryRunReader(services.database)
     app.state.settings = settings
     app.state.metrics = Metrics(services)
+    app.state.reachability = Reachability()  # /healthz: each platform's, probed in the background
     # Read once: /metrics answers only this operator token (BadInput at start if unreadable).
     app.state.metrics_token = metrics.token_digest(settings.metrics_token())
     install_problem_handlers(app)
     # Routes are matched in the order they are added: the dry run, the hottest, first.
-    for module in (decisions, requests, accounts, audit, me, health, metrics):
+    for module in (decisions, requests, accounts, pins, audit, me, health, metrics):
         app.include_router(module.router)
     app.include_router(alerts.router)  # foureyes.workflow.alerts: /v1/alerts
+    add_docs(app, title="foureyes")  # /docs: Swagger UI from this server's own files
     return app
 
 

@@ -174,8 +174,13 @@ def registration_options(
         user_id=user_handle(actor.id),
         user_display_name=actor.staff.name or actor.identity,
         timeout=TIMEOUT_MS,
+        # No `authenticatorAttachment`: the browser offers every kind it has, a hardware key
+        # (USB, NFC) as well as a platform passkey (Touch ID, Windows Hello, Android) or a
+        # phone nearby (hybrid). Passkey providers keep discoverable credentials, and some make
+        # only those: "preferred" lets them, without refusing keys that have no room for one.
+        # User verification stays required for every kind.
         authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.DISCOURAGED,
+            resident_key=ResidentKeyRequirement.PREFERRED,
             user_verification=UserVerificationRequirement.REQUIRED,
         ),
         exclude_credentials=exclude,

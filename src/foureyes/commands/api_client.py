@@ -163,6 +163,14 @@ class Client:
         """`POST /v1/requests/{id}/execute`: the request, with a read's `data` this once."""
         return self._call("POST", f"/v1/requests/{_segment(request_id)}/execute")
 
+    def account(self, ref: str) -> dict[str, Any]:
+        """`GET /v1/accounts/{ref}`: the account, its pins and tier."""
+        return self._call("GET", f"/v1/accounts/{_segment(ref)}")
+
+    def list_pins(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`GET /v1/pins`: the pinned accounts, `{"items", "next"}`."""
+        return self._call("GET", "/v1/pins", params=params)
+
     def list_alerts(self, params: dict[str, Any]) -> dict[str, Any]:
         """`GET /v1/alerts`: one page, `{"items", "next"}`."""
         return self._call("GET", "/v1/alerts", params=params)

@@ -34,7 +34,7 @@ from foureyes.commands.safe_text import cell, printable
 from foureyes.errors import BadInput
 from foureyes.model import ReviewDecision
 
-__all__ = ["register"]
+__all__ = ["IdempotencyKeyOpt", "print_request", "register"]
 
 # The `kind` the API gives a post-review in a request's `reviews` (part of the HTTP contract).
 POST_REVIEW = "post_review"
@@ -87,6 +87,9 @@ def _print_request(view: dict[str, Any]) -> None:
         say(f"  why: {view['reason']}")
     for event in view.get("timeline", []):
         say(f"  {event['at']}  #{event['seq']} {event['kind']}  {event['actor'] or ''}")
+
+
+print_request = _print_request  # for the other staff commands (`foureyes.commands.pins`)
 
 
 def _print_data(view: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from foureyes.commands import textview
 from foureyes.commands.options import diagnosed
 from foureyes.commands.progress import reporting
+from foureyes.connectors.atproto_catalog import atproto_catalog
 from foureyes.connectors.demo_catalog import demo_catalog
 from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTIONS
 from foureyes.errors import BadInput
@@ -42,6 +43,7 @@ def _synapse_catalog() -> Catalog:
 _STATIC_CATALOGS: dict[str, Callable[[], Catalog]] = {
     "demo": demo_catalog,
     "synapse": _synapse_catalog,
+    "atproto": atproto_catalog,
 }
 
 
@@ -61,7 +63,7 @@ ConnectorOpt = Annotated[
     str,
     typer.Option(
         "--connector",
-        help="Check against these connectors' catalogs (demo, synapse; comma-separated).",
+        help="Check against these connectors' catalogs (demo, synapse, atproto; comma-separated).",
     ),
 ]
 StaffFileOpt = Annotated[

@@ -12,7 +12,12 @@ With `--demo` it needs nothing set up: the first time, it initialises a data dir
 demo platform, and a step-up key per person (private keys in `<data-dir>/demo-keys/`, for
 `foureyes review --step-up-key`). Every start then prints the base URL and a fresh sign-in token
 per demo staff member. It refuses a data directory that `serve --demo` did not make, so it never
-hands out tokens for real people.
+hands out tokens for real people. Only a server started so is a demo (`foureyes.core.demo`): its
+console offers a clearly labelled step-up with the demo keys it holds, and `--demo-delay`
+shortens the wait after approval.
+
+Without a `[webauthn]` table, security keys are bound to http://localhost:<the port bound>
+(`foureyes.config.served`), in every serving process of `--workers N` too.
 """
 
 from __future__ import annotations
@@ -44,14 +49,19 @@ from foureyes.auth.stepup import bootstrap_key
 from foureyes.bootstrap import create_app, services_for
 from foureyes.commands.init import seed_from_files
 from foureyes.commands.options import DataDirOpt, diagnosed, err
-from foureyes.config import CONFIG_FILE, Settings, WebAuthnSettings
+from foureyes.config import CONFIG_FILE, DEMO_DATA_DIR, Settings
+from foureyes.config.served import SERVED_PORT_ENV, as_served, is_local
+from foureyes.core.demo import DEMO_KEYS, DEMO_MARKER, DemoMode
 from foureyes.core.events import record
 from foureyes.core.services import Services
 from foureyes.datadir import initialize
 from foureyes.errors import BadInput
-from foureyes.model import StaffStatus
+from foureyes.model import StaffStatus, parse_duration
 from foureyes.server import (
+    APP_FACTORY,
     DEFAULT_WORKER_INTERVAL,
+    DEMO_APP_FACTORY,
+    DEMO_ENV,
     Checkpoints,
     configure_logging,
     listen,
@@ -64,9 +74,6 @@ from foureyes.workflow import operations
 
 __all__ = ["DEMO_DATA_DIR", "DEMO_MARKER", "register"]
 
-DEMO_DATA_DIR = Path("foureyes-demo")
-DEMO_MARKER = "DEMO"  # a file in the data directory: made by `serve --demo`, holds demo people
-DEMO_KEYS = "demo-keys"
 DEMO_TOKEN_LIFETIME = timedelta(days=7)
 
 out = Console(highlight=False)
@@ -180,17 +187,92 @@ def _print_tokens(services: Services, root: Path) -> None:
     )
 
 
-def _demo_relying_party(settings: Settings, port: int) -> Settings:
-    """The demo's settings with security keys bound to http://localhost:<the port it serves
-    on>, unless its settings file names a `[webauthn]` relying party itself (then that one
-    stands). The default origin is port 8400's: on another port no key would work."""
-    if "webauthn" in settings.model_fields_set:
-        return settings
-    return settings.model_copy(
-        update={
-            "webauthn": WebAuthnSettings(rp_id="localhost", origins=[f"http://localhost:{port}"])
-        }
+def _demo_delay(text: str | None, demo: bool) -> timedelta | None:
+    """`--demo-delay`: how long approved requests wait at most on the demo (a duration)."""
+    if text is None:
+        return None
+    if not demo:
+        raise BadInput("--demo-delay is for `serve --demo` only")
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise BadInput(f"--demo-delay: {exc}") from None
+
+
+def _factory(services: Services, settings: Settings, port: int) -> str:
+    """The app factory of the serving processes of `--workers N`, and what they must know in
+    their environment: the data directory, the port bound (`config.served`), and on the demo
+    the demo (`core.demo`; only this command names the demo's factory)."""
+    os.environ["FOUREYES_DATA_DIR"] = str(settings.data_dir)
+    os.environ[SERVED_PORT_ENV] = str(port)
+    if services.demo is None:
+        return APP_FACTORY
+    os.environ[DEMO_ENV] = services.demo.to_json()
+    return DEMO_APP_FACTORY
+
+
+def _print_urls(host: str, port: int, demo: DemoMode | None, settings: Settings) -> None:
+    """Where it serves, the console's URL, and on the demo how to finish the story there."""
+    shown = f"[{host}]" if ":" in host else host
+    out.print(f"foureyes is serving at http://{shown}:{port}  (API docs: /docs)")
+    # Browsers only allow security keys (WebAuthn) on a secure origin, and http://localhost
+    # is one where 127.0.0.1 may not match the relying party: name the console by it.
+    console_host = "localhost" if is_local(host) else shown
+    out.print(
+        f"Console: http://{console_host}:{port}/console/"
+        + ("  (sign in with a token above)" if demo is not None else ""),
+        markup=False,
+        soft_wrap=True,
     )
+    localhost_only = settings.webauthn.origins == [f"http://localhost:{port}"]
+    if demo is None and localhost_only and not is_local(host):
+        # Browsers use security keys over plain http on localhost alone: from elsewhere the
+        # console needs https and a `[webauthn]` table naming it (config.served).
+        err.print(
+            "foureyes serve: security keys and passkeys work here only at "
+            f"http://localhost:{port} unless foureyes.toml has a [webauthn] table for the "
+            "console's https address",
+            markup=False,
+            soft_wrap=True,
+        )
+    _print_demo_guide(demo, host, port)
+    sys.stdout.flush()
+
+
+def _print_demo_guide(demo: DemoMode | None, host: str, port: int) -> None:
+    """On the demo: how a newcomer finishes the story in a browser, whatever keys they have."""
+    if demo is None:
+        return
+    lines = [
+        'Reviews the policy asks a security key for: on this demo, tick "Demo only: ... '
+        "demo key\" on the review form (the server signs with that person's demo key), or use "
+        "a passkey or security key you add on the Security keys page, or the CLI's "
+        "--step-up-key with the key files above.",
+    ]
+    if demo.delay is not None:
+        lines.append(
+            f"Approved requests wait at most {_shown(demo.delay)} on this demo "
+            "(--demo-delay), not the policy's delay."
+        )
+    else:
+        lines.append(
+            "The vit rule waits 10 minutes after the last approval before it runs "
+            "(`serve --demo --demo-delay 30s` to wait less)."
+        )
+    if not is_local(host):
+        lines.append(
+            f"Security keys and passkeys work only at http://localhost:{port} (browsers allow "
+            "them over plain http on localhost alone); elsewhere use the demo's confirmation."
+        )
+    for line in lines:
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def _shown(delay: timedelta) -> str:
+    seconds = int(delay.total_seconds())
+    if seconds % 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -250,10 +332,20 @@ def register(app: typer.Typer) -> None:
         access_log: Annotated[
             bool, typer.Option("--access-log", help="Log a line per HTTP request.")
         ] = False,
+        demo_delay: Annotated[
+            str | None,
+            typer.Option(
+                "--demo-delay",
+                metavar="DURATION",
+                help="With --demo: approved requests wait at most this long (e.g. 30s) "
+                "instead of the policy's delay (the vit rule's 10m).",
+            ),
+        ] = None,
     ) -> None:
         """Serve the API and run the background worker (Ctrl-C or SIGTERM stops both)."""
         configure_logging()
         root = data_dir
+        shortened = _demo_delay(demo_delay, demo)  # refused without --demo, before anything
         if demo:
             root = (data_dir or DEMO_DATA_DIR).expanduser().absolute()
             _prepare_demo(root)
@@ -263,10 +355,12 @@ def register(app: typer.Typer) -> None:
             settings.oidc.client_secret()  # ... or with an OIDC client secret it cannot read
         settings.metrics_token()  # ... or with a metrics token it cannot read
         sock = _bind(host, port)  # before anything says "serving", and before tokens are made
-        if demo:
-            settings = _demo_relying_party(settings, sock.getsockname()[1])
+        # Security keys are bound to the port it serves (unless `[webauthn]` says otherwise).
+        settings = as_served(settings, sock.getsockname()[1])
         try:
             services = services_for(settings)
+            if demo:  # only here: never from settings, a header or a request
+                services.demo = DemoMode(settings.data_dir, shortened)
         except BaseException:
             sock.close()
             raise
@@ -291,25 +385,12 @@ def register(app: typer.Typer) -> None:
             services.database.dispose()
             sock.close()
             raise
-        shown = f"[{host}]" if ":" in host else host
         port = port or sock.getsockname()[1]  # --port 0: the one the system chose
-        out.print(f"foureyes is serving at http://{shown}:{port}  (API docs: /docs)")
-        # Browsers only allow security keys (WebAuthn) on a secure origin, and http://localhost
-        # is one where 127.0.0.1 may not match the relying party: name the console by it.
-        local = host in ("127.0.0.1", "localhost", "0.0.0.0", "::1", "::")  # noqa: S104
-        console_host = "localhost" if local else shown
-        out.print(
-            f"Console: http://{console_host}:{port}/console/"
-            + ("  (sign in with a token above)" if demo else ""),
-            markup=False,
-            soft_wrap=True,
-        )
-        sys.stdout.flush()
+        _print_urls(host, port, services.demo, settings)
         # The serving processes of --workers load the same settings: the same data directory,
         # and the environment they inherit. (Only then: the process's environment is not ours
         # to change otherwise, e.g. when `serve` runs inside another program or a test.)
-        if workers > 1:
-            os.environ["FOUREYES_DATA_DIR"] = str(settings.data_dir)
+        factory = _factory(services, settings, port) if workers > 1 else APP_FACTORY
         run(
             app,
             services,
@@ -327,4 +408,5 @@ def register(app: typer.Typer) -> None:
             worker=not no_worker,
             trusted_proxies=settings.trusted_proxies,
             sock=sock,
+            factory=factory,
         )

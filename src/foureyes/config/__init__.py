@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_EXECUTION_LEASE",
     "DEFAULT_LOG_ORIGIN",
     "DEFAULT_PLATFORM_CALL_DEADLINE",
+    "DEMO_DATA_DIR",
     "ENV_PREFIX",
     "MIN_METRICS_TOKEN",
     "OVERSIGHT_GROUPS",
@@ -47,12 +48,15 @@ __all__ = [
     "StepUpSettings",
     "WebAuthnSettings",
     "anchor_sqlite",
+    "default_data_dir",
+    "missing_data_dir",
     "safe_url",
 ]
 
 CONFIG_FILE = "foureyes.toml"
 ENV_PREFIX = "FOUREYES_"
 DEFAULT_DATA_DIR = Path("foureyes-data")
+DEMO_DATA_DIR = Path("foureyes-demo")  # where `foureyes serve --demo` keeps its data
 DEFAULT_LOG_ORIGIN = "foureyes.local/log"
 # Oversight staff by default: the groups that read everything (every request, the audit log's
 # events, alerts) to watch the others. The one definition: `Services.oversight_groups`.
@@ -451,7 +455,7 @@ class Settings(BaseModel):
         """
         env = os.environ if env is None else env
         if data_dir is None:
-            data_dir = env.get(f"{ENV_PREFIX}DATA_DIR") or DEFAULT_DATA_DIR
+            data_dir = env.get(f"{ENV_PREFIX}DATA_DIR") or default_data_dir()
         root = Path(data_dir).expanduser().absolute()
         config_file = root / CONFIG_FILE
         values = _read_file(config_file, root)
@@ -494,6 +498,35 @@ class Settings(BaseModel):
                 "(e.g. `openssl rand -hex 32`)"
             )
         return token
+
+
+def default_data_dir(cwd: Path | None = None) -> Path:
+    """The data directory when none is named: `./foureyes-data`, or, where there is none but
+    `foureyes serve --demo` made `./foureyes-demo`, that one (so that `foureyes staff token`
+    after `serve --demo` finds the demo's)."""
+    here = Path.cwd() if cwd is None else cwd
+    if not (here / DEFAULT_DATA_DIR).exists() and (here / DEMO_DATA_DIR / CONFIG_FILE).exists():
+        return here / DEMO_DATA_DIR
+    return here / DEFAULT_DATA_DIR
+
+
+def missing_data_dir(settings: Settings) -> str | None:
+    """Why a command cannot run on `settings`: its data directory does not exist and its
+    database (SQLite, by default) would be inside it; None when it may run."""
+    root = settings.data_dir
+    if root.exists():
+        return None
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or not Path(url.database or "").is_relative_to(root):
+        return None
+    return (
+        f"there is no data directory {root}: run `foureyes init` there, or name yours with "
+        f"--data-dir or {ENV_PREFIX}DATA_DIR (`foureyes serve --demo` keeps its own in "
+        f"./{DEMO_DATA_DIR})"
+    )
 
 
 def safe_url(url: str) -> str:

@@ -184,6 +184,14 @@ class Connector(abc.ABC):
         del order
         return {}
 
+    def search(self, prefix: str, limit: int) -> tuple[str, ...]:
+        """Up to `limit` ids of accounts whose id starts with `prefix` (as typed: no pattern
+        characters), in id order: the console's account search. Only the id may be matched,
+        never another attribute (a private one would answer guesses of it). The default (a
+        platform that cannot search) finds nothing: exact ids are still looked up."""
+        del prefix, limit
+        return ()
+
     def local_lookup(self) -> LocalLookup | None:
         """For a platform whose accounts live in foureyes' own database: its lookup as a
         query (see LocalLookup). None (the default): `lookup` is called instead."""
@@ -210,8 +218,20 @@ class Connector(abc.ABC):
                 return spec
         raise BadInput(f"platform {self.platform} has no action {name!r}")
 
+    def probe(self) -> None:  # noqa: B027 - optional hook: `has_probe` tells who has one
+        """Check, cheaply, that the platform answers and takes the connector's credentials
+        (what `foureyes init` checks and `/healthz` reports): one or two reads, under the
+        call deadline, changing nothing. Raise ConnectorError whose message says what is wrong
+        (never the credential). The default checks nothing, and `has_probe` says so: `init`
+        then reports the platform "not checked" and `/healthz` "unchecked"."""
+
     def close(self) -> None:  # noqa: B027 - optional hook: most connectors hold nothing
         """Release resources (connections); the default has none."""
+
+
+def has_probe(connector: Connector) -> bool:
+    """Whether `connector` can be asked if its platform answers (it overrides `probe`)."""
+    return type(connector).probe is not Connector.probe
 
 
 class ConnectorContext(Protocol):

@@ -68,6 +68,7 @@ from foureyes.connectors.memory import (
     settings_problem,
     validate_order,
 )
+from foureyes.connectors.setup import ConnectorSetup
 from foureyes.errors import BadInput, ConnectorError, NotFound, Unavailable
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration, utcnow
 from foureyes.policy.catalog import Attribute
@@ -108,11 +109,28 @@ class DemoConnector(Connector):
     def account_attributes(self) -> Mapping[str, Attribute]:
         return DEMO_ACCOUNT_ATTRIBUTES
 
+    def probe(self) -> None:
+        """Nothing to reach: the demo's accounts live in foureyes' own database, which
+        `/healthz` checks itself."""
+
     def lookup(self, account_id: str) -> Account | None:
         # Read-only and on the connection (no ORM object): every decision looks its account up.
         with self.database.read() as session:
             row = session.connection().execute(_LOOKUP, {"account_id": account_id}).one_or_none()
             return None if row is None else _account(row._mapping)
+
+    def search(self, prefix: str, limit: int) -> tuple[str, ...]:
+        # LIKE's own pattern characters are escaped: a prefix is matched as typed.
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.database.read() as session:
+            found = session.scalars(
+                select(ChirpAccountRow.id)
+                .where(ChirpAccountRow.id.like(pattern, escape="\\"))
+                .order_by(ChirpAccountRow.id)
+                .limit(max(0, limit))
+            )
+            # SQLite's LIKE ignores case; ids are matched as typed on every store.
+            return tuple(account_id for account_id in found if account_id.startswith(prefix))
 
     def local_lookup(self) -> LocalLookup:
         return LocalLookup(query=_LOOKUP, account=_account)
@@ -551,6 +569,14 @@ def _iso(moment: datetime) -> str:
 
 
 _SETTINGS = ("fail_next", "fail_transient", "session_ttl")
+
+
+SETUP = ConnectorSetup(
+    kind="demo",
+    platform="chirp",
+    summary="the demo microblog, whose accounts live in foureyes' own database",
+    needs_database=True,
+)
 
 
 def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) -> DemoConnector:

@@ -44,6 +44,7 @@ from foureyes.connectors.calls import (
 )
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.memory import action_spec, check_params, settings_problem
+from foureyes.connectors.setup import ConnectorSetup, SetupOption
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind, ActionSpec
 from foureyes.policy.catalog import Attribute, declared, parse_attribute
@@ -306,6 +307,11 @@ class HttpConnector(Connector):
             if attributes.get(key) != value
         }
 
+    def probe(self) -> None:
+        """One signed read (`GET {url}/accounts/foureyes-probe`): a signed answer, found or
+        not, says the receiver is there and shares the secret."""
+        self._get_attributes(PROBE_ACCOUNT)
+
     def close(self) -> None:
         self._http.close()
 
@@ -530,6 +536,22 @@ def _action(entry: Any, connector: str) -> ActionSpec:
     if not isinstance(entry, Mapping):
         raise BadInput(f"connector {connector}: each action is a name or a table")
     return action_spec(entry)
+
+
+# The account `probe` asks the receiver for: any answer it signs will do.
+PROBE_ACCOUNT = "foureyes-probe"
+
+SETUP = ConnectorSetup(
+    kind="http",
+    platform="shop",
+    summary="any platform, through a signed webhook receiver (docs/webhooks.md)",
+    options=(
+        SetupOption("url", "the receiver's base URL, e.g. https://shop.example/foureyes", True),
+        SetupOption("secret", "the secret shared with the receiver", True, True),
+        SetupOption("actions", 'the actions, as TOML: ["account.view", "account.suspend"]', True),
+        SetupOption("attributes", 'the attributes, as TOML, e.g. {followers = "int"}'),
+    ),
+)
 
 
 def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) -> HttpConnector:

@@ -308,6 +308,11 @@ class MemoryConnector(Connector):
                 return None
             return Account(self.platform, account_id, dict(state.attributes))
 
+    def search(self, prefix: str, limit: int) -> tuple[str, ...]:
+        with self._lock:
+            found = sorted(i for i in self._accounts if i.startswith(prefix))
+        return tuple(found[: max(0, limit)])
+
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         with self._lock:
             block, self._block = self._block, None

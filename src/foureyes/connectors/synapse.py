@@ -76,6 +76,7 @@ from foureyes.connectors.calls import (
 )
 from foureyes.connectors.demo_catalog import DEMO_ACTIONS
 from foureyes.connectors.memory import check_params, int_setting, settings_problem
+from foureyes.connectors.setup import ConnectorSetup, SetupOption
 from foureyes.errors import BadInput, ConnectorError, NotFound
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration
 from foureyes.policy.catalog import Attribute, RedactedAs, private, public
@@ -382,6 +383,24 @@ class SynapseConnector(Connector):
             after["impersonation_session"] = "opened"
         before = {**state, "password": "set", "impersonation_session": None}
         return {key: [before[key], value] for key, value in after.items() if before[key] != value}
+
+    def probe(self) -> None:
+        """Whose the token is (`GET /_matrix/client/v3/account/whoami`), then that that user
+        is a server admin (`GET …/v1/users/<id>/admin`): two reads under one deadline."""
+        with self._http.call():
+            response = self._http.send(
+                "GET", f"{self.url}/_matrix/client/v3/account/whoami", retry=self.retry
+            )
+            user_id = str(self._translate(response, "whoami").get("user_id", ""))
+            if not is_user_id(user_id):
+                raise ConnectorError(
+                    f"{self._who} did not say whose the admin token is", transient=False
+                )
+            answer = self._call("GET", f"/v1/users/{_q(user_id)}/admin", "the admin check")
+        if answer.get("admin") is not True:
+            raise ConnectorError(
+                f"{self._who}: the token's user {user_id} is not a server admin", transient=False
+            )
 
     def close(self) -> None:
         self._http.close()
@@ -694,6 +713,19 @@ _SETTINGS = (
     "message_limit",
     "login_as_ttl",
     "ca_path",
+)
+
+
+SETUP = ConnectorSetup(
+    kind="synapse",
+    platform=PLATFORM,
+    summary="a Matrix homeserver (Synapse), through its admin API",
+    policy="examples/matrix-policy.yaml",
+    options=(
+        SetupOption("url", "the homeserver's base URL, e.g. https://matrix.example.org", True),
+        SetupOption("token", "an admin access token of foureyes' own admin user", True, True),
+        SetupOption("server_name", "the homeserver's server name, e.g. example.org"),
+    ),
 )
 
 

@@ -4,7 +4,8 @@
 the console's key (signing the login-state cookie, deriving CSRF tokens), the login-state
 session middleware, static files at `/console/static/`, HTML error pages on console paths, and
 the routers: sign-in (local token; OIDC in `oidc_routes`), security keys (`webauthn_routes`),
-and the pages.
+and the pages; on a demo server alone, the demo's step-up (`demo_routes`). `/favicon.ico`
+answers the console's icon.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,6 +27,7 @@ __all__ = ["LOGIN_STATE_COOKIE", "mount_console"]
 LOGIN_STATE_COOKIE = "foureyes_login"
 LOGIN_STATE_MAX_AGE = 600  # seconds: long enough to sign in at the identity provider
 STATIC = Path(__file__).parent / "static"
+FAVICON = STATIC / "favicon.svg"
 
 
 class _ConsoleOnly:
@@ -41,6 +44,14 @@ class _ConsoleOnly:
             await self.sessions(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+async def _favicon() -> FileResponse:
+    """The icon browsers ask for at `/favicon.ico` on a first visit (the console's pages and
+    /docs link it too): the console's SVG, so that the first load shows no 404."""
+    return FileResponse(
+        FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 def mount_console(app: FastAPI, services: Services, settings: Settings) -> None:
@@ -68,7 +79,12 @@ def mount_console(app: FastAPI, services: Services, settings: Settings) -> None:
         https_only=True,
     )
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.add_api_route("/favicon.ico", _favicon, methods=["GET", "HEAD"], include_in_schema=False)
     install_console_errors(app)
     # The console is for browsers: its routes stay out of the API's OpenAPI document.
     for module in (auth_routes, oidc_routes, webauthn_routes, pages):
         app.include_router(module.router, include_in_schema=False)
+    if services.demo is not None:  # `serve --demo` alone (foureyes.core.demo)
+        from foureyes.console import demo_routes  # noqa: PLC0415
+
+        app.include_router(demo_routes.router, include_in_schema=False)

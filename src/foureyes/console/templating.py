@@ -1,7 +1,8 @@
 """Jinja2 rendering for the console: one environment, autoescaping on, templates in
 `foureyes/console/templates`. Every page extends `base.html`; the context always has `actor`
 (the signed-in Actor or None), `oversight` (whether they oversee: the audit explorer and alerts
-are theirs) and `csrf_token`."""
+are theirs), `csrf_token`, `now` (the services' clock: relative times) and `badges` (the
+navigation's unread counts by link)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
+from foureyes.console import humanize
 from foureyes.console.csrf import csrf_token
 from foureyes.console.sessions import current_session
-from foureyes.core.services import Services
+from foureyes.core.services import Actor, Services
+from foureyes.errors import FoureyesError
+from foureyes.workflow import alerts as alert_ops
+from foureyes.workflow import inbox
 
 __all__ = ["environment", "render"]
 
@@ -117,6 +123,42 @@ def _words(value: str) -> str:
     return str(value).replace("_", " ").replace(".", " ")
 
 
+def _ago(value: Any, now: datetime) -> Markup:
+    """A <time> saying 'in 3 h 12 min' or '8 min ago', the exact time in its tooltip."""
+    when = humanize.moment(value)
+    if when is None:
+        return escape(_when(value))
+    return Markup('<time datetime="{}" title="{}" data-relative>{}</time>').format(
+        when.isoformat(), _when(when), humanize.relative(when, now)
+    )
+
+
+def _count(value: Any) -> Markup:
+    """A count shortened ('41.7M'), the exact number in its tooltip."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return escape(_value(value))
+    short = humanize.compact(value)
+    if short == f"{value:,}":
+        return escape(short)
+    return Markup('<span title="{:,}">{}</span>').format(value, short)
+
+
+def _badges(services: Services, actor: Actor) -> dict[str, str]:
+    """The navigation's unread badges: requests waiting for my review, open alerts (for
+    oversight staff only); a zero shows none."""
+    out: dict[str, str] = {}
+    try:
+        waiting, more = inbox.waiting(services, actor)
+        alerts = alert_ops.open_count(services, actor)
+    except FoureyesError:  # an error page must still render: no badges then
+        return out
+    if waiting:
+        out["/console/inbox"] = f"{waiting}{'+' if more else ''}"
+    if alerts:
+        out["/console/alerts"] = str(alerts)
+    return out
+
+
 def _make() -> Environment:
     env = Environment(
         loader=PackageLoader("foureyes.console", "templates"),
@@ -129,6 +171,9 @@ def _make() -> Environment:
     env.filters["value"] = _value
     env.filters["words"] = _words
     env.filters["event_fields"] = _event_fields
+    env.filters["ago"] = _ago
+    env.filters["count"] = _count
+    env.filters["rule_words"] = humanize.approvers_in_words
     return env
 
 
@@ -151,6 +196,8 @@ def render(
         "oversight": found is not None and services.oversees(found.actor.staff),
         "csrf_token": csrf_token(request, services),
         "path": request.url.path,
+        "now": services.clock(),
+        "badges": {} if found is None else _badges(services, found.actor),
     }
     values.update(context or {})
     html = environment.get_template(template).render(values)

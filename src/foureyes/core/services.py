@@ -20,6 +20,7 @@ from foureyes.audit.log import AuditLog, stored_bytes
 from foureyes.config import DEFAULT_EXECUTION_LEASE, OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
 from foureyes.core.commitments import DIGEST_VERSION, PARAMS, salted_sha256
+from foureyes.core.demo import DemoMode
 from foureyes.errors import BadInput, NotFound, RecordAltered, StepUpFailed, Unavailable
 from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
@@ -113,6 +114,8 @@ class Services:
     # How long a process carrying out a request holds it without renewing (settings'
     # `execution_lease`; foureyes.workflow.lease).
     execution_lease: timedelta = timedelta(seconds=DEFAULT_EXECUTION_LEASE)
+    # Set by `foureyes serve --demo` alone, never from settings (`foureyes.core.demo`).
+    demo: DemoMode | None = None
     _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # The store's latest policy version last found not behind the log (`refuse_rollback`).
@@ -120,6 +123,13 @@ class Services:
     # Whether the audit log may be acted on (its head, its witness), as this process last found
     # (`foureyes.core.logstate`; bootstrap sets it up from the settings' witness directory).
     log_state: LogState | None = field(default=None, repr=False)
+
+    def delay_for(self, delay: timedelta | None) -> timedelta | None:
+        """How long an approved request waits before it runs, for a rule's `delay`: the
+        policy's, except on `serve --demo --demo-delay`, which shortens it (never lengthens)."""
+        if delay and self.demo is not None and self.demo.delay is not None:
+            return min(delay, self.demo.delay)
+        return delay
 
     def oversees(self, staff: Staff) -> bool:
         """Whether `staff` is oversight staff: in one of `oversight_groups`."""

@@ -422,6 +422,8 @@ class AlertRow(Base):
     created_at: Mapped[datetime]
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
     acknowledged_at: Mapped[datetime | None]
+    # The note given with the acknowledgement (also in its `alert.acknowledged` event).
+    acknowledgement_note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_alerts_acknowledged_at_id", "acknowledged_at", "id"),

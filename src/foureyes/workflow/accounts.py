@@ -12,11 +12,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from foureyes.core.redaction import shown_attributes
 from foureyes.core.services import Services, json_safe
 from foureyes.policy.engine import tier_of
+from foureyes.store.tables import PinRow
 
-__all__ = ["account_view"]
+__all__ = ["account_view", "pinned_accounts"]
+
+MAX_PINNED = 10_000  # a list for people to read; past this, look accounts up one by one
+
+
+def pinned_accounts(services: Services, pin: str | None = None) -> list[dict[str, Any]]:
+    """Every pinned account (or those with `pin`) and its pins, sorted by account: each
+    account's pins read as the audit log sealed them (`Services.pins`: RecordAltered, and the
+    alert, for a pin set or cleared behind foureyes' back)."""
+    query = select(PinRow.account_ref).distinct().order_by(PinRow.account_ref)
+    if pin is not None:
+        query = query.where(PinRow.pin == pin)
+    with services.database.transaction() as session:
+        refs = list(session.scalars(query.limit(MAX_PINNED)))
+        return [{"account": ref, "pins": sorted(services.pins(session, ref))} for ref in refs]
 
 
 def account_view(services: Services, ref: str) -> dict[str, Any]:

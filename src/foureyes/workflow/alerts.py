@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from foureyes.core.alerts import about
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
-from foureyes.store.tables import AlertRow
-from foureyes.workflow.access import require_oversight
+from foureyes.store.tables import AlertRow, RequestRow
+from foureyes.workflow.access import require_oversight, visible_request
 
 MAX_PAGE = 200
 State = Literal["open", "acknowledged", "all"]
@@ -36,6 +36,7 @@ def alert_view(row: AlertRow) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "acknowledged_by": row.acknowledged_by,
         "acknowledged_at": None if row.acknowledged_at is None else row.acknowledged_at.isoformat(),
+        "note": row.acknowledgement_note,
     }
 
 
@@ -101,6 +102,7 @@ def acknowledge(
         now = services.clock()
         row.acknowledged_by = actor.id
         row.acknowledged_at = now
+        row.acknowledgement_note = comment or None
         record(
             services,
             session,
@@ -111,3 +113,85 @@ def acknowledge(
             now=now,
         )
         return alert_view(row)
+
+
+# --- what the console shows -------------------------------------------------------------------
+
+# Most severe first; a severity foureyes does not know sorts last (never hidden).
+SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+severity_rank = case(SEVERITY_RANK, value=AlertRow.severity, else_=0)
+
+
+def alerts_by_severity(
+    services: Services,
+    actor: Actor,
+    *,
+    state: State = "open",
+    after: str | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Alerts, most severe first and newest first within a severity; and the cursor of the
+    next page ("rank.id" of the last one shown), or None. For oversight staff only. A cursor
+    that cannot be read is BadInput."""
+    _may_see(services, actor)
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
+    query = select(AlertRow).order_by(severity_rank.desc(), AlertRow.id.desc()).limit(limit + 1)
+    if state == "open":
+        query = query.where(AlertRow.acknowledged_at.is_(None))
+    elif state == "acknowledged":
+        query = query.where(AlertRow.acknowledged_at.is_not(None))
+    if after:
+        seen, _, last = after.partition(".")
+        if not (seen.isdigit() and last.isdigit() and len(after) <= 40):
+            raise BadInput(f"{after!r} is not a page of alerts")
+        query = query.where(
+            (severity_rank < int(seen)) | ((severity_rank == int(seen)) & (AlertRow.id < int(last)))
+        )
+    with services.database.transaction() as session:
+        rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = f"{SEVERITY_RANK.get(rows[-1].severity, 0)}.{rows[-1].id}" if more else None
+    return [alert_view(r) for r in rows], cursor
+
+
+def open_count(services: Services, actor: Actor) -> int | None:
+    """How many alerts are open, for the alerts badge; None for someone who does not oversee
+    (they have no alerts page: the badge is not shown, and nothing is counted)."""
+    if not services.oversees(actor.staff):
+        return None
+    with services.database.read() as session:
+        found = session.scalar(
+            select(func.count()).select_from(AlertRow).where(AlertRow.acknowledged_at.is_(None))
+        )
+    return int(found or 0)
+
+
+def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[str, Any]]:
+    """The alerts raised on one request, most severe first, for its review card: to anyone who
+    may see the request (`access.visible_request`: NotFound, as for an unknown id, otherwise).
+    What approvers must weigh (`protected_touched`, `fast_approval`, `off_hours`, ...) without
+    the alerts page: each alert's detector, severity, summary, time and whether it is
+    acknowledged; its details (which may name colleagues' other activity) stay with oversight."""
+    with services.database.read() as session:
+        visible_request(services, session, session.get(RequestRow, request_id), request_id, actor)
+        rows = list(
+            session.scalars(
+                select(AlertRow)
+                .where(AlertRow.request_id == request_id)
+                .order_by(severity_rank.desc(), AlertRow.id.desc())
+                .limit(MAX_PAGE)
+            )
+        )
+    return [
+        {
+            "id": row.id,
+            "detector": row.detector,
+            "severity": row.severity,
+            "summary": row.summary,
+            "created_at": row.created_at.isoformat(),
+            "state": "open" if row.acknowledged_at is None else "acknowledged",
+        }
+        for row in rows
+    ]

@@ -37,6 +37,7 @@ from foureyes.workflow.answered import (
     undo_run_or_replay,
 )
 from foureyes.workflow.audit_reads import EventFilter, audit_event, audit_events
+from foureyes.workflow.demo import demo_step_up
 from foureyes.workflow.enrolment import (
     Enrolled,
     console_proof_options,
@@ -57,6 +58,7 @@ from foureyes.workflow.submit import (
     submit,
 )
 from foureyes.workflow.undo import undo, undo_asks_for, undo_or_replay
+from foureyes.workflow.undo_offer import undo_offered
 from foureyes.workflow.views import ListFilter, list_requests
 
 __all__ = [
@@ -79,6 +81,7 @@ __all__ = [
     "cancel",
     "check_log",
     "console_proof_options",
+    "demo_step_up",
     "dry_run",
     "enrol_console_key",
     "enrol_security_key",
@@ -111,6 +114,7 @@ __all__ = [
     "unbind_login",
     "undo",
     "undo_asks_for",
+    "undo_offered",
     "undo_or_replay",
     "undo_run_or_replay",
 ]

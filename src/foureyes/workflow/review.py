@@ -259,13 +259,14 @@ def _approve(
     actor: str | None,
 ) -> None:
     details = {"approved_by": [list(f.approved_by) for f in status.factors]}
-    if decision.options.delay:
-        row.not_before = now + decision.options.delay
+    delay = services.delay_for(decision.options.delay)  # shorter on `serve --demo` alone
+    if delay:
+        row.not_before = now + delay
         # A delay stops the clock: a request that waits for its requester once the delay has
         # run (a read, a login_as: `ActionSpec.for_requester_only`) keeps the time it had left
         # to be carried out, instead of expiring during, or right after, the delay.
         if row.expires_at is not None:
-            row.expires_at = row.expires_at + decision.options.delay
+            row.expires_at = row.expires_at + delay
         move(
             services,
             session,
@@ -274,7 +275,12 @@ def _approve(
             actor=actor,
             kind="request.approved",
             now=now,
-            details={**details, "not_before": row.not_before},
+            details={
+                **details,
+                "not_before": row.not_before,
+                # The log says so when the demo, not the policy, set the wait.
+                **({"delay_from": "serve --demo"} if delay != decision.options.delay else {}),
+            },
         )
     else:
         move(

@@ -69,7 +69,15 @@ def _view(
     decision = dict(row.decision)
     factors = [dict(f, approved_by=[], missing=f["approvals"]) for f in decision.get("factors", [])]
     reviews = review_rows(session, row.id)
-    if row.state == RequestState.PENDING.value:
+    approved = None if row.state == RequestState.PENDING.value else _approved_by(session, row.id)
+    if approved is not None and len(approved) == len(factors):
+        # Past its approval the progress is what approved it, as its `request.approved` event
+        # recorded it: not re-counted now (an approver who left since still approved it then).
+        factors = [
+            dict(f, approved_by=people, missing=max(0, int(f["approvals"]) - len(people)))
+            for f, people in zip(factors, approved, strict=True)
+        ]
+    elif row.state == RequestState.PENDING.value:
         now = services.clock()
         current = redecide(services, session, row, now)
         if current.outcome == Outcome.PENDING:
@@ -126,6 +134,31 @@ def _view(
     return view
 
 
+def _approved_by(session: Session, request_id: str) -> list[list[str]] | None:
+    """Who approved each factor, as the request's latest `request.approved` event says (the
+    engine's assignment then); None if it was never approved or the event says otherwise."""
+    body = session.scalar(
+        select(EventRow.body)
+        .where(
+            EventRow.request_id == request_id,
+            EventRow.kind == "request.approved",
+            in_tree(),
+        )
+        .order_by(EventRow.seq.desc())
+        .limit(1)
+    )
+    if body is None:
+        return None
+    recorded = json.loads(body).get("approved_by")
+    if not isinstance(recorded, list) or not all(_names(people) for people in recorded):
+        return None
+    return [list(people) for people in recorded]
+
+
+def _names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
 def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
     events = session.scalars(
         select(EventRow).where(EventRow.request_id == request_id, in_tree()).order_by(EventRow.seq)
@@ -153,6 +186,9 @@ class ListFilter:
     account: str | None = None
     limit: int = 50
     before: str | None = None  # cursor: created_at|id of the last item seen
+    action: str | None = None
+    requester: str | None = None
+    tier: str | None = None  # the tier the decision found when the request was made
 
 
 def list_requests(
@@ -178,6 +214,10 @@ def list_requests(
             query = query.where(RequestRow.requester_id == actor.id)
         if filters.account:
             query = query.where(RequestRow.account_ref == filters.account)
+        if filters.action:
+            query = query.where(RequestRow.action == filters.action)
+        if filters.requester:
+            query = query.where(RequestRow.requester_id == filters.requester)
         if filters.reviewable:
             query = query.where(
                 RequestRow.state == RequestState.PENDING.value,
@@ -196,6 +236,8 @@ def list_requests(
         # Read in pages until `limit` items pass: `reviewable` and visibility filter in Python
         # (eligibility is a policy question), so a page may yield fewer than it reads.
         for row in session.scalars(query.execution_options(yield_per=limit + 1)):
+            if filters.tier and (row.decision or {}).get("tier") != filters.tier:
+                continue
             if filters.reviewable:
                 if not may_review_now(services, session, row, actor):
                     continue

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from foureyes import worker
 from foureyes.bootstrap import create_app
 from foureyes.commands.api_client import check_server_url
 from foureyes.errors import BadInput
 from foureyes.store.database import Database
 from foureyes.workflow import operations
+from foureyes.workflow.submit import Submission
 from tests.api.conftest import make_settings
 from tests.http_server import free_port, serving_app
 from tests.unit.commands.cli import run_client
@@ -362,3 +364,26 @@ def test_the_help_names_the_default_server_and_the_clear_text_rule(served: Serve
     assert "http://127.0.0.1:8400" in text
     assert "--insecure-http" in text
     assert "crosses the network in clear" in text
+
+
+def test_show_names_the_approvers_of_a_scheduled_then_executed_request(served: Served) -> None:
+    """Past pending, `show` says who approved each factor (issue #19: it said "approved by
+    nobody yet; 2 missing" on a scheduled or executed request)."""
+    world = served.world
+    request_id = operations.submit(
+        world.services,
+        world.actor("c-1001"),
+        Submission("account.deactivate", "chirp:president", justification="CASE-1234"),
+    )
+    for reviewer in ("e-3002", "e-3003", "e-4001"):
+        world.review(reviewer, request_id)
+
+    for state in ("SCHEDULED", "EXECUTED"):
+        code, out, err = served.run("c-1001", "show", request_id)
+        assert code == 0, err
+        assert state in out
+        assert "nobody yet" not in out
+        assert "factor vit-significant-changes: approved by e-3002, e-3003; 0 missing" in out
+        assert "factor vit-security-sign-off: approved by e-4001; 0 missing" in out
+        world.clock.advance(minutes=11)
+        worker.run_once(world.services)

@@ -10,6 +10,14 @@ run (`silent` on every probe while their heartbeat is older than the policy's ga
 `heartbeat-ahead` while it is dated in the future), read where the log says they did, and
 checkpoints were signed recently (raising `detector_silence` or `checkpoint_stale` if not).
 Any of those three not ok makes the status `degraded`, with the `reasons`.
+
+`platforms` says whether each connected platform answers (`ok`, `unreachable`, `unknown`:
+`foureyes.core.reachability`, probed in the background at most every 30 s, a check waiting at
+most a second for it). An unreachable platform makes the status `degraded` but keeps the 200:
+foureyes still serves (staff submit, review and read requests; an execution meanwhile fails or
+waits as docs/reconciliation.md says), and a load balancer that took it out of service for a
+platform's outage would hide even the requests waiting for that platform. Its name only, never
+its address or the error (those go to the log).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from sqlalchemy import text
 from foureyes import detect
 from foureyes.api.schemas import problem_responses
 from foureyes.core import logstate
+from foureyes.core.reachability import UNREACHABLE, Reachability
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.web.deps import ServicesDep
 
@@ -60,8 +69,11 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
     checkpoints = detect.check_checkpoints(services, request.app.state.settings.checkpoint_deadline)
     # The detectors' cursor where the log vouches for it (else they may have skipped events).
     moved = detect.check_cursor(services)
+    platforms = _reachability(request).report(services.connectors)
+    unreachable = [name for name, status in platforms.items() if status == UNREACHABLE]
     reasons = [
         *([] if silence is None else [silence.reason]),
+        *(f"platform {name} cannot be reached" for name in unreachable),
         *([] if moved is None else [moved]),
         *([] if not checkpoints.stale else ["events wait too long for a signed checkpoint"]),
     ]
@@ -73,7 +85,16 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
         if moved is not None
         else ("ok" if silence is None else silence.status),
         "checkpoints": "stale" if checkpoints.stale else "ok",
+        "platforms": platforms,
     }
     if reasons:
         body["reasons"] = reasons
     return body
+
+
+def _reachability(request: Request) -> Reachability:
+    """The app's one `Reachability` (made with the app; made here for an app built without)."""
+    found = getattr(request.app.state, "reachability", None)
+    if not isinstance(found, Reachability):
+        found = request.app.state.reachability = Reachability()
+    return found

@@ -194,18 +194,31 @@ def list_requests(
     account: Annotated[
         str | None, Query(max_length=300, description="Only requests on this account.")
     ] = None,
+    action: Annotated[
+        str | None, Query(max_length=200, description="Only requests for this action.")
+    ] = None,
+    requester: Annotated[
+        str | None, Query(max_length=100, description="Only requests by this staff id.")
+    ] = None,
+    tier: Annotated[
+        str | None,
+        Query(max_length=100, description="Only requests on accounts of this tier when asked."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=500, description="`next` of the previous page.")
     ] = None,
 ) -> dict[str, Any]:
     """The requests you may see: `{"items": [...], "next": cursor}`; `next` is null on the
-    last page."""
+    last page. Filters narrow what you may see; none widens it."""
     filters = operations.ListFilter(
         state=None if state is None else state.value,
         mine=mine,
         reviewable=reviewable,
         account=account,
+        action=action,
+        requester=requester,
+        tier=tier,
         limit=limit,
         before=_decode_cursor(cursor),
     )

@@ -1,44 +1,23 @@
-"""Finding an account by handle, and its page: attributes, tier, pins, requests and history."""
+"""Finding an account by handle (or the first letters of it, with a typeahead), and its page:
+attributes, tier, pins, requests and history."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from foureyes.console.pages.briefing import names
 from foureyes.console.pages.context import safe_account
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
-from foureyes.core.services import Services
-from foureyes.errors import FoureyesError
-from foureyes.policy.catalog import FOUREYES_PLATFORM
 from foureyes.web.deps import ServicesDep
-from foureyes.workflow import operations, views
+from foureyes.workflow import account_search, operations, views
 
 router = APIRouter()
 
 HISTORY = 50
-
-
-def _candidates(services: Services, query: str) -> list[str]:
-    """Account refs the query may mean: itself if it is `platform:id`, else the handle on
-    every connected platform where such an account exists."""
-    query = query.strip().removeprefix("@")
-    if not query:
-        return []
-    if ":" in query:
-        return [query]
-    found = []
-    for platform in sorted(services.connectors):
-        if platform == FOUREYES_PLATFORM:
-            continue
-        try:
-            services.resolve_account(f"{platform}:{query}")
-        except FoureyesError:
-            continue
-        found.append(f"{platform}:{query}")
-    return found
 
 
 @router.get("/console/accounts")
@@ -48,11 +27,26 @@ def find_account(
     actor: ConsoleActorDep,
     q: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
-    del actor
-    found = _candidates(services, q)
-    if len(found) == 1 and q:
+    found = account_search.find_accounts(services, actor, q)
+    typed = q.strip().removeprefix("@")
+    if len(found) == 1 and found[0].partition(":")[2] == typed.rpartition(":")[2]:
         return RedirectResponse(f"/console/accounts/{found[0]}", status_code=303)
-    return render(request, "accounts.html", {"q": q, "found": found})
+    return render(
+        request,
+        "accounts.html",
+        {"q": q, "found": found, "min_prefix": account_search.MIN_PREFIX},
+    )
+
+
+@router.get("/console/account-suggestions")
+def suggest(
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    q: Annotated[str, Query(max_length=300)] = "",
+) -> JSONResponse:
+    """The typeahead's answer: {"items": [account refs]} (what the search page would list)."""
+    found = account_search.find_accounts(services, actor, q)
+    return JSONResponse({"items": found}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/console/accounts/{ref:path}")
@@ -74,6 +68,10 @@ def show_account(
         services, actor, operations.ListFilter(account=ref, limit=20)
     )
     history = views.account_history(services, actor, ref, HISTORY)
+    people = names(
+        services,
+        sorted({v["requester"] for v in requests} | {h["actor"] for h in history if h["actor"]}),
+    )
     return render(
         request,
         "account.html",
@@ -82,5 +80,6 @@ def show_account(
             "requests": requests,
             "history": history,
             "oversight_groups": " or ".join(sorted(services.oversight_groups)),
+            "people": people,
         },
     )

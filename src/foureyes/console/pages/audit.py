@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from foureyes.audit.merkle import MerkleVerificationError, leaf_hash, verify_inclusion
+from foureyes.console.pages.briefing import names
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.errors import BadInput
@@ -89,7 +90,16 @@ def explorer(
     ]
     following = events[-1].seq if len(events) == PAGE else None
     return render(
-        request, "audit.html", {"items": items, "filters": filters, "following": following}
+        request,
+        "audit.html",
+        {
+            "items": items,
+            "filters": filters,
+            "query": {k: v for k, v in filters.items() if v},
+            "following": following,
+            "paged": after is not None,
+            "people": names(services, sorted({e.actor for e in events if e.actor})),
+        },
     )
 
 
@@ -126,5 +136,6 @@ def event(
                 "root_hash": _b64(proof.root_hash),
             },
             "checked": checked,
+            "people": names(services, [item.actor] if item.actor else []),
         },
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from foureyes.console.pages.briefing import approvals, names, risks
 from foureyes.core.services import Actor, Services
 from foureyes.errors import FoureyesError
 from foureyes.model import Account, ActionKind, ActionSpec, Staff
+from foureyes.workflow import alerts as alert_ops
 from foureyes.workflow import views
 from foureyes.workflow.accounts import account_view
 
@@ -79,15 +81,28 @@ def request_context(services: Services, actor: Actor, view: dict[str, Any]) -> d
         change = {}
     reviewable = view["state"] == "pending" and views.can_review(services, actor, view["id"])
     _, _, account_id = view["account"].partition(":")
+    requester = person_card(services, view["requester"])
+    account = safe_account(services, view["account"])
+    try:
+        raised = alert_ops.on_request(services, actor, view["id"])
+    except FoureyesError:
+        raised = []
     return {
         "view": view,
         "spec": spec,
-        "requester": person_card(services, view["requester"]),
-        "account": safe_account(services, view["account"]),
+        "requester": requester,
+        "account": account,
         "account_id": account_id,
+        "risks": risks(view, account, requester, spec),
+        "alerts": raised,
+        "factors": approvals(services, view),
         "change": change,
         "destructive": destructive(spec, change),
         "step_up": bool(view["decision"].get("options", {}).get("step_up")),
         "reviewable": reviewable,
         "reviewers": {r["reviewer"]: person_card(services, r["reviewer"]) for r in view["reviews"]},
+        "people": names(
+            services,
+            sorted({str(t["actor"]) for t in view.get("timeline", []) if t.get("actor")}),
+        ),
     }

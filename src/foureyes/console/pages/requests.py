@@ -21,6 +21,7 @@ from foureyes.console import schemaform
 from foureyes.console.csrf import CsrfDep
 from foureyes.console.pages.context import action_spec, request_context, safe_account
 from foureyes.console.pages.forms import FormDep
+from foureyes.console.pages.lists import OPEN_STATES, may_sign_off
 from foureyes.console.sessions import ConsoleActorDep, client_address
 from foureyes.console.templating import render
 from foureyes.core.services import Actor, Services
@@ -32,7 +33,6 @@ from foureyes.workflow import operations, views
 router = APIRouter()
 
 RequestId = Annotated[str, Path(min_length=1, max_length=100)]
-OPEN_STATES = ("pending", "approved", "scheduled")
 # The hidden field of a form's idempotency key.
 KEY_FIELD = "idempotency_key"
 
@@ -241,12 +241,16 @@ def _request_page(
     context["may_cancel"] = view["state"] == "scheduled" or (
         view["state"] in OPEN_STATES and view["requester"] == actor.id
     )
-    context["may_sign_off"] = _may_sign_off(view, actor)
+    context["may_sign_off"] = may_sign_off(view, actor)
     context["may_carry_out"] = view["requester"] == actor.id and (
         view["state"] == "approved" or _delay_has_run(services, view)
     )
-    context["may_undo"] = view["state"] == "executed" and bool(
-        context["spec"] is not None and context["spec"].reversible_by
+    context["mine"] = view["requester"] == actor.id
+    # Undo is offered only to someone the policy's rules would not refuse it.
+    context["may_undo"] = (
+        view["state"] == "executed"
+        and bool(context["spec"] is not None and context["spec"].reversible_by)
+        and operations.undo_offered(services, actor, request_id)
     )
     # The reverse's inputs only when foureyes cannot fill its params in (an email change
     # executed before it kept the previous address): otherwise nothing to type.
@@ -266,18 +270,6 @@ def show_request(
     request: Request, request_id: RequestId, services: ServicesDep, actor: ConsoleActorDep
 ) -> Response:
     return _request_page(request, services, actor, request_id)
-
-
-def _may_sign_off(view: dict[str, Any], actor: Actor) -> bool:
-    """A break-glass that ran and still wants sign-offs, not asked by me nor signed by me
-    (whether I am eligible the operation decides)."""
-    return (
-        bool(view["break_glass"])
-        and view["post_review_due"] is not None
-        and view["state"] in ("executed", "failed", "reverted")
-        and view["requester"] != actor.id
-        and not any(r["reviewer"] == actor.id and r["kind"] != "review" for r in view["reviews"])
-    )
 
 
 def _step_up(raw: str) -> dict[str, Any] | None:
@@ -340,6 +332,8 @@ def _record(
             status_code=exc.status,
             **kept,
         )
+    if form.get("next") == "inbox":  # reviewed from the inbox: on to the next card
+        return RedirectResponse(f"/console/inbox?reviewed={request_id}", status_code=303)
     return RedirectResponse(f"/console/requests/{request_id}?reviewed=1", status_code=303)
 
 
@@ -437,44 +431,3 @@ def undo(
         services, actor, request_id, justification, params, idempotency_key=form_key(form)
     )
     return RedirectResponse(f"/console/requests/{submitted.request_id}", status_code=303)
-
-
-# --- lists -----------------------------------------------------------------------------------
-
-
-@router.get("/console/requests")
-def my_requests(
-    request: Request,
-    services: ServicesDep,
-    actor: ConsoleActorDep,
-    state: Annotated[str, Query(max_length=20)] = "",
-    before: Annotated[str, Query(max_length=200)] = "",
-) -> Response:
-    items, cursor = operations.list_requests(
-        services,
-        actor,
-        operations.ListFilter(state=state or None, mine=True, limit=25, before=before or None),
-    )
-    return render(
-        request,
-        "requests.html",
-        {"items": items, "cursor": cursor, "state": state, "open_states": OPEN_STATES},
-    )
-
-
-@router.get("/console/inbox")
-def inbox(request: Request, services: ServicesDep, actor: ConsoleActorDep) -> Response:
-    """What waits for my review, each with its full context and a review form."""
-    items, cursor = operations.list_requests(
-        services, actor, operations.ListFilter(reviewable=True, limit=20)
-    )
-    cards = [request_context(services, actor, item) for item in items]
-    recent, _ = operations.list_requests(
-        services, actor, operations.ListFilter(state="executed", limit=50)
-    )
-    sign_offs = [item for item in recent if _may_sign_off(item, actor)]
-    return render(
-        request,
-        "inbox.html",
-        {"cards": cards, "more": cursor is not None, "sign_offs": sign_offs},
-    )

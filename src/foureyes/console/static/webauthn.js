@@ -8,6 +8,10 @@
 //   asks the server for request options for this request and verdict (the server computes the
 //   challenge from the request's digest), gets an assertion from the key, puts it as JSON into
 //   the hidden `step_up` field and submits the form. The server verifies it.
+// - On a demo server only (<meta name="foureyes-demo">, which `serve --demo` alone renders), a
+//   review form that needs step-up also gets a clearly labelled box: ticked, the demo key the
+//   server holds for the signed-in person signs the review instead of a security key
+//   (POST /console/demo/step-up, mounted on demo servers alone; foureyes.core.demo).
 (function () {
   "use strict";
 
@@ -193,14 +197,52 @@
 
   // --- step-up for a review ------------------------------------------------------------------
 
+  function demoServer() {
+    return !!document.querySelector('meta[name="foureyes-demo"][content="1"]');
+  }
+
+  var demoBoxes = 0;
+
+  // The demo's box on a review form (demo servers only): unticked, unless this browser cannot
+  // use security keys at all.
+  function addDemoBox(form) {
+    demoBoxes += 1;
+    var id = "demo-step-up-" + demoBoxes;
+    var box = document.createElement("div");
+    box.className = "demo-step-up";
+    box.setAttribute("data-demo-step-up", "1");
+    var input = document.createElement("input");
+    input.type = "checkbox";
+    input.id = id;
+    input.checked = !supported();
+    var label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = " Demo only: no security key or passkey here? Confirm with the demo key " +
+      "this demo server holds for you.";
+    var note = document.createElement("p");
+    note.className = "muted small";
+    note.textContent = "A real foureyes server never offers this: there, only your own " +
+      "security key or passkey confirms a review.";
+    box.appendChild(input);
+    box.appendChild(label);
+    box.appendChild(note);
+    var actions = form.querySelector("button[data-decision]");
+    var where = actions ? actions.closest(".actions") || actions.parentNode : null;
+    if (where && where.parentNode === form) form.insertBefore(box, where);
+    else form.appendChild(box);
+    return input;
+  }
+
   function setUpReview(form) {
+    var demoBox = demoServer() ? addDemoBox(form) : null;
     form.addEventListener("submit", async function (event) {
       if (form.dataset.stepUpReady === "1") return; // the assertion is in: let it go
       event.preventDefault();
       var submitter = event.submitter || form.querySelector("button[data-decision]");
       var decision = submitter ? submitter.getAttribute("data-decision") : "";
       if (decision !== "approve" && decision !== "deny") return;
-      if (!supported()) {
+      var useDemo = !!(demoBox && demoBox.checked);
+      if (!useDemo && !supported()) {
         show(form, "This review needs a security key, and this browser cannot use one.");
         return;
       }
@@ -209,16 +251,24 @@
       buttons.forEach(function (b) { b.disabled = true; });
       var rpId = "";
       try {
-        var options = await postJSON("/console/webauthn/assertion/options", {
-          request_id: form.getAttribute("data-request-id"),
-          decision: decision,
-        });
-        rpId = options.rpId;
-        var credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
-        form.elements.step_up.value = JSON.stringify({
-          method: "webauthn",
-          credential: assertionJSON(credential),
-        });
+        if (useDemo) {
+          var signed = await postJSON("/console/demo/step-up", {
+            request_id: form.getAttribute("data-request-id"),
+            decision: decision,
+          });
+          form.elements.step_up.value = JSON.stringify(signed);
+        } else {
+          var options = await postJSON("/console/webauthn/assertion/options", {
+            request_id: form.getAttribute("data-request-id"),
+            decision: decision,
+          });
+          rpId = options.rpId;
+          var credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
+          form.elements.step_up.value = JSON.stringify({
+            method: "webauthn",
+            credential: assertionJSON(credential),
+          });
+        }
         // form.submit() sends no submitter: the verdict goes in the hidden `decision` field.
         var hidden = form.querySelector('input[type="hidden"][name="decision"]');
         if (!hidden) {
@@ -231,7 +281,11 @@
         form.dataset.stepUpReady = "1";
         form.submit();
       } catch (error) {
-        show(form, why(error, rpId));
+        var message = why(error, rpId);
+        if (demoBox && !useDemo) {
+          message += " (Demo: no key here? Tick the demo box above and try again.)";
+        }
+        show(form, message);
         buttons.forEach(function (b) { b.disabled = false; });
       }
     });
