@@ -30,8 +30,8 @@ from foureyes.auth import credentials, webauthn
 from foureyes.auth.messages import challenge
 from foureyes.auth.stepup import bootstrap_key
 from foureyes.bootstrap import services_for
-from foureyes.commands.serve import _demo_relying_party
 from foureyes.config import Settings
+from foureyes.config.served import as_served
 from foureyes.store.tables import (
     EventRow,
     OutboxRow,
@@ -676,11 +676,11 @@ def test_the_demo_binds_security_keys_to_the_port_it_serves_on(tmp_path: Path) -
     """`serve --demo --port N`: keys are bound to http://localhost:N, unless the demo's
     settings file names a relying party itself (then it stands)."""
     default = Settings.load(tmp_path / "none")
-    assert _demo_relying_party(default, 8123).webauthn.origins == ["http://localhost:8123"]
+    assert as_served(default, 8123).webauthn.origins == ["http://localhost:8123"]
     root = tmp_path / "chosen"
     root.mkdir()
     (root / "foureyes.toml").write_text(
         '[webauthn]\nrp_id = "localhost"\norigins = ["http://localhost:9000"]\n'
     )
     chosen = Settings.load(root)
-    assert _demo_relying_party(chosen, 8123).webauthn.origins == ["http://localhost:9000"]
+    assert as_served(chosen, 8123).webauthn.origins == ["http://localhost:9000"]

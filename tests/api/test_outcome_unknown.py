@@ -167,7 +167,13 @@ def test_an_undo_recorded_before_the_database_stops(api: Api, outage: Outage) ->
     assert count(api, ExecutionRow, request_id=undo_id) == 1
 
 
-def test_an_execution_claimed_before_the_database_stops(api: Api, outage: Outage) -> None:
+def test_an_execution_claimed_before_the_database_stops(
+    api: Api, outage: Outage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A platform called outside foureyes' transactions (the demo's local path turned off to
+    stand for one): the claim commits, then the database stops."""
+    chirp = api.world.services.connectors["chirp"]
+    monkeypatch.setattr(chirp, "local_execution", lambda: None)
     request_id = api.submitted(TOMAS, **SUSPEND)["id"]
     api.world.review(MEI, request_id)
     api.world.review(SAM, request_id)
@@ -179,6 +185,24 @@ def test_an_execution_claimed_before_the_database_stops(api: Api, outage: Outage
     assert problem["request_id"] == request_id
     assert api.show(TOMAS, request_id)["state"] == "executing"
     # Not carried out a second time by a retry: it is the worker's to finish.
+    assert_problem(api.post(TOMAS, f"/v1/requests/{request_id}/execute"), 409, "conflict")
+
+
+def test_a_local_execution_whose_answer_is_lost_is_whole(api: Api, outage: Outage) -> None:
+    """The demo platform is carried out in the claim's own transaction: the database stops
+    once it has committed, so the answer is outcome-unknown, and the request is executed,
+    once, with nothing left to reconcile."""
+    request_id = api.submitted(TOMAS, **SUSPEND)["id"]
+    api.world.review(MEI, request_id)
+    api.world.review(SAM, request_id)
+    outage.after(r"INSERT INTO executions")
+
+    problem = unknown(api.post(TOMAS, f"/v1/requests/{request_id}/execute"))
+
+    outage.end()
+    assert problem["request_id"] == request_id
+    assert api.show(TOMAS, request_id)["state"] == "executed"
+    assert count(api, ExecutionRow, request_id=request_id) == 1
     assert_problem(api.post(TOMAS, f"/v1/requests/{request_id}/execute"), 409, "conflict")
 
 

@@ -20,6 +20,7 @@ from foureyes.connectors.calls import (
     PlatformClient,
     RetryPolicy,
     Sleep,
+    json_object,
     transient_status,
 )
 from foureyes.errors import ConnectorError, NotFound
@@ -130,11 +131,7 @@ class Xrpc:
         """The PDS's answer as a JSON object, or the error it means: NotFound; transient for
         429 and 5xx; refused otherwise (a 401: the admin password)."""
         status = response.status_code
-        try:
-            body = response.json() if response.content else {}
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
+        body = json_object(response)
         if 200 <= status < 300:
             return body
         error = str(body.get("error", ""))

@@ -417,3 +417,13 @@ def secret_setting(settings: Mapping[str, Any], connector: str, key: str) -> str
             "so that it is not written in the configuration)"
         )
     return value
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's body as a JSON object; empty for no body, one that is not JSON, or JSON
+    that is not an object (a platform's error page, a proxy's answer)."""
+    try:
+        decoded = response.json() if response.content else {}
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}

@@ -36,6 +36,7 @@ from foureyes.connectors.calls import (
     RetryPolicy,
     Sleep,
     deadline_setting,
+    json_object,
     number_setting,
     retry_setting,
     secret_setting,
@@ -413,13 +414,13 @@ class HttpConnector(Connector):
                 outcome_unknown=order,
             ) from None
         if 200 <= status < 300:
-            decoded = _json(response)
+            decoded = json_object(response)
             return decoded if isinstance(decoded, dict) else {}
         if status == 404:
             return None
         reason = _short(_error_text(response))
         suffix = f": {reason}" if reason else ""
-        if order and status == 409 and _json(response).get("in_progress") is True:
+        if order and status == 409 and json_object(response).get("in_progress") is True:
             raise ConnectorError(
                 f"{self._who}: {what} is in progress at the receiver{suffix}",
                 transient=True,
@@ -450,15 +451,6 @@ def _check_answer(response: httpx.Response, secret: str) -> None:
         request_body=request.content,
         request_signature=request.headers.get(SIGNATURE_HEADER, ""),
     )
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    """The answer's JSON object; empty when it is none."""
-    try:
-        decoded = response.json() if response.content else {}
-    except ValueError:
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
 
 
 def _short(text: str) -> str:

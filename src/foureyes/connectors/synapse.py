@@ -68,6 +68,7 @@ from foureyes.connectors.calls import (
     RetryPolicy,
     Sleep,
     deadline_setting,
+    json_object,
     number_setting,
     retry_setting,
     secret_setting,
@@ -640,11 +641,7 @@ class SynapseConnector(Connector):
     def _translate(self, response: httpx.Response, what: str) -> dict[str, Any]:
         """Synapse's answer as a JSON object, or the error it means (module docstring)."""
         status = response.status_code
-        try:
-            body = response.json() if response.content else {}
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
+        body = json_object(response)
         if 200 <= status < 300:
             return body
         errcode = str(body.get("errcode", ""))
