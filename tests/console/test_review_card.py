@@ -12,7 +12,7 @@ from html import unescape
 import pytest
 
 from foureyes.core.alerts import NewAlert, raise_alert
-from foureyes.errors import NotFound
+from foureyes.errors import Forbidden, NotFound
 from foureyes.workflow import alerts as alert_ops
 from foureyes.workflow import inbox as inbox_ops
 from foureyes.workflow import operations
@@ -106,6 +106,43 @@ def test_alerts_on_a_request_are_for_those_who_may_see_it_only(console: Console)
     assert "staff" not in shown
 
 
+def test_alerts_about_people_stay_with_oversight_and_the_requester_reads_none(
+    console: Console,
+) -> None:
+    """Attack run: a reviewer's failed step-up, raised on the request, showed on the
+    requester's page. Cards show only the detectors that describe the request, and never to
+    its requester."""
+    request_id = _submit(console, KIM, DEACTIVATE)
+    _alert(console, request_id, "protected_touched", "high", "a protected account is touched")
+    _alert(console, request_id, "step_up_failed", "high", "e-3002 presented a bad step-up")
+    services = console.world.services
+    seen = alert_ops.on_request(services, console.world.actor(MEI), request_id)
+    assert [a["detector"] for a in seen] == ["protected_touched"]
+    assert alert_ops.on_request(services, console.world.actor(KIM), request_id) == []
+    page = console.signed_in(KIM).get(f"/console/requests/{request_id}").text
+    assert "step_up_failed" not in page
+    assert "protected_touched" not in page
+
+
+def test_whoever_took_part_in_a_request_does_not_acknowledge_its_alerts(
+    console: Console,
+) -> None:
+    """Attack run: an approver acknowledged the alerts naming the requester and a co-approver
+    of the request they approved."""
+    request_id = _submit(console, KIM, DEACTIVATE)
+    console.world.review(JO, request_id)
+    alert_id = _alert(console, request_id, "fast_approval", "medium", "approved fast")
+    with pytest.raises(Forbidden):
+        alert_ops.acknowledge(console.world.services, console.world.actor(JO), alert_id, "ok")
+
+
+def test_a_cursor_the_server_did_not_give_is_bad_input_not_a_crash(console: Console) -> None:
+    browser = console.signed_in(MEI)
+    for cursor in ("zzz", "2026-01-01|x", "2026-01-01T00:00:00+00:00|"):
+        answer = browser.get(f"/console/requests?mine=0&before={cursor}")
+        assert answer.status_code in (400, 422), (cursor, answer.status_code)
+
+
 def test_who_must_approve_is_named_and_the_rule_is_in_words_with_its_cel_folded(
     console: Console,
 ) -> None:
@@ -134,17 +171,21 @@ def test_the_requesters_manager_is_told_why_their_inbox_is_empty(console: Consol
     text = _text(page)
     assert "Nothing waits for your review." in text
     assert (
-        "1 request by people you manage is not in your inbox: the policy does not let a "
-        "requester's manager approve them (rule vit-significant-changes)." in text
+        "Requests by people you manage are reviewed by others and never reach your inbox: "
+        "the policy does not let a requester's manager approve them." in text
     )
-    # The note says why, not what: no request, account, action or requester.
+    # The note says why, not what: no request, account, action, requester, rule or count
+    # (attack run: the rule's name told the manager the account was very important).
     note = re.search(r'<p class="notice" data-manager-note="1">.*?</p>', page, re.S)
     assert note is not None
-    for secret in (request_id, "president", "deactivate", "Kim", KIM, "CASE-1234"):
-        assert secret not in note.group(0)
-    # Nobody else manages Kim: nobody else gets the note.
-    assert inbox_ops.manager_note(console.world.services, console.world.actor(MEI)) is None
-    assert "data-manager-note" not in console.signed_in(JO).get("/console/inbox").text
+    said = _text(note.group(0))
+    for secret in (request_id, "president", "deactivate", "Kim", KIM, "CASE-1234", "vit", "1"):
+        assert secret not in said
+    # Whoever manages nobody is not told.
+    assert not inbox_ops.manager_note(console.world.services, console.world.actor(MEI))
+    assert "data-manager-note" not in console.signed_in(INES).get("/console/inbox").text
+    # Jo manages people too: told the same, with nothing of theirs pending.
+    assert "data-manager-note" in console.signed_in(JO).get("/console/inbox").text
 
 
 def test_your_request_is_said_to_its_requester_only(console: Console) -> None:

@@ -15,7 +15,7 @@ from foureyes.core.alerts import about
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
-from foureyes.store.tables import AlertRow, RequestRow
+from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
 from foureyes.workflow.access import require_oversight, visible_request
 
 MAX_PAGE = 200
@@ -82,6 +82,22 @@ def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any
         return alert_view(row)
 
 
+def _took_part(session: Any, request_id: str | None, staff_id: str) -> bool:
+    """Whether `staff_id` asked for or reviewed `request_id`: an alert on a request is about
+    everyone who took part in it (its approvers too), whoever the alert names."""
+    if request_id is None:
+        return False
+    asked = select(RequestRow.id).where(
+        RequestRow.id == request_id, RequestRow.requester_id == staff_id
+    )
+    reviewed = select(ReviewRow.id).where(
+        ReviewRow.request_id == request_id, ReviewRow.reviewer_id == staff_id
+    )
+    return (
+        session.scalar(asked.limit(1)) is not None or session.scalar(reviewed.limit(1)) is not None
+    )
+
+
 def acknowledge(
     services: Services, actor: Actor, alert_id: int, comment: str = ""
 ) -> dict[str, Any]:
@@ -92,7 +108,7 @@ def acknowledge(
         row = session.scalar(select(AlertRow).where(AlertRow.id == alert_id).with_for_update())
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        if row.staff_id == actor.id:
+        if row.staff_id == actor.id or _took_part(session, row.request_id, actor.id):
             raise Forbidden("an alert about you is acknowledged by someone else")
         if row.acknowledged_at is not None:
             raise Conflict(
@@ -168,20 +184,45 @@ def open_count(services: Services, actor: Actor) -> int | None:
     return int(found or 0)
 
 
+# The detectors whose alerts describe a request for its reviewers (`foureyes.detect`); any
+# other alert on it (a reviewer's failed step-up, a tampered row) is about a person or the
+# system, and stays with oversight.
+ON_CARDS = frozenset(
+    {
+        "protected_touched",
+        "departing_staff",
+        "velocity",
+        "denial_burst",
+        "break_glass",
+        "generic_justification",
+        "fast_approval",
+        "pair_affinity",
+        "off_hours",
+    }
+)
+
+
 def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[str, Any]]:
     """The alerts raised on one request, most severe first, for its review card: to anyone who
     may see the request (`access.visible_request`: NotFound, as for an unknown id, otherwise).
     What approvers must weigh (`protected_touched`, `fast_approval`, `off_hours`, ...) without
     the alerts page: each alert's detector, severity, summary, time and whether it is
-    acknowledged; its details (which may name colleagues' other activity) stay with oversight."""
+    acknowledged; its details (which may name colleagues' other activity) stay with oversight.
+    Outside oversight, only the request-describing detectors (`ON_CARDS`), and nothing to the
+    requester."""
+    oversees = services.oversees(actor.staff)
     with services.database.read() as session:
-        visible_request(services, session, session.get(RequestRow, request_id), request_id, actor)
+        row = visible_request(
+            services, session, session.get(RequestRow, request_id), request_id, actor
+        )
+        if not oversees and row.requester_id == actor.id:
+            return []  # what security weighs about a request is not its requester's to read
+        query = select(AlertRow).where(AlertRow.request_id == request_id)
+        if not oversees:
+            query = query.where(AlertRow.detector.in_(ON_CARDS))
         rows = list(
             session.scalars(
-                select(AlertRow)
-                .where(AlertRow.request_id == request_id)
-                .order_by(severity_rank.desc(), AlertRow.id.desc())
-                .limit(MAX_PAGE)
+                query.order_by(severity_rank.desc(), AlertRow.id.desc()).limit(MAX_PAGE)
             )
         )
     return [

@@ -6,17 +6,14 @@ manager's note gives a count and the rules, never which request, account or acti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 
 from foureyes.core.services import Actor, Services
-from foureyes.model import Outcome, RequestState
+from foureyes.model import RequestState
 from foureyes.store.tables import RequestRow, StaffRow
 from foureyes.workflow.access import may_review_now, visible_clause
-from foureyes.workflow.subject import redecide
 
-__all__ = ["ManagerNote", "manager_note", "waiting"]
+__all__ = ["manager_note", "waiting"]
 
 # The badge counts up to this many ("20+" beyond): each row is a policy question.
 BADGE_CAP = 20
@@ -45,36 +42,19 @@ def waiting(services: Services, actor: Actor) -> tuple[int, bool]:
     return count, False
 
 
-@dataclass(frozen=True)
-class ManagerNote:
-    """Requests by people the reader manages that they may not approve, because a rule's
-    approvers exclude the requester's manager: how many, and which rules say so."""
-
-    count: int
-    rules: tuple[str, ...]
-
-
-def manager_note(services: Services, actor: Actor) -> ManagerNote | None:
-    """Why requests by `actor`'s reports are not in their inbox, or None when none are kept
-    from them that way. Counts pending requests whose requester's manager is `actor`, that
-    `actor` may not approve, and whose approvers' condition names `requester.manager`."""
-    query = (
-        select(RequestRow)
-        .join(StaffRow, StaffRow.id == RequestRow.requester_id)
-        .where(RequestRow.state == RequestState.PENDING.value, StaffRow.manager == actor.id)
-        .limit(_SCAN)
-    )
-    count = 0
-    rules: set[str] = set()
+def manager_note(services: Services, actor: Actor) -> bool:
+    """Whether to tell `actor` why requests by people they manage may wait for review without
+    reaching their inbox: they manage someone, and a rule in force keeps a requester's manager
+    from approving (its approvers condition reads `requester.manager`). It depends on nothing
+    pending: a count or the rules that held a request back would tell a manager of requests
+    that, to them, do not exist (the rule's name can say the account is very important)."""
     with services.database.read() as session:
-        for row in session.scalars(query):
-            if may_review_now(services, session, row, actor):
-                continue
-            decision = redecide(services, session, row, services.clock())
-            if decision.outcome != Outcome.PENDING:
-                continue
-            why = {f.rule for f in decision.factors if "requester.manager" in (f.approvers or "")}
-            if why:
-                count += 1
-                rules |= why
-    return ManagerNote(count, tuple(sorted(rules))) if count else None
+        reports = select(StaffRow.id).where(StaffRow.manager == actor.id).limit(1)
+        if session.scalar(reports) is None:
+            return False
+        _, policy = services.policy_in_force(session)
+    return any(
+        rule.approvers is not None
+        and any(tuple(path[:2]) == ("requester", "manager") for path in rule.approvers.paths)
+        for rule in policy.rules
+    )

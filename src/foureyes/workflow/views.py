@@ -22,7 +22,7 @@ from foureyes.connectors.base import ExecutionOrder
 from foureyes.core.events import POST_REVIEW
 from foureyes.core.redaction import declarations, shown_fields, shown_params
 from foureyes.core.services import Actor, Services
-from foureyes.errors import NotFound
+from foureyes.errors import BadInput, NotFound
 from foureyes.model import Account, Outcome, RequestState, Staff
 from foureyes.policy.catalog import MASK
 from foureyes.policy.engine import satisfied
@@ -191,6 +191,19 @@ class ListFilter:
     tier: str | None = None  # the tier the decision found when the request was made
 
 
+def page_position(before: str) -> tuple[datetime, str]:
+    """The (created_at, id) a list's cursor `created_at|id` names; BadInput for anything this
+    server did not give out (every surface's cursor is read here: a malformed one was a 500)."""
+    stamp, sep, last_id = before.partition("|")
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        raise BadInput("the cursor is not one this server gave out") from None
+    if not sep or not last_id or when.tzinfo is None:
+        raise BadInput("the cursor is not one this server gave out")
+    return when, last_id
+
+
 def list_requests(
     services: Services, actor: Actor, filters: ListFilter
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -224,8 +237,7 @@ def list_requests(
                 RequestRow.requester_id != actor.id,
             )
         if filters.before:
-            stamp, _, last_id = filters.before.partition("|")
-            when = datetime.fromisoformat(stamp)
+            when, last_id = page_position(filters.before)
             query = query.where(
                 (RequestRow.created_at < when)
                 | ((RequestRow.created_at == when) & (RequestRow.id < last_id))
