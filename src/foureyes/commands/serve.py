@@ -49,7 +49,7 @@ from foureyes.auth.stepup import bootstrap_key
 from foureyes.bootstrap import create_app, services_for
 from foureyes.commands.init import seed_from_files
 from foureyes.commands.options import DataDirOpt, diagnosed, err
-from foureyes.config import CONFIG_FILE, DEMO_DATA_DIR, Settings
+from foureyes.config import CONFIG_FILE, DEFAULT_DATA_DIR, DEMO_DATA_DIR, Settings, default_data_dir
 from foureyes.config.served import SERVED_PORT_ENV, as_served, is_local
 from foureyes.core.demo import DEMO_KEYS, DEMO_MARKER, DemoMode
 from foureyes.core.events import record
@@ -115,6 +115,18 @@ def _enroll_demo_keys(services: Services, root: Path) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(pem)
+
+
+def _not_the_demo(root: Path) -> Path:
+    """`root`, unless it is the demo's directory found for want of `./foureyes-data`: a real
+    server never serves the demo's data (its people's tokens and keys are on disk) because a
+    directory was missing (an unmounted volume)."""
+    if root.name == DEMO_DATA_DIR.name:
+        raise BadInput(
+            f"there is no ./{DEFAULT_DATA_DIR} here; ./{DEMO_DATA_DIR} is the demo's: serve it "
+            "with --demo, or name your data directory with --data-dir"
+        )
+    return root
 
 
 def _prepare_demo(root: Path) -> None:
@@ -349,6 +361,8 @@ def register(app: typer.Typer) -> None:
         if demo:
             root = (data_dir or DEMO_DATA_DIR).expanduser().absolute()
             _prepare_demo(root)
+        elif root is None and not os.environ.get("FOUREYES_DATA_DIR"):
+            root = _not_the_demo(default_data_dir())
         settings = Settings.load(root)
         signer_from_file(settings.signing_key_file)  # refuse to start without the log signing key
         if settings.oidc is not None:

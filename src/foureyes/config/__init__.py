@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -505,9 +506,19 @@ def default_data_dir(cwd: Path | None = None) -> Path:
     `foureyes serve --demo` made `./foureyes-demo`, that one (so that `foureyes staff token`
     after `serve --demo` finds the demo's)."""
     here = Path.cwd() if cwd is None else cwd
-    if not (here / DEFAULT_DATA_DIR).exists() and (here / DEMO_DATA_DIR / CONFIG_FILE).exists():
+    data = here / DEFAULT_DATA_DIR
+    # A dangling `foureyes-data` (a volume not mounted) is missing, named so; never the demo.
+    if (
+        not data.exists()
+        and not data.is_symlink()
+        and (here / DEMO_DATA_DIR / CONFIG_FILE).exists()
+    ):
+        # Never silently: whoever runs the command learns which data it acts on.
+        sys.stderr.write(
+            f"foureyes: no ./{DEFAULT_DATA_DIR} here: using the demo's ./{DEMO_DATA_DIR}\n"
+        )
         return here / DEMO_DATA_DIR
-    return here / DEFAULT_DATA_DIR
+    return data
 
 
 def missing_data_dir(settings: Settings) -> str | None:

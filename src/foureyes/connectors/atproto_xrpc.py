@@ -21,6 +21,7 @@ from foureyes.connectors.calls import (
     RetryPolicy,
     Sleep,
     json_object,
+    platform_text,
     transient_status,
 )
 from foureyes.errors import ConnectorError, NotFound
@@ -135,8 +136,8 @@ class Xrpc:
         if 200 <= status < 300:
             return body
         error = str(body.get("error", ""))
-        message = " ".join(str(body.get("message", "")).split())[:300]
-        said = f"{status} {error}".strip() + (f": {message}" if message else "")
+        message = platform_text(" ".join(str(body.get("message", "")).split())[:300])
+        said = platform_text(f"{status} {error}".strip() + (f": {message}" if message else ""))
         if error in _NOT_FOUND_ERRORS or message.lower() in _NOT_FOUND_MESSAGES:
             raise NotFound(f"{self.platform}: {what} does not exist ({said})")
         if transient_status(status):

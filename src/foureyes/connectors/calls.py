@@ -24,6 +24,7 @@ import functools
 import inspect
 import ipaddress
 import os
+import re
 import ssl
 import threading
 import time
@@ -427,3 +428,14 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return decoded if isinstance(decoded, dict) else {}
+
+
+_CREDENTIAL = re.compile(r"(?i)\b(basic|bearer|token)(\s*[:=]?\s*)[A-Za-z0-9+/=._~-]{8,}")
+
+
+def platform_text(text: str) -> str:
+    """Text a platform answered (an error's message), fit to become a request's reason, a log
+    line or an audit event: credentials written the way an Authorization header carries them
+    (`Basic …`, `Bearer …`, `token=…`) are masked, since a proxy or a debugging platform may
+    echo the request's own header back (attack run: `init` printed the PDS admin password)."""
+    return _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)

@@ -38,6 +38,7 @@ from foureyes.connectors.calls import (
     deadline_setting,
     json_object,
     number_setting,
+    platform_text,
     retry_setting,
     secret_setting,
     transient_status,
@@ -418,7 +419,7 @@ class HttpConnector(Connector):
             return decoded if isinstance(decoded, dict) else {}
         if status == 404:
             return None
-        reason = _short(_error_text(response))
+        reason = _short(platform_text(_error_text(response)))
         suffix = f": {reason}" if reason else ""
         if order and status == 409 and json_object(response).get("in_progress") is True:
             raise ConnectorError(

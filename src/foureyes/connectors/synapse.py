@@ -70,6 +70,7 @@ from foureyes.connectors.calls import (
     deadline_setting,
     json_object,
     number_setting,
+    platform_text,
     retry_setting,
     secret_setting,
     transient_status,
@@ -645,8 +646,8 @@ class SynapseConnector(Connector):
         if 200 <= status < 300:
             return body
         errcode = str(body.get("errcode", ""))
-        error = " ".join(str(body.get("error", "")).split())[:300]
-        said = f"{status} {errcode}".strip() + (f": {error}" if error else "")
+        error = platform_text(" ".join(str(body.get("error", "")).split())[:300])
+        said = platform_text(f"{status} {errcode}".strip() + (f": {error}" if error else ""))
         if status == 404 or errcode == "M_NOT_FOUND":
             raise NotFound(f"{self.platform}: {what} does not exist ({said})")
         if transient_status(status) or errcode == "M_LIMIT_EXCEEDED":

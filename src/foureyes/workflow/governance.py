@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from foureyes.auth.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 from foureyes.auth.tokens import end_credentials
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
-from foureyes.errors import BadInput, ConnectorError, RecordAltered, Unavailable
+from foureyes.errors import BadInput, ConnectorError, NotFound, RecordAltered, Unavailable
 from foureyes.model import Account, ActionSpec, StaffStatus
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_policy
@@ -96,6 +96,24 @@ class GovernanceConnector(Connector):
             self.check_policy(str(order.params["text"]))
         elif order.action == ENROL_ACTION:
             self.check_credential(order.params)
+        elif order.action == "foureyes.account.pin":
+            self.check_pinned_account(str(order.params["account"]))
+
+    def check_pinned_account(self, account: str) -> None:
+        """BadInput unless `account` is an account its platform has, named exactly as the
+        platform names it: a pin on another spelling (case, spaces, a PDS handle for a DID) or
+        on nothing would show as protection and protect nothing (attack run on `foureyes pin`).
+        """
+        if self.services is None:  # assembled without services: nothing to look it up with
+            raise BadInput("accounts cannot be looked up here: a pin cannot be checked")
+        try:
+            found = self.services.resolve_account(account)
+        except NotFound:
+            raise BadInput(
+                f"no account {account!r}: a pin names an account as its platform names it"
+            ) from None
+        if found.ref != account:
+            raise BadInput(f"the platform names this account {found.ref!r}: pin that name")
 
     def check_credential(self, params: Mapping[str, Any]) -> None:
         """Refuse (BadInput) an enrolment that could never be carried out: material that is no

@@ -54,3 +54,24 @@ def test_foureyes_data_wins_over_the_demo(tmp_path: Path, monkeypatch: pytest.Mo
     assert Settings.load(env={}).data_dir == tmp_path / "foureyes-data"
     env = {"FOUREYES_DATA_DIR": str(tmp_path / "elsewhere")}
     assert Settings.load(env=env).data_dir == tmp_path / "elsewhere"
+
+
+def test_the_demo_is_never_taken_silently_nor_served_for_want_of_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack run: with ./foureyes-data missing (a symlink to a volume not mounted), a plain
+    `foureyes serve` served the demo's data, whose people's tokens and keys are on disk."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run("init", "--data-dir", "foureyes-demo")
+    assert code == 0, err
+    code, out, err = run("staff", "token", "c-1001")
+    assert code == 0, err
+    assert "using the demo's ./foureyes-demo" in err  # said, not silent
+    code, _, err = run("serve", "--port", "0")
+    assert code == 2
+    assert "./foureyes-demo is the demo's: serve it with --demo" in err
+    (tmp_path / "foureyes-data").symlink_to(tmp_path / "not-mounted")
+    assert Settings.load(env={}).data_dir == tmp_path / "foureyes-data"
+    code, _, err = run("staff", "token", "c-1001")
+    assert code == 2
+    assert "there is no data directory" in err

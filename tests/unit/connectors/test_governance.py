@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from foureyes.connectors.base import ExecutionOrder
-from foureyes.errors import ConnectorError, RecordAltered
+from foureyes.errors import BadInput, ConnectorError, RecordAltered
 from foureyes.store.database import Database
 from foureyes.store.tables import GovernanceAppliedRow, PinRow, PolicyVersionRow, StaffRow
 from foureyes.workflow.governance import GovernanceConnector
@@ -55,6 +55,19 @@ def test_a_pin_someone_else_set_is_not_this_request_applied(
     found = governance.reconcile(other)
     assert found.applied is True
     assert found.summary == {"account": "chirp:bob", "pin": "watchlist", "present": True}
+
+
+@pytest.mark.parametrize(
+    "account", ["chirp:nobody-here", "chirp:BOB", "chirp:bob ", "nosuch:zzz", "chirp"]
+)
+def test_a_pin_names_an_account_exactly_as_its_platform_does(
+    governance: GovernanceConnector, account: str
+) -> None:
+    """Attack run on `foureyes pin`: pins on accounts that do not exist, or on another spelling
+    of one, were approved and shown as protection that protected nothing."""
+    with pytest.raises(BadInput):
+        governance.validate(pin("req-x", account=account))
+    governance.validate(pin("req-y", account="chirp:bob"))  # the platform's own name
 
 
 def test_a_repeat_answers_the_record_and_changes_nothing(
