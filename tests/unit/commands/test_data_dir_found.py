@@ -64,7 +64,7 @@ def test_the_demo_is_never_taken_silently_nor_served_for_want_of_a_directory(
     monkeypatch.chdir(tmp_path)
     code, _, err = run("init", "--data-dir", "foureyes-demo")
     assert code == 0, err
-    code, out, err = run("staff", "token", "c-1001")
+    code, _, err = run("staff", "token", "c-1001")
     assert code == 0, err
     assert "using the demo's ./foureyes-demo" in err  # said, not silent
     code, _, err = run("serve", "--port", "0")
