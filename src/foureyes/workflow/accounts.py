@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from foureyes.core.redaction import shown_attributes
 from foureyes.core.services import Services, json_safe
 from foureyes.policy.engine import tier_of
-from foureyes.store.tables import PinRow
+from foureyes.store import seals
+from foureyes.store.tables import EventRow, PinRow
+from foureyes.store.tree import in_tree
 
 __all__ = ["account_view", "pinned_accounts"]
 
@@ -31,9 +33,25 @@ def pinned_accounts(services: Services, pin: str | None = None) -> list[dict[str
     query = select(PinRow.account_ref).distinct().order_by(PinRow.account_ref)
     if pin is not None:
         query = query.where(PinRow.pin == pin)
+    # ... and every account the log has sealed pins of: rows deleted behind foureyes' back must
+    # not just drop out of the list (attack run); `Services.pins` then finds them altered.
+    prefix = seals.ref(seals.PINS_KIND, "")
+    sealed = (
+        select(func.substr(EventRow.account_ref, len(prefix) + 1))
+        .where(EventRow.kind == seals.SEALED, EventRow.account_ref.startswith(prefix), in_tree())
+        .distinct()
+    )
     with services.database.transaction() as session:
-        refs = list(session.scalars(query.limit(MAX_PINNED)))
-        return [{"account": ref, "pins": sorted(services.pins(session, ref))} for ref in refs]
+        refs = sorted(
+            set(session.scalars(query.limit(MAX_PINNED)))
+            | set(session.scalars(sealed.limit(MAX_PINNED)))
+        )
+        found = [(ref, sorted(services.pins(session, ref))) for ref in refs]
+    return [
+        {"account": ref, "pins": pins}
+        for ref, pins in found
+        if pins and (pin is None or pin in pins)
+    ]
 
 
 def account_view(services: Services, ref: str) -> dict[str, Any]:

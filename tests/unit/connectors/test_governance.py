@@ -6,12 +6,13 @@ item 4). On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.errors import BadInput, ConnectorError, RecordAltered
 from foureyes.store.database import Database
 from foureyes.store.tables import GovernanceAppliedRow, PinRow, PolicyVersionRow, StaffRow
+from foureyes.workflow.accounts import pinned_accounts
 from foureyes.workflow.governance import GovernanceConnector
 from tests.worlds import World, make_world
 
@@ -143,3 +144,19 @@ def test_a_policy_version_naming_the_request_is_not_taken_for_its_record(
         governance.reconcile(update)
     with world.services.database.transaction() as session:
         assert session.get(GovernanceAppliedRow, "req-policy") is None
+
+
+def test_pins_deleted_behind_foureyes_back_do_not_drop_out_of_the_list(
+    world: World, governance: GovernanceConnector
+) -> None:
+    """Attack run: `GET /v1/pins` listed the pin rows still in the table, so rows a DBA
+    deleted simply vanished from it. The log's seals name every pinned account: the list
+    finds the deletion (RecordAltered, and the alert) instead of leaving the account out."""
+    governance.execute(pin("req-list"))
+    listed = pinned_accounts(world.services)
+    assert listed == [{"account": "chirp:bob", "pins": ["watchlist"]}]
+    assert pinned_accounts(world.services, "protected") == []
+    with world.services.database.engine.begin() as dba:  # the DBA's own connection
+        dba.execute(delete(PinRow).where(PinRow.account_ref == "chirp:bob"))
+    with pytest.raises(RecordAltered):
+        pinned_accounts(world.services)
