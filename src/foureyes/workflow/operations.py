@@ -59,7 +59,7 @@ from foureyes.workflow.submit import (
 )
 from foureyes.workflow.undo import undo, undo_asks_for, undo_or_replay
 from foureyes.workflow.undo_offer import undo_offered
-from foureyes.workflow.views import ListFilter, list_requests
+from foureyes.workflow.views import ListFilter, list_requests, page_position
 
 __all__ = [
     "Actor",
@@ -91,6 +91,7 @@ __all__ = [
     "list_requests",
     "list_staff",
     "list_tokens",
+    "page_position",
     "post_review",
     "reconcile",
     "review",

@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
@@ -122,12 +121,9 @@ def _decode_cursor(cursor: str | None) -> str | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, sep, last_id = raw.partition("|")
-        aware = datetime.fromisoformat(stamp).tzinfo is not None  # the server's are UTC
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadInput("the cursor is not one this server gave out") from None
-    if not sep or not last_id or not aware:
-        raise BadInput("the cursor is not one this server gave out")
+    operations.page_position(raw)  # BadInput for a position this server did not give
     return raw
 
 
