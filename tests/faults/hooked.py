@@ -12,6 +12,8 @@ that reaches the chosen point, forever, after telling the test where it stopped:
 - ``FAULT_AT``: ``after`` or ``commit``;
 - ``FAULT_ARM``: a file; the hook fires only while it exists, and deletes it when it fires
   (so it fires once per arming: the test creates the file right before the request it aims at);
+- ``FAULT_REMOTE_DEMO``: set, the demo platform is called as a remote one (claim, call and
+  result in transactions of their own).
 - ``FAULT_READY``: a file the hook writes (the statement it stopped at) once it is blocking.
 
 Without ``FAULT_SQL`` the script is exactly ``foureyes``.
@@ -69,6 +71,12 @@ def install(pattern: str, at: str, arm: Path, ready: Path) -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("FAULT_REMOTE_DEMO"):
+        # The demo platform called outside foureyes' transactions, as a remote platform is
+        # (it is otherwise carried out in the claim's own transaction).
+        from foureyes.connectors.demo import DemoConnector
+
+        DemoConnector.local_execution = lambda self: None  # type: ignore[assignment,method-assign,return-value]
     if os.environ.get("FAULT_SQL"):
         install(
             os.environ["FAULT_SQL"],

@@ -77,6 +77,7 @@ def test_an_interrupted_request_is_not_credited_with_another_requests_change(
         "FAULT_AT": "after",
         "FAULT_ARM": str(arm),
         "FAULT_READY": str(ready),
+        "FAULT_REMOTE_DEMO": "1",
     }
     servers: list[Process] = []
     try:
