@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.orm import Session
@@ -193,3 +194,10 @@ def install_next_policy(services: Services, text: str, now: datetime) -> None:
     with services.database.transaction() as session:
         version, _ = services.policy_in_force(session)
         install_policy_version(services, session, version + 1, text, now)
+
+
+def as_remote(patch: pytest.MonkeyPatch, connector: Any) -> None:
+    """Have a platform kept in foureyes' database (the demo) called as a remote one is: the
+    claim, the call and the result in transactions of their own, with a lease and
+    reconciliation (`Connector.local_execution` off), for tests of what happens between them."""
+    patch.setattr(connector, "local_execution", lambda: None)

@@ -22,7 +22,7 @@ from foureyes.workflow import integrity, operations
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api, assert_problem
 from tests.dba import tamper
-from tests.worlds import make_world
+from tests.worlds import as_remote, make_world
 
 
 def _pending_suspension(api: Api) -> dict[str, Any]:
@@ -481,7 +481,7 @@ def test_a_tampered_request_left_executing_is_not_reconciled(
         raise AssertionError("the platform was asked about an altered order")
 
     monkeypatch.setattr(chirp, "execute", dies)
-    monkeypatch.setattr(chirp, "local_execution", lambda: None)  # called as a remote one is
+    as_remote(monkeypatch, chirp)
     with pytest.raises(SystemExit):
         operations.execute(api.world.services, view["id"], worker="doomed")
     assert api.show("e-4001", view["id"])["state"] == "executing"

@@ -33,6 +33,7 @@ from foureyes.store.tables import AlertRow, EventRow, RequestRow, ReviewRow
 from foureyes.workflow import integrity
 from tests.api.conftest import Api, assert_problem
 from tests.dba import dba, tamper
+from tests.worlds import as_remote
 
 TOMAS, MEI, SAM, INES, SUPPORT = "e-3001", "e-3002", "e-3003", "e-4001", "e-2001"
 SEQ_CHECK = "ck_audit_events_seq_in_tree"
@@ -184,7 +185,7 @@ def test_rows_written_in_do_not_starve_reconciliation(
         raise ConnectorError("the answer was lost", transient=True, outcome_unknown=True)
 
     monkeypatch.setattr(chirp, "execute", lost)
-    monkeypatch.setattr(chirp, "local_execution", lambda: None)  # called as a remote one is
+    as_remote(monkeypatch, chirp)
     request_id = api.submit(SUPPORT, action="account.lock", account="chirp:bob").json()["id"]
     assert _state(api, request_id) == "executing"
 

@@ -21,6 +21,7 @@ from tests.adversarial.test_enrolment import console_with, register
 from tests.api.conftest import Api, assert_problem
 from tests.outage import Outage
 from tests.webauthn_authenticator import SoftAuthenticator
+from tests.worlds import as_remote
 
 TOMAS, MEI, SAM, SUPPORT = "e-3001", "e-3002", "e-3003", "e-2001"
 LOCK = {"action": "account.lock", "account": "chirp:bob"}  # support may, alone: run at once
@@ -173,7 +174,7 @@ def test_an_execution_claimed_before_the_database_stops(
     """A platform called outside foureyes' transactions (the demo's local path turned off to
     stand for one): the claim commits, then the database stops."""
     chirp = api.world.services.connectors["chirp"]
-    monkeypatch.setattr(chirp, "local_execution", lambda: None)
+    as_remote(monkeypatch, chirp)
     request_id = api.submitted(TOMAS, **SUSPEND)["id"]
     api.world.review(MEI, request_id)
     api.world.review(SAM, request_id)

@@ -30,7 +30,7 @@ from foureyes.store.tables import AuditHeadRow, EventRow, RequestRow, ReviewRow
 from foureyes.workflow import operations
 from tests.api.conftest import Api, assert_problem, make_settings
 from tests.faults.tcpproxy import TcpProxy
-from tests.worlds import make_world
+from tests.worlds import as_remote, make_world
 
 pytestmark = pytest.mark.pg_only
 
@@ -174,7 +174,7 @@ def test_execution_result_lost_is_reconciled_once(
     finds it applied: executed, once. (The demo called as a remote platform is: in its own
     local path the three steps are one transaction.)"""
     world = api.world
-    monkeypatch.setattr(world.services.connectors["chirp"], "local_execution", lambda: None)
+    as_remote(monkeypatch, world.services.connectors["chirp"])
     view = _pending(api)
     world.review(MEI, view["id"])
     world.review(SAM, view["id"])

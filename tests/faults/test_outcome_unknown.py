@@ -29,6 +29,7 @@ from foureyes.store.tables import ExecutionRow, RequestRow
 from tests.api.conftest import Api, assert_problem
 from tests.faults.tcpproxy import TcpProxy
 from tests.faults.test_db_drop import api, proxy  # noqa: F401
+from tests.worlds import as_remote
 
 pytestmark = pytest.mark.pg_only
 
@@ -105,7 +106,7 @@ def test_postgresql_stops_during_the_platform_call(
         return result
 
     monkeypatch.setattr(chirp, "execute", applied_then_stopped)
-    monkeypatch.setattr(chirp, "local_execution", lambda: None)  # called as a remote one is
+    as_remote(monkeypatch, chirp)
 
     request_id = unknown(submit_keyed(api, "lock-2"))
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.worlds import World
+from tests.worlds import World, as_remote
 
 from foureyes import worker
 from foureyes.bootstrap import services_for
@@ -66,7 +66,7 @@ def slow(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowPlatform
     chirp = world.services.connectors["chirp"]
     platform = SlowPlatform(chirp.execute)
     monkeypatch.setattr(chirp, "execute", platform)
-    monkeypatch.setattr(chirp, "local_execution", lambda: None)  # called as a remote one is
+    as_remote(monkeypatch, chirp)
     yield platform
     platform.release.set()
 
@@ -182,7 +182,7 @@ def test_an_execution_whose_process_died_is_reconciled_once_its_lease_lapses(
 
     with monkeypatch.context() as patched:
         patched.setattr(chirp, "execute", dies)
-        patched.setattr(chirp, "local_execution", lambda: None)  # as a remote one is
+        as_remote(patched, chirp)
         with pytest.raises(SystemExit):
             operations.execute(world.services, request_id, worker="doomed")
     assert state(world, request_id) == "executing"

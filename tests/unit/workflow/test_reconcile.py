@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 from tests.conftest import EXAMPLES
-from tests.worlds import World
+from tests.worlds import World, as_remote
 
 from foureyes import worker
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult, Reconciliation
@@ -34,7 +34,7 @@ def interrupted(
 
     with monkeypatch.context() as patched:
         patched.setattr(connector, "execute", dies)
-        patched.setattr(connector, "local_execution", lambda: None)  # as a remote one is
+        as_remote(patched, connector)
         with pytest.raises(SystemExit):
             operations.execute(world.services, request_id, worker="doomed")
     assert operations.show(world.services, request_id)["state"] == "executing"
