@@ -122,7 +122,9 @@ def make_world(database: Database, policy_text: str | None = None) -> World:
     """Seed `database` with the demo (and `policy_text` instead of the example policy) and
     return the running foureyes around it."""
     clock = Clock()
-    services = bootstrap.build_services(database, connectors={"chirp": ("demo", {})}, clock=clock)
+    services = bootstrap.build_services(
+        database, connectors={"chirp": ("demo", {})}, clock=clock, relying_party=DEMO_RELYING_PARTY
+    )
     directory = load_directory(EXAMPLES / "staff.yaml")
     operations.seed(
         services,

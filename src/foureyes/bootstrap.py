@@ -16,9 +16,10 @@ from fastapi import FastAPI
 from foureyes import notify
 from foureyes.api.app import add_middleware, create_api
 from foureyes.audit.log import AuditLog
-from foureyes.auth.webauthn import DEMO_RELYING_PARTY, RelyingParty, step_up_verifier
+from foureyes.auth.webauthn import RelyingParty, step_up_verifier
 from foureyes.config import DEFAULT_LOG_ORIGIN, OVERSIGHT_GROUPS, Settings, missing_data_dir
 from foureyes.connectors.base import Connector, make_connector
+from foureyes.connectors.tickets_setup import open_ticket_systems
 from foureyes.console import mount_console
 from foureyes.core import logstate, sealing
 from foureyes.core.services import DEFAULT_COOLDOWN, Services, utc_now
@@ -46,7 +47,7 @@ def build_services(
     connectors: Mapping[str, tuple[str, Mapping[str, Any]]],
     clock: Callable[[], datetime] = utc_now,
     origin: str = DEFAULT_ORIGIN,
-    relying_party: RelyingParty = DEMO_RELYING_PARTY,
+    relying_party: RelyingParty | None = None,
     oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
     credential_cooldown: timedelta = DEFAULT_COOLDOWN,
     policy_check: Budget | None = None,
@@ -54,7 +55,9 @@ def build_services(
     platform_call_deadline: float | None = None,
 ) -> Services:
     """Assemble foureyes: `connectors` maps a platform name to (connector kind, settings);
-    `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`);
+    `relying_party` is what WebAuthn step-up is bound to (settings' `[webauthn]`; there is no
+    default: without one, WebAuthn step-up is refused, naming the setting — an embedder never
+    silently gets the demo's localhost relying party; device-key step-up works either way);
     `oversight_groups` are the groups whose staff read everything (settings' `[access]`);
     `credential_cooldown` is how long a new step-up credential waits (settings' `[step_up]`);
     `policy_check` is what checking a proposed policy may cost (settings' `[policy_check]`);
@@ -112,6 +115,8 @@ def services_for(settings: Settings) -> Services:
         execution_lease=settings.execution_lease_delta,
         platform_call_deadline=settings.platform_call_deadline,
     )
+    # The ticket systems rules may require a ticket of (`[tickets.<name>]`; tokens read now).
+    services.tickets = open_ticket_systems(settings.tickets)
     # Nothing is submitted, reviewed or executed on a log its witness shows was rolled back.
     logstate.attach(services, settings.witness_dir)
     return services

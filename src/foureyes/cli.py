@@ -72,6 +72,11 @@ COMMANDS: dict[str, Entry] = {
         "register",
         "Pinned accounts and their pins (or one account's pins and tier).",
     ),
+    "away": Entry(
+        "foureyes.commands.away",
+        "away_app",
+        "Mark yourself away (not notified, not counted as reachable), or back.",
+    ),
     "worker": Entry(
         "foureyes.commands.worker",
         "register",
@@ -108,6 +113,9 @@ COMMANDS: dict[str, Entry] = {
         "Verify, prove, checkpoint, search and export the audit log.",
     ),
     "alerts": Entry("foureyes.commands.alerts", "alerts_app", "Alerts the detectors raised."),
+    "batch": Entry(
+        "foureyes.commands.batches", "batch_app", "Act on many accounts under one quorum."
+    ),
 }
 
 

@@ -37,6 +37,14 @@ class BadInput(FoureyesError):
     slug = "bad-input"
 
 
+class BadCursor(BadInput):
+    """A paging cursor this server did not give out for this list (forged, from another list,
+    or past the end): 400, nothing read."""
+
+    status = 400
+    slug = "bad-cursor"
+
+
 class IdempotencyKeyReused(BadInput):
     """A submit carries the idempotency key of an earlier request of the same person that asked
     for something else (another action, account, params, justification or break-glass). Nothing
@@ -216,3 +224,10 @@ class ConnectorError(FoureyesError):
         super().__init__(message, **details)
         self.transient = transient
         self.outcome_unknown = outcome_unknown
+
+
+class BatchRefused(Forbidden):
+    """A batch the policy refuses as a whole: no batch rule names its action (deny by default),
+    or the batch rule does not let this person ask for one. Nothing is recorded."""
+
+    slug = "batch-refused"

@@ -21,6 +21,7 @@ from foureyes import bootstrap, worker
 from foureyes.audit.checkpoint import Verifier
 from foureyes.audit.export import VerifyReport
 from foureyes.audit.verify import verify_log
+from foureyes.auth.webauthn import RelyingParty
 from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.core.services import Actor, Services, utc_now
 from foureyes.model import ReviewDecision
@@ -52,6 +53,7 @@ class Guard:
         oversight_groups: frozenset[str] = OVERSIGHT_GROUPS,
         execution_lease: timedelta | None = None,
         allow_owner_role: bool = False,
+        relying_party: RelyingParty | None = None,
     ) -> Guard:
         """Connect to the store and the platforms, as `foureyes serve` does. Staff in
         `oversight_groups` read every request; others what they take part in.
@@ -62,7 +64,12 @@ class Guard:
         and the schema must be current: BadInput, one line, otherwise. `allow_owner_role` lets
         the owner (or a superuser) run it — then whoever holds the application's database
         credentials can rewrite the log, as on SQLite — and `migrate_schema` migrates only
-        then, or on SQLite."""
+        then, or on SQLite.
+
+        `relying_party` is what security keys and passkeys are bound to: your console's domain
+        and the exact origins it is served from (`RelyingParty("admin.example.org", "Admin",
+        ("https://admin.example.org",))`). There is no default: without it WebAuthn step-up is
+        refused (BadInput naming this argument) and only device-key step-up works."""
         database = Database(database_url)
         try:
             role = roles.prepare_runtime(database, allow_owner=allow_owner_role)
@@ -77,6 +84,7 @@ class Guard:
             clock=clock,
             oversight_groups=oversight_groups,
             execution_lease=execution_lease,
+            relying_party=relying_party,
         )
         if migrate_schema:
             operations.seal_records(services)  # once, on a store upgraded from before seals

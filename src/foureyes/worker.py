@@ -37,7 +37,7 @@ from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import AlertRow, EventRow, RequestRow, StaffRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import integrity, lease
+from foureyes.workflow import batch_worker, integrity, lease, reminders
 from foureyes.workflow.execute import execute
 from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.staff import OPEN_STATES
@@ -61,6 +61,8 @@ class Tick:
     # Outbox ids: notifications sent in this pass, and those that failed (retried later).
     notified: list[str] = field(default_factory=list)
     undelivered: list[str] = field(default_factory=list)
+    # Reminder rounds and escalation notices written in this pass (`request:round`).
+    reminded: list[str] = field(default_factory=list)
     # The size of the checkpoint signed in this pass, if one was.
     checkpoint: int | None = None
     # Why nothing was carried out or reconciled in this pass: the log was found rolled back
@@ -99,10 +101,12 @@ def run_once(
     if finding is None:
         _execute_due(services, worker, tick)
         _reconcile_abandoned(services, tick)
+        batch_worker.run_batches(services, worker)
     else:
         tick.held = finding.message
     _flag_overdue_post_reviews(services, tick)
     _detect(services)  # before delivery, so this pass's alerts go out in this pass
+    tick.reminded = reminders.remind_due(services)  # also before delivery
     if checkpoints is not None:
         _checkpoint(services, checkpoints, tick)
     _deliver_notifications(services, tick, channels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from foureyes.audit.checkpoint import signer_from_file
 from foureyes.audit.schedule import CheckpointSchedule
 from foureyes.bootstrap import create_app
 from foureyes.config import Settings
+from foureyes.core.reachability import Reachability
 from foureyes.errors import ConnectorError
 from foureyes.store.database import Database
 from tests.api.conftest import Api, assert_problem
@@ -103,3 +105,22 @@ def test_healthz_raises_checkpoint_stale_when_nothing_signs(api: Api) -> None:
     assert latest.splitlines()[1] == str(size)
     assert api.client.get("/healthz").json()["checkpoints"] == "ok"
     assert len(_stale_alerts(api)) == 1
+
+
+def test_healthz_is_not_ok_while_a_platform_has_not_answered_and_stays_fast(api: Api) -> None:
+    """Attack run: `/healthz` said ok while the platform hung (its probe had not answered).
+    A platform whose probe has not answered is `unknown` and the status `degraded`; the check
+    itself never waits on the platform beyond the reachability's short wait."""
+    worker.run_once(api.world.services)
+    release = threading.Event()
+    api.world.services.connectors["chirp"].probe = release.wait  # type: ignore[method-assign]
+    api.client.app.state.reachability = Reachability(wait=0.05)  # type: ignore[attr-defined]
+    try:
+        response = api.client.get("/healthz")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["platforms"] == {"chirp": "unknown"}
+        assert body["status"] == "degraded"
+        assert body["reasons"] == ["platform chirp has not answered its probe yet"]
+    finally:
+        release.set()

@@ -23,3 +23,12 @@ def test_me_is_the_tokens_owner_and_nobody_else(api: Api) -> None:
 
 def test_me_needs_a_token(api: Api) -> None:
     assert_problem(api.client.get("/v1/me"), 401, "unauthenticated")
+
+
+def test_no_cache_keeps_an_answer_of_the_api(api: Api) -> None:
+    """Attack run 2: the console answered `no-store`, the API nothing, so a browser or proxy
+    could keep a request or an account's attributes."""
+    for path in ("/v1/me", "/v1/accounts/chirp:president", "/v1/requests?mine=true", "/v1/nope"):
+        answer = api.get("e-3002", path)
+        assert answer.headers.get("cache-control") == "no-store", (path, answer.status_code)
+    assert api.client.get("/v1/me").headers.get("cache-control") == "no-store"  # a 401 too

@@ -136,6 +136,19 @@ def test_whoever_took_part_in_a_request_does_not_acknowledge_its_alerts(
         alert_ops.acknowledge(console.world.services, console.world.actor(JO), alert_id, "ok")
 
 
+def test_the_requesters_manager_does_not_acknowledge_the_alerts_on_their_reports_request(
+    console: Console,
+) -> None:
+    """Attack run 2: Jo (leads, so oversight) manages Tomas; rules keep a manager from approving
+    their report's request, and Jo acknowledged the alert raised on Tomas's request."""
+    request_id = _submit(console, TOMAS, DEACTIVATE)
+    alert_id = _alert(console, request_id, "protected_touched", "high", "a vit account")
+    with pytest.raises(Forbidden):
+        alert_ops.acknowledge(console.world.services, console.world.actor(JO), alert_id, "ok")
+    # Oversight who has nothing to do with it still acknowledges it.
+    alert_ops.acknowledge(console.world.services, console.world.actor(INES), alert_id, "checked")
+
+
 def test_a_cursor_the_server_did_not_give_is_bad_input_not_a_crash(console: Console) -> None:
     browser = console.signed_in(MEI)
     for cursor in ("zzz", "2026-01-01|x", "2026-01-01T00:00:00+00:00|"):

@@ -227,7 +227,12 @@ def test_the_operator_path_on_synapse(
             "the pin applied",
             lambda: "pins: protected  tier: vit" in staff.ok(ANA, "pins", f"matrix:{vip.user_id}"),
         )
-        assert vip.user_id in staff.ok(ANA, "pins")
+        # The whole list is a target list: the lead who governs pins reads it, support not (#18).
+        assert vip.user_id in staff.ok(JO, "pins")
+        refused = staff.run(ANA, "pins")
+        assert refused.returncode == 2
+        assert "pin list" in refused.stderr
+        assert vip.user_id not in refused.stdout + refused.stderr
 
         # 4. Everyday moderation: an ordinary account is locked at once, on the homeserver.
         out = staff.ok(ANA, "request", "account.lock", f"matrix:{troll.user_id}", "-j", "CASE-7")

@@ -77,10 +77,14 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0014_alert_notes"]
-    assert migrate.head() == "0014_alert_notes"
+    assert scripts.get_heads() == ["0018_tickets"]
+    assert migrate.head() == "0018_tickets"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0018_tickets",
+        "0017_chat_channels",
+        "0016_approval_routing",
+        "0015_batches",
         "0014_alert_notes",
         "0013_rows_in_place",
         "0012_pending_registrations",
@@ -193,8 +197,8 @@ def test_downgrade_to_base_drops_everything_and_upgrade_rebuilds_it(
     migrate.check(empty_database)
     # The audit tables' append-only triggers, requests' and reviews' (0007), and theirs against
     # DELETE and the audit events' against a negative seq on SQLite (0013; on PostgreSQL, a
-    # CHECK constraint).
-    assert len(triggers(empty_database)) == (11 if empty_database.is_sqlite else 7)
+    # CHECK constraint), and batches' against UPDATE of what was asked and DELETE (0015: six).
+    assert len(triggers(empty_database)) == (17 if empty_database.is_sqlite else 13)
 
 
 def test_a_failing_migration_leaves_nothing_behind(empty_database: Database) -> None:

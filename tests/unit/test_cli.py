@@ -55,7 +55,7 @@ def test_test_runs_the_embedded_tests() -> None:
     code, out, _ = run("policy", "test", POLICY)
     assert code == 0
     assert "PASSED the 2017 incident is held for approval" in out
-    assert "6 passed, 0 failed" in out
+    assert "9 passed, 0 failed" in out
 
 
 def test_test_reports_a_failing_test(tmp_path: Path) -> None:

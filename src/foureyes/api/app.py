@@ -22,11 +22,22 @@ from foureyes import __version__ as _version
 from foureyes.api import metrics
 from foureyes.api.docs import add_docs
 from foureyes.api.metrics import HttpMetrics, Metrics
-from foureyes.api.routers import accounts, alerts, audit, decisions, health, me, pins, requests
+from foureyes.api.routers import (
+    accounts,
+    alerts,
+    audit,
+    batches,
+    decisions,
+    health,
+    me,
+    pins,
+    requests,
+)
 from foureyes.config import Settings
 from foureyes.core.reachability import Reachability
 from foureyes.core.services import Services
 from foureyes.store.dry_run_reads import DryRunReader
+from foureyes.web.private_answers import PrivateAnswers
 from foureyes.web.problems import (
     MAX_BODY_BYTES,
     PROBLEM_JSON,
@@ -67,7 +78,7 @@ def create_api(services: Services, settings: Settings) -> FastAPI:
     app.state.metrics_token = metrics.token_digest(settings.metrics_token())
     install_problem_handlers(app)
     # Routes are matched in the order they are added: the dry run, the hottest, first.
-    for module in (decisions, requests, accounts, pins, audit, me, health, metrics):
+    for module in (decisions, requests, batches, accounts, pins, audit, me, health, metrics):
         app.include_router(module.router)
     app.include_router(alerts.router)  # foureyes.workflow.alerts: /v1/alerts
     add_docs(app, title="foureyes")  # /docs: Swagger UI from this server's own files
@@ -77,7 +88,15 @@ def create_api(services: Services, settings: Settings) -> FastAPI:
 def add_middleware(app: FastAPI) -> None:
     """The layers around every route, added last (foureyes.bootstrap): add_middleware wraps
     what is there, so the last added is the outermost."""
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimit,
+        limit=MAX_BODY_BYTES,
+        larger={
+            "/v1/batches": batches.MAX_BATCH_BODY_BYTES,
+            "/console/batches": batches.MAX_BATCH_BODY_BYTES,
+        },
+    )
+    app.add_middleware(PrivateAnswers)
     app.add_middleware(CatchAll)
     app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     _describe_problems_as_problem_json(app)

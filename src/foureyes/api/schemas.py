@@ -165,8 +165,8 @@ _PROBLEM_DESCRIPTIONS = {
     413: "The request body is larger than 64 KiB",
     422: "Input foureyes cannot accept (unknown fields, a failing schema, a bad justification)",
     429: (
-        "`too-many-attempts`: too many failed step-ups by you lately; nothing was looked at. "
-        "Try again after `Retry-After` seconds"
+        "`too-many-attempts`: too many failed step-ups, or account searches, by you lately; "
+        "nothing was looked at. Try again after `Retry-After` seconds"
     ),
     503: (
         "`unavailable`: the store (or a platform) cannot serve now, and nothing changed; "

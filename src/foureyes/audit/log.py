@@ -762,8 +762,11 @@ class AuditLog:
         until: datetime | None = None,
         after_seq: int | None = None,
         limit: int = 100,
+        before_seq: int | None = None,
+        newest_first: bool = False,
     ) -> list[Event]:
-        """Events matching every given filter, in seq order, at most `limit`, after `after_seq`.
+        """Events matching every given filter, in seq order, at most `limit`, after `after_seq`
+        (and before `before_seq`); with `newest_first`, the latest such events, latest first.
 
         `action` selects the events of requests for that action (e.g. ``account.deactivate``).
         `since` is inclusive, `until` exclusive. An account or actor filter walks the
@@ -793,7 +796,10 @@ class AuditLog:
             query = query.where(EventRow.at < until.astimezone(UTC))
         if after_seq is not None:
             query = query.where(EventRow.seq > after_seq)
-        query = query.order_by(EventRow.seq).limit(limit)
+        if before_seq is not None:
+            query = query.where(EventRow.seq < before_seq)
+        order = EventRow.seq.desc() if newest_first else EventRow.seq
+        query = query.order_by(order).limit(limit)
         return [_from_row(row) for row in session.execute(query).scalars()]
 
 

@@ -73,7 +73,7 @@ from foureyes.model import RequestState, ReviewDecision
 from foureyes.store.tables import RequestRow, WebAuthnCredentialRow
 
 if TYPE_CHECKING:
-    from foureyes.core.services import Actor, Services
+    from foureyes.core.services import Actor, Services, StepUpVerifier
 
 METHOD = "webauthn"
 TIMEOUT_MS = 120_000
@@ -558,13 +558,33 @@ def evidence_confirms(
     return evidence.get("key_id") == key_id_of(base64url_to_bytes(credential_id))
 
 
+NOT_CONFIGURED = (
+    "security keys (WebAuthn) are not configured: set rp_id and origins in the settings' "
+    "[webauthn] table (embedding: pass relying_party=RelyingParty(rp_id, name, origins) to "
+    "Guard.open or build_services)"
+)
+
+
+class _WebAuthnNotConfigured:
+    """Stands in for WebAuthn when no relying party was given: every assertion is refused with
+    the setting to add, rather than checked against a relying party nobody chose."""
+
+    def verify(self, session: Session, **_: Any) -> dict[str, Any]:
+        raise BadInput(NOT_CONFIGURED)
+
+    def confirm(self, session: Session, **_: Any) -> dict[str, Any]:
+        raise BadInput(NOT_CONFIGURED)
+
+
 def step_up_verifier(
-    rp: RelyingParty = DEMO_RELYING_PARTY, clock: Callable[[], datetime] | None = None
+    rp: RelyingParty | None, clock: Callable[[], datetime] | None = None
 ) -> StepUpByMethod:
     """The step-up foureyes uses: WebAuthn for `{"method": "webauthn", ...}`, device-key
-    signatures (the CLI and API clients' Ed25519 keys) otherwise."""
+    signatures (the CLI and API clients' Ed25519 keys) otherwise. Without `rp` there is no
+    default relying party: WebAuthn is refused (BadInput naming the setting), device keys work."""
     device = DeviceKeyStepUp(clock)
-    return StepUpByMethod({METHOD: WebAuthnStepUp(rp, clock), "device-key": device}, device)
+    keys: StepUpVerifier = _WebAuthnNotConfigured() if rp is None else WebAuthnStepUp(rp, clock)
+    return StepUpByMethod({METHOD: keys, "device-key": device}, device)
 
 
 def relying_party(services: Services) -> RelyingParty:
@@ -575,7 +595,7 @@ def relying_party(services: Services) -> RelyingParty:
         webauthn = verifier.by_method.get(METHOD)
         if isinstance(webauthn, WebAuthnStepUp):
             return webauthn.relying_party
-    raise NotFound("security keys (WebAuthn) are not configured on this server")
+    raise NotFound(NOT_CONFIGURED)
 
 
 def _may_act(actor: Actor, now: datetime) -> None:

@@ -171,6 +171,12 @@ class Client:
         """`GET /v1/pins`: the pinned accounts, `{"items", "next"}`."""
         return self._call("GET", "/v1/pins", params=params)
 
+    def away(self, body: dict[str, Any] | None) -> dict[str, Any]:
+        """`PUT /v1/me/away` with `body` (your away), or `DELETE` it when None."""
+        if body is None:
+            return self._call("DELETE", "/v1/me/away")
+        return self._call("PUT", "/v1/me/away", json=body)
+
     def list_alerts(self, params: dict[str, Any]) -> dict[str, Any]:
         """`GET /v1/alerts`: one page, `{"items", "next"}`."""
         return self._call("GET", "/v1/alerts", params=params)
@@ -178,6 +184,26 @@ class Client:
     def acknowledge_alert(self, alert_id: int, comment: str) -> dict[str, Any]:
         """`POST /v1/alerts/{id}/ack`: the alert, acknowledged."""
         return self._call("POST", f"/v1/alerts/{alert_id}/ack", json={"comment": comment})
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/batches", json=body)
+
+    def show_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/batches/{_segment(batch_id)}")
+
+    def list_batches(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._call("GET", "/v1/batches", params=params)
+
+    def review_batch(self, batch_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/v1/batches/{_segment(batch_id)}/reviews", json=body)
+
+    def batch_proof(self, batch_id: str, position: int) -> dict[str, Any]:
+        return self._call("GET", f"/v1/batches/{_segment(batch_id)}/proofs/{int(position)}")
+
+    def undo_batch(self, batch_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/v1/batches/{_segment(batch_id)}/undo", json=body)
 
     # --- the one place answers and failures are read ----------------------------------------
 
@@ -256,6 +282,9 @@ def _diagnosis(status: int, body: Any, where: str) -> FoureyesError:
         message += f" ({'; '.join(extra)})"
     if status == 401:
         return Unauthenticated(message)
+    errors = body.get("errors")
+    if isinstance(errors, list):  # a manifest's bad lines, one each (`foureyes batch request`)
+        return ServerError(message, answered=status, errors=errors)
     return ServerError(message, answered=status)
 
 

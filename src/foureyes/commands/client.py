@@ -29,6 +29,7 @@ from foureyes.commands.api_client import (
     ServerOpt,
     connect,
 )
+from foureyes.commands.list_filters import list_query
 from foureyes.commands.options import TokenOpt, diagnosed
 from foureyes.commands.safe_text import cell, printable
 from foureyes.errors import BadInput
@@ -293,16 +294,29 @@ def list_cmd(
     account: Annotated[
         str | None, typer.Option("--account", help="Only requests on this account.")
     ] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="Only requests for this action.")
+    ] = None,
+    requester: Annotated[
+        str | None, typer.Option("--requester", help="Only requests by this staff id.")
+    ] = None,
+    tier: Annotated[
+        str | None, typer.Option("--tier", help="Only requests on accounts of this tier.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     server: ServerOpt = DEFAULT_SERVER,
     insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Requests, newest first."""
-    query: dict[str, Any] = {"mine": mine, "reviewable": reviewable}
-    if state is not None:
-        query["state"] = state
-    if account is not None:
-        query["account"] = account
+    query = list_query(
+        state=state,
+        mine=mine,
+        reviewable=reviewable,
+        account=account,
+        action=action,
+        requester=requester,
+        tier=tier,
+    )
     items: list[dict[str, Any]] = []
     with connect(server, token, insecure_http=insecure_http) as client:
         cursor = None

@@ -215,23 +215,46 @@ def write_secrets(plan: Plan, root: Path) -> list[Path]:
     if not plan.typed:
         return made
     directory = root / SECRETS_DIR
+    # Never through a symlink (lstat, O_NOFOLLOW): a `secrets` link planted to a directory
+    # someone else can read would receive the platform's credentials (attack run on #18).
+    if directory.is_symlink():
+        raise BadInput(
+            f"{directory} is a symbolic link: foureyes writes secrets only into a real "
+            "directory of its own; remove the link"
+        )
     if not directory.exists():
         directory.mkdir(mode=0o700, parents=True)
-        directory.chmod(0o700)
         made.append(directory)
-    for name, secret in plan.typed.items():
-        path = root / plan.secret_file(name)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            remove(made)
-            raise BadInput(
-                f"{path} exists already: remove it, or give {name}_file={path} instead"
-            ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(secret + "\n")
-        path.chmod(0o600)
-        made.insert(0, path)
+    elif not directory.is_dir():
+        raise BadInput(f"{directory} exists and is not a directory")
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        remove(made)
+        raise BadInput(f"{directory}: cannot open it: {exc.strerror}") from None
+    try:
+        os.fchmod(dir_fd, 0o700)  # an existing one too: the umask, or someone, loosened it
+        for name, secret in plan.typed.items():
+            path = root / plan.secret_file(name)
+            try:
+                # O_EXCL|O_NOFOLLOW: never an existing file, never a link (dangling or not).
+                fd = os.open(
+                    path.name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                    0o600,
+                    dir_fd=dir_fd,
+                )
+            except FileExistsError:
+                remove(made)
+                raise BadInput(
+                    f"{path} exists already: remove it, or give {name}_file={path} instead"
+                ) from None
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secret + "\n")
+            made.insert(0, path)
+    finally:
+        os.close(dir_fd)
     return made
 
 
@@ -244,7 +267,25 @@ def remove(paths: list[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-def same_connectors(existing: Mapping[str, Any], plan: Plan) -> bool:
-    """Whether an existing settings file already names this platform with this kind."""
+def connector_differences(existing: Mapping[str, Any], plan: Plan, root: Path) -> list[str]:
+    """What an existing settings file's connectors say that differs from `plan` (empty when
+    they are exactly the one `plan` would write): a re-run of `init` with other options must
+    not keep the old ones silently (attack run on #18). Names only, never values (an option
+    may be a secret's path, or the secret pasted there)."""
+    differs = [f"[connectors.{name}] is also set up" for name in existing if name != plan.platform]
     found = existing.get(plan.platform)
-    return found is not None and getattr(found, "kind", None) == plan.setup.kind
+    if found is None:
+        return [f"it names no [connectors.{plan.platform}]", *differs]
+    if getattr(found, "kind", None) != plan.setup.kind:
+        return [f"[connectors.{plan.platform}] is a {getattr(found, 'kind', '?')} connector"]
+    old: Mapping[str, Any] = getattr(found, "options", {}) or {}
+    # As `Settings.load` reads them: a `…_file` anchored at the data directory.
+    new = {
+        k: str(root / Path(v).expanduser()) if k.endswith("_file") and isinstance(v, str) else v
+        for k, v in plan.table.items()
+        if k != "kind"
+    }
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        differs.insert(0, f"[connectors.{plan.platform}] has other {', '.join(changed)}")
+    return differs

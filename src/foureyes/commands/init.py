@@ -15,9 +15,16 @@ import typer
 from rich.console import Console
 
 from foureyes.bootstrap import services_for
-from foureyes.commands.connector_setup import check, gather, remove, same_connectors, write_secrets
+from foureyes.commands.connector_setup import (
+    check,
+    connector_differences,
+    gather,
+    remove,
+    write_secrets,
+)
 from foureyes.commands.migration import migrating
 from foureyes.commands.options import DataDirOpt, diagnosed
+from foureyes.commands.private_files import private_contents, private_database, private_dir
 from foureyes.commands.progress import reporting
 from foureyes.config import CONFIG_FILE, Settings
 from foureyes.core.services import Services
@@ -94,11 +101,15 @@ def init_cmd(
         policy = Path(ask("policy file", plan.setup.policy, False))
     policy_text = _policy_text(policy)
     if (root / CONFIG_FILE).exists():
+        # A re-run never keeps other connector settings silently, nor replaces them: it
+        # refuses, naming what differs (the file is the operator's; edit it deliberately).
         existing = Settings.load(root)
-        if not same_connectors(existing.connectors, plan):
+        differs = connector_differences(existing.connectors, plan, root)
+        if differs:
             raise BadInput(
-                f"{root / CONFIG_FILE} exists and does not name a {plan.setup.kind} connector "
-                f"{plan.platform}: edit it, or init another --data-dir"
+                f"{root / CONFIG_FILE} exists and differs from this init's {plan.setup.kind} "
+                f"connector {plan.platform}: {'; '.join(differs)}. Nothing was written: edit "
+                "it, or init another --data-dir"
             )
     check(
         plan,
@@ -112,7 +123,12 @@ def init_cmd(
     if made_root:
         root.mkdir(mode=0o700, parents=True)
         root.chmod(0o700)
+    else:
+        private_dir(root)
+        private_contents(root)
     secrets = write_secrets(plan, root)
+    # Whatever init makes (the database, its journal, keys) is for foureyes' user alone.
+    old_umask = os.umask(0o077)
     try:
         with reporting() as shown:
 
@@ -136,6 +152,9 @@ def init_cmd(
         if made_root and not any(root.iterdir()):
             root.rmdir()
         raise
+    finally:
+        os.umask(old_umask)
+    private_database(report.database_url)
     out.print(f"foureyes initialised in {report.data_dir}")
     out.print(f"  database: {report.database_url}", markup=False)
     out.print(f"  policy:   {report.policy_file}")

@@ -101,7 +101,15 @@ def pins_cmd(
                 printable(f"{view['ref']}  pins: {pins}  tier: {view.get('tier')}"), markup=False
             )
             return
-        items = client.list_pins({"pin": pin} if pin else {}).get("items", [])
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"pin": pin} if pin else {}
+        while True:  # every page (`next`), each one a bounded answer
+            page = client.list_pins(params)
+            items.extend(page.get("items", []))
+            following = page.get("next")
+            if not following or following == params.get("cursor"):  # a server going round
+                break
+            params = {**params, "cursor": following}
     table = Table("account", "pins")
     for item in items:
         table.add_row(cell(item["account"]), cell(", ".join(item["pins"])))

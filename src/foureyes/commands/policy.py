@@ -24,7 +24,7 @@ from foureyes.policy.analysis import check_invariants, check_update, diff_polici
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
 from foureyes.policy.directory import load_directory
-from foureyes.policy.explain import explain
+from foureyes.policy.explain import explain, explain_batch
 from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import run_policy_tests
@@ -142,7 +142,13 @@ def policy_explain(
     policy: PolicyArg,
     staff_id: Annotated[str, typer.Option("--staff", help="The requester's staff id.")],
     action: Annotated[str, typer.Option("--action", help="The action, e.g. account.deactivate.")],
-    account: Annotated[str, typer.Option("--account", help="The account, e.g. chirp:president.")],
+    account: Annotated[
+        list[str],
+        typer.Option(
+            "--account",
+            help="The account, e.g. chirp:president (repeat it, with --batch, for a batch).",
+        ),
+    ],
     staff_file: Annotated[
         Path, typer.Option("--staff-file", help="The staff directory (YAML or CSV).")
     ] = Path("examples/staff.yaml"),
@@ -156,23 +162,67 @@ def policy_explain(
     break_glass: Annotated[
         bool, typer.Option("--break-glass", help="Ask for break-glass.")
     ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch", help="Explain the accounts as one batch (each item, and the batch's bar)."
+        ),
+    ] = False,
+    accounts_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--accounts-list", help="With --batch: a file of account refs, one a line ('-': stdin)."
+        ),
+    ] = None,
+    justification: Annotated[
+        str | None, typer.Option("--justification", help="With --batch: the justification.")
+    ] = None,
     connector: ConnectorOpt = "demo",
 ) -> None:
-    """Print the decision for one request and every reason for it."""
+    """Print the decision for one request and every reason for it; with --batch, every item's
+    own decision, which are included, split out or denied, and the batch's bar."""
 
     now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
     compiled = _load(policy, connector)
+    if batch:
+        if break_glass:
+            raise BadInput("a batch is never break-glass")
+        refs = list(account) + _refs(accounts_list)
+        plan, batch_status = explain_batch(
+            compiled,
+            staff_file=staff_file,
+            accounts_file=accounts or staff_file,
+            staff_id=staff_id,
+            action=action,
+            account_refs=refs,
+            now=now,
+            justification=justification,
+        )
+        textview.batch_plan(out, plan, batch_status)
+        return
+    if len(account) != 1 or accounts_list is not None:
+        raise BadInput("one --account, or --batch to explain several accounts as one batch")
     decision, status = explain(
         compiled,
         staff_file=staff_file,
         accounts_file=accounts or staff_file,
         staff_id=staff_id,
         action=action,
-        account_ref=account,
+        account_ref=account[0],
         now=now,
         break_glass=break_glass,
     )
     textview.decision(out, decision, status)
+
+
+def _refs(path: Path | None) -> list[str]:
+    """The account refs of a list file (or stdin for '-'): one a line, blank lines and `#`
+    comments skipped."""
+    if path is None:
+        return []
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 @policy_app.command("diff")
@@ -213,9 +263,14 @@ def policy_diff(
             markup=False,
             soft_wrap=True,
         )
+    for line in comparison.batches:
+        out.print(f"batch: {line}", markup=False, soft_wrap=True)
     differences = comparison.differences
-    if not differences and (comparison.invariants or comparison.tiers):
-        out.print("No decision changes among the actions compared; invariants or tiers change.")
+    if not differences and (comparison.invariants or comparison.tiers or comparison.batches):
+        out.print(
+            "No decision changes among the actions compared; invariants, tiers or batch "
+            "rules change."
+        )
     elif not differences and not comparison.unknown:
         out.print("No decision changes.")
     elif differences:

@@ -17,7 +17,10 @@ console offers a clearly labelled step-up with the demo keys it holds, and `--de
 shortens the wait after approval.
 
 Without a `[webauthn]` table, security keys are bound to http://localhost:<the port bound>
-(`foureyes.config.served`), in every serving process of `--workers N` too.
+(`foureyes.config.served`), in every serving process of `--workers N` too; and a server that is
+not the demo refuses to listen beyond loopback without one (`served.origin_problem`).
+
+The demo's set-up is `commands.serve_demo`; what it prints once listening, `commands.serve_banner`.
 """
 
 from __future__ import annotations
@@ -25,38 +28,22 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
 from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
-from sqlalchemy import exists, select
 
-from foureyes import bootstrap
 from foureyes.audit.checkpoint import signer_from_file
-from foureyes.auth.stepup import bootstrap_key
 from foureyes.bootstrap import create_app, services_for
-from foureyes.commands.init import seed_from_files
 from foureyes.commands.options import DataDirOpt, diagnosed, err
-from foureyes.config import CONFIG_FILE, DEFAULT_DATA_DIR, DEMO_DATA_DIR, Settings, default_data_dir
-from foureyes.config.served import SERVED_PORT_ENV, as_served, is_local
-from foureyes.core.demo import DEMO_KEYS, DEMO_MARKER, DemoMode
-from foureyes.core.events import record
+from foureyes.commands.serve_banner import print_urls
+from foureyes.commands.serve_demo import demo_delay, not_the_demo, prepare_demo, print_tokens
+from foureyes.config import DEMO_DATA_DIR, Settings, default_data_dir
+from foureyes.config.served import SERVED_PORT_ENV, as_served, origin_problem
+from foureyes.core.demo import DEMO_MARKER, DemoMode
 from foureyes.core.services import Services
-from foureyes.datadir import initialize
 from foureyes.errors import BadInput
-from foureyes.model import StaffStatus, parse_duration
 from foureyes.server import (
     APP_FACTORY,
     DEFAULT_WORKER_INTERVAL,
@@ -68,147 +55,11 @@ from foureyes.server import (
     run,
 )
 from foureyes.store import migrate, roles
-from foureyes.store.database import Database
-from foureyes.store.tables import PolicyVersionRow
 from foureyes.workflow import operations
 
 __all__ = ["DEMO_DATA_DIR", "DEMO_MARKER", "register"]
 
-DEMO_TOKEN_LIFETIME = timedelta(days=7)
-
 out = Console(highlight=False)
-
-
-def _has_policy(database: Database) -> bool:
-    with database.transaction() as session:
-        return bool(session.scalar(select(exists().select_from(PolicyVersionRow))))
-
-
-def _enroll_demo_keys(services: Services, root: Path) -> None:
-    """A step-up key per person: the public half enrolled, the private half in demo-keys/.
-    They count at once: this is the operator's bootstrap, before anyone can sign in (every
-    later key waits out the cool-down and needs a key of the person's or an approval)."""
-    keys = root / DEMO_KEYS
-    keys.mkdir(mode=0o700, exist_ok=True)
-    with services.database.transaction() as session:
-        now = services.clock()
-        for person in operations.list_staff(services):
-            key = Ed25519PrivateKey.generate()
-            public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-            key_id = bootstrap_key(session, person.id, public, now)
-            record(
-                services,
-                session,
-                kind="staff.step_up_key",
-                actor=None,
-                row=None,
-                payload={
-                    "staff": person.id,
-                    "key_id": key_id,
-                    "how": "serve --demo",
-                    "counts_from": now.isoformat(),
-                },
-                now=now,
-            )
-            pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-            path = keys / f"{person.id}.pem"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-
-
-def _not_the_demo(root: Path) -> Path:
-    """`root`, unless it is the demo's directory found for want of `./foureyes-data`: a real
-    server never serves the demo's data (its people's tokens and keys are on disk) because a
-    directory was missing (an unmounted volume)."""
-    if root.name == DEMO_DATA_DIR.name:
-        raise BadInput(
-            f"there is no ./{DEFAULT_DATA_DIR} here; ./{DEMO_DATA_DIR} is the demo's: serve it "
-            "with --demo, or name your data directory with --data-dir"
-        )
-    return root
-
-
-def _prepare_demo(root: Path) -> None:
-    """Initialise the demo data directory unless `serve --demo` already did."""
-    marker = root / DEMO_MARKER
-    if (root / CONFIG_FILE).exists():
-        database = Database(Settings.load(root).database_url)
-        try:
-            migrate.upgrade(database)
-            ready = _has_policy(database)
-        finally:
-            database.dispose()
-        if ready and marker.exists():
-            return
-        if ready:
-            raise BadInput(
-                f"{root} was not made by `foureyes serve --demo`: serve it without --demo "
-                "(the demo hands out tokens for everyone in the directory)"
-            )
-
-    def seed(database: Database) -> None:
-        settings = Settings.load(root)
-        connectors = {
-            name: (connector.kind, connector.resolved())
-            for name, connector in settings.connectors.items()
-        }
-        services = bootstrap.build_services(
-            database, connectors=connectors, origin=settings.log_origin
-        )
-        seed_from_files(services, settings, root)
-        _enroll_demo_keys(services, root)
-        marker.write_text(
-            "Made by `foureyes serve --demo`: demo people, tokens and keys. Not for real use.\n",
-            encoding="utf-8",
-        )
-
-    initialize(root, database_url=os.environ.get("FOUREYES_DATABASE_URL"), seed=seed)
-    out.print(f"Initialised the demo in {root}")
-
-
-def _login(identities: tuple[str, ...], staff_id: str) -> str:
-    """The identity a demo token is for: the person's first login name other than their id."""
-    return next((i for i in identities if i != staff_id), staff_id)
-
-
-def _print_tokens(services: Services, root: Path) -> None:
-    table = Table("staff", "name", "groups", "identity", "token", title="Demo sign-in tokens")
-    for person in operations.list_staff(services):
-        if person.status != StaffStatus.ACTIVE.value:
-            continue
-        identity = _login(person.identities, person.id)
-        token = operations.issue_token(
-            services,
-            person.id,
-            identity=identity,
-            label="serve --demo",
-            lifetime=DEMO_TOKEN_LIFETIME,
-        )
-        table.add_row(person.id, person.name, ", ".join(person.groups), identity, token)
-    table.columns[4].no_wrap = True
-    console = out
-    needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
-    if needed > out.width:  # never fold or cut a token: print wider than the terminal instead
-        console = Console(highlight=False, width=needed, file=out.file)
-    console.print(table)
-    console.print(
-        f"Step-up keys (for reviews that ask for them): {root / DEMO_KEYS}/<staff>.pem",
-        markup=False,
-        soft_wrap=True,
-    )
-
-
-def _demo_delay(text: str | None, demo: bool) -> timedelta | None:
-    """`--demo-delay`: how long approved requests wait at most on the demo (a duration)."""
-    if text is None:
-        return None
-    if not demo:
-        raise BadInput("--demo-delay is for `serve --demo` only")
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise BadInput(f"--demo-delay: {exc}") from None
 
 
 def _factory(services: Services, settings: Settings, port: int) -> str:
@@ -221,70 +72,6 @@ def _factory(services: Services, settings: Settings, port: int) -> str:
         return APP_FACTORY
     os.environ[DEMO_ENV] = services.demo.to_json()
     return DEMO_APP_FACTORY
-
-
-def _print_urls(host: str, port: int, demo: DemoMode | None, settings: Settings) -> None:
-    """Where it serves, the console's URL, and on the demo how to finish the story there."""
-    shown = f"[{host}]" if ":" in host else host
-    out.print(f"foureyes is serving at http://{shown}:{port}  (API docs: /docs)")
-    # Browsers only allow security keys (WebAuthn) on a secure origin, and http://localhost
-    # is one where 127.0.0.1 may not match the relying party: name the console by it.
-    console_host = "localhost" if is_local(host) else shown
-    out.print(
-        f"Console: http://{console_host}:{port}/console/"
-        + ("  (sign in with a token above)" if demo is not None else ""),
-        markup=False,
-        soft_wrap=True,
-    )
-    localhost_only = settings.webauthn.origins == [f"http://localhost:{port}"]
-    if demo is None and localhost_only and not is_local(host):
-        # Browsers use security keys over plain http on localhost alone: from elsewhere the
-        # console needs https and a `[webauthn]` table naming it (config.served).
-        err.print(
-            "foureyes serve: security keys and passkeys work here only at "
-            f"http://localhost:{port} unless foureyes.toml has a [webauthn] table for the "
-            "console's https address",
-            markup=False,
-            soft_wrap=True,
-        )
-    _print_demo_guide(demo, host, port)
-    sys.stdout.flush()
-
-
-def _print_demo_guide(demo: DemoMode | None, host: str, port: int) -> None:
-    """On the demo: how a newcomer finishes the story in a browser, whatever keys they have."""
-    if demo is None:
-        return
-    lines = [
-        'Reviews the policy asks a security key for: on this demo, tick "Demo only: ... '
-        "demo key\" on the review form (the server signs with that person's demo key), or use "
-        "a passkey or security key you add on the Security keys page, or the CLI's "
-        "--step-up-key with the key files above.",
-    ]
-    if demo.delay is not None:
-        lines.append(
-            f"Approved requests wait at most {_shown(demo.delay)} on this demo "
-            "(--demo-delay), not the policy's delay."
-        )
-    else:
-        lines.append(
-            "The vit rule waits 10 minutes after the last approval before it runs "
-            "(`serve --demo --demo-delay 30s` to wait less)."
-        )
-    if not is_local(host):
-        lines.append(
-            f"Security keys and passkeys work only at http://localhost:{port} (browsers allow "
-            "them over plain http on localhost alone); elsewhere use the demo's confirmation."
-        )
-    for line in lines:
-        out.print(line, markup=False, soft_wrap=True)
-
-
-def _shown(delay: timedelta) -> str:
-    seconds = int(delay.total_seconds())
-    if seconds % 60:
-        return f"{seconds} s"
-    return f"{seconds // 60} min"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -301,6 +88,21 @@ def _bind(host: str, port: int) -> socket.socket:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+def _checked_settings(root: Path | None, host: str, *, demo: bool) -> Settings:
+    """The settings, or BadInput before anything starts: off loopback without a `[webauthn]`
+    table (not the demo), or with a log signing key, OIDC client secret or metrics token it
+    cannot read."""
+    settings = Settings.load(root)
+    problem = None if demo else origin_problem(settings, host)
+    if problem is not None:  # fail closed: no localhost relying party off loopback
+        raise BadInput(problem)
+    signer_from_file(settings.signing_key_file)
+    if settings.oidc is not None:
+        settings.oidc.client_secret()
+    settings.metrics_token()
+    return settings
 
 
 def register(app: typer.Typer) -> None:
@@ -344,7 +146,7 @@ def register(app: typer.Typer) -> None:
         access_log: Annotated[
             bool, typer.Option("--access-log", help="Log a line per HTTP request.")
         ] = False,
-        demo_delay: Annotated[
+        delay_text: Annotated[
             str | None,
             typer.Option(
                 "--demo-delay",
@@ -357,17 +159,13 @@ def register(app: typer.Typer) -> None:
         """Serve the API and run the background worker (Ctrl-C or SIGTERM stops both)."""
         configure_logging()
         root = data_dir
-        shortened = _demo_delay(demo_delay, demo)  # refused without --demo, before anything
+        shortened = demo_delay(delay_text, demo)  # refused without --demo, before anything
         if demo:
             root = (data_dir or DEMO_DATA_DIR).expanduser().absolute()
-            _prepare_demo(root)
+            prepare_demo(root, out)
         elif root is None and not os.environ.get("FOUREYES_DATA_DIR"):
-            root = _not_the_demo(default_data_dir())
-        settings = Settings.load(root)
-        signer_from_file(settings.signing_key_file)  # refuse to start without the log signing key
-        if settings.oidc is not None:
-            settings.oidc.client_secret()  # ... or with an OIDC client secret it cannot read
-        settings.metrics_token()  # ... or with a metrics token it cannot read
+            root = not_the_demo(default_data_dir())
+        settings = _checked_settings(root, host, demo=demo)
         sock = _bind(host, port)  # before anything says "serving", and before tokens are made
         # Security keys are bound to the port it serves (unless `[webauthn]` says otherwise).
         settings = as_served(settings, sock.getsockname()[1])
@@ -393,14 +191,14 @@ def register(app: typer.Typer) -> None:
             if finding is not None:
                 err.print(f"foureyes serve: {finding.message}", markup=False, soft_wrap=True)
             if demo:
-                _print_tokens(services, settings.data_dir)
+                print_tokens(services, settings.data_dir, out)
             app = create_app(services, settings)
         except BaseException:
             services.database.dispose()
             sock.close()
             raise
         port = port or sock.getsockname()[1]  # --port 0: the one the system chose
-        _print_urls(host, port, services.demo, settings)
+        print_urls(host, port, services.demo, settings, out)
         # The serving processes of --workers load the same settings: the same data directory,
         # and the environment they inherit. (Only then: the process's environment is not ours
         # to change otherwise, e.g. when `serve` runs inside another program or a test.)

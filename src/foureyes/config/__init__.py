@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from foureyes.config.oidc import OidcSettings
+from foureyes.config.secret_files import read_secret_file, unset_variable
 from foureyes.errors import BadInput
 from foureyes.model import parse_duration
 
@@ -125,18 +126,14 @@ class ConnectorSettings(BaseModel):
             raise BadInput(f"connector option {key}: must be a non-empty string")
         if key == name:
             return value
+        # Never echo `value`: it may be the secret itself, pasted where a path or a
+        # variable's name belongs (`config.secret_files`).
         if key.endswith("_env"):
             secret = env.get(value)
             if not secret:
-                raise BadInput(f"connector option {key}: environment variable {value} is not set")
+                raise unset_variable(f"connector option {key}")
             return secret
-        try:
-            secret = Path(value).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise BadInput(f"connector option {key}: cannot read {value}: {exc.strerror}") from exc
-        if not secret:
-            raise BadInput(f"connector option {key}: {value} is empty")
-        return secret
+        return read_secret_file(f"connector option {key}", value)
 
     def resolved(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The options with every `<name>_file` / `<name>_env` replaced by `<name>`'s value.
@@ -168,11 +165,12 @@ class NotifySettings(BaseModel):
 
     Secrets (`secret` of a webhook, the `url` of a Slack hook, the SMTP `password`) may be given
     as `<name>_file` or `<name>_env`; `resolved_secret` reads them when the channel is built.
+    A chat bot's `token` (Matrix, Slack's `chat.postMessage`) only as `token_file`/`token_env`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["webhook", "slack", "email"]
+    kind: Literal["webhook", "slack", "email", "matrix"]
     url: str | None = Field(default=None, repr=False)
     url_file: str | None = None
     url_env: str | None = None
@@ -191,10 +189,43 @@ class NotifySettings(BaseModel):
     people: bool = False
     base_url: str | None = None
     timeout: float = Field(default=10.0, gt=0, le=120)
+    # Chat channels (foureyes.notify.matrix, foureyes.notify.slack).
+    token: str | None = Field(default=None, repr=False)
+    token_file: str | None = None
+    token_env: str | None = None
+    homeserver: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    room_id: str | None = Field(default=None, pattern=r"^![^\s/]+$", max_length=255)
+    channel_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{2,30}$")
+    api_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+
+    @model_validator(mode="after")
+    def _chat(self) -> NotifySettings:
+        bot = bool(self.token_file or self.token_env)
+        if self.token is not None:
+            raise ValueError("a bot token is a secret: give token_file or token_env")
+        if self.kind == "matrix" and not (self.homeserver and self.room_id and bot):
+            raise ValueError(
+                "a matrix channel needs homeserver, room_id (!…: the room's id, not an alias) "
+                "and token_file or token_env (the bot's access token)"
+            )
+        if self.kind == "slack":
+            hook = bool(self.url or self.url_file or self.url_env)
+            if hook == bot:
+                raise ValueError(
+                    "a slack channel needs url (url_file / url_env: an incoming webhook) "
+                    "or token_file / token_env with channel_id (chat.postMessage), not both"
+                )
+            if bot and not self.channel_id:
+                raise ValueError("a slack channel with a bot token needs channel_id")
+        elif self.channel_id or self.api_url:
+            raise ValueError("channel_id and api_url are options of a slack channel")
+        if bot and self.kind not in ("slack", "matrix"):
+            raise ValueError("a bot token (token_file / token_env) is for a chat channel")
+        return self
 
     @model_validator(mode="after")
     def _complete(self) -> NotifySettings:
-        if self.kind in ("webhook", "slack") and not (self.url or self.url_file or self.url_env):
+        if self.kind == "webhook" and not (self.url or self.url_file or self.url_env):
             raise ValueError(f"a {self.kind} channel needs url (or url_file / url_env)")
         if self.kind == "webhook" and not (self.secret or self.secret_file or self.secret_env):
             raise ValueError("a webhook channel needs secret_file or secret_env (to sign with)")
@@ -334,6 +365,8 @@ class Settings(BaseModel):
     # The console's cookie-signing secret (made by init, or on first serve; never logged).
     console_key_file: Path
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
+    # Ticket systems by name (`[tickets.<name>]`, kind rt or http; docs/tickets.md).
+    tickets: dict[str, ConnectorSettings] = Field(default_factory=dict)
     notify: dict[str, NotifySettings] = Field(default_factory=dict)
     webauthn: WebAuthnSettings = Field(default_factory=WebAuthnSettings)
     step_up: StepUpSettings = Field(default_factory=StepUpSettings)
@@ -482,12 +515,14 @@ class Settings(BaseModel):
         token) if it cannot be read or is shorter than `MIN_METRICS_TOKEN` characters."""
         env = os.environ if env is None else env
         if self.metrics_token_file is not None:
-            where = f"metrics_token_file: {self.metrics_token_file}"
+            where = "metrics_token_file"  # not its value: it may be the token itself
             try:
                 token = self.metrics_token_file.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-                raise BadInput(f"{where}: cannot read it: {reason}") from None
+                raise BadInput(
+                    f"{where}: the value given for {where} is not a readable file ({reason})"
+                ) from None
         elif self.metrics_token_env is not None:
             where = f"metrics_token_env: the variable {self.metrics_token_env}"
             token = env.get(self.metrics_token_env, "").strip()

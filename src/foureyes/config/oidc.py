@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from foureyes.errors import BadInput
+from foureyes.config.secret_files import read_secret_file, unset_variable
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "CALLBACK_PATH", "OidcSettings"]
 
@@ -150,20 +149,9 @@ class OidcSettings(BaseModel):
         if self.client_secret_env is not None:
             secret = env.get(self.client_secret_env)
             if not secret:
-                raise BadInput(
-                    f"oidc.client_secret_env: environment variable {self.client_secret_env} "
-                    "is not set"
-                )
+                raise unset_variable("oidc.client_secret_env")
             return secret
         if self.client_secret_file is not None:
-            path = Path(self.client_secret_file)
-            try:
-                secret = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise BadInput(
-                    f"oidc.client_secret_file: cannot read {path}: {exc.strerror}"
-                ) from exc
-            if not secret:
-                raise BadInput(f"oidc.client_secret_file: {path} is empty")
-            return secret
+            # Never echo the path given: it may be the secret itself, pasted there.
+            return read_secret_file("oidc.client_secret_file", self.client_secret_file)
         return None

@@ -7,6 +7,11 @@ only on port 8400: `serve --port 8650` (with or without `--demo`) would refuse e
 would accept one from whatever else answers at localhost:8400. So without a `[webauthn]` table
 the relying party is `localhost` with exactly one origin, `http://localhost:<the port bound>`;
 with one, the operator's table is used as it is (never widened).
+
+That default is for a server on this machine only: a server listening beyond loopback (another
+address, or every address: 0.0.0.0, ::) is reached at some other origin, which the operator must
+name. `serve` refuses to start there without a `[webauthn]` table (`origin_problem`); only the
+demo, which says how its keys work, runs anywhere without one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import ipaddress
 
 from foureyes.config import Settings, WebAuthnSettings
 
-__all__ = ["SERVED_PORT_ENV", "as_served", "is_local"]
+__all__ = ["SERVED_PORT_ENV", "as_served", "is_local", "is_loopback", "origin_problem"]
 
 # How `serve --workers N` tells its serving processes the port it bound (they load the same
 # settings, and must agree with it on the relying party).
@@ -42,3 +47,29 @@ def as_served(settings: Settings, port: int) -> Settings:
         rp_id="localhost", rp_name=settings.webauthn.rp_name, origins=[f"http://localhost:{port}"]
     )
     return settings.model_copy(update={"webauthn": relying})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine alone (`localhost`, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def origin_problem(settings: Settings, host: str) -> str | None:
+    """Why a (non-demo) server may not listen on `host` with these settings, or None: beyond
+    loopback the console's origin must be named in `[webauthn]`, never assumed localhost."""
+    named = settings.webauthn.model_fields_set if "webauthn" in settings.model_fields_set else ()
+    # Both named: a `[webauthn]` table giving only rp_name still means the localhost default.
+    if is_loopback(host) or {"rp_id", "origins"} <= set(named):
+        return None
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    return (
+        f"refusing to listen on {shown} without rp_id and origins in a [webauthn] table: "
+        f"add them to {settings.config_file} naming the console's https address "
+        '(rp_id = "admin.example.org", origins = ["https://admin.example.org"]), '
+        "or listen on 127.0.0.1"
+    )

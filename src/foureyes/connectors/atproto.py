@@ -77,6 +77,7 @@ NO_RECORD = (
 _PASSWORD_BYTES = 24
 _NOBODY = "did:plc:foureyesprobenobodyhere"  # a DID no PDS hosts: the probe's question
 _REPLACED = "replaced; every session signed out"
+_SEARCH_DOMAINS = 5  # handle domains a bare name is tried under (`search`)
 
 
 class AtprotoConnector(Connector):
@@ -205,8 +206,65 @@ class AtprotoConnector(Connector):
             except NotFound:
                 return
 
+    def search(self, prefix: str, limit: int) -> tuple[str, ...]:
+        """The DIDs `prefix` names exactly, as a handle or a DID (at most `limit`): a DID this
+        PDS hosts; a handle resolved by `com.atproto.identity.resolveHandle`; a bare name
+        (`alice`) tried under each of the PDS's handle domains (`describeServer`'s
+        `availableUserDomains`, at most `_SEARCH_DOMAINS`). No prefix search: the PDS admin API
+        searches accounts only by email (`searchAccounts`: a private attribute, which a search
+        must never match, or it would answer guesses of addresses) and otherwise lists every
+        repository (unbounded). docs/atproto.md, "Finding accounts"."""
+        text = prefix.strip().lower()
+        if limit <= 0 or not text or len(text) > 253 or any(c.isspace() for c in text):
+            return ()
+        with self._xrpc.call():
+            if is_did(text):
+                return (text,) if self._hosted(text) else ()
+            if "." in text:
+                handles = [text]
+            else:
+                handles = [f"{text}{domain}" for domain in self._user_domains()]
+            found: list[str] = []
+            for handle in handles:
+                did = self._resolve(handle)
+                if did is not None and did not in found and self._hosted(did):
+                    found.append(did)
+        return tuple(found[:limit])
+
     def close(self) -> None:
         self._xrpc.close()
+
+    def _hosted(self, did: str) -> bool:
+        try:
+            self._xrpc.query("com.atproto.admin.getAccountInfo", f"the account {did}", did=did)
+        except NotFound:
+            return False
+        return True
+
+    def _resolve(self, handle: str) -> str | None:
+        """The DID `handle` names now, or None (no such handle, or not one)."""
+        try:
+            answer = self._xrpc.query(
+                "com.atproto.identity.resolveHandle", "the handle", handle=handle
+            )
+        except NotFound:
+            return None
+        except ConnectorError as exc:
+            if not exc.transient:  # 400 InvalidRequest: not a handle at all
+                return None
+            raise
+        did = answer.get("did")
+        return did if isinstance(did, str) and is_did(did) else None
+
+    def _user_domains(self) -> list[str]:
+        """The PDS's handle domains (`.test`, `.bsky.social`), at most `_SEARCH_DOMAINS`."""
+        answer = self._xrpc.query("com.atproto.server.describeServer", "the server")
+        domains = answer.get("availableUserDomains")
+        return [
+            d
+            for d in (domains if isinstance(domains, list) else [])[:_SEARCH_DOMAINS]
+            if isinstance(d, str) and d.startswith(".") and " " not in d
+        ]
 
     # --- reads and writes ------------------------------------------------------------------------
 
@@ -220,6 +278,8 @@ class AtprotoConnector(Connector):
 
     def _write(self, order: ExecutionOrder, state: Mapping[str, Any]) -> ExecutionResult:
         did, action = order.account_id, order.action
+        if action in ("account.suspend", "account.unsuspend"):
+            return self._takedown(order, state)
         target = _target(order)
         if target is not None:
             name, value = target
@@ -228,16 +288,6 @@ class AtprotoConnector(Connector):
                 return ExecutionResult(
                     summary=_summary(order, already_applied=True, **{name: shown})
                 )
-        if action in ("account.suspend", "account.unsuspend"):
-            applied = action == "account.suspend"
-            takedown: dict[str, Any] = {"applied": applied}
-            if applied:
-                takedown["ref"] = order.idempotency_key  # what reconciliation asks the PDS for
-            body = {"subject": {"$type": _REPO_REF, "did": did}, "takedown": takedown}
-            self._xrpc.procedure("com.atproto.admin.updateSubjectStatus", action, body)
-            return ExecutionResult(
-                summary=_summary(order, changes={"taken_down": [not applied, applied]})
-            )
         if action == "account.change_email":
             new, old = str(order.params["email"]), state.get("email")
             self._xrpc.procedure(
@@ -273,6 +323,51 @@ class AtprotoConnector(Connector):
             self._xrpc.procedure("com.atproto.admin.deleteAccount", action, {"did": did})
             return ExecutionResult(summary=_summary(order, changes={"deleted": [False, True]}))
         raise ConnectorError(f"{self.platform}: no way to carry out {action}", transient=False)
+
+    def _takedown(self, order: ExecutionOrder, state: Mapping[str, Any]) -> ExecutionResult:
+        """A takedown or its reversal, claiming only what this request does (docs/atproto.md,
+        "Takedowns foureyes did not apply"):
+
+        - a takedown already in force under this request's ref is this request's (a repeat):
+          answered as applied, with its undo;
+        - one in force under another ref (another moderator, another tool, another request) is
+          not claimed: "already applied", no changes, and so no undo (`workflow.undo` refuses
+          to undo an order that changed nothing);
+        - the undo of a takedown (`order.reverts`) lifts it only while the takedown in force is
+          the one that request applied (its ref): never a takedown someone else put there or
+          put in its place since. Refused (not transient) otherwise, nothing sent."""
+        did, action = order.account_id, order.action
+        takedown = _takedown(self._subject_status(did))
+        in_force, ref = takedown.get("applied") is True, takedown.get("ref")
+        if action == "account.suspend":
+            if in_force and ref == order.idempotency_key:
+                summary = _summary(order, changes={"taken_down": [False, True]})
+                return ExecutionResult(summary={**summary, "ref": order.idempotency_key})
+            if in_force:
+                return ExecutionResult(
+                    summary=_summary(
+                        order, already_applied=True, taken_down=True, taken_down_by="another ref"
+                    )
+                )
+        elif order.reverts and in_force and ref != order.reverts:
+            raise ConnectorError(
+                f"{self.platform}: {did} is taken down under another ref than request "
+                f"{order.reverts}'s, which this undoes: someone else took it down (or replaced "
+                "the takedown) since, and foureyes lifts only a takedown it applied",
+                transient=False,
+            )
+        elif not in_force:
+            return ExecutionResult(summary=_summary(order, already_applied=True, taken_down=False))
+        applied = action == "account.suspend"
+        body_takedown: dict[str, Any] = {"applied": applied}
+        if applied:
+            body_takedown["ref"] = order.idempotency_key  # what reconciliation asks the PDS for
+        body = {"subject": {"$type": _REPO_REF, "did": did}, "takedown": body_takedown}
+        self._xrpc.procedure("com.atproto.admin.updateSubjectStatus", action, body)
+        summary = _summary(order, changes={"taken_down": [not applied, applied]})
+        if applied:
+            summary["ref"] = order.idempotency_key
+        return ExecutionResult(summary=summary)
 
     # --- the account's state -------------------------------------------------------------------
 

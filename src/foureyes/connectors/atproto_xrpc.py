@@ -19,6 +19,7 @@ from foureyes.connectors.calls import (
     USER_AGENT,
     PlatformClient,
     RetryPolicy,
+    SecretMask,
     Sleep,
     json_object,
     platform_text,
@@ -77,7 +78,9 @@ class Xrpc:
         self.retry = retry
         self.who = f"{platform} ({urlsplit(url).netloc})"
         basic = base64.b64encode(f"admin:{admin_password}".encode()).decode()
-        # The password is in the client's default header alone, kept nowhere else.
+        # The password is in the client's default header, and in the mask of the text the PDS
+        # answers (a PDS or proxy may echo it back bare), and nowhere else.
+        self._mask = SecretMask(admin_password, basic_users=("admin",))
         self._http = PlatformClient(
             who=self.who,
             deadline=deadline,
@@ -136,8 +139,11 @@ class Xrpc:
         if 200 <= status < 300:
             return body
         error = str(body.get("error", ""))
-        message = platform_text(" ".join(str(body.get("message", "")).split())[:300])
-        said = platform_text(f"{status} {error}".strip() + (f": {message}" if message else ""))
+        error = platform_text(error, self._mask, limit=100)
+        message = platform_text(str(body.get("message", "")), self._mask)
+        said = platform_text(
+            f"{status} {error}".strip() + (f": {message}" if message else ""), self._mask
+        )
         if error in _NOT_FOUND_ERRORS or message.lower() in _NOT_FOUND_MESSAGES:
             raise NotFound(f"{self.platform}: {what} does not exist ({said})")
         if transient_status(status):

@@ -62,7 +62,10 @@ class ExecutionOrder:
     sees the same key twice must not apply the action twice. `attempt` numbers the executions
     of that key (1, 2, …; 0 outside an execution): reconciliation of attempt N may void the
     key's attempts up to N on a platform that fences (the `http` connector), so that a late
-    delivery of one of them is refused while attempt N+1 runs."""
+    delivery of one of them is refused while attempt N+1 runs. `reverts` is the id of the
+    request an undo reverses ("" for any other order): a platform that records who applied a
+    state (a PDS takedown's `ref`) lifts only the state that request applied, never one put
+    there by someone else since."""
 
     action: str
     account_id: str
@@ -71,6 +74,7 @@ class ExecutionOrder:
     approvers: tuple[str, ...] = ()
     requester: str = ""
     attempt: int = 0
+    reverts: str = ""
 
 
 @dataclass(frozen=True)

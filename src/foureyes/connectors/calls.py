@@ -19,6 +19,7 @@ success, whatever else the later tries are told.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import inspect
@@ -33,7 +34,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
@@ -433,9 +434,45 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 _CREDENTIAL = re.compile(r"(?i)\b(basic|bearer|token)(\s*[:=]?\s*)[A-Za-z0-9+/=._~-]{8,}")
 
 
-def platform_text(text: str) -> str:
+class SecretMask:
+    """A connector's own secrets (an admin password, a token, a shared secret), in every form it
+    sends them in, to mask in text a platform answers: a platform or a proxy in front of it may
+    echo a secret back bare (`"bad password hunter2"`), not only as a header would carry it.
+    Masked forms: the secret itself, its URL-encoded form, its base64 (padded or not), and
+    the base64 of `user:secret` for each `basic_user` (HTTP Basic). Its repr shows none."""
+
+    def __init__(self, *secrets: str, basic_users: tuple[str, ...] = ()) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if not secret:
+                continue
+            forms.update({secret, quote(secret, safe=""), quote_plus(secret)})
+            for raw in (secret, *(f"{user}:{secret}" for user in basic_users)):
+                encoded = base64.b64encode(raw.encode()).decode()
+                forms.update({encoded, encoded.rstrip("=")})
+        # Longest first, so that a form inside a longer one never leaves the rest of it.
+        self._forms = tuple(sorted((f for f in forms if f), key=len, reverse=True))
+
+    def __repr__(self) -> str:
+        return f"SecretMask({len(self._forms)} forms)"
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, "[redacted]")
+        return text
+
+
+NO_SECRETS = SecretMask()
+
+
+def platform_text(text: str, mask: SecretMask = NO_SECRETS, *, limit: int = _MAX_MESSAGE) -> str:
     """Text a platform answered (an error's message), fit to become a request's reason, a log
-    line or an audit event: credentials written the way an Authorization header carries them
-    (`Basic …`, `Bearer …`, `token=…`) are masked, since a proxy or a debugging platform may
-    echo the request's own header back (attack run: `init` printed the PDS admin password)."""
-    return _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+    line or an audit event: the connector's own secrets (`mask`) are masked wherever they
+    appear, and so are credentials written the way an Authorization header carries them
+    (`Basic …`, `Bearer …`, `token=…`), since a proxy or a debugging platform may echo the
+    request's own header back (attack run: `init` printed the PDS admin password). Then
+    whitespace is collapsed and the text cut to `limit` characters: masking comes first, so a
+    cut never leaves part of a secret unmasked."""
+    masked = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", mask(text))
+    masked = " ".join(masked.split())
+    return masked if len(masked) <= limit else masked[: limit - 1] + "…"

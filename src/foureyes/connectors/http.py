@@ -34,6 +34,7 @@ from foureyes.connectors.calls import (
     NotSent,
     PlatformClient,
     RetryPolicy,
+    SecretMask,
     Sleep,
     deadline_setting,
     json_object,
@@ -71,8 +72,6 @@ from foureyes.webhook import (
 )
 
 __all__ = ["HttpConnector", "RetryPolicy", "coerce", "create"]
-
-_MAX_MESSAGE = 300
 
 
 # --- the webhook connector ---------------------------------------------------------------------
@@ -143,6 +142,8 @@ class HttpConnector(Connector):
         self._check: Callable[[httpx.Response], None] = lambda response: _check_answer(
             response, secret
         )
+        # The secret, in every form, masked in whatever text the receiver answers.
+        self._mask = SecretMask(secret)
         self._http = PlatformClient(
             who=self._who,
             deadline=deadline,
@@ -419,7 +420,7 @@ class HttpConnector(Connector):
             return decoded if isinstance(decoded, dict) else {}
         if status == 404:
             return None
-        reason = _short(platform_text(_error_text(response)))
+        reason = platform_text(_error_text(response), self._mask)
         suffix = f": {reason}" if reason else ""
         if order and status == 409 and json_object(response).get("in_progress") is True:
             raise ConnectorError(
@@ -452,11 +453,6 @@ def _check_answer(response: httpx.Response, secret: str) -> None:
         request_body=request.content,
         request_signature=request.headers.get(SIGNATURE_HEADER, ""),
     )
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
 def _error_text(response: httpx.Response) -> str:

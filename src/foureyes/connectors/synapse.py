@@ -66,6 +66,7 @@ from foureyes.connectors.calls import (
     USER_AGENT,
     PlatformClient,
     RetryPolicy,
+    SecretMask,
     Sleep,
     deadline_setting,
     json_object,
@@ -235,6 +236,10 @@ def is_user_id(text: str) -> bool:
     return len(text) <= 255 and _MXID.fullmatch(text) is not None
 
 
+# The account search (`SynapseConnector.search`): pages of users asked for, at most.
+_SEARCH_PAGE = 100
+_SEARCH_PAGES = 3
+
 # --- the connector -----------------------------------------------------------------------------
 
 
@@ -267,8 +272,10 @@ class SynapseConnector(Connector):
         self.message_limit = message_limit
         self.login_as_ttl = login_as_ttl
         self._clock = clock
-        # The token goes into the client's default headers and is kept nowhere else. Each of
-        # the connector's calls (with its several admin API requests) runs under one deadline.
+        # The token goes into the client's default headers, and into the mask of the text
+        # Synapse answers (in case it echoes it back), and nowhere else. Each of the
+        # connector's calls (with its several admin API requests) runs under one deadline.
+        self._mask = SecretMask(token)
         self._http = PlatformClient(
             who=self._who,
             deadline=deadline,
@@ -403,6 +410,48 @@ class SynapseConnector(Connector):
             raise ConnectorError(
                 f"{self._who}: the token's user {user_id} is not a server admin", transient=False
             )
+
+    def search(self, prefix: str, limit: int) -> tuple[str, ...]:
+        """Up to `limit` local user ids starting with `prefix` (`@` optional), in id order:
+        `GET /_synapse/admin/v2/users?name=…`, which matches a localpart or a display name
+        anywhere, so its answer is filtered to ids that start with the prefix as typed (never
+        a match on the display name or anything else). Bounded: at most `_SEARCH_PAGES` pages
+        of `_SEARCH_PAGE` users, one deadline; deactivated users included (staff look them up
+        too)."""
+        wanted = prefix if prefix.startswith("@") else f"@{prefix}"
+        localpart = wanted[1:].split(":", 1)[0]
+        if limit <= 0 or not localpart:
+            return ()
+        found: list[str] = []
+        start = 0
+        with self._http.call():
+            for _ in range(_SEARCH_PAGES):
+                page = self._call(
+                    "GET",
+                    "/v2/users",
+                    "the user search",
+                    params={
+                        "name": localpart,
+                        "from": str(start),
+                        "limit": str(_SEARCH_PAGE),
+                        "guests": "false",
+                        "deactivated": "true",
+                        "order_by": "name",
+                    },
+                )
+                users = page.get("users")
+                for user in users if isinstance(users, list) else []:
+                    name = user.get("name") if isinstance(user, Mapping) else None
+                    if isinstance(name, str) and name.startswith(wanted) and self._is_local(name):
+                        found.append(name)
+                following = page.get("next_token")
+                if len(found) >= limit or not isinstance(following, str | int):
+                    break
+                try:
+                    start = int(following)
+                except ValueError:
+                    break
+        return tuple(sorted(set(found))[:limit])
 
     def close(self) -> None:
         self._http.close()
@@ -646,8 +695,10 @@ class SynapseConnector(Connector):
         if 200 <= status < 300:
             return body
         errcode = str(body.get("errcode", ""))
-        error = platform_text(" ".join(str(body.get("error", "")).split())[:300])
-        said = platform_text(f"{status} {errcode}".strip() + (f": {error}" if error else ""))
+        error = platform_text(str(body.get("error", "")), self._mask)
+        said = platform_text(
+            f"{status} {errcode}".strip() + (f": {error}" if error else ""), self._mask
+        )
         if status == 404 or errcode == "M_NOT_FOUND":
             raise NotFound(f"{self.platform}: {what} does not exist ({said})")
         if transient_status(status) or errcode == "M_LIMIT_EXCEEDED":

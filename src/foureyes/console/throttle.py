@@ -19,6 +19,11 @@ count per id would let anyone who knows it lock its holder out of the console.
 Failed sign-ins are not audit events (an unauthenticated stranger must not be able to grow the
 append-only log at will); they are counted here and, when the limit is reached, raise an alert
 (detector ``console.sign-in``) that the security group sees and is notified of.
+
+Account search by signed-in staff is limited per person the same way — TooManyAttempts with
+`retry_after`, an alert once per window — but counted in memory per process
+(`foureyes.workflow.account_search`, `foureyes.core.ratelimit`): it is not a failure, and a
+row per typeahead keystroke would be too many.
 """
 
 from __future__ import annotations

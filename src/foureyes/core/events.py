@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from foureyes.audit.canonical import canonical_json
 from foureyes.core import commitments
-from foureyes.core.redaction import event_payload
+from foureyes.core.redaction import event_payload, notified_params
 from foureyes.core.services import Services, json_safe
 from foureyes.errors import Conflict, NotFound
 from foureyes.model import RequestState
+from foureyes.notify import hooks as notify_hooks
 from foureyes.store.tables import RequestRow
 
 REVIEW = "review"
@@ -224,6 +225,11 @@ def move(
         payload={"from": current.value, "to": to.value, "reason": reason, **(details or {})},
         now=now,
     )
+    # Its requester hears of every decision on it, through the outbox in this transaction.
+    if to in notify_hooks.TOLD_TO_REQUESTER:
+        notify_hooks.request_moved(
+            session, row, now, actor=actor, params=notified_params(services, session, row)
+        )
 
 
 def record(

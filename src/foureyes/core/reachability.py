@@ -7,7 +7,9 @@ never holding a health check up.
 (`Connector.probe`: one or two cheap reads, bounded by the connector's own call deadline) in a
 daemon thread, at most one probe per platform at a time, however many health checks arrive. A
 probe still running after `wait` (the first one, or one against a platform that hangs) reports
-`unknown` and goes on in the background; its answer serves the next check.
+`unknown` — even when an earlier probe answered `ok`, once that answer is past its time — and
+goes on in the background; its answer serves the next check. `/healthz` counts `unknown` as
+not ok (`degraded`): a platform that has not answered is not known to be up.
 
 What it reports holds no secret and no platform detail: `ok`, `unreachable` or `unknown` per
 platform name (`unchecked` for a connector that has no probe). Why a platform cannot be
@@ -91,10 +93,19 @@ class Reachability:
             event.wait(max(0.0, until - time.monotonic()))
         with self._lock:
             return {
-                platform: self._states[platform].status
+                platform: self._shown(self._states[platform])
                 for platform in sorted(connectors)
                 if platform in self._states
             }
+
+    def _shown(self, state: _State) -> str:
+        """What a state says now (under the lock): an answer past its time whose new probe is
+        still in flight is `unknown`, not the old answer (a platform that answered once, then
+        hangs, must not read `ok` for as long as the probe hangs)."""
+        if state.running is None or state.checked is None:
+            return state.status
+        stands = self.retry if state.status == UNREACHABLE else self.ttl
+        return UNKNOWN if self._clock() - state.checked >= stands else state.status
 
     def _probe(self, platform: str, connector: Connector, state: _State) -> None:
         try:

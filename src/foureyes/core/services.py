@@ -19,8 +19,10 @@ from foureyes.audit.canonical import canonical_json
 from foureyes.audit.log import AuditLog, stored_bytes
 from foureyes.config import DEFAULT_EXECUTION_LEASE, OVERSIGHT_GROUPS
 from foureyes.connectors.base import Connector
+from foureyes.connectors.tickets import TicketSystem
 from foureyes.core.commitments import DIGEST_VERSION, PARAMS, salted_sha256
 from foureyes.core.demo import DemoMode
+from foureyes.core.ratelimit import SlidingWindow
 from foureyes.errors import BadInput, NotFound, RecordAltered, StepUpFailed, Unavailable
 from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
@@ -36,6 +38,11 @@ if TYPE_CHECKING:
 
 # How long a step-up credential added after init waits before it counts (`[step_up] cooldown`).
 DEFAULT_COOLDOWN = timedelta(hours=24)
+# Account searches (handle or prefix) one person may make per window, per process: a person
+# typing handles into the typeahead stays far below it; a script listing accounts by prefix
+# is stopped (`foureyes.workflow.account_search`).
+ACCOUNT_SEARCH_LIMIT = 120
+ACCOUNT_SEARCH_WINDOW = timedelta(minutes=10)
 
 
 class StepUpVerifier(Protocol):
@@ -116,6 +123,13 @@ class Services:
     execution_lease: timedelta = timedelta(seconds=DEFAULT_EXECUTION_LEASE)
     # Set by `foureyes serve --demo` alone, never from settings (`foureyes.core.demo`).
     demo: DemoMode | None = None
+    # The ticket systems rules may require a ticket of, by name (`[tickets.<name>]`).
+    tickets: Mapping[str, TicketSystem] = field(default_factory=dict)
+    # Account searches per person, in this process (`foureyes.workflow.account_search`).
+    account_searches: SlidingWindow = field(
+        default_factory=lambda: SlidingWindow(ACCOUNT_SEARCH_LIMIT, ACCOUNT_SEARCH_WINDOW),
+        repr=False,
+    )
     _policies: dict[int, Policy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # The store's latest policy version last found not behind the log (`refuse_rollback`).

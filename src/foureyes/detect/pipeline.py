@@ -24,6 +24,7 @@ from foureyes.core.alerts import CLOCK_SKEW, NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.detect import cursor
 from foureyes.detect.detectors import BY_KIND, Seen
+from foureyes.detect.lookalikes import batch_lookalike
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.model import parse_duration
 from foureyes.policy.schema import DetectorsSpec
@@ -36,6 +37,9 @@ STATE_ID = 1
 BATCH = 500
 AHEAD_WINDOW = timedelta(hours=1)
 """How often a heartbeat dated in the future is alerted about while it lasts."""
+
+# The detectors of batches (`foureyes.detect.lookalikes`), beside those of requests (`BY_KIND`).
+BATCH_KINDS = {"batch.submitted": (("batch_lookalike", batch_lookalike),)}
 
 
 def run(services: Services, *, batch: int = BATCH) -> list[int]:
@@ -92,7 +96,7 @@ def _pass(services: Services, batch: int) -> list[int]:
             if event.account_ref == cursor.ACCOUNT:
                 continue  # the pipeline's own record of an earlier pass
             read = True
-            detectors = BY_KIND.get(event.kind, ())
+            detectors = BY_KIND.get(event.kind) or BATCH_KINDS.get(event.kind, ())
             if detectors:
                 body = json.loads(event.body)
                 seen = Seen(services, session, settings, event, body, now, catalog)

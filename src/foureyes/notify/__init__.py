@@ -6,10 +6,10 @@ from foureyes.notify.channels import (
     DeliveryError,
     EmailChannel,
     Notification,
-    SlackChannel,
     WebhookChannel,
-    channels_from_settings,
 )
+from foureyes.notify.configured import channels_from_settings
+from foureyes.notify.matrix import MatrixChannel
 from foureyes.notify.outbox import (
     Delivery,
     accepts,
@@ -20,12 +20,14 @@ from foureyes.notify.outbox import (
     deliver_due,
     enqueue,
 )
+from foureyes.notify.slack import SlackChannel
 
 __all__ = [
     "Channel",
     "Delivery",
     "DeliveryError",
     "EmailChannel",
+    "MatrixChannel",
     "Notification",
     "SlackChannel",
     "WebhookChannel",

@@ -1,5 +1,6 @@
-"""The channels a notification can go out through: a signed JSON webhook, a Slack-compatible
-incoming webhook, and email over SMTP. Each `send` either delivers or raises `DeliveryError`
+"""The channels a notification can go out through: a signed JSON webhook and email over SMTP
+(Slack and Matrix: `foureyes.notify.slack`, `foureyes.notify.matrix`; all of them built from
+the settings by `foureyes.notify.configured`). Each `send` either delivers or raises `DeliveryError`
 with a message fit for `outbox.last_error` (never a secret: no webhook URL, no password)."""
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any, Protocol
 
 import httpx
 
-from foureyes.config import NotifySettings
 from foureyes.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
 __all__ = [
@@ -23,9 +23,8 @@ __all__ = [
     "DeliveryError",
     "EmailChannel",
     "Notification",
-    "SlackChannel",
     "WebhookChannel",
-    "channels_from_settings",
+    "absolute",
 ]
 
 USER_AGENT = "foureyes-notify/1"
@@ -48,6 +47,8 @@ class Notification:
     to_staff: str | None
     to_email: str | None
     created_at: datetime
+    # The request card chat channels render (`foureyes.notify.card.Card.from_json`), if any.
+    details: Mapping[str, Any] | None = None
 
     def to_json(self, link: str | None) -> dict[str, Any]:
         return {
@@ -121,58 +122,6 @@ class WebhookChannel:
         _post("webhook", self.url, body, headers, self.timeout)
 
 
-def _mrkdwn(text: str) -> str:
-    """Slack's three escapes, so text from a request cannot make links or mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-@dataclass(frozen=True)
-class SlackChannel:
-    """A Slack-compatible incoming webhook: a Block Kit message with a button to the request."""
-
-    name: str
-    url: str
-    base_url: str | None = None
-    timeout: float = 10.0
-    kind: str = "slack"
-    people: bool = False
-
-    def payload(self, message: Notification) -> dict[str, Any]:
-        link = absolute(message.link, self.base_url)
-        blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": message.subject[:150]}},
-        ]
-        if message.body:
-            blocks.append(
-                {
-                    "type": "section",
-                    "text": {"type": "mrkdwn", "text": _mrkdwn(message.body)[:3000]},
-                }
-            )
-        if link and link.startswith(("https://", "http://")):
-            blocks.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "text": {"type": "plain_text", "text": "Open in foureyes"},
-                            "url": link,
-                        }
-                    ],
-                }
-            )
-        elif link:
-            blocks.append(
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn(link)}]}
-            )
-        text = message.subject if not link else f"{message.subject} ({link})"
-        return {"text": text, "blocks": blocks}
-
-    def send(self, message: Notification) -> None:
-        _post("slack", self.url, json.dumps(self.payload(message)).encode(), {}, self.timeout)
-
-
 @dataclass(frozen=True)
 class EmailChannel:
     """Email over SMTP (stdlib smtplib): to the person for a message to staff, else `to`."""
@@ -219,47 +168,6 @@ class EmailChannel:
             raise DeliveryError(
                 f"email: cannot reach {self.host}:{self.port}: {exc.strerror or exc}"
             ) from None
-
-
-def channels_from_settings(
-    settings: Mapping[str, NotifySettings], env: Mapping[str, str] | None = None
-) -> dict[str, Channel]:
-    """The channels of `Settings.notify`, secrets read from their files or variables.
-    Raises BadInput for a secret that cannot be read."""
-    made: dict[str, Channel] = {}
-    for name, given in settings.items():
-        channel: Channel
-        if given.kind == "webhook":
-            channel = WebhookChannel(
-                name,
-                url=given.resolved_secret("url", env) or "",
-                secret=given.resolved_secret("secret", env) or "",
-                base_url=given.base_url,
-                timeout=given.timeout,
-            )
-        elif given.kind == "slack":
-            channel = SlackChannel(
-                name,
-                url=given.resolved_secret("url", env) or "",
-                base_url=given.base_url,
-                timeout=given.timeout,
-            )
-        else:
-            channel = EmailChannel(
-                name,
-                host=given.smtp_host or "",
-                port=given.smtp_port,
-                sender=given.smtp_from or "",
-                to=tuple(given.smtp_to),
-                starttls=given.starttls,
-                username=given.username,
-                password=given.resolved_secret("password", env),
-                base_url=given.base_url,
-                timeout=given.timeout,
-                people=given.people,
-            )
-        made[name] = channel
-    return made
 
 
 def _target(url: str) -> str:

@@ -2,8 +2,15 @@
 
 - A request that needs reviews: each person the engine names as a candidate for a missing
   approval (`satisfied(..., candidates=...)` over the active staff) gets a message.
-- A request that is decided (approved, scheduled, denied, vetoed): its requester gets one.
-- Both: every channel the policy's `notify` option names for the request gets one too.
+- Every decision on a request (approved, scheduled, denied, vetoed, executed, failed,
+  expired, reverted, cancelled by someone else): its requester gets one (`request_moved`,
+  called by `core.events.move`, the one place a request changes state).
+- Submitted and decided: every channel the policy's `notify` option names for the request
+  gets one too.
+
+Each message about a request carries its card (`foureyes.notify.card`: who, what, which
+account and tier, why, the ticket, the alerts raised on it, and a link to the console's review
+page bound to the request's digest) for the chat channels to render.
 
 What has nowhere to go (a channel that is not configured, people when no channel carries
 messages to them) is not written at all (`foureyes.notify.outbox.accepts`).
@@ -16,21 +23,44 @@ redacted, anything not declared public hidden). Without them a message names non
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foureyes.model import Outcome
+from foureyes.model import Outcome, RequestState, Review
+from foureyes.notify.card import MAX_ALERTS, MAX_PARAMS, AlertLine, Card, Ticket, review_link
 from foureyes.notify.outbox import accepts, enqueue
+from foureyes.notify.recipients import recipients
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import RequestRow, StaffRow
+from foureyes.store.tables import AlertRow, RequestRow, RequestTicketRow, StaffRow
 
-__all__ = ["request_link", "request_needs_review", "request_settled", "request_submitted"]
+__all__ = [
+    "request_card",
+    "request_link",
+    "request_moved",
+    "request_needs_review",
+    "request_settled",
+    "request_submitted",
+]
+
+# The states a request's requester is told it moved to (a decision on it, or its outcome).
+TOLD_TO_REQUESTER = frozenset(
+    {
+        RequestState.APPROVED,
+        RequestState.SCHEDULED,
+        RequestState.DENIED,
+        RequestState.EXECUTED,
+        RequestState.FAILED,
+        RequestState.EXPIRED,
+        RequestState.CANCELLED,
+        RequestState.REVERTED,
+    }
+)
 
 
 def request_link(request_id: str) -> str:
@@ -81,6 +111,11 @@ def _to_channels(
     now: datetime,
     params: Mapping[str, Any] | None,
 ) -> None:
+    card = (
+        request_card(session, row, f"Request {row.state}", params)
+        if decision.options.notify
+        else None
+    )
     for channel in decision.options.notify:
         enqueue(
             session,
@@ -90,6 +125,7 @@ def _to_channels(
             body=_summary(row, params),
             link=request_link(row.id),
             now=now,
+            details=card,
         )
 
 
@@ -115,20 +151,28 @@ def request_needs_review(
     now: datetime,
     *,
     params: Mapping[str, Any] | None = None,
+    reviews: Sequence[Review] = (),
+    kind: str = "review.needed",
 ) -> None:
+    """Tell who could give a missing approval now (`foureyes.notify.recipients`: not those
+    away; a delegate eligible anyway for one away). `kind`: `review.reminder` for a reminder
+    round (`foureyes.workflow.reminders`), with the request's `reviews` so far."""
     if not accepts(to_staff=row.requester_id):
         return  # no channel carries messages to people: no need to work out who they are
-    for person in reviewers_for(session, decision, now):
+    card = request_card(session, row, "Your review is asked", params)
+    for person, on_behalf in recipients(session, decision, row, reviews, now):
         if person == row.requester_id:
             continue
+        also = f"\n(You hear of it for {on_behalf}, who is away.)" if on_behalf else ""
         enqueue(
             session,
             to_staff=person,
-            kind="review.needed",
+            kind=kind,
             subject=f"foureyes: your review is asked: {row.action} on {row.account_ref}",
-            body=_summary(row, params) + f"\nExpires: {row.expires_at}",
+            body=_summary(row, params) + f"\nExpires: {row.expires_at}" + also,
             link=request_link(row.id),
             now=now,
+            details=card,
         )
 
 
@@ -140,8 +184,29 @@ def request_settled(
     *,
     params: Mapping[str, Any] | None = None,
 ) -> None:
-    """A pending request was decided: tell its requester, and the policy's channels.
-    `params`: as notifications may show them (module docstring)."""
+    """A pending request was decided: tell the policy's channels (its requester heard of it
+    from `request_moved`). `params`: as notifications may show them (module docstring)."""
+    _to_channels(session, decision, row, now, params)
+
+
+def request_moved(
+    session: Session,
+    row: RequestRow,
+    now: datetime,
+    *,
+    actor: str | None,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """`row` has just moved to its current state: tell its requester when that is a decision
+    on it or its outcome (`TOLD_TO_REQUESTER`; not a cancellation of their own). Writes only
+    to the outbox, in the caller's transaction: a channel that is down holds nothing up."""
+    state = RequestState(row.state)
+    if state not in TOLD_TO_REQUESTER:
+        return
+    if state == RequestState.CANCELLED and actor == row.requester_id:
+        return
+    if not accepts(to_staff=row.requester_id):
+        return
     enqueue(
         session,
         to_staff=row.requester_id,
@@ -150,5 +215,74 @@ def request_settled(
         body=_summary(row, params),
         link=request_link(row.id),
         now=now,
+        details=request_card(session, row, f"Your request is {row.state}", params),
     )
-    _to_channels(session, decision, row, now, params)
+
+
+def request_card(
+    session: Session, row: RequestRow, title: str, params: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The card of `row` (`foureyes.notify.card.Card.to_json`), as of now."""
+    requester = session.get(StaffRow, row.requester_id)
+    alerts = session.scalars(
+        select(AlertRow)
+        .where(AlertRow.request_id == row.id)
+        .order_by(AlertRow.id.desc())
+        .limit(MAX_ALERTS)
+    ).all()
+    tier = (row.decision or {}).get("tier")
+    return Card(
+        title=title,
+        request_id=row.id,
+        state=row.state,
+        action=row.action,
+        account=row.account_ref,
+        requester=row.requester_id,
+        requester_name=(requester.name or None) if requester is not None else None,
+        link=review_link(row.id, row.digest),
+        tier=str(tier) if tier else None,
+        justification=row.justification,
+        ticket=_ticket(session, row),
+        alerts=tuple(AlertLine(a.severity, a.summary) for a in alerts),
+        params=tuple(
+            (name, _value(value)) for name, value in sorted((params or {}).items())[:MAX_PARAMS]
+        ),
+        expires_at=row.expires_at.isoformat() if row.expires_at else None,
+        reason=row.reason,
+    ).to_json()
+
+
+def _ticket(session: Session, row: RequestRow) -> Ticket | None:
+    """The request's ticket, if it names one: the latest check of it (`request_tickets`, as
+    its system answered), else, read defensively, a `ticket` the row or its decision holds (a
+    reference, or a mapping with reference/subject/status/url)."""
+    checked = session.scalars(
+        select(RequestTicketRow)
+        .where(RequestTicketRow.request_id == row.id)
+        .order_by(RequestTicketRow.id.desc())
+        .limit(1)
+    ).first()
+    if checked is not None:
+        return Ticket(
+            reference=checked.reference,
+            subject=checked.subject or None,
+            url=checked.url or None,
+            status=checked.status or None,
+        )
+    given: Any = getattr(row, "ticket", None) or (row.decision or {}).get("ticket")
+    if isinstance(given, str) and given:
+        return Ticket(reference=given)
+    if isinstance(given, Mapping):
+        reference = given.get("reference") or given.get("ref") or given.get("id")
+        if reference:
+            return Ticket(
+                reference=str(reference),
+                subject=_text(given.get("subject")),
+                url=_text(given.get("url")),
+                status=_text(given.get("status")),
+            )
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

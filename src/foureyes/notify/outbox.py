@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -110,12 +111,14 @@ def enqueue(
     body: str,
     link: str | None = None,
     now: datetime | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> bool:
     """Write one notification to the outbox in the caller's transaction; whether it was.
 
     To a channel by name (`channel`), to a person (`to_staff`: by email, through the channel
     that carries messages to people), or to a person through a given channel (both). `link` is
-    a path in foureyes (made absolute with the channel's `base_url`) or a full URL. Raises
+    a path in foureyes (made absolute with the channel's `base_url`) or a full URL. `details`:
+    the request card chat channels render (`foureyes.notify.card`; never a secret). Raises
     ValueError when neither channel nor person is given. Nothing is sent here, and nothing is
     written when it has nowhere to go (`accepts`).
     """
@@ -131,6 +134,7 @@ def enqueue(
             subject=subject[:300],
             body=body,
             link=link,
+            details=None if details is None else dict(details),
             created_at=now or datetime.now(UTC),
             attempts=0,
             next_attempt_at=None,
@@ -327,6 +331,7 @@ def _resolve(session: Session, row: OutboxRow, channels: Mapping[str, Channel]) 
         to_staff=row.to_staff,
         to_email=email or None,
         created_at=row.created_at,
+        details=row.details,
     )
     return _Claimed(message, channel, problem)
 

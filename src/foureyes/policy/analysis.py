@@ -36,6 +36,7 @@ from foureyes.model import (
     RequestContext,
     Staff,
 )
+from foureyes.policy.batch_analysis import BatchedPeople, batch_changes, batch_gaps
 from foureyes.policy.catalog import STAFF_BUILTIN_TYPES
 from foureyes.policy.celtypes import BOOL, DOUBLE, DYN, INT, STRING, CelType, ListType, Nullable
 from foureyes.policy.compiler import CompiledInvariant, Policy
@@ -108,6 +109,7 @@ class Comparison:
     unknown: list[str] = field(default_factory=list)
     invariants: list[InvariantChange] = field(default_factory=list)
     tiers: list[TierChange] = field(default_factory=list)
+    batches: list[str] = field(default_factory=list)  # `batch_analysis.batch_changes`
 
 
 # --- which conditions a decision depends on ----------------------------------------------------
@@ -653,8 +655,26 @@ def _check_one(
     platform: str,
 ) -> Violation | None:
     """The first decision of `policy` that breaks `invariant`, over accounts whose tier is
-    given by `classifier`'s tiers (the policy the invariant belongs to)."""
+    given by `classifier`'s tiers (the policy the invariant belongs to); an item carried by a
+    batch is held to it too (`foureyes.policy.batch_analysis`), first by the batch rules' own
+    bars, then case by case."""
     name = invariant.spec.id
+    gaps = batch_gaps(policy, invariant)
+    if gaps:
+        gap = gaps[0]
+        return Violation(
+            invariant=name,
+            staff="any requester the batch rule admits",
+            action=gap.action,
+            account=f"any {gap.tier} account",
+            tier=gap.tier,
+            break_glass=False,
+            outcome=Outcome.PENDING,
+            min_people=gap.people,
+            rules=(f"batch rule {gap.rule}",),
+            context="in a batch",
+        )
+    batched = BatchedPeople(policy)
     sources = _decision_sources([policy], invariant.actions)
     if invariant.spec.tier is not None:
         sources += _tier_sources(classifier)
@@ -714,6 +734,20 @@ def _check_one(
                                 rules=decision.matched_ids,
                                 context=when,
                             )
+                        carried = batched(request, decision)
+                        if carried is not None and _too_few(invariant, carried[1]):
+                            return Violation(
+                                invariant=name,
+                                staff=who,
+                                action=action,
+                                account=what,
+                                tier=tier,
+                                break_glass=False,
+                                outcome=Outcome.PENDING,
+                                min_people=carried[1],
+                                rules=(*decision.matched_ids, f"batch rule {carried[0].id}"),
+                                context=", ".join(c for c in (when, "in a batch") if c),
+                            )
     return None
 
 
@@ -723,6 +757,11 @@ def _holds(fn: Any, activation: Mapping[str, Any]) -> bool:
         return fn(activation) is not False
     except Exception:
         return True
+
+
+def _too_few(invariant: CompiledInvariant, people: int) -> bool:
+    required = invariant.spec.min_people
+    return required is not None and people < required
 
 
 def _violates(invariant: CompiledInvariant, decision: Decision) -> bool:
@@ -752,11 +791,15 @@ def _shape(decision: Decision) -> dict[str, object]:
         "outcome": decision.outcome.value,
         "people": decision.min_people,
         "approvers": tuple(
-            sorted((f.approvals, f.approvers, f.deny_veto) for f in decision.factors)
+            sorted(
+                (f.approvals, f.approvers, f.deny_veto, f.exclude or "", str(f.escalate or ""))
+                for f in decision.factors
+            )
         ),
         "justification": (
             options.justification_required,
             tuple(sorted(options.justification_patterns)),
+            options.justification_tickets,
         ),
         "expires": options.expires,
         "delay": options.delay,
@@ -797,11 +840,11 @@ def diff_policies(
     """Which decisions differ between two policies, per (kind of requester, action, tier), and
     which actions could not be compared (a condition outside the enumerable grammar, or too
     many cases); also every invariant added, removed or changed (those foureyes refuses marked)
-    and every kind of account that changes tier. Compared: outcome, people, factors (approvals
-    and approvers text), options (justification, expiry, delay, step-up, notify) and
-    break-glass, asked for and not. `progress`: called with (actions compared, actions both
-    policies know), before the first and after each."""
-    comparison = Comparison(invariants=invariant_changes(old, new))
+    and every kind of account that changes tier, and every change of a batch rule. Compared:
+    outcome, people, factors (approvals and approvers text), options (justification, expiry,
+    delay, step-up, notify) and break-glass, asked for and not. `progress`: called with
+    (actions compared, actions both policies know), before the first and after each."""
+    comparison = Comparison(invariants=invariant_changes(old, new), batches=batch_changes(old, new))
     try:
         comparison.tiers.extend(tier_changes(old, new, now=now, platform=platform))
     except BadInput as exc:

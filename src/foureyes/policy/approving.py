@@ -24,6 +24,7 @@ from typing import Any
 
 from foureyes.model import Staff
 from foureyes.policy.compiler import CompiledRule, Policy
+from foureyes.policy.conditions import Condition
 from foureyes.policy.reference import run
 
 __all__ = ["BUDGET", "Gain", "approvable", "gains"]
@@ -49,12 +50,23 @@ def _rules(policy: Policy) -> list[CompiledRule]:
     return [rule for rule in policy.rules if rule.approvers is not None]
 
 
-def _reads(rule: CompiledRule, variable: str) -> frozenset[str] | None:
-    """The fields of `variable` the rule's approvers condition reads; None for all of them
-    (the variable used whole)."""
+def _conditions(rule: CompiledRule) -> list[Condition]:
+    """What decides who may approve under `rule`: `approvers`, and its escalation group (`to`,
+    who may approve once the request waited long enough) and `exclude`, which bind it."""
     assert rule.approvers is not None
+    found = [rule.approvers]
+    if rule.escalation is not None:
+        found.append(rule.escalation.to)
+    if rule.exclude is not None:
+        found.append(rule.exclude)
+    return found
+
+
+def _reads(rule: CompiledRule, variable: str) -> frozenset[str] | None:
+    """The fields of `variable` the rule's approvers conditions read; None for all of them
+    (the variable used whole)."""
     fields: set[str] = set()
-    for path in rule.approvers.paths:
+    for path in (p for condition in _conditions(rule) for p in condition.paths):
         if path[0] != variable:
             continue
         if len(path) == 1:
@@ -64,8 +76,11 @@ def _reads(rule: CompiledRule, variable: str) -> frozenset[str] | None:
 
 
 def _evaluable(rule: CompiledRule) -> bool:
-    assert rule.approvers is not None
-    return not any(path[0] in ("account", "action") for path in rule.approvers.paths)
+    return not any(
+        path[0] in ("account", "action")
+        for condition in _conditions(rule)
+        for path in condition.paths
+    )
 
 
 def _changed(old: Staff | None, new: Staff, today: date) -> frozenset[str]:
@@ -82,6 +97,12 @@ def _eligible(
     assert rule.approvers is not None
     activation = {"approver": approver, "requester": requester, "account": {}, "action": {}}
     result, _ = run(rule.approvers.fn, activation)
+    if result is not True and rule.escalation is not None:
+        # The escalation group's power counts as power: it is theirs once a request waits.
+        result, _ = run(rule.escalation.to.fn, activation)
+    if result is True and rule.exclude is not None:
+        excluded, _ = run(rule.exclude.fn, activation)
+        return excluded is False
     return result is True
 
 

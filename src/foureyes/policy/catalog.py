@@ -358,6 +358,17 @@ class VariableTypes:
         }
 
     @property
+    def batch_when(self) -> Mapping[str, CelType]:
+        """What a batch rule's `when` sees: a rule's variables but the account (a batch has
+        many; each item's own rules read its account)."""
+        return {key: value for key, value in self.rule.items() if key != "account"}
+
+    @property
+    def batch_approvers(self) -> Mapping[str, CelType]:
+        """What a batch rule's `approvers` sees: `approvers`' variables but the account."""
+        return {key: value for key, value in self.approvers.items() if key != "account"}
+
+    @property
     def tier(self) -> Mapping[str, CelType]:
         """What a tier's `when` sees: the account, before it has a tier."""
         return {"account": self.account_without_tier}

@@ -24,11 +24,17 @@ from pydantic import ValidationError
 from foureyes.errors import PolicyError
 from foureyes.model import ActionSpec, Effect, parse_duration
 from foureyes.policy.cache import DecisionCache
-from foureyes.policy.catalog import Catalog, VariableTypes, variable_types
+from foureyes.policy.catalog import (
+    SELF_GOVERNING_NAMES,
+    Catalog,
+    VariableTypes,
+    variable_types,
+)
 from foureyes.policy.celtypes import CelType, parse_type
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
 from foureyes.policy.regex import Regex, RegexError, compile_re2
 from foureyes.policy.schema import (
+    BatchRuleSpec,
     InvariantSpec,
     PolicyDocument,
     PolicyTestSpec,
@@ -58,6 +64,23 @@ class CompiledBreakGlass:
     within: timedelta
 
 
+@dataclass(frozen=True)
+class CompiledEscalation:
+    """A rule's `escalate`: after `after` (from submission) people matching `to` may approve
+    too, still under the rule's `exclude`; reviewers are reminded every `remind_every`."""
+
+    after: timedelta
+    to: Condition
+    remind_every: timedelta | None
+
+
+# What `approvers` may read in a rule that escalates: a selection by group. Whatever else
+# narrows who may approve (employment, manager, region, the requester) belongs in `exclude`,
+# which binds the escalation group too: a condition left in `approvers` would bind only the
+# usual approvers, and the escalation group would slip past it.
+ESCALATING_APPROVERS_READ = frozenset({("approver", "groups")})
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledRule:
     """A rule ready to run. Compared by identity: a rule is one place in one policy."""
@@ -71,6 +94,8 @@ class CompiledRule:
     expires: timedelta | None
     delay: timedelta | None
     break_glass: CompiledBreakGlass | None
+    exclude: Condition | None = None
+    escalation: CompiledEscalation | None = None
 
     @property
     def id(self) -> str:
@@ -79,6 +104,25 @@ class CompiledRule:
     @property
     def effect(self) -> Effect:
         return self.spec.effect
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledBatchRule:
+    """A batch rule ready to run (`foureyes.policy.batches`). Compared by identity."""
+
+    spec: BatchRuleSpec
+    position: int
+    actions: frozenset[str]
+    tiers: frozenset[str]
+    when: Condition
+    approvers: Condition
+    justification_pattern: Regex | None
+    expires: timedelta | None
+    delay: timedelta | None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
 
 
 @dataclass(frozen=True)
@@ -123,6 +167,8 @@ class Policy:
     # The line of each field in the source (`("rules", 3, "when")` → 41), so that the analysis
     # can say where a condition it cannot prove anything about is.
     lines: Mapping[Loc, int] = field(default_factory=dict, compare=False, repr=False)
+    # The batch rules (`batches:`); an action none names cannot be batched.
+    batches: tuple[CompiledBatchRule, ...] = ()
     # Derived, never passed (so `dataclasses.replace` derives them afresh too): for each action
     # in `by_action`, its rules as `decide` runs them; and what `decide` remembers between calls
     # under this Policy, which no other Policy (no other version) ever sees.
@@ -197,11 +243,15 @@ class _Compiler:
         for i, quota in enumerate(document.quotas):
             self._expand(quota.actions, ("quotas", i, "actions"))
             self._duration(quota.window, ("quotas", i, "window"))
+        one_pending = document.one_pending_per_account
+        if one_pending is not None and one_pending.actions != "all":
+            self._expand(one_pending.actions, ("one_pending_per_account", "actions"))
         tier_names = {tier.name for tier in tiers}
         invariants = tuple(
             self._invariant(i, spec, types, tier_names)
             for i, spec in enumerate(document.invariants)
         )
+        batches = self._batches(types, tier_names)
         for i, test in enumerate(document.tests):
             if test.action not in self.catalog.actions:
                 raise self.fail(("tests", i, "action"), f"unknown action {test.action!r}")
@@ -227,6 +277,7 @@ class _Compiler:
             source_file=self.source.file,
             by_action=by_action,
             lines=dict(self.source.lines),
+            batches=batches,
         )
 
     def _types(self) -> VariableTypes:
@@ -325,6 +376,11 @@ class _Compiler:
                 review=spec.break_glass.review,
                 within=self._duration(spec.break_glass.within, (*loc, "break_glass", "within")),
             )
+        exclude = (
+            self._condition(spec.exclude, types.approvers, (*loc, "exclude"))
+            if spec.exclude is not None
+            else None
+        )
         return CompiledRule(
             spec=spec,
             position=index,
@@ -335,7 +391,114 @@ class _Compiler:
             expires=self._duration(spec.expires, (*loc, "expires")) if spec.expires else None,
             delay=self._duration(spec.delay, (*loc, "delay")) if spec.delay else None,
             break_glass=break_glass,
+            exclude=exclude,
+            escalation=self._escalation(spec, approvers, types, loc),
         )
+
+    def _escalation(
+        self, spec: RuleSpec, approvers: Condition | None, types: VariableTypes, loc: Loc
+    ) -> CompiledEscalation | None:
+        if spec.escalate is None:
+            return None
+        assert approvers is not None  # RuleSpec: escalate only on require rules
+        where: Loc = (*loc, "escalate")
+        for path in sorted(approvers.paths):
+            if path[0] in ("approver", "requester") and path[:2] not in ESCALATING_APPROVERS_READ:
+                raise self.fail(
+                    (*loc, "approvers"),
+                    f"a rule that escalates selects its approvers by `approver.groups` only "
+                    f"(this one reads {'.'.join(path)}): put every condition on who may not "
+                    "approve in `exclude:`, which binds the escalation group too",
+                )
+        remind = spec.escalate.remind_every
+        return CompiledEscalation(
+            after=self._duration(spec.escalate.after, (*where, "after")),
+            to=self._condition(spec.escalate.to, types.approvers, (*where, "to")),
+            remind_every=self._duration(remind, (*where, "remind_every")) if remind else None,
+        )
+
+    def _batches(self, types: VariableTypes, tier_names: set[str]) -> tuple[CompiledBatchRule, ...]:
+        """The batch rules; each action in at most one, none of foureyes' own, no reads."""
+        specs = self.document.batches or []
+        self._unique([spec.id for spec in specs], "batches", "batch rule id")
+        compiled = []
+        owner: dict[str, str] = {}
+        for index, spec in enumerate(specs):
+            loc: Loc = ("batches", index)
+            actions = self._expand(spec.actions, (*loc, "actions"))
+            for name in sorted(actions):
+                action = self.catalog.actions[name]
+                if name in SELF_GOVERNING_NAMES:
+                    raise self.fail(
+                        (*loc, "actions"),
+                        f"{name} is one of foureyes' own actions: it is never batched",
+                    )
+                if action.for_requester_only:
+                    raise self.fail(
+                        (*loc, "actions"),
+                        f"{name} reads or reveals private data (its answer is for the "
+                        "requester alone, once): it is never batched",
+                    )
+                if name in owner:
+                    raise self.fail(
+                        (*loc, "actions"),
+                        f"{name} is already batched by batch rule {owner[name]!r}: an action "
+                        "has at most one batch rule",
+                    )
+                owner[name] = spec.id
+            for i, tier in enumerate(spec.tiers):
+                if tier not in tier_names:
+                    raise self.fail(
+                        (*loc, "tiers", i),
+                        f"unknown tier {tier!r} (tiers: {', '.join(sorted(tier_names))})",
+                    )
+            compiled.append(
+                CompiledBatchRule(
+                    spec=spec,
+                    position=index,
+                    actions=actions,
+                    tiers=frozenset(spec.tiers),
+                    when=self._condition(spec.when, types.batch_when, (*loc, "when")),
+                    approvers=self._batch_approvers(spec, types, loc),
+                    justification_pattern=self._pattern(spec, loc),
+                    expires=self._duration(spec.expires, (*loc, "expires"))
+                    if spec.expires
+                    else None,
+                    delay=self._duration(spec.delay, (*loc, "delay")) if spec.delay else None,
+                )
+            )
+        return tuple(compiled)
+
+    def _batch_approvers(self, spec: BatchRuleSpec, types: VariableTypes, loc: Loc) -> Condition:
+        if re.search(r"\baccount\b", spec.approvers):
+            # Checked on the text before compiling, for a message that says why.
+            try:
+                compile_condition(spec.approvers, types.batch_approvers)
+            except ConditionCompileError:
+                raise self.fail(
+                    (*loc, "approvers"),
+                    "a batch's approvers cannot read `account` (a batch has many accounts; "
+                    "each item's own rules still apply to it)",
+                ) from None
+        return self._condition(spec.approvers, types.batch_approvers, (*loc, "approvers"))
+
+    def _pattern(self, spec: BatchRuleSpec, loc: Loc) -> Regex | None:
+        if spec.justification is not None and spec.justification.ticket is not None:
+            # A ticket is checked against one account (`workflow.tickets`); a batch has many.
+            raise self.fail(
+                (*loc, "justification", "ticket"),
+                "a batch rule cannot require a ticket: a ticket names one account; rules that "
+                "require one make their accounts be asked for on their own",
+            )
+        if spec.justification is None or spec.justification.pattern is None:
+            return None
+        try:
+            return compile_re2(spec.justification.pattern)
+        except RegexError as exc:
+            raise self.fail(
+                (*loc, "justification", "pattern"),
+                f"regular expression does not compile (RE2 syntax): {exc}",
+            ) from None
 
     def _invariant(
         self, index: int, spec: InvariantSpec, types: VariableTypes, tier_names: set[str]

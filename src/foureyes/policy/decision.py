@@ -95,14 +95,24 @@ class Factor:
     approvals: int
     approvers: str
     deny_veto: bool
+    # The rule's `exclude`, and its `escalate` as (after seconds, to, remind_every seconds).
+    exclude: str | None = None
+    escalate: tuple[int, str, int | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "rule": self.rule,
             "approvals": self.approvals,
             "approvers": self.approvers,
             "deny_veto": self.deny_veto,
         }
+        # Only when used: a decision without them reads (and is stored) as before.
+        if self.exclude is not None:
+            out["exclude"] = self.exclude
+        if self.escalate is not None:
+            after, to, remind = self.escalate
+            out["escalate"] = {"after_seconds": after, "to": to, "remind_every_seconds": remind}
+        return out
 
 
 @dataclass(frozen=True)
@@ -121,13 +131,22 @@ class Options:
     justification_required: bool = False
     justification_patterns: tuple[str, ...] = ()
     expires: timedelta = timedelta(hours=24)
+    # Ticket systems whose ticket the justification must name (`justification.ticket`).
+    justification_tickets: tuple[str, ...] = ()
     delay: timedelta = timedelta(0)
     step_up: bool = False
     notify: tuple[str, ...] = ()
     break_glass: BreakGlassTerms | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        tickets = (
+            # Only when used: a decision without them reads (and is stored) as before.
+            {"justification_tickets": list(self.justification_tickets)}
+            if self.justification_tickets
+            else {}
+        )
         return {
+            **tickets,
             "justification_required": self.justification_required,
             "justification_patterns": list(self.justification_patterns),
             "expires_seconds": int(self.expires.total_seconds()),

@@ -173,6 +173,8 @@ def satisfied(
     *,
     candidates: Iterable[Staff] = (),
     today: date | None = None,
+    submitted: datetime | None = None,
+    now: datetime | None = None,
 ) -> FactorStatus:
     """Whether `reviews` satisfy every factor of `decision` (DESIGN items 6 and 7).
 
@@ -182,13 +184,24 @@ def satisfied(
     result does not depend on the order of reviews. Reviewers are checked as given: pass their
     current records to re-check them at execution time. `candidates` (e.g. the staff directory)
     are used only to say who could still provide a missing approval.
+
+    Escalation (a rule's `escalate`): a person matching its `to` is eligible for a review given
+    at least `after` past `submitted` (the request's submission; the decision's time if not
+    given), and as a candidate when `now` (the review's time when it has none) is that late.
+    The review's own time decides, so a re-check at execution counts what the approval did.
+    An escalation approver is still bound by the rule's `exclude`, the requester rule and
+    distinctness: escalation changes who may approve, never how many.
     """
     if decision.outcome != Outcome.PENDING:
         ok = decision.outcome == Outcome.ALLOWED
         return FactorStatus(ok, (), (), (), (f"the request was {decision.outcome.value}",))
     when = today or _today(decision)
     people: dict[str, tuple[Staff, ReviewDecision]] = {}
+    review_at: dict[str, datetime | None] = {}
     for review in reviews:
+        # A person's latest review time: an escalation review counts only once it is late enough.
+        if review.at is not None or review.reviewer.id not in review_at:
+            review_at[review.reviewer.id] = review.at
         previous = people.get(review.reviewer.id)
         verdict = review.decision
         if previous is not None and previous[1] == ReviewDecision.DENY:
@@ -207,7 +220,10 @@ def satisfied(
         if problem is not None:
             ignored.append((person_id, problem))
             continue
-        eligible = _eligible_factors(decision, person, when)
+        moment = _review_time(review_at.get(person_id), now, decision)
+        eligible = _eligible_factors(
+            decision, person, when, _escalated(decision, submitted, moment)
+        )
         if not eligible:
             ignored.append((person_id, "not an eligible approver for any factor"))
             continue
@@ -228,7 +244,8 @@ def satisfied(
         and person.id != decision.requester
         and person.floor_problem(when) is None
     ]
-    progress = _progress(decision, assignment, pool, when)
+    late = _escalated(decision, submitted, now or _review_time(None, None, decision))
+    progress = _progress(decision, assignment, pool, when, late)
 
     reasons = []
     if vetoed_by:
@@ -243,7 +260,11 @@ def satisfied(
 
 
 def _progress(
-    decision: Decision, assignment: Mapping[str, int], pool: Sequence[Staff], when: date
+    decision: Decision,
+    assignment: Mapping[str, int],
+    pool: Sequence[Staff],
+    when: date,
+    late: frozenset[int],
 ) -> list[FactorProgress]:
     """Each factor's approvals as assigned, and who in `pool` could give a missing one."""
     progress = []
@@ -254,7 +275,7 @@ def _progress(
         could: tuple[str, ...] = ()
         if missing:
             if in_pool is None:
-                in_pool = [(p.id, _eligible_factors(decision, p, when)) for p in pool]
+                in_pool = [(p.id, _eligible_factors(decision, p, when, late)) for p in pool]
             could = tuple(sorted(who for who, eligible in in_pool if index in eligible))
         progress.append(FactorProgress(factor.rule, factor.approvals, approved_by, missing, could))
     return progress
@@ -265,7 +286,28 @@ def _today(decision: Decision) -> date:
     return moment.date()
 
 
-def _eligible_factors(decision: Decision, person: Staff, today: date) -> list[int]:
+def _review_time(at: datetime | None, now: datetime | None, decision: Decision) -> datetime:
+    return at or now or decision.decided_at or datetime.now(UTC)
+
+
+def _escalated(decision: Decision, submitted: datetime | None, moment: datetime) -> frozenset[int]:
+    """The factors whose escalation group may approve at `moment`."""
+    start = submitted or decision.decided_at
+    if start is None:
+        return frozenset()
+    return frozenset(
+        index
+        for index, rule in enumerate(decision.factor_rules)
+        if rule.escalation is not None and moment >= start + rule.escalation.after
+    )
+
+
+def _eligible_factors(
+    decision: Decision, person: Staff, today: date, escalated: frozenset[int] = frozenset()
+) -> list[int]:
+    """The factors `person` may approve for. `escalated`: the factors whose escalation group
+    may approve too. A rule's `exclude` binds both; any error counts as "not eligible" (and
+    an `exclude` that errors as "excluded"): fail closed."""
     subject = decision.subject
     activation = {
         "approver": person.cel(today),
@@ -278,9 +320,16 @@ def _eligible_factors(decision: Decision, person: Staff, today: date) -> list[in
         if index >= len(decision.factor_rules):
             eligible.append(index)  # the engine's own floor factor: anyone but the requester
             continue
-        condition = decision.factor_rules[index].approvers
+        rule = decision.factor_rules[index]
+        condition = rule.approvers
         assert condition is not None
         result, _ = run(condition.fn, activation)
+        if not result and index in escalated:
+            assert rule.escalation is not None
+            result, _ = run(rule.escalation.to.fn, activation)
+        if result and rule.exclude is not None:
+            excluded, _ = run(rule.exclude.fn, activation)
+            result = excluded is False
         if result:
             eligible.append(index)
     return eligible

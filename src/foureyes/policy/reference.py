@@ -217,11 +217,22 @@ def decide(policy: Policy, request: DecisionRequest) -> Decision:
 def _factor(rule: CompiledRule) -> Factor:
     assert rule.spec.approvals is not None
     assert rule.spec.approvers is not None
+    escalation = rule.escalation
     return Factor(
         rule=rule.id,
         approvals=rule.spec.approvals,
         approvers=rule.spec.approvers,
         deny_veto=rule.spec.deny_veto,
+        exclude=rule.spec.exclude,
+        escalate=None
+        if escalation is None
+        else (
+            int(escalation.after.total_seconds()),
+            escalation.to.source,
+            None
+            if escalation.remind_every is None
+            else int(escalation.remind_every.total_seconds()),
+        ),
     )
 
 
@@ -229,6 +240,7 @@ def _combine(rules: Iterable[CompiledRule]) -> Options:
     """Strictest of every matching rule's options (DESIGN item 8)."""
     required = False
     patterns: list[str] = []
+    tickets: list[str] = []
     expires = DEFAULT_EXPIRES
     delay = None
     step_up = False
@@ -240,6 +252,9 @@ def _combine(rules: Iterable[CompiledRule]) -> Options:
             pattern = spec.justification.pattern
             if pattern is not None and pattern not in patterns:
                 patterns.append(pattern)
+            ticket = spec.justification.ticket
+            if ticket is not None and ticket not in tickets:
+                tickets.append(ticket)
         if rule.expires is not None:
             expires = min(expires, rule.expires)
         if rule.delay is not None:
@@ -247,8 +262,9 @@ def _combine(rules: Iterable[CompiledRule]) -> Options:
         step_up = step_up or spec.step_up
         notify.update(spec.notify)
     options = Options(
-        justification_required=required or bool(patterns),
+        justification_required=required or bool(patterns) or bool(tickets),
         justification_patterns=tuple(patterns),
+        justification_tickets=tuple(sorted(tickets)),
         expires=expires,
         step_up=step_up,
         notify=tuple(sorted(notify)),

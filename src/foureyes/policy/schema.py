@@ -8,7 +8,7 @@ by `foureyes.policy.loader` when the policy is compiled against a catalog.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -42,6 +42,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class _Additions(_Strict):
+    """A model that gained optional keys after policies were written: each key named in
+    `_added` is left out of its serialisation while None, so the digest (the version) of a
+    policy that does not use it stays what it was."""
+
+    _added: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _without_unused_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self._added:
+                if data.get(name, 0) is None:
+                    del data[name]
+        return data
+
+
 class TierSpec(_Strict):
     """One protection class. Tiers are tried in order; the first whose `when` holds wins."""
 
@@ -55,6 +72,12 @@ class JustificationSpec(_Strict):
     pattern: str | None = Field(
         default=None, description="a regular expression the whole justification must match"
     )
+    ticket: RuleId | None = Field(
+        default=None,
+        description="a configured ticket system (`[tickets.<name>]`): the justification must "
+        "name one of its tickets as <name>#<reference>, open and naming the account "
+        "(docs/tickets.md)",
+    )
 
 
 class BreakGlassSpec(_Strict):
@@ -65,7 +88,20 @@ class BreakGlassSpec(_Strict):
     within: DurationText = Field(description="how long the post-review may take")
 
 
-class RuleSpec(_Strict):
+class EscalateSpec(_Strict):
+    """Who else may approve a request nobody has decided after `after`, and how often its
+    reviewers are reminded. Widens who, never how many: the rule's `approvals`, distinct
+    people, the requester and `exclude` bind the escalation group as they bind `approvers`."""
+
+    after: DurationText = Field(description="time since submission before `to` may approve")
+    to: ConditionText = Field(description="who else may approve then (CEL, as `approvers`)")
+    remind_every: DurationText | None = Field(
+        default=None, description="remind the eligible reviewers this often while pending"
+    )
+
+
+class RuleSpec(_Additions):
+    _added: ClassVar[frozenset[str]] = frozenset({"exclude", "escalate"})
     id: RuleId
     effect: Effect = Field(strict=False)
     actions: list[ActionPattern] = Field(min_length=1)
@@ -73,6 +109,11 @@ class RuleSpec(_Strict):
     description: str = ""
     approvals: int | None = Field(default=None, ge=1, le=20)
     approvers: ConditionText | None = None
+    exclude: ConditionText | None = Field(
+        default=None,
+        description="approvers who never count for this rule, escalation included (CEL)",
+    )
+    escalate: EscalateSpec | None = None
     deny_veto: bool = True
     justification: JustificationSpec | None = None
     expires: DurationText | None = None
@@ -88,6 +129,8 @@ class RuleSpec(_Strict):
                 raise ValueError("a require rule needs both `approvals` and `approvers`")
         elif self.approvals is not None or self.approvers is not None:
             raise ValueError(f"`approvals`/`approvers` belong to require rules, not {self.effect}")
+        if self.effect != Effect.REQUIRE and (self.exclude or self.escalate):
+            raise ValueError("`exclude`/`escalate` belong to require rules")
         if self.effect == Effect.DENY and (
             self.break_glass or self.delay or self.step_up or self.justification
         ):
@@ -114,6 +157,35 @@ class QuotaSpec(_Strict):
         description="the rules' outcomes it counts: allowed, pending, or both (the default)",
     )
     description: str = ""
+
+
+MAX_BATCH_ITEMS = 10_000
+
+
+class BatchRuleSpec(_Strict):
+    """How a batch of one action over many accounts is approved (`batches:`). Each item is
+    still decided on its own; an item whose tier is not listed, or whose own approvals this
+    rule cannot be proven to give, is split out into its own request."""
+
+    id: RuleId
+    actions: list[ActionPattern] = Field(min_length=1)
+    description: str = ""
+    when: ConditionText = Field(
+        default="true", description="who may ask for a batch (CEL over staff, action, context)"
+    )
+    tiers: list[str] = Field(
+        min_length=1, description="the tiers whose accounts may be carried by a batch"
+    )
+    max_items: int = Field(ge=1, le=MAX_BATCH_ITEMS, description="most accounts in one batch")
+    approvals: int = Field(ge=1, le=20, description="distinct approvers the batch needs")
+    approvers: ConditionText = Field(
+        description="who may approve a batch (CEL over approver, requester, action; no account)"
+    )
+    justification: JustificationSpec | None = None
+    expires: DurationText | None = None
+    delay: DurationText | None = None
+    step_up: bool = False
+    notify: list[str] = Field(default_factory=list)
 
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -236,6 +308,17 @@ class GenericJustificationSpec(DetectorSettings):
         return self
 
 
+class BatchLookalikeSpec(DetectorSettings):
+    """A batch holding an account whose id is a near-duplicate of a pinned account's (one of
+    `pins`): the same once case, compatibility forms, separators and look-alike characters
+    are folded, or within `distance` edits of it. Such a ring targets the look-alikes of a
+    protected account, or hides the protected one among them."""
+
+    severity: Severity = "high"
+    pins: list[str] = Field(default_factory=lambda: ["protected", "watchlist"])
+    distance: int = Field(default=1, ge=0, le=3)
+
+
 class DetectorSilenceSpec(DetectorSettings):
     """The detector pipeline itself: an alert when it has not run for longer than `gap`."""
 
@@ -259,6 +342,7 @@ class DetectorsSpec(_Strict):
         default_factory=GenericJustificationSpec
     )
     detector_silence: DetectorSilenceSpec = Field(default_factory=DetectorSilenceSpec)
+    batch_lookalike: BatchLookalikeSpec = Field(default_factory=BatchLookalikeSpec)
 
     @model_serializer(mode="wrap")
     def _only_what_was_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -294,20 +378,57 @@ class TestExpectation(_Strict):
     delay: DurationText | None = None
 
 
-class PolicyTestSpec(_Strict):
-    """A unit test embedded in the policy: this person, this action, this account → outcome."""
+class BatchExpectation(_Strict):
+    """What a batch test expects: the counts of each kind of item, and the batch's bar."""
+
+    refused: bool = Field(default=False, description="the batch as a whole is refused")
+    included: int | None = Field(default=None, ge=0)
+    split_out: int | None = Field(default=None, ge=0)
+    denied: int | None = Field(default=None, ge=0)
+    split_out_ids: list[str] | None = Field(
+        default=None, description="exactly these account ids are split out"
+    )
+    min_people: int | None = Field(default=None, description="the batch's bar, in people")
+    approvals: int | None = Field(default=None, description="approvals the batch needs")
+
+
+class BatchTestSpec(_Strict):
+    """The accounts of a batch test (each as `account` in a single test) and what it expects."""
+
+    accounts: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    expect: BatchExpectation
+
+
+class PolicyTestSpec(_Additions):
+    """A unit test embedded in the policy: this person, this action, this account → outcome;
+    or, with `batch`, this person, this action, these accounts → included, split out, denied."""
+
+    _added: ClassVar[frozenset[str]] = frozenset({"batch"})
 
     name: str = Field(min_length=1)
     staff: dict[str, Any] | str = Field(
         description="a staff id from the directory, or inline attributes (days_left allowed)"
     )
     action: str
-    account: dict[str, Any] = Field(description="the account's attributes, plus `id` and `pins`")
+    account: dict[str, Any] | None = Field(
+        default=None, description="the account's attributes, plus `id` and `pins`"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     justification: str | None = None
     break_glass: bool = False
-    expect: TestExpectation
+    expect: TestExpectation | None = None
+    batch: BatchTestSpec | None = None
+
+    @model_validator(mode="after")
+    def _single_or_batch(self) -> PolicyTestSpec:
+        if self.batch is None and (self.account is None or self.expect is None):
+            raise ValueError("a test needs `account` and `expect` (or `batch` for a batch test)")
+        if self.batch is not None and (self.account is not None or self.expect is not None):
+            raise ValueError("a batch test has its accounts and expectation under `batch`")
+        if self.batch is not None and self.break_glass:
+            raise ValueError("a batch is never break-glass")
+        return self
 
 
 class AttributeDeclarations(_Strict):
@@ -318,8 +439,20 @@ class AttributeDeclarations(_Strict):
     context: dict[str, str] = Field(default_factory=dict)
 
 
-class PolicyDocument(_Strict):
+class OnePendingSpec(_Strict):
+    """At most one pending request on an account among these actions (`all`: any action): a
+    second one `wait`s (recorded, not approvable until the first is decided) or is `refuse`d."""
+
+    actions: list[ActionPattern] | Literal["all"] = Field(
+        description="action names or globs, or `all`"
+    )
+    mode: Literal["wait", "refuse"] = "wait"
+
+
+class PolicyDocument(_Additions):
     """A whole policy file."""
+
+    _added: ClassVar[frozenset[str]] = frozenset({"one_pending_per_account", "batches"})
 
     version: Literal[1]
     description: str = ""
@@ -327,6 +460,9 @@ class PolicyDocument(_Strict):
     tiers: list[TierSpec] = Field(min_length=1)
     rules: list[RuleSpec] = Field(default_factory=list)
     quotas: list[QuotaSpec] = Field(default_factory=list)
+    # None (not []) when absent, so a policy without batches keeps its digest (`_Additions`).
+    batches: list[BatchRuleSpec] | None = None
+    one_pending_per_account: OnePendingSpec | None = None
     detectors: DetectorsSpec = Field(default_factory=DetectorsSpec)
     invariants: list[InvariantSpec] = Field(default_factory=list)
     tests: list[PolicyTestSpec] = Field(default_factory=list)

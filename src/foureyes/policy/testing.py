@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from foureyes.errors import BatchRefused, FoureyesError
 from foureyes.model import DecisionRequest, parse_duration
+from foureyes.policy.batches import BatchPlan, plan_batch
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.policy.directory import Directory
@@ -21,6 +23,7 @@ class PolicyTestResult:
     name: str
     failures: tuple[str, ...]
     decision: Decision | None
+    plan: BatchPlan | None = None  # a batch test's plan
 
     @property
     def passed(self) -> bool:
@@ -35,8 +38,13 @@ def run_policy_test(
     now: datetime | None = None,
     platform: str = DEFAULT_TEST_PLATFORM,
 ) -> PolicyTestResult:
-    """Decide the test's request and compare with what it expects; never raises on its data."""
+    """Decide the test's request (or plan its batch) and compare with what it expects; never
+    raises on its data."""
     moment = now or datetime.now(UTC)
+    if test.batch is not None:
+        return run_batch_test(policy, test, directory=directory, now=moment, platform=platform)
+    assert test.account is not None  # PolicyTestSpec's validator
+    assert test.expect is not None
     try:
         context = context_from(policy, test.context, moment)
         request = DecisionRequest(
@@ -65,6 +73,62 @@ def run_policy_test(
     if expect.delay is not None and decision.options.delay != parse_duration(expect.delay):
         failures.append(f"delay: expected {expect.delay}, got {decision.options.delay}")
     return PolicyTestResult(test.name, tuple(failures), decision)
+
+
+def run_batch_test(
+    policy: Policy,
+    test: PolicyTestSpec,
+    *,
+    directory: Directory | None = None,
+    now: datetime,
+    platform: str = DEFAULT_TEST_PLATFORM,
+) -> PolicyTestResult:
+    """Plan the test's batch (`plan_batch`) and compare with what it expects."""
+    batch = test.batch
+    assert batch is not None
+    expect = batch.expect
+    try:
+        context = context_from(policy, test.context, now)
+        staff = staff_from(test.staff, context.now.date(), directory)
+        accounts = [account_from(policy, account, platform) for account in batch.accounts]
+    except (ValueError, TypeError) as exc:
+        return PolicyTestResult(test.name, (f"cannot build the batch: {exc}",), None)
+    try:
+        plan = plan_batch(
+            policy,
+            staff,
+            test.action,
+            accounts,
+            test.params,
+            context.now,
+            justification=test.justification,
+        )
+    except BatchRefused as exc:
+        refused = () if expect.refused else (f"refused: expected a plan, got: {exc}",)
+        return PolicyTestResult(test.name, refused, None)
+    except FoureyesError as exc:
+        return PolicyTestResult(test.name, (f"cannot plan the batch: {exc}",), None)
+    failures: list[str] = []
+    if expect.refused:
+        failures.append("refused: expected the batch to be refused, it was planned")
+    counts = plan.counts
+    for kind, wanted in (
+        ("included", expect.included),
+        ("split_out", expect.split_out),
+        ("denied", expect.denied),
+    ):
+        if wanted is not None and counts[kind] != wanted:
+            failures.append(f"{kind}: expected {wanted}, got {counts[kind]}")
+    if expect.split_out_ids is not None:
+        got = sorted(item.decision.subject["account"]["id"] for item in plan.split_out)
+        if got != sorted(expect.split_out_ids):
+            failures.append(f"split_out_ids: expected {sorted(expect.split_out_ids)}, got {got}")
+    requirement = plan.requirement
+    if expect.min_people is not None and requirement.min_people != expect.min_people:
+        failures.append(f"min_people: expected {expect.min_people}, got {requirement.min_people}")
+    if expect.approvals is not None and requirement.approvals != expect.approvals:
+        failures.append(f"approvals: expected {expect.approvals}, got {requirement.approvals}")
+    return PolicyTestResult(test.name, tuple(failures), None, plan)
 
 
 def run_policy_tests(

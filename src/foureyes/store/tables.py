@@ -404,6 +404,48 @@ class QuotaLockRow(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
 
 
+class StaffAwayRow(Base):
+    """A person's own "away" (`foureyes.workflow.away`): from `starts` to `ends` (dates,
+    inclusive) they are not notified nor counted as reachable; their notifications go to
+    `delegate_id` where that colleague is eligible anyway. Routes messages, never power."""
+
+    __tablename__ = "staff_away"
+
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    starts: Mapped[date]
+    ends: Mapped[date]
+    delegate_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    set_at: Mapped[datetime]
+
+
+class ReminderRow(Base):
+    """One reminder round of a pending request (`foureyes.workflow.reminders`): the primary
+    key makes a round happen once, whichever worker (or restart) gets there."""
+
+    __tablename__ = "request_reminders"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sent_at: Mapped[datetime]
+
+
+class RequestTicketRow(Base):
+    """One passed check of a request's ticket (`foureyes.workflow.tickets`): what the ticket
+    system answered at `stage` (submit, approve, execute). Append-only."""
+
+    __tablename__ = "request_tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    system: Mapped[str] = mapped_column(String(100))
+    reference: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    checked_at: Mapped[datetime]
+
+
 class AlertRow(Base):
     """Something a detector flagged for humans."""
 
@@ -463,6 +505,10 @@ class OutboxRow(Base):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text, default="")
     link: Mapped[str | None] = mapped_column(String(1000))
+    # The request card a chat channel renders (`foureyes.notify.card.Card.to_json`): who asks,
+    # what, on which account and tier, why, the ticket, the alerts. Never a secret. None for a
+    # notification that is not about a request (and for rows written before 0017).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # None: due at once (so a row written with the wall clock is never "in the future" for a
@@ -526,3 +572,87 @@ class PendingRegistrationRow(Base):
     staff_id: Mapped[str] = mapped_column(String(100))
     challenge: Mapped[bytes] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+class BatchRow(Base):
+    """One action over a manifest of accounts, by one person, under one justification
+    (`foureyes.workflow.batches`). `digest` is the RFC 9162 Merkle root over its items'
+    digests: reviews are bound to it. What it asks for never changes (a trigger refuses it,
+    and the digest and its `batch.submitted` event are re-checked at review and execution);
+    only its lifecycle columns do."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    requester_identity: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    justification: Mapped[str | None] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    item_count: Mapped[int] = mapped_column(Integer)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    # What the policy said at submission: the batch's requirement, the items denied (with
+    # reasons) and split out. Immutable with the rest of what was asked.
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reverts_id: Mapped[str | None] = mapped_column(String(36))
+    client: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    # After approval, not carried out before then (the strictest `delay`).
+    not_before: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The ordinary requests its split-out items became (written once, after it is recorded).
+    split_requests: Mapped[list[Any]] = mapped_column(default=list)
+    executed_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BatchItemRow(Base):
+    """One account of a batch's manifest, at `position` (its leaf index in the Merkle tree).
+    `id` is the platform's idempotency key for it. The lifecycle columns (state, attempt,
+    lease_until, finished_at, result, reason) move; the rest never does."""
+
+    __tablename__ = "batch_items"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    account_ref: Mapped[str] = mapped_column(String(300), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    reverts_item_id: Mapped[str | None] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("batch_id", "position"),
+        Index("ix_batch_items_batch_id_state_position", "batch_id", "state", "position"),
+    )
+
+
+class BatchReviewRow(Base):
+    """An approve or decline by one person on one batch digest. Never changed nor deleted."""
+
+    __tablename__ = "batch_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    reviewer_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    identity: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(64))
+    step_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("batch_id", "reviewer_id"),)

@@ -210,9 +210,16 @@ class BodyLimit:
     """Refuse request bodies over `limit` bytes with 413, by Content-Length up front and by
     counting what arrives (for chunked bodies)."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_BODY_BYTES,
+        larger: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
+        # Exact paths allowed a larger body (a batch's manifest: up to 10,000 accounts).
+        self.larger = dict(larger or {})
 
     def _too_large(self) -> Response:
         return problem(
@@ -222,6 +229,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
+        if limit != self.limit:
+            await BodyLimit(self.app, limit)(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":

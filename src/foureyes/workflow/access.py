@@ -28,6 +28,8 @@ proofs are hashes, open to all staff so that anyone can verify the log.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
@@ -123,7 +125,7 @@ def may_review_now(services: Services, session: Session, row: RequestRow, actor:
     if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
         return False
     decision = redecide(services, session, row, services.clock())
-    return eligible_approver(decision, actor)
+    return eligible_approver(decision, actor, submitted=row.created_at)
 
 
 def _may_act_now(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
@@ -131,21 +133,25 @@ def _may_act_now(services: Services, session: Session, row: RequestRow, actor: A
         return may_review_now(services, session, row, actor)
     if row.state == RequestState.SCHEDULED.value:
         # While the delay runs anyone eligible to review it may cancel it (review.cancel).
-        return eligible_approver(redecide(services, session, row, services.clock()), actor)
+        decision = redecide(services, session, row, services.clock())
+        return eligible_approver(decision, actor, submitted=row.created_at)
     if row.break_glass:
         # Post-reviewers are eligible approvers under the rules the break-glass skipped.
         normal = redecide(services, session, row, services.clock(), break_glass=False)
-        return eligible_approver(normal, actor)
+        return eligible_approver(normal, actor, submitted=row.created_at)
     return False
 
 
-def eligible_approver(decision: Decision, actor: Actor) -> bool:
+def eligible_approver(
+    decision: Decision, actor: Actor, *, submitted: datetime | None = None
+) -> bool:
     """Whether an approval by `actor` would count for some factor of `decision`: False for a
     decision that is not pending. `satisfied` ignores nobody when there are no factors (an
-    allowed or denied decision), so "not ignored" alone would make everyone eligible."""
+    allowed or denied decision), so "not ignored" alone would make everyone eligible.
+    `submitted`: the request's submission, from which its escalation runs (engine.satisfied)."""
     if decision.outcome != Outcome.PENDING:
         return False
-    probe = satisfied(decision, [Review(actor.staff, ReviewDecision.APPROVE)])
+    probe = satisfied(decision, [Review(actor.staff, ReviewDecision.APPROVE)], submitted=submitted)
     return not any(who == actor.id for who, _ in probe.ignored)
 
 

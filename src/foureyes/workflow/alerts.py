@@ -15,7 +15,7 @@ from foureyes.core.alerts import about
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
-from foureyes.store.tables import AlertRow, RequestRow, ReviewRow
+from foureyes.store.tables import AlertRow, RequestRow, ReviewRow, StaffRow
 from foureyes.workflow.access import require_oversight, visible_request
 
 MAX_PAGE = 200
@@ -83,12 +83,15 @@ def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any
 
 
 def _took_part(session: Any, request_id: str | None, staff_id: str) -> bool:
-    """Whether `staff_id` asked for or reviewed `request_id`: an alert on a request is about
-    everyone who took part in it (its approvers too), whoever the alert names."""
+    """Whether `staff_id` asked for or reviewed `request_id`, or manages whoever asked: an alert
+    on a request is about everyone who took part in it (its approvers too) and about the
+    requester's manager (whom rules exclude from approving their reports), whoever it names."""
     if request_id is None:
         return False
     asked = select(RequestRow.id).where(
-        RequestRow.id == request_id, RequestRow.requester_id == staff_id
+        RequestRow.id == request_id,
+        (RequestRow.requester_id == staff_id)
+        | RequestRow.requester_id.in_(select(StaffRow.id).where(StaffRow.manager == staff_id)),
     )
     reviewed = select(ReviewRow.id).where(
         ReviewRow.request_id == request_id, ReviewRow.reviewer_id == staff_id

@@ -36,6 +36,8 @@ class EventFilter:
     until: datetime | None = None
     after_seq: int | None = None
     limit: int = 100
+    before_seq: int | None = None
+    newest_first: bool = False
 
 
 def audit_events(services: Services, actor: Actor, filters: EventFilter) -> list[Event]:
@@ -53,6 +55,8 @@ def audit_events(services: Services, actor: Actor, filters: EventFilter) -> list
             until=filters.until,
             after_seq=filters.after_seq,
             limit=filters.limit,
+            before_seq=filters.before_seq,
+            newest_first=filters.newest_first,
         )
 
 

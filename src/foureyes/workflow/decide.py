@@ -41,7 +41,7 @@ from foureyes.core.services import Services
 from foureyes.errors import BadInput
 from foureyes.model import Account, DecisionRequest, Outcome
 from foureyes.policy.compiler import Policy
-from foureyes.policy.decision import Decision
+from foureyes.policy.decision import Decision, Options
 from foureyes.policy.engine import decide
 from foureyes.policy.regex import fullmatches
 from foureyes.workflow import quota
@@ -148,7 +148,11 @@ def check_target(services: Services, action: str, account_ref: str) -> str:
 def check_justification(decision: Decision, justification: str | None) -> None:
     """Step 3: BadInput when the justification is too long, missing while the matched rules
     require one, or not matching their patterns."""
-    options = decision.options
+    check_justification_options(decision.options, justification)
+
+
+def check_justification_options(options: Options, justification: str | None) -> None:
+    """`check_justification` against combined rule `options` (a batch's requirement's too)."""
     if justification is not None and any(
         unicodedata.category(char) in _UNSEEN for char in justification
     ):
@@ -160,6 +164,10 @@ def check_justification(decision: Decision, justification: str | None) -> None:
         raise BadInput(f"the justification is longer than {MAX_JUSTIFICATION} characters")
     if options.justification_required and not text:
         raise BadInput("this request needs a justification")
+    if options.justification_required and not any(char.isalnum() for char in text):
+        # A required reason of "." or "-" satisfies the letter of the rule and tells nobody
+        # anything: a required reason says something in letters or digits.
+        raise BadInput("this request needs a justification: punctuation alone says nothing")
     for pattern in options.justification_patterns:
         if not fullmatches(pattern, text):  # RE2: linear in the text, whatever the pattern
             raise BadInput(f"the justification must match {pattern} (e.g. a ticket id)")
@@ -221,6 +229,7 @@ __all__ = [
     "QuotaCount",
     "Ruling",
     "check_justification",
+    "check_justification_options",
     "check_payload",
     "check_target",
     "no_quotas",

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, LocalExecution
+from foureyes.connectors.tickets import TicketSystemUnavailable
 from foureyes.core import logstate
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import expect_state, lock_request, move, record
@@ -43,7 +44,7 @@ from foureyes.errors import (
 from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
-from foureyes.workflow import integrity, lease
+from foureyes.workflow import integrity, lease, tickets
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows, withdrawn_approvals
 from foureyes.workflow.subject import redecide
@@ -74,6 +75,7 @@ def order_of(row: RequestRow, approvers: tuple[str, ...], attempt: int = 0) -> E
         approvers=approvers,
         requester=row.requester_id,
         attempt=attempt,
+        reverts=row.reverts_id or "",
     )
 
 
@@ -97,6 +99,9 @@ def execute(
     # that cannot answer makes this attempt fail like the call itself would (retried while
     # transient), so a request never waits forever on a platform that is down.
     fresh, lookup_error = _look_up(services, account_ref)
+    # The tickets the rules required, asked again (`workflow.tickets`): closed meanwhile
+    # cancels it below; a ticket system that cannot answer fails this attempt like the platform.
+    ticket_problem, lookup_error = _recheck_tickets(services, request_id, actor, lookup_error)
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id, skip_locked=skip_locked)
@@ -148,6 +153,7 @@ def execute(
                 during="execution",
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
+        problem = problem or ticket_problem
         if problem is not None:
             move(
                 services,
@@ -179,6 +185,19 @@ def execute(
     except FoureyesError as exc:
         return _failed(services, request_id, attempt, ConnectorError(str(exc), transient=False))
     return _succeeded(services, request_id, attempt, result)
+
+
+def _recheck_tickets(
+    services: Services, request_id: str, actor: Actor | None, lookup_error: ConnectorError | None
+) -> tuple[str | None, ConnectorError | None]:
+    """Why the request's tickets refuse it now (None: they pass or it needs none), and the
+    attempt's error (`lookup_error`, or the ticket system's when it cannot answer)."""
+    due = (RequestState.APPROVED.value, RequestState.SCHEDULED.value)
+    try:
+        who = actor.id if actor is not None else None
+        return tickets.recheck(services, request_id, tickets.EXECUTE, who, due), lookup_error
+    except TicketSystemUnavailable as exc:
+        return None, lookup_error or ConnectorError(exc.message, transient=True)
 
 
 def _look_up(services: Services, account_ref: str) -> tuple[Account | None, ConnectorError | None]:
@@ -277,7 +296,13 @@ def _recheck_sealed(
     forged = found.review_problem(reviews)
     if forged is not None:
         return (), forged, True
-    status = satisfied(decision, engine_reviews(services, session, reviews), today=now.date())
+    status = satisfied(
+        decision,
+        engine_reviews(services, session, reviews),
+        today=now.date(),
+        submitted=row.created_at,
+        now=now,
+    )
     if not status.satisfied:
         # An approval taken back by revoking its step-up credential is named, so the
         # cancellation says why an approved request lost an approval.

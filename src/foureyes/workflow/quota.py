@@ -128,14 +128,16 @@ def check(
         if not matches(spec, action, outcome):
             continue
         if lock:
-            _lock(session, spec.id, key)
+            lock_key(session, spec.id, key)
         result.matched.append((spec, key))
         if result.exceeded is None:
             result.exceeded = _over(session, spec, key, staff_id, now)
     return result
 
 
-def _lock(session: Session, quota_id: str, key: str) -> None:
+def lock_key(session: Session, quota_id: str, key: str) -> None:
+    """Lock (quota, key) for this transaction (PostgreSQL; SQLite's write lock already
+    serialises writers): the one lock order is by (quota id, key)."""
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already serialises every writer
     session.execute(
@@ -186,4 +188,4 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-__all__ = ["QuotaCheck", "QuotaExceeded", "any_matches", "check", "matches"]
+__all__ = ["QuotaCheck", "QuotaExceeded", "any_matches", "check", "lock_key", "matches"]

@@ -21,7 +21,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow import integrity
+from foureyes.workflow import integrity, routing, tickets
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.subject import redecide
@@ -53,6 +53,8 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
     logstate.refuse(services)  # nothing is decided on a log rolled back or with a moved head
+    if given.decision == ReviewDecision.APPROVE:
+        _recheck_tickets(services, actor, request_id)
     try:
         return _review(services, actor, request_id, given)
     except StepUpFailed as exc:
@@ -80,6 +82,20 @@ def _flag_failed_step_up(
         account=account,
         request=request_id,
     )
+
+
+def _recheck_tickets(services: Services, actor: Actor, request_id: str) -> None:
+    """An approval needs the tickets the request's rules require still open and naming the
+    account (`workflow.tickets`): Conflict if one no longer is, TicketSystemUnavailable if its
+    system cannot say; nothing recorded. Asked outside the review's transaction (a network
+    call), and only of someone who may see the request."""
+    with services.database.read() as session:
+        visible_request(services, session, session.get(RequestRow, request_id), request_id, actor)
+    problem = tickets.recheck(
+        services, request_id, tickets.APPROVE, actor.id, (RequestState.PENDING.value,)
+    )
+    if problem is not None:
+        raise Conflict(f"your approval was not recorded: {problem}", request_id=request_id)
 
 
 def _review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
@@ -122,6 +138,15 @@ def _record_review(
         raise Forbidden("the requester cannot review their own request")
     if given.decision == ReviewDecision.APPROVE:
         refuse_holder_approval(row.action, row.params, actor.id)
+        # One pending request per account (policy option): a later one waits for the first.
+        _, policy = services.policy_in_force(session)
+        first = routing.held_by(session, policy, row)
+        if first is not None:
+            raise Conflict(
+                f"this request waits for request {first.id} ({first.action}) on the same "
+                "account to be decided first (one_pending_per_account)",
+                request_id=row.id,
+            )
     if any(r.reviewer_id == actor.id for r in reviews):
         raise Conflict(f"{actor.id} has already reviewed this request", request_id=row.id)
     floor = actor.staff.floor_problem(now.date())
@@ -135,6 +160,8 @@ def _record_review(
             _as_review(actor, given),
         ],
         today=now.date(),
+        submitted=row.created_at,
+        now=now,
     )
     if any(who == actor.id for who, _ in trial.ignored):
         reason = next(why for who, why in trial.ignored if who == actor.id)
@@ -315,7 +342,8 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
                 raise Forbidden("only the requester may cancel a request that is not scheduled")
             # Eligible under a rule that requires approvals now: an allow rule's delay, or a
             # request the policy now denies, has no eligible reviewers (access.eligible_approver).
-            if not eligible_approver(redecide(services, session, row, now), actor):
+            current = redecide(services, session, row, now)
+            if not eligible_approver(current, actor, submitted=row.created_at):
                 raise Forbidden("only the requester or an eligible reviewer may cancel it")
         move(
             services,
@@ -375,7 +403,7 @@ def _record_post_review(
     # Eligible under the rules the break-glass skipped, as they are now: when none requires
     # approvals any more (allowed, or denied now), nobody is (access.eligible_approver).
     normal = redecide(services, session, row, now, break_glass=False)
-    if not eligible_approver(normal, actor):
+    if not eligible_approver(normal, actor, submitted=row.created_at):
         raise Forbidden("you are not an eligible reviewer for this action")
     _store_review(services, session, row, actor, given, POST_REVIEW, None, now)
     return len(existing) + 1

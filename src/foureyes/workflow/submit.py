@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from foureyes.connectors.tickets import Ticket, TicketSystemUnavailable
 from foureyes.core import logstate, redaction
 from foureyes.core.commitments import DIGEST_VERSION, PARAMS, new_salt
 from foureyes.core.events import params_digest, record, request_digest, salted_digest
@@ -22,7 +23,8 @@ from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, Re
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import decide, denials, idempotency, quota
+from foureyes.workflow import decide, denials, idempotency, quota, routing
+from foureyes.workflow import tickets as ticket_checks
 from foureyes.workflow.integrity import ACCOUNT_SNAPSHOT
 from foureyes.workflow.outcome import lost_commit
 
@@ -249,10 +251,10 @@ def _record(
     # can name the request it may have recorded.
     request_id = str(uuid.uuid4())
     for _ in range(_LOOKS):
-        checked = _first_look(services, actor, submission, account)
+        checked, tickets = _first_look(services, actor, submission, account)
         try:
             return _decide_and_record(
-                services, actor, submission, keyed, (request_id, account), checked
+                services, actor, submission, keyed, (request_id, account), checked, tickets
             )
         except _PayloadUnchecked:
             continue  # the policy in force changed between the two looks: look again
@@ -262,9 +264,12 @@ def _record(
 _LOOKS = 3
 
 
-def _first_look(services: Services, actor: Actor, submission: Submission, account: Account) -> bool:
+def _first_look(
+    services: Services, actor: Actor, submission: Submission, account: Account
+) -> tuple[bool, tuple[Ticket, ...]]:
     """Whether the rules in force let `actor` ask (then the justification and the payload
-    were checked: BadInput, with its evidence, when they do not fit)."""
+    were checked: BadInput, with its evidence, when they do not fit), and the tickets the
+    rules require, checked (`workflow.tickets`: refused or unavailable, with its evidence)."""
     with services.database.read() as session:
         pins = services.pins(session, submission.account)
         version, policy = services.policy_in_force(session)
@@ -284,7 +289,25 @@ def _first_look(services: Services, actor: Actor, submission: Submission, accoun
             policy_version=version,
         )
         raise ruling.refused
-    return ruling.decision.outcome != Outcome.DENIED
+    if ruling.decision.outcome == Outcome.DENIED:
+        return False, ()
+    try:
+        tickets = ticket_checks.check(
+            services,
+            ticket_checks.required_by(ruling.decision),
+            submission.justification,
+            submission.account,
+        )
+    except (BadInput, TicketSystemUnavailable) as refused:
+        denials.refused(
+            services,
+            attempt(actor, submission),
+            reason=refused.message,
+            outcome=ruling.decision.outcome,
+            policy_version=version,
+        )
+        raise
+    return True, tickets
 
 
 def _decide_and_record(
@@ -294,6 +317,7 @@ def _decide_and_record(
     keyed: tuple[str, str] | None,
     target: tuple[str, Account],
     checked: bool,
+    tickets: tuple[Ticket, ...] = (),
 ) -> str:
     """The submit transaction: decide (`decide.rule`, the quotas locked and counted) and
     record the request under the id `target` names, on its account. `checked`: the payload
@@ -310,6 +334,13 @@ def _decide_and_record(
 
             def payload_checked() -> None:
                 if not checked:
+                    raise _PayloadUnchecked
+
+            def tickets_checked() -> None:
+                # The policy in force now requires a ticket the first look did not check.
+                if ruling.decision.outcome != Outcome.DENIED and not ticket_checks.covers(
+                    tickets, ruling.decision
+                ):
                     raise _PayloadUnchecked
 
             def count_quotas(outcome: Outcome) -> quota.QuotaCheck:
@@ -347,6 +378,12 @@ def _decide_and_record(
                     now=now,
                 )
             else:
+                tickets_checked()
+                # One pending request per account (the policy's option): the account's lock,
+                # and in `refuse` mode a Conflict while another one is pending.
+                routing.guard_one_pending(
+                    session, policy, submission.action, submission.account, decision.outcome
+                )
                 _insert(
                     services,
                     session,
@@ -355,6 +392,7 @@ def _decide_and_record(
                     keyed,
                     (request_id, version, account, now),
                     ruling,
+                    tickets,
                 )
     except OutcomeUnknown as exc:
         if refused is not None:
@@ -379,6 +417,7 @@ def _insert(
     keyed: tuple[str, str] | None,
     decided: tuple[str, int, Account, datetime],
     ruling: decide.Ruling,
+    tickets: tuple[Ticket, ...] = (),
 ) -> None:
     """Record the request `ruling` decided (under `request_id`, by policy `version`, on
     `account`, at `now`), its quota usage, its audit event and its notifications, in the
@@ -439,6 +478,7 @@ def _insert(
     session.flush()
     if ruling.usage is not None:
         ruling.usage.count(session, row.id, now)  # quota usage, in the request's own transaction
+    ticket_checks.record(session, row.id, ticket_checks.SUBMIT, tickets, now)
     record(
         services,
         session,
@@ -463,6 +503,8 @@ def _insert(
             "decision": decision.to_dict(),
             "client": submission.client,
             "reverts": submission.reverts,
+            # The tickets the rules require, as their system answered (`workflow.tickets`).
+            **({"tickets": ticket_checks.summaries(tickets)} if tickets else {}),
         },
         now=now,
     )
@@ -471,3 +513,6 @@ def _insert(
     notify_hooks.request_submitted(
         session, row, decision, now, params=redaction.notified_params(services, session, row)
     )
+    if decision.outcome == Outcome.PENDING:
+        # Nobody reachable who could approve it: flagged now, not found out when it expires.
+        routing.flag_unreachable(services, session, row, decision, now)

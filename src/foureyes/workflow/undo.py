@@ -121,6 +121,15 @@ def _reverse(
     if spec.reversible_by is None:
         raise Conflict(f"{original.action} cannot be undone", request_id=request_id)
     reverse = spec.reversible_by
+    if (original.result or {}).get("already_applied") is True:
+        # The account was already in that state: someone else put it there (another tool,
+        # another moderator). Undoing would lift a state foureyes did not create.
+        raise Conflict(
+            f"{original.action} changed nothing on {platform}: the account was already in that "
+            "state, put there by someone else, so there is nothing of foureyes' to undo (lift "
+            "it with its own request, if that is what is wanted)",
+            request_id=request_id,
+        )
     if not params:
         params = original.undo_params or {}
         if not params:

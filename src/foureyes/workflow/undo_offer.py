@@ -26,6 +26,8 @@ def undo_offered(services: Services, actor: Actor, request_id: str) -> bool:
             raise unknown_request(request_id)
         if original.state != RequestState.EXECUTED.value:
             return False
+        if (original.result or {}).get("already_applied") is True:
+            return False  # it changed nothing: `workflow.undo` refuses to undo it
         ref = original.account_ref
         platform = ref.partition(":")[0]
         try:

@@ -29,6 +29,7 @@ from foureyes.policy.engine import satisfied
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, StaffRow
 from foureyes.store.tree import in_tree
+from foureyes.workflow import routing, tickets
 from foureyes.workflow.access import (
     may_review_now,
     may_see,
@@ -87,6 +88,8 @@ def _view(
                 engine_reviews(services, session, reviews),
                 candidates=candidates,
                 today=now.date(),
+                submitted=row.created_at,
+                now=now,
             )
             factors = [
                 {**factor.to_dict(), **progress.to_dict()}
@@ -129,6 +132,13 @@ def _view(
         if row.result is None
         else shown_fields(services, row.account_ref.partition(":")[0], row.result),
     }
+    checked = tickets.latest(session, row.id)
+    if checked:
+        # The tickets the rules required, as their system answered at the latest check.
+        view["tickets"] = [dict(t, checked_at=_iso(t["checked_at"])) for t in checked]
+    routed = routing.view(services, session, row)
+    if routed is not None:
+        view["routing"] = routed  # reachable? held? the other pending requests on the account
     if timeline:
         view["timeline"] = _timeline(session, row.id)
     return view

@@ -231,6 +231,7 @@ def test_a_typed_secret_never_overwrites_a_file_already_there(
     there = tmp_path / "d" / "secrets" / "matrix-token"
     there.parent.mkdir(parents=True)
     there.write_text("the operator's own\n")
+    there.chmod(0o600)
     answers = f"synapse\nmatrix\n{nowhere()}\n{SECRET}\nmatrix.test\n"
     code, _, err = run(tmp_path, "--policy", MATRIX_POLICY, "--skip-check", stdin=answers)
     assert code == 2

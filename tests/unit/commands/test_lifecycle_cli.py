@@ -256,9 +256,48 @@ def test_list_filters(served: Served) -> None:
     _, out, _ = served.run("e-2001", "list", "--mine")
     assert executed in out
     assert pending not in out
-    code, _, err = served.run("e-4001", "list", "--state", "nonsense")
+    _, out, _ = served.run("e-4001", "list", "--action", "account.lock")
+    assert executed in out
+    assert pending not in out
+    _, out, _ = served.run("e-4001", "list", "--requester", "c-1001")
+    assert pending in out
+    assert executed not in out
+    _, out, _ = served.run("e-4001", "list", "--requester", "e-2001", "--state", "executed")
+    assert executed in out
+    assert pending not in out
+    _, out, _ = served.run("e-4001", "list", "--action", "account.lock", "--requester", "c-1001")
+    assert executed not in out  # filters combine: both must hold
+    assert pending not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "diagnosis"),
+    [
+        (["--state", "nonsense"], "--state: 'nonsense' is not a request state (one of: pending,"),
+        (["--state", "PENDING"], "--state: 'PENDING' is not a request state"),
+        (["--account", "president"], "--account: 'president' is not platform:id"),
+        (["--account", "chirp:"], "--account: 'chirp:' is not platform:id"),
+        (["--account", ":bob"], "--account: ':bob' is not platform:id"),
+        (["--account", "chirp:bob smith"], "--account: 'chirp:bob smith' is not platform:id"),
+        (["--action", "deactivate"], "--action: 'deactivate' is not an action name"),
+        (["--action", "account.*"], "--action: 'account.*' is not an action name"),
+        (["--action", "a." + "b" * 300], "is not an action name"),
+        (["--requester", ""], "--requester: '' is not a staff id"),
+        (["--requester", "e 3001"], "--requester: 'e 3001' is not a staff id"),
+        (["--tier", "\x1b[31mvit"], "--tier: "),
+        (["--mine", "--requester", "e-2001"], "--mine and --requester: give one"),
+        (["--reviewable", "--state", "executed"], "--reviewable lists pending requests"),
+    ],
+)
+def test_list_refuses_a_filter_it_cannot_mean_in_one_line(
+    served: Served, args: list[str], diagnosis: str
+) -> None:
+    code, out, err = served.run("e-4001", "list", *args)
     assert code == 2
-    assert one_line(err).startswith("foureyes: Unprocessable")
+    assert out == ""  # nothing listed, nothing asked
+    line = one_line(err)
+    assert line.startswith("foureyes: ")
+    assert diagnosis in line
 
 
 def test_a_break_glass_is_signed_off_from_the_command_line(served: Served) -> None:

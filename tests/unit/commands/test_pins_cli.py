@@ -58,11 +58,17 @@ def test_a_pin_is_a_request_that_waits_for_another_person_then_raises_the_tier(
     code, out, err = served.run(KIM, "pins", "chirp:bob")
     assert code == 0, err
     assert "chirp:bob  pins: protected  tier: vit" in out
+    # The list of pinned accounts is a target list: the contractor may not read it (#18)...
     code, out, err = served.run(KIM, "pins")
+    assert code == 2
+    assert "pin list" in one_line(err)
+    assert "chirp:bob" not in out + err
+    # ... the lead, who governs pins, may.
+    code, out, err = served.run(JO, "pins")
     assert code == 0, err
     assert "chirp:bob" in out
     assert "protected" in out
-    code, out, err = served.run(KIM, "pins", "--pin", "watchlist")
+    code, out, err = served.run(JO, "pins", "--pin", "watchlist")
     assert code == 0, err
     assert "chirp:bob" not in out
 

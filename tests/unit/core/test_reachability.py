@@ -104,3 +104,29 @@ def test_a_probe_that_crashes_counts_as_unreachable() -> None:
             raise RuntimeError("a bug")
 
     assert Reachability(wait=30).report({"x": Broken("x")}) == {"x": UNREACHABLE}
+
+
+def test_an_ok_past_its_time_is_unknown_while_the_platform_hangs() -> None:
+    """Attack run: a platform that answered once, then hangs, read `ok` for as long as the
+    new probe hung. Once the answer is past its ttl and the new probe has not answered, the
+    report says `unknown`, and the check still returns within `wait`."""
+    clock = Clock()
+    platform = Probed("pds")
+    reachability = Reachability(ttl=30, retry=5, wait=0.05, clock=clock)
+    reachability.wait = 30
+    assert reachability.report({"pds": platform}) == {"pds": OK}
+    platform.release.clear()  # from now on the platform hangs
+    reachability.wait = 0.05
+    clock.now = 29
+    assert reachability.report({"pds": platform}) == {"pds": OK}  # still within its ttl
+    clock.now = 31
+    assert reachability.report({"pds": platform}) == {"pds": UNKNOWN}
+    assert reachability.report({"pds": platform}) == {"pds": UNKNOWN}
+    assert platform.probes == 2  # one probe in flight, however many checks
+    platform.release.set()
+    reachability.wait = 30
+    for _ in range(1000):
+        if reachability.report({"pds": platform}) == {"pds": OK}:
+            break
+        threading.Event().wait(0.01)
+    assert reachability.report({"pds": platform}) == {"pds": OK}

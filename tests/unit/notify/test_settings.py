@@ -8,7 +8,13 @@ import pytest
 
 from foureyes.config import Settings
 from foureyes.errors import BadInput
-from foureyes.notify import EmailChannel, SlackChannel, WebhookChannel, channels_from_settings
+from foureyes.notify import (
+    EmailChannel,
+    MatrixChannel,
+    SlackChannel,
+    WebhookChannel,
+    channels_from_settings,
+)
 
 CONFIG = """
 [notify.security]
@@ -65,12 +71,14 @@ def test_channels_are_built_with_their_secrets(tmp_path: Path) -> None:
     )
 
 
-def test_a_missing_secret_variable_is_named(tmp_path: Path) -> None:
+def test_a_missing_secret_variable_names_the_option_never_the_value(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "hmac").write_text("k")
     loaded = settings(tmp_path, CONFIG)
-    with pytest.raises(BadInput, match="TEST_SLACK_URL is not set"):
+    with pytest.raises(BadInput, match="not the name of a set environment variable") as refused:
         channels_from_settings(loaded.notify, {})
+    # The value given may be the secret itself, pasted where a variable's name belongs.
+    assert "TEST_SLACK_URL" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -87,3 +95,66 @@ def test_a_missing_secret_variable_is_named(tmp_path: Path) -> None:
 def test_bad_tables_are_diagnosed(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         settings(tmp_path, f"[notify.x]\n{table}\n")
+
+
+CHAT = """
+[notify.room]
+kind = "matrix"
+homeserver = "https://matrix.example.org"
+room_id = "!approvals:example.org"
+token_file = "secrets/matrix-bot"
+base_url = "https://foureyes.example.org"
+
+[notify.slack-bot]
+kind = "slack"
+token_env = "TEST_SLACK_BOT"
+channel_id = "C024BE7LH"
+"""
+
+
+def test_chat_channels_are_built_with_their_tokens(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "matrix-bot").write_text("syt_bot_token\n")
+    loaded = settings(tmp_path, CHAT)
+    assert "syt_bot_token" not in repr(loaded.notify)
+    channels = channels_from_settings(loaded.notify, {"TEST_SLACK_BOT": "xoxb-bot"})
+    assert channels["room"] == MatrixChannel(
+        "room",
+        "https://matrix.example.org",
+        "!approvals:example.org",
+        "syt_bot_token",
+        base_url="https://foureyes.example.org",
+    )
+    assert channels["slack-bot"] == SlackChannel(
+        "slack-bot", token="xoxb-bot", channel_id="C024BE7LH"
+    )
+    assert "xoxb-bot" not in repr(channels)
+    assert "syt_bot_token" not in repr(channels)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'kind = "matrix"\nhomeserver = "https://m"\nroom_id = "!r:m"',
+            "needs homeserver, room_id",
+        ),
+        ('kind = "matrix"\nroom_id = "!r:m"\ntoken_env = "T"', "needs homeserver"),
+        (
+            'kind = "matrix"\nhomeserver = "https://m"\nroom_id = "#alias:m"\ntoken_env = "T"',
+            "room_id",
+        ),
+        (
+            'kind = "matrix"\nhomeserver = "https://m"\nroom_id = "!r:m"\ntoken = "syt_inline"',
+            "a bot token is a secret",
+        ),
+        ('kind = "slack"\ntoken_env = "T"', "needs channel_id"),
+        ('kind = "slack"\nurl_env = "U"\ntoken_env = "T"\nchannel_id = "C1"', "not both"),
+        ('kind = "webhook"\nurl = "https://x"\nsecret_env = "S"\ntoken_env = "T"', "chat channel"),
+        ('kind = "email"\nsmtp_host = "h"\nsmtp_from = "f"\nchannel_id = "C1"', "slack channel"),
+    ],
+)
+def test_bad_chat_tables_are_diagnosed(tmp_path: Path, table: str, message: str) -> None:
+    with pytest.raises(BadInput, match=message) as caught:
+        settings(tmp_path, f"[notify.x]\n{table}\n")
+    assert "syt_inline" not in str(caught.value)

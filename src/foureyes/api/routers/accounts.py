@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import problem_responses
 from foureyes.web.deps import ServicesDep
+from foureyes.workflow.account_search import count_lookup, find_accounts
 from foureyes.workflow.accounts import account_view
 
 router = APIRouter(
@@ -25,7 +26,28 @@ router = APIRouter(
 )
 
 
-@router.get("/{ref}", summary="An account, its tier and pins")
+@router.get(
+    "", summary="Find accounts by handle or its first letters", responses=problem_responses(429)
+)
+def search_accounts(
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=300,
+            description="A handle, its first letters (from 2), or `platform:prefix`.",
+        ),
+    ],
+    services: ServicesDep,
+    actor: ActorDep,
+) -> dict[str, list[str]]:
+    """`{"items": [account refs]}`: exact handles first, then handles starting with `q`, at
+    most 10 — the console's search. Rate-limited per person (429 with `Retry-After`; the
+    first refusal in a window raises an `accounts.search` alert)."""
+    return {"items": find_accounts(services, actor, q)}
+
+
+@router.get("/{ref}", summary="An account, its tier and pins", responses=problem_responses(429))
 def show_account(
     ref: Annotated[
         str, Path(min_length=3, max_length=300, description="`platform:id`, e.g. chirp:president")
@@ -34,6 +56,8 @@ def show_account(
     actor: ActorDep,
 ) -> dict[str, Any]:
     """The account's attributes as its platform reports them now (private ones redacted), its
-    pins (`watchlist`, `protected`, …) and its tier under the policy in force."""
-    del actor  # any member of staff may look an account up; acting on it is a request
+    pins (`watchlist`, `protected`, …) and its tier under the policy in force. Any member of
+    staff may look an account up (acting on it is a request); look-ups count toward the
+    person's search limit (429 past it)."""
+    count_lookup(services, actor)
     return account_view(services, ref)

@@ -13,7 +13,8 @@ Any of those three not ok makes the status `degraded`, with the `reasons`.
 
 `platforms` says whether each connected platform answers (`ok`, `unreachable`, `unknown`:
 `foureyes.core.reachability`, probed in the background at most every 30 s, a check waiting at
-most a second for it). An unreachable platform makes the status `degraded` but keeps the 200:
+most a second for it). An unreachable platform, or one whose probe has not answered (`unknown`:
+foureyes just started, or the platform hangs), makes the status `degraded` but keeps the 200:
 foureyes still serves (staff submit, review and read requests; an execution meanwhile fails or
 waits as docs/reconciliation.md says), and a load balancer that took it out of service for a
 platform's outage would hide even the requests waiting for that platform. Its name only, never
@@ -31,7 +32,7 @@ from sqlalchemy import text
 from foureyes import detect
 from foureyes.api.schemas import problem_responses
 from foureyes.core import logstate
-from foureyes.core.reachability import UNREACHABLE, Reachability
+from foureyes.core.reachability import UNKNOWN, UNREACHABLE, Reachability
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.web.deps import ServicesDep
 
@@ -71,9 +72,12 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
     moved = detect.check_cursor(services)
     platforms = _reachability(request).report(services.connectors)
     unreachable = [name for name, status in platforms.items() if status == UNREACHABLE]
+    # Not answered yet (just started, or its probe hangs): not known to be up, so not `ok`.
+    unknown = [name for name, status in platforms.items() if status == UNKNOWN]
     reasons = [
         *([] if silence is None else [silence.reason]),
         *(f"platform {name} cannot be reached" for name in unreachable),
+        *(f"platform {name} has not answered its probe yet" for name in unknown),
         *([] if moved is None else [moved]),
         *([] if not checkpoints.stale else ["events wait too long for a signed checkpoint"]),
     ]

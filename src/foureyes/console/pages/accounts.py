@@ -56,6 +56,7 @@ def show_account(
     services: ServicesDep,
     actor: ConsoleActorDep,
 ) -> Response:
+    account_search.count_lookup(services, actor)  # a word list tried by name is a search too
     account = safe_account(services, ref)
     if "error" in account:
         return render(

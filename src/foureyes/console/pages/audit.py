@@ -19,6 +19,7 @@ from foureyes.errors import BadInput
 from foureyes.model import MAX_SQL_INT
 from foureyes.web.deps import ServicesDep
 from foureyes.workflow import operations
+from foureyes.workflow.audit_paging import audit_page
 
 router = APIRouter()
 
@@ -52,8 +53,11 @@ def explorer(
     kind: Annotated[str, Query(max_length=50)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
-    after: Annotated[int | None, Query(ge=-1, le=MAX_SQL_INT)] = None,
+    before: Annotated[str | None, Query(max_length=100)] = None,
+    after: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
+    """The events matching the filters, newest first, a page at a time: `before` (older) and
+    `after` (newer) are the cursors the page's links carry (`workflow.audit_paging`)."""
     filters = {
         "account": account.strip(),
         "staff": staff.strip(),
@@ -62,7 +66,7 @@ def explorer(
         "since": since.strip(),
         "until": until.strip(),
     }
-    events = operations.audit_events(
+    shown = audit_page(
         services,
         actor,
         operations.EventFilter(
@@ -72,10 +76,12 @@ def explorer(
             kind=filters["kind"] or None,
             since=_time(since, "since"),
             until=_time(until, "until"),
-            after_seq=after,
             limit=PAGE,
         ),
+        older_than=before,
+        newer_than=after,
     )
+    events = shown.items
     items = [
         {
             "seq": e.seq,
@@ -88,7 +94,6 @@ def explorer(
         }
         for e in events
     ]
-    following = events[-1].seq if len(events) == PAGE else None
     return render(
         request,
         "audit.html",
@@ -96,8 +101,9 @@ def explorer(
             "items": items,
             "filters": filters,
             "query": {k: v for k, v in filters.items() if v},
-            "following": following,
-            "paged": after is not None,
+            "older": shown.older,
+            "newer": shown.newer,
+            "paged": before is not None or after is not None,
             "people": names(services, sorted({e.actor for e in events if e.actor})),
         },
     )

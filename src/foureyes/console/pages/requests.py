@@ -8,6 +8,7 @@ outcome-unknown answer, posting it again is safe (docs/idempotency.md)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -224,16 +225,26 @@ def _request_page(
     request_id: str,
     *,
     done: str | None = None,
+    linked_digest: str | None = None,
     **extra: Any,
 ) -> Response:
     """One request's page; `done` says what this call just changed, if anything (then a
-    failure to read the request back is OutcomeUnknown: `operations.show_after`)."""
+    failure to read the request back is OutcomeUnknown: `operations.show_after`).
+    `linked_digest`: the digest the link that opened it named (a chat notification's); when it
+    is not the request's, the page says so and offers no review."""
     view = (
         operations.show_to(services, actor, request_id)
         if done is None
         else operations.show_after(services, actor, request_id, done)
     )
     context = request_context(services, actor, view)
+    context["digest_mismatch"] = linked_digest is not None and not hmac.compare_digest(
+        linked_digest.encode(), str(view["digest"]).encode()
+    )
+    if context["digest_mismatch"]:
+        # The link was for another request (or another content): approving here would not be
+        # approving what the link showed.
+        context["reviewable"] = False
     context["card"] = dict(context)
     context.update(extra)
     # The requester cancels an open request; during a delay anyone eligible may (the
@@ -267,9 +278,15 @@ def _request_page(
 
 @router.get("/console/requests/{request_id}")
 def show_request(
-    request: Request, request_id: RequestId, services: ServicesDep, actor: ConsoleActorDep
+    request: Request,
+    request_id: RequestId,
+    services: ServicesDep,
+    actor: ConsoleActorDep,
+    digest: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    return _request_page(request, services, actor, request_id)
+    """One request; `?digest=` (the link in a chat notification) binds the link to the
+    request's content: the review is offered only when it matches."""
+    return _request_page(request, services, actor, request_id, linked_digest=digest)
 
 
 def _step_up(raw: str) -> dict[str, Any] | None:

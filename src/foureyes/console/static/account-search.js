@@ -32,6 +32,18 @@
           credentials: "same-origin",
           headers: { "Accept": "application/json" },
         });
+        if (response.status === 429 && mine === asked) {
+          // The per-person search limit (workflow/account_search.py): say so, list nothing.
+          var wait = parseInt(response.headers.get("Retry-After") || "0", 10);
+          list.textContent = "";
+          var note = document.createElement("li");
+          note.setAttribute("role", "status");
+          note.textContent = "Too many account searches: try again in " +
+            (wait >= 90 ? Math.ceil(wait / 60) + " minutes" : wait + " seconds") + ".";
+          list.appendChild(note);
+          list.hidden = false;
+          return;
+        }
         if (!response.ok || mine !== asked) return;
         var data = await response.json();
         if (mine === asked) show(data.items || []);

@@ -1,0 +1,168 @@
+"""Ticket systems: the contract, the in-memory one, and the check a ticket must pass.
+
+A rule may require its justification to name a ticket (`justification: {ticket: rt}`). The
+ticket system configured under that name (`[tickets.rt]` in foureyes.toml) is asked for the
+ticket, and the request goes on only if the ticket exists, is open and names the request's
+account (`check_ticket`). A system that cannot answer (down, slow past its timeout, erroring,
+refusing foureyes' credentials) raises `TicketSystemUnavailable`: the request is refused, never
+let through unchecked. The implementations: `tickets_rt` (Request Tracker's REST 2 API) and
+`tickets_http` (a generic JSON endpoint, docs/tickets.md).
+
+How a ticket names an account: its accounts list (RT: the `Accounts` custom field) holds the
+account's id on its platform (`did:plc:…`) or its full reference (`atproto:did:plc:…`), one
+value each, compared exactly. Never a handle, never a substring: a handle can be re-registered
+by someone else, and `did:plc:ab` is not `did:plc:abc`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from foureyes.errors import BadInput, Unavailable
+
+__all__ = [
+    "MemoryTicketSystem",
+    "Ticket",
+    "TicketSystem",
+    "TicketSystemUnavailable",
+    "check_ticket",
+    "mentioned_references",
+    "plain_reference",
+]
+
+# What a reference may look like before any system sees it: letters, digits, `.`, `_`, `-`,
+# starting with a letter or digit (so never `..`, a `/`, a `?`, a `%` or a space). Each
+# system narrows it further (RT: a number).
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket as its system answered: `status` in its own words, `open` whether that status
+    counts as open, the accounts it names, and the link people follow to read it."""
+
+    system: str
+    reference: str
+    status: str
+    open: bool
+    subject: str
+    accounts: tuple[str, ...]
+    url: str
+
+    def summary(self) -> dict[str, Any]:
+        """What the request keeps of the check (API view, audit event, review card)."""
+        return {
+            "system": self.system,
+            "reference": self.reference,
+            "status": self.status,
+            "open": self.open,
+            "subject": self.subject,
+            "url": self.url,
+        }
+
+
+class TicketSystemUnavailable(Unavailable):
+    """The ticket system could not answer (unreachable, timed out, an error, refused foureyes'
+    credentials): the ticket cannot be checked, so the request is refused."""
+
+
+class TicketSystem(Protocol):
+    """A ticket system foureyes asks. `lookup` answers the ticket `reference` names, None when
+    the system has no such ticket, and raises TicketSystemUnavailable when it cannot say.
+    `reference` has passed `valid_reference` (callers check it first)."""
+
+    name: str
+
+    def valid_reference(self, reference: str) -> bool: ...
+
+    def lookup(self, reference: str) -> Ticket | None: ...
+
+    def close(self) -> None: ...
+
+
+def plain_reference(reference: str) -> bool:
+    """The form every system's references share (see `_REFERENCE`)."""
+    return _REFERENCE.fullmatch(reference) is not None
+
+
+def mentioned_references(system: str, justification: str | None) -> list[str]:
+    """Every `<system>#<reference>` the justification holds, in order, duplicates dropped. The
+    reference runs to the next space, so `rt#1/../2` is read whole (and refused), never as 1."""
+    found: list[str] = []
+    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(system)}#(\S*)")
+    for match in pattern.finditer(justification or ""):
+        reference = match.group(1).rstrip(".,;:)")  # sentence punctuation after the reference
+        if reference not in found:
+            found.append(reference)
+    return found
+
+
+def check_ticket(
+    system: TicketSystem, justification: str | None, account_ids: Iterable[str]
+) -> Ticket:
+    """The one ticket of `system` the justification names, if it exists, is open and names one
+    of `account_ids` (the account's platform id and full reference). BadInput otherwise, saying
+    why; TicketSystemUnavailable when the system cannot answer."""
+    name = system.name
+    references = mentioned_references(name, justification)
+    if not references:
+        raise BadInput(f"this request needs a {name} ticket: write {name}#<number> in the reason")
+    if len(references) > 1:
+        raise BadInput(f"the reason names several {name} tickets; name the one for this request")
+    reference = references[0]
+    if not plain_reference(reference) or not system.valid_reference(reference):
+        raise BadInput(f"{name}#{_shown(reference)} is not a valid {name} ticket reference")
+    ticket = system.lookup(reference)
+    if ticket is None:
+        raise BadInput(f"{name} has no ticket {reference}")
+    if not ticket.open:
+        raise BadInput(f"{name} ticket {reference} is {ticket.status}, not open")
+    wanted = set(account_ids)
+    if not wanted.intersection(ticket.accounts):
+        raise BadInput(f"{name} ticket {reference} does not name this account")
+    return ticket
+
+
+def _shown(reference: str) -> str:
+    """A refused reference as the error quotes it: printable ASCII, bounded."""
+    text = "".join(c if 32 < ord(c) < 127 else "?" for c in reference)
+    return text[:40] + ("…" if len(text) > 40 else "")
+
+
+@dataclass
+class MemoryTicketSystem:
+    """Tickets kept in a dict: the tests' and the demo's system. `down` makes every lookup
+    fail as an unreachable system does."""
+
+    name: str = "memory"
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    down: bool = False
+
+    def valid_reference(self, reference: str) -> bool:
+        return plain_reference(reference)
+
+    def lookup(self, reference: str) -> Ticket | None:
+        if self.down:
+            raise TicketSystemUnavailable(f"ticket system {self.name} is down")
+        return self.tickets.get(reference)
+
+    def add(
+        self, reference: str, subject: str, accounts: Iterable[str], *, open: bool = True
+    ) -> Ticket:
+        ticket = Ticket(
+            self.name,
+            reference,
+            "open" if open else "closed",
+            open,
+            subject,
+            tuple(accounts),
+            f"memory://{self.name}/{reference}",
+        )
+        self.tickets[reference] = ticket
+        return ticket
+
+    def close(self) -> None:
+        return None

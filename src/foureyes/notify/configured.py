@@ -1,0 +1,65 @@
+"""The channels of `Settings.notify`, built with their secrets read from files or variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from foureyes.config import NotifySettings
+from foureyes.notify.channels import Channel, EmailChannel, WebhookChannel
+from foureyes.notify.matrix import MatrixChannel
+from foureyes.notify.slack import SLACK_API, SlackChannel
+
+__all__ = ["channels_from_settings"]
+
+
+def channels_from_settings(
+    settings: Mapping[str, NotifySettings], env: Mapping[str, str] | None = None
+) -> dict[str, Channel]:
+    """One channel per `[notify.<name>]` table. Raises BadInput for a secret that cannot be
+    read (the message names the option, never the secret)."""
+    made: dict[str, Channel] = {}
+    for name, given in settings.items():
+        channel: Channel
+        if given.kind == "webhook":
+            channel = WebhookChannel(
+                name,
+                url=given.resolved_secret("url", env) or "",
+                secret=given.resolved_secret("secret", env) or "",
+                base_url=given.base_url,
+                timeout=given.timeout,
+            )
+        elif given.kind == "slack":
+            channel = SlackChannel(
+                name,
+                url=given.resolved_secret("url", env),
+                token=given.resolved_secret("token", env),
+                channel_id=given.channel_id,
+                api_url=given.api_url or SLACK_API,
+                base_url=given.base_url,
+                timeout=given.timeout,
+            )
+        elif given.kind == "matrix":
+            channel = MatrixChannel(
+                name,
+                homeserver=given.homeserver or "",
+                room_id=given.room_id or "",
+                token=given.resolved_secret("token", env) or "",
+                base_url=given.base_url,
+                timeout=given.timeout,
+            )
+        else:
+            channel = EmailChannel(
+                name,
+                host=given.smtp_host or "",
+                port=given.smtp_port,
+                sender=given.smtp_from or "",
+                to=tuple(given.smtp_to),
+                starttls=given.starttls,
+                username=given.username,
+                password=given.resolved_secret("password", env),
+                base_url=given.base_url,
+                timeout=given.timeout,
+                people=given.people,
+            )
+        made[name] = channel
+    return made

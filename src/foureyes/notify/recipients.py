@@ -1,0 +1,54 @@
+"""Who is told about a pending request now: the engine's candidates for a missing approval
+(escalation counted from the request's submission), less those away (`staff_away`); for a
+candidate away, their delegate when the delegate is a candidate too (eligible anyway) and not
+away. Nobody else, ever: a delegate who could not approve the request is not told about it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.model import Review
+from foureyes.policy.decision import Decision
+from foureyes.policy.engine import satisfied
+from foureyes.store.away import away_on
+from foureyes.store.queries import staff_from_row
+from foureyes.store.tables import RequestRow, StaffRow
+
+__all__ = ["recipients"]
+
+
+def recipients(
+    session: Session, decision: Decision, row: RequestRow, reviews: Sequence[Review], now: datetime
+) -> list[tuple[str, str | None]]:
+    """Who to tell about `row` now: (person, on behalf of whom or None), sorted. Candidates
+    for a missing approval who are not away; for one away, their delegate when the delegate
+    is a candidate too (so eligible anyway) and not away. Nobody else, ever."""
+    status = satisfied(
+        decision,
+        reviews,
+        candidates=[
+            staff_from_row(session, person)
+            for person in session.scalars(select(StaffRow).where(StaffRow.status == "active"))
+        ],
+        today=now.date(),
+        submitted=row.created_at,
+        now=now,
+    )
+    candidates = {who for factor in status.factors for who in factor.candidates}
+    candidates.discard(row.requester_id)
+    away = away_on(session, now)
+    told: dict[str, str | None] = {}
+    for person in sorted(candidates):
+        if person not in away:
+            told.setdefault(person, None)
+            continue
+        delegate = away[person].delegate
+        # A delegate is told only as a candidate (eligible anyway) who is not away; the
+        # message also says whom they stand in for.
+        if delegate in candidates and delegate not in away and told.get(delegate) is None:
+            told[delegate] = person
+    return sorted(told.items())

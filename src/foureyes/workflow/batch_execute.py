@@ -1,0 +1,532 @@
+"""Carrying out an approved batch, item by item, exactly once per item, resumable after the
+process dies at any point (kill -9 included).
+
+1. The start (`_start`, one transaction, again on every resume): lock the batch; check it is
+   what was submitted and reviewed (`batch_integrity.problem`: item digests, Merkle root, the
+   `batch.submitted` and review events); re-decide it as of now (`batch_recheck`: the accounts
+   as their platforms answer now, the policy in force, the requester's and approvers' current
+   records). Not satisfied any more: cancelled (or, if it had started, its remaining items
+   cancelled) with the reason. Items the policy in force no longer includes are cancelled
+   alone, each with its event. Then `approved` → `executing`.
+2. The items, in position order, in chunks. Each chunk's transaction locks the batch (a
+   concurrent cancel or a second worker waits or skips), re-checks that the requester and the
+   approvers may still act, and that every item's digest is still the one its row gives and
+   the one checked against the root at the start (a row re-targeted after the start is caught
+   here).
+   - A platform kept in foureyes' database (`Services.stored_here`: the demo) is changed in the
+     chunk's own transaction (the connector's `local_execution`, in a savepoint per item): the
+     item's change, its state and its audit event commit together or not at all, so a process
+     killed mid-chunk leaves nothing half done and the resume does the chunk again.
+   - Any other platform: each item is claimed (`executing`, with a lease) in one transaction,
+     called outside any transaction with the item id as idempotency key, and settled in a
+     third; an item left `executing` by a dead process is reconciled once its lease lapses
+     (`Connector.reconcile` on its key: applied → executed, not applied → run again, unknown →
+     failed with why), never run again on assumption.
+   An item the platform refuses fails alone with its reason (one `batch.item.failed` event).
+3. The end: no item left to do → `executed`, with the counts of executed and failed items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from foureyes.audit.log import NewEvent
+from foureyes.connectors.base import (
+    Connector,
+    ExecutionOrder,
+    ExecutionResult,
+    LocalExecution,
+)
+from foureyes.core import logstate
+from foureyes.core.services import Services, json_safe
+from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
+from foureyes.model import Account
+from foureyes.store.tables import BatchItemRow, BatchRow
+from foureyes.workflow import batch_events, batch_integrity, batch_recheck
+
+CHUNK = 250
+MAX_ATTEMPTS = 5
+RUNNABLE = ("approved", "executing")
+
+
+@dataclass
+class Progress:
+    """What one call did, and where the batch is."""
+
+    state: str
+    executed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    reason: str | None = None
+    approvers: tuple[str, ...] = field(default_factory=tuple)
+
+
+def execute_batch(
+    services: Services, batch_id: str, *, worker: str = "inline", chunk: int = CHUNK
+) -> Progress:
+    """Carry out the batch (the module's order) until no item is left or it stops; resumes a
+    batch left `executing`. Returns where it is."""
+    logstate.refuse(services)
+    refs = batch_recheck.item_refs(services, batch_id)
+    looked = batch_recheck.look_up(services, refs)
+    started = _start(services, batch_id, looked, worker)
+    if isinstance(started, Progress):
+        return started
+    approvers, digests = started
+    progress = Progress("executing", approvers=approvers)
+    while True:
+        done = _chunk(services, batch_id, digests, approvers, chunk, progress)
+        if done:
+            break
+    return progress
+
+
+def _start(
+    services: Services, batch_id: str, looked: batch_recheck.Looked, worker: str
+) -> Progress | tuple[tuple[str, ...], dict[str, str]]:
+    """Step 1. The approvers and the checked digests by item id, or the Progress of a batch
+    that does not go on."""
+    with services.database.transaction() as session:
+        now = services.clock()
+        batch = batch_events.lock(session, batch_id)
+        assert batch is not None
+        if batch.state not in RUNNABLE:
+            return Progress(batch.state, reason=f"batch {batch.id} is {batch.state}")
+        if batch.state == "approved" and batch.not_before is not None and batch.not_before > now:
+            return Progress(batch.state, reason=f"not before {batch.not_before.isoformat()}")
+        items = batch_integrity.items_of(session, batch.id)
+        reviews = batch_integrity.reviews_of(session, batch.id)
+        altered = batch_integrity.problem(session, batch, items, reviews)
+        if altered is not None:
+            reason = batch_integrity.refuse(
+                services, session, batch, altered, now, during="execution"
+            )
+            return Progress(batch.state, reason=reason)
+        why, plan_refs, approvers = _recheck(services, session, batch, looked, reviews, now)
+        if why is not None:
+            reason = f"re-check at execution failed: {why}"
+            if batch.state == "approved":
+                batch_events.move(
+                    services,
+                    session,
+                    batch,
+                    "cancelled",
+                    allowed=("approved",),
+                    actor=None,
+                    now=now,
+                    reason=reason,
+                )
+            else:
+                batch_integrity.cancel_remaining(services, session, batch, now, reason)
+            return Progress(batch.state, reason=reason)
+        _cancel_moved_out(services, session, batch, items, plan_refs, looked, now)
+        if batch.state == "approved":
+            batch_events.move(
+                services,
+                session,
+                batch,
+                "executing",
+                allowed=("approved",),
+                actor=None,
+                now=now,
+                details={"worker": worker, "approvers": list(approvers)},
+            )
+        return approvers, {i.id: i.digest for i in items}
+
+
+def _recheck(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    looked: batch_recheck.Looked,
+    reviews: Sequence[object],
+    now: datetime,
+) -> tuple[str | None, frozenset[str], tuple[str, ...]]:
+    """Why the batch may not go on (None: it may), the refs the policy still includes, and
+    who approved it."""
+    try:
+        plan = batch_recheck.replan(services, session, batch, looked, now)
+    except (BadInput, Forbidden) as exc:
+        return exc.message, frozenset(), ()
+    rows = batch_integrity.reviews_of(session, batch.id)
+    counted, taken_back = batch_recheck.engine_reviews(services, session, rows)
+    status = batch_recheck.status(plan, counted, now)
+    if not status.satisfied:
+        return "; ".join([*taken_back, *status.reasons]) or "not approved", frozenset(), ()
+    approvers = tuple(sorted({p for f in status.batch.factors for p in f.approved_by}))
+    return None, frozenset(plan.included_refs()), approvers
+
+
+def _cancel_moved_out(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    items: Sequence[BatchItemRow],
+    included: frozenset[str],
+    looked: batch_recheck.Looked,
+    now: datetime,
+) -> None:
+    """Cancel, one event each, the pending items the policy in force no longer includes in
+    the batch (split out or denied now, or the platform no longer knows the account)."""
+    events: list[NewEvent] = []
+    for item in items:
+        if item.state != "pending" or item.account_ref in included:
+            continue
+        why = looked.missing.get(item.account_ref) or "the policy in force no longer includes it"
+        item.state, item.finished_at = "cancelled", now
+        item.reason = f"re-check at execution: {why}"
+        batch.failed_count += 1
+        events.append(
+            batch_events.item_event(
+                services, batch, item, "batch.item.cancelled", now, {"reason": item.reason}
+            )
+        )
+    services.audit.append_many(session, events)
+
+
+def _chunk(
+    services: Services,
+    batch_id: str,
+    digests: dict[str, str],
+    approvers: tuple[str, ...],
+    size: int,
+    progress: Progress,
+) -> bool:
+    """Step 2 for the next `size` items; True when the batch has nothing left to do here."""
+    remote: tuple[str, bool]
+    with services.database.transaction() as session:
+        now = services.clock()
+        batch = batch_events.lock(session, batch_id)
+        assert batch is not None
+        progress.state = batch.state
+        if batch.state != "executing":
+            return True
+        why = _people_problem(services, session, batch, approvers, now)
+        items = _next_items(session, batch.id, now, size)
+        if why is None:
+            why = _digest_problem(batch, items, digests)
+        if why is not None:
+            reason = f"re-check at execution failed: {why}"
+            progress.cancelled += batch_integrity.cancel_remaining(
+                services, session, batch, now, reason
+            )
+            progress.state, progress.reason = batch.state, reason
+            return True
+        if not items:
+            if _unsettled(session, batch.id):
+                return True  # items held by another process: it, or reconciliation, ends them
+            batch_events.move(
+                services,
+                session,
+                batch,
+                "executed",
+                allowed=("executing",),
+                actor=None,
+                now=now,
+                details=batch_integrity.counts(batch),
+            )
+            progress.state = batch.state
+            return True
+        connector = services.connector(items[0].account_ref.partition(":")[0])
+        local = connector.local_execution() if services.stored_here(items[0].account_ref) else None
+        if local is not None:
+            _carry_out_here(services, session, batch, items, local, approvers, now, progress)
+            return False
+        # One at a time: the lease covers one platform call (no heartbeat renews it here).
+        remote = _claim(session, items[0], now, services)
+    _carry_out_remote(services, batch_id, remote, approvers, progress)
+    return False
+
+
+def _people_problem(
+    services: Services, session: Session, batch: BatchRow, approvers: tuple[str, ...], now: datetime
+) -> str | None:
+    """Why the requester or an approver may no longer act today (None: all may)."""
+    for person in (batch.requester_id, *approvers):
+        try:
+            floor = services.staff(session, person).floor_problem(now.date())
+        except FoureyesError as exc:
+            return exc.message
+        if floor is not None:
+            return floor
+    return None
+
+
+def _digest_problem(
+    batch: BatchRow, items: Sequence[BatchItemRow], digests: dict[str, str]
+) -> str | None:
+    for item in items:
+        if digests.get(item.id) != item.digest or (
+            batch_integrity.expected_digest(batch, item) != item.digest
+        ):
+            return (
+                f"item {item.position} ({item.account_ref}) is not the one approved: it was "
+                "changed after the start"
+            )
+    return None
+
+
+def _next_items(session: Session, batch_id: str, now: datetime, size: int) -> list[BatchItemRow]:
+    """The next items to carry out: pending ones, and executing ones whose lease lapsed (a
+    dead process's), in position order, skipping rows another process holds."""
+    return list(
+        session.scalars(
+            select(BatchItemRow)
+            .where(
+                BatchItemRow.batch_id == batch_id,
+                or_(
+                    BatchItemRow.state == "pending",
+                    (BatchItemRow.state == "executing") & (BatchItemRow.lease_until <= now),
+                ),
+            )
+            .order_by(BatchItemRow.position)
+            .limit(size)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def _unsettled(session: Session, batch_id: str) -> bool:
+    return (
+        session.scalar(
+            select(BatchItemRow.id)
+            .where(
+                BatchItemRow.batch_id == batch_id, BatchItemRow.state.in_(("pending", "executing"))
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def order_of(batch: BatchRow, item: BatchItemRow, approvers: tuple[str, ...]) -> ExecutionOrder:
+    _, account_id = Account.split_ref(item.account_ref)
+    return ExecutionOrder(
+        action=batch.action,
+        account_id=account_id,
+        params=dict(batch.params),
+        idempotency_key=item.id,
+        approvers=approvers,
+        requester=batch.requester_id,
+        attempt=item.attempt,
+        reverts=item.reverts_item_id or "",
+    )
+
+
+def _carry_out_here(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    items: Sequence[BatchItemRow],
+    local: LocalExecution,
+    approvers: tuple[str, ...],
+    now: datetime,
+    progress: Progress,
+) -> None:
+    """The chunk on a platform kept in foureyes' database, in this one transaction. The items
+    are written back in one statement at the end (they leave the session first, so that the
+    platform's own statements do not flush them one by one)."""
+    events: list[NewEvent] = []
+    # The items and the batch leave the session, and are written back once at the end: the
+    # platform's savepoints would otherwise flush them after every item.
+    for item in items:
+        session.expunge(item)
+    session.expunge(batch)
+    with session.no_autoflush:
+        for item in items:
+            item.attempt += 1
+            try:
+                result = local(session, order_of(batch, item, approvers))
+            except ConnectorError as exc:
+                events.append(_failure(services, batch, item, exc, now, progress))
+                continue
+            except FoureyesError as exc:
+                failure = ConnectorError(exc.message, transient=False)
+                events.append(_failure(services, batch, item, failure, now, progress))
+                continue
+            events.append(_success(services, batch, item, result, now, progress))
+    session.execute(
+        update(BatchItemRow),
+        [
+            {
+                "id": item.id,
+                "state": item.state,
+                "attempt": item.attempt,
+                "lease_until": item.lease_until,
+                "finished_at": item.finished_at,
+                "result": item.result,
+                "reason": item.reason,
+            }
+            for item in items
+        ],
+    )
+    session.execute(
+        update(BatchRow)
+        .where(BatchRow.id == batch.id)
+        .values(
+            executed_count=batch.executed_count,
+            failed_count=batch.failed_count,
+            updated_at=now,
+        )
+    )
+    services.audit.append_many(session, events)
+
+
+def _success(
+    services: Services,
+    batch: BatchRow,
+    item: BatchItemRow,
+    result: ExecutionResult,
+    now: datetime,
+    progress: Progress,
+) -> NewEvent:
+    item.state, item.finished_at, item.lease_until = "executed", now, None
+    item.result = json_safe(dict(result.summary))
+    batch.executed_count += 1
+    progress.executed += 1
+    return batch_events.item_event(
+        services, batch, item, "batch.item.executed", now, {"summary": dict(result.summary)}
+    )
+
+
+def _failure(
+    services: Services,
+    batch: BatchRow,
+    item: BatchItemRow,
+    exc: ConnectorError,
+    now: datetime,
+    progress: Progress,
+) -> NewEvent:
+    """A transient error with attempts left puts the item back (`batch.item.retry`); anything
+    else fails the item alone, with the platform's reason."""
+    item.lease_until = None
+    if exc.transient and item.attempt < MAX_ATTEMPTS:
+        item.state = "pending"
+        return batch_events.item_event(
+            services, batch, item, "batch.item.retry", now, {"reason": exc.message}
+        )
+    why = "transient, out of retries" if exc.transient else "refused by the platform"
+    item.state, item.finished_at, item.reason = "failed", now, f"{exc.message} ({why})"
+    batch.failed_count += 1
+    progress.failed += 1
+    return batch_events.item_event(
+        services, batch, item, "batch.item.failed", now, {"reason": item.reason}
+    )
+
+
+def _claim(
+    session: Session, item: BatchItemRow, now: datetime, services: Services
+) -> tuple[str, bool]:
+    """Claim the item for this process (a remote platform): `executing` with a lease; the id,
+    and whether it is to be carried out (False: its lease lapsed, its process died mid-call:
+    it is reconciled, never run again on assumption)."""
+    if item.state == "executing":
+        return item.id, False
+    item.state, item.attempt = "executing", item.attempt + 1
+    item.lease_until = now + services.execution_lease
+    return item.id, True
+
+
+def _carry_out_remote(
+    services: Services,
+    batch_id: str,
+    claimed: tuple[str, bool],
+    approvers: tuple[str, ...],
+    progress: Progress,
+) -> None:
+    """One item on a platform outside foureyes: reconcile a lapsed one; else the call
+    (outside any transaction) and its settlement."""
+    item_id, fresh = claimed
+    with services.database.read() as session:
+        batch = session.get(BatchRow, batch_id)
+        item = session.get(BatchItemRow, item_id)
+        if batch is None or item is None:
+            raise NotFound(f"no item {item_id} in batch {batch_id}")
+        order = order_of(batch, item, approvers)
+    connector = services.connector(item.account_ref.partition(":")[0])
+    if not fresh:
+        _reconcile(services, connector, batch_id, item_id, order, progress)
+        return
+    try:
+        result: ExecutionResult | ConnectorError = connector.execute(order)
+    except ConnectorError as exc:
+        result = exc
+    except FoureyesError as exc:
+        result = ConnectorError(exc.message, transient=False)
+    with services.database.transaction() as session:
+        now = services.clock()
+        locked = batch_events.lock(session, batch_id)
+        item = session.get(BatchItemRow, item_id, with_for_update=True, populate_existing=True)
+        if locked is None or item is None:
+            raise NotFound(f"no item {item_id} in batch {batch_id}")
+        if item.state != "executing" or item.attempt != order.attempt:
+            return  # reconciled meanwhile: its outcome stands
+        if isinstance(result, ConnectorError):
+            if result.outcome_unknown:
+                item.lease_until = now  # for reconciliation at once
+                return
+            event = _failure(services, locked, item, result, now, progress)
+        else:
+            event = _success(services, locked, item, result, now, progress)
+        services.audit.append_many(session, [event])
+
+
+def _reconcile(
+    services: Services,
+    connector: Connector,
+    batch_id: str,
+    item_id: str,
+    order: ExecutionOrder,
+    progress: Progress,
+) -> None:
+    """Ask the platform's record of the item's key (`Connector.reconcile`)."""
+    try:
+        found = connector.reconcile(order)
+    except (ConnectorError, FoureyesError):
+        return  # asked again at the next pass
+    with services.database.transaction() as session:
+        now = services.clock()
+        batch = batch_events.lock(session, batch_id)
+        item = session.get(BatchItemRow, item_id, with_for_update=True, populate_existing=True)
+        if batch is None or item is None:
+            raise NotFound(f"no item {item_id} in batch {batch_id}")
+        if item.state != "executing" or item.attempt != order.attempt:
+            return
+        if found.applied is True:
+            result = ExecutionResult(summary=found.summary or {})
+            event = _success(services, batch, item, result, now, progress)
+        elif found.applied is False:
+            item.state, item.lease_until = "pending", None
+            event = batch_events.item_event(
+                services, batch, item, "batch.item.retry", now, {"reason": "not applied"}
+            )
+        else:
+            failure = ConnectorError(f"the platform cannot say: {found.why}", transient=False)
+            event = _failure(services, batch, item, failure, now, progress)
+        services.audit.append_many(session, [event])
+
+
+def runnable(services: Services) -> list[str]:
+    """The batches the worker should carry out now: approved and due, or executing."""
+    now = services.clock()
+    with services.database.read() as session:
+        return list(
+            session.scalars(
+                select(BatchRow.id)
+                .where(
+                    or_(
+                        (BatchRow.state == "approved")
+                        & or_(BatchRow.not_before.is_(None), BatchRow.not_before <= now),
+                        BatchRow.state == "executing",
+                    )
+                )
+                .order_by(BatchRow.created_at)
+                .limit(20)
+            )
+        )

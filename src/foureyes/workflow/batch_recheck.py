@@ -1,0 +1,142 @@
+"""Re-deciding a batch as of now, for its reviews and its execution: the items' accounts as
+their platforms answer now (with their pins), the policy in force, the requester's and the
+reviewers' current records; `foureyes.policy.batches` decides (never this module)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.auth.credentials import withdrawn
+from foureyes.core.services import Services, with_pins
+from foureyes.errors import ConnectorError, FoureyesError, NotFound
+from foureyes.model import Account, Review, ReviewDecision
+from foureyes.policy.batches import BatchPlan, BatchStatus, batch_satisfied, plan_batch
+from foureyes.store.tables import BatchItemRow, BatchReviewRow, BatchRow
+
+
+@dataclass(frozen=True)
+class Looked:
+    """The items' accounts as their platforms answer now, by ref; and the refs that could
+    not be looked up, with why."""
+
+    accounts: dict[str, Account]
+    missing: dict[str, str]
+
+
+def look_up(services: Services, refs: Sequence[str]) -> Looked:
+    """Each account as its platform answers now (outside our transactions)."""
+    found: dict[str, Account] = {}
+    missing: dict[str, str] = {}
+    for ref, answer in resolve_many(services, refs).items():
+        if isinstance(answer, Account):
+            found[ref] = answer
+        elif isinstance(answer, NotFound):
+            missing[ref] = "the platform no longer knows the account"
+        else:
+            missing[ref] = f"the platform did not answer: {answer}"
+    return Looked(found, missing)
+
+
+def resolve_many(services: Services, refs: Sequence[str]) -> dict[str, Account | FoureyesError]:
+    """Each account as `Services.resolve_account` answers it, or the error it raised. A
+    platform kept in foureyes' database (the demo) is read with the connector's own lookup
+    query (`LocalLookup`) in one read transaction per 1,000 accounts, rather than one each."""
+    answers: dict[str, Account | FoureyesError] = {}
+    local = [ref for ref in refs if services.stored_here(ref)]
+    for start in range(0, len(local), _READ_CHUNK):
+        with services.database.read() as session:
+            connection = session.connection()
+            for ref in local[start : start + _READ_CHUNK]:
+                platform, _, account_id = ref.partition(":")
+                lookup = services.connector(platform).local_lookup()
+                if lookup is None:
+                    continue  # answered below, as any other platform
+                row = connection.execute(lookup.query, {"account_id": account_id}).one_or_none()
+                answers[ref] = (
+                    NotFound(f"no account {ref!r} on {platform}")
+                    if row is None
+                    else lookup.account(row._mapping)
+                )
+    for ref in refs:
+        if ref in answers:
+            continue
+        try:
+            answers[ref] = services.resolve_account(ref)
+        except (ConnectorError, FoureyesError) as exc:
+            answers[ref] = exc
+    return answers
+
+
+_READ_CHUNK = 1000
+
+
+def item_refs(services: Services, batch_id: str) -> list[str]:
+    with services.database.read() as session:
+        return list(
+            session.scalars(
+                select(BatchItemRow.account_ref)
+                .where(BatchItemRow.batch_id == batch_id)
+                .order_by(BatchItemRow.position)
+            )
+        )
+
+
+def replan(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    looked: Looked,
+    now: datetime,
+) -> BatchPlan:
+    """The batch's plan as of now: its items that could be looked up, under the policy in
+    force, for its requester's current record (BatchRefused if the requester may no longer
+    ask for it: gone, suspended, past their contract's end)."""
+    requester = services.staff(session, batch.requester_id)
+    _, policy = services.policy_in_force(session)
+    accounts = [
+        with_pins(account, services.pins(session, ref)) for ref, account in looked.accounts.items()
+    ]
+    return plan_batch(
+        policy,
+        requester,
+        batch.action,
+        accounts,
+        batch.params,
+        now,
+        justification=batch.justification,
+        client=batch.client,
+    )
+
+
+def engine_reviews(
+    services: Services, session: Session, rows: Sequence[BatchReviewRow]
+) -> tuple[list[Review], list[str]]:
+    """The reviews with each reviewer's current record, leaving out approvals confirmed
+    with a step-up credential revoked since; and why each of those no longer counts."""
+    reviews: list[Review] = []
+    taken_back: list[str] = []
+    for row in rows:
+        if row.decision == ReviewDecision.APPROVE.value:
+            why = withdrawn(session, row.reviewer_id, row.step_up)
+            if why is not None:
+                taken_back.append(why)
+                continue
+        reviews.append(
+            Review(
+                reviewer=services.staff(session, row.reviewer_id),
+                decision=ReviewDecision(row.decision),
+                identity=row.identity,
+                comment=row.comment,
+                at=row.created_at,
+            )
+        )
+    return reviews, taken_back
+
+
+def status(plan: BatchPlan, reviews: Sequence[Review], now: datetime) -> BatchStatus:
+    return batch_satisfied(plan, reviews, today=now.date())

@@ -1,0 +1,309 @@
+"""Submitting a batch: one action over a manifest of accounts, under one justification.
+
+The order is the contract:
+
+1. the manifest, line by line (`batch_manifest.parse`): malformed lines, an unknown platform or
+   action, an account the platform does not know, the same account twice (by a second
+   spelling, or by another name the platform resolves to the same account: a handle and a
+   DID), more than `MAX_ITEMS`: `ManifestRefused` with one error per line; nothing recorded.
+2. the policy (`foureyes.policy.batches.plan_batch`, never a decision of ours): every item is
+   decided on its own with its resolved account and pins; it is `included`, `denied` (left out,
+   with reasons) or `split_out` (its own ordinary request, decided and approved on its own). No
+   batch rule for the action, or one the requester does not meet: `BatchRefused`.
+3. the justification against the batch's requirement, and the params against the action's
+   schema and the platform's check (for every included item): BadInput, nothing recorded.
+4. the quotas, counting one use per included item: over quota refuses the whole batch
+   (`BatchOverQuota`), nothing recorded.
+5. the batch, its items, their quota usage and its `batch.submitted` event, in one
+   transaction. Then the split-out items are submitted as ordinary requests (each in its own
+   transaction, as any request), and their ids kept on the batch with a `batch.split_out`
+   event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from foureyes.core import logstate
+from foureyes.core.events import params_digest
+from foureyes.core.services import Actor, Services, json_safe, with_pins
+from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
+from foureyes.model import Account
+from foureyes.policy.batches import BatchPlan, plan_batch
+from foureyes.policy.compiler import Policy
+from foureyes.store.tables import BatchItemRow, BatchRow
+from foureyes.workflow import (
+    batch_events,
+    batch_manifest,
+    batch_quota,
+    batch_recheck,
+    decide,
+    submit,
+)
+from foureyes.workflow.batch_manifest import Line, ManifestRefused
+
+PENDING = "pending"
+EMPTY = "empty"  # nothing rode in it: every item was denied or split out
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """What a staff member asks for: the manifest as a list (`accounts`) or as CSV text."""
+
+    action: str
+    accounts: Sequence[Any] | None = None
+    csv: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    justification: str | None = None
+    client: str | None = None
+    # Set by `batch_undo`: the batch this one reverses, and per position the item it reverses.
+    reverts: str | None = None
+    reverts_items: tuple[str, ...] = ()
+
+
+def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> str:
+    """Record a batch (the module's order) and return its id. Raises ManifestRefused,
+    BatchRefused, BadInput or BatchOverQuota with nothing recorded."""
+    logstate.refuse(services)
+    params_digest(given.params)  # BadInput for params JSON cannot hold
+    lines, malformed = batch_manifest.parse(given.accounts, given.csv)
+    accounts = resolve(services, given.action, lines, malformed)
+    with services.database.transaction() as session:
+        now = services.clock()
+        version, policy = services.policy_in_force(session)
+        pinned = [with_pins(a, services.pins(session, a.ref)) for a in accounts]
+        plan = _plan(policy, actor, given, pinned, now)
+        _check_asked(services, given, plan)
+        included = plan.included
+        usage = batch_quota.check(
+            session, policy, actor.id, given.action, [i.account for i in included], now
+        )
+        batch_id = str(uuid.uuid4())
+        item_ids = [str(uuid.uuid4()) for _ in included]
+        usage.count(session, item_ids, now)
+        _insert(services, session, actor, given, (batch_id, version, now), plan, item_ids)
+    if plan.split_out:
+        split_out(services, actor, given, batch_id, plan)
+    return batch_id
+
+
+def resolve(
+    services: Services,
+    action: str,
+    lines: Sequence[Line],
+    malformed: Sequence[dict[str, Any]] = (),
+) -> list[Account]:
+    """The accounts the lines name, as their platforms answer (step 1): ManifestRefused with
+    every line that is not one known account, or that names one an earlier line named (and
+    the `malformed` lines' errors), by line."""
+    errors: list[dict[str, Any]] = list(malformed)
+    first_of_spelling: dict[str, int] = {}
+    first_platform: tuple[str, int] | None = None
+    checked: list[tuple[Line, str]] = []
+    for line in lines:
+        ref = line.entry.strip()
+        key = batch_manifest.spelling_key(ref)
+        again = first_of_spelling.get(key)
+        if again is not None:
+            errors.append(batch_manifest.error(line, f"duplicate of line {again}"))
+            continue
+        first_of_spelling[key] = line.line
+        platform = ref.partition(":")[0]
+        if first_platform is not None and platform != first_platform[0]:
+            why = f"a batch acts on one platform (line {first_platform[1]}'s {first_platform[0]})"
+            errors.append(batch_manifest.error(line, why))
+            continue
+        first_platform = first_platform or (platform, line.line)
+        try:
+            decide.check_target(services, action, ref)
+        except FoureyesError as exc:
+            errors.append(batch_manifest.error(line, exc.message))
+            continue
+        checked.append((line, ref))
+    answers = batch_recheck.resolve_many(services, [ref for _, ref in checked])
+    found: list[Account] = []
+    first_of_ref: dict[str, int] = {}
+    for line, ref in checked:
+        answer = answers[ref]
+        if isinstance(answer, NotFound):
+            errors.append(batch_manifest.error(line, "unknown account"))
+            continue
+        if isinstance(answer, ConnectorError):
+            errors.append(batch_manifest.error(line, f"the platform did not answer: {answer}"))
+            continue
+        if isinstance(answer, FoureyesError):
+            errors.append(batch_manifest.error(line, answer.message))
+            continue
+        again = first_of_ref.get(answer.ref)
+        if again is not None:
+            # Another name of an account already listed (a handle and a DID; a platform that
+            # ignores case): one account is one item, whichever name it was given by.
+            errors.append(
+                batch_manifest.error(line, f"duplicate of line {again} (both are {answer.ref})")
+            )
+            continue
+        first_of_ref[answer.ref] = line.line
+        found.append(answer)
+    if errors:
+        raise ManifestRefused(sorted(errors, key=lambda e: int(e["line"])))
+    return found
+
+
+def _plan(
+    policy: Policy, actor: Actor, given: BatchSubmission, accounts: list[Account], now: datetime
+) -> BatchPlan:
+    return plan_batch(
+        policy,
+        actor.staff,
+        given.action,
+        accounts,
+        given.params,
+        now,
+        justification=given.justification,
+        client=given.client,
+    )
+
+
+def _check_asked(services: Services, given: BatchSubmission, plan: BatchPlan) -> None:
+    """Step 3: the justification against the batch's bar, the params for every included item
+    (the schema, the platform's own check)."""
+    decide.check_justification_options(plan.requirement.options, given.justification)
+    for item in plan.included:
+        decide.check_payload(services, given.action, item.account, given.params)
+
+
+def _insert(
+    services: Services,
+    session: Session,
+    actor: Actor,
+    given: BatchSubmission,
+    made: tuple[str, int, datetime],
+    plan: BatchPlan,
+    item_ids: list[str],
+) -> None:
+    """The batch row, its items (bulk) and its `batch.submitted` event."""
+    batch_id, version, now = made
+    included = plan.included
+    rows: list[dict[str, Any]] = []
+    for position, (item, item_id) in enumerate(zip(included, item_ids, strict=True)):
+        reverts = given.reverts_items[item.index] if given.reverts_items else None
+        digest = batch_manifest.item_digest(
+            item_id=item_id,
+            position=position,
+            account=item.account,
+            action=given.action,
+            params=given.params,
+            justification=given.justification,
+            requester=actor.id,
+            reverts=reverts,
+        )
+        rows.append(
+            {
+                "id": item_id,
+                "batch_id": batch_id,
+                "position": position,
+                "account_ref": item.account,
+                "digest": digest,
+                "reverts_item_id": reverts,
+                "state": PENDING,
+                "attempt": 0,
+            }
+        )
+    root = batch_manifest.root([r["digest"] for r in rows])
+    options = plan.requirement.options
+    row = BatchRow(
+        id=batch_id,
+        state=PENDING if rows else EMPTY,
+        requester_id=actor.id,
+        requester_identity=actor.identity,
+        action=given.action,
+        params=json_safe(dict(given.params)),
+        justification=given.justification,
+        digest=root,
+        item_count=len(rows),
+        policy_version=version,
+        plan=_stored_plan(plan),
+        reverts_id=given.reverts,
+        client=given.client,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + options.expires,
+        not_before=None,
+        finished_at=None if rows else now,
+        split_requests=[],
+        executed_count=0,
+        failed_count=0,
+    )
+    session.add(row)
+    session.flush()
+    if rows:
+        session.execute(insert(BatchItemRow), rows)
+    batch_events.record(
+        services,
+        session,
+        row,
+        "batch.submitted",
+        actor=actor.id,
+        now=now,
+        payload={
+            "identity": actor.identity,
+            "credential": actor.credential,
+            "item_count": len(rows),
+            "justification": given.justification,
+            "policy_version": version,
+            "reverts": given.reverts,
+            **row.plan,
+        },
+    )
+
+
+def _stored_plan(plan: BatchPlan) -> dict[str, Any]:
+    """What the batch keeps of its plan: the bar, the counts, and the denied and split-out
+    accounts with their reasons (the included ones are its items)."""
+    stored: dict[str, Any] = json_safe(
+        {
+            "requirement": plan.requirement.to_dict(),
+            "counts": dict(plan.counts),
+            "denied": [{"account": i.account, "reasons": list(i.reasons)} for i in plan.denied],
+            "split_out": [
+                {"account": i.account, "reasons": list(i.reasons)} for i in plan.split_out
+            ],
+        }
+    )
+    return stored
+
+
+def split_out(
+    services: Services, actor: Actor, given: BatchSubmission, batch_id: str, plan: BatchPlan
+) -> list[str]:
+    """Submit each split-out item as an ordinary request (decided and approved one by one);
+    keep their ids on the batch with a `batch.split_out` event. A request the policy denies
+    is recorded denied, as any; one refused outright (BadInput) is named with why."""
+    made: list[dict[str, Any]] = []
+    for item in plan.split_out:
+        try:
+            request_id = submit.submit(
+                services,
+                actor,
+                submit.Submission(
+                    action=given.action,
+                    account=item.account,
+                    params=given.params,
+                    justification=given.justification,
+                    client=given.client,
+                ),
+            )
+            made.append({"account": item.account, "request_id": request_id})
+        except submit.Denied as denied:
+            made.append({"account": item.account, "request_id": denied.details.get("request_id")})
+        except (BadInput, Forbidden) as refused:
+            made.append({"account": item.account, "request_id": None, "error": refused.message})
+    batch_events.keep_split_requests(services, batch_id, made, actor=actor.id)
+    return [m["request_id"] for m in made if m.get("request_id")]

@@ -1,0 +1,64 @@
+"""Undoing a batch: one reverse batch (the action that undoes it, `ActionSpec.reversible_by`)
+over its executed items, all or those chosen by position, decided by the policy like any batch
+(`batch_submit`): its items are decided one by one, split out or denied as the rules say, and it
+waits for its own approvals. Each reverse item names the item it reverses (in its digest, and
+to the platform as `ExecutionOrder.reverts`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from foureyes.core.services import Actor, Services
+from foureyes.errors import BadInput, Conflict
+from foureyes.store.tables import BatchItemRow
+from foureyes.workflow import batch_views
+from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
+
+
+def undo_batch(
+    services: Services,
+    actor: Actor,
+    batch_id: str,
+    *,
+    positions: Sequence[int] | None = None,
+    justification: str | None = None,
+) -> str:
+    """Submit the reverse batch; its id. BadInput for an action nothing undoes, a position
+    that names no executed item; Conflict when no item of the batch was executed."""
+    with services.database.read() as session:
+        batch = batch_views.visible(services, session, batch_id, actor)
+        executed = {
+            item.position: item
+            for item in session.scalars(
+                select(BatchItemRow)
+                .where(BatchItemRow.batch_id == batch_id, BatchItemRow.state == "executed")
+                .order_by(BatchItemRow.position)
+            )
+        }
+        if not executed:
+            raise Conflict(f"no item of batch {batch_id} was executed: there is nothing to undo")
+        platform = next(iter(executed.values())).account_ref.partition(":")[0]
+        reverse = services.connector(platform).action(batch.action).reversible_by
+        if reverse is None:
+            raise BadInput(f"{batch.action} cannot be undone")
+        if positions is None:
+            chosen = list(executed.values())
+        else:
+            wrong = [p for p in positions if p not in executed]
+            if wrong:
+                raise BadInput(
+                    f"no executed item at position {wrong[0]} of batch {batch_id}",
+                    positions=wrong,
+                )
+            chosen = [executed[p] for p in sorted(set(positions))]
+        given = BatchSubmission(
+            action=reverse,
+            accounts=[item.account_ref for item in chosen],
+            params={},
+            justification=justification if justification is not None else batch.justification,
+            reverts=batch.id,
+            reverts_items=tuple(item.id for item in chosen),
+        )
+    return submit_batch(services, actor, given)

@@ -1,0 +1,128 @@
+"""Reminder rounds and escalation notices for pending requests, run by the worker.
+
+A rule's `escalate: {after, to, remind_every}`: while a request is pending and undecided, its
+reviewers are reminded every `remind_every` (round k is due at submission + k x remind_every,
+k >= 1), and when `after` has passed the people who may now approve (the escalation group
+included, `foureyes.policy.engine.satisfied`) are told once (round 0). The time comes from the
+request's `created_at` and the services' clock, never from a timer in a web process.
+
+Each round happens once: it is a `request_reminders` row (primary key: request, round) written
+in the same transaction as its outbox messages, under the request's row lock. A worker that
+restarts, or a second worker, finds the row and sends nothing again. A worker that was down
+for several rounds sends the latest one only. Who is told is `foureyes.notify.recipients`:
+people away are not, a delegate only where eligible anyway. A request that waits for another
+on its account (`one_pending_per_account`) is not approvable yet: no reminder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import select
+
+from foureyes.core import redaction
+from foureyes.core.events import lock_request
+from foureyes.core.services import Services
+from foureyes.errors import Unavailable
+from foureyes.model import Outcome, RequestState
+from foureyes.notify import hooks as notify_hooks
+from foureyes.policy.decision import Decision
+from foureyes.store.tables import ReminderRow, RequestRow
+from foureyes.workflow import routing
+from foureyes.workflow.approvals import engine_reviews, review_rows
+from foureyes.workflow.subject import redecide
+
+__all__ = ["ESCALATED_ROUND", "due_round", "remind_due"]
+
+log = logging.getLogger(__name__)
+ESCALATED_ROUND = 0  # the notice that the escalation group may now approve
+PAGE = 100
+
+
+def due_round(decision: Decision, submitted: datetime, now: datetime) -> int | None:
+    """The latest round due at `now` for a request submitted at `submitted`: the reminder
+    round k (>= 1) of the shortest `remind_every`, else the escalation notice (0) once the
+    earliest `after` has passed, else None."""
+    escalations = [r.escalation for r in decision.factor_rules if r.escalation is not None]
+    if not escalations:
+        return None
+    elapsed = now - submitted
+    periods = [e.remind_every for e in escalations if e.remind_every is not None]
+    if periods:
+        k = elapsed // min(periods)
+        if k >= 1:
+            return int(k)
+    if elapsed >= min(e.after for e in escalations):
+        return ESCALATED_ROUND
+    return None
+
+
+def _pending(services: Services) -> Iterator[str]:
+    """Every pending request id, page by page (keyset, one transaction per page)."""
+    after = ""
+    while True:
+        with services.database.transaction() as session:
+            ids = list(
+                session.scalars(
+                    select(RequestRow.id)
+                    .where(RequestRow.state == RequestState.PENDING.value, RequestRow.id > after)
+                    .order_by(RequestRow.id)
+                    .limit(PAGE)
+                )
+            )
+        yield from ids
+        if len(ids) < PAGE:
+            return
+        after = ids[-1]
+
+
+def remind_due(services: Services) -> list[str]:
+    """One pass: send each pending request's due round, once. Answers `request_id:round` of
+    the rounds sent."""
+    with services.database.read() as session:
+        _, policy = services.policy_in_force(session)
+    if not any(rule.escalation is not None for rule in policy.rules):
+        return []  # nothing escalates: no request to look at (the common case, at no cost)
+    sent = []
+    for request_id in _pending(services):
+        try:
+            done = _remind_one(services, request_id)
+        except Unavailable:
+            raise  # the database is down: the next pass retries
+        except Exception:  # one request must not stop the reminders of every other
+            log.exception("no reminder for request %s", request_id)
+            continue
+        if done is not None:
+            sent.append(done)
+    return sent
+
+
+def _remind_one(services: Services, request_id: str) -> str | None:
+    """The due round of one request, if not sent yet: `request_id:round`, or None."""
+    with services.database.transaction() as session:
+        row = lock_request(session, request_id, skip_locked=True)
+        if row is None or row.state != RequestState.PENDING.value:
+            return None  # another worker has it, or it moved on
+        now = services.clock()
+        decision = redecide(services, session, row, now)
+        if decision.outcome != Outcome.PENDING:
+            return None
+        round_ = due_round(decision, row.created_at, now)
+        if round_ is None or session.get(ReminderRow, (row.id, round_)) is not None:
+            return None
+        _, policy = services.policy_in_force(session)
+        if routing.held_by(session, policy, row) is not None:
+            return None
+        session.add(ReminderRow(request_id=row.id, round=round_, sent_at=now))
+        notify_hooks.request_needs_review(
+            session,
+            row,
+            decision,
+            now,
+            params=redaction.notified_params(services, session, row),
+            reviews=engine_reviews(services, session, review_rows(session, row.id)),
+            kind="review.escalated" if round_ == ESCALATED_ROUND else "review.reminder",
+        )
+        return f"{row.id}:{round_}"

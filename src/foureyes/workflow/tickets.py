@@ -1,0 +1,163 @@
+"""Tickets a rule requires (`justification: {ticket: <system>}`), checked, not typed.
+
+A request whose matched rules require a ticket of a system names it in its justification as
+`<system>#<reference>`; the system is asked (`connectors.tickets.check_ticket`) at each stage:
+
+- submission (`submit`): before the request is recorded; a refusal records no request, only its
+  `request.refused` evidence, and the passed check is kept with the request (`request_tickets`,
+  in the `request.submitted` event);
+- approval (`recheck`, from `review.review` for an approve): a ticket closed, or no longer
+  naming the account, since submission refuses the approval; a passed check is recorded with a
+  `request.ticket_checked` event;
+- execution (`recheck`, from `execute.execute`): the same, and a refusal cancels the request
+  (the ticket is what allowed it); a system that cannot answer fails the attempt (retried like
+  a platform that is down), never lets it run unchecked.
+
+A ticket system that is not configured, down, slow past its timeout or erroring raises
+TicketSystemUnavailable: fail closed, saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.connectors.tickets import Ticket, TicketSystemUnavailable, check_ticket
+from foureyes.core.events import record as record_event
+from foureyes.core.services import Services
+from foureyes.errors import BadInput
+from foureyes.model import Account
+from foureyes.policy.decision import Decision
+from foureyes.store.tables import RequestRow, RequestTicketRow
+
+__all__ = [
+    "check",
+    "covers",
+    "latest",
+    "recheck",
+    "record",
+    "required_by",
+    "summaries",
+]
+
+SUBMIT, APPROVE, EXECUTE = "submit", "approve", "execute"
+
+
+def required_by(decision: Decision | Mapping[str, Any]) -> tuple[str, ...]:
+    """The ticket systems a decision (or its stored form) requires a ticket of."""
+    if isinstance(decision, Decision):
+        return decision.options.justification_tickets
+    options = decision.get("options")
+    systems = options.get("justification_tickets", ()) if isinstance(options, Mapping) else ()
+    return tuple(str(name) for name in systems)
+
+
+def check(
+    services: Services, systems: Iterable[str], justification: str | None, account_ref: str
+) -> tuple[Ticket, ...]:
+    """The ticket of each system in `systems` the justification names, checked (open, naming
+    the account). BadInput saying why one is refused; TicketSystemUnavailable when a system
+    is not configured or cannot answer."""
+    _, account_id = Account.split_ref(account_ref)
+    checked: list[Ticket] = []
+    for name in systems:
+        system = services.tickets.get(name)
+        if system is None:
+            raise TicketSystemUnavailable(
+                f"the policy requires a {name} ticket, but no ticket system {name!r} is "
+                f"configured ([tickets.{name}] in foureyes.toml)"
+            )
+        checked.append(check_ticket(system, justification, (account_id, account_ref)))
+    return tuple(checked)
+
+
+def covers(tickets: Sequence[Ticket], decision: Decision) -> bool:
+    """Whether `tickets` hold a checked ticket of every system `decision` requires."""
+    return set(required_by(decision)) <= {ticket.system for ticket in tickets}
+
+
+def summaries(tickets: Iterable[Ticket]) -> list[dict[str, Any]]:
+    return [ticket.summary() for ticket in tickets]
+
+
+def record(
+    session: Session, request_id: str, stage: str, tickets: Iterable[Ticket], now: datetime
+) -> None:
+    """Keep each passed check with the request, in the caller's transaction."""
+    for ticket in tickets:
+        session.add(
+            RequestTicketRow(
+                request_id=request_id,
+                stage=stage,
+                system=ticket.system,
+                reference=ticket.reference,
+                status=ticket.status,
+                subject=ticket.subject,
+                url=ticket.url,
+                checked_at=now,
+            )
+        )
+
+
+def latest(session: Session, request_id: str) -> list[dict[str, Any]]:
+    """The latest check of each of the request's tickets: what the views show."""
+    rows = session.scalars(
+        select(RequestTicketRow)
+        .where(RequestTicketRow.request_id == request_id)
+        .order_by(RequestTicketRow.id)
+    ).all()
+    by_system: dict[str, RequestTicketRow] = {row.system: row for row in rows}
+    return [
+        {
+            "system": row.system,
+            "reference": row.reference,
+            "status": row.status,
+            "subject": row.subject,
+            "url": row.url,
+            "stage": row.stage,
+            "checked_at": row.checked_at,
+        }
+        for row in by_system.values()
+    ]
+
+
+def recheck(
+    services: Services, request_id: str, stage: str, actor: str | None, states: Iterable[str]
+) -> str | None:
+    """Check the request's tickets again (`stage`: approve or execute): None when it requires
+    none or they pass (each passed check is recorded, with a `request.ticket_checked` event),
+    else why they are refused. TicketSystemUnavailable when a system cannot answer. The
+    caller has established that `actor` may see the request; one not in `states` (where the
+    stage can go on) is left to the caller's own refusal."""
+    with services.database.read() as session:
+        row = session.get(RequestRow, request_id)
+        if row is None or row.state not in set(states):
+            return None  # the caller's own look refuses it (unknown, or in another state)
+        systems = required_by(row.decision or {})
+        justification, account_ref = row.justification, row.account_ref
+    if not systems:
+        return None
+    try:
+        tickets = check(services, systems, justification, account_ref)
+    except BadInput as refused:
+        return refused.message
+    with services.database.transaction() as session:
+        now = services.clock()
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            return None
+        record(session, request_id, stage, tickets, now)
+        record_event(
+            services,
+            session,
+            kind="request.ticket_checked",
+            actor=actor,
+            row=row,
+            payload={"stage": stage, "tickets": summaries(tickets)},
+            now=now,
+        )
+    return None
