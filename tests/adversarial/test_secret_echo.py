@@ -204,3 +204,36 @@ def test_the_mask_hides_every_form_and_shows_nothing_in_its_repr() -> None:
         assert _leaks(platform_text(f"a {form} b", mask), SECRET) == [], name
     # An empty secret masks nothing (and does not turn every text into "[redacted]").
     assert platform_text("nothing here", SecretMask("")) == "nothing here"
+
+
+@pytest.mark.parametrize("before", [b"", b"X", b"XY", b"XYZ"], ids=["at 0", "at 1", "at 2", "at 3"])
+@pytest.mark.parametrize("after", [b"", b"Q", b"QR"], ids=["end", "+1", "+2"])
+def test_the_secret_inside_a_longer_encoded_blob_is_masked_at_every_alignment(
+    before: bytes, after: bytes
+) -> None:
+    """Attack run 2: a proxy echoing a whole request base64-encoded puts the secret at any of
+    three alignments; hex dumps and every-byte percent-encoding got through too."""
+    secret = "itBVL05f1xCaMqL9PGzz"
+    mask = SecretMask(secret, basic_users=("admin",))
+    raw = before + secret.encode() + after
+    echoes = [
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.b64encode(before + b"admin:" + secret.encode() + after).decode(),
+        raw.hex(),
+        raw.hex().upper(),
+        "".join(f"%{b:02X}" for b in raw),
+        "".join(f"%{b:02x}" for b in raw),
+    ]
+    for echo in echoes:
+        shown = platform_text(f"bad auth {echo}", mask)
+        assert "[redacted]" in shown, echo
+        for form in (
+            secret,
+            secret.encode().hex(),
+            base64.b64encode(secret.encode()).decode()[:12],
+        ):
+            assert form not in shown, (echo, shown)
+    assert platform_text("an ordinary answer aGVsbG8gd29ybGQ=", mask) == (
+        "an ordinary answer aGVsbG8gd29ybGQ="
+    )

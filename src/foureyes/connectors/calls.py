@@ -438,18 +438,23 @@ class SecretMask:
     """A connector's own secrets (an admin password, a token, a shared secret), in every form it
     sends them in, to mask in text a platform answers: a platform or a proxy in front of it may
     echo a secret back bare (`"bad password hunter2"`), not only as a header would carry it.
-    Masked forms: the secret itself, its URL-encoded form, its base64 (padded or not), and
-    the base64 of `user:secret` for each `basic_user` (HTTP Basic). Its repr shows none."""
+    Masked forms: the secret itself, its URL-encoded forms (every byte `%XX` too), its hex, and
+    its base64 and base64url, and those of `user:secret` for each `basic_user` (HTTP Basic), at
+    each of the three alignments it may have inside a longer encoded blob (a proxy echoing a
+    whole request base64-encoded). Its repr shows none."""
 
     def __init__(self, *secrets: str, basic_users: tuple[str, ...] = ()) -> None:
         forms: set[str] = set()
         for secret in secrets:
             if not secret:
                 continue
+            raw_secret = secret.encode()
             forms.update({secret, quote(secret, safe=""), quote_plus(secret)})
+            every_byte = "".join(f"%{b:02X}" for b in raw_secret)
+            forms.update({every_byte, every_byte.lower()})
+            forms.update({raw_secret.hex(), raw_secret.hex().upper()})
             for raw in (secret, *(f"{user}:{secret}" for user in basic_users)):
-                encoded = base64.b64encode(raw.encode()).decode()
-                forms.update({encoded, encoded.rstrip("=")})
+                forms.update(_base64_forms(raw.encode()))
         # Longest first, so that a form inside a longer one never leaves the rest of it.
         self._forms = tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
@@ -463,6 +468,27 @@ class SecretMask:
 
 
 NO_SECRETS = SecretMask()
+
+# A base64 core shorter than this is not masked: it would match unrelated text.
+_MIN_CORE = 8
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """The base64 and base64url text that stands for `raw` whatever bytes come before or after
+    it: for each alignment (0, 1 or 2 bytes before it), the characters that only `raw`'s own
+    bits decide; also the whole encoding, padded and not, for `raw` alone."""
+    found: set[str] = set()
+    whole = base64.b64encode(raw).decode()
+    found.update({whole, whole.rstrip("=")})
+    for offset in (0, 1, 2):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode().rstrip("=")
+        first = (offset * 8 + 5) // 6  # characters touched by the bytes before
+        last = ((offset + len(raw)) * 8) // 6  # characters decided by these bytes alone
+        core = encoded[first:last]
+        if len(core) >= _MIN_CORE:
+            found.add(core)
+    found.update({f.replace("+", "-").replace("/", "_") for f in found})
+    return found
 
 
 def platform_text(text: str, mask: SecretMask = NO_SECRETS, *, limit: int = _MAX_MESSAGE) -> str:
