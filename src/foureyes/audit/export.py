@@ -437,7 +437,9 @@ def _locked(directory: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover
         yield
         return
-    with open(directory / ".lock", "a+b") as lock:
+    # Made for foureyes' user alone whatever the umask (attack run: 0666 under umask 000).
+    descriptor = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with open(descriptor, "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -453,7 +455,11 @@ def write_witness(witness_dir: Path, note: bytes) -> Path:
     `AuditVerificationError` (``rolled-back``) and writes nothing.
     """
     checkpoint = note_checkpoint(note)
-    witness_dir.mkdir(parents=True, exist_ok=True)
+    if not witness_dir.exists():
+        # The witness copy must be out of reach of others: never a directory anyone can write to,
+        # whatever the umask (an existing one is the operator's, as they made it).
+        witness_dir.mkdir(mode=0o700, parents=True)
+        witness_dir.chmod(0o700)
     path = witness_file(witness_dir, checkpoint.size)
     with _locked(witness_dir):
         if path.exists():

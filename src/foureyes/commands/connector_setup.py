@@ -75,7 +75,10 @@ def _pairs(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise BadInput(f"--set takes key=value, not {pair!r}")
+            raise BadInput(
+                "--set takes key=value; one value given has no `=` (it is not shown here, in "
+                "case it is a secret)"
+            )
         key = key.strip()
         value = _value(text)
         if key.endswith("_file") and isinstance(value, str):

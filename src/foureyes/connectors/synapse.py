@@ -805,7 +805,10 @@ def create(name: str, settings: Mapping[str, Any], context: ConnectorContext) ->
         try:
             verify = ssl.create_default_context(cafile=str(ca_path))
         except (OSError, ssl.SSLError) as exc:
-            raise BadInput(f"connector {name}: ca_path: cannot load {ca_path}: {exc}") from None
+            raise BadInput(
+                f"connector {name}: ca_path: the file given cannot be loaded as CA certificates "
+                f"({type(exc).__name__}; the value is not shown, in case it is a secret)"
+            ) from None
     return SynapseConnector(
         url_setting(settings, name),
         secret_setting(settings, name, "token"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import stat
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -364,6 +366,24 @@ def test_checkpoints_are_signed_stored_and_handed_to_the_witness(
     assert [w.checkpoint.size for w in read_witness(witness, [VERIFIER])] == [6, 9, 9]
     with pytest.raises(BadInput, match="does not exist"):
         read_witness(tmp_path / "nowhere", [VERIFIER])
+
+
+def test_a_witness_directory_made_by_foureyes_is_for_its_user_alone_whatever_the_umask(
+    database: Database, log: AuditLog, tmp_path: Path
+) -> None:
+    """Attack run 2: under umask 000 the witness directory was 0777 and its lock 0666, so any
+    local user could add or replace checkpoints where `witness_dir` is outside the data dir."""
+    witness = tmp_path / "elsewhere" / "witness"
+    fill(database, log, 0, 2)
+    old = os.umask(0)
+    try:
+        log.checkpoint(database, SIGNER, witness)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(witness.stat().st_mode) == 0o700
+    assert stat.S_IMODE((witness / ".lock").stat().st_mode) & 0o077 == 0
+    for path in witness.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o022 == 0, path
 
 
 def test_an_empty_log_can_be_checkpointed_and_verified(

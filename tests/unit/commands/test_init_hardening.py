@@ -178,3 +178,33 @@ def test_what_an_existing_data_dir_holds_is_checked_before_init_uses_it(tmp_path
     code, _, err = run(tmp_path)
     assert code == 0, err
     assert stat.S_IMODE((data / "keys").stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    "given",
+    [SECRET, f"ca_path={SECRET}"],
+    ids=["--set without =", "ca_path"],
+)
+def test_a_secret_pasted_into_another_setting_is_never_echoed(tmp_path: Path, given: str) -> None:
+    """Attack run 2: `--set <secret>` (no `=`) and `--set ca_path=<secret>` printed it."""
+    token = tmp_path / "token"
+    token.write_text(SECRET)
+    code, out, err = run(
+        tmp_path,
+        "--connector",
+        "synapse",
+        "--policy",
+        MATRIX_POLICY,
+        "--set",
+        f"url={nowhere()}",
+        "--set",
+        f"token_file={token}",
+        "--set",
+        "server_name=matrix.test",
+        "--set",
+        given,
+    )
+    assert code == 2
+    one_line(err)
+    assert SECRET not in err + out
+    assert SECRET[:12] not in err + out
