@@ -127,3 +127,29 @@ def test_an_unsuspend_of_an_account_not_taken_down_changes_nothing_and_has_no_un
         operations.undo(bluesky.services, bluesky.actor("e-3003"), request_id, "CASE-18 undo")
     assert pds.subject_status(target.did)["takedown"]["applied"] is False
     assert pds.login(target.handle, target.password).status_code == 200
+
+
+def test_an_undo_that_finds_the_takedown_already_lifted_does_not_claim_the_revert(
+    bluesky: Bluesky,
+) -> None:
+    """Attack run 2: someone lifted foureyes' takedown outside it; the approved undo then ran
+    as `already_applied`, and the original read "undone by" the undo as if it had lifted it."""
+    pds = bluesky.server
+    target = pds.create_account("target")
+    bluesky.pin(target)
+    request_id = _approved_suspend(bluesky, target)
+    assert bluesky.show(request_id)["state"] == "executed"
+    undo_id = operations.undo(
+        bluesky.services, bluesky.actor("e-3002"), request_id, "CASE-18 restore"
+    )
+    _take_down_outside(pds, target, "", applied=False)  # lifted by someone else meanwhile
+    assert bluesky.review("e-3003", undo_id, step_up=False) == "approved"
+    sent = _takedowns(bluesky)
+    undo = bluesky.settle(undo_id)
+    assert undo["state"] == "executed"
+    assert undo["result"]["already_applied"] is True
+    assert _takedowns(bluesky) == sent  # nothing sent
+    original = bluesky.show(request_id)
+    assert original["state"] == "reverted"
+    assert "found already reverted on the platform" in original["reason"]
+    assert "the undo changed nothing" in original["reason"]

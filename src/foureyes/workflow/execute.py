@@ -549,11 +549,14 @@ def _late(
 
 
 def mark_reverted(services: Services, session: Session, row: RequestRow, now: datetime) -> None:
-    """An executed undo reverts the request it undoes."""
+    """An executed undo reverts the request it undoes. When the platform was already back in
+    the earlier state (`already_applied`: someone else reverted the change), the record says so
+    rather than crediting the undo with a change it did not make."""
     if row.reverts_id is None:
         return
     original = lock_request(session, row.reverts_id)
     if original.state == RequestState.EXECUTED.value:
+        found_reverted = (row.result or {}).get("already_applied") is True
         move(
             services,
             session,
@@ -562,6 +565,11 @@ def mark_reverted(services: Services, session: Session, row: RequestRow, now: da
             actor=row.requester_id,
             kind="request.reverted",
             now=now,
-            reason=f"undone by request {row.id}",
-            details={"undo": row.id},
+            reason=(
+                f"found already reverted on the platform when request {row.id} ran (someone "
+                "else changed it back; the undo changed nothing)"
+                if found_reverted
+                else f"undone by request {row.id}"
+            ),
+            details={"undo": row.id, "already_applied": found_reverted},
         )
