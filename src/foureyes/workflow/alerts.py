@@ -111,8 +111,13 @@ def acknowledge(
         row = session.scalar(select(AlertRow).where(AlertRow.id == alert_id).with_for_update())
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        if row.staff_id == actor.id or _took_part(session, row.request_id, actor.id):
+        if row.staff_id == actor.id:
             raise Forbidden("an alert about you is acknowledged by someone else")
+        if _took_part(session, row.request_id, actor.id):
+            raise Forbidden(
+                "you took part in this alert's request (or manage its requester): someone else "
+                "acknowledges its alerts"
+            )
         if row.acknowledged_at is not None:
             raise Conflict(
                 f"alert {alert_id} was acknowledged by {row.acknowledged_by}",
