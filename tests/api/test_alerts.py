@@ -57,8 +57,10 @@ def test_acknowledging_moves_the_alert_and_is_an_audit_event(api: Api) -> None:
     assert json.loads(event["body"])["alert_account"] == "chirp:president"
     assert json.loads(event["body"])["alert"] == alert["id"]
     assert json.loads(event["body"])["comment"] == "expected"
-    again = api.post("e-9001", f"/v1/alerts/{alert['id']}/ack", {})
+    again = api.post("e-4001", f"/v1/alerts/{alert['id']}/ack", {})
     assert_problem(again, 409, "conflict")
+    # Jo manages the requester: refused before anything else (the rules keep managers out).
+    assert_problem(api.post("e-9001", f"/v1/alerts/{alert['id']}/ack", {}), 403, "forbidden")
 
 
 def test_alerts_are_not_for_everyone(api: Api) -> None:
