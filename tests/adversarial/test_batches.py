@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from foureyes.errors import Conflict, Forbidden
+from foureyes.errors import Conflict, Forbidden, NotFound
 from foureyes.store.database import Database
 from foureyes.store.tables import (
     AlertRow,
@@ -242,9 +242,15 @@ def test_the_requester_cannot_approve_and_nobody_approves_twice(world: World) ->
     review(world, batch_id, "e-3002")
     with pytest.raises(Conflict, match="already reviewed"):
         review(world, batch_id, "e-3002")
-    # A contractor (not an eligible approver of the batch rule) does not count either.
-    with pytest.raises(Forbidden, match="would not count"):
+    # A contractor (not an eligible approver of the batch rule) may not even see it: the
+    # answer of an unknown id, never its state or digest check.
+    with pytest.raises(NotFound, match="no batch"):
         review(world, batch_id, "c-3004")
+    with pytest.raises(NotFound, match="no batch"):
+        review(world, batch_id, "c-3004", digest="x")
+    # Oversight sees it, but its review would not count.
+    with pytest.raises(Forbidden, match="would not count"):
+        review(world, batch_id, "e-4001")
     assert show(world, batch_id)["state"] == "pending"
 
 

@@ -99,3 +99,27 @@ def test_an_unreachable_request_is_flagged_on_its_page(database: Database, tmp_p
     set_away(world.services, world.actor("e-4001"), today, today + timedelta(days=1))
     page = _text(console.signed_in("e-3002").get(f"/console/requests/{request_id}").text)
     assert "Nobody reachable can approve this request." in page
+
+
+def test_the_review_page_names_no_request_the_reader_may_not_see(console: Console) -> None:
+    # Ana's request waits for Kim's, which Ana may not see (she neither asked for it nor may
+    # approve it): her page says another request is pending, never which (routing attack M2).
+    services, world = console.world.services, console.world
+    first = operations.submit(
+        services,
+        world.actor("c-1001"),
+        Submission("account.deactivate", "chirp:president", justification="CASE-1234"),
+    )
+    second = operations.submit(
+        services,
+        world.actor("e-2001"),
+        Submission("account.deactivate", "chirp:president", justification="CASE-1235"),
+    )
+    ana = console.signed_in("e-2001")
+    assert ana.get(f"/console/requests/{first}").status_code == 404
+    html = ana.get(f"/console/requests/{second}").text
+    page = _text(html)
+    assert "It waits for another request pending on the same account" in page
+    assert "Another request is pending on this account (one you may not see)" in page
+    assert first not in html
+    assert "c-1001" not in html

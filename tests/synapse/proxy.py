@@ -2,12 +2,16 @@
 
 It forwards every request to the homeserver and records it (method and path), so a test can say
 what reached the homeserver; `fail` makes it answer 502 Bad Gateway to the requests it matches
-without forwarding them, as a reverse proxy does when the homeserver behind it is down.
+without forwarding them, as a reverse proxy does when the homeserver behind it is down;
+`refuse` answers the requests it matches (method, path, body) with the status and JSON body it
+returns instead of forwarding them: the platform refusing one call, as it does for an account it
+will not touch.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ class Proxy:
         self._lock = threading.Lock()
         self._hits: list[Hit] = []
         self.fail: Callable[[str, str], bool] | None = None
+        self.refuse: Callable[[str, str, bytes], tuple[int, dict[str, str]] | None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -85,8 +90,21 @@ class Proxy:
                 body = self.rfile.read(length) if length else None
                 path = unquote(urlsplit(self.path).path)
                 failing = proxy.fail is not None and proxy.fail(self.command, path)
+                refusal = None
+                if not failing and proxy.refuse is not None:
+                    refusal = proxy.refuse(self.command, path, body or b"")
+                forwarded = not failing and refusal is None
                 with proxy._lock:
-                    proxy._hits.append(Hit(self.command, path, forwarded=not failing))
+                    proxy._hits.append(Hit(self.command, path, forwarded=forwarded))
+                if refusal is not None:
+                    status, answer_body = refusal
+                    content = json.dumps(answer_body).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(content)))
+                    self.end_headers()
+                    self.wfile.write(content)
+                    return
                 if failing:
                     page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
                     self.send_response(502)

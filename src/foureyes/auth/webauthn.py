@@ -356,19 +356,31 @@ def assertion_options(
     security key that counts now (none, or only ones in their cool-down); BadInput for a
     decision other than approve or deny.
     """
-    try:
-        verdict = ReviewDecision(decision).value
-    except ValueError:
-        raise BadInput("decision must be 'approve' or 'deny'") from None
     with services.database.transaction() as session:
         row = session.get(RequestRow, request_id)
         if row is None:
             raise NotFound(f"no request {request_id!r}")
         if row.state != RequestState.PENDING:
             raise Conflict(f"the request is {row.state}, not pending", request_id=row.id)
+        digest = row.digest
+    return challenge_options(services, actor, request_id, digest, decision)
+
+
+def challenge_options(
+    services: Services, actor: Actor, subject_id: str, digest: str, decision: str
+) -> dict[str, Any]:
+    """Options for `navigator.credentials.get()` whose challenge is the actor's `decision` on
+    the pending thing `subject_id` with `digest` (a request, or a batch and its Merkle root):
+    the caller has checked it exists, is pending and is the actor's to see. Conflict when the
+    actor has no security key that counts now; BadInput for a decision other than approve or
+    deny."""
+    try:
+        verdict = ReviewDecision(decision).value
+    except ValueError:
+        raise BadInput("decision must be 'approve' or 'deny'") from None
+    with services.database.read() as session:
         allowed = _descriptors(counting_webauthn(session, actor.id, services.clock()))
         cooling = not allowed and bool(_active_descriptors(session, actor.id))
-        digest = row.digest
     if cooling:
         raise Conflict(
             "your security key is still in its cool-down after being added: it counts for "
@@ -380,7 +392,7 @@ def assertion_options(
     options = generate_authentication_options(
         rp_id=rp.id,
         challenge=challenge(
-            request_id=request_id, digest=digest, reviewer_id=actor.id, decision=verdict
+            request_id=subject_id, digest=digest, reviewer_id=actor.id, decision=verdict
         ),
         timeout=TIMEOUT_MS,
         allow_credentials=allowed,

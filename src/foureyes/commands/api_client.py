@@ -205,6 +205,11 @@ class Client:
     def undo_batch(self, batch_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/v1/batches/{_segment(batch_id)}/undo", json=body)
 
+    def cancel_batch(self, batch_id: str, reason: str) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/v1/batches/{_segment(batch_id)}/cancel", json={"reason": reason}
+        )
+
     # --- the one place answers and failures are read ----------------------------------------
 
     def _keyed(self, path: str, body: dict[str, Any], key: str | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`foureyes batch request|approve|decline|show|list|prove|undo`: staff commands, clients of
+"""`foureyes batch request|approve|decline|cancel|show|list|prove|undo`: staff commands, clients of
 `/v1/batches` like `request` (`foureyes.commands.client`), and as light to import.
 
 `batch request ACTION --accounts FILE.csv` (or `-` for stdin) sends the manifest as CSV text;
@@ -37,7 +37,7 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 batch_app = typer.Typer(no_args_is_help=True, help="Act on many accounts under one quorum.")
 
-DONE = frozenset({"executed", "declined", "expired", "cancelled", "empty"})
+DONE = frozenset({"executed", "declined", "expired", "cancelled", "empty", "reverted"})
 POLL_SECONDS = 0.5
 
 
@@ -271,6 +271,20 @@ def undo_cmd(
     _print_batch(view)
 
 
+def cancel_cmd(
+    batch_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")] = "",
+    token: TokenOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    insecure_http: InsecureHttpOpt = False,
+) -> None:
+    """Cancel a batch before it is carried out: the requester while it is pending or
+    approved; an eligible approver while its delay runs."""
+    with connect(server, token, insecure_http=insecure_http) as client:
+        view = client.cancel_batch(batch_id, reason)
+    out.print(printable(f"{batch_id}: {view['state']}"), markup=False)
+
+
 batch_app.command("request")(diagnosed(request_cmd))
 batch_app.command("approve")(diagnosed(approve_cmd))
 batch_app.command("decline")(diagnosed(decline_cmd))
@@ -278,3 +292,4 @@ batch_app.command("show")(diagnosed(show_cmd))
 batch_app.command("list")(diagnosed(list_cmd))
 batch_app.command("prove")(diagnosed(prove_cmd))
 batch_app.command("undo")(diagnosed(undo_cmd))
+batch_app.command("cancel")(diagnosed(cancel_cmd))

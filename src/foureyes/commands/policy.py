@@ -24,6 +24,7 @@ from foureyes.policy.analysis import check_invariants, check_update, diff_polici
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_policy
 from foureyes.policy.directory import load_directory
+from foureyes.policy.escalation_rules import escalation_gaps
 from foureyes.policy.explain import explain, explain_batch
 from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
@@ -94,6 +95,8 @@ def policy_check(
     directory = load_directory(staff) if staff is not None else None
     for read in private_reads(compiled):  # whether or not the invariants hold
         out.print(f"warn {read.describe()}", markup=False, soft_wrap=True)
+    for gap in escalation_gaps(compiled):  # an exclusion another rule's escalation skips
+        out.print(f"warn {gap.describe()}", markup=False, soft_wrap=True)
     try:
         with reporting("checking invariants", unit="invariants") as shown:
             violations = check_invariants(compiled, directory, progress=shown.advance)

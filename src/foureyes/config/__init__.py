@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -108,22 +109,25 @@ class ConnectorSettings(BaseModel):
             split["kind"] = data["kind"]
         return split
 
-    def secret(self, name: str, env: Mapping[str, str] | None = None) -> str | None:
+    def secret(
+        self, name: str, env: Mapping[str, str] | None = None, *, label: str = "connector option"
+    ) -> str | None:
         """The secret option `name`, from `name`, `name_file` or `name_env`; None if none is set.
 
-        Raises BadInput if more than one is set or the file or variable cannot be read. The
-        message never contains the secret.
+        Raises BadInput if more than one is set or the file or variable cannot be read,
+        naming the option as `label` says (e.g. "tickets.rt option"). The message never
+        contains the secret.
         """
         env = os.environ if env is None else env
         given = [key for key in (name, f"{name}_file", f"{name}_env") if key in self.options]
         if not given:
             return None
         if len(given) > 1:
-            raise BadInput(f"connector option {name}: set only one of {', '.join(given)}")
+            raise BadInput(f"{label} {name}: set only one of {', '.join(given)}")
         key = given[0]
         value = self.options[key]
         if not isinstance(value, str) or not value:
-            raise BadInput(f"connector option {key}: must be a non-empty string")
+            raise BadInput(f"{label} {key}: must be a non-empty string")
         if key == name:
             return value
         # Never echo `value`: it may be the secret itself, pasted where a path or a
@@ -131,11 +135,13 @@ class ConnectorSettings(BaseModel):
         if key.endswith("_env"):
             secret = env.get(value)
             if not secret:
-                raise unset_variable(f"connector option {key}")
+                raise unset_variable(f"{label} {key}")
             return secret
-        return read_secret_file(f"connector option {key}", value)
+        return read_secret_file(f"{label} {key}", value)
 
-    def resolved(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def resolved(
+        self, env: Mapping[str, str] | None = None, *, label: str = "connector option"
+    ) -> dict[str, Any]:
         """The options with every `<name>_file` / `<name>_env` replaced by `<name>`'s value.
 
         This is what the connector factory receives.
@@ -149,7 +155,7 @@ class ConnectorSettings(BaseModel):
             else:
                 names.append(base)
         for base in names:
-            options[base] = self.secret(base, env)
+            options[base] = self.secret(base, env, label=label)
         return options
 
 
@@ -158,6 +164,21 @@ def _secret_base(key: str) -> str | None:
         if key.endswith(suffix) and len(key) > len(suffix):
             return key[: -len(suffix)]
     return None
+
+
+def clear_text_off_machine(url: str) -> bool:
+    """Whether `url` is plain http to a host other than this machine (a token sent there
+    crosses the network in clear): `localhost`, 127.0.0.0/8 and ::1 are this machine."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 class NotifySettings(BaseModel):
@@ -221,6 +242,14 @@ class NotifySettings(BaseModel):
             raise ValueError("channel_id and api_url are options of a slack channel")
         if bot and self.kind not in ("slack", "matrix"):
             raise ValueError("a bot token (token_file / token_env) is for a chat channel")
+        for key in ("homeserver", "api_url"):
+            url = getattr(self, key)
+            if url is not None and clear_text_off_machine(url):
+                raise ValueError(
+                    f"{key} must be an https URL: plain http is allowed only to a loopback "
+                    "host (127.0.0.0/8, ::1, localhost), since the bot's token would cross "
+                    "the network in clear"
+                )
         return self
 
     @model_validator(mode="after")
@@ -606,7 +635,8 @@ def _read_file(config_file: Path, root: Path) -> dict[str, Any]:
         url = data.get(key)
         if isinstance(url, str):
             data[key] = anchor_sqlite(url, root)
-    for section in ("connectors", "notify"):
+    # Every `*_file` of these tables is relative to the data directory, never to the cwd.
+    for section in ("connectors", "notify", "tickets"):
         tables = data.get(section)
         if not isinstance(tables, dict):
             continue

@@ -257,6 +257,13 @@ def _the_loop() -> _Loop:
         return _LOOPS[-1]
 
 
+def run_within(work: Coroutine[Any, Any, T], seconds: float) -> T:
+    """`work` run on the process's loop for outside calls and cancelled (its connections
+    closed) once `seconds` have passed, whatever it waits for: TimeoutError then. The overall
+    deadline httpx's per-read timeouts are not (also used by the ticket systems)."""
+    return _the_loop().run(work, seconds)
+
+
 class PlatformClient:
     """An HTTP client for one platform whose calls each run under one overall deadline of
     `deadline` seconds (module docstring). Safe to use from several threads.

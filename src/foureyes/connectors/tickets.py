@@ -117,8 +117,12 @@ def check_ticket(
         raise BadInput(f"{name}#{_shown(reference)} is not a valid {name} ticket reference")
     ticket = system.lookup(reference)
     if ticket is None:
-        raise BadInput(f"{name} has no ticket {reference}")
+        # The same words whether the ticket does not exist or foureyes may not read it (the
+        # operator's log says which): no oracle for tickets in queues the reader cannot see.
+        raise BadInput(f"{name} has no ticket {reference} that foureyes may read")
     if not ticket.open:
+        if ticket.status.strip().lower() == "open":  # never "is open, not open"
+            raise BadInput(f"{name} ticket {reference} is not open (though its status reads open)")
         raise BadInput(f"{name} ticket {reference} is {ticket.status}, not open")
     wanted = set(account_ids)
     if not wanted.intersection(ticket.accounts):

@@ -4,25 +4,33 @@
 of a user who may see the queue's tickets and the accounts field, nothing more). A ticket is
 open when its RT status is one of `open_statuses` (default new and open: stalled, resolved,
 rejected and deleted are not). The accounts it names are the values of its custom field
-`accounts_field` (default `Accounts`). A merged ticket (RT answers the ticket it was merged
-into) is refused: the reference given is not the ticket that was checked. References are
+`accounts_field` (default `Accounts`). A merged ticket (RT answers with the ticket it was
+merged into) is refused as merged (BadInput: a refusal, not an outage; at execution it cancels
+the request): the reference given is not the ticket that would be checked. A ticket foureyes'
+user may not see (RT's 403: a queue it has no rights on) reads as no such ticket, so that
+requesters cannot tell hidden tickets from none; the operator's log says which. References are
 numbers only: `1/../2`, `1?x=`, `%2e` never reach the URL.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from foureyes.connectors.tickets import Ticket, TicketSystemUnavailable
-from foureyes.connectors.tickets_http import get_json, timeout_setting, token_setting, url_setting
+from foureyes.connectors.tickets_http import (
+    TicketClient,
+    timeout_setting,
+    token_setting,
+    url_setting,
+)
 from foureyes.errors import BadInput
 
 __all__ = ["RtTicketSystem", "create"]
 
+_LOG = logging.getLogger(__name__)
 _NUMBER = re.compile(r"[1-9][0-9]{0,9}")
 DEFAULT_OPEN = ("new", "open")
 
@@ -47,7 +55,7 @@ class RtTicketSystem:
         self._field = accounts_field
         self._open = frozenset(status.lower() for status in open_statuses)
         self._headers = {"Authorization": f"token {token}", "Accept": "application/json"}
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._client = TicketClient(f"ticket system {name} (RT)", timeout)
 
     def __repr__(self) -> str:  # never the token
         return f"RtTicketSystem({self.name!r}, {self._url!r})"
@@ -59,20 +67,40 @@ class RtTicketSystem:
         if not self.valid_reference(reference):  # the URL is built from numbers only
             raise BadInput(f"{reference[:40]!r} is not an RT ticket number")
         who = f"ticket system {self.name} (RT)"
-        status, body = get_json(
-            self._client, f"{self._url}/REST/2.0/ticket/{reference}", self._headers, who
+        status, body = self._client.get_json(
+            f"{self._url}/REST/2.0/ticket/{reference}", self._headers
         )
         if status == 404:
             return None
-        if status in (401, 403):
+        if status == 403:
+            # RT's ACLs doing their job (a queue foureyes' user may not see): to the requester
+            # the same as no such ticket, so that no answer tells hidden tickets from none.
+            _LOG.warning(
+                "%s: ticket %s is not visible to foureyes' RT user (HTTP 403): refused as "
+                "if it did not exist",
+                who,
+                reference,
+            )
+            return None
+        if status == 401:
             raise TicketSystemUnavailable(f"{who} refused foureyes' token (HTTP {status})")
         if status != 200:
             raise TicketSystemUnavailable(f"{who} answered HTTP {status}")
         return self._ticket(reference, body, who)
 
     def _ticket(self, reference: str, body: Any, who: str) -> Ticket:
-        if not isinstance(body, dict) or str(body.get("id")) != reference:
-            raise TicketSystemUnavailable(f"{who} answered for another ticket than {reference}")
+        if not isinstance(body, dict):
+            raise TicketSystemUnavailable(f"{who} answered no JSON object")
+        answered = str(body.get("id"))
+        if answered != reference:
+            # RT answers a merged ticket with the ticket it was merged into: a refusal (the
+            # reference given is not the ticket that would be checked), not an outage.
+            if _NUMBER.fullmatch(answered) is None:
+                raise TicketSystemUnavailable(f"{who} answered a ticket without a valid id")
+            raise BadInput(
+                f"{self.name} ticket {reference} was merged into {answered}: not this "
+                f"ticket (name {self.name}#{answered} if that one is for this request)"
+            )
         status, subject = body.get("Status"), body.get("Subject")
         if not isinstance(status, str) or not isinstance(subject, str):
             raise TicketSystemUnavailable(f"{who} answered a ticket without Status and Subject")

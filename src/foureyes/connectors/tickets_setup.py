@@ -31,6 +31,8 @@ def open_ticket_systems(
     """Every configured system by name; the secrets (`token_file`, `token_env`) read now.
     BadInput (never quoting a secret) for a bad table."""
     return {
-        name: create_ticket_system(name, table.kind, table.resolved(env))
+        name: create_ticket_system(
+            name, table.kind, table.resolved(env, label=f"tickets.{name} option")
+        )
         for name, table in configured.items()
     }

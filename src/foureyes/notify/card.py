@@ -19,13 +19,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AlertLine", "Card", "Ticket", "defang", "review_link"]
+__all__ = ["ON_CARDS", "AlertLine", "Card", "Ticket", "defang", "review_link"]
 
 # Long enough for any justification the API accepts to be read whole in a chat message;
 # longer text is cut with an ellipsis (the console shows it all).
 MAX_TEXT = 1000
 MAX_ALERTS = 5
 MAX_PARAMS = 10
+
+# The detectors whose alerts describe a request for its reviewers (`foureyes.detect`): the only
+# alerts a card (and a non-overseer's review page: `workflow.alerts.on_request`) shows. Any
+# other alert on a request (a reviewer's failed step-up, a tampered row, a routing problem) is
+# about a person or the system and stays with oversight: a chat room is read by whoever is in
+# it, possibly the very person the alert is about.
+ON_CARDS = frozenset(
+    {
+        "protected_touched",
+        "departing_staff",
+        "velocity",
+        "denial_burst",
+        "break_glass",
+        "generic_justification",
+        "fast_approval",
+        "pair_affinity",
+        "off_hours",
+    }
+)
 
 # A scheme before `//`, or one that links without it.
 _SCHEME = re.compile(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ __all__ = [
     "Notification",
     "WebhookChannel",
     "absolute",
+    "bounded_request",
 ]
 
 USER_AGENT = "foureyes-notify/1"
@@ -83,9 +85,42 @@ def absolute(link: str | None, base_url: str | None) -> str | None:
     return base_url.rstrip("/") + link
 
 
+# What is read of a receiver's answer: its status and error code are all a delivery needs.
+MAX_ANSWER = 64 * 1024
+
+
+def bounded_request(
+    kind: str,
+    method: str,
+    url: str,
+    *,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> httpx.Response:
+    """One request whose answer is read by `timeout` after it was sent (checked at each chunk:
+    httpx's timeouts are per read, so a receiver trickling its answer a byte at a time would
+    otherwise hold the worker's delivery pass for as long as it likes), and at most
+    `MAX_ANSWER` bytes of it. DeliveryError when the deadline passes; httpx.HTTPError as
+    httpx raises it (the caller names its type alone: its text may hold a secret URL)."""
+    until = time.monotonic() + timeout
+    with httpx.stream(method, url, content=content, headers=headers, timeout=timeout) as answer:
+        body = bytearray()
+        for chunk in answer.iter_bytes():
+            if time.monotonic() > until:
+                raise DeliveryError(f"{kind}: the receiver did not answer within {timeout:g} s")
+            body += chunk[: MAX_ANSWER - len(body)]
+            if len(body) >= MAX_ANSWER:
+                break
+        kept = {"content-type": answer.headers.get("content-type", "application/octet-stream")}
+        return httpx.Response(answer.status_code, headers=kept, content=bytes(body))
+
+
 def _post(kind: str, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> None:
     try:
-        answer = httpx.post(
+        answer = bounded_request(
+            kind,
+            "POST",
             url,
             content=body,
             headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},

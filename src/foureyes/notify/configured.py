@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from foureyes.config import NotifySettings
+from foureyes.config import NotifySettings, clear_text_off_machine
+from foureyes.errors import BadInput
 from foureyes.notify.channels import Channel, EmailChannel, WebhookChannel
 from foureyes.notify.matrix import MatrixChannel
 from foureyes.notify.slack import SLACK_API, SlackChannel
@@ -29,9 +30,18 @@ def channels_from_settings(
                 timeout=given.timeout,
             )
         elif given.kind == "slack":
+            hook = given.resolved_secret("url", env)
+            if hook is not None and (
+                clear_text_off_machine(hook) or not hook.lower().startswith(("https:", "http:"))
+            ):
+                # Never quoted: the hook's URL is its secret.
+                raise BadInput(
+                    f"notify.{name}: the slack url must be an https URL (plain http only to "
+                    "a loopback host): the hook's URL is its secret"
+                )
             channel = SlackChannel(
                 name,
-                url=given.resolved_secret("url", env),
+                url=hook,
                 token=given.resolved_secret("token", env),
                 channel_id=given.channel_id,
                 api_url=given.api_url or SLACK_API,

@@ -9,7 +9,8 @@
   gets one too.
 
 Each message about a request carries its card (`foureyes.notify.card`: who, what, which
-account and tier, why, the ticket, the alerts raised on it, and a link to the console's review
+account and tier, why, the ticket, the request-describing alerts raised on it (`card.ON_CARDS`:
+never one about a person), and a link to the console's review
 page bound to the request's digest) for the chat channels to render.
 
 What has nowhere to go (a channel that is not configured, people when no channel carries
@@ -31,7 +32,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.model import Outcome, RequestState, Review
-from foureyes.notify.card import MAX_ALERTS, MAX_PARAMS, AlertLine, Card, Ticket, review_link
+from foureyes.notify.card import (
+    MAX_ALERTS,
+    MAX_PARAMS,
+    ON_CARDS,
+    AlertLine,
+    Card,
+    Ticket,
+    review_link,
+)
 from foureyes.notify.outbox import accepts, enqueue
 from foureyes.notify.recipients import recipients
 from foureyes.policy.decision import Decision
@@ -153,14 +162,16 @@ def request_needs_review(
     params: Mapping[str, Any] | None = None,
     reviews: Sequence[Review] = (),
     kind: str = "review.needed",
+    submitted: datetime | None = None,
 ) -> None:
     """Tell who could give a missing approval now (`foureyes.notify.recipients`: not those
     away; a delegate eligible anyway for one away). `kind`: `review.reminder` for a reminder
-    round (`foureyes.workflow.reminders`), with the request's `reviews` so far."""
+    round (`foureyes.workflow.reminders`), with the request's `reviews` so far; `submitted`:
+    when its escalation started counting (`foureyes.workflow.holds.decidable_since`)."""
     if not accepts(to_staff=row.requester_id):
         return  # no channel carries messages to people: no need to work out who they are
     card = request_card(session, row, "Your review is asked", params)
-    for person, on_behalf in recipients(session, decision, row, reviews, now):
+    for person, on_behalf in recipients(session, decision, row, reviews, now, submitted=submitted):
         if person == row.requester_id:
             continue
         also = f"\n(You hear of it for {on_behalf}, who is away.)" if on_behalf else ""
@@ -226,7 +237,8 @@ def request_card(
     requester = session.get(StaffRow, row.requester_id)
     alerts = session.scalars(
         select(AlertRow)
-        .where(AlertRow.request_id == row.id)
+        # Only what describes the request: alerts about people stay with oversight (ON_CARDS).
+        .where(AlertRow.request_id == row.id, AlertRow.detector.in_(ON_CARDS))
         .order_by(AlertRow.id.desc())
         .limit(MAX_ALERTS)
     ).all()

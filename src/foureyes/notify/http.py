@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from foureyes.notify.channels import USER_AGENT, DeliveryError
+from foureyes.notify.channels import USER_AGENT, DeliveryError, bounded_request
 
 __all__ = ["send_json"]
 
@@ -29,8 +29,13 @@ def send_json(
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        answer = httpx.request(
-            method, url, content=json.dumps(payload).encode(), headers=headers, timeout=timeout
+        answer = bounded_request(
+            kind,
+            method,
+            url,
+            content=json.dumps(payload).encode(),
+            headers=headers,
+            timeout=timeout,
         )
     except httpx.HTTPError as exc:
         # The exception's text may hold the URL: name its type alone.

@@ -8,34 +8,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.model import Review
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.away import away_on
-from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import RequestRow, StaffRow
+from foureyes.store.queries import everyone
+from foureyes.store.tables import RequestRow
 
 __all__ = ["recipients"]
 
 
 def recipients(
-    session: Session, decision: Decision, row: RequestRow, reviews: Sequence[Review], now: datetime
+    session: Session,
+    decision: Decision,
+    row: RequestRow,
+    reviews: Sequence[Review],
+    now: datetime,
+    *,
+    submitted: datetime | None = None,
 ) -> list[tuple[str, str | None]]:
     """Who to tell about `row` now: (person, on behalf of whom or None), sorted. Candidates
     for a missing approval who are not away; for one away, their delegate when the delegate
-    is a candidate too (so eligible anyway) and not away. Nobody else, ever."""
+    is a candidate too (so eligible anyway) and not away. Nobody else, ever. `submitted`:
+    when its escalation started counting (the request's submission unless it waited)."""
     status = satisfied(
         decision,
         reviews,
-        candidates=[
-            staff_from_row(session, person)
-            for person in session.scalars(select(StaffRow).where(StaffRow.status == "active"))
-        ],
+        candidates=everyone(session, active_only=True),
         today=now.date(),
-        submitted=row.created_at,
+        submitted=submitted or row.created_at,
         now=now,
     )
     candidates = {who for factor in status.factors for who in factor.candidates}

@@ -32,6 +32,7 @@ from foureyes.policy.catalog import (
 )
 from foureyes.policy.celtypes import CelType, parse_type
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
+from foureyes.policy.escalation_rules import MIN_ESCALATION, group_selection_problem
 from foureyes.policy.regex import Regex, RegexError, compile_re2
 from foureyes.policy.schema import (
     BatchRuleSpec,
@@ -410,11 +411,30 @@ class _Compiler:
                     f"(this one reads {'.'.join(path)}): put every condition on who may not "
                     "approve in `exclude:`, which binds the escalation group too",
                 )
+        bad = group_selection_problem(approvers.source)
+        if bad is not None:
+            raise self.fail(
+                (*loc, "approvers"),
+                "a rule that escalates selects its approvers by positive group tests only "
+                f'(`"g" in approver.groups` joined by || and &&), not {bad!r}: put every '
+                "condition on who may not approve in `exclude:`, which binds the escalation "
+                "group too",
+            )
         remind = spec.escalate.remind_every
+        after = self._duration(spec.escalate.after, (*where, "after"))
+        every = self._duration(remind, (*where, "remind_every")) if remind else None
+        for name, value in (("after", after), ("remind_every", every)):
+            if value is not None and value < MIN_ESCALATION:
+                raise self.fail(
+                    (*where, name),
+                    f"{name} must be at least 1m (it is {value}): a shorter `after` makes the "
+                    "escalation group plain approvers, shorter reminders message every "
+                    "candidate at every pass of the worker",
+                )
         return CompiledEscalation(
-            after=self._duration(spec.escalate.after, (*where, "after")),
+            after=after,
             to=self._condition(spec.escalate.to, types.approvers, (*where, "to")),
-            remind_every=self._duration(remind, (*where, "remind_every")) if remind else None,
+            remind_every=every,
         )
 
     def _batches(self, types: VariableTypes, tier_names: set[str]) -> tuple[CompiledBatchRule, ...]:

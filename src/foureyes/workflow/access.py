@@ -7,8 +7,11 @@ A request is **visible** to a person when, checked in this order:
 
 1. they oversee (`Services.oversees`: in one of the settings' `oversight_groups`);
 2. they asked for it (the requester);
-3. they took part in it: an audit event of the request names them as its actor (a review, a
-   post-review, a cancellation, an execution they asked for);
+3. they took part in it: an audit event of the request *of a kind that records taking part*
+   (`PARTICIPATION`: a review, a post-review, a decision their review settled, a cancellation,
+   an execution they started, an undo they asked for) names them as its actor. Other events
+   naming someone (a ticket re-check made for a step, and anything written for an attempt that
+   was refused) never make them a participant;
 4. they may act on it now as a colleague: review it (pending, and their approval would count
    for a factor), cancel it while its delay runs (scheduled, and eligible to review it), or
    sign off a break-glass execution (eligible under the rules the break-glass skipped).
@@ -41,11 +44,13 @@ from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import EventRow, RequestRow
 from foureyes.store.tree import in_tree
+from foureyes.workflow import holds
 from foureyes.workflow.approvals import review_rows
 from foureyes.workflow.subject import redecide
 
 __all__ = [
     "OVERSIGHT_GROUPS",
+    "PARTICIPATION",
     "eligible_approver",
     "may_review_now",
     "may_see",
@@ -55,6 +60,23 @@ __all__ = [
     "visible_clause",
     "visible_request",
 ]
+
+# The events of a request that record its actor taking part in it (rule 3). Anything else
+# (`request.ticket_checked`, evidence of a refusal, an alert) does not: only a step the
+# person was allowed to take, and took, makes them a participant.
+PARTICIPATION = frozenset(
+    {
+        "request.submitted",
+        "review.recorded",
+        "break_glass.post_review",
+        "request.approved",
+        "request.denied",
+        "request.vetoed",
+        "request.cancelled",
+        "request.executing",
+        "request.reverted",
+    }
+)
 
 # States in which a colleague who has not taken part may still act on a request (review it;
 # cancel it while its delay runs). A break-glass request may be post-reviewed in any state.
@@ -80,7 +102,10 @@ def took_part(actor: Actor) -> ColumnElement[bool]:
         RequestRow.requester_id == actor.id,
         exists(
             select(EventRow.seq).where(
-                EventRow.request_id == RequestRow.id, EventRow.actor == actor.id, in_tree()
+                EventRow.request_id == RequestRow.id,
+                EventRow.actor == actor.id,
+                EventRow.kind.in_(PARTICIPATION),
+                in_tree(),
             )
         ),
     )
@@ -125,7 +150,7 @@ def may_review_now(services: Services, session: Session, row: RequestRow, actor:
     if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
         return False
     decision = redecide(services, session, row, services.clock())
-    return eligible_approver(decision, actor, submitted=row.created_at)
+    return eligible_approver(decision, actor, submitted=_start(services, session, row))
 
 
 def _may_act_now(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
@@ -134,12 +159,17 @@ def _may_act_now(services: Services, session: Session, row: RequestRow, actor: A
     if row.state == RequestState.SCHEDULED.value:
         # While the delay runs anyone eligible to review it may cancel it (review.cancel).
         decision = redecide(services, session, row, services.clock())
-        return eligible_approver(decision, actor, submitted=row.created_at)
+        return eligible_approver(decision, actor, submitted=_start(services, session, row))
     if row.break_glass:
         # Post-reviewers are eligible approvers under the rules the break-glass skipped.
         normal = redecide(services, session, row, services.clock(), break_glass=False)
-        return eligible_approver(normal, actor, submitted=row.created_at)
+        return eligible_approver(normal, actor, submitted=_start(services, session, row))
     return False
+
+
+def _start(services: Services, session: Session, row: RequestRow) -> datetime:
+    """When the request's escalation started counting (`holds.decidable_since`)."""
+    return holds.escalation_start(services, session, row)
 
 
 def eligible_approver(
@@ -158,7 +188,12 @@ def eligible_approver(
 def _has_event_by(session: Session, request_id: str, staff_id: str) -> bool:
     found = session.scalar(
         select(EventRow.seq)
-        .where(EventRow.request_id == request_id, EventRow.actor == staff_id, in_tree())
+        .where(
+            EventRow.request_id == request_id,
+            EventRow.actor == staff_id,
+            EventRow.kind.in_(PARTICIPATION),
+            in_tree(),
+        )
         .limit(1)
     )
     return found is not None

@@ -15,6 +15,7 @@ from foureyes.core.alerts import about
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
+from foureyes.notify.card import ON_CARDS  # the request-describing detectors (one list)
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow, StaffRow
 from foureyes.workflow.access import require_oversight, visible_request
 
@@ -190,24 +191,6 @@ def open_count(services: Services, actor: Actor) -> int | None:
             select(func.count()).select_from(AlertRow).where(AlertRow.acknowledged_at.is_(None))
         )
     return int(found or 0)
-
-
-# The detectors whose alerts describe a request for its reviewers (`foureyes.detect`); any
-# other alert on it (a reviewer's failed step-up, a tampered row) is about a person or the
-# system, and stays with oversight.
-ON_CARDS = frozenset(
-    {
-        "protected_touched",
-        "departing_staff",
-        "velocity",
-        "denial_burst",
-        "break_glass",
-        "generic_justification",
-        "fast_approval",
-        "pair_affinity",
-        "off_hours",
-    }
-)
 
 
 def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[str, Any]]:

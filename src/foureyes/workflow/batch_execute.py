@@ -47,7 +47,7 @@ from foureyes.core.services import Services, json_safe
 from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
 from foureyes.model import Account
 from foureyes.store.tables import BatchItemRow, BatchRow
-from foureyes.workflow import batch_events, batch_integrity, batch_recheck
+from foureyes.workflow import batch_events, batch_integrity, batch_ledger, batch_recheck
 
 CHUNK = 250
 MAX_ATTEMPTS = 5
@@ -74,23 +74,52 @@ def execute_batch(
     logstate.refuse(services)
     refs = batch_recheck.item_refs(services, batch_id)
     looked = batch_recheck.look_up(services, refs)
-    started = _start(services, batch_id, looked, worker)
+    started = _start(
+        services, batch_id, looked, worker, _recheck_unlocked(services, batch_id, looked)
+    )
     if isinstance(started, Progress):
         return started
-    approvers, digests = started
+    approvers, digests, found = started
     progress = Progress("executing", approvers=approvers)
     while True:
-        done = _chunk(services, batch_id, digests, approvers, chunk, progress)
+        done = _chunk(services, batch_id, (digests, found), approvers, chunk, progress)
         if done:
             break
     return progress
 
 
+_Rechecked = tuple[str | None, frozenset[str], tuple[str, ...]]
+
+
+def _recheck_unlocked(
+    services: Services, batch_id: str, looked: batch_recheck.Looked
+) -> tuple[int, _Rechecked] | None:
+    """`_recheck` made in a read transaction, before the start locks the batch: re-planning
+    10,000 accounts (a pins read each) holds no lock others need. With the policy version it
+    was made under (the start re-checks under the lock if another is in force by then); None
+    for a batch that is not to start now."""
+    with services.database.read() as session:
+        batch = session.get(BatchRow, batch_id)
+        now = services.clock()
+        if batch is None or batch.state not in RUNNABLE:
+            return None
+        if batch.state == "approved" and batch.not_before is not None and batch.not_before > now:
+            return None  # not due: the start answers so without a plan
+        version, _ = services.policy_in_force(session)
+        reviews = batch_integrity.reviews_of(session, batch.id)
+        return version, _recheck(services, session, batch, looked, reviews, now)
+
+
 def _start(
-    services: Services, batch_id: str, looked: batch_recheck.Looked, worker: str
-) -> Progress | tuple[tuple[str, ...], dict[str, str]]:
-    """Step 1. The approvers and the checked digests by item id, or the Progress of a batch
-    that does not go on."""
+    services: Services,
+    batch_id: str,
+    looked: batch_recheck.Looked,
+    worker: str,
+    rechecked: tuple[int, _Rechecked] | None,
+) -> Progress | tuple[tuple[str, ...], dict[str, str], batch_ledger.Ledger]:
+    """Step 1. The approvers, the checked digests of the items still to carry out (by item
+    id: no other item is carried out by this run) and the batch's log as read, or the
+    Progress of a batch that does not go on."""
     with services.database.transaction() as session:
         now = services.clock()
         batch = batch_events.lock(session, batch_id)
@@ -101,13 +130,22 @@ def _start(
             return Progress(batch.state, reason=f"not before {batch.not_before.isoformat()}")
         items = batch_integrity.items_of(session, batch.id)
         reviews = batch_integrity.reviews_of(session, batch.id)
+        found = batch_ledger.ledger(session, batch.id)
+        lifecycle = found.problem(batch, items)
+        if lifecycle is not None:
+            reason = batch_ledger.refuse(
+                services, session, batch, found, lifecycle, now, during="execution"
+            )
+            return Progress(batch.state, reason=reason)
         altered = batch_integrity.problem(session, batch, items, reviews)
         if altered is not None:
             reason = batch_integrity.refuse(
                 services, session, batch, altered, now, during="execution"
             )
             return Progress(batch.state, reason=reason)
-        why, plan_refs, approvers = _recheck(services, session, batch, looked, reviews, now)
+        if rechecked is None or services.policy_in_force(session)[0] != rechecked[0]:
+            rechecked = (0, _recheck(services, session, batch, looked, reviews, now))
+        why, plan_refs, approvers = rechecked[1]
         if why is not None:
             reason = f"re-check at execution failed: {why}"
             if batch.state == "approved":
@@ -136,7 +174,8 @@ def _start(
                 now=now,
                 details={"worker": worker, "approvers": list(approvers)},
             )
-        return approvers, {i.id: i.digest for i in items}
+        left = {i.id: i.digest for i in items if i.state in ("pending", "executing")}
+        return approvers, left, found
 
 
 def _recheck(
@@ -192,12 +231,16 @@ def _cancel_moved_out(
 def _chunk(
     services: Services,
     batch_id: str,
-    digests: dict[str, str],
+    checked: tuple[dict[str, str], batch_ledger.Ledger],
     approvers: tuple[str, ...],
     size: int,
     progress: Progress,
 ) -> bool:
-    """Step 2 for the next `size` items; True when the batch has nothing left to do here."""
+    """Step 2 for the next `size` items; True when the batch has nothing left to do here.
+    The batch and the chunk's items must still be where the log says (`batch_ledger`, read
+    on from where the last look stopped), and each item one the start checked as still to
+    do: an item the log says was cancelled or executed is never carried out again."""
+    digests, found = checked
     remote: tuple[str, bool]
     with services.database.transaction() as session:
         now = services.clock()
@@ -206,8 +249,15 @@ def _chunk(
         progress.state = batch.state
         if batch.state != "executing":
             return True
-        why = _people_problem(services, session, batch, approvers, now)
         items = _next_items(session, batch.id, now, size)
+        lifecycle = found.read(session).problem(batch, items)
+        if lifecycle is not None:
+            reason = batch_ledger.refuse(
+                services, session, batch, found, lifecycle, now, during="execution"
+            )
+            progress.state, progress.reason = batch.state, reason
+            return True
+        why = _people_problem(services, session, batch, approvers, now)
         if why is None:
             why = _digest_problem(batch, items, digests)
         if why is not None:
@@ -376,6 +426,63 @@ def _carry_out_here(
         )
     )
     services.audit.append_many(session, events)
+    mark_reverted(services, session, batch, [i for i in items if i.state == "executed"], now)
+
+
+def mark_reverted(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    done: Sequence[BatchItemRow],
+    now: datetime,
+) -> None:
+    """The items of a reverse batch just executed: each item they reverse is now `reverted`
+    (with its `batch.item.reverted` event on its own batch), and a batch with no executed item
+    left is `reverted`: neither is undone a second time (`batch_undo`)."""
+    reverses = {i.reverts_item_id: i.id for i in done if i.reverts_item_id}
+    if not reverses:
+        return
+    originals = list(
+        session.scalars(
+            select(BatchItemRow)
+            .where(BatchItemRow.id.in_(list(reverses)), BatchItemRow.state == "executed")
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    by_batch: dict[str, list[BatchItemRow]] = {}
+    for original in originals:
+        by_batch.setdefault(original.batch_id, []).append(original)
+    for batch_id, reverted in sorted(by_batch.items()):
+        owner = batch_events.lock(session, batch_id)
+        assert owner is not None
+        events = []
+        for original in reverted:
+            original.state = "reverted"
+            details = {"by_batch": batch.id, "by_item": reverses[original.id]}
+            events.append(
+                batch_events.item_event(
+                    services, owner, original, "batch.item.reverted", now, details
+                )
+            )
+        services.audit.append_many(session, events)
+        session.flush()
+        left = session.scalar(
+            select(BatchItemRow.id)
+            .where(BatchItemRow.batch_id == batch_id, BatchItemRow.state == "executed")
+            .limit(1)
+        )
+        if left is None and owner.state == "executed":
+            batch_events.move(
+                services,
+                session,
+                owner,
+                "reverted",
+                allowed=("executed",),
+                actor=None,
+                now=now,
+                details={"by_batch": batch.id},
+            )
 
 
 def _success(
@@ -475,6 +582,7 @@ def _carry_out_remote(
         else:
             event = _success(services, locked, item, result, now, progress)
         services.audit.append_many(session, [event])
+        mark_reverted(services, session, locked, [item] if item.state == "executed" else [], now)
 
 
 def _reconcile(
@@ -501,7 +609,10 @@ def _reconcile(
         if found.applied is True:
             result = ExecutionResult(summary=found.summary or {})
             event = _success(services, batch, item, result, now, progress)
-        elif found.applied is False:
+            services.audit.append_many(session, [event])
+            mark_reverted(services, session, batch, [item], now)
+            return
+        if found.applied is False:
             item.state, item.lease_until = "pending", None
             event = batch_events.item_event(
                 services, batch, item, "batch.item.retry", now, {"reason": "not applied"}

@@ -67,7 +67,8 @@ def parse(
 ) -> tuple[list[Line], list[dict[str, Any]]]:
     """The well-formed entries of a manifest given as a JSON list of account references
     (`accounts`, line = position + 1) or as CSV text (one account per row in the first column;
-    an optional `account` header; blank lines and lines starting with `#` skipped), and the
+    an optional `account` header; blank lines and lines starting with `#` skipped; one leading
+    UTF-8 byte-order mark dropped), and the
     errors of the malformed ones (checked further by the caller, so that every bad line is
     named at once). ManifestRefused at once for more than MAX_ITEMS entries, no entry, or text
     that is not CSV."""
@@ -84,6 +85,9 @@ def parse(
             lines.append(line)
     else:
         assert csv_text is not None
+        # One leading byte-order mark is how Excel starts a "CSV UTF-8" file: not part of the
+        # first line. Any other (or a second) is still refused as an invisible character.
+        csv_text = csv_text.removeprefix("\ufeff")
         try:
             rows = list(csv.reader(io.StringIO(csv_text), strict=True))
         except csv.Error as exc:

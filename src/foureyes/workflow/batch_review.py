@@ -3,10 +3,12 @@
 manifest), never by the requester, once per person, by someone eligible under the batch's bar,
 with step-up where the bar asks for it, and re-decided as of now (`batch_recheck`).
 
-Refused, nothing recorded: a batch that is not pending (Conflict), expired (Conflict), a
+Refused, nothing recorded: a batch the reviewer may not see (NotFound, as an unknown id), a
+batch that is not pending (Conflict), expired (Conflict), a
 digest other than the batch's (Conflict), the requester (Forbidden), a second review by the
 same person (Conflict), a reviewer the floor stops or whose review would not count (Forbidden),
-a missing or failing step-up (Forbidden). A batch found altered in the store, or whose items
+a missing or failing step-up (Forbidden). A batch found altered in the store, or not where
+its audit events say it is (`batch_ledger`: state, expiry, delay), or whose items
 the policy in force no longer includes as submitted, is cancelled (committed) and the review
 refused (Conflict) saying why.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.auth import step_up_failures
@@ -28,7 +31,13 @@ from foureyes.errors import BadInput, Conflict, Forbidden, FoureyesError, StepUp
 from foureyes.model import Review, ReviewDecision
 from foureyes.policy.batches import BatchPlan
 from foureyes.store.tables import BatchReviewRow, BatchRow
-from foureyes.workflow import batch_events, batch_integrity, batch_recheck
+from foureyes.workflow import (
+    batch_events,
+    batch_integrity,
+    batch_ledger,
+    batch_recheck,
+    batch_views,
+)
 
 MAX_COMMENT = 2000
 
@@ -42,13 +51,22 @@ class BatchReviewInput:
 
 
 def review_batch(services: Services, actor: Actor, batch_id: str, given: BatchReviewInput) -> str:
-    """Record one approve or decline (the module's docstring); the batch's new state."""
+    """Record one approve or decline (the module's docstring); the batch's new state.
+
+    Every refusal that needs no plan comes first, in a short read (`_refuse_early`): a batch
+    the actor may not see is NotFound as an unknown id. The costly part (looking up every
+    account and re-planning) then runs outside any lock; the locked transaction only re-checks
+    the rows against the log and records."""
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
     logstate.refuse(services)
+    with services.database.read() as session:
+        batch = batch_views.visible(services, session, batch_id, actor)
+        _refuse_early(services, session, batch, actor, given, services.clock())
     looked = batch_recheck.look_up(services, batch_recheck.item_refs(services, batch_id))
+    planned = _plan(services, batch_id, looked)
     try:
-        return _review(services, actor, batch_id, given, looked)
+        return _review(services, actor, batch_id, given, looked, planned)
     except StepUpFailed as exc:
         with contextlib.suppress(FoureyesError):
             step_up_failures.note(
@@ -63,35 +81,104 @@ def review_batch(services: Services, actor: Actor, batch_id: str, given: BatchRe
         raise
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """The re-plan made before the lock: the plan (or why there is none) and the policy
+    version it was made under."""
+
+    plan: BatchPlan | None
+    refused: str | None
+    version: str
+
+
+def _plan(services: Services, batch_id: str, looked: batch_recheck.Looked) -> _Planned:
+    with services.database.read() as session:
+        batch = session.get(BatchRow, batch_id)
+        if batch is None:
+            raise batch_views.unknown(batch_id)
+        version, _ = services.policy_in_force(session)
+        try:
+            plan = batch_recheck.replan(services, session, batch, looked, services.clock())
+        except (BadInput, Forbidden) as exc:
+            return _Planned(None, exc.message, str(version))
+        return _Planned(plan, None, str(version))
+
+
+def _refuse_early(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    actor: Actor,
+    given: BatchReviewInput,
+    now: datetime,
+) -> None:
+    """The refusals that need no plan (nothing recorded); run again under the lock."""
+    if batch.state != "pending":
+        raise Conflict(f"batch {batch.id} is {batch.state}, not pending", batch_id=batch.id)
+    if batch.expires_at is not None and batch.expires_at <= now:
+        raise Conflict(f"batch {batch.id} expired at {batch.expires_at.isoformat()}")
+    if given.digest != batch.digest:
+        raise Conflict(
+            "the batch you reviewed is not this one (digest mismatch): reload it",
+            batch_id=batch.id,
+        )
+    if actor.id == batch.requester_id:
+        raise Forbidden("the requester cannot review their own batch")
+    reviewed = session.scalar(
+        select(BatchReviewRow.id).where(
+            BatchReviewRow.batch_id == batch.id, BatchReviewRow.reviewer_id == actor.id
+        )
+    )
+    if reviewed is not None:
+        raise Conflict(f"{actor.id} has already reviewed this batch", batch_id=batch.id)
+    floor = actor.staff.floor_problem(now.date())
+    if floor is not None:
+        raise Forbidden(floor)
+    if not batch_views.may_review(services, session, batch, actor):
+        raise Forbidden(
+            "your review would not count: you are not an approver of this batch's batch rule"
+        )
+
+
 def _review(
     services: Services,
     actor: Actor,
     batch_id: str,
     given: BatchReviewInput,
     looked: batch_recheck.Looked,
+    planned: _Planned,
 ) -> str:
     stopped: str | None = None
     with services.database.transaction() as session:
         now = services.clock()
         batch = batch_events.lock(session, batch_id)
         assert batch is not None
-        if batch.state != "pending":
-            raise Conflict(f"batch {batch.id} is {batch.state}, not pending", batch_id=batch.id)
-        if batch.expires_at is not None and batch.expires_at <= now:
-            raise Conflict(f"batch {batch.id} expired at {batch.expires_at.isoformat()}")
         items = batch_integrity.items_of(session, batch.id)
         reviews = batch_integrity.reviews_of(session, batch.id)
+        found = batch_ledger.ledger(session, batch.id)
         altered = batch_integrity.problem(session, batch, items, reviews)
-        if altered is not None:
+        lifecycle = found.problem(batch, items)
+        if lifecycle is not None:
+            stopped = batch_ledger.refuse(
+                services, session, batch, found, lifecycle, now, during="review"
+            )
+        elif altered is not None:
             stopped = batch_integrity.refuse(
                 services, session, batch, altered, now, during="review"
             )
         else:
+            _refuse_early(services, session, batch, actor, given, now)
+            if str(services.policy_in_force(session)[0]) != planned.version:
+                raise Conflict(
+                    "the policy changed while your review was being checked: try again",
+                    batch_id=batch.id,
+                )
             stopped = _moved_out(
-                services, session, batch, looked, [i.account_ref for i in items], now
+                services, session, batch, looked, planned, [i.account_ref for i in items], now
             )
         if stopped is None:
-            return _record(services, session, batch, reviews, actor, given, looked, now)
+            assert planned.plan is not None
+            return _record(services, session, batch, reviews, actor, given, planned.plan, now)
     raise Conflict(f"your review was not recorded: {stopped}", batch_id=batch_id)
 
 
@@ -100,6 +187,7 @@ def _moved_out(
     session: Session,
     batch: BatchRow,
     looked: batch_recheck.Looked,
+    planned: _Planned,
     refs: list[str],
     now: datetime,
 ) -> str | None:
@@ -109,17 +197,15 @@ def _moved_out(
     if looked.missing:
         ref, reason = next(iter(looked.missing.items()))
         why = f"{ref}: {reason}"
+    elif planned.plan is None:
+        why = planned.refused
     else:
-        try:
-            plan = batch_recheck.replan(services, session, batch, looked, now)
-        except (BadInput, Forbidden) as exc:
-            why = exc.message
-        else:
-            if tuple(plan.included_refs()) != tuple(refs):
-                gone = sorted(set(refs) - set(plan.included_refs()))
-                why = f"the policy in force no longer includes {len(gone)} of its items" + (
-                    f" (first: {gone[0]})" if gone else ""
-                )
+        plan = planned.plan
+        if tuple(plan.included_refs()) != tuple(refs):
+            gone = sorted(set(refs) - set(plan.included_refs()))
+            why = f"the policy in force no longer includes {len(gone)} of its items" + (
+                f" (first: {gone[0]})" if gone else ""
+            )
     if why is None:
         return None
     reason = f"{why}: submit the batch again"
@@ -143,22 +229,9 @@ def _record(
     reviews: list[BatchReviewRow],
     actor: Actor,
     given: BatchReviewInput,
-    looked: batch_recheck.Looked,
+    plan: BatchPlan,
     now: datetime,
 ) -> str:
-    if given.digest != batch.digest:
-        raise Conflict(
-            "the batch you reviewed is not this one (digest mismatch): reload it",
-            batch_id=batch.id,
-        )
-    if actor.id == batch.requester_id:
-        raise Forbidden("the requester cannot review their own batch")
-    if any(r.reviewer_id == actor.id for r in reviews):
-        raise Conflict(f"{actor.id} has already reviewed this batch", batch_id=batch.id)
-    floor = actor.staff.floor_problem(now.date())
-    if floor is not None:
-        raise Forbidden(floor)
-    plan = batch_recheck.replan(services, session, batch, looked, now)
     counted, _ = batch_recheck.engine_reviews(services, session, reviews)
     mine = Review(reviewer=actor.staff, decision=given.decision, identity=actor.identity)
     trial = batch_recheck.status(plan, [*counted, mine], now)

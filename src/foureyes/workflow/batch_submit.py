@@ -12,8 +12,10 @@ The order is the contract:
    batch rule for the action, or one the requester does not meet: `BatchRefused`.
 3. the justification against the batch's requirement, and the params against the action's
    schema and the platform's check (for every included item): BadInput, nothing recorded.
-4. the quotas, counting one use per included item: over quota refuses the whole batch
-   (`BatchOverQuota`), nothing recorded.
+4. one pending request per account (`routing.guard_batch`): an included account with a
+   covered request or batch item pending refuses the whole batch (Conflict), nothing
+   recorded; then the quotas, counting one use per included item: over quota refuses the
+   whole batch (`BatchOverQuota`), nothing recorded.
 5. the batch, its items, their quota usage and its `batch.submitted` event, in one
    transaction. Then the split-out items are submitted as ordinary requests (each in its own
    transaction, as any request), and their ids kept on the batch with a `batch.split_out`
@@ -34,7 +36,14 @@ from sqlalchemy.orm import Session
 from foureyes.core import logstate
 from foureyes.core.events import params_digest
 from foureyes.core.services import Actor, Services, json_safe, with_pins
-from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
+from foureyes.errors import (
+    BadInput,
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    FoureyesError,
+    NotFound,
+)
 from foureyes.model import Account
 from foureyes.policy.batches import BatchPlan, plan_batch
 from foureyes.policy.compiler import Policy
@@ -45,6 +54,7 @@ from foureyes.workflow import (
     batch_quota,
     batch_recheck,
     decide,
+    routing,
     submit,
 )
 from foureyes.workflow.batch_manifest import Line, ManifestRefused
@@ -75,13 +85,24 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
     params_digest(given.params)  # BadInput for params JSON cannot hold
     lines, malformed = batch_manifest.parse(given.accounts, given.csv)
     accounts = resolve(services, given.action, lines, malformed)
-    with services.database.transaction() as session:
-        now = services.clock()
+    # The pins and the plan (a read per account) are made before the write transaction, so
+    # that deciding 10,000 accounts holds no lock others need; the transaction then checks
+    # that the policy it was decided under is still the one in force.
+    with services.database.read() as session:
         version, policy = services.policy_in_force(session)
         pinned = [with_pins(a, services.pins(session, a.ref)) for a in accounts]
-        plan = _plan(policy, actor, given, pinned, now)
-        _check_asked(services, given, plan)
+    plan = _plan(policy, actor, given, pinned, services.clock())
+    _check_asked(services, given, plan)
+    with services.database.transaction() as session:
+        now = services.clock()
+        if services.policy_in_force(session)[0] != version:
+            raise Conflict("the policy changed while the batch was being decided: send it again")
         included = plan.included
+        # One pending request per account (the policy's option): an included item is a
+        # pending request on its account; one that has something pending refuses the batch.
+        routing.guard_batch(
+            services, session, policy, actor, given.action, [i.account for i in included]
+        )
         usage = batch_quota.check(
             session, policy, actor.id, given.action, [i.account for i in included], now
         )
@@ -256,6 +277,8 @@ def _insert(
             "identity": actor.identity,
             "credential": actor.credential,
             "item_count": len(rows),
+            # What `batch_ledger` compares the row's deadline with.
+            "expires_at": row.expires_at,
             "justification": given.justification,
             "policy_version": version,
             "reverts": given.reverts,

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
-from foureyes.store.tables import BatchItemRow
+from foureyes.store.tables import BatchItemRow, BatchRow
 from foureyes.workflow import batch_views
 from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
 
@@ -38,6 +39,8 @@ def undo_batch(
             )
         }
         if not executed:
+            if batch.state == "reverted":
+                raise Conflict(f"batch {batch_id} is reverted: it was undone already")
             raise Conflict(f"no item of batch {batch_id} was executed: there is nothing to undo")
         platform = next(iter(executed.values())).account_ref.partition(":")[0]
         reverse = services.connector(platform).action(batch.action).reversible_by
@@ -47,12 +50,19 @@ def undo_batch(
             chosen = list(executed.values())
         else:
             wrong = [p for p in positions if p not in executed]
+            undone = _reverted(session, batch_id, wrong)
+            if undone:
+                raise Conflict(
+                    f"item {undone[0]} of batch {batch_id} is reverted: it was undone already",
+                    positions=undone,
+                )
             if wrong:
                 raise BadInput(
                     f"no executed item at position {wrong[0]} of batch {batch_id}",
                     positions=wrong,
                 )
             chosen = [executed[p] for p in sorted(set(positions))]
+        _refuse_open_undo(session, batch_id, [item.id for item in chosen])
         given = BatchSubmission(
             action=reverse,
             accounts=[item.account_ref for item in chosen],
@@ -62,3 +72,40 @@ def undo_batch(
             reverts_items=tuple(item.id for item in chosen),
         )
     return submit_batch(services, actor, given)
+
+
+def _reverted(session: Session, batch_id: str, positions: Sequence[int]) -> list[int]:
+    if not positions:
+        return []
+    return sorted(
+        session.scalars(
+            select(BatchItemRow.position).where(
+                BatchItemRow.batch_id == batch_id,
+                BatchItemRow.position.in_(list(positions)),
+                BatchItemRow.state == "reverted",
+            )
+        )
+    )
+
+
+def _refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -> None:
+    """Conflict when a reverse batch not yet ended already carries one of the items: a second
+    undo of the same items would reverse whatever happened to the accounts in between."""
+    for start in range(0, len(item_ids), 1000):
+        open_undo = session.scalar(
+            select(BatchRow.id)
+            .join(BatchItemRow, BatchItemRow.batch_id == BatchRow.id)
+            .where(
+                BatchRow.reverts_id == batch_id,
+                BatchRow.state.in_(("pending", "approved", "executing")),
+                BatchItemRow.reverts_item_id.in_(list(item_ids[start : start + 1000])),
+                BatchItemRow.state.in_(("pending", "executing")),
+            )
+            .limit(1)
+        )
+        if open_undo is not None:
+            raise Conflict(
+                f"batch {open_undo} already undoes items of batch {batch_id}: decline or "
+                "cancel it first",
+                batch_id=open_undo,
+            )

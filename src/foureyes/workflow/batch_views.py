@@ -33,7 +33,14 @@ def unknown(batch_id: str) -> NotFound:
 def may_review(services: Services, session: Session, batch: BatchRow, actor: Actor) -> bool:
     """Whether `actor` is, now, someone whose review of the pending batch would count: not
     its requester, able to act today, eligible under its batch rule's `approvers`."""
-    if batch.state != "pending" or actor.id == batch.requester_id:
+    return batch.state == "pending" and may_approve(services, session, batch, actor)
+
+
+def may_approve(services: Services, session: Session, batch: BatchRow, actor: Actor) -> bool:
+    """Whether `actor` is, now, eligible under the batch's batch rule's `approvers` (not its
+    requester, able to act today), whatever the batch's state: who may also cancel it during
+    its delay (`batch_cancel`)."""
+    if actor.id == batch.requester_id:
         return False
     now = services.clock()
     if actor.staff.floor_problem(now.date()) is not None:
@@ -53,6 +60,19 @@ def may_review(services: Services, session: Session, batch: BatchRow, actor: Act
         },
     )
     return found is True
+
+
+def may_cancel(services: Services, session: Session, batch: BatchRow, actor: Actor) -> bool:
+    """Whether `actor` may cancel the batch now (`batch_cancel`): its requester while it is
+    pending or approved; an eligible approver while its delay runs."""
+    if batch.state not in ("pending", "approved"):
+        return False
+    if actor.id == batch.requester_id:
+        return True
+    in_delay = batch.state == "approved" and (
+        batch.not_before is not None and batch.not_before > services.clock()
+    )
+    return in_delay and may_approve(services, session, batch, actor)
 
 
 def may_see(services: Services, session: Session, batch: BatchRow, actor: Actor) -> bool:
@@ -82,6 +102,7 @@ def show(services: Services, actor: Actor, batch_id: str, *, items: bool = True)
         shown = view(batch, batch_integrity.reviews_of(session, batch.id))
         shown["progress"] = progress(session, batch)
         shown["may_review"] = may_review(services, session, batch, actor)
+        shown["may_cancel"] = may_cancel(services, session, batch, actor)
         if items:
             rows = session.scalars(
                 select(BatchItemRow)
@@ -89,7 +110,7 @@ def show(services: Services, actor: Actor, batch_id: str, *, items: bool = True)
                 .order_by(BatchItemRow.position)
                 .limit(MAX_ITEMS_SHOWN)
             )
-            shown["items"] = [item_view(i) for i in rows]
+            shown["items"] = [item_view(i, batch.state) for i in rows]
         return shown
 
 
@@ -129,13 +150,19 @@ def view(batch: BatchRow, reviews: Sequence[BatchReviewRow]) -> dict[str, Any]:
     }
 
 
-def item_view(item: BatchItemRow) -> dict[str, Any]:
+# A batch that ended before carrying out its items (declined, expired, cancelled before it
+# started): its items were never to be carried out, whatever their rows still say.
+_STOPPED = frozenset({"declined", "expired", "cancelled"})
+
+
+def item_view(item: BatchItemRow, batch_state: str | None = None) -> dict[str, Any]:
+    stopped = batch_state in _STOPPED and item.state == "pending"
     return {
         "position": item.position,
         "id": item.id,
         "account": item.account_ref,
         "digest": item.digest,
-        "state": item.state,
+        "state": "cancelled" if stopped else item.state,
         "attempt": item.attempt,
         "result": item.result,
         "reason": item.reason,
@@ -152,7 +179,9 @@ def progress(session: Session, batch: BatchRow) -> dict[str, Any]:
             .group_by(BatchItemRow.state)
         )
     }
-    done = sum(by_state.get(s, 0) for s in ("executed", "failed", "cancelled"))
+    if batch.state in _STOPPED and "pending" in by_state:
+        by_state["cancelled"] = by_state.get("cancelled", 0) + by_state.pop("pending")
+    done = sum(by_state.get(s, 0) for s in ("executed", "failed", "cancelled", "reverted"))
     total = batch.item_count
     return {
         "total": total,

@@ -44,7 +44,7 @@ from foureyes.errors import (
 from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
-from foureyes.workflow import integrity, lease, tickets
+from foureyes.workflow import holds, integrity, lease, tickets
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows, withdrawn_approvals
 from foureyes.workflow.subject import redecide
@@ -93,7 +93,8 @@ def execute(
     other writes run for the worker or whoever calls and may see the request (to anyone else
     it is NotFound, as an unknown id: `access.may_see`). With `skip_locked`, a row another
     process holds is left to it (returns None)."""
-    account_ref = _account_of(services, request_id)
+    # Who may execute it, first: nothing is looked up, asked or written for anyone else.
+    account_ref = _account_of(services, request_id, actor)
     connector = services.connector(account_ref.partition(":")[0])
     # The account as the platform sees it now, looked up before we take the lock. A platform
     # that cannot answer makes this attempt fail like the call itself would (retried while
@@ -101,7 +102,7 @@ def execute(
     fresh, lookup_error = _look_up(services, account_ref)
     # The tickets the rules required, asked again (`workflow.tickets`): closed meanwhile
     # cancels it below; a ticket system that cannot answer fails this attempt like the platform.
-    ticket_problem, lookup_error = _recheck_tickets(services, request_id, actor, lookup_error)
+    rechecked, lookup_error = _recheck_tickets(services, request_id, lookup_error)
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id, skip_locked=skip_locked)
@@ -153,7 +154,7 @@ def execute(
                 during="execution",
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
-        problem = problem or ticket_problem
+        problem = problem or rechecked.problem
         if problem is not None:
             move(
                 services,
@@ -167,6 +168,9 @@ def execute(
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=row.reason)
         by = (actor.id if actor else None, worker)
+        tickets.record_check(
+            services, session, row, tickets.EXECUTE, rechecked.tickets, actor=by[0], now=now
+        )
         execution = _claim(services, session, (row, approvers), now, by=by)
         attempt = execution.attempt
         order = order_of(row, approvers, attempt)
@@ -188,16 +192,15 @@ def execute(
 
 
 def _recheck_tickets(
-    services: Services, request_id: str, actor: Actor | None, lookup_error: ConnectorError | None
-) -> tuple[str | None, ConnectorError | None]:
-    """Why the request's tickets refuse it now (None: they pass or it needs none), and the
-    attempt's error (`lookup_error`, or the ticket system's when it cannot answer)."""
+    services: Services, request_id: str, lookup_error: ConnectorError | None
+) -> tuple[tickets.Rechecked, ConnectorError | None]:
+    """The request's tickets asked again (recorded only with the claim), and the attempt's
+    error (`lookup_error`, or the ticket system's when it cannot answer)."""
     due = (RequestState.APPROVED.value, RequestState.SCHEDULED.value)
     try:
-        who = actor.id if actor is not None else None
-        return tickets.recheck(services, request_id, tickets.EXECUTE, who, due), lookup_error
+        return tickets.recheck(services, request_id, due), lookup_error
     except TicketSystemUnavailable as exc:
-        return None, lookup_error or ConnectorError(exc.message, transient=True)
+        return tickets.Rechecked(), lookup_error or ConnectorError(exc.message, transient=True)
 
 
 def _look_up(services: Services, account_ref: str) -> tuple[Account | None, ConnectorError | None]:
@@ -243,14 +246,28 @@ def _claim(
     return execution
 
 
-def _account_of(services: Services, request_id: str) -> str:
-    """The request's account, once the log may be acted on: nothing is carried out on a log
-    rolled back or with a moved head (`logstate.refuse`)."""
+def _account_of(services: Services, request_id: str, actor: Actor | None) -> str:
+    """The request's account, once the log may be acted on (nothing is carried out on a log
+    rolled back or with a moved head: `logstate.refuse`) and, for a person, once they may
+    execute it: visible to them (else NotFound, as an unknown id), approved or due, and theirs
+    if its answer is for its requester alone. Checked before any platform or ticket-system
+    call, and again under the lock (the request may move on meanwhile)."""
     logstate.refuse(services)
-    with services.database.transaction() as session:
+    with services.database.read() as session:
         row = session.get(RequestRow, request_id)
         if row is None:
             raise NotFound(f"no request {request_id!r}")
+        if actor is not None:
+            visible_request(services, session, row, request_id, actor)
+            state = expect_state(row, RequestState.APPROVED, RequestState.SCHEDULED)
+            now = services.clock()
+            if state == RequestState.SCHEDULED and row.not_before and row.not_before > now:
+                raise Conflict(f"request {row.id} is scheduled for {row.not_before.isoformat()}")
+            spec = services.connector(row.account_ref.partition(":")[0]).action(row.action)
+            if spec.for_requester_only and actor.id != row.requester_id:
+                raise Forbidden(
+                    f"{row.action} is carried out only for its requester, who alone gets its answer"
+                )
         return row.account_ref
 
 
@@ -300,7 +317,7 @@ def _recheck_sealed(
         decision,
         engine_reviews(services, session, reviews),
         today=now.date(),
-        submitted=row.created_at,
+        submitted=holds.escalation_start(services, session, row),
         now=now,
     )
     if not status.satisfied:

@@ -1,10 +1,14 @@
 """Reminder rounds and escalation notices for pending requests, run by the worker.
 
 A rule's `escalate: {after, to, remind_every}`: while a request is pending and undecided, its
-reviewers are reminded every `remind_every` (round k is due at submission + k x remind_every,
+reviewers are reminded every `remind_every` (round k is due at start + k x remind_every,
 k >= 1), and when `after` has passed the people who may now approve (the escalation group
-included, `foureyes.policy.engine.satisfied`) are told once (round 0). The time comes from the
-request's `created_at` and the services' clock, never from a timer in a web process.
+included, `foureyes.policy.engine.satisfied`) are told once, as `review.escalated` (round 0;
+-1, -2, ... for later `after`s of other factors), before any later reminder: a reminder round
+due no later than the escalation notice is folded into it, so the escalation group's first
+message is always the escalation notice. The start is when the request became decidable
+(`foureyes.workflow.holds.decidable_since`: its submission, or when the request it waited for
+was decided), from the services' clock, never from a timer in a web process.
 
 Each round happens once: it is a `request_reminders` row (primary key: request, round) written
 in the same transaction as its outbox messages, under the request's row lock. A worker that
@@ -17,7 +21,7 @@ on its account (`one_pending_per_account`) is not approvable yet: no reminder.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 
 from sqlalchemy import select
@@ -30,7 +34,7 @@ from foureyes.model import Outcome, RequestState
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import ReminderRow, RequestRow
-from foureyes.workflow import routing
+from foureyes.workflow import holds
 from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.subject import redecide
 
@@ -41,21 +45,29 @@ ESCALATED_ROUND = 0  # the notice that the escalation group may now approve
 PAGE = 100
 
 
-def due_round(decision: Decision, submitted: datetime, now: datetime) -> int | None:
-    """The latest round due at `now` for a request submitted at `submitted`: the reminder
-    round k (>= 1) of the shortest `remind_every`, else the escalation notice (0) once the
-    earliest `after` has passed, else None."""
+def due_round(
+    decision: Decision, start: datetime, now: datetime, sent: Collection[int] = ()
+) -> int | None:
+    """The round due at `now` for a request decidable since `start`, given the rounds already
+    `sent`: first any escalation notice whose `after` has passed and was not sent (0 for the
+    earliest `after`, -1 for the next, ...), else the latest reminder round k (>= 1) of the
+    shortest `remind_every` when it falls after every escalation notice due, else None."""
     escalations = [r.escalation for r in decision.factor_rules if r.escalation is not None]
     if not escalations:
         return None
-    elapsed = now - submitted
+    elapsed = now - start
+    afters = sorted({e.after for e in escalations})
+    for j, after in enumerate(afters):
+        if elapsed >= after and ESCALATED_ROUND - j not in sent:
+            return ESCALATED_ROUND - j
     periods = [e.remind_every for e in escalations if e.remind_every is not None]
-    if periods:
-        k = elapsed // min(periods)
-        if k >= 1:
-            return int(k)
-    if elapsed >= min(e.after for e in escalations):
-        return ESCALATED_ROUND
+    if not periods:
+        return None
+    period = min(periods)
+    k = elapsed // period
+    told = [after for after in afters if elapsed >= after]
+    if k >= 1 and (not told or k * period > max(told)):
+        return int(k)
     return None
 
 
@@ -109,11 +121,15 @@ def _remind_one(services: Services, request_id: str) -> str | None:
         decision = redecide(services, session, row, now)
         if decision.outcome != Outcome.PENDING:
             return None
-        round_ = due_round(decision, row.created_at, now)
-        if round_ is None or session.get(ReminderRow, (row.id, round_)) is not None:
-            return None
         _, policy = services.policy_in_force(session)
-        if routing.held_by(session, policy, row) is not None:
+        if holds.held_by(session, policy, row) is not None:
+            return None  # not approvable yet: nobody is asked
+        start = holds.decidable_since(session, policy, row, now)
+        sent = set(
+            session.scalars(select(ReminderRow.round).where(ReminderRow.request_id == row.id))
+        )
+        round_ = due_round(decision, start, now, sent)
+        if round_ is None or round_ in sent:
             return None
         session.add(ReminderRow(request_id=row.id, round=round_, sent_at=now))
         notify_hooks.request_needs_review(
@@ -123,6 +139,7 @@ def _remind_one(services: Services, request_id: str) -> str | None:
             now,
             params=redaction.notified_params(services, session, row),
             reviews=engine_reviews(services, session, review_rows(session, row.id)),
-            kind="review.escalated" if round_ == ESCALATED_ROUND else "review.reminder",
+            kind="review.escalated" if round_ <= ESCALATED_ROUND else "review.reminder",
+            submitted=start,
         )
         return f"{row.id}:{round_}"

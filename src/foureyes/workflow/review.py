@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.auth import step_up_failures
 from foureyes.auth.credentials import refuse_holder_approval
+from foureyes.connectors.tickets import Ticket
 from foureyes.core import logstate, redaction
 from foureyes.core.events import POST_REVIEW, REVIEW, expect_state, lock_request, move, record
 from foureyes.core.services import Actor, Services
@@ -21,7 +22,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow import integrity, routing, tickets
+from foureyes.workflow import holds, integrity, routing, tickets
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.subject import redecide
@@ -53,10 +54,11 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
     logstate.refuse(services)  # nothing is decided on a log rolled back or with a moved head
+    checked: tuple[Ticket, ...] = ()
     if given.decision == ReviewDecision.APPROVE:
-        _recheck_tickets(services, actor, request_id)
+        checked = _recheck_tickets(services, actor, request_id, given)
     try:
-        return _review(services, actor, request_id, given)
+        return _review(services, actor, request_id, given, checked)
     except StepUpFailed as exc:
         _flag_failed_step_up(services, actor, request_id, exc)
         raise
@@ -84,21 +86,40 @@ def _flag_failed_step_up(
     )
 
 
-def _recheck_tickets(services: Services, actor: Actor, request_id: str) -> None:
+def _recheck_tickets(
+    services: Services, actor: Actor, request_id: str, given: ReviewInput
+) -> tuple[Ticket, ...]:
     """An approval needs the tickets the request's rules require still open and naming the
     account (`workflow.tickets`): Conflict if one no longer is, TicketSystemUnavailable if its
-    system cannot say; nothing recorded. Asked outside the review's transaction (a network
-    call), and only of someone who may see the request."""
+    system cannot say; the passed checks, recorded only with the review. Asked outside the
+    review's transaction (a network call: a slow system holds no lock), and only once every
+    refusal that does not need the step-up has been checked (`_refusal`, again under the
+    lock): nobody who may not see the request, nor one whose review would be refused anyway,
+    gets the ticket system asked on their behalf."""
     with services.database.read() as session:
-        visible_request(services, session, session.get(RequestRow, request_id), request_id, actor)
-    problem = tickets.recheck(
-        services, request_id, tickets.APPROVE, actor.id, (RequestState.PENDING.value,)
-    )
-    if problem is not None:
-        raise Conflict(f"your approval was not recorded: {problem}", request_id=request_id)
+        row = visible_request(
+            services, session, session.get(RequestRow, request_id), request_id, actor
+        )
+        expect_state(row, RequestState.PENDING)
+        reviews = review_rows(session, row.id)
+        if integrity.trail(session, row.id).problem(row, reviews) is not None:
+            return ()  # refused (and the request cancelled) under the lock: `_review`
+        _refusal(services, session, row, reviews, actor, given, services.clock())
+    rechecked = tickets.recheck(services, request_id, (RequestState.PENDING.value,))
+    if rechecked.problem is not None:
+        raise Conflict(
+            f"your approval was not recorded: {rechecked.problem}", request_id=request_id
+        )
+    return rechecked.tickets
 
 
-def _review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
+def _review(
+    services: Services,
+    actor: Actor,
+    request_id: str,
+    given: ReviewInput,
+    checked: tuple[Ticket, ...],
+) -> str:
     with services.database.transaction() as session:
         now = services.clock()
         row = visible_request(
@@ -111,7 +132,7 @@ def _review(services: Services, actor: Actor, request_id: str, given: ReviewInpu
         reviews = review_rows(session, row.id)
         altered = found.problem(row, reviews)
         if altered is None:
-            return _record_review(services, session, row, reviews, actor, given, now)
+            return _record_review(services, session, (row, reviews), actor, given, checked, now)
         reason = integrity.refuse(
             services, session, row, found, altered, now, actor=actor.id, during="review"
         )
@@ -121,51 +142,24 @@ def _review(services: Services, actor: Actor, request_id: str, given: ReviewInpu
 def _record_review(
     services: Services,
     session: Session,
-    row: RequestRow,
-    reviews: list[ReviewRow],
+    found: tuple[RequestRow, list[ReviewRow]],
     actor: Actor,
     given: ReviewInput,
+    checked: tuple[Ticket, ...],
     now: datetime,
 ) -> str:
     """The checks and the recording of one review on a pending request that is intact
-    (`reviews`: its reviews so far)."""
-    if given.digest != row.digest:
+    (`found`: it and its reviews so far), with the ticket checks made for it (`checked`)."""
+    row, reviews = found
+    decision, trial = _refusal(services, session, row, reviews, actor, given, now)
+    required = set(tickets.required_by(row.decision or {}))
+    if given.decision == ReviewDecision.APPROVE and required - {t.system for t in checked}:
+        # Never an approval whose tickets were not asked for it (the pre-check skipped the
+        # lookup for a request it found altered, which the lock no longer does): ask again.
         raise Conflict(
-            "the request you reviewed is not this one (digest mismatch): reload it",
+            "your approval was not recorded: its ticket was not checked; approve again",
             request_id=row.id,
         )
-    if actor.id == row.requester_id:
-        raise Forbidden("the requester cannot review their own request")
-    if given.decision == ReviewDecision.APPROVE:
-        refuse_holder_approval(row.action, row.params, actor.id)
-        # One pending request per account (policy option): a later one waits for the first.
-        _, policy = services.policy_in_force(session)
-        first = routing.held_by(session, policy, row)
-        if first is not None:
-            raise Conflict(
-                f"this request waits for request {first.id} ({first.action}) on the same "
-                "account to be decided first (one_pending_per_account)",
-                request_id=row.id,
-            )
-    if any(r.reviewer_id == actor.id for r in reviews):
-        raise Conflict(f"{actor.id} has already reviewed this request", request_id=row.id)
-    floor = actor.staff.floor_problem(now.date())
-    if floor is not None:
-        raise Forbidden(floor)
-    decision = redecide(services, session, row, now)
-    trial = satisfied(
-        decision,
-        [
-            *engine_reviews(services, session, reviews),
-            _as_review(actor, given),
-        ],
-        today=now.date(),
-        submitted=row.created_at,
-        now=now,
-    )
-    if any(who == actor.id for who, _ in trial.ignored):
-        reason = next(why for who, why in trial.ignored if who == actor.id)
-        raise Forbidden(f"your review would not count: {reason}")
     evidence = None
     if decision.options.step_up:
         # Someone who failed too many step-ups waits before the next is even looked at.
@@ -179,8 +173,53 @@ def _record_review(
             assertion=given.step_up,
         )
     _store_review(services, session, row, actor, given, REVIEW, evidence, now)
+    tickets.record_check(services, session, row, tickets.APPROVE, checked, actor=actor.id, now=now)
     settle(services, session, row, decision, trial, now, actor=actor.id)
     return row.state
+
+
+def _refusal(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    reviews: list[ReviewRow],
+    actor: Actor,
+    given: ReviewInput,
+    now: datetime,
+) -> tuple[Decision, FactorStatus]:
+    """Every refusal of a review short of the step-up (raised), else the decision in force
+    and the factors' status with this review."""
+    if given.digest != row.digest:
+        raise Conflict(
+            "the request you reviewed is not this one (digest mismatch): reload it",
+            request_id=row.id,
+        )
+    if actor.id == row.requester_id:
+        raise Forbidden("the requester cannot review their own request")
+    if given.decision == ReviewDecision.APPROVE:
+        refuse_holder_approval(row.action, row.params, actor.id)
+        # One pending request per account (policy option): a later one waits for the first.
+        routing.refuse_while_held(services, session, row, actor)
+    if any(r.reviewer_id == actor.id for r in reviews):
+        raise Conflict(f"{actor.id} has already reviewed this request", request_id=row.id)
+    floor = actor.staff.floor_problem(now.date())
+    if floor is not None:
+        raise Forbidden(floor)
+    decision = redecide(services, session, row, now)
+    trial = satisfied(
+        decision,
+        [
+            *engine_reviews(services, session, reviews),
+            _as_review(actor, given),
+        ],
+        today=now.date(),
+        submitted=holds.escalation_start(services, session, row),
+        now=now,
+    )
+    if any(who == actor.id for who, _ in trial.ignored):
+        reason = next(why for who, why in trial.ignored if who == actor.id)
+        raise Forbidden(f"your review would not count: {reason}")
+    return decision, trial
 
 
 def _store_review(
@@ -343,7 +382,8 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
             # Eligible under a rule that requires approvals now: an allow rule's delay, or a
             # request the policy now denies, has no eligible reviewers (access.eligible_approver).
             current = redecide(services, session, row, now)
-            if not eligible_approver(current, actor, submitted=row.created_at):
+            start = holds.escalation_start(services, session, row)
+            if not eligible_approver(current, actor, submitted=start):
                 raise Forbidden("only the requester or an eligible reviewer may cancel it")
         move(
             services,
@@ -403,7 +443,8 @@ def _record_post_review(
     # Eligible under the rules the break-glass skipped, as they are now: when none requires
     # approvals any more (allowed, or denied now), nobody is (access.eligible_approver).
     normal = redecide(services, session, row, now, break_glass=False)
-    if not eligible_approver(normal, actor, submitted=row.created_at):
+    start = holds.escalation_start(services, session, row)
+    if not eligible_approver(normal, actor, submitted=start):
         raise Forbidden("you are not an eligible reviewer for this action")
     _store_review(services, session, row, actor, given, POST_REVIEW, None, now)
     return len(existing) + 1

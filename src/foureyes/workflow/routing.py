@@ -11,49 +11,62 @@ it: being away or a delegate never makes anyone able (or unable) to approve.
   submission (`flag_unreachable`: an alert, and the request's `routing` field), not found out
   when it expires.
 - Who is told (`foureyes.notify.recipients`): candidates not away, and delegates eligible anyway.
-- `one pending per account` (the policy's `one_pending_per_account`): `guard_one_pending` at
-  submission (under a per-account lock on PostgreSQL: two concurrent submissions are ordered),
-  `held_by` and `peers` after.
+- `one pending per account` (the policy's `one_pending_per_account`, `foureyes.workflow.holds`):
+  `guard_one_pending` at a request's submission and `guard_batch` at a batch's (under the
+  accounts' locks on PostgreSQL: concurrent submissions are ordered), `refuse_while_held` at
+  approval, `view` after. A pending request or batch is named (id, action, requester, time) only
+  to a reader who may see it (`foureyes.workflow.access`, `batch_views`); to anyone else it is
+  "another request pending on this account", nothing more (M2 of the routing attack run).
+
+Reachability asks the engine about every active person: it is computed at submission and on a
+read only when something it depends on changed since (the decision, the directory's latest
+seal, who is away today, the day), and remembered in this process (`_REMEMBERED`), so reading
+a pending request again costs no pass over the directory.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Sequence
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
-from foureyes.core.services import Services
+from foureyes.core.services import Actor, Services
 from foureyes.errors import Conflict
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision, Staff
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
-from foureyes.policy.schema import OnePendingSpec
 from foureyes.store.away import away_on
-from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import EventRow, QuotaLockRow, RequestRow, StaffRow
+from foureyes.store.queries import everyone
+from foureyes.store.tables import BatchRow, EventRow, RequestRow
+from foureyes.workflow import batch_views, holds
+from foureyes.workflow.access import may_see
+from foureyes.workflow.holds import Pending, held_by
 from foureyes.workflow.subject import redecide
 
 __all__ = [
-    "ONE_PENDING_LOCK",
+    "ANOTHER",
     "Reach",
     "flag_unreachable",
+    "guard_batch",
     "guard_one_pending",
     "held_by",
-    "peers",
     "reachability",
+    "refuse_while_held",
     "view",
 ]
 
 UNREACHABLE_DETECTOR = "unreachable_approvers"
-# The lock row's "quota" name for the per-account lock: no quota id can start with "#".
-ONE_PENDING_LOCK = "#one_pending_per_account"
+# What a reader is told of a pending request or batch they may not see: that it exists, no more.
+ANOTHER = "another request is pending on this account"
+_REMEMBER = 2048  # reachability answers kept (per process)
 
 
 @dataclass(frozen=True)
@@ -69,8 +82,7 @@ class Reach:
 
 
 def _active(session: Session) -> list[Staff]:
-    rows = session.scalars(select(StaffRow).where(StaffRow.status == "active"))
-    return [staff_from_row(session, row) for row in rows]
+    return everyone(session, active_only=True)
 
 
 def _latest(decision: Decision, submitted: datetime, now: datetime) -> datetime:
@@ -89,22 +101,84 @@ def _enough(
     return status.satisfied, status.reasons
 
 
+class _Remembered:
+    """Reachability answers by what they depend on (a bounded, thread-safe LRU)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._found: OrderedDict[Hashable, Reach] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Reach | None:
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None:
+                self._found.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, reach: Reach) -> None:
+        with self._lock:
+            self._found[key] = reach
+            self._found.move_to_end(key)
+            while len(self._found) > self._size:
+                self._found.popitem(last=False)
+
+
+_REMEMBERED = _Remembered(_REMEMBER)
+
+
+def _directory_stamp(session: Session) -> int | None:
+    """The seq of the directory's latest seal: every change foureyes makes to a person (their
+    record, their logins) appends one (`foureyes.store.seals`), so a new one means a change."""
+    return session.scalar(
+        select(func.max(EventRow.seq)).where(
+            EventRow.account_ref >= "foureyes:staff/", EventRow.account_ref < "foureyes:staff0"
+        )
+    )
+
+
+def _key(decision: Decision, at: datetime, stamp: int | None, away: frozenset[str]) -> Hashable:
+    """What a reachability answer depends on: the decision's factors and rules and the
+    people and account its conditions see, the directory, who is away, and the day."""
+    subject = json.dumps(decision.subject, sort_keys=True, default=str)
+    rules = tuple(rule.id for rule in decision.factor_rules)
+    factors = tuple((f.rule, f.approvals) for f in decision.factors)
+    shape = (decision.policy_version, decision.requester, decision.action, decision.tier)
+    return (shape, rules, factors, subject, stamp, away, at.date())
+
+
 def reachability(session: Session, decision: Decision, submitted: datetime, now: datetime) -> Reach:
-    """Whether the active people not away today could approve `decision` (see the module)."""
+    """Whether the active people not away today could approve `decision` (see the module).
+    `submitted`: when its escalation started counting (`holds.decidable_since`)."""
     if decision.outcome != Outcome.PENDING:
         return Reach(True, None)
     at = _latest(decision, submitted, now)
+    away = away_on(session, now)
+    bind = session.get_bind()  # one process may serve several databases (tests do)
+    where = (id(bind), str(bind.engine.url))
+    key = (where, _key(decision, at, _directory_stamp(session), frozenset(away)))
+    found = _REMEMBERED.get(key)
+    if found is None:
+        found = _reach(session, decision, submitted, at, away)
+        _REMEMBERED.put(key, found)
+    return found
+
+
+def _reach(
+    session: Session,
+    decision: Decision,
+    submitted: datetime,
+    at: datetime,
+    away: Mapping[str, object],
+) -> Reach:
     people = _active(session)
     enough, reasons = _enough(decision, people, submitted, at)
     if not enough:
         return Reach(False, "nobody can approve it: " + "; ".join(reasons))
-    away = away_on(session, now)
     present = [person for person in people if person.id not in away]
     enough, reasons = _enough(decision, present, submitted, at)
     if not enough:
-        eligible_away = sorted(
-            person.id for person in people if person.id in away and person.id != decision.requester
-        )
+        eligible_away = sorted(p.id for p in people if p.id in away and p.id != decision.requester)
         return Reach(
             False,
             "everyone who could approve it is away: " + "; ".join(reasons),
@@ -117,7 +191,8 @@ def flag_unreachable(
     services: Services, session: Session, row: RequestRow, decision: Decision, now: datetime
 ) -> Reach:
     """At submission: an alert when nobody reachable can approve the request."""
-    reach = reachability(session, decision, row.created_at, now)
+    start = holds.escalation_start(services, session, row)
+    reach = reachability(session, decision, start, now)
     if not reach.reachable:
         raise_alert(
             services,
@@ -140,132 +215,139 @@ def flag_unreachable(
 # --- one pending request per account ------------------------------------------------------
 
 
-def _covers(spec: OnePendingSpec, action: str) -> bool:
-    if spec.actions == "all":
+def _sees(services: Services, session: Session, pending: Pending, reader: Actor | None) -> bool:
+    """Whether `reader` may see `pending` (None: the system's own view, which sees all)."""
+    if reader is None:
         return True
-    return any(fnmatch.fnmatchcase(action, pattern) for pattern in spec.actions)
+    if pending.kind == "batch":
+        batch = session.get(BatchRow, pending.id)
+        return batch is not None and batch_views.may_see(services, session, batch, reader)
+    row = session.get(RequestRow, pending.id)
+    return row is not None and may_see(services, session, row, reader)
 
 
-def _lock(session: Session, account_ref: str) -> None:
-    """Serialise submissions on one account (PostgreSQL; SQLite's BEGIN IMMEDIATE already
-    serialises every writer)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    session.execute(
-        pg_insert(QuotaLockRow)
-        .values(quota_id=ONE_PENDING_LOCK, key=account_ref)
-        .on_conflict_do_nothing(index_elements=["quota_id", "key"])
-    )
-    session.execute(
-        select(QuotaLockRow.quota_id)
-        .where(QuotaLockRow.quota_id == ONE_PENDING_LOCK, QuotaLockRow.key == account_ref)
-        .with_for_update()
-    )
-
-
-def _queue(session: Session, spec: OnePendingSpec, account_ref: str) -> list[RequestRow]:
-    """The covered pending requests on an account in the order they were submitted: by the
-    seq of their `request.submitted` events (the log orders appends; two requests recorded
-    in the same instant are still one before the other)."""
-    pending = [row for row in _pending_on(session, account_ref) if _covers(spec, row.action)]
-    found = session.execute(
-        select(EventRow.request_id, EventRow.seq).where(
-            EventRow.kind == "request.submitted",
-            EventRow.request_id.in_([row.id for row in pending]),
-        )
-    )
-    seqs: dict[str | None, float] = {row[0]: row[1] for row in found}
-    never = float("inf")  # no event (a row the log knows nothing of): last, as the latest
-    return sorted(pending, key=lambda row: (seqs.get(row.id, never), row.created_at, row.id))
-
-
-def peers(session: Session, policy: Policy, row: RequestRow) -> list[RequestRow]:
-    """The other pending requests on `row`'s account that the policy's
-    `one_pending_per_account` makes it wait for (or that wait for it), oldest first."""
-    spec = policy.document.one_pending_per_account
-    if spec is None or not _covers(spec, row.action):
-        return []
-    return [other for other in _queue(session, spec, row.account_ref) if other.id != row.id]
-
-
-def held_by(session: Session, policy: Policy, row: RequestRow) -> RequestRow | None:
-    """The first pending request `row` waits for (not approvable until it is decided): the
-    first of its account's queue, unless that is `row` itself."""
-    spec = policy.document.one_pending_per_account
-    if row.state != RequestState.PENDING.value or spec is None or not _covers(spec, row.action):
-        return None
-    queue = _queue(session, spec, row.account_ref)
-    return queue[0] if queue and queue[0].id != row.id else None
+def _named(services: Services, session: Session, pending: Pending, reader: Actor | None) -> str:
+    """`pending` as a message to `reader` names it: its id and action only if they may see it."""
+    if _sees(services, session, pending, reader):
+        return f"{pending.kind} {pending.id} ({pending.action})"
+    return "another request"
 
 
 def guard_one_pending(
-    session: Session, policy: Policy, action: str, account_ref: str, outcome: Outcome
+    services: Services,
+    session: Session,
+    policy: Policy,
+    actor: Actor,
+    action: str,
+    account_ref: str,
+    outcome: Outcome,
 ) -> None:
-    """At submission, in its transaction, before the request is recorded: take the account's
-    lock; in `refuse` mode, Conflict when a covered request is pending on the account."""
-    spec = policy.document.one_pending_per_account
-    if spec is None or outcome != Outcome.PENDING or not _covers(spec, action):
+    """At a request's submission, in its transaction, before it is recorded: take the
+    account's lock; in `refuse` mode, Conflict when something covered is pending on the
+    account (a request, or a pending batch's item), named only if `actor` may see it."""
+    spec = holds.spec_for(policy, action)
+    if spec is None or outcome != Outcome.PENDING:
         return
-    _lock(session, account_ref)
+    holds.lock(session, account_ref)
     if spec.mode != "refuse":
         return
-    pending = [other for other in _pending_on(session, account_ref) if _covers(spec, other.action)]
+    pending = holds.queue(session, spec, account_ref)
     if pending:
-        first = pending[0]
+        named = _named(services, session, pending[0], actor)
         raise Conflict(
-            f"request {first.id} ({first.action}) is already pending on {account_ref}: the "
-            "policy allows one at a time (one_pending_per_account); ask again once it is decided"
+            f"{named} is already pending on {account_ref}: the policy allows one at a time "
+            "(one_pending_per_account); ask again once it is decided"
         )
 
 
-def _pending_on(session: Session, account_ref: str) -> list[RequestRow]:
-    return list(
-        session.scalars(
-            select(RequestRow)
-            .where(
-                RequestRow.account_ref == account_ref,
-                RequestRow.state == RequestState.PENDING.value,
-            )
-            .order_by(RequestRow.created_at, RequestRow.id)
+def guard_batch(
+    services: Services,
+    session: Session,
+    policy: Policy,
+    actor: Actor,
+    action: str,
+    accounts: Sequence[str],
+) -> None:
+    """At a batch's submission, in its transaction, before it is recorded: take its included
+    accounts' locks (sorted: two batches never wait for each other in a cycle) and refuse it
+    (Conflict, nothing recorded) when any of them has something covered pending, in either
+    mode: a batch's item cannot wait alone (the batch is approved and run as one), and
+    splitting it out would turn it into a request decided on another bar, so it is refused,
+    naming the accounts; the requester leaves them out or asks again once they are decided."""
+    spec = holds.spec_for(policy, action)
+    if spec is None:
+        return
+    busy = []
+    for account_ref in sorted(set(accounts)):
+        holds.lock(session, account_ref)
+        pending = holds.queue(session, spec, account_ref)
+        if pending:
+            busy.append(f"{account_ref}: {_named(services, session, pending[0], actor)}")
+    if busy:
+        raise Conflict(
+            "the policy allows one pending request per account (one_pending_per_account) and "
+            f"some of this batch's accounts already have one: {'; '.join(busy)}. Leave them "
+            "out, or ask again once they are decided",
+            accounts=[entry.partition(": ")[0] for entry in busy],
         )
-    )
 
 
-def view(services: Services, session: Session, row: RequestRow) -> dict[str, object] | None:
-    """A pending request's routing as the API and console show it: whether anyone reachable
-    can approve it, and the other pending requests on its account it waits for or that wait
-    for it (id, action, requester, when: nothing of their params or justification)."""
+def refuse_while_held(services: Services, session: Session, row: RequestRow, actor: Actor) -> None:
+    """At approval: Conflict while `row` waits for something pending ahead of it on its
+    account, named only if `actor` may see it."""
+    _, policy = services.policy_in_force(session)
+    first = held_by(session, policy, row)
+    if first is not None:
+        named = _named(services, session, first, actor)
+        raise Conflict(
+            f"this request waits for {named} on the same account to be decided first "
+            "(one_pending_per_account)",
+            request_id=row.id,
+        )
+
+
+def view(
+    services: Services, session: Session, row: RequestRow, reader: Actor | None = None
+) -> dict[str, object] | None:
+    """A pending request's routing as `reader` may see it (None: the system's own view):
+    whether anyone reachable can approve it; whether it waits (`held`) and for what
+    (`held_by`, only if the reader may see that); the other pending requests and batches on its
+    account the reader may see (id, kind, action, requester, when: nothing of their params or
+    justification), and `others_pending` when there are some they may not see."""
     if row.state != RequestState.PENDING.value:
         return None
     now = services.clock()
     _, policy = services.policy_in_force(session)
     decision = redecide(services, session, row, now)
-    first = held_by(session, policy, row)
-    return {
-        **reachability(session, decision, row.created_at, now).to_dict(),
-        "held_by": None if first is None else first.id,
-        "pending_on_account": [
-            {
-                "id": other.id,
-                "action": other.action,
-                "requester": other.requester_id,
-                "created_at": other.created_at.isoformat(),
-                "waits_for_this": waits_for_this,
-            }
-            for other, waits_for_this in _around(session, policy, row)
-        ],
-    }
-
-
-def _around(session: Session, policy: Policy, row: RequestRow) -> list[tuple[RequestRow, bool]]:
-    """Each peer of `row`, and whether it was submitted after `row` (so waits for it)."""
-    found, after = [], False
-    spec = policy.document.one_pending_per_account
-    if spec is None or not _covers(spec, row.action):
-        return []
-    for other in _queue(session, spec, row.account_ref):
+    start = holds.decidable_since(session, policy, row, now)
+    spec = holds.spec_for(policy, row.action)
+    queue = [] if spec is None else holds.queue(session, spec, row.account_ref)
+    first = queue[0] if queue and queue[0].id != row.id else None
+    shown: list[dict[str, object]] = []
+    hidden, after = False, False
+    for other in queue:
         if other.id == row.id:
             after = True
             continue
-        found.append((other, after))
-    return found
+        if not _sees(services, session, other, reader):
+            hidden = True
+            continue
+        shown.append(
+            {
+                "id": other.id,
+                "kind": other.kind,
+                "action": other.action,
+                "requester": other.requester,
+                "created_at": other.created_at.isoformat(),
+                "waits_for_this": after,
+            }
+        )
+    visible_first = first is not None and any(p["id"] == first.id for p in shown)
+    return {
+        **reachability(session, decision, start, now).to_dict(),
+        "held": first is not None,
+        "held_by": first.id if first is not None and visible_first else None,
+        "held_by_kind": first.kind if first is not None and visible_first else None,
+        "pending_on_account": shown,
+        "others_pending": ANOTHER if hidden else None,
+    }

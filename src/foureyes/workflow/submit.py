@@ -382,7 +382,13 @@ def _decide_and_record(
                 # One pending request per account (the policy's option): the account's lock,
                 # and in `refuse` mode a Conflict while another one is pending.
                 routing.guard_one_pending(
-                    session, policy, submission.action, submission.account, decision.outcome
+                    services,
+                    session,
+                    policy,
+                    actor,
+                    submission.action,
+                    submission.account,
+                    decision.outcome,
                 )
                 _insert(
                     services,

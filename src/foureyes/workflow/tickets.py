@@ -6,10 +6,12 @@ A request whose matched rules require a ticket of a system names it in its justi
 - submission (`submit`): before the request is recorded; a refusal records no request, only its
   `request.refused` evidence, and the passed check is kept with the request (`request_tickets`,
   in the `request.submitted` event);
-- approval (`recheck`, from `review.review` for an approve): a ticket closed, or no longer
-  naming the account, since submission refuses the approval; a passed check is recorded with a
-  `request.ticket_checked` event;
-- execution (`recheck`, from `execute.execute`): the same, and a refusal cancels the request
+- approval (`recheck`, from `review.review` for an approve, once every other refusal has been
+  checked): a ticket closed, or no longer naming the account, since submission refuses the
+  approval; a passed check is recorded (`record_check`, a `request.ticket_checked` event) only
+  with the review it was asked for;
+- execution (`recheck`, from `execute.execute`, once the caller may execute it): the same,
+  recorded only with the claim, and a refusal cancels the request
   (the ticket is what allowed it); a system that cannot answer fails the attempt (retried like
   a platform that is down), never lets it run unchecked.
 
@@ -20,6 +22,7 @@ TicketSystemUnavailable: fail closed, saying why.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,11 +38,13 @@ from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow, RequestTicketRow
 
 __all__ = [
+    "Rechecked",
     "check",
     "covers",
     "latest",
     "recheck",
     "record",
+    "record_check",
     "required_by",
     "summaries",
 ]
@@ -125,39 +130,58 @@ def latest(session: Session, request_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def recheck(
-    services: Services, request_id: str, stage: str, actor: str | None, states: Iterable[str]
-) -> str | None:
-    """Check the request's tickets again (`stage`: approve or execute): None when it requires
-    none or they pass (each passed check is recorded, with a `request.ticket_checked` event),
-    else why they are refused. TicketSystemUnavailable when a system cannot answer. The
-    caller has established that `actor` may see the request; one not in `states` (where the
-    stage can go on) is left to the caller's own refusal."""
+@dataclass(frozen=True)
+class Rechecked:
+    """A re-check's answer: why the tickets refuse the request now (`problem`), else the passed
+    checks (`tickets`, empty when the request requires none) for the caller to record."""
+
+    problem: str | None = None
+    tickets: tuple[Ticket, ...] = ()
+
+
+def recheck(services: Services, request_id: str, states: Iterable[str]) -> Rechecked:
+    """Ask the ticket systems again about the request's tickets (approval or execution). Writes
+    nothing: the caller records the passed checks (`record_check`) in the transaction where
+    its own step is recorded, so that a refused or unauthorised attempt leaves no trace
+    naming its author. The caller has already established that whoever asks may act on the
+    request (a network call is made on their behalf); a request not in `states` is left to
+    the caller's own refusal. TicketSystemUnavailable when a system cannot answer. Called
+    outside any transaction: a slow system holds no lock."""
     with services.database.read() as session:
         row = session.get(RequestRow, request_id)
         if row is None or row.state not in set(states):
-            return None  # the caller's own look refuses it (unknown, or in another state)
+            return Rechecked()  # the caller's own look refuses it (unknown, or in another state)
         systems = required_by(row.decision or {})
         justification, account_ref = row.justification, row.account_ref
     if not systems:
-        return None
+        return Rechecked()
     try:
-        tickets = check(services, systems, justification, account_ref)
+        return Rechecked(tickets=check(services, systems, justification, account_ref))
     except BadInput as refused:
-        return refused.message
-    with services.database.transaction() as session:
-        now = services.clock()
-        row = session.get(RequestRow, request_id)
-        if row is None:
-            return None
-        record(session, request_id, stage, tickets, now)
-        record_event(
-            services,
-            session,
-            kind="request.ticket_checked",
-            actor=actor,
-            row=row,
-            payload={"stage": stage, "tickets": summaries(tickets)},
-            now=now,
-        )
-    return None
+        return Rechecked(problem=refused.message)
+
+
+def record_check(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    stage: str,
+    checked: Sequence[Ticket],
+    *,
+    actor: str | None,
+    now: datetime,
+) -> None:
+    """Keep the passed checks of a re-check with a `request.ticket_checked` event, in the
+    caller's transaction; only once the step they were asked for is being recorded."""
+    if not checked:
+        return
+    record(session, row.id, stage, checked, now)
+    record_event(
+        services,
+        session,
+        kind="request.ticket_checked",
+        actor=actor,
+        row=row,
+        payload={"stage": stage, "tickets": summaries(checked)},
+        now=now,
+    )

@@ -26,10 +26,10 @@ from foureyes.errors import BadInput, NotFound
 from foureyes.model import Account, Outcome, RequestState, Staff
 from foureyes.policy.catalog import MASK
 from foureyes.policy.engine import satisfied
-from foureyes.store.queries import staff_from_row
-from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, StaffRow
+from foureyes.store.queries import everyone
+from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import routing, tickets
+from foureyes.workflow import holds, routing, tickets
 from foureyes.workflow.access import (
     may_review_now,
     may_see,
@@ -61,12 +61,19 @@ def visible_view(services: Services, actor: Actor, request_id: str) -> dict[str,
         row = visible_request(
             services, session, session.get(RequestRow, request_id), request_id, actor
         )
-        return _view(services, session, row, timeline=True)
+        return _view(services, session, row, timeline=True, reader=actor)
 
 
 def _view(
-    services: Services, session: Session, row: RequestRow, *, timeline: bool
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    *,
+    timeline: bool,
+    reader: Actor | None = None,
 ) -> dict[str, Any]:
+    """The request's view; `reader`: who reads it (None: the system), for what `routing`
+    may name of the other requests on its account."""
     decision = dict(row.decision)
     factors = [dict(f, approved_by=[], missing=f["approvals"]) for f in decision.get("factors", [])]
     reviews = review_rows(session, row.id)
@@ -82,13 +89,13 @@ def _view(
         now = services.clock()
         current = redecide(services, session, row, now)
         if current.outcome == Outcome.PENDING:
-            candidates = [staff_from_row(session, s) for s in session.scalars(select(StaffRow))]
+            candidates = everyone(session)
             status = satisfied(
                 current,
                 engine_reviews(services, session, reviews),
                 candidates=candidates,
                 today=now.date(),
-                submitted=row.created_at,
+                submitted=holds.escalation_start(services, session, row),
                 now=now,
             )
             factors = [
@@ -136,7 +143,7 @@ def _view(
     if checked:
         # The tickets the rules required, as their system answered at the latest check.
         view["tickets"] = [dict(t, checked_at=_iso(t["checked_at"])) for t in checked]
-    routed = routing.view(services, session, row)
+    routed = routing.view(services, session, row, reader)
     if routed is not None:
         view["routing"] = routed  # reachable? held? the other pending requests on the account
     if timeline:
@@ -268,7 +275,7 @@ def list_requests(
             if len(items) == limit:
                 more = True
                 break
-            items.append(_view(services, session, row, timeline=False))
+            items.append(_view(services, session, row, timeline=False, reader=actor))
             last = row
         cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
         return items, cursor

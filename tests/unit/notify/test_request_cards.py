@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from foureyes import worker
@@ -98,7 +99,7 @@ def test_the_card_has_who_what_tier_why_alerts_and_the_digest_bound_link(world: 
         raise_alert(
             services,
             session,
-            NewAlert("night_activity", "high", "asked at 3 am", ANA, "chirp:president", request_id),
+            NewAlert("off_hours", "high", "asked at 3 am", ANA, "chirp:president", request_id),
             now=services.clock(),
         )
     view = operations.show(services, request_id)
@@ -120,6 +121,43 @@ def test_the_card_has_who_what_tier_why_alerts_and_the_digest_bound_link(world: 
         details = [row.details for row in session.scalars(select(OutboxRow))]
     assert details
     assert all(Card.from_json(d) is not None for d in details)
+
+
+@pytest.mark.parametrize(
+    "detector",
+    [
+        "step_up_failed",  # "e-3002 (mei) presented a step-up that failed"
+        "request_tampered",
+        "unreachable_approvers",
+        "night_activity",  # any detector not written to describe the request
+        "",
+        "OFF_HOURS",
+    ],
+)
+def test_alerts_about_people_or_the_system_never_reach_a_card(world: World, detector: str) -> None:
+    """A card goes to chat rooms foureyes does not control, read maybe by the very person an
+    alert is about: only the request-describing detectors (`card.ON_CARDS`) are shown."""
+    request_id = _submit(world, "CASE-78")
+    services = world.services
+    with services.database.transaction() as session:
+        for name, summary in (
+            (detector, "e-3002 (mei) presented a step-up that failed"),
+            ("fast_approval", "approved within a minute"),
+        ):
+            raise_alert(
+                services,
+                session,
+                NewAlert(name, "high", summary, "e-3002", "chirp:president", request_id),
+                now=services.clock(),
+            )
+    card = _card(world, request_id)
+    assert [a.summary for a in card.alerts] == ["approved within a minute"]
+    _approve(world, request_id)  # and on every card written after it
+    with services.database.transaction() as session:
+        details = [row.details for row in session.scalars(select(OutboxRow))]
+    for shown in (Card.from_json(d) for d in details):
+        assert shown is not None
+        assert all("step-up" not in a.summary for a in shown.alerts)
 
 
 def test_the_ticket_is_read_defensively_from_what_the_request_holds(world: World) -> None:

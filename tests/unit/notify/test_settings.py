@@ -158,3 +158,45 @@ def test_bad_chat_tables_are_diagnosed(tmp_path: Path, table: str, message: str)
     with pytest.raises(BadInput, match=message) as caught:
         settings(tmp_path, f"[notify.x]\n{table}\n")
     assert "syt_inline" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        'kind = "matrix"\nhomeserver = "http://matrix.example.org"\nroom_id = "!r:m"\n'
+        'token_env = "T"',
+        'kind = "matrix"\nhomeserver = "http://10.0.0.5:8008"\nroom_id = "!r:m"\ntoken_env = "T"',
+        'kind = "matrix"\nhomeserver = "http://[2001:db8::1]"\nroom_id = "!r:m"\ntoken_env = "T"',
+        'kind = "matrix"\nhomeserver = "http://127.0.0.1.evil.example"\nroom_id = "!r:m"\n'
+        'token_env = "T"',
+        'kind = "slack"\ntoken_env = "T"\nchannel_id = "C1"\napi_url = "http://slack.example"',
+        'kind = "slack"\ntoken_env = "T"\nchannel_id = "C1"\napi_url = "http://localhost.evil"',
+    ],
+)
+def test_a_bot_token_never_goes_over_plain_http_off_this_machine(
+    tmp_path: Path, table: str
+) -> None:
+    with pytest.raises(BadInput, match="must be an https URL"):
+        settings(tmp_path, f"[notify.x]\n{table}\n")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8008", "localhost:8008", "[::1]:8008"])
+def test_plain_http_to_this_machine_is_allowed_for_chat(tmp_path: Path, host: str) -> None:
+    loaded = settings(
+        tmp_path,
+        f'[notify.x]\nkind = "matrix"\nhomeserver = "http://{host}"\nroom_id = "!r:m"\n'
+        'token_env = "T"\n',
+    )
+    assert channels_from_settings(loaded.notify, {"T": "syt_t"})["x"]
+
+
+@pytest.mark.parametrize(
+    "hook", ["http://hooks.slack.example/services/T/B/secret", "ftp://x/secret", "secret"]
+)
+def test_a_slack_hook_url_over_plain_http_is_refused_never_quoted(
+    tmp_path: Path, hook: str
+) -> None:
+    loaded = settings(tmp_path, '[notify.x]\nkind = "slack"\nurl_env = "U"\n')
+    with pytest.raises(BadInput, match="must be an https URL") as refused:
+        channels_from_settings(loaded.notify, {"U": hook})
+    assert "secret" not in str(refused.value).replace("its secret", "")

@@ -149,17 +149,21 @@ def test_reminders_go_each_period_once_even_after_a_restart(
     )
     assert reminders.remind_due(restarted) == []
     assert _told(world, request_id, "review.reminder") == ["e-3002", "e-3003", "e-9001"]
-    world.clock.advance(minutes=15)  # 30m: round 2, and the escalation group is told too
-    assert reminders.remind_due(restarted) == [f"{request_id}:2"]
-    told = _told(world, request_id, "review.reminder")
-    assert told.count("e-3002") == 2
-    assert "e-4001" in told  # security, eligible now
+    world.clock.advance(minutes=15)  # 30m: the escalation notice, not reminder round 2
+    assert reminders.remind_due(restarted) == [f"{request_id}:0"]
+    assert reminders.remind_due(restarted) == []  # round 2 is folded into the notice
+    told = _told(world, request_id, "review.escalated")
+    assert "e-4001" in told  # security, eligible now: first told by the escalation notice
+    assert "e-4001" not in _told(world, request_id, "review.reminder")
     assert not {"c-1001", "e-3001", "e-2001"} & set(told)  # excluded, requester: never
+    world.clock.advance(minutes=15)  # 45m: round 3, to everyone who may approve now
+    assert reminders.remind_due(restarted) == [f"{request_id}:3"]
+    assert "e-4001" in _told(world, request_id, "review.reminder")
     with world.services.database.transaction() as session:
         rounds = session.scalars(
             select(ReminderRow.round).where(ReminderRow.request_id == request_id)
         )
-        assert sorted(rounds) == [1, 2]
+        assert sorted(rounds) == [0, 1, 3]
 
 
 def test_no_reminder_once_decided(world: World) -> None:

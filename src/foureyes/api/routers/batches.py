@@ -21,7 +21,7 @@ from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import StepUpAssertion, WebAuthnStepUp, problem_responses
 from foureyes.model import ReviewDecision
 from foureyes.web.deps import ServicesDep
-from foureyes.workflow import batch_execute, batch_undo, batch_views
+from foureyes.workflow import batch_cancel, batch_execute, batch_undo, batch_views
 from foureyes.workflow.batch_manifest import MAX_ITEMS
 from foureyes.workflow.batch_review import MAX_COMMENT, BatchReviewInput, review_batch
 from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
@@ -71,6 +71,14 @@ class BatchUndoBody(BaseModel):
 
     positions: Annotated[list[int] | None, Field(max_length=MAX_ITEMS)] = None
     justification: Justification = None
+
+
+class BatchCancelBody(BaseModel):
+    """`POST /v1/batches/{id}/cancel`: why (optional)."""
+
+    model_config = _STRICT
+
+    reason: Annotated[StrictStr, Field(max_length=batch_cancel.MAX_REASON)] = ""
 
 
 def _client(request: Request) -> str | None:
@@ -146,6 +154,20 @@ def review(
             step_up=None if body.step_up is None else body.step_up.model_dump(exclude_none=True),
         ),
     )
+    return batch_views.show(services, actor, batch_id, items=False)
+
+
+@router.post(
+    "/{batch_id}/cancel",
+    summary="Cancel a batch before it is carried out",
+    responses=problem_responses(403, 409),
+)
+def cancel(
+    batch_id: BatchId, body: BatchCancelBody, services: ServicesDep, actor: ActorDep
+) -> dict[str, Any]:
+    """The requester may withdraw a pending or approved batch; while its delay runs, anyone
+    eligible to approve it may cancel it too (403 otherwise). Executing or ended: 409."""
+    batch_cancel.cancel_batch(services, actor, batch_id, body.reason)
     return batch_views.show(services, actor, batch_id, items=False)
 
 

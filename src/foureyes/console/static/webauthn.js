@@ -12,6 +12,9 @@
 //   review form that needs step-up also gets a clearly labelled box: ticked, the demo key the
 //   server holds for the signed-in person signs the review instead of a security key
 //   (POST /console/demo/step-up, mounted on demo servers alone; foureyes.core.demo).
+// - A form may name its own endpoints (data-step-up-options-url, data-demo-step-up-url): a
+//   batch's review card does, so that the challenge is computed from the batch's digest (its
+//   Merkle root) instead of a request's; data-request-id is then the batch's id.
 (function () {
   "use strict";
 
@@ -252,13 +255,16 @@
       var rpId = "";
       try {
         if (useDemo) {
-          var signed = await postJSON("/console/demo/step-up", {
+          var demoUrl = form.getAttribute("data-demo-step-up-url") || "/console/demo/step-up";
+          var signed = await postJSON(demoUrl, {
             request_id: form.getAttribute("data-request-id"),
             decision: decision,
           });
           form.elements.step_up.value = JSON.stringify(signed);
         } else {
-          var options = await postJSON("/console/webauthn/assertion/options", {
+          var optionsUrl =
+            form.getAttribute("data-step-up-options-url") || "/console/webauthn/assertion/options";
+          var options = await postJSON(optionsUrl, {
             request_id: form.getAttribute("data-request-id"),
             decision: decision,
           });
