@@ -441,6 +441,10 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 _CREDENTIAL = re.compile(r"(?i)\b(basic|bearer|token)(\s*[:=]?\s*)[A-Za-z0-9+/=._~-]{8,}")
 
 
+# A form shorter than this is not masked: it would match unrelated text.
+_MIN_CORE = 8
+
+
 class SecretMask:
     """A connector's own secrets (an admin password, a token, a shared secret), in every form it
     sends them in, to mask in text a platform answers: a platform or a proxy in front of it may
@@ -462,22 +466,24 @@ class SecretMask:
             forms.update({raw_secret.hex(), raw_secret.hex().upper()})
             for raw in (secret, *(f"{user}:{secret}" for user in basic_users)):
                 forms.update(_base64_forms(raw.encode()))
-        # Longest first, so that a form inside a longer one never leaves the rest of it.
-        self._forms = tuple(sorted((f for f in forms if f), key=len, reverse=True))
+        # Longest first, so that a form inside a longer one never leaves the rest of it; one
+        # pass, so "[redacted]" itself is never masked again. A form shorter than _MIN_CORE is
+        # left out: it would mangle every message (a real token or password is longer).
+        self._forms = tuple(
+            sorted((f for f in forms if len(f) >= _MIN_CORE), key=len, reverse=True)
+        )
+        self._pattern = (
+            re.compile("|".join(re.escape(f) for f in self._forms)) if self._forms else None
+        )
 
     def __repr__(self) -> str:
         return f"SecretMask({len(self._forms)} forms)"
 
     def __call__(self, text: str) -> str:
-        for form in self._forms:
-            text = text.replace(form, "[redacted]")
-        return text
+        return text if self._pattern is None else self._pattern.sub("[redacted]", text)
 
 
 NO_SECRETS = SecretMask()
-
-# A base64 core shorter than this is not masked: it would match unrelated text.
-_MIN_CORE = 8
 
 
 def _base64_forms(raw: bytes) -> set[str]:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query
 
 from foureyes.api.auth import ActorDep
 from foureyes.api.schemas import problem_responses
+from foureyes.errors import NotFound
 from foureyes.web.deps import ServicesDep
 from foureyes.workflow.account_search import count_lookup, find_accounts
 from foureyes.workflow.accounts import account_view
@@ -57,7 +58,11 @@ def show_account(
 ) -> dict[str, Any]:
     """The account's attributes as its platform reports them now (private ones redacted), its
     pins (`watchlist`, `protected`, …) and its tier under the policy in force. Any member of
-    staff may look an account up (acting on it is a request); look-ups count toward the
-    person's search limit (429 past it)."""
-    count_lookup(services, actor)
-    return account_view(services, ref)
+    staff may look an account up (acting on it is a request); a look-up that finds no account
+    counts toward the person's search limit (429 past it), so a word list tried name by name is
+    throttled while looking up accounts that exist is not."""
+    try:
+        return account_view(services, ref)
+    except NotFound:
+        count_lookup(services, actor)
+        raise

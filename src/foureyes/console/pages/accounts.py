@@ -56,9 +56,10 @@ def show_account(
     services: ServicesDep,
     actor: ConsoleActorDep,
 ) -> Response:
-    account_search.count_lookup(services, actor)  # a word list tried by name is a search too
     account = safe_account(services, ref)
     if "error" in account:
+        # A miss counts as a search: a word list tried name by name is throttled like one.
+        account_search.count_lookup(services, actor)
         return render(
             request,
             "accounts.html",
