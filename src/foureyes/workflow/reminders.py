@@ -94,7 +94,10 @@ def remind_due(services: Services) -> list[str]:
     """One pass: send each pending request's due round, once. Answers `request_id:round` of
     the rounds sent."""
     with services.database.read() as session:
-        _, policy = services.policy_in_force(session)
+        try:
+            _, policy = services.policy_in_force(session)
+        except Unavailable:
+            return []  # no policy loaded yet: nothing can be pending, nothing to remind
     if not any(rule.escalation is not None for rule in policy.rules):
         return []  # nothing escalates: no request to look at (the common case, at no cost)
     sent = []
