@@ -145,6 +145,7 @@ def test_a_request_on_an_account_a_pending_batch_holds_waits_or_is_refused(
     with world.services.database.read() as session:
         spec = world.services.policy_in_force(session)[1].document.one_pending_per_account
     refuse = spec is not None and spec.mode == "refuse"
+    waiting: list[str] = []
     for what in (LOCK, DEACTIVATE):
         if refuse:
             with pytest.raises(Conflict, match="another request") as refused:
@@ -152,6 +153,7 @@ def test_a_request_on_an_account_a_pending_batch_holds_waits_or_is_refused(
             assert batch_id not in refused.value.message  # Ana may not see Kim's batch
             continue
         made = _submit(world, "e-2001", what)
+        waiting.append(made)
         routed = _routing(world, made, "e-4001")  # oversight sees the batch it waits for
         assert routed["held"] is True
         assert (routed["held_by"], routed["held_by_kind"]) == (batch_id, "batch")
@@ -161,9 +163,12 @@ def test_a_request_on_an_account_a_pending_batch_holds_waits_or_is_refused(
     with pytest.raises(Conflict):
         submit_batch(world, ["chirp:newsdesk"], by="c-1001")  # a second batch: refused too
     assert review_batch(world, batch_id, "e-3002") == "approved"
-    # Decided: a request on the account is approvable (wait) or accepted (refuse) again.
-    later = _pending_on(world, "chirp:bob") or [_submit(world, "e-2001", LOCK)]
-    assert _routing(world, later[0])["held"] is False
+    # Decided: a request on the account is approvable (wait) or accepted (refuse) again. In
+    # wait mode the lock (submitted first) is now first in line; the deactivation waits for it.
+    first = waiting[0] if waiting else _submit(world, "e-2001", LOCK)
+    assert _routing(world, first)["held"] is False
+    if waiting:
+        assert (_routing(world, waiting[1], "e-4001")["held_by"]) == first
 
 
 def test_a_batch_and_a_request_racing_for_one_account_leave_one(refusing: World) -> None:
