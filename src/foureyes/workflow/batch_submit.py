@@ -57,6 +57,7 @@ from foureyes.workflow import (
     routing,
     submit,
 )
+from foureyes.workflow.account_names import reported_names
 from foureyes.workflow.batch_manifest import Line, ManifestRefused
 
 PENDING = "pending"
@@ -93,6 +94,7 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
         pinned = [with_pins(a, services.pins(session, a.ref)) for a in accounts]
     plan = _plan(policy, actor, given, pinned, services.clock())
     _check_asked(services, given, plan)
+    names = _names(services, accounts)
     with services.database.transaction() as session:
         now = services.clock()
         if services.policy_in_force(session)[0] != version:
@@ -109,7 +111,8 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
         batch_id = str(uuid.uuid4())
         item_ids = [str(uuid.uuid4()) for _ in included]
         usage.count(session, item_ids, now)
-        _insert(services, session, actor, given, (batch_id, version, now), plan, item_ids)
+        made = (batch_id, version, now)
+        _insert(services, session, actor, given, made, plan, (item_ids, names))
     if plan.split_out:
         split_out(services, actor, given, batch_id, plan)
     return batch_id
@@ -192,6 +195,13 @@ def _plan(
     )
 
 
+def _names(services: Services, accounts: Sequence[Account]) -> dict[str, list[str]]:
+    """The handle and display name each account's platform reported (the `batch_lookalike`
+    detector compares them; a DID says nothing about whom it looks like)."""
+    connectors = {a.platform: services.connector(a.platform) for a in accounts}
+    return {a.ref: reported_names(connectors[a.platform], a.attributes) for a in accounts}
+
+
 def _check_asked(services: Services, given: BatchSubmission, plan: BatchPlan) -> None:
     """Step 3: the justification against the batch's bar, the params for every included item
     (the schema, the platform's own check)."""
@@ -207,10 +217,12 @@ def _insert(
     given: BatchSubmission,
     made: tuple[str, int, datetime],
     plan: BatchPlan,
-    item_ids: list[str],
+    items: tuple[list[str], Mapping[str, list[str]]],
 ) -> None:
-    """The batch row, its items (bulk) and its `batch.submitted` event."""
+    """The batch row, its items (bulk, with the names their platform reported) and its
+    `batch.submitted` event."""
     batch_id, version, now = made
+    item_ids, names = items
     included = plan.included
     rows: list[dict[str, Any]] = []
     for position, (item, item_id) in enumerate(zip(included, item_ids, strict=True)):
@@ -235,6 +247,7 @@ def _insert(
                 "reverts_item_id": reverts,
                 "state": PENDING,
                 "attempt": 0,
+                "names": names.get(item.account) or None,
             }
         )
     root = batch_manifest.root([r["digest"] for r in rows])
