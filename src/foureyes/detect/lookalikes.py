@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import combinations
 
 from sqlalchemy import select
@@ -168,7 +168,7 @@ class PinIndex:
     """The pinned accounts' keys, for finding the ones a name is near without comparing it
     with every pin."""
 
-    def __init__(self, pinned: dict[str, Iterable[str]], distance: int) -> None:
+    def __init__(self, pinned: Mapping[str, Iterable[str]], distance: int) -> None:
         self.distance = distance
         self.exact: dict[str, set[str]] = {}
         self.near: dict[str, set[tuple[str, str]]] = {}
