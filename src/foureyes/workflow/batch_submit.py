@@ -77,6 +77,10 @@ class BatchSubmission:
     # Set by `batch_undo`: the batch this one reverses, and per position the item it reverses.
     reverts: str | None = None
     reverts_items: tuple[str, ...] = ()
+    # The client's idempotency key and the fingerprint it stands for, stored with the batch
+    # (set by `batch_idempotency.submit_or_replay`, which answers retries).
+    idempotency_key: str | None = None
+    idempotency_digest: str | None = None
 
 
 def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> str:
@@ -274,6 +278,8 @@ def _insert(
         split_requests=[],
         executed_count=0,
         failed_count=0,
+        idempotency_key=given.idempotency_key,
+        idempotency_digest=given.idempotency_digest if given.idempotency_key else None,
     )
     session.add(row)
     session.flush()
