@@ -49,6 +49,7 @@ from foureyes.policy.batches import BatchPlan, plan_batch
 from foureyes.policy.compiler import Policy
 from foureyes.store.tables import BatchItemRow, BatchRow
 from foureyes.workflow import (
+    account_search,
     batch_events,
     batch_manifest,
     batch_quota,
@@ -89,7 +90,7 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
     logstate.refuse(services)
     params_digest(given.params)  # BadInput for params JSON cannot hold
     lines, malformed = batch_manifest.parse(given.accounts, given.csv)
-    accounts = resolve(services, given.action, lines, malformed)
+    accounts = resolve(services, given.action, lines, malformed, actor=actor)
     # The pins and the plan (a read per account) are made before the write transaction, so
     # that deciding 10,000 accounts holds no lock others need; the transaction then checks
     # that the policy it was decided under is still the one in force.
@@ -127,10 +128,19 @@ def resolve(
     action: str,
     lines: Sequence[Line],
     malformed: Sequence[dict[str, Any]] = (),
+    *,
+    actor: Actor | None = None,
 ) -> list[Account]:
     """The accounts the lines name, as their platforms answer (step 1): ManifestRefused with
     every line that is not one known account, or that names one an earlier line named (and
-    the `malformed` lines' errors), by line."""
+    the `malformed` lines' errors), by line.
+
+    A line naming no account says "unknown account", as a single request's 404 does, and
+    nothing more; each such line counts as one look-up miss of `actor`'s
+    (`account_search.count_lookup`, shared with the account search and `GET
+    /v1/accounts/{ref}`): a manifest is not a way to try 10,000 names at once where one by
+    one they would be throttled. Past the limit: TooManyAttempts (429), nothing recorded and
+    no line answered."""
     errors: list[dict[str, Any]] = list(malformed)
     first_of_spelling: dict[str, int] = {}
     first_platform: tuple[str, int] | None = None
@@ -161,6 +171,8 @@ def resolve(
     for line, ref in checked:
         answer = answers[ref]
         if isinstance(answer, NotFound):
+            if actor is not None:
+                account_search.count_lookup(services, actor)
             errors.append(batch_manifest.error(line, "unknown account"))
             continue
         if isinstance(answer, ConnectorError):
