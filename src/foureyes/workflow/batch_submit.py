@@ -52,6 +52,7 @@ from foureyes.workflow import (
     account_search,
     batch_events,
     batch_manifest,
+    batch_notify,
     batch_quota,
     batch_recheck,
     decide,
@@ -316,6 +317,7 @@ def _insert(
             **row.plan,
         },
     )
+    batch_notify.needs_review(services, session, row, now)
 
 
 def _stored_plan(plan: BatchPlan) -> dict[str, Any]:
