@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import select
+from tests.batches import approved, review, seed_ring, submit
+from tests.worlds import World
 
 from foureyes.store.tables import OutboxRow
 from foureyes.workflow import batch_execute, batch_notify
-from tests.batches import approved, review, seed_ring, submit
-from tests.worlds import World
 
 
 def outbox(world: World, kind: str | None = None) -> list[OutboxRow]:
