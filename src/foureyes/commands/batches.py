@@ -8,7 +8,6 @@ nothing recorded. `batch show ID --wait` draws a progress bar on stderr until th
 
 from __future__ import annotations
 
-import base64
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from foureyes.auth.messages import challenge, key_id_of
 from foureyes.commands.api_client import (
     DEFAULT_SERVER,
     Client,
@@ -26,7 +24,13 @@ from foureyes.commands.api_client import (
     ServerOpt,
     connect,
 )
-from foureyes.commands.client import CommentOpt, IdempotencyKeyOpt, StepUpKeyOpt, _step_up_key
+from foureyes.commands.client import (
+    CommentOpt,
+    IdempotencyKeyOpt,
+    StepUpKeyOpt,
+    _step_up_key,
+    step_up_assertion,
+)
 from foureyes.commands.options import TokenOpt, diagnosed
 from foureyes.commands.safe_text import printable
 from foureyes.errors import BadInput
@@ -131,18 +135,10 @@ def _review(
     _print_batch(view)
     body: dict[str, Any] = {"decision": decision, "digest": view["digest"], "comment": comment}
     if key_path is not None:
-        key = _step_up_key(key_path)
-        reviewer = str(client.me()["id"])
         signed = "approve" if decision == "approve" else "deny"
-        signature = key.sign(
-            challenge(
-                request_id=batch_id, digest=view["digest"], reviewer_id=reviewer, decision=signed
-            )
+        body["step_up"] = step_up_assertion(
+            client, _step_up_key(key_path), batch_id, view["digest"], signed
         )
-        body["step_up"] = {
-            "key_id": key_id_of(key),
-            "signature": base64.b64encode(signature).decode(),
-        }
     return client.review_batch(batch_id, body)
 
 
