@@ -90,6 +90,23 @@ class BatchCancelBody(BaseModel):
     reason: Annotated[StrictStr, Field(max_length=batch_cancel.MAX_REASON)] = ""
 
 
+# A retry with the Idempotency-Key of an earlier call and the same body.
+_REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": dict[str, Any],
+        "description": "A retry with the Idempotency-Key of an earlier call and the same "
+        "body: that batch as it is now. Nothing was recorded.",
+        "headers": {
+            IDEMPOTENT_REPLAYED: {
+                "description": "`true`: this answers an earlier call with the same key.",
+                "required": True,
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+    }
+}
+
+
 def _client(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
@@ -98,7 +115,7 @@ def _client(request: Request) -> str | None:
     "",
     status_code=201,
     summary="Ask for one action on many accounts",
-    responses=problem_responses(403),
+    responses={**problem_responses(403, 429), **_REPLAYED},
 )
 def submit(
     body: BatchBody,
@@ -116,7 +133,8 @@ def submit(
 
     With `Idempotency-Key`, as a request's submit: a retry (same key, same body) records
     nothing and answers the batch the first call made, 200 with `Idempotent-Replayed: true`;
-    the key with another body is 422 `idempotency-key-reused`."""
+    the key with another body is 422 `idempotency-key-reused`. A line naming no account counts
+    toward your account look-up limit: past it the submit is 429, nothing recorded."""
     batch_id, replayed = batch_idempotency.submit_or_replay(
         services,
         actor,
@@ -237,7 +255,7 @@ def prove(
     "/{batch_id}/undo",
     status_code=201,
     summary="Reverse a batch, or some of its items",
-    responses=problem_responses(403, 409),
+    responses={**problem_responses(403, 409), **_REPLAYED},
 )
 def undo(
     batch_id: BatchId,
