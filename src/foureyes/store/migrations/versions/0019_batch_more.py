@@ -6,7 +6,7 @@ Create Date: 2026-12-06 21:00:00.000000
 
 `batches.idempotency_key` and `idempotency_digest`: a retried `POST /v1/batches` (or batch
 undo) with the same `Idempotency-Key` answers the batch the first call made, as a single
-request's submit does (`foureyes.workflow.idempotency`). The key is unique per requester; the
+request's submit does (docs/idempotency.md). The key is unique per requester; the
 unique index, not a look-up, decides between two submits racing with one key.
 
 `batch_items.names`: the handle and display name the platform reported for the item's account
