@@ -187,8 +187,11 @@ class Client:
 
     # --- batches ---------------------------------------------------------------------------
 
-    def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/v1/batches", json=body)
+    def submit_batch(
+        self, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /v1/batches` with an `Idempotency-Key` (a fresh one unless given)."""
+        return self._keyed("/v1/batches", body, idempotency_key)
 
     def show_batch(self, batch_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/batches/{_segment(batch_id)}")
@@ -202,8 +205,11 @@ class Client:
     def batch_proof(self, batch_id: str, position: int) -> dict[str, Any]:
         return self._call("GET", f"/v1/batches/{_segment(batch_id)}/proofs/{int(position)}")
 
-    def undo_batch(self, batch_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", f"/v1/batches/{_segment(batch_id)}/undo", json=body)
+    def undo_batch(
+        self, batch_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /v1/batches/{id}/undo` with an `Idempotency-Key` (a fresh one unless given)."""
+        return self._keyed(f"/v1/batches/{_segment(batch_id)}/undo", body, idempotency_key)
 
     def cancel_batch(self, batch_id: str, reason: str) -> dict[str, Any]:
         return self._call(

@@ -8,7 +8,6 @@ nothing recorded. `batch show ID --wait` draws a progress bar on stderr until th
 
 from __future__ import annotations
 
-import base64
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from foureyes.auth.messages import challenge, key_id_of
 from foureyes.commands.api_client import (
     DEFAULT_SERVER,
     Client,
@@ -26,7 +24,13 @@ from foureyes.commands.api_client import (
     ServerOpt,
     connect,
 )
-from foureyes.commands.client import CommentOpt, StepUpKeyOpt, _step_up_key
+from foureyes.commands.client import (
+    CommentOpt,
+    IdempotencyKeyOpt,
+    StepUpKeyOpt,
+    _step_up_key,
+    step_up_assertion,
+)
 from foureyes.commands.options import TokenOpt, diagnosed
 from foureyes.commands.safe_text import printable
 from foureyes.errors import BadInput
@@ -39,6 +43,7 @@ batch_app = typer.Typer(no_args_is_help=True, help="Act on many accounts under o
 
 DONE = frozenset({"executed", "declined", "expired", "cancelled", "empty", "reverted"})
 POLL_SECONDS = 0.5
+_PAGE = 200  # the most the server gives in one page
 
 
 def _read_manifest(accounts: str) -> str:
@@ -98,6 +103,7 @@ def request_cmd(
         str | None, typer.Option("--reason", "--justification", "-j", help="Why (a ticket id).")
     ] = None,
     token: TokenOpt = None,
+    idempotency_key: IdempotencyKeyOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     insecure_http: InsecureHttpOpt = False,
 ) -> None:
@@ -105,7 +111,7 @@ def request_cmd(
     body = {"action": action, "csv": _read_manifest(accounts), "justification": justification}
     with connect(server, token, insecure_http=insecure_http) as client:
         try:
-            view = client.submit_batch(body)
+            view = client.submit_batch(body, idempotency_key=idempotency_key)
         except ServerError as exc:
             errors = exc.details.get("errors")
             if not isinstance(errors, list):
@@ -129,18 +135,10 @@ def _review(
     _print_batch(view)
     body: dict[str, Any] = {"decision": decision, "digest": view["digest"], "comment": comment}
     if key_path is not None:
-        key = _step_up_key(key_path)
-        reviewer = str(client.me()["id"])
         signed = "approve" if decision == "approve" else "deny"
-        signature = key.sign(
-            challenge(
-                request_id=batch_id, digest=view["digest"], reviewer_id=reviewer, decision=signed
-            )
+        body["step_up"] = step_up_assertion(
+            client, _step_up_key(key_path), batch_id, view["digest"], signed
         )
-        body["step_up"] = {
-            "key_id": key_id_of(key),
-            "signature": base64.b64encode(signature).decode(),
-        }
     return client.review_batch(batch_id, body)
 
 
@@ -205,14 +203,26 @@ def show_cmd(
 
 def list_cmd(
     reviewable: Annotated[bool, typer.Option("--reviewable")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     token: TokenOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     insecure_http: InsecureHttpOpt = False,
 ) -> None:
-    """Batches, newest first."""
+    """Batches, newest first (up to --limit, following the server's pages)."""
+    query: dict[str, Any] = {"reviewable": "true"} if reviewable else {}
+    items: list[dict[str, Any]] = []
     with connect(server, token, insecure_http=insecure_http) as client:
-        items = client.list_batches({"reviewable": "true"} if reviewable else {})["items"]
-    for view in items:
+        cursor = None
+        while len(items) < limit:
+            page = client.list_batches(
+                {**query, "limit": min(_PAGE, limit - len(items))}
+                | ({"cursor": cursor} if cursor else {})
+            )
+            items.extend(page.get("items", []))
+            cursor = page.get("next")
+            if not cursor:
+                break
+    for view in items[:limit]:
         out.print(
             printable(
                 f"{view['id']}  {view['state']:<10} {view['action']}  "
@@ -261,13 +271,14 @@ def undo_cmd(
     ] = None,
     justification: Annotated[str | None, typer.Option("--reason", "-j")] = None,
     token: TokenOpt = None,
+    idempotency_key: IdempotencyKeyOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Ask for one reverse batch over the executed items (all, or those given)."""
     body: dict[str, Any] = {"positions": positions or None, "justification": justification}
     with connect(server, token, insecure_http=insecure_http) as client:
-        view = client.undo_batch(batch_id, body)
+        view = client.undo_batch(batch_id, body, idempotency_key=idempotency_key)
     _print_batch(view)
 
 

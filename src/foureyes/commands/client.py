@@ -181,18 +181,21 @@ def _review_body(
         digest = str(view["digest"])
     body: dict[str, Any] = {"decision": verdict.value, "digest": digest, "comment": comment}
     if key is not None:
-        # The challenge names the reviewer by staff id: the server says whose token this is.
-        reviewer = str(client.me()["id"])
-        signature = key.sign(
-            challenge(
-                request_id=request_id, digest=digest, reviewer_id=reviewer, decision=verdict.value
-            )
-        )
-        body["step_up"] = {
-            "key_id": key_id_of(key),
-            "signature": base64.b64encode(signature).decode(),
-        }
+        body["step_up"] = step_up_assertion(client, key, request_id, digest, verdict.value)
     return body
+
+
+def step_up_assertion(
+    client: Client, key: Ed25519PrivateKey, subject_id: str, digest: str, decision: str
+) -> dict[str, str]:
+    """The device-key step-up of one review (a request's or a batch's): the signature over its
+    challenge, made here so the key never leaves this machine. The challenge names the reviewer
+    by staff id: the server says whose token this is."""
+    reviewer = str(client.me()["id"])
+    signature = key.sign(
+        challenge(request_id=subject_id, digest=digest, reviewer_id=reviewer, decision=decision)
+    )
+    return {"key_id": key_id_of(key), "signature": base64.b64encode(signature).decode()}
 
 
 def review_cmd(

@@ -612,6 +612,20 @@ class BatchRow(Base):
     split_requests: Mapped[list[Any]] = mapped_column(default=list)
     executed_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The submit's idempotency key and the SHA-256 of what it asked for, as on requests
+    # (`foureyes.workflow.batch_idempotency`).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    idempotency_digest: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        # A key is unique per requester; NULLs never clash (as `requests`' index).
+        Index(
+            "uq_batches_requester_id_idempotency_key",
+            "requester_id",
+            "idempotency_key",
+            unique=True,
+        ),
+    )
 
 
 class BatchItemRow(Base):
@@ -633,6 +647,9 @@ class BatchItemRow(Base):
     finished_at: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
+    # The handle and display name the platform reported at submit: a hint for the
+    # `batch_lookalike` detector (not in the digest, not shown).
+    names: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (
         UniqueConstraint("batch_id", "position"),

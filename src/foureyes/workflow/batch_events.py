@@ -17,6 +17,7 @@ from foureyes.core.redaction import event_payload
 from foureyes.core.services import Services, json_safe
 from foureyes.errors import Conflict, NotFound
 from foureyes.store.tables import BatchItemRow, BatchRow
+from foureyes.workflow import batch_notify
 
 SUBMITTED = "batch.submitted"
 
@@ -118,6 +119,8 @@ def move(
         now=now,
         payload={"from": before, "to": to, "reason": reason, **(details or {})},
     )
+    # The requester hears of a decision or the end, in this transaction (the outbox).
+    batch_notify.moved(session, row, now, actor=actor)
 
 
 FINAL = frozenset({"executed", "declined", "expired", "cancelled", "empty"})

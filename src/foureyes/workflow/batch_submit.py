@@ -49,14 +49,17 @@ from foureyes.policy.batches import BatchPlan, plan_batch
 from foureyes.policy.compiler import Policy
 from foureyes.store.tables import BatchItemRow, BatchRow
 from foureyes.workflow import (
+    account_search,
     batch_events,
     batch_manifest,
+    batch_notify,
     batch_quota,
     batch_recheck,
     decide,
     routing,
     submit,
 )
+from foureyes.workflow.account_names import reported_names
 from foureyes.workflow.batch_manifest import Line, ManifestRefused
 
 PENDING = "pending"
@@ -76,6 +79,10 @@ class BatchSubmission:
     # Set by `batch_undo`: the batch this one reverses, and per position the item it reverses.
     reverts: str | None = None
     reverts_items: tuple[str, ...] = ()
+    # The client's idempotency key and the fingerprint it stands for, stored with the batch
+    # (set by `batch_idempotency.submit_or_replay`, which answers retries).
+    idempotency_key: str | None = None
+    idempotency_digest: str | None = None
 
 
 def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> str:
@@ -84,7 +91,7 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
     logstate.refuse(services)
     params_digest(given.params)  # BadInput for params JSON cannot hold
     lines, malformed = batch_manifest.parse(given.accounts, given.csv)
-    accounts = resolve(services, given.action, lines, malformed)
+    accounts = resolve(services, given.action, lines, malformed, actor=actor)
     # The pins and the plan (a read per account) are made before the write transaction, so
     # that deciding 10,000 accounts holds no lock others need; the transaction then checks
     # that the policy it was decided under is still the one in force.
@@ -93,6 +100,7 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
         pinned = [with_pins(a, services.pins(session, a.ref)) for a in accounts]
     plan = _plan(policy, actor, given, pinned, services.clock())
     _check_asked(services, given, plan)
+    names = _names(services, accounts)
     with services.database.transaction() as session:
         now = services.clock()
         if services.policy_in_force(session)[0] != version:
@@ -109,7 +117,8 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
         batch_id = str(uuid.uuid4())
         item_ids = [str(uuid.uuid4()) for _ in included]
         usage.count(session, item_ids, now)
-        _insert(services, session, actor, given, (batch_id, version, now), plan, item_ids)
+        made = (batch_id, version, now)
+        _insert(services, session, actor, given, made, plan, (item_ids, names))
     if plan.split_out:
         split_out(services, actor, given, batch_id, plan)
     return batch_id
@@ -120,10 +129,19 @@ def resolve(
     action: str,
     lines: Sequence[Line],
     malformed: Sequence[dict[str, Any]] = (),
+    *,
+    actor: Actor | None = None,
 ) -> list[Account]:
     """The accounts the lines name, as their platforms answer (step 1): ManifestRefused with
     every line that is not one known account, or that names one an earlier line named (and
-    the `malformed` lines' errors), by line."""
+    the `malformed` lines' errors), by line.
+
+    A line naming no account says "unknown account", as a single request's 404 does, and
+    nothing more; each such line counts as one look-up miss of `actor`'s
+    (`account_search.count_lookup`, shared with the account search and `GET
+    /v1/accounts/{ref}`): a manifest is not a way to try 10,000 names at once where one by
+    one they would be throttled. Past the limit: TooManyAttempts (429), nothing recorded and
+    no line answered."""
     errors: list[dict[str, Any]] = list(malformed)
     first_of_spelling: dict[str, int] = {}
     first_platform: tuple[str, int] | None = None
@@ -154,6 +172,8 @@ def resolve(
     for line, ref in checked:
         answer = answers[ref]
         if isinstance(answer, NotFound):
+            if actor is not None:
+                account_search.count_lookup(services, actor)
             errors.append(batch_manifest.error(line, "unknown account"))
             continue
         if isinstance(answer, ConnectorError):
@@ -192,6 +212,13 @@ def _plan(
     )
 
 
+def _names(services: Services, accounts: Sequence[Account]) -> dict[str, list[str]]:
+    """The handle and display name each account's platform reported (the `batch_lookalike`
+    detector compares them; a DID says nothing about whom it looks like)."""
+    connectors = {a.platform: services.connector(a.platform) for a in accounts}
+    return {a.ref: reported_names(connectors[a.platform], a.attributes) for a in accounts}
+
+
 def _check_asked(services: Services, given: BatchSubmission, plan: BatchPlan) -> None:
     """Step 3: the justification against the batch's bar, the params for every included item
     (the schema, the platform's own check)."""
@@ -207,10 +234,12 @@ def _insert(
     given: BatchSubmission,
     made: tuple[str, int, datetime],
     plan: BatchPlan,
-    item_ids: list[str],
+    items: tuple[list[str], Mapping[str, list[str]]],
 ) -> None:
-    """The batch row, its items (bulk) and its `batch.submitted` event."""
+    """The batch row, its items (bulk, with the names their platform reported) and its
+    `batch.submitted` event."""
     batch_id, version, now = made
+    item_ids, names = items
     included = plan.included
     rows: list[dict[str, Any]] = []
     for position, (item, item_id) in enumerate(zip(included, item_ids, strict=True)):
@@ -235,6 +264,7 @@ def _insert(
                 "reverts_item_id": reverts,
                 "state": PENDING,
                 "attempt": 0,
+                "names": names.get(item.account) or None,
             }
         )
     root = batch_manifest.root([r["digest"] for r in rows])
@@ -261,6 +291,8 @@ def _insert(
         split_requests=[],
         executed_count=0,
         failed_count=0,
+        idempotency_key=given.idempotency_key,
+        idempotency_digest=given.idempotency_digest if given.idempotency_key else None,
     )
     session.add(row)
     session.flush()
@@ -285,6 +317,7 @@ def _insert(
             **row.plan,
         },
     )
+    batch_notify.needs_review(services, session, row, now)
 
 
 def _stored_plan(plan: BatchPlan) -> dict[str, Any]:

@@ -6,6 +6,7 @@ to the platform as `ExecutionOrder.reverts`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
 from foureyes.store.tables import BatchItemRow, BatchRow
-from foureyes.workflow import batch_views
+from foureyes.workflow import batch_idempotency, batch_views
 from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
 
 
@@ -28,6 +29,45 @@ def undo_batch(
 ) -> str:
     """Submit the reverse batch; its id. BadInput for an action nothing undoes, a position
     that names no executed item; Conflict when no item of the batch was executed."""
+    return submit_batch(
+        services, actor, _reverse(services, actor, batch_id, positions, justification)
+    )
+
+
+def undo_batch_or_replay(
+    services: Services,
+    actor: Actor,
+    batch_id: str,
+    *,
+    positions: Sequence[int] | None = None,
+    justification: str | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[str, bool]:
+    """`undo_batch` keeping the promise of an idempotency key: (the reverse batch's id,
+    replayed). The key stands for the undo as asked (`batch_idempotency.undo_fingerprint`):
+    a retry answers the reverse batch the first call made, before the checks that it would
+    now fail (its items are being undone already)."""
+    if idempotency_key is None:
+        return undo_batch(
+            services, actor, batch_id, positions=positions, justification=justification
+        ), False
+    asked = batch_idempotency.undo_fingerprint(batch_id, positions, justification)
+    found = batch_idempotency.earlier(services, actor, idempotency_key, asked)
+    if found is not None:
+        return found, True
+    given = _reverse(services, actor, batch_id, positions, justification)
+    keyed = dataclasses.replace(given, idempotency_key=idempotency_key)
+    return batch_idempotency.submit_or_replay(services, actor, keyed, asked=asked)
+
+
+def _reverse(
+    services: Services,
+    actor: Actor,
+    batch_id: str,
+    positions: Sequence[int] | None,
+    justification: str | None,
+) -> BatchSubmission:
+    """The reverse batch of the chosen executed items, as `undo_batch` submits it."""
     with services.database.read() as session:
         batch = batch_views.visible(services, session, batch_id, actor)
         executed = {
@@ -63,7 +103,7 @@ def undo_batch(
                 )
             chosen = [executed[p] for p in sorted(set(positions))]
         _refuse_open_undo(session, batch_id, [item.id for item in chosen])
-        given = BatchSubmission(
+        return BatchSubmission(
             action=reverse,
             accounts=[item.account_ref for item in chosen],
             params={},
@@ -71,7 +111,6 @@ def undo_batch(
             reverts=batch.id,
             reverts_items=tuple(item.id for item in chosen),
         )
-    return submit_batch(services, actor, given)
 
 
 def _reverted(session: Session, batch_id: str, positions: Sequence[int]) -> list[int]:

@@ -22,6 +22,7 @@ from foureyes.policy.batches import batch_rule_for
 from foureyes.policy.reference import run
 from foureyes.store.tables import BatchItemRow, BatchReviewRow, BatchRow
 from foureyes.workflow import batch_integrity, batch_manifest
+from foureyes.workflow.views import page_position
 
 MAX_ITEMS_SHOWN = 1000
 
@@ -195,22 +196,51 @@ def list_batches(
     services: Services, actor: Actor, *, state: str | None = None, reviewable: bool = False
 ) -> list[dict[str, Any]]:
     """The latest 100 batches `actor` may see (newest first), without their items."""
+    return page_batches(services, actor, state=state, reviewable=reviewable, limit=100)[0]
+
+
+def page_batches(
+    services: Services,
+    actor: Actor,
+    *,
+    state: str | None = None,
+    reviewable: bool = False,
+    limit: int = 50,
+    before: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The batches `actor` may see, newest first, without their items, and the cursor of the
+    next page (`created_at|id` of the last item, None on the last page), as
+    `views.list_requests` pages requests: `before` is such a cursor (BadInput for one this
+    server did not give out); a page holds up to `limit` (1 to 200) items, and `more` is known
+    by finding one more that passes, so the cursor never points past a hidden row."""
+    limit = max(1, min(limit, 200))
     with services.database.read() as session:
-        query = select(BatchRow).order_by(BatchRow.created_at.desc()).limit(500)
+        query = select(BatchRow).order_by(BatchRow.created_at.desc(), BatchRow.id.desc())
         if state is not None:
             query = query.where(BatchRow.state == state)
         if reviewable:
             query = query.where(BatchRow.state == "pending")
-        found = []
-        for batch in session.scalars(query):
+        if before is not None:
+            when, last_id = page_position(before)
+            query = query.where(
+                (BatchRow.created_at < when)
+                | ((BatchRow.created_at == when) & (BatchRow.id < last_id))
+            )
+        found: list[dict[str, Any]] = []
+        last: BatchRow | None = None
+        more = False
+        for batch in session.scalars(query.execution_options(yield_per=limit + 1)):
             if reviewable and not may_review(services, session, batch, actor):
                 continue
             if not may_see(services, session, batch, actor):
                 continue
-            found.append({**view(batch, ()), "progress": progress(session, batch)})
-            if len(found) >= 100:
+            if len(found) == limit:
+                more = True
                 break
-        return found
+            found.append({**view(batch, ()), "progress": progress(session, batch)})
+            last = batch
+        cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
+        return found, cursor
 
 
 def prove(services: Services, actor: Actor, batch_id: str, position: int) -> dict[str, Any]:

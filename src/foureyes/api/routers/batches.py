@@ -14,17 +14,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from foureyes.api.auth import ActorDep
+from foureyes.api.cursors import decode_cursor, encode_cursor
+from foureyes.api.routers.requests import IdempotencyKey
 from foureyes.api.schemas import StepUpAssertion, WebAuthnStepUp, problem_responses
 from foureyes.model import ReviewDecision
 from foureyes.web.deps import ServicesDep
-from foureyes.workflow import batch_cancel, batch_execute, batch_undo, batch_views
+from foureyes.web.problems import IDEMPOTENT_REPLAYED
+from foureyes.workflow import (
+    batch_cancel,
+    batch_execute,
+    batch_idempotency,
+    batch_undo,
+    batch_views,
+)
 from foureyes.workflow.batch_manifest import MAX_ITEMS
 from foureyes.workflow.batch_review import MAX_COMMENT, BatchReviewInput, review_batch
-from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
+from foureyes.workflow.batch_submit import BatchSubmission
 from foureyes.workflow.decide import MAX_JUSTIFICATION
 
 # A manifest of MAX_ITEMS references of up to 300 characters, as JSON or CSV.
@@ -81,6 +90,23 @@ class BatchCancelBody(BaseModel):
     reason: Annotated[StrictStr, Field(max_length=batch_cancel.MAX_REASON)] = ""
 
 
+# A retry with the Idempotency-Key of an earlier call and the same body.
+_REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": dict[str, Any],
+        "description": "A retry with the Idempotency-Key of an earlier call and the same "
+        "body: that batch as it is now. Nothing was recorded.",
+        "headers": {
+            IDEMPOTENT_REPLAYED: {
+                "description": "`true`: this answers an earlier call with the same key.",
+                "required": True,
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+    }
+}
+
+
 def _client(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
@@ -89,17 +115,27 @@ def _client(request: Request) -> str | None:
     "",
     status_code=201,
     summary="Ask for one action on many accounts",
-    responses=problem_responses(403),
+    responses={**problem_responses(403, 429), **_REPLAYED},
 )
 def submit(
-    body: BatchBody, request: Request, services: ServicesDep, actor: ActorDep
+    body: BatchBody,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Decide every account on its own and record the batch (201): included items wait for
     the batch's approvals; `denied` lists the accounts left out, with reasons; `split_out` the
     ones that became their own requests (`split_requests`). A bad manifest is 422
     `bad-manifest` with one error per line, a batch over a quota 403 `over-quota`, an action no
-    batch rule names 403 `batch-refused`: nothing recorded."""
-    batch_id = submit_batch(
+    batch rule names 403 `batch-refused`: nothing recorded.
+
+    With `Idempotency-Key`, as a request's submit: a retry (same key, same body) records
+    nothing and answers the batch the first call made, 200 with `Idempotent-Replayed: true`;
+    the key with another body is 422 `idempotency-key-reused`. A line naming no account counts
+    toward your account look-up limit: past it the submit is 429, nothing recorded."""
+    batch_id, replayed = batch_idempotency.submit_or_replay(
         services,
         actor,
         BatchSubmission(
@@ -109,9 +145,17 @@ def submit(
             params=dict(body.params),
             justification=body.justification,
             client=_client(request),
+            idempotency_key=idempotency_key,
         ),
     )
+    _replayed(response, replayed)
     return batch_views.show(services, actor, batch_id)
+
+
+def _replayed(response: Response, replayed: bool) -> None:
+    if replayed:
+        response.status_code = 200
+        response.headers[IDEMPOTENT_REPLAYED] = "true"
 
 
 @router.get("", summary="Batches, newest first")
@@ -120,11 +164,22 @@ def list_batches(
     actor: ActorDep,
     state: Annotated[str | None, Query(max_length=20)] = None,
     reviewable: Annotated[bool, Query(description="Only batches you may still review.")] = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next` of the previous page.")
+    ] = None,
 ) -> dict[str, Any]:
-    return {
-        "items": batch_views.list_batches(services, actor, state=state, reviewable=reviewable),
-        "next": None,
-    }
+    """The batches you may see: `{"items": [...], "next": cursor}`, `next` null on the last
+    page; the same cursors as `GET /v1/requests` (a forged one is 422 `bad-input`)."""
+    items, position = batch_views.page_batches(
+        services,
+        actor,
+        state=state,
+        reviewable=reviewable,
+        limit=limit,
+        before=decode_cursor(cursor),
+    )
+    return {"items": items, "next": encode_cursor(position)}
 
 
 @router.get("/{batch_id}", summary="One batch, its plan, reviews, progress and items")
@@ -200,14 +255,27 @@ def prove(
     "/{batch_id}/undo",
     status_code=201,
     summary="Reverse a batch, or some of its items",
-    responses=problem_responses(403, 409),
+    responses={**problem_responses(403, 409), **_REPLAYED},
 )
 def undo(
-    batch_id: BatchId, body: BatchUndoBody, services: ServicesDep, actor: ActorDep
+    batch_id: BatchId,
+    body: BatchUndoBody,
+    response: Response,
+    services: ServicesDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """One reverse batch (the action that undoes this one) over the executed items chosen,
-    decided by the policy like any batch."""
-    new_id = batch_undo.undo_batch(
-        services, actor, batch_id, positions=body.positions, justification=body.justification
+    decided by the policy like any batch. With `Idempotency-Key`, a retry (same key, same
+    positions and justification) answers the reverse batch the first call made (200,
+    `Idempotent-Replayed: true`)."""
+    new_id, replayed = batch_undo.undo_batch_or_replay(
+        services,
+        actor,
+        batch_id,
+        positions=body.positions,
+        justification=body.justification,
+        idempotency_key=idempotency_key,
     )
+    _replayed(response, replayed)
     return batch_views.show(services, actor, new_id)

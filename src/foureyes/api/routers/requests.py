@@ -31,14 +31,13 @@ a submit with the same key (`foureyes.workflow.outcome`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
 from foureyes.api.auth import ActorDep
+from foureyes.api.cursors import decode_cursor, encode_cursor
 from foureyes.api.schemas import (
     CancelBody,
     RequestBody,
@@ -47,7 +46,6 @@ from foureyes.api.schemas import (
     problem_responses,
 )
 from foureyes.core.services import Actor, Services
-from foureyes.errors import BadInput
 from foureyes.model import RequestState
 from foureyes.web.deps import ServicesDep
 from foureyes.web.problems import IDEMPOTENT_REPLAYED
@@ -107,24 +105,6 @@ def _submit_responses(*more: int) -> dict[int | str, dict[str, Any]]:
 def client_address(request: Request) -> str | None:
     """The caller's address, as the server saw it (recorded with the request)."""
     return request.client.host if request.client is not None else None
-
-
-def _encode_cursor(position: str | None) -> str | None:
-    if position is None:
-        return None
-    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> str | None:
-    """The list's position from an opaque cursor; BadInput for one this server did not give."""
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadInput("the cursor is not one this server gave out") from None
-    operations.page_position(raw)  # BadInput for a position this server did not give
-    return raw
 
 
 @router.post(
@@ -216,10 +196,10 @@ def list_requests(
         requester=requester,
         tier=tier,
         limit=limit,
-        before=_decode_cursor(cursor),
+        before=decode_cursor(cursor),
     )
     items, position = operations.list_requests(services, actor, filters)
-    return {"items": items, "next": _encode_cursor(position)}
+    return {"items": items, "next": encode_cursor(position)}
 
 
 @router.get("/{request_id}", summary="One request", responses=problem_responses(404))

@@ -1,0 +1,142 @@
+"""What a batch's lifecycle tells whom, written to the outbox in the lifecycle's own
+transaction (as `foureyes.notify.hooks` does for requests):
+
+- a pending batch: each active member of staff eligible under its batch rule's `approvers`
+  today (not its requester) is asked for a review (`batch.review.needed`);
+- a decision on it or its end (approved, declined, expired, cancelled by someone else,
+  executed, with how many items failed): its requester is told (`batch.<state>`).
+
+Each message carries a card (`foureyes.notify.card.Card`) that names the batch, its action,
+how many accounts it holds, who asked and why, and its state. It names no account of the
+manifest (denied and split-out ones included), nor any param value: a message leaves foureyes
+for mailboxes and chat channels whose readers foureyes does not check, and a param or an item
+may be private; the link leads to the console, which shows each reader what they may see.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.core.services import Services
+from foureyes.notify import accepts, enqueue
+from foureyes.notify.card import Card
+from foureyes.policy.batches import batch_rule_for
+from foureyes.policy.reference import run
+from foureyes.store.queries import staff_from_row
+from foureyes.store.tables import BatchRow, StaffRow
+
+REVIEW_NEEDED = "batch.review.needed"
+# The states a batch's requester is told it moved to.
+TOLD_TO_REQUESTER = frozenset({"approved", "declined", "expired", "cancelled", "executed"})
+
+
+def batch_link(batch_id: str) -> str:
+    """The console's page of the batch (a path; channels make it absolute)."""
+    return f"/console/batches/{batch_id}"
+
+
+def approvers(services: Services, session: Session, batch: BatchRow, now: datetime) -> list[str]:
+    """The active staff whose approval of `batch` would count today (its batch rule's
+    `approvers`, able to act today, not its requester), by id."""
+    _, policy = services.policy_in_force(session)
+    rule = batch_rule_for(policy, batch.action)
+    spec = policy.catalog.actions.get(batch.action)
+    if rule is None or spec is None:
+        return []
+    today = now.date()
+    requester = services.staff(session, batch.requester_id).cel(today)
+    found: list[str] = []
+    for row in session.scalars(select(StaffRow).where(StaffRow.status == "active")):
+        if row.id == batch.requester_id:
+            continue
+        person = staff_from_row(session, row)
+        if person.floor_problem(today) is not None:
+            continue
+        verdict, _ = run(
+            rule.approvers.fn,
+            {"approver": person.cel(today), "requester": requester, "action": spec.cel},
+        )
+        if verdict is True:
+            found.append(row.id)
+    return sorted(found)
+
+
+def card(batch: BatchRow, title: str) -> dict[str, Any]:
+    """The batch's card: no account of the manifest, no param value (module docstring)."""
+    return Card(
+        title=title,
+        request_id=batch.id,
+        state=batch.state,
+        action=batch.action,
+        account=f"{batch.item_count} account(s) in batch {batch.id}",
+        requester=batch.requester_id,
+        link=batch_link(batch.id),
+        justification=batch.justification,
+        expires_at=batch.expires_at.isoformat() if batch.expires_at else None,
+        reason=_outcome(batch),
+    ).to_json()
+
+
+def _outcome(batch: BatchRow) -> str | None:
+    if batch.state == "executed":
+        return f"{batch.executed_count} executed, {batch.failed_count} failed"
+    return batch.reason
+
+
+def _body(batch: BatchRow) -> str:
+    lines = [
+        f"Batch {batch.id}",
+        f"Action: {batch.action} on {batch.item_count} account(s)",
+        f"Requested by: {batch.requester_id}",
+        f"Justification: {batch.justification or '(none)'}",
+        f"State: {batch.state}",
+    ]
+    outcome = _outcome(batch)
+    if outcome:
+        lines.append(f"Outcome: {outcome}")
+    return "\n".join(lines)
+
+
+def needs_review(services: Services, session: Session, batch: BatchRow, now: datetime) -> None:
+    """Ask each eligible approver of the pending `batch` for a review."""
+    if batch.state != "pending" or not accepts(to_staff=batch.requester_id):
+        return
+    shown = card(batch, "Your review of a batch is asked")
+    for person in approvers(services, session, batch, now):
+        enqueue(
+            session,
+            to_staff=person,
+            kind=REVIEW_NEEDED,
+            subject=f"foureyes: your review is asked: batch {batch.action} on "
+            f"{batch.item_count} account(s)",
+            body=_body(batch) + f"\nExpires: {batch.expires_at}",
+            link=batch_link(batch.id),
+            now=now,
+            details=shown,
+        )
+
+
+def moved(session: Session, batch: BatchRow, now: datetime, *, actor: str | None) -> None:
+    """`batch` has just moved to its current state: tell its requester when that is a
+    decision on it or its end (not a cancellation of their own)."""
+    if batch.state not in TOLD_TO_REQUESTER:
+        return
+    if batch.state == "cancelled" and actor == batch.requester_id:
+        return
+    if not accepts(to_staff=batch.requester_id):
+        return
+    enqueue(
+        session,
+        to_staff=batch.requester_id,
+        kind=f"batch.{batch.state}",
+        subject=f"foureyes: your batch {batch.action} on {batch.item_count} account(s) is "
+        f"{batch.state}",
+        body=_body(batch),
+        link=batch_link(batch.id),
+        now=now,
+        details=card(batch, f"Your batch is {batch.state}"),
+    )

@@ -1,0 +1,69 @@
+"""Batch notifications, in the outbox: the eligible approvers of a pending batch are asked
+for a review; its requester hears of the decision and of the end (with how many items
+failed). No card names an account of the manifest or a param value."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from tests.batches import approved, review, seed_ring, submit
+from tests.worlds import World
+
+from foureyes.store.tables import OutboxRow
+from foureyes.workflow import batch_execute, batch_notify
+
+
+def outbox(world: World, kind: str | None = None) -> list[OutboxRow]:
+    with world.services.database.read() as session:
+        query = select(OutboxRow).order_by(OutboxRow.id)
+        if kind is not None:
+            query = query.where(OutboxRow.kind == kind)
+        return list(session.scalars(query))
+
+
+def assert_names_no_item(rows: list[OutboxRow], ring: list[str]) -> None:
+    for row in rows:
+        text = row.subject + row.body + json.dumps(row.details)
+        assert not [ref for ref in ring if ref in text or ref.partition(":")[2] in text]
+
+
+def test_approvers_are_asked_and_the_requester_hears_of_the_approval_and_the_end(
+    world: World,
+) -> None:
+    ring = seed_ring(world, 4, prefix="quiet")
+    batch_id = approved(world, ring)
+    asked = outbox(world, batch_notify.REVIEW_NEEDED)
+    people = {row.to_staff for row in asked}
+    assert {"e-3002", "e-3003"} <= people
+    assert "e-3001" not in people  # never the requester
+    card = asked[0].details
+    assert card is not None
+    assert (card["request_id"], card["action"], card["requester"]) == (
+        batch_id,
+        "account.suspend",
+        "e-3001",
+    )
+    assert card["link"] == f"/console/batches/{batch_id}"
+    assert card["account"] == f"4 account(s) in batch {batch_id}"
+    assert card["params"] == []
+    [told] = outbox(world, "batch.approved")
+    assert told.to_staff == "e-3001"
+    assert batch_execute.execute_batch(world.services, batch_id).executed == 4
+    [ended] = outbox(world, "batch.executed")
+    assert ended.to_staff == "e-3001"
+    assert ended.details is not None
+    assert ended.details["reason"] == "4 executed, 0 failed"
+    assert_names_no_item(outbox(world), ring)
+
+
+def test_the_requester_hears_of_a_decline(world: World) -> None:
+    ring = seed_ring(world, 2, prefix="declined")
+    batch_id = submit(world, ring)
+    review(world, batch_id, "e-3002", decision="deny")
+    [told] = outbox(world, "batch.declined")
+    assert (told.to_staff, told.details["request_id"] if told.details else None) == (
+        "e-3001",
+        batch_id,
+    )
+    assert_names_no_item([told], ring)
