@@ -75,6 +75,7 @@ from foureyes.connectors.setup import ConnectorSetup
 from foureyes.errors import BadInput, ConnectorError, FoureyesError, NotFound, Unavailable
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration, utcnow
 from foureyes.policy.catalog import Attribute
+from foureyes.store.bulk import one_of
 from foureyes.store.database import Database
 
 RECENT_POSTS = 20
@@ -146,7 +147,8 @@ class DemoConnector(Connector):
             connection = session.connection()
             for start in range(0, len(ids), _MANY):
                 chunk = ids[start : start + _MANY]
-                for row in connection.execute(_LOOKUP_MANY, {"ids": chunk}):
+                many = _COLUMNS.where(one_of(session, ChirpAccountRow.id, chunk))
+                for row in connection.execute(many):
                     found[row.id] = _account(row._mapping)
         return found
 
@@ -201,9 +203,17 @@ class DemoConnector(Connector):
         answers go into `answers`; answers the ones to carry out alone instead."""
         connection = session.connection()
         ids = [orders[n].account_id for n in picked]
-        rows = {r.id: r for r in connection.execute(_LOCK_MANY, {"ids": ids})}
+        locked = _LOCK_MANY.where(one_of(session, ChirpAccountRow.id, ids))
+        rows = {r.id: r for r in connection.execute(locked)}
         keys = [orders[n].idempotency_key for n in picked]
-        done = {a.idempotency_key: a for a in session.scalars(_APPLIED_MANY, {"keys": keys})}
+        done = {
+            a.idempotency_key: a
+            for a in session.scalars(
+                select(ChirpAppliedRow).where(
+                    one_of(session, ChirpAppliedRow.idempotency_key, keys)
+                )
+            )
+        }
         now = self._clock()
         changes: list[dict[str, Any]] = []
         applied: list[dict[str, Any]] = []
@@ -647,7 +657,6 @@ _COLUMNS = select(
     ChirpAccountRow.phone,
 )
 _LOOKUP = _COLUMNS.where(ChirpAccountRow.id == bindparam("account_id"))
-_LOOKUP_MANY = _COLUMNS.where(ChirpAccountRow.id.in_(bindparam("ids", expanding=True)))
 # What `plan_change` needs of many accounts, locked (in id order: two chunks never deadlock).
 _LOCK_MANY = (
     select(
@@ -657,12 +666,8 @@ _LOCK_MANY = (
         ChirpAccountRow.password_hash,
         ChirpAccountRow.password_reset_pending,
     )
-    .where(ChirpAccountRow.id.in_(bindparam("ids", expanding=True)))
     .order_by(ChirpAccountRow.id)
     .with_for_update()
-)
-_APPLIED_MANY = select(ChirpAppliedRow).where(
-    ChirpAppliedRow.idempotency_key.in_(bindparam("keys", expanding=True))
 )
 _ACCOUNTS = cast(Table, ChirpAccountRow.__table__)
 _SET_STATUS = (

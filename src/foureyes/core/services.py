@@ -28,6 +28,7 @@ from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store import seals
+from foureyes.store.bulk import one_of
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_record
 from foureyes.store.tables import EventRow, IdentityRow, PinRow, PolicyVersionRow, RequestRow
@@ -308,7 +309,9 @@ class Services:
             chunk = refs[start : start + _MANY]
             pins: dict[str, set[str]] = {ref: set() for ref in chunk}
             for ref, pin in connection.execute(
-                select(PinRow.account_ref, PinRow.pin).where(PinRow.account_ref.in_(chunk))
+                select(PinRow.account_ref, PinRow.pin).where(
+                    one_of(session, PinRow.account_ref, chunk)
+                )
             ):
                 pins[ref].add(pin)
             subjects = {seals.ref(seals.PINS_KIND, ref): ref for ref in chunk}
@@ -317,7 +320,7 @@ class Services:
             for subject, body in connection.execute(
                 select(EventRow.account_ref, EventRow.body)
                 .where(
-                    EventRow.account_ref.in_(list(subjects)),
+                    one_of(session, EventRow.account_ref, list(subjects)),
                     EventRow.kind == seals.SEALED,
                     in_tree(),
                 )
@@ -326,6 +329,9 @@ class Services:
                 latest[subjects[str(subject)]] = body
             for ref in chunk:
                 held = frozenset(pins[ref])
+                if not held and ref not in latest:
+                    found[ref] = held  # never pinned, never sealed: what `check` accepts
+                    continue
                 self.checked(
                     seals.ref(seals.PINS_KIND, ref),
                     seals.pins_digest(ref, held),
