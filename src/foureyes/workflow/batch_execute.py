@@ -42,7 +42,13 @@ from foureyes.core.services import Services, json_safe
 from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
 from foureyes.model import Account
 from foureyes.store.tables import BatchItemRow, BatchRow
-from foureyes.workflow import batch_events, batch_integrity, batch_ledger, batch_recheck
+from foureyes.workflow import (
+    batch_events,
+    batch_integrity,
+    batch_lease,
+    batch_ledger,
+    batch_recheck,
+)
 
 CHUNK = 250
 MAX_ATTEMPTS = 5
@@ -633,6 +639,8 @@ def _claim(
     and whether it is to be carried out (False: its lease lapsed, its process died mid-call:
     it is reconciled, never run again on assumption)."""
     if item.state == "executing":
+        # Its lease lapsed: this process reconciles it, and holds it while it asks.
+        item.lease_until = now + services.execution_lease
         return item.id, False
     item.state, item.attempt = "executing", item.attempt + 1
     item.lease_until = now + services.execution_lease
@@ -660,7 +668,10 @@ def _carry_out_remote(
         _reconcile(services, connector, batch_id, item_id, order, progress)
         return
     try:
-        result: ExecutionResult | ConnectorError = connector.execute(order)
+        # The lease is renewed while the call runs: a slow platform never makes a live
+        # call's item look abandoned to another worker.
+        with batch_lease.ItemHeartbeat(services, item_id, order.attempt):
+            result: ExecutionResult | ConnectorError = connector.execute(order)
     except ConnectorError as exc:
         result = exc
     except FoureyesError as exc:

@@ -3,15 +3,18 @@ split-out and denied items, approval, execution item by item, and the membership
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from tests.batches import approved, event_kinds, review, seed_ring, show, submit
 from tests.conftest import EXAMPLES
-from tests.worlds import World, install_next_policy
+from tests.worlds import World, as_remote, install_next_policy
 
 from foureyes.audit.merkle import MerkleVerificationError
+from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.connectors.demo_tables import ChirpAccountRow, ChirpAppliedRow
 from foureyes.workflow import batch_execute, batch_manifest, batch_views
 
@@ -111,3 +114,35 @@ def test_a_policy_change_between_chunks_stops_the_items_it_no_longer_allows(
     for ref in big:
         assert world.chirp(ref.split(":")[1])["status"] == "active"
     assert event_kinds(world, batch_id).count("batch.item.cancelled") == 3
+
+
+def test_a_remote_items_lease_is_renewed_while_its_call_runs(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bots = seed_ring(world, 2)
+    chirp = world.services.connector("chirp")
+    as_remote(monkeypatch, chirp)
+    monkeypatch.setattr(world.services, "execution_lease", timedelta(milliseconds=300))
+    batch_id = approved(world, bots)
+    real = chirp.execute
+    seen: list[bool] = []
+
+    def slow_call(order: ExecutionOrder) -> ExecutionResult:
+        if not seen:
+            # The call outlives its first lease; the heartbeat must hold the item meanwhile.
+            world.clock.advance(seconds=60)
+            deadline = time.monotonic() + 30
+            while True:
+                with world.services.database.transaction() as session:
+                    taken = batch_execute._next_items(session, batch_id, world.clock(), 10)
+                    held = order.idempotency_key not in {i.id for i in taken}
+                if held or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            seen.append(held)
+        return real(order)
+
+    monkeypatch.setattr(chirp, "execute", slow_call)
+    progress = batch_execute.execute_batch(world.services, batch_id)
+    assert seen == [True]  # no other worker could take the item while its call ran
+    assert (progress.state, progress.executed) == ("executed", 2)
