@@ -12,16 +12,20 @@ process dies at any point (kill -9 included).
    concurrent cancel or a second worker waits or skips), re-checks that the requester and the
    approvers may still act, and that every item's digest is still the one its row gives and
    the one checked against the root at the start (a row re-targeted after the start is caught
-   here).
+   here), and re-decides the chunk's items under the policy in force (`_policy_problem`:
+   pins and accounts read in bulk; a policy version other than the start's re-decides the
+   whole batch first): an item no longer included is cancelled alone.
    - A platform kept in foureyes' database (`Services.stored_here`: the demo) is changed in the
-     chunk's own transaction (the connector's `local_execution`, in a savepoint per item): the
-     item's change, its state and its audit event commit together or not at all, so a process
-     killed mid-chunk leaves nothing half done and the resume does the chunk again.
+     chunk's own transaction (the connector's `local_execution_many` for the whole chunk, else
+     `local_execution` in a savepoint per item): the items' changes, their states and their
+     audit events (appended as one group) commit together or not at all, so a process killed
+     mid-chunk leaves nothing half done and the resume does the chunk again.
    - Any other platform: each item is claimed (`executing`, with a lease) in one transaction,
-     called outside any transaction with the item id as idempotency key, and settled in a
-     third; an item left `executing` by a dead process is reconciled once its lease lapses
-     (`Connector.reconcile` on its key: applied → executed, not applied → run again, unknown →
-     failed with why), never run again on assumption.
+     called outside any transaction with the item id as idempotency key (its lease renewed
+     while the call runs: `batch_lease`), and settled in a third; an item left `executing`
+     by a dead process is reconciled once its lease lapses (`Connector.reconcile` on its key:
+     applied → executed, not applied → run again, unknown → failed with why), never run
+     again on assumption.
    An item the platform refuses fails alone with its reason (one `batch.item.failed` event).
 3. The end: no item left to do → `executed`, with the counts of executed and failed items.
 """
