@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foureyes.audit.canonical import JsonValue, canonical_digest, canonical_json, sha256_hex
@@ -131,6 +131,7 @@ _NO_FLOATS = st.recursive(
 )
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a busy machine
 @given(_NO_FLOATS)
 def test_the_fast_path_agrees_with_the_library_everywhere(value: Any) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
