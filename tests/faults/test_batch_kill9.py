@@ -8,6 +8,8 @@ The kill lands deterministically through `hooked.py` (see there). The points:
 1. in-transaction platform (the demo as it runs): just before the COMMIT of the first chunk
    (items, platform changes and events written, nothing committed): all of it rolls back and
    the restarted worker does the chunk again;
+   1b. the same, in the middle of the chunk: just after the platform's bulk write of its
+   items (`chirp_applied` inserted, the items and their events not yet written);
 2. remote platform (`FAULT_REMOTE_DEMO`): in the platform's own write of an item, before it
    commits: the item is left `executing`; once its lease lapses reconciliation finds the key
    not applied and the item runs again, under the same key;
@@ -53,6 +55,9 @@ class Point:
 
 POINTS = {
     "chunk-commit": Point("before a chunk's COMMIT", r"^UPDATE batch_items\b", "commit", False, 0),
+    "mid-chunk": Point(
+        "in the middle of a chunk", r"^INSERT INTO chirp_applied\b", "after", False, 0
+    ),
     "platform-write": Point(
         "in the platform's write", r"^INSERT INTO chirp_applied\b", "after", True, 3
     ),

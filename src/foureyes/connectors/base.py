@@ -16,7 +16,7 @@ Connector`. The built-ins are registered the same way (see pyproject.toml).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select
 
 from foureyes.config import DEFAULT_PLATFORM_CALL_DEADLINE
-from foureyes.errors import BadInput
+from foureyes.errors import BadInput, FoureyesError
 from foureyes.model import Account, ActionKind, ActionSpec
 from foureyes.policy.catalog import UNDECLARED, Attribute, Catalog, declared
 
@@ -146,6 +146,18 @@ class LocalExecution(Protocol):
     def __call__(self, session: Any, order: ExecutionOrder) -> ExecutionResult: ...
 
 
+class LocalBulkExecution(Protocol):
+    """`LocalExecution` for many orders at once (the orders of one chunk of a batch), in the
+    session of foureyes' transaction that records their outcomes: for each order, in order,
+    its ExecutionResult or the ConnectorError (or NotFound) that refused it, an order refused
+    changing nothing of the platform and leaving the others to go on. It must not commit or
+    end the session; an error it raises (not answers) rolls back the whole chunk."""
+
+    def __call__(
+        self, session: Any, orders: Sequence[ExecutionOrder]
+    ) -> list[ExecutionResult | FoureyesError]: ...
+
+
 class Connector(abc.ABC):
     """One platform. Implementations must be safe to call from several threads."""
 
@@ -166,6 +178,18 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def lookup(self, account_id: str) -> Account | None:
         """The account's current attributes, or None when it does not exist."""
+
+    def lookup_many(self, account_ids: Sequence[str]) -> Mapping[str, Account]:
+        """`lookup` of many accounts: the ones that exist, by id (an id absent from the answer
+        does not exist). One platform error fails the whole call. The default asks `lookup`
+        one by one; a platform that can read many in one go (the demo) overrides it, and
+        `has_lookup_many` says so."""
+        found: dict[str, Account] = {}
+        for account_id in account_ids:
+            account = self.lookup(account_id)
+            if account is not None:
+                found[account_id] = account
+        return found
 
     @abc.abstractmethod
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
@@ -201,6 +225,12 @@ class Connector(abc.ABC):
         query (see LocalLookup). None (the default): `lookup` is called instead."""
         return None
 
+    def local_execution_many(self) -> LocalBulkExecution | None:
+        """For a platform whose data lives in foureyes' own database: many orders carried out
+        as one step of foureyes' transaction (see LocalBulkExecution). None (the default):
+        `local_execution` is called order by order."""
+        return None
+
     def local_execution(self) -> LocalExecution | None:
         """For a platform whose data lives in foureyes' own database: `execute` as a step of
         foureyes' own transaction (see LocalExecution). None (the default): `execute` is called
@@ -231,6 +261,11 @@ class Connector(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook: most connectors hold nothing
         """Release resources (connections); the default has none."""
+
+
+def has_lookup_many(connector: Connector) -> bool:
+    """Whether `connector` reads many accounts in one go (it overrides `lookup_many`)."""
+    return type(connector).lookup_many is not Connector.lookup_many
 
 
 def has_probe(connector: Connector) -> bool:

@@ -22,13 +22,14 @@ summaries and previews show email and phone redacted (`k***@mail.example`).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ from foureyes.connectors.base import (
     ConnectorContext,
     ExecutionOrder,
     ExecutionResult,
+    LocalBulkExecution,
     LocalExecution,
     LocalLookup,
     Reconciliation,
@@ -48,6 +50,7 @@ from foureyes.connectors.demo_catalog import (
     DEMO_ACCOUNT_ATTRIBUTES,
     DEMO_ACTIONS,
     PLATFORM,
+    STATUS_CHANGES,
     plan_change,
     redacted,
     undo_params,
@@ -69,9 +72,10 @@ from foureyes.connectors.memory import (
     validate_order,
 )
 from foureyes.connectors.setup import ConnectorSetup
-from foureyes.errors import BadInput, ConnectorError, NotFound, Unavailable
+from foureyes.errors import BadInput, ConnectorError, FoureyesError, NotFound, Unavailable
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration, utcnow
 from foureyes.policy.catalog import Attribute
+from foureyes.store.bulk import one_of
 from foureyes.store.database import Database
 
 RECENT_POSTS = 20
@@ -135,8 +139,148 @@ class DemoConnector(Connector):
     def local_lookup(self) -> LocalLookup:
         return LocalLookup(query=_LOOKUP, account=_account)
 
+    def lookup_many(self, account_ids: Sequence[str]) -> Mapping[str, Account]:
+        """`lookup` of many accounts, one statement per 1,000, in one read transaction."""
+        ids = list(dict.fromkeys(account_ids))
+        found: dict[str, Account] = {}
+        with self.database.read() as session:
+            connection = session.connection()
+            for start in range(0, len(ids), _MANY):
+                chunk = ids[start : start + _MANY]
+                many = _COLUMNS.where(one_of(session, ChirpAccountRow.id, chunk))
+                for row in connection.execute(many):
+                    found[row.id] = _account(row._mapping)
+        return found
+
     def local_execution(self) -> LocalExecution:
         return self._execute_in
+
+    def local_execution_many(self) -> LocalBulkExecution:
+        return self._execute_many_in
+
+    def _execute_many_in(
+        self, session: Session, orders: Sequence[ExecutionOrder]
+    ) -> list[ExecutionResult | FoureyesError]:
+        """`LocalBulkExecution`: status changes (suspend, lock, …; not a delete, which revokes
+        sessions) on distinct accounts are checked one by one against the locked rows and
+        written in three statements for the lot (lock, applied keys, then one update and
+        one insert, executed many); any other order, an account named twice, or a write
+        that meets a key written behind foureyes' back, goes through `_execute_in` alone,
+        in its own savepoint. An order refused answers its error and changes nothing."""
+        answers: dict[int, ExecutionResult | FoureyesError] = {}
+        simple: list[int] = []
+        alone: list[int] = []
+        accounts = [o.account_id for o in orders]
+        distinct = len(set(accounts)) == len(accounts)
+        for n, order in enumerate(orders):
+            try:
+                spec = self.action(order.action)
+            except FoureyesError as exc:
+                answers[n] = exc
+                continue
+            change = STATUS_CHANGES.get(order.action)
+            if distinct and spec.kind is not ActionKind.READ and change is not None:
+                simple.append(n) if change.target != DELETED else alone.append(n)
+            else:
+                alone.append(n)
+        if simple:
+            alone.extend(self._status_changes(session, orders, simple, answers))
+        for n in sorted(alone):
+            try:
+                answers[n] = self._execute_in(session, orders[n])
+            except FoureyesError as exc:
+                answers[n] = exc
+        return [answers[n] for n in range(len(orders))]
+
+    def _status_changes(
+        self,
+        session: Session,
+        orders: Sequence[ExecutionOrder],
+        picked: list[int],
+        answers: dict[int, ExecutionResult | FoureyesError],
+    ) -> list[int]:
+        """The status changes `picked` of `orders`, in bulk (`_execute_many_in`): their
+        answers go into `answers`; answers the ones to carry out alone instead."""
+        connection = session.connection()
+        ids = [orders[n].account_id for n in picked]
+        locked = _LOCK_MANY.where(one_of(session, ChirpAccountRow.id, ids))
+        rows = {r.id: r for r in connection.execute(locked)}
+        keys = [orders[n].idempotency_key for n in picked]
+        done = {
+            a.idempotency_key: a
+            for a in session.scalars(
+                select(ChirpAppliedRow).where(
+                    one_of(session, ChirpAppliedRow.idempotency_key, keys)
+                )
+            )
+        }
+        now = self._clock()
+        changes: list[dict[str, Any]] = []
+        applied: list[dict[str, Any]] = []
+        made: dict[int, ExecutionResult] = {}
+        valid: set[tuple[str, str]] = set()  # the orders of a chunk share their params
+        for n in picked:
+            order = orders[n]
+            try:
+                self.failures.check(self.platform)
+                asked = (order.action, json.dumps(order.params, sort_keys=True, default=repr))
+                if asked not in valid:
+                    check_params(self.action(order.action), order.params)
+                    valid.add(asked)
+                row = rows.get(order.account_id)
+                if row is None:
+                    raise NotFound(f"{self.platform} has no account {order.account_id!r}")
+                earlier = done.get(order.idempotency_key)
+                if earlier is not None:
+                    answers[n] = _replay(earlier, order)
+                    continue
+                view = {
+                    "id": row.id,
+                    "status": row.status,
+                    "email": row.email,
+                    "password_set": row.password_hash is not None,
+                    "password_reset_pending": row.password_reset_pending,
+                }
+                diff = plan_change(order.action, view, order.params)
+            except FoureyesError as exc:
+                answers[n] = exc
+                continue
+            summary: dict[str, Any] = {
+                "action": order.action,
+                "account": row.id,
+                "changes": redacted(diff),
+            }
+            undo = undo_params(order.action, diff)
+            changes.append(
+                {
+                    "b_id": row.id,
+                    "b_status": diff["status"][1],
+                    "b_reason": order.params.get("reason"),
+                }
+            )
+            applied.append(
+                {
+                    "idempotency_key": order.idempotency_key,
+                    "action": order.action,
+                    "account_id": row.id,
+                    "applied_at": now,
+                    "summary": summary,
+                    "undo_params": undo,
+                }
+            )
+            made[n] = ExecutionResult(summary=summary, undo_params=undo)
+        if not changes:
+            return []
+        try:
+            with session.begin_nested():
+                connection.execute(_SET_STATUS, changes)
+                connection.execute(insert(ChirpAppliedRow), applied)
+        except IntegrityError:
+            # A key written behind foureyes' back: nothing of the lot is kept; each goes
+            # alone, and only the one in the way is refused.
+            return list(made)
+        answers.update(made)
+        return []
 
     def _execute_in(self, session: Session, order: ExecutionOrder) -> ExecutionResult:
         """`execute` as a step of foureyes' transaction (`LocalExecution`), in a savepoint: a
@@ -503,7 +647,7 @@ def _view(row: ChirpAccountRow) -> dict[str, Any]:
     }
 
 
-_LOOKUP = select(
+_COLUMNS = select(
     ChirpAccountRow.id,
     ChirpAccountRow.handle,
     ChirpAccountRow.followers,
@@ -511,7 +655,27 @@ _LOOKUP = select(
     ChirpAccountRow.status,
     ChirpAccountRow.email,
     ChirpAccountRow.phone,
-).where(ChirpAccountRow.id == bindparam("account_id"))
+)
+_LOOKUP = _COLUMNS.where(ChirpAccountRow.id == bindparam("account_id"))
+# What `plan_change` needs of many accounts, locked (in id order: two chunks never deadlock).
+_LOCK_MANY = (
+    select(
+        ChirpAccountRow.id,
+        ChirpAccountRow.status,
+        ChirpAccountRow.email,
+        ChirpAccountRow.password_hash,
+        ChirpAccountRow.password_reset_pending,
+    )
+    .order_by(ChirpAccountRow.id)
+    .with_for_update()
+)
+_ACCOUNTS = cast(Table, ChirpAccountRow.__table__)
+_SET_STATUS = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), status_reason=bindparam("b_reason"))
+)
+_MANY = 1000
 
 
 def _account(row: Mapping[Any, Any]) -> Account:

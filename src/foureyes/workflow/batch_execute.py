@@ -12,16 +12,20 @@ process dies at any point (kill -9 included).
    concurrent cancel or a second worker waits or skips), re-checks that the requester and the
    approvers may still act, and that every item's digest is still the one its row gives and
    the one checked against the root at the start (a row re-targeted after the start is caught
-   here).
+   here), and re-decides the chunk's items under the policy in force (`_policy_problem`:
+   pins and accounts read in bulk; a policy version other than the start's re-decides the
+   whole batch first): an item no longer included is cancelled alone.
    - A platform kept in foureyes' database (`Services.stored_here`: the demo) is changed in the
-     chunk's own transaction (the connector's `local_execution`, in a savepoint per item): the
-     item's change, its state and its audit event commit together or not at all, so a process
-     killed mid-chunk leaves nothing half done and the resume does the chunk again.
+     chunk's own transaction (the connector's `local_execution_many` for the whole chunk, else
+     `local_execution` in a savepoint per item): the items' changes, their states and their
+     audit events (appended as one group) commit together or not at all, so a process killed
+     mid-chunk leaves nothing half done and the resume does the chunk again.
    - Any other platform: each item is claimed (`executing`, with a lease) in one transaction,
-     called outside any transaction with the item id as idempotency key, and settled in a
-     third; an item left `executing` by a dead process is reconciled once its lease lapses
-     (`Connector.reconcile` on its key: applied → executed, not applied → run again, unknown →
-     failed with why), never run again on assumption.
+     called outside any transaction with the item id as idempotency key (its lease renewed
+     while the call runs: `batch_lease`), and settled in a third; an item left `executing`
+     by a dead process is reconciled once its lease lapses (`Connector.reconcile` on its key:
+     applied → executed, not applied → run again, unknown → failed with why), never run
+     again on assumption.
    An item the platform refuses fails alone with its reason (one `batch.item.failed` event).
 3. The end: no item left to do → `executed`, with the counts of executed and failed items.
 """
@@ -36,18 +40,19 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import NewEvent
-from foureyes.connectors.base import (
-    Connector,
-    ExecutionOrder,
-    ExecutionResult,
-    LocalExecution,
-)
+from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult
 from foureyes.core import logstate
 from foureyes.core.services import Services, json_safe
 from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
 from foureyes.model import Account
 from foureyes.store.tables import BatchItemRow, BatchRow
-from foureyes.workflow import batch_events, batch_integrity, batch_ledger, batch_recheck
+from foureyes.workflow import (
+    batch_events,
+    batch_integrity,
+    batch_lease,
+    batch_ledger,
+    batch_recheck,
+)
 
 CHUNK = 250
 MAX_ATTEMPTS = 5
@@ -79,13 +84,26 @@ def execute_batch(
     )
     if isinstance(started, Progress):
         return started
-    approvers, digests, found = started
+    approvers, digests, found, version = started
     progress = Progress("executing", approvers=approvers)
+    run = _Run(digests, found, looked, version)
     while True:
-        done = _chunk(services, batch_id, (digests, found), approvers, chunk, progress)
+        done = _chunk(services, batch_id, run, approvers, chunk, progress)
         if done:
             break
     return progress
+
+
+@dataclass
+class _Run:
+    """What the start checked, for the chunks: the digests of the items still to carry out
+    (by id), the batch's log as read, the accounts as looked up then, and the policy
+    version the batch was re-decided under."""
+
+    digests: dict[str, str]
+    found: batch_ledger.Ledger
+    looked: batch_recheck.Looked
+    version: int
 
 
 _Rechecked = tuple[str | None, frozenset[str], tuple[str, ...]]
@@ -116,10 +134,10 @@ def _start(
     looked: batch_recheck.Looked,
     worker: str,
     rechecked: tuple[int, _Rechecked] | None,
-) -> Progress | tuple[tuple[str, ...], dict[str, str], batch_ledger.Ledger]:
+) -> Progress | tuple[tuple[str, ...], dict[str, str], batch_ledger.Ledger, int]:
     """Step 1. The approvers, the checked digests of the items still to carry out (by item
-    id: no other item is carried out by this run) and the batch's log as read, or the
-    Progress of a batch that does not go on."""
+    id: no other item is carried out by this run), the batch's log as read and the policy
+    version it was re-decided under, or the Progress of a batch that does not go on."""
     with services.database.transaction() as session:
         now = services.clock()
         batch = batch_events.lock(session, batch_id)
@@ -143,8 +161,9 @@ def _start(
                 services, session, batch, altered, now, during="execution"
             )
             return Progress(batch.state, reason=reason)
-        if rechecked is None or services.policy_in_force(session)[0] != rechecked[0]:
-            rechecked = (0, _recheck(services, session, batch, looked, reviews, now))
+        version = services.policy_in_force(session)[0]
+        if rechecked is None or version != rechecked[0]:
+            rechecked = (version, _recheck(services, session, batch, looked, reviews, now))
         why, plan_refs, approvers = rechecked[1]
         if why is not None:
             reason = f"re-check at execution failed: {why}"
@@ -175,7 +194,7 @@ def _start(
                 details={"worker": worker, "approvers": list(approvers)},
             )
         left = {i.id: i.digest for i in items if i.state in ("pending", "executing")}
-        return approvers, left, found
+        return approvers, left, found, version
 
 
 def _recheck(
@@ -209,9 +228,10 @@ def _cancel_moved_out(
     included: frozenset[str],
     looked: batch_recheck.Looked,
     now: datetime,
-) -> None:
+) -> int:
     """Cancel, one event each, the pending items the policy in force no longer includes in
-    the batch (split out or denied now, or the platform no longer knows the account)."""
+    the batch (split out or denied now, or the platform no longer knows the account); how
+    many."""
     events: list[NewEvent] = []
     for item in items:
         if item.state != "pending" or item.account_ref in included:
@@ -226,12 +246,56 @@ def _cancel_moved_out(
             )
         )
     services.audit.append_many(session, events)
+    return len(events)
+
+
+def _policy_problem(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    items: list[BatchItemRow],
+    run: _Run,
+    here: bool,
+    now: datetime,
+    progress: Progress,
+) -> str | None:
+    """Re-decide the chunk's items just before they are carried out: under the policy in
+    force, with their pins as they are now and (a platform kept here) their accounts as they
+    are now; a remote platform's accounts as the start looked them up (its look-ups are
+    calls, never made under our locks). Items the policy no longer includes are cancelled
+    alone, each with its event. When another policy is in force than the one the batch was
+    re-decided under, the whole batch is re-decided first (its bar, its approvals): why it
+    may not go on (None: it may)."""
+    version = services.policy_in_force(session)[0]
+    if version != run.version:
+        reviews = batch_integrity.reviews_of(session, batch.id)
+        why, _, _ = _recheck(services, session, batch, run.looked, reviews, now)
+        if why is not None:
+            return why
+        run.version = version
+    refs = [i.account_ref for i in items if i.state == "pending"]
+    if here:
+        looked = batch_recheck.look_up(services, refs)
+    else:
+        looked = batch_recheck.Looked(
+            {r: run.looked.accounts[r] for r in refs if r in run.looked.accounts},
+            {r: run.looked.missing[r] for r in refs if r in run.looked.missing},
+        )
+    included: frozenset[str] = frozenset()
+    if looked.accounts:
+        try:
+            plan = batch_recheck.replan(services, session, batch, looked, now)
+        except (BadInput, Forbidden) as exc:
+            return exc.message
+        included = frozenset(plan.included_refs())
+    progress.cancelled += _cancel_moved_out(services, session, batch, items, included, looked, now)
+    return None
 
 
 def _chunk(
     services: Services,
     batch_id: str,
-    checked: tuple[dict[str, str], batch_ledger.Ledger],
+    run: _Run,
     approvers: tuple[str, ...],
     size: int,
     progress: Progress,
@@ -240,7 +304,7 @@ def _chunk(
     The batch and the chunk's items must still be where the log says (`batch_ledger`, read
     on from where the last look stopped), and each item one the start checked as still to
     do: an item the log says was cancelled or executed is never carried out again."""
-    digests, found = checked
+    digests, found = run.digests, run.found
     remote: tuple[str, bool]
     with services.database.transaction() as session:
         now = services.clock()
@@ -282,10 +346,25 @@ def _chunk(
             )
             progress.state = batch.state
             return True
-        connector = services.connector(items[0].account_ref.partition(":")[0])
-        local = connector.local_execution() if services.stored_here(items[0].account_ref) else None
-        if local is not None:
-            _carry_out_here(services, session, batch, items, local, approvers, now, progress)
+        ref = items[0].account_ref
+        connector = services.connector(ref.partition(":")[0])
+        here = services.stored_here(ref)
+        local = here and connector.local_execution() is not None
+        if not local:
+            items = items[:1]  # one at a time: the lease covers one platform call
+        why = _policy_problem(services, session, batch, items, run, here, now, progress)
+        if why is not None:
+            reason = f"re-check at execution failed: {why}"
+            progress.cancelled += batch_integrity.cancel_remaining(
+                services, session, batch, now, reason
+            )
+            progress.state, progress.reason = batch.state, reason
+            return True
+        items = [i for i in items if i.state in ("pending", "executing")]
+        if not items:
+            return False  # every item of this chunk was cancelled: on to the next
+        if local:
+            _carry_out_here(services, session, batch, items, connector, approvers, now, progress)
             return False
         # One at a time: the lease covers one platform call (no heartbeat renews it here).
         remote = _claim(session, items[0], now, services)
@@ -374,15 +453,19 @@ def _carry_out_here(
     session: Session,
     batch: BatchRow,
     items: Sequence[BatchItemRow],
-    local: LocalExecution,
+    connector: Connector,
     approvers: tuple[str, ...],
     now: datetime,
     progress: Progress,
 ) -> None:
-    """The chunk on a platform kept in foureyes' database, in this one transaction. The items
-    are written back in one statement at the end (they leave the session first, so that the
-    platform's own statements do not flush them one by one)."""
+    """The chunk on a platform kept in foureyes' database, in this one transaction: the
+    platform's changes (`Connector.local_execution_many` when it has one, else
+    `local_execution` item by item), the items' states and their audit events, appended as
+    one group, commit together or not at all. The items are written back in one statement
+    at the end (they leave the session first, so that the platform's own statements do not
+    flush them one by one)."""
     events: list[NewEvent] = []
+    session.flush()  # what the re-check changed (items it cancelled), before they leave
     # The items and the batch leave the session, and are written back once at the end: the
     # platform's savepoints would otherwise flush them after every item.
     for item in items:
@@ -391,16 +474,18 @@ def _carry_out_here(
     with session.no_autoflush:
         for item in items:
             item.attempt += 1
-            try:
-                result = local(session, order_of(batch, item, approvers))
-            except ConnectorError as exc:
-                events.append(_failure(services, batch, item, exc, now, progress))
+        for item, result in zip(
+            items, _local_results(session, connector, batch, items, approvers), strict=True
+        ):
+            if isinstance(result, ExecutionResult):
+                events.append(_success(services, batch, item, result, now, progress))
                 continue
-            except FoureyesError as exc:
-                failure = ConnectorError(exc.message, transient=False)
-                events.append(_failure(services, batch, item, failure, now, progress))
-                continue
-            events.append(_success(services, batch, item, result, now, progress))
+            failure = (
+                result
+                if isinstance(result, ConnectorError)
+                else ConnectorError(result.message, transient=False)
+            )
+            events.append(_failure(services, batch, item, failure, now, progress))
     session.execute(
         update(BatchItemRow),
         [
@@ -427,6 +512,30 @@ def _carry_out_here(
     )
     services.audit.append_many(session, events)
     mark_reverted(services, session, batch, [i for i in items if i.state == "executed"], now)
+
+
+def _local_results(
+    session: Session,
+    connector: Connector,
+    batch: BatchRow,
+    items: Sequence[BatchItemRow],
+    approvers: tuple[str, ...],
+) -> list[ExecutionResult | FoureyesError]:
+    """Each item's outcome on a platform kept here: its result, or the error that refused it
+    (the item alone; the platform changed nothing for it)."""
+    orders = [order_of(batch, item, approvers) for item in items]
+    many = connector.local_execution_many()
+    if many is not None:
+        return many(session, orders)
+    local = connector.local_execution()
+    assert local is not None
+    answers: list[ExecutionResult | FoureyesError] = []
+    for order in orders:
+        try:
+            answers.append(local(session, order))
+        except FoureyesError as exc:
+            answers.append(exc)
+    return answers
 
 
 def mark_reverted(
@@ -534,6 +643,8 @@ def _claim(
     and whether it is to be carried out (False: its lease lapsed, its process died mid-call:
     it is reconciled, never run again on assumption)."""
     if item.state == "executing":
+        # Its lease lapsed: this process reconciles it, and holds it while it asks.
+        item.lease_until = now + services.execution_lease
         return item.id, False
     item.state, item.attempt = "executing", item.attempt + 1
     item.lease_until = now + services.execution_lease
@@ -561,7 +672,10 @@ def _carry_out_remote(
         _reconcile(services, connector, batch_id, item_id, order, progress)
         return
     try:
-        result: ExecutionResult | ConnectorError = connector.execute(order)
+        # The lease is renewed while the call runs: a slow platform never makes a live
+        # call's item look abandoned to another worker.
+        with batch_lease.ItemHeartbeat(services, item_id, order.attempt):
+            result: ExecutionResult | ConnectorError = connector.execute(order)
     except ConnectorError as exc:
         result = exc
     except FoureyesError as exc:

@@ -97,7 +97,8 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
     # that the policy it was decided under is still the one in force.
     with services.database.read() as session:
         version, policy = services.policy_in_force(session)
-        pinned = [with_pins(a, services.pins(session, a.ref)) for a in accounts]
+        pins = services.pins_many(session, [a.ref for a in accounts])
+        pinned = [with_pins(a, pins[a.ref]) for a in accounts]
     plan = _plan(policy, actor, given, pinned, services.clock())
     _check_asked(services, given, plan)
     names = _names(services, accounts)

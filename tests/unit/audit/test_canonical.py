@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given
+import rfc8785
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foureyes.audit.canonical import JsonValue, canonical_digest, canonical_json, sha256_hex
@@ -99,3 +100,38 @@ def test_a_lone_surrogate_in_a_key_is_bad_input_naming_where() -> None:
     """RFC 8785 sorts keys by their UTF-16 code units; a lone surrogate is not text at all."""
     with pytest.raises(BadInput, match=r"\$\.a: object key 'b\\udfff' is not valid Unicode"):
         canonical_json({"a": {"b\udfff": 1}})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [True, False, None], "": "x"},
+        {"text": "".join(chr(c) for c in range(0, 0x80)) + "\u2028\u2029\ufeff\U0001f600é"},
+        {"quote": '"\\/\b\f\n\r\t\x00\x1f\x7f'},
+        {"nested": {"z": [{"y": ("t", 2**53 - 1, -(2**53 - 1))}], "Z": {}}, "A": []},
+        {"\U0001f600": 1, "\ufb01": 2},  # non-ASCII keys: sorted by UTF-16 units, the slow way
+        {"float": 1.0, "big": 2**52, "e": 1e21},  # floats: the slow way
+        [1, "a", {"k": "v"}],
+        "plain",
+    ],
+)
+def test_the_fast_path_gives_the_librarys_bytes(value: object) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)  # type: ignore[arg-type]
+
+
+_NO_FLOATS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a busy machine
+@given(_NO_FLOATS)
+def test_the_fast_path_agrees_with_the_library_everywhere(value: Any) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from foureyes.connectors.base import ExecutionOrder, ExecutionResult
+from foureyes.connectors.base import ExecutionOrder, ExecutionResult, has_lookup_many
 from foureyes.connectors.demo_catalog import DEMO_ACCOUNT_ATTRIBUTES, DEMO_ACTIONS
 from foureyes.connectors.memory import MemoryConnector, action_spec, create
 from foureyes.errors import BadInput, ConnectorError, NotFound
@@ -355,3 +355,10 @@ def test_action_spec_from_settings() -> None:
     spec = action_spec({"name": "x.y", "kind": "read", "reveals_private": True})
     assert spec.reveals_private
     assert spec.params_schema["additionalProperties"] is False
+
+
+def test_lookup_many_defaults_to_one_lookup_each(fake: MemoryConnector) -> None:
+    assert not has_lookup_many(fake)
+    found = fake.lookup_many(["alice", "nobody", "president"])
+    assert sorted(found) == ["alice", "president"]  # an id absent from the answer: no account
+    assert found["alice"] == fake.lookup("alice")

@@ -3,11 +3,19 @@ split-out and denied items, approval, execution item by item, and the membership
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+from typing import Any
+
 import pytest
-from tests.batches import event_kinds, review, seed_ring, show, submit
-from tests.worlds import World
+from sqlalchemy import select, update
+from tests.batches import approved, event_kinds, review, seed_ring, show, submit
+from tests.conftest import EXAMPLES
+from tests.worlds import World, as_remote, install_next_policy
 
 from foureyes.audit.merkle import MerkleVerificationError
+from foureyes.connectors.base import ExecutionOrder, ExecutionResult
+from foureyes.connectors.demo_tables import ChirpAccountRow, ChirpAppliedRow
 from foureyes.workflow import batch_execute, batch_manifest, batch_views
 
 
@@ -49,3 +57,92 @@ def test_every_item_has_a_membership_proof_the_log_verifier_accepts(world: World
     moved["leaf_index"] = 4
     with pytest.raises(MerkleVerificationError):
         batch_manifest.verify_membership(moved)
+
+
+def test_a_chunk_is_carried_out_in_bulk_and_a_refused_item_fails_alone(world: World) -> None:
+    bots = seed_ring(world, 6)
+    batch_id = approved(world, bots)
+    # Suspended on the platform after approval: the platform refuses to suspend it again.
+    with world.services.database.transaction() as session:
+        session.execute(
+            update(ChirpAccountRow).where(ChirpAccountRow.id == "bot2").values(status="suspended")
+        )
+    progress = batch_execute.execute_batch(world.services, batch_id, chunk=4)
+    assert (progress.state, progress.executed, progress.failed) == ("executed", 5, 1)
+    items = {i["account"]: i for i in show(world, batch_id)["items"]}
+    assert items["chirp:bot2"]["state"] == "failed"
+    assert "it is suspended" in items["chirp:bot2"]["reason"]
+    kinds = event_kinds(world, batch_id)
+    assert (kinds.count("batch.item.executed"), kinds.count("batch.item.failed")) == (5, 1)
+    with world.services.database.read() as session:
+        keys = set(session.scalars(select(ChirpAppliedRow.idempotency_key)))
+    executed = {i["id"] for i in items.values() if i["state"] == "executed"}
+    assert executed <= keys
+    assert items["chirp:bot2"]["id"] not in keys  # the refused item left no platform record
+
+
+def test_a_policy_change_between_chunks_stops_the_items_it_no_longer_allows(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = seed_ring(world, 3, prefix="small")
+    big = [
+        f"chirp:{i}"
+        for i in world.services.connector("chirp").seed(  # type: ignore[attr-defined]
+            [{"id": f"big{n}", "followers": 50, "verified": False} for n in range(3)]
+        )
+    ]
+    batch_id = approved(world, [*small, *big])
+    # After the first chunk, a policy under which accounts of 50 followers are very important.
+    stricter = (EXAMPLES / "policy.yaml").read_text().replace(">= 1000000", ">= 50")
+    real = batch_execute._chunk
+    chunks: list[bool] = []
+
+    def chunk_then_change(*args: Any, **kwargs: Any) -> bool:
+        done = real(*args, **kwargs)
+        if not chunks:
+            install_next_policy(world.services, stricter, world.clock())
+        chunks.append(done)
+        return done
+
+    monkeypatch.setattr(batch_execute, "_chunk", chunk_then_change)
+    progress = batch_execute.execute_batch(world.services, batch_id, chunk=2)
+    assert (progress.state, progress.executed, progress.cancelled) == ("executed", 3, 3)
+    items = {i["account"]: i for i in show(world, batch_id)["items"]}
+    assert {items[r]["state"] for r in small} == {"executed"}
+    assert {items[r]["state"] for r in big} == {"cancelled"}
+    assert all("re-check at execution" in items[r]["reason"] for r in big)
+    for ref in big:
+        assert world.chirp(ref.split(":")[1])["status"] == "active"
+    assert event_kinds(world, batch_id).count("batch.item.cancelled") == 3
+
+
+def test_a_remote_items_lease_is_renewed_while_its_call_runs(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bots = seed_ring(world, 2)
+    chirp = world.services.connector("chirp")
+    as_remote(monkeypatch, chirp)
+    monkeypatch.setattr(world.services, "execution_lease", timedelta(milliseconds=300))
+    batch_id = approved(world, bots)
+    real = chirp.execute
+    seen: list[bool] = []
+
+    def slow_call(order: ExecutionOrder) -> ExecutionResult:
+        if not seen:
+            # The call outlives its first lease; the heartbeat must hold the item meanwhile.
+            world.clock.advance(seconds=60)
+            deadline = time.monotonic() + 30
+            while True:
+                with world.services.database.transaction() as session:
+                    taken = batch_execute._next_items(session, batch_id, world.clock(), 10)
+                    held = order.idempotency_key not in {i.id for i in taken}
+                if held or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            seen.append(held)
+        return real(order)
+
+    monkeypatch.setattr(chirp, "execute", slow_call)
+    progress = batch_execute.execute_batch(world.services, batch_id)
+    assert seen == [True]  # no other worker could take the item while its call ran
+    assert (progress.state, progress.executed) == ("executed", 2)
