@@ -38,6 +38,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -54,6 +55,13 @@ PG_ENV = "FOUREYES_TEST_PG_URL"
 PG_HOST = "127.0.0.1:5432"
 # How long the per-test clean-up waits for locks a previous test left behind.
 CLEANUP_LOCK_TIMEOUT = "10s"
+
+# Property tests run on a busy 2-core machine: no per-example deadline and no "too slow" health
+# check (both measure the machine, not the code). A test's own @settings still takes precedence.
+settings.register_profile(
+    "busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("busy-machine")
 
 
 def pytest_configure(config: pytest.Config) -> None:
