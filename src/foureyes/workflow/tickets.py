@@ -9,8 +9,8 @@ A request whose matched rules require a ticket of a system names it in its justi
 - approval (`recheck`, from `review.review` for an approve, once every other refusal has been
   checked; the systems are those required at submission and those the policy in force requires
   now, `required_now`): a ticket closed, or no longer naming the account, since submission
-  refuses the approval; a passed check is recorded (`record_check`, a `request.ticket_checked` event) only
-  with the review it was asked for;
+  refuses the approval; a passed check is recorded (`record_check`, a
+  `request.ticket_checked` event) only with the review it was asked for;
 - execution (`recheck`, from `execute.execute`, once the caller may execute it): the same,
   recorded only with the claim, and a refusal cancels the request
   (the ticket is what allowed it); a system that cannot answer fails the attempt (retried like
