@@ -129,3 +129,14 @@ def test_one_pending_per_account_added_later_holds_the_second_pending_request(
         world.review("e-3002", second, step_up=False)
     assert world.review("e-3002", first, step_up=False) in ("approved", "executed")
     assert world.review("e-3003", second, step_up=False) in ("approved", "executed")
+
+
+def test_a_dry_run_says_a_ticket_is_required_and_asks_no_ticket_system(world: World) -> None:
+    _update(world, WITH_TICKET)
+    rt = world.services.tickets["rt"]
+    assert isinstance(rt, MemoryTicketSystem)
+    rt.down = True  # a dry run never calls out (docs/tickets.md): it still answers
+    asked = Submission("account.suspend", "chirp:bob", justification="spam rt#7")
+    decision = operations.dry_run(world.services, world.actor("e-2001"), asked)
+    assert decision.options.justification_tickets == ("rt",)
+    assert decision.options.to_dict()["justification_tickets"] == ["rt"]
