@@ -35,7 +35,7 @@ from sqlalchemy import select
 from foureyes.core import redaction
 from foureyes.core.events import lock_request
 from foureyes.core.services import Services
-from foureyes.errors import Unavailable
+from foureyes.errors import RecordAltered, Unavailable
 from foureyes.model import Outcome, RequestState
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
@@ -114,15 +114,27 @@ def reflag_unreachable(services: Services) -> list[str]:
         return []  # nothing any request's reachability depends on changed
     unreachable = []
     for request_id in _pending(services):
-        with services.database.transaction() as session:
-            row = lock_request(session, request_id, skip_locked=True)
-            if row is None:
-                continue
-            reach = routing.reflag_unreachable(services, session, row, services.clock())
+        try:
+            reach = _reflag_one(services, request_id)
+        except RecordAltered:
+            continue  # reported (`sealing.report`); the request is refused where it is used
+        except Unavailable:
+            raise  # the database is down: the next pass retries
+        except Exception:  # one request must not stop the others' (nor the reminders)
+            log.exception("reachability of request %s not computed again", request_id)
+            continue
         if reach is not None and not reach.reachable:
             unreachable.append(request_id)
     _SWEPT[where] = stamp
     return unreachable
+
+
+def _reflag_one(services: Services, request_id: str) -> routing.Reach | None:
+    with services.database.transaction() as session:
+        row = lock_request(session, request_id, skip_locked=True)
+        if row is None:
+            return None  # another worker has it
+        return routing.reflag_unreachable(services, session, row, services.clock())
 
 
 def remind_due(services: Services) -> list[str]:
