@@ -16,6 +16,7 @@ from rich.console import Console
 
 from foureyes.bootstrap import services_for
 from foureyes.commands.connector_setup import (
+    Plan,
     check,
     connector_differences,
     gather,
@@ -28,9 +29,10 @@ from foureyes.commands.private_files import private_contents, private_database, 
 from foureyes.commands.progress import reporting
 from foureyes.config import CONFIG_FILE, Settings
 from foureyes.core.services import Services
-from foureyes.datadir import EXAMPLE_POLICY, initialize
+from foureyes.datadir import EXAMPLE_POLICY, InitReport, initialize
 from foureyes.errors import BadInput
 from foureyes.policy.directory import load_directory
+from foureyes.policy.ticket_systems import UnconfiguredTicketSystem, unconfigured
 from foureyes.store.database import Database
 from foureyes.workflow import operations
 
@@ -127,6 +129,7 @@ def init_cmd(
         private_dir(root)
         private_contents(root)
     secrets = write_secrets(plan, root)
+    gaps: list[UnconfiguredTicketSystem] = []  # the first policy's ticket systems not set up
     # Whatever init makes (the database, its journal, keys) is for foureyes' user alone.
     old_umask = os.umask(0o077)
     try:
@@ -135,7 +138,11 @@ def init_cmd(
             def seed(database: Database) -> None:
                 shown.step("loading the first policy and staff directory…")
                 settings = Settings.load(root)
-                seed_from_files(services_for(settings), settings, root)
+                services = services_for(settings)
+                seed_from_files(services, settings, root)
+                with services.database.read() as session:
+                    _, first = services.policy_in_force(session)
+                gaps.extend(unconfigured(first, settings.tickets))
 
             report = initialize(
                 root,
@@ -155,6 +162,10 @@ def init_cmd(
     finally:
         os.umask(old_umask)
     private_database(report.database_url)
+    _summary(report, plan, gaps)
+
+
+def _summary(report: InitReport, plan: Plan, gaps: list[UnconfiguredTicketSystem]) -> None:
     out.print(f"foureyes initialised in {report.data_dir}")
     out.print(f"  database: {report.database_url}", markup=False)
     out.print(f"  policy:   {report.policy_file}")
@@ -163,6 +174,8 @@ def init_cmd(
     out.print(f"  log key:  {report.verifier_key}", markup=False)
     if report.roles:
         out.print(f"  roles:    {report.roles}", markup=False, soft_wrap=True)
+    for gap in gaps:  # `init` writes no [tickets.*]: the operator adds them (docs/tickets.md)
+        out.print(f"warn {gap.describe()}", markup=False, soft_wrap=True)
 
 
 def _policy_text(policy: Path | None) -> str:

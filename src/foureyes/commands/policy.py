@@ -3,6 +3,7 @@ database): what a policy author runs before proposing an update."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,8 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from foureyes.commands import textview
-from foureyes.commands.options import diagnosed
+from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.commands.progress import reporting
+from foureyes.config import CONFIG_FILE, Settings, default_data_dir
 from foureyes.connectors.atproto_catalog import atproto_catalog
 from foureyes.connectors.demo_catalog import demo_catalog
 from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTIONS
@@ -29,6 +31,7 @@ from foureyes.policy.explain import explain, explain_batch
 from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import run_policy_tests
+from foureyes.policy.ticket_systems import required_systems, unconfigured
 
 __all__ = ["policy_app"]
 
@@ -88,8 +91,11 @@ def policy_check(
     policy: PolicyArg,
     staff: StaffFileOpt = None,
     connector: ConnectorOpt = "demo",
+    data_dir: DataDirOpt = None,
 ) -> None:
-    """Validate, compile and prove the policy's invariants (exit 1 on a violation)."""
+    """Validate, compile and prove the policy's invariants (exit 1 on a violation). Warns
+    about a rule requiring a ticket system the data directory's foureyes.toml does not
+    configure (or that cannot be checked: no foureyes.toml there)."""
 
     compiled = _load(policy, connector)
     directory = load_directory(staff) if staff is not None else None
@@ -97,6 +103,8 @@ def policy_check(
         out.print(f"warn {read.describe()}", markup=False, soft_wrap=True)
     for gap in escalation_gaps(compiled):  # an exclusion another rule's escalation skips
         out.print(f"warn {gap.describe()}", markup=False, soft_wrap=True)
+    for warning in _ticket_warnings(compiled, data_dir):
+        out.print(f"warn {warning}", markup=False, soft_wrap=True)
     try:
         with reporting("checking invariants", unit="invariants") as shown:
             violations = check_invariants(compiled, directory, progress=shown.advance)
@@ -113,6 +121,23 @@ def policy_check(
         raise typer.Exit(1)
     for invariant in compiled.invariants:
         out.print(f"[green]ok[/green]   invariant {invariant.spec.id}")
+
+
+def _ticket_warnings(compiled: Policy, data_dir: Path | None) -> list[str]:
+    """A rule requiring a ticket system the settings do not configure (it refuses every
+    request it matches): checked against `<data_dir>/foureyes.toml` when there is one."""
+    required = required_systems(compiled)
+    if not required:
+        return []
+    root = data_dir or Path(os.environ.get("FOUREYES_DATA_DIR") or default_data_dir())
+    if not (root / CONFIG_FILE).is_file():
+        return [
+            f"rule {', '.join(rules)} requires a {system} ticket: configure [tickets.{system}] "
+            f"in foureyes.toml (not checked: no {root / CONFIG_FILE}; --data-dir)"
+            for system, rules in required.items()
+        ]
+    settings = Settings.load(root)
+    return [gap.describe() for gap in unconfigured(compiled, settings.tickets)]
 
 
 @policy_app.command("test")

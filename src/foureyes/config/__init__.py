@@ -264,10 +264,13 @@ class NotifySettings(BaseModel):
             raise ValueError("only an email channel can carry messages to people (people = true)")
         return self
 
-    def resolved_secret(self, name: str, env: Mapping[str, str] | None = None) -> str | None:
+    def resolved_secret(
+        self, name: str, env: Mapping[str, str] | None = None, *, label: str = "notify option"
+    ) -> str | None:
         """The secret option `name` (`url`, `secret`, `password`) from the value itself, its
-        `_file` or its `_env`; None if none is set. BadInput (never echoing the secret) if more
-        than one is set or the file or variable cannot be read."""
+        `_file` or its `_env`; None if none is set. BadInput (never echoing the secret, naming
+        the option as `label` says: "notify.<name> option") if more than one is set or the
+        file or variable cannot be read."""
         options = {
             key: value
             for key in (name, f"{name}_file", f"{name}_env")
@@ -275,7 +278,7 @@ class NotifySettings(BaseModel):
         }
         if not options:
             return None
-        return ConnectorSettings(kind=self.kind, options=options).secret(name, env)
+        return ConnectorSettings(kind=self.kind, options=options).secret(name, env, label=label)
 
 
 class WebAuthnSettings(BaseModel):

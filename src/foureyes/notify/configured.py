@@ -21,16 +21,17 @@ def channels_from_settings(
     made: dict[str, Channel] = {}
     for name, given in settings.items():
         channel: Channel
+        label = f"notify.{name} option"  # what a secret's error names: never "connector option"
         if given.kind == "webhook":
             channel = WebhookChannel(
                 name,
-                url=given.resolved_secret("url", env) or "",
-                secret=given.resolved_secret("secret", env) or "",
+                url=given.resolved_secret("url", env, label=label) or "",
+                secret=given.resolved_secret("secret", env, label=label) or "",
                 base_url=given.base_url,
                 timeout=given.timeout,
             )
         elif given.kind == "slack":
-            hook = given.resolved_secret("url", env)
+            hook = given.resolved_secret("url", env, label=label)
             if hook is not None and (
                 clear_text_off_machine(hook) or not hook.lower().startswith(("https:", "http:"))
             ):
@@ -42,7 +43,7 @@ def channels_from_settings(
             channel = SlackChannel(
                 name,
                 url=hook,
-                token=given.resolved_secret("token", env),
+                token=given.resolved_secret("token", env, label=label),
                 channel_id=given.channel_id,
                 api_url=given.api_url or SLACK_API,
                 base_url=given.base_url,
@@ -53,7 +54,7 @@ def channels_from_settings(
                 name,
                 homeserver=given.homeserver or "",
                 room_id=given.room_id or "",
-                token=given.resolved_secret("token", env) or "",
+                token=given.resolved_secret("token", env, label=label) or "",
                 base_url=given.base_url,
                 timeout=given.timeout,
             )
@@ -66,7 +67,7 @@ def channels_from_settings(
                 to=tuple(given.smtp_to),
                 starttls=given.starttls,
                 username=given.username,
-                password=given.resolved_secret("password", env),
+                password=given.resolved_secret("password", env, label=label),
                 base_url=given.base_url,
                 timeout=given.timeout,
                 people=given.people,

@@ -10,7 +10,7 @@
 
 Each message about a request carries its card (`foureyes.notify.card`: who, what, which
 account and tier, why, the ticket, the request-describing alerts raised on it (`card.ON_CARDS`:
-never one about a person), and a link to the console's review
+never one about a person; none on the requester's own card), and a link to the console's review
 page bound to the request's digest) for the chat channels to render.
 
 What has nowhere to go (a channel that is not configured, people when no channel carries
@@ -226,22 +226,36 @@ def request_moved(
         body=_summary(row, params),
         link=request_link(row.id),
         now=now,
-        details=request_card(session, row, f"Your request is {row.state}", params),
+        details=request_card(
+            session, row, f"Your request is {row.state}", params, to_requester=True
+        ),
     )
 
 
 def request_card(
-    session: Session, row: RequestRow, title: str, params: Mapping[str, Any] | None
+    session: Session,
+    row: RequestRow,
+    title: str,
+    params: Mapping[str, Any] | None,
+    *,
+    to_requester: bool = False,
 ) -> dict[str, Any]:
-    """The card of `row` (`foureyes.notify.card.Card.to_json`), as of now."""
+    """The card of `row` (`foureyes.notify.card.Card.to_json`), as of now. `to_requester`: the
+    card its requester gets, without alerts (what reviewers weigh about a request, such as
+    `velocity` or `fast_approval`, is not its requester's to read, as on the console:
+    `workflow.alerts.on_request`)."""
     requester = session.get(StaffRow, row.requester_id)
-    alerts = session.scalars(
-        select(AlertRow)
-        # Only what describes the request: alerts about people stay with oversight (ON_CARDS).
-        .where(AlertRow.request_id == row.id, AlertRow.detector.in_(ON_CARDS))
-        .order_by(AlertRow.id.desc())
-        .limit(MAX_ALERTS)
-    ).all()
+    alerts = (
+        ()
+        if to_requester
+        else session.scalars(
+            select(AlertRow)
+            # Only what describes the request: alerts about people stay with oversight.
+            .where(AlertRow.request_id == row.id, AlertRow.detector.in_(ON_CARDS))
+            .order_by(AlertRow.id.desc())
+            .limit(MAX_ALERTS)
+        ).all()
+    )
     tier = (row.decision or {}).get("tier")
     return Card(
         title=title,

@@ -14,6 +14,13 @@ when it stopped being held, not from its submission, so that the usual approvers
 window before the escalation group as for a request that never waited. It is worked out from
 the log (the events that took the requests ahead of it out of pending), so the approval and
 the execution re-check find the same moment.
+
+Expiry is not moved: a held request's `expires_at` runs from its submission, as any other
+request's, and it may expire while it waits. Expiry bounds how long a question about an
+account stays open (the account and the reasons for asking change), whatever held it up; a
+request that expired while held is asked again. `decidable_since` moves only who is told and
+when the escalation group may approve, so that waiting never shortens the usual approvers'
+window; it never lengthens the request's life.
 """
 
 from __future__ import annotations

@@ -16,12 +16,18 @@ restarts, or a second worker, finds the row and sends nothing again. A worker th
 for several rounds sends the latest one only. Who is told is `foureyes.notify.recipients`:
 people away are not, a delegate only where eligible anyway. A request that waits for another
 on its account (`one_pending_per_account`) is not approvable yet: no reminder.
+
+Each pass first computes the pending requests' reachability again when the policy, the day,
+who is away or the directory changed since the last (`reflag_unreachable`): a request that
+nobody reachable can approve any more is flagged to oversight (an `unreachable_approvers`
+alert) then, not only at its submission.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator
+import weakref
+from collections.abc import Collection, Hashable, Iterator
 from datetime import datetime
 
 from sqlalchemy import select
@@ -29,16 +35,17 @@ from sqlalchemy import select
 from foureyes.core import redaction
 from foureyes.core.events import lock_request
 from foureyes.core.services import Services
-from foureyes.errors import Unavailable
+from foureyes.errors import RecordAltered, Unavailable
 from foureyes.model import Outcome, RequestState
 from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision
+from foureyes.store.database import Database
 from foureyes.store.tables import ReminderRow, RequestRow
-from foureyes.workflow import holds
+from foureyes.workflow import holds, routing
 from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.subject import redecide
 
-__all__ = ["ESCALATED_ROUND", "due_round", "remind_due"]
+__all__ = ["ESCALATED_ROUND", "due_round", "reflag_unreachable", "remind_due"]
 
 log = logging.getLogger(__name__)
 ESCALATED_ROUND = 0  # the notice that the escalation group may now approve
@@ -90,14 +97,61 @@ def _pending(services: Services) -> Iterator[str]:
         after = ids[-1]
 
 
+# Per database: the routing stamp of the last reachability sweep that went through (weakly
+# keyed: a database closed and another opened, as tests do, is never taken for it).
+_SWEPT: weakref.WeakKeyDictionary[Database, Hashable] = weakref.WeakKeyDictionary()
+
+
+def reflag_unreachable(services: Services) -> list[str]:
+    """Compute every pending request's reachability again when anything it depends on changed
+    since the last sweep (`routing.routing_stamp`: the policy, the day, who is away, the
+    directory), flagging to oversight each one nobody reachable can approve any more
+    (`routing.reflag_unreachable`). The ids flagged or found unreachable."""
+    where = services.database
+    with services.database.read() as session:
+        stamp = routing.routing_stamp(services, session, services.clock())
+    if _SWEPT.get(where) == stamp:
+        return []  # nothing any request's reachability depends on changed
+    unreachable = []
+    for request_id in _pending(services):
+        try:
+            reach = _reflag_one(services, request_id)
+        except RecordAltered:
+            continue  # reported (`sealing.report`); the request is refused where it is used
+        except Unavailable:
+            raise  # the database is down: the next pass retries
+        except Exception:  # one request must not stop the others' (nor the reminders)
+            log.exception("reachability of request %s not computed again", request_id)
+            continue
+        if reach is not None and not reach.reachable:
+            unreachable.append(request_id)
+    _SWEPT[where] = stamp
+    return unreachable
+
+
+def _reflag_one(services: Services, request_id: str) -> routing.Reach | None:
+    with services.database.transaction() as session:
+        row = lock_request(session, request_id, skip_locked=True)
+        if row is None:
+            return None  # another worker has it
+        return routing.reflag_unreachable(services, session, row, services.clock())
+
+
 def remind_due(services: Services) -> list[str]:
     """One pass: send each pending request's due round, once. Answers `request_id:round` of
-    the rounds sent."""
+    the rounds sent. Reachability is computed again first when it may have changed
+    (`reflag_unreachable`)."""
     with services.database.read() as session:
         try:
             _, policy = services.policy_in_force(session)
         except Unavailable:
             return []  # no policy loaded yet: nothing can be pending, nothing to remind
+    try:
+        reflag_unreachable(services)
+    except Unavailable:
+        raise  # the database is down: the next pass retries
+    except Exception:  # reachability must not stop the reminders
+        log.exception("pending requests' reachability not computed again")
     if not any(rule.escalation is not None for rule in policy.rules):
         return []  # nothing escalates: no request to look at (the common case, at no cost)
     sent = []

@@ -9,7 +9,9 @@ it: being away or a delegate never makes anyone able (or unable) to approve.
   those away, can satisfy every factor (distinct people, requester excluded): the engine is
   asked whether their approvals would be enough. A request they cannot satisfy is flagged at
   submission (`flag_unreachable`: an alert, and the request's `routing` field), not found out
-  when it expires.
+  when it expires; and again by the worker's reminder pass whenever the policy, the day, who is
+  away or the directory changed (`routing_stamp`, `reflag_unreachable`: a request that became
+  unreachable after its submission is flagged to oversight then).
 - Who is told (`foureyes.notify.recipients`): candidates not away, and delegates eligible anyway.
 - `one pending per account` (the policy's `one_pending_per_account`, `foureyes.workflow.holds`):
   `guard_one_pending` at a request's submission and `guard_batch` at a batch's (under the
@@ -45,7 +47,7 @@ from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.away import away_on
 from foureyes.store.queries import everyone
-from foureyes.store.tables import BatchRow, EventRow, RequestRow
+from foureyes.store.tables import AlertRow, BatchRow, EventRow, RequestRow
 from foureyes.workflow import batch_views, holds
 from foureyes.workflow.access import may_see
 from foureyes.workflow.holds import Pending, held_by
@@ -59,7 +61,9 @@ __all__ = [
     "guard_one_pending",
     "held_by",
     "reachability",
+    "reflag_unreachable",
     "refuse_while_held",
+    "routing_stamp",
     "view",
 ]
 
@@ -210,6 +214,40 @@ def flag_unreachable(
             now=now,
         )
     return reach
+
+
+def routing_stamp(services: Services, session: Session, now: datetime) -> Hashable:
+    """What every pending request's reachability depends on beyond the request itself: the
+    policy in force, the day, who is away (and their delegates), the directory's latest seal.
+    The same stamp twice: no request's reachability changed in between."""
+    version, _ = services.policy_in_force(session)
+    away = frozenset(away_on(session, now).items())
+    return (version, now.date(), away, _directory_stamp(session))
+
+
+def reflag_unreachable(
+    services: Services, session: Session, row: RequestRow, now: datetime
+) -> Reach | None:
+    """A pending request's reachability computed again (away, delegation, staff or policy
+    changed since its submission): an alert for oversight when nobody reachable can approve
+    it now, unless its latest `unreachable_approvers` alert already says so for the same
+    reason. The Reach, or None for a request that is not pending under the policy in force."""
+    decision = redecide(services, session, row, now)
+    if row.state != RequestState.PENDING.value or decision.outcome != Outcome.PENDING:
+        return None
+    start = holds.escalation_start(services, session, row)
+    reach = reachability(session, decision, start, now)
+    if reach.reachable:
+        return reach
+    latest = session.scalars(
+        select(AlertRow.details)
+        .where(AlertRow.request_id == row.id, AlertRow.detector == UNREACHABLE_DETECTOR)
+        .order_by(AlertRow.id.desc())
+        .limit(1)
+    ).first()
+    if isinstance(latest, dict) and latest.get("reason") == reach.reason:
+        return reach  # oversight has been told, for this very reason
+    return flag_unreachable(services, session, row, decision, now)
 
 
 # --- one pending request per account ------------------------------------------------------

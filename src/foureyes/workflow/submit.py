@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -247,6 +247,11 @@ def _record(
     decide.check_target(services, submission.action, submission.account)
     params_digest(submission.params)  # BadInput for params JSON cannot hold, before anything
     account = services.resolve_account(submission.account)  # the platform, outside our lock
+    if account.ref != submission.account:
+        # Kept, locked and counted under the platform's own reference for the account (as a
+        # batch's items are): two spellings of one account are one account to
+        # one_pending_per_account, quotas and the views.
+        submission = replace(submission, account=account.ref)
     # The id is chosen before the submit transaction, so that a COMMIT whose answer is lost
     # can name the request it may have recorded.
     request_id = str(uuid.uuid4())

@@ -7,9 +7,10 @@ A request whose matched rules require a ticket of a system names it in its justi
   `request.refused` evidence, and the passed check is kept with the request (`request_tickets`,
   in the `request.submitted` event);
 - approval (`recheck`, from `review.review` for an approve, once every other refusal has been
-  checked): a ticket closed, or no longer naming the account, since submission refuses the
-  approval; a passed check is recorded (`record_check`, a `request.ticket_checked` event) only
-  with the review it was asked for;
+  checked; the systems are those required at submission and those the policy in force requires
+  now, `required_now`): a ticket closed, or no longer naming the account, since submission
+  refuses the approval; a passed check is recorded (`record_check`, a
+  `request.ticket_checked` event) only with the review it was asked for;
 - execution (`recheck`, from `execute.execute`, once the caller may execute it): the same,
   recorded only with the claim, and a refusal cancels the request
   (the ticket is what allowed it); a system that cannot answer fails the attempt (retried like
@@ -32,10 +33,11 @@ from sqlalchemy.orm import Session
 from foureyes.connectors.tickets import Ticket, TicketSystemUnavailable, check_ticket
 from foureyes.core.events import record as record_event
 from foureyes.core.services import Services
-from foureyes.errors import BadInput
-from foureyes.model import Account
+from foureyes.errors import BadInput, FoureyesError
+from foureyes.model import Account, Outcome
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow, RequestTicketRow
+from foureyes.workflow.subject import redecide
 
 __all__ = [
     "Rechecked",
@@ -46,6 +48,7 @@ __all__ = [
     "record",
     "record_check",
     "required_by",
+    "required_now",
     "summaries",
 ]
 
@@ -151,7 +154,7 @@ def recheck(services: Services, request_id: str, states: Iterable[str]) -> Reche
         row = session.get(RequestRow, request_id)
         if row is None or row.state not in set(states):
             return Rechecked()  # the caller's own look refuses it (unknown, or in another state)
-        systems = required_by(row.decision or {})
+        systems = required_now(services, session, row)
         justification, account_ref = row.justification, row.account_ref
     if not systems:
         return Rechecked()
@@ -159,6 +162,23 @@ def recheck(services: Services, request_id: str, states: Iterable[str]) -> Reche
         return Rechecked(tickets=check(services, systems, justification, account_ref))
     except BadInput as refused:
         return Rechecked(problem=refused.message)
+
+
+def required_now(services: Services, session: Session, row: RequestRow) -> tuple[str, ...]:
+    """The ticket systems `row` needs a ticket of now: those its decision at submission
+    required, and those the policy in force requires of it (a policy update that adds
+    `justification: {ticket: ...}` reaches requests already pending or approved: without the
+    ticket they are neither approved nor carried out). A request the policy in force cannot
+    decide again (an altered record, ...) keeps its stored systems: the caller's own re-check
+    under its lock refuses it, saying why."""
+    stored = required_by(row.decision or {})
+    try:
+        current = redecide(services, session, row, services.clock())
+    except FoureyesError:
+        return stored
+    if current.outcome == Outcome.DENIED:
+        return stored  # refused by the caller's own re-check, with the rules' reasons
+    return tuple(sorted({*stored, *required_by(current)}))
 
 
 def record_check(

@@ -208,3 +208,39 @@ def test_the_ticket_comes_from_its_latest_check(world: World) -> None:
         "open",
         "abuse by @president <b>",
     )
+
+
+def _cards(world: World, **where: Any) -> list[Card]:
+    with world.services.database.transaction() as session:
+        query = select(OutboxRow).filter_by(**where).order_by(OutboxRow.id)
+        made = [Card.from_json(row.details) for row in session.scalars(query)]
+    return [card for card in made if card is not None]
+
+
+def test_the_requesters_card_carries_no_alert_the_reviewers_cards_do(world: World) -> None:
+    request_id = _submit(world, "CASE-78")
+    services = world.services
+    with services.database.transaction() as session:
+        for detector, summary in (("velocity", "Ana asked 9 times"), ("off_hours", "at 3 am")):
+            raise_alert(
+                services,
+                session,
+                NewAlert(detector, "high", summary, ANA, "chirp:president", request_id),
+                now=services.clock(),
+            )
+    world.review("e-3002", request_id, "deny")  # Ana hears it was denied
+    to_ana = _cards(world, to_staff=ANA)
+    assert [card.state for card in to_ana] == ["denied"]
+    assert to_ana[0].alerts == ()
+    # A card for reviewers, made now, names them (what reviewers weigh stays on their cards).
+    with services.database.transaction() as session:
+        row = session.get(RequestRow, request_id)
+        assert row is not None
+        approvers = Card.from_json(request_card(session, row, "Your review is asked", None))
+        requester = Card.from_json(
+            request_card(session, row, "Your request", None, to_requester=True)
+        )
+    assert approvers is not None
+    assert requester is not None
+    assert {a.summary for a in approvers.alerts} == {"Ana asked 9 times", "at 3 am"}
+    assert requester.alerts == ()

@@ -79,6 +79,9 @@ def test_a_missing_secret_variable_names_the_option_never_the_value(tmp_path: Pa
         channels_from_settings(loaded.notify, {})
     # The value given may be the secret itself, pasted where a variable's name belongs.
     assert "TEST_SLACK_URL" not in str(refused.value)
+    # The error names the notify option it is about, never a "connector option".
+    assert "notify.ops option url_env" in str(refused.value)
+    assert "connector" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
