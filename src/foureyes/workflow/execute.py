@@ -168,15 +168,18 @@ def execute(
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=row.reason)
         by = (actor.id if actor else None, worker)
-        tickets.record_check(
-            services, session, row, tickets.EXECUTE, rechecked.tickets, actor=by[0], now=now
-        )
-        execution = _claim(services, session, (row, approvers), now, by=by)
-        attempt = execution.attempt
-        order = order_of(row, approvers, attempt)
-        local = _local_execution(services, connector, row.account_ref)
-        if local is not None and lookup_error is None:
-            return _carry_out_here(services, session, (row, execution), now, local, order)
+        # The claim's events (and, for a platform kept here, the outcome's) are appended
+        # together once the log was read above: the head lock is taken once, at the end.
+        with services.audit.group(session):
+            tickets.record_check(
+                services, session, row, tickets.EXECUTE, rechecked.tickets, actor=by[0], now=now
+            )
+            execution = _claim(services, session, (row, approvers), now, by=by)
+            attempt = execution.attempt
+            order = order_of(row, approvers, attempt)
+            local = _local_execution(services, connector, row.account_ref)
+            if local is not None and lookup_error is None:
+                return _carry_out_here(services, session, (row, execution), now, local, order)
     if lookup_error is not None:
         return _failed(services, request_id, attempt, lookup_error)
     try:
