@@ -198,9 +198,13 @@ def test_a_group_appends_its_events_in_order_at_its_end(database: Database, log:
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), database.transaction() as session, log.group(session):
-        log.add(session, new(5))
-        raise Boom
+    def add_then_fail() -> None:
+        with database.transaction() as session, log.group(session):
+            log.add(session, new(5))
+            raise Boom
+
+    with pytest.raises(Boom):
+        add_then_fail()
     with database.transaction() as session:
         assert log.size(session) == 5
         log.add(session, new(5))  # no group open: appended at once
