@@ -22,6 +22,7 @@ from foureyes.core.services import Actor, Services, json_safe, with_pins
 from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused, OutcomeUnknown, Unavailable
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
 from foureyes.notify import hooks as notify_hooks
+from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
 from foureyes.workflow import decide, denials, idempotency, quota, routing
@@ -262,12 +263,21 @@ def _record(
     payload records no request but leaves a `request.refused` event."""
     decide.check_target(services, submission.action, submission.account)
     params_digest(submission.params)  # BadInput for params JSON cannot hold, before anything
-    account = services.resolve_account(submission.account)  # the platform, outside our lock
+    looked: _Looked | None = None
+    if services.stored_here(submission.account):
+        # A platform kept in foureyes' database (the demo): the account and the first look's
+        # inputs in one read transaction (one snapshot, one BEGIN).
+        with services.database.read() as session:
+            account = services.resolve_account(submission.account)
+            looked = _look(services, session, submission.account)
+    else:
+        account = services.resolve_account(submission.account)  # the platform, outside our lock
     # The id is chosen before the submit transaction, so that a COMMIT whose answer is lost
     # can name the request it may have recorded.
     request_id = str(uuid.uuid4())
     for _ in range(_LOOKS):
-        checked, tickets = _first_look(services, actor, submission, account)
+        checked, tickets = _first_look(services, actor, submission, account, looked)
+        looked = None  # a second look reads again
         try:
             return _decide_and_record(
                 services,
@@ -286,16 +296,32 @@ def _record(
 _LOOKS = 3
 
 
+_Looked = tuple[frozenset[str], int, Policy, datetime]
+
+
+def _look(services: Services, session: Session, ref: str) -> _Looked:
+    """What the first look decides on: the account's pins, the policy in force (its version
+    and itself) and the time, read in `session`."""
+    pins = services.pins(session, ref)
+    version, policy = services.policy_in_force(session)
+    return pins, version, policy, services.clock()
+
+
 def _first_look(
-    services: Services, actor: Actor, submission: Submission, account: Account
+    services: Services,
+    actor: Actor,
+    submission: Submission,
+    account: Account,
+    looked: _Looked | None = None,
 ) -> tuple[bool, tuple[Ticket, ...]]:
     """Whether the rules in force let `actor` ask (then the justification and the payload
     were checked: BadInput, with its evidence, when they do not fit), and the tickets the
-    rules require, checked (`workflow.tickets`: refused or unavailable, with its evidence)."""
-    with services.database.read() as session:
-        pins = services.pins(session, submission.account)
-        version, policy = services.policy_in_force(session)
-        now = services.clock()
+    rules require, checked (`workflow.tickets`: refused or unavailable, with its evidence).
+    `looked`: its inputs, read already (`_look`); else read here."""
+    if looked is None:
+        with services.database.read() as session:
+            looked = _look(services, session, submission.account)
+    pins, version, policy, now = looked
     ruling = decide.rule(
         policy,
         decision_request(actor, submission, with_pins(account, pins), now),
