@@ -29,7 +29,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +89,8 @@ RESERVED_KEYS = frozenset({"seq", "at", "kind", "actor", "account", "request"})
 """Top-level body keys the log writes itself; a payload may not use them."""
 
 _HEAD_ID = 1
+# Session.info key: the events an open `AuditLog.group` appends when it ends.
+_GROUP = "foureyes.audit.group"
 # Core statements built once: an append runs them on the session's connection, not through
 # the ORM's bulk-insert machinery (which cost most of an append's CPU).
 _EVENTS, _NODES, _HEAD = (cast(Table, row.__table__) for row in (EventRow, NodeRow, AuditHeadRow))
@@ -455,9 +458,43 @@ class AuditLog:
         new = NewEvent(kind, actor, account_ref, request_id, payload or {}, at)
         return self.append_many(session, [new])[0]
 
+    @contextmanager
+    def group(self, session: Session) -> Iterator[None]:
+        """Events `add`ed in the block are appended together when it ends (one head lock, one
+        frontier read, one insert), so the head lock is taken once, late, and held only from
+        there to the COMMIT. An `append` or `append_many` in the block appends the waiting
+        events first, in order. The block's own reads of the log do not see its waiting events:
+        for blocks that read none of them back. Nested blocks join the outer one; a block left
+        by an exception appends nothing (its transaction rolls back)."""
+        if _GROUP in session.info:
+            yield
+            return
+        session.info[_GROUP] = []
+        try:
+            yield
+            waiting: list[NewEvent] = session.info.pop(_GROUP)
+            self.append_many(session, waiting)
+        finally:
+            session.info.pop(_GROUP, None)
+
+    def add(self, session: Session, new: NewEvent) -> None:
+        """Append `new` in the caller's transaction: at once, or with the open `group`."""
+        waiting: list[NewEvent] | None = session.info.get(_GROUP)
+        if waiting is None:
+            self.append_many(session, [new])
+        else:
+            waiting.append(new)
+
     def append_many(self, session: Session, events: Sequence[NewEvent]) -> list[Event]:
         """Append several events in order in the caller's transaction (one head lock, one
-        frontier read, batched inserts): the group commit of a busy writer."""
+        frontier read, batched inserts): the group commit of a busy writer. Events waiting
+        in an open `group` are appended first (the answer is `events`' own)."""
+        waiting: list[NewEvent] | None = session.info.get(_GROUP)
+        if waiting:
+            ahead = len(waiting)
+            events = [*waiting, *events]
+            waiting.clear()
+            return self.append_many(session, events)[ahead:]
         if not events:
             return []
         now = datetime.now(UTC)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.canonical import canonical_json
+from foureyes.audit.log import NewEvent
 from foureyes.core import commitments
 from foureyes.core.redaction import event_payload, notified_params
 from foureyes.core.services import Services, json_safe
@@ -252,12 +253,15 @@ def record(
     if row is not None:
         body.setdefault("action", row.action)
         body.setdefault("digest", row.digest)
-    services.audit.append(
+    # With the transaction's other events when it groups them (`AuditLog.group`).
+    services.audit.add(
         session,
-        kind=kind,
-        actor=actor,
-        account_ref=account_ref,
-        request_id=row.id if row is not None else None,
-        payload=body,
-        at=now,
+        NewEvent(
+            kind=kind,
+            actor=actor,
+            account_ref=account_ref,
+            request_id=row.id if row is not None else None,
+            payload=body,
+            at=now,
+        ),
     )

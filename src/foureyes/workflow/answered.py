@@ -64,7 +64,7 @@ def submit_run_or_replay(
     Once the request is recorded, a failure of what follows (carrying it out: further
     transactions, and a platform call) is OutcomeUnknown naming it (`outcome.after`), never
     an error that says nothing changed."""
-    submitted = submit_or_replay(services, actor, submission)
+    submitted = submit_or_replay(services, actor, submission, at_once=True)
     return submitted, _run_unless_replayed(services, actor, submitted)
 
 
@@ -91,6 +91,8 @@ def _run_unless_replayed(
 ) -> ExecutionOutcome | None:
     if submitted.replayed:
         return None
+    if submitted.carried_out is not None:
+        return submitted.carried_out  # in the submit's own transaction
     with outcome.after(submitted.request_id, f"request {submitted.request_id} was recorded"):
         return run_if_allowed(services, actor, submitted.request_id)
 

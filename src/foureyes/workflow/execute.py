@@ -168,15 +168,18 @@ def execute(
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=row.reason)
         by = (actor.id if actor else None, worker)
-        tickets.record_check(
-            services, session, row, tickets.EXECUTE, rechecked.tickets, actor=by[0], now=now
-        )
-        execution = _claim(services, session, (row, approvers), now, by=by)
-        attempt = execution.attempt
-        order = order_of(row, approvers, attempt)
-        local = _local_execution(services, connector, row.account_ref)
-        if local is not None and lookup_error is None:
-            return _carry_out_here(services, session, (row, execution), now, local, order)
+        # The claim's events (and, for a platform kept here, the outcome's) are appended
+        # together once the log was read above: the head lock is taken once, at the end.
+        with services.audit.group(session):
+            tickets.record_check(
+                services, session, row, tickets.EXECUTE, rechecked.tickets, actor=by[0], now=now
+            )
+            execution = _claim(services, session, (row, approvers), now, by=by)
+            attempt = execution.attempt
+            order = order_of(row, approvers, attempt)
+            local = _local_execution(services, connector, row.account_ref)
+            if local is not None and lookup_error is None:
+                return _carry_out_here(services, session, (row, execution), now, local, order)
     if lookup_error is not None:
         return _failed(services, request_id, attempt, lookup_error)
     try:
@@ -220,12 +223,14 @@ def _claim(
     now: datetime,
     *,
     by: tuple[str | None, str],
+    first: bool = False,
 ) -> ExecutionRow:
     """Step (1)'s change: the next attempt, with its lease, and the move to `executing` by
-    `by` (the person who asked, if any, and the worker's name)."""
+    `by` (the person who asked, if any, and the worker's name). `first`: the request was
+    recorded in this very transaction, so this is attempt 1 (not looked up)."""
     row, approvers = approved
     actor, worker = by
-    attempt = _next_attempt(session, row.id)
+    attempt = 1 if first else _next_attempt(session, row.id)
     execution = ExecutionRow(
         request_id=row.id,
         attempt=attempt,
@@ -345,6 +350,43 @@ def _attempt_row(session: Session, request_id: str, attempt: int) -> ExecutionRo
     if row is None:
         raise NotFound(f"no execution attempt {attempt} of request {request_id}")
     return row
+
+
+def carry_out_at_once(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    actor: Actor,
+    account: Account,
+    now: datetime,
+) -> ExecutionOutcome | None:
+    """Carry out `row`, an `approved` request that `actor` recorded in this very transaction
+    (the submit's), in that transaction, when its platform is kept in foureyes' database
+    (`_local_execution`): the request, its claim, the platform's change, the outcome and all
+    their events commit together or not at all. None (nothing done here) for any other
+    platform, or when the re-check below does not allow it at once: the caller commits the
+    request and `execute` carries it out (or cancels it) as usual.
+
+    The re-checks of `execute` hold here as they are: the policy in force, the account's pins
+    and the requester's own record are read again in this transaction (`redecide`, on the
+    account the submit decided on; a record the log did not seal falls back to `execute`,
+    which cancels the request saying so). What `execute` checks against the log (the row and
+    its events as submitted, the reviews) cannot differ from what this transaction wrote; the
+    requester may see and carry out their own request. Submits needing a ticket are not
+    carried out here (their system is asked again at execution)."""
+    connector = services.connector(row.account_ref.partition(":")[0])
+    local = _local_execution(services, connector, row.account_ref)
+    if local is None or row.state != RequestState.APPROVED.value or row.requester_id != actor.id:
+        return None
+    try:
+        decision = redecide(services, session, row, now, account=account)
+    except RecordAltered:
+        return None
+    if decision.outcome != Outcome.ALLOWED:
+        return None
+    execution = _claim(services, session, (row, ()), now, by=(actor.id, "inline"), first=True)
+    order = order_of(row, (), execution.attempt)
+    return _carry_out_here(services, session, (row, execution), now, local, order)
 
 
 def _local_execution(

@@ -173,9 +173,14 @@ def _record_review(
             decision=given.decision.value,
             assertion=given.step_up,
         )
-    _store_review(services, session, row, actor, given, REVIEW, evidence, now)
-    tickets.record_check(services, session, row, tickets.APPROVE, checked, actor=actor.id, now=now)
-    settle(services, session, row, decision, trial, now, actor=actor.id)
+    # The review's events and the move it settles are appended together at the end (nothing
+    # below reads the log back): the log's head lock is taken once, just before the COMMIT.
+    with services.audit.group(session):
+        _store_review(services, session, row, actor, given, REVIEW, evidence, now)
+        tickets.record_check(
+            services, session, row, tickets.APPROVE, checked, actor=actor.id, now=now
+        )
+        settle(services, session, row, decision, trial, now, actor=actor.id)
     return row.state
 
 

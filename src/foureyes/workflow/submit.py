@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,10 +22,12 @@ from foureyes.core.services import Actor, Services, json_safe, with_pins
 from foureyes.errors import BadInput, Forbidden, IdempotencyKeyReused, OutcomeUnknown, Unavailable
 from foureyes.model import Account, DecisionRequest, Outcome, RequestContext, RequestState
 from foureyes.notify import hooks as notify_hooks
+from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
 from foureyes.workflow import decide, denials, idempotency, quota, routing
 from foureyes.workflow import tickets as ticket_checks
+from foureyes.workflow.execute import ExecutionOutcome, carry_out_at_once
 from foureyes.workflow.integrity import ACCOUNT_SNAPSHOT
 from foureyes.workflow.outcome import lost_commit
 
@@ -65,6 +68,8 @@ class Submitted:
 
     request_id: str
     replayed: bool = False
+    # What was carried out in the submit's own transaction (`at_once`), if anything.
+    carried_out: ExecutionOutcome | None = None
 
 
 class Denied(Forbidden):
@@ -165,7 +170,12 @@ def submit(services: Services, actor: Actor, submission: Submission) -> str:
 
 
 def submit_or_replay(
-    services: Services, actor: Actor, submission: Submission, *, asked: str | None = None
+    services: Services,
+    actor: Actor,
+    submission: Submission,
+    *,
+    asked: str | None = None,
+    at_once: bool = False,
 ) -> Submitted:
     """`submit`, keeping the promise of the submission's idempotency key.
 
@@ -186,11 +196,16 @@ def submit_or_replay(
     `asked` replaces the submission's own fingerprint where the client asked in other words
     (an undo: `idempotency.undo_fingerprint`). A submit whose COMMIT's answer is lost raises
     OutcomeUnknown naming the request it may have recorded (`foureyes.workflow.outcome`).
+
+    `at_once`: a request the policy allows at once on a platform kept in foureyes' database
+    is carried out in the submit's transaction (`execute.carry_out_at_once`: one COMMIT for
+    the request, its claim, the platform's change and the outcome) and `carried_out` says
+    how it went; otherwise it is None and the request is left to `execute`.
     """
     logstate.refuse(services)  # nothing is asked for on a log rolled back or with a moved head
     key = submission.idempotency_key
     if key is None:
-        return Submitted(_record(services, actor, submission, None))
+        return _record(services, actor, submission, None, at_once)
     idempotency.check_key(key)
     asked = submission.fingerprint() if asked is None else asked
     # Looked up first, so that a replay neither asks the platform again nor takes the lock.
@@ -199,7 +214,7 @@ def submit_or_replay(
     if earlier is not None:
         return replay(earlier, asked)
     try:
-        return Submitted(_record(services, actor, submission, (key, asked)))
+        return _record(services, actor, submission, (key, asked), at_once)
     except IntegrityError:
         # Another submit with this key committed between the look-up and our insert (on
         # PostgreSQL the insert waited for it; SQLite's write lock orders them the same way).
@@ -229,14 +244,23 @@ def replay(earlier: idempotency.Earlier, asked: str) -> Submitted:
     return Submitted(earlier.request_id, replayed=True)
 
 
+def _under_platform_ref(submission: Submission, ref: str) -> Submission:
+    """`submission` kept, locked and counted under the platform's own reference for its account
+    (as a batch's items are): two spellings of one account are one account to
+    one_pending_per_account, quotas and the views."""
+    return submission if ref == submission.account else replace(submission, account=ref)
+
+
 def _record(
     services: Services,
     actor: Actor,
     submission: Submission,
     keyed: tuple[str, str] | None,
-) -> str:
+    at_once: bool = False,
+) -> Submitted:
     """Decide and record the submission (as `submit` describes); `keyed` is its idempotency
-    key and fingerprint, stored with it. The id, or Denied after recording a denial.
+    key and fingerprint, stored with it; `at_once` as in `submit_or_replay`. The request (and
+    what was carried out with it), or Denied after recording a denial.
 
     `decide.rule` decides, twice: a first look (in a read transaction) says whether the rules
     let this person ask at all and, only if they do, checks the justification and the payload
@@ -246,20 +270,32 @@ def _record(
     payload records no request but leaves a `request.refused` event."""
     decide.check_target(services, submission.action, submission.account)
     params_digest(submission.params)  # BadInput for params JSON cannot hold, before anything
-    account = services.resolve_account(submission.account)  # the platform, outside our lock
-    if account.ref != submission.account:
-        # Kept, locked and counted under the platform's own reference for the account (as a
-        # batch's items are): two spellings of one account are one account to
-        # one_pending_per_account, quotas and the views.
-        submission = replace(submission, account=account.ref)
+    looked: _Looked | None = None
+    if services.stored_here(submission.account):
+        # A platform kept in foureyes' database (the demo): the account and the first look's
+        # inputs in one read transaction (one snapshot, one BEGIN).
+        with services.database.read() as session:
+            account = services.resolve_account(submission.account)
+            submission = _under_platform_ref(submission, account.ref)
+            looked = _look(services, session, submission.account)
+    else:
+        account = services.resolve_account(submission.account)  # the platform, outside our lock
+        submission = _under_platform_ref(submission, account.ref)
     # The id is chosen before the submit transaction, so that a COMMIT whose answer is lost
     # can name the request it may have recorded.
     request_id = str(uuid.uuid4())
     for _ in range(_LOOKS):
-        checked, tickets = _first_look(services, actor, submission, account)
+        checked, tickets = _first_look(services, actor, submission, account, looked)
+        looked = None  # a second look reads again
         try:
             return _decide_and_record(
-                services, actor, submission, keyed, (request_id, account), checked, tickets
+                services,
+                actor,
+                submission,
+                keyed,
+                (request_id, account),
+                (checked, at_once),
+                tickets,
             )
         except _PayloadUnchecked:
             continue  # the policy in force changed between the two looks: look again
@@ -269,16 +305,32 @@ def _record(
 _LOOKS = 3
 
 
+_Looked = tuple[frozenset[str], int, Policy, datetime]
+
+
+def _look(services: Services, session: Session, ref: str) -> _Looked:
+    """What the first look decides on: the account's pins, the policy in force (its version
+    and itself) and the time, read in `session`."""
+    pins = services.pins(session, ref)
+    version, policy = services.policy_in_force(session)
+    return pins, version, policy, services.clock()
+
+
 def _first_look(
-    services: Services, actor: Actor, submission: Submission, account: Account
+    services: Services,
+    actor: Actor,
+    submission: Submission,
+    account: Account,
+    looked: _Looked | None = None,
 ) -> tuple[bool, tuple[Ticket, ...]]:
     """Whether the rules in force let `actor` ask (then the justification and the payload
     were checked: BadInput, with its evidence, when they do not fit), and the tickets the
-    rules require, checked (`workflow.tickets`: refused or unavailable, with its evidence)."""
-    with services.database.read() as session:
-        pins = services.pins(session, submission.account)
-        version, policy = services.policy_in_force(session)
-        now = services.clock()
+    rules require, checked (`workflow.tickets`: refused or unavailable, with its evidence).
+    `looked`: its inputs, read already (`_look`); else read here."""
+    if looked is None:
+        with services.database.read() as session:
+            looked = _look(services, session, submission.account)
+    pins, version, policy, now = looked
     ruling = decide.rule(
         policy,
         decision_request(actor, submission, with_pins(account, pins), now),
@@ -321,16 +373,20 @@ def _decide_and_record(
     submission: Submission,
     keyed: tuple[str, str] | None,
     target: tuple[str, Account],
-    checked: bool,
+    how: tuple[bool, bool],
     tickets: tuple[Ticket, ...] = (),
-) -> str:
+) -> Submitted:
     """The submit transaction: decide (`decide.rule`, the quotas locked and counted) and
-    record the request under the id `target` names, on its account. `checked`: the payload
-    was checked; if it was not and the rules in force now let the person ask,
-    _PayloadUnchecked (nothing recorded). The COMMIT of a request whose answer is lost is
-    OutcomeUnknown naming it."""
+    record the request under the id `target` names, on its account. `how`: whether the
+    payload was checked (if it was not and the rules in force now let the person ask,
+    _PayloadUnchecked, nothing recorded), and whether to carry it out at once here
+    (`submit_or_replay`'s `at_once`; never with tickets: they are asked again at execution).
+    Its audit events are appended together at the end (`AuditLog.group`). The COMMIT of a
+    request whose answer is lost is OutcomeUnknown naming it."""
     request_id, account = target
+    checked, at_once = how
     refused: BadInput | None = None
+    carried_out: ExecutionOutcome | None = None
     try:
         with services.database.transaction() as session:
             now = services.clock()
@@ -395,16 +451,24 @@ def _decide_and_record(
                     submission.account,
                     decision.outcome,
                 )
-                _insert(
-                    services,
-                    session,
-                    actor,
-                    submission,
-                    keyed,
-                    (request_id, version, account, now),
-                    ruling,
-                    tickets,
-                )
+                # An allowed request's events (submitted, and when carried out here its
+                # claim and outcome) are appended together at the end: the head lock is
+                # taken once, just before the COMMIT. (Not a pending one's: its routing
+                # reads the queue's `request.submitted` events back.)
+                allowed = decision.outcome == Outcome.ALLOWED
+                with services.audit.group(session) if allowed else contextlib.nullcontext():
+                    row = _insert(
+                        services,
+                        session,
+                        actor,
+                        submission,
+                        keyed,
+                        (request_id, version, account, now),
+                        ruling,
+                        tickets,
+                    )
+                    if at_once and not tickets:
+                        carried_out = carry_out_at_once(services, session, row, actor, account, now)
     except OutcomeUnknown as exc:
         if refused is not None:
             raise  # no request was being recorded, only the refusal's evidence
@@ -417,7 +481,7 @@ def _decide_and_record(
             request_id=request_id,
             decision=decision.to_dict(),
         )
-    return request_id
+    return Submitted(request_id, carried_out=carried_out)
 
 
 def _insert(
@@ -429,7 +493,7 @@ def _insert(
     decided: tuple[str, int, Account, datetime],
     ruling: decide.Ruling,
     tickets: tuple[Ticket, ...] = (),
-) -> None:
+) -> RequestRow:
     """Record the request `ruling` decided (under `request_id`, by policy `version`, on
     `account`, at `now`), its quota usage, its audit event and its notifications, in the
     submit transaction."""
@@ -527,3 +591,4 @@ def _insert(
     if decision.outcome == Outcome.PENDING:
         # Nobody reachable who could approve it: flagged now, not found out when it expires.
         routing.flag_unreachable(services, session, row, decision, now)
+    return row

@@ -173,6 +173,44 @@ def test_the_event_commits_with_the_callers_change_or_not_at_all(
         assert log.size(session) == 3
 
 
+def test_a_group_appends_its_events_in_order_at_its_end(database: Database, log: AuditLog) -> None:
+    """`group`: events `add`ed wait for the block's end (nothing of them before it); an
+    `append` inside it appends the waiting ones first, so the log keeps the order they were
+    added in; a block left by an exception appends nothing."""
+    with database.transaction() as session:
+        with log.group(session):
+            log.add(session, new(0))
+            log.add(session, new(1))
+            assert log.size(session) == 0  # waiting
+            made = log.append_many(session, [new(2)])
+            assert [e.seq for e in made] == [2]  # its own, after the waiting ones
+            log.add(session, new(3))
+            with log.group(session):  # nested: joins the outer one
+                log.add(session, new(4))
+            assert log.size(session) == 3
+        assert log.size(session) == 5
+    with database.transaction() as session:
+        bodies = session.scalars(select(EventRow.body).order_by(EventRow.seq)).all()
+        assert [json.loads(bytes(b))["n"] for b in bodies] == [0, 1, 2, 3, 4]
+    with database.transaction() as session:
+        assert log.head_problem(session) is None
+
+    class Boom(Exception):
+        pass
+
+    def add_then_fail() -> None:
+        with database.transaction() as session, log.group(session):
+            log.add(session, new(5))
+            raise Boom
+
+    with pytest.raises(Boom):
+        add_then_fail()
+    with database.transaction() as session:
+        assert log.size(session) == 5
+        log.add(session, new(5))  # no group open: appended at once
+        assert log.size(session) == 6
+
+
 @pytest.mark.parametrize(
     ("payload", "at", "actor", "kind", "message"),
     [
