@@ -58,7 +58,7 @@ def account_view(services: Services, ref: str) -> dict[str, Any]:
     """The account's redacted attributes, pins, and tier (with any condition error). The
     platform is asked outside any transaction; NotFound for an unknown account or platform."""
     account = services.resolve_account(ref)
-    with services.database.transaction() as session:
+    with services.database.read() as session:
         pins = services.pins(session, account.ref)
         version, policy = services.policy_in_force(session)
     subject = dict(account.attributes)
