@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-__all__ = ["active", "known", "page", "recall", "remember"]
+__all__ = ["active", "known", "page", "peek", "recall", "remember"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,12 @@ def remember(kind: str, key: Hashable, value: object) -> None:
 def known(kind: str, key: Hashable) -> bool:
     memo = _page.get()
     return memo is not None and (kind, key) in memo
+
+
+def peek(kind: str, key: Hashable) -> Any:
+    """The page's answer to (`kind`, `key`) if it has one, else None (nothing is read)."""
+    memo = _page.get()
+    return None if memo is None else memo.get((kind, key))
 
 
 def recall(kind: str, key: Hashable, read: Callable[[], T]) -> T:

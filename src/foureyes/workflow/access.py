@@ -58,6 +58,7 @@ __all__ = [
     "may_see",
     "prefetch",
     "require_oversight",
+    "reviewable_in_page",
     "stored",
     "took_part",
     "unknown_request",
@@ -140,6 +141,16 @@ def may_see(services: Services, session: Session, row: RequestRow, actor: Actor)
 def stored(session: Session, request_id: str) -> RequestRow | None:
     """The request's row (None if there is none), read once per page (`page_memo`)."""
     return page_memo.recall("request-row", request_id, lambda: session.get(RequestRow, request_id))
+
+
+def reviewable_in_page(request_id: str, actor: Actor) -> RequestRow | None:
+    """Inside a page (`page_memo`): the request's row when the page has already found that
+    `actor` may review it now (so may see it); None otherwise (ask as usual). Lets a card
+    skip a transaction that would only read what the page holds."""
+    row = page_memo.peek("request-row", request_id)
+    if isinstance(row, RequestRow) and page_memo.peek("may-review", (row.id, row.state, actor.id)):
+        return row
+    return None
 
 
 def visible_request(

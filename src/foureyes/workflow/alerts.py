@@ -20,7 +20,12 @@ from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.notify.card import ON_CARDS  # the request-describing detectors (one list)
 from foureyes.store import page_memo
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow, StaffRow
-from foureyes.workflow.access import require_oversight, stored, visible_request
+from foureyes.workflow.access import (
+    require_oversight,
+    reviewable_in_page,
+    stored,
+    visible_request,
+)
 
 MAX_PAGE = 200
 State = Literal["open", "acknowledged", "all"]
@@ -234,6 +239,10 @@ def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[s
     Outside oversight, only the request-describing detectors (`ON_CARDS`), and nothing to the
     requester."""
     oversees = services.oversees(actor.staff)
+    held = page_memo.peek("alerts", (request_id, oversees))
+    if held is not None and reviewable_in_page(request_id, actor) is not None:
+        # The page found they may review it (so see it, and did not ask for it): no transaction.
+        return _shown(held.get(request_id, []))
     with services.database.read() as session:
         row = visible_request(services, session, stored(session, request_id), request_id, actor)
         if not oversees and row.requester_id == actor.id:
@@ -241,6 +250,10 @@ def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[s
         rows = page_memo.recall(
             "alerts", (request_id, oversees), lambda: _on(session, [request_id], oversees)
         ).get(request_id, [])
+    return _shown(rows)
+
+
+def _shown(rows: list[AlertRow]) -> list[dict[str, Any]]:
     return [
         {
             "id": row.id,

@@ -35,6 +35,7 @@ from foureyes.workflow.access import (
     may_review_now,
     may_see,
     prefetch,
+    reviewable_in_page,
     stored,
     unknown_request,
     visible_clause,
@@ -315,6 +316,8 @@ def can_review(services: Services, actor: Actor, request_id: str) -> bool:
     """Whether `actor` may still approve this request now (pending, not theirs, not yet
     reviewed by them, and their approval would count for some factor). NotFound for a
     request they may not see."""
+    if reviewable_in_page(request_id, actor) is not None:
+        return True
     with services.database.read() as session:
         row = visible_request(services, session, stored(session, request_id), request_id, actor)
         return may_review_now(services, session, row, actor)
@@ -375,6 +378,10 @@ def visible_preview(services: Services, actor: Actor, request_id: str) -> dict[s
     """`preview` of the request as stored (its views may redact params it restores: see
     `redaction.shown_params`; `preview` redacts the values of private attributes).
     NotFound, as for an unknown id, for a request `actor` may not see."""
+    row = reviewable_in_page(request_id, actor)
+    if row is not None:
+        action, account_ref, params = row.action, row.account_ref, dict(row.params)
+        return preview(services, action, account_ref, params)
     with services.database.read() as session:
         row = visible_request(services, session, stored(session, request_id), request_id, actor)
         action, account_ref, params = row.action, row.account_ref, dict(row.params)
