@@ -249,12 +249,10 @@ class Services:
         return page_memo.recall("staff", staff_id, lambda: self._staff(session, staff_id))
 
     def _staff(self, session: Session, staff_id: str) -> Staff:
-        found = None
-        if page_memo.active():
-            # A page reads many people: the whole directory in one statement, each person's
-            # seal still checked as they are read (as `everyone` checks them).
-            rows = page_memo.recall("staff-rows", None, lambda: _directory_rows(session))
-            found = rows.get(staff_id)
+        # A page that reads many people reads the whole directory in one statement first
+        # (`prefetch_directory`); each person's seal is still checked as they are read.
+        rows = page_memo.peek("staff-rows", None)
+        found = None if rows is None else rows.get(staff_id)
         if found is None:
             found = session.connection().execute(seals.PERSON, {"staff_id": staff_id}).one_or_none()
         if found is None:
@@ -300,6 +298,13 @@ class Services:
         alert) for a pin added or removed behind foureyes' back. Core, on the connection, one
         statement: on every decision."""
         return page_memo.recall("pins", account_ref, lambda: self._pins(session, account_ref))
+
+    def prefetch_directory(self, session: Session) -> None:
+        """Inside a page (`page_memo`), every person's directory record in one statement, for
+        `staff` to answer from: for a page that reads the whole directory anyway (a pending
+        request's view counts who could approve it)."""
+        if page_memo.active():
+            page_memo.recall("staff-rows", None, lambda: _directory_rows(session))
 
     def prefetch_pins(self, session: Session, request_ids: Collection[str]) -> None:
         """Inside a page (`page_memo`), read the pins of the accounts of these requests in one

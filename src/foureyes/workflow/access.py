@@ -181,6 +181,8 @@ def prefetch(
     if not page_memo.active() or not rows:
         return
     ids = [row.id for row in rows]
+    if any(row.state == RequestState.PENDING.value for row in rows):
+        services.prefetch_directory(session)  # what deciding and viewing them reads anyway
     services.prefetch_pins(session, ids)
     prefetch_reviews(session, ids)
     found = set(
