@@ -240,7 +240,7 @@ def list_requests(
     finding one more item that passes, so the cursor never points past a hidden row that the
     next page would show."""
     limit = max(1, min(filters.limit, 200))
-    with page_memo.page(), services.database.read() as session:
+    with page_memo.page(), services.database.transaction() as session:
         query = select(RequestRow).order_by(RequestRow.created_at.desc(), RequestRow.id.desc())
         visible = visible_clause(services, actor)
         if visible is not None:
