@@ -368,7 +368,7 @@ class DemoConnector(Connector):
         write that would be refused in the account's current state. NotFound for an unknown
         account."""
         spec = self.action(order.action)
-        with self.database.transaction() as session:
+        with self.database.read() as session:  # a read: no write lock (SQLite) for a preview
             row = self._row(session, order.account_id)
             if spec.kind is ActionKind.READ:
                 return {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,7 +27,7 @@ from foureyes.errors import BadInput, NotFound, RecordAltered, StepUpFailed, Una
 from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
-from foureyes.store import seals
+from foureyes.store import page_memo, seals
 from foureyes.store.bulk import one_of
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_record
@@ -169,6 +169,9 @@ class Services:
     def policy_in_force(self, session: Session) -> tuple[int, Policy]:
         """The highest policy version, compiled (cached per version). Read on every call (a
         new version counts at once), on the session's connection: no ORM work for one int."""
+        return page_memo.recall("policy", None, lambda: self._policy_in_force(session))
+
+    def _policy_in_force(self, session: Session) -> tuple[int, Policy]:
         version = session.connection().scalar(_POLICY_IN_FORCE)
         if version is None:
             raise Unavailable("no policy is loaded: run `foureyes init` first")
@@ -244,7 +247,15 @@ class Services:
         (`foureyes.store.seals`): NotFound if there is none, RecordAltered (and the
         `record_tampered` alert) if the store no longer holds what was sealed. One statement
         on the connection (one snapshot): it is read for every requester and reviewer."""
-        found = session.connection().execute(seals.PERSON, {"staff_id": staff_id}).one_or_none()
+        return page_memo.recall("staff", staff_id, lambda: self._staff(session, staff_id))
+
+    def _staff(self, session: Session, staff_id: str) -> Staff:
+        # A page that reads many people reads the whole directory in one statement first
+        # (`prefetch_directory`); each person's seal is still checked as they are read.
+        rows = page_memo.peek("staff-rows", None)
+        found = None if rows is None else rows.get(staff_id)
+        if found is None:
+            found = session.connection().execute(seals.PERSON, {"staff_id": staff_id}).one_or_none()
         if found is None:
             raise NotFound(f"no staff member {staff_id!r}")
         identities = found.identities or ()
@@ -287,7 +298,36 @@ class Services:
         """The account's pins as the audit log last sealed them: RecordAltered (and the
         alert) for a pin added or removed behind foureyes' back. Core, on the connection, one
         statement: on every decision."""
-        found = session.connection().execute(seals.PINS, {"account_ref": account_ref}).one()
+        return page_memo.recall("pins", account_ref, lambda: self._pins(session, account_ref))
+
+    def prefetch_directory(self, session: Session) -> None:
+        """Inside a page (`page_memo`), every person's directory record in one statement, for
+        `staff` to answer from: for a page that reads the whole directory anyway (a pending
+        request's view counts who could approve it)."""
+        if page_memo.active():
+            page_memo.recall("staff-rows", None, lambda: _directory_rows(session))
+
+    def prefetch_pins(self, session: Session, request_ids: Collection[str]) -> None:
+        """Inside a page (`page_memo`), read the pins of the accounts of these requests in one
+        statement; each is checked against its seal when `pins` answers with it."""
+        if not page_memo.active() or not request_ids:
+            return
+        pins, seal = seals.pins_columns(RequestRow.account_ref)
+        found = session.connection().execute(
+            select(RequestRow.account_ref, pins.label("pins"), seal.label("pins_seal")).where(
+                RequestRow.id.in_(list(request_ids))
+            )
+        )
+        for row in found:
+            if not page_memo.known("pins-row", row.account_ref):
+                page_memo.remember("pins-row", row.account_ref, row)
+
+    def _pins(self, session: Session, account_ref: str) -> frozenset[str]:
+        found = page_memo.recall(
+            "pins-row",
+            account_ref,
+            lambda: session.connection().execute(seals.PINS, {"account_ref": account_ref}).one(),
+        )
         pins = frozenset(found.pins or ())
         self.checked(
             seals.ref(seals.PINS_KIND, account_ref),
@@ -480,3 +520,8 @@ def json_safe(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def _directory_rows(session: Session) -> dict[str, Any]:
+    """Every person's directory row with identities and seal (`seals.EVERYONE`), by id."""
+    return {row.id: row for row in session.connection().execute(seals.EVERYONE)}

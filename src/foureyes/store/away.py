@@ -10,6 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.store import page_memo
 from foureyes.store.tables import StaffAwayRow
 
 __all__ = ["Away", "away_from_row", "away_on"]
@@ -41,8 +42,12 @@ def away_from_row(row: StaffAwayRow) -> Away:
 
 
 def away_on(session: Session, day: datetime | date) -> Mapping[str, Away]:
-    """Everyone away on `day`, by staff id."""
+    """Everyone away on `day`, by staff id (read once per page and day: `page_memo`)."""
     when = day.date() if isinstance(day, datetime) else day
+    return page_memo.recall("away", when, lambda: _away_on(session, when))
+
+
+def _away_on(session: Session, when: date) -> Mapping[str, Away]:
     rows = session.scalars(
         select(StaffAwayRow).where(StaffAwayRow.starts <= when, StaffAwayRow.ends >= when)
     )

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from foureyes.model import Staff
-from foureyes.store import seals
+from foureyes.store import page_memo, seals
 from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
 
 
@@ -20,7 +20,11 @@ def staff_from_row(session: Session, row: StaffRow) -> Staff:
 
 def everyone(session: Session, *, active_only: bool = False) -> list[Staff]:
     """The whole directory (or its active people) in two statements, not one per person:
-    what routing and a request's view read on every pending request."""
+    what routing and a request's view read on every pending request (once per page)."""
+    return list(page_memo.recall("everyone", active_only, lambda: _everyone(session, active_only)))
+
+
+def _everyone(session: Session, active_only: bool) -> list[Staff]:
     query = select(StaffRow)
     if active_only:
         query = query.where(StaffRow.status == "active")

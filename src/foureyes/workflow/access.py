@@ -31,6 +31,7 @@ proofs are hashes, open to all staff so that anyone can verify the log.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, or_, select
@@ -42,10 +43,11 @@ from foureyes.errors import Forbidden, NotFound
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
+from foureyes.store import page_memo
 from foureyes.store.tables import EventRow, RequestRow
 from foureyes.store.tree import in_tree
 from foureyes.workflow import holds
-from foureyes.workflow.approvals import review_rows
+from foureyes.workflow.approvals import prefetch_reviews, review_rows
 from foureyes.workflow.subject import redecide
 
 __all__ = [
@@ -54,7 +56,10 @@ __all__ = [
     "eligible_approver",
     "may_review_now",
     "may_see",
+    "prefetch",
     "require_oversight",
+    "reviewable_in_page",
+    "stored",
     "took_part",
     "unknown_request",
     "visible_clause",
@@ -133,6 +138,21 @@ def may_see(services: Services, session: Session, row: RequestRow, actor: Actor)
     return _may_act_now(services, session, row, actor)
 
 
+def stored(session: Session, request_id: str) -> RequestRow | None:
+    """The request's row (None if there is none), read once per page (`page_memo`)."""
+    return page_memo.recall("request-row", request_id, lambda: session.get(RequestRow, request_id))
+
+
+def reviewable_in_page(request_id: str, actor: Actor) -> RequestRow | None:
+    """Inside a page (`page_memo`): the request's row when the page has already found that
+    `actor` may review it now (so may see it); None otherwise (ask as usual). Lets a card
+    skip a transaction that would only read what the page holds."""
+    row = page_memo.peek("request-row", request_id)
+    if isinstance(row, RequestRow) and page_memo.peek("may-review", (row.id, row.state, actor.id)):
+        return row
+    return None
+
+
 def visible_request(
     services: Services, session: Session, row: RequestRow | None, request_id: str, actor: Actor
 ) -> RequestRow:
@@ -144,7 +164,42 @@ def visible_request(
 
 def may_review_now(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
     """Whether `actor` may still approve this request now: pending, not theirs, not yet
-    reviewed by them, and their approval would count for some factor."""
+    reviewed by them, and their approval would count for some factor (once per page)."""
+    return page_memo.recall(
+        "may-review",
+        (row.id, row.state, actor.id),
+        lambda: _may_review(services, session, row, actor),
+    )
+
+
+def prefetch(
+    services: Services, session: Session, rows: Sequence[RequestRow], actor: Actor
+) -> None:
+    """Inside a page (`page_memo`), what deciding who may see and review these requests reads,
+    in one statement per kind for all of them: the accounts' pins, the reviews, whether `actor`
+    took part in each (and the directory and the policy, read once)."""
+    if not page_memo.active() or not rows:
+        return
+    ids = [row.id for row in rows]
+    if any(row.state == RequestState.PENDING.value for row in rows):
+        services.prefetch_directory(session)  # what deciding and viewing them reads anyway
+    services.prefetch_pins(session, ids)
+    prefetch_reviews(session, ids)
+    found = set(
+        session.scalars(
+            select(EventRow.request_id).where(
+                EventRow.request_id.in_(ids),
+                EventRow.actor == actor.id,
+                EventRow.kind.in_(PARTICIPATION),
+                in_tree(),
+            )
+        )
+    )
+    for request_id in ids:
+        page_memo.remember("took-part", (request_id, actor.id), request_id in found)
+
+
+def _may_review(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
     if row.state != RequestState.PENDING.value or row.requester_id == actor.id:
         return False
     if any(r.reviewer_id == actor.id for r in review_rows(session, row.id)):
@@ -186,6 +241,12 @@ def eligible_approver(
 
 
 def _has_event_by(session: Session, request_id: str, staff_id: str) -> bool:
+    return page_memo.recall(
+        "took-part", (request_id, staff_id), lambda: _read_event_by(session, request_id, staff_id)
+    )
+
+
+def _read_event_by(session: Session, request_id: str, staff_id: str) -> bool:
     found = session.scalar(
         select(EventRow.seq)
         .where(

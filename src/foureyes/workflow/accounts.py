@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from foureyes.core.redaction import shown_attributes
 from foureyes.core.services import Services, json_safe
 from foureyes.policy.engine import tier_of
-from foureyes.store import seals
+from foureyes.store import page_memo, seals
 from foureyes.store.tables import EventRow, PinRow
 from foureyes.store.tree import in_tree
 
@@ -58,9 +58,14 @@ def account_view(services: Services, ref: str) -> dict[str, Any]:
     """The account's redacted attributes, pins, and tier (with any condition error). The
     platform is asked outside any transaction; NotFound for an unknown account or platform."""
     account = services.resolve_account(ref)
-    with services.database.transaction() as session:
-        pins = services.pins(session, account.ref)
-        version, policy = services.policy_in_force(session)
+    if page_memo.known("pins", account.ref) and page_memo.known("policy", None):
+        # The page has read both (`page_memo`): no transaction for them.
+        pins = page_memo.peek("pins", account.ref)
+        version, policy = page_memo.peek("policy", None)
+    else:
+        with services.database.read() as session:
+            pins = services.pins(session, account.ref)
+            version, policy = services.policy_in_force(session)
     subject = dict(account.attributes)
     subject.update(
         id=account.id,

@@ -7,17 +7,25 @@ Who sees alerts: oversight staff (`Services.oversight_groups`, by default `secur
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import about
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.notify.card import ON_CARDS  # the request-describing detectors (one list)
+from foureyes.store import page_memo
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow, StaffRow
-from foureyes.workflow.access import require_oversight, visible_request
+from foureyes.workflow.access import (
+    require_oversight,
+    reviewable_in_page,
+    stored,
+    visible_request,
+)
 
 MAX_PAGE = 200
 State = Literal["open", "acknowledged", "all"]
@@ -193,6 +201,35 @@ def open_count(services: Services, actor: Actor) -> int | None:
     return int(found or 0)
 
 
+def prefetch_on_requests(services: Services, actor: Actor, request_ids: Collection[str]) -> None:
+    """Inside a page (`page_memo`), the alerts `on_request` would read for these requests, in
+    one statement (who may see each is still checked request by request when asked)."""
+    if not page_memo.active() or not request_ids:
+        return
+    oversees = services.oversees(actor.staff)
+    with services.database.read() as session:
+        found = _on(session, request_ids, oversees)
+    for request_id in request_ids:
+        page_memo.remember(
+            "alerts", (request_id, oversees), {request_id: found.get(request_id, [])}
+        )
+
+
+def _on(
+    session: Session, request_ids: Collection[str], oversees: bool
+) -> dict[str, list[AlertRow]]:
+    """The alerts on each request, most severe first, at most MAX_PAGE each."""
+    query = select(AlertRow).where(AlertRow.request_id.in_(list(request_ids)))
+    if not oversees:
+        query = query.where(AlertRow.detector.in_(ON_CARDS))
+    found: dict[str, list[AlertRow]] = {}
+    for row in session.scalars(query.order_by(severity_rank.desc(), AlertRow.id.desc())):
+        kept = found.setdefault(str(row.request_id), [])
+        if len(kept) < MAX_PAGE:
+            kept.append(row)
+    return found
+
+
 def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[str, Any]]:
     """The alerts raised on one request, most severe first, for its review card: to anyone who
     may see the request (`access.visible_request`: NotFound, as for an unknown id, otherwise).
@@ -202,20 +239,21 @@ def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[s
     Outside oversight, only the request-describing detectors (`ON_CARDS`), and nothing to the
     requester."""
     oversees = services.oversees(actor.staff)
+    held = page_memo.peek("alerts", (request_id, oversees))
+    if held is not None and reviewable_in_page(request_id, actor) is not None:
+        # The page found they may review it (so see it, and did not ask for it): no transaction.
+        return _shown(held.get(request_id, []))
     with services.database.read() as session:
-        row = visible_request(
-            services, session, session.get(RequestRow, request_id), request_id, actor
-        )
+        row = visible_request(services, session, stored(session, request_id), request_id, actor)
         if not oversees and row.requester_id == actor.id:
             return []  # what security weighs about a request is not its requester's to read
-        query = select(AlertRow).where(AlertRow.request_id == request_id)
-        if not oversees:
-            query = query.where(AlertRow.detector.in_(ON_CARDS))
-        rows = list(
-            session.scalars(
-                query.order_by(severity_rank.desc(), AlertRow.id.desc()).limit(MAX_PAGE)
-            )
-        )
+        rows = page_memo.recall(
+            "alerts", (request_id, oversees), lambda: _on(session, [request_id], oversees)
+        ).get(request_id, [])
+    return _shown(rows)
+
+
+def _shown(rows: list[AlertRow]) -> list[dict[str, Any]]:
     return [
         {
             "id": row.id,

@@ -37,6 +37,7 @@ from foureyes.core.services import Services
 from foureyes.model import RequestState
 from foureyes.policy.compiler import Policy
 from foureyes.policy.schema import OnePendingSpec
+from foureyes.store import page_memo
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow, QuotaLockRow, RequestRow
 
 __all__ = [
@@ -203,6 +204,10 @@ def decidable_since(session: Session, policy: Policy, row: RequestRow, now: date
 
 
 def escalation_start(services: Services, session: Session, row: RequestRow) -> datetime:
-    """`decidable_since` under the policy in force, at the services' clock."""
-    _, policy = services.policy_in_force(session)
-    return decidable_since(session, policy, row, services.clock())
+    """`decidable_since` under the policy in force, at the services' clock (once per page)."""
+
+    def read() -> datetime:
+        _, policy = services.policy_in_force(session)
+        return decidable_since(session, policy, row, services.clock())
+
+    return page_memo.recall("escalation-start", row.id, read)

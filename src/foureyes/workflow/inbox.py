@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from foureyes.core.services import Actor, Services
 from foureyes.model import RequestState
+from foureyes.store import page_memo
 from foureyes.store.tables import RequestRow, StaffRow
-from foureyes.workflow.access import may_review_now, visible_clause
+from foureyes.workflow.access import may_review_now, prefetch, visible_clause
 
 __all__ = ["manager_note", "waiting"]
 
@@ -33,8 +34,10 @@ def waiting(services: Services, actor: Actor) -> tuple[int, bool]:
     if visible is not None:
         query = query.where(visible)
     count = 0
-    with services.database.read() as session:
-        for row in session.scalars(query):
+    with page_memo.page(), services.database.read() as session:
+        rows = list(session.scalars(query))
+        prefetch(services, session, rows, actor)
+        for row in rows:
             if may_review_now(services, session, row, actor):
                 count += 1
                 if count > BADGE_CAP:

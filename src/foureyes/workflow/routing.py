@@ -45,6 +45,7 @@ from foureyes.model import Outcome, RequestState, Review, ReviewDecision, Staff
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
+from foureyes.store import page_memo
 from foureyes.store.away import away_on
 from foureyes.store.queries import everyone
 from foureyes.store.tables import AlertRow, BatchRow, EventRow, RequestRow
@@ -133,11 +134,16 @@ _REMEMBERED = _Remembered(_REMEMBER)
 
 def _directory_stamp(session: Session) -> int | None:
     """The seq of the directory's latest seal: every change foureyes makes to a person (their
-    record, their logins) appends one (`foureyes.store.seals`), so a new one means a change."""
-    return session.scalar(
-        select(func.max(EventRow.seq)).where(
-            EventRow.account_ref >= "foureyes:staff/", EventRow.account_ref < "foureyes:staff0"
-        )
+    record, their logins) appends one (`foureyes.store.seals`), so a new one means a change.
+    Read once per page (`page_memo`)."""
+    return page_memo.recall(
+        "directory-stamp",
+        None,
+        lambda: session.scalar(
+            select(func.max(EventRow.seq)).where(
+                EventRow.account_ref >= "foureyes:staff/", EventRow.account_ref < "foureyes:staff0"
+            )
+        ),
     )
 
 

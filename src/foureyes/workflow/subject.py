@@ -11,6 +11,7 @@ from foureyes.core.services import Services
 from foureyes.model import Account, DecisionRequest, RequestContext
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide
+from foureyes.store import page_memo
 from foureyes.store.tables import RequestRow
 
 
@@ -30,7 +31,25 @@ def redecide(
     break_glass: bool | None = None,
     account: Account | None = None,
 ) -> Decision:
-    """The decision for `row` as of `now` (DESIGN: re-checked when the action executes)."""
+    """The decision for `row` as of `now` (DESIGN: re-checked when the action executes).
+    Inside a page (`page_memo`) the stored request is decided once, at the page's moment."""
+    if account is None:
+        return page_memo.recall(
+            "redecide",
+            (row.id, break_glass),
+            lambda: _redecide(services, session, row, now, break_glass, None),
+        )
+    return _redecide(services, session, row, now, break_glass, account)
+
+
+def _redecide(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    now: datetime,
+    break_glass: bool | None,
+    account: Account | None,
+) -> Decision:
     _, policy = services.policy_in_force(session)
     if account is None:
         account = stored_account(services, session, row)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import ExecutionOrder
@@ -26,6 +26,7 @@ from foureyes.errors import BadInput, NotFound
 from foureyes.model import Account, Outcome, RequestState, Staff
 from foureyes.policy.catalog import MASK
 from foureyes.policy.engine import satisfied
+from foureyes.store import page_memo
 from foureyes.store.queries import everyone
 from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow
 from foureyes.store.tree import in_tree
@@ -33,6 +34,9 @@ from foureyes.workflow import holds, routing, tickets
 from foureyes.workflow.access import (
     may_review_now,
     may_see,
+    prefetch,
+    reviewable_in_page,
+    stored,
     unknown_request,
     visible_clause,
     visible_request,
@@ -58,9 +62,7 @@ def visible_view(services: Services, actor: Actor, request_id: str) -> dict[str,
     """The request as `actor` may see it; NotFound, exactly as for an unknown id, when they
     may not see it (`access.may_see`)."""
     with services.database.transaction() as session:
-        row = visible_request(
-            services, session, session.get(RequestRow, request_id), request_id, actor
-        )
+        row = visible_request(services, session, stored(session, request_id), request_id, actor)
         return _view(services, session, row, timeline=True, reader=actor)
 
 
@@ -195,6 +197,11 @@ def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
     return out
 
 
+# Rows a list reads (and checks, and reads for in bulk) at a time: a page's worth and more,
+# so that an inbox of requests its reader may not approve is one chunk, not ten.
+_CHUNK = 200
+
+
 @dataclass(frozen=True)
 class ListFilter:
     state: str | None = None
@@ -233,7 +240,7 @@ def list_requests(
     finding one more item that passes, so the cursor never points past a hidden row that the
     next page would show."""
     limit = max(1, min(filters.limit, 200))
-    with services.database.transaction() as session:
+    with page_memo.page(), services.database.transaction() as session:
         query = select(RequestRow).order_by(RequestRow.created_at.desc(), RequestRow.id.desc())
         visible = visible_clause(services, actor)
         if visible is not None:
@@ -259,26 +266,47 @@ def list_requests(
                 (RequestRow.created_at < when)
                 | ((RequestRow.created_at == when) & (RequestRow.id < last_id))
             )
-        items: list[dict[str, Any]] = []
-        last: RequestRow | None = None
-        more = False
-        # Read in pages until `limit` items pass: `reviewable` and visibility filter in Python
-        # (eligibility is a policy question), so a page may yield fewer than it reads.
-        for row in session.scalars(query.execution_options(yield_per=limit + 1)):
+        return _page(services, session, actor, filters, query, limit, visible is not None)
+
+
+def _page(
+    services: Services,
+    session: Session,
+    actor: Actor,
+    filters: ListFilter,
+    query: Select[RequestRow],
+    limit: int,
+    filtered: bool,
+) -> tuple[list[dict[str, Any]], str | None]:
+    items: list[dict[str, Any]] = []
+    last: RequestRow | None = None
+    more = False
+    # Read in chunks until `limit` items pass: `reviewable` and visibility filter in Python
+    # (eligibility is a policy question), so a chunk may yield fewer than it reads. What the
+    # checks and the views read is read for the whole chunk at once (`access.prefetch`).
+    chunks = session.scalars(query.execution_options(yield_per=_CHUNK)).partitions()
+    for chunk in chunks:
+        for row in chunk:
+            page_memo.remember("request-row", row.id, row)
+        prefetch(services, session, chunk, actor)
+        tickets.prefetch_latest(session, [row.id for row in chunk])
+        for row in chunk:
             if filters.tier and (row.decision or {}).get("tier") != filters.tier:
                 continue
             if filters.reviewable:
                 if not may_review_now(services, session, row, actor):
                     continue
-            elif visible is not None and not may_see(services, session, row, actor):
+            elif filtered and not may_see(services, session, row, actor):
                 continue
             if len(items) == limit:
                 more = True
                 break
             items.append(_view(services, session, row, timeline=False, reader=actor))
             last = row
-        cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
-        return items, cursor
+        if more:
+            break
+    cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
+    return items, cursor
 
 
 # --- what the console shows besides requests -----------------------------------------------
@@ -288,16 +316,23 @@ def can_review(services: Services, actor: Actor, request_id: str) -> bool:
     """Whether `actor` may still approve this request now (pending, not theirs, not yet
     reviewed by them, and their approval would count for some factor). NotFound for a
     request they may not see."""
-    with services.database.transaction() as session:
-        row = visible_request(
-            services, session, session.get(RequestRow, request_id), request_id, actor
-        )
+    if reviewable_in_page(request_id, actor) is not None:
+        return True
+    with services.database.read() as session:
+        row = visible_request(services, session, stored(session, request_id), request_id, actor)
         return may_review_now(services, session, row, actor)
 
 
 def person(services: Services, staff_id: str) -> Staff:
-    """One member of staff as the directory has them (NotFound if unknown)."""
-    with services.database.transaction() as session:
+    """One member of staff as the directory has them (NotFound if unknown); inside a page
+    (`page_memo`) without a transaction once the page has read them."""
+    if page_memo.known("staff", staff_id):
+        return page_memo.recall("staff", staff_id, lambda: _person(services, staff_id))
+    return _person(services, staff_id)
+
+
+def _person(services: Services, staff_id: str) -> Staff:
+    with services.database.read() as session:
         return services.staff(session, staff_id)
 
 
@@ -343,10 +378,12 @@ def visible_preview(services: Services, actor: Actor, request_id: str) -> dict[s
     """`preview` of the request as stored (its views may redact params it restores: see
     `redaction.shown_params`; `preview` redacts the values of private attributes).
     NotFound, as for an unknown id, for a request `actor` may not see."""
+    row = reviewable_in_page(request_id, actor)
+    if row is not None:
+        action, account_ref, params = row.action, row.account_ref, dict(row.params)
+        return preview(services, action, account_ref, params)
     with services.database.read() as session:
-        row = visible_request(
-            services, session, session.get(RequestRow, request_id), request_id, actor
-        )
+        row = visible_request(services, session, stored(session, request_id), request_id, actor)
         action, account_ref, params = row.action, row.account_ref, dict(row.params)
     return preview(services, action, account_ref, params)
 

@@ -17,7 +17,9 @@ from foureyes.console.pages.context import request_context
 from foureyes.console.sessions import ConsoleActorDep
 from foureyes.console.templating import render
 from foureyes.core.services import Actor
+from foureyes.store import page_memo
 from foureyes.web.deps import ServicesDep
+from foureyes.workflow import alerts as alert_ops
 from foureyes.workflow import inbox as inbox_ops
 from foureyes.workflow import operations
 
@@ -106,23 +108,26 @@ def list_page(
 @router.get("/console/inbox")
 def inbox(request: Request, services: ServicesDep, actor: ConsoleActorDep) -> Response:
     """What waits for my review, each with its full context and a review form; when nothing
-    does and requests by people I manage are kept from me, why."""
-    items, cursor = operations.list_requests(
-        services, actor, operations.ListFilter(reviewable=True, limit=20)
-    )
-    cards = [request_context(services, actor, item) for item in items]
-    recent, _ = operations.list_requests(
-        services, actor, operations.ListFilter(state="executed", limit=50)
-    )
-    sign_offs = [item for item in recent if may_sign_off(item, actor)]
-    return render(
-        request,
-        "inbox.html",
-        {
-            "cards": cards,
-            "more": cursor is not None,
-            "sign_offs": sign_offs,
-            "manager_note": inbox_ops.manager_note(services, actor),
-            "names": names(services, sorted({v["requester"] for v in sign_offs})),
-        },
-    )
+    does and requests by people I manage are kept from me, why. One page of reads
+    (`page_memo`): what every card needs is read once, in bulk, not once per card."""
+    with page_memo.page():
+        items, cursor = operations.list_requests(
+            services, actor, operations.ListFilter(reviewable=True, limit=20)
+        )
+        alert_ops.prefetch_on_requests(services, actor, [item["id"] for item in items])
+        cards = [request_context(services, actor, item) for item in items]
+        recent, _ = operations.list_requests(
+            services, actor, operations.ListFilter(state="executed", limit=50)
+        )
+        sign_offs = [item for item in recent if may_sign_off(item, actor)]
+        return render(
+            request,
+            "inbox.html",
+            {
+                "cards": cards,
+                "more": cursor is not None,
+                "sign_offs": sign_offs,
+                "manager_note": inbox_ops.manager_note(services, actor),
+                "names": names(services, sorted({v["requester"] for v in sign_offs})),
+            },
+        )
