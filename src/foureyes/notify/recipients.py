@@ -5,7 +5,7 @@ away. Nobody else, ever: a delegate who could not approve the request is not tol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from foureyes.store.away import away_on
 from foureyes.store.queries import everyone
 from foureyes.store.tables import RequestRow
 
-__all__ = ["recipients"]
+__all__ = ["reachable_now", "recipients"]
 
 
 def recipients(
@@ -43,15 +43,25 @@ def recipients(
     )
     candidates = {who for factor in status.factors for who in factor.candidates}
     candidates.discard(row.requester_id)
+    return reachable_now(session, candidates, now)
+
+
+def reachable_now(
+    session: Session, candidates: Collection[str], now: datetime
+) -> list[tuple[str, str | None]]:
+    """`candidates` (people eligible anyway) to tell now: (person, on behalf of whom or None),
+    sorted. One away is not told; their delegate is, in their stead, when the delegate is a
+    candidate too and not away."""
+    eligible = set(candidates)
     away = away_on(session, now)
     told: dict[str, str | None] = {}
-    for person in sorted(candidates):
+    for person in sorted(eligible):
         if person not in away:
             told.setdefault(person, None)
             continue
         delegate = away[person].delegate
         # A delegate is told only as a candidate (eligible anyway) who is not away; the
         # message also says whom they stand in for.
-        if delegate in candidates and delegate not in away and told.get(delegate) is None:
+        if delegate in eligible and delegate not in away and told.get(delegate) is None:
             told[delegate] = person
     return sorted(told.items())

@@ -2,7 +2,8 @@
 transaction (as `foureyes.notify.hooks` does for requests):
 
 - a pending batch: each active member of staff eligible under its batch rule's `approvers`
-  today (not its requester) is asked for a review (`batch.review.needed`);
+  today (not its requester) is asked for a review (`batch.review.needed`); one away is not,
+  their delegate is when eligible too (`foureyes.notify.recipients.reachable_now`);
 - a decision on it or its end (approved, declined, expired, cancelled by someone else,
   executed, with how many items failed): its requester is told (`batch.<state>`).
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from foureyes.core.services import Services
 from foureyes.notify import accepts, enqueue
 from foureyes.notify.card import Card
+from foureyes.notify.recipients import reachable_now
 from foureyes.policy.batches import batch_rule_for
 from foureyes.policy.reference import run
 from foureyes.store.queries import staff_from_row
@@ -102,18 +104,20 @@ def _body(batch: BatchRow) -> str:
 
 
 def needs_review(services: Services, session: Session, batch: BatchRow, now: datetime) -> None:
-    """Ask each eligible approver of the pending `batch` for a review."""
+    """Ask each eligible approver of the pending `batch` for a review: not one who is away
+    (their delegate instead, when eligible too), as for requests."""
     if batch.state != "pending" or not accepts(to_staff=batch.requester_id):
         return
     shown = card(batch, "Your review of a batch is asked")
-    for person in approvers(services, session, batch, now):
+    for person, on_behalf in reachable_now(session, approvers(services, session, batch, now), now):
+        also = f"\n(You hear of it for {on_behalf}, who is away.)" if on_behalf else ""
         enqueue(
             session,
             to_staff=person,
             kind=REVIEW_NEEDED,
             subject=f"foureyes: your review is asked: batch {batch.action} on "
             f"{batch.item_count} account(s)",
-            body=_body(batch) + f"\nExpires: {batch.expires_at}",
+            body=_body(batch) + f"\nExpires: {batch.expires_at}" + also,
             link=batch_link(batch.id),
             now=now,
             details=shown,

@@ -12,6 +12,7 @@ from tests.worlds import World
 
 from foureyes.store.tables import OutboxRow
 from foureyes.workflow import batch_execute, batch_notify
+from foureyes.workflow.away import set_away
 
 
 def outbox(world: World, kind: str | None = None) -> list[OutboxRow]:
@@ -67,3 +68,13 @@ def test_the_requester_hears_of_a_decline(world: World) -> None:
         batch_id,
     )
     assert_names_no_item([told], ring)
+
+
+def test_an_approver_away_is_not_asked_their_eligible_delegate_is(world: World) -> None:
+    today = world.clock.now.date()
+    set_away(world.services, world.actor("e-3002"), today, today, "e-3003")
+    ring = seed_ring(world, 2, prefix="awaybatch")
+    submit(world, ring)
+    asked = {row.to_staff: row.body for row in outbox(world, batch_notify.REVIEW_NEEDED)}
+    assert "e-3002" not in asked
+    assert "for e-3002, who is away" in asked["e-3003"]
