@@ -674,7 +674,7 @@ def _carry_out_remote(
     try:
         # The lease is renewed while the call runs: a slow platform never makes a live
         # call's item look abandoned to another worker.
-        with batch_lease.ItemHeartbeat(services, item_id, order.attempt):
+        with batch_lease.item_heartbeat(services, item_id, order.attempt):
             result: ExecutionResult | ConnectorError = connector.execute(order)
     except ConnectorError as exc:
         result = exc

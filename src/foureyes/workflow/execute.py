@@ -183,7 +183,7 @@ def execute(
     if lookup_error is not None:
         return _failed(services, request_id, attempt, lookup_error)
     try:
-        with lease.Heartbeat(services, request_id, attempt):
+        with lease.heartbeat(services, request_id, attempt):
             result = connector.execute(order)
     except ConnectorError as exc:
         if exc.outcome_unknown and spec.kind is ActionKind.WRITE:

@@ -3,7 +3,7 @@ platform call runs, so that reconciliation takes over only an execution whose pr
 
 - The claim (`execute.execute`) writes the attempt with `lease_until = now + lease`, where the
   lease is `Services.execution_lease` (settings' `execution_lease`, 2 minutes by default).
-- While the platform call runs, a `Heartbeat` renews it every third of the lease. A platform
+- While the platform call runs, a `heartbeat` renews it every third of the lease. A platform
   call may take longer than the lease: it is held as long as its process is alive and reaches
   the database.
 - Reconciliation (`workflow.reconcile`) takes over only an attempt whose lease has lapsed (the
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 
@@ -109,22 +110,20 @@ def renew(services: Services, request_id: str, attempt: int) -> bool:
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
-class Heartbeat:
-    """`with Heartbeat(services, request_id, attempt): <the platform call>`: renews the
-    attempt's lease on a thread every third of the lease until the block ends. A renewal that
-    fails (the database is down) is logged and tried again at the next beat; one that finds the
-    attempt taken over stops (the outcome will say so)."""
+class Beat:
+    """`with Beat(services, what, renew): <the platform call>`: calls `renew()` on a thread every
+    third of the lease until the block ends. A renewal that fails (the database is down) is
+    logged and tried again at the next beat; one that answers False (the hold was taken over,
+    settled or claimed again) stops: the outcome will say so. `what` names the hold in logs."""
 
-    def __init__(self, services: Services, request_id: str, attempt: int) -> None:
+    def __init__(self, services: Services, what: str, renew: Callable[[], bool]) -> None:
         self._services = services
-        self._request_id = request_id
-        self._attempt = attempt
+        self._what = what
+        self._renew = renew
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"lease {request_id}#{attempt}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"lease {what}", daemon=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Beat:
         self._thread.start()
         return self
 
@@ -141,15 +140,20 @@ class Heartbeat:
         interval = self._services.execution_lease.total_seconds() / RENEWALS_PER_LEASE
         while not self._stop.wait(interval):
             try:
-                if not renew(self._services, self._request_id, self._attempt):
-                    log.warning(
-                        "request %s: attempt %d was taken over by reconciliation while its "
-                        "platform call ran",
-                        self._request_id,
-                        self._attempt,
-                    )
+                if not self._renew():
+                    log.warning("%s was taken over while its platform call ran", self._what)
                     return
             except FoureyesError as exc:  # the store is down: the lease may lapse
-                log.warning("request %s: lease not renewed: %s", self._request_id, exc.message)
+                log.warning("%s: lease not renewed: %s", self._what, exc.message)
             except Exception:  # a bug: its traceback, and keep beating
-                log.exception("request %s: lease not renewed", self._request_id)
+                log.exception("%s: lease not renewed", self._what)
+
+
+def heartbeat(services: Services, request_id: str, attempt: int) -> Beat:
+    """`with heartbeat(services, request_id, attempt): <the platform call>`: the attempt's lease
+    renewed while the call runs (`Beat`)."""
+    return Beat(
+        services,
+        f"request {request_id} attempt {attempt}",
+        lambda: renew(services, request_id, attempt),
+    )
