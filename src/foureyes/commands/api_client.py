@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -34,8 +35,11 @@ __all__ = [
     "ServerOpt",
     "check_server_url",
     "connect",
+    "every_page",
 ]
 
+# The most items the server gives in one page of a list.
+PAGE_LIMIT = 200
 # `foureyes serve`'s default address (and the demo's).
 DEFAULT_SERVER = "http://127.0.0.1:8400"
 # Connecting is quick or not at all; an operation may wait on a platform (a read, an execute).
@@ -306,3 +310,22 @@ def connect(server: str, token: str | None, *, insecure_http: bool = False) -> C
     if not token:
         raise Unauthenticated("give your token with --token or FOUREYES_TOKEN")
     return Client(url, token)
+
+
+def every_page(
+    fetch: Callable[[dict[str, Any]], dict[str, Any]], query: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` items of a paged list (`{"items", "next"}` pages), following the server's
+    cursors: `fetch(params)` asks for one page."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while len(items) < limit:
+        page = fetch(
+            {**query, "limit": min(PAGE_LIMIT, limit - len(items))}
+            | ({"cursor": cursor} if cursor else {})
+        )
+        items.extend(page.get("items", []))
+        cursor = page.get("next")
+        if not cursor:
+            break
+    return items[:limit]

@@ -23,6 +23,7 @@ from foureyes.commands.api_client import (
     ServerError,
     ServerOpt,
     connect,
+    every_page,
 )
 from foureyes.commands.client import (
     CommentOpt,
@@ -43,7 +44,6 @@ batch_app = typer.Typer(no_args_is_help=True, help="Act on many accounts under o
 
 DONE = frozenset({"executed", "declined", "expired", "cancelled", "empty", "reverted"})
 POLL_SECONDS = 0.5
-_PAGE = 200  # the most the server gives in one page
 
 
 def _read_manifest(accounts: str) -> str:
@@ -210,19 +210,9 @@ def list_cmd(
 ) -> None:
     """Batches, newest first (up to --limit, following the server's pages)."""
     query: dict[str, Any] = {"reviewable": "true"} if reviewable else {}
-    items: list[dict[str, Any]] = []
     with connect(server, token, insecure_http=insecure_http) as client:
-        cursor = None
-        while len(items) < limit:
-            page = client.list_batches(
-                {**query, "limit": min(_PAGE, limit - len(items))}
-                | ({"cursor": cursor} if cursor else {})
-            )
-            items.extend(page.get("items", []))
-            cursor = page.get("next")
-            if not cursor:
-                break
-    for view in items[:limit]:
+        items = every_page(client.list_batches, query, limit)
+    for view in items:
         out.print(
             printable(
                 f"{view['id']}  {view['state']:<10} {view['action']}  "

@@ -28,6 +28,7 @@ from foureyes.commands.api_client import (
     InsecureHttpOpt,
     ServerOpt,
     connect,
+    every_page,
 )
 from foureyes.commands.list_filters import list_query
 from foureyes.commands.options import TokenOpt, diagnosed
@@ -42,7 +43,6 @@ POST_REVIEW = "post_review"
 
 out = Console(highlight=False)
 # The API's largest page; `list --limit` above it follows the cursor.
-_PAGE = 200
 
 
 def _params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
@@ -320,20 +320,10 @@ def list_cmd(
         requester=requester,
         tier=tier,
     )
-    items: list[dict[str, Any]] = []
     with connect(server, token, insecure_http=insecure_http) as client:
-        cursor = None
-        while len(items) < limit:
-            page = client.list_requests(
-                {**query, "limit": min(_PAGE, limit - len(items))}
-                | ({"cursor": cursor} if cursor else {})
-            )
-            items.extend(page.get("items", []))
-            cursor = page.get("next")
-            if not cursor:
-                break
+        items = every_page(client.list_requests, query, limit)
     table = Table("id", "state", "requester", "action", "account", "created")
-    for item in items[:limit]:
+    for item in items:
         table.add_row(
             *(
                 cell(item[key])

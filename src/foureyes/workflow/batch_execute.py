@@ -325,11 +325,7 @@ def _chunk(
         if why is None:
             why = _digest_problem(batch, items, digests)
         if why is not None:
-            reason = f"re-check at execution failed: {why}"
-            progress.cancelled += batch_integrity.cancel_remaining(
-                services, session, batch, now, reason
-            )
-            progress.state, progress.reason = batch.state, reason
+            _stop_failed_recheck(services, session, batch, now, progress, why)
             return True
         if not items:
             if _unsettled(session, batch.id):
@@ -354,11 +350,7 @@ def _chunk(
             items = items[:1]  # one at a time: the lease covers one platform call
         why = _policy_problem(services, session, batch, items, run, here, now, progress)
         if why is not None:
-            reason = f"re-check at execution failed: {why}"
-            progress.cancelled += batch_integrity.cancel_remaining(
-                services, session, batch, now, reason
-            )
-            progress.state, progress.reason = batch.state, reason
+            _stop_failed_recheck(services, session, batch, now, progress, why)
             return True
         items = [i for i in items if i.state in ("pending", "executing")]
         if not items:
@@ -370,6 +362,20 @@ def _chunk(
         remote = _claim(session, items[0], now, services)
     _carry_out_remote(services, batch_id, remote, approvers, progress)
     return False
+
+
+def _stop_failed_recheck(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    now: datetime,
+    progress: Progress,
+    why: str,
+) -> None:
+    """A re-check at execution failed: cancel what is left of `batch`, saying why."""
+    reason = f"re-check at execution failed: {why}"
+    progress.cancelled += batch_integrity.cancel_remaining(services, session, batch, now, reason)
+    progress.state, progress.reason = batch.state, reason
 
 
 def _people_problem(

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from foureyes.commands import batches
+from foureyes.commands import api_client, batches
 from foureyes.commands.api_client import Client
 
 
@@ -68,7 +68,7 @@ def test_batch_list_follows_the_pages_up_to_the_limit(
     assert printed.count("pending") == 5
     assert [a.get("cursor") for a in asked] == [None]  # one page of 5 held them all
     asked.clear()
-    monkeypatch.setattr(batches, "_PAGE", 2)
+    monkeypatch.setattr(api_client, "PAGE_LIMIT", 2)
     client = mock_client(answer)
     monkeypatch.setattr(batches, "connect", lambda *_a, **_k: client)
     batches.list_cmd(limit=5, token="t")
