@@ -95,14 +95,18 @@ def fold(text: str) -> str:
 def _bare(name: str) -> list[str]:
     """A Matrix id by its localpart; a domain handle (its last label a TLD's shape: letters,
     at most 6) by its first label and by what is left of it without its last two labels
-    (`the.president.bsky.social`: `the`, `the.president`); any other name as it is."""
+    (`the.president.bsky.social`: `the`, `the.president`), and as it is too when it has two
+    labels or a one-letter label (`a.lice`, `p.r.e.s.i.d.e.n.t`); any other name as it is."""
     text = unicodedata.normalize("NFKC", name).strip()
     if text.startswith("@") and ":" in text:
         return [text[1:].partition(":")[0]]
     labels = [label for label in text.split(".") if label]
     if len(labels) < 2 or not (labels[-1].isalpha() and len(labels[-1]) <= _TLD):
         return [text]
-    return [labels[0], ".".join(labels[:-2])] if len(labels) > 2 else [labels[0]]
+    if len(labels) == 2 or any(len(label) == 1 for label in labels[:-1]):
+        # `a.lice`, `p.r.e.s.i.d.e.n.t`: a name dotted apart as much as a domain: both
+        return [labels[0], text] if len(labels) == 2 else [labels[0], ".".join(labels[:-2]), text]
+    return [labels[0], ".".join(labels[:-2])]
 
 
 def _core(plain: str) -> str:

@@ -52,6 +52,8 @@ VARIANTS = [
     "president_official",
     "realpresident",
     "the.president",
+    "pre.sident",  # a dot inside the name (a two-label "handle")
+    "p.r.e.s.i.d.e.n.t",
     "president2024",
     "president.bsky.social",
     "president.example.com",
