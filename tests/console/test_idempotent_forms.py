@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from foureyes.store.tables import RequestRow
 from tests.console.conftest import Browser, Console
 from tests.outage import Outage
+from tests.worlds import as_remote
 
 KEY_FIELD = re.compile(r'name="idempotency_key" value="([^"]+)"')
 LOCK = {"account": "chirp:alice", "action": "account.lock", "justification": ""}
@@ -106,8 +107,11 @@ def test_the_undo_form_posted_twice_makes_one_undo(console: Console) -> None:
 
 
 def test_an_outcome_unknown_links_the_request_and_keeps_the_key(
-    console: Console, outage: Outage
+    console: Console, outage: Outage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A platform outside foureyes' database, so that the request commits before it is carried
+    # out (the demo's is carried out in the submit's own transaction: nothing is left unknown).
+    as_remote(monkeypatch, console.world.services.connectors["chirp"])
     ana = console.signed_in("e-2001")
     key = asking_form(ana, "chirp:alice", "account.lock")
     form = {**LOCK, "idempotency_key": key, "do": "submit"}

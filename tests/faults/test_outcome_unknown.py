@@ -71,9 +71,12 @@ def unknown(response: Any) -> str:
 
 
 def test_the_connection_drops_right_after_the_request_is_committed(
-    api: Api, proxy: TcpProxy, database: Database
+    api: Api, proxy: TcpProxy, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A platform outside foureyes' database: the submit commits the request, then carries it
+    # out in transactions of its own (the demo's is carried out in the submit's transaction).
     # The first statement after the submit's COMMIT is the look at the new request's state.
+    as_remote(monkeypatch, api.world.services.connectors["chirp"])
     proxy.cut(rb"SELECT requests.state", "before")
 
     request_id = unknown(submit_keyed(api, "lock-1"))
