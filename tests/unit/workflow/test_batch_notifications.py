@@ -11,7 +11,7 @@ from tests.batches import approved, review, seed_ring, submit
 from tests.worlds import World
 
 from foureyes.store.tables import OutboxRow
-from foureyes.workflow import batch_execute, batch_notify
+from foureyes.workflow import batch_cancel, batch_execute, batch_notify
 from foureyes.workflow.away import set_away
 
 
@@ -78,3 +78,21 @@ def test_an_approver_away_is_not_asked_their_eligible_delegate_is(world: World) 
     asked = {row.to_staff: row.body for row in outbox(world, batch_notify.REVIEW_NEEDED)}
     assert "e-3002" not in asked
     assert "for e-3002, who is away" in asked["e-3003"]
+
+
+def test_the_batch_rules_notify_channel_hears_of_every_step(world: World) -> None:
+    # The example batch rule says `notify: [security]`, as request rules do.
+    ring = seed_ring(world, 3, prefix="watched")
+    batch_id = approved(world, ring)
+    batch_execute.execute_batch(world.services, batch_id)
+    other = submit(world, seed_ring(world, 2, prefix="dropped"))
+    batch_cancel.cancel_batch(world.services, world.actor("e-3001"), other)
+    told = [row for row in outbox(world) if row.channel == "security"]
+    kinds = [(row.kind, row.details and row.details["request_id"]) for row in told]
+    assert [k for k, b in kinds if b == batch_id] == [
+        "batch.pending",
+        "batch.approved",
+        "batch.executed",
+    ]
+    assert [k for k, b in kinds if b == other] == ["batch.pending", "batch.cancelled"]
+    assert_names_no_item(told, ring)
