@@ -1,6 +1,8 @@
 """The detectors and batches: `batch_lookalike` flags a batch holding look-alikes of a pinned
-account; `velocity` stays quiet for an approved batch carried out item by item, and still fires
-on a flood of single requests nobody approved."""
+account; the request detectors read batches too (protected and pinned accounts, denials, a
+flood of unapproved batches, work off-hours, rubber-stamp approvals, a batch refused for pending
+requests), with the same settings; `velocity` stays quiet for an approved batch carried out item
+by item."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from foureyes.store.tables import AlertRow, BatchRow, EventRow, PinRow
 from foureyes.workflow import batch_execute, operations
 from foureyes.workflow.submit import Submission
 from tests.batches import CASE, approved, review, seed_ring, submit
-from tests.unit.detect.policies import use_policy
 from tests.conftest import EXAMPLES
+from tests.unit.detect.policies import use_policy
 from tests.worlds import World, install_next_policy
 
 
