@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
+from foureyes.detect import batch_counts
 from foureyes.errors import NotFound
 from foureyes.model import ActionKind, Staff, parse_duration
 from foureyes.policy.catalog import Catalog
@@ -154,8 +155,12 @@ class Seen:
         return self.session.scalar(query.limit(1)) is not None
 
 
-def _window(text: str) -> timedelta:
+def window(text: str) -> timedelta:
+    """A detector setting's window."""
     return parse_duration(text)
+
+
+_window = window
 
 
 # --- detectors on submissions --------------------------------------------------------------
@@ -222,37 +227,9 @@ def velocity(seen: Seen) -> None:
     row = seen.request()
     if row is None:
         return
-    kind, private = seen.kind_of(row.action)
+    person_velocity(seen, row.requester_id, row.action, request=row.id)
     window = _window(spec.window)
     since = seen.at - window
-    catalog = seen.catalog.actions
-    if kind == ActionKind.WRITE or private:
-        if kind == ActionKind.WRITE:
-            what, limit = "write requests", spec.writes
-            names = [n for n, a in catalog.items() if a.kind == ActionKind.WRITE]
-        else:
-            what, limit = "private-data reads", spec.private_reads
-            names = [
-                n for n, a in catalog.items() if a.reveals_private and a.kind == ActionKind.READ
-            ]
-        count = seen.session.scalar(
-            select(func.count()).where(
-                RequestRow.requester_id == row.requester_id,
-                RequestRow.created_at > since,
-                RequestRow.created_at <= seen.at,
-                RequestRow.action.in_(names),
-            )
-        )
-        if int(count or 0) > limit:
-            seen.alert(
-                spec,
-                "velocity",
-                f"{row.requester_id} made {count} {what} in {spec.window} (limit {limit})",
-                staff=row.requester_id,
-                request=row.id,
-                details={"count": count, "limit": limit, "window": spec.window, "what": what},
-                dedupe=window,
-            )
     people = list(
         seen.session.scalars(
             select(RequestRow.requester_id)
@@ -277,17 +254,73 @@ def velocity(seen: Seen) -> None:
         )
 
 
+def person_velocity(seen: Seen, person: str, action: str, *, request: str | None) -> None:
+    """The `velocity` alert when `person`'s write requests (or private-data reads), with
+    their batches' items as `batch_counts` counts them, pass the limit in the window up to
+    the event; `request`: the request or batch the alert is on."""
+    spec = seen.settings.velocity
+    kind, private = seen.kind_of(action)
+    if kind != ActionKind.WRITE and not private:
+        return
+    window = _window(spec.window)
+    since = seen.at - window
+    catalog = seen.catalog.actions
+    if kind == ActionKind.WRITE:
+        what, limit = "write requests", spec.writes
+        names = [n for n, a in catalog.items() if a.kind == ActionKind.WRITE]
+    else:
+        what, limit = "private-data reads", spec.private_reads
+        names = [n for n, a in catalog.items() if a.reveals_private and a.kind == ActionKind.READ]
+    requests = seen.session.scalar(
+        select(func.count()).where(
+            RequestRow.requester_id == person,
+            RequestRow.created_at > since,
+            RequestRow.created_at <= seen.at,
+            RequestRow.action.in_(names),
+        )
+    )
+    batches = batch_counts.tally(
+        seen.session, person, since=since, at=seen.at, seq=seen.event.seq, actions=names
+    )
+    count = int(requests or 0) + batches.requests
+    if count > limit:
+        seen.alert(
+            spec,
+            "velocity",
+            f"{person} made {count} {what} in {spec.window} (limit {limit})",
+            staff=person,
+            request=request,
+            details={
+                "count": count,
+                "limit": limit,
+                "window": spec.window,
+                "what": what,
+                "in_batches": batches.requests,
+            },
+            dedupe=window,
+        )
+
+
 def denial_burst(seen: Seen) -> None:
     """Attempts denied or refused at submission (a request denied by the rules or a quota, a
-    `request.refused` event) against `denials`, and denied dry runs (`decision.denied` events,
+    `request.refused` event; a batch's denied accounts and a refused batch's conflicting
+    ones, `batch_counts`) against `denials`, and denied dry runs (`decision.denied` events,
     each standing for its `count`: they are rate-limited) against `dry_runs`, in `window`."""
     spec = seen.settings.denial_burst
     person: str | None
+    request_id: str | None
     if seen.event.kind == SUBMITTED:
         row = seen.request()
         if row is None or row.state != "denied" or seen.body.get("state") != "denied":
             return
         person, request_id, last_reason = row.requester_id, row.id, row.reason
+    elif seen.event.kind.startswith("batch."):
+        # A batch some of whose accounts were denied, or one refused (`batch_counts`): the
+        # alert is on the batch, if any, and names no account.
+        person, request_id = seen.event.actor, seen.event.request_id
+        last_reason = seen.body.get("reason") or "accounts of a batch denied"
+        if person is None:
+            return
     else:
         person, request_id = seen.event.actor, None
         reasons = seen.body.get("reasons")
@@ -310,7 +343,10 @@ def denial_burst(seen: Seen) -> None:
         or 0
     )
     refused, dry_runs = _evidence(seen, person, seen.at - window)
-    attempts = denied + refused
+    batches = batch_counts.tally(
+        seen.session, person, since=seen.at - window, at=seen.at, seq=seen.event.seq
+    )
+    attempts = denied + refused + batches.denials
     if attempts < spec.denials and dry_runs < spec.dry_runs:
         return
     if not dry_runs:
@@ -328,6 +364,7 @@ def denial_burst(seen: Seen) -> None:
         details={
             "count": attempts,
             "refused": refused,
+            "in_batches": batches.denials,
             "dry_runs": dry_runs,
             "window": spec.window,
             "last_reason": last_reason,
@@ -520,7 +557,8 @@ def pair_affinity(seen: Seen) -> None:
 # --- on submissions and reviews ------------------------------------------------------------
 
 
-def _hours(spec_hours: WorkingHours, at: datetime) -> bool:
+def in_hours(spec_hours: WorkingHours, at: datetime) -> bool:
+    """Whether `at` falls in these working hours."""
     try:
         zone = ZoneInfo(spec_hours.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -541,7 +579,7 @@ def off_hours(seen: Seen) -> None:
         return
     person = seen.staff(who)
     hours = spec.regions.get(person.region or "", spec.default) if person else spec.default
-    if _hours(hours, seen.at):
+    if in_hours(hours, seen.at):
         return
     doing = "approved" if seen.event.kind == REVIEWED else "asked for"
     seen.alert(

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, defer
 
 from foureyes.core.alerts import CLOCK_SKEW, NewAlert, raise_alert
 from foureyes.core.services import Services
-from foureyes.detect import cursor
+from foureyes.detect import batches, cursor
 from foureyes.detect.detectors import BY_KIND, Seen
 from foureyes.detect.lookalikes import batch_lookalike
 from foureyes.errors import FoureyesError, Unavailable
@@ -38,8 +38,12 @@ BATCH = 500
 AHEAD_WINDOW = timedelta(hours=1)
 """How often a heartbeat dated in the future is alerted about while it lasts."""
 
-# The detectors of batches (`foureyes.detect.lookalikes`), beside those of requests (`BY_KIND`).
-BATCH_KINDS = {"batch.submitted": (("batch_lookalike", batch_lookalike),)}
+# The detectors of batches (`foureyes.detect.lookalikes`, `foureyes.detect.batches`), beside
+# those of requests (`BY_KIND`).
+BATCH_KINDS = {
+    **batches.BY_KIND,
+    batches.SUBMITTED: (("batch_lookalike", batch_lookalike), *batches.BY_KIND[batches.SUBMITTED]),
+}
 
 
 def run(services: Services, *, batch: int = BATCH) -> list[int]:

@@ -5,7 +5,11 @@ transaction (as `foureyes.notify.hooks` does for requests):
   today (not its requester) is asked for a review (`batch.review.needed`); one away is not,
   their delegate is when eligible too (`foureyes.notify.recipients.reachable_now`);
 - a decision on it or its end (approved, declined, expired, cancelled by someone else,
-  executed, with how many items failed): its requester is told (`batch.<state>`).
+  executed, with how many items failed): its requester is told (`batch.<state>`);
+- its submission (`batch.pending`, or `batch.empty` when nothing rode in it) and every move
+  above (a cancellation of the requester's own included): each channel its batch rule's
+  `notify` option names, as it was when the batch was decided (its stored requirement), as
+  `foureyes.notify.hooks` does for a request's rule.
 
 Each message carries a card (`foureyes.notify.card.Card`) that names the batch, its action,
 how many accounts it holds, who asked and why, and its state. It names no account of the
@@ -103,6 +107,42 @@ def _body(batch: BatchRow) -> str:
     return "\n".join(lines)
 
 
+def channels_of(batch: BatchRow) -> list[str]:
+    """The channels the batch's rule names (`notify`), from the requirement it was decided
+    under: a policy changed since neither adds nor silences a channel mid-flight."""
+    requirement = (batch.plan or {}).get("requirement")
+    options = requirement.get("options") if isinstance(requirement, dict) else None
+    named = options.get("notify") if isinstance(options, dict) else None
+    return [c for c in named if isinstance(c, str)] if isinstance(named, list) else []
+
+
+def to_channels(session: Session, batch: BatchRow, now: datetime) -> None:
+    """Tell the batch rule's channels the batch's current state (the card: no account of the
+    manifest, no param value)."""
+    channels = channels_of(batch)
+    if not channels:
+        return
+    shown = card(batch, f"Batch {batch.state}")
+    for channel in channels:
+        enqueue(
+            session,
+            channel=channel,
+            kind=f"batch.{batch.state}",
+            subject=f"foureyes: batch {batch.action} on {batch.item_count} account(s) is "
+            f"{batch.state}",
+            body=_body(batch),
+            link=batch_link(batch.id),
+            now=now,
+            details=shown,
+        )
+
+
+def submitted(services: Services, session: Session, batch: BatchRow, now: datetime) -> None:
+    """The batch was just recorded: its rule's channels hear of it, its approvers are asked."""
+    to_channels(session, batch, now)
+    needs_review(services, session, batch, now)
+
+
 def needs_review(services: Services, session: Session, batch: BatchRow, now: datetime) -> None:
     """Ask each eligible approver of the pending `batch` for a review: not one who is away
     (their delegate instead, when eligible too), as for requests."""
@@ -126,9 +166,11 @@ def needs_review(services: Services, session: Session, batch: BatchRow, now: dat
 
 def moved(session: Session, batch: BatchRow, now: datetime, *, actor: str | None) -> None:
     """`batch` has just moved to its current state: tell its requester when that is a
-    decision on it or its end (not a cancellation of their own)."""
+    decision on it or its end (not a cancellation of their own); its rule's channels, of
+    every such move."""
     if batch.state not in TOLD_TO_REQUESTER:
         return
+    to_channels(session, batch, now)
     if batch.state == "cancelled" and actor == batch.requester_id:
         return
     if not accepts(to_staff=batch.requester_id):

@@ -13,8 +13,10 @@ The order is the contract:
 3. the justification against the batch's requirement, and the params against the action's
    schema and the platform's check (for every included item): BadInput, nothing recorded.
 4. one pending request per account (`routing.guard_batch`): an included account with a
-   covered request or batch item pending refuses the whole batch (Conflict), nothing
-   recorded; then the quotas, counting one use per included item: over quota refuses the
+   covered request or batch item pending refuses the whole batch (Conflict), no batch
+   recorded but the refusal (`batch.refused`, in its own transaction: who, which action, how
+   many accounts, which lines conflicted; the detectors count it); then the quotas,
+   counting one use per included item: over quota refuses the
    whole batch (`BatchOverQuota`), nothing recorded.
 5. the batch, its items, their quota usage and its `batch.submitted` event, in one
    transaction. Then the split-out items are submitted as ordinary requests (each in its own
@@ -102,6 +104,65 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
     plan = _plan(policy, actor, given, pinned, services.clock())
     _check_asked(services, given, plan)
     names = _names(services, accounts)
+    try:
+        batch_id = _record(services, actor, given, (version, policy), plan, names)
+    except routing.BatchBusy as busy:
+        _record_refusal(services, actor, given, lines, accounts, plan, busy)
+        raise
+    if plan.split_out:
+        split_out(services, actor, given, batch_id, plan)
+    return batch_id
+
+
+REFUSED = "batch.refused"
+
+
+def _record_refusal(
+    services: Services,
+    actor: Actor,
+    given: BatchSubmission,
+    lines: Sequence[Line],
+    accounts: Sequence[Account],
+    plan: BatchPlan,
+    busy: routing.BatchBusy,
+) -> None:
+    """The `batch.refused` event of a batch refused because some of its accounts have
+    something pending, in its own transaction (the batch's rolled back): who, which action, how
+    many accounts and which manifest lines conflicted. Not the accounts nor what is pending on
+    them (requests the caller may not see): the lines point the caller's own manifest at them.
+    Without it, a refused manifest would be a traceless test of 10,000 accounts at a time."""
+    line_of = {a.ref: line.line for line, a in zip(lines, accounts, strict=False)}
+    conflicting = sorted(line_of[a] for a in busy.accounts if a in line_of)
+    with services.database.transaction() as session:
+        services.audit.append(
+            session,
+            kind=REFUSED,
+            actor=actor.id,
+            account_ref=None,
+            request_id=None,
+            payload={
+                "identity": actor.identity,
+                "action": given.action,
+                "client": given.client,
+                "reason": "one_pending_per_account",
+                "accounts": len(plan.included),
+                "conflicts": len(busy.accounts),
+                "lines": conflicting,
+            },
+            at=services.clock(),
+        )
+
+
+def _record(
+    services: Services,
+    actor: Actor,
+    given: BatchSubmission,
+    decided: tuple[int, Policy],
+    plan: BatchPlan,
+    names: Mapping[str, list[str]],
+) -> str:
+    """Step 4 and 5, in one transaction: the batch's id."""
+    version, policy = decided
     with services.database.transaction() as session:
         now = services.clock()
         if services.policy_in_force(session)[0] != version:
@@ -119,9 +180,8 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
         item_ids = [str(uuid.uuid4()) for _ in included]
         usage.count(session, item_ids, now)
         made = (batch_id, version, now)
-        _insert(services, session, actor, given, made, plan, (item_ids, names))
-    if plan.split_out:
-        split_out(services, actor, given, batch_id, plan)
+        tiers = frozenset(policy.document.detectors.protected_touched.tiers)
+        _insert(services, session, actor, given, made, plan, (item_ids, names), tiers)
     return batch_id
 
 
@@ -236,9 +296,11 @@ def _insert(
     made: tuple[str, int, datetime],
     plan: BatchPlan,
     items: tuple[list[str], Mapping[str, list[str]]],
+    watched_tiers: frozenset[str] = frozenset(),
 ) -> None:
     """The batch row, its items (bulk, with the names their platform reported) and its
-    `batch.submitted` event."""
+    `batch.submitted` event, which names the included and denied accounts of a tier the
+    `protected_touched` detector watches (`tiers`: the detectors do not decide accounts)."""
     batch_id, version, now = made
     item_ids, names = items
     included = plan.included
@@ -315,10 +377,15 @@ def _insert(
             "justification": given.justification,
             "policy_version": version,
             "reverts": given.reverts,
+            "tiers": [
+                {"account": i.account, "tier": i.decision.tier}
+                for i in (*plan.included, *plan.denied)
+                if i.decision.tier in watched_tiers
+            ],
             **row.plan,
         },
     )
-    batch_notify.needs_review(services, session, row, now)
+    batch_notify.submitted(services, session, row, now)
 
 
 def _stored_plan(plan: BatchPlan) -> dict[str, Any]:

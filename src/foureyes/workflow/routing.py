@@ -304,6 +304,14 @@ def guard_one_pending(
         )
 
 
+class BatchBusy(Conflict):
+    """A batch refused because some of its accounts have something pending (`accounts`)."""
+
+    def __init__(self, message: str, *, accounts: list[str]) -> None:
+        super().__init__(message, accounts=accounts)
+        self.accounts = accounts
+
+
 def guard_batch(
     services: Services,
     session: Session,
@@ -328,7 +336,7 @@ def guard_batch(
         if pending:
             busy.append(f"{account_ref}: {_named(services, session, pending[0], actor)}")
     if busy:
-        raise Conflict(
+        raise BatchBusy(
             "the policy allows one pending request per account (one_pending_per_account) and "
             f"some of this batch's accounts already have one: {'; '.join(busy)}. Leave them "
             "out, or ask again once they are decided",

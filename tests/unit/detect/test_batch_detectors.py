@@ -1,19 +1,27 @@
 """The detectors and batches: `batch_lookalike` flags a batch holding look-alikes of a pinned
-account; `velocity` stays quiet for an approved batch carried out item by item, and still fires
-on a flood of single requests nobody approved."""
+account; the request detectors read batches too (protected and pinned accounts, denials, a
+flood of unapproved batches, work off-hours, rubber-stamp approvals, a batch refused for pending
+requests), with the same settings; `velocity` stays quiet for an approved batch carried out item
+by item."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import yaml
 from sqlalchemy import select
 
 from foureyes import detect
 from foureyes.detect.lookalikes import PinIndex, fold, keys, within
-from foureyes.store.tables import AlertRow, PinRow
+from foureyes.errors import Conflict
+from foureyes.store.tables import AlertRow, BatchRow, EventRow, PinRow
 from foureyes.workflow import batch_execute, operations
 from foureyes.workflow.submit import Submission
-from tests.batches import CASE, approved, seed_ring, submit
-from tests.worlds import World
+from tests.batches import CASE, approved, review, seed_ring, submit
+from tests.conftest import EXAMPLES
+from tests.unit.detect.policies import use_policy
+from tests.worlds import World, install_next_policy
 
 
 def alerts(world: World, detector: str) -> list[AlertRow]:
@@ -155,3 +163,96 @@ def test_velocity_fires_on_a_flood_of_single_requests(world: World) -> None:
     flagged = alerts(world, "velocity")
     assert flagged
     assert all(a.staff_id == "e-3001" for a in flagged if a.staff_id)
+
+
+# --- batches trip the request detectors (#20: they tripped none but batch_lookalike) --------
+
+
+def test_a_batch_naming_protected_accounts_raises_protected_touched_and_denial_burst(
+    world: World,
+) -> None:
+    # Support may not unlock vit accounts: every item is denied, as the single requests are.
+    batch_id = submit(
+        world,
+        ["chirp:president", "chirp:chirp", "chirp:newsdesk"],
+        by="e-2001",
+        action="account.unlock",
+    )
+    [touched] = alerts(world, "protected_touched")
+    assert (touched.staff_id, touched.request_id, touched.account_ref) == ("e-2001", batch_id, None)
+    assert touched.details["count"] >= 2  # the vit ones (one may be verified only)
+    assert "president" not in touched.summary  # cards show summaries: no manifest account
+    [burst] = alerts(world, "denial_burst")
+    assert burst.staff_id == "e-2001"
+    assert burst.details["in_batches"] == 3
+
+
+def test_a_pinned_account_in_a_batch_is_protected_touched(world: World) -> None:
+    ring = seed_ring(world, 3, prefix="pinned")
+    pin(world, ring[1], "watchlist")
+    use_policy(world, detectors={"protected_touched": {"pins": ["watchlist"]}})
+    batch_id = submit(world, ring)
+    [touched] = alerts(world, "protected_touched")
+    assert touched.request_id == batch_id
+    assert touched.details["accounts"] == [{"account": ring[1], "why": "pinned watchlist"}]
+
+
+def test_an_ordinary_batch_raises_no_protected_touched_nor_denial_burst(world: World) -> None:
+    submit(world, seed_ring(world, 5, prefix="calm"))
+    assert alerts(world, "protected_touched") == []
+    assert alerts(world, "denial_burst") == []
+
+
+def test_velocity_fires_on_a_flood_of_batches_nobody_approves(world: World) -> None:
+    use_policy(world, detectors={"velocity": {"writes": 3, "window": "1h"}})
+    for n in range(4):
+        submit(world, seed_ring(world, 2, prefix=f"wave{n}-"))
+    [flagged] = alerts(world, "velocity")
+    assert flagged.staff_id == "e-3001"
+
+
+def test_velocity_counts_the_items_of_a_batch_declined(world: World) -> None:
+    use_policy(world, detectors={"velocity": {"writes": 20, "window": "1h"}})
+    batch_id = submit(world, seed_ring(world, 25, prefix="declined"))
+    assert alerts(world, "velocity") == []  # one ask, awaiting its reviewers
+    review(world, batch_id, "e-3002", "deny")
+    [flagged] = alerts(world, "velocity")
+    assert (flagged.staff_id, flagged.request_id) == ("e-3001", batch_id)
+    assert flagged.details["in_batches"] == 25
+
+
+def test_off_hours_and_fast_approval_on_batches(world: World) -> None:
+    world.clock.advance(hours=8)  # 23:00 UTC
+    batch_id = approved(world, seed_ring(world, 3, prefix="night"))
+    night = alerts(world, "off_hours")
+    assert {a.staff_id for a in night} == {"e-3001", "e-3002", "e-3003"}
+    assert all(a.request_id == batch_id for a in night)
+    fast = alerts(world, "fast_approval")
+    assert {a.staff_id for a in fast} == {"e-3002", "e-3003"}
+
+
+def test_a_batch_refused_for_pending_requests_is_recorded_and_counted(world: World) -> None:
+    ring = seed_ring(world, 4, prefix="busy")
+    document = yaml.safe_load((EXAMPLES / "policy.yaml").read_text())
+    document["one_pending_per_account"] = {"actions": ["account.suspend"], "mode": "refuse"}
+    document["detectors"] = {"denial_burst": {"denials": 2}}
+    install_next_policy(world.services, yaml.safe_dump(document), world.clock.now)
+    submit(world, ring[:2])  # pending: its accounts are taken
+    for _ in range(2):
+        with pytest.raises(Conflict):
+            submit(world, ring, by="e-3003")
+    with world.services.database.read() as session:
+        refused = list(session.scalars(select(EventRow).where(EventRow.kind == "batch.refused")))
+        batches = list(session.scalars(select(BatchRow.id)))
+    assert len(batches) == 1  # no batch made by a refusal
+    assert len(refused) == 2
+    body = json.loads(refused[0].body)
+    assert (refused[0].actor, body["accounts"], body["conflicts"], body["lines"]) == (
+        "e-3003",
+        4,
+        2,
+        [1, 2],
+    )
+    assert not [ref for ref in ring if ref in json.dumps(body)]  # lines, not accounts
+    [burst] = alerts(world, "denial_burst")
+    assert burst.staff_id == "e-3003"

@@ -11,7 +11,7 @@ from tests.batches import approved, review, seed_ring, submit
 from tests.worlds import World
 
 from foureyes.store.tables import OutboxRow
-from foureyes.workflow import batch_execute, batch_notify
+from foureyes.workflow import batch_cancel, batch_execute, batch_notify
 from foureyes.workflow.away import set_away
 
 
@@ -21,6 +21,11 @@ def outbox(world: World, kind: str | None = None) -> list[OutboxRow]:
         if kind is not None:
             query = query.where(OutboxRow.kind == kind)
         return list(session.scalars(query))
+
+
+def to_people(world: World, kind: str) -> list[OutboxRow]:
+    """The messages of `kind` to people (the batch rule's channels hear of it too)."""
+    return [row for row in outbox(world, kind) if row.to_staff is not None]
 
 
 def assert_names_no_item(rows: list[OutboxRow], ring: list[str]) -> None:
@@ -48,10 +53,10 @@ def test_approvers_are_asked_and_the_requester_hears_of_the_approval_and_the_end
     assert card["link"] == f"/console/batches/{batch_id}"
     assert card["account"] == f"4 account(s) in batch {batch_id}"
     assert card["params"] == []
-    [told] = outbox(world, "batch.approved")
+    [told] = to_people(world, "batch.approved")
     assert told.to_staff == "e-3001"
     assert batch_execute.execute_batch(world.services, batch_id).executed == 4
-    [ended] = outbox(world, "batch.executed")
+    [ended] = to_people(world, "batch.executed")
     assert ended.to_staff == "e-3001"
     assert ended.details is not None
     assert ended.details["reason"] == "4 executed, 0 failed"
@@ -62,7 +67,7 @@ def test_the_requester_hears_of_a_decline(world: World) -> None:
     ring = seed_ring(world, 2, prefix="declined")
     batch_id = submit(world, ring)
     review(world, batch_id, "e-3002", decision="deny")
-    [told] = outbox(world, "batch.declined")
+    [told] = to_people(world, "batch.declined")
     assert (told.to_staff, told.details["request_id"] if told.details else None) == (
         "e-3001",
         batch_id,
@@ -78,3 +83,21 @@ def test_an_approver_away_is_not_asked_their_eligible_delegate_is(world: World) 
     asked = {row.to_staff: row.body for row in outbox(world, batch_notify.REVIEW_NEEDED)}
     assert "e-3002" not in asked
     assert "for e-3002, who is away" in asked["e-3003"]
+
+
+def test_the_batch_rules_notify_channel_hears_of_every_step(world: World) -> None:
+    # The example batch rule says `notify: [security]`, as request rules do.
+    ring = seed_ring(world, 3, prefix="watched")
+    batch_id = approved(world, ring)
+    batch_execute.execute_batch(world.services, batch_id)
+    other = submit(world, seed_ring(world, 2, prefix="dropped"))
+    batch_cancel.cancel_batch(world.services, world.actor("e-3001"), other)
+    told = [row for row in outbox(world) if row.channel == "security"]
+    kinds = [(row.kind, row.details and row.details["request_id"]) for row in told]
+    assert [k for k, b in kinds if b == batch_id] == [
+        "batch.pending",
+        "batch.approved",
+        "batch.executed",
+    ]
+    assert [k for k, b in kinds if b == other] == ["batch.pending", "batch.cancelled"]
+    assert_names_no_item(told, ring)
