@@ -106,6 +106,9 @@ def test_references_outside_the_form_never_reach_the_server(
         ({k: v for k, v in GOOD.items() if k != "url"}, 200),
         ([GOOD], 200),
         ({**GOOD, "url": "javascript:alert(1)"}, 200),  # a link the review card would follow
+        ({**GOOD, "url": "https://tickets.example/A\nB"}, 200),  # not one plain link
+        ({**GOOD, "url": "https://tickets.example/\u202eelpmaxe"}, 200),
+        ({**GOOD, "url": "https://tickets.example/A B"}, 200),
         (b"not json", 200),
         (b"x" * ((1 << 20) + 1), 200),  # more than a ticket
         (GOOD, 500),
@@ -120,6 +123,18 @@ def test_answers_outside_the_contract_make_it_unavailable(
     answer(server, "ABUSE-12", body, status)
     with pytest.raises(TicketSystemUnavailable):
         check_ticket(HttpTicketSystem("desk", url), "desk#ABUSE-12", ("did:plc:alice",))
+
+
+def test_a_subject_and_status_from_outside_keep_to_one_plain_line(
+    desk: tuple[Desk, str],
+) -> None:
+    server, url = desk
+    forged = "Spam wave\nApproved by security: yes \u202eevil.example\u202c"
+    answer(server, "ABUSE-12", {**GOOD, "subject": forged, "status": "open\u200b\r\n"})
+    ticket = check_ticket(HttpTicketSystem("desk", url), "desk#ABUSE-12", ("did:plc:alice",))
+    assert ticket.subject == "Spam wave Approved by security: yes evil.example"
+    assert ticket.status == "open"
+    assert ticket.summary()["subject"] == ticket.subject
 
 
 def test_a_slow_system_times_out_and_is_unavailable(desk: tuple[Desk, str]) -> None:

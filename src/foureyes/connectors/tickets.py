@@ -12,11 +12,18 @@ How a ticket names an account: its accounts list (RT: the `Accounts` custom fiel
 account's id on its platform (`did:plc:…`) or its full reference (`atproto:did:plc:…`), one
 value each, compared exactly. Never a handle, never a substring: a handle can be re-registered
 by someone else, and `did:plc:ab` is not `did:plc:abc`.
+
+What a ticket system answers in words (its subject, often an outsider's email subject, and its
+status) is someone else's text that reviewers read on the console and in chat rooms: a `Ticket`
+keeps it on one line, without control or invisible characters (no forged extra line, no bidi
+override reversing what follows) and bounded (`shown_text`). Its link must be http(s), without
+spaces or controls (`plain_link`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,13 +37,46 @@ __all__ = [
     "TicketSystemUnavailable",
     "check_ticket",
     "mentioned_references",
+    "plain_link",
     "plain_reference",
+    "shown_text",
 ]
 
 # What a reference may look like before any system sees it: letters, digits, `.`, `_`, `-`,
 # starting with a letter or digit (so never `..`, a `/`, a `?`, a `%` or a space). Each
 # system narrows it further (RT: a number).
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+# How much of a ticket's subject and status is kept (the ticket itself is a link away).
+MAX_SUBJECT = 200
+MAX_STATUS = 40
+MAX_LINK = 2000
+
+
+def shown_text(text: str, limit: int) -> str:
+    """`text` as foureyes keeps and shows it: controls and line or paragraph separators become
+    a space; format characters (bidi overrides and isolates, zero-width ones), unassigned,
+    private-use and surrogate code points are dropped; runs of spaces are one; cut to `limit`
+    characters with an ellipsis."""
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp"):
+            kept.append(" ")
+        elif not category.startswith("C"):
+            kept.append(char)
+    shown = " ".join("".join(kept).split())
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def plain_link(url: str) -> bool:
+    """Whether `url` may be shown as a ticket's link: http(s), bounded, and nothing in it a
+    reader would not see (no space, control or invisible character)."""
+    return (
+        url.startswith(("https://", "http://"))
+        and len(url) <= MAX_LINK
+        and not any(unicodedata.category(c)[0] in "CZ" for c in url)
+    )
 
 
 @dataclass(frozen=True)
@@ -51,6 +91,12 @@ class Ticket:
     subject: str
     accounts: tuple[str, ...]
     url: str
+
+    def __post_init__(self) -> None:
+        # Every system's answer is kept as reviewers may read it (module docstring): this is
+        # the one place all of them pass through.
+        object.__setattr__(self, "subject", shown_text(self.subject, MAX_SUBJECT))
+        object.__setattr__(self, "status", shown_text(self.status, MAX_STATUS))
 
     def summary(self) -> dict[str, Any]:
         """What the request keeps of the check (API view, audit event, review card)."""

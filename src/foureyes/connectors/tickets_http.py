@@ -26,6 +26,7 @@ from foureyes.connectors.calls import is_loopback, run_within
 from foureyes.connectors.tickets import (
     Ticket,
     TicketSystemUnavailable,
+    plain_link,
     plain_reference,
 )
 from foureyes.errors import BadInput
@@ -217,8 +218,10 @@ class HttpTicketSystem:
                 f"{who} answered a ticket without reference, status, open, subject, accounts "
                 "and url of the documented types"
             )
-        if not str(texts["url"]).startswith(("https://", "http://")):
-            raise TicketSystemUnavailable(f"{who} answered a ticket link that is not http(s)")
+        if not plain_link(str(texts["url"])):
+            raise TicketSystemUnavailable(
+                f"{who} answered a ticket link that is not a plain http(s) link"
+            )
         if texts["reference"] != reference:
             raise TicketSystemUnavailable(f"{who} answered for another ticket than {reference}")
         word = str(texts["status"]).strip().lower()

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ON_CARDS", "AlertLine", "Card", "Ticket", "defang", "review_link"]
+__all__ = ["ON_CARDS", "ON_CHANNEL_CARDS", "AlertLine", "Card", "Ticket", "defang", "review_link"]
 
 # Long enough for any justification the API accepts to be read whole in a chat message;
 # longer text is cut with an ellipsis (the console shows it all).
@@ -45,6 +45,13 @@ ON_CARDS = frozenset(
         "off_hours",
     }
 )
+
+# Of those, the ones a chat *room* card shows (`notify.hooks`, the policy's `notify` channels):
+# a room's readers are not people foureyes checks (anyone in it, maybe the staff member an
+# alert names). Risk about the request and its account stays; what is about a person's
+# employment (`departing_staff`: notice, last day) or relationships between people
+# (`pair_affinity`: who approves whom) goes only to the approvers' own cards and the console.
+ON_CHANNEL_CARDS = ON_CARDS - {"departing_staff", "pair_affinity"}
 
 # A scheme before `//`, or one that links without it.
 _SCHEME = re.compile(

@@ -10,7 +10,8 @@
 
 Each message about a request carries its card (`foureyes.notify.card`: who, what, which
 account and tier, why, the ticket, the request-describing alerts raised on it (`card.ON_CARDS`:
-never one about a person; none on the requester's own card), and a link to the console's review
+never one about a person; none on the requester's own card; on a channel's card, none about a
+person's employment or relationships: `card.ON_CHANNEL_CARDS`), and a link to the console's review
 page bound to the request's digest) for the chat channels to render.
 
 What has nowhere to go (a channel that is not configured, people when no channel carries
@@ -36,6 +37,7 @@ from foureyes.notify.card import (
     MAX_ALERTS,
     MAX_PARAMS,
     ON_CARDS,
+    ON_CHANNEL_CARDS,
     AlertLine,
     Card,
     Ticket,
@@ -121,7 +123,7 @@ def _to_channels(
     params: Mapping[str, Any] | None,
 ) -> None:
     card = (
-        request_card(session, row, f"Request {row.state}", params)
+        request_card(session, row, f"Request {row.state}", params, to_channel=True)
         if decision.options.notify
         else None
     )
@@ -239,11 +241,14 @@ def request_card(
     params: Mapping[str, Any] | None,
     *,
     to_requester: bool = False,
+    to_channel: bool = False,
 ) -> dict[str, Any]:
     """The card of `row` (`foureyes.notify.card.Card.to_json`), as of now. `to_requester`: the
     card its requester gets, without alerts (what reviewers weigh about a request, such as
     `velocity` or `fast_approval`, is not its requester's to read, as on the console:
-    `workflow.alerts.on_request`)."""
+    `workflow.alerts.on_request`). `to_channel`: the card a chat room gets, whose readers
+    foureyes does not check: only `card.ON_CHANNEL_CARDS` alerts."""
+    shown = ON_CHANNEL_CARDS if to_channel else ON_CARDS
     requester = session.get(StaffRow, row.requester_id)
     alerts = (
         ()
@@ -251,7 +256,7 @@ def request_card(
         else session.scalars(
             select(AlertRow)
             # Only what describes the request: alerts about people stay with oversight.
-            .where(AlertRow.request_id == row.id, AlertRow.detector.in_(ON_CARDS))
+            .where(AlertRow.request_id == row.id, AlertRow.detector.in_(shown))
             .order_by(AlertRow.id.desc())
             .limit(MAX_ALERTS)
         ).all()

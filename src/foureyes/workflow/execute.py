@@ -42,6 +42,7 @@ from foureyes.errors import (
     RecordAltered,
 )
 from foureyes.model import Account, ActionKind, Outcome, RequestState
+from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
 from foureyes.workflow import holds, integrity, lease, tickets
@@ -102,7 +103,9 @@ def execute(
     fresh, lookup_error = _look_up(services, account_ref)
     # The tickets the rules required, asked again (`workflow.tickets`): closed meanwhile
     # cancels it below; a ticket system that cannot answer fails this attempt like the platform.
-    rechecked, lookup_error = _recheck_tickets(services, request_id, lookup_error)
+    # Decided on the same fresh account as the re-check under the lock below, so that a rule
+    # matching only because the account changed since submission has its ticket asked too.
+    rechecked, lookup_error = _recheck_tickets(services, request_id, lookup_error, fresh)
     with services.database.transaction() as session:
         now = services.clock()
         row = lock_request(session, request_id, skip_locked=skip_locked)
@@ -136,8 +139,11 @@ def execute(
         approvers: tuple[str, ...] = ()
         problem = None
         forged = False
+        missing: tuple[str, ...] = ()
         if fresh is not None:
-            approvers, problem, forged = _recheck(services, session, row, now, fresh, found)
+            approvers, problem, forged, missing = _recheck(
+                services, session, row, now, fresh, (found, rechecked)
+            )
         # Reviews the log does not stand for, and a state or schedule it never recorded (a
         # deleted veto, a request set back to approved, an earlier `not_before`), are
         # tampering whatever the policy says now; every one found is named.
@@ -167,6 +173,7 @@ def execute(
                 reason=f"re-check at execution failed: {problem}",
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=row.reason)
+        lookup_error = lookup_error or _unchecked(missing)
         by = (actor.id if actor else None, worker)
         # The claim's events (and, for a platform kept here, the outcome's) are appended
         # together once the log was read above: the head lock is taken once, at the end.
@@ -195,15 +202,33 @@ def execute(
 
 
 def _recheck_tickets(
-    services: Services, request_id: str, lookup_error: ConnectorError | None
+    services: Services,
+    request_id: str,
+    lookup_error: ConnectorError | None,
+    fresh: Account | None,
 ) -> tuple[tickets.Rechecked, ConnectorError | None]:
-    """The request's tickets asked again (recorded only with the claim), and the attempt's
-    error (`lookup_error`, or the ticket system's when it cannot answer)."""
+    """The request's tickets asked again (recorded only with the claim), those the policy
+    requires of the account as looked up now (`fresh`; as submitted when the lookup failed,
+    which fails the attempt anyway), and the attempt's error (`lookup_error`, or the ticket
+    system's when it cannot answer)."""
     due = (RequestState.APPROVED.value, RequestState.SCHEDULED.value)
     try:
-        return tickets.recheck(services, request_id, due), lookup_error
+        return tickets.recheck(services, request_id, due, account=fresh), lookup_error
     except TicketSystemUnavailable as exc:
         return tickets.Rechecked(), lookup_error or ConnectorError(exc.message, transient=True)
+
+
+def _unchecked(missing: tuple[str, ...]) -> ConnectorError | None:
+    """The attempt's error when the decision under the lock requires a ticket the re-check
+    before it did not ask about (the policy or the pins changed in between): never carried out
+    unchecked; the attempt fails as for a ticket system that is down, and the next asks again."""
+    if not missing:
+        return None
+    return ConnectorError(
+        f"the {', '.join(missing)} ticket the policy in force requires was not checked for "
+        "this attempt: it is asked again at the next",
+        transient=True,
+    )
 
 
 def _look_up(services: Services, account_ref: str) -> tuple[Account | None, ConnectorError | None]:
@@ -286,17 +311,21 @@ def _recheck(
     row: RequestRow,
     now: datetime,
     account: Account,
-    found: integrity.Trail,
-) -> tuple[tuple[str, ...], str | None, bool]:
-    """Who approved, why execution must not go ahead (None when it may), and whether that is
-    because the reviews in the store are not the ones the log recorded."""
+    seen: tuple[integrity.Trail, tickets.Rechecked],
+) -> tuple[tuple[str, ...], str | None, bool, tuple[str, ...]]:
+    """Who approved, why execution must not go ahead (None when it may), whether that is
+    because the reviews in the store are not the ones the log recorded, and the ticket systems
+    this very decision requires that the attempt's ticket re-check (`seen`) did not ask."""
+    found, rechecked = seen
     try:
-        return _recheck_sealed(services, session, row, now, account, found)
+        decision = redecide(services, session, row, now, account=account)
+        approvers, problem, forged = _recheck_sealed(services, session, row, now, decision, found)
     except RecordAltered as exc:
         # A record the decision reads (the requester's, an approver's, the account's pins) is
         # not what the log sealed: nothing is carried out on it, and the request is cancelled
         # saying so (security is alerted: `sealing.report`).
-        return (), exc.message, False
+        return (), exc.message, False, ()
+    return approvers, problem, forged, tickets.unchecked(row, decision, rechecked.tickets)
 
 
 def _recheck_sealed(
@@ -304,10 +333,9 @@ def _recheck_sealed(
     session: Session,
     row: RequestRow,
     now: datetime,
-    account: Account,
+    decision: Decision,
     found: integrity.Trail,
 ) -> tuple[tuple[str, ...], str | None, bool]:
-    decision = redecide(services, session, row, now, account=account)
     if decision.outcome == Outcome.DENIED:
         return (), "; ".join(decision.reasons), False
     if decision.outcome == Outcome.ALLOWED:

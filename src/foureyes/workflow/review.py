@@ -152,13 +152,14 @@ def _record_review(
     (`found`: it and its reviews so far), with the ticket checks made for it (`checked`)."""
     row, reviews = found
     decision, trial = _refusal(services, session, row, reviews, actor, given, now)
-    # The tickets required at submission and those the policy in force requires now.
-    required = {*tickets.required_by(row.decision or {}), *tickets.required_by(decision)}
-    if given.decision == ReviewDecision.APPROVE and required - {t.system for t in checked}:
-        # Never an approval whose tickets were not asked for it (the pre-check skipped the
-        # lookup for a request it found altered, which the lock no longer does): ask again.
+    # The tickets required at submission and those this very decision requires: never an
+    # approval whose tickets were not asked for it (the pre-check skipped the lookup for a
+    # request it found altered, which the lock no longer does; the policy changed between).
+    missing = tickets.unchecked(row, decision, checked)
+    if given.decision == ReviewDecision.APPROVE and missing:
         raise Conflict(
-            "your approval was not recorded: its ticket was not checked; approve again",
+            f"your approval was not recorded: its {', '.join(missing)} ticket was not "
+            "checked for it; approve again",
             request_id=row.id,
         )
     evidence = None

@@ -188,13 +188,22 @@ def _reach(
     present = [person for person in people if person.id not in away]
     enough, reasons = _enough(decision, present, submitted, at)
     if not enough:
-        eligible_away = sorted(p.id for p in people if p.id in away and p.id != decision.requester)
         return Reach(
             False,
             "everyone who could approve it is away: " + "; ".join(reasons),
-            tuple(eligible_away),
+            _eligible_away(decision, [p for p in people if p.id in away], submitted, at),
         )
     return Reach(True, None)
+
+
+def _eligible_away(
+    decision: Decision, away: Sequence[Staff], submitted: datetime, at: datetime
+) -> tuple[str, ...]:
+    """Who of those away could approve `decision` (the engine's candidates): the only absences
+    a request names (it is shown to its requester), never anyone else's, nor the requester's."""
+    could = satisfied(decision, [], candidates=away, today=at.date(), submitted=submitted, now=at)
+    named = {who for factor in could.factors for who in factor.candidates}
+    return tuple(sorted(named - {decision.requester}))
 
 
 def flag_unreachable(

@@ -51,6 +51,7 @@ __all__ = [
     "required_by",
     "required_now",
     "summaries",
+    "unchecked",
 ]
 
 SUBMIT, APPROVE, EXECUTE = "submit", "approve", "execute"
@@ -82,6 +83,14 @@ def check(
             )
         checked.append(check_ticket(system, justification, (account_id, account_ref)))
     return tuple(checked)
+
+
+def unchecked(row: RequestRow, decision: Decision, checked: Iterable[Ticket]) -> tuple[str, ...]:
+    """The ticket systems `row` needs a ticket of under `decision` (those required at
+    submission, and those `decision` requires) that `checked` holds no check of: a step that
+    goes ahead only when this is empty never runs on a ticket it did not ask about."""
+    required = {*required_by(row.decision or {}), *required_by(decision)}
+    return tuple(sorted(required - {ticket.system for ticket in checked}))
 
 
 def covers(tickets: Sequence[Ticket], decision: Decision) -> bool:
@@ -162,8 +171,16 @@ class Rechecked:
     tickets: tuple[Ticket, ...] = ()
 
 
-def recheck(services: Services, request_id: str, states: Iterable[str]) -> Rechecked:
-    """Ask the ticket systems again about the request's tickets (approval or execution). Writes
+def recheck(
+    services: Services,
+    request_id: str,
+    states: Iterable[str],
+    *,
+    account: Account | None = None,
+) -> Rechecked:
+    """Ask the ticket systems again about the request's tickets (approval or execution), those
+    `required_now` names for the account its caller re-decides with (`account`: execution's
+    fresh lookup; None, the account as submitted, as an approval re-decides). Writes
     nothing: the caller records the passed checks (`record_check`) in the transaction where
     its own step is recorded, so that a refused or unauthorised attempt leaves no trace
     naming its author. The caller has already established that whoever asks may act on the
@@ -174,7 +191,7 @@ def recheck(services: Services, request_id: str, states: Iterable[str]) -> Reche
         row = session.get(RequestRow, request_id)
         if row is None or row.state not in set(states):
             return Rechecked()  # the caller's own look refuses it (unknown, or in another state)
-        systems = required_now(services, session, row)
+        systems = required_now(services, session, row, account=account)
         justification, account_ref = row.justification, row.account_ref
     if not systems:
         return Rechecked()
@@ -184,16 +201,21 @@ def recheck(services: Services, request_id: str, states: Iterable[str]) -> Reche
         return Rechecked(problem=refused.message)
 
 
-def required_now(services: Services, session: Session, row: RequestRow) -> tuple[str, ...]:
+def required_now(
+    services: Services, session: Session, row: RequestRow, *, account: Account | None = None
+) -> tuple[str, ...]:
     """The ticket systems `row` needs a ticket of now: those its decision at submission
     required, and those the policy in force requires of it (a policy update that adds
     `justification: {ticket: ...}` reaches requests already pending or approved: without the
-    ticket they are neither approved nor carried out). A request the policy in force cannot
+    ticket they are neither approved nor carried out), decided on `account` as the caller's own
+    re-decision sees it (execution: the account as its platform answers now, so a rule that
+    matches only because the account changed since submission has its ticket asked; approval:
+    None, the account as submitted). A request the policy in force cannot
     decide again (an altered record, ...) keeps its stored systems: the caller's own re-check
     under its lock refuses it, saying why."""
     stored = required_by(row.decision or {})
     try:
-        current = redecide(services, session, row, services.clock())
+        current = redecide(services, session, row, services.clock(), account=account)
     except FoureyesError:
         return stored
     if current.outcome == Outcome.DENIED:

@@ -1,8 +1,8 @@
 """Away and reachability over time: an away set in advance counts on its dates only; a request
 that becomes unreachable after its submission (someone goes away, the day comes) is flagged to
-oversight by the worker's reminder pass, once per reason; the requester is never listed as an
-approver away (routing issue #21, second attack pass). SQLite and PostgreSQL; the world's
-clock moved, never slept."""
+oversight by the worker's reminder pass, once per reason; only people who could approve are
+listed as away, never the requester (routing issue #21, second attack pass). SQLite and
+PostgreSQL; the world's clock moved, never slept."""
 
 from __future__ import annotations
 
@@ -108,6 +108,7 @@ def test_going_away_after_a_submission_is_flagged_at_the_next_pass(world: World)
     _away(world, ANA, starts_in=0, days=3)  # the requester too: not listed
     _away(world, KIM, starts_in=0, days=3)
     _away(world, RAVI, starts_in=0, days=3)
+    _away(world, "e-3001", starts_in=0, days=3)  # away, but could not approve it: not named
     reminders.remind_due(world.services)
     assert len(_flags(world, made)) == 1
     assert _routing(world, made)["away"] == [KIM, RAVI]
