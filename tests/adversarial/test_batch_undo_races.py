@@ -84,7 +84,7 @@ def test_racing_undos_of_the_same_items_record_one(world: World) -> None:
             made.append(
                 batch_undo.undo_batch(world.services, actors[by], batch_id, positions=positions)
             )
-        except BaseException as exc:  # noqa: BLE001 -- every outcome is checked below
+        except BaseException as exc:  # every outcome is checked below
             refused.append(exc)
 
     threads = [threading.Thread(target=undo, args=a) for a in asked]
@@ -153,6 +153,7 @@ def test_a_stale_undo_never_reverses_a_later_separate_decision(
     ring = seed_ring(world, 2)
     batch_id, first, second = _two_stale_undos(world, monkeypatch, ring)
     batch_execute.execute_batch(world.services, first)
+    assert _items(world, batch_id)[0].state == "reverted"
     # A new incident: the account is suspended again by a later, separate batch.
     world.clock.advance(minutes=1)
     later = _executed(world, [ring[0]])
@@ -161,6 +162,33 @@ def test_a_stale_undo_never_reverses_a_later_separate_decision(
     assert [i.state for i in _items(world, second)] == ["failed"]
     assert _status(world, ring[0]) == "suspended"
     assert [i.state for i in _items(world, later)] == ["executed"]
+
+
+def test_an_undo_superseded_by_a_later_change_fails_alone(world: World) -> None:
+    """No earlier undo: item 0 is still `executed`, but a later, separate batch lifted the
+    suspension after the undo was approved. Carrying the undo out now would act on a state
+    nobody approved it for: item 0 fails alone, item 1 is undone."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    undo = _undo(world, batch_id)
+    _approve(world, undo)
+    world.clock.advance(minutes=1)
+    lifted = batch_submit.submit_batch(
+        world.services,
+        world.actor("e-3001"),
+        batch_submit.BatchSubmission(
+            action="account.unsuspend", accounts=[ring[0]], justification="CASE-77"
+        ),
+    )
+    _approve(world, lifted)
+    batch_execute.execute_batch(world.services, lifted)
+    assert _status(world, ring[0]) == "active"
+    world.clock.advance(minutes=1)
+    batch_execute.execute_batch(world.services, undo)
+    first, second = _items(world, undo)
+    assert (first.state, second.state) == ("failed", "executed")
+    assert "superseded" in (first.reason or "")
+    assert [i.state for i in _items(world, batch_id)] == ["executed", "reverted"]
 
 
 # --- an undo steered by a DBA's edit of the original batch -----------------------------------
