@@ -43,7 +43,14 @@ from foureyes.audit.log import NewEvent
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult
 from foureyes.core import logstate
 from foureyes.core.services import Services, json_safe
-from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
+from foureyes.errors import (
+    BadInput,
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    FoureyesError,
+    NotFound,
+)
 from foureyes.model import Account
 from foureyes.store.tables import BatchItemRow, BatchRow
 from foureyes.workflow import (
@@ -70,6 +77,8 @@ class Progress:
     cancelled: int = 0
     reason: str | None = None
     approvers: tuple[str, ...] = field(default_factory=tuple)
+    # Nothing was done: the batch is not one to carry out now (its state, its delay).
+    not_due: bool = False
 
 
 def execute_batch(
@@ -92,6 +101,16 @@ def execute_batch(
         done = _chunk(services, batch_id, run, approvers, chunk, progress)
         if done:
             break
+    return progress
+
+
+def execute_now(services: Services, batch_id: str, *, worker: str) -> Progress:
+    """`execute_batch` for someone who asked for it now: Conflict (409) when the batch is not
+    one to carry out now (not approved, or its delay not over), saying which, as a request's
+    execute does; nothing is done then."""
+    progress = execute_batch(services, batch_id, worker=worker)
+    if progress.not_due:
+        raise Conflict(progress.reason or f"batch {batch_id} is {progress.state}")
     return progress
 
 
@@ -146,9 +165,14 @@ def _start(
         batch = batch_events.lock(session, batch_id)
         assert batch is not None
         if batch.state not in RUNNABLE:
-            return Progress(batch.state, reason=f"batch {batch.id} is {batch.state}")
+            return Progress(batch.state, reason=f"batch {batch.id} is {batch.state}", not_due=True)
         if batch.state == "approved" and batch.not_before is not None and batch.not_before > now:
-            return Progress(batch.state, reason=f"not before {batch.not_before.isoformat()}")
+            return Progress(
+                batch.state,
+                reason=f"batch {batch.id} is approved; it runs not before "
+                f"{batch.not_before.isoformat()}",
+                not_due=True,
+            )
         items = batch_integrity.items_of(session, batch.id)
         reviews = batch_integrity.reviews_of(session, batch.id)
         found = batch_ledger.ledger(session, batch.id)
@@ -261,7 +285,6 @@ def _cancel_moved_out(
         why = looked.missing.get(item.account_ref) or "the policy in force no longer includes it"
         item.state, item.finished_at = "cancelled", now
         item.reason = f"re-check at execution: {why}"
-        batch.failed_count += 1
         events.append(
             batch_events.item_event(
                 services, batch, item, "batch.item.cancelled", now, {"reason": item.reason}
