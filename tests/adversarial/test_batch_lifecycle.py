@@ -351,6 +351,18 @@ def test_nobody_cancels_once_it_runs_or_after_the_delay(database: Database) -> N
         _cancel(world, batch_id, "e-3001")
 
 
+def test_execute_asked_during_the_delay_says_when_and_runs_nothing(database: Database) -> None:
+    world = make_world(database, DELAY_POLICY)
+    batch_id = approved(world, seed_ring(world, 3))
+    with pytest.raises(Conflict, match="not before"):
+        batch_execute.execute_now(world.services, batch_id, worker="test")
+    assert _executions(world, batch_id) == {}
+    world.clock.advance(hours=1)
+    assert batch_execute.execute_now(world.services, batch_id, worker="test").executed == 3
+    with pytest.raises(Conflict, match="is executed"):
+        batch_execute.execute_now(world.services, batch_id, worker="test")
+
+
 # --- cheap refusals, manifests -----------------------------------------------------------------
 
 
@@ -409,6 +421,10 @@ def test_the_api_cancels_and_answers_strangers_as_an_unknown_id(api: Api) -> Non
         )
         assert response.status_code == 404, response.text
         assert target in response.json()["detail"]
+    pending = api.post("e-3001", f"/v1/batches/{batch_id}/execute", {})
+    assert pending.status_code == 409, pending.text
+    assert pending.headers["content-type"].startswith("application/problem+json")
+    assert "is pending" in pending.json()["detail"]
     for by, status in (("c-3004", 404), ("e-3002", 403), ("e-3001", 200), ("e-3001", 409)):
         response = api.post(by, f"/v1/batches/{batch_id}/cancel", {"reason": "CASE-9"})
         assert response.status_code == status, response.text

@@ -43,7 +43,14 @@ from foureyes.audit.log import NewEvent
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult
 from foureyes.core import logstate
 from foureyes.core.services import Services, json_safe
-from foureyes.errors import BadInput, ConnectorError, Forbidden, FoureyesError, NotFound
+from foureyes.errors import (
+    BadInput,
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    FoureyesError,
+    NotFound,
+)
 from foureyes.model import Account
 from foureyes.store.tables import BatchItemRow, BatchRow
 from foureyes.workflow import (
@@ -52,6 +59,7 @@ from foureyes.workflow import (
     batch_lease,
     batch_ledger,
     batch_recheck,
+    batch_undo_guard,
 )
 
 CHUNK = 250
@@ -69,6 +77,8 @@ class Progress:
     cancelled: int = 0
     reason: str | None = None
     approvers: tuple[str, ...] = field(default_factory=tuple)
+    # Nothing was done: the batch is not one to carry out now (its state, its delay).
+    not_due: bool = False
 
 
 def execute_batch(
@@ -84,13 +94,23 @@ def execute_batch(
     )
     if isinstance(started, Progress):
         return started
-    approvers, digests, found, version = started
+    approvers, digests, found, version, originals = started
     progress = Progress("executing", approvers=approvers)
-    run = _Run(digests, found, looked, version)
+    run = _Run(digests, found, looked, version, originals)
     while True:
         done = _chunk(services, batch_id, run, approvers, chunk, progress)
         if done:
             break
+    return progress
+
+
+def execute_now(services: Services, batch_id: str, *, worker: str) -> Progress:
+    """`execute_batch` for someone who asked for it now: Conflict (409) when the batch is not
+    one to carry out now (not approved, or its delay not over), saying which, as a request's
+    execute does; nothing is done then."""
+    progress = execute_batch(services, batch_id, worker=worker)
+    if progress.not_due:
+        raise Conflict(progress.reason or f"batch {batch_id} is {progress.state}")
     return progress
 
 
@@ -104,6 +124,8 @@ class _Run:
     found: batch_ledger.Ledger
     looked: batch_recheck.Looked
     version: int
+    # A reverse batch: the digests of the items it undoes, as checked at the start.
+    originals: dict[str, str] = field(default_factory=dict)
 
 
 _Rechecked = tuple[str | None, frozenset[str], tuple[str, ...]]
@@ -134,7 +156,7 @@ def _start(
     looked: batch_recheck.Looked,
     worker: str,
     rechecked: tuple[int, _Rechecked] | None,
-) -> Progress | tuple[tuple[str, ...], dict[str, str], batch_ledger.Ledger, int]:
+) -> Progress | tuple[tuple[str, ...], dict[str, str], batch_ledger.Ledger, int, dict[str, str]]:
     """Step 1. The approvers, the checked digests of the items still to carry out (by item
     id: no other item is carried out by this run), the batch's log as read and the policy
     version it was re-decided under, or the Progress of a batch that does not go on."""
@@ -143,9 +165,14 @@ def _start(
         batch = batch_events.lock(session, batch_id)
         assert batch is not None
         if batch.state not in RUNNABLE:
-            return Progress(batch.state, reason=f"batch {batch.id} is {batch.state}")
+            return Progress(batch.state, reason=f"batch {batch.id} is {batch.state}", not_due=True)
         if batch.state == "approved" and batch.not_before is not None and batch.not_before > now:
-            return Progress(batch.state, reason=f"not before {batch.not_before.isoformat()}")
+            return Progress(
+                batch.state,
+                reason=f"batch {batch.id} is approved; it runs not before "
+                f"{batch.not_before.isoformat()}",
+                not_due=True,
+            )
         items = batch_integrity.items_of(session, batch.id)
         reviews = batch_integrity.reviews_of(session, batch.id)
         found = batch_ledger.ledger(session, batch.id)
@@ -161,6 +188,25 @@ def _start(
                 services, session, batch, altered, now, during="execution"
             )
             return Progress(batch.state, reason=reason)
+        originals: dict[str, str] = {}
+        if batch.reverts_id is not None:
+            why, originals = _original_problem(services, session, batch, items, now)
+            if why is not None:
+                reason = f"re-check at execution failed: {why}"
+                if batch.state == "approved":
+                    batch_events.move(
+                        services,
+                        session,
+                        batch,
+                        "cancelled",
+                        allowed=("approved",),
+                        actor=None,
+                        now=now,
+                        reason=reason,
+                    )
+                else:
+                    batch_integrity.cancel_remaining(services, session, batch, now, reason)
+                return Progress(batch.state, reason=reason)
         version = services.policy_in_force(session)[0]
         if rechecked is None or version != rechecked[0]:
             rechecked = (version, _recheck(services, session, batch, looked, reviews, now))
@@ -194,7 +240,7 @@ def _start(
                 details={"worker": worker, "approvers": list(approvers)},
             )
         left = {i.id: i.digest for i in items if i.state in ("pending", "executing")}
-        return approvers, left, found, version
+        return approvers, left, found, version, originals
 
 
 def _recheck(
@@ -239,7 +285,6 @@ def _cancel_moved_out(
         why = looked.missing.get(item.account_ref) or "the policy in force no longer includes it"
         item.state, item.finished_at = "cancelled", now
         item.reason = f"re-check at execution: {why}"
-        batch.failed_count += 1
         events.append(
             batch_events.item_event(
                 services, batch, item, "batch.item.cancelled", now, {"reason": item.reason}
@@ -352,6 +397,8 @@ def _chunk(
         if why is not None:
             _stop_failed_recheck(services, session, batch, now, progress, why)
             return True
+        if batch.reverts_id is not None:
+            _fail_superseded(services, session, batch, items, run, now, progress)
         items = [i for i in items if i.state in ("pending", "executing")]
         if not items:
             return False  # every item of this chunk was cancelled: on to the next
@@ -362,6 +409,55 @@ def _chunk(
         remote = _claim(session, items[0], now, services)
     _carry_out_remote(services, batch_id, remote, approvers, progress)
     return False
+
+
+def _original_problem(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    items: Sequence[BatchItemRow],
+    now: datetime,
+) -> tuple[str | None, dict[str, str]]:
+    """A reverse batch's start: the batch it undoes must be what its log and approved
+    manifest prove (`batch_undo_guard.altered`, the original locked after this one, as
+    `mark_reverted` does); else the high `batch_tampered` alert and why. With the digests of
+    the items it undoes, for the chunks."""
+    assert batch.reverts_id is not None
+    original = batch_events.lock(session, batch.reverts_id)
+    assert original is not None
+    chosen = [i.reverts_item_id for i in items if i.reverts_item_id and i.state == "pending"]
+    found = batch_undo_guard.altered(session, original, chosen)
+    if found is None:
+        rows = batch_integrity.items_of(session, original.id)
+        return None, {i.id: i.digest for i in rows if i.id in set(chosen)}
+    batch_undo_guard.raise_tampered(services, session, original, found, "undo execution", now)
+    return f"the batch it undoes ({original.id}) was altered in the store", {}
+
+
+def _fail_superseded(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    items: Sequence[BatchItemRow],
+    run: _Run,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    """A reverse batch's chunk, under its lock and the original batch's: an item whose
+    original is no longer executed, was changed, or was superseded by a later change on
+    its account fails alone, saying why (`batch_undo_guard.superseded`)."""
+    assert batch.reverts_id is not None
+    batch_events.lock(session, batch.reverts_id)
+    events: list[NewEvent] = []
+    for item in items:
+        if item.state != "pending" or item.reverts_item_id is None:
+            continue  # an executing one's call may have been made: reconciliation decides
+        why = batch_undo_guard.superseded(session, item, run.originals.get(item.reverts_item_id))
+        if why is None:
+            continue
+        failure = ConnectorError(f"not undone: {why}", transient=False)
+        events.append(_failure(services, batch, item, failure, now, progress))
+    services.audit.append_many(session, events)
 
 
 def _stop_failed_recheck(

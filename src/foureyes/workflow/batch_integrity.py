@@ -14,7 +14,9 @@ triggers (migration 0015) are only defence in depth: a DBA can drop them.
   a forged approval shows here.
 
 A batch found altered is stopped (`refuse`): cancelled if it had not started, else its
-remaining items are cancelled; with a high `batch_tampered` alert.
+remaining items are cancelled (either way every item not carried out is settled `cancelled`,
+with its event); with a high `batch_tampered` alert. Its requester is told only that an
+integrity check stopped it (`batch_notify`): the reasons are oversight's.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.store.tables import BatchItemRow, BatchReviewRow, BatchRow, EventRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import batch_events, batch_manifest
+from foureyes.workflow import batch_events, batch_manifest, batch_notify
 
 DETECTOR = "batch_tampered"
 REVIEWED = "batch.reviewed"
@@ -139,8 +141,9 @@ def refuse(
 ) -> str:
     """Stop an altered batch in the caller's transaction (the module's docstring); the
     reason."""
-    reason = f"re-check at {during} failed: {found}; nothing more of it is carried out"
+    reason = f"re-check at {during} failed: {found}; {batch_notify.STOPPED}"
     if batch.state in ("pending", "approved"):
+        _cancel_items(services, session, batch, now, reason)
         batch_events.move(
             services,
             session,
@@ -175,6 +178,26 @@ def cancel_remaining(
 ) -> int:
     """Cancel every item not yet carried out (one event each) and end the batch `executed`
     with its counts; how many were cancelled."""
+    left = _cancel_items(services, session, batch, now, reason)
+    batch_events.move(
+        services,
+        session,
+        batch,
+        "executed",
+        allowed=("executing",),
+        actor=None,
+        now=now,
+        reason=reason,
+        details=counts(batch),
+    )
+    return left
+
+
+def _cancel_items(
+    services: Services, session: Session, batch: BatchRow, now: datetime, reason: str
+) -> int:
+    """Cancel every item not yet carried out, one event each (counted as cancelled, not
+    failed: nothing was tried); how many."""
     left = [
         i for i in items_of(session, batch.id, lock=True) if i.state in ("pending", "executing")
     ]
@@ -187,24 +210,15 @@ def cancel_remaining(
             )
         )
     services.audit.append_many(session, events)
-    batch.failed_count += len(left)
-    batch_events.move(
-        services,
-        session,
-        batch,
-        "executed",
-        allowed=("executing",),
-        actor=None,
-        now=now,
-        reason=reason,
-        details=counts(batch),
-    )
     return len(left)
 
 
 def counts(batch: BatchRow) -> dict[str, int]:
+    """An ended batch's counts: cancelled items (re-checks, a stop) are neither executed nor
+    failed."""
     return {
         "items": batch.item_count,
         "executed": batch.executed_count,
         "failed": batch.failed_count,
+        "cancelled": batch_notify.cancelled_count(batch),
     }

@@ -5,7 +5,9 @@ transaction (as `foureyes.notify.hooks` does for requests):
   today (not its requester) is asked for a review (`batch.review.needed`); one away is not,
   their delegate is when eligible too (`foureyes.notify.recipients.reachable_now`);
 - a decision on it or its end (approved, declined, expired, cancelled by someone else,
-  executed, with how many items failed): its requester is told (`batch.<state>`);
+  executed, with how many items were executed, failed and cancelled): its requester is told
+  (`batch.<state>`); a batch foureyes cancelled is told as such, one an integrity check
+  stopped only as that (the findings are oversight's);
 - its submission (`batch.pending`, or `batch.empty` when nothing rode in it) and every move
   above (a cancellation of the requester's own included): each channel its batch rule's
   `notify` option names, as it was when the batch was decided (its stored requirement), as
@@ -36,6 +38,9 @@ from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import BatchRow, StaffRow
 
 REVIEW_NEEDED = "batch.review.needed"
+# The end of the reason of a batch stopped by an integrity check (`batch_integrity.refuse`):
+# its requester is told only that, never what was found (that is oversight's, with the alert).
+STOPPED = "nothing more of it is carried out"
 # The states a batch's requester is told it moved to.
 TOLD_TO_REQUESTER = frozenset({"approved", "declined", "expired", "cancelled", "executed"})
 
@@ -71,7 +76,7 @@ def approvers(services: Services, session: Session, batch: BatchRow, now: dateti
     return sorted(found)
 
 
-def card(batch: BatchRow, title: str) -> dict[str, Any]:
+def card(batch: BatchRow, title: str, *, actor: str | None = None) -> dict[str, Any]:
     """The batch's card: no account of the manifest, no param value (module docstring)."""
     return Card(
         title=title,
@@ -83,17 +88,38 @@ def card(batch: BatchRow, title: str) -> dict[str, Any]:
         link=batch_link(batch.id),
         justification=batch.justification,
         expires_at=batch.expires_at.isoformat() if batch.expires_at else None,
-        reason=_outcome(batch),
+        reason=_outcome(batch, actor),
     ).to_json()
 
 
-def _outcome(batch: BatchRow) -> str | None:
+def cancelled_count(batch: BatchRow) -> int:
+    """Items of an ended batch neither executed nor failed: cancelled (by a re-check or a
+    stop), never tried."""
+    return max(batch.item_count - batch.executed_count - batch.failed_count, 0)
+
+
+def _outcome(batch: BatchRow, actor: str | None) -> str | None:
+    """What a message says of the batch's end: counts, or a reason that names no account and
+    carries no finding of an integrity check (those reasons stay in the console and the log,
+    for whoever may read them there)."""
+    stopped = batch.reason is not None and batch.reason.endswith(STOPPED)
     if batch.state == "executed":
-        return f"{batch.executed_count} executed, {batch.failed_count} failed"
+        shown = (
+            f"{batch.executed_count} executed, {batch.failed_count} failed, "
+            f"{cancelled_count(batch)} cancelled"
+        )
+        return shown + ("; stopped by an integrity check" if stopped else "")
+    if batch.state == "cancelled" and actor is None:
+        if stopped:
+            return "stopped by an integrity check; oversight was told"
+        return (
+            "cancelled by foureyes: what it was approved for no longer holds (the policy, its "
+            "accounts or the people changed); the console says why"
+        )
     return batch.reason
 
 
-def _body(batch: BatchRow) -> str:
+def _body(batch: BatchRow, actor: str | None = None) -> str:
     lines = [
         f"Batch {batch.id}",
         f"Action: {batch.action} on {batch.item_count} account(s)",
@@ -101,7 +127,7 @@ def _body(batch: BatchRow) -> str:
         f"Justification: {batch.justification or '(none)'}",
         f"State: {batch.state}",
     ]
-    outcome = _outcome(batch)
+    outcome = _outcome(batch, actor)
     if outcome:
         lines.append(f"Outcome: {outcome}")
     return "\n".join(lines)
@@ -181,8 +207,8 @@ def moved(session: Session, batch: BatchRow, now: datetime, *, actor: str | None
         kind=f"batch.{batch.state}",
         subject=f"foureyes: your batch {batch.action} on {batch.item_count} account(s) is "
         f"{batch.state}",
-        body=_body(batch),
+        body=_body(batch, actor),
         link=batch_link(batch.id),
         now=now,
-        details=card(batch, f"Your batch is {batch.state}"),
+        details=card(batch, f"Your batch is {batch.state}", actor=actor),
     )

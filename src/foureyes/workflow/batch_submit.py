@@ -57,6 +57,7 @@ from foureyes.workflow import (
     batch_notify,
     batch_quota,
     batch_recheck,
+    batch_undo_guard,
     decide,
     routing,
     submit,
@@ -167,6 +168,9 @@ def _record(
         now = services.clock()
         if services.policy_in_force(session)[0] != version:
             raise Conflict("the policy changed while the batch was being decided: send it again")
+        if given.reverts is not None:
+            # Racing undos of the same items wait here, on the original batch's lock.
+            batch_undo_guard.check_recordable(session, given.reverts, given.reverts_items)
         included = plan.included
         # One pending request per account (the policy's option): an included item is a
         # pending request on its account; one that has something pending refuses the batch.

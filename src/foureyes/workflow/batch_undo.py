@@ -6,16 +6,17 @@ to the platform as `ExecutionOrder.reverts`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
-from foureyes.store.tables import BatchItemRow, BatchRow
-from foureyes.workflow import batch_idempotency, batch_views
+from foureyes.store.tables import BatchItemRow
+from foureyes.workflow import batch_idempotency, batch_undo_guard, batch_views
 from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
 
 
@@ -29,9 +30,9 @@ def undo_batch(
 ) -> str:
     """Submit the reverse batch; its id. BadInput for an action nothing undoes, a position
     that names no executed item; Conflict when no item of the batch was executed."""
-    return submit_batch(
-        services, actor, _reverse(services, actor, batch_id, positions, justification)
-    )
+    given = _reverse(services, actor, batch_id, positions, justification)
+    with _alerting(services, batch_id):
+        return submit_batch(services, actor, given)
 
 
 def undo_batch_or_replay(
@@ -57,7 +58,19 @@ def undo_batch_or_replay(
         return found, True
     given = _reverse(services, actor, batch_id, positions, justification)
     keyed = dataclasses.replace(given, idempotency_key=idempotency_key)
-    return batch_idempotency.submit_or_replay(services, actor, keyed, asked=asked)
+    with _alerting(services, batch_id):
+        return batch_idempotency.submit_or_replay(services, actor, keyed, asked=asked)
+
+
+@contextlib.contextmanager
+def _alerting(services: Services, batch_id: str) -> Iterator[None]:
+    """An undo refused because the batch it reverses was altered raises the high
+    `batch_tampered` alert (in its own transaction: the undo's rolled back)."""
+    try:
+        yield
+    except batch_undo_guard.OriginalAltered as exc:
+        batch_undo_guard.alert(services, batch_id, exc.message, "undo")
+        raise
 
 
 def _reverse(
@@ -102,7 +115,7 @@ def _reverse(
                     positions=wrong,
                 )
             chosen = [executed[p] for p in sorted(set(positions))]
-        _refuse_open_undo(session, batch_id, [item.id for item in chosen])
+        batch_undo_guard.refuse_open_undo(session, batch_id, [item.id for item in chosen])
         return BatchSubmission(
             action=reverse,
             accounts=[item.account_ref for item in chosen],
@@ -125,26 +138,3 @@ def _reverted(session: Session, batch_id: str, positions: Sequence[int]) -> list
             )
         )
     )
-
-
-def _refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -> None:
-    """Conflict when a reverse batch not yet ended already carries one of the items: a second
-    undo of the same items would reverse whatever happened to the accounts in between."""
-    for start in range(0, len(item_ids), 1000):
-        open_undo = session.scalar(
-            select(BatchRow.id)
-            .join(BatchItemRow, BatchItemRow.batch_id == BatchRow.id)
-            .where(
-                BatchRow.reverts_id == batch_id,
-                BatchRow.state.in_(("pending", "approved", "executing")),
-                BatchItemRow.reverts_item_id.in_(list(item_ids[start : start + 1000])),
-                BatchItemRow.state.in_(("pending", "executing")),
-            )
-            .limit(1)
-        )
-        if open_undo is not None:
-            raise Conflict(
-                f"batch {open_undo} already undoes items of batch {batch_id}: decline or "
-                "cancel it first",
-                batch_id=open_undo,
-            )

@@ -1,16 +1,20 @@
 """Batch notifications, in the outbox: the eligible approvers of a pending batch are asked
 for a review; its requester hears of the decision and of the end (with how many items
-failed). No card names an account of the manifest or a param value."""
+failed and were cancelled). No card names an account of the manifest or a param value, nor what
+an integrity check found."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 from tests.batches import approved, review, seed_ring, submit
+from tests.dba import tamper
 from tests.worlds import World
 
-from foureyes.store.tables import OutboxRow
+from foureyes.errors import Conflict
+from foureyes.store.tables import BatchItemRow, OutboxRow
 from foureyes.workflow import batch_cancel, batch_execute, batch_notify
 from foureyes.workflow.away import set_away
 
@@ -59,7 +63,7 @@ def test_approvers_are_asked_and_the_requester_hears_of_the_approval_and_the_end
     [ended] = to_people(world, "batch.executed")
     assert ended.to_staff == "e-3001"
     assert ended.details is not None
-    assert ended.details["reason"] == "4 executed, 0 failed"
+    assert ended.details["reason"] == "4 executed, 0 failed, 0 cancelled"
     assert_names_no_item(outbox(world), ring)
 
 
@@ -101,3 +105,61 @@ def test_the_batch_rules_notify_channel_hears_of_every_step(world: World) -> Non
     ]
     assert [k for k, b in kinds if b == other] == ["batch.pending", "batch.cancelled"]
     assert_names_no_item(told, ring)
+
+
+def _make_vit(world: World, ref: str) -> None:
+    tamper(
+        world.services.database,
+        "UPDATE chirp_accounts SET followers = 5000000 WHERE id = :id",
+        id=ref.partition(":")[2],
+    )
+
+
+def test_a_cancellation_by_foureyes_names_no_item(world: World) -> None:
+    """An account turned vit between two approvals cancels the batch: its requester hears that
+    foureyes cancelled it, not which account no longer rides (nor that it became vit)."""
+    ring = seed_ring(world, 3, prefix="turned")
+    batch_id = submit(world, ring)
+    review(world, batch_id, "e-3002")
+    _make_vit(world, ring[1])
+    with pytest.raises(Conflict):
+        review(world, batch_id, "e-3003")
+    [told] = to_people(world, "batch.cancelled")
+    assert told.details is not None
+    assert told.details["reason"].startswith("cancelled by foureyes")
+    assert_names_no_item([told], ring)
+
+
+def test_a_batch_stopped_by_an_integrity_check_says_only_that(world: World) -> None:
+    """A re-targeted item stops the batch: its items are all settled cancelled, and its
+    requester is told an integrity check stopped it, nothing of what was found."""
+    ring = seed_ring(world, 3, prefix="stopped")
+    batch_id = approved(world, ring)
+    tamper(
+        world.services.database,
+        "UPDATE batch_items SET account_ref = :ref WHERE batch_id = :id AND position = 2",
+        ref="chirp:elsewhere",
+        id=batch_id,
+    )
+    assert batch_execute.execute_batch(world.services, batch_id).state == "cancelled"
+    with world.services.database.read() as session:
+        states = set(
+            session.scalars(select(BatchItemRow.state).where(BatchItemRow.batch_id == batch_id))
+        )
+    assert states == {"cancelled"}
+    [told] = to_people(world, "batch.cancelled")
+    assert told.details is not None
+    assert told.details["reason"] == "stopped by an integrity check; oversight was told"
+    assert "digest" not in told.body
+    assert_names_no_item([told], [*ring, "chirp:elsewhere"])
+
+
+def test_items_a_re_check_cancels_are_counted_cancelled_not_failed(world: World) -> None:
+    ring = seed_ring(world, 3, prefix="counted")
+    batch_id = approved(world, ring)
+    _make_vit(world, ring[0])
+    progress = batch_execute.execute_batch(world.services, batch_id)
+    assert (progress.executed, progress.failed) == (2, 0)
+    [ended] = to_people(world, "batch.executed")
+    assert ended.details is not None
+    assert ended.details["reason"] == "2 executed, 0 failed, 1 cancelled"

@@ -232,9 +232,10 @@ def cancel(
     responses=problem_responses(409),
 )
 def execute(batch_id: BatchId, services: ServicesDep, actor: ActorDep) -> dict[str, Any]:
-    """What the worker does, now: every item not yet carried out; the batch as it is after."""
+    """What the worker does, now: every item not yet carried out; the batch as it is after.
+    A batch that is not approved, or whose delay is not over, is 409 saying which."""
     batch_views.show(services, actor, batch_id, items=False)  # 404 for whoever may not see it
-    batch_execute.execute_batch(services, batch_id, worker=f"api:{actor.id}")
+    batch_execute.execute_now(services, batch_id, worker=f"api:{actor.id}")
     return batch_views.show(services, actor, batch_id, items=False)
 
 

@@ -1,0 +1,263 @@
+"""Attacks on undoing a batch (the attack run on issue #20, findings F0 and F3): racing undos
+of the same items, a stale undo executed after a later, separate decision on the account, and
+an undo steered by a DBA's edit of the original batch's rows. Each runs on SQLite and
+PostgreSQL (the `world` fixture)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from foureyes.errors import Conflict
+from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow
+from foureyes.workflow import batch_execute, batch_submit, batch_undo, batch_undo_guard
+from tests.batches import approved, review, seed_ring
+from tests.dba import tamper
+from tests.worlds import World
+
+
+def _undo(
+    world: World, batch_id: str, positions: list[int] | None = None, by: str = "e-3001"
+) -> str:
+    return batch_undo.undo_batch(world.services, world.actor(by), batch_id, positions=positions)
+
+
+def _undos(world: World, batch_id: str) -> list[str]:
+    with world.services.database.read() as session:
+        return list(session.scalars(select(BatchRow.id).where(BatchRow.reverts_id == batch_id)))
+
+
+def _items(world: World, batch_id: str) -> list[BatchItemRow]:
+    with world.services.database.read() as session:
+        return list(
+            session.scalars(
+                select(BatchItemRow)
+                .where(BatchItemRow.batch_id == batch_id)
+                .order_by(BatchItemRow.position)
+            )
+        )
+
+
+def _tampered(world: World, batch_id: str) -> list[AlertRow]:
+    with world.services.database.read() as session:
+        return list(
+            session.scalars(
+                select(AlertRow).where(
+                    AlertRow.detector == "batch_tampered", AlertRow.request_id == batch_id
+                )
+            )
+        )
+
+
+def _status(world: World, ref: str) -> str:
+    return str(world.chirp(ref.split(":", 1)[1])["status"])
+
+
+def _approve(world: World, batch_id: str) -> None:
+    review(world, batch_id, "e-3002")
+    assert review(world, batch_id, "e-3003") == "approved"
+
+
+def _executed(world: World, ring: list[str]) -> str:
+    batch_id = approved(world, ring)
+    batch_execute.execute_batch(world.services, batch_id)
+    return batch_id
+
+
+# --- racing undos --------------------------------------------------------------------------
+
+
+def test_racing_undos_of_the_same_items_record_one(world: World) -> None:
+    batch_id = _executed(world, seed_ring(world, 4))
+    asked = [([0, 1], "e-3001"), ([0, 1], "e-3001"), ([0, 1], "e-3002"), ([1, 2], "e-3002")]
+    actors = {by: world.actor(by) for _, by in asked}
+    start = threading.Barrier(len(asked))
+    made: list[str] = []
+    refused: list[BaseException] = []
+
+    def undo(positions: list[int], by: str) -> None:
+        start.wait()
+        try:
+            made.append(
+                batch_undo.undo_batch(world.services, actors[by], batch_id, positions=positions)
+            )
+        except BaseException as exc:  # every outcome is checked below
+            refused.append(exc)
+
+    threads = [threading.Thread(target=undo, args=a) for a in asked]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1, refused
+    assert all(isinstance(exc, Conflict) for exc in refused), refused
+    assert _undos(world, batch_id) == made
+
+
+def test_an_undo_that_passed_its_first_look_is_refused_in_its_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second undo is recorded between the first's look and its write transaction: the
+    first, under the original batch's lock, sees it and records nothing."""
+    batch_id = _executed(world, seed_ring(world, 3))
+    resolve = batch_submit.resolve
+    raced: list[str] = []
+
+    def racing_resolve(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append("")
+            raced.append(_undo(world, batch_id, [1, 2], by="e-3002"))
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(batch_submit, "resolve", racing_resolve)
+    with pytest.raises(Conflict, match="already undoes"):
+        _undo(world, batch_id, [0, 1])
+    assert _undos(world, batch_id) == [raced[1]]
+
+
+def _two_stale_undos(
+    world: World, monkeypatch: pytest.MonkeyPatch, ring: list[str]
+) -> tuple[str, str, str]:
+    """The original batch and two approved undos of its item 0, recorded as racing undos were
+    before the fix (the recording guard out of the way)."""
+    batch_id = _executed(world, ring)
+    with monkeypatch.context() as patch:
+        patch.setattr(batch_undo_guard, "check_recordable", lambda *a, **k: None)
+        patch.setattr(batch_undo_guard, "refuse_open_undo", lambda *a, **k: None)
+        first, second = _undo(world, batch_id, [0]), _undo(world, batch_id, [0])
+    _approve(world, first)
+    _approve(world, second)
+    return batch_id, first, second
+
+
+def test_a_stale_undo_never_undoes_an_item_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ring = seed_ring(world, 2)
+    batch_id, first, second = _two_stale_undos(world, monkeypatch, ring)
+    batch_execute.execute_batch(world.services, first)
+    assert _items(world, batch_id)[0].state == "reverted"
+    batch_execute.execute_batch(world.services, second)
+    (item,) = _items(world, second)
+    assert item.state == "failed"
+    assert "undone already" in (item.reason or "")
+    assert _status(world, ring[0]) == "active"
+
+
+def test_a_stale_undo_never_reverses_a_later_separate_decision(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ring = seed_ring(world, 2)
+    batch_id, first, second = _two_stale_undos(world, monkeypatch, ring)
+    batch_execute.execute_batch(world.services, first)
+    assert _items(world, batch_id)[0].state == "reverted"
+    # A new incident: the account is suspended again by a later, separate batch.
+    world.clock.advance(minutes=1)
+    later = _executed(world, [ring[0]])
+    assert _status(world, ring[0]) == "suspended"
+    batch_execute.execute_batch(world.services, second)
+    assert [i.state for i in _items(world, second)] == ["failed"]
+    assert _status(world, ring[0]) == "suspended"
+    assert [i.state for i in _items(world, later)] == ["executed"]
+
+
+def test_an_undo_superseded_by_a_later_change_fails_alone(world: World) -> None:
+    """No earlier undo: item 0 is still `executed`, but a later, separate batch lifted the
+    suspension after the undo was approved. Carrying the undo out now would act on a state
+    nobody approved it for: item 0 fails alone, item 1 is undone."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    undo = _undo(world, batch_id)
+    _approve(world, undo)
+    world.clock.advance(minutes=1)
+    lifted = batch_submit.submit_batch(
+        world.services,
+        world.actor("e-3001"),
+        batch_submit.BatchSubmission(
+            action="account.unsuspend", accounts=[ring[0]], justification="CASE-77"
+        ),
+    )
+    _approve(world, lifted)
+    batch_execute.execute_batch(world.services, lifted)
+    assert _status(world, ring[0]) == "active"
+    world.clock.advance(minutes=1)
+    batch_execute.execute_batch(world.services, undo)
+    first, second = _items(world, undo)
+    assert (first.state, second.state) == ("failed", "executed")
+    assert "superseded" in (first.reason or "")
+    assert [i.state for i in _items(world, batch_id)] == ["executed", "reverted"]
+
+
+# --- an undo steered by a DBA's edit of the original batch -----------------------------------
+
+
+def _nothing_undone(world: World, batch_id: str) -> None:
+    assert _undos(world, batch_id) == []
+    assert len(_tampered(world, batch_id)) == 1
+
+
+def test_an_item_retargeted_by_a_dba_is_never_undone(world: World) -> None:
+    """F3: item 1's account edited to one the batch never touched (suspended by a separate
+    batch): the undo is refused, with the alert, and that account stays suspended."""
+    ring = seed_ring(world, 3)
+    bystander = seed_ring(world, 1, prefix="bystander")[0]
+    _executed(world, [bystander])
+    batch_id = _executed(world, ring)
+    tamper(
+        world.services.database,
+        "UPDATE batch_items SET account_ref = :ref WHERE batch_id = :id AND position = 1",
+        ref=bystander,
+        id=batch_id,
+    )
+    with pytest.raises(batch_undo_guard.OriginalAltered, match="does not match its digest"):
+        _undo(world, batch_id, [1])
+    _nothing_undone(world, batch_id)
+    assert _status(world, bystander) == "suspended"
+
+
+def test_an_item_the_log_says_was_cancelled_is_never_undone(world: World) -> None:
+    """F3, first variant: a cancelled item's row set to `executed`."""
+    ring = seed_ring(world, 3)
+    batch_id = approved(world, ring)
+    tamper(
+        world.services.database,
+        "UPDATE chirp_accounts SET followers = 5000000 WHERE id = :id",
+        id=ring[1].split(":", 1)[1],
+    )
+    batch_execute.execute_batch(world.services, batch_id)
+    assert [i.state for i in _items(world, batch_id)] == ["executed", "cancelled", "executed"]
+    tamper(
+        world.services.database,
+        "UPDATE batch_items SET state = 'executed' WHERE batch_id = :id AND position = 1",
+        id=batch_id,
+    )
+    with pytest.raises(batch_undo_guard.OriginalAltered, match="audit events say"):
+        _undo(world, batch_id, [1, 2])
+    _nothing_undone(world, batch_id)
+
+
+def test_an_original_retargeted_after_the_undo_was_approved_is_not_undone(
+    world: World,
+) -> None:
+    """The edit comes after the undo was recorded and approved: its execution re-checks the
+    original, cancels the undo with the alert, and changes no account."""
+    ring = seed_ring(world, 2)
+    bystander = seed_ring(world, 1, prefix="bystander")[0]
+    _executed(world, [bystander])
+    batch_id = _executed(world, ring)
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    tamper(
+        world.services.database,
+        "UPDATE batch_items SET account_ref = :ref WHERE batch_id = :id AND position = 0",
+        ref=bystander,
+        id=batch_id,
+    )
+    progress = batch_execute.execute_batch(world.services, undo)
+    assert progress.state == "cancelled"
+    assert len(_tampered(world, batch_id)) == 1
+    assert _status(world, bystander) == "suspended"
+    assert _status(world, ring[0]) == "suspended"
