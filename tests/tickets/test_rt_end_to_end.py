@@ -34,7 +34,9 @@ def submit(world: World, justification: str, account: str = "chirp:alice") -> st
 
 def events(world: World, kind: str) -> list[dict[str, object]]:
     with world.services.database.read() as session:
-        bodies = session.scalars(select(EventRow.body).where(EventRow.kind == kind)).all()
+        bodies = session.scalars(
+            select(EventRow.body).where(EventRow.kind == kind).order_by(EventRow.seq)
+        ).all()
     return [json.loads(body) for body in bodies]
 
 
