@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from foureyes.errors import BadInput, Unavailable
+from foureyes.text import unseen, without_unseen
 
 __all__ = [
     "MemoryTicketSystem",
@@ -55,17 +56,10 @@ MAX_LINK = 2000
 
 def shown_text(text: str, limit: int) -> str:
     """`text` as foureyes keeps and shows it: controls and line or paragraph separators become
-    a space; format characters (bidi overrides and isolates, zero-width ones), unassigned,
-    private-use and surrogate code points are dropped; runs of spaces are one; cut to `limit`
+    a space, every other character a reader would not see is dropped and stacked combining
+    marks are cut (`foureyes.text.without_unseen`); runs of spaces are one; cut to `limit`
     characters with an ellipsis."""
-    kept = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Zl", "Zp"):
-            kept.append(" ")
-        elif not category.startswith("C"):
-            kept.append(char)
-    shown = " ".join("".join(kept).split())
+    shown = " ".join(without_unseen(text).split())
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
@@ -75,7 +69,7 @@ def plain_link(url: str) -> bool:
     return (
         url.startswith(("https://", "http://"))
         and len(url) <= MAX_LINK
-        and not any(unicodedata.category(c)[0] in "CZ" for c in url)
+        and not any(unicodedata.category(c)[0] in "CZ" or unseen(c) for c in url)
     )
 
 

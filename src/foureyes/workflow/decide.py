@@ -28,7 +28,6 @@ checked as a submit checks it.
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,13 +43,12 @@ from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision, Options
 from foureyes.policy.engine import decide
 from foureyes.policy.regex import fullmatches
+from foureyes.text import overloaded, unseen
 from foureyes.workflow import quota
 
 MAX_JUSTIFICATION = 500
 # Unicode categories a justification may not hold: controls (newlines, tabs, NUL), format
 # characters (zero-width, bidi overrides) and the line and paragraph separators.
-_UNSEEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
 # How a caller counts the quotas of a request the rules decided `outcome` (see `rule`).
 QuotaCount = Callable[[Outcome], quota.QuotaCheck]
 
@@ -153,8 +151,8 @@ def check_justification(decision: Decision, justification: str | None) -> None:
 
 def check_justification_options(options: Options, justification: str | None) -> None:
     """`check_justification` against combined rule `options` (a batch's requirement's too)."""
-    if justification is not None and any(
-        unicodedata.category(char) in _UNSEEN for char in justification
+    if justification is not None and (
+        any(unseen(char) for char in justification) or overloaded(justification)
     ):
         # Line breaks, controls and invisible characters are refused rather than stripped: the
         # text reviewers read and the log keeps is the text that was checked.

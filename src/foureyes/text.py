@@ -1,0 +1,65 @@
+"""What a reader cannot see in someone else's text: the characters foureyes refuses in what
+people type (a justification) and drops from what other systems answer (a ticket's subject).
+
+Unseen: controls, format characters (bidi overrides and isolates, zero-width ones), line and
+paragraph separators, private-use, surrogate and unassigned code points, and the
+default-ignorable or blank-looking letters the categories miss (Hangul fillers, the Braille
+blank, the combining grapheme joiner, variation selectors). A run of more than `MAX_MARKS`
+combining marks on one letter is unseen text too: it stacks over the lines around it.
+Right-to-left letters are not unseen (they are people's languages); their bidi controls are.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+__all__ = ["MAX_MARKS", "overloaded", "unseen", "without_unseen"]
+
+MAX_MARKS = 3
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Default-ignorable or blank-looking code points whose category is a letter, a mark or a
+# symbol (Unicode's DerivedCoreProperties Default_Ignorable_Code_Point, and blanks).
+_BLANK_LOOKING = frozenset(
+    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}
+    | set(range(0x180B, 0x1810))
+    | set(range(0xFE00, 0xFE10))
+    | set(range(0xE0100, 0xE01F0))
+)
+_MARKS = frozenset({"Mn", "Me"})
+
+
+def unseen(char: str) -> bool:
+    """Whether `char` shows nothing a reader would notice (module docstring)."""
+    return unicodedata.category(char) in _UNSEEN_CATEGORIES or ord(char) in _BLANK_LOOKING
+
+
+def overloaded(text: str) -> bool:
+    """Whether `text` stacks more than `MAX_MARKS` combining marks on one character."""
+    run = 0
+    for char in text:
+        run = run + 1 if unicodedata.category(char) in _MARKS else 0
+        if run > MAX_MARKS:
+            return True
+    return False
+
+
+def without_unseen(text: str) -> str:
+    """`text` with controls and separators as spaces, every other unseen character dropped and
+    runs of combining marks cut to `MAX_MARKS`."""
+    kept: list[str] = []
+    run = 0
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp"):
+            kept.append(" ")
+            run = 0
+        elif unseen(char):
+            continue
+        elif category in _MARKS:
+            run += 1
+            if run <= MAX_MARKS:
+                kept.append(char)
+        else:
+            kept.append(char)
+            run = 0
+    return "".join(kept)
