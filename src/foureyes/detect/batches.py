@@ -100,14 +100,9 @@ def departing_staff(seen: Seen) -> None:
     person = seen.staff(row.requester_id)
     if person is None:
         return
-    days_left = person.days_left(seen.at.date())
-    if person.status == "active" and days_left > spec.days:
+    why = detectors.departure(person.status, person.days_left(seen.at.date()), spec.days)
+    if why is None:
         return
-    why = (
-        f"is {person.status}"
-        if person.status != "active"
-        else (f"ended {-days_left} days ago" if days_left < 0 else f"leaves in {days_left} days")
-    )
     seen.alert(
         spec,
         "departing_staff",

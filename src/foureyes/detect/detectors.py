@@ -190,6 +190,16 @@ def protected_touched(seen: Seen) -> None:
     )
 
 
+def departure(status: str, days_left: int, within: int) -> str | None:
+    """Why a person counts as departing (not active, or leaving within `within` days), in
+    words; None when they do not."""
+    if status != "active":
+        return f"is {status}"
+    if days_left > within:
+        return None
+    return f"ended {-days_left} days ago" if days_left < 0 else f"leaves in {days_left} days"
+
+
 def departing_staff(seen: Seen) -> None:
     spec = seen.settings.departing_staff
     row = seen.request()
@@ -199,13 +209,9 @@ def departing_staff(seen: Seen) -> None:
     if person is None:
         return
     days_left = person.days_left(seen.at.date())
-    if person.status == "active" and days_left > spec.days:
+    why = departure(person.status, days_left, spec.days)
+    if why is None:
         return
-    why = (
-        f"is {person.status}"
-        if person.status != "active"
-        else (f"ended {-days_left} days ago" if days_left < 0 else f"leaves in {days_left} days")
-    )
     seen.alert(
         spec,
         "departing_staff",

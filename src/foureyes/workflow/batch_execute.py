@@ -192,41 +192,13 @@ def _start(
         if batch.reverts_id is not None:
             why, originals = _original_problem(services, session, batch, items, now)
             if why is not None:
-                reason = f"re-check at execution failed: {why}"
-                if batch.state == "approved":
-                    batch_events.move(
-                        services,
-                        session,
-                        batch,
-                        "cancelled",
-                        allowed=("approved",),
-                        actor=None,
-                        now=now,
-                        reason=reason,
-                    )
-                else:
-                    batch_integrity.cancel_remaining(services, session, batch, now, reason)
-                return Progress(batch.state, reason=reason)
+                return _stop_at_start(services, session, batch, now, why)
         version = services.policy_in_force(session)[0]
         if rechecked is None or version != rechecked[0]:
             rechecked = (version, _recheck(services, session, batch, looked, reviews, now))
         why, plan_refs, approvers = rechecked[1]
         if why is not None:
-            reason = f"re-check at execution failed: {why}"
-            if batch.state == "approved":
-                batch_events.move(
-                    services,
-                    session,
-                    batch,
-                    "cancelled",
-                    allowed=("approved",),
-                    actor=None,
-                    now=now,
-                    reason=reason,
-                )
-            else:
-                batch_integrity.cancel_remaining(services, session, batch, now, reason)
-            return Progress(batch.state, reason=reason)
+            return _stop_at_start(services, session, batch, now, why)
         _cancel_moved_out(services, session, batch, items, plan_refs, looked, now)
         if batch.state == "approved":
             batch_events.move(
@@ -458,6 +430,28 @@ def _fail_superseded(
         failure = ConnectorError(f"not undone: {why}", transient=False)
         events.append(_failure(services, batch, item, failure, now, progress))
     services.audit.append_many(session, events)
+
+
+def _stop_at_start(
+    services: Services, session: Session, batch: BatchRow, now: datetime, why: str
+) -> Progress:
+    """A re-check before the run failed: an approved batch is cancelled, one already
+    executing has what is left of it cancelled, saying why."""
+    reason = f"re-check at execution failed: {why}"
+    if batch.state == "approved":
+        batch_events.move(
+            services,
+            session,
+            batch,
+            "cancelled",
+            allowed=("approved",),
+            actor=None,
+            now=now,
+            reason=reason,
+        )
+    else:
+        batch_integrity.cancel_remaining(services, session, batch, now, reason)
+    return Progress(batch.state, reason=reason)
 
 
 def _stop_failed_recheck(
