@@ -75,7 +75,7 @@ from foureyes.connectors.setup import ConnectorSetup
 from foureyes.errors import BadInput, ConnectorError, FoureyesError, NotFound, Unavailable
 from foureyes.model import Account, ActionKind, ActionSpec, parse_duration, utcnow
 from foureyes.policy.catalog import Attribute
-from foureyes.store.bulk import one_of
+from foureyes.store.bulk import chunks, one_of
 from foureyes.store.database import Database
 
 RECENT_POSTS = 20
@@ -145,8 +145,7 @@ class DemoConnector(Connector):
         found: dict[str, Account] = {}
         with self.database.read() as session:
             connection = session.connection()
-            for start in range(0, len(ids), _MANY):
-                chunk = ids[start : start + _MANY]
+            for chunk in chunks(ids):
                 many = _COLUMNS.where(one_of(session, ChirpAccountRow.id, chunk))
                 for row in connection.execute(many):
                     found[row.id] = _account(row._mapping)
@@ -675,7 +674,6 @@ _SET_STATUS = (
     .where(_ACCOUNTS.c.id == bindparam("b_id"))
     .values(status=bindparam("b_status"), status_reason=bindparam("b_reason"))
 )
-_MANY = 1000
 
 
 def _account(row: Mapping[Any, Any]) -> Account:

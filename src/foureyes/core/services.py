@@ -28,7 +28,7 @@ from foureyes.model import Account, Staff
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store import page_memo, seals
-from foureyes.store.bulk import one_of
+from foureyes.store.bulk import chunks, one_of
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_record
 from foureyes.store.tables import EventRow, IdentityRow, PinRow, PolicyVersionRow, RequestRow
@@ -345,8 +345,7 @@ class Services:
         refs = list(dict.fromkeys(account_refs))
         found: dict[str, frozenset[str]] = {}
         connection = session.connection()
-        for start in range(0, len(refs), _MANY):
-            chunk = refs[start : start + _MANY]
+        for chunk in chunks(refs):
             pins: dict[str, set[str]] = {ref: set() for ref in chunk}
             for ref, pin in connection.execute(
                 select(PinRow.account_ref, PinRow.pin).where(
@@ -420,9 +419,6 @@ class Services:
             raise NotFound(f"no account {account_ref!r} on {platform}")
         return account
 
-
-# How many accounts one bulk read names (an IN list PostgreSQL and SQLite take well).
-_MANY = 1000
 
 # The queries of every decision, built once (building one costs more than running it).
 _POLICY_IN_FORCE = select(func.max(PolicyVersionRow.version))

@@ -24,13 +24,13 @@ from sqlalchemy import select
 from foureyes.detect import batch_counts, detectors
 from foureyes.detect.detectors import Seen
 from foureyes.model import ActionKind
+from foureyes.store.bulk import chunks, one_of
 from foureyes.store.tables import BatchItemRow, BatchReviewRow, BatchRow, PinRow
 
 SUBMITTED = "batch.submitted"
 REVIEWED = "batch.reviewed"  # foureyes.workflow.batch_integrity
 REFUSED = "batch.refused"  # foureyes.workflow.batch_submit
 MAX_NAMED = 50
-_CHUNK = 1000  # accounts per pin look-up (SQLite's bound parameters)
 
 
 def _batch(seen: Seen) -> BatchRow | None:
@@ -66,10 +66,10 @@ def protected_touched(seen: Seen) -> None:
         if isinstance(entry, dict) and entry.get("tier") in spec.tiers:
             hits[str(entry.get("account"))] = f"tier {entry['tier']}"
     accounts = _included_and_denied(seen, row) if spec.pins else []
-    for start in range(0, len(accounts), _CHUNK):
+    for chunk in chunks(accounts):
         for ref, pin in seen.session.execute(
             select(PinRow.account_ref, PinRow.pin).where(
-                PinRow.account_ref.in_(accounts[start : start + _CHUNK]),
+                one_of(seen.session, PinRow.account_ref, chunk),
                 PinRow.pin.in_(spec.pins),
             )
         ):

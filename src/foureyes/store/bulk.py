@@ -3,16 +3,20 @@
 `one_of(session, column, values)` is `column IN (values)`: on PostgreSQL as `column =
 ANY(array)`, one bound parameter however many values (psycopg parses a statement with a
 thousand placeholders on every call, and does not cache statements that long); on SQLite as
-an IN list (its parser is native code, and it has no arrays).
+an IN list (its parser is native code, and it has no arrays). `chunks(values)` cuts a long
+list into pieces of at most `CHUNK`, so that an IN list stays within SQLite's bound-parameter
+limit and one statement's answer stays small.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam
 from sqlalchemy.orm import Session
+
+CHUNK = 1000
 
 
 def one_of(session: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
@@ -24,3 +28,9 @@ def one_of(session: Session, column: Any, values: Sequence[str]) -> ColumnElemen
         return found
     within: ColumnElement[bool] = column.in_(list(values))
     return within
+
+
+def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`values` in consecutive pieces of at most `CHUNK`."""
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.errors import Conflict
+from foureyes.store.bulk import chunks, one_of
 from foureyes.store.tables import BatchItemRow, BatchRow, RequestRow
 from foureyes.workflow import batch_events, batch_integrity, batch_ledger
 
@@ -115,14 +116,14 @@ def raise_tampered(
 def refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -> None:
     """Conflict when a reverse batch not yet ended already carries one of the items: a second
     undo of the same items would reverse whatever happened to the accounts in between."""
-    for start in range(0, len(item_ids), 1000):
+    for chunk in chunks(item_ids):
         open_undo = session.scalar(
             select(BatchRow.id)
             .join(BatchItemRow, BatchItemRow.batch_id == BatchRow.id)
             .where(
                 BatchRow.reverts_id == batch_id,
                 BatchRow.state.in_(OPEN),
-                BatchItemRow.reverts_item_id.in_(list(item_ids[start : start + 1000])),
+                one_of(session, BatchItemRow.reverts_item_id, chunk),
                 BatchItemRow.state.in_(("pending", "executing")),
             )
             .limit(1)
