@@ -209,6 +209,11 @@ def test_a_forged_approval_row_is_caught(world: World) -> None:
         "UPDATE batch_items SET digest = 'x' WHERE batch_id = :id",
         "UPDATE batches SET digest = 'x' WHERE id = :id",
         "UPDATE batches SET action = 'account.delete' WHERE id = :id",
+        # 0019's columns, written once at submission (0020).
+        "UPDATE batches SET idempotency_key = 'another' WHERE id = :id",
+        "UPDATE batches SET idempotency_digest = 'x' WHERE id = :id",
+        "UPDATE batch_items SET names = '[\"president\"]' WHERE batch_id = :id",
+        "UPDATE batch_items SET names = NULL WHERE batch_id = :id",
         "DELETE FROM batch_items WHERE batch_id = :id",
         "DELETE FROM batches WHERE id = :id",
     ],
