@@ -23,7 +23,7 @@ from foureyes.store.tables import (
 )
 from foureyes.workflow import batch_execute, batch_manifest, batch_quota
 from foureyes.workflow.batch_manifest import ManifestRefused
-from tests.batches import approved, review, seed_ring, show, submit
+from tests.batches import approved, counts, review, seed_ring, show, submit
 from tests.conftest import EXAMPLES
 from tests.dba import tamper
 from tests.worlds import World, make_world
@@ -313,10 +313,11 @@ def test_a_contract_that_ends_before_execution_stops_the_batch(world: World) -> 
     batch_id = approved(world, ring, by="c-3004")
     world.clock.now = datetime(2027, 4, 1, 12, 0, tzinfo=UTC)  # past Lee Park's contract
     progress = batch_execute.execute_batch(world.services, batch_id)
-    assert progress.executed == 0
+    assert (progress.executed, progress.cancelled) == (0, 3)
     view = show(world, batch_id)
     assert view["state"] == "cancelled"
     assert "c-3004" in view["reason"]
+    assert counts(view) == (0, 0, 3, 0)
     for ref in ring:
         _untouched(world, ref)
 
