@@ -77,11 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0020_batch_columns_immutable"]
-    assert migrate.head() == "0020_batch_columns_immutable"
+    assert scripts.get_heads() == ["0020_batch_immutable_pin_names"]
+    assert migrate.head() == "0020_batch_immutable_pin_names"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
-        "0020_batch_columns_immutable",
+        "0020_batch_immutable_pin_names",
         "0019_batch_more",
         "0018_tickets",
         "0017_chat_channels",

@@ -1,6 +1,6 @@
-"""Batches: 0019's columns join what never changes after insert
+"""Batches: 0019's columns join what never changes after insert; pins keep the names seen
 
-Revision ID: 0020_batch_columns_immutable
+Revision ID: 0020_batch_immutable_pin_names
 Revises: 0019_batch_more
 Create Date: 2026-12-07 01:10:00.000000
 
@@ -16,6 +16,12 @@ The triggers are 0015's, rebuilt with its own SQL builders over its column lists
 (0015's module is loaded from its file: a migration never imports the application). On
 PostgreSQL the two change functions are redefined (the triggers call them by name); on
 SQLite the two triggers are dropped and created again. Downgrade puts 0015's back.
+
+`account_pins.names`: the handle and display name the platform reported for a pinned account
+when the pin was made (a JSON list of strings, or NULL: not known then, or a pin made before
+this version). Read by the `batch_lookalike` detector only, which makes no platform call: a
+pinned DID nobody has acted on is compared by its handle too. Not immutable: a pin row is a
+current mark (an unpin deletes it), not a record of what was asked.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020_batch_columns_immutable"
+revision: str = "0020_batch_immutable_pin_names"
 down_revision: str | Sequence[str] | None = "0019_batch_more"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -72,7 +79,9 @@ def _rebuild(with_added: bool) -> None:
 
 def upgrade() -> None:
     _rebuild(with_added=True)
+    op.add_column("account_pins", sa.Column("names", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("account_pins", "names")
     _rebuild(with_added=False)
