@@ -23,7 +23,7 @@ from foureyes.store.tables import (
 )
 from foureyes.workflow import batch_execute, batch_manifest, batch_quota
 from foureyes.workflow.batch_manifest import ManifestRefused
-from tests.batches import approved, review, seed_ring, show, submit
+from tests.batches import approved, counts, review, seed_ring, show, submit
 from tests.conftest import EXAMPLES
 from tests.dba import tamper
 from tests.worlds import World, make_world
@@ -209,6 +209,11 @@ def test_a_forged_approval_row_is_caught(world: World) -> None:
         "UPDATE batch_items SET digest = 'x' WHERE batch_id = :id",
         "UPDATE batches SET digest = 'x' WHERE id = :id",
         "UPDATE batches SET action = 'account.delete' WHERE id = :id",
+        # 0019's columns, written once at submission (0020).
+        "UPDATE batches SET idempotency_key = 'another' WHERE id = :id",
+        "UPDATE batches SET idempotency_digest = 'x' WHERE id = :id",
+        "UPDATE batch_items SET names = '[\"president\"]' WHERE batch_id = :id",
+        "UPDATE batch_items SET names = NULL WHERE batch_id = :id",
         "DELETE FROM batch_items WHERE batch_id = :id",
         "DELETE FROM batches WHERE id = :id",
     ],
@@ -308,10 +313,11 @@ def test_a_contract_that_ends_before_execution_stops_the_batch(world: World) -> 
     batch_id = approved(world, ring, by="c-3004")
     world.clock.now = datetime(2027, 4, 1, 12, 0, tzinfo=UTC)  # past Lee Park's contract
     progress = batch_execute.execute_batch(world.services, batch_id)
-    assert progress.executed == 0
+    assert (progress.executed, progress.cancelled) == (0, 3)
     view = show(world, batch_id)
     assert view["state"] == "cancelled"
     assert "c-3004" in view["reason"]
+    assert counts(view) == (0, 0, 3, 0)
     for ref in ring:
         _untouched(world, ref)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow
 from foureyes.workflow import batch_manifest, batch_worker
 from tests.api.conftest import Api, assert_problem
+from tests.batches import counts, make_big_vit, seed_big
 
 CASE = "CASE-77"
 
@@ -48,7 +49,17 @@ def test_a_csv_batch_is_approved_carried_out_and_shows_its_progress(api: Api) ->
     csv_text = "account\n" + "\n".join(ring) + "\n# end of the ring\n"
     view = submitted(api, {"action": "account.suspend", "csv": csv_text, "justification": CASE})
     assert (view["state"], view["item_count"]) == ("pending", 30)
-    assert view["progress"] == {"total": 30, "done": 0, "by_state": {"pending": 30}, "percent": 0}
+    assert view["progress"] == {
+        "total": 30,
+        "done": 0,
+        "by_state": {"pending": 30},
+        "percent": 0,
+        "executed": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "pending": 30,
+    }
+    assert (view["executed"], view["failed"], view["cancelled"], view["pending"]) == (0, 0, 0, 30)
     assert review(api, "e-3002", view).json()["state"] == "pending"
     assert review(api, "e-3003", view).json()["state"] == "approved"
     batch_worker.run_batches(api.world.services, "test")
@@ -144,3 +155,21 @@ def test_undo_is_one_reverse_batch(api: Api) -> None:
     assert reverse["reverts"] == view["id"]
     assert reverse["action"] == "account.unsuspend"
     assert [i["account"] for i in reverse["items"]] == [ring[1], ring[3]]
+
+
+def test_a_batch_and_the_list_count_cancelled_items_and_sum_to_its_items(api: Api) -> None:
+    # Two accounts the policy in force at the run's start no longer lets ride: cancelled by
+    # the start's re-check, and counted so in the batch and in the list.
+    ring, big = seed(api, 3), seed_big(api.world, 2)
+    view = submitted(
+        api, {"action": "account.suspend", "accounts": [*ring, *big], "justification": CASE}
+    )
+    review(api, "e-3002", view)
+    review(api, "e-3003", view)
+    make_big_vit(api.world)
+    batch_worker.run_batches(api.world.services, "test")
+    shown = api.get("e-3001", f"/v1/batches/{view['id']}").json()
+    assert shown["state"] == "executed"
+    assert counts(shown) == (3, 0, 2, 0)
+    (listed,) = api.get("e-3001", "/v1/batches").json()["items"]
+    assert counts(listed) == (3, 0, 2, 0)

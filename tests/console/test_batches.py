@@ -20,7 +20,7 @@ from foureyes.store.database import Database
 from foureyes.store.tables import BatchRow
 from foureyes.workflow import batch_worker, operations
 from foureyes.workflow.submit import Submission
-from tests.batches import seed_ring, show, submit
+from tests.batches import approved, make_big_vit, seed_big, seed_ring, show, submit
 from tests.conftest import EXAMPLES
 from tests.console.conftest import Browser, Console, console_for, csrf_of
 from tests.webauthn_authenticator import b64url
@@ -297,3 +297,12 @@ def test_on_a_demo_server_the_demo_key_signs_that_batch_for_that_person_alone(
     assert show(world, batch_id)["reviews"] == []
     assert _approve(console, MEI, batch_id, digest, step_up).status_code == 303
     assert [r["reviewer"] for r in show(world, batch_id)["reviews"]] == [MEI]
+
+
+def test_the_card_counts_items_the_start_of_run_cancelled(console: Console) -> None:
+    ring, big = seed_ring(console.world, 3), seed_big(console.world, 2)
+    batch_id = approved(console.world, [*ring, *big])
+    make_big_vit(console.world)
+    batch_worker.run_batches(console.world.services, "test")
+    page = console.signed_in("e-3001").get(f"/console/batches/{batch_id}").text
+    assert "5 / 5 (3 executed, 0 failed, 2 cancelled, 0 pending)" in page

@@ -77,10 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0019_batch_more"]
-    assert migrate.head() == "0019_batch_more"
+    assert scripts.get_heads() == ["0020_batch_immutable_pin_names"]
+    assert migrate.head() == "0020_batch_immutable_pin_names"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0020_batch_immutable_pin_names",
         "0019_batch_more",
         "0018_tickets",
         "0017_chat_channels",
@@ -697,3 +698,79 @@ def test_other_tables_stay_writable(database: Database) -> None:
     with database.transaction() as session:
         assert session.scalar(select(AuditHeadRow.size)) == 5
         session.execute(delete(AuditHeadRow))
+
+
+_BATCH_0019 = {
+    "state": "pending",
+    "requester_id": "e-1",
+    "requester_identity": "e-1",
+    "action": "account.suspend",
+    "params": {},
+    "digest": "0" * 64,
+    "item_count": 1,
+    "policy_version": 1,
+    "plan": {},
+    "created_at": NOW,
+    "updated_at": NOW,
+    "split_requests": [],
+    "executed_count": 0,
+    "failed_count": 0,
+    "idempotency_key": "k-1",
+    "idempotency_digest": "1" * 64,
+}
+
+
+def test_0020_puts_0019s_batch_columns_under_the_triggers_and_its_downgrade_lifts_it(
+    empty_database: Database,
+) -> None:
+    """Before 0020 an UPDATE of a batch's idempotency key and digest and of an item's names
+    went through; from 0020 it is refused, and the lifecycle columns still move."""
+    batches, items = Base.metadata.tables["batches"], Base.metadata.tables["batch_items"]
+    migrate.upgrade(empty_database, "0019_batch_more")
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(Base.metadata.tables["staff"]).values(**_STAFF_0003))
+        connection.execute(insert(batches).values(id="b-1", **_BATCH_0019))
+        connection.execute(
+            insert(items).values(
+                id="i-1",
+                batch_id="b-1",
+                position=0,
+                account_ref="chirp:bob",
+                digest="2" * 64,
+                state="pending",
+                attempt=0,
+                names=["bob"],
+            )
+        )
+    edits = (
+        "UPDATE batches SET idempotency_key = 'k-2'",
+        "UPDATE batches SET idempotency_digest = NULL",
+        """UPDATE batch_items SET names = '["president"]'""",
+    )
+    with empty_database.engine.begin() as connection:
+        for edit in edits:  # not guarded yet
+            connection.execute(text(edit))
+
+    migrate.upgrade(empty_database)
+
+    migrate.check(empty_database)
+    for edit in (
+        "UPDATE batches SET idempotency_key = 'k-1'",
+        "UPDATE batches SET idempotency_digest = 'x'",
+        """UPDATE batch_items SET names = '["bob"]'""",
+        "UPDATE batch_items SET names = NULL",
+    ):
+        _refused(empty_database, edit, "what a batch asks for is immutable")
+    _refused(empty_database, "UPDATE batches SET digest = 'x'", "immutable")  # 0015's still
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE batches SET state = 'approved'"))
+        connection.execute(text("UPDATE batch_items SET state = 'executed', attempt = 1"))
+
+    migrate.downgrade(empty_database, "0019_batch_more")
+
+    _refused(empty_database, "UPDATE batches SET digest = 'x'", "immutable")
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE batches SET idempotency_key = NULL"))
+        connection.execute(text("UPDATE batch_items SET names = NULL"))
+    migrate.upgrade(empty_database)
+    _refused(empty_database, "UPDATE batches SET idempotency_key = 'k-3'", "immutable")

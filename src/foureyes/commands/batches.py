@@ -88,7 +88,8 @@ def _print_batch(view: dict[str, Any]) -> None:
         out.print(
             printable(
                 f"progress: {progress.get('done', 0)}/{progress.get('total', 0)} "
-                f"({view.get('executed', 0)} executed, {view.get('failed', 0)} failed)"
+                f"({view.get('executed', 0)} executed, {view.get('failed', 0)} failed, "
+                f"{view.get('cancelled', 0)} cancelled, {view.get('pending', 0)} pending)"
             ),
             markup=False,
         )

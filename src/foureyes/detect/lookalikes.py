@@ -6,9 +6,11 @@ though the protected account itself is split out by the policy.
 
 Names: an account's id (not a DID: `did:plc:…` says nothing about who it looks like), and the
 handle and display name the platform reported (`foureyes.workflow.account_names`): for an item,
-as kept at submission (`batch_items.names`); for a pinned account, as last kept by a request or
-batch item on it (no platform call from the detectors: a pinned DID never acted on is compared
-by nothing but its id, that is not at all).
+as kept at submission (`batch_items.names`); for a pinned account, as kept when it was pinned
+(`account_pins.names`) and as last kept by a request or batch item on it (no platform call from
+the detectors: a pinned DID nobody acted on is compared by the handle its pin kept; one pinned
+before that was kept, or while its platform could not answer, by nothing until someone acts on
+it).
 
 "Near-duplicate" of two names' `keys`: equal, or (both at least 4 characters) within `distance`
 edits, a transposition counting as one (Damerau). A name's keys are its `fold` (compatibility
@@ -204,9 +206,13 @@ def _id_names(ref: str, names: Iterable[str] | None) -> list[str]:
 
 
 def _pinned_names(seen: Seen, ref: str) -> list[str]:
-    """The pinned account's id and the names last kept for it (a request's account snapshot,
-    a batch item's names), without a platform call."""
+    """The pinned account's id and the names kept for it (its pins', the last request's
+    account snapshot, a batch item's names), without a platform call."""
     names = _id_names(ref, None)
+    for kept_at_pin in seen.session.scalars(
+        select(PinRow.names).where(PinRow.account_ref == ref, PinRow.names.is_not(None))
+    ):
+        names += [str(n) for n in kept_at_pin or ()]
     snapshot = seen.session.scalar(
         select(RequestRow.account_snapshot)
         .where(RequestRow.account_ref == ref)

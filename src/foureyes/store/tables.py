@@ -216,6 +216,9 @@ class PinRow(Base):
     pin: Mapped[str] = mapped_column(String(50), primary_key=True)
     request_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime]
+    # The handle and display name the platform reported when the pin was made (NULL: not
+    # known then): a hint for the `batch_lookalike` detector, never shown.
+    names: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 # --- requests ------------------------------------------------------------------------------

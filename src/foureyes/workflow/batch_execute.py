@@ -94,8 +94,8 @@ def execute_batch(
     )
     if isinstance(started, Progress):
         return started
-    approvers, digests, found, version, originals = started
-    progress = Progress("executing", approvers=approvers)
+    approvers, digests, found, version, originals, cancelled = started
+    progress = Progress("executing", cancelled=cancelled, approvers=approvers)
     run = _Run(digests, found, looked, version, originals)
     while True:
         done = _chunk(services, batch_id, run, approvers, chunk, progress)
@@ -156,10 +156,14 @@ def _start(
     looked: batch_recheck.Looked,
     worker: str,
     rechecked: tuple[int, _Rechecked] | None,
-) -> Progress | tuple[tuple[str, ...], dict[str, str], batch_ledger.Ledger, int, dict[str, str]]:
+) -> (
+    Progress | tuple[tuple[str, ...], dict[str, str], batch_ledger.Ledger, int, dict[str, str], int]
+):
     """Step 1. The approvers, the checked digests of the items still to carry out (by item
-    id: no other item is carried out by this run), the batch's log as read and the policy
-    version it was re-decided under, or the Progress of a batch that does not go on."""
+    id: no other item is carried out by this run), the batch's log as read, the policy
+    version it was re-decided under, the digests of the items a reverse batch undoes and how
+    many items the re-check cancelled; or the Progress of a batch that does not go on (its
+    cancelled items counted)."""
     with services.database.transaction() as session:
         now = services.clock()
         batch = batch_events.lock(session, batch_id)
@@ -192,14 +196,14 @@ def _start(
         if batch.reverts_id is not None:
             why, originals = _original_problem(services, session, batch, items, now)
             if why is not None:
-                return _stop_at_start(services, session, batch, now, why)
+                return _stop_at_start(services, session, batch, items, now, why)
         version = services.policy_in_force(session)[0]
         if rechecked is None or version != rechecked[0]:
             rechecked = (version, _recheck(services, session, batch, looked, reviews, now))
         why, plan_refs, approvers = rechecked[1]
         if why is not None:
-            return _stop_at_start(services, session, batch, now, why)
-        _cancel_moved_out(services, session, batch, items, plan_refs, looked, now)
+            return _stop_at_start(services, session, batch, items, now, why)
+        cancelled = _cancel_moved_out(services, session, batch, items, plan_refs, looked, now)
         if batch.state == "approved":
             batch_events.move(
                 services,
@@ -212,7 +216,7 @@ def _start(
                 details={"worker": worker, "approvers": list(approvers)},
             )
         left = {i.id: i.digest for i in items if i.state in ("pending", "executing")}
-        return approvers, left, found, version, originals
+        return approvers, left, found, version, originals, cancelled
 
 
 def _recheck(
@@ -433,12 +437,19 @@ def _fail_superseded(
 
 
 def _stop_at_start(
-    services: Services, session: Session, batch: BatchRow, now: datetime, why: str
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    items: Sequence[BatchItemRow],
+    now: datetime,
+    why: str,
 ) -> Progress:
-    """A re-check before the run failed: an approved batch is cancelled, one already
-    executing has what is left of it cancelled, saying why."""
+    """A re-check before the run failed: an approved batch is cancelled (its items, never
+    carried out, count as cancelled: `batch_views.progress`), one already executing has what
+    is left of it cancelled, saying why."""
     reason = f"re-check at execution failed: {why}"
     if batch.state == "approved":
+        cancelled = sum(1 for i in items if i.state == "pending")
         batch_events.move(
             services,
             session,
@@ -450,8 +461,8 @@ def _stop_at_start(
             reason=reason,
         )
     else:
-        batch_integrity.cancel_remaining(services, session, batch, now, reason)
-    return Progress(batch.state, reason=reason)
+        cancelled = batch_integrity.cancel_remaining(services, session, batch, now, reason)
+    return Progress(batch.state, cancelled=cancelled, reason=reason)
 
 
 def _stop_failed_recheck(

@@ -100,8 +100,7 @@ def show(services: Services, actor: Actor, batch_id: str, *, items: bool = True)
     first `MAX_ITEMS_SHOWN` items."""
     with services.database.read() as session:
         batch = visible(services, session, batch_id, actor)
-        shown = view(batch, batch_integrity.reviews_of(session, batch.id))
-        shown["progress"] = progress(session, batch)
+        shown = view(batch, batch_integrity.reviews_of(session, batch.id), progress(session, batch))
         shown["may_review"] = may_review(services, session, batch, actor)
         shown["may_cancel"] = may_cancel(services, session, batch, actor)
         if items:
@@ -115,7 +114,11 @@ def show(services: Services, actor: Actor, batch_id: str, *, items: bool = True)
         return shown
 
 
-def view(batch: BatchRow, reviews: Sequence[BatchReviewRow]) -> dict[str, Any]:
+def view(
+    batch: BatchRow, reviews: Sequence[BatchReviewRow], shown: dict[str, Any]
+) -> dict[str, Any]:
+    """The batch's fields, its reviews and its `progress` (`shown`), whose counts it
+    repeats at the top (executed, failed, cancelled, pending: they sum to its items)."""
     return {
         "id": batch.id,
         "state": batch.state,
@@ -141,8 +144,8 @@ def view(batch: BatchRow, reviews: Sequence[BatchReviewRow]) -> dict[str, Any]:
             }
             for r in reviews
         ],
-        "executed": batch.executed_count,
-        "failed": batch.failed_count,
+        **{count: shown[count] for count in COUNTS},
+        "progress": shown,
         "reason": batch.reason,
         "created_at": _iso(batch.created_at),
         "expires_at": _iso(batch.expires_at),
@@ -170,8 +173,16 @@ def item_view(item: BatchItemRow, batch_state: str | None = None) -> dict[str, A
     }
 
 
+# The four counts every view of a batch gives (API, console, CLI); they sum to its items.
+COUNTS = ("executed", "failed", "cancelled", "pending")
+
+
 def progress(session: Session, batch: BatchRow) -> dict[str, Any]:
-    """Items by state, and the share done (executed, failed or cancelled), for progress bars."""
+    """Items by state, the share done (executed, failed or cancelled), for progress bars, and
+    the `COUNTS`, read from the items themselves: executed (an item an undo reverted was
+    executed), failed, cancelled (by a re-check at the start or at a chunk, by a stop, or
+    never carried out because the batch ended before it ran) and pending (waiting, or
+    executing: its call not yet settled)."""
     by_state: dict[str, int] = {
         state: int(count)
         for state, count in session.execute(
@@ -189,6 +200,10 @@ def progress(session: Session, batch: BatchRow) -> dict[str, Any]:
         "done": done,
         "by_state": by_state,
         "percent": 100 if total == 0 else int(done * 100 / total),
+        "executed": by_state.get("executed", 0) + by_state.get("reverted", 0),
+        "failed": by_state.get("failed", 0),
+        "cancelled": by_state.get("cancelled", 0),
+        "pending": by_state.get("pending", 0) + by_state.get("executing", 0),
     }
 
 
@@ -237,7 +252,7 @@ def page_batches(
             if len(found) == limit:
                 more = True
                 break
-            found.append({**view(batch, ()), "progress": progress(session, batch)})
+            found.append(view(batch, (), progress(session, batch)))
             last = batch
         cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
         return found, cursor

@@ -40,7 +40,14 @@ from sqlalchemy.orm import Session
 from foureyes.auth.credentials import ENROL_ACTION, WEBAUTHN, NewCredential, stored
 from foureyes.auth.tokens import end_credentials
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, Reconciliation
-from foureyes.errors import BadInput, ConnectorError, NotFound, RecordAltered, Unavailable
+from foureyes.errors import (
+    BadInput,
+    ConnectorError,
+    FoureyesError,
+    NotFound,
+    RecordAltered,
+    Unavailable,
+)
 from foureyes.model import Account, ActionSpec, StaffStatus
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_policy
@@ -56,6 +63,7 @@ from foureyes.store.tables import (
     WebAuthnCredentialRow,
 )
 from foureyes.workflow import enrolment
+from foureyes.workflow.account_names import reported_names
 
 if TYPE_CHECKING:
     from foureyes.core.services import Services
@@ -261,6 +269,7 @@ class GovernanceConnector(Connector):
     def _pin(self, order: ExecutionOrder) -> ExecutionResult:
         account, pin = str(order.params["account"]), str(order.params["pin"])
         present = bool(order.params["present"])
+        names = self._reported_names(account) if present else None
         with self.database.transaction() as session:
             row = session.get(PinRow, (account, pin))
             if present and row is None:
@@ -270,6 +279,7 @@ class GovernanceConnector(Connector):
                         pin=pin,
                         request_id=order.idempotency_key,
                         created_at=datetime.now(UTC),
+                        names=names,
                     )
                 )
             elif not present and row is not None:
@@ -277,6 +287,20 @@ class GovernanceConnector(Connector):
             summary = {"account": account, "pin": pin, "present": present}
             _record(session, order, summary)
         return ExecutionResult(summary)
+
+    def _reported_names(self, account: str) -> list[str] | None:
+        """The names the pinned account's platform reports for it now (a look-up outside any
+        transaction), kept with the pin for the `batch_lookalike` detector, which makes no
+        platform call: a DID nobody has acted on is compared by its handle. A hint only: a
+        platform that cannot answer leaves it unknown (None) and the pin is made all the same,
+        since refusing a protection for want of a hint would fail open."""
+        if self.services is None:
+            return None
+        try:
+            found = self.services.resolve_account(account)
+            return reported_names(self.services.connector(found.platform), found.attributes)
+        except FoureyesError:
+            return None
 
     def _enrol_credential(self, order: ExecutionOrder) -> ExecutionResult:
         if self.services is None:

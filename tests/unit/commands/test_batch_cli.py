@@ -12,7 +12,7 @@ import pytest
 
 from foureyes.store.database import Database
 from foureyes.workflow import batch_worker
-from tests.batches import seed_ring
+from tests.batches import approved, make_big_vit, seed_big, seed_ring
 from tests.unit.commands import test_lifecycle_cli as lifecycle
 from tests.unit.commands.test_lifecycle_cli import Served
 
@@ -45,7 +45,7 @@ def test_a_batch_from_a_csv_file_is_approved_carried_out_and_proved(
     batch_worker.run_batches(served.world.services, "test")
     code, out, err = served.run("e-3001", "batch", "show", batch_id, "--wait")
     assert code == 0, err
-    assert "progress: 5/5 (5 executed, 0 failed)" in out
+    assert "progress: 5/5 (5 executed, 0 failed, 0 cancelled, 0 pending)" in out
     code, out, err = served.run("e-3001", "batch", "prove", batch_id, "3")
     assert code == 0, err
     assert "proof verified" in out
@@ -66,3 +66,17 @@ def test_bad_lines_are_one_line_each_and_nothing_is_recorded(
     code, out, _ = served.run("e-3001", "batch", "list")
     assert code == 0
     assert out.strip() == ""
+
+
+def test_batch_show_counts_cancelled_and_pending_items(served: Served) -> None:
+    world = served.world
+    ring, big = seed_ring(world, 3), seed_big(world, 2)
+    batch_id = approved(world, [*ring, *big])
+    code, out, err = served.run("e-3001", "batch", "show", batch_id)
+    assert code == 0, err
+    assert "progress: 0/5 (0 executed, 0 failed, 0 cancelled, 5 pending)" in out
+    make_big_vit(world)
+    batch_worker.run_batches(world.services, "test")
+    code, out, err = served.run("e-3001", "batch", "show", batch_id)
+    assert code == 0, err
+    assert "progress: 5/5 (3 executed, 0 failed, 2 cancelled, 0 pending)" in out

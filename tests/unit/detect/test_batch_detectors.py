@@ -12,11 +12,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from foureyes import detect
+from foureyes import detect, worker
 from foureyes.detect.lookalikes import PinIndex, fold, keys, within
-from foureyes.errors import Conflict
-from foureyes.store.tables import AlertRow, BatchRow, EventRow, PinRow
+from foureyes.errors import Conflict, ConnectorError
+from foureyes.store.tables import AlertRow, BatchRow, EventRow, PinRow, RequestRow
 from foureyes.workflow import batch_execute, operations
+from foureyes.workflow.governance import GovernanceConnector
 from foureyes.workflow.submit import Submission
 from tests.batches import CASE, approved, review, seed_ring, submit
 from tests.conftest import EXAMPLES
@@ -123,6 +124,66 @@ def test_a_batch_naming_lookalikes_by_handle_is_flagged(world: World) -> None:
     [alert] = alerts(world, "batch_lookalike")
     assert (alert.account_ref, alert.request_id) == ("chirp:k7q2x9", batch_id)
     assert alert.details["lookalikes"] == ["chirp:m3w8z1"]
+
+
+def _pinned_by_the_engine(world: World, ref: str) -> None:
+    """A `protected` pin asked for, approved and carried out as staff do."""
+    request_id = operations.submit(
+        world.services,
+        world.actor("e-9001"),
+        Submission(
+            "foureyes.account.pin",
+            "foureyes:pins",
+            {"account": ref, "pin": "protected", "present": True},
+            "INC-4",
+        ),
+    )
+    assert world.review("e-4001", request_id, step_up=False) == "approved"
+    worker.run_once(world.services)
+
+
+def test_a_pinned_account_nobody_acted_on_is_compared_by_the_handle_its_pin_kept(
+    world: World,
+) -> None:
+    """Opaque ids again, but no request or batch ever named the pinned account: the handle
+    its platform reported when it was pinned is what the detector compares."""
+    world.services.connector("chirp").seed(  # type: ignore[attr-defined]
+        [
+            {"id": "k7q2x9", "handle": "thegazette", "followers": 9, "verified": True},
+            {"id": "q1a2z3", "handle": "dailyherald", "followers": 9, "verified": True},
+            {"id": "m3w8z1", "handle": "the_gazetle_official", "followers": 1, "verified": False},
+            {"id": "h4r5d6", "handle": "dai1y.herald", "followers": 1, "verified": False},
+        ]
+    )
+    _pinned_by_the_engine(world, "chirp:k7q2x9")
+    # Pinned behind foureyes' back (no names kept): compared by its id only, as before.
+    pin(world, "chirp:q1a2z3")
+    with world.services.database.read() as session:
+        kept = {r.account_ref: r.names for r in session.scalars(select(PinRow))}
+        assert not session.scalars(
+            select(RequestRow).where(RequestRow.account_ref == "chirp:k7q2x9")
+        ).all()
+    assert kept["chirp:k7q2x9"] == ["thegazette"]
+    assert not kept["chirp:q1a2z3"]
+    batch_id = submit(world, [*seed_ring(world, 3), "chirp:m3w8z1", "chirp:h4r5d6"])
+    [alert] = alerts(world, "batch_lookalike")
+    assert (alert.account_ref, alert.request_id) == ("chirp:k7q2x9", batch_id)
+    assert alert.details["lookalikes"] == ["chirp:m3w8z1"]
+
+
+def test_a_pin_is_made_when_its_platform_cannot_say_the_names(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    governance = world.services.connector("foureyes")
+    assert isinstance(governance, GovernanceConnector)
+
+    def down(ref: str) -> None:
+        raise ConnectorError("the platform is down", transient=True)
+
+    monkeypatch.setattr(world.services, "resolve_account", down)
+    assert governance._reported_names("chirp:bob") is None  # a hint: never a refusal
+    monkeypatch.undo()
+    assert governance._reported_names("chirp:ghost") is None
 
 
 def test_a_batch_of_lookalikes_of_a_pinned_account_is_flagged(world: World) -> None:

@@ -9,14 +9,24 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from tests.batches import approved, event_kinds, review, seed_ring, show, submit
-from tests.conftest import EXAMPLES
-from tests.worlds import World, as_remote, install_next_policy
+from tests.batches import (
+    approved,
+    counts,
+    event_kinds,
+    make_big_vit,
+    review,
+    seed_big,
+    seed_ring,
+    show,
+    submit,
+)
+from tests.worlds import World, as_remote
 
 from foureyes.audit.merkle import MerkleVerificationError
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.connectors.demo_tables import ChirpAccountRow, ChirpAppliedRow
-from foureyes.workflow import batch_execute, batch_manifest, batch_views
+from foureyes.store.tables import BatchRow
+from foureyes.workflow import batch_execute, batch_integrity, batch_manifest, batch_views
 
 
 def test_a_batch_runs_item_by_item_once_approved(world: World) -> None:
@@ -85,35 +95,72 @@ def test_a_policy_change_between_chunks_stops_the_items_it_no_longer_allows(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     small = seed_ring(world, 3, prefix="small")
-    big = [
-        f"chirp:{i}"
-        for i in world.services.connector("chirp").seed(  # type: ignore[attr-defined]
-            [{"id": f"big{n}", "followers": 50, "verified": False} for n in range(3)]
-        )
-    ]
+    big = seed_big(world, 3)
     batch_id = approved(world, [*small, *big])
     # After the first chunk, a policy under which accounts of 50 followers are very important.
-    stricter = (EXAMPLES / "policy.yaml").read_text().replace(">= 1000000", ">= 50")
     real = batch_execute._chunk
-    chunks: list[bool] = []
+    between: list[tuple[int, int, int, int]] = []
 
     def chunk_then_change(*args: Any, **kwargs: Any) -> bool:
         done = real(*args, **kwargs)
-        if not chunks:
-            install_next_policy(world.services, stricter, world.clock())
-        chunks.append(done)
+        if not between:
+            between.append(counts(show(world, batch_id)))
+            make_big_vit(world)
         return done
 
     monkeypatch.setattr(batch_execute, "_chunk", chunk_then_change)
     progress = batch_execute.execute_batch(world.services, batch_id, chunk=2)
     assert (progress.state, progress.executed, progress.cancelled) == ("executed", 3, 3)
+    # Mid-run, the items not yet carried out count as pending; at the end, as cancelled.
+    assert between == [(2, 0, 0, 4)]
+    assert counts(show(world, batch_id)) == (3, 0, 3, 0)
     items = {i["account"]: i for i in show(world, batch_id)["items"]}
     assert {items[r]["state"] for r in small} == {"executed"}
     assert {items[r]["state"] for r in big} == {"cancelled"}
     assert all("re-check at execution" in items[r]["reason"] for r in big)
     for ref in big:
         assert world.chirp(ref.split(":")[1])["status"] == "active"
-    assert event_kinds(world, batch_id).count("batch.item.cancelled") == 3
+    kinds = event_kinds(world, batch_id)
+    assert kinds.count("batch.item.cancelled") == 3
+    assert kinds.index("batch.item.cancelled") > kinds.index("batch.executing")  # per chunk
+
+
+def test_the_start_of_runs_cancellations_are_counted_with_the_rest(world: World) -> None:
+    small = seed_ring(world, 4, prefix="small")
+    big = seed_big(world, 2)
+    batch_id = approved(world, [small[0], big[0], *small[1:], big[1]])
+    # One item the platform refuses (already suspended), and a policy that, before the run
+    # starts, makes the big accounts very important: they no longer ride in the batch.
+    with world.services.database.transaction() as session:
+        session.execute(
+            update(ChirpAccountRow).where(ChirpAccountRow.id == "small2").values(status="suspended")
+        )
+    make_big_vit(world)
+    progress = batch_execute.execute_batch(world.services, batch_id, chunk=2)
+    assert (progress.state, progress.executed, progress.failed, progress.cancelled) == (
+        "executed",
+        3,
+        1,
+        2,
+    )
+    view = show(world, batch_id)
+    assert counts(view) == (3, 1, 2, 0)
+    kinds = event_kinds(world, batch_id)
+    assert kinds.count("batch.item.cancelled") == 2
+    # Both cancelled by the start's re-check, before the batch moved to executing.
+    assert kinds.index("batch.executing") > len(kinds) - 1 - kinds[::-1].index(
+        "batch.item.cancelled"
+    )
+    # The batch's end (its `batch.executed` event, its messages) says the same counts.
+    with world.services.database.read() as session:
+        row = session.get(BatchRow, batch_id)
+        assert row is not None
+        assert batch_integrity.counts(row) == {
+            "items": 6,
+            "executed": 3,
+            "failed": 1,
+            "cancelled": 2,
+        }
 
 
 def test_a_remote_items_lease_is_renewed_while_its_call_runs(

@@ -49,8 +49,8 @@ TABLES = ("batches", "batch_items", "batch_reviews")
 PG_DELETE_FUNCTION = "foureyes_refuse_batch_delete"
 
 
-def _changed(column: str, distinct: str) -> str:
-    if column in _JSON_COLUMNS:  # PostgreSQL's json has no equality: compare as text
+def _changed(column: str, distinct: str, json_columns: frozenset[str] = _JSON_COLUMNS) -> str:
+    if column in json_columns:  # PostgreSQL's json has no equality: compare as text
         return f"CAST(OLD.{column} AS TEXT) {distinct} CAST(NEW.{column} AS TEXT)"
     return f"OLD.{column} {distinct} NEW.{column}"
 
@@ -59,8 +59,37 @@ def _pg_change_function(table: str) -> str:
     return f"foureyes_refuse_{table}_change"
 
 
-def _any_changed(table: str, distinct: str) -> str:
-    return " OR ".join(_changed(column, distinct) for column in IMMUTABLE[table])
+def _any_changed(
+    table: str,
+    distinct: str,
+    columns: Sequence[str] | None = None,
+    json_columns: frozenset[str] = _JSON_COLUMNS,
+) -> str:
+    """SQL true when one of `columns` (default: `IMMUTABLE[table]`) differs, NULL-safe."""
+    chosen = IMMUTABLE[table] if columns is None else columns
+    return " OR ".join(_changed(column, distinct, json_columns) for column in chosen)
+
+
+def pg_change_function_sql(table: str, changed: str) -> str:
+    """PostgreSQL: (re)define the function refusing an UPDATE of `table` when `changed`
+    holds (`TRUE`: any UPDATE). 0020 redefines batches' and batch_items' with it."""
+    return (
+        f"CREATE OR REPLACE FUNCTION {_pg_change_function(table)}() RETURNS trigger "
+        f"LANGUAGE plpgsql AS $$ BEGIN IF {changed} THEN "
+        "RAISE EXCEPTION 'what a batch asks for is immutable: UPDATE of % refused', "
+        "TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END IF; "
+        "RETURN NEW; END $$"
+    )
+
+
+def sqlite_change_trigger_sql(table: str, changed: str) -> str:
+    """SQLite: the trigger refusing an UPDATE of `table` (batches, batch_items) when
+    `changed` holds. 0020 drops and recreates them with it."""
+    return (
+        f"CREATE TRIGGER {table}_immutable BEFORE UPDATE ON {table} FOR EACH ROW "
+        f"WHEN {changed} "
+        "BEGIN SELECT RAISE(ABORT, 'what a batch asks for is immutable'); END"
+    )
 
 
 def _create_tables() -> None:
@@ -158,13 +187,7 @@ def upgrade() -> None:
             changed = (
                 "TRUE" if table == "batch_reviews" else _any_changed(table, "IS DISTINCT FROM")
             )
-            op.execute(
-                f"CREATE FUNCTION {_pg_change_function(table)}() RETURNS trigger "
-                f"LANGUAGE plpgsql AS $$ BEGIN IF {changed} THEN "
-                "RAISE EXCEPTION 'what a batch asks for is immutable: UPDATE of % refused', "
-                "TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END IF; "
-                "RETURN NEW; END $$"
-            )
+            op.execute(pg_change_function_sql(table, changed))
         for table in TABLES:
             op.execute(
                 f"CREATE TRIGGER {table}_immutable BEFORE UPDATE ON {table} "
@@ -176,11 +199,7 @@ def upgrade() -> None:
             )
         return
     for table in ("batches", "batch_items"):
-        op.execute(
-            f"CREATE TRIGGER {table}_immutable BEFORE UPDATE ON {table} FOR EACH ROW "
-            f"WHEN {_any_changed(table, 'IS NOT')} "
-            "BEGIN SELECT RAISE(ABORT, 'what a batch asks for is immutable'); END"
-        )
+        op.execute(sqlite_change_trigger_sql(table, _any_changed(table, "IS NOT")))
     op.execute(
         "CREATE TRIGGER batch_reviews_immutable BEFORE UPDATE ON batch_reviews "
         "BEGIN SELECT RAISE(ABORT, 'batch reviews are immutable'); END"
