@@ -85,7 +85,8 @@ def test_the_staff_commands_import_no_server_database_or_compiler(argv: list[str
 # What a staff command loads only when it needs it: cryptography to sign with a step-up key,
 # and never httpx's own command-line client (click, pygments), which foureyes does not run.
 # (`--help` is typer's: its rich help does load pygments.)
-LAZY = ("cryptography", "httpx._main", "click", "pygments")
+# Nor pydantic: typer converts parameters with it, `foureyes.cli._Plain` where it need not.
+LAZY = ("cryptography", "httpx._main", "click", "pygments", "pydantic", "pydantic_core")
 
 
 @pytest.mark.parametrize(
@@ -112,6 +113,38 @@ def test_a_review_with_a_step_up_key_does_load_cryptography(tmp_path: Path) -> N
     key.write_text("not a key")
     argv = ["review", "r-1", "approve", "--digest", "d", "--step-up-key", str(key)]
     assert "cryptography.hazmat.primitives.serialization" in modules_after(*argv, *UNREACHABLE)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["review", "r-1", "maybe", "--digest", "d"], "'maybe' is not one of 'approve', 'deny'"),
+        (["list", "--limit", "0"], "greater than or equal to 1"),
+        (["list", "--limit", "x"], "valid integer"),
+    ],
+)
+def test_values_converted_without_pydantic_are_still_refused_when_bad(
+    argv: list[str], said: str
+) -> None:
+    result = CliRunner().invoke(app, [*argv, *UNREACHABLE])
+    assert result.exit_code == 2
+    assert said in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["review", "r-1", "DENY", "--digest", "d"],  # typer's choice: case-sensitive
+        ["list", "--limit", "3", "--state", "pending"],
+        ["request", "account.lock", "chirp:bob", "-j", "C-1", "--param", "a=1", "--param", "b=2"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_good_values_reach_the_server(argv: list[str]) -> None:
+    result = CliRunner().invoke(app, [*argv, *UNREACHABLE])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert ("cannot reach the server" in said) == (argv[2] != "DENY"), said
 
 
 def test_an_operator_command_still_loads_what_it_needs() -> None:
