@@ -183,11 +183,23 @@ class Load:
         return self.ended - self.began
 
 
+# Well under uvicorn's `timeout_keep_alive` (5 s), which `foureyes serve` keeps.
+KEEPALIVE_SECONDS = 2.0
+
+
 class People:
     """One AsyncClient per person, with their token."""
 
     def __init__(self, base: str, tokens: Mapping[str, str], concurrency: int) -> None:
-        limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=None)
+        # An idle connection is dropped here before the server drops it: uvicorn closes one
+        # idle for 5 s (`timeout_keep_alive`), httpx's default keeps it 5 s too, and a request
+        # sent on it as the server closes it fails with `httpx.ReadError` (a POST is not
+        # retried): the PostgreSQL drain of bench/worker.py, where stories wait, once crashed so.
+        limits = httpx.Limits(
+            max_connections=concurrency + 2,
+            max_keepalive_connections=None,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        )
         self.clients = {
             who: httpx.AsyncClient(
                 base_url=base,

@@ -280,10 +280,11 @@ def report(plan: Plan, started: str, load_before: str) -> None:
         "execution seen. The worker's rate then: the backlog at the last approval divided by "
         "the time it took to empty (nothing new coming; the waits between passes included); "
         "in its passes: counting only the polls in which the backlog shrank (about the rate "
-        "of one pass at work). A pass carries out at most 100 requests, then the worker waits "
-        "its interval: approvals coming faster than 100 per (pass + interval) grow the "
-        "backlog for as long as they come. The backlog is polled, so times are to within a "
-        "poll."
+        "of one pass at work). A pass carries out at most 100 requests; one that carried any "
+        "out is followed at once by the next (at most 20 back to back, `foureyes.worker."
+        "Pacing`), an idle one by the interval: approvals coming faster than passes carry "
+        "them out grow the backlog for as long as they come. The backlog is polled, so times "
+        "are to within a poll."
     )
 
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer._click.exceptions import BadParameter
+from typer._coercion import RuntimeParam, build_runtime_param
+from typer._param_types import coerce_cli_choice
+from typer.core import TyperCommand, TyperGroup, _TyperParameter
 
 if TYPE_CHECKING:  # typer's own copy of click (typer 0.29 vendors it)
     from typer._click.core import Command, Context
@@ -134,7 +138,55 @@ def load(name: str) -> Command:
     assert isinstance(holding, TyperGroup)
     command = holding.get_command(typer.Context(holding), name)
     assert command is not None, f"{entry.module}.{entry.attribute} mounts no {name!r}"
+    _plainly([*command.params, command.get_help_option(typer.Context(command))])
     return command
+
+
+def _plainly(params: list[Any]) -> None:
+    """Convert these parameters (typer's; a command's own and its cached `--help`) with
+    `_Plain`, which imports no pydantic where typer's own conversion needs none."""
+    for param in params:
+        if isinstance(param, _TyperParameter) and param._runtime_param is None:
+            param._runtime_param = _Plain(
+                parameter_info=param.type_descriptor.parameter_info,
+                annotation=param.type_descriptor.annotation,
+            )
+
+
+@dataclass(frozen=True)
+class _Plain(RuntimeParam):
+    """A parameter's conversion without pydantic where typer's own needs none of it.
+
+    Typer converts every parameter through a pydantic `TypeAdapter` built for it, even one not
+    given; importing pydantic and building those cost a staff command a third of its start.
+    What argv gives a plain `str` (a `list[str]`) is already that, and an `int` default within
+    its bounds is already one; an `Enum` choice goes through typer's own `coerce_cli_choice`
+    (what its adapter calls). Anything else (a number typed in, a path, a custom parser) is
+    converted by typer's own runtime parameter, built only then. `tests/unit/commands/
+    test_cli_imports.py` holds that the staff commands load no pydantic, and that bad values
+    are still refused."""
+
+    def _coerce_value(self, value: Any, param: _TyperParameter, ctx: Context) -> Any:
+        info, kind = self.parameter_info, self.annotation
+        if info.parser is None:
+            if kind is str and isinstance(value, str):
+                return value
+            if kind == list[str] and all(isinstance(item, str) for item in value):
+                return list(value)
+            if kind is int and type(value) is int and _within(value, info.min, info.max):
+                return value  # a default: typed in, "3" is a str (typer's own converts it)
+            if isinstance(kind, type) and issubclass(kind, Enum):
+                try:
+                    return coerce_cli_choice(
+                        value, choices=list(kind), case_sensitive=info.case_sensitive, ctx=ctx
+                    )
+                except ValueError as exc:
+                    raise BadParameter(str(exc), ctx=ctx, param=param) from None
+        return build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
+
+
+def _within(value: int, low: float | None, high: float | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
 class _Commands(TyperGroup):
@@ -142,6 +194,11 @@ class _Commands(TyperGroup):
 
     def list_commands(self, ctx: Context) -> list[str]:
         return list(COMMANDS)
+
+    def get_help_option(self, ctx: Context) -> Any:
+        option = super().get_help_option(ctx)  # cached: converted once
+        _plainly([option])
+        return option
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         # For the root's help: the table's line, without importing the command's module.

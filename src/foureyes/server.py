@@ -115,13 +115,15 @@ class Worker:
         return not self._thread.is_alive()
 
     def _loop(self) -> None:
+        pacing = worker.Pacing(self.interval)  # a busy pass is followed at once by the next
         while not self._stopping.is_set():
-            if not self.tick():  # a full pass is followed at once by the next
-                self._stopping.wait(self.interval)
+            wait = pacing.wait_after(self.tick())
+            if wait:
+                self._stopping.wait(wait)
 
-    def tick(self) -> bool:
-        """One pass; a failure is logged and counted, and the next pass tries again. Whether
-        the pass was full (`Tick.full`)."""
+    def tick(self) -> worker.Tick | None:
+        """One pass; a failure is logged and counted (None), and the next pass tries again.
+        What the pass did."""
         try:
             done = worker.run_once(self.services, worker=self.name, checkpoints=self.checkpoints)
         except Exception as exc:
@@ -131,7 +133,7 @@ class Worker:
                 log.exception("the worker's pass failed; retrying in %.1f s", self.interval)
             if self.metrics is not None:
                 self.metrics.worker_errors.inc()
-            return False
+            return None
         if self.metrics is not None:
             self.metrics.record_tick(done)
         counts = {
@@ -144,7 +146,7 @@ class Worker:
         }
         if any(counts.values()):
             log.info("worker: %s", ", ".join(f"{name} {n}" for name, n in counts.items()))
-        return done.full
+        return done
 
 
 def app_from_environment() -> FastAPI:

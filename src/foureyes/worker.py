@@ -70,12 +70,51 @@ class Tick:
     held: str | None = None
 
     @property
+    def _settled(self) -> tuple[list[str], ...]:
+        # What left its backlog for good in this pass (a failure may be retried: not counted).
+        return (self.expired, self.executed, self.reconciled, self.overdue, self.cancelled)
+
+    @property
     def full(self) -> bool:
         """Whether some part of the pass stopped at `BATCH` rows: more may be waiting, so the
         next pass should start at once rather than after the interval (a backlog drains as
         fast as it fills instead of `BATCH` rows per interval)."""
-        parts = (self.expired, self.executed, self.reconciled, self.overdue, self.cancelled)
-        return any(len(part) >= BATCH for part in parts)
+        return any(len(part) >= BATCH for part in self._settled)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the pass settled any row: work is coming in (approvals while it ran may be
+        due now), so the next pass starts at once (`Pacing`). Each such row has left its
+        backlog, so passes run back to back only while new work keeps arriving."""
+        return any(self._settled)
+
+
+BACK_TO_BACK = 20
+"""Passes one worker runs back to back at most before it waits its interval once."""
+
+
+@dataclass
+class Pacing:
+    """When a worker's next pass starts: at once after a busy pass (`Tick.busy`, which a full
+    one is), so that a backlog drains as fast as it fills rather than `BATCH` rows per
+    interval; after an idle or failed pass (None), once the interval has passed, so an idle
+    worker costs next to nothing. Bounded: after `limit` passes back to back it waits one
+    interval anyway, so that a steady stream of work does not keep one process's worker (and,
+    under `serve`, the serving threads it shares the interpreter with) busy without a pause.
+    Other workers are not starved meanwhile: each pass claims at most `BATCH` rows, skipping
+    those another holds."""
+
+    interval: float
+    limit: int = BACK_TO_BACK
+    run: int = 0  # passes started at once since the last wait
+
+    def wait_after(self, tick: Tick | None) -> float:
+        """Seconds to wait before the next pass (0: start it now)."""
+        if tick is not None and tick.busy and self.run < self.limit:
+            self.run += 1
+            return 0.0
+        self.run = 0
+        return self.interval
 
 
 def run_once(

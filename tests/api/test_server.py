@@ -177,3 +177,54 @@ def test_a_serving_process_whose_supervisor_is_already_gone_does_not_serve() -> 
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.strip() == "foureyes: the supervising process is gone; not serving"
+
+
+class _Waits:
+    """The worker's stop event, recording each wait: the first one stops the loop, so the loop
+    runs in the test's thread without sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def is_set(self) -> bool:
+        return bool(self.waits)
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return True
+
+
+def test_a_backlog_and_what_comes_meanwhile_are_carried_out_in_passes_back_to_back(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#17: 250 due requests and one worker: passes of 100, 100 and 50 back to back; 30 more
+    approved while the last ran (not a full pass) are carried out by the next at once; only a
+    pass that finds nothing is followed by the interval."""
+    due = [f"r-{n}" for n in range(250)]
+    passes: list[int] = []
+
+    def one_pass(*_args: object, **_kwargs: object) -> background.Tick:
+        done = due[: background.BATCH]
+        del due[: len(done)]
+        if len(passes) == 2:
+            due.extend(f"late-{n}" for n in range(30))  # approved during the third pass
+        passes.append(len(done))
+        return background.Tick(executed=done)
+
+    monkeypatch.setattr(background, "run_once", one_pass)
+    worker = Worker(api.world.services, interval=3600)
+    waits = _Waits()
+    monkeypatch.setattr(worker, "_stopping", waits)
+    worker._loop()
+    assert passes == [100, 100, 50, 30, 0]
+    assert waits.waits == [3600]
+
+
+def test_passes_back_to_back_are_bounded_and_an_idle_or_failed_one_waits() -> None:
+    pacing = background.Pacing(5.0, limit=3)
+    busy, idle = background.Tick(expired=["a"]), background.Tick(failed=["b"])
+    assert [pacing.wait_after(busy) for _ in range(5)] == [0.0, 0.0, 0.0, 5.0, 0.0]
+    assert pacing.wait_after(idle) == 5.0  # a failure may be retried: it is not work done
+    assert pacing.wait_after(None) == 5.0  # the pass failed
+    assert pacing.wait_after(busy) == 0.0
+    assert not background.Tick(notified=["1"], reminded=["r:1"]).busy

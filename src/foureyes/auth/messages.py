@@ -5,9 +5,10 @@ that `foureyes review --step-up-key` starts at once."""
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+if TYPE_CHECKING:  # cryptography is imported only where a key is used (`key_id_of`)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = ["challenge", "device_key_id", "key_id_of"]
 
@@ -30,6 +31,9 @@ def device_key_id(public_key: bytes) -> str:
 
 def key_id_of(key: Ed25519PrivateKey | bytes) -> str:
     """The id of a step-up key (a private key, or its raw public key): `device_key_id`."""
+    # Here, not at the top: the staff commands that sign nothing never load cryptography.
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: PLC0415
+
     public = (
         key
         if isinstance(key, bytes)

@@ -17,15 +17,23 @@ answers the request the first call made instead of making a second (docs/idempot
 from __future__ import annotations
 
 import ipaddress
+import ssl
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import httpx
-import typer
+# `import httpx` also imports its own command-line client (`httpx._main`: click, pygments and
+# rich's syntax and progress), a third of a staff command's start-up, which foureyes never runs.
+# A `None` entry makes that one import fail, and httpx then defines a stub `main` in its place
+# (its `__init__` catches the ImportError); nothing else of httpx imports it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from foureyes.errors import BadInput, FoureyesError, Unauthenticated
+import httpx  # noqa: E402  (after the line above)
+import typer  # noqa: E402
+
+from foureyes.errors import BadInput, FoureyesError, Unauthenticated  # noqa: E402
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -103,6 +111,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _tls_for(base: httpx.URL) -> ssl.SSLContext | bool:
+    """What verifies TLS for `base`: httpx's default (certifi's CAs) for https://. For an
+    http:// server no connection ever uses TLS (redirects are not followed), and loading
+    certifi's CAs cost a staff command a tenth of its start: a context that trusts no CA
+    stands in, so that a TLS connection, were one ever made, would fail closed."""
+    if base.scheme == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and names; trusts none
+
+
 class Client:
     """Calls to one foureyes server as the person whose token it is."""
 
@@ -114,6 +132,7 @@ class Client:
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=TIMEOUT,
             follow_redirects=False,
+            verify=_tls_for(base),
         )
 
     def close(self) -> None:

@@ -5,7 +5,8 @@ They never open the database: a staff member holds only their own token (`--toke
 FOUREYES_TOKEN) and the server's address (`--server` or FOUREYES_SERVER), never the credentials
 behind foureyes. They act as that person only, never by naming them. So that they start at
 once, this module imports neither the web framework, nor the database layer, nor the policy
-compiler (`tests/unit/commands/test_cli_imports.py` holds it).
+compiler, and cryptography only to sign with a step-up key (`tests/unit/commands/
+test_cli_imports.py` holds it).
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from rich.console import Console
 from rich.table import Table
 
@@ -35,6 +34,9 @@ from foureyes.commands.options import TokenOpt, diagnosed
 from foureyes.commands.safe_text import cell, printable
 from foureyes.errors import BadInput
 from foureyes.model import ReviewDecision
+
+if TYPE_CHECKING:  # cryptography is loaded only to sign (`_step_up_key`): see the docstring
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = ["IdempotencyKeyOpt", "print_request", "register"]
 
@@ -151,6 +153,10 @@ StepUpKeyOpt = Annotated[
 
 
 def _step_up_key(path: Path) -> Ed25519PrivateKey:
+    """The reviewer's Ed25519 key from its PEM file (`BadInput` if it is not one)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key  # noqa: PLC0415
+
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:

@@ -71,6 +71,7 @@ def worker_cmd(
     _check_role(services, data_dir, once=once, interval=interval)
     operations.seal_records(services)  # once, on a store upgraded from before seals
     notify.announce(services.database)  # where notifications go: once, not on every pass
+    pacing = worker.Pacing(interval)  # a busy pass is followed at once by the next
     while True:
         try:
             tick = worker.run_once(services, worker="cli-worker", checkpoints=checkpoints)
@@ -83,7 +84,7 @@ def worker_cmd(
                 markup=False,
                 soft_wrap=True,
             )
-            time.sleep(interval)
+            time.sleep(pacing.wait_after(None))
             continue
         out.print(
             f"executed {len(tick.executed)}, cancelled {len(tick.cancelled)}, "
@@ -94,8 +95,9 @@ def worker_cmd(
         )
         if once:
             return
-        if not tick.full:  # a full pass is followed at once by the next: the backlog drains
-            time.sleep(interval)
+        wait = pacing.wait_after(tick)
+        if wait:
+            time.sleep(wait)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -40,12 +41,13 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+print(json.dumps(sorted(n for n, m in sys.modules.items() if m is not None)), file=sys.stderr)
 """
 
 
 def modules_after(*argv: str) -> set[str]:
-    """The modules a fresh interpreter holds after running `foureyes argv…`."""
+    """The modules a fresh interpreter holds after running `foureyes argv…` (not the names
+    marked not to be imported: `None` in `sys.modules`)."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, check=False
     )
@@ -78,6 +80,71 @@ def test_the_staff_commands_import_no_server_database_or_compiler(argv: list[str
         if name == prefix or name.startswith(prefix + ".")
     )
     assert heavy == []
+
+
+# What a staff command loads only when it needs it: cryptography to sign with a step-up key,
+# and never httpx's own command-line client (click, pygments), which foureyes does not run.
+# (`--help` is typer's: its rich help does load pygments.)
+# Nor pydantic: typer converts parameters with it, `foureyes.cli._Plain` where it need not.
+LAZY = ("cryptography", "httpx._main", "click", "pygments", "pydantic", "pydantic_core")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "r-1", *UNREACHABLE],
+        ["list", *UNREACHABLE],
+        ["request", "account.lock", "chirp:bob", "-j", "CASE-1", *UNREACHABLE],
+        ["review", "r-1", "approve", "--digest", "d", *UNREACHABLE],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_the_staff_commands_load_no_crypto_unless_they_sign_nor_httpxs_cli(
+    argv: list[str],
+) -> None:
+    loaded = modules_after(*argv)
+    assert "foureyes.cli" in loaded
+    assert sorted(n for n in loaded if n.split(".")[0] in LAZY or n in LAZY) == []
+
+
+def test_a_review_with_a_step_up_key_does_load_cryptography(tmp_path: Path) -> None:
+    """Not vacuous: signing reads the key with cryptography (the server is never reached)."""
+    key = tmp_path / "key.pem"
+    key.write_text("not a key")
+    argv = ["review", "r-1", "approve", "--digest", "d", "--step-up-key", str(key)]
+    assert "cryptography.hazmat.primitives.serialization" in modules_after(*argv, *UNREACHABLE)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["review", "r-1", "maybe", "--digest", "d"], "'maybe' is not one of 'approve', 'deny'"),
+        (["list", "--limit", "0"], "greater than or equal to 1"),
+        (["list", "--limit", "x"], "valid integer"),
+    ],
+)
+def test_values_converted_without_pydantic_are_still_refused_when_bad(
+    argv: list[str], said: str
+) -> None:
+    result = CliRunner().invoke(app, [*argv, *UNREACHABLE])
+    assert result.exit_code == 2
+    assert said in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["review", "r-1", "DENY", "--digest", "d"],  # typer's choice: case-sensitive
+        ["list", "--limit", "3", "--state", "pending"],
+        ["request", "account.lock", "chirp:bob", "-j", "C-1", "--param", "a=1", "--param", "b=2"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_good_values_reach_the_server(argv: list[str]) -> None:
+    result = CliRunner().invoke(app, [*argv, *UNREACHABLE])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert ("cannot reach the server" in said) == (argv[2] != "DENY"), said
 
 
 def test_an_operator_command_still_loads_what_it_needs() -> None:

@@ -5,17 +5,19 @@ setting in the client's environment."""
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from foureyes import worker
 from foureyes.bootstrap import create_app
-from foureyes.commands.api_client import check_server_url
+from foureyes.commands.api_client import _tls_for, check_server_url
 from foureyes.errors import BadInput
 from foureyes.store.database import Database
 from foureyes.workflow import operations
@@ -426,3 +428,14 @@ def test_show_names_the_approvers_of_a_scheduled_then_executed_request(served: S
         assert "factor vit-security-sign-off: approved by e-4001; 0 missing" in out
         world.clock.advance(minutes=11)
         worker.run_once(world.services)
+
+
+def test_a_plain_http_client_trusts_no_certificate_authority() -> None:
+    """An http:// server's client loads no CAs (a staff command's start): were a TLS connection
+    ever made through it, it would verify and trust nothing. An https:// one trusts httpx's."""
+    plain = _tls_for(httpx.URL("http://127.0.0.1:8400"))
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.verify_mode == ssl.CERT_REQUIRED
+    assert plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert _tls_for(httpx.URL("https://foureyes.example.com")) is True
