@@ -118,6 +118,39 @@ def test_an_undo_that_passed_its_first_look_is_refused_in_its_transaction(
     assert _undos(world, batch_id) == [raced[1]]
 
 
+def test_a_keyed_retry_racing_its_first_call_is_answered_the_first_calls_undo(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F7 (batch attack): the retry with the same key and body is recorded between the first
+    call's key look-up and its write: the first is answered as a replay of it, not 409."""
+    batch_id = _executed(world, seed_ring(world, 3))
+    actor = world.actor("e-3001")
+    resolve = batch_submit.resolve
+    raced: list[tuple[str, bool]] = []
+
+    def keyed() -> tuple[str, bool]:
+        return batch_undo.undo_batch_or_replay(
+            world.services, actor, batch_id, positions=[1], idempotency_key="retry-30"
+        )
+
+    def racing_resolve(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(("", False))
+            raced.append(keyed())
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(batch_submit, "resolve", racing_resolve)
+    first = keyed()
+    assert raced[1][1] is False
+    assert first == (raced[1][0], True)
+    assert _undos(world, batch_id) == [first[0]]
+    # Another key asking for the same items is still refused.
+    with pytest.raises(Conflict, match="already undoes"):
+        batch_undo.undo_batch_or_replay(
+            world.services, actor, batch_id, positions=[1], idempotency_key="other-31"
+        )
+
+
 def _two_stale_undos(
     world: World, monkeypatch: pytest.MonkeyPatch, ring: list[str]
 ) -> tuple[str, str, str]:
