@@ -444,9 +444,7 @@ def test_a_moved_time_column_never_lets_an_undo_reverse_a_later_change(
                 .values(finished_at=world.clock() + timedelta(days=1))
             )
         else:
-            session.execute(
-                update(RequestRow).values(finished_at=datetime(2000, 1, 1, tzinfo=UTC))
-            )
+            session.execute(update(RequestRow).values(finished_at=datetime(2000, 1, 1, tzinfo=UTC)))
             session.execute(
                 update(BatchItemRow)
                 .where(BatchItemRow.batch_id != batch_id, BatchItemRow.batch_id != undo)
