@@ -6,14 +6,22 @@ PostgreSQL (the `world` fixture)."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from foureyes.errors import Conflict
-from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow
-from foureyes.workflow import batch_execute, batch_submit, batch_undo, batch_undo_guard
+from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow, RequestRow
+from foureyes.workflow import (
+    batch_execute,
+    batch_submit,
+    batch_undo,
+    batch_undo_guard,
+    execute,
+    submit,
+)
 from tests.batches import approved, review, seed_ring
 from tests.dba import tamper
 from tests.worlds import World
@@ -116,6 +124,39 @@ def test_an_undo_that_passed_its_first_look_is_refused_in_its_transaction(
     with pytest.raises(Conflict, match="already undoes"):
         _undo(world, batch_id, [0, 1])
     assert _undos(world, batch_id) == [raced[1]]
+
+
+def test_a_keyed_retry_racing_its_first_call_is_answered_the_first_calls_undo(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F7 (batch attack): the retry with the same key and body is recorded between the first
+    call's key look-up and its write: the first is answered as a replay of it, not 409."""
+    batch_id = _executed(world, seed_ring(world, 3))
+    actor = world.actor("e-3001")
+    resolve = batch_submit.resolve
+    raced: list[tuple[str, bool]] = []
+
+    def keyed() -> tuple[str, bool]:
+        return batch_undo.undo_batch_or_replay(
+            world.services, actor, batch_id, positions=[1], idempotency_key="retry-30"
+        )
+
+    def racing_resolve(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(("", False))
+            raced.append(keyed())
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(batch_submit, "resolve", racing_resolve)
+    first = keyed()
+    assert raced[1][1] is False
+    assert first == (raced[1][0], True)
+    assert _undos(world, batch_id) == [first[0]]
+    # Another key asking for the same items is still refused.
+    with pytest.raises(Conflict, match="already undoes"):
+        batch_undo.undo_batch_or_replay(
+            world.services, actor, batch_id, positions=[1], idempotency_key="other-31"
+        )
 
 
 def _two_stale_undos(
@@ -261,3 +302,162 @@ def test_an_original_retargeted_after_the_undo_was_approved_is_not_undone(
     assert len(_tampered(world, batch_id)) == 1
     assert _status(world, bystander) == "suspended"
     assert _status(world, ring[0]) == "suspended"
+
+
+# --- an undo item split out as its own request (batch attack F1) -----------------------------
+
+
+def _make_vit(world: World, ref: str) -> None:
+    tamper(
+        world.services.database,
+        "UPDATE chirp_accounts SET followers = 5000000 WHERE id = :id",
+        id=ref.split(":", 1)[1],
+    )
+
+
+def _split_request(world: World, undo_id: str) -> RequestRow:
+    with world.services.database.read() as session:
+        undo = session.get(BatchRow, undo_id)
+        assert undo is not None
+        (split,) = undo.split_requests
+        request = session.get(RequestRow, split["request_id"])
+        assert request is not None
+        return request
+
+
+def _single(world: World, action: str, ref: str, by: str, approvers: list[str]) -> str:
+    """A separate, ordinary request on `ref`, approved and executed."""
+    request_id = submit.submit(
+        world.services,
+        world.actor(by),
+        submit.Submission(action=action, account=ref, justification="CASE-22"),
+    )
+    for approver in approvers:
+        world.review(approver, request_id)
+    assert execute.execute(world.services, request_id) is not None
+    return request_id
+
+
+def test_a_split_out_undo_is_bound_to_the_item_it_reverses(world: World) -> None:
+    """The account became very important after the batch ran: its undo is split out as its
+    own request, which names the item, holds it against a second undo, and reverts it."""
+    ring = seed_ring(world, 3)
+    batch_id = _executed(world, ring)
+    _make_vit(world, ring[1])
+    undo = _undo(world, batch_id, [1])
+    split = _split_request(world, undo)
+    original = _items(world, batch_id)[1]
+    assert split.reverts_item_id == original.id
+    for again in ([1], None):
+        with pytest.raises(Conflict, match=f"request {split.id} already undoes"):
+            _undo(world, batch_id, again, by="e-3002")
+    world.review("e-3002", split.id)
+    outcome = execute.execute(world.services, split.id)
+    assert outcome is not None
+    assert outcome.state.value == "executed"
+    assert _status(world, ring[1]) == "active"
+    assert [i.state for i in _items(world, batch_id)] == ["executed", "reverted", "executed"]
+    with pytest.raises(Conflict, match="is reverted"):
+        _undo(world, batch_id, [1])
+
+
+def test_a_stale_split_out_undo_never_reverses_a_later_change(world: World) -> None:
+    """The split-out undo is approved, then the account is unsuspended and suspended again
+    by separate requests (a new incident): carrying the old undo out now would reverse that
+    suspension. It is cancelled, saying why; the account stays suspended."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    _make_vit(world, ring[0])
+    split = _split_request(world, _undo(world, batch_id, [0]))
+    world.review("e-3002", split.id)
+    world.clock.advance(minutes=1)
+    _single(world, "account.unsuspend", ring[0], "e-3002", ["e-3003"])
+    _single(world, "account.suspend", ring[0], "e-3003", ["e-3001", "e-3002"])
+    assert _status(world, ring[0]) == "suspended"
+    outcome = execute.execute(world.services, split.id)
+    assert outcome is not None
+    assert outcome.state.value == "cancelled"
+    assert "superseded" in (outcome.reason or "")
+    assert _status(world, ring[0]) == "suspended"
+    assert _items(world, batch_id)[0].state == "executed"
+
+
+def test_the_link_of_a_split_out_undo_cannot_be_removed(world: World) -> None:
+    """A DBA clears `reverts_item_id` (past the trigger) to free the item from its undo: the
+    request no longer matches its `request.submitted` event and is cancelled at execution."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    _make_vit(world, ring[0])
+    split = _split_request(world, _undo(world, batch_id, [0]))
+    world.review("e-3002", split.id)
+    tamper(
+        world.services.database,
+        "UPDATE requests SET reverts_item_id = NULL WHERE id = :id",
+        id=split.id,
+    )
+    outcome = execute.execute(world.services, split.id)
+    assert outcome is not None
+    assert outcome.state.value == "cancelled"
+    assert "reverts_item" in (outcome.reason or "")
+    assert _status(world, ring[0]) == "suspended"
+
+
+# --- "later" is the log's order, not a time column (batch attack F2) --------------------------
+
+
+def _later_lift_and_suspend(world: World, ring: list[str]) -> str:
+    """Batch S suspends ring; ring[0] is then lifted and suspended again by separate batches;
+    an undo of S's item 0 is recorded and approved. S's id and the undo's."""
+    batch_id = _executed(world, ring)
+    world.clock.advance(minutes=1)
+    lifted = batch_submit.submit_batch(
+        world.services,
+        world.actor("e-3001"),
+        batch_submit.BatchSubmission(
+            action="account.unsuspend", accounts=[ring[0]], justification="CASE-21"
+        ),
+    )
+    _approve(world, lifted)
+    batch_execute.execute_batch(world.services, lifted)
+    world.clock.advance(minutes=1)
+    _executed(world, [ring[0]])
+    assert _status(world, ring[0]) == "suspended"
+    return batch_id
+
+
+@pytest.mark.parametrize("edit", ["item", "requests"])
+def test_a_moved_time_column_never_lets_an_undo_reverse_a_later_change(
+    world: World, edit: str
+) -> None:
+    """The runtime role moves S's item 0 `finished_at` past the later changes (or the later
+    changes' `finished_at` before it): the undo item still fails as superseded, and a row
+    that disagrees with its `batch.item.executed` event raises `batch_tampered`."""
+    ring = seed_ring(world, 2)
+    batch_id = _later_lift_and_suspend(world, ring)
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    with world.services.database.transaction() as session:
+        if edit == "item":
+            session.execute(
+                update(BatchItemRow)
+                .where(BatchItemRow.batch_id == batch_id, BatchItemRow.position == 0)
+                .values(finished_at=world.clock() + timedelta(days=1))
+            )
+        else:
+            session.execute(update(RequestRow).values(finished_at=datetime(2000, 1, 1, tzinfo=UTC)))
+            session.execute(
+                update(BatchItemRow)
+                .where(BatchItemRow.batch_id != batch_id, BatchItemRow.batch_id != undo)
+                .values(finished_at=datetime(2000, 1, 1, tzinfo=UTC))
+            )
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "failed"
+    assert _status(world, ring[0]) == "suspended"
+    assert _items(world, batch_id)[0].state == "executed"
+    if edit == "item":
+        assert "audit event says" in (item.reason or "")
+        assert len(_tampered(world, batch_id)) == 1
+    else:
+        assert "superseded" in (item.reason or "")
+    assert "the platform was not called" in (item.reason or "")

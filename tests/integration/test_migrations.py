@@ -77,10 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0020_batch_immutable_pin_names"]
-    assert migrate.head() == "0020_batch_immutable_pin_names"
+    assert scripts.get_heads() == ["0021_split_undo_link"]
+    assert migrate.head() == "0021_split_undo_link"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0021_split_undo_link",
         "0020_batch_immutable_pin_names",
         "0019_batch_more",
         "0018_tickets",
@@ -774,3 +775,35 @@ def test_0020_puts_0019s_batch_columns_under_the_triggers_and_its_downgrade_lift
         connection.execute(text("UPDATE batch_items SET names = NULL"))
     migrate.upgrade(empty_database)
     _refused(empty_database, "UPDATE batches SET idempotency_key = 'k-3'", "immutable")
+
+
+def test_0021_links_a_split_undo_request_to_its_item_and_keeps_the_link_immutable(
+    empty_database: Database,
+) -> None:
+    """From 0021 a request names the batch item it reverses (`reverts_item_id`), and the
+    immutability trigger refuses to change it (set, moved or removed); downgrade drops it and
+    leaves 0010's trigger in place."""
+    requests = Base.metadata.tables["requests"]
+    migrate.upgrade(empty_database, "0020_batch_immutable_pin_names")
+    with empty_database.engine.begin() as connection:
+        connection.execute(insert(Base.metadata.tables["staff"]).values(**_STAFF_0003))
+        connection.execute(insert(requests).values(id="r-1", **_REQUEST_0003))
+    migrate.upgrade(empty_database)
+    migrate.check(empty_database)
+    with empty_database.engine.begin() as connection:
+        connection.execute(
+            insert(requests).values(id="r-2", reverts_item_id="i-1", **_REQUEST_0003)
+        )
+    for edit in (
+        "UPDATE requests SET reverts_item_id = 'i-2' WHERE id = 'r-1'",
+        "UPDATE requests SET reverts_item_id = 'i-2' WHERE id = 'r-2'",
+        "UPDATE requests SET reverts_item_id = NULL WHERE id = 'r-2'",
+    ):
+        _refused(empty_database, edit, "what a request asks for is immutable")
+    _refused(empty_database, "UPDATE requests SET digest = 'x'", "immutable")  # 0007's still
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE requests SET state = 'approved'"))
+    migrate.downgrade(empty_database, "0020_batch_immutable_pin_names")
+    _refused(empty_database, "UPDATE requests SET digest = 'x'", "immutable")
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE requests SET state = 'pending'"))

@@ -14,8 +14,9 @@ it).
 
 "Near-duplicate" of two names' `keys`: equal, or (both at least 4 characters) within `distance`
 edits, a transposition counting as one (Damerau). A name's keys are its `fold` (compatibility
-normalised, case-folded, separators dropped, look-alike characters and pairs mapped: Cyrillic and
-Greek letters that look Latin, 0/o, 1/l/i, 3/e, 5/s, rn/m, vv/w) with and without its affixes
+normalised, case-folded, separators dropped, look-alike characters and pairs mapped: the
+Cyrillic, Greek, Armenian and IPA letters that render like a Latin one (`confusables`), 0/o,
+1/l/i/|, 3/e, 5/s, rn/m, vv/w) with and without its affixes
 (`real…`, `…_official`, trailing digits), a domain handle (`alice.bsky.social`) by its first
 label, a Matrix id (`@alice:example.org`) by its localpart.
 
@@ -33,6 +34,7 @@ from itertools import combinations
 
 from sqlalchemy import select
 
+from foureyes.detect.confusables import LATIN_LOOKALIKES
 from foureyes.detect.detectors import Seen
 from foureyes.store.tables import BatchItemRow, PinRow, RequestRow
 from foureyes.workflow.account_names import NAME_ATTRIBUTES
@@ -40,28 +42,12 @@ from foureyes.workflow.account_names import NAME_ATTRIBUTES
 DETECTOR = "batch_lookalike"
 MIN_NEAR = 4  # shorter keys match only when equal: "bob" and "rob" are two people
 MIN_KEY = 3
-# Characters that look like a Latin letter (Cyrillic, Greek, IPA; written as escapes so the
-# source shows what they are), and digits and signs used as letters.
-_LOOKS_LATIN = str.maketrans(
+# Letters of other scripts that render like a Latin one (`confusables`), before NFKC and
+# case folding and again after them.
+_CONFUSABLE = str.maketrans(LATIN_LOOKALIKES)
+# Within Latin: letters, digits and signs read as another (`i`, `l`, `1` and `|` alike).
+_READ_AS = str.maketrans(
     {
-        "\u0430": "a",
-        "\u0435": "e",
-        "\u043e": "o",
-        "\u0440": "p",
-        "\u0441": "c",
-        "\u0443": "y",
-        "\u0445": "x",
-        "\u0456": "i",
-        "\u0458": "j",
-        "\u0455": "s",
-        "\u0501": "d",
-        "\u0261": "g",
-        "\u03b1": "a",
-        "\u03bf": "o",
-        "\u03c1": "p",
-        "\u03bd": "v",
-        "\u03b9": "l",
-        "\u0131": "l",
         "0": "o",
         "1": "l",
         "i": "l",
@@ -83,12 +69,17 @@ _TLD = 6
 
 
 def _plain(text: str) -> str:
-    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", text).casefold())
+    """`text` compatibility-normalised and case-folded, its look-alikes of Latin letters
+    mapped to them (before: an uppercase one folds as the capital it looks like; after: the
+    letters normalising and case folding produce), separators dropped."""
+    mapped = unicodedata.normalize("NFD", text).translate(_CONFUSABLE)
+    folded = unicodedata.normalize("NFKC", mapped).casefold().translate(_CONFUSABLE)
+    return _SEPARATORS.sub("", folded)
 
 
 def fold(text: str) -> str:
     """The form two look-alike names share (separators dropped, look-alikes mapped)."""
-    folded = _plain(text).translate(_LOOKS_LATIN)
+    folded = _plain(text).translate(_READ_AS)
     for pair, letter in _LOOKS_LIKE_ONE:
         folded = folded.replace(pair, letter)
     return folded

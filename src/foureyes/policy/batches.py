@@ -537,7 +537,15 @@ def batch_satisfied(
             f"{len(unsatisfied)} included item(s) not satisfied on their own "
             f"(first: {unsatisfied[0]})"
         )
-    if not plan.included:
+    if not plan.included and plan.denied:
+        # Said as a denial: the items are not waiting for anyone, the policy refuses them now.
+        first = plan.denied[0]
+        reasons.append(
+            f"no item is included: the policy in force now denies {len(plan.denied)} item(s) "
+            f"(first: {first.account}: {'; '.join(first.reasons) or 'denied'}); there is "
+            "nothing to approve"
+        )
+    elif not plan.included:
         reasons.append("no item is included: there is nothing to approve")
     ok = batch.satisfied and not unsatisfied and not vetoed and bool(plan.included)
     return BatchStatus(ok, batch, tuple(unsatisfied), tuple(sorted(vetoed)), tuple(reasons))

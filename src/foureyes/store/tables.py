@@ -245,6 +245,9 @@ class RequestRow(Base):
     account_snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
     break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
     reverts_id: Mapped[str | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    # A batch undo's item split out as this request: the batch item it reverses (the undo
+    # guards hold it as they hold a reverse batch item; `batch_undo_guard`). Never changed.
+    reverts_item_id: Mapped[str | None] = mapped_column(String(36), index=True)
     not_before: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     post_review_due: Mapped[datetime | None]

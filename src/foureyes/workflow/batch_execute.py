@@ -423,16 +423,24 @@ def _fail_superseded(
     original is no longer executed, was changed, or was superseded by a later change on
     its account fails alone, saying why (`batch_undo_guard.superseded`)."""
     assert batch.reverts_id is not None
-    batch_events.lock(session, batch.reverts_id)
+    original = batch_events.lock(session, batch.reverts_id)
+    assert original is not None
     events: list[NewEvent] = []
     for item in items:
         if item.state != "pending" or item.reverts_item_id is None:
             continue  # an executing one's call may have been made: reconciliation decides
-        why = batch_undo_guard.superseded(session, item, run.originals.get(item.reverts_item_id))
-        if why is None:
+        held = batch_undo_guard.superseded(
+            session, item.reverts_item_id, run.originals.get(item.reverts_item_id)
+        )
+        if held is None:
             continue
-        failure = ConnectorError(f"not undone: {why}", transient=False)
-        events.append(_failure(services, batch, item, failure, now, progress))
+        if held.tampered:
+            batch_undo_guard.raise_tampered(
+                services, session, original, held.why, "undo execution", now
+            )
+        # Held here: the platform was never called for it.
+        reason = f"not undone: {held.why} (held by foureyes; the platform was not called)"
+        events.append(_failed(services, batch, item, reason, now, progress))
     services.audit.append_many(session, events)
 
 
@@ -652,53 +660,10 @@ def mark_reverted(
     done: Sequence[BatchItemRow],
     now: datetime,
 ) -> None:
-    """The items of a reverse batch just executed: each item they reverse is now `reverted`
-    (with its `batch.item.reverted` event on its own batch), and a batch with no executed item
-    left is `reverted`: neither is undone a second time (`batch_undo`)."""
-    reverses = {i.reverts_item_id: i.id for i in done if i.reverts_item_id}
-    if not reverses:
-        return
-    originals = list(
-        session.scalars(
-            select(BatchItemRow)
-            .where(BatchItemRow.id.in_(list(reverses)), BatchItemRow.state == "executed")
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    )
-    by_batch: dict[str, list[BatchItemRow]] = {}
-    for original in originals:
-        by_batch.setdefault(original.batch_id, []).append(original)
-    for batch_id, reverted in sorted(by_batch.items()):
-        owner = batch_events.lock(session, batch_id)
-        assert owner is not None
-        events = []
-        for original in reverted:
-            original.state = "reverted"
-            details = {"by_batch": batch.id, "by_item": reverses[original.id]}
-            events.append(
-                batch_events.item_event(
-                    services, owner, original, "batch.item.reverted", now, details
-                )
-            )
-        services.audit.append_many(session, events)
-        session.flush()
-        left = session.scalar(
-            select(BatchItemRow.id)
-            .where(BatchItemRow.batch_id == batch_id, BatchItemRow.state == "executed")
-            .limit(1)
-        )
-        if left is None and owner.state == "executed":
-            batch_events.move(
-                services,
-                session,
-                owner,
-                "reverted",
-                allowed=("executed",),
-                actor=None,
-                now=now,
-                details={"by_batch": batch.id},
-            )
+    """The items of a reverse batch just executed: the items they reverse are now `reverted`
+    (`batch_undo_guard.revert_originals`): neither is undone a second time (`batch_undo`)."""
+    reverses: dict[str, str | None] = {i.reverts_item_id: i.id for i in done if i.reverts_item_id}
+    batch_undo_guard.revert_originals(services, session, reverses, {"by_batch": batch.id}, now)
 
 
 def _success(
@@ -735,7 +700,19 @@ def _failure(
             services, batch, item, "batch.item.retry", now, {"reason": exc.message}
         )
     why = "transient, out of retries" if exc.transient else "refused by the platform"
-    item.state, item.finished_at, item.reason = "failed", now, f"{exc.message} ({why})"
+    return _failed(services, batch, item, f"{exc.message} ({why})", now, progress)
+
+
+def _failed(
+    services: Services,
+    batch: BatchRow,
+    item: BatchItemRow,
+    reason: str,
+    now: datetime,
+    progress: Progress,
+) -> NewEvent:
+    """The item fails alone, for `reason`: its `batch.item.failed` event."""
+    item.state, item.finished_at, item.reason = "failed", now, reason
     batch.failed_count += 1
     progress.failed += 1
     return batch_events.item_event(

@@ -66,9 +66,9 @@ def parse(
     accounts: Sequence[Any] | None, csv_text: str | None
 ) -> tuple[list[Line], list[dict[str, Any]]]:
     """The well-formed entries of a manifest given as a JSON list of account references
-    (`accounts`, line = position + 1) or as CSV text (one account per row in the first column;
-    an optional `account` header; blank lines and lines starting with `#` skipped; one leading
-    UTF-8 byte-order mark dropped), and the
+    (`accounts`, line = position + 1) or as CSV text (one account per row in the first column,
+    line = the file's line the row starts on; an optional `account` header; blank lines and
+    lines starting with `#` skipped; one leading UTF-8 byte-order mark dropped), and the
     errors of the malformed ones (checked further by the caller, so that every bad line is
     named at once). ManifestRefused at once for more than MAX_ITEMS entries, no entry, or text
     that is not CSV."""
@@ -89,10 +89,10 @@ def parse(
         # first line. Any other (or a second) is still refused as an invisible character.
         csv_text = csv_text.removeprefix("\ufeff")
         try:
-            rows = list(csv.reader(io.StringIO(csv_text), strict=True))
+            rows = _csv_rows(csv_text)
         except csv.Error as exc:
             raise ManifestRefused([{"line": 0, "entry": "", "error": f"not CSV: {exc}"}]) from None
-        for number, row in enumerate(rows, start=1):
+        for number, row in rows:
             cells = [cell.strip() for cell in row]
             if not any(cells) or cells[0].startswith("#"):
                 continue
@@ -116,6 +116,18 @@ def parse(
         else:
             errors.append(error(line, why))
     return good, errors
+
+
+def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """The CSV records of `text`, each with the file's line it starts on (a quoted cell may
+    span lines: the record number would drift from what an editor shows)."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    start = 1
+    for row in reader:
+        rows.append((start, row))
+        start = reader.line_num + 1
+    return rows
 
 
 def malformed(entry: str) -> str | None:

@@ -416,6 +416,8 @@ def split_out(
     is recorded denied, as any; one refused outright (BadInput) is named with why."""
     made: list[dict[str, Any]] = []
     for item in plan.split_out:
+        # An undo's item stays bound to the item it reverses (`batch_undo_guard`).
+        reverts_item = given.reverts_items[item.index] if given.reverts_items else None
         try:
             request_id = submit.submit(
                 services,
@@ -426,12 +428,17 @@ def split_out(
                     params=given.params,
                     justification=given.justification,
                     client=given.client,
+                    reverts_item=reverts_item,
                 ),
             )
             made.append({"account": item.account, "request_id": request_id})
         except submit.Denied as denied:
             made.append({"account": item.account, "request_id": denied.details.get("request_id")})
-        except (BadInput, Forbidden) as refused:
+        except (BadInput, Forbidden, Conflict) as refused:
+            # A Conflict: an undo of the same item recorded meanwhile (or its batch altered:
+            # alerted as at the undo's own recording).
+            if isinstance(refused, batch_undo_guard.OriginalAltered) and given.reverts:
+                batch_undo_guard.alert(services, given.reverts, refused.message, "undo")
             made.append({"account": item.account, "request_id": None, "error": refused.message})
     batch_events.keep_split_requests(services, batch_id, made, actor=actor.id)
     return [m["request_id"] for m in made if m.get("request_id")]

@@ -56,10 +56,21 @@ def undo_batch_or_replay(
     found = batch_idempotency.earlier(services, actor, idempotency_key, asked)
     if found is not None:
         return found, True
-    given = _reverse(services, actor, batch_id, positions, justification)
-    keyed = dataclasses.replace(given, idempotency_key=idempotency_key)
-    with _alerting(services, batch_id):
-        return batch_idempotency.submit_or_replay(services, actor, keyed, asked=asked)
+    try:
+        given = _reverse(services, actor, batch_id, positions, justification)
+        keyed = dataclasses.replace(given, idempotency_key=idempotency_key)
+        with _alerting(services, batch_id):
+            return batch_idempotency.submit_or_replay(services, actor, keyed, asked=asked)
+    except batch_undo_guard.OriginalAltered:
+        raise
+    except Conflict:
+        # A call with this key recorded its undo after our look-up (a client's retry racing
+        # its first call): the undo guard refuses ours as "already undone" before the unique
+        # index could; the key's promise is the first call's answer, not a conflict.
+        found = batch_idempotency.earlier(services, actor, idempotency_key, asked)
+        if found is None:
+            raise
+        return found, True
 
 
 @contextlib.contextmanager

@@ -10,12 +10,24 @@ the same items are decided one after the other) and again when each undo item is
 - Execution (`superseded`): the original item must still be `executed` and its digest the one
   checked at the start, and no later change on its account (a request or another batch item
   executed after it) may have superseded it; else the undo item fails alone, saying why.
+  "Later" is the audit log's order (the seq of the item's `batch.item.executed` event against
+  the `request.executed` and `batch.item.executed` events on the account since), never a
+  time column the runtime role can write; the item's row (`finished_at`, `result`'s
+  `already_applied`) must say what that event says, else `batch_tampered` (batch attack F2).
+
+An undo item the policy splits out of the reverse batch (its account protected since) is an
+ordinary request naming the item it reverses (`requests.reverts_item_id`): it is held by the
+same guards (`check_split_recordable` at its submit, `refuse_open_undo`, `split_undo_problem`
+at its execution) and reverts the item when it executes (`revert_originals`; batch attack F1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,10 +36,16 @@ from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.errors import Conflict
 from foureyes.store.bulk import chunks, one_of
-from foureyes.store.tables import BatchItemRow, BatchRow, RequestRow
+from foureyes.store.tables import BatchItemRow, BatchRow, EventRow, RequestRow
+from foureyes.store.tree import in_tree
 from foureyes.workflow import batch_events, batch_integrity, batch_ledger
 
 OPEN = ("pending", "approved", "executing")
+# A request not yet ended: a split-out undo request in one of these holds its item.
+OPEN_REQUEST = ("pending", "approved", "scheduled", "executing")
+ITEM_EXECUTED = "batch.item.executed"
+# The events that change an account: a request's or a batch item's execution.
+EXECUTIONS = ("request.executed", ITEM_EXECUTED)
 
 
 class OriginalAltered(Conflict):
@@ -134,52 +152,233 @@ def refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -
                 "cancel it first",
                 batch_id=open_undo,
             )
+        open_request = session.scalar(
+            select(RequestRow.id)
+            .where(
+                one_of(session, RequestRow.reverts_item_id, chunk),
+                RequestRow.state.in_(OPEN_REQUEST),
+            )
+            .limit(1)
+        )
+        if open_request is not None:
+            raise Conflict(
+                f"request {open_request} already undoes an item of batch {batch_id}: decline "
+                "or cancel it first",
+                request_id=open_request,
+            )
 
 
-def superseded(session: Session, item: BatchItemRow, digest_at_start: str | None) -> str | None:
-    """Why the undo `item` may not be carried out now (None: it may), read under the lock
-    of the undo batch's chunk (the original batch locked too): the item it reverses is no
-    longer `executed`, was changed since the start, or a later change on its account
-    superseded it."""
-    if item.reverts_item_id is None:
+def check_split_recordable(session: Session, item_id: str) -> None:
+    """In the submit transaction of an undo item split out as its own request: the item it
+    reverses held as `check_recordable` holds a reverse batch's (the original batch locked,
+    intact, the item executed, no open undo of it). Conflict (OriginalAltered) else."""
+    batch_id = session.scalar(select(BatchItemRow.batch_id).where(BatchItemRow.id == item_id))
+    if batch_id is None:
+        raise Conflict(f"no batch item {item_id} to undo")
+    check_recordable(session, batch_id, [item_id])
+
+
+def split_undo_problem(
+    services: Services, session: Session, request: RequestRow, now: datetime
+) -> str | None:
+    """Why a split-out undo request (one with `reverts_item_id`) may not be carried out now
+    (None: it may, or it undoes no batch item), under the request's lock: the original batch,
+    locked, must be what its log and approved manifest prove (else the high `batch_tampered`
+    alert), and the item not undone already nor superseded (`superseded`)."""
+    if request.reverts_item_id is None:
+        return None
+    batch_id = session.scalar(
+        select(BatchItemRow.batch_id).where(BatchItemRow.id == request.reverts_item_id)
+    )
+    original = None if batch_id is None else batch_events.lock(session, batch_id)
+    if original is None:
+        return "not undone: the item it undoes is gone"
+    found = altered(session, original, [request.reverts_item_id])
+    if found is not None:
+        raise_tampered(services, session, original, found, "undo execution", now)
+        return f"the batch it undoes ({original.id}) was altered in the store"
+    held = superseded(session, request.reverts_item_id, None)
+    if held is None:
+        return None
+    if held.tampered:
+        raise_tampered(services, session, original, held.why, "undo execution", now)
+    return f"not undone: {held.why}"
+
+
+@dataclass(frozen=True)
+class Held:
+    """Why an undo item may not be carried out now; `tampered`: because the original item's
+    row is not what its audit event says (the caller raises `batch_tampered`)."""
+
+    why: str
+    tampered: bool = False
+
+
+def superseded(
+    session: Session, reverts_item_id: str | None, digest_at_start: str | None
+) -> Held | None:
+    """Why the undo of the item `reverts_item_id` may not be carried out now (None: it may),
+    read under the lock of the undo (the original batch locked too): the item it reverses is
+    no longer `executed`, was changed since the start, changed nothing, or a later change on
+    its account superseded it. "Later" and "changed nothing" are what the log says (the
+    module's note): a row that says otherwise is Held as tampered."""
+    if reverts_item_id is None:
         return None
     original = session.get(
-        BatchItemRow, item.reverts_item_id, with_for_update=True, populate_existing=True
+        BatchItemRow, reverts_item_id, with_for_update=True, populate_existing=True
     )
     if original is None:
-        return "the item it undoes is gone"
+        return Held("the item it undoes is gone")
     if original.state != "executed":
-        return f"the item it undoes is {original.state}, not executed: it was undone already"
+        return Held(f"the item it undoes is {original.state}, not executed: it was undone already")
     if digest_at_start is not None and original.digest != digest_at_start:
-        return "the item it undoes was changed since the undo started"
-    if (original.result or {}).get("already_applied") is True:
-        return "the item it undoes changed nothing: someone else had put the account in that state"
-    since = original.finished_at
-    if since is None:
-        return "the item it undoes has no time of execution"
-    later_request = session.scalar(
-        select(RequestRow.id)
-        .where(
-            RequestRow.account_ref == original.account_ref,
-            RequestRow.state.in_(("executed", "reverted")),
-            RequestRow.finished_at > since,
+        return Held("the item it undoes was changed since the undo started")
+    logged = _execution_event(session, original)
+    if isinstance(logged, str):
+        return Held(logged, tampered=True)
+    seq, body = logged
+    found = _row_against_event(original, body)
+    if found is not None:
+        return Held(found, tampered=True)
+    summary = body.get("summary")
+    if isinstance(summary, dict) and summary.get("already_applied") is True:
+        return Held(
+            "the item it undoes changed nothing: someone else had put the account in that state"
         )
-        .limit(1)
-    )
-    later_item = session.scalar(
-        select(BatchItemRow.id)
-        .where(
-            BatchItemRow.account_ref == original.account_ref,
-            BatchItemRow.state.in_(("executed", "reverted")),
-            BatchItemRow.finished_at > since,
-            BatchItemRow.id != original.id,
-            BatchItemRow.id != item.id,
-        )
-        .limit(1)
-    )
-    if later_request is not None or later_item is not None:
-        return (
+    if _changed_since(session, original.account_ref, seq):
+        return Held(
             "a later change on the account superseded the item it undoes: undoing it now would "
             "reverse that change"
         )
     return None
+
+
+def _execution_event(session: Session, item: BatchItemRow) -> tuple[int, dict[str, Any]] | str:
+    """The seq and body of the item's one `batch.item.executed` event (the body, covered by
+    the tree's hashes, says which item), or what is wrong."""
+    found: list[tuple[int, dict[str, Any]]] = []
+    for seq, raw in session.execute(
+        select(EventRow.seq, EventRow.body)
+        .where(
+            EventRow.account_ref == item.account_ref,
+            EventRow.request_id == item.batch_id,
+            EventRow.kind == ITEM_EXECUTED,
+            in_tree(),
+        )
+        .order_by(EventRow.seq)
+    ):
+        body = json.loads(bytes(raw))
+        if (
+            isinstance(body, dict)
+            and body.get("kind") == ITEM_EXECUTED
+            and body.get("request") == item.batch_id
+            and body.get("item") == item.id
+        ):
+            found.append((int(seq), body))
+    if len(found) != 1:
+        return (
+            f"item {item.position} ({item.account_ref}) is executed, but it has {len(found)} "
+            f"{ITEM_EXECUTED} audit events"
+        )
+    return found[0]
+
+
+def _row_against_event(item: BatchItemRow, body: Mapping[str, Any]) -> str | None:
+    """Why the item's row does not say what its execution's event says (None: it does): its
+    time of execution (the event's time), and whether it changed anything."""
+    at = body.get("at")
+    logged = datetime.fromisoformat(at) if isinstance(at, str) else None
+    if item.finished_at is None or logged is None or _utc(item.finished_at) != logged:
+        return (
+            f"item {item.position} ({item.account_ref}) says it executed at "
+            f"{item.finished_at}, but its audit event says at {at}"
+        )
+    summary = body.get("summary")
+    applied = summary.get("already_applied") is True if isinstance(summary, dict) else False
+    if ((item.result or {}).get("already_applied") is True) != applied:
+        return (
+            f"item {item.position} ({item.account_ref}) says whether it changed anything "
+            "otherwise than its audit event"
+        )
+    return None
+
+
+def _changed_since(session: Session, account_ref: str, seq: int) -> bool:
+    """Whether the log holds an execution on the account after `seq`."""
+    for (raw,) in session.execute(
+        select(EventRow.body).where(
+            EventRow.account_ref == account_ref,
+            EventRow.kind.in_(EXECUTIONS),
+            EventRow.seq > seq,
+            in_tree(),
+        )
+    ):
+        body = json.loads(bytes(raw))
+        if (
+            isinstance(body, dict)
+            and body.get("account") == account_ref
+            and body.get("kind") in EXECUTIONS
+        ):
+            return True
+    return False
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def revert_originals(
+    services: Services,
+    session: Session,
+    reverses: Mapping[str, str | None],
+    by: Mapping[str, str],
+    now: datetime,
+) -> None:
+    """The undos just executed: each original item (`reverses`: its id, and the undo item's
+    id or None for a request) still `executed` is now `reverted`, with its
+    `batch.item.reverted` event on its own batch (details `by`, the undo batch or request),
+    and a batch with no executed item left is `reverted`: neither is undone a second time."""
+    if not reverses:
+        return
+    originals = list(
+        session.scalars(
+            select(BatchItemRow)
+            .where(BatchItemRow.id.in_(list(reverses)), BatchItemRow.state == "executed")
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    by_batch: dict[str, list[BatchItemRow]] = {}
+    for original in originals:
+        by_batch.setdefault(original.batch_id, []).append(original)
+    for batch_id, reverted in sorted(by_batch.items()):
+        owner = batch_events.lock(session, batch_id)
+        assert owner is not None
+        events = []
+        for original in reverted:
+            original.state = "reverted"
+            undo_item = reverses[original.id]
+            details = {**by, **({"by_item": undo_item} if undo_item else {})}
+            events.append(
+                batch_events.item_event(
+                    services, owner, original, "batch.item.reverted", now, details
+                )
+            )
+        services.audit.append_many(session, events)
+        session.flush()
+        left = session.scalar(
+            select(BatchItemRow.id)
+            .where(BatchItemRow.batch_id == batch_id, BatchItemRow.state == "executed")
+            .limit(1)
+        )
+        if left is None and owner.state == "executed":
+            batch_events.move(
+                services,
+                session,
+                owner,
+                "reverted",
+                allowed=("executed",),
+                actor=None,
+                now=now,
+                details=dict(by),
+            )

@@ -195,11 +195,21 @@ def progress(session: Session, batch: BatchRow) -> dict[str, Any]:
         by_state["cancelled"] = by_state.get("cancelled", 0) + by_state.pop("pending")
     done = sum(by_state.get(s, 0) for s in ("executed", "failed", "cancelled", "reverted"))
     total = batch.item_count
+    found = sum(by_state.values())
+    # More (or fewer) item rows than the batch was submitted with: rows added or removed
+    # behind foureyes (its execution stops it with `batch_tampered`); said, never shown as
+    # more than done.
+    problem = (
+        {"problem": f"the store holds {found} items for this batch, submitted with {total}"}
+        if found != total
+        else {}
+    )
     return {
         "total": total,
         "done": done,
         "by_state": by_state,
-        "percent": 100 if total == 0 else int(done * 100 / total),
+        "percent": 100 if total == 0 else min(100, int(done * 100 / total)),
+        **problem,
         "executed": by_state.get("executed", 0) + by_state.get("reverted", 0),
         "failed": by_state.get("failed", 0),
         "cancelled": by_state.get("cancelled", 0),

@@ -45,6 +45,7 @@ from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
+from foureyes.workflow import batch_undo_guard as undo_guard
 from foureyes.workflow import holds, integrity, lease, tickets
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows, withdrawn_approvals
@@ -160,7 +161,12 @@ def execute(
                 during="execution",
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
-        problem = problem or rechecked.problem
+        # A split-out batch undo: the item it reverses, held as a reverse batch's item is.
+        problem = (
+            problem
+            or rechecked.problem
+            or undo_guard.split_undo_problem(services, session, row, now)
+        )
         if problem is not None:
             move(
                 services,
@@ -406,6 +412,8 @@ def carry_out_at_once(
     local = _local_execution(services, connector, row.account_ref)
     if local is None or row.state != RequestState.APPROVED.value or row.requester_id != actor.id:
         return None
+    if row.reverts_item_id is not None:
+        return None  # a split-out batch undo: `execute` re-checks the item it reverses
     try:
         decision = redecide(services, session, row, now, account=account)
     except RecordAltered:
@@ -636,9 +644,14 @@ def _late(
 
 
 def mark_reverted(services: Services, session: Session, row: RequestRow, now: datetime) -> None:
-    """An executed undo reverts the request it undoes. When the platform was already back in
+    """An executed undo reverts the request (or, split out of a batch undo, the batch item:
+    `batch_undo_guard.revert_originals`) it undoes. When the platform was already back in
     the earlier state (`already_applied`: someone else reverted the change), the record says so
     rather than crediting the undo with a change it did not make."""
+    if row.reverts_item_id is not None:
+        undo_guard.revert_originals(
+            services, session, {row.reverts_item_id: None}, {"by_request": row.id}, now
+        )
     if row.reverts_id is None:
         return
     original = lock_request(session, row.reverts_id)

@@ -431,6 +431,8 @@ def _compared(row: RequestRow, event: Mapping[str, Any]) -> list[tuple[str, bool
         ("justification", row.justification == event.get("justification")),
         # Both are plain JSON values read back from the store: compared as such.
         ("decision", row.decision == decision),
+        # A split-out batch undo's item: named by both or by neither.
+        ("reverts_item", row.reverts_item_id == event.get("reverts_item")),
         (
             "break_glass",
             isinstance(decision, dict) and bool(row.break_glass) == decision.get("break_glass"),

@@ -25,7 +25,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import decide, denials, idempotency, quota, routing
+from foureyes.workflow import batch_undo_guard, decide, denials, idempotency, quota, routing
 from foureyes.workflow import tickets as ticket_checks
 from foureyes.workflow.execute import ExecutionOutcome, carry_out_at_once
 from foureyes.workflow.integrity import ACCOUNT_SNAPSHOT
@@ -45,6 +45,9 @@ class Submission:
     break_glass: bool = False
     client: str | None = None
     reverts: str | None = None
+    # A batch undo's item split out as this request: the batch item it reverses (set by
+    # `batch_submit.split_out`; held by the undo guards, `batch_undo_guard`).
+    reverts_item: str | None = None
     # The client's key for this submit: a retry with the same key asks for this request again
     # instead of a second one (see `submit_or_replay` and `foureyes.workflow.idempotency`).
     idempotency_key: str | None = None
@@ -440,6 +443,9 @@ def _decide_and_record(
                 )
             else:
                 tickets_checked()
+                if submission.reverts_item is not None:
+                    # Racing undos of the item wait here, on its batch's lock.
+                    batch_undo_guard.check_split_recordable(session, submission.reverts_item)
                 # One pending request per account (the policy's option): the account's lock,
                 # and in `refuse` mode a Conflict while another one is pending.
                 routing.guard_one_pending(
@@ -538,6 +544,7 @@ def _insert(
         account_snapshot=json_safe(dict(account.attributes)),
         break_glass=decision.break_glass,
         reverts_id=submission.reverts,
+        reverts_item_id=submission.reverts_item,
         not_before=not_before,
         expires_at=expires_at,
         post_review_due=now + glass.within if glass is not None else None,
@@ -578,6 +585,8 @@ def _insert(
             "decision": decision.to_dict(),
             "client": submission.client,
             "reverts": submission.reverts,
+            # What `integrity` compares the row's `reverts_item_id` with.
+            **({"reverts_item": submission.reverts_item} if submission.reverts_item else {}),
             # The tickets the rules require, as their system answered (`workflow.tickets`).
             **({"tickets": ticket_checks.summaries(tickets)} if tickets else {}),
         },

@@ -13,6 +13,7 @@ import yaml
 from sqlalchemy import select
 
 from foureyes import detect, worker
+from foureyes.detect.confusables import LATIN_LOOKALIKES
 from foureyes.detect.lookalikes import PinIndex, fold, keys, within
 from foureyes.errors import Conflict, ConnectorError
 from foureyes.store.tables import AlertRow, BatchRow, EventRow, PinRow, RequestRow
@@ -89,6 +90,63 @@ def test_letters_and_pairs_that_read_alike_are_folded(name: str, pinned: str) ->
 )
 def test_unrelated_names_are_not_near(other: str) -> None:
     assert PinIndex({"chirp:p": ["president"]}, 1).matches([other]) == set()
+
+
+@pytest.mark.parametrize(
+    "ell",
+    [
+        "i",
+        "I",
+        "l",
+        "1",
+        "|",
+        "\u0456",
+        "\u0406",
+        "\u04cf",
+        "\u04c0",
+        "\u01c0",
+        "\u0131",
+        "\u0269",
+        "\u03b9",
+        "\u0399",
+    ],
+)
+def test_every_spelling_of_i_and_l_folds_alike(ell: str) -> None:
+    """Batch attack F3: Cyrillic small i (U+0456) folded to Latin i but Latin i to l, so each
+    cost one edit and two of them evaded the detector. Every letter that renders as i or l
+    folds as one."""
+    assert fold(ell) == fold("l")
+    assert fold(f"pol{ell}t{ell}co") == fold("politico")
+
+
+def test_each_latin_lookalike_letter_folds_as_the_latin_letter() -> None:
+    """Every entry of the table folds exactly as the Latin letter it renders as, alone and
+    inside a name (so no edit is ever spent on it)."""
+    for other, latin in LATIN_LOOKALIKES.items():
+        assert fold(other) == fold(latin), (hex(ord(other)), latin)
+        assert fold(f"ab{other}cd") == fold(f"ab{latin}cd"), (hex(ord(other)), latin)
+
+
+@pytest.mark.parametrize(
+    ("name", "pinned"),
+    [
+        ("pol\u0456t\u0456co", "politico"),  # the attack's handle: Cyrillic i twice
+        ("\u0430\u04cf\u0456\u03f2e", "alice"),  # Cyrillic a, palochka, i; Greek lunate sigma
+        ("g\u0585\u0585g\u04cfe", "google"),  # Armenian oh, Cyrillic palochka
+        ("\u0251\u0581\u0585\u0578", "agon"),  # Latin alpha; Armenian co, oh, vo
+        ("\u04bb\u051b\u051d\u04bd", "hqwe"),  # Cyrillic shha, qa, we, Abkhasian che
+        ("\u0421\u041d\u0406\u0420\u0420", "chipp"),  # Cyrillic capitals
+        ("\u057d\u0455\u0435r", "user"),  # Armenian seh; Cyrillic dze, ie
+    ],
+)
+def test_names_spelled_with_other_scripts_fold_as_the_latin_name(name: str, pinned: str) -> None:
+    assert fold(name) == fold(pinned)
+
+
+def test_a_cyrillic_spelling_of_a_pinned_name_is_flagged_twice_over() -> None:
+    index = PinIndex({"chirp:politico": ["politico"]}, 1)
+    assert index.matches(["pol\u0456t\u0456co"]) == {"chirp:politico"}
+    assert index.matches(["p\u043e\u04cf\u0456t\u0456\u03f2\u0585"]) == {"chirp:politico"}
 
 
 def test_short_names_match_only_when_equal_and_dids_have_no_key() -> None:

@@ -265,6 +265,10 @@ def test_a_departing_contractor_gets_every_item_denied() -> None:
     assert all("departing-contractors-read-only" in item.reasons[0] for item in result.items)
     status = batch_satisfied(result, [approve(MEI), approve(SAM)])
     assert not status.satisfied  # nothing to approve
+    # Batch attack F6: the reason says the items are denied now, and by which rule.
+    (why,) = [r for r in status.reasons if "no item is included" in r]
+    assert "now denies 3 item(s)" in why
+    assert "departing-contractors-read-only" in why
 
 
 def test_an_action_no_batch_rule_names_is_refused() -> None:

@@ -25,7 +25,7 @@ from tests.worlds import World, as_remote
 from foureyes.audit.merkle import MerkleVerificationError
 from foureyes.connectors.base import ExecutionOrder, ExecutionResult
 from foureyes.connectors.demo_tables import ChirpAccountRow, ChirpAppliedRow
-from foureyes.store.tables import BatchRow
+from foureyes.store.tables import BatchItemRow, BatchRow
 from foureyes.workflow import batch_execute, batch_integrity, batch_manifest, batch_views
 
 
@@ -193,3 +193,38 @@ def test_a_remote_items_lease_is_renewed_while_its_call_runs(
     progress = batch_execute.execute_batch(world.services, batch_id)
     assert seen == [True]  # no other worker could take the item while its call ran
     assert (progress.state, progress.executed) == ("executed", 2)
+
+
+def test_a_forged_extra_item_never_shows_more_than_done(world: World) -> None:
+    """Batch attack F6: an item row added behind foureyes to an executed batch showed `done 3`
+    of `total 2`, `percent 150`. The share is capped and the view says what it found."""
+    ring = seed_ring(world, 2)
+    batch_id = approved(world, ring)
+    batch_execute.execute_batch(world.services, batch_id)
+    with world.services.database.transaction() as session:
+        session.add(
+            BatchItemRow(
+                id="forged-item",
+                batch_id=batch_id,
+                position=2,
+                account_ref="chirp:president",
+                digest="0" * 64,
+                state="executed",
+                attempt=1,
+            )
+        )
+    progress = show(world, batch_id)["progress"]
+    assert progress["percent"] == 100
+    assert progress["problem"] == "the store holds 3 items for this batch, submitted with 2"
+
+
+def test_csv_errors_name_the_files_line_after_a_cell_spanning_two() -> None:
+    """Batch attack F6: after a quoted cell holding a line break, errors named the CSV record
+    (one less than the file's line an editor shows)."""
+    text = 'account\n"chirp:a\nb"\nchirp:ok\nnot-a-ref\n'
+    good, errors = batch_manifest.parse(None, text)
+    assert [line.line for line in good] == [4]
+    assert [(e["line"], e["error"]) for e in errors] == [
+        (2, "holds spaces, control or invisible characters"),
+        (5, "not of the form platform:id"),
+    ]
