@@ -290,9 +290,12 @@ def _page(
     # Read in chunks until `limit` items pass: `reviewable` and visibility filter in Python
     # (eligibility is a policy question), so a chunk may yield fewer than it reads. What the
     # checks read is read for the whole chunk at once (`access.prefetch`), what the views read
-    # for the rows that passed (`_shown`).
-    chunks = session.scalars(query.execution_options(yield_per=_CHUNK)).partitions()
-    for chunk in chunks:
+    # for the rows that passed (`_shown`). The first chunk is a page and one more (all a
+    # reader who may act on the first requests needs), the next ones `_CHUNK` each.
+    found = session.scalars(query.execution_options(yield_per=_CHUNK))
+    size = limit + 1
+    while chunk := found.fetchmany(size):
+        size = _CHUNK
         for row in chunk:
             page_memo.remember("request-row", row.id, row)
         prefetch(services, session, chunk, actor)
