@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event
 
 from foureyes.core.alerts import NewAlert, raise_alert
+from foureyes.errors import Unavailable
 from foureyes.store import page_memo
 from foureyes.workflow import inbox as inbox_ops
 from foureyes.workflow import operations
@@ -156,9 +157,93 @@ def _statements(console: Console, reader: str) -> int:
     return len(made)
 
 
-def test_the_inbox_makes_as_many_statements_for_50_requests_as_for_5(console: Console) -> None:
-    _suspend(console, _vit_accounts(console, 0, 5))
+def test_the_inbox_makes_as_many_statements_for_75_requests_as_for_25(console: Console) -> None:
+    """Both past a list's first read (a page and one more: 21 rows), neither past its second
+    (200 more): the statements are the same (Tomas and Ravi may approve none of them)."""
+    _suspend(console, _vit_accounts(console, 0, 25))
     few = {reader: _statements(console, reader) for reader in (TOMAS, RAVI)}
-    _suspend(console, _vit_accounts(console, 5, 45))
+    _suspend(console, _vit_accounts(console, 25, 50))
     many = {reader: _statements(console, reader) for reader in (TOMAS, RAVI)}
     assert many == few
+
+
+def test_a_page_decides_each_pending_request_once_and_reads_its_rows_once(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox and the home page list what waits and show the navigation's badge: between
+    them each pending request is decided once and its row read once, whoever reads (nothing
+    waits for Ravi; everything for Mei)."""
+    from foureyes.workflow import subject  # noqa: PLC0415 (patched where it is looked up)
+
+    pending = len(_suspend(console, _vit_accounts(console, 0, 12)))
+    decided: list[str] = []
+    real = subject._redecide
+
+    def counted(*args: object) -> object:
+        decided.append(args[2].id)  # type: ignore[attr-defined]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subject, "_redecide", counted)
+    engine = console.world.services.database.engine
+    rows_read: list[str] = []
+
+    def count(*args: object) -> None:
+        statement = " ".join(str(args[2]).split())
+        if statement.startswith("SELECT requests.id, requests.state"):
+            rows_read.append(statement)
+
+    for reader in (RAVI, MEI):
+        person = console.signed_in(reader)
+        for path in ("/console/inbox", "/console/"):
+            decided.clear()
+            rows_read.clear()
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                assert person.get(path).status_code == 200
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+            assert sorted(set(decided)) == sorted(decided), (reader, path)
+            assert len(decided) <= pending, (reader, path)
+            # The page's lists (the inbox: what waits, what ran; home: what waits, my pending
+            # and scheduled ones), never the badge's read of rows the page holds.
+            assert len(rows_read) == (2 if path == "/console/inbox" else 3), (reader, path)
+    assert len(decided) >= 1
+
+
+def test_the_inbox_asks_the_platform_for_its_cards_accounts_at_once(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cards' accounts come from one `lookup_many` (the demo platform reads many at once),
+    not a `lookup` per card; when that call fails, each card asks on its own, as before, and
+    the page is the same."""
+    _suspend(console, _vit_accounts(console, 0, 5))
+    connector = console.world.services.connector("chirp")
+    person = console.signed_in(MEI)
+    looked_up: list[str] = []
+    many: list[list[str]] = []
+    real_lookup, real_many = connector.lookup, connector.lookup_many
+
+    def lookup(account_id: str) -> object:
+        looked_up.append(account_id)
+        return real_lookup(account_id)
+
+    def lookup_many(account_ids: list[str]) -> object:
+        many.append(list(account_ids))
+        return real_many(account_ids)
+
+    monkeypatch.setattr(connector, "lookup", lookup)
+    monkeypatch.setattr(connector, "lookup_many", lookup_many)
+    page = person.get("/console/inbox")
+    assert page.status_code == 200
+    assert page.text.count('class="card inbox-item"') == 5
+    assert looked_up == []
+    assert [sorted(ids) for ids in many] == [[f"vit-{n:03d}" for n in range(5)]]
+
+    def failing(account_ids: list[str]) -> object:
+        raise Unavailable("the platform does not answer")
+
+    monkeypatch.setattr(connector, "lookup_many", failing)
+    again = person.get("/console/inbox")
+    assert again.status_code == 200
+    assert sorted(looked_up) == [f"vit-{n:03d}" for n in range(5)]
+    assert _CSRF.sub("", again.text) == _CSRF.sub("", page.text)

@@ -233,14 +233,7 @@ class DemoConnector(Connector):
                 if earlier is not None:
                     answers[n] = _replay(earlier, order)
                     continue
-                view = {
-                    "id": row.id,
-                    "status": row.status,
-                    "email": row.email,
-                    "password_set": row.password_hash is not None,
-                    "password_reset_pending": row.password_reset_pending,
-                }
-                diff = plan_change(order.action, view, order.params)
+                diff = plan_change(order.action, _view(row), order.params)
             except FoureyesError as exc:
                 answers[n] = exc
                 continue
@@ -367,8 +360,12 @@ class DemoConnector(Connector):
         write that would be refused in the account's current state. NotFound for an unknown
         account."""
         spec = self.action(order.action)
-        with self.database.read() as session:  # a read: no write lock (SQLite) for a preview
-            row = self._row(session, order.account_id)
+        # A read (no write lock on SQLite), on the connection: the inbox previews every card.
+        with self.database.read() as session:
+            found = session.connection().execute(_PREVIEW, {"account_id": order.account_id})
+            row = found.one_or_none()
+            if row is None:
+                raise NotFound(f"{self.platform} has no account {order.account_id!r}")
             if spec.kind is ActionKind.READ:
                 return {}
             try:
@@ -635,8 +632,8 @@ def _revoke_sessions(session: Session, account_id: str, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _view(row: ChirpAccountRow) -> dict[str, Any]:
-    """What the status model needs to know about an account."""
+def _view(row: Any) -> dict[str, Any]:
+    """What the status model needs to know about an account (its row, or `_STATE` of it)."""
     return {
         "id": row.id,
         "status": row.status,
@@ -656,18 +653,17 @@ _COLUMNS = select(
     ChirpAccountRow.phone,
 )
 _LOOKUP = _COLUMNS.where(ChirpAccountRow.id == bindparam("account_id"))
-# What `plan_change` needs of many accounts, locked (in id order: two chunks never deadlock).
-_LOCK_MANY = (
-    select(
-        ChirpAccountRow.id,
-        ChirpAccountRow.status,
-        ChirpAccountRow.email,
-        ChirpAccountRow.password_hash,
-        ChirpAccountRow.password_reset_pending,
-    )
-    .order_by(ChirpAccountRow.id)
-    .with_for_update()
+# What `plan_change` needs of an account (`_view`): of one for a preview; of many, locked
+# (in id order: two chunks never deadlock).
+_STATE = select(
+    ChirpAccountRow.id,
+    ChirpAccountRow.status,
+    ChirpAccountRow.email,
+    ChirpAccountRow.password_hash,
+    ChirpAccountRow.password_reset_pending,
 )
+_PREVIEW = _STATE.where(ChirpAccountRow.id == bindparam("account_id"))
+_LOCK_MANY = _STATE.order_by(ChirpAccountRow.id).with_for_update()
 _ACCOUNTS = cast(Table, ChirpAccountRow.__table__)
 _SET_STATUS = (
     update(_ACCOUNTS)

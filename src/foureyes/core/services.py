@@ -315,7 +315,7 @@ class Services:
         pins, seal = seals.pins_columns(RequestRow.account_ref)
         found = session.connection().execute(
             select(RequestRow.account_ref, pins.label("pins"), seal.label("pins_seal")).where(
-                RequestRow.id.in_(list(request_ids))
+                one_of(session, RequestRow.id, list(request_ids))
             )
         )
         for row in found:

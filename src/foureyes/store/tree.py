@@ -43,4 +43,11 @@ def in_tree() -> ColumnElement[bool]:
     One index look-up more per statement (the head row), evaluated once. Without a head row
     only the lower bound holds: a missing head is itself a finding (`LogHeadAltered`), which
     refuses every change, and reads go on as they did before it."""
-    return and_(EventRow.seq >= _FIRST_SEQ, EventRow.seq < func.coalesce(head_size(), _NO_HEAD))
+    return _IN_TREE
+
+
+# Built once (SQL expressions are immutable; building this one cost more than a page's use of
+# it: the inbox's lists and badge put it in five statements).
+_IN_TREE: ColumnElement[bool] = and_(
+    EventRow.seq >= _FIRST_SEQ, EventRow.seq < func.coalesce(head_size(), _NO_HEAD)
+)

@@ -44,6 +44,7 @@ from foureyes.model import Outcome, RequestState, Review, ReviewDecision
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store import page_memo
+from foureyes.store.bulk import one_of
 from foureyes.store.tables import EventRow, RequestRow
 from foureyes.store.tree import in_tree
 from foureyes.workflow import holds
@@ -60,6 +61,7 @@ __all__ = [
     "require_oversight",
     "reviewable_in_page",
     "stored",
+    "stored_many",
     "took_part",
     "unknown_request",
     "visible_clause",
@@ -143,6 +145,25 @@ def stored(session: Session, request_id: str) -> RequestRow | None:
     return page_memo.recall("request-row", request_id, lambda: session.get(RequestRow, request_id))
 
 
+def stored_many(
+    services: Services, session: Session, request_ids: Sequence[str], actor: Actor
+) -> list[RequestRow]:
+    """The rows of `request_ids`, in that order (any that no longer exists left out): inside a
+    page (`page_memo`), those the page has read already as it read them, the others in one
+    statement, remembered, and what deciding them reads read with them (`prefetch`)."""
+    held = {i: page_memo.peek("request-row", i) for i in request_ids}
+    missing = [i for i, row in held.items() if not isinstance(row, RequestRow)]
+    if missing:
+        read = list(
+            session.scalars(select(RequestRow).where(one_of(session, RequestRow.id, missing)))
+        )
+        for row in read:
+            page_memo.remember("request-row", row.id, row)
+            held[row.id] = row
+        prefetch(services, session, read, actor)
+    return [row for row in held.values() if isinstance(row, RequestRow)]
+
+
 def reviewable_in_page(request_id: str, actor: Actor) -> RequestRow | None:
     """Inside a page (`page_memo`): the request's row when the page has already found that
     `actor` may review it now (so may see it); None otherwise (ask as usual). Lets a card
@@ -188,7 +209,7 @@ def prefetch(
     found = set(
         session.scalars(
             select(EventRow.request_id).where(
-                EventRow.request_id.in_(ids),
+                one_of(session, EventRow.request_id, ids),
                 EventRow.actor == actor.id,
                 EventRow.kind.in_(PARTICIPATION),
                 in_tree(),

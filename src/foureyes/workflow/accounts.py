@@ -10,20 +10,52 @@ goes through the policy like any other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
 
+from foureyes.connectors.base import has_lookup_many
 from foureyes.core.redaction import shown_attributes
 from foureyes.core.services import Services, json_safe
+from foureyes.errors import FoureyesError
+from foureyes.model import Account
 from foureyes.policy.engine import tier_of
 from foureyes.store import page_memo, seals
 from foureyes.store.tables import EventRow, PinRow
 from foureyes.store.tree import in_tree
 
-__all__ = ["account_view", "pinned_accounts"]
+__all__ = ["account_view", "pinned_accounts", "prefetch_accounts"]
 
 MAX_PINNED = 10_000  # a list for people to read; past this, look accounts up one by one
+
+
+def prefetch_accounts(services: Services, refs: Iterable[str]) -> None:
+    """Inside a page (`page_memo`), the accounts of `refs` as their platforms report them now,
+    in one call per platform that reads many at once (`has_lookup_many`), for `account_view`
+    to answer from; outside any transaction. Any other account, one the platform does not
+    have, and all of a platform whose call fails are looked up one by one when shown, as
+    without a page (so that each shows its own answer or error)."""
+    if not page_memo.active():
+        return
+    wanted: dict[str, dict[str, str]] = {}
+    for ref in dict.fromkeys(refs):
+        try:
+            platform, account_id = Account.split_ref(ref)
+        except ValueError:
+            continue
+        wanted.setdefault(platform, {})[account_id] = ref
+    for platform, ids in wanted.items():
+        connector = services.connectors.get(platform)
+        if connector is None or not has_lookup_many(connector):
+            continue
+        try:
+            found = connector.lookup_many(list(ids))
+        except FoureyesError:
+            continue
+        for account_id, account in found.items():
+            if account_id in ids:
+                page_memo.remember("account", ids[account_id], account)
 
 
 def pinned_accounts(services: Services, pin: str | None = None) -> list[dict[str, Any]]:
@@ -56,8 +88,10 @@ def pinned_accounts(services: Services, pin: str | None = None) -> list[dict[str
 
 def account_view(services: Services, ref: str) -> dict[str, Any]:
     """The account's redacted attributes, pins, and tier (with any condition error). The
-    platform is asked outside any transaction; NotFound for an unknown account or platform."""
-    account = services.resolve_account(ref)
+    platform is asked outside any transaction; NotFound for an unknown account or platform.
+    Inside a page (`page_memo`) an account `prefetch_accounts` found is not asked again."""
+    held = page_memo.peek("account", ref)
+    account = held if isinstance(held, Account) else services.resolve_account(ref)
     if page_memo.known("pins", account.ref) and page_memo.known("policy", None):
         # The page has read both (`page_memo`): no transaction for them.
         pins = page_memo.peek("pins", account.ref)

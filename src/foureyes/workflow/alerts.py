@@ -19,6 +19,7 @@ from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.notify.card import ON_CARDS  # the request-describing detectors (one list)
 from foureyes.store import page_memo
+from foureyes.store.bulk import one_of
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow, StaffRow
 from foureyes.workflow.access import (
     require_oversight,
@@ -219,7 +220,7 @@ def _on(
     session: Session, request_ids: Collection[str], oversees: bool
 ) -> dict[str, list[AlertRow]]:
     """The alerts on each request, most severe first, at most MAX_PAGE each."""
-    query = select(AlertRow).where(AlertRow.request_id.in_(list(request_ids)))
+    query = select(AlertRow).where(one_of(session, AlertRow.request_id, list(request_ids)))
     if not oversees:
         query = query.where(AlertRow.detector.in_(ON_CARDS))
     found: dict[str, list[AlertRow]] = {}

@@ -13,6 +13,7 @@ from foureyes.core.events import POST_REVIEW, REVIEW
 from foureyes.core.services import Services
 from foureyes.model import Review, ReviewDecision
 from foureyes.store import page_memo
+from foureyes.store.bulk import one_of
 from foureyes.store.tables import ReviewRow
 
 
@@ -38,7 +39,9 @@ def prefetch_reviews(session: Session, request_ids: Collection[str]) -> None:
         (i, kind): [] for i in request_ids for kind in (REVIEW, POST_REVIEW)
     }
     rows = session.scalars(
-        select(ReviewRow).where(ReviewRow.request_id.in_(list(request_ids))).order_by(ReviewRow.id)
+        select(ReviewRow)
+        .where(one_of(session, ReviewRow.request_id, list(request_ids)))
+        .order_by(ReviewRow.id)
     )
     for row in rows:
         found.setdefault((row.request_id, row.kind), []).append(row)

@@ -12,7 +12,7 @@ from foureyes.core.services import Actor, Services
 from foureyes.model import RequestState
 from foureyes.store import page_memo
 from foureyes.store.tables import RequestRow, StaffRow
-from foureyes.workflow.access import may_review_now, prefetch, visible_clause
+from foureyes.workflow.access import may_review_now, stored_many, visible_clause
 
 __all__ = ["manager_note", "waiting"]
 
@@ -25,7 +25,7 @@ def waiting(services: Services, actor: Actor) -> tuple[int, bool]:
     """How many pending requests `actor` may approve now (up to BADGE_CAP), and whether more
     wait: the inbox's unread badge (what `list_requests(reviewable=True)` would list)."""
     query = (
-        select(RequestRow)
+        select(RequestRow.id)
         .where(RequestRow.state == RequestState.PENDING.value, RequestRow.requester_id != actor.id)
         .order_by(RequestRow.created_at.desc())
         .limit(_SCAN)
@@ -35,13 +35,16 @@ def waiting(services: Services, actor: Actor) -> tuple[int, bool]:
         query = query.where(visible)
     count = 0
     with page_memo.page(), services.database.read() as session:
-        rows = list(session.scalars(query))
-        prefetch(services, session, rows, actor)
-        for row in rows:
-            if may_review_now(services, session, row, actor):
-                count += 1
-                if count > BADGE_CAP:
-                    return BADGE_CAP, True
+        ids = list(session.scalars(query))
+        # On a page that listed them already (the inbox, the home page) the rows and what
+        # deciding them needs are not read again, and each is decided once for both. The
+        # first BADGE_CAP + 1 first: when they all wait for the reader, that is the answer.
+        for part in (ids[: BADGE_CAP + 1], ids[BADGE_CAP + 1 :]):
+            for row in stored_many(services, session, part, actor):
+                if may_review_now(services, session, row, actor):
+                    count += 1
+                    if count > BADGE_CAP:
+                        return BADGE_CAP, True
     return count, False
 
 

@@ -37,6 +37,7 @@ from foureyes.errors import BadInput, FoureyesError
 from foureyes.model import Account, Outcome
 from foureyes.policy.decision import Decision
 from foureyes.store import page_memo
+from foureyes.store.bulk import one_of
 from foureyes.store.tables import RequestRow, RequestTicketRow
 from foureyes.workflow.subject import redecide
 
@@ -139,7 +140,7 @@ def prefetch_latest(session: Session, request_ids: Collection[str]) -> None:
 def _latest(session: Session, request_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
     rows = session.scalars(
         select(RequestTicketRow)
-        .where(RequestTicketRow.request_id.in_(list(request_ids)))
+        .where(one_of(session, RequestTicketRow.request_id, list(request_ids)))
         .order_by(RequestTicketRow.id)
     ).all()
     by_system: dict[str, dict[str, RequestTicketRow]] = {}

@@ -10,13 +10,14 @@ the values of the platform's private attributes redacted (`foureyes.core.redacti
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, inspect, select
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.core.events import POST_REVIEW
@@ -27,6 +28,7 @@ from foureyes.model import Account, Outcome, RequestState, Staff
 from foureyes.policy.catalog import MASK
 from foureyes.policy.engine import satisfied
 from foureyes.store import page_memo
+from foureyes.store.bulk import one_of
 from foureyes.store.queries import everyone
 from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow
 from foureyes.store.tree import in_tree
@@ -281,15 +283,23 @@ def _page(
     items: list[dict[str, Any]] = []
     last: RequestRow | None = None
     more = False
+    if not filters.tier:
+        # The stored decision (the largest column) is read only for the rows shown
+        # (`_shown`): deciding who may see or review a request never reads it.
+        query = query.options(defer(RequestRow.decision))
     # Read in chunks until `limit` items pass: `reviewable` and visibility filter in Python
     # (eligibility is a policy question), so a chunk may yield fewer than it reads. What the
-    # checks and the views read is read for the whole chunk at once (`access.prefetch`).
-    chunks = session.scalars(query.execution_options(yield_per=_CHUNK)).partitions()
-    for chunk in chunks:
+    # checks read is read for the whole chunk at once (`access.prefetch`), what the views read
+    # for the rows that passed (`_shown`). The first chunk is a page and one more (all a
+    # reader who may act on the first requests needs), the next ones `_CHUNK` each.
+    found = session.scalars(query.execution_options(yield_per=_CHUNK))
+    size = limit + 1
+    while chunk := found.fetchmany(size):
+        size = _CHUNK
         for row in chunk:
             page_memo.remember("request-row", row.id, row)
         prefetch(services, session, chunk, actor)
-        tickets.prefetch_latest(session, [row.id for row in chunk])
+        passed: list[RequestRow] = []
         for row in chunk:
             if filters.tier and (row.decision or {}).get("tier") != filters.tier:
                 continue
@@ -298,15 +308,35 @@ def _page(
                     continue
             elif filtered and not may_see(services, session, row, actor):
                 continue
-            if len(items) == limit:
+            if len(items) + len(passed) == limit:
                 more = True
                 break
-            items.append(_view(services, session, row, timeline=False, reader=actor))
-            last = row
+            passed.append(row)
+        _shown(session, passed)
+        items.extend(_view(services, session, row, timeline=False, reader=actor) for row in passed)
+        last = passed[-1] if passed else last
         if more:
             break
     cursor = f"{last.created_at.isoformat()}|{last.id}" if more and last is not None else None
     return items, cursor
+
+
+def _shown(session: Session, rows: Sequence[RequestRow]) -> None:
+    """What the views of `rows` read besides what deciding them read, in one statement per
+    kind: their stored decisions where the list left them unread (written once, at submit:
+    read later, they are what the row held) and their latest tickets (`tickets.latest`)."""
+    if not rows:
+        return
+    unread = [row for row in rows if "decision" in inspect(row).unloaded]
+    if unread:
+        ids = [row.id for row in unread]
+        found = session.execute(
+            select(RequestRow.id, RequestRow.decision).where(one_of(session, RequestRow.id, ids))
+        )
+        decisions: dict[str, dict[str, Any]] = dict(found.all())
+        for row in unread:
+            set_committed_value(row, "decision", decisions[row.id])
+    tickets.prefetch_latest(session, [row.id for row in rows])
 
 
 # --- what the console shows besides requests -----------------------------------------------

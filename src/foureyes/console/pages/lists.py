@@ -19,6 +19,7 @@ from foureyes.console.templating import render
 from foureyes.core.services import Actor
 from foureyes.store import page_memo
 from foureyes.web.deps import ServicesDep
+from foureyes.workflow import accounts as account_ops
 from foureyes.workflow import alerts as alert_ops
 from foureyes.workflow import inbox as inbox_ops
 from foureyes.workflow import operations
@@ -115,6 +116,7 @@ def inbox(request: Request, services: ServicesDep, actor: ConsoleActorDep) -> Re
             services, actor, operations.ListFilter(reviewable=True, limit=20)
         )
         alert_ops.prefetch_on_requests(services, actor, [item["id"] for item in items])
+        account_ops.prefetch_accounts(services, [item["account"] for item in items])
         cards = [request_context(services, actor, item) for item in items]
         recent, _ = operations.list_requests(
             services, actor, operations.ListFilter(state="executed", limit=50)
