@@ -50,8 +50,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def request_view(services: Services, request_id: str) -> dict[str, Any]:
-    """The request as the system sees it, unchecked: NotFound if it does not exist."""
-    with services.database.transaction() as session:
+    """The request as the system sees it, unchecked: NotFound if it does not exist. A read
+    transaction (`Database.read`: on SQLite no write lock, which a submit's answer fought the
+    submits for)."""
+    with services.database.read() as session:
         row = session.get(RequestRow, request_id)
         if row is None:
             raise unknown_request(request_id)
@@ -60,8 +62,8 @@ def request_view(services: Services, request_id: str) -> dict[str, Any]:
 
 def visible_view(services: Services, actor: Actor, request_id: str) -> dict[str, Any]:
     """The request as `actor` may see it; NotFound, exactly as for an unknown id, when they
-    may not see it (`access.may_see`)."""
-    with services.database.transaction() as session:
+    may not see it (`access.may_see`). A read transaction, as `request_view`'s."""
+    with services.database.read() as session:
         row = visible_request(services, session, stored(session, request_id), request_id, actor)
         return _view(services, session, row, timeline=True, reader=actor)
 
