@@ -491,7 +491,9 @@ def _decide_and_record(
                     if at_once and not tickets:
                         # Its cards (the requester's, once carried out) read nothing again.
                         notify_hooks.recorded_here(session, row.id, actor.staff.name)
-                        carried_out = carry_out_at_once(services, session, row, actor, account, now)
+                        carried_out = carry_out_at_once(
+                            services, session, row, actor, account, now, policy=policy
+                        )
     except OutcomeUnknown as exc:
         if refused is not None:
             raise  # no request was being recorded, only the refusal's evidence
