@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -163,6 +164,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writers.close()
 
 
 # How long a writer waits for its turn, as long as SQLite's own `busy_timeout` below.
@@ -182,6 +184,7 @@ class _Writers:
         self._lock = threading.RLock()
         self._depth = 0
         self._file: tuple[int, int] | None = None  # (pid, descriptor)
+        self._closer: weakref.finalize[[int], _Writers] | None = None
 
     @contextmanager
     def one(self) -> Iterator[None]:
@@ -209,11 +212,22 @@ class _Writers:
             return None
         pid = os.getpid()
         if self._file is None or self._file[0] != pid:
+            self.close()  # a parent's descriptor, inherited by a fork: not this process's lock
             # Made for foureyes' user alone whatever the umask, as the database file's
             # neighbours (-wal, -shm) are made by SQLite.
             flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            self._file = (pid, os.open(self._path, flags, 0o600))
+            descriptor = os.open(self._path, flags, 0o600)
+            self._file = (pid, descriptor)
+            # Closed with the database (`close`), or when it is dropped unclosed (tests make
+            # thousands): never left open for the life of the process.
+            self._closer = weakref.finalize(self, os.close, descriptor)
         return self._file[1]
+
+    def close(self) -> None:
+        """Close the lock file (`Database.dispose`); a later write opens it again."""
+        if self._closer is not None:
+            self._closer()
+        self._closer, self._file = None, None
 
     def _take_file(self, deadline: float) -> None:
         try:

@@ -5,6 +5,7 @@ a writer that cannot have its turn in time is Unavailable and wrote nothing."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import threading
 from collections.abc import Iterator
@@ -85,3 +86,30 @@ def test_threads_writing_at_once_each_write_once(db: Database) -> None:
         thread.join()
     assert failures == []
     assert count(db) == 160
+
+
+def test_a_database_disposed_or_dropped_leaves_no_lock_file_open(tmp_path: Path) -> None:
+    def open_lock_files() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if _points_at(fd, "-writer"))
+
+    before = open_lock_files()
+    for n in range(3):
+        made = Database(f"sqlite:///{tmp_path / f'{n}.db'}")
+        with made.transaction() as session:
+            session.execute(text("CREATE TABLE t (n INTEGER)"))
+        assert open_lock_files() == before + 1
+        if n % 2:
+            made.dispose()
+        else:
+            made.engine.dispose()
+            del made, session
+            gc.collect()
+        assert open_lock_files() == before
+
+
+def _points_at(fd: Path, suffix: str) -> bool:
+    try:
+        return os.readlink(fd).endswith(suffix)
+    except OSError:
+        return False
