@@ -459,21 +459,26 @@ class AuditLog:
         return self.append_many(session, [new])[0]
 
     @contextmanager
-    def group(self, session: Session) -> Iterator[None]:
+    def group(self, session: Session) -> Iterator[list[Event]]:
         """Events `add`ed in the block are appended together when it ends (one head lock, one
         frontier read, one insert), so the head lock is taken once, late, and held only from
         there to the COMMIT. An `append` or `append_many` in the block appends the waiting
         events first, in order. The block's own reads of the log do not see its waiting events:
         for blocks that read none of them back. Nested blocks join the outer one; a block left
-        by an exception appends nothing (its transaction rolls back)."""
+        by an exception appends nothing (its transaction rolls back).
+
+        It gives a list that, once the block has ended, holds the events it appended at the end
+        (as appended: seq, time and body); a nested block's stays empty (the outer one's holds
+        them)."""
+        appended: list[Event] = []
         if _GROUP in session.info:
-            yield
+            yield appended
             return
         session.info[_GROUP] = []
         try:
-            yield
+            yield appended
             waiting: list[NewEvent] = session.info.pop(_GROUP)
-            self.append_many(session, waiting)
+            appended.extend(self.append_many(session, waiting))
         finally:
             session.info.pop(_GROUP, None)
 

@@ -276,14 +276,17 @@ class DemoConnector(Connector):
 
     def _execute_in(self, session: Session, order: ExecutionOrder) -> ExecutionResult:
         """`execute` as a step of foureyes' transaction (`LocalExecution`), in a savepoint: a
-        refusal rolls back only what this call did."""
+        refusal rolls back only what this call did. A read writes nothing, so it needs none
+        (nor a flush of the caller's pending changes first: it reads only the platform's
+        tables, which foureyes' own changes do not touch)."""
         spec = self.action(order.action)
         self.failures.check(self.platform)
         check_params(spec, order.params)
+        if spec.kind is ActionKind.READ:
+            with session.no_autoflush:
+                return self._read(session, order)
         try:
             with session.begin_nested():
-                if spec.kind is ActionKind.READ:
-                    return self._read(session, order)
                 return self._write(session, order)
         except IntegrityError:
             # The key is the request's id and foureyes holds its row: only rows written behind

@@ -234,6 +234,17 @@ def request_moved(
     )
 
 
+_RECORDED_HERE = "foureyes.notify.recorded_here"
+
+
+def recorded_here(session: Session, request_id: str, requester_name: str) -> None:
+    """Tell the cards of `request_id` built later in this transaction what it knows: the
+    request was recorded in it, by a requester named `requester_name`, with no ticket checked
+    (a submit carried out at once), so they read neither the person nor the ticket checks.
+    Only for a transaction that records no ticket check of the request after this."""
+    session.info.setdefault(_RECORDED_HERE, {})[request_id] = requester_name
+
+
 def request_card(
     session: Session,
     row: RequestRow,
@@ -249,7 +260,12 @@ def request_card(
     `workflow.alerts.on_request`). `to_channel`: the card a chat room gets, whose readers
     foureyes does not check: only `card.ON_CHANNEL_CARDS` alerts."""
     shown = ON_CHANNEL_CARDS if to_channel else ON_CARDS
-    requester = session.get(StaffRow, row.requester_id)
+    known: str | None = session.info.get(_RECORDED_HERE, {}).get(row.id)
+    if known is None:
+        requester = session.get(StaffRow, row.requester_id)
+        requester_name = (requester.name or None) if requester is not None else None
+    else:
+        requester_name = known or None
     alerts = (
         ()
         if to_requester
@@ -269,11 +285,11 @@ def request_card(
         action=row.action,
         account=row.account_ref,
         requester=row.requester_id,
-        requester_name=(requester.name or None) if requester is not None else None,
+        requester_name=requester_name,
         link=review_link(row.id, row.digest),
         tier=str(tier) if tier else None,
         justification=row.justification,
-        ticket=_ticket(session, row),
+        ticket=_ticket(session, row, checked=known is None),
         alerts=tuple(AlertLine(a.severity, a.summary) for a in alerts),
         params=tuple(
             (name, _value(value)) for name, value in sorted((params or {}).items())[:MAX_PARAMS]
@@ -283,22 +299,27 @@ def request_card(
     ).to_json()
 
 
-def _ticket(session: Session, row: RequestRow) -> Ticket | None:
+def _ticket(session: Session, row: RequestRow, *, checked: bool = True) -> Ticket | None:
     """The request's ticket, if it names one: the latest check of it (`request_tickets`, as
-    its system answered), else, read defensively, a `ticket` the row or its decision holds (a
-    reference, or a mapping with reference/subject/status/url)."""
-    checked = session.scalars(
-        select(RequestTicketRow)
-        .where(RequestTicketRow.request_id == row.id)
-        .order_by(RequestTicketRow.id.desc())
-        .limit(1)
-    ).first()
-    if checked is not None:
+    its system answered; not read when `checked` is False: none was recorded), else, read
+    defensively, a `ticket` the row or its decision holds (a reference, or a mapping with
+    reference/subject/status/url)."""
+    latest = (
+        session.scalars(
+            select(RequestTicketRow)
+            .where(RequestTicketRow.request_id == row.id)
+            .order_by(RequestTicketRow.id.desc())
+            .limit(1)
+        ).first()
+        if checked
+        else None
+    )
+    if latest is not None:
         return Ticket(
-            reference=checked.reference,
-            subject=checked.subject or None,
-            url=checked.url or None,
-            status=checked.status or None,
+            reference=latest.reference,
+            subject=latest.subject or None,
+            url=latest.url or None,
+            status=latest.status or None,
         )
     given: Any = getattr(row, "ticket", None) or (row.decision or {}).get("ticket")
     if isinstance(given, str) and given:

@@ -137,6 +137,18 @@ def show_after(services: Services, actor: Actor, request_id: str, done: str) -> 
         return visible_view(services, actor, request_id)
 
 
+def show_submitted(services: Services, actor: Actor, submitted: Submitted) -> dict[str, Any]:
+    """The request a submit (or an undo) recorded or replayed, as `actor` may see it, as the
+    answer of that call (`show_after`). A request carried out in the submit's own transaction
+    is answered from the view that transaction built (`Submitted.view`: its requester's, the
+    same `show_to` reads right after the COMMIT), reading nothing again."""
+    if submitted.view is not None and submitted.view["requester"] == actor.id:
+        return dict(submitted.view)
+    request_id = submitted.request_id
+    done = f"request {request_id} was {'found' if submitted.replayed else 'recorded'}"
+    return show_after(services, actor, request_id, done)
+
+
 def review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
     """`review.review`; a COMMIT whose answer is lost is OutcomeUnknown naming the request."""
     with outcome.naming(request_id, f"your review of request {request_id}"):

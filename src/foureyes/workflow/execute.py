@@ -42,6 +42,7 @@ from foureyes.errors import (
     RecordAltered,
 )
 from foureyes.model import Account, ActionKind, Outcome, RequestState
+from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow
@@ -393,6 +394,8 @@ def carry_out_at_once(
     actor: Actor,
     account: Account,
     now: datetime,
+    *,
+    policy: Policy | None = None,
 ) -> ExecutionOutcome | None:
     """Carry out `row`, an `approved` request that `actor` recorded in this very transaction
     (the submit's), in that transaction, when its platform is kept in foureyes' database
@@ -404,7 +407,9 @@ def carry_out_at_once(
     The re-checks of `execute` hold here as they are: the policy in force, the account's pins
     and the requester's own record are read again in this transaction (`redecide`, on the
     account the submit decided on; a record the log did not seal falls back to `execute`,
-    which cancels the request saying so). What `execute` checks against the log (the row and
+    which cancels the request saying so). `policy`: the policy in force as this transaction
+    read it already, with `account`'s pins (the submit decided on both in it): then neither
+    is read again, only the requester's record. What `execute` checks against the log (the row and
     its events as submitted, the reviews) cannot differ from what this transaction wrote; the
     requester may see and carry out their own request. Submits needing a ticket are not
     carried out here (their system is asked again at execution)."""
@@ -415,7 +420,8 @@ def carry_out_at_once(
     if row.reverts_item_id is not None:
         return None  # a split-out batch undo: `execute` re-checks the item it reverses
     try:
-        decision = redecide(services, session, row, now, account=account)
+        current = None if policy is None else (policy, account)
+        decision = redecide(services, session, row, now, account=account, current=current)
     except RecordAltered:
         return None
     if decision.outcome != Outcome.ALLOWED:

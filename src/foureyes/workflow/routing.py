@@ -164,8 +164,10 @@ def reachability(session: Session, decision: Decision, submitted: datetime, now:
         return Reach(True, None)
     at = _latest(decision, submitted, now)
     away = away_on(session, now)
-    bind = session.get_bind()  # one process may serve several databases (tests do)
-    where = (id(bind), str(bind.engine.url))
+    # One process may serve several databases (tests do): keyed by the database's pool, which
+    # its read and write sessions share (their binds differ: `Database.read`'s carries an option).
+    bind = session.get_bind()
+    where = (id(bind.engine.pool), str(bind.engine.url))
     key = (where, _key(decision, at, _directory_stamp(session), frozenset(away)))
     found = _REMEMBERED.get(key)
     if found is None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.services import Services
 from foureyes.model import Account, DecisionRequest, RequestContext
+from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import decide
 from foureyes.store import page_memo
@@ -30,16 +31,26 @@ def redecide(
     *,
     break_glass: bool | None = None,
     account: Account | None = None,
+    current: tuple[Policy, Account] | None = None,
 ) -> Decision:
     """The decision for `row` as of `now` (DESIGN: re-checked when the action executes).
-    Inside a page (`page_memo`) the stored request is decided once, at the page's moment."""
+    Inside a page (`page_memo`) the stored request is decided once, at the page's moment.
+    `account`: the account as its platform answered (its pins are read again and added).
+    `current`: the policy in force and the account with its pins as `session`'s transaction
+    has read them already (the submit that recorded `row` decided on them): not read again.
+    The requester's record is read in `session` whichever is given."""
+    if current is not None:
+        return _redecide(services, session, row, now, break_glass, current)
     if account is None:
         return page_memo.recall(
             "redecide",
             (row.id, break_glass),
             lambda: _redecide(services, session, row, now, break_glass, None),
         )
-    return _redecide(services, session, row, now, break_glass, account)
+    _, policy = services.policy_in_force(session)
+    pins = account.pins | services.pins(session, row.account_ref)
+    fresh = Account(account.platform, account.id, account.attributes, pins)
+    return _redecide(services, session, row, now, break_glass, (policy, fresh))
 
 
 def _redecide(
@@ -48,18 +59,13 @@ def _redecide(
     row: RequestRow,
     now: datetime,
     break_glass: bool | None,
-    account: Account | None,
+    current: tuple[Policy, Account] | None,
 ) -> Decision:
-    _, policy = services.policy_in_force(session)
-    if account is None:
+    if current is None:
+        _, policy = services.policy_in_force(session)
         account = stored_account(services, session, row)
     else:
-        account = Account(
-            account.platform,
-            account.id,
-            account.attributes,
-            account.pins | services.pins(session, row.account_ref),
-        )
+        policy, account = current
     request = DecisionRequest(
         staff=services.staff(session, row.requester_id),
         action=row.action,

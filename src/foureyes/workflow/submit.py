@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from foureyes.audit.log import Event
 from foureyes.connectors.tickets import Ticket, TicketSystemUnavailable
 from foureyes.core import logstate, redaction
 from foureyes.core.commitments import DIGEST_VERSION, PARAMS, new_salt
@@ -25,7 +26,15 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import batch_undo_guard, decide, denials, idempotency, quota, routing
+from foureyes.workflow import (
+    batch_undo_guard,
+    decide,
+    denials,
+    idempotency,
+    quota,
+    routing,
+    views,
+)
 from foureyes.workflow import tickets as ticket_checks
 from foureyes.workflow.execute import ExecutionOutcome, carry_out_at_once
 from foureyes.workflow.integrity import ACCOUNT_SNAPSHOT
@@ -73,6 +82,10 @@ class Submitted:
     replayed: bool = False
     # What was carried out in the submit's own transaction (`at_once`), if anything.
     carried_out: ExecutionOutcome | None = None
+    # With `carried_out`: the request's view as `views.request_view` reads it just after the
+    # COMMIT, built from what the transaction wrote (`views.recorded_view`), so the answer
+    # reads nothing again; None when it was not built (read it).
+    view: dict[str, Any] | None = None
 
 
 class Denied(Forbidden):
@@ -390,6 +403,7 @@ def _decide_and_record(
     checked, at_once = how
     refused: BadInput | None = None
     carried_out: ExecutionOutcome | None = None
+    appended: list[Event] = []
     try:
         with services.database.transaction() as session:
             now = services.clock()
@@ -462,7 +476,8 @@ def _decide_and_record(
                 # taken once, just before the COMMIT. (Not a pending one's: its routing
                 # reads the queue's `request.submitted` events back.)
                 allowed = decision.outcome == Outcome.ALLOWED
-                with services.audit.group(session) if allowed else contextlib.nullcontext():
+                grouped = services.audit.group(session) if allowed else _not_grouped()
+                with grouped as appended:
                     row = _insert(
                         services,
                         session,
@@ -474,7 +489,11 @@ def _decide_and_record(
                         tickets,
                     )
                     if at_once and not tickets:
-                        carried_out = carry_out_at_once(services, session, row, actor, account, now)
+                        # Its cards (the requester's, once carried out) read nothing again.
+                        notify_hooks.recorded_here(session, row.id, actor.staff.name)
+                        carried_out = carry_out_at_once(
+                            services, session, row, actor, account, now, policy=policy
+                        )
     except OutcomeUnknown as exc:
         if refused is not None:
             raise  # no request was being recorded, only the refusal's evidence
@@ -487,7 +506,17 @@ def _decide_and_record(
             request_id=request_id,
             decision=decision.to_dict(),
         )
-    return Submitted(request_id, carried_out=carried_out)
+    if carried_out is None:
+        return Submitted(request_id)
+    return Submitted(
+        request_id, carried_out=carried_out, view=views.recorded_view(services, row, appended)
+    )
+
+
+@contextlib.contextmanager
+def _not_grouped() -> Iterator[list[Event]]:
+    """In place of `AuditLog.group` where events are appended one by one: no list to fill."""
+    yield []
 
 
 def _insert(

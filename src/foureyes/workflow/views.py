@@ -19,6 +19,7 @@ from sqlalchemy import Select, func, inspect, select
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
+from foureyes.audit.log import Event
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.core.events import POST_REVIEW
 from foureyes.core.redaction import declarations, shown_fields, shown_params
@@ -30,7 +31,7 @@ from foureyes.policy.engine import satisfied
 from foureyes.store import page_memo
 from foureyes.store.bulk import one_of
 from foureyes.store.queries import everyone
-from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow
+from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, ReviewRow
 from foureyes.store.tree import in_tree
 from foureyes.workflow import holds, routing, tickets
 from foureyes.workflow.access import (
@@ -52,8 +53,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def request_view(services: Services, request_id: str) -> dict[str, Any]:
-    """The request as the system sees it, unchecked: NotFound if it does not exist."""
-    with services.database.transaction() as session:
+    """The request as the system sees it, unchecked: NotFound if it does not exist. A read
+    transaction (`Database.read`: on SQLite no write lock, which a submit's answer fought the
+    submits for)."""
+    with services.database.read() as session:
         row = session.get(RequestRow, request_id)
         if row is None:
             raise unknown_request(request_id)
@@ -62,8 +65,8 @@ def request_view(services: Services, request_id: str) -> dict[str, Any]:
 
 def visible_view(services: Services, actor: Actor, request_id: str) -> dict[str, Any]:
     """The request as `actor` may see it; NotFound, exactly as for an unknown id, when they
-    may not see it (`access.may_see`)."""
-    with services.database.transaction() as session:
+    may not see it (`access.may_see`). A read transaction, as `request_view`'s."""
+    with services.database.read() as session:
         row = visible_request(services, session, stored(session, request_id), request_id, actor)
         return _view(services, session, row, timeline=True, reader=actor)
 
@@ -78,8 +81,7 @@ def _view(
 ) -> dict[str, Any]:
     """The request's view; `reader`: who reads it (None: the system), for what `routing`
     may name of the other requests on its account."""
-    decision = dict(row.decision)
-    factors = [dict(f, approved_by=[], missing=f["approvals"]) for f in decision.get("factors", [])]
+    factors = _factors_recorded(row)
     reviews = review_rows(session, row.id)
     approved = None if row.state == RequestState.PENDING.value else _approved_by(session, row.id)
     if approved is not None and len(approved) == len(factors):
@@ -106,8 +108,64 @@ def _view(
                 {**factor.to_dict(), **progress.to_dict()}
                 for factor, progress in zip(current.factors, status.factors, strict=True)
             ]
+    view = _assembled(
+        services,
+        row,
+        factors,
+        shown_params(services, session, row),
+        [*reviews, *review_rows(session, row.id, POST_REVIEW)],
+    )
+    checked = tickets.latest(session, row.id)
+    if checked:
+        # The tickets the rules required, as their system answered at the latest check.
+        view["tickets"] = [dict(t, checked_at=_iso(t["checked_at"])) for t in checked]
+    routed = routing.view(services, session, row, reader)
+    if routed is not None:
+        view["routing"] = routed  # reachable? held? the other pending requests on the account
+    if timeline:
+        view["timeline"] = _timeline(session, row.id)
+    return view
+
+
+def recorded_view(
+    services: Services, row: RequestRow, events: Sequence[Event]
+) -> dict[str, Any] | None:
+    """`request_view` of a request that the transaction which has just committed recorded and
+    carried out (a submit allowed at once), built without reading from what it wrote: `row` as
+    it committed and `events`, the events it appended (those of the request, in order, are its
+    whole timeline). Such a request has no reviews, no approval event and no ticket check, and
+    is not pending (no routing). None where the view must read: a pending request, an undo
+    (its params are shown as the request it reverts restores them: `shown_params`)."""
+    if row.state == RequestState.PENDING.value or row.reverts_id is not None:
+        return None
+    view = _assembled(services, row, _factors_recorded(row), dict(row.params), [])
+    view["timeline"] = [
+        _entry(event.seq, event.at, event.kind, event.actor, event.body)
+        for event in events
+        if event.request_id == row.id
+    ]
+    return view
+
+
+def _factors_recorded(row: RequestRow) -> list[dict[str, Any]]:
+    """The decision's factors as recorded, none of their approvals counted yet."""
+    return [
+        dict(f, approved_by=[], missing=f["approvals"]) for f in row.decision.get("factors", [])
+    ]
+
+
+def _assembled(
+    services: Services,
+    row: RequestRow,
+    factors: list[dict[str, Any]],
+    params: dict[str, Any],
+    reviews: Sequence[ReviewRow],
+) -> dict[str, Any]:
+    """The view's fields common to every request: the row's, its decision with `factors`
+    (their progress), its `params` as shown and its `reviews`."""
+    decision = dict(row.decision)
     decision["factors"] = factors
-    view: dict[str, Any] = {
+    return {
         "id": row.id,
         "state": row.state,
         "digest": row.digest,
@@ -115,7 +173,7 @@ def _view(
         "requester_identity": row.requester_identity,
         "action": row.action,
         "account": row.account_ref,
-        "params": shown_params(services, session, row),
+        "params": params,
         "justification": row.justification,
         "break_glass": row.break_glass,
         "decision": decision,
@@ -129,7 +187,7 @@ def _view(
                 "step_up": r.step_up is not None,
                 "at": _iso(r.created_at),
             }
-            for r in [*reviews, *review_rows(session, row.id, POST_REVIEW)]
+            for r in reviews
         ],
         "reverts": row.reverts_id,
         "not_before": _iso(row.not_before),
@@ -143,16 +201,6 @@ def _view(
         if row.result is None
         else shown_fields(services, row.account_ref.partition(":")[0], row.result),
     }
-    checked = tickets.latest(session, row.id)
-    if checked:
-        # The tickets the rules required, as their system answered at the latest check.
-        view["tickets"] = [dict(t, checked_at=_iso(t["checked_at"])) for t in checked]
-    routed = routing.view(services, session, row, reader)
-    if routed is not None:
-        view["routing"] = routed  # reachable? held? the other pending requests on the account
-    if timeline:
-        view["timeline"] = _timeline(session, row.id)
-    return view
 
 
 def _approved_by(session: Session, request_id: str) -> list[list[str]] | None:
@@ -184,19 +232,12 @@ def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
     events = session.scalars(
         select(EventRow).where(EventRow.request_id == request_id, in_tree()).order_by(EventRow.seq)
     )
-    out = []
-    for event in events:
-        body = json.loads(event.body)
-        out.append(
-            {
-                "seq": event.seq,
-                "at": _iso(event.at),
-                "kind": event.kind,
-                "actor": event.actor,
-                "event": body,
-            }
-        )
-    return out
+    return [_entry(e.seq, e.at, e.kind, e.actor, e.body) for e in events]
+
+
+def _entry(seq: int, at: datetime, kind: str, actor: str | None, body: bytes) -> dict[str, Any]:
+    """One event of a request's timeline."""
+    return {"seq": seq, "at": _iso(at), "kind": kind, "actor": actor, "event": json.loads(body)}
 
 
 # Rows a list reads (and checks, and reads for in bulk) at a time: a page's worth and more,

@@ -148,9 +148,7 @@ def _answer_submitted(
     outcome: operations.ExecutionOutcome | None,
 ) -> dict[str, Any]:
     """The view of a request a submit (or an undo) recorded or replayed, with `data` once."""
-    request_id = submitted.request_id
-    done = f"request {request_id} was {'found' if submitted.replayed else 'recorded'}"
-    view = operations.show_after(services, actor, request_id, done)
+    view = operations.show_submitted(services, actor, submitted)
     view["data"] = outcome.data if outcome is not None else None
     if submitted.replayed:
         response.status_code = 200
