@@ -468,7 +468,9 @@ def _decide_and_record(
                         tickets,
                     )
                     if at_once and not tickets:
-                        carried_out = carry_out_at_once(services, session, row, actor, account, now)
+                        carried_out = carry_out_at_once(
+                            services, session, row, actor, account, now, first=True
+                        )
     except OutcomeUnknown as exc:
         if refused is not None:
             raise  # no request was being recorded, only the refusal's evidence
