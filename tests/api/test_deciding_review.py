@@ -45,9 +45,7 @@ def _applied(api: Api) -> int:
 
 def _reviews(api: Api, request_id: str) -> int:
     with api.world.services.database.read() as session:
-        return (
-            session.scalar(select(func.count()).where(ReviewRow.request_id == request_id)) or 0
-        )
+        return session.scalar(select(func.count()).where(ReviewRow.request_id == request_id)) or 0
 
 
 def _verifies(api: Api) -> None:
