@@ -11,17 +11,22 @@ semaphore; one `httpx.AsyncClient` per person). One story, as the example policy
    (`POST /v1/requests`): rule `vit-suspension` holds it, pending two approvals by trust &
    safety (no delay, no step-up);
 2. two of the five, drawn at random, each look at it (`GET /v1/requests/{id}`, for the digest)
-   and approve it (`POST …/reviews`); after the second it is `approved`;
-3. the background worker carries it out on its next pass; the story ends when it is seen
-   `executed` (a watcher lists the requester's `approved` and `executing` requests every
-   `--poll` seconds, for all stories at once; the story then reads its request once to check).
+   and approve it (`POST …/reviews`); the second, the deciding review, carries it out in its own
+   transaction (the demo platform is kept in foureyes' database) and answers `executed`: the
+   story ends there;
+3. a story whose deciding review did not answer `executed` (a server from before #17's
+   deciding review, or a request put back for a retry) waits for the background worker: it
+   ends when it is seen `executed` (a watcher lists the requester's `approved` and `executing`
+   requests every `--poll` seconds, for all stories at once, and only while some story waits;
+   the story then reads its request once to check).
 
 A story holds its place in the semaphore until it is executed: `--concurrency` stories are in
 flight. `--warmup` stories (default: the concurrency) run first and are not counted.
 
 Reported per database: stories/s; story latency p50 and p99, and its two parts, from the ask
-to `approved` (the interactive part) and from `approved` to seen `executed` (the worker's wait:
-up to one worker interval, plus up to one `--poll`); HTTP calls per story; the server's CPU
+to the deciding review's answer (the interactive part) and from there to seen `executed` (0
+when that answer said `executed`; else the worker's wait: up to one worker interval, plus up to
+one `--poll`); HTTP calls per story; the server's CPU
 time (user + system of its processes: `bench/api.py`'s measure, PostgreSQL's own processes not
 included) per story and per HTTP call; the bench's own CPU per story. In the same run, the
 floor: as many `GET /v1/me` (a token check and a small JSON answer) with the same client and
@@ -148,6 +153,9 @@ class Watcher:
     async def run(self) -> None:
         while True:
             began = time.perf_counter()
+            if not self.waiting:  # nobody to tell: no call (the deciding review carried it out)
+                await asyncio.sleep(self.poll)
+                continue
             still = await self._open()
             seen = time.perf_counter()
             for request_id, (since, future) in list(self.waiting.items()):
@@ -256,6 +264,9 @@ async def one_story(
         raise StoryFailed(f"after {len(approvers)} approvals the request is {state}")
     approved = time.perf_counter()
     story = Story(started, approved)
+    if state == "executed":  # the deciding review carried it out: nothing to wait for
+        story.executed = approved
+        return story
     if not wait:
         watcher.watch(request_id)
         return story
@@ -587,7 +598,7 @@ def report(plan: Plan, started: str, load_before: str) -> None:
         f"server: `foureyes serve --demo --workers {plan.workers} --worker-interval "
         f"{plan.worker_interval:g}`; watcher poll {plan.poll:g} s; story: {STORY_ACTION} of a "
         f"vit account by {REQUESTER}, {APPROVALS} approvals by trust & safety (GET then POST "
-        "review each), executed by the worker"
+        "review each), carried out by the deciding review (else by the worker)"
         + ("; **py-spy attached** (100 Hz)" if plan.profile else ""),
     )
     print(
@@ -620,11 +631,13 @@ def report(plan: Plan, started: str, load_before: str) -> None:
             f"{r.floor_server_cpu * 1e3 / r.floor_calls:.2f} |"
         )
     print(
-        "\nHTTP calls/story: the story's own (submit; GET and review, twice; one GET when the "
-        "watcher saw it done) plus its share of the watcher's polls. Server CPU: user + system "
+        "\nHTTP calls/story: the story's own (submit; GET and review, twice; when the deciding "
+        "review did not answer `executed`, one GET once the watcher saw it done) plus its share "
+        "of the watcher's polls (none while no story waits). Server CPU: user + system "
         "time of the server's processes over the measured stories (the worker's included, "
         "PostgreSQL's own processes not), divided by stories and by HTTP calls. approved → "
-        "executed is mostly the worker's interval: it carries out what is due once per pass."
+        "executed is 0 where the deciding review carried the request out, else mostly the "
+        "worker's interval: it carries out what is due once per pass."
     )
     profiled = [r for r in plan.results if r.profile is not None and r.profile.samples]
     for r in profiled:

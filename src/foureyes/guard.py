@@ -120,9 +120,10 @@ class Guard:
         comment: str = "",
         step_up: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Approve or deny the request with this digest (the one the reviewer was shown)."""
+        """Approve or deny the request with this digest (the one the reviewer was shown). The
+        deciding approval carries the request out in this call (`operations.review_and_run`)."""
         given = ReviewInput(ReviewDecision(decision), digest, comment, step_up)
-        operations.review(self.services, actor, request_id, given)
+        operations.review_and_run(self.services, actor, request_id, given)
         done = f"your review of request {request_id} was recorded"
         return operations.show_after(self.services, actor, request_id, done)
 

@@ -128,14 +128,14 @@ DBA_EMAIL = "dba-owns-it@evil.example"
 def _approved(api: Api, action: str, account: str, **body: Any) -> dict[str, Any]:
     """Tomas asks; Mei and Sam (trust & safety) and, where the rule asks, Ines (security)
     approve with their keys: the request is scheduled (a VIT change: 10-minute delay) or
-    approved."""
+    approved, and not carried out yet (reviews recorded by `operations.review`, not the API's
+    deciding review, which would carry it out: these attacks come between the two)."""
     view = api.submitted("e-3001", action=action, account=account, **body)
     reviewers = ("e-3002", "e-3003", "e-4001")
     for reviewer in reviewers:
         if api.show("e-3001", view["id"])["state"] != "pending":
             break
-        response = api.review(reviewer, view["id"], digest=view["digest"], step_up=True)
-        assert response.status_code == 200, response.text
+        api.world.review(reviewer, view["id"], digest=view["digest"])
     shown = api.show("e-3001", view["id"])
     assert shown["state"] in {"scheduled", "approved"}
     return shown

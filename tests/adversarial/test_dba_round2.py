@@ -205,8 +205,8 @@ def test_rows_written_in_for_an_unknown_platform_do_not_stop_the_worker(api: Api
     services = api.world.services
     fakes = _write_in(api, 100, "approved", account_ref="nowhere:x", action="account.delete")
     view = api.submitted(TOMAS, action="account.suspend", account="chirp:president")
-    for reviewer in (MEI, SAM):
-        assert api.review(reviewer, view["id"]).status_code == 200
+    for reviewer in (MEI, SAM):  # recorded, not carried out (the API's deciding review would)
+        api.world.review(reviewer, view["id"], step_up=False)
 
     ticks = [worker.run_once(services) for _ in range(2)]
 

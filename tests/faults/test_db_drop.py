@@ -142,14 +142,14 @@ def test_review_cut_before_commit_changes_nothing(
     assert _snapshot(database) == before
     retried = api.review(SAM, view["id"], digest=view["digest"])
     assert retried.status_code == 200, retried.text
-    assert retried.json()["state"] == "approved"
+    assert retried.json()["state"] == "executed"  # the deciding approval carries it out
 
 
 def test_review_whose_commit_answer_is_lost(api: Api, proxy: TcpProxy, database: Database) -> None:
     """The COMMIT reached the server and committed; its answer did not come back. The caller is
-    told the outcome is unknown (503 `outcome-unknown`, naming the request); the review and its
-    events are all there; a retry is refused as a second review (409), and the request is
-    approved once."""
+    told the outcome is unknown (503 `outcome-unknown`, naming the request); the review, the
+    execution it carried out in the same transaction and their events are all there; a retry is
+    refused as a second review (409), and the request is approved and carried out once."""
     view = _pending(api)
     assert api.review(MEI, view["id"]).status_code == 200
     before = _snapshot(database)
@@ -160,9 +160,15 @@ def test_review_whose_commit_answer_is_lost(api: Api, proxy: TcpProxy, database:
     assert body["request_id"] == view["id"]
     after = _snapshot(database)
     assert after["counts"]["reviews"] == before["counts"]["reviews"] + 1
-    assert after["states"][view["id"]] == "approved"
+    assert after["states"][view["id"]] == "executed"
     kinds = [e["kind"] for e in operations.show(api.world.services, view["id"])["timeline"]]
-    assert kinds[-3:] == ["review.recorded", "review.recorded", "request.approved"]
+    assert kinds[-5:] == [
+        "review.recorded",
+        "review.recorded",
+        "request.approved",
+        "request.executing",
+        "request.executed",
+    ]
     assert_problem(api.review(SAM, view["id"], digest=view["digest"]), 409, "conflict")
 
 

@@ -262,3 +262,30 @@ def test_a_ticket_system_that_holds_its_answer_holds_no_lock(
     assert not reviewer.is_alive()
     assert [type(e) for e in errors] in ([NotFound], [Conflict])
     assert [kind for kind, _ in trail(world, request_id)][-1] == "request.cancelled"
+
+
+def test_the_deciding_approval_asks_the_ticket_system_again_to_carry_it_out(
+    database: Database, desk: tuple[Desk, str]
+) -> None:
+    """Mei's approval completes a request whose rule requires a ticket: it is carried out in
+    her call, after her review's COMMIT (never with a network call inside a transaction), and
+    the ticket is asked about once more for the execution, checked for it, as the worker's
+    execution would."""
+    made, url = desk
+    world = world_with(database, url)
+    request_id = submit(world)
+    digest = operations.show(world.services, request_id)["digest"]
+    outcome = operations.review_and_run(
+        world.services, world.actor(MEI), request_id, ReviewInput(ReviewDecision.APPROVE, digest)
+    )
+    assert outcome is not None
+    assert outcome.state is RequestState.EXECUTED
+    assert made.seen == ["A-17", "A-17", "A-17"]  # submit, approval, execution
+    assert trail(world, request_id)[1:] == [
+        ("review.recorded", MEI),
+        ("request.ticket_checked", MEI),
+        ("request.approved", MEI),
+        ("request.ticket_checked", MEI),
+        ("request.executing", MEI),
+        ("request.executed", None),
+    ]

@@ -150,9 +150,32 @@ def show_submitted(services: Services, actor: Actor, submitted: Submitted) -> di
 
 
 def review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
-    """`review.review`; a COMMIT whose answer is lost is OutcomeUnknown naming the request."""
+    """`review.review` (what it approves is left for the worker, or whoever executes it: the
+    API, the console and the guard use `review_and_run`); a COMMIT whose answer is lost is
+    OutcomeUnknown naming the request."""
     with outcome.naming(request_id, f"your review of request {request_id}"):
         return reviews.review(services, actor, request_id, given)
+
+
+def review_and_run(
+    services: Services, actor: Actor, request_id: str, given: ReviewInput
+) -> ExecutionOutcome | None:
+    """`review.review_and_carry_out`: the review, and the deciding approval's request carried
+    out in the same call (the answer shows it `executed`, or why not), as a submit carries out
+    what the policy allows at once. On a platform kept in foureyes' database it was carried
+    out in the review's own transaction; on any other (and where that transaction could not:
+    a ticket to ask again, a re-check that did not let it go ahead), it is carried out after
+    the COMMIT, as `run_if_allowed` does for a submit: the platform is called outside our
+    transactions, with a lease and reconciliation. What runs for its requester alone, and what
+    waits for a delay, waits. A COMMIT whose answer is lost, and any failure once the review
+    committed, is OutcomeUnknown naming the request. The outcome, if anything was carried out
+    (its `data` is for nobody here: only what is not for its requester alone is run)."""
+    with outcome.naming(request_id, f"your review of request {request_id}"):
+        reviewed = reviews.review_and_carry_out(services, actor, request_id, given)
+    if not reviewed.run_after:
+        return reviewed.carried_out
+    with outcome.after(request_id, f"your review of request {request_id} was recorded"):
+        return run_if_allowed(services, actor, request_id)
 
 
 def post_review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> int:

@@ -45,7 +45,7 @@ from foureyes.model import Account, ActionKind, Outcome, RequestState
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
-from foureyes.store.tables import ExecutionRow, RequestRow
+from foureyes.store.tables import ExecutionRow, RequestRow, ReviewRow
 from foureyes.workflow import batch_undo_guard as undo_guard
 from foureyes.workflow import holds, integrity, lease, tickets
 from foureyes.workflow.access import visible_request
@@ -353,6 +353,20 @@ def _recheck_sealed(
     forged = found.review_problem(reviews)
     if forged is not None:
         return (), forged, True
+    approvers, problem = _counted(services, session, row, now, decision, reviews)
+    return approvers, problem, False
+
+
+def _counted(
+    services: Services,
+    session: Session,
+    row: RequestRow,
+    now: datetime,
+    decision: Decision,
+    reviews: list[ReviewRow],
+) -> tuple[tuple[str, ...], str | None]:
+    """Who approved `row` under `decision` (a decision that requires approvals), weighing its
+    `reviews` with each reviewer's record as of now; or why they are not enough."""
     status = satisfied(
         decision,
         engine_reviews(services, session, reviews),
@@ -364,9 +378,8 @@ def _recheck_sealed(
         # An approval taken back by revoking its step-up credential is named, so the
         # cancellation says why an approved request lost an approval.
         taken_back = withdrawn_approvals(session, reviews).values()
-        return (), "; ".join([*taken_back, *status.reasons]), False
-    approvers = tuple(sorted(p for f in status.factors for p in f.approved_by))
-    return approvers, None, False
+        return (), "; ".join([*taken_back, *status.reasons])
+    return tuple(sorted(p for f in status.factors for p in f.approved_by)), None
 
 
 def _next_attempt(session: Session, request_id: str) -> int:
@@ -392,43 +405,88 @@ def carry_out_at_once(
     session: Session,
     row: RequestRow,
     actor: Actor,
-    account: Account,
+    account: Account | None,
     now: datetime,
     *,
     policy: Policy | None = None,
+    first: bool = False,
 ) -> ExecutionOutcome | None:
-    """Carry out `row`, an `approved` request that `actor` recorded in this very transaction
-    (the submit's), in that transaction, when its platform is kept in foureyes' database
-    (`_local_execution`): the request, its claim, the platform's change, the outcome and all
+    """Carry out `row`, a request that became `approved` in this very transaction (`actor`'s:
+    the requester's submit, or the deciding review), in that transaction, when its platform
+    is kept in foureyes' database (`_local_execution`): the request's last step (its record,
+    or the review and the approval), its claim, the platform's change, the outcome and all
     their events commit together or not at all. None (nothing done here) for any other
-    platform, or when the re-check below does not allow it at once: the caller commits the
-    request and `execute` carries it out (or cancels it) as usual.
+    platform, an action whose answer is for its requester alone when `actor` is someone else
+    (`ActionSpec.for_requester_only`), a request needing a ticket (its system is asked again
+    at execution, outside our transactions), or when the re-check below does not let it go
+    ahead: the caller commits what it recorded and `execute` carries it out (or cancels it,
+    saying why) as usual.
 
-    The re-checks of `execute` hold here as they are: the policy in force, the account's pins
-    and the requester's own record are read again in this transaction (`redecide`, on the
-    account the submit decided on; a record the log did not seal falls back to `execute`,
-    which cancels the request saying so). `policy`: the policy in force as this transaction
-    read it already, with `account`'s pins (the submit decided on both in it): then neither
-    is read again, only the requester's record. What `execute` checks against the log (the row and
-    its events as submitted, the reviews) cannot differ from what this transaction wrote; the
-    requester may see and carry out their own request. Submits needing a ticket are not
-    carried out here (their system is asked again at execution)."""
+    The re-checks of `execute` hold here as they are: the policy in force, the account (as
+    its platform answers now: `account`, the caller's own lookup, or with None read here, in
+    this transaction), its pins, the requester's and every approver's record are read again
+    (`redecide`, and the reviews weighed again: `_counted`; a record the log did not seal
+    falls back to `execute`, which cancels the request saying so). `policy`: the policy in
+    force as this transaction read it already, with `account`'s pins (the submit decided on
+    both in it): then neither is read again, only the people's records. What `execute` checks
+    against the log (the row and its events as submitted, the reviews, the state) the caller
+    checked in this transaction, under the request's lock, before it wrote anything: it
+    cannot differ from what this transaction wrote since. `first`: the request was recorded
+    in this very transaction (the submit's), so this is attempt 1 (not looked up). A
+    split-out batch undo is never carried out here (`execute` re-checks the item it
+    reverses)."""
     connector = services.connector(row.account_ref.partition(":")[0])
     local = _local_execution(services, connector, row.account_ref)
-    if local is None or row.state != RequestState.APPROVED.value or row.requester_id != actor.id:
+    if local is None or row.state != RequestState.APPROVED.value:
         return None
     if row.reverts_item_id is not None:
         return None  # a split-out batch undo: `execute` re-checks the item it reverses
+    if connector.action(row.action).for_requester_only and row.requester_id != actor.id:
+        return None
+    if account is None:
+        account = _look_up_here(session, connector, row.account_ref)
+        if account is None:
+            return None  # `execute` looks again, and fails it saying why
     try:
         current = None if policy is None else (policy, account)
         decision = redecide(services, session, row, now, account=account, current=current)
+        approvers = _approvers_now(services, session, row, now, decision)
     except RecordAltered:
         return None
-    if decision.outcome != Outcome.ALLOWED:
+    if approvers is None or tickets.unchecked(row, decision, ()):
         return None
-    execution = _claim(services, session, (row, ()), now, by=(actor.id, "inline"), first=True)
-    order = order_of(row, (), execution.attempt)
+    execution = _claim(
+        services, session, (row, approvers), now, by=(actor.id, "inline"), first=first
+    )
+    order = order_of(row, approvers, execution.attempt)
     return _carry_out_here(services, session, (row, execution), now, local, order)
+
+
+def _approvers_now(
+    services: Services, session: Session, row: RequestRow, now: datetime, decision: Decision
+) -> tuple[str, ...] | None:
+    """Who approved `row` under `decision` (none needed: empty), or None when it may not go
+    ahead: denied now, or its reviews (read in the caller's transaction, with any it wrote)
+    no longer enough."""
+    if decision.outcome == Outcome.DENIED:
+        return None
+    if decision.outcome == Outcome.ALLOWED:
+        return ()
+    approvers, problem = _counted(
+        services, session, row, now, decision, review_rows(session, row.id)
+    )
+    return None if problem is not None else approvers
+
+
+def _look_up_here(session: Session, connector: Connector, account_ref: str) -> Account | None:
+    """The account as its platform, kept in foureyes' database, answers now, read in
+    `session` (`Connector.local_lookup`); None when it has no such account or no such query."""
+    local = connector.local_lookup()
+    if local is None:
+        return None
+    _, account_id = Account.split_ref(account_ref)
+    found = session.connection().execute(local.query, {"account_id": account_id}).one_or_none()
+    return None if found is None else local.account(found._mapping)
 
 
 def _local_execution(

@@ -25,6 +25,7 @@ from foureyes.store.tables import RequestRow, ReviewRow
 from foureyes.workflow import holds, integrity, routing, tickets
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows
+from foureyes.workflow.execute import ExecutionOutcome, carry_out_at_once
 from foureyes.workflow.subject import redecide
 
 MAX_COMMENT = 2000
@@ -38,7 +39,28 @@ class ReviewInput:
     step_up: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Reviewed:
+    """What `review_and_carry_out` did: the request's state once the review committed; what
+    was carried out in the review's own transaction (`carried_out`); and whether the request
+    this review approved is to be carried out now, after that COMMIT, by the reviewer's call
+    (`run_after`: not carried out in it, and not waiting for its requester or a delay)."""
+
+    state: str
+    carried_out: ExecutionOutcome | None = None
+    run_after: bool = False
+
+
 def review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
+    """`review_and_carry_out` without the carrying out: what the review approves is left
+    approved (or scheduled) for the worker, or whoever may execute it. Returns the request's
+    new state."""
+    return _reviewed(services, actor, request_id, given, at_once=False).state
+
+
+def review_and_carry_out(
+    services: Services, actor: Actor, request_id: str, given: ReviewInput
+) -> Reviewed:
     """Record one approve/deny on a pending request and move it on when that settles it.
 
     Refused (nothing changes): a request the actor may not see (NotFound, as for an unknown
@@ -49,8 +71,25 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
     failing step-up where a rule asks for it (Forbidden), a reviewer who failed too many
     step-ups lately (TooManyAttempts). A step-up that was presented and failed is counted and
     flagged (`step_up_failures`: a `step_up_failed` alert at most once an hour per person and
-    credential) after the refusal rolled back. Returns the request's new state.
+    credential) after the refusal rolled back.
+
+    The deciding approval (every factor satisfied, no delay) carries its request out in the
+    review's own transaction where its platform is kept in foureyes' database
+    (`execute.carry_out_at_once`: the review, the approval, the claim, the re-checks at
+    execution, the platform's change, the outcome and all their events, one COMMIT). Where it
+    cannot (another platform: a remote call never runs inside our transactions; a ticket to
+    ask again; a re-check at execution that does not let it go ahead at once), the request is
+    committed `approved` and `Reviewed.run_after` says the caller should carry it out now, with
+    `execute` (which cancels it, saying why, if the re-check fails). Never a request whose
+    answer is for its requester alone (a read, a login_as: theirs to ask for, with `execute`),
+    nor a scheduled one (its delay runs first).
     """
+    return _reviewed(services, actor, request_id, given, at_once=True)
+
+
+def _reviewed(
+    services: Services, actor: Actor, request_id: str, given: ReviewInput, *, at_once: bool
+) -> Reviewed:
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
     logstate.refuse(services)  # nothing is decided on a log rolled back or with a moved head
@@ -58,7 +97,7 @@ def review(services: Services, actor: Actor, request_id: str, given: ReviewInput
     if given.decision == ReviewDecision.APPROVE:
         checked = _recheck_tickets(services, actor, request_id, given)
     try:
-        return _review(services, actor, request_id, given, checked)
+        return _review(services, actor, request_id, (given, at_once), checked)
     except StepUpFailed as exc:
         _flag_failed_step_up(services, actor, request_id, exc)
         raise
@@ -117,9 +156,9 @@ def _review(
     services: Services,
     actor: Actor,
     request_id: str,
-    given: ReviewInput,
+    asked: tuple[ReviewInput, bool],
     checked: tuple[Ticket, ...],
-) -> str:
+) -> Reviewed:
     with services.database.transaction() as session:
         now = services.clock()
         row = visible_request(
@@ -132,7 +171,7 @@ def _review(
         reviews = review_rows(session, row.id)
         altered = found.problem(row, reviews)
         if altered is None:
-            return _record_review(services, session, (row, reviews), actor, given, checked, now)
+            return _record_review(services, session, (row, reviews), actor, asked, checked, now)
         reason = integrity.refuse(
             services, session, row, found, altered, now, actor=actor.id, during="review"
         )
@@ -144,13 +183,16 @@ def _record_review(
     session: Session,
     found: tuple[RequestRow, list[ReviewRow]],
     actor: Actor,
-    given: ReviewInput,
+    asked: tuple[ReviewInput, bool],
     checked: tuple[Ticket, ...],
     now: datetime,
-) -> str:
+) -> Reviewed:
     """The checks and the recording of one review on a pending request that is intact
-    (`found`: it and its reviews so far), with the ticket checks made for it (`checked`)."""
+    (`found`: it and its reviews so far, checked against the log under its lock), with the
+    ticket checks made for it (`checked`); `asked`: the review, and whether to carry out here
+    what it approves (`review_and_carry_out`)."""
     row, reviews = found
+    given, at_once = asked
     decision, trial = _refusal(services, session, row, reviews, actor, given, now)
     # The tickets required at submission and those this very decision requires: never an
     # approval whose tickets were not asked for it (the pre-check skipped the lookup for a
@@ -182,7 +224,22 @@ def _record_review(
             services, session, row, tickets.APPROVE, checked, actor=actor.id, now=now
         )
         settle(services, session, row, decision, trial, now, actor=actor.id)
-    return row.state
+        if at_once and row.state == RequestState.APPROVED.value:
+            return _carry_out(services, session, row, actor, now)
+    return Reviewed(row.state)
+
+
+def _carry_out(
+    services: Services, session: Session, row: RequestRow, actor: Actor, now: datetime
+) -> Reviewed:
+    """The request this review approved just now (`review_and_carry_out`): carried out here,
+    in the review's transaction, or left to the caller after its COMMIT (`run_after`) unless
+    it waits for its requester."""
+    done = carry_out_at_once(services, session, row, actor, None, now)
+    if done is not None:
+        return Reviewed(row.state, carried_out=done)
+    spec = services.connector(row.account_ref.partition(":")[0]).action(row.action)
+    return Reviewed(row.state, run_after=not spec.for_requester_only)
 
 
 def _refusal(

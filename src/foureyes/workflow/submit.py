@@ -492,7 +492,7 @@ def _decide_and_record(
                         # Its cards (the requester's, once carried out) read nothing again.
                         notify_hooks.recorded_here(session, row.id, actor.staff.name)
                         carried_out = carry_out_at_once(
-                            services, session, row, actor, account, now, policy=policy
+                            services, session, row, actor, account, now, policy=policy, first=True
                         )
     except OutcomeUnknown as exc:
         if refused is not None:

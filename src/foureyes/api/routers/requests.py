@@ -219,9 +219,11 @@ def review_request(
     a rule asks for step-up, `step_up` carries your enrolled device key's signature over this
     review's challenge, or a security key's WebAuthn assertion (see `GET …/step-up`); after
     10 failed step-ups within 15 minutes yours are refused unread for a while (429, with
-    `Retry-After`). Answers the updated request (once your review is recorded, a failure to
-    read it back is 503 `outcome-unknown`)."""
-    operations.review(services, actor, request_id, body.review_input())
+    `Retry-After`). The deciding approval carries the request out in the same call, as a
+    submit does what the policy allows at once (not one whose answer is for its requester
+    alone, nor one with a delay). Answers the updated request (`executed`, or why not; once
+    your review is recorded, a failure after it is 503 `outcome-unknown`)."""
+    operations.review_and_run(services, actor, request_id, body.review_input())
     done = f"your review of request {request_id} was recorded"
     return operations.show_after(services, actor, request_id, done)
 

@@ -308,8 +308,8 @@ def _decision(form: Mapping[str, str]) -> ReviewDecision:
         raise BadInput("choose approve or deny") from None
 
 
-# A review's operation: operations.review (of a pending request) or operations.post_review (a
-# break-glass sign-off).
+# A review's operation: operations.review_and_run (of a pending request; the deciding approval
+# carries it out) or operations.post_review (a break-glass sign-off).
 Record = Callable[[Services, Actor, str, operations.ReviewInput], object]
 
 
@@ -382,7 +382,14 @@ def review(
                 status_code=422,
             )
     return _record(
-        request, services, actor, request_id, form, decision, operations.review, keep_comment=True
+        request,
+        services,
+        actor,
+        request_id,
+        form,
+        decision,
+        operations.review_and_run,
+        keep_comment=True,
     )
 
 
