@@ -136,6 +136,9 @@ def test_approvals_given_before_step_up_was_asked_do_not_count(api: Api) -> None
     answer = api.review("e-3003", view["id"], digest=view["digest"], step_up=True)
     assert answer.status_code == 200, answer.text
     assert answer.json()["state"] == "pending"
+    # The progress shown counts as the review does: Sam's approval alone, one missing.
+    (factor,) = answer.json()["decision"]["factors"]
+    assert (factor["approved_by"], factor["missing"]) == (["e-3003"], 1)
     assert api.world.chirp("president")["status"] == "active"
     assert _applied(api) == 0
 
