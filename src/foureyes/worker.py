@@ -37,7 +37,7 @@ from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import AlertRow, EventRow, RequestRow, StaffRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import batch_worker, integrity, lease, reminders
+from foureyes.workflow import batch_worker, expiry, integrity, lease, reminders
 from foureyes.workflow.execute import execute
 from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.staff import OPEN_STATES
@@ -351,16 +351,7 @@ def _expire(services: Services, tick: Tick) -> None:
                 continue
             if row.state != RequestState.PENDING and not _for_requester_only(services, row):
                 continue  # the worker executes it; only what waits for its requester expires
-            move(
-                services,
-                session,
-                row,
-                RequestState.EXPIRED,
-                actor=None,
-                kind="request.expired",
-                now=now,
-                reason=f"not carried out before {row.expires_at}",
-            )
+            expiry.expire(services, session, row, now)
             tick.expired.append(request_id)
             acted.append(request_id)
 

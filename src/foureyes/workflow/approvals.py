@@ -63,11 +63,35 @@ def withdrawn_approvals(session: Session, rows: Iterable[ReviewRow]) -> dict[int
     return found
 
 
-def engine_reviews(services: Services, session: Session, rows: Iterable[ReviewRow]) -> list[Review]:
-    """Reviews with each reviewer's *current* record, so approvals are re-checked as of now;
-    approvals confirmed with a credential revoked since are left out (`withdrawn_approvals`)."""
+def unstepped_approvals(rows: Iterable[ReviewRow]) -> dict[int, str]:
+    """The approvals among `rows` given without step-up evidence, by review id, with why they
+    do not count where the decision in force asks every review for step-up (a policy update
+    that added it after they were given: a stolen sign-in's approval is not grandfathered)."""
+    return {
+        row.id: f"{row.reviewer_id}'s approval was given without the step-up the policy in "
+        "force asks for"
+        for row in rows
+        if row.decision == ReviewDecision.APPROVE.value and not row.step_up
+    }
+
+
+def not_counted(session: Session, rows: Iterable[ReviewRow], *, step_up: bool) -> dict[int, str]:
+    """The approvals among `rows` that do not count, by review id, with why: taken back with a
+    revoked credential (`withdrawn_approvals`) and, where the decision in force asks for
+    step-up (`step_up`), given without it (`unstepped_approvals`). A deny always counts."""
     rows = list(rows)
-    withdrawn_ids = withdrawn_approvals(session, rows)
+    found = unstepped_approvals(rows) if step_up else {}
+    return {**found, **withdrawn_approvals(session, rows)}
+
+
+def engine_reviews(
+    services: Services, session: Session, rows: Iterable[ReviewRow], *, step_up: bool = False
+) -> list[Review]:
+    """Reviews with each reviewer's *current* record, so approvals are re-checked as of now;
+    approvals that do not count under a decision asking for step-up (`step_up`) or not at all
+    are left out (`not_counted`)."""
+    rows = list(rows)
+    withdrawn_ids = not_counted(session, rows, step_up=step_up)
     return [
         Review(
             reviewer=services.staff(session, row.reviewer_id),

@@ -47,12 +47,14 @@ from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow, ReviewRow
 from foureyes.workflow import batch_undo_guard as undo_guard
-from foureyes.workflow import holds, integrity, lease, tickets
+from foureyes.workflow import expiry, holds, integrity, lease, tickets
 from foureyes.workflow.access import visible_request
-from foureyes.workflow.approvals import engine_reviews, review_rows, withdrawn_approvals
+from foureyes.workflow.approvals import engine_reviews, not_counted, review_rows
 from foureyes.workflow.subject import redecide
 
 MAX_ATTEMPTS = 5
+# What the re-check under the lock found (`_recheck`).
+_Rechecked = tuple[tuple[str, ...], str | None, bool, tuple[str, ...], Decision | None]
 BACKOFF = timedelta(seconds=5)
 
 
@@ -138,14 +140,10 @@ def execute(
             raise Forbidden(
                 f"{row.action} is carried out only for its requester, who alone gets its answer"
             )
-        approvers: tuple[str, ...] = ()
-        problem = None
-        forged = False
-        missing: tuple[str, ...] = ()
+        checked: _Rechecked = ((), None, False, (), None)  # no account: the attempt fails
         if fresh is not None:
-            approvers, problem, forged, missing = _recheck(
-                services, session, row, now, fresh, (found, rechecked)
-            )
+            checked = _recheck(services, session, row, now, fresh, (found, rechecked))
+        approvers, problem, forged, missing, decided = checked
         # Reviews the log does not stand for, and a state or schedule it never recorded (a
         # deleted veto, a request set back to approved, an earlier `not_before`), are
         # tampering whatever the policy says now; every one found is named.
@@ -162,6 +160,12 @@ def execute(
                 during="execution",
             )
             return ExecutionOutcome(RequestState.CANCELLED, reason=reason)
+        if spec.for_requester_only and expiry.overdue(row, now):
+            # What waits for its requester is not carried out past its deadline, whether or
+            # not the worker's expiry pass came by yet (that pass leaves writes to the worker).
+            return ExecutionOutcome(
+                RequestState.EXPIRED, reason=expiry.expire(services, session, row, now)
+            )
         # A split-out batch undo: the item it reverses, held as a reverse batch's item is.
         problem = (
             problem
@@ -188,7 +192,7 @@ def execute(
             tickets.record_check(
                 services, session, row, tickets.EXECUTE, rechecked.tickets, actor=by[0], now=now
             )
-            execution = _claim(services, session, (row, approvers), now, by=by)
+            execution = _claim(services, session, (row, approvers), now, by=by, decided=decided)
             attempt = execution.attempt
             order = order_of(row, approvers, attempt)
             local = _local_execution(services, connector, row.account_ref)
@@ -256,10 +260,13 @@ def _claim(
     *,
     by: tuple[str | None, str],
     first: bool = False,
+    decided: Decision | None = None,
 ) -> ExecutionRow:
     """Step (1)'s change: the next attempt, with its lease, and the move to `executing` by
-    `by` (the person who asked, if any, and the worker's name). `first`: the request was
-    recorded in this very transaction, so this is attempt 1 (not looked up)."""
+    `by` (the person who asked, if any, and the worker's name), naming the decision of the
+    re-check it runs under (`decided`: policy version, tier, rules; None when the account
+    could not be looked up, and the attempt fails). `first`: the request was recorded in this
+    very transaction, so this is attempt 1 (not looked up)."""
     row, approvers = approved
     actor, worker = by
     attempt = 1 if first else _next_attempt(session, row.id)
@@ -278,9 +285,24 @@ def _claim(
         actor=actor,
         kind="request.executing",
         now=now,
-        details={"attempt": attempt, "worker": worker, "approvers": list(approvers)},
+        details={
+            "attempt": attempt,
+            "worker": worker,
+            "approvers": list(approvers),
+            **({} if decided is None else {"decision": _decided_under(decided)}),
+        },
     )
     return execution
+
+
+def _decided_under(decision: Decision) -> dict[str, Any]:
+    """What the log says of the decision an execution runs under: enough to tell which rules,
+    and so which approvals, step-up and delay, it was carried out for."""
+    return {
+        "policy_version": decision.policy_version,
+        "tier": decision.tier,
+        "rules": list(decision.matched_ids),
+    }
 
 
 def _account_of(services: Services, request_id: str, actor: Actor | None) -> str:
@@ -319,10 +341,11 @@ def _recheck(
     now: datetime,
     account: Account,
     seen: tuple[integrity.Trail, tickets.Rechecked],
-) -> tuple[tuple[str, ...], str | None, bool, tuple[str, ...]]:
+) -> _Rechecked:
     """Who approved, why execution must not go ahead (None when it may), whether that is
-    because the reviews in the store are not the ones the log recorded, and the ticket systems
-    this very decision requires that the attempt's ticket re-check (`seen`) did not ask."""
+    because the reviews in the store are not the ones the log recorded, the ticket systems
+    this very decision requires that the attempt's ticket re-check (`seen`) did not ask, and
+    the decision (None when a record it reads was altered)."""
     found, rechecked = seen
     try:
         decision = redecide(services, session, row, now, account=account)
@@ -331,8 +354,9 @@ def _recheck(
         # A record the decision reads (the requester's, an approver's, the account's pins) is
         # not what the log sealed: nothing is carried out on it, and the request is cancelled
         # saying so (security is alerted: `sealing.report`).
-        return (), exc.message, False, ()
-    return approvers, problem, forged, tickets.unchecked(row, decision, rechecked.tickets)
+        return (), exc.message, False, (), None
+    missing = tickets.unchecked(row, decision, rechecked.tickets)
+    return approvers, problem, forged, missing, decision
 
 
 def _recheck_sealed(
@@ -345,8 +369,12 @@ def _recheck_sealed(
 ) -> tuple[tuple[str, ...], str | None, bool]:
     if decision.outcome == Outcome.DENIED:
         return (), "; ".join(decision.reasons), False
+    try:
+        waits = _delay_not_run(services, decision, found.approved_at(), now)
+    except (KeyError, TypeError, ValueError, IndexError):
+        waits = "its audit events do not say when it was approved"
     if decision.outcome == Outcome.ALLOWED:
-        return (), None, False
+        return (), waits, False
     reviews = review_rows(session, row.id)
     # A review row the log does not stand for, or signed on another digest, was written behind
     # foureyes' back (every review is stored with its event, in one transaction): fail closed.
@@ -354,7 +382,27 @@ def _recheck_sealed(
     if forged is not None:
         return (), forged, True
     approvers, problem = _counted(services, session, row, now, decision, reviews)
-    return approvers, problem, False
+    return approvers, "; ".join(p for p in (problem, waits) if p) or None, False
+
+
+def _delay_not_run(
+    services: Services, decision: Decision, approved_at: datetime, now: datetime
+) -> str | None:
+    """Why `decision` (the re-check's) does not let a request approved at `approved_at` run at
+    `now`: it asks for a delay after the approval that has not run since (the policy, or the
+    account's tier, changed after the approval). As for a decision that now asks for more
+    approvals, the request is not carried out: `execute` cancels it saying so (it is asked for
+    again, and decided under the policy in force). None when no such delay is owed (a
+    break-glass skips its rule's delay, as at submission)."""
+    if decision.break_glass:
+        return None
+    delay = services.delay_for(decision.options.delay)
+    if not delay or approved_at + delay <= now:
+        return None
+    return (
+        f"the policy in force asks for a delay of {delay} after the approval, which has not "
+        f"run since it was approved at {approved_at.isoformat()}"
+    )
 
 
 def _counted(
@@ -367,17 +415,19 @@ def _counted(
 ) -> tuple[tuple[str, ...], str | None]:
     """Who approved `row` under `decision` (a decision that requires approvals), weighing its
     `reviews` with each reviewer's record as of now; or why they are not enough."""
+    step_up = decision.options.step_up
     status = satisfied(
         decision,
-        engine_reviews(services, session, reviews),
+        engine_reviews(services, session, reviews, step_up=step_up),
         today=now.date(),
         submitted=holds.escalation_start(services, session, row),
         now=now,
     )
     if not status.satisfied:
-        # An approval taken back by revoking its step-up credential is named, so the
-        # cancellation says why an approved request lost an approval.
-        taken_back = withdrawn_approvals(session, reviews).values()
+        # An approval taken back by revoking its step-up credential, or given without the
+        # step-up the decision now asks for, is named, so the cancellation says why an
+        # approved request lost an approval.
+        taken_back = not_counted(session, reviews, step_up=step_up).values()
         return (), "; ".join([*taken_back, *status.reasons])
     return tuple(sorted(p for f in status.factors for p in f.approved_by)), None
 
@@ -426,9 +476,12 @@ def carry_out_at_once(
     its platform answers now: `account`, the caller's own lookup, or with None read here, in
     this transaction), its pins, the requester's and every approver's record are read again
     (`redecide`, and the reviews weighed again: `_counted`; a record the log did not seal
-    falls back to `execute`, which cancels the request saying so). `policy`: the policy in
-    force as this transaction read it already, with `account`'s pins (the submit decided on
-    both in it): then neither is read again, only the people's records. What `execute` checks
+    falls back to `execute`, which cancels the request saying so). A decision that asks for
+    more than the approvals give (step-up they lack, a delay, which cannot have run since an
+    approval made in this transaction) falls back to `execute` too, which cancels it saying
+    why, as for a decision that asks for more approvals. `policy`: the policy in force as this
+    transaction read it already, with `account`'s pins (the submit decided on both in it):
+    then neither is read again, only the people's records. What `execute` checks
     against the log (the row and its events as submitted, the reviews, the state) the caller
     checked in this transaction, under the request's lock, before it wrote anything: it
     cannot differ from what this transaction wrote since. `first`: the request was recorded
@@ -455,8 +508,16 @@ def carry_out_at_once(
         return None
     if approvers is None or tickets.unchecked(row, decision, ()):
         return None
+    if _delay_not_run(services, decision, now, now) is not None:
+        return None  # approved in this transaction: `execute` cancels it, saying why
     execution = _claim(
-        services, session, (row, approvers), now, by=(actor.id, "inline"), first=first
+        services,
+        session,
+        (row, approvers),
+        now,
+        by=(actor.id, "inline"),
+        first=first,
+        decided=decision,
     )
     order = order_of(row, approvers, execution.attempt)
     return _carry_out_here(services, session, (row, execution), now, local, order)

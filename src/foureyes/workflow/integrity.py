@@ -247,6 +247,14 @@ class Trail:
         )
         return expires, due, cleared
 
+    def approved_at(self) -> datetime:
+        """When the request was last approved, as its log says: its last `request.approved`
+        event, else its submission (approved, or allowed, as it was submitted). Raises
+        KeyError/TypeError/ValueError/IndexError for a log that does not say it as foureyes
+        writes it."""
+        approvals = [m for m in self.moves if m.get("kind") == "request.approved"]
+        return _when((approvals or list(self.submitted))[-1]["at"])
+
     def break_glass_terms(self) -> tuple[datetime, int] | None:
         """When the post-review of the break-glass its log describes is due, and how many must
         sign it off; None when the log describes no break-glass (no single `request.submitted`

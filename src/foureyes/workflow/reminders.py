@@ -195,7 +195,9 @@ def _remind_one(services: Services, request_id: str) -> str | None:
             decision,
             now,
             params=redaction.notified_params(services, session, row),
-            reviews=engine_reviews(services, session, review_rows(session, row.id)),
+            reviews=engine_reviews(
+                services, session, review_rows(session, row.id), step_up=decision.options.step_up
+            ),
             kind="review.escalated" if round_ <= ESCALATED_ROUND else "review.reminder",
             submitted=start,
         )

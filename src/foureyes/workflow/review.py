@@ -22,7 +22,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.workflow import holds, integrity, routing, tickets
+from foureyes.workflow import expiry, holds, integrity, routing, tickets
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.execute import ExecutionOutcome, carry_out_at_once
@@ -71,7 +71,9 @@ def review_and_carry_out(
     failing step-up where a rule asks for it (Forbidden), a reviewer who failed too many
     step-ups lately (TooManyAttempts). A step-up that was presented and failed is counted and
     flagged (`step_up_failures`: a `step_up_failed` alert at most once an hour per person and
-    credential) after the refusal rolled back.
+    credential) after the refusal rolled back. A request past its `expires_at` is refused too
+    (Conflict), and moved to `expired` with its event (committed) as the worker's expiry pass
+    would: nobody decides it between its deadline and that pass.
 
     The deciding approval (every factor satisfied, no delay) carries its request out in the
     review's own transaction where its platform is kept in foureyes' database
@@ -143,6 +145,8 @@ def _recheck_tickets(
         reviews = review_rows(session, row.id)
         if integrity.trail(session, row.id).problem(row, reviews) is not None:
             return ()  # refused (and the request cancelled) under the lock: `_review`
+        if expiry.overdue(row, services.clock()):
+            return ()  # refused (and the request expired) under the lock: `_review`
         _refusal(services, session, row, reviews, actor, given, services.clock())
     rechecked = tickets.recheck(services, request_id, (RequestState.PENDING.value,))
     if rechecked.problem is not None:
@@ -170,11 +174,17 @@ def _review(
         found = integrity.trail(session, row.id)
         reviews = review_rows(session, row.id)
         altered = found.problem(row, reviews)
-        if altered is None:
+        if altered is not None:
+            reason = integrity.refuse(
+                services, session, row, found, altered, now, actor=actor.id, during="review"
+            )
+        elif expiry.overdue(row, now):
+            # Past its deadline nobody decides it, whether or not the worker's expiry pass
+            # came by yet: it is expired here, as that pass would (committed), and refused.
+            expiry.expire(services, session, row, now)
+            reason = f"the request expired at {row.expires_at}"
+        else:
             return _record_review(services, session, (row, reviews), actor, asked, checked, now)
-        reason = integrity.refuse(
-            services, session, row, found, altered, now, actor=actor.id, during="review"
-        )
     raise Conflict(f"your review was not recorded: {reason}", request_id=request_id)
 
 
@@ -273,7 +283,9 @@ def _refusal(
     trial = satisfied(
         decision,
         [
-            *engine_reviews(services, session, reviews),
+            # Where the decision asks for step-up, an approval given without it (before a
+            # policy update added it) does not count; this review's is verified below.
+            *engine_reviews(services, session, reviews, step_up=decision.options.step_up),
             _as_review(actor, given),
         ],
         today=now.date(),

@@ -98,7 +98,7 @@ def _view(
             candidates = everyone(session)
             status = satisfied(
                 current,
-                engine_reviews(services, session, reviews),
+                engine_reviews(services, session, reviews, step_up=current.options.step_up),
                 candidates=candidates,
                 today=now.date(),
                 submitted=holds.escalation_start(services, session, row),
