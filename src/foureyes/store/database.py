@@ -96,7 +96,12 @@ class Database:
         self._writers = _Writers(file if file and file != ":memory:" else None)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Same pool; the option tells `_on_begin` (SQLite) that this transaction only reads.
-        reader = self.engine.execution_options(**{_READ_ONLY: True})
+        # On PostgreSQL a read is one snapshot too (REPEATABLE READ; READ COMMITTED gives each
+        # statement its own): a check that reads a request, then its reviews, must not see the
+        # request before a concurrent COMMIT and its reviews after it (the several-servers
+        # test saw a reviewer's own racing approval answered 404 that way).
+        isolation = {} if self.dialect == "sqlite" else {"isolation_level": "REPEATABLE READ"}
+        reader = self.engine.execution_options(**{_READ_ONLY: True}, **isolation)
         self._reads = sessionmaker(reader, expire_on_commit=False)
 
     @property
@@ -122,7 +127,8 @@ class Database:
         consistent snapshot of everything committed before its first read, without taking
         or waiting for the write lock that `transaction()` takes up front (threads and
         processes waiting on one another for reads was the API's bottleneck). Writing in it
-        is a mistake: on SQLite it may fail as Unavailable. Elsewhere as `transaction()`.
+        is a mistake: on SQLite it may fail as Unavailable. On PostgreSQL it is a REPEATABLE READ
+        transaction: every statement in it reads the same snapshot.
 
         A `read()` opened while another `read()` of this database is open in the same context
         (thread or task) joins it: the same session, the same snapshot, no second connection
