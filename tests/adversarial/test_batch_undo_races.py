@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from foureyes.core.events import lock_request, move
 from foureyes.errors import Conflict
+from foureyes.model import RequestState
 from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow, RequestRow
 from foureyes.workflow import (
     batch_execute,
@@ -461,3 +463,115 @@ def test_a_moved_time_column_never_lets_an_undo_reverse_a_later_change(
     else:
         assert "superseded" in (item.reason or "")
     assert "the platform was not called" in (item.reason or "")
+
+
+# --- what counts as a later change, found how (batch attack 2, G1-G3) ------------------------
+
+
+def _view(world: World, ref: str, by: str = "e-2001") -> None:
+    """A read of the account, carried out for its requester (support views a standard account
+    alone)."""
+    request_id = submit.submit(
+        world.services,
+        world.actor(by),
+        submit.Submission(action="account.view", account=ref, justification="customer called"),
+    )
+    outcome = execute.execute(world.services, request_id, actor=world.actor(by))
+    assert outcome is not None
+    assert outcome.state.value == "executed"
+
+
+def test_a_later_read_of_the_account_does_not_hold_its_undo(world: World) -> None:
+    """A view changes nothing: the undo after it is carried out (G3)."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    world.clock.advance(minutes=1)
+    _view(world, ring[0])
+    undo = _undo(world, batch_id)
+    _approve(world, undo)
+    batch_execute.execute_batch(world.services, undo)
+    assert [i.state for i in _items(world, undo)] == ["executed", "executed"]
+    assert _status(world, ring[0]) == "active"
+    assert [i.state for i in _items(world, batch_id)] == ["reverted", "reverted"]
+
+
+def test_a_later_change_ended_by_reconciliation_holds_the_undo(world: World) -> None:
+    """A later, separate unsuspend of the account was interrupted and reconciled as applied
+    (its events as `reconcile._settle` writes them: `request.reconciled` to `executed`), and
+    nothing else happened to the account: the stale undo fails as superseded (G2)."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    world.clock.advance(minutes=1)
+    request_id = submit.submit(
+        world.services,
+        world.actor("e-3002"),
+        submit.Submission(action="account.unsuspend", account=ring[0], justification="CASE-22"),
+    )
+    tamper(  # the platform applied it; foureyes never heard back
+        world.services.database,
+        "UPDATE chirp_accounts SET status = 'active' WHERE id = :id",
+        id=ring[0].split(":", 1)[1],
+    )
+    with world.services.database.transaction() as session:
+        row = lock_request(session, request_id)
+        now = world.clock()
+        for state, kind in (
+            (RequestState.EXECUTING, "request.executing"),
+            (RequestState.EXECUTED, "request.reconciled"),
+        ):
+            details = {"verdict": "applied"} if kind == "request.reconciled" else None
+            move(
+                world.services, session, row, state, actor=None, kind=kind, now=now, details=details
+            )
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "failed"
+    assert "superseded" in (item.reason or "")
+    assert _items(world, batch_id)[0].state == "executed"
+
+
+@pytest.mark.parametrize("column", ["account_ref", "kind"])
+def test_moved_copy_columns_never_hide_a_later_change(world: World, column: str) -> None:
+    """A DBA moves the indexed `account_ref` (or `kind`) copy of the later changes' events,
+    which the tree does not cover: the guard reads the bodies, and the stale undo still fails
+    as superseded (G1)."""
+    ring = seed_ring(world, 2)
+    batch_id = _later_lift_and_suspend(world, ring)
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    value = f"{ring[0]} " if column == "account_ref" else "request.executing"
+    tamper(
+        world.services.database,
+        f"UPDATE audit_events SET {column} = :value "
+        "WHERE account_ref = :ref AND kind = 'batch.item.executed' AND request_id != :batch",
+        value=value,
+        ref=ring[0],
+        batch=batch_id,
+    )
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "failed"
+    assert "superseded" in (item.reason or "")
+    assert _status(world, ring[0]) == "suspended"
+
+
+def test_too_many_later_events_hold_the_undo_as_unproven(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More events after the item than the guard reads: it cannot prove nothing superseded
+    the item, and holds it (fail closed), whatever those events are."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    world.clock.advance(minutes=1)
+    _view(world, ring[1])
+    _view(world, ring[1])
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    monkeypatch.setattr(batch_undo_guard, "MAX_LATER", 2)
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "failed"
+    assert "cannot prove" in (item.reason or "")
+    assert _status(world, ring[0]) == "suspended"

@@ -430,7 +430,7 @@ def _fail_superseded(
         if item.state != "pending" or item.reverts_item_id is None:
             continue  # an executing one's call may have been made: reconciliation decides
         held = batch_undo_guard.superseded(
-            session, item.reverts_item_id, run.originals.get(item.reverts_item_id)
+            services, session, item.reverts_item_id, run.originals.get(item.reverts_item_id)
         )
         if held is None:
             continue

@@ -11,9 +11,14 @@ the same items are decided one after the other) and again when each undo item is
   checked at the start, and no later change on its account (a request or another batch item
   executed after it) may have superseded it; else the undo item fails alone, saying why.
   "Later" is the audit log's order (the seq of the item's `batch.item.executed` event against
-  the `request.executed` and `batch.item.executed` events on the account since), never a
-  time column the runtime role can write; the item's row (`finished_at`, `result`'s
-  `already_applied`) must say what that event says, else `batch_tampered` (batch attack F2).
+  the events after it), never a time column the runtime role can write; the item's row
+  (`finished_at`, `result`'s `already_applied`) must say what that event says, else
+  `batch_tampered` (batch attack F2). A "change" is an event of `CHANGES` whose body says
+  it carried out an action that is not a read (`ActionKind.READ`: a view changes nothing;
+  an action the registry does not know counts as a change). The events after the item are
+  read by seq and judged by their bodies, which the tree covers, never by the indexed copy
+  columns (`account_ref`, `kind`) a DBA can move (batch attack 2, G1-G3); at most
+  `MAX_LATER` of them: past that the undo is held as "cannot prove" (fail closed).
 
 An undo item the policy splits out of the reverse batch (its account protected since) is an
 ordinary request naming the item it reverses (`requests.reverts_item_id`): it is held by the
@@ -34,7 +39,8 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
-from foureyes.errors import Conflict
+from foureyes.errors import Conflict, FoureyesError
+from foureyes.model import Account, ActionKind
 from foureyes.store.bulk import chunks, one_of
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow, RequestRow
 from foureyes.store.tree import in_tree
@@ -44,8 +50,15 @@ OPEN = ("pending", "approved", "executing")
 # A request not yet ended: a split-out undo request in one of these holds its item.
 OPEN_REQUEST = ("pending", "approved", "scheduled", "executing")
 ITEM_EXECUTED = "batch.item.executed"
-# The events that change an account: a request's or a batch item's execution.
-EXECUTIONS = ("request.executed", ITEM_EXECUTED)
+# The events that record a change carried out on an account: a request's execution
+# (break-glass included), a request's reconciliation whose body says it ended `executed`
+# (the platform had applied it), and a batch item's execution (by its run or by its
+# reconciliation, which writes the same event).
+REQUEST_ENDS = ("request.executed", "request.reconciled")
+CHANGES = (*REQUEST_ENDS, ITEM_EXECUTED)
+# How many events after the item's execution the guard reads (one JSON parse each, in the
+# undo's transaction): past that it cannot prove nothing later changed the account.
+MAX_LATER = 20_000
 
 
 class OriginalAltered(Conflict):
@@ -197,7 +210,7 @@ def split_undo_problem(
     if found is not None:
         raise_tampered(services, session, original, found, "undo execution", now)
         return f"the batch it undoes ({original.id}) was altered in the store"
-    held = superseded(session, request.reverts_item_id, None)
+    held = superseded(services, session, request.reverts_item_id, None)
     if held is None:
         return None
     if held.tampered:
@@ -215,7 +228,7 @@ class Held:
 
 
 def superseded(
-    session: Session, reverts_item_id: str | None, digest_at_start: str | None
+    services: Services, session: Session, reverts_item_id: str | None, digest_at_start: str | None
 ) -> Held | None:
     """Why the undo of the item `reverts_item_id` may not be carried out now (None: it may),
     read under the lock of the undo (the original batch locked too): the item it reverses is
@@ -245,12 +258,7 @@ def superseded(
         return Held(
             "the item it undoes changed nothing: someone else had put the account in that state"
         )
-    if _changed_since(session, original.account_ref, seq):
-        return Held(
-            "a later change on the account superseded the item it undoes: undoing it now would "
-            "reverse that change"
-        )
-    return None
+    return _later_change(services, session, original.account_ref, seq)
 
 
 def _execution_event(session: Session, item: BatchItemRow) -> tuple[int, dict[str, Any]] | str:
@@ -303,24 +311,66 @@ def _row_against_event(item: BatchItemRow, body: Mapping[str, Any]) -> str | Non
     return None
 
 
-def _changed_since(session: Session, account_ref: str, seq: int) -> bool:
-    """Whether the log holds an execution on the account after `seq`."""
-    for (raw,) in session.execute(
-        select(EventRow.body).where(
-            EventRow.account_ref == account_ref,
-            EventRow.kind.in_(EXECUTIONS),
-            EventRow.seq > seq,
-            in_tree(),
-        )
-    ):
-        body = json.loads(bytes(raw))
-        if (
-            isinstance(body, dict)
-            and body.get("account") == account_ref
-            and body.get("kind") in EXECUTIONS
-        ):
-            return True
-    return False
+def _later_change(services: Services, session: Session, account_ref: str, seq: int) -> Held | None:
+    """Held when an event after `seq` records a change carried out on the account, or when
+    there are more than `MAX_LATER` events after it to read (None: no later change). Every
+    event after `seq` is read by seq and judged by its body alone: the copy columns are not
+    trusted to find the account's events (module note)."""
+    rows = session.execute(
+        select(EventRow.seq, EventRow.body)
+        .where(EventRow.seq > seq, in_tree())
+        .order_by(EventRow.seq)
+        .limit(MAX_LATER + 1)
+        .execution_options(yield_per=1_000)
+    )
+    writes: dict[object, bool] = {}
+    for count, (later, raw) in enumerate(rows, start=1):
+        if count > MAX_LATER:
+            return Held(
+                f"foureyes cannot prove that no later change on the account superseded the item "
+                f"it undoes: more than {MAX_LATER} audit events were logged since it executed; "
+                "undo it on the account by an ordinary request"
+            )
+        try:
+            body = json.loads(bytes(raw))
+        except ValueError:
+            return Held(f"audit event {later} after the item it undoes is not JSON", tampered=True)
+        if not _is_change(body, account_ref):
+            continue
+        action = body.get("action")
+        if action not in writes:
+            writes[action] = _writes(services, account_ref, action)
+        if writes[action]:
+            return Held(
+                "a later change on the account superseded the item it undoes: undoing it now "
+                "would reverse that change"
+            )
+    return None
+
+
+def _is_change(body: object, account_ref: str) -> bool:
+    """Whether the event `body` records a change carried out on `account_ref` (`CHANGES`;
+    a request's event only when it ended `executed`), whatever its action."""
+    if not isinstance(body, dict) or body.get("account") != account_ref:
+        return False
+    kind = body.get("kind")
+    if kind == ITEM_EXECUTED:
+        return True
+    return kind in REQUEST_ENDS and body.get("to") == "executed"
+
+
+def _writes(services: Services, account_ref: str, action: object) -> bool:
+    """Whether `action` on the account's platform is not a read, by the action registry (the
+    connector's `ActionSpec.kind`); an action or platform it does not know counts as a
+    write (fail closed)."""
+    if not isinstance(action, str):
+        return True
+    try:
+        platform, _ = Account.split_ref(account_ref)
+        spec = services.connector(platform).action(action)
+    except (ValueError, FoureyesError):
+        return True
+    return spec.kind is not ActionKind.READ
 
 
 def _utc(at: datetime) -> datetime:
