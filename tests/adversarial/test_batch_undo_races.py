@@ -139,9 +139,10 @@ def test_a_keyed_retry_racing_its_first_call_is_answered_the_first_calls_undo(
     raced: list[tuple[str, bool]] = []
 
     def keyed() -> tuple[str, bool]:
-        return batch_undo.undo_batch_or_replay(
+        undone = batch_undo.undo_batch_or_replay(
             world.services, actor, batch_id, positions=[1], idempotency_key="retry-30"
         )
+        return undone.batch_id, undone.replayed
 
     def racing_resolve(*args: Any, **kwargs: Any) -> Any:
         if not raced:
@@ -350,9 +351,8 @@ def test_a_split_out_undo_is_bound_to_the_item_it_reverses(world: World) -> None
     split = _split_request(world, undo)
     original = _items(world, batch_id)[1]
     assert split.reverts_item_id == original.id
-    for again in ([1], None):
-        with pytest.raises(Conflict, match=f"request {split.id} already undoes"):
-            _undo(world, batch_id, again, by="e-3002")
+    with pytest.raises(Conflict, match=f"request {split.id} already undoes"):
+        _undo(world, batch_id, [1], by="e-3002")
     world.review("e-3002", split.id)
     outcome = execute.execute(world.services, split.id)
     assert outcome is not None
@@ -575,3 +575,25 @@ def test_too_many_later_events_hold_the_undo_as_unproven(
     assert item.state == "failed"
     assert "cannot prove" in (item.reason or "")
     assert _status(world, ring[0]) == "suspended"
+
+
+def test_a_whole_batch_undo_leaves_out_items_another_undo_carries(world: World) -> None:
+    """A pending split-out undo of item 1 does not block the whole-batch undo (G4): it undoes
+    items 0 and 2 and names item 1 as left out, with the request that carries it; once every
+    item is carried, a whole-batch undo is refused (409)."""
+    ring = seed_ring(world, 3)
+    batch_id = _executed(world, ring)
+    _make_vit(world, ring[1])
+    split = _split_request(world, _undo(world, batch_id, [1]))
+    undone = batch_undo.undo_batch_or_replay(world.services, world.actor("e-3002"), batch_id)
+    assert undone.left_out == [
+        {"position": 1, "account": ring[1], "undone_by": {"request": split.id}}
+    ]
+    with world.services.database.read() as session:
+        carried = session.scalars(
+            select(BatchItemRow.reverts_item_id).where(BatchItemRow.batch_id == undone.batch_id)
+        )
+        originals = _items(world, batch_id)
+        assert sorted(carried) == sorted([originals[0].id, originals[2].id])
+    with pytest.raises(Conflict, match="already undoes"):
+        _undo(world, batch_id, by="e-3003")

@@ -147,9 +147,30 @@ def raise_tampered(
 def refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -> None:
     """Conflict when a reverse batch not yet ended already carries one of the items: a second
     undo of the same items would reverse whatever happened to the accounts in between."""
+    held = open_undos(session, batch_id, item_ids)
+    if not held:
+        return
+    kind, holder = next(iter(held.values()))
+    if kind == "batch":
+        raise Conflict(
+            f"batch {holder} already undoes items of batch {batch_id}: decline or cancel it first",
+            batch_id=holder,
+        )
+    raise Conflict(
+        f"request {holder} already undoes an item of batch {batch_id}: decline or cancel it first",
+        request_id=holder,
+    )
+
+
+def open_undos(
+    session: Session, batch_id: str, item_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """The items of `item_ids` an undo not yet ended carries: item id → ("batch", the reverse
+    batch's id) or ("request", the split-out undo request's id)."""
+    held: dict[str, tuple[str, str]] = {}
     for chunk in chunks(item_ids):
-        open_undo = session.scalar(
-            select(BatchRow.id)
+        for holder, item_id in session.execute(
+            select(BatchRow.id, BatchItemRow.reverts_item_id)
             .join(BatchItemRow, BatchItemRow.batch_id == BatchRow.id)
             .where(
                 BatchRow.reverts_id == batch_id,
@@ -157,28 +178,19 @@ def refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -
                 one_of(session, BatchItemRow.reverts_item_id, chunk),
                 BatchItemRow.state.in_(("pending", "executing")),
             )
-            .limit(1)
-        )
-        if open_undo is not None:
-            raise Conflict(
-                f"batch {open_undo} already undoes items of batch {batch_id}: decline or "
-                "cancel it first",
-                batch_id=open_undo,
-            )
-        open_request = session.scalar(
-            select(RequestRow.id)
+            .order_by(BatchRow.id)
+        ):
+            held.setdefault(str(item_id), ("batch", holder))
+        for holder, item_id in session.execute(
+            select(RequestRow.id, RequestRow.reverts_item_id)
             .where(
                 one_of(session, RequestRow.reverts_item_id, chunk),
                 RequestRow.state.in_(OPEN_REQUEST),
             )
-            .limit(1)
-        )
-        if open_request is not None:
-            raise Conflict(
-                f"request {open_request} already undoes an item of batch {batch_id}: decline "
-                "or cancel it first",
-                request_id=open_request,
-            )
+            .order_by(RequestRow.id)
+        ):
+            held.setdefault(str(item_id), ("request", holder))
+    return held
 
 
 def check_split_recordable(session: Session, item_id: str) -> None:
