@@ -597,3 +597,24 @@ def test_a_whole_batch_undo_leaves_out_items_another_undo_carries(world: World) 
         assert sorted(carried) == sorted([originals[0].id, originals[2].id])
     with pytest.raises(Conflict, match="already undoes"):
         _undo(world, batch_id, by="e-3003")
+
+
+def test_the_log_read_once_for_a_chunk_finds_changes_whatever_the_order_asked(
+    world: World,
+) -> None:
+    """`Later` reads the log once for many items: asked first about a late seq, then about
+    an earlier one, it reads the range in between too and finds the change there."""
+    ring = seed_ring(world, 2)
+    batch_id = _later_lift_and_suspend(world, ring)
+    with world.services.database.transaction() as session:
+        seqs = []
+        for item in _items(world, batch_id):
+            logged = batch_undo_guard._execution_event(session, item)
+            assert not isinstance(logged, str)
+            seqs.append(logged[0])
+        later = batch_undo_guard.Later(world.services, session)
+        assert later.held(ring[0], 10**9) is None
+        assert later.held(ring[1], seqs[1]) is None
+        held = later.held(ring[0], seqs[0])
+        assert held is not None
+        assert "superseded" in held.why

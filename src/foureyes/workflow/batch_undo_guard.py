@@ -240,13 +240,18 @@ class Held:
 
 
 def superseded(
-    services: Services, session: Session, reverts_item_id: str | None, digest_at_start: str | None
+    services: Services,
+    session: Session,
+    reverts_item_id: str | None,
+    digest_at_start: str | None,
+    later: Later | None = None,
 ) -> Held | None:
     """Why the undo of the item `reverts_item_id` may not be carried out now (None: it may),
     read under the lock of the undo (the original batch locked too): the item it reverses is
     no longer `executed`, was changed since the start, changed nothing, or a later change on
     its account superseded it. "Later" and "changed nothing" are what the log says (the
-    module's note): a row that says otherwise is Held as tampered."""
+    module's note): a row that says otherwise is Held as tampered. `later`: the log's changes
+    read once for many items in this transaction (a reverse batch's chunk)."""
     if reverts_item_id is None:
         return None
     original = session.get(
@@ -270,7 +275,7 @@ def superseded(
         return Held(
             "the item it undoes changed nothing: someone else had put the account in that state"
         )
-    return _later_change(services, session, original.account_ref, seq)
+    return (later or Later(services, session)).held(original.account_ref, seq)
 
 
 def _execution_event(session: Session, item: BatchItemRow) -> tuple[int, dict[str, Any]] | str:
@@ -323,52 +328,75 @@ def _row_against_event(item: BatchItemRow, body: Mapping[str, Any]) -> str | Non
     return None
 
 
-def _later_change(services: Services, session: Session, account_ref: str, seq: int) -> Held | None:
-    """Held when an event after `seq` records a change carried out on the account, or when
-    there are more than `MAX_LATER` events after it to read (None: no later change). Every
-    event after `seq` is read by seq and judged by its body alone: the copy columns are not
-    trusted to find the account's events (module note)."""
-    rows = session.execute(
-        select(EventRow.seq, EventRow.body)
-        .where(EventRow.seq > seq, in_tree())
-        .order_by(EventRow.seq)
-        .limit(MAX_LATER + 1)
-        .execution_options(yield_per=1_000)
-    )
-    writes: dict[object, bool] = {}
-    for count, (later, raw) in enumerate(rows, start=1):
-        if count > MAX_LATER:
+class Later:
+    """The changes the log records after a seq, per account (the seq of the last), read in
+    one pass for every item of a transaction: each event after the earliest seq asked about
+    is read once, by seq, and judged by its body alone (the copy columns are not trusted to
+    find an account's events: module note); at most `MAX_LATER` of them."""
+
+    def __init__(self, services: Services, session: Session) -> None:
+        self._services, self._session = services, session
+        self._since: int | None = None  # events after it are read
+        self._last: dict[str, int] = {}
+        self._read = 0
+        self._broken: int | None = None  # the seq of an event whose body is not JSON
+        self._writes: dict[tuple[str, object], bool] = {}
+
+    def held(self, account_ref: str, seq: int) -> Held | None:
+        """Held when a change on the account was carried out after `seq`, or when it cannot
+        be told (too many events to read, or one that does not parse); None: none was."""
+        if self._since is None or seq < self._since:
+            self._scan(seq, self._since)
+            self._since = seq
+        if self._broken is not None:
+            return Held(f"audit event {self._broken} after the item it undoes is not JSON", True)
+        if self._read > MAX_LATER:
             return Held(
-                f"foureyes cannot prove that no later change on the account superseded the item "
+                "foureyes cannot prove that no later change on the account superseded the item "
                 f"it undoes: more than {MAX_LATER} audit events were logged since it executed; "
                 "undo it on the account by an ordinary request"
             )
-        try:
-            body = json.loads(bytes(raw))
-        except ValueError:
-            return Held(f"audit event {later} after the item it undoes is not JSON", tampered=True)
-        if not _is_change(body, account_ref):
-            continue
-        action = body.get("action")
-        if action not in writes:
-            writes[action] = _writes(services, account_ref, action)
-        if writes[action]:
+        if self._last.get(account_ref, seq) > seq:
             return Held(
                 "a later change on the account superseded the item it undoes: undoing it now "
                 "would reverse that change"
             )
-    return None
+        return None
+
+    def _scan(self, after: int, upto: int | None) -> None:
+        query = select(EventRow.seq, EventRow.body).where(EventRow.seq > after, in_tree())
+        if upto is not None:
+            query = query.where(EventRow.seq <= upto)
+        query = query.order_by(EventRow.seq).limit(MAX_LATER + 1 - self._read)
+        for later, raw in self._session.execute(query.execution_options(yield_per=1_000)):
+            self._read += 1
+            if self._read > MAX_LATER:
+                return
+            try:
+                body = json.loads(bytes(raw))
+            except ValueError:
+                self._broken = later if self._broken is None else min(self._broken, later)
+                continue
+            account = _changed_account(body)
+            if account is not None and self._is_write(account, body.get("action")):
+                self._last[account] = max(self._last.get(account, later), later)
+
+    def _is_write(self, account_ref: str, action: object) -> bool:
+        platform = account_ref.partition(":")[0]
+        if (platform, action) not in self._writes:
+            self._writes[platform, action] = _writes(self._services, account_ref, action)
+        return self._writes[platform, action]
 
 
-def _is_change(body: object, account_ref: str) -> bool:
-    """Whether the event `body` records a change carried out on `account_ref` (`CHANGES`;
-    a request's event only when it ended `executed`), whatever its action."""
-    if not isinstance(body, dict) or body.get("account") != account_ref:
-        return False
+def _changed_account(body: object) -> str | None:
+    """The account the event `body` records a change carried out on (`CHANGES`; a request's
+    event only when it ended `executed`), whatever its action; None: it records none."""
+    if not isinstance(body, dict) or not isinstance(body.get("account"), str):
+        return None
     kind = body.get("kind")
-    if kind == ITEM_EXECUTED:
-        return True
-    return kind in REQUEST_ENDS and body.get("to") == "executed"
+    if kind == ITEM_EXECUTED or (kind in REQUEST_ENDS and body.get("to") == "executed"):
+        return str(body["account"])
+    return None
 
 
 def _writes(services: Services, account_ref: str, action: object) -> bool:
