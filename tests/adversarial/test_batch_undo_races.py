@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from foureyes.core.events import lock_request, move
 from foureyes.errors import Conflict
+from foureyes.model import RequestState
 from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow, RequestRow
 from foureyes.workflow import (
     batch_execute,
@@ -137,9 +139,10 @@ def test_a_keyed_retry_racing_its_first_call_is_answered_the_first_calls_undo(
     raced: list[tuple[str, bool]] = []
 
     def keyed() -> tuple[str, bool]:
-        return batch_undo.undo_batch_or_replay(
+        undone = batch_undo.undo_batch_or_replay(
             world.services, actor, batch_id, positions=[1], idempotency_key="retry-30"
         )
+        return undone.batch_id, undone.replayed
 
     def racing_resolve(*args: Any, **kwargs: Any) -> Any:
         if not raced:
@@ -348,9 +351,8 @@ def test_a_split_out_undo_is_bound_to_the_item_it_reverses(world: World) -> None
     split = _split_request(world, undo)
     original = _items(world, batch_id)[1]
     assert split.reverts_item_id == original.id
-    for again in ([1], None):
-        with pytest.raises(Conflict, match=f"request {split.id} already undoes"):
-            _undo(world, batch_id, again, by="e-3002")
+    with pytest.raises(Conflict, match=f"request {split.id} already undoes"):
+        _undo(world, batch_id, [1], by="e-3002")
     world.review("e-3002", split.id)
     outcome = execute.execute(world.services, split.id)
     assert outcome is not None
@@ -461,3 +463,158 @@ def test_a_moved_time_column_never_lets_an_undo_reverse_a_later_change(
     else:
         assert "superseded" in (item.reason or "")
     assert "the platform was not called" in (item.reason or "")
+
+
+# --- what counts as a later change, found how (batch attack 2, G1-G3) ------------------------
+
+
+def _view(world: World, ref: str, by: str = "e-2001") -> None:
+    """A read of the account, carried out for its requester (support views a standard account
+    alone)."""
+    request_id = submit.submit(
+        world.services,
+        world.actor(by),
+        submit.Submission(action="account.view", account=ref, justification="customer called"),
+    )
+    outcome = execute.execute(world.services, request_id, actor=world.actor(by))
+    assert outcome is not None
+    assert outcome.state.value == "executed"
+
+
+def test_a_later_read_of_the_account_does_not_hold_its_undo(world: World) -> None:
+    """A view changes nothing: the undo after it is carried out (G3)."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    world.clock.advance(minutes=1)
+    _view(world, ring[0])
+    undo = _undo(world, batch_id)
+    _approve(world, undo)
+    batch_execute.execute_batch(world.services, undo)
+    assert [i.state for i in _items(world, undo)] == ["executed", "executed"]
+    assert _status(world, ring[0]) == "active"
+    assert [i.state for i in _items(world, batch_id)] == ["reverted", "reverted"]
+
+
+def test_a_later_change_ended_by_reconciliation_holds_the_undo(world: World) -> None:
+    """A later, separate unsuspend of the account was interrupted and reconciled as applied
+    (its events as `reconcile._settle` writes them: `request.reconciled` to `executed`), and
+    nothing else happened to the account: the stale undo fails as superseded (G2)."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    world.clock.advance(minutes=1)
+    request_id = submit.submit(
+        world.services,
+        world.actor("e-3002"),
+        submit.Submission(action="account.unsuspend", account=ring[0], justification="CASE-22"),
+    )
+    tamper(  # the platform applied it; foureyes never heard back
+        world.services.database,
+        "UPDATE chirp_accounts SET status = 'active' WHERE id = :id",
+        id=ring[0].split(":", 1)[1],
+    )
+    with world.services.database.transaction() as session:
+        row = lock_request(session, request_id)
+        now = world.clock()
+        for state, kind in (
+            (RequestState.EXECUTING, "request.executing"),
+            (RequestState.EXECUTED, "request.reconciled"),
+        ):
+            details = {"verdict": "applied"} if kind == "request.reconciled" else None
+            move(
+                world.services, session, row, state, actor=None, kind=kind, now=now, details=details
+            )
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "failed"
+    assert "superseded" in (item.reason or "")
+    assert _items(world, batch_id)[0].state == "executed"
+
+
+@pytest.mark.parametrize("column", ["account_ref", "kind"])
+def test_moved_copy_columns_never_hide_a_later_change(world: World, column: str) -> None:
+    """A DBA moves the indexed `account_ref` (or `kind`) copy of the later changes' events,
+    which the tree does not cover: the guard reads the bodies, and the stale undo still fails
+    as superseded (G1)."""
+    ring = seed_ring(world, 2)
+    batch_id = _later_lift_and_suspend(world, ring)
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    value = f"{ring[0]} " if column == "account_ref" else "request.executing"
+    tamper(
+        world.services.database,
+        f"UPDATE audit_events SET {column} = :value "
+        "WHERE account_ref = :ref AND kind = 'batch.item.executed' AND request_id != :batch",
+        value=value,
+        ref=ring[0],
+        batch=batch_id,
+    )
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "failed"
+    assert "superseded" in (item.reason or "")
+    assert _status(world, ring[0]) == "suspended"
+
+
+def test_too_many_later_events_hold_the_undo_as_unproven(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More events after the item than the guard reads: it cannot prove nothing superseded
+    the item, and holds it (fail closed), whatever those events are."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    world.clock.advance(minutes=1)
+    _view(world, ring[1])
+    _view(world, ring[1])
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    monkeypatch.setattr(batch_undo_guard, "MAX_LATER", 2)
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "failed"
+    assert "cannot prove" in (item.reason or "")
+    assert _status(world, ring[0]) == "suspended"
+
+
+def test_a_whole_batch_undo_leaves_out_items_another_undo_carries(world: World) -> None:
+    """A pending split-out undo of item 1 does not block the whole-batch undo (G4): it undoes
+    items 0 and 2 and names item 1 as left out, with the request that carries it; once every
+    item is carried, a whole-batch undo is refused (409)."""
+    ring = seed_ring(world, 3)
+    batch_id = _executed(world, ring)
+    _make_vit(world, ring[1])
+    split = _split_request(world, _undo(world, batch_id, [1]))
+    undone = batch_undo.undo_batch_or_replay(world.services, world.actor("e-3002"), batch_id)
+    assert undone.left_out == [
+        {"position": 1, "account": ring[1], "undone_by": {"request": split.id}}
+    ]
+    with world.services.database.read() as session:
+        carried = session.scalars(
+            select(BatchItemRow.reverts_item_id).where(BatchItemRow.batch_id == undone.batch_id)
+        )
+        originals = _items(world, batch_id)
+        assert sorted(carried) == sorted([originals[0].id, originals[2].id])
+    with pytest.raises(Conflict, match="already undoes"):
+        _undo(world, batch_id, by="e-3003")
+
+
+def test_the_log_read_once_for_a_chunk_finds_changes_whatever_the_order_asked(
+    world: World,
+) -> None:
+    """`Later` reads the log once for many items: asked first about a late seq, then about
+    an earlier one, it reads the range in between too and finds the change there."""
+    ring = seed_ring(world, 2)
+    batch_id = _later_lift_and_suspend(world, ring)
+    with world.services.database.transaction() as session:
+        seqs = []
+        for item in _items(world, batch_id):
+            logged = batch_undo_guard._execution_event(session, item)
+            assert not isinstance(logged, str)
+            seqs.append(logged[0])
+        later = batch_undo_guard.Later(world.services, session)
+        assert later.held(ring[0], 10**9) is None
+        assert later.held(ring[1], seqs[1]) is None
+        held = later.held(ring[0], seqs[0])
+        assert held is not None
+        assert "superseded" in held.why

@@ -155,6 +155,13 @@ def test_undo_is_one_reverse_batch(api: Api) -> None:
     assert reverse["reverts"] == view["id"]
     assert reverse["action"] == "account.unsuspend"
     assert [i["account"] for i in reverse["items"]] == [ring[1], ring[3]]
+    # A whole-batch undo meanwhile leaves out the items that undo carries, and says so.
+    rest = api.post("e-3002", f"/v1/batches/{view['id']}/undo", {})
+    assert rest.status_code == 201, rest.text
+    assert [i["account"] for i in rest.json()["items"]] == [ring[0], ring[2], ring[4]]
+    assert rest.json()["left_out"] == [
+        {"position": p, "account": ring[p], "undone_by": {"batch": reverse["id"]}} for p in (1, 3)
+    ]
 
 
 def test_a_batch_and_the_list_count_cancelled_items_and_sum_to_its_items(api: Api) -> None:

@@ -4,7 +4,8 @@ detector's folding (`lookalikes.fold`).
 Neither the standard library nor a locked dependency carries Unicode's confusables data
 (UTS #39, `confusables.txt`); this is the small part of it the detector needs, transcribed by
 hand (not generated: check it against `confusables.txt` when it is next touched): the
-Cyrillic, Greek, Armenian and Latin-extension/IPA letters whose prototype there is one Latin
+Cyrillic, Greek, Armenian, Cherokee, Lisu, Coptic and Latin-extension/IPA/small-capital
+letters whose prototype there is one Latin
 letter, each mapped to that letter in the case it renders as. Applied before NFKC and case
 folding (an uppercase letter folds as the Latin capital it looks like: Cyrillic capital ve
 is `B`, whose lowercase is `b`, while its small letter looks like none), and again after
@@ -109,4 +110,93 @@ LATIN_LOOKALIKES: dict[str, str] = {
     "\u0269": "i",  # latin small letter iota
     "\u026a": "i",  # latin letter small capital i
     "\u028b": "u",  # latin small letter v with hook
+    # Latin letter small capitals (they read as the small letter)
+    "\u1d00": "a",  # latin letter small capital a
+    "\u0299": "b",  # latin letter small capital b
+    "\u1d04": "c",  # latin letter small capital c
+    "\u1d05": "d",  # latin letter small capital d
+    "\u1d07": "e",  # latin letter small capital e
+    "\ua730": "f",  # latin letter small capital f
+    "\u0262": "g",  # latin letter small capital g
+    "\u029c": "h",  # latin letter small capital h
+    "\u1d0a": "j",  # latin letter small capital j
+    "\u1d0b": "k",  # latin letter small capital k
+    "\u029f": "l",  # latin letter small capital l
+    "\u1d0d": "m",  # latin letter small capital m
+    "\u0274": "n",  # latin letter small capital n
+    "\u1d0f": "o",  # latin letter small capital o
+    "\u1d18": "p",  # latin letter small capital p
+    "\u0280": "r",  # latin letter small capital r
+    "\ua731": "s",  # latin letter small capital s
+    "\u1d1b": "t",  # latin letter small capital t
+    "\u1d1c": "u",  # latin letter small capital u
+    "\u1d20": "v",  # latin letter small capital v
+    "\u1d21": "w",  # latin letter small capital w
+    "\u028f": "y",  # latin letter small capital y
+    "\u1d22": "z",  # latin letter small capital z
+    # Lisu (Fraser) letters
+    "\ua4ee": "A",  # lisu letter a
+    "\ua4d0": "B",  # lisu letter ba
+    "\ua4da": "C",  # lisu letter ca
+    "\ua4d3": "D",  # lisu letter da
+    "\ua4f0": "E",  # lisu letter e
+    "\ua4dd": "F",  # lisu letter tsa
+    "\ua4d6": "G",  # lisu letter ga
+    "\ua4e7": "H",  # lisu letter xa
+    "\ua4f2": "I",  # lisu letter i
+    "\ua4d9": "J",  # lisu letter ja
+    "\ua4d7": "K",  # lisu letter ka
+    "\ua4e1": "L",  # lisu letter la
+    "\ua4df": "M",  # lisu letter ma
+    "\ua4e0": "N",  # lisu letter na
+    "\ua4f3": "O",  # lisu letter o
+    "\ua4d1": "P",  # lisu letter pa
+    "\ua4e3": "R",  # lisu letter zha
+    "\ua4e2": "S",  # lisu letter sa
+    "\ua4d4": "T",  # lisu letter ta
+    "\ua4f4": "U",  # lisu letter u
+    "\ua4e6": "V",  # lisu letter ha
+    "\ua4ea": "W",  # lisu letter wa
+    "\ua4eb": "X",  # lisu letter sha
+    "\ua4ec": "Y",  # lisu letter ya
+    "\ua4dc": "Z",  # lisu letter dza
+    # Cherokee letters (case folding maps the small ones to these: `_plain` folds again)
+    "\u13aa": "A",  # cherokee letter go
+    "\u13f4": "B",  # cherokee letter yv
+    "\u13df": "C",  # cherokee letter tli
+    "\u13a0": "D",  # cherokee letter a
+    "\u13ac": "E",  # cherokee letter gv
+    "\u13c0": "G",  # cherokee letter nah
+    "\u13bb": "H",  # cherokee letter mi
+    "\u13a5": "i",  # cherokee letter v
+    "\u13ab": "J",  # cherokee letter gu
+    "\u13e6": "K",  # cherokee letter tso
+    "\u13de": "L",  # cherokee letter tle
+    "\u13b7": "M",  # cherokee letter lu
+    "\u13e2": "P",  # cherokee letter tlv
+    "\u13a1": "R",  # cherokee letter e
+    "\u13da": "S",  # cherokee letter du
+    "\u13d4": "T",  # cherokee letter ta
+    "\u13d9": "V",  # cherokee letter do
+    "\u13b3": "W",  # cherokee letter la
+    "\u13c3": "Z",  # cherokee letter no
+    # Coptic
+    "\u2c80": "A",  # coptic capital letter alfa
+    "\u2c82": "B",  # coptic capital letter vida
+    "\u2ca4": "C",  # coptic capital letter sima
+    "\u2c8e": "H",  # coptic capital letter hate
+    "\u2c92": "I",  # coptic capital letter iauda
+    "\u2c94": "K",  # coptic capital letter kapa
+    "\u2c98": "M",  # coptic capital letter mi
+    "\u2c9a": "N",  # coptic capital letter ni
+    "\u2c9e": "O",  # coptic capital letter o
+    "\u2ca2": "P",  # coptic capital letter ro
+    "\u2ca6": "T",  # coptic capital letter tau
+    "\u2ca8": "Y",  # coptic capital letter ua
+    "\u2cac": "X",  # coptic capital letter khi
+    "\u2ca5": "c",  # coptic small letter sima
+    "\u2c93": "i",  # coptic small letter iauda
+    "\u2c9f": "o",  # coptic small letter o
+    "\u2ca3": "p",  # coptic small letter ro
+    "\u2cad": "x",  # coptic small letter khi
 }

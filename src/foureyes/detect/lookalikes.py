@@ -37,6 +37,7 @@ from sqlalchemy import select
 from foureyes.detect.confusables import LATIN_LOOKALIKES
 from foureyes.detect.detectors import Seen
 from foureyes.store.tables import BatchItemRow, PinRow, RequestRow
+from foureyes.text import unseen
 from foureyes.workflow.account_names import NAME_ATTRIBUTES
 
 DETECTOR = "batch_lookalike"
@@ -65,16 +66,30 @@ _SEPARATORS = re.compile(r"[\s._\-\u2010-\u2015'`\u00b7]+")
 _PREFIXES = ("official", "real", "the", "its", "iam")
 _SUFFIXES = ("official", "real", "hq", "team", "support")
 _DIGITS = re.compile(r"\d+$")
+_MARKS = frozenset({"Mn", "Me"})  # combining marks: they sit on a letter, read as it
 _TLD = 6
 
 
+def _unmarked(text: str) -> str:
+    """`text` decomposed (NFD) without what a reader does not see on a name: unseen
+    characters (`foureyes.text.unseen`: soft hyphen, zero-width ones, word joiner, combining
+    grapheme joiner, ...) and combining marks (`ụ`, `İ` read as their base letter)."""
+    return "".join(
+        char
+        for char in unicodedata.normalize("NFD", text)
+        if not unseen(char) and unicodedata.category(char) not in _MARKS
+    )
+
+
 def _plain(text: str) -> str:
-    """`text` compatibility-normalised and case-folded, its look-alikes of Latin letters
-    mapped to them (before: an uppercase one folds as the capital it looks like; after: the
-    letters normalising and case folding produce), separators dropped."""
-    mapped = unicodedata.normalize("NFD", text).translate(_CONFUSABLE)
-    folded = unicodedata.normalize("NFKC", mapped).casefold().translate(_CONFUSABLE)
-    return _SEPARATORS.sub("", folded)
+    """`text` compatibility-normalised and case-folded, without unseen characters and
+    combining marks (`_unmarked`), its look-alikes of Latin letters mapped to them (before:
+    an uppercase one folds as the capital it looks like; after: the letters normalising and
+    case folding produce, case-folded once more: Cherokee small letters fold to capitals),
+    separators dropped."""
+    mapped = _unmarked(text).translate(_CONFUSABLE)
+    folded = _unmarked(unicodedata.normalize("NFKC", mapped).casefold())
+    return _SEPARATORS.sub("", folded.translate(_CONFUSABLE).casefold())
 
 
 def fold(text: str) -> str:

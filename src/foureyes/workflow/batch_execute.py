@@ -426,11 +426,16 @@ def _fail_superseded(
     original = batch_events.lock(session, batch.reverts_id)
     assert original is not None
     events: list[NewEvent] = []
+    later = batch_undo_guard.Later(services, session)  # the log read once for the chunk
     for item in items:
         if item.state != "pending" or item.reverts_item_id is None:
             continue  # an executing one's call may have been made: reconciliation decides
         held = batch_undo_guard.superseded(
-            session, item.reverts_item_id, run.originals.get(item.reverts_item_id)
+            services,
+            session,
+            item.reverts_item_id,
+            run.originals.get(item.reverts_item_id),
+            later,
         )
         if held is None:
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,9 +31,18 @@ def undo_batch(
 ) -> str:
     """Submit the reverse batch; its id. BadInput for an action nothing undoes, a position
     that names no executed item; Conflict when no item of the batch was executed."""
-    given = _reverse(services, actor, batch_id, positions, justification)
+    given, _ = _reverse(services, actor, batch_id, positions, justification)
     with _alerting(services, batch_id):
         return submit_batch(services, actor, given)
+
+
+class Undone(NamedTuple):
+    """What `undo_batch_or_replay` did: the reverse batch, whether it was a replay, and the
+    items a whole-batch undo left out because another undo already carries them."""
+
+    batch_id: str
+    replayed: bool
+    left_out: list[dict[str, Any]]
 
 
 def undo_batch_or_replay(
@@ -43,34 +53,36 @@ def undo_batch_or_replay(
     positions: Sequence[int] | None = None,
     justification: str | None = None,
     idempotency_key: str | None = None,
-) -> tuple[str, bool]:
-    """`undo_batch` keeping the promise of an idempotency key: (the reverse batch's id,
-    replayed). The key stands for the undo as asked (`batch_idempotency.undo_fingerprint`):
-    a retry answers the reverse batch the first call made, before the checks that it would
-    now fail (its items are being undone already)."""
-    if idempotency_key is None:
-        return undo_batch(
-            services, actor, batch_id, positions=positions, justification=justification
-        ), False
+) -> Undone:
+    """`undo_batch` keeping the promise of an idempotency key (`Undone`; a replay names no
+    item left out: it answers the first call's reverse batch). The key stands for the undo as
+    asked (`batch_idempotency.undo_fingerprint`): a retry answers the reverse batch the first
+    call made, before the checks that it would now fail (its items are being undone already)."""
     asked = batch_idempotency.undo_fingerprint(batch_id, positions, justification)
-    found = batch_idempotency.earlier(services, actor, idempotency_key, asked)
-    if found is not None:
-        return found, True
+    if idempotency_key is not None:
+        found = batch_idempotency.earlier(services, actor, idempotency_key, asked)
+        if found is not None:
+            return Undone(found, True, [])
     try:
-        given = _reverse(services, actor, batch_id, positions, justification)
-        keyed = dataclasses.replace(given, idempotency_key=idempotency_key)
+        given, left_out = _reverse(services, actor, batch_id, positions, justification)
         with _alerting(services, batch_id):
-            return batch_idempotency.submit_or_replay(services, actor, keyed, asked=asked)
+            if idempotency_key is None:
+                return Undone(submit_batch(services, actor, given), False, left_out)
+            keyed = dataclasses.replace(given, idempotency_key=idempotency_key)
+            made, replayed = batch_idempotency.submit_or_replay(services, actor, keyed, asked=asked)
+            return Undone(made, replayed, [] if replayed else left_out)
     except batch_undo_guard.OriginalAltered:
         raise
     except Conflict:
         # A call with this key recorded its undo after our look-up (a client's retry racing
         # its first call): the undo guard refuses ours as "already undone" before the unique
         # index could; the key's promise is the first call's answer, not a conflict.
+        if idempotency_key is None:
+            raise
         found = batch_idempotency.earlier(services, actor, idempotency_key, asked)
         if found is None:
             raise
-        return found, True
+        return Undone(found, True, [])
 
 
 @contextlib.contextmanager
@@ -90,8 +102,12 @@ def _reverse(
     batch_id: str,
     positions: Sequence[int] | None,
     justification: str | None,
-) -> BatchSubmission:
-    """The reverse batch of the chosen executed items, as `undo_batch` submits it."""
+) -> tuple[BatchSubmission, list[dict[str, Any]]]:
+    """The reverse batch of the chosen executed items, as `undo_batch` submits it, and the
+    items left out. A whole-batch undo (no `positions`) leaves out the items another undo
+    not yet ended carries (batch attack 2, G4: one pending split-out undo must not block
+    the rest), naming each and its undo; Conflict when that leaves none. Positions named
+    explicitly are all undone or the call is refused."""
     with services.database.read() as session:
         batch = batch_views.visible(services, session, batch_id, actor)
         executed = {
@@ -110,8 +126,20 @@ def _reverse(
         reverse = services.connector(platform).action(batch.action).reversible_by
         if reverse is None:
             raise BadInput(f"{batch.action} cannot be undone")
+        left_out: list[dict[str, Any]] = []
         if positions is None:
-            chosen = list(executed.values())
+            held = batch_undo_guard.open_undos(
+                session, batch_id, [item.id for item in executed.values()]
+            )
+            chosen = [item for item in executed.values() if item.id not in held]
+            if not chosen:
+                batch_undo_guard.refuse_open_undo(session, batch_id, list(held))
+            left_out = [
+                {"position": item.position, "account": item.account_ref, "undone_by": {kind: by}}
+                for item in executed.values()
+                if item.id in held
+                for kind, by in [held[item.id]]
+            ]
         else:
             wrong = [p for p in positions if p not in executed]
             undone = _reverted(session, batch_id, wrong)
@@ -134,7 +162,7 @@ def _reverse(
             justification=justification if justification is not None else batch.justification,
             reverts=batch.id,
             reverts_items=tuple(item.id for item in chosen),
-        )
+        ), left_out
 
 
 def _reverted(session: Session, batch_id: str, positions: Sequence[int]) -> list[int]:

@@ -11,9 +11,14 @@ the same items are decided one after the other) and again when each undo item is
   checked at the start, and no later change on its account (a request or another batch item
   executed after it) may have superseded it; else the undo item fails alone, saying why.
   "Later" is the audit log's order (the seq of the item's `batch.item.executed` event against
-  the `request.executed` and `batch.item.executed` events on the account since), never a
-  time column the runtime role can write; the item's row (`finished_at`, `result`'s
-  `already_applied`) must say what that event says, else `batch_tampered` (batch attack F2).
+  the events after it), never a time column the runtime role can write; the item's row
+  (`finished_at`, `result`'s `already_applied`) must say what that event says, else
+  `batch_tampered` (batch attack F2). A "change" is an event of `CHANGES` whose body says
+  it carried out an action that is not a read (`ActionKind.READ`: a view changes nothing;
+  an action the registry does not know counts as a change). The events after the item are
+  read by seq and judged by their bodies, which the tree covers, never by the indexed copy
+  columns (`account_ref`, `kind`) a DBA can move (batch attack 2, G1-G3); at most
+  `MAX_LATER` of them: past that the undo is held as "cannot prove" (fail closed).
 
 An undo item the policy splits out of the reverse batch (its account protected since) is an
 ordinary request naming the item it reverses (`requests.reverts_item_id`): it is held by the
@@ -34,7 +39,8 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
-from foureyes.errors import Conflict
+from foureyes.errors import Conflict, FoureyesError
+from foureyes.model import Account, ActionKind
 from foureyes.store.bulk import chunks, one_of
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow, RequestRow
 from foureyes.store.tree import in_tree
@@ -44,8 +50,15 @@ OPEN = ("pending", "approved", "executing")
 # A request not yet ended: a split-out undo request in one of these holds its item.
 OPEN_REQUEST = ("pending", "approved", "scheduled", "executing")
 ITEM_EXECUTED = "batch.item.executed"
-# The events that change an account: a request's or a batch item's execution.
-EXECUTIONS = ("request.executed", ITEM_EXECUTED)
+# The events that record a change carried out on an account: a request's execution
+# (break-glass included), a request's reconciliation whose body says it ended `executed`
+# (the platform had applied it), and a batch item's execution (by its run or by its
+# reconciliation, which writes the same event).
+REQUEST_ENDS = ("request.executed", "request.reconciled")
+CHANGES = (*REQUEST_ENDS, ITEM_EXECUTED)
+# How many events after the item's execution the guard reads (one JSON parse each, in the
+# undo's transaction): past that it cannot prove nothing later changed the account.
+MAX_LATER = 20_000
 
 
 class OriginalAltered(Conflict):
@@ -134,9 +147,30 @@ def raise_tampered(
 def refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -> None:
     """Conflict when a reverse batch not yet ended already carries one of the items: a second
     undo of the same items would reverse whatever happened to the accounts in between."""
+    held = open_undos(session, batch_id, item_ids)
+    if not held:
+        return
+    kind, holder = next(iter(held.values()))
+    if kind == "batch":
+        raise Conflict(
+            f"batch {holder} already undoes items of batch {batch_id}: decline or cancel it first",
+            batch_id=holder,
+        )
+    raise Conflict(
+        f"request {holder} already undoes an item of batch {batch_id}: decline or cancel it first",
+        request_id=holder,
+    )
+
+
+def open_undos(
+    session: Session, batch_id: str, item_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """The items of `item_ids` an undo not yet ended carries: item id → ("batch", the reverse
+    batch's id) or ("request", the split-out undo request's id)."""
+    held: dict[str, tuple[str, str]] = {}
     for chunk in chunks(item_ids):
-        open_undo = session.scalar(
-            select(BatchRow.id)
+        for holder, item_id in session.execute(
+            select(BatchRow.id, BatchItemRow.reverts_item_id)
             .join(BatchItemRow, BatchItemRow.batch_id == BatchRow.id)
             .where(
                 BatchRow.reverts_id == batch_id,
@@ -144,28 +178,19 @@ def refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -
                 one_of(session, BatchItemRow.reverts_item_id, chunk),
                 BatchItemRow.state.in_(("pending", "executing")),
             )
-            .limit(1)
-        )
-        if open_undo is not None:
-            raise Conflict(
-                f"batch {open_undo} already undoes items of batch {batch_id}: decline or "
-                "cancel it first",
-                batch_id=open_undo,
-            )
-        open_request = session.scalar(
-            select(RequestRow.id)
+            .order_by(BatchRow.id)
+        ):
+            held.setdefault(str(item_id), ("batch", holder))
+        for holder, item_id in session.execute(
+            select(RequestRow.id, RequestRow.reverts_item_id)
             .where(
                 one_of(session, RequestRow.reverts_item_id, chunk),
                 RequestRow.state.in_(OPEN_REQUEST),
             )
-            .limit(1)
-        )
-        if open_request is not None:
-            raise Conflict(
-                f"request {open_request} already undoes an item of batch {batch_id}: decline "
-                "or cancel it first",
-                request_id=open_request,
-            )
+            .order_by(RequestRow.id)
+        ):
+            held.setdefault(str(item_id), ("request", holder))
+    return held
 
 
 def check_split_recordable(session: Session, item_id: str) -> None:
@@ -197,7 +222,7 @@ def split_undo_problem(
     if found is not None:
         raise_tampered(services, session, original, found, "undo execution", now)
         return f"the batch it undoes ({original.id}) was altered in the store"
-    held = superseded(session, request.reverts_item_id, None)
+    held = superseded(services, session, request.reverts_item_id, None)
     if held is None:
         return None
     if held.tampered:
@@ -215,13 +240,18 @@ class Held:
 
 
 def superseded(
-    session: Session, reverts_item_id: str | None, digest_at_start: str | None
+    services: Services,
+    session: Session,
+    reverts_item_id: str | None,
+    digest_at_start: str | None,
+    later: Later | None = None,
 ) -> Held | None:
     """Why the undo of the item `reverts_item_id` may not be carried out now (None: it may),
     read under the lock of the undo (the original batch locked too): the item it reverses is
     no longer `executed`, was changed since the start, changed nothing, or a later change on
     its account superseded it. "Later" and "changed nothing" are what the log says (the
-    module's note): a row that says otherwise is Held as tampered."""
+    module's note): a row that says otherwise is Held as tampered. `later`: the log's changes
+    read once for many items in this transaction (a reverse batch's chunk)."""
     if reverts_item_id is None:
         return None
     original = session.get(
@@ -245,12 +275,7 @@ def superseded(
         return Held(
             "the item it undoes changed nothing: someone else had put the account in that state"
         )
-    if _changed_since(session, original.account_ref, seq):
-        return Held(
-            "a later change on the account superseded the item it undoes: undoing it now would "
-            "reverse that change"
-        )
-    return None
+    return (later or Later(services, session)).held(original.account_ref, seq)
 
 
 def _execution_event(session: Session, item: BatchItemRow) -> tuple[int, dict[str, Any]] | str:
@@ -303,24 +328,89 @@ def _row_against_event(item: BatchItemRow, body: Mapping[str, Any]) -> str | Non
     return None
 
 
-def _changed_since(session: Session, account_ref: str, seq: int) -> bool:
-    """Whether the log holds an execution on the account after `seq`."""
-    for (raw,) in session.execute(
-        select(EventRow.body).where(
-            EventRow.account_ref == account_ref,
-            EventRow.kind.in_(EXECUTIONS),
-            EventRow.seq > seq,
-            in_tree(),
-        )
-    ):
-        body = json.loads(bytes(raw))
-        if (
-            isinstance(body, dict)
-            and body.get("account") == account_ref
-            and body.get("kind") in EXECUTIONS
-        ):
-            return True
-    return False
+class Later:
+    """The changes the log records after a seq, per account (the seq of the last), read in
+    one pass for every item of a transaction: each event after the earliest seq asked about
+    is read once, by seq, and judged by its body alone (the copy columns are not trusted to
+    find an account's events: module note); at most `MAX_LATER` of them."""
+
+    def __init__(self, services: Services, session: Session) -> None:
+        self._services, self._session = services, session
+        self._since: int | None = None  # events after it are read
+        self._last: dict[str, int] = {}
+        self._read = 0
+        self._broken: int | None = None  # the seq of an event whose body is not JSON
+        self._writes: dict[tuple[str, object], bool] = {}
+
+    def held(self, account_ref: str, seq: int) -> Held | None:
+        """Held when a change on the account was carried out after `seq`, or when it cannot
+        be told (too many events to read, or one that does not parse); None: none was."""
+        if self._since is None or seq < self._since:
+            self._scan(seq, self._since)
+            self._since = seq
+        if self._broken is not None:
+            return Held(f"audit event {self._broken} after the item it undoes is not JSON", True)
+        if self._read > MAX_LATER:
+            return Held(
+                "foureyes cannot prove that no later change on the account superseded the item "
+                f"it undoes: more than {MAX_LATER} audit events were logged since it executed; "
+                "undo it on the account by an ordinary request"
+            )
+        if self._last.get(account_ref, seq) > seq:
+            return Held(
+                "a later change on the account superseded the item it undoes: undoing it now "
+                "would reverse that change"
+            )
+        return None
+
+    def _scan(self, after: int, upto: int | None) -> None:
+        query = select(EventRow.seq, EventRow.body).where(EventRow.seq > after, in_tree())
+        if upto is not None:
+            query = query.where(EventRow.seq <= upto)
+        query = query.order_by(EventRow.seq).limit(MAX_LATER + 1 - self._read)
+        for later, raw in self._session.execute(query.execution_options(yield_per=1_000)):
+            self._read += 1
+            if self._read > MAX_LATER:
+                return
+            try:
+                body = json.loads(bytes(raw))
+            except ValueError:
+                self._broken = later if self._broken is None else min(self._broken, later)
+                continue
+            account = _changed_account(body)
+            if account is not None and self._is_write(account, body.get("action")):
+                self._last[account] = max(self._last.get(account, later), later)
+
+    def _is_write(self, account_ref: str, action: object) -> bool:
+        platform = account_ref.partition(":")[0]
+        if (platform, action) not in self._writes:
+            self._writes[platform, action] = _writes(self._services, account_ref, action)
+        return self._writes[platform, action]
+
+
+def _changed_account(body: object) -> str | None:
+    """The account the event `body` records a change carried out on (`CHANGES`; a request's
+    event only when it ended `executed`), whatever its action; None: it records none."""
+    if not isinstance(body, dict) or not isinstance(body.get("account"), str):
+        return None
+    kind = body.get("kind")
+    if kind == ITEM_EXECUTED or (kind in REQUEST_ENDS and body.get("to") == "executed"):
+        return str(body["account"])
+    return None
+
+
+def _writes(services: Services, account_ref: str, action: object) -> bool:
+    """Whether `action` on the account's platform is not a read, by the action registry (the
+    connector's `ActionSpec.kind`); an action or platform it does not know counts as a
+    write (fail closed)."""
+    if not isinstance(action, str):
+        return True
+    try:
+        platform, _ = Account.split_ref(account_ref)
+        spec = services.connector(platform).action(action)
+    except (ValueError, FoureyesError):
+        return True
+    return spec.kind is not ActionKind.READ
 
 
 def _utc(at: datetime) -> datetime:

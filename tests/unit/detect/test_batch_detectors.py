@@ -143,6 +143,42 @@ def test_names_spelled_with_other_scripts_fold_as_the_latin_name(name: str, pinn
     assert fold(name) == fold(pinned)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        # invisible characters (`foureyes.text.unseen`): soft hyphen, ZWJ, CGJ, ZWSP, word joiner
+        "pol\u00aditi\u00adco",
+        "pol\u200diti\u200dco",
+        "pol\u034fiti\u034fco",
+        "pol\u200biti\u200bco",
+        "pol\u2060iti\u2060co",
+        "politico\ufe0f",  # a variation selector
+        # combining marks: dot below; Turkish capital I with dot (case-folds to i + a mark)
+        "po\u0323li\u0323tico",
+        "pol\u0130t\u0130co",
+        "pol\u012ftico",  # i with ogonek
+        # Latin small capitals
+        "\u1d18\u1d0flitico",
+        "\u1d18\u1d0f\u029f\u026a\u1d1b\u026a\u1d04\u1d0f",
+        # Lisu
+        "p\ua4f3l\ua4f2tico",
+        "politi\ua4da\ua4f3",
+        # Cherokee (capital, and small: case folding maps it to the capital)
+        "pol\u13a5tico",
+        "politi\u13dfo",
+        "politi\uabafo",
+        # Coptic
+        "p\u2c9fl\u2c93tico",
+        "\u2ca2\u2c9el\u2c92tico",
+    ],
+)
+def test_invisible_marked_and_other_script_spellings_fold_as_the_name(name: str) -> None:
+    """Batch attack 2, G6: each folds exactly as `politico` (no edit spent on it), and a
+    handle with two of them is flagged against the pinned name."""
+    assert fold(name) == fold("politico")
+    assert PinIndex({"chirp:politico": ["politico"]}, 1).matches([name]) == {"chirp:politico"}
+
+
 def test_a_cyrillic_spelling_of_a_pinned_name_is_flagged_twice_over() -> None:
     index = PinIndex({"chirp:politico": ["politico"]}, 1)
     assert index.matches(["pol\u0456t\u0456co"]) == {"chirp:politico"}

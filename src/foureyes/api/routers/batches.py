@@ -269,8 +269,9 @@ def undo(
     """One reverse batch (the action that undoes this one) over the executed items chosen,
     decided by the policy like any batch. With `Idempotency-Key`, a retry (same key, same
     positions and justification) answers the reverse batch the first call made (200,
-    `Idempotent-Replayed: true`)."""
-    new_id, replayed = batch_undo.undo_batch_or_replay(
+    `Idempotent-Replayed: true`). Without `positions`, items another undo not yet ended
+    carries are left out and listed (`left_out`: position, account, `undone_by`)."""
+    undone = batch_undo.undo_batch_or_replay(
         services,
         actor,
         batch_id,
@@ -278,5 +279,7 @@ def undo(
         justification=body.justification,
         idempotency_key=idempotency_key,
     )
-    _replayed(response, replayed)
-    return batch_views.show(services, actor, new_id)
+    _replayed(response, undone.replayed)
+    view = batch_views.show(services, actor, undone.batch_id)
+    # A whole-batch undo leaves out the items another undo carries already: it says which.
+    return {**view, "left_out": undone.left_out} if undone.left_out else view
