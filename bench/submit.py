@@ -15,61 +15,31 @@ functions by cumulative time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import os
 import pstats
-import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import event
 
-from foureyes import bootstrap
+from api import pg_database
+from batches import seeded
 from foureyes.auth.bearer import authenticate_bearer
 from foureyes.auth.tokens import issue_token
-from foureyes.policy.directory import load_directory
-from foureyes.store import migrate
-from foureyes.store.database import Database
-from foureyes.workflow import answered, operations
+from foureyes.workflow import answered
 from foureyes.workflow.submit import Submission
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
 REQUESTER = "e-2001"
 SUBMISSION = Submission("account.view", "chirp:alice", {}, client="127.0.0.1")
 
 
-@contextlib.contextmanager
-def pg_database(admin_url: str) -> Iterator[str]:
-    name = f"foureyes_bench_submit_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def measure(url: str, submits: int, warmup: int, profile: int) -> dict[str, float]:
-    database = Database(url)
-    migrate.upgrade(database)
-    services = bootstrap.build_services(database, connectors={"chirp": ("demo", {})})
-    directory = load_directory(EXAMPLES / "staff.yaml")
-    operations.seed(
-        services,
-        policy_text=(EXAMPLES / "policy.yaml").read_text(),
-        directory=directory,
-        demo_accounts=list(directory.accounts),
-    )
+    services = seeded(url, 0, 0)  # the demo as `serve --demo` seeds it (bench/batches.py)
+    database = services.database
     token = issue_token(services, REQUESTER)
     counts = {"statements": 0, "begins": 0}
 
