@@ -560,13 +560,13 @@ def test_moved_copy_columns_never_hide_a_later_change(world: World, column: str)
 def test_too_many_later_events_hold_the_undo_as_unproven(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More events after the item than the guard reads: it cannot prove nothing superseded
-    the item, and holds it (fail closed), whatever those events are."""
+    """More executions after the item than the guard judges: it cannot prove nothing
+    superseded the item, and holds it (fail closed), whatever those executions were."""
     ring = seed_ring(world, 2)
     batch_id = _executed(world, ring)
     world.clock.advance(minutes=1)
-    _view(world, ring[1])
-    _view(world, ring[1])
+    for _ in range(3):
+        _view(world, ring[1])
     undo = _undo(world, batch_id, [0])
     _approve(world, undo)
     monkeypatch.setattr(batch_undo_guard, "MAX_LATER", 2)
@@ -575,6 +575,26 @@ def test_too_many_later_events_hold_the_undo_as_unproven(
     assert item.state == "failed"
     assert "cannot prove" in (item.reason or "")
     assert _status(world, ring[0]) == "suspended"
+
+
+def test_events_that_are_not_executions_never_count_toward_the_bound(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Final attack, 1: the bound counted every later event, so ordinary traffic (a view is
+    three events, a denial one) or a large undo's own events made an older batch impossible to
+    undo. Only executions count: with room for two, one later view (three events, one of them
+    an execution, of a read) leaves the undo free to run."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    world.clock.advance(minutes=1)
+    _view(world, ring[1])
+    undo = _undo(world, batch_id, [0])
+    _approve(world, undo)
+    monkeypatch.setattr(batch_undo_guard, "MAX_LATER", 2)
+    batch_execute.execute_batch(world.services, undo)
+    (item,) = _items(world, undo)
+    assert item.state == "executed", item.reason
+    assert _status(world, ring[0]) == "active"
 
 
 def test_a_whole_batch_undo_leaves_out_items_another_undo_carries(world: World) -> None:

@@ -17,8 +17,12 @@ the same items are decided one after the other) and again when each undo item is
   it carried out an action that is not a read (`ActionKind.READ`: a view changes nothing;
   an action the registry does not know counts as a change). The events after the item are
   read by seq and judged by their bodies, which the tree covers, never by the indexed copy
-  columns (`account_ref`, `kind`) a DBA can move (batch attack 2, G1-G3); at most
-  `MAX_LATER` of them: past that the undo is held as "cannot prove" (fail closed).
+  columns (`account_ref`, `kind`) a DBA can move (batch attack 2, G1-G3): the database
+  returns only the bodies holding a change's `"kind":"…"` (canonical JSON writes it exactly
+  so, so none is missed; a body merely quoting it is parsed and judged like any other), and
+  at most `MAX_LATER` of those are judged: past that the undo is held as "cannot prove"
+  (fail closed). Counting every event instead let ordinary traffic (views, denials) or a
+  10,000-item undo's own events make an older batch impossible to undo (final attack, 1).
 
 An undo item the policy splits out of the reverse batch (its account protected since) is an
 ordinary request naming the item it reverses (`requests.reverts_item_id`): it is held by the
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
@@ -56,9 +60,12 @@ ITEM_EXECUTED = "batch.item.executed"
 # reconciliation, which writes the same event).
 REQUEST_ENDS = ("request.executed", "request.reconciled")
 CHANGES = (*REQUEST_ENDS, ITEM_EXECUTED)
-# How many events after the item's execution the guard reads (one JSON parse each, in the
-# undo's transaction): past that it cannot prove nothing later changed the account.
-MAX_LATER = 20_000
+# How many change events after the item's execution the guard judges (one JSON parse each,
+# ~5 µs, in the undo's transaction): past that it cannot prove nothing later changed the
+# account. Only executions count toward it (a view's is one of three events).
+MAX_LATER = 200_000
+# What the body of every event of `CHANGES` holds, byte for byte (RFC 8785: no spaces).
+_CHANGE_MARKS = tuple(f'"kind":"{kind}"' for kind in CHANGES)
 
 
 class OriginalAltered(Conflict):
@@ -332,7 +339,7 @@ class Later:
     """The changes the log records after a seq, per account (the seq of the last), read in
     one pass for every item of a transaction: each event after the earliest seq asked about
     is read once, by seq, and judged by its body alone (the copy columns are not trusted to
-    find an account's events: module note); at most `MAX_LATER` of them."""
+    find an account's events: module note); at most `MAX_LATER` change events."""
 
     def __init__(self, services: Services, session: Session) -> None:
         self._services, self._session = services, session
@@ -353,7 +360,7 @@ class Later:
         if self._read > MAX_LATER:
             return Held(
                 "foureyes cannot prove that no later change on the account superseded the item "
-                f"it undoes: more than {MAX_LATER} audit events were logged since it executed; "
+                f"it undoes: more than {MAX_LATER} executions were logged since it executed; "
                 "undo it on the account by an ordinary request"
             )
         if self._last.get(account_ref, seq) > seq:
@@ -364,7 +371,11 @@ class Later:
         return None
 
     def _scan(self, after: int, upto: int | None) -> None:
-        query = select(EventRow.seq, EventRow.body).where(EventRow.seq > after, in_tree())
+        query = select(EventRow.seq, EventRow.body).where(
+            EventRow.seq > after,
+            in_tree(),
+            _holds_a_change(self._session),
+        )
         if upto is not None:
             query = query.where(EventRow.seq <= upto)
         query = query.order_by(EventRow.seq).limit(MAX_LATER + 1 - self._read)
@@ -386,6 +397,18 @@ class Later:
         if (platform, action) not in self._writes:
             self._writes[platform, action] = _writes(self._services, account_ref, action)
         return self._writes[platform, action]
+
+
+def _holds_a_change(session: Session) -> ColumnElement[bool]:
+    """SQL: the event's body holds one of `_CHANGE_MARKS`, found by the database byte for byte
+    (SQLite's `instr` searches a BLOB's bytes; PostgreSQL's bytea is searched as its `escape`
+    text, in which the marks' ASCII stands as itself)."""
+    if session.get_bind().dialect.name == "sqlite":
+        found = [func.instr(EventRow.body, mark.encode()) > 0 for mark in _CHANGE_MARKS]
+    else:
+        text = func.encode(EventRow.body, "escape")
+        found = [func.strpos(text, mark) > 0 for mark in _CHANGE_MARKS]
+    return or_(*found)
 
 
 def _changed_account(body: object) -> str | None:
