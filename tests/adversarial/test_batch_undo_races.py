@@ -17,6 +17,7 @@ from foureyes.errors import Conflict
 from foureyes.model import RequestState
 from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow, RequestRow
 from foureyes.workflow import (
+    access,
     batch_execute,
     batch_submit,
     batch_undo,
@@ -575,6 +576,20 @@ def test_too_many_later_events_hold_the_undo_as_unproven(
     assert item.state == "failed"
     assert "cannot prove" in (item.reason or "")
     assert _status(world, ring[0]) == "suspended"
+
+
+def test_a_left_out_item_names_only_an_undo_its_caller_may_see(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Final attack, 2: the whole-batch undo's `left_out` named another person's split-out
+    request that its caller could not open. It names it only to whoever may see it."""
+    ring = seed_ring(world, 3)
+    batch_id = _executed(world, ring)
+    _make_vit(world, ring[1])
+    _split_request(world, _undo(world, batch_id, [1]))
+    monkeypatch.setattr(access, "may_see", lambda *_: False)
+    undone = batch_undo.undo_batch_or_replay(world.services, world.actor("e-3002"), batch_id)
+    assert undone.left_out == [{"position": 1, "account": ring[1], "undone_by": {"request": None}}]
 
 
 def test_events_that_are_not_executions_never_count_toward_the_bound(

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
-from foureyes.store.tables import BatchItemRow
-from foureyes.workflow import batch_idempotency, batch_undo_guard, batch_views
+from foureyes.store.tables import BatchItemRow, BatchRow, RequestRow
+from foureyes.workflow import access, batch_idempotency, batch_undo_guard, batch_views
 from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
 
 
@@ -135,7 +135,11 @@ def _reverse(
             if not chosen:
                 batch_undo_guard.refuse_open_undo(session, batch_id, list(held))
             left_out = [
-                {"position": item.position, "account": item.account_ref, "undone_by": {kind: by}}
+                {
+                    "position": item.position,
+                    "account": item.account_ref,
+                    "undone_by": {kind: _named_to(services, session, actor, kind, by)},
+                }
                 for item in executed.values()
                 if item.id in held
                 for kind, by in [held[item.id]]
@@ -176,4 +180,25 @@ def _reverted(session: Session, batch_id: str, positions: Sequence[int]) -> list
                 BatchItemRow.state == "reverted",
             )
         )
+    )
+
+
+def _named_to(
+    services: Services, session: Session, actor: Actor, kind: str, holder: str
+) -> str | None:
+    """The id of the undo (`kind`: "batch" or "request") that carries an item, for `actor` only
+    if they may see it; else None (the final attack: a whole-batch undo named another
+    person's split-out request its caller could not open)."""
+    if kind == "batch":
+        batch = session.get(BatchRow, holder)
+        return (
+            holder
+            if batch is not None and batch_views.may_see(services, session, batch, actor)
+            else None
+        )
+    request = session.get(RequestRow, holder)
+    return (
+        holder
+        if request is not None and access.may_see(services, session, request, actor)
+        else None
     )
