@@ -2,10 +2,10 @@
 
 Running in parallel
 -------------------
-`scripts/test` runs the suite on pytest-xdist (`-n auto --dist loadgroup`): one worker per core.
-Each worker has its own PostgreSQL session database (its name carries the pid) and its own
-tmp_path tree; the tests needing a real service (Synapse, the PDS, Request Tracker) are grouped by
-service (`SERVICE_FIXTURES`) so each service starts once.
+`scripts/test` runs the suite on pytest-xdist (`-n auto`): one worker process per core. Each
+worker has its own PostgreSQL session database (its name carries the pid) and its own tmp_path
+tree, and starts its own Synapse, PDS or Request Tracker when its tests need one (their installs
+into the shared caches take a file lock: scripts/atproto-setup, rt-setup, axe-core).
 
 Databases
 ---------
@@ -77,19 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-# A real service a test needs (a session fixture each): under pytest-xdist (`scripts/test` runs
-# `-n auto --dist loadgroup`) every test using one runs in that service's group, on one worker,
-# so each service is installed and started once per run, not once per worker.
-SERVICE_FIXTURES = ("synapse", "pds", "rt")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        services = [name for name in SERVICE_FIXTURES if name in getattr(item, "fixturenames", ())]
-        if services:
-            item.add_marker(pytest.mark.xdist_group("+".join(services)))
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("database") == "sqlite"
         (dropped if on_sqlite and item.get_closest_marker("pg_only") else keep).append(item)
