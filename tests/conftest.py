@@ -63,6 +63,12 @@ PG_HOST = "127.0.0.1:5432"
 # How long the per-test clean-up waits for locks a previous test left behind.
 CLEANUP_LOCK_TIMEOUT = "10s"
 
+# The CLI's tables (rich) are as wide as the terminal: COLUMNS when set, else the size of a
+# standard stream that is a terminal, else 80. Under pytest-xdist no stream is a terminal and
+# COLUMNS is 80, so the tables wrapped and the tests reading their rows failed; one width for
+# every run, wherever it runs.
+os.environ["COLUMNS"] = "200"
+
 # Property tests run on a busy 2-core machine: no per-example deadline and no "too slow" health
 # check (both measure the machine, not the code). A test's own @settings still takes precedence.
 settings.register_profile(

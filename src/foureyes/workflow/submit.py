@@ -38,6 +38,7 @@ from foureyes.workflow import (
 from foureyes.workflow import tickets as ticket_checks
 from foureyes.workflow.execute import ExecutionOutcome, carry_out_at_once
 from foureyes.workflow.integrity import ACCOUNT_SNAPSHOT
+from foureyes.workflow.outcome import after as outcome_after
 from foureyes.workflow.outcome import lost_commit
 
 _NO_TIME = timedelta(0)
@@ -508,9 +509,10 @@ def _decide_and_record(
         )
     if carried_out is None:
         return Submitted(request_id)
-    return Submitted(
-        request_id, carried_out=carried_out, view=views.recorded_view(services, row, appended)
-    )
+    # Committed: a failure building the answer must name the request, never say nothing changed.
+    with outcome_after(request_id, f"request {request_id} was recorded"):
+        view = views.recorded_view(services, row, appended)
+    return Submitted(request_id, carried_out=carried_out, view=view)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,9 @@ from tests.unit.commands.test_lifecycle_cli import (  # noqa: F401
 )
 
 LOCK = ("account.lock", "chirp:bob")  # support may, alone: carried out at once
+# Pending (a vit account: two approvals). Its answer is read back after the COMMIT; a submit
+# carried out at once answers from what its transaction wrote and has nothing left to fail.
+SUSPEND_VIT = ("account.suspend", "chirp:president", "-j", "CASE-1")
 RETRY_KEY = re.compile(r"--idempotency-key (\S+)")
 
 
@@ -100,7 +103,7 @@ def test_a_submit_whose_outcome_is_unknown_is_retried_with_the_key_it_printed(
 ) -> None:
     outage.after(r"INSERT INTO requests")
 
-    code, _, err = served.run("e-2001", "request", *LOCK)
+    code, _, err = served.run("e-2001", "request", *SUSPEND_VIT)
 
     outage.end()
     assert code == 2
@@ -110,7 +113,9 @@ def test_a_submit_whose_outcome_is_unknown_is_retried_with_the_key_it_printed(
     assert key is not None, line
     made = re.search(r"request ([0-9a-f-]{36})", line)
     assert made is not None, line
-    code, out, err = served.run("e-2001", "request", *LOCK, "--idempotency-key", key.group(1))
+    code, out, err = served.run(
+        "e-2001", "request", *SUSPEND_VIT, "--idempotency-key", key.group(1)
+    )
     assert code == 0, err
     assert out.split()[0] == made.group(1)  # the request the failed call made
     assert requests(served) == 1
