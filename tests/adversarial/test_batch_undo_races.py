@@ -586,10 +586,14 @@ def test_a_left_out_item_names_only_an_undo_its_caller_may_see(
     ring = seed_ring(world, 3)
     batch_id = _executed(world, ring)
     _make_vit(world, ring[1])
-    _split_request(world, _undo(world, batch_id, [1]))
+    split_id = _split_request(world, _undo(world, batch_id, [1])).id
     monkeypatch.setattr(access, "may_see", lambda *_: False)
     undone = batch_undo.undo_batch_or_replay(world.services, world.actor("e-3002"), batch_id)
     assert undone.left_out == [{"position": 1, "account": ring[1], "undone_by": {"request": None}}]
+    with pytest.raises(Conflict) as refused:  # nor names it in the refusal of that item
+        _undo(world, batch_id, [1], by="e-3002")
+    assert "another undo not yet ended" in refused.value.message
+    assert split_id not in str(refused.value.message) + str(refused.value.details)
 
 
 def test_events_that_are_not_executions_never_count_toward_the_bound(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -127,18 +128,19 @@ def _reverse(
         if reverse is None:
             raise BadInput(f"{batch.action} cannot be undone")
         left_out: list[dict[str, Any]] = []
+        named = functools.partial(_named_to, services, session, actor)
         if positions is None:
             held = batch_undo_guard.open_undos(
                 session, batch_id, [item.id for item in executed.values()]
             )
             chosen = [item for item in executed.values() if item.id not in held]
             if not chosen:
-                batch_undo_guard.refuse_open_undo(session, batch_id, list(held))
+                batch_undo_guard.refuse_open_undo(session, batch_id, list(held), named)
             left_out = [
                 {
                     "position": item.position,
                     "account": item.account_ref,
-                    "undone_by": {kind: _named_to(services, session, actor, kind, by)},
+                    "undone_by": {kind: named(kind, by)},
                 }
                 for item in executed.values()
                 if item.id in held
@@ -158,7 +160,7 @@ def _reverse(
                     positions=wrong,
                 )
             chosen = [executed[p] for p in sorted(set(positions))]
-        batch_undo_guard.refuse_open_undo(session, batch_id, [item.id for item in chosen])
+        batch_undo_guard.refuse_open_undo(session, batch_id, [item.id for item in chosen], named)
         return BatchSubmission(
             action=reverse,
             accounts=[item.account_ref for item in chosen],

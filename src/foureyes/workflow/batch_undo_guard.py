@@ -33,7 +33,7 @@ at its execution) and reverts the item when it executes (`revert_originals`; bat
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -151,13 +151,24 @@ def raise_tampered(
     )
 
 
-def refuse_open_undo(session: Session, batch_id: str, item_ids: Sequence[str]) -> None:
+def refuse_open_undo(
+    session: Session,
+    batch_id: str,
+    item_ids: Sequence[str],
+    named: Callable[[str, str], str | None] | None = None,
+) -> None:
     """Conflict when a reverse batch not yet ended already carries one of the items: a second
-    undo of the same items would reverse whatever happened to the accounts in between."""
+    undo of the same items would reverse whatever happened to the accounts in between.
+    `named(kind, id)`: the carrying undo's id as the caller may be told it (None: not named)."""
     held = open_undos(session, batch_id, item_ids)
     if not held:
         return
     kind, holder = next(iter(held.values()))
+    if named is not None and named(kind, holder) is None:
+        raise Conflict(
+            f"another undo not yet ended already undoes an item of batch {batch_id}: "
+            "it must end (be declined, cancelled or carried out) first"
+        )
     if kind == "batch":
         raise Conflict(
             f"batch {holder} already undoes items of batch {batch_id}: decline or cancel it first",
