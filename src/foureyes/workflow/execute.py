@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, LocalExecution
@@ -261,12 +261,15 @@ def _claim(
     by: tuple[str | None, str],
     first: bool = False,
     decided: Decision | None = None,
+    written: bool = True,
 ) -> ExecutionRow:
     """Step (1)'s change: the next attempt, with its lease, and the move to `executing` by
     `by` (the person who asked, if any, and the worker's name), naming the decision of the
     re-check it runs under (`decided`: policy version, tier, rules; None when the account
     could not be looked up, and the attempt fails). `first`: the request was recorded in this
-    very transaction, so this is attempt 1 (not looked up)."""
+    very transaction, so this is attempt 1 (not looked up). `written` False: the attempt is
+    not given to the session; the caller writes it, settled, with `_write_attempt` before its
+    COMMIT (a claim carried out in its own transaction: nobody else can see it before)."""
     row, approvers = approved
     actor, worker = by
     attempt = 1 if first else _next_attempt(session, row.id)
@@ -276,7 +279,8 @@ def _claim(
         started_at=now,
         lease_until=now + services.execution_lease,
     )
-    session.add(execution)
+    if written:
+        session.add(execution)
     move(
         services,
         session,
@@ -293,6 +297,20 @@ def _claim(
         },
     )
     return execution
+
+
+# The attempt's INSERT, built once (`_write_attempt`).
+_INSERT_ATTEMPT = insert(ExecutionRow)
+_ATTEMPT_COLUMNS = tuple(c.key for c in ExecutionRow.__table__.columns if c.key != "id")
+
+
+def _write_attempt(session: Session, execution: ExecutionRow) -> None:
+    """INSERT the attempt `_claim` made without the session (`written=False`), as it was
+    settled: the one row the ORM would have flushed, without a unit of work (executions are
+    not sealed: `core.sealing`)."""
+    session.connection().execute(
+        _INSERT_ATTEMPT, {key: getattr(execution, key) for key in _ATTEMPT_COLUMNS}
+    )
 
 
 def _decided_under(decision: Decision) -> dict[str, Any]:
@@ -518,9 +536,12 @@ def carry_out_at_once(
         by=(actor.id, "inline"),
         first=first,
         decided=decision,
+        written=False,
     )
     order = order_of(row, approvers, execution.attempt)
-    return _carry_out_here(services, session, (row, execution), now, local, order)
+    done = _carry_out_here(services, session, (row, execution), now, local, order)
+    _write_attempt(session, execution)
+    return done
 
 
 def _approvers_now(
