@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, inspect, select, update
+from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, LocalExecution
 from foureyes.connectors.tickets import TicketSystemUnavailable
@@ -313,6 +313,29 @@ def _write_attempt(session: Session, execution: ExecutionRow) -> None:
     )
 
 
+def _write_moves(session: Session, row: RequestRow) -> None:
+    """UPDATE `row` with what was changed on it since it was last written (its moves) in one
+    Core statement, then hand it back to the session as written (expunged, and added again
+    with nothing pending): the UPDATE the ORM's flush would send, without a unit of work
+    (requests are not sealed: `core.sealing`). Nothing for a row the session does not hold."""
+    state = inspect(row)
+    if not state.persistent or not state.committed_state:
+        return
+    changed = {key: state.dict[key] for key in state.committed_state if key in state.dict}
+    if len(changed) != len(state.committed_state):
+        return  # an attribute expired meanwhile: left to the flush
+    session.connection().execute(_UPDATE_REQUEST, {"_request_id": row.id, **changed})
+    session.expunge(row)
+    make_transient(row)
+    make_transient_to_detached(row)
+    session.add(row)
+
+
+_UPDATE_REQUEST = update(RequestRow.__table__).where(
+    RequestRow.__table__.c.id == bindparam("_request_id")
+)
+
+
 def _decided_under(decision: Decision) -> dict[str, Any]:
     """What the log says of the decision an execution runs under: enough to tell which rules,
     and so which approvals, step-up and delay, it was carried out for."""
@@ -541,6 +564,7 @@ def carry_out_at_once(
     order = order_of(row, approvers, execution.attempt)
     done = _carry_out_here(services, session, (row, execution), now, local, order)
     _write_attempt(session, execution)
+    _write_moves(session, row)
     return done
 
 
