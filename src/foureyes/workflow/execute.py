@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, inspect, select, update
+from sqlalchemy import JSON, bindparam, func, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, LocalExecution
@@ -302,14 +302,18 @@ def _claim(
 # The attempt's INSERT, built once (`_write_attempt`).
 _INSERT_ATTEMPT = insert(ExecutionRow)
 _ATTEMPT_COLUMNS = tuple(c.key for c in ExecutionRow.__table__.columns if c.key != "id")
+# A None in a JSON column is left out (SQL NULL, as the ORM leaves an attribute never set).
+_ATTEMPT_JSON = frozenset(c.key for c in ExecutionRow.__table__.columns if isinstance(c.type, JSON))
 
 
 def _write_attempt(session: Session, execution: ExecutionRow) -> None:
     """INSERT the attempt `_claim` made without the session (`written=False`), as it was
     settled: the one row the ORM would have flushed, without a unit of work (executions are
     not sealed: `core.sealing`)."""
+    values = {key: getattr(execution, key) for key in _ATTEMPT_COLUMNS}
     session.connection().execute(
-        _INSERT_ATTEMPT, {key: getattr(execution, key) for key in _ATTEMPT_COLUMNS}
+        _INSERT_ATTEMPT,
+        {k: v for k, v in values.items() if v is not None or k not in _ATTEMPT_JSON},
     )
 
 

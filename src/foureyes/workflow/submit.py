@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import JSON, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -519,6 +519,12 @@ def _decide_and_record(
 # The request's INSERT, built once; every column is given (`_write`).
 _INSERT_REQUEST = insert(RequestRow)
 _REQUEST_COLUMNS = tuple(column.key for column in RequestRow.__table__.columns)
+# JSON columns: a None is left out of the INSERT (SQL NULL, as the ORM leaves an attribute
+# never set: `result`, `undo_params`), never bound (JSON's `null`, which the immutability
+# trigger would then take for a value set once).
+_REQUEST_JSON = frozenset(
+    column.key for column in RequestRow.__table__.columns if isinstance(column.type, JSON)
+)
 
 
 def _write(session: Session, row: RequestRow) -> None:
@@ -526,8 +532,10 @@ def _write(session: Session, row: RequestRow) -> None:
     as though it had been loaded: later changes to it (its moves) are flushed as an UPDATE.
     The same row the ORM's own insert writes, for a fraction of a unit of work's cost; the
     requests table is not sealed (`core.sealing`), so no sealing hook is bypassed."""
+    values = {key: getattr(row, key) for key in _REQUEST_COLUMNS}
     session.connection().execute(
-        _INSERT_REQUEST, {key: getattr(row, key) for key in _REQUEST_COLUMNS}
+        _INSERT_REQUEST,
+        {k: v for k, v in values.items() if v is not None or k not in _REQUEST_JSON},
     )
     make_transient_to_detached(row)
     session.add(row)
