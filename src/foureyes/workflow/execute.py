@@ -335,9 +335,7 @@ def _write_moves(session: Session, row: RequestRow) -> None:
     session.add(row)
 
 
-_UPDATE_REQUEST = update(RequestRow.__table__).where(
-    RequestRow.__table__.c.id == bindparam("_request_id")
-)
+_UPDATE_REQUEST = update(RequestRow).where(RequestRow.id == bindparam("_request_id"))
 
 
 def _decided_under(decision: Decision) -> dict[str, Any]:
