@@ -27,6 +27,7 @@ Verification and export are in `foureyes.audit.verify`; the diagnoses in `fourey
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +49,7 @@ from foureyes.audit.checkpoint import (
     Signer,
     sign_checkpoint,
 )
+from foureyes.audit.edges import Edge, EdgeCache
 from foureyes.audit.export import (
     WITNESS_LATEST,
     AuditVerificationError,
@@ -55,7 +57,6 @@ from foureyes.audit.export import (
     note_checkpoint,
     write_witness,
 )
-from foureyes.audit.edges import Edge, EdgeCache
 from foureyes.audit.layout import STEP, Run, compose, is_stored, runs_for
 from foureyes.audit.merkle import (
     CompactRange,
@@ -100,22 +101,32 @@ _EVENTS, _NODES = (cast(Table, row.__table__) for row in (EventRow, NodeRow))
 # the last event: the check of the edge this process remembers (`foureyes.audit.edges`).
 _READ_HEAD = (
     "SELECT size, (SELECT body FROM audit_events WHERE seq = audit_head.size - 1) "
-    f"FROM audit_head WHERE id = {_HEAD_ID}"
+    "FROM audit_head WHERE id = 1"  # _HEAD_ID
 )
-_APPEND_SQL = {
-    "postgresql": (
-        _READ_HEAD + " FOR UPDATE",
-        "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, body) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        f"UPDATE audit_head SET size = %s WHERE id = {_HEAD_ID}",
-    ),
-    "sqlite": (
-        _READ_HEAD,
-        "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, body) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        f"UPDATE audit_head SET size = ? WHERE id = {_HEAD_ID}",
-    ),
+_READ_HEAD_FOR = {"postgresql": _READ_HEAD + " FOR UPDATE", "sqlite": _READ_HEAD}
+_PLACEHOLDER = {"postgresql": "%s", "sqlite": "?"}
+_ROWS_PER_INSERT = 500  # events per INSERT statement: 3,500 parameters, far below the limits
+_MOVE_HEAD = {  # id 1: _HEAD_ID
+    "postgresql": "UPDATE audit_head SET size = %s WHERE id = 1",
+    "sqlite": "UPDATE audit_head SET size = ? WHERE id = 1",
 }
+
+
+@functools.lru_cache(maxsize=64)  # the usual counts: 1 to a few
+def _insert_events(dialect: str, count: int, move_head: bool) -> str:
+    """The INSERT of `count` events (one row of VALUES each); with `move_head` (PostgreSQL
+    only), the head's new size (the first parameter) set by the same statement."""
+    mark = _PLACEHOLDER[dialect]
+    row = "(" + ", ".join([mark] * 7) + ")"
+    sql = (
+        "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, body) "
+        "VALUES " + ", ".join([row] * count)
+    )
+    if move_head:
+        sql = f"WITH moved AS ({_MOVE_HEAD[dialect]}) {sql}"
+    return sql
+
+
 # A stored subtree is written once, when the append that completes it runs: one already there
 # was written ahead of the log outside foureyes. Inserted without raising, so that the append
 # can name it (`append_many`) rather than fail on a constraint as if the head had moved.
@@ -561,8 +572,7 @@ class AuditLog:
             return []
         now = datetime.now(UTC)
         dialect = _dialect(session)
-        read_head, insert_events, move_head = _APPEND_SQL[dialect]
-        size, last_leaf = self._lock_for_append(session, read_head)
+        size, last_leaf = self._lock_for_append(session, _READ_HEAD_FOR[dialect])
         engine = session.get_bind().engine
         compact = self._resume(session, engine, size, last_leaf)
         made: list[Event] = []
@@ -576,14 +586,22 @@ class AuditLog:
                     node_rows.append({"level": node.level, "index": node.index, "hash": node.hash})
             made.append(item)
         stamp = _stamp_param(session)
-        rows = [
-            (e.seq, stamp(e.at), e.kind, e.actor, e.account_ref, e.request_id, e.body)
-            for e in made
+        values = [
+            (e.seq, stamp(e.at), e.kind, e.actor, e.account_ref, e.request_id, e.body) for e in made
         ]
         connection = session.connection()
+        # One statement per 500 events; PostgreSQL moves the head in the last one (a data-
+        # modifying WITH: one round trip fewer), SQLite in an UPDATE of its own below.
+        moved = dialect == "postgresql"
         try:
-            # One event (the usual case) as a plain execute, several as one executemany.
-            connection.exec_driver_sql(insert_events, rows[0] if len(rows) == 1 else rows)
+            for first in range(0, len(values), _ROWS_PER_INSERT):
+                chunk = values[first : first + _ROWS_PER_INSERT]
+                last = first + _ROWS_PER_INSERT >= len(values)
+                params = [value for row in chunk for value in row]
+                if moved and last:
+                    params.insert(0, compact.size)
+                sql = _insert_events(dialect, len(chunk), moved and last)
+                connection.exec_driver_sql(sql, tuple(params))
         except IntegrityError:
             # Under the head lock the only rows in the way are ones beyond a head moved back
             # (or inserted beyond it).
@@ -596,7 +614,8 @@ class AuditLog:
             if len(written) != len(node_rows):
                 # Raised: the caller's transaction is rolled back, nothing of this append kept.
                 raise head_altered(self._collided(session, size, node_rows))
-        connection.exec_driver_sql(move_head, (compact.size,))
+        if not moved:
+            connection.exec_driver_sql(_MOVE_HEAD[dialect], (compact.size,))
         self._edges.remember(session, engine, Edge(compact.size, leaf, compact.edge))
         return made
 

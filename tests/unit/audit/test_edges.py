@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from foureyes.audit.checkpoint import Signer
 from foureyes.audit.log import AuditLog, NewEvent, SubtreeTable
@@ -89,15 +90,18 @@ def test_an_append_that_did_not_commit_leaves_no_edge(
     next append must not resume from the edge of [A, B] (same size, same last event)."""
     ours, theirs, reads = AuditLog(ORIGIN), AuditLog(ORIGIN), _Reads(monkeypatch)
     append(database, ours, [new(i) for i in range(5)])
+
+    def append_then_fail(session: Session) -> None:
+        ours.append_many(session, [new(5, "A"), new(6)])
+        raise RuntimeError
+
     if how == "transaction":
         with pytest.raises(RuntimeError), database.transaction() as session:
-            ours.append_many(session, [new(5, "A"), new(6)])
-            raise RuntimeError
+            append_then_fail(session)
     else:
         with database.transaction() as session:
             with pytest.raises(RuntimeError), session.begin_nested():
-                ours.append_many(session, [new(5, "A"), new(6)])
-                raise RuntimeError
+                append_then_fail(session)
             if how == "seal":  # the transaction appends again, after its savepoint rolled back
                 ours.append_many(session, [new(50)])
     before = reads.count
