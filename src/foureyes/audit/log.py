@@ -9,8 +9,9 @@ are recomputed from at most 8 rows); ``audit_checkpoints`` the signed checkpoint
 Appending. `AuditLog.append` runs inside the caller's transaction, so the caller's state change and
 its event commit together or not at all. It locks the head row (``SELECT … FOR UPDATE`` on
 PostgreSQL; on SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises writers), takes
-``seq = size``, reads the O(log n) right-edge subtrees in one query, writes the event and the
-stored subtrees it completes (one per 15 events on average), and bumps the head. Writers
+``seq = size``, takes the O(log n) right-edge subtrees (the edge this process committed last if
+the head is still that log's, `foureyes.audit.edges`; else read in one query), writes the events
+and the stored subtrees they complete (one per 15 events on average), and bumps the head. Writers
 therefore never fork the tree: two appends can only follow one another. A head moved outside
 foureyes (back, forward, deleted) makes the append fail whole as `LogHeadAltered`, never a
 half-written log; `head_problem` says how the head and the events disagree, and names rows
