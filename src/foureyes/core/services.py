@@ -507,6 +507,8 @@ def with_pins(account: Account, pins: frozenset[str]) -> Account:
 
 def json_safe(value: Any) -> Any:
     """Dates and times as ISO strings, tuples as lists: what canonical JSON can hold."""
+    if type(value) in _AS_IS:  # the usual leaves, returned first (every event goes through)
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, dict):
@@ -516,6 +518,10 @@ def json_safe(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+# Exactly these types (not subclasses, which may have an `isoformat`): returned as they are.
+_AS_IS = frozenset({str, int, bool, float, type(None)})
 
 
 def _directory_rows(session: Session) -> dict[str, Any]:
