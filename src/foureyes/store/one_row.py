@@ -123,9 +123,10 @@ def _run_alone(database: Database, sql: str, args: Any) -> tuple[Any, ...] | Non
     back out of it before the connection returns to the pool, whatever happened: a connection
     that cannot be put back is discarded (`invalidate`), never handed to a transaction that
     would then commit statement by statement."""
-    pooled = database.engine.raw_connection()
+    engine = database.engine
+    pooled = engine.raw_connection()
+    driver: Any = pooled.driver_connection
     try:
-        driver: Any = pooled.driver_connection
         if database.is_sqlite:
             return _run(driver, sql, args)
         driver.autocommit = True
@@ -134,17 +135,17 @@ def _run_alone(database: Database, sql: str, args: Any) -> tuple[Any, ...] | Non
         finally:
             driver.autocommit = False  # raising, it is discarded below
     except BaseException as exc:
-        if not _keeps_connection(database, exc):
+        errors = engine.dialect.loaded_dbapi
+        if isinstance(exc, errors.Error) and engine.dialect.is_disconnect(exc, driver, None):
+            # As SQLAlchemy does on a disconnect: the pool's older connections go too (a
+            # restarted server dropped them all), each replaced at its next checkout.
+            engine.pool._invalidate(pooled, exc)  # SQLAlchemy's own call (private)
+        elif not isinstance(exc, errors.DataError):
+            # Anything but a value refused before it was sent (a NUL): not pooled again.
             pooled.invalidate()
         raise
     finally:
         pooled.close()
-
-
-def _keeps_connection(database: Database, exc: BaseException) -> bool:
-    """Whether the connection is still good after `exc`: a value the driver refused before
-    sending it (a NUL), nothing else (a failed connection is not pooled again)."""
-    return isinstance(exc, database.engine.dialect.loaded_dbapi.DataError)
 
 
 def _first(exc: BaseException) -> str:
