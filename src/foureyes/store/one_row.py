@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Dialect, Select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from foureyes.errors import BadInput, Unavailable
 from foureyes.store.database import Database
@@ -31,6 +32,10 @@ from foureyes.store.database import Database
 __all__ = ["Compiled", "OneRow"]
 
 log = logging.getLogger(__name__)
+
+# What the pool may raise itself (its connections' pings: `Database`), answered as a driver's
+# failure is.
+_SQLALCHEMY_FAILURES = (OperationalError, InterfaceError, DisconnectionError)
 
 
 class Compiled:
@@ -101,7 +106,7 @@ class OneRow:
             raise BadInput(
                 "a value cannot be stored (a NUL character, or a number out of range)"
             ) from exc
-        except (errors.OperationalError, errors.InterfaceError) as exc:
+        except (errors.OperationalError, errors.InterfaceError, *_SQLALCHEMY_FAILURES) as exc:
             log.warning("database failure: %s", _first(exc))
             raise Unavailable("the database is unavailable; reload and try again") from exc
 
