@@ -66,8 +66,8 @@ from foureyes.connectors.demo_tables import (
     APPLIED_KEY,
     INSERT_APPLIED,
     INSERT_SESSION,
+    PROFILE_AND_POSTS,
     RECENT_MESSAGES_OF,
-    RECENT_POSTS_OF,
     RECENT_SIGN_INS_OF,
     REVOKE_SESSIONS,
     SET_STATUS,
@@ -475,14 +475,16 @@ class DemoConnector(Connector):
     # --- inside --------------------------------------------------------------------------------
 
     def _read(self, connection: Connection, order: ExecutionOrder) -> ExecutionResult:
-        account_id = order.account_id
-        row = connection.execute(ACCOUNT, {"account_id": account_id}).one_or_none()
-        if row is None:
-            raise NotFound(f"{self.platform} has no account {account_id!r}")
+        viewing = order.action not in ("account.view_private", "account.read_dms")
+        asked = {"account_id": order.account_id}
+        found = connection.execute(PROFILE_AND_POSTS if viewing else ACCOUNT, asked).all()
+        if not found:
+            raise NotFound(f"{self.platform} has no account {order.account_id!r}")
+        row = found[0]
         summary: dict[str, Any] = {"action": order.action, "account": row.id}
         asked = {"account_id": row.id}
         if order.action == "account.view_private":
-            sign_ins = connection.execute(RECENT_SIGN_INS_OF, asked)
+            sign_ins = connection.execute(RECENT_SIGN_INS_OF, asked).all()
             summary["revealed"] = ["email", "phone", "sign_ins"]
             data: dict[str, Any] = {
                 "email": row.email,
@@ -505,14 +507,15 @@ class DemoConnector(Connector):
                 ]
             }
         else:
-            posts = connection.execute(RECENT_POSTS_OF, asked)
             data = {
                 "handle": row.handle,
                 "followers": row.followers,
                 "verified": row.verified,
                 "status": row.status,
                 "posts": [
-                    {"id": p.id, "body": p.body, "posted_at": _iso(p.posted_at)} for p in posts
+                    {"id": p.post_id, "body": p.body, "posted_at": _iso(p.posted_at)}
+                    for p in found
+                    if p.post_id is not None
                 ],
             }
         return ExecutionResult(summary=summary, data=data)

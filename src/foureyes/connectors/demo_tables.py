@@ -147,10 +147,16 @@ SET_STATUS = UPDATE_ACCOUNT.values(
     status=bindparam("b_status"), status_reason=bindparam("b_reason")
 )
 
-RECENT_POSTS_OF = (
-    select(POSTS.c.id, POSTS.c.body, POSTS.c.posted_at)
-    .where(POSTS.c.account_id == bindparam("account_id"))
-    .order_by(POSTS.c.posted_at.desc(), POSTS.c.id.desc())
+# `account.view`, the read of every decision on the demo, in one statement: the account's public
+# columns and its recent posts, one row a post (newest first); an account without posts is one
+# row whose post columns are NULL, no account no row.
+_p = POSTS.c
+PROFILE_AND_POSTS = (
+    select(_a.id, _a.handle, _a.followers, _a.verified, _a.status)
+    .add_columns(_p.id.label("post_id"), _p.body, _p.posted_at)
+    .select_from(ACCOUNTS.outerjoin(POSTS, _p.account_id == _a.id))
+    .where(_a.id == bindparam("account_id"))
+    .order_by(_p.posted_at.desc(), _p.id.desc())
     .limit(RECENT_POSTS)
 )
 RECENT_SIGN_INS_OF = (
