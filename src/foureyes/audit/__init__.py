@@ -4,6 +4,8 @@
 - `checkpoint` — signed notes and checkpoints, keys (pure);
 - `canonical` — RFC 8785 canonical JSON;
 - `log` — `AuditLog`: append in the caller's transaction, proofs, checkpoints, search;
+- `edges` — the tree's right edge as this process last committed it, which the next append
+  resumes from instead of reading it back;
 - `verify` — `verify_log` (recompute and check everything in the database), `export_log`;
 - `copies` — `check_copies`: the indexed columns against the events, as filters see them;
 - `schedule` — `CheckpointSchedule`: every worker signs and witnesses checkpoints;

@@ -75,30 +75,42 @@ def _fast(value: object) -> bytes | None:
     if not _simple(value, 0):
         return None
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8")
+        return _ENCODE(value).encode("utf-8")
     except (UnicodeError, ValueError, RecursionError):
         return None
 
 
+# Built once: `json.dumps` with these options builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _SAFE = 2**53 - 1
+_LEAVES = frozenset({str, bool, type(None)})  # always simple; int only in the safe range
 
 
 def _simple(value: object, depth: int) -> bool:
+    """Whether `_fast` may encode `value` (an object or array `depth` levels down). The
+    members of objects and arrays are checked in a loop here, not one call each: events and
+    digests are flat objects of text, numbers and booleans, checked on every append."""
     kind = type(value)
-    if value is None or kind is str or kind is bool:
+    if kind in _LEAVES:
         return True
     if kind is int:
         return -_SAFE <= value <= _SAFE  # type: ignore[operator]
     if depth > 100:
         return False
+    leaves, inner = _LEAVES, depth + 1
     if kind is dict:
-        return all(
-            type(k) is str and k.isascii() and _simple(v, depth + 1)
-            for k, v in value.items()  # type: ignore[attr-defined]
-        )
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str or not key.isascii():
+                return False
+            if type(item) not in leaves and not _simple(item, inner):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(_simple(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+        # A loop, not all() over a generator: that costs a frame switch per member.
+        for item in value:  # type: ignore[attr-defined]  # noqa: SIM110
+            if type(item) not in leaves and not _simple(item, inner):
+                return False
+        return True
     return False
 
 

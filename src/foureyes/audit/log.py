@@ -9,8 +9,9 @@ are recomputed from at most 8 rows); ``audit_checkpoints`` the signed checkpoint
 Appending. `AuditLog.append` runs inside the caller's transaction, so the caller's state change and
 its event commit together or not at all. It locks the head row (``SELECT … FOR UPDATE`` on
 PostgreSQL; on SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises writers), takes
-``seq = size``, reads the O(log n) right-edge subtrees in one query, writes the event and the
-stored subtrees it completes (one per 15 events on average), and bumps the head. Writers
+``seq = size``, takes the O(log n) right-edge subtrees (the edge this process committed last if
+the head is still that log's, `foureyes.audit.edges`; else read in one query), writes the events
+and the stored subtrees they complete (one per 15 events on average), and bumps the head. Writers
 therefore never fork the tree: two appends can only follow one another. A head moved outside
 foureyes (back, forward, deleted) makes the append fail whole as `LogHeadAltered`, never a
 half-written log; `head_problem` says how the head and the events disagree, and names rows
@@ -27,16 +28,17 @@ Verification and export are in `foureyes.audit.verify`; the diagnoses in `fourey
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, func, insert, select, update
+from sqlalchemy import Engine, Table, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -48,6 +50,7 @@ from foureyes.audit.checkpoint import (
     Signer,
     sign_checkpoint,
 )
+from foureyes.audit.edges import Edge, EdgeCache
 from foureyes.audit.export import (
     WITNESS_LATEST,
     AuditVerificationError,
@@ -91,10 +94,40 @@ RESERVED_KEYS = frozenset({"seq", "at", "kind", "actor", "account", "request"})
 _HEAD_ID = 1
 # Session.info key: the events an open `AuditLog.group` appends when it ends.
 _GROUP = "foureyes.audit.group"
-# Core statements built once: an append runs them on the session's connection, not through
-# the ORM's bulk-insert machinery (which cost most of an append's CPU).
-_EVENTS, _NODES, _HEAD = (cast(Table, row.__table__) for row in (EventRow, NodeRow, AuditHeadRow))
-_INSERT_EVENTS = insert(_EVENTS)
+# An append's statements are written out once, per database, and sent as they are
+# (`exec_driver_sql`: the driver's own placeholders, no compilation, SQLAlchemy's error
+# handling kept): SQLAlchemy's Core and ORM machinery cost more CPU than the statements do.
+_EVENTS, _NODES = (cast(Table, row.__table__) for row in (EventRow, NodeRow))
+# The head, locked (SQLite's BEGIN IMMEDIATE holds the write lock already), with the body of
+# the last event: the check of the edge this process remembers (`foureyes.audit.edges`).
+_READ_HEAD = (
+    "SELECT size, (SELECT body FROM audit_events WHERE seq = audit_head.size - 1) "
+    "FROM audit_head WHERE id = 1"  # _HEAD_ID
+)
+_READ_HEAD_FOR = {"postgresql": _READ_HEAD + " FOR UPDATE", "sqlite": _READ_HEAD}
+_PLACEHOLDER = {"postgresql": "%s", "sqlite": "?"}
+_ROWS_PER_INSERT = 500  # events per INSERT statement: 3,500 parameters, far below the limits
+_MOVE_HEAD = {  # id 1: _HEAD_ID
+    "postgresql": "UPDATE audit_head SET size = %s WHERE id = 1",
+    "sqlite": "UPDATE audit_head SET size = ? WHERE id = 1",
+}
+
+
+@functools.lru_cache(maxsize=64)  # the usual counts: 1 to a few
+def _insert_events(dialect: str, count: int, move_head: bool) -> str:
+    """The INSERT of `count` events (one row of VALUES each); with `move_head` (PostgreSQL
+    only), the head's new size (the first parameter) set by the same statement."""
+    mark = _PLACEHOLDER[dialect]
+    row = "(" + ", ".join([mark] * 7) + ")"
+    sql = (
+        "INSERT INTO audit_events (seq, at, kind, actor, account_ref, request_id, body) "
+        "VALUES " + ", ".join([row] * count)
+    )
+    if move_head:
+        sql = f"WITH moved AS ({_MOVE_HEAD[dialect]}) {sql}"
+    return sql
+
+
 # A stored subtree is written once, when the append that completes it runs: one already there
 # was written ahead of the log outside foureyes. Inserted without raising, so that the append
 # can name it (`append_many`) rather than fail on a constraint as if the head had moved.
@@ -107,7 +140,6 @@ _INSERT_NODES = {
 # The stored levels (`layout.is_stored`) a log can reach: a size is a bigint.
 _STORED_LEVELS = tuple(range(STEP, 64, STEP))
 _REMOVE_NEGATIVE = "DELETE FROM audit_events WHERE seq < 0"  # said to a person, never run
-_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(size=bindparam("new_size"))
 _LIMITS = {"kind": 50, "actor": 100, "account_ref": 300, "request_id": 36}
 
 
@@ -118,6 +150,24 @@ def _b64(raw: bytes) -> str:
 def _stamp(at: datetime) -> str:
     """RFC 3339 UTC with microseconds, as event bodies carry it."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _stamp_param(session: Session) -> Callable[[datetime], Any]:
+    """How the event's time is handed to the driver: as SQLAlchemy's column type hands it
+    (SQLite: its text form), so that the stored value is the one a Core insert stored."""
+    dialect = session.get_bind().dialect
+    found = _STAMP_PARAMS.get(dialect.name)
+    if found is None:
+        processor = _EVENTS.c.at.type.dialect_impl(dialect).bind_processor(dialect)
+        found = _STAMP_PARAMS[dialect.name] = processor or _same
+    return found
+
+
+def _same(value: datetime) -> Any:
+    return value
+
+
+_STAMP_PARAMS: dict[str, Callable[[datetime], Any]] = {}
 
 
 def _utc(at: datetime) -> datetime:
@@ -369,6 +419,7 @@ class AuditLog:
         if not origin or "\n" in origin:
             raise BadInput("the log origin must be one non-empty line")
         self.origin = origin
+        self._edges = EdgeCache()  # the edge after this process's last committed append
 
     # --- head ---
 
@@ -385,13 +436,31 @@ class AuditLog:
             query = query.with_for_update()
         size = session.execute(query).scalar_one_or_none()
         if size is None:
-            self.ensure_head(session)
-            size = session.execute(query).scalar_one()
-            if size == 0 and session.execute(select(func.max(EventRow.seq))).scalar() is not None:
-                raise head_altered(
-                    "the log's head row (audit_head) is missing, but it holds events"
-                )
+            size = self._make_head(session)
         return size
+
+    def _make_head(self, session: Session) -> int:
+        """Create the missing head row (size 0, locked) unless the log holds events."""
+        self.ensure_head(session)
+        query = select(AuditHeadRow.size).where(AuditHeadRow.id == _HEAD_ID)
+        if _dialect(session) == "postgresql":
+            query = query.with_for_update()
+        size: int = session.execute(query).scalar_one()
+        if size == 0 and session.execute(select(func.max(EventRow.seq))).scalar() is not None:
+            raise head_altered("the log's head row (audit_head) is missing, but it holds events")
+        return size
+
+    def _lock_for_append(self, session: Session, read_head: str) -> tuple[int, bytes | None]:
+        """The head's size, locked, and the leaf hash of the event at ``size - 1`` (None if
+        none or it cannot be seen), after the session's pending changes are flushed (so that
+        the lock is held from here to the COMMIT only: as the autoflush of a Core read did)."""
+        if session.autoflush:  # off in a `no_autoflush` block, which a Core read respects too
+            session.flush()
+        row = session.connection().exec_driver_sql(read_head).first()
+        if row is None:
+            return self._make_head(session), None
+        size, body = row
+        return size, None if body is None else _leaf(stored_bytes(body))
 
     def head_problem(self, session: Session, *, strays: bool = True) -> str | None:
         """Why the head row does not match the log (None when it does): its size must be one
@@ -503,38 +572,37 @@ class AuditLog:
         if not events:
             return []
         now = datetime.now(UTC)
-        size = self._lock_head(session)
-        try:
-            compact = CompactRange.from_store(size, SubtreeTable(session))
-        except LookupError:
-            raise head_altered(
-                f"the log's head (audit_head) says {size} events, but the log does not hold them "
-                "all (the head was moved forward, or events deleted)"
-            ) from None
+        dialect = _dialect(session)
+        size, last_leaf = self._lock_for_append(session, _READ_HEAD_FOR[dialect])
+        engine = session.get_bind().engine
+        compact = self._resume(session, engine, size, last_leaf)
         made: list[Event] = []
         node_rows: list[dict[str, Any]] = []
+        leaf = b""
         for offset, new in enumerate(events):
             item = self._event(size + offset, new, now)
-            for node in compact.append(item.leaf_hash):
+            leaf = item.leaf_hash
+            for node in compact.append(leaf):
                 if is_stored(node.level):
                     node_rows.append({"level": node.level, "index": node.index, "hash": node.hash})
             made.append(item)
-        rows = [
-            {
-                "seq": e.seq,
-                "at": e.at,
-                "kind": e.kind,
-                "actor": e.actor,
-                "account_ref": e.account_ref,
-                "request_id": e.request_id,
-                "body": e.body,
-            }
-            for e in made
+        stamp = _stamp_param(session)
+        values = [
+            (e.seq, stamp(e.at), e.kind, e.actor, e.account_ref, e.request_id, e.body) for e in made
         ]
         connection = session.connection()
+        # One statement per 500 events; PostgreSQL moves the head in the last one (a data-
+        # modifying WITH: one round trip fewer), SQLite in an UPDATE of its own below.
+        moved = dialect == "postgresql"
         try:
-            # One event (the usual case) as a plain execute, several as one executemany.
-            connection.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+            for first in range(0, len(values), _ROWS_PER_INSERT):
+                chunk = values[first : first + _ROWS_PER_INSERT]
+                last = first + _ROWS_PER_INSERT >= len(values)
+                params = [value for row in chunk for value in row]
+                if moved and last:
+                    params.insert(0, compact.size)
+                sql = _insert_events(dialect, len(chunk), moved and last)
+                connection.exec_driver_sql(sql, tuple(params))
         except IntegrityError:
             # Under the head lock the only rows in the way are ones beyond a head moved back
             # (or inserted beyond it).
@@ -543,12 +611,30 @@ class AuditLog:
                 "already (the head was moved back, or an event inserted beyond it)"
             ) from None
         if node_rows:
-            written = connection.execute(_INSERT_NODES[_dialect(session)], node_rows).all()
+            written = connection.execute(_INSERT_NODES[dialect], node_rows).all()
             if len(written) != len(node_rows):
                 # Raised: the caller's transaction is rolled back, nothing of this append kept.
                 raise head_altered(self._collided(session, size, node_rows))
-        connection.execute(_MOVE_HEAD, {"new_size": size + len(events)})
+        if not moved:
+            connection.exec_driver_sql(_MOVE_HEAD[dialect], (compact.size,))
+        self._edges.remember(session, engine, Edge(compact.size, leaf, compact.edge))
         return made
+
+    def _resume(
+        self, session: Session, engine: Engine, size: int, last_leaf: bytes | None
+    ) -> CompactRange:
+        """The compact range of the log's `size` events: the edge this process committed last
+        if it is that log's (`foureyes.audit.edges`), else read from the stored subtrees."""
+        known = self._edges.get(engine, size, last_leaf) if last_leaf is not None else None
+        if known is not None:
+            return CompactRange.resume(size, known.hashes)
+        try:
+            return CompactRange.from_store(size, SubtreeTable(session))
+        except LookupError:
+            raise head_altered(
+                f"the log's head (audit_head) says {size} events, but the log does not hold them "
+                "all (the head was moved forward, or events deleted)"
+            ) from None
 
     def _collided(self, session: Session, size: int, nodes: Sequence[Mapping[str, Any]]) -> str:
         """What an append of a log of `size` events found in the way of the subtrees it

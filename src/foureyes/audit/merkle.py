@@ -562,10 +562,26 @@ class CompactRange:
             compact._size = size
         return compact
 
+    @classmethod
+    def resume(cls, size: int, edge: Sequence[bytes]) -> CompactRange:
+        """Resume at `size` leaves from `edge`, the hashes `edge` gave at that size."""
+        _check_size(size)
+        if len(edge) != size.bit_count():
+            raise BadInput(f"a tree of {size} leaves has {size.bit_count()} edge subtrees")
+        compact = cls()
+        compact._size = size
+        compact._hashes = list(edge)
+        return compact
+
     @property
     def size(self) -> int:
         """Number of leaves absorbed."""
         return self._size
+
+    @property
+    def edge(self) -> tuple[bytes, ...]:
+        """The hashes of the perfect subtrees that make up ``[0, size)``, largest first."""
+        return tuple(self._hashes)
 
     def root(self) -> bytes:
         """Return the root of the leaves absorbed so far (`EMPTY_ROOT` if none)."""

@@ -9,12 +9,15 @@ login also revokes the token, in its transaction).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -26,8 +29,10 @@ from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, DeadCredential, NotFound, RecordAltered, Unauthenticated
 from foureyes.model import Staff
 from foureyes.store import seals
+from foureyes.store.one_row import Compiled, OneRow
 from foureyes.store.queries import (
-    TOKEN_AND_PERSON,
+    TOKEN_AND_PERSON_AS_TEXT,
+    TOKEN_AND_PERSON_JSON,
     staff_from_record,
 )
 from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
@@ -220,16 +225,48 @@ def authenticate(services: Services, token: str, *, where: str = "api", client: 
 
 def _authenticate(services: Services, token: str) -> Actor:
     token_id, secret = split_token(token)
-    # Every call reads the token and its person afresh (no cache: a revocation, termination
-    # or suspension counts from the next request), in one read-only transaction of two
-    # queries run on the connection: this is on every API call, and loading ORM objects
-    # instead cost three times as much.
-    with services.database.read() as session:
-        now = services.clock()
-        connection = session.connection()
-        row = connection.execute(TOKEN_AND_PERSON, {"token_id": token_id}).one_or_none()
-        identities = () if row is None else (row.identities or ())
-        return actor_from_record(row, identities, secret, now, token_id=token_id)
+    # Every call reads the token and its person afresh (no cache of what they say: a
+    # revocation, termination or suspension counts from the next request), in one statement
+    # run on the driver (`OneRow`: this is on every API call, and SQLAlchemy's session and
+    # result layers cost ten times what SQLite takes to run it).
+    database = services.database
+    row = _TOKEN_READ.fetch(database, {"token_id": token_id})
+    now = services.clock()
+    if row is None or not hmac.compare_digest(row[_SECRET], _sha256(secret)):
+        raise Unauthenticated("unknown token")  # garbage: nobody's credential
+    token_identity, revoked_at, expires_at, person = _checked(
+        _TOKEN_READ.compiled(database), token_id, row
+    )
+    return _admit(person, token_identity, revoked_at, expires_at, now, token_id)
+
+
+# The token check's statement, and the place of the secret's hash in its rows.
+_TOKEN_READ = OneRow(TOKEN_AND_PERSON_AS_TEXT)
+_SECRET = 0
+_COLUMNS = tuple(str(column.key) for column in TOKEN_AND_PERSON_AS_TEXT.selected_columns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked(
+    compiled: Compiled, token_id: str, row: tuple[Any, ...]
+) -> tuple[str, datetime | None, datetime | None, Staff]:
+    """What a token's row (as `OneRow.fetch` read it) says once checked against the seals of
+    the token and its person (RecordAltered if either differs): its login, revocation, expiry
+    and person. A function of the row's bytes alone, so it is cached by them: a call reads
+    the row afresh and finds an entry only for the very same bytes, for which this answers
+    the same (revocations, expiry and the person's state are judged by the caller, at its
+    `now`; a changed row or seal is other bytes). It saves parsing and hashing the same
+    record on every call, nothing else."""
+    values = compiled.values(row)
+    fields = dict(zip(_COLUMNS, values, strict=True))
+    for name in TOKEN_AND_PERSON_JSON:
+        text = fields[name]
+        fields[name] = None if text is None else json.loads(text)
+    record: Any = SimpleNamespace(**fields)  # its columns as attributes, as a `Row` has them
+    identities = tuple(record.identities or ())
+    seals.check_token_record(record, identities, token_id)  # RecordAltered: not as sealed
+    person = staff_from_record(record, identities)
+    return record.token_identity, record.revoked_at, record.expires_at, person
 
 
 def actor_from_record(
@@ -244,26 +281,42 @@ def actor_from_record(
         raise Unauthenticated("unknown token")  # garbage: nobody's credential
     identities = tuple(identities)
     seals.check_token_record(record, identities, token_id)  # RecordAltered: not as sealed
-    credential = f"token:{token_id}"
     person = staff_from_record(record, identities)
+    return _admit(
+        person, record.token_identity, record.revoked_at, record.expires_at, now, token_id
+    )
+
+
+def _admit(
+    person: Staff,
+    token_identity: str,
+    revoked_at: datetime | None,
+    expires_at: datetime | None,
+    now: datetime,
+    token_id: str,
+) -> Actor:
+    """The actor a token whose secret matched and whose record is as sealed stands for:
+    DeadCredential unless its person may act at `now`, it is neither revoked nor expired, and
+    its login is still one of the person's."""
+    credential = f"token:{token_id}"
     # The person first: a terminated person's tokens are revoked with them (the HR import), and
     # the evidence a dead credential leaves should say why they no longer work.
     _check_may_act(person, now, credential)
-    if record.revoked_at is not None:
+    if revoked_at is not None:
         raise DeadCredential(
-            "this token was revoked", staff=record.id, credential=credential, reason="revoked"
+            "this token was revoked", staff=person.id, credential=credential, reason="revoked"
         )
-    if record.expires_at is not None and record.expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         raise DeadCredential(
-            "this token has expired", staff=record.id, credential=credential, reason="expired"
+            "this token has expired", staff=person.id, credential=credential, reason="expired"
         )
-    if record.token_identity not in person.identities:
+    if token_identity not in person.identities:
         # The import that moved or removed the login revoked the token; this also holds for
         # one issued while that import ran, or a login row changed behind foureyes' back.
         raise DeadCredential(
             LOGIN_GONE, staff=person.id, credential=credential, reason="login no longer theirs"
         )
-    return Actor(staff=person, identity=record.token_identity, credential=credential)
+    return Actor(staff=person, identity=token_identity, credential=credential)
 
 
 def authenticate_identity(

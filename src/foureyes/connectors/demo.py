@@ -27,9 +27,10 @@ import secrets
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
+import jsonschema
+from sqlalchemy import Connection, Row, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,13 +52,31 @@ from foureyes.connectors.demo_catalog import (
     DEMO_ACTIONS,
     PLATFORM,
     STATUS_CHANGES,
+    params_problem,
     plan_change,
     redacted,
     undo_params,
 )
 from foureyes.connectors.demo_tables import (
+    ACCOUNT,
+    ACCOUNT_COLUMNS,
+    ACCOUNTS,
+    APPLIED,
+    APPLIED_COLUMNS,
+    APPLIED_KEY,
+    INSERT_APPLIED,
+    INSERT_SESSION,
+    PROFILE_AND_POSTS,
+    RECENT_MESSAGES_OF,
+    RECENT_SIGN_INS_OF,
+    REVOKE_SESSIONS,
+    SET_STATUS,
+    STATE,
+    STATE_LOCKED,
+    STATES_LOCKED,
+    STATUS,
+    UPDATE_ACCOUNT,
     ChirpAccountRow,
-    ChirpAppliedRow,
     ChirpMessageRow,
     ChirpPostRow,
     ChirpSessionRow,
@@ -68,6 +87,7 @@ from foureyes.connectors.memory import (
     bool_setting,
     check_params,
     int_setting,
+    params_validator,
     settings_problem,
     validate_order,
 )
@@ -78,9 +98,18 @@ from foureyes.policy.catalog import Attribute
 from foureyes.store.bulk import chunks, one_of
 from foureyes.store.database import Database
 
-RECENT_POSTS = 20
-RECENT_SIGN_INS = 10
-RECENT_MESSAGES = 100
+# The catalog is constant: each action's spec by name, and its parameters' checker, built once;
+# and the actions that no parameters at all fit (their schema, and `params_problem`): most
+# orders carry none, and the answer for none never changes.
+_SPECS: dict[str, ActionSpec] = {spec.name: spec for spec in DEMO_ACTIONS}
+_VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {
+    spec.name: params_validator(spec) for spec in DEMO_ACTIONS
+}
+_NONE_FIT = frozenset(
+    name
+    for name, checker in _VALIDATORS.items()
+    if checker.is_valid({}) and params_problem(name, {}) is None
+)
 
 
 class DemoConnector(Connector):
@@ -113,6 +142,10 @@ class DemoConnector(Connector):
     def account_attributes(self) -> Mapping[str, Attribute]:
         return DEMO_ACCOUNT_ATTRIBUTES
 
+    def action(self, name: str) -> ActionSpec:
+        spec = _SPECS.get(name)
+        return super().action(name) if spec is None else spec  # none: BadInput, as always
+
     def probe(self) -> None:
         """Nothing to reach: the demo's accounts live in foureyes' own database, which
         `/healthz` checks itself."""
@@ -120,7 +153,7 @@ class DemoConnector(Connector):
     def lookup(self, account_id: str) -> Account | None:
         # Read-only and on the connection (no ORM object): every decision looks its account up.
         with self.database.read() as session:
-            row = session.connection().execute(_LOOKUP, {"account_id": account_id}).one_or_none()
+            row = session.connection().execute(ACCOUNT, {"account_id": account_id}).one_or_none()
             return None if row is None else _account(row._mapping)
 
     def search(self, prefix: str, limit: int) -> tuple[str, ...]:
@@ -137,7 +170,7 @@ class DemoConnector(Connector):
             return tuple(account_id for account_id in found if account_id.startswith(prefix))
 
     def local_lookup(self) -> LocalLookup:
-        return LocalLookup(query=_LOOKUP, account=_account)
+        return LocalLookup(query=ACCOUNT, account=_account)
 
     def lookup_many(self, account_ids: Sequence[str]) -> Mapping[str, Account]:
         """`lookup` of many accounts, one statement per 1,000, in one read transaction."""
@@ -146,7 +179,7 @@ class DemoConnector(Connector):
         with self.database.read() as session:
             connection = session.connection()
             for chunk in chunks(ids):
-                many = _COLUMNS.where(one_of(session, ChirpAccountRow.id, chunk))
+                many = ACCOUNT_COLUMNS.where(one_of(session, ACCOUNTS.c.id, chunk))
                 for row in connection.execute(many):
                     found[row.id] = _account(row._mapping)
         return found
@@ -202,17 +235,13 @@ class DemoConnector(Connector):
         answers go into `answers`; answers the ones to carry out alone instead."""
         connection = session.connection()
         ids = [orders[n].account_id for n in picked]
-        locked = _LOCK_MANY.where(one_of(session, ChirpAccountRow.id, ids))
+        locked = STATES_LOCKED.where(one_of(session, ACCOUNTS.c.id, ids))
         rows = {r.id: r for r in connection.execute(locked)}
         keys = [orders[n].idempotency_key for n in picked]
-        done = {
-            a.idempotency_key: a
-            for a in session.scalars(
-                select(ChirpAppliedRow).where(
-                    one_of(session, ChirpAppliedRow.idempotency_key, keys)
-                )
-            )
-        }
+        applied_keys = APPLIED_COLUMNS.add_columns(APPLIED.c.idempotency_key).where(
+            one_of(session, APPLIED.c.idempotency_key, keys)
+        )
+        done = {a.idempotency_key: a for a in connection.execute(applied_keys)}
         now = self._clock()
         changes: list[dict[str, Any]] = []
         applied: list[dict[str, Any]] = []
@@ -224,7 +253,7 @@ class DemoConnector(Connector):
                 self.failures.check(self.platform)
                 asked = (order.action, json.dumps(order.params, sort_keys=True, default=repr))
                 if asked not in valid:
-                    check_params(self.action(order.action), order.params)
+                    _check_params(self.action(order.action), order.params)
                     valid.add(asked)
                 row = rows.get(order.account_id)
                 if row is None:
@@ -265,8 +294,8 @@ class DemoConnector(Connector):
             return []
         try:
             with session.begin_nested():
-                connection.execute(_SET_STATUS, changes)
-                connection.execute(insert(ChirpAppliedRow), applied)
+                connection.execute(SET_STATUS, changes)
+                connection.execute(INSERT_APPLIED, applied)
         except IntegrityError:
             # A key written behind foureyes' back: nothing of the lot is kept; each goes
             # alone, and only the one in the way is refused.
@@ -278,16 +307,17 @@ class DemoConnector(Connector):
         """`execute` as a step of foureyes' transaction (`LocalExecution`), in a savepoint: a
         refusal rolls back only what this call did. A read writes nothing, so it needs none
         (nor a flush of the caller's pending changes first: it reads only the platform's
-        tables, which foureyes' own changes do not touch)."""
+        tables, which foureyes' own changes do not touch). Both read the account afresh, on
+        the session's connection (Core statements: no ORM entity, nothing the session's
+        identity map could answer from an earlier read)."""
         spec = self.action(order.action)
         self.failures.check(self.platform)
-        check_params(spec, order.params)
+        _check_params(spec, order.params)
         if spec.kind is ActionKind.READ:
-            with session.no_autoflush:
-                return self._read(session, order)
+            return self._read(session.connection(), order)
         try:
             with session.begin_nested():
-                return self._write(session, order)
+                return self._write(session.connection(), order)
         except IntegrityError:
             # The key is the request's id and foureyes holds its row: only rows written behind
             # foureyes' back get here. Nothing of this call is kept.
@@ -304,12 +334,12 @@ class DemoConnector(Connector):
         only in the answer to the call that opened the session."""
         spec = self.action(order.action)
         self.failures.check(self.platform)
-        check_params(spec, order.params)
+        _check_params(spec, order.params)
         try:
             with self.database.transaction() as session:
                 if spec.kind is ActionKind.READ:
-                    return self._read(session, order)
-                return self._write(session, order)
+                    return self._read(session.connection(), order)
+                return self._write(session.connection(), order)
         except Unavailable as exc:
             # The platform's store failed; the transaction rolled back (or, if the commit
             # itself was lost, `reconcile` tells).
@@ -318,7 +348,8 @@ class DemoConnector(Connector):
             # Another call with the same key committed between our check and our insert
             # (PostgreSQL, when the two orders name different accounts): answer what it did.
             with self.database.transaction() as session:
-                done = session.get(ChirpAppliedRow, order.idempotency_key)
+                found = session.connection().execute(APPLIED_KEY, {"key": order.idempotency_key})
+                done = found.one_or_none()
                 if done is None:
                     raise ConnectorError(
                         f"{self.platform}: conflicting write, try again", transient=True
@@ -328,7 +359,9 @@ class DemoConnector(Connector):
     def validate(self, order: ExecutionOrder) -> None:
         """BadInput for an unknown action or parameters that can never work (a new email that
         is not an address); the account's state is checked only when the order executes."""
-        validate_order(self.action(order.action), order, chirp=True)
+        spec = self.action(order.action)
+        if order.params or spec.name not in _NONE_FIT:
+            validate_order(spec, order, chirp=True, validator=_VALIDATORS.get(spec.name))
 
     def reconcile(self, order: ExecutionOrder) -> Reconciliation:
         """From `chirp_applied` alone: True when the order's key was applied (with the summary
@@ -337,11 +370,13 @@ class DemoConnector(Connector):
         them again). A key recorded for another order: cannot tell (None)."""
         spec = self.action(order.action)
         with self.database.transaction() as session:
-            row = session.get(ChirpAccountRow, order.account_id)
-            state = {} if row is None else {"status": row.status}
+            connection = session.connection()
+            status = connection.execute(STATUS, {"account_id": order.account_id}).scalar()
+            state = {} if status is None else {"status": status}
             if spec.kind is ActionKind.READ:
                 return Reconciliation(applied=False, state=state)
-            done = session.get(ChirpAppliedRow, order.idempotency_key)
+            found = connection.execute(APPLIED_KEY, {"key": order.idempotency_key})
+            done = found.one_or_none()
             if done is None:
                 return Reconciliation(applied=False, state=state)
             if (done.action, done.account_id) != (order.action, order.account_id):
@@ -365,7 +400,7 @@ class DemoConnector(Connector):
         spec = self.action(order.action)
         # A read (no write lock on SQLite), on the connection: the inbox previews every card.
         with self.database.read() as session:
-            found = session.connection().execute(_PREVIEW, {"account_id": order.account_id})
+            found = session.connection().execute(STATE, {"account_id": order.account_id})
             row = found.one_or_none()
             if row is None:
                 raise NotFound(f"{self.platform} has no account {order.account_id!r}")
@@ -439,26 +474,17 @@ class DemoConnector(Connector):
 
     # --- inside --------------------------------------------------------------------------------
 
-    def _row(self, session: Session, account_id: str, *, lock: bool = False) -> ChirpAccountRow:
-        query = select(ChirpAccountRow).where(ChirpAccountRow.id == account_id)
-        row = session.scalars(query.with_for_update() if lock else query).one_or_none()
-        if row is None:
-            raise NotFound(f"{self.platform} has no account {account_id!r}")
-        return row
-
-    def _read(self, session: Session, order: ExecutionOrder) -> ExecutionResult:
-        row = self._row(session, order.account_id)
+    def _read(self, connection: Connection, order: ExecutionOrder) -> ExecutionResult:
+        viewing = order.action not in ("account.view_private", "account.read_dms")
+        asked = {"account_id": order.account_id}
+        found = connection.execute(PROFILE_AND_POSTS if viewing else ACCOUNT, asked).all()
+        if not found:
+            raise NotFound(f"{self.platform} has no account {order.account_id!r}")
+        row = found[0]
         summary: dict[str, Any] = {"action": order.action, "account": row.id}
+        asked = {"account_id": row.id}
         if order.action == "account.view_private":
-            sign_ins = session.scalars(
-                select(ChirpSessionRow)
-                .where(
-                    ChirpSessionRow.account_id == row.id,
-                    ChirpSessionRow.impersonated_by.is_(None),
-                )
-                .order_by(ChirpSessionRow.created_at.desc())
-                .limit(RECENT_SIGN_INS)
-            ).all()
+            sign_ins = connection.execute(RECENT_SIGN_INS_OF, asked).all()
             summary["revealed"] = ["email", "phone", "sign_ins"]
             data: dict[str, Any] = {
                 "email": row.email,
@@ -466,14 +492,7 @@ class DemoConnector(Connector):
                 "sign_ins": [{"at": _iso(s.created_at), "address": s.address} for s in sign_ins],
             }
         elif order.action == "account.read_dms":
-            messages = session.scalars(
-                select(ChirpMessageRow)
-                .where(
-                    or_(ChirpMessageRow.sender_id == row.id, ChirpMessageRow.recipient_id == row.id)
-                )
-                .order_by(ChirpMessageRow.sent_at.desc(), ChirpMessageRow.id.desc())
-                .limit(RECENT_MESSAGES)
-            ).all()
+            messages = connection.execute(RECENT_MESSAGES_OF, asked).all()
             summary["messages"] = len(messages)
             data = {
                 "messages": [
@@ -488,28 +507,27 @@ class DemoConnector(Connector):
                 ]
             }
         else:
-            posts = session.scalars(
-                select(ChirpPostRow)
-                .where(ChirpPostRow.account_id == row.id)
-                .order_by(ChirpPostRow.posted_at.desc(), ChirpPostRow.id.desc())
-                .limit(RECENT_POSTS)
-            ).all()
             data = {
                 "handle": row.handle,
                 "followers": row.followers,
                 "verified": row.verified,
                 "status": row.status,
                 "posts": [
-                    {"id": p.id, "body": p.body, "posted_at": _iso(p.posted_at)} for p in posts
+                    {"id": p.post_id, "body": p.body, "posted_at": _iso(p.posted_at)}
+                    for p in found
+                    if p.post_id is not None
                 ],
             }
         return ExecutionResult(summary=summary, data=data)
 
-    def _write(self, session: Session, order: ExecutionOrder) -> ExecutionResult:
+    def _write(self, connection: Connection, order: ExecutionOrder) -> ExecutionResult:
         # Lock the account first: a concurrent call with the same key waits here and then sees
         # the key below (PostgreSQL reads committed rows afresh in each statement).
-        row = self._row(session, order.account_id, lock=True)
-        done = session.get(ChirpAppliedRow, order.idempotency_key)
+        found = connection.execute(STATE_LOCKED, {"account_id": order.account_id})
+        row = found.one_or_none()
+        if row is None:
+            raise NotFound(f"{self.platform} has no account {order.account_id!r}")
+        done = connection.execute(APPLIED_KEY, {"key": order.idempotency_key}).one_or_none()
         if done is not None:
             return _replay(done, order)
         diff = plan_change(order.action, _view(row), order.params)
@@ -521,55 +539,58 @@ class DemoConnector(Connector):
         }
         data: dict[str, Any] | None = None
         undo = undo_params(order.action, diff)
+        changed: dict[str, Any] = {}  # the account's columns, as `UPDATE_ACCOUNT` sets them
         if "status" in diff:
-            row.status = diff["status"][1]
-            row.status_reason = order.params.get("reason")
-            if row.status == DELETED:
-                row.deleted_at = now
-                summary["sessions_revoked"] = _revoke_sessions(session, row.id, now)
+            changed["status"] = diff["status"][1]
+            changed["status_reason"] = order.params.get("reason")
+            if changed["status"] == DELETED:
+                changed["deleted_at"] = now
+                summary["sessions_revoked"] = _revoke_sessions(connection, row.id, now)
         if "email" in diff:
-            row.email = diff["email"][1]
+            changed["email"] = diff["email"][1]
         if "password" in diff:
-            row.password_hash = None
-            row.password_reset_pending = True
-            summary["sessions_revoked"] = _revoke_sessions(session, row.id, now)
+            changed["password_hash"] = None
+            changed["password_reset_pending"] = True
+            summary["sessions_revoked"] = _revoke_sessions(connection, row.id, now)
+        if changed:
+            connection.execute(UPDATE_ACCOUNT, {"b_id": row.id, **changed})
         if "impersonation_session" in diff:
-            data = self._open_session(session, row.id, order, now)
+            data = self._open_session(connection, row.id, order, now)
             summary["session_id"] = data["session_id"]
             summary["expires_at"] = data["expires_at"]
-        session.add(
-            ChirpAppliedRow(
-                idempotency_key=order.idempotency_key,
-                action=order.action,
-                account_id=row.id,
-                applied_at=now,
-                summary=summary,
-                undo_params=undo,
-            )
+        connection.execute(
+            INSERT_APPLIED,
+            {
+                "idempotency_key": order.idempotency_key,
+                "action": order.action,
+                "account_id": row.id,
+                "applied_at": now,
+                "summary": summary,
+                "undo_params": undo,
+            },
         )
-        session.flush()
         return ExecutionResult(summary=summary, data=data, undo_params=undo)
 
     def _open_session(
-        self, session: Session, account_id: str, order: ExecutionOrder, now: datetime
+        self, connection: Connection, account_id: str, order: ExecutionOrder, now: datetime
     ) -> dict[str, Any]:
         token = secrets.token_urlsafe(32)
-        row = ChirpSessionRow(
-            id=secrets.token_hex(16),
-            account_id=account_id,
-            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-            address="",
-            impersonated_by=order.requester or "foureyes",
-            request_key=order.idempotency_key,
-            created_at=now,
-            expires_at=now + self.session_ttl,
+        session_id = secrets.token_hex(16)
+        expires_at = now + self.session_ttl
+        connection.execute(
+            INSERT_SESSION,
+            {
+                "id": session_id,
+                "account_id": account_id,
+                "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+                "address": "",
+                "impersonated_by": order.requester or "foureyes",
+                "request_key": order.idempotency_key,
+                "created_at": now,
+                "expires_at": expires_at,
+            },
         )
-        session.add(row)
-        return {
-            "session_id": row.id,
-            "session_token": token,
-            "expires_at": _iso(row.expires_at),
-        }
+        return {"session_id": session_id, "session_token": token, "expires_at": _iso(expires_at)}
 
     def _seed_content(
         self, session: Session, account_id: str, ids: list[str], now: datetime
@@ -611,7 +632,9 @@ class DemoConnector(Connector):
             )
 
 
-def _replay(done: ChirpAppliedRow, order: ExecutionOrder) -> ExecutionResult:
+def _replay(done: Row[*tuple[Any, ...]], order: ExecutionOrder) -> ExecutionResult:
+    """What the write recorded under the order's key (`done`, its `APPLIED_COLUMNS`) answered,
+    again; ConnectorError(transient=False) when the key was used for another order."""
     if (done.action, done.account_id) != (order.action, order.account_id):
         raise ConnectorError(
             f"idempotency key {order.idempotency_key} was used for {done.action} on "
@@ -622,21 +645,20 @@ def _replay(done: ChirpAppliedRow, order: ExecutionOrder) -> ExecutionResult:
     return ExecutionResult(summary=dict(done.summary), undo_params=undo)
 
 
-def _revoke_sessions(session: Session, account_id: str, now: datetime) -> int:
-    result = session.execute(
-        update(ChirpSessionRow)
-        .where(
-            ChirpSessionRow.account_id == account_id,
-            ChirpSessionRow.revoked_at.is_(None),
-            ChirpSessionRow.expires_at > now,
-        )
-        .values(revoked_at=now)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+def _revoke_sessions(connection: Connection, account_id: str, now: datetime) -> int:
+    result = connection.execute(REVOKE_SESSIONS, {"b_account": account_id, "b_now": now})
+    return int(result.rowcount or 0)
+
+
+def _check_params(spec: ActionSpec, params: Mapping[str, Any]) -> None:
+    """`check_params` with the action's checker built once (`_VALIDATORS`), and no check of
+    no parameters for an action they fit (`_NONE_FIT`)."""
+    if params or spec.name not in _NONE_FIT:
+        check_params(spec, params, _VALIDATORS.get(spec.name))
 
 
 def _view(row: Any) -> dict[str, Any]:
-    """What the status model needs to know about an account (its row, or `_STATE` of it)."""
+    """What the status model needs to know about an account (its `STATE_COLUMNS`)."""
     return {
         "id": row.id,
         "status": row.status,
@@ -646,37 +668,8 @@ def _view(row: Any) -> dict[str, Any]:
     }
 
 
-_COLUMNS = select(
-    ChirpAccountRow.id,
-    ChirpAccountRow.handle,
-    ChirpAccountRow.followers,
-    ChirpAccountRow.verified,
-    ChirpAccountRow.status,
-    ChirpAccountRow.email,
-    ChirpAccountRow.phone,
-)
-_LOOKUP = _COLUMNS.where(ChirpAccountRow.id == bindparam("account_id"))
-# What `plan_change` needs of an account (`_view`): of one for a preview; of many, locked
-# (in id order: two chunks never deadlock).
-_STATE = select(
-    ChirpAccountRow.id,
-    ChirpAccountRow.status,
-    ChirpAccountRow.email,
-    ChirpAccountRow.password_hash,
-    ChirpAccountRow.password_reset_pending,
-)
-_PREVIEW = _STATE.where(ChirpAccountRow.id == bindparam("account_id"))
-_LOCK_MANY = _STATE.order_by(ChirpAccountRow.id).with_for_update()
-_ACCOUNTS = cast(Table, ChirpAccountRow.__table__)
-_SET_STATUS = (
-    update(_ACCOUNTS)
-    .where(_ACCOUNTS.c.id == bindparam("b_id"))
-    .values(status=bindparam("b_status"), status_reason=bindparam("b_reason"))
-)
-
-
 def _account(row: Mapping[Any, Any]) -> Account:
-    """The account from its `_LOOKUP` columns (a row's mapping, or the same as JSON: SQLite
+    """The account from its `ACCOUNT` columns (a row's mapping, or the same as JSON: SQLite
     gives `verified` as 0 or 1 there)."""
     return Account(
         platform=PLATFORM,

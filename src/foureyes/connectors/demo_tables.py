@@ -4,14 +4,33 @@ They live in foureyes' own database, prefixed `chirp_`, and are declared on the 
 that one migration history and one `create_all` cover them. They are the *platform's* data, not
 foureyes': foureyes reaches them only through the connector, as it would a real platform's API.
 Times are timezone-aware UTC (SQLite hands them back naive; the connector re-attaches UTC).
+
+Below the tables, the statements the connector runs on them: Core statements built once, with
+bind parameters, because building a statement (and an ORM entity per row) costs more than
+running it, and the demo's reads are part of every decision and execution on it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foureyes.store.tables import Base
@@ -95,3 +114,82 @@ class ChirpAppliedRow(Base):
     applied_at: Mapped[datetime]
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     undo_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# --- statements --------------------------------------------------------------------------------
+
+RECENT_POSTS = 20
+RECENT_SIGN_INS = 10
+RECENT_MESSAGES = 100
+
+ACCOUNTS = cast(Table, ChirpAccountRow.__table__)
+POSTS = cast(Table, ChirpPostRow.__table__)
+MESSAGES = cast(Table, ChirpMessageRow.__table__)
+SESSIONS = cast(Table, ChirpSessionRow.__table__)
+APPLIED = cast(Table, ChirpAppliedRow.__table__)
+
+_a = ACCOUNTS.c
+# An account as `lookup` answers it (and as the reads show it), by `account_id`; of many, by a
+# condition added to `ACCOUNT_COLUMNS`.
+ACCOUNT_COLUMNS = select(_a.id, _a.handle, _a.followers, _a.verified, _a.status, _a.email, _a.phone)
+ACCOUNT = ACCOUNT_COLUMNS.where(_a.id == bindparam("account_id"))
+# What the status model needs of an account (`plan_change`): of one for a preview; of one
+# locked for a write (PostgreSQL: FOR UPDATE; SQLite's write transaction holds its lock
+# already); of many, locked, in id order (two chunks never deadlock).
+STATE_COLUMNS = select(_a.id, _a.status, _a.email, _a.password_hash, _a.password_reset_pending)
+STATE = STATE_COLUMNS.where(_a.id == bindparam("account_id"))
+STATE_LOCKED = STATE.with_for_update()
+STATES_LOCKED = STATE_COLUMNS.order_by(_a.id).with_for_update()
+STATUS = select(_a.status).where(_a.id == bindparam("account_id"))
+# A write to an account: the SET clause is the execution's parameters other than `b_id`.
+UPDATE_ACCOUNT = update(ACCOUNTS).where(_a.id == bindparam("b_id"))
+SET_STATUS = UPDATE_ACCOUNT.values(
+    status=bindparam("b_status"), status_reason=bindparam("b_reason")
+)
+
+# `account.view`, the read of every decision on the demo, in one statement: the account's public
+# columns and its recent posts, one row a post (newest first); an account without posts is one
+# row whose post columns are NULL, no account no row.
+_p = POSTS.c
+PROFILE_AND_POSTS = (
+    select(_a.id, _a.handle, _a.followers, _a.verified, _a.status)
+    .add_columns(_p.id.label("post_id"), _p.body, _p.posted_at)
+    .select_from(ACCOUNTS.outerjoin(POSTS, _p.account_id == _a.id))
+    .where(_a.id == bindparam("account_id"))
+    .order_by(_p.posted_at.desc(), _p.id.desc())
+    .limit(RECENT_POSTS)
+)
+RECENT_SIGN_INS_OF = (
+    select(SESSIONS.c.created_at, SESSIONS.c.address)
+    .where(
+        SESSIONS.c.account_id == bindparam("account_id"),
+        SESSIONS.c.impersonated_by.is_(None),
+    )
+    .order_by(SESSIONS.c.created_at.desc())
+    .limit(RECENT_SIGN_INS)
+)
+_m = MESSAGES.c
+RECENT_MESSAGES_OF = (
+    select(_m.id, _m.sender_id, _m.recipient_id, _m.body, _m.sent_at)
+    .where(or_(_m.sender_id == bindparam("account_id"), _m.recipient_id == bindparam("account_id")))
+    .order_by(_m.sent_at.desc(), _m.id.desc())
+    .limit(RECENT_MESSAGES)
+)
+# The account's live sessions, ended at `b_now`.
+REVOKE_SESSIONS = (
+    update(SESSIONS)
+    .where(
+        SESSIONS.c.account_id == bindparam("b_account"),
+        SESSIONS.c.revoked_at.is_(None),
+        SESSIONS.c.expires_at > bindparam("b_now"),
+    )
+    .values(revoked_at=bindparam("b_now"))
+)
+INSERT_SESSION = insert(SESSIONS)
+
+# What a key's write answered (`_replay`), of one key, or of many by a condition added.
+APPLIED_COLUMNS = select(
+    APPLIED.c.action, APPLIED.c.account_id, APPLIED.c.summary, APPLIED.c.undo_params
+)
+APPLIED_KEY = APPLIED_COLUMNS.where(APPLIED.c.idempotency_key == bindparam("key"))
+INSERT_APPLIED = insert(APPLIED)

@@ -90,11 +90,22 @@ class FailureInjector:
         raise ConnectorError(f"{platform} {kind} (injected failure)", transient=transient)
 
 
-def check_params(spec: ActionSpec, params: Mapping[str, Any]) -> None:
-    """Check `params` against the action's JSON schema; ConnectorError(transient=False) if they
-    do not fit. The message names the parameter, never its value (it may be private)."""
-    validator = jsonschema.Draft202012Validator(dict(spec.params_schema))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(params)))
+def params_validator(spec: ActionSpec) -> jsonschema.Draft202012Validator:
+    """The checker of the action's parameter schema, for `check_params`: building one costs
+    more than checking with it, so a connector whose catalog is constant builds each once."""
+    return jsonschema.Draft202012Validator(dict(spec.params_schema))
+
+
+def check_params(
+    spec: ActionSpec,
+    params: Mapping[str, Any],
+    validator: jsonschema.Draft202012Validator | None = None,
+) -> None:
+    """Check `params` against the action's JSON schema (`validator`: `params_validator(spec)`,
+    built here if not given); ConnectorError(transient=False) if they do not fit. The message
+    names the parameter, never its value (it may be private)."""
+    checker = params_validator(spec) if validator is None else validator
+    error = jsonschema.exceptions.best_match(checker.iter_errors(dict(params)))
     if error is None:
         return
     where = "/".join(str(part) for part in error.absolute_path)
@@ -102,11 +113,18 @@ def check_params(spec: ActionSpec, params: Mapping[str, Any]) -> None:
     raise ConnectorError(f"bad parameters for {spec.name}: {reason}", transient=False)
 
 
-def validate_order(spec: ActionSpec, order: ExecutionOrder, *, chirp: bool) -> None:
+def validate_order(
+    spec: ActionSpec,
+    order: ExecutionOrder,
+    *,
+    chirp: bool,
+    validator: jsonschema.Draft202012Validator | None = None,
+) -> None:
     """`Connector.validate` for the fake and the demo: BadInput when the parameters do not fit
-    the action's schema (or, on chirp, make no sense), whatever state the account is in."""
+    the action's schema (or, on chirp, make no sense), whatever state the account is in.
+    `validator`: as for `check_params`."""
     try:
-        check_params(spec, order.params)
+        check_params(spec, order.params, validator)
     except ConnectorError as exc:
         raise BadInput(exc.message) from None
     problem = params_problem(order.action, order.params) if chirp else None

@@ -507,21 +507,21 @@ def with_pins(account: Account, pins: frozenset[str]) -> Account:
 
 def json_safe(value: Any) -> Any:
     """Dates and times as ISO strings, tuples as lists: what canonical JSON can hold."""
-    if value.__class__ in _PLAIN:
-        return value  # the common leaf, answered without the checks below
+    if type(value) in _AS_IS:  # the usual leaves, returned first (every event goes through)
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, dict):
-        return {str(k): v if v.__class__ in _PLAIN else json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [v if v.__class__ in _PLAIN else json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
 
 
-# Exactly these types are returned as they are by `json_safe` (subclasses take the long way).
-_PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+# Exactly these types (not subclasses, which may have an `isoformat`): returned as they are.
+_AS_IS = frozenset({str, int, bool, float, type(None)})
 
 
 def _directory_rows(session: Session) -> dict[str, Any]:

@@ -156,6 +156,12 @@ class Database:
             finally:
                 _open_read.reset(token)
 
+    def open_read(self) -> Session | None:
+        """The session of the `read()` of this database open in this context, if one is: what
+        a read that joins it reads on (`foureyes.store.one_row`)."""
+        current = _open_read.get()
+        return current[1] if current is not None and current[0] is self else None
+
     @contextmanager
     def _unit(self, session: Session) -> Iterator[Session]:
         committing = False

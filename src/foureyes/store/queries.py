@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from foureyes.model import Staff
@@ -73,5 +73,16 @@ TOKEN_AND_PERSON = (
     )
     .join(StaffRow, StaffRow.id == TokenRow.staff_id)
     .where(TokenRow.id == bindparam("token_id"))
+)
+# TOKEN_AND_PERSON with its JSON columns as their text (the same column names), for the token
+# check that runs it on the driver (`foureyes.store.one_row`): a row of plain values, which
+# can key a cache of what is derived from it (`foureyes.auth.tokens`).
+TOKEN_AND_PERSON_JSON = ("groups", "attributes", "identities")
+TOKEN_AND_PERSON_AS_TEXT = TOKEN_AND_PERSON.with_only_columns(
+    *(
+        cast(column, Text).label(column.key) if column.key in TOKEN_AND_PERSON_JSON else column
+        for column in TOKEN_AND_PERSON.selected_columns
+    ),
+    maintain_column_froms=True,
 )
 IDENTITIES_OF = select(IdentityRow.identity).where(IdentityRow.staff_id == bindparam("staff_id"))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.connectors.demo import DemoConnector, create
@@ -158,6 +158,65 @@ def test_view_answers_the_public_profile(chirp: DemoConnector) -> None:
     assert result.data["status"] == "active"
     assert len(result.data["posts"]) == 3
     assert "email" not in result.data
+
+
+def test_view_answers_the_newest_twenty_posts_the_same_in_and_out_of_a_transaction(
+    chirp: DemoConnector,
+) -> None:
+    # 25 more posts, two at each time: newest first, the later id first at a tie.
+    with chirp.database.transaction() as session:
+        for n in range(25):
+            at = T0 + timedelta(minutes=n // 2)
+            session.add(ChirpPostRow(account_id="alice", body=f"more {n}", posted_at=at))
+    with chirp.database.transaction() as session:
+        posts = session.scalars(select(ChirpPostRow).where(ChirpPostRow.account_id == "alice"))
+        newest = sorted(posts, key=lambda p: (p.posted_at, p.id), reverse=True)[:20]
+    expected = {
+        "handle": "alice",
+        "followers": 1200,
+        "verified": False,
+        "status": "active",
+        "posts": [
+            {"id": p.id, "body": p.body, "posted_at": p.posted_at.replace(tzinfo=UTC).isoformat()}
+            for p in newest
+        ],
+    }
+    the_order = order("view")
+    assert chirp.execute(the_order).data == expected
+    with chirp.database.transaction() as session:
+        inline = chirp.local_execution()(session, the_order)
+    assert inline.data == expected
+    assert inline.summary == {"action": "account.view", "account": "alice"}
+
+
+@pytest.mark.pg_only
+def test_writes_lock_the_account_row_and_reads_do_not(chirp: DemoConnector) -> None:
+    # PostgreSQL: a write reads the account FOR UPDATE (a concurrent call with the same key
+    # waits, then sees the key), in `execute` and in foureyes' own transaction alike.
+    seen: list[str] = []
+
+    def executed(_c: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    def account_reads() -> list[str]:
+        return [s for s in seen if s.startswith("SELECT") and "FROM chirp_accounts" in s]
+
+    event.listen(chirp.database.engine, "before_cursor_execute", executed)
+    try:
+        for inline in (False, True):
+            for action in ("lock", "unlock", "view", "view_private", "read_dms"):
+                seen.clear()
+                if inline:
+                    with chirp.database.transaction() as session:
+                        chirp.local_execution()(session, order(action))
+                else:
+                    chirp.execute(order(action))
+                reads = account_reads()
+                assert len(reads) == 1, (action, reads)
+                locks = action in ("lock", "unlock")
+                assert reads[0].endswith("FOR UPDATE") is locks, (action, reads)
+    finally:
+        event.remove(chirp.database.engine, "before_cursor_execute", executed)
 
 
 def test_private_reads_put_private_data_in_data_never_in_the_summary(
