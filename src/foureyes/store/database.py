@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -28,7 +29,13 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, InterfaceError, InvalidatePoolError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    InterfaceError,
+    InvalidatePoolError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from foureyes.errors import BadInput, OutcomeUnknown, Unavailable
@@ -326,4 +333,12 @@ def _sqlite_discipline(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(_READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Sent on the driver's connection: one BEGIN per transaction, without a statement's
+        # way through the engine (its events, context and result). A failure (the file busy
+        # past `busy_timeout`) is raised as the engine would raise it (OperationalError).
+        try:
+            connection.connection.driver_connection.execute(
+                "BEGIN" if read_only else "BEGIN IMMEDIATE"
+            )
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance("BEGIN", None, exc, sqlite3.Error) from exc

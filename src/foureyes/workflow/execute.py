@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, bindparam, func, insert, inspect, select, update
+from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 
 from foureyes.connectors.base import Connector, ExecutionOrder, ExecutionResult, LocalExecution
 from foureyes.connectors.tickets import TicketSystemUnavailable
@@ -261,12 +261,15 @@ def _claim(
     by: tuple[str | None, str],
     first: bool = False,
     decided: Decision | None = None,
+    written: bool = True,
 ) -> ExecutionRow:
     """Step (1)'s change: the next attempt, with its lease, and the move to `executing` by
     `by` (the person who asked, if any, and the worker's name), naming the decision of the
     re-check it runs under (`decided`: policy version, tier, rules; None when the account
     could not be looked up, and the attempt fails). `first`: the request was recorded in this
-    very transaction, so this is attempt 1 (not looked up)."""
+    very transaction, so this is attempt 1 (not looked up). `written` False: the attempt is
+    not given to the session; the caller writes it, settled, with `_write_attempt` before its
+    COMMIT (a claim carried out in its own transaction: nobody else can see it before)."""
     row, approvers = approved
     actor, worker = by
     attempt = 1 if first else _next_attempt(session, row.id)
@@ -276,7 +279,8 @@ def _claim(
         started_at=now,
         lease_until=now + services.execution_lease,
     )
-    session.add(execution)
+    if written:
+        session.add(execution)
     move(
         services,
         session,
@@ -293,6 +297,45 @@ def _claim(
         },
     )
     return execution
+
+
+# The attempt's INSERT, built once (`_write_attempt`).
+_INSERT_ATTEMPT = insert(ExecutionRow)
+_ATTEMPT_COLUMNS = tuple(c.key for c in ExecutionRow.__table__.columns if c.key != "id")
+# A None in a JSON column is left out (SQL NULL, as the ORM leaves an attribute never set).
+_ATTEMPT_JSON = frozenset(c.key for c in ExecutionRow.__table__.columns if isinstance(c.type, JSON))
+
+
+def _write_attempt(session: Session, execution: ExecutionRow) -> None:
+    """INSERT the attempt `_claim` made without the session (`written=False`), as it was
+    settled: the one row the ORM would have flushed, without a unit of work (executions are
+    not sealed: `core.sealing`)."""
+    values = {key: getattr(execution, key) for key in _ATTEMPT_COLUMNS}
+    session.connection().execute(
+        _INSERT_ATTEMPT,
+        {k: v for k, v in values.items() if v is not None or k not in _ATTEMPT_JSON},
+    )
+
+
+def _write_moves(session: Session, row: RequestRow) -> None:
+    """UPDATE `row` with what was changed on it since it was last written (its moves) in one
+    Core statement, then hand it back to the session as written (expunged, and added again
+    with nothing pending): the UPDATE the ORM's flush would send, without a unit of work
+    (requests are not sealed: `core.sealing`). Nothing for a row the session does not hold."""
+    state = inspect(row)
+    if not state.persistent or not state.committed_state:
+        return
+    changed = {key: state.dict[key] for key in state.committed_state if key in state.dict}
+    if len(changed) != len(state.committed_state):
+        return  # an attribute expired meanwhile: left to the flush
+    session.connection().execute(_UPDATE_REQUEST, {"_request_id": row.id, **changed})
+    session.expunge(row)
+    make_transient(row)
+    make_transient_to_detached(row)
+    session.add(row)
+
+
+_UPDATE_REQUEST = update(RequestRow).where(RequestRow.id == bindparam("_request_id"))
 
 
 def _decided_under(decision: Decision) -> dict[str, Any]:
@@ -518,9 +561,13 @@ def carry_out_at_once(
         by=(actor.id, "inline"),
         first=first,
         decided=decision,
+        written=False,
     )
     order = order_of(row, approvers, execution.attempt)
-    return _carry_out_here(services, session, (row, execution), now, local, order)
+    done = _carry_out_here(services, session, (row, execution), now, local, order)
+    _write_attempt(session, execution)
+    _write_moves(session, row)
+    return done
 
 
 def _approvers_now(

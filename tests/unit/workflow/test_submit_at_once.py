@@ -225,9 +225,9 @@ def test_the_requester_is_told_with_the_card_a_fresh_read_builds(world: World) -
 # What one allowed submit carried out at once costs the store (`bench/submit.py` measures the
 # whole route's), and the answer read from memory: bounds that hold what was cut.
 STATEMENTS = {
-    ("sqlite", "account.lock"): 23,
-    ("postgresql", "account.lock"): 21,
-    ("sqlite", "account.view"): 17,
+    ("sqlite", "account.lock"): 20,
+    ("postgresql", "account.lock"): 20,
+    ("sqlite", "account.view"): 15,
     ("postgresql", "account.view"): 15,
 }
 
