@@ -6,10 +6,13 @@ demo account by a support agent (`e-2001`), the call `bench/api.py` times. On a 
 file and on a fresh PostgreSQL database (created for the run and dropped after it), it reports
 per submit: statements sent, transactions (BEGINs), and CPU ms of this process (the database
 server's own CPU not counted), after a warm-up. With `--profile` it prints cProfile's top
-functions by cumulative time.
+functions by cumulative time. With `--threads N`, N submits at a time from N threads (as a
+server's threads make them): transactions/submit then shows how many COMMITs group commit
+shared (`foureyes.store.together`), and wall ms is per submit of the whole run.
 
     uv run --locked python bench/submit.py --submits 300
     uv run --locked python bench/submit.py --no-pg --profile 40
+    uv run --locked python bench/submit.py --threads 8
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pstats
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import event
@@ -37,7 +41,9 @@ REQUESTER = "e-2001"
 SUBMISSION = Submission("account.view", "chirp:alice", {}, client="127.0.0.1")
 
 
-def measure(url: str, submits: int, warmup: int, profile: int) -> dict[str, float]:
+def measure(
+    url: str, submits: int, warmup: int, profile: int, threads: int = 1
+) -> dict[str, float]:
     services = seeded(url, 0, 0)  # the demo as `serve --demo` seeds it (bench/batches.py)
     database = services.database
     token = issue_token(services, REQUESTER)
@@ -65,8 +71,13 @@ def measure(url: str, submits: int, warmup: int, profile: int) -> dict[str, floa
     wall = time.perf_counter()
     if profiler:
         profiler.enable()
-    for _ in range(submits):
-        one()
+    if threads == 1:
+        for _ in range(submits):
+            one()
+    else:  # concurrent submits, as a server's threads make them: group commit shares COMMITs
+        with ThreadPoolExecutor(threads) as pool:
+            for done in [pool.submit(one) for _ in range(submits)]:
+                done.result()
     if profiler:
         profiler.disable()
     cpu = time.process_time() - cpu
@@ -91,6 +102,7 @@ def main() -> int:
     parser.add_argument("--submits", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--profile", type=int, default=0, help="print cProfile's top N")
+    parser.add_argument("--threads", type=int, default=1, help="submits made at once")
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument(
@@ -107,10 +119,10 @@ def main() -> int:
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/foureyes.db"
-            rows.append(("SQLite", measure(url, args.submits, args.warmup, args.profile)))
+            rows.append(("SQLite", measure(url, args.submits, args.warmup, args.profile, args.threads)))
     if not args.no_pg:
         with pg_database(args.pg_url) as url:
-            rows.append(("PostgreSQL", measure(url, args.submits, args.warmup, args.profile)))
+            rows.append(("PostgreSQL", measure(url, args.submits, args.warmup, args.profile, args.threads)))
     for name, got in rows:
         print(
             f"| {name} | {got['statements']:.1f} | {got['transactions']:.1f} | "

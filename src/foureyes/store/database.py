@@ -22,10 +22,10 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from foureyes.errors import BadInput, OutcomeUnknown, Unavailable
 from foureyes.store.pg_times import read_infinite_times
+from foureyes.store.together import Together
 
 try:
     import fcntl
@@ -47,6 +48,8 @@ except ImportError:  # pragma: no cover - not POSIX: the thread lock alone
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _READ_ONLY = "foureyes_read_only"  # an execution option: see `Database.read`
 # The read transaction open in this context (thread, or task), per database: see `read`.
@@ -110,6 +113,7 @@ class Database:
         isolation = {} if self.dialect == "sqlite" else {"isolation_level": "REPEATABLE READ"}
         reader = self.engine.execution_options(**{_READ_ONLY: True}, **isolation)
         self._reads = sessionmaker(reader, expire_on_commit=False)
+        self._together = Together(self.transaction)
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,6 +130,13 @@ class Database:
         name hosts)."""
         with self._writers.one(), self._unit(self._sessions()) as session:
             yield session
+
+    def together(self, unit: Callable[[Session], T]) -> T:
+        """`unit(session)` in a write transaction that concurrent callers' units may share,
+        committed once for all (group commit: `foureyes.store.together`); its answer or what
+        it raised. `unit` must be re-runnable: a shared transaction that fails before its
+        COMMIT runs each of its units again alone."""
+        return self._together.run(unit)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

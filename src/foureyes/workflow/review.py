@@ -163,7 +163,8 @@ def _review(
     asked: tuple[ReviewInput, bool],
     checked: tuple[Ticket, ...],
 ) -> Reviewed:
-    with services.database.transaction() as session:
+    def unit(session: Session) -> Reviewed | str:
+        # Re-runnable (`Database.together`); a refusal's reason once what it did is committed.
         now = services.clock()
         row = visible_request(
             services, session, lock_request(session, request_id), request_id, actor
@@ -185,6 +186,12 @@ def _review(
             reason = f"the request expired at {row.expires_at}"
         else:
             return _record_review(services, session, (row, reviews), actor, asked, checked, now)
+        return reason
+
+    answer = services.database.together(unit)
+    if isinstance(answer, Reviewed):
+        return answer
+    reason = answer
     raise Conflict(f"your review was not recorded: {reason}", request_id=request_id)
 
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, insert
 from sqlalchemy.exc import IntegrityError
@@ -402,102 +402,110 @@ def _decide_and_record(
     Its audit events are appended together at the end (`AuditLog.group`). The COMMIT of a
     request whose answer is lost is OutcomeUnknown naming it."""
     request_id, account = target
-    checked, at_once = how
-    refused: BadInput | None = None
-    carried_out: ExecutionOutcome | None = None
-    appended: list[Event] = []
-    try:
-        with services.database.transaction() as session:
-            now = services.clock()
-            account = with_pins(account, services.pins(session, submission.account))
-            version, policy = services.policy_in_force(session)
+    refusing: list[BadInput] = []  # the unit's last run refused, not recorded, the request
 
-            def payload_checked() -> None:
-                if not checked:
-                    raise _PayloadUnchecked
+    def unit(session: Session) -> _Recorded:
+        # Re-runnable (`Database.together`): everything it answers is made afresh here.
+        refused: BadInput | None = None
+        carried_out: ExecutionOutcome | None = None
+        row: RequestRow | None = None
+        appended: list[Event] = []
+        refusing.clear()
+        now = services.clock()
+        pinned = with_pins(account, services.pins(session, submission.account))
+        version, policy = services.policy_in_force(session)
 
-            def tickets_checked() -> None:
-                # The policy in force now requires a ticket the first look did not check.
-                if ruling.decision.outcome != Outcome.DENIED and not ticket_checks.covers(
-                    tickets, ruling.decision
-                ):
-                    raise _PayloadUnchecked
+        def payload_checked() -> None:
+            if not how[0]:
+                raise _PayloadUnchecked
 
-            def count_quotas(outcome: Outcome) -> quota.QuotaCheck:
-                # Quotas are part of the decision (workflow/quota.py): locked and counted
-                # here, in this transaction; over quota is a denial naming the quota and when
-                # it resets.
-                return quota.check(
-                    session,
-                    policy.quotas,
-                    staff_id=actor.id,
-                    action=submission.action,
-                    account_ref=submission.account,
-                    outcome=outcome,
-                    now=now,
-                )
+        def tickets_checked() -> None:
+            # The policy in force now requires a ticket the first look did not check.
+            if ruling.decision.outcome != Outcome.DENIED and not ticket_checks.covers(
+                tickets, ruling.decision
+            ):
+                raise _PayloadUnchecked
 
-            ruling = decide.rule(
-                policy,
-                decision_request(actor, submission, account, now),
-                check_payload=payload_checked,
-                count_quotas=count_quotas,
+        def count_quotas(outcome: Outcome) -> quota.QuotaCheck:
+            # Quotas are part of the decision (workflow/quota.py): locked and counted
+            # here, in this transaction; over quota is a denial naming the quota and when
+            # it resets.
+            return quota.check(
+                session,
+                policy.quotas,
+                staff_id=actor.id,
+                action=submission.action,
+                account_ref=submission.account,
+                outcome=outcome,
+                now=now,
             )
-            decision = ruling.decision
-            if ruling.refused is not None:
-                # A justification the policy in force now asks for (it changed since the
-                # first look): refused as there, its evidence in this transaction.
-                refused = ruling.refused
-                denials.record_refusal(
+
+        ruling = decide.rule(
+            policy,
+            decision_request(actor, submission, pinned, now),
+            check_payload=payload_checked,
+            count_quotas=count_quotas,
+        )
+        decision = ruling.decision
+        if ruling.refused is not None:
+            # A justification the policy in force now asks for (it changed since the
+            # first look): refused as there, its evidence in this transaction.
+            refused = ruling.refused
+            refusing.append(refused)
+            denials.record_refusal(
+                services,
+                session,
+                attempt(actor, submission),
+                reason=refused.message,
+                outcome=decision.outcome,
+                policy_version=version,
+                now=now,
+            )
+        else:
+            tickets_checked()
+            if submission.reverts_item is not None:
+                # Racing undos of the item wait here, on its batch's lock.
+                batch_undo_guard.check_split_recordable(session, submission.reverts_item)
+            # One pending request per account (the policy's option): the account's lock,
+            # and in `refuse` mode a Conflict while another one is pending.
+            routing.guard_one_pending(
+                services,
+                session,
+                policy,
+                actor,
+                submission.action,
+                submission.account,
+                decision.outcome,
+            )
+            # An allowed request's events (submitted, and when carried out here its
+            # claim and outcome) are appended together at the end: the head lock is
+            # taken once, just before the COMMIT. (Not a pending one's: its routing
+            # reads the queue's `request.submitted` events back.)
+            allowed = decision.outcome == Outcome.ALLOWED
+            grouped = services.audit.group(session) if allowed else _not_grouped()
+            with grouped as appended:
+                row = _insert(
                     services,
                     session,
-                    attempt(actor, submission),
-                    reason=refused.message,
-                    outcome=decision.outcome,
-                    policy_version=version,
-                    now=now,
-                )
-            else:
-                tickets_checked()
-                if submission.reverts_item is not None:
-                    # Racing undos of the item wait here, on its batch's lock.
-                    batch_undo_guard.check_split_recordable(session, submission.reverts_item)
-                # One pending request per account (the policy's option): the account's lock,
-                # and in `refuse` mode a Conflict while another one is pending.
-                routing.guard_one_pending(
-                    services,
-                    session,
-                    policy,
                     actor,
-                    submission.action,
-                    submission.account,
-                    decision.outcome,
+                    submission,
+                    keyed,
+                    (request_id, version, pinned, now),
+                    ruling,
+                    tickets,
                 )
-                # An allowed request's events (submitted, and when carried out here its
-                # claim and outcome) are appended together at the end: the head lock is
-                # taken once, just before the COMMIT. (Not a pending one's: its routing
-                # reads the queue's `request.submitted` events back.)
-                allowed = decision.outcome == Outcome.ALLOWED
-                grouped = services.audit.group(session) if allowed else _not_grouped()
-                with grouped as appended:
-                    row = _insert(
-                        services,
-                        session,
-                        actor,
-                        submission,
-                        keyed,
-                        (request_id, version, account, now),
-                        ruling,
-                        tickets,
+                if how[1] and not tickets:  # carried out at once
+                    # Its cards (the requester's, once carried out) read nothing again.
+                    notify_hooks.recorded_here(session, row.id, actor.staff.name)
+                    carried_out = carry_out_at_once(
+                        services, session, row, actor, pinned, now, policy=policy, first=True
                     )
-                    if at_once and not tickets:
-                        # Its cards (the requester's, once carried out) read nothing again.
-                        notify_hooks.recorded_here(session, row.id, actor.staff.name)
-                        carried_out = carry_out_at_once(
-                            services, session, row, actor, account, now, policy=policy, first=True
-                        )
+        return _Recorded(decision, refused, row, carried_out, appended)
+
+    try:
+        decision, refused, row, carried_out, appended = services.database.together(unit)
     except OutcomeUnknown as exc:
-        if refused is not None:
+        if refusing:
             raise  # no request was being recorded, only the refusal's evidence
         raise lost_commit(request_id, f"request {request_id}") from exc
     if refused is not None:
@@ -508,7 +516,7 @@ def _decide_and_record(
             request_id=request_id,
             decision=decision.to_dict(),
         )
-    if carried_out is None:
+    if carried_out is None or row is None:
         return Submitted(request_id)
     # Committed: a failure building the answer must name the request, never say nothing changed.
     with outcome_after(request_id, f"request {request_id} was recorded"):
@@ -539,6 +547,16 @@ def _write(session: Session, row: RequestRow) -> None:
     )
     make_transient_to_detached(row)
     session.add(row)
+
+
+class _Recorded(NamedTuple):
+    """What the submit transaction decided and wrote (`_decide_and_record`)."""
+
+    decision: Decision
+    refused: BadInput | None
+    row: RequestRow | None
+    carried_out: ExecutionOutcome | None
+    appended: list[Event]
 
 
 @contextlib.contextmanager
