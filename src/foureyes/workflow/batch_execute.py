@@ -27,6 +27,10 @@ process dies at any point (kill -9 included).
      applied → executed, not applied → run again, unknown → failed with why), never run
      again on assumption.
    An item the platform refuses fails alone with its reason (one `batch.item.failed` event).
+   A reverse batch's item is checked against later changes on its account before its write
+   (`_fail_superseded`) and, on a platform kept here, again under the account's lock that
+   write takes (`_undone_here`: attack F0); elsewhere, held while another execution on the
+   account is in flight.
 3. The end: no item left to do → `executed`, with the counts of executed and failed items.
 """
 

@@ -20,14 +20,28 @@ the same items are decided one after the other) and again when each undo item is
   columns (`account_ref`, `kind`) a DBA can move (batch attack 2, G1-G3): the database
   returns only the bodies holding a change's `"kind":"…"` (canonical JSON writes it exactly
   so, so none is missed; a body merely quoting it is parsed and judged like any other), and
-  at most `MAX_LATER` of those are judged: past that the undo is held as "cannot prove"
-  (fail closed). Counting every event instead let ordinary traffic (views, denials) or a
-  10,000-item undo's own events make an older batch impossible to undo (final attack, 1).
+  at most `MAX_LATER` changes are judged: past that the undo is held as "cannot prove"
+  (fail closed). Only judged changes count: counting every event, or every execution (a
+  view's), let ordinary traffic make an older batch impossible to undo (final attack, 1;
+  undo attack F2).
+- Under the account's lock (undo attack F0): the check reads the log before the platform's
+  rows are locked, and on PostgreSQL a change could commit in between. On a platform kept in
+  foureyes' database the undo's write locks the account's row, in a savepoint, and the log is
+  read again from where the check stopped (`Later.catch_up`; `unless_superseded` for a
+  split-out request): a change found then rolls the write back and holds the item; one
+  committing later waits for the lock and comes after the undo. On any other platform the
+  call is made outside our transactions: an item is held while another execution on its
+  account is in flight (`in_flight`: `executing`, its event not yet in the log).
 
 An undo item the policy splits out of the reverse batch (its account protected since) is an
 ordinary request naming the item it reverses (`requests.reverts_item_id`): it is held by the
 same guards (`check_split_recordable` at its submit, `refuse_open_undo`, `split_undo_problem`
 at its execution) and reverts the item when it executes (`revert_originals`; batch attack F1).
+It ends with the reverse batch if that is cancelled, declined or expired (`batch_split_end`).
+
+A refusal names the undo that carries an item only to whoever may see it (`named_to`); with no
+caller to judge (a split-out request's refusal, kept on the batch) it names none (undo attack
+F1).
 """
 
 from __future__ import annotations
