@@ -383,3 +383,33 @@ def test_changes_past_the_bound_hold_the_undo_saying_what_counts(
     assert "more than 2 changes to accounts" in (item.reason or "")
     assert "not reads" in (item.reason or "")
     assert _status(world, ring[0]) == "suspended"
+
+
+def test_a_remote_split_out_undo_is_held_while_another_execution_on_its_account_is_in_flight(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for an undo item split out as its own request: cancelled at execution,
+    saying why; the platform never called for it."""
+    ring = seed_ring(world, 2)
+    batch_id = _executed(world, ring)
+    tamper(
+        world.services.database,
+        "UPDATE chirp_accounts SET followers = 5000000 WHERE id = :id",
+        id=ring[0].split(":", 1)[1],
+    )
+    undo = batch_undo.undo_batch(world.services, world.actor("e-3001"), batch_id, positions=[0])
+    with world.services.database.read() as session:
+        row = session.get(BatchRow, undo)
+        assert row is not None
+        (split,) = row.split_requests
+        split_id = str(split["request_id"])
+    world.review("e-3002", split_id)
+    as_remote(monkeypatch, world.services.connector("chirp"))
+    world.clock.advance(minutes=1)
+    _in_flight(world, "account.unsuspend", ring[0], "e-3002", ["e-3003"])
+    outcome = execute.execute(world.services, split_id)
+    assert outcome is not None
+    assert outcome.state.value == "cancelled"
+    assert "in flight" in (outcome.reason or "")
+    assert _status(world, ring[0]) == "suspended"
+    assert _items(world, batch_id)[0].state == "executed"

@@ -289,7 +289,9 @@ def split_undo_problem(
         raise_tampered(services, session, original, found, "undo execution", now)
         return f"the batch it undoes ({original.id}) was altered in the store"
     held = superseded(services, session, request.reverts_item_id, None)
-    if held is None and not services.stored_here(request.account_ref):
+    if held is None:
+        # Whatever the platform (one query; on a platform changed in our transactions no
+        # other execution is ever left `executing` by a live process).
         held = in_flight(services, session, request.account_ref, request=request.id)
     if held is None:
         return None
