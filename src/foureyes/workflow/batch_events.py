@@ -17,7 +17,7 @@ from foureyes.core.redaction import event_payload
 from foureyes.core.services import Services, json_safe
 from foureyes.errors import Conflict, NotFound
 from foureyes.store.tables import BatchItemRow, BatchRow
-from foureyes.workflow import batch_notify
+from foureyes.workflow import batch_notify, batch_split_end
 
 SUBMITTED = "batch.submitted"
 
@@ -110,6 +110,11 @@ def move(
         row.reason = reason
     if to in FINAL:
         row.finished_at = now
+    # An undo batch that ends without being carried out takes its split-out undo requests
+    # with it, in this transaction (attack F3).
+    ended = batch_split_end.cancel_split_requests(services, session, row, now)
+    if ended:
+        details = {**(details or {}), "split_requests_cancelled": ended}
     record(
         services,
         session,
@@ -152,6 +157,9 @@ def keep_split_requests(
         row = lock(session, batch_id)
         assert row is not None
         row.split_requests = json_safe(made)
+        # Ended meanwhile (cancelled, declined or expired before its split-out requests were
+        # kept): they end with it, as they would have with its move (`batch_split_end`).
+        ended = batch_split_end.cancel_split_requests(services, session, row, now)
         record(
             services,
             session,
@@ -159,5 +167,5 @@ def keep_split_requests(
             "batch.split_out",
             actor=actor,
             now=now,
-            payload={"requests": made},
+            payload={"requests": made, **({"cancelled": ended} if ended else {})},
         )

@@ -27,6 +27,10 @@ process dies at any point (kill -9 included).
      applied → executed, not applied → run again, unknown → failed with why), never run
      again on assumption.
    An item the platform refuses fails alone with its reason (one `batch.item.failed` event).
+   A reverse batch's item is checked against later changes on its account before its write
+   (`_fail_superseded`) and, on a platform kept here, again under the account's lock that
+   write takes (`_undone_here`: attack F0); elsewhere, held while another execution on the
+   account is in flight.
 3. The end: no item left to do → `executed`, with the counts of executed and failed items.
 """
 
@@ -373,13 +377,16 @@ def _chunk(
         if why is not None:
             _stop_failed_recheck(services, session, batch, now, progress, why)
             return True
+        later = None
         if batch.reverts_id is not None:
-            _fail_superseded(services, session, batch, items, run, now, progress)
+            later = _fail_superseded(services, session, batch, items, run, (now, local), progress)
         items = [i for i in items if i.state in ("pending", "executing")]
         if not items:
             return False  # every item of this chunk was cancelled: on to the next
         if local:
-            _carry_out_here(services, session, batch, items, connector, approvers, now, progress)
+            _carry_out_here(
+                services, session, batch, items, (connector, later), approvers, now, progress
+            )
             return False
         # One at a time: the lease covers one platform call (no heartbeat renews it here).
         remote = _claim(session, items[0], now, services)
@@ -416,13 +423,17 @@ def _fail_superseded(
     batch: BatchRow,
     items: Sequence[BatchItemRow],
     run: _Run,
-    now: datetime,
+    at: tuple[datetime, bool],
     progress: Progress,
-) -> None:
+) -> batch_undo_guard.Later:
     """A reverse batch's chunk, under its lock and the original batch's: an item whose
     original is no longer executed, was changed, or was superseded by a later change on
-    its account fails alone, saying why (`batch_undo_guard.superseded`)."""
+    its account fails alone, saying why (`batch_undo_guard.superseded`); on a platform
+    outside foureyes' database (`local` False), also one whose account has another
+    execution in flight (`batch_undo_guard.in_flight`). The log as read, for the re-check
+    under the accounts' lock (`_carry_out_here`)."""
     assert batch.reverts_id is not None
+    now, local = at
     original = batch_events.lock(session, batch.reverts_id)
     assert original is not None
     events: list[NewEvent] = []
@@ -437,6 +448,8 @@ def _fail_superseded(
             run.originals.get(item.reverts_item_id),
             later,
         )
+        if held is None and not local:
+            held = batch_undo_guard.in_flight(services, session, item.account_ref, item=item.id)
         if held is None:
             continue
         if held.tampered:
@@ -447,6 +460,7 @@ def _fail_superseded(
         reason = f"not undone: {held.why} (held by foureyes; the platform was not called)"
         events.append(_failed(services, batch, item, reason, now, progress))
     services.audit.append_many(session, events)
+    return later
 
 
 def _stop_at_start(
@@ -573,7 +587,7 @@ def _carry_out_here(
     session: Session,
     batch: BatchRow,
     items: Sequence[BatchItemRow],
-    connector: Connector,
+    on: tuple[Connector, batch_undo_guard.Later | None],
     approvers: tuple[str, ...],
     now: datetime,
     progress: Progress,
@@ -583,7 +597,9 @@ def _carry_out_here(
     `local_execution` item by item), the items' states and their audit events, appended as
     one group, commit together or not at all. The items are written back in one statement
     at the end (they leave the session first, so that the platform's own statements do not
-    flush them one by one)."""
+    flush them one by one). `on`: the platform, and for a reverse batch the log as its
+    chunk's check read it (`_undone_here`)."""
+    connector, later = on
     events: list[NewEvent] = []
     session.flush()  # what the re-check changed (items it cancelled), before they leave
     # The items and the batch leave the session, and are written back once at the end: the
@@ -594,9 +610,16 @@ def _carry_out_here(
     with session.no_autoflush:
         for item in items:
             item.attempt += 1
-        for item, result in zip(
-            items, _local_results(session, connector, batch, items, approvers), strict=True
-        ):
+        results: Sequence[ExecutionResult | FoureyesError | batch_undo_guard.Held]
+        if later is None:
+            results = _local_results(session, connector, batch, items, approvers)
+        else:
+            results = _undone_here(session, connector, batch, items, approvers, later)
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, batch_undo_guard.Held):
+                reason = _held_under_lock(services, session, batch, result, now)
+                events.append(_failed(services, batch, item, reason, now, progress))
+                continue
             if isinstance(result, ExecutionResult):
                 events.append(_success(services, batch, item, result, now, progress))
                 continue
@@ -656,6 +679,66 @@ def _local_results(
         except FoureyesError as exc:
             answers.append(exc)
     return answers
+
+
+def _held_under_lock(
+    services: Services,
+    session: Session,
+    batch: BatchRow,
+    held: batch_undo_guard.Held,
+    now: datetime,
+) -> str:
+    """Why a reverse batch's item held by the check made again under the accounts' lock
+    fails (a tampered log raises `batch_tampered` on the original, as the first check)."""
+    if held.tampered and batch.reverts_id is not None:
+        original = session.get(BatchRow, batch.reverts_id)
+        assert original is not None
+        batch_undo_guard.raise_tampered(
+            services, session, original, held.why, "undo execution", now
+        )
+    return f"not undone: {held.why} ({batch_undo_guard.HELD_UNDER_LOCK})"
+
+
+def _undone_here(
+    session: Session,
+    connector: Connector,
+    batch: BatchRow,
+    items: Sequence[BatchItemRow],
+    approvers: tuple[str, ...],
+    later: batch_undo_guard.Later,
+) -> list[ExecutionResult | FoureyesError | batch_undo_guard.Held]:
+    """`_local_results` for a reverse batch's chunk, with its check made again under the
+    accounts' lock (attack F0): the chunk's check read the log before the platform's rows
+    were locked, and on PostgreSQL a change on an account could commit in between. The
+    platform locks the rows of the accounts it changes (its write: `LocalExecution`), in a
+    savepoint; the log is then read on from where the check stopped (`Later.catch_up`,
+    now after any such commit); an item a change now supersedes is Held, the savepoint
+    rolled back (the platform's changes undone) and the others carried out again, until
+    none is held. A change committing after the re-read waits for the lock, and so comes
+    after the undo. Each round holds one item more at least: it ends."""
+    answers: dict[int, ExecutionResult | FoureyesError | batch_undo_guard.Held] = {}
+    todo = list(range(len(items)))
+    while todo:
+        savepoint = session.begin_nested()
+        try:
+            got = _local_results(session, connector, batch, [items[n] for n in todo], approvers)
+            later.catch_up()
+        except BaseException:
+            savepoint.rollback()
+            raise
+        held: dict[int, batch_undo_guard.Held] = {}
+        for n, result in zip(todo, got, strict=True):
+            again = later.again(items[n].account_ref)
+            if isinstance(result, ExecutionResult) and again is not None:
+                held[n] = again
+        if not held:
+            savepoint.commit()
+            answers.update(zip(todo, got, strict=True))
+            break
+        savepoint.rollback()
+        answers.update(held)
+        todo = [n for n in todo if n not in held]
+    return [answers[n] for n in range(len(items))]
 
 
 def mark_reverted(

@@ -169,8 +169,14 @@ def _record(
         if services.policy_in_force(session)[0] != version:
             raise Conflict("the policy changed while the batch was being decided: send it again")
         if given.reverts is not None:
-            # Racing undos of the same items wait here, on the original batch's lock.
-            batch_undo_guard.check_recordable(session, given.reverts, given.reverts_items)
+            # Racing undos of the same items wait here, on the original batch's lock; the
+            # undo that won is named only to whoever may see it (attack F1).
+            batch_undo_guard.check_recordable(
+                session,
+                given.reverts,
+                given.reverts_items,
+                batch_undo_guard.named_to(services, session, actor),
+            )
         included = plan.included
         # One pending request per account (the policy's option): an included item is a
         # pending request on its account; one that has something pending refuses the batch.
@@ -408,6 +414,22 @@ def _stored_plan(plan: BatchPlan) -> dict[str, Any]:
     return stored
 
 
+SPLIT_CONFLICT = (
+    "not recorded: something not yet ended on the account is in the way (for example another "
+    "request pending on it); ask again once it ends"
+)
+
+
+def _kept(refused: FoureyesError) -> str:
+    """What the batch keeps (and its `batch.split_out` event says) of why a split-out item
+    was not recorded: shown to whoever may see the batch, so it never names another person's
+    request or batch (attack F1). The undo guards' refusals name none (`UndoRefused`); any
+    other Conflict may (one named to the caller alone, `routing`): a fixed text instead."""
+    if isinstance(refused, Conflict) and not isinstance(refused, batch_undo_guard.UndoRefused):
+        return SPLIT_CONFLICT
+    return refused.message
+
+
 def split_out(
     services: Services, actor: Actor, given: BatchSubmission, batch_id: str, plan: BatchPlan
 ) -> list[str]:
@@ -439,6 +461,6 @@ def split_out(
             # alerted as at the undo's own recording).
             if isinstance(refused, batch_undo_guard.OriginalAltered) and given.reverts:
                 batch_undo_guard.alert(services, given.reverts, refused.message, "undo")
-            made.append({"account": item.account, "request_id": None, "error": refused.message})
+            made.append({"account": item.account, "request_id": None, "error": _kept(refused)})
     batch_events.keep_split_requests(services, batch_id, made, actor=actor.id)
     return [m["request_id"] for m in made if m.get("request_id")]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -17,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
-from foureyes.store.tables import BatchItemRow, BatchRow, RequestRow
-from foureyes.workflow import access, batch_idempotency, batch_undo_guard, batch_views
+from foureyes.store.tables import BatchItemRow
+from foureyes.workflow import batch_idempotency, batch_undo_guard, batch_views
 from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
 
 
@@ -128,7 +127,7 @@ def _reverse(
         if reverse is None:
             raise BadInput(f"{batch.action} cannot be undone")
         left_out: list[dict[str, Any]] = []
-        named = functools.partial(_named_to, services, session, actor)
+        named = batch_undo_guard.named_to(services, session, actor)
         if positions is None:
             held = batch_undo_guard.open_undos(
                 session, batch_id, [item.id for item in executed.values()]
@@ -182,25 +181,4 @@ def _reverted(session: Session, batch_id: str, positions: Sequence[int]) -> list
                 BatchItemRow.state == "reverted",
             )
         )
-    )
-
-
-def _named_to(
-    services: Services, session: Session, actor: Actor, kind: str, holder: str
-) -> str | None:
-    """The id of the undo (`kind`: "batch" or "request") that carries an item, for `actor` only
-    if they may see it; else None (the final attack: a whole-batch undo named another
-    person's split-out request its caller could not open)."""
-    if kind == "batch":
-        batch = session.get(BatchRow, holder)
-        return (
-            holder
-            if batch is not None and batch_views.may_see(services, session, batch, actor)
-            else None
-        )
-    request = session.get(RequestRow, holder)
-    return (
-        holder
-        if request is not None and access.may_see(services, session, request, actor)
-        else None
     )

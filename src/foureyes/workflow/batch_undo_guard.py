@@ -20,14 +20,28 @@ the same items are decided one after the other) and again when each undo item is
   columns (`account_ref`, `kind`) a DBA can move (batch attack 2, G1-G3): the database
   returns only the bodies holding a change's `"kind":"…"` (canonical JSON writes it exactly
   so, so none is missed; a body merely quoting it is parsed and judged like any other), and
-  at most `MAX_LATER` of those are judged: past that the undo is held as "cannot prove"
-  (fail closed). Counting every event instead let ordinary traffic (views, denials) or a
-  10,000-item undo's own events make an older batch impossible to undo (final attack, 1).
+  at most `MAX_LATER` changes are judged: past that the undo is held as "cannot prove"
+  (fail closed). Only judged changes count: counting every event, or every execution (a
+  view's), let ordinary traffic make an older batch impossible to undo (final attack, 1;
+  undo attack F2).
+- Under the account's lock (undo attack F0): the check reads the log before the platform's
+  rows are locked, and on PostgreSQL a change could commit in between. On a platform kept in
+  foureyes' database the undo's write locks the account's row, in a savepoint, and the log is
+  read again from where the check stopped (`Later.catch_up`; `unless_superseded` for a
+  split-out request): a change found then rolls the write back and holds the item; one
+  committing later waits for the lock and comes after the undo. On any other platform the
+  call is made outside our transactions: an item is held while another execution on its
+  account is in flight (`in_flight`: `executing`, its event not yet in the log).
 
 An undo item the policy splits out of the reverse batch (its account protected since) is an
 ordinary request naming the item it reverses (`requests.reverts_item_id`): it is held by the
 same guards (`check_split_recordable` at its submit, `refuse_open_undo`, `split_undo_problem`
 at its execution) and reverts the item when it executes (`revert_originals`; batch attack F1).
+It ends with the reverse batch if that is cancelled, declined or expired (`batch_split_end`).
+
+A refusal names the undo that carries an item only to whoever may see it (`named_to`); with no
+caller to judge (a split-out request's refusal, kept on the batch) it names none (undo attack
+F1).
 """
 
 from __future__ import annotations
@@ -36,20 +50,21 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from foureyes.core.alerts import NewAlert, raise_alert
-from foureyes.core.services import Services
-from foureyes.errors import Conflict, FoureyesError
+from foureyes.core.services import Actor, Services
+from foureyes.errors import Conflict, ConnectorError, FoureyesError
 from foureyes.model import Account, ActionKind
 from foureyes.store.bulk import chunks, one_of
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow, RequestRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import batch_events, batch_integrity, batch_ledger
+from foureyes.workflow import access, batch_events, batch_integrity, batch_ledger, batch_views
 
+R = TypeVar("R")
 OPEN = ("pending", "approved", "executing")
 # A request not yet ended: a split-out undo request in one of these holds its item.
 OPEN_REQUEST = ("pending", "approved", "scheduled", "executing")
@@ -60,22 +75,31 @@ ITEM_EXECUTED = "batch.item.executed"
 # reconciliation, which writes the same event).
 REQUEST_ENDS = ("request.executed", "request.reconciled")
 CHANGES = (*REQUEST_ENDS, ITEM_EXECUTED)
-# How many change events after the item's execution the guard judges (one JSON parse each,
-# ~5 µs, in the undo's transaction): past that it cannot prove nothing later changed the
-# account. Only executions count toward it (a view's is one of three events).
+# How many changes after the item's execution the guard judges (one JSON parse each, ~5 µs,
+# in the undo's transaction): past that it cannot prove nothing later changed the account.
+# Only changes count toward it: an execution (request or batch item) of an action that is
+# not a read; a view's execution, a denial or any other event never does (attack F2).
 MAX_LATER = 200_000
 # What the body of every event of `CHANGES` holds, byte for byte (RFC 8785: no spaces).
 _CHANGE_MARKS = tuple(f'"kind":"{kind}"' for kind in CHANGES)
 
 
-class OriginalAltered(Conflict):
+class UndoRefused(Conflict):
+    """An undo the guards refuse to record: its message names only the batch it undoes, its
+    items and, when the caller may be told it, the undo carrying them (`refuse_open_undo`)."""
+
+
+class OriginalAltered(UndoRefused):
     """The batch an undo would reverse is not what its log and approved manifest prove."""
 
 
-def check_recordable(session: Session, batch_id: str, item_ids: Sequence[str]) -> None:
+def check_recordable(
+    session: Session, batch_id: str, item_ids: Sequence[str], named: Named | None = None
+) -> None:
     """In the undo's write transaction: lock the original batch (racing undos wait here) and
-    refuse (Conflict) items already reverted, not executed, or carried by an open undo;
-    OriginalAltered when the original batch was altered."""
+    refuse (Conflict) items already reverted, not executed, or carried by an open undo (named
+    as `named` lets the caller be told it: `refuse_open_undo`); OriginalAltered when the
+    original batch was altered."""
     original = batch_events.lock(session, batch_id)
     assert original is not None
     found = altered(session, original, item_ids)
@@ -89,12 +113,12 @@ def check_recordable(session: Session, batch_id: str, item_ids: Sequence[str]) -
     for item_id in item_ids:
         item = rows[item_id]
         if item.state != "executed":
-            raise Conflict(
+            raise UndoRefused(
                 f"item {item.position} of batch {batch_id} is {item.state}: it was undone "
                 "already or never executed",
                 positions=[item.position],
             )
-    refuse_open_undo(session, batch_id, item_ids)
+    refuse_open_undo(session, batch_id, item_ids, named)
 
 
 def altered(session: Session, original: BatchRow, item_ids: Sequence[str]) -> str | None:
@@ -151,33 +175,55 @@ def raise_tampered(
     )
 
 
+Named = Callable[[str, str], str | None]
+"""`named(kind, id)`: the id of the undo (`kind` "batch" or "request") carrying an item, as
+the caller may be told it (None: not to be named to them); see `named_to`."""
+
+OPEN_UNDO = (
+    "another undo not yet ended already undoes an item of batch {batch}: it must end (be "
+    "declined, cancelled or carried out) first"
+)
+
+
 def refuse_open_undo(
-    session: Session,
-    batch_id: str,
-    item_ids: Sequence[str],
-    named: Callable[[str, str], str | None] | None = None,
+    session: Session, batch_id: str, item_ids: Sequence[str], named: Named | None = None
 ) -> None:
     """Conflict when a reverse batch not yet ended already carries one of the items: a second
     undo of the same items would reverse whatever happened to the accounts in between.
-    `named(kind, id)`: the carrying undo's id as the caller may be told it (None: not named)."""
+    The carrying undo is named only as `named` lets the caller be told it; without `named`
+    (no caller to judge: a message that may be kept or shown to others) it is never named."""
     held = open_undos(session, batch_id, item_ids)
     if not held:
         return
     kind, holder = next(iter(held.values()))
-    if named is not None and named(kind, holder) is None:
-        raise Conflict(
-            f"another undo not yet ended already undoes an item of batch {batch_id}: "
-            "it must end (be declined, cancelled or carried out) first"
-        )
+    if named is None or named(kind, holder) is None:
+        raise UndoRefused(OPEN_UNDO.format(batch=batch_id))
     if kind == "batch":
-        raise Conflict(
+        raise UndoRefused(
             f"batch {holder} already undoes items of batch {batch_id}: decline or cancel it first",
             batch_id=holder,
         )
-    raise Conflict(
+    raise UndoRefused(
         f"request {holder} already undoes an item of batch {batch_id}: decline or cancel it first",
         request_id=holder,
     )
+
+
+def named_to(services: Services, session: Session, actor: Actor) -> Named:
+    """`Named` for `actor`, read in `session`: an undo is named to them only if they may see
+    it (`batch_views.may_see`, `access.may_see`; the final attack: a refusal named another
+    person's undo its caller could not open)."""
+
+    def named(kind: str, holder: str) -> str | None:
+        if kind == "batch":
+            batch = session.get(BatchRow, holder)
+            seen = batch is not None and batch_views.may_see(services, session, batch, actor)
+        else:
+            request = session.get(RequestRow, holder)
+            seen = request is not None and access.may_see(services, session, request, actor)
+        return holder if seen else None
+
+    return named
 
 
 def open_undos(
@@ -214,10 +260,12 @@ def open_undos(
 def check_split_recordable(session: Session, item_id: str) -> None:
     """In the submit transaction of an undo item split out as its own request: the item it
     reverses held as `check_recordable` holds a reverse batch's (the original batch locked,
-    intact, the item executed, no open undo of it). Conflict (OriginalAltered) else."""
+    intact, the item executed, no open undo of it). Conflict (OriginalAltered) else; an open
+    undo of the item is never named (the refusal is kept on the reverse batch that split it
+    out, for whoever may see that batch: attack F1)."""
     batch_id = session.scalar(select(BatchItemRow.batch_id).where(BatchItemRow.id == item_id))
     if batch_id is None:
-        raise Conflict(f"no batch item {item_id} to undo")
+        raise UndoRefused(f"no batch item {item_id} to undo")
     check_recordable(session, batch_id, [item_id])
 
 
@@ -242,10 +290,87 @@ def split_undo_problem(
         return f"the batch it undoes ({original.id}) was altered in the store"
     held = superseded(services, session, request.reverts_item_id, None)
     if held is None:
+        # Whatever the platform (one query; on a platform changed in our transactions no
+        # other execution is ever left `executing` by a live process).
+        held = in_flight(services, session, request.account_ref, request=request.id)
+    if held is None:
         return None
     if held.tampered:
         raise_tampered(services, session, original, held.why, "undo execution", now)
     return f"not undone: {held.why}"
+
+
+def in_flight(
+    services: Services,
+    session: Session,
+    account_ref: str,
+    *,
+    request: str | None = None,
+    item: str | None = None,
+) -> Held | None:
+    """Held while another execution on the account (a request, or another batch's item; not
+    `request` nor `item`, the undo itself) is `executing`: on a platform outside foureyes'
+    database its call may be made or in flight, or await reconciliation, with no event in
+    the log yet for `Later` to find; undoing now could reverse it (attack F0). A read's
+    execution changes nothing and does not hold it. Read from the rows' state, in the undo's
+    transaction, before its own claim commits."""
+    requests = select(RequestRow.action).where(
+        RequestRow.account_ref == account_ref, RequestRow.state == "executing"
+    )
+    if request is not None:
+        requests = requests.where(RequestRow.id != request)
+    items = (
+        select(BatchRow.action)
+        .join(BatchItemRow, BatchItemRow.batch_id == BatchRow.id)
+        .where(BatchItemRow.account_ref == account_ref, BatchItemRow.state == "executing")
+    )
+    if item is not None:
+        items = items.where(BatchItemRow.id != item)
+    for action in session.scalars(requests.union_all(items)):
+        if _writes(services, account_ref, action):
+            return Held(
+                "another execution on the account is still in flight (its outcome not yet "
+                "recorded): undoing it now could reverse that change"
+            )
+    return None
+
+
+def unless_superseded(
+    services: Services, session: Session, request: RequestRow, write: Callable[[], R]
+) -> R:
+    """`write()` (a platform kept in foureyes' database changing the account in `session`,
+    which locks its row) for the request; for a split-out undo (`reverts_item_id`), in a
+    savepoint, after which the item is judged again (`superseded`), now under that lock: a
+    change that committed after `split_undo_problem` read the log and before the lock is
+    found, the savepoint rolled back (the platform unchanged) and ConnectorError raised
+    saying why (attack F0). The caller settles it as the failed attempt it is."""
+    if request.reverts_item_id is None:
+        return write()
+    savepoint = session.begin_nested()
+    try:
+        result = write()
+        held = superseded(services, session, request.reverts_item_id, None)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    if held is None:
+        savepoint.commit()
+        return result
+    savepoint.rollback()
+    if held.tampered:
+        batch_id = session.scalar(
+            select(BatchItemRow.batch_id).where(BatchItemRow.id == request.reverts_item_id)
+        )
+        original = None if batch_id is None else session.get(BatchRow, batch_id)
+        if original is not None:
+            raise_tampered(
+                services, session, original, held.why, "undo execution", services.clock()
+            )
+    raise ConnectorError(f"not undone: {held.why} ({HELD_UNDER_LOCK})", transient=False)
+
+
+# An undo item held once its account was locked for the write: what its reason adds.
+HELD_UNDER_LOCK = "held by foureyes under the account's lock; nothing was changed on the platform"
 
 
 @dataclass(frozen=True)
@@ -350,29 +475,55 @@ class Later:
     """The changes the log records after a seq, per account (the seq of the last), read in
     one pass for every item of a transaction: each event after the earliest seq asked about
     is read once, by seq, and judged by its body alone (the copy columns are not trusted to
-    find an account's events: module note); at most `MAX_LATER` change events."""
+    find an account's events: module note); at most `MAX_LATER` judged changes (a view, a
+    denial or any other event read is not one: it does not count).
+
+    `catch_up` reads on from where the last read stopped, for what committed since: made
+    once the accounts are locked for the write (`batch_execute`), it sees every change that
+    could have committed between the first read and the lock (the log's appends are ordered
+    by its head's lock, so a seq never commits behind a higher one already read)."""
 
     def __init__(self, services: Services, session: Session) -> None:
         self._services, self._session = services, session
         self._since: int | None = None  # events after it are read
+        self._through: int | None = None  # the last seq read (from `_since` on)
+        self._asked: dict[str, int] = {}  # account -> the earliest seq asked about
         self._last: dict[str, int] = {}
-        self._read = 0
+        self._counted = 0  # judged changes read
         self._broken: int | None = None  # the seq of an event whose body is not JSON
         self._writes: dict[tuple[str, object], bool] = {}
 
     def held(self, account_ref: str, seq: int) -> Held | None:
         """Held when a change on the account was carried out after `seq`, or when it cannot
-        be told (too many events to read, or one that does not parse); None: none was."""
+        be told (too many changes to judge, or an event that does not parse); None: none
+        was."""
         if self._since is None or seq < self._since:
             self._scan(seq, self._since)
             self._since = seq
+            self._through = seq if self._through is None else self._through
+        self._asked[account_ref] = min(self._asked.get(account_ref, seq), seq)
+        return self._judged(account_ref, seq)
+
+    def catch_up(self) -> None:
+        """Read the changes logged after the last event read (none read yet: nothing to do)."""
+        if self._through is not None:
+            self._scan(self._through, None)
+
+    def again(self, account_ref: str) -> Held | None:
+        """`held` for the account once more, on what the log holds now (call `catch_up`
+        first), for the earliest seq it was asked about (never asked: None)."""
+        seq = self._asked.get(account_ref)
+        return None if seq is None else self._judged(account_ref, seq)
+
+    def _judged(self, account_ref: str, seq: int) -> Held | None:
         if self._broken is not None:
             return Held(f"audit event {self._broken} after the item it undoes is not JSON", True)
-        if self._read > MAX_LATER:
+        if self._counted > MAX_LATER:
             return Held(
                 "foureyes cannot prove that no later change on the account superseded the item "
-                f"it undoes: more than {MAX_LATER} executions were logged since it executed; "
-                "undo it on the account by an ordinary request"
+                f"it undoes: more than {MAX_LATER:,} changes to accounts (executions of actions "
+                "that are not reads; on any account) were logged since it executed; undo it on "
+                "the account by an ordinary request"
             )
         if self._last.get(account_ref, seq) > seq:
             return Held(
@@ -382,6 +533,8 @@ class Later:
         return None
 
     def _scan(self, after: int, upto: int | None) -> None:
+        if self._counted > MAX_LATER:
+            return  # held as unproven already: nothing read can change that
         query = select(EventRow.seq, EventRow.body).where(
             EventRow.seq > after,
             in_tree(),
@@ -389,19 +542,29 @@ class Later:
         )
         if upto is not None:
             query = query.where(EventRow.seq <= upto)
-        query = query.order_by(EventRow.seq).limit(MAX_LATER + 1 - self._read)
-        for later, raw in self._session.execute(query.execution_options(yield_per=1_000)):
-            self._read += 1
-            if self._read > MAX_LATER:
-                return
-            try:
-                body = json.loads(bytes(raw))
-            except ValueError:
-                self._broken = later if self._broken is None else min(self._broken, later)
-                continue
-            account = _changed_account(body)
-            if account is not None and self._is_write(account, body.get("action")):
+        # No LIMIT: the bound is on judged changes, which SQL cannot tell from a read's
+        # execution; the rows are streamed and the read stops past the bound.
+        result = self._session.execute(
+            query.order_by(EventRow.seq).execution_options(yield_per=1_000)
+        )
+        try:
+            for later, raw in result:
+                if upto is None:
+                    self._through = max(self._through or later, later)
+                try:
+                    body = json.loads(bytes(raw))
+                except ValueError:
+                    self._broken = later if self._broken is None else min(self._broken, later)
+                    continue
+                account = _changed_account(body)
+                if account is None or not self._is_write(account, body.get("action")):
+                    continue  # a read's execution, or a request that did not execute
+                self._counted += 1
+                if self._counted > MAX_LATER:
+                    return
                 self._last[account] = max(self._last.get(account, later), later)
+        finally:
+            result.close()
 
     def _is_write(self, account_ref: str, action: object) -> bool:
         platform = account_ref.partition(":")[0]

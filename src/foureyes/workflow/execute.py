@@ -619,7 +619,10 @@ def _carry_out_here(
     database: the platform's change, the outcome and their audit events commit with the claim
     or not at all, so there is no lease to hold and nothing to reconcile."""
     try:
-        result = local(session, order)
+        # A split-out batch undo is judged again under the account's lock (attack F0).
+        result = undo_guard.unless_superseded(
+            services, session, claimed[0], lambda: local(session, order)
+        )
     except ConnectorError as exc:
         return _settle_failure(services, session, claimed, now, exc)
     except FoureyesError as exc:
