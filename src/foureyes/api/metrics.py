@@ -138,6 +138,11 @@ class HttpMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children, looked up once per label set (`labels()` costs every request
+        # a lock and a tuple's validation): the label sets are few (method, route template and
+        # status), and a child counts into the same series as `labels()` would return.
+        self._counted: dict[tuple[str, str, str], Counter] = {}
+        self._timed: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,10 +163,22 @@ class HttpMetrics:
             route = scope.get("route")
             template = str(getattr(route, "path", "unmatched"))
             method = str(scope.get("method", ""))
-            self.metrics.http_requests.labels(method, template, str(status)).inc()
-            self.metrics.http_duration.labels(method, template).observe(
-                time.perf_counter() - started
-            )
+            self._counter(method, template, str(status)).inc()
+            self._histogram(method, template).observe(time.perf_counter() - started)
+
+    def _counter(self, method: str, template: str, status: str) -> Counter:
+        key = (method, template, status)
+        child = self._counted.get(key)
+        if child is None:
+            child = self._counted[key] = self.metrics.http_requests.labels(*key)
+        return child
+
+    def _histogram(self, method: str, template: str) -> Histogram:
+        key = (method, template)
+        child = self._timed.get(key)
+        if child is None:
+            child = self._timed[key] = self.metrics.http_duration.labels(*key)
+        return child
 
 
 def token_digest(token: str | None) -> bytes | None:

@@ -12,16 +12,22 @@ from foureyes.auth.oidc import OidcProvider
 from foureyes.config import Settings
 from foureyes.core.services import Services
 
-__all__ = ["ServicesDep", "oidc_provider", "services_of"]
+__all__ = ["ServicesDep", "app_services", "oidc_provider", "services_of"]
 
 _provider_lock = threading.Lock()
+
+
+def app_services(request: Request) -> Services:
+    """The running foureyes the app was created with, for a hot route that reads it itself
+    rather than through `ServicesDep` (a dependency costs every request its solving)."""
+    services: Services = request.app.state.services
+    return services
 
 
 async def services_of(request: Request) -> Services:
     """The running foureyes the app was created with. (`async`: FastAPI runs a plain `def`
     dependency in its thread pool, a hop per request for one attribute read.)"""
-    services: Services = request.app.state.services
-    return services
+    return app_services(request)
 
 
 ServicesDep = Annotated[Services, Depends(services_of)]

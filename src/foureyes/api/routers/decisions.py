@@ -26,7 +26,7 @@ from foureyes.auth.tokens import TOKEN_PREFIX
 from foureyes.core.services import Services
 from foureyes.policy.decision import Decision
 from foureyes.store.dry_run_reads import DryRunReader
-from foureyes.web.deps import ServicesDep
+from foureyes.web.deps import app_services
 from foureyes.workflow import operations
 from foureyes.workflow.dry_run import dry_run_for_token
 from foureyes.workflow.submit import Submission
@@ -43,9 +43,7 @@ router = APIRouter(
     summary="What would happen, and why (changes nothing)",
     response_model=dict[str, Any],
 )
-async def dry_run(
-    body: RequestBody, request: Request, services: ServicesDep, token: BearerDep
-) -> Response:
+async def dry_run(body: RequestBody, request: Request, token: BearerDep) -> Response:
     """Takes the same body as `POST /v1/requests` and answers the decision a submit of it
     would get now: `outcome` (`allowed`, `pending` or `denied`), the policy version, the
     matching rules, the factors (with nobody's approval yet), `min_people`, the combined
@@ -56,6 +54,7 @@ async def dry_run(
     `denied` without their params being looked at. A body without a justification is answered
     as if a fitting one were given (`options` say what a submit needs). A denial is recorded
     as evidence (a `decision.denied` audit event, rate-limited per person)."""
+    services = app_services(request)
     submission = body.submission(client_address(request))
     if token.startswith(f"{TOKEN_PREFIX}_"):
         reader: DryRunReader = request.app.state.dry_run_reader

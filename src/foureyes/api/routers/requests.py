@@ -6,7 +6,10 @@ the request as that person may see it (`operations.show_to`). Reads are need-to-
 (reviewed, cancelled, executed it) or may act on it now (review it, cancel it while its delay
 runs, post-review a break-glass), and to oversight staff. To anyone else it is 404, exactly as
 an unknown id — on reads and on every action — and lists leave it out. Routes are plain `def`:
-the operations block on the store, so FastAPI runs them in its thread pool.
+the operations block on the store, so FastAPI runs them in its thread pool. The submit, the
+hottest, makes that one trip itself: the token's check, the submit and the answer's encoding
+in one call (`api.auth.TokenFirst` keeps the answers of a route whose token check is a
+dependency).
 
 Carrying out. An approved *write* is carried out by the background worker within a few seconds
 (or once its delay has run); its requester may `POST …/execute` to carry it out now. An approved
@@ -32,11 +35,14 @@ a submit with the same key (`foureyes.workflow.outcome`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
-from foureyes.api.auth import ActorDep
+from foureyes.api.auth import ActorDep, BearerDep, TokenFirst, actor_of
 from foureyes.api.cursors import decode_cursor, encode_cursor
 from foureyes.api.schemas import (
     CancelBody,
@@ -47,10 +53,15 @@ from foureyes.api.schemas import (
 )
 from foureyes.core.services import Actor, Services
 from foureyes.model import RequestState
-from foureyes.web.deps import ServicesDep
+from foureyes.web.deps import ServicesDep, app_services
 from foureyes.web.problems import IDEMPOTENT_REPLAYED
 from foureyes.workflow import operations
 from foureyes.workflow.idempotency import KEY_PATTERN, MAX_KEY
+from foureyes.workflow.submit import Submission
+
+# What FastAPI encodes a `dict[str, Any]` answer with; routes that build their Response
+# themselves use it, so that their bytes are what the declared model's would be.
+_VIEW: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 router = APIRouter(
     prefix="/v1/requests", tags=["requests"], responses=problem_responses(401, 422, 503)
@@ -107,20 +118,12 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
 
-@router.post(
-    "",
-    status_code=201,
-    summary="Ask for one action on one account",
-    responses=_submit_responses(),
-)
-def submit_request(
+async def submit_request(
     body: RequestBody,
     request: Request,
-    response: Response,
-    services: ServicesDep,
-    actor: ActorDep,
+    token: BearerDep,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+) -> Response:
     """Record the request and its decision and answer it (201). `pending` waits for reviews;
     what the policy allows at once is carried out at once (a read's `data` comes back here,
     once). A request the policy denies is recorded too and answered 403 with its `request_id`
@@ -136,24 +139,52 @@ def submit_request(
     submission = dataclasses.replace(
         body.submission(client_address(request)), idempotency_key=idempotency_key
     )
+    work = functools.partial(_submit, request, app_services(request), token, submission)
+    return await run_in_threadpool(work)
+
+
+# Registered as the decorator would, with the route class that keeps `ActorDep`'s answers.
+router.add_api_route(
+    "",
+    submit_request,
+    methods=["POST"],
+    status_code=201,
+    summary="Ask for one action on one account",
+    response_model=dict[str, Any],
+    responses=_submit_responses(),
+    route_class_override=TokenFirst,
+)
+
+
+def _submit(request: Request, services: Services, token: str, submission: Submission) -> Response:
+    """The caller (401 unless the token verifies), the submit, and its answer: one trip to
+    the thread pool (a dependency checking the token, the route, and FastAPI validating the
+    view it answered were three)."""
+    actor = actor_of(request, services, token)
     submitted, outcome = operations.submit_run_or_replay(services, actor, submission)
-    return _answer_submitted(services, actor, response, submitted, outcome)
+    return _submitted_response(services, actor, submitted, outcome)
 
 
-def _answer_submitted(
+def _submitted_response(
     services: Services,
     actor: Actor,
-    response: Response,
     submitted: operations.Submitted,
     outcome: operations.ExecutionOutcome | None,
-) -> dict[str, Any]:
-    """The view of a request a submit (or an undo) recorded or replayed, with `data` once."""
+) -> Response:
+    """The view of a request a submit (or an undo) recorded or replayed, with `data` once:
+    201, or 200 and `Idempotent-Replayed: true` for a replay. Encoded here, in the route's
+    thread, with what FastAPI encodes a `dict[str, Any]` answer with (the same bytes), and not
+    validated again after the route (in another trip to the thread pool)."""
     view = operations.show_submitted(services, actor, submitted)
     view["data"] = outcome.data if outcome is not None else None
+    response = Response(
+        _VIEW.dump_json(view),
+        status_code=200 if submitted.replayed else 201,
+        media_type="application/json",
+    )
     if submitted.replayed:
-        response.status_code = 200
         response.headers[IDEMPOTENT_REPLAYED] = "true"
-    return view
+    return response
 
 
 @router.get("", summary="Requests, newest first")
@@ -285,16 +316,16 @@ def cancel_request(
     "/{request_id}/undo",
     status_code=201,
     summary="Ask for the reverse of an executed request",
+    response_model=dict[str, Any],
     responses=_submit_responses(409),
 )
 def undo_request(
     request_id: RequestId,
     body: UndoBody,
-    response: Response,
     services: ServicesDep,
     actor: ActorDep,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+) -> Response:
     """A new request for the reverse action, linked to this one (`reverts`) and decided by the
     same policy; once it executes, this one becomes `reverted`. Answers the new request (201),
     or 403 with its `request_id` if the policy denies it. Values foureyes fills in to restore
@@ -313,7 +344,7 @@ def undo_request(
         body.params,
         idempotency_key=idempotency_key,
     )
-    return _answer_submitted(services, actor, response, submitted, outcome)
+    return _submitted_response(services, actor, submitted, outcome)
 
 
 @router.post(
