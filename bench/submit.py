@@ -119,10 +119,14 @@ def main() -> int:
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/foureyes.db"
-            rows.append(("SQLite", measure(url, args.submits, args.warmup, args.profile, args.threads)))
+            rows.append(
+                ("SQLite", measure(url, args.submits, args.warmup, args.profile, args.threads))
+            )
     if not args.no_pg:
         with pg_database(args.pg_url) as url:
-            rows.append(("PostgreSQL", measure(url, args.submits, args.warmup, args.profile, args.threads)))
+            rows.append(
+                ("PostgreSQL", measure(url, args.submits, args.warmup, args.profile, args.threads))
+            )
     for name, got in rows:
         print(
             f"| {name} | {got['statements']:.1f} | {got['transactions']:.1f} | "
