@@ -42,9 +42,7 @@ def test_no_token_is_401_whatever_the_input(
 def test_a_verified_token_with_bad_input_is_422(
     api: Api, body: dict[str, Any] | None, headers: dict[str, str]
 ) -> None:
-    response = api.client.post(
-        "/v1/requests", json=body, headers={**api.auth("e-2001"), **headers}
-    )
+    response = api.client.post("/v1/requests", json=body, headers={**api.auth("e-2001"), **headers})
     assert_problem(response, 422, "bad-input")
     assert api.client.get("/v1/requests", headers=api.auth("e-2001")).json()["items"] == []
 
