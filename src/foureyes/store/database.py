@@ -113,7 +113,10 @@ class Database:
         isolation = {} if self.dialect == "sqlite" else {"isolation_level": "REPEATABLE READ"}
         reader = self.engine.execution_options(**{_READ_ONLY: True}, **isolation)
         self._reads = sessionmaker(reader, expire_on_commit=False)
-        self._together = Together(self.transaction)
+        # Group commit on SQLite only (`together`).
+        self._together: Together | None = (
+            Together(self.transaction) if self.dialect == "sqlite" else None
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -132,10 +135,19 @@ class Database:
             yield session
 
     def together(self, unit: Callable[[Session], T]) -> T:
-        """`unit(session)` in a write transaction that concurrent callers' units may share,
-        committed once for all (group commit: `foureyes.store.together`); its answer or what
-        it raised. `unit` must be re-runnable: a shared transaction that fails before its
-        COMMIT runs each of its units again alone."""
+        """`unit(session)` in a write transaction; its answer or what it raised. On SQLite,
+        concurrent callers' units may share the transaction, committed once for all (group
+        commit: `foureyes.store.together`), so `unit` must be re-runnable: a shared
+        transaction that fails before its COMMIT runs each of its units again alone.
+
+        On PostgreSQL each unit has its own transaction, at once: in a group, the first
+        unit's append takes the log's head lock and the later units then lock rows, the
+        reverse of a lone transaction's order (its rows, then the head), and the groups of
+        two serving processes deadlocked (an attack found it). PostgreSQL's group commit
+        waits for a group whose events are all appended at its end."""
+        if self._together is None:
+            with self.transaction() as session:
+                return unit(session)
         return self._together.run(unit)
 
     @contextmanager

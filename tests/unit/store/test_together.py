@@ -161,3 +161,28 @@ def test_each_unit_runs_in_its_callers_context(db: Database) -> None:
 
     answers = grouped(db, {"a": whose, "b": whose, "c": whose})
     assert answers == {"a": "a", "b": "b", "c": "c"}
+
+
+@pytest.mark.pg_only
+def test_on_postgresql_each_unit_runs_at_once_in_its_own_transaction(database: Database) -> None:
+    # A group there would take the log's head lock before its later units' row locks, the
+    # reverse of a lone transaction's order: two serving processes deadlocked.
+    release, started = threading.Event(), threading.Event()
+    answers: dict[str, int] = {}
+
+    def transaction_id(session: Session) -> int:
+        return int(session.execute(text("SELECT txid_current()")).scalar_one())
+
+    def held(session: Session) -> int:
+        started.set()
+        release.wait(timeout=60)
+        return transaction_id(session)
+
+    first = threading.Thread(target=lambda: answers.update(held=database.together(held)))
+    first.start()
+    assert started.wait(timeout=60)
+    answers["second"] = database.together(transaction_id)  # not held back by the first
+    assert "held" not in answers
+    release.set()
+    first.join(timeout=60)
+    assert answers["held"] != answers["second"]
