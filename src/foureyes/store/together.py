@@ -15,8 +15,10 @@ it would have without grouping; so a unit must be re-runnable (it decides from w
 not from what an earlier run of it left in memory) and a failing one costs only time. A
 COMMIT whose answer is lost (OutcomeUnknown) is every unit's answer: none runs again.
 
-Each unit runs in its caller's context (`contextvars`), and its caller waits until its
-answer is known. A caller that finds nobody leading runs its own unit at once: grouping adds
+A unit alone runs in its caller's context (`contextvars`); units sharing a transaction run
+in one context with it, so that what waits for the transaction's end (a tampered record's
+alert: `core.sealing.when_idle`) runs once it has ended. A caller waits until its answer is
+known. A caller that finds nobody leading runs its own unit at once: grouping adds
 no wait to a lone request.
 """
 
@@ -49,9 +51,6 @@ class _Job(Generic[T]):
     done: bool = False
     value: Any = None
     error: BaseException | None = None
-
-    def run(self, session: Session) -> T:
-        return self.context.run(self.unit, session)
 
     def settle(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value, self.error, self.done = value, error, True
@@ -102,27 +101,47 @@ class Together:
         return job.value  # type: ignore[no-any-return]
 
     def _run(self, batch: list[_Job[Any]]) -> None:
-        if len(batch) > 1:
-            values: list[Any] = []
-            try:
-                with self._transaction() as session:
-                    for job in batch:
-                        values.append(job.run(session))
-            except OutcomeUnknown as lost:
-                for job in batch:  # it may have committed: nothing runs again
-                    job.settle(error=lost)
-                return
-            except Exception as exc:  # one unit, or the database: each runs alone below
-                log.debug("a shared transaction failed (%s): its units run alone", exc)
-            else:
-                for job, value in zip(batch, values, strict=True):
-                    job.settle(value)
-                return
+        # A transaction and the units in it run in one context from its BEGIN to its end:
+        # what waits for a thread's transactions to end (`core.sealing.when_idle`: a
+        # tampered record's alert) is kept in context variables. A unit alone runs in its
+        # caller's context; a shared transaction in a fresh copy of the leader's.
+        if len(batch) > 1 and contextvars.copy_context().run(self._shared, batch):
+            return
         for job in batch:
             try:
-                with self._transaction() as session:
-                    value = job.run(session)
+                value = job.context.run(self._alone, job)
             except Exception as exc:  # the unit's own answer, raised to its caller
                 job.settle(error=exc)
             else:
                 job.settle(value)
+
+    def _alone(self, job: _Job[T]) -> T:
+        with self._transaction() as session:
+            return job.unit(session)
+
+    def _shared(self, batch: list[_Job[Any]]) -> bool:
+        """Run `batch` in one transaction: True once each unit is settled with its answer (or
+        all with a lost COMMIT's OutcomeUnknown), False if a unit raised or the database
+        failed before the COMMIT (nothing was kept: each must run again alone)."""
+        values: list[Any] = []
+        unit_failed = False
+        try:
+            with self._transaction() as session:
+                for job in batch:
+                    try:
+                        values.append(job.unit(session))
+                    except Exception:
+                        unit_failed = True
+                        raise
+        except OutcomeUnknown as lost:
+            if unit_failed:  # raised by a unit, not the COMMIT: it was rolled back
+                return False
+            for job in batch:  # it may have committed: nothing runs again
+                job.settle(error=lost)
+            return True
+        except Exception as exc:  # one unit, or the database: each runs alone
+            log.debug("a shared transaction failed (%s): its units run alone", exc)
+            return False
+        for job, value in zip(batch, values, strict=True):
+            job.settle(value)
+        return True

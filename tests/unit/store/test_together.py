@@ -17,7 +17,9 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from foureyes.core import sealing
 from foureyes.errors import Conflict, OutcomeUnknown
+from foureyes.store import database as database_module
 from foureyes.store.database import Database
 
 _caller: ContextVar[str] = ContextVar("test_together_caller", default="nobody")
@@ -155,12 +157,52 @@ def test_a_lost_commit_is_every_units_answer_and_none_runs_again(db: Database) -
     assert sorted(runs) == ["a", "b", "c"]  # b and c once each: nothing ran again
 
 
-def test_each_unit_runs_in_its_callers_context(db: Database) -> None:
+def test_an_outcome_unknown_a_unit_raises_is_its_own_and_the_others_still_commit(
+    db: Database,
+) -> None:
+    def unsure(session: Session) -> int:
+        writing("b")(session)
+        raise OutcomeUnknown("b cannot tell")
+
+    answers = grouped(db, {"a": writing("a"), "b": unsure, "c": writing("c")})
+    assert isinstance(answers["b"], OutcomeUnknown)
+    assert str(answers["b"]) == "b cannot tell"
+    assert answers["c"] in {1, 2}
+    assert names(db) == ["a", "c"]  # b's write was rolled back; c ran again alone
+
+
+def test_a_lone_unit_runs_in_its_callers_context(db: Database) -> None:
     def whose(session: Session) -> str:
         return _caller.get()
 
-    answers = grouped(db, {"a": whose, "b": whose, "c": whose})
-    assert answers == {"a": "a", "b": "b", "c": "c"}
+    _caller.set("the caller")
+    assert db.together(whose) == "the caller"
+
+
+def test_what_waits_for_a_transactions_end_runs_once_the_shared_one_committed(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tampered record's alert waits for the thread's transactions to end
+    # (`sealing.when_idle`): from any unit of a group, it runs once, after the COMMIT, never
+    # inside the shared transaction (a write there would wait for the group's own lock).
+    sealing._listen()
+    monkeypatch.setattr(database_module, "WRITER_WAIT_SECONDS", 2.0)
+    after: list[tuple[str, list[str]]] = []
+
+    def waiting(name: str) -> Callable[[Session], int]:
+        inner = writing(name)
+
+        def unit(session: Session) -> int:
+            answer = inner(session)
+            sealing.when_idle(lambda: after.append((name, names(db))))
+            return answer
+
+        return unit
+
+    grouped(db, {name: waiting(name) for name in "abcd"})
+    assert sorted(name for name, _ in after) == ["a", "b", "c", "d"]
+    for name, seen in after:
+        assert name in seen  # its own write committed before it ran
 
 
 @pytest.mark.pg_only
