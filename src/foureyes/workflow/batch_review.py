@@ -38,16 +38,23 @@ from foureyes.workflow import (
     batch_recheck,
     batch_views,
 )
+from foureyes.workflow.review import check_comment
 
 MAX_COMMENT = 2000
 
 
 @dataclass(frozen=True)
 class BatchReviewInput:
+    """A batch review as given: refused at once (BadInput) if its comment is unfit
+    (`review.check_comment`)."""
+
     decision: ReviewDecision
     digest: str
     comment: str = ""
     step_up: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_comment(self.comment)
 
 
 def review_batch(services: Services, actor: Actor, batch_id: str, given: BatchReviewInput) -> str:

@@ -22,6 +22,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
+from foureyes.text import overloaded, unseen
 from foureyes.workflow import expiry, holds, integrity, routing, tickets
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows
@@ -31,12 +32,26 @@ from foureyes.workflow.subject import redecide
 MAX_COMMENT = 2000
 
 
+def check_comment(comment: str) -> None:
+    """BadInput for a review's comment holding line breaks, control or invisible characters
+    (bidi overrides, zero-width ones, a NUL) or stacked combining marks: refused as a
+    justification is, since other people read it in the console, the CLI and the log (a line
+    break could forge a line of a timeline; PostgreSQL cannot store a NUL)."""
+    if any(unseen(char) for char in comment) or overloaded(comment):
+        raise BadInput("the comment holds line breaks, control or invisible characters")
+
+
 @dataclass(frozen=True)
 class ReviewInput:
+    """A review as given: refused at once (BadInput) if its comment is unfit (`check_comment`)."""
+
     decision: ReviewDecision
     digest: str
     comment: str = ""
     step_up: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_comment(self.comment)
 
 
 @dataclass(frozen=True)
