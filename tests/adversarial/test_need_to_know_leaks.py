@@ -384,6 +384,10 @@ def test_typed_undo_params_are_redacted_whether_or_not_they_guess_right(api: Api
         assert response.status_code == 201, response.text
         assert guess not in response.text
         shown.append(response.json()["params"]["email"])
+        # One open undo per request (attack F3): withdrawn before the next guess.
+        undo_id = response.json()["id"]
+        withdrawn = api.post("e-3002", f"/v1/requests/{undo_id}/cancel", {"reason": "CASE-8"})
+        assert withdrawn.status_code == 200, withdrawn.text
     right, wrong = shown[1], shown[0]
     assert "***" in right
     assert "***" in wrong  # both redacted: the answer's shape says nothing about the guess

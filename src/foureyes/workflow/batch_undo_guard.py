@@ -336,20 +336,29 @@ def in_flight(
 
 
 def unless_superseded(
-    services: Services, session: Session, request: RequestRow, write: Callable[[], R]
+    services: Services,
+    session: Session,
+    request: RequestRow,
+    write: Callable[[], R],
+    judge: Judge | None = None,
 ) -> R:
     """`write()` (a platform kept in foureyes' database changing the account in `session`,
     which locks its row) for the request; for a split-out undo (`reverts_item_id`), in a
     savepoint, after which the item is judged again (`superseded`), now under that lock: a
     change that committed after `split_undo_problem` read the log and before the lock is
     found, the savepoint rolled back (the platform unchanged) and ConnectorError raised
-    saying why (attack F0). The caller settles it as the failed attempt it is."""
-    if request.reverts_item_id is None:
+    saying why (attack F0). The caller settles it as the failed attempt it is. `judge`: the
+    same for an undo of a request (`undo_once.judge`), judged by it instead."""
+    if request.reverts_item_id is None and judge is None:
         return write()
     savepoint = session.begin_nested()
     try:
         result = write()
-        held = superseded(services, session, request.reverts_item_id, None)
+        if request.reverts_item_id is not None:
+            held = superseded(services, session, request.reverts_item_id, None)
+        else:
+            assert judge is not None
+            held = judge()
     except BaseException:
         savepoint.rollback()
         raise
@@ -357,7 +366,7 @@ def unless_superseded(
         savepoint.commit()
         return result
     savepoint.rollback()
-    if held.tampered:
+    if held.tampered and request.reverts_item_id is not None:
         batch_id = session.scalar(
             select(BatchItemRow.batch_id).where(BatchItemRow.id == request.reverts_item_id)
         )
@@ -380,6 +389,10 @@ class Held:
 
     why: str
     tampered: bool = False
+
+
+Judge = Callable[[], Held | None]
+"""Why an undo may not go ahead, asked under the account's lock (None: it may)."""
 
 
 def superseded(

@@ -47,7 +47,7 @@ from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import ExecutionRow, RequestRow, ReviewRow
 from foureyes.workflow import batch_undo_guard as undo_guard
-from foureyes.workflow import expiry, holds, integrity, lease, tickets
+from foureyes.workflow import expiry, holds, integrity, lease, tickets, undo_once
 from foureyes.workflow.access import visible_request
 from foureyes.workflow.approvals import engine_reviews, not_counted, review_rows
 from foureyes.workflow.subject import redecide
@@ -171,6 +171,7 @@ def execute(
             problem
             or rechecked.problem
             or undo_guard.split_undo_problem(services, session, row, now)
+            or undo_once.problem(services, session, row)
         )
         if problem is not None:
             move(
@@ -530,13 +531,15 @@ def carry_out_at_once(
     cannot differ from what this transaction wrote since. `first`: the request was recorded
     in this very transaction (the submit's), so this is attempt 1 (not looked up). A
     split-out batch undo is never carried out here (`execute` re-checks the item it
-    reverses)."""
+    reverses), nor an undo of a request `undo_once.problem` holds (`execute` cancels it)."""
     connector = services.connector(row.account_ref.partition(":")[0])
     local = _local_execution(services, connector, row.account_ref)
     if local is None or row.state != RequestState.APPROVED.value:
         return None
     if row.reverts_item_id is not None:
         return None  # a split-out batch undo: `execute` re-checks the item it reverses
+    if undo_once.problem(services, session, row) is not None:
+        return None  # an undo of a request undone already or superseded: `execute` cancels it
     if connector.action(row.action).for_requester_only and row.requester_id != actor.id:
         return None
     if account is None:
@@ -620,8 +623,13 @@ def _carry_out_here(
     or not at all, so there is no lease to hold and nothing to reconcile."""
     try:
         # A split-out batch undo is judged again under the account's lock (attack F0).
+        # So is an undo of a request (attack F3).
         result = undo_guard.unless_superseded(
-            services, session, claimed[0], lambda: local(session, order)
+            services,
+            session,
+            claimed[0],
+            lambda: local(session, order),
+            undo_once.judge(services, session, claimed[0]),
         )
     except ConnectorError as exc:
         return _settle_failure(services, session, claimed, now, exc)

@@ -28,12 +28,12 @@ from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision
 from foureyes.store.tables import RequestRow
 from foureyes.workflow import (
-    batch_undo_guard,
     decide,
     denials,
     idempotency,
     quota,
     routing,
+    undo_once,
     views,
 )
 from foureyes.workflow import tickets as ticket_checks
@@ -463,9 +463,11 @@ def _decide_and_record(
             )
         else:
             tickets_checked()
-            if submission.reverts_item is not None:
-                # Racing undos of the item wait here, on its batch's lock.
-                batch_undo_guard.check_split_recordable(session, submission.reverts_item)
+            # An undo: racing undos of the request (its row's lock) or of the batch item
+            # (its batch's lock) wait here, and one of them is recorded (attack F3).
+            undo_once.check_recordable(
+                services, session, actor, submission.reverts, submission.reverts_item
+            )
             # One pending request per account (the policy's option): the account's lock,
             # and in `refuse` mode a Conflict while another one is pending.
             routing.guard_one_pending(

@@ -1,0 +1,152 @@
+"""A request is undone once, and an undo never reverses a later change (attack F3): the guards
+of a single request's undo (`undo.undo_or_replay`, a request with `reverts_id`), kept apart
+from `undo` because `submit` calls them and `undo` imports `submit`.
+
+- Recording (`check_recordable`, in the undo's submit transaction, the original's row locked:
+  racing undos of one request are decided one after the other): the original must still be
+  `executed`, and no other undo of it may be open (pending, approved, scheduled, executing).
+  The open undo is named only to a caller who may see it (`access.may_see`).
+- Execution (`problem`, before the claim; `held`, again under the account's lock on a platform
+  kept in foureyes' database: `batch_undo_guard.unless_superseded`): the original must still
+  be `executed`, and no change on its account (a non-read execution, read from the log by seq:
+  `batch_undo_guard.Later`) may have committed after the original's execution.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foureyes.core.events import lock_request
+from foureyes.core.services import Actor, Services
+from foureyes.errors import Conflict
+from foureyes.model import RequestState
+from foureyes.store.tables import EventRow, RequestRow
+from foureyes.store.tree import in_tree
+from foureyes.workflow import access, batch_undo_guard
+from foureyes.workflow.batch_undo_guard import (
+    OPEN_REQUEST,
+    REQUEST_ENDS,
+    Held,
+    Judge,
+    Later,
+    in_flight,
+)
+
+OPEN_UNDO = (
+    "another undo of request {original} is not yet ended: it must end (be declined, "
+    "cancelled or carried out) before the request can be undone again"
+)
+
+
+def check_recordable(
+    services: Services,
+    session: Session,
+    actor: Actor,
+    original_id: str | None,
+    item_id: str | None = None,
+) -> None:
+    """In an undo's submit transaction (re-runnable: it only reads and locks); nothing for a
+    request that undoes nothing. An undo of a request (`original_id`): lock the original and
+    refuse (Conflict) when it is no longer `executed` or another undo of it is open; that undo
+    is named only if `actor` may see it. An undo item split out of a batch undo (`item_id`):
+    `batch_undo_guard.check_split_recordable`."""
+    if item_id is not None:
+        batch_undo_guard.check_split_recordable(session, item_id)
+    if original_id is None:
+        return
+    original = lock_request(session, original_id)
+    if original.state != RequestState.EXECUTED.value:
+        raise Conflict(
+            f"only an executed request can be undone; this one is {original.state}",
+            request_id=original_id,
+        )
+    other = session.scalar(
+        select(RequestRow)
+        .where(RequestRow.reverts_id == original_id, RequestRow.state.in_(OPEN_REQUEST))
+        .order_by(RequestRow.id)
+        .limit(1)
+    )
+    if other is None:
+        return
+    if access.may_see(services, session, other, actor):
+        raise Conflict(
+            f"request {other.id} already undoes request {original_id} and is not yet ended: "
+            "decline or cancel it first",
+            request_id=other.id,
+        )
+    raise Conflict(OPEN_UNDO.format(original=original_id), request_id=original_id)
+
+
+def problem(services: Services, session: Session, request: RequestRow) -> str | None:
+    """Why the undo `request` (with `reverts_id`) may not be carried out now (None: it may, or
+    it undoes no request), under its lock, before its claim: `held`, and on any platform no
+    other execution on the account in flight (`batch_undo_guard.in_flight`)."""
+    if request.reverts_id is None:
+        return None
+    found = held(services, session, request)
+    if found is None:
+        found = in_flight(services, session, request.account_ref, request=request.id)
+    return None if found is None else f"not undone: {found.why}"
+
+
+def judge(services: Services, session: Session, request: RequestRow) -> Judge | None:
+    """`held` for the undo `request`, to call under the account's lock once its write was made
+    (`batch_undo_guard.unless_superseded`); None when it undoes no request."""
+    if request.reverts_id is None:
+        return None
+    return lambda: held(services, session, request)
+
+
+def held(services: Services, session: Session, request: RequestRow) -> Held | None:
+    """Held when the request the undo reverts (locked here) is no longer `executed`, or a
+    change on its account was carried out after its execution (the log's order: `Later`);
+    None: the undo may go ahead. Fails closed when the original's execution is not in the log
+    exactly once."""
+    assert request.reverts_id is not None
+    original = lock_request(session, request.reverts_id)  # read afresh (populate_existing)
+    if original.state != RequestState.EXECUTED.value:
+        return Held(
+            f"the request it undoes ({original.id}) is {original.state}, not executed: "
+            "it was undone already"
+        )
+    seq = _executed_at(session, original)
+    if seq is None:
+        return Held(
+            f"foureyes cannot find the execution of the request it undoes ({original.id}) "
+            "in the audit log exactly once"
+        )
+    found = Later(services, session).held(original.account_ref, seq)
+    if found is None:
+        return None
+    # `Later` speaks of an item; here the undo reverses a request.
+    return Held(found.why.replace("the item it undoes", "the request it undoes"), found.tampered)
+
+
+def _executed_at(session: Session, original: RequestRow) -> int | None:
+    """The seq of the one event that says the original ended `executed` (its execution, or
+    its reconciliation), judged by the body the tree covers; None when not exactly one."""
+    found: list[int] = []
+    for seq, raw in session.execute(
+        select(EventRow.seq, EventRow.body)
+        .where(
+            EventRow.request_id == original.id,
+            EventRow.kind.in_(REQUEST_ENDS),
+            in_tree(),
+        )
+        .order_by(EventRow.seq)
+    ):
+        try:
+            body = json.loads(bytes(raw))
+        except ValueError:
+            return None
+        if (
+            isinstance(body, dict)
+            and body.get("kind") in REQUEST_ENDS
+            and body.get("request") == original.id
+            and body.get("to") == RequestState.EXECUTED.value
+        ):
+            found.append(int(seq))
+    return found[0] if len(found) == 1 else None
