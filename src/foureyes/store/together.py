@@ -70,11 +70,17 @@ class Together:
         self._changed = threading.Condition(threading.Lock())
         self._waiting: list[_Job[Any]] = []
         self._leading = False
+        self._leader: int | None = None  # the leading thread's id
 
     def run(self, unit: Callable[[Session], T]) -> T:
         """`unit(session)` in a write transaction, possibly shared with other callers' units
         (one COMMIT): its answer, or what it raised. The transaction's own failures are
         raised as `Database.transaction` raises them."""
+        if self._leader == threading.get_ident():
+            # Asked from inside a unit this thread runs for a group: waiting for the group
+            # would wait for itself. Its own transaction, as a nested write always had.
+            with self._transaction() as session:
+                return unit(session)
         job: _Job[T] = _Job(unit)
         with self._changed:
             self._waiting.append(job)
@@ -84,7 +90,7 @@ class Together:
                     self._changed.wait()
                 if job.done:
                     break
-                self._leading = True
+                self._leading, self._leader = True, threading.get_ident()
                 batch = self._waiting[: self._most]
                 del self._waiting[: self._most]
             try:
@@ -94,7 +100,7 @@ class Together:
                     for left in batch:
                         if not left.done:  # the leader itself was interrupted
                             left.settle(error=Unavailable("the write was interrupted: try again"))
-                    self._leading = False
+                    self._leading, self._leader = False, None
                     self._changed.notify_all()
         if job.error is not None:
             raise job.error

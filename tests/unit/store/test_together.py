@@ -228,3 +228,13 @@ def test_on_postgresql_each_unit_runs_at_once_in_its_own_transaction(database: D
     release.set()
     first.join(timeout=60)
     assert answers["held"] != answers["second"]
+
+
+def test_a_unit_asking_for_another_write_does_not_wait_for_itself(db: Database) -> None:
+    def nested(session: Session) -> int:
+        writing("outer")(session)
+        session.commit()  # SQLite: the nested write needs the file's lock free
+        return db.together(writing("inner"))
+
+    assert db.together(nested) == 1
+    assert names(db) == ["inner", "outer"]
