@@ -7,7 +7,7 @@ file and on a fresh PostgreSQL database (created for the run and dropped after i
 per submit: statements sent, transactions (BEGINs), and CPU ms of this process (the database
 server's own CPU not counted), after a warm-up. With `--profile` it prints cProfile's top
 functions by cumulative time. With `--threads N`, N submits at a time from N threads (as a
-server's threads make them): transactions/submit then shows how many COMMITs group commit
+server's threads make them): transactions/submit then shows how many COMMITs group commit (SQLite)
 shared (`foureyes.store.together`), and wall ms is per submit of the whole run.
 
     uv run --locked python bench/submit.py --submits 300
