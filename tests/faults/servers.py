@@ -42,6 +42,9 @@ SERVING = re.compile(r"foureyes is serving at (http://\S+)")
 # machine: a loaded 2-core CI machine took over 90 s to start a server. This bound only keeps a
 # hung test from hanging CI; nothing alive and progressing reaches it.
 HANG_GUARD = 900.0
+# The log's append as a fault point: its events' INSERT, which on PostgreSQL moves the head in
+# the same statement (`WITH moved AS (UPDATE audit_head …) INSERT INTO audit_events …`).
+AUDIT_APPEND = r"^(?:WITH moved AS \(.*?\) )?INSERT INTO audit_events\b"
 
 T = TypeVar("T")
 

@@ -30,6 +30,7 @@ from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.core.services import Services
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow
 from tests.faults.servers import (
+    AUDIT_APPEND,
     Server,
     call,
     child_env,
@@ -61,9 +62,7 @@ POINTS = {
     "platform-write": Point(
         "in the platform's write", r"^INSERT INTO chirp_applied\b", "after", True, 3
     ),
-    "after-platform": Point(
-        "recording an applied item", r"^INSERT INTO audit_events\b", "after", True, 3
-    ),
+    "after-platform": Point("recording an applied item", AUDIT_APPEND, "after", True, 3),
 }
 BACKENDS = [("pg", name) for name in POINTS] + [("sqlite", "chunk-commit")]
 

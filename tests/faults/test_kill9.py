@@ -32,6 +32,7 @@ from foureyes.connectors.demo_tables import ChirpAppliedRow
 from foureyes.core.services import Services
 from foureyes.workflow import operations
 from tests.faults.servers import (
+    AUDIT_APPEND,
     Server,
     call,
     services_of,
@@ -66,7 +67,7 @@ KILL_POINTS = [
     ),
     KillPoint(
         "mid audit append",
-        r"^INSERT INTO audit_events\b",
+        AUDIT_APPEND,
         "after",
         "account.suspend",
         "chirp:chirp",
