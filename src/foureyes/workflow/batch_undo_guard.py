@@ -340,25 +340,22 @@ def unless_superseded(
     session: Session,
     request: RequestRow,
     write: Callable[[], R],
-    judge: Judge | None = None,
+    judge: Judge | None,
 ) -> R:
     """`write()` (a platform kept in foureyes' database changing the account in `session`,
     which locks its row) for the request; for a split-out undo (`reverts_item_id`), in a
     savepoint, after which the item is judged again (`superseded`), now under that lock: a
     change that committed after `split_undo_problem` read the log and before the lock is
     found, the savepoint rolled back (the platform unchanged) and ConnectorError raised
-    saying why (attack F0). The caller settles it as the failed attempt it is. `judge`: the
-    same for an undo of a request (`undo_once.judge`), judged by it instead."""
-    if request.reverts_item_id is None and judge is None:
+    saying why (attack F0). The caller settles it as the failed attempt it is. `judge` is
+    what judges the undo under the lock (`split_judge`, `undo_once.judge`); None: not an
+    undo, `write()` alone."""
+    if judge is None:
         return write()
     savepoint = session.begin_nested()
     try:
         result = write()
-        if request.reverts_item_id is not None:
-            held = superseded(services, session, request.reverts_item_id, None)
-        else:
-            assert judge is not None
-            held = judge()
+        held = judge()
     except BaseException:
         savepoint.rollback()
         raise
@@ -393,6 +390,15 @@ class Held:
 
 Judge = Callable[[], Held | None]
 """Why an undo may not go ahead, asked under the account's lock (None: it may)."""
+
+
+def split_judge(services: Services, session: Session, request: RequestRow) -> Judge | None:
+    """`superseded` for the split-out undo `request`, to ask under the account's lock
+    (`unless_superseded`); None when it undoes no batch item."""
+    item_id = request.reverts_item_id
+    if item_id is None:
+        return None
+    return lambda: superseded(services, session, item_id, None)
 
 
 def superseded(

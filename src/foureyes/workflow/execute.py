@@ -629,7 +629,8 @@ def _carry_out_here(
             session,
             claimed[0],
             lambda: local(session, order),
-            undo_once.judge(services, session, claimed[0]),
+            undo_guard.split_judge(services, session, claimed[0])
+            or undo_once.judge(services, session, claimed[0]),
         )
     except ConnectorError as exc:
         return _settle_failure(services, session, claimed, now, exc)
