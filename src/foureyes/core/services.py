@@ -172,7 +172,10 @@ class Services:
         return page_memo.recall("policy", None, lambda: self._policy_in_force(session))
 
     def _policy_in_force(self, session: Session) -> tuple[int, Policy]:
-        version = session.connection().scalar(_POLICY_IN_FORCE)
+        return self._compiled_in_force(session, session.connection().scalar(_POLICY_IN_FORCE))
+
+    def _compiled_in_force(self, session: Session, version: int | None) -> tuple[int, Policy]:
+        """The policy of `version`, the highest the store holds (None: none), compiled."""
         if version is None:
             raise Unavailable("no policy is loaded: run `foureyes init` first")
         self.refuse_rollback(session, version)
@@ -322,12 +325,29 @@ class Services:
             if not page_memo.known("pins-row", row.account_ref):
                 page_memo.remember("pins-row", row.account_ref, row)
 
+    def pins_and_policy(
+        self, session: Session, account_ref: str
+    ) -> tuple[frozenset[str], int, Policy]:
+        """`pins(account_ref)` and `policy_in_force()` (its version and itself), read in one
+        statement: what a decision on an account reads (a submit twice: its first look and its
+        transaction). Inside a page each is answered as `pins` and `policy_in_force` answer."""
+        if page_memo.active():
+            return (self.pins(session, account_ref), *self.policy_in_force(session))
+        found = session.connection().execute(_PINS_AND_POLICY, {"account_ref": account_ref})
+        row = found.one()
+        pins = self._checked_pins(account_ref, row)
+        return (pins, *self._compiled_in_force(session, row.policy_version))
+
     def _pins(self, session: Session, account_ref: str) -> frozenset[str]:
         found = page_memo.recall(
             "pins-row",
             account_ref,
             lambda: session.connection().execute(seals.PINS, {"account_ref": account_ref}).one(),
         )
+        return self._checked_pins(account_ref, found)
+
+    def _checked_pins(self, account_ref: str, found: Any) -> frozenset[str]:
+        """The pins of `found` (a row of `seals.PINS`' columns), checked against their seal."""
         pins = frozenset(found.pins or ())
         self.checked(
             seals.ref(seals.PINS_KIND, account_ref),
@@ -422,6 +442,9 @@ class Services:
 
 # The queries of every decision, built once (building one costs more than running it).
 _POLICY_IN_FORCE = select(func.max(PolicyVersionRow.version))
+_PINS_AND_POLICY = seals.PINS.add_columns(
+    _POLICY_IN_FORCE.scalar_subquery().label("policy_version")
+)
 POLICY_UPDATE = "foureyes.policy.update"
 POLICY_ACCOUNT = "foureyes:policy"
 # Where the log says which policy each version is: `foureyes init`'s `policy.installed` event,

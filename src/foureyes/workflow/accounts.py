@@ -98,8 +98,7 @@ def account_view(services: Services, ref: str) -> dict[str, Any]:
         version, policy = page_memo.peek("policy", None)
     else:
         with services.database.read() as session:
-            pins = services.pins(session, account.ref)
-            version, policy = services.policy_in_force(session)
+            pins, version, policy = services.pins_and_policy(session, account.ref)
     subject = dict(account.attributes)
     subject.update(
         id=account.id,

@@ -47,8 +47,8 @@ def redecide(
             (row.id, break_glass),
             lambda: _redecide(services, session, row, now, break_glass, None),
         )
-    _, policy = services.policy_in_force(session)
-    pins = account.pins | services.pins(session, row.account_ref)
+    pinned, _, policy = services.pins_and_policy(session, row.account_ref)
+    pins = account.pins | pinned
     fresh = Account(account.platform, account.id, account.attributes, pins)
     return _redecide(services, session, row, now, break_glass, (policy, fresh))
 

@@ -120,8 +120,7 @@ def dry_run(
     with services.database.read() as session:
         caller = actor() if callable(actor) else actor
         decide.check_target(services, submission.action, ref)
-        pins = services.pins(session, ref)
-        _, policy = services.policy_in_force(session)
+        pins, _, policy = services.pins_and_policy(session, ref)
         now = services.clock()
         if services.stored_here(ref):
             account = services.resolve_account(ref)
@@ -329,8 +328,7 @@ _Looked = tuple[frozenset[str], int, Policy, datetime]
 def _look(services: Services, session: Session, ref: str) -> _Looked:
     """What the first look decides on: the account's pins, the policy in force (its version
     and itself) and the time, read in `session`."""
-    pins = services.pins(session, ref)
-    version, policy = services.policy_in_force(session)
+    pins, version, policy = services.pins_and_policy(session, ref)
     return pins, version, policy, services.clock()
 
 
@@ -412,8 +410,8 @@ def _decide_and_record(
         appended: list[Event] = []
         refusing.clear()
         now = services.clock()
-        pinned = with_pins(account, services.pins(session, submission.account))
-        version, policy = services.policy_in_force(session)
+        pins, version, policy = services.pins_and_policy(session, submission.account)
+        pinned = with_pins(account, pins)
 
         def payload_checked() -> None:
             if not how[0]:

@@ -36,8 +36,7 @@ def undo_offered(services: Services, actor: Actor, request_id: str) -> bool:
             return False
         if reverse is None:
             return False
-        pins = services.pins(session, ref)
-        _, policy = services.policy_in_force(session)
+        pins, _, policy = services.pins_and_policy(session, ref)
         now = services.clock()
     try:
         account: Account = services.resolve_account(ref)
