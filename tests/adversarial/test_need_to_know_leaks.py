@@ -372,25 +372,55 @@ def test_an_undo_of_an_undo_redacts_the_address_it_brings_back_too(api: Api) -> 
     assert again.json()["reverts"] == undo_id
 
 
-def test_typed_undo_params_are_redacted_whether_or_not_they_guess_right(api: Api) -> None:
+def test_typed_undo_params_are_refused_whether_or_not_they_guess_right(api: Api) -> None:
     """The attack run's online oracle: a value typed as an undo's param was shown redacted
     only when it equalled the address the undo would restore, so typing a guess told whether
-    it was right. Now a typed value under a restoring name is shown redacted either way."""
+    it was right. A value typed under a name foureyes recorded is now refused, right or wrong,
+    with the same answer: nothing to tell the guesses apart, and nothing recorded."""
     original, old = _change_president_email(api)
-    shown = []
+    answers = []
     for guess in ("president.office@mail.example", old):
         body = {"justification": "CASE-8", "params": {"email": guess}}
         response = api.post("e-3002", f"/v1/requests/{original}/undo", body)
-        assert response.status_code == 201, response.text
+        assert response.status_code == 422, response.text
         assert guess not in response.text
-        shown.append(response.json()["params"]["email"])
-        # One open undo per request (attack F3): withdrawn before the next guess.
-        undo_id = response.json()["id"]
-        withdrawn = api.post("e-3002", f"/v1/requests/{undo_id}/cancel", {"reason": "CASE-8"})
-        assert withdrawn.status_code == 200, withdrawn.text
-    right, wrong = shown[1], shown[0]
-    assert "***" in right
-    assert "***" in wrong  # both redacted: the answer's shape says nothing about the guess
+        answers.append(response.json())
+    assert answers[0] == answers[1]
+    assert api.get("e-3002", f"/v1/requests/{original}").json()["state"] == "executed"
+
+
+def test_an_undo_cannot_carry_an_address_its_approvers_cannot_see(api: Api) -> None:
+    """Attack F5 (session 14): the insider who may see an executed email change "undoes" it
+    with their own address typed in; approvers were shown it redacted exactly like the
+    recorded one (`p***@mail.example`), and three of them approved, with step-up, a takeover
+    they could not see. Every way to type it is refused and nothing reaches the platform; the
+    same change asked for as its own request shows the address in the clear."""
+    original, old = _change_president_email(api)
+    takeover = "p.takeover@mail.example"
+    for staff_id in ("e-3002", "e-3003", "e-9001"):  # its requester, a reviewer, oversight
+        for params in ({"email": takeover}, {"email": takeover, "reason": "restore"}):
+            body = {"justification": "CASE-4243", "params": params}
+            response = api.post(staff_id, f"/v1/requests/{original}/undo", body)
+            assert response.status_code == 422, response.text
+            assert takeover not in response.text
+    assert api.world.chirp("president")["email"] == NEW
+    # Undone as recorded, its approvers are shown the address foureyes restores, redacted;
+    # a change to another address is its own request, shown as asked.
+    asked = api.post(
+        "e-3002",
+        "/v1/requests",
+        {
+            "action": "account.change_email",
+            "account": "chirp:president",
+            "params": {"email": takeover},
+            "justification": "CASE-4244",
+        },
+    )
+    assert asked.status_code in (201, 202), asked.text
+    assert api.get("e-3003", f"/v1/requests/{asked.json()['id']}").json()["params"] == {
+        "email": takeover
+    }
+    assert old != takeover
 
 
 # --- undo: no oracle on ids one may not see ---------------------------------------------------

@@ -150,9 +150,10 @@ def event_payload(
 def shown_params(services: Services, session: Session, row: RequestRow) -> dict[str, Any]:
     """The request's params as every person who may see it is shown them: those of an undo
     under a name whose private value it restores (a name in the `undo_params` of the request
-    it reverts) redacted, the rest as they are. Redacted whether the undoer left it to
-    foureyes or typed it: showing a typed value in the clear only when it differs from the
-    restored one would answer whether a guess is right."""
+    it reverts) redacted, the rest as they are. An undo cannot be given a value under such a
+    name (`undo._reverse` refuses it), so what is shown redacted is what foureyes recorded;
+    one an earlier version let be typed is shown redacted too (showing it in the clear only
+    when it differed from the restored one would answer whether a guess is right)."""
     params = dict(row.params)
     if row.reverts_id is None or not params:
         return params

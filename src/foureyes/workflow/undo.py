@@ -43,8 +43,10 @@ def undo_or_replay(
     (e.g. the email address to restore); most reverse actions take none. Given none, the ones the
     platform reported when the original executed (`ExecutionResult.undo_params`: a changed
     email's previous address) are used, so that whoever undoes need not know what was there
-    before; given some, they win. Values filled in that way are private: every view of the
-    new request shows them redacted (`redaction.shown_params`); only the platform gets them.
+    before. Values filled in that way are private: every view of the new request shows them
+    redacted (`redaction.shown_params`); only the platform gets them. A value typed under a
+    name foureyes stored is BadInput, whatever it is (it would be shown as redacted as the
+    recorded one); params foureyes has none stored for are taken as given, shown as given.
 
     Only someone who may see the original (`access.may_see`) may undo it. To anyone else the
     original does not exist: the NotFound of an unknown id, checked before anything else (the
@@ -130,8 +132,20 @@ def _reverse(
             "it with its own request, if that is what is wanted)",
             request_id=request_id,
         )
+    stored = original.undo_params or {}
+    typed_over = sorted(set(params or {}) & set(stored))
+    if typed_over:
+        # What foureyes recorded is shown redacted (it is private), so a value typed under
+        # its name would reach approvers looking exactly like it: they would approve a change
+        # to an address none of them saw (attack F5). Refused whatever the value (no oracle).
+        names = ", ".join(typed_over)
+        raise BadInput(
+            f"foureyes restores the {names} it recorded before request {request_id}: an undo "
+            f"takes no other value for {names}; leave it out (to set another value, ask for "
+            f"{reverse} on its own, where approvers see it)"
+        )
     if not params:
-        params = original.undo_params or {}
+        params = stored
         if not params:
             _check_needs_none(services, platform, reverse, request_id)
     return reverse, original.account_ref, params

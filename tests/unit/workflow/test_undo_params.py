@@ -135,16 +135,15 @@ def test_the_old_address_is_in_no_audit_event_and_no_view_of_the_original(world:
     assert all("undo_params" not in item for item in listed)
 
 
-def test_explicit_params_win_over_the_stored_ones(world: World) -> None:
+def test_a_value_typed_over_the_stored_one_is_refused(world: World) -> None:
     mei = world.actor("e-3002")
     original = change_email(world, mei, "chirp:alice", NEW)
-    chosen = {"email": "alice.recovered@mail.example"}
-    undo_id = operations.undo(world.services, mei, original, "CASE-2020", chosen)
-    # Shown redacted (a typed value under a restoring name, right or not), run as typed.
-    assert operations.show(world.services, undo_id)["params"] == {"email": "a***@mail.example"}
-    operations.run_if_allowed(world.services, mei, undo_id)
-    assert world.chirp("alice")["email"] == chosen["email"]
-    assert operations.show(world.services, original)["state"] == "reverted"
+    for chosen in ("alice.recovered@mail.example", OLD):  # wrong or right: the same refusal
+        with pytest.raises(BadInput, match="restores the email it recorded") as refused:
+            operations.undo(world.services, mei, original, "CASE-2020", {"email": chosen})
+        assert chosen not in refused.value.message
+    assert operations.show(world.services, original)["state"] == "executed"
+    assert world.chirp("alice")["email"] == NEW
 
 
 def test_a_replayed_execution_still_yields_the_undo_params(world: World) -> None:
