@@ -231,10 +231,10 @@ class RequestRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(String(20))
-    requester_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     requester_identity: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(200))
-    account_ref: Mapped[str] = mapped_column(String(300), index=True)
+    account_ref: Mapped[str] = mapped_column(String(300))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     justification: Mapped[str | None] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))
@@ -273,6 +273,15 @@ class RequestRow(Base):
 
     __table_args__ = (
         Index("ix_requests_state_not_before", "state", "not_before"),
+        # A person's requests in a window, and the people on an account in one, without
+        # reading the rest of their history (the detectors: migration 0022).
+        Index("ix_requests_requester_id_created_at", "requester_id", "created_at"),
+        Index(
+            "ix_requests_account_ref_requester_id_created_at",
+            "account_ref",
+            "requester_id",
+            "created_at",
+        ),
         # A key is unique per requester; NULLs (no key) never clash. The index, not a lookup,
         # decides between two submits racing with one key. A unique index rather than a
         # UNIQUE constraint: SQLite adds it without rebuilding the table.

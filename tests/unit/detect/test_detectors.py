@@ -144,6 +144,25 @@ def test_velocity_flags_many_people_on_one_account(world: World) -> None:
     assert alert.details["staff"] == ["c-1001", "e-2001", "e-3001"]
 
 
+def test_the_people_on_an_account_are_those_in_the_window_however_many_requests_each_made(
+    world: World,
+) -> None:
+    # `people_on` steps from person to person (a skip scan), never reading each request: the
+    # answer must still be exactly who made requests on this account in the window.
+    use_policy(world, detectors={"velocity": {"account_staff": 2, "window": "1h"}})
+    submit(world, "e-3001", "account.view", "bob")  # before the window: not counted
+    submit(world, "c-1001", "account.view", "alice")  # another account: not counted
+    world.clock.advance(minutes=90)
+    for _ in range(40):  # one person's many requests count once
+        submit(world, "e-2001", "account.view", "bob")
+    assert scan(world, "velocity") == []  # e-2001 alone in the window: 1 person
+    submit(world, "c-1001", "account.view", "bob")
+    submit(world, "e-3002", "account.view", "bob")
+    [alert] = scan(world, "velocity")
+    assert alert.account_ref == "chirp:bob"
+    assert alert.details["staff"] == ["c-1001", "e-2001", "e-3002"]
+
+
 def test_velocity_is_quiet_on_a_normal_pace(world: World) -> None:
     use_policy(world, detectors={"velocity": {"writes": 3, "window": "1h"}})
     for action in ["account.lock", "account.unlock"] * 3:
