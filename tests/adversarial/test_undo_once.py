@@ -10,6 +10,7 @@ employee's. Lee c-3004 is a trust & safety contractor: never an approver of the 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,9 +18,10 @@ from sqlalchemy import select
 from foureyes.errors import Conflict
 from foureyes.model import RequestState
 from foureyes.store.database import Database
-from foureyes.store.tables import RequestRow
-from foureyes.workflow import access, execute, operations, undo, undo_once
+from foureyes.store.tables import AlertRow, RequestRow
+from foureyes.workflow import access, execute, operations, submit, undo, undo_once
 from foureyes.workflow.submit import Submission
+from tests.dba import tamper
 from tests.worlds import World, make_world
 
 ACCOUNT = "chirp:president"
@@ -110,6 +112,39 @@ def test_racing_undos_of_one_request_record_one(world: World) -> None:
     assert _undos(world, original) == made
 
 
+def test_a_keyed_retry_racing_its_first_call_is_answered_the_first_calls_undo(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack F4 (session 14): a retry with the same key and body, recorded between the first
+    call's key look-up and its write, made the first call's answer 409 ("decline or cancel
+    it") instead of the replay docs/idempotency.md promises. One undo, both calls answered it."""
+    original = _suspended(world)
+    actor = world.actor("e-3002")
+    raced: list[tuple[str, bool]] = []
+    look = submit._first_look
+
+    def keyed() -> tuple[str, bool]:
+        made = undo.undo_or_replay(
+            world.services, actor, original, "UNDO", idempotency_key="retry-7"
+        )
+        return made.request_id, made.replayed
+
+    def racing_look(*args: Any, **kwargs: Any) -> Any:
+        # The retry lands after the first call looked its key up, before its write.
+        if not raced:
+            raced.append(("", False))
+            raced.append(keyed())
+        return look(*args, **kwargs)
+
+    monkeypatch.setattr(submit, "_first_look", racing_look)
+    first = keyed()
+    assert raced[1][1] is False
+    assert first == (raced[1][0], True)
+    assert _undos(world, original) == [first[0]]
+    with pytest.raises(Conflict, match="already undoes"):  # another key is still refused
+        undo.undo_or_replay(world.services, actor, original, "UNDO", idempotency_key="other-8")
+
+
 def test_a_stale_undo_never_lifts_a_later_request(world: World, database: Database) -> None:
     """F3's scenario: two undos filed while the original was executed (the second forced in
     as the old code recorded it); the first carried out; a new suspension approved by two and
@@ -163,6 +198,48 @@ def test_an_undo_after_a_later_change_on_the_account_is_cancelled(world: World) 
         )
     assert world.chirp("president")["status"] == "suspended"
     assert _state(world, original) == "executed"
+
+
+@pytest.mark.parametrize("column", ["original", "both"])
+def test_an_original_retargeted_by_a_dba_never_lets_a_stale_undo_run(
+    world: World, database: Database, column: str
+) -> None:
+    """Attack F2 (session 14): after the undo was recorded, a DBA pointed the ORIGINAL's row
+    at another account (one with no later change), so the later-change check looked there,
+    and the stale undo lifted a later two-person suspension with one approval. The original
+    is now checked against the log before it is used: the undo is cancelled saying so, a high
+    `request_tampered` alert names the original, and the later suspension stands."""
+    original = _suspended(world)
+    pending = _undo(world, original)
+    lift = _submit(world, "e-3003", "account.unsuspend", "X")
+    _carried_out(world, lift, "e-9001")
+    again = _submit(world, "e-3003", "account.suspend", "Y")
+    _carried_out(world, again, "e-3001", "e-9001")
+    assert world.chirp("president")["status"] == "suspended"
+    retarget = "UPDATE requests SET account_ref = 'chirp:bob' WHERE id = :id"
+    assert tamper(database, retarget, id=original) == 1
+    if column == "both":  # the undo moved along with it: its own re-check catches that
+        assert tamper(database, retarget, id=pending) == 1
+    if column == "both":  # caught at the review already: the undo is not what was submitted
+        with pytest.raises(Conflict, match=r"differs from its request\.submitted audit event"):
+            world.review("e-9001", pending)
+    else:
+        world.review("e-9001", pending)
+        if _state(world, pending) == RequestState.APPROVED.value:
+            execute.execute(world.services, pending)
+    assert world.chirp("president")["status"] == "suspended"
+    assert _state(world, pending) == "cancelled"
+    if column == "original":
+        with world.services.database.read() as session:
+            reason = session.get(RequestRow, pending).reason or ""  # type: ignore[union-attr]
+            assert f"the request it undoes ({original}) is not what was submitted" in reason
+            alerts = session.scalars(
+                select(AlertRow).where(
+                    AlertRow.detector == "request_tampered", AlertRow.request_id == original
+                )
+            ).all()
+        assert alerts
+        assert alerts[0].severity == "high"
 
 
 def test_an_undo_of_an_undo_still_works(world: World) -> None:

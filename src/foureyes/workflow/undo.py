@@ -65,10 +65,36 @@ def undo_or_replay(
         asked = idempotency.undo_fingerprint(
             reverts=request_id, justification=justification, params=params
         )
-        with services.database.read() as session:
-            earlier = idempotency.find(session, actor.id, idempotency_key)
+        earlier = _keyed(services, actor, idempotency_key)
         if earlier is not None:
             return replay(earlier, asked)
+    try:
+        return _undo(services, actor, request_id, (justification, params), idempotency_key, asked)
+    except Conflict:
+        # A call with this key recorded its undo after our look-up (a client's retry racing
+        # its first call): the undo's guards refuse ours ("another undo is open", "reverted")
+        # before the unique index could; the key's promise is the first call's answer.
+        earlier = None if idempotency_key is None else _keyed(services, actor, idempotency_key)
+        if earlier is None or asked is None:
+            raise
+        return replay(earlier, asked)
+
+
+def _keyed(services: Services, actor: Actor, idempotency_key: str) -> idempotency.Earlier | None:
+    with services.database.read() as session:
+        return idempotency.find(session, actor.id, idempotency_key)
+
+
+def _undo(
+    services: Services,
+    actor: Actor,
+    request_id: str,
+    given: tuple[str | None, Mapping[str, Any] | None],
+    idempotency_key: str | None,
+    asked: str | None,
+) -> Submitted:
+    """The undo itself (`undo_or_replay`, its key looked up already)."""
+    justification, params = given
     with services.database.transaction() as session:
         original = session.get(RequestRow, request_id)
         if original is None or not may_see(services, session, original, actor):

@@ -25,7 +25,7 @@ from foureyes.errors import Conflict
 from foureyes.model import RequestState
 from foureyes.store.tables import EventRow, RequestRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import access, batch_undo_guard
+from foureyes.workflow import access, batch_undo_guard, integrity
 from foureyes.workflow.batch_undo_guard import (
     OPEN_REQUEST,
     REQUEST_ENDS,
@@ -87,6 +87,13 @@ def problem(services: Services, session: Session, request: RequestRow) -> str | 
     if request.reverts_id is None:
         return None
     found = held(services, session, request)
+    if found is not None and found.tampered:
+        original = lock_request(session, request.reverts_id)
+        trail = integrity.trail(session, original.id)
+        now = services.clock()
+        integrity.refuse(
+            services, session, original, trail, found.why, now, actor=None, during="undo"
+        )
     if found is None:
         found = in_flight(services, session, request.account_ref, request=request.id)
     return None if found is None else f"not undone: {found.why}"
@@ -111,6 +118,18 @@ def held(services: Services, session: Session, request: RequestRow) -> Held | No
         return Held(
             f"the request it undoes ({original.id}) is {original.state}, not executed: "
             "it was undone already"
+        )
+    # Its row names the account the check below looks at: it must be what was submitted, and
+    # the undo's own account (a DBA who re-targeted the original made the check look at an
+    # account with no later change, and a stale undo ran: attack F2, session 14). Held as
+    # tampered: `problem` raises the original's `request_tampered` alert.
+    altered = integrity.trail(session, original.id).problem(original)
+    if altered is None and original.account_ref != request.account_ref:
+        altered = f"it names {original.account_ref}, its undo {request.account_ref}"
+    if altered is not None:
+        return Held(
+            f"the request it undoes ({original.id}) is not what was submitted: {altered}",
+            tampered=True,
         )
     seq = _executed_at(session, original)
     if seq is None:
