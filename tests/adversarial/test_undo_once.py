@@ -9,6 +9,7 @@ employee's. Lee c-3004 is a trust & safety contractor: never an approver of the 
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -19,7 +20,7 @@ from foureyes.errors import Conflict
 from foureyes.model import RequestState
 from foureyes.store.database import Database
 from foureyes.store.tables import AlertRow, RequestRow
-from foureyes.workflow import access, execute, operations, submit, undo, undo_once
+from foureyes.workflow import access, execute, operations, submit, undo, undo_once, views
 from foureyes.workflow.submit import Submission
 from tests.dba import tamper
 from tests.worlds import World, make_world
@@ -271,3 +272,27 @@ def test_the_refusal_names_no_undo_its_caller_may_not_see(world: World) -> None:
     assert first not in str(vars(refused.value))
     assert f"another undo of request {original} is not yet ended" in str(refused.value)
     assert _undos(world, original) == [first]
+
+
+def test_a_reverted_request_names_its_undo_only_to_whoever_may_see_it(world: World) -> None:
+    """Attack F3 (session 14): once Mei's undo of Lee's suspension ran, the original's reason
+    ("undone by request …") and its `request.reverted` event named the undo to Lee, who gets
+    the unknown id's 404 for it. Lee now reads "another request"; Mei, who may see it, its id."""
+    original = _suspended(world, by="c-3004")
+    first = _undo(world, original)
+    _carried_out(world, first, "e-9001")
+    assert _state(world, original) == "reverted"
+    lee, mei = world.actor("c-3004"), world.actor("e-3002")
+    with world.services.database.read() as session:
+        row = session.get(RequestRow, first)
+        assert row is not None
+        assert not access.may_see(world.services, session, row, lee)  # the premise
+    seen_by_lee = views.visible_view(world.services, lee, original)
+    assert first not in json.dumps(seen_by_lee)
+    assert seen_by_lee["reason"] == "undone by another request"
+    [reverted] = [e for e in seen_by_lee["timeline"] if e["kind"] == "request.reverted"]
+    assert reverted["event"]["undo"] is None
+    listed = views.list_requests(world.services, lee, views.ListFilter(account=ACCOUNT))
+    assert first not in json.dumps(listed)
+    seen_by_mei = views.visible_view(world.services, mei, original)
+    assert seen_by_mei["reason"] == f"undone by request {first}"

@@ -10,6 +10,7 @@ the values of the platform's private attributes redacted (`foureyes.core.redacti
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,7 +125,42 @@ def _view(
         view["routing"] = routed  # reachable? held? the other pending requests on the account
     if timeline:
         view["timeline"] = _timeline(session, row.id)
+    if reader is not None and row.state == RequestState.REVERTED.value:
+        _unseen_undo_hidden(services, session, view, reader)
     return view
+
+
+def _unseen_undo_hidden(
+    services: Services, session: Session, view: dict[str, Any], reader: Actor
+) -> None:
+    """A reverted request's view names the undo that reverted it (its `reason`, its
+    `request.reverted` event): to a reader who may not see that undo (`may_see`) it says
+    "another request" instead, as a refused undo's 409 does (attack F3, session 14)."""
+    reverted = [e for e in view.get("timeline") or () if e["kind"] == "request.reverted"]
+    texts = [view.get("reason"), *(e["event"].get("reason") for e in reverted)]
+    named = {e["event"].get("undo") for e in reverted}
+    named.update(_REQUEST_ID.findall(" ".join(t for t in texts if isinstance(t, str))))
+    for undo_id in (n for n in named if isinstance(n, str)):
+        undo = session.get(RequestRow, undo_id)
+        if undo is not None and may_see(services, session, undo, reader):
+            continue
+        if isinstance(view.get("reason"), str):
+            view["reason"] = _unnamed(view["reason"], undo_id)
+        for entry in reverted:
+            event = dict(entry["event"])
+            if event.get("undo") == undo_id:
+                event["undo"] = None
+            if isinstance(event.get("reason"), str):
+                event["reason"] = _unnamed(event["reason"], undo_id)
+            entry["event"] = event
+
+
+def _unnamed(text: str, request_id: str) -> str:
+    return text.replace(f"request {request_id}", _ANOTHER).replace(request_id, _ANOTHER)
+
+
+_REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ANOTHER = "another request"
 
 
 def recorded_view(
