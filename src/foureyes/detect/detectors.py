@@ -39,6 +39,16 @@ MISSING = "request_tampered"
 
 
 @dataclass
+class PassReads:
+    """What one pass read once for all its events (`Seen`): people's directory records and
+    accounts' pins, as the pass's transaction found them the first time it asked."""
+
+    people: dict[str, Staff | None] = field(default_factory=dict)
+    pins: dict[str, frozenset[str]] = field(default_factory=dict)
+    requests: list[RequestRow] = field(default_factory=list)  # held for the session's map
+
+
+@dataclass
 class Seen:
     """One audit event being looked at, and what detectors need around it."""
 
@@ -49,6 +59,7 @@ class Seen:
     body: dict[str, Any]
     now: datetime
     catalog: Catalog  # once per pass: merging the connectors' catalogs is not free
+    reads: PassReads = field(default_factory=PassReads)
     raised: list[int] = field(default_factory=list)
     _request: RequestRow | None = None
     _missing: bool = False
@@ -97,10 +108,22 @@ class Seen:
             self.raised.append(row.id)
 
     def staff(self, staff_id: str) -> Staff | None:
-        try:
-            return self.services.staff(self.session, staff_id)
-        except NotFound:  # no longer in the directory: the detector does without
-            return None
+        """The person's directory record (None: no longer in the directory: the detector does
+        without), read once per pass (`PassReads`)."""
+        if staff_id not in self.reads.people:
+            try:
+                self.reads.people[staff_id] = self.services.staff(self.session, staff_id)
+            except NotFound:
+                self.reads.people[staff_id] = None
+        return self.reads.people[staff_id]
+
+    def pins(self, account_ref: str) -> frozenset[str]:
+        """The account's pins, read once per pass (`PassReads`)."""
+        found = self.reads.pins.get(account_ref)
+        if found is None:
+            query = select(PinRow.pin).where(PinRow.account_ref == account_ref)
+            found = self.reads.pins[account_ref] = frozenset(self.session.scalars(query))
+        return found
 
     def kind_of(self, action: str) -> tuple[ActionKind | None, bool]:
         """The action's kind and whether it reveals private data (None: unknown action)."""
@@ -172,10 +195,7 @@ def protected_touched(seen: Seen) -> None:
     if row is None:
         return
     tier = (row.decision or {}).get("tier")
-    pins = set(
-        seen.session.scalars(select(PinRow.pin).where(PinRow.account_ref == row.account_ref))
-    )
-    hit_pins = sorted(pins & set(spec.pins))
+    hit_pins = sorted(seen.pins(row.account_ref) & set(spec.pins))
     if tier not in spec.tiers and not hit_pins:
         return
     why = f"tier {tier}" if tier in spec.tiers else "pinned " + ", ".join(hit_pins)
@@ -658,4 +678,4 @@ BY_KIND: dict[str, tuple[tuple[str, Detector], ...]] = {
 
 NAMES = tuple(DetectorsSpec.model_fields)
 
-__all__ = ["BY_KIND", "NAMES", "Seen"]
+__all__ = ["BY_KIND", "NAMES", "PassReads", "Seen"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,12 +24,13 @@ from sqlalchemy.orm import Session, defer
 from foureyes.core.alerts import CLOCK_SKEW, NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.detect import batches, cursor
-from foureyes.detect.detectors import BY_KIND, Seen
+from foureyes.detect.detectors import BY_KIND, PassReads, Seen
 from foureyes.detect.lookalikes import batch_lookalike
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.model import parse_duration
 from foureyes.policy.schema import DetectorsSpec
-from foureyes.store.tables import DetectorStateRow, EventRow
+from foureyes.store.bulk import chunks
+from foureyes.store.tables import DetectorStateRow, EventRow, RequestRow
 from foureyes.store.tree import in_tree
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ def _pass(services: Services, batch: int) -> tuple[list[int], bool]:
             .limit(batch)
         ).all()
         catalog = services.catalog()
+        reads = PassReads(requests=_requests_read(session, events))
         last, read = start, False
         for event in events:
             last = event.seq
@@ -122,7 +125,7 @@ def _pass(services: Services, batch: int) -> tuple[list[int], bool]:
             detectors = BY_KIND.get(event.kind) or BATCH_KINDS.get(event.kind, ())
             if detectors:
                 body = json.loads(event.body)
-                seen = Seen(services, session, settings, event, body, now, catalog)
+                seen = Seen(services, session, settings, event, body, now, catalog, reads)
                 for name, detector in detectors:
                     if getattr(settings, name).enabled:
                         detector(seen)
@@ -143,6 +146,17 @@ def _pass(services: Services, batch: int) -> tuple[list[int], bool]:
             state.cursor = start  # nothing but our own records: the row stays where vouched
         state.heartbeat_at = now
         return raised, read and len(events) >= batch
+
+
+def _requests_read(session: Session, events: Sequence[EventRow]) -> list[RequestRow]:
+    """The requests `events` name, read in one statement into the session: its identity map
+    then answers each detector's `Seen.request` without a statement of its own (it holds
+    them weakly: the caller keeps the list for the pass)."""
+    ids = sorted({e.request_id for e in events if e.request_id is not None})
+    found: list[RequestRow] = []
+    for chunk in chunks(ids):
+        found.extend(session.scalars(select(RequestRow).where(RequestRow.id.in_(chunk))))
+    return found
 
 
 @dataclass(frozen=True)
