@@ -13,8 +13,12 @@ from sqlalchemy import select
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow
 from tests.api.conftest import Api, assert_problem
-from tests.dba import tamper
-from tests.unit.workflow.test_undo_params import NEW, OLD, policy_with_email_rule
+from tests.unit.workflow.test_undo_params import (
+    NEW,
+    OLD,
+    change_email_unreported,
+    policy_with_email_rule,
+)
 from tests.worlds import World, make_world
 
 
@@ -72,13 +76,9 @@ def test_a_value_typed_over_the_recorded_one_is_refused(api: Api) -> None:
 
 
 def test_without_stored_params_the_problem_says_what_to_give(api: Api) -> None:
-    original = change_email(api)
-    # An original from before foureyes kept them (undo_params is write-once: as the DBA).
-    tamper(
-        api.world.services.database,
-        "UPDATE requests SET undo_params = NULL WHERE id = :id",
-        id=original,
-    )
+    # An original executed by a platform that does not report them (or before foureyes kept
+    # them).
+    original = change_email_unreported(api.world, api.world.actor("e-3002"), "chirp:alice", NEW)
     response = api.post("e-3002", f"/v1/requests/{original}/undo", {})
     detail = assert_problem(response, 422, "bad-input")["detail"]
     assert "needs email" in detail

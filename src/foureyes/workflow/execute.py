@@ -145,9 +145,11 @@ def execute(
             checked = _recheck(services, session, row, now, fresh, (found, rechecked))
         approvers, problem, forged, missing, decided = checked
         # Reviews the log does not stand for, and a state or schedule it never recorded (a
-        # deleted veto, a request set back to approved, an earlier `not_before`), are
-        # tampering whatever the policy says now; every one found is named.
-        tampered = [p for p in (problem if forged else None, found.lifecycle_problem(row)) if p]
+        # deleted veto, a request set back to approved, an earlier `not_before`), or undo
+        # params written onto a request that has not run (G6/G7), are tampering whatever the
+        # policy says now; every one found is named.
+        found_now = (problem if forged else None, found.lifecycle_problem(row))
+        tampered = [p for p in (*found_now, found.undo_params_problem(row)) if p]
         if tampered:
             reason = integrity.refuse(
                 services,
@@ -665,9 +667,13 @@ def _settle_success(
     execution.finished_at, execution.outcome = now, "executed"
     execution.detail = json_safe(dict(result.summary))
     row.result = json_safe(dict(result.summary))
-    # Private, for `undo` alone: never in the event below nor in any view.
+    # Private, for `undo` alone: never in the event below nor in any view. The event vouches
+    # for what the platform reported only (a value found in the row already was written
+    # outside foureyes: left unvouched, every undo of it is refused as altered).
+    vouched: dict[str, str] = {}
     if result.undo_params is not None:
         row.undo_params = json_safe(dict(result.undo_params))
+        vouched = integrity.vouch_for_undo_params(row)
     move(
         services,
         session,
@@ -676,11 +682,7 @@ def _settle_success(
         actor=None,
         kind="request.executed",
         now=now,
-        details={
-            "attempt": attempt,
-            "summary": dict(result.summary),
-            **integrity.vouch_for_undo_params(row),
-        },
+        details={"attempt": attempt, "summary": dict(result.summary), **vouched},
     )
     mark_reverted(services, session, row, now)
     data = dict(result.data) if result.data is not None else None

@@ -129,6 +129,7 @@ class Trail:
             self.request_problem(row),
             None if reviews is None else self.review_problem(reviews, kind),
             self.lifecycle_problem(row),
+            self.undo_params_problem(row),
         ]
         return "; ".join(p for p in found if p is not None) or None
 
@@ -151,12 +152,24 @@ class Trail:
     def undo_params_problem(self, row: RequestRow) -> str | None:
         """Stored undo params (private: no event holds them) must be the ones the execution's
         event committed to: salted with the request's salt (`undo_params_salted_sha256`), or,
-        by an execution before salts, their plain SHA-256. Requests executed before foureyes
-        recorded either have none to compare with (the write-once trigger alone guards theirs)."""
-        if row.undo_params is None:
-            return None
+        by an execution before salts, their plain SHA-256; and none may be stored where the
+        execution committed to none, or where there has been no execution (the write-once
+        trigger lets NULL become a value: foureyes' own database role could write params an
+        undo would then carry, shown redacted; attack G6, session 14), nor be missing where it
+        committed to some (removed so that a typed value passes as not recorded: G1). Requests
+        of a foureyes before salted digests, executed before it recorded either, have nothing
+        to compare with (the write-once trigger alone guards theirs)."""
         salted = {e[_UNDO_SALTED] for e in self.outcomes if _UNDO_SALTED in e}
         plain = {e[_UNDO_PLAIN] for e in self.outcomes if _UNDO_PLAIN in e}
+        if row.undo_params is None:
+            if salted or plain:
+                return "its undo params are gone, but its execution recorded some"
+            return None
+        executed = [e for e in self.outcomes if e.get("to") == RequestState.EXECUTED.value]
+        if not executed:
+            return "it holds undo params, but it has not been executed"
+        if not salted and not plain and self.submitted and _salted(self.submitted[0]):
+            return "it holds undo params its execution did not record"
         if salted and (
             row.salt is None or salted != {salted_digest(row.salt, UNDO_PARAMS, row.undo_params)}
         ):

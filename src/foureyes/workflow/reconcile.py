@@ -186,8 +186,10 @@ def _settle(
             attempt.outcome = "reconciled"
             summary = dict(verdict.summary) if verdict.summary is not None else {}
             row.result = json_safe(summary) if summary else {"reconciled": True}
+            vouched: dict[str, str] = {}  # for what the platform reported only (as execute)
             if verdict.undo_params is not None and row.undo_params is None:
                 row.undo_params = json_safe(dict(verdict.undo_params))
+                vouched = integrity.vouch_for_undo_params(row)
             move(
                 services,
                 session,
@@ -204,7 +206,7 @@ def _settle(
                     "verdict": "applied",
                     **seen,
                     "summary": json_safe(summary),
-                    **integrity.vouch_for_undo_params(row),
+                    **vouched,
                 },
             )
             mark_reverted(services, session, row, now)

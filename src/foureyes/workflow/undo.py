@@ -107,7 +107,7 @@ def _undo(
         # The reverse acts on the original's account with its stored undo params: only if the
         # original is what was submitted (else security is alerted, committed, and it fails).
         found = integrity.trail(session, original.id)
-        altered = found.problem(original) or found.undo_params_problem(original)
+        altered = found.problem(original)
         refused = None
         if altered is not None:
             refused = integrity.refuse(

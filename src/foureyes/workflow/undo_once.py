@@ -114,14 +114,10 @@ def held(services: Services, session: Session, request: RequestRow) -> Held | No
     exactly once."""
     assert request.reverts_id is not None
     original = lock_request(session, request.reverts_id)  # read afresh (populate_existing)
-    if original.state != RequestState.EXECUTED.value:
-        return Held(
-            f"the request it undoes ({original.id}) is {original.state}, not executed: "
-            "it was undone already"
-        )
-    # Its row names the account the check below looks at: it must be what was submitted, and
-    # the undo's own account (a DBA who re-targeted the original made the check look at an
-    # account with no later change, and a stale undo ran: attack F2, session 14). Held as
+    # Its row decides what follows (its state, the account looked at, the params restored):
+    # first it must be what the log says it is (a DBA who re-targeted it made the check look
+    # at an account with no later change: attack F2; one who set it `reverted` cancelled the
+    # undo with a false reason and no alert: G4), and name the undo's own account. Held as
     # tampered: `problem` raises the original's `request_tampered` alert.
     altered = integrity.trail(session, original.id).problem(original)
     if altered is None and original.account_ref != request.account_ref:
@@ -130,6 +126,19 @@ def held(services: Services, session: Session, request: RequestRow) -> Held | No
         return Held(
             f"the request it undoes ({original.id}) is not what was submitted: {altered}",
             tampered=True,
+        )
+    if original.state != RequestState.EXECUTED.value:
+        return Held(
+            f"the request it undoes ({original.id}) is {original.state}, not executed: "
+            "it was undone already"
+        )
+    typed = _typed_over_recorded(request, original)
+    if typed:
+        # Recorded before typed values under these names were refused (`undo._reverse`), or
+        # by a foureyes that let them be: shown redacted like the recorded ones (G5).
+        return Held(
+            f"its {', '.join(typed)} differ from what foureyes recorded to restore; "
+            "a value other than the recorded one is asked for on its own"
         )
     seq = _executed_at(session, original)
     if seq is None:
@@ -142,6 +151,17 @@ def held(services: Services, session: Session, request: RequestRow) -> Held | No
         return None
     # `Later` speaks of an item; here the undo reverses a request.
     return Held(found.why.replace("the item it undoes", "the request it undoes"), found.tampered)
+
+
+def _typed_over_recorded(request: RequestRow, original: RequestRow) -> list[str]:
+    """The names of the undo's params whose values are not the ones foureyes recorded (the
+    original's undo params, verified against the log by the caller) under the same name."""
+    recorded = original.undo_params or {}
+    return sorted(
+        name
+        for name, value in request.params.items()
+        if name in recorded and value != recorded[name]
+    )
 
 
 def _executed_at(session: Session, original: RequestRow) -> int | None:

@@ -34,7 +34,7 @@ from foureyes.store.bulk import one_of
 from foureyes.store.queries import everyone
 from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, ReviewRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import holds, routing, tickets
+from foureyes.workflow import holds, integrity, routing, tickets
 from foureyes.workflow.access import (
     may_review_now,
     may_see,
@@ -113,7 +113,7 @@ def _view(
         services,
         row,
         factors,
-        shown_params(services, session, row),
+        _shown_params(services, session, row),
         [*reviews, *review_rows(session, row.id, POST_REVIEW)],
     )
     checked = tickets.latest(session, row.id)
@@ -128,6 +128,20 @@ def _view(
     if reader is not None and row.state == RequestState.REVERTED.value:
         _unseen_undo_hidden(services, session, view, reader)
     return view
+
+
+def _shown_params(services: Services, session: Session, row: RequestRow) -> dict[str, Any]:
+    """`shown_params`, but an undo's params as they are when the undo params of the request
+    it reverts are not the ones the log recorded (written in afterwards by the database role,
+    so that a value typed in the clear turned `***`: attack G2, session 14). What runs is then
+    shown; the undo is held at execution anyway (`undo_once.held`)."""
+    shown = shown_params(services, session, row)
+    if row.reverts_id is None or shown == row.params:
+        return shown
+    original = session.get(RequestRow, row.reverts_id)
+    if original is None or integrity.trail(session, original.id).undo_params_problem(original):
+        return dict(row.params)
+    return shown
 
 
 def _unseen_undo_hidden(

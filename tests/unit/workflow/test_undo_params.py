@@ -6,7 +6,9 @@ reverted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,11 +19,11 @@ from tests.worlds import World, make_world
 from foureyes import worker
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.core.services import Actor
-from foureyes.errors import BadInput
+from foureyes.errors import BadInput, Conflict
 from foureyes.model import RequestState
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow, RequestRow
-from foureyes.workflow import operations
+from foureyes.workflow import execute, operations
 from foureyes.workflow.submit import Submission
 
 OLD = "alice@mail.example"  # the seeded address (examples/staff.yaml has none for alice)
@@ -52,6 +54,37 @@ def change_email(world: World, actor: Actor, account: str, email: str) -> str:
         world.services, actor, Submission("account.change_email", account, {"email": email})
     )
     return request_id
+
+
+def change_email_unreported(world: World, actor: Actor, account: str, email: str) -> str:
+    """`change_email` on a platform that does not report the undo's params (or by a foureyes
+    before it kept them): executed with none stored and none recorded in its event."""
+    settle = execute._settle_success
+
+    def unreported(*args: Any) -> Any:
+        *rest, result = args
+        return settle(*rest, dataclasses.replace(result, undo_params=None))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(execute, "_settle_success", unreported)
+        request_id = change_email(world, actor, account, email)
+    assert stored_undo_params(world, request_id) is None
+    return request_id
+
+
+def test_undo_params_removed_in_the_store_are_caught(world: World) -> None:
+    # Attack G1 (session 14): the database owner removed the stored params, so that a typed
+    # value passed as "nothing recorded"; the execution's event committed to some.
+    mei = world.actor("e-3002")
+    original = change_email(world, mei, "chirp:alice", NEW)
+    tamper(
+        world.services.database,
+        "UPDATE requests SET undo_params = NULL WHERE id = :id",
+        id=original,
+    )
+    with pytest.raises(Conflict, match="its undo params are gone"):
+        operations.undo(world.services, mei, original, "CASE-2020", {"email": "x@mail.example"})
+    assert world.chirp("alice")["email"] == NEW
 
 
 def stored_undo_params(world: World, request_id: str) -> dict[str, object] | None:
@@ -173,13 +206,7 @@ def test_without_stored_params_the_undo_says_what_to_give(world: World) -> None:
     # A request executed before foureyes kept undo params (or on a platform that does not
     # report them).
     mei = world.actor("e-3002")
-    original = change_email(world, mei, "chirp:alice", NEW)
-    # An original from before foureyes kept them (undo_params is write-once: as the DBA).
-    tamper(
-        world.services.database,
-        "UPDATE requests SET undo_params = NULL WHERE id = :id",
-        id=original,
-    )
+    original = change_email_unreported(world, mei, "chirp:alice", NEW)
     with pytest.raises(BadInput, match=r"needs email.*give email with the undo"):
         operations.undo(world.services, mei, original, "CASE-2020")
     undo_id = operations.undo(world.services, mei, original, "CASE-2020", {"email": OLD})
