@@ -7,13 +7,21 @@ default-ignorable or blank-looking letters the categories miss (Hangul fillers, 
 blank, the combining grapheme joiner, variation selectors). A run of more than `MAX_MARKS`
 combining marks on one letter is unseen text too: it stacks over the lines around it.
 Right-to-left letters are not unseen (they are people's languages); their bidi controls are.
+
+`refuse_unseen` is the one check of every free text a person writes that other people read or
+that reaches the log, notifications or a platform: justifications, review, post-review and
+batch review comments, cancel reasons (requests and batches, API and console), alert
+acknowledgement notes, a step-up credential's name, token labels, login unbinding reasons, and
+the short text params of an action (`foureyes.workflow.typed_params`, which says which).
 """
 
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["MAX_MARKS", "overloaded", "unseen", "without_unseen"]
+from foureyes.errors import BadInput
+
+__all__ = ["MAX_MARKS", "overloaded", "refuse_unseen", "unseen", "without_unseen"]
 
 MAX_MARKS = 3
 _UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -41,6 +49,17 @@ def overloaded(text: str) -> bool:
         if run > MAX_MARKS:
             return True
     return False
+
+
+def refuse_unseen(text: str, what: str) -> None:
+    """BadInput ("the `what` holds line breaks, control or invisible characters") when `text`
+    holds an unseen character (a line break, a control or a NUL, a bidi override, a zero-width
+    or blank-looking one) or stacked combining marks: a line break could forge a line of a
+    timeline or a log, a bidi override makes the text read as something else, a zero-width one
+    hides text, and PostgreSQL cannot store a NUL. Refused rather than stripped: what readers
+    see and the log keeps is what was checked. The message never quotes `text`."""
+    if any(unseen(char) for char in text) or overloaded(text):
+        raise BadInput(f"the {what} holds line breaks, control or invisible characters")
 
 
 def without_unseen(text: str) -> str:
