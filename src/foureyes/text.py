@@ -17,6 +17,7 @@ the short text params of an action (`foureyes.workflow.typed_params`, which says
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from foureyes.errors import BadInput
@@ -33,6 +34,7 @@ _BLANK_LOOKING = frozenset(
     | set(range(0xFE00, 0xFE10))
     | set(range(0xE0100, 0xE01F0))
 )
+_BLANK_LOOKING_CHARS = frozenset(chr(point) for point in _BLANK_LOOKING)
 _MARKS = frozenset({"Mn", "Me"})
 
 
@@ -43,12 +45,17 @@ def unseen(char: str) -> bool:
 
 def overloaded(text: str) -> bool:
     """Whether `text` stacks more than `MAX_MARKS` combining marks on one character."""
-    run = 0
-    for char in text:
-        run = run + 1 if unicodedata.category(char) in _MARKS else 0
-        if run > MAX_MARKS:
-            return True
-    return False
+    return _overloaded(text, set(text))
+
+
+def _overloaded(text: str, chars: set[str]) -> bool:
+    # Each distinct character's category is looked up once, and the run is found by a regular
+    # expression (in C): these checks run on the API's event loop over up to a request body.
+    marks = [char for char in chars if unicodedata.category(char) in _MARKS]
+    if not marks:
+        return False
+    stacked = re.compile(f"[{''.join(map(re.escape, marks))}]{{{MAX_MARKS + 1}}}")
+    return stacked.search(text) is not None
 
 
 def refuse_unseen(text: str, what: str) -> None:
@@ -58,8 +65,21 @@ def refuse_unseen(text: str, what: str) -> None:
     timeline or a log, a bidi override makes the text read as something else, a zero-width one
     hides text, and PostgreSQL cannot store a NUL. Refused rather than stripped: what readers
     see and the log keeps is what was checked. The message never quotes `text`."""
-    if any(unseen(char) for char in text) or overloaded(text):
-        raise BadInput(f"the {what} holds line breaks, control or invisible characters")
+    if text.isascii():
+        # In ASCII only the C0 controls and DEL are unseen, and there are no marks.
+        if text.isprintable():
+            return
+    else:
+        chars = set(text)
+        # `isprintable` (in C) is false for every unseen category (and for spaces other than
+        # U+0020, which are not unseen: those are then looked at one by one).
+        if "".join(chars).isprintable():
+            seen = _BLANK_LOOKING_CHARS.isdisjoint(chars)
+        else:
+            seen = not any(unseen(char) for char in chars)
+        if seen and not _overloaded(text, chars):
+            return
+    raise BadInput(f"the {what} holds line breaks, control or invisible characters")
 
 
 def without_unseen(text: str) -> str:
