@@ -43,7 +43,7 @@ BAD = {
 }
 # A no-break space, accented letters, Arabic and Hebrew words: people's text, taken as written.
 FINE = "CASE-1\u00a0réexaminé, Ærøskøbing: موافق، מאושר"
-TOMAS, MEI, SAM, ANA, INES, JO = "e-3001", "e-3002", "e-3003", "e-2001", "e-4001", "e-9001"
+TOMAS, ANA, INES, JO = "e-3001", "e-2001", "e-4001", "e-9001"
 PRESIDENT = {"action": "account.suspend", "account": "chirp:president", "justification": "CASE-1"}
 
 
