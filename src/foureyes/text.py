@@ -7,13 +7,22 @@ default-ignorable or blank-looking letters the categories miss (Hangul fillers, 
 blank, the combining grapheme joiner, variation selectors). A run of more than `MAX_MARKS`
 combining marks on one letter is unseen text too: it stacks over the lines around it.
 Right-to-left letters are not unseen (they are people's languages); their bidi controls are.
+
+`refuse_unseen` is the one check of every free text a person writes that other people read or
+that reaches the log, notifications or a platform: justifications, review, post-review and
+batch review comments, cancel reasons (requests and batches, API and console), alert
+acknowledgement notes, a step-up credential's name, token labels, login unbinding reasons, and
+the short text params of an action (`foureyes.workflow.typed_params`, which says which).
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-__all__ = ["MAX_MARKS", "overloaded", "unseen", "without_unseen"]
+from foureyes.errors import BadInput
+
+__all__ = ["MAX_MARKS", "overloaded", "refuse_unseen", "unseen", "without_unseen"]
 
 MAX_MARKS = 3
 _UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -25,6 +34,7 @@ _BLANK_LOOKING = frozenset(
     | set(range(0xFE00, 0xFE10))
     | set(range(0xE0100, 0xE01F0))
 )
+_BLANK_LOOKING_CHARS = frozenset(chr(point) for point in _BLANK_LOOKING)
 _MARKS = frozenset({"Mn", "Me"})
 
 
@@ -35,12 +45,41 @@ def unseen(char: str) -> bool:
 
 def overloaded(text: str) -> bool:
     """Whether `text` stacks more than `MAX_MARKS` combining marks on one character."""
-    run = 0
-    for char in text:
-        run = run + 1 if unicodedata.category(char) in _MARKS else 0
-        if run > MAX_MARKS:
-            return True
-    return False
+    return _overloaded(text, set(text))
+
+
+def _overloaded(text: str, chars: set[str]) -> bool:
+    # Each distinct character's category is looked up once, and the run is found by a regular
+    # expression (in C): these checks run on the API's event loop over up to a request body.
+    marks = [char for char in chars if unicodedata.category(char) in _MARKS]
+    if not marks:
+        return False
+    stacked = re.compile(f"[{''.join(map(re.escape, marks))}]{{{MAX_MARKS + 1}}}")
+    return stacked.search(text) is not None
+
+
+def refuse_unseen(text: str, what: str) -> None:
+    """BadInput ("the `what` holds line breaks, control or invisible characters") when `text`
+    holds an unseen character (a line break, a control or a NUL, a bidi override, a zero-width
+    or blank-looking one) or stacked combining marks: a line break could forge a line of a
+    timeline or a log, a bidi override makes the text read as something else, a zero-width one
+    hides text, and PostgreSQL cannot store a NUL. Refused rather than stripped: what readers
+    see and the log keeps is what was checked. The message never quotes `text`."""
+    if text.isascii():
+        # In ASCII only the C0 controls and DEL are unseen, and there are no marks.
+        if text.isprintable():
+            return
+    else:
+        chars = set(text)
+        # `isprintable` (in C) is false for every unseen category (and for spaces other than
+        # U+0020, which are not unseen: those are then looked at one by one).
+        if "".join(chars).isprintable():
+            seen = _BLANK_LOOKING_CHARS.isdisjoint(chars)
+        else:
+            seen = not any(unseen(char) for char in chars)
+        if seen and not _overloaded(text, chars):
+            return
+    raise BadInput(f"the {what} holds line breaks, control or invisible characters")
 
 
 def without_unseen(text: str) -> str:

@@ -4,12 +4,16 @@ from a ticket's subject and status."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from foureyes.connectors.tickets import MAX_SUBJECT, Ticket
 from foureyes.errors import BadInput
 from foureyes.policy.decision import Options
-from foureyes.text import MAX_MARKS, overloaded, unseen, without_unseen
+from foureyes.text import MAX_MARKS, overloaded, refuse_unseen, unseen, without_unseen
 from foureyes.workflow.decide import check_justification_options
 
 # Each shows nothing, or nothing a reader would notice, between the words around it.
@@ -60,3 +64,33 @@ def test_a_ticket_subject_stays_one_bounded_line() -> None:
     assert "\n" not in kept
     assert "\u202e" not in kept
     assert len(kept) <= MAX_SUBJECT
+
+
+def _naive(text: str) -> bool:
+    """`refuse_unseen`'s meaning, one character at a time."""
+    run = 0
+    for char in text:
+        if unseen(char):
+            return True
+        run = run + 1 if unicodedata.category(char) in ("Mn", "Me") else 0
+        if run > MAX_MARKS:
+            return True
+    return False
+
+
+# Every kind the check tells apart: ASCII, letters and marks, spaces that are not unseen, each
+# unseen kind, astral and surrogate code points.
+_POOL = (
+    "a é\u00a0\u2000\u0301\u20dd\u05d0\u0645\U0001f600\u200b\u200d\n\x00\x7f\x85"
+    "\u202e\u3164\ufeff\ue000\u0378\u2028\u034f\U000e0001\ud800"
+)
+
+
+@given(st.text(alphabet=_POOL, max_size=12) | st.text(max_size=12))
+def test_the_fast_check_means_what_the_naive_one_does(text: str) -> None:
+    refused = False
+    try:
+        refuse_unseen(text, "text")
+    except BadInput:
+        refused = True
+    assert refused == _naive(text)

@@ -36,6 +36,7 @@ from foureyes.auth.messages import device_key_id
 from foureyes.errors import BadInput, Conflict, Forbidden, StepUpFailed
 from foureyes.store import seals
 from foureyes.store.tables import StepUpKeyRow, WebAuthnCredentialRow
+from foureyes.text import refuse_unseen
 
 ENROL_ACTION = "foureyes.staff.enrol_credential"
 STAFF_ACCOUNT = "foureyes:staff"
@@ -124,6 +125,8 @@ class NewCredential:
             raise BadInput("name the person the credential is for")
         if not self.name or len(self.name) > MAX_NAME:
             raise BadInput(f"name the credential (1 to {MAX_NAME} characters)")
+        # Its owner, security and the log read the name (the enrolment's request and notices).
+        refuse_unseen(self.name, "credential's name")
         if self.kind == DEVICE_KEY:
             if len(self.public_key) != 32 or self.credential_id:
                 raise BadInput("a device key is a 32-byte Ed25519 public key, nothing else")

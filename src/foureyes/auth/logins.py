@@ -47,6 +47,7 @@ from foureyes.model import Staff
 from foureyes.store import seals
 from foureyes.store.tables import EventRow, IdentityRow, LoginRow
 from foureyes.store.tree import in_tree
+from foureyes.text import refuse_unseen
 
 __all__ = [
     "REBOUND",
@@ -172,7 +173,8 @@ def unbind(services: Services, identity: str, *, reason: str) -> LoginRow:
     person's provider account was replaced), with a `staff.login_unbound` event: the account it
     named is refused for the login from now on (it may be why), and so is every provider token
     for the login issued before now; the next sign-in binds it anew. BadInput if it is not
-    bound."""
+    bound, or if `reason` holds what a reader cannot see (`foureyes.text.refuse_unseen`)."""
+    refuse_unseen(reason, "reason")
     with services.database.transaction() as session:
         now = services.clock()
         found = session.execute(

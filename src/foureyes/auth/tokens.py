@@ -36,6 +36,7 @@ from foureyes.store.queries import (
     staff_from_record,
 )
 from foureyes.store.tables import IdentityRow, StaffRow, TokenRow
+from foureyes.text import refuse_unseen
 
 TOKEN_PREFIX = "fey"  # noqa: S105 - a token prefix, not a secret
 LOGIN_GONE = "this credential no longer works: its login is no longer this person's"
@@ -56,7 +57,9 @@ def issue_token(
     label: str = "",
     lifetime: timedelta | None = timedelta(days=90),
 ) -> str:
-    """A new bearer token for one person (returned once, stored hashed)."""
+    """A new bearer token for one person (returned once, stored hashed). A `label` holding
+    what a reader cannot see is BadInput (`foureyes.text.refuse_unseen`: it goes to the log)."""
+    refuse_unseen(label, "label")
     with services.database.transaction() as session:
         now = services.clock()
         row = session.get(StaffRow, staff_id)

@@ -39,7 +39,16 @@ FOUREYES_PLATFORM = "foureyes"
 _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
     "foureyes.policy.update": {
         "type": "object",
-        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 1_000_000}},
+        # A document (`contentMediaType`): YAML with its line breaks, judged by the policy's
+        # YAML reader; every other string param is short text (foureyes.workflow.typed_params).
+        "properties": {
+            "text": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 1_000_000,
+                "contentMediaType": "application/yaml",
+            }
+        },
         "required": ["text"],
         "additionalProperties": False,
     },

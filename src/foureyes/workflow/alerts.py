@@ -21,6 +21,7 @@ from foureyes.notify.card import ON_CARDS  # the request-describing detectors (o
 from foureyes.store import page_memo
 from foureyes.store.bulk import one_of
 from foureyes.store.tables import AlertRow, RequestRow, ReviewRow, StaffRow
+from foureyes.text import refuse_unseen
 from foureyes.workflow.access import (
     require_oversight,
     reviewable_in_page,
@@ -115,7 +116,10 @@ def acknowledge(
     services: Services, actor: Actor, alert_id: int, comment: str = ""
 ) -> dict[str, Any]:
     """Mark an alert as seen and handled, with an `alert.acknowledged` audit event in the same
-    transaction. Conflict if it already is; Forbidden for an alert about yourself."""
+    transaction. Conflict if it already is; Forbidden for an alert about yourself. A `comment`
+    holding what a reader cannot see (`foureyes.text.refuse_unseen`): BadInput, nothing
+    looked at (oversight reads it as the alert's note, and in the log)."""
+    refuse_unseen(comment, "comment")
     _may_see(services, actor)
     with services.database.transaction() as session:
         row = session.scalar(select(AlertRow).where(AlertRow.id == alert_id).with_for_update())

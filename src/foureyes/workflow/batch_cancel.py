@@ -15,6 +15,7 @@ from __future__ import annotations
 from foureyes.core import logstate
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict, Forbidden
+from foureyes.text import refuse_unseen
 from foureyes.workflow import batch_events, batch_ledger, batch_views
 
 MAX_REASON = 2000
@@ -24,6 +25,7 @@ def cancel_batch(services: Services, actor: Actor, batch_id: str, reason: str = 
     """Cancel the batch (the module's docstring); its new state."""
     if len(reason) > MAX_REASON:
         raise BadInput(f"the reason is longer than {MAX_REASON} characters")
+    refuse_unseen(reason, "reason")  # read in the console, the CLI and the log
     logstate.refuse(services)
     stopped: str | None = None
     with services.database.transaction() as session:

@@ -31,6 +31,7 @@ from foureyes.errors import BadInput, Conflict, Forbidden, FoureyesError, StepUp
 from foureyes.model import Review, ReviewDecision
 from foureyes.policy.batches import BatchPlan
 from foureyes.store.tables import BatchReviewRow, BatchRow
+from foureyes.text import refuse_unseen
 from foureyes.workflow import (
     batch_events,
     batch_integrity,
@@ -38,7 +39,6 @@ from foureyes.workflow import (
     batch_recheck,
     batch_views,
 )
-from foureyes.workflow.review import check_comment
 
 MAX_COMMENT = 2000
 
@@ -46,7 +46,7 @@ MAX_COMMENT = 2000
 @dataclass(frozen=True)
 class BatchReviewInput:
     """A batch review as given: refused at once (BadInput) if its comment is unfit
-    (`review.check_comment`)."""
+    (`foureyes.text.refuse_unseen`, as a request's review comment)."""
 
     decision: ReviewDecision
     digest: str
@@ -54,7 +54,7 @@ class BatchReviewInput:
     step_up: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        check_comment(self.comment)
+        refuse_unseen(self.comment, "comment")
 
 
 def review_batch(services: Services, actor: Actor, batch_id: str, given: BatchReviewInput) -> str:

@@ -46,7 +46,7 @@ from foureyes.errors import (
     FoureyesError,
     NotFound,
 )
-from foureyes.model import Account
+from foureyes.model import Account, ActionSpec
 from foureyes.policy.batches import BatchPlan, plan_batch
 from foureyes.policy.compiler import Policy
 from foureyes.store.tables import BatchItemRow, BatchRow
@@ -93,6 +93,10 @@ def submit_batch(services: Services, actor: Actor, given: BatchSubmission) -> st
     BatchRefused, BadInput or BatchOverQuota with nothing recorded."""
     logstate.refuse(services)
     params_digest(given.params)  # BadInput for params JSON cannot hold
+    # What the person typed, before any account is looked up (`decide.check_typed`): an action
+    # no platform has is then refused line by line (`resolve`).
+    spec = services.catalog().actions.get(given.action) or ActionSpec(given.action)
+    decide.check_typed(spec, given.params, given.justification)
     lines, malformed = batch_manifest.parse(given.accounts, given.csv)
     accounts = resolve(services, given.action, lines, malformed, actor=actor)
     # The pins and the plan (a read per account) are made before the write transaction, so

@@ -6,6 +6,9 @@ The order is the contract; each step runs only for what the one before lets thro
 
 1. the target (`check_target`, by the callers before they look the account up): the account
    reference's form, its platform, the action. The public catalog, nothing about the caller.
+   Then what the person typed (`check_typed`): a justification or a param holding what a
+   reader cannot see, or a NUL (`foureyes.workflow.typed_params`). Before the rules, so that
+   not even a denied request is recorded with it (its row keeps both, oversight reads them).
 2. the rules (`engine.decide`), on the params as given: a condition that reads an odd value
    fails closed (a deny rule matches, an allow or require rule does not). Denied: that is the
    answer. Nothing of the payload has been looked at, so a person the policy denies learns
@@ -38,17 +41,15 @@ from jsonschema.protocols import Validator
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.core.services import Services
 from foureyes.errors import BadInput
-from foureyes.model import Account, DecisionRequest, Outcome
+from foureyes.model import Account, ActionSpec, DecisionRequest, Outcome
 from foureyes.policy.compiler import Policy
 from foureyes.policy.decision import Decision, Options
 from foureyes.policy.engine import decide
 from foureyes.policy.regex import fullmatches
-from foureyes.text import overloaded, unseen
-from foureyes.workflow import quota
+from foureyes.text import refuse_unseen
+from foureyes.workflow import quota, typed_params
 
 MAX_JUSTIFICATION = 500
-# Unicode categories a justification may not hold: controls (newlines, tabs, NUL), format
-# characters (zero-width, bidi overrides) and the line and paragraph separators.
 # How a caller counts the quotas of a request the rules decided `outcome` (see `rule`).
 QuotaCount = Callable[[Outcome], quota.QuotaCheck]
 
@@ -132,15 +133,22 @@ def _ref(account: Account | None) -> str:
     return "" if account is None else account.ref
 
 
-def check_target(services: Services, action: str, account_ref: str) -> str:
+def check_target(services: Services, action: str, account_ref: str) -> ActionSpec:
     """Step 1: the account reference's form (BadInput), its platform and the action
-    (NotFound, BadInput). The account's id on its platform."""
+    (NotFound, BadInput). The action as the platform declares it (for `check_typed`)."""
     try:
-        platform, account_id = Account.split_ref(account_ref)
+        platform, _ = Account.split_ref(account_ref)
     except ValueError as exc:
         raise BadInput(str(exc)) from exc
-    services.connector(platform).action(action)
-    return account_id
+    return services.connector(platform).action(action)
+
+
+def check_typed(spec: ActionSpec, params: Mapping[str, Any], justification: str | None) -> None:
+    """Step 1's text: BadInput for a justification holding what a reader cannot see
+    (`foureyes.text.refuse_unseen`), or params whose strings do not fit
+    `foureyes.workflow.typed_params` under `spec`'s schema. Nothing but the text is looked at."""
+    refuse_unseen(justification or "", "justification")
+    typed_params.check(spec.name, spec.params_schema, params)
 
 
 def check_justification(decision: Decision, justification: str | None) -> None:
@@ -151,12 +159,7 @@ def check_justification(decision: Decision, justification: str | None) -> None:
 
 def check_justification_options(options: Options, justification: str | None) -> None:
     """`check_justification` against combined rule `options` (a batch's requirement's too)."""
-    if justification is not None and (
-        any(unseen(char) for char in justification) or overloaded(justification)
-    ):
-        # Line breaks, controls and invisible characters are refused rather than stripped: the
-        # text reviewers read and the log keeps is the text that was checked.
-        raise BadInput("the justification holds line breaks, control or invisible characters")
+    refuse_unseen(justification or "", "justification")  # as at step 1 (`check_typed`)
     text = (justification or "").strip()
     if len(text) > MAX_JUSTIFICATION:
         raise BadInput(f"the justification is longer than {MAX_JUSTIFICATION} characters")
@@ -230,6 +233,7 @@ __all__ = [
     "check_justification_options",
     "check_payload",
     "check_target",
+    "check_typed",
     "no_quotas",
     "peek_quotas",
     "rule",

@@ -80,7 +80,8 @@ async def dry_run_for_token(
         if exc.record.startswith(seals.ref(seals.PINS_KIND, "")):
             raise
         raise Unauthenticated(exc.message) from exc  # the token, or its person
-    decide.check_target(services, submission.action, ref)  # the ref's form, platform, action
+    spec = decide.check_target(services, submission.action, ref)  # the ref's form, platform, action
+    decide.check_typed(spec, submission.params, submission.justification)  # what was typed
     if reads.policy_version is None:
         raise Unavailable("no policy is loaded: run `foureyes init` first")
     if not services.rollback_checked(reads.policy_version):

@@ -22,7 +22,7 @@ from foureyes.notify import hooks as notify_hooks
 from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
-from foureyes.text import overloaded, unseen
+from foureyes.text import refuse_unseen
 from foureyes.workflow import expiry, holds, integrity, routing, tickets
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows
@@ -32,18 +32,11 @@ from foureyes.workflow.subject import redecide
 MAX_COMMENT = 2000
 
 
-def check_comment(comment: str) -> None:
-    """BadInput for a review's comment holding line breaks, control or invisible characters
-    (bidi overrides, zero-width ones, a NUL) or stacked combining marks: refused as a
-    justification is, since other people read it in the console, the CLI and the log (a line
-    break could forge a line of a timeline; PostgreSQL cannot store a NUL)."""
-    if any(unseen(char) for char in comment) or overloaded(comment):
-        raise BadInput("the comment holds line breaks, control or invisible characters")
-
-
 @dataclass(frozen=True)
 class ReviewInput:
-    """A review as given: refused at once (BadInput) if its comment is unfit (`check_comment`)."""
+    """A review as given: refused at once (BadInput) if its comment holds what a reader cannot
+    see (`foureyes.text.refuse_unseen`): other people read it in the console, the CLI and the
+    log."""
 
     decision: ReviewDecision
     digest: str
@@ -51,7 +44,7 @@ class ReviewInput:
     step_up: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        check_comment(self.comment)
+        refuse_unseen(self.comment, "comment")
 
 
 @dataclass(frozen=True)
@@ -465,7 +458,10 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
     The requester may cancel their own pending, approved or scheduled request; while a delay
     runs (scheduled), anyone eligible to review it may cancel it too (DESIGN item 8). To
     anyone who may not see the request (`access.may_see`) it is NotFound, as an unknown id.
+    A `reason` holding what a reader cannot see is BadInput before anything is looked at
+    (`foureyes.text.refuse_unseen`): the requester, oversight and the log read it.
     """
+    refuse_unseen(reason, "reason")
     with services.database.transaction() as session:
         now = services.clock()
         row = visible_request(

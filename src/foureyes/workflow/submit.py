@@ -119,7 +119,8 @@ def dry_run(
     account: Account | None = None
     with services.database.read() as session:
         caller = actor() if callable(actor) else actor
-        decide.check_target(services, submission.action, ref)
+        spec = decide.check_target(services, submission.action, ref)
+        decide.check_typed(spec, submission.params, submission.justification)
         pins, _, policy = services.pins_and_policy(session, ref)
         now = services.clock()
         if services.stored_here(ref):
@@ -285,8 +286,9 @@ def _record(
     proposed policy); then the submit transaction decides again on what is in force then,
     counts the quotas under their locks and records the request. A refused justification or
     payload records no request but leaves a `request.refused` event."""
-    decide.check_target(services, submission.action, submission.account)
+    spec = decide.check_target(services, submission.action, submission.account)
     params_digest(submission.params)  # BadInput for params JSON cannot hold, before anything
+    decide.check_typed(spec, submission.params, submission.justification)
     looked: _Looked | None = None
     if services.stored_here(submission.account):
         # A platform kept in foureyes' database (the demo): the account and the first look's
