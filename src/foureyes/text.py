@@ -58,13 +58,16 @@ def _overloaded(text: str, chars: set[str]) -> bool:
     return stacked.search(text) is not None
 
 
-def refuse_unseen(text: str, what: str) -> None:
+def refuse_unseen(text: str | None, what: str) -> None:
     """BadInput ("the `what` holds line breaks, control or invisible characters") when `text`
     holds an unseen character (a line break, a control or a NUL, a bidi override, a zero-width
     or blank-looking one) or stacked combining marks: a line break could forge a line of a
     timeline or a log, a bidi override makes the text read as something else, a zero-width one
     hides text, and PostgreSQL cannot store a NUL. Refused rather than stripped: what readers
-    see and the log keeps is what was checked. The message never quotes `text`."""
+    see and the log keeps is what was checked. The message never quotes `text`. None (no
+    text given: an embedding caller's `reason=None`) is nothing to check."""
+    if not text:
+        return
     if text.isascii():
         # In ASCII only the C0 controls and DEL are unseen, and there are no marks.
         if text.isprintable():
