@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from foureyes.commands import params_view
 from foureyes.commands.api_client import (
     DEFAULT_SERVER,
     Client,
@@ -67,6 +68,16 @@ def _print_batch(view: dict[str, Any]) -> None:
         ),
         markup=False,
     )
+    if view.get("reverts"):
+        out.print(params_view.undoes(view["reverts"]), markup=False, emoji=False)
+    params = view.get("params") or {}
+    if params:
+        # What every item runs with, as the server shows it (the manifest's digest covers it).
+        out.print("params:", markup=False)
+        for line in params_view.lines(params):
+            out.print(line, markup=False, emoji=False, soft_wrap=True)
+    if view.get("justification"):
+        out.print(printable(f"justification: {view['justification']}"), markup=False, emoji=False)
     out.print(printable(f"digest (Merkle root): {view['digest']}"), markup=False)
     requirement = view.get("requirement") or {}
     if requirement:
@@ -214,12 +225,15 @@ def list_cmd(
     with connect(server, token, insecure_http=insecure_http) as client:
         items = every_page(client.list_batches, query, limit)
     for view in items:
+        what = params_view.summary(view)
         out.print(
             printable(
                 f"{view['id']}  {view['state']:<10} {view['action']}  "
                 f"{view['item_count']} item(s)  by {view['requester']}"
-            ),
+            )
+            + (f"  {what}" if what else ""),
             markup=False,
+            emoji=False,
         )
 
 

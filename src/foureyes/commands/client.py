@@ -21,10 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from foureyes.auth.messages import challenge, key_id_of
+from foureyes.commands import params_view
 from foureyes.commands.api_client import (
     DEFAULT_SERVER,
     Client,
     InsecureHttpOpt,
+    ServerError,
     ServerOpt,
     connect,
     every_page,
@@ -65,31 +67,58 @@ def _params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
     return params
 
 
-def _print_request(view: dict[str, Any]) -> None:
+def _say(text: str) -> None:
+    """One line of what came from the server, escaped (`printable`), so that nothing in it can
+    drive the terminal, and printed as it is: no markup, no emoji codes (`:ok:`) replaced."""
+    out.print(printable(text), markup=False, emoji=False, soft_wrap=True)
+
+
+def _print_request(view: dict[str, Any], undone: dict[str, Any] | None = None) -> None:
+    """The request as its reader must see it before deciding on it: everything that runs (its
+    action, account and every param, as the server shows them to this reader, redacted where
+    the API redacts) and, for an undo, the request it undoes (`undone`: that request's view,
+    when the reader may see it)."""
     # Everything here came from the server, much of it from people (accounts, params,
     # justifications, reasons quoting them): escaped, so that nothing can drive the terminal.
-    def say(text: str) -> None:
-        out.print(printable(text), markup=False)
-
     decision = view["decision"]
     out.print(
         f"[bold]{cell(view['id'])}[/] {cell(view['state'].upper())}  {cell(view['requester'])} → "
-        f"{cell(view['action'])} on {cell(view['account'])}"
+        f"{cell(view['action'])} on {cell(view['account'])}",
+        emoji=False,
     )
-    say(f"  digest {view['digest']}")
+    if view.get("reverts"):
+        _say(f"  {params_view.undoes(view['reverts'], undone)}")
+    params = view.get("params") or {}
+    if params:
+        _say("  params:")
+        for line in params_view.lines(params, indent="    "):
+            _say(line)
+    _say(f"  digest {view['digest']}")
     if view.get("justification"):
-        say(f"  justification: {view['justification']}")
+        _say(f"  justification: {view['justification']}")
     for reason in decision.get("reasons", []):
-        say(f"  • {reason}")
+        _say(f"  • {reason}")
     for factor in decision.get("factors", []):
         who = ", ".join(factor.get("approved_by", [])) or "nobody yet"
         could = ", ".join(factor.get("candidates", []))
         line = f"  factor {factor['rule']}: approved by {who}; {factor.get('missing', 0)} missing"
-        say(line + (f" (could approve: {could})" if could else ""))
+        _say(line + (f" (could approve: {could})" if could else ""))
     if view.get("reason"):
-        say(f"  why: {view['reason']}")
+        _say(f"  why: {view['reason']}")
     for event in view.get("timeline", []):
-        say(f"  {event['at']}  #{event['seq']} {event['kind']}  {event['actor'] or ''}")
+        _say(f"  {event['at']}  #{event['seq']} {event['kind']}  {event['actor'] or ''}")
+
+
+def _undone(client: Client, view: dict[str, Any]) -> dict[str, Any] | None:
+    """The view of the request `view` undoes, if it is an undo and this reader may see that
+    request (else None: the undo's own view names its id all the same)."""
+    reverts = view.get("reverts")
+    if not reverts:
+        return None
+    try:
+        return client.show(str(reverts))
+    except ServerError:
+        return None
 
 
 print_request = _print_request  # for the other staff commands (`foureyes.commands.pins`)
@@ -182,7 +211,7 @@ def _review_body(
     key = None if step_up_key is None else _step_up_key(step_up_key)
     if digest is None:
         view = client.show(request_id)
-        _print_request(view)
+        _print_request(view, _undone(client, view))
         typer.confirm(f"{verdict.value} exactly this request?", abort=True)
         digest = str(view["digest"])
     body: dict[str, Any] = {"decision": verdict.value, "digest": digest, "comment": comment}
@@ -292,7 +321,8 @@ def show_cmd(
     """A request, its decision, what it still needs, and its timeline."""
     with connect(server, token, insecure_http=insecure_http) as client:
         view = client.show(request_id)
-    _print_request(view)
+        undone = _undone(client, view)
+    _print_request(view, undone)
 
 
 def list_cmd(
@@ -328,13 +358,12 @@ def list_cmd(
     )
     with connect(server, token, insecure_http=insecure_http) as client:
         items = every_page(client.list_requests, query, limit)
-    table = Table("id", "state", "requester", "action", "account", "created")
+    table = Table("id", "state", "requester", "action", "account", "params", "created")
     for item in items:
         table.add_row(
-            *(
-                cell(item[key])
-                for key in ("id", "state", "requester", "action", "account", "created_at")
-            )
+            *(cell(item[key]) for key in ("id", "state", "requester", "action", "account")),
+            cell(params_view.summary(item)),
+            cell(item["created_at"]),
         )
     out.print(table)
 
