@@ -218,10 +218,24 @@ def test_a_policy_text_is_a_document_line_breaks_and_all_but_no_nul_nor_bidi_con
     text = (EXAMPLES / "policy.yaml").read_text() + "# relu par la sécurité — מאושר\n"
     ask = {"action": "foureyes.policy.update", "account": "foureyes:policy"}
     before = stored(api)
-    for bad in ("#\x00\n", "# \u202e\n", "# \u2067x\u2069\n"):
+    bad_lines = (
+        "#\x00\n",
+        "# \u202e\n",
+        "# \u2067x\u2069\n",
+        # Attack H3: line breaks YAML reads and readers do not see, after a comment.
+        "# reviewed\u0085detectors: {velocity: {enabled: false}}\n",
+        "# reviewed\u2028x: 1\n",
+        "# reviewed\u2029x: 1\n",
+        # Attack H1: an invisible character inside a string literal.
+        'x: "contra\u200bctor"\n',
+        'x: "contra\u2060ctor"\n',
+        'x: "contra\u00adctor"\n',
+        'x: "contra\u200ector"\n',
+    )
+    for bad in bad_lines:
         answer = api.submit(JO, **ask, params={"text": text + bad}, justification="INC-1")
         body = assert_problem(answer, 422, "bad-input")
-        assert "NUL or a bidi control" in body["detail"]
+        assert "holds line breaks, control or invisible characters" in body["detail"], bad
         assert stored(api) == before
     proposed = api.submit(JO, **ask, params={"text": text}, justification="INC-1")
     assert proposed.status_code == 201, proposed.text
@@ -286,7 +300,7 @@ def test_the_rule_takes_a_document_and_peoples_text_as_written() -> None:
         "x.act",
         SCHEMA,
         {
-            "text": "version: 1\r\n\trules: []\n# \u200f\u05de\u05d0\u05d5\u05e9\u05e8 \u00a0\n",
+            "text": "version: 1\r\n\trules: []\n# \u05de\u05d0\u05d5\u05e9\u05e8 \u00a0\n",
             "reason": FINE,
             "tags": ["réexaminé", "موافق", "מאושר"],
             "count": 3,

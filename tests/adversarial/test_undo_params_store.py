@@ -165,3 +165,20 @@ def test_a_typed_value_turned_secret_afterwards_is_still_shown_to_approvers(
     outcome = execute.execute(world.services, pending)
     assert outcome.state.value == "cancelled"
     assert world.chirp("alice")["email"] == NEW
+
+
+def test_a_new_undo_of_an_original_set_reverted_in_the_store_raises_the_alert(
+    world: World,
+) -> None:
+    """H9: the same edit before any undo was asked: the undo answered 409 "this one is
+    reverted" with no alert. The row is compared with the log first: refused as altered."""
+    mei = world.actor("e-3002")
+    original = change_email(world, mei, "chirp:alice", NEW)
+    _as_runtime_role(
+        world.services.database,
+        "UPDATE requests SET state = 'reverted' WHERE id = :id",
+        id=original,
+    )
+    with pytest.raises(Conflict, match="it cannot be undone: re-check at undo failed"):
+        undo.undo(world.services, mei, original, "CASE-1")
+    assert _alerts(world, original)

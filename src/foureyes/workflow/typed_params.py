@@ -9,11 +9,12 @@ every key of an object):
   with one could never be approved or carried out (attack F7: a batch stuck `executing`), and
   no text needs one;
 - a string the action's params schema declares a document, with `contentMediaType` (the YAML
-  policy text of `foureyes.policy.update`), may hold no bidi embedding, override or isolate
-  control either (U+202A-U+202E, U+2066-U+2069: "Trojan Source", text that reads otherwise
-  than it parses, in the document approvers read to decide who may do what); it is otherwise
-  taken as written, line breaks, tabs and right-to-left letters and all: its own reader judges
-  it (the policy's YAML reader refuses control characters);
+  policy text of `foureyes.policy.update`), is lines: it may break lines with LF or CRLF only
+  and indent with tabs, and each line is held to the short-text rule below. YAML also breaks
+  lines at U+0085, U+2028 and U+2029, which browsers and terminals do not show as breaks: text
+  after one inside a `# comment` was live policy that read as the comment (attack H3), and a
+  zero-width character inside a string literal (`"contra\u200bctor"`) silently made a deny
+  rule match nobody (H1); approvers read the document to decide who may do what;
 - every other string is short text someone reads: a `"type": "string"` param, a value under a
   name the schema does not describe, an object's key. It may hold nothing a reader cannot see
   (`foureyes.text.refuse_unseen`: line breaks, controls, bidi overrides, zero-width and
@@ -32,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from foureyes.errors import BadInput
 from foureyes.text import refuse_unseen
 
 __all__ = ["DOCUMENT", "check"]
@@ -63,13 +63,11 @@ def check(action: str, schema: Mapping[str, Any], params: Mapping[str, Any]) -> 
                 todo.append((f"{where}/{index}", _item(shape, index), item))
 
 
-_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
-
-
 def _check_string(action: str, where: str, shape: Mapping[str, Any], value: str) -> None:
     if isinstance(shape.get(DOCUMENT), str):
-        if "\0" in value or not _BIDI_CONTROLS.isdisjoint(value):
-            raise BadInput(f"the param {where} of {action} holds a NUL or a bidi control character")
+        for number, line in enumerate(value.split("\n"), start=1):
+            line = line.removesuffix("\r").replace("\t", " ")
+            refuse_unseen(line, f"line {number} of param {where} of {action}")
         return
     refuse_unseen(value, f"param {where} of {action}")
 

@@ -99,16 +99,18 @@ def _undo(
         original = session.get(RequestRow, request_id)
         if original is None or not may_see(services, session, original, actor):
             raise unknown_request(request_id)
-        if original.state != RequestState.EXECUTED.value:
+        # The reverse acts on the original's account with its stored undo params, and its state
+        # says whether it may: only if the original is what the log says (else security is
+        # alerted, committed, and it fails): a state set `reverted` in the store refused an
+        # undo with no alert (attack H9).
+        found = integrity.trail(session, original.id)
+        altered = found.problem(original)
+        refused = None
+        if altered is None and original.state != RequestState.EXECUTED.value:
             raise Conflict(
                 f"only an executed request can be undone; this one is {original.state}",
                 request_id=request_id,
             )
-        # The reverse acts on the original's account with its stored undo params: only if the
-        # original is what was submitted (else security is alerted, committed, and it fails).
-        found = integrity.trail(session, original.id)
-        altered = found.problem(original)
-        refused = None
         if altered is not None:
             refused = integrity.refuse(
                 services,
