@@ -65,8 +65,8 @@ def check(action: str, schema: Mapping[str, Any], params: Mapping[str, Any]) -> 
 
 def _check_string(action: str, where: str, shape: Mapping[str, Any], value: str) -> None:
     if isinstance(shape.get(DOCUMENT), str):
-        for number, line in enumerate(value.split("\n"), start=1):
-            line = line.removesuffix("\r").replace("\t", " ")
+        for number, raw in enumerate(value.split("\n"), start=1):
+            line = raw.removesuffix("\r").replace("\t", " ")
             refuse_unseen(line, f"line {number} of param {where} of {action}")
         return
     refuse_unseen(value, f"param {where} of {action}")
