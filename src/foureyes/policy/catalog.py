@@ -39,8 +39,8 @@ FOUREYES_PLATFORM = "foureyes"
 _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
     "foureyes.policy.update": {
         "type": "object",
-        # A document (`contentMediaType`): YAML with its line breaks, judged by the policy's
-        # YAML reader; every other string param is short text (foureyes.workflow.typed_params).
+        # A document (`contentMediaType`): lines broken by LF or CRLF, each held to the
+        # free-text check; every other string param is short text (workflow.typed_params).
         "properties": {
             "text": {
                 "type": "string",
