@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from tests.conftest import EXAMPLES
-from tests.dba import tamper
 from tests.worlds import World, make_world
 
 from foureyes import worker
 from foureyes.connectors.base import ExecutionOrder
 from foureyes.core.services import Actor
-from foureyes.errors import BadInput, Conflict
+from foureyes.errors import BadInput
 from foureyes.model import RequestState
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow, RequestRow
@@ -70,21 +69,6 @@ def change_email_unreported(world: World, actor: Actor, account: str, email: str
         request_id = change_email(world, actor, account, email)
     assert stored_undo_params(world, request_id) is None
     return request_id
-
-
-def test_undo_params_removed_in_the_store_are_caught(world: World) -> None:
-    # Attack G1 (session 14): the database owner removed the stored params, so that a typed
-    # value passed as "nothing recorded"; the execution's event committed to some.
-    mei = world.actor("e-3002")
-    original = change_email(world, mei, "chirp:alice", NEW)
-    tamper(
-        world.services.database,
-        "UPDATE requests SET undo_params = NULL WHERE id = :id",
-        id=original,
-    )
-    with pytest.raises(Conflict, match="its undo params are gone"):
-        operations.undo(world.services, mei, original, "CASE-2020", {"email": "x@mail.example"})
-    assert world.chirp("alice")["email"] == NEW
 
 
 def stored_undo_params(world: World, request_id: str) -> dict[str, object] | None:
