@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -32,10 +33,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from foureyes.errors import PolicyError
 from foureyes.model import Employment, Staff, StaffStatus
 from foureyes.policy.yamlsource import SourceDocument, load_yaml, parse_yaml
+from foureyes.text import overloaded
 
 # What a login may be: plain ASCII, starting with a letter or digit (see the module docstring).
 LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
 LOGIN_CHARACTERS = "ASCII letters, digits and . _ @ + -, starting with a letter or a digit"
+
+
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def _forges(char: str) -> bool:
+    """Whether `char` in a person's name or record could forge a line or reorder what is read."""
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS
 
 
 # Characters people read as others (after case folding): digits as letters, `i` as `l`.
@@ -121,6 +131,20 @@ class StaffEntry(BaseModel):
     status: StaffStatus = StaffStatus.ACTIVE
     identities: list[str] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name", "email", "vendor", "region", "manager", "groups")
+    @classmethod
+    def _shown_as_written(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """What cards, views and the log show of a person reads as written: no control
+        character or line break (a forged line), no bidi embedding, override or isolate (a name
+        read backwards), no stacked marks (attack H2, session 14). Joiners and the marks of a
+        script stay: names in Indic or Arabic scripts need them."""
+        for text in [value] if isinstance(value, str) else value or []:
+            if any(_forges(char) for char in text) or overloaded(text):
+                raise ValueError(
+                    "holds a line break, a control or bidi character, or stacked marks"
+                )
+        return value
 
     @field_validator("identities")
     @classmethod
