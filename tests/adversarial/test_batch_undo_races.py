@@ -641,3 +641,25 @@ def test_the_log_read_once_for_a_chunk_finds_changes_whatever_the_order_asked(
         held = later.held(ring[0], seqs[0])
         assert held is not None
         assert "superseded" in held.why
+
+
+@pytest.mark.parametrize("positions", [None, [0]])
+def test_items_set_reverted_in_the_store_are_caught_not_believed(
+    world: World, positions: list[int] | None
+) -> None:
+    """Attack H5 (session 14): every executed item set `reverted` by a plain UPDATE (as
+    foureyes' own database role may) made each undo answer "nothing to undo" (or "it was undone
+    already"), with no alert. The items are compared with the log first: refused as altered,
+    with the high `batch_tampered` alert."""
+    batch_id = _executed(world, seed_ring(world, 2))
+    with world.services.database.engine.begin() as connection:
+        connection.execute(
+            update(BatchItemRow).where(BatchItemRow.batch_id == batch_id).values(state="reverted")
+        )
+    with pytest.raises(Conflict, match="not what its log and approved manifest prove"):
+        batch_undo.undo_batch(world.services, world.actor("e-3001"), batch_id, positions=positions)
+    with world.services.database.read() as session:
+        alerts = session.scalars(
+            select(AlertRow).where(AlertRow.detector == "batch_tampered")
+        ).all()
+    assert alerts

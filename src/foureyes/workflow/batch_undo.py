@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.core.services import Actor, Services
 from foureyes.errors import BadInput, Conflict
-from foureyes.store.tables import BatchItemRow
+from foureyes.store.tables import BatchItemRow, BatchRow
 from foureyes.workflow import batch_idempotency, batch_undo_guard, batch_views
 from foureyes.workflow.batch_submit import BatchSubmission, submit_batch
 
@@ -31,8 +31,8 @@ def undo_batch(
 ) -> str:
     """Submit the reverse batch; its id. BadInput for an action nothing undoes, a position
     that names no executed item; Conflict when no item of the batch was executed."""
-    given, _ = _reverse(services, actor, batch_id, positions, justification)
     with _alerting(services, batch_id):
+        given, _ = _reverse(services, actor, batch_id, positions, justification)
         return submit_batch(services, actor, given)
 
 
@@ -64,8 +64,8 @@ def undo_batch_or_replay(
         if found is not None:
             return Undone(found, True, [])
     try:
-        given, left_out = _reverse(services, actor, batch_id, positions, justification)
         with _alerting(services, batch_id):
+            given, left_out = _reverse(services, actor, batch_id, positions, justification)
             if idempotency_key is None:
                 return Undone(submit_batch(services, actor, given), False, left_out)
             keyed = dataclasses.replace(given, idempotency_key=idempotency_key)
@@ -119,6 +119,7 @@ def _reverse(
             )
         }
         if not executed:
+            _refuse_altered(session, batch)
             if batch.state == "reverted":
                 raise Conflict(f"batch {batch_id} is reverted: it was undone already")
             raise Conflict(f"no item of batch {batch_id} was executed: there is nothing to undo")
@@ -147,6 +148,8 @@ def _reverse(
             ]
         else:
             wrong = [p for p in positions if p not in executed]
+            if wrong:
+                _refuse_altered(session, batch)
             undone = _reverted(session, batch_id, wrong)
             if undone:
                 raise Conflict(
@@ -168,6 +171,20 @@ def _reverse(
             reverts=batch.id,
             reverts_items=tuple(item.id for item in chosen),
         ), left_out
+
+
+def _refuse_altered(session: Session, batch: BatchRow) -> None:
+    """OriginalAltered (and, from `undo_batch_or_replay`, the high `batch_tampered` alert) when
+    the batch or its items are not what the log proves, before an item's state is believed to
+    refuse the undo: every item set `reverted` in the store answered "nothing to undo" with no
+    alert (attack H5)."""
+    found = batch_undo_guard.altered(session, batch, [])
+    if found is not None:
+        raise batch_undo_guard.OriginalAltered(
+            f"batch {batch.id} is not what its log and approved manifest prove: {found}; "
+            "nothing of it is undone",
+            batch_id=batch.id,
+        )
 
 
 def _reverted(session: Session, batch_id: str, positions: Sequence[int]) -> list[int]:
