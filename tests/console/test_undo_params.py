@@ -11,8 +11,12 @@ from foureyes.store.database import Database
 from foureyes.workflow import operations
 from foureyes.workflow.submit import Submission
 from tests.console.conftest import Console, console_for
-from tests.dba import tamper
-from tests.unit.workflow.test_undo_params import NEW, OLD, policy_with_email_rule
+from tests.unit.workflow.test_undo_params import (
+    NEW,
+    OLD,
+    change_email_unreported,
+    policy_with_email_rule,
+)
 from tests.worlds import World, make_world
 
 
@@ -55,13 +59,10 @@ def test_the_undo_form_needs_nothing_but_the_justification(console: Console) -> 
 
 
 def test_without_stored_params_the_form_asks_for_them(console: Console) -> None:
-    original = change_email(console)
-    # An original from before foureyes kept them (undo_params is write-once: as the DBA).
-    tamper(
-        console.world.services.database,
-        "UPDATE requests SET undo_params = NULL WHERE id = :id",
-        id=original,
-    )
+    # An original executed by a platform that does not report them (or before foureyes kept
+    # them): nothing stored, nothing recorded in its event.
+    world = console.world
+    original = change_email_unreported(world, world.actor("e-3002"), "chirp:alice", NEW)
     mei = console.signed_in("e-3002")
     page = mei.get(f"/console/requests/{original}")
     assert 'name="param.email"' in page.text
