@@ -88,12 +88,16 @@ def problem(services: Services, session: Session, request: RequestRow) -> str | 
         return None
     found = held(services, session, request)
     if found is not None and found.tampered:
+        # The original's own `request_tampered` alert, when it is the original that differs
+        # from the log (a later change's row that does is named in the reason only).
         original = lock_request(session, request.reverts_id)
         trail = integrity.trail(session, original.id)
-        now = services.clock()
-        integrity.refuse(
-            services, session, original, trail, found.why, now, actor=None, during="undo"
-        )
+        altered = trail.problem(original)
+        if altered is not None:
+            now = services.clock()
+            integrity.refuse(
+                services, session, original, trail, altered, now, actor=None, during="undo"
+            )
     if found is None:
         found = in_flight(services, session, request.account_ref, request=request.id)
     return None if found is None else f"not undone: {found.why}"
