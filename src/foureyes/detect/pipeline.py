@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 STATE_ID = 1
 # Events per pass, one transaction each: what a pass holds locks for (on SQLite, the write
-# lock: a pass of 500 held it for a quarter of a second under load, stalling every submit).
+# lock: a pass of 500 held it for up to 0.8 s under load, stalling every submit).
 BATCH = 100
 # Events one `run` reads at most, pass after pass while each is full: a backlog drains faster
 # than a busy server fills it (three events per submit) rather than one pass per worker tick.
