@@ -28,6 +28,8 @@ def _yaml(name: str = '"Jo Park"', group: str = "support") -> str:
         '"Jo\\u2028e-9001 (Security lead)"',  # a line separator: a forged second line
         '"Jo\\u0085x"',  # NEL
         '"Jo\\x1b[2J"',  # a terminal escape
+        '"Jo\\u200bx"',  # a zero-width space: hides text
+        '"Jo\\u200fx"',  # a right-to-left mark
         '"Jo\\u0301\\u0301\\u0301\\u0301\\u0301"',  # stacked marks
     ],
 )

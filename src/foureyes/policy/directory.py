@@ -40,12 +40,15 @@ LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
 LOGIN_CHARACTERS = "ASCII letters, digits and . _ @ + -, starting with a letter or a digit"
 
 
-_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_JOINERS = frozenset({"\u200c", "\u200d"})  # ZWNJ, ZWJ: letters of Indic and Arabic names
 
 
 def _forges(char: str) -> bool:
-    """Whether `char` in a person's name or record could forge a line or reorder what is read."""
-    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS
+    """Whether `char` in a person's name or record could forge a line, reorder what is read or
+    hide text: a control or line/paragraph separator, or a format character (bidi controls and
+    marks, zero-width space, soft hyphen, tags) other than the two joiners."""
+    category = unicodedata.category(char)
+    return category in ("Cc", "Zl", "Zp") or (category == "Cf" and char not in _JOINERS)
 
 
 # Characters people read as others (after case folding): digits as letters, `i` as `l`.
@@ -136,9 +139,10 @@ class StaffEntry(BaseModel):
     @classmethod
     def _shown_as_written(cls, value: str | list[str] | None) -> str | list[str] | None:
         """What cards, views and the log show of a person reads as written: no control
-        character or line break (a forged line), no bidi embedding, override or isolate (a name
-        read backwards), no stacked marks (attack H2, session 14). Joiners and the marks of a
-        script stay: names in Indic or Arabic scripts need them."""
+        character or line break (a forged line), no format character such as a bidi override
+        or a zero-width space (a name read backwards, or hiding text), no stacked marks (attack
+        H2, session 14). The joiners and the marks of a script stay: names in Indic or Arabic
+        scripts need them."""
         for text in [value] if isinstance(value, str) else value or []:
             if any(_forges(char) for char in text) or overloaded(text):
                 raise ValueError(
