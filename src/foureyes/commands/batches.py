@@ -68,14 +68,9 @@ def _print_batch(view: dict[str, Any]) -> None:
         ),
         markup=False,
     )
-    if view.get("reverts"):
-        out.print(params_view.undoes(view["reverts"]), markup=False, emoji=False)
-    params = view.get("params") or {}
-    if params:
-        # What every item runs with, as the server shows it (the manifest's digest covers it).
-        out.print("params:", markup=False)
-        for line in params_view.lines(params):
-            out.print(line, markup=False, emoji=False, soft_wrap=True)
+    # What every item runs with, as the server shows it (the manifest's digest covers it).
+    for line in params_view.described(view):
+        out.print(line, markup=False, emoji=False, soft_wrap=True)
     if view.get("justification"):
         out.print(printable(f"justification: {view['justification']}"), markup=False, emoji=False)
     out.print(printable(f"digest (Merkle root): {view['digest']}"), markup=False)

@@ -86,13 +86,8 @@ def _print_request(view: dict[str, Any], undone: dict[str, Any] | None = None) -
         f"{cell(view['action'])} on {cell(view['account'])}",
         emoji=False,
     )
-    if view.get("reverts"):
-        _say(f"  {params_view.undoes(view['reverts'], undone)}")
-    params = view.get("params") or {}
-    if params:
-        _say("  params:")
-        for line in params_view.lines(params, indent="    "):
-            _say(line)
+    for line in params_view.described(view, undone, indent="  "):
+        _say(line)
     _say(f"  digest {view['digest']}")
     if view.get("justification"):
         _say(f"  justification: {view['justification']}")

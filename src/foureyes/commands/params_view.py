@@ -114,6 +114,19 @@ def undoes(reverts: object, original: Mapping[str, Any] | None = None) -> str:
     )
 
 
+def described(
+    view: Mapping[str, Any], original: Mapping[str, Any] | None = None, indent: str = ""
+) -> list[str]:
+    """What a request's or a batch's `view` runs with, as the staff commands print it before
+    anything else is asked: `undoes ID` for an undo (with `original`, the view of what it
+    undoes, when the reader may see it), then `params:` and every param (`lines`)."""
+    found = [f"{indent}{undoes(view['reverts'], original)}"] if view.get("reverts") else []
+    params = view.get("params") or {}
+    if params:
+        found += [f"{indent}params:", *lines(params, indent=indent + "  ")]
+    return found
+
+
 def summary(view: Mapping[str, Any]) -> str:
     """A list's one-line form of what a request or batch does beyond its action: `undoes ID`
     for an undo, then its params cut short (`show` prints them whole)."""
