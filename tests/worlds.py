@@ -22,6 +22,7 @@ from foureyes.auth.webauthn import DEMO_RELYING_PARTY
 from foureyes.core.events import record
 from foureyes.core.services import Actor, Services
 from foureyes.model import ReviewDecision
+from foureyes.policy import digests
 from foureyes.policy.compiler import parse_policy
 from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
@@ -185,7 +186,12 @@ def install_policy_version(
         kind="policy.installed",
         actor=None,
         row=None,
-        payload={"version": version, "digest": policy.digest, "how": "tests"},
+        payload={
+            "version": version,
+            "digest": policy.digest,
+            "text_sha256": digests.text_sha256(text),
+            "how": "tests",
+        },
         now=now,
         account_ref="foureyes:policy",
     )

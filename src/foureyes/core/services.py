@@ -25,6 +25,7 @@ from foureyes.core.demo import DemoMode
 from foureyes.core.ratelimit import SlidingWindow
 from foureyes.errors import BadInput, NotFound, RecordAltered, StepUpFailed, Unavailable
 from foureyes.model import Account, Staff
+from foureyes.policy import digests
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.store import page_memo, seals
@@ -453,20 +454,39 @@ _INSTALLED_KINDS = ("policy.installed", "request.executed", "request.reconciled"
 
 
 def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -> bool:
-    """Whether the audit log vouches for policy version `row.version` with this `digest`: the
+    """Whether the audit log vouches for policy version `row.version` with this text: the
     policy text is a store row a database administrator could edit, the log is not.
 
-    `foureyes init`'s version: a `policy.installed` event naming it. Any later version: the
-    approved `foureyes.policy.update` request that made it (`row.request_id`) — its
-    `request.submitted` event must be that action on `foureyes:policy` asking for exactly this
-    text, and its execution (or reconciliation) event must name this version and digest. So a
-    summary some other request's platform record holds cannot vouch for a text nobody approved."""
+    `foureyes init`'s version: a `policy.installed` event naming it, with the SHA-256 of this
+    very text (`text_sha256`); an event from before that field, with this `digest` (the
+    document's, `digests.document_digest`: stable across schema changes, so an upgrade keeps
+    serving; it cannot tell two texts that parse to the same document, which never decide
+    differently). An event whose `text_sha256` names another text vouches for nothing, whatever
+    its digest.
+
+    Any later version: the approved `foureyes.policy.update` request that made it
+    (`row.request_id`) — its `request.submitted` event must be that action on `foureyes:policy`
+    asking for exactly this text (the params commitment), and its execution (or
+    reconciliation) event must name this version (and, when it records one, this
+    `text_sha256`). Its `digest` is not compared: the text is already bound by the commitment
+    and the version by the summary, and the digest is a function of the text, so it adds
+    nothing but a dependence on the schema. An edited text matches no commitment; another
+    approved update's id brings its own text and its own version; a renumbered row names a
+    version its request's summary does not; a summary some other request's platform record
+    holds comes with no commitment to a policy text; a deleted latest version is
+    `latest_logged_version`'s."""
+    text_sha256 = digests.text_sha256(row.text)
     if row.request_id is None:
         for body in session.scalars(
             select(EventRow.body).where(EventRow.kind == "policy.installed", in_tree())
         ):
             event = json.loads(stored_bytes(body))
-            if event.get("version") == row.version and event.get("digest") == digest:
+            if event.get("version") != row.version:
+                continue
+            if "text_sha256" in event:
+                if event["text_sha256"] == text_sha256:
+                    return True
+            elif event.get("digest") == digest:
                 return True
         return False
     asked = done = False
@@ -475,7 +495,7 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
     # `commitments`), or by their plain SHA-256 for a request from before salts. A salt
     # changed in the store matches no commitment: the text is then not vouched for.
     text = {"text": row.text}
-    text_sha256 = hashlib.sha256(canonical_json(text)).hexdigest()
+    params_sha256 = hashlib.sha256(canonical_json(text)).hexdigest()
     salt = session.scalar(select(RequestRow.salt).where(RequestRow.id == row.request_id))
     salted = None if salt is None else salted_sha256(salt, PARAMS, text)
     for kind, account_ref, body in session.execute(
@@ -490,7 +510,7 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
             committed = (
                 salted is not None and event.get("params_salted_sha256") == salted
                 if event.get("digest_version") == DIGEST_VERSION
-                else event.get("params_sha256") == text_sha256
+                else event.get("params_sha256") == params_sha256
             )
             asked = (
                 event.get("action") == POLICY_UPDATE and account_ref == POLICY_ACCOUNT and committed
@@ -500,7 +520,7 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
         if (
             isinstance(recorded, dict)
             and recorded.get("version") == row.version
-            and recorded.get("digest") == digest
+            and recorded.get("text_sha256", text_sha256) == text_sha256
         ):
             done = True
     return asked and done

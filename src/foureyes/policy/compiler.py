@@ -10,8 +10,6 @@ line and field.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from foureyes.policy.catalog import (
 )
 from foureyes.policy.celtypes import CelType, parse_type
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
+from foureyes.policy.digests import document_digest
 from foureyes.policy.escalation_rules import MIN_ESCALATION, group_selection_problem
 from foureyes.policy.regex import Regex, RegexError, compile_re2
 from foureyes.policy.schema import (
@@ -262,9 +261,8 @@ class _Compiler:
             by_action[action] = tuple(
                 tuple(rule for rule in matching if rule.effect == effect) for effect in Effect
             )
-        digest = hashlib.sha256(
-            json.dumps(document.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
+        # Stable across schema changes (`digests`): the digest a log recorded still names it.
+        digest = document_digest(document)
         return Policy(
             document=document,
             catalog=self.catalog,

@@ -9,6 +9,7 @@ from typing import Any
 from foureyes.core import sealing
 from foureyes.core.events import record
 from foureyes.core.services import Services
+from foureyes.policy import digests
 from foureyes.policy.directory import Directory
 from foureyes.workflow.governance import install_first_policy
 from foureyes.workflow.staff import import_directory
@@ -33,7 +34,14 @@ def seed(
             kind="policy.installed",
             actor=None,
             row=None,
-            payload={"version": 1, "digest": policy.digest, "how": "foureyes init"},
+            # The exact text (`text_sha256`) is what the log vouches for it by (`Services`);
+            # `digest` (the parsed document's) is kept for readers.
+            payload={
+                "version": 1,
+                "digest": policy.digest,
+                "text_sha256": digests.text_sha256(policy_text),
+                "how": "foureyes init",
+            },
             now=services.clock(),
             account_ref="foureyes:policy",
         )

@@ -49,6 +49,7 @@ from foureyes.errors import (
     Unavailable,
 )
 from foureyes.model import Account, ActionSpec, StaffStatus
+from foureyes.policy import digests
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_policy
 from foureyes.policy.sandbox import Budget, check_policy
@@ -262,7 +263,13 @@ class GovernanceConnector(Connector):
                     created_at=datetime.now(UTC),
                 )
             )
-            summary = {"version": version, "digest": policy.digest}
+            # `text_sha256`: what the log vouches for this version by (`Services`), independent
+            # of the schema; `digest` kept for readers.
+            summary = {
+                "version": version,
+                "digest": policy.digest,
+                "text_sha256": digests.text_sha256(text),
+            }
             _record(session, order, summary)
         return ExecutionResult(summary)
 
