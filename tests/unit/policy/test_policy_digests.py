@@ -154,7 +154,7 @@ def test_the_text_sha256_is_of_the_exact_text() -> None:
         text + "# a comment\n",
         text.replace("version: 1\n", "version:   1\n"),
         text.replace("    limit: 5\n    window: 1h\n", "    window: 1h\n    limit: 5\n"),
-        text.replace("when: \"true\"", "when: 'true'"),
+        text.replace('when: "true"', "when: 'true'"),
     ):
         assert same_document != text
         before = PolicyDocument.model_validate(parse_yaml(text, "a").data)
