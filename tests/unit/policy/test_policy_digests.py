@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from foureyes.policy import digests
-from foureyes.policy.schema import DurationText, PolicyDocument, RuleSpec
+from foureyes.policy.schema import PolicyDocument
 from foureyes.policy.yamlsource import parse_yaml
+from tests.policy_schema_v2 import ADDED_IN_V2, DocumentV2
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "policy_digests"
 
@@ -96,27 +97,14 @@ def test_the_digest_of_an_unchanged_text_never_moves(name: str) -> None:
     assert digests.document_digest(document) == FROZEN_DIGESTS[name]
 
 
-# A release that adds a knob to rules and one to the document (as a later schema would).
-class _RuleV2(RuleSpec):
-    cooldown: DurationText | None = None
-
-
-class _DocumentV2(PolicyDocument):
-    rules: list[_RuleV2] = Field(default_factory=list)  # type: ignore[assignment]
-    review_note: str = "none"
-
-
-_V2_ADDED = (digests.Added(_DocumentV2, "review_note"), digests.Added(_RuleV2, "cooldown"))
-
-
 @pytest.mark.parametrize("name", sorted(FROZEN_DIGESTS))
 def test_a_registered_addition_keeps_the_digest_of_a_text_that_does_not_use_it(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    document = _DocumentV2.model_validate(_data(name))
+    document = DocumentV2.model_validate(_data(name))
     # The bug this guards against: the added fields enter the dump of every text.
     assert digests.document_digest(document) != FROZEN_DIGESTS[name]
-    monkeypatch.setattr(digests, "ADDED", _V2_ADDED)
+    monkeypatch.setattr(digests, "ADDED", ADDED_IN_V2)
     assert digests.document_digest(document) == FROZEN_DIGESTS[name]
 
 
@@ -138,11 +126,11 @@ def test_a_registered_addition_keeps_the_digest_of_a_text_that_does_not_use_it(
 def test_a_text_that_says_something_else_has_another_digest(
     edit: typing.Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(digests, "ADDED", _V2_ADDED)
+    monkeypatch.setattr(digests, "ADDED", ADDED_IN_V2)
     text = (DATA / "rich-policy.yaml").read_text()
     edited = edit(text)
     assert edited != text
-    document = _DocumentV2.model_validate(parse_yaml(edited, "edited").data)
+    document = DocumentV2.model_validate(parse_yaml(edited, "edited").data)
     assert digests.document_digest(document) != FROZEN_DIGESTS["rich-policy.yaml"]
 
 
