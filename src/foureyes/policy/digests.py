@@ -12,7 +12,8 @@ would take it: every field added since (`ADDED`) is left out of the dump of a do
 not set it. A document that sets one could not have been written then (the schema forbids
 unknown keys), so it keeps the field and its digest matches no older record.
 
-Adding a field: register it in `ADDED` (tests/unit/test_policy_digests.py fails until then).
+Adding a field: register it in `ADDED` (tests/unit/policy/test_policy_digests.py fails until
+then).
 Changing a default, removing a field or changing how a field serialises is not supported: it
 would change what installed policies mean, or what their digest was, without anyone approving.
 """

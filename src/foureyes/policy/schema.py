@@ -45,7 +45,8 @@ class _Strict(BaseModel):
 class _Additions(_Strict):
     """A model that gained optional keys after policies were written: each key named in
     `_added` is left out of its serialisation while None, so the digest (the version) of a
-    policy that does not use it stays what it was."""
+    policy that does not use it stays what it was. (The additions made so far; a field added
+    now is registered in `digests.ADDED` instead, which does the same for any default.)"""
 
     _added: ClassVar[frozenset[str]] = frozenset()
 
