@@ -15,8 +15,8 @@ it).
 "Near-duplicate" of two names' `keys`: equal, or (both at least 4 characters) within `distance`
 edits, a transposition counting as one (Damerau). A name's keys are its `fold` (compatibility
 normalised, case-folded, separators dropped, look-alike characters and pairs mapped: the
-Cyrillic, Greek, Armenian and IPA letters that render like a Latin one (`confusables`), 0/o,
-1/l/i/|, 3/e, 5/s, rn/m, vv/w) with and without its affixes
+Cyrillic, Greek, Armenian and IPA letters that render like a Latin one, 0/o, 1/l/i/|, 3/e,
+5/s, rn/m, vv/w: `foureyes.text.folding`) with and without its affixes
 (`real…`, `…_official`, trailing digits), a domain handle (`alice.bsky.social`) by its first
 label, a Matrix id (`@alice:example.org`) by its localpart.
 
@@ -34,70 +34,18 @@ from itertools import combinations
 
 from sqlalchemy import select
 
-from foureyes.detect.confusables import LATIN_LOOKALIKES
 from foureyes.detect.detectors import Seen
 from foureyes.store.tables import BatchItemRow, PinRow, RequestRow
-from foureyes.text import unseen
+from foureyes.text.folding import fold, plain
 from foureyes.workflow.account_names import NAME_ATTRIBUTES
 
 DETECTOR = "batch_lookalike"
 MIN_NEAR = 4  # shorter keys match only when equal: "bob" and "rob" are two people
 MIN_KEY = 3
-# Letters of other scripts that render like a Latin one (`confusables`), before NFKC and
-# case folding and again after them.
-_CONFUSABLE = str.maketrans(LATIN_LOOKALIKES)
-# Within Latin: letters, digits and signs read as another (`i`, `l`, `1` and `|` alike).
-_READ_AS = str.maketrans(
-    {
-        "0": "o",
-        "1": "l",
-        "i": "l",
-        "|": "l",
-        "3": "e",
-        "5": "s",
-        "7": "t",
-        "$": "s",
-        "@": "a",
-    }
-)
-# Pairs that read as one letter at a glance (after the characters above are mapped).
-_LOOKS_LIKE_ONE = (("rn", "m"), ("vv", "w"))
-_SEPARATORS = re.compile(r"[\s._\-\u2010-\u2015'`\u00b7]+")
 _PREFIXES = ("official", "real", "the", "its", "iam")
 _SUFFIXES = ("official", "real", "hq", "team", "support")
 _DIGITS = re.compile(r"\d+$")
-_MARKS = frozenset({"Mn", "Me"})  # combining marks: they sit on a letter, read as it
 _TLD = 6
-
-
-def _unmarked(text: str) -> str:
-    """`text` decomposed (NFD) without what a reader does not see on a name: unseen
-    characters (`foureyes.text.unseen`: soft hyphen, zero-width ones, word joiner, combining
-    grapheme joiner, ...) and combining marks (`ụ`, `İ` read as their base letter)."""
-    return "".join(
-        char
-        for char in unicodedata.normalize("NFD", text)
-        if not unseen(char) and unicodedata.category(char) not in _MARKS
-    )
-
-
-def _plain(text: str) -> str:
-    """`text` compatibility-normalised and case-folded, without unseen characters and
-    combining marks (`_unmarked`), its look-alikes of Latin letters mapped to them (before:
-    an uppercase one folds as the capital it looks like; after: the letters normalising and
-    case folding produce, case-folded once more: Cherokee small letters fold to capitals),
-    separators dropped."""
-    mapped = _unmarked(text).translate(_CONFUSABLE)
-    folded = _unmarked(unicodedata.normalize("NFKC", mapped).casefold())
-    return _SEPARATORS.sub("", folded.translate(_CONFUSABLE).casefold())
-
-
-def fold(text: str) -> str:
-    """The form two look-alike names share (separators dropped, look-alikes mapped)."""
-    folded = _plain(text).translate(_READ_AS)
-    for pair, letter in _LOOKS_LIKE_ONE:
-        folded = folded.replace(pair, letter)
-    return folded
 
 
 def _bare(name: str) -> list[str]:
@@ -117,21 +65,21 @@ def _bare(name: str) -> list[str]:
     return [labels[0], ".".join(labels[:-2])]
 
 
-def _core(plain: str) -> str:
-    """`plain` without the affixes impersonators add, as long as 4 characters remain."""
+def _core(folded: str) -> str:
+    """`folded` without the affixes impersonators add, as long as 4 characters remain."""
     changed = True
     while changed:
         changed = False
-        stripped = _DIGITS.sub("", plain)
+        stripped = _DIGITS.sub("", folded)
         for prefix in _PREFIXES:
             if stripped.startswith(prefix):
                 stripped = stripped[len(prefix) :]
         for suffix in _SUFFIXES:
             if stripped.endswith(suffix):
                 stripped = stripped[: -len(suffix)]
-        if stripped != plain and len(stripped) >= MIN_NEAR:
-            plain, changed = stripped, True
-    return plain
+        if stripped != folded and len(stripped) >= MIN_NEAR:
+            folded, changed = stripped, True
+    return folded
 
 
 def keys(name: str) -> frozenset[str]:
@@ -140,8 +88,8 @@ def keys(name: str) -> frozenset[str]:
         return frozenset()
     found: set[str] = set()
     for bare in _bare(name):
-        plain = _plain(bare)
-        found |= {fold(plain), fold(_core(plain))}
+        folded = plain(bare)
+        found |= {fold(folded), fold(_core(folded))}
     return frozenset(k for k in found if len(k) >= MIN_KEY)
 
 

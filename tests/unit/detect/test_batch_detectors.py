@@ -13,10 +13,10 @@ import yaml
 from sqlalchemy import select
 
 from foureyes import detect, worker
-from foureyes.detect.confusables import LATIN_LOOKALIKES
 from foureyes.detect.lookalikes import PinIndex, fold, keys, within
 from foureyes.errors import Conflict, ConnectorError
 from foureyes.store.tables import AlertRow, BatchRow, EventRow, PinRow, RequestRow
+from foureyes.text.confusables import LATIN_LOOKALIKES
 from foureyes.workflow import batch_execute, operations
 from foureyes.workflow.governance import GovernanceConnector
 from foureyes.workflow.submit import Submission

@@ -1,8 +1,8 @@
-"""Letters of other scripts that render like a Latin letter, for the `batch_lookalike`
-detector's folding (`lookalikes.fold`).
+"""Letters of other scripts that render like a Latin letter, for the folding of look-alike
+names (`foureyes.text.folding.fold`: the `batch_lookalike` detector's and the HR import's).
 
 Neither the standard library nor a locked dependency carries Unicode's confusables data
-(UTS #39, `confusables.txt`); this is the small part of it the detector needs, transcribed by
+(UTS #39, `confusables.txt`); this is the small part of it the folding needs, transcribed by
 hand (not generated: check it against `confusables.txt` when it is next touched): the
 Cyrillic, Greek, Armenian, Cherokee, Lisu, Coptic and Latin-extension/IPA/small-capital
 letters whose prototype there is one Latin
@@ -10,7 +10,7 @@ letter, each mapped to that letter in the case it renders as. Applied before NFK
 folding (an uppercase letter folds as the Latin capital it looks like: Cyrillic capital ve
 is `B`, whose lowercase is `b`, while its small letter looks like none), and again after
 them (for letters those produce, such as Greek capital iota case-folded to small iota).
-Letters within Latin that read alike (`i`, `l`, `1`) are the caller's (`lookalikes._READ_AS`).
+Letters within Latin that read alike (`i`, `l`, `1`) are the folding's (`folding._READ_AS`).
 Written as escapes, named in comments: the source shows what each is.
 """
 
