@@ -90,6 +90,15 @@ _FINAL_STATES = frozenset(
 )
 
 
+def person_label(name: str | None, staff_id: str) -> str:
+    """How a person is named to someone deciding: `Tomas Berg (e-3001)`, the id alone when
+    there is no name (or it is the id). Never the name alone: two people may share a name, and
+    the import only flags it (`foureyes.workflow.staff_names`)."""
+    if not name or name == staff_id:
+        return staff_id
+    return f"{name} ({staff_id})"
+
+
 def _midnight(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(0, 0), tzinfo=UTC)
 

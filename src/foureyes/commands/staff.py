@@ -62,7 +62,8 @@ _STYLES = {"+": "green", "~": "yellow", "!": "bold red", "-": "red"}
 
 def describe_import(report: ImportReport) -> list[str]:
     """What an import did, one line per change: `+` added, `~` changed (each field, logins
-    included, before → after), `!` a login moved to someone else or approving power gained,
+    included, before → after), `!` a login moved to someone else, approving power gained, or
+    a name given that is, or looks like, someone else's,
     `-` terminated; indented, the credentials ended and requests cancelled as a consequence.
     Every value from the export is shown escaped (`printable`, or `repr`: no control or
     invisible character reaches the terminal)."""
@@ -97,6 +98,18 @@ def describe_import(report: ImportReport) -> list[str]:
             printable(
                 f"! {staff_id} gained approving power ({what}): flagged to security "
                 "(alert approver_gained)"
+            )
+        )
+    for staff_id, clashes in sorted(report.named_alike.items()):
+        whose = "; ".join(
+            f"{'the same name as' if c.same else 'a name that looks like that of'} "
+            f"{c.other} ({c.other_name!r})"
+            for c in clashes
+        )
+        lines.append(
+            printable(
+                f"! {staff_id} has {whose}: flagged to security (alert name_lookalike); "
+                "reviewers tell them apart by staff id"
             )
         )
     lines += [f"- {printable(staff_id)} terminated" for staff_id in report.terminated]

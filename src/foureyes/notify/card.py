@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from foureyes.model import person_label
+
 __all__ = ["ON_CARDS", "ON_CHANNEL_CARDS", "AlertLine", "Card", "Ticket", "defang", "review_link"]
 
 # Long enough for any justification the API accepts to be read whole in a chat message;
@@ -179,11 +181,7 @@ class Card:
     def facts(self) -> list[tuple[str, str]]:
         """(label, value) in the order every channel shows them; values are raw (escape and
         `defang` them for the format)."""
-        who = (
-            self.requester
-            if not self.requester_name
-            else (f"{self.requester_name} ({self.requester})")
-        )
+        who = person_label(self.requester_name, self.requester)
         rows = [
             ("Requested by", who),
             ("Action", self.action),

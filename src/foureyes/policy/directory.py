@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from foureyes.errors import PolicyError
 from foureyes.model import Employment, Staff, StaffStatus
 from foureyes.policy.yamlsource import SourceDocument, load_yaml, parse_yaml
-from foureyes.text import overloaded
+from foureyes.text import overloaded, unseen
 
 # What a login may be: plain ASCII, starting with a letter or digit (see the module docstring).
 LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
@@ -42,13 +42,42 @@ LOGIN_CHARACTERS = "ASCII letters, digits and . _ @ + -, starting with a letter 
 
 _JOINERS = frozenset({"\u200c", "\u200d"})  # ZWNJ, ZWJ: letters of Indic and Arabic names
 
+# The most characters of any text a card shows of a person (a name, a group, an attribute's
+# value): more is no one's name, and pushes the rest of a card or a line out of sight.
+MAX_SHOWN = 200
+# What an attribute's name is: what a policy can declare and read (`staff.<name>`), so no
+# attribute a policy cannot name, and nothing in a name that could read as something else.
+ATTRIBUTE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+_UNSHOWN = (
+    "holds a line break, a control or bidi character, an invisible, blank-looking, "
+    "private-use or unassigned character, or stacked marks"
+)
+
 
 def _forges(char: str) -> bool:
     """Whether `char` in a person's name or record could forge a line, reorder what is read or
-    hide text: a control or line/paragraph separator, or a format character (bidi controls and
-    marks, zero-width space, soft hyphen, tags) other than the two joiners."""
-    category = unicodedata.category(char)
-    return category in ("Cc", "Zl", "Zp") or (category == "Cf" and char not in _JOINERS)
+    hide text: what `foureyes.text.unseen` says a reader cannot see (controls, line and
+    paragraph separators, format characters such as bidi controls, zero-width ones and tags,
+    private-use, surrogate and unassigned code points, blank-looking letters such as the
+    Hangul filler), but the two joiners, which are letters of Indic and Arabic names."""
+    return char not in _JOINERS and unseen(char)
+
+
+def shown_problem(text: str) -> str | None:
+    """Why `text`, shown on a card as a person's name, group or attribute, would not read as
+    it is (None when it would): longer than `MAX_SHOWN`, or holding a character that forges
+    a line, reorders or hides text (`_forges`), or stacked marks. Never quotes `text`."""
+    if len(text) > MAX_SHOWN:
+        return f"is longer than {MAX_SHOWN} characters"
+    if any(_forges(char) for char in set(text)) or overloaded(text):
+        return _UNSHOWN
+    return None
+
+
+def visible(name: str) -> bool:
+    """Whether `name` shows a letter: a name of spaces, punctuation, marks or blank-looking
+    letters (the Hangul filler) looks like no one, or like a blank."""
+    return any(unicodedata.category(c).startswith("L") and not unseen(c) for c in set(name))
 
 
 # Characters people read as others (after case folding): digits as letters, `i` as `l`.
@@ -118,6 +147,24 @@ def first_login_clash(
     return None
 
 
+def _value_problem(value: Any) -> str | None:
+    """Why an attribute's value would not read as it is (`shown_problem` of each text in it,
+    the keys of a mapping in it too), or None."""
+    if isinstance(value, str):
+        return shown_problem(value)
+    if isinstance(value, list):
+        items: list[Any] = value
+    elif isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    else:
+        return None  # a number, a boolean, a date, null: nothing of it is text
+    for item in items:
+        problem = _value_problem(item)
+        if problem is not None:
+            return problem
+    return None
+
+
 class StaffEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -138,16 +185,43 @@ class StaffEntry(BaseModel):
     @field_validator("name", "email", "vendor", "region", "manager", "groups")
     @classmethod
     def _shown_as_written(cls, value: str | list[str] | None) -> str | list[str] | None:
-        """What cards, views and the log show of a person reads as written: no control
-        character or line break (a forged line), no format character such as a bidi override
-        or a zero-width space (a name read backwards, or hiding text), no stacked marks (attack
-        H2, session 14). The joiners and the marks of a script stay: names in Indic or Arabic
-        scripts need them."""
+        """What cards, views and the log show of a person reads as written (`shown_problem`):
+        no control character or line break (a forged line), no format character such as a
+        bidi override or a zero-width space (a name read backwards, or hiding text), nothing
+        invisible, blank-looking, private-use or unassigned (attack h2 F5), no stacked marks
+        (attack H2, session 14), at most `MAX_SHOWN` characters. The joiners and the marks of
+        a script stay: names in Indic or Arabic scripts need them."""
         for text in [value] if isinstance(value, str) else value or []:
-            if any(_forges(char) for char in text) or overloaded(text):
+            problem = shown_problem(text)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _looks_like_someone(cls, value: str) -> str:
+        """A name, if given, shows a letter (`visible`): one of blanks, fillers or punctuation
+        reads as nobody on a card. No name at all is allowed: cards show the id then."""
+        if value and not visible(value):
+            raise ValueError("has no visible letter: a name must show whose it is")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _plain_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Attributes reach policy conditions (`staff.<name>`), the audit log and whatever
+        shows them: each name is `ATTRIBUTE_NAME` (what a policy can declare), each text in a
+        value (in lists and mappings too) is held to `shown_problem` like a name."""
+        for key, item in value.items():
+            if not ATTRIBUTE_NAME.fullmatch(key):
                 raise ValueError(
-                    "holds a line break, a control or bidi character, or stacked marks"
+                    f"attribute name {key[:MAX_SHOWN]!a} is refused: an attribute is named in "
+                    "snake_case (lowercase ASCII letters, digits and _, at most 64), as a "
+                    "policy declares it"
                 )
+            problem = _value_problem(item)
+            if problem is not None:
+                raise ValueError(f"attribute {key}: {problem}")
         return value
 
     @field_validator("identities")

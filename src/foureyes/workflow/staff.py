@@ -69,6 +69,7 @@ from foureyes.store.tables import (
     StaffRow,
 )
 from foureyes.workflow.login_moves import IdentityMove, LoginChanges, apply_logins
+from foureyes.workflow.staff_names import NameClash, named_alike, raise_named_alike
 
 # A request in one of these states is still open: it can be decided or carried out.
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED)
@@ -78,6 +79,7 @@ __all__ = [
     "Gain",
     "IdentityMove",
     "ImportReport",
+    "NameClash",
     "approver_groups",
     "cancel_open_requests",
     "describe_gain",
@@ -100,7 +102,8 @@ class ImportReport:
     power: through groups (`gained_approver`: staff id → the watched groups) and under rules
     (`gained_rules`: staff id → what they may approve now and could not before); the tokens
     revoked and console sessions ended because their login was moved or removed; the requests
-    cancelled."""
+    cancelled; people added or renamed with a name that is, or looks like, someone else's
+    (`named_alike`: staff id → whose, `foureyes.workflow.staff_names`)."""
 
     added: list[str] = field(default_factory=list)
     changed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
@@ -111,6 +114,7 @@ class ImportReport:
     revoked_tokens: list[str] = field(default_factory=list)
     ended_sessions: int = 0
     cancelled_requests: list[str] = field(default_factory=list)
+    named_alike: dict[str, list[NameClash]] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> bool:
@@ -275,8 +279,46 @@ def import_directory(
         for staff_id, row in existing.items():
             if staff_id not in directory.staff and row.status != TERMINATED:
                 _terminate(services, session, row, report, actor=actor, now=now)
-        _raise_gained(services, session, gained, report, now=now)
+        _raise_flags(services, session, gained, existing, directory, report, now=now)
     return report
+
+
+def _raise_flags(
+    services: Services,
+    session: Session,
+    gained: Mapping[str, set[str]],
+    existing: Mapping[str, StaffRow],
+    directory: Directory,
+    report: ImportReport,
+    *,
+    now: datetime,
+) -> None:
+    """Flag who gained approving power, and who was given someone else's name."""
+    _raise_gained(services, session, gained, report, now=now)
+    _flag_names(services, session, existing, directory, report, now=now)
+
+
+def _flag_names(
+    services: Services,
+    session: Session,
+    existing: Mapping[str, StaffRow],
+    directory: Directory,
+    report: ImportReport,
+    *,
+    now: datetime,
+) -> None:
+    """Flag people added or renamed with a name that is, or looks like, someone else's
+    (`foureyes.workflow.staff_names`), among everyone the directory holds now (those it
+    terminated too)."""
+    names = {staff_id: row.name for staff_id, row in existing.items()}
+    names |= {staff_id: person.name for staff_id, person in directory.staff.items()}
+    renamed = [
+        staff_id
+        for staff_id, person in directory.staff.items()
+        if staff_id in report.added or "name" in report.changed.get(staff_id, {})
+    ]
+    report.named_alike = named_alike(names, renamed)
+    raise_named_alike(services, session, report.named_alike, names, now=now)
 
 
 def _counted(

@@ -1,6 +1,6 @@
 """The top of a review card: the risks first (a vit or pinned account, an irreversible action,
 a departing requester, a break-glass, the alerts already raised on the request), then who must
-approve, by name, with each rule in words and its CEL one click away. A view-model: plain
+approve, by name and id, with each rule in words and its CEL one click away. A view-model: plain
 dicts for the templates, from views the workflow already checked need-to-know for."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from foureyes.console.humanize import approvers_in_words
 from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
-from foureyes.model import ActionSpec
+from foureyes.model import ActionSpec, person_label
 from foureyes.workflow import views
 
 __all__ = ["DEPARTING_DAYS", "approvals", "names", "risks"]
@@ -22,13 +22,14 @@ _HIGH_TIERS = frozenset({"vit"})
 
 
 def names(services: Services, ids: Iterable[str]) -> dict[str, str]:
-    """Staff ids → names as the directory has them (the id itself for someone it lacks)."""
+    """Staff ids → how pages name them: the name with the id (`person_label`: two people may
+    share a name), the id alone for someone the directory lacks or who has no name."""
     out: dict[str, str] = {}
     for staff_id in ids:
         if staff_id in out:
             continue
         try:
-            out[staff_id] = views.person(services, staff_id).name or staff_id
+            out[staff_id] = person_label(views.person(services, staff_id).name, staff_id)
         except FoureyesError:
             out[staff_id] = staff_id
     return out
@@ -63,13 +64,13 @@ def risks(
         found.append(
             {
                 "kind": "departing",
-                "text": f"{requester['name']} leaves in {days} day{'' if days == 1 else 's'} "
+                "text": f"{requester['label']} leaves in {days} day{'' if days == 1 else 's'} "
                 f"({requester.get('employment', 'staff')}).",
             }
         )
     elif requester.get("known") and requester.get("status") not in (None, "active"):
         found.append(
-            {"kind": "departing", "text": f"{requester['name']} is {requester['status']}."}
+            {"kind": "departing", "text": f"{requester['label']} is {requester['status']}."}
         )
     return found
 
@@ -77,7 +78,7 @@ def risks(
 def approvals(services: Services, view: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each factor of the request's decision as the page shows it: the rule, how many approvals,
     the approvers' condition in words (None: only the CEL says it) and its CEL, who approved
-    and who still could, by name (the requester never counts), and how many are missing."""
+    and who still could, by name and id (the requester never counts), and how many are missing."""
     factors = list(view["decision"].get("factors") or [])
     ids: set[str] = set()
     for factor in factors:

@@ -8,7 +8,7 @@ from typing import Any
 from foureyes.console.pages.briefing import approvals, names, risks
 from foureyes.core.services import Actor, Services
 from foureyes.errors import FoureyesError
-from foureyes.model import Account, ActionKind, ActionSpec, Staff
+from foureyes.model import Account, ActionKind, ActionSpec, Staff, person_label
 from foureyes.workflow import alerts as alert_ops
 from foureyes.workflow import views
 from foureyes.workflow.accounts import account_view
@@ -23,15 +23,17 @@ __all__ = [
 
 
 def person_card(services: Services, staff_id: str) -> dict[str, Any]:
-    """Who someone is, as a reviewer needs it: name, groups, employment, vendor, days left."""
+    """Who someone is, as a reviewer needs it: name, groups, employment, vendor, days left;
+    `label`, how the page names them (`person_label`: the name with the id)."""
     try:
         person: Staff = views.person(services, staff_id)
     except FoureyesError:
-        return {"id": staff_id, "name": staff_id, "known": False}
+        return {"id": staff_id, "name": staff_id, "label": staff_id, "known": False}
     today = services.clock().date()
     return {
         "id": person.id,
         "name": person.name or person.id,
+        "label": person_label(person.name, person.id),
         "known": True,
         "groups": list(person.groups),
         "employment": person.employment,
