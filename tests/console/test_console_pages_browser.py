@@ -91,7 +91,9 @@ def test_every_main_page_renders_and_passes_axe(served: Served, browser: Browser
     card = page.locator(f'article[data-request-id="{made["deactivation"]}"]')
     expect(card.locator('[data-risk="protected"]')).to_contain_text("vit account")
     expect(card.locator('[data-risk="alerts"]')).to_contain_text("protected_touched")
-    expect(card).to_contain_text("still needs 2 from: Mei Chen, Sam Okafor, Jo Hart")
+    expect(card).to_contain_text(
+        "still needs 2 from: Mei Chen (e-3002), Sam Okafor (e-3003), Jo Hart (e-9001)"
+    )
     problems += _check(page, "inbox")
 
     page.goto(f"{served.base}/console/requests/{made['deactivation']}")
