@@ -8,6 +8,9 @@ blank, the combining grapheme joiner, variation selectors). A run of more than `
 combining marks on one letter is unseen text too: it stacks over the lines around it.
 Right-to-left letters are not unseen (they are people's languages); their bidi controls are.
 
+A text made only of blanks (spaces of any width, no-break spaces, the fillers above) shows
+nothing either: `refuse_unseen` refuses it too, unless it is empty (an optional text left out).
+
 `refuse_unseen` is the one check of every free text a person writes that other people read or
 that reaches the log, notifications or a platform: justifications, review, post-review and
 batch review comments, cancel reasons (requests and batches, API and console), alert
@@ -22,7 +25,7 @@ import unicodedata
 
 from foureyes.errors import BadInput
 
-__all__ = ["MAX_MARKS", "overloaded", "refuse_unseen", "unseen", "without_unseen"]
+__all__ = ["MAX_MARKS", "blank", "overloaded", "refuse_unseen", "unseen", "without_unseen"]
 
 MAX_MARKS = 3
 _UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -36,11 +39,18 @@ _BLANK_LOOKING = frozenset(
 )
 _BLANK_LOOKING_CHARS = frozenset(chr(point) for point in _BLANK_LOOKING)
 _MARKS = frozenset({"Mn", "Me"})
+_BLANK = "the {what} is blank: it holds no visible character (leave it out, or say something)"
 
 
 def unseen(char: str) -> bool:
     """Whether `char` shows nothing a reader would notice (module docstring)."""
     return unicodedata.category(char) in _UNSEEN_CATEGORIES or ord(char) in _BLANK_LOOKING
+
+
+def blank(text: str) -> bool:
+    """Whether non-empty `text` has no character a reader would see: only whitespace (U+0020,
+    no-break and ideographic spaces, ...) and unseen or blank-looking characters."""
+    return bool(text) and all(char.isspace() or unseen(char) for char in text)
 
 
 def overloaded(text: str) -> bool:
@@ -58,19 +68,24 @@ def _overloaded(text: str, chars: set[str]) -> bool:
     return stacked.search(text) is not None
 
 
-def refuse_unseen(text: str | None, what: str) -> None:
+def refuse_unseen(text: str | None, what: str, *, blank_ok: bool = False) -> None:
     """BadInput ("the `what` holds line breaks, control or invisible characters") when `text`
     holds an unseen character (a line break, a control or a NUL, a bidi override, a zero-width
     or blank-looking one) or stacked combining marks: a line break could forge a line of a
     timeline or a log, a bidi override makes the text read as something else, a zero-width one
     hides text, and PostgreSQL cannot store a NUL. Refused rather than stripped: what readers
-    see and the log keeps is what was checked. The message never quotes `text`. None (no
-    text given: an embedding caller's `reason=None`) is nothing to check."""
+    see and the log keeps is what was checked. BadInput too ("the `what` is blank") for a text
+    of blanks alone (`blank`: spaces, no-break spaces, fillers), which is shown as nothing,
+    unless `blank_ok` (a param's value, a line of a document: the platform's data, not words
+    to a reader). The message never quotes `text`. None or "" (no text given: an optional
+    reason left out, then described by the caller's default) is nothing to check."""
     if not text:
         return
     if text.isascii():
         # In ASCII only the C0 controls and DEL are unseen, and there are no marks.
         if text.isprintable():
+            if not blank_ok and text.isspace():
+                raise BadInput(_BLANK.format(what=what))
             return
     else:
         chars = set(text)
@@ -81,6 +96,9 @@ def refuse_unseen(text: str | None, what: str) -> None:
         else:
             seen = not any(unseen(char) for char in chars)
         if seen and not _overloaded(text, chars):
+            # Every character seen (none unseen): blank when all are spaces of some width.
+            if not blank_ok and "".join(chars).isspace():
+                raise BadInput(_BLANK.format(what=what))
             return
     raise BadInput(f"the {what} holds line breaks, control or invisible characters")
 

@@ -56,7 +56,7 @@ def check(action: str, schema: Mapping[str, Any], params: Mapping[str, Any]) -> 
                 name = str(key)
                 # A key is checked before it is named in any message (`where` of its values).
                 within = f" in {where}" if where else ""
-                refuse_unseen(name, f"name of a param of {action}{within}")
+                refuse_unseen(name, f"name of a param of {action}{within}", blank_ok=True)
                 todo.append((f"{where}/{name}" if where else name, _property(shape, name), item))
         elif isinstance(value, list | tuple):
             for index, item in enumerate(value):
@@ -67,9 +67,9 @@ def _check_string(action: str, where: str, shape: Mapping[str, Any], value: str)
     if isinstance(shape.get(DOCUMENT), str):
         for number, raw in enumerate(value.split("\n"), start=1):
             line = raw.removesuffix("\r").replace("\t", " ")
-            refuse_unseen(line, f"line {number} of param {where} of {action}")
+            refuse_unseen(line, f"line {number} of param {where} of {action}", blank_ok=True)
         return
-    refuse_unseen(value, f"param {where} of {action}")
+    refuse_unseen(value, f"param {where} of {action}", blank_ok=True)
 
 
 def _sub(found: Any) -> Mapping[str, Any]:
