@@ -163,14 +163,19 @@ def _reverse(
                 )
             chosen = [executed[p] for p in sorted(set(positions))]
         batch_undo_guard.refuse_open_undo(session, batch_id, [item.id for item in chosen], named)
-        return BatchSubmission(
+        # Items whose rows say otherwise than their execution's event: alerted (below, the
+        # look being a read), and undone as the event says (`batch_undo_guard.superseded`).
+        noticed = batch_undo_guard.rows_against_log(session, chosen)
+        given = BatchSubmission(
             action=reverse,
             accounts=[item.account_ref for item in chosen],
             params={},
             justification=justification if justification is not None else batch.justification,
             reverts=batch.id,
             reverts_items=tuple(item.id for item in chosen),
-        ), left_out
+        )
+    batch_undo_guard.alert_rows(services, batch_id, noticed, "undo")
+    return given, left_out
 
 
 def _refuse_altered(session: Session, batch: BatchRow) -> None:

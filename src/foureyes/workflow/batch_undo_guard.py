@@ -9,21 +9,21 @@ the same items are decided one after the other) and again when each undo item is
   refused with a high `batch_tampered` alert, nothing recorded.
 - Execution (`superseded`): the original item must still be `executed` and its digest the one
   checked at the start, and no later change on its account (a request or another batch item
-  executed after it) may have superseded it; else the undo item fails alone, saying why.
-  "Later" is the audit log's order (the seq of the item's `batch.item.executed` event against
-  the events after it), never a time column the runtime role can write; the item's row
-  (`finished_at`, `result`'s `already_applied`) must say what that event says, else
-  `batch_tampered` (batch attack F2). A "change" is an event of `CHANGES` whose body says
-  it carried out an action that is not a read (`ActionKind.READ`: a view changes nothing;
-  an action the registry does not know counts as a change). The events after the item are
-  read by seq and judged by their bodies, which the tree covers, never by the indexed copy
-  columns (`account_ref`, `kind`) a DBA can move (batch attack 2, G1-G3): the database
-  returns only the bodies holding a change's `"kind":"…"` (canonical JSON writes it exactly
-  so, so none is missed; a body merely quoting it is parsed and judged like any other), and
-  at most `MAX_LATER` changes are judged: past that the undo is held as "cannot prove"
-  (fail closed). Only judged changes count: counting every event, or every execution (a
-  view's), let ordinary traffic make an older batch impossible to undo (final attack, 1;
-  undo attack F2).
+  executed after it) may have superseded it; else the undo item fails alone, saying why. "Later" is
+  the audit log's order (the seq of the item's `batch.item.executed` event against the events after
+  it), never a time column the runtime role can write; the item's row (`finished_at`, `result`'s
+  `already_applied`) must say what that event says, else `batch_tampered` (batch attack F2), and
+  the event decides, never the row (session h2, F2: a row edited to say "changed nothing" must not
+  stop an honest undo). A reverse batch's submission alerts such a row too (`rows_against_log`). A
+  "change" is an event of `CHANGES` whose body says it carried out an action that is not a read
+  (`ActionKind.READ`: a view changes nothing; an action the registry does not know counts as a
+  change). The events after the item are read by seq and judged by their bodies, which the tree
+  covers, never by the indexed copy columns (`account_ref`, `kind`) a DBA can move (batch attack 2,
+  G1-G3): the database returns only the bodies holding a change's `"kind":"…"` (canonical JSON
+  writes it exactly so, so none is missed; a body merely quoting it is parsed and judged like any
+  other), and at most `MAX_LATER` changes are judged: past that the undo is held as "cannot prove"
+  (fail closed). Only judged changes count: counting every event, or every execution (a view's),
+  let ordinary traffic make an older batch impossible to undo (final attack, 1; undo attack F2).
 - Under the account's lock (undo attack F0): the check reads the log before the platform's
   rows are locked, and on PostgreSQL a change could commit in between. On a platform kept in
   foureyes' database the undo's write locks the account's row, in a savepoint, and the log is
@@ -60,7 +60,7 @@ from foureyes.core.services import Actor, Services
 from foureyes.errors import Conflict, ConnectorError, FoureyesError
 from foureyes.model import Account, ActionKind
 from foureyes.store.bulk import chunks, one_of
-from foureyes.store.tables import BatchItemRow, BatchRow, EventRow, RequestRow
+from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow, EventRow, RequestRow
 from foureyes.store.tree import in_tree
 from foureyes.workflow import access, batch_events, batch_integrity, batch_ledger, batch_views
 
@@ -173,6 +173,50 @@ def raise_tampered(
         ),
         now=now,
     )
+
+
+def raise_tampered_once(
+    services: Services, session: Session, original: BatchRow, found: str, during: str
+) -> None:
+    """`raise_tampered`, in the caller's transaction, unless an alert naming the same problem
+    of the batch was raised already (each look, each undo tried would raise it again)."""
+    for details in session.scalars(
+        select(AlertRow.details).where(
+            AlertRow.request_id == original.id,
+            AlertRow.detector == batch_integrity.DETECTOR,
+        )
+    ):
+        if isinstance(details, Mapping) and details.get("problem") == found:
+            return
+    raise_tampered(services, session, original, found, during, services.clock())
+
+
+def rows_against_log(session: Session, items: Sequence[BatchItemRow]) -> list[str]:
+    """Why executed `items`' rows do not say what their execution's event says (their time,
+    whether they changed anything): a reverse batch is decided by the event (`superseded`),
+    the difference is alerted (`alert_rows`)."""
+    found: list[str] = []
+    for item in items:
+        logged = _execution_event(session, item)
+        if isinstance(logged, str):
+            continue  # `superseded` holds it: the log cannot say
+        problem = _row_against_event(item, logged[1])
+        if problem is not None:
+            found.append(problem)
+    return found
+
+
+def alert_rows(services: Services, batch_id: str, problems: Sequence[str], during: str) -> None:
+    """The high `batch_tampered` alert for each of `problems` (`rows_against_log`) not
+    alerted yet, in its own transaction."""
+    if not problems:
+        return
+    with services.database.transaction() as session:
+        original = session.get(BatchRow, batch_id)
+        if original is None:
+            return
+        for problem in problems:
+            raise_tampered_once(services, session, original, problem, during)
 
 
 Named = Callable[[str, str], str | None]
@@ -431,7 +475,11 @@ def superseded(
     seq, body = logged
     found = _row_against_event(original, body)
     if found is not None:
-        return Held(found, tampered=True)
+        # The row's copy of its execution was edited: alerted, and decided by the event (a
+        # `result` set to "already applied" must not cancel an honest undo; session h2, F2).
+        batch = session.get(BatchRow, original.batch_id)
+        if batch is not None:
+            raise_tampered_once(services, session, batch, found, "undo execution")
     summary = body.get("summary")
     if isinstance(summary, dict) and summary.get("already_applied") is True:
         return Held(

@@ -459,9 +459,12 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
     runs (scheduled), anyone eligible to review it may cancel it too (DESIGN item 8). To
     anyone who may not see the request (`access.may_see`) it is NotFound, as an unknown id.
     A `reason` holding what a reader cannot see is BadInput before anything is looked at
-    (`foureyes.text.refuse_unseen`): the requester, oversight and the log read it.
+    (`foureyes.text.refuse_unseen`): the requester, oversight and the log read it. A request
+    that is not what the log recorded is not cancelled by `actor` but refused as altered
+    (`integrity.refuse`, committed) and the cancel is Conflict saying so.
     """
     refuse_unseen(reason, "reason")
+    refused = ""
     with services.database.transaction() as session:
         now = services.clock()
         row = visible_request(
@@ -470,7 +473,16 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
         state = expect_state(
             row, RequestState.PENDING, RequestState.APPROVED, RequestState.SCHEDULED
         )
-        if actor.id != row.requester_id:
+        # A request the store altered (or one the log never recorded: a row written in, attack
+        # F3 of session h2) is refused as tampered, as review refuses it: cancelled with the
+        # reason and the high alert, committed, never an ordinary cancel by its "requester".
+        found = integrity.trail(session, row.id)
+        altered = found.problem(row, review_rows(session, row.id))
+        if altered is not None:
+            refused = integrity.refuse(
+                services, session, row, found, altered, now, actor=actor.id, during="cancel"
+            )
+        elif actor.id != row.requester_id:
             if state != RequestState.SCHEDULED:
                 raise Forbidden("only the requester may cancel a request that is not scheduled")
             # Eligible under a rule that requires approvals now: an allow rule's delay, or a
@@ -479,17 +491,19 @@ def cancel(services: Services, actor: Actor, request_id: str, reason: str = "") 
             start = holds.escalation_start(services, session, row)
             if not eligible_approver(current, actor, submitted=start):
                 raise Forbidden("only the requester or an eligible reviewer may cancel it")
-        move(
-            services,
-            session,
-            row,
-            RequestState.CANCELLED,
-            actor=actor.id,
-            kind="request.cancelled",
-            now=now,
-            reason=reason or f"cancelled by {actor.id}",
-        )
-        return row.state
+        if altered is None:
+            move(
+                services,
+                session,
+                row,
+                RequestState.CANCELLED,
+                actor=actor.id,
+                kind="request.cancelled",
+                now=now,
+                reason=reason or f"cancelled by {actor.id}",
+            )
+            return row.state
+    raise Conflict(f"your cancel was not recorded: {refused}", request_id=request_id)
 
 
 def post_review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> int:

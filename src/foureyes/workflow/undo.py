@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from foureyes.core.services import Actor, Services
-from foureyes.errors import BadInput, Conflict
+from foureyes.errors import BadInput, Conflict, FoureyesError
 from foureyes.model import ActionSpec, RequestState
 from foureyes.store.tables import RequestRow
-from foureyes.workflow import idempotency, integrity
+from foureyes.workflow import idempotency, integrity, logged_result, undo_once
 from foureyes.workflow.access import may_see, unknown_request
 from foureyes.workflow.submit import Submission, Submitted, replay, submit_or_replay
 
@@ -95,6 +95,7 @@ def _undo(
 ) -> Submitted:
     """The undo itself (`undo_or_replay`, its key looked up already)."""
     justification, params = given
+    refusal: FoureyesError | None = None
     with services.database.transaction() as session:
         original = session.get(RequestRow, request_id)
         if original is None or not may_see(services, session, original, actor):
@@ -105,27 +106,55 @@ def _undo(
         # undo with no alert (attack H9).
         found = integrity.trail(session, original.id)
         altered = found.problem(original)
-        refused = None
         if altered is None and original.state != RequestState.EXECUTED.value:
             raise Conflict(
                 f"only an executed request can be undone; this one is {original.state}",
                 request_id=request_id,
             )
+        # What its execution changed is the log's word too: a `result` edited to say it
+        # changed nothing refused the undo for good, with no alert (attack F2, session h2).
+        logged = (
+            logged_result.Logged() if altered is not None else logged_result.check(original, found)
+        )
+        altered = altered or logged.unproven
         if altered is not None:
-            refused = integrity.refuse(
-                services,
-                session,
-                original,
-                found,
-                altered,
-                services.clock(),
-                actor=actor.id,
-                during="undo",
+            refusal = Conflict(
+                "it cannot be undone: "
+                + integrity.refuse(
+                    services,
+                    session,
+                    original,
+                    found,
+                    altered,
+                    services.clock(),
+                    actor=actor.id,
+                    during="undo",
+                ),
+                request_id=request_id,
             )
         else:
-            reverse, account, params = _reverse(services, original, params)
-    if refused is not None:
-        raise Conflict(f"it cannot be undone: {refused}", request_id=request_id)
+            if logged.problem is not None:
+                # Alerted (committed, whatever the undo's fate), and decided by the log.
+                logged_result.alert_once(
+                    services,
+                    session,
+                    original,
+                    found,
+                    logged.problem,
+                    actor=actor.id,
+                    during="undo",
+                )
+            # A forged open undo of it (a row the log never recorded) is refused, committed,
+            # before `undo_once.check_recordable` looks for one (attack F3, session h2).
+            undo_once.refuse_unlogged_undos(services, session, original.id, actor.id)
+            try:
+                reverse, account, params = _reverse(
+                    services, original, params, already_applied=logged.already_applied
+                )
+            except FoureyesError as exc:
+                refusal = exc  # raised once the alerts above are committed
+    if refusal is not None:
+        raise refusal
     return submit_or_replay(
         services,
         actor,
@@ -142,16 +171,22 @@ def _undo(
 
 
 def _reverse(
-    services: Services, original: RequestRow, params: Mapping[str, Any] | None
+    services: Services,
+    original: RequestRow,
+    params: Mapping[str, Any] | None,
+    *,
+    already_applied: bool,
 ) -> tuple[str, str, Mapping[str, Any]]:
-    """The reverse action of an executed, intact `original`, its account and its params."""
+    """The reverse action of an executed, intact `original`, its account and its params;
+    `already_applied`: whether its execution changed nothing, as the log says
+    (`logged_result`), never as its row says."""
     request_id = original.id
     platform = original.account_ref.partition(":")[0]
     spec = services.connector(platform).action(original.action)
     if spec.reversible_by is None:
         raise Conflict(f"{original.action} cannot be undone", request_id=request_id)
     reverse = spec.reversible_by
-    if (original.result or {}).get("already_applied") is True:
+    if already_applied:
         # The account was already in that state: someone else put it there (another tool,
         # another moderator). Undoing would lift a state foureyes did not create.
         raise Conflict(
@@ -205,5 +240,7 @@ def undo_asks_for(services: Services, actor: Actor, request_id: str) -> ActionSp
         reverse = services.connector(platform).action(original.action).reversible_by
         if reverse is None or original.undo_params is not None:
             return None
+        if integrity.trail(session, original.id).problem(original) is not None:
+            return None  # undo params emptied in the store: the undo refuses it, alerting
     spec = services.connector(platform).action(reverse)
     return spec if spec.params_schema.get("required") else None

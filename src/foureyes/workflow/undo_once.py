@@ -5,6 +5,8 @@ from `undo` because `submit` calls them and `undo` imports `submit`.
 - Recording (`check_recordable`, in the undo's submit transaction, the original's row locked:
   racing undos of one request are decided one after the other): the original must still be
   `executed`, and no other undo of it may be open (pending, approved, scheduled, executing).
+  An open undo that is not what the log recorded (written in by a DBA) does not count: `undo`
+  refuses it first (`refuse_unlogged_undos`: cancelled, `request_tampered`).
   The open undo is named only to a caller who may see it (`access.may_see`).
 - Execution (`problem`, before the claim; `held`, again under the account's lock on a platform
   kept in foureyes' database: `batch_undo_guard.unless_superseded`): the original must still
@@ -63,12 +65,7 @@ def check_recordable(
             f"only an executed request can be undone; this one is {original.state}",
             request_id=original_id,
         )
-    other = session.scalar(
-        select(RequestRow)
-        .where(RequestRow.reverts_id == original_id, RequestRow.state.in_(OPEN_REQUEST))
-        .order_by(RequestRow.id)
-        .limit(1)
-    )
+    other = next((row for row in _open_undos(session, original_id) if _logged(session, row)), None)
     if other is None:
         return
     if access.may_see(services, session, other, actor):
@@ -78,6 +75,45 @@ def check_recordable(
             request_id=other.id,
         )
     raise Conflict(OPEN_UNDO.format(original=original_id), request_id=original_id)
+
+
+def refuse_unlogged_undos(
+    services: Services, session: Session, original_id: str, actor: str | None
+) -> None:
+    """Refuse (`integrity.refuse`: cancelled, the high `request_tampered` alert), in the
+    caller's transaction, every open undo of `original_id` not yet executing whose row is not
+    what the log recorded (a row written in behind foureyes' back, with no `request.submitted`
+    event: attack F3, session h2, blocked the honest undo with no alert). An executing one is
+    the worker's to settle (its claim may be calling the platform): `check_recordable` only
+    does not let it block."""
+    now = services.clock()
+    for row in _open_undos(session, original_id):
+        if row.state == RequestState.EXECUTING.value:
+            continue
+        locked = lock_request(session, row.id)
+        found = integrity.trail(session, locked.id)
+        altered = found.problem(locked)
+        if altered is not None and locked.state in OPEN_REQUEST:
+            integrity.refuse(
+                services, session, locked, found, altered, now, actor=actor, during="undo"
+            )
+
+
+def _open_undos(session: Session, original_id: str) -> list[RequestRow]:
+    """The undos of `original_id` not yet ended, as the store has them."""
+    return list(
+        session.scalars(
+            select(RequestRow)
+            .where(RequestRow.reverts_id == original_id, RequestRow.state.in_(OPEN_REQUEST))
+            .order_by(RequestRow.id)
+        )
+    )
+
+
+def _logged(session: Session, row: RequestRow) -> bool:
+    """Whether `row` is what the log recorded (`integrity.Trail.problem`): one that is not
+    never blocks another undo (nothing runs it: review, execution and the worker refuse it)."""
+    return integrity.trail(session, row.id).problem(row) is None
 
 
 def problem(services: Services, session: Session, request: RequestRow) -> str | None:
