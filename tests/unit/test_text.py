@@ -75,7 +75,8 @@ def _naive(text: str) -> bool:
         run = run + 1 if unicodedata.category(char) in ("Mn", "Me") else 0
         if run > MAX_MARKS:
             return True
-    return False
+    # Blanks alone (spaces of any width): nothing to see, unless nothing was given.
+    return text != "" and all(char.isspace() for char in text)
 
 
 # Every kind the check tells apart: ASCII, letters and marks, spaces that are not unseen, each
