@@ -135,7 +135,7 @@ def test_an_undo_whose_typed_value_is_not_the_recorded_one_does_not_run(world: W
         patch.setattr(
             undo,
             "_reverse",
-            lambda services, row, params: (
+            lambda services, row, params, already_applied: (
                 "account.change_email",
                 row.account_ref,
                 {"email": EVIL},
