@@ -32,7 +32,7 @@ from foureyes.connectors.setup import (
 )
 from foureyes.errors import BadInput, ConnectorError
 from foureyes.policy.catalog import FOUREYES_PLATFORM
-from foureyes.policy.compiler import parse_policy
+from foureyes.policy.compiler import parse_new_policy
 from foureyes.policy.directory import load_directory
 from foureyes.store.database import Database
 
@@ -190,7 +190,7 @@ def check(
                     ) from None
             hint = _hint(plan, policy_name)
             try:
-                parse_policy(policy_text, services.catalog(), file="the policy")
+                parse_new_policy(policy_text, services.catalog(), file="the policy")
             except BadInput as exc:
                 raise BadInput(f"{exc.message}{hint}") from None
         finally:

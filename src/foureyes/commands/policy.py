@@ -1,5 +1,14 @@
 """`foureyes policy …`: check, test, explain and compare policy files, offline (no server, no
-database): what a policy author runs before proposing an update."""
+database): what a policy author runs before proposing an update, and what its reviewers run on
+the proposal.
+
+A proposed policy is someone else's text: every name, id, condition and message drawn from it
+(or from a staff file) is printed escaped (`safe_text.printable`: an ESC, an OSC 8 link, a CR
+or a line break shows as its escape) on a console with Rich markup off, so a test named
+`x ESC 8 ESC [32mPASSED` or `[/conceal]` can neither rewrite the reviewer's screen nor crash the
+command (attack F4). Colour comes from styled `Text` only. `check`, `test` and `diff`'s new
+file are read as a new text (`compiler.load_new_policy`: its wording, `foureyes.policy.wording`,
+is refused as a server refuses it); `explain` and `diff`'s old file as installed texts."""
 
 from __future__ import annotations
 
@@ -13,10 +22,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from foureyes.commands import textview
 from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.commands.progress import reporting
+from foureyes.commands.safe_text import printable
 from foureyes.config import CONFIG_FILE, Settings, default_data_dir
 from foureyes.connectors.atproto_catalog import atproto_catalog
 from foureyes.connectors.demo_catalog import demo_catalog
@@ -24,19 +35,25 @@ from foureyes.connectors.synapse import SYNAPSE_ACCOUNT_ATTRIBUTES, SYNAPSE_ACTI
 from foureyes.errors import BadInput
 from foureyes.policy.analysis import check_invariants, check_update, diff_policies
 from foureyes.policy.catalog import Catalog
-from foureyes.policy.compiler import Policy, load_policy
+from foureyes.policy.compiler import Policy, load_new_policy, load_policy
 from foureyes.policy.directory import load_directory
 from foureyes.policy.escalation_rules import escalation_gaps
 from foureyes.policy.explain import explain, explain_batch
 from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
-from foureyes.policy.testing import run_policy_tests
+from foureyes.policy.testing import PolicyTestResult, run_policy_tests
 from foureyes.policy.ticket_systems import required_systems, unconfigured
 
 __all__ = ["policy_app"]
 
 policy_app = typer.Typer(no_args_is_help=True, help="Check, test, explain and compare policies.")
-out = Console(highlight=False)
+# Markup off for every print and table cell: what is printed comes from a policy file.
+out = Console(highlight=False, markup=False)
+
+
+def _say(text: object) -> None:
+    """One line of text drawn from a policy or a staff file, escaped, markup off."""
+    out.print(printable(text), soft_wrap=True)
 
 
 def _synapse_catalog() -> Catalog:
@@ -76,7 +93,13 @@ StaffFileOpt = Annotated[
 
 
 def _load(path: Path, connector: str) -> Policy:
+    """An installed (or any) policy file, compiled as it is."""
     return load_policy(path, _catalog(connector))
+
+
+def _load_new(path: Path, connector: str) -> Policy:
+    """A proposed policy file: held to the wording rule of a new text, as foureyes holds it."""
+    return load_new_policy(path, _catalog(connector))
 
 
 @policy_app.command("schema")
@@ -93,34 +116,41 @@ def policy_check(
     connector: ConnectorOpt = "demo",
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Validate, compile and prove the policy's invariants (exit 1 on a violation). Warns
-    about a rule requiring a ticket system the data directory's foureyes.toml does not
-    configure (or that cannot be checked: no foureyes.toml there)."""
+    """Validate and compile the policy as foureyes would accept it (its wording too), run its
+    own tests and prove its invariants (exit 1 when a test fails or an invariant breaks: foureyes
+    refuses such an update). Warns about a rule requiring a ticket system the data directory's
+    foureyes.toml does not configure (or that cannot be checked: no foureyes.toml there)."""
 
-    compiled = _load(policy, connector)
+    compiled = _load_new(policy, connector)
     directory = load_directory(staff) if staff is not None else None
     for read in private_reads(compiled):  # whether or not the invariants hold
-        out.print(f"warn {read.describe()}", markup=False, soft_wrap=True)
+        _say(f"warn {read.describe()}")
     for gap in escalation_gaps(compiled):  # an exclusion another rule's escalation skips
-        out.print(f"warn {gap.describe()}", markup=False, soft_wrap=True)
+        _say(f"warn {gap.describe()}")
     for warning in _ticket_warnings(compiled, data_dir):
-        out.print(f"warn {warning}", markup=False, soft_wrap=True)
+        _say(f"warn {warning}")
+    # The policy's own tests, as a submission runs them (against --staff's directory here).
+    results = run_policy_tests(compiled, directory=directory)
+    failing = [result for result in results if not result.passed]
+    for result in failing:
+        _say(f"FAIL test {result.name}: {'; '.join(result.failures)}")
     try:
         with reporting("checking invariants", unit="invariants") as shown:
             violations = check_invariants(compiled, directory, progress=shown.advance)
     except BadInput as exc:  # the analysis cannot prove it: no "ok" without a proof
-        out.print(f"FAIL {exc.message}", markup=False, soft_wrap=True)
+        _say(f"FAIL {exc.message}")
         raise typer.Exit(1) from None
-    out.print(
+    _say(
         f"{policy}: {len(compiled.rules)} rules, {len(compiled.tiers)} tiers, "
-        f"{len(compiled.invariants)} invariants (policy {compiled.version})"
+        f"{len(compiled.invariants)} invariants, {len(compiled.tests)} tests "
+        f"(policy {compiled.version})"
     )
-    if violations:
-        for violation in violations:
-            out.print(f"FAIL {violation.describe()}", markup=False, soft_wrap=True)
+    for violation in violations:
+        _say(f"FAIL {violation.describe()}")
+    if violations or failing:
         raise typer.Exit(1)
     for invariant in compiled.invariants:
-        out.print(f"[green]ok[/green]   invariant {invariant.spec.id}")
+        out.print(Text.assemble(("ok", "green"), f"   invariant {printable(invariant.spec.id)}"))
 
 
 def _ticket_warnings(compiled: Policy, data_dir: Path | None) -> list[str]:
@@ -147,21 +177,27 @@ def policy_test(
     staff: StaffFileOpt = None,
     connector: ConnectorOpt = "demo",
 ) -> None:
-    """Run the tests embedded in the policy (exit 1 if any fails)."""
+    """Run the tests embedded in the policy (exit 1 if any fails). The policy is read as a
+    new text (its wording held as foureyes holds a proposal's); each test's name is printed
+    escaped, never as terminal codes or markup."""
 
-    compiled = _load(policy, connector)
+    compiled = _load_new(policy, connector)
     directory = load_directory(staff) if staff is not None else None
     results = run_policy_tests(compiled, directory=directory)
     for result in results:
-        mark = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
-        out.print(f"{mark} {result.name}")
-        for failure in result.failures:
-            out.print(f"       {failure}", markup=False)
+        _result(result)
     failed = sum(not r.passed for r in results)
     summary = f"{len(results) - failed} passed, {failed} failed"
-    out.print(f"[bold]{summary}[/bold]")
+    out.print(Text(summary, style="bold red" if failed else "bold"))
     if failed:
         raise typer.Exit(1)
+
+
+def _result(result: PolicyTestResult) -> None:
+    mark = Text("PASSED", style="green") if result.passed else Text("FAILED", style="red")
+    out.print(Text.assemble(mark, " ", printable(result.name)), soft_wrap=True)
+    for failure in result.failures:
+        _say(f"       {failure}")
 
 
 @policy_app.command("explain")
@@ -264,7 +300,7 @@ def policy_diff(
     break-glass), and any invariant of the old policy that the new one breaks (foureyes would
     refuse it). Exit 1 when foureyes would refuse the update, or when some action could not be
     compared or an invariant not proven: the exit status can gate a change."""
-    before, after = _load(old, connector), _load(new, connector)
+    before, after = _load(old, connector), _load_new(new, connector)
     unproven: BadInput | None = None
     with reporting("comparing decisions", unit="actions") as shown:
         comparison = diff_policies(before, after, progress=shown.advance)
@@ -275,24 +311,22 @@ def policy_diff(
             violations, unproven = [], exc
     refused = bool(violations)
     for violation in violations:
-        out.print(f"refused: {violation.describe()}", markup=False, soft_wrap=True)
+        _say(f"refused: {violation.describe()}")
     if unproven is not None:
-        out.print(f"refused: {unproven.message}", markup=False, soft_wrap=True)
+        _say(f"refused: {unproven.message}")
     for reason in comparison.unknown:
-        out.print(f"unknown: {reason}", markup=False, soft_wrap=True)
+        _say(f"unknown: {reason}")
     for change in comparison.invariants:
         refusal = " (foureyes refuses this update)" if change.refused else ""
         refused = refused or change.refused
-        out.print(f"invariant: {change.describe()}{refusal}", markup=False, soft_wrap=True)
+        _say(f"invariant: {change.describe()}{refusal}")
     for moved in comparison.tiers:
-        out.print(
+        _say(
             f"tier: {moved.before}→{moved.after} for {moved.cases} kinds of account, "
-            f"e.g. {moved.example}",
-            markup=False,
-            soft_wrap=True,
+            f"e.g. {moved.example}"
         )
     for line in comparison.batches:
-        out.print(f"batch: {line}", markup=False, soft_wrap=True)
+        _say(f"batch: {line}")
     differences = comparison.differences
     if not differences and (comparison.invariants or comparison.tiers or comparison.batches):
         out.print(
@@ -304,9 +338,8 @@ def policy_diff(
     elif differences:
         table = Table("requester (e.g.)", "action", "tier", "before", "after", "cases", "account")
         for row in differences:
-            table.add_row(
-                row.staff, row.action, row.tier, row.before, row.after, str(row.cases), row.example
-            )
+            cells = (row.staff, row.action, row.tier, row.before, row.after, row.cases)
+            table.add_row(*map(printable, (*cells, row.example)))
         out.print(table)
         out.print(f"{len(differences)} kinds of request change.")
     else:

@@ -1,11 +1,18 @@
-"""Rich renderings for the CLI: what a person reads in a terminal."""
+"""Rich renderings for the CLI: what a person reads in a terminal.
+
+Everything shown of a decision or a batch plan comes from a policy file (rule and tier ids,
+conditions, reasons, patterns, notify targets) or a staff file (ids): printed escaped
+(`safe_text.printable`) with markup off, colour from styled `Text` only, whatever the
+console's own markup setting."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from rich.console import Console
+from rich.text import Text
 
+from foureyes.commands.safe_text import printable
 from foureyes.model import Outcome
 from foureyes.policy.batches import BatchPlan, BatchStatus, ItemClass
 from foureyes.policy.decision import Decision, FactorStatus
@@ -13,40 +20,46 @@ from foureyes.policy.decision import Decision, FactorStatus
 _COLOUR = {Outcome.DENIED: "red", Outcome.ALLOWED: "green", Outcome.PENDING: "yellow"}
 
 
+def _say(out: Console, text: object, style: str = "") -> None:
+    out.print(Text(printable(text), style=style), soft_wrap=True)
+
+
 def decision(out: Console, decision: Decision, status: FactorStatus | None = None) -> None:
     """The outcome, the people it takes, every matched rule, factor and reason."""
     colour = _COLOUR[decision.outcome]
-    headline = f"[bold {colour}]{decision.outcome.value.upper()}[/]"
+    headline = decision.outcome.value.upper()
+    rest = ""
     if decision.outcome == Outcome.PENDING:
         approvals = sum(f.approvals for f in decision.factors)
-        headline += f": {approvals} approvals needed, {decision.min_people} people in all"
-    out.print(
-        f"{headline}  ({decision.requester} → {decision.action} on {decision.account}, "
+        rest = f": {approvals} approvals needed, {decision.min_people} people in all"
+    about = (
+        f"{rest}  ({decision.requester} → {decision.action} on {decision.account}, "
         f"tier {decision.tier}, policy {decision.policy_version})"
     )
+    out.print(Text.assemble((headline, f"bold {colour}"), printable(about)), soft_wrap=True)
     for reason in decision.reasons:
-        out.print(f"  • {reason}", markup=False)
+        _say(out, f"  • {reason}")
     if decision.matched:
         rules = ", ".join(f"{m.rule} ({m.effect.value})" for m in decision.matched)
-        out.print(f"  matched rules: {rules}", markup=False)
+        _say(out, f"  matched rules: {rules}")
     if status is not None and decision.outcome == Outcome.PENDING:
         for progress in status.factors:
             who = ", ".join(progress.candidates) or "nobody in the directory"
-            out.print(
+            _say(
+                out,
                 f"  factor {progress.rule}: {progress.missing} of {progress.approvals} missing; "
                 f"could approve: {who}",
-                markup=False,
             )
     for factor in decision.factors:  # escalation and exclusions, as the rule states them
         if factor.exclude is not None:
-            out.print(f"  factor {factor.rule}: never counts: {factor.exclude}", markup=False)
+            _say(out, f"  factor {factor.rule}: never counts: {factor.exclude}")
         if factor.escalate is not None:
             after, to, remind = factor.escalate
             also = f"; reminders every {timedelta(seconds=remind)}" if remind else ""
-            out.print(
+            _say(
+                out,
                 f"  factor {factor.rule}: after {timedelta(seconds=after)} also: {to} "
                 f"(same count, same exclusions){also}",
-                markup=False,
             )
     options = decision.options
     extras = []
@@ -62,11 +75,9 @@ def decision(out: Console, decision: Decision, status: FactorStatus | None = Non
     if options.notify:
         extras.append(f"notifies {', '.join(options.notify)}")
     for extra in extras:
-        out.print(f"  - {extra}", markup=False)
+        _say(out, f"  - {extra}")
     for failure in decision.errors:
-        out.print(
-            f"  [red]! {failure.where}: {failure.error} ({failure.consequence})[/]",
-        )
+        _say(out, f"  ! {failure.where}: {failure.error} ({failure.consequence})", "red")
 
 
 _SHOWN_ITEMS = 20  # per class: a 10,000-item batch is summarised, not printed whole
@@ -77,33 +88,43 @@ def batch_plan(out: Console, plan: BatchPlan, status: BatchStatus | None = None)
     their own verdict and reasons."""
     counts = plan.counts
     bar = plan.requirement
-    out.print(
-        f"[bold]BATCH[/] {plan.requester} → {plan.action} on {len(plan.items)} accounts "
+    about = (
+        f" {plan.requester} → {plan.action} on {len(plan.items)} accounts "
         f"(batch rule {bar.rule}, policy {plan.policy_version}): "
-        f"[green]{counts['included']} included[/], "
-        f"[yellow]{counts['split_out']} split out[/], [red]{counts['denied']} denied[/]"
     )
     out.print(
+        Text.assemble(
+            ("BATCH", "bold"),
+            printable(about),
+            (f"{counts['included']} included", "green"),
+            ", ",
+            (f"{counts['split_out']} split out", "yellow"),
+            ", ",
+            (f"{counts['denied']} denied", "red"),
+        ),
+        soft_wrap=True,
+    )
+    _say(
+        out,
         f"  bar: {bar.approvals} approval(s) from: {bar.approvers} — {bar.min_people} people "
         "in all; each included item's own rules are satisfied by the same approvals",
-        markup=False,
     )
     if status is not None:
         for progress in status.batch.factors:
             who = ", ".join(progress.candidates) or "nobody in the directory"
-            out.print(
+            _say(
+                out,
                 f"  {progress.missing} of {progress.approvals} approvals missing; could "
                 f"approve: {who}",
-                markup=False,
             )
     options = bar.options
     if options.justification_required:
         patterns = " and ".join(options.justification_patterns) or "any text"
-        out.print(f"  - justification required ({patterns})", markup=False)
+        _say(out, f"  - justification required ({patterns})")
     if options.step_up:
-        out.print("  - reviews need a security key (step-up)", markup=False)
+        _say(out, "  - reviews need a security key (step-up)")
     if options.delay:
-        out.print(f"  - delay {options.delay} after approval", markup=False)
+        _say(out, f"  - delay {options.delay} after approval")
     for kind, title in (
         (ItemClass.SPLIT_OUT, "split out (each its own request)"),
         (ItemClass.DENIED, "denied (left out)"),
@@ -112,17 +133,17 @@ def batch_plan(out: Console, plan: BatchPlan, status: BatchStatus | None = None)
         items = [item for item in plan.items if item.classification is kind]
         if not items:
             continue
-        out.print(f"  {title}:", markup=False)
+        _say(out, f"  {title}:")
         for item in items[:_SHOWN_ITEMS]:
             verdict = item.decision.outcome.value
             if item.decision.min_people is not None:
                 people = item.decision.min_people
                 verdict += f", {people} {'person' if people == 1 else 'people'} alone"
             why = "; ".join(item.reasons)
-            out.print(
+            _say(
+                out,
                 f"    {item.index + 1}. {item.account} (tier {item.decision.tier}; {verdict})"
                 + (f": {why}" if why else ""),
-                markup=False,
             )
         if len(items) > _SHOWN_ITEMS:
-            out.print(f"    … and {len(items) - _SHOWN_ITEMS} more", markup=False)
+            _say(out, f"    … and {len(items) - _SHOWN_ITEMS} more")

@@ -4,7 +4,9 @@ Run as `python -m foureyes.policy.check_worker CPU_SECONDS MEMORY_BYTES` by the 
 by hand. It first caps its own CPU time (RLIMIT_CPU: SIGXCPU at the budget, SIGKILL a second
 later) and address space (RLIMIT_AS), and forbids core dumps, before it reads anything; then
 reads one JSON request from stdin (the proposed policy text, the policy in force, the staff
-directory and the catalog, all as data) and writes one JSON verdict to stdout:
+directory and the catalog, all as data), compiles the proposed text as a new one (its wording,
+`foureyes.policy.wording`), runs its own tests (a failing one is an error naming it), then
+proves the invariants, and writes one JSON verdict to stdout:
 
     {"ok": true}
     {"ok": false, "violations": ["invariant ... violated: ...", ...]}
@@ -35,15 +37,19 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
     # budget is simplest to reason about when it covers everything the child does.
     from foureyes.errors import FoureyesError, PolicyError  # noqa: PLC0415
     from foureyes.policy.analysis import check_invariants, check_update  # noqa: PLC0415
-    from foureyes.policy.compiler import parse_policy  # noqa: PLC0415
+    from foureyes.policy.compiler import parse_new_policy, parse_policy  # noqa: PLC0415
     from foureyes.policy.directory import Directory  # noqa: PLC0415
     from foureyes.policy.sandbox import catalog_from_data, staff_from_data  # noqa: PLC0415
+    from foureyes.policy.testing import refuse_failing_tests  # noqa: PLC0415
 
     try:
         catalog = catalog_from_data(request["catalog"])
         people = [staff_from_data(item) for item in request["staff"]]
         directory = Directory(staff={person.id: person for person in people})
-        proposed = parse_policy(request["proposed"], catalog, file="proposed policy")
+        # A new text: held to the wording rule, and to its own tests (a test naming a staff id
+        # reads it from the directory in force).
+        proposed = parse_new_policy(request["proposed"], catalog, file="proposed policy")
+        refuse_failing_tests(proposed, directory=directory)
         in_force = request["in_force"]
         if in_force is None:
             violations = check_invariants(proposed, directory)

@@ -42,7 +42,8 @@ from foureyes.policy.schema import (
     RuleSpec,
     TierSpec,
 )
-from foureyes.policy.yamlsource import Loc, SourceDocument, load_yaml, parse_yaml
+from foureyes.policy.wording import check_wording
+from foureyes.policy.yamlsource import Loc, SourceDocument, load_yaml, parse_yaml, read_text
 
 DEFAULT_EXPIRES = timedelta(hours=24)
 
@@ -211,6 +212,21 @@ def load_policy(path: Path | str, catalog: Catalog) -> Policy:
 
 def parse_policy(text: str, catalog: Catalog, file: str = "<policy>") -> Policy:
     return compile_policy(parse_yaml(text, file), catalog)
+
+
+def parse_new_policy(text: str, catalog: Catalog, file: str = "<policy>") -> Policy:
+    """`parse_policy` for a text about to be accepted (a first policy, a proposed update, a
+    file its author checks): held first to the wording rule (`foureyes.policy.wording`: what
+    its reviewers read is what it means). A version installed already is compiled with
+    `parse_policy`, as it is: a rule added later never stops it serving."""
+    source = parse_yaml(text, file)
+    check_wording(text, source)
+    return compile_policy(source, catalog)
+
+
+def load_new_policy(path: Path | str, catalog: Catalog) -> Policy:
+    """`parse_new_policy` of a file."""
+    return parse_new_policy(read_text(path), catalog, file=str(path))
 
 
 def compile_policy(source: SourceDocument, catalog: Catalog) -> Policy:

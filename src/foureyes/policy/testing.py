@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from foureyes.errors import BatchRefused, FoureyesError
+from foureyes.errors import BadInput, BatchRefused, FoureyesError
 from foureyes.model import DecisionRequest, parse_duration
 from foureyes.policy.batches import BatchPlan, plan_batch
 from foureyes.policy.compiler import Policy
@@ -16,6 +16,8 @@ from foureyes.policy.schema import PolicyTestSpec
 from foureyes.policy.subjects import account_from, context_from, staff_from
 
 DEFAULT_TEST_PLATFORM = "chirp"
+_NAMED = 5  # failing tests named in a refusal
+_NAME = 80  # characters of a test's name quoted in a refusal
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,25 @@ def run_policy_tests(
     policy: Policy, *, directory: Directory | None = None, now: datetime | None = None
 ) -> list[PolicyTestResult]:
     return [run_policy_test(policy, t, directory=directory, now=now) for t in policy.tests]
+
+
+def refuse_failing_tests(
+    policy: Policy, *, directory: Directory | None = None, now: datetime | None = None
+) -> None:
+    """BadInput naming the failing ones (and why) when any of `policy`'s own tests fails: a
+    policy whose author's tests say it does not do what it claims is not accepted (attack F1:
+    a look-alike letter made a deny rule match nobody, and its own test said so)."""
+    results = run_policy_tests(policy, directory=directory, now=now)
+    failed = [result for result in results if not result.passed]
+    if not failed:
+        return
+    named = "; ".join(
+        f"{_quoted(result.name)} ({', '.join(result.failures)})" for result in failed[:_NAMED]
+    )
+    more = f"; and {len(failed) - _NAMED} more" if len(failed) > _NAMED else ""
+    raise BadInput(f"{len(failed)} of the policy's own {len(results)} tests fail: {named}{more}")
+
+
+def _quoted(name: str) -> str:
+    """A test's name, quoted (escaped as `repr` does) and cut short."""
+    return repr(name if len(name) <= _NAME else name[: _NAME - 1] + "…")

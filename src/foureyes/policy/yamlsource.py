@@ -21,11 +21,13 @@ Loc = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class SourceDocument:
-    """A parsed YAML document with the line (1-based) of every mapping key and sequence item."""
+    """A parsed YAML document with the line (1-based) of every mapping key and sequence item,
+    and where its block scalars (`|`, `>`: values written as lines) are."""
 
     file: str
     data: Any
     lines: dict[Loc, int]
+    blocks: frozenset[Loc] = frozenset()
 
     def line_of(self, loc: Loc) -> int | None:
         """The line of `loc`, or of its nearest enclosing value that has one."""
@@ -58,13 +60,16 @@ def dotted(loc: Loc) -> str:
 
 def load_yaml(path: Path | str) -> SourceDocument:
     """Read and parse a YAML file; raise PolicyError (with file and line) on any problem."""
-    name = str(path)
+    return parse_yaml(read_text(path), str(path))
+
+
+def read_text(path: Path | str) -> str:
+    """A YAML file's text (UTF-8); PolicyError naming the file when it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise PolicyError(f"cannot read: {reason}", file=name) from exc
-    return parse_yaml(text, name)
+        raise PolicyError(f"cannot read: {reason}", file=str(path)) from exc
 
 
 def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
@@ -80,7 +85,8 @@ def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
     try:
         node = loader.get_single_node()
         lines: dict[Loc, int] = {}
-        data = _build(loader, node, (), lines, file) if node is not None else None
+        blocks: set[Loc] = set()
+        data = _build(loader, node, (), lines, blocks, file) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -90,11 +96,16 @@ def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
         raise PolicyError(f"malformed YAML: {exc}", file=file) from exc
     finally:
         loader.dispose()
-    return SourceDocument(file=file, data=data, lines=lines)
+    return SourceDocument(file=file, data=data, lines=lines, blocks=frozenset(blocks))
 
 
 def _build(
-    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    blocks: set[Loc],
+    file: str,
 ) -> Any:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -119,13 +130,15 @@ def _build(
                     f"duplicate key {key!r}", file=file, line=key_node.start_mark.line + 1
                 )
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            result[key] = _build(loader, value_node, (*loc, key), lines, file)
+            result[key] = _build(loader, value_node, (*loc, key), lines, blocks, file)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(loader, item, (*loc, index), lines, file)
+            _build(loader, item, (*loc, index), lines, blocks, file)
             for index, item in enumerate(node.value)
         ]
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        blocks.add(loc)
     return _construct(loader, node, file)
 
 

@@ -1,5 +1,7 @@
 """Letters of other scripts that render like a Latin letter, for the folding of look-alike
-names (`foureyes.text.folding.fold`: the `batch_lookalike` detector's and the HR import's).
+names (`foureyes.text.folding.fold`: the `batch_lookalike` detector's and the HR import's) and
+the wording rule of a new policy text (`foureyes.policy.wording`: a word spelled with them
+reads as a Latin one it is not).
 
 Neither the standard library nor a locked dependency carries Unicode's confusables data
 (UTS #39, `confusables.txt`); this is the small part of it the folding needs, transcribed by

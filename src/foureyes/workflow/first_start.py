@@ -27,7 +27,9 @@ def seed(
     # The store's records are sealed from the first: none was ever written outside foureyes.
     sealing.baseline(services.database, services.audit, services.clock())
     with services.database.transaction() as session:
-        policy = install_first_policy(session, policy_text, services.catalog(), "foureyes init")
+        policy = install_first_policy(
+            session, policy_text, services.catalog(), "foureyes init", directory
+        )
         record(
             services,
             session,

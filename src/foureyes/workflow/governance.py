@@ -5,12 +5,14 @@
 (account `foureyes:staff`, params `{staff: {...}}`) and `foureyes.staff.enrol_credential`
 (account `foureyes:staff`, params: the person, the kind and the public material of a step-up
 credential; `foureyes.workflow.enrolment`) go through the same engine as everything else,
-with the floor of one approval by another person. A policy update that does not compile or that
-breaks one of its own invariants, or an invariant of the policy in force (classified by the
-in-force tiers, so dropping a tier cannot empty an invariant), or that drops or weakens an
-invariant in force or moves an account out of a tier one names (`analysis.check_update`), is
-refused when it is submitted, and again at execution; both checks run in a budgeted child
-process (`foureyes.policy.sandbox`).
+with the floor of one approval by another person. A policy update that does not compile, whose
+wording reads as something it is not (`foureyes.policy.wording`: escapes, look-alike letters,
+spaces other than the ordinary one), one of whose own tests fails, or that breaks one of its
+own invariants, or an invariant of the policy in force (classified by the in-force tiers, so
+dropping a tier cannot empty an invariant), or that drops or weakens an invariant in force or
+moves an account out of a tier one names (`analysis.check_update`), is refused when it is
+submitted, and again at execution; both checks run in a budgeted child process
+(`foureyes.policy.sandbox`).
 
 Exactly once, and reconciliation: each change is made in one transaction with a
 `governance_applied` row for its idempotency key (the request id). A repeat of the key answers
@@ -51,8 +53,10 @@ from foureyes.errors import (
 from foureyes.model import Account, ActionSpec, StaffStatus
 from foureyes.policy import digests
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
-from foureyes.policy.compiler import Policy, parse_policy
+from foureyes.policy.compiler import Policy, parse_new_policy
+from foureyes.policy.directory import Directory
 from foureyes.policy.sandbox import Budget, check_policy
+from foureyes.policy.testing import refuse_failing_tests
 from foureyes.store import seals
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_row
@@ -145,8 +149,10 @@ class GovernanceConnector(Connector):
                 raise BadInput(f"this credential is already enrolled ({credential.key_id})")
 
     def check_policy(self, text: str) -> None:
-        """Refuse (BadInput) a proposed policy that does not load, breaks one of its invariants
-        or an invariant of the policy in force (see `check_update`), or cannot be checked within
+        """Refuse (BadInput) a proposed policy that does not load or whose wording reads as
+        something it is not (PolicyError), one of whose own tests fails, that breaks one of its
+        invariants or an invariant of the policy in force (see `check_update`), or cannot be
+        checked within
         `budget`. The check runs in a budgeted child process (`foureyes.policy.sandbox`), never
         here: this process only reads the inputs and waits. Blocks the calling thread for up
         to the budget's wall-clock time, so call it off the event loop."""
@@ -175,7 +181,7 @@ class GovernanceConnector(Connector):
             self.check_policy(text)
         except Unavailable as exc:
             raise ConnectorError(exc.message, transient=True) from exc
-        return parse_policy(text, self.policy_catalog, file="proposed policy")
+        return parse_new_policy(text, self.policy_catalog, file="proposed policy")
 
     def execute(self, order: ExecutionOrder) -> ExecutionResult:
         with self.database.transaction() as session:
@@ -399,10 +405,19 @@ def _replay(done: tuple[str, dict[str, Any]], order: ExecutionOrder) -> Executio
     return ExecutionResult(summary)
 
 
-def install_first_policy(session: Session, text: str, catalog: Catalog, author: str) -> Policy:
+def install_first_policy(
+    session: Session,
+    text: str,
+    catalog: Catalog,
+    author: str,
+    directory: Directory | None = None,
+) -> Policy:
     """Load the very first policy without approval, in the caller's transaction: only on a
-    database that has none (the one way around the floor, used by `foureyes init`)."""
-    policy = parse_policy(text, catalog, file="initial policy")
+    database that has none (the one way around the floor, used by `foureyes init`). Held as
+    an update is (BadInput): to the wording rule, and to its own tests (a staff id read from
+    `directory`, the first staff directory)."""
+    policy = parse_new_policy(text, catalog, file="initial policy")
+    refuse_failing_tests(policy, directory=directory)
     if session.scalar(select(func.count()).select_from(PolicyVersionRow)):
         raise BadInput("a policy is already in force: change it with foureyes.policy.update")
     session.add(

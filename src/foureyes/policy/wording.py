@@ -1,0 +1,181 @@
+"""The wording rule of a new policy text: what its reviewers read is what it means.
+
+A policy update is approved by people reading its YAML. YAML's escapes (`"\\u200b"`, `"\\N"`,
+`"\\e"`) put characters into the parsed policy that the source shows as a few ASCII letters, and
+letters of other scripts, spaces other than the ordinary one and compatibility forms render
+like the letters a reviewer expects: `staff.employment == "contractor"` spelled with a Cyrillic
+es and o reads as the deny rule it replaces and matches nobody (attacks F1, F1b). So a new
+text is held, line by line and then value by value after parsing, every mapping key and string
+value at any depth:
+
+- every source line, as a document param's (`foureyes.workflow.typed_params`): nothing a reader
+  cannot see (`foureyes.text.refuse_unseen`), so a line break YAML reads and a reader does not
+  (U+0085, U+2028) cannot turn a comment's tail into live policy;
+- every key and string value: nothing a reader cannot see either (controls, tabs, format and
+  blank-looking characters, private-use, stacked marks); a line break only inside a block
+  scalar (`|`, `>`), where the reader sees the lines;
+- no space but U+0020 (a no-break or ideographic space reads as an ordinary one);
+- composed (NFC) text, and no letter with a compatibility form (fullwidth or mathematical
+  letters, ligatures): the same word typed another way is another value;
+- no letter of another script that reads as a Latin one (`foureyes.text.confusables`) where the
+  text reads as Latin: not inside a word that mixes scripts, nor in a run of words all of
+  whose letters are ASCII or such look-alikes (Cyrillic er, o, dze alone read as `ops`;
+  inside Russian prose it is Russian); the Latin small capitals and IPA letters that read as
+  another letter, anywhere. A word may mix Latin with Han, kana, Bopomofo or Hangul (as
+  Japanese, Chinese and Korean are written); no other two scripts.
+
+Only a text about to be accepted is held to it: `foureyes init`'s first policy, a policy
+update at submission and again at execution (the budgeted check, `foureyes.policy.sandbox`),
+and `foureyes policy check` / `test` / `diff`'s proposed file. A version already installed is
+compiled as it is (`compiler.parse_policy`): a text accepted before this rule existed keeps
+serving, and the next update must meet it. Refused with PolicyError naming the file, line and
+field (and a key's parent, never the key), and the character's code point and name or the
+word's Latin reading, never the text itself.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+
+from foureyes.text.confusables import LATIN_LOOKALIKES
+from foureyes.errors import BadInput, PolicyError
+from foureyes.policy.yamlsource import Loc, SourceDocument
+from foureyes.text import refuse_unseen
+
+__all__ = ["check_wording", "problem"]
+
+# Scripts a word may mix with Latin, as the languages written with them do (UTS #39's
+# "highly restrictive" sets).
+_MIXES = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+# Letters of no one script (their names start with these words).
+_COMMON = frozenset({"MODIFIER", "KATAKANA-HIRAGANA"})
+# The Latin-script look-alikes a language writes as a letter of its own (Turkish dotless i):
+# held by the Latin-reading rule only. The rest (small capitals, IPA) are refused anywhere.
+_LATIN_LETTERS = frozenset({"\u0131"})
+_AS_LATIN = {ord(char): latin for char, latin in LATIN_LOOKALIKES.items()}
+_WORD = re.compile(r"[^\W\d_]+")  # letters only (marks, digits and `_` end a word)
+# A run read as one phrase: words, digits and the separators within a name (`ops-admins`).
+_PHRASE_BREAK = re.compile(r"[^\w \-.]+")
+
+
+def check_wording(text: str, source: SourceDocument) -> None:
+    """PolicyError (file, line, field) at the first line, key or string value of `source`
+    (the parse of `text`) that breaks the module's rule."""
+    for number, raw in enumerate(text.split("\n"), start=1):
+        try:
+            refuse_unseen(raw.removesuffix("\r").replace("\t", " "), "line")
+        except BadInput:
+            raise PolicyError(
+                "the line holds line breaks, control or invisible characters",
+                file=source.file,
+                line=number,
+            ) from None
+    for loc, is_key, value in _strings(source.data, ()):
+        found = problem(value, lines=not is_key and loc in source.blocks)
+        if found is not None:
+            raise source.error(loc, f"a key here {found}" if is_key else f"the text {found}")
+
+
+def _strings(data: Any, loc: Loc) -> Iterator[tuple[Loc, bool, str]]:
+    """(location, is a key, text) of every key and string value under `data`; a key is
+    given with its parent's location, before anything under it."""
+    todo: list[tuple[Loc, Any]] = [(loc, data)]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, str):
+            yield where, False, value
+        elif isinstance(value, dict):
+            for key in value:
+                yield where, True, str(key)
+            todo.extend(((*where, str(key)), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            todo.extend(((*where, index), item) for index, item in reversed(list(enumerate(value))))
+
+
+def problem(value: str, *, lines: bool = False) -> str | None:
+    """What makes `value` read as something it is not ("holds ..."), or None; `lines`: it
+    is a block scalar, which may break lines."""
+    if not value:
+        return None
+    if "\t" in value:
+        return "holds a tab (indent and separate with spaces)"
+    if "\n" in value and not lines:
+        return "holds a line break (write text of several lines as a block scalar, | or >)"
+    for line in value.split("\n"):
+        try:
+            refuse_unseen(line, "text")
+        except BadInput:
+            return "holds line breaks, control or invisible characters"
+    if value.isascii():
+        return None
+    if unicodedata.normalize("NFC", value) != value:
+        return "is not in composed form (NFC): the same letters typed another way differ"
+    for char in sorted(set(value)):
+        found = _character(char)
+        if found is not None:
+            return found
+    for word in _WORD.findall(value):
+        scripts = {script for script in map(_script, word) if script is not None}
+        if len(scripts) > 1 and not any(scripts <= allowed for allowed in _MIXES):
+            named = " and ".join(sorted(name.title() for name in scripts))
+            return f"mixes {named} letters in one word{_reading(word)}"
+    for phrase in _PHRASE_BREAK.split(value):
+        if _reads_as_latin(phrase):
+            return f"spells Latin-looking text with look-alike letters{_reading(phrase)}"
+    return None
+
+
+def _character(char: str) -> str | None:
+    category = unicodedata.category(char)
+    if category == "Zs" and char != " ":
+        return f"holds {_named(char)}, which reads as an ordinary space"
+    if (category[0] == "L" or category in ("Nd", "Nl")) and unicodedata.normalize(
+        "NFKC", char
+    ) != char:
+        return f"holds {_named(char)}, a compatibility form of another character"
+    if char in LATIN_LOOKALIKES and _script(char) == "LATIN" and char not in _LATIN_LETTERS:
+        return f"holds {_named(char)}, which reads as {LATIN_LOOKALIKES[char]!r}"
+    return None
+
+
+def _reads_as_latin(phrase: str) -> bool:
+    """Whether every letter of `phrase` is ASCII or a look-alike of a Latin letter, and one
+    is a look-alike: it reads as Latin and is not."""
+    letters = [char for char in phrase if char.isalpha()]
+    return any(char in LATIN_LOOKALIKES for char in letters) and all(
+        char.isascii() or char in LATIN_LOOKALIKES for char in letters
+    )
+
+
+def _reading(text: str) -> str:
+    """`: it reads as 'ops'` when every letter has a Latin reading; else nothing (the text
+    itself is never quoted)."""
+    reading = text.strip().translate(_AS_LATIN)
+    if reading.isascii() and reading.isprintable() and len(reading) <= 60:
+        return f" (it reads as {reading!r})"
+    return ""
+
+
+def _script(char: str) -> str | None:
+    """The script of a letter, by the first word of its Unicode name (`CYRILLIC SMALL LETTER
+    ES`); None for what is not a letter or belongs to no one script."""
+    if not char.isalpha():
+        return None
+    name = unicodedata.name(char, "")
+    first = name.split(" ", 1)[0]
+    if not first or first in _COMMON:
+        return None
+    if first == "CJK":
+        return "HAN"
+    return first
+
+
+def _named(char: str) -> str:
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
