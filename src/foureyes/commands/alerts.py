@@ -12,7 +12,7 @@ from rich.table import Table
 
 from foureyes.commands.api_client import DEFAULT_SERVER, InsecureHttpOpt, ServerOpt, connect
 from foureyes.commands.options import TokenOpt, diagnosed
-from foureyes.commands.safe_text import cell
+from foureyes.commands.safe_text import cell, printable
 
 out = Console(highlight=False)
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts the detectors raised.")
@@ -72,4 +72,6 @@ def ack_cmd(
     """Acknowledge an alert (an audit event)."""
     with connect(server, token, insecure_http=insecure_http) as client:
         view = client.acknowledge_alert(alert_id, comment)
-    out.print(f"Alert {view['id']} acknowledged by {view['acknowledged_by']}.")
+    out.print(
+        printable(f"Alert {view['id']} acknowledged by {view['acknowledged_by']}."), markup=False
+    )

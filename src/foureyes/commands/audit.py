@@ -26,7 +26,7 @@ from foureyes.audit.log import AuditLog
 from foureyes.audit.merkle import verify_inclusion
 from foureyes.audit.verify import export_log, verify_log
 from foureyes.commands.progress import reporting
-from foureyes.commands.safe_text import cell
+from foureyes.commands.safe_text import cell, printable
 from foureyes.config import DEFAULT_LOG_ORIGIN, Settings
 from foureyes.errors import BadInput, FoureyesError
 from foureyes.store.database import Database
@@ -87,10 +87,11 @@ def diagnosed(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except AuditVerificationError as exc:
-            err.print(f"foureyes: TAMPERED: {exc.message}", markup=False, soft_wrap=True)
+            # Escaped: a message may quote what a tampered event or file holds.
+            err.print(f"foureyes: TAMPERED: {printable(exc.message)}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except FoureyesError as exc:
-            err.print(f"foureyes: {exc.message}", markup=False, soft_wrap=True)
+            err.print(f"foureyes: {printable(exc.message)}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return run

@@ -226,7 +226,7 @@ def list_cmd(
                 f"{view['id']}  {view['state']:<10} {view['action']}  "
                 f"{view['item_count']} item(s)  by {view['requester']}"
             )
-            + (f"  {what}" if what else ""),
+            + (printable(f"  {what}") if what else ""),
             markup=False,
             emoji=False,
         )

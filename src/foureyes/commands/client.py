@@ -242,7 +242,7 @@ def review_cmd(
     with connect(server, token, insecure_http=insecure_http) as client:
         body = _review_body(client, request_id, verdict, digest, comment, step_up_key)
         view = client.review(request_id, body)
-    out.print(f"{request_id}: {view['state']}")
+    _say(f"{request_id}: {view['state']}")
 
 
 def post_review_cmd(
@@ -260,7 +260,7 @@ def post_review_cmd(
         body = _review_body(client, request_id, verdict, digest, comment, step_up_key)
         view = client.post_review(request_id, body)
     count = sum(1 for review in view.get("reviews", []) if review.get("kind") == POST_REVIEW)
-    out.print(f"{request_id}: {count} post-review(s)")
+    _say(f"{request_id}: {count} post-review(s)")
 
 
 def cancel_cmd(
@@ -273,7 +273,7 @@ def cancel_cmd(
     """Cancel a request that has not started."""
     with connect(server, token, insecure_http=insecure_http) as client:
         view = client.cancel(request_id, reason)
-    out.print(f"{request_id}: {view['state']}")
+    _say(f"{request_id}: {view['state']}")
 
 
 def undo_cmd(
@@ -303,7 +303,7 @@ def execute_cmd(
     with connect(server, token, insecure_http=insecure_http) as client:
         view = client.execute(request_id)
     reason = view.get("reason")
-    out.print(f"{request_id}: {view['state']}" + (f" ({reason})" if reason else ""))
+    _say(f"{request_id}: {view['state']}" + (f" ({reason})" if reason else ""))
     _print_data(view)
 
 

@@ -307,7 +307,7 @@ def revoke_key_cmd(
     services = services_for(Settings.load(data_dir))
     owner, kind = operations.revoke_key(services, key_id, by=None)
     what = "security key" if kind == WEBAUTHN else "device key"
-    out.print(f"revoked {what} {key_id} of {owner}", markup=False)
+    out.print(printable(f"revoked {what} {key_id} of {owner}"), markup=False)
 
 
 staff_app.command("review")(staff_review.review)

@@ -20,13 +20,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
 from foureyes.bootstrap import services_for
 from foureyes.commands.options import DataDirOpt, diagnosed
-from foureyes.commands.safe_text import cell
+from foureyes.commands.safe_text import cell, printable
 from foureyes.config import Settings
 from foureyes.core.services import Services
 from foureyes.errors import BadInput
@@ -263,10 +262,10 @@ def render(report: AccessReview, console: Console) -> None:
             cell(f"{staff.id} {staff.name} ({groups}; {staff.employment}; {staff.status})")
         )
         if person.floor is not None:
-            console.print(f"can do nothing: {person.floor}", markup=False)
+            console.print(printable(f"can do nothing: {person.floor}"), markup=False)
         else:
             tiers = [t for t in report.tiers if any(c.tier == t for c in person.can)]
-            headers = ["action", *map(escape, tiers)]
+            headers = ["action", *map(cell, tiers)]
             table = Table(*headers, title="What they can do", title_justify="left")
             labels = {(c.action, c.tier): c for c in person.can}
             for action in sorted({c.action for c in person.can}):
@@ -276,7 +275,7 @@ def render(report: AccessReview, console: Console) -> None:
                     cells.append(_cell(found))
                 shown = [labels.get((action, tier)) for tier in tiers]
                 if any(c is not None and c.outcome != Outcome.DENIED for c in shown):
-                    table.add_row(escape(action), *cells)  # only what they can do at all
+                    table.add_row(cell(action), *cells)  # only what they can do at all
             if table.row_count:
                 console.print(table)
             else:
@@ -287,16 +286,16 @@ def render(report: AccessReview, console: Console) -> None:
         for item in person.requests:
             done.add_row(
                 item["created_at"][:16],
-                escape(f"requested {item['action']}"),
-                escape(item["account"]),
-                escape(item["state"]),
+                cell(f"requested {item['action']}"),
+                cell(item["account"]),
+                cell(item["state"]),
             )
         for item in person.reviews:
             done.add_row(
                 item["created_at"][:16],
-                escape(f"reviewed {item['action']}"),
-                escape(item["account"]),
-                escape(item["decision"]),
+                cell(f"reviewed {item['action']}"),
+                cell(item["account"]),
+                cell(item["decision"]),
             )
         if done.row_count:
             console.print(done)

@@ -1,0 +1,378 @@
+"""A proposed policy that reads as something it is not (attacks F1, F1b of the second policy-text
+round): YAML escapes in double-quoted scalars put unseen characters into the *parsed* policy
+while its source lines are plain ASCII; a no-break space reads as a space; a Cyrillic es and o
+inside `"contractor"` read as Latin and made the departing-contractors deny rule match
+nobody, and the policy's own tests said so (7 passed, 2 failed) while the server accepted it at
+submission and execution.
+
+Now a new text (`foureyes.policy.wording`) has every key and string value held after parsing,
+and its own tests must pass: at submission (422 naming the line, or the failing tests), at
+execution (the update fails, no version is made) and at `foureyes init`. A version installed
+before keeps compiling and serving. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from foureyes.connectors.base import ExecutionOrder
+from foureyes.connectors.demo_catalog import demo_catalog
+from foureyes.errors import BadInput, ConnectorError, PolicyError
+from foureyes.policy import compiler, wording
+from foureyes.policy.catalog import FOUREYES_PLATFORM
+from foureyes.policy.compiler import parse_new_policy, parse_policy
+from foureyes.store.database import Database
+from foureyes.store.tables import PolicyVersionRow, RequestRow
+from foureyes.workflow.governance import GovernanceConnector
+from tests.api.conftest import Api, assert_problem
+from tests.conftest import EXAMPLES
+from tests.worlds import make_world
+
+EXAMPLE = (EXAMPLES / "policy.yaml").read_text()
+CATALOG = demo_catalog()
+JO = "e-9001"  # leads: may propose policy updates
+RULE = """    when: 'staff.employment == "contractor" && staff.days_left <= 2'\n"""
+RULE_LINE = EXAMPLE.splitlines(keepends=True).index(RULE) + 1
+assert EXAMPLE.count(RULE) == 1
+
+# The deny rule's `when`, rewritten so that it reads as the original (to a reviewer who reads
+# YAML, or who does not) and means something else: each is one instance of the class.
+SINGLE = """    when: 'staff.employment == "{}" && staff.days_left <= 2'\n"""
+DOUBLE = """    when: "staff.employment == \\"{}\\" && staff.days_left <= 2"\n"""
+DISGUISED = {
+    # F1: look-alike letters of other scripts (Cyrillic es and o, Greek omicron, Armenian oh).
+    "cyrillic": SINGLE.format("\u0441\u043entractor"),
+    "greek": SINGLE.format("c\u03bfntractor"),
+    "armenian": SINGLE.format("c\u0585ntractor"),
+    # ... Latin small capitals, fullwidth and mathematical letters (all "Latin" by script).
+    "small capital": SINGLE.format("\u1d04ontractor"),
+    "fullwidth": SINGLE.format("\uff43ontractor"),
+    "math bold": SINGLE.format("\U0001d41contractor"),
+    # F1b: YAML escapes in a double-quoted scalar; the source line is ASCII.
+    "escaped zwsp": DOUBLE.format("contr\\u200bactor"),
+    "escaped NEL": DOUBLE.format("contractor\\N"),
+    "escaped x85": DOUBLE.format("contractor\\x85"),
+    "escaped LS": DOUBLE.format("contractor\\L"),
+    "escaped PS": DOUBLE.format("contractor\\P"),
+    "escaped u2028": DOUBLE.format("contractor\\u2028"),
+    "escaped tab": DOUBLE.format("contractor\\t"),
+    "escaped nbsp": DOUBLE.format("contractor\\_"),
+    "escaped ESC": DOUBLE.format("contractor\\e"),
+    "escaped BOM": DOUBLE.format("\\ufeffcontractor"),
+    "escaped newline": DOUBLE.format("contractor\\n"),
+    "escaped CR": DOUBLE.format("contractor\\r"),
+    "escaped filler": DOUBLE.format("contractor\\u3164"),
+    "escaped private": DOUBLE.format("contractor\\ue000"),
+    "escaped combining": DOUBLE.format("contrac\\u0301tor"),
+    # Spaces that read as the ordinary one, raw in a single-quoted scalar.
+    "nbsp": SINGLE.format("contractor\u00a0"),
+    "narrow nbsp": SINGLE.format("contractor\u202f"),
+    "ideographic": SINGLE.format("contractor\u3000"),
+    "en quad": SINGLE.format("contractor\u2000"),
+    "figure space": SINGLE.format("contractor\u2007"),
+    # A raw tab inside the literal (the source-line check reads a tab as a space).
+    "raw tab": SINGLE.format("contractor\t"),
+}
+
+
+def disguised(name: str) -> str:
+    return EXAMPLE.replace(RULE, DISGUISED[name], 1)
+
+
+def proposal(text: str) -> dict[str, Any]:
+    return {
+        "action": "foureyes.policy.update",
+        "account": "foureyes:policy",
+        "params": {"text": text},
+        "justification": "CHG-1 tidy the contractor rule",
+    }
+
+
+def counts(database: Database) -> tuple[int, int]:
+    with database.transaction() as session:
+        requests = session.scalar(select(func.count()).select_from(RequestRow))
+        versions = session.scalar(select(func.count()).select_from(PolicyVersionRow))
+    return int(requests or 0), int(versions or 0)
+
+
+# --- the rule, on the texts (in process: no database) ---------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DISGUISED))
+def test_a_disguised_literal_is_refused_naming_its_line_and_never_quoting_it(name: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_new_policy(disguised(name), CATALOG, file="proposed policy")
+    error = caught.value
+    assert (error.line, error.field) == (RULE_LINE, "rules[1].when"), error.message
+    assert "ontractor" not in error.message.replace("'contractor'", ""), error.message
+    assert error.message.isascii(), error.message
+    assert error.message.isprintable(), error.message
+
+
+@pytest.mark.parametrize("name", sorted(DISGUISED))
+def test_an_installed_version_with_it_still_compiles(name: str) -> None:
+    """The rule holds a text about to be accepted, never one installed: compiling an installed
+    version must not start failing (it would stop the server) when the rule tightens."""
+    if name in ("escaped CR", "escaped newline"):
+        pytest.skip("a line break in a CEL string literal never compiled: never installed")
+    policy = parse_policy(disguised(name), CATALOG, file="policy v2")
+    assert policy.rule("departing-contractors-read-only")
+
+
+PLACES = {
+    # Where else a string sits: keys, descriptions, test names, test data, lists, a tier.
+    "a key": ("quotas:\n", 'detectors:\n  "veloc\\u200bity": {enabled: true}\nquotas:\n'),
+    "a description": ("version: 1\n", "version: 1\ndescription: 'ok\u00a0here'\n"),
+    "a test name": (
+        "  - name: support locks an ordinary account alone\n",
+        '  - name: "support locks an ordinary account alone\\e[0G\\e7"\n',
+    ),
+    "a test's staff": (
+        "{id: e-2001, groups: [support], employment: employee, days_left: 400}\n"
+        "    action: account.lock\n",
+        '{id: e-2001, groups: [support], employment: "employee\\u200b", days_left: 400}\n'
+        "    action: account.lock\n",
+    ),
+    "a notify target": ("    notify: [security]\n", "    notify: [s\u0435curity]\n"),
+    "a whole-script look-alike group": (
+        """    when: '"support" in staff.groups'\n""",
+        """    when: '"\u0455\u0443\u0440\u0440\u043e\u0433t" in staff.groups'\n""",
+    ),
+    "a Cyrillic-only look-alike word": (
+        """    when: '"support" in staff.groups'\n""",
+        """    when: '"\u043e\u0440\u0455" in staff.groups || "support" in staff.groups'\n""",
+    ),
+}
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_every_key_and_string_value_is_held_wherever_it_sits(place: str) -> None:
+    old, new = PLACES[place]
+    assert old in EXAMPLE, place
+    text = EXAMPLE.replace(old, new, 1)
+    with pytest.raises(PolicyError) as caught:
+        parse_new_policy(text, CATALOG, file="proposed policy")
+    assert caught.value.line is not None, caught.value.message
+
+
+def test_a_bad_key_is_named_by_its_parent_never_quoted() -> None:
+    text = EXAMPLE.replace("quotas:\n", 'detectors:\n  "x[/conceal]\\e[8m": {}\nquotas:\n', 1)
+    with pytest.raises(PolicyError) as caught:
+        parse_new_policy(text, CATALOG, file="proposed policy")
+    assert caught.value.field == "detectors"
+    assert "conceal" not in caught.value.message
+    assert caught.value.message.endswith(
+        "a key here holds line breaks, control or invisible characters"
+    )
+
+
+def test_a_comments_hidden_line_break_is_refused_as_a_document_lines_are() -> None:
+    """Attack H3 again, at this layer (so `init` and `policy check` refuse it as well)."""
+    for breaker in ("\u0085", "\u2028", "\u2029"):
+        text = EXAMPLE + f"# reviewed{breaker}detectors: {{velocity: {{enabled: false}}}}\n"
+        with pytest.raises(PolicyError, match="the line holds line breaks"):
+            parse_new_policy(text, CATALOG, file="proposed policy")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Блокировка со мной, а также",  # noqa: RUF001 - Russian prose, look-alikes and all
+        "Москва",
+        "東京タワーとTokyo",  # Japanese mixes Han, kana and Latin
+        "서울 Seoul 사무소",
+        "relu par la sécurité — מאושר",
+        "Genève, Zürich, Kraków, São Paulo",
+        "Ελληνικά κείμενα",  # Greek prose with letters that look Latin among others
+        "x[/conceal] [red]markup is text[/red]",  # printable ASCII (the CLI prints it as is)
+    ],
+)
+def test_peoples_languages_pass(value: str) -> None:
+    assert wording.problem(value) is None, value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "c\u043entractor",  # Cyrillic o in a Latin word
+        "\u0441ontractor",
+        "contract\u03bfr",  # Greek omicron
+        "\u043e\u0440\u0455",  # all Cyrillic, reads as "ops"
+        "\u0430dmin-team",  # Cyrillic a at the start of a hyphenated name
+        "ops \u0430dmins",
+        "\u0391\u0392\u0395",  # Greek capitals that read as ABE
+        "k\u0430p\u0131",  # Cyrillic a and a dotless i
+        "\u1d00dmin",  # small capital a
+        "\u0261roup",  # script g
+        "\uff21dmin",  # fullwidth A
+        "\u2160",  # roman numeral one
+        "admin\u00a0",
+        "admin\u2009",  # thin space
+        "admin\u205f",  # medium mathematical space
+        "ad\u200dmin",  # zero-width joiner
+        "ad\u2060min",  # word joiner
+        "ad\u00admin",  # soft hyphen
+        "admin\u180e",  # Mongolian vowel separator
+        "admin\u034f",  # combining grapheme joiner
+        "admin\ufe0f",  # variation selector
+        "admin\U000e0041",  # tag letter
+        "admin\u115f",  # Hangul choseong filler
+        "admin\u2800",  # Braille blank
+        "admin\U000f0000",  # private use (plane 15)
+        "admin\u0378",  # unassigned
+        "a\u0301\u0301\u0301\u0301",  # stacked marks
+        "a\x1b[2Jb",
+        "a\x1b]8;;https://evil.example\x1b\\b",  # OSC 8
+        "a\rb",
+        "a\nb",  # not a block scalar
+        "a\tb",
+        "e\u0301",  # decomposed é (NFC would compose it: another value)
+        "\u212a",  # Kelvin sign (reads as K; NFC makes it K)
+    ],
+)
+def test_variants_are_refused(value: str) -> None:
+    assert wording.problem(value) is not None, ascii(value)
+
+
+def test_a_block_scalar_may_break_lines() -> None:
+    text = EXAMPLE.replace(
+        RULE,
+        '    when: |\n      staff.employment == "contractor"\n      && staff.days_left <= 2\n',
+        1,
+    )
+    parse_new_policy(text, CATALOG, file="proposed policy")
+    flow = EXAMPLE.replace(
+        RULE, '    when: "staff.employment == \\"contractor\\"\\n&& staff.days_left <= 2"\n', 1
+    )
+    with pytest.raises(PolicyError, match="block scalar"):
+        parse_new_policy(flow, CATALOG, file="proposed policy")
+
+
+def test_the_examples_pass() -> None:
+    parse_new_policy(EXAMPLE, CATALOG, file="example")
+
+
+# --- at submission, at execution, at init ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["cyrillic", "escaped zwsp", "escaped NEL", "nbsp", "narrow nbsp", "escaped tab"]
+)
+def test_the_server_refuses_them_at_submission(api: Api, name: str) -> None:
+    before = counts(api.world.services.database)
+    for path in ("/v1/decisions", "/v1/requests"):
+        body = assert_problem(api.post(JO, path, proposal(disguised(name))), 422, "invalid-policy")
+        assert body["detail"].startswith(f"proposed policy:{RULE_LINE}: rules[1].when: the text ")
+    assert counts(api.world.services.database) == before
+
+
+TYPO = """    when: 'staff.employment == "contractors" && staff.days_left <= 2'\n"""
+
+
+def test_a_policy_whose_own_tests_fail_is_refused_at_submission_naming_them(api: Api) -> None:
+    """F1's effect in plain ASCII (a typo that makes the deny rule match nobody): no wording
+    rule catches it, its own tests do."""
+    before = counts(api.world.services.database)
+    body = assert_problem(
+        api.submit(JO, **proposal(EXAMPLE.replace(RULE, TYPO, 1))), 422, "bad-input"
+    )
+    detail = body["detail"]
+    assert detail.startswith("2 of the policy's own 9 tests fail: "), detail
+    assert "'on the last day it is refused outright' (outcome: expected denied, got" in detail
+    assert '"a departing contractor\'s batch suspends nothing"' in detail
+    assert counts(api.world.services.database) == before
+    made = api.submit(JO, **proposal(EXAMPLE + "# reviewed\n"))
+    assert made.status_code == 201, made.text
+
+
+def test_a_test_naming_a_staff_id_reads_the_directory_in_force(api: Api) -> None:
+    """A test may name a person by id: the server reads the directory in force (the CLI reads
+    --staff). An id nobody has fails the test, and the update with it."""
+    test = (
+        "  - name: ana locks an ordinary account alone\n"
+        "    staff: {who}\n"
+        "    action: account.lock\n"
+        "    account: {{id: someone, followers: 120, verified: false}}\n"
+        "    expect: {{outcome: allowed}}\n"
+    )
+    made = api.submit(JO, **proposal(EXAMPLE + test.format(who="e-2001")))
+    assert made.status_code == 201, made.text
+    body = assert_problem(
+        api.submit(JO, **proposal(EXAMPLE + test.format(who="e-0000"))), 422, "bad-input"
+    )
+    assert "unknown staff id 'e-0000'" in body["detail"]
+
+
+def order(text: str, key: str) -> ExecutionOrder:
+    return ExecutionOrder(
+        "foureyes.policy.update",
+        "policy",
+        {"text": text},
+        idempotency_key=key,
+        approvers=("e-4001",),
+        requester=JO,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (disguised("cyrillic"), "mixes Cyrillic and Latin letters"),
+        (disguised("escaped zwsp"), "invisible characters"),
+        (EXAMPLE.replace(RULE, TYPO, 1), "2 of the policy's own 9 tests fail"),
+    ],
+)
+def test_an_approved_update_that_fails_the_rule_is_held_at_execution(
+    database: Database, text: str, reason: str
+) -> None:
+    """A request accepted before the rule existed (or whose tests pass no longer) reaches
+    execution: it fails, and no version is made."""
+    world = make_world(database)
+    governance = world.services.connectors[FOUREYES_PLATFORM]
+    assert isinstance(governance, GovernanceConnector)
+    with pytest.raises(ConnectorError, match=reason) as caught:
+        governance.execute(order(text, "req-held"))
+    assert caught.value.transient is False
+    assert counts(database)[1] == 1
+    assert governance.reconcile(order(text, "req-held")).applied is False
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (disguised("cyrillic"), "mixes Cyrillic and Latin"),
+        (disguised("escaped NEL"), "invisible characters"),
+        (EXAMPLE.replace(RULE, TYPO, 1), "2 of the policy's own 9 tests fail"),
+    ],
+)
+def test_init_refuses_a_first_policy_that_fails_the_rule_or_its_tests(
+    database: Database, text: str, reason: str
+) -> None:
+    with pytest.raises(BadInput, match=reason):
+        make_world(database, text)
+    assert counts(database) == (0, 0)
+
+
+def test_a_version_installed_before_the_rule_keeps_serving(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed (at init, with the rule switched off) with a no-break space in a literal: the
+    server compiles it, decides with it, and the next update must meet the rule."""
+    installed = EXAMPLE.replace("version: 1\n", "version: 1\ndescription: 'chirp\u00a0policy'\n")
+    monkeypatch.setattr(compiler, "check_wording", lambda *_: None)  # the rule as it was
+    world = make_world(database, installed)
+    monkeypatch.undo()
+    with world.services.database.transaction() as session:
+        version, policy = world.services.policy_in_force(session)
+        # Read and compiled afresh (never from the cache), as an update's check reads it.
+        assert world.services.policy_text_in_force(session) == (1, installed)
+    assert version == 1
+    assert policy.rule("departing-contractors-read-only")
+    governance = world.services.connectors[FOUREYES_PLATFORM]
+    assert isinstance(governance, GovernanceConnector)
+    with pytest.raises(PolicyError, match="U\\+00A0 NO-BREAK SPACE"):
+        governance.check_policy(installed)
+    governance.check_policy(EXAMPLE)  # the fix is accepted
