@@ -6,22 +6,16 @@ its audit event are written together or not at all. On SQLite every transaction 
 `BEGIN IMMEDIATE`, which takes the write lock up front (SQLite's stand-in for row locks); on
 PostgreSQL rows are locked with `SELECT … FOR UPDATE`.
 
-On a SQLite file, writers queue for that lock before they ask SQLite for it (`_Writers`): a
-thread lock in each process and an advisory file lock between processes (the server's workers,
-the background worker, the CLI). SQLite's own wait for a busy file sleeps up to 100 ms between
-tries, so writers of two processes polling one lock made a submit's latency seconds at the
-tail; a queued writer starts as soon as the one before it ends. Another program writing the
-file without this lock is still waited for by SQLite (`busy_timeout`).
+On a SQLite file, writers queue for that lock before they ask SQLite for it
+(`foureyes.store.writers`): a thread lock in each process and an advisory file lock between
+processes (the server's workers, the background worker, the CLI), waited for in the kernel.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,11 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from foureyes.errors import BadInput, OutcomeUnknown, Unavailable
 from foureyes.store.pg_times import read_infinite_times
 from foureyes.store.together import Together
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: the thread lock alone
-    fcntl = None  # type: ignore[assignment]
+from foureyes.store.writers import Writers
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +93,7 @@ class Database:
             _ping_idle_connections(self.engine, idle)
         file = parsed.database if self.dialect == "sqlite" else None
         # A file's writers queue (module docstring); none for PostgreSQL or an in-memory SQLite.
-        self._writers = _Writers(file if file and file != ":memory:" else None)
+        self._writers = Writers(file if file and file != ":memory:" else None)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Same pool; the option tells `_on_begin` (SQLite) that this transaction only reads.
         # On PostgreSQL a read is one snapshot too (REPEATABLE READ; READ COMMITTED gives each
@@ -207,95 +197,6 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self._writers.close()
-
-
-# How long a writer waits for its turn, as long as SQLite's own `busy_timeout` below.
-WRITER_WAIT_SECONDS = 30.0
-
-
-class _Writers:
-    """One write transaction at a time on a SQLite file (module docstring): this process's
-    threads queue on a lock, and the thread holding it takes an advisory lock (`flock`) on
-    `<file>-writer` against the other processes, re-opened after a fork (a descriptor shared
-    with the parent would share its lock). A thread that opens a write transaction inside its
-    own passes (SQLite's lock decides, as before). Waiting longer than WRITER_WAIT_SECONDS is
-    Unavailable, as SQLite's busy database is. `path` None: nothing to queue for."""
-
-    def __init__(self, path: str | None) -> None:
-        self._path = None if path is None else f"{path}-writer"
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._file: tuple[int, int] | None = None  # (pid, descriptor)
-        self._closer: weakref.finalize[[int], _Writers] | None = None
-
-    @contextmanager
-    def one(self) -> Iterator[None]:
-        if self._path is None:
-            yield
-            return
-        deadline = time.monotonic() + WRITER_WAIT_SECONDS
-        if not self._lock.acquire(timeout=WRITER_WAIT_SECONDS):
-            raise Unavailable("the database is busy: try again")
-        try:
-            if self._depth == 0:
-                self._take_file(deadline)
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._leave_file()
-        finally:
-            self._lock.release()
-
-    def _descriptor(self) -> int | None:
-        if fcntl is None or self._path is None:
-            return None
-        pid = os.getpid()
-        if self._file is None or self._file[0] != pid:
-            self.close()  # a parent's descriptor, inherited by a fork: not this process's lock
-            # Made for foureyes' user alone whatever the umask, as the database file's
-            # neighbours (-wal, -shm) are made by SQLite.
-            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            descriptor = os.open(self._path, flags, 0o600)
-            self._file = (pid, descriptor)
-            # Closed with the database (`close`), or when it is dropped unclosed (tests make
-            # thousands): never left open for the life of the process.
-            self._closer = weakref.finalize(self, os.close, descriptor)
-        return self._file[1]
-
-    def close(self) -> None:
-        """Close the lock file (`Database.dispose`); a later write opens it again."""
-        if self._closer is not None:
-            self._closer()
-        self._closer, self._file = None, None
-
-    def _take_file(self, deadline: float) -> None:
-        try:
-            descriptor = self._descriptor()
-        except OSError as exc:
-            # A directory foureyes may read but not create files in: SQLite's own lock alone.
-            log.warning("cannot open the writers' lock %s: %s", self._path, exc)
-            return
-        if descriptor is None:
-            return
-        pause = 0.0005
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                # Another process writes: its transactions last milliseconds, so look again
-                # soon (never SQLite's 100 ms), and give up as SQLite would.
-                if time.monotonic() >= deadline:
-                    raise Unavailable("the database is busy: try again") from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.004)
-
-    def _leave_file(self) -> None:
-        if fcntl is not None and self._file is not None and self._file[0] == os.getpid():
-            fcntl.flock(self._file[1], fcntl.LOCK_UN)
 
 
 def _unavailable(exc: OperationalError | InterfaceError, *, committing: bool) -> Unavailable:

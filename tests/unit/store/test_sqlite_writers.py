@@ -1,4 +1,4 @@
-"""On a SQLite file, write transactions queue for their turn (`database._Writers`): a thread
+"""On a SQLite file, write transactions queue for their turn (`foureyes.store.writers`): a thread
 lock in the process, an advisory lock on `<file>-writer` between processes. Reads never queue;
 a writer that cannot have its turn in time is Unavailable and wrote nothing."""
 
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from foureyes.errors import Unavailable
-from foureyes.store import database as database_module
+from foureyes.store import writers as writers_module
 from foureyes.store.database import Database
 
 
@@ -50,7 +50,7 @@ def count(db: Database) -> int:
 def test_a_writer_waits_for_another_process_and_gives_up_in_time_writing_nothing(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(database_module, "WRITER_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(writers_module, "WRITER_WAIT_SECONDS", 0.05)
     with another_process_writing(tmp_path):
         with pytest.raises(Unavailable), db.transaction() as session:
             session.execute(text("UPDATE counted SET n = n + 1"))
@@ -113,3 +113,62 @@ def _points_at(fd: Path, suffix: str) -> bool:
         return os.readlink(fd).endswith(suffix)
     except OSError:
         return False
+
+
+def _waiters() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "foureyes-writers-wait"]
+
+
+def test_a_writer_waiting_for_another_process_writes_once_it_lets_go(
+    db: Database, tmp_path: Path
+) -> None:
+    """The waiter is blocked in the kernel on the lock (not sleeping between looks): it
+    writes once the other process lets go, and leaves no lock file open."""
+    lock_files = _open_lock_files()
+    written = threading.Event()
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with db.transaction() as session:
+                session.execute(text("UPDATE counted SET n = n + 1"))
+            written.set()
+        except BaseException as exc:
+            failures.append(exc)
+
+    with another_process_writing(tmp_path):
+        writer = threading.Thread(target=write)
+        writer.start()
+        while not _waiters():  # the writer found the lock held and waits for it
+            assert writer.is_alive(), failures
+            threading.Event().wait(0.001)
+        assert not written.is_set()
+        assert count(db) == 0
+    writer.join()
+    assert failures == []
+    assert count(db) == 1
+    assert _open_lock_files() == lock_files
+
+
+def test_a_wait_given_up_lets_the_lock_go_when_it_gets_it(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that gave up (Unavailable) must not keep the lock its waiter gets later: the
+    other processes would queue behind a turn nobody takes."""
+    monkeypatch.setattr(writers_module, "WRITER_WAIT_SECONDS", 0.05)
+    lock_files = _open_lock_files()
+    with another_process_writing(tmp_path):
+        with pytest.raises(Unavailable), db.transaction() as session:
+            session.execute(text("UPDATE counted SET n = n + 1"))
+        late = _waiters()
+        assert late  # still waiting in the kernel after its caller gave up
+    for waiter in late:
+        waiter.join()
+    with another_process_writing(tmp_path):  # free: LOCK_NB succeeds
+        assert count(db) == 0
+    assert _open_lock_files() == lock_files
+
+
+def _open_lock_files() -> int:
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if _points_at(fd, "-writer"))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.core import sealing
 from foureyes.errors import Conflict, OutcomeUnknown
-from foureyes.store import database as database_module
+from foureyes.store import writers as writers_module
 from foureyes.store.database import Database
 
 _caller: ContextVar[str] = ContextVar("test_together_caller", default="nobody")
@@ -186,7 +186,7 @@ def test_what_waits_for_a_transactions_end_runs_once_the_shared_one_committed(
     # (`sealing.when_idle`): from any unit of a group, it runs once, after the COMMIT, never
     # inside the shared transaction (a write there would wait for the group's own lock).
     sealing._listen()
-    monkeypatch.setattr(database_module, "WRITER_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(writers_module, "WRITER_WAIT_SECONDS", 2.0)
     after: list[tuple[str, list[str]]] = []
 
     def waiting(name: str) -> Callable[[Session], int]:
