@@ -48,12 +48,15 @@ MOST_TOGETHER = 16
 class _Job(Generic[T]):
     unit: Callable[[Session], T]
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    # Set once: when the job is settled, or when its caller is handed the lead.
+    woken: threading.Event = field(default_factory=threading.Event)
     done: bool = False
     value: Any = None
     error: BaseException | None = None
 
     def settle(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value, self.error, self.done = value, error, True
+        self.woken.set()
 
 
 class Together:
@@ -67,7 +70,7 @@ class Together:
     ) -> None:
         self._transaction = transaction
         self._most = most
-        self._changed = threading.Condition(threading.Lock())
+        self._queue = threading.Lock()  # guards `_waiting` and `_leading`
         self._waiting: list[_Job[Any]] = []
         self._leading = False
         self._leader: int | None = None  # the leading thread's id
@@ -75,36 +78,50 @@ class Together:
     def run(self, unit: Callable[[Session], T]) -> T:
         """`unit(session)` in a write transaction, possibly shared with other callers' units
         (one COMMIT): its answer, or what it raised. The transaction's own failures are
-        raised as `Database.transaction` raises them."""
+        raised as `Database.transaction` raises them.
+
+        Callers queue in order. The one that finds nobody leading leads: it runs the front of
+        the queue (its own unit first) as one transaction, settles each caller, and hands the
+        lead to the caller now at the front, if any. Each caller is woken once, by its answer
+        or by the lead (all waiters woken at every COMMIT made them take turns for the GIL
+        only to sleep again)."""
         if self._leader == threading.get_ident():
             # Asked from inside a unit this thread runs for a group: waiting for the group
             # would wait for itself. Its own transaction, as a nested write always had.
             with self._transaction() as session:
                 return unit(session)
         job: _Job[T] = _Job(unit)
-        with self._changed:
+        with self._queue:
             self._waiting.append(job)
-        while True:
-            with self._changed:
-                while not job.done and self._leading:
-                    self._changed.wait()
-                if job.done:
-                    break
-                self._leading, self._leader = True, threading.get_ident()
-                batch = self._waiting[: self._most]
-                del self._waiting[: self._most]
-            try:
-                self._run(batch)
-            finally:
-                with self._changed:
-                    for left in batch:
-                        if not left.done:  # the leader itself was interrupted
-                            left.settle(error=Unavailable("the write was interrupted: try again"))
-                    self._leading, self._leader = False, None
-                    self._changed.notify_all()
+            leads = not self._leading
+            self._leading = True
+        if not leads:
+            job.woken.wait()  # answered, or handed the lead with its job at the queue's front
+        if not job.done:
+            self._lead()
         if job.error is not None:
             raise job.error
         return job.value  # type: ignore[no-any-return]
+
+    def _lead(self) -> None:
+        """Run the front of the queue as one group, then pass the lead on (or give it up)."""
+        self._leader = threading.get_ident()
+        batch: list[_Job[Any]] = []
+        try:
+            with self._queue:
+                batch = self._waiting[: self._most]
+                del self._waiting[: self._most]
+            self._run(batch)
+        finally:
+            for left in batch:
+                if not left.done:  # the leader itself was interrupted
+                    left.settle(error=Unavailable("the write was interrupted: try again"))
+            self._leader = None
+            with self._queue:
+                if self._waiting:
+                    self._waiting[0].woken.set()  # its caller leads next
+                else:
+                    self._leading = False
 
     def _run(self, batch: list[_Job[Any]]) -> None:
         # A transaction and the units in it run in one context from its BEGIN to its end:

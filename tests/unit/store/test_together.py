@@ -120,6 +120,20 @@ def test_units_waiting_together_share_one_transaction_each_seeing_the_ones_befor
     assert sorted(answers[name] for name in "bcde") == [1, 2, 3, 4]  # one after the other
 
 
+def test_more_waiting_than_a_group_holds_are_led_in_turn_each_answered_once(
+    db: Database,
+) -> None:
+    """The lead passes from caller to caller: groups of at most `most`, in queue order, and
+    every caller answered (none left waiting for a wake-up that never comes)."""
+    assert db._together is not None
+    db._together._most = 2
+    counted = begins(db)
+    answers = grouped(db, {name: writing(name) for name in "abcdefg"})
+    assert counted[0] == 4  # the first alone, then six waiting in groups of two
+    assert names(db) == list("abcdefg")
+    assert sorted(answers.values()) == list(range(7))
+
+
 def test_a_failing_unit_writes_nothing_and_the_others_of_its_group_still_commit(
     db: Database,
 ) -> None:
