@@ -1,17 +1,20 @@
 """The edge an append remembers (`foureyes.audit.edges`): used when the log is the one it
-committed, never after a rollback, another writer, or a log rewound and grown again."""
+committed, never after a rollback, another writer, or a log rewound and grown again; on a
+SQLite file shared with the other processes through `<file>-edge` on the same terms."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from foureyes.audit import edges
 from foureyes.audit.checkpoint import Signer
 from foureyes.audit.log import AuditLog, NewEvent, SubtreeTable
 from foureyes.audit.merkle import MemoryTree, NodeId
@@ -49,6 +52,12 @@ def append(database: Database, log: AuditLog, events: Sequence[NewEvent]) -> Non
         log.append_many(session, events)
 
 
+@pytest.fixture
+def unshared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No shared edge file: two logs stand for processes on two hosts (or PostgreSQL)."""
+    monkeypatch.setattr(edges, "_shared_path", lambda _engine: None)
+
+
 def sound(database: Database) -> None:
     """The stored tree is the tree of the stored bodies, and verifies."""
     with database.transaction() as session:
@@ -71,7 +80,7 @@ def test_an_append_after_this_process_committed_reads_no_edge(
 
 
 def test_another_writer_moves_the_size_and_the_edge_is_read(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch, unshared: None
 ) -> None:
     """Two logs of one database stand for two processes: each sees the other's appends."""
     ours, theirs, reads = AuditLog(ORIGIN), AuditLog(ORIGIN), _Reads(monkeypatch)
@@ -84,7 +93,7 @@ def test_another_writer_moves_the_size_and_the_edge_is_read(
 
 @pytest.mark.parametrize("how", ["transaction", "savepoint", "seal"])
 def test_an_append_that_did_not_commit_leaves_no_edge(
-    database: Database, monkeypatch: pytest.MonkeyPatch, how: str
+    database: Database, monkeypatch: pytest.MonkeyPatch, how: str, unshared: None
 ) -> None:
     """Our append of [A, B] does not commit; another writer commits [A', B], the same B; our
     next append must not resume from the edge of [A, B] (same size, same last event)."""
@@ -112,7 +121,7 @@ def test_an_append_that_did_not_commit_leaves_no_edge(
 
 
 def test_a_log_rewound_and_grown_to_the_same_size_is_read_again(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch, unshared: None
 ) -> None:
     """A restore (here: the DBA deletes the last events and moves the head back) and other
     events appended since: the size is the one our edge has, the last event is not."""
@@ -127,3 +136,87 @@ def test_a_log_rewound_and_grown_to_the_same_size_is_read_again(
     append(database, ours, [new(20)])
     assert reads.count == before + 1
     sound(database)
+
+
+def _edge_file(database: Database) -> Path:
+    return Path(f"{database.engine.url.database}-edge")
+
+
+# The shared edge file is a SQLite file's (on PostgreSQL, the tests above).
+sqlite_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+@sqlite_only
+def test_processes_of_one_sqlite_file_share_the_committed_edge(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs, reads = AuditLog(ORIGIN), AuditLog(ORIGIN), _Reads(monkeypatch)
+    for i in range(20):
+        append(database, ours, [new(2 * i)])
+        append(database, theirs, [new(2 * i + 1), new(100 + i)])
+    assert reads.count == 0
+    assert _edge_file(database).stat().st_mode & 0o077 == 0
+    sound(database)
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "spoil",
+    ["garbage", "truncated", "empty", "older", "another leaf", "other hashes", "symlink"],
+)
+def test_a_shared_edge_not_of_the_log_as_it_is_is_a_miss(
+    database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spoil: str
+) -> None:
+    """Whatever the file holds, an append uses it only for the log its head shows; else it
+    reads the store, and the tree stays the tree of the events (a file forged with other
+    hashes for the right size and leaf is the one case used: see the module, it is as
+    writable as the database)."""
+    ours, theirs, reads = AuditLog(ORIGIN), AuditLog(ORIGIN), _Reads(monkeypatch)
+    append(database, ours, [new(i) for i in range(11)])
+    path = _edge_file(database)
+    raw = path.read_bytes()
+    older = raw
+    append(database, ours, [new(11)])
+    raw = path.read_bytes()
+    spoiled = {
+        "garbage": b"not an edge",
+        "truncated": raw[:-7],
+        "empty": b"",
+        "older": older,
+        "another leaf": raw[:8] + bytes(32) + raw[40:],
+        "other hashes": raw[:40] + bytes(len(raw) - 40),
+    }
+    if spoil == "symlink":
+        target = tmp_path / "elsewhere"
+        target.write_bytes(raw)
+        path.unlink()
+        path.symlink_to(target)
+    else:
+        path.write_bytes(spoiled[spoil])
+    append(database, theirs, [new(i) for i in range(12, 16)])  # completes a stored subtree
+    if spoil == "other hashes":
+        assert reads.count == 0  # used: the appended tree is not the events' tree,
+        with pytest.raises(AssertionError):  # which the log's own root shows
+            sound(database)
+        return
+    assert reads.count == 1
+    sound(database)
+    if spoil == "symlink":
+        assert target.read_bytes() == raw  # replaced, never written through
+        assert not path.is_symlink()
+
+
+@sqlite_only
+def test_an_append_that_did_not_commit_writes_no_shared_edge(database: Database) -> None:
+    ours = AuditLog(ORIGIN)
+    append(database, ours, [new(i) for i in range(5)])
+    before = _edge_file(database).read_bytes()
+
+    def append_then_fail() -> None:
+        with database.transaction() as session:
+            ours.append_many(session, [new(5, "A"), new(6)])
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        append_then_fail()
+    assert _edge_file(database).read_bytes() == before
