@@ -22,6 +22,15 @@ taken as raised now (the servers' clocks must agree to well within it). An `aler
 later than that was not written by foureyes: it silences nothing, and is named."""
 
 
+# Session.info key: alerts are only looked for in this (read) transaction, never stored; one
+# that would be stored raises `WouldStore` (`foureyes.detect.pipeline`'s look ahead).
+LOOKING_ONLY = "foureyes.alerts.looking_only"
+
+
+class WouldStore(Exception):
+    """`raise_alert` in a transaction that only looks (`LOOKING_ONLY`) found an alert to store."""
+
+
 @dataclass(frozen=True)
 class NewAlert:
     detector: str
@@ -51,6 +60,9 @@ def raise_alert(
     `CLOCK_SKEW`). One dated later than that (a row written in) silences nothing: the alert is
     raised, naming it.
 
+    In a transaction that only looks (`LOOKING_ONLY` in its session's info) nothing is stored:
+    an alert that would be raises `WouldStore`, one deduplicated answers None as above.
+
     The event is why an alert cannot quietly disappear: someone who deletes or edits the alert
     row (a DBA covering a colleague) leaves the log saying what was raised, when and about whom."""
     if dedupe is not None:
@@ -59,6 +71,8 @@ def raise_alert(
             return None
         if earlier is not None:
             alert = _naming_future(alert, earlier[0], earlier[2])
+    if session.info.get(LOOKING_ONLY):
+        raise WouldStore(alert.detector)
     row = AlertRow(
         detector=alert.detector,
         severity=alert.severity,

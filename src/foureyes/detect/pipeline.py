@@ -1,10 +1,11 @@
 """The detector pipeline: a pass over the audit events written since the last pass (by `seq`
 cursor), run by the worker on every tick, plus the heartbeat `detector_silence` watches.
 
-One pass is one transaction: the alerts it raises, the cursor move and the `detectors.read`
-event that vouches for it commit together, so an event is looked at once, even with several
-workers (the state row is claimed with SKIP LOCKED; a worker that finds it taken leaves the pass
-to the other). The cursor row is believed only where the log vouches for it
+One pass is one write transaction: the alerts it raises, the cursor move and the
+`detectors.read` event that vouches for it commit together, so an event is looked at once, even
+with several workers (the state row is claimed with SKIP LOCKED; a worker that finds it taken
+leaves the pass to the other). On SQLite a pass that raises nothing looks first and writes only
+the cursor (`_pass`). The cursor row is believed only where the log vouches for it
 (`foureyes.detect.cursor`): a row moved outside foureyes raises `detector_cursor_moved` and the
 pass reads on from where the log says.
 """
@@ -21,7 +22,7 @@ from sqlalchemy import String, case, cast, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, defer
 
-from foureyes.core.alerts import CLOCK_SKEW, NewAlert, raise_alert
+from foureyes.core.alerts import CLOCK_SKEW, LOOKING_ONLY, NewAlert, WouldStore, raise_alert
 from foureyes.core.services import Services
 from foureyes.detect import batches, cursor
 from foureyes.detect.detectors import BY_KIND, PassReads, Seen
@@ -88,7 +89,80 @@ def _guarded_pass(services: Services, batch: int) -> tuple[list[int], bool]:
 
 def _pass(services: Services, batch: int) -> tuple[list[int], bool]:
     """One pass (`run`): the alerts it raised, and whether it read a full `batch` of events
-    (more may be waiting)."""
+    (more may be waiting).
+
+    On SQLite a write transaction holds the whole file, and every submit waits for it: the
+    pass first looks at its events in a read transaction (`_look_ahead`) and, when they raise
+    no alert and the cursor is where the log says, only moves the cursor in a short write
+    transaction (`_advance`). Anything else (an alert to store, a moved cursor, another pass
+    that moved it meanwhile) is the whole pass in one write transaction, as on PostgreSQL
+    (whose row locks leave submits alone)."""
+    if services.database.is_sqlite:
+        looked = _look_ahead(services, batch)
+        if looked is not None:
+            advanced = _advance(services, looked)
+            if advanced is not None:
+                return advanced
+    return _whole_pass(services, batch)
+
+
+@dataclass(frozen=True)
+class _Looked:
+    """What a pass that raised nothing found: the events after `start` up to `last`."""
+
+    start: int
+    last: int
+    read: bool  # some event was not the pipeline's own record
+    full: bool  # a whole batch: more may be waiting
+    vouched_none: bool  # the log vouches for no cursor yet
+    now: datetime
+
+
+def _look_ahead(services: Services, batch: int) -> _Looked | None:
+    """The pass's events looked at in a read transaction, nothing stored: None when it would
+    store anything but the cursor and the heartbeat (an alert, a cursor moved outside
+    foureyes), or cannot tell."""
+    with services.database.read() as session:
+        session.info[LOOKING_ONLY] = True
+        try:
+            state = session.get(DetectorStateRow, STATE_ID)
+            if state is None:
+                return None
+            now = services.clock()
+            try:
+                _, policy = services.policy_in_force(session)
+            except Unavailable:
+                return None
+            settings = policy.document.detectors
+            _silence(services, session, settings, now)
+            vouched = cursor.Vouched.read(session)
+            start = state.cursor
+            if vouched.moved(start) is not None:
+                return None
+            raised, last, read, count = _look(services, session, settings, start, batch, now)
+        except WouldStore:
+            return None
+        finally:
+            session.info.pop(LOOKING_ONLY, None)
+    assert not raised  # nothing is stored while looking
+    return _Looked(start, last, read, count >= batch, vouched.cursor is None, now)
+
+
+def _advance(services: Services, looked: _Looked) -> tuple[list[int], bool] | None:
+    """Move the cursor past what `_look_ahead` looked at (its `detectors.read` event and the
+    heartbeat): the pass's answer, or None when the cursor moved meanwhile (look again)."""
+    with services.database.transaction() as session:
+        state = _claim(session)
+        if state is None:
+            return [], False  # another worker is in a pass right now
+        if state.cursor != looked.start:
+            return None
+        _move_cursor(services, session, state, looked.start, looked.last, looked, looked.now)
+        return [], looked.read and looked.full
+
+
+def _whole_pass(services: Services, batch: int) -> tuple[list[int], bool]:
+    """The pass in one write transaction: its alerts, the cursor move and their events."""
     with services.database.transaction() as session:
         state = _claim(session)
         if state is None:
@@ -108,44 +182,72 @@ def _pass(services: Services, batch: int) -> tuple[list[int], bool]:
             alert = cursor.moved_alert(services, session, settings, moved)
             raised.extend([] if alert is None else [alert])
             start = moved.resume
-        events = session.scalars(
-            select(EventRow)
-            .where(EventRow.seq > start, in_tree())
-            .order_by(EventRow.seq)
-            .limit(batch)
-        ).all()
-        catalog = services.catalog()
-        reads = PassReads(requests=_requests_read(session, events))
-        last, read = start, False
-        for event in events:
-            last = event.seq
-            if event.account_ref == cursor.ACCOUNT:
-                continue  # the pipeline's own record of an earlier pass
-            read = True
-            detectors = BY_KIND.get(event.kind) or BATCH_KINDS.get(event.kind, ())
-            if detectors:
-                body = json.loads(event.body)
-                seen = Seen(services, session, settings, event, body, now, catalog, reads)
-                for name, detector in detectors:
-                    if getattr(settings, name).enabled:
-                        detector(seen)
-                raised.extend(seen.raised)
-        if read or (vouched.cursor is None and start > 0):
-            # Where the row now stands, in the log: the next pass believes the row only there.
-            services.audit.append(
-                session,
-                kind=cursor.READ,
-                actor=None,
-                account_ref=cursor.ACCOUNT,
-                request_id=None,
-                payload={"cursor": last, "from": start},
-                at=now,
-            )
-            state.cursor = last
-        else:
-            state.cursor = start  # nothing but our own records: the row stays where vouched
-        state.heartbeat_at = now
-        return raised, read and len(events) >= batch
+        found, last, read, count = _look(services, session, settings, start, batch, now)
+        raised.extend(found)
+        looked = _Looked(start, last, read, count >= batch, vouched.cursor is None, now)
+        _move_cursor(services, session, state, start, last, looked, now)
+        return raised, read and count >= batch
+
+
+def _look(
+    services: Services,
+    session: Session,
+    settings: DetectorsSpec,
+    start: int,
+    batch: int,
+    now: datetime,
+) -> tuple[list[int], int, bool, int]:
+    """Run the detectors over up to `batch` events after `start`: the alerts raised, the last
+    event's seq, whether any was not the pipeline's own record, and how many were read."""
+    events = session.scalars(
+        select(EventRow).where(EventRow.seq > start, in_tree()).order_by(EventRow.seq).limit(batch)
+    ).all()
+    catalog = services.catalog()
+    reads = PassReads(requests=_requests_read(session, events))
+    raised: list[int] = []
+    last, read = start, False
+    for event in events:
+        last = event.seq
+        if event.account_ref == cursor.ACCOUNT:
+            continue  # the pipeline's own record of an earlier pass
+        read = True
+        detectors = BY_KIND.get(event.kind) or BATCH_KINDS.get(event.kind, ())
+        if detectors:
+            body = json.loads(event.body)
+            seen = Seen(services, session, settings, event, body, now, catalog, reads)
+            for name, detector in detectors:
+                if getattr(settings, name).enabled:
+                    detector(seen)
+            raised.extend(seen.raised)
+    return raised, last, read, len(events)
+
+
+def _move_cursor(
+    services: Services,
+    session: Session,
+    state: DetectorStateRow,
+    start: int,
+    last: int,
+    looked: _Looked,
+    now: datetime,
+) -> None:
+    """The cursor moved to `last` with the `detectors.read` event that vouches for it (when
+    the pass read anything, or the log vouches for no cursor yet), and the heartbeat beaten."""
+    if looked.read or (looked.vouched_none and start > 0):
+        # Where the row now stands, in the log: the next pass believes the row only there.
+        services.audit.append(
+            session,
+            kind=cursor.READ,
+            actor=None,
+            account_ref=cursor.ACCOUNT,
+            request_id=None,
+            payload={"cursor": last, "from": start},
+            at=now,
+        )
+        state.cursor = last
+    else:
+        state.cursor = start  # nothing but our own records: the row stays where vouched
+    state.heartbeat_at = now
 
 
 def _requests_read(session: Session, events: Sequence[EventRow]) -> list[RequestRow]:
