@@ -92,23 +92,23 @@ def _pass(services: Services, batch: int) -> tuple[list[int], bool]:
     (more may be waiting).
 
     On SQLite a write transaction holds the whole file, and every submit waits for it: the
-    pass first looks at its events in a read transaction (`_look_ahead`) and, when they raise
-    no alert and the cursor is where the log says, only moves the cursor in a short write
-    transaction (`_advance`). Anything else (an alert to store, a moved cursor, another pass
-    that moved it meanwhile) is the whole pass in one write transaction, as on PostgreSQL
-    (whose row locks leave submits alone)."""
+    pass first looks at its events in a read transaction (`_look_ahead`), up to the first one
+    that raises an alert, and moves the cursor past those in a short write transaction
+    (`_advance`). From an event that raises an alert (or a moved cursor, or another pass that
+    moved it meanwhile) it is the whole pass in one write transaction, as on PostgreSQL (whose
+    row locks leave submits alone)."""
     if services.database.is_sqlite:
         looked = _look_ahead(services, batch)
-        if looked is not None:
+        if looked is not None and (looked.last > looked.start or not looked.stopped):
             advanced = _advance(services, looked)
-            if advanced is not None:
+            if advanced is not None and not looked.stopped:
                 return advanced
     return _whole_pass(services, batch)
 
 
 @dataclass(frozen=True)
 class _Looked:
-    """What a pass that raised nothing found: the events after `start` up to `last`."""
+    """What a look ahead found raising nothing: the events after `start` up to `last`."""
 
     start: int
     last: int
@@ -116,12 +116,13 @@ class _Looked:
     full: bool  # a whole batch: more may be waiting
     vouched_none: bool  # the log vouches for no cursor yet
     now: datetime
+    stopped: bool = False  # at the event after `last`, which raises an alert
 
 
 def _look_ahead(services: Services, batch: int) -> _Looked | None:
-    """The pass's events looked at in a read transaction, nothing stored: None when it would
-    store anything but the cursor and the heartbeat (an alert, a cursor moved outside
-    foureyes), or cannot tell."""
+    """The pass's events looked at in a read transaction, nothing stored, up to the first that
+    would store an alert (`stopped`). None when the pass would store anything before its
+    events (the silence alert, a cursor moved outside foureyes), or cannot tell."""
     with services.database.read() as session:
         session.info[LOOKING_ONLY] = True
         try:
@@ -139,13 +140,21 @@ def _look_ahead(services: Services, batch: int) -> _Looked | None:
             start = state.cursor
             if vouched.moved(start) is not None:
                 return None
-            raised, last, read, count = _look(services, session, settings, start, batch, now)
+            seen = _look(services, session, settings, start, batch, now)
         except WouldStore:
             return None
         finally:
             session.info.pop(LOOKING_ONLY, None)
-    assert not raised  # nothing is stored while looking
-    return _Looked(start, last, read, count >= batch, vouched.cursor is None, now)
+    assert not seen.raised  # nothing is stored while looking
+    return _Looked(
+        start,
+        seen.last,
+        seen.read,
+        seen.count >= batch,
+        vouched.cursor is None,
+        now,
+        stopped=seen.stopped,
+    )
 
 
 def _advance(services: Services, looked: _Looked) -> tuple[list[int], bool] | None:
@@ -182,11 +191,25 @@ def _whole_pass(services: Services, batch: int) -> tuple[list[int], bool]:
             alert = cursor.moved_alert(services, session, settings, moved)
             raised.extend([] if alert is None else [alert])
             start = moved.resume
-        found, last, read, count = _look(services, session, settings, start, batch, now)
-        raised.extend(found)
-        looked = _Looked(start, last, read, count >= batch, vouched.cursor is None, now)
-        _move_cursor(services, session, state, start, last, looked, now)
-        return raised, read and count >= batch
+        seen = _look(services, session, settings, start, batch, now)
+        raised.extend(seen.raised)
+        full = seen.count >= batch
+        looked = _Looked(start, seen.last, seen.read, full, vouched.cursor is None, now)
+        _move_cursor(services, session, state, start, seen.last, looked, now)
+        return raised, seen.read and full
+
+
+@dataclass
+class _Seen:
+    """What `_look` found: the alerts raised, the last event looked at, whether any was not
+    the pipeline's own record, how many were read, and whether it stopped before an event
+    that would store an alert (a look ahead)."""
+
+    raised: list[int]
+    last: int
+    read: bool = False
+    count: int = 0
+    stopped: bool = False
 
 
 def _look(
@@ -196,30 +219,32 @@ def _look(
     start: int,
     batch: int,
     now: datetime,
-) -> tuple[list[int], int, bool, int]:
-    """Run the detectors over up to `batch` events after `start`: the alerts raised, the last
-    event's seq, whether any was not the pipeline's own record, and how many were read."""
+) -> _Seen:
+    """Run the detectors over up to `batch` events after `start`. In a look ahead
+    (`LOOKING_ONLY`), stop before the first event that would store an alert."""
     events = session.scalars(
         select(EventRow).where(EventRow.seq > start, in_tree()).order_by(EventRow.seq).limit(batch)
     ).all()
     catalog = services.catalog()
     reads = PassReads(requests=_requests_read(session, events))
-    raised: list[int] = []
-    last, read = start, False
+    found = _Seen(raised=[], last=start, count=len(events))
     for event in events:
-        last = event.seq
-        if event.account_ref == cursor.ACCOUNT:
-            continue  # the pipeline's own record of an earlier pass
-        read = True
-        detectors = BY_KIND.get(event.kind) or BATCH_KINDS.get(event.kind, ())
-        if detectors:
-            body = json.loads(event.body)
-            seen = Seen(services, session, settings, event, body, now, catalog, reads)
-            for name, detector in detectors:
-                if getattr(settings, name).enabled:
-                    detector(seen)
-            raised.extend(seen.raised)
-    return raised, last, read, len(events)
+        if event.account_ref != cursor.ACCOUNT:  # else: the pipeline's own record of a pass
+            detectors = BY_KIND.get(event.kind) or BATCH_KINDS.get(event.kind, ())
+            if detectors:
+                body = json.loads(event.body)
+                seen = Seen(services, session, settings, event, body, now, catalog, reads)
+                try:
+                    for name, detector in detectors:
+                        if getattr(settings, name).enabled:
+                            detector(seen)
+                except WouldStore:
+                    found.stopped = True
+                    return found
+                found.raised.extend(seen.raised)
+            found.read = True
+        found.last = event.seq
+    return found
 
 
 def _move_cursor(

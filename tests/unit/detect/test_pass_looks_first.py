@@ -97,7 +97,27 @@ def test_a_looked_ahead_pass_stores_nothing_when_an_alert_is_due(world: World) -
     detect.run(world.services)
     touch_a_vit_account(world)
     before = cursor_at(world)
-    assert pipeline._look_ahead(world.services, pipeline.BATCH) is None
+    looked = pipeline._look_ahead(world.services, pipeline.BATCH)
+    assert looked is not None
+    assert looked.stopped
     assert cursor_at(world) == before
     with world.services.database.read() as session:
         assert session.scalar(select(AlertRow.id).limit(1)) is None
+
+
+@sqlite_only
+def test_a_look_ahead_stops_before_the_event_that_raises_and_the_pass_goes_on_from_there(
+    world: World,
+) -> None:
+    detect.run(world.services)
+    views(world, 3)
+    quiet_until = last_seq(world)
+    touch_a_vit_account(world)
+    looked = pipeline._look_ahead(world.services, pipeline.BATCH)
+    assert looked is not None
+    assert looked.stopped
+    assert looked.last == quiet_until  # the quiet events only
+    raised = detect.run(world.services)
+    assert len(raised) == 1  # the VIT request's alert, once
+    assert detect.run(world.services) == []
+    assert cursor_at(world) == last_seq(world) - 1
