@@ -17,7 +17,7 @@ from foureyes.model import Outcome, parse_duration
 from foureyes.policy.compiler import Policy
 from foureyes.policy.schema import QuotaSpec
 from foureyes.store.tables import QuotaUsageRow
-from foureyes.workflow import quota
+from foureyes.workflow import quota, quota_log
 
 
 class BatchOverQuota(Forbidden):
@@ -57,15 +57,25 @@ def check(
     action: str,
     accounts: Sequence[str],
     now: datetime,
+    witness: quota_log.Witness | None = None,
 ) -> BatchUsage:
     """Lock and count every quota the batch's items fall under (as pending requests: a batch
-    always waits for approvers); BatchOverQuota naming the first one it would exceed."""
+    always waits for approvers); BatchOverQuota naming the first one it would exceed. A count
+    that would exceed is made again from the rows the log vouches for (`quota_log`; `witness`
+    hears of the others)."""
     usage = BatchUsage(staff_id, [[] for _ in accounts])
     specs = [s for s in policy.quotas if quota.matches(s, action, Outcome.PENDING)]
     for spec in sorted(specs, key=lambda s: s.id):
         if spec.per == "staff":
             quota.lock_key(session, spec.id, staff_id)
             used = _used(session, spec, staff_id, now)
+            if used + len(accounts) > spec.limit:
+                since = now - parse_duration(spec.window)
+                version = None if witness is None else witness.policy_version
+                vouched = quota_log.vouched(session, spec, staff_id, since, version)
+                if witness is not None:
+                    witness.found(session, spec, staff_id, vouched)
+                used = len(vouched.uses)
             if used + len(accounts) > spec.limit:
                 raise BatchOverQuota(
                     f"quota {spec.id}: at most {spec.limit} requests per staff in {spec.window}; "
@@ -89,6 +99,7 @@ def check(
                 outcome=Outcome.PENDING,
                 now=now,
                 lock=False,
+                witness=witness,
             )
             if found.exceeded is not None:
                 raise BatchOverQuota(found.exceeded.reason, **found.exceeded.to_dict())

@@ -59,6 +59,7 @@ from foureyes.workflow import (
     batch_recheck,
     batch_undo_guard,
     decide,
+    quota_log,
     routing,
     submit,
 )
@@ -166,7 +167,26 @@ def _record(
     plan: BatchPlan,
     names: Mapping[str, list[str]],
 ) -> str:
-    """Step 4 and 5, in one transaction: the batch's id."""
+    """Step 4 and 5, in one transaction: the batch's id. Quota usage rows the log does not
+    vouch for are alerted after it (a batch over quota rolls it back: `quota_log.Witness`)."""
+    version, policy = decided
+    witness = quota_log.Witness(services, version, kept=[])
+    try:
+        batch_id = _record_in(services, actor, given, (version, policy), plan, names, witness)
+    finally:
+        quota_log.alert_kept(witness)
+    return batch_id
+
+
+def _record_in(
+    services: Services,
+    actor: Actor,
+    given: BatchSubmission,
+    decided: tuple[int, Policy],
+    plan: BatchPlan,
+    names: Mapping[str, list[str]],
+    witness: quota_log.Witness,
+) -> str:
     version, policy = decided
     with services.database.transaction() as session:
         now = services.clock()
@@ -188,7 +208,7 @@ def _record(
             services, session, policy, actor, given.action, [i.account for i in included]
         )
         usage = batch_quota.check(
-            session, policy, actor.id, given.action, [i.account for i in included], now
+            session, policy, actor.id, given.action, [i.account for i in included], now, witness
         )
         batch_id = str(uuid.uuid4())
         item_ids = [str(uuid.uuid4()) for _ in included]

@@ -62,7 +62,15 @@ from foureyes.model import Account, ActionKind
 from foureyes.store.bulk import chunks, one_of
 from foureyes.store.tables import AlertRow, BatchItemRow, BatchRow, EventRow, RequestRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import access, batch_events, batch_integrity, batch_ledger, batch_views
+from foureyes.workflow import (
+    access,
+    batch_events,
+    batch_integrity,
+    batch_ledger,
+    batch_views,
+    flight_log,
+    logged_result,
+)
 
 R = TypeVar("R")
 OPEN = ("pending", "approved", "executing")
@@ -353,30 +361,49 @@ def in_flight(
     item: str | None = None,
 ) -> Held | None:
     """Held while another execution on the account (a request, or another batch's item; not
-    `request` nor `item`, the undo itself) is `executing`: on a platform outside foureyes'
+    `request` nor `item`, the undo itself) is in flight: on a platform outside foureyes'
     database its call may be made or in flight, or await reconciliation, with no event in
     the log yet for `Later` to find; undoing now could reverse it (attack F0). A read's
-    execution changes nothing and does not hold it. Read from the rows' state, in the undo's
-    transaction, before its own claim commits."""
-    requests = select(RequestRow.action).where(
-        RequestRow.account_ref == account_ref, RequestRow.state == "executing"
+    execution changes nothing and does not hold it. Found by the rows' state (`executing`),
+    in the undo's transaction, before its own claim commits; each judged by its log
+    (`flight_log`): a row the log does not say is in flight (written in by a DBA: attacker
+    s3, S6) holds nothing and is the high tamper alert, once per problem."""
+    requests = select(RequestRow).where(
+        RequestRow.account_ref == account_ref, RequestRow.state == flight_log.EXECUTING
     )
     if request is not None:
         requests = requests.where(RequestRow.id != request)
+    for row in session.scalars(requests.order_by(RequestRow.id)):
+        flight, found = flight_log.request_flight(session, row)
+        if flight.problem is not None:
+            logged_result.alert_once(
+                services, session, row, found, flight.problem, actor=None, during="undo"
+            )
+        if flight.action is not None and _writes(services, account_ref, flight.action):
+            return Held(_IN_FLIGHT)
     items = (
-        select(BatchRow.action)
-        .join(BatchItemRow, BatchItemRow.batch_id == BatchRow.id)
-        .where(BatchItemRow.account_ref == account_ref, BatchItemRow.state == "executing")
+        select(BatchItemRow, BatchRow)
+        .join(BatchRow, BatchItemRow.batch_id == BatchRow.id)
+        .where(
+            BatchItemRow.account_ref == account_ref,
+            BatchItemRow.state == flight_log.EXECUTING,
+        )
     )
     if item is not None:
         items = items.where(BatchItemRow.id != item)
-    for action in session.scalars(requests.union_all(items)):
-        if _writes(services, account_ref, action):
-            return Held(
-                "another execution on the account is still in flight (its outcome not yet "
-                "recorded): undoing it now could reverse that change"
-            )
+    for other, batch in session.execute(items.order_by(BatchItemRow.id)).tuples():
+        judged = flight_log.item_flight(session, other, batch)
+        if judged.problem is not None:
+            raise_tampered_once(services, session, batch, judged.problem, "undo")
+        if judged.action is not None and _writes(services, account_ref, judged.action):
+            return Held(_IN_FLIGHT)
     return None
+
+
+_IN_FLIGHT = (
+    "another execution on the account is still in flight (its outcome not yet recorded): "
+    "undoing it now could reverse that change"
+)
 
 
 def unless_superseded(

@@ -19,6 +19,11 @@ allow at once alone; the default counts both.
 
 A dry run asks `check(..., lock=False)`: the same count, without locks or usage, so it answers
 the denial a submit would get now (`foureyes.workflow.decide`).
+
+The usage rows are counted as stored while that is under the limit (the hot path, under the
+write lock); a count that would deny is made again from the rows the audit log vouches for
+(`quota_log`): a row written in by a DBA (attacker s3, S4) is not counted, and with a `witness`
+(a submit's; a dry run has none) it is a high `request_tampered` alert, raised once.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sqlalchemy.orm import Session
 from foureyes.model import Outcome, parse_duration
 from foureyes.policy.schema import QuotaSpec
 from foureyes.store.tables import QuotaLockRow, QuotaUsageRow
+from foureyes.workflow import quota_log
 
 
 @dataclass(frozen=True)
@@ -115,10 +121,12 @@ def check(
     outcome: Outcome,
     now: datetime,
     lock: bool = True,
+    witness: quota_log.Witness | None = None,
 ) -> QuotaCheck:
     """Count every quota a request for `action`, decided `outcome` by the rules, falls under
     (locking each (quota, key) first unless `lock` is False: a dry run's count, which uses
-    nothing); `exceeded` names the first one over."""
+    nothing); `exceeded` names the first one over, counted from the rows the log vouches for
+    (`witness` hears of the others: module note)."""
     result = QuotaCheck(staff_id)
     keyed = sorted(
         ((spec, staff_id if spec.per == "staff" else account_ref) for spec in quotas),
@@ -131,7 +139,7 @@ def check(
             lock_key(session, spec.id, key)
         result.matched.append((spec, key))
         if result.exceeded is None:
-            result.exceeded = _over(session, spec, key, staff_id, now)
+            result.exceeded = _over(session, (spec, key), staff_id, now, witness)
     return result
 
 
@@ -153,39 +161,71 @@ def lock_key(session: Session, quota_id: str, key: str) -> None:
 
 
 def _over(
-    session: Session, spec: QuotaSpec, key: str, staff_id: str, now: datetime
+    session: Session,
+    keyed: tuple[QuotaSpec, str],
+    staff_id: str,
+    now: datetime,
+    witness: quota_log.Witness | None,
 ) -> QuotaExceeded | None:
-    window = parse_duration(spec.window)
-    since = now - window
-    in_window = (
-        QuotaUsageRow.quota_id == spec.id,
-        QuotaUsageRow.key == key,
-        QuotaUsageRow.at > since,
+    spec, key = keyed
+    since = now - parse_duration(spec.window)
+    if _stored_count(session, spec, key, staff_id, since) < spec.limit:
+        return None  # the usual case: no read of the log
+    found = quota_log.vouched(
+        session, spec, key, since, None if witness is None else witness.policy_version
     )
+    if witness is not None:
+        witness.found(session, spec, key, found)
+    return exceeded(spec, key, staff_id, found.uses)
+
+
+def exceeded(
+    spec: QuotaSpec, key: str, staff_id: str, uses: Sequence[tuple[str, datetime]]
+) -> QuotaExceeded | None:
+    """Whether one more use by `staff_id` takes (`spec`, `key`) over, given the `uses` in the
+    window ((person, time), one per submission)."""
     if spec.per == "staff":
-        times = list(
-            session.scalars(select(QuotaUsageRow.at).where(*in_window).order_by(QuotaUsageRow.at))
-        )
+        times = sorted(at for _, at in uses)
     else:
         latest: dict[str, datetime] = {}
-        for person, at in session.execute(
-            select(QuotaUsageRow.staff_id, func.max(QuotaUsageRow.at))
-            .where(*in_window)
-            .group_by(QuotaUsageRow.staff_id)
-        ):
-            latest[person] = at
+        for person, at in uses:
+            latest[person] = max(at, latest.get(person, at))
         if staff_id in latest:
             return None  # already one of the people counted on this account
         times = sorted(latest.values())
     if len(times) < spec.limit:
         return None
     # The slot frees when enough of the oldest uses have left the window.
-    resets_at = _aware(times[len(times) - spec.limit]) + window
+    resets_at = _aware(times[len(times) - spec.limit]) + parse_duration(spec.window)
     return QuotaExceeded(spec.id, spec.per, key, spec.limit, len(times), spec.window, resets_at)
+
+
+def _stored_count(
+    session: Session, spec: QuotaSpec, key: str, staff_id: str, since: datetime
+) -> int:
+    """The count as the rows stand (no log read): requests (`per: staff`) or people (`per:
+    account`; the limit's worth, or 0 when `staff_id` is one of them already)."""
+    in_window = (
+        QuotaUsageRow.quota_id == spec.id,
+        QuotaUsageRow.key == key,
+        QuotaUsageRow.at > since,
+    )
+    if spec.per == "staff":
+        return int(session.scalar(select(func.count()).where(*in_window)) or 0)
+    people = set(session.scalars(select(QuotaUsageRow.staff_id).where(*in_window).distinct()))
+    return 0 if staff_id in people else len(people)
 
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-__all__ = ["QuotaCheck", "QuotaExceeded", "any_matches", "check", "lock_key", "matches"]
+__all__ = [
+    "QuotaCheck",
+    "QuotaExceeded",
+    "any_matches",
+    "check",
+    "exceeded",
+    "lock_key",
+    "matches",
+]

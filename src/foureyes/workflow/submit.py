@@ -32,6 +32,7 @@ from foureyes.workflow import (
     denials,
     idempotency,
     quota,
+    quota_log,
     routing,
     undo_once,
     views,
@@ -438,6 +439,7 @@ def _decide_and_record(
                 account_ref=submission.account,
                 outcome=outcome,
                 now=now,
+                witness=quota_log.Witness(services, version),
             )
 
         ruling = decide.rule(
