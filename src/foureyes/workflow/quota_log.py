@@ -133,12 +133,14 @@ def vouched(
     seen: set[str] = set()
     per_batch: dict[str, int] = {}
     for row in rows:
-        if row.request_id in requests:
+        if row.request_id in seen:
+            why, at = "a second usage row of one submission", None
+        elif row.request_id in requests:
             why, at = _judge(spec, key, row, requests[row.request_id], None, policy_version)
         elif row.request_id in items:
             batch, account = items[row.request_id]
             why, at = _judge(spec, key, row, batches.get(batch, []), account, policy_version)
-            if why is None and row.request_id not in seen:
+            if why is None:
                 per_batch[batch] = per_batch.get(batch, 0) + 1
                 if per_batch[batch] > _item_count(batches[batch][0]):
                     why = f"batch {batch} has more counted items than its batch.submitted event"
@@ -148,10 +150,9 @@ def vouched(
             if why:  # "" is a use the quota no longer counts: not counted, not forged
                 result.forged.append((row.id, f"usage row {row.id} ({row.request_id}): {why}"))
             continue
-        if row.request_id in seen or at is None or at <= since:
-            continue  # counted once; a submission older than the window no longer counts
         seen.add(row.request_id)
-        result.uses.append((row.staff_id, at))
+        if at is not None and at > since:  # an older submission no longer counts
+            result.uses.append((row.staff_id, at))
     return result
 
 
