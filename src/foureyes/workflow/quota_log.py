@@ -133,6 +133,8 @@ def vouched(
     seen: set[str] = set()
     per_batch: dict[str, int] = {}
     for row in rows:
+        why: str | None
+        at: datetime | None
         if row.request_id in seen:
             why, at = "a second usage row of one submission", None
         elif row.request_id in requests:
