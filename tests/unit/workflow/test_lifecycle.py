@@ -233,6 +233,16 @@ class TestGovernance:
                 "  - id: no-deletion\n    effect: deny\n    actions: [account.delete]\n"
                 "  - id: deletion\n    effect: require",
             )
+            # Its own test of deletions would fail under it (a proposal whose tests fail is
+            # refused): the stricter policy says what deleting a very important account is now.
+            .replace(
+                "    action: account.delete\n"
+                "    account: {id: president, followers: 41700000, verified: true}\n"
+                "    expect: {outcome: pending, min_people: 4}\n",
+                "    action: account.delete\n"
+                "    account: {id: president, followers: 41700000, verified: true}\n"
+                "    expect: {outcome: denied}\n",
+            )
         )
         update = operations.submit(
             world.services,
