@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
+from foureyes.core import alert_log
 from foureyes.core.services import Services, json_safe
 from foureyes.notify import enqueue
 from foureyes.store.tables import AlertRow
@@ -57,8 +58,10 @@ def raise_alert(
     transaction. With `dedupe`, None (and nothing stored) when this detector already flagged
     the same person and account within that time (with `dedupe_any_account`, the same person
     on any account): an alert dated from `now - dedupe` up to `now` (give or take
-    `CLOCK_SKEW`). One dated later than that (a row written in) silences nothing: the alert is
-    raised, naming it.
+    `CLOCK_SKEW`) whose `alert.raised` event says so (`foureyes.core.alert_log`). A row the log
+    does not vouch for, or one dated later than that (a row written in), silences nothing: the
+    alert is raised, naming it, and the row is reported (`report_forged`). The row keeps the
+    seq of its own event (`raised_seq`).
 
     In a transaction that only looks (`LOOKING_ONLY` in its session's info) nothing is stored:
     an alert that would be raises `WouldStore`, one deduplicated answers None as above.
@@ -66,11 +69,17 @@ def raise_alert(
     The event is why an alert cannot quietly disappear: someone who deletes or edits the alert
     row (a DBA covering a colleague) leaves the log saying what was raised, when and about whom."""
     if dedupe is not None:
-        earlier = _earliest(session, alert, now - dedupe, now + CLOCK_SKEW, dedupe_any_account)
-        if earlier is not None and earlier[1]:
+        silenced, forged = _earlier(
+            session, alert, now - dedupe, now + CLOCK_SKEW, dedupe_any_account
+        )
+        if forged and alert.detector != alert_log.TAMPERED:
+            # Rows the log does not vouch for silence nothing, and are themselves reported
+            # (an `alert_tampered` alert's own forged look-alikes are only named in it).
+            report_forged(services, session, {f.id: f.problem for f in forged}, now=now)
+        if silenced:
             return None
-        if earlier is not None:
-            alert = _naming_future(alert, earlier[0], earlier[2])
+        if forged:
+            alert = _naming(alert, forged[0])
     if session.info.get(LOOKING_ONLY):
         raise WouldStore(alert.detector)
     row = AlertRow(
@@ -89,9 +98,9 @@ def raise_alert(
     # The account and request go in the body, not in the event's account and request columns:
     # those put an event in a request's timeline and an account's history, which people other
     # than oversight staff read, and alerts are for oversight staff only.
-    services.audit.append(
+    event = services.audit.append(
         session,
-        kind="alert.raised",
+        kind=alert_log.RAISED,
         actor=None,
         account_ref=None,
         request_id=None,
@@ -103,6 +112,7 @@ def raise_alert(
         },
         at=now,
     )
+    row.raised_seq = event.seq
     for channel in channels:
         _notify(session, channel, row)
     return row
@@ -121,15 +131,33 @@ def about(row: AlertRow) -> dict[str, Any]:
     }
 
 
-def _earliest(
+EARLIER_LOOKED_AT = 20
+"""How many rows `_earlier` looks at past the start of the window: rows written in ahead of a
+real alert (which the log does not vouch for) cost one look each, and past this many the
+alert is raised (a flood of them silences nothing)."""
+
+
+@dataclass(frozen=True)
+class _Forged:
+    id: int
+    shown: str  # its time as the database shows it
+    future: bool  # dated later than any clock of foureyes' could have
+    problem: str
+
+
+def _earlier(
     session: Session, alert: NewAlert, since: datetime, until: datetime, any_account: bool
-) -> tuple[int, bool, str] | None:
-    """The earliest of this detector's alerts about the same person (and account) dated after
-    `since`, if any: its id, whether it is dated no later than `until`, and its time as stored.
-    Compared and shown by the database: a time a DBA wrote may be one the driver cannot read
+) -> tuple[bool, list[_Forged]]:
+    """Whether one of this detector's alerts about the same person (and account), dated after
+    `since` and no later than `until`, was raised by foureyes (its `alert.raised` event says
+    so); and the rows on the way, in time order, that the log does not vouch for. One
+    statement when there is none (the usual case), two otherwise. Times are compared and
+    shown by the database: a time a DBA wrote may be one the driver cannot read as written
     (PostgreSQL's 'infinity')."""
     query = select(
-        AlertRow.id, AlertRow.created_at <= until, cast(AlertRow.created_at, String)
+        AlertRow,
+        (AlertRow.created_at <= until).label("in_window"),
+        cast(AlertRow.created_at, String).label("shown"),
     ).where(
         AlertRow.detector == alert.detector,
         AlertRow.created_at > since,
@@ -141,20 +169,70 @@ def _earliest(
             if alert.account is None
             else AlertRow.account_ref == alert.account
         )
-    found = session.execute(query.order_by(AlertRow.created_at, AlertRow.id).limit(1)).first()
-    return None if found is None else (int(found[0]), bool(found[1]), str(found[2]))
+    found = session.execute(
+        query.order_by(AlertRow.created_at, AlertRow.id).limit(EARLIER_LOOKED_AT)
+    ).all()
+    if not found:
+        return False, []
+    events = alert_log.bodies(session, [row.raised_seq for row, _, _ in found])
+    forged: list[_Forged] = []
+    for row, in_window, shown in found:
+        problem = alert_log.raised_problem(row, events.get(row.raised_seq or -1))
+        if problem is None and in_window:
+            return True, forged
+        if problem is not None:
+            forged.append(_Forged(int(row.id), str(shown), not in_window, problem))
+        if not in_window:
+            break  # later rows are later still: none could silence this alert
+    return False, forged
 
 
-def _naming_future(alert: NewAlert, alert_id: int, shown: str) -> NewAlert:
-    """`alert`, saying that an alerts row dated in the future would have silenced it."""
+def _naming(alert: NewAlert, forged: _Forged) -> NewAlert:
+    """`alert`, saying that an alerts row the log does not vouch for would have silenced it."""
+    if forged.future:
+        summary = (
+            f"{alert.summary} (alert {forged.id}, dated {forged.shown}, in the future, would "
+            "have silenced this one: it was written outside foureyes)"
+        )
+        key = "future_dated_alert"
+    else:
+        summary = (
+            f"{alert.summary} (alert {forged.id}, dated {forged.shown}, would have silenced "
+            f"this one, but {forged.problem}: it was written outside foureyes)"
+        )
+        key = "forged_alert"
     return replace(
         alert,
-        summary=(
-            f"{alert.summary} (alert {alert_id}, dated {shown}, in the future, would have "
-            "silenced this one: it was written outside foureyes)"
-        ),
-        details={**(alert.details or {}), "future_dated_alert": {"id": alert_id, "at": shown}},
+        summary=summary,
+        details={**(alert.details or {}), key: {"id": forged.id, "at": forged.shown}},
     )
+
+
+TAMPERED_AGAIN = timedelta(hours=1)
+"""How often an `alerts` row the log does not vouch for is alerted again while it stays."""
+
+
+def report_forged(
+    services: Services, session: Session, problems: Mapping[int, str], *, now: datetime
+) -> None:
+    """The high `alert_tampered` alert about each alert row in `problems` (alert id: what the
+    log does not vouch for), in the caller's transaction; once an hour per row (deduplicated
+    by alerts the log vouches for, so a row written in cannot silence it)."""
+    for alert_id, problem in sorted(problems.items()):
+        raise_alert(
+            services,
+            session,
+            NewAlert(
+                alert_log.TAMPERED,
+                "high",
+                f"alert {alert_id} does not match the audit log: {problem}; it was written or "
+                "changed outside foureyes, and is neither taken as raised nor as acknowledged",
+                account=f"foureyes:alert/{alert_id}",
+                details={"alert": alert_id, "problem": problem},
+            ),
+            now=now,
+            dedupe=TAMPERED_AGAIN,
+        )
 
 
 def _notify(session: Session, channel: str, row: AlertRow) -> None:

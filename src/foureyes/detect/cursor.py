@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.log import stored_bytes
+from foureyes.core import alert_log
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.policy.schema import DetectorsSpec
@@ -164,7 +165,8 @@ def check_cursor(services: Services) -> str | None:
             return moved.reason
         open_alert = session.scalar(
             select(AlertRow.id)
-            .where(AlertRow.detector == DETECTOR, AlertRow.acknowledged_at.is_(None))
+            # Open unless the log may vouch for its acknowledgement (one set by hand is none).
+            .where(AlertRow.detector == DETECTOR, alert_log.is_open())
             .order_by(AlertRow.id.desc())
             .limit(1)
         )

@@ -477,6 +477,10 @@ class AlertRow(Base):
     # The audit event that raised it (None for scheduled checks): a rescan never repeats it.
     event_seq: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    # Its own `alert.raised` and `alert.acknowledged` events: the row is believed (as an alert
+    # raised, as acknowledged) only where the event's body says the same (`core.alert_log`).
+    raised_seq: Mapped[int | None] = mapped_column(BigInteger)
+    acknowledged_seq: Mapped[int | None] = mapped_column(BigInteger)
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
     acknowledged_at: Mapped[datetime | None]
     # The note given with the acknowledgement (also in its `alert.acknowledged` event).
@@ -485,6 +489,7 @@ class AlertRow(Base):
     __table_args__ = (
         Index("ix_alerts_acknowledged_at_id", "acknowledged_at", "id"),
         Index("ix_alerts_detector_created_at", "detector", "created_at"),
+        Index("ix_alerts_acknowledged_seq", "acknowledged_seq"),
     )
 
 

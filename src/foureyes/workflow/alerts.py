@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Literal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from foureyes.core.alerts import about
-from foureyes.core.events import record
-from foureyes.core.services import Actor, Services
+from foureyes.core import alert_log
+from foureyes.core.alerts import about, report_forged
+from foureyes.core.services import Actor, Services, json_safe
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.notify.card import ON_CARDS  # the request-describing detectors (one list)
 from foureyes.store import page_memo
@@ -33,7 +33,11 @@ MAX_PAGE = 200
 State = Literal["open", "acknowledged", "all"]
 
 
-def alert_view(row: AlertRow) -> dict[str, Any]:
+def alert_view(row: AlertRow, problem: str | None = None) -> dict[str, Any]:
+    """An alert as oversight reads it. `problem`: what the audit log does not vouch for in its
+    row (`core.alert_log.problems`): then it is shown open, whatever acknowledgement the row
+    claims, with `tampered` saying why (the claimed acknowledgement stays visible as claimed)."""
+    acknowledged = row.acknowledged_at is not None and problem is None
     return {
         "id": row.id,
         "detector": row.detector,
@@ -43,12 +47,40 @@ def alert_view(row: AlertRow) -> dict[str, Any]:
         "request": row.request_id,
         "summary": row.summary,
         "details": row.details,
-        "state": "open" if row.acknowledged_at is None else "acknowledged",
+        "state": "acknowledged" if acknowledged else "open",
         "created_at": row.created_at.isoformat(),
-        "acknowledged_by": row.acknowledged_by,
-        "acknowledged_at": None if row.acknowledged_at is None else row.acknowledged_at.isoformat(),
-        "note": row.acknowledgement_note,
+        "acknowledged_by": row.acknowledged_by if acknowledged else None,
+        "acknowledged_at": row.acknowledged_at.isoformat()
+        if acknowledged and row.acknowledged_at is not None
+        else None,
+        "note": row.acknowledgement_note if acknowledged else None,
+        "tampered": problem,
+        "claimed_acknowledgement": None
+        if acknowledged or row.acknowledged_at is None
+        else {
+            "by": row.acknowledged_by,
+            "at": row.acknowledged_at.isoformat(),
+            "note": row.acknowledgement_note,
+        },
     }
+
+
+def _checked(
+    services: Services, session: Session, rows: list[AlertRow]
+) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """The views of `rows`, each checked against the log (one statement), and what it does not
+    vouch for (to report once the read is over: `_report`)."""
+    found = alert_log.problems(session, rows)
+    return [alert_view(row, found.get(row.id)) for row in rows], found
+
+
+def _report(services: Services, found: dict[int, str]) -> None:
+    """The `alert_tampered` alert about each row the log does not vouch for, in a transaction
+    of its own after the read (deduplicated: once an hour per row)."""
+    if not found:
+        return
+    with services.database.transaction() as session:
+        report_forged(services, session, found, now=services.clock())
 
 
 def _may_see(services: Services, actor: Actor) -> None:
@@ -69,19 +101,28 @@ def list_alerts(
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
     query = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit + 1)
-    if state == "open":
-        query = query.where(AlertRow.acknowledged_at.is_(None))
-    elif state == "acknowledged":
-        query = query.where(AlertRow.acknowledged_at.is_not(None))
+    query = _in_state(query, state)
     if detector is not None:
         query = query.where(AlertRow.detector == detector)
     if before is not None:
         query = query.where(AlertRow.id < before)
     with services.database.transaction() as session:
         rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [alert_view(r) for r in rows], (rows[-1].id if more else None)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        views, found = _checked(services, session, rows)
+    _report(services, found)
+    return views, (rows[-1].id if more else None)
+
+
+def _in_state(query: Select[AlertRow], state: State) -> Select[AlertRow]:
+    """Open: no acknowledgement the log may vouch for (one set by hand is none); each row shown
+    is then checked against the log's bodies (`_checked`)."""
+    if state == "open":
+        return query.where(alert_log.is_open())
+    if state == "acknowledged":
+        return query.where(alert_log.acknowledged())
+    return query
 
 
 def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any]:
@@ -90,7 +131,9 @@ def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any
         row = session.get(AlertRow, alert_id)
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        return alert_view(row)
+        (view,), found = _checked(services, session, [row])
+    _report(services, found)
+    return view
 
 
 def _took_part(session: Any, request_id: str | None, staff_id: str) -> bool:
@@ -132,7 +175,8 @@ def acknowledge(
                 "you took part in this alert's request (or manage its requester): someone else "
                 "acknowledges its alerts"
             )
-        if row.acknowledged_at is not None:
+        found = alert_log.problems(session, [row])
+        if row.acknowledged_at is not None and row.id not in found:
             raise Conflict(
                 f"alert {alert_id} was acknowledged by {row.acknowledged_by}",
                 alert_id=alert_id,
@@ -141,15 +185,20 @@ def acknowledge(
         row.acknowledged_by = actor.id
         row.acknowledged_at = now
         row.acknowledgement_note = comment or None
-        record(
-            services,
+        # Appended at once (not grouped): the row names its event (`acknowledged_seq`).
+        event = services.audit.append(
             session,
-            kind="alert.acknowledged",
+            kind=alert_log.ACKNOWLEDGED,
             actor=actor.id,
-            row=None,
-            payload={**about(row), "comment": comment, "identity": actor.identity},
-            now=now,
+            account_ref=None,
+            request_id=None,
+            payload=json_safe({**about(row), "comment": comment, "identity": actor.identity}),
+            at=now,
         )
+        row.acknowledged_seq = event.seq
+        if row.id in found:
+            # What the row claimed before is reported; the acknowledgement now given stands.
+            report_forged(services, session, found, now=now)
         return alert_view(row)
 
 
@@ -175,10 +224,7 @@ def alerts_by_severity(
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
     query = select(AlertRow).order_by(severity_rank.desc(), AlertRow.id.desc()).limit(limit + 1)
-    if state == "open":
-        query = query.where(AlertRow.acknowledged_at.is_(None))
-    elif state == "acknowledged":
-        query = query.where(AlertRow.acknowledged_at.is_not(None))
+    query = _in_state(query, state)
     if after:
         seen, _, last = after.partition(".")
         if not (seen.isdigit() and last.isdigit() and len(after) <= 40):
@@ -188,10 +234,12 @@ def alerts_by_severity(
         )
     with services.database.transaction() as session:
         rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        views, found = _checked(services, session, rows)
+    _report(services, found)
     cursor = f"{SEVERITY_RANK.get(rows[-1].severity, 0)}.{rows[-1].id}" if more else None
-    return [alert_view(r) for r in rows], cursor
+    return views, cursor
 
 
 def open_count(services: Services, actor: Actor) -> int | None:
@@ -201,7 +249,7 @@ def open_count(services: Services, actor: Actor) -> int | None:
         return None
     with services.database.read() as session:
         found = session.scalar(
-            select(func.count()).select_from(AlertRow).where(AlertRow.acknowledged_at.is_(None))
+            select(func.count()).select_from(AlertRow).where(alert_log.is_open())
         )
     return int(found or 0)
 
@@ -222,8 +270,9 @@ def prefetch_on_requests(services: Services, actor: Actor, request_ids: Collecti
 
 def _on(
     session: Session, request_ids: Collection[str], oversees: bool
-) -> dict[str, list[AlertRow]]:
-    """The alerts on each request, most severe first, at most MAX_PAGE each."""
+) -> dict[str, list[tuple[AlertRow, str | None]]]:
+    """The alerts on each request, most severe first, at most MAX_PAGE each, with what the log
+    does not vouch for in each (`core.alert_log.problems`; None: nothing)."""
     query = select(AlertRow).where(one_of(session, AlertRow.request_id, list(request_ids)))
     if not oversees:
         query = query.where(AlertRow.detector.in_(ON_CARDS))
@@ -232,7 +281,10 @@ def _on(
         kept = found.setdefault(str(row.request_id), [])
         if len(kept) < MAX_PAGE:
             kept.append(row)
-    return found
+    problems = alert_log.problems(session, [row for rows in found.values() for row in rows])
+    return {
+        request: [(row, problems.get(row.id)) for row in rows] for request, rows in found.items()
+    }
 
 
 def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[str, Any]]:
@@ -258,7 +310,9 @@ def on_request(services: Services, actor: Actor, request_id: str) -> list[dict[s
     return _shown(rows)
 
 
-def _shown(rows: list[AlertRow]) -> list[dict[str, Any]]:
+def _shown(rows: list[tuple[AlertRow, str | None]]) -> list[dict[str, Any]]:
+    """What a review card shows of each alert: acknowledged only where the log says so, and
+    whether its row differs from the log (`tampered`)."""
     return [
         {
             "id": row.id,
@@ -266,7 +320,8 @@ def _shown(rows: list[AlertRow]) -> list[dict[str, Any]]:
             "severity": row.severity,
             "summary": row.summary,
             "created_at": row.created_at.isoformat(),
-            "state": "open" if row.acknowledged_at is None else "acknowledged",
+            "state": "open" if row.acknowledged_at is None or problem else "acknowledged",
+            "tampered": problem is not None,
         }
-        for row in rows
+        for row, problem in rows
     ]

@@ -1,0 +1,174 @@
+"""Whether an `alerts` row is what the audit log says: the alert it claims to be was raised
+(its `alert.raised` event), and the acknowledgement it shows was given (its
+`alert.acknowledged` event).
+
+A database administrator can write any `alerts` row: one dated now and "acknowledged" would
+silence every later alert of its detector about the same person (`raise_alert`'s dedupe), and
+acknowledgement columns set by hand would make a real alert look handled. So a row names its
+own events (`raised_seq`, `acknowledged_seq`) and is believed only where the event's *body*
+(which the tree's hashes cover; its columns a DBA can edit unnoticed) says the same: for the
+raised event its detector, person, account, request and time; for the acknowledgement who,
+when and the note. A row that does not match is not an earlier alert (it silences nothing)
+and is not acknowledged (it is shown open, flagged); `foureyes.core.alerts.report_forged`
+raises the high `alert_tampered` alert about it.
+
+What this does not cover: a DBA who also appends forged events (appending needs no key; the
+forged event stays in the log for good, as forged seals do).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from foureyes.store.tables import AlertRow, EventRow
+from foureyes.store.tree import head_size, in_tree
+
+__all__ = [
+    "ACKNOWLEDGED",
+    "RAISED",
+    "TAMPERED",
+    "acknowledged",
+    "acknowledgement_problem",
+    "bodies",
+    "is_open",
+    "problems",
+    "raised_problem",
+    "stamp",
+]
+
+RAISED = "alert.raised"
+ACKNOWLEDGED = "alert.acknowledged"
+TAMPERED = "alert_tampered"
+"""The detector of the high alert about an `alerts` row the log does not vouch for."""
+
+
+def stamp(at: datetime) -> str:
+    """A time as event bodies carry it (RFC 3339 UTC, microseconds); SQLite's naive times
+    are UTC."""
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def bodies(session: Session, seqs: Iterable[int | None]) -> dict[int, Mapping[str, Any]]:
+    """The bodies of the events at `seqs` the tree covers, by seq (one statement; none for
+    no seqs). A body that is not a JSON object is left out (it vouches for nothing)."""
+    wanted = sorted({seq for seq in seqs if seq is not None})
+    if not wanted:
+        return {}
+    found: dict[int, Mapping[str, Any]] = {}
+    query = select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(wanted), in_tree())
+    for seq, raw in session.execute(query):
+        try:
+            body = json.loads(bytes(raw))
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            found[int(seq)] = body
+    return found
+
+
+def raised_problem(
+    row: AlertRow, body: Mapping[str, Any] | None, *, shown: bool = False
+) -> str | None:
+    """Why `row` is not an alert foureyes raised (None: its `alert.raised` event says the
+    same detector, person, account, request and time). With `shown`, its severity and
+    summary too (what a reader weighs)."""
+    if row.raised_seq is None or body is None:
+        return "the audit log holds no alert.raised event for it"
+    expected: dict[str, Any] = {
+        "kind": RAISED,
+        "seq": row.raised_seq,
+        "alert": row.id,
+        "detector": row.detector,
+        "staff": row.staff_id,
+        "alert_account": row.account_ref,
+        "alert_request": row.request_id,
+        "at": stamp(row.created_at),
+    }
+    if shown:
+        expected |= {"severity": row.severity, "summary": row.summary}
+    differ = sorted(key for key, value in expected.items() if body.get(key) != value)
+    if differ:
+        return (
+            f"its alert.raised event (audit event {row.raised_seq}) says another "
+            f"{', '.join(differ)}"
+        )
+    return None
+
+
+def acknowledgement_problem(row: AlertRow, body: Mapping[str, Any] | None) -> str | None:
+    """Why the acknowledgement `row` shows was not given (None: it shows none, or its
+    `alert.acknowledged` event says the same who, when and note)."""
+    if row.acknowledged_at is None and row.acknowledged_by is None:
+        return None
+    if row.acknowledged_seq is None or body is None:
+        return "it shows an acknowledgement the audit log holds no alert.acknowledged event for"
+    expected: dict[str, Any] = {
+        "kind": ACKNOWLEDGED,
+        "seq": row.acknowledged_seq,
+        "alert": row.id,
+        "actor": row.acknowledged_by,
+        "at": None if row.acknowledged_at is None else stamp(row.acknowledged_at),
+        "comment": row.acknowledgement_note or "",
+    }
+    differ = sorted(key for key, value in expected.items() if body.get(key) != value)
+    if differ:
+        return (
+            f"its acknowledgement differs from its alert.acknowledged event (audit event "
+            f"{row.acknowledged_seq}) in {', '.join(differ)}"
+        )
+    return None
+
+
+def problems(session: Session, rows: Iterable[AlertRow]) -> dict[int, str]:
+    """What the log does not vouch for in each of `rows` (raised, as shown, and acknowledged),
+    by alert id; rows it vouches for are not in it. One statement for all of them."""
+    rows = list(rows)
+    found = bodies(session, [seq for r in rows for seq in (r.raised_seq, r.acknowledged_seq)])
+    out: dict[int, str] = {}
+    for row in rows:
+        problem = raised_problem(
+            row, found.get(row.raised_seq or -1), shown=True
+        ) or acknowledgement_problem(row, found.get(row.acknowledged_seq or -1))
+        if problem is not None:
+            out[row.id] = problem
+    return out
+
+
+_ACK = aliased(EventRow)
+_OTHER = aliased(AlertRow)
+
+
+def acknowledged() -> ColumnElement[bool]:
+    """For a query on `AlertRow`: the row shows an acknowledgement that may be genuine. It
+    names an event the tree covers whose kind and actor columns say an acknowledgement by the
+    same person, and no other alert names the same event; each row shown is then checked
+    against the event's body (`problems`). A row that shows one the log lacks (columns set by
+    hand) is open. One primary-key look-up per acknowledged row."""
+    return and_(
+        AlertRow.acknowledged_at.is_not(None),
+        exists().where(
+            _ACK.seq == AlertRow.acknowledged_seq,
+            _ACK.seq >= 0,
+            _ACK.seq < func.coalesce(head_size(), _ACK.seq + 1),
+            _ACK.kind == ACKNOWLEDGED,
+            _ACK.actor == AlertRow.acknowledged_by,
+        ),
+        not_(
+            exists().where(
+                _OTHER.acknowledged_seq == AlertRow.acknowledged_seq, _OTHER.id != AlertRow.id
+            )
+        ),
+    )
+
+
+def is_open() -> ColumnElement[bool]:
+    """For a query on `AlertRow`: the alert is open (it shows no acknowledgement the log may
+    vouch for)."""
+    return or_(AlertRow.acknowledged_at.is_(None), not_(acknowledged()))
