@@ -66,12 +66,17 @@ def alert_view(row: AlertRow, problem: str | None = None) -> dict[str, Any]:
 
 
 def _checked(
-    services: Services, session: Session, rows: list[AlertRow]
+    services: Services, session: Session, rows: list[AlertRow], state: State = "all"
 ) -> tuple[list[dict[str, Any]], dict[int, str]]:
     """The views of `rows`, each checked against the log (one statement), and what it does not
-    vouch for (to report once the read is over: `_report`)."""
+    vouch for (to report once the read is over: `_report`). For the open list, rows the log
+    shows acknowledged are left out (two rows naming one acknowledgement are both open to the
+    query; only the one it is about is acknowledged)."""
     found = alert_log.problems(session, rows)
-    return [alert_view(row, found.get(row.id)) for row in rows], found
+    views = [alert_view(row, found.get(row.id)) for row in rows]
+    if state == "open":
+        views = [view for view in views if view["state"] == "open"]
+    return views, found
 
 
 def _report(services: Services, found: dict[int, str]) -> None:
@@ -110,7 +115,7 @@ def list_alerts(
         rows = list(session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
-        views, found = _checked(services, session, rows)
+        views, found = _checked(services, session, rows, state)
     _report(services, found)
     return views, (rows[-1].id if more else None)
 
@@ -236,7 +241,7 @@ def alerts_by_severity(
         rows = list(session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
-        views, found = _checked(services, session, rows)
+        views, found = _checked(services, session, rows, state)
     _report(services, found)
     cursor = f"{SEVERITY_RANK.get(rows[-1].severity, 0)}.{rows[-1].id}" if more else None
     return views, cursor
