@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.schedule import CheckpointSchedule
-from foureyes.core import logstate
+from foureyes.core import alert_log, logstate
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import lock_request, move, record
 from foureyes.core.services import Services
@@ -530,12 +530,15 @@ def _unfounded(
     problem = (
         found.request_problem(row) or "its audit events do not describe it as a break-glass request"
     )
-    named = session.scalar(
-        select(AlertRow.id)
-        .where(AlertRow.request_id == row.id, AlertRow.detector == integrity.DETECTOR)
-        .limit(1)
+    named = alert_log.vouched(  # a row written in names nothing
+        session,
+        session.scalars(
+            select(AlertRow).where(
+                AlertRow.request_id == row.id, AlertRow.detector == integrity.DETECTOR
+            )
+        ),
     )
-    if named is None or not RequestState(row.state).final:
+    if not named or not RequestState(row.state).final:
         integrity.refuse(
             services, session, row, found, problem, now, actor=None, during="post-review"
         )

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.core import alert_log
 from foureyes.core.alerts import CLOCK_SKEW, NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.store.database import Database
@@ -99,15 +100,20 @@ def latest(session: Session, evidence: Evidence, now: datetime) -> datetime | No
     """When the latest alert for `evidence` within `WINDOW` of `now` was raised, if any (one
     dated in the future, a row written in, is none)."""
     detector, staff, limited_per = evidence.key
-    rows = session.execute(
-        select(AlertRow.created_at, AlertRow.details).where(
+    rows = session.scalars(
+        select(AlertRow).where(
             AlertRow.detector == detector,
             AlertRow.staff_id == staff,
             AlertRow.created_at > now - WINDOW,
             AlertRow.created_at <= now + CLOCK_SKEW,
         )
     )
-    times = [at for at, details in rows if (details or {}).get("limited_per") == limited_per]
+    times = [
+        row.created_at
+        # Only alerts foureyes raised (a row written in silences nothing: `core.alert_log`).
+        for row in alert_log.vouched(session, rows)
+        if (row.details or {}).get("limited_per") == limited_per
+    ]
     return max(times, default=None)
 
 

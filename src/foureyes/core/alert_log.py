@@ -40,6 +40,7 @@ __all__ = [
     "problems",
     "raised_problem",
     "stamp",
+    "vouched",
 ]
 
 RAISED = "alert.raised"
@@ -139,6 +140,17 @@ def problems(session: Session, rows: Iterable[AlertRow]) -> dict[int, str]:
         if problem is not None:
             out[row.id] = problem
     return out
+
+
+def vouched(session: Session, rows: Iterable[AlertRow]) -> list[AlertRow]:
+    """Those of `rows` foureyes raised (their `alert.raised` event says so), in order: for the
+    checks of "was this raised already", which a row written in must not answer. One
+    statement, none for no rows."""
+    rows = list(rows)
+    if not rows:
+        return []
+    found = bodies(session, [row.raised_seq for row in rows])
+    return [row for row in rows if raised_problem(row, found.get(row.raised_seq or -1)) is None]
 
 
 _ACK = aliased(EventRow)

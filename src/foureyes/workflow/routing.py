@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foureyes.core import alert_log
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Actor, Services
 from foureyes.errors import Conflict
@@ -256,12 +257,14 @@ def reflag_unreachable(
     reach = reachability(session, decision, start, now)
     if reach.reachable:
         return reach
-    latest = session.scalars(
-        select(AlertRow.details)
+    told = session.scalars(
+        select(AlertRow)
         .where(AlertRow.request_id == row.id, AlertRow.detector == UNREACHABLE_DETECTOR)
         .order_by(AlertRow.id.desc())
         .limit(1)
     ).first()
+    # Only an alert foureyes raised says so (a row written in silences nothing).
+    latest = told.details if told is not None and alert_log.vouched(session, [told]) else None
     if isinstance(latest, dict) and latest.get("reason") == reach.reason:
         return reach  # oversight has been told, for this very reason
     return flag_unreachable(services, session, row, decision, now)
