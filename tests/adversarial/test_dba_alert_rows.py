@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from foureyes import detect
 from foureyes.core import alert_log, sealing
+from foureyes.store import migrate
 from foureyes.store.tables import AlertRow, EventRow
 from tests.api.conftest import Api
 from tests.dba import tamper
@@ -325,3 +326,30 @@ def test_an_event_column_edited_to_look_like_an_acknowledgement_is_not_believed(
     assert shown["state"] == "open"
     assert shown["tampered"]
     assert _tampered_about(api, alert["id"])
+
+
+# --- an upgraded store ------------------------------------------------------------------------
+
+
+def test_the_upgrade_fills_the_seqs_from_the_log_and_not_from_rows_written_in(api: Api) -> None:
+    """Migration 0023 on a store with alerts: each real alert gets its events' seqs back (read
+    from their bodies), acknowledged ones stay acknowledged; a row written in gets none."""
+    database = api.world.services.database
+    acked = _flagged(api)
+    still_open = _flagged(api, "e-3003")
+    assert api.post(INES, f"/v1/alerts/{acked['id']}/ack", {"comment": "ok"}).status_code == 200
+    planted = _plant(
+        api, "record_tampered", api.world.clock.now, staff_id=MEI, account_ref="foureyes:x"
+    )
+    migrate.downgrade(database, "0022_request_window_indexes")
+    migrate.upgrade(database)
+
+    shown = {
+        a["id"]: a for a in api.get(INES, "/v1/alerts", params={"state": "all"}).json()["items"]
+    }
+    assert shown[acked["id"]]["state"] == "acknowledged"
+    assert shown[acked["id"]]["tampered"] is None
+    assert shown[still_open["id"]]["state"] == "open"
+    assert shown[still_open["id"]]["tampered"] is None
+    assert shown[planted]["state"] == "open"
+    assert shown[planted]["tampered"]
