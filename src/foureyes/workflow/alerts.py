@@ -7,6 +7,7 @@ Who sees alerts: oversight staff (`Services.oversight_groups`, by default `secur
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from typing import Any, Literal
 
@@ -28,6 +29,8 @@ from foureyes.workflow.access import (
     stored,
     visible_request,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 200
 State = Literal["open", "acknowledged", "all"]
@@ -81,11 +84,16 @@ def _checked(
 
 def _report(services: Services, found: dict[int, str]) -> None:
     """The `alert_tampered` alert about each row the log does not vouch for, in a transaction
-    of its own after the read (deduplicated: once an hour per row)."""
+    of its own after the read (deduplicated: once an hour per row). Never raises: the rows are
+    shown flagged whatever happens here (a log that refuses appends must not blind the alerts
+    page); a failure is logged as an error."""
     if not found:
         return
-    with services.database.transaction() as session:
-        report_forged(services, session, found, now=services.clock())
+    try:
+        with services.database.transaction() as session:
+            report_forged(services, session, found, now=services.clock())
+    except Exception:  # the view answers, flagged, whatever this is
+        log.exception("could not raise the alert about alert rows %s", sorted(found))
 
 
 def _may_see(services: Services, actor: Actor) -> None:
