@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from foureyes.connectors.tickets import MAX_SUBJECT, Ticket
 from foureyes.errors import BadInput
 from foureyes.policy.decision import Options
-from foureyes.text import MAX_MARKS, overloaded, refuse_unseen, unseen, without_unseen
+from foureyes.text import (
+    MAX_MARKS,
+    blank,
+    overloaded,
+    refuse_unseen,
+    unseen,
+    without_unseen,
+)
 from foureyes.workflow.decide import check_justification_options
 
 # Each shows nothing, or nothing a reader would notice, between the words around it.
@@ -26,6 +33,10 @@ UNSEEN = [
     "\uffa0",  # halfwidth Hangul filler
     "\u2800",  # Braille blank
     "\u034f",  # combining grapheme joiner
+    "\u303f",  # ideographic half fill space (attack s3 S5)
+    "\ufffc",  # object replacement character
+    "\U00016fe4",  # Khitan small script filler
+    "\U0001d159",  # musical symbol null notehead
     "\ufe0f",  # variation selector 16
     "\U000e0100",  # variation selector 17
     "\ue000",  # private use
@@ -75,8 +86,9 @@ def _naive(text: str) -> bool:
         run = run + 1 if unicodedata.category(char) in ("Mn", "Me") else 0
         if run > MAX_MARKS:
             return True
-    # Blanks alone (spaces of any width): nothing to see, unless nothing was given.
-    return text != "" and all(char.isspace() for char in text)
+    # Nothing that shows by itself (a letter, a number, punctuation, a symbol: spaces of any
+    # width and marks on nothing do not): nothing to see, unless nothing was given.
+    return text != "" and not any(unicodedata.category(c)[0] in "LNPS" for c in text)
 
 
 # Every kind the check tells apart: ASCII, letters and marks, spaces that are not unseen, each
@@ -84,6 +96,7 @@ def _naive(text: str) -> bool:
 _POOL = (
     "a é\u00a0\u2000\u0301\u20dd\u05d0\u0645\U0001f600\u200b\u200d\n\x00\x7f\x85"
     "\u202e\u3164\ufeff\ue000\u0378\u2028\u034f\U000e0001\ud800"
+    ".\u3000\u0345\u0e31\U0001d17b\u303f\ufffc\U00016fe4\U0001d159\u1680\u2800"
 )
 
 
@@ -95,3 +108,41 @@ def test_the_fast_check_means_what_the_naive_one_does(text: str) -> None:
     except BadInput:
         refused = True
     assert refused == _naive(text)
+
+
+# Shows nothing, or a dot-sized mark at most (attack s3 S5): marks on nothing, fillers, the
+# symbols that render as nothing; each alone, among spaces, and repeated.
+BLANK_LOOKING = {
+    "acute on nothing": "\u0301",
+    "marks on nothing": "\u0301\u0302\u0303",
+    "ypogegrammeni between spaces": " \u0345 ",
+    "marks between spaces": " \u0301 \u0301 ",
+    "Thai mark alone": "\u0e31",
+    "enclosing circle alone": "\u20dd",
+    "musical combining accent": "\U0001d17b",
+    "Khitan filler": "\U00016fe4",
+    "ideographic half fill space": "\u303f",
+    "musical null notehead": "\U0001d159",
+    "object replacement": "\ufffc",
+    "ideographic space and a mark": "\u3000\u0301",
+    "ogham space mark": "\u1680",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BLANK_LOOKING))
+def test_a_text_with_nothing_that_shows_by_itself_is_refused(kind: str) -> None:
+    text = BLANK_LOOKING[kind]
+    assert blank(text)
+    with pytest.raises(BadInput):
+        refuse_unseen(text, "comment")
+    with pytest.raises(BadInput):
+        check_justification_options(Options(), text * 3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [".", "-", "\u3000.", "\u00e9", "e\u0301", "\u0645\u064e", "\U0001f600", "\u0e01\u0e31", "7"],
+)
+def test_a_text_with_one_thing_that_shows_is_not_blank(text: str) -> None:
+    assert not blank(text)
+    refuse_unseen(text, "comment")

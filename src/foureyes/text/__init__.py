@@ -8,8 +8,9 @@ blank, the combining grapheme joiner, variation selectors). A run of more than `
 combining marks on one letter is unseen text too: it stacks over the lines around it.
 Right-to-left letters are not unseen (they are people's languages); their bidi controls are.
 
-A text made only of blanks (spaces of any width, no-break spaces, the fillers above) shows
-nothing either: `refuse_unseen` refuses it too, unless it is empty (an optional text left out).
+A text with no letter, digit, punctuation or symbol that shows (only spaces of any width,
+no-break spaces, the fillers above, combining marks on nothing) shows nothing either:
+`refuse_unseen` refuses it too, unless it is empty (an optional text left out).
 
 `refuse_unseen` is the one check of every free text a person writes that other people read or
 that reaches the log, notifications or a platform: justifications, review, post-review and
@@ -31,8 +32,13 @@ MAX_MARKS = 3
 _UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # Default-ignorable or blank-looking code points whose category is a letter, a mark or a
 # symbol (Unicode's DerivedCoreProperties Default_Ignorable_Code_Point, and blanks).
+# Blank-looking symbols too: the ideographic half fill space (U+303F), the object replacement
+# character (U+FFFC: stands for an object that is not there), the Khitan small script filler
+# (U+16FE4, a filler like the Hangul ones) and the musical null notehead (U+1D159), which
+# render as nothing (attack s3 S5).
 _BLANK_LOOKING = frozenset(
     {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}
+    | {0x303F, 0xFFFC, 0x16FE4, 0x1D159}
     | set(range(0x180B, 0x1810))
     | set(range(0xFE00, 0xFE10))
     | set(range(0xE0100, 0xE01F0))
@@ -48,9 +54,21 @@ def unseen(char: str) -> bool:
 
 
 def blank(text: str) -> bool:
-    """Whether non-empty `text` has no character a reader would see: only whitespace (U+0020,
-    no-break and ideographic spaces, ...) and unseen or blank-looking characters."""
-    return bool(text) and all(char.isspace() or unseen(char) for char in text)
+    """Whether non-empty `text` has no character a reader would see: none that is a letter, a
+    digit, punctuation or a symbol (`_SHOWS`) and not unseen or blank-looking. Spaces of every
+    width, fillers, and combining marks with nothing to sit on (`"\u0301"`, `" \u0345 "`:
+    a dot-sized mark at most) are blank."""
+    return bool(text) and not _shows(set(text))
+
+
+# The categories of what shows by itself: letters, numbers, punctuation, symbols (not marks,
+# which sit on another character, nor separators, controls and the like).
+_SHOWS = frozenset("LNPS")
+
+
+def _shows(chars: set[str]) -> bool:
+    """Whether one of `chars` (distinct characters) shows by itself (`blank`)."""
+    return any(unicodedata.category(char)[0] in _SHOWS and not unseen(char) for char in chars)
 
 
 def overloaded(text: str) -> bool:
@@ -96,8 +114,9 @@ def refuse_unseen(text: str | None, what: str, *, blank_ok: bool = False) -> Non
         else:
             seen = not any(unseen(char) for char in chars)
         if seen and not _overloaded(text, chars):
-            # Every character seen (none unseen): blank when all are spaces of some width.
-            if not blank_ok and "".join(chars).isspace():
+            # Every character seen (none unseen): blank when none shows by itself (spaces of
+            # some width, marks on nothing: `blank`).
+            if not blank_ok and not _shows(chars):
                 raise BadInput(_BLANK.format(what=what))
             return
     raise BadInput(f"the {what} holds line breaks, control or invisible characters")
