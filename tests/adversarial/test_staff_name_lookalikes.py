@@ -118,6 +118,8 @@ def test_a_hire_named_like_an_approver_is_imported_and_flagged(
         "name": name,
         "same": {},
         "looks_like": {},
+        "holds": {},
+        "reads_as_id": {},
         key: {TOMAS: "Tomas Berg"},
     }
     [raised] = [e for e in events(api.world, "alert.raised") if e["detector"] == "name_lookalike"]

@@ -60,6 +60,17 @@ def import_cmd(
 _STYLES = {"+": "green", "~": "yellow", "!": "bold red", "-": "red"}
 
 
+# How the report says what a flagged name has of someone else's (`NameClash`: kind, same).
+_CLASH = {
+    ("name", True): "the same name as",
+    ("name", False): "a name that looks like that of",
+    ("within", True): "a name that holds that of",
+    ("within", False): "a name that holds one looking like that of",
+    ("id", False): "a name with words that read as the staff id of",
+    ("id", True): "a name with words that read as the staff id of",
+}
+
+
 def describe_import(report: ImportReport) -> list[str]:
     """What an import did, one line per change: `+` added, `~` changed (each field, logins
     included, before → after), `!` a login moved to someone else, approving power gained, or
@@ -101,11 +112,7 @@ def describe_import(report: ImportReport) -> list[str]:
             )
         )
     for staff_id, clashes in sorted(report.named_alike.items()):
-        whose = "; ".join(
-            f"{'the same name as' if c.same else 'a name that looks like that of'} "
-            f"{c.other} ({c.other_name!r})"
-            for c in clashes
-        )
+        whose = "; ".join(f"{_CLASH[c.kind, c.same]} {c.other} ({c.other_name!r})" for c in clashes)
         lines.append(
             printable(
                 f"! {staff_id} has {whose}: flagged to security (alert name_lookalike); "

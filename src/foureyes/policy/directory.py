@@ -31,9 +31,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from foureyes.errors import PolicyError
-from foureyes.model import Employment, Staff, StaffStatus
+from foureyes.model import Employment, Staff, StaffStatus, name_problem
 from foureyes.policy.yamlsource import SourceDocument, load_yaml, parse_yaml
-from foureyes.text import overloaded, unseen
+from foureyes.text import blank, overloaded, unseen
+
+# What a staff id is (the import's and `foureyes.staff.update`'s): ASCII letters, digits and
+# `_ . @ -`, starting with a letter or a digit.
+STAFF_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
+MAX_STAFF_ID = 100
 
 # What a login may be: plain ASCII, starting with a letter or digit (see the module docstring).
 LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
@@ -71,6 +76,21 @@ def shown_problem(text: str) -> str | None:
         return f"is longer than {MAX_SHOWN} characters"
     if any(_forges(char) for char in set(text)) or overloaded(text):
         return _UNSHOWN
+    if blank(text):
+        # Spaces, fillers or marks on nothing: an empty-looking group or vendor on a card
+        # (`foureyes.text.blank`; attack s3 S2). Empty is no value, and shows as none.
+        return "is blank: it holds nothing that shows"
+    return None
+
+
+def groups_problem(groups: Iterable[str]) -> str | None:
+    """Why a person's `groups` would not read as written on a card (None when they would):
+    each group held to `shown_problem`, as the import holds them. Names the group by its place
+    (`groups/2: ...`), never its text. What `foureyes.staff.update` is held to too."""
+    for index, group in enumerate(groups):
+        problem = shown_problem(group)
+        if problem is not None:
+            return f"groups/{index}: {problem}"
     return None
 
 
@@ -168,7 +188,7 @@ def _value_problem(value: Any) -> str | None:
 class StaffEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+    id: str = Field(min_length=1, max_length=MAX_STAFF_ID, pattern=STAFF_ID_PATTERN)
     name: str = ""
     email: str = ""
     groups: list[str] = Field(default_factory=list)
@@ -201,9 +221,15 @@ class StaffEntry(BaseModel):
     @classmethod
     def _looks_like_someone(cls, value: str) -> str:
         """A name, if given, shows a letter (`visible`): one of blanks, fillers or punctuation
-        reads as nobody on a card. No name at all is allowed: cards show the id then."""
+        reads as nobody on a card. No name at all is allowed: cards show the id then. No
+        bracket of any script and no digit (`foureyes.model.name_problem`): a card names a
+        person `Name (staff id)`, and `Tomas Berg (e-3001)` as e-7003's name read as Tomas
+        approving (attack s3 S1)."""
         if value and not visible(value):
             raise ValueError("has no visible letter: a name must show whose it is")
+        problem = name_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("attributes")

@@ -11,6 +11,13 @@ Medium when the names are the same as written (but for Unicode normalisation, ca
 spaces); high when they differ as text but look alike (`Tomas Berg` with a Cyrillic o,
 U+043E), which no honest HR record needs.
 
+Compared under `fold` with every punctuation and symbol left out too (`Mei Chen,` is Mei Chen).
+Flagged as well (attack s3 S1): a name that holds another person's whole name as whole words
+(`Tomas Berg Jr`, `Jr Tomas Berg`; medium as written, high in look-alike letters), and a name
+holding words that read as another person's staff id (`e-lOOl` for e-1001; high). The import
+refuses brackets and digits in names outright (`foureyes.model.name_problem`); only ids with a
+digit are compared, since a directory whose ids are logins (`jo`) has them in honest names.
+
 Compared with everyone the directory holds after the import (people it terminates too: their
 names stay on the cards of what they asked and approved). Empty names are not compared: cards
 show the id alone for them.
@@ -19,9 +26,11 @@ show the id alone for them.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -37,12 +46,15 @@ CHANNELS = ("security",)
 
 @dataclass(frozen=True)
 class NameClash:
-    """`other`, named `other_name`, has the name of the flagged person (`same`) or one that
-    looks like it."""
+    """`other`, named `other_name`, has the name of the flagged person or one that looks like
+    it (`kind` "name"), has a name the flagged person's holds as whole words ("within"), or an
+    id that words of the flagged person's name read as ("id"). `same`: as written (but for
+    Unicode normalisation, case and spaces), not through look-alike letters or punctuation."""
 
     other: str
     other_name: str
     same: bool
+    kind: Literal["name", "within", "id"] = "name"
 
 
 def _as_written(name: str) -> str:
@@ -50,26 +62,100 @@ def _as_written(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
+def _spaced(written: str) -> str:
+    """`written` (`_as_written`) with punctuation and symbols as spaces, spaces collapsed: a
+    name within another is there as written when only these part it from the rest
+    (`Tomas Berg, approved`)."""
+    return " ".join(
+        "".join(" " if unicodedata.category(c)[0] in _SHOWN else c for c in written).split()
+    )
+
+
+_SHOWN = frozenset("PS")  # punctuation and symbols: left out of a name's key
+
+
+def _key(text: str) -> str:
+    """What two names that look alike share: `fold`, then every punctuation and symbol that
+    folding did not read as a letter (`|`, `$`, `@` are letters to it) left out."""
+    return "".join(c for c in fold(text) if unicodedata.category(c)[0] not in _SHOWN)
+
+
+@cache
+def _splits(char: str) -> bool:
+    """Whether `char` parts the words of a name: a space, or punctuation or a symbol that is
+    nothing in its key (`-` and `,` are; `@`, read as `a`, and a combining mark are not)."""
+    return (char.isspace() or unicodedata.category(char)[0] in "PSZ") and not _key(char)
+
+
+def _words(name: str) -> list[str]:
+    """The keys (`_key`) of `name`'s words, in order, empty ones left out."""
+    words: list[str] = []
+    word: list[str] = []
+    for char in [*name, " "]:
+        if _splits(char):
+            key = _key("".join(word)) if word else ""
+            if key:
+                words.append(key)
+            word = []
+        else:
+            word.append(char)
+    return words
+
+
+def _runs(words: list[str], longest: int) -> Iterator[tuple[str, bool]]:
+    """The keys of each run of consecutive `words` (at most `longest` long), each with whether
+    it is all of them."""
+    for start in range(len(words)):
+        joined = ""
+        for end in range(start, len(words)):
+            joined += words[end]
+            if len(joined) > longest:
+                break
+            yield joined, start == 0 and end == len(words) - 1
+
+
 def named_alike(names: Mapping[str, str], flagged: Iterable[str]) -> dict[str, list[NameClash]]:
     """For each of `flagged` (people added or renamed; staff ids), the others of `names`
-    (everyone: staff id → name) whose name is theirs or looks like it, by id."""
-    by_fold: dict[str, list[str]] = {}
+    (everyone: staff id → name) whose name is theirs or looks like it, whose whole name
+    theirs holds as whole words, or whose id (one with a digit) words of theirs read as."""
+    by_key: dict[str, list[str]] = {}
     for staff_id, name in names.items():
-        key = fold(name) if name else ""
+        key = _key(name) if name else ""
         if key:
-            by_fold.setdefault(key, []).append(staff_id)
+            by_key.setdefault(key, []).append(staff_id)
+    by_id: dict[str, list[str]] = {}
+    for staff_id in names:
+        if any(char.isdigit() for char in staff_id):
+            by_id.setdefault(_key(staff_id), []).append(staff_id)
+    longest = max(map(len, [*by_key, *by_id]), default=0)
     found: dict[str, list[NameClash]] = {}
     for staff_id in sorted(set(flagged)):
         name = names.get(staff_id, "")
         if not name:
             continue
-        others = [o for o in by_fold.get(fold(name), []) if o != staff_id]
-        if others:
-            found[staff_id] = [
-                NameClash(o, names[o], _as_written(names[o]) == _as_written(name))
-                for o in sorted(others)
-            ]
+        clashes: dict[str, NameClash] = {}
+        for run, whole in _runs(_words(name), longest):
+            for other in by_key.get(run, []):
+                if other == staff_id or other in clashes:
+                    continue
+                written, theirs = _as_written(name), _as_written(names[other])
+                if whole or run == _key(name):
+                    clashes[other] = NameClash(other, names[other], written == theirs)
+                else:
+                    held = f" {_spaced(theirs)} " in f" {_spaced(written)} "
+                    clashes[other] = NameClash(other, names[other], held, "within")
+            for other in by_id.get(run, []):
+                if other != staff_id and other not in clashes:
+                    clashes[other] = NameClash(other, names[other], False, "id")
+        if clashes:
+            found[staff_id] = [clashes[other] for other in sorted(clashes)]
     return found
+
+
+def _severity(clashes: Iterable[NameClash]) -> str:
+    """High when a name looks like another's without being it as written (look-alike letters,
+    punctuation), or reads as another's staff id: no honest HR record needs that."""
+    return "high" if any(not c.same or c.kind == "id" for c in clashes) else "medium"
 
 
 def raise_named_alike(
@@ -83,19 +169,25 @@ def raise_named_alike(
     """A `name_lookalike` alert (with its event) to security for each person flagged. The
     summary names people by id alone (the names are in the details, as written)."""
     for staff_id, clashes in sorted(found.items()):
-        same = [c.other for c in clashes if c.same]
-        alike = [c.other for c in clashes if not c.same]
+        same = [c.other for c in clashes if c.kind == "name" and c.same]
+        alike = [c.other for c in clashes if c.kind == "name" and not c.same]
+        within = [c.other for c in clashes if c.kind == "within"]
+        ids = [c.other for c in clashes if c.kind == "id"]
         parts = []
         if same:
             parts.append(f"the same name as {', '.join(same)}")
         if alike:
             parts.append(f"a name that looks like that of {', '.join(alike)}")
+        if within:
+            parts.append(f"a name that holds that of {', '.join(within)}")
+        if ids:
+            parts.append(f"a name with words that read as the staff id {', '.join(ids)}")
         raise_alert(
             services,
             session,
             NewAlert(
                 detector=ALERT,
-                severity="high" if alike else "medium",
+                severity=_severity(clashes),
                 summary=(
                     f"the HR import gave {staff_id} {' and '.join(parts)}: reviewers tell them "
                     "apart by staff id only"
@@ -103,8 +195,12 @@ def raise_named_alike(
                 staff=staff_id,
                 details={
                     "name": names[staff_id],
-                    "same": {c.other: c.other_name for c in clashes if c.same},
-                    "looks_like": {c.other: c.other_name for c in clashes if not c.same},
+                    "same": {c.other: c.other_name for c in clashes if c.kind == "name" and c.same},
+                    "looks_like": {
+                        c.other: c.other_name for c in clashes if c.kind == "name" and not c.same
+                    },
+                    "holds": {c.other: c.other_name for c in clashes if c.kind == "within"},
+                    "reads_as_id": {c.other: c.other_name for c in clashes if c.kind == "id"},
                 },
             ),
             now=now,
