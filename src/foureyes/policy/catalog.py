@@ -31,11 +31,14 @@ from foureyes.policy.celtypes import (
     ObjectType,
     parse_type,
 )
+from foureyes.policy.directory import MAX_SHOWN, MAX_STAFF_ID, STAFF_ID_PATTERN
 
 # Changing who may do what is itself an action (DESIGN, decision semantics item 9). These act on
 # pseudo-accounts of the `foureyes` platform: `foureyes:policy`, `foureyes:staff/ID`, and the
 # account being pinned for `foureyes.account.pin`.
 FOUREYES_PLATFORM = "foureyes"
+# The most groups `foureyes.staff.update` gives a person (each is on every card of theirs).
+MAX_GROUPS = 100
 _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
     "foureyes.policy.update": {
         "type": "object",
@@ -62,13 +65,29 @@ _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
         "required": ["account", "pin", "present"],
         "additionalProperties": False,
     },
+    # The fields it writes are held to the HR import's rules of them at submission and again
+    # at execution (`directory.groups_problem`, GovernanceConnector.check_staff_update); the
+    # schema bounds them first.
     "foureyes.staff.update": {
         "type": "object",
         "properties": {
-            "staff": {"type": "string"},
+            "staff": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_STAFF_ID,
+                "pattern": STAFF_ID_PATTERN,
+            },
             "status": {"enum": ["active", "suspended", "terminated"]},
-            "groups": {"type": "array", "items": {"type": "string"}},
-            "ends": {"type": ["string", "null"], "format": "date"},
+            "groups": {
+                "type": "array",
+                "maxItems": MAX_GROUPS,
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_SHOWN},
+            },
+            "ends": {
+                "type": ["string", "null"],
+                "format": "date",
+                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            },
         },
         "required": ["staff"],
         "additionalProperties": False,

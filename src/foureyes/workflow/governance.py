@@ -32,7 +32,7 @@ record, and a credential an enrolment finds stored already that the log does not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -54,7 +54,7 @@ from foureyes.model import Account, ActionSpec, StaffStatus
 from foureyes.policy import digests
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_new_policy
-from foureyes.policy.directory import Directory
+from foureyes.policy.directory import Directory, groups_problem
 from foureyes.policy.sandbox import Budget, check_policy
 from foureyes.policy.testing import refuse_failing_tests
 from foureyes.store import seals
@@ -111,6 +111,38 @@ class GovernanceConnector(Connector):
             self.check_credential(order.params)
         elif order.action == "foureyes.account.pin":
             self.check_pinned_account(str(order.params["account"]))
+        elif order.action == "foureyes.staff.update":
+            self.check_staff_update(order.params)
+
+    def check_staff_update(self, params: Mapping[str, Any]) -> None:
+        """Refuse (BadInput) a staff update the HR import would refuse, or that could never be
+        carried out: groups that would not read as written on every card of the person
+        (`directory.groups_problem`: over 200 characters, blank, marks on nothing, a control
+        or invisible character; attack s3 S2), an end date that is none, a person not in the
+        directory. At submission (422) and again at execution (`_update_staff`), so a request
+        made before this check, or params that reach the executor some other way, are held
+        too. Never quotes a value."""
+        groups = params.get("groups")
+        if groups is not None:
+            if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+                raise BadInput("params do not fit foureyes.staff.update: groups: a list of texts")
+            problem = groups_problem(groups)
+            if problem is not None:
+                raise BadInput(f"params do not fit foureyes.staff.update: {problem}")
+        ends = params.get("ends")
+        if ends is not None:
+            try:
+                _day(ends)
+            except (TypeError, ValueError):
+                raise BadInput(
+                    "params do not fit foureyes.staff.update: ends: a date (YYYY-MM-DD)"
+                ) from None
+        staff_id = params.get("staff")
+        if not isinstance(staff_id, str):
+            raise BadInput("params do not fit foureyes.staff.update: staff: a staff id")
+        with self.database.transaction() as session:
+            if session.get(StaffRow, staff_id) is None:
+                raise BadInput(f"no staff member {staff_id!r}")
 
     def check_pinned_account(self, account: str) -> None:
         """BadInput unless `account` is an account its platform has, named exactly as the
@@ -330,6 +362,10 @@ class GovernanceConnector(Connector):
 
     def _update_staff(self, order: ExecutionOrder) -> ExecutionResult:
         staff_id = str(order.params["staff"])
+        try:
+            self.check_staff_update(order.params)  # as at submission: the store may have moved
+        except BadInput as exc:
+            raise ConnectorError(exc.message, transient=False) from exc
         with self.database.transaction() as session:
             row = session.get(StaffRow, staff_id)
             if row is None:
@@ -339,7 +375,7 @@ class GovernanceConnector(Connector):
                 if key in order.params:
                     value = order.params[key]
                     if key == "ends" and value is not None:
-                        value = datetime.fromisoformat(str(value)).date()
+                        value = _day(value)
                     before[key] = str(getattr(row, key))
                     setattr(row, key, value)
             row.updated_at = datetime.now(UTC)
@@ -382,6 +418,13 @@ class GovernanceConnector(Connector):
                 if version is not None:
                     raise self._not_applied_yet(order.idempotency_key, version)
         return Reconciliation(False)
+
+
+def _day(value: Any) -> date:
+    """A staff update's `ends` as a date: `YYYY-MM-DD` only (ValueError, TypeError)."""
+    if not isinstance(value, str):
+        raise TypeError("a date is a text")
+    return date.fromisoformat(value)
 
 
 def _record(session: Session, order: ExecutionOrder, summary: Mapping[str, Any]) -> None:
