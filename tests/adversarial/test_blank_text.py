@@ -1,10 +1,10 @@
-"""Free text made only of blanks (attacker h2, F7): a cancel reason of spaces, no-break spaces,
-ideographic spaces or a Hangul filler was accepted and shown as nothing ("why:    "), while an
-empty one is described ("cancelled by e-3001"). Now every free text a person writes
-(`foureyes.text.refuse_unseen`: reasons, comments, acknowledgement notes, justifications,
-labels) refuses one with no visible character; an empty one stays allowed where it is
-optional. An action's params keep blank values (the platform's data). SQLite and PostgreSQL
-(the `api` fixture)."""
+"""Free text made only of blanks (attacker h2, F7; s3 S5: marks on nothing, U+303F, U+16FE4,
+U+1D159): a cancel reason of spaces, no-break spaces, ideographic spaces or a Hangul filler was
+accepted and shown as nothing ("why:    "), while an empty one is described ("cancelled by
+e-3001"). Now every free text a person writes (`foureyes.text.refuse_unseen`: reasons,
+comments, acknowledgement notes, justifications, labels) refuses one with no character that
+shows by itself; an empty one stays allowed where it is optional. An action's params keep
+blank values (the platform's data). SQLite and PostgreSQL (the `api` fixture)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ BLANKS = {
     "choseong filler": "\u115f\u1160",
     "braille blank": "\u2800\u2800",
     "mixed": " \u00a0\u3164\u2800 ",
+    # Attack s3 S5: marks on nothing, and symbols and fillers that render as nothing.
+    "a mark alone": "\u0301",
+    "marks alone": "\u0301\u0302\u0303",
+    "a mark between spaces": " \u0345 ",
+    "marks between spaces": " \u0301 \u0301 ",
+    "Thai mark alone": "\u0e31",
+    "musical combining accent": "\U0001d17b",
+    "Khitan filler": "\U00016fe4",
+    "half fill space": "\u303f",
+    "null notehead": "\U0001d159",
+    "object replacement": "\ufffc",
 }
 
 
