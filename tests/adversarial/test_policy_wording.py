@@ -5,6 +5,13 @@ inside `"contractor"` read as Latin and made the departing-contractors deny rule
 nobody, and the policy's own tests said so (7 passed, 2 failed) while the server accepted it at
 submission and execution.
 
+The third round (F1, F2, F5): punctuation and digits no look-alike table held (U+2010 HYPHEN
+and eight other hyphens and minus signs, Bengali and Devanagari digits) and CEL's own escapes
+(`"c\\u20103004"`, octal, `\\x`), decoded after the check, passed it: `staff.id in ["c-3004"]`
+spelled with U+2010 replaced an honest deny rule, read the same, was approved, and Lee acted
+alone. So, in a new text, everything but prose (descriptions, test names and justifications)
+is printable ASCII, and a CEL string literal holds no escape but `\\\\`, `\\"` and `\\'`.
+
 Now a new text (`foureyes.policy.wording`) has every key and string value held after parsing,
 and its own tests must pass: at submission (422 naming the line, or the failing tests), at
 execution (the update fails, no version is made) and at `foureyes init`. A version installed
@@ -75,6 +82,30 @@ DISGUISED = {
     "figure space": SINGLE.format("contractor\u2007"),
     # A raw tab inside the literal (the source-line check reads a tab as a space).
     "raw tab": SINGLE.format("contractor\t"),
+    # Third round, F5: CEL's own escapes, decoded by CEL after the YAML was held (in a YAML
+    # single-quoted scalar a backslash is itself: CEL reads each escape).
+    "cel u": SINGLE.format("c\\u043entractor"),
+    "cel U": SINGLE.format("c\\U0000043entractor"),
+    "cel x soft hyphen": SINGLE.format("contr\\xadactor"),
+    "cel x ascii": SINGLE.format("c\\x6fntractor"),  # decodes to ASCII, still not as read
+    "cel X": SINGLE.format("c\\X6fntractor"),
+    "cel octal": SINGLE.format("\\143ontractor"),
+    "cel zwsp": SINGLE.format("contractor\\u200b"),
+    "cel hyphen": SINGLE.format("contr\\u2010actor"),
+    "cel newline": SINGLE.format("contractor\\n"),
+    "cel tab": SINGLE.format("contractor\\t"),
+    "cel bell": SINGLE.format("contractor\\a"),
+    "cel question": SINGLE.format("contractor\\?"),
+    "cel backtick": SINGLE.format("contractor\\`"),
+    # A YAML-escaped backslash: the YAML decodes to `\u043e`, which CEL decodes.
+    "cel via yaml escape": DOUBLE.format("c\\\\u043entractor"),
+    "cel after a quoting escape": SINGLE.format("contr\\\\\\u200bactor"),  # \\ then \u
+    "cel triple-quoted": (
+        '    when: |\n      staff.employment == """c\\u043entractor""" && staff.days_left <= 2\n'
+    ),
+    "cel single-quoted": (
+        "    when: |\n      staff.employment == 'c\\u043entractor' && staff.days_left <= 2\n"
+    ),
 }
 
 
@@ -122,6 +153,224 @@ def test_an_installed_version_with_it_still_compiles(name: str) -> None:
     version must not start failing (it would stop the server) when the rule tightens."""
     policy = parse_policy(disguised(name), CATALOG, file="policy v2")
     assert policy.rule("departing-contractors-read-only")
+
+
+# Third round, F1 and F2: punctuation and digits that read as ASCII ones, which no table of
+# look-alike letters held. The literal names a group (`trust-safety`) and a person.
+TS_RULE = """    when: '"trust-safety" in staff.groups && account.tier != "vit"'\n"""
+TS_LINE = EXAMPLE.splitlines(keepends=True).index(TS_RULE) + 1
+assert EXAMPLE.count(TS_RULE) == 1
+TS_TEMPLATE = (
+    """    when: '"trust{}safety" in staff.groups && account.tier != "vit" && staff.id != "{}"'\n"""
+)
+HYPHENS = {
+    "U+2010 HYPHEN": "\u2010",
+    "U+2011 NON-BREAKING HYPHEN": "\u2011",
+    "U+2012 FIGURE DASH": "\u2012",
+    "U+2013 EN DASH": "\u2013",
+    "U+2212 MINUS SIGN": "\u2212",
+    "U+2043 HYPHEN BULLET": "\u2043",
+    "U+02D7 MODIFIER LETTER MINUS SIGN": "\u02d7",
+    "U+FE63 SMALL HYPHEN-MINUS": "\ufe63",
+    "U+FF0D FULLWIDTH HYPHEN-MINUS": "\uff0d",
+    "U+058A ARMENIAN HYPHEN": "\u058a",
+    "U+1400 CANADIAN SYLLABICS HYPHEN": "\u1400",
+}
+# A person's id with digits of other scripts, and other punctuation that reads as ASCII.
+IDS = {
+    "U+0966 DEVANAGARI DIGIT ZERO": "e-3\u096601",
+    "U+09E6 BENGALI DIGIT ZERO": "e-3\u09e601",
+    "U+0E50 THAI DIGIT ZERO": "e-3\u0e5001",
+    "U+0660 ARABIC-INDIC DIGIT ZERO": "e-3\u066001",
+    "U+06F0 EXTENDED ARABIC-INDIC DIGIT ZERO": "e-3\u06f001",
+    "U+0AE6 GUJARATI DIGIT ZERO": "e-3\u0ae601",
+    "U+0ED0 LAO DIGIT ZERO": "e-3\u0ed001",
+    "U+1040 MYANMAR DIGIT ZERO": "e-3\u104001",
+    "U+17E0 KHMER DIGIT ZERO": "e-3\u17e001",
+    "U+09E7 BENGALI DIGIT ONE": "e-300\u09e7",
+    "U+096A DEVANAGARI DIGIT FOUR": "e-\u096a711",
+    "U+FF10 FULLWIDTH DIGIT ZERO": "e-3\uff1001",
+    "U+1D7CE MATHEMATICAL BOLD DIGIT ZERO": "e-3\U0001d7ce01",
+    "U+2080 SUBSCRIPT ZERO": "e-3\u208001",
+    "U+FF45 FULLWIDTH LATIN SMALL LETTER E": "\uff45-3001",
+    "U+2024 ONE DOT LEADER": "e\u20243001",
+    "U+FF0E FULLWIDTH FULL STOP": "e\uff0e3001",
+    "U+0589 ARMENIAN FULL STOP": "e\u05893001",
+    "U+2215 DIVISION SLASH": "e\u22153001",
+    "U+02BC MODIFIER LETTER APOSTROPHE": "e\u02bc3001",
+    "U+2019 RIGHT SINGLE QUOTATION MARK": "e\u20193001",
+}
+
+
+def hyphenated(hyphen: str, person: str = "e-3001") -> str:
+    return EXAMPLE.replace(TS_RULE, TS_TEMPLATE.format(hyphen, person), 1)
+
+
+LOOKALIKE_TEXTS = {
+    **{name: hyphenated(char) for name, char in HYPHENS.items()},
+    **{name: hyphenated("-", person) for name, person in IDS.items()},
+}
+
+
+def test_the_honest_spelling_passes() -> None:
+    parse_new_policy(hyphenated("-"), CATALOG, file="proposed policy")
+
+
+@pytest.mark.parametrize("name", sorted(LOOKALIKE_TEXTS))
+def test_punctuation_and_digits_that_read_as_ascii_are_refused(name: str) -> None:
+    """Whatever a character looks like: outside prose, only printable ASCII (no table)."""
+    with pytest.raises(PolicyError) as caught:
+        parse_new_policy(LOOKALIKE_TEXTS[name], CATALOG, file="proposed policy")
+    error = caught.value
+    assert error.line == TS_LINE, error.message
+    assert error.field is not None, error.message
+    assert error.field.startswith("rules["), error.field
+    assert error.field.endswith("].when"), error.field
+    assert f"holds {name}: outside descriptions and test names" in error.message, error.message
+    assert "safety" not in error.message, error.message
+    assert "3001" not in error.message, error.message
+    assert error.message.isascii(), error.message
+    assert error.message.isprintable(), error.message
+
+
+@pytest.mark.parametrize("name", sorted(LOOKALIKE_TEXTS))
+def test_an_installed_version_with_a_lookalike_still_compiles(name: str) -> None:
+    policy = parse_policy(LOOKALIKE_TEXTS[name], CATALOG, file="policy v3")
+    assert policy.digest != parse_policy(hyphenated("-"), CATALOG, file="policy v2").digest
+
+
+ALLOWED_LITERALS = {
+    # The quoting escapes stand for what they show; a raw string (a regular expression's) is
+    # read as written, its backslashes and all.
+    "quoting escapes": 'staff.employment != "a\\"b\\\\c\\\'d"',
+    "single-quoted": "staff.employment != 'a\\'b\\\"c'",
+    "raw": 'staff.id.matches(r"^e-\\d+\\.x$") || true',
+    "raw capital": 'staff.id.matches(R"^e-\\x41$") || true',
+    "raw triple": 'staff.id.matches(r"""^e-\\d+$""") || true',
+    "a backslash in a CEL comment": 'staff.employment != "x" // \\u0441 is not in a literal',
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED_LITERALS))
+def test_quoting_escapes_and_raw_strings_pass(name: str) -> None:
+    when = f'staff.employment == "contractor" && staff.days_left <= 2 && ({ALLOWED_LITERALS[name]}'
+    text = EXAMPLE.replace(RULE, f"    when: |\n      {when}\n      )\n", 1)
+    parse_new_policy(text, CATALOG, file="proposed policy")
+
+
+@pytest.mark.parametrize(
+    "escape", ["\\u0441", "\\U00000441", "\\x41", "\\101", "\\n", "\\`", "\\?", "\\000"]
+)
+def test_every_other_cel_escape_is_refused_in_any_condition(escape: str) -> None:
+    """In every kind of condition a policy holds (a tier, a rule's when and approvers, a
+    break-glass condition, a batch rule, an invariant), by the compiler of a new text."""
+    places = [
+        ("    when: account.verified\n", f'    when: account.verified && "v{escape}" != ""\n'),
+        (
+            """    approvers: '"trust-safety" in approver.groups'\n""",
+            f"""    approvers: '"trust-safety" in approver.groups && "{escape}" != ""'\n""",
+        ),
+        (
+            'break_glass: {allowed_when: \'staff.employment == "employee"',
+            f'break_glass: {{allowed_when: \'"{escape}" != "" && staff.employment == "employee"',
+        ),
+    ]
+    for old, new in places:
+        assert EXAMPLE.count(old) == 1, old
+        with pytest.raises(PolicyError, match="a CEL string literal holds") as caught:
+            parse_new_policy(EXAMPLE.replace(old, new, 1), CATALOG, file="proposed policy")
+        assert caught.value.line is not None
+        assert caught.value.field is not None
+        parse_policy(EXAMPLE.replace(old, new, 1), CATALOG, file="installed")  # compiles
+
+
+# The languages people write in: free in prose (descriptions, test names and justifications),
+# refused anywhere a decision reads (a group, a key, a notify target, a region).
+LANGUAGES = [
+    "Блокировка со мной, а также",  # noqa: RUF001 - Russian prose, look-alikes and all
+    "東京タワーとTokyo",
+    "서울 Seoul 사무소",
+    "relu par la sécurité — מאושר",
+    "Genève, Zürich, Kraków, São Paulo",
+    "Ελληνικά κείμενα",
+]
+
+
+@pytest.mark.parametrize("value", LANGUAGES)
+def test_a_language_is_prose_in_descriptions_and_test_names_only(value: str) -> None:
+    quoted = value.replace("'", "''")
+    prose = (
+        EXAMPLE.replace("version: 1\n", f"version: 1\ndescription: '{quoted}'\n", 1)
+        .replace(
+            "  - name: the 2017 incident is held for approval\n",
+            f"  - name: '{quoted}'\n",
+            1,
+        )
+        .replace("    justification: CASE-77\n", f"    justification: 'CASE-77 {quoted}'\n", 1)
+    )
+    assert prose.count(quoted) == 3
+    parse_new_policy(prose, CATALOG, file="proposed policy")
+    decided = {
+        "a group": (
+            """    when: '"support" in staff.groups'\n""",
+            f"""    when: '"{quoted}" in staff.groups'\n""",
+        ),
+        "a notify target": ("    notify: [security]\n", f"    notify: ['{quoted}']\n"),
+        "a region": (
+            "quotas:\n",
+            f"detectors:\n  off_hours:\n    regions:\n      '{quoted}': {{}}\nquotas:\n",
+        ),
+        "a test's staff": (
+            "{id: e-2001, groups: [support], employment: employee, days_left: 400}\n"
+            "    action: account.lock\n",
+            f"{{id: e-2001, groups: [support], employment: '{quoted}', days_left: 400}}\n"
+            "    action: account.lock\n",
+        ),
+    }
+    for place, (old, new) in decided.items():
+        assert EXAMPLE.count(old) >= 1, place
+        with pytest.raises(PolicyError, match="outside descriptions and test names") as caught:
+            parse_new_policy(EXAMPLE.replace(old, new, 1), CATALOG, file="proposed policy")
+        assert caught.value.line is not None, place
+        assert quoted not in caught.value.message, place
+
+
+@pytest.mark.parametrize(
+    "loc",
+    [
+        ("description",),
+        ("tiers", 0, "description"),
+        ("rules", 12, "description"),
+        ("quotas", 0, "description"),
+        ("batches", 0, "description"),
+        ("invariants", 3, "description"),
+        ("tests", 0, "name"),
+        ("tests", 9, "justification"),
+    ],
+)
+def test_prose_is_only_where_no_decision_reads(loc: tuple[str | int, ...]) -> None:
+    assert wording.is_prose(loc)
+    assert not wording.is_prose((*loc, 0))
+    assert not wording.is_prose(loc[:-1])
+    assert not wording.is_prose((*loc[:-1], "when"))
+
+
+@pytest.mark.parametrize(
+    "loc",
+    [
+        ("rules", 0, "when"),
+        ("rules", 0, "id"),
+        ("rules", 0, "notify", 0),
+        ("tests", 0, "staff", "id"),
+        ("tests", 0, "account", "description"),  # an account attribute: test data
+        ("tests", 0, "batch", "accounts", 0, "description"),
+        ("tiers", True, "description"),  # YAML's `true` is no index
+        ("detectors", "off_hours", "regions", "x", "timezone"),
+        ("rules", "0", "description"),
+    ],
+)
+def test_what_a_decision_reads_is_not_prose(loc: tuple[str | int, ...]) -> None:
+    assert not wording.is_prose(loc)
 
 
 PLACES = {
@@ -331,8 +580,10 @@ def order(text: str, key: str) -> ExecutionOrder:
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        (disguised("cyrillic"), "mixes Cyrillic and Latin letters"),
-        (disguised("escaped zwsp"), "invisible characters"),
+        (disguised("cyrillic"), "U\\+0441 CYRILLIC SMALL LETTER ES: outside descriptions"),
+        (disguised("escaped zwsp"), "U\\+200B ZERO WIDTH SPACE"),
+        (hyphenated("\u2010"), "U\\+2010 HYPHEN"),
+        (disguised("cel u"), "a CEL string literal holds \\\\u"),
         (EXAMPLE.replace(RULE, TYPO, 1), "2 of the policy's own 9 tests fail"),
     ],
 )
@@ -354,8 +605,10 @@ def test_an_approved_update_that_fails_the_rule_is_held_at_execution(
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        (disguised("cyrillic"), "mixes Cyrillic and Latin"),
-        (disguised("escaped NEL"), "invisible characters"),
+        (disguised("cyrillic"), "U\\+0441 CYRILLIC SMALL LETTER ES"),
+        (disguised("escaped NEL"), "U\\+0085"),
+        (hyphenated("\u2212"), "U\\+2212 MINUS SIGN"),
+        (disguised("cel octal"), "a CEL string literal holds \\\\1"),
         (EXAMPLE.replace(RULE, TYPO, 1), "2 of the policy's own 9 tests fail"),
     ],
 )

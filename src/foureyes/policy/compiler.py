@@ -42,7 +42,7 @@ from foureyes.policy.schema import (
     RuleSpec,
     TierSpec,
 )
-from foureyes.policy.wording import check_wording
+from foureyes.policy.wording import cel_literal_problem, check_wording
 from foureyes.policy.yamlsource import Loc, SourceDocument, load_yaml, parse_yaml, read_text
 
 DEFAULT_EXPIRES = timedelta(hours=24)
@@ -221,7 +221,7 @@ def parse_new_policy(text: str, catalog: Catalog, file: str = "<policy>") -> Pol
     `parse_policy`, as it is: a rule added later never stops it serving."""
     source = parse_yaml(text, file)
     check_wording(text, source)
-    return compile_policy(source, catalog)
+    return compile_policy(source, catalog, new=True)
 
 
 def load_new_policy(path: Path | str, catalog: Catalog) -> Policy:
@@ -229,21 +229,27 @@ def load_new_policy(path: Path | str, catalog: Catalog) -> Policy:
     return parse_new_policy(read_text(path), catalog, file=str(path))
 
 
-def compile_policy(source: SourceDocument, catalog: Catalog) -> Policy:
+def compile_policy(source: SourceDocument, catalog: Catalog, *, new: bool = False) -> Policy:
+    """The policy of `source`; `new`: a text about to be accepted, whose CEL string literals are
+    held to the wording rule too (`wording.cel_literal_problem`: no escape that decodes to what
+    the source does not show)."""
     if not isinstance(source.data, dict):
         raise source.error((), "a policy is a YAML mapping (with version, tiers, rules, ...)")
     try:
         document = PolicyDocument.model_validate(source.data)
     except ValidationError as exc:
         raise source.validation_error(exc) from exc
-    return _Compiler(source, document, catalog).compile()
+    return _Compiler(source, document, catalog, new=new).compile()
 
 
 class _Compiler:
-    def __init__(self, source: SourceDocument, document: PolicyDocument, catalog: Catalog):
+    def __init__(
+        self, source: SourceDocument, document: PolicyDocument, catalog: Catalog, *, new: bool
+    ):
         self.source = source
         self.document = document
         self.catalog = catalog
+        self.new = new
 
     def fail(self, loc: Loc, message: str) -> PolicyError:
         return self.source.error(loc, message)
@@ -339,6 +345,10 @@ class _Compiler:
             raise self.fail(("attributes",), str(exc)) from exc
 
     def _condition(self, source: str, variables: Mapping[str, CelType], loc: Loc) -> Condition:
+        # Every condition of a policy is compiled here: a new text's literals are held here.
+        found = cel_literal_problem(source) if self.new else None
+        if found is not None:
+            raise self.fail(loc, found)
         try:
             return compile_condition(source, variables)
         except ConditionCompileError as exc:

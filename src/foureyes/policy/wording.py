@@ -1,28 +1,43 @@
 """The wording rule of a new policy text: what its reviewers read is what it means.
 
-A policy update is approved by people reading its YAML. YAML's escapes (`"\\u200b"`, `"\\N"`,
-`"\\e"`) put characters into the parsed policy that the source shows as a few ASCII letters, and
-letters of other scripts, spaces other than the ordinary one and compatibility forms render
-like the letters a reviewer expects: `staff.employment == "contractor"` spelled with a Cyrillic
-es and o reads as the deny rule it replaces and matches nobody (attacks F1, F1b). So a new
-text is held, line by line and then value by value after parsing, every mapping key and string
-value at any depth:
+A policy update is approved by people reading its YAML. Characters that render like others
+(a U+2010 HYPHEN for `-`, a Bengali zero for `0`, a Cyrillic es for `c`, a fullwidth letter),
+that render as nothing, and escapes (YAML's `"\\u200b"`, CEL's `"\\u2010"`, `"\\143"`) put into
+the parsed policy a value that reads as another: `staff.id in ["c-3004"]` with a U+2010 for
+its hyphen reads as the deny rule it replaces and matches nobody (attacks F1, F1b of the
+second and F1, F2, F5 of the third policy-text round). No table of look-alikes is complete, so
+the rule is by kind of text:
 
-- every source line, as a document param's (`foureyes.workflow.typed_params`): nothing a reader
-  cannot see (`foureyes.text.refuse_unseen`), so a line break YAML reads and a reader does not
-  (U+0085, U+2028) cannot turn a comment's tail into live policy;
-- every key and string value: nothing a reader cannot see either (controls, tabs, format and
-  blank-looking characters, private-use, stacked marks); a line break only inside a block
-  scalar (`|`, `>`), where the reader sees the lines;
-- no space but U+0020 (a no-break or ideographic space reads as an ordinary one);
-- composed (NFC) text, and no letter with a compatibility form (fullwidth or mathematical
-  letters, ligatures): the same word typed another way is another value;
-- no letter of another script that reads as a Latin one (`foureyes.text.confusables`) where the
-  text reads as Latin: not inside a word that mixes scripts, nor in a run of words all of
-  whose letters are ASCII or such look-alikes (Cyrillic er, o, dze alone read as `ops`;
-  inside Russian prose it is Russian); the Latin small capitals and IPA letters that read as
-  another letter, anywhere. A word may mix Latin with Han, kana, Bopomofo or Hangul (as
-  Japanese, Chinese and Korean are written); no other two scripts.
+- everything that is not prose is printable ASCII (U+0020 to U+007E; a line break only inside
+  a block scalar, `|` or `>`): every mapping key at any depth, every CEL condition, every
+  id, group, tier, pin, action, pattern, duration and test datum. Prose is only what no
+  decision reads: `description` (of the policy, a tier, rule, quota, batch rule or
+  invariant), a test's `name` and a test's `justification` (a sample of what staff type);
+- a CEL string literal holds no escape but `\\\\`, `\\"` and `\\'` (`\\u`, `\\x`, `\\U`, octal and
+  the control escapes would decode to what the source does not show); a raw string
+  (`r"\\d+"`, for a regular expression) is read as written (`check_cel_literals`, called by
+  the compiler on every condition of a new text);
+- and everything (prose too, and each source line, comments included) is held to the rule
+  that came before, which is what lets prose be written in any language without reading as
+  something it is not:
+
+  - every source line, as a document param's (`foureyes.workflow.typed_params`): nothing a
+    reader cannot see (`foureyes.text.refuse_unseen`), so a line break YAML reads and a reader
+    does not (U+0085, U+2028) cannot turn a comment's tail into live policy;
+  - every key and string value: nothing a reader cannot see either (controls, tabs, format and
+    blank-looking characters, private-use, stacked marks); a line break only inside a block
+    scalar (`|`, `>`), where the reader sees the lines;
+  - no space but U+0020 (a no-break or ideographic space reads as an ordinary one);
+  - composed (NFC) text, and no letter with a compatibility form (fullwidth or mathematical
+    letters, ligatures): the same word typed another way is another value;
+  - no letter of another script that reads as a Latin one (`foureyes.text.confusables`) where
+    the text reads as Latin: not inside a word that mixes scripts, nor in a run of words all
+    of whose letters are ASCII or such look-alikes (Cyrillic er, o, dze alone read as `ops`;
+    inside Russian prose it is Russian); the Latin small capitals and IPA letters that read
+    as another letter, anywhere. A word may mix Latin with Han, kana, Bopomofo or Hangul (as
+    Japanese, Chinese and Korean are written); no other two scripts. This part is a table,
+    and no table is complete (other punctuation and digits are not in it): it is why nothing
+    but prose may leave ASCII.
 
 Only a text about to be accepted is held to it: `foureyes init`'s first policy, a policy
 update at submission and again at execution (the budgeted check, `foureyes.policy.sandbox`),
@@ -41,11 +56,28 @@ from collections.abc import Iterator
 from typing import Any
 
 from foureyes.errors import BadInput, PolicyError
+from foureyes.policy.cel.lexer import CelSyntaxError, tokenize
 from foureyes.policy.yamlsource import Loc, SourceDocument, dotted
 from foureyes.text import refuse_unseen
 from foureyes.text.confusables import LATIN_LOOKALIKES
 
-__all__ = ["check_wording", "problem"]
+__all__ = ["PROSE", "cel_literal_problem", "check_wording", "is_prose", "problem"]
+
+# The free prose of a policy (no decision reads it): where a value may leave ASCII. `int`
+# stands for any index of a list.
+PROSE: tuple[tuple[str | type[int], ...], ...] = (
+    ("description",),
+    ("tiers", int, "description"),
+    ("rules", int, "description"),
+    ("quotas", int, "description"),
+    ("batches", int, "description"),
+    ("invariants", int, "description"),
+    ("tests", int, "name"),
+    ("tests", int, "justification"),
+)
+_ASCII_ONLY = "outside descriptions and test names a policy is written in printable ASCII"
+# The escapes a CEL string literal may hold: each stands for the character it escapes.
+_CEL_QUOTING = frozenset("\\\"'")
 
 # Scripts a word may mix with Latin, as the languages written with them do (UTS #39's
 # "highly restrictive" sets).
@@ -78,7 +110,11 @@ def check_wording(text: str, source: SourceDocument) -> None:
                 line=number,
             ) from None
     for loc, is_key, value in _strings(source.data, ()):
-        found = problem(value, lines=not is_key and loc in source.blocks)
+        lines = not is_key and loc in source.blocks
+        if not is_key and is_prose(loc):
+            found = problem(value, lines=lines)
+        else:
+            found = _outside_prose(value, lines=lines)
         if found is None:
             continue
         if not is_key:
@@ -86,6 +122,58 @@ def check_wording(text: str, source: SourceDocument) -> None:
         # Located by the key's own line, named by its parent (the key is never quoted).
         line = source.lines.get((*loc, value)) or source.line_of(loc)
         raise PolicyError(f"a key here {found}", file=source.file, line=line, field=dotted(loc))
+
+
+def is_prose(loc: Loc) -> bool:
+    """Whether the value at `loc` is free prose (`PROSE`)."""
+    return any(
+        len(loc) == len(pattern)
+        and all(
+            (isinstance(part, int) and not isinstance(part, bool))
+            if expected is int
+            else part == expected
+            for part, expected in zip(loc, pattern, strict=True)
+        )
+        for pattern in PROSE
+    )
+
+
+def _outside_prose(value: str, *, lines: bool) -> str | None:
+    """`problem` for a key or a value that is not prose: its first character outside ASCII
+    is named, whatever it looks like (no table decides it)."""
+    for char in value:
+        if not char.isascii():
+            return f"holds {_named(char)}: {_ASCII_ONLY}"
+    return problem(value, lines=lines)  # ASCII controls, tabs, line breaks
+
+
+def cel_literal_problem(condition: str) -> str | None:
+    """What makes a CEL string literal of `condition` (a new text's) decode to something its
+    source does not show, or None: an escape other than `\\\\`, `\\"`, `\\'` in a literal that
+    is not raw. A condition that does not lex is left to the compiler, which refuses it."""
+    try:
+        tokens = tokenize(condition)
+    except CelSyntaxError:
+        return None
+    for token in tokens:
+        if token.kind not in ("string", "bytes"):
+            continue
+        source = condition[token.pos : token.end]
+        prefix = source[: len(source) - len(source.lstrip("rRbB"))]
+        if "r" in prefix.lower():
+            continue  # raw: read as written
+        index = source.find("\\")
+        while index >= 0:
+            escaped = source[index + 1]  # a literal that lexed has a character after it
+            if escaped not in _CEL_QUOTING:
+                shown = f"\\{escaped}" if escaped.isascii() and escaped.isalnum() else "an escape"
+                return (
+                    f"a CEL string literal holds {shown}: write the character itself (in "
+                    "ASCII); only \\\\, \\\" and \\' may be escaped (a regular expression is "
+                    'best written as a raw string, r"...")'
+                )
+            index = source.find("\\", index + 2)
+    return None
 
 
 def _strings(data: Any, loc: Loc) -> Iterator[tuple[Loc, bool, str]]:
