@@ -141,7 +141,10 @@ def test_check_and_test_refuse_the_look_alike_letters(tmp_path: Path) -> None:
     for command in ("check", "test"):
         code, out, err = run("policy", command, path)
         assert code == 2, (out, err)
-        assert "rules[1].when: the text mixes Cyrillic and Latin letters in one word" in err
+        assert (
+            "rules[1].when: the text holds U+0441 CYRILLIC SMALL LETTER ES: outside descriptions"
+            " and test names a policy is written in printable ASCII"
+        ) in err
 
 
 # An installed text is read as it is (explain, diff's old side): what it says is printed escaped.
