@@ -4,11 +4,12 @@ alone). foureyes decides under no policy text the audit log does not vouch for."
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from foureyes.core.events import record
+from foureyes.policy import digests
 from foureyes.policy.compiler import parse_policy
-from foureyes.store.tables import PolicyVersionRow, RequestRow
+from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow
 from tests.api.conftest import Api, assert_problem
 from tests.dba import tamper
 from tests.worlds import install_next_policy
@@ -51,7 +52,7 @@ def test_an_edited_policy_text_is_not_decided_under(api: Api) -> None:
             )
         _restart(api)
         for path in ("/v1/decisions", "/v1/requests"):
-            problem = assert_problem(api.post("c-1001", path, DEACTIVATE), 503, "unavailable")
+            problem = assert_problem(api.post("c-1001", path, DEACTIVATE), 503, "record-altered")
             assert "not the one the audit log says was installed" in problem["detail"]
         assert api.world.chirp("president")["status"] == "active"
 
@@ -109,7 +110,7 @@ def test_a_version_vouched_for_by_another_requests_summary_is_not_decided_under(
         request=lock["id"],
     )
     _restart(api)
-    problem = assert_problem(api.post("c-1001", "/v1/requests", DEACTIVATE), 503, "unavailable")
+    problem = assert_problem(api.post("c-1001", "/v1/requests", DEACTIVATE), 503, "record-altered")
     assert "not the one the audit log says was installed" in problem["detail"]
     assert api.world.chirp("president")["status"] == "active"
 
@@ -135,3 +136,126 @@ def _version_one(api: Api) -> str:
         text = session.scalar(select(PolicyVersionRow.text).where(PolicyVersionRow.version == 1))
     assert text is not None
     return text
+
+
+# --- events found by their columns, which the log's hash does not cover ----------------------
+
+
+def _latest_seq(api: Api, kind: str) -> int:
+    with api.world.services.database.transaction() as session:
+        seq = session.scalar(select(func.max(EventRow.seq)).where(EventRow.kind == kind))
+    assert seq is not None
+    return seq
+
+
+def test_an_execution_event_re_pointed_by_its_columns_vouches_for_nothing(api: Api) -> None:
+    """A policy update never approved (pending) commits to its text at submission; an old
+    style execution summary (`{version}`, no `text_sha256`, as logs from before it hold) of
+    another request, its `request_id` and `account_ref` columns re-pointed at the pending
+    update, would vouch for that text as version 2. The event's body still names its own
+    request and account: it vouches for nothing."""
+    services = api.world.services
+    unapproved = _version_one(api) + "# proposed, never approved\n"
+    pending = api.post(
+        "e-9001",
+        "/v1/requests",
+        {
+            "action": "foureyes.policy.update",
+            "account": "foureyes:policy",
+            "params": {"text": unapproved},
+            "justification": "CHG-3 a comment",
+        },
+    ).json()
+    assert pending["state"] == "pending", pending
+    lock = api.post(
+        "c-1001", "/v1/requests", {"action": "account.lock", "account": "chirp:bob"}
+    ).json()
+    assert lock["state"] == "executed"
+    with services.database.transaction() as session:
+        record(
+            services,
+            session,
+            kind="request.executed",
+            actor=None,
+            row=session.get(RequestRow, lock["id"]),
+            payload={"summary": {"version": 2}},
+            now=services.clock(),
+        )
+    seq = _latest_seq(api, "request.executed")
+    tamper(
+        services.database,
+        "UPDATE audit_events SET request_id = :request, account_ref = 'foureyes:policy' "
+        "WHERE seq = :seq",
+        request=pending["id"],
+        seq=seq,
+    )
+    tamper(
+        services.database,
+        "INSERT INTO policy_versions (version, digest, text, author, request_id, created_at) "
+        "VALUES (2, :digest, :text, 'dba', :request, CURRENT_TIMESTAMP)",
+        digest=parse_policy(unapproved, services.catalog(), file="v2").digest,
+        text=unapproved,
+        request=pending["id"],
+    )
+    _restart(api)
+    problem = assert_problem(api.post("c-1001", "/v1/decisions", DEACTIVATE), 503, "record-altered")
+    assert "policy version 2 is not the one the audit log says was installed" in problem["detail"]
+
+
+def test_an_event_relabelled_by_its_kind_column_vouches_for_nothing(api: Api) -> None:
+    """`foureyes init`'s version is vouched for by a `policy.installed` event naming the text's
+    SHA-256. An event of another kind whose body carries those fields, relabelled by its `kind`
+    column, would vouch for an edited version 1."""
+    services = api.world.services
+    edited = _weakened(api)
+    with services.database.transaction() as session:
+        record(
+            services,
+            session,
+            kind="policy.noted",
+            actor=None,
+            row=None,
+            payload={"version": 1, "text_sha256": digests.text_sha256(edited)},
+            now=services.clock(),
+            account_ref="foureyes:policy",
+        )
+    seq = _latest_seq(api, "policy.noted")
+    tamper(
+        services.database,
+        "UPDATE audit_events SET kind = 'policy.installed' WHERE seq = :seq",
+        seq=seq,
+    )
+    tamper(services.database, "UPDATE policy_versions SET text = :t WHERE version = 1", t=edited)
+    _restart(api)
+    problem = assert_problem(api.post("c-1001", "/v1/decisions", DEACTIVATE), 503, "record-altered")
+    assert "policy version 1 is not the one the audit log says was installed" in problem["detail"]
+    assert api.world.chirp("president")["status"] == "active"
+
+
+def test_an_event_re_pointed_into_the_policys_account_names_no_later_version(api: Api) -> None:
+    """The latest version the log installed is read from events found by their `account_ref`
+    column: an ordinary execution re-pointed there, its summary naming version 7, is not one
+    (its body names its own account)."""
+    services = api.world.services
+    lock = api.post(
+        "c-1001", "/v1/requests", {"action": "account.lock", "account": "chirp:bob"}
+    ).json()
+    with services.database.transaction() as session:
+        record(
+            services,
+            session,
+            kind="request.executed",
+            actor=None,
+            row=session.get(RequestRow, lock["id"]),
+            payload={"summary": {"version": 7}},
+            now=services.clock(),
+        )
+    seq = _latest_seq(api, "request.executed")
+    tamper(
+        services.database,
+        "UPDATE audit_events SET account_ref = 'foureyes:policy' WHERE seq = :seq",
+        seq=seq,
+    )
+    _restart(api)
+    services._checked_in_force = None
+    assert api.post("c-1001", "/v1/decisions", DEACTIVATE).json()["outcome"] == "pending"

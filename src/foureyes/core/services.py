@@ -213,13 +213,25 @@ class Services:
             return None
         self.refuse_rollback(session, row.version)
         policy = parse_policy(row.text, self.catalog(), file=f"policy v{row.version}")
-        if not _logged_as_installed(session, row, policy.digest):
-            raise Unavailable(
-                f"policy version {row.version} is not the one the audit log says was installed "
-                "(its stored text was changed outside foureyes): nothing is decided under it "
-                "until it is restored"
-            )
+        self._refuse_unvouched(session, row, policy)
         return row.version, row.text
+
+    def _refuse_unvouched(self, session: Session, row: PolicyVersionRow, policy: Policy) -> None:
+        """RecordAltered (a 503, and the `record_tampered` alert about `foureyes:policy/vN`)
+        when the audit log does not vouch for `row`'s text (`_logged_as_installed`)."""
+        if _logged_as_installed(session, row, policy.digest):
+            return
+        altered = RecordAltered(
+            f"policy version {row.version} is not the one the audit log says was installed "
+            "(its stored text was changed outside foureyes): nothing is decided under it, "
+            "and it is not shown as the policy, until it is restored",
+            record=f"{POLICY_ACCOUNT}/v{row.version}",
+            staff=None,
+            found=digests.text_sha256(row.text),
+            sealed=None,
+        )
+        self.report_altered(altered)
+        raise altered
 
     def compiled_policy(self, version: int) -> Policy | None:
         """Policy `version` if it was compiled already (by `policy_version`), else None."""
@@ -234,12 +246,7 @@ class Services:
         if row is None:
             raise NotFound(f"no policy version {version}")
         policy = parse_policy(row.text, self.catalog(), file=f"policy v{version}")
-        if not _logged_as_installed(session, row, policy.digest):
-            raise Unavailable(
-                f"policy version {version} is not the one the audit log says was installed "
-                "(its stored text was changed outside foureyes): nothing is decided under it "
-                "until it is restored"
-            )
+        self._refuse_unvouched(session, row, policy)
         with self._lock:
             self._policies[version] = policy
         return policy
@@ -481,6 +488,9 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
             select(EventRow.body).where(EventRow.kind == "policy.installed", in_tree())
         ):
             event = json.loads(stored_bytes(body))
+            # Selected by columns the tree does not cover: what counts is the body's own word.
+            if not _about(event, "policy.installed", None, POLICY_ACCOUNT):
+                continue
             if event.get("version") != row.version:
                 continue
             if "text_sha256" in event:
@@ -498,23 +508,26 @@ def _logged_as_installed(session: Session, row: PolicyVersionRow, digest: str) -
     params_sha256 = hashlib.sha256(canonical_json(text)).hexdigest()
     salt = session.scalar(select(RequestRow.salt).where(RequestRow.id == row.request_id))
     salted = None if salt is None else salted_sha256(salt, PARAMS, text)
-    for kind, account_ref, body in session.execute(
-        select(EventRow.kind, EventRow.account_ref, EventRow.body).where(
+    for kind, body in session.execute(
+        select(EventRow.kind, EventRow.body).where(
             EventRow.request_id == row.request_id,
             EventRow.kind.in_(("request.submitted", *_INSTALLED_KINDS)),
             in_tree(),
         )
     ):
         event = json.loads(stored_bytes(body))
+        # The columns found it; the body (which the tree covers) must say the same: an event
+        # re-pointed at this request by its `request_id` column, or relabelled by its `kind`
+        # column, vouches for nothing.
+        if not _about(event, kind, row.request_id, POLICY_ACCOUNT):
+            continue
         if kind == "request.submitted":
             committed = (
                 salted is not None and event.get("params_salted_sha256") == salted
                 if event.get("digest_version") == DIGEST_VERSION
                 else event.get("params_sha256") == params_sha256
             )
-            asked = (
-                event.get("action") == POLICY_UPDATE and account_ref == POLICY_ACCOUNT and committed
-            )
+            asked = event.get("action") == POLICY_UPDATE and committed
             continue
         recorded = event.get("summary")
         if (
@@ -537,11 +550,24 @@ def latest_logged_version(session: Session) -> int | None:
         )
     ):
         event = json.loads(stored_bytes(body))
+        if not _about(event, kind, ..., POLICY_ACCOUNT):
+            continue  # its columns were re-pointed here: the body is about something else
         recorded = event if kind == "policy.installed" else event.get("summary")
         if isinstance(recorded, dict) and isinstance(recorded.get("version"), int):
             version = recorded["version"]
             latest = version if latest is None else max(latest, version)
     return latest
+
+
+def _about(event: Mapping[str, Any], kind: str, request: object, account: str) -> bool:
+    """Whether an event's body (which the log's hash covers; its indexed columns are copies
+    a database administrator can re-point, `foureyes.audit.copies`) is of `kind`, about
+    `account` and, unless `request` is `...`, about that request (None: about none)."""
+    return (
+        event.get("kind") == kind
+        and event.get("account") == account
+        and (request is ... or event.get("request") == request)
+    )
 
 
 def with_pins(account: Account, pins: frozenset[str]) -> Account:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, inspect, select
+from sqlalchemy import Select, inspect, select
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,7 +32,7 @@ from foureyes.policy.engine import satisfied
 from foureyes.store import page_memo
 from foureyes.store.bulk import one_of
 from foureyes.store.queries import everyone
-from foureyes.store.tables import EventRow, PolicyVersionRow, RequestRow, ReviewRow
+from foureyes.store.tables import EventRow, RequestRow, ReviewRow
 from foureyes.store.tree import in_tree
 from foureyes.workflow import holds, integrity, routing, tickets
 from foureyes.workflow.access import (
@@ -510,13 +510,16 @@ def visible_preview(services: Services, actor: Actor, request_id: str) -> dict[s
 
 
 def policy_source(services: Services) -> tuple[int, str, str]:
-    """The policy in force: (version, digest, its YAML text)."""
+    """The policy in force as the audit log vouches for it: (version, digest, its YAML text),
+    read and compared afresh (`Services.policy_text_in_force`), never the stored row as it is:
+    a text changed outside foureyes is RecordAltered (and alerted), not shown as the policy
+    while the server decides under another. The digest is the vouched text's, not the row's."""
     with services.database.transaction() as session:
-        version = session.scalar(select(func.max(PolicyVersionRow.version)))
-        row = None if version is None else session.get(PolicyVersionRow, version)
-        if row is None:
+        found = services.policy_text_in_force(session)
+        if found is None:
             raise NotFound("no policy is loaded")
-        return row.version, row.digest, row.text
+        version, text = found
+        return version, services.policy_version(session, version).digest, text
 
 
 def account_history(
