@@ -11,6 +11,11 @@ nothing here looks up or reveals a value), safe to print in a terminal.
   behind a gutter (`│`), so that no line of it can pass for one of foureyes' own; a line that
   holds a character a terminal cannot show is marked `!` instead, and in it that character is
   escaped and every backslash doubled (outside such lines a policy's `\\d` reads as written).
+- The text of a policy update (`foureyes.policy.update`) is shown in ASCII: a new text may
+  leave it only in its prose (`foureyes.policy.wording`), and a character that reads as an
+  ASCII one and is not (U+2010 HYPHEN in `"c-3004"`, a Bengali zero in an id) must not pass
+  for it in an older text either. Such a line is marked `!` and each such character shown as
+  its escape (`\\u2010`), its backslashes doubled; a short text is JSON with `ensure_ascii`.
 - `short` is the one-line form of a list: each value cut to a few characters, with the length
   of what was cut.
 
@@ -23,9 +28,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from foureyes.commands.safe_text import printable
+from foureyes.commands.safe_text import ascii_printable, printable
 
-__all__ = ["BLOCK_AT", "inline", "lines", "short", "summary", "undoes"]
+__all__ = ["ASCII_ONLY", "BLOCK_AT", "inline", "lines", "short", "summary", "undoes"]
+
+ASCII_ONLY = frozenset({"foureyes.policy.update"})
+"""The actions whose params are shown in ASCII (see the module's docstring)."""
 
 BLOCK_AT = 200
 """A string longer than this holding a line break is printed as a block; a shorter one inline,
@@ -38,9 +46,22 @@ _GUTTER = "│"
 _ESCAPED = "!"
 
 
-def inline(value: Any) -> str:
-    """`value` as JSON on one line, safe to print (see the module's docstring)."""
-    return printable(json.dumps(value, ensure_ascii=False, default=str))
+def inline(value: Any, *, ascii_only: bool = False) -> str:
+    """`value` as JSON on one line, safe to print (see the module's docstring); `ascii_only`:
+    every character outside ASCII escaped too (as JSON escapes it)."""
+    return printable(json.dumps(value, ensure_ascii=ascii_only, default=str))
+
+
+def _plain(line: str, *, ascii_only: bool) -> bool:
+    """Whether a line of a block is printed as it is (else marked and escaped)."""
+    return line.isprintable() and (line.isascii() or not ascii_only)
+
+
+def _escaped(line: str, *, ascii_only: bool) -> str:
+    """A marked line: backslashes doubled, then what a terminal cannot show (and, with
+    `ascii_only`, every character outside ASCII) as its escape."""
+    doubled = line.replace("\\", "\\\\")
+    return ascii_printable(doubled) if ascii_only else printable(doubled)
 
 
 def _name(name: object) -> str:
@@ -55,21 +76,29 @@ def _is_block(value: Any) -> bool:
     return isinstance(value, str) and len(value) > BLOCK_AT and "\n" in value
 
 
-def lines(params: Mapping[str, Any] | None, indent: str = "  ") -> list[str]:
+def lines(
+    params: Mapping[str, Any] | None, indent: str = "  ", *, ascii_only: bool = False
+) -> list[str]:
     """Every param on its own line(s), each printable as it is (nothing in them can drive a
-    terminal): `name: value`, or a long text as a block (see the module's docstring)."""
+    terminal): `name: value`, or a long text as a block (see the module's docstring);
+    `ascii_only`: every character outside ASCII is escaped too (a policy's text)."""
     out: list[str] = []
     for name, value in (params or {}).items():
         if not _is_block(value):
-            out.append(f"{indent}{_name(name)}: {inline(value)}")
+            out.append(f"{indent}{_name(name)}: {inline(value, ascii_only=ascii_only)}")
             continue
         text: str = value
         body = text.split("\n")
         if body[-1] == "":
             body.pop()  # the line break that ends the last line opens no line of its own
-        marked = not all(line.isprintable() for line in body)
+        marked = not all(_plain(line, ascii_only=ascii_only) for line in body)
+        shown = (
+            "outside ASCII or that a terminal cannot show, escaped as \\uXXXX"
+            if ascii_only
+            else "shown escaped"
+        )
         legend = (
-            f" (a line marked {_ESCAPED} holds characters shown escaped, its backslashes doubled)"
+            f" (a line marked {_ESCAPED} holds characters {shown}, its backslashes doubled)"
             if marked
             else ""
         )
@@ -77,10 +106,10 @@ def lines(params: Mapping[str, Any] | None, indent: str = "  ") -> list[str]:
             f"{indent}{_name(name)}: {len(body)} lines, {len(text)} characters, in full{legend}:"
         )
         for line in body:
-            if line.isprintable():
+            if _plain(line, ascii_only=ascii_only):
                 out.append(f"{indent}  {_GUTTER} {line}")
             else:
-                out.append(f"{indent}  {_ESCAPED} {printable(line.replace(chr(92), chr(92) * 2))}")
+                out.append(f"{indent}  {_ESCAPED} {_escaped(line, ascii_only=ascii_only)}")
     return out
 
 
@@ -123,7 +152,8 @@ def described(
     found = [f"{indent}{undoes(view['reverts'], original)}"] if view.get("reverts") else []
     params = view.get("params") or {}
     if params:
-        found += [f"{indent}params:", *lines(params, indent=indent + "  ")]
+        ascii_only = view.get("action") in ASCII_ONLY
+        found += [f"{indent}params:", *lines(params, indent=indent + "  ", ascii_only=ascii_only)]
     return found
 
 

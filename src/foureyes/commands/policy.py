@@ -27,7 +27,7 @@ from rich.text import Text
 from foureyes.commands import textview
 from foureyes.commands.options import DataDirOpt, diagnosed
 from foureyes.commands.progress import reporting
-from foureyes.commands.safe_text import printable
+from foureyes.commands.safe_text import ascii_printable, printable
 from foureyes.config import CONFIG_FILE, Settings, default_data_dir
 from foureyes.connectors.atproto_catalog import atproto_catalog
 from foureyes.connectors.demo_catalog import demo_catalog
@@ -322,8 +322,8 @@ def policy_diff(
         _say(f"invariant: {change.describe()}{refusal}")
     for moved in comparison.tiers:
         _say(
-            f"tier: {moved.before}→{moved.after} for {moved.cases} kinds of account, "
-            f"e.g. {moved.example}"
+            f"tier: {ascii_printable(moved.before)}→{ascii_printable(moved.after)} for "
+            f"{moved.cases} kinds of account, e.g. {ascii_printable(moved.example)}"
         )
     for line in comparison.batches:
         _say(f"batch: {line}")
@@ -339,7 +339,9 @@ def policy_diff(
         table = Table("requester (e.g.)", "action", "tier", "before", "after", "cases", "account")
         for row in differences:
             cells = (row.staff, row.action, row.tier, row.before, row.after, row.cases)
-            table.add_row(*map(printable, (*cells, row.example)))
+            # A policy's values: in ASCII, so that two rows whose ids differ by a look-alike
+            # (an installed text's U+2010 HYPHEN) do not read the same (attack F4).
+            table.add_row(*map(ascii_printable, (*cells, row.example)))
         out.print(table)
         out.print(f"{len(differences)} kinds of request change.")
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-__all__ = ["cell", "printable"]
+__all__ = ["ascii_printable", "cell", "printable"]
 
 
 def printable(text: object) -> str:
@@ -23,6 +23,22 @@ def printable(text: object) -> str:
         return value
     return "".join(
         c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value
+    )
+
+
+def ascii_printable(text: object) -> str:
+    """`printable(text)` in ASCII: every character outside printable ASCII shown as its escape
+    (`\\u2010`, `\\U0001d7ce`), so that one that reads as an ASCII character (a U+2010 HYPHEN
+    in `e-4711`, a Bengali zero) cannot pass for it. For the values of a policy, which a new
+    text writes in ASCII (`foureyes.policy.wording`); prose is left to `printable`."""
+    value = str(text)
+    if value.isascii() and value.isprintable():
+        return value
+    return "".join(
+        char
+        if char.isascii() and char.isprintable()
+        else (f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+        for char in value
     )
 
 

@@ -7,6 +7,8 @@ navigation's unread counts by link)."""
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -159,6 +161,34 @@ def _badges(services: Services, actor: Actor) -> dict[str, str]:
     return out
 
 
+# What a policy's text may hold shown as it is: printable ASCII and line breaks.
+_OUTSIDE_ASCII = re.compile(r"[^\x20-\x7e\n]")
+
+
+def _ascii_marked(value: Any) -> Markup:
+    """A policy's text (or a value of it) with every character outside printable ASCII shown
+    as its escape (`\\u2010`), marked, its name in the title: one that reads as an ASCII
+    character (a U+2010 HYPHEN in `"c-3004"`) cannot pass for it in a text installed before
+    new texts were held to ASCII outside their prose (`foureyes.policy.wording`)."""
+    text = value if isinstance(value, str) else _value(value)
+    parts: list[Markup] = []
+    start = 0
+    for found in _OUTSIDE_ASCII.finditer(text):
+        char = found.group()
+        code = f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+        name = f"U+{ord(char):04X} {unicodedata.name(char, '(no name)')}"
+        parts.append(escape(text[start : found.start()]))
+        parts.append(Markup('<mark class="non-ascii" title="{}">{}</mark>').format(name, code))
+        start = found.end()
+    parts.append(escape(text[start:]))
+    return Markup("").join(parts)
+
+
+def _outside_ascii(value: Any) -> int:
+    """How many characters of `value` (a policy's text) `_ascii_marked` marks."""
+    return len(_OUTSIDE_ASCII.findall(value if isinstance(value, str) else _value(value)))
+
+
 def _make() -> Environment:
     env = Environment(
         loader=PackageLoader("foureyes.console", "templates"),
@@ -174,6 +204,8 @@ def _make() -> Environment:
     env.filters["ago"] = _ago
     env.filters["count"] = _count
     env.filters["rule_words"] = humanize.approvers_in_words
+    env.filters["ascii_marked"] = _ascii_marked
+    env.filters["outside_ascii"] = _outside_ascii
     return env
 
 
