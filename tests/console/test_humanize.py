@@ -74,11 +74,17 @@ def _spec(*, irreversible: bool = False) -> ActionSpec:
 def test_risks_first_break_glass_irreversible_protected_departing() -> None:
     view = {"break_glass": True}
     account = {"tier": "vit", "pins": ["protected"]}
-    requester = {"known": True, "name": "Kim Varga", "days_left": 1, "employment": "contractor"}
+    requester = {
+        "known": True,
+        "name": "Kim Varga",
+        "label": "Kim Varga (c-1001)",  # as `person_card` gives it: the id beside the name
+        "days_left": 1,
+        "employment": "contractor",
+    }
     found = risks(view, account, requester, _spec(irreversible=True))
     assert [r["kind"] for r in found] == ["break-glass", "irreversible", "protected", "departing"]
     assert found[2]["text"] == "The account is a vit account, pinned protected."
-    assert found[3]["text"] == "Kim Varga leaves in 1 day (contractor)."
+    assert found[3]["text"] == "Kim Varga (c-1001) leaves in 1 day (contractor)."
 
 
 def test_no_risk_said_where_there_is_none() -> None:
