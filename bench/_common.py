@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
 from api import (
@@ -37,8 +39,11 @@ __all__ = [
     "APPROVERS",
     "FOUREYES",
     "REQUESTER",
+    "BenchFailed",
     "DemoServer",
+    "People",
     "demo_server",
+    "expect",
     "header",
     "issue_tokens",
     "load_average",
@@ -180,3 +185,50 @@ def header(title: str, started: str, load_before: str, settings: str) -> None:
 
 def now_utc() -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+class BenchFailed(RuntimeError):
+    """A call was not answered as the bench expects: the figures would mean nothing."""
+
+
+def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
+    """The answer's JSON, if it has `status`; else BenchFailed naming `what`."""
+    if response.status_code != status:
+        raise BenchFailed(f"{what}: {response.status_code} {response.text[:500]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+# Well under uvicorn's `timeout_keep_alive` (5 s), which `foureyes serve` keeps.
+KEEPALIVE_SECONDS = 2.0
+
+
+class People:
+    """One AsyncClient per person, with their token."""
+
+    def __init__(self, base: str, tokens: Mapping[str, str], concurrency: int) -> None:
+        # An idle connection is dropped here before the server drops it: uvicorn closes one
+        # idle for 5 s (`timeout_keep_alive`), httpx's default keeps it 5 s too, and a request
+        # sent on it as the server closes it fails with `httpx.ReadError` (a POST is not
+        # retried): the PostgreSQL drain of bench/worker.py, where stories wait, once crashed so.
+        limits = httpx.Limits(
+            max_connections=concurrency + 2,
+            max_keepalive_connections=None,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        )
+        self.clients = {
+            who: httpx.AsyncClient(
+                base_url=base,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+                limits=limits,
+            )
+            for who, token in tokens.items()
+        }
+
+    def __getitem__(self, who: str) -> httpx.AsyncClient:
+        return self.clients[who]
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()

@@ -40,17 +40,17 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from _common import (
     APPROVERS,
     DEFAULT_PG_URL,
     REQUESTER,
     STORY_ACTION,
+    BenchFailed,
     DemoServer,
+    People,
     demo_server,
+    expect,
     header,
     issue_tokens,
     load_average,
@@ -63,17 +63,6 @@ from _common import (
 from api import group_cpu_seconds, settle
 
 PEOPLE = (REQUESTER, *APPROVERS)
-
-
-class ReviewFailed(RuntimeError):
-    """A call was not answered as the bench expects: the figures would mean nothing."""
-
-
-def _expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
-    if response.status_code != status:
-        raise ReviewFailed(f"{what}: {response.status_code} {response.text[:500]}")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _own_cpu() -> float:
@@ -120,25 +109,7 @@ async def _gated(
             group.create_task(one(call))
 
 
-def _clients(base: str, tokens: Mapping[str, str], concurrency: int) -> dict[str, Any]:
-    # Idle connections dropped before uvicorn's 5 s keep-alive drops them (see stories.py).
-    limits = httpx.Limits(
-        max_connections=concurrency + 2, max_keepalive_connections=None, keepalive_expiry=2.0
-    )
-    return {
-        who: httpx.AsyncClient(
-            base_url=base,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-            limits=limits,
-        )
-        for who, token in tokens.items()
-    }
-
-
-async def _prepare(
-    clients: Mapping[str, httpx.AsyncClient], accounts: Sequence[str], concurrency: int
-) -> list[Waiting]:
+async def _prepare(clients: People, accounts: Sequence[str], concurrency: int) -> list[Waiting]:
     """Each account's request asked and approved once (untimed)."""
     draw = random.Random(17)
     waiting: list[Waiting] = []
@@ -146,7 +117,7 @@ async def _prepare(
     async def one(account: str) -> None:
         first, second = draw.sample(APPROVERS, 2)
         body = {"action": STORY_ACTION, "account": f"chirp:{account}", "params": {}}
-        asked = _expect(
+        asked = expect(
             await clients[REQUESTER].post(
                 "/v1/requests", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
             ),
@@ -154,16 +125,16 @@ async def _prepare(
             "submit",
         )
         if asked["state"] != "pending":
-            raise ReviewFailed(f"the request is {asked['state']}, not pending")
-        shown = _expect(await clients[first].get(f"/v1/requests/{asked['id']}"), 200, "show")
+            raise BenchFailed(f"the request is {asked['state']}, not pending")
+        shown = expect(await clients[first].get(f"/v1/requests/{asked['id']}"), 200, "show")
         review = {"decision": "approve", "digest": shown["digest"], "comment": ""}
-        answer = _expect(
+        answer = expect(
             await clients[first].post(f"/v1/requests/{asked['id']}/reviews", json=review),
             200,
             "first review",
         )
         if answer["state"] != "pending":
-            raise ReviewFailed(f"after one approval the request is {answer['state']}")
+            raise BenchFailed(f"after one approval the request is {answer['state']}")
         waiting.append(Waiting(asked["id"], second, shown["digest"]))
 
     await _gated([lambda a=account: one(a) for account in accounts], concurrency, [])
@@ -186,7 +157,7 @@ async def _timed(
 async def _measure(
     demo: DemoServer, tokens: Mapping[str, str], accounts: Sequence[str], concurrency: int
 ) -> tuple[Timed, Timed]:
-    clients = _clients(demo.base, tokens, concurrency)
+    clients = People(demo.base, tokens, concurrency)
     try:
         note(f"  {demo.database}: {len(accounts)} requests asked and approved once (untimed)")
         waiting = await _prepare(clients, accounts, concurrency)
@@ -195,7 +166,7 @@ async def _measure(
         def deciding(item: Waiting) -> Callable[[], Awaitable[None]]:
             async def call() -> None:
                 review = {"decision": "approve", "digest": item.digest, "comment": ""}
-                answer = _expect(
+                answer = expect(
                     await clients[item.reviewer].post(
                         f"/v1/requests/{item.request_id}/reviews", json=review
                     ),
@@ -203,7 +174,7 @@ async def _measure(
                     "deciding review",
                 )
                 if answer["state"] != "executed":
-                    raise ReviewFailed(f"the deciding review left it {answer['state']}")
+                    raise BenchFailed(f"the deciding review left it {answer['state']}")
 
             return call
 
@@ -213,7 +184,7 @@ async def _measure(
 
         async def dry_run(account: str) -> None:
             body = {"action": STORY_ACTION, "account": f"chirp:{account}", "params": {}}
-            _expect(await clients[REQUESTER].post("/v1/decisions", json=body), 200, "dry run")
+            expect(await clients[REQUESTER].post("/v1/decisions", json=body), 200, "dry run")
 
         note(f"  {demo.database}: {len(waiting)} dry runs (the baseline)")
         dry = await _timed(
@@ -221,8 +192,7 @@ async def _measure(
         )
         return reviews, dry
     finally:
-        for client in clients.values():
-            await client.aclose()
+        await clients.close()
 
 
 @dataclass

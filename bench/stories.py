@@ -74,8 +74,11 @@ from _common import (
     DEFAULT_PG_URL,
     REQUESTER,
     STORY_ACTION,
+    BenchFailed,
     DemoServer,
+    People,
     demo_server,
+    expect,
     header,
     issue_tokens,
     load_average,
@@ -93,17 +96,6 @@ DRAIN_TIMEOUT = 120.0
 
 
 # --- the client side ---------------------------------------------------------------------
-
-
-class StoryFailed(RuntimeError):
-    """A call was not answered as the story expects: the figures would mean nothing."""
-
-
-def _expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
-    if response.status_code != status:
-        raise StoryFailed(f"{what}: {response.status_code} {response.text[:500]}")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @dataclass
@@ -141,7 +133,7 @@ class Watcher:
                 if cursor:
                     params["cursor"] = cursor
                 self.calls.watcher += 1
-                page = _expect(
+                page = expect(
                     await self.client.get("/v1/requests", params=params), 200, "list requests"
                 )
                 found.update(item["id"] for item in page["items"])
@@ -191,41 +183,6 @@ class Load:
         return self.ended - self.began
 
 
-# Well under uvicorn's `timeout_keep_alive` (5 s), which `foureyes serve` keeps.
-KEEPALIVE_SECONDS = 2.0
-
-
-class People:
-    """One AsyncClient per person, with their token."""
-
-    def __init__(self, base: str, tokens: Mapping[str, str], concurrency: int) -> None:
-        # An idle connection is dropped here before the server drops it: uvicorn closes one
-        # idle for 5 s (`timeout_keep_alive`), httpx's default keeps it 5 s too, and a request
-        # sent on it as the server closes it fails with `httpx.ReadError` (a POST is not
-        # retried): the PostgreSQL drain of bench/worker.py, where stories wait, once crashed so.
-        limits = httpx.Limits(
-            max_connections=concurrency + 2,
-            max_keepalive_connections=None,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        )
-        self.clients = {
-            who: httpx.AsyncClient(
-                base_url=base,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=60,
-                limits=limits,
-            )
-            for who, token in tokens.items()
-        }
-
-    def __getitem__(self, who: str) -> httpx.AsyncClient:
-        return self.clients[who]
-
-    async def close(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
-
-
 async def one_story(
     people: People,
     account: str,
@@ -237,7 +194,7 @@ async def one_story(
 ) -> Story:
     started = time.perf_counter()
     body = {"action": STORY_ACTION, "account": f"chirp:{account}", "params": {}}
-    asked = _expect(
+    asked = expect(
         await people[REQUESTER].post(
             "/v1/requests", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
         ),
@@ -246,13 +203,13 @@ async def one_story(
     )
     calls.stories += 1
     if asked["state"] != "pending":
-        raise StoryFailed(f"the request is {asked['state']}, not pending: {asked}")
+        raise BenchFailed(f"the request is {asked['state']}, not pending: {asked}")
     request_id = asked["id"]
     state = "pending"
     for who in approvers:
-        shown = _expect(await people[who].get(f"/v1/requests/{request_id}"), 200, "show")
+        shown = expect(await people[who].get(f"/v1/requests/{request_id}"), 200, "show")
         review = {"decision": "approve", "digest": shown["digest"], "comment": ""}
-        answer = _expect(
+        answer = expect(
             await people[who].post(f"/v1/requests/{request_id}/reviews", json=review),
             200,
             "review",
@@ -261,7 +218,7 @@ async def one_story(
         state = answer["state"]
     # The worker may already have carried it out between the answer and here.
     if state not in ("approved", "executing", "executed"):
-        raise StoryFailed(f"after {len(approvers)} approvals the request is {state}")
+        raise BenchFailed(f"after {len(approvers)} approvals the request is {state}")
     approved = time.perf_counter()
     story = Story(started, approved)
     if state == "executed":  # the deciding review carried it out: nothing to wait for
@@ -272,13 +229,13 @@ async def one_story(
         return story
     while True:
         await watcher.watch(request_id)
-        final = _expect(await people[REQUESTER].get(f"/v1/requests/{request_id}"), 200, "show")
+        final = expect(await people[REQUESTER].get(f"/v1/requests/{request_id}"), 200, "show")
         calls.stories += 1
         if final["state"] == "executed":
             story.executed = time.perf_counter()
             return story
         if final["state"] not in ("approved", "executing"):  # put back for a retry: wait on
-            raise StoryFailed(f"request {request_id} ended {final['state']}: {final.get('reason')}")
+            raise BenchFailed(f"request {request_id} ended {final['state']}: {final.get('reason')}")
 
 
 async def run_stories(
@@ -330,7 +287,7 @@ async def run_floor(client: httpx.AsyncClient, calls: int, concurrency: int) -> 
 
     async def one() -> None:
         async with gate:
-            _expect(await client.get("/v1/me"), 200, "GET /v1/me")
+            expect(await client.get("/v1/me"), 200, "GET /v1/me")
 
     began = time.perf_counter()
     async with asyncio.TaskGroup() as group:
