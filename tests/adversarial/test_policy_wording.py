@@ -284,6 +284,24 @@ def test_every_other_cel_escape_is_refused_in_any_condition(escape: str) -> None
         parse_policy(EXAMPLE.replace(old, new, 1), CATALOG, file="installed")  # compiles
 
 
+@pytest.mark.parametrize(
+    "literal", ['b"e-3001"', 'B"e-3001"', "b'e-3001'", 'rb"e-3001"', 'bR"e-3001"', 'b"""e-3001"""']
+)
+def test_a_bytes_literal_that_reads_as_a_string_is_refused(literal: str) -> None:
+    """`approver.id != b"e-3001"` reads as "not Tomas" but no string equals bytes: the
+    condition holds for everyone (attack r4 F2: a deny rule matching nobody). A new text may
+    hold no bytes literal at all."""
+    in_yaml = literal.replace("'", "''")  # the condition is a single-quoted YAML scalar
+    text = EXAMPLE.replace(TS_RULE, TS_TEMPLATE.format("-", "e-3001"), 1).replace(
+        '"e-3001"', in_yaml, 1
+    )
+    assert in_yaml in text
+    with pytest.raises(PolicyError, match="a CEL bytes literal") as caught:
+        parse_new_policy(text, CATALOG, file="proposed policy")
+    assert caught.value.line == TS_LINE
+    assert "3001" not in caught.value.message
+
+
 # The languages people write in: free in prose (descriptions, test names and justifications),
 # refused anywhere a decision reads (a group, a key, a notify target, a region).
 LANGUAGES = [

@@ -150,13 +150,21 @@ def _outside_prose(value: str, *, lines: bool) -> str | None:
 def cel_literal_problem(condition: str) -> str | None:
     """What makes a CEL string literal of `condition` (a new text's) decode to something its
     source does not show, or None: an escape other than `\\\\`, `\\"`, `\\'` in a literal that
-    is not raw. A condition that does not lex is left to the compiler, which refuses it."""
+    is not raw, or any bytes literal. A condition that does not lex is left to the compiler,
+    which refuses it."""
     try:
         tokens = tokenize(condition)
     except CelSyntaxError:
         return None
     for token in tokens:
-        if token.kind not in ("string", "bytes"):
+        if token.kind == "bytes":
+            # `b"c-1001"` reads as the id but equals no string: `staff.id in [b"c-1001"]`
+            # is a deny rule that matches nobody (attack r4 F2). No field is bytes.
+            return (
+                'a CEL bytes literal (b"...") equals no string, whatever it reads as: '
+                "write a string literal"
+            )
+        if token.kind != "string":
             continue
         source = condition[token.pos : token.end]
         prefix = source[: len(source) - len(source.lstrip("rRbB"))]
