@@ -31,7 +31,9 @@ def larger_export(tmp_path: Path, extra: int) -> tuple[Path, list[str]]:
     document = yaml.safe_load((EXAMPLES / "staff.yaml").read_text())
     private = []
     for n in range(extra):
-        name, email = f"Hidden Person {n}", f"hidden.{n}@private.example"
+        # A name holds no digit (it would read as a staff id): the number spelt in letters.
+        spelt = "".join(chr(ord("a") + int(digit)) for digit in f"{n:04d}").capitalize()
+        name, email = f"Hidden Person {spelt}", f"hidden.{n}@private.example"
         private += [name, email]
         document["staff"].append(
             {
