@@ -166,7 +166,7 @@ def _advance(services: Services, looked: _Looked) -> tuple[list[int], bool] | No
             return [], False  # another worker is in a pass right now
         if state.cursor != looked.start:
             return None
-        _move_cursor(services, session, state, looked.start, looked.last, looked, looked.now)
+        _move_cursor(services, session, state, looked)
         return [], looked.read and looked.full
 
 
@@ -195,7 +195,7 @@ def _whole_pass(services: Services, batch: int) -> tuple[list[int], bool]:
         raised.extend(seen.raised)
         full = seen.count >= batch
         looked = _Looked(start, seen.last, seen.read, full, vouched.cursor is None, now)
-        _move_cursor(services, session, state, start, seen.last, looked, now)
+        _move_cursor(services, session, state, looked)
         return raised, seen.read and full
 
 
@@ -248,17 +248,11 @@ def _look(
 
 
 def _move_cursor(
-    services: Services,
-    session: Session,
-    state: DetectorStateRow,
-    start: int,
-    last: int,
-    looked: _Looked,
-    now: datetime,
+    services: Services, session: Session, state: DetectorStateRow, looked: _Looked
 ) -> None:
-    """The cursor moved to `last` with the `detectors.read` event that vouches for it (when
+    """The cursor moved to `looked.last` with the `detectors.read` event that vouches for it (when
     the pass read anything, or the log vouches for no cursor yet), and the heartbeat beaten."""
-    if looked.read or (looked.vouched_none and start > 0):
+    if looked.read or (looked.vouched_none and looked.start > 0):
         # Where the row now stands, in the log: the next pass believes the row only there.
         services.audit.append(
             session,
@@ -266,13 +260,13 @@ def _move_cursor(
             actor=None,
             account_ref=cursor.ACCOUNT,
             request_id=None,
-            payload={"cursor": last, "from": start},
-            at=now,
+            payload={"cursor": looked.last, "from": looked.start},
+            at=looked.now,
         )
-        state.cursor = last
+        state.cursor = looked.last
     else:
-        state.cursor = start  # nothing but our own records: the row stays where vouched
-    state.heartbeat_at = now
+        state.cursor = looked.start  # nothing but our own records: the row stays where vouched
+    state.heartbeat_at = looked.now
 
 
 def _requests_read(session: Session, events: Sequence[EventRow]) -> list[RequestRow]:
