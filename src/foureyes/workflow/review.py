@@ -103,14 +103,32 @@ def _reviewed(
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
     logstate.refuse(services)  # nothing is decided on a log rolled back or with a moved head
-    checked: tuple[Ticket, ...] = ()
-    if given.decision == ReviewDecision.APPROVE:
-        checked = _recheck_tickets(services, actor, request_id, given)
     try:
-        return _review(services, actor, request_id, (given, at_once), checked)
+        # Most requests need no ticket: the review's transaction is tried first, with no
+        # ticket checked; one that needs a ticket check comes back (having written nothing)
+        # before anything is recorded, and is tried again with the checks made for it.
+        answer = _review(services, actor, request_id, (given, at_once), ())
+        if isinstance(answer, _TicketsFirst):
+            checked = _recheck_tickets(services, actor, request_id, given)
+            answer = _review(services, actor, request_id, (given, at_once), checked)
     except StepUpFailed as exc:
         _flag_failed_step_up(services, actor, request_id, exc)
         raise
+    if isinstance(answer, _TicketsFirst):
+        raise Conflict(
+            f"your approval was not recorded: its {', '.join(answer.missing)} ticket was not "
+            "checked for it; approve again",
+            request_id=request_id,
+        )
+    return answer
+
+
+@dataclass(frozen=True)
+class _TicketsFirst:
+    """The review's transaction found that the approval needs the tickets of `missing`
+    checked first (`tickets.unchecked`), and wrote nothing."""
+
+    missing: tuple[str, ...]
 
 
 def _flag_failed_step_up(
@@ -141,10 +159,11 @@ def _recheck_tickets(
     """An approval needs the tickets the request's rules require still open and naming the
     account (`workflow.tickets`): Conflict if one no longer is, TicketSystemUnavailable if its
     system cannot say; the passed checks, recorded only with the review. Asked outside the
-    review's transaction (a network call: a slow system holds no lock), and only once every
-    refusal that does not need the step-up has been checked (`_refusal`, again under the
-    lock): nobody who may not see the request, nor one whose review would be refused anyway,
-    gets the ticket system asked on their behalf."""
+    review's transaction (a network call: a slow system holds no lock), once that transaction
+    found the approval needs them (`_TicketsFirst`), and only once every refusal that does not
+    need the step-up has been checked again here (`_refusal`, and again under the lock):
+    nobody who may not see the request, nor one whose review would be refused anyway, gets the
+    ticket system asked on their behalf."""
     with services.database.read() as session:
         row = visible_request(
             services, session, session.get(RequestRow, request_id), request_id, actor
@@ -170,8 +189,8 @@ def _review(
     request_id: str,
     asked: tuple[ReviewInput, bool],
     checked: tuple[Ticket, ...],
-) -> Reviewed:
-    def unit(session: Session) -> Reviewed | str:
+) -> Reviewed | _TicketsFirst:
+    def unit(session: Session) -> Reviewed | _TicketsFirst | str:
         # Re-runnable (`Database.together`); a refusal's reason once what it did is committed.
         now = services.clock()
         row = visible_request(
@@ -197,10 +216,9 @@ def _review(
         return reason
 
     answer = services.database.together(unit)
-    if isinstance(answer, Reviewed):
-        return answer
-    reason = answer
-    raise Conflict(f"your review was not recorded: {reason}", request_id=request_id)
+    if isinstance(answer, str):
+        raise Conflict(f"your review was not recorded: {answer}", request_id=request_id)
+    return answer
 
 
 def _record_review(
@@ -211,11 +229,13 @@ def _record_review(
     asked: tuple[ReviewInput, bool],
     checked: tuple[Ticket, ...],
     now: datetime,
-) -> Reviewed:
+) -> Reviewed | _TicketsFirst:
     """The checks and the recording of one review on a pending request that is intact
     (`found`: it and its reviews so far, checked against the log under its lock), with the
     ticket checks made for it (`checked`); `asked`: the review, and whether to carry out here
-    what it approves (`review_and_carry_out`)."""
+    what it approves (`review_and_carry_out`). An approval whose tickets `checked` does not
+    cover is `_TicketsFirst`, with nothing written, once every other refusal short of the
+    step-up has been checked."""
     row, reviews = found
     given, at_once = asked
     decision, trial = _refusal(services, session, row, reviews, actor, given, now)
@@ -224,11 +244,7 @@ def _record_review(
     # request it found altered, which the lock no longer does; the policy changed between).
     missing = tickets.unchecked(row, decision, checked)
     if given.decision == ReviewDecision.APPROVE and missing:
-        raise Conflict(
-            f"your approval was not recorded: its {', '.join(missing)} ticket was not "
-            "checked for it; approve again",
-            request_id=row.id,
-        )
+        return _TicketsFirst(missing)
     evidence = None
     if decision.options.step_up:
         # Someone who failed too many step-ups waits before the next is even looked at.
