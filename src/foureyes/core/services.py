@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.canonical import canonical_json
@@ -28,7 +28,7 @@ from foureyes.model import Account, Staff
 from foureyes.policy import digests
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, parse_policy
-from foureyes.store import page_memo, seals
+from foureyes.store import page_memo, seals, txn_memo
 from foureyes.store.bulk import chunks, one_of
 from foureyes.store.database import Database
 from foureyes.store.queries import staff_from_record
@@ -173,7 +173,15 @@ class Services:
         return page_memo.recall("policy", None, lambda: self._policy_in_force(session))
 
     def _policy_in_force(self, session: Session) -> tuple[int, Policy]:
-        return self._compiled_in_force(session, session.connection().scalar(_POLICY_IN_FORCE))
+        connection = session.connection()
+        version = txn_memo.recall(
+            connection,
+            _IN_FORCE,
+            None,
+            _POLICY_TABLES,
+            lambda: connection.scalar(_POLICY_IN_FORCE),
+        )
+        return self._compiled_in_force(session, version)
 
     def _compiled_in_force(self, session: Session, version: int | None) -> tuple[int, Policy]:
         """The policy of `version`, the highest the store holds (None: none), compiled."""
@@ -258,7 +266,17 @@ class Services:
         (`foureyes.store.seals`): NotFound if there is none, RecordAltered (and the
         `record_tampered` alert) if the store no longer holds what was sealed. One statement
         on the connection (one snapshot): it is read for every requester and reviewer."""
-        return page_memo.recall("staff", staff_id, lambda: self._staff(session, staff_id))
+        return page_memo.recall(
+            "staff",
+            staff_id,
+            lambda: txn_memo.recall(
+                session.connection(),
+                "staff",
+                staff_id,
+                _STAFF_TABLES,
+                lambda: self._staff(session, staff_id),
+            ),
+        )
 
     def _staff(self, session: Session, staff_id: str) -> Staff:
         # A page that reads many people reads the whole directory in one statement first
@@ -341,18 +359,35 @@ class Services:
         transaction). Inside a page each is answered as `pins` and `policy_in_force` answer."""
         if page_memo.active():
             return (self.pins(session, account_ref), *self.policy_in_force(session))
-        found = session.connection().execute(_PINS_AND_POLICY, {"account_ref": account_ref})
-        row = found.one()
+        connection = session.connection()
+        remembered = (
+            txn_memo.peek(connection, _PINS, account_ref),
+            txn_memo.peek(connection, _IN_FORCE, None),
+        )
+        if remembered[0] is not None and remembered[1] is not None:
+            return (remembered[0], *self._compiled_in_force(session, remembered[1]))
+        row = connection.execute(_PINS_AND_POLICY, {"account_ref": account_ref}).one()
         pins = self._checked_pins(account_ref, row)
+        txn_memo.remember(connection, _PINS, account_ref, _PINS_TABLES, pins)
+        txn_memo.remember(connection, _IN_FORCE, None, _POLICY_TABLES, row.policy_version)
         return (pins, *self._compiled_in_force(session, row.policy_version))
 
     def _pins(self, session: Session, account_ref: str) -> frozenset[str]:
-        found = page_memo.recall(
+        connection = session.connection()
+        return txn_memo.recall(
+            connection,
+            _PINS,
+            account_ref,
+            _PINS_TABLES,
+            lambda: self._checked_pins(account_ref, self._pins_row(connection, account_ref)),
+        )
+
+    def _pins_row(self, connection: Connection, account_ref: str) -> Any:
+        return page_memo.recall(
             "pins-row",
             account_ref,
-            lambda: session.connection().execute(seals.PINS, {"account_ref": account_ref}).one(),
+            lambda: connection.execute(seals.PINS, {"account_ref": account_ref}).one(),
         )
-        return self._checked_pins(account_ref, found)
 
     def _checked_pins(self, account_ref: str, found: Any) -> frozenset[str]:
         """The pins of `found` (a row of `seals.PINS`' columns), checked against their seal."""
@@ -450,6 +485,13 @@ class Services:
 
 # The queries of every decision, built once (building one costs more than running it).
 _POLICY_IN_FORCE = select(func.max(PolicyVersionRow.version))
+# What the transaction's memo (`store.txn_memo`) keeps, and the tables each is read from (a
+# sealed record's seal is the latest `row.sealed` event the log's head covers).
+_IN_FORCE, _PINS = "policy-in-force", "pins"
+_POLICY_TABLES = ("policy_versions",)
+_SEALED = ("audit_events", "audit_head")
+_STAFF_TABLES = ("staff", "staff_identities", *_SEALED)
+_PINS_TABLES = ("account_pins", *_SEALED)
 _PINS_AND_POLICY = seals.PINS.add_columns(
     _POLICY_IN_FORCE.scalar_subquery().label("policy_version")
 )

@@ -33,6 +33,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from foureyes.errors import BadInput, OutcomeUnknown, Unavailable
+from foureyes.store import txn_memo
 from foureyes.store.pg_times import read_infinite_times
 from foureyes.store.together import Together
 from foureyes.store.writers import Writers
@@ -86,6 +87,7 @@ class Database:
         if self.dialect != "sqlite":
             read_infinite_times()  # a row holding `infinity` must not break every query
         self.engine: Engine = create_engine(url, **kwargs)
+        txn_memo.install(self.engine)
         if self.dialect == "sqlite":
             _sqlite_discipline(self.engine)
         else:

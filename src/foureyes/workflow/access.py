@@ -206,18 +206,16 @@ def prefetch(
         services.prefetch_directory(session)  # what deciding and viewing them reads anyway
     services.prefetch_pins(session, ids)
     prefetch_reviews(session, ids)
-    found = set(
-        session.scalars(
-            select(EventRow.request_id).where(
-                one_of(session, EventRow.request_id, ids),
-                EventRow.actor == actor.id,
-                EventRow.kind.in_(PARTICIPATION),
-                in_tree(),
-            )
+    found: dict[str, set[str]] = {request_id: set() for request_id in ids}
+    for request_id, who in session.execute(
+        select(EventRow.request_id, EventRow.actor).where(
+            one_of(session, EventRow.request_id, ids), EventRow.kind.in_(PARTICIPATION), in_tree()
         )
-    )
-    for request_id in ids:
-        page_memo.remember("took-part", (request_id, actor.id), request_id in found)
+    ):
+        if who is not None:
+            found[str(request_id)].add(str(who))
+    for request_id, participants in found.items():
+        page_memo.remember("participants", request_id, frozenset(participants))
 
 
 def _may_review(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
@@ -262,20 +260,21 @@ def eligible_approver(
 
 
 def _has_event_by(session: Session, request_id: str, staff_id: str) -> bool:
-    return page_memo.recall(
-        "took-part", (request_id, staff_id), lambda: _read_event_by(session, request_id, staff_id)
+    return staff_id in page_memo.recall(
+        "participants", request_id, lambda: _participants(session, request_id)
     )
 
 
-def _read_event_by(session: Session, request_id: str, staff_id: str) -> bool:
-    found = session.scalar(
-        select(EventRow.seq)
-        .where(
-            EventRow.request_id == request_id,
-            EventRow.actor == staff_id,
-            EventRow.kind.in_(PARTICIPATION),
-            in_tree(),
+def _participants(session: Session, request_id: str) -> frozenset[str]:
+    """The actors of the request's participation events. Read by the request alone (a few
+    events): a look-up by the actor too let SQLite's planner walk the actor's index, every
+    event that person ever acted in, for each request they open."""
+    return frozenset(
+        str(who)
+        for who in session.scalars(
+            select(EventRow.actor).where(
+                EventRow.request_id == request_id, EventRow.kind.in_(PARTICIPATION), in_tree()
+            )
         )
-        .limit(1)
+        if who is not None
     )
-    return found is not None
