@@ -47,6 +47,7 @@ from foureyes.notify.outbox import accepts, enqueue
 from foureyes.notify.recipients import recipients
 from foureyes.policy.decision import Decision
 from foureyes.policy.engine import satisfied
+from foureyes.store import txn_memo
 from foureyes.store.queries import staff_from_row
 from foureyes.store.tables import AlertRow, RequestRow, RequestTicketRow, StaffRow
 
@@ -261,21 +262,38 @@ def request_card(
     foureyes does not check: only `card.ON_CHANNEL_CARDS` alerts."""
     shown = ON_CHANNEL_CARDS if to_channel else ON_CARDS
     known: str | None = session.info.get(_RECORDED_HERE, {}).get(row.id)
+    # A transaction that moves a request on builds several cards of it (each move, the
+    # channels): what they read is read once, until it writes there (`store.txn_memo`).
+    connection = session.connection()
     if known is None:
-        requester = session.get(StaffRow, row.requester_id)
-        requester_name = (requester.name or None) if requester is not None else None
+        requester_name = txn_memo.recall(
+            connection,
+            "card-requester",
+            row.requester_id,
+            ("staff",),
+            lambda: _name_of(session, row.requester_id),
+        )
     else:
         requester_name = known or None
     alerts = (
         ()
         if to_requester
-        else session.scalars(
-            select(AlertRow)
-            # Only what describes the request: alerts about people stay with oversight.
-            .where(AlertRow.request_id == row.id, AlertRow.detector.in_(shown))
-            .order_by(AlertRow.id.desc())
-            .limit(MAX_ALERTS)
-        ).all()
+        else txn_memo.recall(
+            connection,
+            "card-alerts",
+            (row.id, shown),
+            ("alerts",),
+            lambda: tuple(
+                AlertLine(a.severity, a.summary)
+                for a in session.scalars(
+                    select(AlertRow)
+                    # Only what describes the request: alerts about people stay with oversight.
+                    .where(AlertRow.request_id == row.id, AlertRow.detector.in_(shown))
+                    .order_by(AlertRow.id.desc())
+                    .limit(MAX_ALERTS)
+                )
+            ),
+        )
     )
     tier = (row.decision or {}).get("tier")
     return Card(
@@ -290,7 +308,7 @@ def request_card(
         tier=str(tier) if tier else None,
         justification=row.justification,
         ticket=_ticket(session, row, checked=known is None),
-        alerts=tuple(AlertLine(a.severity, a.summary) for a in alerts),
+        alerts=alerts,
         params=tuple(
             (name, _value(value)) for name, value in sorted((params or {}).items())[:MAX_PARAMS]
         ),
@@ -299,28 +317,46 @@ def request_card(
     ).to_json()
 
 
+def _name_of(session: Session, staff_id: str) -> str | None:
+    person = session.get(StaffRow, staff_id)
+    return (person.name or None) if person is not None else None
+
+
+def _latest_ticket(session: Session, request_id: str) -> Ticket | None:
+    latest = session.scalars(
+        select(RequestTicketRow)
+        .where(RequestTicketRow.request_id == request_id)
+        .order_by(RequestTicketRow.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return None
+    return Ticket(
+        reference=latest.reference,
+        subject=latest.subject or None,
+        url=latest.url or None,
+        status=latest.status or None,
+    )
+
+
 def _ticket(session: Session, row: RequestRow, *, checked: bool = True) -> Ticket | None:
     """The request's ticket, if it names one: the latest check of it (`request_tickets`, as
     its system answered; not read when `checked` is False: none was recorded), else, read
     defensively, a `ticket` the row or its decision holds (a reference, or a mapping with
     reference/subject/status/url)."""
     latest = (
-        session.scalars(
-            select(RequestTicketRow)
-            .where(RequestTicketRow.request_id == row.id)
-            .order_by(RequestTicketRow.id.desc())
-            .limit(1)
-        ).first()
+        txn_memo.recall(
+            session.connection(),
+            "card-ticket",
+            row.id,
+            ("request_tickets",),
+            lambda: _latest_ticket(session, row.id),
+        )
         if checked
         else None
     )
     if latest is not None:
-        return Ticket(
-            reference=latest.reference,
-            subject=latest.subject or None,
-            url=latest.url or None,
-            status=latest.status or None,
-        )
+        return latest
     given: Any = getattr(row, "ticket", None) or (row.decision or {}).get("ticket")
     if isinstance(given, str) and given:
         return Ticket(reference=given)
