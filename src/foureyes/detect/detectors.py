@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, case, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from foureyes.core import alert_log
@@ -594,8 +594,14 @@ def pair_affinity(seen: Seen) -> None:
         return
     row, review = found
     window = _window(spec.window)
+    # Counted by the database: a busy requester's window holds thousands of approvals, and
+    # each approval of theirs is looked at.
+    by_this_approver = case((ReviewRow.reviewer_id == review.reviewer_id, ReviewRow.request_id))
     approved = (
-        select(ReviewRow.request_id, ReviewRow.reviewer_id)
+        select(
+            func.count(distinct(ReviewRow.request_id)),
+            func.count(distinct(by_this_approver)),
+        )
         .join(RequestRow, RequestRow.id == ReviewRow.request_id)
         .where(
             RequestRow.requester_id == row.requester_id,
@@ -604,18 +610,16 @@ def pair_affinity(seen: Seen) -> None:
             ReviewRow.decision == "approve",
         )
     )
-    pairs = [(request_id, who) for request_id, who in seen.session.execute(approved)]
-    requests = {request_id for request_id, _ in pairs}
-    by_approver = {request_id for request_id, who in pairs if who == review.reviewer_id}
-    if len(requests) < spec.min_requests:
+    requests, by_approver = seen.session.execute(approved).one()
+    if requests < spec.min_requests:
         return
-    share = len(by_approver) / len(requests)
+    share = by_approver / requests
     if share < spec.share:
         return
     seen.alert(
         spec,
         "pair_affinity",
-        f"{review.reviewer_id} approved {len(by_approver)} of {len(requests)} approved "
+        f"{review.reviewer_id} approved {by_approver} of {requests} approved "
         f"requests by {row.requester_id} in {spec.window}",
         staff=review.reviewer_id,
         request=row.id,

@@ -264,6 +264,9 @@ def request_card(
     known: str | None = session.info.get(_RECORDED_HERE, {}).get(row.id)
     # A transaction that moves a request on builds several cards of it (each move, the
     # channels): what they read is read once, until it writes there (`store.txn_memo`).
+    # What the session holds unwritten is written first, as the reads' autoflush did: an
+    # alert added since the last card is then seen (its INSERT forgets the card's alerts).
+    session.flush()
     connection = session.connection()
     if known is None:
         requester_name = txn_memo.recall(

@@ -69,7 +69,10 @@ def install(engine: Engine) -> None:
         memo.forget(written.group(1).lower() if written else None)
 
     def _ended(connection: Connection, *_args: Any) -> None:
-        connection.info.pop(_KEY, None)
+        # An invalidated connection (dropped by the server) has no info to clear until it is
+        # rolled back; the next transaction's "begin" clears it.
+        if not connection.invalidated and not connection.closed:
+            connection.info.pop(_KEY, None)
 
     for moment in ("begin", "commit", "rollback", "rollback_savepoint"):
         event.listen(engine, moment, _ended)
