@@ -1,0 +1,85 @@
+"""The deciding review's cost, counted in statements (never timed): one transaction when no
+ticket is needed (no look before it), the records decisions rest on read once between writes,
+and reading who took part in a request costs the same however long the reviewer's history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from tests.worlds import World, make_world
+
+from foureyes.model import ReviewDecision
+from foureyes.store.database import Database
+from foureyes.workflow import operations
+from foureyes.workflow.answered import review_and_run, submit_run_or_replay
+from foureyes.workflow.review import ReviewInput
+from foureyes.workflow.submit import Submission
+
+# What the deciding review of a VIT suspension and its answer's view make today (SQLite: 40,
+# PostgreSQL: 39 on the day this was written); before the memo and the tickets-first review
+# they made 73.
+STATEMENTS = {"sqlite": 42, "postgresql": 41}
+
+
+@pytest.fixture
+def world(database: Database) -> World:
+    made = make_world(database)
+    # Very important by their followers alone (as `bench/review.py`'s accounts).
+    made.services.connector("chirp").seed(  # type: ignore[attr-defined]
+        [{"id": f"vit{n}", "followers": 5_000_000, "verified": True} for n in range(3)]
+    )
+    return made
+
+
+def _waiting(world: World, account: str) -> tuple[str, str]:
+    """A VIT suspension asked by e-2001 and approved once (by e-3001): one approval to go."""
+    submitted, _ = submit_run_or_replay(
+        world.services,
+        world.actor("e-2001"),
+        Submission("account.suspend", f"chirp:{account}", justification="CASE-1"),
+    )
+    request_id = submitted.request_id
+    world.review("e-3001", request_id)
+    return request_id, operations.show(world.services, request_id)["digest"]
+
+
+def _deciding(world: World, request_id: str, digest: str) -> list[str]:
+    engine = world.services.database.engine
+    actor = world.actor("e-3002")
+    given = ReviewInput(ReviewDecision.APPROVE, digest, "ok")
+    made: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        made.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        outcome = review_and_run(world.services, actor, request_id, given)
+        view = operations.show_to(world.services, actor, request_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+    assert outcome is not None
+    assert outcome.state.value == "executed"
+    assert view["state"] == "executed"
+    return made
+
+
+def test_the_deciding_review_makes_few_statements(world: World) -> None:
+    _deciding(world, *_waiting(world, "vit0"))  # first use: policy compiled, caches filled
+    made = _deciding(world, *_waiting(world, "vit1"))
+    dialect = world.services.database.engine.dialect.name
+    assert len(made) <= STATEMENTS[dialect], "\n".join(made)
+    # No look before the review's transaction: the request is read twice (under the review's
+    # lock, and for the answer), the policy in force once.
+    assert len([s for s in made if s.startswith("SELECT requests.id")]) == 2, "\n".join(made)
+    assert len([s for s in made if "max(policy_versions.version)" in s]) <= 1, "\n".join(made)
+
+
+def test_who_took_part_is_read_by_the_request_not_by_the_person(world: World) -> None:
+    """The participation check reads the request's events alone: never by the reviewer (whose
+    events grow with every request they ever touched)."""
+    made = _deciding(world, *_waiting(world, "vit2"))
+    by_actor = [s for s in made if "audit_events.actor =" in s]
+    assert not by_actor, "\n".join(by_actor)
