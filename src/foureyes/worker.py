@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.schedule import CheckpointSchedule
-from foureyes.core import alert_log, logstate
+from foureyes.core import alert_ledger, alert_log, logstate
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import lock_request, move, record
 from foureyes.core.services import Services
@@ -145,6 +145,7 @@ def run_once(
         tick.held = finding.message
     _flag_overdue_post_reviews(services, tick)
     _detect(services)  # before delivery, so this pass's alerts go out in this pass
+    _check_alerts(services)  # also before delivery
     tick.reminded = reminders.remind_due(services)  # also before delivery
     if checkpoints is not None:
         _checkpoint(services, checkpoints, tick)
@@ -234,6 +235,19 @@ def _detect(services: Services) -> None:
         log.error("the detector pass failed: %s", exc.message)
     except Exception:  # a bug: its traceback
         log.exception("the detector pass failed")
+
+
+def _check_alerts(services: Services) -> None:
+    """The alerts table against the log's `alert.raised` events (`core.alert_ledger.look`:
+    the events appended since the last pass, and one aggregate over the alerts rows): an
+    alert whose row was deleted or re-pointed, or a row written in, raises `alert_tampered`
+    (once an hour each). A failure is logged; the worker goes on."""
+    try:
+        alert_ledger.look(services)
+    except FoureyesError as exc:  # the store is down...: expected, one line
+        log.error("the alerts check failed: %s", exc.message)
+    except Exception:  # a bug: its traceback
+        log.exception("the alerts check failed")
 
 
 def _deliver_notifications(

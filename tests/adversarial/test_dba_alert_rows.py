@@ -22,6 +22,7 @@ from foureyes import detect
 from foureyes.core import alert_log, sealing
 from foureyes.store import migrate
 from foureyes.store.tables import AlertRow, EventRow
+from foureyes.workflow import alerts as alert_ops
 from tests.api.conftest import Api
 from tests.dba import tamper
 
@@ -211,11 +212,9 @@ def test_a_row_written_in_for_the_same_event_does_not_silence_a_detector(api: Ap
 
 
 def _open_count(api: Api) -> int:
-    with api.world.services.database.transaction() as session:
-        return int(
-            session.scalar(select(func.count()).select_from(AlertRow).where(alert_log.is_open()))
-            or 0
-        )
+    count = alert_ops.open_count(api.world.services, api.world.actor(INES))
+    assert count is not None
+    return count
 
 
 def test_an_acknowledgement_set_by_hand_shows_the_alert_open_and_flagged(api: Api) -> None:

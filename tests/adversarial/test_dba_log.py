@@ -122,6 +122,7 @@ def test_a_cursor_moved_forward_is_caught_and_the_skipped_events_are_looked_at(
         "policy_version": 1,
         "detectors": "ok",
         "checkpoints": "ok",
+        "alerts": "ok",
         "platforms": {"chirp": "ok"},
     }
 

@@ -28,6 +28,7 @@ def test_healthz_checks_the_store_and_the_policy(api: Api) -> None:
         "policy_version": 1,
         "detectors": "ok",
         "checkpoints": "ok",
+        "alerts": "ok",
         "platforms": {"chirp": "ok"},
     }
 

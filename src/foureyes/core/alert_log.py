@@ -10,7 +10,9 @@ own events (`raised_seq`, `acknowledged_seq`) and is believed only where the eve
 raised event its detector, person, account, request and time; for the acknowledgement who,
 when and the note. A row that does not match is not an earlier alert (it silences nothing)
 and is not acknowledged (it is shown open, flagged); `foureyes.core.alerts.report_forged`
-raises the high `alert_tampered` alert about it.
+raises the high `alert_tampered` alert about it. Which alerts are open, and which the log holds
+that no row shows (deleted, re-pointed), is `foureyes.core.alert_ledger`: by the events' bodies
+too, never by their columns.
 
 What this does not cover: a DBA who also appends forged events (appending needs no key; the
 forged event stays in the log for good, as forged seals do).
@@ -23,20 +25,18 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from foureyes.store.tables import AlertRow, EventRow
-from foureyes.store.tree import head_size, in_tree
+from foureyes.store.tree import in_tree
 
 __all__ = [
     "ACKNOWLEDGED",
     "RAISED",
     "TAMPERED",
-    "acknowledged",
     "acknowledgement_problem",
     "bodies",
-    "is_open",
     "problems",
     "raised_problem",
     "stamp",
@@ -151,36 +151,3 @@ def vouched(session: Session, rows: Iterable[AlertRow]) -> list[AlertRow]:
         return []
     found = bodies(session, [row.raised_seq for row in rows])
     return [row for row in rows if raised_problem(row, found.get(row.raised_seq or -1)) is None]
-
-
-_ACK = aliased(EventRow)
-_OTHER = aliased(AlertRow)
-
-
-def acknowledged() -> ColumnElement[bool]:
-    """For a query on `AlertRow`: the row shows an acknowledgement that may be genuine. It
-    names an event the tree covers whose kind and actor columns say an acknowledgement by the
-    same person, and no other alert names the same event; each row shown is then checked
-    against the event's body (`problems`). A row that shows one the log lacks (columns set by
-    hand) is open. One primary-key look-up per acknowledged row."""
-    return and_(
-        AlertRow.acknowledged_at.is_not(None),
-        exists().where(
-            _ACK.seq == AlertRow.acknowledged_seq,
-            _ACK.seq >= 0,
-            _ACK.seq < func.coalesce(head_size(), _ACK.seq + 1),
-            _ACK.kind == ACKNOWLEDGED,
-            _ACK.actor == AlertRow.acknowledged_by,
-        ),
-        not_(
-            exists().where(
-                _OTHER.acknowledged_seq == AlertRow.acknowledged_seq, _OTHER.id != AlertRow.id
-            )
-        ),
-    )
-
-
-def is_open() -> ColumnElement[bool]:
-    """For a query on `AlertRow`: the alert is open (it shows no acknowledgement the log may
-    vouch for)."""
-    return or_(AlertRow.acknowledged_at.is_(None), not_(acknowledged()))

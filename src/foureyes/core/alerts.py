@@ -219,20 +219,59 @@ def report_forged(
     log does not vouch for), in the caller's transaction; once an hour per row (deduplicated
     by alerts the log vouches for, so a row written in cannot silence it)."""
     for alert_id, problem in sorted(problems.items()):
-        raise_alert(
+        _tampered(
             services,
             session,
-            NewAlert(
-                alert_log.TAMPERED,
-                "high",
-                f"alert {alert_id} does not match the audit log: {problem}; it was written or "
-                "changed outside foureyes, and is neither taken as raised nor as acknowledged",
-                account=f"foureyes:alert/{alert_id}",
-                details={"alert": alert_id, "problem": problem},
-            ),
-            now=now,
-            dedupe=TAMPERED_AGAIN,
+            alert_id,
+            f"alert {alert_id} does not match the audit log: {problem}; it was written or "
+            "changed outside foureyes, and is neither taken as raised nor as acknowledged",
+            problem,
+            now,
         )
+
+
+def report_missing(
+    services: Services, session: Session, missing: Mapping[int, int], *, now: datetime
+) -> None:
+    """The high `alert_tampered` alert about each alert in `missing` (alert id: the seq of its
+    `alert.raised` event) whose row is gone or names another event
+    (`foureyes.core.alert_ledger`), in the caller's transaction; once an hour per alert, as
+    `report_forged` (the same key: one alert an hour about an alert, whatever was done)."""
+    for alert_id, seq in sorted(missing.items()):
+        problem = f"its row is missing or names another event than its alert.raised ({seq})"
+        _tampered(
+            services,
+            session,
+            alert_id,
+            f"alert {alert_id} was raised (audit event {seq}) but its alerts row is gone or "
+            "names another event: it was deleted or changed outside foureyes, and is shown "
+            "open as the audit log says it was raised",
+            problem,
+            now,
+        )
+
+
+def _tampered(
+    services: Services,
+    session: Session,
+    alert_id: int,
+    summary: str,
+    problem: str,
+    now: datetime,
+) -> None:
+    raise_alert(
+        services,
+        session,
+        NewAlert(
+            alert_log.TAMPERED,
+            "high",
+            summary,
+            account=f"foureyes:alert/{alert_id}",
+            details={"alert": alert_id, "problem": problem},
+        ),
+        now=now,
+        dedupe=TAMPERED_AGAIN,
+    )
 
 
 def _notify(session: Session, channel: str, row: AlertRow) -> None:

@@ -36,6 +36,7 @@ from foureyes.store.tables import EventRow, IdentityRow, PinRow, PolicyVersionRo
 from foureyes.store.tree import in_tree
 
 if TYPE_CHECKING:
+    from foureyes.core.alert_ledger import Ledger
     from foureyes.core.logstate import LogState
 
 # How long a step-up credential added after init waits before it counts (`[step_up] cooldown`).
@@ -139,6 +140,9 @@ class Services:
     # Whether the audit log may be acted on (its head, its witness), as this process last found
     # (`foureyes.core.logstate`; bootstrap sets it up from the settings' witness directory).
     log_state: LogState | None = field(default=None, repr=False)
+    # The alerts the audit log holds, as this process has read them so far
+    # (`foureyes.core.alert_ledger`: made on first use).
+    alert_ledger: Ledger | None = field(default=None, repr=False)
 
     def delay_for(self, delay: timedelta | None) -> timedelta | None:
         """How long an approved request waits before it runs, for a rule's `delay`: the

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from foureyes.core import alert_log
-from foureyes.core.alerts import about, report_forged
+from foureyes.core import alert_ledger, alert_log
+from foureyes.core.alert_ledger import Seen
+from foureyes.core.alerts import about, report_forged, report_missing
 from foureyes.core.services import Actor, Services, json_safe
 from foureyes.errors import BadInput, Conflict, Forbidden, NotFound
 from foureyes.notify.card import ON_CARDS  # the request-describing detectors (one list)
@@ -69,31 +70,54 @@ def alert_view(row: AlertRow, problem: str | None = None) -> dict[str, Any]:
 
 
 def _checked(
-    services: Services, session: Session, rows: list[AlertRow], state: State = "all"
+    services: Services,
+    session: Session,
+    rows: list[AlertRow],
+    state: State = "all",
+    seen: Seen | None = None,
 ) -> tuple[list[dict[str, Any]], dict[int, str]]:
     """The views of `rows`, each checked against the log (one statement), and what it does not
-    vouch for (to report once the read is over: `_report`). For the open list, rows the log
-    shows acknowledged are left out (two rows naming one acknowledgement are both open to the
-    query; only the one it is about is acknowledged)."""
+    vouch for (to report once the read is over: `_report`). An alert whose row names another
+    event than its own `alert.raised` (`seen.missing`) is shown as that event says, open. For
+    the open list, rows the log shows acknowledged are left out (two rows naming one
+    acknowledgement are both open to the query; only the one it is about is acknowledged);
+    for the acknowledged list, those it does not."""
     found = alert_log.problems(session, rows)
-    views = [alert_view(row, found.get(row.id)) for row in rows]
-    if state == "open":
-        views = [view for view in views if view["state"] == "open"]
+    missing = {} if seen is None else seen.missing
+    repointed = {row.id: missing[row.id] for row in rows if row.id in missing}
+    rebuilt = {view["id"]: view for view in alert_ledger.missing_view(session, repointed)}
+    views = [rebuilt.get(row.id) or alert_view(row, found.get(row.id)) for row in rows]
+    if state != "all":
+        views = [view for view in views if view["state"] == state]
     return views, found
 
 
-def _report(services: Services, found: dict[int, str]) -> None:
-    """The `alert_tampered` alert about each row the log does not vouch for, in a transaction
-    of its own after the read (deduplicated: once an hour per row). Never raises: the rows are
-    shown flagged whatever happens here (a log that refuses appends must not blind the alerts
-    page); a failure is logged as an error."""
-    if not found:
+def _absent(
+    session: Session, seen: Seen, detector: str | None, state: State
+) -> list[dict[str, Any]]:
+    """The alerts the log holds that have no row (rebuilt from their events, open), for the
+    first page of the open and the full list."""
+    if state == "acknowledged" or not seen.absent:
+        return []
+    views = alert_ledger.missing_view(session, {a: seen.missing[a] for a in seen.absent})
+    return [view for view in views if detector is None or view["detector"] == detector]
+
+
+def _report(services: Services, found: dict[int, str], missing: dict[int, int]) -> None:
+    """The `alert_tampered` alert about each row the log does not vouch for and each alert
+    whose row is gone (`missing`), in a transaction of its own after the read (deduplicated:
+    once an hour per alert). Never raises: the alerts are shown flagged whatever happens here
+    (a log that refuses appends must not blind the alerts page); a failure is logged as an
+    error."""
+    if not found and not missing:
         return
     try:
         with services.database.transaction() as session:
-            report_forged(services, session, found, now=services.clock())
+            now = services.clock()
+            report_missing(services, session, missing, now=now)
+            report_forged(services, session, found, now=now)
     except Exception:  # the view answers, flagged, whatever this is
-        log.exception("could not raise the alert about alert rows %s", sorted(found))
+        log.exception("could not raise the alert about alerts %s", sorted({*found, *missing}))
 
 
 def _may_see(services: Services, actor: Actor) -> None:
@@ -114,38 +138,50 @@ def list_alerts(
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
     query = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit + 1)
-    query = _in_state(query, state)
     if detector is not None:
         query = query.where(AlertRow.detector == detector)
     if before is not None:
         query = query.where(AlertRow.id < before)
     with services.database.transaction() as session:
-        rows = list(session.scalars(query))
+        seen = alert_ledger.ledger_of(services).check(session)
+        rows = list(session.scalars(_in_state(session, query, state, seen)))
         more = len(rows) > limit
         rows = rows[:limit]
-        views, found = _checked(services, session, rows, state)
-    _report(services, found)
+        views, found = _checked(services, session, rows, state, seen)
+        if before is None:  # the alerts without a row come first, on the first page
+            views = _absent(session, seen, detector, state) + views
+    _report(services, found, dict(seen.missing))
     return views, (rows[-1].id if more else None)
 
 
-def _in_state(query: Select[AlertRow], state: State) -> Select[AlertRow]:
-    """Open: no acknowledgement the log may vouch for (one set by hand is none); each row shown
-    is then checked against the log's bodies (`_checked`)."""
+def _in_state(
+    session: Session, query: Select[AlertRow], state: State, seen: Seen
+) -> Select[AlertRow]:
+    """Open: the rows showing no acknowledgement, those the log holds none for (judged by the
+    events' bodies, never by columns a DBA can edit: `alert_ledger.open_rows`) and the rows no
+    event vouches for; acknowledged: the rows showing one. Each row shown is then checked
+    against the log's bodies (`_checked`)."""
     if state == "open":
-        return query.where(alert_log.is_open())
+        return query.where(alert_ledger.open_rows(session, seen))
     if state == "acknowledged":
-        return query.where(alert_log.acknowledged())
+        return query.where(AlertRow.acknowledged_at.is_not(None))
     return query
 
 
 def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any]:
     _may_see(services, actor)
     with services.database.transaction() as session:
+        seen = alert_ledger.ledger_of(services).check(session)
         row = session.get(AlertRow, alert_id)
         if row is None:
-            raise NotFound(f"no alert {alert_id}")
-        (view,), found = _checked(services, session, [row])
-    _report(services, found)
+            (view,) = _absent(session, seen, None, "all") if alert_id in seen.absent else [{}]
+            if not view:
+                raise NotFound(f"no alert {alert_id}")
+            found: dict[int, str] = {}
+        else:
+            (view,), found = _checked(services, session, [row], "all", seen)
+    missing = {alert_id: seen.missing[alert_id]} if alert_id in seen.missing else {}
+    _report(services, found, missing)
     return view
 
 
@@ -178,7 +214,14 @@ def acknowledge(
     refuse_unseen(comment, "comment")
     _may_see(services, actor)
     with services.database.transaction() as session:
+        seen = alert_ledger.ledger_of(services).check(session)
         row = session.scalar(select(AlertRow).where(AlertRow.id == alert_id).with_for_update())
+        missing = {alert_id: seen.missing[alert_id]} if alert_id in seen.missing else {}
+        if missing:
+            # Its row is gone or names another event: written back as its `alert.raised` event
+            # says (so what is acknowledged is what was raised), and the tampering reported.
+            row = alert_ledger.restored(session, alert_id, missing[alert_id], row)
+            report_missing(services, session, missing, now=services.clock())
         if row is None:
             raise NotFound(f"no alert {alert_id}")
         if row.staff_id == actor.id:
@@ -237,20 +280,25 @@ def alerts_by_severity(
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
     query = select(AlertRow).order_by(severity_rank.desc(), AlertRow.id.desc()).limit(limit + 1)
-    query = _in_state(query, state)
     if after:
-        seen, _, last = after.partition(".")
-        if not (seen.isdigit() and last.isdigit() and len(after) <= 40):
+        seen_rank, _, last = after.partition(".")
+        if not (seen_rank.isdigit() and last.isdigit() and len(after) <= 40):
             raise BadInput(f"{after!r} is not a page of alerts")
         query = query.where(
-            (severity_rank < int(seen)) | ((severity_rank == int(seen)) & (AlertRow.id < int(last)))
+            (severity_rank < int(seen_rank))
+            | ((severity_rank == int(seen_rank)) & (AlertRow.id < int(last)))
         )
     with services.database.transaction() as session:
-        rows = list(session.scalars(query))
+        seen = alert_ledger.ledger_of(services).check(session)
+        rows = list(session.scalars(_in_state(session, query, state, seen)))
         more = len(rows) > limit
         rows = rows[:limit]
-        views, found = _checked(services, session, rows, state)
-    _report(services, found)
+        views, found = _checked(services, session, rows, state, seen)
+        if not after:  # the alerts without a row come first, on the first page
+            absent = _absent(session, seen, None, state)
+            absent.sort(key=lambda v: (SEVERITY_RANK.get(v["severity"], 0), v["id"]), reverse=True)
+            views = absent + views
+    _report(services, found, dict(seen.missing))
     cursor = f"{SEVERITY_RANK.get(rows[-1].severity, 0)}.{rows[-1].id}" if more else None
     return views, cursor
 
@@ -261,10 +309,12 @@ def open_count(services: Services, actor: Actor) -> int | None:
     if not services.oversees(actor.staff):
         return None
     with services.database.read() as session:
+        seen = alert_ledger.ledger_of(services).check(session)
         found = session.scalar(
-            select(func.count()).select_from(AlertRow).where(alert_log.is_open())
+            select(func.count()).select_from(AlertRow).where(alert_ledger.open_rows(session, seen))
         )
-    return int(found or 0)
+    # Open as the list shows them: by the events' bodies, and the alerts whose row is gone.
+    return int(found or 0) + len(seen.absent)
 
 
 def prefetch_on_requests(services: Services, actor: Actor, request_ids: Collection[str]) -> None:

@@ -8,8 +8,11 @@ its witness, its head was moved or rows lie outside its tree (`foureyes.core.log
 nothing is submitted, reviewed or executed then), with the reason; and whether the detectors
 run (`silent` on every probe while their heartbeat is older than the policy's gap,
 `heartbeat-ahead` while it is dated in the future), read where the log says they did, and
-checkpoints were signed recently (raising `detector_silence` or `checkpoint_stale` if not).
-Any of those three not ok makes the status `degraded`, with the `reasons`.
+checkpoints were signed recently (raising `detector_silence` or `checkpoint_stale` if not);
+and whether the alerts table holds every alert the log says was raised, and nothing else
+(`alerts`: `tampered` while an alert's row is deleted or re-pointed or a row was written in,
+raising `alert_tampered`; `foureyes.core.alert_ledger`). Any of those four not ok makes the
+status `degraded`, with the `reasons`.
 
 `platforms` says whether each connected platform answers (`ok`, `unreachable`, `unknown`:
 `foureyes.core.reachability`, probed in the background at most every 30 s, a check waiting at
@@ -31,8 +34,9 @@ from sqlalchemy import text
 
 from foureyes import detect
 from foureyes.api.schemas import problem_responses
-from foureyes.core import logstate
+from foureyes.core import alert_ledger, logstate
 from foureyes.core.reachability import UNKNOWN, UNREACHABLE, Reachability
+from foureyes.core.services import Services
 from foureyes.errors import FoureyesError, Unavailable
 from foureyes.web.deps import ServicesDep
 
@@ -70,6 +74,11 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
     checkpoints = detect.check_checkpoints(services, request.app.state.settings.checkpoint_deadline)
     # The detectors' cursor where the log vouches for it (else they may have skipped events).
     moved = detect.check_cursor(services)
+    # The alerts table against the log's `alert.raised` events: an alert whose row was deleted
+    # or re-pointed, or a row no event vouches for, is a finding (and `alert_tampered`, once an
+    # hour). The events appended since the last probe are read, and one aggregate over the
+    # alerts rows (`foureyes.core.alert_ledger`).
+    alerts_seen = _alerts(services)
     platforms = _reachability(request).report(services.connectors)
     unreachable = [name for name, status in platforms.items() if status == UNREACHABLE]
     # Not answered yet (just started, or its probe hangs): not known to be up, so not `ok`.
@@ -80,6 +89,7 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
         *(f"platform {name} has not answered its probe yet" for name in unknown),
         *([] if moved is None else [moved]),
         *([] if not checkpoints.stale else ["events wait too long for a signed checkpoint"]),
+        *([] if alerts_seen is None else [alerts_seen]),
     ]
     body: dict[str, Any] = {
         "status": "degraded" if reasons else "ok",
@@ -89,11 +99,17 @@ def healthz(request: Request, services: ServicesDep) -> dict[str, Any]:
         if moved is not None
         else ("ok" if silence is None else silence.status),
         "checkpoints": "stale" if checkpoints.stale else "ok",
+        "alerts": "ok" if alerts_seen is None else "tampered",
         "platforms": platforms,
     }
     if reasons:
         body["reasons"] = reasons
     return body
+
+
+def _alerts(services: Services) -> str | None:
+    """What is wrong with the alerts table (None: nothing)."""
+    return alert_ledger.look(services).reason()
 
 
 def _reachability(request: Request) -> Reachability:
