@@ -184,9 +184,8 @@ class Ledger:
         if tuple(int(value) for value in found) == expected:
             return Seen(through, opened)
         # Something differs: which rows (one statement over the table's ids and seqs).
-        rows = dict(
-            session.execute(select(AlertRow.id, _seq()).where(_checked(through))).tuples().all()
-        )
+        listed = session.execute(select(AlertRow.id, _seq()).where(_checked(through)))
+        rows = {int(row): int(seq) for row, seq in listed}
         with self._lock:
             raised = {a: s for a, s in self._raised.items() if s < through}
         missing = {alert: seq for alert, seq in raised.items() if rows.get(alert) != seq}
