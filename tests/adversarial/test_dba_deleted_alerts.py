@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from foureyes import detect, worker
 from foureyes.core import alert_ledger, alert_log
 from foureyes.core.alerts import NewAlert, raise_alert
-from foureyes.store.tables import AlertRow
+from foureyes.store.tables import AlertRow, EventRow
 from foureyes.workflow import alerts as alert_ops
 from tests.api.conftest import Api
 from tests.console.conftest import console_for
@@ -382,3 +382,41 @@ def test_each_event_is_read_once_per_process(api: Api, monkeypatch: pytest.Monke
     _raise(api, "two")
     _count(api)
     assert len(looked) == 1
+
+
+def test_an_old_alert_relabelled_and_deleted_is_found_by_the_sweep(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process's first look reads the history's alert events by their `kind` column (every
+    body of a large log would hold the first `/healthz` for minutes); the rest of the history's
+    bodies are swept a slice per look. An old `alert.raised` event relabelled to another kind,
+    its row deleted, is found when the sweep reaches it, never left out for good."""
+    alert_id = _raise(api, "tomas-late-login")
+    for n in range(5):
+        _raise(api, f"later-{n}", staff=MEI)
+    seq = _raised_seq(api, alert_id)
+    tamper(
+        api.world.services.database,
+        "UPDATE audit_events SET kind = 'detectors.read' WHERE seq = :seq",
+        seq=seq,
+    )
+    _delete(api, alert_id)
+    monkeypatch.setattr(alert_ledger, "SWEEP", 1)
+    api.world.services.alert_ledger = None  # a process starting now
+    looked: list[int] = []
+    original = alert_ledger.Ledger._note
+
+    def note(self: alert_ledger.Ledger, seq: int, raw: bytes) -> None:
+        looked.append(seq)
+        original(self, seq, raw)
+
+    monkeypatch.setattr(alert_ledger.Ledger, "_note", note)
+    with api.world.services.database.read() as session:
+        head = int(session.scalar(select(func.max(EventRow.seq))) or 0) + 1
+    _count(api)
+    # The first look: the alert events by their column, and one event of the sweep.
+    assert len(looked) <= 5 + 1 + 1
+    for _ in range(head):
+        if _health(api)["alerts"] == "tampered":
+            break
+    _assert_shown_open_from_the_log(api, alert_id, "tomas-late-login")

@@ -18,8 +18,13 @@ edit unnoticed), are the alerts and their acknowledgements; the rows are checked
 Cost. Each process keeps a `Ledger` in memory: per alert raised, the seq of its event; per
 alert acknowledged, that it was (a few dozen bytes per alert). Each use brings it up to the
 log's head by reading the bodies of the events appended since its last use (one statement per
-`CHUNK` events, parsed only when they look like an alert's event): the whole log is read once
-per process, on its first use, never again. Each `Ledger.check` then compares the table with it
+`CHUNK` events, parsed only when they look like an alert's event). The history (the log as it
+was at the process's first use) is read at that first use only where the events' `kind`
+column says they are alerts' (an index look-up: reading every body of a 1M-event log took
+20 s, too long for a first `/healthz`), and then swept by bodies, `SWEEP` events per use,
+until read whole: an old alert event whose `kind` column a DBA also relabelled is found when
+the sweep reaches it (within 1,000 looks on a 10M-event log: the worker looks every pass), or
+by `foureyes audit verify --copies` at once. Each `Ledger.check` then compares the table with it
 without reading the table out: one aggregate statement over the `alerts` rows (their count,
 the sums of their ids and seqs, and the sum of a mix of both with two numbers drawn afresh for
 each check, so no row written in can be made to balance one deleted), an index-only pass in the
@@ -84,6 +89,10 @@ log = logging.getLogger(__name__)
 CHUNK = 5_000
 """Events read per statement while the ledger catches up with the log."""
 
+SWEEP = 10_000
+"""Events of the history (the log as it was at the process's first look) whose bodies each
+look reads, until all have been read."""
+
 _PRIME = 2_147_483_629  # below 2**31: each product of the mix stays within 63 bits
 _MARKS = (b'"kind":"alert.raised"', b'"kind":"alert.acknowledged"')  # canonical JSON: no spaces
 
@@ -145,7 +154,9 @@ class Ledger:
         self._reset()
 
     def _reset(self) -> None:
-        self._through = 0  # events below this seq have been read
+        self._through = 0  # events below this seq have been read (history: see `_swept`)
+        self._swept = 0  # the history's bodies below this seq have been read
+        self._history = 0  # the log's size at this process's first look
         self._raised: dict[int, int] = {}  # alert id: seq of its (first) alert.raised event
         self._acknowledged: set[int] = set()  # alert ids an alert.acknowledged body names
         self._open: dict[int, str] = {}  # raised, not acknowledged: alert id to detector
@@ -198,24 +209,40 @@ class Ledger:
         self._drawn = time.monotonic()
 
     def _catch_up(self, session: Session) -> None:
-        """Read the events appended since the last use (all of them, the first time; again
-        from the start if the log is now shorter than what was read)."""
+        """Read the events appended since the last use; at the first use, the history's
+        alert events found by their `kind` column (an index look-up), and at each use a slice
+        of `SWEEP` more of the history's bodies (again from the start if the log is now
+        shorter than what was read)."""
         head = int(session.scalar(select(head_size())) or 0)
         if head < self._through:
             self._reset()  # the log was rolled back: read it afresh
-        while self._through < head:
+        if self._through == 0 and head > 0:
+            self._history = self._through = head
+            for seq, raw in session.execute(
+                select(EventRow.seq, EventRow.body).where(
+                    EventRow.kind.in_((alert_log.RAISED, alert_log.ACKNOWLEDGED)),
+                    EventRow.seq < head,
+                    in_tree(),
+                )
+            ):
+                self._note(int(seq), bytes(raw))
+        self._through = self._read(session, self._through, head)
+        if self._swept < self._history:
+            self._swept = self._read(session, self._swept, min(self._history, self._swept + SWEEP))
+
+    def _read(self, session: Session, start: int, end: int) -> int:
+        """Note the bodies of the events in [start, end); returns `end`."""
+        while start < end:
             rows = session.execute(
                 select(EventRow.seq, EventRow.body)
-                .where(EventRow.seq >= self._through, EventRow.seq < head, in_tree())
+                .where(EventRow.seq >= start, EventRow.seq < end, in_tree())
                 .order_by(EventRow.seq)
                 .limit(CHUNK)
             ).all()
             for seq, raw in rows:
                 self._note(int(seq), bytes(raw))
-            if len(rows) < CHUNK:
-                self._through = head
-            else:
-                self._through = int(rows[-1][0]) + 1
+            start = end if len(rows) < CHUNK else int(rows[-1][0]) + 1
+        return end
 
     def _note(self, seq: int, raw: bytes) -> None:
         if not any(mark in raw for mark in _MARKS):
@@ -229,7 +256,11 @@ class Ledger:
         alert = body.get("alert")
         if not isinstance(alert, int) or isinstance(alert, bool):
             return
-        if body.get("kind") == alert_log.RAISED and alert not in self._raised:
+        first = self._raised.get(alert)
+        if body.get("kind") == alert_log.RAISED and (first is None or seq < first):
+            if first is not None:  # the sweep found an earlier one: the first stands
+                self._sums = (self._sums[0] - alert, self._sums[1] - first)
+                self._mix -= _mixed(alert, first, *self._key)
             self._raised[alert] = seq
             self._sums = (self._sums[0] + alert, self._sums[1] + seq)
             self._mix += _mixed(alert, seq, *self._key)
