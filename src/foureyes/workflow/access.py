@@ -31,6 +31,7 @@ proofs are hashes, open to all staff so that anyone can verify the log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -57,6 +58,7 @@ __all__ = [
     "eligible_approver",
     "may_review_now",
     "may_see",
+    "participant",
     "prefetch",
     "require_oversight",
     "reviewable_in_page",
@@ -207,13 +209,14 @@ def prefetch(
     services.prefetch_pins(session, ids)
     prefetch_reviews(session, ids)
     found: dict[str, set[str]] = {request_id: set() for request_id in ids}
-    for request_id, who in session.execute(
-        select(EventRow.request_id, EventRow.actor).where(
+    for request_id, seq, raw in session.execute(
+        select(EventRow.request_id, EventRow.seq, EventRow.body).where(
             one_of(session, EventRow.request_id, ids), EventRow.kind.in_(PARTICIPATION), in_tree()
         )
     ):
+        who = participant(int(seq), bytes(raw), str(request_id))
         if who is not None:
-            found[str(request_id)].add(str(who))
+            found[str(request_id)].add(who)
     for request_id, participants in found.items():
         page_memo.remember("participants", request_id, frozenset(participants))
 
@@ -266,15 +269,33 @@ def _has_event_by(session: Session, request_id: str, staff_id: str) -> bool:
 
 
 def _participants(session: Session, request_id: str) -> frozenset[str]:
-    """The actors of the request's participation events. Read by the request alone (a few
-    events): a look-up by the actor too let SQLite's planner walk the actor's index, every
-    event that person ever acted in, for each request they open."""
-    return frozenset(
-        str(who)
-        for who in session.scalars(
-            select(EventRow.actor).where(
-                EventRow.request_id == request_id, EventRow.kind.in_(PARTICIPATION), in_tree()
-            )
+    """The actors of the request's participation events, as their bodies say (the columns are
+    copies a DBA can edit unnoticed: relabelling another event as a review by someone made
+    them a participant). Read by the request alone (a few events): a look-up by the actor too
+    let SQLite's planner walk the actor's index, every event that person ever acted in, for
+    each request they open."""
+    found: set[str] = set()
+    for seq, raw in session.execute(
+        select(EventRow.seq, EventRow.body).where(
+            EventRow.request_id == request_id, EventRow.kind.in_(PARTICIPATION), in_tree()
         )
-        if who is not None
-    )
+    ):
+        who = participant(int(seq), bytes(raw), request_id)
+        if who is not None:
+            found.add(who)
+    return frozenset(found)
+
+
+def participant(seq: int, raw: bytes, request_id: str) -> str | None:
+    """The actor of a participation event of `request_id`, as its body says (None if the body
+    says it is another event, another request's, not one recording taking part, or no one's)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("seq") != seq:
+        return None
+    if body.get("request") != request_id or body.get("kind") not in PARTICIPATION:
+        return None
+    who = body.get("actor")
+    return who if isinstance(who, str) and who else None

@@ -1,0 +1,65 @@
+"""A DBA who relabels the indexed columns of an audit event (its kind, actor, request) to make
+someone a participant of a request, or to put a step in its timeline (attack "ledger" F2): who
+took part, and what the timeline says, come from the events' bodies, which the log's hashes
+cover."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from foureyes.store.tables import EventRow
+from foureyes.workflow.answered import submit_run_or_replay
+from foureyes.workflow.submit import Submission
+from tests.api.conftest import Api
+from tests.dba import tamper
+
+ANA, RAVI = "e-2001", "e-5001"  # support (asks); legal (takes no part)
+
+
+def _pending(api: Api) -> str:
+    api.world.services.connector("chirp").seed(  # type: ignore[attr-defined]
+        [{"id": "vitcol", "followers": 5_000_000, "verified": True}]
+    )
+    submitted, _ = submit_run_or_replay(
+        api.world.services,
+        api.world.actor(ANA),
+        Submission("account.suspend", "chirp:vitcol", justification="CASE-4"),
+    )
+    return submitted.request_id
+
+
+def _relabel_an_unrelated_event(api: Api, request_id: str) -> int:
+    with api.world.services.database.read() as session:
+        seq = session.scalar(select(func.max(EventRow.seq)).where(EventRow.request_id.is_(None)))
+    assert seq is not None
+    tamper(
+        api.world.services.database,
+        "UPDATE audit_events SET kind = 'review.recorded', actor = :who, request_id = :rid "
+        "WHERE seq = :seq",
+        who=RAVI,
+        rid=request_id,
+        seq=seq,
+    )
+    return int(seq)
+
+
+def test_a_relabelled_event_makes_nobody_a_participant(api: Api) -> None:
+    request_id = _pending(api)
+    assert api.get(RAVI, f"/v1/requests/{request_id}").status_code == 404
+    _relabel_an_unrelated_event(api, request_id)
+    assert api.get(RAVI, f"/v1/requests/{request_id}").status_code == 404
+    listed = api.get(RAVI, "/v1/requests").json()["items"]
+    assert request_id not in [item["id"] for item in listed]
+
+
+def test_the_timeline_says_what_the_body_says_and_marks_the_copy(api: Api) -> None:
+    request_id = _pending(api)
+    seq = _relabel_an_unrelated_event(api, request_id)
+    timeline = api.get(ANA, f"/v1/requests/{request_id}").json()["timeline"]
+    (entry,) = [e for e in timeline if e["seq"] == seq]
+    assert entry["kind"] != "review.recorded"
+    assert entry["actor"] != RAVI
+    assert "differs" in entry["altered"]
+    untouched = [e for e in timeline if e["seq"] != seq]
+    assert untouched
+    assert all("altered" not in e for e in untouched)
