@@ -10,7 +10,6 @@ cache: what the engine derives from a Staff or an Account is remembered by the c
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -89,40 +88,6 @@ _FINAL_STATES = frozenset(
         RequestState.REVERTED,
     }
 )
-
-
-def person_label(name: str | None, staff_id: str) -> str:
-    """How a person is named to someone deciding: `Tomas Berg (e-3001)`, the id alone when
-    there is no name (or it is the id). Never the name alone: two people may share a name, and
-    the import only flags it (`foureyes.workflow.staff_names`). The id alone too for a name
-    that could carry an id of its own (`name_problem`: a bracket, a digit), which no import
-    stores: one stored before the rule, or written in, never reads as someone else's label."""
-    if not name or name == staff_id or name_problem(name) is not None:
-        return staff_id
-    return f"{name} ({staff_id})"
-
-
-# Brackets that are no Ps/Pe punctuation: `<`, `>` (math symbols), the single guillemets and
-# the modifier arrowheads that look like them (`(`, `[`, `{`, `⟨` and the fullwidth and CJK
-# brackets are Ps/Pe).
-_ANGLES = frozenset("<>\u2039\u203a\u02c2\u02c3")
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot be a person's name on a label (None when it can): a label puts the
-    staff id in brackets after the name (`person_label`), so a name holding a bracket of any
-    script, or a digit of any script (a staff id's part: `Tomas Berg (e-3001)` as e-7003's
-    name read as Tomas approving, attack s3 S1), would carry an id of its own. Looked at as
-    written and in compatibility form (NFKC: a fullwidth bracket or digit is the ASCII one).
-    Never quotes `name`."""
-    for text in (name, unicodedata.normalize("NFKC", name)):
-        for char in set(text):
-            category = unicodedata.category(char)
-            if category in ("Ps", "Pe") or char in _ANGLES:
-                return "holds a bracket: the card names a person `Name (staff id)`"
-            if category == "Nd" or char.isdigit():
-                return "holds a digit: a number in a name reads as a staff id"
-    return None
 
 
 def _midnight(day: date | None) -> datetime | None:

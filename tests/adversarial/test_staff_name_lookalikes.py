@@ -30,9 +30,9 @@ import yaml
 from foureyes.bootstrap import create_app
 from foureyes.commands.staff import describe_import
 from foureyes.errors import PolicyError
-from foureyes.model import person_label
 from foureyes.notify.card import Card
 from foureyes.policy.directory import load_directory, parse_csv_directory, parse_directory
+from foureyes.text.names import person_label
 from foureyes.workflow import operations
 from foureyes.workflow.staff import NameClash
 from foureyes.workflow.staff_names import named_alike
@@ -86,14 +86,16 @@ SAME = {
     "trailing spaces": "Tomas Berg  ",
     "case only": "tomas berg",
     "spaces doubled, upper case": "TOMAS   BERG",
-    "no-break space": "Tomas\u00a0Berg",
 }
+# Letters of another script inside a Latin word, fullwidth letters and other spaces are
+# refused outright now (`foureyes.text.names`, attack names F1: REFUSED_NAMES below); what
+# is left to flag is look-alikes in one script, which Unicode's skeleton and the Latin
+# letters' names fold.
 LOOK_ALIKE = {
-    "Cyrillic o (U+043E)": "T\u043emas Berg",
-    "Cyrillic capital te and ie": "\u0422omas B\u0435rg",
-    "Greek omicron": "T\u03bfmas Berg",
-    "fullwidth T": "\uff34omas Berg",
     "an accent": "Tom\u00e1s Berg",
+    "a Latin T with a hook": "\u01acomas Berg",
+    "a Latin r with a long leg": "Tomas Be\u027cg",
+    "a Latin capital beta": "Tomas \ua7b4erg",
 }
 
 
@@ -269,6 +271,12 @@ REFUSED_NAMES = {
     "digits only": "3001",
     "10,000 characters": "a" * 10_000,
     "201 characters": "a" * 201,
+    # Look-alikes that were flagged before the names rule was an allow-list (attack names F1).
+    "no-break space": "Tomas\u00a0Berg",
+    "Cyrillic o (U+043E)": "T\u043emas Berg",
+    "Cyrillic capital te and ie": "\u0422omas B\u0435rg",
+    "Greek omicron": "T\u03bfmas Berg",
+    "fullwidth T": "\uff34omas Berg",
 }
 
 

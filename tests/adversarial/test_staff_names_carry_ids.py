@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from foureyes.errors import PolicyError
-from foureyes.model import name_problem, person_label
 from foureyes.policy.directory import load_directory, parse_csv_directory, parse_directory
+from foureyes.text.names import name_problem, person_label
 from foureyes.workflow import operations
 from foureyes.workflow.staff import NameClash
 from foureyes.workflow.staff_names import named_alike
@@ -75,7 +75,7 @@ def test_a_name_that_carries_an_id_is_refused_with_its_line(tmp_path: Path, kind
     error = refused.value
     assert (error.file, error.field) == (str(path), "staff[9].name")
     assert error.line == hire_line(path, "name")
-    assert "bracket" in str(error) or "digit" in str(error)
+    assert any(why in str(error) for why in ("bracket", "digit", "a name may not", "staff id"))
     assert str(error).isprintable()  # never quotes the name
     assert "e-3001" not in str(error)
 
@@ -104,11 +104,8 @@ def test_yaml_escapes_and_csv_exports_are_held_to_it_too() -> None:
     [
         "Łukasz O'Neil-Müller",
         "Mary-Kate Smith",
-        'Robert "Bob" Smith',
-        "Jean \u00abJeannot\u00bb Dupont",  # guillemets are quotation marks, not brackets
-        "Berg, Tomas",
-        "Dr. Ana Lima, MD",
-        "Louis \u216b",  # a Roman numeral: letters once normalised
+        "Dr. Ana Lima",
+        "Louis XII",
         "田中 太郎",
         "\u0645\u062d\u0645\u062f \u0639\u0644\u064a",
     ],
@@ -119,17 +116,11 @@ def test_names_without_brackets_or_digits_still_load(tmp_path: Path, name: str) 
 
 # --- flagged: punctuation left out, a name within a name, words that read as an id ----------
 
+# Punctuation other than `- ' .` is refused now (attack names F1; `test_names_allow_list`).
 PUNCTUATED = {
-    "the finding: a trailing comma": "Mei Chen,",
     "a full stop": "Mei Chen.",
     "a hyphen between": "Mei-Chen",
-    "an exclamation mark": "Mei! Chen",
-    "a check mark": "Mei Chen \u2713",
-    "an asterisk": "*Mei Chen*",
-    "quotation marks": "\u201cMei Chen\u201d",
-    "a middle dot": "Mei \u00b7 Chen",
-    "fullwidth comma": "Mei Chen\uff0c",
-    "a slash": "Mei/Chen",
+    "an apostrophe": "Mei Chen'",
 }
 
 
@@ -150,11 +141,10 @@ WITHIN = {
     "a suffix": ("Tomas Berg Jr", True),
     "a prefix": ("Jr Tomas Berg", True),
     "in the middle": ("Dr Tomas Berg Jr", True),
-    "a suffix after a comma": ("Tomas Berg, approved", True),
-    "a suffix after a dash": ("Tomas Berg \u2014 security", True),
+    "a suffix after a full stop": ("Tomas Berg. approved", True),
+    "a suffix after a hyphen": ("Tomas Berg - security", True),
     "run together": ("TomasBerg Jr", False),
-    "Cyrillic o": ("T\u043emas Berg Jr", False),
-    "fullwidth letters": ("\uff34\uff4f\uff4d\uff41\uff53 Berg Sr", False),
+    "a Latin T with a hook": ("\u01acomas Berg Jr", False),
     "an accent": ("Tom\u00e1s Berg II", False),
 }
 
@@ -187,7 +177,8 @@ def test_a_name_that_holds_part_of_anothers_is_not_flagged(
     assert alerts(api.world, "name_lookalike") == []
 
 
-@pytest.mark.parametrize("name", ["Ana c-lOOl", "Ana C lool", "c.l.o.o.l", "Ana C-IOOI"])
+# `Ana c-lOOl` and `Ana C-IOOI` have a staff id's shape and are refused now (attack names F1).
+@pytest.mark.parametrize("name", ["Ana C lool", "c.l.o.o.l"])
 def test_words_that_read_as_anothers_id_are_flagged_high(
     api: Api, tmp_path: Path, name: str
 ) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from foureyes.model import person_label
+from foureyes.text.names import person_label
 
 __all__ = ["ON_CARDS", "ON_CHANNEL_CARDS", "AlertLine", "Card", "Ticket", "defang", "review_link"]
 

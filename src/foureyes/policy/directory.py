@@ -10,8 +10,8 @@ email address. A login is what a
 person signs in as and what the import report, alerts and the audit log show; outside ASCII, a
 Cyrillic a (U+0430), a fullwidth k (U+FF4B) or a zero-width space makes a login that looks like
 another person's but is not, and control characters in it would rewrite the operator's
-terminal. Unicode's confusable skeletons (UTS #39) would allow more names, but need a table of
-look-alikes kept up to date (none is in the lock file) and still leave mixed-script names to
+terminal. Unicode's confusable skeletons (UTS #39, `foureyes.text.skeleton`: what people's
+names are compared under) would allow more logins, but still leave mixed-script ones to
 judge; an identity provider's login names (usernames, email addresses, subject ids) are ASCII
 in practice, so the strict set costs little. An offending login is refused with file and line.
 """
@@ -31,9 +31,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from foureyes.errors import PolicyError
-from foureyes.model import Employment, Staff, StaffStatus, name_problem
+from foureyes.model import Employment, Staff, StaffStatus
 from foureyes.policy.yamlsource import SourceDocument, load_yaml, parse_yaml
 from foureyes.text import blank, overloaded, unseen
+from foureyes.text.names import name_problem
 
 # What a staff id is (the import's and `foureyes.staff.update`'s): ASCII letters, digits and
 # `_ . @ -`, starting with a letter or a digit.
@@ -53,6 +54,11 @@ MAX_SHOWN = 200
 # What an attribute's name is: what a policy can declare and read (`staff.<name>`), so no
 # attribute a policy cannot name, and nothing in a name that could read as something else.
 ATTRIBUTE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+# What a group is: an identifier a policy compares (`"trust-safety" in approver.groups`), like
+# a pin: lowercase ASCII letters, digits, `_` and `-`, starting with a letter. Never prose that
+# a card would show after a name (attack names F3: "approved for Tomas Berg (e-3001)").
+GROUP_NAME = re.compile(r"[a-z][a-z0-9_-]{0,49}")
+GROUP_CHARACTERS = "lowercase ASCII letters, digits, _ and -, starting with a letter (at most 50)"
 _UNSHOWN = (
     "holds a line break, a control or bidi character, an invisible, blank-looking, "
     "private-use or unassigned character, or stacked marks"
@@ -84,13 +90,12 @@ def shown_problem(text: str) -> str | None:
 
 
 def groups_problem(groups: Iterable[str]) -> str | None:
-    """Why a person's `groups` would not read as written on a card (None when they would):
-    each group held to `shown_problem`, as the import holds them. Names the group by its place
-    (`groups/2: ...`), never its text. What `foureyes.staff.update` is held to too."""
+    """Why a person's `groups` are refused (None when they are not): each group is an
+    identifier (`GROUP_NAME`). The one rule of the HR import and of `foureyes.staff.update`.
+    Names the group by its place (`groups/2: ...`), never its text."""
     for index, group in enumerate(groups):
-        problem = shown_problem(group)
-        if problem is not None:
-            return f"groups/{index}: {problem}"
+        if not GROUP_NAME.fullmatch(group):
+            return f"groups/{index}: a group is named with {GROUP_CHARACTERS}"
     return None
 
 
@@ -202,7 +207,7 @@ class StaffEntry(BaseModel):
     identities: list[str] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("name", "email", "vendor", "region", "manager", "groups")
+    @field_validator("name", "email", "vendor", "region", "manager")
     @classmethod
     def _shown_as_written(cls, value: str | list[str] | None) -> str | list[str] | None:
         """What cards, views and the log show of a person reads as written (`shown_problem`):
@@ -217,14 +222,25 @@ class StaffEntry(BaseModel):
                 raise ValueError(problem)
         return value
 
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, value: list[str]) -> list[str]:
+        """Each group an identifier (`groups_problem`, as `foureyes.staff.update` holds it)."""
+        problem = groups_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("name")
     @classmethod
     def _looks_like_someone(cls, value: str) -> str:
         """A name, if given, shows a letter (`visible`): one of blanks, fillers or punctuation
-        reads as nobody on a card. No name at all is allowed: cards show the id then. No
-        bracket of any script and no digit (`foureyes.model.name_problem`): a card names a
-        person `Name (staff id)`, and `Tomas Berg (e-3001)` as e-7003's name read as Tomas
-        approving (attack s3 S1)."""
+        reads as nobody on a card. No name at all is allowed: cards show the id then. Only
+        what a name may hold (`foureyes.text.names.name_problem`: letters of one script a
+        word, marks on them, spaces and `- ' .`; no word shaped like a staff id): a card names
+        a person `Name (staff id)`, and `Tomas Berg (e-3001)` as e-7003's name, or the same
+        in a Canadian syllabics B, hook brackets and a Cyrillic Ze for the 3, read as Tomas
+        approving (attacks s3 S1, names F1)."""
         if value and not visible(value):
             raise ValueError("has no visible letter: a name must show whose it is")
         problem = name_problem(value) if value else None

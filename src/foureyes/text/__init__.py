@@ -72,7 +72,10 @@ def _shows(chars: set[str]) -> bool:
 
 
 def overloaded(text: str) -> bool:
-    """Whether `text` stacks more than `MAX_MARKS` combining marks on one character."""
+    """Whether `text` stacks more than `MAX_MARKS` combining marks on one character. Counted
+    with unseen characters left out: a joiner (ZWJ, ZWNJ) or any other default-ignorable one
+    between marks is in the same grapheme cluster, so a shaping engine stacks the marks on
+    either side of it on the same letter (attack names F2: a ZWJ every three marks)."""
     return _overloaded(text, set(text))
 
 
@@ -82,6 +85,9 @@ def _overloaded(text: str, chars: set[str]) -> bool:
     marks = [char for char in chars if unicodedata.category(char) in _MARKS]
     if not marks:
         return False
+    ignored = {ord(char): None for char in chars if unseen(char)}
+    if ignored:
+        text = text.translate(ignored)
     stacked = re.compile(f"[{''.join(map(re.escape, marks))}]{{{MAX_MARKS + 1}}}")
     return stacked.search(text) is not None
 

@@ -2,7 +2,7 @@
 
 Two people may share a name (two Wei Zhangs), so the import does not refuse it; but a reviewer
 who reads "Tomas Berg approved" must not take one for the other. Cards, the console and the
-CLI name a person with their id (`foureyes.model.person_label`); and whoever is added, or
+CLI name a person with their id (`foureyes.text.names.person_label`); and whoever is added, or
 renamed, with a name that is another person's or looks like it (the same `fold`:
 `foureyes.text.folding`, the `batch_lookalike` detector's folding: case, accents, spaces and
 separators, Unicode compatibility forms, and letters of other scripts that render like a
@@ -14,9 +14,12 @@ U+043E), which no honest HR record needs.
 Compared under `fold` with every punctuation and symbol left out too (`Mei Chen,` is Mei Chen).
 Flagged as well (attack s3 S1): a name that holds another person's whole name as whole words
 (`Tomas Berg Jr`, `Jr Tomas Berg`; medium as written, high in look-alike letters), and a name
-holding words that read as another person's staff id (`e-lOOl` for e-1001; high). The import
-refuses brackets and digits in names outright (`foureyes.model.name_problem`); only ids with a
-digit are compared, since a directory whose ids are logins (`jo`) has them in honest names.
+holding words that read as another person's staff id (`C lool` for c-1001; high). The import
+refuses outright what a name may not hold (`foureyes.text.names.name_problem`: anything but
+letters of one script a word, marks, spaces and `- ' .`, and words shaped like a staff id);
+only ids with a digit are compared, since a directory whose ids are logins (`jo`) has them in
+honest names. Look-alikes are found under Unicode's confusable skeleton (UTS #39) with the
+hand table, in rounds until the form settles (`fold`).
 
 Compared with everyone the directory holds after the import (people it terminates too: their
 names stay on the cards of what they asked and approved). Empty names are not compared: cards

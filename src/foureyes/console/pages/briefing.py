@@ -11,7 +11,8 @@ from typing import Any
 from foureyes.console.humanize import approvers_in_words
 from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
-from foureyes.model import ActionSpec, person_label
+from foureyes.model import ActionSpec
+from foureyes.text.names import person_label
 from foureyes.workflow import views
 
 __all__ = ["DEPARTING_DAYS", "approvals", "names", "risks"]

@@ -8,7 +8,8 @@ from typing import Any
 from foureyes.console.pages.briefing import approvals, names, risks
 from foureyes.core.services import Actor, Services
 from foureyes.errors import FoureyesError
-from foureyes.model import Account, ActionKind, ActionSpec, Staff, person_label
+from foureyes.model import Account, ActionKind, ActionSpec, Staff
+from foureyes.text.names import person_label
 from foureyes.workflow import alerts as alert_ops
 from foureyes.workflow import views
 from foureyes.workflow.accounts import account_view
