@@ -30,6 +30,7 @@ import pytest
 
 from foureyes.errors import PolicyError
 from foureyes.policy.directory import groups_problem, load_directory
+from foureyes.store.tables import StaffRow
 from foureyes.text import overloaded
 from foureyes.text.folding import _ROUNDS, _round, fold
 from foureyes.text.names import id_shaped, name_problem, person_label
@@ -37,8 +38,15 @@ from foureyes.text.skeleton import CONFUSABLES_VERSION, prototypes, skeleton
 from foureyes.workflow import operations
 from foureyes.workflow.staff import NameClash
 from tests.adversarial.test_staff_import_identity import alerts
-from tests.adversarial.test_staff_name_lookalikes import NEW, TOMAS, hire_line, with_hire
+from tests.adversarial.test_staff_name_lookalikes import (
+    NEW,
+    SUSPEND,
+    TOMAS,
+    hire_line,
+    with_hire,
+)
 from tests.api.conftest import Api, assert_problem
+from tests.console.conftest import console_for
 
 MEI, JO, ANA = "e-3002", "e-9001", "e-2001"
 MARKS_WITH_JOINERS = "Ana" + "\u030d\u030e\u0344\u200d" * 40 + " Silva"  # the finding, F2
@@ -312,3 +320,35 @@ def test_identifier_groups_pass_both(tmp_path: Path, groups: list[str]) -> None:
     assert load_directory(with_hire(tmp_path, "Tomas Lind", groups=groups)).staff[NEW].groups == (
         tuple(groups)
     )
+
+
+# --- the console: the id as an element of its own, groups as tags -----------------------------
+
+
+def test_the_console_shows_the_id_apart_from_the_name_and_groups_as_tags(
+    api: Api, tmp_path: Path
+) -> None:
+    """A name stored before the rule (written in past the import) never shows: the id alone;
+    a name that passes sits after the id, in its own element; groups are tags, not prose."""
+    world = api.world
+    services = world.services
+    operations.import_directory(services, load_directory(with_hire(tmp_path, "Tomas Lind")))
+    request_id, _ = operations.submit_and_run(services, world.actor(ANA), SUSPEND)
+    world.review(NEW, request_id, step_up=False, comment="ok")
+    console = console_for(world, tmp_path / "console")
+
+    page = console.signed_in(TOMAS).get(f"/console/requests/{request_id}").text
+    assert (
+        '<span class="person"><span class="staff-id">e-7003</span> '
+        '<span class="staff-name">Tomas Lind</span></span>'
+    ) in page
+    assert '<span class="tag group">support</span>' in page  # Ana's groups, as tags
+
+    with services.database.transaction() as session:
+        row = session.get(StaffRow, NEW)
+        assert row is not None
+        row.name = "Tomas \u15f7erg \u239be-\u0417OOl\u239e"
+    page = console.signed_in(TOMAS).get(f"/console/requests/{request_id}").text
+    assert "\u15f7" not in page
+    assert "\u239b" not in page
+    assert '<span class="person"><span class="staff-id">e-7003</span></span>' in page

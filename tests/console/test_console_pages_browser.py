@@ -92,7 +92,7 @@ def test_every_main_page_renders_and_passes_axe(served: Served, browser: Browser
     expect(card.locator('[data-risk="protected"]')).to_contain_text("vit account")
     expect(card.locator('[data-risk="alerts"]')).to_contain_text("protected_touched")
     expect(card).to_contain_text(
-        "still needs 2 from: Mei Chen (e-3002), Sam Okafor (e-3003), Jo Hart (e-9001)"
+        "still needs 2 from: e-3002 Mei Chen, e-3003 Sam Okafor, e-9001 Jo Hart"
     )
     problems += _check(page, "inbox")
 

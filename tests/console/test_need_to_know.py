@@ -106,6 +106,6 @@ def test_an_accounts_history_tells_others_only_that_something_happened(
         assert secret not in history
     assert 'href="/console/audit' not in page
     ines = console.signed_in("e-4001").get("/console/accounts/chirp:president").text
-    assert "request submitted by Kim Varga" in _text(ines)
+    assert "request submitted by c-1001 Kim Varga" in _text(ines)
     assert "CASE-1234" in ines
     assert 'href="/console/audit?account=chirp%3Apresident"' in ines

@@ -190,7 +190,7 @@ def test_alerts_are_most_severe_first_and_acknowledged_with_a_note(console: Cons
     assert acked.status_code == 303
     shown = ines.get("/console/alerts?state=acknowledged").text
     assert "checked with Tomas: a drill" in shown
-    assert "by Ines Duarte" in _text(shown)
+    assert "by e-4001 Ines Duarte" in _text(shown)
     with services.database.transaction() as session:
         event = session.scalars(select(EventRow).where(EventRow.kind == "alert.acknowledged")).one()
         assert "checked with Tomas: a drill" in bytes(event.body).decode()

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from markupsafe import Markup
+
 from foureyes.console.humanize import approvers_in_words
 from foureyes.core.services import Services
 from foureyes.errors import FoureyesError
@@ -15,24 +17,39 @@ from foureyes.model import ActionSpec
 from foureyes.text.names import person_label
 from foureyes.workflow import views
 
-__all__ = ["DEPARTING_DAYS", "approvals", "names", "risks"]
+__all__ = ["DEPARTING_DAYS", "approvals", "names", "risks", "shown"]
 
 # A requester whose contract or employment ends within this many days is flagged.
 DEPARTING_DAYS = 14
 _HIGH_TIERS = frozenset({"vit"})
 
 
-def names(services: Services, ids: Iterable[str]) -> dict[str, str]:
-    """Staff ids → how pages name them: the name with the id (`person_label`: two people may
-    share a name), the id alone for someone the directory lacks or who has no name."""
-    out: dict[str, str] = {}
+def shown(name: str | None, staff_id: str) -> Markup:
+    """How a page names a person: the staff id in an element of its own, first
+    (`<span class="staff-id">`), then the name in another, so that nothing a name holds can
+    sit where the id is read (attack names F1: a name ending in a bracketed look-alike of
+    another's id). The id alone when `person_label` would give it alone (no name, or one the
+    names rule refuses). Escaped: the name is text."""
+    staff = Markup('<span class="staff-id">{}</span>').format(staff_id)
+    if person_label(name, staff_id) == staff_id:
+        return Markup('<span class="person">{}</span>').format(staff)
+    return Markup('<span class="person">{} <span class="staff-name">{}</span></span>').format(
+        staff, name
+    )
+
+
+def names(services: Services, ids: Iterable[str]) -> dict[str, Markup]:
+    """Staff ids → how pages name them (`shown`: the id as its own element, then the name; two
+    people may share a name), the id alone for someone the directory lacks or who has no
+    name."""
+    out: dict[str, Markup] = {}
     for staff_id in ids:
         if staff_id in out:
             continue
         try:
-            out[staff_id] = person_label(views.person(services, staff_id).name, staff_id)
+            out[staff_id] = shown(views.person(services, staff_id).name, staff_id)
         except FoureyesError:
-            out[staff_id] = staff_id
+            out[staff_id] = shown(None, staff_id)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from foureyes.console.pages.briefing import approvals, names, risks
+from foureyes.console.pages.briefing import approvals, names, risks, shown
 from foureyes.core.services import Actor, Services
 from foureyes.errors import FoureyesError
 from foureyes.model import Account, ActionKind, ActionSpec, Staff
@@ -25,16 +25,26 @@ __all__ = [
 
 def person_card(services: Services, staff_id: str) -> dict[str, Any]:
     """Who someone is, as a reviewer needs it: name, groups, employment, vendor, days left;
-    `label`, how the page names them (`person_label`: the name with the id)."""
+    `label`, how text names them (`person_label`: the name with the id), `shown`, how the page
+    does (`briefing.shown`: the id as its own element). `name` is empty when the names rule
+    refuses the stored one (the id alone is shown then)."""
     try:
         person: Staff = views.person(services, staff_id)
     except FoureyesError:
-        return {"id": staff_id, "name": staff_id, "label": staff_id, "known": False}
+        return {
+            "id": staff_id,
+            "name": "",
+            "label": staff_id,
+            "shown": shown(None, staff_id),
+            "known": False,
+        }
     today = services.clock().date()
+    label = person_label(person.name, person.id)
     return {
         "id": person.id,
-        "name": person.name or person.id,
-        "label": person_label(person.name, person.id),
+        "name": "" if label == person.id else person.name,
+        "label": label,
+        "shown": shown(person.name, person.id),
         "known": True,
         "groups": list(person.groups),
         "employment": person.employment,
