@@ -296,7 +296,7 @@ def test_a_policy_administrator_cannot_weaken_the_policy_and_act_alone(api: Api)
     2 + 1 approvals."""
     text = (EXAMPLES / "policy.yaml").read_text()
     weak = text.replace(
-        "    approvals: 2\n    approvers: >-", "    approvals: 1\n    approvers: >-", 1
+        "    approvals: 2\n    approvers: |-", "    approvals: 1\n    approvers: |-", 1
     )
     vit_tier = '    when: account.followers >= 1000000 || "protected" in account.pins\n'
     no_vit = text.replace(vit_tier, "    when: 'false'\n", 1)

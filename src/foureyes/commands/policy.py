@@ -36,9 +36,16 @@ from foureyes.errors import BadInput
 from foureyes.policy.analysis import check_invariants, check_update, diff_policies
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_new_policy, load_policy
-from foureyes.policy.directory import load_directory
+from foureyes.policy.directory import Directory, load_directory
 from foureyes.policy.escalation_rules import escalation_gaps
 from foureyes.policy.explain import explain, explain_batch
+from foureyes.policy.literals import (
+    ID_PATHS,
+    account_literals,
+    check_staff_literals,
+    compared_literals,
+    unheld_groups,
+)
 from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import PolicyTestResult, run_policy_tests
@@ -123,6 +130,8 @@ def policy_check(
 
     compiled = _load_new(policy, connector)
     directory = load_directory(staff) if staff is not None else None
+    for warning in _literal_warnings(compiled, directory):
+        _say(f"warn {warning}")
     for read in private_reads(compiled):  # whether or not the invariants hold
         _say(f"warn {read.describe()}")
     for gap in escalation_gaps(compiled):  # an exclusion another rule's escalation skips
@@ -151,6 +160,32 @@ def policy_check(
         raise typer.Exit(1)
     for invariant in compiled.invariants:
         out.print(Text.assemble(("ok", "green"), f"   invariant {printable(invariant.spec.id)}"))
+
+
+def _literal_warnings(compiled: Policy, directory: Directory | None) -> list[str]:
+    """What `foureyes.policy.literals` cannot settle offline. With a directory, a literal that
+    names no one, or reads as an id or group it is not, is refused (PolicyError) as at
+    submission; a group no one holds is a warning. Account names are looked up only by a
+    running foureyes (at submission): listed here."""
+    warnings = []
+    if directory is not None:
+        check_staff_literals(compiled, directory)
+        warnings += [
+            f"{item.where(compiled)}: group {item.value!r} is held by no one in the directory"
+            for item in unheld_groups(compiled, directory)
+        ]
+    elif any(item.path in ID_PATHS for item in compared_literals(compiled)):
+        warnings.append(
+            "the staff ids the conditions compare with are not checked against a directory "
+            "(give it with --staff; a submission checks them against the one in force)"
+        )
+    warnings += [
+        f"{item.where(compiled)}: account name {item.value!r} ({'.'.join(item.path)}) is "
+        "looked up on its platform only when the policy is submitted; it must be the "
+        "platform's exact name"
+        for item in account_literals(compiled)
+    ]
+    return warnings
 
 
 def _ticket_warnings(compiled: Policy, data_dir: Path | None) -> list[str]:

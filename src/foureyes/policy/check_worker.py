@@ -6,9 +6,12 @@ later) and address space (RLIMIT_AS), and forbids core dumps, before it reads an
 reads one JSON request from stdin (the proposed policy text, the policy in force, the staff
 directory and the catalog, all as data), compiles the proposed text as a new one (its wording,
 `foureyes.policy.wording`), proves the invariants, then runs its own tests (a failing one is
-an error naming it), and writes one JSON verdict to stdout:
+an error naming it), and writes one JSON verdict to stdout (with the account names the text
+compares `account.id`/`account.ref` with, which the parent, holding the connectors, looks up:
+`foureyes.policy.literals`):
 
     {"ok": true}
+    {"ok": true, "accounts": [{"value": "president", "path": "account.id", "where": "..."}]}
     {"ok": false, "violations": ["invariant ... violated: ...", ...]}
     {"ok": false, "error": {"reason": "...", "file": "...", "line": 3, "field": "..."}}
     {"ok": false, "budget": true}          (it ran out of memory or recursion depth)
@@ -24,6 +27,8 @@ import sys
 from typing import Any
 
 MAX_VIOLATIONS = 20
+# The most account names a proposed policy may compare with (each is looked up at submission).
+MAX_ACCOUNTS = 200
 
 
 def _limit(cpu_seconds: int, memory_bytes: int) -> None:
@@ -39,6 +44,7 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
     from foureyes.policy.analysis import check_invariants, check_update  # noqa: PLC0415
     from foureyes.policy.compiler import parse_new_policy, parse_policy  # noqa: PLC0415
     from foureyes.policy.directory import Directory  # noqa: PLC0415
+    from foureyes.policy.literals import account_literals, check_staff_literals  # noqa: PLC0415
     from foureyes.policy.sandbox import catalog_from_data, staff_from_data  # noqa: PLC0415
     from foureyes.policy.testing import refuse_failing_tests  # noqa: PLC0415
 
@@ -48,6 +54,20 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
         directory = Directory(staff={person.id: person for person in people})
         # A new text: held to the wording rule; the text in force is compiled as it is.
         proposed = parse_new_policy(request["proposed"], catalog, file="proposed policy")
+        # Its literals name someone: a staff id in the directory, no look-alike of one.
+        check_staff_literals(proposed, directory)
+        accounts = [
+            {"value": item.value, "path": ".".join(item.path), "where": item.where(proposed)}
+            for item in account_literals(proposed)
+        ]
+        if len(accounts) > MAX_ACCOUNTS:
+            return {
+                "ok": False,
+                "error": {
+                    "reason": f"the proposed policy compares more than {MAX_ACCOUNTS} account "
+                    "names: each must be looked up on its platform; name fewer (pin them)"
+                },
+            }
         in_force = request["in_force"]
         if in_force is None:
             violations = check_invariants(proposed, directory)
@@ -70,7 +90,7 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
             "ok": False,
             "violations": [violation.describe() for violation in violations[:MAX_VIOLATIONS]],
         }
-    return {"ok": True}
+    return {"ok": True, "accounts": accounts} if accounts else {"ok": True}
 
 
 def main(argv: list[str]) -> int:

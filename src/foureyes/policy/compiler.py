@@ -42,8 +42,15 @@ from foureyes.policy.schema import (
     RuleSpec,
     TierSpec,
 )
-from foureyes.policy.wording import cel_literal_problem, check_wording
-from foureyes.policy.yamlsource import Loc, SourceDocument, load_yaml, parse_yaml, read_text
+from foureyes.policy.wording import check_wording, condition_problem
+from foureyes.policy.yamlsource import (
+    Loc,
+    SourceDocument,
+    dotted,
+    load_yaml,
+    parse_yaml,
+    read_text,
+)
 
 DEFAULT_EXPIRES = timedelta(hours=24)
 
@@ -345,14 +352,47 @@ class _Compiler:
             raise self.fail(("attributes",), str(exc)) from exc
 
     def _condition(self, source: str, variables: Mapping[str, CelType], loc: Loc) -> Condition:
-        # Every condition of a policy is compiled here: a new text's literals are held here.
-        found = cel_literal_problem(source) if self.new else None
-        if found is not None:
-            raise self.fail(loc, found)
+        # Every condition of a policy is compiled here: a new text's form and literals are
+        # held here (`wording.condition_problem`).
+        if self.new:
+            self._held_to_wording(source, loc)
         try:
             return compile_condition(source, variables)
         except ConditionCompileError as exc:
             raise self.fail(loc, f"condition does not compile: {exc.message}") from exc
+
+    def _held_to_wording(self, condition: str, loc: Loc) -> None:
+        """PolicyError naming the file, the line of the problem, the field and the rule (tier,
+        batch rule, invariant) of a condition of a new text that does not read as it means."""
+        found = condition_problem(condition, folded=loc in self.source.folded)
+        if found is None:
+            return
+        message, offset = found
+        start = self.source.starts.get(loc)
+        line = None if start is None else start + condition.count("\n", 0, offset)
+        raise PolicyError(
+            f"{self._owner(loc)}{message}",
+            file=self.source.file,
+            line=line if line is not None else self.source.line_of(loc),
+            field=dotted(loc),
+        )
+
+    def _owner(self, loc: Loc) -> str:
+        """`rule 'x': ` for a field of rule x (tier, batch rule, invariant alike), else ''.
+        The name is a new text's, printable ASCII (`check_wording` ran first)."""
+        section, index = (loc[0], loc[1]) if len(loc) > 1 else (loc[0], None)
+        key = {"rules": "id", "tiers": "name", "batches": "id", "invariants": "id"}.get(
+            str(section)
+        )
+        items = self.source.data.get(section) if isinstance(self.source.data, dict) else None
+        if key is None or not isinstance(index, int) or not isinstance(items, list):
+            return ""
+        item = items[index] if index < len(items) else None
+        name = item.get(key) if isinstance(item, dict) else None
+        what = {"rules": "rule", "tiers": "tier", "batches": "batch rule"}.get(
+            str(section), "invariant"
+        )
+        return f"{what} {name!r}: " if isinstance(name, str) else ""
 
     def _tiers(self, types: VariableTypes) -> tuple[CompiledTier, ...]:
         tiers = tuple(

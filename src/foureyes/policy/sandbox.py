@@ -51,10 +51,13 @@ from foureyes.policy.celtypes import (
 
 __all__ = [
     "WORKER",
+    "AccountName",
     "Budget",
+    "Verdict",
     "catalog_data",
     "catalog_from_data",
     "check_policy",
+    "check_proposal",
     "staff_data",
     "staff_from_data",
 ]
@@ -65,6 +68,7 @@ WORKER = "foureyes.policy.check_worker"
 MAX_CONCURRENT = 2
 _MAX_OUTPUT = 1 << 20  # a verdict is small; anything longer is not one
 _MAX_TEXT = 2000  # longest violation description or error reason passed on
+_MAX_ACCOUNTS = 200  # the child's MAX_ACCOUNTS: more is refused there
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
 # The directory holding the `foureyes` package, for the child's PYTHONPATH (its only variable).
 _PACKAGE_ROOT = str(Path(foureyes.__file__).resolve().parent.parent)
@@ -89,11 +93,22 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class AccountName:
+    """A literal the proposed text compares with `path` (`account.id`, `account.ref`), and
+    where (`rule 'x' rules[2].when (proposed policy:31)`): looked up by the parent."""
+
+    value: str
+    path: str
+    where: str
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What the parent accepts from the child; nothing else crosses."""
 
     violations: tuple[str, ...] = ()
     error: PolicyError | BadInput | None = field(default=None)
+    accounts: tuple[AccountName, ...] = ()
 
 
 def check_policy(
@@ -107,6 +122,18 @@ def check_policy(
     and those of `in_force` (version, text) in a budgeted child. Raises PolicyError when it
     does not load, BadInput when the check ran out of budget or failed, Unavailable when too
     many checks are running already."""
+    return list(check_proposal(proposed, in_force, staff, catalog, budget).violations)
+
+
+def check_proposal(
+    proposed: str,
+    in_force: tuple[int, str] | None,
+    staff: Iterable[Staff],
+    catalog: Catalog,
+    budget: Budget,
+) -> Verdict:
+    """`check_policy`'s verdict whole: with the account names the text compares with, which
+    the caller looks up on their platforms (the child has no connector)."""
     request = {
         "proposed": proposed,
         "in_force": None if in_force is None else {"version": in_force[0], "text": in_force[1]},
@@ -117,7 +144,7 @@ def check_policy(
     verdict = run_child(command, json.dumps(request).encode("utf-8"), budget)
     if verdict.error is not None:
         raise verdict.error
-    return list(verdict.violations)
+    return verdict
 
 
 def run_child(command: Sequence[str], payload: bytes, budget: Budget) -> Verdict:
@@ -179,7 +206,9 @@ def _verdict(out: bytes) -> Verdict | str | None:
     if not isinstance(data, dict) or not isinstance(data.get("ok"), bool):
         return None
     if data["ok"]:
-        return Verdict() if set(data) == {"ok"} else None
+        if set(data) == {"ok"}:
+            return Verdict()
+        return _accounts(data["accounts"]) if set(data) == {"ok", "accounts"} else None
     if set(data) == {"ok", "budget"} and data["budget"] is True:
         return "budget"
     if set(data) == {"ok", "violations"}:
@@ -194,6 +223,23 @@ def _verdict(out: bytes) -> Verdict | str | None:
     if set(data) == {"ok", "error"} and isinstance(data["error"], dict):
         return _error(data["error"])
     return None
+
+
+def _accounts(items: Any) -> Verdict | None:
+    """An ok verdict with the account names the text compares with, if well formed."""
+    if not isinstance(items, list) or not items or len(items) > _MAX_ACCOUNTS:
+        return None
+    names = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"value", "path", "where"}:
+            return None
+        value, path, where = item["value"], item["path"], item["where"]
+        if not all(isinstance(v, str) for v in (value, path, where)):
+            return None
+        if path not in ("account.id", "account.ref") or len(value) > _MAX_TEXT:
+            return None
+        names.append(AccountName(value, path, _short(where)))
+    return Verdict(accounts=tuple(names))
 
 
 def _error(error: Mapping[str, Any]) -> Verdict | None:

@@ -56,12 +56,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from foureyes.errors import BadInput, PolicyError
-from foureyes.policy.cel.lexer import CelSyntaxError, tokenize
+from foureyes.policy.cel.lexer import CelSyntaxError, Token, tokenize
 from foureyes.policy.yamlsource import Loc, SourceDocument, dotted
 from foureyes.text import refuse_unseen
 from foureyes.text.confusables import LATIN_LOOKALIKES
 
-__all__ = ["PROSE", "cel_literal_problem", "check_wording", "is_prose", "problem"]
+__all__ = [
+    "PROSE",
+    "cel_literal_problem",
+    "check_wording",
+    "condition_problem",
+    "is_prose",
+    "problem",
+]
 
 # The free prose of a policy (no decision reads it): where a value may leave ASCII. `int`
 # stands for any index of a list.
@@ -148,39 +155,90 @@ def _outside_prose(value: str, *, lines: bool) -> str | None:
 
 
 def cel_literal_problem(condition: str) -> str | None:
-    """What makes a CEL string literal of `condition` (a new text's) decode to something its
-    source does not show, or None: an escape other than `\\\\`, `\\"`, `\\'` in a literal that
-    is not raw, or any bytes literal. A condition that does not lex is left to the compiler,
-    which refuses it."""
+    """`condition_problem` without where: its message alone."""
+    found = condition_problem(condition)
+    return None if found is None else found[0]
+
+
+def condition_problem(condition: str, *, folded: bool = False) -> tuple[str, int] | None:
+    """What makes `condition` (a CEL field of a new text) mean something other than its
+    source shows, with the offset in it of where it starts; None when nothing does:
+
+    - `folded`: YAML joined the lines the source showed into one (a `>` block, a plain or
+      quoted scalar over several lines; attack names F4), so a condition's meaning would
+      depend on folding. A condition is one line, or a literal block (`|`), read as written;
+    - a CEL comment (`//` outside a string literal): after folding, or read by someone who
+      takes it for a note, it hides the live text after it (`a == "x" // note || a == "y"`
+      is `a == "x"`). Prose belongs in `description`; no comment is needed in a condition;
+    - a string literal that decodes to what its source does not show: an escape other than
+      `\\\\`, `\\"`, `\\'` in a literal that is not raw, or any bytes literal;
+    - a string literal with leading or trailing whitespace, or a line break (`"president "`
+      reads as the account and equals no id: attack names F5).
+
+    A condition that does not lex is left to the compiler, which refuses it; a `//` anywhere
+    in it is refused first (it cannot be told from a comment without lexing)."""
+    if folded:
+        return (
+            "a condition is one line or a literal block (|), never folded (a > block, or a"
+            " plain or quoted scalar over several lines, whose lines YAML joins into one)",
+            0,
+        )
     try:
         tokens = tokenize(condition)
     except CelSyntaxError:
-        return None
+        at = condition.find("//")
+        return None if at < 0 else (_COMMENT, at)
+    previous = 0
     for token in tokens:
-        if token.kind == "bytes":
-            # `b"c-1001"` reads as the id but equals no string: `staff.id in [b"c-1001"]`
-            # is a deny rule that matches nobody (attack r4 F2). No field is bytes.
+        gap = condition[previous : token.pos]
+        if gap.strip():  # the lexer skips only whitespace and comments between tokens
+            return _COMMENT, previous + len(gap) - len(gap.lstrip())
+        previous = token.end
+        found = _literal_problem(token, condition[token.pos : token.end])
+        if found is not None:
+            return found, token.pos
+    return None
+
+
+_COMMENT = (
+    "a condition holds no CEL comment (//: it hides what follows it once lines are joined);"
+    " say what the rule is for in its description"
+)
+
+
+def _literal_problem(token: Token, source: str) -> str | None:
+    if token.kind == "bytes":
+        # `b"c-1001"` reads as the id but equals no string: `staff.id in [b"c-1001"]`
+        # is a deny rule that matches nobody (attack r4 F2). No field is bytes.
+        return (
+            'a CEL bytes literal (b"...") equals no string, whatever it reads as: '
+            "write a string literal"
+        )
+    if token.kind != "string":
+        return None
+    value = str(token.value)
+    if "\n" in value or "\r" in value:
+        return "a CEL string literal holds a line break: write it on one line"
+    if value != value.strip():
+        # `"president "` reads as the account and names none (attack names F5).
+        return (
+            "a CEL string literal starts or ends with whitespace: it reads as the value "
+            "without it, and equals no id, account or group"
+        )
+    prefix = source[: len(source) - len(source.lstrip("rRbB"))]
+    if "r" in prefix.lower():
+        return None  # raw: read as written
+    index = source.find("\\")
+    while index >= 0:
+        escaped = source[index + 1]  # a literal that lexed has a character after it
+        if escaped not in _CEL_QUOTING:
+            shown = f"\\{escaped}" if escaped.isascii() and escaped.isalnum() else "an escape"
             return (
-                'a CEL bytes literal (b"...") equals no string, whatever it reads as: '
-                "write a string literal"
+                f"a CEL string literal holds {shown}: write the character itself (in "
+                "ASCII); only \\\\, \\\" and \\' may be escaped (a regular expression is "
+                'best written as a raw string, r"...")'
             )
-        if token.kind != "string":
-            continue
-        source = condition[token.pos : token.end]
-        prefix = source[: len(source) - len(source.lstrip("rRbB"))]
-        if "r" in prefix.lower():
-            continue  # raw: read as written
-        index = source.find("\\")
-        while index >= 0:
-            escaped = source[index + 1]  # a literal that lexed has a character after it
-            if escaped not in _CEL_QUOTING:
-                shown = f"\\{escaped}" if escaped.isascii() and escaped.isalnum() else "an escape"
-                return (
-                    f"a CEL string literal holds {shown}: write the character itself (in "
-                    "ASCII); only \\\\, \\\" and \\' may be escaped (a regular expression is "
-                    'best written as a raw string, r"...")'
-                )
-            index = source.find("\\", index + 2)
+        index = source.find("\\", index + 2)
     return None
 
 

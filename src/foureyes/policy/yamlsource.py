@@ -7,7 +7,8 @@ plain loader resolves by silently keeping the last one, is an error here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,17 @@ Loc = tuple[str | int, ...]
 @dataclass(frozen=True)
 class SourceDocument:
     """A parsed YAML document with the line (1-based) of every mapping key and sequence item,
-    and where its block scalars (`|`, `>`: values written as lines) are."""
+    where its block scalars (`|`, `>`: values written as lines) are, and which scalars YAML
+    folded (`folded`: a `>` block, or a plain or quoted scalar written over several lines,
+    whose lines YAML joined with spaces, so that the value's one line is not what the source
+    showed as lines) and the line each scalar's text starts on (`starts`)."""
 
     file: str
     data: Any
     lines: dict[Loc, int]
     blocks: frozenset[Loc] = frozenset()
+    folded: frozenset[Loc] = frozenset()
+    starts: Mapping[Loc, int] = field(default_factory=dict)
 
     def line_of(self, loc: Loc) -> int | None:
         """The line of `loc`, or of its nearest enclosing value that has one."""
@@ -84,9 +90,8 @@ def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
         ) from exc
     try:
         node = loader.get_single_node()
-        lines: dict[Loc, int] = {}
-        blocks: set[Loc] = set()
-        data = _build(loader, node, (), lines, blocks, file) if node is not None else None
+        shape = _Shape()
+        data = _build(loader, node, (), shape, file) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -96,17 +101,28 @@ def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
         raise PolicyError(f"malformed YAML: {exc}", file=file) from exc
     finally:
         loader.dispose()
-    return SourceDocument(file=file, data=data, lines=lines, blocks=frozenset(blocks))
+    return SourceDocument(
+        file=file,
+        data=data,
+        lines=shape.lines,
+        blocks=frozenset(shape.blocks),
+        folded=frozenset(shape.folded),
+        starts=shape.starts,
+    )
 
 
-def _build(
-    loader: yaml.SafeLoader,
-    node: yaml.Node,
-    loc: Loc,
-    lines: dict[Loc, int],
-    blocks: set[Loc],
-    file: str,
-) -> Any:
+@dataclass
+class _Shape:
+    """What `_build` notes of the source while it builds the data."""
+
+    lines: dict[Loc, int] = field(default_factory=dict)
+    blocks: set[Loc] = field(default_factory=set)
+    folded: set[Loc] = field(default_factory=set)
+    starts: dict[Loc, int] = field(default_factory=dict)
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, shape: _Shape, file: str) -> Any:
+    lines = shape.lines
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -130,15 +146,21 @@ def _build(
                     f"duplicate key {key!r}", file=file, line=key_node.start_mark.line + 1
                 )
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            result[key] = _build(loader, value_node, (*loc, key), lines, blocks, file)
+            result[key] = _build(loader, value_node, (*loc, key), shape, file)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(loader, item, (*loc, index), lines, blocks, file)
+            _build(loader, item, (*loc, index), shape, file)
             for index, item in enumerate(node.value)
         ]
-    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
-        blocks.add(loc)
+    if isinstance(node, yaml.ScalarNode):
+        block = node.style in ("|", ">")
+        if block:
+            shape.blocks.add(loc)
+        if node.style == ">" or (not block and node.end_mark.line > node.start_mark.line):
+            shape.folded.add(loc)
+        # A block's text starts on the line after its indicator.
+        shape.starts[loc] = node.start_mark.line + 1 + (1 if block else 0)
     return _construct(loader, node, file)
 
 

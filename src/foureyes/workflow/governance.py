@@ -55,7 +55,7 @@ from foureyes.policy import digests
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_new_policy
 from foureyes.policy.directory import Directory, groups_problem
-from foureyes.policy.sandbox import Budget, check_policy
+from foureyes.policy.sandbox import Budget, check_proposal
 from foureyes.policy.testing import refuse_failing_tests
 from foureyes.store import seals
 from foureyes.store.database import Database
@@ -69,6 +69,7 @@ from foureyes.store.tables import (
 )
 from foureyes.workflow import enrolment
 from foureyes.workflow.account_names import reported_names
+from foureyes.workflow.policy_accounts import check_account_names
 
 if TYPE_CHECKING:
     from foureyes.core.services import Services
@@ -182,10 +183,11 @@ class GovernanceConnector(Connector):
 
     def check_policy(self, text: str) -> None:
         """Refuse (BadInput) a proposed policy that does not load or whose wording reads as
-        something it is not (PolicyError), one of whose own tests fails, that breaks one of its
-        invariants or an invariant of the policy in force (see `check_update`), or cannot be
-        checked within
-        `budget`. The check runs in a budgeted child process (`foureyes.policy.sandbox`), never
+        something it is not (PolicyError), whose literals name no one (a staff id not in the
+        directory or that looks like one, `foureyes.policy.literals`; an account its platform
+        does not resolve exactly, `policy_accounts`), one of whose own tests fails, that breaks
+        one of its invariants or an invariant of the policy in force (see `check_update`), or
+        cannot be checked within `budget`. The check runs in a budgeted child process (`foureyes.policy.sandbox`), never
         here: this process only reads the inputs and waits. Blocks the calling thread for up
         to the budget's wall-clock time, so call it off the event loop."""
         with self.database.transaction() as session:
@@ -201,9 +203,17 @@ class GovernanceConnector(Connector):
                     select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
                 )
                 in_force = None if latest is None else (latest.version, latest.text)
-        violations = check_policy(text, in_force, people, self.policy_catalog, self.budget)
-        if violations:
-            raise BadInput(f"the proposed policy breaks an invariant: {violations[0]}")
+        verdict = check_proposal(text, in_force, people, self.policy_catalog, self.budget)
+        if verdict.violations:
+            raise BadInput(f"the proposed policy breaks an invariant: {verdict.violations[0]}")
+        if verdict.accounts:
+            # Names the text compares `account.id`/`.ref` with: each an account, exactly.
+            if self.services is None:
+                raise BadInput(
+                    "accounts cannot be looked up here: the account names of the policy "
+                    "cannot be checked"
+                )
+            check_account_names(self.services.connectors, verdict.accounts)
 
     def checked_policy(self, text: str) -> Policy:
         """At execution: the compiled policy, once `check_policy` has passed it (so compiling

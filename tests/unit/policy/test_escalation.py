@@ -27,7 +27,7 @@ rules:
     exclude: 'approver.id == requester.manager || approver.employment == "contractor"'
     escalate:
       after: 30m
-      to: >-
+      to: |-
         "security" in approver.groups || "support" in approver.groups
         || "leads" in approver.groups
       remind_every: 15m

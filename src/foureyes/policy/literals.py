@@ -1,0 +1,296 @@
+"""What the literals of a new policy text name: a value compared with an id names someone.
+
+The wording rule (`foureyes.policy.wording`) holds a new text's characters; this module holds
+its values. A deny rule `staff.id in ["c-1OO1"]` (letters O), `account.id == "President"`
+(the platform's account is `president`) reads as a protection and matches nobody (attack
+names F5). So, for a text about to be accepted:
+
+- a string literal compared (`==`, `!=`, `in` a list, an element of a list a macro ranges
+  over) with a staff id (`staff.id`, `approver.id`, `requester.id`, and the `manager` fields,
+  which hold one) is the id of someone in the directory, exactly; else it is refused, naming
+  the id it looks like (`login_skeleton`: case, separators, `0`/`o`, `1`/`l`/`i`) or the
+  person whose login it is;
+- any string literal of any condition that looks like a staff id under that skeleton and is
+  not that id is refused, wherever it stands (inside a macro, a function call);
+- a literal compared with a group (`"g" in staff.groups`) that nobody holds and that folds
+  (`foureyes.text.folding.fold`) like a group someone holds is refused; one that folds like
+  none is only reported (`unheld_groups`): a policy may name a group before HR fills it;
+- a literal compared with `account.id` or `account.ref` (`account_literals`) must name an
+  account its platform resolves exactly, which only a running foureyes can ask
+  (`foureyes.workflow.governance`, at submission and execution); `foureyes policy check` is
+  offline and lists them.
+
+Deliberate gaps: a value built at run time (`"c-" + x`, `staff.id.startsWith("c-1")`,
+`matches`) is not a literal compared with an id and is not checked against the directory
+(its pieces still meet the look-alike rule); a group nobody holds is not refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from foureyes.errors import PolicyError
+from foureyes.policy.cel.ast import (
+    Binary,
+    Comp,
+    Ident,
+    ListLit,
+    Lit,
+    Node,
+    Select,
+    children,
+)
+from foureyes.policy.cel.lexer import CelSyntaxError
+from foureyes.policy.cel.parser import parse
+from foureyes.policy.compiler import Policy
+from foureyes.policy.conditions import Condition
+from foureyes.policy.directory import Directory, login_skeleton
+from foureyes.policy.yamlsource import Loc, dotted
+from foureyes.text.folding import fold
+
+__all__ = [
+    "ACCOUNT_PATHS",
+    "GROUP_PATHS",
+    "ID_PATHS",
+    "Compared",
+    "account_literals",
+    "check_staff_literals",
+    "compared_literals",
+    "unheld_groups",
+]
+
+Path = tuple[str, ...]
+_PEOPLE = ("staff", "approver", "requester")
+# What holds a staff id: a person's own and their manager's.
+ID_PATHS = frozenset((who, name) for who in _PEOPLE for name in ("id", "manager"))
+GROUP_PATHS = frozenset((who, "groups") for who in _PEOPLE)
+ACCOUNT_PATHS = frozenset({("account", "id"), ("account", "ref")})
+_CHECKED = ID_PATHS | GROUP_PATHS | ACCOUNT_PATHS
+
+
+@dataclass(frozen=True)
+class Compared:
+    """A string literal `value` compared, in the condition at `loc`, with `path`."""
+
+    loc: Loc
+    path: Path
+    value: str
+
+    def where(self, policy: Policy) -> str:
+        return policy.located(f"{_owner(policy, self.loc)}{dotted(self.loc)}", self.loc)
+
+
+@dataclass(frozen=True)
+class _Found:
+    compared: list[tuple[Path, str]]
+    literals: list[str]
+
+
+def conditions(policy: Policy) -> Iterator[tuple[Loc, Condition]]:
+    """Every condition of `policy` with the field it is written in."""
+    for i, tier in enumerate(policy.tiers):
+        yield ("tiers", i, "when"), tier.condition
+    for i, rule in enumerate(policy.rules):
+        loc: Loc = ("rules", i)
+        yield (*loc, "when"), rule.condition
+        if rule.approvers is not None:
+            yield (*loc, "approvers"), rule.approvers
+        if rule.exclude is not None:
+            yield (*loc, "exclude"), rule.exclude
+        if rule.break_glass is not None:
+            yield (*loc, "break_glass", "allowed_when"), rule.break_glass.allowed_when
+        if rule.escalation is not None:
+            yield (*loc, "escalate", "to"), rule.escalation.to
+    for i, batch in enumerate(policy.batches):
+        yield ("batches", i, "when"), batch.when
+        yield ("batches", i, "approvers"), batch.approvers
+    for i, invariant in enumerate(policy.invariants):
+        if invariant.staff is not None:
+            yield ("invariants", i, "staff"), invariant.staff
+
+
+def _found(policy: Policy) -> Iterator[tuple[Loc, _Found]]:
+    for loc, condition in conditions(policy):
+        try:
+            tree = parse(condition.source)
+        except (CelSyntaxError, RecursionError):
+            # Valid CEL foureyes' own parser does not read (a leading dot, message
+            # construction, very deep nesting): what it compares cannot be read, so a new
+            # text may not hold it (deny by default).
+            raise _error(
+                policy,
+                loc,
+                "foureyes cannot read which values this condition compares ids, accounts and "
+                "groups with: write it in plain CEL (no leading dot, no message construction, "
+                "less nesting)",
+            ) from None
+        walker = _Walker()
+        walker.visit(tree, {})
+        yield loc, _Found(walker.compared, walker.literals)
+
+
+def compared_literals(policy: Policy) -> list[Compared]:
+    """Every string literal compared with a staff id, a group or an account, in order."""
+    return [
+        Compared(loc, path, value)
+        for loc, found in _found(policy)
+        for path, value in found.compared
+        if path in _CHECKED
+    ]
+
+
+def account_literals(policy: Policy) -> list[Compared]:
+    """The literals compared with `account.id` or `account.ref` (each once)."""
+    seen: dict[tuple[Path, str], Compared] = {}
+    for item in compared_literals(policy):
+        if item.path in ACCOUNT_PATHS:
+            seen.setdefault((item.path, item.value), item)
+    return list(seen.values())
+
+
+def check_staff_literals(policy: Policy, directory: Directory) -> None:
+    """PolicyError (file, line, field, rule) for the first literal of `policy` that reads as
+    a staff id or a group of `directory` it is not, or is compared with a staff id and names
+    no one (the module's rule)."""
+    people = directory.staff
+    skeletons = {login_skeleton(staff_id): staff_id for staff_id in sorted(people)}
+    logins = {login: p.id for p in people.values() for login in p.identities}
+    held = {group for p in people.values() for group in p.groups}
+    folded = {fold(group): group for group in sorted(held)}
+    for loc, found in _found(policy):
+        for value in found.literals:
+            like = skeletons.get(login_skeleton(value))
+            if like is not None and like != value:
+                raise _error(policy, loc, f"{value!r} reads as staff id {like!r}, which it is not")
+        for path, value in found.compared:
+            name = ".".join(path)
+            if path in ID_PATHS and value not in people:
+                owner = logins.get(value)
+                why = (
+                    f"it is a login of {owner!r}, not a staff id"
+                    if owner is not None
+                    else "no one in the directory has that id"
+                )
+                raise _error(policy, loc, f"{value!r} is compared with {name}, but {why}")
+            if path in GROUP_PATHS and value not in held:
+                like = folded.get(fold(value))
+                if like is not None:
+                    raise _error(
+                        policy,
+                        loc,
+                        f"group {value!r} is held by no one and reads as group {like!r}",
+                    )
+
+
+def unheld_groups(policy: Policy, directory: Directory) -> list[Compared]:
+    """Literals compared with a group nobody in `directory` holds (reported, not refused)."""
+    held = {group for p in directory.staff.values() for group in p.groups}
+    return [
+        item
+        for item in compared_literals(policy)
+        if item.path in GROUP_PATHS and item.value not in held
+    ]
+
+
+class _Walker:
+    """Collects `(path, literal)` comparisons and every string literal of one condition."""
+
+    def __init__(self) -> None:
+        self.compared: list[tuple[Path, str]] = []
+        self.literals: list[str] = []
+
+    def visit(self, node: Node, env: Mapping[str, Path | list[str]]) -> None:
+        if isinstance(node, Lit) and node.kind == "string":
+            self.literals.append(str(node.value))
+        if isinstance(node, Comp):
+            self.visit(node.range, env)
+            ranged = self._path(node.range, env)
+            values = self._values(node.range, env)
+            bound: Path | list[str] | None = ranged if ranged is not None else values
+            inner = dict(env)
+            if bound is None:
+                inner.pop(node.var, None)
+            else:
+                inner[node.var] = bound
+            for part in (node.pred, node.transform):
+                if part is not None:
+                    self.visit(part, inner)
+            return
+        if isinstance(node, Binary):
+            self._binary(node, env)
+        for child in children(node):
+            self.visit(child, env)
+
+    def _binary(self, node: Binary, env: Mapping[str, Path | list[str]]) -> None:
+        if node.op in ("==", "!="):
+            pairs = ((node.left, node.right), (node.right, node.left))
+        elif node.op == "in":
+            # `x in [..]` compares x with each item; `"g" in staff.groups` a group with "g".
+            pairs = ((node.left, node.right), (node.right, node.left))
+        else:
+            return
+        for side, other in pairs:
+            path = self._path(side, env)
+            values = self._values(other, env)
+            if path is not None and values is not None:
+                self.compared.extend((path, value) for value in values)
+
+    def _path(self, node: Node, env: Mapping[str, Path | list[str]]) -> Path | None:
+        if isinstance(node, Ident):
+            bound = env.get(node.name)
+            if isinstance(bound, tuple):
+                return bound
+            return (node.name,) if bound is None else None
+        if isinstance(node, Select):
+            base = self._path(node.operand, env)
+            return None if base is None else (*base, node.field)
+        return None
+
+    def _values(self, node: Node, env: Mapping[str, Path | list[str]]) -> list[str] | None:
+        """The strings `node` is or holds when it is written as literals, else None."""
+        if isinstance(node, Lit):
+            return [str(node.value)] if node.kind == "string" else None
+        if isinstance(node, Ident):
+            bound = env.get(node.name)
+            return bound if isinstance(bound, list) else None
+        if isinstance(node, ListLit):
+            out: list[str] = []
+            for item in node.items:
+                out.extend(self._values(item, env) or [])
+            return out
+        if isinstance(node, Binary) and node.op == "+":
+            left, right = self._values(node.left, env), self._values(node.right, env)
+            if left is None or right is None:
+                return None
+            if isinstance(node.left, ListLit) or isinstance(node.right, ListLit):
+                return left + right
+            if len(left) == 1 and len(right) == 1:
+                return [left[0] + right[0]]
+        return None
+
+
+def _owner(policy: Policy, loc: Loc) -> str:
+    """`rule 'x' ` for a field of rule x (tier, batch rule, invariant alike), else ''."""
+    section, index = loc[0], loc[1] if len(loc) > 1 else None
+    if not isinstance(index, int):
+        return ""
+    if section == "rules" and index < len(policy.rules):
+        return f"rule {policy.rules[index].id!r} "
+    if section == "tiers" and index < len(policy.tiers):
+        return f"tier {policy.tiers[index].name!r} "
+    if section == "batches" and index < len(policy.batches):
+        return f"batch rule {policy.batches[index].id!r} "
+    if section == "invariants" and index < len(policy.invariants):
+        return f"invariant {policy.invariants[index].spec.id!r} "
+    return ""
+
+
+def _error(policy: Policy, loc: Loc, message: str) -> PolicyError:
+    owner = _owner(policy, loc).strip()
+    return PolicyError(
+        f"{owner}: {message}" if owner else message,
+        file=policy.source_file,
+        line=policy.lines.get(loc),
+        field=dotted(loc),
+    )
