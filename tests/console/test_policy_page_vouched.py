@@ -105,7 +105,7 @@ def test_an_installed_texts_characters_outside_ascii_are_marked(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(compiler, "check_wording", lambda *_: None)  # the rule as it was
-    monkeypatch.setattr(compiler, "cel_literal_problem", lambda _: None)
+    monkeypatch.setattr(compiler, "condition_problem", lambda *_, **__: None)
     console = console_for(make_world(database, HYPHENED), tmp_path / "data")
     monkeypatch.undo()
     monkeypatch.setattr(sealing, "_memos", weakref.WeakKeyDictionary())

@@ -237,9 +237,9 @@ def load_new_policy(path: Path | str, catalog: Catalog) -> Policy:
 
 
 def compile_policy(source: SourceDocument, catalog: Catalog, *, new: bool = False) -> Policy:
-    """The policy of `source`; `new`: a text about to be accepted, whose CEL string literals are
-    held to the wording rule too (`wording.cel_literal_problem`: no escape that decodes to what
-    the source does not show)."""
+    """The policy of `source`; `new`: a text about to be accepted, whose conditions are held to
+    the wording rule too (`wording.condition_problem`: one line or a literal block, no CEL
+    comment, no literal decoding to what the source does not show or with edge whitespace)."""
     if not isinstance(source.data, dict):
         raise source.error((), "a policy is a YAML mapping (with version, tiers, rules, ...)")
     try:
@@ -364,11 +364,14 @@ class _Compiler:
     def _held_to_wording(self, condition: str, loc: Loc) -> None:
         """PolicyError naming the file, the line of the problem, the field and the rule (tier,
         batch rule, invariant) of a condition of a new text that does not read as it means."""
-        found = condition_problem(condition, folded=loc in self.source.folded)
+        folded = loc in self.source.folded
+        found = condition_problem(condition, folded=folded)
         if found is None:
             return
         message, offset = found
-        start = self.source.starts.get(loc)
+        # The line of the problem (in a literal block, the block's line holding it); a fold
+        # is the field's, named by its key's line.
+        start = None if folded else self.source.starts.get(loc)
         line = None if start is None else start + condition.count("\n", 0, offset)
         raise PolicyError(
             f"{self._owner(loc)}{message}",

@@ -15,8 +15,16 @@ the rule is by kind of text:
   invariant), a test's `name` and a test's `justification` (a sample of what staff type);
 - a CEL string literal holds no escape but `\\\\`, `\\"` and `\\'` (`\\u`, `\\x`, `\\U`, octal and
   the control escapes would decode to what the source does not show); a raw string
-  (`r"\\d+"`, for a regular expression) is read as written (`check_cel_literals`, called by
-  the compiler on every condition of a new text);
+  (`r"\\d+"`, for a regular expression) is read as written; nor does it start or end with
+  whitespace or hold a line break (`"president "` reads as the account and names none);
+- a condition (every CEL field) is one line, or a literal block (`|`) read line for line:
+  never folded (a `>` block, or a plain or quoted scalar over several lines, whose lines
+  YAML joins into one), and it holds no CEL comment (`//`): once folded, a comment ran to the
+  end of the *joined* line and swallowed the source lines after it, so a deny rule reading
+  `account.id == "chirp" // ... || account.id == "president"` protected @chirp alone
+  (attack names F4). What a rule is for is said in its `description`
+  (`condition_problem`, called by the compiler on every condition of a new text; what its
+  literals name is `foureyes.policy.literals`);
 - and everything (prose too, and each source line, comments included) is held to the rule
   that came before, which is what lets prose be written in any language without reading as
   something it is not:
@@ -63,7 +71,6 @@ from foureyes.text.confusables import LATIN_LOOKALIKES
 
 __all__ = [
     "PROSE",
-    "cel_literal_problem",
     "check_wording",
     "condition_problem",
     "is_prose",
@@ -152,12 +159,6 @@ def _outside_prose(value: str, *, lines: bool) -> str | None:
         if not char.isascii():
             return f"holds {_named(char)}: {_ASCII_ONLY}"
     return problem(value, lines=lines)  # ASCII controls, tabs, line breaks
-
-
-def cel_literal_problem(condition: str) -> str | None:
-    """`condition_problem` without where: its message alone."""
-    found = condition_problem(condition)
-    return None if found is None else found[0]
 
 
 def condition_problem(condition: str, *, folded: bool = False) -> tuple[str, int] | None:

@@ -187,8 +187,9 @@ class GovernanceConnector(Connector):
         directory or that looks like one, `foureyes.policy.literals`; an account its platform
         does not resolve exactly, `policy_accounts`), one of whose own tests fails, that breaks
         one of its invariants or an invariant of the policy in force (see `check_update`), or
-        cannot be checked within `budget`. The check runs in a budgeted child process (`foureyes.policy.sandbox`), never
-        here: this process only reads the inputs and waits. Blocks the calling thread for up
+        cannot be checked within `budget`. The check runs in a budgeted child process
+        (`foureyes.policy.sandbox`), never here: this process only reads the inputs, waits,
+        and looks up the account names the child found. Blocks the calling thread for up
         to the budget's wall-clock time, so call it off the event loop."""
         with self.database.transaction() as session:
             if self.services is not None:
