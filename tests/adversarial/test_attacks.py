@@ -48,7 +48,7 @@ def _reissue_tokens_except(api: Api, gone: str) -> None:
 
 def _install_policy(api: Api, document: dict[str, Any]) -> None:
     """A test shortcut for an approved `foureyes.policy.update`: the next version, in the store."""
-    text = yaml.safe_dump(document, sort_keys=False)
+    text = yaml.safe_dump(document, sort_keys=False, width=1_000_000)
     install_next_policy(api.world.services, text, api.world.clock.now)
 
 
@@ -296,7 +296,9 @@ def test_a_policy_administrator_cannot_weaken_the_policy_and_act_alone(api: Api)
     2 + 1 approvals."""
     text = (EXAMPLES / "policy.yaml").read_text()
     weak = text.replace(
-        "    approvals: 2\n    approvers: |-", "    approvals: 1\n    approvers: |-", 1
+        "    approvals: 2\n    approvers: 'approver.employment",
+        "    approvals: 1\n    approvers: 'approver.employment",
+        1,
     )
     vit_tier = '    when: account.followers >= 1000000 || "protected" in account.pins\n'
     no_vit = text.replace(vit_tier, "    when: 'false'\n", 1)

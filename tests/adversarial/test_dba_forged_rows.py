@@ -219,7 +219,9 @@ def test_the_honest_limit_still_denies_and_forged_rows_do_not_add_to_it(world: W
 def _install_quota(world: World, spec: dict[str, Any]) -> None:
     document = yaml.safe_load((EXAMPLES / "policy.yaml").read_text())
     document["quotas"].append(spec)
-    install_next_policy(world.services, yaml.safe_dump(document, sort_keys=False), world.clock())
+    install_next_policy(
+        world.services, yaml.safe_dump(document, sort_keys=False, width=1_000_000), world.clock()
+    )
 
 
 PEOPLE = {

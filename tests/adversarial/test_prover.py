@@ -25,7 +25,7 @@ STAFF = str(EXAMPLES / "staff.yaml")
 TEXT = (EXAMPLES / "policy.yaml").read_text()
 TRUST_SAFETY = '    when: \'"trust-safety" in staff.groups && account.tier != "vit"\'\n'
 VIT = "    when: 'account.tier == \"vit\"'\n"
-SIGNIFICANT = VIT + "    approvals: 2\n    approvers: |-"
+SIGNIFICANT = VIT + "    approvals: 2\n    approvers: 'approver.employment"
 SIGN_OFF = VIT + '    approvals: 1\n    approvers: \'"security"'
 
 

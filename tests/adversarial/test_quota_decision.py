@@ -40,7 +40,7 @@ NEW_EMAIL = {"action": "account.change_email", "account": "chirp:bob"}
 
 def _install(api: Api, document: dict[str, Any]) -> None:
     """A test shortcut for an approved `foureyes.policy.update`: the next version, in the store."""
-    text = yaml.safe_dump(document, sort_keys=False)
+    text = yaml.safe_dump(document, sort_keys=False, width=1_000_000)
     install_next_policy(api.world.services, text, api.world.clock.now)
 
 

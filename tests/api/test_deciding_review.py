@@ -128,7 +128,9 @@ def _install_with(api: Api, rule: dict[str, Any]) -> None:
     """The example policy with `rule` first, in force from now."""
     document = yaml.safe_load((EXAMPLES / "policy.yaml").read_text())
     document["rules"].insert(0, rule)
-    install_next_policy(api.world.services, yaml.safe_dump(document), api.world.clock.now)
+    install_next_policy(
+        api.world.services, yaml.safe_dump(document, width=1_000_000), api.world.clock.now
+    )
 
 
 def test_a_policy_that_now_asks_for_more_is_not_carried_out_by_the_approver(api: Api) -> None:

@@ -44,7 +44,9 @@ def _amend(api: Api, rule_id: str, **changes: Any) -> None:
     document = yaml.safe_load((EXAMPLES / "policy.yaml").read_text())
     (rule,) = [r for r in document["rules"] if r["id"] == rule_id]
     rule.update(changes)
-    install_next_policy(api.world.services, yaml.safe_dump(document), api.world.clock.now)
+    install_next_policy(
+        api.world.services, yaml.safe_dump(document, width=1_000_000), api.world.clock.now
+    )
 
 
 def _grown_after_submission(api: Api, **large: Any) -> dict[str, Any]:
@@ -52,7 +54,9 @@ def _grown_after_submission(api: Api, **large: Any) -> dict[str, Any]:
     past the line on the platform, where the rule for large accounts also asks for `large`."""
     document = yaml.safe_load(TIERED)
     document["rules"][1].update(large)
-    install_next_policy(api.world.services, yaml.safe_dump(document), api.world.clock.now)
+    install_next_policy(
+        api.world.services, yaml.safe_dump(document, width=1_000_000), api.world.clock.now
+    )
     view = api.submitted("e-3001", action="account.suspend", account="chirp:bob")
     assert view["state"] == "pending"
     with api.world.services.database.transaction() as session:

@@ -28,7 +28,7 @@ def _text(html: str) -> str:
 def _one_at_a_time() -> str:
     document = yaml.safe_load((EXAMPLES / "policy.yaml").read_text())
     document["one_pending_per_account"] = {"actions": "all", "mode": "wait"}
-    return yaml.safe_dump(document, sort_keys=False)
+    return yaml.safe_dump(document, sort_keys=False, width=1_000_000)
 
 
 @pytest.fixture

@@ -25,9 +25,10 @@ def weakened(tmp_path: Path) -> Path:
     """The example, but security staff may deactivate a VIT account with one colleague."""
     text = (EXAMPLES / "policy.yaml").read_text()
     text = text.replace(
-        "    when: 'account.tier == \"vit\"'\n    approvals: 2\n    approvers: |-",
+        "    when: 'account.tier == \"vit\"'\n"
+        "    approvals: 2\n    approvers: 'approver.employment",
         '    when: \'account.tier == "vit" && !("security" in staff.groups)\'\n'
-        "    approvals: 2\n    approvers: |-",
+        "    approvals: 2\n    approvers: 'approver.employment",
         1,
     )
     assert "security\" in staff.groups)'" in text

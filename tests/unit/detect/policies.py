@@ -34,5 +34,5 @@ def use_policy(
         document["quotas"] = quotas
     if detectors is not None:
         document["detectors"] = detectors
-    text = yaml.safe_dump(document, sort_keys=False)
+    text = yaml.safe_dump(document, sort_keys=False, width=1_000_000)
     install_next_policy(world.services, text, world.clock.now)

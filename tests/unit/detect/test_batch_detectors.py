@@ -391,7 +391,7 @@ def test_a_batch_refused_for_pending_requests_is_recorded_and_counted(world: Wor
     document = yaml.safe_load((EXAMPLES / "policy.yaml").read_text())
     document["one_pending_per_account"] = {"actions": ["account.suspend"], "mode": "refuse"}
     document["detectors"] = {"denial_burst": {"denials": 2}}
-    install_next_policy(world.services, yaml.safe_dump(document), world.clock.now)
+    install_next_policy(world.services, yaml.safe_dump(document, width=1_000_000), world.clock.now)
     submit(world, ring[:2])  # pending: its accounts are taken
     for _ in range(2):
         with pytest.raises(Conflict):

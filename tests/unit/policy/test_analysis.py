@@ -52,7 +52,9 @@ def test_an_update_that_keeps_the_invariants_passes() -> None:
         (
             "drops the invariant and an approval",
             EXAMPLE_TEXT.replace(LONE_VIT, "", 1).replace(
-                "    approvals: 2\n    approvers: |-", "    approvals: 1\n    approvers: |-", 1
+                "    approvals: 2\n    approvers: 'approver.employment",
+                "    approvals: 1\n    approvers: 'approver.employment",
+                1,
             ),
             "removes invariant no-lone-vit-deactivation",
         ),
@@ -70,7 +72,9 @@ def test_an_update_cannot_break_an_invariant_in_force(
 def test_the_invariants_in_force_still_judge_the_proposed_decisions() -> None:
     """Invariants and tiers kept, a VIT approval dropped: the invariant in force finds it."""
     proposal = EXAMPLE_TEXT.replace(
-        "    approvals: 2\n    approvers: |-", "    approvals: 1\n    approvers: |-", 1
+        "    approvals: 2\n    approvers: 'approver.employment",
+        "    approvals: 1\n    approvers: 'approver.employment",
+        1,
     )
     violations = check_update(policy_from(proposal), example_policy())
     assert [v.invariant for v in violations] == [

@@ -63,7 +63,7 @@ def rules(draw: st.DrawFn, prefix: str, effects: list[str] | None = None) -> dic
 def compile_rules(rule_list: list[dict[str, Any]]) -> Policy:
     unique = {rule["id"]: rule for rule in rule_list}
     document = {"version": 1, "tiers": TIERS, "rules": list(unique.values())}
-    return policy_from(yaml.safe_dump(document, sort_keys=False))
+    return policy_from(yaml.safe_dump(document, sort_keys=False, width=1_000_000))
 
 
 people = st.builds(

@@ -97,7 +97,7 @@ def rules(draw: st.DrawFn, n: int) -> dict[str, Any]:
 @st.composite
 def policies(draw: st.DrawFn) -> Policy:
     drawn = [draw(rules(n)) for n in range(draw(st.integers(0, 6)))]
-    return policy_from(yaml.safe_dump({**HEADER, "rules": drawn}, sort_keys=False))
+    return policy_from(yaml.safe_dump({**HEADER, "rules": drawn}, sort_keys=False, width=1_000_000))
 
 
 people = st.builds(

@@ -211,7 +211,9 @@ class TestGovernance:
             (EXAMPLES / "policy.yaml")
             .read_text()
             .replace(
-                "    approvals: 2\n    approvers: |-", "    approvals: 1\n    approvers: |-", 1
+                "    approvals: 2\n    approvers: 'approver.employment",
+                "    approvals: 1\n    approvers: 'approver.employment",
+                1,
             )
         )
         with pytest.raises(BadInput, match="breaks an invariant"):
