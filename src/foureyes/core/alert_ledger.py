@@ -38,6 +38,7 @@ names that).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import secrets
@@ -65,8 +66,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import BigInteger
 
-from foureyes.core import alert_log
-from foureyes.core.alerts import TAMPERED_AGAIN, report_forged, report_missing
+# `alerts` imports this module too (`raise_alert` asks the ledger for a fresh id): used at call
+# time only.
+from foureyes.core import alert_log, alerts
 from foureyes.store.tables import AlertRow, EventRow
 from foureyes.store.tree import head_size, in_tree
 
@@ -81,6 +83,7 @@ __all__ = [
     "look",
     "missing_view",
     "open_rows",
+    "raised_view",
     "restored",
 ]
 
@@ -99,19 +102,28 @@ _MARKS = (b'"kind":"alert.raised"', b'"kind":"alert.acknowledged"')  # canonical
 
 @dataclass(frozen=True)
 class Seen:
-    """What one check found: the table against the log, up to event `through`."""
+    """What one check found: the table against the log, up to event `through`.
+
+    An alert is its `alert.raised` event (its seq), never its row's id: a DBA who deletes the
+    newest row lets the database hand its id to the next alert (SQLite without AUTOINCREMENT,
+    PostgreSQL after `setval`), and two events naming one id are two alerts."""
 
     through: int
     open: Mapping[int, str]
-    """Alerts the log says were raised and no `alert.acknowledged` body names: alert id to its
+    """Alert ids with a raise the log holds no acknowledgement of that counts: to the
     detector (as the event's body says)."""
     missing: Mapping[int, int] = field(default_factory=dict)
-    """Alerts the log says were raised whose row is gone or names another event: alert id to
-    the seq of its `alert.raised` event. Shown as that event says, not as any row does."""
+    """Raises no row shows (their id's row is gone, or names another event): the seq of the
+    `alert.raised` event to its alert id. Shown as that event says, not as any row does."""
     absent: frozenset[int] = frozenset()
-    """Those of `missing` with no row at all (the others' rows are `strays`)."""
+    """Those of `missing` (seqs) shown apart from any row: their id has no row, or its row
+    shows another raise of that id (a repeated id)."""
+    replaced: Mapping[int, int] = field(default_factory=dict)
+    """Alert id to the seq of the missing raise shown in place of its row (a stray)."""
     strays: frozenset[int] = frozenset()
     """Rows no `alert.raised` event vouches for as they stand (written in, or re-pointed)."""
+    open_raises: Mapping[int, int] = field(default_factory=dict)
+    """The raises the log holds no acknowledgement of that counts: seq to alert id."""
 
     @property
     def tampered(self) -> bool:
@@ -123,7 +135,9 @@ class Seen:
         if self.missing:
             parts.append(
                 f"{len(self.missing)} alert(s) the audit log holds have no alerts row "
-                f"(deleted or re-pointed outside foureyes: {_some(self.missing)})"
+                f"(deleted, re-pointed or their id given again outside foureyes: "
+                f"{_some(frozenset(self.missing.values()))}; audit events "
+                f"{_some(frozenset(self.missing))})"
             )
         if self.strays:
             parts.append(
@@ -131,6 +145,10 @@ class Seen:
                 f"({_some(self.strays)})"
             )
         return "; ".join(parts) or None
+
+    def missing_of(self, alert: int) -> list[int]:
+        """The seqs of `alert`'s missing raises, oldest first."""
+        return sorted(seq for seq, of in self.missing.items() if of == alert)
 
 
 def _some(ids: Mapping[int, int] | frozenset[int]) -> str:
@@ -145,35 +163,78 @@ recomputed over every alert, in this process): rows written in to balance the su
 do not balance them for the next."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Raise:
+    alert: int
+    detector: str
+    subjects: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Judged:
+    missing: dict[int, int]
+    replaced: dict[int, int]
+    absent: frozenset[int]
+    strays: frozenset[int]
+
+
 class Ledger:
     """This process's reading of the alerts' events (see the module's docstring)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reports: dict[tuple[str, int], datetime] = {}  # what `look` reported, when
+        self._top = 0  # the highest alert id an alert.raised event names, as far as read
+        self._top_through = 0  # `_top` covers the alert.raised events below this seq
         self._reset()
 
     def _reset(self) -> None:
         self._through = 0  # events below this seq have been read (history: see `_swept`)
         self._swept = 0  # the history's bodies below this seq have been read
         self._history = 0  # the log's size at this process's first look
-        self._raised: dict[int, int] = {}  # alert id: seq of its (first) alert.raised event
-        self._acknowledged: set[int] = set()  # alert ids an alert.acknowledged body names
-        self._open: dict[int, str] = {}  # raised, not acknowledged: alert id to detector
-        self._sums = (0, 0)  # of the raised alerts' ids and seqs
+        self._raises: dict[int, _Raise] = {}  # seq of each alert.raised event: what it says
+        self._by_alert: dict[int, list[int]] = {}  # alert id: its raises' seqs, in order
+        # alert id: its alert.acknowledged events' seqs, to the raise each names (None: an
+        # older body, naming none) and who gave it
+        self._acks: dict[int, dict[int, tuple[int | None, str | None]]] = {}
+        self._acked: set[int] = set()  # raises an acknowledgement that counts names
+        self._open: dict[int, int] = {}  # the other raises: seq to alert id
+        self._repeated: set[int] = set()  # alert ids more than one raise names
+        self._sums = (0, 0, 0)  # count, ids and seqs of the raises of ids raised once
         self._drawn = -KEY_LIFE  # when the mixing numbers were drawn (monotonic seconds)
         self._key = (1, 1)
-        self._mix = 0  # the sum of the raised alerts' mixes under `_key`
+        self._mix = 0  # the sum of those raises' mixes under `_key`
 
     def due(self, key: tuple[str, int], now: datetime) -> bool:
         """Whether `key` was not reported by this process within `TAMPERED_AGAIN`."""
         with self._lock:
             last = self._reports.get(key)
-        return last is None or not (now - TAMPERED_AGAIN < last <= now)
+        return last is None or not (now - alerts.TAMPERED_AGAIN < last <= now)
 
     def reported(self, key: tuple[str, int], now: datetime) -> None:
         with self._lock:
             self._reports[key] = now
+
+    def highest(self, session: Session) -> int:
+        """The highest alert id any `alert.raised` event names, as far as this process has
+        read, and in the events of that kind appended since (found by their `kind` column: an
+        index look-up; those of this transaction too). For `raise_alert`, which never gives an
+        id the log has raised again. Never changes what the ledger judges by (an event of
+        this transaction may yet be rolled back: it only makes an id be skipped)."""
+        with self._lock:
+            since = max(self._top_through, self._through)
+            top = max(self._top, max(self._by_alert, default=0))
+        head = int(session.scalar(select(head_size())) or 0)
+        for (raw,) in session.execute(
+            select(EventRow.body).where(
+                EventRow.kind == alert_log.RAISED, EventRow.seq >= since, EventRow.seq < head
+            )
+        ):
+            found = _alert_of(bytes(raw))
+            top = max(top, found or 0)
+        with self._lock:
+            self._top, self._top_through = max(self._top, top), max(self._top_through, head)
+        return top
 
     def check(self, session: Session) -> Seen:
         """The table against the log (see the module's docstring for the cost)."""
@@ -182,30 +243,74 @@ class Ledger:
             if time.monotonic() - self._drawn >= KEY_LIFE:
                 self._draw()
             through, (a, b) = self._through, self._key
-            expected = (len(self._raised), *self._sums, self._mix)
-            opened = dict(self._open)
+            expected = (*self._sums, self._mix)
+            repeated = sorted(self._repeated)
+            opened = {self._raises[s].alert: self._raises[s].detector for s in self._open}
+            open_raises = dict(self._open)
+        others = _checked(through)
+        if repeated:  # their rows are read below, one by one
+            others = and_(others, not_(_among(session, repeated)))
         found = session.execute(
             select(
                 func.count(),
                 func.coalesce(func.sum(AlertRow.id), 0),
                 func.coalesce(func.sum(_seq()), 0),
                 func.coalesce(func.sum(_mix(a, b)), 0),
-            ).where(_checked(through))
+            ).where(others)
         ).one()
         if tuple(int(value) for value in found) == expected:
-            return Seen(through, opened)
-        # Something differs: which rows (one statement over the table's ids and seqs).
-        listed = session.execute(select(AlertRow.id, _seq()).where(_checked(through)))
-        rows = {int(row): int(seq) for row, seq in listed}
+            if not repeated:
+                return Seen(through, opened, open_raises=open_raises)
+            # Only the rows of the ids raised more than once (a handful) to compare.
+            query = select(AlertRow.id, _seq()).where(_checked(through), _among(session, repeated))
+            ids: list[int] | None = repeated
+        else:  # something differs: which rows (one statement over the table's ids and seqs)
+            query = select(AlertRow.id, _seq()).where(_checked(through))
+            ids = None
+        rows = {int(row): int(seq) for row, seq in session.execute(query)}
         with self._lock:
-            raised = {a: s for a, s in self._raised.items() if s < through}
-        missing = {alert: seq for alert, seq in raised.items() if rows.get(alert) != seq}
-        strays = frozenset(row for row, seq in rows.items() if raised.get(row) != seq)
-        return Seen(through, opened, missing, frozenset(missing.keys() - rows.keys()), strays)
+            judged = self._judge(rows, ids)
+        return Seen(
+            through,
+            opened,
+            judged.missing,
+            judged.absent,
+            judged.replaced,
+            judged.strays,
+            open_raises,
+        )
+
+    def _judge(self, rows: dict[int, int], ids: list[int] | None) -> _Judged:
+        """Which raises of the alert `ids` (None: all) no row shows, and which of `rows` (id
+        to the seq it names) no raise vouches for. A raise whose id's row shows another raise
+        of that id (a repeated id) and which the log has acknowledged is not missing: it can
+        have no row, and was seen to."""
+        missing: dict[int, int] = {}
+        replaced: dict[int, int] = {}
+        absent: set[int] = set()
+        for alert in self._by_alert if ids is None else ids:
+            seqs = self._by_alert.get(alert, [])
+            named = rows.get(alert)
+            shows_one = named in seqs
+            lost = [s for s in seqs if s != named and not (shows_one and s in self._acked)]
+            for seq in lost:
+                missing[seq] = alert
+            if lost and named is not None and not shows_one:
+                replaced[alert] = lost[0]  # the row is a stray: shown as its first raise says
+                lost = lost[1:]
+            absent.update(lost)
+        strays = frozenset(
+            row for row, seq in rows.items() if seq not in self._by_alert.get(row, ())
+        )
+        return _Judged(missing, replaced, frozenset(absent), strays)
 
     def _draw(self) -> None:
         self._key = (secrets.randbelow(_PRIME - 1) + 1, secrets.randbelow(_PRIME - 1) + 1)
-        self._mix = sum(_mixed(alert, seq, *self._key) for alert, seq in self._raised.items())
+        self._mix = sum(
+            _mixed(alert, seqs[0], *self._key)
+            for alert, seqs in self._by_alert.items()
+            if len(seqs) == 1
+        )
         self._drawn = time.monotonic()
 
     def _catch_up(self, session: Session) -> None:
@@ -245,30 +350,96 @@ class Ledger:
         return end
 
     def _note(self, seq: int, raw: bytes) -> None:
-        if not any(mark in raw for mark in _MARKS):
+        """One event's body, once (the sweep reads again what the first look read)."""
+        body = _alert_body(seq, raw)
+        if body is None:
             return
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return
-        if not isinstance(body, dict) or body.get("seq") != seq:
-            return
-        alert = body.get("alert")
-        if not isinstance(alert, int) or isinstance(alert, bool):
-            return
-        first = self._raised.get(alert)
-        if body.get("kind") == alert_log.RAISED and (first is None or seq < first):
-            if first is not None:  # the sweep found an earlier one: the first stands
-                self._sums = (self._sums[0] - alert, self._sums[1] - first)
-                self._mix -= _mixed(alert, first, *self._key)
-            self._raised[alert] = seq
-            self._sums = (self._sums[0] + alert, self._sums[1] + seq)
-            self._mix += _mixed(alert, seq, *self._key)
-            if alert not in self._acknowledged:
-                self._open[alert] = sys.intern(str(body.get("detector")))
-        elif body.get("kind") == alert_log.ACKNOWLEDGED:
-            self._acknowledged.add(alert)
-            self._open.pop(alert, None)
+        alert = int(body["alert"])
+        if body.get("kind") == alert_log.RAISED:
+            if seq in self._raises:
+                return
+            self._raises[seq] = _Raise(
+                alert,
+                sys.intern(str(body.get("detector"))),
+                frozenset(sys.intern(who) for who in alert_log.subjects(body)),
+            )
+            seqs = self._by_alert.setdefault(alert, [])
+            bisect.insort(seqs, seq)
+            if len(seqs) == 1:
+                self._count(alert, seq, 1)
+            else:  # a repeated id: its rows are compared one by one
+                if len(seqs) == 2:
+                    self._count(alert, seqs[0] if seqs[1] == seq else seqs[1], -1)
+                self._repeated.add(alert)
+        else:
+            acks = self._acks.setdefault(alert, {})
+            if seq in acks:
+                return
+            named = body.get("raised_seq")
+            actor = body.get("actor")
+            acks[seq] = (
+                named if isinstance(named, int) and not isinstance(named, bool) else None,
+                actor if isinstance(actor, str) else None,
+            )
+        self._settle(alert)
+
+    def _count(self, alert: int, seq: int, sign: int) -> None:
+        count, ids, seqs = self._sums
+        self._sums = (count + sign, ids + sign * alert, seqs + sign * seq)
+        self._mix += sign * _mixed(alert, seq, *self._key)
+
+    def _settle(self, alert: int) -> None:
+        """Which of `alert`'s raises an acknowledgement counts for: one recorded after it,
+        naming it (older bodies, naming none: the latest raise of the id before it), given by
+        someone it is not about. The others are open."""
+        seqs = self._by_alert.get(alert, [])
+        counted: set[int] = set()
+        for ack, (named, actor) in self._acks.get(alert, {}).items():
+            before = bisect.bisect_left(seqs, ack)
+            latest = seqs[before - 1] if before else None
+            target = latest if named is None else named
+            raise_ = None if target is None else self._raises.get(target)
+            if raise_ is None or target is None or raise_.alert != alert or target >= ack:
+                continue
+            if actor is None or actor in raise_.subjects:
+                continue
+            counted.add(target)
+        for seq in seqs:
+            if seq in counted:
+                self._acked.add(seq)
+                self._open.pop(seq, None)
+            else:
+                self._acked.discard(seq)
+                self._open[seq] = alert
+
+
+def _alert_body(seq: int, raw: bytes) -> dict[str, Any] | None:
+    """The body of an alert's event at `seq` (None if it is none: another kind, not JSON, not
+    at its seq, naming no alert id)."""
+    if not any(mark in raw for mark in _MARKS):
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("seq") != seq:
+        return None
+    alert = body.get("alert")
+    if not isinstance(alert, int) or isinstance(alert, bool):
+        return None
+    if body.get("kind") not in (alert_log.RAISED, alert_log.ACKNOWLEDGED):
+        return None
+    return body
+
+
+def _alert_of(raw: bytes) -> int | None:
+    """The alert id an `alert.raised` body names (None: none)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    alert = body.get("alert") if isinstance(body, dict) else None
+    return alert if isinstance(alert, int) and not isinstance(alert, bool) else None
 
 
 def _seq() -> ColumnElement[int]:
@@ -318,49 +489,56 @@ def open_rows(session: Session, seen: Seen) -> ColumnElement[bool]:
     ids = sorted(seen.open.keys() | seen.strays)
     if not ids:
         return AlertRow.acknowledged_at.is_(None)
-    among: ColumnElement[bool]
+    return or_(AlertRow.acknowledged_at.is_(None), _among(session, ids))
+
+
+def _among(session: Session, ids: list[int]) -> ColumnElement[bool]:
+    """`AlertRow.id` is one of `ids`, in one parameter however many."""
     if session.get_bind().dialect.name == "postgresql":
-        among = AlertRow.id == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
-    else:  # one parameter however many (SQLite allows a few thousand per statement)
-        listed = func.json_each(json.dumps(ids)).table_valued("value")
-        among = AlertRow.id.in_(select(listed.c.value))
-    return or_(AlertRow.acknowledged_at.is_(None), among)
+        return AlertRow.id == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+    # SQLite allows a few thousand parameters per statement
+    listed = func.json_each(json.dumps(ids)).table_valued("value")
+    return AlertRow.id.in_(select(listed.c.value))
 
 
 def missing_view(session: Session, missing: Mapping[int, int]) -> list[dict[str, Any]]:
-    """The `missing` alerts (alert id: seq of its `alert.raised` event) as oversight reads
-    them, rebuilt from their events' bodies (one statement), open and flagged; newest first."""
-    bodies = alert_log.bodies(session, missing.values())
+    """The `missing` alerts (the seq of an `alert.raised` event: its alert id) as oversight
+    reads them, rebuilt from their events' bodies (one statement), open and flagged; newest
+    first."""
+    bodies = alert_log.bodies(session, missing.keys())
     views: list[dict[str, Any]] = []
-    for alert, seq in sorted(missing.items(), reverse=True):
-        body = bodies.get(seq, {})
-        views.append(
-            {
-                "id": alert,
-                "detector": str(body.get("detector")),
-                "severity": str(body.get("severity")),
-                "staff": body.get("staff"),
-                "account": body.get("alert_account"),
-                "request": body.get("alert_request"),
-                "summary": str(body.get("summary")),
-                "details": body.get("details") if isinstance(body.get("details"), dict) else {},
-                "state": "open",
-                "created_at": _time(body.get("at")).isoformat(),
-                "acknowledged_by": None,
-                "acknowledged_at": None,
-                "note": None,
-                "tampered": missing_problem(alert, seq),
-                "claimed_acknowledgement": None,
-                "missing": True,
-            }
-        )
+    for seq, alert in sorted(missing.items(), key=lambda item: (item[1], item[0]), reverse=True):
+        views.append(raised_view(alert, seq, bodies.get(seq, {})))
     return views
+
+
+def raised_view(alert: int, seq: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A missing alert as its `alert.raised` event's body says, open and flagged."""
+    return {
+        "id": alert,
+        "detector": str(body.get("detector")),
+        "severity": str(body.get("severity")),
+        "staff": body.get("staff"),
+        "account": body.get("alert_account"),
+        "request": body.get("alert_request"),
+        "summary": str(body.get("summary")),
+        "details": body.get("details") if isinstance(body.get("details"), dict) else {},
+        "state": "open",
+        "created_at": _time(body.get("at")).isoformat(),
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+        "note": None,
+        "tampered": missing_problem(alert, seq),
+        "claimed_acknowledgement": None,
+        "missing": True,
+    }
 
 
 def missing_problem(alert: int, seq: int) -> str:
     return (
-        f"its alerts row is missing or names another event: the audit log says it was raised "
-        f"(audit event {seq}); shown open from that event"
+        f"its alerts row is missing or shows another event (alert {alert} deleted, re-pointed "
+        f"or its id given again): the audit log says it was raised (audit event {seq}); shown "
+        "open from that event"
     )
 
 
@@ -416,7 +594,7 @@ def look(services: Services, *, report: bool = True) -> Seen:
     with services.database.read() as session:
         seen = ledger.check(session)
         now = services.clock()
-        missing = {a: s for a, s in seen.missing.items() if ledger.due(("missing", a), now)}
+        missing = {s: a for s, a in seen.missing.items() if ledger.due(("missing", s), now)}
         stray_ids = [a for a in sorted(seen.strays) if ledger.due(("stray", a), now)]
         strays: dict[int, str] = {}
         if report and stray_ids:
@@ -426,13 +604,17 @@ def look(services: Services, *, report: bool = True) -> Seen:
     if report and (missing or strays):
         try:
             with services.database.transaction() as session:
-                report_missing(services, session, dict(sorted(missing.items())[:REPORTED]), now=now)
-                report_forged(services, session, dict(sorted(strays.items())[:REPORTED]), now=now)
+                alerts.report_missing(
+                    services, session, dict(sorted(missing.items())[:REPORTED]), now=now
+                )
+                alerts.report_forged(
+                    services, session, dict(sorted(strays.items())[:REPORTED]), now=now
+                )
         except Exception:  # shown flagged whatever this is
             log.exception("could not raise the alert about alerts %s", sorted(seen.missing))
         else:
-            for alert in sorted(missing)[:REPORTED]:
-                ledger.reported(("missing", alert), now)
+            for seq in sorted(missing)[:REPORTED]:
+                ledger.reported(("missing", seq), now)
             for alert in sorted(strays)[:REPORTED]:
                 ledger.reported(("stray", alert), now)
     return seen

@@ -39,7 +39,9 @@ __all__ = [
     "bodies",
     "problems",
     "raised_problem",
+    "requests",
     "stamp",
+    "subjects",
     "vouched",
 ]
 
@@ -74,6 +76,30 @@ def bodies(session: Session, seqs: Iterable[int | None]) -> dict[int, Mapping[st
     return found
 
 
+def subjects(body: Mapping[str, Any] | None) -> frozenset[str]:
+    """Whom an `alert.raised` body says the alert is about: its `staff`, and for an
+    `alert_tampered` alert the staff of the alert it is about (`details.alert_staff`). Nobody
+    acknowledges an alert about themselves (`foureyes.workflow.alerts.acknowledge`), and an
+    acknowledgement in the log by one of them counts for nothing (`core.alert_ledger`)."""
+    if body is None:
+        return frozenset()
+    details = body.get("details")
+    named = details.get("alert_staff") if isinstance(details, dict) else None
+    found = [body.get("staff"), *(named if isinstance(named, list) else [named])]
+    return frozenset(who for who in found if isinstance(who, str))
+
+
+def requests(body: Mapping[str, Any] | None) -> frozenset[str]:
+    """The requests an `alert.raised` body says the alert is on (for `alert_tampered`, the
+    request of the alert it is about too): whoever took part in one does not acknowledge it."""
+    if body is None:
+        return frozenset()
+    details = body.get("details")
+    named = details.get("alert_request") if isinstance(details, dict) else None
+    found = [body.get("alert_request"), *(named if isinstance(named, list) else [named])]
+    return frozenset(request for request in found if isinstance(request, str))
+
+
 def raised_problem(
     row: AlertRow, body: Mapping[str, Any] | None, *, shown: bool = False
 ) -> str | None:
@@ -103,9 +129,14 @@ def raised_problem(
     return None
 
 
-def acknowledgement_problem(row: AlertRow, body: Mapping[str, Any] | None) -> str | None:
+def acknowledgement_problem(
+    row: AlertRow, body: Mapping[str, Any] | None, raised: Mapping[str, Any] | None = None
+) -> str | None:
     """Why the acknowledgement `row` shows was not given (None: it shows none, or its
-    `alert.acknowledged` event says the same who, when and note)."""
+    `alert.acknowledged` event says the same who, when and note, and acknowledges the raise
+    the row names). An acknowledgement acknowledges only a raise before it (the one its body
+    names in `raised_seq`; older bodies, without it, the row's, if before), and none given by
+    the person the alert is about (`raised`: the row's `alert.raised` body)."""
     if row.acknowledged_at is None and row.acknowledged_by is None:
         return None
     if row.acknowledged_seq is None or body is None:
@@ -124,6 +155,19 @@ def acknowledgement_problem(row: AlertRow, body: Mapping[str, Any] | None) -> st
             f"its acknowledgement differs from its alert.acknowledged event (audit event "
             f"{row.acknowledged_seq}) in {', '.join(differ)}"
         )
+    named = body.get("raised_seq", row.raised_seq)
+    if row.raised_seq is None or named != row.raised_seq:
+        return (
+            f"its alert.acknowledged event (audit event {row.acknowledged_seq}) acknowledges "
+            f"another raise of alert {row.id} (audit event {named})"
+        )
+    if row.acknowledged_seq <= row.raised_seq:
+        return (
+            f"its alert.acknowledged event (audit event {row.acknowledged_seq}) was recorded "
+            f"before the alert was raised (audit event {row.raised_seq})"
+        )
+    if body.get("actor") in subjects(raised):
+        return "it was acknowledged by the person it is about"
     return None
 
 
@@ -136,7 +180,9 @@ def problems(session: Session, rows: Iterable[AlertRow]) -> dict[int, str]:
     for row in rows:
         problem = raised_problem(
             row, found.get(row.raised_seq or -1), shown=True
-        ) or acknowledgement_problem(row, found.get(row.acknowledged_seq or -1))
+        ) or acknowledgement_problem(
+            row, found.get(row.acknowledged_seq or -1), found.get(row.raised_seq or -1)
+        )
         if problem is not None:
             out[row.id] = problem
     return out

@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, func, select, text
 from sqlalchemy.orm import Session
 
-from foureyes.core import alert_log
+from foureyes.core import alert_ledger, alert_log
 from foureyes.core.services import Services, json_safe
 from foureyes.notify import enqueue
 from foureyes.store.tables import AlertRow
@@ -95,6 +95,7 @@ def raise_alert(
     )
     session.add(row)
     session.flush()
+    _fresh_id(services, session, row)
     # The account and request go in the body, not in the event's account and request columns:
     # those put an event in a request's timeline and an account's history, which people other
     # than oversight staff read, and alerts are for oversight staff only.
@@ -116,6 +117,32 @@ def raise_alert(
     for channel in channels:
         _notify(session, channel, row)
     return row
+
+
+def _fresh_id(services: Services, session: Session, row: AlertRow) -> None:
+    """Give `row` an id no `alert.raised` event in the log names, if the database gave it
+    one that one does. The database reuses ids: SQLite (no AUTOINCREMENT) gives the highest
+    row's id + 1, so a DBA who deletes the newest row has the next alert take its id, and on
+    PostgreSQL a DBA moves the sequence back (`setval`). Neither can be ruled out in the
+    schema (`sqlite_sequence` and the sequence are the DBA's to edit too), so the id is checked
+    against the log itself: the log's highest raised id as this process's ledger read it, and
+    the `alert.raised` events since (`Ledger.highest`). The ledger judges a repeated id an
+    alert of its own anyway; this keeps foureyes from making one."""
+    top = alert_ledger.ledger_of(services).highest(session)
+    if row.id > top:
+        return
+    highest_row = session.scalar(select(func.max(AlertRow.id))) or 0
+    row.id = max(top, int(highest_row)) + 1
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        # Past the id given (never back: another transaction may have taken a later one).
+        session.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('alerts', 'id'), GREATEST(:id, "
+                "nextval(pg_get_serial_sequence('alerts', 'id'))))"
+            ),
+            {"id": row.id},
+        )
 
 
 def about(row: AlertRow) -> dict[str, Any]:
@@ -217,8 +244,26 @@ def report_forged(
 ) -> None:
     """The high `alert_tampered` alert about each alert row in `problems` (alert id: what the
     log does not vouch for), in the caller's transaction; once an hour per row (deduplicated
-    by alerts the log vouches for, so a row written in cannot silence it)."""
+    by alerts the log vouches for, so a row written in cannot silence it). It names whom the
+    row's `alert.raised` event (if it names one of that alert) and the row say the alert is
+    about, so none of them acknowledges it (`foureyes.workflow.alerts.acknowledge`)."""
+    if not problems:
+        return
+    rows = {
+        row.id: row
+        for row in session.scalars(select(AlertRow).where(AlertRow.id.in_(sorted(problems))))
+    }
+    events = alert_log.bodies(session, [row.raised_seq for row in rows.values()])
     for alert_id, problem in sorted(problems.items()):
+        row = rows.get(alert_id)
+        body = None if row is None else events.get(row.raised_seq or -1)
+        if body is not None and body.get("alert") != alert_id:
+            body = None
+        staff = set(alert_log.subjects(body))
+        requests = set(alert_log.requests(body))
+        if row is not None:
+            staff.update(who for who in (row.staff_id,) if who is not None)
+            requests.update(request for request in (row.request_id,) if request is not None)
         _tampered(
             services,
             session,
@@ -227,27 +272,35 @@ def report_forged(
             "changed outside foureyes, and is neither taken as raised nor as acknowledged",
             problem,
             now,
+            about=(staff, requests, row.raised_seq if row is not None else None),
         )
 
 
 def report_missing(
     services: Services, session: Session, missing: Mapping[int, int], *, now: datetime
 ) -> None:
-    """The high `alert_tampered` alert about each alert in `missing` (alert id: the seq of its
-    `alert.raised` event) whose row is gone or names another event
-    (`foureyes.core.alert_ledger`), in the caller's transaction; once an hour per alert, as
-    `report_forged` (the same key: one alert an hour about an alert, whatever was done)."""
-    for alert_id, seq in sorted(missing.items()):
-        problem = f"its row is missing or names another event than its alert.raised ({seq})"
+    """The high `alert_tampered` alert about each alert in `missing` (the seq of its
+    `alert.raised` event: its alert id) no row shows (its row is gone, names another event,
+    or its id was given again: `foureyes.core.alert_ledger`), in the caller's transaction;
+    once an hour per alert, as `report_forged` (the same key). It names whom the event says
+    the alert is about, so none of them acknowledges it."""
+    events = alert_log.bodies(session, missing.keys())
+    for seq, alert_id in sorted(missing.items()):
+        body = events.get(seq)
+        problem = (
+            f"its row is missing or shows another event than its alert.raised ({seq}): "
+            "deleted, re-pointed, or its id given again"
+        )
         _tampered(
             services,
             session,
             alert_id,
-            f"alert {alert_id} was raised (audit event {seq}) but its alerts row is gone or "
-            "names another event: it was deleted or changed outside foureyes, and is shown "
-            "open as the audit log says it was raised",
+            f"alert {alert_id} was raised (audit event {seq}) but no alerts row shows it: it "
+            "was deleted or changed outside foureyes, or its id given to another alert, and is "
+            "shown open as the audit log says it was raised",
             problem,
             now,
+            about=(set(alert_log.subjects(body)), set(alert_log.requests(body)), seq),
         )
 
 
@@ -258,7 +311,10 @@ def _tampered(
     summary: str,
     problem: str,
     now: datetime,
+    *,
+    about: tuple[set[str], set[str], int | None],
 ) -> None:
+    staff, requests, seq = about
     raise_alert(
         services,
         session,
@@ -267,7 +323,14 @@ def _tampered(
             "high",
             summary,
             account=f"foureyes:alert/{alert_id}",
-            details={"alert": alert_id, "problem": problem},
+            details={
+                "alert": alert_id,
+                "raised_seq": seq,
+                "problem": problem,
+                # Whom the alert it is about is about: they do not acknowledge this one either.
+                "alert_staff": sorted(staff),
+                "alert_request": sorted(requests),
+            },
         ),
         now=now,
         dedupe=TAMPERED_AGAIN,

@@ -8,7 +8,7 @@ Who sees alerts: oversight staff (`Services.oversight_groups`, by default `secur
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from sqlalchemy import Select, case, func, select
@@ -77,14 +77,21 @@ def _checked(
     seen: Seen | None = None,
 ) -> tuple[list[dict[str, Any]], dict[int, str]]:
     """The views of `rows`, each checked against the log (one statement), and what it does not
-    vouch for (to report once the read is over: `_report`). An alert whose row names another
-    event than its own `alert.raised` (`seen.missing`) is shown as that event says, open. For
-    the open list, rows the log shows acknowledged are left out (two rows naming one
-    acknowledgement are both open to the query; only the one it is about is acknowledged);
-    for the acknowledged list, those it does not."""
+    vouch for (to report once the read is over: `_report`). A row no raise vouches for whose
+    alert's raise no row shows (`seen.replaced`) is shown as that event says, open. A row the
+    log holds no acknowledgement of that counts (`seen.open_raises`: given before it was raised,
+    for another raise of its id, or by the person it is about) is open, flagged. For the open
+    list, rows the log shows acknowledged are left out (two rows naming one acknowledgement are
+    both open to the query; only the one it is about is acknowledged); for the acknowledged
+    list, those it does not."""
     found = alert_log.problems(session, rows)
-    missing = {} if seen is None else seen.missing
-    repointed = {row.id: missing[row.id] for row in rows if row.id in missing}
+    if seen is not None:
+        for row in rows:
+            problem = _not_counted(row, seen)
+            if row.id not in found and problem is not None:
+                found[row.id] = problem
+    replaced = {} if seen is None else seen.replaced
+    repointed = {replaced[row.id]: row.id for row in rows if row.id in replaced}
     rebuilt = {view["id"]: view for view in alert_ledger.missing_view(session, repointed)}
     views = [rebuilt.get(row.id) or alert_view(row, found.get(row.id)) for row in rows]
     if state != "all":
@@ -92,14 +99,27 @@ def _checked(
     return views, found
 
 
+def _not_counted(row: AlertRow, seen: Seen) -> str | None:
+    """Why the acknowledgement `row` shows does not count, by the log (None: it shows none,
+    the ledger had not read its events yet, or the log holds one that counts)."""
+    if row.acknowledged_at is None or row.raised_seq not in seen.open_raises:
+        return None
+    if row.acknowledged_seq is not None and row.acknowledged_seq >= seen.through:
+        return None  # given since the ledger read the log: `alert_log.problems` judges it
+    return (
+        "the audit log holds no acknowledgement of it that counts (one recorded before it was "
+        "raised, for another alert of its id, or by the person it is about)"
+    )
+
+
 def _absent(
     session: Session, seen: Seen, detector: str | None, state: State
 ) -> list[dict[str, Any]]:
-    """The alerts the log holds that have no row (rebuilt from their events, open), for the
+    """The alerts the log holds that no row shows (rebuilt from their events, open), for the
     first page of the open and the full list."""
     if state == "acknowledged" or not seen.absent:
         return []
-    views = alert_ledger.missing_view(session, {a: seen.missing[a] for a in seen.absent})
+    views = alert_ledger.missing_view(session, {s: seen.missing[s] for s in seen.absent})
     return [view for view in views if detector is None or view["detector"] == detector]
 
 
@@ -169,19 +189,21 @@ def _in_state(
 
 
 def show_alert(services: Services, actor: Actor, alert_id: int) -> dict[str, Any]:
+    """One alert. Where the log holds a raise of its id that no row shows (deleted, or the id
+    given again), that raise, as its event says (what `acknowledge` acknowledges first)."""
     _may_see(services, actor)
     with services.database.transaction() as session:
         seen = alert_ledger.ledger_of(services).check(session)
         row = session.get(AlertRow, alert_id)
-        if row is None:
-            (view,) = _absent(session, seen, None, "all") if alert_id in seen.absent else [{}]
-            if not view:
-                raise NotFound(f"no alert {alert_id}")
-            found: dict[int, str] = {}
+        apart = [seq for seq in seen.missing_of(alert_id) if seq in seen.absent]
+        found: dict[int, str] = {}
+        if apart:
+            (view,) = alert_ledger.missing_view(session, {apart[0]: alert_id})
+        elif row is None:
+            raise NotFound(f"no alert {alert_id}")
         else:
             (view,), found = _checked(services, session, [row], "all", seen)
-    missing = {alert_id: seen.missing[alert_id]} if alert_id in seen.missing else {}
-    _report(services, found, missing)
+    _report(services, found, dict.fromkeys(seen.missing_of(alert_id), alert_id))
     return view
 
 
@@ -207,37 +229,61 @@ def _took_part(session: Any, request_id: str | None, staff_id: str) -> bool:
 def acknowledge(
     services: Services, actor: Actor, alert_id: int, comment: str = ""
 ) -> dict[str, Any]:
-    """Mark an alert as seen and handled, with an `alert.acknowledged` audit event in the same
-    transaction. Conflict if it already is; Forbidden for an alert about yourself. A `comment`
-    holding what a reader cannot see (`foureyes.text.refuse_unseen`): BadInput, nothing
-    looked at (oversight reads it as the alert's note, and in the log)."""
+    """Mark an alert as seen and handled, with an `alert.acknowledged` audit event (naming the
+    `alert.raised` event it acknowledges) in the same transaction.
+
+    What is acknowledged is a raise the log holds: first the oldest raise of the id that no
+    row shows (its row deleted: written back as its event says; its id's row showing another
+    raise, a repeated id: acknowledged in the log alone), else the row's. Every decision is
+    taken from that raise's event body, never from the row's columns (a DBA edits those):
+    Forbidden for an alert about you or on a request you took part in; Conflict for a row
+    that differs from its event (written or changed outside foureyes: put it back first) and
+    for a raise the log already holds an acknowledgement of. A `comment` holding what a
+    reader cannot see (`foureyes.text.refuse_unseen`): BadInput, nothing looked at."""
     refuse_unseen(comment, "comment")
     _may_see(services, actor)
     with services.database.transaction() as session:
         seen = alert_ledger.ledger_of(services).check(session)
         row = session.scalar(select(AlertRow).where(AlertRow.id == alert_id).with_for_update())
-        missing = {alert_id: seen.missing[alert_id]} if alert_id in seen.missing else {}
-        if missing:
-            # Its row is gone or names another event: written back as its `alert.raised` event
-            # says (so what is acknowledged is what was raised), and the tampering reported.
-            row = alert_ledger.restored(session, alert_id, missing[alert_id], row)
-            report_missing(services, session, missing, now=services.clock())
+        lost = seen.missing_of(alert_id)
+        apart = bool(lost) and row is not None and alert_id not in seen.replaced
+        if lost:
+            report_missing(services, session, dict.fromkeys(lost, alert_id), now=services.clock())
+        if lost and not apart:
+            # Its row is gone or shows no raise of it: written back as its (oldest missing)
+            # `alert.raised` event says, so what is acknowledged is what was raised.
+            row = alert_ledger.restored(session, alert_id, lost[0], row)
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        if row.staff_id == actor.id:
-            raise Forbidden("an alert about you is acknowledged by someone else")
-        if _took_part(session, row.request_id, actor.id):
-            raise Forbidden(
-                "you took part in this alert's request (or manage its requester): someone else "
-                "acknowledges its alerts"
+        raised_seq = lost[0] if lost else row.raised_seq
+        body = alert_log.bodies(session, [raised_seq]).get(raised_seq or -1)
+        if body is None or body.get("kind") != alert_log.RAISED or body.get("alert") != alert_id:
+            raise Conflict(
+                f"alert {alert_id}: the audit log holds no alert.raised event for its row (it "
+                "was written or changed outside foureyes); it cannot be acknowledged as it is",
+                alert_id=alert_id,
+            )
+        assert raised_seq is not None  # a body was found at it
+        _may_acknowledge(session, actor, body)
+        now = services.clock()
+        if apart:
+            return _acknowledge_raise(services, session, actor, alert_id, raised_seq, body, comment)
+        differs = alert_log.raised_problem(row, body, shown=True)
+        if differs is not None:
+            raise Conflict(
+                f"alert {alert_id} differs from the audit log ({differs}): it was changed outside "
+                "foureyes; it is acknowledged once its row says what its alert.raised event does",
+                alert_id=alert_id,
             )
         found = alert_log.problems(session, [row])
-        if row.acknowledged_at is not None and row.id not in found:
+        problem = found.get(row.id) or _not_counted(row, seen)
+        if problem is not None:
+            found[row.id] = problem
+        if row.acknowledged_at is not None and problem is None:
             raise Conflict(
                 f"alert {alert_id} was acknowledged by {row.acknowledged_by}",
                 alert_id=alert_id,
             )
-        now = services.clock()
         row.acknowledged_by = actor.id
         row.acknowledged_at = now
         row.acknowledgement_note = comment or None
@@ -248,7 +294,14 @@ def acknowledge(
             actor=actor.id,
             account_ref=None,
             request_id=None,
-            payload=json_safe({**about(row), "comment": comment, "identity": actor.identity}),
+            payload=json_safe(
+                {
+                    **about(row),
+                    "raised_seq": raised_seq,
+                    "comment": comment,
+                    "identity": actor.identity,
+                }
+            ),
             at=now,
         )
         row.acknowledged_seq = event.seq
@@ -256,6 +309,62 @@ def acknowledge(
             # What the row claimed before is reported; the acknowledgement now given stands.
             report_forged(services, session, found, now=now)
         return alert_view(row)
+
+
+def _may_acknowledge(session: Session, actor: Actor, body: Mapping[str, Any]) -> None:
+    """Forbidden unless `actor` may acknowledge the alert its `alert.raised` body describes:
+    not about them (nor, for `alert_tampered`, the alert it is about), not on a request they
+    took part in."""
+    if actor.id in alert_log.subjects(body):
+        raise Forbidden("an alert about you is acknowledged by someone else")
+    if any(_took_part(session, request, actor.id) for request in sorted(alert_log.requests(body))):
+        raise Forbidden(
+            "you took part in this alert's request (or manage its requester): someone else "
+            "acknowledges its alerts"
+        )
+
+
+def _acknowledge_raise(
+    services: Services,
+    session: Session,
+    actor: Actor,
+    alert_id: int,
+    raised_seq: int,
+    body: Mapping[str, Any],
+    comment: str,
+) -> dict[str, Any]:
+    """Acknowledge a raise whose id's row shows another raise (a repeated id): in the log
+    alone (its event names the raise), for it can have no row of its own; the view as its
+    event says, acknowledged."""
+    now = services.clock()
+    payload = {
+        "alert": alert_id,
+        "detector": body.get("detector"),
+        "severity": body.get("severity"),
+        "staff": body.get("staff"),
+        "alert_account": body.get("alert_account"),
+        "summary": body.get("summary"),
+        "raised_seq": raised_seq,
+        "comment": comment,
+        "identity": actor.identity,
+    }
+    services.audit.append(
+        session,
+        kind=alert_log.ACKNOWLEDGED,
+        actor=actor.id,
+        account_ref=None,
+        request_id=None,
+        payload=json_safe(payload),
+        at=now,
+    )
+    view = alert_ledger.raised_view(alert_id, raised_seq, body)
+    return {
+        **view,
+        "state": "acknowledged",
+        "acknowledged_by": actor.id,
+        "acknowledged_at": now.isoformat(),
+        "note": comment or None,
+    }
 
 
 # --- what the console shows -------------------------------------------------------------------
