@@ -110,8 +110,8 @@ class Seen:
 
     through: int
     open: Mapping[int, str]
-    """Alert ids with a raise the log holds no acknowledgement of that counts: to the
-    detector (as the event's body says)."""
+    """Alert ids with a raise the log holds no acknowledgement of that counts, other than one
+    shown apart (`absent`): to the detector (as the event's body says)."""
     missing: Mapping[int, int] = field(default_factory=dict)
     """Raises no row shows (their id's row is gone, or names another event): the seq of the
     `alert.raised` event to its alert id. Shown as that event says, not as any row does."""
@@ -197,7 +197,7 @@ class Ledger:
         # alert id: its alert.acknowledged events' seqs, to the raise each names (None: an
         # older body, naming none) and who gave it
         self._acks: dict[int, dict[int, tuple[int | None, str | None]]] = {}
-        self._acked: set[int] = set()  # raises an acknowledgement that counts names
+        self._acked: dict[int, int] = {}  # raises an acknowledgement counts for: its last seq
         self._open: dict[int, int] = {}  # the other raises: seq to alert id
         self._repeated: set[int] = set()  # alert ids more than one raise names
         self._sums = (0, 0, 0)  # count, ids and seqs of the raises of ids raised once
@@ -270,6 +270,12 @@ class Ledger:
         rows = {int(row): int(seq) for row, seq in session.execute(query)}
         with self._lock:
             judged = self._judge(rows, ids)
+            # A row is open to the query for its id's open raises shown with it, not apart.
+            opened = {
+                self._raises[s].alert: self._raises[s].detector
+                for s in open_raises
+                if s not in judged.absent
+            }
         return Seen(
             through,
             opened,
@@ -284,7 +290,8 @@ class Ledger:
         """Which raises of the alert `ids` (None: all) no row shows, and which of `rows` (id
         to the seq it names) no raise vouches for. A raise whose id's row shows another raise
         of that id (a repeated id) and which the log has acknowledged is not missing: it can
-        have no row, and was seen to."""
+        have no row, and was seen to: acknowledged after the id's last raise (an older
+        acknowledgement was given before anyone could see the id repeated)."""
         missing: dict[int, int] = {}
         replaced: dict[int, int] = {}
         absent: set[int] = set()
@@ -292,7 +299,10 @@ class Ledger:
             seqs = self._by_alert.get(alert, [])
             named = rows.get(alert)
             shows_one = named in seqs
-            lost = [s for s in seqs if s != named and not (shows_one and s in self._acked)]
+            last = seqs[-1] if seqs else -1
+            lost = [
+                s for s in seqs if s != named and not (shows_one and self._acked.get(s, -1) > last)
+            ]
             for seq in lost:
                 missing[seq] = alert
             if lost and named is not None and not shows_one:
@@ -393,7 +403,7 @@ class Ledger:
         naming it (older bodies, naming none: the latest raise of the id before it), given by
         someone it is not about. The others are open."""
         seqs = self._by_alert.get(alert, [])
-        counted: set[int] = set()
+        counted: dict[int, int] = {}
         for ack, (named, actor) in self._acks.get(alert, {}).items():
             before = bisect.bisect_left(seqs, ack)
             latest = seqs[before - 1] if before else None
@@ -403,13 +413,13 @@ class Ledger:
                 continue
             if actor is None or actor in raise_.subjects:
                 continue
-            counted.add(target)
+            counted[target] = max(ack, counted.get(target, ack))
         for seq in seqs:
             if seq in counted:
-                self._acked.add(seq)
+                self._acked[seq] = counted[seq]
                 self._open.pop(seq, None)
             else:
-                self._acked.discard(seq)
+                self._acked.pop(seq, None)
                 self._open[seq] = alert
 
 
