@@ -20,8 +20,10 @@ alert acknowledged, that it was (a few dozen bytes per alert). Each use brings i
 log's head by reading the bodies of the events appended since its last use (one statement per
 `CHUNK` events, parsed only when they look like an alert's event). The history (the log as it
 was at the process's first use) is read at that first use only where the events' `kind`
-column says they are alerts' (an index look-up: reading every body of a 1M-event log took
-20 s, too long for a first `/healthz`), and then swept by bodies, `SWEEP` events per use,
+column says they are alerts' (one scan of that column in the database, 0.36 s for a 1M-event
+log: reading every body took 20 s, too long for a first `/healthz`; an index on `kind` led
+SQLite's planner away from the account and request indexes other reads need), and then swept
+by bodies, `SWEEP` events per use,
 until read whole: an old alert event whose `kind` column a DBA also relabelled is found when
 the sweep reaches it (within 1,000 looks on a 10M-event log: the worker looks every pass), or
 by `foureyes audit verify --copies` at once. Each `Ledger.check` then compares the table with it
@@ -217,10 +219,11 @@ class Ledger:
 
     def highest(self, session: Session) -> int:
         """The highest alert id any `alert.raised` event names, as far as this process has
-        read, and in the events of that kind appended since (found by their `kind` column: an
-        index look-up; those of this transaction too). For `raise_alert`, which never gives an
-        id the log has raised again. Never changes what the ledger judges by (an event of
-        this transaction may yet be rolled back: it only makes an id be skipped)."""
+        read, and in the events of that kind appended since (found by their `kind` column
+        among the events since, by seq; those of this transaction too). For `raise_alert`,
+        which never gives an id the log has raised again. Never changes what the ledger
+        judges by (an event of this transaction may yet be rolled back: it only makes an id
+        be skipped)."""
         with self._lock:
             since = max(self._top_through, self._through)
             top = max(self._top, max(self._by_alert, default=0))
@@ -325,8 +328,8 @@ class Ledger:
 
     def _catch_up(self, session: Session) -> None:
         """Read the events appended since the last use; at the first use, the history's
-        alert events found by their `kind` column (an index look-up), and at each use a slice
-        of `SWEEP` more of the history's bodies (again from the start if the log is now
+        alert events found by their `kind` column (one scan in the database), and at each use
+        a slice of `SWEEP` more of the history's bodies (again from the start if the log is now
         shorter than what was read)."""
         head = int(session.scalar(select(head_size())) or 0)
         if head < self._through:
