@@ -32,9 +32,21 @@ from foureyes.audit.log import _stamp  # how bodies write `at`: one definition
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow
 
-__all__ = ["check_copies"]
+__all__ = ["body_at", "check_copies"]
 
 BATCH = 5_000
+
+
+def body_at(seq: int, raw: bytes) -> dict[str, Any] | None:
+    """The event body `raw` of the event at `seq`, parsed, for a reader that believes the body
+    and not the columns: None when it is not a JSON object saying it is the event at `seq`."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and body.get("seq") == seq else None
+
+
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # how bodies write `at` (`_stamp`)
 # column → the body's key for the same value
 _FIELDS = (

@@ -70,6 +70,7 @@ from sqlalchemy.types import BigInteger
 
 # `alerts` imports this module too (`raise_alert` asks the ledger for a fresh id): used at call
 # time only.
+from foureyes.audit.copies import body_at
 from foureyes.core import alert_log, alerts
 from foureyes.store.tables import AlertRow, EventRow
 from foureyes.store.tree import head_size, in_tree
@@ -431,11 +432,8 @@ def _alert_body(seq: int, raw: bytes) -> dict[str, Any] | None:
     at its seq, naming no alert id)."""
     if not any(mark in raw for mark in _MARKS):
         return None
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or body.get("seq") != seq:
+    body = body_at(seq, raw)
+    if body is None:
         return None
     alert = body.get("alert")
     if not isinstance(alert, int) or isinstance(alert, bool):

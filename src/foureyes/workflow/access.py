@@ -31,13 +31,13 @@ proofs are hashes, open to all staff so that anyone can verify the log.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.copies import body_at
 from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.core.services import Actor, Services
 from foureyes.errors import Forbidden, NotFound
@@ -289,13 +289,8 @@ def _participants(session: Session, request_id: str) -> frozenset[str]:
 def participant(seq: int, raw: bytes, request_id: str) -> str | None:
     """The actor of a participation event of `request_id`, as its body says (None if the body
     says it is another event, another request's, not one recording taking part, or no one's)."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or body.get("seq") != seq:
-        return None
-    if body.get("request") != request_id or body.get("kind") not in PARTICIPATION:
+    body = body_at(seq, raw)
+    if body is None or body.get("request") != request_id or body.get("kind") not in PARTICIPATION:
         return None
     who = body.get("actor")
     return who if isinstance(who, str) and who else None
