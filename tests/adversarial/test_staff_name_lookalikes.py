@@ -122,6 +122,7 @@ def test_a_hire_named_like_an_approver_is_imported_and_flagged(
         "looks_like": {},
         "holds": {},
         "reads_as_id": {},
+        "one_letter_apart": {},
         key: {TOMAS: "Tomas Berg"},
     }
     [raised] = [e for e in events(api.world, "alert.raised") if e["detector"] == "name_lookalike"]
@@ -373,3 +374,32 @@ def test_the_refusal_applies_to_yaml_escapes_too() -> None:
     )
     with pytest.raises(PolicyError, match="invisible, blank-looking"):
         parse_directory(text, "staff.yaml")
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("Sam O\u0138afor", SAM),  # KRA for k
+        ("Mei Che\u014b", MEI),  # ENG for n
+        ("\u0245na Lima", ANA),  # turned V for A
+        ("Tomas Ber\u0261", TOMAS),  # script g
+    ],
+)
+def test_a_name_one_look_alike_letter_apart_is_flagged_high(
+    api: Api, tmp_path: Path, name: str, other: str
+) -> None:
+    """A letter no confusables table maps to the letter it imitates (attack round5 R5-3)
+    still leaves the two names one letter apart: flagged, high."""
+    report = operations.import_directory(
+        api.world.services, load_directory(with_hire(tmp_path, name))
+    )
+    assert NEW in report.added
+    (clash,) = [c for c in report.named_alike.get(NEW, []) if c.other == other]
+    assert clash.kind == "near" or clash.kind == "name"
+    severities = {a.severity for a in alerts(api.world, "name_lookalike") if a.staff_id == NEW}
+    assert severities == {"high"}
+
+
+def test_names_one_plain_letter_apart_are_not_flagged() -> None:
+    names = {TOMAS: "Tomas Berg", NEW: "Thomas Berg", "e-8001": "Mei Chan", MEI: "Mei Chen"}
+    assert named_alike(names, [NEW, "e-8001"]) == {}

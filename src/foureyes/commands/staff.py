@@ -68,6 +68,7 @@ _CLASH = {
     ("within", False): "a name that holds one looking like that of",
     ("id", False): "a name with words that read as the staff id of",
     ("id", True): "a name with words that read as the staff id of",
+    ("near", False): "a name one look-alike letter apart from that of",
 }
 
 

@@ -50,14 +50,15 @@ CHANNELS = ("security",)
 @dataclass(frozen=True)
 class NameClash:
     """`other`, named `other_name`, has the name of the flagged person or one that looks like
-    it (`kind` "name"), has a name the flagged person's holds as whole words ("within"), or an
-    id that words of the flagged person's name read as ("id"). `same`: as written (but for
+    it (`kind` "name"), has a name the flagged person's holds as whole words ("within"), an
+    id that words of the flagged person's name read as ("id"), or a name one letter apart
+    from theirs where that letter is not plain ASCII ("near"). `same`: as written (but for
     Unicode normalisation, case and spaces), not through look-alike letters or punctuation."""
 
     other: str
     other_name: str
     same: bool
-    kind: Literal["name", "within", "id"] = "name"
+    kind: Literal["name", "within", "id", "near"] = "name"
 
 
 def _as_written(name: str) -> str:
@@ -150,9 +151,54 @@ def named_alike(names: Mapping[str, str], flagged: Iterable[str]) -> dict[str, l
             for other in by_id.get(run, []):
                 if other != staff_id and other not in clashes:
                     clashes[other] = NameClash(other, names[other], False, "id")
+        _near(name, names, by_key, staff_id, clashes)
         if clashes:
             found[staff_id] = [clashes[other] for other in sorted(clashes)]
     return found
+
+
+NEAR_FROM = 6
+"""Names whose key (`_key`) is this long or longer are compared one letter apart (`_near`):
+shorter ones are too often one letter apart honestly."""
+
+
+def _near(
+    name: str,
+    names: Mapping[str, str],
+    by_key: Mapping[str, list[str]],
+    staff_id: str,
+    clashes: dict[str, NameClash],
+) -> None:
+    """Add to `clashes` everyone whose name's key is one letter apart from `name`'s (one
+    substituted, added or left out) where that letter is not plain ASCII: a letter that no
+    confusables table maps to the one it imitates (`Mei Cheŋ`, `Sam Oĸafor`; attack round5
+    R5-3) still leaves the names one letter apart. (Tomas and Thomas, one plain letter apart,
+    are two honest names.) One pass over the directory's keys per person flagged."""
+    key = _key(name)
+    if len(key) < NEAR_FROM:
+        return
+    for other_key, others in by_key.items():
+        if other_key == key or abs(len(other_key) - len(key)) > 1:
+            continue
+        differs = _one_apart(key, other_key)
+        if differs is None or differs.isascii():
+            continue  # Tomas and Thomas: honest names are often one plain letter apart
+        for other in others:
+            if other != staff_id and other not in clashes:
+                clashes[other] = NameClash(other, names[other], False, "near")
+
+
+def _one_apart(a: str, b: str) -> str | None:
+    """The letters that differ when `a` and `b` are one edit apart (a substitution: both
+    letters; an insertion or deletion: the one letter), else None."""
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i] + b[i] if a[i + 1 :] == b[i + 1 :] else None
+    return b[i] if a[i:] == b[i + 1 :] else None
 
 
 def _severity(clashes: Iterable[NameClash]) -> str:
@@ -176,6 +222,7 @@ def raise_named_alike(
         alike = [c.other for c in clashes if c.kind == "name" and not c.same]
         within = [c.other for c in clashes if c.kind == "within"]
         ids = [c.other for c in clashes if c.kind == "id"]
+        near = [c.other for c in clashes if c.kind == "near"]
         parts = []
         if same:
             parts.append(f"the same name as {', '.join(same)}")
@@ -185,6 +232,8 @@ def raise_named_alike(
             parts.append(f"a name that holds that of {', '.join(within)}")
         if ids:
             parts.append(f"a name with words that read as the staff id {', '.join(ids)}")
+        if near:
+            parts.append(f"a name one letter apart from that of {', '.join(near)}")
         raise_alert(
             services,
             session,
@@ -204,6 +253,9 @@ def raise_named_alike(
                     },
                     "holds": {c.other: c.other_name for c in clashes if c.kind == "within"},
                     "reads_as_id": {c.other: c.other_name for c in clashes if c.kind == "id"},
+                    "one_letter_apart": {
+                        c.other: c.other_name for c in clashes if c.kind == "near"
+                    },
                 },
             ),
             now=now,
