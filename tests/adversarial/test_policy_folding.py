@@ -150,11 +150,11 @@ def test_a_block_comment_is_no_cel() -> None:
 @pytest.mark.parametrize(
     "when",
     [
-        ' \'staff.employment == "a//b" && account.id == "chirp"\'',
-        ' \'staff.employment == "http://x" && account.id == "chirp"\'',
-        ' |\n      staff.employment == "a // b"\n      && account.id == "chirp"',
-        " |-\n      staff.employment == r'//' && account.id == \"chirp\"",
-        ' |\n      staff.employment == """a//b""" && account.id == "chirp"',
+        ' \'staff.region == "a//b" && account.id == "chirp"\'',
+        ' \'staff.region == "http://x" && account.id == "chirp"\'',
+        ' |\n      staff.region == "a // b"\n      && account.id == "chirp"',
+        " |-\n      staff.region == r'//' && account.id == \"chirp\"",
+        ' |\n      staff.region == """a//b""" && account.id == "chirp"',
     ],
 )
 def test_slashes_inside_a_string_literal_are_no_comment(when: str) -> None:
@@ -286,7 +286,7 @@ LOOKALIKE_IDS = {
     "in a macro": ('["c-1OO1"].exists(x, x == staff.id)', "c-1001"),
     "as the element": ('staff.id in ["c-3004"] || ["c-1OO1"].exists(x, staff.id == x)', "c-1001"),
     "in a function": ('staff.id.startsWith("c-1OO1")', "c-1001"),
-    "anywhere": ('staff.employment == "e-3OOl"', "e-3001"),
+    "anywhere": ('staff.region == "e-3OOl"', "e-3001"),
 }
 
 

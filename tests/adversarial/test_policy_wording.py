@@ -245,13 +245,13 @@ def test_an_installed_version_with_a_lookalike_still_compiles(name: str) -> None
 ALLOWED_LITERALS = {
     # The quoting escapes stand for what they show; a raw string (a regular expression's) is
     # read as written, its backslashes and all.
-    "quoting escapes": 'staff.employment != "a\\"b\\\\c\\\'d"',
-    "single-quoted": "staff.employment != 'a\\'b\\\"c'",
+    "quoting escapes": 'staff.region != "a\\"b\\\\c\\\'d"',
+    "single-quoted": "staff.region != 'a\\'b\\\"c'",
     "raw": 'staff.id.matches(r"^e-\\d+\\.x$") || true',
     "raw capital": 'staff.id.matches(R"^e-\\x41$") || true',
     "raw triple": 'staff.id.matches(r"""^e-\\d+$""") || true',
     # `//` in a literal is no comment (a CEL comment is refused: test_policy_folding.py).
-    "a comment's opener in a literal": 'staff.employment != "x // \\\\u0441"',
+    "a comment's opener in a literal": 'staff.region != "x // \\\\u0441"',
 }
 
 
@@ -551,12 +551,13 @@ def test_the_server_refuses_them_at_submission(api: Api, name: str) -> None:
     assert counts(api.world.services.database) == before
 
 
-TYPO = """    when: 'staff.employment == "contractors" && staff.days_left <= 2'\n"""
+TYPO = """    when: 'staff.employment == "employee" && staff.days_left <= 2'\n"""
 
 
 def test_a_policy_whose_own_tests_fail_is_refused_at_submission_naming_them(api: Api) -> None:
-    """F1's effect in plain ASCII (a typo that makes the deny rule match nobody): no wording
-    rule catches it, its own tests do."""
+    """F1's effect in plain ASCII (a valid but wrong value: the deny rule matches employees,
+    not contractors; a value outside the domain, `"contractors"`, is refused before this):
+    no wording rule catches it, its own tests do."""
     before = counts(api.world.services.database)
     body = assert_problem(
         api.submit(JO, **proposal(EXAMPLE.replace(RULE, TYPO, 1))), 422, "bad-input"

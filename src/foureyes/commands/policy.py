@@ -45,6 +45,7 @@ from foureyes.policy.literals import (
     check_staff_literals,
     compared_literals,
     unheld_groups,
+    unheld_values,
 )
 from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
@@ -174,6 +175,12 @@ def _literal_warnings(compiled: Policy, directory: Directory | None) -> list[str
             f"{item.where(compiled)}: group {item.value!r} is held by no one in the directory"
             for item in unheld_groups(compiled, directory)
         ]
+        warnings += [
+            f"{item.where(compiled)}: {'.'.join(item.path)} {item.value!r} is held by no one "
+            "in the directory (exactly; a value no one holds yet matches no one until someone "
+            "does)"
+            for item in unheld_values(compiled, directory)
+        ]
     elif any(item.path in ID_PATHS for item in compared_literals(compiled)):
         warnings.append(
             "the staff ids the conditions compare with are not checked against a directory "
@@ -183,6 +190,9 @@ def _literal_warnings(compiled: Policy, directory: Directory | None) -> list[str
         f"{item.where(compiled)}: account name {item.value!r} ({'.'.join(item.path)}) is "
         "looked up on its platform only when the policy is submitted; it must be the "
         "platform's exact name"
+        if item.path != ("account", "platform")
+        else f"{item.where(compiled)}: platform {item.value!r} is checked against the "
+        "connected platforms only when the policy is submitted; it must be one exactly"
         for item in account_literals(compiled)
     ]
     return warnings

@@ -28,9 +28,13 @@ from foureyes.policy.catalog import (
     VariableTypes,
     variable_types,
 )
+from foureyes.policy.cel.lexer import CelSyntaxError
 from foureyes.policy.celtypes import CelType, parse_type
+from foureyes.policy.comparisons import Path as FieldPath
+from foureyes.policy.comparisons import read
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
 from foureyes.policy.digests import document_digest
+from foureyes.policy.domains import domain_problem
 from foureyes.policy.escalation_rules import MIN_ESCALATION, group_selection_problem
 from foureyes.policy.regex import Regex, RegexError, compile_re2
 from foureyes.policy.schema import (
@@ -257,6 +261,8 @@ class _Compiler:
         self.document = document
         self.catalog = catalog
         self.new = new
+        # A new text's comparisons of a literal with a field (`_held_to_forms`).
+        self.compared: list[tuple[Loc, FieldPath, str]] = []
 
     def fail(self, loc: Loc, message: str) -> PolicyError:
         return self.source.error(loc, message)
@@ -281,6 +287,7 @@ class _Compiler:
             for i, spec in enumerate(document.invariants)
         )
         batches = self._batches(types, tier_names)
+        self._held_to_domains(tier_names)
         for i, test in enumerate(document.tests):
             if test.action not in self.catalog.actions:
                 raise self.fail(("tests", i, "action"), f"unknown action {test.action!r}")
@@ -356,10 +363,32 @@ class _Compiler:
         # held here (`wording.condition_problem`).
         if self.new:
             self._held_to_wording(source, loc)
+            self._held_to_forms(source, loc)
         try:
             return compile_condition(source, variables)
         except ConditionCompileError as exc:
             raise self.fail(loc, f"condition does not compile: {exc.message}") from exc
+
+    def _held_to_forms(self, condition: str, loc: Loc) -> None:
+        """A new text's condition compares literals in forms `comparisons` attributes to a
+        field (deny by default); its comparisons are kept for `_held_to_domains`. One
+        foureyes' parser does not read is refused by `literals` (and compiled here first)."""
+        try:
+            found = read(condition)
+        except (CelSyntaxError, RecursionError):
+            return
+        if found.problem is not None:
+            raise self.fail(loc, f"{self._owner(loc)}{found.problem}")
+        self.compared.extend((loc, path, value) for path, value in found.compared)
+
+    def _held_to_domains(self, tier_names: set[str]) -> None:
+        """A literal compared with a field of a closed domain is in it (`domains`)."""
+        for loc, path, value in self.compared:
+            problem = domain_problem(
+                path, value, actions=self.catalog.actions.keys(), tiers=tier_names
+            )
+            if problem is not None:
+                raise self.fail(loc, f"{self._owner(loc)}{problem}")
 
     def _held_to_wording(self, condition: str, loc: Loc) -> None:
         """PolicyError naming the file, the line of the problem, the field and the rule (tier,

@@ -27,22 +27,12 @@ Deliberate gaps: a value built at run time (`"c-" + x`, `staff.id.startsWith("c-
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from foureyes.errors import PolicyError
-from foureyes.policy.cel.ast import (
-    Binary,
-    Comp,
-    Ident,
-    ListLit,
-    Lit,
-    Node,
-    Select,
-    children,
-)
 from foureyes.policy.cel.lexer import CelSyntaxError
-from foureyes.policy.cel.parser import parse
+from foureyes.policy.comparisons import Path, read
 from foureyes.policy.compiler import Policy
 from foureyes.policy.conditions import Condition
 from foureyes.policy.directory import Directory, login_skeleton
@@ -51,6 +41,7 @@ from foureyes.text.folding import fold
 
 __all__ = [
     "ACCOUNT_PATHS",
+    "DIRECTORY_PATHS",
     "GROUP_PATHS",
     "ID_PATHS",
     "Compared",
@@ -58,15 +49,21 @@ __all__ = [
     "check_staff_literals",
     "compared_literals",
     "unheld_groups",
+    "unheld_values",
 ]
 
-Path = tuple[str, ...]
 _PEOPLE = ("staff", "approver", "requester")
 # What holds a staff id: a person's own and their manager's.
 ID_PATHS = frozenset((who, name) for who in _PEOPLE for name in ("id", "manager"))
 GROUP_PATHS = frozenset((who, "groups") for who in _PEOPLE)
-ACCOUNT_PATHS = frozenset({("account", "id"), ("account", "ref")})
-_CHECKED = ID_PATHS | GROUP_PATHS | ACCOUNT_PATHS
+ACCOUNT_PATHS = frozenset(
+    {("account", "id"), ("account", "ref"), ("account", "handle"), ("account", "platform")}
+)
+# Directory fields with an open domain: a literal held by no one is reported, one that folds
+# like a value someone holds is refused (attack names R5-2).
+_FIELDS = ("email", "name", "identities", "region", "vendor")
+DIRECTORY_PATHS = frozenset((who, name) for who in _PEOPLE for name in _FIELDS)
+_CHECKED = ID_PATHS | GROUP_PATHS | ACCOUNT_PATHS | DIRECTORY_PATHS
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,7 @@ def conditions(policy: Policy) -> Iterator[tuple[Loc, Condition]]:
 def _found(policy: Policy) -> Iterator[tuple[Loc, _Found]]:
     for loc, condition in conditions(policy):
         try:
-            tree = parse(condition.source)
+            tree = read(condition.source)
         except (CelSyntaxError, RecursionError):
             # Valid CEL foureyes' own parser does not read (a leading dot, message
             # construction, very deep nesting): what it compares cannot be read, so a new
@@ -125,9 +122,7 @@ def _found(policy: Policy) -> Iterator[tuple[Loc, _Found]]:
                 "groups with: write it in plain CEL (no leading dot, no message construction, "
                 "less nesting)",
             ) from None
-        walker = _Walker()
-        walker.visit(tree, {})
-        yield loc, _Found(walker.compared, walker.literals)
+        yield loc, _Found(tree.compared, tree.literals)
 
 
 def compared_literals(policy: Policy) -> list[Compared]:
@@ -181,6 +176,43 @@ def check_staff_literals(policy: Policy, directory: Directory) -> None:
                         loc,
                         f"group {value!r} is held by no one and reads as group {like!r}",
                     )
+            if path in DIRECTORY_PATHS:
+                values = _held(directory, path[1])
+                if value in values:
+                    continue
+                like = next((v for v in sorted(values) if fold(v) == fold(value)), None)
+                if like is not None:
+                    raise _error(
+                        policy,
+                        loc,
+                        f"{value!r} is compared with {name}, but no one's {path[1]} is "
+                        f"{value!r}; it reads as {like!r}, which someone's is: write the "
+                        "directory's value exactly",
+                    )
+
+
+def _held(directory: Directory, name: str) -> set[str]:
+    """The values of the directory field `name` (one of `_FIELDS`) someone holds."""
+    out: set[str] = set()
+    for person in directory.staff.values():
+        value = getattr(person, name)
+        if isinstance(value, str):
+            out.add(value)
+        elif isinstance(value, tuple):
+            out.update(item for item in value if isinstance(item, str))
+    return out
+
+
+def unheld_values(policy: Policy, directory: Directory) -> list[Compared]:
+    """Literals compared with a directory field (email, name, identities, region, vendor) that
+    no one in `directory` holds exactly (reported, not refused: a deployment may name a value
+    before anyone holds it; one that folds like a held value is refused by
+    `check_staff_literals`)."""
+    return [
+        item
+        for item in compared_literals(policy)
+        if item.path in DIRECTORY_PATHS and item.value not in _held(directory, item.path[1])
+    ]
 
 
 def unheld_groups(policy: Policy, directory: Directory) -> list[Compared]:
@@ -191,83 +223,6 @@ def unheld_groups(policy: Policy, directory: Directory) -> list[Compared]:
         for item in compared_literals(policy)
         if item.path in GROUP_PATHS and item.value not in held
     ]
-
-
-class _Walker:
-    """Collects `(path, literal)` comparisons and every string literal of one condition."""
-
-    def __init__(self) -> None:
-        self.compared: list[tuple[Path, str]] = []
-        self.literals: list[str] = []
-
-    def visit(self, node: Node, env: Mapping[str, Path | list[str]]) -> None:
-        if isinstance(node, Lit) and node.kind == "string":
-            self.literals.append(str(node.value))
-        if isinstance(node, Comp):
-            self.visit(node.range, env)
-            ranged = self._path(node.range, env)
-            values = self._values(node.range, env)
-            bound: Path | list[str] | None = ranged if ranged is not None else values
-            inner = dict(env)
-            if bound is None:
-                inner.pop(node.var, None)
-            else:
-                inner[node.var] = bound
-            for part in (node.pred, node.transform):
-                if part is not None:
-                    self.visit(part, inner)
-            return
-        if isinstance(node, Binary):
-            self._binary(node, env)
-        for child in children(node):
-            self.visit(child, env)
-
-    def _binary(self, node: Binary, env: Mapping[str, Path | list[str]]) -> None:
-        if node.op in ("==", "!="):
-            pairs = ((node.left, node.right), (node.right, node.left))
-        elif node.op == "in":
-            # `x in [..]` compares x with each item; `"g" in staff.groups` a group with "g".
-            pairs = ((node.left, node.right), (node.right, node.left))
-        else:
-            return
-        for side, other in pairs:
-            path = self._path(side, env)
-            values = self._values(other, env)
-            if path is not None and values is not None:
-                self.compared.extend((path, value) for value in values)
-
-    def _path(self, node: Node, env: Mapping[str, Path | list[str]]) -> Path | None:
-        if isinstance(node, Ident):
-            bound = env.get(node.name)
-            if isinstance(bound, tuple):
-                return bound
-            return (node.name,) if bound is None else None
-        if isinstance(node, Select):
-            base = self._path(node.operand, env)
-            return None if base is None else (*base, node.field)
-        return None
-
-    def _values(self, node: Node, env: Mapping[str, Path | list[str]]) -> list[str] | None:
-        """The strings `node` is or holds when it is written as literals, else None."""
-        if isinstance(node, Lit):
-            return [str(node.value)] if node.kind == "string" else None
-        if isinstance(node, Ident):
-            bound = env.get(node.name)
-            return bound if isinstance(bound, list) else None
-        if isinstance(node, ListLit):
-            out: list[str] = []
-            for item in node.items:
-                out.extend(self._values(item, env) or [])
-            return out
-        if isinstance(node, Binary) and node.op == "+":
-            left, right = self._values(node.left, env), self._values(node.right, env)
-            if left is None or right is None:
-                return None
-            if isinstance(node.left, ListLit) or isinstance(node.right, ListLit):
-                return left + right
-            if len(left) == 1 and len(right) == 1:
-                return [left[0] + right[0]]
-        return None
 
 
 def _owner(policy: Policy, loc: Loc) -> str:

@@ -94,7 +94,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class AccountName:
-    """A literal the proposed text compares with `path` (`account.id`, `account.ref`), and
+    """A literal the proposed text compares with `path` (`account.id`, `account.ref`,
+    `account.handle`, `account.platform`), and
     where (`rule 'x' rules[2].when (proposed policy:31)`): looked up by the parent."""
 
     value: str
@@ -225,6 +226,10 @@ def _verdict(out: bytes) -> Verdict | str | None:
     return None
 
 
+# The fields whose literals the parent looks up (`foureyes.policy.literals.ACCOUNT_PATHS`).
+_ACCOUNT_PATHS = frozenset({"account.id", "account.ref", "account.handle", "account.platform"})
+
+
 def _accounts(items: Any) -> Verdict | None:
     """An ok verdict with the account names the text compares with, if well formed."""
     if not isinstance(items, list) or not items or len(items) > _MAX_ACCOUNTS:
@@ -236,7 +241,7 @@ def _accounts(items: Any) -> Verdict | None:
         value, path, where = item["value"], item["path"], item["where"]
         if not all(isinstance(v, str) for v in (value, path, where)):
             return None
-        if path not in ("account.id", "account.ref") or len(value) > _MAX_TEXT:
+        if path not in _ACCOUNT_PATHS or len(value) > _MAX_TEXT:
             return None
         names.append(AccountName(value, path, _short(where)))
     return Verdict(accounts=tuple(names))

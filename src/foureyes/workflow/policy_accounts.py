@@ -27,6 +27,19 @@ def check_account_names(connectors: Mapping[str, Connector], names: Iterable[Acc
     """BadInput naming the first name (and where it is) that no connected platform resolves
     exactly; Unavailable when a platform could not be asked."""
     for name in names:
+        if name.path == "account.platform":
+            if name.value not in connectors:
+                like = [p for p in sorted(connectors) if p.casefold() == name.value.casefold()]
+                why = (
+                    f"the platform is named {like[0]!r}"
+                    if like
+                    else f"no platform {name.value!r} is connected"
+                )
+                raise _refused(name, why)
+            continue
+        if name.path == "account.handle":
+            _check_handle(connectors, name)
+            continue
         if name.path == "account.ref":
             try:
                 platform, account_id = Account.split_ref(name.value)
@@ -55,6 +68,30 @@ def check_account_names(connectors: Mapping[str, Connector], names: Iterable[Acc
                 else "no connected platform has an account with exactly this id"
             )
             raise _refused(name, why)
+
+
+def _check_handle(connectors: Mapping[str, Connector], name: AccountName) -> None:
+    """A handle names an account whose `handle` is exactly it, found by looking the handle
+    up (platforms that resolve handles: AT Protocol) or as an id (the demo platform, whose
+    handles are ids by default). A handle found neither way is refused (fail closed): compare
+    `account.id`, which every platform looks up."""
+    spellings = []
+    for connector in connectors.values():
+        found = _lookup(connector, name.value, name)
+        if found is None:
+            continue
+        handle = found.attributes.get("handle")
+        if handle == name.value:
+            return
+        if isinstance(handle, str):
+            spellings.append(handle)
+    why = (
+        f"the platform's handle is {', '.join(sorted(spellings))}"
+        if spellings
+        else "no connected platform finds an account with exactly this handle (compare "
+        "account.id instead)"
+    )
+    raise _refused(name, why)
 
 
 def _lookup(connector: Connector, account_id: str, name: AccountName) -> Account | None:
