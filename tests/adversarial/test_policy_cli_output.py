@@ -32,7 +32,8 @@ STAFF = str(EXAMPLES / "staff.yaml")
 FIRST_TEST = "  - name: the 2017 incident is held for approval\n"
 LAST_DAY = "  - name: on the last day it is refused outright\n"
 RULE = """    when: 'staff.employment == "contractor" && staff.days_left <= 2'\n"""
-TYPO = """    when: 'staff.employment == "contractors" && staff.days_left <= 2'\n"""
+# A valid but wrong value (a value outside the domain is refused before the tests run).
+TYPO = """    when: 'staff.employment == "employee" && staff.days_left <= 2'\n"""
 ESC = "\x1b"
 
 

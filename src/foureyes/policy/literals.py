@@ -15,7 +15,14 @@ names F5). So, for a text about to be accepted:
 - a literal compared with a group (`"g" in staff.groups`) that nobody holds and that folds
   (`foureyes.text.folding.fold`) like a group someone holds is refused; one that folds like
   none is only reported (`unheld_groups`): a policy may name a group before HR fills it;
-- a literal compared with `account.id` or `account.ref` (`account_literals`) must name an
+- a literal compared with a directory field (`email`, `name`, `identities`, `region`,
+  `vendor`) that no one holds and that folds like a value someone holds is refused; one that
+  folds like none is only reported (`unheld_values`; attack names R5-2);
+- which comparisons there are is `foureyes.policy.comparisons`' reading (a new text uses only
+  forms it attributes: R5-1); closed domains (action names, employment, tiers) are held by the
+  compiler (`foureyes.policy.domains`);
+- a literal compared with `account.id`, `account.ref`, `account.handle` or `account.platform`
+  (`account_literals`) must name an
   account its platform resolves exactly, which only a running foureyes can ask
   (`foureyes.workflow.governance`, at submission and execution); `foureyes policy check` is
   offline and lists them.
