@@ -229,13 +229,14 @@ class Ledger:
             since = max(self._top_through, self._through)
             top = max(self._top, max(self._by_alert, default=0))
         head = int(session.scalar(select(head_size())) or 0)
-        for (raw,) in session.execute(
-            select(EventRow.body).where(
+        for seq, raw in session.execute(
+            select(EventRow.seq, EventRow.body).where(
                 EventRow.kind == alert_log.RAISED, EventRow.seq >= since, EventRow.seq < head
             )
         ):
-            found = _alert_of(bytes(raw))
-            top = max(top, found or 0)
+            body = _alert_body(int(seq), bytes(raw))
+            if body is not None and body.get("kind") == alert_log.RAISED:
+                top = max(top, int(body["alert"]))
         with self._lock:
             self._top, self._top_through = max(self._top, top), max(self._top_through, head)
         return top
@@ -441,16 +442,6 @@ def _alert_body(seq: int, raw: bytes) -> dict[str, Any] | None:
     if body.get("kind") not in (alert_log.RAISED, alert_log.ACKNOWLEDGED):
         return None
     return body
-
-
-def _alert_of(raw: bytes) -> int | None:
-    """The alert id an `alert.raised` body names (None: none)."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    alert = body.get("alert") if isinstance(body, dict) else None
-    return alert if isinstance(alert, int) and not isinstance(alert, bool) else None
 
 
 def _seq() -> ColumnElement[int]:
