@@ -27,6 +27,7 @@ from foureyes.policy.sandbox import Budget
 from foureyes.store.database import Database
 from foureyes.store.tables import PolicyVersionRow, RequestRow
 from foureyes.workflow import operations
+from tests.adversarial.test_policy_folding import with_rule
 from tests.api.conftest import Api, assert_problem, make_settings
 from tests.http_server import serving_app
 from tests.worlds import World, make_world
@@ -102,12 +103,14 @@ def test_a_catastrophic_justification_pattern_in_force_runs_in_linear_time(
 def test_a_matches_pattern_re2_refuses_is_refused_at_load_with_file_and_line(
     api: Api, pattern: str
 ) -> None:
+    """On a request's parameter: a new text may not match a field with a pattern (R6-1)."""
     before = counts(api.world.services.database)
-    policy = with_vit_extended(f'account.handle.matches("{pattern}")')
-    line = EXAMPLE.splitlines().index(f"    when: {VIT}") + 1
+    when = f'params["reason"].matches("{pattern}")'
+    policy = with_rule(f" '{when}'", "[account.suspend]")
+    line = next(i for i, row in enumerate(policy.splitlines(), 1) if when in row)
     for path in ("/v1/decisions", "/v1/requests"):
         body = assert_problem(api.post(LEAD, path, proposal(policy)), 422, "invalid-policy")
-        assert body["detail"].startswith(f"proposed policy:{line}: tiers[0].when: "), body
+        assert body["detail"].startswith(f"proposed policy:{line}: rules[2].when: "), body
         assert "invalid regular expression" in body["detail"]
     assert counts(api.world.services.database) == before
 

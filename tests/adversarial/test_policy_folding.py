@@ -285,7 +285,7 @@ LOOKALIKE_IDS = {
     "manager": ('staff.manager == "e-3OO1"', "e-3001"),
     "in a macro": ('["c-1OO1"].exists(x, x == staff.id)', "c-1001"),
     "as the element": ('staff.id in ["c-3004"] || ["c-1OO1"].exists(x, staff.id == x)', "c-1001"),
-    "in a function": ('staff.id.startsWith("c-1OO1")', "c-1001"),
+    "in a function": ('params["reason"].startsWith("c-1OO1")', "c-1001"),
     "anywhere": ('staff.region == "e-3OOl"', "e-3001"),
 }
 

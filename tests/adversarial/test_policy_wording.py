@@ -247,9 +247,9 @@ ALLOWED_LITERALS = {
     # read as written, its backslashes and all.
     "quoting escapes": 'staff.region != "a\\"b\\\\c\\\'d"',
     "single-quoted": "staff.region != 'a\\'b\\\"c'",
-    "raw": 'staff.id.matches(r"^e-\\d+\\.x$") || true',
-    "raw capital": 'staff.id.matches(R"^e-\\x41$") || true',
-    "raw triple": 'staff.id.matches(r"""^e-\\d+$""") || true',
+    "raw": 'params["reason"].matches(r"^e-\\d+\\.x$") || true',
+    "raw capital": 'params["reason"].matches(R"^e-\\x41$") || true',
+    "raw triple": 'params["reason"].matches(r"""^e-\\d+$""") || true',
     # `//` in a literal is no comment (a CEL comment is refused: test_policy_folding.py).
     "a comment's opener in a literal": 'staff.region != "x // \\\\u0441"',
 }

@@ -92,11 +92,14 @@ FOUND = {
     "a subset of many groups": ('"g1" in staff.groups && "g2" in staff.groups', _MANY_GROUPS_DENY),
     "an hour of the day": ("context.hour > 3 && context.hour < 5", ""),
 }
-# Holes it cannot enumerate: the prover must refuse, naming the rule and the construct.
+# Holes it cannot enumerate: the prover must refuse, naming the rule and the construct. (A
+# string function or ordering between a literal and an attribute is refused before the prover,
+# in every new text: attack r6 R6-1; on a parameter it stays for the prover.)
 REFUSED = {
-    "matches()": ('account.id.matches("^pres")', "calls matches()"),
+    "matches()": ('params.reason.matches("^pres")', "calls matches()"),
     "two attributes": ("staff.id == account.id", "compares staff.id with account.id"),
-    "string ordering": ('account.handle > "m"', "orders strings"),
+    "string ordering": ("account.handle > account.id", "compares account.handle with account.id"),
+    "parameter ordering": ('params.reason > "m"', "orders values"),
     "size()": ("size(staff.groups) > 3", "calls size()"),
     "has()": ("has(params.reason)", "has()"),
     "arithmetic": ("account.followers * 2 == 6", "computes with '*'"),

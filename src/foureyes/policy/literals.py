@@ -27,9 +27,11 @@ names F5). So, for a text about to be accepted:
   (`foureyes.workflow.governance`, at submission and execution); `foureyes policy check` is
   offline and lists them.
 
-Deliberate gaps: a value built at run time (`"c-" + x`, `staff.id.startsWith("c-1")`,
-`matches`) is not a literal compared with an id and is not checked against the directory
-(its pieces still meet the look-alike rule); a group nobody holds is not refused.
+A literal can meet a field only in a comparison: a new text may not use `startsWith`,
+`endsWith`, `contains`, `matches` or an ordering between a literal and a field (`comparisons`,
+attack r6 R6-1), so there is no prefix or pattern to check. On `params` they stay (a request's
+own text); their literals still meet the look-alike rule. Deliberate gap: a group nobody holds
+is not refused.
 """
 
 from __future__ import annotations
