@@ -119,6 +119,16 @@ def raise_alert(
     return row
 
 
+def deduplicated(session: Session, alert: NewAlert, *, now: datetime, within: timedelta) -> bool:
+    """Whether `raise_alert(alert, now=now, dedupe=within)` would store nothing and report
+    nothing: an alert of its detector about the same person and account that the log vouches
+    for is in the window, and no row on the way is one the log does not vouch for. Lets a
+    detector skip deciding an alert (a count over a window) that would be deduplicated; where
+    this is False, it decides and raises as before (a forged row is reported there)."""
+    silenced, forged = _earlier(session, alert, now - within, now + CLOCK_SKEW, False)
+    return silenced and not forged
+
+
 def _fresh_id(services: Services, session: Session, row: AlertRow) -> None:
     """Give `row` an id no `alert.raised` event in the log names, if the database gave it
     one that one does. The database reuses ids: SQLite (no AUTOINCREMENT) gives the highest

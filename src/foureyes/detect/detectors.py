@@ -18,7 +18,13 @@ from sqlalchemy import bindparam, case, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from foureyes.core import alert_log
-from foureyes.core.alerts import EARLIER_LOOKED_AT, NewAlert, raise_alert, report_forged
+from foureyes.core.alerts import (
+    EARLIER_LOOKED_AT,
+    NewAlert,
+    deduplicated,
+    raise_alert,
+    report_forged,
+)
 from foureyes.core.services import Services
 from foureyes.detect import batch_counts
 from foureyes.errors import NotFound
@@ -594,6 +600,11 @@ def pair_affinity(seen: Seen) -> None:
         return
     row, review = found
     window = _window(spec.window)
+    # Once this approver was flagged within the window, another alert would be deduplicated
+    # (`raise_alert`): the count below, over the requester's whole window, is not made.
+    about = NewAlert("pair_affinity", spec.severity, "", staff=review.reviewer_id)
+    if deduplicated(seen.session, about, now=seen.now, within=window):
+        return
     # Counted by the database: a busy requester's window holds thousands of approvals, and
     # each approval of theirs is looked at.
     by_this_approver = case((ReviewRow.reviewer_id == review.reviewer_id, ReviewRow.request_id))

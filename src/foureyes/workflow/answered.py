@@ -170,12 +170,33 @@ def review_and_run(
     waits for a delay, waits. A COMMIT whose answer is lost, and any failure once the review
     committed, is OutcomeUnknown naming the request. The outcome, if anything was carried out
     (its `data` is for nobody here: only what is not for its requester alone is run)."""
+    return _reviewed_and_run(services, actor, request_id, given, answer=False)[0]
+
+
+def _reviewed_and_run(
+    services: Services, actor: Actor, request_id: str, given: ReviewInput, *, answer: bool
+) -> tuple[ExecutionOutcome | None, reviews.Reviewed]:
     with outcome.naming(request_id, f"your review of request {request_id}"):
-        reviewed = reviews.review_and_carry_out(services, actor, request_id, given)
+        reviewed = reviews.review_and_carry_out(services, actor, request_id, given, answer=answer)
     if not reviewed.run_after:
-        return reviewed.carried_out
+        return reviewed.carried_out, reviewed
     with outcome.after(request_id, f"your review of request {request_id} was recorded"):
-        return run_if_allowed(services, actor, request_id)
+        return run_if_allowed(services, actor, request_id), reviewed
+
+
+def review_and_show(
+    services: Services, actor: Actor, request_id: str, given: ReviewInput
+) -> dict[str, Any]:
+    """`review_and_run`, answered with the request as the reviewer sees it after it
+    (`show_after`): a deciding review carried out in its own transaction is answered from the
+    view that transaction read once its events were in (`Reviewed.view`), reading nothing
+    again."""
+    _, reviewed = _reviewed_and_run(services, actor, request_id, given, answer=True)
+    if reviewed.view is not None:
+        return reviewed.view
+    return show_after(
+        services, actor, request_id, f"your review of request {request_id} was recorded"
+    )
 
 
 def post_review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> int:

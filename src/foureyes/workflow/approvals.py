@@ -12,12 +12,16 @@ from foureyes.auth.credentials import withdrawn
 from foureyes.core.events import POST_REVIEW, REVIEW
 from foureyes.core.services import Services
 from foureyes.model import Review, ReviewDecision
-from foureyes.store import page_memo
+from foureyes.store import page_memo, txn_memo
 from foureyes.store.bulk import one_of
 from foureyes.store.tables import ReviewRow
 
 
 def review_rows(session: Session, request_id: str, kind: str = REVIEW) -> list[ReviewRow]:
+    """The request's reviews of `kind`, in the order given: read once per page (`page_memo`)
+    or, in a transaction, once until it writes to the reviews (`txn_memo`: a review's checks,
+    its settle, the re-check before carrying it out and its answer each ask)."""
+
     def read() -> list[ReviewRow]:
         return list(
             session.scalars(
@@ -27,7 +31,15 @@ def review_rows(session: Session, request_id: str, kind: str = REVIEW) -> list[R
             )
         )
 
-    return list(page_memo.recall("reviews", (request_id, kind), read))
+    if page_memo.active():
+        return list(page_memo.recall("reviews", (request_id, kind), read))
+    if not session.autoflush:
+        return read()  # a block that holds back the session's writes reads as they stand
+    # What the session holds unwritten is written first, as the read's autoflush would: a
+    # review added since the last read is then seen (its INSERT forgets the answer).
+    session.flush()
+    key = (request_id, kind)
+    return list(txn_memo.recall(session.connection(), "reviews", key, ("reviews",), read))
 
 
 def prefetch_reviews(session: Session, request_ids: Collection[str]) -> None:

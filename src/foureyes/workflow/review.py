@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from foureyes.policy.decision import Decision, FactorStatus
 from foureyes.policy.engine import satisfied
 from foureyes.store.tables import RequestRow, ReviewRow
 from foureyes.text import refuse_unseen
-from foureyes.workflow import expiry, holds, integrity, routing, tickets
+from foureyes.workflow import expiry, holds, integrity, routing, tickets, views
 from foureyes.workflow.access import eligible_approver, visible_request
 from foureyes.workflow.approvals import engine_reviews, review_rows
 from foureyes.workflow.execute import ExecutionOutcome, carry_out_at_once
@@ -57,17 +57,25 @@ class Reviewed:
     state: str
     carried_out: ExecutionOutcome | None = None
     run_after: bool = False
+    # With `carried_out`, when the caller asked for it (`answer`): the request as its reviewer
+    # sees it once the transaction's events are in (`views.reviewed_view`), read in it.
+    view: dict[str, Any] | None = None
 
 
 def review(services: Services, actor: Actor, request_id: str, given: ReviewInput) -> str:
     """`review_and_carry_out` without the carrying out: what the review approves is left
     approved (or scheduled) for the worker, or whoever may execute it. Returns the request's
     new state."""
-    return _reviewed(services, actor, request_id, given, at_once=False).state
+    return _reviewed(services, actor, request_id, _Asked(given, at_once=False)).state
 
 
 def review_and_carry_out(
-    services: Services, actor: Actor, request_id: str, given: ReviewInput
+    services: Services,
+    actor: Actor,
+    request_id: str,
+    given: ReviewInput,
+    *,
+    answer: bool = False,
 ) -> Reviewed:
     """Record one approve/deny on a pending request and move it on when that settles it.
 
@@ -92,14 +100,24 @@ def review_and_carry_out(
     committed `approved` and `Reviewed.run_after` says the caller should carry it out now, with
     `execute` (which cancels it, saying why, if the re-check fails). Never a request whose
     answer is for its requester alone (a read, a login_as: theirs to ask for, with `execute`),
-    nor a scheduled one (its delay runs first).
+    nor a scheduled one (its delay runs first). With `answer`, a request carried out in the
+    review's transaction comes back with its view read there (`Reviewed.view`).
     """
-    return _reviewed(services, actor, request_id, given, at_once=True)
+    return _reviewed(services, actor, request_id, _Asked(given, at_once=True, answer=answer))
 
 
-def _reviewed(
-    services: Services, actor: Actor, request_id: str, given: ReviewInput, *, at_once: bool
-) -> Reviewed:
+@dataclass(frozen=True)
+class _Asked:
+    """A review as asked: what was given; whether to carry out here what it approves
+    (`review_and_carry_out`); whether to read its view there (`answer`)."""
+
+    given: ReviewInput
+    at_once: bool
+    answer: bool = False
+
+
+def _reviewed(services: Services, actor: Actor, request_id: str, asked: _Asked) -> Reviewed:
+    given = asked.given
     if len(given.comment) > MAX_COMMENT:
         raise BadInput(f"the comment is longer than {MAX_COMMENT} characters")
     logstate.refuse(services)  # nothing is decided on a log rolled back or with a moved head
@@ -107,10 +125,10 @@ def _reviewed(
         # Most requests need no ticket: the review's transaction is tried first, with no
         # ticket checked; one that needs a ticket check comes back (having written nothing)
         # before anything is recorded, and is tried again with the checks made for it.
-        answer = _review(services, actor, request_id, (given, at_once), ())
+        answer = _review(services, actor, request_id, asked, ())
         if isinstance(answer, _TicketsFirst):
             checked = _recheck_tickets(services, actor, request_id, given)
-            answer = _review(services, actor, request_id, (given, at_once), checked)
+            answer = _review(services, actor, request_id, asked, checked)
     except StepUpFailed as exc:
         _flag_failed_step_up(services, actor, request_id, exc)
         raise
@@ -187,7 +205,7 @@ def _review(
     services: Services,
     actor: Actor,
     request_id: str,
-    asked: tuple[ReviewInput, bool],
+    asked: _Asked,
     checked: tuple[Ticket, ...],
 ) -> Reviewed | _TicketsFirst:
     def unit(session: Session) -> Reviewed | _TicketsFirst | str:
@@ -226,18 +244,18 @@ def _record_review(
     session: Session,
     found: tuple[RequestRow, list[ReviewRow]],
     actor: Actor,
-    asked: tuple[ReviewInput, bool],
+    asked: _Asked,
     checked: tuple[Ticket, ...],
     now: datetime,
 ) -> Reviewed | _TicketsFirst:
     """The checks and the recording of one review on a pending request that is intact
     (`found`: it and its reviews so far, checked against the log under its lock), with the
-    ticket checks made for it (`checked`); `asked`: the review, and whether to carry out here
-    what it approves (`review_and_carry_out`). An approval whose tickets `checked` does not
-    cover is `_TicketsFirst`, with nothing written, once every other refusal short of the
-    step-up has been checked."""
+    ticket checks made for it (`checked`); `asked`: the review, whether to carry out here
+    what it approves (`review_and_carry_out`) and to read its view then. An approval whose
+    tickets `checked` does not cover is `_TicketsFirst`, with nothing written, once every other
+    refusal short of the step-up has been checked."""
     row, reviews = found
-    given, at_once = asked
+    given = asked.given
     decision, trial = _refusal(services, session, row, reviews, actor, given, now)
     # The tickets required at submission and those this very decision requires: never an
     # approval whose tickets were not asked for it (the pre-check skipped the lookup for a
@@ -265,9 +283,13 @@ def _record_review(
             services, session, row, tickets.APPROVE, checked, actor=actor.id, now=now
         )
         settle(services, session, row, decision, trial, now, actor=actor.id)
-        if at_once and row.state == RequestState.APPROVED.value:
-            return _carry_out(services, session, row, actor, now)
-    return Reviewed(row.state)
+        reviewed = Reviewed(row.state)
+        if asked.at_once and row.state == RequestState.APPROVED.value:
+            reviewed = _carry_out(services, session, row, actor, now)
+    if asked.answer and reviewed.carried_out is not None:
+        # Its events are in (the group above appended them): what the reviewer is answered.
+        reviewed = replace(reviewed, view=views.reviewed_view(services, session, row, actor))
+    return reviewed
 
 
 def _carry_out(

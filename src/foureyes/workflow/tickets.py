@@ -36,7 +36,7 @@ from foureyes.core.services import Services
 from foureyes.errors import BadInput, FoureyesError
 from foureyes.model import Account, Outcome
 from foureyes.policy.decision import Decision
-from foureyes.store import page_memo
+from foureyes.store import page_memo, txn_memo
 from foureyes.store.bulk import one_of
 from foureyes.store.tables import RequestRow, RequestTicketRow
 from foureyes.workflow.subject import redecide
@@ -123,8 +123,20 @@ def record(
 
 
 def latest(session: Session, request_id: str) -> list[dict[str, Any]]:
-    """The latest check of each of the request's tickets: what the views show."""
-    found = page_memo.recall("tickets", request_id, lambda: _latest(session, [request_id]))
+    """The latest check of each of the request's tickets: what the views show. Read once per
+    page (`page_memo`) or, in a transaction, once until it writes a check (`txn_memo`)."""
+
+    def read() -> dict[str, list[dict[str, Any]]]:
+        return _latest(session, [request_id])
+
+    if page_memo.active():
+        found = page_memo.recall("tickets", request_id, read)
+    elif not session.autoflush:
+        found = read()  # a block that holds back the session's writes reads as they stand
+    else:
+        session.flush()  # a check added since is written first, as the autoflush would
+        tables = ("request_tickets",)
+        found = txn_memo.recall(session.connection(), "tickets", request_id, tables, read)
     return [dict(t) for t in found.get(request_id, [])]
 
 

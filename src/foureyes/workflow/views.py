@@ -72,6 +72,17 @@ def visible_view(services: Services, actor: Actor, request_id: str) -> dict[str,
         return _view(services, session, row, timeline=True, reader=actor)
 
 
+def reviewed_view(
+    services: Services, session: Session, row: RequestRow, reader: Actor
+) -> dict[str, Any]:
+    """`visible_view` of a request that the caller's transaction has just reviewed, read in
+    that transaction once its events are appended, for `reader`: the reviewer, whom the
+    review's own checks let see it and whose review now makes them one who took part. What
+    `visible_view` reads right after the COMMIT, without a transaction of its own, the row read
+    again or the access check made again."""
+    return _view(services, session, row, timeline=True, reader=reader)
+
+
 def _view(
     services: Services,
     session: Session,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, event, select
 
 from foureyes import detect, worker
 from foureyes.detect.detectors import BY_KIND
@@ -376,3 +376,50 @@ def test_a_failing_pipeline_raises_detector_silence_on_its_own(
     with world.services.database.transaction() as session:
         alerts = list(session.scalars(select(AlertRow.detector)))
     assert alerts == ["detector_silence"]
+
+
+def test_pair_affinity_counts_nothing_once_the_approver_was_flagged_in_the_window(
+    world: World,
+) -> None:
+    """Once flagged, the approver's next alert within the window would be deduplicated: the
+    count over the requester's whole window (a busy requester's thousands of approvals, at
+    each approval) is not made. Counted in statements, never timed."""
+    _approve_three(world, [("e-3002", "e-3003"), ("e-3002", "c-3004"), ("e-3002", "e-9001")])
+    [flagged] = scan(world, "pair_affinity")
+    request_id = submit(world, "e-3001", "account.suspend", "chirp")
+    world.clock.advance(minutes=5)
+    world.review("e-3002", request_id)
+    world.review("c-3004", request_id)
+    made: list[tuple[str, str]] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        made.append((" ".join(statement.split()), repr(parameters)))
+
+    engine = world.services.database.engine
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        assert [a.id for a in scan(world, "pair_affinity")] == [flagged.id]
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+    counts = [args for s, args in made if "count(DISTINCT reviews.request_id)" in s]
+    # c-3004's approval is counted (not flagged); e-3002's is not.
+    assert len(counts) == 1, counts
+    assert "c-3004" in counts[0], counts
+    assert "e-3002" not in counts[0], counts
+
+
+def test_pair_affinity_counts_again_when_the_alert_that_silenced_it_is_gone(
+    world: World,
+) -> None:
+    """A DBA who deletes the alert row does not keep the approver from being flagged again:
+    with no alert the log vouches for in the window, the count is made and the alert raised."""
+    _approve_three(world, [("e-3002", "e-3003"), ("e-3002", "c-3004"), ("e-3002", "e-9001")])
+    scan(world, "pair_affinity")
+    with world.services.database.transaction() as session:
+        session.execute(delete(AlertRow).where(AlertRow.detector == "pair_affinity"))
+    request_id = submit(world, "e-3001", "account.suspend", "chirp")
+    world.clock.advance(minutes=5)
+    world.review("e-3002", request_id)
+    world.review("c-3004", request_id)
+    raised = [a for a in scan(world, "pair_affinity") if a.request_id == request_id]
+    assert [a.staff_id for a in raised] == ["e-3002"]

@@ -254,9 +254,7 @@ def review_request(
     submit does what the policy allows at once (not one whose answer is for its requester
     alone, nor one with a delay). Answers the updated request (`executed`, or why not; once
     your review is recorded, a failure after it is 503 `outcome-unknown`)."""
-    operations.review_and_run(services, actor, request_id, body.review_input())
-    done = f"your review of request {request_id} was recorded"
-    return operations.show_after(services, actor, request_id, done)
+    return operations.review_and_show(services, actor, request_id, body.review_input())
 
 
 @router.get(
