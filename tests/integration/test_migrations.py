@@ -77,10 +77,11 @@ def triggers(database: Database) -> set[str]:
 
 def test_there_is_one_head_and_the_chain_starts_at_the_initial_migration() -> None:
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    assert scripts.get_heads() == ["0023_alert_events"]
-    assert migrate.head() == "0023_alert_events"
+    assert scripts.get_heads() == ["0024_alerts_request_index"]
+    assert migrate.head() == "0024_alerts_request_index"
     chain = [script.revision for script in scripts.walk_revisions()]
     assert chain == [
+        "0024_alerts_request_index",
         "0023_alert_events",
         "0022_request_window_indexes",
         "0021_split_undo_link",

@@ -490,6 +490,8 @@ class AlertRow(Base):
         Index("ix_alerts_acknowledged_at_id", "acknowledged_at", "id"),
         Index("ix_alerts_detector_created_at", "detector", "created_at"),
         Index("ix_alerts_acknowledged_seq", "acknowledged_seq"),
+        # A request's alerts, newest first (its cards and views): migration 0024.
+        Index("ix_alerts_request_id_id", "request_id", "id"),
     )
 
 
