@@ -40,6 +40,7 @@ from tests.conftest import EXAMPLES
 
 runner = CliRunner()
 REACHES = "a literal reaches a field through"
+CONSTANT = "reads nothing of the request"
 
 # The attack's three, and their variants: each side, each function, orderings, macro variables.
 REACHING = {
@@ -57,7 +58,7 @@ REACHING = {
     "ordering": ('account.handle > "m"', "an ordering ('>')"),
     "an ordering band": ('account.id >= "president" && account.id <= "president"', "ordering"),
     "ordering, literal first": ('"c-1000" < staff.id', "an ordering ('<')"),
-    "a number made a string, ordered": ("account.id > string(1)", "an ordering ('>')"),
+    "a number made a string, ordered": ("account.id > string(1)", CONSTANT),
     "a macro variable over literals": (
         '["Pres", "Vice"].exists(p, account.id.startsWith(p))',
         "startsWith()",
@@ -77,6 +78,9 @@ REACHING = {
 def test_a_literal_reaching_a_field_other_than_by_comparison_is_refused(name: str) -> None:
     when, through = REACHING[name]
     message = refused(when)
+    if through == CONSTANT:
+        assert CONSTANT in message, message
+        return
     assert REACHES in message, message
     assert through in message, message
 

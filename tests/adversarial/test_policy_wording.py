@@ -243,13 +243,14 @@ def test_an_installed_version_with_a_lookalike_still_compiles(name: str) -> None
 
 
 ALLOWED_LITERALS = {
-    # The quoting escapes stand for what they show; a raw string (a regular expression's) is
-    # read as written, its backslashes and all.
-    "quoting escapes": 'staff.region != "a\\"b\\\\c\\\'d"',
-    "single-quoted": "staff.region != 'a\\'b\\\"c'",
-    "raw": 'params["reason"].matches(r"^e-\\d+\\.x$") || true',
-    "raw capital": 'params["reason"].matches(R"^e-\\x41$") || true',
-    "raw triple": 'params["reason"].matches(r"""^e-\\d+$""") || true',
+    # An escaped backslash stands for what it shows (a quote, escaped or not, is refused:
+    # test_policy_reaching_literals.py); a raw string (a regular expression's) is read as
+    # written, its backslashes and all.
+    "an escaped backslash": 'staff.region != "a\\\\c"',
+    "single-quoted": "staff.region != 'a-c'",
+    "raw": 'params["reason"].matches(r"^e-\\d+\\.x$") || staff.days_left > 400',
+    "raw capital": 'params["reason"].matches(R"^e-\\x41$") || staff.days_left > 400',
+    "raw triple": 'params["reason"].matches(r"""^e-\\d+$""") || staff.days_left > 400',
     # `//` in a literal is no comment (a CEL comment is refused: test_policy_folding.py).
     "a comment's opener in a literal": 'staff.region != "x // \\\\u0441"',
 }

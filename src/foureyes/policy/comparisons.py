@@ -37,6 +37,7 @@ from foureyes.policy.cel.ast import (
     Binary,
     Call,
     Comp,
+    Cond,
     Ident,
     Index,
     ListLit,
@@ -48,6 +49,7 @@ from foureyes.policy.cel.ast import (
     children,
 )
 from foureyes.policy.cel.parser import parse
+from foureyes.policy.vacuity import Constraint, always, never
 
 __all__ = ["VARIABLES", "Found", "Path", "read"]
 
@@ -56,6 +58,8 @@ Path = tuple[str, ...]
 VARIABLES = frozenset({"staff", "approver", "requester", "account", "context", "action"})
 _STRING_FUNCTIONS = frozenset({"startsWith", "endsWith", "contains", "matches"})
 _ORDERINGS = frozenset({"<", "<=", ">", ">="})
+_BOUNDS = _ORDERINGS | {"=="}
+_MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
 _DIRECTLY = 'compare a field with a literal directly (`account.id == "x"`, `staff.id in [..]`)'
 
 # What a macro variable is bound to: a field path, literals, or something unattributable.
@@ -75,13 +79,17 @@ class Found:
 def read(source: str) -> Found:
     """The comparisons, literals and shape problem of `source` (CelSyntaxError,
     RecursionError from the parser propagate: the caller refuses what it cannot read)."""
-    walker = _Walker()
-    walker.visit(parse(source), {})
+    walker = _Walker(source)
+    tree = parse(source)
+    if isinstance(tree, Lit) and tree.kind == "bool":
+        return walker.found  # `true` (the last tier) or `false`: reads as what it decides
+    walker.visit(tree, {})
     return walker.found
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, source: str) -> None:
+        self.source = source
         self.found = Found()
 
     def refuse(self, message: str) -> None:
@@ -108,8 +116,15 @@ class _Walker:
             self.visit(child, env)
         if isinstance(node, Binary) and node.op in ("==", "!=", "in"):
             self._compare(node, env)
-        if isinstance(node, Binary) and node.op == "&&":
-            self._conjunction(node, env)
+        if isinstance(node, Binary) and node.op in ("&&", "||"):
+            self._chain(node, env)
+            for operand in (node.left, node.right):
+                if isinstance(operand, Lit):  # `x && true`, `x || false`: the chain is one part
+                    self.refuse(
+                        f"`{self._shown(node)}` holds the literal {self._shown(operand)}: "
+                        "the chain does not read as it decides"
+                    )
+        self._constant(node, env)
         reaching = _reaching(node)
         if reaching is not None and self._field_in(node, env) and self._meets_literal(node, env):
             self.refuse(
@@ -158,8 +173,20 @@ class _Walker:
         """Whether a string function or an ordering holds a string literal, or has a part
         built from literals alone other than a number or a time (`string(1)`)."""
         return self._literal_in(node, env) or any(
-            not _constant(part) and not _reads_a_variable(part, env) for part in children(node)
+            not _constant(part) and not self._reads_a_variable(part, env) for part in children(node)
         )
+
+    def _reads_a_variable(self, node: Node, env: Mapping[str, _Bound]) -> bool:
+        """Whether `node` reads anything of the request (a variable, a macro variable that
+        does not range over literals)."""
+        if isinstance(node, Ident):
+            return not isinstance(env.get(node.name), list)
+        if isinstance(node, Comp):
+            inner = self._bind(node, env)
+            return self._reads_a_variable(node.range, env) or any(
+                self._reads_a_variable(part, inner) for part in (node.pred, node.transform) if part
+            )
+        return any(self._reads_a_variable(child, env) for child in children(node))
 
     def _literal_in(self, node: Node, env: Mapping[str, _Bound]) -> bool:
         """Whether `node` holds a string or bytes literal (a time written as one aside), or a
@@ -167,7 +194,9 @@ class _Walker:
         if isinstance(node, Lit):
             return node.kind in ("string", "bytes")
         if isinstance(node, Ident):
-            return node.name in env and not isinstance(env[node.name], tuple)
+            # A variable over literals holds strings when its list does (numbers bind to []).
+            bound = env.get(node.name, ())
+            return bound is None or (isinstance(bound, list) and bool(bound))
         if _time_literal(node):
             return False
         if isinstance(node, Comp):
@@ -195,6 +224,8 @@ class _Walker:
                 self.found.compared.extend((path, value) for value in values)
             elif self._values(side, env) is None and not _constant(side):
                 self.refuse(f"a literal is compared with a value that is not a field: {_DIRECTLY}")
+        if node.op == "in" and self._path(node.left, env) is not None:
+            self._mixed_list(self._path(node.left, env) or (), node.right, env)
         for side, other in ((node.left, node.right), (node.right, node.left)):
             if (
                 self._path(side, env) is not None
@@ -205,22 +236,83 @@ class _Walker:
             ):
                 self.refuse(f"a field is compared with a value built from literals: {_DIRECTLY}")
 
-    def _conjunction(self, node: Binary, env: Mapping[str, _Bound]) -> None:
-        """`a == "x" && a == "y"` can never hold: refused (R6-2), as a deny rule so written
-        protects no one."""
-        held: dict[Path, str] = {}
-        for part in _conjuncts(node):
-            if not (isinstance(part, Binary) and part.op == "=="):
+    def _mixed_list(self, path: Path, listed: Node, env: Mapping[str, _Bound]) -> None:
+        """`path in [other.field, "lee"]` (or a `+` of lists): each literal of the list is
+        compared with `path` (attack pol7-F8: the list skipped every check); an element that
+        is neither a literal nor a field is refused."""
+        items = _items(listed)
+        if items is None or self._values(listed, env) is not None:
+            return
+        for item in items:
+            values = self._values(item, env)
+            if values is not None:
+                self.found.compared.extend((path, value) for value in values)
+            elif self._path(item, env) is None and not _constant(item):
+                self.refuse(f"an element of a list compared with a field is computed: {_DIRECTLY}")
+
+    def _chain(self, node: Binary, env: Mapping[str, _Bound]) -> None:
+        """An `&&` chain that can never hold, or an `||` chain that always does, read off its
+        comparisons (`vacuity`: `a == "x" && a != "x"`, `a != "x" || a != "y"`): refused, as
+        a deny rule so written protects no one and an exclude so written excludes no one."""
+        parts = _chained(node, node.op)
+        constraints = [c for part in parts for c in self._constraints(part, env)]
+        found = never(constraints) if node.op == "&&" else always(constraints)
+        if found is not None:
+            verdict = "can never be true" if node.op == "&&" else "is always true"
+            self.refuse(f"{found}: `{self._shown(node)}` {verdict}")
+
+    def _constraints(self, part: Node, env: Mapping[str, _Bound]) -> list[Constraint]:
+        """What `part` asks of one field path, as `vacuity` reads it (none: it asks nothing
+        this reading knows)."""
+        negated = isinstance(part, Unary) and part.op == "!"
+        if negated:
+            assert isinstance(part, Unary)
+            part = part.operand
+        if not isinstance(part, Binary):
+            return []
+        found: list[Constraint] = []
+        for side, other, op in ((part.left, part.right, part.op), (part.right, part.left, "")):
+            path = self._path(side, env)
+            if path is None:
                 continue
-            for side, other in ((part.left, part.right), (part.right, part.left)):
-                path, values = self._path(side, env), self._values(other, env)
-                if path is None or values is None or len(values) != 1:
-                    continue
-                if held.setdefault(path, values[0]) != values[0]:
-                    self.refuse(
-                        f"{'.'.join(path)} is required to equal both {held[path]!r} and "
-                        f"{values[0]!r}: the condition can never be true"
-                    )
+            values, number = self._values(other, env), _number(other)
+            if op in ("==", "!=") and values is not None:
+                kind = "eq" if (op == "==") != negated else "ne"
+                found.append(Constraint(path, kind, frozenset(values)))
+            elif op == "in" and values is not None:
+                found.append(Constraint(path, "ne" if negated else "eq", frozenset(values)))
+            elif op == "" and part.op == "in" and values is not None and len(values) == 1:
+                kind = "lacks" if negated else "has"
+                found.append(Constraint(path, kind, frozenset(values)))
+            elif number is not None and not negated and part.op in _BOUNDS:
+                bound = part.op if side is part.left else _MIRRORED[part.op]
+                found.append(Constraint(path, "num", frozenset({(bound, number)})))
+        return found
+
+    def _constant(self, node: Node, env: Mapping[str, _Bound]) -> None:
+        """A part that reads nothing of the request (`1 + 1 == 3`, `!true`, `size("ab") > 1`,
+        `[1, 2].all(n, n > 0)`) is always true or always false: refused (attack pol7-F2). A
+        literal, a list of them, a number, a time written as one and a condition that is only
+        `true` or `false` are values, not such parts."""
+        if isinstance(node, Cond) and any(
+            isinstance(branch, Lit) and branch.kind == "bool" for branch in (node.then, node.orelse)
+        ):
+            self.refuse(
+                f"`{self._shown(node)}` chooses between true and false by a condition: write "
+                "the condition (with && and ||)"
+            )
+        if isinstance(node, Lit | ListLit) or _constant(node) or _time_literal(node):
+            return
+        if self._values(node, env) is not None or self._reads_a_variable(node, env):
+            return
+        self.refuse(
+            f"`{self._shown(node)}` reads nothing of the request: it is always the same; "
+            f"{_DIRECTLY}"
+        )
+
+    def _shown(self, node: Node) -> str:
+        text = " ".join(self.source[node.pos : node.end].split())
+        return text + ")" * max(0, text.count("(") - text.count(")"))  # a node ends at its last
 
     def _path(self, node: Node, env: Mapping[str, _Bound]) -> Path | None:
         if isinstance(node, Ident):
@@ -279,18 +371,31 @@ def _constant(node: Node) -> bool:
     return _time_literal(node)
 
 
-def _reads_a_variable(node: Node, env: Mapping[str, _Bound]) -> bool:
-    """Whether `node` reads anything of the request (a variable, a macro variable that does not
-    range over literals)."""
-    if isinstance(node, Ident):
-        return not isinstance(env.get(node.name), list)
-    return any(_reads_a_variable(child, env) for child in children(node))
+def _items(node: Node) -> list[Node] | None:
+    """The elements of a list literal or a `+` of them, else None."""
+    if isinstance(node, ListLit):
+        return list(node.items)
+    if isinstance(node, Binary) and node.op == "+":
+        left, right = _items(node.left), _items(node.right)
+        return None if left is None or right is None else left + right
+    return None
 
 
-def _conjuncts(node: Node) -> list[Node]:
-    if isinstance(node, Binary) and node.op == "&&":
-        return _conjuncts(node.left) + _conjuncts(node.right)
+def _chained(node: Node, op: str) -> list[Node]:
+    """The parts of an `op` chain (`a && b && c`: a, b, c)."""
+    if isinstance(node, Binary) and node.op == op:
+        return _chained(node.left, op) + _chained(node.right, op)
     return [node]
+
+
+def _number(node: Node) -> float | None:
+    """The number `node` is written as (`3`, `-1`, `2.5`), else None."""
+    if isinstance(node, Unary) and node.op == "-":
+        inner = _number(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, Lit) and node.kind in ("int", "uint", "double"):
+        return float(node.value)  # type: ignore[arg-type]
+    return None
 
 
 def _time_literal(node: Node) -> bool:

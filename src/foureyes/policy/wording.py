@@ -17,6 +17,8 @@ the rule is by kind of text:
   the control escapes would decode to what the source does not show); a raw string
   (`r"\\d+"`, for a regular expression) is read as written; nor does it start or end with
   whitespace or hold a line break (`"president "` reads as the account and names none);
+  nor does it hold a quote or an operator (`'active" || account.tier == "vit'` is one
+  literal read as two comparisons: attack pol7-F4);
 - a condition (every CEL field) is one line, or a literal block (`|`) read line for line:
   never folded (a `>` block, or a plain or quoted scalar over several lines, whose lines
   YAML joins into one), and it holds no CEL comment (`//`): once folded, a comment ran to the
@@ -174,7 +176,9 @@ def condition_problem(condition: str, *, folded: bool = False) -> tuple[str, int
     - a string literal that decodes to what its source does not show: an escape other than
       `\\\\`, `\\"`, `\\'` in a literal that is not raw, or any bytes literal;
     - a string literal with leading or trailing whitespace, or a line break (`"president "`
-      reads as the account and equals no id: attack names F5).
+      reads as the account and equals no id: attack names F5);
+    - a string literal holding a quote or an operator (`&&`, `||`, `==`, `!=`): `a ==
+      'x" || b == "y'` reads as two comparisons and is one (attack pol7-F4).
 
     A condition that does not lex is left to the compiler, which refuses it; a `//` anywhere
     in it is refused first (it cannot be told from a comment without lexing)."""
@@ -201,6 +205,7 @@ def condition_problem(condition: str, *, folded: bool = False) -> tuple[str, int
     return None
 
 
+_READS_AS_CODE = ("&&", "||", "==", "!=")
 _COMMENT = (
     "a condition holds no CEL comment (//: it hides what follows it once lines are joined);"
     " say what the rule is for in its description"
@@ -220,6 +225,19 @@ def _literal_problem(token: Token, source: str) -> str | None:
     value = str(token.value)
     if "\n" in value or "\r" in value:
         return "a CEL string literal holds a line break: write it on one line"
+    if '"' in value or "'" in value:
+        # `account.status == 'active" || account.tier == "vit'` is one literal compared with
+        # the status, read as three comparisons (attack pol7-F4). No id, account, group or pin
+        # holds a quote.
+        return (
+            "a CEL string literal holds a quote: what follows it reads as the rest of the "
+            "condition and is part of the literal; no id, account, group or pin holds one"
+        )
+    if any(operator in value for operator in _READS_AS_CODE):
+        return (
+            "a CEL string literal holds an operator (&&, ||, ==, !=): it reads as part of the "
+            "condition and is part of the literal"
+        )
     if value != value.strip():
         # `"president "` reads as the account and names none (attack names F5).
         return (

@@ -1,0 +1,133 @@
+"""Conjunctions that can never hold and disjunctions that always do, read off their comparisons.
+
+A deny rule `account.id == "president" && account.id != "president"` reads as protecting
+@president and matches nothing; an `approvers` condition `"trust-safety" in approver.groups &&
+(approver.id != "c-1001" || approver.id != "c-3004")` reads as keeping two contractors out and
+admits both (attack pol7-F2). `foureyes.policy.comparisons` reads each `&&` and `||` chain of a
+new text's conditions as constraints on field paths (`Constraint`) and asks here whether the
+chain is decided by them alone:
+
+- a conjunction never holds when, for one path, the values it must equal (`==`, `in [..]`) are
+  all values it must not (`!=`, `!(.. in [..])`) or disjoint from each other; when one list
+  field must both hold and lack a value (`"g" in f && !("g" in f)`); or when its numeric bounds
+  leave no number (`n <= 2 && n > 2`);
+- a disjunction always holds when, for one path, the values its `!=` parts all admit are
+  admitted by its `==` parts (`a != "x" || a != "y"`, `a == "x" || a != "x"`); when a list field
+  must hold or lack the same value; or when its numeric bounds cover every number of a number
+  every request has (`context.hour`, `days_left`).
+
+Deliberately syntactic: constraints of one path within one chain, not what a chain means
+through other fields or nested macros (the invariant prover enumerates those where it must).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["Constraint", "always", "never"]
+
+Path = tuple[str, ...]
+_LOWER = frozenset({">", ">="})
+# Numbers every request has: elsewhere `n >= 0 || n < 0` says "n is a number" (an attribute a
+# connector or the policy declares may be missing or of another type, and the condition errs).
+_ALWAYS_NUMBERS = frozenset(
+    {("context", "hour")} | {(who, "days_left") for who in ("staff", "approver", "requester")}
+)
+_UPPER = frozenset({"<", "<="})
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """What one part of a chain asks of `path`: equal one of `values` (`eq`), none of them
+    (`ne`), hold (`has`) or lack (`lacks`) each as a list, or a numeric bound (`num`: one
+    value `(operator, number)`, operator one of `<`, `<=`, `>`, `>=`, `==`)."""
+
+    path: Path
+    kind: str
+    values: frozenset[object]
+
+
+def never(constraints: Iterable[Constraint]) -> str | None:
+    """Why a conjunction of these constraints can never hold, or None."""
+    for path, parts in _by_path(constraints).items():
+        shown = ".".join(path)
+        allowed: set[object] | None = None
+        excluded: set[object] = set()
+        for part in parts:
+            if part.kind == "eq":
+                allowed = set(part.values) if allowed is None else allowed & part.values
+            elif part.kind == "ne":
+                excluded |= part.values
+        if allowed is not None and not allowed - excluded:
+            return f"{shown} is required to be a value it is also required not to be"
+        holds = _values(parts, "has")
+        if holds & _values(parts, "lacks"):
+            shown_value = sorted(map(str, holds & _values(parts, "lacks")))[0]
+            return f"{shown} is required both to hold and to lack {shown_value!r}"
+        low, high = _interval([p for p in parts if p.kind == "num"])
+        if low[0] > high[0] or (low[0] == high[0] and not (low[1] and high[1])):
+            return f"{shown} is required to be a number no number is"
+    return None
+
+
+def always(constraints: Iterable[Constraint]) -> str | None:
+    """Why a disjunction of these constraints always holds, or None."""
+    for path, parts in _by_path(constraints).items():
+        shown = ".".join(path)
+        unequal = [set(p.values) for p in parts if p.kind == "ne"]
+        if unequal:
+            admitted_by_all_but: set[object] = set.intersection(*unequal)
+            if admitted_by_all_but <= _values(parts, "eq"):
+                return f"{shown} is any value: one part or another admits each"
+        if _values(parts, "has") & _values(parts, "lacks"):
+            return f"{shown} either holds a value or lacks it: one part admits each"
+        if path in _ALWAYS_NUMBERS and _covers_every_number([p for p in parts if p.kind == "num"]):
+            return f"{shown} is any number: one part or another admits each"
+    return None
+
+
+def _by_path(constraints: Iterable[Constraint]) -> dict[Path, list[Constraint]]:
+    found: dict[Path, list[Constraint]] = {}
+    for constraint in constraints:
+        found.setdefault(constraint.path, []).append(constraint)
+    return found
+
+
+def _values(parts: Sequence[Constraint], kind: str) -> set[object]:
+    return {value for part in parts if part.kind == kind for value in part.values}
+
+
+def _bounds(parts: Sequence[Constraint]) -> Iterable[tuple[str, float]]:
+    for part in parts:
+        for bound in part.values:
+            if isinstance(bound, tuple) and len(bound) == 2:
+                yield str(bound[0]), float(bound[1])
+
+
+def _interval(parts: Sequence[Constraint]) -> tuple[tuple[float, bool], tuple[float, bool]]:
+    """The numbers all of `parts` admit: (lowest, inclusive), (highest, inclusive)."""
+    low, high = (-math.inf, True), (math.inf, True)
+    for op, number in _bounds(parts):
+        if op in ("==", ">", ">="):
+            candidate = (number, op != ">")
+            if candidate[0] > low[0] or (candidate[0] == low[0] and not candidate[1]):
+                low = candidate
+        if op in ("==", "<", "<="):
+            candidate = (number, op != "<")
+            if candidate[0] < high[0] or (candidate[0] == high[0] and not candidate[1]):
+                high = candidate
+    return low, high
+
+
+def _covers_every_number(parts: Sequence[Constraint]) -> bool:
+    """Whether one part's upper half-line and another's lower one leave no number out."""
+    bounds = list(_bounds(parts))
+    for up_op, up in bounds:
+        if up_op not in _UPPER:
+            continue
+        for low_op, low in bounds:
+            if low_op in _LOWER and (low < up or (low == up and "=" in up_op + low_op)):
+                return True
+    return False
