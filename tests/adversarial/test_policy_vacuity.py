@@ -8,14 +8,21 @@ an invariant `staff` condition was "proven ok". F4: `account.status == 'active" 
 account.tier == "vit'` is one literal read as three comparisons. F8: `approver.id in
 [requester.manager, "lee"]` skipped every literal check ("lee" is a login, not an id).
 
+F5: a tier `press` after `verified` that takes every press account first was a valid
+`account.tier` literal: a deny rule on it protected no account.
+
 Each is refused in a new text (compiler: `policy check`, init, submission, execution), and at
 submission by the server (422, nothing recorded), on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from foureyes.cli import app
 from foureyes.errors import PolicyError
 from foureyes.policy.compiler import parse_new_policy, parse_policy
 from foureyes.policy.literals import check_staff_literals
@@ -32,6 +39,7 @@ from tests.adversarial.test_policy_forms_domains import (
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import EXAMPLES
 
+runner = CliRunner()
 NEVER = "can never be true"
 ALWAYS = "is always true"
 CONSTANT = "reads nothing of the request"
@@ -228,4 +236,54 @@ def test_the_server_refuses_them_at_submission_recording_nothing(api: Api, when:
         api.submit(JO, **proposal(rule(when, "[account.suspend]"))), 422, "invalid-policy"
     )
     assert "rule 'protect'" in body["detail"], body["detail"]
+    assert counts(database) == before
+
+
+# --- F5: a tier no account reaches --------------------------------------------------------------
+
+
+def press_policy(when: str = "account.verified && account.followers >= 100000") -> str:
+    """The example policy with a tier `press` after `verified` and a deny rule on it."""
+    text = (EXAMPLES / "policy.yaml").read_text()
+    anchor = "  - name: standard"
+    assert text.count(anchor) == 1
+    text = text.replace(anchor, f"  - name: press\n    when: {when}\n{anchor}", 1)
+    return text.replace(
+        "  - id: support-standard-accounts\n",
+        "  - id: press-freedom\n    effect: deny\n    actions: [account.suspend, account.lock]\n"
+        "    when: 'account.tier == \"press\"'\n  - id: support-standard-accounts\n",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "account.verified && account.followers >= 100000",  # verified takes them first
+        "account.followers >= 2000000",  # vit (1,000,000 or more) takes them first
+        "account.verified || account.followers >= 1000000",
+    ],
+)
+def test_policy_check_refuses_a_tier_no_account_reaches(tmp_path: Path, when: str) -> None:
+    path = tmp_path / "press.yaml"
+    path.write_text(press_policy(when))
+    result = runner.invoke(app, ["policy", "check", str(path)], env={"COLUMNS": "250"})
+    out = result.stdout + result.stderr
+    assert result.exit_code == 2, out
+    assert "tier 'press' is never reached" in out, out
+
+
+def test_a_tier_placed_where_accounts_reach_it_passes(tmp_path: Path) -> None:
+    text = press_policy("account.followers >= 100000 && !account.verified")
+    path = tmp_path / "press.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["policy", "check", str(path)], env={"COLUMNS": "250"})
+    assert "never reached" not in result.stdout + result.stderr
+
+
+def test_the_server_refuses_a_tier_no_account_reaches(api: Api) -> None:
+    database = api.world.services.database
+    before = counts(database)
+    body = assert_problem(api.submit(JO, **proposal(press_policy())), 422, "invalid-policy")
+    assert "tier 'press' is never reached" in body["detail"], body["detail"]
     assert counts(database) == before

@@ -51,6 +51,7 @@ from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import PolicyTestResult, run_policy_tests
 from foureyes.policy.ticket_systems import required_systems, unconfigured
+from foureyes.policy.tier_reach import refuse_unreached_tiers
 
 __all__ = ["policy_app"]
 
@@ -130,6 +131,7 @@ def policy_check(
     foureyes.toml does not configure (or that cannot be checked: no foureyes.toml there)."""
 
     compiled = _load_new(policy, connector)
+    refuse_unreached_tiers(compiled)  # as a submission refuses it
     directory = load_directory(staff) if staff is not None else None
     for warning in _literal_warnings(compiled, directory):
         _say(f"warn {warning}")

@@ -47,6 +47,7 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
     from foureyes.policy.literals import account_literals, check_staff_literals  # noqa: PLC0415
     from foureyes.policy.sandbox import catalog_from_data, staff_from_data  # noqa: PLC0415
     from foureyes.policy.testing import refuse_failing_tests  # noqa: PLC0415
+    from foureyes.policy.tier_reach import refuse_unreached_tiers  # noqa: PLC0415
 
     try:
         catalog = catalog_from_data(request["catalog"])
@@ -56,6 +57,7 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
         proposed = parse_new_policy(request["proposed"], catalog, file="proposed policy")
         # Its literals name someone: a staff id in the directory, no look-alike of one.
         check_staff_literals(proposed, directory)
+        refuse_unreached_tiers(proposed)  # a tier no account reaches: a rule on it is void
         accounts = [
             {"value": item.value, "path": ".".join(item.path), "where": item.where(proposed)}
             for item in account_literals(proposed)
