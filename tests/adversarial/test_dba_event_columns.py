@@ -5,6 +5,8 @@ cover."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
 
 from foureyes.store.tables import EventRow
@@ -63,3 +65,47 @@ def test_the_timeline_says_what_the_body_says_and_marks_the_copy(api: Api) -> No
     untouched = [e for e in timeline if e["seq"] != seq]
     assert untouched
     assert all("altered" not in e for e in untouched)
+
+
+def test_another_requests_event_moved_in_is_marked(api: Api) -> None:
+    """Only the request column re-pointed (kind and actor left as the body says): another
+    request's events shown in this one's timeline are marked (attack led7-F6)."""
+    request_id = _pending(api)
+    other = _pending(api)
+    with api.world.services.database.read() as session:
+        seq = session.scalar(select(func.max(EventRow.seq)).where(EventRow.request_id == other))
+    assert seq is not None
+    tamper(
+        api.world.services.database,
+        "UPDATE audit_events SET request_id = :rid WHERE seq = :seq",
+        rid=request_id,
+        seq=seq,
+    )
+    timeline = api.get(ANA, f"/v1/requests/{request_id}").json()["timeline"]
+    (entry,) = [e for e in timeline if e["seq"] == seq]
+    assert entry["altered"], entry
+    assert entry["event"]["request"] == other
+    assert all(e.get("altered") is None for e in timeline if e["seq"] != seq)
+
+
+def test_a_re_dated_event_shows_its_bodys_time_marked(api: Api) -> None:
+    """The `at` column re-dated (attack led7-F5): the timeline shows the body's time, marked."""
+    request_id = _pending(api)
+    with api.world.services.database.read() as session:
+        seq = session.scalar(
+            select(func.min(EventRow.seq)).where(EventRow.request_id == request_id)
+        )
+    assert seq is not None
+    before = api.get(ANA, f"/v1/requests/{request_id}").json()["timeline"]
+    (shown,) = [e for e in before if e["seq"] == seq]
+    tamper(
+        api.world.services.database,
+        "UPDATE audit_events SET at = :at WHERE seq = :seq",
+        at=datetime(2020, 1, 1, tzinfo=UTC),
+        seq=seq,
+    )
+    timeline = api.get(ANA, f"/v1/requests/{request_id}").json()["timeline"]
+    (entry,) = [e for e in timeline if e["seq"] == seq]
+    assert entry["at"] == shown["at"]
+    assert not entry["at"].startswith("2020")
+    assert entry["altered"], entry

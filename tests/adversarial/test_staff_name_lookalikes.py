@@ -400,6 +400,43 @@ def test_a_name_one_look_alike_letter_apart_is_flagged_high(
     assert severities == {"high"}
 
 
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("M\uab33i Ch\uab33n", MEI),  # two letters, U+AB33 LATIN SMALL LETTER BARRED E
+        ("Mc\u0335i Chc\u0335n", MEI),  # ASCII c under an overlay mark, twice
+        ("M\u0258i Ch\u0258n", MEI),  # reversed e, twice
+        ("Mei C\ua795e\u014b", MEI),  # h with palatal hook, eng
+        ("Sam O\u0138afo\uab4b", SAM),  # kra, and a Latin r of another block
+    ],
+)
+def test_a_name_apart_only_in_letters_that_are_not_plain_is_flagged_high(
+    api: Api, tmp_path: Path, name: str, other: str
+) -> None:
+    """Two (or more) letters apart, each a letter of another script or an ASCII letter under
+    a mark, read as the other's name: flagged, high (attack led7-F1)."""
+    report = operations.import_directory(
+        api.world.services, load_directory(with_hire(tmp_path, name))
+    )
+    assert NEW in report.added
+    (clash,) = [c for c in report.named_alike.get(NEW, []) if c.other == other]
+    assert clash.kind in ("near", "name")
+    severities = {a.severity for a in alerts(api.world, "name_lookalike") if a.staff_id == NEW}
+    assert severities == {"high"}
+
+
+def test_names_apart_in_plain_letters_or_mostly_unplain_are_not_near() -> None:
+    """Plain letters apart are honest names (Meg Chen, Mei Chan); a name whose letters are
+    mostly not plain reads as nobody's in particular."""
+    names = {
+        MEI: "Mei Chen",
+        NEW: "Meg Chen",
+        "e-8001": "Mei Chan",
+        "e-8002": "\u0258\u0258\u0258 Ch\u0258n",
+    }
+    assert named_alike(names, [NEW, "e-8001", "e-8002"]) == {}
+
+
 def test_names_one_plain_letter_apart_are_not_flagged() -> None:
     names = {TOMAS: "Tomas Berg", NEW: "Thomas Berg", "e-8001": "Mei Chan", MEI: "Mei Chen"}
     assert named_alike(names, [NEW, "e-8001"]) == {}

@@ -166,7 +166,10 @@ def _advance(services: Services, looked: _Looked) -> tuple[list[int], bool] | No
             return [], False  # another worker is in a pass right now
         if state.cursor != looked.start:
             return None
-        _move_cursor(services, session, state, looked)
+        # A look that stopped before an alert is half a pass: the heartbeat is beaten by the
+        # whole pass that stores it, never here (a pass that keeps failing at that alert, one
+        # the database refuses, must go silent: attack led7-F7).
+        _move_cursor(services, session, state, looked, beat=not looked.stopped)
         return [], looked.read and looked.full
 
 
@@ -248,10 +251,16 @@ def _look(
 
 
 def _move_cursor(
-    services: Services, session: Session, state: DetectorStateRow, looked: _Looked
+    services: Services,
+    session: Session,
+    state: DetectorStateRow,
+    looked: _Looked,
+    *,
+    beat: bool = True,
 ) -> None:
     """The cursor moved to `looked.last` with the `detectors.read` event that vouches for it (when
-    the pass read anything, or the log vouches for no cursor yet), and the heartbeat beaten."""
+    the pass read anything, or the log vouches for no cursor yet), and the heartbeat beaten
+    (`beat`: the pass is whole)."""
     if looked.read or (looked.vouched_none and looked.start > 0):
         # Where the row now stands, in the log: the next pass believes the row only there.
         services.audit.append(
@@ -266,7 +275,8 @@ def _move_cursor(
         state.cursor = looked.last
     else:
         state.cursor = looked.start  # nothing but our own records: the row stays where vouched
-    state.heartbeat_at = looked.now
+    if beat:
+        state.heartbeat_at = looked.now
 
 
 def _requests_read(session: Session, events: Sequence[EventRow]) -> list[RequestRow]:

@@ -132,6 +132,7 @@ def named_alike(names: Mapping[str, str], flagged: Iterable[str]) -> dict[str, l
         if any(char.isdigit() for char in staff_id):
             by_id.setdefault(_key(staff_id), []).append(staff_id)
     longest = max(map(len, [*by_key, *by_id]), default=0)
+    lengths = _by_length(names)
     found: dict[str, list[NameClash]] = {}
     for staff_id in sorted(set(flagged)):
         name = names.get(staff_id, "")
@@ -152,6 +153,7 @@ def named_alike(names: Mapping[str, str], flagged: Iterable[str]) -> dict[str, l
                 if other != staff_id and other not in clashes:
                     clashes[other] = NameClash(other, names[other], False, "id")
         _near(name, names, by_key, staff_id, clashes)
+        _apart_in_unplain_letters(name, names, lengths, staff_id, clashes)
         if clashes:
             found[staff_id] = [clashes[other] for other in sorted(clashes)]
     return found
@@ -186,6 +188,64 @@ def _near(
         for other in others:
             if other != staff_id and other not in clashes:
                 clashes[other] = NameClash(other, names[other], False, "near")
+
+
+def _by_length(names: Mapping[str, str]) -> dict[tuple[int, bool], list[str]]:
+    """Staff ids by their name's number of letters (`_plain_letters`) and whether it holds a
+    letter that is not plain: a plain name is compared only with names that are not."""
+    found: dict[tuple[int, bool], list[str]] = {}
+    for staff_id, name in names.items():
+        letters = _plain_letters(name) if name else ()
+        if letters:
+            found.setdefault((len(letters), None in letters), []).append(staff_id)
+    return found
+
+
+def _apart_in_unplain_letters(
+    name: str,
+    names: Mapping[str, str],
+    lengths: Mapping[tuple[int, bool], list[str]],
+    staff_id: str,
+    clashes: dict[str, NameClash],
+) -> None:
+    """Add to `clashes` everyone whose name differs from `name` only where one of the two has
+    a letter that is not plain ASCII (another script's, or an ASCII letter under a mark): `Mꬳi
+    Chꬳn`, `Mc̵i Chc̵n` for Mei Chen, two letters apart (attack led7-F1). Each such letter is
+    a wildcard; at most a third of a name's letters may be, so that a name of such letters
+    alone reads as nobody's."""
+    mine = _plain_letters(name)
+    if len(mine) < NEAR_FROM:
+        return
+    candidates = lengths.get((len(mine), True), [])
+    if None in mine:
+        candidates = [*candidates, *lengths.get((len(mine), False), [])]
+    for other in candidates:
+        if other == staff_id or other in clashes:
+            continue
+        other_name = names[other]
+        theirs = _plain_letters(other_name)
+        unplain = sum(1 for a, b in zip(mine, theirs, strict=True) if a is None or b is None)
+        if not unplain or unplain > len(mine) // 3:
+            continue
+        if all(a is None or b is None or a == b for a, b in zip(mine, theirs, strict=True)):
+            clashes[other] = NameClash(other, other_name, False, "near")
+
+
+@cache
+def _plain_letters(name: str) -> tuple[str | None, ...]:
+    """`name`'s letters in order, case folded: a plain ASCII letter as itself, any other
+    (another script's, or one carrying a mark) as None; spaces, punctuation and joiners left
+    out."""
+    letters: list[str | None] = []
+    for char in unicodedata.normalize("NFD", name):
+        if unicodedata.category(char).startswith("M"):
+            if letters:
+                letters[-1] = None  # a mark makes its letter no plain one
+            continue
+        if not char.isalpha():
+            continue
+        letters.append(char.casefold() if char.isascii() else None)
+    return tuple(letters)
 
 
 def _one_apart(a: str, b: str) -> str | None:

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, inspect, select
@@ -201,7 +201,7 @@ def recorded_view(
         return None
     view = _assembled(services, row, _factors_recorded(row), dict(row.params), [])
     view["timeline"] = [
-        _entry(event.seq, event.at, event.kind, event.actor, event.body)
+        _entry(event.seq, event.at, event.kind, event.actor, event.body, row.id)
         for event in events
         if event.request_id == row.id
     ]
@@ -293,24 +293,42 @@ def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
     events = session.scalars(
         select(EventRow).where(EventRow.request_id == request_id, in_tree()).order_by(EventRow.seq)
     )
-    return [_entry(e.seq, e.at, e.kind, e.actor, e.body) for e in events]
+    return [_entry(e.seq, e.at, e.kind, e.actor, e.body, request_id) for e in events]
 
 
-def _entry(seq: int, at: datetime, kind: str, actor: str | None, body: bytes) -> dict[str, Any]:
-    """One event of a request's timeline: its kind and actor as its body says (the columns are
-    copies a DBA can edit unnoticed), else as the columns say, marked."""
+def _entry(
+    seq: int, at: datetime, kind: str, actor: str | None, body: bytes, request_id: str
+) -> dict[str, Any]:
+    """One event of request `request_id`'s timeline: its time, kind and actor as its body says
+    (the columns are copies a DBA can edit unnoticed), else as the columns say, marked; an
+    event whose body names another request (its `request_id` column re-pointed: attack
+    led7-F6) is marked too."""
     event = json.loads(body)
     said = event if isinstance(event, dict) else {}
+    stamped = _body_time(said.get("at"))
     entry = {
         "seq": seq,
-        "at": _iso(at),
+        "at": _iso(stamped or at),
         "kind": said.get("kind", kind),
         "actor": said.get("actor", actor),
         "event": event,
     }
-    if (said.get("kind"), said.get("actor"), said.get("seq")) != (kind, actor, seq):
-        entry["altered"] = "its indexed copy (kind, actor, seq) differs from its event's body"
+    copies = (said.get("kind"), said.get("actor"), said.get("seq"), said.get("request"))
+    if copies != (kind, actor, seq, request_id) or stamped != at.astimezone(UTC):
+        entry["altered"] = (
+            "its indexed copy (kind, actor, seq, request, time) differs from its event's body"
+        )
     return entry
+
+
+def _body_time(stamp: object) -> datetime | None:
+    """An event body's `at` (RFC 3339 UTC with microseconds, as the log writes it), or None."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 # Rows a list reads (and checks, and reads for in bulk) at a time: a page's worth and more,

@@ -14,6 +14,8 @@ import pytest
 from sqlalchemy import delete, event, select
 
 from foureyes import detect, worker
+from foureyes.core.alerts import LOOKING_ONLY
+from foureyes.detect import detectors as detectors_module
 from foureyes.detect.detectors import BY_KIND
 from foureyes.store.tables import AlertRow, EventRow, OutboxRow, PinRow
 from foureyes.workflow import operations
@@ -373,6 +375,32 @@ def test_a_failing_pipeline_raises_detector_silence_on_its_own(
     for _ in range(3):
         world.clock.advance(minutes=10)
         worker.run_once(world.services)  # logs the failure, does its other work
+    with world.services.database.transaction() as session:
+        alerts = list(session.scalars(select(AlertRow.detector)))
+    assert alerts == ["detector_silence"]
+
+
+def test_a_pass_failing_at_an_alert_the_database_refuses_goes_silent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DBA's trigger that refuses alerts about one person made every pass fail at that
+    alert, while the look before it (SQLite) beat the heartbeat: no alert about anyone, and
+    `/healthz` said ok (attack led7-F7). The heartbeat is beaten only by a whole pass, so the
+    silence is seen and raised."""
+    worker.run_once(world.services)  # a heartbeat, and the pass's own record after the cursor
+    stored = detectors_module.raise_alert
+
+    def refused(services: Any, session: Any, alert: Any, **kwargs: Any) -> Any:
+        if session.info.get(LOOKING_ONLY) or alert.detector != "protected_touched":
+            return stored(services, session, alert, **kwargs)
+        raise RuntimeError("the database refused the row (a trigger)")
+
+    monkeypatch.setattr(detectors_module, "raise_alert", refused)
+    submit(world, "e-3001", "account.suspend", "president")
+    for _ in range(3):
+        world.clock.advance(minutes=10)
+        worker.run_once(world.services)
+    assert detect.check_silence(world.services) is not None
     with world.services.database.transaction() as session:
         alerts = list(session.scalars(select(AlertRow.detector)))
     assert alerts == ["detector_silence"]
