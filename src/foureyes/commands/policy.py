@@ -36,6 +36,7 @@ from foureyes.errors import BadInput
 from foureyes.policy.analysis import check_invariants, check_update, diff_policies
 from foureyes.policy.catalog import Catalog
 from foureyes.policy.compiler import Policy, load_new_policy, load_policy
+from foureyes.policy.detector_settings import detector_changes
 from foureyes.policy.directory import Directory, load_directory
 from foureyes.policy.escalation_rules import escalation_gaps
 from foureyes.policy.explain import explain, explain_batch
@@ -344,7 +345,7 @@ def policy_diff(
     connector: ConnectorOpt = "demo",
 ) -> None:
     """Show which decisions change between two policies (outcome, people, approvers, options,
-    break-glass), and any invariant of the old policy that the new one breaks (foureyes would
+    break-glass), which detector settings change, and any invariant of the old policy that the new one breaks (foureyes would
     refuse it). Exit 1 when foureyes would refuse the update, or when some action could not be
     compared or an invariant not proven: the exit status can gate a change."""
     before, after = _load(old, connector), _load_new(new, connector)
@@ -374,11 +375,18 @@ def policy_diff(
         )
     for line in comparison.batches:
         _say(f"batch: {line}")
+    # Detectors decide nothing, but a change of what they watch is a change (attack pol7-F3).
+    detectors = detector_changes(before.document, after.document)
+    for setting, old_value, new_value in detectors:
+        shown = map(ascii_printable, (setting, old_value, new_value))
+        _say("detector: {}: {} → {}".format(*shown))
     differences = comparison.differences
-    if not differences and (comparison.invariants or comparison.tiers or comparison.batches):
+    if not differences and (
+        comparison.invariants or comparison.tiers or comparison.batches or detectors
+    ):
         out.print(
-            "No decision changes among the actions compared; invariants, tiers or batch "
-            "rules change."
+            "No decision changes among the actions compared; invariants, tiers, batch "
+            "rules or detectors change."
         )
     elif not differences and not comparison.unknown:
         out.print("No decision changes.")

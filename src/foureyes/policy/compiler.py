@@ -33,6 +33,7 @@ from foureyes.policy.celtypes import CelType, parse_type
 from foureyes.policy.comparisons import Path as FieldPath
 from foureyes.policy.comparisons import read
 from foureyes.policy.conditions import Condition, ConditionCompileError, compile_condition
+from foureyes.policy.detector_settings import setting_problems
 from foureyes.policy.digests import document_digest
 from foureyes.policy.domains import domain_problem
 from foureyes.policy.escalation_rules import MIN_ESCALATION, group_selection_problem
@@ -243,9 +244,16 @@ def load_new_policy(path: Path | str, catalog: Catalog) -> Policy:
 def compile_policy(source: SourceDocument, catalog: Catalog, *, new: bool = False) -> Policy:
     """The policy of `source`; `new`: a text about to be accepted, whose conditions are held to
     the wording rule too (`wording.condition_problem`: one line or a literal block, no CEL
-    comment, no literal decoding to what the source does not show or with edge whitespace)."""
+    comment, no literal decoding to what the source does not show or with edge whitespace),
+    whose scalars read as they show (`scalar_forms`: no `010`, `0x2`, `1_0`, `yes`) and whose
+    settings name tiers and pins that can exist (`detector_settings`)."""
     if not isinstance(source.data, dict):
         raise source.error((), "a policy is a YAML mapping (with version, tiers, rules, ...)")
+    if new and source.surprises:
+        # `approvals: 010` reads as ten and is eight (`scalar_forms`): first, so that the
+        # message says so rather than what the schema makes of eight.
+        loc, line, message = source.surprises[0]
+        raise PolicyError(message, file=source.file, line=line, field=dotted(loc))
     try:
         document = PolicyDocument.model_validate(source.data)
     except ValidationError as exc:
@@ -288,6 +296,9 @@ class _Compiler:
         )
         batches = self._batches(types, tier_names)
         self._held_to_domains(tier_names)
+        if self.new:
+            for loc, problem in setting_problems(document, tier_names):
+                raise self.fail(loc, problem)
         for i, test in enumerate(document.tests):
             if test.action not in self.catalog.actions:
                 raise self.fail(("tests", i, "action"), f"unknown action {test.action!r}")

@@ -24,7 +24,7 @@ from collections.abc import Collection
 from foureyes.model import WEEKDAYS, ActionKind, Employment, StaffStatus
 from foureyes.policy.comparisons import Path
 
-__all__ = ["domain_problem"]
+__all__ = ["domain_problem", "pin_problem", "tier_problem"]
 
 _PEOPLE = ("staff", "approver", "requester")
 _PIN = re.compile(r"[a-z][a-z0-9_-]{0,49}")
@@ -48,7 +48,7 @@ def domain_problem(
     elif path == ("context", "weekday"):
         domain = WEEKDAYS
     elif path == ("account", "pins"):
-        if _PIN.fullmatch(value) is None:
+        if not is_pin(value):
             return (
                 f"{value!r} is compared with account.pins, but a pin's name is lower case "
                 "(letters, digits, - and _): no account carries this pin"
@@ -63,3 +63,28 @@ def domain_problem(
     return (
         f"{value!r} is compared with {name}, which is never {value!r}{hint}: it is one of {shown}"
     )
+
+
+def is_pin(value: str) -> bool:
+    """Whether `value` has a pin's name shape (as a pin is made)."""
+    return _PIN.fullmatch(value) is not None
+
+
+def pin_problem(value: str) -> str | None:
+    """Why `value`, written where a setting names a pin (`detectors.protected_touched.pins`),
+    names no pin any account carries, or None."""
+    if is_pin(value):
+        return None
+    return (
+        f"{value!r} is no pin: a pin's name is lower case (letters, digits, - and _), so no "
+        "account carries it"
+    )
+
+
+def tier_problem(value: str, tiers: Collection[str]) -> str | None:
+    """Why `value`, written where a setting names a tier, is none of the text's `tiers`."""
+    if value in tiers:
+        return None
+    like = [known for known in tiers if known.casefold() == value.casefold()]
+    hint = f" (it reads as {like[0]!r})" if like else ""
+    return f"{value!r} is no tier of this policy{hint}: its tiers are {', '.join(sorted(tiers))}"

@@ -17,7 +17,8 @@ names F5). So, for a text about to be accepted:
   none is only reported (`unheld_groups`): a policy may name a group before HR fills it;
 - a literal compared with a directory field (`email`, `name`, `identities`, `region`,
   `vendor`) that no one holds and that folds like a value someone holds is refused; one that
-  folds like none is only reported (`unheld_values`; attack names R5-2);
+  folds like none is only reported (`unheld_values`; attack names R5-2); so is a region the
+  settings name (`detectors.off_hours.regions`, `setting_literals`; attack pol7-F3);
 - which comparisons there are is `foureyes.policy.comparisons`' reading (a new text uses only
   forms it attributes: R5-1); closed domains (action names, employment, tiers) are held by the
   compiler (`foureyes.policy.domains`);
@@ -44,6 +45,7 @@ from foureyes.policy.cel.lexer import CelSyntaxError
 from foureyes.policy.comparisons import Path, read
 from foureyes.policy.compiler import Policy
 from foureyes.policy.conditions import Condition
+from foureyes.policy.detector_settings import setting_regions
 from foureyes.policy.directory import Directory, login_skeleton
 from foureyes.policy.yamlsource import Loc, dotted
 from foureyes.text.folding import fold
@@ -57,6 +59,7 @@ __all__ = [
     "account_literals",
     "check_staff_literals",
     "compared_literals",
+    "setting_literals",
     "unheld_groups",
     "unheld_values",
 ]
@@ -156,7 +159,8 @@ def account_literals(policy: Policy) -> list[Compared]:
 def check_staff_literals(policy: Policy, directory: Directory) -> None:
     """PolicyError (file, line, field, rule) for the first literal of `policy` that reads as
     a staff id or a group of `directory` it is not, or is compared with a staff id and names
-    no one (the module's rule)."""
+    no one, or that it or a setting (`setting_literals`) names as a directory value that no
+    one holds and that folds like a held one (the module's rule)."""
     people = directory.staff
     skeletons = {login_skeleton(staff_id): staff_id for staff_id in sorted(people)}
     logins = {login: p.id for p in people.values() for login in p.identities}
@@ -185,19 +189,36 @@ def check_staff_literals(policy: Policy, directory: Directory) -> None:
                         loc,
                         f"group {value!r} is held by no one and reads as group {like!r}",
                     )
-            if path in DIRECTORY_PATHS:
-                values = _held(directory, path[1])
-                if value in values:
-                    continue
-                like = next((v for v in sorted(values) if fold(v) == fold(value)), None)
-                if like is not None:
-                    raise _error(
-                        policy,
-                        loc,
-                        f"{value!r} is compared with {name}, but no one's {path[1]} is "
-                        f"{value!r}; it reads as {like!r}, which someone's is: write the "
-                        "directory's value exactly",
-                    )
+            like = _folds_like_held(directory, path, value)
+            if like is not None:
+                raise _error(
+                    policy,
+                    loc,
+                    f"{value!r} is compared with {name}, but no one's {path[1]} is "
+                    f"{value!r}; it reads as {like!r}, which someone's is: write the "
+                    "directory's value exactly",
+                )
+    for item in setting_literals(policy):
+        like = _folds_like_held(directory, item.path, item.value)
+        if like is not None:
+            raise _error(
+                policy,
+                item.loc,
+                f"{item.value!r} names a {item.path[1]}, but no one's {item.path[1]} is "
+                f"{item.value!r}; it reads as {like!r}, which someone's is: write the "
+                "directory's value exactly",
+            )
+
+
+def _folds_like_held(directory: Directory, path: Path, value: str) -> str | None:
+    """The value of the directory field `path` someone holds that `value`, held by no one,
+    folds like; None when `value` is held, folds like none, or `path` is no such field."""
+    if path not in DIRECTORY_PATHS:
+        return None
+    values = _held(directory, path[1])
+    if value in values:
+        return None
+    return next((v for v in sorted(values) if fold(v) == fold(value)), None)
 
 
 def _held(directory: Directory, name: str) -> set[str]:
@@ -212,14 +233,23 @@ def _held(directory: Directory, name: str) -> set[str]:
     return out
 
 
+def setting_literals(policy: Policy) -> list[Compared]:
+    """The directory values a policy's settings name (`detector_settings.setting_regions`: the
+    regions of `detectors.off_hours`), each as the field it is held to (`staff.region`)."""
+    return [
+        Compared(loc, ("staff", "region"), region)
+        for loc, region in setting_regions(policy.document)
+    ]
+
+
 def unheld_values(policy: Policy, directory: Directory) -> list[Compared]:
-    """Literals compared with a directory field (email, name, identities, region, vendor) that
-    no one in `directory` holds exactly (reported, not refused: a deployment may name a value
-    before anyone holds it; one that folds like a held value is refused by
-    `check_staff_literals`)."""
+    """Literals compared with a directory field (email, name, identities, region, vendor), and
+    values the settings name (`setting_literals`), that no one in `directory` holds exactly
+    (reported, not refused: a deployment may name a value before anyone holds it; one that
+    folds like a held value is refused by `check_staff_literals`)."""
     return [
         item
-        for item in compared_literals(policy)
+        for item in compared_literals(policy) + setting_literals(policy)
         if item.path in DIRECTORY_PATHS and item.value not in _held(directory, item.path[1])
     ]
 

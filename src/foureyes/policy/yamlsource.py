@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from foureyes.errors import PolicyError
+from foureyes.policy.scalar_forms import scalar_problem
 
 Loc = tuple[str | int, ...]
 
@@ -26,7 +27,9 @@ class SourceDocument:
     where its block scalars (`|`, `>`: values written as lines) are, and which scalars YAML
     folded (`folded`: a `>` block, or a plain or quoted scalar written over several lines,
     whose lines YAML joined with spaces, so that the value's one line is not what the source
-    showed as lines) and the line each scalar's text starts on (`starts`)."""
+    showed as lines), the line each scalar's text starts on (`starts`), and each scalar YAML
+    1.1 reads as other than it shows (`surprises`: location, line, why; `scalar_forms`),
+    which a new policy text may not hold."""
 
     file: str
     data: Any
@@ -34,6 +37,7 @@ class SourceDocument:
     blocks: frozenset[Loc] = frozenset()
     folded: frozenset[Loc] = frozenset()
     starts: Mapping[Loc, int] = field(default_factory=dict)
+    surprises: tuple[tuple[Loc, int, str], ...] = ()
 
     def line_of(self, loc: Loc) -> int | None:
         """The line of `loc`, or of its nearest enclosing value that has one."""
@@ -108,6 +112,7 @@ def parse_yaml(text: str, file: str = "<string>") -> SourceDocument:
         blocks=frozenset(shape.blocks),
         folded=frozenset(shape.folded),
         starts=shape.starts,
+        surprises=tuple(shape.surprises),
     )
 
 
@@ -119,6 +124,14 @@ class _Shape:
     blocks: set[Loc] = field(default_factory=set)
     folded: set[Loc] = field(default_factory=set)
     starts: dict[Loc, int] = field(default_factory=dict)
+    surprises: list[tuple[Loc, int, str]] = field(default_factory=list)
+
+    def note(self, node: yaml.Node, loc: Loc, what: str = "") -> None:
+        """Note the scalar `node` at `loc` when YAML reads it as other than it shows."""
+        if isinstance(node, yaml.ScalarNode):
+            problem = scalar_problem(node.tag, node.value)
+            if problem is not None:
+                self.surprises.append((loc, node.start_mark.line + 1, f"{what}{problem}"))
 
 
 def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, shape: _Shape, file: str) -> Any:
@@ -133,6 +146,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, shape: _Shape, fi
                     file=file,
                     line=key_node.start_mark.line + 1,
                 )
+            shape.note(key_node, loc, "a key here: ")
             key = _construct(loader, key_node, file)
             if not isinstance(key, str | int | bool) or key is None:
                 raise PolicyError(
@@ -161,6 +175,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, shape: _Shape, fi
             shape.folded.add(loc)
         # A block's text starts on the line after its indicator.
         shape.starts[loc] = node.start_mark.line + 1 + (1 if block else 0)
+        shape.note(node, loc)
     return _construct(loader, node, file)
 
 
