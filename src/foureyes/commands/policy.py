@@ -345,9 +345,10 @@ def policy_diff(
     connector: ConnectorOpt = "demo",
 ) -> None:
     """Show which decisions change between two policies (outcome, people, approvers, options,
-    break-glass), which detector settings change, and any invariant of the old policy that the new one breaks (foureyes would
-    refuse it). Exit 1 when foureyes would refuse the update, or when some action could not be
-    compared or an invariant not proven: the exit status can gate a change."""
+    break-glass), which detector settings change, and any invariant of the old policy that
+    the new one breaks (foureyes would refuse it). Exit 1 when foureyes would refuse the
+    update, or when some action could not be compared or an invariant not proven: the exit
+    status can gate a change."""
     before, after = _load(old, connector), _load_new(new, connector)
     unproven: BadInput | None = None
     with reporting("comparing decisions", unit="actions") as shown:
@@ -378,8 +379,8 @@ def policy_diff(
     # Detectors decide nothing, but a change of what they watch is a change (attack pol7-F3).
     detectors = detector_changes(before.document, after.document)
     for setting, old_value, new_value in detectors:
-        shown = map(ascii_printable, (setting, old_value, new_value))
-        _say("detector: {}: {} → {}".format(*shown))
+        values = ascii_printable(old_value), ascii_printable(new_value)
+        _say(f"detector: {ascii_printable(setting)}: {values[0]} → {values[1]}")
     differences = comparison.differences
     if not differences and (
         comparison.invariants or comparison.tiers or comparison.batches or detectors

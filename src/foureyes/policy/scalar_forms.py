@@ -41,8 +41,7 @@ def scalar_problem(tag: str, text: str) -> str | None:
     if tag == _BOOL and text.lower() not in _TRUE_FALSE:
         meant = "true" if text.lower() in ("yes", "on", "y") else "false"
         return (
-            f"write {meant}, or quote {text!r} for the word ({text} is read as the "
-            f"boolean {meant})"
+            f"write {meant}, or quote {text!r} for the word ({text} is read as the boolean {meant})"
         )
     return None
 
