@@ -263,7 +263,11 @@ def policy_with(when: str) -> Policy:
     """A deny rule with `when` or, when it reads approver or requester, a require rule with
     it as its approvers."""
     if "approver." not in when and "requester." not in when:
-        return parse_new_policy(with_rule(f" '{when}'", "[account.login_as]"), CATALOG, file="p")
+        # A param is compared on an action that has it (`param_domains`).
+        actions = (
+            "[account.login_as, account.suspend]" if "params" in when else "[account.login_as]"
+        )
+        return parse_new_policy(with_rule(f" '{when}'", actions), CATALOG, file="p")
     rule = (
         "  - id: protect\n"
         "    effect: require\n"

@@ -133,7 +133,7 @@ def test_a_comparison_that_cannot_depend_on_the_request_is_refused(name: str) ->
 @pytest.mark.parametrize(
     "when",
     [
-        'params.new_email.endsWith("@chirp.example")',
+        'params.reason.endsWith("@chirp.example")',
         'params["reason"].matches("^INC-[0-9]+$")',
         'staff.ends < context.now + duration("720h")',
         'staff.starts < timestamp("2026-01-01T00:00:00Z")',

@@ -24,6 +24,10 @@ POLICY = str(EXAMPLES / "policy.yaml")
 STAFF = str(EXAMPLES / "staff.yaml")
 TEXT = (EXAMPLES / "policy.yaml").read_text()
 TRUST_SAFETY = '    when: \'"trust-safety" in staff.groups && account.tier != "vit"\'\n'
+TRUST_SAFETY_ACTIONS = (
+    "actions: [account.view, account.suspend, account.unsuspend, account.deactivate, "
+    "account.reactivate]"
+)
 VIT = "    when: 'account.tier == \"vit\"'\n"
 SIGNIFICANT = VIT + "    approvals: 2\n    approvers: 'approver.employment"
 SIGN_OFF = VIT + '    approvals: 1\n    approvers: \'"security"'
@@ -31,8 +35,16 @@ SIGN_OFF = VIT + '    approvals: 1\n    approvers: \'"security"'
 
 def weakened(hole: str, extra_rule: str = "") -> str:
     """The example policy, with the VIT rules skipping the cases where `hole` holds and the
-    trust & safety rule allowing exactly those (the issue's three changed conditions)."""
-    text = TEXT.replace(
+    trust & safety rule allowing exactly those (the issue's three changed conditions). A hole
+    on `params.email` makes the trust & safety rule cover `account.change_email` too: a param
+    is compared only on actions that have it (`param_domains`)."""
+    text = TEXT
+    if "params.email" in hole:
+        assert text.count(TRUST_SAFETY_ACTIONS) == 1
+        text = text.replace(
+            TRUST_SAFETY_ACTIONS, TRUST_SAFETY_ACTIONS[:-1] + ", account.change_email]"
+        )
+    text = text.replace(
         TRUST_SAFETY,
         f'    when: \'"trust-safety" in staff.groups && (account.tier != "vit" || {hole})\'\n',
         1,
@@ -80,7 +92,7 @@ _MANY_GROUPS_DENY = """
 FOUND = {
     "account.ref": ('account.ref == "chirp:president"', ""),
     "account.platform": ('account.platform == "synapse"', ""),
-    "params": ('params.reason == "urgent"', ""),
+    "params": ('params.email == "urgent@chirp.example"', ""),
     "staff.id in the directory": ('staff.id == "e-3001"', ""),
     "staff.id of someone not hired yet": ('staff.id == "x-7777"', ""),
     "a numeric range": ("account.followers > 3 && account.followers < 5", ""),
@@ -96,7 +108,7 @@ FOUND = {
 # string function or ordering between a literal and an attribute is refused before the prover,
 # in every new text: attack r6 R6-1; on a parameter it stays for the prover.)
 REFUSED = {
-    "matches()": ('params.reason.matches("^pres")', "calls matches()"),
+    "matches()": ('params.email.matches("^pres")', "calls matches()"),
     "two attributes": ("staff.id == account.id", "compares staff.id with account.id"),
     "string ordering": ("account.handle > account.id", "compares account.handle with account.id"),
     "parameter ordering": ('params.reason > "m"', "orders values"),

@@ -184,7 +184,7 @@ def _literal_warnings(compiled: Policy, directory: Directory | None) -> list[str
             "does)"
             for item in unheld_values(compiled, directory)
         ]
-    elif any(item.path in ID_PATHS for item in compared_literals(compiled)):
+    elif any(item.domain in ID_PATHS for item in compared_literals(compiled)):
         warnings.append(
             "the staff ids the conditions compare with are not checked against a directory "
             "(give it with --staff; a submission checks them against the one in force)"

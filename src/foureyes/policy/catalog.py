@@ -39,6 +39,12 @@ from foureyes.policy.directory import MAX_SHOWN, MAX_STAFF_ID, STAFF_ID_PATTERN
 FOUREYES_PLATFORM = "foureyes"
 # The most groups `foureyes.staff.update` gives a person (each is on every card of theirs).
 MAX_GROUPS = 100
+# What a param holds, when it holds a value of a domain foureyes checks (a JSON Schema
+# annotation: validators ignore it). A connector may declare its params' meanings the same way.
+MEANING = "x-foureyes"
+ACCOUNT_REF, STAFF_ID, GROUP, PIN = "account-ref", "staff-id", "group", "pin"
+# Each param holding an account ref, a staff id, a group or a pin says so (`MEANING`): a
+# literal a policy compares with it is checked as that field's are (`param_domains`).
 _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
     "foureyes.policy.update": {
         "type": "object",
@@ -58,8 +64,8 @@ _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
     "foureyes.account.pin": {
         "type": "object",
         "properties": {
-            "account": {"type": "string", "pattern": "^[^:]+:.+$"},
-            "pin": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,49}$"},
+            "account": {"type": "string", "pattern": "^[^:]+:.+$", MEANING: ACCOUNT_REF},
+            "pin": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,49}$", MEANING: PIN},
             "present": {"type": "boolean"},
         },
         "required": ["account", "pin", "present"],
@@ -76,12 +82,13 @@ _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
                 "minLength": 1,
                 "maxLength": MAX_STAFF_ID,
                 "pattern": STAFF_ID_PATTERN,
+                MEANING: STAFF_ID,
             },
             "status": {"enum": ["active", "suspended", "terminated"]},
             "groups": {
                 "type": "array",
                 "maxItems": MAX_GROUPS,
-                "items": {"type": "string", "minLength": 1, "maxLength": MAX_SHOWN},
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_SHOWN, MEANING: GROUP},
             },
             "ends": {
                 "type": ["string", "null"],
@@ -98,7 +105,7 @@ _SELF_GOVERNING_PARAMS: Mapping[str, dict[str, Any]] = {
     "foureyes.staff.enrol_credential": {
         "type": "object",
         "properties": {
-            "staff": {"type": "string", "minLength": 1, "maxLength": 64},
+            "staff": {"type": "string", "minLength": 1, "maxLength": 64, MEANING: STAFF_ID},
             "kind": {"enum": ["webauthn", "device-key"]},
             "name": {"type": "string", "minLength": 1, "maxLength": 100},
             "public_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,4096}$"},

@@ -74,6 +74,9 @@ class Found:
     compared: list[tuple[Path, str]] = field(default_factory=list)
     literals: list[str] = field(default_factory=list)
     problem: str | None = None
+    # `params.pin.startsWith("x")`: a field searched for a literal by a string function (on
+    # `params` only: elsewhere the form is refused), as (path, function, literal).
+    searched: list[tuple[Path, str, str]] = field(default_factory=list)
 
 
 def read(source: str) -> Found:
@@ -131,6 +134,15 @@ class _Walker:
                 f"a literal reaches a field through {reaching}, which no check can read "
                 f"(a prefix or a pattern names no one): {_DIRECTLY}"
             )
+        if isinstance(node, Call) and node.function in _STRING_FUNCTIONS:
+            self._searched(node, env)
+
+    def _searched(self, node: Call, env: Mapping[str, _Bound]) -> None:
+        parts = list(node.args) if node.target is None else [node.target, *node.args]
+        if len(parts) == 2:
+            path, values = self._path(parts[0], env), self._values(parts[1], env)
+            if path is not None and values is not None:
+                self.found.searched.extend((path, node.function, value) for value in values)
 
     def _comp(self, node: Comp, env: Mapping[str, _Bound]) -> None:
         self.visit(node.range, env)

@@ -37,6 +37,7 @@ from foureyes.policy.detector_settings import setting_problems
 from foureyes.policy.digests import document_digest
 from foureyes.policy.domains import domain_problem
 from foureyes.policy.escalation_rules import MIN_ESCALATION, group_selection_problem
+from foureyes.policy.param_domains import param_problem, scope_of, search_problem
 from foureyes.policy.regex import Regex, RegexError, compile_re2
 from foureyes.policy.schema import (
     BatchRuleSpec,
@@ -271,6 +272,8 @@ class _Compiler:
         self.new = new
         # A new text's comparisons of a literal with a field (`_held_to_forms`).
         self.compared: list[tuple[Loc, FieldPath, str]] = []
+        # Its string functions on params (`params.pin.startsWith("x")`: `_held_to_domains`).
+        self.searched: list[tuple[Loc, FieldPath, str, str]] = []
 
     def fail(self, loc: Loc, message: str) -> PolicyError:
         return self.source.error(loc, message)
@@ -295,7 +298,7 @@ class _Compiler:
             for i, spec in enumerate(document.invariants)
         )
         batches = self._batches(types, tier_names)
-        self._held_to_domains(tier_names)
+        self._held_to_domains(tier_names, rules, batches)
         if self.new:
             for loc, problem in setting_problems(document, tier_names):
                 raise self.fail(loc, problem)
@@ -391,13 +394,29 @@ class _Compiler:
         if found.problem is not None:
             raise self.fail(loc, f"{self._owner(loc)}{found.problem}")
         self.compared.extend((loc, path, value) for path, value in found.compared)
+        self.searched.extend((loc, *item) for item in found.searched)
 
-    def _held_to_domains(self, tier_names: set[str]) -> None:
-        """A literal compared with a field of a closed domain is in it (`domains`)."""
+    def _held_to_domains(
+        self,
+        tier_names: set[str],
+        rules: Sequence[CompiledRule],
+        batches: Sequence[CompiledBatchRule],
+    ) -> None:
+        """A literal compared with a field of a closed domain is in it (`domains`); one
+        compared with a param is a value the param takes in the actions its condition applies
+        to, and one searched for in a param can be in it (`param_domains`)."""
+        actions = self.catalog.actions
         for loc, path, value in self.compared:
-            problem = domain_problem(
-                path, value, actions=self.catalog.actions.keys(), tiers=tier_names
-            )
+            if path[0] == "params":
+                problem = param_problem(path, value, scope_of(loc, rules, batches, actions))
+            else:
+                problem = domain_problem(path, value, actions=actions.keys(), tiers=tier_names)
+            if problem is not None:
+                raise self.fail(loc, f"{self._owner(loc)}{problem}")
+        for loc, path, function, value in self.searched:
+            if path[0] != "params":
+                continue  # refused as a form elsewhere (`comparisons`)
+            problem = search_problem(path, function, value, scope_of(loc, rules, batches, actions))
             if problem is not None:
                 raise self.fail(loc, f"{self._owner(loc)}{problem}")
 

@@ -26,7 +26,11 @@ names F5). So, for a text about to be accepted:
   (`account_literals`) must name an
   account its platform resolves exactly, which only a running foureyes can ask
   (`foureyes.workflow.governance`, at submission and execution); `foureyes policy check` is
-  offline and lists them.
+  offline and lists them;
+- a literal compared with a param that says what it holds (`param_domains`, pol7-F1) is
+  checked as the field of that meaning: a staff id (`params.staff` of `foureyes.staff.update`)
+  names someone, a group reads as no held group it is not, an account ref (`params.account`
+  of `foureyes.account.pin`) is looked up like an `account.ref` literal.
 
 A literal can meet a field only in a comparison: a new text may not use `startsWith`,
 `endsWith`, `contains`, `matches` or an ordering between a literal and a field (`comparisons`,
@@ -47,6 +51,7 @@ from foureyes.policy.compiler import Policy
 from foureyes.policy.conditions import Condition
 from foureyes.policy.detector_settings import setting_regions
 from foureyes.policy.directory import Directory, login_skeleton
+from foureyes.policy.param_domains import AS_FIELD, param_meaning, scope_of
 from foureyes.policy.yamlsource import Loc, dotted
 from foureyes.text.folding import fold
 
@@ -80,11 +85,14 @@ _CHECKED = ID_PATHS | GROUP_PATHS | ACCOUNT_PATHS | DIRECTORY_PATHS
 
 @dataclass(frozen=True)
 class Compared:
-    """A string literal `value` compared, in the condition at `loc`, with `path`."""
+    """A string literal `value` compared, in the condition at `loc`, with `path`; `domain` is
+    the field whose values it is checked against: `path` itself, or for a param that says what
+    it holds, that field (`params.account` of `foureyes.account.pin`: `account.ref`)."""
 
     loc: Loc
     path: Path
     value: str
+    domain: Path
 
     def where(self, policy: Policy) -> str:
         return policy.located(f"{_owner(policy, self.loc)}{dotted(self.loc)}", self.loc)
@@ -138,20 +146,34 @@ def _found(policy: Policy) -> Iterator[tuple[Loc, _Found]]:
 
 
 def compared_literals(policy: Policy) -> list[Compared]:
-    """Every string literal compared with a staff id, a group or an account, in order."""
-    return [
-        Compared(loc, path, value)
-        for loc, found in _found(policy)
-        for path, value in found.compared
-        if path in _CHECKED
-    ]
+    """Every string literal compared with a staff id, a group or an account (a param holding
+    one included), in order."""
+    out = []
+    for loc, found in _found(policy):
+        for path, value in found.compared:
+            domain = _domain(policy, loc, path, value)
+            if domain in _CHECKED:
+                out.append(Compared(loc, path, value, domain))
+    return out
+
+
+def _domain(policy: Policy, loc: Loc, path: Path, value: str) -> Path:
+    """The field whose values `value` compared with `path` at `loc` is checked against: for a
+    param, the field of what it holds when its actions say (`param_domains`), else `path`."""
+    if path[0] != "params":
+        return path
+    scope = scope_of(loc, policy.rules, policy.batches, policy.catalog.actions)
+    meaning = param_meaning(path, value, scope)
+    return AS_FIELD.get(meaning, path) if meaning is not None else path
 
 
 def account_literals(policy: Policy) -> list[Compared]:
-    """The literals compared with `account.id` or `account.ref` (each once)."""
+    """The literals compared with `account.id`, `account.ref`, `account.handle`,
+    `account.platform`, or a param holding an account ref (each once): the server looks each
+    up on its platform, a param's as an `account.ref` (`workflow.policy_accounts`)."""
     seen: dict[tuple[Path, str], Compared] = {}
     for item in compared_literals(policy):
-        if item.path in ACCOUNT_PATHS:
+        if item.domain in ACCOUNT_PATHS:
             seen.setdefault((item.path, item.value), item)
     return list(seen.values())
 
@@ -173,7 +195,8 @@ def check_staff_literals(policy: Policy, directory: Directory) -> None:
                 raise _error(policy, loc, f"{value!r} reads as staff id {like!r}, which it is not")
         for path, value in found.compared:
             name = ".".join(path)
-            if path in ID_PATHS and value not in people:
+            domain = _domain(policy, loc, path, value)
+            if domain in ID_PATHS and value not in people:
                 owner = logins.get(value)
                 why = (
                     f"it is a login of {owner!r}, not a staff id"
@@ -181,7 +204,7 @@ def check_staff_literals(policy: Policy, directory: Directory) -> None:
                     else "no one in the directory has that id"
                 )
                 raise _error(policy, loc, f"{value!r} is compared with {name}, but {why}")
-            if path in GROUP_PATHS and value not in held:
+            if domain in GROUP_PATHS and value not in held:
                 like = folded.get(fold(value))
                 if like is not None:
                     raise _error(
@@ -260,7 +283,7 @@ def unheld_groups(policy: Policy, directory: Directory) -> list[Compared]:
     return [
         item
         for item in compared_literals(policy)
-        if item.path in GROUP_PATHS and item.value not in held
+        if item.domain in GROUP_PATHS and item.value not in held
     ]
 
 

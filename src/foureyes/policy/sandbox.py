@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import threading
@@ -95,7 +96,7 @@ class Budget:
 @dataclass(frozen=True)
 class AccountName:
     """A literal the proposed text compares with `path` (`account.id`, `account.ref`,
-    `account.handle`, `account.platform`), and
+    `account.handle`, `account.platform`, or a param holding an account ref), and
     where (`rule 'x' rules[2].when (proposed policy:31)`): looked up by the parent."""
 
     value: str
@@ -226,8 +227,10 @@ def _verdict(out: bytes) -> Verdict | str | None:
     return None
 
 
-# The fields whose literals the parent looks up (`foureyes.policy.literals.ACCOUNT_PATHS`).
+# The fields whose literals the parent looks up (`foureyes.policy.literals.ACCOUNT_PATHS`),
+# and params holding an account ref (`params.account`: looked up as `account.ref` is).
 _ACCOUNT_PATHS = frozenset({"account.id", "account.ref", "account.handle", "account.platform"})
+_PARAM_PATH = re.compile(r"params(\.[^.]+)+")
 
 
 def _accounts(items: Any) -> Verdict | None:
@@ -241,7 +244,8 @@ def _accounts(items: Any) -> Verdict | None:
         value, path, where = item["value"], item["path"], item["where"]
         if not all(isinstance(v, str) for v in (value, path, where)):
             return None
-        if path not in _ACCOUNT_PATHS or len(value) > _MAX_TEXT:
+        known = path in _ACCOUNT_PATHS or _PARAM_PATH.fullmatch(path) is not None
+        if not known or len(value) > _MAX_TEXT or len(path) > _MAX_TEXT:
             return None
         names.append(AccountName(value, path, _short(where)))
     return Verdict(accounts=tuple(names))

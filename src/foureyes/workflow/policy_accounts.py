@@ -4,11 +4,13 @@ president, whose id is `president`, and matches nobody).
 
 A literal compared with `account.id` must be the id of an account on some connected platform
 (foureyes' own included: `account.id == "policy"`); one compared with `account.ref` must be
-`platform:id` of one. Each is looked up as a pin's account is (`check_pinned_account`): a
-platform that finds it under another spelling (case, a handle for a DID) names it so, and the
-text must use that name. A platform that cannot answer now is Unavailable: the check is not
-passed on a guess. Which names to look up comes from the budgeted check of the text
-(`foureyes.policy.sandbox`, `foureyes.policy.literals`), which has no connector itself.
+`platform:id` of one, as must one compared with a param holding an account ref
+(`params.account` of `foureyes.account.pin`, attack pol7-F1). Each is looked up as a pin's
+account is (`check_pinned_account`): a platform that finds it under another spelling (case, a
+handle for a DID) names it so, and the text must use that name. A platform that cannot answer
+now is Unavailable: the check is not passed on a guess. Which names to look up comes from the
+budgeted check of the text (`foureyes.policy.sandbox`, `foureyes.policy.literals`), which has
+no connector itself.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def check_account_names(connectors: Mapping[str, Connector], names: Iterable[Acc
         if name.path == "account.handle":
             _check_handle(connectors, name)
             continue
-        if name.path == "account.ref":
+        if name.path == "account.ref" or name.path.startswith("params."):
+            # A param holding an account ref (`params.account` of `foureyes.account.pin`):
+            # the checker sends only those (`literals.account_literals`).
             try:
                 platform, account_id = Account.split_ref(name.value)
             except ValueError:
