@@ -260,7 +260,7 @@ def setting_literals(policy: Policy) -> list[Compared]:
     """The directory values a policy's settings name (`detector_settings.setting_regions`: the
     regions of `detectors.off_hours`), each as the field it is held to (`staff.region`)."""
     return [
-        Compared(loc, ("staff", "region"), region)
+        Compared(loc, ("staff", "region"), region, ("staff", "region"))
         for loc, region in setting_regions(policy.document)
     ]
 
