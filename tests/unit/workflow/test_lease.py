@@ -123,9 +123,9 @@ def alerts(world: World, request_id: str) -> list[AlertRow]:
     with world.services.database.transaction() as session:
         return list(
             session.scalars(
-                select(AlertRow).where(
-                    AlertRow.request_id == request_id, AlertRow.detector == INTERRUPTED_ALERT
-                )
+                select(AlertRow)
+                .where(AlertRow.request_id == request_id, AlertRow.detector == INTERRUPTED_ALERT)
+                .order_by(AlertRow.id)
             )
         )
 
