@@ -352,3 +352,20 @@ def test_the_upgrade_fills_the_seqs_from_the_log_and_not_from_rows_written_in(ap
     assert shown[still_open["id"]]["tampered"] is None
     assert shown[planted]["state"] == "open"
     assert shown[planted]["tampered"]
+
+
+def test_an_alerts_details_rewritten_by_hand_are_flagged(api: Api) -> None:
+    """The evidence an alert carries (whom a name looks like, who asked) is what its event
+    says: a `details` column rewritten in the table is flagged, with an `alert_tampered` alert
+    (attack led7-F2)."""
+    alert = _flagged(api)
+    tamper(
+        api.world.services.database,
+        "UPDATE alerts SET details = :details WHERE id = :id",
+        details='{"requester": "someone-else"}',
+        id=alert["id"],
+    )
+    shown = api.get(INES, f"/v1/alerts/{alert['id']}").json()
+    assert shown["tampered"], shown
+    assert "details" in shown["tampered"]
+    assert len(_tampered_about(api, alert["id"])) == 1

@@ -104,8 +104,9 @@ def raised_problem(
     row: AlertRow, body: Mapping[str, Any] | None, *, shown: bool = False
 ) -> str | None:
     """Why `row` is not an alert foureyes raised (None: its `alert.raised` event says the
-    same detector, person, account, request and time). With `shown`, its severity and
-    summary too (what a reader weighs)."""
+    same detector, person, account, request and time). With `shown`, its severity, summary
+    and details too (what a reader weighs: a `name_lookalike` alert's details say whom the
+    name looks like; attack led7-F2)."""
     if row.raised_seq is None or body is None:
         return "the audit log holds no alert.raised event for it"
     expected: dict[str, Any] = {
@@ -119,7 +120,7 @@ def raised_problem(
         "at": stamp(row.created_at),
     }
     if shown:
-        expected |= {"severity": row.severity, "summary": row.summary}
+        expected |= {"severity": row.severity, "summary": row.summary, "details": row.details}
     differ = sorted(key for key, value in expected.items() if body.get(key) != value)
     if differ:
         return (
