@@ -59,6 +59,7 @@ def compiled(when: str, actions: str) -> Policy:
 
 # --- the params schema: declared, enum, pattern, type, format, lengths ---------------------------
 
+MEETS = "meets only in =="
 REFUSED = {
     "the attack: a bare id for an account ref": (ATTACK, PIN, ACCOUNT_PATTERN),
     "an id in a list": ('params.account in ["president", "chirp:president"]', PIN, ACCOUNT_PATTERN),
@@ -107,19 +108,29 @@ REFUSED = {
         PIN_PATTERN,
     ),
     # String functions stay on params, but never on a value no request holds.
-    "startsWith, pin case": ('params.pin.startsWith("Prot")', PIN, "holds none of 'P'"),
-    "contains, pin": ('params.pin.contains("Protected")', PIN, "holds none of 'P'"),
+    "startsWith, pin case": ('params.pin.startsWith("Prot")', PIN, MEETS),
+    "contains, pin": ('params.pin.contains("Protected")', PIN, MEETS),
     "endsWith, status enum": ('params.status.endsWith("Ed")', STAFF, "values are active"),
     "startsWith, status enum": ('params.status.startsWith("Act")', STAFF, "values are active"),
     "matches, status enum": ('params.status.matches("^Act")', STAFF, "values are active"),
     "matches, kind enum": ('params.kind.matches("Key$")', ENROL, "values are webauthn"),
-    "startsWith, groups": ('params.groups.exists(g, g.startsWith("Sec"))', STAFF, "none of 'S'"),
+    "startsWith, groups": ('params.groups.exists(g, g.startsWith("Sec"))', STAFF, MEETS),
     "startsWith through a macro variable": (
         '["Prot"].exists(p, params.pin.startsWith(p))',
         PIN,
-        "holds none of 'P'",
+        MEETS,
     ),
     "a function on a param no action has": ('params.note.contains("x")', SUSPEND, "'note'"),
+    # What names someone or something meets a literal only in a comparison (attack pol8-F3).
+    "startsWith, staff id": ('params.staff.startsWith("C-")', STAFF, MEETS),
+    "endsWith, account ref": ('params.account.endsWith(":President")', PIN, MEETS),
+    "contains, account ref": ('params.account.contains("President")', PIN, MEETS),
+    "startsWith, account ref, past the platform": (
+        'params.account.startsWith("chirp:pres")',
+        PIN,
+        MEETS,
+    ),
+    "startsWith, pin, lower case": ('params.pin.startsWith("prot") && params.present', PIN, MEETS),
 }
 
 
@@ -139,7 +150,6 @@ def test_the_refusal_names_the_param_and_the_pattern() -> None:
 PASSING = [
     ('params.account == "chirp:president" && params.pin == "protected" && !params.present', PIN),
     ('params.account in ["chirp:president", "chirp:chirp"]', PIN),
-    ('params.pin.startsWith("prot") && params.present', PIN),
     ('params.account.startsWith("chirp:")', PIN),
     ('params.reason == "spam"', SUSPEND),
     ('params["reason"] == "Spam, at length: see INC-12"', SUSPEND),

@@ -4,8 +4,11 @@ F2: `account.id == "president" && account.id != "president"` in a deny rule, `ex
 'approver.id in ["c-1001"] && approver.id in ["c-3004"]'`, `approvers: '... &&
 (approver.id != "c-3004" || approver.id != "c-1001")'` (reads "not the contractors", admits
 them), literal-only parts (`!true`, `1 + 1 == 3`, `size("ab") == 3`) were installed. F6: such
-an invariant `staff` condition was "proven ok". F4: `account.status == 'active" ||
-account.tier == "vit'` is one literal read as three comparisons. F8: `approver.id in
+an invariant `staff` condition was "proven ok". Attack pol8 (F1, F2, F4): the same with
+the literal on the left, through a macro over literals (`["c-3004", "c-1001"].exists(c,
+approver.id != c)`), a field beside a literal, and a list field joined to literals.
+F4: `account.status == 'active" || account.tier == "vit'` is one literal read as three
+comparisons. F8: `approver.id in
 [requester.manager, "lee"]` skipped every literal check ("lee" is a login, not an id).
 
 F5: a tier `press` after `verified` that takes every press account first was a valid
@@ -87,6 +90,24 @@ VACUOUS = {
     "constant ternary": ('account.id == "president" && (true ? false : true)', "chooses between"),
     "ternary of booleans": ('account.id == "president" ? false : false', "chooses between"),
     "macro over literals": ("[1, 2, 3].all(n, n > 0)", CONSTANT),
+    # attack pol8: the literal on the left, macros over literals, a field beside a literal
+    "literal on the left": ('"c-3004" == staff.id && "c-1001" == staff.id', NEVER),
+    "left, unequal": ('("c-3004" != staff.id || "c-1001" != staff.id)', ALWAYS),
+    "left, closed domain": (
+        '"contractor" == staff.employment && "contractor" != staff.employment',
+        NEVER,
+    ),
+    "exists over literals": ('["c-3004", "c-1001"].exists(c, staff.id != c)', ALWAYS),
+    "exists inside a chain": (
+        '"support" in staff.groups && ["c-3004", "c-1001"].exists(c, staff.id != c)',
+        ALWAYS,
+    ),
+    "all over literals": ('["c-3004", "c-1001"].all(c, staff.id == c)', NEVER),
+    "exists beside an or": (
+        'staff.id != "e-3001" || ["c-3004"].exists(c, staff.id != c)',
+        ALWAYS,
+    ),
+    "a field beside a literal": ('(staff.id != staff.manager || staff.id != "c-3004")', ALWAYS),
 }
 
 
@@ -148,6 +169,9 @@ def test_an_invariant_whose_staff_matches_nobody_is_refused() -> None:
         "context.hour < 3 || context.hour > 20",
         'account.id == "president" || !account.verified',
         '"support" in staff.groups && !("leads" in staff.groups)',
+        '["c-3004", "c-1001"].all(c, staff.id != c)',
+        '["c-3004", "c-1001"].exists(c, staff.id == c)',
+        'staff.id != staff.manager && staff.id != "c-3004"',
     ],
 )
 def test_conditions_that_depend_on_the_request_pass(when: str) -> None:
@@ -193,6 +217,8 @@ def test_a_literal_holding_a_quote_or_an_operator_is_refused(name: str) -> None:
     [
         ('approver.id in [requester.manager, "lee"]', "'lee'"),
         ('approver.id in [requester.manager] + ["lee"]', "'lee'"),
+        ('approver.id in requester.identities + ["lee"]', "'lee'"),  # attack pol8-F4
+        ('approver.id in ["lee"] + requester.identities', "'lee'"),
     ],
 )
 def test_a_literal_in_a_list_with_a_field_is_checked(exclude: str, reason: str) -> None:

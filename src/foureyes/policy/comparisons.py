@@ -59,6 +59,10 @@ VARIABLES = frozenset({"staff", "approver", "requester", "account", "context", "
 _STRING_FUNCTIONS = frozenset({"startsWith", "endsWith", "contains", "matches"})
 _ORDERINGS = frozenset({"<", "<=", ">", ">="})
 _BOUNDS = _ORDERINGS | {"=="}
+# What a macro over literals stands for: `exists` an `||` of its predicate, `all` an `&&`.
+_MACRO_CHAIN = {"exists": "||", "all": "&&"}
+# A field a constraint names as its value (`a != b.c`): no literal reads like it.
+_FIELD = "\x00field:"
 _MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
 _DIRECTLY = 'compare a field with a literal directly (`account.id == "x"`, `staff.id in [..]`)'
 
@@ -157,6 +161,14 @@ class _Walker:
         for part in (node.pred, node.transform):
             if part is not None:
                 self.visit(part, inner)
+        # A macro over literals is the chain it stands for: `["c-3004", "c-1001"].exists(c,
+        # approver.id != c)` is always true, and read as excluding both (attack pol8-F1).
+        expanded = self._expanded(node, env)
+        chain = _MACRO_CHAIN.get(node.kind)
+        found = (never if chain == "&&" else always)(expanded) if expanded else None
+        if found is not None:
+            verdict = "can never be true" if chain == "&&" else "is always true"
+            self.refuse(f"{found}: `{self._shown(node)}` {verdict}")
 
     def _bind(self, node: Comp, env: Mapping[str, _Bound]) -> Mapping[str, _Bound]:
         """`env` with the macro's variable bound to the field path or the literals it ranges
@@ -249,12 +261,21 @@ class _Walker:
                 self.refuse(f"a field is compared with a value built from literals: {_DIRECTLY}")
 
     def _mixed_list(self, path: Path, listed: Node, env: Mapping[str, _Bound]) -> None:
-        """`path in [other.field, "lee"]` (or a `+` of lists): each literal of the list is
-        compared with `path` (attack pol7-F8: the list skipped every check); an element that
-        is neither a literal nor a field is refused."""
-        items = _items(listed)
-        if items is None or self._values(listed, env) is not None:
+        """`path in [other.field, "lee"]` (or a `+` of lists and list fields): each literal of
+        the list is compared with `path` (attacks pol7-F8, pol8-F4: the list skipped every
+        check); an element that is neither a literal nor a field is refused."""
+        if self._values(listed, env) is not None:
             return
+        operands = _chained(listed, "+")
+        if len(operands) == 1 and not isinstance(listed, ListLit):
+            return
+        items: list[Node] = []
+        for operand in operands:
+            if isinstance(operand, ListLit):
+                items += operand.items
+            elif self._path(operand, env) is None:
+                items.append(operand)  # refused below unless it is a constant
+        # `requester.identities + ["lee"]`: a list field joined to literals (attack pol8-F4).
         for item in items:
             values = self._values(item, env)
             if values is not None:
@@ -267,38 +288,63 @@ class _Walker:
         comparisons (`vacuity`: `a == "x" && a != "x"`, `a != "x" || a != "y"`): refused, as
         a deny rule so written protects no one and an exclude so written excludes no one."""
         parts = _chained(node, node.op)
-        constraints = [c for part in parts for c in self._constraints(part, env)]
+        constraints = [c for part in parts for c in self._constraints(part, env, node.op)]
         found = never(constraints) if node.op == "&&" else always(constraints)
         if found is not None:
             verdict = "can never be true" if node.op == "&&" else "is always true"
             self.refuse(f"{found}: `{self._shown(node)}` {verdict}")
 
-    def _constraints(self, part: Node, env: Mapping[str, _Bound]) -> list[Constraint]:
-        """What `part` asks of one field path, as `vacuity` reads it (none: it asks nothing
-        this reading knows)."""
+    def _constraints(self, part: Node, env: Mapping[str, _Bound], chain: str) -> list[Constraint]:
+        """What `part` of a `chain` ("&&" or "||") asks of field paths, as `vacuity` reads it,
+        whichever side the literal stands on (none: it asks nothing this reading knows). A
+        macro over literals is read as the chain it stands for (`exists` an `||`, `all` an
+        `&&`) where that is the chain's own kind."""
+        if isinstance(part, Comp):
+            return self._expanded(part, env) if _MACRO_CHAIN.get(part.kind) == chain else []
         negated = isinstance(part, Unary) and part.op == "!"
-        if negated:
-            assert isinstance(part, Unary)
+        if isinstance(part, Unary) and negated:
             part = part.operand
         if not isinstance(part, Binary):
             return []
         found: list[Constraint] = []
-        for side, other, op in ((part.left, part.right, part.op), (part.right, part.left, "")):
+        for side, other, mirrored in (
+            (part.left, part.right, False),
+            (part.right, part.left, True),
+        ):
             path = self._path(side, env)
             if path is None:
                 continue
             values, number = self._values(other, env), _number(other)
-            if op in ("==", "!=") and values is not None:
-                kind = "eq" if (op == "==") != negated else "ne"
+            if part.op in ("==", "!=") and values is not None:
+                kind = "eq" if (part.op == "==") != negated else "ne"
                 found.append(Constraint(path, kind, frozenset(values)))
-            elif op == "in" and values is not None:
+            elif part.op in ("==", "!=") and (part.op == "!=") != negated:
+                # Unequal to another field: a value the chain cannot name, never one of its
+                # literals for sure (`a != b.c || a != "x"` admits everyone but where b.c is x).
+                other_path = self._path(other, env)
+                if other_path is not None:
+                    found.append(Constraint(path, "ne", frozenset({_FIELD + ".".join(other_path)})))
+            elif part.op == "in" and not mirrored and values is not None:
                 found.append(Constraint(path, "ne" if negated else "eq", frozenset(values)))
-            elif op == "" and part.op == "in" and values is not None and len(values) == 1:
+            elif part.op == "in" and mirrored and values is not None and len(values) == 1:
                 kind = "lacks" if negated else "has"
                 found.append(Constraint(path, kind, frozenset(values)))
             elif number is not None and not negated and part.op in _BOUNDS:
-                bound = part.op if side is part.left else _MIRRORED[part.op]
+                bound = part.op if not mirrored else _MIRRORED[part.op]
                 found.append(Constraint(path, "num", frozenset({(bound, number)})))
+        return found
+
+    def _expanded(self, node: Comp, env: Mapping[str, _Bound]) -> list[Constraint]:
+        """The constraints of `node`'s predicate for each literal its range holds (`["a",
+        "b"].exists(c, x != c)` is `x != "a" || x != "b"`); none unless it ranges over string
+        literals and is `exists` or `all`."""
+        chain = _MACRO_CHAIN.get(node.kind)
+        values = self._values(node.range, env)
+        if chain is None or node.pred is None or not values:
+            return []
+        found: list[Constraint] = []
+        for value in values:
+            found += self._constraints(node.pred, {**env, node.var: [value]}, chain)
         return found
 
     def _constant(self, node: Node, env: Mapping[str, _Bound]) -> None:
@@ -381,16 +427,6 @@ def _constant(node: Node) -> bool:
     if isinstance(node, Lit):
         return node.kind not in ("string", "bytes")
     return _time_literal(node)
-
-
-def _items(node: Node) -> list[Node] | None:
-    """The elements of a list literal or a `+` of them, else None."""
-    if isinstance(node, ListLit):
-        return list(node.items)
-    if isinstance(node, Binary) and node.op == "+":
-        left, right = _items(node.left), _items(node.right)
-        return None if left is None or right is None else left + right
-    return None
 
 
 def _chained(node: Node, op: str) -> list[Node]:

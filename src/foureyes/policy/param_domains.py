@@ -256,6 +256,11 @@ def _one(meanings: Collection[str | None]) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+# A platform's prefix of an account ref (`chirp:`), the one search an account ref admits. Not
+# looked up: a prefix naming no connected platform matches no account (a gap, in the README).
+_PLATFORM = re.compile(r"[a-z][a-z0-9_-]*:")
+
+
 def search_problem(path: Path, function: str, value: str, scope: Scope) -> str | None:
     """Why `function(path, value)` (a string function on a param) can never hold in `scope`,
     or None: every action's param is an enum none of whose values fits, or a pattern anchored
@@ -268,6 +273,20 @@ def search_problem(path: Path, function: str, value: str, scope: Scope) -> str |
             f"{_name(path)}.{function}({value!r}): no action of {scope.name} has a parameter "
             f"{_name(path[1:])!r}"
         )
+    for param in params:
+        items = param.items()
+        meaning = _meaning(items if items is not None else param.schema) or _meaning(param.schema)
+        if meaning == "account-ref" and function == "startsWith" and _PLATFORM.fullmatch(value):
+            continue  # `params.account.startsWith("chirp:")`: the accounts of one platform
+        if meaning is not None:
+            # What names someone or something (an account, a person, a group, a pin) meets a
+            # literal only in a comparison, as an attribute does: `params.staff.startsWith
+            # ("C-")` read as "contractors" and named no one (attack pol8-F3).
+            return (
+                f"{_name(path)}.{function}({value!r}): {param.action}'s {_name(path[1:])} holds "
+                f"a {meaning}, which a literal meets only in ==, != or in (a prefix or a "
+                "pattern names no one)"
+            )
     reasons = []
     for param in params:
         items = param.items()
