@@ -18,10 +18,13 @@ from foureyes.workflow.answered import review_and_show, submit_run_or_replay
 from foureyes.workflow.review import ReviewInput
 from foureyes.workflow.submit import Submission
 
-# What the deciding review of a VIT suspension and its answer's view make today (36 on SQLite
-# and on PostgreSQL on the day this was written); before the memo and the tickets-first review
-# they made 73, before the answer was read in the review's transaction 40 and 39.
-STATEMENTS = {"sqlite": 37, "postgresql": 37}
+# What the deciding review of a VIT suspension and its answer's view make today (SQLite 36,
+# PostgreSQL 39 on the day this was written); before the memo and the tickets-first review they
+# made 73, before the answer was read in the review's transaction (SQLite only: on PostgreSQL
+# it would hold the log's head lock, `answered.review_and_show`) 40 and 39.
+STATEMENTS = {"sqlite": 37, "postgresql": 40}
+# The request's row is read under the review's lock, and on PostgreSQL again for the answer.
+REQUEST_READS = {"sqlite": 1, "postgresql": 2}
 
 
 @pytest.fixture
@@ -73,9 +76,10 @@ def test_the_deciding_review_makes_few_statements(world: World) -> None:
     made = _deciding(world, *_waiting(world, "vit1"))
     dialect = world.services.database.engine.dialect.name
     assert len(made) <= STATEMENTS[dialect], "\n".join(made)
-    # No look before the review's transaction, no transaction for the answer: the request is
-    # read once (under the review's lock), the policy in force once.
-    assert len([s for s in made if s.startswith("SELECT requests.id")]) == 1, "\n".join(made)
+    # No look before the review's transaction (and on SQLite no transaction for the answer):
+    # the policy in force is read once.
+    reads = len([s for s in made if s.startswith("SELECT requests.id")])
+    assert reads == REQUEST_READS[dialect], "\n".join(made)
     assert len([s for s in made if "max(policy_versions.version)" in s]) <= 1, "\n".join(made)
 
 
