@@ -22,8 +22,14 @@ held to forms the walker attributes, deny by default (`shape_problem`):
   `action` any other way: `startsWith`, `endsWith`, `contains`, `matches` and the orderings
   (`<`, `<=`, `>`, `>=`) are refused when they hold both (`account.id.matches("^President$")`
   in a deny rule matched nothing and no check saw its literal: attack r6 R6-1); on `params`
-  they stay (a request's parameters are the requester's text, named by no directory);
-- a comparison of two literals (`"a" == "a"`, always true or always false) is refused (R6-2).
+  they are recorded (`Found.searched`) for `param_domains` to hold;
+- a comparison of two literals (`"a" == "a"`), a part that reads nothing of the request
+  (`1 + 1 == 3`, `!true`), a literal `true`/`false` inside a chain, a ternary between booleans,
+  and an `&&`/`||` chain (a macro over literals read as the chain it stands for) that
+  `vacuity` finds can never hold or always holds are refused (R6-2, attacks pol7-F2, pol8-F1,
+  F2): each reads as deciding and decides nothing;
+- a literal in a list beside fields or joined to a list field (`approver.id in
+  [requester.manager, "lee"]`, `requester.identities + ["lee"]`) is compared as any other.
 
 `read` returns the comparisons (`(path, literal)`) and every string literal of a condition.
 """
