@@ -108,6 +108,41 @@ VACUOUS = {
         ALWAYS,
     ),
     "a field beside a literal": ('(staff.id != staff.manager || staff.id != "c-3004")', ALWAYS),
+    # attack pol9-F2: what nests (an `&&` in an `||`, macros inside chains of the other kind)
+    "all inside an or": (
+        '"support" in staff.groups && (staff.id != "c-3004" || ["c-1001"].all(c, staff.id != c))',
+        ALWAYS,
+    ),
+    "two alls in an or": (
+        '["c-3004"].all(c, staff.id != c) || ["c-1001"].all(c, staff.id != c)',
+        ALWAYS,
+    ),
+    "negated and of exists": (
+        '!(["c-3004"].exists(c, staff.id == c) && ["c-1001"].exists(c, staff.id == c))',
+        "can never be true",
+    ),
+    "two exists in an and": (
+        '["c-3004"].exists(c, staff.id == c) && ["c-1001"].exists(c, staff.id == c)',
+        NEVER,
+    ),
+    "exists beside an equal": (
+        '["c-1001"].exists(s, staff.id == s) && staff.id == "c-3004"',
+        NEVER,
+    ),
+    "an or inside an and": (
+        'staff.id == "c-1001" && (staff.id == "c-3004" || staff.id == "e-3001")',
+        NEVER,
+    ),
+    # attack pol9-F1, F3: a ternary or an index holding a field, exists_one
+    "ternary with a field": (
+        'account.id in (staff.employment == "contractor" ? ["President", "Chirp"] : ["President"])',
+        "chooses between values",
+    ),
+    "index into a list with a field": (
+        'staff.id == [staff.manager, "lee"][1]',
+        "indexes a list literal",
+    ),
+    "exists_one": ('["c-3004", "c-1001", "c-3004"].exists_one(c, staff.id == c)', "exists_one"),
 }
 
 
@@ -172,6 +207,9 @@ def test_an_invariant_whose_staff_matches_nobody_is_refused() -> None:
         '["c-3004", "c-1001"].all(c, staff.id != c)',
         '["c-3004", "c-1001"].exists(c, staff.id == c)',
         'staff.id != staff.manager && staff.id != "c-3004"',
+        '(staff.id == "c-1001" || staff.id == "c-3004") && account.id == "president"',
+        "context.hour < 6 || context.hour >= 22",
+        'staff.id == staff.manager || "leads" in staff.groups',
     ],
 )
 def test_conditions_that_depend_on_the_request_pass(when: str) -> None:
@@ -232,7 +270,7 @@ def test_a_literal_in_a_list_with_a_field_is_checked(exclude: str, reason: str) 
     ("exclude", "reason"),
     [
         ('approver.employment in [requester.employment, "Contractor"]', "'contractor'"),
-        ('approver.id in [requester.manager, ["lee"][0]]', CONSTANT),
+        ('approver.id in [requester.manager, ["lee"][0]]', "indexes a list literal"),
     ],
 )
 def test_a_list_with_a_field_and_a_wrong_literal_is_refused(exclude: str, reason: str) -> None:

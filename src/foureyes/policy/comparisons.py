@@ -55,7 +55,7 @@ from foureyes.policy.cel.ast import (
     children,
 )
 from foureyes.policy.cel.parser import parse
-from foureyes.policy.vacuity import Constraint, always, never
+from foureyes.policy.vacuity import Atom, Constraint, Expr, always, decided, never
 
 __all__ = ["VARIABLES", "Found", "Path", "read"]
 
@@ -121,6 +121,23 @@ class _Walker:
             self.refuse(f"write {name}{shown}, not an index on {name} ({name}[...])")
         if isinstance(node, Call) and node.function == "dyn":
             self.refuse(f"dyn() hides what a value is compared with: {_DIRECTLY}")
+        if isinstance(node, Cond):
+            # `account.id in (c ? ["President"] : [..])`: what a field is compared with is
+            # chosen by a condition; its literals went unchecked once a branch read a field
+            # (attack pol9-F1). No condition needs one: its cases are written with && and ||.
+            self.refuse(
+                f"`{self._shown(node)}` chooses between values by a condition: write the cases "
+                f"with && and || and {_DIRECTLY}"
+            )
+        if isinstance(node, Index) and isinstance(node.operand, ListLit):
+            self.refuse(f"`{self._shown(node)}` indexes a list literal: {_DIRECTLY}")
+        if isinstance(node, Comp) and node.kind == "exists_one":
+            # `["c-3004", "c-1001", "c-3004"].exists_one(c, approver.id == c)` excludes nobody
+            # it lists twice (attack pol9-F3): "exactly one" reads as "any".
+            self.refuse(
+                f"exists_one() holds when exactly one element does, which reads as exists(): "
+                f"write exists() or all() ({self._shown(node)})"
+            )
         if isinstance(node, Comp):
             self._comp(node, env)
             return
@@ -175,6 +192,7 @@ class _Walker:
         if found is not None:
             verdict = "can never be true" if chain == "&&" else "is always true"
             self.refuse(f"{found}: `{self._shown(node)}` {verdict}")
+        self._decided(node, env)
 
     def _bind(self, node: Comp, env: Mapping[str, _Bound]) -> Mapping[str, _Bound]:
         """`env` with the macro's variable bound to the field path or the literals it ranges
@@ -299,6 +317,18 @@ class _Walker:
         if found is not None:
             verdict = "can never be true" if node.op == "&&" else "is always true"
             self.refuse(f"{found}: `{self._shown(node)}` {verdict}")
+        self._decided(node, env)
+
+    def _decided(self, node: Node, env: Mapping[str, _Bound]) -> None:
+        """`node` refused when trying every value that matters finds it never or always true
+        (`vacuity.decided`: what nests, `a != "x" || ["y"].all(c, a != c)`; attack pol9-F2)."""
+        verdict = decided(self._expr(node, env))
+        if verdict is not None:
+            said = "can never be true" if verdict == "never" else "is always true"
+            self.refuse(
+                f"`{self._shown(node)}` {said}, whatever the request: it reads as deciding and "
+                "decides nothing"
+            )
 
     def _constraints(self, part: Node, env: Mapping[str, _Bound], chain: str) -> list[Constraint]:
         """What `part` of a `chain` ("&&" or "||") asks of field paths, as `vacuity` reads it,
@@ -340,6 +370,52 @@ class _Walker:
                 found.append(Constraint(path, "num", frozenset({(bound, number)})))
         return found
 
+    def _expr(self, node: Node, env: Mapping[str, _Bound]) -> Expr:
+        """`node` as `vacuity.decided` reads it: `&&`, `||`, `!`, comparisons of a path with
+        literals, a number or another path, macros over literals as their chains; anything
+        else a free truth value."""
+        if isinstance(node, Binary) and node.op in ("&&", "||"):
+            kind = "and" if node.op == "&&" else "or"
+            return (kind, [self._expr(node.left, env), self._expr(node.right, env)])
+        if isinstance(node, Unary) and node.op == "!":
+            return ("not", self._expr(node.operand, env))
+        if isinstance(node, Lit) and node.kind == "bool":
+            return ("const", bool(node.value))
+        if isinstance(node, Comp) and node.kind in _MACRO_CHAIN and node.pred is not None:
+            values = self._values(node.range, env)
+            if values:
+                kind = "or" if node.kind == "exists" else "and"
+                pred = node.pred
+                return (kind, [self._expr(pred, {**env, node.var: [v]}) for v in values])
+        if isinstance(node, Binary):
+            atom = self._atom(node, env)
+            if atom is not None:
+                return ("not", ("atom", atom)) if node.op == "!=" else ("atom", atom)
+        return ("free", id(node))
+
+    def _atom(self, node: Binary, env: Mapping[str, _Bound]) -> Atom | None:
+        """The comparison `node` as one `Atom` (`!=` as the `==` it negates), else None."""
+        for side, other, mirrored in (
+            (node.left, node.right, False),
+            (node.right, node.left, True),
+        ):
+            path = self._path(side, env)
+            if path is None:
+                continue
+            values, number = self._values(other, env), _number(other)
+            if node.op in ("==", "!=") and values is not None and len(values) == 1:
+                return Atom(path, "eq", frozenset(values))
+            if node.op in ("==", "!=") and not mirrored and self._path(other, env) is not None:
+                return Atom(path, "same", frozenset({self._path(other, env)}))
+            if node.op == "in" and not mirrored and values is not None:
+                return Atom(path, "eq", frozenset(values))
+            if node.op == "in" and mirrored and values is not None and len(values) == 1:
+                return Atom(path, "has", frozenset(values))
+            if number is not None and node.op in _BOUNDS:
+                bound = _MIRRORED[node.op] if mirrored else node.op
+                return Atom(path, "num", frozenset({(bound, number)}))
+        return None
+
     def _expanded(self, node: Comp, env: Mapping[str, _Bound]) -> list[Constraint]:
         """The constraints of `node`'s predicate for each literal its range holds (`["a",
         "b"].exists(c, x != c)` is `x != "a" || x != "b"`); none unless it ranges over string
@@ -358,13 +434,6 @@ class _Walker:
         `[1, 2].all(n, n > 0)`) is always true or always false: refused (attack pol7-F2). A
         literal, a list of them, a number, a time written as one and a condition that is only
         `true` or `false` are values, not such parts."""
-        if isinstance(node, Cond) and any(
-            isinstance(branch, Lit) and branch.kind == "bool" for branch in (node.then, node.orelse)
-        ):
-            self.refuse(
-                f"`{self._shown(node)}` chooses between true and false by a condition: write "
-                "the condition (with && and ||)"
-            )
         if isinstance(node, Lit | ListLit) or _constant(node) or _time_literal(node):
             return
         if self._values(node, env) is not None or self._reads_a_variable(node, env):

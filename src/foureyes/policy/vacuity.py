@@ -22,11 +22,14 @@ through other fields or nested macros (the invariant prover enumerates those whe
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Constraint", "always", "never"]
+__all__ = ["Atom", "Constraint", "Expr", "always", "decided", "never"]
 
 Path = tuple[str, ...]
 _LOWER = frozenset({">", ">="})
@@ -131,3 +134,146 @@ def _covers_every_number(parts: Sequence[Constraint]) -> bool:
             if low_op in _LOWER and (low < up or (low == up and "=" in up_op + low_op)):
                 return True
     return False
+
+
+# --- whole expressions, by enumeration --------------------------------------------------------
+#
+# A chain read part by part misses what nests: `a != "x" || ["y"].all(c, a != c)` (an `&&`
+# inside an `||`), `[x].exists(..) && [y].exists(..)` (attack pol9-F2). So an expression of
+# such parts is also decided by trying every value that matters: for each path, each literal it
+# is compared with and one value none names; for a list field, each literal present or not; for
+# a number, each bound and the numbers either side. A part this reading does not know is a free
+# truth value (tried both ways), so "never" and "always" are claimed only when they hold
+# whatever that part is.
+
+OTHER = "\x00other"
+_MOST_CASES = 20_000
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One comparison of `path`: `eq` (equals one of `values`), `has` (the list holds the one
+    value), `num` (one `(operator, number)`), `same` (equals the path in `values`)."""
+
+    path: Path
+    kind: str
+    values: frozenset[object]
+
+
+# An expression: ("and", parts), ("or", parts), ("not", part), ("atom", Atom), ("free", id),
+# ("const", bool).
+Expr = tuple[str, Any]
+
+
+def decided(expr: Expr) -> str | None:
+    """ "never" when no value of its paths (and no truth of its free parts) makes `expr` true,
+    "always" when every one does, else None (also when there are too many cases to try)."""
+    atoms: list[Atom] = []
+    frees: set[int] = set()
+    _collect_atoms(expr, atoms, frees)
+    if not atoms:
+        return None
+    axes = _candidates(atoms)
+    names = sorted(axes)
+    cases = 2 ** len(frees)
+    for name in names:
+        cases *= len(axes[name])
+    if cases > _MOST_CASES:
+        return None
+    seen: set[bool] = set()
+    free_list = sorted(frees)
+    for values in itertools.product(*(axes[name] for name in names)):
+        world = dict(zip(names, values, strict=True))
+        for truths in itertools.product((False, True), repeat=len(free_list)):
+            seen.add(_value(expr, world, dict(zip(free_list, truths, strict=True))))
+            if len(seen) == 2:
+                return None
+    return "never" if seen == {False} else "always"
+
+
+def _collect_atoms(expr: Expr, atoms: list[Atom], frees: set[int]) -> None:
+    kind, body = expr
+    if kind in ("and", "or"):
+        for part in body:
+            _collect_atoms(part, atoms, frees)
+    elif kind == "not":
+        _collect_atoms(body, atoms, frees)
+    elif kind == "atom":
+        atoms.append(body)
+    elif kind == "free":
+        frees.add(body)
+
+
+def _candidates(atoms: Sequence[Atom]) -> dict[Path, list[Any]]:
+    literals: dict[Path, set[object]] = {}
+    members: dict[Path, set[object]] = {}
+    numbers: dict[Path, set[float]] = {}
+    for atom in atoms:
+        if atom.kind == "eq":
+            literals.setdefault(atom.path, set()).update(atom.values)
+        elif atom.kind == "same":
+            (other,) = atom.values
+            literals.setdefault(atom.path, set())
+            literals.setdefault(other, set())  # type: ignore[arg-type]
+        elif atom.kind == "has":
+            members.setdefault(atom.path, set()).update(atom.values)
+        elif atom.kind == "num":
+            for _, number in _bounds([Constraint(atom.path, "num", atom.values)]):
+                numbers.setdefault(atom.path, set()).add(number)
+    # Paths compared with each other share their literals, so they can be equal or not.
+    for atom in atoms:
+        if atom.kind == "same":
+            (other,) = atom.values
+            shared = literals[atom.path] | literals[other]  # type: ignore[index]
+            literals[atom.path] = literals[other] = shared  # type: ignore[index]
+    axes: dict[Path, list[Any]] = {}
+    for path, values in literals.items():
+        axes[path] = [*sorted(values, key=str), OTHER + ".".join(path), OTHER]
+    for path, values in members.items():
+        ordered = sorted(values, key=str)
+        axes[("has", *path)] = [
+            frozenset(v for v, keep in zip(ordered, keeps, strict=True) if keep)
+            for keeps in itertools.product((False, True), repeat=len(ordered))
+        ]
+    for path, found in numbers.items():
+        tried = sorted({n + d for n in found for d in (-1.0, -0.5, 0.0, 0.5, 1.0)})
+        axes[("num", *path)] = tried + ([] if path in _ALWAYS_NUMBERS else [None])
+    return axes
+
+
+def _value(expr: Expr, world: Mapping[Path, Any], truths: Mapping[int, bool]) -> bool:
+    kind, body = expr
+    if kind == "and":
+        return all(_value(part, world, truths) for part in body)
+    if kind == "or":
+        return any(_value(part, world, truths) for part in body)
+    if kind == "not":
+        return not _value(body, world, truths)
+    if kind == "free":
+        return truths[body]
+    if kind == "const":
+        return bool(body)
+    atom: Atom = body
+    if atom.kind == "eq":
+        return world[atom.path] in atom.values
+    if atom.kind == "same":
+        (other,) = atom.values
+        return bool(world[atom.path] == world[other])  # type: ignore[index]
+    if atom.kind == "has":
+        return bool(atom.values <= world[("has", *atom.path)])
+    number = world[("num", *atom.path)]
+    if number is None:
+        return False  # a missing or other-typed attribute: the comparison errs
+    for op, bound in _bounds([Constraint(atom.path, "num", atom.values)]):
+        if not _OPS[op](number, bound):
+            return False
+    return True
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
