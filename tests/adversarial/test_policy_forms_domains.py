@@ -55,6 +55,16 @@ def compiled(when: str) -> Policy:
     return parse_new_policy(rule(when), CATALOG, file="proposed policy")
 
 
+def refused_at_submission(api: Api, text: str) -> str:
+    """The server's 422 `invalid-policy` detail for a lead's update to `text`, checking that
+    nothing was recorded."""
+    database = api.world.services.database
+    before = counts(database)
+    body = assert_problem(api.submit(JO, **proposal(text)), 422, "invalid-policy")
+    assert counts(database) == before
+    return str(body["detail"])
+
+
 # --- R5-1: forms the checker cannot attribute ---------------------------------------------------
 
 FORMS = {
