@@ -104,9 +104,14 @@ def _values(parts: Sequence[Constraint], kind: str) -> set[object]:
 
 def _bounds(parts: Sequence[Constraint]) -> Iterable[tuple[str, float]]:
     for part in parts:
-        for bound in part.values:
-            if isinstance(bound, tuple) and len(bound) == 2:
-                yield str(bound[0]), float(bound[1])
+        yield from _numeric(part.values)
+
+
+def _numeric(values: Iterable[object]) -> Iterable[tuple[str, float]]:
+    """The `(operator, number)` bounds among a constraint's or an atom's `values`."""
+    for bound in values:
+        if isinstance(bound, tuple) and len(bound) == 2:
+            yield str(bound[0]), float(bound[1])
 
 
 def _interval(parts: Sequence[Constraint]) -> tuple[tuple[float, bool], tuple[float, bool]]:
@@ -218,7 +223,7 @@ def _candidates(atoms: Sequence[Atom]) -> dict[Path, list[Any]]:
         elif atom.kind == "has":
             members.setdefault(atom.path, set()).update(atom.values)
         elif atom.kind == "num":
-            for _, number in _bounds([Constraint(atom.path, "num", atom.values)]):
+            for _, number in _numeric(atom.values):
                 numbers.setdefault(atom.path, set()).add(number)
     # Paths compared with each other share their literals, so they can be equal or not.
     for atom in atoms:
@@ -264,10 +269,7 @@ def _value(expr: Expr, world: Mapping[Path, Any], truths: Mapping[int, bool]) ->
     number = world[("num", *atom.path)]
     if number is None:
         return False  # a missing or other-typed attribute: the comparison errs
-    for op, bound in _bounds([Constraint(atom.path, "num", atom.values)]):
-        if not _OPS[op](number, bound):
-            return False
-    return True
+    return all(_OPS[op](number, bound) for op, bound in _numeric(atom.values))
 
 
 _OPS: dict[str, Callable[[float, float], bool]] = {

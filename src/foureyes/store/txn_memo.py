@@ -28,8 +28,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
-__all__ = ["install", "peek", "recall", "remember"]
+__all__ = ["install", "peek", "recall", "recall_flushed", "remember"]
 
 T = TypeVar("T")
 
@@ -90,6 +91,19 @@ def recall(
         found = read()
         remember(connection, kind, key, tables, found)
     return found  # type: ignore[return-value]
+
+
+def recall_flushed(
+    session: Session, kind: str, key: Hashable, tables: Collection[str], read: Callable[[], T]
+) -> T:
+    """`recall` on `session`'s connection, what the session holds unwritten written first (as
+    the read's autoflush would: a row added since the last read is then seen, its INSERT
+    forgetting the answer). In a block that holds the session's writes back (`no_autoflush`)
+    `read()` is made as the writes stand, and nothing is remembered."""
+    if not session.autoflush:
+        return read()
+    session.flush()
+    return recall(session.connection(), kind, key, tables, read)
 
 
 def peek(connection: Connection, kind: str, key: Hashable) -> Any:

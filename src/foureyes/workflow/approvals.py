@@ -31,15 +31,10 @@ def review_rows(session: Session, request_id: str, kind: str = REVIEW) -> list[R
             )
         )
 
-    if page_memo.active():
-        return list(page_memo.recall("reviews", (request_id, kind), read))
-    if not session.autoflush:
-        return read()  # a block that holds back the session's writes reads as they stand
-    # What the session holds unwritten is written first, as the read's autoflush would: a
-    # review added since the last read is then seen (its INSERT forgets the answer).
-    session.flush()
     key = (request_id, kind)
-    return list(txn_memo.recall(session.connection(), "reviews", key, ("reviews",), read))
+    if page_memo.active():
+        return list(page_memo.recall("reviews", key, read))
+    return list(txn_memo.recall_flushed(session, "reviews", key, ("reviews",), read))
 
 
 def prefetch_reviews(session: Session, request_ids: Collection[str]) -> None:

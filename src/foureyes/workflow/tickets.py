@@ -131,12 +131,9 @@ def latest(session: Session, request_id: str) -> list[dict[str, Any]]:
 
     if page_memo.active():
         found = page_memo.recall("tickets", request_id, read)
-    elif not session.autoflush:
-        found = read()  # a block that holds back the session's writes reads as they stand
     else:
-        session.flush()  # a check added since is written first, as the autoflush would
         tables = ("request_tickets",)
-        found = txn_memo.recall(session.connection(), "tickets", request_id, tables, read)
+        found = txn_memo.recall_flushed(session, "tickets", request_id, tables, read)
     return [dict(t) for t in found.get(request_id, [])]
 
 
