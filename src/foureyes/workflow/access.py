@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from foureyes.audit.copies import body_at
 from foureyes.config import OVERSIGHT_GROUPS
+from foureyes.core import request_index
 from foureyes.core.services import Actor, Services
 from foureyes.errors import Forbidden, NotFound
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
@@ -208,17 +209,15 @@ def prefetch(
         services.prefetch_directory(session)  # what deciding and viewing them reads anyway
     services.prefetch_pins(session, ids)
     prefetch_reviews(session, ids)
-    found: dict[str, set[str]] = {request_id: set() for request_id in ids}
+    bodies: dict[str, dict[int, bytes]] = {request_id: {} for request_id in ids}
     for request_id, seq, raw in session.execute(
         select(EventRow.request_id, EventRow.seq, EventRow.body).where(
             one_of(session, EventRow.request_id, ids), EventRow.kind.in_(PARTICIPATION), in_tree()
         )
     ):
-        who = participant(int(seq), bytes(raw), str(request_id))
-        if who is not None:
-            found[str(request_id)].add(who)
-    for request_id, participants in found.items():
-        page_memo.remember("participants", request_id, frozenset(participants))
+        bodies[str(request_id)][int(seq)] = bytes(raw)
+    for request_id, found in bodies.items():
+        page_memo.remember("participants", request_id, _taking_part(session, request_id, found))
 
 
 def _may_review(services: Services, session: Session, row: RequestRow, actor: Actor) -> bool:
@@ -274,16 +273,32 @@ def _participants(session: Session, request_id: str) -> frozenset[str]:
     them a participant). Read by the request alone (a few events): a look-up by the actor too
     let SQLite's planner walk the actor's index, every event that person ever acted in, for
     each request they open."""
-    found: set[str] = set()
-    for seq, raw in session.execute(
+    found = session.execute(
         select(EventRow.seq, EventRow.body).where(
             EventRow.request_id == request_id, EventRow.kind.in_(PARTICIPATION), in_tree()
         )
-    ):
-        who = participant(int(seq), bytes(raw), request_id)
-        if who is not None:
-            found.add(who)
-    return frozenset(found)
+    )
+    return _taking_part(session, request_id, {int(seq): bytes(raw) for seq, raw in found})
+
+
+def _taking_part(session: Session, request_id: str, found: dict[int, bytes]) -> frozenset[str]:
+    """Who took part, from the participation events the columns `found` (seq to body) and
+    those this process's index of the bodies adds (`core.request_index`: a review whose
+    request or kind column was changed still counts, attack led7-F4)."""
+    starts = [
+        seq
+        for seq, raw in found.items()
+        if (body := body_at(seq, raw)) is not None
+        and body.get("request") == request_id
+        and body.get("kind") == "request.submitted"
+    ]
+    if starts:
+        found = {
+            **found,
+            **request_index.hidden(session, request_id, min(starts), found, PARTICIPATION),
+        }
+    people = (participant(seq, raw, request_id) for seq, raw in found.items())
+    return frozenset(who for who in people if who is not None)
 
 
 def participant(seq: int, raw: bytes, request_id: str) -> str | None:

@@ -16,13 +16,18 @@ transaction), and nothing is carried out.
 Every state change is written by `records.move` with its event; `_MOVES` names their kinds. A
 kind missing there fails closed (the log's state lags, so the request is refused), never open.
 
+Which events are the request's: those the `audit_events.request_id` and `kind` columns find,
+as their bodies confirm, and those this process's index of the bodies names
+(`core.request_index`). An event only the index finds (its column cleared or re-pointed: a
+hidden veto, attack led7-F3) is in the trail all the same, and is itself a problem.
+
 Cost: one indexed query (`audit_events.request_id`) for the request's few submitted, review and
-state-change events, and two SHA-256 of small canonical JSON.
+state-change events, the index's read of the bodies appended since its last use (one
+statement, once per transaction), and two SHA-256 of small canonical JSON.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +36,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.copies import body_at
+from foureyes.core import request_index
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.commitments import DIGEST_VERSION, PARAMS, UNDO_PARAMS, new_salt
 from foureyes.core.events import (
@@ -91,7 +98,7 @@ _KINDS = (SUBMITTED, *_VERDICT_KIND.values(), *_MOVES, *SETTLED)
 # the statement cost more than running it.
 # Only events the tree covers (`store.tree`): a row at a negative seq (or beyond the head) is
 # no event of the log, whatever its body says.
-_TRAIL = select(EventRow.body).where(
+_TRAIL = select(EventRow.seq, EventRow.body).where(
     EventRow.request_id == bindparam("request_id"), EventRow.kind.in_(_KINDS), in_tree()
 )
 
@@ -106,6 +113,10 @@ class Trail:
     submitted: tuple[Mapping[str, Any], ...]
     verdicts: tuple[Mapping[str, Any], ...]
     moves: tuple[Mapping[str, Any], ...] = ()
+    hidden: tuple[int, ...] = ()
+    """Seqs of events whose bodies say they are this request's (of the kinds above) that the
+    look-up by the `request_id` and `kind` columns did not find (`core.request_index`): in
+    the trail all the same, and named by `problem`."""
 
     @property
     def outcomes(self) -> tuple[Mapping[str, Any], ...]:
@@ -133,7 +144,23 @@ class Trail:
         ]
         return "; ".join(p for p in found if p is not None) or None
 
+    def hidden_problem(self) -> str | None:
+        if not self.hidden:
+            return None
+        shown = ", ".join(str(seq) for seq in self.hidden[:5])
+        more = "" if len(self.hidden) <= 5 else f" and {len(self.hidden) - 5} more"
+        return (
+            f"its audit event(s) {shown}{more} are not found under it in the store (their "
+            "request or kind column was changed)"
+        )
+
     def request_problem(self, row: RequestRow) -> str | None:
+        """Why the stored request is not what its events say was submitted, or its events are
+        not all found under it in the store (every re-check asks this first)."""
+        found = [self.hidden_problem(), self._submitted_problem(row)]
+        return "; ".join(p for p in found if p is not None) or None
+
+    def _submitted_problem(self, row: RequestRow) -> str | None:
         if not self.submitted:
             return "it has no request.submitted audit event"
         if len(self.submitted) > 1:
@@ -371,26 +398,38 @@ class Trail:
 
 def trail(session: Session, request_id: str) -> Trail:
     """The request's submitted, review and state-change events: one query on the request_id
-    index."""
+    index, completed by this process's index of the events' bodies from its submission on
+    (`core.request_index`: usually one statement per transaction)."""
+    found: dict[int, Mapping[str, Any]] = {}
+    for seq, raw in session.connection().execute(_TRAIL, {"request_id": request_id}):
+        said = body_at(int(seq), bytes(raw))
+        # The body, not the columns, says what the event is about (a DBA can edit columns
+        # without `audit verify` noticing, never a body).
+        if said is not None and said.get("request") == request_id:
+            found[int(seq)] = said
+    starts = [seq for seq, body in found.items() if body.get("kind") == SUBMITTED]
+    hidden: list[int] = []
+    if starts:
+        # Without its submitted event the request is refused as altered anyway.
+        for seq, raw in request_index.hidden(
+            session, request_id, min(starts), found, _KINDS
+        ).items():
+            said = body_at(seq, raw)
+            if said is not None and said.get("request") == request_id:
+                found[seq] = said
+                hidden.append(seq)
     submitted: list[Mapping[str, Any]] = []
     verdicts: list[Mapping[str, Any]] = []
     moves: list[Mapping[str, Any]] = []
-    bodies = session.connection().execute(_TRAIL, {"request_id": request_id}).scalars()
-    for raw in bodies:
-        body = json.loads(bytes(raw))
-        # The body, not the columns, says what the event is about (a DBA can edit columns
-        # without `audit verify` noticing, never a body).
-        if not isinstance(body, dict) or body.get("request") != request_id:
-            continue
+    for _seq_found, body in sorted(found.items()):
         if body.get("kind") == SUBMITTED:
             submitted.append(body)
         elif body.get("kind") in _MOVES:
             moves.append(body)
         elif body.get("kind") in _KINDS:
             verdicts.append(body)
-    # In log order (the body's seq, which the tree's hashes cover), so the last move is the last.
-    moves.sort(key=_seq)
-    return Trail(request_id, tuple(submitted), tuple(verdicts), tuple(moves))
+    # In log order (the seq, which the body says too: `body_at`), so the last move is the last.
+    return Trail(request_id, tuple(submitted), tuple(verdicts), tuple(moves), tuple(sorted(hidden)))
 
 
 def restore_deadlines(row: RequestRow, found: Trail) -> None:
@@ -409,11 +448,6 @@ def restore_deadlines(row: RequestRow, found: Trail) -> None:
 
 def _shown(when: datetime | None) -> str:
     return "none" if when is None else when.isoformat()
-
-
-def _seq(event: Mapping[str, Any]) -> int:
-    seq = event.get("seq")
-    return seq if isinstance(seq, int) else -1
 
 
 def _when(value: object) -> datetime:

@@ -20,8 +20,10 @@ from sqlalchemy import Select, inspect, select
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
+from foureyes.audit.copies import body_at
 from foureyes.audit.log import Event
 from foureyes.connectors.base import ExecutionOrder
+from foureyes.core import request_index
 from foureyes.core.events import POST_REVIEW
 from foureyes.core.redaction import declarations, shown_fields, shown_params
 from foureyes.core.services import Actor, Services
@@ -290,10 +292,48 @@ def _names(value: object) -> bool:
 
 
 def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
-    events = session.scalars(
-        select(EventRow).where(EventRow.request_id == request_id, in_tree()).order_by(EventRow.seq)
+    """The request's events found by the `request_id` column, and those this process's index
+    of the bodies adds (`core.request_index`), marked: their column was changed (led7-F4)."""
+    events = list(
+        session.scalars(
+            select(EventRow)
+            .where(EventRow.request_id == request_id, in_tree())
+            .order_by(EventRow.seq)
+        )
     )
-    return [_entry(e.seq, e.at, e.kind, e.actor, e.body, request_id) for e in events]
+    entries = {e.seq: _entry(e.seq, e.at, e.kind, e.actor, e.body, request_id) for e in events}
+    starts = [
+        e.seq
+        for e in events
+        if (body := body_at(e.seq, e.body)) is not None
+        and body.get("request") == request_id
+        and body.get("kind") == "request.submitted"
+    ]
+    if starts:
+        found = {e.seq: e.body for e in events}
+        for seq, raw in request_index.hidden(session, request_id, min(starts), found).items():
+            entry = _hidden_entry(seq, raw)
+            if entry is not None:
+                entries[seq] = entry
+    return [entries[seq] for seq in sorted(entries)]
+
+
+def _hidden_entry(seq: int, raw: bytes) -> dict[str, Any] | None:
+    """A timeline entry for an event found by its body alone (None if it is not the event at
+    `seq`, which `audit verify` names)."""
+    body = body_at(seq, raw)
+    if body is None:
+        return None
+    stamped = _body_time(body.get("at"))
+    return {
+        "seq": seq,
+        "at": _iso(stamped) if stamped is not None else body.get("at"),
+        "kind": body.get("kind"),
+        "actor": body.get("actor"),
+        "event": body,
+        "altered": "not found under this request in the store (its request or kind column "
+        "was changed); its event's body names this request",
+    }
 
 
 def _entry(

@@ -1,0 +1,290 @@
+"""Which audit events are a request's, as their bodies say, whatever the `request_id` column
+of `audit_events` now holds.
+
+The column beside each event is a copy for look-ups: the tree's hashes cover the body, not it.
+A database administrator who drops the protecting triggers could clear or re-point it on a
+veto's `review.recorded` and `request.vetoed` events, delete the veto's review row and set the
+request back to pending: found by the column alone, the veto was gone, and the request was
+approved and carried out with no alert (attack led7-F3); the same hid a review from the
+timeline, and its reviewer from the request (F4). So each process keeps an index of the events
+whose *bodies* name a request (`seqs`); a reader compares what the column finds with it
+(`foureyes.workflow.integrity.trail`, who took part, the timeline), and an event the index
+knows that the column does not find is read by its seq and named as the store altered.
+
+How it is read. The index covers one contiguous range of the log, [low, through), of committed
+events. Each use reads, in the caller's transaction, the bodies appended since `through` (and,
+for a request submitted before `low`, those from its submission up to `low`): one statement per
+`CHUNK` events, parsed only where the bytes hold `"request":`. What a transaction read joins
+the index when it commits (`after_commit`); until then it serves that transaction alone, and a
+rollback (of the transaction or of a savepoint in it) discards it: the seqs of a rolled-back
+append are given to other events. Events deleted outright are not this module's to find (the
+log's verification names them).
+
+Memory: about 100 bytes per event indexed, at most `KEEP` events per process (the oldest are
+forgotten first); a request submitted before what is kept is read from its submission for
+that use only (seconds for one a million events old), and the index grows down to it when that
+keeps it within `KEEP`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import sys
+import threading
+import weakref
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from foureyes.store.tables import EventRow
+from foureyes.store.tree import in_tree
+
+__all__ = ["CHUNK", "KEEP", "hidden", "seqs"]
+
+CHUNK = 5_000
+"""Event bodies read per statement."""
+
+KEEP = 500_000
+"""Events the index of one process covers at most."""
+
+_MARK = b'"request":'  # canonical JSON: no spaces
+_READING = "foureyes.request_index.reading"
+
+
+@dataclass
+class _Reading:
+    """What one transaction read that the index did not cover: ranges [start, end), and the
+    events in them naming a request."""
+
+    index: _Index
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    found: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (seq, kind)
+    tail: int | None = None  # read up to the head once: enough for this transaction
+    edges: dict[int, bytes] = field(default_factory=dict)  # the last body each range read
+    spoiled: bool = False  # a rollback in the transaction: serves it, never joins the index
+
+
+class _Index:
+    """One process's index of one database's log (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._low = 0
+        self._through = 0  # empty while equal to `_low`
+        self._by_request: dict[str, list[tuple[int, str]]] = {}  # (seq, kind as the body says)
+        self._order: deque[tuple[int, str]] = deque()  # every indexed event, by seq
+        self._last = b""  # the body of the event at `_through - 1`, as read
+
+    def reset(self, through: int) -> None:
+        """Forget everything: the log is not the one read (restored from a backup, emptied)."""
+        with self._lock:
+            if self._through == through:
+                self._clear()
+
+    def known(self, request_id: str, since: int) -> tuple[list[tuple[int, str]], int, int, bytes]:
+        """The indexed events of `request_id` from `since` on, the range they cover, and the
+        body of its last event as read."""
+        with self._lock:
+            found = self._by_request.get(request_id, [])
+            since_at = bisect.bisect_left(found, (since, ""))
+            return found[since_at:], self._low, self._through, self._last
+
+    def join(self, reading: _Reading) -> None:
+        """Take in a committed transaction's reading, range by range, where it touches what
+        is covered (one that does not, after the oldest were forgotten meanwhile, would
+        leave a hole: dropped); then forget the oldest beyond `KEEP`."""
+        with self._lock:
+            for start, end in sorted(reading.ranges):
+                if self._through == self._low:
+                    self._low = self._through = start
+                if start <= self._through and end >= self._low:
+                    if end > self._through and end - 1 in reading.edges:
+                        self._last = reading.edges[end - 1]
+                    self._take(start, end, reading.found)
+            while len(self._order) > KEEP:
+                seq, request_id = self._order.popleft()
+                kept = self._by_request[request_id]
+                del kept[bisect.bisect_left(kept, (seq, ""))]
+                if not kept:
+                    del self._by_request[request_id]
+                self._low = seq + 1
+
+    def _take(self, start: int, end: int, found: dict[str, list[tuple[int, str]]]) -> None:
+        """Add the events of [start, end) that lie outside [low, through) (it touches it)."""
+        new = sorted(
+            (seq, request_id, kind)
+            for request_id, events in found.items()
+            for seq, kind in events
+            if start <= seq < end and not self._low <= seq < self._through
+        )
+        self._order.extendleft(reversed([(s, r) for s, r, _ in new if s < self._low]))
+        self._order.extend((s, r) for s, r, _ in new if s >= self._through)
+        for seq, request_id, kind in new:
+            bisect.insort(self._by_request.setdefault(request_id, []), (seq, kind))
+        self._low, self._through = min(self._low, start), max(self._through, end)
+
+
+_INDEXES: weakref.WeakKeyDictionary[Engine, _Index] = weakref.WeakKeyDictionary()
+_INDEXES_LOCK = threading.Lock()
+_END = 2**62  # "up to the head": `in_tree` bounds each read
+
+
+def _index_of(session: Session) -> _Index:
+    engine = session.get_bind().engine
+    with _INDEXES_LOCK:
+        found = _INDEXES.get(engine)
+        if found is None:
+            found = _INDEXES[engine] = _Index()
+    return found
+
+
+def seqs(
+    session: Session, request_id: str, since: int, kinds: Collection[str] | None = None
+) -> list[int]:
+    """The seqs, in order, of the events from `since` on (the request's `request.submitted`
+    event: none of its events comes before it) whose bodies name `request_id` as their
+    request (and, with `kinds`, one of them as their kind), as far as this transaction sees
+    the log: the events committed before it read the log's head (its first use in the
+    transaction), and its own. Usually one statement, at the first use in a transaction: the
+    bodies appended since the process's last use."""
+    index = _index_of(session)
+    reading = session.info.get(_READING)
+    if reading is None or reading.index is not index:
+        reading = session.info[_READING] = _Reading(index)
+    while True:
+        known, low, through, last = index.known(request_id, since)
+        # From where the index ends (kept contiguous), or from `since` below it.
+        taken = [*reading.ranges, *([(low, through)] if low < through else [])]
+        if reading.tail is not None:
+            taken.append((reading.tail, _END))
+        indexed = low < through
+        first = min(since, through) if indexed else since
+        if all(
+            _read(session, reading, a, b, last if indexed and a == through else None)
+            for a, b in _minus([(first, _END)], taken)
+        ):
+            break
+        index.reset(through)  # the log is not the one read: read it afresh
+    events = [*known, *reading.found.get(request_id, ())]
+    return sorted(
+        {seq for seq, kind in events if seq >= since and (kinds is None or kind in kinds)}
+    )
+
+
+def hidden(
+    session: Session,
+    request_id: str,
+    since: int,
+    found: Collection[int],
+    kinds: Collection[str] | None = None,
+) -> dict[int, bytes]:
+    """The events `seqs` names that a look-up by the `request_id` column (and the `kind`
+    column, with `kinds`) did not find (`found`: the seqs it found): seq to body. Empty unless
+    a column was altered."""
+    missing = sorted(set(seqs(session, request_id, since, kinds)) - set(found))
+    if not missing:
+        return {}
+    rows = session.execute(
+        select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(missing), in_tree())
+    )
+    return {int(seq): bytes(raw) for seq, raw in rows}
+
+
+def _read(
+    session: Session, reading: _Reading, start: int, end: int, edge: bytes | None = None
+) -> bool:
+    """Read the bodies of [start, end) into `reading`, CHUNK per statement; up to the head
+    (`in_tree`) when `end` is `_END`, where what was read reaches the last event found. With
+    `edge` (the body the index last read, at `start - 1`), that event is read too, first, and
+    must still be as read (a log restored from a backup, or emptied and filled again, is not
+    the one indexed): False, and nothing noted, when it is not."""
+    at = start
+    while at < end:
+        rows = session.execute(
+            select(EventRow.seq, EventRow.body)
+            .where(EventRow.seq >= at - (edge is not None), EventRow.seq < end, in_tree())
+            .order_by(EventRow.seq)
+            .limit(CHUNK + (edge is not None))
+        ).all()
+        if edge is not None:
+            if not rows or int(rows[0][0]) != at - 1 or bytes(rows[0][1]) != edge:
+                return False
+            rows, edge = rows[1:], None
+        for seq, raw in rows:
+            _note(reading, int(seq), bytes(raw))
+        if rows:
+            reading.edges[int(rows[-1][0])] = bytes(rows[-1][1])
+        if len(rows) == CHUNK:
+            reached = int(rows[-1][0]) + 1
+        elif end != _END:
+            reached = end  # nothing more of the tree lies before `end`
+        else:
+            # Up to the head: what was read reaches the last event found (later ones are
+            # appended after it); this transaction reads no further (`seqs`).
+            reached = int(rows[-1][0]) + 1 if rows else at
+            reading.tail = reached
+        if reached > at:
+            reading.ranges.append((at, reached))
+        if len(rows) < CHUNK:
+            return True
+        at = reached
+    return True
+
+
+def _note(reading: _Reading, seq: int, raw: bytes) -> None:
+    if _MARK not in raw:
+        return
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return
+    if not isinstance(body, dict) or body.get("seq") != seq:
+        return  # not the event at `seq`: `audit verify` names it
+    request_id, kind = body.get("request"), body.get("kind")
+    if isinstance(request_id, str) and request_id and isinstance(kind, str):
+        reading.found.setdefault(request_id, []).append((seq, sys.intern(kind)))
+
+
+def _minus(ranges: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of `ranges` outside every range of `taken`."""
+    left = [r for r in ranges if r[0] < r[1]]
+    for cut_start, cut_end in taken:
+        kept: list[tuple[int, int]] = []
+        for start, end in left:
+            if cut_end <= start or cut_start >= end:
+                kept.append((start, end))
+                continue
+            if start < cut_start:
+                kept.append((start, cut_start))
+            if cut_end < end:
+                kept.append((cut_end, end))
+        left = kept
+    return left
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    reading = session.info.pop(_READING, None)
+    if isinstance(reading, _Reading) and not reading.spoiled:
+        reading.index.join(reading)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, _previous: object) -> None:
+    reading = session.info.get(_READING)
+    if isinstance(reading, _Reading):
+        reading.spoiled = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: object) -> None:
+    if not getattr(transaction, "nested", False) and getattr(transaction, "parent", None) is None:
+        session.info.pop(_READING, None)
