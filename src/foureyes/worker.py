@@ -37,7 +37,7 @@ from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import AlertRow, EventRow, RequestRow, StaffRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import batch_worker, expiry, integrity, lease, reminders
+from foureyes.workflow import batch_worker, expiry, integrity, lease, reminders, settled_claims
 from foureyes.workflow.execute import execute
 from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.staff import OPEN_STATES
@@ -484,7 +484,14 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
         )
         .exists()
     )
-    owed = select(RequestRow.id).where(RequestRow.break_glass.is_(True), ~settled)
+    # A settled event found by its columns only counts where its body says so (attack hide-F3).
+    with services.database.read() as session:
+        unvouched = settled_claims.unvouched(session)
+    if unvouched:
+        log.warning("break-glass requests settled by their columns only: %s", unvouched[:5])
+    owed = select(RequestRow.id).where(
+        RequestRow.break_glass.is_(True), or_(~settled, RequestRow.id.in_(unvouched))
+    )
     acted: list[str] = []
     for request_id in _backlog(services, owed, acted):
         with (

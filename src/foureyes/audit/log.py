@@ -211,9 +211,17 @@ class Event:
         return _leaf(self.body)
 
     def data(self) -> dict[str, Any]:
-        """The body as a JSON object."""
-        value: dict[str, Any] = json.loads(self.body)
-        return value
+        """The body as a JSON object; {} for a body that is not one (edited in the store:
+        `audit verify` names it), so that a listing shows the rest rather than failing."""
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def text(self) -> str:
+        """The body as text (bytes that are not UTF-8, edited in the store, replaced)."""
+        return self.body.decode(errors="replace")
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,7 @@ def prove_command(
             size=proof.tree_size,
         )
     shown = proof.to_json()
-    shown["event"] = event.body.decode()
+    shown["event"] = event.text()
     shown["checkpoint"] = None if checkpoint is None else checkpoint.note.decode()
     _print_json(shown)
 
@@ -293,7 +293,7 @@ def log_command(
         )
     if as_json:
         for item in events:
-            out.print(item.body.decode(), markup=False, soft_wrap=True)
+            out.print(item.text(), markup=False, soft_wrap=True)
         return
     table = Table("seq", "at", "kind", "actor", "account", "details")
     for item in events:

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from foureyes.store.tables import EventRow
 from foureyes.store.tree import in_tree
 
-__all__ = ["CHUNK", "KEEP", "hidden", "seqs"]
+__all__ = ["CHUNK", "KEEP", "Found", "Hidden", "events", "hidden", "seqs"]
 
 CHUNK = 5_000
 """Event bodies read per statement."""
@@ -54,6 +54,7 @@ KEEP = 500_000
 
 _MARK = b'"request":'  # canonical JSON: no spaces
 _READING = "foureyes.request_index.reading"
+SUBMITTED = "request.submitted"
 
 
 @dataclass
@@ -66,6 +67,7 @@ class _Reading:
     found: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (seq, kind)
     tail: int | None = None  # read up to the head once: enough for this transaction
     edges: dict[int, bytes] = field(default_factory=dict)  # the last body each range read
+    suspects: set[int] = field(default_factory=set)  # see `_Index._suspects`
     spoiled: bool = False  # a rollback in the transaction: serves it, never joins the index
 
 
@@ -81,6 +83,9 @@ class _Index:
         self._through = 0  # empty while equal to `_low`
         self._by_request: dict[str, list[tuple[int, str]]] = {}  # (seq, kind as the body says)
         self._order: deque[tuple[int, str]] = deque()  # every indexed event, by seq
+        # Seqs whose row is missing (a gap), or holds no JSON object, or another seq's body:
+        # the log was altered there (rows moved, deleted or edited), whoever's they were.
+        self._suspects: set[int] = set()
         self._last = b""  # the body of the event at `_through - 1`, as read
 
     def reset(self, through: int) -> None:
@@ -97,6 +102,10 @@ class _Index:
             since_at = bisect.bisect_left(found, (since, ""))
             return found[since_at:], self._low, self._through, self._last
 
+    def suspects(self, since: int) -> set[int]:
+        with self._lock:
+            return {seq for seq in self._suspects if seq >= since}
+
     def join(self, reading: _Reading) -> None:
         """Take in a committed transaction's reading, range by range, where it touches what
         is covered (one that does not, after the oldest were forgotten meanwhile, would
@@ -108,7 +117,7 @@ class _Index:
                 if start <= self._through and end >= self._low:
                     if end > self._through and end - 1 in reading.edges:
                         self._last = reading.edges[end - 1]
-                    self._take(start, end, reading.found)
+                    self._take(start, end, reading.found, reading.suspects)
             while len(self._order) > KEEP:
                 seq, request_id = self._order.popleft()
                 kept = self._by_request[request_id]
@@ -116,8 +125,11 @@ class _Index:
                 if not kept:
                     del self._by_request[request_id]
                 self._low = seq + 1
+            self._suspects = {seq for seq in self._suspects if seq >= self._low}
 
-    def _take(self, start: int, end: int, found: dict[str, list[tuple[int, str]]]) -> None:
+    def _take(
+        self, start: int, end: int, found: dict[str, list[tuple[int, str]]], suspects: set[int]
+    ) -> None:
         """Add the events of [start, end) that lie outside [low, through) (it touches it)."""
         new = sorted(
             (seq, request_id, kind)
@@ -129,6 +141,7 @@ class _Index:
         self._order.extend((s, r) for s, r, _ in new if s >= self._through)
         for seq, request_id, kind in new:
             bisect.insort(self._by_request.setdefault(request_id, []), (seq, kind))
+        self._suspects.update(seq for seq in suspects if start <= seq < end)
         self._low, self._through = min(self._low, start), max(self._through, end)
 
 
@@ -146,15 +159,33 @@ def _index_of(session: Session) -> _Index:
     return found
 
 
+@dataclass(frozen=True)
+class Found:
+    """A request's events from a seq on, as the bodies say."""
+
+    seqs: list[int]
+    """The seqs, in order, of the events whose bodies name the request (of the kinds asked)."""
+    suspects: list[int]
+    """Seqs from there on where the log was altered (whoever's events they held): a row
+    missing, holding no JSON object, or holding the body of another seq (rows moved)."""
+
+
 def seqs(
     session: Session, request_id: str, since: int, kinds: Collection[str] | None = None
 ) -> list[int]:
-    """The seqs, in order, of the events from `since` on (the request's `request.submitted`
-    event: none of its events comes before it) whose bodies name `request_id` as their
-    request (and, with `kinds`, one of them as their kind), as far as this transaction sees
-    the log: the events committed before it read the log's head (its first use in the
-    transaction), and its own. Usually one statement, at the first use in a transaction: the
-    bodies appended since the process's last use."""
+    """`events(...).seqs`."""
+    return events(session, request_id, since, kinds).seqs
+
+
+def events(
+    session: Session, request_id: str, since: int, kinds: Collection[str] | None = None
+) -> Found:
+    """The events from `since` on (the request's `request.submitted` event: none of its events
+    comes before it) whose bodies name `request_id` as their request (and, with `kinds`, one
+    of them as their kind), and the suspect seqs, as far as this transaction sees the log: the
+    events committed before it read the log's head (its first use in the transaction), and
+    its own. Usually one statement, at the first use in a transaction: the bodies appended
+    since the process's last use."""
     index = _index_of(session)
     reading = session.info.get(_READING)
     if reading is None or reading.index is not index:
@@ -173,10 +204,32 @@ def seqs(
         ):
             break
         index.reset(through)  # the log is not the one read: read it afresh
-    events = [*known, *reading.found.get(request_id, ())]
-    return sorted(
-        {seq for seq, kind in events if seq >= since and (kinds is None or kind in kinds)}
+    named = [*known, *reading.found.get(request_id, ())]
+    suspects = index.suspects(since) | {seq for seq in reading.suspects if seq >= since}
+    return Found(
+        sorted({seq for seq, kind in named if seq >= since and (kinds is None or kind in kinds)}),
+        sorted(suspects),
     )
+
+
+def submitted_at(session: Session, request_id: str) -> int | None:
+    """The seq of the `request.submitted` event whose body names `request_id`, if this
+    process's index reaches back to it (None otherwise: it reads nothing older than it holds).
+    For a reader whose look-up by the columns found none (its column changed too)."""
+    _, low, through, _ = _index_of(session).known(request_id, 0)
+    found = events(session, request_id, low if low < through else _END, (SUBMITTED,))
+    return found.seqs[0] if found.seqs else None
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """What the bodies say of a request beyond what a look-up by its columns found."""
+
+    bodies: dict[int, bytes]
+    """Events the index names that the look-up did not find: seq to body, as the row holds it
+    now (the caller checks it is still the event at that seq: `audit.copies.body_at`)."""
+    gone: list[int]
+    """Suspect seqs (`Found.suspects`) and seqs the index names whose row is gone."""
 
 
 def hidden(
@@ -185,17 +238,20 @@ def hidden(
     since: int,
     found: Collection[int],
     kinds: Collection[str] | None = None,
-) -> dict[int, bytes]:
-    """The events `seqs` names that a look-up by the `request_id` column (and the `kind`
-    column, with `kinds`) did not find (`found`: the seqs it found): seq to body. Empty unless
-    a column was altered."""
-    missing = sorted(set(seqs(session, request_id, since, kinds)) - set(found))
-    if not missing:
-        return {}
-    rows = session.execute(
-        select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(missing), in_tree())
-    )
-    return {int(seq): bytes(raw) for seq, raw in rows}
+) -> Hidden:
+    """The events `events` names that a look-up by the `request_id` column (and the `kind`
+    column, with `kinds`) did not find (`found`: the seqs it found), and the seqs where the log
+    was altered. Both empty unless the store was altered."""
+    named = events(session, request_id, since, kinds)
+    missing = sorted(set(named.seqs) - set(found))
+    bodies: dict[int, bytes] = {}
+    if missing:
+        rows = session.execute(
+            select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(missing), in_tree())
+        )
+        bodies = {int(seq): bytes(raw) for seq, raw in rows}
+    gone = set(named.suspects) | {seq for seq in missing if seq not in bodies}
+    return Hidden(bodies, sorted(gone))
 
 
 def _read(
@@ -218,8 +274,14 @@ def _read(
             if not rows or int(rows[0][0]) != at - 1 or bytes(rows[0][1]) != edge:
                 return False
             rows, edge = rows[1:], None
+        expected = at - 1
         for seq, raw in rows:
+            # Seqs run on without a gap (the head check covers the end): a gap is a row deleted.
+            reading.suspects.update(range(expected + 1, int(seq)))
+            expected = int(seq)
             _note(reading, int(seq), bytes(raw))
+        if end != _END and len(rows) < CHUNK:
+            reading.suspects.update(range(expected + 1, end))
         if rows:
             reading.edges[int(rows[-1][0])] = bytes(rows[-1][1])
         if len(rows) == CHUNK:
@@ -240,14 +302,22 @@ def _read(
 
 
 def _note(reading: _Reading, seq: int, raw: bytes) -> None:
-    if _MARK not in raw:
-        return
+    """Index the body at `seq` under the request it names; a body that is not the event at
+    `seq` is a suspect (indexed all the same where it names a request: rows moved about keep
+    their bodies, and the reader then finds the row holds another seq's)."""
+    said = b'"seq":%d' % seq
+    at_its_seq = said + b"," in raw or said + b"}" in raw
+    if at_its_seq and _MARK not in raw:
+        return  # the event at `seq`, naming no request (canonical JSON: no spaces)
     try:
         body = json.loads(raw)
     except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        reading.suspects.add(seq)
         return
-    if not isinstance(body, dict) or body.get("seq") != seq:
-        return  # not the event at `seq`: `audit verify` names it
+    if body.get("seq") != seq:
+        reading.suspects.add(seq)
     request_id, kind = body.get("request"), body.get("kind")
     if isinstance(request_id, str) and request_id and isinstance(kind, str):
         reading.found.setdefault(request_id, []).append((seq, sys.intern(kind)))

@@ -292,11 +292,10 @@ def _taking_part(session: Session, request_id: str, found: dict[int, bytes]) -> 
         and body.get("request") == request_id
         and body.get("kind") == "request.submitted"
     ]
-    if starts:
-        found = {
-            **found,
-            **request_index.hidden(session, request_id, min(starts), found, PARTICIPATION),
-        }
+    since = min(starts) if starts else request_index.submitted_at(session, request_id)
+    if since is not None:
+        more = request_index.hidden(session, request_id, since, found, PARTICIPATION)
+        found = {**found, **more.bodies}
     people = (participant(seq, raw, request_id) for seq, raw in found.items())
     return frozenset(who for who in people if who is not None)
 

@@ -117,6 +117,10 @@ class Trail:
     """Seqs of events whose bodies say they are this request's (of the kinds above) that the
     look-up by the `request_id` and `kind` columns did not find (`core.request_index`): in
     the trail all the same, and named by `problem`."""
+    altered: tuple[int, ...] = ()
+    """Seqs from its submission on where the log's rows were moved, deleted or edited (a row
+    whose body is not the event at its seq, a seq with no row: `core.request_index`), whoever's
+    events they held: nothing this trail says can be trusted past them."""
 
     @property
     def outcomes(self) -> tuple[Mapping[str, Any], ...]:
@@ -147,17 +151,23 @@ class Trail:
     def hidden_problem(self) -> str | None:
         if not self.hidden:
             return None
-        shown = ", ".join(str(seq) for seq in self.hidden[:5])
-        more = "" if len(self.hidden) <= 5 else f" and {len(self.hidden) - 5} more"
         return (
-            f"its audit event(s) {shown}{more} are not found under it in the store (their "
-            "request or kind column was changed)"
+            f"its audit event(s) {_some(self.hidden)} are not found under it in the store "
+            "(their request or kind column was changed)"
+        )
+
+    def altered_problem(self) -> str | None:
+        if not self.altered:
+            return None
+        return (
+            f"the audit log's rows at {_some(self.altered)} are not the events the log holds "
+            "there (rows moved, deleted or edited)"
         )
 
     def request_problem(self, row: RequestRow) -> str | None:
         """Why the stored request is not what its events say was submitted, or its events are
         not all found under it in the store (every re-check asks this first)."""
-        found = [self.hidden_problem(), self._submitted_problem(row)]
+        found = [self.hidden_problem(), self.altered_problem(), self._submitted_problem(row)]
         return "; ".join(p for p in found if p is not None) or None
 
     def _submitted_problem(self, row: RequestRow) -> str | None:
@@ -401,21 +411,27 @@ def trail(session: Session, request_id: str) -> Trail:
     index, completed by this process's index of the events' bodies from its submission on
     (`core.request_index`: usually one statement per transaction)."""
     found: dict[int, Mapping[str, Any]] = {}
+    altered: set[int] = set()
     for seq, raw in session.connection().execute(_TRAIL, {"request_id": request_id}):
         said = body_at(int(seq), bytes(raw))
         # The body, not the columns, says what the event is about (a DBA can edit columns
-        # without `audit verify` noticing, never a body).
-        if said is not None and said.get("request") == request_id:
+        # without `audit verify` noticing, never a body); a row whose body is not the event
+        # at its seq was moved or edited.
+        if said is None:
+            altered.add(int(seq))
+        elif said.get("request") == request_id:
             found[int(seq)] = said
     starts = [seq for seq, body in found.items() if body.get("kind") == SUBMITTED]
     hidden: list[int] = []
     if starts:
         # Without its submitted event the request is refused as altered anyway.
-        for seq, raw in request_index.hidden(
-            session, request_id, min(starts), found, _KINDS
-        ).items():
+        more = request_index.hidden(session, request_id, min(starts), found, _KINDS)
+        altered.update(more.gone)
+        for seq, raw in more.bodies.items():
             said = body_at(seq, raw)
-            if said is not None and said.get("request") == request_id:
+            if said is None:
+                altered.add(seq)
+            elif said.get("request") == request_id:
                 found[seq] = said
                 hidden.append(seq)
     submitted: list[Mapping[str, Any]] = []
@@ -429,7 +445,14 @@ def trail(session: Session, request_id: str) -> Trail:
         elif body.get("kind") in _KINDS:
             verdicts.append(body)
     # In log order (the seq, which the body says too: `body_at`), so the last move is the last.
-    return Trail(request_id, tuple(submitted), tuple(verdicts), tuple(moves), tuple(sorted(hidden)))
+    return Trail(
+        request_id,
+        tuple(submitted),
+        tuple(verdicts),
+        tuple(moves),
+        tuple(sorted(hidden)),
+        tuple(sorted(altered)),
+    )
 
 
 def restore_deadlines(row: RequestRow, found: Trail) -> None:
@@ -444,6 +467,11 @@ def restore_deadlines(row: RequestRow, found: Trail) -> None:
         row.expires_at = expires
     if not (row.post_review_due is None and clearable):
         row.post_review_due = due
+
+
+def _some(seqs: tuple[int, ...]) -> str:
+    more = "" if len(seqs) <= 5 else f" and {len(seqs) - 5} more"
+    return ", ".join(str(seq) for seq in seqs[:5]) + more
 
 
 def _shown(when: datetime | None) -> str:

@@ -309,9 +309,10 @@ def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
         and body.get("request") == request_id
         and body.get("kind") == "request.submitted"
     ]
-    if starts:
+    since = min(starts) if starts else request_index.submitted_at(session, request_id)
+    if since is not None:
         found = {e.seq: e.body for e in events}
-        for seq, raw in request_index.hidden(session, request_id, min(starts), found).items():
+        for seq, raw in request_index.hidden(session, request_id, since, found).bodies.items():
             entry = _hidden_entry(seq, raw)
             if entry is not None:
                 entries[seq] = entry
@@ -343,7 +344,10 @@ def _entry(
     (the columns are copies a DBA can edit unnoticed), else as the columns say, marked; an
     event whose body names another request (its `request_id` column re-pointed: attack
     led7-F6) is marked too."""
-    event = json.loads(body)
+    try:
+        event = json.loads(body)
+    except ValueError:  # not JSON: edited in the store (`audit verify` names it); marked below
+        event = None
     said = event if isinstance(event, dict) else {}
     stamped = _body_time(said.get("at"))
     entry = {

@@ -82,7 +82,7 @@ def _event(event: Event) -> dict[str, Any]:
         "actor": event.actor,
         "account": event.account_ref,
         "request": event.request_id,
-        "body": event.body.decode(),
+        "body": event.text(),
         "leaf_hash": _b64(event.leaf_hash),
         "event": event.data(),
     }
