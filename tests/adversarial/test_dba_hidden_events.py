@@ -11,19 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from foureyes import worker
+from foureyes.audit.export import AuditVerificationError
+from foureyes.audit.verify import verify_log
 from foureyes.core import request_index
-from foureyes.store.tables import EventRow
+from foureyes.store.tables import EventRow, RequestRow
 from tests.adversarial.test_dba import (
+    _cancelled,
+    _high_alerts,
     _run_worker_and_show,
     _stopped,
     _tamper,
     _untouched,
     _vetoed_by_sam,
 )
+from tests.adversarial.test_dba_request_columns import _broken_glass
 from tests.api.conftest import Api, assert_problem
+from tests.dba import tamper
 
 _VETO_KINDS = ("review.recorded", "request.vetoed")
 # Ways to keep the veto's events from a look-up by the request and kind columns.
@@ -107,3 +113,160 @@ def test_a_hidden_review_leaves_its_reviewer_a_participant(api: Api) -> None:
     hidden = [e for e in timeline if e["seq"] in seqs]
     assert [e["kind"] for e in hidden] == list(_VETO_KINDS)
     assert all("not found under this request" in e["altered"] for e in hidden)
+
+
+# --- rows moved or deleted (attack hide-F1): a body not at its seq, a seq with no row ---------
+
+
+def _swap(api: Api, a: int, b: int) -> None:
+    """Swap two events' rows (columns and bodies untouched, each under the other's seq)."""
+    for sql, params in (
+        ("UPDATE audit_events SET seq = 999999999 WHERE seq = :a", {"a": a}),
+        ("UPDATE audit_events SET seq = :a WHERE seq = :b", {"a": a, "b": b}),
+        ("UPDATE audit_events SET seq = :b WHERE seq = 999999999", {"b": b}),
+    ):
+        _tamper(api, sql, **params)
+
+
+def _set_pending(api: Api, request_id: str) -> None:
+    tamper(api.world.services.database, "DELETE FROM reviews WHERE request_id = :id", id=request_id)
+    _tamper(
+        api, "UPDATE requests SET state = 'pending', reason = NULL WHERE id = :id", id=request_id
+    )
+
+
+def _approvals_refused(
+    api: Api, view: dict[str, Any], *reviewers: str, cancelled: bool = True
+) -> None:
+    """Each approval refused (or the server unavailable: an append finds the log's stored
+    subtrees do not hold the events the head counts), nothing carried out; where the request
+    could still be cancelled, it was, naming the altered rows, with one high alert; and the
+    log's verification names what was done to it."""
+    for reviewer in reviewers:
+        response = api.review(reviewer, view["id"], digest=view["digest"], step_up=True)
+        assert response.status_code in (404, 409, 503), response.text
+    worker.run_once(api.world.services)
+    _untouched(api)
+    with api.world.services.database.read() as session:
+        row = session.get(RequestRow, view["id"])
+        assert row is not None
+        state, reason = row.state, row.reason or ""
+    assert state in (("cancelled",) if cancelled else ("pending", "cancelled")), state
+    if state == "cancelled":
+        assert "rows moved, deleted or edited" in reason, reason
+        assert len(_high_alerts(api, view["id"])) == 1
+    with pytest.raises(AuditVerificationError):
+        verify_log(api.world.services.database, [], workers=1)
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["running", "restarted"])
+@pytest.mark.parametrize("how", ["swapped", "deleted"])
+def test_a_veto_whose_rows_were_moved_or_deleted_stops_the_request(
+    api: Api, how: str, fresh: bool
+) -> None:
+    view = _vetoed_by_sam(api)
+    first, second = _veto_seqs(api, view["id"])
+    if how == "swapped":
+        _swap(api, first, second)
+    else:
+        # A later event, so that the log's last row is still where its head says.
+        api.submitted("c-1001", action="account.suspend", account="chirp:president")
+        _tamper(api, "DELETE FROM audit_events WHERE seq IN (:a, :b)", a=first, b=second)
+    _set_pending(api, view["id"])
+    if fresh:
+        _fresh_process(api)
+    # Deleted rows: appends stop at once (503), as the stored subtrees no longer hold them.
+    _approvals_refused(api, view, "e-3001", "e-3002", cancelled=how == "swapped")
+
+
+def test_a_cancellation_swapped_with_a_later_event_stops_the_request(api: Api) -> None:
+    view = _cancelled(api)
+    with api.world.services.database.read() as session:
+        end = session.scalar(
+            select(EventRow.seq).where(
+                EventRow.request_id == view["id"], EventRow.kind == "request.cancelled"
+            )
+        )
+    assert end is not None
+    api.submitted("c-1001", action="account.suspend", account="chirp:chirp")
+    _swap(api, end, end + 1)
+    _set_pending(api, view["id"])
+    _fresh_process(api)
+    for reviewer in ("e-3002", "e-3003"):
+        response = api.review(reviewer, view["id"], digest=view["digest"], step_up=True)
+        assert response.status_code in (404, 409), response.text
+    assert api.world.chirp("president")["status"] == "active"
+    assert api.show("e-4001", view["id"])["state"] == "cancelled"
+
+
+# --- a break-glass settled by a relabelled column (attack hide-F3) ----------------------------
+
+
+@pytest.mark.parametrize("which", ["one-of-its-own", "an-unrelated-event"])
+def test_a_break_glass_settled_only_by_a_column_is_still_flagged_overdue(
+    api: Api, which: str
+) -> None:
+    view = _broken_glass(api)
+    with api.world.services.database.read() as session:
+        if which == "one-of-its-own":
+            seq = session.scalar(
+                select(EventRow.seq).where(
+                    EventRow.request_id == view["id"], EventRow.kind == "request.executing"
+                )
+            )
+        else:
+            seq = session.scalar(
+                select(func.max(EventRow.seq)).where(EventRow.request_id.is_(None))
+            )
+    assert seq is not None
+    _tamper(
+        api,
+        "UPDATE audit_events SET kind = 'break_glass.signed_off', request_id = :r WHERE seq = :s",
+        s=seq,
+        r=view["id"],
+    )
+    api.world.clock.advance(hours=24, seconds=1)
+    assert view["id"] in worker.run_once(api.world.services).overdue
+    assert view["id"] not in worker.run_once(api.world.services).overdue  # flagged once
+
+
+# --- bodies that are not JSON (attack hide-F4): shown marked, never a 500 ---------------------
+
+
+@pytest.mark.parametrize(
+    "body", [b"\xff\x00not json", b'["request":1]', b'{"request":"X","kind":', b"[1,2,3]"]
+)
+def test_a_body_that_is_not_an_event_is_shown_marked_and_stops_the_request(
+    api: Api, body: bytes
+) -> None:
+    view = _vetoed_by_sam(api)
+    first, _ = _veto_seqs(api, view["id"])
+    _tamper(api, "UPDATE audit_events SET body = :b WHERE seq = :s", b=body, s=first)
+    _fresh_process(api)
+    for path in (f"/v1/requests/{view['id']}", f"/v1/audit/events?request={view['id']}"):
+        response = api.get("e-4001", path)
+        assert response.status_code == 200, response.text
+    timeline = api.show("e-4001", view["id"])["timeline"]
+    (entry,) = [e for e in timeline if e["seq"] == first]
+    assert "altered" in entry
+    _set_pending(api, view["id"])
+    _approvals_refused(api, view, "e-3001", "e-3002")
+
+
+# --- the submitted event's column moved too (attack hide-F5) ---------------------------------
+
+
+def test_a_review_hidden_with_its_requests_submission_still_counts_its_reviewer(
+    api: Api,
+) -> None:
+    """With the index reaching back to the request (a running process), the submission is
+    found by its body: Sam still sees the request he vetoed, and its timeline holds it all."""
+    view = _vetoed_by_sam(api)
+    with api.world.services.database.read() as session:
+        seqs = list(session.scalars(select(EventRow.seq).where(EventRow.request_id == view["id"])))
+    for seq in seqs:
+        _tamper(api, "UPDATE audit_events SET request_id = NULL WHERE seq = :seq", seq=seq)
+    response = api.get("e-3003", f"/v1/requests/{view['id']}")
+    assert response.status_code == 200, response.text
+    shown = [e["seq"] for e in response.json()["timeline"]]
+    assert set(seqs) <= set(shown)

@@ -50,13 +50,16 @@ def unvouched(session: Session) -> list[str]:
     if not claims:
         return []
     seqs = [seq for found in claims.values() for seq in found]
-    bodies = dict(
-        session.execute(select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(seqs))).tuples()
-    )
+    bodies = {
+        int(seq): bytes(raw)
+        for seq, raw in session.execute(
+            select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(seqs), in_tree())
+        )
+    }
     settled: set[str] = set()
     for request_id, found in claims.items():
         for seq in found:
-            body = body_at(seq, bytes(bodies[seq])) if seq in bodies else None
+            body = body_at(seq, bodies[seq]) if seq in bodies else None
             if (
                 body is not None
                 and body.get("request") == request_id
