@@ -38,8 +38,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import event, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from foureyes.store.tables import EventRow
 from foureyes.store.tree import in_tree
@@ -145,17 +145,19 @@ class _Index:
         self._low, self._through = min(self._low, start), max(self._through, end)
 
 
-_INDEXES: weakref.WeakKeyDictionary[Engine, _Index] = weakref.WeakKeyDictionary()
+_INDEXES: weakref.WeakKeyDictionary[Pool, _Index] = weakref.WeakKeyDictionary()
 _INDEXES_LOCK = threading.Lock()
 _END = 2**62  # "up to the head": `in_tree` bounds each read
 
 
 def _index_of(session: Session) -> _Index:
-    engine = session.get_bind().engine
+    # By pool: a read-only session's engine (`Engine.execution_options`) is another object
+    # over the same pool and database.
+    pool = session.get_bind().engine.pool
     with _INDEXES_LOCK:
-        found = _INDEXES.get(engine)
+        found = _INDEXES.get(pool)
         if found is None:
-            found = _INDEXES[engine] = _Index()
+            found = _INDEXES[pool] = _Index()
     return found
 
 

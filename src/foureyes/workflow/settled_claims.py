@@ -19,8 +19,8 @@ import threading
 import weakref
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from foureyes.audit.copies import body_at
 from foureyes.store.tables import EventRow, RequestRow
@@ -29,15 +29,17 @@ from foureyes.workflow.integrity import SETTLED
 
 __all__ = ["unvouched"]
 
-_VOUCHED: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+_VOUCHED: weakref.WeakKeyDictionary[Pool, set[str]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
 def unvouched(session: Session) -> list[str]:
     """The break-glass requests with a settled event by their columns and none by its body."""
-    engine = session.get_bind().engine
+    # By pool: a read-only session's engine (`Engine.execution_options`) is another object
+    # over the same pool and database.
+    pool = session.get_bind().engine.pool
     with _LOCK:
-        vouched = _VOUCHED.setdefault(engine, set())
+        vouched = _VOUCHED.setdefault(pool, set())
         known = set(vouched)
     claims: dict[str, list[int]] = {}
     for request_id, seq in session.execute(
