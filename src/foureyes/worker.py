@@ -37,7 +37,15 @@ from foureyes.model import RequestState, StaffStatus
 from foureyes.notify import Channel, deliver_due
 from foureyes.store.tables import AlertRow, EventRow, RequestRow, StaffRow
 from foureyes.store.tree import in_tree
-from foureyes.workflow import batch_worker, expiry, integrity, lease, reminders, settled_claims
+from foureyes.workflow import (
+    batch_worker,
+    copies_sweep,
+    expiry,
+    integrity,
+    lease,
+    reminders,
+    settled_claims,
+)
 from foureyes.workflow.execute import execute
 from foureyes.workflow.reconcile import reconcile
 from foureyes.workflow.staff import OPEN_STATES
@@ -146,6 +154,7 @@ def run_once(
     _flag_overdue_post_reviews(services, tick)
     _detect(services)  # before delivery, so this pass's alerts go out in this pass
     _check_alerts(services)  # also before delivery
+    _check_copies(services)
     tick.reminded = reminders.remind_due(services)  # also before delivery
     if checkpoints is not None:
         _checkpoint(services, checkpoints, tick)
@@ -248,6 +257,17 @@ def _check_alerts(services: Services) -> None:
         log.error("the alerts check failed: %s", exc.message)
     except Exception:  # a bug: its traceback
         log.exception("the alerts check failed")
+
+
+def _check_copies(services: Services) -> None:
+    """A slice of the log's columns against its bodies (`workflow.copies_sweep`): a copy a
+    DBA changed raises `record_tampered`. A failure is logged; the worker goes on."""
+    try:
+        copies_sweep.sweep(services)
+    except FoureyesError as exc:  # the store is down...: expected, one line
+        log.error("the audit columns check failed: %s", exc.message)
+    except Exception:  # a bug: its traceback
+        log.exception("the audit columns check failed")
 
 
 def _deliver_notifications(

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
-from foureyes.store.tables import EventRow
+from foureyes import worker
+from foureyes.core.sealing import DETECTOR
+from foureyes.store.tables import AlertRow, EventRow
 from foureyes.workflow.answered import submit_run_or_replay
 from foureyes.workflow.submit import Submission
 from tests.api.conftest import Api
@@ -109,3 +112,37 @@ def test_a_re_dated_event_shows_its_bodys_time_marked(api: Api) -> None:
     assert entry["at"] == shown["at"]
     assert not entry["at"].startswith("2020")
     assert entry["altered"], entry
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE audit_events SET kind = 'break_glass.signed_off' WHERE seq = :seq",
+        "UPDATE audit_events SET actor = 'e-5001' WHERE seq = :seq",
+        "UPDATE audit_events SET request_id = NULL WHERE seq = :seq",
+        "UPDATE audit_events SET account_ref = 'chirp:other' WHERE seq = :seq",
+    ],
+    ids=["kind", "actor", "request", "account"],
+)
+def test_a_changed_column_is_found_by_the_workers_sweep_and_alerted(api: Api, edit: str) -> None:
+    """Whatever reads by that column, the worker goes round the log comparing the columns with
+    the bodies: the changed copy raises a high `record_tampered` alert naming the event (once
+    a day while it lasts)."""
+    request_id = _pending(api)
+    with api.world.services.database.read() as session:
+        seq = session.scalar(
+            select(func.min(EventRow.seq)).where(EventRow.request_id == request_id)
+        )
+    assert seq is not None
+    tamper(api.world.services.database, edit, seq=seq)
+    worker.run_once(api.world.services)
+    worker.run_once(api.world.services)
+    with api.world.services.database.read() as session:
+        raised = [
+            a
+            for a in session.scalars(select(AlertRow).where(AlertRow.detector == DETECTOR))
+            if (a.details or {}).get("seq") == seq
+        ]
+    assert len(raised) == 1
+    assert raised[0].severity == "high"
+    assert f"audit event {seq} was changed in the store" in raised[0].summary

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, case, func, select, type_coerce
+from sqlalchemy import Select, String, case, func, select, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement
 
@@ -66,48 +66,53 @@ def check_copies(database: Database, progress: Callable[[int], None] | None = No
     checked = 0
     with database.read() as session:
         dialect = session.get_bind().dialect
-        time_key = _time_key(dialect)
-        at: ColumnElement[Any]
-        if dialect.name == "postgresql":
-            # 'infinity' would not load as a datetime: read it as NULL, which matches nothing.
-            at = case((func.isfinite(EventRow.at), EventRow.at), else_=None)
-        else:
-            at = type_coerce(EventRow.at, String)  # the stored text, as filters compare it
-        columns = (EventRow.seq, at.label("at"), EventRow.kind, EventRow.actor)
-        query = select(*columns, EventRow.account_ref, EventRow.request_id, EventRow.body)
+        time_key = time_key_of(dialect)
+        query = copies_query(dialect)
         query = query.order_by(EventRow.seq).execution_options(yield_per=BATCH)
         for row in session.execute(query):
-            try:
-                body = json.loads(bytes(row.body))
-            except ValueError:
-                raise AuditVerificationError(
-                    Tamper.MODIFIED, "the event is not JSON", seq=row.seq
-                ) from None
-            if not isinstance(body, dict) or body.get("seq") != row.seq:
-                raise AuditVerificationError(
-                    Tamper.MODIFIED, "the event does not carry its own seq", seq=row.seq
-                )
-            stamp = body.get("at")
-            instant = _instant(stamp)
-            if instant is None or row.at is None or row.at != time_key(instant):
-                raise AuditVerificationError(
-                    Tamper.MODIFIED,
-                    f"the indexed time {row.at!r} is not the event's {stamp!r} as time filters "
-                    "see it (an event moved out of an investigation's time window)",
-                    seq=row.seq,
-                )
-            for column, key in _FIELDS:
-                if getattr(row, column) != body.get(key):
-                    raise AuditVerificationError(
-                        Tamper.MODIFIED,
-                        f"the indexed {column} {getattr(row, column)!r} is not the event's "
-                        f"{key} {body.get(key)!r} (an event moved out of an investigation's view)",
-                        seq=row.seq,
-                    )
+            problem = copy_problem(row, time_key)
+            if problem is not None:
+                raise AuditVerificationError(Tamper.MODIFIED, problem, seq=row.seq)
             checked += 1
             if progress is not None and checked % BATCH == 0:
                 progress(checked)
     return checked
+
+
+def copies_query(dialect: Dialect) -> Select[Any]:
+    """The columns `copy_problem` compares, and the body, of `audit_events` rows."""
+    at: ColumnElement[Any]
+    if dialect.name == "postgresql":
+        # 'infinity' would not load as a datetime: read it as NULL, which matches nothing.
+        at = case((func.isfinite(EventRow.at), EventRow.at), else_=None)
+    else:
+        at = type_coerce(EventRow.at, String)  # the stored text, as filters compare it
+    columns = (EventRow.seq, at.label("at"), EventRow.kind, EventRow.actor)
+    return select(*columns, EventRow.account_ref, EventRow.request_id, EventRow.body)
+
+
+def copy_problem(row: Any, time_key: Callable[[datetime], object]) -> str | None:
+    """Why a row of `copies_query` is not its body's copy (None when it is)."""
+    try:
+        body = json.loads(bytes(row.body))
+    except ValueError:
+        return "the event is not JSON"
+    if not isinstance(body, dict) or body.get("seq") != row.seq:
+        return "the event does not carry its own seq"
+    stamp = body.get("at")
+    instant = _instant(stamp)
+    if instant is None or row.at is None or row.at != time_key(instant):
+        return (
+            f"the indexed time {row.at!r} is not the event's {stamp!r} as time filters "
+            "see it (an event moved out of an investigation's time window)"
+        )
+    for column, key in _FIELDS:
+        if getattr(row, column) != body.get(key):
+            return (
+                f"the indexed {column} {getattr(row, column)!r} is not the event's "
+                f"{key} {body.get(key)!r} (an event moved out of an investigation's view)"
+            )
+    return None
 
 
 def _instant(stamp: object) -> datetime | None:
@@ -121,7 +126,7 @@ def _instant(stamp: object) -> datetime | None:
     return instant if _stamp(instant) == stamp else None
 
 
-def _time_key(dialect: Dialect) -> Callable[[datetime], object]:
+def time_key_of(dialect: Dialect) -> Callable[[datetime], object]:
     """What a time filter's bound becomes for this database: the column type's own bind
     processing (UTC text on SQLite), so the check compares exactly what the filters compare."""
     if dialect.name == "postgresql":
