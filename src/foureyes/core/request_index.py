@@ -206,6 +206,10 @@ def events(
         ):
             break
         index.reset(through)  # the log is not the one read: read it afresh
+        # Along with what this transaction read believing the index (a range below it, read
+        # first, names as missing the rows a shorter log never held).
+        fresh = session.info[_READING] = _Reading(index, spoiled=reading.spoiled)
+        reading = fresh
     named = [*known, *reading.found.get(request_id, ())]
     suspects = index.suspects(since) | {seq for seq in reading.suspects if seq >= since}
     return Found(

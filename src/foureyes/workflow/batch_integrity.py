@@ -11,7 +11,12 @@ triggers (migration 0015) are only defence in depth: a DBA can drop them.
   `batch.submitted` audit event (its body, which the log's tree covers): rewriting the
   digests to match edited rows shows here;
 - every review row has its `batch.reviewed` event, with the same person, decision and digest:
-  a forged approval shows here.
+  a forged approval shows here;
+- the batch's events are found by their bodies too, not only by the `request_id` and `kind`
+  columns beside them (which the tree's hashes do not cover): an event whose body names the
+  batch that the columns do not find (relabelled, cleared or re-pointed: a hidden veto, attack
+  hide-F2), or a row moved, deleted or edited among its events (`core.request_index`), shows
+  here (`read_trail`, also `batch_ledger`'s).
 
 A batch found altered is stopped (`refuse`): cancelled if it had not started, else its
 remaining items are cancelled (either way every item not carried out is settled `cancelled`,
@@ -21,14 +26,16 @@ integrity check stopped it (`batch_notify`): the reasons are oversight's.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.copies import body_at
+from foureyes.core import request_index
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.store.tables import BatchItemRow, BatchReviewRow, BatchRow, EventRow
@@ -38,7 +45,7 @@ from foureyes.workflow import batch_events, batch_manifest, batch_notify
 DETECTOR = "batch_tampered"
 REVIEWED = "batch.reviewed"
 _KINDS = (batch_events.SUBMITTED, REVIEWED)
-_TRAIL = select(EventRow.body).where(
+_TRAIL = select(EventRow.seq, EventRow.body).where(
     EventRow.request_id == bindparam("batch_id"), EventRow.kind.in_(_KINDS), in_tree()
 )
 
@@ -94,7 +101,9 @@ def problem(
         return "the batch's items are not the ones submitted (added, removed or moved)"
     if batch_manifest.root([i.digest for i in items]) != batch.digest:
         return "the items' Merkle root is not the batch's digest"
-    submitted, verdicts = _trail(session, batch.id)
+    submitted, verdicts, store = _trail(session, batch.id)
+    if store is not None:
+        return store
     if len(submitted) != 1:
         return f"the log holds {len(submitted)} batch.submitted events for it, not one"
     logged = submitted[0]
@@ -115,19 +124,103 @@ def problem(
     return None
 
 
-def _trail(session: Session, batch_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _trail(
+    session: Session, batch_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """The batch's submitted and review events, and why its events are not all found under it
+    (None: they are)."""
+    rows = session.connection().execute(_TRAIL, {"batch_id": batch_id})
+    read = read_trail(session, batch_id, ((int(s), bytes(r)) for s, r in rows), _KINDS)
     submitted: list[dict[str, Any]] = []
     verdicts: list[dict[str, Any]] = []
-    for raw in session.connection().execute(_TRAIL, {"batch_id": batch_id}).scalars():
-        body = json.loads(bytes(raw))
-        # The body (covered by the tree's hashes), not the columns, says what it is about.
-        if not isinstance(body, dict) or body.get("request") != batch_id:
-            continue
+    for _seq, body in sorted(read.bodies.items()):
         if body.get("kind") == batch_events.SUBMITTED:
             submitted.append(body)
         elif body.get("kind") == REVIEWED:
             verdicts.append(body)
-    return submitted, verdicts
+    return submitted, verdicts, read.problem()
+
+
+@dataclass(frozen=True)
+class Read:
+    """A batch's events as their bodies say (`read_trail`)."""
+
+    bodies: dict[int, dict[str, Any]]
+    """Seq to body, of the events read whose bodies name the batch (found by column or not)."""
+    hidden: frozenset[int]
+    """Seqs of events whose bodies name the batch that the look-up by column did not find."""
+    altered: frozenset[int]
+    """Seqs where the log's rows were moved, deleted or edited, from the batch's submission
+    on (whoever's events they held)."""
+    submitted_at: int | None
+    """The seq of the first `batch.submitted` event found (None: none)."""
+
+    def problem(self) -> str | None:
+        return store_problem(self.hidden, self.altered)
+
+
+def read_trail(
+    session: Session,
+    batch_id: str,
+    rows: Iterable[tuple[int, bytes]],
+    kinds: Collection[str],
+    *,
+    seen: Collection[int] = (),
+    since: int | None = None,
+) -> Read:
+    """Complete `rows` (seq and body of the events a look-up by the `request_id` and `kind`
+    columns found, of `kinds`) with the events of those kinds whose bodies name the batch from
+    its submission on (`since`, else the first `batch.submitted` among `rows`), as this
+    process's index of the bodies has them (`core.request_index`); `seen`, seqs found by an
+    earlier look-up (not hidden). Without a submission found nothing more is read: the batch
+    is refused as altered anyway (`problem`: not one batch.submitted)."""
+    bodies: dict[int, dict[str, Any]] = {}
+    altered: set[int] = set()
+    for seq, raw in rows:
+        said = body_at(seq, raw)
+        # The body, not the columns, says what the event is about; a row whose body is not
+        # the event at its seq was moved or edited.
+        if said is None:
+            altered.add(seq)
+        elif said.get("request") == batch_id:
+            bodies[seq] = said
+    if since is None:
+        starts = [s for s, b in bodies.items() if b.get("kind") == batch_events.SUBMITTED]
+        since = min(starts) if starts else None
+    hidden: set[int] = set()
+    if since is not None:
+        more = request_index.hidden(session, batch_id, since, {*seen, *bodies, *altered}, kinds)
+        altered.update(more.gone)
+        for seq, raw in more.bodies.items():
+            said = body_at(seq, raw)
+            if said is None:
+                altered.add(seq)
+            elif said.get("request") == batch_id:
+                bodies[seq] = said
+                hidden.add(seq)
+    return Read(bodies, frozenset(hidden), frozenset(altered), since)
+
+
+def store_problem(hidden: Collection[int], altered: Collection[int]) -> str | None:
+    """Why the batch's events in the store are not the ones its log holds (None: they are)."""
+    found = []
+    if hidden:
+        found.append(
+            f"its audit event(s) {_some(hidden)} are not found under it in the store "
+            "(their request or kind column was changed)"
+        )
+    if altered:
+        found.append(
+            f"the audit log's rows at {_some(altered)} are not the events the log holds there "
+            "(rows moved, deleted or edited)"
+        )
+    return "; ".join(found) or None
+
+
+def _some(seqs: Collection[int]) -> str:
+    ordered = sorted(seqs)
+    more = "" if len(ordered) <= 5 else f" and {len(ordered) - 5} more"
+    return ", ".join(str(seq) for seq in ordered[:5]) + more
 
 
 def refuse(

@@ -10,6 +10,11 @@ credential) could otherwise revive an expired batch, skip a delay, or run again 
 was cancelled or already executed. Checked before every review, at the start of an execution
 and before every chunk (incrementally: only the events since the last look are read).
 
+Its events are found by their bodies too (`batch_integrity.read_trail`): one whose columns were
+relabelled, cleared or re-pointed (a hidden `batch.declined`, `batch.executed` or item event,
+attack hide-F2) still counts where its body puts it, and is itself a difference, as is a row
+moved, deleted or edited among them.
+
 A difference stops the batch (`refuse`) with a high `batch_tampered` alert; an item the log
 says was cancelled, failed, executed or reverted is never carried out, whatever its row says,
 and its row is put back as the log has it.
@@ -17,7 +22,6 @@ and its row is put back as the log has it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +62,12 @@ class Ledger:
     not_before: str | None = None
     items: dict[str, str] = field(default_factory=dict)
     seq: int = -1
+    hidden: set[int] = field(default_factory=set)
+    """Seqs of its events the look-up by column did not find (`batch_integrity.read_trail`)."""
+    altered: set[int] = field(default_factory=set)
+    """Seqs where the log's rows were moved, deleted or edited since its submission."""
+    submitted_at: int | None = None
+    _seen: set[int] = field(default_factory=set, init=False, repr=False)  # seqs taken in
 
     def read(self, session: Session) -> Ledger:
         """Read the events since the last read (all of them the first time)."""
@@ -71,12 +81,24 @@ class Ledger:
             )
             .order_by(EventRow.seq)
         )
-        for seq, raw in session.execute(query):
-            self.seq = max(self.seq, int(seq))
-            body = json.loads(bytes(raw))
-            # The body (covered by the tree's hashes), not the columns, says what it is about.
-            if not isinstance(body, dict) or body.get("request") != self.batch_id:
+        rows = [(int(seq), bytes(raw)) for seq, raw in session.execute(query)]
+        self.seq = max([self.seq, *(seq for seq, _ in rows)])
+        read = batch_integrity.read_trail(
+            session,
+            self.batch_id,
+            [(seq, raw) for seq, raw in rows if seq not in self._seen],
+            _KINDS,
+            seen=self._seen,
+            since=self.submitted_at,
+        )
+        self.submitted_at = read.submitted_at
+        self.hidden.update(read.hidden)
+        self.altered.update(read.altered)
+        # In log order (the seq, which each body says too), hidden events where they belong.
+        for seq, body in sorted(read.bodies.items()):
+            if seq in self._seen:
                 continue
+            self._seen.add(seq)
             kind = body.get("kind")
             if kind == batch_events.SUBMITTED:
                 self.submitted.append(body)
@@ -136,8 +158,12 @@ class Ledger:
                 )
         return None
 
+    def store_problem(self) -> str | None:
+        """Why its events are not all found under it in the store (None: they are)."""
+        return batch_integrity.store_problem(self.hidden, self.altered)
+
     def problem(self, batch: BatchRow, items: Sequence[BatchItemRow] = ()) -> str | None:
-        found = [self.batch_problem(batch), self.item_problem(items)]
+        found = [self.store_problem(), self.batch_problem(batch), self.item_problem(items)]
         return "; ".join(p for p in found if p is not None) or None
 
 

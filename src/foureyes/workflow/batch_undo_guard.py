@@ -55,6 +55,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.copies import body_at
 from foureyes.core import alert_log
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Actor, Services
@@ -531,10 +532,15 @@ def _execution_event(session: Session, item: BatchItemRow) -> tuple[int, dict[st
         )
         .order_by(EventRow.seq)
     ):
-        body = json.loads(bytes(raw))
+        body = body_at(int(seq), bytes(raw))
+        if body is None:
+            # Moved or edited: which event it was, the log's verification says, not the row.
+            return (
+                f"item {item.position} ({item.account_ref}): the audit log's row at {seq} is not "
+                "the event the log holds there (rows moved, deleted or edited)"
+            )
         if (
-            isinstance(body, dict)
-            and body.get("kind") == ITEM_EXECUTED
+            body.get("kind") == ITEM_EXECUTED
             and body.get("request") == item.batch_id
             and body.get("item") == item.id
         ):

@@ -75,14 +75,17 @@ def item_flight(session: Session, item: BatchItemRow, batch: BatchRow) -> Flight
             f"item {item.position} ({item.account_ref}) is executing, but its batch has "
             f"{len(ledger.submitted)} batch.submitted audit events, not one",
         )
+    # Events whose columns were changed count where their bodies put them, and are named.
+    store = ledger.store_problem()
     if ledger.state != EXECUTING or logged != "pending":
         return Flight(
             None,
-            f"item {item.position} ({item.account_ref}) is executing, but its audit events say "
-            f"its batch is {ledger.state} and the item {logged}",
+            store
+            or f"item {item.position} ({item.account_ref}) is executing, but its audit events "
+            f"say its batch is {ledger.state} and the item {logged}",
         )
     action = ledger.submitted[0].get("action")
-    return Flight(action if isinstance(action, str) else "", None)
+    return Flight(action if isinstance(action, str) else "", store)
 
 
 __all__ = ["Flight", "item_flight", "request_flight"]
