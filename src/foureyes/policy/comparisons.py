@@ -55,7 +55,7 @@ from foureyes.policy.cel.ast import (
     children,
 )
 from foureyes.policy.cel.parser import parse
-from foureyes.policy.vacuity import Atom, Constraint, Expr, always, decided, never
+from foureyes.policy.vacuity import UNKNOWN, Atom, Constraint, Expr, always, decided, never
 
 __all__ = ["VARIABLES", "Found", "Path", "read"]
 
@@ -323,7 +323,16 @@ class _Walker:
         """`node` refused when trying every value that matters finds it never or always true
         (`vacuity.decided`: what nests, `a != "x" || ["y"].all(c, a != c)`; attack pol9-F2)."""
         verdict = decided(self._expr(node, env))
-        if verdict is not None:
+        if verdict == UNKNOWN:
+            # Too many cases to tell: refused, never passed (padding a refused form with
+            # ordinary parts made it pass, attack pol10-F1).
+            self.refuse(
+                f"cannot decide whether `{self._shown(node)}` decides anything: its parts that "
+                "read the same fields have too many cases to try; rewrite it as smaller "
+                "conditions (fewer distinct values, or parts joined by && and || that read "
+                "different fields)"
+            )
+        elif verdict is not None:
             said = "can never be true" if verdict == "never" else "is always true"
             self.refuse(
                 f"`{self._shown(node)}` {said}, whatever the request: it reads as deciding and "

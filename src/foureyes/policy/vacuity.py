@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Atom", "Constraint", "Expr", "always", "decided", "never"]
+__all__ = ["UNKNOWN", "Atom", "Constraint", "Expr", "always", "decided", "never"]
 
 Path = tuple[str, ...]
 _LOWER = frozenset({">", ">="})
@@ -152,7 +152,15 @@ def _covers_every_number(parts: Sequence[Constraint]) -> bool:
 # whatever that part is.
 
 OTHER = "\x00other"
+# Most cases one independent part is tried in, and in all the parts of one expression: past
+# either the expression is "unknown" and refused (fail closed, as the prover is past its own).
 _MOST_CASES = 20_000
+_MOST_WORK = 200_000
+UNKNOWN = "unknown"
+
+
+class _TooMany(Exception):
+    """More cases than the budget: the expression cannot be decided here."""
 
 
 @dataclass(frozen=True)
@@ -172,19 +180,146 @@ Expr = tuple[str, Any]
 
 def decided(expr: Expr) -> str | None:
     """ "never" when no value of its paths (and no truth of its free parts) makes `expr` true,
-    "always" when every one does, else None (also when there are too many cases to try)."""
+    "always" when every one does, None when some do and some do not, and `UNKNOWN` when there
+    are too many cases to try (the caller refuses: padding a vacuous part with ordinary ones
+    must not make it pass, attack pol10-F1).
+
+    Parts that share no variable are tried apart: an `&&` of parts reading disjoint fields can
+    be true when each can (and false when one can), so a part no other part of the expression
+    reads is replaced by one free truth value, or by a constant when it is decided (padding
+    around `a != "x" || ["y"].all(c, a != c)` then costs nothing)."""
     atoms: list[Atom] = []
     frees: set[int] = set()
     _collect_atoms(expr, atoms, frees)
     if not atoms:
         return None
+    budget = _Budget()
+    try:
+        truths = _truths(_reduce(expr, frozenset(), budget), budget)
+    except _TooMany:
+        return UNKNOWN
+    if truths == {False}:
+        return "never"
+    return "always" if truths == {True} else None
+
+
+@dataclass
+class _Budget:
+    """Cases tried so far in one `decided` call, and the free ids it has made up."""
+
+    spent: int = 0
+    next_free: int = -1
+
+    def free(self) -> int:
+        self.next_free -= 1
+        return self.next_free
+
+    def spend(self, cases: int) -> None:
+        self.spent += cases
+        if cases > _MOST_CASES or self.spent > _MOST_WORK:
+            raise _TooMany
+
+
+Var = tuple[object, ...]
+
+
+def _variables(expr: Expr) -> frozenset[Var]:
+    """What the truth of `expr` depends on: each compared path (a list field's each value
+    apart: holding one value says nothing of another), each free part."""
+    kind, body = expr
+    if kind in ("and", "or"):
+        return frozenset().union(*(_variables(part) for part in body))
+    if kind == "not":
+        return _variables(body)
+    if kind == "free":
+        return frozenset({("free", body)})
+    if kind == "const":
+        return frozenset()
+    atom: Atom = body
+    if atom.kind == "has":
+        return frozenset({("has", atom.path, value) for value in atom.values})
+    if atom.kind == "num":
+        return frozenset({("num", atom.path)})
+    if atom.kind == "same":
+        (other,) = atom.values
+        return frozenset({("eq", atom.path), ("eq", other)})
+    return frozenset({("eq", atom.path)})
+
+
+def _reduce(expr: Expr, outside: frozenset[Var], budget: _Budget) -> Expr:
+    """`expr` with every group of an `&&`/`||`'s parts that reads nothing read `outside` it
+    (nor by the other parts) replaced by what the group can be: a constant, or a free truth
+    value. Equivalent for `decided`: such a group takes each of its truths whatever the rest
+    of the expression's variables are."""
+    kind, body = expr
+    if kind == "not":
+        return ("not", _reduce(body, outside, budget))
+    if kind not in ("and", "or"):
+        return expr
+    seen = [_variables(part) for part in body]
+    parts = [
+        _reduce(part, outside.union(*(v for j, v in enumerate(seen) if j != i)), budget)
+        for i, part in enumerate(body)
+    ]
+    groups = _groups([_variables(part) for part in parts])
+    apart: list[set[bool]] = []
+    kept: list[Expr] = []
+    for members, variables in groups:
+        chosen = [parts[i] for i in members]
+        if variables & outside:
+            kept += chosen
+            continue
+        group: Expr = chosen[0] if len(chosen) == 1 else (kind, chosen)
+        apart.append(_truths(group, budget))
+    if not apart:
+        return (kind, parts)
+    if kind == "and":
+        can = {True} if all(True in t for t in apart) else set()
+        can |= {False} if any(False in t for t in apart) else set()
+    else:
+        can = {True} if any(True in t for t in apart) else set()
+        can |= {False} if all(False in t for t in apart) else set()
+    summary: Expr = ("const", can == {True}) if len(can) == 1 else ("free", budget.free())
+    if not kept:
+        return summary
+    return (kind, [summary, *kept])
+
+
+def _groups(variables: Sequence[frozenset[Var]]) -> list[tuple[list[int], frozenset[Var]]]:
+    """The parts (by index) joined by the variables they share, with each group's variables."""
+    groups: list[tuple[list[int], frozenset[Var]]] = []
+    for index, own in enumerate(variables):
+        joined, merged = [index], own
+        rest = []
+        for members, shared in groups:
+            if shared & own:
+                joined += members
+                merged |= shared
+            else:
+                rest.append((members, shared))
+        groups = [*rest, (sorted(joined), merged)]
+    return groups
+
+
+def _truths(expr: Expr, budget: _Budget) -> set[bool]:
+    """The truth values `expr` takes over every value that matters of its paths and every
+    truth of its free parts (`_TooMany` past the budget)."""
+    kind, body = expr
+    if kind == "const":
+        return {bool(body)}
+    if kind == "free":
+        return {False, True}
+    atoms: list[Atom] = []
+    frees: set[int] = set()
+    _collect_atoms(expr, atoms, frees)
     axes = _candidates(atoms)
     names = sorted(axes)
     cases = 2 ** len(frees)
     for name in names:
         cases *= len(axes[name])
-    if cases > _MOST_CASES:
-        return None
+        if cases > _MOST_CASES:
+            raise _TooMany
+    budget.spend(cases)
     seen: set[bool] = set()
     free_list = sorted(frees)
     for values in itertools.product(*(axes[name] for name in names)):
@@ -192,8 +327,8 @@ def decided(expr: Expr) -> str | None:
         for truths in itertools.product((False, True), repeat=len(free_list)):
             seen.add(_value(expr, world, dict(zip(free_list, truths, strict=True))))
             if len(seen) == 2:
-                return None
-    return "never" if seen == {False} else "always"
+                return seen
+    return seen
 
 
 def _collect_atoms(expr: Expr, atoms: list[Atom], frees: set[int]) -> None:
