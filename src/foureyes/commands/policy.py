@@ -48,6 +48,7 @@ from foureyes.policy.literals import (
     unheld_groups,
     unheld_values,
 )
+from foureyes.policy.notify_channels import notify_names, unconfigured_names
 from foureyes.policy.oracles import private_reads
 from foureyes.policy.schema import policy_json_schema
 from foureyes.policy.testing import PolicyTestResult, run_policy_tests
@@ -129,7 +130,8 @@ def policy_check(
     """Validate and compile the policy as foureyes would accept it (its wording too), run its
     own tests and prove its invariants (exit 1 when a test fails or an invariant breaks: foureyes
     refuses such an update). Warns about a rule requiring a ticket system the data directory's
-    foureyes.toml does not configure (or that cannot be checked: no foureyes.toml there)."""
+    foureyes.toml does not configure (or that cannot be checked: no foureyes.toml there), and
+    about a `notify:` name that is not one of its channels (a server refuses it)."""
 
     compiled = _load_new(policy, connector)
     refuse_unreached_tiers(compiled)  # as a submission refuses it
@@ -141,6 +143,8 @@ def policy_check(
     for gap in escalation_gaps(compiled):  # an exclusion another rule's escalation skips
         _say(f"warn {gap.describe()}")
     for warning in _ticket_warnings(compiled, data_dir):
+        _say(f"warn {warning}")
+    for warning in _notify_warnings(compiled, data_dir):
         _say(f"warn {warning}")
     # The policy's own tests, as a submission runs them (against --staff's directory here).
     results = run_policy_tests(compiled, directory=directory)
@@ -216,6 +220,23 @@ def _ticket_warnings(compiled: Policy, data_dir: Path | None) -> list[str]:
         ]
     settings = Settings.load(root)
     return [gap.describe() for gap in unconfigured(compiled, settings.tickets)]
+
+
+def _notify_warnings(compiled: Policy, data_dir: Path | None) -> list[str]:
+    """A `notify:` name that is not a channel of `<data_dir>/foureyes.toml` (a server so
+    configured refuses the text: `notify_channels`), or, without that file, a reminder that
+    the names are held at submission."""
+    names = sorted({item.name for item in notify_names(compiled)})
+    if not names:
+        return []
+    root = data_dir or Path(os.environ.get("FOUREYES_DATA_DIR") or default_data_dir())
+    if not (root / CONFIG_FILE).is_file():
+        return [
+            f"notify channels {', '.join(map(repr, names))} are not checked (no "
+            f"{root / CONFIG_FILE}; --data-dir): a server refuses a name that is not one of its "
+            "[notify.<name>] channels exactly"
+        ]
+    return unconfigured_names(compiled, Settings.load(root).notify)
 
 
 @policy_app.command("test")

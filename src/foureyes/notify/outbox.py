@@ -47,6 +47,7 @@ __all__ = [
     "accepts",
     "announce",
     "backoff",
+    "channel_names",
     "configure",
     "configured_channels",
     "deliver_due",
@@ -81,6 +82,14 @@ def configure(channels: Mapping[str, Channel] | None) -> None:
     start-up (`services_for`). None forgets them: everything is queued again."""
     with _lock:
         _configured.channels = None if channels is None else dict(channels)
+
+
+def channel_names() -> frozenset[str] | None:
+    """The names of the process's channels, None while it has not said which it has (then
+    everything is queued: `accepts`)."""
+    with _lock:
+        channels = _configured.channels
+    return None if channels is None else frozenset(channels)
 
 
 def configured_channels() -> dict[str, Channel]:

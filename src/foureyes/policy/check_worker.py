@@ -4,11 +4,11 @@ Run as `python -m foureyes.policy.check_worker CPU_SECONDS MEMORY_BYTES` by the 
 by hand. It first caps its own CPU time (RLIMIT_CPU: SIGXCPU at the budget, SIGKILL a second
 later) and address space (RLIMIT_AS), and forbids core dumps, before it reads anything; then
 reads one JSON request from stdin (the proposed policy text, the policy in force, the staff
-directory and the catalog, all as data), compiles the proposed text as a new one (its wording,
-`foureyes.policy.wording`), proves the invariants, then runs its own tests (a failing one is
-an error naming it), and writes one JSON verdict to stdout (with the account names the text
-compares `account.id`/`account.ref` with, which the parent, holding the connectors, looks up:
-`foureyes.policy.literals`):
+directory, the catalog and the server's notification channel names, all as data), compiles
+the proposed text as a new one (its wording, `foureyes.policy.wording`), proves the
+invariants, then runs its own tests (a failing one is an error naming it), and writes one
+JSON verdict to stdout (with the account names the text compares `account.id`/`account.ref`
+with, which the parent, holding the connectors, looks up: `foureyes.policy.literals`):
 
     {"ok": true}
     {"ok": true, "accounts": [{"value": "president", "path": "account.id", "where": "..."}]}
@@ -45,6 +45,7 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
     from foureyes.policy.compiler import parse_new_policy, parse_policy  # noqa: PLC0415
     from foureyes.policy.directory import Directory  # noqa: PLC0415
     from foureyes.policy.literals import account_literals, check_staff_literals  # noqa: PLC0415
+    from foureyes.policy.notify_channels import check_notify_channels  # noqa: PLC0415
     from foureyes.policy.sandbox import catalog_from_data, staff_from_data  # noqa: PLC0415
     from foureyes.policy.testing import refuse_failing_tests  # noqa: PLC0415
     from foureyes.policy.tier_reach import refuse_unreached_tiers  # noqa: PLC0415
@@ -58,6 +59,8 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
         # Its literals name someone: a staff id in the directory, no look-alike of one.
         check_staff_literals(proposed, directory)
         refuse_unreached_tiers(proposed)  # a tier no account reaches: a rule on it is void
+        # Its `notify:` names are the server's channels: another is dropped silently.
+        check_notify_channels(proposed, request.get("channels"))
         accounts = [
             {"value": item.value, "path": ".".join(item.path), "where": item.where(proposed)}
             for item in account_literals(proposed)

@@ -29,7 +29,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -133,14 +133,18 @@ def check_proposal(
     staff: Iterable[Staff],
     catalog: Catalog,
     budget: Budget,
+    channels: Collection[str] | None = None,
 ) -> Verdict:
     """`check_policy`'s verdict whole: with the account names the text compares with, which
-    the caller looks up on their platforms (the child has no connector)."""
+    the caller looks up on their platforms (the child has no connector). `channels`: the
+    server's notification channel names, which the text's `notify:` names are held to (None:
+    not held, `notify_channels.check_notify_channels`)."""
     request = {
         "proposed": proposed,
         "in_force": None if in_force is None else {"version": in_force[0], "text": in_force[1]},
         "staff": [staff_data(person) for person in staff],
         "catalog": catalog_data(catalog),
+        "channels": None if channels is None else sorted(channels),
     }
     command = [sys.executable, "-s", "-m", WORKER]
     verdict = run_child(command, json.dumps(request).encode("utf-8"), budget)

@@ -51,6 +51,7 @@ from foureyes.errors import (
     Unavailable,
 )
 from foureyes.model import Account, ActionSpec, StaffStatus
+from foureyes.notify import outbox
 from foureyes.policy import digests
 from foureyes.policy.catalog import FOUREYES_PLATFORM, SELF_GOVERNING_ACTIONS, Attribute, Catalog
 from foureyes.policy.compiler import Policy, parse_new_policy
@@ -185,7 +186,8 @@ class GovernanceConnector(Connector):
         """Refuse (BadInput) a proposed policy that does not load or whose wording reads as
         something it is not (PolicyError), whose literals name no one (a staff id not in the
         directory or that looks like one, `foureyes.policy.literals`; an account its platform
-        does not resolve exactly, `policy_accounts`), one of whose own tests fails, that breaks
+        does not resolve exactly, `policy_accounts`), whose `notify:` names a channel this
+        process does not configure (`notify_channels`), one of whose own tests fails, that breaks
         one of its invariants or an invariant of the policy in force (see `check_update`), or
         cannot be checked within `budget`. The check runs in a budgeted child process
         (`foureyes.policy.sandbox`), never here: this process only reads the inputs, waits,
@@ -204,7 +206,12 @@ class GovernanceConnector(Connector):
                     select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
                 )
                 in_force = None if latest is None else (latest.version, latest.text)
-        verdict = check_proposal(text, in_force, people, self.policy_catalog, self.budget)
+        # Its `notify:` names held to this process's channels (a name that is none is
+        # dropped silently: attack pol10-F2), read now: at execution too, as configured then.
+        channels = outbox.channel_names()
+        verdict = check_proposal(
+            text, in_force, people, self.policy_catalog, self.budget, channels=channels
+        )
         if verdict.violations:
             raise BadInput(f"the proposed policy breaks an invariant: {verdict.violations[0]}")
         if verdict.accounts:
