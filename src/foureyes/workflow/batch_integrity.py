@@ -27,15 +27,13 @@ integrity check stopped it (`batch_notify`): the reasons are oversight's.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from foureyes.audit.copies import body_at
-from foureyes.core import request_index
+from foureyes.core import found_events
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
 from foureyes.store.tables import BatchItemRow, BatchReviewRow, BatchRow, EventRow
@@ -141,24 +139,6 @@ def _trail(
     return submitted, verdicts, read.problem()
 
 
-@dataclass(frozen=True)
-class Read:
-    """A batch's events as their bodies say (`read_trail`)."""
-
-    bodies: dict[int, dict[str, Any]]
-    """Seq to body, of the events read whose bodies name the batch (found by column or not)."""
-    hidden: frozenset[int]
-    """Seqs of events whose bodies name the batch that the look-up by column did not find."""
-    altered: frozenset[int]
-    """Seqs where the log's rows were moved, deleted or edited, from the batch's submission
-    on (whoever's events they held)."""
-    submitted_at: int | None
-    """The seq of the first `batch.submitted` event found (None: none)."""
-
-    def problem(self) -> str | None:
-        return store_problem(self.hidden, self.altered)
-
-
 def read_trail(
     session: Session,
     batch_id: str,
@@ -167,60 +147,12 @@ def read_trail(
     *,
     seen: Collection[int] = (),
     since: int | None = None,
-) -> Read:
-    """Complete `rows` (seq and body of the events a look-up by the `request_id` and `kind`
-    columns found, of `kinds`) with the events of those kinds whose bodies name the batch from
-    its submission on (`since`, else the first `batch.submitted` among `rows`), as this
-    process's index of the bodies has them (`core.request_index`); `seen`, seqs found by an
-    earlier look-up (not hidden). Without a submission found nothing more is read: the batch
-    is refused as altered anyway (`problem`: not one batch.submitted)."""
-    bodies: dict[int, dict[str, Any]] = {}
-    altered: set[int] = set()
-    for seq, raw in rows:
-        said = body_at(seq, raw)
-        # The body, not the columns, says what the event is about; a row whose body is not
-        # the event at its seq was moved or edited.
-        if said is None:
-            altered.add(seq)
-        elif said.get("request") == batch_id:
-            bodies[seq] = said
-    if since is None:
-        starts = [s for s, b in bodies.items() if b.get("kind") == batch_events.SUBMITTED]
-        since = min(starts) if starts else None
-    hidden: set[int] = set()
-    if since is not None:
-        more = request_index.hidden(session, batch_id, since, {*seen, *bodies, *altered}, kinds)
-        altered.update(more.gone)
-        for seq, raw in more.bodies.items():
-            said = body_at(seq, raw)
-            if said is None:
-                altered.add(seq)
-            elif said.get("request") == batch_id:
-                bodies[seq] = said
-                hidden.add(seq)
-    return Read(bodies, frozenset(hidden), frozenset(altered), since)
-
-
-def store_problem(hidden: Collection[int], altered: Collection[int]) -> str | None:
-    """Why the batch's events in the store are not the ones its log holds (None: they are)."""
-    found = []
-    if hidden:
-        found.append(
-            f"its audit event(s) {_some(hidden)} are not found under it in the store "
-            "(their request or kind column was changed)"
-        )
-    if altered:
-        found.append(
-            f"the audit log's rows at {_some(altered)} are not the events the log holds there "
-            "(rows moved, deleted or edited)"
-        )
-    return "; ".join(found) or None
-
-
-def _some(seqs: Collection[int]) -> str:
-    ordered = sorted(seqs)
-    more = "" if len(ordered) <= 5 else f" and {len(ordered) - 5} more"
-    return ", ".join(str(seq) for seq in ordered[:5]) + more
+) -> found_events.Found:
+    """A batch's events as their bodies say (`core.found_events.complete`, from its
+    `batch.submitted` event on)."""
+    return found_events.complete(
+        session, batch_id, rows, kinds, batch_events.SUBMITTED, seen=seen, since=since
+    )
 
 
 def refuse(

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.core import found_events
 from foureyes.core.services import Services
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow
 from foureyes.store.tree import in_tree
@@ -160,7 +161,7 @@ class Ledger:
 
     def store_problem(self) -> str | None:
         """Why its events are not all found under it in the store (None: they are)."""
-        return batch_integrity.store_problem(self.hidden, self.altered)
+        return found_events.store_problem(self.hidden, self.altered)
 
     def problem(self, batch: BatchRow, items: Sequence[BatchItemRow] = ()) -> str | None:
         found = [self.store_problem(), self.batch_problem(batch), self.item_problem(items)]

@@ -36,8 +36,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from foureyes.audit.copies import body_at
-from foureyes.core import request_index
+from foureyes.core import found_events
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.commitments import DIGEST_VERSION, PARAMS, UNDO_PARAMS, new_salt
 from foureyes.core.events import (
@@ -148,26 +147,13 @@ class Trail:
         ]
         return "; ".join(p for p in found if p is not None) or None
 
-    def hidden_problem(self) -> str | None:
-        if not self.hidden:
-            return None
-        return (
-            f"its audit event(s) {_some(self.hidden)} are not found under it in the store "
-            "(their request or kind column was changed)"
-        )
-
-    def altered_problem(self) -> str | None:
-        if not self.altered:
-            return None
-        return (
-            f"the audit log's rows at {_some(self.altered)} are not the events the log holds "
-            "there (rows moved, deleted or edited)"
-        )
-
     def request_problem(self, row: RequestRow) -> str | None:
         """Why the stored request is not what its events say was submitted, or its events are
         not all found under it in the store (every re-check asks this first)."""
-        found = [self.hidden_problem(), self.altered_problem(), self._submitted_problem(row)]
+        found = [
+            found_events.store_problem(self.hidden, self.altered),
+            self._submitted_problem(row),
+        ]
         return "; ".join(p for p in found if p is not None) or None
 
     def _submitted_problem(self, row: RequestRow) -> str | None:
@@ -410,34 +396,14 @@ def trail(session: Session, request_id: str) -> Trail:
     """The request's submitted, review and state-change events: one query on the request_id
     index, completed by this process's index of the events' bodies from its submission on
     (`core.request_index`: usually one statement per transaction)."""
-    found: dict[int, Mapping[str, Any]] = {}
-    altered: set[int] = set()
-    for seq, raw in session.connection().execute(_TRAIL, {"request_id": request_id}):
-        said = body_at(int(seq), bytes(raw))
-        # The body, not the columns, says what the event is about (a DBA can edit columns
-        # without `audit verify` noticing, never a body); a row whose body is not the event
-        # at its seq was moved or edited.
-        if said is None:
-            altered.add(int(seq))
-        elif said.get("request") == request_id:
-            found[int(seq)] = said
-    starts = [seq for seq, body in found.items() if body.get("kind") == SUBMITTED]
-    hidden: list[int] = []
-    if starts:
-        # Without its submitted event the request is refused as altered anyway.
-        more = request_index.hidden(session, request_id, min(starts), found, _KINDS)
-        altered.update(more.gone)
-        for seq, raw in more.bodies.items():
-            said = body_at(seq, raw)
-            if said is None:
-                altered.add(seq)
-            elif said.get("request") == request_id:
-                found[seq] = said
-                hidden.append(seq)
+    rows = session.connection().execute(_TRAIL, {"request_id": request_id})
+    read = found_events.complete(
+        session, request_id, ((int(seq), bytes(raw)) for seq, raw in rows), _KINDS, SUBMITTED
+    )
     submitted: list[Mapping[str, Any]] = []
     verdicts: list[Mapping[str, Any]] = []
     moves: list[Mapping[str, Any]] = []
-    for _seq_found, body in sorted(found.items()):
+    for _seq_found, body in sorted(read.bodies.items()):
         if body.get("kind") == SUBMITTED:
             submitted.append(body)
         elif body.get("kind") in _MOVES:
@@ -450,8 +416,8 @@ def trail(session: Session, request_id: str) -> Trail:
         tuple(submitted),
         tuple(verdicts),
         tuple(moves),
-        tuple(sorted(hidden)),
-        tuple(sorted(altered)),
+        tuple(sorted(read.hidden)),
+        tuple(sorted(read.altered)),
     )
 
 
@@ -467,11 +433,6 @@ def restore_deadlines(row: RequestRow, found: Trail) -> None:
         row.expires_at = expires
     if not (row.post_review_due is None and clearable):
         row.post_review_due = due
-
-
-def _some(seqs: tuple[int, ...]) -> str:
-    more = "" if len(seqs) <= 5 else f" and {len(seqs) - 5} more"
-    return ", ".join(str(seq) for seq in seqs[:5]) + more
 
 
 def _shown(when: datetime | None) -> str:
