@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from foureyes import detect
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.schedule import CheckpointSchedule
-from foureyes.core import alert_ledger, alert_log, logstate
+from foureyes.core import alert_ledger, alert_log, logstate, request_index
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.events import lock_request, move, record
 from foureyes.core.services import Services
@@ -484,6 +484,10 @@ def _reconcile_abandoned(services: Services, tick: Tick) -> None:
                 tick.reconciled.append(request_id)
 
 
+# Break-glass requests whose row's flag was found cleared, named already by this process.
+_FLAG_NAMED: set[str] = set()
+
+
 def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
     """Every break-glass request whose post-review the log does not say is settled is looked
     at in each pass, whatever its stored `post_review_due` says: that deadline must be the one
@@ -504,13 +508,17 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
         )
         .exists()
     )
-    # A settled event found by its columns only counts where its body says so (attack hide-F3).
+    # A break-glass is one its submission's body says is one, whatever its row's flag says
+    # (attack hide2-F4); a settled event found by its columns only counts where its body says
+    # so (attack hide-F3).
     with services.database.read() as session:
-        unvouched = settled_claims.unvouched(session)
+        glass = sorted(request_index.broke_the_glass(session))
+        unvouched = settled_claims.unvouched(session, glass)
     if unvouched:
         log.warning("break-glass requests settled by their columns only: %s", unvouched[:5])
     owed = select(RequestRow.id).where(
-        RequestRow.break_glass.is_(True), or_(~settled, RequestRow.id.in_(unvouched))
+        or_(RequestRow.break_glass.is_(True), RequestRow.id.in_(glass)),
+        or_(~settled, RequestRow.id.in_(unvouched)),
     )
     acted: list[str] = []
     for request_id in _backlog(services, owed, acted):
@@ -529,6 +537,15 @@ def _flag_overdue_post_reviews(services: Services, tick: Tick) -> None:
                 continue
             due_at, needed = terms
             altered = found.deadline_problem(row)
+            if not row.break_glass and row.id not in _FLAG_NAMED:
+                # Its row's flag cleared (hide2-F4; the column is write-once: it cannot be put
+                # back from here): named once per process, and its post-review still counted.
+                _FLAG_NAMED.add(row.id)
+                flag = (
+                    "its row says it did not break the glass, but its request.submitted audit "
+                    "event says it did"
+                )
+                altered = flag if altered is None else f"{flag}; {altered}"
             if altered is not None:
                 integrity.refuse(
                     services,

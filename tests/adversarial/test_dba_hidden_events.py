@@ -8,6 +8,7 @@ reviewer a participant and stays in the timeline, marked."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -17,7 +18,10 @@ from foureyes import worker
 from foureyes.audit.export import AuditVerificationError
 from foureyes.audit.verify import verify_log
 from foureyes.core import request_index
+from foureyes.errors import FoureyesError
 from foureyes.store.tables import EventRow, RequestRow
+from foureyes.workflow import execute, operations, undo
+from foureyes.workflow.submit import Submission
 from tests.adversarial.test_dba import (
     _cancelled,
     _high_alerts,
@@ -30,6 +34,7 @@ from tests.adversarial.test_dba import (
 from tests.adversarial.test_dba_request_columns import _broken_glass
 from tests.api.conftest import Api, assert_problem
 from tests.dba import tamper
+from tests.worlds import World
 
 _VETO_KINDS = ("review.recorded", "request.vetoed")
 # Ways to keep the veto's events from a look-up by the request and kind columns.
@@ -270,3 +275,117 @@ def test_a_review_hidden_with_its_requests_submission_still_counts_its_reviewer(
     assert response.status_code == 200, response.text
     shown = [e["seq"] for e in response.json()["timeline"]]
     assert set(seqs) <= set(shown)
+
+
+# --- later changes moved before the change an undo reverses (attack hide2-F1) -----------------
+
+
+def _carried(world: World, request_id: str, *approvers: str) -> None:
+    for approver in approvers:
+        world.review(approver, request_id)
+    with world.services.database.read() as session:
+        row = session.get(RequestRow, request_id)
+        assert row is not None
+        state = row.state
+    if state == "approved":
+        execute.execute(world.services, request_id)
+
+
+def _suspension_undone_after_later_changes(world: World) -> str:
+    """The president is suspended (two approvals); an undo of it is asked; meanwhile the
+    suspension is lifted and a new one made, each carried out. Returns the undo (pending)."""
+
+    def submitted(by: str, action: str, reason: str) -> str:
+        return operations.submit(
+            world.services,
+            world.actor(by),
+            Submission(action=action, account="chirp:president", justification=reason),
+        )
+
+    original = submitted("e-3001", "account.suspend", "CASE-1")
+    _carried(world, original, "e-3002", "e-3003")
+    undo_id = undo.undo(world.services, world.actor("e-3002"), original, "UNDO-1")
+    _carried(world, submitted("e-3003", "account.unsuspend", "CASE-2"), "e-9001")
+    _carried(world, submitted("e-3003", "account.suspend", "CASE-3"), "e-3001", "e-9001")
+    assert world.chirp("president")["status"] == "suspended"
+    return undo_id
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["running", "restarted"])
+def test_later_changes_moved_before_an_undone_change_do_not_let_the_undo_run(
+    world: World, fresh: bool
+) -> None:
+    """The DBA swaps the rows of the later changes' executions with early, unrelated rows:
+    read from the undone change on, no later change is seen, and the stale undo would lift
+    the new suspension. The rows whose bodies are not the events at their seqs hold it."""
+    undo_id = _suspension_undone_after_later_changes(world)
+    database = world.services.database
+    # A later event of another account, so that the last row the index read stays in place.
+    operations.submit(
+        world.services,
+        world.actor("c-1001"),
+        Submission(action="account.suspend", account="chirp:chirp", justification="CASE-4"),
+    )
+    with database.read() as session:
+        ends = list(
+            session.scalars(
+                select(EventRow.seq)
+                .where(EventRow.kind == "request.executed")
+                .order_by(EventRow.seq)
+            )
+        )[1:]
+        early = list(
+            session.scalars(
+                select(EventRow.seq).where(EventRow.request_id.is_(None)).order_by(EventRow.seq)
+            )
+        )[1 : 1 + len(ends)]
+        request_index.seqs(session, undo_id, 0)  # the index has read the log (running)
+    for moved, partner in zip(ends, early, strict=True):
+        for sql, params in (
+            ("UPDATE audit_events SET seq = 999999999 WHERE seq = :a", {"a": partner}),
+            ("UPDATE audit_events SET seq = :a WHERE seq = :b", {"a": partner, "b": moved}),
+            ("UPDATE audit_events SET seq = :b WHERE seq = 999999999", {"b": moved}),
+        ):
+            tamper(database, sql, **params)
+    if fresh:
+        request_index._INDEXES.clear()
+    with contextlib.suppress(FoureyesError):
+        world.review("e-9001", undo_id)
+    with contextlib.suppress(FoureyesError):
+        execute.execute(world.services, undo_id)
+    assert world.chirp("president")["status"] == "suspended"
+    with database.read() as session:
+        row = session.get(RequestRow, undo_id)
+        assert row is not None
+        assert row.state != "executed"
+
+
+# --- a break-glass whose row no longer says so (attack hide2-F4) ------------------------------
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["running", "restarted"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE requests SET break_glass = false WHERE id = :id",
+        "UPDATE requests SET break_glass = false, post_review_due = NULL WHERE id = :id",
+    ],
+    ids=["flag", "flag-and-deadline"],
+)
+def test_a_break_glass_whose_row_flag_was_cleared_is_still_owed_its_post_review(
+    api: Api, edit: str, fresh: bool
+) -> None:
+    view = _broken_glass(api)
+    worker.run_once(api.world.services)  # the worker has looked at the log already
+    _tamper(api, edit, id=view["id"])
+    if fresh:
+        _fresh_process(api)
+    tick = worker.run_once(api.world.services)
+    assert view["id"] not in tick.overdue  # not due yet
+    alerts = _high_alerts(api, view["id"])
+    assert len(alerts) == 1
+    assert "did not break the glass" in alerts[0].summary
+    api.world.clock.advance(hours=24, seconds=1)
+    assert view["id"] in worker.run_once(api.world.services).overdue
+    assert view["id"] not in worker.run_once(api.world.services).overdue
+    assert len(_high_alerts(api, view["id"])) == 1

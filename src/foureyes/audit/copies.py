@@ -23,12 +23,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, case, func, select, type_coerce
+from sqlalchemy import Select, String, and_, case, func, select, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement
 
 from foureyes.audit.export import AuditVerificationError, Tamper
-from foureyes.audit.log import _stamp  # how bodies write `at`: one definition
+from foureyes.audit.log import (
+    _stamp,  # how bodies write `at`: one definition
+    stored_bytes,
+)
 from foureyes.store.database import Database
 from foureyes.store.tables import EventRow
 
@@ -83,18 +86,24 @@ def copies_query(dialect: Dialect) -> Select[Any]:
     """The columns `copy_problem` compares, and the body, of `audit_events` rows."""
     at: ColumnElement[Any]
     if dialect.name == "postgresql":
-        # 'infinity' would not load as a datetime: read it as NULL, which matches nothing.
-        at = case((func.isfinite(EventRow.at), EventRow.at), else_=None)
+        # 'infinity', or a year Python's datetime cannot hold (a DBA's 12026: attack
+        # hide2-F2), would not load: read it as NULL, which matches nothing.
+        loadable = and_(func.isfinite(EventRow.at), EventRow.at > _EARLIEST, EventRow.at < _LATEST)
+        at = case((loadable, EventRow.at), else_=None)
     else:
         at = type_coerce(EventRow.at, String)  # the stored text, as filters compare it
     columns = (EventRow.seq, at.label("at"), EventRow.kind, EventRow.actor)
     return select(*columns, EventRow.account_ref, EventRow.request_id, EventRow.body)
 
 
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
 def copy_problem(row: Any, time_key: Callable[[datetime], object]) -> str | None:
     """Why a row of `copies_query` is not its body's copy (None when it is)."""
     try:
-        body = json.loads(bytes(row.body))
+        body = json.loads(stored_bytes(row.body))
     except ValueError:
         return "the event is not JSON"
     if not isinstance(body, dict) or body.get("seq") != row.seq:

@@ -991,7 +991,7 @@ def _from_row(row: EventRow) -> Event:
         row.actor,
         row.account_ref,
         row.request_id,
-        bytes(row.body),
+        stored_bytes(row.body),
     )
 
 

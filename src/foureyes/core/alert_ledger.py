@@ -68,9 +68,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import BigInteger
 
+from foureyes.audit.copies import body_at
+
 # `alerts` imports this module too (`raise_alert` asks the ledger for a fresh id): used at call
 # time only.
-from foureyes.audit.copies import body_at
+from foureyes.audit.log import stored_bytes
 from foureyes.core import alert_log, alerts
 from foureyes.store.tables import AlertRow, EventRow
 from foureyes.store.tree import head_size, in_tree
@@ -234,7 +236,7 @@ class Ledger:
                 EventRow.kind == alert_log.RAISED, EventRow.seq >= since, EventRow.seq < head
             )
         ):
-            body = _alert_body(int(seq), bytes(raw))
+            body = _alert_body(int(seq), stored_bytes(raw))
             if body is not None and body.get("kind") == alert_log.RAISED:
                 top = max(top, int(body["alert"]))
         with self._lock:
@@ -345,7 +347,7 @@ class Ledger:
                     in_tree(),
                 )
             ):
-                self._note(int(seq), bytes(raw))
+                self._note(int(seq), stored_bytes(raw))
         self._through = self._read(session, self._through, head)
         if self._swept < self._history:
             self._swept = self._read(session, self._swept, min(self._history, self._swept + SWEEP))
@@ -360,7 +362,7 @@ class Ledger:
                 .limit(CHUNK)
             ).all()
             for seq, raw in rows:
-                self._note(int(seq), bytes(raw))
+                self._note(int(seq), stored_bytes(raw))
             start = end if len(rows) < CHUNK else int(rows[-1][0]) + 1
         return end
 

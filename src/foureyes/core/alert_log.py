@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.log import stored_bytes
 from foureyes.store.tables import AlertRow, EventRow
 from foureyes.store.tree import in_tree
 
@@ -68,7 +69,7 @@ def bodies(session: Session, seqs: Iterable[int | None]) -> dict[int, Mapping[st
     query = select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(wanted), in_tree())
     for seq, raw in session.execute(query):
         try:
-            body = json.loads(bytes(raw))
+            body = json.loads(stored_bytes(raw))
         except ValueError:
             continue
         if isinstance(body, dict):

@@ -36,13 +36,15 @@ import weakref
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
+from foureyes.audit.log import stored_bytes
 from foureyes.store.tables import EventRow
-from foureyes.store.tree import in_tree
+from foureyes.store.tree import head_size, in_tree
 
 __all__ = ["CHUNK", "KEEP", "Found", "Hidden", "events", "hidden", "seqs"]
 
@@ -68,6 +70,7 @@ class _Reading:
     tail: int | None = None  # read up to the head once: enough for this transaction
     edges: dict[int, bytes] = field(default_factory=dict)  # the last body each range read
     suspects: set[int] = field(default_factory=set)  # see `_Index._suspects`
+    break_glass: set[str] = field(default_factory=set)  # see `_Index._break_glass`
     spoiled: bool = False  # a rollback in the transaction: serves it, never joins the index
 
 
@@ -86,6 +89,12 @@ class _Index:
         # Seqs whose row is missing (a gap), or holds no JSON object, or another seq's body:
         # the log was altered there (rows moved, deleted or edited), whoever's they were.
         self._suspects: set[int] = set()
+        # Requests whose `request.submitted` body says they broke the glass (from `_low` on,
+        # kept when the oldest are forgotten: a few per day), whatever their rows say now.
+        self._break_glass: set[str] = set()
+        # Where the log ended at the first look for break-glass submissions, and those before
+        # it (`_history`); None until then.
+        self.history: tuple[int, frozenset[str]] | None = None
         self._last = b""  # the body of the event at `_through - 1`, as read
 
     def reset(self, through: int) -> None:
@@ -106,6 +115,10 @@ class _Index:
         with self._lock:
             return {seq for seq in self._suspects if seq >= since}
 
+    def broke_the_glass(self) -> set[str]:
+        with self._lock:
+            return set(self._break_glass)
+
     def join(self, reading: _Reading) -> None:
         """Take in a committed transaction's reading, range by range, where it touches what
         is covered (one that does not, after the oldest were forgotten meanwhile, would
@@ -118,6 +131,7 @@ class _Index:
                     if end > self._through and end - 1 in reading.edges:
                         self._last = reading.edges[end - 1]
                     self._take(start, end, reading.found, reading.suspects)
+                    self._break_glass.update(reading.break_glass)
             while len(self._order) > KEEP:
                 seq, request_id = self._order.popleft()
                 kept = self._by_request[request_id]
@@ -218,6 +232,55 @@ def events(
     )
 
 
+def broke_the_glass(session: Session) -> set[str]:
+    """The requests whose `request.submitted` body says they broke the glass, whatever their
+    rows' `break_glass` now says: for the worker, which owes each a post-review (attack
+    hide2-F4). The log as it was at this process's first look is searched once, by the bodies
+    alone (`_history`); what was appended since, by this index's reading of every body."""
+    index = _index_of(session)
+    upto, history = _history(session, index)
+    _, low, through, _ = index.known("", 0)
+    events(session, "", max(upto, low) if low < through else upto)
+    reading: _Reading = session.info[_READING]
+    return set(history) | index.broke_the_glass() | reading.break_glass
+
+
+def _history(session: Session, index: _Index) -> tuple[int, frozenset[str]]:
+    """Where the log ended at this process's first look, and the break-glass submissions
+    before it: one scan of the bodies by the database (a byte search), once per process."""
+    with index._lock:
+        known = index.history
+    if known is not None:
+        return known
+    upto = int(session.scalar(select(head_size())) or 0)
+    mark = b'"break_glass":true'
+    if session.get_bind().dialect.name == "sqlite":
+        holds = func.instr(EventRow.body, mark) > 0
+    else:
+        holds = func.strpos(func.encode(EventRow.body, "escape"), mark.decode()) > 0
+    found: set[str] = set()
+    query = select(EventRow.seq, EventRow.body).where(EventRow.seq < upto, holds, in_tree())
+    for seq, raw in session.execute(query):
+        try:
+            body = json.loads(stored_bytes(raw))
+        except ValueError:
+            continue
+        request_id = body.get("request") if isinstance(body, dict) else None
+        if (
+            isinstance(body, dict)
+            and isinstance(request_id, str)
+            and body.get("seq") == seq
+            and body.get("kind") == SUBMITTED
+            and _broke_the_glass(body)
+        ):
+            found.add(request_id)
+    answer = (upto, frozenset(found))
+    with index._lock:
+        if index.history is None:
+            index.history = answer
+    return answer
+
+
 def submitted_at(session: Session, request_id: str) -> int | None:
     """The seq of the `request.submitted` event whose body names `request_id`, if this
     process's index reaches back to it (None otherwise: it reads nothing older than it holds).
@@ -255,7 +318,7 @@ def hidden(
         rows = session.execute(
             select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(missing), in_tree())
         )
-        bodies = {int(seq): bytes(raw) for seq, raw in rows}
+        bodies = {int(seq): stored_bytes(raw) for seq, raw in rows}
     gone = set(named.suspects) | {seq for seq in missing if seq not in bodies}
     return Hidden(bodies, sorted(gone))
 
@@ -277,7 +340,7 @@ def _read(
             .limit(CHUNK + (edge is not None))
         ).all()
         if edge is not None:
-            if not rows or int(rows[0][0]) != at - 1 or bytes(rows[0][1]) != edge:
+            if not rows or int(rows[0][0]) != at - 1 or stored_bytes(rows[0][1]) != edge:
                 return False
             rows, edge = rows[1:], None
         expected = at - 1
@@ -285,11 +348,11 @@ def _read(
             # Seqs run on without a gap (the head check covers the end): a gap is a row deleted.
             reading.suspects.update(range(expected + 1, int(seq)))
             expected = int(seq)
-            _note(reading, int(seq), bytes(raw))
+            _note(reading, int(seq), stored_bytes(raw))
         if end != _END and len(rows) < CHUNK:
             reading.suspects.update(range(expected + 1, end))
         if rows:
-            reading.edges[int(rows[-1][0])] = bytes(rows[-1][1])
+            reading.edges[int(rows[-1][0])] = stored_bytes(rows[-1][1])
         if len(rows) == CHUNK:
             reached = int(rows[-1][0]) + 1
         elif end != _END:
@@ -327,6 +390,13 @@ def _note(reading: _Reading, seq: int, raw: bytes) -> None:
     request_id, kind = body.get("request"), body.get("kind")
     if isinstance(request_id, str) and request_id and isinstance(kind, str):
         reading.found.setdefault(request_id, []).append((seq, sys.intern(kind)))
+        if kind == SUBMITTED and body.get("seq") == seq and _broke_the_glass(body):
+            reading.break_glass.add(request_id)
+
+
+def _broke_the_glass(body: dict[str, Any]) -> bool:
+    decision = body.get("decision")
+    return isinstance(decision, dict) and decision.get("break_glass") is True
 
 
 def _minus(ranges: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:

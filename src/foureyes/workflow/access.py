@@ -38,6 +38,7 @@ from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.copies import body_at
+from foureyes.audit.log import stored_bytes
 from foureyes.config import OVERSIGHT_GROUPS
 from foureyes.core import request_index
 from foureyes.core.services import Actor, Services
@@ -215,7 +216,7 @@ def prefetch(
             one_of(session, EventRow.request_id, ids), EventRow.kind.in_(PARTICIPATION), in_tree()
         )
     ):
-        bodies[str(request_id)][int(seq)] = bytes(raw)
+        bodies[str(request_id)][int(seq)] = stored_bytes(raw)
     for request_id, found in bodies.items():
         page_memo.remember("participants", request_id, _taking_part(session, request_id, found))
 
@@ -278,7 +279,7 @@ def _participants(session: Session, request_id: str) -> frozenset[str]:
             EventRow.request_id == request_id, EventRow.kind.in_(PARTICIPATION), in_tree()
         )
     )
-    return _taking_part(session, request_id, {int(seq): bytes(raw) for seq, raw in found})
+    return _taking_part(session, request_id, {int(seq): stored_bytes(raw) for seq, raw in found})
 
 
 def _taking_part(session: Session, request_id: str, found: dict[int, bytes]) -> frozenset[str]:

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.log import stored_bytes
 from foureyes.core import found_events
 from foureyes.core.services import Services
 from foureyes.store.tables import BatchItemRow, BatchRow, EventRow
@@ -82,7 +83,7 @@ class Ledger:
             )
             .order_by(EventRow.seq)
         )
-        rows = [(int(seq), bytes(raw)) for seq, raw in session.execute(query)]
+        rows = [(int(seq), stored_bytes(raw)) for seq, raw in session.execute(query)]
         self.seq = max([self.seq, *(seq for seq, _ in rows)])
         read = batch_integrity.read_trail(
             session,

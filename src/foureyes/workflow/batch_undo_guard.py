@@ -46,16 +46,16 @@ F1).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, LargeBinary, String, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from foureyes.audit.copies import body_at
+from foureyes.audit.log import stored_bytes
 from foureyes.core import alert_log
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Actor, Services
@@ -532,7 +532,7 @@ def _execution_event(session: Session, item: BatchItemRow) -> tuple[int, dict[st
         )
         .order_by(EventRow.seq)
     ):
-        body = body_at(int(seq), bytes(raw))
+        body = body_at(int(seq), stored_bytes(raw))
         if body is None:
             # Moved or edited: which event it was, the log's verification says, not the row.
             return (
@@ -619,7 +619,11 @@ class Later:
 
     def _judged(self, account_ref: str, seq: int) -> Held | None:
         if self._broken is not None:
-            return Held(f"audit event {self._broken} after the item it undoes is not JSON", True)
+            return Held(
+                f"audit event {self._broken} after the item it undoes is not the event at its "
+                "seq (not JSON, or a row moved)",
+                True,
+            )
         if self._counted > MAX_LATER:
             return Held(
                 "foureyes cannot prove that no later change on the account superseded the item "
@@ -640,7 +644,7 @@ class Later:
         query = select(EventRow.seq, EventRow.body).where(
             EventRow.seq > after,
             in_tree(),
-            _holds_a_change(self._session),
+            or_(_holds_a_change(self._session), _not_at_its_seq(self._session)),
         )
         if upto is not None:
             query = query.where(EventRow.seq <= upto)
@@ -653,9 +657,10 @@ class Later:
             for later, raw in result:
                 if upto is None:
                     self._through = max(self._through or later, later)
-                try:
-                    body = json.loads(bytes(raw))
-                except ValueError:
+                # A row whose body is not the event at its seq (rows swapped: a later change
+                # moved before the item, attack hide2-F1) is as unreadable as one not JSON.
+                body = body_at(later, stored_bytes(raw))
+                if body is None:
                     self._broken = later if self._broken is None else min(self._broken, later)
                     continue
                 account = _changed_account(body)
@@ -685,6 +690,21 @@ def _holds_a_change(session: Session) -> ColumnElement[bool]:
         text = func.encode(EventRow.body, "escape")
         found = [func.strpos(text, mark) > 0 for mark in _CHANGE_MARKS]
     return or_(*found)
+
+
+def _not_at_its_seq(session: Session) -> ColumnElement[bool]:
+    """SQL: the event's body does not say it is the event at its row's seq (canonical JSON:
+    `"seq":N` then `,` or `}`): a row moved (swapped with a later change, so that the change
+    sits before the item and the scan would never read it: attack hide2-F1) or edited."""
+    said = literal('"seq":') + cast(EventRow.seq, String)
+    if session.get_bind().dialect.name == "sqlite":
+        marks = [
+            func.instr(EventRow.body, cast(said + literal(end), LargeBinary)) for end in (",", "}")
+        ]
+    else:
+        text = func.encode(EventRow.body, "escape")
+        marks = [func.strpos(text, said + literal(end)) for end in (",", "}")]
+    return and_(*(mark == 0 for mark in marks))
 
 
 def _changed_account(body: object) -> str | None:

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.log import stored_bytes
 from foureyes.core import found_events
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.commitments import DIGEST_VERSION, PARAMS, UNDO_PARAMS, new_salt
@@ -398,7 +399,7 @@ def trail(session: Session, request_id: str) -> Trail:
     (`core.request_index`: usually one statement per transaction)."""
     rows = session.connection().execute(_TRAIL, {"request_id": request_id})
     read = found_events.complete(
-        session, request_id, ((int(seq), bytes(raw)) for seq, raw in rows), _KINDS, SUBMITTED
+        session, request_id, ((int(seq), stored_bytes(raw)) for seq, raw in rows), _KINDS, SUBMITTED
     )
     submitted: list[Mapping[str, Any]] = []
     verdicts: list[Mapping[str, Any]] = []

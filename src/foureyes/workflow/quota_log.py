@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.log import stored_bytes
 from foureyes.core import alert_log
 from foureyes.core.alerts import NewAlert, raise_alert
 from foureyes.core.services import Services
@@ -261,7 +262,7 @@ def _events(session: Session, ids: Sequence[str], kind: str) -> dict[str, list[M
             )
         ):
             try:
-                body = json.loads(bytes(raw))
+                body = json.loads(stored_bytes(raw))
             except ValueError:
                 continue
             if isinstance(body, dict) and body.get("kind") == kind:

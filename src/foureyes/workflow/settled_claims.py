@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
 from foureyes.audit.copies import body_at
+from foureyes.audit.log import stored_bytes
 from foureyes.store.tables import EventRow, RequestRow
 from foureyes.store.tree import in_tree
 from foureyes.workflow.integrity import SETTLED
@@ -33,8 +35,9 @@ _VOUCHED: weakref.WeakKeyDictionary[Pool, set[str]] = weakref.WeakKeyDictionary(
 _LOCK = threading.Lock()
 
 
-def unvouched(session: Session) -> list[str]:
-    """The break-glass requests with a settled event by their columns and none by its body."""
+def unvouched(session: Session, glass: Collection[str] = ()) -> list[str]:
+    """The break-glass requests (by their rows' flag, or in `glass`: those their submissions'
+    bodies say broke the glass) with a settled event by their columns and none by its body."""
     # By pool: a read-only session's engine (`Engine.execution_options`) is another object
     # over the same pool and database.
     pool = session.get_bind().engine.pool
@@ -45,7 +48,11 @@ def unvouched(session: Session) -> list[str]:
     for request_id, seq in session.execute(
         select(EventRow.request_id, EventRow.seq)
         .join(RequestRow, RequestRow.id == EventRow.request_id)
-        .where(RequestRow.break_glass.is_(True), EventRow.kind.in_(SETTLED), in_tree())
+        .where(
+            or_(RequestRow.break_glass.is_(True), RequestRow.id.in_(list(glass))),
+            EventRow.kind.in_(SETTLED),
+            in_tree(),
+        )
     ):
         if request_id not in known:
             claims.setdefault(str(request_id), []).append(int(seq))
@@ -53,7 +60,7 @@ def unvouched(session: Session) -> list[str]:
         return []
     seqs = [seq for found in claims.values() for seq in found]
     bodies = {
-        int(seq): bytes(raw)
+        int(seq): stored_bytes(raw)
         for seq, raw in session.execute(
             select(EventRow.seq, EventRow.body).where(EventRow.seq.in_(seqs), in_tree())
         )

@@ -21,6 +21,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foureyes.audit.log import stored_bytes
 from foureyes.core.events import lock_request
 from foureyes.core.services import Actor, Services
 from foureyes.errors import Conflict
@@ -218,7 +219,7 @@ def _executed_at(session: Session, original: RequestRow) -> int | None:
         .order_by(EventRow.seq)
     ):
         try:
-            body = json.loads(bytes(raw))
+            body = json.loads(stored_bytes(raw))
         except ValueError:
             return None
         if (
