@@ -17,13 +17,20 @@ for a request submitted before `low`, those from its submission up to `low`): on
 `CHUNK` events, parsed only where the bytes hold `"request":`. What a transaction read joins
 the index when it commits (`after_commit`); until then it serves that transaction alone, and a
 rollback (of the transaction or of a savepoint in it) discards it: the seqs of a rolled-back
-append are given to other events. Events deleted outright are not this module's to find (the
-log's verification names them).
+append are given to other events. The first read of each transaction reads again the last
+event the index read: a log restored or emptied under it is read afresh.
+
+What it reads it also judges: a seq with no row (a gap), a row holding no JSON object or the
+body of another seq (rows moved) is a suspect (`Found.suspects`): the log was altered there,
+and every request whose events it could hold is refused (attack hide-F1). It notes the
+requests whose submissions' bodies say they broke the glass (`broke_the_glass`, hide2-F4).
+It reads each row once: a row moved after it was read is found by the reader that asks for
+it by seq (`audit.copies.body_at`), and by the worker's sweep of the columns
+(`workflow.copies_sweep`).
 
 Memory: about 100 bytes per event indexed, at most `KEEP` events per process (the oldest are
-forgotten first); a request submitted before what is kept is read from its submission for
-that use only (seconds for one a million events old), and the index grows down to it when that
-keeps it within `KEEP`.
+forgotten first); a request submitted before what is kept is read again from its submission
+when it is asked about (seconds for one a million events old).
 """
 
 from __future__ import annotations
