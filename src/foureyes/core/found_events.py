@@ -10,7 +10,7 @@ row, was moved, deleted or edited (altered). Either is proof the store was alter
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from foureyes.audit.copies import body_at
 from foureyes.core import request_index
 
-__all__ = ["Found", "complete", "store_problem"]
+__all__ = ["Found", "complete", "store_problem", "submission_of"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,20 @@ def complete(
                 bodies[seq] = said
                 hidden.add(seq)
     return Found(bodies, frozenset(hidden), frozenset(altered), since)
+
+
+def submission_of(session: Session, subject_id: str, rows: Mapping[int, bytes]) -> int | None:
+    """The seq of the request's `request.submitted` event: among `rows` (seq to body, found
+    by the columns) where a body says so, else where this process's index has it (its column
+    moved too: attack hide-F5); None when neither does."""
+    starts = [
+        seq
+        for seq, raw in rows.items()
+        if (body := body_at(seq, raw)) is not None
+        and body.get("request") == subject_id
+        and body.get("kind") == request_index.SUBMITTED
+    ]
+    return min(starts) if starts else request_index.submitted_at(session, subject_id)
 
 
 def store_problem(hidden: Collection[int], altered: Collection[int]) -> str | None:

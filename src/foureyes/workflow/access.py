@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from foureyes.audit.copies import body_at
 from foureyes.audit.log import stored_bytes
 from foureyes.config import OVERSIGHT_GROUPS
-from foureyes.core import request_index
+from foureyes.core import found_events, request_index
 from foureyes.core.services import Actor, Services
 from foureyes.errors import Forbidden, NotFound
 from foureyes.model import Outcome, RequestState, Review, ReviewDecision
@@ -286,14 +286,7 @@ def _taking_part(session: Session, request_id: str, found: dict[int, bytes]) -> 
     """Who took part, from the participation events the columns `found` (seq to body) and
     those this process's index of the bodies adds (`core.request_index`: a review whose
     request or kind column was changed still counts, attack led7-F4)."""
-    starts = [
-        seq
-        for seq, raw in found.items()
-        if (body := body_at(seq, raw)) is not None
-        and body.get("request") == request_id
-        and body.get("kind") == "request.submitted"
-    ]
-    since = min(starts) if starts else request_index.submitted_at(session, request_id)
+    since = found_events.submission_of(session, request_id, found)
     if since is not None:
         more = request_index.hidden(session, request_id, since, found, PARTICIPATION)
         found = {**found, **more.bodies}

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
 from foureyes.audit.copies import body_at
-from foureyes.audit.log import Event
+from foureyes.audit.log import Event, stored_bytes
 from foureyes.connectors.base import ExecutionOrder
-from foureyes.core import request_index
+from foureyes.core import found_events, request_index
 from foureyes.core.events import POST_REVIEW
 from foureyes.core.redaction import declarations, shown_fields, shown_params
 from foureyes.core.services import Actor, Services
@@ -302,16 +302,9 @@ def _timeline(session: Session, request_id: str) -> list[dict[str, Any]]:
         )
     )
     entries = {e.seq: _entry(e.seq, e.at, e.kind, e.actor, e.body, request_id) for e in events}
-    starts = [
-        e.seq
-        for e in events
-        if (body := body_at(e.seq, e.body)) is not None
-        and body.get("request") == request_id
-        and body.get("kind") == "request.submitted"
-    ]
-    since = min(starts) if starts else request_index.submitted_at(session, request_id)
+    found = {e.seq: stored_bytes(e.body) for e in events}
+    since = found_events.submission_of(session, request_id, found)
     if since is not None:
-        found = {e.seq: e.body for e in events}
         for seq, raw in request_index.hidden(session, request_id, since, found).bodies.items():
             entry = _hidden_entry(seq, raw)
             if entry is not None:
