@@ -339,7 +339,7 @@ def test_later_changes_moved_before_an_undone_change_do_not_let_the_undo_run(
                 select(EventRow.seq).where(EventRow.request_id.is_(None)).order_by(EventRow.seq)
             )
         )[1 : 1 + len(ends)]
-        request_index.seqs(session, undo_id, 0)  # the index has read the log (running)
+        request_index.events(session, undo_id, 0)  # the index has read the log (running)
     for moved, partner in zip(ends, early, strict=True):
         for sql, params in (
             ("UPDATE audit_events SET seq = 999999999 WHERE seq = :a", {"a": partner}),

@@ -7,7 +7,7 @@ veto's `review.recorded` and `request.vetoed` events, delete the veto's review r
 request back to pending: found by the column alone, the veto was gone, and the request was
 approved and carried out with no alert (attack led7-F3); the same hid a review from the
 timeline, and its reviewer from the request (F4). So each process keeps an index of the events
-whose *bodies* name a request (`seqs`); a reader compares what the column finds with it
+whose *bodies* name a request (`events`); a reader compares what the column finds with it
 (`foureyes.workflow.integrity.trail`, who took part, the timeline), and an event the index
 knows that the column does not find is read by its seq and named as the store altered.
 
@@ -49,11 +49,21 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
+from foureyes.audit.copies import body_at
 from foureyes.audit.log import stored_bytes
 from foureyes.store.tables import EventRow
 from foureyes.store.tree import head_size, in_tree
 
-__all__ = ["CHUNK", "KEEP", "Found", "Hidden", "events", "hidden", "seqs"]
+__all__ = [
+    "CHUNK",
+    "KEEP",
+    "Found",
+    "Hidden",
+    "broke_the_glass",
+    "events",
+    "hidden",
+    "submitted_at",
+]
 
 CHUNK = 5_000
 """Event bodies read per statement."""
@@ -117,6 +127,11 @@ class _Index:
             found = self._by_request.get(request_id, [])
             since_at = bisect.bisect_left(found, (since, ""))
             return found[since_at:], self._low, self._through, self._last
+
+    def covered(self) -> tuple[int, int]:
+        """The range [low, through) the index covers (empty while they are equal)."""
+        with self._lock:
+            return self._low, self._through
 
     def suspects(self, since: int) -> set[int]:
         with self._lock:
@@ -193,13 +208,6 @@ class Found:
     missing, holding no JSON object, or holding the body of another seq (rows moved)."""
 
 
-def seqs(
-    session: Session, request_id: str, since: int, kinds: Collection[str] | None = None
-) -> list[int]:
-    """`events(...).seqs`."""
-    return events(session, request_id, since, kinds).seqs
-
-
 def events(
     session: Session, request_id: str, since: int, kinds: Collection[str] | None = None
 ) -> Found:
@@ -246,7 +254,7 @@ def broke_the_glass(session: Session) -> set[str]:
     alone (`_history`); what was appended since, by this index's reading of every body."""
     index = _index_of(session)
     upto, history = _history(session, index)
-    _, low, through, _ = index.known("", 0)
+    low, through = index.covered()
     events(session, "", max(upto, low) if low < through else upto)
     reading: _Reading = session.info[_READING]
     return set(history) | index.broke_the_glass() | reading.break_glass
@@ -268,18 +276,11 @@ def _history(session: Session, index: _Index) -> tuple[int, frozenset[str]]:
     found: set[str] = set()
     query = select(EventRow.seq, EventRow.body).where(EventRow.seq < upto, holds, in_tree())
     for seq, raw in session.execute(query):
-        try:
-            body = json.loads(stored_bytes(raw))
-        except ValueError:
+        body = body_at(int(seq), stored_bytes(raw))
+        if body is None or body.get("kind") != SUBMITTED or not _broke_the_glass(body):
             continue
-        request_id = body.get("request") if isinstance(body, dict) else None
-        if (
-            isinstance(body, dict)
-            and isinstance(request_id, str)
-            and body.get("seq") == seq
-            and body.get("kind") == SUBMITTED
-            and _broke_the_glass(body)
-        ):
+        request_id = body.get("request")
+        if isinstance(request_id, str):
             found.add(request_id)
     answer = (upto, frozenset(found))
     with index._lock:
@@ -292,7 +293,7 @@ def submitted_at(session: Session, request_id: str) -> int | None:
     """The seq of the `request.submitted` event whose body names `request_id`, if this
     process's index reaches back to it (None otherwise: it reads nothing older than it holds).
     For a reader whose look-up by the columns found none (its column changed too)."""
-    _, low, through, _ = _index_of(session).known(request_id, 0)
+    low, through = _index_of(session).covered()
     found = events(session, request_id, low if low < through else _END, (SUBMITTED,))
     return found.seqs[0] if found.seqs else None
 
@@ -366,7 +367,7 @@ def _read(
             reached = end  # nothing more of the tree lies before `end`
         else:
             # Up to the head: what was read reaches the last event found (later ones are
-            # appended after it); this transaction reads no further (`seqs`).
+            # appended after it); this transaction reads no further (`events`).
             reached = int(rows[-1][0]) + 1 if rows else at
             reading.tail = reached
         if reached > at:

@@ -32,7 +32,7 @@ def _append(database: Database, log: AuditLog, *requests: str | None) -> list[in
 
 def _seqs(database: Database, request_id: str, since: int = 0) -> list[int]:
     with database.transaction() as session:
-        return request_index.seqs(session, request_id, since)
+        return request_index.events(session, request_id, since).seqs
 
 
 def test_events_are_found_by_their_bodies_not_their_columns(database: Database) -> None:
@@ -60,7 +60,7 @@ class _Undone(Exception):
 def _append_own(session: Session, log: AuditLog) -> None:
     """Append an event of request `x` and see it in this transaction, then fail."""
     log.append(session, kind="review.recorded", actor="e", account_ref=None, request_id="x")
-    assert request_index.seqs(session, "x", 0) != []  # its own, in it
+    assert request_index.events(session, "x", 0).seqs != []  # its own, in it
     raise _Undone
 
 
